@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { enrollmentGroupSchema, individualEnrollmentSchema } from '../enrollment/enrollment.js';
+import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+
+/**
+ * `customAllocationDefinition.apiVersion` values DPS sends to webhooks today. They select the
+ * version of the service types embedded in the request; bodies captured with both are
+ * structurally identical for symmetric-key enrollments.
+ */
+export const WEBHOOK_API_VERSIONS = ['2019-03-31', '2021-10-01'] as const;
+export type WebhookApiVersion = (typeof WEBHOOK_API_VERSIONS)[number];
+
+/** The custom JSON a device sends with `setProvisioningPayload()`: DPS only forwards objects. */
+export const devicePayloadSchema = z.record(z.string(), z.unknown());
+export type DevicePayload = z.infer<typeof devicePayloadSchema>;
+
+export const deviceRuntimeContextSchema = z.looseObject({
+  registrationId: z.string(),
+  currentIotHubHostName: z.string().optional(),
+  currentDeviceId: z.string().optional(),
+  symmetricKey: z.record(z.string(), z.unknown()).optional(),
+  x509: z.record(z.string(), z.unknown()).optional(),
+  tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
+  payload: devicePayloadSchema.optional(),
+});
+export type DeviceRuntimeContext = z.infer<typeof deviceRuntimeContextSchema>;
+
+export const allocationRequestSchema = z
+  .looseObject({
+    enrollmentGroup: enrollmentGroupSchema.optional(),
+    individualEnrollment: individualEnrollmentSchema.optional(),
+    deviceRuntimeContext: deviceRuntimeContextSchema,
+    linkedHubs: z.array(z.string()),
+  })
+  .superRefine((request, ctx) => {
+    const both = request.enrollmentGroup !== undefined && request.individualEnrollment !== undefined;
+    const neither = request.enrollmentGroup === undefined && request.individualEnrollment === undefined;
+    if (both || neither) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `exactly one of enrollmentGroup or individualEnrollment is required, ${both ? 'both were given' : 'neither was given'}`,
+      });
+    }
+  });
+export type AllocationRequest = z.infer<typeof allocationRequestSchema>;
+
+export function parseAllocationRequest(input: unknown): ParseResult<AllocationRequest> {
+  return parseWith(allocationRequestSchema, input, 'allocation request');
+}
+
+export function parseAllocationRequestJson(text: string): ParseResult<AllocationRequest> {
+  return parseJsonWith(allocationRequestSchema, text, 'allocation request');
+}

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { initialTwinSchema } from '../enrollment/enrollment.js';
+import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+import { devicePayloadSchema } from './request.js';
+
+/**
+ * What the webhook answers with a 2xx status. `iotHubHostName` is nullable here on purpose: DPS
+ * turns an empty or null hub into error 400208 rather than treating the body as malformed.
+ * `payload` must be an object: DPS does not deliver anything else to the device.
+ */
+export const allocationResponseSchema = z.looseObject({
+  iotHubHostName: z.string().nullish(),
+  initialTwin: initialTwinSchema.nullish(),
+  payload: devicePayloadSchema.nullish(),
+});
+export type AllocationResponse = z.infer<typeof allocationResponseSchema>;
+
+export function parseAllocationResponse(input: unknown): ParseResult<AllocationResponse> {
+  return parseWith(allocationResponseSchema, input, 'allocation response');
+}
+
+export function parseAllocationResponseJson(text: string): ParseResult<AllocationResponse> {
+  return parseJsonWith(allocationResponseSchema, text, 'allocation response');
+}

@@ -1,0 +1,43 @@
+import { createHmac, randomBytes } from 'node:crypto';
+
+/** Raised for a key or id that cannot be used; `field` names the offending input. */
+export class KeyError extends Error {
+  override readonly name = 'KeyError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Decodes a base64 key strictly: Node's decoder silently skips junk, which would hide typos. */
+export function decodeBase64Key(key: string, field = 'key'): Buffer {
+  if (key.length === 0) throw new KeyError(field, `${field} is empty`);
+  if (!BASE64.test(key)) throw new KeyError(field, `${field} is not valid base64`);
+  return Buffer.from(key, 'base64');
+}
+
+/** base64(HMAC-SHA256(base64decode(key), message)): the primitive under derived keys and SAS. */
+export function hmacSha256Base64(key: string, message: string, field = 'key'): string {
+  return createHmac('sha256', decodeBase64Key(key, field)).update(message, 'utf8').digest('base64');
+}
+
+/**
+ * The device key of a symmetric-key enrollment group member:
+ * base64(HMAC-SHA256(base64decode(groupKey), registrationId)).
+ */
+export function deriveDeviceKey(groupKey: string, registrationId: string): string {
+  if (registrationId.length === 0) throw new KeyError('registrationId', 'registrationId is empty');
+  return hmacSha256Base64(groupKey, registrationId, 'groupKey');
+}
+
+/** A random symmetric key as DPS generates them (64 bytes, base64). */
+export function generateSymmetricKey(bytes = 64): string {
+  if (!Number.isInteger(bytes) || bytes < 16 || bytes > 64) {
+    throw new KeyError('bytes', `symmetric keys are 16 to 64 bytes long, not ${bytes}`);
+  }
+  return randomBytes(bytes).toString('base64');
+}

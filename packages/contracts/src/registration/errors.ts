@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { type ParseResult, parseJsonWith } from '../schema/parse.js';
+
+/**
+ * DPS's six-digit error codes are `HTTP status * 1000 + n` (azure-sdk-for-c derives the status as
+ * `errorCode / 1000`). Codes marked "observed" are what the real service sends; the others are
+ * dpskit's choices for cases DPS does not document, kept inside the same status family so that
+ * SDKs classify them the same way.
+ */
+export const DpsErrorCode = {
+  /** observed: the webhook answered a non-2xx status below 429 other than 401. */
+  CustomAllocationFailed: 400207,
+  /** documented: the webhook answered 2xx with an empty or null `iotHubHostName`. */
+  CustomAllocationIotHubNotSpecified: 400208,
+  /** documented: the webhook answered 401. */
+  CustomAllocationUnauthorizedAccess: 400209,
+  /** dpskit: the register request body is not a valid DeviceRegistration. */
+  InvalidRequestBody: 400001,
+  /** dpskit: the registration id is malformed or does not match the URL/topic. */
+  InvalidRegistrationId: 400002,
+  /** observed: device authentication failed. */
+  Unauthorized: 401002,
+  /** dpskit: the operation id in a poll is unknown for this registration. */
+  OperationNotFound: 404006,
+  /** dpskit: a route or topic the device API does not serve. */
+  NotFound: 404001,
+  /** observed: throttled. */
+  Throttled: 429001,
+  /** dpskit: an unexpected server error. */
+  InternalServerError: 500001,
+} as const;
+export type DpsErrorCodeName = keyof typeof DpsErrorCode;
+export type DpsErrorCodeValue = (typeof DpsErrorCode)[DpsErrorCodeName];
+
+/** The HTTP (or MQTT topic) status a six-digit DPS error code belongs to. */
+export function statusOfErrorCode(code: number): number {
+  return Math.floor(code / 1000);
+}
+
+export const DpsErrorMessage = {
+  unauthorized: 'Unauthorized',
+  throttled: 'Operations are being throttled for this tenant.',
+  customAllocationFailed: (status: number) => `Custom allocation failed with status code: ${status}`,
+  customAllocationIotHubNotSpecified: 'Custom allocation failed: the webhook returned no iotHubHostName.',
+  customAllocationUnauthorizedAccess: 'Custom allocation failed: the webhook rejected the request as unauthorized (401).',
+} as const;
+
+/** The body DPS sends with any non-2xx response (`ProvisioningServiceErrorDetails`). */
+export const provisioningErrorBodySchema = z.looseObject({
+  errorCode: z.number().int(),
+  trackingId: z.string(),
+  message: z.string(),
+  info: z.record(z.string(), z.string()).optional(),
+  timestampUtc: z.string(),
+});
+export type ProvisioningErrorBody = z.infer<typeof provisioningErrorBodySchema>;
+
+export function parseProvisioningErrorBodyJson(text: string): ParseResult<ProvisioningErrorBody> {
+  return parseJsonWith(provisioningErrorBodySchema, text, 'provisioning error body');
+}
+
+export function createErrorBody(
+  errorCode: number,
+  message: string,
+  options: { trackingId?: string; now?: Date; info?: Record<string, string> } = {},
+): ProvisioningErrorBody {
+  const body: ProvisioningErrorBody = {
+    errorCode,
+    trackingId: options.trackingId ?? randomUUID(),
+    message,
+    timestampUtc: (options.now ?? new Date()).toISOString(),
+  };
+  if (options.info) body.info = options.info;
+  return body;
+}

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { devicePayloadSchema } from '../allocation/request.js';
+import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+
+export const registrationStatusSchema = z.enum(['unassigned', 'assigning', 'assigned', 'failed', 'disabled']);
+export type RegistrationStatus = z.infer<typeof registrationStatusSchema>;
+
+export const assignedSubstatusSchema = z.enum([
+  'initialAssignment',
+  'deviceDataMigrated',
+  'deviceDataReset',
+  'reprovisionedToInitialAssignment',
+]);
+export type AssignedSubstatus = z.infer<typeof assignedSubstatusSchema>;
+
+/** Body of a device's register request: `PUT .../register` or `$dps/registrations/PUT/iotdps-register/`. */
+export const deviceRegistrationSchema = z.looseObject({
+  registrationId: z.string().min(1),
+  payload: devicePayloadSchema.optional(),
+  tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
+});
+export type DeviceRegistration = z.infer<typeof deviceRegistrationSchema>;
+
+export function parseDeviceRegistration(input: unknown): ParseResult<DeviceRegistration> {
+  return parseWith(deviceRegistrationSchema, input, 'device registration');
+}
+
+export function parseDeviceRegistrationJson(text: string): ParseResult<DeviceRegistration> {
+  return parseJsonWith(deviceRegistrationSchema, text, 'device registration');
+}
+
+export const deviceRegistrationResultSchema = z.looseObject({
+  registrationId: z.string(),
+  createdDateTimeUtc: z.string().optional(),
+  assignedHub: z.string().optional(),
+  deviceId: z.string().optional(),
+  status: registrationStatusSchema,
+  substatus: assignedSubstatusSchema.optional(),
+  errorCode: z.number().int().optional(),
+  errorMessage: z.string().optional(),
+  lastUpdatedDateTimeUtc: z.string().optional(),
+  etag: z.string().optional(),
+  payload: devicePayloadSchema.optional(),
+  symmetricKey: z.looseObject({ enrollmentGroupId: z.string().optional() }).optional(),
+  x509: z.record(z.string(), z.unknown()).optional(),
+  tpm: z.record(z.string(), z.unknown()).optional(),
+});
+export type DeviceRegistrationResult = z.infer<typeof deviceRegistrationResultSchema>;
+
+export const registrationOperationStatusSchema = z.looseObject({
+  operationId: z.string(),
+  status: registrationStatusSchema,
+  registrationState: deviceRegistrationResultSchema.optional(),
+});
+export type RegistrationOperationStatus = z.infer<typeof registrationOperationStatusSchema>;
+
+export function parseRegistrationOperationStatus(input: unknown): ParseResult<RegistrationOperationStatus> {
+  return parseWith(registrationOperationStatusSchema, input, 'registration operation status');
+}
+
+export function parseRegistrationOperationStatusJson(text: string): ParseResult<RegistrationOperationStatus> {
+  return parseJsonWith(registrationOperationStatusSchema, text, 'registration operation status');
+}

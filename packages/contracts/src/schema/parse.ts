@@ -1,0 +1,52 @@
+import type { z } from 'zod';
+
+/** One invalid field: `path` is dotted (`deviceRuntimeContext.registrationId`, `linkedHubs[0]`). */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ContractValidationError };
+
+/**
+ * Thrown (or returned) when untrusted input does not match a contract. The message lists every
+ * invalid field by path so that a 400 response or a CLI error can be shown to a user as is.
+ */
+export class ContractValidationError extends Error {
+  override readonly name = 'ContractValidationError';
+  constructor(
+    readonly what: string,
+    readonly issues: readonly FieldIssue[],
+  ) {
+    super(`Invalid ${what}: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else out += out ? `.${String(segment)}` : String(segment);
+  }
+  return out;
+}
+
+/** Validates an already-decoded value. `what` names the contract in error messages. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): ParseResult<z.output<S>> {
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  const issues = result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+  return { ok: false, error: new ContractValidationError(what, issues) };
+}
+
+/** Decodes JSON text and validates it; a syntax error is reported as an issue at the root. */
+export function parseJsonWith<S extends z.ZodType>(schema: S, text: string, what: string): ParseResult<z.output<S>> {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { ok: false, error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${reason})` }]) };
+  }
+  return parseWith(schema, decoded, what);
+}
