@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createErrorBody,
+  DpsErrorCode,
+  DpsErrorMessage,
+  parseProvisioningErrorBodyJson,
+  statusOfErrorCode,
+} from './errors.js';
+
+describe('DPS errors', () => {
+  it('formats the custom allocation failure exactly as DPS does', () => {
+    expect(DpsErrorMessage.customAllocationFailed(400)).toBe('Custom allocation failed with status code: 400');
+  });
+
+  it('keeps every code in the family of its HTTP status', () => {
+    expect(statusOfErrorCode(DpsErrorCode.CustomAllocationFailed)).toBe(400);
+    expect(statusOfErrorCode(DpsErrorCode.Unauthorized)).toBe(401);
+    expect(statusOfErrorCode(DpsErrorCode.OperationNotFound)).toBe(404);
+    expect(statusOfErrorCode(DpsErrorCode.Throttled)).toBe(429);
+    for (const code of Object.values(DpsErrorCode)) expect(String(code)).toMatch(/^[45]\d{5}$/);
+  });
+
+  it('creates error bodies that parse back', () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const body = createErrorBody(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized, { trackingId: 't', now });
+    expect(body).toEqual({ errorCode: 401002, trackingId: 't', message: 'Unauthorized', timestampUtc: '2026-01-01T00:00:00.000Z' });
+    const parsed = parseProvisioningErrorBodyJson(JSON.stringify(body));
+    expect(parsed.ok).toBe(true);
+    expect(createErrorBody(429001, DpsErrorMessage.throttled).trackingId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
