@@ -28,4 +28,19 @@ describe('DPS errors', () => {
     expect(parsed.ok).toBe(true);
     expect(createErrorBody(429001, DpsErrorMessage.throttled).trackingId).toMatch(/^[0-9a-f-]{36}$/);
   });
+
+  it('names the hub, the timeout or the cause in dpskit messages for undocumented webhook outcomes', () => {
+    expect(DpsErrorMessage.customAllocationHubNotLinked('rogue.azure-devices.net', ['a.net', 'b.net'])).toBe(
+      'Custom allocation failed: the webhook returned iotHubHostName "rogue.azure-devices.net", which is not one of the linked hubs (a.net, b.net).',
+    );
+    expect(DpsErrorMessage.customAllocationHubNotLinked('x', [])).toContain('(none)');
+    expect(DpsErrorMessage.customAllocationTimeout(250)).toContain('within 250 ms (timeout)');
+    expect(DpsErrorMessage.customAllocationConnectionFailed('ECONNREFUSED')).toContain('could not connect to the webhook (ECONNREFUSED)');
+    expect(DpsErrorMessage.customAllocationInvalidJson('Unexpected token')).toContain('not valid JSON (Unexpected token)');
+    expect(DpsErrorMessage.customAllocationInvalidResponse('payload: expected object')).toContain('payload: expected object');
+    expect(DpsErrorMessage.allocationNoIotHub('static enrollment names 2 hubs')).toBe(
+      'Allocation failed: no IoT hub can be assigned (static enrollment names 2 hubs).',
+    );
+    expect(statusOfErrorCode(DpsErrorCode.AllocationNoIotHub)).toBe(400);
+  });
 });

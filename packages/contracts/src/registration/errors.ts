@@ -27,6 +27,11 @@ export const DpsErrorCode = {
   NotFound: 404001,
   /** observed: throttled. */
   Throttled: 429001,
+  /**
+   * dpskit: a built-in allocation policy (hashed, static, geoLatency) found no hub it may assign:
+   * no candidate hubs, or a static enrollment that does not name exactly one.
+   */
+  AllocationNoIotHub: 400210,
   /** dpskit: an unexpected server error. */
   InternalServerError: 500001,
 } as const;
@@ -44,6 +49,18 @@ export const DpsErrorMessage = {
   customAllocationFailed: (status: number) => `Custom allocation failed with status code: ${status}`,
   customAllocationIotHubNotSpecified: 'Custom allocation failed: the webhook returned no iotHubHostName.',
   customAllocationUnauthorizedAccess: 'Custom allocation failed: the webhook rejected the request as unauthorized (401).',
+  // The messages below are dpskit's for outcomes DPS does not document (all under 400207).
+  customAllocationHubNotLinked: (hub: string, linkedHubs: readonly string[]) =>
+    `Custom allocation failed: the webhook returned iotHubHostName "${hub}", which is not one of the linked hubs (${linkedHubs.join(', ') || 'none'}).`,
+  customAllocationTimeout: (timeoutMs: number) =>
+    `Custom allocation failed: the webhook did not answer within ${timeoutMs} ms (timeout).`,
+  customAllocationConnectionFailed: (reason: string) =>
+    `Custom allocation failed: could not connect to the webhook (${reason}).`,
+  customAllocationInvalidJson: (reason: string) =>
+    `Custom allocation failed: the webhook response is not valid JSON (${reason}).`,
+  customAllocationInvalidResponse: (reason: string) =>
+    `Custom allocation failed: the webhook response is not a valid allocation response (${reason}).`,
+  allocationNoIotHub: (reason: string) => `Allocation failed: no IoT hub can be assigned (${reason}).`,
 } as const;
 
 /** The body DPS sends with any non-2xx response (`ProvisioningServiceErrorDetails`). */
