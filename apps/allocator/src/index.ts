@@ -1,0 +1,22 @@
+export { allocateHandler, createAllocateHandler } from './handler/allocate.js';
+export {
+  ALLOCATE_FUNCTION,
+  type AllocatorHost,
+  type AllocatorHostOptions,
+  DEFAULT_PORT,
+  startAllocatorHost,
+} from './local-host/allocator-host.js';
+export { generateFunctionKey } from './local-host/function-key.js';
+export { type LogFields, logFields } from './log/fields.js';
+export { formatHumanLine, formatJsonLine } from './log/format.js';
+export type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from './log/record.js';
+export {
+  type AllocationAccepted,
+  type AllocationDecision,
+  type AllocationPolicy,
+  type AllocationRejected,
+  accept,
+  reject,
+} from './policy/policy.js';
+export { TutorialMessage, tutorialPolicy } from './policy/tutorial.js';
+export { type HttpFunctionDefinition, httpFunction } from './registration/http-function.js';

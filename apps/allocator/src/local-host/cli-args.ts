@@ -1,0 +1,84 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_PORT } from './allocator-host.js';
+
+export type OutputFormat = 'human' | 'json';
+
+export interface CliOptions {
+  port: number;
+  host: string | undefined;
+  /** Explicit choice; undefined means: human on a terminal, JSON lines otherwise. */
+  format: OutputFormat | undefined;
+  help: boolean;
+}
+
+export type CliParse = { ok: true; options: CliOptions } | { ok: false; error: string };
+
+export const USAGE = `Usage: pnpm --filter @dpskit/allocator start [-- options]
+       node dist/local-host/cli.js [options]
+
+Serves the allocator's Azure Functions (POST /api/allocate) over HTTP without Core Tools.
+
+Options:
+  -p, --port <n>   port to listen on, 0 for a free one (default ${DEFAULT_PORT})
+      --host <h>   interface to listen on (default: 127.0.0.1 and ::1, i.e. localhost)
+      --json       log one JSON object per line (default when stdout is not a terminal)
+      --pretty     log human-readable lines (default on a terminal)
+  -h, --help       show this help
+
+Environment:
+  ALLOCATOR_FUNCTION_KEY   the function key callers must send (?code= or x-functions-key);
+                           when unset or empty a key is generated and the webhook URL printed.`;
+
+export function parseCliArgs(argv: readonly string[]): CliParse {
+  // `pnpm start -- --port 1` forwards the `--` separator itself; it is not an end-of-options mark here.
+  const args = argv[0] === '--' ? argv.slice(1) : [...argv];
+  let values: {
+    port?: string | undefined;
+    host?: string | undefined;
+    json?: boolean;
+    pretty?: boolean;
+    help?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string' },
+        json: { type: 'boolean' },
+        pretty: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+  if (values.json && values.pretty) return { ok: false, error: 'Options --json and --pretty exclude each other.' };
+
+  let port = DEFAULT_PORT;
+  if (values.port !== undefined) {
+    const parsed = parsePort(values.port);
+    if (parsed === undefined) {
+      return { ok: false, error: `Invalid --port '${values.port}': expected an integer from 0 to 65535.` };
+    }
+    port = parsed;
+  }
+  if (values.host !== undefined && values.host.trim() === '') return { ok: false, error: 'Option --host is empty.' };
+  return {
+    ok: true,
+    options: {
+      port,
+      host: values.host,
+      format: values.json ? 'json' : values.pretty ? 'human' : undefined,
+      help: values.help ?? false,
+    },
+  };
+}
+
+function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port <= 65535 ? port : undefined;
+}

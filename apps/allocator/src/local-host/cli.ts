@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { formatHumanLine, formatJsonLine } from '../log/format.js';
+import type { AllocatorLogRecord } from '../log/record.js';
+import { startAllocatorHost } from './allocator-host.js';
+import { parseCliArgs, USAGE } from './cli-args.js';
+import { functionKeyProblem, maskCode } from './function-key.js';
+
+/** Exit codes: 0 clean stop, 1 could not start (e.g. port in use), 2 bad usage. */
+async function main(): Promise<number> {
+  const parsed = parseCliArgs(process.argv.slice(2));
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { options } = parsed;
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  const envKey = process.env.ALLOCATOR_FUNCTION_KEY;
+  const functionKey = envKey === undefined || envKey === '' ? undefined : envKey;
+  if (functionKey !== undefined) {
+    const problem = functionKeyProblem(functionKey);
+    if (problem) {
+      process.stderr.write(`Invalid ALLOCATOR_FUNCTION_KEY: ${problem}.\n`);
+      return 2;
+    }
+  }
+
+  const format = options.format ?? (process.stdout.isTTY ? 'human' : 'json');
+  const print = (record: AllocatorLogRecord): void => {
+    process.stdout.write(`${format === 'json' ? formatJsonLine(record) : formatHumanLine(record)}\n`);
+  };
+
+  let host: Awaited<ReturnType<typeof startAllocatorHost>>;
+  try {
+    host = await startAllocatorHost({
+      port: options.port,
+      ...(options.host !== undefined ? { host: options.host } : {}),
+      ...(functionKey !== undefined ? { functionKey } : {}),
+      log: print,
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'EADDRINUSE'
+        ? `port ${options.port} is already in use (choose another with --port, or 0 for a free one)`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    process.stderr.write(`Could not start the allocator: ${reason}\n`);
+    return 1;
+  }
+
+  // A generated key is printed in full, since nobody else knows it; a key from the environment is masked.
+  const webhookUrl = functionKey === undefined ? host.webhookUrl : maskCode(host.webhookUrl);
+  const keySource =
+    functionKey === undefined ? 'generated (set ALLOCATOR_FUNCTION_KEY to choose one)' : 'ALLOCATOR_FUNCTION_KEY';
+  if (format === 'json') {
+    print({
+      time: new Date().toISOString(),
+      level: 'information',
+      source: 'host',
+      msg: 'Webhook URL',
+      data: { webhookUrl, keySource: functionKey === undefined ? 'generated' : 'environment' },
+    });
+  } else {
+    process.stdout.write(`\nWebhook URL for the enrollment group (function key ${keySource}):\n  ${webhookUrl}\n\n`);
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await host.close();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

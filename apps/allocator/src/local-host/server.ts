@@ -1,0 +1,318 @@
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HttpHandler } from '@azure/functions';
+import functions from '@azure/functions';
+import { recordFromContextLog } from '../log/from-context.js';
+import type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
+import {
+  type EffectiveHttpTrigger,
+  effectiveTrigger,
+  type HttpFunctionDefinition,
+} from '../registration/http-function.js';
+import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
+import { BodyTooLargeError, readBody, toFunctionRequest, writeFunctionResponse, writeText } from './node-http.js';
+import { FunctionRouter } from './router.js';
+
+const { InvocationContext } = functions;
+
+/** Well above DPS's 96 KB message limit, low enough that a bad client cannot exhaust memory. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface FunctionsHostOptions {
+  definitions: readonly HttpFunctionDefinition[];
+  routePrefix: string;
+  functionKey: string;
+  /** 0 picks a free port. */
+  port: number;
+  /**
+   * Interface to listen on. By default both loopback addresses (127.0.0.1 and ::1, when the
+   * machine has IPv6) so that `http://localhost:PORT` works whichever one a client resolves.
+   */
+  host?: string;
+  log: AllocatorLogSink;
+  /** Replacement handlers by function name (route, methods and auth level stay as registered). */
+  handlers?: Readonly<Record<string, HttpHandler>>;
+}
+
+export interface RunningFunctionsHost {
+  /** `http://localhost:PORT` (or the given host). */
+  url: string;
+  port: number;
+  triggers: EffectiveHttpTrigger[];
+  close(): Promise<void>;
+}
+
+interface Entry {
+  definition: HttpFunctionDefinition;
+  handler: HttpHandler;
+}
+
+/**
+ * Serves registered HTTP functions over node:http the way the Functions host does: routing on
+ * `{routePrefix}/{route}` with the registered methods, the function key checked for `function`
+ * and `admin` auth levels, the handler called with real `HttpRequest`/`InvocationContext` objects.
+ * A bad request is answered and logged, never allowed to take the server down.
+ */
+export async function startFunctionsHost(options: FunctionsHostOptions): Promise<RunningFunctionsHost> {
+  const { log } = options;
+  const entries = options.definitions.map((definition) => ({
+    trigger: effectiveTrigger(definition),
+    entry: {
+      definition,
+      handler: options.handlers?.[definition.name] ?? definition.options.handler,
+    } satisfies Entry,
+  }));
+  const router = new FunctionRouter<Entry>(options.routePrefix, entries);
+
+  const hostLog = (level: AllocatorLogLevel, msg: string, data?: Record<string, unknown>): void => {
+    const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
+    if (data) record.data = data;
+    emit(log, record);
+  };
+
+  let baseUrl = '';
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    handle(req, res)
+      .catch((err: unknown) => {
+        hostLog('error', 'Unhandled error while serving a request', { error: errorMessage(err) });
+        if (!res.headersSent) writeText(res, 500, 'Internal server error.');
+        else res.destroy();
+      })
+      .finally(() => {
+        hostLog(res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warning' : 'information', 'HTTP', {
+          method: req.method,
+          path: maskCode(req.url ?? ''),
+          status: res.statusCode,
+          durationMs: Math.round((performance.now() - started) * 10) / 10,
+        });
+      });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = requestUrl(req, baseUrl);
+    const match = router.match(method, url.pathname);
+    if (match.kind === 'not-found') {
+      req.resume();
+      writeText(res, 404, `No function is registered for ${url.pathname}.`);
+      return;
+    }
+    if (match.kind === 'method-not-allowed') {
+      req.resume();
+      writeText(res, 405, `Method ${method} is not allowed here; use ${match.allow.join(', ')}.`, {
+        allow: match.allow.join(', '),
+      });
+      return;
+    }
+    const { trigger, entry, params } = match;
+    const keyCheck = checkFunctionKey(
+      trigger.authLevel,
+      presentedKey(header(req, 'x-functions-key'), url.searchParams),
+      options.functionKey,
+    );
+    if (!keyCheck.ok) {
+      req.resume();
+      hostLog(
+        'warning',
+        `Unauthorized call to '${trigger.name}': ${keyCheck.reason === 'missing' ? 'no function key' : 'wrong function key'}`,
+      );
+      writeText(
+        res,
+        401,
+        keyCheck.reason === 'missing'
+          ? 'Unauthorized: this function needs its key in the "code" query parameter or the "x-functions-key" header.'
+          : 'Unauthorized: the function key is not valid.',
+      );
+      return;
+    }
+
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        writeText(res, 413, err.message, { connection: 'close' });
+        req.resume();
+        return;
+      }
+      throw err;
+    }
+
+    const request = toFunctionRequest(req, url, body, params);
+    const invocationId = randomUUID();
+    const functionName = trigger.name;
+    const context = new InvocationContext({
+      invocationId,
+      functionName,
+      logHandler: (level, ...args) => {
+        if (level === 'none') return;
+        emit(log, recordFromContextLog(level, args, { functionName, invocationId }));
+      },
+      options: {
+        trigger: {
+          type: 'httpTrigger',
+          name: 'httpTrigger',
+          authLevel: trigger.authLevel,
+          methods: trigger.methods,
+          route: trigger.route,
+        },
+      },
+    });
+
+    hostLog(
+      'information',
+      `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
+    );
+    const started = performance.now();
+    let result: Awaited<ReturnType<HttpHandler>>;
+    try {
+      result = await entry.handler(request, context);
+    } catch (err) {
+      // The Functions host answers 500 with no body when a function throws.
+      hostLog(
+        'error',
+        `Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
+        {
+          error: errorMessage(err),
+        },
+      );
+      writeText(res, 500, '');
+      return;
+    }
+    await writeFunctionResponse(res, result, method);
+    hostLog(
+      'information',
+      `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
+    );
+  };
+
+  const servers = await listen(onRequest, options.port, options.host, (err) =>
+    hostLog('warning', 'Malformed HTTP request', { error: err.message }),
+  );
+  const port = (servers[0]!.address() as AddressInfo).port;
+  const displayHost =
+    options.host === undefined || isLoopbackOrAny(options.host) ? 'localhost' : bracketIPv6(options.host);
+  const url = `http://${displayHost}:${port}`;
+  baseUrl = url;
+  const triggers = entries.map((e) => e.trigger);
+  hostLog('information', `Listening on ${url}`, {
+    url,
+    functions: triggers.map((t) => ({
+      name: t.name,
+      methods: t.methods,
+      authLevel: t.authLevel,
+      url: `${url}/${[options.routePrefix, t.route].filter((p) => p !== '').join('/')}`,
+    })),
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    triggers,
+    close() {
+      closing ??= Promise.all(servers.map(closeServer)).then(() => hostLog('information', 'Stopped'));
+      return closing;
+    },
+  };
+}
+
+async function listen(
+  onRequest: http.RequestListener,
+  port: number,
+  host: string | undefined,
+  onClientError: (err: Error) => void,
+): Promise<Server[]> {
+  const create = (): Server => {
+    const server = http.createServer(onRequest);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (err.code !== 'ECONNRESET') onClientError(err);
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    return server;
+  };
+  const first = create();
+  await listenOn(first, port, host ?? '127.0.0.1');
+  if (host !== undefined) return [first];
+  const actualPort = (first.address() as AddressInfo).port;
+  const second = create();
+  try {
+    await listenOn(second, actualPort, '::1');
+    return [first, second];
+  } catch {
+    // No IPv6 loopback on this machine: 127.0.0.1 alone serves localhost.
+    return [first];
+  }
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ port, host, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    // Keep-alive clients in the middle of nothing must not hold the close open.
+    setTimeout(() => server.closeAllConnections(), 1000).unref();
+  });
+}
+
+function requestUrl(req: IncomingMessage, baseUrl: string): URL {
+  const target = req.url ?? '/';
+  // Concatenated, not resolved: a target such as `//x/y` must stay a path, not become a host.
+  const path = target.startsWith('/') ? target : `/${target}`;
+  const hostHeader = header(req, 'host');
+  if (hostHeader && /^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(hostHeader)) {
+    try {
+      return new URL(`http://${hostHeader}${path}`);
+    } catch {
+      // An unusable Host header falls back to the listening address.
+    }
+  }
+  return new URL(`${baseUrl}${path}`);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function isLoopbackOrAny(host: string): boolean {
+  return ['localhost', '127.0.0.1', '::1', '0.0.0.0', '::', ''].includes(host);
+}
+
+function bracketIPv6(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A throwing log sink must not break request handling. */
+function emit(log: AllocatorLogSink, record: AllocatorLogRecord): void {
+  try {
+    log(record);
+  } catch {
+    // ignored on purpose
+  }
+}
