@@ -1,0 +1,37 @@
+import { devicePayloadSchema, parseJsonWith } from '@dpskit/contracts';
+
+export type PayloadParse = { ok: true; value: Record<string, unknown> } | { ok: false; message: string };
+
+const EXAMPLE = `'{"MyDeviceFirmwareVersion":"12.0.2.5","MyDeviceProvisioningVersion":"1.0.0.0"}'`;
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/**
+ * Parses the custom provisioning payload a device sends with its register request. DPS forwards it to
+ * the allocation webhook as `deviceRuntimeContext.payload`, which must be a JSON object.
+ * `source` names where the text came from (`--payload`, `DPS_PAYLOAD`) in the error.
+ */
+export function parsePayload(text: string, source = '--payload'): PayloadParse {
+  const parsed = parseJsonWith(devicePayloadSchema, text, 'payload');
+  if (parsed.ok) return { ok: true, value: parsed.value };
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { ok: false, message: `${source} is not valid JSON (${reason}); pass a JSON object such as ${EXAMPLE}` };
+  }
+  return {
+    ok: false,
+    message: `${source} must be a JSON object such as ${EXAMPLE}, not ${kindOf(decoded)}`,
+  };
+}
+
+/** True for `{...}` values (not arrays, not null): what `payload` accepts in the library API. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

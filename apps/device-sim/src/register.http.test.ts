@@ -1,0 +1,227 @@
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerDevice } from './register.js';
+import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
+import { createTestPki, type TestPki } from './testing/tls.js';
+import type { StatusUpdate } from './types.js';
+
+// The real SDK (HTTP and MQTT transports, symmetric-key security client) against a small in-test
+// HTTPS DPS responder over real TLS. The DPS side here is a fixture; the thing under test is device-sim.
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+const ID_SCOPE = '0ne00000A0A';
+const HUB = 'contoso-toasters-hub-1098.azure-devices.net';
+const TUTORIAL_PAYLOAD = { MyDeviceFirmwareVersion: '12.0.2.5', MyDeviceProvisioningVersion: '1.0.0.0' };
+
+let pki: TestPki;
+let dps: HttpsDps;
+
+beforeAll(async () => {
+  pki = createTestPki();
+  dps = await startHttpsDps({
+    pki,
+    idScope: ID_SCOPE,
+    groupKey: GROUP_KEY,
+    decide: (registrationId) => {
+      if (registrationId.startsWith('contoso-toaster')) {
+        return { kind: 'assigned', hub: HUB, payload: { welcome: registrationId } };
+      }
+      if (registrationId.startsWith('contoso-heatpump')) {
+        return { kind: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed with status code: 400' };
+      }
+      if (registrationId.startsWith('disabled')) return { kind: 'disabled' };
+      return { kind: 'no-status' };
+    },
+  });
+});
+
+afterAll(async () => {
+  await dps?.close();
+});
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('registerDevice over HTTPS with the real SDK', () => {
+  it('assigns the toaster, sends the payload and reports the tutorial status progression', async () => {
+    const statuses: StatusUpdate[] = [];
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-007',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      payload: TUTORIAL_PAYLOAD,
+      ca: pki.caPem,
+      onStatus: (s) => statuses.push(s),
+    });
+    expect(outcome).toMatchObject({
+      registrationId: 'contoso-toaster-007',
+      transport: 'http',
+      status: 'assigned',
+      assignedHub: HUB,
+      deviceId: 'contoso-toaster-007',
+      payload: { welcome: 'contoso-toaster-007' },
+    });
+    expect(outcome.registrationState?.substatus).toBe('initialAssignment');
+    expect(outcome.errorCode).toBeUndefined();
+    expect(statuses.map((s) => s.sdkStatus)).toEqual([
+      'PROV_DEVICE_REG_STATUS_CONNECTED',
+      'PROV_DEVICE_REG_STATUS_ASSIGNING',
+      'PROV_DEVICE_REG_STATUS_ASSIGNED',
+    ]);
+    expect(statuses[1]?.operationId).toMatch(/^4\.[0-9a-f]{16}\./);
+    expect(statuses[1]?.nextPollMs).toBe(1000);
+
+    const received = dps.registrations.find((r) => r.registrationId === 'contoso-toaster-007');
+    expect(received?.payload).toEqual(TUTORIAL_PAYLOAD);
+    expect(received?.userAgent).toBe('azure-iot-provisioning-device/1.9.1');
+    // the Node SDK signs the raw resource (protocol notes §4.1)
+    expect(received?.authorization).toContain(`sr=${ID_SCOPE}/registrations/contoso-toaster-007&`);
+  });
+
+  it('reports the heat pump as failed with the service error code, message and operation id', async () => {
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-heatpump-088',
+      deviceKey: 'NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=',
+      transport: 'http',
+      ca: pki.caPem,
+    });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      errorCode: 400207,
+      errorMessage: 'Custom allocation failed with status code: 400',
+      errorName: 'ProvisioningRegistrationFailedError',
+    });
+    expect(outcome.operationId).toMatch(/^4\./);
+    expect(outcome.registrationState?.lastUpdatedDateTimeUtc).toMatch(/^\d{4}-/);
+    expect(outcome.assignedHub).toBeUndefined();
+  });
+
+  it('maps a disabled answer to status disabled', async () => {
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'disabled-device-1',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      ca: pki.caPem,
+    });
+    expect(outcome.status).toBe('disabled');
+  });
+
+  it('reports a wrong key as unauthorized with the DPS error code', async () => {
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-008',
+      deviceKey: 'NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=',
+      transport: 'http',
+      ca: pki.caPem,
+    });
+    expect(outcome).toMatchObject({
+      status: 'error',
+      errorName: 'UnauthorizedError',
+      errorCode: 401002,
+      errorMessage: 'Unauthorized',
+    });
+  });
+
+  it('turns a 200 without status (which crashes the stock SDK) into an error outcome', async () => {
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'weird-device-1',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      ca: pki.caPem,
+    });
+    expect(outcome.status).toBe('error');
+    expect(outcome.errorName).toBe('InvalidServiceResponseError');
+    expect(outcome.errorMessage).toContain('no "status" field');
+  });
+
+  it('cancels while polling when the signal aborts', async () => {
+    const controller = new AbortController();
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-009',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      ca: pki.caPem,
+      onStatus: (s) => {
+        if (s.phase === 'assigning') controller.abort();
+      },
+      signal: controller.signal,
+    });
+    expect(outcome).toMatchObject({ status: 'error', errorName: 'AbortError' });
+  });
+
+  it('gives up after timeoutMs', async () => {
+    const outcome = await registerDevice({
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-010',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      ca: pki.caPem,
+      timeoutMs: 200,
+    });
+    expect(outcome).toMatchObject({ status: 'error', errorName: 'TimeoutError' });
+    expect(outcome.errorMessage).toContain('0.2 s');
+  });
+});
+
+describe('registerDevice connection failures', () => {
+  it.each(['http', 'mqtt'] as const)('reports an untrusted server certificate over %s', async (transport) => {
+    const outcome = await registerDevice({
+      // an HTTPS server is enough here: the TLS handshake fails before any MQTT is spoken
+      provisioningHost: dps.host,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-011',
+      groupKey: GROUP_KEY,
+      transport,
+      ca: pki.otherCaPem,
+    });
+    expect(outcome.status).toBe('error');
+    expect(outcome.errorName).toMatch(/CERT|SIGNATURE|ISSUER/);
+  });
+
+  it.each(['http', 'mqtt'] as const)('reports a refused connection over %s', async (transport) => {
+    const port = await closedPort();
+    const outcome = await registerDevice({
+      provisioningHost: `127.0.0.1:${port}`,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-012',
+      groupKey: GROUP_KEY,
+      transport,
+    });
+    expect(outcome).toMatchObject({ status: 'error', errorName: 'ECONNREFUSED' });
+  });
+});
+
+describe('registerDevice option checks', () => {
+  it.each([
+    [{ deviceKey: undefined, groupKey: undefined }, 'deviceKey'],
+    [{ deviceKey: 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=', groupKey: GROUP_KEY }, 'deviceKey'],
+    [{ groupKey: 'not base64!' }, 'groupKey'],
+    [{ groupKey: GROUP_KEY, registrationId: 'bad id' }, 'registrationId'],
+    [{ groupKey: GROUP_KEY, idScope: '0ne/x' }, 'idScope'],
+    [{ groupKey: GROUP_KEY, provisioningHost: 'https://x' }, 'provisioningHost'],
+    [{ groupKey: GROUP_KEY, payload: [1] as unknown as Record<string, unknown> }, 'payload'],
+    [{ groupKey: GROUP_KEY, ca: 'not a pem' }, 'ca'],
+  ])('rejects %j naming %s before connecting', async (override, field) => {
+    await expect(
+      registerDevice({ idScope: ID_SCOPE, registrationId: 'contoso-toaster-007', ...override }),
+    ).rejects.toMatchObject({ name: 'InvalidOptionError', field });
+  });
+});

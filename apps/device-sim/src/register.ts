@@ -1,0 +1,257 @@
+import {
+  type DeviceRegistrationResult,
+  decodeBase64Key,
+  deriveDeviceKey,
+  KeyError,
+  registrationIdProblem,
+} from '@dpskit/contracts';
+import { InvalidOptionError } from './errors.js';
+import { isPlainObject } from './payload.js';
+import { describeRegistrationError } from './sdk/errors.js';
+import { ProvisioningDeviceClient, SymmetricKeySecurityClient } from './sdk/modules.js';
+import { CANCELLED_ERROR_NAME } from './stats.js';
+import { type Endpoint, parseProvisioningHost } from './transport/endpoint.js';
+import { createHttpTransport } from './transport/http.js';
+import { createMqttTransport } from './transport/mqtt.js';
+import { RegistrationObserver } from './transport/observer.js';
+import type { DeviceTransport } from './transport/types.js';
+import {
+  DEFAULT_PROVISIONING_HOST,
+  type RegistrationOutcome,
+  type StatusUpdate,
+  TRANSPORTS,
+  type TransportName,
+} from './types.js';
+
+export interface RegisterOptions {
+  /** DPS device endpoint; `host:port` allowed. Default `global.azure-devices-provisioning.net`. */
+  provisioningHost?: string;
+  idScope: string;
+  registrationId: string;
+  /** The device's own symmetric key (individual enrollment, or already derived). */
+  deviceKey?: string;
+  /** The enrollment group key: the device key is derived from it (HMAC-SHA256 of the registration id). */
+  groupKey?: string;
+  /** Default `mqtt`. */
+  transport?: TransportName;
+  /** Custom payload sent with the register request; DPS hands it to the allocation webhook. */
+  payload?: Record<string, unknown>;
+  /** PEM CA certificate(s) to trust instead of Node's bundled roots (e.g. the local emulator's CA). */
+  ca?: string;
+  /** Poll interval when the service sends no `retry-after` (SDK default 2000 ms). */
+  pollingIntervalMs?: number;
+  /** Give up when there is no final answer after this long (ms). Default: no limit (the SDK polls forever). */
+  timeoutMs?: number;
+  onStatus?: (s: StatusUpdate) => void;
+  /** Aborting cancels the registration: the outcome is `error` with `errorName` `AbortError`. */
+  signal?: AbortSignal;
+  /** How long to wait for the SDK to let go after a cancel or timeout before resolving anyway. Default 2000 ms. */
+  cancelGraceMs?: number;
+}
+
+type SecurityClient = Parameters<(typeof ProvisioningDeviceClient)['create']>[3];
+
+interface Prepared {
+  endpoint: Endpoint;
+  idScope: string;
+  registrationId: string;
+  deviceKey: string;
+  transport: TransportName;
+}
+
+function prepare(options: RegisterOptions): Prepared {
+  const hostText = options.provisioningHost ?? DEFAULT_PROVISIONING_HOST;
+  const endpoint = parseProvisioningHost(hostText, 'provisioningHost');
+  if (!endpoint.ok) throw new InvalidOptionError('provisioningHost', endpoint.message);
+  if (!/^[A-Za-z0-9]+$/.test(options.idScope ?? '')) {
+    throw new InvalidOptionError(
+      'idScope',
+      `idScope "${options.idScope ?? ''}" must be the DPS ID scope (letters and digits, e.g. 0ne00000A0A)`,
+    );
+  }
+  const idProblem = registrationIdProblem(options.registrationId ?? '');
+  if (idProblem) throw new InvalidOptionError('registrationId', idProblem);
+  const transport = options.transport ?? 'mqtt';
+  if (!TRANSPORTS.includes(transport)) {
+    throw new InvalidOptionError(
+      'transport',
+      `transport must be ${TRANSPORTS.join(' or ')}, not "${String(transport)}"`,
+    );
+  }
+  if ((options.deviceKey === undefined) === (options.groupKey === undefined)) {
+    throw new InvalidOptionError(
+      'deviceKey',
+      "give exactly one of deviceKey (the device's key) or groupKey (the enrollment group key)",
+    );
+  }
+  let deviceKey: string;
+  try {
+    if (options.deviceKey !== undefined) {
+      decodeBase64Key(options.deviceKey, 'deviceKey');
+      deviceKey = options.deviceKey;
+    } else {
+      deviceKey = deriveDeviceKey(options.groupKey as string, options.registrationId);
+    }
+  } catch (err) {
+    if (err instanceof KeyError) throw new InvalidOptionError(err.field, err.message);
+    throw err;
+  }
+  if (options.payload !== undefined && !isPlainObject(options.payload)) {
+    throw new InvalidOptionError('payload', 'payload must be a plain object (it is sent as a JSON object)');
+  }
+  if (options.ca !== undefined && !options.ca.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new InvalidOptionError('ca', 'ca must be PEM text containing "-----BEGIN CERTIFICATE-----"');
+  }
+  for (const field of ['pollingIntervalMs', 'timeoutMs', 'cancelGraceMs'] as const) {
+    const value = options[field];
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+      throw new InvalidOptionError(field, `${field} must be a non-negative number of milliseconds`);
+    }
+  }
+  return {
+    endpoint: endpoint.value,
+    idScope: options.idScope,
+    registrationId: options.registrationId,
+    deviceKey,
+    transport,
+  };
+}
+
+type Settled =
+  | { kind: 'result'; value: unknown }
+  | { kind: 'error'; error: unknown }
+  | { kind: 'cancelled' }
+  | { kind: 'timeout' };
+
+/**
+ * Provisions one device through the official SDK (`ProvisioningDeviceClient` with the MQTT or HTTP
+ * transport and a `SymmetricKeySecurityClient`) and reports the outcome. Never rejects for a
+ * service or network failure: those are outcomes. Rejects with `InvalidOptionError` for bad options.
+ */
+export async function registerDevice(options: RegisterOptions): Promise<RegistrationOutcome> {
+  const startedAt = performance.now();
+  const prepared = prepare(options);
+  const { registrationId, transport: transportName } = prepared;
+  const elapsed = () => Math.round(performance.now() - startedAt);
+  const base: Pick<RegistrationOutcome, 'registrationId' | 'transport'> = { registrationId, transport: transportName };
+
+  if (options.signal?.aborted) {
+    return { ...base, ...cancelledFacts(), durationMs: 0 };
+  }
+
+  const observer = new RegistrationObserver(registrationId, startedAt, options.onStatus);
+  let deviceTransport: DeviceTransport;
+  let sdkHost: string;
+  if (transportName === 'http') {
+    const created = createHttpTransport(observer, prepared.endpoint, options.ca);
+    deviceTransport = created;
+    sdkHost = created.sdkHost;
+  } else {
+    deviceTransport = createMqttTransport(observer, options.ca);
+    sdkHost = prepared.endpoint.hostWithPort;
+  }
+  if (options.pollingIntervalMs !== undefined) {
+    deviceTransport.sdkTransport.setTransportOptions({ pollingInterval: options.pollingIntervalMs });
+  }
+  // The security package is typed against azure-iot-common 1.13.2 and the client against 1.13.1: the
+  // same runtime shape, but TypeScript sees two SharedAccessSignature classes.
+  const security = new SymmetricKeySecurityClient(registrationId, prepared.deviceKey) as unknown as SecurityClient;
+  const client = ProvisioningDeviceClient.create(sdkHost, prepared.idScope, deviceTransport.sdkTransport, security);
+  if (options.payload !== undefined) client.setProvisioningPayload(options.payload);
+
+  let sdkReturned = false;
+  let sdkDone!: () => void;
+  const sdkFinished = new Promise<void>((resolve) => {
+    sdkDone = resolve;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+
+  const settled = await new Promise<Settled>((resolve) => {
+    client.register((err, result) => {
+      sdkReturned = true;
+      sdkDone();
+      resolve(err ? { kind: 'error', error: err } : { kind: 'result', value: result });
+    });
+    observer.onFatal((error) => resolve({ kind: 'error', error }));
+    if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
+      timer = setTimeout(() => resolve({ kind: 'timeout' }), options.timeoutMs);
+    }
+    if (options.signal) {
+      onAbort = () => resolve({ kind: 'cancelled' });
+      options.signal.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+  clearTimeout(timer);
+  if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+
+  if (!sdkReturned) {
+    // The SDK is still working (cancel, timeout, or a response it could not parse): stop it, and
+    // give it a moment to close its connection so that nothing keeps running behind the outcome.
+    await deviceTransport.abort();
+    await Promise.race([sdkFinished, delay(options.cancelGraceMs ?? 2000)]);
+  }
+  deviceTransport.dispose();
+  const durationMs = elapsed();
+
+  switch (settled.kind) {
+    case 'cancelled':
+      return { ...base, ...cancelledFacts(), durationMs };
+    case 'timeout':
+      return {
+        ...base,
+        status: 'error',
+        errorName: 'TimeoutError',
+        errorMessage: `no final answer from the service within ${formatSeconds(options.timeoutMs ?? 0)}`,
+        durationMs,
+      };
+    case 'error': {
+      const facts = describeRegistrationError(settled.error);
+      const outcome: RegistrationOutcome = {
+        ...base,
+        status: facts.status,
+        errorName: facts.errorName,
+        errorMessage: facts.errorMessage,
+        durationMs,
+      };
+      if (facts.errorCode !== undefined) outcome.errorCode = facts.errorCode;
+      if (facts.operationId !== undefined) outcome.operationId = facts.operationId;
+      if (facts.registrationState !== undefined) outcome.registrationState = facts.registrationState;
+      return outcome;
+    }
+    case 'result':
+      return assignedOutcome(base, settled.value, durationMs);
+  }
+}
+
+function assignedOutcome(
+  base: Pick<RegistrationOutcome, 'registrationId' | 'transport'>,
+  value: unknown,
+  durationMs: number,
+): RegistrationOutcome {
+  const state = value as DeviceRegistrationResult | undefined;
+  const outcome: RegistrationOutcome = { ...base, status: 'assigned', durationMs };
+  if (state && typeof state === 'object') {
+    outcome.registrationState = state;
+    if (typeof state.assignedHub === 'string') outcome.assignedHub = state.assignedHub;
+    if (typeof state.deviceId === 'string') outcome.deviceId = state.deviceId;
+    if (isPlainObject(state.payload)) outcome.payload = state.payload;
+  }
+  return outcome;
+}
+
+function cancelledFacts(): Pick<RegistrationOutcome, 'status' | 'errorName' | 'errorMessage'> {
+  return {
+    status: 'error',
+    errorName: CANCELLED_ERROR_NAME,
+    errorMessage: 'cancelled before the service gave a final answer',
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}

@@ -1,0 +1,166 @@
+import {
+  parseRegistrationOperationStatus,
+  provisioningErrorBodySchema,
+  type DeviceRegistrationResult,
+} from '@dpskit/contracts';
+import type { OutcomeStatus } from '../types.js';
+
+/** What an SDK error says about a registration, in the terms of `RegistrationOutcome`. */
+export interface ErrorFacts {
+  status: OutcomeStatus;
+  errorName: string;
+  errorMessage: string;
+  errorCode?: number;
+  operationId?: string;
+  registrationState?: DeviceRegistrationResult;
+  /** HTTP status or MQTT topic status of the service's error response, when there was one. */
+  serviceStatus?: number;
+}
+
+/** Raised by device-sim when a response would crash the SDK (see protocol notes §0.7). */
+export class InvalidServiceResponseError extends Error {
+  override readonly name = 'InvalidServiceResponseError';
+}
+
+type Loose = Record<string, unknown>;
+
+function asObject(value: unknown): Loose | undefined {
+  return typeof value === 'object' && value !== null ? (value as Loose) : undefined;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Node's error code for socket/TLS failures; mqtt-base wraps them in `NotConnectedError.transportError`. */
+function systemCode(err: Loose): string | undefined {
+  const direct = str(err.code);
+  if (direct) return direct;
+  const inner = asObject(err.transportError);
+  return inner ? str(inner.code) : undefined;
+}
+
+function fromServiceBody(body: unknown): { errorCode?: number; message?: string } {
+  const parsed = provisioningErrorBodySchema.partial().safeParse(body);
+  if (!parsed.success) return {};
+  const out: { errorCode?: number; message?: string } = {};
+  if (parsed.data.errorCode !== undefined) out.errorCode = parsed.data.errorCode;
+  if (parsed.data.message !== undefined) out.message = parsed.data.message;
+  return out;
+}
+
+function fromOperationBody(result: unknown): { operationId?: string; registrationState?: DeviceRegistrationResult } {
+  const parsed = parseRegistrationOperationStatus(result);
+  if (!parsed.ok) return {};
+  const out: { operationId?: string; registrationState?: DeviceRegistrationResult } = {
+    operationId: parsed.value.operationId,
+  };
+  if (parsed.value.registrationState) out.registrationState = parsed.value.registrationState;
+  return out;
+}
+
+/**
+ * Maps what `ProvisioningDeviceClient.register()` rejects with to an outcome. The SDK's error types
+ * come from azure-iot-common (not a dependency of ours), so they are recognised by `name`, which the
+ * SDK sets on each class.
+ */
+export function describeRegistrationError(error: unknown): ErrorFacts {
+  const err = asObject(error);
+  if (!err) return { status: 'error', errorName: 'Error', errorMessage: String(error) };
+  const name = str(err.name) ?? 'Error';
+  const message = str(err.message) ?? '';
+
+  // status "failed" in a 2xx response: the service's final answer, with registrationState.errorCode.
+  // The class is DeviceRegistrationFailedError; its `name` is ProvisioningRegistrationFailedError.
+  if (name === 'ProvisioningRegistrationFailedError' || name === 'DeviceRegistrationFailedError') {
+    const body = fromOperationBody(err.result);
+    const state = body.registrationState;
+    const facts: ErrorFacts = {
+      status: 'failed',
+      errorName: name,
+      errorMessage: state?.errorMessage ?? 'registration failed (the service gave no errorMessage)',
+      ...body,
+    };
+    if (state?.errorCode !== undefined) facts.errorCode = state.errorCode;
+    return facts;
+  }
+
+  // Any status the polling state machine does not know, e.g. "disabled" for a disabled enrollment.
+  const unknownStatus = /^status is (.*)$/.exec(message);
+  if (name === 'SyntaxError' && unknownStatus && err.result !== undefined) {
+    const body = fromOperationBody(err.result);
+    const status = unknownStatus[1] ?? '';
+    const state = body.registrationState;
+    const facts: ErrorFacts = {
+      status: status.toLowerCase() === 'disabled' ? 'disabled' : 'error',
+      errorName: status.toLowerCase() === 'disabled' ? 'RegistrationDisabledError' : 'UnexpectedStatusError',
+      errorMessage:
+        state?.errorMessage ??
+        (status.toLowerCase() === 'disabled'
+          ? 'the enrollment (or this device) is disabled'
+          : `the service answered with status "${status}", which the SDK does not accept`),
+      ...body,
+    };
+    if (state?.errorCode !== undefined) facts.errorCode = state.errorCode;
+    return facts;
+  }
+
+  // MQTT: an error status on the response topic; `.result` is the parsed error body and
+  // `.transportObject.topic` carries the status.
+  const transportObject = asObject(err.transportObject);
+  if (err.result !== undefined && transportObject) {
+    const body = fromServiceBody(err.result);
+    const facts: ErrorFacts = {
+      status: 'error',
+      errorName: name,
+      errorMessage: body.message ?? message,
+    };
+    if (body.errorCode !== undefined) facts.errorCode = body.errorCode;
+    const topicStatus = /^\$dps\/registrations\/res\/(\d+)\//.exec(str(transportObject.topic) ?? '');
+    if (topicStatus) facts.serviceStatus = Number(topicStatus[1]);
+    return facts;
+  }
+
+  // HTTP: azure-iot-http-base turned a status >= 300 into a typed error with the raw body.
+  const response = asObject(err.response);
+  if (typeof err.responseBody === 'string' && response) {
+    const statusCode = typeof response.statusCode === 'number' ? response.statusCode : undefined;
+    let decoded: unknown;
+    try {
+      decoded = JSON.parse(err.responseBody);
+    } catch {
+      decoded = undefined;
+    }
+    const body = fromServiceBody(decoded);
+    const facts: ErrorFacts = {
+      status: 'error',
+      errorName: name,
+      errorMessage: body.message ?? `HTTP ${statusCode ?? '?'} ${err.responseBody.slice(0, 200) || message}`.trim(),
+    };
+    if (body.errorCode !== undefined) facts.errorCode = body.errorCode;
+    if (statusCode !== undefined) facts.serviceStatus = statusCode;
+    return facts;
+  }
+
+  const code = systemCode(err);
+  if (code) {
+    const inner = asObject(err.transportError);
+    return { status: 'error', errorName: code, errorMessage: str(inner?.message) ?? message };
+  }
+
+  if (name === 'TimeoutError') {
+    return {
+      status: 'error',
+      errorName: name,
+      errorMessage: 'the service did not answer a request within 30 s (the SDK timeout per request)',
+    };
+  }
+  if (name === 'OperationCancelledError') {
+    return {
+      status: 'error',
+      errorName: name,
+      errorMessage: message || 'the SDK cancelled the operation (the connection closed before the service answered)',
+    };
+  }
+  return { status: 'error', errorName: name, errorMessage: message || name };
+}

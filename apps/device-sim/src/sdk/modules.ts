@@ -1,0 +1,26 @@
+// The Azure IoT device SDK packages are CommonJS: Node's ESM loader only guarantees their
+// default export, so they are imported once here and destructured.
+import httpBaseModule from 'azure-iot-http-base';
+import mqttBaseModule from 'azure-iot-mqtt-base';
+import provisioningModule from 'azure-iot-provisioning-device';
+import httpTransportModule from 'azure-iot-provisioning-device-http';
+import mqttTransportModule from 'azure-iot-provisioning-device-mqtt';
+import symmetricKeyModule from 'azure-iot-security-symmetric-key';
+
+export const { ProvisioningDeviceClient, ProvisioningDeviceConstants } = provisioningModule;
+export const { Mqtt } = mqttTransportModule;
+export const { Http } = httpTransportModule;
+export const { MqttBase } = mqttBaseModule;
+export const { Http: HttpBase } = httpBaseModule;
+export const { SymmetricKeySecurityClient } = symmetricKeyModule;
+
+/** The version the SDK reports in its User-Agent (`azure-iot-provisioning-device/1.9.1`). */
+export function sdkVersion(): string {
+  const agent = ProvisioningDeviceConstants.userAgent;
+  return agent.slice(agent.lastIndexOf('/') + 1);
+}
+
+/** The DPS api-version the SDK sends (`2019-03-31`). */
+export function sdkApiVersion(): string {
+  return ProvisioningDeviceConstants.apiVersion;
+}

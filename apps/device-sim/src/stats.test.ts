@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { CANCELLED_ERROR_NAME, FleetTally, percentile, summarizeLatencies } from './stats.js';
+import type { RegistrationOutcome } from './types.js';
+
+describe('percentile (nearest rank)', () => {
+  const oneToHundred = Array.from({ length: 100 }, (_, i) => i + 1);
+
+  it('gives observed values at the nearest rank', () => {
+    expect(percentile(oneToHundred, 50)).toBe(50);
+    expect(percentile(oneToHundred, 95)).toBe(95);
+    expect(percentile(oneToHundred, 99)).toBe(99);
+    expect(percentile(oneToHundred, 100)).toBe(100);
+    expect(percentile(oneToHundred, 0.5)).toBe(1);
+  });
+
+  it('handles small samples without interpolating', () => {
+    expect(percentile([10], 50)).toBe(10);
+    expect(percentile([10, 20], 50)).toBe(10);
+    expect(percentile([10, 20], 51)).toBe(20);
+    expect(percentile([10, 20, 30, 40], 95)).toBe(40);
+  });
+
+  it('rejects empty samples and out-of-range p', () => {
+    expect(() => percentile([], 50)).toThrow(RangeError);
+    expect(() => percentile([1], 0)).toThrow(RangeError);
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+});
+
+describe('summarizeLatencies', () => {
+  it('sorts numerically and reports min/mean/max', () => {
+    const s = summarizeLatencies([300, 20, 1000, 5]);
+    expect(s).toEqual({ count: 4, min: 5, mean: 331.25, p50: 20, p95: 1000, p99: 1000, max: 1000 });
+  });
+
+  it('is null for no values', () => {
+    expect(summarizeLatencies([])).toBeNull();
+  });
+});
+
+function outcome(partial: Partial<RegistrationOutcome>): RegistrationOutcome {
+  return { registrationId: 'd', transport: 'mqtt', status: 'assigned', durationMs: 10, ...partial };
+}
+
+describe('FleetTally', () => {
+  it('groups outcomes by status and error code, counts hubs, and computes the rate', () => {
+    const tally = new FleetTally();
+    const hubA = 'contoso-toasters-hub-1098.azure-devices.net';
+    for (let i = 0; i < 3; i++) tally.add(outcome({ assignedHub: hubA, durationMs: 100 + i }));
+    tally.add(outcome({ assignedHub: 'other.azure-devices.net', durationMs: 50 }));
+    for (let i = 0; i < 2; i++) {
+      tally.add(
+        outcome({
+          status: 'failed',
+          errorCode: 400207,
+          errorName: 'ProvisioningRegistrationFailedError',
+          errorMessage: 'Custom allocation failed with status code: 400',
+          durationMs: 200,
+        }),
+      );
+    }
+    tally.add(outcome({ status: 'error', errorCode: 401002, errorName: 'UnauthorizedError', durationMs: 5 }));
+    tally.add(outcome({ status: 'error', errorName: CANCELLED_ERROR_NAME, durationMs: 9999 }));
+
+    const s = tally.summary({
+      transport: 'mqtt',
+      concurrency: 4,
+      requested: 10,
+      launched: 8,
+      durationMs: 2000,
+      stoppedEarly: true,
+    });
+    expect(s.completed).toBe(7);
+    expect(s.cancelled).toBe(1);
+    expect(s.notStarted).toBe(2);
+    expect(s.byStatus).toEqual({ assigned: 4, failed: 2, disabled: 0, error: 1 });
+    expect(s.outcomes).toEqual([
+      { status: 'assigned', count: 4 },
+      {
+        status: 'failed',
+        errorCode: 400207,
+        errorName: 'ProvisioningRegistrationFailedError',
+        errorMessage: 'Custom allocation failed with status code: 400',
+        count: 2,
+      },
+      { status: 'error', errorCode: 401002, errorName: 'UnauthorizedError', count: 1 },
+    ]);
+    expect(s.hubs).toEqual([
+      { hub: hubA, count: 3 },
+      { hub: 'other.azure-devices.net', count: 1 },
+    ]);
+    expect(s.registrationsPerSecond).toBe(3.5);
+    // the cancelled device's 9999 ms is not a latency
+    expect(s.latencyMs?.max).toBe(200);
+    expect(s.latencyMs?.count).toBe(7);
+  });
+
+  it('summarizes an empty run', () => {
+    const s = new FleetTally().summary({
+      transport: 'http',
+      concurrency: 1,
+      requested: 0,
+      launched: 0,
+      durationMs: 0,
+      stoppedEarly: false,
+    });
+    expect(s.latencyMs).toBeNull();
+    expect(s.registrationsPerSecond).toBe(0);
+    expect(s.outcomes).toEqual([]);
+  });
+});

@@ -1,0 +1,151 @@
+import type { OutcomeStatus, RegistrationOutcome, TransportName } from './types.js';
+
+/**
+ * Nearest-rank percentile of ascending `sorted` values: the smallest value such that at least p% of
+ * values are <= it. Always an observed value, so p100 is the max and small samples stay honest.
+ */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError('percentile of an empty sample');
+  if (!(p > 0 && p <= 100)) throw new RangeError(`percentile must be in (0, 100], not ${p}`);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(rank, sorted.length) - 1]!;
+}
+
+export interface LatencySummary {
+  count: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export function summarizeLatencies(values: readonly number[]): LatencySummary | null {
+  if (values.length === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  const list = Array.from(sorted);
+  let sum = 0;
+  for (const v of list) sum += v;
+  return {
+    count: list.length,
+    min: list[0]!,
+    mean: sum / list.length,
+    p50: percentile(list, 50),
+    p95: percentile(list, 95),
+    p99: percentile(list, 99),
+    max: list[list.length - 1]!,
+  };
+}
+
+/** One row of "outcomes by status and error code". */
+export interface OutcomeGroup {
+  status: OutcomeStatus;
+  errorCode?: number;
+  errorName?: string;
+  /** The message of the first outcome in the group, as an example. */
+  errorMessage?: string;
+  count: number;
+}
+
+export interface FleetSummary {
+  transport: TransportName;
+  concurrency: number;
+  /** Devices asked for (`--count`). */
+  requested: number;
+  /** Devices whose registration was started. */
+  launched: number;
+  /** Devices that reached an outcome (any status, cancelled ones excluded). */
+  completed: number;
+  /** Devices in flight when the run was stopped, cancelled without an outcome. */
+  cancelled: number;
+  /** Devices never started because the run was stopped. */
+  notStarted: number;
+  stoppedEarly: boolean;
+  byStatus: Record<OutcomeStatus, number>;
+  outcomes: OutcomeGroup[];
+  /** Devices per assigned hub, most first. */
+  hubs: Array<{ hub: string; count: number }>;
+  durationMs: number;
+  /** Completed registrations per second of wall-clock time. */
+  registrationsPerSecond: number;
+  /** Latency of completed registrations (register() start to outcome), in ms. */
+  latencyMs: LatencySummary | null;
+}
+
+/** The error name `registerDevice` gives a registration stopped by its AbortSignal. */
+export const CANCELLED_ERROR_NAME = 'AbortError';
+
+export function isCancelled(outcome: RegistrationOutcome): boolean {
+  return outcome.status === 'error' && outcome.errorName === CANCELLED_ERROR_NAME;
+}
+
+/** Accumulates outcomes as they arrive; `summary` can be taken at any time (progress, Ctrl-C). */
+export class FleetTally {
+  private readonly groups = new Map<string, OutcomeGroup>();
+  private readonly hubs = new Map<string, number>();
+  private readonly latencies: number[] = [];
+  readonly byStatus: Record<OutcomeStatus, number> = { assigned: 0, failed: 0, disabled: 0, error: 0 };
+  completed = 0;
+  cancelled = 0;
+
+  add(outcome: RegistrationOutcome): void {
+    if (isCancelled(outcome)) {
+      this.cancelled += 1;
+      return;
+    }
+    this.completed += 1;
+    this.byStatus[outcome.status] += 1;
+    this.latencies.push(outcome.durationMs);
+    if (outcome.status === 'assigned' && outcome.assignedHub) {
+      this.hubs.set(outcome.assignedHub, (this.hubs.get(outcome.assignedHub) ?? 0) + 1);
+    }
+    const key = `${outcome.status}|${outcome.errorCode ?? ''}|${outcome.status === 'assigned' ? '' : (outcome.errorName ?? '')}`;
+    const group = this.groups.get(key);
+    if (group) {
+      group.count += 1;
+      return;
+    }
+    const created: OutcomeGroup = { status: outcome.status, count: 1 };
+    if (outcome.status !== 'assigned') {
+      if (outcome.errorCode !== undefined) created.errorCode = outcome.errorCode;
+      if (outcome.errorName !== undefined) created.errorName = outcome.errorName;
+      if (outcome.errorMessage !== undefined) created.errorMessage = outcome.errorMessage;
+    }
+    this.groups.set(key, created);
+  }
+
+  summary(run: {
+    transport: TransportName;
+    concurrency: number;
+    requested: number;
+    launched: number;
+    durationMs: number;
+    stoppedEarly: boolean;
+  }): FleetSummary {
+    const statusOrder: OutcomeStatus[] = ['assigned', 'failed', 'disabled', 'error'];
+    const outcomes = [...this.groups.values()].sort(
+      (a, b) => statusOrder.indexOf(a.status) - statusOrder.indexOf(b.status) || b.count - a.count,
+    );
+    const hubs = [...this.hubs.entries()]
+      .map(([hub, count]) => ({ hub, count }))
+      .sort((a, b) => b.count - a.count || a.hub.localeCompare(b.hub));
+    const seconds = run.durationMs / 1000;
+    return {
+      transport: run.transport,
+      concurrency: run.concurrency,
+      requested: run.requested,
+      launched: run.launched,
+      completed: this.completed,
+      cancelled: this.cancelled,
+      notStarted: run.requested - run.launched,
+      stoppedEarly: run.stoppedEarly,
+      byStatus: { ...this.byStatus },
+      outcomes,
+      hubs,
+      durationMs: run.durationMs,
+      registrationsPerSecond: seconds > 0 ? this.completed / seconds : 0,
+      latencyMs: summarizeLatencies(this.latencies),
+    };
+  }
+}

@@ -1,0 +1,103 @@
+import { InvalidServiceResponseError } from '../sdk/errors.js';
+import { Mqtt, MqttBase } from '../sdk/modules.js';
+import type { RegistrationObserver, TransportCallback } from './observer.js';
+import type { DeviceTransport } from './types.js';
+
+type MqttBaseInstance = InstanceType<typeof MqttBase>;
+type ConnectConfig = Parameters<MqttBaseInstance['connect']>[0];
+type Done = (err?: Error, result?: unknown) => void;
+
+class ObservedMqttBase extends MqttBase {
+  constructor(private readonly observer: RegistrationObserver) {
+    super();
+  }
+
+  override connect(config: ConnectConfig, done: Done): void {
+    super.connect(config, (err?: Error, result?: unknown) => {
+      if (!err) this.observer.connected();
+      done(err, result);
+    });
+  }
+
+  // The transport's response handler JSON.parses every payload unguarded; a non-JSON payload
+  // would throw inside the event and kill the process. Report it as this device's failure instead.
+  override on(event: string | symbol, listener: (...args: unknown[]) => void): this {
+    if (event !== 'message') return super.on(event, listener);
+    return super.on(event, (...args: unknown[]) => {
+      try {
+        listener(...args);
+      } catch (err) {
+        const [topic, payload] = args;
+        const text = Buffer.isBuffer(payload) ? payload.toString('utf8').slice(0, 200) : String(payload);
+        const reason = err instanceof Error ? err.message : String(err);
+        this.observer.fatal(
+          new InvalidServiceResponseError(
+            `the service sent a response the SDK cannot handle on ${String(topic)} (${reason}): ${JSON.stringify(text)}`,
+          ),
+        );
+      }
+    });
+  }
+}
+
+class ObservedMqtt extends Mqtt {
+  aborted = false;
+
+  constructor(
+    base: MqttBaseInstance,
+    private readonly observer: RegistrationObserver,
+  ) {
+    super(base);
+  }
+
+  override registrationRequest(
+    request: Parameters<InstanceType<typeof Mqtt>['registrationRequest']>[0],
+    callback: TransportCallback,
+  ): void {
+    if (this.aborted) {
+      callback(cancelled());
+      return;
+    }
+    super.registrationRequest(request, this.observer.wrap(callback));
+  }
+
+  override queryOperationStatus(
+    request: Parameters<InstanceType<typeof Mqtt>['queryOperationStatus']>[0],
+    operationId: string,
+    callback: TransportCallback,
+  ): void {
+    if (this.aborted) {
+      callback(cancelled());
+      return;
+    }
+    super.queryOperationStatus(request, operationId, this.observer.wrap(callback));
+  }
+}
+
+function cancelled(): Error {
+  const err = new Error('registration cancelled');
+  err.name = 'OperationCancelledError';
+  return err;
+}
+
+/**
+ * The SDK's MQTT transport with an injected `MqttBase`: `setOptions({ ca })` is the only way to
+ * trust a CA without NODE_EXTRA_CA_CERTS (the transport has no CA option). `host:port` works as is:
+ * the transport connects to `mqtts://<provisioningHost>`.
+ */
+export function createMqttTransport(observer: RegistrationObserver, ca: string | undefined): DeviceTransport {
+  const base = new ObservedMqttBase(observer);
+  if (ca !== undefined) base.setOptions({ ca });
+  const transport = new ObservedMqtt(base, observer);
+  // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
+  // EventEmitter 'error' without a listener would throw.
+  transport.on('error', () => {});
+  return {
+    sdkTransport: transport,
+    abort(): Promise<void> {
+      transport.aborted = true;
+      return new Promise((resolve) => transport.disconnect(() => resolve()));
+    },
+    dispose(): void {},
+  };
+}

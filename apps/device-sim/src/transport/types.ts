@@ -1,0 +1,15 @@
+import type { Http, Mqtt } from '../sdk/modules.js';
+
+type SdkTransport = InstanceType<typeof Mqtt> | InstanceType<typeof Http>;
+
+export interface DeviceTransport {
+  /** The SDK transport object to hand to `ProvisioningDeviceClient.create`. */
+  sdkTransport: SdkTransport;
+  /**
+   * Stops the registration now: pending requests fail with `OperationCancelledError`, later ones are
+   * refused, and connections are closed. Resolves when the transport has let go.
+   */
+  abort(): Promise<void>;
+  /** Releases what the transport holds once the registration is over. */
+  dispose(): void;
+}
