@@ -1,0 +1,113 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { WebhookCallOutcome } from '../core/allocation/custom.js';
+
+export interface WebhookClientOptions {
+  /** Whole-exchange deadline: connect, send, and read the answer (default 30 s). */
+  timeoutMs: number;
+  /** Largest answer read (default 4 MiB); DPS caps messages at 96 KB. */
+  maxResponseBytes?: number;
+  userAgent?: string;
+}
+
+/**
+ * The HTTP client DPS uses to call a custom allocation webhook: a POST of the allocation request
+ * to the enrollment's `webhookUrl`, query (`?code=` function key) kept, JSON body. Redirects are
+ * not followed (a 3xx is an answer like any other). It never throws: every result, including a
+ * timeout or a refused connection, is an outcome the allocation maps to a registration result.
+ * HTTPS webhooks are verified against Node's trusted CAs (add yours with NODE_EXTRA_CA_CERTS).
+ */
+export class WebhookClient {
+  readonly #options: Required<WebhookClientOptions>;
+  readonly #httpAgent = new http.Agent({ keepAlive: true });
+  readonly #httpsAgent = new https.Agent({ keepAlive: true });
+
+  constructor(options: WebhookClientOptions) {
+    this.#options = { maxResponseBytes: 4 * 1024 * 1024, userAgent: 'dpskit-emulator', ...options };
+  }
+
+  call(url: string, body: string, signal?: AbortSignal): Promise<WebhookCallOutcome & { latencyMs: number }> {
+    const started = performance.now();
+    const latency = () => Math.round(performance.now() - started);
+    return new Promise((resolve) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      let onAbort: (() => void) | undefined;
+      const finish = (outcome: WebhookCallOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (onAbort) signal?.removeEventListener('abort', onAbort);
+        resolve({ ...outcome, latencyMs: latency() });
+      };
+
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        return finish({ kind: 'connection-error', reason: `"${url}" is not a valid URL` });
+      }
+      const secure = target.protocol === 'https:';
+      if (!secure && target.protocol !== 'http:') {
+        return finish({ kind: 'connection-error', reason: `unsupported protocol "${target.protocol}"` });
+      }
+
+      const payload = Buffer.from(body, 'utf8');
+      const request = (secure ? https : http).request(target, {
+        method: 'POST',
+        agent: secure ? this.#httpsAgent : this.#httpAgent,
+        headers: {
+          'Content-Type': 'application/json; charset=utf-8',
+          Accept: 'application/json',
+          'Content-Length': payload.length,
+          'User-Agent': this.#options.userAgent,
+        },
+      });
+      timer = setTimeout(() => {
+        finish({ kind: 'timeout', timeoutMs: this.#options.timeoutMs });
+        request.destroy();
+      }, this.#options.timeoutMs);
+      onAbort = () => {
+        finish({ kind: 'connection-error', reason: 'aborted: the emulator is stopping' });
+        request.destroy();
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      request.on('error', (err: NodeJS.ErrnoException) =>
+        finish({ kind: 'connection-error', reason: err.message || err.code || 'unknown error' }),
+      );
+      request.on('response', (response) => {
+        const status = response.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.#options.maxResponseBytes) {
+            finish({
+              kind: 'response',
+              status,
+              body: '',
+              bodyError: `the body is larger than ${this.#options.maxResponseBytes} bytes`,
+            });
+            response.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on('end', () => finish({ kind: 'response', status, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('error', (err) =>
+          finish({ kind: 'connection-error', reason: `the answer was cut off (${err.message})` }),
+        );
+        response.on('aborted', () => finish({ kind: 'connection-error', reason: 'the answer was cut off' }));
+      });
+      request.end(payload);
+    });
+  }
+
+  /** Closes idle keep-alive connections so the process (and test servers) can exit. */
+  close(): void {
+    this.#httpAgent.destroy();
+    this.#httpsAgent.destroy();
+  }
+}

@@ -1,0 +1,144 @@
+import { parseArgs } from 'node:util';
+
+export const USAGE = `Usage: dps-emulator start [options]
+
+A local Azure IoT Hub Device Provisioning Service for the official device SDKs.
+
+Options:
+  --config <file>          JSON or YAML config (default: the tutorial setup, see the README)
+  --state-dir <dir>        registration records, generated keys, TLS files (default ./.dpskit/emulator)
+  --host <address>         bind address (default 127.0.0.1)
+  --mqtt-port <port>       MQTT over TLS port (default 8883; 0 = any free port)
+  --https-port <port>      HTTPS port (default 443; 0 = any free port)
+  --no-https               serve MQTT only
+  --tls-name <name>        extra DNS name or IP for the server certificate (repeatable)
+  --retry-after <seconds>  retry-after sent while assigning (default 3, as DPS)
+  --webhook-url <url>      without --config: make the tutorial group use custom allocation with this webhook
+  --webhook-timeout <ms>   custom allocation webhook timeout (default 30000)
+  --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
+  --log-level <level>      debug, info, warn or error (default info)
+  -h, --help               show this help
+  -v, --version            show the version
+`;
+
+export interface StartArgs {
+  command: 'start';
+  config?: string;
+  stateDir?: string;
+  host?: string;
+  mqttPort?: number;
+  httpsPort?: number | false;
+  tlsNames: string[];
+  retryAfterSeconds?: number;
+  webhookUrl?: string;
+  webhookTimeoutMs?: number;
+  logFormat?: 'pretty' | 'json';
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export type CliArgs = StartArgs | { command: 'help' } | { command: 'version' };
+
+/** A command line that cannot be run; the message says what is wrong. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export function parseCliArgs(argv: readonly string[]): CliArgs {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { command: 'help' };
+  if (values.version) return { command: 'version' };
+  const [command, ...rest] = positionals;
+  if (command !== 'start') {
+    throw new UsageError(
+      command
+        ? `Unknown command "${command}"; the only command is "start".`
+        : 'Missing the command: dps-emulator start',
+    );
+  }
+  if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}".`);
+  if (values['no-https'] && values['https-port'] !== undefined)
+    throw new UsageError('--no-https and --https-port exclude each other.');
+  if (values.config && values['webhook-url']) {
+    throw new UsageError(
+      '--webhook-url only changes the built-in tutorial setup; with --config, set the webhook in the file.',
+    );
+  }
+
+  const args: StartArgs = { command: 'start', tlsNames: values['tls-name'] ?? [] };
+  if (values.config !== undefined) args.config = values.config;
+  if (values['state-dir'] !== undefined) args.stateDir = values['state-dir'];
+  if (values.host !== undefined) args.host = values.host;
+  if (values['mqtt-port'] !== undefined) args.mqttPort = port('--mqtt-port', values['mqtt-port']);
+  if (values['https-port'] !== undefined) args.httpsPort = port('--https-port', values['https-port']);
+  if (values['no-https']) args.httpsPort = false;
+  if (values['retry-after'] !== undefined) args.retryAfterSeconds = number('--retry-after', values['retry-after'], 0);
+  if (values['webhook-url'] !== undefined) {
+    try {
+      const { protocol } = new URL(values['webhook-url']);
+      if (protocol !== 'http:' && protocol !== 'https:') throw new Error();
+    } catch {
+      throw new UsageError(`--webhook-url "${values['webhook-url']}" is not an http or https URL.`);
+    }
+    args.webhookUrl = values['webhook-url'];
+  }
+  if (values['webhook-timeout'] !== undefined)
+    args.webhookTimeoutMs = number('--webhook-timeout', values['webhook-timeout'], 1);
+  if (values['log-format'] !== undefined) {
+    if (values['log-format'] !== 'pretty' && values['log-format'] !== 'json') {
+      throw new UsageError(`--log-format must be pretty or json, not "${values['log-format']}".`);
+    }
+    args.logFormat = values['log-format'];
+  }
+  if (values['log-level'] !== undefined) {
+    const level = values['log-level'];
+    if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
+      throw new UsageError(`--log-level must be debug, info, warn or error, not "${level}".`);
+    }
+    args.logLevel = level;
+  }
+  return args;
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'state-dir': { type: 'string' },
+      host: { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'https-port': { type: 'string' },
+      'no-https': { type: 'boolean' },
+      'tls-name': { type: 'string', multiple: true },
+      'retry-after': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-timeout': { type: 'string' },
+      'log-format': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+}
+
+function port(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535)
+    throw new UsageError(`${flag} must be a port number from 0 to 65535, not "${value}".`);
+  return n;
+}
+
+function number(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min)
+    throw new UsageError(`${flag} must be a number >= ${min}, not "${value}".`);
+  return n;
+}

@@ -1,0 +1,77 @@
+import type { Emulator } from '../emulator.js';
+
+/** The startup summary: endpoints, ID scope, the CA to trust, hubs and enrollments with their keys. */
+export function formatBanner(emulator: Emulator): string {
+  const hubs = emulator.linkedHubs;
+  const lines: string[] = [];
+  const { mqtt, https } = emulator.endpoints;
+  lines.push(`DPS emulator running — ID scope ${emulator.idScope}`);
+  lines.push(`  MQTT   mqtts://${hostPort(mqtt.host, mqtt.port)}   provisioningHost "${mqtt.provisioningHost}"`);
+  if (https) {
+    const note = https.port === 443 ? '' : `  (Node HTTP transport: use an https.Agent with defaultPort ${https.port})`;
+    lines.push(
+      `  HTTPS  https://${hostPort(https.host, https.port)}   provisioningHost "${https.provisioningHost}"${note}`,
+    );
+  } else {
+    lines.push('  HTTPS  off');
+  }
+  lines.push(`  State  ${emulator.stateDir}`);
+  lines.push(`  CA     ${emulator.caCertPath}${emulator.tls.action === 'reused' ? '' : ` (${emulator.tls.action})`}`);
+  lines.push(`         trust it with: export NODE_EXTRA_CA_CERTS="${emulator.caCertPath}"`);
+  lines.push('');
+  lines.push('Linked IoT hubs:');
+  for (const hub of hubs) {
+    const notes = [`weight ${hub.allocationWeight}`, ...(hub.applyAllocationPolicy ? [] : ['not in allocation'])];
+    lines.push(`  ${hub.hostName} (${notes.join(', ')})`);
+  }
+
+  const generated = new Map(emulator.generatedKeys.map((g) => [`${g.kind}:${g.id}`, new Set(g.keys)]));
+  const keyLines = (
+    kind: 'group' | 'individual',
+    id: string,
+    keys: { primaryKey?: string; secondaryKey?: string } | undefined,
+  ) => {
+    const made = generated.get(`${kind}:${id}`);
+    return (['primaryKey', 'secondaryKey'] as const).map(
+      (which) => `      ${which.padEnd(12)} ${keys?.[which] ?? ''}${made?.has(which) ? '  (generated)' : ''}`,
+    );
+  };
+  const describe = (e: {
+    allocationPolicy?: string;
+    iotHubs?: string[];
+    provisioningStatus?: string;
+    customAllocationDefinition?: { webhookUrl: string };
+  }) =>
+    [
+      e.allocationPolicy ?? 'default policy',
+      e.customAllocationDefinition ? `webhook ${e.customAllocationDefinition.webhookUrl}` : undefined,
+      e.iotHubs?.length ? `hubs ${e.iotHubs.join(', ')}` : 'all linked hubs',
+      e.provisioningStatus === 'disabled' ? 'DISABLED' : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
+
+  const { groups, individuals } = emulator.enrollments;
+  lines.push('');
+  lines.push(
+    groups.length
+      ? 'Enrollment groups (device key = HMAC-SHA256(group key, registration id)):'
+      : 'Enrollment groups: none',
+  );
+  for (const group of groups) {
+    lines.push(`  ${group.enrollmentGroupId}  [${describe(group)}]`);
+    lines.push(...keyLines('group', group.enrollmentGroupId, group.attestation.symmetricKey));
+  }
+  lines.push(individuals.length ? 'Individual enrollments:' : 'Individual enrollments: none');
+  for (const individual of individuals) {
+    lines.push(`  ${individual.registrationId}  [${describe(individual)}]`);
+    lines.push(...keyLines('individual', individual.registrationId, individual.attestation.symmetricKey));
+  }
+  lines.push('');
+  lines.push('Press Ctrl+C to stop.');
+  return `${lines.join('\n')}\n`;
+}
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}

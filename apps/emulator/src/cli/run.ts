@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { tutorialConfig } from '../config/defaults.js';
+import { ConfigError } from '../config/load.js';
+import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
+import { jsonLineSink, prettySink } from '../log.js';
+import { PortError } from '../transport/listen.js';
+import { parseCliArgs, USAGE, UsageError } from './args.js';
+import { formatBanner } from './banner.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  /** Resolves when the emulator should stop (default: SIGINT or SIGTERM). */
+  untilShutdown?: (emulator: Emulator) => Promise<void>;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Runs the command line; resolves with the exit code once the emulator has stopped (or failed to start). */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let args: ReturnType<typeof parseCliArgs>;
+  try {
+    args = parseCliArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`dps-emulator: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (args.command === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  if (args.command === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.stdout.write(`${pkg.version}\n`);
+    return EXIT_OK;
+  }
+
+  const json = args.logFormat ? args.logFormat === 'json' : !io.stdout.isTTY;
+  // With JSON logs, stdout carries only JSON lines; the human summary goes to stderr.
+  const bannerStream = json ? io.stderr : io.stdout;
+  const options: EmulatorOptions = {
+    log: json ? jsonLineSink(io.stdout) : prettySink(io.stdout),
+    logLevel: args.logLevel ?? 'info',
+    tlsNames: args.tlsNames,
+  };
+  if (args.config) options.configFile = args.config;
+  else options.config = tutorialConfig(args.webhookUrl ? { webhookUrl: args.webhookUrl } : {});
+  if (args.stateDir) options.stateDir = args.stateDir;
+  if (args.host) options.host = args.host;
+  if (args.mqttPort !== undefined) options.mqttPort = args.mqttPort;
+  if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
+  if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
+  if (args.webhookTimeoutMs !== undefined) options.webhook = { timeoutMs: args.webhookTimeoutMs };
+
+  const emulator = createEmulator(options);
+  try {
+    await emulator.start();
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof PortError) {
+      io.stderr.write(`dps-emulator: ${err.message}\n`);
+    } else {
+      io.stderr.write(`dps-emulator: could not start: ${(err as Error).stack ?? String(err)}\n`);
+    }
+    return EXIT_FAILURE;
+  }
+
+  bannerStream.write(formatBanner(emulator));
+  await (io.untilShutdown ?? untilSignal)(emulator);
+  await emulator.stop();
+  return EXIT_OK;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

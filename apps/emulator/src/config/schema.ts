@@ -1,0 +1,132 @@
+import {
+  attestationMechanismSchema,
+  decodeBase64Key,
+  enrollmentGroupSchema,
+  individualEnrollmentSchema,
+  KeyError,
+  registrationIdProblem,
+} from '@dpskit/contracts';
+import { z } from 'zod';
+
+const hostNameSchema = z
+  .string()
+  .min(1)
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+    'must be a DNS host name',
+  );
+
+export const linkedHubConfigSchema = z.strictObject({
+  hostName: hostNameSchema,
+  allocationWeight: z.number().int().min(1).max(1000).default(1),
+  applyAllocationPolicy: z.boolean().default(true),
+  /** dpskit: the emulated latency `geoLatency` compares. */
+  latencyMs: z.number().nonnegative().optional(),
+});
+
+// The enrollment schemas are the service's own (contracts); only `attestation` may be left out of
+// the file, in which case a symmetric key pair is generated.
+const enrollmentGroupConfigSchema = enrollmentGroupSchema.extend({
+  attestation: attestationMechanismSchema.optional(),
+});
+const individualEnrollmentConfigSchema = individualEnrollmentSchema.extend({
+  attestation: attestationMechanismSchema.optional(),
+});
+
+export const emulatorConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    idScope: z
+      .string()
+      .regex(/^[A-Za-z0-9]{1,64}$/, 'must be letters and digits, like 0ne00000A0A')
+      .default('0ne00000A0A'),
+    /** The instance's default policy for enrollments that name none (DPS: hashed; custom is not allowed). */
+    defaultAllocationPolicy: z
+      .enum(['hashed', 'geoLatency', 'static'], {
+        message: 'must be hashed, geoLatency or static (DPS does not allow custom here)',
+      })
+      .default('hashed'),
+    iotHubs: z.array(linkedHubConfigSchema).min(1, 'link at least one IoT hub'),
+    enrollmentGroups: z.array(enrollmentGroupConfigSchema).default([]),
+    individualEnrollments: z.array(individualEnrollmentConfigSchema).default([]),
+  })
+  .superRefine((config, ctx) => {
+    const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const linked = new Set<string>();
+    config.iotHubs.forEach((hub, i) => {
+      const name = hub.hostName.toLowerCase();
+      if (linked.has(name)) issue(['iotHubs', i, 'hostName'], `"${hub.hostName}" is linked twice`);
+      linked.add(name);
+    });
+
+    const checkEnrollment = (
+      list: 'enrollmentGroups' | 'individualEnrollments',
+      index: number,
+      enrollment: z.output<typeof enrollmentGroupConfigSchema> | z.output<typeof individualEnrollmentConfigSchema>,
+    ) => {
+      const at = (...rest: PropertyKey[]) => [list, index, ...rest];
+      const attestation = enrollment.attestation;
+      if (attestation && attestation.type !== 'symmetricKey') {
+        issue(at('attestation', 'type'), `"${attestation.type}" attestation is not emulated; use "symmetricKey"`);
+      }
+      for (const which of ['primaryKey', 'secondaryKey'] as const) {
+        const key = attestation?.symmetricKey?.[which];
+        if (key === undefined) continue;
+        try {
+          const bytes = decodeBase64Key(key, which).length;
+          if (bytes < 16 || bytes > 64)
+            issue(at('attestation', 'symmetricKey', which), `must be 16 to 64 bytes, not ${bytes}`);
+        } catch (err) {
+          issue(at('attestation', 'symmetricKey', which), err instanceof KeyError ? err.message : String(err));
+        }
+      }
+      if (enrollment.allocationPolicy === 'custom' && !enrollment.customAllocationDefinition) {
+        issue(at('customAllocationDefinition'), 'is required when allocationPolicy is "custom"');
+      }
+      const webhookUrl = enrollment.customAllocationDefinition?.webhookUrl;
+      if (webhookUrl !== undefined) {
+        let protocol: string | undefined;
+        try {
+          protocol = new URL(webhookUrl).protocol;
+        } catch {
+          issue(at('customAllocationDefinition', 'webhookUrl'), `"${webhookUrl}" is not a URL`);
+        }
+        if (protocol && protocol !== 'http:' && protocol !== 'https:') {
+          issue(at('customAllocationDefinition', 'webhookUrl'), `must be an http or https URL, not ${protocol}`);
+        }
+      }
+      enrollment.iotHubs?.forEach((hub, i) => {
+        if (!linked.has(hub.toLowerCase())) issue(at('iotHubs', i), `"${hub}" is not one of the linked iotHubs`);
+      });
+      if (enrollment.iotHubHostName && !linked.has(enrollment.iotHubHostName.toLowerCase())) {
+        issue(at('iotHubHostName'), `"${enrollment.iotHubHostName}" is not one of the linked iotHubs`);
+      }
+    };
+
+    const groupIds = new Set<string>();
+    config.enrollmentGroups.forEach((group, i) => {
+      const id = group.enrollmentGroupId.toLowerCase();
+      if (groupIds.has(id))
+        issue(['enrollmentGroups', i, 'enrollmentGroupId'], `"${group.enrollmentGroupId}" is used twice`);
+      groupIds.add(id);
+      checkEnrollment('enrollmentGroups', i, group);
+    });
+    const registrationIds = new Set<string>();
+    config.individualEnrollments.forEach((enrollment, i) => {
+      const problem = registrationIdProblem(enrollment.registrationId);
+      if (problem) issue(['individualEnrollments', i, 'registrationId'], problem);
+      const id = enrollment.registrationId.toLowerCase();
+      if (registrationIds.has(id)) {
+        issue(['individualEnrollments', i, 'registrationId'], `"${enrollment.registrationId}" is used twice`);
+      }
+      registrationIds.add(id);
+      checkEnrollment('individualEnrollments', i, enrollment);
+    });
+  });
+
+/** The config file's shape as written (defaults not yet applied). */
+export type EmulatorConfigInput = z.input<typeof emulatorConfigSchema>;
+/** The validated config with defaults applied. */
+export type EmulatorConfig = z.output<typeof emulatorConfigSchema>;
+export type EnrollmentGroupConfig = EmulatorConfig['enrollmentGroups'][number];
+export type IndividualEnrollmentConfig = EmulatorConfig['individualEnrollments'][number];

@@ -1,0 +1,110 @@
+import {
+  deriveDeviceKey,
+  registrationIdProblem,
+  registrationResource,
+  SasTokenError,
+  verifySasToken,
+} from '@dpskit/contracts';
+import type { EmulatedEnrollment, EnrollmentSet } from './model.js';
+
+export type AttestationFailureReason =
+  | 'invalid-registration-id'
+  | 'scope-mismatch'
+  | 'missing-token'
+  | 'malformed'
+  | 'expired'
+  | 'resource-mismatch'
+  | 'signature-mismatch'
+  | 'no-matching-enrollment'
+  | 'unsupported-attestation';
+
+export type AttestationResult =
+  | { ok: true; registrationId: string; enrollment: EmulatedEnrollment; keyUsed: 'primary' | 'secondary' }
+  | { ok: false; registrationId: string; reason: AttestationFailureReason; detail: string };
+
+export interface AttestationInput {
+  /** The service's ID scope. */
+  idScope: string;
+  /** The ID scope the device addressed (MQTT username, URL path). */
+  requestedIdScope: string;
+  registrationId: string;
+  /** `SharedAccessSignature sr=…` from the MQTT password or the HTTP `Authorization` header. */
+  token: string | undefined;
+  now: Date;
+}
+
+/**
+ * Finds the enrollment whose key signed the device's SAS token. As DPS does, an individual
+ * enrollment for the registration id takes precedence: when one exists, only its keys are tried,
+ * so a disabled or re-keyed individual enrollment blocks a device even if a group would match.
+ * Otherwise every symmetric-key group is tried, primary then secondary derived key.
+ */
+export function attest(input: AttestationInput, enrollments: EnrollmentSet): AttestationResult {
+  const { registrationId } = input;
+  const fail = (reason: AttestationFailureReason, detail: string): AttestationResult => ({
+    ok: false,
+    registrationId,
+    reason,
+    detail,
+  });
+
+  const idProblem = registrationIdProblem(registrationId);
+  if (idProblem) return fail('invalid-registration-id', idProblem);
+  if (input.requestedIdScope.toLowerCase() !== input.idScope.toLowerCase()) {
+    return fail('scope-mismatch', `ID scope "${input.requestedIdScope}" is not this service's "${input.idScope}"`);
+  }
+  if (!input.token) return fail('missing-token', 'no SAS token was presented');
+
+  const expectedResource = registrationResource(input.idScope, registrationId);
+  const verify = (keys: string[]): { ok: true; keyIndex: number } | { ok: false; error: SasTokenError } => {
+    try {
+      return {
+        ok: true,
+        keyIndex: verifySasToken(input.token as string, { keys, expectedResource, now: input.now }).keyIndex,
+      };
+    } catch (err) {
+      if (err instanceof SasTokenError) return { ok: false, error: err };
+      // A key that is not base64 cannot sign anything; config validation normally prevents it.
+      return { ok: false, error: new SasTokenError('signature-mismatch', (err as Error).message) };
+    }
+  };
+  const keyUsed = (index: number) => (index === 0 ? 'primary' : 'secondary');
+
+  const individual = enrollments.individuals.get(registrationId.toLowerCase());
+  if (individual) {
+    if (individual.record.attestation.type !== 'symmetricKey') {
+      return fail(
+        'unsupported-attestation',
+        `individual enrollment "${individual.id}" uses ${individual.record.attestation.type} attestation`,
+      );
+    }
+    const result = verify([individual.keys.primaryKey, individual.keys.secondaryKey]);
+    if (!result.ok)
+      return fail(result.error.reason, `${result.error.message} (individual enrollment "${individual.id}")`);
+    return { ok: true, registrationId, enrollment: individual, keyUsed: keyUsed(result.keyIndex) };
+  }
+
+  let lastMismatch: SasTokenError | undefined;
+  for (const group of enrollments.groups) {
+    if (group.record.attestation.type !== 'symmetricKey') continue;
+    const derived = [
+      deriveDeviceKey(group.keys.primaryKey, registrationId),
+      deriveDeviceKey(group.keys.secondaryKey, registrationId),
+    ];
+    const result = verify(derived);
+    if (result.ok) return { ok: true, registrationId, enrollment: group, keyUsed: keyUsed(result.keyIndex) };
+    // Expiry, resource and format do not depend on the key: no other group can do better.
+    if (result.error.reason !== 'signature-mismatch') return fail(result.error.reason, result.error.message);
+    lastMismatch = result.error;
+  }
+  if (lastMismatch) {
+    return fail(
+      'no-matching-enrollment',
+      `no individual enrollment for "${registrationId}" and no enrollment group key signs the token`,
+    );
+  }
+  // No groups: the token may still be malformed or expired; say so rather than "no enrollment".
+  const check = verify([]);
+  if (!check.ok && check.error.reason !== 'signature-mismatch') return fail(check.error.reason, check.error.message);
+  return fail('no-matching-enrollment', `no enrollment matches registration id "${registrationId}"`);
+}

@@ -1,0 +1,80 @@
+import {
+  createErrorBody,
+  DpsErrorCode,
+  DpsErrorMessage,
+  type ProvisioningErrorBody,
+  parseDeviceRegistrationJson,
+  statusOfErrorCode,
+} from '@dpskit/contracts';
+import type { AttestationResult } from './attestation.js';
+import type { DeviceTransport } from './events.js';
+import type { RegistrationService } from './registrations.js';
+
+/**
+ * A device API answer, independent of the wire: MQTT puts `status` and `retry-after` in the
+ * response topic, HTTPS in the status line and a header. Bodies are always JSON objects with a
+ * top-level `status` (2xx) or a DPS error body (everything else): anything else crashes the SDK.
+ */
+export interface DeviceApiResponse {
+  status: number;
+  body: object;
+  retryAfterSeconds?: number;
+}
+
+export function errorResponse(errorCode: number, message: string): DeviceApiResponse & { body: ProvisioningErrorBody } {
+  return { status: statusOfErrorCode(errorCode), body: createErrorBody(errorCode, message) };
+}
+
+const unauthorized = () => errorResponse(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
+
+/** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
+export class DeviceApi {
+  constructor(
+    readonly service: RegistrationService,
+    readonly options: { retryAfterSeconds: number },
+  ) {}
+
+  /** `PUT …/register` and `$dps/registrations/PUT/iotdps-register/`. */
+  register(attestation: AttestationResult, bodyText: string, transport: DeviceTransport): DeviceApiResponse {
+    if (!attestation.ok) {
+      this.service.reportUnauthorized(attestation, transport);
+      return unauthorized();
+    }
+    const parsed = parseDeviceRegistrationJson(bodyText);
+    if (!parsed.ok) return errorResponse(DpsErrorCode.InvalidRequestBody, parsed.error.message);
+    const request = parsed.value;
+    if (request.registrationId.toLowerCase() !== attestation.registrationId.toLowerCase()) {
+      return errorResponse(
+        DpsErrorCode.InvalidRegistrationId,
+        `The registrationId "${request.registrationId}" in the body does not match the authenticated registration "${attestation.registrationId}".`,
+      );
+    }
+    const body = this.service.register(attestation, request.payload, transport);
+    return { status: 202, body, retryAfterSeconds: this.options.retryAfterSeconds };
+  }
+
+  /** `GET …/operations/{operationId}` and `$dps/registrations/GET/iotdps-get-operationstatus/`. */
+  operationStatus(attestation: AttestationResult, operationId: string): DeviceApiResponse {
+    if (!attestation.ok) return unauthorized();
+    const view = this.service.operation(attestation.registrationId, operationId);
+    if (view.state === 'not-found') {
+      return errorResponse(
+        DpsErrorCode.OperationNotFound,
+        `Operation "${operationId}" was not found for this registration.`,
+      );
+    }
+    if (view.state === 'assigning')
+      return { status: 202, body: view.body, retryAfterSeconds: this.options.retryAfterSeconds };
+    return { status: 200, body: view.body };
+  }
+
+  /** `POST /{idScope}/registrations/{registrationId}`: the device's registration record. */
+  statusLookup(attestation: AttestationResult): DeviceApiResponse {
+    if (!attestation.ok) return unauthorized();
+    const result = this.service.lookup(attestation.registrationId);
+    if (!result) {
+      return errorResponse(DpsErrorCode.NotFound, `No registration record exists for "${attestation.registrationId}".`);
+    }
+    return { status: 200, body: result };
+  }
+}

@@ -1,0 +1,36 @@
+import type { AllocationPolicy, AssignedSubstatus, InitialTwin } from '@dpskit/contracts';
+import type { WebhookReport } from './allocation/custom.js';
+import type { EnrollmentRef } from './model.js';
+
+export type DeviceTransport = 'mqtt' | 'https';
+
+/** Emitted once per register request: when its outcome is known, or when it was refused. */
+export interface RegistrationEvent {
+  registrationId: string;
+  /** Absent when the request was refused before an operation was created. */
+  operationId?: string;
+  transport: DeviceTransport;
+  enrollment?: EnrollmentRef;
+  /** The allocation policy that decided (the enrollment's, or the instance default). */
+  policy?: AllocationPolicy;
+  /** Present when a custom allocation webhook was called. */
+  webhook?: WebhookReport;
+  outcome: RegistrationOutcome;
+  /** From the register request to the outcome. */
+  durationMs: number;
+  timestampUtc: string;
+}
+
+export interface RegistrationOutcome {
+  /** `unauthorized`: attestation failed and the device got a 401. */
+  status: 'assigned' | 'failed' | 'disabled' | 'unauthorized';
+  assignedHub?: string;
+  deviceId?: string;
+  substatus?: AssignedSubstatus;
+  errorCode?: number;
+  errorMessage?: string;
+  /** The twin DPS would write to the hub on this assignment, when it writes one. */
+  initialTwin?: InitialTwin;
+  /** The webhook's payload returned to the device. */
+  payload?: Record<string, unknown>;
+}

@@ -1,0 +1,61 @@
+import type { AllocationPolicy, EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
+
+/** A hub linked to the emulated DPS instance (the management plane's linked-hub settings). */
+export interface LinkedHub {
+  hostName: string;
+  /** 1 to 1000; raises the hub's share under `hashed` (DPS default 1). */
+  allocationWeight: number;
+  /** false: never chosen by allocation unless an enrollment names it in `iotHubs`. */
+  applyAllocationPolicy: boolean;
+  /** dpskit: the emulated latency that `geoLatency` compares (DPS measures it; the emulator cannot). */
+  latencyMs?: number;
+}
+
+export interface SymmetricKeys {
+  primaryKey: string;
+  secondaryKey: string;
+}
+
+/** An enrollment as the emulated service stores it: defaults filled in, keys known. */
+export type EmulatedEnrollment =
+  | { kind: 'group'; id: string; record: EnrollmentGroup; keys: SymmetricKeys }
+  | { kind: 'individual'; id: string; record: IndividualEnrollment; keys: SymmetricKeys };
+
+export interface EnrollmentSet {
+  groups: readonly Extract<EmulatedEnrollment, { kind: 'group' }>[];
+  /** Keyed by the lower-cased registration id: DPS treats registration ids case-insensitively. */
+  individuals: ReadonlyMap<string, Extract<EmulatedEnrollment, { kind: 'individual' }>>;
+}
+
+/** Everything the emulated DPS instance is configured with. */
+export interface ServiceModel {
+  idScope: string;
+  linkedHubs: readonly LinkedHub[];
+  /** The instance's default policy, used by enrollments that name none (DPS: `hashed`; never `custom`). */
+  defaultAllocationPolicy: Exclude<AllocationPolicy, 'custom'>;
+  enrollments: EnrollmentSet;
+}
+
+export function enrollmentSet(enrollments: readonly EmulatedEnrollment[]): EnrollmentSet {
+  const groups: Extract<EmulatedEnrollment, { kind: 'group' }>[] = [];
+  const individuals = new Map<string, Extract<EmulatedEnrollment, { kind: 'individual' }>>();
+  for (const enrollment of enrollments) {
+    if (enrollment.kind === 'group') groups.push(enrollment);
+    else individuals.set(enrollment.id.toLowerCase(), enrollment);
+  }
+  return { groups, individuals };
+}
+
+export function allocationPolicyOf(enrollment: EmulatedEnrollment, model: ServiceModel): AllocationPolicy {
+  return enrollment.record.allocationPolicy ?? model.defaultAllocationPolicy;
+}
+
+/** The enrollment reference used in logs, events and registration records. */
+export interface EnrollmentRef {
+  kind: 'group' | 'individual';
+  id: string;
+}
+
+export function enrollmentRef(enrollment: EmulatedEnrollment): EnrollmentRef {
+  return { kind: enrollment.kind, id: enrollment.id };
+}

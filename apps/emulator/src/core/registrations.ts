@@ -1,0 +1,363 @@
+import {
+  type AllocationPolicy,
+  DEFAULT_REPROVISION_POLICY,
+  type DevicePayload,
+  type DeviceRegistrationResult,
+  DpsErrorCode,
+  DpsErrorMessage,
+  type InitialTwin,
+  maskWebhookUrl,
+  type RegistrationOperationStatus,
+} from '@dpskit/contracts';
+import { candidateHubs } from './allocation/candidates.js';
+import {
+  buildAllocationRequest,
+  runCustomAllocation,
+  type WebhookCallOutcome,
+  type WebhookReport,
+  type WebhookRetryPolicy,
+} from './allocation/custom.js';
+import type { AllocationDecision } from './allocation/decision.js';
+import { pickGeoLatency } from './allocation/geo-latency.js';
+import { pickHashed } from './allocation/hashed.js';
+import { pickStatic } from './allocation/static.js';
+import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
+import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
+import { createOperationId, createRegistrationEtag, dpsTimestamp } from './identifiers.js';
+import { allocationPolicyOf, type EmulatedEnrollment, enrollmentRef, type ServiceModel } from './model.js';
+import { type CurrentAssignment, initialTwinApplies, stayOnCurrentHub, substatusAfter } from './reprovision.js';
+import type { RegistrationRecord, RegistrationStore } from './store.js';
+
+export type WebhookCaller = (
+  url: string,
+  body: string,
+  signal: AbortSignal,
+) => Promise<WebhookCallOutcome & { latencyMs: number }>;
+
+export interface RegistrationServiceOptions {
+  model: ServiceModel;
+  store: RegistrationStore;
+  callWebhook: WebhookCaller;
+  webhookRetry: WebhookRetryPolicy;
+  onRegistration?: (event: RegistrationEvent) => void;
+  /** Unexpected internal errors (the registration still ends, as `failed`). */
+  onError?: (error: unknown, context: { registrationId: string; operationId: string }) => void;
+  now?: () => Date;
+  /** How long finished operations stay pollable (default one hour). */
+  operationRetentionMs?: number;
+}
+
+/** What a poll finds. */
+export type OperationView =
+  | { state: 'assigning'; body: RegistrationOperationStatus }
+  | { state: 'done'; body: RegistrationOperationStatus }
+  | { state: 'not-found' };
+
+interface Operation {
+  operationId: string;
+  registrationKey: string;
+  response?: RegistrationOperationStatus;
+  finishedAt?: number;
+}
+
+export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
+
+/**
+ * The registration state machine: a register request creates an operation that is `assigning`
+ * until allocation finishes, then `assigned`, `failed` or `disabled` with the full registration
+ * state. Allocations of one registration id run one after another so that a re-registration
+ * always sees the record of the one before; different devices run concurrently.
+ */
+export class RegistrationService {
+  readonly #options: RegistrationServiceOptions;
+  readonly #now: () => Date;
+  readonly #operations = new Map<string, Operation>();
+  readonly #chains = new Map<string, Promise<void>>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  #lastPrune = 0;
+
+  constructor(options: RegistrationServiceOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  get model(): ServiceModel {
+    return this.#options.model;
+  }
+
+  attest(input: Omit<AttestationInput, 'idScope' | 'now'>): AttestationResult {
+    return attest({ ...input, idScope: this.model.idScope, now: this.#now() }, this.model.enrollments);
+  }
+
+  /** Reports a register request refused by attestation (the transport answers 401). */
+  reportUnauthorized(failure: Extract<AttestationResult, { ok: false }>, transport: DeviceTransport): void {
+    this.#emit({
+      registrationId: failure.registrationId,
+      transport,
+      outcome: {
+        status: 'unauthorized',
+        errorCode: DpsErrorCode.Unauthorized,
+        errorMessage: `${failure.reason}: ${failure.detail}`,
+      },
+      durationMs: 0,
+      timestampUtc: this.#now().toISOString(),
+    });
+  }
+
+  /** Starts a registration and returns the `assigning` answer to send with `retry-after`. */
+  register(
+    device: AttestedDevice,
+    payload: DevicePayload | undefined,
+    transport: DeviceTransport,
+  ): RegistrationOperationStatus {
+    this.#prune();
+    const operationId = createOperationId();
+    const registrationKey = device.registrationId.toLowerCase();
+    const operation: Operation = { operationId, registrationKey };
+    this.#operations.set(operationId, operation);
+
+    const previous = this.#chains.get(registrationKey) ?? Promise.resolve();
+    const run = previous.then(() => this.#allocate(operation, device, payload, transport));
+    const tracked = run.finally(() => {
+      this.#inFlight.delete(tracked);
+      if (this.#chains.get(registrationKey) === tracked) this.#chains.delete(registrationKey);
+    });
+    this.#inFlight.add(tracked);
+    this.#chains.set(registrationKey, tracked);
+    return { operationId, status: 'assigning' };
+  }
+
+  /** A poll: only the registration that created an operation can see it. */
+  operation(registrationId: string, operationId: string): OperationView {
+    const operation = this.#operations.get(operationId);
+    if (!operation || operation.registrationKey !== registrationId.toLowerCase()) return { state: 'not-found' };
+    if (!operation.response) return { state: 'assigning', body: { operationId, status: 'assigning' } };
+    return { state: 'done', body: operation.response };
+  }
+
+  /** The registration record DPS reports for a device (`POST /{idScope}/registrations/{id}`). */
+  lookup(registrationId: string): DeviceRegistrationResult | undefined {
+    return this.#options.store.get(registrationId)?.result;
+  }
+
+  /** Resolves when no allocation is running. */
+  async whenIdle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Cuts webhook calls and retry waits short, then waits for running allocations to end. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.whenIdle();
+  }
+
+  async #allocate(
+    operation: Operation,
+    device: AttestedDevice,
+    payload: DevicePayload | undefined,
+    transport: DeviceTransport,
+  ): Promise<void> {
+    const started = this.#now();
+    const { enrollment, registrationId } = device;
+    const policy = allocationPolicyOf(enrollment, this.model);
+    let webhook: WebhookReport | undefined;
+    let record: RegistrationRecord;
+    let initialTwin: InitialTwin | undefined;
+    try {
+      const previous = this.#options.store.get(registrationId);
+      const current = previous?.assignment;
+      const base = {
+        registrationId,
+        createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? dpsTimestamp(started),
+      };
+      if (enrollment.record.provisioningStatus === 'disabled') {
+        record = this.#record(device, previous, { ...base, status: 'disabled' });
+      } else {
+        const allocated = await this.#decide(enrollment, registrationId, payload, current, policy);
+        webhook = allocated.webhook;
+        const decision = allocated.decision;
+        if (decision.kind === 'failed') {
+          record = this.#record(device, previous, {
+            ...base,
+            status: 'failed',
+            errorCode: decision.errorCode,
+            errorMessage: decision.errorMessage,
+          });
+        } else {
+          const reprovision = enrollment.record.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY;
+          const deviceId = deviceIdOf(enrollment, registrationId);
+          const substatus = substatusAfter(current, reprovision, decision.hub);
+          const result: DeviceRegistrationResult = {
+            ...base,
+            assignedHub: decision.hub,
+            deviceId,
+            status: 'assigned',
+            substatus,
+          };
+          if (initialTwinApplies(current, reprovision)) {
+            // A null or absent twin from the webhook falls back to the enrollment's, as DPS documents.
+            const twin = decision.initialTwin ?? enrollment.record.initialTwin ?? undefined;
+            if (twin) initialTwin = twin;
+          }
+          record = this.#record(device, previous, result, decision.payload ?? undefined);
+          record.assignment = { hub: decision.hub, deviceId, substatus };
+          if (initialTwin) record.initialTwin = initialTwin;
+          else delete record.initialTwin;
+        }
+      }
+      this.#options.store.put(record);
+    } catch (error) {
+      this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
+      record = this.#record(device, undefined, {
+        registrationId,
+        createdDateTimeUtc: dpsTimestamp(started),
+        status: 'failed',
+        errorCode: DpsErrorCode.InternalServerError,
+        errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
+      });
+    }
+
+    operation.response = {
+      operationId: operation.operationId,
+      status: record.result.status,
+      registrationState: record.result,
+    };
+    operation.finishedAt = Date.now();
+
+    const result = record.result;
+    const outcome: RegistrationOutcome = { status: result.status as RegistrationOutcome['status'] };
+    if (result.assignedHub) outcome.assignedHub = result.assignedHub;
+    if (result.deviceId) outcome.deviceId = result.deviceId;
+    if (result.substatus) outcome.substatus = result.substatus;
+    if (result.errorCode !== undefined) outcome.errorCode = result.errorCode;
+    if (result.errorMessage !== undefined) outcome.errorMessage = result.errorMessage;
+    if (initialTwin) outcome.initialTwin = initialTwin;
+    if (result.payload) outcome.payload = result.payload;
+    const event: RegistrationEvent = {
+      registrationId,
+      operationId: operation.operationId,
+      transport,
+      enrollment: enrollmentRef(enrollment),
+      policy,
+      outcome,
+      durationMs: this.#now().getTime() - started.getTime(),
+      timestampUtc: this.#now().toISOString(),
+    };
+    if (webhook) event.webhook = webhook;
+    this.#emit(event);
+  }
+
+  async #decide(
+    enrollment: EmulatedEnrollment,
+    registrationId: string,
+    payload: DevicePayload | undefined,
+    current: CurrentAssignment | undefined,
+    policy: AllocationPolicy,
+  ): Promise<{ decision: AllocationDecision; webhook?: WebhookReport }> {
+    const reprovision = enrollment.record.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY;
+    const stay = stayOnCurrentHub(current, reprovision);
+    const candidates = candidateHubs(enrollment.record, this.model.linkedHubs);
+    const noHub = (reason: string): { decision: AllocationDecision } => ({
+      decision: {
+        kind: 'failed',
+        errorCode: DpsErrorCode.AllocationNoIotHub,
+        errorMessage: DpsErrorMessage.allocationNoIotHub(reason),
+      },
+    });
+
+    if (policy === 'custom') {
+      const definition = enrollment.record.customAllocationDefinition;
+      if (!definition)
+        return noHub(`enrollment "${enrollment.id}" uses custom allocation without a customAllocationDefinition`);
+      const linkedHubs = stay && current ? [current.hub] : candidates.map((hub) => hub.hostName);
+      const request = buildAllocationRequest({ enrollment, registrationId, payload, current, linkedHubs });
+      const signal = this.#abort.signal;
+      return runCustomAllocation(definition.webhookUrl, request, maskWebhookUrl(definition.webhookUrl), {
+        call: (url, body) => this.#options.callWebhook(url, body, signal),
+        sleep: (ms) => abortableSleep(ms, signal),
+        retry: this.#options.webhookRetry,
+      });
+    }
+    if (stay && current) return { decision: { kind: 'assigned', hub: current.hub } };
+    if (policy === 'static') {
+      const picked = pickStatic(enrollment.record);
+      return 'hub' in picked ? { decision: { kind: 'assigned', hub: picked.hub } } : noHub(picked.problem);
+    }
+    const hub =
+      policy === 'geoLatency' ? pickGeoLatency(registrationId, candidates) : pickHashed(registrationId, candidates);
+    return hub
+      ? { decision: { kind: 'assigned', hub } }
+      : noHub('no linked IoT hub takes part in allocation for this enrollment');
+  }
+
+  #record(
+    device: AttestedDevice,
+    previous: RegistrationRecord | undefined,
+    fields: DeviceRegistrationResult,
+    payload?: DevicePayload,
+  ): RegistrationRecord {
+    const now = dpsTimestamp(this.#now());
+    // Field order follows the real service's bodies.
+    const result: DeviceRegistrationResult = {
+      registrationId: fields.registrationId,
+      createdDateTimeUtc: fields.createdDateTimeUtc,
+      ...(fields.assignedHub ? { assignedHub: fields.assignedHub } : {}),
+      ...(fields.deviceId ? { deviceId: fields.deviceId } : {}),
+      status: fields.status,
+      ...(fields.substatus ? { substatus: fields.substatus } : {}),
+      ...(fields.errorCode !== undefined ? { errorCode: fields.errorCode } : {}),
+      ...(fields.errorMessage !== undefined ? { errorMessage: fields.errorMessage } : {}),
+      lastUpdatedDateTimeUtc: now,
+      etag: createRegistrationEtag(),
+      ...(fields.status === 'assigned' && device.enrollment.kind === 'group'
+        ? { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
+        : {}),
+      ...(payload ? { payload } : {}),
+    };
+    const record: RegistrationRecord = {
+      registrationId: device.registrationId,
+      enrollment: enrollmentRef(device.enrollment),
+      result,
+    };
+    if (previous?.assignment) record.assignment = previous.assignment;
+    if (previous?.initialTwin) record.initialTwin = previous.initialTwin;
+    return record;
+  }
+
+  #emit(event: RegistrationEvent): void {
+    try {
+      this.#options.onRegistration?.(event);
+    } catch (error) {
+      this.#options.onError?.(error, { registrationId: event.registrationId, operationId: event.operationId ?? '' });
+    }
+  }
+
+  #prune(): void {
+    const now = Date.now();
+    if (now - this.#lastPrune < 60_000) return;
+    this.#lastPrune = now;
+    const retention = this.#options.operationRetentionMs ?? 3_600_000;
+    for (const [id, operation] of this.#operations) {
+      if (operation.finishedAt !== undefined && now - operation.finishedAt > retention) this.#operations.delete(id);
+    }
+  }
+}
+
+/** Groups: the registration id. Individual enrollments: their `deviceId` when set. */
+export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: string): string {
+  return enrollment.kind === 'individual' && enrollment.record.deviceId ? enrollment.record.deviceId : registrationId;
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,322 @@
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { DeviceRegistrationResult, EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
+import { WebhookClient } from './allocation/webhook.js';
+import { tutorialConfig } from './config/defaults.js';
+import { loadConfigFile, parseConfig } from './config/load.js';
+import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
+import type { EmulatorConfigInput } from './config/schema.js';
+import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
+import { DeviceApi } from './core/device-api.js';
+import type { RegistrationEvent } from './core/events.js';
+import type { LinkedHub } from './core/model.js';
+import { RegistrationService } from './core/registrations.js';
+import { createLogger, type EmulatorLogRecord, jsonLineSink, type Logger, type LogLevel, type LogSink } from './log.js';
+import { SqliteStore } from './store/sqlite.js';
+import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
+import { startHttpsTransport } from './transport/https.js';
+import { type RunningTransport, startMqttTransport } from './transport/mqtt.js';
+
+export interface EmulatorOptions {
+  /** The config, same shape as the config file; defaults applied. Without it and `configFile`: the tutorial setup. */
+  config?: EmulatorConfigInput;
+  /** A JSON or YAML config file (alternative to `config`). */
+  configFile?: string;
+  /** Registration records, generated keys and TLS files (default `./.dpskit/emulator`). */
+  stateDir?: string;
+  /** Bind address of both servers (default `127.0.0.1`: reachable as `localhost`, covered by the certificate). */
+  host?: string;
+  /** Extra names (DNS or IP) for the server certificate besides localhost, 127.0.0.1 and ::1. */
+  tlsNames?: string[];
+  /** MQTT over TLS (default 8883; 0 picks a free port). */
+  mqttPort?: number;
+  /** HTTPS (default 443, the only port the Node HTTP transport uses unaided; 0 picks a free port; null or false disables it). */
+  httpsPort?: number | null | false;
+  /** The `retry-after` (seconds) sent with every `assigning` answer (default 3, as DPS). Fractions are allowed for tests. */
+  retryAfterSeconds?: number;
+  webhook?: {
+    /** Whole-call deadline (default 30000 ms; DPS does not document one). */
+    timeoutMs?: number;
+    /** Retries of answers ≥ 429 (default DPS's: 10 retries, 1 s initial interval, 9 s increment). */
+    retry?: { count?: number; initialIntervalMs?: number; incrementMs?: number };
+  };
+  /** Structured log sink (default: JSON lines on stdout). */
+  log?: LogSink;
+  /** Lowest level passed to `log` (default `info`). */
+  logLevel?: LogLevel;
+}
+
+export interface EmulatorEndpoint {
+  host: string;
+  port: number;
+  /**
+   * What to pass to `ProvisioningDeviceClient.create`: `localhost:PORT` for MQTT. For HTTPS the host
+   * name alone, because the Node HTTP transport cannot take a port (give it an agent whose
+   * `defaultPort` is `port`, see the README).
+   */
+  provisioningHost: string;
+}
+
+export interface GeneratedKeysInfo {
+  kind: 'group' | 'individual';
+  id: string;
+  keys: ('primaryKey' | 'secondaryKey')[];
+}
+
+export interface Emulator {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly idScope: string;
+  readonly endpoints: { mqtt: EmulatorEndpoint; https?: EmulatorEndpoint };
+  readonly stateDir: string;
+  readonly caCertPath: string;
+  readonly caCertPem: string;
+  /** The enrollments served, as the service stores them (keys included). */
+  readonly enrollments: { groups: EnrollmentGroup[]; individuals: IndividualEnrollment[] };
+  /** The IoT hubs linked to the emulated DPS instance. */
+  readonly linkedHubs: readonly LinkedHub[];
+  /** Enrollments whose keys the emulator generated (the config gave none). */
+  readonly generatedKeys: readonly GeneratedKeysInfo[];
+  /** What happened to the TLS files on this start. */
+  readonly tls: { action: TlsMaterial['action']; reason?: string };
+  on(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  off(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  once(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  /** The registration records in the store. */
+  registrations(): DeviceRegistrationResult[];
+}
+
+interface Running {
+  resolved: ResolvedConfig;
+  store: SqliteStore;
+  tls: TlsMaterial;
+  service: RegistrationService;
+  webhook: WebhookClient;
+  mqtt: RunningTransport;
+  https?: RunningTransport;
+}
+
+export function createEmulator(options: EmulatorOptions = {}): Emulator {
+  return new EmulatorInstance(options);
+}
+
+class EmulatorInstance extends EventEmitter implements Emulator {
+  readonly #options: EmulatorOptions;
+  readonly #log: Logger;
+  #running: Running | undefined;
+  #starting = false;
+
+  constructor(options: EmulatorOptions) {
+    super();
+    if (options.config && options.configFile) throw new TypeError('Pass either config or configFile, not both.');
+    checkPort('mqttPort', options.mqttPort);
+    if (options.httpsPort !== null && options.httpsPort !== false) checkPort('httpsPort', options.httpsPort);
+    const retryAfter = options.retryAfterSeconds;
+    if (retryAfter !== undefined && !(Number.isFinite(retryAfter) && retryAfter >= 0)) {
+      throw new RangeError(`retryAfterSeconds must be a number of seconds >= 0, not ${retryAfter}`);
+    }
+    this.#options = options;
+    this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
+  }
+
+  get stateDir(): string {
+    return resolve(this.#options.stateDir ?? join('.dpskit', 'emulator'));
+  }
+
+  async start(): Promise<void> {
+    if (this.#running || this.#starting) throw new Error('The emulator is already started.');
+    this.#starting = true;
+    const cleanup: (() => Promise<void> | void)[] = [];
+    try {
+      const config = this.#options.configFile
+        ? loadConfigFile(this.#options.configFile)
+        : parseConfig(
+            this.#options.config ?? tutorialConfig(),
+            this.#options.config ? 'config option' : 'built-in tutorial config',
+          );
+      const stateDir = this.stateDir;
+      const store = SqliteStore.open(join(stateDir, 'emulator.db'));
+      cleanup.push(() => store.close());
+      const resolved = resolveConfig(config, store);
+
+      const host = this.#options.host ?? '127.0.0.1';
+      const names = [...(this.#options.tlsNames ?? [])];
+      if (!isWildcard(host)) names.push(host);
+      const tls = await ensureCertificates({ dir: join(stateDir, 'tls'), names });
+      if (tls.action !== 'reused') {
+        this.#log.info('tls', `TLS certificates ${tls.action}${tls.reason ? `: ${tls.reason}` : ''}`, {
+          caCertPath: tls.caCertPath,
+        });
+      }
+
+      const webhook = new WebhookClient({ timeoutMs: this.#options.webhook?.timeoutMs ?? 30_000 });
+      cleanup.push(() => webhook.close());
+      const retry: WebhookRetryPolicy = { ...DPS_WEBHOOK_RETRY, ...definedOnly(this.#options.webhook?.retry ?? {}) };
+      const service = new RegistrationService({
+        model: resolved.model,
+        store,
+        callWebhook: (url, body, signal) => webhook.call(url, body, signal),
+        webhookRetry: retry,
+        onRegistration: (event) => this.#onRegistration(event),
+        onError: (error, context) =>
+          this.#log.error('internal', `${context.registrationId}: ${(error as Error).message}`, {
+            ...context,
+            stack: (error as Error).stack,
+          }),
+      });
+      cleanup.push(() => service.close());
+      const api = new DeviceApi(service, { retryAfterSeconds: this.#options.retryAfterSeconds ?? 3 });
+      const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
+
+      const mqtt = await startMqttTransport({
+        api,
+        tls: serverTls,
+        host,
+        port: this.#options.mqttPort ?? 8883,
+        log: this.#log,
+      });
+      cleanup.push(() => mqtt.close());
+      let https: RunningTransport | undefined;
+      const httpsPort = this.#options.httpsPort;
+      if (httpsPort !== null && httpsPort !== false) {
+        https = await startHttpsTransport({ api, tls: serverTls, host, port: httpsPort ?? 443, log: this.#log });
+      }
+
+      this.#running = { resolved, store, tls, service, webhook, mqtt, ...(https ? { https } : {}) };
+      this.#log.info('started', `DPS emulator for ID scope ${resolved.model.idScope} listening`, {
+        idScope: resolved.model.idScope,
+        mqtt: `${host}:${mqtt.port}`,
+        https: https ? `${host}:${https.port}` : null,
+        stateDir,
+        caCertPath: tls.caCertPath,
+      });
+    } catch (err) {
+      for (const step of cleanup.reverse()) await step();
+      throw err;
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const running = this.#running;
+    if (!running) return;
+    this.#running = undefined;
+    await running.mqtt.close();
+    await running.https?.close();
+    await running.service.close();
+    running.webhook.close();
+    running.store.close();
+    this.#log.info('stopped', 'DPS emulator stopped');
+  }
+
+  get idScope(): string {
+    return this.#require().resolved.model.idScope;
+  }
+
+  get endpoints(): Emulator['endpoints'] {
+    const running = this.#require();
+    const endpoint = (transport: RunningTransport, withPort: boolean): EmulatorEndpoint => {
+      const name = provisioningHostName(transport.host);
+      return {
+        host: transport.host,
+        port: transport.port,
+        provisioningHost: withPort ? `${name}:${transport.port}` : name,
+      };
+    };
+    return {
+      mqtt: endpoint(running.mqtt, true),
+      ...(running.https ? { https: endpoint(running.https, false) } : {}),
+    };
+  }
+
+  get caCertPath(): string {
+    return this.#require().tls.caCertPath;
+  }
+
+  get caCertPem(): string {
+    return this.#require().tls.caCertPem;
+  }
+
+  get tls(): Emulator['tls'] {
+    const { action, reason } = this.#require().tls;
+    return reason ? { action, reason } : { action };
+  }
+
+  get enrollments(): Emulator['enrollments'] {
+    const { enrollments } = this.#require().resolved.model;
+    return {
+      groups: enrollments.groups.map((g) => structuredClone(g.record)),
+      individuals: [...enrollments.individuals.values()].map((i) => structuredClone(i.record)),
+    };
+  }
+
+  get linkedHubs(): readonly LinkedHub[] {
+    return this.#require().resolved.model.linkedHubs;
+  }
+
+  get generatedKeys(): readonly GeneratedKeysInfo[] {
+    return this.#require().resolved.generated;
+  }
+
+  registrations(): DeviceRegistrationResult[] {
+    return this.#require()
+      .store.list()
+      .map((record) => record.result);
+  }
+
+  #require(): Running {
+    if (!this.#running) throw new Error('The emulator is not running: call and await start() first.');
+    return this.#running;
+  }
+
+  #onRegistration(event: RegistrationEvent): void {
+    const { outcome, webhook } = event;
+    const via = [
+      event.policy,
+      webhook
+        ? `webhook ${webhook.status ?? webhook.failure} in ${webhook.latencyMs} ms, ${webhook.attempts} call${webhook.attempts === 1 ? '' : 's'}`
+        : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
+    const what =
+      outcome.status === 'assigned'
+        ? `assigned to ${outcome.assignedHub} (${outcome.substatus})`
+        : outcome.status === 'unauthorized'
+          ? `unauthorized (${outcome.errorMessage})`
+          : outcome.status === 'failed'
+            ? `failed ${outcome.errorCode}: ${outcome.errorMessage}`
+            : outcome.status;
+    const record: Record<string, unknown> = { ...event };
+    const level = outcome.status === 'assigned' ? 'info' : 'warn';
+    this.#log[level](
+      'registration',
+      `${event.registrationId} ${what}${via ? ` [${via}]` : ''} via ${event.transport}`,
+      record,
+    );
+    this.emit('registration', event);
+  }
+}
+
+function checkPort(name: string, port: number | undefined): void {
+  if (port === undefined) return;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new RangeError(`${name} must be an integer from 0 to 65535, not ${port}`);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+function provisioningHostName(host: string): string {
+  if (isWildcard(host) || host === '127.0.0.1' || host === '::1' || host === 'localhost') return 'localhost';
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export type { EmulatorLogRecord, RegistrationEvent };

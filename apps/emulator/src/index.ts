@@ -1,0 +1,33 @@
+export { WebhookClient, type WebhookClientOptions } from './allocation/webhook.js';
+export {
+  TUTORIAL_GROUP_ID,
+  TUTORIAL_GROUP_KEY,
+  TUTORIAL_HUBS,
+  TUTORIAL_ID_SCOPE,
+  tutorialConfig,
+} from './config/defaults.js';
+export { ConfigError, loadConfigFile, parseConfig, parseConfigText } from './config/load.js';
+export type { EmulatorConfig, EmulatorConfigInput } from './config/schema.js';
+export { emulatorConfigSchema } from './config/schema.js';
+export {
+  buildAllocationRequest,
+  DPS_WEBHOOK_RETRY,
+  interpretWebhookOutcome,
+  type WebhookCallOutcome,
+  type WebhookReport,
+  type WebhookRetryPolicy,
+} from './core/allocation/custom.js';
+export { pickHashed } from './core/allocation/hashed.js';
+export type { AttestationFailureReason } from './core/attestation.js';
+export type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './core/events.js';
+export type { EnrollmentRef, LinkedHub } from './core/model.js';
+export {
+  createEmulator,
+  type Emulator,
+  type EmulatorEndpoint,
+  type EmulatorOptions,
+  type GeneratedKeysInfo,
+} from './emulator.js';
+export type { EmulatorLogRecord, LogLevel, LogSink } from './log.js';
+export { jsonLineSink, prettySink } from './log.js';
+export { PortError } from './transport/listen.js';

@@ -1,0 +1,230 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  assignedSubstatusSchema,
+  deviceRegistrationResultSchema,
+  type InitialTwin,
+  initialTwinSchema,
+  parseWith,
+} from '@dpskit/contracts';
+import Database from 'better-sqlite3';
+import type { EnrollmentMeta, EnrollmentMetaStore } from '../config/resolve.js';
+import type { RegistrationRecord, RegistrationStore } from '../core/store.js';
+
+/** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE registrations (
+     registration_key TEXT PRIMARY KEY,
+     registration_id TEXT NOT NULL,
+     enrollment_kind TEXT NOT NULL CHECK (enrollment_kind IN ('group', 'individual')),
+     enrollment_id TEXT NOT NULL,
+     status TEXT NOT NULL,
+     assigned_hub TEXT,
+     result_json TEXT NOT NULL,
+     current_hub TEXT,
+     current_device_id TEXT,
+     current_substatus TEXT,
+     initial_twin_json TEXT,
+     last_updated_utc TEXT NOT NULL
+   );
+   CREATE INDEX registrations_by_enrollment ON registrations (enrollment_kind, enrollment_id);
+   CREATE TABLE enrollments (
+     kind TEXT NOT NULL CHECK (kind IN ('group', 'individual')),
+     enrollment_key TEXT NOT NULL,
+     enrollment_id TEXT NOT NULL,
+     generated_primary_key TEXT,
+     generated_secondary_key TEXT,
+     content_hash TEXT NOT NULL,
+     etag TEXT NOT NULL,
+     created_utc TEXT NOT NULL,
+     last_updated_utc TEXT NOT NULL,
+     PRIMARY KEY (kind, enrollment_key)
+   );`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+interface RegistrationRow {
+  registration_id: string;
+  enrollment_kind: 'group' | 'individual';
+  enrollment_id: string;
+  result_json: string;
+  current_hub: string | null;
+  current_device_id: string | null;
+  current_substatus: string | null;
+  initial_twin_json: string | null;
+}
+
+interface EnrollmentRow {
+  generated_primary_key: string | null;
+  generated_secondary_key: string | null;
+  content_hash: string;
+  etag: string;
+  created_utc: string;
+  last_updated_utc: string;
+}
+
+/**
+ * The emulator's state in SQLite (better-sqlite3, WAL): registration records, which survive
+ * restarts as DPS's do, and per-enrollment metadata (generated keys, etag, timestamps).
+ * Enrollments themselves come from the config file on every start.
+ */
+export class SqliteStore implements RegistrationStore, EnrollmentMetaStore {
+  readonly #db: Database.Database;
+  readonly #statements;
+
+  private constructor(
+    readonly path: string,
+    db: Database.Database,
+  ) {
+    this.#db = db;
+    this.#statements = {
+      get: db.prepare<[string], RegistrationRow>('SELECT * FROM registrations WHERE registration_key = ?'),
+      list: db.prepare<[], RegistrationRow>('SELECT * FROM registrations ORDER BY registration_key'),
+      put: db.prepare(
+        `INSERT INTO registrations (registration_key, registration_id, enrollment_kind, enrollment_id, status, assigned_hub,
+           result_json, current_hub, current_device_id, current_substatus, initial_twin_json, last_updated_utc)
+         VALUES (@key, @registrationId, @kind, @enrollmentId, @status, @assignedHub, @result, @currentHub, @currentDeviceId,
+           @currentSubstatus, @initialTwin, @lastUpdated)
+         ON CONFLICT (registration_key) DO UPDATE SET registration_id = excluded.registration_id,
+           enrollment_kind = excluded.enrollment_kind, enrollment_id = excluded.enrollment_id, status = excluded.status,
+           assigned_hub = excluded.assigned_hub, result_json = excluded.result_json, current_hub = excluded.current_hub,
+           current_device_id = excluded.current_device_id, current_substatus = excluded.current_substatus,
+           initial_twin_json = excluded.initial_twin_json, last_updated_utc = excluded.last_updated_utc`,
+      ),
+      getMeta: db.prepare<[string, string], EnrollmentRow>(
+        'SELECT * FROM enrollments WHERE kind = ? AND enrollment_key = ?',
+      ),
+      putMeta: db.prepare(
+        `INSERT INTO enrollments (kind, enrollment_key, enrollment_id, generated_primary_key, generated_secondary_key,
+           content_hash, etag, created_utc, last_updated_utc)
+         VALUES (@kind, @key, @id, @primary, @secondary, @hash, @etag, @created, @lastUpdated)
+         ON CONFLICT (kind, enrollment_key) DO UPDATE SET enrollment_id = excluded.enrollment_id,
+           generated_primary_key = excluded.generated_primary_key, generated_secondary_key = excluded.generated_secondary_key,
+           content_hash = excluded.content_hash, etag = excluded.etag, created_utc = excluded.created_utc,
+           last_updated_utc = excluded.last_updated_utc`,
+      ),
+    };
+  }
+
+  /** Opens (creating folders and schema as needed) and migrates the database at `path`. */
+  static open(path: string): SqliteStore {
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      migrate(db, path);
+      return new SqliteStore(path, db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  get(registrationId: string): RegistrationRecord | undefined {
+    const row = this.#statements.get.get(registrationId.toLowerCase());
+    return row ? this.#toRecord(row) : undefined;
+  }
+
+  put(record: RegistrationRecord): void {
+    this.#statements.put.run({
+      key: record.registrationId.toLowerCase(),
+      registrationId: record.registrationId,
+      kind: record.enrollment.kind,
+      enrollmentId: record.enrollment.id,
+      status: record.result.status,
+      assignedHub: record.result.assignedHub ?? null,
+      result: JSON.stringify(record.result),
+      currentHub: record.assignment?.hub ?? null,
+      currentDeviceId: record.assignment?.deviceId ?? null,
+      currentSubstatus: record.assignment?.substatus ?? null,
+      initialTwin: record.initialTwin ? JSON.stringify(record.initialTwin) : null,
+      lastUpdated: record.result.lastUpdatedDateTimeUtc ?? new Date().toISOString(),
+    });
+  }
+
+  list(): RegistrationRecord[] {
+    return this.#statements.list.all().map((row) => this.#toRecord(row));
+  }
+
+  getEnrollmentMeta(kind: 'group' | 'individual', id: string): EnrollmentMeta | undefined {
+    const row = this.#statements.getMeta.get(kind, id.toLowerCase());
+    if (!row) return undefined;
+    const generatedKeys: EnrollmentMeta['generatedKeys'] = {};
+    if (row.generated_primary_key) generatedKeys.primaryKey = row.generated_primary_key;
+    if (row.generated_secondary_key) generatedKeys.secondaryKey = row.generated_secondary_key;
+    return {
+      generatedKeys,
+      contentHash: row.content_hash,
+      etag: row.etag,
+      createdDateTimeUtc: row.created_utc,
+      lastUpdatedDateTimeUtc: row.last_updated_utc,
+    };
+  }
+
+  putEnrollmentMeta(kind: 'group' | 'individual', id: string, meta: EnrollmentMeta): void {
+    this.#statements.putMeta.run({
+      kind,
+      key: id.toLowerCase(),
+      id,
+      primary: meta.generatedKeys.primaryKey ?? null,
+      secondary: meta.generatedKeys.secondaryKey ?? null,
+      hash: meta.contentHash,
+      etag: meta.etag,
+      created: meta.createdDateTimeUtc,
+      lastUpdated: meta.lastUpdatedDateTimeUtc,
+    });
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #toRecord(row: RegistrationRow): RegistrationRecord {
+    const corrupt = (what: string, reason: string) =>
+      new Error(`registration record "${row.registration_id}" in ${this.path} has an invalid ${what}: ${reason}`);
+    const result = parseWith(deviceRegistrationResultSchema, safeJson(row.result_json), 'registration result');
+    if (!result.ok) throw corrupt('result', result.error.message);
+    const record: RegistrationRecord = {
+      registrationId: row.registration_id,
+      enrollment: { kind: row.enrollment_kind, id: row.enrollment_id },
+      result: result.value,
+    };
+    if (row.current_hub && row.current_device_id) {
+      const substatus = assignedSubstatusSchema.safeParse(row.current_substatus ?? 'initialAssignment');
+      if (!substatus.success) throw corrupt('substatus', String(row.current_substatus));
+      record.assignment = { hub: row.current_hub, deviceId: row.current_device_id, substatus: substatus.data };
+    }
+    if (row.initial_twin_json) {
+      const twin = parseWith(initialTwinSchema, safeJson(row.initial_twin_json), 'initial twin');
+      if (!twin.ok) throw corrupt('initial twin', twin.error.message);
+      record.initialTwin = twin.value as InitialTwin;
+    }
+    return record;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function migrate(db: Database.Database, path: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `${path} has schema version ${version}, newer than this emulator knows (${MIGRATIONS.length}); use a newer @dpskit/emulator or another --state-dir`,
+    );
+  }
+  for (let next = version; next < MIGRATIONS.length; next++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[next] as string);
+      db.pragma(`user_version = ${next + 1}`);
+    })();
+  }
+}

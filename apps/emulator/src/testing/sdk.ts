@@ -1,0 +1,91 @@
+// Test helpers that drive the official, unmodified Azure IoT device SDK packages against the
+// emulator. The only things injected are what the SDK's own API offers: a transport base that
+// trusts the emulator's CA (and, for HTTP, knows its port).
+import https from 'node:https';
+import httpBase from 'azure-iot-http-base';
+import mqttBase from 'azure-iot-mqtt-base';
+import provisioningDevice from 'azure-iot-provisioning-device';
+import httpTransport from 'azure-iot-provisioning-device-http';
+import mqttTransport from 'azure-iot-provisioning-device-mqtt';
+import symmetricKey from 'azure-iot-security-symmetric-key';
+import type { Emulator } from '../emulator.js';
+
+const { ProvisioningDeviceClient } = provisioningDevice;
+const { Mqtt } = mqttTransport;
+const { Http } = httpTransport;
+const { MqttBase } = mqttBase;
+const { Http: HttpBase } = httpBase;
+const { SymmetricKeySecurityClient } = symmetricKey;
+
+export type SdkTransport = 'mqtt' | 'https';
+
+/** A security client that presents a token crafted by the test (expired, for another id, …). */
+export function fixedTokenSecurityClient(registrationId: string, token: string) {
+  return {
+    getRegistrationId: (callback: (err: Error | null, id?: string) => void) => callback(null, registrationId),
+    createSharedAccessSignature: (
+      _idScope: string,
+      callback: (err: Error | null, sas?: { toString(): string }) => void,
+    ) => callback(null, { toString: () => token }),
+  };
+}
+
+export interface RegisterOptions {
+  transport?: SdkTransport;
+  /** The device's custom payload (`setProvisioningPayload`). */
+  payload?: Record<string, unknown>;
+  /** Overrides the symmetric-key security client. */
+  securityClient?: ReturnType<typeof fixedTokenSecurityClient>;
+  pollingIntervalMs?: number;
+}
+
+/** The SDK's transport, pointed at the emulator and trusting its CA. */
+export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollingIntervalMs = 50) {
+  if (transport === 'mqtt') {
+    const base = new MqttBase();
+    base.setOptions({ ca: emulator.caCertPem });
+    const mqtt = new Mqtt(base);
+    mqtt.setTransportOptions({ pollingInterval: pollingIntervalMs });
+    return { provisioningHost: emulator.endpoints.mqtt.provisioningHost, transport: mqtt };
+  }
+  const endpoint = emulator.endpoints.https;
+  if (!endpoint) throw new Error('the emulator runs without HTTPS');
+  // The HTTP transport cannot take a port: the agent's defaultPort supplies it.
+  const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem }), { defaultPort: endpoint.port });
+  const base = new HttpBase();
+  base.setOptions({ http: { agent } });
+  const http = new Http(base);
+  http.setTransportOptions({ pollingInterval: pollingIntervalMs });
+  return { provisioningHost: endpoint.provisioningHost, transport: http };
+}
+
+export type SdkRegistrationState = Record<string, unknown> & { registrationId: string; status: string };
+
+/** Registers one device with the SDK and resolves with its `registrationState` (or rejects with the SDK's error). */
+export function register(emulator: Emulator, registrationId: string, deviceKey: string, options: RegisterOptions = {}) {
+  const { provisioningHost, transport } = sdkTransport(
+    emulator,
+    options.transport ?? 'mqtt',
+    options.pollingIntervalMs,
+  );
+  // The SDK packages pin different azure-iot-common versions, so their types disagree; at runtime
+  // the client only duck-types the security client.
+  type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
+  const security = (options.securityClient ??
+    new SymmetricKeySecurityClient(registrationId, deviceKey)) as unknown as Security;
+  const client = ProvisioningDeviceClient.create(provisioningHost, emulator.idScope, transport, security);
+  if (options.payload) client.setProvisioningPayload(options.payload);
+  return client.register() as unknown as Promise<SdkRegistrationState>;
+}
+
+/** Awaits a rejection and returns the error (fails if the promise resolves). */
+export async function rejectionOf(
+  promise: Promise<unknown>,
+): Promise<Error & { result?: unknown; responseBody?: string }> {
+  try {
+    const value = await promise;
+    throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+  } catch (err) {
+    return err as Error & { result?: unknown; responseBody?: string };
+  }
+}

@@ -1,0 +1,130 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import { DpsErrorCode } from '@dpskit/contracts';
+import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import type { Logger } from '../log.js';
+import { matchRoute } from './https-routes.js';
+import { listen } from './listen.js';
+import type { RunningTransport } from './mqtt.js';
+
+export interface HttpsTransportOptions {
+  api: DeviceApi;
+  tls: { cert: string; key: string };
+  host: string;
+  port: number;
+  log: Logger;
+}
+
+/** DPS caps device messages at 96 KB. */
+const MAX_BODY_BYTES = 96 * 1024;
+
+/**
+ * DPS's device REST API on node:https. Every answer is JSON with
+ * `Content-Type: application/json; charset=utf-8` (the SDK parses nothing else), a `retry-after`
+ * header (seconds) while `assigning`, and a DPS error body for every status ≥ 300. A bad request
+ * never ends the server.
+ */
+export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
+  const { api, log } = options;
+
+  const handle = (req: IncomingMessage, body: string): DeviceApiResponse => {
+    const url = new URL(req.url ?? '/', 'https://dps.invalid');
+    const route = matchRoute(req.method ?? 'GET', url.pathname);
+    if (route.kind === 'not-found') {
+      return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${url.pathname}.`);
+    }
+    if (route.kind === 'method-not-allowed') {
+      return {
+        status: 405,
+        body: {
+          ...errorResponse(DpsErrorCode.NotFound, `Use ${route.allowed} for ${url.pathname}.`).body,
+          errorCode: 405001,
+        },
+      };
+    }
+    if (!url.searchParams.get('api-version')) {
+      return errorResponse(
+        DpsErrorCode.InvalidRequestBody,
+        'The api-version query parameter is required (the Node SDK sends 2019-03-31).',
+      );
+    }
+    const attestation = api.service.attest({
+      requestedIdScope: route.idScope,
+      registrationId: route.registrationId,
+      token: req.headers.authorization,
+    });
+    if (!attestation.ok) {
+      log.debug('https.auth', `${attestation.registrationId}: ${attestation.reason} (${attestation.detail})`, {
+        registrationId: attestation.registrationId,
+        reason: attestation.reason,
+      });
+    }
+    if (route.kind === 'register') return api.register(attestation, body, 'https');
+    if (route.kind === 'operation-status') return api.operationStatus(attestation, route.operationId);
+    return api.statusLookup(attestation);
+  };
+
+  const send = (res: ServerResponse, response: DeviceApiResponse, close = false) => {
+    const text = JSON.stringify(response.body);
+    const headers: Record<string, string | number> = {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(text),
+    };
+    if (response.retryAfterSeconds !== undefined) headers['retry-after'] = String(response.retryAfterSeconds);
+    if (close) headers.Connection = 'close';
+    res.writeHead(response.status, headers);
+    res.end(text);
+  };
+
+  const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let answered = false;
+    req.on('data', (chunk: Buffer) => {
+      if (answered) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        answered = true;
+        send(
+          res,
+          errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${MAX_BODY_BYTES} bytes.`),
+          true,
+        );
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (answered) return;
+      answered = true;
+      let response: DeviceApiResponse;
+      try {
+        response = handle(req, Buffer.concat(chunks).toString('utf8'));
+      } catch (err) {
+        log.error('https.request', `${req.method} ${req.url}: ${(err as Error).message}`, {
+          stack: (err as Error).stack,
+        });
+        response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+      }
+      send(res, response);
+    });
+    req.on('error', (err) => log.debug('https.request', `${req.method} ${req.url}: ${err.message}`));
+  });
+  server.on('tlsClientError', (err) => log.debug('https.tls', `TLS handshake failed: ${err.message}`));
+  server.on('clientError', (err, socket) => {
+    log.debug('https.client', err.message);
+    socket.destroy();
+  });
+
+  const port = await listen(server, 'https', options.host, options.port);
+  return {
+    host: options.host,
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

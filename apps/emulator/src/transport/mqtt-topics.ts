@@ -1,0 +1,79 @@
+/** The DPS MQTT topic grammar as the device SDKs speak it (pure; no broker). */
+
+export const RESPONSE_FILTER = '$dps/registrations/res/#';
+export const REQUEST_PREFIX = '$dps/registrations/';
+const REGISTER_PATH = '$dps/registrations/PUT/iotdps-register/';
+const OPERATION_STATUS_PATH = '$dps/registrations/GET/iotdps-get-operationstatus/';
+
+export type DeviceRequestTopic =
+  | { kind: 'register'; rid: string }
+  | { kind: 'operation-status'; rid: string; operationId: string | null }
+  | { kind: 'unknown'; rid: string }
+  | { kind: 'no-rid' };
+
+/** `$dps/registrations/PUT/iotdps-register/?$rid=…` and `…/GET/iotdps-get-operationstatus/?$rid=…&operationId=…`. */
+export function parseRequestTopic(topic: string): DeviceRequestTopic {
+  const q = topic.indexOf('?');
+  const path = q === -1 ? topic : topic.slice(0, q);
+  // The SDK pastes ids unencoded; a `+` in them must stay a `+`, so no form decoding of spaces.
+  const params = new Map<string, string>();
+  for (const pair of (q === -1 ? '' : topic.slice(q + 1)).split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    const value = eq === -1 ? '' : pair.slice(eq + 1);
+    params.set(safeDecode(name), safeDecode(value));
+  }
+  const rid = params.get('$rid');
+  if (!rid) return { kind: 'no-rid' };
+  if (path === REGISTER_PATH) return { kind: 'register', rid };
+  if (path === OPERATION_STATUS_PATH)
+    return { kind: 'operation-status', rid, operationId: params.get('operationId') || null };
+  return { kind: 'unknown', rid };
+}
+
+/** `$dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}]`: lowercase `retry-after`, the only case the Node SDK reads. */
+export function responseTopic(status: number, rid: string, retryAfterSeconds?: number): string {
+  const retry = retryAfterSeconds === undefined ? '' : `&retry-after=${retryAfterSeconds}`;
+  return `$dps/registrations/res/${status}/?$rid=${encodeURIComponent(rid)}${retry}`;
+}
+
+export interface MqttUsername {
+  idScope: string;
+  registrationId: string;
+  apiVersion: string | undefined;
+  clientVersion: string | undefined;
+}
+
+/** `{idScope}/registrations/{registrationId}/api-version=2019-03-31&ClientVersion=…`. */
+export function parseMqttUsername(username: string | undefined): MqttUsername | undefined {
+  const match = /^([^/]+)\/registrations\/([^/]+)\/(.*)$/.exec(username ?? '');
+  if (!match) return undefined;
+  const [, idScope = '', registrationId = '', rest = ''] = match;
+  const params = new URLSearchParams(rest);
+  return {
+    idScope,
+    registrationId,
+    apiVersion: params.get('api-version') ?? undefined,
+    clientVersion: params.get('ClientVersion') ?? params.get('clientVersion') ?? undefined,
+  };
+}
+
+/**
+ * JSON with every non-ASCII character escaped: the Node SDK decodes MQTT payloads as ASCII, which
+ * would mangle a UTF-8 payload; the escaped form decodes to the same value in any client.
+ */
+export function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,161 @@
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import { DpsErrorCode } from '@dpskit/contracts';
+import { Aedes, type Client } from 'aedes';
+import type { AttestationResult } from '../core/attestation.js';
+import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import type { Logger } from '../log.js';
+import { listen } from './listen.js';
+import {
+  asciiJson,
+  parseMqttUsername,
+  parseRequestTopic,
+  REQUEST_PREFIX,
+  RESPONSE_FILTER,
+  responseTopic,
+} from './mqtt-topics.js';
+
+export interface MqttTransportOptions {
+  api: DeviceApi;
+  tls: { cert: string; key: string };
+  host: string;
+  port: number;
+  log: Logger;
+}
+
+export interface RunningTransport {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * DPS's device API over MQTT 3.1.1 on TLS, on an embedded aedes broker. Every device is
+ * answered on its own connection (`client.publish`), never through the broker: all devices
+ * subscribe to the same response filter, so a broker publish would reach all of them.
+ *
+ * Authentication failures are answered the way the real service appears to do it: the CONNECT
+ * is accepted and the first request gets a 401 with a DPS error body, which the Node SDK turns
+ * into an UnauthorizedError (a refused CONNACK would surface as a plain connection error).
+ */
+export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningTransport> {
+  const { api, log } = options;
+  const sessions = new WeakMap<Client, AttestationResult>();
+
+  const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const parsed = parseMqttUsername(username);
+      let attestation: AttestationResult;
+      if (!parsed) {
+        attestation = {
+          ok: false,
+          registrationId: client.id,
+          reason: 'malformed',
+          detail: `MQTT username "${username ?? ''}" is not {idScope}/registrations/{registrationId}/api-version=…`,
+        };
+      } else if (parsed.registrationId !== client.id) {
+        attestation = {
+          ok: false,
+          registrationId: parsed.registrationId,
+          reason: 'invalid-registration-id',
+          detail: `MQTT client id "${client.id}" differs from the registration id "${parsed.registrationId}" in the username`,
+        };
+      } else {
+        attestation = api.service.attest({
+          requestedIdScope: parsed.idScope,
+          registrationId: parsed.registrationId,
+          token: password?.toString('utf8'),
+        });
+      }
+      sessions.set(client, attestation);
+      if (!attestation.ok) {
+        log.debug('mqtt.auth', `${attestation.registrationId}: ${attestation.reason} (${attestation.detail})`, {
+          registrationId: attestation.registrationId,
+          reason: attestation.reason,
+        });
+      }
+      done(null, true);
+    },
+    authorizeSubscribe(_client, subscription, done) {
+      // DPS serves one filter; refusing others (SUBACK 0x80) also keeps devices from snooping.
+      done(null, subscription.topic === RESPONSE_FILTER ? subscription : null);
+    },
+    authorizePublish(client, packet, done) {
+      if (!client || packet.topic.startsWith(REQUEST_PREFIX)) return done(null);
+      done(new Error(`topic ${packet.topic} is not part of the DPS device API`));
+    },
+  });
+
+  broker.on('publish', (packet, client) => {
+    if (!client) return; // the broker's own $SYS heartbeats
+    const attestation = sessions.get(client);
+    if (!attestation) return;
+    const topic = parseRequestTopic(packet.topic);
+    if (topic.kind === 'no-rid') {
+      log.warn('mqtt.request', `${client.id}: request on ${packet.topic} has no $rid; it cannot be answered`);
+      return;
+    }
+    let response: DeviceApiResponse;
+    try {
+      if (topic.kind === 'register') {
+        response = api.register(attestation, Buffer.from(packet.payload).toString('utf8'), 'mqtt');
+      } else if (topic.kind === 'operation-status') {
+        response = topic.operationId
+          ? api.operationStatus(attestation, topic.operationId)
+          : errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
+      } else {
+        response = errorResponse(
+          DpsErrorCode.NotFound,
+          `The DPS device API has no operation at ${packet.topic.split('?')[0]}.`,
+        );
+      }
+    } catch (err) {
+      log.error('mqtt.request', `${client.id}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+    }
+    client.publish(
+      {
+        cmd: 'publish',
+        topic: responseTopic(response.status, topic.rid, response.retryAfterSeconds),
+        payload: Buffer.from(asciiJson(response.body), 'ascii'),
+        qos: 1,
+        retain: false,
+        dup: false,
+      },
+      (err) => {
+        if (err) log.debug('mqtt.response', `${client.id}: response not delivered (${err.message})`);
+      },
+    );
+  });
+  broker.on('clientError', (client, err) => log.debug('mqtt.client', `${client.id}: ${err.message}`));
+  broker.on('connectionError', (client, err) => log.debug('mqtt.connection', `${client?.id ?? '?'}: ${err.message}`));
+
+  const sockets = new Set<Socket>();
+  const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key }, (socket) => {
+    broker.handle(socket);
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('tlsClientError', (err) => log.debug('mqtt.tls', `TLS handshake failed: ${err.message}`));
+
+  let port: number;
+  try {
+    port = await listen(server, 'mqtt', options.host, options.port);
+  } catch (err) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    throw err;
+  }
+
+  return {
+    host: options.host,
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
