@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import { type Command, DEFAULT_TIMEOUT_SECONDS, type Env, parseCommandLine, UsageError } from './config.js';
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+const DEVICE_KEY = 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=';
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const files: Record<string, string> = { 'ca.pem': CA_PEM, 'key.pem': '-----BEGIN PRIVATE KEY-----\n' };
+const readFile = (path: string) => {
+  const text = files[path];
+  if (text === undefined) throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+  return text;
+};
+
+function run(argv: string[], env: Env = {}): Command {
+  return parseCommandLine(argv, env, { readFile });
+}
+
+function usage(argv: string[], env: Env = {}): UsageError {
+  try {
+    run(argv, env);
+  } catch (err) {
+    if (err instanceof UsageError) return err;
+    throw err;
+  }
+  throw new Error(`expected a usage error for ${argv.join(' ')}`);
+}
+
+const REGISTER = ['register', '--id-scope', '0ne00000A0A', '--registration-id', 'contoso-toaster-007'];
+
+describe('parseCommandLine: register', () => {
+  it('parses flags with defaults for host, transport and timeout', () => {
+    expect(run([...REGISTER, '--group-key', GROUP_KEY])).toEqual({
+      kind: 'register',
+      config: {
+        provisioningHost: 'global.azure-devices-provisioning.net',
+        idScope: '0ne00000A0A',
+        registrationId: 'contoso-toaster-007',
+        groupKey: GROUP_KEY,
+        transport: 'mqtt',
+        timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
+        json: false,
+      },
+    });
+  });
+
+  it('parses every option', () => {
+    const command = run([
+      ...REGISTER,
+      '--device-key',
+      DEVICE_KEY,
+      '--provisioning-host',
+      'localhost:8443',
+      '--transport',
+      'HTTP',
+      '--payload',
+      '{"MyDeviceFirmwareVersion":"12.0.2.5"}',
+      '--ca',
+      'ca.pem',
+      '--polling-interval',
+      '500',
+      '--timeout',
+      '0',
+      '--json',
+    ]);
+    expect(command).toEqual({
+      kind: 'register',
+      config: {
+        provisioningHost: 'localhost:8443',
+        idScope: '0ne00000A0A',
+        registrationId: 'contoso-toaster-007',
+        deviceKey: DEVICE_KEY,
+        transport: 'http',
+        payload: { MyDeviceFirmwareVersion: '12.0.2.5' },
+        ca: CA_PEM,
+        caFile: 'ca.pem',
+        pollingIntervalMs: 500,
+        timeoutMs: 0,
+        json: true,
+      },
+    });
+  });
+
+  it('reads everything from environment variables, and flags win over them', () => {
+    const env: Env = {
+      DPS_ID_SCOPE: '0ne00000A0A',
+      DPS_REGISTRATION_ID: 'contoso-heatpump-088',
+      DPS_GROUP_KEY: GROUP_KEY,
+      DPS_PROVISIONING_HOST: 'localhost:8883',
+      DPS_CA_FILE: 'ca.pem',
+      DPS_TRANSPORT: 'http',
+      DPS_PAYLOAD: '{"a":1}',
+      DPS_POLLING_INTERVAL: '250',
+      DPS_TIMEOUT: '30',
+    };
+    const fromEnv = run(['register'], env);
+    expect(fromEnv).toMatchObject({
+      kind: 'register',
+      config: {
+        provisioningHost: 'localhost:8883',
+        registrationId: 'contoso-heatpump-088',
+        groupKey: GROUP_KEY,
+        transport: 'http',
+        payload: { a: 1 },
+        ca: CA_PEM,
+        pollingIntervalMs: 250,
+        timeoutMs: 30_000,
+      },
+    });
+    const flagsWin = run(['register', '--registration-id', 'contoso-toaster-007', '--transport', 'mqtt'], env);
+    expect(flagsWin).toMatchObject({ config: { registrationId: 'contoso-toaster-007', transport: 'mqtt' } });
+  });
+
+  it('lets a key flag override key variables of either kind', () => {
+    const env: Env = { DPS_GROUP_KEY: GROUP_KEY, DPS_DEVICE_KEY: DEVICE_KEY };
+    const command = run([...REGISTER, '--device-key', DEVICE_KEY], env);
+    expect(command).toMatchObject({ config: { deviceKey: DEVICE_KEY } });
+    expect(command.kind === 'register' && command.config.groupKey).toBe(undefined);
+  });
+
+  it('treats empty environment variables as unset', () => {
+    expect(run([...REGISTER, '--group-key', GROUP_KEY], { DPS_TRANSPORT: '', DPS_PAYLOAD: '' })).toMatchObject({
+      config: { transport: 'mqtt' },
+    });
+  });
+
+  it.each([
+    ['missing --id-scope (or DPS_ID_SCOPE)', ['register', '--registration-id', 'x', '--group-key', GROUP_KEY]],
+    ['missing --registration-id', ['register', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY]],
+    ['a key is needed: --group-key', [...REGISTER]],
+    ['not both', [...REGISTER, '--group-key', GROUP_KEY, '--device-key', DEVICE_KEY]],
+    ['--group-key is not valid base64', [...REGISTER, '--group-key', 'abc']],
+    ['--payload must be a JSON object', [...REGISTER, '--group-key', GROUP_KEY, '--payload', '[]']],
+    ['--payload is not valid JSON', [...REGISTER, '--group-key', GROUP_KEY, '--payload', '{bad']],
+    ['--transport must be mqtt or http, not "amqp"', [...REGISTER, '--group-key', GROUP_KEY, '--transport', 'amqp']],
+    ['scheme', [...REGISTER, '--group-key', GROUP_KEY, '--provisioning-host', 'mqtts://x']],
+    ['the CA file "missing.pem" does not exist', [...REGISTER, '--group-key', GROUP_KEY, '--ca', 'missing.pem']],
+    ['is not a PEM certificate', [...REGISTER, '--group-key', GROUP_KEY, '--ca', 'key.pem']],
+    ['--timeout must be a whole number', [...REGISTER, '--group-key', GROUP_KEY, '--timeout=-1']],
+    ['--timeout needs a value', [...REGISTER, '--group-key', GROUP_KEY, '--timeout', '-1']],
+    ['--payload needs a value', [...REGISTER, '--group-key', GROUP_KEY, '--payload']],
+    ['--polling-interval must be a whole number', [...REGISTER, '--group-key', GROUP_KEY, '--polling-interval', '0']],
+    ['unknown option --bogus', [...REGISTER, '--group-key', GROUP_KEY, '--bogus']],
+    ['unexpected argument "extra"', [...REGISTER, '--group-key', GROUP_KEY, 'extra']],
+    ['is not an ID scope', ['register', '--id-scope', '0ne/00', '--registration-id', 'x', '--group-key', GROUP_KEY]],
+    [
+      'may only contain',
+      ['register', '--id-scope', '0ne00000A0A', '--registration-id', 'has space', '--group-key', GROUP_KEY],
+    ],
+  ])('usage error: %s', (message, argv) => {
+    const err = usage(argv);
+    expect(err.message).toContain(message);
+    expect(err.command).toBe('register');
+  });
+
+  it('names the environment variable when the bad value came from one', () => {
+    expect(usage([...REGISTER], { DPS_GROUP_KEY: 'abc' }).message).toContain('DPS_GROUP_KEY is not valid base64');
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY], { DPS_PAYLOAD: '1' }).message).toContain(
+      'DPS_PAYLOAD must be a JSON object',
+    );
+    expect(usage([...REGISTER], { DPS_GROUP_KEY: GROUP_KEY, DPS_DEVICE_KEY: DEVICE_KEY }).message).toContain(
+      'both DPS_DEVICE_KEY and DPS_GROUP_KEY are set',
+    );
+  });
+
+  it('returns help for --help even with other flags missing', () => {
+    expect(run(['register', '--help'])).toEqual({ kind: 'help', topic: 'register' });
+  });
+});
+
+describe('parseCommandLine: fleet', () => {
+  const FLEET = ['fleet', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY, '--count', '10'];
+
+  it('parses templates from repeated flags and comma lists', () => {
+    const command = run([
+      ...FLEET,
+      '--registration-id-template',
+      'contoso-toaster-{n:3},contoso-heatpump-{n:3}',
+      '--registration-id-template',
+      'contoso-kettle-{n}',
+      '--concurrency',
+      '5',
+      '--start',
+      '7',
+      '--no-progress',
+    ]);
+    expect(command).toMatchObject({
+      kind: 'fleet',
+      config: {
+        count: 10,
+        concurrency: 5,
+        start: 7,
+        progress: false,
+        templates: ['contoso-toaster-{n:3}', 'contoso-heatpump-{n:3}', 'contoso-kettle-{n}'],
+      },
+    });
+  });
+
+  it('takes the template from DPS_REGISTRATION_ID_TEMPLATE and defaults concurrency and start', () => {
+    expect(run(FLEET, { DPS_REGISTRATION_ID_TEMPLATE: 'dev-{n}' })).toMatchObject({
+      config: { templates: ['dev-{n}'], concurrency: 50, start: 1, progress: true },
+    });
+  });
+
+  it.each([
+    [
+      'missing --count',
+      ['fleet', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY, '--registration-id-template', 'a-{n}'],
+    ],
+    ['--count must be a whole number from 1', [...FLEET.slice(0, -1), '0', '--registration-id-template', 'a-{n}']],
+    ['missing --registration-id-template', [...FLEET]],
+    ['has no {n}', [...FLEET, '--registration-id-template', 'toaster']],
+    ['gives "toaster 1"', [...FLEET, '--registration-id-template', 'toaster {n}']],
+    [
+      '--concurrency must be a whole number',
+      [...FLEET, '--registration-id-template', 'a-{n}', '--concurrency', 'many'],
+    ],
+    [
+      'missing --group-key',
+      ['fleet', '--id-scope', '0ne00000A0A', '--count', '3', '--registration-id-template', 'a-{n}'],
+    ],
+    ['unknown option --device-key', [...FLEET, '--registration-id-template', 'a-{n}', '--device-key', DEVICE_KEY]],
+  ])('usage error: %s', (message, argv) => {
+    const err = usage(argv);
+    expect(err.message).toContain(message);
+    expect(err.command).toBe('fleet');
+  });
+});
+
+describe('parseCommandLine: keys derive, help and version', () => {
+  it('parses ids and --json', () => {
+    expect(run(['keys', 'derive', '--group-key', GROUP_KEY, 'contoso-toaster-007', '--json'])).toEqual({
+      kind: 'keys-derive',
+      config: { groupKey: GROUP_KEY, ids: ['contoso-toaster-007'], json: true },
+    });
+  });
+
+  it('reads the group key from DPS_GROUP_KEY and allows no ids (stdin)', () => {
+    expect(run(['keys', 'derive'], { DPS_GROUP_KEY: GROUP_KEY })).toEqual({
+      kind: 'keys-derive',
+      config: { groupKey: GROUP_KEY, ids: [], json: false },
+    });
+  });
+
+  it('rejects a missing key, an invalid id and unknown subcommands', () => {
+    expect(usage(['keys', 'derive', 'x']).message).toContain('missing --group-key (or DPS_GROUP_KEY)');
+    expect(usage(['keys', 'derive', '--group-key', GROUP_KEY, 'bad/id']).message).toContain('may only contain');
+    expect(usage(['keys', 'rotate']).message).toContain('unknown keys command "rotate"');
+  });
+
+  it('routes help and version', () => {
+    expect(run(['--help'])).toEqual({ kind: 'help', topic: 'main' });
+    expect(run(['help', 'fleet'])).toEqual({ kind: 'help', topic: 'fleet' });
+    expect(run(['help', 'keys', 'derive'])).toEqual({ kind: 'help', topic: 'keys derive' });
+    expect(run(['keys', 'derive', '--help'])).toEqual({ kind: 'help', topic: 'keys derive' });
+    expect(run(['--version'])).toEqual({ kind: 'version' });
+    expect(usage(['provision']).message).toBe('unknown command "provision"');
+    expect(usage([]).message).toBe('no command given');
+  });
+});

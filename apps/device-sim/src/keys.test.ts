@@ -1,0 +1,67 @@
+import { PassThrough, Readable } from 'node:stream';
+import { deriveDeviceKey } from '@dpskit/contracts';
+import { describe, expect, it } from 'vitest';
+import { deriveKeysFromLines, formatDerivedKey } from './keys.js';
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+
+async function derive(input: string, json = false) {
+  const output = new PassThrough();
+  const chunks: string[] = [];
+  output.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
+  const invalid: Array<[number, string]> = [];
+  const report = await deriveKeysFromLines(Readable.from([input]), output, {
+    groupKey: GROUP_KEY,
+    json,
+    onInvalid: (line, problem) => invalid.push([line, problem]),
+  });
+  output.end();
+  return { report, text: chunks.join(''), invalid };
+}
+
+describe('deriveKeysFromLines', () => {
+  it("derives the brief's vectors, skipping blank lines and CRLF endings", async () => {
+    const { report, text } = await derive('contoso-toaster-007\r\n\n  contoso-heatpump-088  \n');
+    expect(text).toBe(
+      'contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=\n' +
+        'contoso-heatpump-088 NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=\n',
+    );
+    expect(report).toEqual({ derived: 2, invalid: 0 });
+  });
+
+  it('prints one JSON object per line with --json', async () => {
+    const { text } = await derive('contoso-toaster-007\n', true);
+    expect(JSON.parse(text)).toEqual({
+      registrationId: 'contoso-toaster-007',
+      derivedKey: 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=',
+    });
+  });
+
+  it('reports invalid ids with their line number and keeps going', async () => {
+    const { report, text, invalid } = await derive('good-1\nbad id\ngood-2\n');
+    expect(report).toEqual({ derived: 2, invalid: 1 });
+    expect(invalid[0]?.[0]).toBe(2);
+    expect(invalid[0]?.[1]).toContain('may only contain');
+    expect(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(['good-1', 'good-2']);
+  });
+
+  it('streams many ids through chunked writes, in order', async () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `contoso-toaster-${i}`);
+    const { report, text } = await derive(`${ids.join('\n')}\n`);
+    const lines = text.split('\n').filter(Boolean);
+    expect(report.derived).toBe(20_000);
+    expect(lines).toHaveLength(20_000);
+    expect(lines[12_345]).toBe(formatDerivedKey(ids[12_345]!, deriveDeviceKey(GROUP_KEY, ids[12_345]!), false).trim());
+  });
+
+  it('rejects an invalid group key before reading', async () => {
+    await expect(
+      deriveKeysFromLines(Readable.from(['x\n']), new PassThrough(), { groupKey: 'not-base64' }),
+    ).rejects.toThrow(/groupKey is not valid base64/);
+  });
+});

@@ -1,0 +1,132 @@
+import type { HelpTopic } from '../config.js';
+
+const CONNECTION = `Connection (flag, or environment variable; a flag wins):
+  --id-scope <scope>             ID scope of the DPS instance, e.g. 0ne00000A0A       DPS_ID_SCOPE
+                                 (Azure portal: DPS overview; local emulator: printed when it starts)
+  --provisioning-host <host[:port]>
+                                 DPS device endpoint                                  DPS_PROVISIONING_HOST
+                                 default global.azure-devices-provisioning.net (real Azure);
+                                 local emulator: localhost:8883 (MQTT) or its HTTPS port
+  --transport mqtt|http          protocol, default mqtt                               DPS_TRANSPORT
+  --ca <file>                    PEM CA certificate to trust, e.g. the local          DPS_CA_FILE
+                                 emulator's .dpskit/emulator/ca.pem (real Azure: not needed)
+  --payload <json>               custom payload sent to the allocation webhook,       DPS_PAYLOAD
+                                 a JSON object: '{"MyDeviceFirmwareVersion":"12.0.2.5"}'
+  --polling-interval <ms>        wait between status polls when the service sends     DPS_POLLING_INTERVAL
+                                 no retry-after (SDK default 2000)
+  --timeout <seconds>            give up without a final answer after this long,      DPS_TIMEOUT
+                                 default 120, 0 = wait forever`;
+
+export const HELP: Record<HelpTopic, string> = {
+  main: `device-sim: simulated Azure IoT devices that provision through DPS with the official Node SDK
+(azure-iot-provisioning-device, symmetric keys), against real Azure or the local dpskit emulator.
+
+Usage:
+  device-sim register [options]        provision one device and print what it gets (the tutorial's device output)
+  device-sim fleet [options]           provision many devices at once and print a summary (rate, latency, outcomes)
+  device-sim keys derive [ids...]      derive device keys from an enrollment group key (the tutorial's openssl step)
+  device-sim help <command>            options of a command (also: device-sim <command> --help)
+  device-sim --version
+
+Example (local emulator):
+  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem \\
+    --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key <enrollment group key>
+
+Secrets can stay off the command line: every option has an environment variable (DPS_GROUP_KEY, ...).
+Exit codes: 0 success, 1 the device(s) did not get assigned or the run failed, 2 usage error, 130 interrupted.
+`,
+  register: `device-sim register: provision one device through DPS and print the outcome.
+
+Usage:
+  device-sim register --id-scope <scope> --registration-id <id> (--group-key <key> | --device-key <key>) [options]
+
+Device:
+  --registration-id <id>         the device's registration id, e.g. contoso-toaster-007   DPS_REGISTRATION_ID
+  --group-key <key>              the enrollment group's primary key; the device key is     DPS_GROUP_KEY
+                                 derived from it (HMAC-SHA256 of the registration id)
+  --device-key <key>             the device's own key (individual enrollment, or derived   DPS_DEVICE_KEY
+                                 already, see: device-sim keys derive). Give exactly one key.
+
+${CONNECTION}
+
+Output:
+  --json                         print the outcome as one JSON object instead of the tutorial's text
+  -h, --help                     this help
+
+The text output follows the tutorial's device sample: "Provisioning API Version", "Registering Device",
+"Provisioning Status: PROV_DEVICE_REG_STATUS_..." lines, then "Registration Information received from
+service: <hub>, deviceId: <id>" or "Provisioning Failure: ... Msg: <service message>" with its error code.
+
+Exit codes: 0 assigned; 1 not assigned (failed, disabled, unauthorized, connection error, timeout);
+2 usage error (nothing was sent); 130 interrupted (Ctrl-C).
+
+Examples:
+  # the tutorial's toaster, against the local emulator
+  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem \\
+    --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key "$DPS_GROUP_KEY" \\
+    --payload '{"MyDeviceFirmwareVersion":"12.0.2.5","MyDeviceProvisioningVersion":"1.0.0.0"}'
+
+  # real Azure, key from: az iot dps enrollment-group show --dps-name <dps> --enrollment-id <group> --show-keys
+  export DPS_ID_SCOPE=0ne00XXXXXX DPS_GROUP_KEY=<primaryKey>
+  device-sim register --registration-id contoso-heatpump-088 --transport http
+`,
+  fleet: `device-sim fleet: provision many devices, each a real SDK client with its own connection, and
+print a summary: outcomes by status and error code, devices per hub, registrations per second and
+latency percentiles (p50, p95, p99, max).
+
+Usage:
+  device-sim fleet --count <n> --registration-id-template <template> --id-scope <scope> --group-key <key> [options]
+
+Devices:
+  --count <n>                    how many devices to register (required)
+  --registration-id-template <t> registration id of each device: {n} is the device      DPS_REGISTRATION_ID_TEMPLATE
+                                 number, {n:4} zero-pads it to 4 digits, e.g. contoso-toaster-{n:3}.
+                                 Several templates (repeat the flag, or separate with commas) take
+                                 turns: toaster-1, heatpump-1, toaster-2, heatpump-2, ...
+  --start <n>                    number of the first device of each template, default 1
+  --concurrency <n>              devices registering at the same time, default 50
+  --group-key <key>              the enrollment group key; device keys are derived      DPS_GROUP_KEY
+
+${CONNECTION}
+
+Output:
+  --json                         print the summary as one JSON object
+  --no-progress                  no progress bar (it is only drawn when stderr is a terminal anyway)
+  -h, --help                     this help
+
+Ctrl-C stops launching devices, cancels the ones in flight and still prints the summary,
+with a "stopped early" line; a second Ctrl-C exits at once.
+
+Exit codes: 0 every device got the service's final answer (assigned, failed or disabled);
+1 some device got none (unauthorized, connection error, timeout); 2 usage error; 130 interrupted.
+
+Example (half toasters, half heat pumps, against the local emulator):
+  device-sim fleet --count 1000 --concurrency 100 \\
+    --registration-id-template 'contoso-toaster-{n:4},contoso-heatpump-{n:4}' \\
+    --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem --id-scope 0ne00000A0A --group-key "$DPS_GROUP_KEY"
+`,
+  keys: `device-sim keys: device key tools.
+
+Usage:
+  device-sim keys derive --group-key <key> [registrationId...]   see: device-sim keys derive --help
+`,
+  'keys derive': `device-sim keys derive: derive each device's symmetric key from the enrollment group key, as
+the tutorial does with openssl/PowerShell: base64(HMAC-SHA256(base64-decoded group key, registration id)).
+
+Usage:
+  device-sim keys derive --group-key <key> <registrationId> [<registrationId>...]
+  device-sim keys derive --group-key <key> < ids.txt           (ids on stdin, one a line)
+
+Options:
+  --group-key <key>              the enrollment group's key                          DPS_GROUP_KEY
+  --json                         one JSON object a line: {"registrationId":...,"derivedKey":...}
+  -h, --help                     this help
+
+Output: one "<registrationId> <derivedKey>" line per id, in input order. Blank input lines are
+skipped; invalid registration ids are reported on stderr with their line number and skipped
+(exit code 1 at the end). Streams, so a million ids are fine.
+
+Example:
+  device-sim keys derive --group-key "$DPS_GROUP_KEY" contoso-toaster-007 contoso-heatpump-088
+`,
+};

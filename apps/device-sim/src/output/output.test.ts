@@ -1,0 +1,230 @@
+import { describe, expect, it } from 'vitest';
+import type { FleetSummary } from '../stats.js';
+import type { RegistrationOutcome, StatusUpdate } from '../types.js';
+import { hintFor } from './hints.js';
+import { outcomeJson } from './json.js';
+import { renderProgress } from './progress.js';
+import { formatSummary } from './summary.js';
+import { TutorialPrinter } from './tutorial.js';
+
+const HUB = 'contoso-toasters-hub-1098.azure-devices.net';
+
+function status(phase: StatusUpdate['phase'], sdkStatus: string): StatusUpdate {
+  return { registrationId: 'd', phase, sdkStatus, elapsedMs: 0 };
+}
+
+function printed(outcome: RegistrationOutcome, updates: StatusUpdate[], hint?: string): string {
+  let text = '';
+  const printer = new TutorialPrinter((t) => {
+    text += t;
+  });
+  printer.banner('1.9.1');
+  for (const u of updates) printer.status(u);
+  printer.result(outcome, hint);
+  return text;
+}
+
+const PROGRESSION = [
+  status('connected', 'PROV_DEVICE_REG_STATUS_CONNECTED'),
+  status('assigning', 'PROV_DEVICE_REG_STATUS_ASSIGNING'),
+  status('assigning', 'PROV_DEVICE_REG_STATUS_ASSIGNING'),
+  status('assigned', 'PROV_DEVICE_REG_STATUS_ASSIGNED'),
+];
+
+describe('tutorial output', () => {
+  it("prints the assigned device as the tutorial's sample does", () => {
+    const text = printed(
+      {
+        registrationId: 'contoso-toaster-007',
+        transport: 'mqtt',
+        status: 'assigned',
+        assignedHub: HUB,
+        deviceId: 'contoso-toaster-007',
+        durationMs: 1000,
+      },
+      PROGRESSION,
+    );
+    expect(text).toBe(
+      [
+        'Provisioning API Version: 1.9.1',
+        '',
+        'Registering Device',
+        '',
+        'Provisioning Status: PROV_DEVICE_REG_STATUS_CONNECTED',
+        'Provisioning Status: PROV_DEVICE_REG_STATUS_ASSIGNING',
+        '',
+        `Registration Information received from service: ${HUB}, deviceId: contoso-toaster-007`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('prints a failure with operation id, date, service message and error code', () => {
+    const text = printed(
+      {
+        registrationId: 'contoso-heatpump-088',
+        transport: 'mqtt',
+        status: 'failed',
+        operationId: '4.002305f54fc89692.b1f11200-8776-4b5d-867b-dc21c4b59c12',
+        errorCode: 400207,
+        errorMessage: 'Custom allocation failed with status code: 400',
+        registrationState: {
+          registrationId: 'contoso-heatpump-088',
+          status: 'failed',
+          lastUpdatedDateTimeUtc: '2019-12-27T19:51:41.8579703Z',
+        },
+        durationMs: 1000,
+      },
+      PROGRESSION.slice(0, 2),
+    );
+    expect(text).toContain(
+      'Provisioning Failure: OperationId: 4.002305f54fc89692.b1f11200-8776-4b5d-867b-dc21c4b59c12 - Date: 2019-12-27T19:51:41.8579703Z - Msg: Custom allocation failed with status code: 400\n',
+    );
+    expect(text).toContain('Failure registering device: status failed, error code 400207\n');
+  });
+
+  it('prints an error with its name, code and a hint, without an empty status block', () => {
+    const text = printed(
+      {
+        registrationId: 'd',
+        transport: 'http',
+        status: 'error',
+        errorName: 'UnauthorizedError',
+        errorCode: 401002,
+        errorMessage: 'Unauthorized',
+        durationMs: 5,
+      },
+      [],
+      'check the key',
+    );
+    expect(text).toBe(
+      [
+        'Provisioning API Version: 1.9.1',
+        '',
+        'Registering Device',
+        '',
+        'Failure registering device: UnauthorizedError (error code 401002): Unauthorized',
+        'Hint: check the key',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('prints one JSON line for --json, with the hint', () => {
+    const line = outcomeJson(
+      { registrationId: 'd', transport: 'mqtt', status: 'error', errorName: 'ECONNREFUSED', durationMs: 3 },
+      'is the emulator running?',
+    );
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.trim().includes('\n')).toBe(false);
+    expect(JSON.parse(line)).toMatchObject({
+      status: 'error',
+      errorName: 'ECONNREFUSED',
+      hint: 'is the emulator running?',
+    });
+  });
+});
+
+describe('hints', () => {
+  const context = { provisioningHost: 'localhost:8883', transport: 'mqtt' as const, caGiven: false };
+  const error = (partial: Partial<RegistrationOutcome>): RegistrationOutcome => ({
+    registrationId: 'd',
+    transport: 'mqtt',
+    status: 'error',
+    durationMs: 1,
+    ...partial,
+  });
+
+  it('tells to pass --ca for an untrusted certificate', () => {
+    expect(hintFor(error({ errorName: 'SELF_SIGNED_CERT_IN_CHAIN' }), context)).toContain('pass --ca <file>');
+    expect(hintFor(error({ errorName: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), { ...context, caGiven: true })).toContain(
+      'not issued by the CA in --ca',
+    );
+  });
+
+  it('covers refused connections, credentials and the webhook', () => {
+    expect(hintFor(error({ errorName: 'ECONNREFUSED' }), context)).toContain('is the emulator running');
+    expect(hintFor(error({ errorName: 'UnauthorizedError', errorCode: 401002 }), context)).toContain('--group-key');
+    expect(hintFor(error({ status: 'failed', errorCode: 400207 }), context)).toContain('webhook');
+    expect(hintFor({ ...error({}), status: 'assigned' }, context)).toBeUndefined();
+  });
+});
+
+function summary(partial: Partial<FleetSummary> = {}): FleetSummary {
+  return {
+    transport: 'mqtt',
+    concurrency: 50,
+    requested: 1000,
+    launched: 1000,
+    completed: 1000,
+    cancelled: 0,
+    notStarted: 0,
+    stoppedEarly: false,
+    byStatus: { assigned: 500, failed: 500, disabled: 0, error: 0 },
+    outcomes: [
+      { status: 'assigned', count: 500 },
+      {
+        status: 'failed',
+        errorCode: 400207,
+        errorName: 'ProvisioningRegistrationFailedError',
+        errorMessage: 'Custom allocation failed with status code: 400',
+        count: 500,
+      },
+    ],
+    hubs: [{ hub: HUB, count: 500 }],
+    durationMs: 12_345,
+    registrationsPerSecond: 81.0044,
+    latencyMs: { count: 1000, min: 1010.2, mean: 1050.4, p50: 1043, p95: 1120.4, p99: 1180.6, max: 1201 },
+    ...partial,
+  };
+}
+
+describe('formatSummary', () => {
+  it('shows totals, rate, percentiles, outcomes by status and code, and hubs', () => {
+    const text = formatSummary(summary());
+    expect(text).toContain('Fleet summary (mqtt, concurrency 50)');
+    expect(text).toContain('devices    1000 requested, 1000 completed');
+    expect(text).toContain('duration   12.3 s, 81.0 registrations/s');
+    expect(text).toContain('latency    p50 1043 ms, p95 1120 ms, p99 1181 ms, max 1201 ms (min 1010 ms, mean 1050 ms)');
+    const lines = text.split('\n');
+    const header = lines.findIndex((l) => l.startsWith('  status'));
+    expect(lines[header]).toBe('  status    error code  devices   share  detail');
+    expect(lines[header + 1]).toBe('  assigned                  500  50.0 %');
+    expect(lines[header + 2]).toBe(
+      '  failed    400207          500  50.0 %  ProvisioningRegistrationFailedError: Custom allocation failed with status code: 400',
+    );
+    expect(text).toContain(`  ${HUB}      500`);
+    expect(text).not.toContain('stopped early');
+  });
+
+  it('says how a stopped run ended', () => {
+    const text = formatSummary(
+      summary({ stoppedEarly: true, completed: 420, cancelled: 35, notStarted: 545, launched: 455 }),
+    );
+    expect(text).toContain('stopped early: 420 of 1000 devices completed (35 cancelled in flight, 545 not started)');
+  });
+
+  it('handles a run with no outcomes', () => {
+    const text = formatSummary(summary({ completed: 0, outcomes: [], hubs: [], latencyMs: null }));
+    expect(text).toContain('no completed registrations');
+    expect(text).toContain('(no device assigned)');
+  });
+});
+
+describe('renderProgress', () => {
+  it('draws a bar with counts and rate', () => {
+    expect(
+      renderProgress(
+        {
+          requested: 100,
+          launched: 60,
+          finished: 50,
+          inFlight: 10,
+          byStatus: { assigned: 40, failed: 9, disabled: 0, error: 1 },
+          elapsedMs: 2000,
+        },
+        10,
+      ),
+    ).toBe('[#####.....] 50/100 50%  assigned 40  failed 9  error 1  in flight 10  25.0/s  2.0 s');
+  });
+});
