@@ -28,8 +28,15 @@ async function main(): Promise<number> {
     }
   }
 
+  // A closed log pipe (e.g. `| head`) must not take the server down: further log lines are dropped.
+  let stdoutBroken = false;
+  process.stdout.on('error', () => {
+    stdoutBroken = true;
+  });
+
   const format = options.format ?? (process.stdout.isTTY ? 'human' : 'json');
   const print = (record: AllocatorLogRecord): void => {
+    if (stdoutBroken) return;
     process.stdout.write(`${format === 'json' ? formatJsonLine(record) : formatHumanLine(record)}\n`);
   };
 
