@@ -1,0 +1,242 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from './main.js';
+import type { FleetSummary } from './stats.js';
+import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
+import { captureIo } from './testing/io.js';
+import { createTestPki } from './testing/tls.js';
+
+// `main` with in-memory stdio, provisioning through the real SDK against the in-test HTTPS responder.
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+const HUB = 'contoso-toasters-hub-1098.azure-devices.net';
+const TUTORIAL_PAYLOAD = '{"MyDeviceFirmwareVersion":"12.0.2.5","MyDeviceProvisioningVersion":"1.0.0.0"}';
+
+let dps: HttpsDps;
+let dir: string;
+let caFile: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  const pki = createTestPki();
+  dir = mkdtempSync(join(tmpdir(), 'device-sim-main-'));
+  caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, pki.caPem);
+  dps = await startHttpsDps({
+    pki,
+    idScope: '0ne00000A0A',
+    groupKey: GROUP_KEY,
+    decide: (id) =>
+      id.startsWith('contoso-toaster')
+        ? { kind: 'assigned', hub: HUB }
+        : { kind: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed with status code: 400' },
+  });
+  // Secrets and connection through the environment, as the README recommends.
+  env = {
+    DPS_ID_SCOPE: '0ne00000A0A',
+    DPS_GROUP_KEY: GROUP_KEY,
+    DPS_PROVISIONING_HOST: dps.host,
+    DPS_CA_FILE: caFile,
+    DPS_TRANSPORT: 'http',
+  };
+});
+
+afterAll(async () => {
+  await dps?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('device-sim register', () => {
+  it("prints the tutorial's output for the toaster and exits 0", async () => {
+    const io = captureIo({ env });
+    const code = await main(
+      ['register', '--registration-id', 'contoso-toaster-007', '--payload', TUTORIAL_PAYLOAD],
+      io,
+    );
+    expect(code).toBe(0);
+    expect(io.out()).toBe(
+      [
+        'Provisioning API Version: 1.9.1',
+        '',
+        'Registering Device',
+        '',
+        'Provisioning Status: PROV_DEVICE_REG_STATUS_CONNECTED',
+        'Provisioning Status: PROV_DEVICE_REG_STATUS_ASSIGNING',
+        '',
+        `Registration Information received from service: ${HUB}, deviceId: contoso-toaster-007`,
+        '',
+      ].join('\n'),
+    );
+    expect(io.err()).toBe('');
+    expect(dps.registrations.at(-1)?.payload).toEqual(JSON.parse(TUTORIAL_PAYLOAD));
+  });
+
+  it('prints the failure with the service message and code for the heat pump and exits 1', async () => {
+    const io = captureIo({ env });
+    const code = await main(['register', '--registration-id', 'contoso-heatpump-088'], io);
+    expect(code).toBe(1);
+    expect(io.out()).toMatch(
+      /Provisioning Failure: OperationId: 4\.[0-9a-f]{16}\.[0-9a-f-]{36} - Date: \d{4}-\d\d-\d\dT[^ ]+ - Msg: Custom allocation failed with status code: 400\n/,
+    );
+    expect(io.out()).toContain('Failure registering device: status failed, error code 400207\n');
+  });
+
+  it('prints one JSON object with --json', async () => {
+    const io = captureIo({ env });
+    const code = await main(['register', '--registration-id', 'contoso-toaster-008', '--json'], io);
+    expect(code).toBe(0);
+    const lines = io.out().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      registrationId: 'contoso-toaster-008',
+      transport: 'http',
+      status: 'assigned',
+      assignedHub: HUB,
+      deviceId: 'contoso-toaster-008',
+    });
+  });
+
+  it('exits 1 with a hint to pass --ca when the CA is not given', async () => {
+    const io = captureIo({ env: { ...env, DPS_CA_FILE: '' } });
+    const code = await main(['register', '--registration-id', 'contoso-toaster-009'], io);
+    expect(code).toBe(1);
+    expect(io.out()).toContain('Hint: the server certificate of');
+    expect(io.out()).toContain('pass --ca <file>');
+  });
+
+  it('exits 2 on a bad payload without connecting', async () => {
+    const before = dps.registrations.length;
+    const io = captureIo({ env });
+    const code = await main(['register', '--registration-id', 'contoso-toaster-010', '--payload', 'firmware=12'], io);
+    expect(code).toBe(2);
+    expect(io.out()).toBe('');
+    expect(io.err()).toContain('device-sim: --payload is not valid JSON');
+    expect(io.err()).toContain('Run "device-sim register --help"');
+    expect(dps.registrations.length).toBe(before);
+  });
+});
+
+describe('device-sim fleet', () => {
+  it('registers mixed device types and summarizes outcomes by status, code and hub', async () => {
+    const io = captureIo({ env });
+    const code = await main(
+      [
+        'fleet',
+        '--count',
+        '6',
+        '--concurrency',
+        '6',
+        '--registration-id-template',
+        'contoso-toaster-{n:3},contoso-heatpump-{n:3}',
+        '--start',
+        '100',
+        '--json',
+      ],
+      io,
+    );
+    expect(code).toBe(0);
+    const summary = JSON.parse(io.out()) as FleetSummary;
+    expect(summary).toMatchObject({
+      transport: 'http',
+      requested: 6,
+      launched: 6,
+      completed: 6,
+      cancelled: 0,
+      stoppedEarly: false,
+      byStatus: { assigned: 3, failed: 3, disabled: 0, error: 0 },
+      hubs: [{ hub: HUB, count: 3 }],
+    });
+    expect(summary.outcomes).toEqual([
+      { status: 'assigned', count: 3 },
+      {
+        status: 'failed',
+        errorCode: 400207,
+        errorName: 'ProvisioningRegistrationFailedError',
+        errorMessage: 'Custom allocation failed with status code: 400',
+        count: 3,
+      },
+    ]);
+    expect(summary.latencyMs?.count).toBe(6);
+    const ids = dps.registrations.map((r) => r.registrationId);
+    for (const id of ['contoso-toaster-100', 'contoso-toaster-102', 'contoso-heatpump-100', 'contoso-heatpump-102']) {
+      expect(ids).toContain(id);
+    }
+    // not a terminal: no progress bar on stderr
+    expect(io.err()).toBe('');
+  });
+
+  it('stops on Ctrl-C, still prints the summary, and exits 130', async () => {
+    const io = captureIo({ env });
+    const before = dps.registrations.length;
+    const running = main(
+      ['fleet', '--count', '40', '--concurrency', '4', '--registration-id-template', 'contoso-toaster-stop-{n}'],
+      io,
+    );
+    // interrupt once the first devices are waiting for their answer
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (dps.registrations.length - before >= 4) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 10);
+    });
+    io.interrupt();
+    const code = await running;
+    expect(code).toBe(130);
+    expect(io.err()).toContain('stopping: no new devices');
+    expect(io.out()).toContain('Fleet summary (http, concurrency 4)');
+    expect(io.out()).toMatch(/stopped early: \d+ of 40 devices completed \(\d+ cancelled in flight, \d+ not started\)/);
+    expect(dps.registrations.length - before).toBeLessThan(40);
+  });
+});
+
+describe('device-sim keys derive, help and usage', () => {
+  it('derives keys for ids on the command line', async () => {
+    const io = captureIo({ env: { DPS_GROUP_KEY: GROUP_KEY } });
+    expect(await main(['keys', 'derive', 'contoso-toaster-007', 'contoso-heatpump-088'], io)).toBe(0);
+    expect(io.out()).toBe(
+      'contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=\n' +
+        'contoso-heatpump-088 NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=\n',
+    );
+  });
+
+  it('derives keys for ids on stdin and exits 1 when some were invalid', async () => {
+    const io = captureIo({ stdin: 'contoso-toaster-007\nnot valid\n' });
+    expect(await main(['keys', 'derive', '--group-key', GROUP_KEY], io)).toBe(1);
+    expect(io.out()).toBe('contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=\n');
+    expect(io.err()).toContain('line 2 skipped');
+  });
+
+  it('prints help for each command with exit 0', async () => {
+    for (const argv of [
+      ['--help'],
+      ['register', '--help'],
+      ['fleet', '-h'],
+      ['keys', 'derive', '--help'],
+      ['help', 'keys'],
+    ]) {
+      const io = captureIo();
+      expect(await main(argv, io)).toBe(0);
+      expect(io.out()).toContain('device-sim');
+      expect(io.out()).toContain('Usage:');
+    }
+  });
+
+  it('prints the main help on stderr and exits 2 without a command', async () => {
+    const io = captureIo();
+    expect(await main([], io)).toBe(2);
+    expect(io.err()).toContain('device-sim register [options]');
+  });
+
+  it('exits 2 for unknown commands and options', async () => {
+    const unknownCommand = captureIo();
+    expect(await main(['provision'], unknownCommand)).toBe(2);
+    expect(unknownCommand.err()).toContain('unknown command "provision"');
+    const unknownOption = captureIo({ env });
+    expect(await main(['fleet', '--cont', '3'], unknownOption)).toBe(2);
+    expect(unknownOption.err()).toContain('unknown option --cont');
+  });
+});
