@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AllocationRequest, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import type { EmulatorConfigInput } from '../config/schema.js';
+import type { RegistrationEvent } from '../core/events.js';
+import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
+import type { WebhookAnswer } from './webhook-server.js';
+
+export const HUB_A = 'hub-a.azure-devices.net';
+export const HUB_B = 'hub-b.azure-devices.net';
+export const HUB_C = 'hub-c.azure-devices.net';
+export const ROGUE_HUB = 'rogue-hub.azure-devices.net';
+export const ID_SCOPE = '0ne00000A0A';
+
+export const KEYS = {
+  hashed: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  static: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  custom: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  unreachable: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  disabled: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  individual: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+  blocked: { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+};
+
+export const TWIN = { tags: { fleet: 'contoso' }, properties: { desired: { telemetryIntervalSec: 60 } } };
+export const WEBHOOK_TWIN = { tags: { deviceType: 'toaster' }, properties: { desired: { state: 'ready' } } };
+
+/** A device key derived from one of the test groups. */
+export const groupDeviceKey = (
+  group: keyof typeof KEYS,
+  registrationId: string,
+  which: 'primaryKey' | 'secondaryKey' = 'primaryKey',
+) => deriveDeviceKey(KEYS[group][which], registrationId);
+
+/** The emulator config the transport tests share: one group per allocation policy and case. */
+export function testConfig(webhookUrl: string, unreachableWebhookUrl: string): EmulatorConfigInput {
+  const symmetricKey = (keys: { primaryKey: string; secondaryKey: string }) => ({
+    type: 'symmetricKey' as const,
+    symmetricKey: keys,
+  });
+  return {
+    idScope: ID_SCOPE,
+    iotHubs: [{ hostName: HUB_A }, { hostName: HUB_B, allocationWeight: 3 }, { hostName: HUB_C }],
+    enrollmentGroups: [
+      {
+        enrollmentGroupId: 'hashed-group',
+        attestation: symmetricKey(KEYS.hashed),
+        allocationPolicy: 'hashed',
+        iotHubs: [HUB_A, HUB_B],
+      },
+      {
+        enrollmentGroupId: 'static-group',
+        attestation: symmetricKey(KEYS.static),
+        allocationPolicy: 'static',
+        iotHubs: [HUB_C],
+      },
+      {
+        enrollmentGroupId: 'custom-group',
+        attestation: symmetricKey(KEYS.custom),
+        allocationPolicy: 'custom',
+        customAllocationDefinition: { webhookUrl, apiVersion: '2021-10-01' },
+        iotHubs: [HUB_A, HUB_B],
+        initialTwin: TWIN,
+      },
+      {
+        enrollmentGroupId: 'unreachable-group',
+        attestation: symmetricKey(KEYS.unreachable),
+        allocationPolicy: 'custom',
+        customAllocationDefinition: { webhookUrl: unreachableWebhookUrl, apiVersion: '2021-10-01' },
+      },
+      { enrollmentGroupId: 'disabled-group', attestation: symmetricKey(KEYS.disabled), provisioningStatus: 'disabled' },
+    ],
+    individualEnrollments: [
+      {
+        registrationId: 'individual-device-1',
+        deviceId: 'individual-hub-device-id',
+        attestation: symmetricKey(KEYS.individual),
+        allocationPolicy: 'static',
+        iotHubs: [HUB_A],
+      },
+      // Its id would also match the hashed group's derived key; the disabled individual enrollment wins.
+      {
+        registrationId: 'hashed-blocked-device',
+        attestation: symmetricKey(KEYS.blocked),
+        provisioningStatus: 'disabled',
+      },
+    ],
+  };
+}
+
+/**
+ * The test webhook's behaviour, chosen by registration id prefix: `wh-400`, `wh-401`, `wh-500`,
+ * `wh-429-then-200`, `wh-503-always`, `wh-slow`, `wh-non-json`, `wh-unlinked`, `wh-no-hub`,
+ * `wh-string-payload`; anything else is assigned with the webhook's twin and a payload that echoes
+ * what the device sent.
+ */
+export function scriptedWebhook(): (request: AllocationRequest) => WebhookAnswer {
+  const seen = new Map<string, number>();
+  return (request) => {
+    const id = request.deviceRuntimeContext.registrationId;
+    const count = (seen.get(id) ?? 0) + 1;
+    seen.set(id, count);
+    if (id.startsWith('wh-400')) return { status: 400, body: { message: 'bad device' } };
+    if (id.startsWith('wh-401')) return { status: 401, body: {} };
+    if (id.startsWith('wh-500')) return { status: 500, body: 'internal error', contentType: 'text/plain' };
+    if (id.startsWith('wh-429-then-200') && count === 1) return { status: 429, body: {} };
+    if (id.startsWith('wh-503-always')) return { status: 503, body: {} };
+    if (id.startsWith('wh-slow')) return { delayMs: 2_000, body: { iotHubHostName: HUB_A } };
+    if (id.startsWith('wh-non-json')) return { body: 'this is not json', contentType: 'text/plain' };
+    if (id.startsWith('wh-unlinked')) return { body: { iotHubHostName: ROGUE_HUB } };
+    if (id.startsWith('wh-no-hub')) return { body: { iotHubHostName: '' } };
+    if (id.startsWith('wh-string-payload')) return { body: { iotHubHostName: HUB_A, payload: 'not an object' } };
+    const hub = request.deviceRuntimeContext.payload?.preferredHub === 'b' ? HUB_B : HUB_A;
+    return {
+      body: {
+        iotHubHostName: hub,
+        initialTwin: WEBHOOK_TWIN,
+        payload: { for: id, received: request.deviceRuntimeContext.payload ?? null, call: count },
+      },
+    };
+  };
+}
+
+export const WEBHOOK_TIMEOUT_MS = 400;
+
+/** Test emulator options: free ports, short waits, a shortened DPS retry schedule, events collected. */
+export function testEmulatorOptions(
+  config: EmulatorConfigInput,
+  stateDir: string,
+  overrides: Partial<EmulatorOptions> = {},
+): EmulatorOptions {
+  return {
+    config,
+    stateDir,
+    mqttPort: 0,
+    httpsPort: 0,
+    retryAfterSeconds: 0.05,
+    webhook: { timeoutMs: WEBHOOK_TIMEOUT_MS, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
+    log: () => {},
+    ...overrides,
+  };
+}
+
+/** A URL on a loopback port that was free a moment ago and nothing listens on. */
+export async function closedPortUrl(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}/api/allocate`;
+}
+
+export function tempStateDir(): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), 'dpskit-emulator-'));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Starts an emulator and records its registration events. */
+export async function startTestEmulator(
+  options: EmulatorOptions,
+): Promise<{ emulator: Emulator; events: RegistrationEvent[] }> {
+  const emulator = createEmulator(options);
+  const events: RegistrationEvent[] = [];
+  emulator.on('registration', (event) => events.push(event));
+  await emulator.start();
+  return { emulator, events };
+}
