@@ -62,8 +62,10 @@ async function main(): Promise<number> {
 
   // A generated key is printed in full, since nobody else knows it; a key from the environment is masked.
   const webhookUrl = functionKey === undefined ? host.webhookUrl : maskCode(host.webhookUrl);
-  const keySource =
-    functionKey === undefined ? 'generated (set ALLOCATOR_FUNCTION_KEY to choose one)' : 'ALLOCATOR_FUNCTION_KEY';
+  const keyNote =
+    functionKey === undefined
+      ? 'generated function key; set ALLOCATOR_FUNCTION_KEY to choose your own'
+      : 'function key from ALLOCATOR_FUNCTION_KEY';
   if (format === 'json') {
     print({
       time: new Date().toISOString(),
@@ -73,7 +75,7 @@ async function main(): Promise<number> {
       data: { webhookUrl, keySource: functionKey === undefined ? 'generated' : 'environment' },
     });
   } else {
-    process.stdout.write(`\nWebhook URL for the enrollment group (function key ${keySource}):\n  ${webhookUrl}\n\n`);
+    process.stdout.write(`\nWebhook URL for the enrollment group (${keyNote}):\n  ${webhookUrl}\n\n`);
   }
 
   await new Promise<void>((resolve) => {
