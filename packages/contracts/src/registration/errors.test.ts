@@ -42,5 +42,6 @@ describe('DPS errors', () => {
       'Allocation failed: no IoT hub can be assigned (static enrollment names 2 hubs).',
     );
     expect(statusOfErrorCode(DpsErrorCode.AllocationNoIotHub)).toBe(400);
+    expect(statusOfErrorCode(DpsErrorCode.MethodNotAllowed)).toBe(405);
   });
 });

@@ -25,6 +25,8 @@ export const DpsErrorCode = {
   OperationNotFound: 404006,
   /** dpskit: a route or topic the device API does not serve. */
   NotFound: 404001,
+  /** dpskit: a device API resource asked for with the wrong HTTP method. */
+  MethodNotAllowed: 405001,
   /** observed: throttled. */
   Throttled: 429001,
   /**
