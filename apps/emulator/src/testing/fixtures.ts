@@ -138,7 +138,8 @@ export function testEmulatorOptions(
     httpsPort: 0,
     retryAfterSeconds: 0.05,
     webhook: { timeoutMs: WEBHOOK_TIMEOUT_MS, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
-    log: () => {},
+    log: process.env.EMULATOR_TEST_LOG ? (r) => console.log(JSON.stringify(r)) : () => {},
+    logLevel: 'debug',
     ...overrides,
   };
 }

@@ -34,13 +34,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${url.pathname}.`);
     }
     if (route.kind === 'method-not-allowed') {
-      return {
-        status: 405,
-        body: {
-          ...errorResponse(DpsErrorCode.NotFound, `Use ${route.allowed} for ${url.pathname}.`).body,
-          errorCode: 405001,
-        },
-      };
+      return errorResponse(DpsErrorCode.MethodNotAllowed, `Use ${route.allowed} for ${url.pathname}.`);
     }
     if (!url.searchParams.get('api-version')) {
       return errorResponse(

@@ -1,0 +1,267 @@
+import {
+  createRegistrationSasToken,
+  createSasToken,
+  DpsErrorCode,
+  generateSymmetricKey,
+  registrationResource,
+} from '@dpskit/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistrationEvent } from '../core/events.js';
+import type { Emulator } from '../emulator.js';
+import {
+  closedPortUrl,
+  groupDeviceKey,
+  HUB_A,
+  HUB_B,
+  HUB_C,
+  ID_SCOPE,
+  ROGUE_HUB,
+  scriptedWebhook,
+  startTestEmulator,
+  tempStateDir,
+  testConfig,
+  testEmulatorOptions,
+} from '../testing/fixtures.js';
+import { rawRequest } from '../testing/raw-https.js';
+import { fixedTokenSecurityClient, register, rejectionOf } from '../testing/sdk.js';
+import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
+
+// The official azure-iot-provisioning-device-http transport, unmodified, over real TLS: the
+// only thing injected is an azure-iot-http-base whose agent trusts the CA and knows the port.
+
+let emulator: Emulator;
+let events: RegistrationEvent[];
+let webhook: TestWebhook;
+const state = tempStateDir();
+
+beforeAll(async () => {
+  webhook = await startWebhook(scriptedWebhook());
+  ({ emulator, events } = await startTestEmulator(
+    testEmulatorOptions(testConfig(webhook.url, await closedPortUrl()), state.path),
+  ));
+});
+
+afterAll(async () => {
+  await emulator?.stop();
+  await webhook?.close();
+  state.remove();
+});
+
+const https = { transport: 'https' as const };
+const eventFor = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);
+const tokenFor = (registrationId: string, key = groupDeviceKey('hashed', registrationId)) =>
+  createRegistrationSasToken({ idScope: ID_SCOPE, registrationId, key });
+const registerPath = (id: string) => `/${ID_SCOPE}/registrations/${id}/register?api-version=2019-03-31`;
+
+describe('HTTPS: the SDK provisions', () => {
+  it('by hashed and static allocation', async () => {
+    const hashed = await register(emulator, 'hashed-http-1', groupDeviceKey('hashed', 'hashed-http-1'), https);
+    expect(hashed).toMatchObject({ registrationId: 'hashed-http-1', deviceId: 'hashed-http-1', status: 'assigned' });
+    expect([HUB_A, HUB_B]).toContain(hashed.assignedHub);
+    const fixed = await register(emulator, 'static-http-1', groupDeviceKey('static', 'static-http-1'), https);
+    expect(fixed).toMatchObject({ status: 'assigned', assignedHub: HUB_C });
+    expect(eventFor('static-http-1')).toMatchObject({ transport: 'https', policy: 'static' });
+  });
+
+  it('by a custom webhook that receives the device payload and returns its own', async () => {
+    const result = await register(emulator, 'toaster-http-7', groupDeviceKey('custom', 'toaster-http-7'), {
+      ...https,
+      payload: { preferredHub: 'b', modelId: 'dtmi:contoso:toaster;1' },
+    });
+    expect(result).toMatchObject({
+      assignedHub: HUB_B,
+      status: 'assigned',
+      payload: { for: 'toaster-http-7', received: { preferredHub: 'b', modelId: 'dtmi:contoso:toaster;1' } },
+    });
+    expect(webhook.callsFor('toaster-http-7')[0]?.body.deviceRuntimeContext.payload).toEqual({
+      preferredHub: 'b',
+      modelId: 'dtmi:contoso:toaster;1',
+    });
+  });
+
+  it('through a webhook 429 that DPS retries', async () => {
+    const result = await register(
+      emulator,
+      'wh-429-then-200-http',
+      groupDeviceKey('custom', 'wh-429-then-200-http'),
+      https,
+    );
+    expect(result).toMatchObject({ status: 'assigned', payload: { call: 2 } });
+  });
+});
+
+describe('HTTPS: failures as the SDK sees them', () => {
+  it.each([
+    ['wh-400-http', DpsErrorCode.CustomAllocationFailed, 'Custom allocation failed with status code: 400'],
+    ['wh-401-http', DpsErrorCode.CustomAllocationUnauthorizedAccess, '(401)'],
+    ['wh-unlinked-http', DpsErrorCode.CustomAllocationFailed, ROGUE_HUB],
+    ['wh-slow-http', DpsErrorCode.CustomAllocationFailed, '(timeout)'],
+    ['wh-non-json-http', DpsErrorCode.CustomAllocationFailed, 'not valid JSON'],
+  ])('%s fails the registration with %i', async (id, errorCode, message) => {
+    const err = await rejectionOf(register(emulator, id, groupDeviceKey('custom', id), https));
+    expect(err.constructor.name).toBe('DeviceRegistrationFailedError');
+    const registrationState = (err.result as { registrationState: { errorCode: number; errorMessage: string } })
+      .registrationState;
+    expect(registrationState.errorCode).toBe(errorCode);
+    expect(registrationState.errorMessage).toContain(message);
+  });
+
+  it('raises UnauthorizedError for a wrong key, an expired token, another id and an unknown device', async () => {
+    const expired = createSasToken({
+      resource: registrationResource(ID_SCOPE, 'hashed-http-expired'),
+      key: groupDeviceKey('hashed', 'hashed-http-expired'),
+      expiresAt: Math.floor(Date.now() / 1000) - 1,
+    });
+    const attempts = [
+      register(emulator, 'hashed-http-wrong', generateSymmetricKey(), https),
+      register(emulator, 'hashed-http-expired', '', {
+        ...https,
+        securityClient: fixedTokenSecurityClient('hashed-http-expired', expired),
+      }),
+      register(emulator, 'hashed-http-thief', '', {
+        ...https,
+        securityClient: fixedTokenSecurityClient('hashed-http-thief', tokenFor('hashed-http-owner')),
+      }),
+      register(emulator, 'stranger-http', generateSymmetricKey(), https),
+    ];
+    for (const attempt of attempts) {
+      const err = await rejectionOf(attempt);
+      expect(err.name).toBe('UnauthorizedError');
+      expect(JSON.parse(String(err.responseBody))).toMatchObject({ errorCode: 401002, message: 'Unauthorized' });
+    }
+    const ok = await register(emulator, 'hashed-http-after', groupDeviceKey('hashed', 'hashed-http-after'), https);
+    expect(ok.status).toBe('assigned');
+  });
+
+  it('reports a disabled enrollment as status disabled (SyntaxError in the Node SDK)', async () => {
+    const err = await rejectionOf(
+      register(emulator, 'disabled-http', groupDeviceKey('disabled', 'disabled-http'), https),
+    );
+    expect(err.name).toBe('SyntaxError');
+    expect(err.result).toMatchObject({ status: 'disabled' });
+  });
+});
+
+describe('HTTPS: the REST surface', () => {
+  const auth = (id: string) => ({ Authorization: tokenFor(id) });
+
+  it('answers register with 202, retry-after and JSON; polls with 200 once assigned', async () => {
+    const id = 'hashed-raw-1';
+    const accepted = await rawRequest(emulator, {
+      method: 'PUT',
+      path: registerPath(id),
+      headers: auth(id),
+      body: JSON.stringify({ registrationId: id }),
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(accepted.headers['retry-after']).toBe('0.05');
+    const { operationId } = accepted.json as { operationId: string };
+    expect(accepted.json).toEqual({ operationId, status: 'assigning' });
+
+    // Poll as a device does, honouring retry-after, until the operation leaves `assigning`.
+    let done = await poll(id, operationId);
+    for (let i = 0; i < 50 && done.status === 202; i++) {
+      expect(done.json).toEqual({ operationId, status: 'assigning' });
+      expect(done.headers['retry-after']).toBe('0.05');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      done = await poll(id, operationId);
+    }
+    expect(done.status).toBe(200);
+    expect(done.json).toMatchObject({
+      operationId,
+      status: 'assigned',
+      registrationState: { registrationId: id, status: 'assigned' },
+    });
+
+    const lookup = await rawRequest(emulator, {
+      method: 'POST',
+      path: `/${ID_SCOPE}/registrations/${id}?api-version=2019-03-31`,
+      headers: auth(id),
+      body: JSON.stringify({ registrationId: id }),
+    });
+    expect(lookup.status).toBe(200);
+    expect(lookup.json).toEqual((done.json as { registrationState: unknown }).registrationState);
+  });
+
+  it('answers bad requests with DPS error bodies and keeps serving', async () => {
+    const id = 'hashed-raw-2';
+    const cases = [
+      {
+        request: { method: 'PUT', path: registerPath(id), headers: auth(id), body: '{"registrationId":' },
+        status: 400,
+        code: 400001,
+      },
+      {
+        request: {
+          method: 'PUT',
+          path: registerPath(id),
+          headers: auth(id),
+          body: JSON.stringify({ registrationId: 'someone-else' }),
+        },
+        status: 400,
+        code: 400002,
+      },
+      {
+        request: { method: 'PUT', path: registerPath(id), body: JSON.stringify({ registrationId: id }) },
+        status: 401,
+        code: 401002,
+      },
+      { request: { method: 'GET', path: registerPath(id), headers: auth(id) }, status: 405, code: 405001 },
+      {
+        request: { method: 'PUT', path: `/${ID_SCOPE}/registrations/${id}/register`, headers: auth(id), body: '{}' },
+        status: 400,
+        code: 400001,
+      },
+      { request: { method: 'GET', path: '/not/a/dps/path', headers: auth(id) }, status: 404, code: 404001 },
+      {
+        request: {
+          method: 'GET',
+          path: `/${ID_SCOPE}/registrations/${id}/operations/4.0000000000000000.00000000-0000-0000-0000-000000000000?api-version=2019-03-31`,
+          headers: auth(id),
+        },
+        status: 404,
+        code: 404006,
+      },
+      {
+        request: {
+          method: 'POST',
+          path: `/${ID_SCOPE}/registrations/never-registered?api-version=2019-03-31`,
+          headers: auth('never-registered'),
+        },
+        status: 404,
+        code: 404001,
+      },
+      {
+        request: { method: 'PUT', path: registerPath(id), headers: auth(id), body: 'x'.repeat(200 * 1024) },
+        status: 400,
+        code: 400001,
+      },
+    ];
+    for (const { request, status, code } of cases) {
+      const response = await rawRequest(emulator, request);
+      expect({ path: request.path.slice(0, 60), status: response.status }).toEqual({
+        path: request.path.slice(0, 60),
+        status,
+      });
+      expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(response.json).toMatchObject({
+        errorCode: code,
+        message: expect.any(String),
+        trackingId: expect.any(String),
+        timestampUtc: expect.any(String),
+      });
+    }
+    const ok = await register(emulator, id, groupDeviceKey('hashed', id), https);
+    expect(ok.status).toBe('assigned');
+  });
+});
+
+function poll(id: string, operationId: string) {
+  return rawRequest(emulator, {
+    method: 'GET',
+    path: `/${ID_SCOPE}/registrations/${id}/operations/${operationId}?api-version=2019-03-31`,
+    headers: { Authorization: tokenFor(id) },
+    body: '{}',
+  });
+}
