@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+// `npm run demo` runs the compiled demo; turbo builds the package before its tests.
+const demo = fileURLToPath(new URL('../dist/demo.js', import.meta.url));
+
+function runDemo(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [demo], { env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('npm run demo', () => {
+  it('shows both devices, the allocator log and a passing two-line verdict', async () => {
+    const { code, stdout, stderr } = await runDemo();
+    expect(code, stderr).toBe(0);
+    const sections = ['Device contoso-toaster-007', 'Device contoso-heatpump-088', "Allocator log", 'Verdict'];
+    const positions = sections.map((s) => stdout.indexOf(`── ${s}`));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    expect(stdout).toContain(
+      'Registration Information received from service: contoso-toasters-hub-1098.azure-devices.net, deviceId: contoso-toaster-007',
+    );
+    expect(stdout).toContain('Msg: Custom allocation failed with status code: 400');
+    expect(stdout).toMatch(/\[Warning\] Rejected: .*Unrecognized device registration\./);
+    const verdict = stdout.slice(stdout.indexOf('── Verdict')).trim().split('\n').slice(1);
+    expect(verdict).toHaveLength(2);
+    expect(verdict[0]).toMatch(/^✔ contoso-toaster-007 was assigned/);
+    expect(verdict[1]).toMatch(/^✔ contoso-heatpump-088 was rejected/);
+  });
+});

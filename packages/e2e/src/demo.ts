@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `npm run demo`: the custom allocation tutorial on this machine. Starts the emulator and the
+ * allocator on free ports, registers the tutorial's two devices with device-sim, prints each
+ * device's output and the allocator's log, then a two-line verdict. Exits 0 when both outcomes
+ * are the tutorial's.
+ */
+import { commandLine, logsPane, section, styler } from './demo/format.js';
+import { runDeviceSim } from './harness/device-sim.js';
+import { startTutorialStack } from './harness/stack.js';
+import { TUTORIAL } from './harness/tutorial.js';
+
+interface DeviceResult {
+  registrationId: string;
+  exitCode: number | null;
+  status?: string;
+  assignedHub?: string;
+  errorCode?: number;
+  errorMessage?: string;
+}
+
+async function main(): Promise<number> {
+  const style = styler(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  const stack = await startTutorialStack({ retryAfterSeconds: 1 });
+  try {
+    const { emulator, allocator } = stack;
+    out(style.heading('dpskit demo: "Use custom allocation policies with DPS", locally'));
+    out(`  emulator   mqtts://localhost:${emulator.endpoints.mqtt.port}  https://localhost:${emulator.endpoints.https?.port}`);
+    out(`             ID scope ${emulator.idScope}, CA ${emulator.caCertPath}`);
+    out(`  allocator  ${allocator.url}/api/allocate?code=****`);
+    out(`  enrollment group ${TUTORIAL.enrollmentGroupId}: custom allocation, linked hub ${TUTORIAL.toasterHub}`);
+
+    const results: DeviceResult[] = [];
+    for (const registrationId of [TUTORIAL.toaster, TUTORIAL.heatpump]) {
+      const args = [
+        'register',
+        ...stack.connectionArgs('mqtt'),
+        '--registration-id',
+        registrationId,
+        '--payload',
+        JSON.stringify(TUTORIAL.payload),
+      ];
+      out(section(style, `Device ${registrationId}`));
+      out(style.dim(`$ DPS_GROUP_KEY=<group key> ${commandLine(args)}`));
+      const text = await runDeviceSim(args, { DPS_GROUP_KEY: TUTORIAL.groupKey, NO_COLOR: '1' });
+      process.stdout.write(text.stdout);
+      if (text.stderr.trim()) process.stdout.write(text.stderr);
+      // The verdict needs both sides to agree: device-sim's exit code (0 only when assigned) and the
+      // emulator's record of the same registration.
+      const event = stack.registrations.findLast((e) => e.registrationId === registrationId);
+      results.push({ registrationId, exitCode: text.code, ...event?.outcome });
+    }
+
+    out(section(style, "Allocator log (as the portal's Logs pane shows it)"));
+    for (const line of logsPane(stack.allocatorLog)) out(line);
+
+    out(section(style, 'Verdict'));
+    const [toaster, heatpump] = results;
+    const toasterOk =
+      toaster?.exitCode === 0 && toaster.status === 'assigned' && toaster.assignedHub === TUTORIAL.toasterHub;
+    const heatpumpOk =
+      heatpump?.exitCode === 1 &&
+      heatpump.status === 'failed' &&
+      heatpump.errorCode === 400207 &&
+      heatpump.errorMessage === 'Custom allocation failed with status code: 400';
+    out(
+      toasterOk
+        ? style.ok(`✔ ${TUTORIAL.toaster} was assigned to ${TUTORIAL.toasterHub}, as in the tutorial.`)
+        : style.bad(`✘ ${TUTORIAL.toaster} should be assigned to ${TUTORIAL.toasterHub}; it got ${describe(toaster)}.`),
+    );
+    out(
+      heatpumpOk
+        ? style.ok(`✔ ${TUTORIAL.heatpump} was rejected: Custom allocation failed with status code: 400 (400207), as in the tutorial.`)
+        : style.bad(`✘ ${TUTORIAL.heatpump} should be rejected with 400207; it got ${describe(heatpump)}.`),
+    );
+    return toasterOk && heatpumpOk ? 0 : 1;
+  } finally {
+    await stack.close();
+  }
+}
+
+function describe(result: DeviceResult | undefined): string {
+  if (!result?.status) return `no answer (device-sim exit code ${result?.exitCode})`;
+  return [`exit code ${result.exitCode}`, result.status, result.assignedHub, result.errorCode, result.errorMessage].filter(Boolean).join(', ');
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
