@@ -123,6 +123,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
       const payload = typeof options.payload === 'function' ? options.payload(registrationId, index) : options.payload;
       const controller = new AbortController();
       inFlight.add(controller);
+      options.onProgress?.(progress());
       let outcome: RegistrationOutcome;
       try {
         outcome = await registerDevice({

@@ -9,7 +9,7 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
                                  local emulator: localhost:8883 (MQTT) or its HTTPS port
   --transport mqtt|http          protocol, default mqtt                               DPS_TRANSPORT
   --ca <file>                    PEM CA certificate to trust, e.g. the local          DPS_CA_FILE
-                                 emulator's .dpskit/emulator/ca.pem (real Azure: not needed)
+                                 emulator's .dpskit/emulator/tls/ca.pem (real Azure: not needed)
   --payload <json>               custom payload sent to the allocation webhook,       DPS_PAYLOAD
                                  a JSON object: '{"MyDeviceFirmwareVersion":"12.0.2.5"}'
   --polling-interval <ms>        wait between status polls when the service sends     DPS_POLLING_INTERVAL
@@ -29,7 +29,7 @@ Usage:
   device-sim --version
 
 Example (local emulator):
-  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem \\
+  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem \\
     --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key <enrollment group key>
 
 Secrets can stay off the command line: every option has an environment variable (DPS_GROUP_KEY, ...).
@@ -62,7 +62,7 @@ Exit codes: 0 assigned; 1 not assigned (failed, disabled, unauthorized, connecti
 
 Examples:
   # the tutorial's toaster, against the local emulator
-  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem \\
+  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem \\
     --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key "$DPS_GROUP_KEY" \\
     --payload '{"MyDeviceFirmwareVersion":"12.0.2.5","MyDeviceProvisioningVersion":"1.0.0.0"}'
 
@@ -103,7 +103,7 @@ Exit codes: 0 every device got the service's final answer (assigned, failed or d
 Example (half toasters, half heat pumps, against the local emulator):
   device-sim fleet --count 1000 --concurrency 100 \\
     --registration-id-template 'contoso-toaster-{n:4},contoso-heatpump-{n:4}' \\
-    --provisioning-host localhost:8883 --ca .dpskit/emulator/ca.pem --id-scope 0ne00000A0A --group-key "$DPS_GROUP_KEY"
+    --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem --id-scope 0ne00000A0A --group-key "$DPS_GROUP_KEY"
 `,
   keys: `device-sim keys: device key tools.
 

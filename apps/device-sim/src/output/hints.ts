@@ -23,7 +23,7 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
   if (UNTRUSTED_CERT.has(name)) {
     return context.caGiven
       ? `the server certificate of ${host} was not issued by the CA in --ca; pass the CA that signed it (the local emulator prints its CA file when it starts)`
-      : `the server certificate of ${host} is not trusted: pass --ca <file> (or DPS_CA_FILE) with the CA that signed it, e.g. --ca .dpskit/emulator/ca.pem for the local emulator`;
+      : `the server certificate of ${host} is not trusted: pass --ca <file> (or DPS_CA_FILE) with the CA that signed it, e.g. --ca .dpskit/emulator/tls/ca.pem for the local emulator`;
   }
   if (name === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return `the server certificate does not name the host in --provisioning-host "${host}"; use a name it was issued for (the local emulator's certificate covers localhost and 127.0.0.1)`;
@@ -48,7 +48,7 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
     return `no final answer in time: check that --provisioning-host points at the ${context.transport === 'mqtt' ? 'MQTT' : 'HTTPS'} port of the service, and the allocation webhook's log`;
   }
   if (outcome.errorCode === 400207) {
-    return 'the custom allocation webhook answered with an error status: its log says why (for the tutorial policy, the registration id must contain contoso-toaster or contoso-heatpump)';
+    return 'the custom allocation webhook answered with an error status: its log says why';
   }
   if (outcome.errorCode === 400208) return 'the custom allocation webhook returned no iotHubHostName';
   if (outcome.errorCode === 400209) {
