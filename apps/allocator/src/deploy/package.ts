@@ -123,11 +123,14 @@ interface PackageJson {
   dependencies?: Record<string, string>;
 }
 
+/** What the Functions host needs at the root of the app; pnpm also copies the README and its own state files. */
+const APP_ROOT_ENTRIES = new Set(['dist', 'host.json', 'package.json', 'node_modules']);
+
 async function tidy(appDir: string): Promise<void> {
-  // pnpm's install state: meaningless on Azure and full of absolute paths of this machine.
-  for (const name of ['pnpm-lock.yaml', 'pnpm-workspace.yaml', '.npmrc']) {
-    await rm(path.join(appDir, name), { force: true });
+  for (const name of await readdir(appDir)) {
+    if (!APP_ROOT_ENTRIES.has(name)) await rm(path.join(appDir, name), { recursive: true, force: true });
   }
+  // pnpm's install state: meaningless on Azure and full of absolute paths of this machine.
   for (const name of ['.pnpm', '.modules.yaml', '.pnpm-workspace-state-v1.json', '.package-lock.json']) {
     await rm(path.join(appDir, 'node_modules', name), { recursive: true, force: true });
   }
