@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FleetProgress, runFleet } from './fleet.js';
+import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
+import { createTestPki, type TestPki } from './testing/tls.js';
+import type { RegistrationOutcome } from './types.js';
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+const BASE = { idScope: '0ne00000A0A', groupKey: GROUP_KEY, registrationIdTemplates: 'dev-{n}' };
+
+describe('runFleet option checks', () => {
+  it.each([
+    [{ count: 0 }, 'count'],
+    [{ count: 1.5 }, 'count'],
+    [{ count: 3, concurrency: 0 }, 'concurrency'],
+    [{ count: 3, start: -1 }, 'start'],
+    [{ count: 3, registrationIdTemplates: 'dev' }, 'registrationIdTemplates'],
+    [{ count: 3, registrationIdTemplates: [] }, 'registrationIdTemplates'],
+    [{ count: 3, registrationIdTemplates: 'dev {n}' }, 'registrationIdTemplates'],
+    [{ count: 3, groupKey: 'xyz' }, 'groupKey'],
+  ])('rejects %j naming %s', async (override, field) => {
+    await expect(runFleet({ ...BASE, ...override })).rejects.toMatchObject({
+      name: 'InvalidOptionError',
+      field,
+    });
+  });
+});
+
+describe('runFleet through the real SDK (HTTPS)', () => {
+  let pki: TestPki;
+  let dps: HttpsDps;
+
+  beforeAll(async () => {
+    pki = createTestPki();
+    dps = await startHttpsDps({
+      pki,
+      idScope: '0ne00000A0A',
+      groupKey: GROUP_KEY,
+      decide: (id) => ({ kind: 'assigned', hub: id.endsWith('1') ? 'hub-a.example' : 'hub-b.example' }),
+    });
+  });
+
+  afterAll(async () => {
+    await dps?.close();
+  });
+
+  it('derives each key, sends each its payload, reports every outcome and progress', async () => {
+    const outcomes: Array<[number, RegistrationOutcome]> = [];
+    const progress: FleetProgress[] = [];
+    const summary = await runFleet({
+      ...BASE,
+      provisioningHost: dps.host,
+      ca: pki.caPem,
+      transport: 'http',
+      count: 4,
+      concurrency: 2,
+      registrationIdTemplates: ['kettle-{n}', 'fridge-{n}'],
+      payload: (registrationId, index) => (index === 3 ? undefined : { registrationId, index }),
+      onOutcome: (o, i) => outcomes.push([i, o]),
+      onProgress: (p) => progress.push(p),
+    });
+    expect(summary).toMatchObject({ requested: 4, completed: 4, concurrency: 2, byStatus: { assigned: 4 } });
+    expect(summary.hubs).toEqual([
+      { hub: 'hub-a.example', count: 2 },
+      { hub: 'hub-b.example', count: 2 },
+    ]);
+    expect(outcomes.map(([i, o]) => [i, o.registrationId]).sort()).toEqual([
+      [0, 'kettle-1'],
+      [1, 'fridge-1'],
+      [2, 'kettle-2'],
+      [3, 'fridge-2'],
+    ]);
+    const payloads = Object.fromEntries(dps.registrations.map((r) => [r.registrationId, r.payload]));
+    expect(payloads['kettle-2']).toEqual({ registrationId: 'kettle-2', index: 2 });
+    expect(payloads['fridge-2']).toBeUndefined();
+    expect(Math.max(...progress.map((p) => p.inFlight))).toBeLessThanOrEqual(2);
+    expect(progress.at(-1)).toMatchObject({ requested: 4, launched: 4, finished: 4, inFlight: 0 });
+  });
+
+  it('returns an empty, stopped summary when the signal is already aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const summary = await runFleet({
+      ...BASE,
+      provisioningHost: dps.host,
+      ca: pki.caPem,
+      count: 5,
+      signal: controller.signal,
+    });
+    expect(summary).toMatchObject({ launched: 0, completed: 0, notStarted: 5, stoppedEarly: true });
+  });
+});
