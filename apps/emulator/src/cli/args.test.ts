@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs, UsageError } from './args.js';
+
+describe('parseCliArgs', () => {
+  it('parses start with every option', () => {
+    expect(
+      parseCliArgs([
+        'start',
+        '--config',
+        'dps.yaml',
+        '--state-dir',
+        's',
+        '--host',
+        '0.0.0.0',
+        '--mqtt-port',
+        '0',
+        '--https-port',
+        '8443',
+        '--tls-name',
+        'a.local',
+        '--tls-name',
+        '10.0.0.5',
+        '--retry-after',
+        '0.5',
+        '--webhook-timeout',
+        '5000',
+        '--log-format',
+        'json',
+        '--log-level',
+        'debug',
+      ]),
+    ).toEqual({
+      command: 'start',
+      config: 'dps.yaml',
+      stateDir: 's',
+      host: '0.0.0.0',
+      mqttPort: 0,
+      httpsPort: 8443,
+      tlsNames: ['a.local', '10.0.0.5'],
+      retryAfterSeconds: 0.5,
+      webhookTimeoutMs: 5000,
+      logFormat: 'json',
+      logLevel: 'debug',
+    });
+    expect(parseCliArgs(['start', '--no-https', '--webhook-url', 'http://localhost:7071/api/allocate'])).toEqual({
+      command: 'start',
+      tlsNames: [],
+      httpsPort: false,
+      webhookUrl: 'http://localhost:7071/api/allocate',
+    });
+    expect(parseCliArgs(['--help'])).toEqual({ command: 'help' });
+    expect(parseCliArgs(['-v'])).toEqual({ command: 'version' });
+  });
+
+  it.each([
+    [[], 'Missing the command'],
+    [['stop'], 'Unknown command "stop"'],
+    [['start', 'extra'], 'Unexpected argument "extra"'],
+    [['start', '--mqtt-port', '70000'], '--mqtt-port must be a port number from 0 to 65535, not "70000"'],
+    [['start', '--https-port', 'abc'], '--https-port must be a port number'],
+    [['start', '--no-https', '--https-port', '1'], '--no-https and --https-port exclude each other'],
+    [['start', '--retry-after=-1'], '--retry-after must be a number >= 0, not "-1"'],
+    [['start', '--webhook-url', 'localhost:7071'], 'is not an http or https URL'],
+    [['start', '--config', 'x.yaml', '--webhook-url', 'http://h/'], 'with --config, set the webhook in the file'],
+    [['start', '--log-format', 'xml'], '--log-format must be pretty or json'],
+    [['start', '--frobnicate'], "Unknown option '--frobnicate'"],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(UsageError);
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});

@@ -1,0 +1,103 @@
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { deriveDeviceKey } from '@dpskit/contracts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
+import type { Emulator } from '../emulator.js';
+import { tempStateDir } from '../testing/fixtures.js';
+import { register } from '../testing/sdk.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runCli } from './run.js';
+
+const dir = tempStateDir();
+afterAll(() => dir.remove());
+
+function io(untilShutdown?: (emulator: Emulator) => Promise<void>) {
+  const stdout = Object.assign(new PassThrough(), { isTTY: false });
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  return { io: { stdout, stderr, ...(untilShutdown ? { untilShutdown } : {}) }, out: () => out, err: () => err };
+}
+
+describe('dps-emulator', () => {
+  it('starts the tutorial setup, prints endpoints, CA and keys, serves devices, and stops', async () => {
+    const state = join(dir.path, 'tutorial');
+    const run = io(async (emulator) => {
+      const result = await register(
+        emulator,
+        'contoso-toaster-007',
+        deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-toaster-007'),
+      );
+      expect(result.status).toBe('assigned');
+    });
+    const code = await runCli(
+      ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--retry-after', '0'],
+      run.io,
+    );
+    expect(code).toBe(EXIT_OK);
+    // JSON logs on stdout (not a terminal), the summary on stderr.
+    const lines = run
+      .out()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; msg: string });
+    expect(lines.map((l) => l.event)).toEqual(['tls', 'started', 'registration', 'stopped']);
+    expect(lines[2]?.msg).toContain('contoso-toaster-007 assigned to');
+    const banner = run.err();
+    expect(banner).toContain('ID scope 0ne00000A0A');
+    expect(banner).toMatch(/MQTT {3}mqtts:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost:\d+"/);
+    expect(banner).toMatch(
+      /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node HTTP transport: use an https.Agent with defaultPort \d+\)/,
+    );
+    expect(banner).toContain(`export NODE_EXTRA_CA_CERTS="${join(state, 'tls', 'ca.pem')}"`);
+    expect(banner).toContain(
+      'contoso-custom-allocated-devices  [hashed; hubs contoso-toasters-hub-1098.azure-devices.net',
+    );
+    expect(banner).toContain(`primaryKey   ${TUTORIAL_GROUP_KEY}\n`);
+    expect(banner).toMatch(/secondaryKey [A-Za-z0-9+/=]{88} {2}\(generated\)/);
+  });
+
+  it('exits 1 with the file and field for a bad config', async () => {
+    const file = join(dir.path, 'bad.yaml');
+    writeFileSync(file, 'iotHubs: []\n');
+    const run = io();
+    expect(await runCli(['start', '--config', file, '--state-dir', join(dir.path, 'bad')], run.io)).toBe(EXIT_FAILURE);
+    expect(run.err()).toBe(
+      `dps-emulator: Invalid emulator config (${file}):\n  - iotHubs: link at least one IoT hub\n`,
+    );
+  });
+
+  it('exits 1 with the fix when the MQTT port is taken', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const run = io();
+      const code = await runCli(
+        ['start', '--state-dir', join(dir.path, 'busy'), '--mqtt-port', String(port), '--no-https'],
+        run.io,
+      );
+      expect(code).toBe(EXIT_FAILURE);
+      expect(run.err()).toContain(`Cannot listen for MQTT on 127.0.0.1:${port}: the port is already in use.`);
+      expect(run.err()).toContain('--mqtt-port');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('prints usage for bad arguments (exit 2) and help (exit 0)', async () => {
+    const bad = io();
+    expect(await runCli(['start', '--mqtt-port', 'x'], bad.io)).toBe(EXIT_USAGE);
+    expect(bad.err()).toMatch(/^dps-emulator: --mqtt-port must be a port number.*\n\nUsage: dps-emulator start/s);
+    const help = io();
+    expect(await runCli(['--help'], help.io)).toBe(EXIT_OK);
+    expect(help.out()).toContain('--webhook-url <url>');
+    const version = io();
+    expect(await runCli(['--version'], version.io)).toBe(EXIT_OK);
+    expect(version.out()).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+});

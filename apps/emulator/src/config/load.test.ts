@@ -1,0 +1,158 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempStateDir } from '../testing/fixtures.js';
+import { TUTORIAL_GROUP_ID, TUTORIAL_GROUP_KEY, tutorialConfig } from './defaults.js';
+import { ConfigError, loadConfigFile, parseConfig, parseConfigText } from './load.js';
+
+const dir = tempStateDir();
+afterAll(() => dir.remove());
+
+const issuesOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('config loading', () => {
+  it('applies defaults and accepts the built-in tutorial setup', () => {
+    const config = parseConfig(tutorialConfig());
+    expect(config.idScope).toBe('0ne00000A0A');
+    expect(config.defaultAllocationPolicy).toBe('hashed');
+    expect(config.iotHubs.map((h) => [h.allocationWeight, h.applyAllocationPolicy])).toEqual([
+      [1, true],
+      [1, true],
+    ]);
+    expect(config.enrollmentGroups[0]).toMatchObject({
+      enrollmentGroupId: TUTORIAL_GROUP_ID,
+      allocationPolicy: 'hashed',
+      attestation: { symmetricKey: { primaryKey: TUTORIAL_GROUP_KEY } },
+    });
+    const custom = parseConfig(tutorialConfig({ webhookUrl: 'http://localhost:7071/api/allocate' }));
+    expect(custom.enrollmentGroups[0]).toMatchObject({
+      allocationPolicy: 'custom',
+      customAllocationDefinition: { webhookUrl: 'http://localhost:7071/api/allocate', apiVersion: '2021-10-01' },
+    });
+  });
+
+  it('reads YAML and JSON files', () => {
+    const yamlFile = join(dir.path, 'dps.yaml');
+    writeFileSync(yamlFile, 'iotHubs:\n  - hostName: hub-1.azure-devices.net\n    allocationWeight: 10\n');
+    expect(loadConfigFile(yamlFile).iotHubs[0]).toEqual({
+      hostName: 'hub-1.azure-devices.net',
+      allocationWeight: 10,
+      applyAllocationPolicy: true,
+    });
+    const jsonFile = join(dir.path, 'dps.json');
+    writeFileSync(jsonFile, JSON.stringify({ idScope: '0ne12345678', iotHubs: [{ hostName: 'h.net' }] }));
+    expect(loadConfigFile(jsonFile).idScope).toBe('0ne12345678');
+  });
+
+  it('names the file and every invalid field by path', () => {
+    const file = join(dir.path, 'broken.yaml');
+    writeFileSync(
+      file,
+      [
+        'idScope: "0ne/bad"',
+        'defaultAllocationPolicy: custom',
+        'iotHubs:',
+        '  - hostName: hub-1.azure-devices.net',
+        '    allocationWeight: 0',
+        '  - hostName: HUB-1.azure-devices.net',
+        'enrollmentGroups:',
+        '  - enrollmentGroupId: g1',
+        '    allocationPolicy: custom',
+        '    iotHubs: [not-linked.azure-devices.net]',
+        '    attestation: { type: x509 }',
+        '  - enrollmentGroupId: g2',
+        '    allocationPolicy: custom',
+        '    customAllocationDefinition: { webhookUrl: "ftp://x/y", apiVersion: "2021-10-01" }',
+        '    attestation: { type: symmetricKey, symmetricKey: { primaryKey: "not base64!" } }',
+        'individualEnrollments:',
+        '  - registrationId: "bad id"',
+        'unknownField: 1',
+      ].join('\n'),
+    );
+    const error = issuesOf(() => loadConfigFile(file));
+    expect(error.source).toBe(file);
+    expect(error.message.split('\n')[0]).toBe(`Invalid emulator config (${file}):`);
+    const byPath = Object.fromEntries(error.issues.map((i) => [i.path, i.message]));
+    expect(Object.keys(byPath).sort()).toEqual(
+      ['', 'idScope', 'defaultAllocationPolicy', 'iotHubs[0].allocationWeight'].sort(),
+    );
+    expect(byPath.defaultAllocationPolicy).toContain('DPS does not allow custom here');
+    expect(byPath['']).toContain('unknownField');
+  });
+
+  it('checks relations between fields once the shapes are valid', () => {
+    const error = issuesOf(() =>
+      parseConfig(
+        {
+          iotHubs: [{ hostName: 'hub-1.net' }, { hostName: 'HUB-1.net' }],
+          enrollmentGroups: [
+            {
+              enrollmentGroupId: 'g1',
+              allocationPolicy: 'custom',
+              iotHubs: ['not-linked.net'],
+              attestation: { type: 'x509' },
+            },
+            {
+              enrollmentGroupId: 'G1',
+              allocationPolicy: 'custom',
+              customAllocationDefinition: { webhookUrl: 'ftp://x/y', apiVersion: '2021-10-01' },
+              attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: 'not base64!', secondaryKey: 'AAAA' } },
+            },
+          ],
+          individualEnrollments: [{ registrationId: 'bad id', iotHubHostName: 'elsewhere.net' }],
+        },
+        'inline',
+      ),
+    );
+    expect(error.message.startsWith('Invalid emulator config (inline):')).toBe(true);
+    expect(error.issues).toEqual(
+      expect.arrayContaining([
+        { path: 'iotHubs[1].hostName', message: '"HUB-1.net" is linked twice' },
+        {
+          path: 'enrollmentGroups[0].attestation.type',
+          message: '"x509" attestation is not emulated; use "symmetricKey"',
+        },
+        {
+          path: 'enrollmentGroups[0].customAllocationDefinition',
+          message: 'is required when allocationPolicy is "custom"',
+        },
+        { path: 'enrollmentGroups[0].iotHubs[0]', message: '"not-linked.net" is not one of the linked iotHubs' },
+        { path: 'enrollmentGroups[1].enrollmentGroupId', message: '"G1" is used twice' },
+        { path: 'enrollmentGroups[1].attestation.symmetricKey.primaryKey', message: 'primaryKey is not valid base64' },
+        { path: 'enrollmentGroups[1].attestation.symmetricKey.secondaryKey', message: 'must be 16 to 64 bytes, not 3' },
+        {
+          path: 'enrollmentGroups[1].customAllocationDefinition.webhookUrl',
+          message: 'must be an http or https URL, not ftp:',
+        },
+        {
+          path: 'individualEnrollments[0].registrationId',
+          message: expect.stringContaining('may only contain letters, digits'),
+        },
+        {
+          path: 'individualEnrollments[0].iotHubHostName',
+          message: '"elsewhere.net" is not one of the linked iotHubs',
+        },
+      ]),
+    );
+  });
+
+  it('reports unreadable, empty and unparsable files clearly', () => {
+    expect(issuesOf(() => loadConfigFile(join(dir.path, 'missing.yaml'))).message).toContain('the file does not exist');
+    expect(issuesOf(() => parseConfigText('', 'empty.yaml')).message).toContain('the file is empty');
+    expect(issuesOf(() => parseConfigText('iotHubs: [', 'bad.yaml')).message).toMatch(
+      /not valid YAML: line \d+, column \d+/,
+    );
+    expect(issuesOf(() => parseConfigText('{"iotHubs": ', 'bad.json')).message).toContain('not valid JSON');
+    expect(issuesOf(() => parseConfig({})).issues).toEqual([
+      { path: 'iotHubs', message: expect.stringContaining('expected array') },
+    ]);
+  });
+});

@@ -1,0 +1,102 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RegistrationRecord } from '../core/store.js';
+import { tempStateDir } from '../testing/fixtures.js';
+import { SCHEMA_VERSION, SqliteStore } from './sqlite.js';
+
+const dir = tempStateDir();
+afterAll(() => dir.remove());
+
+const record: RegistrationRecord = {
+  registrationId: 'Dev-1',
+  enrollment: { kind: 'group', id: 'g' },
+  result: {
+    registrationId: 'Dev-1',
+    createdDateTimeUtc: '2026-01-01T00:00:00.0000000Z',
+    assignedHub: 'a.net',
+    deviceId: 'Dev-1',
+    status: 'assigned',
+    substatus: 'initialAssignment',
+    lastUpdatedDateTimeUtc: '2026-01-01T00:00:00.0000000Z',
+    etag: 'ImUi',
+    payload: { a: [1, 2] },
+  },
+  assignment: { hub: 'a.net', deviceId: 'Dev-1', substatus: 'initialAssignment' },
+  initialTwin: { tags: { t: 1 } },
+};
+
+describe('SqliteStore', () => {
+  it('keeps registration records and enrollment metadata across reopening, in WAL mode', () => {
+    const path = join(dir.path, 'nested', 'state.db');
+    const store = SqliteStore.open(path);
+    store.put(record);
+    store.put({
+      ...record,
+      registrationId: 'dev-2',
+      result: { ...record.result, registrationId: 'dev-2', status: 'failed' },
+    });
+    store.putEnrollmentMeta('group', 'G', {
+      generatedKeys: { secondaryKey: 'c2Vjb25k' },
+      contentHash: 'h',
+      etag: '"e"',
+      createdDateTimeUtc: 'c',
+      lastUpdatedDateTimeUtc: 'l',
+    });
+    store.close();
+
+    const reopened = SqliteStore.open(path);
+    try {
+      expect(reopened.get('dev-1')).toEqual(record);
+      expect(reopened.list().map((r) => r.registrationId)).toEqual(['Dev-1', 'dev-2']);
+      expect(reopened.getEnrollmentMeta('group', 'g')).toEqual({
+        generatedKeys: { secondaryKey: 'c2Vjb25k' },
+        contentHash: 'h',
+        etag: '"e"',
+        createdDateTimeUtc: 'c',
+        lastUpdatedDateTimeUtc: 'l',
+      });
+      expect(reopened.getEnrollmentMeta('individual', 'g')).toBeUndefined();
+      // An update replaces the record (one row per registration id, case-insensitively).
+      reopened.put({
+        ...record,
+        registrationId: 'DEV-1',
+        result: { ...record.result, registrationId: 'DEV-1', status: 'disabled' },
+      });
+      expect(reopened.list()).toHaveLength(2);
+      expect(reopened.get('dev-1')?.result.status).toBe('disabled');
+    } finally {
+      reopened.close();
+    }
+    const raw = new Database(path, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses a database from a newer emulator, and a corrupt record names itself', () => {
+    const newer = join(dir.path, 'newer.db');
+    const raw = new Database(newer);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    expect(() => SqliteStore.open(newer)).toThrow(/schema version 2, newer than this emulator knows \(1\)/);
+
+    const path = join(dir.path, 'corrupt.db');
+    SqliteStore.open(path).close();
+    const db = new Database(path);
+    db.prepare(
+      `INSERT INTO registrations (registration_key, registration_id, enrollment_kind, enrollment_id, status, result_json, last_updated_utc)
+       VALUES ('bad', 'bad', 'group', 'g', 'assigned', '{"status":"weird"}', 'now')`,
+    ).run();
+    db.close();
+    const store = SqliteStore.open(path);
+    try {
+      expect(() => store.get('bad')).toThrow(/registration record "bad" in .*corrupt\.db has an invalid result/);
+    } finally {
+      store.close();
+    }
+  });
+});

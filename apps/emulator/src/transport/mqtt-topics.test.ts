@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { asciiJson, parseMqttUsername, parseRequestTopic, responseTopic } from './mqtt-topics.js';
+
+describe('DPS MQTT topics', () => {
+  it('parses register and poll topics as the Node SDK sends them', () => {
+    expect(
+      parseRequestTopic('$dps/registrations/PUT/iotdps-register/?$rid=63344b2d-58f2-4a47-a5d8-5992753ba0ba'),
+    ).toEqual({
+      kind: 'register',
+      rid: '63344b2d-58f2-4a47-a5d8-5992753ba0ba',
+    });
+    expect(
+      parseRequestTopic(
+        '$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=4.00e6a6f75bd24c85.3227c61b-0000-4000-8000-000000000000',
+      ),
+    ).toEqual({
+      kind: 'operation-status',
+      rid: '1',
+      operationId: '4.00e6a6f75bd24c85.3227c61b-0000-4000-8000-000000000000',
+    });
+    expect(parseRequestTopic('$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2')).toEqual({
+      kind: 'operation-status',
+      rid: '2',
+      operationId: null,
+    });
+    expect(parseRequestTopic('$dps/registrations/DELETE/x/?$rid=3')).toEqual({ kind: 'unknown', rid: '3' });
+    expect(parseRequestTopic('$dps/registrations/PUT/iotdps-register/')).toEqual({ kind: 'no-rid' });
+  });
+
+  it('builds response topics with a lowercase retry-after', () => {
+    expect(responseTopic(202, 'r-1', 3)).toBe('$dps/registrations/res/202/?$rid=r-1&retry-after=3');
+    expect(responseTopic(200, 'r 2')).toBe('$dps/registrations/res/200/?$rid=r%202');
+  });
+
+  it('parses the username, with the SDK capital ClientVersion', () => {
+    expect(
+      parseMqttUsername(
+        '0ne00000A0A/registrations/contoso-toaster-007/api-version=2019-03-31&ClientVersion=azure-iot-provisioning-device%2F1.9.1',
+      ),
+    ).toEqual({
+      idScope: '0ne00000A0A',
+      registrationId: 'contoso-toaster-007',
+      apiVersion: '2019-03-31',
+      clientVersion: 'azure-iot-provisioning-device/1.9.1',
+    });
+    expect(parseMqttUsername('no-slashes')).toBeUndefined();
+    expect(parseMqttUsername(undefined)).toBeUndefined();
+  });
+
+  it('escapes non-ASCII so that an ASCII-decoding client reads the same JSON', () => {
+    const text = asciiJson({ name: 'fünf €' });
+    expect(text).toBe('{"name":"f\\u00fcnf \\u20ac"}');
+    expect(JSON.parse(Buffer.from(text, 'ascii').toString('ascii'))).toEqual({ name: 'fünf €' });
+  });
+});
