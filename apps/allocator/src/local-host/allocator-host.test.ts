@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { accept } from '../policy/policy.js';
 import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
@@ -124,7 +124,28 @@ describe('startAllocatorHost over real HTTP', () => {
       socket.on('error', reject);
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(logs.some((r) => r.msg === 'Malformed HTTP request' && typeof r.data?.code === 'string')).toBe(true);
     await expectStillServing();
+  });
+
+  it('survives a client that disconnects in the middle of the body', async () => {
+    logs.length = 0;
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(host.port, '127.0.0.1', () => {
+        socket.write(
+          `POST /api/allocate?code=${KEY} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{"linked`,
+        );
+        setTimeout(() => socket.destroy(), 50);
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    await expectStillServing();
+    // The abandoned request is logged without a status (nothing was answered) and is not a server error.
+    await vi.waitFor(() => {
+      expect(logs.some((r) => r.msg === 'HTTP' && r.data?.status === null)).toBe(true);
+    });
+    expect(logs.some((r) => r.level === 'error' || r.msg === 'Malformed HTTP request')).toBe(false);
   });
 
   it('is reachable on 127.0.0.1 as well as through the localhost name', async () => {

@@ -13,6 +13,13 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+export class ClientAbortedError extends Error {
+  override readonly name = 'ClientAbortedError';
+  constructor() {
+    super('The client closed the connection before the body was complete.');
+  }
+}
+
 /** Reads the whole body, refusing more than `limit` bytes (DPS itself caps messages at 96 KB). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -29,13 +36,24 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!failed) resolve(Buffer.concat(chunks));
     });
-    req.on('error', (err) => {
+    // A client that disconnects mid-body: settle instead of leaving the request pending forever.
+    req.on('close', () => {
+      if (!ended && !failed) {
+        failed = true;
+        reject(new ClientAbortedError());
+      }
+    });
+    // Errors of the request stream are the connection failing under it (Node reports a client that
+    // disconnects mid-body as "aborted"), so they all mean the same thing here.
+    req.on('error', () => {
       if (!failed) {
         failed = true;
-        reject(err);
+        reject(new ClientAbortedError());
       }
     });
   });

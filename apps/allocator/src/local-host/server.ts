@@ -11,7 +11,14 @@ import {
   type HttpFunctionDefinition,
 } from '../registration/http-function.js';
 import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
-import { BodyTooLargeError, readBody, toFunctionRequest, writeFunctionResponse, writeText } from './node-http.js';
+import {
+  BodyTooLargeError,
+  ClientAbortedError,
+  readBody,
+  toFunctionRequest,
+  writeFunctionResponse,
+  writeText,
+} from './node-http.js';
 import { FunctionRouter } from './router.js';
 
 const { InvocationContext } = functions;
@@ -81,10 +88,13 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         else res.destroy();
       })
       .finally(() => {
-        hostLog(res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warning' : 'information', 'HTTP', {
+        const answered = res.headersSent;
+        const level = !answered || res.statusCode >= 400 ? 'warning' : 'information';
+        hostLog(res.statusCode >= 500 && answered ? 'error' : level, 'HTTP', {
           method: req.method,
           path: maskCode(req.url ?? ''),
-          status: res.statusCode,
+          // null: the client went away before an answer was written.
+          status: answered ? res.statusCode : null,
           durationMs: Math.round((performance.now() - started) * 10) / 10,
         });
       });
@@ -135,6 +145,10 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       if (err instanceof BodyTooLargeError) {
         writeText(res, 413, err.message, { connection: 'close' });
         req.resume();
+        return;
+      }
+      if (err instanceof ClientAbortedError) {
+        res.destroy();
         return;
       }
       throw err;
@@ -189,7 +203,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   };
 
   const servers = await listen(onRequest, options.port, options.host, (err) =>
-    hostLog('warning', 'Malformed HTTP request', { error: err.message }),
+    hostLog('warning', 'Malformed HTTP request', { error: err.message, code: (err as NodeJS.ErrnoException).code }),
   );
   const port = (servers[0]!.address() as AddressInfo).port;
   const displayHost =
@@ -228,9 +242,14 @@ async function listen(
   const create = (): Server => {
     const server = http.createServer(onRequest);
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (err.code !== 'ECONNRESET') onClientError(err);
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
+      // Only a request that can still be answered is worth a line; a vanished client is not news.
+      // (HPE_INVALID_EOF_STATE: the connection ended in the middle of a request.)
+      if (err.code !== 'ECONNRESET' && err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable) {
+        onClientError(err);
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      } else {
+        socket.destroy();
+      }
     });
     return server;
   };
