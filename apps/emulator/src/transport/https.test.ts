@@ -113,19 +113,21 @@ describe('HTTPS: failures as the SDK sees them', () => {
       expiresAt: Math.floor(Date.now() / 1000) - 1,
     });
     const attempts = [
-      register(emulator, 'hashed-http-wrong', generateSymmetricKey(), https),
-      register(emulator, 'hashed-http-expired', '', {
-        ...https,
-        securityClient: fixedTokenSecurityClient('hashed-http-expired', expired),
-      }),
-      register(emulator, 'hashed-http-thief', '', {
-        ...https,
-        securityClient: fixedTokenSecurityClient('hashed-http-thief', tokenFor('hashed-http-owner')),
-      }),
-      register(emulator, 'stranger-http', generateSymmetricKey(), https),
+      () => register(emulator, 'hashed-http-wrong', generateSymmetricKey(), https),
+      () =>
+        register(emulator, 'hashed-http-expired', '', {
+          ...https,
+          securityClient: fixedTokenSecurityClient('hashed-http-expired', expired),
+        }),
+      () =>
+        register(emulator, 'hashed-http-thief', '', {
+          ...https,
+          securityClient: fixedTokenSecurityClient('hashed-http-thief', tokenFor('hashed-http-owner')),
+        }),
+      () => register(emulator, 'stranger-http', generateSymmetricKey(), https),
     ];
     for (const attempt of attempts) {
-      const err = await rejectionOf(attempt);
+      const err = await rejectionOf(attempt());
       expect(err.name).toBe('UnauthorizedError');
       expect(JSON.parse(String(err.responseBody))).toMatchObject({ errorCode: 401002, message: 'Unauthorized' });
     }
