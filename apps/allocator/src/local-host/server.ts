@@ -88,13 +88,14 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         else res.destroy();
       })
       .finally(() => {
-        const answered = res.headersSent;
-        const level = !answered || res.statusCode >= 400 ? 'warning' : 'information';
-        hostLog(res.statusCode >= 500 && answered ? 'error' : level, 'HTTP', {
+        // null: the client went away before an answer was written.
+        const status = res.headersSent ? res.statusCode : null;
+        const level: AllocatorLogLevel =
+          status === null ? 'warning' : status >= 500 ? 'error' : status >= 400 ? 'warning' : 'information';
+        hostLog(level, 'HTTP', {
           method: req.method,
           path: maskCode(req.url ?? ''),
-          // null: the client went away before an answer was written.
-          status: answered ? res.statusCode : null,
+          status,
           durationMs: Math.round((performance.now() - started) * 10) / 10,
         });
       });
