@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   type AllocationPolicy,
   DEFAULT_REPROVISION_POLICY,
@@ -80,6 +81,8 @@ export class RegistrationService {
   constructor(options: RegistrationServiceOptions) {
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
+    // Every running webhook call and retry wait listens on this one signal.
+    setMaxListeners(0, this.#abort.signal);
   }
 
   get model(): ServiceModel {

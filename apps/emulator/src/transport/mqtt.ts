@@ -135,6 +135,9 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     broker.handle(socket);
   });
   server.on('connection', (socket: Socket) => {
+    // Answers are small packets written right after a request; Nagle's algorithm would hold each
+    // one back until the device's delayed ACK (about 40 ms per exchange).
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
