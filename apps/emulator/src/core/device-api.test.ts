@@ -89,6 +89,11 @@ describe('DeviceApi', () => {
     });
     // Registration ids are case-insensitive.
     expect(api.register(attested('dev-2'), JSON.stringify({ registrationId: 'DEV-2' }), 'mqtt').status).toBe(202);
+    const huge = JSON.stringify({ registrationId: 'dev-2', payload: { blob: 'x'.repeat(100 * 1024) } });
+    expect(api.register(attested('dev-2'), huge, 'mqtt')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400001, message: expect.stringContaining('DPS accepts at most 98304') },
+    });
     expect(api.operationStatus(attested('dev-2'), '4.0.0')).toMatchObject({ status: 404, body: { errorCode: 404006 } });
     expect(api.statusLookup(attested('never'))).toMatchObject({ status: 404, body: { errorCode: 404001 } });
   });

@@ -25,6 +25,9 @@ export function errorResponse(errorCode: number, message: string): DeviceApiResp
   return { status: statusOfErrorCode(errorCode), body: createErrorBody(errorCode, message) };
 }
 
+/** DPS caps device messages at 96 KB. */
+export const MAX_DEVICE_MESSAGE_BYTES = 96 * 1024;
+
 const unauthorized = () => errorResponse(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
 
 /** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
@@ -39,6 +42,13 @@ export class DeviceApi {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
       return unauthorized();
+    }
+    const size = Buffer.byteLength(bodyText, 'utf8');
+    if (size > MAX_DEVICE_MESSAGE_BYTES) {
+      return errorResponse(
+        DpsErrorCode.InvalidRequestBody,
+        `The request body is ${size} bytes; DPS accepts at most ${MAX_DEVICE_MESSAGE_BYTES}.`,
+      );
     }
     const parsed = parseDeviceRegistrationJson(bodyText);
     if (!parsed.ok) return errorResponse(DpsErrorCode.InvalidRequestBody, parsed.error.message);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import { DpsErrorCode } from '@dpskit/contracts';
-import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { Logger } from '../log.js';
 import { matchRoute } from './https-routes.js';
 import { listen } from './listen.js';
@@ -15,8 +15,8 @@ export interface HttpsTransportOptions {
   log: Logger;
 }
 
-/** DPS caps device messages at 96 KB. */
-const MAX_BODY_BYTES = 96 * 1024;
+/** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
+const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
 
 /**
  * DPS's device REST API on node:https. Every answer is JSON with
