@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmulatorConfigInput } from './config/schema.js';
@@ -17,6 +20,8 @@ import {
 import { register, rejectionOf } from './testing/sdk.js';
 import { startWebhook, type TestWebhook } from './testing/webhook-server.js';
 import { PortError } from './transport/listen.js';
+
+const execFileAsync = promisify(execFile);
 
 const GROUP_KEYS = new Map<string, string>();
 const groupKey = (groupId: string) => {
@@ -204,6 +209,34 @@ describe('lifecycle', () => {
       await retry.stop();
     } finally {
       blocker.close();
+      state.remove();
+    }
+  });
+
+  it('serves an unmodified device script that trusts the CA through NODE_EXTRA_CA_CERTS', async () => {
+    const state = tempStateDir();
+    const emulator = createEmulator({ ...testEmulatorOptions(config([HUB_A]), state.path), httpsPort: null });
+    await emulator.start();
+    try {
+      // The stock sample: no injected transport base, no CA option.
+      const script = `
+        const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
+        const { Mqtt } = require('azure-iot-provisioning-device-mqtt');
+        const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
+        const client = ProvisioningDeviceClient.create(${JSON.stringify(emulator.endpoints.mqtt.provisioningHost)}, '${ID_SCOPE}',
+          new Mqtt(), new SymmetricKeySecurityClient('moving-stock', ${JSON.stringify(keyFor('moving-stock'))}));
+        client.register().then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e.name, e.message); process.exit(1); });`;
+      const { stdout } = await execFileAsync(process.execPath, ['-e', script], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath },
+      });
+      expect(JSON.parse(stdout)).toMatchObject({
+        registrationId: 'moving-stock',
+        assignedHub: HUB_A,
+        status: 'assigned',
+      });
+    } finally {
+      await emulator.stop();
       state.remove();
     }
   });
