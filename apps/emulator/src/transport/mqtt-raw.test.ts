@@ -1,0 +1,126 @@
+import { createRegistrationSasToken } from '@dpskit/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistrationEvent } from '../core/events.js';
+import type { Emulator } from '../emulator.js';
+import {
+  closedPortUrl,
+  groupDeviceKey,
+  ID_SCOPE,
+  startTestEmulator,
+  tempStateDir,
+  testConfig,
+  testEmulatorOptions,
+} from '../testing/fixtures.js';
+import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
+import { register } from '../testing/sdk.js';
+
+// What the SDK never sends, over a raw MQTT client: the broker must answer with DPS error bodies
+// or drop only the offending connection, and keep serving everyone else.
+
+let emulator: Emulator;
+let events: RegistrationEvent[];
+const state = tempStateDir();
+const open: RawMqttDevice[] = [];
+
+beforeAll(async () => {
+  const unused = await closedPortUrl();
+  ({ emulator, events } = await startTestEmulator(
+    testEmulatorOptions(testConfig(unused, unused), state.path, { httpsPort: null }),
+  ));
+});
+afterAll(async () => {
+  await Promise.all(open.map((device) => device.end()));
+  await emulator?.stop();
+  state.remove();
+});
+
+const username = (id: string) => `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31&ClientVersion=raw`;
+const token = (id: string) =>
+  createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) });
+const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
+
+async function device(id: string, overrides: { clientId?: string; username?: string; password?: string } = {}) {
+  const connected = await connectRawDevice(emulator, {
+    clientId: id,
+    username: username(id),
+    password: token(id),
+    ...overrides,
+  });
+  open.push(connected);
+  return connected;
+}
+
+describe('MQTT edge cases', () => {
+  it('answers malformed and mismatched requests with DPS error bodies on the same connection', async () => {
+    const d = await device('hashed-raw-mqtt');
+    expect(await subscribeResponses(d)).toBe(1);
+    expect(await d.request(REGISTER('r1'), 'not json', 'r1')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400001 },
+    });
+    expect(await d.request(REGISTER('r2'), JSON.stringify({ registrationId: 'someone-else' }), 'r2')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400002 },
+    });
+    expect(
+      await d.request('$dps/registrations/GET/iotdps-get-operationstatus/?$rid=r3&operationId=4.0.0', ' ', 'r3'),
+    ).toMatchObject({
+      status: 404,
+      body: { errorCode: 404006 },
+    });
+    expect(await d.request('$dps/registrations/GET/iotdps-get-operationstatus/?$rid=r4', ' ', 'r4')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400001, message: 'The operationId topic parameter is required.' },
+    });
+    expect(await d.request('$dps/registrations/POST/iotdps-whatever/?$rid=r5', '{}', 'r5')).toMatchObject({
+      status: 404,
+      body: { errorCode: 404001 },
+    });
+    const accepted = await d.request(REGISTER('r6'), JSON.stringify({ registrationId: 'hashed-raw-mqtt' }), 'r6');
+    expect(accepted.topic).toMatch(/^\$dps\/registrations\/res\/202\/\?\$rid=r6&retry-after=0\.05$/);
+    expect(d.client.connected).toBe(true);
+  });
+
+  it('answers 401 to a client whose id differs from the username, or whose username is not DPS', async () => {
+    const impostor = await device('hashed-raw-a', { clientId: 'hashed-raw-b' });
+    await subscribeResponses(impostor);
+    expect(
+      await impostor.request(REGISTER('x'), JSON.stringify({ registrationId: 'hashed-raw-a' }), 'x'),
+    ).toMatchObject({
+      status: 401,
+      body: { errorCode: 401002, message: 'Unauthorized' },
+    });
+    expect(events.at(-1)?.outcome.errorMessage).toMatch(
+      /^invalid-registration-id: MQTT client id "hashed-raw-b" differs/,
+    );
+
+    const stranger = await device('hashed-raw-c', { username: 'just-a-user' });
+    await subscribeResponses(stranger);
+    expect(await stranger.request(REGISTER('y'), '{}', 'y')).toMatchObject({ status: 401 });
+    expect(events.at(-1)?.outcome.errorMessage).toMatch(/^malformed: MQTT username "just-a-user"/);
+  });
+
+  it('refuses other subscriptions and drops a client publishing outside the DPS topics, and no one else', async () => {
+    const snoop = await device('hashed-raw-snoop');
+    expect(await subscribeResponses(snoop, '$dps/#')).toBe(128);
+    expect(await subscribeResponses(snoop, 'devices/#')).toBe(128);
+
+    const rogue = await device('hashed-raw-rogue');
+    rogue.client.publish('devices/hashed-raw-rogue/messages/events/', 'hello', { qos: 1 });
+    await rogue.closed;
+
+    const result = await register(emulator, 'hashed-raw-after', groupDeviceKey('hashed', 'hashed-raw-after'));
+    expect(result.status).toBe('assigned');
+  });
+
+  it('answers every device on its own connection only', async () => {
+    const [a, b] = await Promise.all([device('hashed-raw-one'), device('hashed-raw-two')]);
+    if (!a || !b) throw new Error('not connected');
+    await Promise.all([subscribeResponses(a), subscribeResponses(b)]);
+    const seenByB: string[] = [];
+    b.client.on('message', (topic) => seenByB.push(topic));
+    await a.request(REGISTER('only-a'), JSON.stringify({ registrationId: 'hashed-raw-one' }), 'only-a');
+    await b.request(REGISTER('only-b'), JSON.stringify({ registrationId: 'hashed-raw-two' }), 'only-b');
+    expect(seenByB).toEqual([expect.stringContaining('$rid=only-b')]);
+  });
+});
