@@ -107,7 +107,7 @@ export function scriptedWebhook(): (request: AllocationRequest) => WebhookAnswer
     if (id.startsWith('wh-500')) return { status: 500, body: 'internal error', contentType: 'text/plain' };
     if (id.startsWith('wh-429-then-200') && count === 1) return { status: 429, body: {} };
     if (id.startsWith('wh-503-always')) return { status: 503, body: {} };
-    if (id.startsWith('wh-slow')) return { delayMs: 2_000, body: { iotHubHostName: HUB_A } };
+    if (id.startsWith('wh-slow')) return { delayMs: 5_000, body: { iotHubHostName: HUB_A } };
     if (id.startsWith('wh-non-json')) return { body: 'this is not json', contentType: 'text/plain' };
     if (id.startsWith('wh-unlinked')) return { body: { iotHubHostName: ROGUE_HUB } };
     if (id.startsWith('wh-no-hub')) return { body: { iotHubHostName: '' } };
@@ -123,7 +123,8 @@ export function scriptedWebhook(): (request: AllocationRequest) => WebhookAnswer
   };
 }
 
-export const WEBHOOK_TIMEOUT_MS = 400;
+// Generous enough that a normal webhook call never times out on a loaded 2-core CI machine.
+export const WEBHOOK_TIMEOUT_MS = 1_500;
 
 /** Test emulator options: free ports, short waits, a shortened DPS retry schedule, events collected. */
 export function testEmulatorOptions(
