@@ -1,29 +1,13 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runNodeScript } from './harness/process.js';
 
 // `npm run demo` runs the compiled demo; turbo builds the package before its tests.
 const demo = fileURLToPath(new URL('../dist/demo.js', import.meta.url));
 
-function runDemo(): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [demo], { env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('npm run demo', () => {
   it('shows both devices, the allocator log and a passing two-line verdict', async () => {
-    const { code, stdout, stderr } = await runDemo();
+    const { code, stdout, stderr } = await runNodeScript(demo, [], { NO_COLOR: '1' });
     expect(code, stderr).toBe(0);
     const sections = ['Device contoso-toaster-007', 'Device contoso-heatpump-088', "Allocator log", 'Verdict'];
     const positions = sections.map((s) => stdout.indexOf(`── ${s}`));
