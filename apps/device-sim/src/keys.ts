@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { decodeBase64Key, deriveDeviceKey, registrationIdProblem } from '@dpskit/contracts';
+import { createDeviceKeyDeriver, registrationIdProblem } from '@dpskit/contracts';
 
 export interface DeriveKeysOptions {
   groupKey: string;
@@ -31,7 +31,7 @@ export async function deriveKeysFromLines(
   output: Writable,
   options: DeriveKeysOptions & { onInvalid?: (line: number, problem: string) => void },
 ): Promise<DeriveKeysReport> {
-  decodeBase64Key(options.groupKey, 'groupKey');
+  const deriveKey = createDeviceKeyDeriver(options.groupKey);
   const json = options.json ?? false;
   const report: DeriveKeysReport = { derived: 0, invalid: 0 };
   let buffer = '';
@@ -53,7 +53,7 @@ export async function deriveKeysFromLines(
       options.onInvalid?.(lineNumber, problem);
       continue;
     }
-    buffer += formatDerivedKey(registrationId, deriveDeviceKey(options.groupKey, registrationId), json);
+    buffer += formatDerivedKey(registrationId, deriveKey(registrationId), json);
     report.derived += 1;
     if (buffer.length >= FLUSH_AT) await flush();
   }

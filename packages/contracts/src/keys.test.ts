@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBase64Key, deriveDeviceKey, generateSymmetricKey, KeyError } from './keys.js';
+import { createDeviceKeyDeriver, decodeBase64Key, deriveDeviceKey, generateSymmetricKey, KeyError } from './keys.js';
 
 const TUTORIAL_GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 
@@ -41,6 +41,19 @@ describe('deriveDeviceKey', () => {
     expect(caught).toBeInstanceOf(KeyError);
     expect((caught as KeyError).field).toBe('groupKey');
     expect((caught as KeyError).message).toContain(message);
+  });
+});
+
+describe('createDeviceKeyDeriver', () => {
+  it('derives the same keys as deriveDeviceKey', () => {
+    const derive = createDeviceKeyDeriver(TUTORIAL_GROUP_KEY);
+    expect(derive('contoso-toaster-007')).toBe('NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=');
+    expect(derive('contoso-heatpump-088')).toBe('NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=');
+    expect(() => derive('')).toThrowError(expect.objectContaining({ field: 'registrationId' }));
+  });
+
+  it('rejects a bad group key when created, not per id', () => {
+    expect(() => createDeviceKeyDeriver('not base64!')).toThrowError(expect.objectContaining({ field: 'groupKey' }));
   });
 });
 
