@@ -2,6 +2,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Http, HttpBase } from '../sdk/modules.js';
 import type { Endpoint } from './endpoint.js';
+import { sendObserved } from './cancel.js';
 import type { RegistrationObserver, TransportCallback } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
@@ -38,11 +39,7 @@ class ObservedHttp extends Http {
     request: Parameters<InstanceType<typeof Http>['registrationRequest']>[0],
     callback: TransportCallback,
   ): void {
-    if (this.aborted) {
-      callback(cancelled());
-      return;
-    }
-    super.registrationRequest(request, this.observer.wrap(callback));
+    sendObserved(this.aborted, this.observer, callback, (observed) => super.registrationRequest(request, observed));
   }
 
   override queryOperationStatus(
@@ -50,18 +47,10 @@ class ObservedHttp extends Http {
     operationId: string,
     callback: TransportCallback,
   ): void {
-    if (this.aborted) {
-      callback(cancelled());
-      return;
-    }
-    super.queryOperationStatus(request, operationId, this.observer.wrap(callback));
+    sendObserved(this.aborted, this.observer, callback, (observed) =>
+      super.queryOperationStatus(request, operationId, observed),
+    );
   }
-}
-
-function cancelled(): Error {
-  const err = new Error('registration cancelled');
-  err.name = 'OperationCancelledError';
-  return err;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { InvalidServiceResponseError } from '../sdk/errors.js';
 import { Mqtt, MqttBase } from '../sdk/modules.js';
+import { sendObserved } from './cancel.js';
 import type { RegistrationObserver, TransportCallback } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
@@ -54,11 +55,7 @@ class ObservedMqtt extends Mqtt {
     request: Parameters<InstanceType<typeof Mqtt>['registrationRequest']>[0],
     callback: TransportCallback,
   ): void {
-    if (this.aborted) {
-      callback(cancelled());
-      return;
-    }
-    super.registrationRequest(request, this.observer.wrap(callback));
+    sendObserved(this.aborted, this.observer, callback, (observed) => super.registrationRequest(request, observed));
   }
 
   override queryOperationStatus(
@@ -66,18 +63,10 @@ class ObservedMqtt extends Mqtt {
     operationId: string,
     callback: TransportCallback,
   ): void {
-    if (this.aborted) {
-      callback(cancelled());
-      return;
-    }
-    super.queryOperationStatus(request, operationId, this.observer.wrap(callback));
+    sendObserved(this.aborted, this.observer, callback, (observed) =>
+      super.queryOperationStatus(request, operationId, observed),
+    );
   }
-}
-
-function cancelled(): Error {
-  const err = new Error('registration cancelled');
-  err.name = 'OperationCancelledError';
-  return err;
 }
 
 /**
