@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import {
   type Command,
+  type ConnectionConfig,
   type Env,
   type FleetConfig,
   type KeysDeriveConfig,
@@ -19,7 +20,7 @@ import { outcomeJson } from './output/json.js';
 import { ProgressLine } from './output/progress.js';
 import { formatSummary } from './output/summary.js';
 import { TutorialPrinter } from './output/tutorial.js';
-import { registerDevice } from './register.js';
+import { type RegisterOptions, registerDevice } from './register.js';
 import { sdkApiVersion, sdkVersion } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
 
@@ -87,6 +88,24 @@ function interruptible(io: CliIo, onFirst: () => void): () => void {
   return io.onInterrupt?.(onFirst) ?? (() => {});
 }
 
+type ConnectionOptions = Pick<
+  RegisterOptions,
+  'provisioningHost' | 'idScope' | 'transport' | 'payload' | 'ca' | 'pollingIntervalMs' | 'timeoutMs'
+>;
+
+/** The connection settings `register` and `fleet` hand on alike to the registration code. */
+function connectionOptions(config: ConnectionConfig): ConnectionOptions {
+  return {
+    provisioningHost: config.provisioningHost,
+    idScope: config.idScope,
+    transport: config.transport,
+    payload: config.payload,
+    ca: config.ca,
+    pollingIntervalMs: config.pollingIntervalMs,
+    timeoutMs: config.timeoutMs,
+  };
+}
+
 async function runRegister(config: RegisterConfig, io: CliIo): Promise<number> {
   const controller = new AbortController();
   const unsubscribe = interruptible(io, () => controller.abort());
@@ -94,16 +113,10 @@ async function runRegister(config: RegisterConfig, io: CliIo): Promise<number> {
   printer?.banner(sdkVersion());
   try {
     const outcome = await registerDevice({
-      provisioningHost: config.provisioningHost,
-      idScope: config.idScope,
+      ...connectionOptions(config),
       registrationId: config.registrationId,
       deviceKey: config.deviceKey,
       groupKey: config.groupKey,
-      transport: config.transport,
-      payload: config.payload,
-      ca: config.ca,
-      pollingIntervalMs: config.pollingIntervalMs,
-      timeoutMs: config.timeoutMs,
       signal: controller.signal,
       onStatus: printer ? (s) => printer.status(s) : undefined,
     });
@@ -136,18 +149,12 @@ async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<number> 
   let last: Parameters<ProgressLine['update']>[0] | undefined;
   try {
     const summary = await runFleet({
-      provisioningHost: config.provisioningHost,
-      idScope: config.idScope,
+      ...connectionOptions(config),
       groupKey: config.groupKey,
       count: config.count,
       concurrency: config.concurrency,
       registrationIdTemplates: config.templates,
       start: config.start,
-      transport: config.transport,
-      payload: config.payload,
-      ca: config.ca,
-      pollingIntervalMs: config.pollingIntervalMs,
-      timeoutMs: config.timeoutMs,
       signal: controller.signal,
       onProgress: progress
         ? (p) => {
