@@ -1,8 +1,8 @@
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Http, HttpBase } from '../sdk/modules.js';
-import type { Endpoint } from './endpoint.js';
 import { sendObserved } from './cancel.js';
+import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver, TransportCallback } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
