@@ -1,10 +1,10 @@
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerDevice } from './register.js';
+import { type RegisterOptions, registerDevice } from './register.js';
 import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
 import { createTestPki, type TestPki } from './testing/tls.js';
-import type { StatusUpdate } from './types.js';
+import type { RegistrationOutcome, StatusUpdate } from './types.js';
 
 // The real SDK (HTTP and MQTT transports, symmetric-key security client) against a small in-test
 // HTTPS DPS responder over real TLS. The DPS side here is a fixture; the thing under test is device-sim.
@@ -48,17 +48,26 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** `registerDevice` through the real SDK's HTTP transport against the in-test responder, trusting its CA. */
+function registerOverHttps(
+  options: Omit<RegisterOptions, 'provisioningHost' | 'idScope' | 'transport' | 'ca'>,
+): Promise<RegistrationOutcome> {
+  return registerDevice({
+    provisioningHost: dps.host,
+    idScope: ID_SCOPE,
+    transport: 'http',
+    ca: pki.caPem,
+    ...options,
+  });
+}
+
 describe('registerDevice over HTTPS with the real SDK', () => {
   it('assigns the toaster, sends the payload and reports the tutorial status progression', async () => {
     const statuses: StatusUpdate[] = [];
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'contoso-toaster-007',
       groupKey: GROUP_KEY,
-      transport: 'http',
       payload: TUTORIAL_PAYLOAD,
-      ca: pki.caPem,
       onStatus: (s) => statuses.push(s),
     });
     expect(outcome).toMatchObject({
@@ -87,13 +96,9 @@ describe('registerDevice over HTTPS with the real SDK', () => {
   });
 
   it('reports the heat pump as failed with the service error code, message and operation id', async () => {
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'contoso-heatpump-088',
       deviceKey: 'NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=',
-      transport: 'http',
-      ca: pki.caPem,
     });
     expect(outcome).toMatchObject({
       status: 'failed',
@@ -107,25 +112,17 @@ describe('registerDevice over HTTPS with the real SDK', () => {
   });
 
   it('maps a disabled answer to status disabled', async () => {
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'disabled-device-1',
       groupKey: GROUP_KEY,
-      transport: 'http',
-      ca: pki.caPem,
     });
     expect(outcome.status).toBe('disabled');
   });
 
   it('reports a wrong key as unauthorized with the DPS error code', async () => {
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'contoso-toaster-008',
       deviceKey: 'NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=',
-      transport: 'http',
-      ca: pki.caPem,
     });
     expect(outcome).toMatchObject({
       status: 'error',
@@ -136,13 +133,9 @@ describe('registerDevice over HTTPS with the real SDK', () => {
   });
 
   it('turns a 200 without status (which crashes the stock SDK) into an error outcome', async () => {
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'weird-device-1',
       groupKey: GROUP_KEY,
-      transport: 'http',
-      ca: pki.caPem,
     });
     expect(outcome.status).toBe('error');
     expect(outcome.errorName).toBe('InvalidServiceResponseError');
@@ -151,13 +144,9 @@ describe('registerDevice over HTTPS with the real SDK', () => {
 
   it('cancels while polling when the signal aborts', async () => {
     const controller = new AbortController();
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'contoso-toaster-009',
       groupKey: GROUP_KEY,
-      transport: 'http',
-      ca: pki.caPem,
       onStatus: (s) => {
         if (s.phase === 'assigning') controller.abort();
       },
@@ -167,13 +156,9 @@ describe('registerDevice over HTTPS with the real SDK', () => {
   });
 
   it('gives up after timeoutMs', async () => {
-    const outcome = await registerDevice({
-      provisioningHost: dps.host,
-      idScope: ID_SCOPE,
+    const outcome = await registerOverHttps({
       registrationId: 'contoso-toaster-010',
       groupKey: GROUP_KEY,
-      transport: 'http',
-      ca: pki.caPem,
       timeoutMs: 200,
     });
     expect(outcome).toMatchObject({ status: 'error', errorName: 'TimeoutError' });
