@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { FleetSummary } from '../stats.js';
+import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../testing/tutorial.js';
 import type { RegistrationOutcome, StatusUpdate } from '../types.js';
 import { hintFor } from './hints.js';
 import { outcomeJson } from './json.js';
 import { renderProgress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { TutorialPrinter } from './tutorial.js';
-
-const HUB = 'contoso-toasters-hub-1098.azure-devices.net';
 
 function status(phase: StatusUpdate['phase'], sdkStatus: string): StatusUpdate {
   return { registrationId: 'd', phase, sdkStatus, elapsedMs: 0 };
@@ -38,25 +37,13 @@ describe('tutorial output', () => {
         registrationId: 'contoso-toaster-007',
         transport: 'mqtt',
         status: 'assigned',
-        assignedHub: HUB,
+        assignedHub: TUTORIAL_HUB,
         deviceId: 'contoso-toaster-007',
         durationMs: 1000,
       },
       PROGRESSION,
     );
-    expect(text).toBe(
-      [
-        'Provisioning API Version: 1.9.1',
-        '',
-        'Registering Device',
-        '',
-        'Provisioning Status: PROV_DEVICE_REG_STATUS_CONNECTED',
-        'Provisioning Status: PROV_DEVICE_REG_STATUS_ASSIGNING',
-        '',
-        `Registration Information received from service: ${HUB}, deviceId: contoso-toaster-007`,
-        '',
-      ].join('\n'),
-    );
+    expect(text).toBe(TUTORIAL_TOASTER_OUTPUT);
   });
 
   it('prints a failure with operation id, date, service message and error code', () => {
@@ -171,7 +158,7 @@ function summary(partial: Partial<FleetSummary> = {}): FleetSummary {
         count: 500,
       },
     ],
-    hubs: [{ hub: HUB, count: 500 }],
+    hubs: [{ hub: TUTORIAL_HUB, count: 500 }],
     durationMs: 12_345,
     registrationsPerSecond: 81.0044,
     latencyMs: { count: 1000, min: 1010.2, mean: 1050.4, p50: 1043, p95: 1120.4, p99: 1180.6, max: 1201 },
@@ -193,7 +180,7 @@ describe('formatSummary', () => {
     expect(lines[header + 2]).toBe(
       '  failed    400207          500  50.0 %  ProvisioningRegistrationFailedError: Custom allocation failed with status code: 400',
     );
-    expect(text).toContain(`  ${HUB}      500`);
+    expect(text).toContain(`  ${TUTORIAL_HUB}      500`);
     expect(text).not.toContain('stopped early');
   });
 
