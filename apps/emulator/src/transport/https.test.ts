@@ -8,23 +8,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
-import {
-  closedPortUrl,
-  groupDeviceKey,
-  HUB_A,
-  HUB_B,
-  HUB_C,
-  ID_SCOPE,
-  ROGUE_HUB,
-  scriptedWebhook,
-  startTestEmulator,
-  tempStateDir,
-  testConfig,
-  testEmulatorOptions,
-} from '../testing/fixtures.js';
+import { groupDeviceKey, HUB_A, HUB_B, HUB_C, ID_SCOPE, ROGUE_HUB } from '../testing/fixtures.js';
 import { rawRequest } from '../testing/raw-https.js';
 import { fixedTokenSecurityClient, register, rejectionOf } from '../testing/sdk.js';
-import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import type { TestWebhook } from '../testing/webhook-server.js';
 
 // The official azure-iot-provisioning-device-http transport, unmodified, over real TLS: the
 // only thing injected is an azure-iot-http-base whose agent trusts the CA and knows the port.
@@ -32,20 +20,13 @@ import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
 let emulator: Emulator;
 let events: RegistrationEvent[];
 let webhook: TestWebhook;
-const state = tempStateDir();
+let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  webhook = await startWebhook(scriptedWebhook());
-  ({ emulator, events } = await startTestEmulator(
-    testEmulatorOptions(testConfig(webhook.url, await closedPortUrl()), state.path),
-  ));
+  ({ emulator, events, webhook, close } = await startTestBedWithWebhook());
 });
 
-afterAll(async () => {
-  await emulator?.stop();
-  await webhook?.close();
-  state.remove();
-});
+afterAll(() => close?.());
 
 const https = { transport: 'https' as const };
 const eventFor = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);

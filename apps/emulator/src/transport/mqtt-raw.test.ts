@@ -2,36 +2,26 @@ import { createRegistrationSasToken } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
-import {
-  closedPortUrl,
-  groupDeviceKey,
-  ID_SCOPE,
-  startTestEmulator,
-  tempStateDir,
-  testConfig,
-  testEmulatorOptions,
-} from '../testing/fixtures.js';
+import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
+import { startTestBed } from '../testing/test-bed.js';
 
 // What the SDK never sends, over a raw MQTT client: the broker must answer with DPS error bodies
 // or drop only the offending connection, and keep serving everyone else.
 
 let emulator: Emulator;
 let events: RegistrationEvent[];
-const state = tempStateDir();
+let close: (() => Promise<void>) | undefined;
 const open: RawMqttDevice[] = [];
 
 beforeAll(async () => {
   const unused = await closedPortUrl();
-  ({ emulator, events } = await startTestEmulator(
-    testEmulatorOptions(testConfig(unused, unused), state.path, { httpsPort: null }),
-  ));
+  ({ emulator, events, close } = await startTestBed(unused, unused, { httpsPort: null }));
 });
 afterAll(async () => {
   await Promise.all(open.map((device) => device.end()));
-  await emulator?.stop();
-  state.remove();
+  await close?.();
 });
 
 const username = (id: string) => `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31&ClientVersion=raw`;

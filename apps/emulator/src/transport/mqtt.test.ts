@@ -10,7 +10,6 @@ import { pickHashed } from '../core/allocation/hashed.js';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
 import {
-  closedPortUrl,
   groupDeviceKey,
   HUB_A,
   HUB_B,
@@ -18,17 +17,13 @@ import {
   ID_SCOPE,
   KEYS,
   ROGUE_HUB,
-  scriptedWebhook,
-  startTestEmulator,
   TWIN,
-  tempStateDir,
-  testConfig,
-  testEmulatorOptions,
   WEBHOOK_TIMEOUT_MS,
   WEBHOOK_TWIN,
 } from '../testing/fixtures.js';
 import { fixedTokenSecurityClient, register, rejectionOf } from '../testing/sdk.js';
-import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import type { TestWebhook } from '../testing/webhook-server.js';
 
 // Everything here runs the official azure-iot-provisioning-device(-mqtt) packages, unmodified,
 // over real TLS against a running emulator.
@@ -36,20 +31,13 @@ import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
 let emulator: Emulator;
 let events: RegistrationEvent[];
 let webhook: TestWebhook;
-const state = tempStateDir();
+let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  webhook = await startWebhook(scriptedWebhook());
-  ({ emulator, events } = await startTestEmulator(
-    testEmulatorOptions(testConfig(webhook.url, await closedPortUrl()), state.path, { httpsPort: null }),
-  ));
+  ({ emulator, events, webhook, close } = await startTestBedWithWebhook({ httpsPort: null }));
 });
 
-afterAll(async () => {
-  await emulator?.stop();
-  await webhook?.close();
-  state.remove();
-});
+afterAll(() => close?.());
 
 const eventFor = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);
 
