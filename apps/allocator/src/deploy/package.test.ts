@@ -112,7 +112,8 @@ describe('deployment package', () => {
     expect(installed.sort()).toEqual([...reachable].sort());
 
     const contracts = path.join(nodeModules, '@dpskit', 'contracts');
-    expect((await readdir(contracts)).sort()).toEqual(['dist', 'package.json']);
+    // pnpm, like npm, packs a package's README whatever its `files` list says.
+    expect((await readdir(contracts)).sort()).toEqual(['README.md', 'dist', 'package.json']);
     expect((await listFiles(contracts)).some((f) => f.endsWith(path.join('dist', 'index.js')))).toBe(true);
   });
 
