@@ -15,7 +15,7 @@ interface MqttClient {
     options: { qos: 0 | 1 },
     callback: (err: Error | null, granted: { topic: string; qos: number }[]) => void,
   ): void;
-  publish(topic: string, payload: string, options: { qos: 0 | 1 }, callback?: (err?: Error) => void): void;
+  publish(topic: string, payload: string | Buffer, options: { qos: 0 | 1; retain?: boolean }, callback?: (err?: Error) => void): void;
   end(force?: boolean, callback?: () => void): void;
   connected: boolean;
 }

@@ -103,6 +103,32 @@ describe('MQTT edge cases', () => {
     expect(result.status).toBe('assigned');
   });
 
+  it('drops a client that publishes on the response topics; nothing reaches or is retained for other devices', async () => {
+    const victim = await device('hashed-raw-victim');
+    await subscribeResponses(victim);
+    const seenByVictim: string[] = [];
+    victim.client.on('message', (topic) => seenByVictim.push(topic));
+
+    const forger = await device('hashed-raw-forger');
+    const forged = JSON.stringify({ operationId: 'x', status: 'assigned', registrationState: { assignedHub: 'evil' } });
+    forger.client.publish('$dps/registrations/res/200/?$rid=forged', forged, { qos: 1, retain: true });
+    const dropped = await Promise.race([
+      forger.closed.then(() => 'dropped'),
+      new Promise((resolve) => setTimeout(() => resolve('still connected'), 5_000)),
+    ]);
+    expect(dropped).toBe('dropped');
+
+    // A device that subscribes afterwards gets no retained copy either; its own request still works.
+    const late = await device('hashed-raw-late');
+    const seenByLate: string[] = [];
+    late.client.on('message', (topic) => seenByLate.push(topic));
+    await subscribeResponses(late);
+    await late.request(REGISTER('late'), JSON.stringify({ registrationId: 'hashed-raw-late' }), 'late');
+    await victim.request(REGISTER('victim'), JSON.stringify({ registrationId: 'hashed-raw-victim' }), 'victim');
+    expect(seenByVictim).toEqual([expect.stringContaining('$rid=victim')]);
+    expect(seenByLate).toEqual([expect.stringContaining('$rid=late')]);
+  });
+
   it('answers every device on its own connection only', async () => {
     const [a, b] = await Promise.all([device('hashed-raw-one'), device('hashed-raw-two')]);
     if (!a || !b) throw new Error('not connected');

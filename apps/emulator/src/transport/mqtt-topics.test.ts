@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { asciiJson, parseMqttUsername, parseRequestTopic, responseTopic } from './mqtt-topics.js';
+import {
+  asciiJson,
+  isDeviceRequestTopic,
+  parseMqttUsername,
+  parseRequestTopic,
+  responseTopic,
+} from './mqtt-topics.js';
 
 describe('DPS MQTT topics', () => {
   it('parses register and poll topics as the Node SDK sends them', () => {
@@ -25,6 +31,13 @@ describe('DPS MQTT topics', () => {
     });
     expect(parseRequestTopic('$dps/registrations/DELETE/x/?$rid=3')).toEqual({ kind: 'unknown', rid: '3' });
     expect(parseRequestTopic('$dps/registrations/PUT/iotdps-register/')).toEqual({ kind: 'no-rid' });
+  });
+
+  it('lets devices publish on request topics only, never on the response topics', () => {
+    expect(isDeviceRequestTopic('$dps/registrations/PUT/iotdps-register/?$rid=1')).toBe(true);
+    expect(isDeviceRequestTopic('$dps/registrations/POST/unknown/?$rid=1')).toBe(true);
+    expect(isDeviceRequestTopic('$dps/registrations/res/200/?$rid=1')).toBe(false);
+    expect(isDeviceRequestTopic('devices/x/messages/events/')).toBe(false);
   });
 
   it('builds response topics with a lowercase retry-after', () => {

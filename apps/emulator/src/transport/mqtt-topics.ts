@@ -2,6 +2,7 @@
 
 export const RESPONSE_FILTER = '$dps/registrations/res/#';
 export const REQUEST_PREFIX = '$dps/registrations/';
+const RESPONSE_PREFIX = '$dps/registrations/res/';
 const REGISTER_PATH = '$dps/registrations/PUT/iotdps-register/';
 const OPERATION_STATUS_PATH = '$dps/registrations/GET/iotdps-get-operationstatus/';
 
@@ -30,6 +31,14 @@ export function parseRequestTopic(topic: string): DeviceRequestTopic {
   if (path === OPERATION_STATUS_PATH)
     return { kind: 'operation-status', rid, operationId: params.get('operationId') || null };
   return { kind: 'unknown', rid };
+}
+
+/**
+ * Whether a device may publish on `topic`: the DPS request space, except the response topics that
+ * every device subscribes to (a device publishing there would forge answers for all of them).
+ */
+export function isDeviceRequestTopic(topic: string): boolean {
+  return topic.startsWith(REQUEST_PREFIX) && !topic.startsWith(RESPONSE_PREFIX);
 }
 
 /** `$dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}]`: lowercase `retry-after`, the only case the Node SDK reads. */

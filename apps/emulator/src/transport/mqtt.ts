@@ -8,9 +8,9 @@ import type { Logger } from '../log.js';
 import { listen } from './listen.js';
 import {
   asciiJson,
+  isDeviceRequestTopic,
   parseMqttUsername,
   parseRequestTopic,
-  REQUEST_PREFIX,
   RESPONSE_FILTER,
   responseTopic,
 } from './mqtt-topics.js';
@@ -81,8 +81,14 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       done(null, subscription.topic === RESPONSE_FILTER ? subscription : null);
     },
     authorizePublish(client, packet, done) {
-      if (!client || packet.topic.startsWith(REQUEST_PREFIX)) return done(null);
-      done(new Error(`topic ${packet.topic} is not part of the DPS device API`));
+      if (!client) return done(null);
+      if (!isDeviceRequestTopic(packet.topic)) {
+        return done(new Error(`topic ${packet.topic} is not a DPS device request topic`));
+      }
+      // Requests are answered once and never forwarded; a retained copy would only sit in the
+      // broker's memory (one per distinct $rid), so the flag is dropped.
+      packet.retain = false;
+      done(null);
     },
   });
 
