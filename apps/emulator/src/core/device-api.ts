@@ -28,6 +28,17 @@ export function errorResponse(errorCode: number, message: string): DeviceApiResp
 /** DPS caps device messages at 96 KB. */
 export const MAX_DEVICE_MESSAGE_BYTES = 96 * 1024;
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The text of a UTF-8 body, or undefined when the bytes are not UTF-8. */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 const unauthorized = () => errorResponse(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
 
 /** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
@@ -37,18 +48,26 @@ export class DeviceApi {
     readonly options: { retryAfterSeconds: number },
   ) {}
 
-  /** `PUT …/register` and `$dps/registrations/PUT/iotdps-register/`. */
-  register(attestation: AttestationResult, bodyText: string, transport: DeviceTransport): DeviceApiResponse {
+  /**
+   * `PUT …/register` and `$dps/registrations/PUT/iotdps-register/`. Transports pass the raw bytes:
+   * a body that is not UTF-8 is refused rather than decoded with replacement characters, which
+   * would hand the webhook a silently altered payload.
+   */
+  register(attestation: AttestationResult, message: string | Uint8Array, transport: DeviceTransport): DeviceApiResponse {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
       return unauthorized();
     }
-    const size = Buffer.byteLength(bodyText, 'utf8');
+    const size = typeof message === 'string' ? Buffer.byteLength(message, 'utf8') : message.byteLength;
     if (size > MAX_DEVICE_MESSAGE_BYTES) {
       return errorResponse(
         DpsErrorCode.InvalidRequestBody,
         `The request body is ${size} bytes; DPS accepts at most ${MAX_DEVICE_MESSAGE_BYTES}.`,
       );
+    }
+    const bodyText = typeof message === 'string' ? message : decodeUtf8(message);
+    if (bodyText === undefined) {
+      return errorResponse(DpsErrorCode.InvalidRequestBody, 'The request body is not valid UTF-8.');
     }
     const parsed = parseDeviceRegistrationJson(bodyText);
     if (!parsed.ok) return errorResponse(DpsErrorCode.InvalidRequestBody, parsed.error.message);

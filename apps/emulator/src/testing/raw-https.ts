@@ -11,7 +11,7 @@ export interface RawResponse {
 /** A plain node:https request to the emulator's device API (for what the SDK never sends). */
 export function rawRequest(
   emulator: Emulator,
-  options: { method: string; path: string; headers?: Record<string, string>; body?: string },
+  options: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer },
 ): Promise<RawResponse> {
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator runs without HTTPS');

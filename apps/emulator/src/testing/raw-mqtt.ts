@@ -25,7 +25,7 @@ const mqtt = requireFromBase('mqtt') as { connect(url: string, options: Record<s
 export interface RawMqttDevice {
   client: MqttClient;
   /** Publishes and resolves with the response for this `$rid` (status from the topic, JSON body). */
-  request(topic: string, payload: string, rid: string): Promise<{ topic: string; status: number; body: unknown }>;
+  request(topic: string, payload: string | Buffer, rid: string): Promise<{ topic: string; status: number; body: unknown }>;
   /** Resolves when the broker closes the connection. */
   closed: Promise<void>;
   end(): Promise<void>;

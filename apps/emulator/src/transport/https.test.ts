@@ -238,6 +238,19 @@ describe('HTTPS: the REST surface', () => {
     const ok = await register(emulator, id, groupDeviceKey('hashed', id), https);
     expect(ok.status).toBe('assigned');
   });
+
+  it('refuses a body that is not valid UTF-8 instead of registering a mangled payload', async () => {
+    const id = 'hashed-raw-utf8';
+    const body = Buffer.concat([
+      Buffer.from(`{"registrationId":"${id}","payload":{"name":"`),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}}'),
+    ]);
+    const response = await rawRequest(emulator, { method: 'PUT', path: registerPath(id), headers: auth(id), body });
+    expect(response.status).toBe(400);
+    expect(response.json).toMatchObject({ errorCode: 400001, message: 'The request body is not valid UTF-8.' });
+    expect(eventFor(id)).toBeUndefined();
+  });
 });
 
 function poll(id: string, operationId: string) {

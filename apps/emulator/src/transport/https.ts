@@ -27,7 +27,7 @@ const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
   const { api, log } = options;
 
-  const handle = (req: IncomingMessage, body: string): DeviceApiResponse => {
+  const handle = (req: IncomingMessage, body: Buffer): DeviceApiResponse => {
     const url = new URL(req.url ?? '/', 'https://dps.invalid');
     const route = matchRoute(req.method ?? 'GET', url.pathname);
     if (route.kind === 'not-found') {
@@ -94,7 +94,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       answered = true;
       let response: DeviceApiResponse;
       try {
-        response = handle(req, Buffer.concat(chunks).toString('utf8'));
+        response = handle(req, Buffer.concat(chunks));
       } catch (err) {
         log.error('https.request', `${req.method} ${req.url}: ${(err as Error).message}`, {
           stack: (err as Error).stack,

@@ -66,6 +66,15 @@ describe('MQTT edge cases', () => {
       status: 404,
       body: { errorCode: 404001 },
     });
+    const notUtf8 = Buffer.concat([
+      Buffer.from('{"registrationId":"hashed-raw-mqtt","payload":{"name":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}}'),
+    ]);
+    expect(await d.request(REGISTER('r7'), notUtf8, 'r7')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400001, message: 'The request body is not valid UTF-8.' },
+    });
     const accepted = await d.request(REGISTER('r6'), JSON.stringify({ registrationId: 'hashed-raw-mqtt' }), 'r6');
     expect(accepted.topic).toMatch(/^\$dps\/registrations\/res\/202\/\?\$rid=r6&retry-after=0\.05$/);
     expect(d.client.connected).toBe(true);

@@ -104,7 +104,11 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     let response: DeviceApiResponse;
     try {
       if (topic.kind === 'register') {
-        response = api.register(attestation, Buffer.from(packet.payload).toString('utf8'), 'mqtt');
+        response = api.register(
+          attestation,
+          typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'utf8') : packet.payload,
+          'mqtt',
+        );
       } else if (topic.kind === 'operation-status') {
         response = topic.operationId
           ? api.operationStatus(attestation, topic.operationId)
