@@ -43,5 +43,7 @@ describe('DPS errors', () => {
     );
     expect(statusOfErrorCode(DpsErrorCode.AllocationNoIotHub)).toBe(400);
     expect(statusOfErrorCode(DpsErrorCode.MethodNotAllowed)).toBe(405);
+    expect(statusOfErrorCode(DpsErrorCode.RequestTimeout)).toBe(408);
+    expect(statusOfErrorCode(DpsErrorCode.RequestHeaderFieldsTooLarge)).toBe(431);
   });
 });

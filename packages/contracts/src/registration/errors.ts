@@ -27,6 +27,10 @@ export const DpsErrorCode = {
   NotFound: 404001,
   /** dpskit: a device API resource asked for with the wrong HTTP method. */
   MethodNotAllowed: 405001,
+  /** dpskit: the request did not arrive completely within the server's time limit. */
+  RequestTimeout: 408001,
+  /** dpskit: the request's header fields are larger than the server reads. */
+  RequestHeaderFieldsTooLarge: 431001,
   /** observed: throttled. */
   Throttled: 429001,
   /**
