@@ -1,3 +1,4 @@
+import tls from 'node:tls';
 import {
   createRegistrationSasToken,
   createSasToken,
@@ -197,6 +198,8 @@ describe('HTTPS: the REST surface', () => {
         code: 400001,
       },
       { request: { method: 'GET', path: '/not/a/dps/path', headers: auth(id) }, status: 404, code: 404001 },
+      // A path that is no valid URL (new URL() throws on it).
+      { request: { method: 'GET', path: '//[/registrations/x/register', headers: auth(id) }, status: 404, code: 404001 },
       {
         request: {
           method: 'GET',
@@ -239,6 +242,26 @@ describe('HTTPS: the REST surface', () => {
     expect(ok.status).toBe('assigned');
   });
 
+  it('answers what Node cannot parse as HTTP with a status and a DPS error body, then closes', async () => {
+    const tooLarge = await rawRequest(emulator, {
+      method: 'PUT',
+      path: registerPath('hashed-raw-3'),
+      headers: { ...auth('hashed-raw-3'), 'X-Padding': 'x'.repeat(20_000) },
+      body: JSON.stringify({ registrationId: 'hashed-raw-3' }),
+    });
+    expect(tooLarge.status).toBe(431);
+    expect(tooLarge.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(tooLarge.json).toMatchObject({ errorCode: 431001, message: expect.stringContaining('16384 bytes') });
+
+    const garbage = await rawTlsExchange('NOT-HTTP\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    const body = JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4));
+    expect(body).toMatchObject({ errorCode: 400001, message: expect.stringContaining('not valid HTTP/1.1') });
+
+    const ok = await register(emulator, 'hashed-raw-3', groupDeviceKey('hashed', 'hashed-raw-3'), https);
+    expect(ok.status).toBe('assigned');
+  });
+
   it('refuses a body that is not valid UTF-8 instead of registering a mangled payload', async () => {
     const id = 'hashed-raw-utf8';
     const body = Buffer.concat([
@@ -252,6 +275,18 @@ describe('HTTPS: the REST surface', () => {
     expect(eventFor(id)).toBeUndefined();
   });
 });
+
+/** Writes `request` on a fresh TLS connection and resolves with everything received until the server closes it. */
+function rawTlsExchange(request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: 'localhost', port: emulator.endpoints.https?.port ?? 0, ca: emulator.caCertPem });
+    const chunks: Buffer[] = [];
+    socket.on('secureConnect', () => socket.write(request));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
 
 function poll(id: string, operationId: string) {
   return rawRequest(emulator, {

@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { Logger } from '../log.js';
+import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { matchRoute } from './https-routes.js';
 import { listen } from './listen.js';
 import type { RunningTransport } from './mqtt.js';
@@ -28,7 +31,13 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   const { api, log } = options;
 
   const handle = (req: IncomingMessage, body: Buffer): DeviceApiResponse => {
-    const url = new URL(req.url ?? '/', 'https://dps.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'https://dps.invalid');
+    } catch {
+      // e.g. `//[`: parsed as an authority that is no valid host.
+      return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${req.url}.`);
+    }
     const route = matchRoute(req.method ?? 'GET', url.pathname);
     if (route.kind === 'not-found') {
       return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${url.pathname}.`);
@@ -106,9 +115,23 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     req.on('error', (err) => log.debug('https.request', `${req.method} ${req.url}: ${err.message}`));
   });
   server.on('tlsClientError', (err) => log.debug('https.tls', `TLS handshake failed: ${err.message}`));
-  server.on('clientError', (err, socket) => {
-    log.debug('https.client', err.message);
-    socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    log.debug('https.client', err.message, { code: err.code });
+    const answer = clientErrorResponse(err, {
+      maxHeaderSize: http.maxHeaderSize,
+      headersTimeoutMs: server.headersTimeout,
+      requestTimeoutMs: server.requestTimeout,
+    });
+    // As Node's own handler does: answer only if no response is under way on this connection
+    // (pipelined requests), or the answer would corrupt it.
+    const busy = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
+    if (!answer || busy || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(rawHttpResponse(answer));
+    // A peer that never closes its side must not keep the socket open.
+    setTimeout(() => socket.destroy(), 5_000).unref();
   });
 
   const port = await listen(server, 'https', options.host, options.port);
