@@ -138,6 +138,25 @@ describe('MQTT edge cases', () => {
     expect(seenByLate).toEqual([expect.stringContaining('$rid=late')]);
   });
 
+  it('answers an oversized request with 400001 up to 256 KiB and drops the connection beyond', async () => {
+    const d = await device('hashed-raw-big');
+    await subscribeResponses(d);
+    const body = (size: number) => JSON.stringify({ registrationId: 'hashed-raw-big', payload: { blob: 'x'.repeat(size) } });
+    expect(await d.request(REGISTER('big'), body(200 * 1024), 'big')).toMatchObject({
+      status: 400,
+      body: { errorCode: 400001, message: expect.stringContaining('DPS accepts at most 98304') },
+    });
+    // Larger packets are never buffered whole: the broker would hold up to 256 MB per packet.
+    d.client.publish(REGISTER('huge'), body(4 * 1024 * 1024), { qos: 1 });
+    const dropped = await Promise.race([
+      d.closed.then(() => 'dropped'),
+      new Promise((resolve) => setTimeout(() => resolve('still connected'), 5_000)),
+    ]);
+    expect(dropped).toBe('dropped');
+    const result = await register(emulator, 'hashed-raw-big', groupDeviceKey('hashed', 'hashed-raw-big'));
+    expect(result.status).toBe('assigned');
+  });
+
   it('answers every device on its own connection only', async () => {
     const [a, b] = await Promise.all([device('hashed-raw-one'), device('hashed-raw-two')]);
     if (!a || !b) throw new Error('not connected');

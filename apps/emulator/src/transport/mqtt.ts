@@ -6,6 +6,7 @@ import type { AttestationResult } from '../core/attestation.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { Logger } from '../log.js';
 import { listen } from './listen.js';
+import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
   isDeviceRequestTopic,
@@ -14,6 +15,13 @@ import {
   RESPONSE_FILTER,
   responseTopic,
 } from './mqtt-topics.js';
+
+/**
+ * Largest MQTT packet read (topic + payload): well above DPS's 96 KB message limit, so that a
+ * request somewhat over it still gets its 400001 answer; a larger packet closes the connection
+ * as soon as its header announces the size, since it cannot be answered without being read.
+ */
+export const MAX_MQTT_PACKET_BYTES = 256 * 1024;
 
 export interface MqttTransportOptions {
   api: DeviceApi;
@@ -143,6 +151,19 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const sockets = new Set<Socket>();
   const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key }, (socket) => {
     broker.handle(socket);
+    // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
+    // and does not switch the socket to flowing mode.
+    const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
+    socket.on('data', (chunk: Buffer) => {
+      const size = guard.push(chunk);
+      if (size === undefined) return;
+      log.warn(
+        'mqtt.packet',
+        `${socket.remoteAddress}:${socket.remotePort}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+        { size },
+      );
+      socket.destroy();
+    });
   });
   server.on('connection', (socket: Socket) => {
     // Answers are small packets written right after a request; Nagle's algorithm would hold each

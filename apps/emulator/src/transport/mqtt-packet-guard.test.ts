@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
+
+/** An MQTT packet with the given type byte and a body of `size` bytes. */
+function packet(type: number, size: number): Buffer {
+  const length: number[] = [];
+  let rest = size;
+  do {
+    let byte = rest % 128;
+    rest = Math.floor(rest / 128);
+    if (rest > 0) byte |= 0x80;
+    length.push(byte);
+  } while (rest > 0);
+  return Buffer.concat([Buffer.from([type, ...length]), Buffer.alloc(size, 0x61)]);
+}
+
+describe('MqttPacketSizeGuard', () => {
+  it('lets packets up to the limit through, however the bytes are split', () => {
+    const stream = Buffer.concat([packet(0x10, 40), packet(0x32, 1000), packet(0xc0, 0), packet(0x30, 1000)]);
+    const whole = new MqttPacketSizeGuard(1000);
+    expect(whole.push(stream)).toBeUndefined();
+    const bytewise = new MqttPacketSizeGuard(1000);
+    for (const byte of stream) expect(bytewise.push(Uint8Array.of(byte))).toBeUndefined();
+  });
+
+  it('reports the announced size of the first packet over the limit as soon as its header arrives', () => {
+    const guard = new MqttPacketSizeGuard(1000);
+    expect(guard.push(packet(0x30, 500))).toBeUndefined();
+    const big = packet(0x32, 20_000_000);
+    expect(guard.push(big.subarray(0, 3))).toBeUndefined();
+    expect(guard.push(big.subarray(3, 5))).toBe(20_000_000);
+  });
+
+  it('stops watching at a malformed length (aedes reports it)', () => {
+    const guard = new MqttPacketSizeGuard(10);
+    expect(guard.push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0xff]))).toBeUndefined();
+    expect(guard.push(packet(0x30, 1000))).toBeUndefined();
+  });
+});
