@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { decodeBase64Key, KeyError } from './keys.js';
+import { decodeBase64Key, hmacSha256Base64, KeyError } from './keys.js';
 
 const PREFIX = 'SharedAccessSignature ';
 
@@ -35,7 +35,7 @@ export function createSasToken(options: CreateSasOptions): string {
     throw new KeyError('expiresAt', `expiresAt must be a positive integer of seconds, not ${expiresAt}`);
   }
   const sr = encodeResource ? encodeUriComponentStrict(resource) : resource;
-  const sig = createHmac('sha256', decodeBase64Key(key)).update(`${sr}\n${expiresAt}`, 'utf8').digest('base64');
+  const sig = hmacSha256Base64(key, `${sr}\n${expiresAt}`);
   return `${PREFIX}sr=${sr}&sig=${encodeUriComponentStrict(sig)}&skn=${encodeUriComponentStrict(keyName)}&se=${expiresAt}`;
 }
 
