@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { decodeBase64Key, KeyError, registrationIdProblem } from '@dpskit/contracts';
-import { DEFAULT_CONCURRENCY, MAX_FLEET_COUNT, parseTemplates } from './fleet.js';
 import { InvalidOptionError } from './errors.js';
+import { DEFAULT_CONCURRENCY, MAX_FLEET_COUNT, parseTemplates } from './fleet.js';
 import { parsePayload } from './payload.js';
 import { fleetTemplatesProblem } from './template.js';
 import { parseProvisioningHost } from './transport/endpoint.js';

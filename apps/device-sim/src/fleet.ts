@@ -1,7 +1,7 @@
 import { decodeBase64Key, deriveDeviceKey, KeyError } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
 import { registerDevice } from './register.js';
-import { FleetTally, type FleetSummary } from './stats.js';
+import { type FleetSummary, FleetTally } from './stats.js';
 import { fleetDevice, fleetTemplatesProblem, parseTemplate, type RegistrationIdTemplate } from './template.js';
 import type { OutcomeStatus, RegistrationOutcome, TransportName } from './types.js';
 

@@ -1,6 +1,9 @@
+export { InvalidOptionError } from './errors.js';
 export { type FleetOptions, type FleetProgress, parseTemplates, runFleet } from './fleet.js';
 export { type DeriveKeysOptions, type DeriveKeysReport, deriveKeysFromLines, formatDerivedKey } from './keys.js';
-export { InvalidOptionError } from './errors.js';
+export { hintFor } from './output/hints.js';
+export { formatSummary } from './output/summary.js';
+export { bannerLines, resultLines, statusLine, TutorialPrinter } from './output/tutorial.js';
 export { parsePayload } from './payload.js';
 export { type RegisterOptions, registerDevice } from './register.js';
 export { sdkApiVersion, sdkVersion } from './sdk/modules.js';
@@ -13,9 +16,6 @@ export {
   summarizeLatencies,
 } from './stats.js';
 export { expandTemplate, parseTemplate, type RegistrationIdTemplate } from './template.js';
-export { formatSummary } from './output/summary.js';
-export { bannerLines, resultLines, statusLine, TutorialPrinter } from './output/tutorial.js';
-export { hintFor } from './output/hints.js';
 export {
   DEFAULT_PROVISIONING_HOST,
   type OutcomeStatus,

@@ -1,5 +1,5 @@
-import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RegisterOptions, registerDevice } from './register.js';
 import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';

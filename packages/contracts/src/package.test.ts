@@ -15,7 +15,10 @@ describe('the compiled package', () => {
         ok: parseAllocationRequest({}).ok,
         code: DpsErrorCode.CustomAllocationFailed,
       }));`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: packageDir,
+      encoding: 'utf8',
+    });
     expect(JSON.parse(out)).toEqual({ key: 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=', ok: false, code: 400207 });
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
     expect(readFileSync(`${packageDir}/${pkg.exports['.'].types}`, 'utf8')).toContain("from './keys.js'");

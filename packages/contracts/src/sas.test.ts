@@ -41,7 +41,12 @@ describe('createSasToken', () => {
 
   it('creates registration tokens valid for an hour by default', () => {
     const now = new Date('2026-01-01T00:00:00Z');
-    const token = createRegistrationSasToken({ idScope: '0ne00000A0A', registrationId: 'contoso-toaster-007', key: DEVICE_KEY, now });
+    const token = createRegistrationSasToken({
+      idScope: '0ne00000A0A',
+      registrationId: 'contoso-toaster-007',
+      key: DEVICE_KEY,
+      now,
+    });
     expect(parseSasToken(token).expiresAt).toBe(now.getTime() / 1000 + 3600);
   });
 });

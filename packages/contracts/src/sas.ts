@@ -106,7 +106,11 @@ export function parseSasToken(token: string): ParsedSasToken {
   const rawResource = fields.get('sr');
   const rawSignature = fields.get('sig');
   const rawExpiry = fields.get('se');
-  for (const [name, value] of [['sr', rawResource], ['sig', rawSignature], ['se', rawExpiry]] as const) {
+  for (const [name, value] of [
+    ['sr', rawResource],
+    ['sig', rawSignature],
+    ['se', rawExpiry],
+  ] as const) {
     if (!value) throw new SasTokenError('malformed', `token has no ${name} field`);
   }
   const resource = safeDecode(rawResource as string);

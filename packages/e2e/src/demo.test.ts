@@ -9,7 +9,7 @@ describe('npm run demo', () => {
   it('shows both devices, the allocator log and a passing two-line verdict', async () => {
     const { code, stdout, stderr } = await runNodeScript(demo, [], { NO_COLOR: '1' });
     expect(code, stderr).toBe(0);
-    const sections = ['Device contoso-toaster-007', 'Device contoso-heatpump-088', "Allocator log", 'Verdict'];
+    const sections = ['Device contoso-toaster-007', 'Device contoso-heatpump-088', 'Allocator log', 'Verdict'];
     const positions = sections.map((s) => stdout.indexOf(`── ${s}`));
     expect(positions.every((p) => p >= 0)).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);

@@ -26,7 +26,9 @@ async function main(): Promise<number> {
   try {
     const { emulator, allocator } = stack;
     out(style.heading('dpskit demo: "Use custom allocation policies with DPS", locally'));
-    out(`  emulator   mqtts://localhost:${emulator.endpoints.mqtt.port}  https://localhost:${emulator.endpoints.https?.port}`);
+    out(
+      `  emulator   mqtts://localhost:${emulator.endpoints.mqtt.port}  https://localhost:${emulator.endpoints.https?.port}`,
+    );
     out(`             ID scope ${emulator.idScope}, CA ${emulator.caCertPath}`);
     out(`  allocator  ${allocator.url}/api/allocate?code=****`);
     out(`  enrollment group ${TUTORIAL.enrollmentGroupId}: custom allocation, linked hub ${TUTORIAL.toasterHub}`);
@@ -71,7 +73,9 @@ async function main(): Promise<number> {
     );
     out(
       heatpumpOk
-        ? style.ok(`✔ ${TUTORIAL.heatpump} was rejected: Custom allocation failed with status code: 400 (400207), as in the tutorial.`)
+        ? style.ok(
+            `✔ ${TUTORIAL.heatpump} was rejected: Custom allocation failed with status code: 400 (400207), as in the tutorial.`,
+          )
         : style.bad(`✘ ${TUTORIAL.heatpump} should be rejected with 400207; it got ${describe(heatpump)}.`),
     );
     return toasterOk && heatpumpOk ? 0 : 1;
@@ -82,7 +86,9 @@ async function main(): Promise<number> {
 
 function describe(result: DeviceResult | undefined): string {
   if (!result?.status) return `no answer (device-sim exit code ${result?.exitCode})`;
-  return [`exit code ${result.exitCode}`, result.status, result.assignedHub, result.errorCode, result.errorMessage].filter(Boolean).join(', ');
+  return [`exit code ${result.exitCode}`, result.status, result.assignedHub, result.errorCode, result.errorMessage]
+    .filter(Boolean)
+    .join(', ');
 }
 
 main().then(

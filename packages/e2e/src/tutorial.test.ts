@@ -92,7 +92,10 @@ describe.each(['mqtt', 'http'] as const)('the tutorial over %s', (transport) => 
 
     const log = invocationLog(TUTORIAL.heatpump);
     expect(log.find((r) => r.msg === 'Rejected')?.data).toMatchObject({ reason: 'Unrecognized device registration.' });
-    expect(log.find((r) => r.msg === 'Response')?.data).toEqual({ status: 400, body: 'Unrecognized device registration.' });
+    expect(log.find((r) => r.msg === 'Response')?.data).toEqual({
+      status: 400,
+      body: 'Unrecognized device registration.',
+    });
   });
 
   it("prints the tutorial's device output", async () => {

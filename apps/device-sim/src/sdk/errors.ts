@@ -1,7 +1,7 @@
 import {
+  type DeviceRegistrationResult,
   parseRegistrationOperationStatus,
   provisioningErrorBodySchema,
-  type DeviceRegistrationResult,
 } from '@dpskit/contracts';
 import type { OutcomeStatus } from '../types.js';
 

@@ -95,8 +95,15 @@ describe('DeviceApi', () => {
       body: { errorCode: 400001, message: expect.stringContaining('DPS accepts at most 98304') },
     });
     const bytes = (text: string) => new TextEncoder().encode(text);
-    expect(api.register(attested('dev-2'), bytes(JSON.stringify({ registrationId: 'dev-2' })), 'mqtt').status).toBe(202);
-    const notUtf8 = Uint8Array.from([...bytes('{"registrationId":"dev-2","payload":{"a":"'), 0xe2, 0x82, ...bytes('"}}')]);
+    expect(api.register(attested('dev-2'), bytes(JSON.stringify({ registrationId: 'dev-2' })), 'mqtt').status).toBe(
+      202,
+    );
+    const notUtf8 = Uint8Array.from([
+      ...bytes('{"registrationId":"dev-2","payload":{"a":"'),
+      0xe2,
+      0x82,
+      ...bytes('"}}'),
+    ]);
     expect(api.register(attested('dev-2'), notUtf8, 'mqtt')).toMatchObject({
       status: 400,
       body: { errorCode: 400001, message: 'The request body is not valid UTF-8.' },

@@ -53,7 +53,11 @@ export class DeviceApi {
    * a body that is not UTF-8 is refused rather than decoded with replacement characters, which
    * would hand the webhook a silently altered payload.
    */
-  register(attestation: AttestationResult, message: string | Uint8Array, transport: DeviceTransport): DeviceApiResponse {
+  register(
+    attestation: AttestationResult,
+    message: string | Uint8Array,
+    transport: DeviceTransport,
+  ): DeviceApiResponse {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
       return unauthorized();

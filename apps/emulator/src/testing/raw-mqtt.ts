@@ -15,7 +15,12 @@ interface MqttClient {
     options: { qos: 0 | 1 },
     callback: (err: Error | null, granted: { topic: string; qos: number }[]) => void,
   ): void;
-  publish(topic: string, payload: string | Buffer, options: { qos: 0 | 1; retain?: boolean }, callback?: (err?: Error) => void): void;
+  publish(
+    topic: string,
+    payload: string | Buffer,
+    options: { qos: 0 | 1; retain?: boolean },
+    callback?: (err?: Error) => void,
+  ): void;
   end(force?: boolean, callback?: () => void): void;
   connected: boolean;
 }
@@ -25,7 +30,11 @@ const mqtt = requireFromBase('mqtt') as { connect(url: string, options: Record<s
 export interface RawMqttDevice {
   client: MqttClient;
   /** Publishes and resolves with the response for this `$rid` (status from the topic, JSON body). */
-  request(topic: string, payload: string | Buffer, rid: string): Promise<{ topic: string; status: number; body: unknown }>;
+  request(
+    topic: string,
+    payload: string | Buffer,
+    rid: string,
+  ): Promise<{ topic: string; status: number; body: unknown }>;
   /** Resolves when the broker closes the connection. */
   closed: Promise<void>;
   end(): Promise<void>;

@@ -9,10 +9,15 @@ describe('answers to requests Node could not parse', () => {
       status: 431,
       body: { errorCode: 431001, message: 'The request line and headers are larger than 16384 bytes.' },
     });
-    expect(clientErrorResponse({ code: 'ERR_HTTP_REQUEST_TIMEOUT', message: 'Request timeout' }, limits)).toMatchObject({
-      status: 408,
-      body: { errorCode: 408001, message: expect.stringContaining('headers within 60 s, the whole request within 300 s') },
-    });
+    expect(clientErrorResponse({ code: 'ERR_HTTP_REQUEST_TIMEOUT', message: 'Request timeout' }, limits)).toMatchObject(
+      {
+        status: 408,
+        body: {
+          errorCode: 408001,
+          message: expect.stringContaining('headers within 60 s, the whole request within 300 s'),
+        },
+      },
+    );
     expect(
       clientErrorResponse({ code: 'HPE_INVALID_METHOD', message: 'Parse Error: Invalid method encountered' }, limits),
     ).toMatchObject({

@@ -199,7 +199,11 @@ describe('HTTPS: the REST surface', () => {
       },
       { request: { method: 'GET', path: '/not/a/dps/path', headers: auth(id) }, status: 404, code: 404001 },
       // A path that is no valid URL (new URL() throws on it).
-      { request: { method: 'GET', path: '//[/registrations/x/register', headers: auth(id) }, status: 404, code: 404001 },
+      {
+        request: { method: 'GET', path: '//[/registrations/x/register', headers: auth(id) },
+        status: 404,
+        code: 404001,
+      },
       {
         request: {
           method: 'GET',
@@ -279,7 +283,11 @@ describe('HTTPS: the REST surface', () => {
 /** Writes `request` on a fresh TLS connection and resolves with everything received until the server closes it. */
 function rawTlsExchange(request: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: 'localhost', port: emulator.endpoints.https?.port ?? 0, ca: emulator.caCertPem });
+    const socket = tls.connect({
+      host: 'localhost',
+      port: emulator.endpoints.https?.port ?? 0,
+      ca: emulator.caCertPem,
+    });
     const chunks: Buffer[] = [];
     socket.on('secureConnect', () => socket.write(request));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));

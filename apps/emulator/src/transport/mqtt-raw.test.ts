@@ -141,7 +141,8 @@ describe('MQTT edge cases', () => {
   it('answers an oversized request with 400001 up to 256 KiB and drops the connection beyond', async () => {
     const d = await device('hashed-raw-big');
     await subscribeResponses(d);
-    const body = (size: number) => JSON.stringify({ registrationId: 'hashed-raw-big', payload: { blob: 'x'.repeat(size) } });
+    const body = (size: number) =>
+      JSON.stringify({ registrationId: 'hashed-raw-big', payload: { blob: 'x'.repeat(size) } });
     expect(await d.request(REGISTER('big'), body(200 * 1024), 'big')).toMatchObject({
       status: 400,
       body: { errorCode: 400001, message: expect.stringContaining('DPS accepts at most 98304') },

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  asciiJson,
-  isDeviceRequestTopic,
-  parseMqttUsername,
-  parseRequestTopic,
-  responseTopic,
-} from './mqtt-topics.js';
+import { asciiJson, isDeviceRequestTopic, parseMqttUsername, parseRequestTopic, responseTopic } from './mqtt-topics.js';
 
 describe('DPS MQTT topics', () => {
   it('parses register and poll topics as the Node SDK sends them', () => {

@@ -6,7 +6,10 @@ describe('toWebhookView', () => {
     enrollmentGroupId: 'contoso-custom-allocated-devices',
     attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: 'cHJpbWFyeQ==', secondaryKey: 'c2Vjb25kYXJ5' } },
     allocationPolicy: 'custom',
-    customAllocationDefinition: { webhookUrl: 'http://localhost:7071/api/allocate?code=secret', apiVersion: '2021-10-01' },
+    customAllocationDefinition: {
+      webhookUrl: 'http://localhost:7071/api/allocate?code=secret',
+      apiVersion: '2021-10-01',
+    },
     credentialPolicyName: 'kept',
   });
 

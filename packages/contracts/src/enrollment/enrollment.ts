@@ -86,7 +86,8 @@ export type IndividualEnrollment = z.infer<typeof individualEnrollmentSchema>;
 export function toWebhookView<E extends EnrollmentGroup | IndividualEnrollment>(enrollment: E): E {
   const view = { ...enrollment, attestation: { type: enrollment.attestation.type } };
   const definition = enrollment.customAllocationDefinition;
-  if (definition) view.customAllocationDefinition = { ...definition, webhookUrl: maskWebhookUrl(definition.webhookUrl) };
+  if (definition)
+    view.customAllocationDefinition = { ...definition, webhookUrl: maskWebhookUrl(definition.webhookUrl) };
   return view;
 }
 

@@ -23,7 +23,12 @@ describe('DPS errors', () => {
   it('creates error bodies that parse back', () => {
     const now = new Date('2026-01-01T00:00:00Z');
     const body = createErrorBody(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized, { trackingId: 't', now });
-    expect(body).toEqual({ errorCode: 401002, trackingId: 't', message: 'Unauthorized', timestampUtc: '2026-01-01T00:00:00.000Z' });
+    expect(body).toEqual({
+      errorCode: 401002,
+      trackingId: 't',
+      message: 'Unauthorized',
+      timestampUtc: '2026-01-01T00:00:00.000Z',
+    });
     const parsed = parseProvisioningErrorBodyJson(JSON.stringify(body));
     expect(parsed.ok).toBe(true);
     expect(createErrorBody(429001, DpsErrorMessage.throttled).trackingId).toMatch(/^[0-9a-f-]{36}$/);
@@ -35,9 +40,15 @@ describe('DPS errors', () => {
     );
     expect(DpsErrorMessage.customAllocationHubNotLinked('x', [])).toContain('(none)');
     expect(DpsErrorMessage.customAllocationTimeout(250)).toContain('within 250 ms (timeout)');
-    expect(DpsErrorMessage.customAllocationConnectionFailed('ECONNREFUSED')).toContain('could not connect to the webhook (ECONNREFUSED)');
-    expect(DpsErrorMessage.customAllocationInvalidJson('Unexpected token')).toContain('not valid JSON (Unexpected token)');
-    expect(DpsErrorMessage.customAllocationInvalidResponse('payload: expected object')).toContain('payload: expected object');
+    expect(DpsErrorMessage.customAllocationConnectionFailed('ECONNREFUSED')).toContain(
+      'could not connect to the webhook (ECONNREFUSED)',
+    );
+    expect(DpsErrorMessage.customAllocationInvalidJson('Unexpected token')).toContain(
+      'not valid JSON (Unexpected token)',
+    );
+    expect(DpsErrorMessage.customAllocationInvalidResponse('payload: expected object')).toContain(
+      'payload: expected object',
+    );
     expect(DpsErrorMessage.allocationNoIotHub('static enrollment names 2 hubs')).toBe(
       'Allocation failed: no IoT hub can be assigned (static enrollment names 2 hubs).',
     );

@@ -54,7 +54,8 @@ export const DpsErrorMessage = {
   throttled: 'Operations are being throttled for this tenant.',
   customAllocationFailed: (status: number) => `Custom allocation failed with status code: ${status}`,
   customAllocationIotHubNotSpecified: 'Custom allocation failed: the webhook returned no iotHubHostName.',
-  customAllocationUnauthorizedAccess: 'Custom allocation failed: the webhook rejected the request as unauthorized (401).',
+  customAllocationUnauthorizedAccess:
+    'Custom allocation failed: the webhook rejected the request as unauthorized (401).',
   // The messages below are dpskit's for outcomes DPS does not document (all under 400207).
   customAllocationHubNotLinked: (hub: string, linkedHubs: readonly string[]) =>
     `Custom allocation failed: the webhook returned iotHubHostName "${hub}", which is not one of the linked hubs (${linkedHubs.join(', ') || 'none'}).`,

@@ -46,7 +46,10 @@ export function parseJsonWith<S extends z.ZodType>(schema: S, text: string, what
     decoded = JSON.parse(text);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    return { ok: false, error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${reason})` }]) };
+    return {
+      ok: false,
+      error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${reason})` }]),
+    };
   }
   return parseWith(schema, decoded, what);
 }

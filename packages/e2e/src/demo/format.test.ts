@@ -5,8 +5,18 @@ import { commandLine, logsPane, styler } from './format.js';
 describe('logsPane', () => {
   it('keeps function lines and the host Executing/Executed lines, portal style', () => {
     const records: AllocatorLogRecord[] = [
-      { time: '2026-01-01T00:00:00.000Z', level: 'information', source: 'host', msg: 'Listening on http://localhost:1' },
-      { time: '2026-01-01T00:00:01.000Z', level: 'information', source: 'host', msg: "Executing 'Functions.allocate' (Id=1)" },
+      {
+        time: '2026-01-01T00:00:00.000Z',
+        level: 'information',
+        source: 'host',
+        msg: 'Listening on http://localhost:1',
+      },
+      {
+        time: '2026-01-01T00:00:01.000Z',
+        level: 'information',
+        source: 'host',
+        msg: "Executing 'Functions.allocate' (Id=1)",
+      },
       {
         time: '2026-01-01T00:00:01.100Z',
         level: 'warning',

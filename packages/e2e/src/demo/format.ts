@@ -44,5 +44,7 @@ export function section(style: Styler, title: string): string {
 
 /** The command a user would type, with the group key left in an environment variable. */
 export function commandLine(args: readonly string[]): string {
-  return ['device-sim', ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))].join(' ');
+  return ['device-sim', ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))].join(
+    ' ',
+  );
 }

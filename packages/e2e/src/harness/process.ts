@@ -8,7 +8,11 @@ export interface ProcessRun {
 }
 
 /** Runs a Node script in a child process, as a user would from a shell, and collects its output. */
-export function runNodeScript(script: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ProcessRun> {
+export function runNodeScript(
+  script: string,
+  args: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ProcessRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, ...env },
