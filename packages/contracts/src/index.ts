@@ -1,5 +1,6 @@
 export * from './allocation/request.js';
 export * from './allocation/response.js';
+export * from './dps-format.js';
 export * from './enrollment/enrollment.js';
 export * from './keys.js';
 export * from './registration/errors.js';

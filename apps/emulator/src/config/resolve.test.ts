@@ -1,3 +1,4 @@
+import { COSMOS_ETAG_PATTERN } from '@dpskit/contracts';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from './load.js';
 import { MemoryEnrollmentMetaStore, resolveConfig } from './resolve.js';
@@ -49,8 +50,8 @@ describe('resolveConfig', () => {
       capabilities: { iotEdge: false },
       provisioningStatus: 'enabled',
       reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
-      createdDateTimeUtc: '2026-01-02T03:04:05.6780000Z',
-      etag: expect.stringMatching(/^"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"$/),
+      createdDateTimeUtc: '2026-01-02T03:04:05.678Z',
+      etag: expect.stringMatching(COSMOS_ETAG_PATTERN),
     });
     expect(generated).toEqual([{ kind: 'individual', id: 'dev-1', keys: ['primaryKey', 'secondaryKey'] }]);
     expect(model.linkedHubs).toEqual([
@@ -76,7 +77,7 @@ describe('resolveConfig', () => {
     const [g2] = again.model.enrollments.groups;
     expect(g2?.keys).toEqual(g1?.keys);
     expect(g2?.record.etag).toBe(g1?.record.etag);
-    expect(g2?.record.lastUpdatedDateTimeUtc).toBe('2026-01-01T00:00:00.0000000Z');
+    expect(g2?.record.lastUpdatedDateTimeUtc).toBe('2026-01-01T00:00:00Z');
 
     const changed = resolveConfig(
       parseConfig({ ...base, enrollmentGroups: [{ ...group, provisioningStatus: 'disabled' }] }),
@@ -87,8 +88,8 @@ describe('resolveConfig', () => {
     expect(g3?.keys).toEqual(g1?.keys);
     expect(g3?.record.etag).not.toBe(g1?.record.etag);
     expect(g3?.record).toMatchObject({
-      createdDateTimeUtc: '2026-01-01T00:00:00.0000000Z',
-      lastUpdatedDateTimeUtc: '2026-03-01T00:00:00.0000000Z',
+      createdDateTimeUtc: '2026-01-01T00:00:00Z',
+      lastUpdatedDateTimeUtc: '2026-03-01T00:00:00Z',
     });
   });
 

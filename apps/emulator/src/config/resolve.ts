@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import {
+  createCosmosEtag,
   DEFAULT_REPROVISION_POLICY,
   type EnrollmentGroup,
+  formatDpsTimestamp,
   generateSymmetricKey,
   type IndividualEnrollment,
 } from '@dpskit/contracts';
-import { createEnrollmentEtag, dpsTimestamp } from '../core/identifiers.js';
 import { type EmulatedEnrollment, enrollmentSet, type ServiceModel, type SymmetricKeys } from '../core/model.js';
 import type { EmulatorConfig, EnrollmentGroupConfig, IndividualEnrollmentConfig } from './schema.js';
 
@@ -61,14 +62,14 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
     if (created.length > 0) generated.push({ kind, id, keys: created });
 
     const contentHash = createHash('sha256').update(JSON.stringify({ entry, keys })).digest('hex');
-    const timestamp = dpsTimestamp(now);
+    const timestamp = formatDpsTimestamp(now);
     const next: EnrollmentMeta =
       stored && stored.contentHash === contentHash
         ? { ...stored, generatedKeys }
         : {
             generatedKeys,
             contentHash,
-            etag: createEnrollmentEtag(contentHash),
+            etag: createCosmosEtag(now, { seed: contentHash }),
             createdDateTimeUtc: stored?.createdDateTimeUtc ?? timestamp,
             lastUpdatedDateTimeUtc: timestamp,
           };

@@ -1,11 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import {
   type AllocationPolicy,
+  createRegistrationEtag,
   DEFAULT_REPROVISION_POLICY,
   type DevicePayload,
   type DeviceRegistrationResult,
   DpsErrorCode,
   DpsErrorMessage,
+  formatDpsTimestamp,
   type InitialTwin,
   maskWebhookUrl,
   type RegistrationOperationStatus,
@@ -24,7 +26,7 @@ import { pickHashed } from './allocation/hashed.js';
 import { pickStatic } from './allocation/static.js';
 import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
-import { createOperationId, createRegistrationEtag, dpsTimestamp } from './identifiers.js';
+import { createOperationId } from './identifiers.js';
 import { allocationPolicyOf, type EmulatedEnrollment, enrollmentRef, type ServiceModel } from './model.js';
 import { type CurrentAssignment, initialTwinApplies, stayOnCurrentHub, substatusAfter } from './reprovision.js';
 import type { RegistrationRecord, RegistrationStore } from './store.js';
@@ -172,7 +174,7 @@ export class RegistrationService {
       const current = previous?.assignment;
       const base = {
         registrationId,
-        createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? dpsTimestamp(started),
+        createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? formatDpsTimestamp(started),
       };
       if (enrollment.record.provisioningStatus === 'disabled') {
         record = this.#record(device, previous, { ...base, status: 'disabled' });
@@ -214,7 +216,7 @@ export class RegistrationService {
       this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
       record = this.#record(device, undefined, {
         registrationId,
-        createdDateTimeUtc: dpsTimestamp(started),
+        createdDateTimeUtc: formatDpsTimestamp(started),
         status: 'failed',
         errorCode: DpsErrorCode.InternalServerError,
         errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
@@ -300,7 +302,8 @@ export class RegistrationService {
     fields: DeviceRegistrationResult,
     payload?: DevicePayload,
   ): RegistrationRecord {
-    const now = dpsTimestamp(this.#now());
+    const written = this.#now();
+    const now = formatDpsTimestamp(written);
     // Field order follows the real service's bodies.
     const result: DeviceRegistrationResult = {
       registrationId: fields.registrationId,
@@ -312,7 +315,7 @@ export class RegistrationService {
       ...(fields.errorCode !== undefined ? { errorCode: fields.errorCode } : {}),
       ...(fields.errorMessage !== undefined ? { errorMessage: fields.errorMessage } : {}),
       lastUpdatedDateTimeUtc: now,
-      etag: createRegistrationEtag(),
+      etag: createRegistrationEtag(written),
       ...(fields.status === 'assigned' && device.enrollment.kind === 'group'
         ? { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
         : {}),

@@ -27,7 +27,7 @@ describe('DPS errors', () => {
       errorCode: 401002,
       trackingId: 't',
       message: 'Unauthorized',
-      timestampUtc: '2026-01-01T00:00:00.000Z',
+      timestampUtc: '2026-01-01T00:00:00.0000000Z',
     });
     const parsed = parseProvisioningErrorBodyJson(JSON.stringify(body));
     expect(parsed.ok).toBe(true);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { formatDpsErrorTimestamp } from '../dps-format.js';
 import { type ParseResult, parseJsonWith } from '../schema/parse.js';
 
 /**
@@ -19,8 +20,14 @@ export const DpsErrorCode = {
   InvalidRequestBody: 400001,
   /** dpskit: the registration id is malformed or does not match the URL/topic. */
   InvalidRegistrationId: 400002,
-  /** observed: device authentication failed. */
+  /** observed: device authentication failed over HTTPS (azure-iot-sdk-node#721). */
   Unauthorized: 401002,
+  /**
+   * observed: device authentication (SAS) failed over MQTT: the CONNECT is accepted and the
+   * register publish is answered on `$dps/registrations/res/401/?$rid=…` with this code
+   * (MicrosoftDocs/azure-docs#43157).
+   */
+  MqttUnauthorized: 401000,
   /** dpskit: the operation id in a poll is unknown for this registration. */
   OperationNotFound: 404006,
   /** dpskit: a route or topic the device API does not serve. */
@@ -93,7 +100,7 @@ export function createErrorBody(
     errorCode,
     trackingId: options.trackingId ?? randomUUID(),
     message,
-    timestampUtc: (options.now ?? new Date()).toISOString(),
+    timestampUtc: formatDpsErrorTimestamp(options.now ?? new Date()),
   };
   if (options.info) body.info = options.info;
   return body;
