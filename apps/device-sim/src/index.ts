@@ -1,3 +1,4 @@
+export { type LatencySummary, percentile, summarizeLatencies } from '@dpskit/node-kit';
 export { InvalidOptionError } from './errors.js';
 export { type FleetOptions, type FleetProgress, parseTemplates, runFleet } from './fleet.js';
 export { type DeriveKeysOptions, type DeriveKeysReport, deriveKeysFromLines, formatDerivedKey } from './keys.js';
@@ -7,14 +8,7 @@ export { bannerLines, resultLines, statusLine, TutorialPrinter } from './output/
 export { parsePayload } from './payload.js';
 export { type RegisterOptions, registerDevice } from './register.js';
 export { sdkApiVersion, sdkVersion } from './sdk/modules.js';
-export {
-  CANCELLED_ERROR_NAME,
-  type FleetSummary,
-  type LatencySummary,
-  type OutcomeGroup,
-  percentile,
-  summarizeLatencies,
-} from './stats.js';
+export { CANCELLED_ERROR_NAME, type FleetSummary, type OutcomeGroup } from './stats.js';
 export { expandTemplate, parseTemplate, type RegistrationIdTemplate } from './template.js';
 export {
   DEFAULT_PROVISIONING_HOST,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import { PortError } from '@dpskit/node-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { createEmulator, type Emulator } from './emulator.js';
@@ -19,7 +20,6 @@ import {
 } from './testing/fixtures.js';
 import { register, rejectionOf } from './testing/sdk.js';
 import { startWebhook, type TestWebhook } from './testing/webhook-server.js';
-import { PortError } from './transport/listen.js';
 
 const execFileAsync = promisify(execFile);
 

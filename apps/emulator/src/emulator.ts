@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { DeviceRegistrationResult, EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
+import { createLogger, jsonLineSink, type Logger, type LogLevel, type LogRecord, type LogSink } from '@dpskit/node-kit';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
@@ -12,7 +13,6 @@ import { DeviceApi } from './core/device-api.js';
 import type { RegistrationEvent } from './core/events.js';
 import type { LinkedHub } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
-import { createLogger, type EmulatorLogRecord, jsonLineSink, type Logger, type LogLevel, type LogSink } from './log.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { startHttpsTransport } from './transport/https.js';
@@ -319,4 +319,4 @@ function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export type { EmulatorLogRecord, RegistrationEvent };
+export type { LogRecord, RegistrationEvent };

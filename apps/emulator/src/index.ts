@@ -1,3 +1,11 @@
+export {
+  jsonLineSink,
+  type LogLevel,
+  type LogRecord as EmulatorLogRecord,
+  type LogSink,
+  PortError,
+  prettySink,
+} from '@dpskit/node-kit';
 export { WebhookClient, type WebhookClientOptions } from './allocation/webhook.js';
 export {
   TUTORIAL_GROUP_ID,
@@ -28,6 +36,3 @@ export {
   type EmulatorOptions,
   type GeneratedKeysInfo,
 } from './emulator.js';
-export type { EmulatorLogRecord, LogLevel, LogSink } from './log.js';
-export { jsonLineSink, prettySink } from './log.js';
-export { PortError } from './transport/listen.js';

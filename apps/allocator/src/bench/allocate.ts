@@ -1,3 +1,4 @@
+import { summarizeLatencies } from '@dpskit/node-kit';
 import { startAllocatorHost } from '../local-host/allocator-host.js';
 
 /**
@@ -33,11 +34,10 @@ async function scenario(webhookUrl: string, requests: number, concurrency: numbe
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number): number =>
-    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]! * 100) / 100;
+  const summary = summarizeLatencies(latencies)!;
+  const ms = (value: number): number => Math.round(value * 100) / 100;
   process.stdout.write(
-    `${JSON.stringify({ scenario: 'allocate', requests, concurrency, requestsPerSecond: Math.round(requests / seconds), p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1) })}\n`,
+    `${JSON.stringify({ scenario: 'allocate', requests, concurrency, requestsPerSecond: Math.round(requests / seconds), p50Ms: ms(summary.p50), p99Ms: ms(summary.p99), maxMs: ms(summary.max) })}\n`,
   );
 }
 

@@ -90,7 +90,11 @@ describe('deployment package', () => {
     expect(manifest.main).toBe('dist/functions/*.js');
     expect(manifest.scripts).toBeUndefined();
     expect(manifest.devDependencies).toBeUndefined();
-    expect(Object.keys(manifest.dependencies ?? {})).toEqual(['@azure/functions', '@dpskit/contracts']);
+    expect(Object.keys(manifest.dependencies ?? {})).toEqual([
+      '@azure/functions',
+      '@dpskit/contracts',
+      '@dpskit/node-kit',
+    ]);
     expect(JSON.stringify(manifest)).not.toContain('file:');
   });
 

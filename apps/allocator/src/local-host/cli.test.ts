@@ -118,7 +118,9 @@ describe('allocator CLI', () => {
       const port = (blocker.address() as net.AddressInfo).port;
       const child = spawnNode([cli, '--port', String(port), '--host', '127.0.0.1']);
       expect(await child.exited).toBe(1);
-      expect(child.stderr()).toContain(`port ${port} is already in use`);
+      expect(child.stderr()).toContain(
+        `dpskit-allocator: Cannot listen for HTTP on 127.0.0.1:${port}: the port is already in use.`,
+      );
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }

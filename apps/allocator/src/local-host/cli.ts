@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { PortError } from '@dpskit/node-kit';
 import { formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
@@ -49,14 +50,9 @@ async function main(): Promise<number> {
       log: print,
     });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
     const reason =
-      code === 'EADDRINUSE'
-        ? `port ${options.port} is already in use (choose another with --port, or 0 for a free one)`
-        : err instanceof Error
-          ? err.message
-          : String(err);
-    process.stderr.write(`Could not start the allocator: ${reason}\n`);
+      err instanceof PortError ? err.message : `could not start: ${err instanceof Error ? err.message : String(err)}`;
+    process.stderr.write(`dpskit-allocator: ${reason}\n`);
     return 1;
   }
 

@@ -6,59 +6,6 @@ const { HttpRequest, HttpResponse } = functions;
 type HttpRequest = InstanceType<typeof HttpRequest>;
 type HttpResponse = InstanceType<typeof HttpResponse>;
 
-export class BodyTooLargeError extends Error {
-  override readonly name = 'BodyTooLargeError';
-  constructor(readonly limit: number) {
-    super(`Request body exceeds ${limit} bytes.`);
-  }
-}
-
-export class ClientAbortedError extends Error {
-  override readonly name = 'ClientAbortedError';
-  constructor() {
-    super('The client closed the connection before the body was complete.');
-  }
-}
-
-/** Reads the whole body, refusing more than `limit` bytes (DPS itself caps messages at 96 KB). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        reject(new BodyTooLargeError(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    let ended = false;
-    req.on('end', () => {
-      ended = true;
-      if (!failed) resolve(Buffer.concat(chunks));
-    });
-    // A client that disconnects mid-body: settle instead of leaving the request pending forever.
-    req.on('close', () => {
-      if (!ended && !failed) {
-        failed = true;
-        reject(new ClientAbortedError());
-      }
-    });
-    // Errors of the request stream are the connection failing under it (Node reports a client that
-    // disconnects mid-body as "aborted"), so they all mean the same thing here.
-    req.on('error', () => {
-      if (!failed) {
-        failed = true;
-        reject(new ClientAbortedError());
-      }
-    });
-  });
-}
-
 // Hop-by-hop headers describe the connection to this server, not the request the function gets.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te']);
 

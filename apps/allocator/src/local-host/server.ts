@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { AddressInfo } from 'node:net';
 import type { HttpHandler } from '@azure/functions';
 import functions from '@azure/functions';
+import { BodyTooLargeError, ClientAbortedError, listen as listenOn, readBody } from '@dpskit/node-kit';
 import { recordFromContextLog } from '../log/from-context.js';
 import type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
@@ -11,14 +12,7 @@ import {
   type HttpFunctionDefinition,
 } from '../registration/http-function.js';
 import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
-import {
-  BodyTooLargeError,
-  ClientAbortedError,
-  readBody,
-  toFunctionRequest,
-  writeFunctionResponse,
-  writeText,
-} from './node-http.js';
+import { toFunctionRequest, writeFunctionResponse, writeText } from './node-http.js';
 import { FunctionRouter } from './router.js';
 
 const { InvocationContext } = functions;
@@ -255,28 +249,17 @@ async function listen(
     return server;
   };
   const first = create();
-  await listenOn(first, port, host ?? '127.0.0.1');
+  await listenOn(first, { label: 'HTTP', host: host ?? '127.0.0.1', port, portSetting: '--port', exclusive: true });
   if (host !== undefined) return [first];
   const actualPort = (first.address() as AddressInfo).port;
   const second = create();
   try {
-    await listenOn(second, actualPort, '::1');
+    await listenOn(second, { label: 'HTTP', host: '::1', port: actualPort, portSetting: '--port', exclusive: true });
     return [first, second];
   } catch {
     // No IPv6 loopback on this machine: 127.0.0.1 alone serves localhost.
     return [first];
   }
-}
-
-function listenOn(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -8,6 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deriveDeviceKey, generateSymmetricKey, parseAllocationRequestJson } from '@dpskit/contracts';
+import { percentile } from '@dpskit/node-kit';
 import mqttBase from 'azure-iot-mqtt-base';
 import provisioningDevice from 'azure-iot-provisioning-device';
 import mqttTransport from 'azure-iot-provisioning-device-mqtt';
@@ -75,9 +76,6 @@ async function runRound(
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   return { wallMs: performance.now() - started, latencies };
 }
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
 
 async function main(): Promise<void> {
   const webhook = http.createServer((req, res) => {

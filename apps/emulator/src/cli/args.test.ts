@@ -54,7 +54,7 @@ describe('parseCliArgs', () => {
 
   it.each([
     [[], 'Missing the command'],
-    [['stop'], 'Unknown command "stop"'],
+    [['stop'], 'unknown command "stop"'],
     [['start', 'extra'], 'Unexpected argument "extra"'],
     [['start', '--mqtt-port', '70000'], '--mqtt-port must be a port number from 0 to 65535, not "70000"'],
     [['start', '--https-port', 'abc'], '--https-port must be a port number'],
@@ -63,9 +63,17 @@ describe('parseCliArgs', () => {
     [['start', '--webhook-url', 'localhost:7071'], 'is not an http or https URL'],
     [['start', '--config', 'x.yaml', '--webhook-url', 'http://h/'], 'with --config, set the webhook in the file'],
     [['start', '--log-format', 'xml'], '--log-format must be pretty or json'],
-    [['start', '--frobnicate'], "Unknown option '--frobnicate'"],
+    [['start', '--frobnicate'], 'unknown option --frobnicate'],
   ])('refuses %j', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+
+  it.each([
+    [['strat'], 'start'],
+    [['start', '--mqtt-prot', '1'], '--mqtt-port'],
+    [['start', '--log-level', 'warning'], '--log-level warn'],
+  ])('suggests what %j probably meant', (argv, suggestion) => {
+    expect(() => parseCliArgs(argv)).toThrow(expect.objectContaining({ suggestion }));
   });
 });

@@ -1,4 +1,6 @@
-import { parseArgs } from 'node:util';
+import { LOG_LEVELS, type LogLevel, oneOf, parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
+
+export { UsageError };
 
 export const USAGE = `Usage: dps-emulator start [options]
 
@@ -33,41 +35,44 @@ export interface StartArgs {
   webhookUrl?: string;
   webhookTimeoutMs?: number;
   logFormat?: 'pretty' | 'json';
-  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  logLevel?: LogLevel;
 }
 
 export type CliArgs = StartArgs | { command: 'help' } | { command: 'version' };
 
-/** A command line that cannot be run; the message says what is wrong. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'state-dir': { type: 'string' },
+  host: { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  'https-port': { type: 'string' },
+  'no-https': { type: 'boolean' },
+  'tls-name': { type: 'string', multiple: true },
+  'retry-after': { type: 'string' },
+  'webhook-url': { type: 'string' },
+  'webhook-timeout': { type: 'string' },
+  'log-format': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
 
+const COMMANDS = ['start'] as const;
+
+/** Turns the command line into what to do; throws `UsageError` (from `@dpskit/node-kit`) for what cannot run. */
 export function parseCliArgs(argv: readonly string[]): CliArgs {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseOptions(argv, { options: OPTIONS, allowPositionals: true, command: 'start' });
   if (values.help) return { command: 'help' };
   if (values.version) return { command: 'version' };
   const [command, ...rest] = positionals;
-  if (command !== 'start') {
-    throw new UsageError(
-      command
-        ? `Unknown command "${command}"; the only command is "start".`
-        : 'Missing the command: dps-emulator start',
-    );
-  }
-  if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}".`);
+  if (command === undefined) throw new UsageError('Missing the command: dps-emulator start');
+  if (command !== 'start') throw unknownCommand(command, COMMANDS);
+  const usage = (message: string) => new UsageError(message, { command: 'start' });
+  if (rest.length > 0) throw usage(`Unexpected argument "${rest[0]}".`);
   if (values['no-https'] && values['https-port'] !== undefined)
-    throw new UsageError('--no-https and --https-port exclude each other.');
+    throw usage('--no-https and --https-port exclude each other.');
   if (values.config && values['webhook-url']) {
-    throw new UsageError(
-      '--webhook-url only changes the built-in tutorial setup; with --config, set the webhook in the file.',
-    );
+    throw usage('--webhook-url only changes the built-in tutorial setup; with --config, set the webhook in the file.');
   }
 
   const args: StartArgs = { command: 'start', tlsNames: values['tls-name'] ?? [] };
@@ -83,62 +88,31 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       const { protocol } = new URL(values['webhook-url']);
       if (protocol !== 'http:' && protocol !== 'https:') throw new Error();
     } catch {
-      throw new UsageError(`--webhook-url "${values['webhook-url']}" is not an http or https URL.`);
+      throw usage(`--webhook-url "${values['webhook-url']}" is not an http or https URL.`);
     }
     args.webhookUrl = values['webhook-url'];
   }
   if (values['webhook-timeout'] !== undefined)
     args.webhookTimeoutMs = number('--webhook-timeout', values['webhook-timeout'], 1);
   if (values['log-format'] !== undefined) {
-    if (values['log-format'] !== 'pretty' && values['log-format'] !== 'json') {
-      throw new UsageError(`--log-format must be pretty or json, not "${values['log-format']}".`);
-    }
-    args.logFormat = values['log-format'];
+    args.logFormat = oneOf('--log-format', values['log-format'], ['pretty', 'json'], { command: 'start' });
   }
   if (values['log-level'] !== undefined) {
-    const level = values['log-level'];
-    if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') {
-      throw new UsageError(`--log-level must be debug, info, warn or error, not "${level}".`);
-    }
-    args.logLevel = level;
+    args.logLevel = oneOf('--log-level', values['log-level'], LOG_LEVELS, { command: 'start' });
   }
   return args;
-}
-
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'state-dir': { type: 'string' },
-      host: { type: 'string' },
-      'mqtt-port': { type: 'string' },
-      'https-port': { type: 'string' },
-      'no-https': { type: 'boolean' },
-      'tls-name': { type: 'string', multiple: true },
-      'retry-after': { type: 'string' },
-      'webhook-url': { type: 'string' },
-      'webhook-timeout': { type: 'string' },
-      'log-format': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
 }
 
 function port(flag: string, value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65535)
-    throw new UsageError(`${flag} must be a port number from 0 to 65535, not "${value}".`);
+    throw new UsageError(`${flag} must be a port number from 0 to 65535, not "${value}".`, { command: 'start' });
   return n;
 }
 
 function number(flag: string, value: string, min: number): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < min)
-    throw new UsageError(`${flag} must be a number >= ${min}, not "${value}".`);
+    throw new UsageError(`${flag} must be a number >= ${min}, not "${value}".`, { command: 'start' });
   return n;
 }

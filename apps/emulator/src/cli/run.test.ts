@@ -92,7 +92,14 @@ describe('dps-emulator', () => {
   it('prints usage for bad arguments (exit 2) and help (exit 0)', async () => {
     const bad = io();
     expect(await runCli(['start', '--mqtt-port', 'x'], bad.io)).toBe(EXIT_USAGE);
-    expect(bad.err()).toMatch(/^dps-emulator: --mqtt-port must be a port number.*\n\nUsage: dps-emulator start/s);
+    expect(bad.err()).toMatch(
+      /^dps-emulator: --mqtt-port must be a port number[^\n]*\nRun "dps-emulator start --help" for the options\.\n$/,
+    );
+    const typo = io();
+    expect(await runCli(['start', '--mqtt-prot', '1'], typo.io)).toBe(EXIT_USAGE);
+    expect(typo.err()).toBe(
+      'dps-emulator: unknown option --mqtt-prot\nDid you mean --mqtt-port?\nRun "dps-emulator start --help" for the options.\n',
+    );
     const help = io();
     expect(await runCli(['--help'], help.io)).toBe(EXIT_OK);
     expect(help.out()).toContain('--webhook-url <url>');

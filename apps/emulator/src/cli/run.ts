@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { formatUsageError, jsonLineSink, PortError, prettySink } from '@dpskit/node-kit';
 import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
-import { jsonLineSink, prettySink } from '../log.js';
-import { PortError } from '../transport/listen.js';
 import { parseCliArgs, USAGE, UsageError } from './args.js';
 import { formatBanner } from './banner.js';
 
@@ -25,7 +24,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     args = parseCliArgs(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`dps-emulator: ${err.message}\n\n${USAGE}`);
+    io.stderr.write(formatUsageError('dps-emulator', err));
     return EXIT_USAGE;
   }
   if (args.command === 'help') {

@@ -3,11 +3,10 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
+import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-kit';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
-import type { Logger } from '../log.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { matchRoute } from './https-routes.js';
-import { listen } from './listen.js';
 import type { RunningTransport } from './mqtt.js';
 
 export interface HttpsTransportOptions {
@@ -80,39 +79,32 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   };
 
   const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let answered = false;
-    req.on('data', (chunk: Buffer) => {
-      if (answered) return;
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        answered = true;
-        send(
-          res,
-          errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${MAX_BODY_BYTES} bytes.`),
-          true,
-        );
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (answered) return;
-      answered = true;
-      let response: DeviceApiResponse;
-      try {
-        response = handle(req, Buffer.concat(chunks));
-      } catch (err) {
-        log.error('https.request', `${req.method} ${req.url}: ${(err as Error).message}`, {
-          stack: (err as Error).stack,
-        });
-        response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
-      }
-      send(res, response);
-    });
-    req.on('error', (err) => log.debug('https.request', `${req.method} ${req.url}: ${err.message}`));
+    readBody(req, MAX_BODY_BYTES).then(
+      (body) => {
+        let response: DeviceApiResponse;
+        try {
+          response = handle(req, body);
+        } catch (err) {
+          log.error('https.request', `${req.method} ${req.url}: ${(err as Error).message}`, {
+            stack: (err as Error).stack,
+          });
+          response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+        }
+        send(res, response);
+      },
+      (err: Error) => {
+        if (err instanceof BodyTooLargeError) {
+          send(
+            res,
+            errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${MAX_BODY_BYTES} bytes.`),
+            true,
+          );
+          return;
+        }
+        // The client went away mid-body: nobody is left to answer.
+        log.debug('https.request', `${req.method} ${req.url}: ${err.message}`);
+      },
+    );
   });
   server.on('tlsClientError', (err) => log.debug('https.tls', `TLS handshake failed: ${err.message}`));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -134,7 +126,14 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     setTimeout(() => socket.destroy(), 5_000).unref();
   });
 
-  const port = await listen(server, 'https', options.host, options.port);
+  const port = await listen(server, {
+    label: 'HTTPS',
+    host: options.host,
+    port: options.port,
+    portSetting: '--https-port (httpsPort)',
+    lowPortAlternative:
+      '(the Node HTTP transport then needs an https.Agent with defaultPort, see the README) or disable HTTPS with --no-https',
+  });
   return {
     host: options.host,
     port,

@@ -1,11 +1,10 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { DpsErrorCode } from '@dpskit/contracts';
+import { type Logger, listen } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import type { AttestationResult } from '../core/attestation.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
-import type { Logger } from '../log.js';
-import { listen } from './listen.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -176,7 +175,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
 
   let port: number;
   try {
-    port = await listen(server, 'mqtt', options.host, options.port);
+    port = await listen(server, {
+      label: 'MQTT',
+      host: options.host,
+      port: options.port,
+      portSetting: '--mqtt-port (mqttPort)',
+    });
   } catch (err) {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
     throw err;
