@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from './main.js';
+import { main } from './cli/main.js';
 
 // First Ctrl-C: the command stops cleanly (fleet prints its summary). Second: leave at once.
 const handlers = new Set<() => void>();

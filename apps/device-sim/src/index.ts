@@ -1,15 +1,15 @@
 export { type LatencySummary, percentile, summarizeLatencies } from '@dpskit/node-kit';
-export { InvalidOptionError } from './errors.js';
-export { type FleetOptions, type FleetProgress, parseTemplates, runFleet } from './fleet.js';
-export { type DeriveKeysOptions, type DeriveKeysReport, deriveKeysFromLines, formatDerivedKey } from './keys.js';
-export { hintFor } from './output/hints.js';
-export { formatSummary } from './output/summary.js';
-export { bannerLines, resultLines, statusLine, TutorialPrinter } from './output/tutorial.js';
-export { parsePayload } from './payload.js';
-export { type RegisterOptions, registerDevice } from './register.js';
-export { sdkApiVersion, sdkVersion } from './sdk/modules.js';
-export { CANCELLED_ERROR_NAME, type FleetSummary, type OutcomeGroup } from './stats.js';
-export { expandTemplate, parseTemplate, type RegistrationIdTemplate } from './template.js';
+export { hintFor } from './cli/output/hints.js';
+export { formatSummary } from './cli/output/summary.js';
+export { bannerLines, resultLines, statusLine, TutorialPrinter } from './cli/output/tutorial.js';
+export { InvalidOptionError } from './lib/errors.js';
+export { type FleetOptions, type FleetProgress, parseTemplates, runFleet } from './lib/fleet.js';
+export { type DeriveKeysOptions, type DeriveKeysReport, deriveKeysFromLines, formatDerivedKey } from './lib/keys.js';
+export { parsePayload } from './lib/payload.js';
+export { type RegisterOptions, registerDevice } from './lib/register.js';
+export { sdkApiVersion, sdkVersion } from './lib/sdk/modules.js';
+export { CANCELLED_ERROR_NAME, type FleetSummary, type OutcomeGroup } from './lib/stats.js';
+export { expandTemplate, parseTemplate, type RegistrationIdTemplate } from './lib/template.js';
 export {
   DEFAULT_PROVISIONING_HOST,
   type OutcomeStatus,
@@ -17,4 +17,4 @@ export {
   type RegistrationPhase,
   type StatusUpdate,
   type TransportName,
-} from './types.js';
+} from './lib/types.js';

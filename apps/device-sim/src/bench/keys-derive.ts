@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import { Readable, Writable } from 'node:stream';
-import { deriveKeysFromLines } from '../keys.js';
+import { deriveKeysFromLines } from '../lib/keys.js';
 
 // `pnpm --filter @dpskit/device-sim bench`: throughput of `device-sim keys derive` on stdin-like
 // input, in memory (no disk or pipe in the measurement). Usage: node dist/bench/keys-derive.js [count]

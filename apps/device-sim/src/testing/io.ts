@@ -1,5 +1,5 @@
 import { PassThrough, Readable } from 'node:stream';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../cli/main.js';
 
 export interface CapturedIo extends CliIo {
   out(): string;

@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FleetSummary } from '../lib/stats.js';
+import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
+import { captureIo } from '../testing/io.js';
+import { createTestPki } from '../testing/tls.js';
+import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../testing/tutorial.js';
 import { main } from './main.js';
-import type { FleetSummary } from './stats.js';
-import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
-import { captureIo } from './testing/io.js';
-import { createTestPki } from './testing/tls.js';
-import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from './testing/tutorial.js';
 
 // `main` with in-memory stdio, provisioning through the real SDK against the in-test HTTPS responder.
 

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
-import { createTestPki } from './testing/tls.js';
+import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
+import { createTestPki } from '../testing/tls.js';
 
 // The built bin (`device-sim` → dist/cli.js) as a user runs it: real process, exit codes, stdin, SIGINT.
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 
 interface Run {

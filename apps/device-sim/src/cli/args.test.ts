@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Command, DEFAULT_TIMEOUT_SECONDS, type Env, parseCommandLine, UsageError } from './config.js';
+import { type Command, DEFAULT_TIMEOUT_SECONDS, type Env, parseCommandLine, UsageError } from './args.js';
 
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 const DEVICE_KEY = 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
+import { createTestPki, type TestPki } from '../testing/tls.js';
 import { type FleetProgress, runFleet } from './fleet.js';
-import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
-import { createTestPki, type TestPki } from './testing/tls.js';
 import type { RegistrationOutcome } from './types.js';
 
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';

@@ -1,6 +1,12 @@
 import { createRequire } from 'node:module';
 import type { Readable, Writable } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
+import { InvalidOptionError } from '../lib/errors.js';
+import { runFleet } from '../lib/fleet.js';
+import { deriveKeysFromLines, formatDerivedKey } from '../lib/keys.js';
+import { type RegisterOptions, registerDevice } from '../lib/register.js';
+import { sdkApiVersion, sdkVersion } from '../lib/sdk/modules.js';
+import { CANCELLED_ERROR_NAME } from '../lib/stats.js';
 import {
   type Command,
   type ConnectionConfig,
@@ -10,19 +16,13 @@ import {
   parseCommandLine,
   type RegisterConfig,
   UsageError,
-} from './config.js';
-import { InvalidOptionError } from './errors.js';
-import { runFleet } from './fleet.js';
-import { deriveKeysFromLines, formatDerivedKey } from './keys.js';
-import { HELP } from './output/help.js';
+} from './args.js';
+import { HELP } from './help.js';
 import { hintFor } from './output/hints.js';
 import { outcomeJson } from './output/json.js';
 import { ProgressLine } from './output/progress.js';
 import { formatSummary } from './output/summary.js';
 import { TutorialPrinter } from './output/tutorial.js';
-import { type RegisterOptions, registerDevice } from './register.js';
-import { sdkApiVersion, sdkVersion } from './sdk/modules.js';
-import { CANCELLED_ERROR_NAME } from './stats.js';
 
 export interface CliIo {
   stdout: Writable & { isTTY?: boolean };
@@ -36,7 +36,7 @@ export interface CliIo {
 export const EXIT = { ok: 0, notAssigned: 1, usage: 2, interrupted: 130 } as const;
 
 function packageVersion(): string {
-  const pkg = createRequire(import.meta.url)('../package.json') as { version?: string };
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version?: string };
   return pkg.version ?? '0.0.0';
 }
 

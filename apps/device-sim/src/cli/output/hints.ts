@@ -1,4 +1,4 @@
-import type { RegistrationOutcome, TransportName } from '../types.js';
+import type { RegistrationOutcome, TransportName } from '../../lib/types.js';
 
 export interface HintContext {
   provisioningHost: string;

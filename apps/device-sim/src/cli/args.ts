@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { decodeBase64Key, KeyError, registrationIdProblem } from '@dpskit/contracts';
-import { InvalidOptionError } from './errors.js';
-import { DEFAULT_CONCURRENCY, MAX_FLEET_COUNT, parseTemplates } from './fleet.js';
-import { parsePayload } from './payload.js';
-import { fleetTemplatesProblem } from './template.js';
-import { parseProvisioningHost } from './transport/endpoint.js';
-import { DEFAULT_PROVISIONING_HOST, TRANSPORTS, type TransportName } from './types.js';
+import { InvalidOptionError } from '../lib/errors.js';
+import { DEFAULT_CONCURRENCY, MAX_FLEET_COUNT, parseTemplates } from '../lib/fleet.js';
+import { parsePayload } from '../lib/payload.js';
+import { fleetTemplatesProblem } from '../lib/template.js';
+import { parseProvisioningHost } from '../lib/transport/endpoint.js';
+import { DEFAULT_PROVISIONING_HOST, TRANSPORTS, type TransportName } from '../lib/types.js';
 
 /** A command line that cannot run; `command` names the help to point at (`register`, `fleet`, ...). */
 export class UsageError extends Error {

@@ -1,4 +1,4 @@
-import type { FleetSummary } from '../stats.js';
+import type { FleetSummary } from '../../lib/stats.js';
 import { renderTable } from './table.js';
 
 function ms(value: number): string {

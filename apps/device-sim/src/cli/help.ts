@@ -1,4 +1,4 @@
-import type { HelpTopic } from '../config.js';
+import type { HelpTopic } from './args.js';
 
 const CONNECTION = `Connection (flag, or environment variable; a flag wins):
   --id-scope <scope>             ID scope of the DPS instance, e.g. 0ne00000A0A       DPS_ID_SCOPE

@@ -1,4 +1,4 @@
-import type { FleetProgress } from '../fleet.js';
+import type { FleetProgress } from '../../lib/fleet.js';
 
 /** One progress line: bar, counts by status, rate. Pure, so it is tested without a terminal. */
 export function renderProgress(p: FleetProgress, barWidth = 24): string {

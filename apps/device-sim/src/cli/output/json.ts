@@ -1,4 +1,4 @@
-import type { RegistrationOutcome } from '../types.js';
+import type { RegistrationOutcome } from '../../lib/types.js';
 
 /** The `--json` form of `register`: the outcome as one JSON object on one line. */
 export function outcomeJson(outcome: RegistrationOutcome, hint?: string): string {

@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
+import { createTestPki, type TestPki } from '../testing/tls.js';
 import { type RegisterOptions, registerDevice } from './register.js';
-import { type HttpsDps, startHttpsDps } from './testing/https-dps.js';
-import { createTestPki, type TestPki } from './testing/tls.js';
 import type { RegistrationOutcome, StatusUpdate } from './types.js';
 
 // The real SDK (HTTP and MQTT transports, symmetric-key security client) against a small in-test

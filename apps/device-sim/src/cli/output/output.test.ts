@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { FleetSummary } from '../stats.js';
-import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../testing/tutorial.js';
-import type { RegistrationOutcome, StatusUpdate } from '../types.js';
+import type { FleetSummary } from '../../lib/stats.js';
+import type { RegistrationOutcome, StatusUpdate } from '../../lib/types.js';
+import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../../testing/tutorial.js';
 import { hintFor } from './hints.js';
 import { outcomeJson } from './json.js';
 import { renderProgress } from './progress.js';

@@ -1,4 +1,4 @@
-import type { RegistrationOutcome, StatusUpdate } from '../types.js';
+import type { RegistrationOutcome, StatusUpdate } from '../../lib/types.js';
 
 /**
  * The device output of the tutorial's C sample (`prov_dev_client_sample`), rebuilt from the Node
