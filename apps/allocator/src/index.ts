@@ -1,12 +1,24 @@
+export type {
+  AllocationRequest,
+  AllocationResponse,
+  DevicePayload,
+  DeviceRuntimeContext,
+  EnrollmentGroup,
+  IndividualEnrollment,
+  InitialTwin,
+  TwinCollection,
+} from '@dpskit/contracts';
 export { allocateHandler, createAllocateHandler } from './handler/allocate.js';
 export {
   ALLOCATE_FUNCTION,
   type AllocatorHost,
   type AllocatorHostOptions,
   DEFAULT_PORT,
+  type ServedFunction,
   startAllocatorHost,
 } from './local-host/allocator-host.js';
 export { generateFunctionKey } from './local-host/function-key.js';
+export { type FunctionApp, FunctionAppError, loadFunctionApp } from './local-host/registry.js';
 export { type LogFields, logFields } from './log/fields.js';
 export { formatHumanLine, formatJsonLine } from './log/format.js';
 export type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from './log/record.js';
@@ -19,4 +31,5 @@ export {
   reject,
 } from './policy/policy.js';
 export { TutorialMessage, tutorialPolicy } from './policy/tutorial.js';
-export { type HttpFunctionDefinition, httpFunction } from './registration/http-function.js';
+export { type AllocationFunctionOptions, registerAllocationFunction } from './registration/allocation-function.js';
+export { type AuthLevel, type HttpFunctionDefinition, httpFunction } from './registration/http-function.js';

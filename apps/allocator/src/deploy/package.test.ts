@@ -52,7 +52,8 @@ describe('deployment package', () => {
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'dpskit-allocator-package-'));
-    result = await createDeploymentPackage({ outDir: path.join(work, 'out') });
+    // The packager's own load check needs its compiled verifier; this test loads the unpacked zip itself below.
+    result = await createDeploymentPackage({ outDir: path.join(work, 'out'), verify: false });
     // Unpack the zip into an empty folder outside the repository, as Azure's zip deploy does.
     unpacked = path.join(work, 'unpacked');
     await mkdir(unpacked);
@@ -94,6 +95,8 @@ describe('deployment package', () => {
       '@azure/functions',
       '@dpskit/contracts',
       '@dpskit/node-kit',
+      'ignore',
+      'tinyglobby',
     ]);
     expect(JSON.stringify(manifest)).not.toContain('file:');
   });
@@ -138,6 +141,13 @@ describe('deployment package', () => {
     expect(child.stderr()).toContain('Skipping call to register function "allocate"');
   });
 
+  it("resolves '@dpskit/allocator' from code inside the package (self-reference through exports)", async () => {
+    const script = `const m = await import('@dpskit/allocator'); console.log(typeof m.registerAllocationFunction, typeof m.accept);`;
+    const child = spawnNode(['--input-type=module', '-e', script], { cwd: unpacked });
+    expect(await child.exited).toBe(0);
+    expect(child.lines.at(-1)).toBe('function function');
+  });
+
   it('serves the tutorial toaster from the unpacked folder with production dependencies only', async () => {
     const child = spawnNode(['dist/local-host/cli.js', '--port', '0', '--json'], {
       cwd: unpacked,
@@ -158,7 +168,9 @@ describe('deployment package', () => {
     const outDir = path.join(work, 'not-a-package');
     await mkdir(path.join(outDir, 'app'), { recursive: true });
     await writeFile(path.join(outDir, 'app', 'precious.txt'), 'keep me');
-    await expect(createDeploymentPackage({ outDir })).rejects.toThrow(/Refusing to delete .*not a previous/);
+    await expect(createDeploymentPackage({ outDir, verify: false })).rejects.toThrow(
+      /Refusing to delete .*not a previous/,
+    );
     expect(await readFile(path.join(outDir, 'app', 'precious.txt'), 'utf8')).toBe('keep me');
   });
 });

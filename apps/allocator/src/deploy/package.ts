@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { verifyPackagedApp } from './app-package.js';
 import { compileTypeScript } from './compile.js';
+import type { VerifiedApp } from './verify-app.js';
 import { createZip, type ZipEntry } from './zip.js';
 
 const run = promisify(execFile);
@@ -17,6 +20,11 @@ export interface PackageOptions {
   outDir?: string;
   /** Also write the zip (default true). */
   zip?: boolean;
+  /**
+   * Load a copy of the package under plain Node in an empty folder outside the repository before
+   * zipping it (default true; needs the compiled packager, as `pnpm package` runs it).
+   */
+  verify?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -28,6 +36,8 @@ export interface DeploymentPackage {
   zipFile: string | undefined;
   fileCount: number;
   zipBytes: number | undefined;
+  /** What the package registered when loaded from an empty folder (when verified). */
+  verified: VerifiedApp | undefined;
 }
 
 /**
@@ -56,6 +66,20 @@ export async function createDeploymentPackage(options: PackageOptions = {}): Pro
 
   await tidy(appDir);
 
+  let verified: VerifiedApp | undefined;
+  if (options.verify !== false) {
+    // Inside the repository Node would also find the workspace's node_modules: load a copy outside it.
+    const scratch = await mkdtemp(path.join(tmpdir(), 'dpskit-allocator-verify-'));
+    try {
+      await cp(appDir, path.join(scratch, 'app'), { recursive: true });
+      log('loading the package under plain Node from an empty folder');
+      verified = await verifyPackagedApp(path.join(scratch, 'app'));
+      for (const fn of verified.functions) log(`  ${fn.name}: [${fn.methods.join(',')}] /${fn.path} (${fn.authLevel})`);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
   const files = await listFiles(appDir);
   let zipBytes: number | undefined;
   if (options.zip !== false) {
@@ -69,7 +93,13 @@ export async function createDeploymentPackage(options: PackageOptions = {}): Pro
     await writeFile(zipFile, zip);
     zipBytes = zip.length;
   }
-  return { appDir, zipFile: options.zip === false ? undefined : zipFile, fileCount: files.length, zipBytes };
+  return {
+    appDir,
+    zipFile: options.zip === false ? undefined : zipFile,
+    fileCount: files.length,
+    zipBytes,
+    verified,
+  };
 }
 
 async function pnpmDeploy(target: string): Promise<void> {
@@ -119,6 +149,7 @@ interface PackageJson {
   license?: string;
   type?: string;
   main?: string;
+  exports?: unknown;
   engines?: Record<string, string>;
   dependencies?: Record<string, string>;
 }
@@ -151,10 +182,25 @@ async function tidy(appDir: string): Promise<void> {
     private: true,
     type: pkg.type,
     main: pkg.main,
+    // Kept so that code in the app can import '@dpskit/allocator' (a self-reference resolves through exports).
+    exports: deployedExports(pkg.exports),
     engines: pkg.engines,
     dependencies,
   };
   await writeFile(path.join(appDir, 'package.json'), `${JSON.stringify(deployed, null, 2)}\n`);
+}
+
+/** The package's exports without `types` conditions: the package ships no declarations. */
+function deployedExports(exports: unknown): unknown {
+  if (typeof exports !== 'object' || exports === null) return exports;
+  return Object.fromEntries(
+    Object.entries(exports as Record<string, unknown>).map(([key, value]) => [
+      key,
+      typeof value === 'object' && value !== null
+        ? Object.fromEntries(Object.entries(value).filter(([condition]) => condition !== 'types'))
+        : value,
+    ]),
+  );
 }
 
 /** Relative paths of all regular files, sorted; symlinks are refused since zip deploy would lose them. */

@@ -1,26 +1,17 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { allocateHandler } from '../handler/allocate.js';
+import { describe, expect, it } from 'vitest';
+import { loadFunctionApp } from '../local-host/registry.js';
 import { effectiveTrigger, isHttpFunctionDefinition } from '../registration/http-function.js';
 
 describe('functions/allocate', () => {
-  afterEach(() => {
-    vi.restoreAllMocks();
-  });
-
-  it('calls app.http("allocate", ...) and exports the same options: POST /allocate, function auth level', async () => {
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+  it('registers "allocate" with app.http: POST /allocate, function auth level, and exports the same options', async () => {
+    const app = await loadFunctionApp();
     const { allocate } = await import('./allocate.js');
-    // Outside the Functions host app.http can only say that it skipped the registration.
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining('Skipping call to register function "allocate"'));
     expect(isHttpFunctionDefinition(allocate)).toBe(true);
-    expect(effectiveTrigger(allocate)).toEqual({
-      name: 'allocate',
-      route: 'allocate',
-      methods: ['POST'],
-      authLevel: 'function',
-    });
-    expect(allocate.options.handler).toBe(allocateHandler);
-    // app.http adds the HTTP return binding to the very object it was given.
-    expect(allocate.options.return).toMatchObject({ type: 'http' });
+    expect(app.definitions.map(effectiveTrigger)).toEqual([
+      { name: 'allocate', route: 'allocate', methods: ['POST'], authLevel: 'function' },
+    ]);
+    expect(effectiveTrigger(allocate)).toEqual(effectiveTrigger(app.definitions[0]!));
+    // What the host serves is the very handler the module registered.
+    expect(app.definitions[0]!.options.handler).toBe(allocate.options.handler);
   });
 });

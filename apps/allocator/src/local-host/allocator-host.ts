@@ -1,40 +1,67 @@
 import { createAllocateHandler } from '../handler/allocate.js';
-import type { AllocatorLogRecord } from '../log/record.js';
+import type { AllocatorLogLevel, AllocatorLogRecord } from '../log/record.js';
 import type { AllocationPolicy } from '../policy/policy.js';
+import { effectiveTrigger } from '../registration/http-function.js';
 import { functionKeyProblem, generateFunctionKey } from './function-key.js';
-import { loadFunctionApp } from './registry.js';
+import { applyLocalSettings } from './local-settings.js';
+import { FunctionAppError, loadFunctionApp, PACKAGE_ROOT } from './registry.js';
 import { startFunctionsHost } from './server.js';
 
 export const DEFAULT_PORT = 7071;
-/** The name (and route) the webhook function is registered under. */
+/** The name (and route) the tutorial's webhook function is registered under. */
 export const ALLOCATE_FUNCTION = 'allocate';
 
 export interface AllocatorHostOptions {
+  /**
+   * The Functions app folder to serve (its package.json `main`, host.json, local.settings.json),
+   * as `func start` serves the current folder. Default: the allocator's own tutorial app.
+   */
+  appDir?: string;
+  /**
+   * The function whose URL is `webhookUrl`: default `allocate` when the app has it, else the
+   * app's only HTTP function that takes POST.
+   */
+  functionName?: string;
   /** Default 7071 like `func start`; 0 picks a free port. */
   port?: number;
   /** Interface to listen on; default both loopback addresses (see README). */
   host?: string;
   /** The function key; generated when absent. */
   functionKey?: string;
-  /** Receives every structured log line, from the host and from the function. */
+  /**
+   * Put local.settings.json `Values` into `process.env` (variables already set win), as Core
+   * Tools does. Default: true when `appDir` is given.
+   */
+  localSettings?: boolean;
+  /** Receives every structured log line, from the host and from the functions. */
   log?: (record: AllocatorLogRecord) => void;
-  /** Serve the `allocate` function with this policy instead of the tutorial's. */
+  /** Serve the webhook function with this policy instead of the app's own. */
   policy?: AllocationPolicy;
+}
+
+export interface ServedFunction {
+  name: string;
+  methods: string[];
+  authLevel: string;
+  /** `http://localhost:PORT/{routePrefix}/{route}` (route parameters as written). */
+  url: string;
 }
 
 export interface AllocatorHost {
   /** `http://localhost:PORT` */
   url: string;
-  /** `${url}/api/allocate?code=KEY`: what an enrollment group's `webhookUrl` needs. */
+  /** `${functionUrl}?code=KEY`: what an enrollment group's `webhookUrl` needs. */
   webhookUrl: string;
   functionKey: string;
   port: number;
+  /** Every HTTP function the app registered. */
+  functions: ServedFunction[];
   close(): Promise<void>;
 }
 
 /**
- * Serves the allocator's registered functions locally, without Core Tools: the modules named by
- * package.json `main`, on host.json's route prefix, with the function key enforced.
+ * Serves a Functions app locally, without Core Tools: the modules named by its package.json
+ * `main`, on host.json's route prefix, with the function key enforced.
  */
 export async function startAllocatorHost(options: AllocatorHostOptions = {}): Promise<AllocatorHost> {
   const port = options.port ?? DEFAULT_PORT;
@@ -44,27 +71,92 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
   const functionKey = options.functionKey ?? generateFunctionKey();
   const problem = functionKeyProblem(functionKey);
   if (problem) throw new TypeError(`Invalid functionKey: ${problem}.`);
+  const log = options.log ?? (() => {});
+  const hostLog = (level: AllocatorLogLevel, msg: string, data?: Record<string, unknown>): void => {
+    const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
+    if (data) record.data = data;
+    try {
+      log(record);
+    } catch {
+      // a broken sink must not stop the host
+    }
+  };
 
-  const app = await loadFunctionApp();
-  const allocate = app.definitions.find((d) => d.name === ALLOCATE_FUNCTION);
-  if (!allocate) throw new Error(`No "${ALLOCATE_FUNCTION}" function is exported by ${app.modules.join(', ')}.`);
-
+  const appDir = options.appDir ?? PACKAGE_ROOT;
+  if (options.localSettings ?? options.appDir !== undefined) {
+    const settings = await applyLocalSettings(appDir);
+    if (settings.file) {
+      hostLog('information', `App settings from ${settings.file}`, {
+        applied: settings.applied,
+        keptFromEnvironment: settings.skipped,
+      });
+    }
+  }
+  const app = await loadFunctionApp(appDir, (level, _category, message) => hostLog(coreLevel(level), message));
+  for (const { name, reason } of app.skipped) hostLog('warning', `Function '${name}' is not served: ${reason}.`);
+  if (app.definitions.length === 0) {
+    throw new FunctionAppError(
+      `${app.root} registers no HTTP function: its modules (${app.modules.join(', ')}) must call app.http() or registerAllocationFunction() when they load.`,
+    );
+  }
+  const webhook = pickWebhookFunction(app.definitions.map(effectiveTrigger), options.functionName, app.root);
   const running = await startFunctionsHost({
     definitions: app.definitions,
     routePrefix: app.routePrefix,
     functionKey,
     port,
     ...(options.host !== undefined ? { host: options.host } : {}),
-    log: options.log ?? (() => {}),
-    ...(options.policy ? { handlers: { [ALLOCATE_FUNCTION]: createAllocateHandler(options.policy) } } : {}),
+    log,
+    ...(options.policy ? { handlers: { [webhook.name]: createAllocateHandler(options.policy) } } : {}),
   });
-  const trigger = running.triggers.find((t) => t.name === ALLOCATE_FUNCTION)!;
-  const path = [app.routePrefix, trigger.route].filter((p) => p !== '').join('/');
+  const functionUrl = (route: string): string =>
+    `${running.url}/${[app.routePrefix, route].filter((p) => p !== '').join('/')}`;
+  const trigger = running.triggers.find((t) => t.name === webhook.name)!;
   return {
     url: running.url,
-    webhookUrl: `${running.url}/${path}?code=${encodeURIComponent(functionKey)}`,
+    webhookUrl: `${functionUrl(trigger.route)}?code=${encodeURIComponent(functionKey)}`,
     functionKey,
     port: running.port,
+    functions: running.triggers.map((t) => ({
+      name: t.name,
+      methods: t.methods,
+      authLevel: t.authLevel,
+      url: functionUrl(t.route),
+    })),
     close: () => running.close(),
   };
+}
+
+function pickWebhookFunction(
+  triggers: ReadonlyArray<{ name: string; methods: string[] }>,
+  wanted: string | undefined,
+  root: string,
+): { name: string } {
+  const names = triggers.map((t) => t.name).join(', ');
+  if (wanted !== undefined) {
+    const found = triggers.find((t) => t.name.toLowerCase() === wanted.toLowerCase());
+    if (!found) throw new FunctionAppError(`${root} has no function "${wanted}" (it has: ${names}).`);
+    return found;
+  }
+  const allocate = triggers.find((t) => t.name.toLowerCase() === ALLOCATE_FUNCTION);
+  if (allocate) return allocate;
+  const posts = triggers.filter((t) => t.methods.includes('POST'));
+  if (posts.length === 1) return posts[0]!;
+  throw new FunctionAppError(
+    `${root} has ${posts.length === 0 ? 'no function that takes POST' : `several functions that take POST (${posts.map((t) => t.name).join(', ')})`}: name the webhook with functionName (--function). Functions: ${names}.`,
+  );
+}
+
+function coreLevel(level: string): AllocatorLogLevel {
+  switch (level) {
+    case 'trace':
+    case 'debug':
+    case 'information':
+    case 'warning':
+    case 'error':
+    case 'critical':
+      return level;
+    default:
+      return 'information';
+  }
 }

@@ -5,7 +5,14 @@ describe('parseCliArgs', () => {
   it('defaults to port 7071, both loopbacks and an automatic output format', () => {
     expect(parseCliArgs([])).toEqual({
       ok: true,
-      options: { port: 7071, host: undefined, format: undefined, help: false },
+      options: {
+        appDir: undefined,
+        functionName: undefined,
+        port: 7071,
+        host: undefined,
+        format: undefined,
+        help: false,
+      },
     });
   });
 
@@ -19,6 +26,18 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['--json'])).toMatchObject({ ok: true, options: { format: 'json' } });
     expect(parseCliArgs(['--pretty'])).toMatchObject({ ok: true, options: { format: 'human' } });
     expect(parseCliArgs(['-h'])).toMatchObject({ ok: true, options: { help: true } });
+  });
+
+  it('reads an optional start command, an app folder and --function', () => {
+    expect(parseCliArgs(['start'])).toMatchObject({ ok: true, options: { appDir: undefined } });
+    expect(parseCliArgs(['start', '../my-app', '-p', '0'])).toMatchObject({
+      ok: true,
+      options: { appDir: '../my-app', port: 0 },
+    });
+    expect(parseCliArgs(['.', '--function', 'assign'])).toMatchObject({
+      ok: true,
+      options: { appDir: '.', functionName: 'assign' },
+    });
   });
 
   it('accepts the -- that pnpm forwards before script arguments', () => {
@@ -36,7 +55,8 @@ describe('parseCliArgs', () => {
 
   it('rejects unknown options, positionals, an empty host and contradictory formats', () => {
     expect(parseCliArgs(['--prot', '1'])).toMatchObject({ ok: false, error: expect.stringContaining("'--prot'") });
-    expect(parseCliArgs(['serve'])).toMatchObject({ ok: false, error: expect.stringContaining("'serve'") });
+    expect(parseCliArgs(['start', 'a', 'b'])).toMatchObject({ ok: false, error: expect.stringContaining("'b'") });
+    expect(parseCliArgs(['--function', ''])).toEqual({ ok: false, error: 'Option --function is empty.' });
     expect(parseCliArgs(['--host', ' '])).toEqual({ ok: false, error: 'Option --host is empty.' });
     expect(parseCliArgs(['--json', '--pretty'])).toEqual({
       ok: false,

@@ -4,6 +4,10 @@ import { DEFAULT_PORT } from './allocator-host.js';
 export type OutputFormat = 'human' | 'json';
 
 export interface CliOptions {
+  /** The Functions app folder to serve; undefined: the allocator's own tutorial app. */
+  appDir: string | undefined;
+  /** The function whose webhook URL is printed. */
+  functionName: string | undefined;
   port: number;
   host: string | undefined;
   /** Explicit choice; undefined means: human on a terminal, JSON lines otherwise. */
@@ -13,26 +17,33 @@ export interface CliOptions {
 
 export type CliParse = { ok: true; options: CliOptions } | { ok: false; error: string };
 
-export const USAGE = `Usage: pnpm --filter @dpskit/allocator start [-- options]
-       node dist/local-host/cli.js [options]
+export const USAGE = `Usage: dpskit-allocator start [appDir] [options]
+       dpskit-allocator package [appDir] [--out <dir>] [--no-zip]   (see dpskit-allocator package --help)
 
-Serves the allocator's Azure Functions (POST /api/allocate) over HTTP without Core Tools.
+Serves an Azure Functions app (Node.js v4 model) over HTTP without Core Tools, as \`func start\`
+does: the modules its package.json "main" names, on its host.json route prefix, with its
+local.settings.json Values in the environment. Without appDir: dpskit's tutorial allocator
+(POST /api/allocate). In the dpskit repository: pnpm --filter @dpskit/allocator start [-- options].
 
 Options:
+      --function <name>  the webhook function whose URL is printed (default: "allocate",
+                         else the app's only POST function)
   -p, --port <n>   port to listen on, 0 for a free one (default ${DEFAULT_PORT})
       --host <h>   interface to listen on (default: 127.0.0.1 and ::1, i.e. localhost)
       --json       log one JSON object per line (default when stdout is not a terminal)
       --pretty     log human-readable lines (default on a terminal)
   -h, --help       show this help
 
-Environment:
+Environment (or local.settings.json Values):
   ALLOCATOR_FUNCTION_KEY   the function key callers must send (?code= or x-functions-key);
                            when unset or empty a key is generated and the webhook URL printed.`;
 
 export function parseCliArgs(argv: readonly string[]): CliParse {
   // `pnpm start -- --port 1` forwards the `--` separator itself; it is not an end-of-options mark here.
   const args = argv[0] === '--' ? argv.slice(1) : [...argv];
+  let positionals: string[];
   let values: {
+    function?: string | undefined;
     port?: string | undefined;
     host?: string | undefined;
     json?: boolean;
@@ -40,20 +51,30 @@ export function parseCliArgs(argv: readonly string[]): CliParse {
     help?: boolean;
   };
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args,
       options: {
+        function: { type: 'string' },
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
         json: { type: 'boolean' },
         pretty: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
-      allowPositionals: false,
+      allowPositionals: true,
       strict: true,
     }));
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+  if (positionals[0] === 'start') positionals = positionals.slice(1);
+  if (positionals.length > 1) {
+    return { ok: false, error: `Unexpected argument '${positionals[1]}': give at most one app folder.` };
+  }
+  const appDir = positionals[0];
+  if (appDir !== undefined && appDir.trim() === '') return { ok: false, error: 'The app folder is empty.' };
+  if (values.function !== undefined && values.function.trim() === '') {
+    return { ok: false, error: 'Option --function is empty.' };
   }
   if (values.json && values.pretty) return { ok: false, error: 'Options --json and --pretty exclude each other.' };
 
@@ -69,6 +90,8 @@ export function parseCliArgs(argv: readonly string[]): CliParse {
   return {
     ok: true,
     options: {
+      appDir,
+      functionName: values.function,
       port,
       host: values.host,
       format: values.json ? 'json' : values.pretty ? 'human' : undefined,

@@ -8,6 +8,7 @@ import { PACKAGE_DIR } from '../deploy/package.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { spawnNode } from '../test/process.js';
 import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
+import { writeUserApp } from '../test/user-app.js';
 
 /**
  * The CLI as `pnpm start` runs it (`node dist/local-host/cli.js`), compiled into a scratch copy of
@@ -89,10 +90,40 @@ describe('allocator CLI', () => {
     }
   }, 30_000);
 
+  it('serves another app folder (start <appDir>) with the key from its local.settings.json', async () => {
+    const appDir = await writeUserApp({
+      hostJson: { version: '2.0', extensions: { http: { routePrefix: '' } } },
+      localSettings: { Values: { ALLOCATOR_FUNCTION_KEY: 'settings-key' } },
+      files: {
+        'dist/src/functions/echo.js': `import { app } from '@azure/functions';
+app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (request) => ({ body: 'got ' + (await request.text()) }) });`,
+      },
+    });
+    const child = spawnNode([cli, 'start', appDir, '--port', '0'], { env: envWithoutKey() });
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Webhook URL"'));
+      const record = JSON.parse(line) as AllocatorLogRecord;
+      expect(record.data?.webhookUrl).toMatch(/^http:\/\/localhost:\d+\/echo\?code=\*\*\*\*$/);
+      const url = String(record.data?.webhookUrl).replace('****', 'settings-key');
+      const res = await fetch(url, { method: 'POST', body: 'ping' });
+      expect([res.status, await res.text()]).toEqual([200, 'got ping']);
+      expect(child.lines.join('\n')).not.toContain('settings-key');
+    } finally {
+      await child.stop();
+      await rm(appDir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('exits 2 naming an app folder that does not exist', async () => {
+    const child = spawnNode([cli, 'start', path.join(app, 'no-such-app')]);
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toContain("Invalid app folder '");
+  });
+
   it('prints usage for --help', async () => {
     const child = spawnNode([cli, '--help']);
     expect(await child.exited).toBe(0);
-    expect(child.lines[0]).toMatch(/^Usage: pnpm --filter @dpskit\/allocator start/);
+    expect(child.lines[0]).toMatch(/^Usage: dpskit-allocator start \[appDir\]/);
   });
 
   it('exits 2 with a clear message for a bad port, an unknown option or a bad key', async () => {

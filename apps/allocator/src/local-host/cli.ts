@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { PortError } from '@dpskit/node-kit';
 import { formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
 import { parseCliArgs, USAGE } from './cli-args.js';
 import { functionKeyProblem, maskCode } from './function-key.js';
+import { applyLocalSettings } from './local-settings.js';
 
 /** Exit codes: 0 clean stop, 1 could not start (e.g. port in use), 2 bad usage. */
 async function main(): Promise<number> {
@@ -19,6 +22,22 @@ async function main(): Promise<number> {
     return 0;
   }
 
+  let appDir: string | undefined;
+  if (options.appDir !== undefined) {
+    appDir = path.resolve(invocationDir(), options.appDir);
+    const problem = await folderProblem(appDir);
+    if (problem) {
+      process.stderr.write(`Invalid app folder '${options.appDir}': ${problem}.\n`);
+      return 2;
+    }
+    // As `func start` does, before the key is read: ALLOCATOR_FUNCTION_KEY may come from there.
+    try {
+      await applyLocalSettings(appDir);
+    } catch (err) {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      return 2;
+    }
+  }
   const envKey = process.env.ALLOCATOR_FUNCTION_KEY;
   const functionKey = envKey === undefined || envKey === '' ? undefined : envKey;
   if (functionKey !== undefined) {
@@ -44,6 +63,8 @@ async function main(): Promise<number> {
   let host: Awaited<ReturnType<typeof startAllocatorHost>>;
   try {
     host = await startAllocatorHost({
+      ...(appDir !== undefined ? { appDir, localSettings: false } : {}),
+      ...(options.functionName !== undefined ? { functionName: options.functionName } : {}),
       port: options.port,
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(functionKey !== undefined ? { functionKey } : {}),
@@ -85,6 +106,24 @@ async function main(): Promise<number> {
   });
   await host.close();
   return 0;
+}
+
+/**
+ * Where relative paths are meant from: the user's shell folder. \`pnpm --filter @dpskit/allocator
+ * start -- ../app\` runs this script in the package folder and passes the shell's folder as INIT_CWD.
+ */
+function invocationDir(): string {
+  return process.env.npm_package_name === '@dpskit/allocator' && process.env.INIT_CWD
+    ? process.env.INIT_CWD
+    : process.cwd();
+}
+
+async function folderProblem(dir: string): Promise<string | undefined> {
+  try {
+    return (await stat(dir)).isDirectory() ? undefined : `${dir} is not a folder`;
+  } catch {
+    return `${dir} does not exist`;
+  }
 }
 
 main().then(

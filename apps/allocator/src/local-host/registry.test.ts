@@ -9,7 +9,7 @@ describe('loadFunctionApp', () => {
     expect(modules.map((m) => path.relative(PACKAGE_ROOT, m))).toEqual([path.join('src', 'functions', 'allocate.ts')]);
   });
 
-  it('collects the exported definitions and the route prefix of host.json', async () => {
+  it('collects what the modules register with app.http and the route prefix of host.json', async () => {
     const app = await loadFunctionApp();
     expect(app.routePrefix).toBe('api');
     expect(app.definitions.map(effectiveTrigger)).toEqual([

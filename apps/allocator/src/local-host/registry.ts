@@ -1,9 +1,11 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type HttpFunctionDefinition, isHttpFunctionDefinition } from '../registration/http-function.js';
+import { glob } from 'tinyglobby';
+import type { HttpFunctionDefinition } from '../registration/http-function.js';
+import { type CoreLog, type CoreRegistration, collectRegistrations, toHttpDefinition } from './functions-core.js';
 
-/** The package root (where package.json and host.json live), from `src/local-host` or `dist/local-host`. */
+/** The allocator package root (where its package.json and host.json live), from `src/local-host` or `dist/local-host`. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** `src/` when running from source (tests), `dist/` when compiled. */
 const CODE_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -11,91 +13,135 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const OUT_DIR = 'dist';
 
 export interface FunctionApp {
+  /** The app folder (package.json, host.json). */
+  root: string;
   /** `extensions.http.routePrefix` of host.json (default `api`). */
   routePrefix: string;
-  /** The modules `main` names, resolved to this copy of the code. */
+  /** The modules `main` names, in load order. */
   modules: string[];
+  /** The HTTP functions the modules registered with `app.http` (and friends). */
   definitions: HttpFunctionDefinition[];
+  /** Registered functions the local host cannot serve (non-HTTP triggers), with the reason. */
+  skipped: Array<{ name: string; reason: string }>;
+}
+
+export class FunctionAppError extends Error {
+  override name = 'FunctionAppError';
 }
 
 /**
- * Loads the function app the way the Functions host does: host.json for the route prefix and the
- * package.json `main` glob for the function modules, then collects the HTTP function definitions
- * those modules export. Running from source (vitest), `dist/functions/*.js` maps to
- * `src/functions/*.ts`, so tests serve the same module list as the compiled app.
+ * Registrations by entry module, for the process's lifetime: a module is evaluated once per
+ * process, so a second load of the same app (tests, several hosts) reuses what its first import
+ * registered.
  */
-export async function loadFunctionApp(root: string = PACKAGE_ROOT): Promise<FunctionApp> {
-  const routePrefix = await readRoutePrefix(root);
-  const modules = await resolveMainModules(root);
-  const definitions: HttpFunctionDefinition[] = [];
-  await withoutTestModeWarnings(async () => {
-    for (const file of modules) {
-      const exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-      for (const value of Object.values(exports)) {
-        if (isHttpFunctionDefinition(value) && !definitions.includes(value)) definitions.push(value);
-      }
+const registrationsByModule = new Map<string, Promise<CoreRegistration[]>>();
+const definitionByRegistration = new WeakMap<CoreRegistration, ReturnType<typeof toHttpDefinition>>();
+
+/**
+ * Loads a Functions (Node.js v4 model) app the way the Functions host and its Node worker do:
+ * host.json for the route prefix, package.json `main` (a path or a glob) for the entry modules,
+ * each imported in turn while `@azure/functions-core` records what it registers. Running the
+ * allocator's own app from source (vitest), `dist/functions/*.js` maps to `src/functions/*.ts`.
+ */
+export async function loadFunctionApp(root: string = PACKAGE_ROOT, log: CoreLog = () => {}): Promise<FunctionApp> {
+  const appRoot = path.resolve(root);
+  const routePrefix = await readRoutePrefix(appRoot);
+  const modules = await resolveMainModules(appRoot);
+  const registrations: CoreRegistration[] = [];
+  for (const file of modules) {
+    let registered = registrationsByModule.get(file);
+    if (!registered) {
+      registered = collectRegistrations(log, async () => {
+        try {
+          await import(pathToFileURL(file).href);
+        } catch (err) {
+          throw new FunctionAppError(
+            `Could not load ${path.relative(appRoot, file) || file} (from package.json "main"): ${errorMessage(err)}`,
+            { cause: err },
+          );
+        }
+      });
+      registrationsByModule.set(file, registered);
     }
-  });
-  const names = new Set<string>();
-  for (const d of definitions) {
-    if (names.has(d.name.toLowerCase())) throw new Error(`Two functions are named "${d.name}".`);
-    names.add(d.name.toLowerCase());
+    registrations.push(...(await registered));
   }
-  return { routePrefix, modules, definitions };
+
+  const definitions: HttpFunctionDefinition[] = [];
+  const skipped: FunctionApp['skipped'] = [];
+  const names = new Set<string>();
+  for (const registration of registrations) {
+    const key = registration.name.toLowerCase();
+    if (names.has(key)) throw new FunctionAppError(`Two functions are named "${registration.name}".`);
+    names.add(key);
+    let definition = definitionByRegistration.get(registration);
+    if (!definition) {
+      definition = toHttpDefinition(registration);
+      definitionByRegistration.set(registration, definition);
+    }
+    if ('skipped' in definition) skipped.push({ name: registration.name, reason: definition.skipped });
+    else definitions.push(definition);
+  }
+  return { root: appRoot, routePrefix, modules, definitions, skipped };
 }
 
 async function readRoutePrefix(root: string): Promise<string> {
-  const text = await readFile(path.join(root, 'host.json'), 'utf8');
-  const host = JSON.parse(text) as { extensions?: { http?: { routePrefix?: unknown } } };
-  const prefix = host.extensions?.http?.routePrefix;
-  return typeof prefix === 'string' ? prefix : 'api';
+  const file = path.join(root, 'host.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new FunctionAppError(
+      `${file} could not be read (${errorMessage(err)}): a Functions app folder has a host.json at its root.`,
+    );
+  }
+  let host: { extensions?: { http?: { routePrefix?: unknown } } };
+  try {
+    host = JSON.parse(text) as typeof host;
+  } catch (err) {
+    throw new FunctionAppError(`${file} is not valid JSON: ${errorMessage(err)}`);
+  }
+  const prefix = host?.extensions?.http?.routePrefix;
+  if (prefix === undefined) return 'api';
+  if (typeof prefix !== 'string') throw new FunctionAppError(`${file}: extensions.http.routePrefix must be a string.`);
+  return prefix.replace(/^\/+|\/+$/g, '');
 }
 
 /**
- * Expands `main` (one path or a glob with `*` in the file name, e.g. `dist/functions/*.js`) onto
- * this copy of the code. Deeper globs (`**`) are not supported; the allocator does not need them.
+ * Expands `main` (one path or a glob such as `dist/src/functions/*.js`), relative to the app
+ * folder, as the Node worker does (it uses globby; tinyglobby follows the same pattern syntax).
  */
 export async function resolveMainModules(root: string): Promise<string[]> {
-  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { main?: unknown };
-  if (typeof pkg.main !== 'string')
-    throw new Error('package.json has no "main": the Functions host would load nothing.');
-  let main = path.posix.normalize(pkg.main.replaceAll('\\', '/'));
-  if (main.startsWith(`${OUT_DIR}/`)) main = main.slice(OUT_DIR.length + 1);
-  if (FROM_SOURCE) main = main.replace(/\.js$/, '.ts');
-  const dir = path.join(CODE_ROOT, path.posix.dirname(main));
-  const pattern = path.posix.basename(main);
-  if (pattern.includes('**') || path.posix.dirname(main).includes('*')) {
-    throw new Error(`Unsupported "main" glob ${pkg.main}: use a "*" in the file name only.`);
-  }
-  const matcher = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('[^/]*')}$`);
-  const files = (await readdir(dir)).filter((f) => matcher.test(f) && !/\.(test|d)\.[cm]?[jt]s$/.test(f)).sort();
-  return files.map((f) => path.join(dir, f));
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/**
- * Outside the Functions host, `app.http` prints that it is in "test mode" and skips the
- * registration. That is exactly the situation the local host handles (it serves the exported
- * definitions), so those two warnings are dropped while the modules load; anything else passes.
- */
-async function withoutTestModeWarnings(load: () => Promise<void>): Promise<void> {
-  const original = console.warn;
-  console.warn = (...args: unknown[]) => {
-    const first = args[0];
-    if (
-      typeof first === 'string' &&
-      /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(first)
-    ) {
-      return;
-    }
-    original.apply(console, args);
-  };
+  const file = path.join(root, 'package.json');
+  let pkg: { main?: unknown };
   try {
-    await load();
-  } finally {
-    console.warn = original;
+    pkg = JSON.parse(await readFile(file, 'utf8')) as typeof pkg;
+  } catch (err) {
+    throw new FunctionAppError(`${file} could not be read: ${errorMessage(err)}`);
   }
+  if (typeof pkg.main !== 'string' || pkg.main.trim() === '') {
+    throw new FunctionAppError(
+      `${file} has no "main": the Functions host would load nothing (e.g. "main": "dist/src/functions/*.js").`,
+    );
+  }
+  let main = path.posix.normalize(pkg.main.replaceAll('\\', '/')).replace(/^\.\//, '');
+  let cwd = root;
+  // The allocator's own app, run from source: its compiled layout mirrors src/.
+  if (FROM_SOURCE && path.resolve(root) === path.resolve(PACKAGE_ROOT) && main.startsWith(`${OUT_DIR}/`)) {
+    main = main.slice(OUT_DIR.length + 1).replace(/\.js$/, '.ts');
+    cwd = CODE_ROOT;
+  }
+  const files = (await glob(main, { cwd, absolute: true, onlyFiles: true, expandDirectories: false }))
+    .filter((f) => !/\.(test|spec|d)\.[cm]?[jt]s$/.test(f))
+    .map((f) => path.normalize(f))
+    .sort();
+  if (files.length === 0) {
+    throw new FunctionAppError(
+      `No file matches package.json "main" ${JSON.stringify(pkg.main)} in ${root}${/\.js$/.test(main) ? ' (is the app built?)' : ''}.`,
+    );
+  }
+  return files;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

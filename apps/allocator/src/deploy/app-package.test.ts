@@ -1,0 +1,155 @@
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AllocatorLogRecord } from '../log/record.js';
+import { spawnNode } from '../test/process.js';
+import { readZip } from '../test/unzip.js';
+import { compileTypeScript } from './compile.js';
+import { PACKAGE_DIR } from './package.js';
+
+/** A user's policy as they write it: imports from '@dpskit/allocator', one call registers it. */
+const POLICY_MODULE = `
+import { accept, registerAllocationFunction, reject } from '@dpskit/allocator';
+
+export const assign = registerAllocationFunction('assign', {
+  policy: (request) => {
+    const hub = request.linkedHubs.find((h) => h.startsWith(String(request.deviceRuntimeContext.payload?.site)));
+    return hub ? accept({ iotHubHostName: hub, initialTwin: { tags: { site: 'north' } } }) : reject('Unknown site.', 404);
+  },
+});
+`;
+
+function allocationBody(site: string): string {
+  return JSON.stringify({
+    enrollmentGroup: { enrollmentGroupId: 'group', attestation: { type: 'symmetricKey' } },
+    deviceRuntimeContext: { registrationId: 'device-1', symmetricKey: {}, payload: { site } },
+    linkedHubs: ['south-hub.azure-devices.net', 'north-hub.azure-devices.net'],
+  });
+}
+
+/**
+ * `dpskit-allocator package` as a user runs it, from the compiled CLI (built into a scratch copy of
+ * the allocator, which the user's app links as its installed '@dpskit/allocator').
+ */
+describe('dpskit-allocator package <appDir>', () => {
+  let work: string;
+  let cli: string;
+  let userApp: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'dpskit-app-package-'));
+    const allocator = path.join(work, 'allocator');
+    await mkdir(allocator);
+    await copyFile(path.join(PACKAGE_DIR, 'package.json'), path.join(allocator, 'package.json'));
+    await copyFile(path.join(PACKAGE_DIR, 'host.json'), path.join(allocator, 'host.json'));
+    await symlink(path.join(PACKAGE_DIR, 'node_modules'), path.join(allocator, 'node_modules'), 'dir');
+    await compileTypeScript(path.join(PACKAGE_DIR, 'tsconfig.build.json'), path.join(allocator, 'dist'));
+    cli = path.join(allocator, 'dist', 'cli.js');
+
+    userApp = path.join(work, 'my-allocator');
+    const files: Record<string, string> = {
+      'package.json': JSON.stringify({
+        name: 'my-allocator',
+        version: '1.0.0',
+        type: 'module',
+        main: 'dist/src/functions/*.js',
+        dependencies: { '@azure/functions': '^4.0.0', '@dpskit/allocator': '*' },
+        devDependencies: { typescript: '*' },
+      }),
+      'host.json': JSON.stringify({ version: '2.0', extensions: { http: { routePrefix: 'api' } } }),
+      'local.settings.json': JSON.stringify({ Values: { SECRET: 'do-not-ship' } }),
+      'tsconfig.json': '{}',
+      'src/functions/assign.ts': '// the source; the build writes dist/',
+      'dist/src/functions/assign.js': POLICY_MODULE,
+      'dist/src/functions/assign.js.map': '{}',
+    };
+    for (const [rel, text] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(userApp, rel)), { recursive: true });
+      await writeFile(path.join(userApp, rel), text);
+    }
+    await mkdir(path.join(userApp, 'node_modules', '@azure'), { recursive: true });
+    await mkdir(path.join(userApp, 'node_modules', '@dpskit'), { recursive: true });
+    await symlink(
+      path.join(PACKAGE_DIR, 'node_modules', '@azure', 'functions'),
+      path.join(userApp, 'node_modules', '@azure', 'functions'),
+    );
+    await symlink(allocator, path.join(userApp, 'node_modules', '@dpskit', 'allocator'));
+    await symlink(
+      path.join(PACKAGE_DIR, '..', '..', 'node_modules', 'typescript'),
+      path.join(userApp, 'node_modules', 'typescript'),
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('packs, verifies and zips the app; unpacked in an empty folder it answers as the policy decides', async () => {
+    const run = spawnNode([cli, 'package', userApp]);
+    expect(await run.exited, run.stderr()).toBe(0);
+    const output = run.lines.join('\n');
+    expect(output).toContain('loading the packaged app under plain Node from an empty folder');
+    expect(output).toContain('assign: [POST] /api/assign (function)');
+
+    // Azure's zip deploy: the archive's files in an empty folder, nothing else.
+    const unpacked = path.join(work, 'unpacked');
+    await mkdir(unpacked);
+    for (const entry of readZip(await readFile(path.join(userApp, 'deploy', 'app.zip')))) {
+      const target = path.join(unpacked, ...entry.path.split('/'));
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, entry.data, { mode: entry.mode });
+    }
+    const top = (await readdir(unpacked)).sort();
+    expect(top).toEqual(['dist', 'host.json', 'node_modules', 'package.json']);
+    const modules = await readdir(path.join(unpacked, 'node_modules'));
+    expect(modules).not.toContain('typescript');
+    expect(modules).toContain('@dpskit');
+    await expect(stat(path.join(unpacked, 'dist', 'src', 'functions', 'assign.js.map'))).rejects.toThrow();
+
+    const host = spawnNode([cli, 'start', unpacked, '--port', '0', '--json'], {
+      env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'pkg-key' },
+    });
+    try {
+      const line = await host.waitForLine((l) => l.includes('"msg":"Webhook URL"'));
+      const url = String((JSON.parse(line) as AllocatorLogRecord).data?.webhookUrl).replace('****', 'pkg-key');
+      const north = await fetch(url, { method: 'POST', body: allocationBody('north') });
+      expect([north.status, await north.json()]).toEqual([
+        200,
+        { iotHubHostName: 'north-hub.azure-devices.net', initialTwin: { tags: { site: 'north' } } },
+      ]);
+      const west = await fetch(url, { method: 'POST', body: allocationBody('west') });
+      expect([west.status, await west.text()]).toEqual([404, 'Unknown site.']);
+    } finally {
+      await host.stop();
+    }
+  }, 120_000);
+
+  it('refuses a package that would not load (a dev dependency imported at run time) and writes nothing', async () => {
+    const broken = path.join(work, 'broken');
+    await mkdir(path.join(broken, 'dist', 'src', 'functions'), { recursive: true });
+    for (const name of ['package.json', 'host.json']) await copyFile(path.join(userApp, name), path.join(broken, name));
+    await writeFile(path.join(broken, 'dist', 'src', 'functions', 'a.js'), `import 'typescript';\n${POLICY_MODULE}`);
+    await symlink(path.join(userApp, 'node_modules'), path.join(broken, 'node_modules'));
+    const run = spawnNode([cli, 'package', broken]);
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toContain('The packaged app does not load under plain Node from an empty folder');
+    expect(run.stderr()).toContain("'typescript'");
+    await expect(stat(path.join(broken, 'deploy'))).rejects.toThrow();
+  }, 60_000);
+
+  it('names an unbuilt app and a dependency that is not installed', async () => {
+    const unbuilt = path.join(work, 'unbuilt');
+    await mkdir(unbuilt);
+    for (const name of ['package.json', 'host.json'])
+      await copyFile(path.join(userApp, name), path.join(unbuilt, name));
+    const noBuild = spawnNode([cli, 'package', unbuilt]);
+    expect(await noBuild.exited).toBe(1);
+    expect(noBuild.stderr()).toContain('@azure/functions (a dependency of my-allocator) is not installed');
+
+    await symlink(path.join(userApp, 'node_modules'), path.join(unbuilt, 'node_modules'));
+    const noMain = spawnNode([cli, 'package', unbuilt]);
+    expect(await noMain.exited).toBe(1);
+    expect(noMain.stderr()).toContain('No file matches package.json "main" "dist/src/functions/*.js"');
+  }, 60_000);
+});

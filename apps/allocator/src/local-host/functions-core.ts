@@ -1,0 +1,129 @@
+import Module from 'node:module';
+import type { HttpFunctionOptions, HttpHandler, HttpMethod } from '@azure/functions';
+import { type AuthLevel, type HttpFunctionDefinition, httpFunction } from '../registration/http-function.js';
+
+/**
+ * The `@azure/functions` package registers functions through `@azure/functions-core`, a module
+ * that only the Functions worker provides (it answers `require('@azure/functions-core')` itself).
+ * Without it, `app.http()` runs in "test mode" and registers nothing. The local host provides the
+ * same module the same way, so that it sees exactly what an app registers with `app.http`,
+ * `app.get`, `app.post`, … whether or not the app exports anything.
+ */
+
+/** One `registerFunction` call, as the worker receives it. */
+export interface CoreRegistration {
+  name: string;
+  bindings: Record<string, CoreBinding>;
+  callback: (...args: unknown[]) => unknown;
+}
+
+export interface CoreBinding {
+  type?: string;
+  direction?: string;
+  route?: string;
+  methods?: string[];
+  authLevel?: string;
+  [key: string]: unknown;
+}
+
+export type CoreLog = (level: string, category: string, message: string) => void;
+
+interface Collector {
+  registrations: CoreRegistration[];
+  log: CoreLog;
+}
+
+let collector: Collector | undefined;
+let installed = false;
+
+const coreApi = {
+  version: '3.10.1-dpskit-local-host',
+  hostVersion: '4.0.0-dpskit-local-host',
+  setProgrammingModel(_model: unknown): void {
+    // The local host calls handlers with the library's own HttpRequest/InvocationContext objects.
+  },
+  getProgrammingModel(): undefined {
+    return undefined;
+  },
+  registerFunction(
+    metadata: { name: string; bindings?: Record<string, CoreBinding> },
+    callback: CoreRegistration['callback'],
+  ) {
+    // Outside an app load (e.g. a test importing a function module itself) there is nothing to serve it.
+    collector?.registrations.push({ name: metadata.name, bindings: metadata.bindings ?? {}, callback });
+    return { dispose() {} };
+  },
+  registerHook(hookName: string, _callback: unknown) {
+    collector?.log('warning', 'system', `The local host does not run app.hook.${hookName} hooks; the hook is ignored.`);
+    return { dispose() {} };
+  },
+  log(level: string, category: string, message: string): void {
+    collector?.log(level, category, message);
+  },
+  Disposable: class {
+    readonly #dispose: () => void;
+    constructor(dispose: () => void) {
+      this.#dispose = dispose;
+    }
+    dispose(): void {
+      this.#dispose();
+    }
+  },
+};
+
+/** Makes `require('@azure/functions-core')` answer the local host's core API, as the worker does. */
+export function installFunctionsCore(): void {
+  if (installed) return;
+  installed = true;
+  const proto = Module.prototype as unknown as { require: (id: string) => unknown };
+  proto.require = new Proxy(proto.require, {
+    apply(target, thisArg, args: unknown[]) {
+      if (args[0] === '@azure/functions-core') return coreApi;
+      return Reflect.apply(target, thisArg, args);
+    },
+  });
+}
+
+/**
+ * Runs `load` (which imports an app's modules) and returns what it registered. Loads are
+ * serialized: registrations go to whichever load is running.
+ */
+let queue: Promise<unknown> = Promise.resolve();
+export function collectRegistrations(log: CoreLog, load: () => Promise<void>): Promise<CoreRegistration[]> {
+  installFunctionsCore();
+  const run = async (): Promise<CoreRegistration[]> => {
+    const own: Collector = { registrations: [], log };
+    collector = own;
+    try {
+      await load();
+    } finally {
+      collector = undefined;
+    }
+    return own.registrations;
+  };
+  const result = queue.then(run, run);
+  queue = result.catch(() => {});
+  return result;
+}
+
+/** The HTTP trigger of a registration in the shape `app.http` was given, or a reason it is not one. */
+export function toHttpDefinition(registration: CoreRegistration): HttpFunctionDefinition | { skipped: string } {
+  const trigger = Object.values(registration.bindings).find(
+    (b) => b.direction === 'in' && typeof b.type === 'string' && b.type.toLowerCase().endsWith('trigger'),
+  );
+  if (!trigger) return { skipped: 'it has no trigger binding' };
+  if (trigger.type?.toLowerCase() !== 'httptrigger') {
+    return { skipped: `its trigger is ${trigger.type} (the local host serves HTTP triggers only)` };
+  }
+  const options: HttpFunctionOptions = {
+    handler: registration.callback as HttpHandler,
+    ...(typeof trigger.route === 'string' ? { route: trigger.route } : {}),
+    ...(Array.isArray(trigger.methods) ? { methods: trigger.methods as HttpMethod[] } : {}),
+    ...(isAuthLevel(trigger.authLevel) ? { authLevel: trigger.authLevel } : {}),
+  };
+  return httpFunction(registration.name, options);
+}
+
+function isAuthLevel(value: unknown): value is AuthLevel {
+  return value === 'anonymous' || value === 'function' || value === 'admin';
+}
