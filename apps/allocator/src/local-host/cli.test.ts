@@ -118,13 +118,13 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     const child = spawnNode([cli, 'start', path.join(app, 'no-such-app')]);
     expect(await child.exited).toBe(2);
     expect(child.stderr()).toContain("Invalid app folder '");
-  });
+  }, 30_000);
 
   it('prints usage for --help', async () => {
     const child = spawnNode([cli, '--help']);
     expect(await child.exited).toBe(0);
     expect(child.lines[0]).toMatch(/^Usage: dpskit-allocator start \[appDir\]/);
-  });
+  }, 30_000);
 
   it('exits 2 with a clear message for a bad port, an unknown option or a bad key', async () => {
     const badPort = spawnNode([cli, '--port', 'abc']);
@@ -140,7 +140,7 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     expect(badKey.stderr()).toContain(
       'Invalid ALLOCATOR_FUNCTION_KEY: the function key must be printable ASCII without spaces.',
     );
-  });
+  }, 30_000);
 
   it('exits 1 naming the port when it is already in use', async () => {
     const blocker = net.createServer();
@@ -155,5 +155,5 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
-  });
+  }, 30_000);
 });
