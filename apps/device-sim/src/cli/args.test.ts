@@ -162,6 +162,18 @@ describe('parseCommandLine: register', () => {
     );
   });
 
+  it('suggests what a near miss probably meant', () => {
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--transport', 'mqqt']).suggestion).toBe('--transport mqtt');
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY], { DPS_TRANSPORT: 'htp' }).suggestion).toBe(
+      'DPS_TRANSPORT=http',
+    );
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--registraton-id', 'x']).suggestion).toBe(
+      '--registration-id',
+    );
+    expect(usage(['regster']).suggestion).toBe('register');
+    expect(usage(['keys', 'derve']).suggestion).toBe('derive');
+  });
+
   it('returns help for --help even with other flags missing', () => {
     expect(run(['register', '--help'])).toEqual({ kind: 'help', topic: 'register' });
   });

@@ -1,23 +1,26 @@
-import { readFileSync } from 'node:fs';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { decodeBase64Key, KeyError, registrationIdProblem } from '@dpskit/contracts';
+import { parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
 import { InvalidOptionError } from '../lib/errors.js';
-import { DEFAULT_CONCURRENCY, MAX_FLEET_COUNT, parseTemplates } from '../lib/fleet.js';
+import {
+  checkIdScope,
+  checkKey,
+  checkRegistrationId,
+  checkTransport,
+  checkWholeNumber,
+  DEFAULT_CONCURRENCY,
+  MAX_CONCURRENCY,
+  MAX_FLEET_COUNT,
+} from '../lib/inputs.js';
 import { parsePayload } from '../lib/payload.js';
-import { fleetTemplatesProblem } from '../lib/template.js';
+import { checkFleetTemplates } from '../lib/template.js';
 import { parseProvisioningHost } from '../lib/transport/endpoint.js';
-import { DEFAULT_PROVISIONING_HOST, TRANSPORTS, type TransportName } from '../lib/types.js';
+import { DEFAULT_PROVISIONING_HOST, type TransportName } from '../lib/types.js';
+import { type ReadTextFile, readCaFile } from './ca-file.js';
 
-/** A command line that cannot run; `command` names the help to point at (`register`, `fleet`, ...). */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  constructor(
-    message: string,
-    readonly command?: string,
-  ) {
-    super(message);
-  }
-}
+// The command line taken in: flags, their environment variables, and the CA file they name. Every
+// value is checked here, where it enters, with the library's own checks (lib/inputs.ts) naming the
+// flag or variable; what comes out is ready for the library. Loads neither the SDK nor the runners.
+
+export { UsageError };
 
 /** Environment variables read for each setting; a flag on the command line wins. */
 export const ENV = {
@@ -85,7 +88,7 @@ export type HelpTopic = 'main' | 'register' | 'fleet' | 'keys' | 'keys derive';
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export interface ConfigDeps {
-  readFile?: (path: string) => string;
+  readFile?: ReadTextFile;
 }
 
 const CONNECTION_OPTIONS = {
@@ -122,6 +125,10 @@ const KEYS_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+const COMMANDS = ['register', 'fleet', 'keys', 'help'];
+
+type Flags = Readonly<Record<string, string | boolean | string[] | boolean[] | undefined>>;
+
 interface Picked {
   value: string;
   /** `--flag` or `ENV_VAR`, for error messages. */
@@ -129,107 +136,44 @@ interface Picked {
 }
 
 /** The flag's value, else the environment variable's (empty counts as unset). */
-function pick(flags: Record<string, unknown>, flag: string, env: Env, envName: string): Picked | undefined {
+function pick(flags: Flags, flag: string, env: Env, envName?: string): Picked | undefined {
   const fromFlag = flags[flag];
   if (typeof fromFlag === 'string') return { value: fromFlag, source: `--${flag}` };
-  const fromEnv = env[envName];
-  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName };
+  const fromEnv = envName === undefined ? undefined : env[envName];
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName as string };
   return undefined;
 }
 
-function parse(
-  args: string[],
-  options: NonNullable<ParseArgsConfig['options']>,
-  command: string,
-  allowPositionals: boolean,
-): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    const parsed = parseArgs({ args, options, strict: true, allowPositionals });
-    return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    const unknown = /Unknown option '([^']+)'/.exec(message);
-    if (unknown) throw new UsageError(`unknown option ${unknown[1]}`, command);
-    const positional = /Unexpected argument '([^']+)'/.exec(message);
-    if (positional) throw new UsageError(`unexpected argument "${positional[1]}"`, command);
-    const missing = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(message);
-    if (missing) throw new UsageError(`${missing[1]} needs a value`, command);
-    const ambiguous = /Option '(?:-\w, )?(--[\w-]+)' argument is ambiguous/.exec(message);
-    if (ambiguous) {
-      throw new UsageError(
-        `${ambiguous[1]} needs a value (a value starting with "-" is written ${ambiguous[1]}=-value)`,
-        command,
-      );
-    }
-    throw new UsageError(message.replace(/\. To specify.*$/, ''), command);
-  }
-}
-
-function wholeNumber(picked: Picked, min: number, max: number, command: string, unit = ''): number {
-  if (!/^\d+$/.test(picked.value.trim()) || Number(picked.value) < min || Number(picked.value) > max) {
-    throw new UsageError(
-      `${picked.source} must be a whole number from ${min} to ${max}${unit}, not "${picked.value}"`,
-      command,
-    );
-  }
-  return Number(picked.value);
-}
-
-function required(picked: Picked | undefined, flag: string, envName: string, what: string, command: string): Picked {
+function required(picked: Picked | undefined, flag: string, envName: string | undefined, what: string): Picked {
   if (picked === undefined || picked.value.trim() === '') {
-    throw new UsageError(`missing --${flag} (or ${envName}): ${what}`, command);
+    throw new InvalidOptionError(flag, `missing --${flag}${envName ? ` (or ${envName})` : ''}: ${what}`);
   }
   return { value: picked.value.trim(), source: picked.source };
 }
 
-function checkKey(picked: Picked, command: string): string {
-  const key = picked.value.trim();
-  try {
-    decodeBase64Key(key, picked.source);
-  } catch (err) {
-    if (err instanceof KeyError) {
-      throw new UsageError(
-        `${err.message}: pass the key exactly as DPS shows it (base64, usually ending in =)`,
-        command,
-      );
-    }
-    throw err;
-  }
-  return key;
-}
+const named = (field: string, picked: Picked) => ({ field, value: picked.value, source: picked.source });
 
-function connection(flags: Record<string, unknown>, env: Env, deps: ConfigDeps, command: string): ConnectionConfig {
+function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig {
   const host = pick(flags, 'provisioning-host', env, ENV.provisioningHost) ?? {
     value: DEFAULT_PROVISIONING_HOST,
     source: '--provisioning-host',
   };
   const endpoint = parseProvisioningHost(host.value, host.source);
-  if (!endpoint.ok) throw new UsageError(endpoint.message, command);
+  if (!endpoint.ok) throw new InvalidOptionError('provisioningHost', endpoint.message);
 
   const idScope = required(
     pick(flags, 'id-scope', env, ENV.idScope),
     'id-scope',
     ENV.idScope,
     'the ID scope of the DPS instance, e.g. 0ne00000A0A (Azure portal: DPS overview; local emulator: printed when it starts)',
-    command,
   );
-  if (!/^[A-Za-z0-9]+$/.test(idScope.value)) {
-    throw new UsageError(
-      `${idScope.source} "${idScope.value}" is not an ID scope (letters and digits, e.g. 0ne00000A0A)`,
-      command,
-    );
-  }
-
-  const transportPicked = pick(flags, 'transport', env, ENV.transport);
-  const transport = (transportPicked?.value.trim().toLowerCase() ?? 'mqtt') as TransportName;
-  if (!TRANSPORTS.includes(transport)) {
-    throw new UsageError(`${transportPicked?.source} must be mqtt or http, not "${transportPicked?.value}"`, command);
-  }
-
+  const transport = pick(flags, 'transport', env, ENV.transport);
   const config: ConnectionConfig = {
     provisioningHost: endpoint.value.hostWithPort,
-    idScope: idScope.value,
-    transport,
+    idScope: checkIdScope(named('idScope', idScope)),
+    transport: transport
+      ? checkTransport({ ...named('transport', transport), value: transport.value.trim().toLowerCase() })
+      : 'mqtt',
     timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
     json: flags.json === true,
   };
@@ -237,165 +181,130 @@ function connection(flags: Record<string, unknown>, env: Env, deps: ConfigDeps, 
   const payload = pick(flags, 'payload', env, ENV.payload);
   if (payload) {
     const parsed = parsePayload(payload.value, payload.source);
-    if (!parsed.ok) throw new UsageError(parsed.message, command);
+    if (!parsed.ok) throw new InvalidOptionError('payload', parsed.message);
     config.payload = parsed.value;
   }
-
   const caFile = pick(flags, 'ca', env, ENV.caFile);
   if (caFile) {
-    let text: string;
-    try {
-      text = (deps.readFile ?? ((p: string) => readFileSync(p, 'utf8')))(caFile.value);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why =
-        code === 'ENOENT'
-          ? 'does not exist'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : `cannot be read (${code ?? String(err)})`;
-      throw new UsageError(`${caFile.source}: the CA file "${caFile.value}" ${why}`, command);
-    }
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new UsageError(
-        `${caFile.source}: "${caFile.value}" is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`,
-        command,
-      );
-    }
-    config.ca = text;
+    config.ca = readCaFile(caFile.value, caFile.source, deps.readFile);
     config.caFile = caFile.value;
   }
-
   const polling = pick(flags, 'polling-interval', env, ENV.pollingInterval);
-  if (polling) config.pollingIntervalMs = wholeNumber(polling, 1, 3_600_000, command, ' (milliseconds)');
+  if (polling) {
+    config.pollingIntervalMs = checkWholeNumber(named('pollingIntervalMs', polling), 1, 3_600_000, ' (milliseconds)');
+  }
   const timeout = pick(flags, 'timeout', env, ENV.timeout);
-  if (timeout) config.timeoutMs = wholeNumber(timeout, 0, 86_400, command, ' (seconds; 0 = no limit)') * 1000;
+  if (timeout) {
+    config.timeoutMs = checkWholeNumber(named('timeoutMs', timeout), 0, 86_400, ' (seconds; 0 = no limit)') * 1000;
+  }
   return config;
 }
 
-function registerConfig(args: string[], env: Env, deps: ConfigDeps): Command {
-  const { values } = parse(args, REGISTER_OPTIONS, 'register', false);
-  if (values.help === true) return { kind: 'help', topic: 'register' };
-  const base = connection(values, env, deps, 'register');
+function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
+  if (flags.help === true) return { kind: 'help', topic: 'register' };
+  const base = connection(flags, env, deps);
   const registrationId = required(
-    pick(values, 'registration-id', env, ENV.registrationId),
+    pick(flags, 'registration-id', env, ENV.registrationId),
     'registration-id',
     ENV.registrationId,
     "the device's registration id, e.g. contoso-toaster-007",
-    'register',
   );
-  const idProblem = registrationIdProblem(registrationId.value);
-  if (idProblem) throw new UsageError(`${registrationId.source}: ${idProblem}`, 'register');
-
-  const config: RegisterConfig = { ...base, registrationId: registrationId.value };
-  const deviceFlag = typeof values['device-key'] === 'string';
-  const groupFlag = typeof values['group-key'] === 'string';
-  if (deviceFlag && groupFlag) {
-    throw new UsageError('give --device-key or --group-key, not both', 'register');
+  const config: RegisterConfig = {
+    ...base,
+    registrationId: checkRegistrationId(named('registrationId', registrationId)),
+  };
+  const deviceFlag = typeof flags['device-key'] === 'string';
+  const groupFlag = typeof flags['group-key'] === 'string';
+  if (deviceFlag && groupFlag) throw new InvalidOptionError('deviceKey', 'give --device-key or --group-key, not both');
+  // A key flag wins over both variables; with no flag, the variables must not contradict each other.
+  const device = groupFlag ? undefined : pick(flags, 'device-key', deviceFlag ? {} : env, ENV.deviceKey);
+  const group = deviceFlag ? undefined : pick(flags, 'group-key', groupFlag ? {} : env, ENV.groupKey);
+  if (device && group) {
+    throw new InvalidOptionError(
+      'deviceKey',
+      `both ${ENV.deviceKey} and ${ENV.groupKey} are set: unset one, or choose with --device-key or --group-key`,
+    );
   }
-  let device: Picked | undefined;
-  let group: Picked | undefined;
-  if (deviceFlag) device = pick(values, 'device-key', {}, '');
-  else if (groupFlag) group = pick(values, 'group-key', {}, '');
+  if (device) config.deviceKey = checkKey(named('deviceKey', { ...device, value: device.value.trim() }));
+  else if (group) config.groupKey = checkKey(named('groupKey', { ...group, value: group.value.trim() }));
   else {
-    device = pick(values, 'device-key', env, ENV.deviceKey);
-    group = pick(values, 'group-key', env, ENV.groupKey);
-    if (device && group) {
-      throw new UsageError(
-        `both ${ENV.deviceKey} and ${ENV.groupKey} are set: unset one, or choose with --device-key or --group-key`,
-        'register',
-      );
-    }
-  }
-  if (device) config.deviceKey = checkKey(device, 'register');
-  else if (group) config.groupKey = checkKey(group, 'register');
-  else {
-    throw new UsageError(
+    throw new InvalidOptionError(
+      'deviceKey',
       `a key is needed: --group-key <enrollment group key> (the device key is derived from it) or --device-key <device key>, or ${ENV.groupKey}/${ENV.deviceKey}. Azure: az iot dps enrollment-group show --show-keys`,
-      'register',
     );
   }
   return { kind: 'register', config };
 }
 
-function fleetConfig(args: string[], env: Env, deps: ConfigDeps): Command {
-  const { values } = parse(args, FLEET_OPTIONS, 'fleet', false);
-  if (values.help === true) return { kind: 'help', topic: 'fleet' };
-  const base = connection(values, env, deps, 'fleet');
+function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
+  if (flags.help === true) return { kind: 'help', topic: 'fleet' };
+  const base = connection(flags, env, deps);
   const group = required(
-    pick(values, 'group-key', env, ENV.groupKey),
+    pick(flags, 'group-key', env, ENV.groupKey),
     'group-key',
     ENV.groupKey,
     "the enrollment group key: each device's key is derived from it",
-    'fleet',
   );
-  const count = wholeNumber(
-    required(pick(values, 'count', {}, ''), 'count', 'no variable', 'how many devices to register', 'fleet'),
+  const count = checkWholeNumber(
+    named('count', required(pick(flags, 'count', env), 'count', undefined, 'how many devices to register')),
     1,
     MAX_FLEET_COUNT,
-    'fleet',
   );
-  const concurrencyPicked = pick(values, 'concurrency', {}, '');
-  const concurrency = concurrencyPicked ? wholeNumber(concurrencyPicked, 1, 100_000, 'fleet') : DEFAULT_CONCURRENCY;
-  const startPicked = pick(values, 'start', {}, '');
-  const start = startPicked ? wholeNumber(startPicked, 0, 1_000_000_000_000, 'fleet') : 1;
-  const flagTemplates = values['registration-id-template'];
-  const templateSources = Array.isArray(flagTemplates)
-    ? (flagTemplates as string[])
-    : env[ENV.registrationIdTemplate]
-      ? [env[ENV.registrationIdTemplate] as string]
-      : [];
+  const concurrencyPicked = pick(flags, 'concurrency', env);
+  const concurrency = concurrencyPicked
+    ? checkWholeNumber(named('concurrency', concurrencyPicked), 1, MAX_CONCURRENCY)
+    : DEFAULT_CONCURRENCY;
+  const startPicked = pick(flags, 'start', env);
+  const start = startPicked ? checkWholeNumber(named('start', startPicked), 0, 1_000_000_000_000) : 1;
+  const flagTemplates = flags['registration-id-template'];
+  const envTemplate = env[ENV.registrationIdTemplate];
+  const templateSources = Array.isArray(flagTemplates) ? flagTemplates.map(String) : envTemplate ? [envTemplate] : [];
   if (templateSources.length === 0) {
-    throw new UsageError(
+    throw new InvalidOptionError(
+      'registrationIdTemplates',
       `missing --registration-id-template (or ${ENV.registrationIdTemplate}): e.g. contoso-toaster-{n} ({n} is the device number, {n:4} zero-pads it); repeat it or separate with commas to mix device types`,
-      'fleet',
     );
   }
-  let templates: string[];
-  try {
-    const parsed = parseTemplates(templateSources);
-    const problem = fleetTemplatesProblem(parsed, count, start);
-    if (problem) throw new InvalidOptionError('registrationIdTemplates', problem);
-    templates = parsed.map((t) => t.source);
-  } catch (err) {
-    if (err instanceof InvalidOptionError) throw new UsageError(err.message, 'fleet');
-    throw err;
-  }
+  const templates = checkFleetTemplates({ field: 'registrationIdTemplates', value: templateSources }, count, start);
   return {
     kind: 'fleet',
     config: {
       ...base,
-      groupKey: checkKey(group, 'fleet'),
+      groupKey: checkKey(named('groupKey', group)),
       count,
       concurrency,
-      templates,
+      templates: templates.map((t) => t.source),
       start,
-      progress: values['no-progress'] !== true,
+      progress: flags['no-progress'] !== true,
     },
   };
 }
 
-function keysConfig(args: string[], env: Env): Command {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') return { kind: 'help', topic: 'keys' };
-  if (sub !== 'derive') throw new UsageError(`unknown keys command "${sub}"; the one there is: keys derive`, 'keys');
-  const { values, positionals } = parse(rest, KEYS_OPTIONS, 'keys derive', true);
-  if (values.help === true) return { kind: 'help', topic: 'keys derive' };
+function keysDeriveConfig(flags: Flags, positionals: string[], env: Env): Command {
+  if (flags.help === true) return { kind: 'help', topic: 'keys derive' };
   const group = required(
-    pick(values, 'group-key', env, ENV.groupKey),
+    pick(flags, 'group-key', env, ENV.groupKey),
     'group-key',
     ENV.groupKey,
     'the enrollment group key to derive device keys from',
-    'keys derive',
   );
-  for (const id of positionals) {
-    const problem = registrationIdProblem(id);
-    if (problem) throw new UsageError(problem, 'keys derive');
-  }
+  for (const id of positionals) checkRegistrationId({ field: 'registrationId', value: id });
   return {
     kind: 'keys-derive',
-    config: { groupKey: checkKey(group, 'keys derive'), ids: positionals, json: values.json === true },
+    config: { groupKey: checkKey(named('groupKey', group)), ids: positionals, json: flags.json === true },
   };
+}
+
+/** Runs `take` for `command`; any input it refuses becomes a usage error pointing at that command's help. */
+function forCommand(command: string, take: () => Command): Command {
+  try {
+    return take();
+  } catch (err) {
+    if (err instanceof InvalidOptionError) {
+      throw new UsageError(err.message, { command, ...(err.suggestion ? { suggestion: err.suggestion } : {}) });
+    }
+    throw err;
+  }
 }
 
 /** Turns `argv` (without `node` and the script) and the environment into a command, or throws `UsageError`. */
@@ -403,7 +312,7 @@ export function parseCommandLine(argv: readonly string[], env: Env, deps: Config
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
-      throw new UsageError('no command given', 'main');
+      throw new UsageError('no command given');
     case '-h':
     case '--help':
       return { kind: 'help', topic: 'main' };
@@ -416,15 +325,29 @@ export function parseCommandLine(argv: readonly string[], env: Env, deps: Config
       if (topic === 'register' || topic === 'fleet' || topic === 'keys' || topic === 'keys derive') {
         return { kind: 'help', topic };
       }
-      throw new UsageError(`no help for "${topic}"`, 'main');
+      throw new UsageError(`no help for "${topic}"`);
     }
-    case 'register':
-      return registerConfig(rest, env, deps);
-    case 'fleet':
-      return fleetConfig(rest, env, deps);
-    case 'keys':
-      return keysConfig(rest, env);
+    case 'register': {
+      const { values } = parseOptions(rest, { options: REGISTER_OPTIONS, command });
+      return forCommand(command, () => registerConfig(values, env, deps));
+    }
+    case 'fleet': {
+      const { values } = parseOptions(rest, { options: FLEET_OPTIONS, command });
+      return forCommand(command, () => fleetConfig(values, env, deps));
+    }
+    case 'keys': {
+      const [sub, ...args] = rest;
+      if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help')
+        return { kind: 'help', topic: 'keys' };
+      if (sub !== 'derive') throw unknownCommand(sub, ['derive'], { label: 'keys command', command: 'keys' });
+      const { values, positionals } = parseOptions(args, {
+        options: KEYS_OPTIONS,
+        command: 'keys derive',
+        allowPositionals: true,
+      });
+      return forCommand('keys derive', () => keysDeriveConfig(values, positionals, env));
+    }
     default:
-      throw new UsageError(`unknown command "${command}"`, 'main');
+      throw unknownCommand(command, COMMANDS);
   }
 }

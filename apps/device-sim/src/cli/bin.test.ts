@@ -84,6 +84,12 @@ describe('device-sim (built bin)', () => {
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain('missing --registration-id');
+    const typo = await start(['fleet', '--coutn', '3']).done;
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toBe(
+      'device-sim: unknown option --coutn\nDid you mean --count?\nRun "device-sim fleet --help" for the options.\n',
+    );
   });
 
   it('derives keys from stdin', async () => {

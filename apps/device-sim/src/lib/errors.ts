@@ -4,6 +4,8 @@ export class InvalidOptionError extends Error {
   constructor(
     readonly field: string,
     message: string,
+    /** What was probably meant, e.g. `--transport mqtt`, when a near miss is clear. */
+    readonly suggestion?: string,
   ) {
     super(message);
   }

@@ -1,12 +1,16 @@
-import { decodeBase64Key, deriveDeviceKey, KeyError } from '@dpskit/contracts';
-import { InvalidOptionError } from './errors.js';
+import { deriveDeviceKey } from '@dpskit/contracts';
+import {
+  checkKey,
+  checkTransport,
+  checkWholeNumber,
+  DEFAULT_CONCURRENCY,
+  MAX_CONCURRENCY,
+  MAX_FLEET_COUNT,
+} from './inputs.js';
 import { registerDevice } from './register.js';
 import { type FleetSummary, FleetTally } from './stats.js';
-import { fleetDevice, fleetTemplatesProblem, parseTemplate, type RegistrationIdTemplate } from './template.js';
+import { checkFleetTemplates, fleetDevice } from './template.js';
 import type { OutcomeStatus, RegistrationOutcome, TransportName } from './types.js';
-
-export const DEFAULT_CONCURRENCY = 50;
-export const MAX_FLEET_COUNT = 10_000_000;
 
 export interface FleetOptions {
   provisioningHost?: string;
@@ -49,51 +53,25 @@ export interface FleetProgress {
   elapsedMs: number;
 }
 
-function checkInteger(field: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(field, `${field} must be a whole number from ${min} to ${max}, not ${value}`);
-  }
-}
-
-export function parseTemplates(input: string | readonly string[]): RegistrationIdTemplate[] {
-  const sources = (typeof input === 'string' ? [input] : [...input])
-    .flatMap((s) => s.split(','))
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (sources.length === 0) {
-    throw new InvalidOptionError(
-      'registrationIdTemplates',
-      'give a registration id template such as contoso-toaster-{n}',
-    );
-  }
-  return sources.map((source) => {
-    const parsed = parseTemplate(source);
-    if (!parsed.ok) throw new InvalidOptionError('registrationIdTemplates', parsed.message);
-    return parsed.value;
-  });
-}
-
 /**
  * Registers `count` devices, at most `concurrency` at a time, each through its own SDK client and
  * connection (`registerDevice`), and summarizes the outcomes. Resolves with the summary even when
  * stopped through `signal`; rejects only with `InvalidOptionError` for bad options.
  */
 export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
-  checkInteger('count', options.count, 1, MAX_FLEET_COUNT);
-  const concurrency = Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, options.count);
-  checkInteger('concurrency', options.concurrency ?? DEFAULT_CONCURRENCY, 1, 100_000);
-  const start = options.start ?? 1;
-  checkInteger('start', start, 0, Number.MAX_SAFE_INTEGER - options.count);
-  const templates = parseTemplates(options.registrationIdTemplates);
-  const problem = fleetTemplatesProblem(templates, options.count, start);
-  if (problem) throw new InvalidOptionError('registrationIdTemplates', problem);
-  try {
-    decodeBase64Key(options.groupKey, 'groupKey');
-  } catch (err) {
-    if (err instanceof KeyError) throw new InvalidOptionError('groupKey', err.message);
-    throw err;
-  }
-  const transport = options.transport ?? 'mqtt';
+  const count = checkWholeNumber({ field: 'count', value: options.count }, 1, MAX_FLEET_COUNT);
+  const concurrency = Math.min(
+    checkWholeNumber({ field: 'concurrency', value: options.concurrency ?? DEFAULT_CONCURRENCY }, 1, MAX_CONCURRENCY),
+    count,
+  );
+  const start = checkWholeNumber({ field: 'start', value: options.start ?? 1 }, 0, Number.MAX_SAFE_INTEGER - count);
+  const templates = checkFleetTemplates(
+    { field: 'registrationIdTemplates', value: options.registrationIdTemplates },
+    count,
+    start,
+  );
+  checkKey({ field: 'groupKey', value: options.groupKey });
+  const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
 
   const startedAt = performance.now();
   const tally = new FleetTally();

@@ -1,11 +1,13 @@
-import {
-  type DeviceRegistrationResult,
-  decodeBase64Key,
-  deriveDeviceKey,
-  KeyError,
-  registrationIdProblem,
-} from '@dpskit/contracts';
+import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
+import {
+  checkCaPem,
+  checkIdScope,
+  checkKey,
+  checkMilliseconds,
+  checkRegistrationId,
+  checkTransport,
+} from './inputs.js';
 import { isPlainObject } from './payload.js';
 import { describeRegistrationError } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient } from './sdk/modules.js';
@@ -15,13 +17,7 @@ import { createHttpTransport } from './transport/http.js';
 import { createMqttTransport } from './transport/mqtt.js';
 import { RegistrationObserver } from './transport/observer.js';
 import type { DeviceTransport } from './transport/types.js';
-import {
-  DEFAULT_PROVISIONING_HOST,
-  type RegistrationOutcome,
-  type StatusUpdate,
-  TRANSPORTS,
-  type TransportName,
-} from './types.js';
+import { DEFAULT_PROVISIONING_HOST, type RegistrationOutcome, type StatusUpdate, type TransportName } from './types.js';
 
 export interface RegisterOptions {
   /** DPS device endpoint; `host:port` allowed. Default `global.azure-devices-provisioning.net`. */
@@ -63,58 +59,28 @@ function prepare(options: RegisterOptions): Prepared {
   const hostText = options.provisioningHost ?? DEFAULT_PROVISIONING_HOST;
   const endpoint = parseProvisioningHost(hostText, 'provisioningHost');
   if (!endpoint.ok) throw new InvalidOptionError('provisioningHost', endpoint.message);
-  if (!/^[A-Za-z0-9]+$/.test(options.idScope ?? '')) {
-    throw new InvalidOptionError(
-      'idScope',
-      `idScope "${options.idScope ?? ''}" must be the DPS ID scope (letters and digits, e.g. 0ne00000A0A)`,
-    );
-  }
-  const idProblem = registrationIdProblem(options.registrationId ?? '');
-  if (idProblem) throw new InvalidOptionError('registrationId', idProblem);
-  const transport = options.transport ?? 'mqtt';
-  if (!TRANSPORTS.includes(transport)) {
-    throw new InvalidOptionError(
-      'transport',
-      `transport must be ${TRANSPORTS.join(' or ')}, not "${String(transport)}"`,
-    );
-  }
+  const idScope = checkIdScope({ field: 'idScope', value: options.idScope ?? '' });
+  const registrationId = checkRegistrationId({ field: 'registrationId', value: options.registrationId ?? '' });
+  const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
   if ((options.deviceKey === undefined) === (options.groupKey === undefined)) {
     throw new InvalidOptionError(
       'deviceKey',
       "give exactly one of deviceKey (the device's key) or groupKey (the enrollment group key)",
     );
   }
-  let deviceKey: string;
-  try {
-    if (options.deviceKey !== undefined) {
-      decodeBase64Key(options.deviceKey, 'deviceKey');
-      deviceKey = options.deviceKey;
-    } else {
-      deviceKey = deriveDeviceKey(options.groupKey as string, options.registrationId);
-    }
-  } catch (err) {
-    if (err instanceof KeyError) throw new InvalidOptionError(err.field, err.message);
-    throw err;
-  }
+  const deviceKey =
+    options.deviceKey !== undefined
+      ? checkKey({ field: 'deviceKey', value: options.deviceKey })
+      : deriveDeviceKey(checkKey({ field: 'groupKey', value: options.groupKey as string }), registrationId);
   if (options.payload !== undefined && !isPlainObject(options.payload)) {
     throw new InvalidOptionError('payload', 'payload must be a plain object (it is sent as a JSON object)');
   }
-  if (options.ca !== undefined && !options.ca.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new InvalidOptionError('ca', 'ca must be PEM text containing "-----BEGIN CERTIFICATE-----"');
-  }
+  if (options.ca !== undefined) checkCaPem({ field: 'ca', value: options.ca });
   for (const field of ['pollingIntervalMs', 'timeoutMs', 'cancelGraceMs'] as const) {
     const value = options[field];
-    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-      throw new InvalidOptionError(field, `${field} must be a non-negative number of milliseconds`);
-    }
+    if (value !== undefined) checkMilliseconds({ field, value });
   }
-  return {
-    endpoint: endpoint.value,
-    idScope: options.idScope,
-    registrationId: options.registrationId,
-    deviceKey,
-    transport,
-  };
+  return { endpoint: endpoint.value, idScope, registrationId, deviceKey, transport };
 }
 
 type Settled =

@@ -1,4 +1,6 @@
 import { registrationIdProblem } from '@dpskit/contracts';
+import { InvalidOptionError } from './errors.js';
+import type { Named } from './inputs.js';
 
 /** A registration-id template such as `contoso-toaster-{n}` or `contoso-toaster-{n:4}` (zero-padded). */
 export interface RegistrationIdTemplate {
@@ -95,4 +97,35 @@ export function fleetTemplatesProblem(
   const sources = new Set(templates.map((t) => t.source));
   if (sources.size !== templates.length) return 'the same registration id template is given twice';
   return null;
+}
+
+/** Templates from one string or several, each possibly a comma list; throws `InvalidOptionError` naming `field`. */
+export function parseTemplates(
+  input: string | readonly string[],
+  field = 'registrationIdTemplates',
+): RegistrationIdTemplate[] {
+  const sources = (typeof input === 'string' ? [input] : [...input])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (sources.length === 0) {
+    throw new InvalidOptionError(field, 'give a registration id template such as contoso-toaster-{n}');
+  }
+  return sources.map((source) => {
+    const parsed = parseTemplate(source);
+    if (!parsed.ok) throw new InvalidOptionError(field, parsed.message);
+    return parsed.value;
+  });
+}
+
+/** The templates of a fleet of `count` devices numbered from `start`, every id they give checked. */
+export function checkFleetTemplates(
+  input: Named<string | readonly string[]>,
+  count: number,
+  start: number,
+): RegistrationIdTemplate[] {
+  const templates = parseTemplates(input.value, input.field);
+  const problem = fleetTemplatesProblem(templates, count, start);
+  if (problem) throw new InvalidOptionError(input.field, problem);
+  return templates;
 }

@@ -1,9 +1,9 @@
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Http, HttpBase } from '../sdk/modules.js';
-import { sendObserved } from './cancel.js';
 import type { Endpoint } from './endpoint.js';
-import type { RegistrationObserver, TransportCallback } from './observer.js';
+import { ObservedRequests } from './observed-requests.js';
+import type { RegistrationObserver } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
 type HttpBaseInstance = InstanceType<typeof HttpBase>;
@@ -22,34 +22,6 @@ class ObservedHttpBase extends HttpBase {
       if (tlsSocket.connecting) tlsSocket.once('secureConnect', () => this.observer.connected());
     });
     return request;
-  }
-}
-
-class ObservedHttp extends Http {
-  aborted = false;
-
-  constructor(
-    base: HttpBaseInstance,
-    private readonly observer: RegistrationObserver,
-  ) {
-    super(base);
-  }
-
-  override registrationRequest(
-    request: Parameters<InstanceType<typeof Http>['registrationRequest']>[0],
-    callback: TransportCallback,
-  ): void {
-    sendObserved(this.aborted, this.observer, callback, (observed) => super.registrationRequest(request, observed));
-  }
-
-  override queryOperationStatus(
-    request: Parameters<InstanceType<typeof Http>['queryOperationStatus']>[0],
-    operationId: string,
-    callback: TransportCallback,
-  ): void {
-    sendObserved(this.aborted, this.observer, callback, (observed) =>
-      super.queryOperationStatus(request, operationId, observed),
-    );
   }
 }
 
@@ -72,13 +44,14 @@ export function createHttpTransport(
   if (endpoint.port !== undefined) (agent as https.Agent & { defaultPort: number }).defaultPort = endpoint.port;
   const base = new ObservedHttpBase(observer);
   base.setOptions({ http: { agent } });
-  const transport = new ObservedHttp(base, observer);
+  const transport = new Http(base);
+  const requests = new ObservedRequests(transport, observer);
   transport.on('error', () => {});
   return {
     sdkTransport: transport,
     sdkHost: endpoint.hostname,
     abort(): Promise<void> {
-      transport.aborted = true;
+      requests.aborted = true;
       agent.destroy();
       return Promise.resolve();
     },

@@ -1,7 +1,7 @@
 import { InvalidServiceResponseError } from '../sdk/errors.js';
 import { Mqtt, MqttBase } from '../sdk/modules.js';
-import { sendObserved } from './cancel.js';
-import type { RegistrationObserver, TransportCallback } from './observer.js';
+import { ObservedRequests } from './observed-requests.js';
+import type { RegistrationObserver } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
 type MqttBaseInstance = InstanceType<typeof MqttBase>;
@@ -41,34 +41,6 @@ class ObservedMqttBase extends MqttBase {
   }
 }
 
-class ObservedMqtt extends Mqtt {
-  aborted = false;
-
-  constructor(
-    base: MqttBaseInstance,
-    private readonly observer: RegistrationObserver,
-  ) {
-    super(base);
-  }
-
-  override registrationRequest(
-    request: Parameters<InstanceType<typeof Mqtt>['registrationRequest']>[0],
-    callback: TransportCallback,
-  ): void {
-    sendObserved(this.aborted, this.observer, callback, (observed) => super.registrationRequest(request, observed));
-  }
-
-  override queryOperationStatus(
-    request: Parameters<InstanceType<typeof Mqtt>['queryOperationStatus']>[0],
-    operationId: string,
-    callback: TransportCallback,
-  ): void {
-    sendObserved(this.aborted, this.observer, callback, (observed) =>
-      super.queryOperationStatus(request, operationId, observed),
-    );
-  }
-}
-
 /**
  * The SDK's MQTT transport with an injected `MqttBase`: `setOptions({ ca })` is the only way to
  * trust a CA without NODE_EXTRA_CA_CERTS (the transport has no CA option). `host:port` works as is:
@@ -77,14 +49,15 @@ class ObservedMqtt extends Mqtt {
 export function createMqttTransport(observer: RegistrationObserver, ca: string | undefined): DeviceTransport {
   const base = new ObservedMqttBase(observer);
   if (ca !== undefined) base.setOptions({ ca });
-  const transport = new ObservedMqtt(base, observer);
+  const transport = new Mqtt(base);
+  const requests = new ObservedRequests(transport, observer);
   // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
   // EventEmitter 'error' without a listener would throw.
   transport.on('error', () => {});
   return {
     sdkTransport: transport,
     abort(): Promise<void> {
-      transport.aborted = true;
+      requests.aborted = true;
       return new Promise((resolve) => transport.disconnect(() => resolve()));
     },
     dispose(): void {},
