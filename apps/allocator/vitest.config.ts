@@ -1,7 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { vitestConfig } from '@dpskit/vitest-config';
 
-export default defineConfig({
-  test: {
-    include: ['src/**/*.test.ts'],
-  },
-});
+export default vitestConfig();

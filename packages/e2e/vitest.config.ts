@@ -1,10 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { vitestConfig } from '@dpskit/vitest-config';
 
-export default defineConfig({
-  test: {
-    include: ['src/**/*.test.ts'],
-    // Each scenario starts real servers and device processes; CI machines have two cores.
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-  },
-});
+export default vitestConfig();

@@ -62,7 +62,7 @@ describe('allocator CLI', () => {
     } finally {
       await child.stop();
     }
-  }, 30_000);
+  });
 
   it('takes the key from ALLOCATOR_FUNCTION_KEY, masks it, and prints readable lines with --pretty', async () => {
     const child = spawnNode([cli, '-p', '0', '--pretty'], {
@@ -88,7 +88,7 @@ describe('allocator CLI', () => {
     } finally {
       await child.stop();
     }
-  }, 30_000);
+  });
 
   it('serves another app folder (start <appDir>) with the key from its local.settings.json', async () => {
     const appDir = await writeUserApp({
@@ -112,19 +112,19 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
       await child.stop();
       await rm(appDir, { recursive: true, force: true });
     }
-  }, 30_000);
+  });
 
   it('exits 2 naming an app folder that does not exist', async () => {
     const child = spawnNode([cli, 'start', path.join(app, 'no-such-app')]);
     expect(await child.exited).toBe(2);
     expect(child.stderr()).toContain("Invalid app folder '");
-  }, 30_000);
+  });
 
   it('prints usage for --help', async () => {
     const child = spawnNode([cli, '--help']);
     expect(await child.exited).toBe(0);
     expect(child.lines[0]).toMatch(/^Usage: dpskit-allocator start \[appDir\]/);
-  }, 30_000);
+  });
 
   it('exits 2 with a clear message for a bad port, an unknown option or a bad key', async () => {
     const badPort = spawnNode([cli, '--port', 'abc']);
@@ -140,7 +140,7 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     expect(badKey.stderr()).toContain(
       'Invalid ALLOCATOR_FUNCTION_KEY: the function key must be printable ASCII without spaces.',
     );
-  }, 30_000);
+  });
 
   it('exits 1 naming the port when it is already in use', async () => {
     const blocker = net.createServer();
@@ -155,5 +155,5 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
-  }, 30_000);
+  });
 });

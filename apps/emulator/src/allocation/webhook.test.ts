@@ -19,7 +19,8 @@ beforeAll(async () => {
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
       });
-      if (req.url?.startsWith('/slow')) return void setTimeout(() => res.end('{}'), 1_000);
+      // never answers: the client's timeout (or abort) is the only way out, however slow the machine
+      if (req.url?.startsWith('/slow')) return;
       if (req.url?.startsWith('/big')) return void res.end('x'.repeat(5_000));
       if (req.url?.startsWith('/redirect')) return void res.writeHead(302, { Location: '/elsewhere' }).end();
       if (req.url?.startsWith('/cut')) return void res.socket?.destroy();
@@ -35,8 +36,13 @@ afterAll(async () => {
 });
 
 describe('WebhookClient', () => {
-  const client = new WebhookClient({ timeoutMs: 300, maxResponseBytes: 1_000 });
-  afterAll(() => client.close());
+  // Answers must never race a deadline on a loaded machine; only the silent /slow route meets the short one.
+  const client = new WebhookClient({ timeoutMs: 30_000, maxResponseBytes: 1_000 });
+  const impatient = new WebhookClient({ timeoutMs: 300, maxResponseBytes: 1_000 });
+  afterAll(() => {
+    client.close();
+    impatient.close();
+  });
 
   it('POSTs the body as JSON to the URL with its query and returns status and text', async () => {
     const outcome = await client.call(`${base}/api/allocate?code=secret%3D&x=1`, '{"a":"é"}');
@@ -49,7 +55,7 @@ describe('WebhookClient', () => {
   });
 
   it('reports timeouts, refused connections, cut answers, oversized bodies and bad URLs without throwing', async () => {
-    expect(await client.call(`${base}/slow`, '{}')).toMatchObject({ kind: 'timeout', timeoutMs: 300 });
+    expect(await impatient.call(`${base}/slow`, '{}')).toMatchObject({ kind: 'timeout', timeoutMs: 300 });
     expect(await client.call(await closedPortUrl(), '{}')).toMatchObject({
       kind: 'connection-error',
       reason: expect.stringContaining('ECONNREFUSED'),
