@@ -8,6 +8,7 @@ export type {
   InitialTwin,
   TwinCollection,
 } from '@dpskit/contracts';
+export type { LogLevel as AllocatorLogLevel } from '@dpskit/node-kit';
 export { allocateHandler, createAllocateHandler } from './handler/allocate.js';
 export {
   ALLOCATE_FUNCTION,
@@ -21,7 +22,7 @@ export { generateFunctionKey } from './local-host/function-key.js';
 export { type FunctionApp, FunctionAppError, loadFunctionApp } from './local-host/registry.js';
 export { type LogFields, logFields } from './log/fields.js';
 export { formatHumanLine, formatJsonLine } from './log/format.js';
-export type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from './log/record.js';
+export type { AllocatorLogRecord, AllocatorLogSink } from './log/record.js';
 export {
   type AllocationAccepted,
   type AllocationDecision,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { formatUsageError, parseOptions, UsageError } from '@dpskit/node-kit';
 import { createAppPackage } from './app-package.js';
 
 export const PACKAGE_USAGE = `Usage: dpskit-allocator package [appDir] [--out <dir>] [--no-zip]
@@ -16,30 +16,34 @@ Options:
       --no-zip     write <out>/app only
   -h, --help       show this help`;
 
+const OPTIONS = {
+  out: { type: 'string' },
+  'no-zip': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parsePackageArgs(argv: readonly string[]) {
+  const parsed = parseOptions(argv, { options: OPTIONS, allowPositionals: true, command: 'package' });
+  if (parsed.positionals.length > 1) {
+    throw new UsageError(`unexpected argument '${parsed.positionals[1]}'`, { command: 'package' });
+  }
+  return parsed;
+}
+
 /** `dpskit-allocator package …`; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 export async function runPackageCli(argv: readonly string[]): Promise<number> {
-  let values: { out?: string | undefined; 'no-zip'?: boolean; help?: boolean };
-  let positionals: string[];
+  let parsed: ReturnType<typeof parsePackageArgs>;
   try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: { out: { type: 'string' }, 'no-zip': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    }));
+    parsed = parsePackageArgs(argv);
   } catch (err) {
-    process.stderr.write(
-      `dpskit-allocator package: ${err instanceof Error ? err.message : String(err)}\n\n${PACKAGE_USAGE}\n`,
-    );
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(formatUsageError('dpskit-allocator', err));
     return 2;
   }
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(`${PACKAGE_USAGE}\n`);
     return 0;
-  }
-  if (positionals.length > 1) {
-    process.stderr.write(`dpskit-allocator package: unexpected argument '${positionals[1]}'\n\n${PACKAGE_USAGE}\n`);
-    return 2;
   }
   const cwd = process.cwd();
   try {

@@ -28,7 +28,7 @@ describe('allocateHandler (tutorial policy)', () => {
     expect(result.contentType).toBe('text/plain; charset=utf-8');
     expect(result.text).toBe('Unrecognized device registration.');
     const rejected = result.logs.find((r) => r.msg === 'Rejected');
-    expect(rejected?.level).toBe('warning');
+    expect(rejected?.level).toBe('warn');
     expect(rejected?.data).toEqual({
       registrationId: 'contoso-heatpump-088',
       status: 400,
@@ -151,7 +151,7 @@ describe('createAllocateHandler (custom policies)', () => {
       TOASTER_BODY,
     );
     expect(result.status).toBe(200);
-    const warning = result.logs.find((r) => r.level === 'warning');
+    const warning = result.logs.find((r) => r.level === 'warn');
     expect(warning?.msg).toBe('Selected hub is not one of the linked hubs');
   });
 

@@ -1,5 +1,7 @@
+import type { LogLevel } from '@dpskit/node-kit';
 import { createAllocateHandler } from '../handler/allocate.js';
-import type { AllocatorLogLevel, AllocatorLogRecord } from '../log/record.js';
+import { fromFunctionsLevel } from '../log/from-context.js';
+import type { AllocatorLogRecord } from '../log/record.js';
 import type { AllocationPolicy } from '../policy/policy.js';
 import { effectiveTrigger } from '../registration/http-function.js';
 import { functionKeyProblem, generateFunctionKey } from './function-key.js';
@@ -72,7 +74,7 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
   const problem = functionKeyProblem(functionKey);
   if (problem) throw new TypeError(`Invalid functionKey: ${problem}.`);
   const log = options.log ?? (() => {});
-  const hostLog = (level: AllocatorLogLevel, msg: string, data?: Record<string, unknown>): void => {
+  const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
     const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
     if (data) record.data = data;
     try {
@@ -86,14 +88,14 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
   if (options.localSettings ?? options.appDir !== undefined) {
     const settings = await applyLocalSettings(appDir);
     if (settings.file) {
-      hostLog('information', `App settings from ${settings.file}`, {
+      hostLog('info', `App settings from ${settings.file}`, {
         applied: settings.applied,
         keptFromEnvironment: settings.skipped,
       });
     }
   }
-  const app = await loadFunctionApp(appDir, (level, _category, message) => hostLog(coreLevel(level), message));
-  for (const { name, reason } of app.skipped) hostLog('warning', `Function '${name}' is not served: ${reason}.`);
+  const app = await loadFunctionApp(appDir, (level, _category, message) => hostLog(fromFunctionsLevel(level), message));
+  for (const { name, reason } of app.skipped) hostLog('warn', `Function '${name}' is not served: ${reason}.`);
   if (app.definitions.length === 0) {
     throw new FunctionAppError(
       `${app.root} registers no HTTP function: its modules (${app.modules.join(', ')}) must call app.http() or registerAllocationFunction() when they load.`,
@@ -145,18 +147,4 @@ function pickWebhookFunction(
   throw new FunctionAppError(
     `${root} has ${posts.length === 0 ? 'no function that takes POST' : `several functions that take POST (${posts.map((t) => t.name).join(', ')})`}: name the webhook with functionName (--function). Functions: ${names}.`,
   );
-}
-
-function coreLevel(level: string): AllocatorLogLevel {
-  switch (level) {
-    case 'trace':
-    case 'debug':
-    case 'information':
-    case 'warning':
-    case 'error':
-    case 'critical':
-      return level;
-    default:
-      return 'information';
-  }
 }

@@ -71,7 +71,7 @@ describe('the local host serving a user app folder', () => {
       { name: 'health', methods: ['GET'], authLevel: 'anonymous', url: `${host.url}/hooks/health/{part?}` },
     ]);
     expect(host.webhookUrl).toBe(`${host.url}/hooks/assign?code=user-key`);
-    expect(logs.some((r) => r.level === 'warning' && r.msg.includes("Function 'nightly' is not served"))).toBe(true);
+    expect(logs.some((r) => r.level === 'warn' && r.msg.includes("Function 'nightly' is not served"))).toBe(true);
   });
 
   it('answers as the policy decides, with its local.settings.json values in process.env', async () => {

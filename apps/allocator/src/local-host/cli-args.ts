@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseOptions, UsageError } from '@dpskit/node-kit';
 import { DEFAULT_PORT } from './allocator-host.js';
 
 export type OutputFormat = 'human' | 'json';
@@ -14,8 +14,6 @@ export interface CliOptions {
   format: OutputFormat | undefined;
   help: boolean;
 }
-
-export type CliParse = { ok: true; options: CliOptions } | { ok: false; error: string };
 
 export const USAGE = `Usage: dpskit-allocator start [appDir] [options]
        dpskit-allocator package [appDir] [--out <dir>] [--no-zip]   (see dpskit-allocator package --help)
@@ -38,65 +36,43 @@ Environment (or local.settings.json Values):
   ALLOCATOR_FUNCTION_KEY   the function key callers must send (?code= or x-functions-key);
                            when unset or empty a key is generated and the webhook URL printed.`;
 
-export function parseCliArgs(argv: readonly string[]): CliParse {
+const OPTIONS = {
+  function: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string' },
+  json: { type: 'boolean' },
+  pretty: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Reads `dpskit-allocator [start] [appDir] [options]`; throws `UsageError` for what cannot run. */
+export function parseCliArgs(argv: readonly string[]): CliOptions {
   // `pnpm start -- --port 1` forwards the `--` separator itself; it is not an end-of-options mark here.
   const args = argv[0] === '--' ? argv.slice(1) : [...argv];
-  let positionals: string[];
-  let values: {
-    function?: string | undefined;
-    port?: string | undefined;
-    host?: string | undefined;
-    json?: boolean;
-    pretty?: boolean;
-    help?: boolean;
-  };
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: {
-        function: { type: 'string' },
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string' },
-        json: { type: 'boolean' },
-        pretty: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (err) {
-    return { ok: false, error: err instanceof Error ? err.message : String(err) };
-  }
-  if (positionals[0] === 'start') positionals = positionals.slice(1);
-  if (positionals.length > 1) {
-    return { ok: false, error: `Unexpected argument '${positionals[1]}': give at most one app folder.` };
-  }
+  const parsed = parseOptions(args, { options: OPTIONS, allowPositionals: true, command: 'start' });
+  const { values } = parsed;
+  const usage = (message: string) => new UsageError(message, { command: 'start' });
+  const positionals = parsed.positionals[0] === 'start' ? parsed.positionals.slice(1) : parsed.positionals;
+  if (positionals.length > 1) throw usage(`Unexpected argument '${positionals[1]}': give at most one app folder.`);
   const appDir = positionals[0];
-  if (appDir !== undefined && appDir.trim() === '') return { ok: false, error: 'The app folder is empty.' };
-  if (values.function !== undefined && values.function.trim() === '') {
-    return { ok: false, error: 'Option --function is empty.' };
-  }
-  if (values.json && values.pretty) return { ok: false, error: 'Options --json and --pretty exclude each other.' };
+  if (appDir !== undefined && appDir.trim() === '') throw usage('The app folder is empty.');
+  if (values.function !== undefined && values.function.trim() === '') throw usage('Option --function is empty.');
+  if (values.json && values.pretty) throw usage('Options --json and --pretty exclude each other.');
 
   let port = DEFAULT_PORT;
   if (values.port !== undefined) {
-    const parsed = parsePort(values.port);
-    if (parsed === undefined) {
-      return { ok: false, error: `Invalid --port '${values.port}': expected an integer from 0 to 65535.` };
-    }
-    port = parsed;
+    const parsedPort = parsePort(values.port);
+    if (parsedPort === undefined) throw usage(`Invalid --port '${values.port}': expected an integer from 0 to 65535.`);
+    port = parsedPort;
   }
-  if (values.host !== undefined && values.host.trim() === '') return { ok: false, error: 'Option --host is empty.' };
+  if (values.host !== undefined && values.host.trim() === '') throw usage('Option --host is empty.');
   return {
-    ok: true,
-    options: {
-      appDir,
-      functionName: values.function,
-      port,
-      host: values.host,
-      format: values.json ? 'json' : values.pretty ? 'human' : undefined,
-      help: values.help ?? false,
-    },
+    appDir,
+    functionName: values.function,
+    port,
+    host: values.host,
+    format: values.json ? 'json' : values.pretty ? 'human' : undefined,
+    help: values.help ?? false,
   };
 }
 

@@ -133,7 +133,21 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
 
     const unknown = spawnNode([cli, '--verbose']);
     expect(await unknown.exited).toBe(2);
-    expect(unknown.stderr()).toContain("Unknown option '--verbose'");
+    expect(unknown.stderr()).toBe(
+      'dpskit-allocator: unknown option --verbose\nRun "dpskit-allocator start --help" for the options.\n',
+    );
+
+    const typo = spawnNode([cli, '--prot', '0']);
+    expect(await typo.exited).toBe(2);
+    expect(typo.stderr()).toBe(
+      'dpskit-allocator: unknown option --prot\nDid you mean --port?\nRun "dpskit-allocator start --help" for the options.\n',
+    );
+
+    const packageTypo = spawnNode([path.join(app, 'dist', 'cli.js'), 'package', '--no-zp']);
+    expect(await packageTypo.exited).toBe(2);
+    expect(packageTypo.stderr()).toBe(
+      'dpskit-allocator: unknown option --no-zp\nDid you mean --no-zip?\nRun "dpskit-allocator package --help" for the options.\n',
+    );
 
     const badKey = spawnNode([cli, '--port', '0'], { env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'has space' } });
     expect(await badKey.exited).toBe(2);

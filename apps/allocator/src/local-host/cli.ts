@@ -1,22 +1,23 @@
 #!/usr/bin/env node
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PortError } from '@dpskit/node-kit';
+import { formatUsageError, PortError, UsageError } from '@dpskit/node-kit';
 import { formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
-import { parseCliArgs, USAGE } from './cli-args.js';
+import { type CliOptions, parseCliArgs, USAGE } from './cli-args.js';
 import { functionKeyProblem, maskCode } from './function-key.js';
 import { applyLocalSettings } from './local-settings.js';
 
 /** Exit codes: 0 clean stop, 1 could not start (e.g. port in use), 2 bad usage. */
 async function main(): Promise<number> {
-  const parsed = parseCliArgs(process.argv.slice(2));
-  if (!parsed.ok) {
-    process.stderr.write(`${parsed.error}\n\n${USAGE}\n`);
-    return 2;
+  let options: CliOptions;
+  try {
+    options = parseCliArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(err);
+    throw err;
   }
-  const { options } = parsed;
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -27,8 +28,7 @@ async function main(): Promise<number> {
     appDir = path.resolve(invocationDir(), options.appDir);
     const problem = await folderProblem(appDir);
     if (problem) {
-      process.stderr.write(`Invalid app folder '${options.appDir}': ${problem}.\n`);
-      return 2;
+      return usageError(`Invalid app folder '${options.appDir}': ${problem}.`);
     }
     // As `func start` does, before the key is read: ALLOCATOR_FUNCTION_KEY may come from there.
     try {
@@ -43,8 +43,7 @@ async function main(): Promise<number> {
   if (functionKey !== undefined) {
     const problem = functionKeyProblem(functionKey);
     if (problem) {
-      process.stderr.write(`Invalid ALLOCATOR_FUNCTION_KEY: ${problem}.\n`);
-      return 2;
+      return usageError(`Invalid ALLOCATOR_FUNCTION_KEY: ${problem}.`);
     }
   }
 
@@ -86,7 +85,7 @@ async function main(): Promise<number> {
   if (format === 'json') {
     print({
       time: new Date().toISOString(),
-      level: 'information',
+      level: 'info',
       source: 'host',
       msg: 'Webhook URL',
       data: { webhookUrl, keySource: functionKey === undefined ? 'generated' : 'environment' },
@@ -106,6 +105,13 @@ async function main(): Promise<number> {
   });
   await host.close();
   return 0;
+}
+
+/** Exit 2 with the usage error, said as every dpskit CLI says it. */
+function usageError(problem: UsageError | string): number {
+  const err = typeof problem === 'string' ? new UsageError(problem, { command: 'start' }) : problem;
+  process.stderr.write(formatUsageError('dpskit-allocator', err));
+  return 2;
 }
 
 /**

@@ -3,9 +3,9 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { AddressInfo } from 'node:net';
 import type { HttpHandler } from '@azure/functions';
 import functions from '@azure/functions';
-import { BodyTooLargeError, ClientAbortedError, listen as listenOn, readBody } from '@dpskit/node-kit';
+import { BodyTooLargeError, ClientAbortedError, type LogLevel, listen as listenOn, readBody } from '@dpskit/node-kit';
 import { recordFromContextLog } from '../log/from-context.js';
-import type { AllocatorLogLevel, AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
+import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
   type EffectiveHttpTrigger,
   effectiveTrigger,
@@ -66,7 +66,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   }));
   const router = new FunctionRouter<Entry>(options.routePrefix, entries);
 
-  const hostLog = (level: AllocatorLogLevel, msg: string, data?: Record<string, unknown>): void => {
+  const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
     const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
     if (data) record.data = data;
     emit(log, record);
@@ -84,8 +84,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       .finally(() => {
         // null: the client went away before an answer was written.
         const status = res.headersSent ? res.statusCode : null;
-        const level: AllocatorLogLevel =
-          status === null ? 'warning' : status >= 500 ? 'error' : status >= 400 ? 'warning' : 'information';
+        const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
         hostLog(level, 'HTTP', {
           method: req.method,
           path: maskCode(req.url ?? ''),
@@ -120,7 +119,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     if (!keyCheck.ok) {
       req.resume();
       hostLog(
-        'warning',
+        'warn',
         `Unauthorized call to '${trigger.name}': ${keyCheck.reason === 'missing' ? 'no function key' : 'wrong function key'}`,
       );
       writeText(
@@ -171,7 +170,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     });
 
     hostLog(
-      'information',
+      'info',
       `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
     );
     const started = performance.now();
@@ -192,13 +191,13 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     }
     await writeFunctionResponse(res, result, method);
     hostLog(
-      'information',
+      'info',
       `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
     );
   };
 
   const servers = await listen(onRequest, options.port, options.host, (err) =>
-    hostLog('warning', 'Malformed HTTP request', { error: err.message, code: (err as NodeJS.ErrnoException).code }),
+    hostLog('warn', 'Malformed HTTP request', { error: err.message, code: (err as NodeJS.ErrnoException).code }),
   );
   const port = (servers[0]!.address() as AddressInfo).port;
   const displayHost =
@@ -206,7 +205,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const url = `http://${displayHost}:${port}`;
   baseUrl = url;
   const triggers = entries.map((e) => e.trigger);
-  hostLog('information', `Listening on ${url}`, {
+  hostLog('info', `Listening on ${url}`, {
     url,
     functions: triggers.map((t) => ({
       name: t.name,
@@ -222,7 +221,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     port,
     triggers,
     close() {
-      closing ??= Promise.all(servers.map(closeServer)).then(() => hostLog('information', 'Stopped'));
+      closing ??= Promise.all(servers.map(closeServer)).then(() => hostLog('info', 'Stopped'));
       return closing;
     },
   };

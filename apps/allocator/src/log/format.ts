@@ -1,18 +1,10 @@
-import type { AllocatorLogLevel, AllocatorLogRecord } from './record.js';
+import { levelLabel } from '@dpskit/node-kit';
+import type { AllocatorLogRecord } from './record.js';
 
 /** One JSON object per line, for files and pipes. */
 export function formatJsonLine(record: AllocatorLogRecord): string {
   return JSON.stringify(record);
 }
-
-const LEVEL_LABEL: Record<AllocatorLogLevel, string> = {
-  trace: 'TRACE',
-  debug: 'DEBUG',
-  information: 'INFO ',
-  warning: 'WARN ',
-  error: 'ERROR',
-  critical: 'CRIT ',
-};
 
 /**
  * One line for a terminal: `12:00:00.123 INFO  [allocate] Response {"status":200,...}`. Fields stay
@@ -22,5 +14,5 @@ export function formatHumanLine(record: AllocatorLogRecord): string {
   const clock = record.time.slice(11, 23);
   const origin = record.source === 'function' ? `[${record.functionName ?? 'function'}]` : '[host]';
   const data = record.data && Object.keys(record.data).length > 0 ? ` ${JSON.stringify(record.data)}` : '';
-  return `${clock} ${LEVEL_LABEL[record.level]} ${origin} ${record.msg}${data}`;
+  return `${clock} ${levelLabel(record.level)} ${origin} ${record.msg}${data}`;
 }

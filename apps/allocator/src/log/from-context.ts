@@ -1,10 +1,32 @@
 import { format } from 'node:util';
+import type { LogLevel as FunctionsLevel } from '@azure/functions';
+import type { LogLevel } from '@dpskit/node-kit';
 import { isLogFields } from './fields.js';
-import type { AllocatorLogLevel, AllocatorLogRecord } from './record.js';
+import type { AllocatorLogRecord } from './record.js';
 
 export interface ContextLogOrigin {
   functionName: string;
   invocationId: string;
+}
+
+/** The level names of Azure Functions, as an `InvocationContext` hands a log call over. */
+export type FunctionsLogLevel = Exclude<FunctionsLevel, 'none'>;
+
+const FROM_FUNCTIONS: Record<FunctionsLogLevel, LogLevel> = {
+  trace: 'debug',
+  debug: 'debug',
+  information: 'info',
+  warning: 'warn',
+  error: 'error',
+  critical: 'error',
+};
+
+/**
+ * The Functions edge: Azure's level names (`information`, `warning`, ...) become dpskit's (`info`,
+ * `warn`, ...) here and nowhere else. A name Functions does not define counts as `info`.
+ */
+export function fromFunctionsLevel(level: string): LogLevel {
+  return Object.hasOwn(FROM_FUNCTIONS, level) ? FROM_FUNCTIONS[level as FunctionsLogLevel] : 'info';
 }
 
 /**
@@ -12,7 +34,7 @@ export interface ContextLogOrigin {
  * the other arguments are joined with `util.format` as the worker does.
  */
 export function recordFromContextLog(
-  level: AllocatorLogLevel,
+  level: FunctionsLogLevel,
   args: readonly unknown[],
   origin: ContextLogOrigin,
   now: Date = new Date(),
@@ -22,7 +44,7 @@ export function recordFromContextLog(
   const messageArgs = fields ? args.slice(0, -1) : args;
   const record: AllocatorLogRecord = {
     time: now.toISOString(),
-    level,
+    level: fromFunctionsLevel(level),
     source: 'function',
     msg: format(...messageArgs),
     functionName: origin.functionName,
@@ -30,10 +52,4 @@ export function recordFromContextLog(
   };
   if (fields) record.data = fields;
   return record;
-}
-
-const LEVELS: readonly string[] = ['trace', 'debug', 'information', 'warning', 'error', 'critical'];
-
-export function isAllocatorLogLevel(value: unknown): value is AllocatorLogLevel {
-  return typeof value === 'string' && LEVELS.includes(value);
 }

@@ -27,7 +27,7 @@ describe('recordFromContextLog', () => {
     expect(recordFromContextLog('information', ['Linked hubs', logFields({ linkedHubs: ['h'] })], origin, now)).toEqual(
       {
         time: '2026-01-02T03:04:05.678Z',
-        level: 'information',
+        level: 'info',
         source: 'function',
         msg: 'Linked hubs',
         functionName: 'allocate',
@@ -35,6 +35,13 @@ describe('recordFromContextLog', () => {
         data: { linkedHubs: ['h'] },
       },
     );
+  });
+
+  it("translates Azure Functions' level names to dpskit's, at this edge only", () => {
+    const levels = (['trace', 'debug', 'information', 'warning', 'error', 'critical'] as const).map(
+      (level) => recordFromContextLog(level, ['x'], origin, now).level,
+    );
+    expect(levels).toEqual(['debug', 'debug', 'info', 'warn', 'error', 'error']);
   });
 
   it('formats plain arguments like the worker and adds no data', () => {
@@ -47,7 +54,7 @@ describe('recordFromContextLog', () => {
 describe('formatters', () => {
   const record: AllocatorLogRecord = {
     time: '2026-01-02T03:04:05.678Z',
-    level: 'warning',
+    level: 'warn',
     source: 'function',
     msg: 'Rejected',
     functionName: 'allocate',
@@ -65,7 +72,7 @@ describe('formatters', () => {
     expect(formatHumanLine(record)).toBe(
       '03:04:05.678 WARN  [allocate] Rejected {"reason":"Unrecognized device registration."}',
     );
-    expect(formatHumanLine({ time: record.time, level: 'information', source: 'host', msg: 'Stopped' })).toBe(
+    expect(formatHumanLine({ time: record.time, level: 'info', source: 'host', msg: 'Stopped' })).toBe(
       '03:04:05.678 INFO  [host] Stopped',
     );
   });

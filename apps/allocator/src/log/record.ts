@@ -1,7 +1,4 @@
-import type { LogLevel } from '@azure/functions';
-
-/** The levels `InvocationContext` logs with (`'none'` is a filter setting, never a record level). */
-export type AllocatorLogLevel = Exclude<LogLevel, 'none'>;
+import type { LogLevel } from '@dpskit/node-kit';
 
 /**
  * One structured log line of the allocator. `source: 'function'` lines are what the function
@@ -11,7 +8,8 @@ export type AllocatorLogLevel = Exclude<LogLevel, 'none'>;
 export interface AllocatorLogRecord {
   /** ISO-8601 timestamp. */
   time: string;
-  level: AllocatorLogLevel;
+  /** dpskit's level names; a function's `context.warn` etc. arrive translated (log/from-context.ts). */
+  level: LogLevel;
   source: 'host' | 'function';
   msg: string;
   functionName?: string;

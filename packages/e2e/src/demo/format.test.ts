@@ -7,27 +7,27 @@ describe('logsPane', () => {
     const records: AllocatorLogRecord[] = [
       {
         time: '2026-01-01T00:00:00.000Z',
-        level: 'information',
+        level: 'info',
         source: 'host',
         msg: 'Listening on http://localhost:1',
       },
       {
         time: '2026-01-01T00:00:01.000Z',
-        level: 'information',
+        level: 'info',
         source: 'host',
         msg: "Executing 'Functions.allocate' (Id=1)",
       },
       {
         time: '2026-01-01T00:00:01.100Z',
-        level: 'warning',
+        level: 'warn',
         source: 'function',
         msg: 'Rejected',
         data: { reason: 'Unrecognized device registration.' },
       },
-      { time: '2026-01-01T00:00:01.200Z', level: 'warning', source: 'host', msg: 'HTTP', data: { status: 400 } },
+      { time: '2026-01-01T00:00:01.200Z', level: 'warn', source: 'host', msg: 'HTTP', data: { status: 400 } },
       {
         time: '2026-01-01T00:00:01.300Z',
-        level: 'information',
+        level: 'info',
         source: 'function',
         msg: 'Request.Body',
         data: { body: { linkedHubs: [] } },

@@ -1,12 +1,11 @@
 import type { AllocatorLogRecord } from '@dpskit/allocator';
 
+/** Back to the level names the portal shows (the allocator's records use dpskit's). */
 const LEVEL: Record<AllocatorLogRecord['level'], string> = {
-  trace: 'Trace',
   debug: 'Debug',
-  information: 'Information',
-  warning: 'Warning',
+  info: 'Information',
+  warn: 'Warning',
   error: 'Error',
-  critical: 'Critical',
 };
 
 /**
