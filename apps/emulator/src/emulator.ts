@@ -9,7 +9,7 @@ import { loadConfigFile, parseConfig } from './config/load.js';
 import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
-import { DeviceApi } from './core/device-api.js';
+import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
 import type { RegistrationEvent } from './core/events.js';
 import type { LinkedHub } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
@@ -33,7 +33,11 @@ export interface EmulatorOptions {
   mqttPort?: number;
   /** HTTPS (default 443, the only port the Node HTTP transport uses unaided; 0 picks a free port; null or false disables it). */
   httpsPort?: number | null | false;
-  /** The `retry-after` (seconds) sent with every `assigning` answer (default 3, as DPS). Fractions are allowed for tests. */
+  /**
+   * The `retry-after` sent with every `assigning` answer: whole seconds from 0 to 300 (default 3,
+   * as DPS). Fractions are refused: the Python and C SDKs cannot parse them. For fast tests use 0:
+   * the SDKs poll at once and each poll is answered as soon as the allocation is done.
+   */
   retryAfterSeconds?: number;
   webhook?: {
     /** Whole-call deadline (default 30000 ms; DPS does not document one). */
@@ -112,10 +116,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     if (options.config && options.configFile) throw new TypeError('Pass either config or configFile, not both.');
     checkPort('mqttPort', options.mqttPort);
     if (options.httpsPort !== null && options.httpsPort !== false) checkPort('httpsPort', options.httpsPort);
-    const retryAfter = options.retryAfterSeconds;
-    if (retryAfter !== undefined && !(Number.isFinite(retryAfter) && retryAfter >= 0)) {
-      throw new RangeError(`retryAfterSeconds must be a number of seconds >= 0, not ${retryAfter}`);
-    }
+    if (options.retryAfterSeconds !== undefined) assertRetryAfterSeconds(options.retryAfterSeconds);
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
   }
@@ -276,7 +277,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const via = [
       event.policy,
       webhook
-        ? `webhook ${webhook.status ?? webhook.failure} in ${webhook.latencyMs} ms, ${webhook.attempts} call${webhook.attempts === 1 ? '' : 's'}`
+        ? `webhook ${webhook.status ?? webhook.failure}${webhook.failureReason ? ` (${webhook.failureReason})` : ''} in ${webhook.latencyMs} ms, ${webhook.attempts} call${webhook.attempts === 1 ? '' : 's'}`
         : undefined,
     ]
       .filter(Boolean)

@@ -1,4 +1,5 @@
 import { LOG_LEVELS, type LogLevel, oneOf, parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
+import { MAX_RETRY_AFTER_SECONDS } from '../core/device-api.js';
 
 export { UsageError };
 
@@ -14,7 +15,8 @@ Options:
   --https-port <port>      HTTPS port (default 443; 0 = any free port)
   --no-https               serve MQTT only
   --tls-name <name>        extra DNS name or IP for the server certificate (repeatable)
-  --retry-after <seconds>  retry-after sent while assigning (default 3, as DPS)
+  --retry-after <seconds>  retry-after sent while assigning: whole seconds 0-300 (default 3, as DPS;
+                           0 = devices poll at once and are answered when allocation is done)
   --webhook-url <url>      without --config: make the tutorial group use custom allocation with this webhook
   --webhook-timeout <ms>   custom allocation webhook timeout (default 30000)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
@@ -82,7 +84,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values['mqtt-port'] !== undefined) args.mqttPort = port('--mqtt-port', values['mqtt-port']);
   if (values['https-port'] !== undefined) args.httpsPort = port('--https-port', values['https-port']);
   if (values['no-https']) args.httpsPort = false;
-  if (values['retry-after'] !== undefined) args.retryAfterSeconds = number('--retry-after', values['retry-after'], 0);
+  if (values['retry-after'] !== undefined) args.retryAfterSeconds = retryAfterSeconds(values['retry-after']);
   if (values['webhook-url'] !== undefined) {
     try {
       const { protocol } = new URL(values['webhook-url']);
@@ -114,5 +116,20 @@ function number(flag: string, value: string, min: number): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < min)
     throw new UsageError(`${flag} must be a number >= ${min}, not "${value}".`, { command: 'start' });
+  return n;
+}
+
+/** Whole seconds only: the Python SDK (`int(x, 10)`) and the C SDK (`az_span_atou32`) reject fractions. */
+function retryAfterSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,3}$/.test(value) || n > MAX_RETRY_AFTER_SECONDS) {
+    const hint = /^\d*\.\d+$/.test(value)
+      ? ' (the Python and C SDKs cannot parse fractions; use 0 for devices to poll at once)'
+      : '';
+    throw new UsageError(
+      `--retry-after must be a whole number of seconds from 0 to ${MAX_RETRY_AFTER_SECONDS}, not "${value}"${hint}.`,
+      { command: 'start' },
+    );
+  }
   return n;
 }

@@ -44,7 +44,11 @@ describe('DeviceApi', () => {
       retryAfterSeconds: 3,
     });
     await service.whenIdle();
-    const poll = api.operationStatus(attested('dev-1'), (response.body as { operationId: string }).operationId);
+    const poll = await api.operationStatus(
+      attested('dev-1'),
+      (response.body as { operationId: string }).operationId,
+      'mqtt',
+    );
     expect(poll).toMatchObject({
       status: 200,
       body: { status: 'assigned', registrationState: { assignedHub: 'a.net' } },
@@ -56,7 +60,7 @@ describe('DeviceApi', () => {
     });
   });
 
-  it('answers with DPS error bodies: 401, 400 for bad JSON and mismatched ids, 404 for unknown operations and records', () => {
+  it('answers with DPS error bodies: 401, 400 for bad JSON and mismatched ids, 404 for unknown operations and records', async () => {
     const failed = service.attest({
       requestedIdScope: SCOPE,
       registrationId: 'dev-2',
@@ -71,7 +75,9 @@ describe('DeviceApi', () => {
         timestampUtc: expect.any(String),
       },
     });
-    expect(api.operationStatus(failed, 'x').status).toBe(401);
+    expect((await api.operationStatus(failed, 'x', 'https')).status).toBe(401);
+    expect((await api.operationStatus(failed, 'x', 'mqtt')).body).toMatchObject({ errorCode: 401000 });
+    expect(api.register(failed, '{}', 'mqtt').body).toMatchObject({ errorCode: 401000, message: 'Unauthorized' });
     expect(api.statusLookup(failed).status).toBe(401);
 
     const bad = api.register(attested('dev-2'), '{"registrationId":', 'mqtt');
@@ -108,7 +114,120 @@ describe('DeviceApi', () => {
       status: 400,
       body: { errorCode: 400001, message: 'The request body is not valid UTF-8.' },
     });
-    expect(api.operationStatus(attested('dev-2'), '4.0.0')).toMatchObject({ status: 404, body: { errorCode: 404006 } });
+    expect(await api.operationStatus(attested('dev-2'), '4.0.0', 'mqtt')).toMatchObject({
+      status: 404,
+      body: { errorCode: 404006 },
+    });
     expect(api.statusLookup(attested('never'))).toMatchObject({ status: 404, body: { errorCode: 404001 } });
+  });
+
+  it('accepts a register body without registrationId (the newest C SDK sends none)', async () => {
+    const response = api.register(attested('dev-3'), JSON.stringify({ payload: { a: 1 } }), 'https');
+    expect(response).toMatchObject({ status: 202, body: { status: 'assigning' } });
+    expect(api.register(attested('dev-3'), '{}', 'mqtt').status).toBe(202);
+    await service.whenIdle();
+    expect(api.statusLookup(attested('dev-3'))).toMatchObject({
+      body: { registrationId: 'dev-3', status: 'assigned' },
+    });
+  });
+
+  it('refuses a retry-after an SDK cannot parse', () => {
+    for (const bad of [0.05, 0.2, -1, 301, Number.NaN]) {
+      expect(() => new DeviceApi(service, { retryAfterSeconds: bad })).toThrow(/whole number of seconds from 0 to 300/);
+    }
+    expect(() => new DeviceApi(service, { retryAfterSeconds: 0 })).not.toThrow();
+  });
+});
+
+describe('DeviceApi while a webhook runs', () => {
+  const webhookGroup = groupEnrollment(
+    'w',
+    { primaryKey: generateSymmetricKey(), secondaryKey: generateSymmetricKey() },
+    {
+      allocationPolicy: 'custom',
+      customAllocationDefinition: { webhookUrl: 'http://127.0.0.1:9/api/allocate', apiVersion: '2021-10-01' },
+    },
+  );
+  const setup = () => {
+    const answers: ((outcome: { kind: 'timeout'; timeoutMs: number; latencyMs: number }) => void)[] = [];
+    const slowService = new RegistrationService({
+      model: {
+        idScope: SCOPE,
+        defaultAllocationPolicy: 'hashed',
+        linkedHubs: [{ hostName: 'a.net', allocationWeight: 1, applyAllocationPolicy: true }],
+        enrollments: enrollmentSet([webhookGroup]),
+      },
+      store: new MemoryRegistrationStore(),
+      // The webhook answers when the test says so.
+      callWebhook: () => new Promise((resolve) => answers.push(resolve)),
+      webhookRetry: { count: 0, initialIntervalMs: 0, incrementMs: 0 },
+    });
+    const token = (id: string) =>
+      slowService.attest({
+        requestedIdScope: SCOPE,
+        registrationId: id,
+        token: createRegistrationSasToken({
+          idScope: SCOPE,
+          registrationId: id,
+          key: deriveDeviceKey(webhookGroup.keys.primaryKey, id),
+        }),
+      });
+    const finishWebhook = async () => {
+      while (answers.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      answers.shift()?.({ kind: 'timeout', timeoutMs: 1, latencyMs: 1 });
+    };
+    return { slowService, token, finishWebhook };
+  };
+
+  it('polls while assigning carry registrationState {registrationId, status: assigning}, as real DPS sends', async () => {
+    const { slowService, token, finishWebhook } = setup();
+    const slowApi = new DeviceApi(slowService, { retryAfterSeconds: 3 });
+    const accepted = slowApi.register(token('Dev-Case'), '{"registrationId":"Dev-Case"}', 'mqtt');
+    const { operationId } = accepted.body as { operationId: string };
+    expect(await slowApi.operationStatus(token('Dev-Case'), operationId, 'mqtt')).toEqual({
+      status: 202,
+      body: {
+        operationId,
+        status: 'assigning',
+        registrationState: { registrationId: 'Dev-Case', status: 'assigning' },
+      },
+      retryAfterSeconds: 3,
+    });
+    await finishWebhook();
+    await slowService.whenIdle();
+    expect(await slowApi.operationStatus(token('Dev-Case'), operationId, 'mqtt')).toMatchObject({ status: 200 });
+  });
+
+  it('with retry-after 0, holds a poll until the allocation is done instead of answering assigning', async () => {
+    const { slowService, token, finishWebhook } = setup();
+    const fastApi = new DeviceApi(slowService, { retryAfterSeconds: 0 });
+    const accepted = fastApi.register(token('dev-f'), '{}', 'https');
+    expect(accepted.retryAfterSeconds).toBe(0);
+    const { operationId } = accepted.body as { operationId: string };
+    let answered = false;
+    const poll = fastApi.operationStatus(token('dev-f'), operationId, 'https').then((r) => {
+      answered = true;
+      return r;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(false);
+    await finishWebhook();
+    expect(await poll).toMatchObject({
+      status: 200,
+      body: { operationId, status: 'failed', registrationState: { errorCode: 400207 } },
+    });
+  });
+
+  it('with retry-after 0, answers assigning (retry-after 0) when the hold ends first', async () => {
+    const { slowService, token, finishWebhook } = setup();
+    const fastApi = new DeviceApi(slowService, { retryAfterSeconds: 0, pollHoldMs: 1 });
+    const { operationId } = fastApi.register(token('dev-g'), '{}', 'mqtt').body as { operationId: string };
+    expect(await fastApi.operationStatus(token('dev-g'), operationId, 'mqtt')).toMatchObject({
+      status: 202,
+      body: { status: 'assigning' },
+      retryAfterSeconds: 0,
+    });
+    await finishWebhook();
+    await slowService.whenIdle();
   });
 });

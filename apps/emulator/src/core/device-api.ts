@@ -39,14 +39,44 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
   }
 }
 
-const unauthorized = () => errorResponse(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
+/**
+ * The code of a refused device: 401000 over MQTT, 401002 over HTTPS, as the real service answers
+ * each (MicrosoftDocs/azure-docs#43157 and azure-iot-sdk-node#721).
+ */
+export function unauthorizedErrorCode(transport: DeviceTransport): number {
+  return transport === 'mqtt' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized;
+}
+
+const unauthorized = (transport: DeviceTransport) =>
+  errorResponse(unauthorizedErrorCode(transport), DpsErrorMessage.unauthorized);
+
+/**
+ * With `retry-after: 0` a poll that finds the operation still assigning waits this long for the
+ * allocation to finish before it answers: the device polls at once, and would otherwise ask again
+ * and again while a webhook runs. Well below every SDK's request timeout (30 s in Node and Python).
+ */
+export const DEFAULT_POLL_HOLD_MS = 5_000;
+
+export interface DeviceApiOptions {
+  /**
+   * Whole seconds sent as `retry-after` with every `assigning` answer (DPS sends 3). Only integers:
+   * the Python SDK reads it with `int(x, 10)` and the C SDK with `az_span_atou32`, both of which
+   * fail on a fraction. `0` makes the SDKs poll at once, and each such poll is answered as soon as
+   * the allocation is done (see `pollHoldMs`).
+   */
+  retryAfterSeconds: number;
+  /** How long a poll waits for the allocation when `retryAfterSeconds` is 0 (default 5000 ms). */
+  pollHoldMs?: number;
+}
 
 /** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
 export class DeviceApi {
   constructor(
     readonly service: RegistrationService,
-    readonly options: { retryAfterSeconds: number },
-  ) {}
+    readonly options: DeviceApiOptions,
+  ) {
+    assertRetryAfterSeconds(options.retryAfterSeconds);
+  }
 
   /**
    * `PUT …/register` and `$dps/registrations/PUT/iotdps-register/`. Transports pass the raw bytes:
@@ -60,7 +90,7 @@ export class DeviceApi {
   ): DeviceApiResponse {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
-      return unauthorized();
+      return unauthorized(transport);
     }
     const size = typeof message === 'string' ? Buffer.byteLength(message, 'utf8') : message.byteLength;
     if (size > MAX_DEVICE_MESSAGE_BYTES) {
@@ -76,7 +106,10 @@ export class DeviceApi {
     const parsed = parseDeviceRegistrationJson(bodyText);
     if (!parsed.ok) return errorResponse(DpsErrorCode.InvalidRequestBody, parsed.error.message);
     const request = parsed.value;
-    if (request.registrationId.toLowerCase() !== attestation.registrationId.toLowerCase()) {
+    if (
+      request.registrationId !== undefined &&
+      request.registrationId.toLowerCase() !== attestation.registrationId.toLowerCase()
+    ) {
       return errorResponse(
         DpsErrorCode.InvalidRegistrationId,
         `The registrationId "${request.registrationId}" in the body does not match the authenticated registration "${attestation.registrationId}".`,
@@ -86,10 +119,22 @@ export class DeviceApi {
     return { status: 202, body, retryAfterSeconds: this.options.retryAfterSeconds };
   }
 
-  /** `GET …/operations/{operationId}` and `$dps/registrations/GET/iotdps-get-operationstatus/`. */
-  operationStatus(attestation: AttestationResult, operationId: string): DeviceApiResponse {
-    if (!attestation.ok) return unauthorized();
-    const view = this.service.operation(attestation.registrationId, operationId);
+  /**
+   * `GET …/operations/{operationId}` and `$dps/registrations/GET/iotdps-get-operationstatus/`.
+   * Asynchronous only with `retry-after: 0`, where an unfinished operation is answered when its
+   * allocation ends (or after `pollHoldMs`).
+   */
+  async operationStatus(
+    attestation: AttestationResult,
+    operationId: string,
+    transport: DeviceTransport,
+  ): Promise<DeviceApiResponse> {
+    if (!attestation.ok) return unauthorized(transport);
+    let view = this.service.operation(attestation.registrationId, operationId);
+    if (view.state === 'assigning' && this.options.retryAfterSeconds === 0) {
+      await this.service.settled(operationId, this.options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS);
+      view = this.service.operation(attestation.registrationId, operationId);
+    }
     if (view.state === 'not-found') {
       return errorResponse(
         DpsErrorCode.OperationNotFound,
@@ -103,11 +148,26 @@ export class DeviceApi {
 
   /** `POST /{idScope}/registrations/{registrationId}`: the device's registration record. */
   statusLookup(attestation: AttestationResult): DeviceApiResponse {
-    if (!attestation.ok) return unauthorized();
+    if (!attestation.ok) return unauthorized('https');
     const result = this.service.lookup(attestation.registrationId);
     if (!result) {
       return errorResponse(DpsErrorCode.NotFound, `No registration record exists for "${attestation.registrationId}".`);
     }
     return { status: 200, body: result };
+  }
+}
+
+/**
+ * The largest `retry-after` the legacy Azure IoT C SDK takes as given: its `parse_retry_after_value`
+ * (azure-iot-sdk-c `prov_transport.h`) replaces anything above 5 × 60 s, and below 1 s, with 1 s.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 300;
+
+/** Refuses a `retry-after` that an SDK cannot parse: fractions, negatives, non-numbers. */
+export function assertRetryAfterSeconds(value: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_RETRY_AFTER_SECONDS) {
+    throw new RangeError(
+      `retryAfterSeconds must be a whole number of seconds from 0 to ${MAX_RETRY_AFTER_SECONDS}, not ${value}: the Python SDK (int(x, 10)) and the C SDK (az_span_atou32) cannot parse fractions; use 0 to poll at once`,
+    );
   }
 }

@@ -59,8 +59,12 @@ export type OperationView =
 interface Operation {
   operationId: string;
   registrationKey: string;
+  /** As the device spelled it: polls while assigning echo it in `registrationState`. */
+  registrationId: string;
   response?: RegistrationOperationStatus;
   finishedAt?: number;
+  /** Settles when the allocation has ended (never rejects). */
+  done?: Promise<void>;
 }
 
 export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
@@ -102,7 +106,7 @@ export class RegistrationService {
       transport,
       outcome: {
         status: 'unauthorized',
-        errorCode: DpsErrorCode.Unauthorized,
+        errorCode: transport === 'mqtt' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized,
         errorMessage: `${failure.reason}: ${failure.detail}`,
       },
       durationMs: 0,
@@ -119,7 +123,7 @@ export class RegistrationService {
     this.#prune();
     const operationId = createOperationId();
     const registrationKey = device.registrationId.toLowerCase();
-    const operation: Operation = { operationId, registrationKey };
+    const operation: Operation = { operationId, registrationKey, registrationId: device.registrationId };
     this.#operations.set(operationId, operation);
 
     const previous = this.#chains.get(registrationKey) ?? Promise.resolve();
@@ -128,6 +132,10 @@ export class RegistrationService {
       this.#inFlight.delete(tracked);
       if (this.#chains.get(registrationKey) === tracked) this.#chains.delete(registrationKey);
     });
+    operation.done = tracked.then(
+      () => undefined,
+      () => undefined,
+    );
     this.#inFlight.add(tracked);
     this.#chains.set(registrationKey, tracked);
     return { operationId, status: 'assigning' };
@@ -137,8 +145,33 @@ export class RegistrationService {
   operation(registrationId: string, operationId: string): OperationView {
     const operation = this.#operations.get(operationId);
     if (!operation || operation.registrationKey !== registrationId.toLowerCase()) return { state: 'not-found' };
-    if (!operation.response) return { state: 'assigning', body: { operationId, status: 'assigning' } };
+    if (!operation.response) {
+      // As the real service answers a poll (azure-sdk-for-c az_iot_provisioning_client.c, "Stage 2").
+      return {
+        state: 'assigning',
+        body: {
+          operationId,
+          status: 'assigning',
+          registrationState: { registrationId: operation.registrationId, status: 'assigning' },
+        },
+      };
+    }
     return { state: 'done', body: operation.response };
+  }
+
+  /** Resolves when the operation's allocation has ended, or after `timeoutMs`, whichever is first. */
+  async settled(operationId: string, timeoutMs: number): Promise<void> {
+    const done = this.#operations.get(operationId)?.done;
+    if (!done) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    try {
+      await Promise.race([done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The registration record DPS reports for a device (`POST /{idScope}/registrations/{id}`). */
@@ -304,8 +337,12 @@ export class RegistrationService {
   ): RegistrationRecord {
     const written = this.#now();
     const now = formatDpsTimestamp(written);
-    // Field order follows the real service's bodies.
+    // Field order follows the real service's bodies: the attestation block first
+    // (`{"x509":{"enrollmentGroupId":…},"registrationId":…}` in the u-blox capture).
     const result: DeviceRegistrationResult = {
+      ...(fields.status === 'assigned' && device.enrollment.kind === 'group'
+        ? { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
+        : {}),
       registrationId: fields.registrationId,
       createdDateTimeUtc: fields.createdDateTimeUtc,
       ...(fields.assignedHub ? { assignedHub: fields.assignedHub } : {}),
@@ -316,9 +353,6 @@ export class RegistrationService {
       ...(fields.errorMessage !== undefined ? { errorMessage: fields.errorMessage } : {}),
       lastUpdatedDateTimeUtc: now,
       etag: createRegistrationEtag(written),
-      ...(fields.status === 'assigned' && device.enrollment.kind === 'group'
-        ? { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
-        : {}),
       ...(payload ? { payload } : {}),
     };
     const record: RegistrationRecord = {

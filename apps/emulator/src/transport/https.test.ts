@@ -139,16 +139,24 @@ describe('HTTPS: the REST surface', () => {
     });
     expect(accepted.status).toBe(202);
     expect(accepted.headers['content-type']).toBe('application/json; charset=utf-8');
-    expect(accepted.headers['retry-after']).toBe('0.05');
+    expect(accepted.headers['retry-after']).toBe('0');
     const { operationId } = accepted.json as { operationId: string };
     expect(accepted.json).toEqual({ operationId, status: 'assigning' });
+    expect(accepted.headers['x-ms-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(accepted.headers['x-ms-error-code']).toBeUndefined();
+    const location = new URL(String(accepted.headers.location));
+    expect(location.pathname).toBe(`/${ID_SCOPE}/registrations/${id}/operations/${operationId}`);
+    expect(location.searchParams.get('api-version')).toBe('2019-03-31');
 
     // Poll as a device does, honouring retry-after, until the operation leaves `assigning`.
     let done = await poll(id, operationId);
     for (let i = 0; i < 50 && done.status === 202; i++) {
-      expect(done.json).toEqual({ operationId, status: 'assigning' });
-      expect(done.headers['retry-after']).toBe('0.05');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(done.json).toEqual({
+        operationId,
+        status: 'assigning',
+        registrationState: { registrationId: id, status: 'assigning' },
+      });
+      expect(done.headers['retry-after']).toBe('0');
       done = await poll(id, operationId);
     }
     expect(done.status).toBe(200);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http from 'node:http';
 import https from 'node:https';
@@ -29,7 +30,7 @@ const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
   const { api, log } = options;
 
-  const handle = (req: IncomingMessage, body: Buffer): DeviceApiResponse => {
+  const handle = (req: IncomingMessage, body: Buffer): DeviceApiResponse | Promise<DeviceApiResponse> => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'https://dps.invalid');
@@ -47,7 +48,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     if (!url.searchParams.get('api-version')) {
       return errorResponse(
         DpsErrorCode.InvalidRequestBody,
-        'The api-version query parameter is required (the Node SDK sends 2019-03-31).',
+        'The api-version query parameter is required (for example api-version=2021-10-01).',
       );
     }
     const attestation = api.service.attest({
@@ -61,36 +62,34 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         reason: attestation.reason,
       });
     }
-    if (route.kind === 'register') return api.register(attestation, body, 'https');
-    if (route.kind === 'operation-status') return api.operationStatus(attestation, route.operationId);
+    if (route.kind === 'register') {
+      return withLocation(api.register(attestation, body, 'https'), req, route, url);
+    }
+    if (route.kind === 'operation-status') {
+      return api
+        .operationStatus(attestation, route.operationId, 'https')
+        .then((response) => withLocation(response, req, route, url));
+    }
     return api.statusLookup(attestation);
   };
 
   const send = (res: ServerResponse, response: DeviceApiResponse, close = false) => {
+    if (res.headersSent || res.destroyed) return; // the device left while a poll was held
     const text = JSON.stringify(response.body);
-    const headers: Record<string, string | number> = {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(text),
-    };
-    if (response.retryAfterSeconds !== undefined) headers['retry-after'] = String(response.retryAfterSeconds);
-    if (close) headers.Connection = 'close';
-    res.writeHead(response.status, headers);
+    res.writeHead(response.status, responseHeaders(response, Buffer.byteLength(text), close));
     res.end(text);
   };
 
   const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
     readBody(req, MAX_BODY_BYTES).then(
       (body) => {
-        let response: DeviceApiResponse;
-        try {
-          response = handle(req, body);
-        } catch (err) {
-          log.error('https.request', `${req.method} ${req.url}: ${(err as Error).message}`, {
-            stack: (err as Error).stack,
-          });
-          response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
-        }
-        send(res, response);
+        Promise.resolve()
+          .then(() => handle(req, body))
+          .catch((err: Error) => {
+            log.error('https.request', `${req.method} ${req.url}: ${err.message}`, { stack: err.stack });
+            return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+          })
+          .then((response) => send(res, response));
       },
       (err: Error) => {
         if (err instanceof BodyTooLargeError) {
@@ -143,4 +142,49 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       await closed;
     },
   };
+}
+
+/**
+ * The headers of every answer. DPS's REST spec lists `retry-after` (integer seconds) and `Location`
+ * on 202 and `x-ms-error-code` on errors; `x-ms-request-id` is what Azure services send with every
+ * response (for errors it is the body's `trackingId`).
+ */
+export function responseHeaders(
+  response: DeviceApiResponse & { location?: string },
+  contentLength: number,
+  close = false,
+): Record<string, string | number> {
+  const body = response.body as { errorCode?: unknown; trackingId?: unknown };
+  const isError = response.status >= 300 && typeof body.errorCode === 'number';
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': contentLength,
+    'x-ms-request-id': isError && typeof body.trackingId === 'string' ? body.trackingId : randomUUID(),
+  };
+  if (isError) headers['x-ms-error-code'] = String(body.errorCode);
+  if (response.retryAfterSeconds !== undefined) headers['retry-after'] = String(response.retryAfterSeconds);
+  if (response.location !== undefined) headers.Location = response.location;
+  if (close) headers.Connection = 'close';
+  return headers;
+}
+
+/**
+ * Adds `Location` to a 202: the operation-status URL a device polls (absolute, from the request's
+ * Host, with the request's api-version).
+ */
+function withLocation(
+  response: DeviceApiResponse,
+  req: IncomingMessage,
+  route: { idScope: string; registrationId: string },
+  url: URL,
+): DeviceApiResponse & { location?: string } {
+  const operationId = (response.body as { operationId?: unknown }).operationId;
+  if (response.status !== 202 || typeof operationId !== 'string') return response;
+  const path = [route.idScope, 'registrations', route.registrationId, 'operations', operationId]
+    .map(encodeURIComponent)
+    .join('/');
+  const query = `?api-version=${encodeURIComponent(url.searchParams.get('api-version') ?? '')}`;
+  const host = req.headers.host;
+  const location = host && /^[A-Za-z0-9.:[\]-]+$/.test(host) ? `https://${host}/${path}${query}` : `/${path}${query}`;
+  return { ...response, location };
 }

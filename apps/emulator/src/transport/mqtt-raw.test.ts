@@ -76,7 +76,7 @@ describe('MQTT edge cases', () => {
       body: { errorCode: 400001, message: 'The request body is not valid UTF-8.' },
     });
     const accepted = await d.request(REGISTER('r6'), JSON.stringify({ registrationId: 'hashed-raw-mqtt' }), 'r6');
-    expect(accepted.topic).toMatch(/^\$dps\/registrations\/res\/202\/\?\$rid=r6&retry-after=0\.05$/);
+    expect(accepted.topic).toBe('$dps/registrations/res/202/?$rid=r6&retry-after=0');
     expect(d.client.connected).toBe(true);
   });
 
@@ -87,7 +87,7 @@ describe('MQTT edge cases', () => {
       await impostor.request(REGISTER('x'), JSON.stringify({ registrationId: 'hashed-raw-a' }), 'x'),
     ).toMatchObject({
       status: 401,
-      body: { errorCode: 401002, message: 'Unauthorized' },
+      body: { errorCode: 401000, message: 'Unauthorized' },
     });
     expect(events.at(-1)?.outcome.errorMessage).toMatch(
       /^invalid-registration-id: MQTT client id "hashed-raw-b" differs/,

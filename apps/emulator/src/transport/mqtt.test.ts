@@ -189,13 +189,18 @@ describe('MQTT: custom allocation webhook', () => {
     expect(eventFor('wh-429-then-200-dev')?.webhook).toMatchObject({ status: 200, attempts: 2 });
   });
 
-  it('fails with a message naming the connection error when the webhook cannot be reached', async () => {
+  it("fails with DPS's message when the webhook cannot be reached, and logs the cause", async () => {
     const err = await rejectionOf(
       register(emulator, 'unreachable-dev', groupDeviceKey('unreachable', 'unreachable-dev')),
     );
     const state = (err.result as { registrationState: { errorCode: number; errorMessage: string } }).registrationState;
     expect(state.errorCode).toBe(DpsErrorCode.CustomAllocationFailed);
-    expect(state.errorMessage).toMatch(/could not connect to the webhook \(.*ECONNREFUSED/);
+    // Real DPS: "Msg: An error occurred while sending the request." (MicrosoftDocs/azure-docs#69789).
+    expect(state.errorMessage).toBe('An error occurred while sending the request.');
+    expect(eventFor('unreachable-dev')?.webhook).toMatchObject({
+      failure: 'connection-error',
+      failureReason: expect.stringContaining('ECONNREFUSED'),
+    });
   });
 });
 
@@ -203,13 +208,13 @@ describe('MQTT: attestation failures', () => {
   const expectUnauthorized = async (promise: Promise<unknown>) => {
     const err = await rejectionOf(promise);
     expect(err.name).toBe('UnauthorizedError');
-    expect(err.result).toMatchObject({ errorCode: 401002, message: 'Unauthorized' });
+    expect(err.result).toMatchObject({ errorCode: 401000, message: 'Unauthorized' });
     expect((err.result as { trackingId: string }).trackingId).toMatch(/^[0-9a-f-]{36}$/);
   };
 
   it('answers a wrong key with 401 and keeps serving', async () => {
     await expectUnauthorized(register(emulator, 'hashed-wrong-key', generateSymmetricKey(32)));
-    expect(eventFor('hashed-wrong-key')?.outcome).toMatchObject({ status: 'unauthorized', errorCode: 401002 });
+    expect(eventFor('hashed-wrong-key')?.outcome).toMatchObject({ status: 'unauthorized', errorCode: 401000 });
     const ok = await register(emulator, 'hashed-after-failure', groupDeviceKey('hashed', 'hashed-after-failure'));
     expect(ok.status).toBe('assigned');
   });

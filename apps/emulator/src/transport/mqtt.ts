@@ -99,41 +99,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     },
   });
 
-  broker.on('publish', (packet, client) => {
-    if (!client) return; // the broker's own $SYS heartbeats
-    const attestation = sessions.get(client);
-    if (!attestation) return;
-    const topic = parseRequestTopic(packet.topic);
-    if (topic.kind === 'no-rid') {
-      log.warn('mqtt.request', `${client.id}: request on ${packet.topic} has no $rid; it cannot be answered`);
-      return;
-    }
-    let response: DeviceApiResponse;
-    try {
-      if (topic.kind === 'register') {
-        response = api.register(
-          attestation,
-          typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'utf8') : packet.payload,
-          'mqtt',
-        );
-      } else if (topic.kind === 'operation-status') {
-        response = topic.operationId
-          ? api.operationStatus(attestation, topic.operationId)
-          : errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
-      } else {
-        response = errorResponse(
-          DpsErrorCode.NotFound,
-          `The DPS device API has no operation at ${packet.topic.split('?')[0]}.`,
-        );
-      }
-    } catch (err) {
-      log.error('mqtt.request', `${client.id}: ${(err as Error).message}`, { stack: (err as Error).stack });
-      response = errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
-    }
+  const reply = (client: Client, rid: string, response: DeviceApiResponse) => {
+    if (client.closed) return; // the device left while a poll was held
     client.publish(
       {
         cmd: 'publish',
-        topic: responseTopic(response.status, topic.rid, response.retryAfterSeconds),
+        topic: responseTopic(response.status, rid, response.retryAfterSeconds),
         payload: Buffer.from(asciiJson(response.body), 'ascii'),
         qos: 1,
         retain: false,
@@ -143,7 +114,44 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         if (err) log.debug('mqtt.response', `${client.id}: response not delivered (${err.message})`);
       },
     );
+  };
+
+  broker.on('publish', (packet, client) => {
+    if (!client) return; // the broker's own $SYS heartbeats
+    const attestation = sessions.get(client);
+    if (!attestation) return;
+    const topic = parseRequestTopic(packet.topic);
+    if (topic.kind === 'no-rid') {
+      log.warn('mqtt.request', `${client.id}: request on ${packet.topic} has no $rid; it cannot be answered`);
+      return;
+    }
+    const answer = (): DeviceApiResponse | Promise<DeviceApiResponse> => {
+      if (topic.kind === 'register') {
+        return api.register(
+          attestation,
+          typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'utf8') : packet.payload,
+          'mqtt',
+        );
+      }
+      if (topic.kind === 'operation-status') {
+        return topic.operationId
+          ? api.operationStatus(attestation, topic.operationId, 'mqtt')
+          : errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
+      }
+      return errorResponse(
+        DpsErrorCode.NotFound,
+        `The DPS device API has no operation at ${packet.topic.split('?')[0]}.`,
+      );
+    };
+    Promise.resolve()
+      .then(answer)
+      .catch((err: Error) => {
+        log.error('mqtt.request', `${client.id}: ${err.message}`, { stack: err.stack });
+        return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+      })
+      .then((response) => reply(client, topic.rid, response));
   });
+
   broker.on('clientError', (client, err) => log.debug('mqtt.client', `${client.id}: ${err.message}`));
   broker.on('connectionError', (client, err) => log.debug('mqtt.connection', `${client?.id ?? '?'}: ${err.message}`));
 

@@ -68,8 +68,11 @@ export const DpsErrorMessage = {
     `Custom allocation failed: the webhook returned iotHubHostName "${hub}", which is not one of the linked hubs (${linkedHubs.join(', ') || 'none'}).`,
   customAllocationTimeout: (timeoutMs: number) =>
     `Custom allocation failed: the webhook did not answer within ${timeoutMs} ms (timeout).`,
-  customAllocationConnectionFailed: (reason: string) =>
-    `Custom allocation failed: could not connect to the webhook (${reason}).`,
+  /**
+   * observed: the webhook could not be reached (refused, reset, DNS): the real service passes on
+   * .NET HttpClient's message (MicrosoftDocs/azure-docs#69789). The cause goes to the log only.
+   */
+  customAllocationConnectionFailed: 'An error occurred while sending the request.',
   customAllocationInvalidJson: (reason: string) =>
     `Custom allocation failed: the webhook response is not valid JSON (${reason}).`,
   customAllocationInvalidResponse: (reason: string) =>

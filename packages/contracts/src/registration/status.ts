@@ -13,9 +13,13 @@ export const assignedSubstatusSchema = z.enum([
 ]);
 export type AssignedSubstatus = z.infer<typeof assignedSubstatusSchema>;
 
-/** Body of a device's register request: `PUT .../register` or `$dps/registrations/PUT/iotdps-register/`. */
+/**
+ * Body of a device's register request: `PUT .../register` or `$dps/registrations/PUT/iotdps-register/`.
+ * `registrationId` is optional, as in the REST spec: the device is already named by the URL or
+ * the MQTT username, and the newest Azure IoT C SDK sends no `registrationId` in the body.
+ */
 export const deviceRegistrationSchema = z.looseObject({
-  registrationId: z.string().min(1),
+  registrationId: z.string().min(1).optional(),
   payload: devicePayloadSchema.optional(),
   tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
 });

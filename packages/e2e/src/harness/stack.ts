@@ -18,7 +18,7 @@ export interface TutorialStack {
 }
 
 export interface TutorialStackOptions {
-  /** `retry-after` the emulator sends while assigning (seconds; DPS sends 3). */
+  /** `retry-after` the emulator sends while assigning (whole seconds; DPS sends 3; default 0: poll at once). */
   retryAfterSeconds?: number;
 }
 
@@ -49,7 +49,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       stateDir,
       mqttPort: 0,
       httpsPort: 0,
-      retryAfterSeconds: options.retryAfterSeconds ?? 0.2,
+      retryAfterSeconds: options.retryAfterSeconds ?? 0,
       log: (record) => emulatorLog.push(record),
       config: {
         idScope: TUTORIAL.idScope,

@@ -180,7 +180,7 @@ describe('interpretWebhookOutcome', () => {
       'a refused connection',
       { kind: 'connection-error', reason: 'connect ECONNREFUSED 127.0.0.1:1' } as const,
       DpsErrorCode.CustomAllocationFailed,
-      'could not connect to the webhook (connect ECONNREFUSED',
+      'An error occurred while sending the request.',
     ],
     [
       'an oversized body',

@@ -71,10 +71,7 @@ export function interpretWebhookOutcome(
     return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationTimeout(outcome.timeoutMs));
   }
   if (outcome.kind === 'connection-error') {
-    return failed(
-      DpsErrorCode.CustomAllocationFailed,
-      DpsErrorMessage.customAllocationConnectionFailed(outcome.reason),
-    );
+    return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationConnectionFailed);
   }
   const { status } = outcome;
   if (status === 401) {
@@ -154,6 +151,8 @@ export interface WebhookReport {
   attempts: number;
   /** `timeout` or `connection-error` when the last call got no answer. */
   failure?: 'timeout' | 'connection-error';
+  /** Why the last call failed to connect (for the log: the device only sees DPS's generic message). */
+  failureReason?: string;
 }
 
 export interface CustomAllocationDeps {
@@ -176,12 +175,14 @@ export async function runCustomAllocation(
     const outcome = await deps.call(webhookUrl, body);
     report.attempts++;
     report.latencyMs += outcome.latencyMs;
+    delete report.failureReason;
     if (outcome.kind === 'response') {
       report.status = outcome.status;
       delete report.failure;
     } else {
       delete report.status;
       report.failure = outcome.kind;
+      if (outcome.kind === 'connection-error') report.failureReason = outcome.reason;
     }
     const result = interpretWebhookOutcome(outcome, request.linkedHubs);
     if (result.kind !== 'retry') return { decision: result, webhook: report };
