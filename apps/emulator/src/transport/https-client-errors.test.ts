@@ -28,14 +28,16 @@ describe('answers to requests Node could not parse', () => {
   });
 
   it('writes a complete response that closes the connection', () => {
-    const text = rawHttpResponse({ status: 431, body: { errorCode: 431001, message: 'é' } });
+    const text = rawHttpResponse({ status: 431, body: { errorCode: 431001, trackingId: 't-1', message: 'é' } });
     const [head, body] = text.split('\r\n\r\n');
     expect(head?.split('\r\n')).toEqual([
       'HTTP/1.1 431 Request Header Fields Too Large',
       'Content-Type: application/json; charset=utf-8',
       `Content-Length: ${Buffer.byteLength(body ?? '')}`,
+      'x-ms-request-id: t-1',
+      'x-ms-error-code: 431001',
       'Connection: close',
     ]);
-    expect(JSON.parse(body ?? '')).toEqual({ errorCode: 431001, message: 'é' });
+    expect(JSON.parse(body ?? '')).toEqual({ errorCode: 431001, trackingId: 't-1', message: 'é' });
   });
 });

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import { responseHeaders } from './https-headers.js';
 
 export interface HttpServerLimits {
   maxHeaderSize: number;
@@ -42,11 +43,10 @@ export function clientErrorResponse(
 /** A whole HTTP/1.1 response, written straight to a socket that has no ServerResponse; it closes the connection. */
 export function rawHttpResponse(response: DeviceApiResponse): string {
   const text = JSON.stringify(response.body);
+  const headers = responseHeaders(response, Buffer.byteLength(text), true);
   return [
     `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? 'Error'}`,
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(text)}`,
-    'Connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
     '',
     text,
   ].join('\r\n');
