@@ -8,11 +8,19 @@ import { tutorialConfig } from './config/defaults.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
 import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
 import type { EmulatorConfigInput } from './config/schema.js';
+import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
 import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
+import { EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
-import type { LinkedHub } from './core/model.js';
+import type { LinkedHub, ServiceModel } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
+import {
+  DEFAULT_SERVICE_POLICIES,
+  OWNER_POLICY_NAME,
+  type SharedAccessPolicy,
+  serviceConnectionString,
+} from './core/service-auth.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { startHttpsTransport } from './transport/https.js';
@@ -49,6 +57,11 @@ export interface EmulatorOptions {
   log?: LogSink;
   /** Lowest level passed to `log` (default `info`). */
   logLevel?: LogLevel;
+  /**
+   * The service API's shared access policies; overrides the config's `sharedAccessPolicies`.
+   * Default: `provisioningserviceowner` with the well-known development key (`WELL_KNOWN_SERVICE_KEY`).
+   */
+  sharedAccessPolicies?: SharedAccessPolicy[];
 }
 
 export interface EmulatorEndpoint {
@@ -84,6 +97,16 @@ export interface Emulator {
   readonly generatedKeys: readonly GeneratedKeysInfo[];
   /** What happened to the TLS files on this start. */
   readonly tls: { action: TlsMaterial['action']; reason?: string };
+  /**
+   * The service API's connection string for `ProvisioningServiceClient.fromConnectionString`
+   * (`provisioningserviceowner`, or the first policy configured). The Node service SDK always
+   * connects to port 443: on another port give it an agent (see the README). Undefined without HTTPS.
+   */
+  readonly serviceConnectionString: string | undefined;
+  /** The shared access policies the service API accepts. */
+  readonly sharedAccessPolicies: readonly SharedAccessPolicy[];
+  /** What seeding the config's enrollments did on this start (see `config/seed.ts`). */
+  readonly seeded: readonly SeedReport[];
   on(event: 'registration', listener: (event: RegistrationEvent) => void): this;
   off(event: 'registration', listener: (event: RegistrationEvent) => void): this;
   once(event: 'registration', listener: (event: RegistrationEvent) => void): this;
@@ -93,6 +116,9 @@ export interface Emulator {
 
 interface Running {
   resolved: ResolvedConfig;
+  enrollments: EnrollmentService;
+  policies: readonly SharedAccessPolicy[];
+  seeded: SeedReport[];
   store: SqliteStore;
   tls: TlsMaterial;
   service: RegistrationService;
@@ -140,6 +166,34 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const store = SqliteStore.open(join(stateDir, 'emulator.db'));
       cleanup.push(() => store.close());
       const resolved = resolveConfig(config, store);
+      const seeded = seedEnrollments(resolved.model.enrollments, store, store);
+      for (const entry of seeded) {
+        if (entry.action === 'kept') continue;
+        // A first seeding is routine; a file that replaced or removed what the store had is news.
+        this.#log[entry.action === 'created' ? 'debug' : 'info'](
+          'seed',
+          `config ${entry.kind === 'group' ? 'enrollment group' : 'individual enrollment'} "${entry.id}" ${entry.action}`,
+          { ...entry },
+        );
+      }
+      const enrollments = new EnrollmentService({
+        store,
+        registrations: store,
+        linkedHubs: resolved.model.linkedHubs.map((hub) => hub.hostName),
+      });
+      // The registration core reads the enrollments through this view: a change through the
+      // service API (or another process on the same store) applies to the next device request.
+      const staticModel = resolved.model;
+      const model: ServiceModel = {
+        idScope: staticModel.idScope,
+        linkedHubs: staticModel.linkedHubs,
+        defaultAllocationPolicy: staticModel.defaultAllocationPolicy,
+        get enrollments() {
+          return enrollments.enrollments();
+        },
+      };
+      const policies: readonly SharedAccessPolicy[] =
+        this.#options.sharedAccessPolicies ?? config.sharedAccessPolicies ?? DEFAULT_SERVICE_POLICIES;
 
       const host = this.#options.host ?? '127.0.0.1';
       const names = [...(this.#options.tlsNames ?? [])];
@@ -155,7 +209,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       cleanup.push(() => webhook.close());
       const retry: WebhookRetryPolicy = { ...DPS_WEBHOOK_RETRY, ...definedOnly(this.#options.webhook?.retry ?? {}) };
       const service = new RegistrationService({
-        model: resolved.model,
+        model,
         store,
         callWebhook: (url, body, signal) => webhook.call(url, body, signal),
         webhookRetry: retry,
@@ -181,10 +235,28 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       let https: RunningTransport | undefined;
       const httpsPort = this.#options.httpsPort;
       if (httpsPort !== null && httpsPort !== false) {
-        https = await startHttpsTransport({ api, tls: serverTls, host, port: httpsPort ?? 443, log: this.#log });
+        https = await startHttpsTransport({
+          api,
+          service: { enrollments, policies: () => policies },
+          tls: serverTls,
+          host,
+          port: httpsPort ?? 443,
+          log: this.#log,
+        });
       }
 
-      this.#running = { resolved, store, tls, service, webhook, mqtt, ...(https ? { https } : {}) };
+      this.#running = {
+        resolved: { ...resolved, model },
+        enrollments,
+        policies,
+        seeded,
+        store,
+        tls,
+        service,
+        webhook,
+        mqtt,
+        ...(https ? { https } : {}),
+      };
       this.#log.info('started', `DPS emulator for ID scope ${resolved.model.idScope} listening`, {
         idScope: resolved.model.idScope,
         mqtt: `${host}:${mqtt.port}`,
@@ -246,11 +318,26 @@ class EmulatorInstance extends EventEmitter implements Emulator {
   }
 
   get enrollments(): Emulator['enrollments'] {
-    const { enrollments } = this.#require().resolved.model;
+    const { store } = this.#require();
     return {
-      groups: enrollments.groups.map((g) => structuredClone(g.record)),
-      individuals: [...enrollments.individuals.values()].map((i) => structuredClone(i.record)),
+      groups: store.listEnrollments('group').items.map((g) => g.record as EnrollmentGroup),
+      individuals: store.listEnrollments('individual').items.map((i) => i.record as IndividualEnrollment),
     };
+  }
+
+  get serviceConnectionString(): string | undefined {
+    const running = this.#require();
+    if (!running.https) return undefined;
+    const policy = running.policies.find((p) => p.keyName === OWNER_POLICY_NAME) ?? running.policies[0];
+    return policy ? serviceConnectionString(provisioningHostName(running.https.host), policy) : undefined;
+  }
+
+  get sharedAccessPolicies(): readonly SharedAccessPolicy[] {
+    return this.#require().policies;
+  }
+
+  get seeded(): readonly SeedReport[] {
+    return this.#require().seeded;
   }
 
   get linkedHubs(): readonly LinkedHub[] {

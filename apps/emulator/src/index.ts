@@ -17,6 +17,7 @@ export {
 export { ConfigError, loadConfigFile, parseConfig, parseConfigText } from './config/load.js';
 export type { EmulatorConfig, EmulatorConfigInput } from './config/schema.js';
 export { emulatorConfigSchema } from './config/schema.js';
+export type { SeedAction, SeedReport } from './config/seed.js';
 export {
   buildAllocationRequest,
   DPS_WEBHOOK_RETRY,
@@ -29,6 +30,15 @@ export { pickHashed } from './core/allocation/hashed.js';
 export type { AttestationFailureReason } from './core/attestation.js';
 export type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './core/events.js';
 export type { EnrollmentRef, LinkedHub } from './core/model.js';
+export {
+  DEFAULT_SERVICE_POLICIES,
+  OWNER_POLICY_NAME,
+  SERVICE_RIGHTS,
+  type ServiceRight,
+  type SharedAccessPolicy,
+  serviceConnectionString,
+  WELL_KNOWN_SERVICE_KEY,
+} from './core/service-auth.js';
 export {
   createEmulator,
   type Emulator,

@@ -15,6 +15,7 @@ export function formatBanner(emulator: Emulator): string {
   } else {
     lines.push('  HTTPS  off');
   }
+  if (emulator.serviceConnectionString) lines.push(`  Service API  ${emulator.serviceConnectionString}`);
   lines.push(`  State  ${emulator.stateDir}`);
   lines.push(`  CA     ${emulator.caCertPath}${emulator.tls.action === 'reused' ? '' : ` (${emulator.tls.action})`}`);
   lines.push(`         trust it with: export NODE_EXTRA_CA_CERTS="${emulator.caCertPath}"`);

@@ -7,6 +7,7 @@ import {
   registrationIdProblem,
 } from '@dpskit/contracts';
 import { z } from 'zod';
+import { SERVICE_RIGHTS } from '../core/service-auth.js';
 
 const hostNameSchema = z
   .string()
@@ -47,6 +48,24 @@ export const emulatorConfigSchema = z
       })
       .default('hashed'),
     iotHubs: z.array(linkedHubConfigSchema).min(1, 'link at least one IoT hub'),
+    /**
+     * The service API's shared access policies. Default: `provisioningserviceowner` with the
+     * emulator's well-known development key (see the README).
+     */
+    sharedAccessPolicies: z
+      .array(
+        z.strictObject({
+          keyName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -'),
+          primaryKey: z.string().min(1),
+          secondaryKey: z.string().min(1).optional(),
+          rights: z
+            .array(z.enum(SERVICE_RIGHTS))
+            .min(1)
+            .default([...SERVICE_RIGHTS]),
+        }),
+      )
+      .min(1, 'give at least one policy, or leave sharedAccessPolicies out for the default')
+      .optional(),
     enrollmentGroups: z.array(enrollmentGroupConfigSchema).default([]),
     individualEnrollments: z.array(individualEnrollmentConfigSchema).default([]),
   })
@@ -102,6 +121,20 @@ export const emulatorConfigSchema = z
         issue(at('iotHubHostName'), `"${enrollment.iotHubHostName}" is not one of the linked iotHubs`);
       }
     };
+
+    config.sharedAccessPolicies?.forEach((policy, i) => {
+      for (const which of ['primaryKey', 'secondaryKey'] as const) {
+        const key = policy[which];
+        if (key === undefined) continue;
+        try {
+          const bytes = decodeBase64Key(key, which).length;
+          if (bytes < 16 || bytes > 64)
+            issue(['sharedAccessPolicies', i, which], `must be 16 to 64 bytes, not ${bytes}`);
+        } catch (err) {
+          issue(['sharedAccessPolicies', i, which], err instanceof KeyError ? err.message : String(err));
+        }
+      }
+    });
 
     const groupIds = new Set<string>();
     config.enrollmentGroups.forEach((group, i) => {

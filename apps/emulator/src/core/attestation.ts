@@ -53,7 +53,17 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
   if (input.requestedIdScope.toLowerCase() !== input.idScope.toLowerCase()) {
     return fail('scope-mismatch', `ID scope "${input.requestedIdScope}" is not this service's "${input.idScope}"`);
   }
-  if (!input.token) return fail('missing-token', 'no SAS token was presented');
+  const other = enrollments.unverifiable?.individuals.get(registrationId.toLowerCase());
+  if (other && !enrollments.individuals.has(registrationId.toLowerCase())) {
+    // X.509 devices authenticate with a TLS client certificate and TPM devices with a nonce
+    // challenge: refuse clearly rather than with "no enrollment" or "no token".
+    return fail(
+      'unsupported-attestation',
+      `individual enrollment "${other.id}" uses ${other.attestationType} attestation, which the emulator cannot verify yet (symmetric keys only)`,
+    );
+  }
+  if (!input.token)
+    return fail('missing-token', 'no SAS token was presented (the emulator verifies symmetric-key SAS tokens only)');
 
   const expectedResource = registrationResource(input.idScope, registrationId);
   const verify = (keys: string[]): { ok: true; keyIndex: number } | { ok: false; error: SasTokenError } => {
@@ -97,14 +107,18 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
     if (result.error.reason !== 'signature-mismatch') return fail(result.error.reason, result.error.message);
     lastMismatch = result.error;
   }
+  const others = enrollments.unverifiable?.groups ?? [];
+  const note = others.length
+    ? `; groups whose devices the emulator cannot verify yet (symmetric keys only): ${others.map((g) => `"${g.id}" (${g.attestationType})`).join(', ')}`
+    : '';
   if (lastMismatch) {
     return fail(
       'no-matching-enrollment',
-      `no individual enrollment for "${registrationId}" and no enrollment group key signs the token`,
+      `no individual enrollment for "${registrationId}" and no enrollment group key signs the token${note}`,
     );
   }
   // No groups: the token may still be malformed or expired; say so rather than "no enrollment".
   const check = verify([]);
   if (!check.ok && check.error.reason !== 'signature-mismatch') return fail(check.error.reason, check.error.message);
-  return fail('no-matching-enrollment', `no enrollment matches registration id "${registrationId}"`);
+  return fail('no-matching-enrollment', `no enrollment matches registration id "${registrationId}"${note}`);
 }

@@ -21,10 +21,22 @@ export type EmulatedEnrollment =
   | { kind: 'group'; id: string; record: EnrollmentGroup; keys: SymmetricKeys }
   | { kind: 'individual'; id: string; record: IndividualEnrollment; keys: SymmetricKeys };
 
+/** An enrollment whose devices the emulator cannot attest (x509, tpm): kept so a refusal can say why. */
+export interface UnverifiableEnrollment {
+  kind: 'group' | 'individual';
+  id: string;
+  attestationType: string;
+}
+
 export interface EnrollmentSet {
   groups: readonly Extract<EmulatedEnrollment, { kind: 'group' }>[];
   /** Keyed by the lower-cased registration id: DPS treats registration ids case-insensitively. */
   individuals: ReadonlyMap<string, Extract<EmulatedEnrollment, { kind: 'individual' }>>;
+  /** x509 and tpm enrollments (individuals keyed by lower-cased registration id). */
+  unverifiable?: {
+    groups: readonly UnverifiableEnrollment[];
+    individuals: ReadonlyMap<string, UnverifiableEnrollment>;
+  };
 }
 
 /** Everything the emulated DPS instance is configured with. */
@@ -36,14 +48,25 @@ export interface ServiceModel {
   enrollments: EnrollmentSet;
 }
 
-export function enrollmentSet(enrollments: readonly EmulatedEnrollment[]): EnrollmentSet {
+export function enrollmentSet(
+  enrollments: readonly EmulatedEnrollment[],
+  unverifiable: readonly UnverifiableEnrollment[] = [],
+): EnrollmentSet {
   const groups: Extract<EmulatedEnrollment, { kind: 'group' }>[] = [];
   const individuals = new Map<string, Extract<EmulatedEnrollment, { kind: 'individual' }>>();
   for (const enrollment of enrollments) {
     if (enrollment.kind === 'group') groups.push(enrollment);
     else individuals.set(enrollment.id.toLowerCase(), enrollment);
   }
-  return { groups, individuals };
+  if (unverifiable.length === 0) return { groups, individuals };
+  return {
+    groups,
+    individuals,
+    unverifiable: {
+      groups: unverifiable.filter((e) => e.kind === 'group'),
+      individuals: new Map(unverifiable.filter((e) => e.kind === 'individual').map((e) => [e.id.toLowerCase(), e])),
+    },
+  };
 }
 
 export function allocationPolicyOf(enrollment: EmulatedEnrollment, model: ServiceModel): AllocationPolicy {

@@ -82,7 +82,9 @@ describe('SqliteStore', () => {
     const raw = new Database(newer);
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
-    expect(() => SqliteStore.open(newer)).toThrow(/schema version 2, newer than this emulator knows \(1\)/);
+    expect(() => SqliteStore.open(newer)).toThrow(
+      `schema version ${SCHEMA_VERSION + 1}, newer than this emulator knows (${SCHEMA_VERSION})`,
+    );
 
     const path = join(dir.path, 'corrupt.db');
     SqliteStore.open(path).close();

@@ -9,6 +9,14 @@ import {
 } from '@dpskit/contracts';
 import Database from 'better-sqlite3';
 import type { EnrollmentMeta, EnrollmentMetaStore } from '../config/resolve.js';
+import {
+  type EnrollmentKind,
+  type EnrollmentStore,
+  type Page,
+  pageOf,
+  type RegistrationAdminStore,
+  type StoredEnrollment,
+} from '../core/enrollments/store.js';
 import type { RegistrationRecord, RegistrationStore } from '../core/store.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
@@ -40,6 +48,15 @@ const MIGRATIONS: readonly string[] = [
      last_updated_utc TEXT NOT NULL,
      PRIMARY KEY (kind, enrollment_key)
    );`,
+  // The service API's enrollments (the table above keeps the config file's generated keys).
+  `CREATE TABLE service_enrollments (
+     kind TEXT NOT NULL CHECK (kind IN ('group', 'individual')),
+     enrollment_key TEXT NOT NULL,
+     enrollment_id TEXT NOT NULL,
+     record_json TEXT NOT NULL,
+     seed_hash TEXT,
+     PRIMARY KEY (kind, enrollment_key)
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -55,6 +72,13 @@ interface RegistrationRow {
   initial_twin_json: string | null;
 }
 
+interface ServiceEnrollmentRow {
+  kind: EnrollmentKind;
+  enrollment_id: string;
+  record_json: string;
+  seed_hash: string | null;
+}
+
 interface EnrollmentRow {
   generated_primary_key: string | null;
   generated_secondary_key: string | null;
@@ -67,11 +91,13 @@ interface EnrollmentRow {
 /**
  * The emulator's state in SQLite (better-sqlite3, WAL): registration records, which survive
  * restarts as DPS's do, and per-enrollment metadata (generated keys, etag, timestamps).
- * Enrollments themselves come from the config file on every start.
+ * and the enrollments the service API (and the config file's seeding) wrote.
  */
-export class SqliteStore implements RegistrationStore, EnrollmentMetaStore {
+export class SqliteStore implements RegistrationStore, RegistrationAdminStore, EnrollmentMetaStore, EnrollmentStore {
   readonly #db: Database.Database;
   readonly #statements;
+  /** Counts this connection's enrollment writes; `data_version` counts other connections' commits. */
+  #enrollmentWrites = 0;
 
   private constructor(
     readonly path: string,
@@ -91,6 +117,26 @@ export class SqliteStore implements RegistrationStore, EnrollmentMetaStore {
            assigned_hub = excluded.assigned_hub, result_json = excluded.result_json, current_hub = excluded.current_hub,
            current_device_id = excluded.current_device_id, current_substatus = excluded.current_substatus,
            initial_twin_json = excluded.initial_twin_json, last_updated_utc = excluded.last_updated_utc`,
+      ),
+      delete: db.prepare<[string]>('DELETE FROM registrations WHERE registration_key = ?'),
+      listByGroup: db.prepare<[string, string, number], RegistrationRow>(
+        `SELECT * FROM registrations WHERE enrollment_kind = 'group' AND lower(enrollment_id) = ? AND registration_key > ?
+         ORDER BY registration_key LIMIT ?`,
+      ),
+      getEnrollment: db.prepare<[string, string], ServiceEnrollmentRow>(
+        'SELECT * FROM service_enrollments WHERE kind = ? AND enrollment_key = ?',
+      ),
+      putEnrollment: db.prepare(
+        `INSERT INTO service_enrollments (kind, enrollment_key, enrollment_id, record_json, seed_hash)
+         VALUES (@kind, @key, @id, @record, @seedHash)
+         ON CONFLICT (kind, enrollment_key) DO UPDATE SET enrollment_id = excluded.enrollment_id,
+           record_json = excluded.record_json, seed_hash = excluded.seed_hash`,
+      ),
+      deleteEnrollment: db.prepare<[string, string]>(
+        'DELETE FROM service_enrollments WHERE kind = ? AND enrollment_key = ?',
+      ),
+      listEnrollments: db.prepare<[string, string, number], ServiceEnrollmentRow & { enrollment_key: string }>(
+        'SELECT * FROM service_enrollments WHERE kind = ? AND enrollment_key > ? ORDER BY enrollment_key LIMIT ?',
       ),
       getMeta: db.prepare<[string, string], EnrollmentRow>(
         'SELECT * FROM enrollments WHERE kind = ? AND enrollment_key = ?',
@@ -149,6 +195,68 @@ export class SqliteStore implements RegistrationStore, EnrollmentMetaStore {
     return this.#statements.list.all().map((row) => this.#toRecord(row));
   }
 
+  delete(registrationId: string): boolean {
+    return this.#statements.delete.run(registrationId.toLowerCase()).changes > 0;
+  }
+
+  listByGroup(groupId: string, options: { after?: string; limit?: number } = {}): Page<RegistrationRecord> {
+    const limit = options.limit ?? Number.MAX_SAFE_INTEGER;
+    const rows = this.#statements.listByGroup.all(
+      groupId.toLowerCase(),
+      options.after ?? '',
+      Math.min(limit + 1, Number.MAX_SAFE_INTEGER),
+    );
+    return pageOf(
+      rows.map((row) => this.#toRecord(row)),
+      options.limit,
+      (record) => record.registrationId.toLowerCase(),
+    );
+  }
+
+  getEnrollment(kind: EnrollmentKind, id: string): StoredEnrollment | undefined {
+    const row = this.#statements.getEnrollment.get(kind, id.toLowerCase());
+    return row ? this.#toEnrollment(row) : undefined;
+  }
+
+  putEnrollment(enrollment: StoredEnrollment): void {
+    this.#statements.putEnrollment.run({
+      kind: enrollment.kind,
+      key: enrollment.id.toLowerCase(),
+      id: enrollment.id,
+      record: JSON.stringify(enrollment.record),
+      seedHash: enrollment.seedHash ?? null,
+    });
+    this.#enrollmentWrites++;
+  }
+
+  deleteEnrollment(kind: EnrollmentKind, id: string): boolean {
+    const deleted = this.#statements.deleteEnrollment.run(kind, id.toLowerCase()).changes > 0;
+    if (deleted) this.#enrollmentWrites++;
+    return deleted;
+  }
+
+  listEnrollments(kind: EnrollmentKind, options: { after?: string; limit?: number } = {}): Page<StoredEnrollment> {
+    const limit = options.limit ?? Number.MAX_SAFE_INTEGER;
+    const rows = this.#statements.listEnrollments.all(
+      kind,
+      options.after ?? '',
+      Math.min(limit + 1, Number.MAX_SAFE_INTEGER),
+    );
+    return pageOf(
+      rows.map((row) => this.#toEnrollment(row)),
+      options.limit,
+      (enrollment) => enrollment.id.toLowerCase(),
+    );
+  }
+
+  enrollmentsVersion(): string {
+    return `${this.#db.pragma('data_version', { simple: true })}:${this.#enrollmentWrites}`;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
   getEnrollmentMeta(kind: 'group' | 'individual', id: string): EnrollmentMeta | undefined {
     const row = this.#statements.getMeta.get(kind, id.toLowerCase());
     if (!row) return undefined;
@@ -180,6 +288,19 @@ export class SqliteStore implements RegistrationStore, EnrollmentMetaStore {
 
   close(): void {
     if (this.#db.open) this.#db.close();
+  }
+
+  #toEnrollment(row: ServiceEnrollmentRow): StoredEnrollment {
+    const record = safeJson(row.record_json);
+    if (typeof record !== 'object' || record === null || !('attestation' in record)) {
+      throw new Error(`enrollment "${row.enrollment_id}" in ${this.path} has an invalid record`);
+    }
+    return {
+      kind: row.kind,
+      id: row.enrollment_id,
+      record: record as StoredEnrollment['record'],
+      ...(row.seed_hash !== null ? { seedHash: row.seed_hash } : {}),
+    };
   }
 
   #toRecord(row: RegistrationRow): RegistrationRecord {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http from 'node:http';
 import https from 'node:https';
@@ -9,9 +10,18 @@ import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
 import { matchRoute } from './https-routes.js';
 import type { RunningTransport } from './mqtt.js';
+import {
+  type HttpAnswer,
+  handleServiceRequest,
+  MAX_SERVICE_BODY_BYTES,
+  type ServiceApiOptions,
+} from './service-api.js';
+import { isServicePath } from './service-routes.js';
 
 export interface HttpsTransportOptions {
   api: DeviceApi;
+  /** The DPS service (enrollment) API, served beside the device API on the same listener. */
+  service?: Omit<ServiceApiOptions, 'log'>;
   tls: { cert: string; key: string };
   host: string;
   port: number;
@@ -20,6 +30,10 @@ export interface HttpsTransportOptions {
 
 /** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
 const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
+
+const DEVICE_API_SHAPE =
+  'the device API serves PUT /{idScope}/registrations/{registrationId}/register, GET /{idScope}/registrations/{registrationId}/operations/{operationId} and POST /{idScope}/registrations/{registrationId}';
+const SERVICE_API_SHAPE = 'the service API serves /enrollmentGroups/{id}, /enrollments/{id} and /registrations/{id}';
 
 /**
  * DPS's device REST API on node:https. Every answer is JSON with
@@ -30,20 +44,46 @@ const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
   const { api, log } = options;
 
-  const handle = (req: IncomingMessage, body: Buffer): DeviceApiResponse | Promise<DeviceApiResponse> => {
+  const unrouted = (req: IncomingMessage, path: string, status: number, message: string): DeviceApiResponse => {
+    log.warn('https.unrouted', `${req.method} ${path} → ${status}: ${message}`, { method: req.method, path, status });
+    return errorResponse(status === 405 ? DpsErrorCode.MethodNotAllowed : DpsErrorCode.NotFound, message);
+  };
+
+  const handle = (req: IncomingMessage, body: Buffer): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'https://dps.invalid');
     } catch {
       // e.g. `//[`: parsed as an authority that is no valid host.
-      return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${req.url}.`);
+      return unrouted(
+        req,
+        String(req.url),
+        404,
+        `Neither DPS API has a resource at ${req.url}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+      );
+    }
+    if (options.service && isServicePath(url.pathname)) {
+      return handleServiceRequest(
+        { ...options.service, log },
+        { method: req.method ?? 'GET', url, headers: req.headers, body },
+      );
     }
     const route = matchRoute(req.method ?? 'GET', url.pathname);
     if (route.kind === 'not-found') {
-      return errorResponse(DpsErrorCode.NotFound, `The DPS device API has no resource at ${url.pathname}.`);
+      return unrouted(
+        req,
+        url.pathname,
+        404,
+        `Neither DPS API has a resource at ${url.pathname}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+      );
     }
     if (route.kind === 'method-not-allowed') {
-      return errorResponse(DpsErrorCode.MethodNotAllowed, `Use ${route.allowed} for ${url.pathname}.`);
+      return unrouted(
+        req,
+        url.pathname,
+        405,
+        `The DPS device API expects ${route.allowed} for ${url.pathname}, not ${req.method}.`,
+      );
     }
     if (!url.searchParams.get('api-version')) {
       return errorResponse(
@@ -73,15 +113,27 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     return api.statusLookup(attestation);
   };
 
-  const send = (res: ServerResponse, response: DeviceApiResponse, close = false) => {
+  const send = (res: ServerResponse, response: DeviceApiResponse | HttpAnswer, close = false) => {
     if (res.headersSent || res.destroyed) return; // the device left while a poll was held
+    if (response.body === undefined) {
+      // 204 (service API deletes): no body, no content headers.
+      res.writeHead(response.status, { 'x-ms-request-id': randomUUID(), ...(close ? { Connection: 'close' } : {}) });
+      res.end();
+      return;
+    }
     const text = JSON.stringify(response.body);
-    res.writeHead(response.status, responseHeaders(response, Buffer.byteLength(text), close));
+    const extra = 'headers' in response ? response.headers : undefined;
+    res.writeHead(response.status, {
+      ...responseHeaders(response as DeviceApiResponse, Buffer.byteLength(text), close),
+      ...extra,
+    });
     res.end(text);
   };
 
   const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
-    readBody(req, MAX_BODY_BYTES).then(
+    const pathname = (req.url ?? '/').split('?')[0] ?? '/';
+    const maxBytes = options.service && isServicePath(pathname) ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
+    readBody(req, maxBytes).then(
       (body) => {
         Promise.resolve()
           .then(() => handle(req, body))
@@ -95,7 +147,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         if (err instanceof BodyTooLargeError) {
           send(
             res,
-            errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${MAX_BODY_BYTES} bytes.`),
+            errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${maxBytes} bytes.`),
             true,
           );
           return;
@@ -105,9 +157,44 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       },
     );
   });
-  server.on('tlsClientError', (err) => log.debug('https.tls', `TLS handshake failed: ${err.message}`));
+  // WebSocket transports (MQTT or AMQP over wss://…/$iothub/websocket) are not served: say so in the
+  // log and to the client instead of a bare 404 the SDKs report as NotConnectedError.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const protocol = req.headers['sec-websocket-protocol'] ?? 'none';
+    const message = `WebSocket upgrade (${req.headers.upgrade}, subprotocol ${protocol}) to ${req.url} refused: the emulator does not serve MQTT or AMQP over WebSockets; use MQTT over TLS or HTTPS.`;
+    log.warn('https.websocket', message, { method: req.method, path: req.url, status: 400, subprotocol: protocol });
+    const body = JSON.stringify(errorResponse(DpsErrorCode.InvalidRequestBody, message).body);
+    socket.on('error', () => {});
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    // A client that is not speaking TLS at all (plain HTTP, plain MQTT) is worth a line in the log.
+    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
+      log.warn(
+        'https.protocol',
+        `a client on the HTTPS port did not speak TLS (${err.message}): use https:// with the emulator's CA`,
+        {
+          code: err.code,
+        },
+      );
+    } else {
+      log.debug('https.tls', `TLS handshake failed: ${err.message}`);
+    }
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    log.debug('https.client', err.message, { code: err.code });
+    if (err.code === 'HPE_INVALID_METHOD' || err.code === 'HPE_INVALID_CONSTANT') {
+      log.warn(
+        'https.protocol',
+        `a client on the HTTPS port sent something that is not HTTP (${err.code}): the port serves the DPS device and service REST APIs`,
+        {
+          code: err.code,
+        },
+      );
+    } else {
+      log.debug('https.client', err.message, { code: err.code });
+    }
     const answer = clientErrorResponse(err, {
       maxHeaderSize: http.maxHeaderSize,
       headersTimeoutMs: server.headersTimeout,

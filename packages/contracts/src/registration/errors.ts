@@ -47,6 +47,20 @@ export const DpsErrorCode = {
   AllocationNoIotHub: 400210,
   /** dpskit: an unexpected server error. */
   InternalServerError: 500001,
+  // The service (enrollment) API. 400004 and 401002 are observed; the others are dpskit's
+  // choices inside the HTTP status the service documents for the case.
+  /** observed (MicrosoftDocs/azure-docs#17690): the service API refused an argument or enrollment. */
+  ArgumentInvalid: 400004,
+  /** dpskit: no individual enrollment with this registration id. */
+  EnrollmentNotFound: 404201,
+  /** dpskit: no enrollment group with this id. */
+  EnrollmentGroupNotFound: 404202,
+  /** dpskit: no registration record with this registration id. */
+  DeviceRegistrationNotFound: 404203,
+  /** dpskit: a bulk `create` found an enrollment with the same id. */
+  EnrollmentConflict: 409201,
+  /** dpskit: `If-Match` does not match the resource's etag (the service answers 412). */
+  PreconditionFailed: 412001,
 } as const;
 export type DpsErrorCodeName = keyof typeof DpsErrorCode;
 export type DpsErrorCodeValue = (typeof DpsErrorCode)[DpsErrorCodeName];
@@ -78,6 +92,13 @@ export const DpsErrorMessage = {
   customAllocationInvalidResponse: (reason: string) =>
     `Custom allocation failed: the webhook response is not a valid allocation response (${reason}).`,
   allocationNoIotHub: (reason: string) => `Allocation failed: no IoT hub can be assigned (${reason}).`,
+  /** The text DPS documents for a 412 (azure-docs how-to-troubleshoot-dps). */
+  preconditionFailed: 'The ETag in the request does not match the ETag of the existing resource, as per RFC7232.',
+  /** observed (MicrosoftDocs/azure-docs#17690). */
+  customAllocationDefinitionRequired:
+    "A CustomAllocationDefinition is required when the allocation policy is set to 'Custom'.",
+  /** observed (Azure/azure-sdk-for-python#35368). */
+  allocationPolicyRequiredWithIotHubs: 'allocationPolicy must be specified when iotHubs are specified.',
 } as const;
 
 /** The body DPS sends with any non-2xx response (`ProvisioningServiceErrorDetails`). */

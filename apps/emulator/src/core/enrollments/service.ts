@@ -1,0 +1,347 @@
+import { randomBytes } from 'node:crypto';
+import { DpsErrorCode, DpsErrorMessage, generateSymmetricKey } from '@dpskit/contracts';
+import { createEnrollmentEtag, dpsTimestamp } from '../identifiers.js';
+import { type EmulatedEnrollment, type EnrollmentSet, enrollmentSet, type UnverifiableEnrollment } from '../model.js';
+import type { RegistrationRecord } from '../store.js';
+import type { EnrollmentKind, EnrollmentStore, Page, RegistrationAdminStore, StoredEnrollment } from './store.js';
+import { idFieldOf, validateEnrollment } from './validate.js';
+import { attestationView, buildRecord, registrationStateView, serviceView, toEmulated } from './views.js';
+
+/** A service API outcome, independent of HTTP: a value, or a DPS error code (its status is code / 1000) and message. */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; errorCode: number; message: string };
+
+export interface QueryPage {
+  items: Record<string, unknown>[];
+  /** Opaque; present when more items follow. */
+  continuationToken?: string;
+}
+
+export interface BulkResult {
+  isSuccessful: boolean;
+  errors: { registrationId: string; errorCode: number; errorStatus: string }[];
+}
+
+/** DPS caps bulk operations at 10 enrollments. */
+export const MAX_BULK_ENROLLMENTS = 10;
+/** Page size when the request names none (DPS does not document its default). */
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+export interface EnrollmentServiceOptions {
+  store: EnrollmentStore;
+  registrations: RegistrationAdminStore;
+  /** Host names of the linked IoT hubs (`iotHubs` must name some of them). */
+  linkedHubs: readonly string[];
+  now?: () => Date;
+}
+
+const fail = (errorCode: number, message: string): { ok: false; errorCode: number; message: string } => ({
+  ok: false,
+  errorCode,
+  message,
+});
+
+const notFound = (kind: EnrollmentKind, id: string) =>
+  kind === 'group'
+    ? fail(DpsErrorCode.EnrollmentGroupNotFound, `Enrollment group "${id}" was not found.`)
+    : fail(DpsErrorCode.EnrollmentNotFound, `Individual enrollment "${id}" was not found.`);
+
+/**
+ * The DPS service API's logic over the store: enrollments created, read, replaced (etags,
+ * `If-Match`), queried page by page and deleted; registration records read and deleted. Every
+ * write goes to the store at once, and `enrollments()` rebuilds the registration core's view when
+ * the store changed, so the next device request sees the change.
+ */
+export class EnrollmentService {
+  readonly #options: EnrollmentServiceOptions;
+  readonly #now: () => Date;
+  #cache: { version: string; set: EnrollmentSet } | undefined;
+
+  constructor(options: EnrollmentServiceOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The enrollments as the registration core sees them, current with the store. */
+  enrollments(): EnrollmentSet {
+    const { store } = this.#options;
+    const version = store.enrollmentsVersion();
+    if (this.#cache?.version === version) return this.#cache.set;
+    const usable: EmulatedEnrollment[] = [];
+    const others: UnverifiableEnrollment[] = [];
+    for (const kind of ['group', 'individual'] as const) {
+      for (const stored of store.listEnrollments(kind).items) {
+        const enrollment = toEmulated(stored);
+        if ('keys' in enrollment) usable.push(enrollment);
+        else others.push(enrollment);
+      }
+    }
+    const set = enrollmentSet(usable, others);
+    this.#cache = { version, set };
+    return set;
+  }
+
+  /** `PUT /enrollmentGroups/{id}` and `PUT /enrollments/{id}`: create or replace, honouring `If-Match`. */
+  put(kind: EnrollmentKind, id: string, body: unknown, ifMatch?: string): Outcome<Record<string, unknown>> {
+    return this.#options.store.transaction(() => {
+      const result = this.#write(kind, id, body, ifMatch);
+      return result.ok ? { ok: true, value: serviceView(result.value.record, { secrets: true }) } : result;
+    });
+  }
+
+  get(kind: EnrollmentKind, id: string): Outcome<Record<string, unknown>> {
+    const stored = this.#options.store.getEnrollment(kind, id);
+    if (!stored) return notFound(kind, id);
+    const state = kind === 'individual' ? this.#options.registrations.get(id) : undefined;
+    return {
+      ok: true,
+      value: serviceView(stored.record, {
+        secrets: false,
+        ...(state ? { registrationState: registrationStateView(state.result) } : {}),
+      }),
+    };
+  }
+
+  /** `POST …/{id}/attestationmechanism`: the attestation with its keys. */
+  attestationMechanism(kind: EnrollmentKind, id: string): Outcome<Record<string, unknown>> {
+    const stored = this.#options.store.getEnrollment(kind, id);
+    if (!stored) return notFound(kind, id);
+    return { ok: true, value: attestationView(stored.record.attestation, true) };
+  }
+
+  delete(kind: EnrollmentKind, id: string, ifMatch?: string): Outcome<null> {
+    const { store } = this.#options;
+    return store.transaction(() => {
+      const stored = store.getEnrollment(kind, id);
+      if (!stored) return notFound(kind, id);
+      if (!etagMatches(ifMatch, stored.record.etag))
+        return fail(DpsErrorCode.PreconditionFailed, DpsErrorMessage.preconditionFailed);
+      store.deleteEnrollment(kind, id);
+      return { ok: true, value: null };
+    });
+  }
+
+  query(
+    kind: EnrollmentKind,
+    queryBody: unknown,
+    pageSize: string | undefined,
+    continuation: string | undefined,
+  ): Outcome<QueryPage> {
+    const page = parsePaging(queryBody, pageSize, continuation);
+    if (!page.ok) return page;
+    const { items, next } = this.#options.store.listEnrollments(kind, {
+      ...(page.value.after !== undefined ? { after: page.value.after } : {}),
+      limit: page.value.limit,
+    });
+    return {
+      ok: true,
+      value: pageResult(
+        items.map((s) => serviceView(s.record, { secrets: false })),
+        next,
+      ),
+    };
+  }
+
+  /** `POST /enrollments`: up to 10 individual enrollments; per-item results, not atomic (as DPS). */
+  bulk(body: unknown): Outcome<BulkResult> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return fail(
+        DpsErrorCode.ArgumentInvalid,
+        'The request body must be a BulkEnrollmentOperation {mode, enrollments}.',
+      );
+    }
+    const { mode, enrollments } = body as { mode?: unknown; enrollments?: unknown };
+    const modes = ['create', 'update', 'updateifmatchetag', 'delete'];
+    if (typeof mode !== 'string' || !modes.includes(mode.toLowerCase())) {
+      return fail(
+        DpsErrorCode.ArgumentInvalid,
+        `Invalid mode ${JSON.stringify(mode)}: use create, update, updateIfMatchETag or delete.`,
+      );
+    }
+    if (!Array.isArray(enrollments) || enrollments.length === 0) {
+      return fail(
+        DpsErrorCode.ArgumentInvalid,
+        'Invalid enrollments: give a non-empty array of individual enrollments.',
+      );
+    }
+    if (enrollments.length > MAX_BULK_ENROLLMENTS) {
+      return fail(
+        DpsErrorCode.ArgumentInvalid,
+        `Invalid enrollments: a bulk operation takes at most ${MAX_BULK_ENROLLMENTS} enrollments, not ${enrollments.length}.`,
+      );
+    }
+    const errors: BulkResult['errors'] = [];
+    const { store } = this.#options;
+    for (const item of enrollments as unknown[]) {
+      const registrationId = String((item as { registrationId?: unknown } | null)?.registrationId ?? '');
+      const etag = (item as { etag?: unknown } | null)?.etag;
+      const outcome = store.transaction((): Outcome<unknown> => {
+        if (!registrationId) return fail(DpsErrorCode.ArgumentInvalid, 'registrationId is required.');
+        switch (mode.toLowerCase()) {
+          case 'create':
+            if (store.getEnrollment('individual', registrationId)) {
+              return fail(DpsErrorCode.EnrollmentConflict, `Individual enrollment "${registrationId}" already exists.`);
+            }
+            return this.#write('individual', registrationId, item);
+          case 'update':
+            return this.#write('individual', registrationId, item);
+          case 'updateifmatchetag':
+            return this.#write('individual', registrationId, item, typeof etag === 'string' ? etag : undefined, true);
+          default:
+            return this.delete('individual', registrationId, typeof etag === 'string' ? etag : undefined);
+        }
+      });
+      if (!outcome.ok) errors.push({ registrationId, errorCode: outcome.errorCode, errorStatus: outcome.message });
+    }
+    return { ok: true, value: { isSuccessful: errors.length === 0, errors } };
+  }
+
+  registration(registrationId: string): Outcome<Record<string, unknown>> {
+    const record = this.#options.registrations.get(registrationId);
+    if (!record) return registrationNotFound(registrationId);
+    return { ok: true, value: registrationStateView(record.result) };
+  }
+
+  /** Deleting a registration record makes the device's next registration an initial assignment. */
+  deleteRegistration(registrationId: string, ifMatch?: string): Outcome<null> {
+    const { registrations } = this.#options;
+    const record = registrations.get(registrationId);
+    if (!record) return registrationNotFound(registrationId);
+    if (!etagMatches(ifMatch, record.result.etag))
+      return fail(DpsErrorCode.PreconditionFailed, DpsErrorMessage.preconditionFailed);
+    registrations.delete(registrationId);
+    return { ok: true, value: null };
+  }
+
+  /** `POST /registrations/{groupId}/query`: the registration records of one enrollment group. */
+  queryRegistrations(
+    groupId: string,
+    queryBody: unknown,
+    pageSize: string | undefined,
+    continuation: string | undefined,
+  ): Outcome<QueryPage> {
+    const page = parsePaging(queryBody, pageSize, continuation, true);
+    if (!page.ok) return page;
+    const { items, next }: Page<RegistrationRecord> = this.#options.registrations.listByGroup(groupId, {
+      ...(page.value.after !== undefined ? { after: page.value.after } : {}),
+      limit: page.value.limit,
+    });
+    return {
+      ok: true,
+      value: pageResult(
+        items.map((r) => registrationStateView(r.result)),
+        next,
+      ),
+    };
+  }
+
+  #write(
+    kind: EnrollmentKind,
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+    requireEtag = false,
+  ): Outcome<StoredEnrollment> {
+    const { store } = this.#options;
+    const existing = store.getEnrollment(kind, id);
+    if (requireEtag && ifMatch === undefined && existing) {
+      return fail(DpsErrorCode.PreconditionFailed, DpsErrorMessage.preconditionFailed);
+    }
+    if (ifMatch !== undefined && (!existing || !etagMatches(ifMatch, existing.record.etag))) {
+      return fail(DpsErrorCode.PreconditionFailed, DpsErrorMessage.preconditionFailed);
+    }
+    const validation = validateEnrollment(kind, id, body, this.#options.linkedHubs, existing?.record);
+    if (!validation.ok) return fail(DpsErrorCode.ArgumentInvalid, validation.message);
+    const draft = validation.draft;
+    if (draft.attestation.type === 'symmetricKey') {
+      // Keys left out keep the enrollment's current keys (a GET answer sent back carries none), or are generated.
+      const current =
+        existing?.record.attestation.type === 'symmetricKey' ? existing.record.attestation.symmetricKey : undefined;
+      const given = draft.attestation.symmetricKey ?? {};
+      draft.attestation = {
+        type: 'symmetricKey',
+        symmetricKey: {
+          primaryKey: given.primaryKey ?? current?.primaryKey ?? generateSymmetricKey(),
+          secondaryKey: given.secondaryKey ?? current?.secondaryKey ?? generateSymmetricKey(),
+        },
+      };
+    }
+    const now = dpsTimestamp(this.#now());
+    const record = buildRecord(kind, draft, {
+      etag: createEnrollmentEtag(randomBytes(16).toString('hex')),
+      createdDateTimeUtc: existing?.record.createdDateTimeUtc ?? now,
+      lastUpdatedDateTimeUtc: now,
+    });
+    const stored: StoredEnrollment = {
+      kind,
+      // The id keeps the spelling it was created with; the body may differ in case only.
+      id: existing?.id ?? (record as unknown as Record<string, string>)[idFieldOf(kind)] ?? id,
+      record,
+      ...(existing?.seedHash !== undefined ? { seedHash: existing.seedHash } : {}),
+    };
+    store.putEnrollment(stored);
+    return { ok: true, value: stored };
+  }
+}
+
+function registrationNotFound(registrationId: string) {
+  return fail(DpsErrorCode.DeviceRegistrationNotFound, `Registration record "${registrationId}" was not found.`);
+}
+
+/** `If-Match` absent or `*` matches; otherwise the etags must be equal (quotes and a weak `W/` prefix ignored). */
+export function etagMatches(ifMatch: string | undefined, etag: string | undefined): boolean {
+  if (ifMatch === undefined || ifMatch.trim() === '*') return true;
+  const bare = (value: string) =>
+    value
+      .trim()
+      .replace(/^W\//, '')
+      .replace(/^"(.*)"$/, '$1');
+  return etag !== undefined && bare(ifMatch) === bare(etag);
+}
+
+function parsePaging(
+  queryBody: unknown,
+  pageSize: string | undefined,
+  continuation: string | undefined,
+  bodyOptional = false,
+): Outcome<{ limit: number; after?: string }> {
+  const query = (queryBody as { query?: unknown } | null | undefined)?.query;
+  if (!(bodyOptional && (queryBody === undefined || queryBody === null)) && typeof query !== 'string') {
+    return fail(DpsErrorCode.ArgumentInvalid, 'The request body must be a QuerySpecification {"query": "*"}.');
+  }
+  if (typeof query === 'string' && /\bwhere\b/i.test(query)) {
+    return fail(
+      DpsErrorCode.ArgumentInvalid,
+      `The query "${query}" has a WHERE clause; DPS queries support only "*" (SELECT *).`,
+    );
+  }
+  let limit = DEFAULT_PAGE_SIZE;
+  if (pageSize !== undefined && pageSize !== '') {
+    if (!/^\d+$/.test(pageSize) || Number(pageSize) < 1) {
+      return fail(
+        DpsErrorCode.ArgumentInvalid,
+        `Invalid x-ms-max-item-count "${pageSize}": give a positive whole number.`,
+      );
+    }
+    limit = Math.min(Number(pageSize), MAX_PAGE_SIZE);
+  }
+  if (continuation === undefined || continuation === '') return { ok: true, value: { limit } };
+  const after = decodeContinuation(continuation);
+  if (after === undefined) return fail(DpsErrorCode.ArgumentInvalid, `Invalid x-ms-continuation "${continuation}".`);
+  return { ok: true, value: { limit, after } };
+}
+
+function pageResult(items: Record<string, unknown>[], next: string | undefined): QueryPage {
+  return next === undefined ? { items } : { items, continuationToken: encodeContinuation(next) };
+}
+
+const CONTINUATION_PREFIX = 'dpskit1:';
+
+function encodeContinuation(after: string): string {
+  return Buffer.from(`${CONTINUATION_PREFIX}${after}`, 'utf8').toString('base64url');
+}
+
+function decodeContinuation(token: string): string | undefined {
+  const text = Buffer.from(token, 'base64url').toString('utf8');
+  return text.startsWith(CONTINUATION_PREFIX) ? text.slice(CONTINUATION_PREFIX.length) : undefined;
+}

@@ -1,0 +1,111 @@
+import { parseSasToken, SasTokenError, verifySasToken } from '@dpskit/contracts';
+
+/** The permissions a DPS shared access policy grants (azure-docs how-to-control-access). */
+export const SERVICE_RIGHTS = [
+  'ServiceConfig',
+  'EnrollmentRead',
+  'EnrollmentWrite',
+  'RegistrationStatusRead',
+  'RegistrationStatusWrite',
+] as const;
+export type ServiceRight = (typeof SERVICE_RIGHTS)[number];
+
+export interface SharedAccessPolicy {
+  keyName: string;
+  primaryKey: string;
+  secondaryKey?: string;
+  rights: readonly ServiceRight[];
+}
+
+/** The name of the policy DPS creates with every instance, holding every right. */
+export const OWNER_POLICY_NAME = 'provisioningserviceowner';
+
+/**
+ * The emulator's well-known development key for `provisioningserviceowner`, public on purpose (as
+ * Azurite's `devstoreaccount1` key is) so that test code can hard-code the connection string. It
+ * protects nothing: configure your own policies (`servicePolicies`) when the emulator is reachable
+ * by others.
+ */
+export const WELL_KNOWN_SERVICE_KEY = 'xHGZEpihJzjogt7rNRfrtwz6XLpBiq363VC2bcDVj8A=';
+
+export const DEFAULT_SERVICE_POLICIES: readonly SharedAccessPolicy[] = [
+  { keyName: OWNER_POLICY_NAME, primaryKey: WELL_KNOWN_SERVICE_KEY, rights: SERVICE_RIGHTS },
+];
+
+export type ServiceAuthFailure =
+  | 'missing-token'
+  | 'malformed'
+  | 'expired'
+  | 'unknown-policy'
+  | 'resource-mismatch'
+  | 'signature-mismatch'
+  | 'missing-right';
+
+export type ServiceAuthResult =
+  | { ok: true; policy: SharedAccessPolicy }
+  | { ok: false; reason: ServiceAuthFailure; detail: string };
+
+export interface ServiceAuthInput {
+  /** The `Authorization` header. */
+  authorization: string | undefined;
+  /** The host names the token's `sr` may name (the request's `Host` header, with and without port). */
+  hosts: readonly string[];
+  policies: readonly SharedAccessPolicy[];
+  required: ServiceRight;
+  now: Date;
+}
+
+/**
+ * Checks a service API request's `SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}` as DPS
+ * does: the policy named by `skn`, the signature by its primary or secondary key (constant-time),
+ * expiry, `sr` naming this service's host, and the right the operation needs. The details are for
+ * the log; the client only ever gets 401 "Unauthorized".
+ */
+export function authorizeServiceRequest(input: ServiceAuthInput): ServiceAuthResult {
+  const fail = (reason: ServiceAuthFailure, detail: string): ServiceAuthResult => ({ ok: false, reason, detail });
+  if (!input.authorization) return fail('missing-token', 'no Authorization header');
+  let keyName: string | undefined;
+  let resource: string;
+  try {
+    const parsed = parseSasToken(input.authorization);
+    keyName = parsed.keyName;
+    resource = parsed.resource;
+  } catch (err) {
+    if (err instanceof SasTokenError) return fail('malformed', err.message);
+    throw err;
+  }
+  if (!keyName) return fail('unknown-policy', 'the token has no skn (shared access policy name)');
+  const policy = input.policies.find((p) => p.keyName.toLowerCase() === keyName.toLowerCase());
+  if (!policy) return fail('unknown-policy', `no shared access policy is named "${keyName}"`);
+  const host = resource
+    .replace(/^https?:\/\//i, '')
+    .replace(/\/+$/, '')
+    .toLowerCase();
+  if (!input.hosts.some((h) => h.toLowerCase() === host)) {
+    return fail('resource-mismatch', `the token is for "${resource}", not this service (${input.hosts.join(' or ')})`);
+  }
+  try {
+    verifySasToken(input.authorization, {
+      keys: policy.secondaryKey ? [policy.primaryKey, policy.secondaryKey] : [policy.primaryKey],
+      expectedResource: resource,
+      now: input.now,
+    });
+  } catch (err) {
+    if (err instanceof SasTokenError) {
+      return fail(
+        err.reason === 'expired' ? 'expired' : err.reason === 'malformed' ? 'malformed' : 'signature-mismatch',
+        `${err.message} (policy "${policy.keyName}")`,
+      );
+    }
+    throw err;
+  }
+  if (!policy.rights.includes(input.required)) {
+    return fail('missing-right', `policy "${policy.keyName}" lacks the ${input.required} right`);
+  }
+  return { ok: true, policy };
+}
+
+/** `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`, what `ProvisioningServiceClient.fromConnectionString` takes. */
+export function serviceConnectionString(hostName: string, policy: SharedAccessPolicy): string {
+  return `HostName=${hostName};SharedAccessKeyName=${policy.keyName};SharedAccessKey=${policy.primaryKey}`;
+}

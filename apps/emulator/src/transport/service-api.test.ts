@@ -1,0 +1,605 @@
+// The DPS service API driven by the official, unmodified `azure-iot-provisioning-service` SDK (and
+// the official device SDK for the registrations), against a real emulator over real TLS.
+import https from 'node:https';
+import { createSasToken, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import type { LogRecord as EmulatorLogRecord } from '@dpskit/node-kit';
+import provisioningService from 'azure-iot-provisioning-service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistrationEvent } from '../core/events.js';
+import type { Emulator } from '../emulator.js';
+import {
+  closedPortUrl,
+  HUB_A,
+  HUB_B,
+  startTestEmulator,
+  tempStateDir,
+  testConfig,
+  testEmulatorOptions,
+} from '../testing/fixtures.js';
+import { rawRequest } from '../testing/raw-https.js';
+import { register } from '../testing/sdk.js';
+import { type ServiceClient, sdkFailure, serviceClient } from '../testing/service-sdk.js';
+import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
+
+const { ProvisioningServiceClient } = provisioningService;
+type Json = Record<string, unknown>;
+
+/** The tutorial's webhook, scripted: toasters go to hub A, heat pumps are refused with 400. */
+function tutorialWebhook(name: string) {
+  return startWebhook((request) => {
+    const id = request.deviceRuntimeContext.registrationId;
+    if (id.includes('heatpump')) return { status: 400, body: { message: 'unknown device type' } };
+    return { body: { iotHubHostName: HUB_A, payload: { webhook: name }, initialTwin: { tags: { type: 'toaster' } } } };
+  });
+}
+
+describe('the DPS service API with the official service SDK', () => {
+  let emulator: Emulator;
+  let client: ServiceClient;
+  let webhook: TestWebhook;
+  let otherWebhook: TestWebhook;
+  let state: ReturnType<typeof tempStateDir>;
+  let config: ReturnType<typeof testConfig>;
+  const events: RegistrationEvent[] = [];
+  const logs: EmulatorLogRecord[] = [];
+
+  const start = async () => {
+    const started = await startTestEmulator(
+      testEmulatorOptions(config, state.path, { log: (record) => logs.push(record) }),
+    );
+    started.emulator.on('registration', (event) => events.push(event));
+    emulator = started.emulator;
+    client = serviceClient(emulator);
+  };
+
+  beforeAll(async () => {
+    webhook = await tutorialWebhook('first');
+    otherWebhook = await tutorialWebhook('second');
+    state = tempStateDir();
+    config = testConfig(webhook.url, await closedPortUrl());
+    await start();
+  });
+
+  afterAll(async () => {
+    await emulator?.stop();
+    await webhook?.close();
+    await otherWebhook?.close();
+    state?.remove();
+  });
+
+  const body = <T = Json>(result: { responseBody: unknown }) => result.responseBody as T;
+
+  describe('enrollments of every attestation type: create, get, update (etags), attestation mechanism, delete', () => {
+    const certificate = () => emulator.caCertPem;
+    const cases = [
+      {
+        name: 'symmetric-key enrollment group',
+        kind: 'group' as const,
+        make: (id: string) => ({ enrollmentGroupId: id, attestation: { type: 'symmetricKey' } }),
+      },
+      {
+        name: 'x509 enrollment group',
+        kind: 'group' as const,
+        make: (id: string) => ({
+          enrollmentGroupId: id,
+          attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: certificate() } } } },
+        }),
+      },
+      {
+        name: 'symmetric-key individual enrollment',
+        kind: 'individual' as const,
+        make: (id: string) => ({
+          registrationId: id,
+          deviceId: `${id}-device`,
+          attestation: {
+            type: 'symmetricKey',
+            symmetricKey: { primaryKey: generateSymmetricKey(32), secondaryKey: generateSymmetricKey(32) },
+          },
+          optionalDeviceInformation: { model: 'T-1000' },
+        }),
+      },
+      {
+        name: 'x509 individual enrollment',
+        kind: 'individual' as const,
+        make: (id: string) => ({
+          registrationId: id,
+          attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: certificate() } } } },
+        }),
+      },
+      {
+        name: 'tpm individual enrollment',
+        kind: 'individual' as const,
+        make: (id: string) => ({
+          registrationId: id,
+          attestation: { type: 'tpm', tpm: { endorsementKey: Buffer.from('an endorsement key').toString('base64') } },
+        }),
+      },
+    ];
+
+    for (const testCase of cases) {
+      it(testCase.name, async () => {
+        const id = `crud-${testCase.name.replaceAll(' ', '-')}`;
+        const group = testCase.kind === 'group';
+        const api = {
+          put: (e: Json) =>
+            group
+              ? client.createOrUpdateEnrollmentGroup(e as never)
+              : client.createOrUpdateIndividualEnrollment(e as never),
+          get: () => (group ? client.getEnrollmentGroup(id) : client.getIndividualEnrollment(id)),
+          attestation: () =>
+            group
+              ? client.getEnrollmentGroupAttestationMechanism(id)
+              : client.getIndividualEnrollmentAttestationMechanism(id),
+          delete: (etag?: string) =>
+            group
+              ? etag
+                ? client.deleteEnrollmentGroup(id, etag)
+                : client.deleteEnrollmentGroup(id)
+              : etag
+                ? client.deleteIndividualEnrollment(id, etag)
+                : client.deleteIndividualEnrollment(id),
+        };
+        const sent = {
+          ...testCase.make(id),
+          capabilities: { iotEdge: true },
+          initialTwin: { tags: { site: 'lab' }, properties: { desired: { interval: 5 } } },
+          reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: false },
+        };
+
+        const created = body(await api.put(sent));
+        expect(created).toMatchObject({
+          capabilities: { iotEdge: true },
+          initialTwin: sent.initialTwin,
+          reprovisionPolicy: sent.reprovisionPolicy,
+          provisioningStatus: 'enabled',
+        });
+        expect(created.etag).toMatch(/^"[0-9a-f-]{36}"$/);
+        expect(created.createdDateTimeUtc).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$/);
+        expect(created.lastUpdatedDateTimeUtc).toBe(created.createdDateTimeUtc);
+        const attestation = created.attestation as Json;
+        expect(attestation.type).toBe(sent.attestation.type);
+        if (sent.attestation.type === 'symmetricKey') {
+          // Given keys are kept; left-out keys are generated (64 bytes, as DPS).
+          const keys = attestation.symmetricKey as { primaryKey: string; secondaryKey: string };
+          const given = (sent.attestation as { symmetricKey?: Json }).symmetricKey;
+          if (given) expect(keys).toEqual(given);
+          else expect(Buffer.from(keys.primaryKey, 'base64')).toHaveLength(64);
+        }
+        if (sent.attestation.type === 'x509') {
+          const x509 = attestation.x509 as Record<string, { primary: { info: Json; certificate?: string } }>;
+          const slot = Object.values(x509)[0]?.primary;
+          expect(slot?.certificate).toBeUndefined();
+          expect(slot?.info).toMatchObject({ subjectName: expect.stringContaining('CN='), version: 3 });
+          expect(slot?.info.sha256Thumbprint).toMatch(/^[0-9A-F]{64}$/);
+        }
+
+        // GET: the same record, without the symmetric keys (attestationmechanism has them).
+        const got = body(await api.get());
+        const { attestation: _a, ...withoutAttestation } = created;
+        expect(got).toMatchObject(withoutAttestation);
+        expect((got.attestation as Json).symmetricKey).toBeUndefined();
+        const info = (sent as Json).optionalDeviceInformation;
+        if (info) expect(got.optionalDeviceInformation).toEqual(info);
+
+        // Update with the right etag: a new etag, created time kept.
+        const updated = body(await api.put({ ...got, provisioningStatus: 'disabled' }));
+        expect(updated.provisioningStatus).toBe('disabled');
+        expect(updated.etag).not.toBe(created.etag);
+        expect(updated.createdDateTimeUtc).toBe(created.createdDateTimeUtc);
+        expect(updated.attestation).toEqual(created.attestation);
+
+        // A stale etag: 412, nothing changed.
+        const stale = await sdkFailure(api.put({ ...got, provisioningStatus: 'enabled' }));
+        expect(stale).toMatchObject({ status: 412, name: 'InvalidEtagError', body: { errorCode: 412001 } });
+        expect(body(await api.get()).provisioningStatus).toBe('disabled');
+
+        // Without an etag: create-or-update overwrites.
+        const { etag: _e, ...noEtag } = got;
+        const overwritten = body(await api.put({ ...noEtag, provisioningStatus: 'enabled' }));
+        expect(overwritten.provisioningStatus).toBe('enabled');
+
+        const mechanism = body(await api.attestation());
+        expect(mechanism.type).toBe(sent.attestation.type);
+        if (sent.attestation.type === 'symmetricKey') expect(mechanism).toEqual(created.attestation);
+        if (sent.attestation.type === 'tpm') expect(mechanism).toEqual(sent.attestation);
+
+        expect(await sdkFailure(api.delete(created.etag as string))).toMatchObject({ status: 412 });
+        await api.delete(overwritten.etag as string);
+        const gone = await sdkFailure(api.get());
+        expect(gone.status).toBe(404);
+        expect(gone.body).toMatchObject({ errorCode: group ? 404202 : 404201 });
+      });
+    }
+
+    it('refuses invalid enrollments with 400004 and a message naming the cause', async () => {
+      const refused = async (enrollment: Json) => sdkFailure(client.createOrUpdateEnrollmentGroup(enrollment as never));
+      expect(
+        await refused({
+          enrollmentGroupId: 'bad-1',
+          attestation: { type: 'symmetricKey' },
+          allocationPolicy: 'custom',
+        }),
+      ).toMatchObject({
+        status: 400,
+        name: 'ArgumentError',
+        body: { errorCode: 400004, message: expect.stringContaining('CustomAllocationDefinition is required') },
+      });
+      expect(
+        (await refused({ enrollmentGroupId: 'bad-2', attestation: { type: 'symmetricKey' }, iotHubs: [HUB_A] })).body,
+      ).toMatchObject({ errorCode: 400004, message: 'allocationPolicy must be specified when iotHubs are specified.' });
+      expect(
+        (
+          await refused({
+            enrollmentGroupId: 'bad-3',
+            attestation: { type: 'symmetricKey' },
+            allocationPolicy: 'static',
+            iotHubs: ['not-linked.azure-devices.net'],
+          })
+        ).body.message,
+      ).toContain('not-linked.azure-devices.net');
+      expect(
+        (
+          await refused({
+            enrollmentGroupId: 'bad-4',
+            attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: 'c2hvcnQ=' } },
+          })
+        ).body.message,
+      ).toContain('attestation.symmetricKey.primaryKey');
+      expect((await refused({ enrollmentGroupId: 'bad-5' })).body.message).toContain('attestation');
+      expect(
+        (await refused({ enrollmentGroupId: 'bad 6', attestation: { type: 'symmetricKey' } })).body.message,
+      ).toContain('enrollmentGroupId');
+    });
+  });
+
+  it('pages a query over more enrollments than the page size', async () => {
+    const ids = Array.from({ length: 7 }, (_, i) => `paged-${i}`);
+    for (const id of ids)
+      await client.createOrUpdateIndividualEnrollment({
+        registrationId: id,
+        attestation: { type: 'symmetricKey' },
+      } as never);
+    const query = client.createIndividualEnrollmentQuery({ query: '*' }, 3);
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    const itemTypes: unknown[] = [];
+    while (query.hasMoreResults) {
+      const page = await new Promise<{ items: Json[]; headers: Json }>((resolve, reject) =>
+        query.next((err, result, response) =>
+          err
+            ? reject(err)
+            : resolve({ items: result as unknown as Json[], headers: (response as { headers: Json }).headers }),
+        ),
+      );
+      pageSizes.push(page.items.length);
+      itemTypes.push(page.headers['x-ms-item-type']);
+      seen.push(...page.items.map((item) => item.registrationId as string));
+      expect(page.items.every((item) => (item.attestation as Json).symmetricKey === undefined)).toBe(true);
+    }
+    expect(pageSizes.every((size) => size <= 3)).toBe(true);
+    expect(pageSizes.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual(expect.arrayContaining(ids));
+    expect(itemTypes.every((type) => type === 'Enrollment')).toBe(true);
+
+    const groups = client.createEnrollmentGroupQuery({ query: '*' }, 2);
+    const first = await new Promise<Json[]>((resolve, reject) =>
+      groups.next((err, result) => (err ? reject(err) : resolve(result as unknown as Json[]))),
+    );
+    expect(first).toHaveLength(2);
+    expect(groups.hasMoreResults).toBe(true);
+  });
+
+  it('runs a bulk operation with mixed results, as the service reports them', async () => {
+    await client.createOrUpdateIndividualEnrollment({
+      registrationId: 'bulk-existing',
+      attestation: { type: 'symmetricKey' },
+    } as never);
+    const run = (operation: Json) =>
+      new Promise<Json>((resolve, reject) =>
+        // The SDK's promise form of runBulkEnrollmentOperation never settles (its own bug): use the callback.
+        client.runBulkEnrollmentOperation(operation as never, (err, result) =>
+          err ? reject(err) : resolve(result as unknown as Json),
+        ),
+      );
+    const result = await run({
+      mode: 'create',
+      enrollments: [
+        { registrationId: 'bulk-new-1', attestation: { type: 'symmetricKey' } },
+        { registrationId: 'bulk-existing', attestation: { type: 'symmetricKey' } },
+        { registrationId: 'bulk-new-2', attestation: { type: 'tpm', tpm: {} } },
+        {
+          registrationId: 'bulk-new-3',
+          attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: emulator.caCertPem } } } },
+        },
+      ],
+    });
+    expect(result.isSuccessful).toBe(false);
+    expect(result.errors).toEqual([
+      {
+        registrationId: 'bulk-existing',
+        errorCode: 409201,
+        errorStatus: 'Individual enrollment "bulk-existing" already exists.',
+      },
+      { registrationId: 'bulk-new-2', errorCode: 400004, errorStatus: expect.stringContaining('endorsementKey') },
+    ]);
+    expect(body(await client.getIndividualEnrollment('bulk-new-1')).registrationId).toBe('bulk-new-1');
+    expect(body(await client.getIndividualEnrollment('bulk-new-3')).attestation).toMatchObject({ type: 'x509' });
+
+    const deleted = await run({
+      mode: 'delete',
+      enrollments: [{ registrationId: 'bulk-new-1' }, { registrationId: 'bulk-missing' }],
+    });
+    expect(deleted).toMatchObject({
+      isSuccessful: false,
+      errors: [{ registrationId: 'bulk-missing', errorCode: 404201 }],
+    });
+    expect((await sdkFailure(client.getIndividualEnrollment('bulk-new-1'))).status).toBe(404);
+  });
+
+  describe('a group created through the SDK serves the official device SDK at once', () => {
+    const groupId = 'sdk-tutorial-group';
+    const groupKey = generateSymmetricKey();
+    let group: Json;
+
+    beforeAll(async () => {
+      group = body(
+        await client.createOrUpdateEnrollmentGroup({
+          enrollmentGroupId: groupId,
+          attestation: {
+            type: 'symmetricKey',
+            symmetricKey: { primaryKey: groupKey, secondaryKey: generateSymmetricKey() },
+          },
+          allocationPolicy: 'custom',
+          iotHubs: [HUB_A, HUB_B],
+          customAllocationDefinition: { webhookUrl: webhook.url, apiVersion: '2021-10-01' },
+          reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+        } as never),
+      );
+    });
+
+    it('provisions a toaster through the webhook and refuses a heat pump with 400207; the registration state reads back equal', async () => {
+      const toaster = await register(
+        emulator,
+        'sdk-contoso-toaster-007',
+        deriveDeviceKey(groupKey, 'sdk-contoso-toaster-007'),
+        {
+          transport: 'https',
+        },
+      );
+      expect(toaster).toMatchObject({ status: 'assigned', assignedHub: HUB_A, substatus: 'initialAssignment' });
+      expect(webhook.callsFor('sdk-contoso-toaster-007')).toHaveLength(1);
+
+      const heatpump = register(
+        emulator,
+        'sdk-contoso-heatpump-088',
+        deriveDeviceKey(groupKey, 'sdk-contoso-heatpump-088'),
+      );
+      await expect(heatpump).rejects.toThrow();
+      const failed = body(await client.getDeviceRegistrationState('sdk-contoso-heatpump-088'));
+      expect(failed).toMatchObject({
+        status: 'failed',
+        errorCode: 400207,
+        errorMessage: 'Custom allocation failed with status code: 400',
+      });
+
+      const state = body(await client.getDeviceRegistrationState('sdk-contoso-toaster-007'));
+      const { symmetricKey: _s, ...deviceGot } = toaster as Json;
+      expect(state).toEqual(deviceGot);
+
+      const registrations = client.createEnrollmentGroupDeviceRegistrationStateQuery({ query: '*' }, groupId, 1);
+      const ids: string[] = [];
+      while (registrations.hasMoreResults) {
+        const page = await new Promise<Json[]>((resolve, reject) =>
+          registrations.next((err, result) => (err ? reject(err) : resolve(result as unknown as Json[]))),
+        );
+        ids.push(...page.map((r) => r.registrationId as string));
+      }
+      expect(ids).toEqual(['sdk-contoso-heatpump-088', 'sdk-contoso-toaster-007']);
+    });
+
+    it('a deleted registration state makes the next registration an initial assignment', async () => {
+      const id = 'sdk-contoso-toaster-008';
+      const key = deriveDeviceKey(groupKey, id);
+      await register(emulator, id, key);
+      await register(emulator, id, key);
+      // The second registration knew the device's current assignment; it is sent to the webhook.
+      expect(webhook.callsFor(id).at(-1)?.body.deviceRuntimeContext).toHaveProperty('currentIotHubHostName', HUB_A);
+      const state = body(await client.getDeviceRegistrationState(id));
+      expect((await sdkFailure(client.deleteDeviceRegistrationState(id, '"stale"'))).status).toBe(412);
+      await client.deleteDeviceRegistrationState(state as never);
+      expect((await sdkFailure(client.getDeviceRegistrationState(id))).body).toMatchObject({ errorCode: 404203 });
+      const fresh = await register(emulator, id, key);
+      expect(fresh).toMatchObject({ status: 'assigned', substatus: 'initialAssignment' });
+      expect(webhook.callsFor(id).at(-1)?.body.deviceRuntimeContext).not.toHaveProperty('currentIotHubHostName');
+    });
+
+    it('a change through the API applies to the next device request: webhook URL, disabled, rotated key', async () => {
+      const id = 'sdk-contoso-toaster-009';
+      const current = body(await client.getEnrollmentGroup(groupId));
+      const moved = body(
+        await client.createOrUpdateEnrollmentGroup({
+          ...current,
+          customAllocationDefinition: { webhookUrl: otherWebhook.url, apiVersion: '2021-10-01' },
+        } as never),
+      );
+      expect(await register(emulator, id, deriveDeviceKey(groupKey, id))).toMatchObject({
+        status: 'assigned',
+        payload: { webhook: 'second' },
+      });
+      expect(otherWebhook.callsFor(id)).toHaveLength(1);
+      expect(webhook.callsFor(id)).toHaveLength(0);
+
+      const disabled = body(
+        await client.createOrUpdateEnrollmentGroup({ ...moved, provisioningStatus: 'disabled' } as never),
+      );
+      await expect(register(emulator, id, deriveDeviceKey(groupKey, id), { transport: 'https' })).rejects.toThrow();
+      expect(body(await client.getDeviceRegistrationState(id)).status).toBe('disabled');
+
+      const newKey = generateSymmetricKey();
+      await client.createOrUpdateEnrollmentGroup({
+        ...disabled,
+        provisioningStatus: 'enabled',
+        attestation: {
+          type: 'symmetricKey',
+          symmetricKey: { primaryKey: newKey, secondaryKey: generateSymmetricKey() },
+        },
+      } as never);
+      const refused = register(
+        emulator,
+        'sdk-contoso-toaster-010',
+        deriveDeviceKey(groupKey, 'sdk-contoso-toaster-010'),
+      );
+      await expect(refused).rejects.toThrow();
+      expect(events.at(-1)).toMatchObject({
+        registrationId: 'sdk-contoso-toaster-010',
+        outcome: { status: 'unauthorized' },
+      });
+      expect(
+        await register(emulator, 'sdk-contoso-toaster-010', deriveDeviceKey(newKey, 'sdk-contoso-toaster-010')),
+      ).toMatchObject({
+        status: 'assigned',
+      });
+    });
+
+    it('devices of tpm and x509 enrollments get 401 and the log says why', async () => {
+      await client.createOrUpdateIndividualEnrollment({
+        registrationId: 'tpm-device-1',
+        attestation: { type: 'tpm', tpm: { endorsementKey: Buffer.from('ek').toString('base64') } },
+      } as never);
+      await expect(register(emulator, 'tpm-device-1', generateSymmetricKey())).rejects.toThrow();
+      const event = events.findLast((e) => e.registrationId === 'tpm-device-1');
+      expect(event?.outcome).toMatchObject({
+        status: 'unauthorized',
+        errorMessage: expect.stringContaining('uses tpm attestation, which the emulator cannot verify yet'),
+      });
+      expect(logs.some((l) => l.event === 'registration' && String(l.msg).includes('tpm attestation'))).toBe(true);
+      expect(group.etag).toBeDefined();
+    });
+  });
+
+  describe('authorization', () => {
+    const connectionString = (name: string, key: string) =>
+      `HostName=localhost;SharedAccessKeyName=${name};SharedAccessKey=${key}`;
+
+    it('refuses a wrong key, an expired token and an unknown policy with 401, and keeps serving both APIs', async () => {
+      const wrongKey = serviceClient(emulator, connectionString('provisioningserviceowner', generateSymmetricKey(32)));
+      const unknownPolicy = serviceClient(
+        emulator,
+        connectionString('nosuchpolicy', emulator.sharedAccessPolicies[0]?.primaryKey ?? ''),
+      );
+      const expiredToken = createSasToken({
+        resource: 'localhost',
+        key: emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+        keyName: 'provisioningserviceowner',
+        expiresAt: Math.floor(Date.now() / 1000) - 60,
+      });
+      const expired = new ProvisioningServiceClient({
+        host: 'localhost',
+        sharedAccessSignature: expiredToken,
+      } as never);
+      const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem }), {
+        defaultPort: emulator.endpoints.https?.port,
+      });
+      (expired as unknown as { _restApiClient: { setOptions(o: object): void } })._restApiClient.setOptions({
+        http: { agent },
+      });
+
+      for (const [who, c] of [
+        ['wrong key', wrongKey],
+        ['unknown policy', unknownPolicy],
+        ['expired token', expired],
+      ] as const) {
+        const failure = await sdkFailure(c.getEnrollmentGroup('hashed-group'));
+        expect(failure, who).toMatchObject({
+          status: 401,
+          name: 'UnauthorizedError',
+          body: { errorCode: 401002, message: 'Unauthorized', trackingId: expect.any(String) },
+        });
+      }
+      const reasons = logs.filter((l) => l.event === 'service.auth').map((l) => l.reason);
+      expect(reasons).toEqual(expect.arrayContaining(['signature-mismatch', 'unknown-policy', 'expired']));
+      expect(JSON.stringify(logs)).not.toContain(expiredToken.split('sig=')[1]?.split('&')[0]);
+
+      // Both APIs keep serving.
+      const mechanism = body<{ symmetricKey: { primaryKey: string } }>(
+        await client.getEnrollmentGroupAttestationMechanism('hashed-group'),
+      );
+      const deviceKey = deriveDeviceKey(mechanism.symmetricKey.primaryKey, 'after-401-device');
+      expect(await register(emulator, 'after-401-device', deviceKey)).toMatchObject({ status: 'assigned' });
+    });
+  });
+
+  it('logs requests that reach neither API, saying which API was expected, and WebSocket upgrades as such', async () => {
+    const stray = await rawRequest(emulator, { method: 'GET', path: '/devices/dev-1?api-version=2021-04-12' });
+    expect(stray.status).toBe(404);
+    expect((stray.json as Json).message).toMatch(
+      /Neither DPS API has a resource at \/devices\/dev-1: the device API serves .*; the service API serves/,
+    );
+    expect(logs.findLast((l) => l.event === 'https.unrouted')).toMatchObject({
+      method: 'GET',
+      path: '/devices/dev-1',
+      status: 404,
+    });
+
+    const wrongMethod = await rawRequest(emulator, {
+      method: 'PATCH',
+      path: '/enrollmentGroups/g1?api-version=2021-10-01',
+    });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers['x-ms-error-code']).toBe('405001');
+    expect(logs.findLast((l) => l.event === 'https.unrouted')).toMatchObject({ method: 'PATCH', status: 405 });
+
+    const upgrade = await rawRequest(emulator, {
+      method: 'GET',
+      path: '/$iothub/websocket',
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Protocol': 'mqtt',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    expect(upgrade.status).toBe(400);
+    expect(logs.findLast((l) => l.event === 'https.websocket')).toMatchObject({
+      path: '/$iothub/websocket',
+      subprotocol: 'mqtt',
+    });
+    // Still serving.
+    expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
+  });
+
+  it('keeps enrollments created through the API and their registrations across a restart', async () => {
+    const groupId = 'restart-group';
+    const created = body(
+      await client.createOrUpdateEnrollmentGroup({
+        enrollmentGroupId: groupId,
+        attestation: { type: 'symmetricKey' },
+        allocationPolicy: 'hashed',
+      } as never),
+    );
+    const keys = body<{ symmetricKey: { primaryKey: string } }>(
+      await client.getEnrollmentGroupAttestationMechanism(groupId),
+    );
+    const device = await register(
+      emulator,
+      'restart-device',
+      deriveDeviceKey(keys.symmetricKey.primaryKey, 'restart-device'),
+    );
+
+    await emulator.stop();
+    await start();
+
+    const { attestation: _a, ...record } = created;
+    expect(body(await client.getEnrollmentGroup(groupId))).toMatchObject(record);
+    const { symmetricKey: _s, ...state } = device as Json;
+    expect(body(await client.getDeviceRegistrationState('restart-device'))).toEqual(state);
+    expect(
+      await register(emulator, 'restart-device', deriveDeviceKey(keys.symmetricKey.primaryKey, 'restart-device')),
+    ).toMatchObject({
+      status: 'assigned',
+      assignedHub: device.assignedHub,
+    });
+  });
+});

@@ -1,0 +1,177 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { createErrorBody, DpsErrorCode, DpsErrorMessage, statusOfErrorCode } from '@dpskit/contracts';
+import type { Logger } from '@dpskit/node-kit';
+import { decodeUtf8 } from '../core/device-api.js';
+import type { EnrollmentService, Outcome, QueryPage } from '../core/enrollments/service.js';
+import { authorizeServiceRequest, type SharedAccessPolicy } from '../core/service-auth.js';
+import { matchServiceRoute } from './service-routes.js';
+
+/** Enrollments carry certificates; ten of them in a bulk operation stay well below this. */
+export const MAX_SERVICE_BODY_BYTES = 1024 * 1024;
+
+export interface HttpAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  /** Absent for 204. */
+  body?: unknown;
+}
+
+export interface ServiceApiOptions {
+  enrollments: EnrollmentService;
+  policies: () => readonly SharedAccessPolicy[];
+  log: Logger;
+  now?: () => Date;
+}
+
+export interface ServiceRequest {
+  method: string;
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export function serviceError(errorCode: number, message: string): HttpAnswer {
+  return {
+    status: statusOfErrorCode(errorCode),
+    headers: { 'x-ms-error-code': String(errorCode) },
+    body: createErrorBody(errorCode, message),
+  };
+}
+
+const ITEM_TYPES = { group: 'EnrollmentGroup', individual: 'Enrollment', registrations: 'DeviceRegistration' } as const;
+
+/**
+ * The DPS service API over HTTP: route, authorize (SAS against the shared access policies), parse
+ * the JSON body, call the enrollment service, answer with DPS's status, headers and bodies.
+ */
+export function handleServiceRequest(options: ServiceApiOptions, request: ServiceRequest): HttpAnswer {
+  const { method, url, headers, log } = { ...request, log: options.log };
+  const path = url.pathname;
+  const route = matchServiceRoute(method, path);
+  if (route.op === 'not-found') {
+    log.warn('https.unrouted', `${method} ${path} → 404: not a DPS service API resource`, {
+      method,
+      path,
+      status: 404,
+    });
+    return serviceError(
+      DpsErrorCode.NotFound,
+      `The DPS service API has no resource at ${path}. It serves /enrollmentGroups/{id}, /enrollments/{id}, their /query and /{id}/attestationmechanism, bulk POST /enrollments, /registrations/{id} and /registrations/{groupId}/query.`,
+    );
+  }
+  if (route.op === 'method-not-allowed') {
+    log.warn('https.unrouted', `${method} ${path} → 405: the DPS service API allows ${route.allowed}`, {
+      method,
+      path,
+      status: 405,
+    });
+    return serviceError(
+      DpsErrorCode.MethodNotAllowed,
+      `The DPS service API allows ${route.allowed} for ${path}, not ${method}.`,
+    );
+  }
+
+  const hostHeader = headers.host ?? '';
+  const auth = authorizeServiceRequest({
+    authorization: headers.authorization,
+    hosts: [hostHeader, hostHeader.replace(/:\d+$/, '')].filter(Boolean),
+    policies: options.policies(),
+    required: route.right,
+    now: (options.now ?? (() => new Date()))(),
+  });
+  if (!auth.ok) {
+    log.warn('service.auth', `${method} ${path} → 401: ${auth.reason}: ${auth.detail}`, {
+      method,
+      path,
+      status: 401,
+      reason: auth.reason,
+    });
+    return serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
+  }
+  if (!url.searchParams.get('api-version')) {
+    return serviceError(DpsErrorCode.ArgumentInvalid, 'The api-version query parameter is required (e.g. 2021-10-01).');
+  }
+
+  const needsBody = route.op === 'put' || route.op === 'bulk' || route.op === 'query';
+  let body: unknown;
+  if (request.body.length > 0) {
+    const text = decodeUtf8(request.body);
+    if (text === undefined) return serviceError(DpsErrorCode.ArgumentInvalid, 'The request body is not valid UTF-8.');
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      return serviceError(
+        DpsErrorCode.ArgumentInvalid,
+        `The request body is not valid JSON: ${(err as Error).message}`,
+      );
+    }
+  } else if (needsBody) {
+    return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${path} needs a JSON body.`);
+  }
+
+  const service = options.enrollments;
+  const ifMatch = header(headers, 'if-match');
+  const pageSize = header(headers, 'x-ms-max-item-count');
+  const continuation = header(headers, 'x-ms-continuation');
+  const answer = <T>(outcome: Outcome<T>, ok: (value: T) => HttpAnswer): HttpAnswer =>
+    outcome.ok ? ok(outcome.value) : serviceError(outcome.errorCode, outcome.message);
+  const json = (value: unknown): HttpAnswer => ({ status: 200, body: value });
+  const noContent = (): HttpAnswer => ({ status: 204 });
+  const page =
+    (type: keyof typeof ITEM_TYPES, size: string | undefined) =>
+    (value: QueryPage): HttpAnswer => ({
+      status: 200,
+      headers: {
+        'x-ms-item-type': ITEM_TYPES[type],
+        ...(size ? { 'x-ms-max-item-count': size } : {}),
+        ...(value.continuationToken ? { 'x-ms-continuation': value.continuationToken } : {}),
+      },
+      body: value.items,
+    });
+
+  let result: HttpAnswer;
+  switch (route.op) {
+    case 'get':
+      result = answer(service.get(route.kind, route.id), json);
+      break;
+    case 'put':
+      result = answer(service.put(route.kind, route.id, body, ifMatch), json);
+      break;
+    case 'delete':
+      result = answer(service.delete(route.kind, route.id, ifMatch), noContent);
+      break;
+    case 'attestation':
+      result = answer(service.attestationMechanism(route.kind, route.id), json);
+      break;
+    case 'query':
+      result = answer(service.query(route.kind, body, pageSize, continuation), page(route.kind, pageSize));
+      break;
+    case 'bulk':
+      result = answer(service.bulk(body), json);
+      break;
+    case 'get-registration':
+      result = answer(service.registration(route.id), json);
+      break;
+    case 'delete-registration':
+      result = answer(service.deleteRegistration(route.id, ifMatch), noContent);
+      break;
+    case 'query-registrations':
+      result = answer(
+        service.queryRegistrations(route.groupId, body, pageSize, continuation),
+        page('registrations', pageSize),
+      );
+      break;
+  }
+  log.debug('service.request', `${method} ${path} → ${result.status}`, {
+    method,
+    path,
+    status: result.status,
+    policy: auth.policy.keyName,
+  });
+  return result;
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
