@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createCosmosEtag, formatDpsTimestamp } from '@dpskit/contracts';
 import type { EnrollmentStore, StoredEnrollment } from '../core/enrollments/store.js';
-import { createEnrollmentEtag, dpsTimestamp } from '../core/identifiers.js';
 import type { EnrollmentSet } from '../core/model.js';
 import type { EnrollmentMetaStore } from './resolve.js';
 
@@ -49,10 +48,10 @@ export function seedEnrollments(
       } else if (existing.seedHash === seedHash) {
         report.push({ kind, id, action: 'kept' });
       } else {
-        const timestamp = dpsTimestamp(now);
+        const timestamp = formatDpsTimestamp(now);
         const record = {
           ...structuredClone(enrollment.record),
-          etag: createEnrollmentEtag(randomBytes(16).toString('hex')),
+          etag: createCosmosEtag(now),
           createdDateTimeUtc: existing.record.createdDateTimeUtc ?? timestamp,
           lastUpdatedDateTimeUtc: timestamp,
         } as StoredEnrollment['record'];

@@ -1,7 +1,13 @@
 // The DPS service API driven by the official, unmodified `azure-iot-provisioning-service` SDK (and
 // the official device SDK for the registrations), against a real emulator over real TLS.
 import https from 'node:https';
-import { createSasToken, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import {
+  COSMOS_ETAG_PATTERN,
+  createSasToken,
+  DPS_TIMESTAMP_PATTERN,
+  deriveDeviceKey,
+  generateSymmetricKey,
+} from '@dpskit/contracts';
 import type { LogRecord as EmulatorLogRecord } from '@dpskit/node-kit';
 import provisioningService from 'azure-iot-provisioning-service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,8 +159,8 @@ describe('the DPS service API with the official service SDK', () => {
           reprovisionPolicy: sent.reprovisionPolicy,
           provisioningStatus: 'enabled',
         });
-        expect(created.etag).toMatch(/^"[0-9a-f-]{36}"$/);
-        expect(created.createdDateTimeUtc).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$/);
+        expect(created.etag).toMatch(COSMOS_ETAG_PATTERN);
+        expect(created.createdDateTimeUtc).toMatch(DPS_TIMESTAMP_PATTERN);
         expect(created.lastUpdatedDateTimeUtc).toBe(created.createdDateTimeUtc);
         const attestation = created.attestation as Json;
         expect(attestation.type).toBe(sent.attestation.type);

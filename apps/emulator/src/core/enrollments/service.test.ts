@@ -64,7 +64,7 @@ describe('EnrollmentService', () => {
       capabilities: { iotEdge: false },
       provisioningStatus: 'enabled',
       reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
-      createdDateTimeUtc: '2026-01-01T00:00:01.0000000Z',
+      createdDateTimeUtc: '2026-01-01T00:00:01Z',
     });
     const keys = (created.value.attestation as { symmetricKey: { primaryKey: string; secondaryKey: string } })
       .symmetricKey;

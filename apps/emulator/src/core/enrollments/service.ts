@@ -1,6 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { DpsErrorCode, DpsErrorMessage, generateSymmetricKey } from '@dpskit/contracts';
-import { createEnrollmentEtag, dpsTimestamp } from '../identifiers.js';
+import {
+  createCosmosEtag,
+  DpsErrorCode,
+  DpsErrorMessage,
+  formatDpsTimestamp,
+  generateSymmetricKey,
+} from '@dpskit/contracts';
 import { type EmulatedEnrollment, type EnrollmentSet, enrollmentSet, type UnverifiableEnrollment } from '../model.js';
 import type { RegistrationRecord } from '../store.js';
 import type { EnrollmentKind, EnrollmentStore, Page, RegistrationAdminStore, StoredEnrollment } from './store.js';
@@ -266,9 +270,10 @@ export class EnrollmentService {
         },
       };
     }
-    const now = dpsTimestamp(this.#now());
+    const date = this.#now();
+    const now = formatDpsTimestamp(date);
     const record = buildRecord(kind, draft, {
-      etag: createEnrollmentEtag(randomBytes(16).toString('hex')),
+      etag: createCosmosEtag(date),
       createdDateTimeUtc: existing?.record.createdDateTimeUtc ?? now,
       lastUpdatedDateTimeUtc: now,
     });

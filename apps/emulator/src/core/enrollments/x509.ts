@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { dpsTimestamp } from '../identifiers.js';
+import { formatDpsTimestamp } from '@dpskit/contracts';
 
 /** `X509CertificateInfo` as the service reports it for an uploaded certificate. */
 export interface X509CertificateInfo {
@@ -36,8 +36,8 @@ export function describeCertificate(
       sha1Thumbprint: certificate.fingerprint.replaceAll(':', ''),
       sha256Thumbprint: certificate.fingerprint256.replaceAll(':', ''),
       issuerName: distinguishedName(certificate.issuer),
-      notBeforeUtc: dpsTimestamp(new Date(certificate.validFrom)),
-      notAfterUtc: dpsTimestamp(new Date(certificate.validTo)),
+      notBeforeUtc: formatDpsTimestamp(new Date(certificate.validFrom)),
+      notAfterUtc: formatDpsTimestamp(new Date(certificate.validTo)),
       serialNumber: certificate.serialNumber.toUpperCase(),
       version: 3,
     },
