@@ -1,10 +1,19 @@
-import { createRegistrationSasToken, generateSymmetricKey } from '@dpskit/contracts';
+import { createRegistrationSasToken, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
-import { closedPortUrl, groupDeviceKey, HUB_A, ID_SCOPE } from '../testing/fixtures.js';
+import {
+  closedPortUrl,
+  groupDeviceKey,
+  HUB_A,
+  ID_SCOPE,
+  startTestEmulator,
+  tempStateDir,
+  testEmulatorOptions,
+} from '../testing/fixtures.js';
 import { rawRequest } from '../testing/raw-https.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { type Capture, comparable, loadCapture } from '../testing/real-dps/normalize.js';
+import { register } from '../testing/sdk.js';
 import { startTestBed } from '../testing/test-bed.js';
 import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
 
@@ -172,5 +181,47 @@ describe('the emulator answers as real DPS did (golden files)', () => {
     expect(overHttps.status).toBe(202);
     expect(overHttps.headers['retry-after']).toBe('3');
     expectSameAsCapture(loadCapture('register-assigning'), overHttps.json);
+  });
+});
+
+describe('the webhook request, as real DPS sent it (golden file)', () => {
+  it("has the capture's keys, order and values but for ids, times and the Function app address", async () => {
+    const capture = loadCapture('webhook-request');
+    const toasters = 'contoso-toasters-hub-1098.azure-devices.net';
+    const groupKey = generateSymmetricKey();
+    const hook = await startWebhook(() => ({ body: { iotHubHostName: toasters } }));
+    const state = tempStateDir();
+    try {
+      const { emulator: tutorial } = await startTestEmulator(
+        testEmulatorOptions(
+          {
+            idScope: ID_SCOPE,
+            iotHubs: [{ hostName: toasters }],
+            enrollmentGroups: [
+              {
+                enrollmentGroupId: 'contoso-custom-allocated-devices',
+                attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: groupKey } },
+                reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+                allocationPolicy: 'custom',
+                iotHubs: [toasters],
+                customAllocationDefinition: { webhookUrl: hook.url, apiVersion: '2021-10-01' },
+              },
+            ],
+          },
+          state.path,
+        ),
+      );
+      try {
+        const payload = { MyDeviceFirmwareVersion: '12.0.2.5', MyDeviceProvisioningVersion: '1.0.0.0' };
+        await register(tutorial, 'contoso-toaster-007', deriveDeviceKey(groupKey, 'contoso-toaster-007'), { payload });
+        const [call] = hook.callsFor('contoso-toaster-007');
+        expectSameAsCapture(capture, JSON.parse(call?.rawBody ?? '{}'));
+      } finally {
+        await tutorial.stop();
+      }
+    } finally {
+      state.remove();
+      await hook.close();
+    }
   });
 });

@@ -66,6 +66,10 @@ function normalizeField(key: string, value: unknown, redacted: readonly string[]
   if (key === 'timestampUtc') {
     return SEVEN_DIGIT_TIMESTAMP.test(value) ? '<error timestamp>' : `<not a DPS error timestamp: ${value}>`;
   }
+  if (key === 'webhookUrl') {
+    // The Function app's address differs; DPS masks the query (the function key) as `?****`.
+    return /^https?:\/\/[^?]+\?\*\*\*\*$/.test(value) ? '<webhook url>?****' : `<not a masked webhook url: ${value}>`;
+  }
   if (key === 'etag') {
     if (decodeRegistrationEtag(value)) return '<base64 of a quoted Cosmos etag>';
     if (COSMOS_ETAG_PATTERN.test(value)) return '<quoted Cosmos etag>';
