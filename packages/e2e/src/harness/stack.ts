@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AllocatorHost, type AllocatorLogRecord, startAllocatorHost } from '@dpskit/allocator';
 import { createEmulator, type Emulator, type EmulatorLogRecord, type RegistrationEvent } from '@dpskit/emulator';
+import { emulatorServiceClient, type ServiceClient } from './service-client.js';
 import { TUTORIAL } from './tutorial.js';
 
 export interface TutorialStack {
@@ -14,12 +15,19 @@ export interface TutorialStack {
   registrations: RegistrationEvent[];
   /** device-sim connection flags for a transport: host with the emulator's port, its CA, the ID scope. */
   connectionArgs(transport: 'mqtt' | 'http'): string[];
+  /** The official service SDK's client for the emulator's service API. */
+  serviceClient: ServiceClient;
   close(): Promise<void>;
 }
 
 export interface TutorialStackOptions {
   /** `retry-after` the emulator sends while assigning (whole seconds; DPS sends 3; default 0: poll at once). */
   retryAfterSeconds?: number;
+  /**
+   * How the tutorial's enrollment group gets into the emulator: declared in its config (default), or
+   * created after start with the official service SDK, as users' test code does in a `before` hook.
+   */
+  enrollmentsVia?: 'config' | 'service-api';
 }
 
 /**
@@ -45,6 +53,16 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
     const allocator = await startAllocatorHost({ port: 0, log: (record) => allocatorLog.push(record) });
     cleanups.push(() => allocator.close());
 
+    const group = {
+      enrollmentGroupId: TUTORIAL.enrollmentGroupId,
+      attestation: { type: 'symmetricKey' as const, symmetricKey: { primaryKey: TUTORIAL.groupKey } },
+      provisioningStatus: 'enabled' as const,
+      reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+      allocationPolicy: 'custom' as const,
+      customAllocationDefinition: { webhookUrl: allocator.webhookUrl, apiVersion: '2021-10-01' },
+      iotHubs: [TUTORIAL.toasterHub],
+    };
+    const viaApi = options.enrollmentsVia === 'service-api';
     const emulator = createEmulator({
       stateDir,
       mqttPort: 0,
@@ -54,22 +72,16 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       config: {
         idScope: TUTORIAL.idScope,
         iotHubs: [{ hostName: TUTORIAL.toasterHub }],
-        enrollmentGroups: [
-          {
-            enrollmentGroupId: TUTORIAL.enrollmentGroupId,
-            attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: TUTORIAL.groupKey } },
-            provisioningStatus: 'enabled',
-            reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
-            allocationPolicy: 'custom',
-            customAllocationDefinition: { webhookUrl: allocator.webhookUrl, apiVersion: '2021-10-01' },
-            iotHubs: [TUTORIAL.toasterHub],
-          },
-        ],
+        enrollmentGroups: viaApi ? [] : [group],
       },
     });
     emulator.on('registration', (event) => registrations.push(event));
     cleanups.push(() => emulator.stop());
     await emulator.start();
+    const serviceClient = emulatorServiceClient(emulator);
+    // The SDK's typings want both keys; the service generates the secondary one, as DPS does.
+    type SdkGroup = Parameters<ServiceClient['createOrUpdateEnrollmentGroup']>[0];
+    if (viaApi) await serviceClient.createOrUpdateEnrollmentGroup(group as unknown as SdkGroup);
 
     const connectionArgs = (transport: 'mqtt' | 'http') => {
       const endpoint = transport === 'mqtt' ? emulator.endpoints.mqtt : emulator.endpoints.https;
@@ -86,7 +98,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       ];
     };
 
-    return { allocator, emulator, allocatorLog, emulatorLog, registrations, connectionArgs, close };
+    return { allocator, emulator, allocatorLog, emulatorLog, registrations, connectionArgs, serviceClient, close };
   } catch (err) {
     await close();
     throw err;
