@@ -101,4 +101,38 @@ describe('SqliteStore', () => {
       store.close();
     }
   });
+
+  it('stores service enrollments, pages them, and sees writes of another connection (data_version)', () => {
+    const path = join(dir.path, 'enrollments.db');
+    const a = SqliteStore.open(path);
+    const b = SqliteStore.open(path);
+    try {
+      const group = (id: string) => ({
+        kind: 'group' as const,
+        id,
+        record: { enrollmentGroupId: id, attestation: { type: 'symmetricKey' as const } },
+      });
+      const before = b.enrollmentsVersion();
+      a.transaction(() => {
+        for (const id of ['c', 'A', 'b']) a.putEnrollment(group(id));
+      });
+      expect(b.enrollmentsVersion()).not.toBe(before);
+      expect(b.getEnrollment('group', 'a')).toEqual(group('A'));
+      const first = b.listEnrollments('group', { limit: 2 });
+      expect(first.items.map((e) => e.id)).toEqual(['A', 'b']);
+      expect(first.next).toBe('b');
+      expect(b.listEnrollments('group', { after: first.next, limit: 2 })).toEqual({ items: [group('c')] });
+      const seen = a.enrollmentsVersion();
+      expect(b.deleteEnrollment('group', 'B')).toBe(true);
+      expect(a.enrollmentsVersion()).not.toBe(seen);
+      expect(a.getEnrollment('group', 'b')).toBeUndefined();
+      a.put(record);
+      expect(b.listByGroup('G').items.map((r) => r.registrationId)).toEqual(['Dev-1']);
+      expect(b.delete('dev-1')).toBe(true);
+      expect(a.get('Dev-1')).toBeUndefined();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
 });
