@@ -1,10 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { deriveDeviceKey } from './keys.js';
+import { deriveDeviceKey, hmacSha256Base64 } from './keys.js';
 import {
   createRegistrationSasToken,
   createSasToken,
+  MAX_SAS_TOKEN_LENGTH,
   parseSasToken,
+  REGISTRATION_KEY_NAME,
   registrationResource,
   SasTokenError,
   verifySasToken,
@@ -129,12 +131,101 @@ describe('parseSasToken', () => {
     ['SharedAccessSignature sig=abc&se=1', 'no sr'],
     ['SharedAccessSignature sr=a&se=1', 'no sig'],
     ['SharedAccessSignature sr=a&sig=b', 'no se'],
-    ['SharedAccessSignature sr=a&sig=b&se=soon', 'not a number'],
-    ['SharedAccessSignature sr=a&sig=b&se=1&se=2', 'appears twice'],
-    ['SharedAccessSignature sr=%E0%A4%A&sig=b&se=1', 'not valid URL encoding'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=soon', 'not a number'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=1&se=2', 'appears twice'],
+    ['SharedAccessSignature sr=%E0%A4%A&sig=YWJj&se=1', 'not valid URL encoding'],
     ['SharedAccessSignature junk', 'not name=value'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=1&x=1', 'not one of sr, sig, se, skn'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=1&skn=a&skn=b', 'appears twice'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=1&skn=%E0%A4%A', 'skn is not valid URL encoding'],
+    ['SharedAccessSignature sr=a&sig=YWJ&se=1', 'not canonical base64'],
+    ['SharedAccessSignature sr=a&sig=YWJj!&se=1', 'not canonical base64'],
+    ['SharedAccessSignature sr=a&sig=YWI-&se=1', 'not canonical base64'],
+    ['SharedAccessSignature sr=a&sig=YWJj&se=1234567890123', 'not a number'],
+    [`SharedAccessSignature sr=${'a'.repeat(MAX_SAS_TOKEN_LENGTH)}&sig=YWJj&se=1`, 'longer than'],
   ])('rejects %j as malformed (%s)', (token, message) => {
     expect(() => parseSasToken(token)).toThrowError(expect.objectContaining({ reason: 'malformed' }));
     expect(() => parseSasToken(token)).toThrow(message);
+  });
+});
+
+describe('strict token parsing (issue 8 items 3-5)', () => {
+  const options = {
+    keys: [DEVICE_KEY],
+    expectedResource: RESOURCE,
+    expectedKeyName: REGISTRATION_KEY_NAME,
+    now: BEFORE_EXPIRY,
+  };
+  const good = createSasToken({ resource: RESOURCE, key: DEVICE_KEY, expiresAt: 1767225600 });
+  const signature = 'NOVegwZ9lUAE1uBZmzdQV5jJFObbT3lPjhHyKudxTTo=';
+  const encodedSignature = encodeURIComponent(signature);
+  const withSkn = (skn: string) => good.replace('skn=registration', `skn=${skn}`);
+  const withSig = (sig: string) => good.replace(`sig=${encodedSignature}`, `sig=${sig}`);
+
+  it('still verifies the good token, and one without skn (the Python SDK sends none)', () => {
+    expect(verifySasToken(good, options).keyName).toBe('registration');
+    expect(verifySasToken(good.replace('&skn=registration', ''), options).keyName).toBeUndefined();
+  });
+
+  it.each([
+    ['skn=iothubowner', withSkn('iothubowner'), 'key-name-mismatch'],
+    ['skn=provisioningserviceowner', withSkn('provisioningserviceowner'), 'key-name-mismatch'],
+    ['an empty skn', withSkn(''), 'key-name-mismatch'],
+    ['skn=Registration (key names are case-sensitive)', withSkn('Registration'), 'key-name-mismatch'],
+    ['junk appended to the signature', withSig(`${encodedSignature}junk`), 'malformed'],
+    ['a second padded block appended', withSig(`${encodedSignature}YWJj`), 'malformed'],
+    ['the signature without its padding', withSig(signature.slice(0, -1)), 'malformed'],
+    ['a raw space in the signature', withSig(`${encodedSignature} `), 'malformed'],
+    ['an unknown field (12 KB)', `${good}&x=${'a'.repeat(12 * 1024)}`, 'malformed'],
+    ['an unknown short field', `${good}&x=1`, 'malformed'],
+    ['an empty field', `${good}&`, 'malformed'],
+    ['no expiry', good.replace('&se=1767225600', ''), 'malformed'],
+    ['an empty expiry', good.replace('se=1767225600', 'se='), 'malformed'],
+  ])('refuses %s', (_name, token, expected) => {
+    expect(reason(() => verifySasToken(token, options))).toBe(expected);
+  });
+
+  it('refuses the base64url alphabet, padded or not', () => {
+    // A signature with + or / in it, so that base64url spells it differently.
+    let expiresAt = 1767225600;
+    let sig = hmacSha256Base64(DEVICE_KEY, `${RESOURCE}\n${expiresAt}`);
+    while (!/[+/]/.test(sig)) sig = hmacSha256Base64(DEVICE_KEY, `${RESOURCE}\n${--expiresAt}`);
+    const token = createSasToken({ resource: RESOURCE, key: DEVICE_KEY, expiresAt });
+    expect(verifySasToken(token, options).signature).toBe(sig);
+    const url = Buffer.from(sig, 'base64').toString('base64url');
+    for (const variant of [url, `${url}%3D`]) {
+      const forged = token.replace(`sig=${encodeURIComponent(sig)}`, `sig=${variant}`);
+      expect(forged).not.toBe(token);
+      expect(reason(() => verifySasToken(forged, options))).toBe('malformed');
+    }
+  });
+
+  it('refuses a signature that differs only in its unused trailing bits', () => {
+    // The last base64 digit of a 32-byte value carries 2 padding bits; "o" and "p" decode alike.
+    const twin = signature.replace(/o=$/, 'p=');
+    expect(Buffer.from(twin, 'base64').equals(Buffer.from(signature, 'base64'))).toBe(true);
+    expect(reason(() => verifySasToken(withSig(encodeURIComponent(twin)), options))).toBe('malformed');
+  });
+
+  it('never puts any part of the token into an error message', () => {
+    const secretish = 'S3CR3TFRAGMENT';
+    const tokens = [
+      `${good}&${secretish}=1`,
+      `${good}&${secretish}`,
+      withSig(`${encodedSignature}${secretish}`),
+      withSkn(secretish),
+      good.replace('se=1767225600', `se=${secretish}`),
+      createSasToken({ resource: `${secretish}/registrations/x`, key: DEVICE_KEY, expiresAt: 1767225600 }),
+    ];
+    for (const token of tokens) {
+      let message = '';
+      try {
+        verifySasToken(token, options);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain(secretish);
+    }
   });
 });

@@ -63,13 +63,18 @@ export interface ParsedSasToken {
   rawResource: string;
   /** `sr` URL-decoded. */
   resource: string;
-  /** The signature, URL-decoded (base64). */
+  /** The signature, URL-decoded: canonical base64. */
   signature: string;
   expiresAt: number;
   keyName: string | undefined;
 }
 
-export type SasFailureReason = 'malformed' | 'expired' | 'resource-mismatch' | 'signature-mismatch';
+export type SasFailureReason =
+  | 'malformed'
+  | 'expired'
+  | 'resource-mismatch'
+  | 'key-name-mismatch'
+  | 'signature-mismatch';
 
 export class SasTokenError extends Error {
   override readonly name = 'SasTokenError';
@@ -81,6 +86,18 @@ export class SasTokenError extends Error {
   }
 }
 
+/**
+ * Longest token read (characters). The longest valid registration token (a 128-character
+ * registration id percent-encoded, a 44-character signature, `skn`, `se`) is under 600; anything
+ * longer is refused before it is split, so a flood of huge tokens costs nothing.
+ */
+export const MAX_SAS_TOKEN_LENGTH = 2048;
+
+/** The fields a SAS token may carry, each at most once. */
+const SAS_FIELDS = ['sr', 'sig', 'se', 'skn'] as const;
+type SasField = (typeof SAS_FIELDS)[number];
+const isSasField = (name: string): name is SasField => (SAS_FIELDS as readonly string[]).includes(name);
+
 function safeDecode(value: string): string | null {
   try {
     return decodeURIComponent(value);
@@ -89,17 +106,36 @@ function safeDecode(value: string): string | null {
   }
 }
 
-/** Parses `SharedAccessSignature sr=..&sig=..&se=..[&skn=..]`, fields in any order. */
+/**
+ * Canonical base64 only: the standard alphabet, padding present, no trailing bits. Node's decoder
+ * silently skips junk and accepts base64url, which would let many strings verify as one signature.
+ */
+function isCanonicalBase64(value: string): boolean {
+  return value.length > 0 && Buffer.from(value, 'base64').toString('base64') === value;
+}
+
+/**
+ * Parses `SharedAccessSignature sr=..&sig=..&se=..[&skn=..]`, fields in any order, strictly:
+ * only those four fields, each once; `sig` canonical base64; `se` a whole number of seconds.
+ * Error messages name the field and the cause but never carry any part of the token, so they
+ * are safe to log.
+ */
 export function parseSasToken(token: string): ParsedSasToken {
+  if (token.length > MAX_SAS_TOKEN_LENGTH) {
+    throw new SasTokenError('malformed', `token is longer than ${MAX_SAS_TOKEN_LENGTH} characters`);
+  }
   const trimmed = token.trim();
   if (!trimmed.startsWith(PREFIX)) {
     throw new SasTokenError('malformed', 'token does not start with "SharedAccessSignature "');
   }
-  const fields = new Map<string, string>();
-  for (const part of trimmed.slice(PREFIX.length).trim().split('&')) {
+  const fields = new Map<SasField, string>();
+  for (const [index, part] of trimmed.slice(PREFIX.length).trim().split('&').entries()) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new SasTokenError('malformed', `token field "${part}" is not name=value`);
+    if (eq <= 0) throw new SasTokenError('malformed', `token field ${index + 1} is not name=value`);
     const name = part.slice(0, eq);
+    if (!isSasField(name)) {
+      throw new SasTokenError('malformed', `token field ${index + 1} is not one of ${SAS_FIELDS.join(', ')}`);
+    }
     if (fields.has(name)) throw new SasTokenError('malformed', `token field "${name}" appears twice`);
     fields.set(name, part.slice(eq + 1));
   }
@@ -117,14 +153,24 @@ export function parseSasToken(token: string): ParsedSasToken {
   const signature = safeDecode(rawSignature as string);
   if (resource === null) throw new SasTokenError('malformed', 'token sr is not valid URL encoding');
   if (signature === null) throw new SasTokenError('malformed', 'token sig is not valid URL encoding');
-  if (!/^\d+$/.test(rawExpiry as string)) throw new SasTokenError('malformed', 'token se is not a number of seconds');
+  if (!isCanonicalBase64(signature)) throw new SasTokenError('malformed', 'token sig is not canonical base64');
+  // Twelve digits reach past the year 9999; a longer number is no expiry anyone meant.
+  if (!/^\d{1,12}$/.test(rawExpiry as string)) {
+    throw new SasTokenError('malformed', 'token se is not a number of seconds');
+  }
   const skn = fields.get('skn');
+  let keyName: string | undefined;
+  if (skn !== undefined) {
+    const decoded = safeDecode(skn);
+    if (decoded === null) throw new SasTokenError('malformed', 'token skn is not valid URL encoding');
+    keyName = decoded;
+  }
   return {
     rawResource: rawResource as string,
     resource,
     signature,
     expiresAt: Number(rawExpiry),
-    keyName: skn === undefined ? undefined : (safeDecode(skn) ?? skn),
+    keyName,
   };
 }
 
@@ -133,6 +179,12 @@ export interface VerifySasOptions {
   keys: readonly string[];
   /** The resource the token must be for, compared case-insensitively after URL-decoding. */
   expectedResource: string;
+  /**
+   * The key name the token must carry in `skn` when it carries one (`registration` for device
+   * tokens). A token without `skn` is still accepted: the Python SDK sends none and DPS
+   * provisions it.
+   */
+  expectedKeyName?: string;
   now?: Date;
 }
 
@@ -148,10 +200,15 @@ export function verifySasToken(token: string, options: VerifySasOptions): Parsed
     throw new SasTokenError('expired', `token expired at ${new Date(parsed.expiresAt * 1000).toISOString()}`);
   }
   if (parsed.resource.toLowerCase() !== options.expectedResource.toLowerCase()) {
-    throw new SasTokenError(
-      'resource-mismatch',
-      `token is for "${parsed.resource}", not "${options.expectedResource}"`,
-    );
+    // The token's own sr is not echoed: error messages reach logs, and no part of a token may.
+    throw new SasTokenError('resource-mismatch', `token is not for "${options.expectedResource}"`);
+  }
+  if (
+    options.expectedKeyName !== undefined &&
+    parsed.keyName !== undefined &&
+    parsed.keyName !== options.expectedKeyName
+  ) {
+    throw new SasTokenError('key-name-mismatch', `token skn is not "${options.expectedKeyName}"`);
   }
   const presented = Buffer.from(parsed.signature, 'base64');
   const signed = `${parsed.rawResource}\n${parsed.expiresAt}`;

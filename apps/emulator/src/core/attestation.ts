@@ -1,5 +1,6 @@
 import {
   deriveDeviceKey,
+  REGISTRATION_KEY_NAME,
   registrationIdProblem,
   registrationResource,
   SasTokenError,
@@ -14,6 +15,7 @@ export type AttestationFailureReason =
   | 'malformed'
   | 'expired'
   | 'resource-mismatch'
+  | 'key-name-mismatch'
   | 'signature-mismatch'
   | 'no-matching-enrollment'
   | 'unsupported-attestation';
@@ -70,7 +72,12 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
     try {
       return {
         ok: true,
-        keyIndex: verifySasToken(input.token as string, { keys, expectedResource, now: input.now }).keyIndex,
+        keyIndex: verifySasToken(input.token as string, {
+          keys,
+          expectedResource,
+          expectedKeyName: REGISTRATION_KEY_NAME,
+          now: input.now,
+        }).keyIndex,
       };
     } catch (err) {
       if (err instanceof SasTokenError) return { ok: false, error: err };
