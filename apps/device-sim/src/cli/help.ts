@@ -15,7 +15,9 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
   --polling-interval <ms>        wait between status polls when the service sends     DPS_POLLING_INTERVAL
                                  no retry-after (SDK default 2000)
   --timeout <seconds>            give up without a final answer after this long,      DPS_TIMEOUT
-                                 default 120, 0 = wait forever`;
+                                 per device, default 120, 0 = wait forever. DPS retries a
+                                 webhook answering 429/5xx for 415 s before it fails the
+                                 device: use 0 or > 450 to see that answer`;
 
 export const HELP: Record<HelpTopic, string> = {
   main: `device-sim: simulated Azure IoT devices that provision through DPS with the official Node SDK

@@ -50,6 +50,7 @@ export function createMqttTransport(observer: RegistrationObserver, ca: string |
   const base = new ObservedMqttBase(observer);
   if (ca !== undefined) base.setOptions({ ca });
   const transport = new Mqtt(base);
+  passDisconnectCallback(base, transport);
   const requests = new ObservedRequests(transport, observer);
   // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
   // EventEmitter 'error' without a listener would throw.
@@ -62,4 +63,26 @@ export function createMqttTransport(observer: RegistrationObserver, ca: string |
     },
     dispose(): void {},
   };
+}
+
+/** The SDK transport's state machine (machina), which the SDK keeps private. */
+interface TransportFsm {
+  handle(event: 'disconnect', err: Error | undefined, callback: (err?: Error) => void): void;
+}
+
+/**
+ * The SDK subscribes `err => fsm.handle('disconnect', err)` to the base's 'error' event: no
+ * callback. In the `disconnected` state (directly, or replayed after `disconnecting`) the state
+ * machine calls that missing callback and throws `TypeError: callback is not a function` inside
+ * mqtt.js's event, which ends the whole process (a fleet then loses every device in flight).
+ * Replace the handler with the same call plus a callback. The fault itself stays the SDK's to
+ * handle: a request in flight fails (the device's outcome), a device waiting to poll reconnects on
+ * its next poll, as the SDK intends.
+ */
+function passDisconnectCallback(base: InstanceType<typeof MqttBase>, transport: InstanceType<typeof Mqtt>): void {
+  base.removeAllListeners('error');
+  base.on('error', (...args: unknown[]) => {
+    const err = args[0] instanceof Error ? args[0] : new Error(String(args[0]));
+    (transport as unknown as { _fsm: TransportFsm })._fsm.handle('disconnect', err, () => {});
+  });
 }
