@@ -19,6 +19,10 @@ Options:
                            0 = devices poll at once and are answered when allocation is done)
   --webhook-url <url>      without --config: make the tutorial group use custom allocation with this webhook
   --webhook-timeout <ms>   custom allocation webhook timeout (default 30000)
+  --webhook-retries <n>    retries of a webhook answering 429 or 5xx (default 10, as DPS; 0 = none)
+  --webhook-retry-interval <ms>   wait before the first retry (default 1000, as DPS)
+  --webhook-retry-increment <ms>  added to the wait for each further retry (default 9000, as DPS:
+                           1 s, 10 s, 19 s … 82 s, 415 s in all before the device gets its 400207)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
   --log-level <level>      debug, info, warn or error (default info)
   -h, --help               show this help
@@ -36,6 +40,7 @@ export interface StartArgs {
   retryAfterSeconds?: number;
   webhookUrl?: string;
   webhookTimeoutMs?: number;
+  webhookRetry?: { count?: number; initialIntervalMs?: number; incrementMs?: number };
   logFormat?: 'pretty' | 'json';
   logLevel?: LogLevel;
 }
@@ -53,6 +58,9 @@ const OPTIONS = {
   'retry-after': { type: 'string' },
   'webhook-url': { type: 'string' },
   'webhook-timeout': { type: 'string' },
+  'webhook-retries': { type: 'string' },
+  'webhook-retry-interval': { type: 'string' },
+  'webhook-retry-increment': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -96,6 +104,14 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   }
   if (values['webhook-timeout'] !== undefined)
     args.webhookTimeoutMs = number('--webhook-timeout', values['webhook-timeout'], 1);
+  const retry: NonNullable<StartArgs['webhookRetry']> = {};
+  if (values['webhook-retries'] !== undefined)
+    retry.count = wholeNumber('--webhook-retries', values['webhook-retries']);
+  if (values['webhook-retry-interval'] !== undefined)
+    retry.initialIntervalMs = wholeNumber('--webhook-retry-interval', values['webhook-retry-interval']);
+  if (values['webhook-retry-increment'] !== undefined)
+    retry.incrementMs = wholeNumber('--webhook-retry-increment', values['webhook-retry-increment']);
+  if (Object.keys(retry).length > 0) args.webhookRetry = retry;
   if (values['log-format'] !== undefined) {
     args.logFormat = oneOf('--log-format', values['log-format'], ['pretty', 'json'], { command: 'start' });
   }
@@ -132,4 +148,9 @@ function retryAfterSeconds(value: string): number {
     );
   }
   return n;
+}
+
+function wholeNumber(flag: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new UsageError(`${flag} must be a whole number >= 0, not "${value}".`, { command: 'start' });
+  return Number(value);
 }

@@ -1,3 +1,4 @@
+import { maskWebhookUrl } from '@dpskit/contracts';
 import type { Emulator } from '../emulator.js';
 
 /** The startup summary: endpoints, ID scope, the CA to trust, hubs and enrollments with their keys. */
@@ -45,7 +46,7 @@ export function formatBanner(emulator: Emulator): string {
   }) =>
     [
       e.allocationPolicy ?? 'default policy',
-      e.customAllocationDefinition ? `webhook ${e.customAllocationDefinition.webhookUrl}` : undefined,
+      e.customAllocationDefinition ? `webhook ${maskWebhookUrl(e.customAllocationDefinition.webhookUrl)}` : undefined,
       e.iotHubs?.length ? `hubs ${e.iotHubs.join(', ')}` : 'all linked hubs',
       e.provisioningStatus === 'disabled' ? 'DISABLED' : undefined,
     ]

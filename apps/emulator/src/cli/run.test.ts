@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
 import type { Emulator } from '../emulator.js';
 import { tempStateDir } from '../testing/fixtures.js';
-import { register } from '../testing/sdk.js';
+import { register, rejectionOf } from '../testing/sdk.js';
+import { startWebhook } from '../testing/webhook-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runCli } from './run.js';
 
 const dir = tempStateDir();
@@ -59,6 +60,45 @@ describe('dps-emulator', () => {
     );
     expect(banner).toContain(`primaryKey   ${TUTORIAL_GROUP_KEY}\n`);
     expect(banner).toMatch(/secondaryKey [A-Za-z0-9+/=]{88} {2}\(generated\)/);
+  });
+
+  it('masks the webhook key in the banner and takes the webhook retry schedule from the command line', async () => {
+    const webhook = await startWebhook(() => ({ status: 503, body: { error: 'busy' } }));
+    try {
+      const run = io(async (emulator) => {
+        const err = await rejectionOf(
+          register(emulator, 'contoso-heatpump-088', deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-heatpump-088')),
+        );
+        expect(err.result).toMatchObject({ registrationState: { errorCode: 400207 } });
+      });
+      const code = await runCli(
+        [
+          'start',
+          '--state-dir',
+          join(dir.path, 'retry'),
+          '--mqtt-port',
+          '0',
+          '--no-https',
+          '--retry-after',
+          '0',
+          '--webhook-url',
+          `${webhook.url}?code=very-secret-function-key`,
+          '--webhook-retries',
+          '2',
+          '--webhook-retry-interval',
+          '10',
+          '--webhook-retry-increment',
+          '0',
+        ],
+        run.io,
+      );
+      expect(code).toBe(EXIT_OK);
+      expect(webhook.calls).toHaveLength(3);
+      expect(run.err()).toContain('?****');
+      expect(run.err() + run.out()).not.toContain('very-secret-function-key');
+    } finally {
+      await webhook.close();
+    }
   });
 
   it('exits 1 with the file and field for a bad config', async () => {

@@ -52,7 +52,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.mqttPort !== undefined) options.mqttPort = args.mqttPort;
   if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
-  if (args.webhookTimeoutMs !== undefined) options.webhook = { timeoutMs: args.webhookTimeoutMs };
+  if (args.webhookTimeoutMs !== undefined || args.webhookRetry) {
+    options.webhook = {
+      ...(args.webhookTimeoutMs !== undefined ? { timeoutMs: args.webhookTimeoutMs } : {}),
+      ...(args.webhookRetry ? { retry: args.webhookRetry } : {}),
+    };
+  }
 
   const emulator = createEmulator(options);
   try {
