@@ -24,7 +24,7 @@ const sign = (key: string, sr: string) =>
   createHmac('sha256', Buffer.from(key, 'base64')).update(`${sr}\n${EXPIRES}`).digest('base64');
 
 /** The token styles of the official SDKs (see shared/notes/dps-device-protocol.md §4.4). */
-function sdkTokens(id: string): Record<string, string> {
+function sdkTokens(id: string): { node: string; python: string; c: string } {
   const key = groupDeviceKey('hashed', id);
   const resource = registrationResource(ID_SCOPE, id);
   const lower = encodeURIComponent(resource).replace(/%2F/g, '%2f');
@@ -86,9 +86,9 @@ async function mqttRegister(id: string, token: string) {
 }
 
 describe('strict SAS tokens on both transports', () => {
-  it.each(['node', 'python', 'c'])('provisions with the %s SDK token style', async (style) => {
+  it.each(['node', 'python', 'c'] as const)('provisions with the %s SDK token style', async (style) => {
     const id = `hashed-style-${style}`;
-    const token = sdkTokens(id)[style] as string;
+    const token = sdkTokens(id)[style];
     expect((await httpsRegister(id, token)).status).toBe(202);
     expect((await mqttRegister(id, token)).status).toBe(202);
   });
