@@ -45,6 +45,18 @@ export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollin
     const base = new MqttBase();
     base.setOptions({ ca: emulator.caCertPem });
     const mqtt = new Mqtt(base);
+    // As device-sim does (its transport/mqtt.ts says why): the SDK's handler of connection errors
+    // calls its state machine's disconnect without a callback, which throws "callback is not a
+    // function" out of mqtt.js when the connection drops while the transport is disconnected.
+    base.removeAllListeners('error');
+    base.on('error', (err: Error) =>
+      (mqtt as unknown as { _fsm: { handle(event: string, err: Error, done: () => void): void } })._fsm.handle(
+        'disconnect',
+        err,
+        () => {},
+      ),
+    );
+    mqtt.on('error', () => {});
     mqtt.setTransportOptions({ pollingInterval: pollingIntervalMs });
     return { provisioningHost: emulator.endpoints.mqtt.provisioningHost, transport: mqtt };
   }
