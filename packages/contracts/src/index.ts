@@ -7,4 +7,5 @@ export * from './registration/errors.js';
 export * from './registration/registration-id.js';
 export * from './registration/status.js';
 export * from './sas.js';
+export * from './schema/json-bounds.js';
 export * from './schema/parse.js';

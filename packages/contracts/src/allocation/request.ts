@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { enrollmentGroupSchema, individualEnrollmentSchema } from '../enrollment/enrollment.js';
+import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
 
 /**
@@ -49,6 +50,6 @@ export function parseAllocationRequest(input: unknown): ParseResult<AllocationRe
   return parseWith(allocationRequestSchema, input, 'allocation request');
 }
 
-export function parseAllocationRequestJson(text: string): ParseResult<AllocationRequest> {
-  return parseJsonWith(allocationRequestSchema, text, 'allocation request');
+export function parseAllocationRequestJson(text: string, bounds: JsonBounds = {}): ParseResult<AllocationRequest> {
+  return parseJsonWith(allocationRequestSchema, text, 'allocation request', bounds);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { initialTwinSchema } from '../enrollment/enrollment.js';
+import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
 import { devicePayloadSchema } from './request.js';
 
@@ -19,6 +20,6 @@ export function parseAllocationResponse(input: unknown): ParseResult<AllocationR
   return parseWith(allocationResponseSchema, input, 'allocation response');
 }
 
-export function parseAllocationResponseJson(text: string): ParseResult<AllocationResponse> {
-  return parseJsonWith(allocationResponseSchema, text, 'allocation response');
+export function parseAllocationResponseJson(text: string, bounds: JsonBounds = {}): ParseResult<AllocationResponse> {
+  return parseJsonWith(allocationResponseSchema, text, 'allocation response', bounds);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { devicePayloadSchema } from '../allocation/request.js';
+import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
 
 export const registrationStatusSchema = z.enum(['unassigned', 'assigning', 'assigned', 'failed', 'disabled']);
@@ -29,8 +30,8 @@ export function parseDeviceRegistration(input: unknown): ParseResult<DeviceRegis
   return parseWith(deviceRegistrationSchema, input, 'device registration');
 }
 
-export function parseDeviceRegistrationJson(text: string): ParseResult<DeviceRegistration> {
-  return parseJsonWith(deviceRegistrationSchema, text, 'device registration');
+export function parseDeviceRegistrationJson(text: string, bounds: JsonBounds = {}): ParseResult<DeviceRegistration> {
+  return parseJsonWith(deviceRegistrationSchema, text, 'device registration', bounds);
 }
 
 export const deviceRegistrationResultSchema = z.looseObject({

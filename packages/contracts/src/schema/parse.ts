@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { decodeJson, type JsonBounds } from './json-bounds.js';
 
 /** One invalid field: `path` is dotted (`deviceRuntimeContext.registrationId`, `linkedHubs[0]`). */
 export interface FieldIssue {
@@ -39,17 +40,22 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: 
   return { ok: false, error: new ContractValidationError(what, issues) };
 }
 
-/** Decodes JSON text and validates it; a syntax error is reported as an issue at the root. */
-export function parseJsonWith<S extends z.ZodType>(schema: S, text: string, what: string): ParseResult<z.output<S>> {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(text);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+/**
+ * Decodes JSON text and validates it; a syntax error, or nesting deeper than `bounds.maxDepth`
+ * (default `DEFAULT_MAX_JSON_DEPTH`), is reported as an issue at the root.
+ */
+export function parseJsonWith<S extends z.ZodType>(
+  schema: S,
+  text: string,
+  what: string,
+  bounds: JsonBounds = {},
+): ParseResult<z.output<S>> {
+  const decoded = decodeJson(text, bounds);
+  if (!decoded.ok) {
     return {
       ok: false,
-      error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${reason})` }]),
+      error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${decoded.reason})` }]),
     };
   }
-  return parseWith(schema, decoded, what);
+  return parseWith(schema, decoded.value, what);
 }

@@ -163,6 +163,21 @@ describe('interpretWebhookOutcome', () => {
       'Custom allocation failed with status code: 302',
     ],
     ['a body that is not JSON', response(200, '<html>'), DpsErrorCode.CustomAllocationFailed, 'not valid JSON'],
+    [
+      'a payload nested 40,000 deep',
+      response(200, `{"iotHubHostName":"${TOASTERS}","payload":{"a":${'['.repeat(40_000)}${']'.repeat(40_000)}}}`),
+      DpsErrorCode.CustomAllocationFailed,
+      'not valid JSON (it is nested more than 64 levels deep)',
+    ],
+    [
+      'an initialTwin nested 40,000 deep',
+      response(
+        200,
+        `{"iotHubHostName":"${TOASTERS}","initialTwin":{"tags":${'{"a":'.repeat(40_000)}1${'}'.repeat(40_000)}}}`,
+      ),
+      DpsErrorCode.CustomAllocationFailed,
+      'nested more than 64 levels deep',
+    ],
     ['a JSON array', response(200, '[]'), DpsErrorCode.CustomAllocationFailed, 'the body is an array, not an object'],
     [
       'a string payload',

@@ -4,6 +4,7 @@ import {
   type DeviceRuntimeContext,
   DpsErrorCode,
   DpsErrorMessage,
+  decodeJson,
   parseAllocationResponse,
   toWebhookView,
 } from '@dpskit/contracts';
@@ -88,15 +89,13 @@ export function interpretWebhookOutcome(
       DpsErrorMessage.customAllocationInvalidResponse(outcome.bodyError),
     );
   }
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(outcome.body);
-  } catch (err) {
-    return failed(
-      DpsErrorCode.CustomAllocationFailed,
-      DpsErrorMessage.customAllocationInvalidJson((err as Error).message),
-    );
+  // Depth-bounded: a deep `payload` or `initialTwin` would overflow the stack later, where the
+  // answer is validated, stored and sent to the device.
+  const json = decodeJson(outcome.body);
+  if (!json.ok) {
+    return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationInvalidJson(json.reason));
   }
+  const decoded = json.value;
   if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) {
     const what = decoded === null ? 'null' : Array.isArray(decoded) ? 'an array' : typeof decoded;
     return failed(
