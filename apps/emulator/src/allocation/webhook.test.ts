@@ -84,3 +84,34 @@ describe('WebhookClient', () => {
     expect(await pending).toMatchObject({ kind: 'connection-error', reason: 'aborted: the emulator is stopping' });
   });
 });
+
+describe('WebhookClient and a webhook that closes idle connections (issue 8 item 8)', () => {
+  it('retries a request that met a dead kept-alive connection on a fresh one: no call fails', async () => {
+    // Closes every connection ~5 ms after a complete answer, as a busy Functions host may: the
+    // agent's next request can be written into a socket the server is just closing.
+    const closing = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.on('finish', () => setTimeout(() => req.socket.destroy(), 5));
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"iotHubHostName":"a.net"}');
+      });
+    });
+    await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(closing.address() as AddressInfo).port}/api/allocate`;
+    const client = new WebhookClient({ timeoutMs: 30_000 });
+    const failures: string[] = [];
+    try {
+      for (let i = 0; i < 300; i++) {
+        const outcome = await client.call(url, '{}');
+        if (outcome.kind !== 'response' || outcome.status !== 200) failures.push(JSON.stringify(outcome));
+        // Waits around the server's 5 ms, so that some requests meet a socket being closed.
+        await new Promise((resolve) => setTimeout(resolve, i % 9));
+      }
+    } finally {
+      client.close();
+      closing.closeAllConnections();
+      await new Promise((resolve) => closing.close(resolve));
+    }
+    expect(failures).toEqual([]);
+  });
+});

@@ -53,16 +53,7 @@ export class WebhookClient {
       }
 
       const payload = Buffer.from(body, 'utf8');
-      const request = (secure ? https : http).request(target, {
-        method: 'POST',
-        agent: secure ? this.#httpsAgent : this.#httpAgent,
-        headers: {
-          'Content-Type': 'application/json; charset=utf-8',
-          Accept: 'application/json',
-          'Content-Length': payload.length,
-          'User-Agent': this.#options.userAgent,
-        },
-      });
+      let request: http.ClientRequest;
       timer = setTimeout(() => {
         finish({ kind: 'timeout', timeoutMs: this.#options.timeoutMs });
         request.destroy();
@@ -71,13 +62,40 @@ export class WebhookClient {
         finish({ kind: 'connection-error', reason: 'aborted: the emulator is stopping' });
         request.destroy();
       };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
 
-      request.on('error', (err: NodeJS.ErrnoException) =>
-        finish({ kind: 'connection-error', reason: err.message || err.code || 'unknown error' }),
-      );
-      request.on('response', (response) => {
+      const send = (fresh: boolean) => {
+        request = (secure ? https : http).request(target, {
+          method: 'POST',
+          // A fresh connection of its own when a kept-alive one turned out dead (below).
+          agent: fresh ? false : secure ? this.#httpsAgent : this.#httpAgent,
+          headers: {
+            'Content-Type': 'application/json; charset=utf-8',
+            Accept: 'application/json',
+            'Content-Length': payload.length,
+            'User-Agent': this.#options.userAgent,
+          },
+        });
+        const sent = request;
+        let answered = false;
+        sent.on('error', (err: NodeJS.ErrnoException) => {
+          // The keep-alive race: the webhook closed an idle connection just as the agent reused it.
+          // Nothing of the request was processed (no answer began), so DPS's caller would simply
+          // retry; here the retry goes out on a connection of its own, once, and the dead socket
+          // never becomes the device's failure.
+          if (!fresh && !answered && !settled && sent.reusedSocket && isDeadSocketError(err)) {
+            send(true);
+            return;
+          }
+          finish({ kind: 'connection-error', reason: err.message || err.code || 'unknown error' });
+        });
+        sent.on('response', (response) => {
+          answered = true;
+          onResponse(response);
+        });
+        sent.end(payload);
+      };
+
+      const onResponse = (response: http.IncomingMessage) => {
         const status = response.statusCode ?? 0;
         const chunks: Buffer[] = [];
         let size = 0;
@@ -100,8 +118,11 @@ export class WebhookClient {
           finish({ kind: 'connection-error', reason: `the answer was cut off (${err.message})` }),
         );
         response.on('aborted', () => finish({ kind: 'connection-error', reason: 'the answer was cut off' }));
-      });
-      request.end(payload);
+      };
+
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      send(false);
     });
   }
 
@@ -110,4 +131,9 @@ export class WebhookClient {
     this.#httpAgent.destroy();
     this.#httpsAgent.destroy();
   }
+}
+
+/** Errors of a request written to a connection the server had already closed. */
+function isDeadSocketError(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ECONNABORTED';
 }
