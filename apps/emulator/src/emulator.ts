@@ -221,6 +221,13 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           }),
       });
       cleanup.push(() => service.close());
+      // Operations a previous run left unfinished (it was stopped or killed): their devices poll on.
+      const resumed = service.resumeUnfinished();
+      if (resumed > 0) {
+        this.#log.info('resume', `resuming ${resumed} unfinished registration operation(s) from ${stateDir}`, {
+          operations: resumed,
+        });
+      }
       const api = new DeviceApi(service, { retryAfterSeconds: this.#options.retryAfterSeconds ?? 3 });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 

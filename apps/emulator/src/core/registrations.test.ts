@@ -29,7 +29,11 @@ const namedSolo = individualEnrollment('named-solo', keys(), {
 });
 const staticNoHub = groupEnrollment('static-none', keys(), { allocationPolicy: 'static' });
 
-function setup(webhook: (body: string) => WebhookCallOutcome | Promise<WebhookCallOutcome>) {
+function setup(
+  webhook: (body: string) => WebhookCallOutcome | Promise<WebhookCallOutcome>,
+  store = new MemoryRegistrationStore(),
+  enrollments: EmulatedEnrollment[] = [customGroup, hashedGroup, disabledSolo, namedSolo, staticNoHub],
+) {
   const model: ServiceModel = {
     idScope: SCOPE,
     defaultAllocationPolicy: 'hashed',
@@ -37,11 +41,10 @@ function setup(webhook: (body: string) => WebhookCallOutcome | Promise<WebhookCa
       { hostName: 'a.net', allocationWeight: 1, applyAllocationPolicy: true },
       { hostName: 'b.net', allocationWeight: 1, applyAllocationPolicy: true },
     ],
-    enrollments: enrollmentSet([customGroup, hashedGroup, disabledSolo, namedSolo, staticNoHub]),
+    enrollments: enrollmentSet(enrollments),
   };
   const events: RegistrationEvent[] = [];
   const bodies: string[] = [];
-  const store = new MemoryRegistrationStore();
   const service = new RegistrationService({
     model,
     store,
@@ -237,5 +240,100 @@ describe('RegistrationService', () => {
       errorCode: 500001,
       errorMessage: 'Internal error: boom',
     });
+  });
+});
+
+describe('RegistrationService across a crash (issue 8 item 1)', () => {
+  const never = () => new Promise<WebhookCallOutcome>(() => {});
+  const assign = (hub: string): WebhookCallOutcome => ({
+    kind: 'response',
+    status: 200,
+    body: JSON.stringify({ iotHubHostName: hub, payload: { by: 'second process' } }),
+  });
+
+  it('answers a poll from the store: a new process sees operations the old one finished', async () => {
+    const first = setup(() => assign('a.net'));
+    const op = first.service.register(device(customGroup, 'dev-done'), undefined, 'mqtt');
+    const result = await finish(first.service, 'dev-done', op.operationId);
+    // The "old process" is abandoned, not closed: nothing of it is used again but the store.
+    const second = setup(never, first.store);
+    expect(second.service.resumeUnfinished()).toBe(0);
+    expect(second.service.operation('DEV-DONE', op.operationId)).toEqual({
+      state: 'done',
+      body: { operationId: op.operationId, status: 'assigned', registrationState: result },
+    });
+    expect(second.service.operation('someone-else', op.operationId)).toEqual({ state: 'not-found' });
+  });
+
+  it('runs again, in order, the allocations a crashed process left unfinished, with the same payload', async () => {
+    const first = setup(never);
+    const a = first.service.register(device(customGroup, 'dev-x'), { hub: 'a.net' }, 'https');
+    const b = first.service.register(device(customGroup, 'dev-x'), { hub: 'b.net' }, 'https');
+    const c = first.service.register(device(customGroup, 'dev-y'), undefined, 'mqtt');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(first.store.unfinishedOperations().map((op) => op.operationId)).toEqual([
+      a.operationId,
+      b.operationId,
+      c.operationId,
+    ]);
+
+    const second = setup(hubFromPayload, first.store);
+    expect(second.service.operation('dev-x', a.operationId).state).toBe('assigning');
+    expect(second.service.resumeUnfinished()).toBe(3);
+    expect((await finish(second.service, 'dev-x', a.operationId)).assignedHub).toBe('a.net');
+    // The second ran after the first, and saw its assignment, as in one process.
+    const later = await finish(second.service, 'dev-x', b.operationId);
+    expect(later).toMatchObject({ assignedHub: 'b.net', payload: { current: 'a.net' } });
+    expect((await finish(second.service, 'dev-y', c.operationId)).status).toBe('assigned');
+    expect(second.store.get('dev-x')?.result).toEqual(later);
+    expect(second.store.unfinishedOperations()).toEqual([]);
+    expect(new Map(second.events.map((e) => [e.operationId, e.transport]))).toEqual(
+      new Map([
+        [a.operationId, 'https'],
+        [b.operationId, 'https'],
+        [c.operationId, 'mqtt'],
+      ]),
+    );
+  });
+
+  it('fails an unfinished operation whose enrollment is gone after the restart', async () => {
+    const first = setup(never);
+    const op = first.service.register(device(customGroup, 'dev-gone'), undefined, 'mqtt');
+    const second = setup(never, first.store, [hashedGroup]);
+    expect(second.service.resumeUnfinished()).toBe(1);
+    const view = second.service.operation('dev-gone', op.operationId);
+    expect(view).toMatchObject({
+      state: 'done',
+      body: {
+        status: 'failed',
+        registrationState: { errorCode: 404001, errorMessage: 'The enrollment group "custom" no longer exists.' },
+      },
+    });
+  });
+
+  it('forgets finished operations after the retention time, from the store', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const store = new MemoryRegistrationStore();
+    const model: ServiceModel = {
+      idScope: SCOPE,
+      defaultAllocationPolicy: 'hashed',
+      linkedHubs: [{ hostName: 'a.net', allocationWeight: 1, applyAllocationPolicy: true }],
+      enrollments: enrollmentSet([hashedGroup]),
+    };
+    const service = new RegistrationService({
+      model,
+      store,
+      callWebhook: () => new Promise(() => {}),
+      webhookRetry: { count: 0, initialIntervalMs: 0, incrementMs: 0 },
+      now: () => now,
+      operationRetentionMs: 60_000,
+    });
+    const op = service.register(device(hashedGroup, 'dev-old'), undefined, 'mqtt');
+    await service.whenIdle();
+    now = new Date(now.getTime() + 120_000);
+    service.register(device(hashedGroup, 'dev-new'), undefined, 'mqtt');
+    await service.whenIdle();
+    expect(service.operation('dev-old', op.operationId)).toEqual({ state: 'not-found' });
+    expect(store.getOperation(op.operationId)).toBeUndefined();
   });
 });

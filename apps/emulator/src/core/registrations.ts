@@ -27,9 +27,15 @@ import { pickStatic } from './allocation/static.js';
 import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
 import { createOperationId } from './identifiers.js';
-import { allocationPolicyOf, type EmulatedEnrollment, enrollmentRef, type ServiceModel } from './model.js';
+import {
+  allocationPolicyOf,
+  type EmulatedEnrollment,
+  type EnrollmentRef,
+  enrollmentRef,
+  type ServiceModel,
+} from './model.js';
 import { type CurrentAssignment, initialTwinApplies, stayOnCurrentHub, substatusAfter } from './reprovision.js';
-import type { RegistrationRecord, RegistrationStore } from './store.js';
+import type { OperationRecord, RegistrationRecord, RegistrationStore } from './store.js';
 
 export type WebhookCaller = (
   url: string,
@@ -46,7 +52,7 @@ export interface RegistrationServiceOptions {
   /** Unexpected internal errors (the registration still ends, as `failed`). */
   onError?: (error: unknown, context: { registrationId: string; operationId: string }) => void;
   now?: () => Date;
-  /** How long finished operations stay pollable (default one hour). */
+  /** How long finished operations stay pollable (default one hour). They are kept in the store. */
   operationRetentionMs?: number;
 }
 
@@ -55,17 +61,6 @@ export type OperationView =
   | { state: 'assigning'; body: RegistrationOperationStatus }
   | { state: 'done'; body: RegistrationOperationStatus }
   | { state: 'not-found' };
-
-interface Operation {
-  operationId: string;
-  registrationKey: string;
-  /** As the device spelled it: polls while assigning echo it in `registrationState`. */
-  registrationId: string;
-  response?: RegistrationOperationStatus;
-  finishedAt?: number;
-  /** Settles when the allocation has ended (never rejects). */
-  done?: Promise<void>;
-}
 
 export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
 
@@ -78,7 +73,8 @@ export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
 export class RegistrationService {
   readonly #options: RegistrationServiceOptions;
   readonly #now: () => Date;
-  readonly #operations = new Map<string, Operation>();
+  /** The allocations running in this process, by operation id: settle when they end (never reject). */
+  readonly #running = new Map<string, Promise<void>>();
   readonly #chains = new Map<string, Promise<void>>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -121,30 +117,89 @@ export class RegistrationService {
     transport: DeviceTransport,
   ): RegistrationOperationStatus {
     this.#prune();
-    const operationId = createOperationId();
-    const registrationKey = device.registrationId.toLowerCase();
-    const operation: Operation = { operationId, registrationKey, registrationId: device.registrationId };
-    this.#operations.set(operationId, operation);
+    const operation: OperationRecord = {
+      operationId: createOperationId(),
+      registrationId: device.registrationId,
+      enrollment: enrollmentRef(device.enrollment),
+      transport,
+      createdAtMs: this.#now().getTime(),
+    };
+    if (payload !== undefined) operation.payload = payload;
+    // Saved before the device hears of it: after a crash, a poll finds it and a restart finishes it.
+    this.#options.store.createOperation(operation);
+    this.#schedule(operation, device);
+    return { operationId: operation.operationId, status: 'assigning' };
+  }
 
+  /**
+   * Runs again the allocations a previous process left unfinished (it stopped or crashed): their
+   * devices are still polling. Call once, before serving. Returns how many were resumed.
+   */
+  resumeUnfinished(): number {
+    const unfinished = this.#options.store.unfinishedOperations();
+    for (const operation of unfinished) {
+      const enrollment = this.#findEnrollment(operation.enrollment);
+      if (enrollment) {
+        this.#schedule(operation, {
+          ok: true,
+          registrationId: operation.registrationId,
+          enrollment,
+          keyUsed: 'primary',
+        });
+        continue;
+      }
+      const what = operation.enrollment.kind === 'group' ? 'enrollment group' : 'individual enrollment';
+      const now = this.#now();
+      this.#options.store.finishOperation(
+        operation.operationId,
+        {
+          operationId: operation.operationId,
+          status: 'failed',
+          registrationState: {
+            registrationId: operation.registrationId,
+            status: 'failed',
+            errorCode: DpsErrorCode.NotFound,
+            errorMessage: `The ${what} "${operation.enrollment.id}" no longer exists.`,
+            lastUpdatedDateTimeUtc: formatDpsTimestamp(now),
+          },
+        },
+        now.getTime(),
+      );
+    }
+    return unfinished.length;
+  }
+
+  /** Allocations of one registration id run one after another, in the order they were created. */
+  #schedule(operation: OperationRecord, device: AttestedDevice): void {
+    const registrationKey = device.registrationId.toLowerCase();
     const previous = this.#chains.get(registrationKey) ?? Promise.resolve();
-    const run = previous.then(() => this.#allocate(operation, device, payload, transport));
+    const run = previous.then(() => this.#allocate(operation, device));
     const tracked = run.finally(() => {
       this.#inFlight.delete(tracked);
       if (this.#chains.get(registrationKey) === tracked) this.#chains.delete(registrationKey);
     });
-    operation.done = tracked.then(
+    const done = tracked.then(
       () => undefined,
       () => undefined,
     );
+    this.#running.set(operation.operationId, done);
+    void done.then(() => this.#running.delete(operation.operationId));
     this.#inFlight.add(tracked);
     this.#chains.set(registrationKey, tracked);
-    return { operationId, status: 'assigning' };
   }
 
-  /** A poll: only the registration that created an operation can see it. */
+  #findEnrollment(ref: EnrollmentRef): EmulatedEnrollment | undefined {
+    const { enrollments } = this.model;
+    if (ref.kind === 'individual') return enrollments.individuals.get(ref.id.toLowerCase());
+    return enrollments.groups.find((group) => group.id.toLowerCase() === ref.id.toLowerCase());
+  }
+
+  /** A poll, answered from the store: only the registration that created an operation can see it. */
   operation(registrationId: string, operationId: string): OperationView {
-    const operation = this.#operations.get(operationId);
-    if (!operation || operation.registrationKey !== registrationId.toLowerCase()) return { state: 'not-found' };
+    const operation = this.#options.store.getOperation(operationId);
+    if (!operation || operation.registrationId.toLowerCase() !== registrationId.toLowerCase()) {
+      return { state: 'not-found' };
+    }
     if (!operation.response) {
       // As the real service answers a poll (azure-sdk-for-c az_iot_provisioning_client.c, "Stage 2").
       return {
@@ -161,7 +216,7 @@ export class RegistrationService {
 
   /** Resolves when the operation's allocation has ended, or after `timeoutMs`, whichever is first. */
   async settled(operationId: string, timeoutMs: number): Promise<void> {
-    const done = this.#operations.get(operationId)?.done;
+    const done = this.#running.get(operationId);
     if (!done) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
@@ -190,13 +245,10 @@ export class RegistrationService {
     await this.whenIdle();
   }
 
-  async #allocate(
-    operation: Operation,
-    device: AttestedDevice,
-    payload: DevicePayload | undefined,
-    transport: DeviceTransport,
-  ): Promise<void> {
+  async #allocate(operation: OperationRecord, device: AttestedDevice): Promise<void> {
+    const { payload, transport } = operation;
     const started = this.#now();
+    const createdAt = new Date(operation.createdAtMs);
     const { enrollment, registrationId } = device;
     const policy = allocationPolicyOf(enrollment, this.model);
     let webhook: WebhookReport | undefined;
@@ -207,7 +259,7 @@ export class RegistrationService {
       const current = previous?.assignment;
       const base = {
         registrationId,
-        createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? formatDpsTimestamp(started),
+        createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? formatDpsTimestamp(createdAt),
       };
       if (enrollment.record.provisioningStatus === 'disabled') {
         record = this.#record(device, previous, { ...base, status: 'disabled' });
@@ -244,24 +296,24 @@ export class RegistrationService {
           else delete record.initialTwin;
         }
       }
-      this.#options.store.put(record);
+      this.#finish(operation, record, true);
     } catch (error) {
       this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
       record = this.#record(device, undefined, {
         registrationId,
-        createdDateTimeUtc: formatDpsTimestamp(started),
+        createdDateTimeUtc: formatDpsTimestamp(createdAt),
         status: 'failed',
         errorCode: DpsErrorCode.InternalServerError,
         errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
       });
+      try {
+        this.#finish(operation, record, false);
+      } catch (storeError) {
+        // The store refuses even the failure: the device keeps polling `assigning` until a restart
+        // runs the operation again.
+        this.#options.onError?.(storeError, { registrationId, operationId: operation.operationId });
+      }
     }
-
-    operation.response = {
-      operationId: operation.operationId,
-      status: record.result.status,
-      registrationState: record.result,
-    };
-    operation.finishedAt = Date.now();
 
     const result = record.result;
     const outcome: RegistrationOutcome = { status: result.status as RegistrationOutcome['status'] };
@@ -279,7 +331,7 @@ export class RegistrationService {
       enrollment: enrollmentRef(enrollment),
       policy,
       outcome,
-      durationMs: this.#now().getTime() - started.getTime(),
+      durationMs: this.#now().getTime() - Math.min(started.getTime(), operation.createdAtMs),
       timestampUtc: this.#now().toISOString(),
     };
     if (webhook) event.webhook = webhook;
@@ -329,6 +381,18 @@ export class RegistrationService {
       : noHub('no linked IoT hub takes part in allocation for this enrollment');
   }
 
+  /** Saves the operation's final answer, with the record when `saveRecord`, in one transaction. */
+  #finish(operation: OperationRecord, record: RegistrationRecord, saveRecord: boolean): void {
+    const response: RegistrationOperationStatus = {
+      operationId: operation.operationId,
+      status: record.result.status,
+      registrationState: record.result,
+    };
+    const finishedAt = this.#now().getTime();
+    if (saveRecord) this.#options.store.finishOperation(operation.operationId, response, finishedAt, record);
+    else this.#options.store.finishOperation(operation.operationId, response, finishedAt);
+  }
+
   #record(
     device: AttestedDevice,
     previous: RegistrationRecord | undefined,
@@ -374,13 +438,10 @@ export class RegistrationService {
   }
 
   #prune(): void {
-    const now = Date.now();
+    const now = this.#now().getTime();
     if (now - this.#lastPrune < 60_000) return;
     this.#lastPrune = now;
-    const retention = this.#options.operationRetentionMs ?? 3_600_000;
-    for (const [id, operation] of this.#operations) {
-      if (operation.finishedAt !== undefined && now - operation.finishedAt > retention) this.#operations.delete(id);
-    }
+    this.#options.store.pruneOperations(now - (this.#options.operationRetentionMs ?? 3_600_000));
   }
 }
 

@@ -1,4 +1,10 @@
-import type { DeviceRegistrationResult, InitialTwin } from '@dpskit/contracts';
+import type {
+  DevicePayload,
+  DeviceRegistrationResult,
+  InitialTwin,
+  RegistrationOperationStatus,
+} from '@dpskit/contracts';
+import type { DeviceTransport } from './events.js';
 import type { EnrollmentRef } from './model.js';
 import type { CurrentAssignment } from './reprovision.js';
 
@@ -15,11 +21,44 @@ export interface RegistrationRecord {
   initialTwin?: InitialTwin;
 }
 
+/**
+ * One register request's operation. Saved when it is created, with what its allocation needs
+ * (enrollment, payload), so that a restarted emulator can run an unfinished one again; saved with
+ * its final answer in the same transaction as the registration record, so that a poll after a
+ * crash finds either the running operation or its outcome, never nothing.
+ */
+export interface OperationRecord {
+  operationId: string;
+  /** As the device presented it. */
+  registrationId: string;
+  enrollment: EnrollmentRef;
+  transport: DeviceTransport;
+  payload?: DevicePayload;
+  createdAtMs: number;
+  /** The answer to every poll once the allocation finished. */
+  response?: RegistrationOperationStatus;
+  finishedAtMs?: number;
+}
+
 /** The port the registration service persists through (SQLite in the emulator, a Map in unit tests). */
 export interface RegistrationStore {
   get(registrationId: string): RegistrationRecord | undefined;
   put(record: RegistrationRecord): void;
   list(): RegistrationRecord[];
+  /** Saves a new, unfinished operation. */
+  createOperation(operation: OperationRecord): void;
+  getOperation(operationId: string): OperationRecord | undefined;
+  /** Saves `record` (when given) and the operation's final answer atomically. */
+  finishOperation(
+    operationId: string,
+    response: RegistrationOperationStatus,
+    finishedAtMs: number,
+    record?: RegistrationRecord,
+  ): void;
+  /** Operations without a final answer, oldest first (after a crash: the ones to run again). */
+  unfinishedOperations(): OperationRecord[];
+  /** Forgets operations finished before `finishedBeforeMs`; returns how many. */
+  pruneOperations(finishedBeforeMs: number): number;
 }
 
 export class MemoryRegistrationStore implements RegistrationStore {
@@ -35,5 +74,49 @@ export class MemoryRegistrationStore implements RegistrationStore {
 
   list(): RegistrationRecord[] {
     return [...this.#records.values()];
+  }
+
+  readonly #operations = new Map<string, OperationRecord>();
+
+  createOperation(operation: OperationRecord): void {
+    this.#operations.set(operation.operationId, structuredClone(operation));
+  }
+
+  getOperation(operationId: string): OperationRecord | undefined {
+    const operation = this.#operations.get(operationId);
+    return operation ? structuredClone(operation) : undefined;
+  }
+
+  finishOperation(
+    operationId: string,
+    response: RegistrationOperationStatus,
+    finishedAtMs: number,
+    record?: RegistrationRecord,
+  ): void {
+    const operation = this.#operations.get(operationId);
+    if (!operation) throw new Error(`operation ${operationId} does not exist`);
+    // Clone first: a value that cannot be stored fails before anything changes, as in SQLite.
+    const saved = record ? structuredClone(record) : undefined;
+    operation.response = structuredClone(response);
+    operation.finishedAtMs = finishedAtMs;
+    if (saved) this.#records.set(saved.registrationId.toLowerCase(), saved);
+  }
+
+  unfinishedOperations(): OperationRecord[] {
+    return [...this.#operations.values()]
+      .filter((operation) => !operation.response)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs)
+      .map((operation) => structuredClone(operation));
+  }
+
+  pruneOperations(finishedBeforeMs: number): number {
+    let pruned = 0;
+    for (const [id, operation] of this.#operations) {
+      if (operation.finishedAtMs !== undefined && operation.finishedAtMs < finishedBeforeMs) {
+        this.#operations.delete(id);
+        pruned += 1;
+      }
+    }
+    return pruned;
   }
 }

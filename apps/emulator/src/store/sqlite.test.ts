@@ -136,3 +136,70 @@ describe('SqliteStore', () => {
     }
   });
 });
+
+describe('SqliteStore operations (issue 8 item 1)', () => {
+  const response = {
+    operationId: 'op-1',
+    status: 'assigned',
+    registrationState: { ...record.result },
+  } as const;
+
+  it('keeps operations across reopening: unfinished ones in order, finished ones with their answer', () => {
+    const path = join(dir.path, 'operations.db');
+    const store = SqliteStore.open(path);
+    store.createOperation({
+      operationId: 'op-1',
+      registrationId: 'Dev-1',
+      enrollment: { kind: 'group', id: 'g' },
+      transport: 'https',
+      payload: { modelId: 'dtmi:x;1', nested: { a: [1] } },
+      createdAtMs: 1000,
+    });
+    store.createOperation({
+      operationId: 'op-2',
+      registrationId: 'dev-2',
+      enrollment: { kind: 'individual', id: 'dev-2' },
+      transport: 'mqtt',
+      createdAtMs: 2000,
+    });
+    store.finishOperation('op-1', response, 3000, record);
+    store.close();
+
+    const reopened = SqliteStore.open(path);
+    try {
+      expect(reopened.getOperation('op-1')).toEqual({
+        operationId: 'op-1',
+        registrationId: 'Dev-1',
+        enrollment: { kind: 'group', id: 'g' },
+        transport: 'https',
+        payload: { modelId: 'dtmi:x;1', nested: { a: [1] } },
+        createdAtMs: 1000,
+        response,
+        finishedAtMs: 3000,
+      });
+      // Stored as sent: the answer keeps its field order.
+      expect(Object.keys(reopened.getOperation('op-1')?.response?.registrationState ?? {})).toEqual(
+        Object.keys(record.result),
+      );
+      expect(reopened.get('dev-1')).toEqual(record);
+      expect(reopened.unfinishedOperations().map((op) => op.operationId)).toEqual(['op-2']);
+      expect(reopened.pruneOperations(2999)).toBe(0);
+      expect(reopened.pruneOperations(3001)).toBe(1);
+      expect(reopened.getOperation('op-1')).toBeUndefined();
+      expect(reopened.getOperation('op-2')?.response).toBeUndefined();
+    } finally {
+      reopened.close();
+    }
+  });
+
+  it('saves the record and the answer together or not at all', () => {
+    const store = SqliteStore.open(join(dir.path, 'atomic.db'));
+    try {
+      const changed: RegistrationRecord = { ...record, result: { ...record.result, status: 'failed' } };
+      expect(() => store.finishOperation('no-such-operation', response, 1, changed)).toThrow('does not exist');
+      expect(store.get('dev-1')).toBeUndefined();
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -2,10 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   assignedSubstatusSchema,
+  type DevicePayload,
   deviceRegistrationResultSchema,
   type InitialTwin,
   initialTwinSchema,
   parseWith,
+  type RegistrationOperationStatus,
+  registrationOperationStatusSchema,
 } from '@dpskit/contracts';
 import Database from 'better-sqlite3';
 import type { EnrollmentMeta, EnrollmentMetaStore } from '../config/resolve.js';
@@ -17,7 +20,7 @@ import {
   type RegistrationAdminStore,
   type StoredEnrollment,
 } from '../core/enrollments/store.js';
-import type { RegistrationRecord, RegistrationStore } from '../core/store.js';
+import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../core/store.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
 const MIGRATIONS: readonly string[] = [
@@ -57,6 +60,20 @@ const MIGRATIONS: readonly string[] = [
      seed_hash TEXT,
      PRIMARY KEY (kind, enrollment_key)
    );`,
+  // Operations, persisted so that a restart after a crash answers every poll (issue 8).
+  `CREATE TABLE operations (
+     operation_id TEXT PRIMARY KEY,
+     registration_id TEXT NOT NULL,
+     enrollment_kind TEXT NOT NULL CHECK (enrollment_kind IN ('group', 'individual')),
+     enrollment_id TEXT NOT NULL,
+     transport TEXT NOT NULL,
+     payload_json TEXT,
+     created_ms INTEGER NOT NULL,
+     response_json TEXT,
+     finished_ms INTEGER
+   );
+   CREATE INDEX operations_unfinished ON operations (created_ms) WHERE finished_ms IS NULL;
+   CREATE INDEX operations_finished ON operations (finished_ms) WHERE finished_ms IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -77,6 +94,18 @@ interface ServiceEnrollmentRow {
   enrollment_id: string;
   record_json: string;
   seed_hash: string | null;
+}
+
+interface OperationRow {
+  operation_id: string;
+  registration_id: string;
+  enrollment_kind: 'group' | 'individual';
+  enrollment_id: string;
+  transport: string;
+  payload_json: string | null;
+  created_ms: number;
+  response_json: string | null;
+  finished_ms: number | null;
 }
 
 interface EnrollmentRow {
@@ -138,6 +167,18 @@ export class SqliteStore implements RegistrationStore, RegistrationAdminStore, E
       listEnrollments: db.prepare<[string, string, number], ServiceEnrollmentRow & { enrollment_key: string }>(
         'SELECT * FROM service_enrollments WHERE kind = ? AND enrollment_key > ? ORDER BY enrollment_key LIMIT ?',
       ),
+      createOperation: db.prepare(
+        `INSERT INTO operations (operation_id, registration_id, enrollment_kind, enrollment_id, transport, payload_json,
+           created_ms) VALUES (@operationId, @registrationId, @kind, @enrollmentId, @transport, @payload, @createdMs)`,
+      ),
+      getOperation: db.prepare<[string], OperationRow>('SELECT * FROM operations WHERE operation_id = ?'),
+      finishOperation: db.prepare<[string, number, string]>(
+        'UPDATE operations SET response_json = ?, finished_ms = ? WHERE operation_id = ? AND finished_ms IS NULL',
+      ),
+      unfinishedOperations: db.prepare<[], OperationRow>(
+        'SELECT * FROM operations WHERE finished_ms IS NULL ORDER BY created_ms, rowid',
+      ),
+      pruneOperations: db.prepare<[number]>('DELETE FROM operations WHERE finished_ms IS NOT NULL AND finished_ms < ?'),
       getMeta: db.prepare<[string, string], EnrollmentRow>(
         'SELECT * FROM enrollments WHERE kind = ? AND enrollment_key = ?',
       ),
@@ -257,6 +298,46 @@ export class SqliteStore implements RegistrationStore, RegistrationAdminStore, E
     return this.#db.transaction(fn)();
   }
 
+  createOperation(operation: OperationRecord): void {
+    this.#statements.createOperation.run({
+      operationId: operation.operationId,
+      registrationId: operation.registrationId,
+      kind: operation.enrollment.kind,
+      enrollmentId: operation.enrollment.id,
+      transport: operation.transport,
+      payload: operation.payload === undefined ? null : JSON.stringify(operation.payload),
+      createdMs: operation.createdAtMs,
+    });
+  }
+
+  getOperation(operationId: string): OperationRecord | undefined {
+    const row = this.#statements.getOperation.get(operationId);
+    return row ? this.#toOperation(row) : undefined;
+  }
+
+  finishOperation(
+    operationId: string,
+    response: RegistrationOperationStatus,
+    finishedAtMs: number,
+    record?: RegistrationRecord,
+  ): void {
+    // Serialize before the transaction: a value that cannot be stored fails before anything changes.
+    const text = JSON.stringify(response);
+    this.#db.transaction(() => {
+      if (record) this.put(record);
+      const changed = this.#statements.finishOperation.run(text, finishedAtMs, operationId).changes;
+      if (changed !== 1) throw new Error(`operation ${operationId} does not exist or has already finished`);
+    })();
+  }
+
+  unfinishedOperations(): OperationRecord[] {
+    return this.#statements.unfinishedOperations.all().map((row) => this.#toOperation(row));
+  }
+
+  pruneOperations(finishedBeforeMs: number): number {
+    return this.#statements.pruneOperations.run(finishedBeforeMs).changes;
+  }
+
   getEnrollmentMeta(kind: 'group' | 'individual', id: string): EnrollmentMeta | undefined {
     const row = this.#statements.getMeta.get(kind, id.toLowerCase());
     if (!row) return undefined;
@@ -301,6 +382,31 @@ export class SqliteStore implements RegistrationStore, RegistrationAdminStore, E
       record: record as StoredEnrollment['record'],
       ...(row.seed_hash !== null ? { seedHash: row.seed_hash } : {}),
     };
+  }
+
+  #toOperation(row: OperationRow): OperationRecord {
+    const corrupt = (what: string) =>
+      new Error(`operation "${row.operation_id}" in ${this.path} has an invalid ${what}`);
+    const operation: OperationRecord = {
+      operationId: row.operation_id,
+      registrationId: row.registration_id,
+      enrollment: { kind: row.enrollment_kind, id: row.enrollment_id },
+      transport: row.transport === 'https' ? 'https' : 'mqtt',
+      createdAtMs: row.created_ms,
+    };
+    if (row.payload_json !== null) {
+      const payload = safeJson(row.payload_json);
+      if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw corrupt('payload');
+      operation.payload = payload as DevicePayload;
+    }
+    if (row.response_json !== null) {
+      // Validated, but returned as stored: the answer keeps the field order it was sent with.
+      const response = safeJson(row.response_json);
+      if (!registrationOperationStatusSchema.safeParse(response).success) throw corrupt('response');
+      operation.response = response as RegistrationOperationStatus;
+      operation.finishedAtMs = row.finished_ms ?? row.created_ms;
+    }
+    return operation;
   }
 
   #toRecord(row: RegistrationRow): RegistrationRecord {
