@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFleet } from './fleet.js';
 import { type MqttFault, startFaultyMqttBroker } from '../testing/faulty-mqtt.js';
 import { createTestPki, type TestPki } from '../testing/tls.js';
+import { runFleet } from './fleet.js';
 
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 

@@ -151,6 +151,7 @@ function retryAfterSeconds(value: string): number {
 }
 
 function wholeNumber(flag: string, value: string): number {
-  if (!/^\d{1,9}$/.test(value)) throw new UsageError(`${flag} must be a whole number >= 0, not "${value}".`, { command: 'start' });
+  if (!/^\d{1,9}$/.test(value))
+    throw new UsageError(`${flag} must be a whole number >= 0, not "${value}".`, { command: 'start' });
   return Number(value);
 }
