@@ -1,7 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import type { DeviceRegistrationResult, EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
+import {
+  DEFAULT_MAX_JSON_DEPTH,
+  type DeviceRegistrationResult,
+  type EnrollmentGroup,
+  type IndividualEnrollment,
+} from '@dpskit/contracts';
 import { createLogger, jsonLineSink, type Logger, type LogLevel, type LogRecord, type LogSink } from '@dpskit/node-kit';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
@@ -10,6 +15,7 @@ import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
+import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
 import { EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
@@ -23,6 +29,11 @@ import {
 } from './core/service-auth.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
+import {
+  type ConnectionLimits,
+  checkConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+} from './transport/connection-limits.js';
 import { startHttpsTransport } from './transport/https.js';
 import { type RunningTransport, startMqttTransport } from './transport/mqtt.js';
 
@@ -53,6 +64,11 @@ export interface EmulatorOptions {
     /** Retries of answers ≥ 429 (default DPS's: 10 retries, 1 s initial interval, 9 s increment). */
     retry?: { count?: number; initialIntervalMs?: number; incrementMs?: number };
   };
+  /**
+   * Bounds on device connections and what they send (defaults: `DEFAULT_CONNECTION_LIMITS`, JSON
+   * nested at most 64 deep). See the README's "Limits".
+   */
+  limits?: Partial<ConnectionLimits> & { maxJsonDepth?: number };
   /** Structured log sink (default: JSON lines on stdout). */
   log?: LogSink;
   /** Lowest level passed to `log` (default `info`). */
@@ -143,6 +159,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkPort('mqttPort', options.mqttPort);
     if (options.httpsPort !== null && options.httpsPort !== false) checkPort('httpsPort', options.httpsPort);
     if (options.retryAfterSeconds !== undefined) assertRetryAfterSeconds(options.retryAfterSeconds);
+    const { maxJsonDepth, ...connectionLimits } = options.limits ?? {};
+    checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
   }
@@ -228,7 +246,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           operations: resumed,
         });
       }
-      const api = new DeviceApi(service, { retryAfterSeconds: this.#options.retryAfterSeconds ?? 3 });
+      const { maxJsonDepth, ...connectionLimits } = this.#options.limits ?? {};
+      const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...definedOnly(connectionLimits) };
+      const api = new DeviceApi(service, {
+        retryAfterSeconds: this.#options.retryAfterSeconds ?? 3,
+        maxJsonDepth: maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+      });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 
       const mqtt = await startMqttTransport({
@@ -237,6 +260,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         host,
         port: this.#options.mqttPort ?? 8883,
         log: this.#log,
+        limits,
       });
       cleanup.push(() => mqtt.close());
       let https: RunningTransport | undefined;
@@ -249,6 +273,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           host,
           port: httpsPort ?? 443,
           log: this.#log,
+          limits,
         });
       }
 
@@ -384,11 +409,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           : outcome.status === 'failed'
             ? `failed ${outcome.errorCode}: ${outcome.errorMessage}`
             : outcome.status;
-    const record: Record<string, unknown> = { ...event };
+    // A refused device's registration id is whatever it sent: bounded like every logged client value.
+    const record: Record<string, unknown> = { ...event, registrationId: clip(event.registrationId) };
     const level = outcome.status === 'assigned' ? 'info' : 'warn';
     this.#log[level](
       'registration',
-      `${event.registrationId} ${what}${via ? ` [${via}]` : ''} via ${event.transport}`,
+      `${clip(event.registrationId)} ${what}${via ? ` [${via}]` : ''} via ${event.transport}`,
       record,
     );
     this.emit('registration', event);

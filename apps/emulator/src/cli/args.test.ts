@@ -30,6 +30,10 @@ describe('parseCliArgs', () => {
         '100',
         '--webhook-retry-increment',
         '0',
+        '--idle-timeout',
+        '30000',
+        '--max-connections',
+        '500',
         '--log-format',
         'json',
         '--log-level',
@@ -46,6 +50,7 @@ describe('parseCliArgs', () => {
       retryAfterSeconds: 0,
       webhookTimeoutMs: 5000,
       webhookRetry: { count: 2, initialIntervalMs: 100, incrementMs: 0 },
+      limits: { idleTimeoutMs: 30000, maxConnections: 500 },
       logFormat: 'json',
       logLevel: 'debug',
     });

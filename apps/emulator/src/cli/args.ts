@@ -23,6 +23,9 @@ Options:
   --webhook-retry-interval <ms>   wait before the first retry (default 1000, as DPS)
   --webhook-retry-increment <ms>  added to the wait for each further retry (default 9000, as DPS:
                            1 s, 10 s, 19 s … 82 s, 415 s in all before the device gets its 400207)
+  --idle-timeout <ms>      close a device connection silent this long (default 60000)
+  --handshake-timeout <ms> close a connection whose TLS handshake takes longer (default 10000)
+  --max-connections <n>    open connections per listener; more are refused (default 10000)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
   --log-level <level>      debug, info, warn or error (default info)
   -h, --help               show this help
@@ -41,6 +44,7 @@ export interface StartArgs {
   webhookUrl?: string;
   webhookTimeoutMs?: number;
   webhookRetry?: { count?: number; initialIntervalMs?: number; incrementMs?: number };
+  limits?: { idleTimeoutMs?: number; handshakeTimeoutMs?: number; maxConnections?: number };
   logFormat?: 'pretty' | 'json';
   logLevel?: LogLevel;
 }
@@ -61,6 +65,9 @@ const OPTIONS = {
   'webhook-retries': { type: 'string' },
   'webhook-retry-interval': { type: 'string' },
   'webhook-retry-increment': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
+  'max-connections': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -112,6 +119,18 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values['webhook-retry-increment'] !== undefined)
     retry.incrementMs = wholeNumber('--webhook-retry-increment', values['webhook-retry-increment']);
   if (Object.keys(retry).length > 0) args.webhookRetry = retry;
+  const limits: NonNullable<StartArgs['limits']> = {};
+  for (const [flag, key] of [
+    ['idle-timeout', 'idleTimeoutMs'],
+    ['handshake-timeout', 'handshakeTimeoutMs'],
+    ['max-connections', 'maxConnections'],
+  ] as const) {
+    const value = values[flag];
+    if (value === undefined) continue;
+    limits[key] = wholeNumber(`--${flag}`, value);
+    if (limits[key] === 0) throw new UsageError(`--${flag} must be at least 1.`, { command: 'start' });
+  }
+  if (Object.keys(limits).length > 0) args.limits = limits;
   if (values['log-format'] !== undefined) {
     args.logFormat = oneOf('--log-format', values['log-format'], ['pretty', 'json'], { command: 'start' });
   }

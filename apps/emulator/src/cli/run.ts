@@ -52,6 +52,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.mqttPort !== undefined) options.mqttPort = args.mqttPort;
   if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
+  if (args.limits) options.limits = args.limits;
   if (args.webhookTimeoutMs !== undefined || args.webhookRetry) {
     options.webhook = {
       ...(args.webhookTimeoutMs !== undefined ? { timeoutMs: args.webhookTimeoutMs } : {}),

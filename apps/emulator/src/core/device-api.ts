@@ -65,6 +65,8 @@ export interface DeviceApiOptions {
    * the allocation is done (see `pollHoldMs`).
    */
   retryAfterSeconds: number;
+  /** Deepest JSON nesting accepted in a register body (default `DEFAULT_MAX_JSON_DEPTH`, 64). */
+  maxJsonDepth?: number;
   /** How long a poll waits for the allocation when `retryAfterSeconds` is 0 (default 5000 ms). */
   pollHoldMs?: number;
 }
@@ -103,7 +105,10 @@ export class DeviceApi {
     if (bodyText === undefined) {
       return errorResponse(DpsErrorCode.InvalidRequestBody, 'The request body is not valid UTF-8.');
     }
-    const parsed = parseDeviceRegistrationJson(bodyText);
+    const parsed = parseDeviceRegistrationJson(
+      bodyText,
+      this.options.maxJsonDepth === undefined ? {} : { maxDepth: this.options.maxJsonDepth },
+    );
     if (!parsed.ok) return errorResponse(DpsErrorCode.InvalidRequestBody, parsed.error.message);
     const request = parsed.value;
     if (

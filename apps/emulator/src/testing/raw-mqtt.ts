@@ -42,7 +42,7 @@ export interface RawMqttDevice {
 
 export async function connectRawDevice(
   emulator: Emulator,
-  options: { clientId: string; username: string; password?: string },
+  options: { clientId: string; username: string; password?: string; keepalive?: number },
 ): Promise<RawMqttDevice> {
   const client = mqtt.connect(`mqtts://localhost:${emulator.endpoints.mqtt.port}`, {
     ca: emulator.caCertPem,
@@ -52,6 +52,7 @@ export async function connectRawDevice(
     protocolVersion: 4,
     clean: true,
     reconnectPeriod: 0,
+    ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
   });
   const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
   client.on('error', () => {});

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-kit';
+import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
+import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
 import { matchRoute } from './https-routes.js';
@@ -26,6 +27,7 @@ export interface HttpsTransportOptions {
   host: string;
   port: number;
   log: Logger;
+  limits?: ConnectionLimits;
 }
 
 /** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
@@ -43,6 +45,7 @@ const SERVICE_API_SHAPE = 'the service API serves /enrollmentGroups/{id}, /enrol
  */
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
   const { api, log } = options;
+  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
 
   const unrouted = (req: IncomingMessage, path: string, status: number, message: string): DeviceApiResponse => {
     log.warn('https.unrouted', `${req.method} ${path} → ${status}: ${message}`, { method: req.method, path, status });
@@ -59,7 +62,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         req,
         String(req.url),
         404,
-        `Neither DPS API has a resource at ${req.url}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+        `Neither DPS API has a resource at ${clip(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
       );
     }
     if (options.service && isServicePath(url.pathname)) {
@@ -130,7 +133,13 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     res.end(text);
   };
 
-  const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+  const serverOptions = {
+    cert: options.tls.cert,
+    key: options.tls.key,
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    maxHeaderSize: limits.maxHeaderBytes,
+  };
+  const server = https.createServer(serverOptions, (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
     const maxBytes = options.service && isServicePath(pathname) ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
     readBody(req, maxBytes).then(
@@ -138,7 +147,9 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         Promise.resolve()
           .then(() => handle(req, body))
           .catch((err: Error) => {
-            log.error('https.request', `${req.method} ${req.url}: ${err.message}`, { stack: err.stack });
+            log.error('https.request', `${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${err.message}`, {
+              stack: err.stack,
+            });
             return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
           })
           .then((response) => send(res, response));
@@ -153,7 +164,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
           return;
         }
         // The client went away mid-body: nobody is left to answer.
-        log.debug('https.request', `${req.method} ${req.url}: ${err.message}`);
+        log.debug('https.request', `${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${err.message}`);
       },
     );
   });
@@ -161,13 +172,24 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   // log and to the client instead of a bare 404 the SDKs report as NotConnectedError.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     const protocol = req.headers['sec-websocket-protocol'] ?? 'none';
-    const message = `WebSocket upgrade (${req.headers.upgrade}, subprotocol ${protocol}) to ${req.url} refused: the emulator does not serve MQTT or AMQP over WebSockets; use MQTT over TLS or HTTPS.`;
+    const message = `WebSocket upgrade (${req.headers.upgrade}, subprotocol ${clip(String(protocol))}) to ${clip(req.url ?? '')} refused: the emulator does not serve MQTT or AMQP over WebSockets; use MQTT over TLS or HTTPS.`;
     log.warn('https.websocket', message, { method: req.method, path: req.url, status: 400, subprotocol: protocol });
     const body = JSON.stringify(errorResponse(DpsErrorCode.InvalidRequestBody, message).body);
     socket.on('error', () => {});
     socket.end(
       `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
+  });
+  const { sockets } = boundConnections(server, limits, log, 'HTTPS');
+  // `CONNECT host:port` (a proxy tunnel request) never reaches the request handler: without a
+  // listener Node drops the connection unanswered. DPS answers every request with JSON.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    log.debug('https.request', `CONNECT ${clip(req.url ?? '')}: not a DPS API method`);
+    socket.on('error', () => {});
+    socket.end(
+      rawHttpResponse(errorResponse(DpsErrorCode.MethodNotAllowed, 'The DPS APIs do not serve the CONNECT method.')),
+    );
+    setTimeout(() => socket.destroy(), 5_000).unref();
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     // A client that is not speaking TLS at all (plain HTTP, plain MQTT) is worth a line in the log.
@@ -196,7 +218,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       log.debug('https.client', err.message, { code: err.code });
     }
     const answer = clientErrorResponse(err, {
-      maxHeaderSize: http.maxHeaderSize,
+      maxHeaderSize: limits.maxHeaderBytes,
       headersTimeoutMs: server.headersTimeout,
       requestTimeoutMs: server.requestTimeout,
     });
@@ -226,6 +248,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
       await closed;
     },
   };

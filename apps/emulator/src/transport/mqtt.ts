@@ -4,7 +4,9 @@ import { DpsErrorCode } from '@dpskit/contracts';
 import { type Logger, listen } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import type { AttestationResult } from '../core/attestation.js';
+import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -28,6 +30,7 @@ export interface MqttTransportOptions {
   host: string;
   port: number;
   log: Logger;
+  limits?: ConnectionLimits;
 }
 
 export interface RunningTransport {
@@ -58,14 +61,14 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
           ok: false,
           registrationId: client.id,
           reason: 'malformed',
-          detail: `MQTT username "${username ?? ''}" is not {idScope}/registrations/{registrationId}/api-version=…`,
+          detail: `MQTT username "${clip(username ?? '')}" is not {idScope}/registrations/{registrationId}/api-version=…`,
         };
       } else if (parsed.registrationId !== client.id) {
         attestation = {
           ok: false,
           registrationId: parsed.registrationId,
           reason: 'invalid-registration-id',
-          detail: `MQTT client id "${client.id}" differs from the registration id "${parsed.registrationId}" in the username`,
+          detail: `MQTT client id "${clip(client.id)}" differs from the registration id "${clip(parsed.registrationId)}" in the username`,
         };
       } else {
         attestation = api.service.attest({
@@ -76,8 +79,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       }
       sessions.set(client, attestation);
       if (!attestation.ok) {
-        log.debug('mqtt.auth', `${attestation.registrationId}: ${attestation.reason} (${attestation.detail})`, {
-          registrationId: attestation.registrationId,
+        log.debug('mqtt.auth', `${clip(attestation.registrationId)}: ${attestation.reason} (${attestation.detail})`, {
+          registrationId: clip(attestation.registrationId),
           reason: attestation.reason,
         });
       }
@@ -111,7 +114,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         dup: false,
       },
       (err) => {
-        if (err) log.debug('mqtt.response', `${client.id}: response not delivered (${err.message})`);
+        if (err) log.debug('mqtt.response', `${clip(client.id)}: response not delivered (${err.message})`);
       },
     );
   };
@@ -122,7 +125,10 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (!attestation) return;
     const topic = parseRequestTopic(packet.topic);
     if (topic.kind === 'no-rid') {
-      log.warn('mqtt.request', `${client.id}: request on ${packet.topic} has no $rid; it cannot be answered`);
+      log.warn(
+        'mqtt.request',
+        `${clip(client.id)}: request on ${clip(packet.topic)} has no $rid; it cannot be answered`,
+      );
       return;
     }
     const answer = (): DeviceApiResponse | Promise<DeviceApiResponse> => {
@@ -140,44 +146,48 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       }
       return errorResponse(
         DpsErrorCode.NotFound,
-        `The DPS device API has no operation at ${packet.topic.split('?')[0]}.`,
+        `The DPS device API has no operation at ${clip(packet.topic.split('?')[0] ?? '')}.`,
       );
     };
     Promise.resolve()
       .then(answer)
       .catch((err: Error) => {
-        log.error('mqtt.request', `${client.id}: ${err.message}`, { stack: err.stack });
+        log.error('mqtt.request', `${clip(client.id)}: ${err.message}`, { stack: err.stack });
         return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
       })
       .then((response) => reply(client, topic.rid, response));
   });
 
-  broker.on('clientError', (client, err) => log.debug('mqtt.client', `${client.id}: ${err.message}`));
-  broker.on('connectionError', (client, err) => log.debug('mqtt.connection', `${client?.id ?? '?'}: ${err.message}`));
+  broker.on('clientError', (client, err) => log.debug('mqtt.client', `${clip(client.id)}: ${err.message}`));
+  broker.on('connectionError', (client, err) =>
+    log.debug('mqtt.connection', `${clip(client?.id ?? '?')}: ${err.message}`),
+  );
 
-  const sockets = new Set<Socket>();
-  const server = tls.createServer({ cert: options.tls.cert, key: options.tls.key }, (socket) => {
-    broker.handle(socket);
-    // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
-    // and does not switch the socket to flowing mode.
-    const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
-    socket.on('data', (chunk: Buffer) => {
-      const size = guard.push(chunk);
-      if (size === undefined) return;
-      log.warn(
-        'mqtt.packet',
-        `${socket.remoteAddress}:${socket.remotePort}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-        { size },
-      );
-      socket.destroy();
-    });
-  });
+  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+  const server = tls.createServer(
+    { cert: options.tls.cert, key: options.tls.key, handshakeTimeout: limits.handshakeTimeoutMs },
+    (socket) => {
+      broker.handle(socket);
+      // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
+      // and does not switch the socket to flowing mode.
+      const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
+      socket.on('data', (chunk: Buffer) => {
+        const size = guard.push(chunk);
+        if (size === undefined) return;
+        log.warn(
+          'mqtt.packet',
+          `${socket.remoteAddress}:${socket.remotePort}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+          { size },
+        );
+        socket.destroy();
+      });
+    },
+  );
+  const { sockets } = boundConnections(server, limits, log, 'MQTT');
   server.on('connection', (socket: Socket) => {
     // Answers are small packets written right after a request; Nagle's algorithm would hold each
     // one back until the device's delayed ACK (about 40 ms per exchange).
     socket.setNoDelay(true);
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
   });
   server.on('tlsClientError', (err) => log.debug('mqtt.tls', `TLS handshake failed: ${err.message}`));
 

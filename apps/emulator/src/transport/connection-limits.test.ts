@@ -1,0 +1,149 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { createRegistrationSasToken, DpsErrorCode } from '@dpskit/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../emulator.js';
+import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import { rawRequest } from '../testing/raw-https.js';
+import { connectRawDevice } from '../testing/raw-mqtt.js';
+import { register } from '../testing/sdk.js';
+import { startTestBed } from '../testing/test-bed.js';
+
+// Issue 8 items 6, 7, 9: every stage of a connection is bounded, the listeners cap their
+// connections with a clear refusal, deep JSON is refused with 400001, CONNECT is answered, and
+// good devices keep provisioning through it all.
+
+let emulator: Emulator;
+let close: (() => Promise<void>) | undefined;
+const warnings: string[] = [];
+
+beforeAll(async () => {
+  const unused = await closedPortUrl();
+  ({ emulator, close } = await startTestBed(unused, unused, {
+    limits: { idleTimeoutMs: 400, handshakeTimeoutMs: 400, maxConnections: 8 },
+    log: (record) => {
+      if (record.level === 'warn') warnings.push(record.msg);
+    },
+  }));
+});
+afterAll(async () => close?.());
+
+const closedByServer = (socket: net.Socket | tls.TLSSocket) =>
+  new Promise<void>((resolve) => {
+    socket.on('error', () => {});
+    socket.once('close', () => resolve());
+  });
+
+const provisions = async (id: string, transport: 'mqtt' | 'https') =>
+  (await register(emulator, id, groupDeviceKey('hashed', id), { transport })).status;
+
+describe('connection bounds', () => {
+  it.each(['mqtt', 'https'] as const)('closes a %s TCP connection that never starts TLS', async (transport) => {
+    const port = transport === 'mqtt' ? emulator.endpoints.mqtt.port : (emulator.endpoints.https?.port ?? 0);
+    const socket = net.connect(port, '127.0.0.1');
+    await closedByServer(socket);
+  });
+
+  it.each(['mqtt', 'https'] as const)('closes a %s TLS connection that never sends anything', async (transport) => {
+    const port = transport === 'mqtt' ? emulator.endpoints.mqtt.port : (emulator.endpoints.https?.port ?? 0);
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: emulator.caCertPem });
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    await closedByServer(socket);
+  });
+
+  it('closes an MQTT session with bad credentials and keepalive 0', async () => {
+    const device = await connectRawDevice(emulator, {
+      clientId: 'hashed-idle',
+      username: `${ID_SCOPE}/registrations/hashed-idle/api-version=2019-03-31`,
+      password: 'SharedAccessSignature sr=x&sig=YWJj&se=1',
+      keepalive: 0,
+    });
+    await device.closed;
+  });
+
+  it('refuses connections beyond the cap with a warning, and serves again once they close', async () => {
+    const port = emulator.endpoints.mqtt.port;
+    const held = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        return socket;
+      }),
+    );
+    const extra = net.connect(port, '127.0.0.1');
+    await closedByServer(extra);
+    expect(warnings.some((w) => w.includes('the limit (limits.maxConnections)'))).toBe(true);
+    for (const socket of held) socket.destroy();
+    // The held ones are gone (and the handshake timeout would have closed them anyway).
+    await Promise.all(held.map((socket) => (socket.closed ? undefined : closedByServer(socket))));
+    expect(await provisions('hashed-after-cap', 'mqtt')).toBe('assigned');
+  });
+
+  it('answers an HTTP CONNECT with a DPS error body', async () => {
+    const socket = tls.connect({
+      port: emulator.endpoints.https?.port ?? 0,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: emulator.caCertPem,
+    });
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    const closed = closedByServer(socket);
+    socket.write('CONNECT hub.example:443 HTTP/1.1\r\nHost: hub.example:443\r\n\r\n');
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      errorCode: DpsErrorCode.MethodNotAllowed,
+    });
+  });
+
+  it('answers headers larger than the bound with 431 and a DPS error body', async () => {
+    const response = await rawRequest(emulator, {
+      method: 'GET',
+      path: `/${ID_SCOPE}/registrations/x?api-version=2019-03-31`,
+      headers: { 'x-filler': 'a'.repeat(20 * 1024) },
+    });
+    expect(response.status).toBe(431);
+    expect(response.json).toMatchObject({ errorCode: DpsErrorCode.RequestHeaderFieldsTooLarge });
+  });
+});
+
+describe('JSON depth bounds on the device API', () => {
+  const deep = (id: string) => `{"registrationId":"${id}","payload":{"a":${'['.repeat(40_000)}${']'.repeat(40_000)}}}`;
+
+  it('refuses a payload nested 40,000 deep with 400001 over HTTPS and MQTT, and keeps serving', async () => {
+    const id = 'hashed-deep';
+    const token = createRegistrationSasToken({
+      idScope: ID_SCOPE,
+      registrationId: id,
+      key: groupDeviceKey('hashed', id),
+    });
+    const https = await rawRequest(emulator, {
+      method: 'PUT',
+      path: `/${ID_SCOPE}/registrations/${id}/register?api-version=2019-03-31`,
+      headers: { Authorization: token },
+      body: deep(id),
+    });
+    expect(https.status).toBe(400);
+    expect(https.json).toMatchObject({
+      errorCode: DpsErrorCode.InvalidRequestBody,
+      message: expect.stringContaining('nested more than 64 levels deep'),
+    });
+    const device = await connectRawDevice(emulator, {
+      clientId: id,
+      username: `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31`,
+      password: token,
+    });
+    try {
+      await new Promise<void>((resolve, reject) =>
+        device.client.subscribe('$dps/registrations/res/#', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+      );
+      const mqtt = await device.request('$dps/registrations/PUT/iotdps-register/?$rid=1', deep(id), '1');
+      expect(mqtt).toMatchObject({ status: 400, body: { errorCode: DpsErrorCode.InvalidRequestBody } });
+    } finally {
+      await device.end();
+    }
+    expect(await provisions('hashed-after-deep', 'https')).toBe('assigned');
+  });
+});
