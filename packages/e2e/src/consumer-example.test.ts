@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  copyConsumerProject,
+  installNativeBuild,
+  nativeBuildReuse,
+  packDpskit,
+  pinNativeBuild,
+  REPO_ROOT,
+  runCommand,
+  userEnv,
+} from './harness/consumer.js';
+import { extractZip } from './harness/unzip.js';
+
+const EXAMPLE = path.join(REPO_ROOT, 'examples', 'custom-policy');
+
+function allocationBody(firmwareVersion: string): string {
+  return JSON.stringify({
+    enrollmentGroup: { enrollmentGroupId: 'sensors', attestation: { type: 'symmetricKey' } },
+    deviceRuntimeContext: { registrationId: 'sensor-9', symmetricKey: {}, payload: { firmwareVersion } },
+    linkedHubs: ['contoso-fw-legacy.azure-devices.net', 'contoso-fw-current.azure-devices.net'],
+  });
+}
+
+/**
+ * examples/custom-policy as a user has it: dpskit installed with plain npm from the packed
+ * tarballs (as from the registry), in a folder outside the workspace. A missing `exports` entry, a
+ * file left out of a package or an undeclared dependency fails here.
+ */
+describe('examples/custom-policy installed from the packed tarballs', () => {
+  let work: string;
+  let project: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'dpskit-consumer-'));
+    const tarballs = await packDpskit(
+      ['@dpskit/allocator', '@dpskit/emulator', '@dpskit/device-sim'],
+      path.join(work, 'packs'),
+    );
+    project = path.join(work, 'custom-policy');
+    await copyConsumerProject(EXAMPLE, project, tarballs);
+    const reuse = await nativeBuildReuse();
+    await pinNativeBuild(project, reuse);
+    const install = await runCommand(
+      'npm',
+      ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'],
+      { cwd: project },
+    );
+    expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
+    await installNativeBuild(project, reuse);
+  }, 600_000);
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("runs the example's own tests green with npm test (policy unit tests, emulator end to end)", async () => {
+    const result = await runCommand('npm', ['test'], { cwd: project });
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(0);
+    expect(output).toMatch(/^# fail 0$/m);
+    const passed = Number(/^# pass (\d+)$/m.exec(output)?.[1]);
+    expect(passed).toBeGreaterThanOrEqual(9);
+    expect(output).toContain('assigns firmware 2.x to the current hub, with its initial twin (MQTT)');
+  }, 300_000);
+
+  it('packages the app with npm run package; the zip unpacked in an empty folder answers as the policy decides', async () => {
+    const packaged = await runCommand('npm', ['run', 'package'], { cwd: project });
+    expect(packaged.code, `${packaged.stdout}\n${packaged.stderr}`).toBe(0);
+    expect(packaged.stdout).toContain('allocate: [POST] /api/allocate (function)');
+
+    const unpacked = path.join(work, 'wwwroot');
+    await mkdir(unpacked);
+    expect(await extractZip(path.join(project, 'deploy', 'app.zip'), unpacked)).toBeGreaterThan(0);
+    expect((await readdir(unpacked)).sort()).toEqual([
+      'dist',
+      'host.json',
+      'node_modules',
+      'package-lock.json',
+      'package.json',
+    ]);
+    // Production dependencies only: the emulator, the device simulator and their SQLite binding stay out.
+    const modules = await readdir(path.join(unpacked, 'node_modules'));
+    for (const dev of ['typescript', 'better-sqlite3', '@types']) expect(modules).not.toContain(dev);
+    expect(await readdir(path.join(unpacked, 'node_modules', '@dpskit'))).toEqual(
+      expect.not.arrayContaining(['emulator', 'device-sim']),
+    );
+    expect(existsSync(path.join(unpacked, 'dist', 'test'))).toBe(false);
+
+    // Served from the unpacked folder by the installed dpskit-allocator (plain Node, no Functions host).
+    const bin = path.join(project, 'node_modules', '@dpskit', 'allocator', 'dist', 'cli.js');
+    const child = spawn(process.execPath, [bin, 'start', unpacked, '--port', '0', '--json'], {
+      env: userEnv({ ALLOCATOR_FUNCTION_KEY: 'consumer-key' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = once(child, 'exit');
+    try {
+      let webhookUrl: string | undefined;
+      for await (const line of createInterface({ input: child.stdout })) {
+        if (line.includes('"msg":"Webhook URL"')) {
+          webhookUrl = String((JSON.parse(line) as { data: { webhookUrl: string } }).data.webhookUrl);
+          break;
+        }
+      }
+      expect(webhookUrl).toMatch(/\/api\/allocate\?code=\*\*\*\*$/);
+      const url = webhookUrl!.replace('****', 'consumer-key');
+      const current = await fetch(url, { method: 'POST', body: allocationBody('2.1.0') });
+      expect(current.status).toBe(200);
+      expect(await current.json()).toMatchObject({
+        iotHubHostName: 'contoso-fw-current.azure-devices.net',
+        initialTwin: { tags: { firmwareLine: 'current' } },
+      });
+      const old = await fetch(url, { method: 'POST', body: allocationBody('0.5.0') });
+      expect([old.status, await old.text()]).toEqual([
+        400,
+        'Firmware 0.5.0 is not supported: update the device to 1.0.0 or later.',
+      ]);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }, 300_000);
+});
