@@ -181,6 +181,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     );
   });
   const { sockets } = boundConnections(server, limits, log, 'HTTPS');
+  // Node re-arms each connection's socket timeout per request from `server.timeout` (0: none),
+  // replacing the idle timeout set at the handshake; a request left half-sent would otherwise be
+  // bounded only by requestTimeout (300 s).
+  server.timeout = limits.idleTimeoutMs;
   // `CONNECT host:port` (a proxy tunnel request) never reaches the request handler: without a
   // listener Node drops the connection unanswered. DPS answers every request with JSON.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {

@@ -1,0 +1,206 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAllocatorHost } from '@dpskit/allocator';
+import { deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import { registerDevice } from '@dpskit/device-sim';
+import { createEmulator } from '@dpskit/emulator';
+import {
+  fuzzAllocator,
+  fuzzHttps,
+  fuzzMqtt,
+  fuzzWebhookAnswers,
+  HANG_BOUND_MS,
+  type SurfaceReport,
+  startFuzzWebhook,
+  type Target,
+} from './surfaces.js';
+
+export interface FuzzOptions {
+  /** Malformed inputs per surface. */
+  runs: number;
+  seed: number;
+  /** Progress lines (the summary is returned). */
+  log?: (line: string) => void;
+}
+
+export interface FuzzSummary {
+  seed: number;
+  surfaces: SurfaceReport[];
+  /** Uncaught exceptions and unhandled rejections while the servers ran in this process. */
+  crashes: string[];
+  goodRegistrations: { mqtt: string; http: string };
+  memory: { startHeapBytes: number; endHeapBytes: number; startRssBytes: number; endRssBytes: number };
+  durationMs: number;
+}
+
+const ID_SCOPE = '0ne00F022A0';
+
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/**
+ * Runs the emulator (MQTT + HTTPS, custom allocation to a fuzzing webhook) and the allocator's local
+ * host in this process, feeds each surface `runs` malformed inputs, then provisions a good device
+ * over each transport and measures memory against the start.
+ */
+export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
+  const log = options.log ?? (() => {});
+  const started = performance.now();
+  const crashes: string[] = [];
+  const onCrash = (err: unknown) => crashes.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
+  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  try {
+    const stateDir = await mkdtemp(join(tmpdir(), 'dpskit-fuzz-'));
+    cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
+    const webhook = await startFuzzWebhook();
+    cleanups.push(() => webhook.close());
+    const allocator = await startAllocatorHost({ port: 0, log: () => {} });
+    cleanups.push(() => allocator.close());
+    const fuzzKey = generateSymmetricKey();
+    const goodKey = generateSymmetricKey();
+    const symmetricKey = (primaryKey: string) => ({ type: 'symmetricKey' as const, symmetricKey: { primaryKey } });
+    const emulator = createEmulator({
+      stateDir,
+      mqttPort: 0,
+      httpsPort: 0,
+      retryAfterSeconds: 0,
+      log: () => {},
+      // Connections left half-sent are closed after 2 s of silence (the documented bound).
+      limits: { idleTimeoutMs: 2_000, handshakeTimeoutMs: 2_000 },
+      // Answers ≥ 429 fail at once instead of DPS's 415 s of retries.
+      webhook: { timeoutMs: 10_000, retry: { count: 0 } },
+      config: {
+        idScope: ID_SCOPE,
+        iotHubs: [{ hostName: 'fuzz-hub.azure-devices.net' }],
+        enrollmentGroups: [
+          {
+            enrollmentGroupId: 'fuzz',
+            attestation: symmetricKey(fuzzKey),
+            allocationPolicy: 'custom',
+            customAllocationDefinition: { webhookUrl: webhook.url, apiVersion: '2021-10-01' },
+          },
+          { enrollmentGroupId: 'good', attestation: symmetricKey(goodKey), allocationPolicy: 'hashed' },
+        ],
+      },
+    });
+    await emulator.start();
+    cleanups.push(() => emulator.stop());
+    const https = emulator.endpoints.https;
+    if (!https) throw new Error('the emulator serves no HTTPS');
+    const target: Target = {
+      idScope: ID_SCOPE,
+      groupKey: fuzzKey,
+      ca: emulator.caCertPem,
+      mqttPort: emulator.endpoints.mqtt.port,
+      httpsPort: https.port,
+    };
+
+    // Warm up (JIT, TLS session caches, SQLite pages) before the baseline is taken.
+    await fuzzHttps(target, 200, options.seed + 100);
+    collectGarbage();
+    const startMemory = process.memoryUsage();
+
+    const surfaces: SurfaceReport[] = [];
+    const run = async (name: string, go: () => Promise<SurfaceReport>) => {
+      const t0 = performance.now();
+      log(`${name}: ${options.runs} inputs…`);
+      const report = await go();
+      surfaces.push(report);
+      log(`${name}: done in ${Math.round((performance.now() - t0) / 1000)} s`);
+    };
+    await run('MQTT', () => fuzzMqtt(target, options.runs, options.seed));
+    await run('HTTPS device API', () => fuzzHttps(target, options.runs, options.seed + 1));
+    await run('webhook answers', () => fuzzWebhookAnswers(target, options.runs, options.seed + 2, webhook.answers));
+    await run('allocator', () => fuzzAllocator(allocator.webhookUrl, options.runs, options.seed + 3));
+
+    // A good device still provisions over each transport.
+    const ca = await readFile(emulator.caCertPath, 'utf8');
+    const good = async (transport: 'mqtt' | 'http', port: number) => {
+      const registrationId = `fuzz-good-${transport}`;
+      const outcome = await registerDevice({
+        idScope: ID_SCOPE,
+        registrationId,
+        deviceKey: deriveDeviceKey(goodKey, registrationId),
+        transport,
+        provisioningHost: `localhost:${port}`,
+        ca,
+        timeoutMs: 60_000,
+      });
+      return outcome.status === 'assigned'
+        ? `assigned to ${outcome.assignedHub}`
+        : `${outcome.status} ${outcome.errorMessage}`;
+    };
+    const goodRegistrations = {
+      mqtt: await good('mqtt', target.mqttPort),
+      http: await good('http', target.httpsPort),
+    };
+
+    // Let idle connections close and the heap settle before measuring again.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    collectGarbage();
+    const endMemory = process.memoryUsage();
+    return {
+      seed: options.seed,
+      surfaces,
+      crashes,
+      goodRegistrations,
+      memory: {
+        startHeapBytes: startMemory.heapUsed,
+        endHeapBytes: endMemory.heapUsed,
+        startRssBytes: startMemory.rss,
+        endRssBytes: endMemory.rss,
+      },
+      durationMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    process.off('uncaughtException', onCrash);
+    process.off('unhandledRejection', onCrash);
+  }
+}
+
+/** Whether the run found nothing wrong (memory within 20% of the start). */
+export function fuzzProblems(summary: FuzzSummary): string[] {
+  const problems: string[] = [];
+  for (const s of summary.surfaces) {
+    if (s.hangs) problems.push(`${s.surface}: ${s.hangs} hangs past ${HANG_BOUND_MS} ms`);
+    if (s.serverErrors) problems.push(`${s.surface}: ${s.serverErrors} 5xx or internal-error answers`);
+    if (s.malformedAnswers) problems.push(`${s.surface}: ${s.malformedAnswers} answers that are not DPS-shaped`);
+  }
+  if (summary.crashes.length) problems.push(`${summary.crashes.length} crashes (uncaught exceptions)`);
+  for (const [transport, result] of Object.entries(summary.goodRegistrations)) {
+    if (!result.startsWith('assigned')) problems.push(`the good ${transport} registration afterwards: ${result}`);
+  }
+  return problems;
+}
+
+export function formatFuzzSummary(summary: FuzzSummary): string {
+  const lines: string[] = [];
+  const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+  lines.push(`dpskit fuzz (seed ${summary.seed}), ${Math.round(summary.durationMs / 1000)} s`);
+  for (const s of summary.surfaces) {
+    const answers = Object.entries(s.answers)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
+    lines.push(
+      `  ${s.surface.padEnd(18)} inputs ${s.inputs}, crashes 0, hangs ${s.hangs}, 5xx ${s.serverErrors}, not DPS-shaped ${s.malformedAnswers}`,
+    );
+    lines.push(`  ${''.padEnd(18)} answers by code: ${answers}`);
+    for (const example of s.examples) lines.push(`  ${''.padEnd(18)} e.g. ${example}`);
+  }
+  lines.push(`  crashes (uncaught exceptions in the servers' process): ${summary.crashes.length}`);
+  for (const crash of summary.crashes.slice(0, 3)) lines.push(`    ${crash.split('\n').slice(0, 3).join(' | ')}`);
+  lines.push(
+    `  good registration afterwards: MQTT ${summary.goodRegistrations.mqtt}; HTTPS ${summary.goodRegistrations.http}`,
+  );
+  const { startHeapBytes, endHeapBytes, startRssBytes, endRssBytes } = summary.memory;
+  lines.push(
+    `  memory (heap used after GC): start ${mb(startHeapBytes)}, end ${mb(endHeapBytes)} (${((endHeapBytes / startHeapBytes) * 100).toFixed(0)}% of start); RSS ${mb(startRssBytes)} -> ${mb(endRssBytes)}`,
+  );
+  return lines.join('\n');
+}
