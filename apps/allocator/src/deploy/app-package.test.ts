@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AllocatorLogRecord } from '../log/record.js';
-import { spawnNode } from '../test/process.js';
-import { readZip } from '../test/unzip.js';
+import { spawnNode } from '../testing/process.js';
+import { readZip } from '../testing/unzip.js';
 import { compileTypeScript } from './compile.js';
 import { PACKAGE_DIR } from './package.js';
 
@@ -95,7 +95,7 @@ describe('dpskit-allocator package <appDir>', () => {
     // Azure's zip deploy: the archive's files in an empty folder, nothing else.
     const unpacked = path.join(work, 'unpacked');
     await mkdir(unpacked);
-    for (const entry of readZip(await readFile(path.join(userApp, 'deploy', 'app.zip')))) {
+    for (const entry of await readZip(await readFile(path.join(userApp, 'deploy', 'app.zip')))) {
       const target = path.join(unpacked, ...entry.path.split('/'));
       await mkdir(path.dirname(target), { recursive: true });
       await writeFile(target, entry.data, { mode: entry.mode });

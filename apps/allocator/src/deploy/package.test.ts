@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnNode } from '../test/process.js';
-import { TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
-import { readZip } from '../test/unzip.js';
+import { spawnNode } from '../testing/process.js';
+import { TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
+import { readZip } from '../testing/unzip.js';
 import { createDeploymentPackage, type DeploymentPackage, listFiles, PACKAGE_DIR } from './package.js';
 
 /** The workspace's dev tools: none of them may end up in the deployment package. */
@@ -57,7 +57,7 @@ describe('deployment package', () => {
     // Unpack the zip into an empty folder outside the repository, as Azure's zip deploy does.
     unpacked = path.join(work, 'unpacked');
     await mkdir(unpacked);
-    for (const entry of readZip(await readFile(result.zipFile!))) {
+    for (const entry of await readZip(await readFile(result.zipFile!))) {
       const target = path.join(unpacked, ...entry.path.split('/'));
       await mkdir(path.dirname(target), { recursive: true });
       await writeFile(target, entry.data, { mode: entry.mode });
@@ -95,6 +95,7 @@ describe('deployment package', () => {
       '@azure/functions',
       '@dpskit/contracts',
       '@dpskit/node-kit',
+      'fflate',
       'ignore',
       'tinyglobby',
     ]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { accept, reject } from '../policy/policy.js';
-import { invoke } from '../test/invoke.js';
-import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
+import { invoke } from '../testing/invoke.js';
+import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
 import { allocateHandler, createAllocateHandler } from './allocate.js';
 
 describe('allocateHandler (tutorial policy)', () => {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { accept } from '../policy/policy.js';
-import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
+import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
 import { type AllocatorHost, startAllocatorHost } from './allocator-host.js';
 
 const KEY = 'test-function-key-0123456789';

@@ -2,8 +2,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AllocatorLogRecord } from '../log/record.js';
-import { TOASTER_BODY } from '../test/tutorial-requests.js';
-import { ALLOCATOR_SOURCE, writeUserApp } from '../test/user-app.js';
+import { TOASTER_BODY } from '../testing/tutorial-requests.js';
+import { ALLOCATOR_SOURCE, writeUserApp } from '../testing/user-app.js';
 import { type AllocatorHost, startAllocatorHost } from './allocator-host.js';
 import { loadFunctionApp } from './registry.js';
 

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileTypeScript } from '../deploy/compile.js';
 import { PACKAGE_DIR } from '../deploy/package.js';
 import type { AllocatorLogRecord } from '../log/record.js';
-import { spawnNode } from '../test/process.js';
-import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
-import { writeUserApp } from '../test/user-app.js';
+import { spawnNode } from '../testing/process.js';
+import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
+import { writeUserApp } from '../testing/user-app.js';
 
 /**
  * The CLI as `pnpm start` runs it (`node dist/local-host/cli.js`), compiled into a scratch copy of

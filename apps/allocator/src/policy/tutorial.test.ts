@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HEATPUMP_BODY, requestFrom, TOASTER_BODY, TOASTERS_HUB } from '../test/tutorial-requests.js';
+import { HEATPUMP_BODY, requestFrom, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
 import { accept, reject } from './policy.js';
 import { TutorialMessage, tutorialPolicy } from './tutorial.js';
 
