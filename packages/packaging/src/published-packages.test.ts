@@ -1,0 +1,198 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installTarballs } from './install.js';
+import { extractTarball, type PackedPackage, packPackages } from './pack.js';
+import { run } from './run.js';
+import { findWorkspaceRoot, type PackageManifest, publishablePackages, type WorkspacePackage } from './workspace.js';
+
+// dpskit as its users get it: every publishable package packed with `pnpm pack` (what `pnpm publish`
+// uploads), the tarballs installed with plain npm into an empty folder outside the workspace, then
+// its bins run with npx and its packages imported by name under plain Node and TypeScript.
+
+const root = findWorkspaceRoot();
+const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageManifest;
+const publishable = publishablePackages(root);
+const EXPECTED_BINS = {
+  'dps-emulator': '@dpskit/emulator',
+  'device-sim': '@dpskit/device-sim',
+  'dpskit-allocator': '@dpskit/allocator',
+};
+
+let work: string;
+let consumer: string;
+let packed: PackedPackage[];
+const unpacked = new Map<string, string>();
+
+beforeAll(async () => {
+  // Outside the workspace, so nothing can resolve from its node_modules.
+  work = mkdtempSync(join(tmpdir(), 'dpskit-packed-'));
+  packed = await packPackages(publishable, join(work, 'tarballs'), root);
+  for (const pkg of packed) unpacked.set(pkg.name, await extractTarball(pkg.tarball, join(work, 'unpacked', pkg.name)));
+  consumer = join(work, 'consumer');
+  await installTarballs(
+    {
+      dir: consumer,
+      packages: packed,
+      // what a TypeScript user has anyway
+      dependencies: {
+        '@types/node': (rootManifest.devDependencies as Record<string, string>)['@types/node'] as string,
+      },
+    },
+    root,
+  );
+}, 15 * 60_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+}, 10 * 60_000);
+
+function manifestOf(name: string): PackageManifest {
+  return JSON.parse(readFileSync(join(unpacked.get(name) as string, 'package.json'), 'utf8')) as PackageManifest;
+}
+
+/** Every file an `exports` map points at. */
+function exportTargets(exportsField: unknown): string[] {
+  if (typeof exportsField === 'string') return [exportsField];
+  if (exportsField && typeof exportsField === 'object') return Object.values(exportsField).flatMap(exportTargets);
+  return [];
+}
+
+describe('the publishable packages', () => {
+  it('are the four user-facing packages and every workspace package they depend on', () => {
+    const names = publishable.map((p) => p.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['@dpskit/contracts', '@dpskit/emulator', '@dpskit/device-sim', '@dpskit/allocator']),
+    );
+    // A dependency on a private workspace package would install from the registry, or not at all.
+    for (const pkg of publishable) {
+      const runtime = {
+        ...pkg.manifest.dependencies,
+        ...pkg.manifest.peerDependencies,
+        ...pkg.manifest.optionalDependencies,
+      };
+      for (const dep of Object.keys(runtime).filter((d) => runtime[d]?.startsWith('workspace:'))) {
+        expect(names, `${pkg.name} depends on ${dep}`).toContain(dep);
+      }
+    }
+  });
+
+  it.each(publishable.map((p) => [p.name, p] as const))('%s has the fields a registry package needs', (name, pkg) => {
+    const manifest = manifestOf(name);
+    expect(manifest.private).toBeUndefined();
+    expect(manifest.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(manifest.license).toBe('MIT');
+    expect(manifest.engines?.node).toBe(rootManifest.engines?.node);
+    expect(manifest.files?.length).toBeGreaterThan(0);
+    expect(typeof manifest.description).toBe('string');
+    const rootRepository = rootManifest.repository as { url: string };
+    expect(manifest.repository).toEqual({
+      type: 'git',
+      url: rootRepository.url,
+      directory: (pkg as WorkspacePackage).relativeDir,
+    });
+    expect(manifest.homepage).toMatch(/^https:\/\//);
+    // pnpm pack replaced the workspace ranges with versions
+    expect(JSON.stringify(manifest.dependencies ?? {})).not.toContain('workspace:');
+    const rootExport = (manifest.exports as Record<string, unknown>)['.'] as Record<string, string>;
+    expect(rootExport.types).toMatch(/\.d\.ts$/);
+  });
+
+  it.each(publishable.map((p) => [p.name]))('%s ships its README, the LICENSE, and no tests', (name) => {
+    const files = packed.find((p) => p.name === name)?.files ?? [];
+    expect(files).toContain('README.md');
+    expect(files).toContain('LICENSE');
+    expect(readFileSync(join(unpacked.get(name) as string, 'LICENSE'), 'utf8')).toBe(
+      readFileSync(join(root, 'LICENSE'), 'utf8'),
+    );
+    expect(files.filter((f) => /\.test\.|(^|\/)(testing|test)\//.test(f))).toEqual([]);
+  });
+
+  it.each(publishable.map((p) => [p.name]))('%s points only at files it ships (exports, bins, maps)', (name) => {
+    const dir = unpacked.get(name) as string;
+    const manifest = manifestOf(name);
+    const files = new Set(packed.find((p) => p.name === name)?.files ?? []);
+    for (const target of exportTargets(manifest.exports)) {
+      expect(existsSync(join(dir, target)), `exports → ${target}`).toBe(true);
+    }
+    for (const [bin, target] of Object.entries(
+      typeof manifest.bin === 'string' ? { [name]: manifest.bin } : (manifest.bin ?? {}),
+    )) {
+      expect(existsSync(join(dir, target)), `bin ${bin} → ${target}`).toBe(true);
+      expect(readFileSync(join(dir, target), 'utf8').startsWith('#!/usr/bin/env node\n'), `${target} shebang`).toBe(
+        true,
+      );
+    }
+    // Source and declaration maps must resolve to shipped sources, or editors and stack traces lead nowhere.
+    const maps = [...files].filter((f) => f.endsWith('.map'));
+    expect(maps.length).toBeGreaterThan(0);
+    for (const map of maps) {
+      const { sources } = JSON.parse(readFileSync(join(dir, map), 'utf8')) as { sources: string[] };
+      for (const source of sources) {
+        const shipped = resolve(dirname(join(dir, map)), source)
+          .slice(dir.length + 1)
+          .split('\\')
+          .join('/');
+        expect(files.has(shipped), `${map} → ${source}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('installed from the tarballs with plain npm', () => {
+  it.each(Object.entries(EXPECTED_BINS))('npx %s --help works (from %s)', async (bin) => {
+    const args = bin === 'dps-emulator' ? ['start', '--help'] : ['--help'];
+    // --no-install: the bin must come from the installed tarball, never from the registry.
+    const result = await run('npx', ['--no-install', bin, ...args], { cwd: consumer });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/usage/i);
+    expect(result.stdout).toContain(bin);
+  });
+
+  it('imports every package by name under plain Node', async () => {
+    const script = `
+      const names = ${JSON.stringify(publishable.map((p) => p.name))};
+      const out = {};
+      for (const name of names) out[name] = Object.keys(await import(name)).length;
+      const { deriveDeviceKey } = await import('@dpskit/contracts');
+      out.key = deriveDeviceKey('oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==', 'contoso-toaster-007');
+      console.log(JSON.stringify(out));`;
+    const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
+    expect(result.stderr).toBe('');
+    const out = JSON.parse(result.stdout) as Record<string, unknown>;
+    for (const { name } of publishable) expect(out[name], name).toBeGreaterThan(0);
+    expect(out.key).toBe('NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=');
+  });
+
+  it('type-checks a consumer that imports every package (strict, NodeNext)', async () => {
+    writeFileSync(
+      join(consumer, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ['node'],
+        },
+        include: ['consumer.ts'],
+      }),
+    );
+    writeFileSync(
+      join(consumer, 'consumer.ts'),
+      `${publishable.map((p, i) => `import * as p${i} from '${p.name}';`).join('\n')}\n` +
+        `import { deriveDeviceKey } from '@dpskit/contracts';\n` +
+        `const key: string = deriveDeviceKey('a2V5', 'id');\n` +
+        `export const all = [${publishable.map((_, i) => `p${i}`).join(', ')}, key];\n`,
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: consumer });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+});

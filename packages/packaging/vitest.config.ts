@@ -1,0 +1,3 @@
+import { vitestConfig } from '@dpskit/vitest-config';
+
+export default vitestConfig();
