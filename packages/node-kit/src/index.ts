@@ -24,4 +24,5 @@ export {
   silentSink,
 } from './log/logger.js';
 export { type ListenTarget, listen, PortError } from './net/listen.js';
+export { type ReadyInfo, removeReadyFile, writeReadyFile } from './process/ready-file.js';
 export { type LatencySummary, percentile, summarizeLatencies } from './stats/latency.js';

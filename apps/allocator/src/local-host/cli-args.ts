@@ -12,6 +12,8 @@ export interface CliOptions {
   host: string | undefined;
   /** Explicit choice; undefined means: human on a terminal, JSON lines otherwise. */
   format: OutputFormat | undefined;
+  /** Where to write the ready file (JSON) once listening; removed on stop. */
+  readyFile: string | undefined;
   help: boolean;
 }
 
@@ -30,6 +32,8 @@ Options:
       --host <h>   interface to listen on (default: 127.0.0.1 and ::1, i.e. localhost)
       --json       log one JSON object per line (default when stdout is not a terminal)
       --pretty     log human-readable lines (default on a terminal)
+      --ready-file <file>  once listening, write the URL, port, functions and webhook URL there
+                   as JSON (for scripts: wait for the file); removed on stop
   -h, --help       show this help
 
 Environment (or local.settings.json Values):
@@ -42,6 +46,7 @@ const OPTIONS = {
   host: { type: 'string' },
   json: { type: 'boolean' },
   pretty: { type: 'boolean' },
+  'ready-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -58,6 +63,9 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (appDir !== undefined && appDir.trim() === '') throw usage('The app folder is empty.');
   if (values.function !== undefined && values.function.trim() === '') throw usage('Option --function is empty.');
   if (values.json && values.pretty) throw usage('Options --json and --pretty exclude each other.');
+  if (values['ready-file'] !== undefined && values['ready-file'].trim() === '') {
+    throw usage('Option --ready-file needs a file path.');
+  }
 
   let port = DEFAULT_PORT;
   if (values.port !== undefined) {
@@ -72,6 +80,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     port,
     host: values.host,
     format: values.json ? 'json' : values.pretty ? 'human' : undefined,
+    readyFile: values['ready-file'],
     help: values.help ?? false,
   };
 }

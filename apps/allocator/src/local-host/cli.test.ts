@@ -1,8 +1,9 @@
-import { copyFile, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compileTypeScript } from '../deploy/compile.js';
 import { PACKAGE_DIR } from '../deploy/package.js';
 import type { AllocatorLogRecord } from '../log/record.js';
@@ -59,6 +60,34 @@ describe('allocator CLI', () => {
       child.child.kill('SIGINT');
       expect(await child.exited).toBe(0);
       expect(child.lines.at(-1)).toContain('"msg":"Stopped"');
+    } finally {
+      await child.stop();
+    }
+  });
+
+  it('writes --ready-file once listening (URL, port, functions, masked webhook URL) and removes it on stop', async () => {
+    const readyFile = path.join(app, 'run', 'allocator.json');
+    const child = spawnNode([cli, '--port', '0', '--ready-file', readyFile], {
+      env: { ...envWithoutKey(), ALLOCATOR_FUNCTION_KEY: 'ready-key-1' },
+    });
+    try {
+      // A script waits for the file, not for a clock.
+      await vi.waitFor(() => expect(existsSync(readyFile)).toBe(true), { timeout: 30_000, interval: 50 });
+      const ready = JSON.parse(await readFile(readyFile, 'utf8')) as Record<string, unknown> & { port: number };
+      expect(ready).toEqual({
+        ready: true,
+        pid: child.child.pid,
+        url: `http://localhost:${ready.port}`,
+        port: ready.port,
+        webhookUrl: `http://localhost:${ready.port}/api/allocate?code=****`,
+        functions: [{ name: 'allocate', methods: ['POST'], url: `http://localhost:${ready.port}/api/allocate` }],
+      });
+      expect(JSON.stringify(ready)).not.toContain('ready-key-1');
+      const res = await fetch(`${ready.url}/api/allocate?code=ready-key-1`, { method: 'POST', body: TOASTER_BODY });
+      expect(res.status).toBe(200);
+      child.child.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      expect(existsSync(readyFile)).toBe(false);
     } finally {
       await child.stop();
     }

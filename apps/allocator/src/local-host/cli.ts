@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { formatUsageError, PortError, UsageError } from '@dpskit/node-kit';
+import { formatUsageError, PortError, removeReadyFile, UsageError, writeReadyFile } from '@dpskit/node-kit';
 import { formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
@@ -61,6 +61,8 @@ async function main(): Promise<number> {
 
   let host: Awaited<ReturnType<typeof startAllocatorHost>>;
   try {
+    // A file left by an earlier run must not announce this one.
+    if (options.readyFile !== undefined) await removeReadyFile(options.readyFile);
     host = await startAllocatorHost({
       ...(appDir !== undefined ? { appDir, localSettings: false } : {}),
       ...(options.functionName !== undefined ? { functionName: options.functionName } : {}),
@@ -94,6 +96,22 @@ async function main(): Promise<number> {
     process.stdout.write(`\nWebhook URL for the enrollment group (${keyNote}):\n  ${webhookUrl}\n\n`);
   }
 
+  if (options.readyFile !== undefined) {
+    try {
+      // The webhook URL as printed above: a generated key in full, a key from the environment masked.
+      await writeReadyFile(options.readyFile, {
+        url: host.url,
+        port: host.port,
+        webhookUrl,
+        functions: host.functions.map(({ name, methods, url }) => ({ name, methods, url })),
+      });
+    } catch (err) {
+      process.stderr.write(`dpskit-allocator: could not write --ready-file: ${(err as Error).message}\n`);
+      await host.close();
+      return 1;
+    }
+  }
+
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -103,6 +121,7 @@ async function main(): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  if (options.readyFile !== undefined) await removeReadyFile(options.readyFile);
   await host.close();
   return 0;
 }

@@ -28,6 +28,8 @@ Options:
   --max-connections <n>    open connections per listener; more are refused (default 10000)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
   --log-level <level>      debug, info, warn or error (default info)
+  --ready-file <file>      once every listener is bound, write the endpoints (ports, provisioningHost,
+                           CA path) there as JSON; removed on stop. For scripts: wait for the file
   -h, --help               show this help
   -v, --version            show the version
 `;
@@ -47,6 +49,7 @@ export interface StartArgs {
   limits?: { idleTimeoutMs?: number; handshakeTimeoutMs?: number; maxConnections?: number };
   logFormat?: 'pretty' | 'json';
   logLevel?: LogLevel;
+  readyFile?: string;
 }
 
 export type CliArgs = StartArgs | { command: 'help' } | { command: 'version' };
@@ -70,6 +73,7 @@ const OPTIONS = {
   'max-connections': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
+  'ready-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -131,6 +135,10 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     if (limits[key] === 0) throw new UsageError(`--${flag} must be at least 1.`, { command: 'start' });
   }
   if (Object.keys(limits).length > 0) args.limits = limits;
+  if (values['ready-file'] !== undefined) {
+    if (values['ready-file'].trim() === '') throw usage('--ready-file needs a file path.');
+    args.readyFile = values['ready-file'];
+  }
   if (values['log-format'] !== undefined) {
     args.logFormat = oneOf('--log-format', values['log-format'], ['pretty', 'json'], { command: 'start' });
   }

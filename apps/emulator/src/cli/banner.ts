@@ -20,6 +20,7 @@ export function formatBanner(emulator: Emulator): string {
   lines.push(`  State  ${emulator.stateDir}`);
   lines.push(`  CA     ${emulator.caCertPath}${emulator.tls.action === 'reused' ? '' : ` (${emulator.tls.action})`}`);
   lines.push(`         trust it with: export NODE_EXTRA_CA_CERTS="${emulator.caCertPath}"`);
+  lines.push(...sdkTrustLines(emulator));
   lines.push('');
   lines.push('Linked IoT hubs:');
   for (const hub of hubs) {
@@ -76,4 +77,21 @@ export function formatBanner(emulator: Emulator): string {
 
 function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * How the Python and C device SDKs trust the CA and reach this emulator. Both always connect to
+ * 8883 (MQTT) and 443 (HTTPS, WebSockets) and take a host name without a port.
+ */
+function sdkTrustLines(emulator: Emulator): string[] {
+  const { mqtt, https } = emulator.endpoints;
+  const host = mqtt.provisioningHost.replace(/:\d+$/, '');
+  const fixed = [mqtt.port === 8883 ? '' : ` MQTT is on ${mqtt.port}, not 8883 (start with --mqtt-port 8883)`];
+  if (https && https.port !== 443) fixed.push(` HTTPS is on ${https.port}, not 443`);
+  const note = fixed.filter(Boolean).join(';');
+  return [
+    `         Python SDK: server_verification_cert=<text of ca.pem>, provisioning_host "${host}"`,
+    `         C SDK: OPTION_TRUSTED_CERT <text of ca.pem> or the system CA store, global_prov_uri "${host}"`,
+    `         (Python and C always use ports 8883 and 443${note ? `:${note}` : ''})`,
+  ];
 }

@@ -1,6 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,14 @@ describe('dps-emulator', () => {
       /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node HTTP transport: use an https.Agent with defaultPort \d+\)/,
     );
     expect(banner).toContain(`export NODE_EXTRA_CA_CERTS="${join(state, 'tls', 'ca.pem')}"`);
+    // Python and C cannot take a port: the banner says what they need and that these ports will not do.
+    expect(banner).toContain('Python SDK: server_verification_cert=<text of ca.pem>, provisioning_host "localhost"\n');
+    expect(banner).toContain(
+      'C SDK: OPTION_TRUSTED_CERT <text of ca.pem> or the system CA store, global_prov_uri "localhost"\n',
+    );
+    expect(banner).toMatch(
+      /\(Python and C always use ports 8883 and 443: MQTT is on \d+, not 8883 \(start with --mqtt-port 8883\); HTTPS is on \d+, not 443\)\n/,
+    );
     expect(banner).toContain(
       'contoso-custom-allocated-devices  [hashed; hubs contoso-toasters-hub-1098.azure-devices.net',
     );
@@ -99,6 +107,45 @@ describe('dps-emulator', () => {
     } finally {
       await webhook.close();
     }
+  });
+
+  it('writes --ready-file once listening (ports, provisioningHost, CA) and removes it on stop', async () => {
+    const state = join(dir.path, 'ready');
+    const readyFile = join(dir.path, 'ready', 'run', 'emulator.json');
+    mkdirSync(dirname(readyFile), { recursive: true });
+    writeFileSync(readyFile, '{"left":"by an earlier run"}');
+    let seen: Record<string, unknown> | undefined;
+    const run = io(async (emulator) => {
+      seen = JSON.parse(readFileSync(readyFile, 'utf8')) as Record<string, unknown>;
+      expect(seen).toEqual({
+        ready: true,
+        pid: process.pid,
+        idScope: '0ne00000A0A',
+        mqtt: {
+          host: '127.0.0.1',
+          port: emulator.endpoints.mqtt.port,
+          provisioningHost: `localhost:${emulator.endpoints.mqtt.port}`,
+        },
+        https: { host: '127.0.0.1', port: emulator.endpoints.https?.port, provisioningHost: 'localhost' },
+        caCertPath: join(state, 'tls', 'ca.pem'),
+        stateDir: state,
+      });
+      // what the file says is enough to provision a device
+      const result = await register(
+        emulator,
+        'contoso-toaster-007',
+        deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-toaster-007'),
+      );
+      expect(result.status).toBe('assigned');
+    });
+    const code = await runCli(
+      ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--ready-file', readyFile],
+      run.io,
+    );
+    expect(code).toBe(EXIT_OK);
+    expect(seen?.ready).toBe(true);
+    expect(existsSync(readyFile)).toBe(false);
+    expect(readdirSync(dirname(readyFile))).toEqual([]);
   });
 
   it('exits 1 with the file and field for a bad config', async () => {

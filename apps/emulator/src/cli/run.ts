@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { formatUsageError, jsonLineSink, PortError, prettySink } from '@dpskit/node-kit';
+import {
+  formatUsageError,
+  jsonLineSink,
+  PortError,
+  prettySink,
+  removeReadyFile,
+  writeReadyFile,
+} from '@dpskit/node-kit';
 import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
@@ -62,6 +69,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   const emulator = createEmulator(options);
   try {
+    // A file left by an earlier run must not announce this one.
+    if (args.readyFile) await removeReadyFile(args.readyFile);
     await emulator.start();
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PortError) {
@@ -73,9 +82,31 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 
   bannerStream.write(formatBanner(emulator));
+  if (args.readyFile) {
+    try {
+      await writeReadyFile(args.readyFile, readyDetails(emulator));
+    } catch (err) {
+      io.stderr.write(`dps-emulator: could not write --ready-file: ${(err as Error).message}\n`);
+      await emulator.stop();
+      return EXIT_FAILURE;
+    }
+  }
   await (io.untilShutdown ?? untilSignal)(emulator);
+  if (args.readyFile) await removeReadyFile(args.readyFile);
   await emulator.stop();
   return EXIT_OK;
+}
+
+/** What `--ready-file` holds besides `ready` and `pid`: what a script needs to point devices here. */
+export function readyDetails(emulator: Emulator): Record<string, unknown> {
+  const { mqtt, https } = emulator.endpoints;
+  return {
+    idScope: emulator.idScope,
+    mqtt: { host: mqtt.host, port: mqtt.port, provisioningHost: mqtt.provisioningHost },
+    https: https ? { host: https.host, port: https.port, provisioningHost: https.provisioningHost } : null,
+    caCertPath: emulator.caCertPath,
+    stateDir: emulator.stateDir,
+  };
 }
 
 function untilSignal(): Promise<void> {
