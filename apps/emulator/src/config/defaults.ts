@@ -12,8 +12,10 @@ export const TUTORIAL_HUBS = [
 
 /**
  * What `dps-emulator start` serves without a config file: the tutorial's ID scope, its two hubs
- * and its enrollment group with the tutorial's group key. The group uses `hashed` so that devices
- * provision without anything else running; with a webhook URL it uses `custom`, as the tutorial.
+ * and its enrollment group with the tutorial's group key. The group uses `hashed` over both hubs so
+ * that devices provision without anything else running; with a webhook URL it uses `custom` and,
+ * as the tutorial's enrollment group does, selects the toasters hub only (so `linkedHubs` in the
+ * webhook request is that one hub, and the heat pump is rejected by the tutorial's function).
  */
 export function tutorialConfig(options: { webhookUrl?: string } = {}): EmulatorConfigInput {
   return {
@@ -24,13 +26,13 @@ export function tutorialConfig(options: { webhookUrl?: string } = {}): EmulatorC
         enrollmentGroupId: TUTORIAL_GROUP_ID,
         attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: TUTORIAL_GROUP_KEY } },
         reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
-        iotHubs: [...TUTORIAL_HUBS],
         ...(options.webhookUrl
           ? {
+              iotHubs: [TUTORIAL_HUBS[0]],
               allocationPolicy: 'custom',
               customAllocationDefinition: { webhookUrl: options.webhookUrl, apiVersion: '2021-10-01' },
             }
-          : { allocationPolicy: 'hashed' }),
+          : { iotHubs: [...TUTORIAL_HUBS], allocationPolicy: 'hashed' }),
       },
     ],
   };

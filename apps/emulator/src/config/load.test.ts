@@ -36,7 +36,13 @@ describe('config loading', () => {
     expect(custom.enrollmentGroups[0]).toMatchObject({
       allocationPolicy: 'custom',
       customAllocationDefinition: { webhookUrl: 'http://localhost:7071/api/allocate', apiVersion: '2021-10-01' },
+      // the tutorial's enrollment group selects the toasters hub only
+      iotHubs: ['contoso-toasters-hub-1098.azure-devices.net'],
     });
+    expect(config.enrollmentGroups[0]?.iotHubs).toEqual([
+      'contoso-toasters-hub-1098.azure-devices.net',
+      'contoso-heatpumps-hub-1098.azure-devices.net',
+    ]);
   });
 
   it('reads YAML and JSON files', () => {
