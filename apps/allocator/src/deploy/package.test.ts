@@ -120,8 +120,9 @@ describe('deployment package', () => {
     expect(installed.sort()).toEqual([...reachable].sort());
 
     const contracts = path.join(nodeModules, '@dpskit', 'contracts');
-    // pnpm, like npm, packs a package's README whatever its `files` list says.
-    expect((await readdir(contracts)).sort()).toEqual(['README.md', 'dist', 'package.json']);
+    // pnpm, like npm, packs a package's README and LICENSE whatever its `files` list says; `src` is
+    // shipped for the source and declaration maps.
+    expect((await readdir(contracts)).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
     expect((await listFiles(contracts)).some((f) => f.endsWith(path.join('dist', 'index.js')))).toBe(true);
   });
 
