@@ -7,6 +7,7 @@ import {
   generateSymmetricKey,
   type IndividualEnrollment,
 } from '@dpskit/contracts';
+import { ENROLLMENT_RECORD_FIELDS } from '../core/enrollments/views.js';
 import { type EmulatedEnrollment, enrollmentSet, type ServiceModel, type SymmetricKeys } from '../core/model.js';
 import type { EmulatorConfig, EnrollmentGroupConfig, IndividualEnrollmentConfig } from './schema.js';
 
@@ -118,24 +119,12 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
       ...(customAllocationDefinition !== undefined ? { customAllocationDefinition } : {}),
     };
   };
-  const knownKeys = new Set([
+  const knownKeys = new Set<string>([
     'enrollmentGroupId',
     'registrationId',
     'deviceId',
     'registrationState',
-    'optionalDeviceInformation',
-    'attestation',
-    'capabilities',
-    'iotHubHostName',
-    'initialTwin',
-    'etag',
-    'provisioningStatus',
-    'reprovisionPolicy',
-    'createdDateTimeUtc',
-    'lastUpdatedDateTimeUtc',
-    'allocationPolicy',
-    'iotHubs',
-    'customAllocationDefinition',
+    ...ENROLLMENT_RECORD_FIELDS,
   ]);
   const extra = (entry: object) => Object.fromEntries(Object.entries(entry).filter(([key]) => !knownKeys.has(key)));
 

@@ -10,7 +10,8 @@ export interface RecordMeta {
   lastUpdatedDateTimeUtc: string;
 }
 
-const ORDERED_FIELDS = [
+/** An enrollment's fields after its id, in the order the service serializes them. */
+export const ENROLLMENT_RECORD_FIELDS = [
   'attestation',
   'capabilities',
   'iotHubHostName',
@@ -42,7 +43,7 @@ export function buildRecord(kind: EnrollmentKind, draft: EnrollmentRecord, meta:
   const idField = idFieldOf(kind);
   const out: Record<string, unknown> = { [idField]: source[idField] };
   if (kind === 'individual' && source.deviceId !== undefined) out.deviceId = source.deviceId;
-  for (const field of ORDERED_FIELDS) if (source[field] !== undefined) out[field] = source[field];
+  for (const field of ENROLLMENT_RECORD_FIELDS) if (source[field] !== undefined) out[field] = source[field];
   for (const [field, value] of Object.entries(source)) if (!(field in out) && value !== undefined) out[field] = value;
   return out as EnrollmentRecord;
 }
