@@ -93,7 +93,13 @@ describe('the publishable packages', () => {
       url: rootRepository.url,
       directory: (pkg as WorkspacePackage).relativeDir,
     });
-    expect(manifest.homepage).toMatch(/^https:\/\//);
+    // Every package names the project's one home (the root manifest's repository) and its own folder there.
+    const home = rootRepository.url.replace(/^git\+/, '').replace(/\.git$/, '');
+    expect(home).toMatch(/^https:\/\/github\.com\/[^/]+\/[^/]+$/);
+    expect(manifest.homepage).toBe(`${home}/tree/main/${(pkg as WorkspacePackage).relativeDir}#readme`);
+    expect(manifest.bugs).toEqual(rootManifest.bugs);
+    expect(rootManifest.bugs).toEqual({ url: `${home}/issues` });
+    expect(rootManifest.homepage).toBe(`${home}#readme`);
     // pnpm pack replaced the workspace ranges with versions
     expect(JSON.stringify(manifest.dependencies ?? {})).not.toContain('workspace:');
     const rootExport = (manifest.exports as Record<string, unknown>)['.'] as Record<string, string>;
