@@ -4,6 +4,8 @@ export {
   EXIT_USAGE,
   formatUsageError,
   oneOf,
+  parseCommandLine,
+  reportUsageError,
   UsageError,
   type UsageErrorDetails,
   unknownCommand,

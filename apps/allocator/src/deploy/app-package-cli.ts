@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { formatUsageError, parseOptions, UsageError } from '@dpskit/node-kit';
+import { parseCommandLine, parseOptions, UsageError } from '@dpskit/node-kit';
 import { createAppPackage } from './app-package.js';
 
 export const PACKAGE_USAGE = `Usage: dpskit-allocator package [appDir] [--out <dir>] [--no-zip]
@@ -32,15 +32,9 @@ function parsePackageArgs(argv: readonly string[]) {
 
 /** `dpskit-allocator package …`; returns the exit code (0 ok, 1 failed, 2 bad usage). */
 export async function runPackageCli(argv: readonly string[]): Promise<number> {
-  let parsed: ReturnType<typeof parsePackageArgs>;
-  try {
-    parsed = parsePackageArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(formatUsageError('dpskit-allocator', err));
-    return 2;
-  }
-  const { values, positionals } = parsed;
+  const parsed = parseCommandLine('dpskit-allocator', process.stderr, () => parsePackageArgs(argv));
+  if (!parsed.ok) return parsed.exitCode;
+  const { values, positionals } = parsed.value;
   if (values.help) {
     process.stdout.write(`${PACKAGE_USAGE}\n`);
     return 0;

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { formatUsageError, PortError, removeReadyFile, UsageError, writeReadyFile } from '@dpskit/node-kit';
+import {
+  PortError,
+  parseCommandLine,
+  removeReadyFile,
+  reportUsageError,
+  UsageError,
+  writeReadyFile,
+} from '@dpskit/node-kit';
 import { formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
@@ -11,13 +18,9 @@ import { applyLocalSettings } from './local-settings.js';
 
 /** Exit codes: 0 clean stop, 1 could not start (e.g. port in use), 2 bad usage. */
 async function main(): Promise<number> {
-  let options: CliOptions;
-  try {
-    options = parseCliArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) return usageError(err);
-    throw err;
-  }
+  const parsed = parseCommandLine('dpskit-allocator', process.stderr, () => parseCliArgs(process.argv.slice(2)));
+  if (!parsed.ok) return parsed.exitCode;
+  const options: CliOptions = parsed.value;
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -126,11 +129,9 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Exit 2 with the usage error, said as every dpskit CLI says it. */
-function usageError(problem: UsageError | string): number {
-  const err = typeof problem === 'string' ? new UsageError(problem, { command: 'start' }) : problem;
-  process.stderr.write(formatUsageError('dpskit-allocator', err));
-  return 2;
+/** Exit 2 with a usage problem found after parsing (a bad folder or key), said as every dpskit CLI says it. */
+function usageError(problem: string): number {
+  return reportUsageError('dpskit-allocator', process.stderr, new UsageError(problem, { command: 'start' }));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { formatUsageError, UsageError } from '@dpskit/node-kit';
+import { reportUsageError, UsageError } from '@dpskit/node-kit';
 import { InvalidOptionError } from '../lib/errors.js';
 import { type Command, parseCommandLine } from './args.js';
 import { HELP } from './help.js';
@@ -24,8 +24,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         io.stderr.write(HELP.main);
         return EXIT.usage;
       }
-      io.stderr.write(formatUsageError('device-sim', err));
-      return EXIT.usage;
+      return reportUsageError('device-sim', io.stderr, err);
     }
     throw err;
   }
@@ -48,8 +47,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   } catch (err) {
     // The library refuses an option the command line let through: still the user's input.
     if (err instanceof InvalidOptionError) {
-      io.stderr.write(formatUsageError('device-sim', new UsageError(err.message)));
-      return EXIT.usage;
+      return reportUsageError('device-sim', io.stderr, new UsageError(err.message));
     }
     throw err;
   }

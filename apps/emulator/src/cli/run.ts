@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import {
-  formatUsageError,
   jsonLineSink,
   PortError,
+  parseCommandLine,
   prettySink,
   removeReadyFile,
   writeReadyFile,
@@ -10,7 +10,7 @@ import {
 import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
-import { parseCliArgs, USAGE, UsageError } from './args.js';
+import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
 import { runRegistrations } from './registrations.js';
 
@@ -23,18 +23,13 @@ export interface CliIo {
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE } from '@dpskit/node-kit';
 
 /** Runs the command line; resolves with the exit code once the emulator has stopped (or failed to start). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  let args: ReturnType<typeof parseCliArgs>;
-  try {
-    args = parseCliArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(formatUsageError('dps-emulator', err));
-    return EXIT_USAGE;
-  }
+  const parsed = parseCommandLine('dps-emulator', io.stderr, () => parseCliArgs(argv));
+  if (!parsed.ok) return parsed.exitCode;
+  const args = parsed.value;
   if (args.command === 'help') {
     io.stdout.write(USAGE);
     return EXIT_OK;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { closestMatch } from './suggest.js';
-import { formatUsageError, oneOf, UsageError, unknownCommand } from './usage.js';
+import { formatUsageError, oneOf, parseCommandLine, UsageError, unknownCommand } from './usage.js';
 
 describe('formatUsageError', () => {
   it('names the program, the problem, the suggestion and the help to read', () => {
@@ -15,6 +15,41 @@ describe('formatUsageError', () => {
     expect(formatUsageError('dps-emulator', new UsageError('--mqtt-port needs a value'))).toBe(
       'dps-emulator: --mqtt-port needs a value\nRun "dps-emulator --help" for the options.\n',
     );
+  });
+});
+
+describe('parseCommandLine', () => {
+  const stderr = () => {
+    let text = '';
+    return { write: (chunk: string) => (text += chunk), text: () => text };
+  };
+
+  it('hands back what the parser returned, writing nothing', () => {
+    const err = stderr();
+    expect(parseCommandLine('dps-emulator', err, () => ({ command: 'start' }))).toEqual({
+      ok: true,
+      value: { command: 'start' },
+    });
+    expect(err.text()).toBe('');
+  });
+
+  it('reports a usage error as every CLI does and answers exit code 2', () => {
+    const err = stderr();
+    const parsed = parseCommandLine('dpskit-allocator', err, () => {
+      throw new UsageError('unknown option --prot', { command: 'start', suggestion: '--port' });
+    });
+    expect(parsed).toEqual({ ok: false, exitCode: 2 });
+    expect(err.text()).toBe(
+      'dpskit-allocator: unknown option --prot\nDid you mean --port?\nRun "dpskit-allocator start --help" for the options.\n',
+    );
+  });
+
+  it('lets any other error through: a bug is not a usage error', () => {
+    expect(() =>
+      parseCommandLine('device-sim', stderr(), () => {
+        throw new TypeError('boom');
+      }),
+    ).toThrow(TypeError);
   });
 });
 

@@ -37,6 +37,34 @@ export function formatUsageError(program: string, err: UsageError): string {
   return `${program}: ${err.message}\n${suggestion}Run "${help}" for the options.\n`;
 }
 
+/** Writes the usage error as every dpskit CLI does (see `formatUsageError`); returns the exit code, 2. */
+export function reportUsageError(
+  program: string,
+  stderr: { write(text: string): unknown },
+  err: UsageError,
+): typeof EXIT_USAGE {
+  stderr.write(formatUsageError(program, err));
+  return EXIT_USAGE;
+}
+
+/**
+ * Runs a CLI's argument parser. A `UsageError` is reported on `stderr` (`reportUsageError`) and
+ * comes back as `{ ok: false, exitCode: 2 }` for the CLI to return; any other error is a bug and
+ * propagates.
+ */
+export function parseCommandLine<T>(
+  program: string,
+  stderr: { write(text: string): unknown },
+  parse: () => T,
+): { ok: true; value: T } | { ok: false; exitCode: typeof EXIT_USAGE } {
+  try {
+    return { ok: true, value: parse() };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return { ok: false, exitCode: reportUsageError(program, stderr, err) };
+  }
+}
+
 /** An unknown command word, with the closest known one as the suggestion. */
 export function unknownCommand(
   word: string,
