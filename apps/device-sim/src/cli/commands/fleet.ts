@@ -3,7 +3,7 @@ import type { FleetConfig } from '../args.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { ProgressLine } from '../output/progress.js';
 import { formatSummary } from '../output/summary.js';
-import { connectionOptions } from './connection.js';
+import { sharedOptions } from './shared-options.js';
 
 /** `device-sim fleet`: many devices, a progress bar on a terminal, the summary at the end (also on Ctrl-C). */
 export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<number> {
@@ -21,13 +21,12 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
   let last: Parameters<ProgressLine['update']>[0] | undefined;
   try {
     const summary = await runFleet({
-      ...connectionOptions(config),
+      ...sharedOptions(config, controller.signal),
       groupKey: config.groupKey,
       count: config.count,
       concurrency: config.concurrency,
       registrationIdTemplates: config.templates,
       start: config.start,
-      signal: controller.signal,
       onProgress: progress
         ? (p) => {
             last = p;

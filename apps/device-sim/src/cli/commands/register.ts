@@ -6,7 +6,7 @@ import { type CliIo, EXIT, interruptible } from '../io.js';
 import { hintFor } from '../output/hints.js';
 import { outcomeJson } from '../output/json.js';
 import { TutorialPrinter } from '../output/tutorial.js';
-import { connectionOptions } from './connection.js';
+import { sharedOptions } from './shared-options.js';
 
 /** `device-sim register`: one device, printed as the tutorial's device sample prints it (or as JSON). */
 export async function runRegister(config: RegisterConfig, io: CliIo): Promise<number> {
@@ -16,11 +16,9 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
   printer?.banner(sdkVersion());
   try {
     const outcome = await registerDevice({
-      ...connectionOptions(config),
+      ...sharedOptions(config, controller.signal),
       registrationId: config.registrationId,
       deviceKey: config.deviceKey,
-      groupKey: config.groupKey,
-      signal: controller.signal,
       onStatus: printer ? (s) => printer.status(s) : undefined,
     });
     const hint = hintFor(outcome, {

@@ -1,0 +1,33 @@
+import type { RegisterOptions } from '../../lib/register.js';
+import type { ConnectionConfig } from '../args.js';
+
+export type SharedOptions = Pick<
+  RegisterOptions,
+  | 'provisioningHost'
+  | 'idScope'
+  | 'transport'
+  | 'payload'
+  | 'ca'
+  | 'pollingIntervalMs'
+  | 'timeoutMs'
+  | 'groupKey'
+  | 'signal'
+>;
+
+/**
+ * What `register` and `fleet` hand on alike to the registration code: the connection settings, the
+ * enrollment group key (register may take a device key instead) and the signal that stops them.
+ */
+export function sharedOptions(config: ConnectionConfig & { groupKey?: string }, signal: AbortSignal): SharedOptions {
+  return {
+    provisioningHost: config.provisioningHost,
+    idScope: config.idScope,
+    transport: config.transport,
+    payload: config.payload,
+    ca: config.ca,
+    pollingIntervalMs: config.pollingIntervalMs,
+    timeoutMs: config.timeoutMs,
+    groupKey: config.groupKey,
+    signal,
+  };
+}
