@@ -5,20 +5,18 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  copyConsumerProject,
-  installNativeBuild,
-  nativeBuildReuse,
-  packDpskit,
-  pinNativeBuild,
-  REPO_ROOT,
-  runCommand,
+  findWorkspaceRoot,
+  installProject,
+  packPackages,
+  run,
   userEnv,
-} from './harness/consumer.js';
+  withWorkspaceDependencies,
+} from '@dpskit/packaging';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractZip } from './harness/unzip.js';
 
-const EXAMPLE = path.join(REPO_ROOT, 'examples', 'custom-policy');
+const EXAMPLE = path.join(findWorkspaceRoot(), 'examples', 'custom-policy');
 
 function allocationBody(firmwareVersion: string): string {
   return JSON.stringify({
@@ -39,21 +37,13 @@ describe('examples/custom-policy installed from the packed tarballs', () => {
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'dpskit-consumer-'));
-    const tarballs = await packDpskit(
-      ['@dpskit/allocator', '@dpskit/emulator', '@dpskit/device-sim'],
+    const packed = await packPackages(
+      withWorkspaceDependencies(['@dpskit/allocator', '@dpskit/emulator', '@dpskit/device-sim']),
       path.join(work, 'packs'),
     );
     project = path.join(work, 'custom-policy');
-    await copyConsumerProject(EXAMPLE, project, tarballs);
-    const reuse = await nativeBuildReuse();
-    await pinNativeBuild(project, reuse);
-    const install = await runCommand(
-      'npm',
-      ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'],
-      { cwd: project },
-    );
-    expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
-    await installNativeBuild(project, reuse);
+    // npm install, with the emulator's SQLite binding the workspace built (not compiled again)
+    await installProject({ source: EXAMPLE, dir: project, packages: packed });
   }, 600_000);
 
   afterAll(async () => {
@@ -61,7 +51,7 @@ describe('examples/custom-policy installed from the packed tarballs', () => {
   });
 
   it("runs the example's own tests green with npm test (policy unit tests, emulator end to end)", async () => {
-    const result = await runCommand('npm', ['test'], { cwd: project });
+    const result = await run('npm', ['test'], { cwd: project, env: userEnv() });
     const output = `${result.stdout}\n${result.stderr}`;
     expect(result.code, output).toBe(0);
     expect(output).toMatch(/^# fail 0$/m);
@@ -71,7 +61,7 @@ describe('examples/custom-policy installed from the packed tarballs', () => {
   }, 300_000);
 
   it('packages the app with npm run package; the zip unpacked in an empty folder answers as the policy decides', async () => {
-    const packaged = await runCommand('npm', ['run', 'package'], { cwd: project });
+    const packaged = await run('npm', ['run', 'package'], { cwd: project, env: userEnv() });
     expect(packaged.code, `${packaged.stdout}\n${packaged.stderr}`).toBe(0);
     expect(packaged.stdout).toContain('allocate: [POST] /api/allocate (function)');
 

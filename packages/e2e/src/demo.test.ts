@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url';
+import { run } from '@dpskit/packaging';
 import { describe, expect, it } from 'vitest';
-import { runNodeScript } from './harness/process.js';
 
 // `npm run demo` runs the compiled demo; turbo builds the package before its tests.
 const demo = fileURLToPath(new URL('../dist/demo.js', import.meta.url));
 
 describe('npm run demo', () => {
   it('shows both devices, the allocator log and a passing two-line verdict', async () => {
-    const { code, stdout, stderr } = await runNodeScript(demo, [], { NO_COLOR: '1' });
+    const { code, stdout, stderr } = await run(process.execPath, [demo], { env: { ...process.env, NO_COLOR: '1' } });
     expect(code, stderr).toBe(0);
     const sections = ['Device contoso-toaster-007', 'Device contoso-heatpump-088', 'Allocator log', 'Verdict'];
     const positions = sections.map((s) => stdout.indexOf(`── ${s}`));

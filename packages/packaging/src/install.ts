@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { PackedPackage } from './pack.js';
 import { type RunResult, runOk } from './run.js';
-import { findWorkspaceRoot, listWorkspacePackages } from './workspace.js';
+import { findWorkspaceRoot, listWorkspacePackages, type PackageManifest } from './workspace.js';
 
 export interface InstallOptions {
   /** An empty folder outside the workspace (so nothing resolves from the workspace's node_modules). */
@@ -23,8 +25,24 @@ export interface InstallOptions {
   nativeBinaries?: 'workspace' | 'compile';
 }
 
+/** npm settings of the caller's environment that a user's shell has too: the network and npm's own files. */
 const KEPT_NPM_SETTINGS =
-  /^npm_config_(registry|cafile|ca|proxy|https_proxy|noproxy|strict_ssl|cache|userconfig|globalconfig)$/i;
+  /^npm_config_(registry|cafile|ca|proxy|https_proxy|noproxy|strict_ssl|cache|userconfig|globalconfig|nodedir)$/i;
+/** What the workspace's `pnpm run`, turbo and vitest export into our environment. */
+const TOOL_VARIABLES = /^(npm_|pnpm_|INIT_CWD$|NODE_OPTIONS$|NODE_PATH$|VITEST|TURBO_)/i;
+
+/**
+ * The environment of a user's shell, for commands run in a consumer's folder: what pnpm, turbo and
+ * vitest put in ours (npm_config_* of the workspace, npm_package_*, INIT_CWD, NODE_OPTIONS, …) would
+ * change how npm and Node behave there. Network settings and node-gyp's headers stay.
+ */
+export function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!TOOL_VARIABLES.test(name) || KEPT_NPM_SETTINGS.test(name)) env[name] = value;
+  }
+  return { ...env, ...nodeHeadersEnv(), ...extra };
+}
 
 /**
  * Installs packed tarballs with plain `npm install` into an empty folder, as a user of the
@@ -34,7 +52,7 @@ export async function installTarballs(options: InstallOptions, root: string = fi
   mkdirSync(options.dir, { recursive: true });
   const dependencies: Record<string, string> = { ...options.dependencies };
   for (const pkg of options.packages) dependencies[pkg.name] = `file:${pkg.tarball}`;
-  const manifest = {
+  const manifest: PackageManifest = {
     name: 'dpskit-consumer',
     version: '0.0.0',
     private: true,
@@ -42,20 +60,71 @@ export async function installTarballs(options: InstallOptions, root: string = fi
     ...options.manifest,
     dependencies,
   };
-  writeFileSync(join(options.dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  return npmInstall(options.dir, manifest, options.nativeBinaries ?? 'workspace', root);
+}
 
-  // What the workspace's own `pnpm run` exported (npm_config_*, npm_package_*, …) must not steer a
-  // user's plain npm install; network settings stay.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!/^npm_/i.test(name) || KEPT_NPM_SETTINGS.test(name)) env[name] = value;
+export interface InstallProjectOptions {
+  /** The user's project to copy (its node_modules, dist and deploy folders are left behind). */
+  source: string;
+  /** Where the copy goes: a folder outside the workspace that does not exist yet. */
+  dir: string;
+  /** The tarballs its dpskit dependencies are pointed at. */
+  packages: readonly PackedPackage[];
+  nativeBinaries?: 'workspace' | 'compile';
+}
+
+/**
+ * Copies a user's project and installs it with plain `npm install`, its dpskit dependencies pointed
+ * at the tarballs: the ones it names in place (dev stays dev), the rest through `overrides`, so that
+ * npm never looks for an unpublished dpskit package in the registry. Nothing else in the project
+ * changes. Returns npm's output.
+ */
+export async function installProject(
+  options: InstallProjectOptions,
+  root: string = findWorkspaceRoot(),
+): Promise<RunResult> {
+  await cp(options.source, options.dir, {
+    recursive: true,
+    errorOnExist: true,
+    force: false,
+    filter: (src) => !/[\\/](node_modules|dist|deploy)$/.test(src),
+  });
+  const manifest = JSON.parse(readFileSync(join(options.dir, 'package.json'), 'utf8')) as PackageManifest;
+  const overrides: Record<string, string> = { ...manifest.overrides };
+  for (const pkg of options.packages) {
+    const spec = `file:${pkg.tarball}`;
+    if (manifest.dependencies?.[pkg.name]) manifest.dependencies[pkg.name] = spec;
+    else if (manifest.devDependencies?.[pkg.name]) manifest.devDependencies[pkg.name] = spec;
+    else overrides[pkg.name] = spec;
   }
-  Object.assign(env, nodeHeadersEnv());
-  if ((options.nativeBinaries ?? 'workspace') === 'workspace') {
-    Object.assign(env, workspaceNativePrebuilds(join(options.dir, '.prebuilds'), root));
+  manifest.overrides = overrides;
+  return npmInstall(options.dir, manifest, options.nativeBinaries ?? 'workspace', root);
+}
+
+/** Writes the manifest and runs `npm install` in `dir` with a user's environment. */
+async function npmInstall(
+  dir: string,
+  manifest: PackageManifest,
+  nativeBinaries: 'workspace' | 'compile',
+  root: string,
+): Promise<RunResult> {
+  let env = userEnv();
+  // Outside the project, so that nothing of ours ends up in what the user packages.
+  const prebuildsDir = nativeBinaries === 'workspace' ? mkdtempSync(join(tmpdir(), 'dpskit-prebuilds-')) : undefined;
+  try {
+    if (prebuildsDir) {
+      const prebuilds = workspaceNativePrebuilds(prebuildsDir, root);
+      env = { ...env, ...prebuilds.env };
+      // The version the prebuilt binary is for, even when the registry has a newer one by now.
+      manifest.overrides = { ...manifest.overrides, ...prebuilds.versions };
+    }
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    const args = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=warn'];
+    return await runOk(npm, args, { cwd: dir, env });
+  } finally {
+    if (prebuildsDir) rmSync(prebuildsDir, { recursive: true, force: true });
   }
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  return runOk(npm, ['install', '--no-audit', '--no-fund', '--loglevel=warn'], { cwd: options.dir, env });
 }
 
 /**
@@ -84,10 +153,15 @@ const PREBUILD_INSTALL_PACKAGES = ['better-sqlite3'] as const;
  * (`npm_config_<name>_local_prebuilds`, a folder of `<name>-v<version>-node-v<abi>-<platform>-<arch>.tar.gz`):
  * the dependency's own install script then unpacks it instead of downloading one or compiling.
  * Only binaries of the exact version the workspace has are offered; another version npm picks
- * still compiles from source. Returns the environment to pass to npm.
+ * would still compile from source, so the install pins it (`versions`, for `overrides`). Returns the
+ * environment to pass to npm and the versions.
  */
-export function workspaceNativePrebuilds(folder: string, root: string = findWorkspaceRoot()): Record<string, string> {
+export function workspaceNativePrebuilds(
+  folder: string,
+  root: string = findWorkspaceRoot(),
+): { env: Record<string, string>; versions: Record<string, string> } {
   const env: Record<string, string> = {};
+  const versions: Record<string, string> = {};
   for (const name of PREBUILD_INSTALL_PACKAGES) {
     const user = listWorkspacePackages(root).find((p) => p.manifest.dependencies?.[name]);
     if (!user) continue;
@@ -101,6 +175,7 @@ export function workspaceNativePrebuilds(folder: string, root: string = findWork
     // prebuild-install unpacks the tarball into the package folder.
     execFileSync('tar', ['-czf', join(folder, asset), '-C', packageDir, binary], { stdio: 'pipe' });
     env[`npm_config_${name.replace(/[^a-zA-Z0-9]/g, '_')}_local_prebuilds`] = folder;
+    versions[name] = version;
   }
-  return env;
+  return { env, versions };
 }

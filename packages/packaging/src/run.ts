@@ -8,20 +8,24 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  cwd: string;
+  /** Default: this process's working folder. */
+  cwd?: string;
+  /** The child's whole environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
   /** Input written to stdin, which is then closed (default: stdin closed at once). */
   input?: string;
 }
 
 /**
- * Runs a command to completion and collects its output. No deadline of its own: the test's
- * timeout bounds it, so a slow, loaded machine only makes it slower.
+ * Runs a command to completion and collects its output; never rejects for a non-zero exit (see
+ * `runOk`), only when the command cannot be started. No deadline of its own: the test's timeout
+ * bounds it, so a slow, loaded machine only makes it slower. The one child-process runner of the
+ * test packages (packaging, e2e).
  */
-export function run(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: options.cwd,
+      cwd: options.cwd ?? process.cwd(),
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
       // npm and npx are .cmd scripts on Windows
@@ -42,11 +46,11 @@ export function run(command: string, args: readonly string[], options: RunOption
 }
 
 /** Like `run`, but rejects with the command, its exit and its output unless it exits 0. */
-export async function runOk(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+export async function runOk(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const result = await run(command, args, options);
   if (result.code !== 0) {
     throw new Error(
-      `${command} ${args.join(' ')} (in ${options.cwd}) exited ${result.code ?? result.signal}\n` +
+      `${command} ${args.join(' ')} (in ${options.cwd ?? process.cwd()}) exited ${result.code ?? result.signal}\n` +
         `--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
     );
   }

@@ -15,6 +15,9 @@ export interface PackageManifest {
   bin?: Record<string, string> | string;
   exports?: unknown;
   dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  /** npm's: versions (or `file:` specs) forced for a package anywhere in the tree. */
+  overrides?: Record<string, string>;
   peerDependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
   [field: string]: unknown;
@@ -89,4 +92,29 @@ function workspacePatterns(yaml: string): string[] {
     else if (/^\S/.test(line)) inPackages = false;
   }
   return patterns;
+}
+
+/**
+ * The named workspace packages and every workspace package they need at run time (`workspace:`
+ * dependencies, peer and optional ones included, transitively): what a user installing the named
+ * ones from the registry gets. Throws for a name that is not a workspace package.
+ */
+export function withWorkspaceDependencies(
+  names: readonly string[],
+  root: string = findWorkspaceRoot(),
+): WorkspacePackage[] {
+  const all = new Map(listWorkspacePackages(root).map((p) => [p.name, p]));
+  const chosen = new Map<string, WorkspacePackage>();
+  const queue = [...names];
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    if (chosen.has(name)) continue;
+    const pkg = all.get(name);
+    if (!pkg) throw new Error(`${name} is not a package of the workspace at ${root}`);
+    chosen.set(name, pkg);
+    const { dependencies, peerDependencies, optionalDependencies } = pkg.manifest;
+    for (const [dep, spec] of Object.entries({ ...dependencies, ...peerDependencies, ...optionalDependencies })) {
+      if (spec.startsWith('workspace:')) queue.push(dep);
+    }
+  }
+  return [...chosen.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

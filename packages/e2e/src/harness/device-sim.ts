@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { type ProcessRun, runNodeScript } from './process.js';
+import { type RunResult, run } from '@dpskit/packaging';
 
 const require = createRequire(import.meta.url);
 const packageJsonPath = require.resolve('@dpskit/device-sim/package.json');
@@ -10,6 +10,6 @@ const bin = (require(packageJsonPath) as { bin: Record<string, string> }).bin['d
 export const DEVICE_SIM_CLI = join(dirname(packageJsonPath), bin ?? 'dist/cli.js');
 
 /** Runs `device-sim <args>` in a child process and collects its output. */
-export function runDeviceSim(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessRun> {
-  return runNodeScript(DEVICE_SIM_CLI, args, env);
+export function runDeviceSim(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return run(process.execPath, [DEVICE_SIM_CLI, ...args], { env: { ...process.env, ...env } });
 }
