@@ -15,6 +15,7 @@ import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
+import { attemptFromEvent, DEFAULT_ATTEMPT_HISTORY } from './core/attempts.js';
 import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
 import { EnrollmentService } from './core/enrollments/service.js';
@@ -36,6 +37,10 @@ import {
 } from './transport/connection-limits.js';
 import { startHttpsTransport } from './transport/https.js';
 import { type RunningTransport, startMqttTransport } from './transport/mqtt.js';
+import { type RunningWebView, startWebView } from './web/server.js';
+
+/** The web view's port unless configured (when taken, a free port is used and the banner says which). */
+export const DEFAULT_WEB_VIEW_PORT = 8090;
 
 export interface EmulatorOptions {
   /** The config, same shape as the config file; defaults applied. Without it and `configFile`: the tutorial setup. */
@@ -78,6 +83,15 @@ export interface EmulatorOptions {
    * Default: `provisioningserviceowner` with the well-known development key (`WELL_KNOWN_SERVICE_KEY`).
    */
   sharedAccessPolicies?: SharedAccessPolicy[];
+  /**
+   * The read-only web view (enrollments, live registrations with their webhook exchanges, fleet
+   * charts): plain HTTP on a port of its own, on 127.0.0.1 unless `host` says otherwise. Default
+   * port `DEFAULT_WEB_VIEW_PORT` (a free one when that is taken; an explicit port must be free;
+   * 0 picks one). `false` turns it off.
+   */
+  webView?: { port?: number; host?: string } | false;
+  /** Registration attempts kept in the store for the web view (default 10,000, oldest go first; 0 keeps none). */
+  attemptHistory?: number;
 }
 
 export interface EmulatorEndpoint {
@@ -128,6 +142,8 @@ export interface Emulator {
   once(event: 'registration', listener: (event: RegistrationEvent) => void): this;
   /** The registration records in the store. */
   registrations(): DeviceRegistrationResult[];
+  /** The web view's address (`http://127.0.0.1:8090/`), undefined when it is off. */
+  readonly webViewUrl: string | undefined;
 }
 
 interface Running {
@@ -141,6 +157,7 @@ interface Running {
   webhook: WebhookClient;
   mqtt: RunningTransport;
   https?: RunningTransport;
+  webView?: RunningWebView;
 }
 
 export function createEmulator(options: EmulatorOptions = {}): Emulator {
@@ -159,6 +176,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkPort('mqttPort', options.mqttPort);
     if (options.httpsPort !== null && options.httpsPort !== false) checkPort('httpsPort', options.httpsPort);
     if (options.retryAfterSeconds !== undefined) assertRetryAfterSeconds(options.retryAfterSeconds);
+    if (options.webView) checkPort('webView.port', options.webView.port);
+    const history = options.attemptHistory;
+    if (history !== undefined && (!Number.isInteger(history) || history < 0))
+      throw new RangeError(`attemptHistory must be a whole number >= 0, not ${history}`);
     const { maxJsonDepth, ...connectionLimits } = options.limits ?? {};
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
@@ -226,12 +247,28 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const webhook = new WebhookClient({ timeoutMs: this.#options.webhook?.timeoutMs ?? 30_000 });
       cleanup.push(() => webhook.close());
       const retry: WebhookRetryPolicy = { ...DPS_WEBHOOK_RETRY, ...definedOnly(this.#options.webhook?.retry ?? {}) };
+      const history = this.#options.attemptHistory ?? DEFAULT_ATTEMPT_HISTORY;
+      store.pruneAttempts(history);
+      let appended = 0;
+      // Every attempt into the store's bounded log, which the web view reads (from any process).
+      const recordAttempt = (event: RegistrationEvent) => {
+        if (history === 0) return;
+        try {
+          store.appendAttempt(attemptFromEvent(event));
+          if (++appended % 256 === 0) store.pruneAttempts(history);
+        } catch (error) {
+          this.#log.error('internal', `registration attempt not logged: ${(error as Error).message}`);
+        }
+      };
       const service = new RegistrationService({
         model,
         store,
         callWebhook: (url, body, signal) => webhook.call(url, body, signal),
         webhookRetry: retry,
-        onRegistration: (event) => this.#onRegistration(event),
+        onRegistration: (event) => {
+          recordAttempt(event);
+          this.#onRegistration(event);
+        },
         onError: (error, context) =>
           this.#log.error('internal', `${context.registrationId}: ${(error as Error).message}`, {
             ...context,
@@ -277,6 +314,39 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         });
       }
 
+      let webView: RunningWebView | undefined;
+      const webOptions = this.#options.webView;
+      if (webOptions !== false) {
+        webView = await startWebView({
+          host: webOptions?.host ?? '127.0.0.1',
+          port: webOptions?.port ?? DEFAULT_WEB_VIEW_PORT,
+          fallbackToFreePort: webOptions?.port === undefined,
+          log: this.#log,
+          source: {
+            overview: () => ({
+              idScope: staticModel.idScope,
+              linkedHubs: staticModel.linkedHubs.map((hub) => ({
+                hostName: hub.hostName,
+                allocationWeight: hub.allocationWeight,
+                applyAllocationPolicy: hub.applyAllocationPolicy,
+              })),
+              endpoints: { mqtt: `${host}:${mqtt.port}`, https: https ? `${host}:${https.port}` : null },
+              attemptHistory: history,
+            }),
+            enrollments: () => ({
+              groups: store.listEnrollments('group').items.map((g) => g.record as EnrollmentGroup),
+              individuals: store.listEnrollments('individual').items.map((i) => i.record as IndividualEnrollment),
+            }),
+            registrationCounts: () => store.registrationCounts(),
+            attempts: store,
+            policyKeys: () =>
+              policies.flatMap((p) => (p.secondaryKey ? [p.primaryKey, p.secondaryKey] : [p.primaryKey])),
+          },
+        });
+        const running = webView;
+        cleanup.push(() => running.close());
+      }
+
       this.#running = {
         resolved: { ...resolved, model },
         enrollments,
@@ -288,11 +358,13 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         webhook,
         mqtt,
         ...(https ? { https } : {}),
+        ...(webView ? { webView } : {}),
       };
       this.#log.info('started', `DPS emulator for ID scope ${resolved.model.idScope} listening`, {
         idScope: resolved.model.idScope,
         mqtt: `${host}:${mqtt.port}`,
         https: https ? `${host}:${https.port}` : null,
+        webView: webView?.url ?? null,
         stateDir,
         caCertPath: tls.caCertPath,
       });
@@ -308,6 +380,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const running = this.#running;
     if (!running) return;
     this.#running = undefined;
+    await running.webView?.close();
     await running.mqtt.close();
     await running.https?.close();
     await running.service.close();
@@ -386,6 +459,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       .map((record) => record.result);
   }
 
+  get webViewUrl(): string | undefined {
+    return this.#require().webView?.url;
+  }
+
   #require(): Running {
     if (!this.#running) throw new Error('The emulator is not running: call and await start() first.');
     return this.#running;
@@ -410,7 +487,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
             ? `failed ${outcome.errorCode}: ${outcome.errorMessage}`
             : outcome.status;
     // A refused device's registration id is whatever it sent: bounded like every logged client value.
-    const record: Record<string, unknown> = { ...event, registrationId: clip(event.registrationId) };
+    // The full webhook exchange, payload and state are for the web view; the log keeps to the summary.
+    const { webhookExchange: _exchange, devicePayload: _payload, registrationState: _state, ...summary } = event;
+    const record: Record<string, unknown> = { ...summary, registrationId: clip(event.registrationId) };
     const level = outcome.status === 'assigned' ? 'info' : 'warn';
     this.#log[level](
       'registration',

@@ -2,6 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { parseCliArgs, UsageError } from './args.js';
 
 describe('parseCliArgs', () => {
+  it('parses the web view flags: port and host, or none', () => {
+    expect(parseCliArgs(['start', '--web-port', '0', '--web-host', '0.0.0.0'])).toMatchObject({
+      webView: { port: 0, host: '0.0.0.0' },
+    });
+    expect(parseCliArgs(['start', '--no-web'])).toMatchObject({ webView: false });
+    expect(parseCliArgs(['start'])).not.toHaveProperty('webView');
+    expect(() => parseCliArgs(['start', '--no-web', '--web-port', '1'])).toThrow(/--no-web and --web-port/);
+    expect(() => parseCliArgs(['start', '--web-port', '70000'])).toThrow(/--web-port must be a port number/);
+  });
+
   it('parses start with every option', () => {
     expect(
       parseCliArgs([

@@ -16,6 +16,10 @@ Options:
   --mqtt-port <port>       MQTT over TLS port (default 8883; 0 = any free port)
   --https-port <port>      HTTPS port (default 443; 0 = any free port)
   --no-https               serve MQTT only
+  --web-port <port>        the read-only web view's HTTP port (default 8090, or a free one when taken;
+                           0 = any free port)
+  --web-host <address>     the web view's bind address (default 127.0.0.1)
+  --no-web                 no web view
   --tls-name <name>        extra DNS name or IP for the server certificate (repeatable)
   --retry-after <seconds>  retry-after sent while assigning: whole seconds 0-300 (default 3, as DPS;
                            0 = devices poll at once and are answered when allocation is done)
@@ -44,6 +48,7 @@ export interface StartArgs {
   mqttPort?: number;
   httpsPort?: number | false;
   tlsNames: string[];
+  webView?: { port?: number; host?: string } | false;
   retryAfterSeconds?: number;
   webhookUrl?: string;
   webhookTimeoutMs?: number;
@@ -64,6 +69,9 @@ const OPTIONS = {
   'https-port': { type: 'string' },
   'no-https': { type: 'boolean' },
   'tls-name': { type: 'string', multiple: true },
+  'web-port': { type: 'string' },
+  'web-host': { type: 'string' },
+  'no-web': { type: 'boolean' },
   'retry-after': { type: 'string' },
   'webhook-url': { type: 'string' },
   'webhook-timeout': { type: 'string' },
@@ -95,6 +103,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (rest.length > 0) throw usage(`Unexpected argument "${rest[0]}".`);
   if (values['no-https'] && values['https-port'] !== undefined)
     throw usage('--no-https and --https-port exclude each other.');
+  if (values['no-web'] && (values['web-port'] !== undefined || values['web-host'] !== undefined))
+    throw usage('--no-web and --web-port/--web-host exclude each other.');
   if (values.config && values['webhook-url']) {
     throw usage('--webhook-url only changes the built-in tutorial setup; with --config, set the webhook in the file.');
   }
@@ -106,6 +116,16 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values['mqtt-port'] !== undefined) args.mqttPort = port('--mqtt-port', values['mqtt-port']);
   if (values['https-port'] !== undefined) args.httpsPort = port('--https-port', values['https-port']);
   if (values['no-https']) args.httpsPort = false;
+  if (values['no-web']) args.webView = false;
+  else if (values['web-port'] !== undefined || values['web-host'] !== undefined) {
+    const webView: { port?: number; host?: string } = {};
+    if (values['web-port'] !== undefined) webView.port = port('--web-port', values['web-port']);
+    if (values['web-host'] !== undefined) {
+      if (values['web-host'].trim() === '') throw usage('--web-host needs an address.');
+      webView.host = values['web-host'];
+    }
+    args.webView = webView;
+  }
   if (values['retry-after'] !== undefined) args.retryAfterSeconds = retryAfterSeconds(values['retry-after']);
   if (values['webhook-url'] !== undefined) {
     try {

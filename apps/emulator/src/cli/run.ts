@@ -55,6 +55,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.host) options.host = args.host;
   if (args.mqttPort !== undefined) options.mqttPort = args.mqttPort;
   if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
+  if (args.webView !== undefined) options.webView = args.webView;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
   if (args.limits) options.limits = args.limits;
   if (args.webhookTimeoutMs !== undefined || args.webhookRetry) {

@@ -1,5 +1,11 @@
-import type { AllocationPolicy, AssignedSubstatus, InitialTwin } from '@dpskit/contracts';
-import type { WebhookReport } from './allocation/custom.js';
+import type {
+  AllocationPolicy,
+  AssignedSubstatus,
+  DevicePayload,
+  DeviceRegistrationResult,
+  InitialTwin,
+} from '@dpskit/contracts';
+import type { WebhookExchange, WebhookReport } from './allocation/custom.js';
 import type { EnrollmentRef } from './model.js';
 
 export type DeviceTransport = 'mqtt' | 'https';
@@ -16,6 +22,12 @@ export interface RegistrationEvent {
   /** Present when a custom allocation webhook was called. */
   webhook?: WebhookReport;
   outcome: RegistrationOutcome;
+  /** The webhook request body and answer in full (the web view shows them; the log does not). */
+  webhookExchange?: WebhookExchange;
+  /** The payload the device sent with its register request. */
+  devicePayload?: DevicePayload;
+  /** The registration state the device got (the operation's final answer). */
+  registrationState?: DeviceRegistrationResult;
   /** From the register request to the outcome. */
   durationMs: number;
   timestampUtc: string;

@@ -17,6 +17,7 @@ import {
   buildAllocationRequest,
   runCustomAllocation,
   type WebhookCallOutcome,
+  type WebhookExchange,
   type WebhookReport,
   type WebhookRetryPolicy,
 } from './allocation/custom.js';
@@ -252,6 +253,7 @@ export class RegistrationService {
     const { enrollment, registrationId } = device;
     const policy = allocationPolicyOf(enrollment, this.model);
     let webhook: WebhookReport | undefined;
+    let webhookExchange: WebhookExchange | undefined;
     let record: RegistrationRecord;
     let initialTwin: InitialTwin | undefined;
     try {
@@ -266,6 +268,7 @@ export class RegistrationService {
       } else {
         const allocated = await this.#decide(enrollment, registrationId, payload, current, policy);
         webhook = allocated.webhook;
+        webhookExchange = allocated.exchange;
         const decision = allocated.decision;
         if (decision.kind === 'failed') {
           record = this.#record(device, previous, {
@@ -335,6 +338,9 @@ export class RegistrationService {
       timestampUtc: this.#now().toISOString(),
     };
     if (webhook) event.webhook = webhook;
+    if (webhookExchange) event.webhookExchange = webhookExchange;
+    if (payload !== undefined) event.devicePayload = payload;
+    event.registrationState = result;
     this.#emit(event);
   }
 
@@ -344,7 +350,7 @@ export class RegistrationService {
     payload: DevicePayload | undefined,
     current: CurrentAssignment | undefined,
     policy: AllocationPolicy,
-  ): Promise<{ decision: AllocationDecision; webhook?: WebhookReport }> {
+  ): Promise<{ decision: AllocationDecision; webhook?: WebhookReport; exchange?: WebhookExchange }> {
     const reprovision = enrollment.record.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY;
     const stay = stayOnCurrentHub(current, reprovision);
     const candidates = candidateHubs(enrollment.record, this.model.linkedHubs);

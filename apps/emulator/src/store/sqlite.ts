@@ -12,6 +12,7 @@ import {
 } from '@dpskit/contracts';
 import Database from 'better-sqlite3';
 import type { EnrollmentMeta, EnrollmentMetaStore } from '../config/resolve.js';
+import type { AttemptEntry, AttemptStore, AttemptSummary } from '../core/attempts.js';
 import {
   type EnrollmentKind,
   type EnrollmentStore,
@@ -74,6 +75,12 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX operations_unfinished ON operations (created_ms) WHERE finished_ms IS NULL;
    CREATE INDEX operations_finished ON operations (finished_ms) WHERE finished_ms IS NOT NULL;`,
+  // The registration attempt log the web view reads (issue 14): bounded, newest kept.
+  `CREATE TABLE registration_attempts (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     summary_json TEXT NOT NULL,
+     detail_json TEXT NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -122,7 +129,9 @@ interface EnrollmentRow {
  * restarts as DPS's do, and per-enrollment metadata (generated keys, etag, timestamps).
  * and the enrollments the service API (and the config file's seeding) wrote.
  */
-export class SqliteStore implements RegistrationStore, RegistrationAdminStore, EnrollmentMetaStore, EnrollmentStore {
+export class SqliteStore
+  implements RegistrationStore, RegistrationAdminStore, EnrollmentMetaStore, EnrollmentStore, AttemptStore
+{
   readonly #db: Database.Database;
   readonly #statements;
   /** Counts this connection's enrollment writes; `data_version` counts other connections' commits. */
@@ -179,6 +188,25 @@ export class SqliteStore implements RegistrationStore, RegistrationAdminStore, E
         'SELECT * FROM operations WHERE finished_ms IS NULL ORDER BY created_ms, rowid',
       ),
       pruneOperations: db.prepare<[number]>('DELETE FROM operations WHERE finished_ms IS NOT NULL AND finished_ms < ?'),
+      appendAttempt: db.prepare<[string, string]>(
+        'INSERT INTO registration_attempts (summary_json, detail_json) VALUES (?, ?)',
+      ),
+      attemptsAfter: db.prepare<[number, number], AttemptRow>(
+        'SELECT seq, summary_json FROM registration_attempts WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      latestAttempts: db.prepare<[number], AttemptRow>(
+        'SELECT seq, summary_json FROM registration_attempts ORDER BY seq DESC LIMIT ?',
+      ),
+      getAttempt: db.prepare<[number], AttemptRow & { detail_json: string }>(
+        'SELECT * FROM registration_attempts WHERE seq = ?',
+      ),
+      pruneAttempts: db.prepare<[number]>(
+        'DELETE FROM registration_attempts WHERE seq <= (SELECT max(seq) FROM registration_attempts) - ?',
+      ),
+      registrationCounts: db.prepare<[], { enrollment_kind: EnrollmentKind; enrollment_id: string; count: number }>(
+        `SELECT enrollment_kind, lower(enrollment_id) AS enrollment_id, count(*) AS count FROM registrations
+         GROUP BY enrollment_kind, lower(enrollment_id)`,
+      ),
       getMeta: db.prepare<[string, string], EnrollmentRow>(
         'SELECT * FROM enrollments WHERE kind = ? AND enrollment_key = ?',
       ),
@@ -338,6 +366,38 @@ export class SqliteStore implements RegistrationStore, RegistrationAdminStore, E
     return this.#statements.pruneOperations.run(finishedBeforeMs).changes;
   }
 
+  appendAttempt(attempt: Omit<AttemptEntry, 'seq'>): number {
+    const { detail, ...summary } = attempt;
+    const info = this.#statements.appendAttempt.run(JSON.stringify(summary), JSON.stringify(detail));
+    return Number(info.lastInsertRowid);
+  }
+
+  attemptsAfter(afterSeq: number, limit: number): AttemptSummary[] {
+    return this.#statements.attemptsAfter.all(afterSeq, limit).map(toAttemptSummary);
+  }
+
+  latestAttempts(limit: number): AttemptSummary[] {
+    return this.#statements.latestAttempts.all(limit).map(toAttemptSummary).reverse();
+  }
+
+  getAttempt(seq: number): AttemptEntry | undefined {
+    const row = this.#statements.getAttempt.get(seq);
+    return row ? { ...toAttemptSummary(row), detail: JSON.parse(row.detail_json) } : undefined;
+  }
+
+  pruneAttempts(keep: number): number {
+    return this.#statements.pruneAttempts.run(keep).changes;
+  }
+
+  /** How many registration records each enrollment has, keyed `kind:lower-case id`. */
+  registrationCounts(): Map<string, number> {
+    return new Map(
+      this.#statements.registrationCounts
+        .all()
+        .map((row) => [`${row.enrollment_kind}:${row.enrollment_id}`, row.count]),
+    );
+  }
+
   getEnrollmentMeta(kind: 'group' | 'individual', id: string): EnrollmentMeta | undefined {
     const row = this.#statements.getMeta.get(kind, id.toLowerCase());
     if (!row) return undefined;
@@ -439,6 +499,15 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+interface AttemptRow {
+  seq: number;
+  summary_json: string;
+}
+
+function toAttemptSummary(row: AttemptRow): AttemptSummary {
+  return { seq: row.seq, ...(JSON.parse(row.summary_json) as Omit<AttemptSummary, 'seq'>) };
 }
 
 function migrate(db: Database.Database, path: string): void {

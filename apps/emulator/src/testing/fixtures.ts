@@ -139,6 +139,7 @@ export function testEmulatorOptions(
     httpsPort: 0,
     // 0: devices poll at once and each poll is answered when the allocation is done.
     retryAfterSeconds: 0,
+    webView: { port: 0 },
     webhook: { timeoutMs: WEBHOOK_TIMEOUT_MS, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
     log: process.env.EMULATOR_TEST_LOG ? (r) => console.log(JSON.stringify(r)) : () => {},
     logLevel: 'debug',

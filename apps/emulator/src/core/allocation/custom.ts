@@ -154,6 +154,16 @@ export interface WebhookReport {
   failureReason?: string;
 }
 
+/**
+ * The last webhook exchange in full, for the web view (too big for the log): the body DPS sent and
+ * the answer it got. The URL is masked; the body carries no keys (`toWebhookView`).
+ */
+export interface WebhookExchange {
+  request: { url: string; body: string };
+  /** The last answer; absent after a timeout or a connection error. */
+  response?: { status: number; body: string; bodyError?: string };
+}
+
 export interface CustomAllocationDeps {
   /** Calls the webhook once; never rejects. */
   call: (url: string, body: string) => Promise<WebhookCallOutcome & { latencyMs: number }>;
@@ -167,9 +177,10 @@ export async function runCustomAllocation(
   request: AllocationRequest,
   maskedUrl: string,
   deps: CustomAllocationDeps,
-): Promise<{ decision: AllocationDecision; webhook: WebhookReport }> {
+): Promise<{ decision: AllocationDecision; webhook: WebhookReport; exchange: WebhookExchange }> {
   const body = JSON.stringify(request);
   const report: WebhookReport = { url: maskedUrl, latencyMs: 0, attempts: 0 };
+  const exchange: WebhookExchange = { request: { url: maskedUrl, body } };
   for (let retryIndex = 0; ; retryIndex++) {
     const outcome = await deps.call(webhookUrl, body);
     report.attempts++;
@@ -178,17 +189,21 @@ export async function runCustomAllocation(
     if (outcome.kind === 'response') {
       report.status = outcome.status;
       delete report.failure;
+      exchange.response = { status: outcome.status, body: outcome.body };
+      if (outcome.bodyError) exchange.response.bodyError = outcome.bodyError;
     } else {
       delete report.status;
+      delete exchange.response;
       report.failure = outcome.kind;
       if (outcome.kind === 'connection-error') report.failureReason = outcome.reason;
     }
     const result = interpretWebhookOutcome(outcome, request.linkedHubs);
-    if (result.kind !== 'retry') return { decision: result, webhook: report };
+    if (result.kind !== 'retry') return { decision: result, webhook: report, exchange };
     if (retryIndex >= deps.retry.count) {
       return {
         decision: failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationFailed(result.status)),
         webhook: report,
+        exchange,
       };
     }
     await deps.sleep(retryDelayMs(deps.retry, retryIndex));

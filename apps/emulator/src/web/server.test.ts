@@ -1,0 +1,236 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatBanner } from '../cli/banner.js';
+import type { AttemptEntry, AttemptSummary } from '../core/attempts.js';
+import { WELL_KNOWN_SERVICE_KEY } from '../core/service-auth.js';
+import { groupDeviceKey, KEYS } from '../testing/fixtures.js';
+import { register, rejectionOf } from '../testing/sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import type { EnrollmentView } from './views.js';
+
+let bed: TestBedWithWebhook;
+/** Every body the web view answered in this file, to look for secrets in at the end. */
+const answered: string[] = [];
+
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook();
+});
+
+afterAll(async () => {
+  await bed?.close();
+});
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/** A GET (or another method) to the web view, with the Host header a browser would send unless given. */
+function request(path: string, options: { method?: string; host?: string } = {}): Promise<Answer> {
+  const base = new URL(bed.emulator.webViewUrl ?? '');
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: base.hostname,
+        port: base.port,
+        path,
+        method: options.method ?? 'GET',
+        headers: { host: options.host ?? base.host },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          answered.push(text);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function json<T>(path: string): Promise<T> {
+  const answer = await request(path);
+  expect(answer.status, answer.text).toBe(200);
+  expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+  return JSON.parse(answer.text) as T;
+}
+
+/** The live stream: what it sent so far, a wait for its `ready` message, a wait for some text. */
+function openStream(path: string) {
+  const base = new URL(bed.emulator.webViewUrl ?? '');
+  let text = '';
+  const waiters: { until: (text: string) => boolean; resolve: (text: string) => void }[] = [];
+  const check = () => {
+    for (const waiter of [...waiters]) {
+      if (!waiter.until(text)) continue;
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(text);
+    }
+  };
+  const req = http.get({ host: base.hostname, port: base.port, path }, (res) => {
+    expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    res.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      check();
+    });
+  });
+  req.on('error', () => {});
+  const waitFor = (until: (text: string) => boolean) =>
+    new Promise<string>((resolve) => {
+      waiters.push({ until, resolve });
+      check();
+    });
+  return {
+    ready: waitFor((t) => t.includes('event: ready')),
+    waitFor,
+    close() {
+      answered.push(text);
+      req.destroy();
+    },
+  };
+}
+
+/** The `attempts` events of a stream's text, in order. */
+function streamedAttempts(text: string): AttemptSummary[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.includes('event: attempts'))
+    .flatMap((block) => JSON.parse(block.slice(block.indexOf('data: ') + 6)) as AttemptSummary[]);
+}
+
+describe('the web view API', () => {
+  it('lists every attempt and opens one with the exact webhook exchange, payload and registration state', async () => {
+    const payload = { firmware: '1.2.3' };
+    await register(bed.emulator, 'web-ok-1', groupDeviceKey('custom', 'web-ok-1'), { payload });
+    await rejectionOf(register(bed.emulator, 'wh-400-web', groupDeviceKey('custom', 'wh-400-web'), { payload }));
+
+    const attempts = await json<AttemptSummary[]>('/api/attempts');
+    const ok = attempts.findLast((a) => a.registrationId === 'web-ok-1');
+    const failed = attempts.findLast((a) => a.registrationId === 'wh-400-web');
+    expect(ok).toMatchObject({
+      transport: 'mqtt',
+      enrollment: { kind: 'group', id: 'custom-group' },
+      policy: 'custom',
+      status: 'assigned',
+      assignedHub: 'hub-a.azure-devices.net',
+      webhook: { status: 200, attempts: 1, url: expect.stringMatching(/\/api\/allocate\?\*\*\*\*$/) },
+    });
+    expect(failed).toMatchObject({
+      status: 'failed',
+      errorCode: 400207,
+      errorMessage: 'Custom allocation failed with status code: 400',
+    });
+    expect(failed?.seq).toBeGreaterThan(ok?.seq ?? Number.POSITIVE_INFINITY);
+
+    const detail = await json<AttemptEntry>(`/api/attempts/${failed?.seq}`);
+    const sent = bed.webhook.callsFor('wh-400-web').at(-1);
+    // The body exactly as the webhook received it, and the answer exactly as it sent it.
+    expect(detail.detail.webhook?.request.body.text).toBe(sent?.rawBody);
+    expect(detail.detail.webhook?.response).toEqual({ status: 400, body: { text: '{"message":"bad device"}' } });
+    expect(JSON.parse(detail.detail.devicePayload?.text ?? '')).toEqual(payload);
+    expect(JSON.parse(detail.detail.registrationState?.text ?? '')).toMatchObject({
+      registrationId: 'wh-400-web',
+      status: 'failed',
+      errorCode: 400207,
+    });
+
+    const okDetail = await json<AttemptEntry>(`/api/attempts/${ok?.seq}`);
+    expect(JSON.parse(okDetail.detail.webhook?.response?.body.text ?? '')).toMatchObject({
+      iotHubHostName: 'hub-a.azure-devices.net',
+    });
+    expect(JSON.parse(okDetail.detail.initialTwin?.text ?? '')).toEqual({
+      tags: { deviceType: 'toaster' },
+      properties: { desired: { state: 'ready' } },
+    });
+  });
+
+  it('lists enrollments with attestation, policy, masked webhook URL, hubs, twin, status and registration counts', async () => {
+    await register(bed.emulator, 'web-counted', groupDeviceKey('hashed', 'web-counted'));
+    const { groups, individuals } = await json<{ groups: EnrollmentView[]; individuals: EnrollmentView[] }>(
+      '/api/enrollments',
+    );
+    const custom = groups.find((g) => g.id === 'custom-group');
+    expect(custom).toMatchObject({
+      kind: 'group',
+      attestationType: 'symmetricKey',
+      allocationPolicy: 'custom',
+      webhookUrl: `${new URL(bed.webhook.url).origin}/api/allocate?****`,
+      webhookApiVersion: '2021-10-01',
+      iotHubs: ['hub-a.azure-devices.net', 'hub-b.azure-devices.net'],
+      initialTwin: { tags: { fleet: 'contoso' } },
+      provisioningStatus: 'enabled',
+    });
+    expect(custom?.registrations).toBeGreaterThanOrEqual(1);
+    expect(groups.find((g) => g.id === 'hashed-group')?.registrations).toBeGreaterThanOrEqual(1);
+    expect(groups.find((g) => g.id === 'disabled-group')).toMatchObject({ provisioningStatus: 'disabled' });
+    expect(individuals.find((i) => i.id === 'individual-device-1')).toMatchObject({
+      kind: 'individual',
+      deviceId: 'individual-hub-device-id',
+      allocationPolicy: 'static',
+      registrations: 0,
+    });
+    expect(JSON.stringify(groups)).not.toContain('primaryKey');
+  });
+
+  it('streams new attempts as server-sent events, and resumes after a given seq', async () => {
+    const live1 = openStream('/api/stream');
+    // The stream starts after the newest attempt: wait for its first message before registering.
+    await live1.ready;
+    await register(bed.emulator, 'web-live-1', groupDeviceKey('hashed', 'web-live-1'));
+    const text = await live1.waitFor((t) => t.includes('"web-live-1"'));
+    live1.close();
+    expect(text.startsWith('retry: 2000\n')).toBe(true);
+    const live = streamedAttempts(text).find((a) => a.registrationId === 'web-live-1');
+    expect(live).toMatchObject({ status: 'assigned', enrollment: { id: 'hashed-group' } });
+
+    const before = (live?.seq ?? 1) - 1;
+    const live2 = openStream(`/api/stream?after=${before}`);
+    const resumed = await live2.waitFor((t) => t.includes('"web-live-1"'));
+    live2.close();
+    expect(streamedAttempts(resumed)[0]?.seq).toBe(live?.seq);
+  });
+
+  it('shows refused devices with their 401, never their token', async () => {
+    const wrongKey = groupDeviceKey('hashed', 'someone-else');
+    await rejectionOf(register(bed.emulator, 'web-refused', wrongKey));
+    const attempts = await json<AttemptSummary[]>('/api/attempts?limit=50');
+    expect(attempts.findLast((a) => a.registrationId === 'web-refused')).toMatchObject({
+      status: 'unauthorized',
+      transport: 'mqtt',
+    });
+  });
+
+  it('is read-only, answers only loopback host names, and names what is wrong with a request', async () => {
+    expect((await request('/api/attempts', { method: 'POST' })).status).toBe(405);
+    expect((await request('/api/attempts', { method: 'DELETE' })).headers.allow).toBe('GET, HEAD');
+    const rebound = await request('/api/attempts', { host: 'attacker.example:8090' });
+    expect(rebound.status).toBe(403);
+    expect(rebound.text).toContain('localhost');
+    expect((await request('/api/attempts', { host: 'localhost:1' })).status).toBe(200);
+    expect(JSON.parse((await request('/api/attempts?limit=0')).text).error).toContain('limit');
+    expect((await request('/api/attempts?after=x')).status).toBe(400);
+    expect((await request('/api/attempts/abc')).status).toBe(400);
+    expect((await request('/api/attempts/999999999')).status).toBe(404);
+    expect((await request('/api/nothing')).status).toBe(404);
+    expect((await request('/api/stream?after=-1')).status).toBe(400);
+    expect(formatBanner(bed.emulator)).toContain(`  Web    ${bed.emulator.webViewUrl}   (read-only`);
+    const page = await request('/');
+    expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+  });
+
+  it('never sends a key, the function key or the service key', async () => {
+    await json('/api/overview');
+    const secrets = [
+      ...Object.values(KEYS).flatMap((k) => [k.primaryKey, k.secondaryKey]),
+      'test-function-key',
+      WELL_KNOWN_SERVICE_KEY,
+    ];
+    expect(answered.length).toBeGreaterThan(10);
+    for (const text of answered) for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+});
