@@ -1,11 +1,13 @@
 import { LOG_LEVELS, type LogLevel, oneOf, parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
 import { MAX_RETRY_AFTER_SECONDS } from '../core/device-api.js';
+import { type EnrollmentsArgs, parseEnrollmentsArgs } from './enrollments.js';
 import { parseRegistrationsArgs, type RegistrationsArgs } from './registrations.js';
 
 export { UsageError };
 
 export const USAGE = `Usage: dps-emulator start [options]
        dps-emulator registrations list|show <id>|delete <id> [--state-dir dir] [--json]
+       dps-emulator enrollments list|show <id>|delete <id> [--kind group|individual] [--state-dir dir] [--json]
 
 A local Azure IoT Hub Device Provisioning Service for the official device SDKs.
 
@@ -59,7 +61,7 @@ export interface StartArgs {
   readyFile?: string;
 }
 
-export type CliArgs = StartArgs | RegistrationsArgs | { command: 'help' } | { command: 'version' };
+export type CliArgs = StartArgs | RegistrationsArgs | EnrollmentsArgs | { command: 'help' } | { command: 'version' };
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -88,11 +90,12 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } as const;
 
-const COMMANDS = ['start', 'registrations'] as const;
+const COMMANDS = ['start', 'registrations', 'enrollments'] as const;
 
 /** Turns the command line into what to do; throws `UsageError` (from `@dpskit/node-kit`) for what cannot run. */
 export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (argv[0] === 'registrations') return parseRegistrationsArgs(argv.slice(1));
+  if (argv[0] === 'enrollments') return parseEnrollmentsArgs(argv.slice(1));
   const { values, positionals } = parseOptions(argv, { options: OPTIONS, allowPositionals: true, command: 'start' });
   if (values.help) return { command: 'help' };
   if (values.version) return { command: 'version' };

@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
-import type { Emulator } from '../emulator.js';
+import { captureIo, cli } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register } from '../testing/sdk.js';
 import { EXIT_OK, EXIT_USAGE, runCli } from './run.js';
@@ -16,27 +15,11 @@ const dir = tempStateDir();
 const state = join(dir.path, 'state');
 afterAll(() => dir.remove());
 
-function io(untilShutdown?: (emulator: Emulator) => Promise<void>) {
-  const stdout = Object.assign(new PassThrough(), { isTTY: false });
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return { io: { stdout, stderr, ...(untilShutdown ? { untilShutdown } : {}) }, out: () => out, err: () => err };
-}
-
-async function cli(...argv: string[]) {
-  const run = io();
-  const code = await runCli(argv, run.io);
-  return { code, out: run.out(), err: run.err() };
-}
-
 const deviceKey = (id: string) => deriveDeviceKey(TUTORIAL_GROUP_KEY, id);
 const START = ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--retry-after', '0'];
 
 beforeAll(async () => {
-  const run = io(async (emulator) => {
+  const run = captureIo(async (emulator) => {
     for (const id of ['contoso-toaster-007', 'contoso-heatpump-088']) {
       expect((await register(emulator, id, deviceKey(id))).status).toBe('assigned');
     }
@@ -77,7 +60,7 @@ describe('dps-emulator registrations', () => {
   });
 
   it('deletes a record while the emulator runs; the device then registers afresh', async () => {
-    const run = io(async (emulator) => {
+    const run = captureIo(async (emulator) => {
       const deleted = await cli('registrations', 'delete', 'contoso-toaster-007', '--state-dir', state, '--json');
       expect([deleted.code, JSON.parse(deleted.out)]).toEqual([
         0,

@@ -1,8 +1,12 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
 import type { RegistrationRecord } from '../core/store.js';
-import { SqliteStore } from '../store/sqlite.js';
+import {
+  formatColumns,
+  parseStoreCommandLine,
+  runStoreCommand,
+  STATE_OPTIONS,
+  type StoreAction,
+  type StoreCommandIo,
+} from './state-store.js';
 
 export const REGISTRATIONS_USAGE = `Usage: dps-emulator registrations list [--state-dir dir] [--json]
        dps-emulator registrations show <registrationId> [--state-dir dir] [--json]
@@ -17,73 +21,36 @@ Options:
   -h, --help         show this help
 `;
 
-const ACTIONS = ['list', 'show', 'delete'] as const;
-type Action = (typeof ACTIONS)[number];
-
 export interface RegistrationsArgs {
   command: 'registrations';
-  action: Action | 'help';
+  action: StoreAction | 'help';
   registrationId?: string;
   stateDir?: string;
   json: boolean;
 }
 
-const OPTIONS = {
-  'state-dir': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
 /** `registrations <action> [id] [options]`; throws `UsageError` for what cannot run. */
 export function parseRegistrationsArgs(argv: readonly string[]): RegistrationsArgs {
-  const { values, positionals } = parseOptions(argv, {
-    options: OPTIONS,
-    allowPositionals: true,
+  const { action, id, stateDir, json } = parseStoreCommandLine(
+    'registrations',
+    argv,
+    STATE_OPTIONS,
+    'a registration ID',
+  );
+  return {
     command: 'registrations',
-  });
-  const details = { command: 'registrations' };
-  const json = values.json ?? false;
-  const base = {
-    command: 'registrations' as const,
+    action,
     json,
-    ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
+    ...(stateDir !== undefined ? { stateDir } : {}),
+    ...(id !== undefined ? { registrationId: id } : {}),
   };
-  if (values.help) return { ...base, action: 'help' };
-  const [action, id, ...rest] = positionals;
-  if (action === undefined) throw new UsageError('Missing the action: list, show <id> or delete <id>', details);
-  if (!(ACTIONS as readonly string[]).includes(action))
-    throw unknownCommand(action, ACTIONS, { ...details, label: 'action' });
-  if (action === 'list') {
-    if (id !== undefined) throw new UsageError(`unexpected argument "${id}"`, details);
-    return { ...base, action: 'list' };
-  }
-  if (id === undefined || id.trim() === '') throw new UsageError(`${action} needs a registration ID`, details);
-  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`, details);
-  return { ...base, action: action as Action, registrationId: id };
 }
 
-export interface RegistrationsIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
+export type RegistrationsIo = StoreCommandIo;
 
 /** Exit codes: 0 done, 1 no state folder or no such record. */
 export function runRegistrations(args: RegistrationsArgs, io: RegistrationsIo): number {
-  if (args.action === 'help') {
-    io.stdout.write(REGISTRATIONS_USAGE);
-    return 0;
-  }
-  const stateDir = resolve(args.stateDir ?? join('.dpskit', 'emulator'));
-  const dbPath = join(stateDir, 'emulator.db');
-  // Reading must not create a state folder where there is none.
-  if (!existsSync(dbPath)) {
-    io.stderr.write(
-      `dps-emulator: no emulator state in ${stateDir} (no emulator.db): start the emulator there first, or pass --state-dir.\n`,
-    );
-    return 1;
-  }
-  const store = SqliteStore.open(dbPath);
-  try {
+  return runStoreCommand(args, io, REGISTRATIONS_USAGE, (store, stateDir) => {
     if (args.action === 'list') {
       const records = store.list();
       io.stdout.write(args.json ? `${JSON.stringify(records, null, 2)}\n` : formatTable(records, stateDir));
@@ -107,9 +74,7 @@ export function runRegistrations(args: RegistrationsArgs, io: RegistrationsIo): 
         : `Deleted the registration record "${id}".\n`,
     );
     return 0;
-  } finally {
-    store.close();
-  }
+  });
 }
 
 function formatTable(records: RegistrationRecord[], stateDir: string): string {
@@ -121,14 +86,8 @@ function formatTable(records: RegistrationRecord[], stateDir: string): string {
     r.result.lastUpdatedDateTimeUtc ?? '',
   ]);
   const header = ['REGISTRATION ID', 'STATUS', 'HUB / ERROR', 'ENROLLMENT', 'LAST UPDATED'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
   const count = `${records.length} registration record${records.length === 1 ? '' : 's'} in ${stateDir}`;
-  return records.length ? `${[line(header), ...rows.map(line)].join('\n')}\n${count}\n` : `${count}\n`;
+  return records.length ? `${formatColumns(header, rows)}\n${count}\n` : `${count}\n`;
 }
 
 function formatRecord(record: RegistrationRecord): string {

@@ -1,11 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
-import type { Emulator } from '../emulator.js';
+import { captureIo } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { startWebhook } from '../testing/webhook-server.js';
@@ -14,20 +13,10 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runCli } from './run.js';
 const dir = tempStateDir();
 afterAll(() => dir.remove());
 
-function io(untilShutdown?: (emulator: Emulator) => Promise<void>) {
-  const stdout = Object.assign(new PassThrough(), { isTTY: false });
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return { io: { stdout, stderr, ...(untilShutdown ? { untilShutdown } : {}) }, out: () => out, err: () => err };
-}
-
 describe('dps-emulator', () => {
   it('starts the tutorial setup, prints endpoints, CA and keys, serves devices, and stops', async () => {
     const state = join(dir.path, 'tutorial');
-    const run = io(async (emulator) => {
+    const run = captureIo(async (emulator) => {
       const result = await register(
         emulator,
         'contoso-toaster-007',
@@ -73,7 +62,7 @@ describe('dps-emulator', () => {
   it('masks the webhook key in the banner and takes the webhook retry schedule from the command line', async () => {
     const webhook = await startWebhook(() => ({ status: 503, body: { error: 'busy' } }));
     try {
-      const run = io(async (emulator) => {
+      const run = captureIo(async (emulator) => {
         const err = await rejectionOf(
           register(emulator, 'contoso-heatpump-088', deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-heatpump-088')),
         );
@@ -115,7 +104,7 @@ describe('dps-emulator', () => {
     mkdirSync(dirname(readyFile), { recursive: true });
     writeFileSync(readyFile, '{"left":"by an earlier run"}');
     let seen: Record<string, unknown> | undefined;
-    const run = io(async (emulator) => {
+    const run = captureIo(async (emulator) => {
       seen = JSON.parse(readFileSync(readyFile, 'utf8')) as Record<string, unknown>;
       expect(seen).toEqual({
         ready: true,
@@ -151,7 +140,7 @@ describe('dps-emulator', () => {
   it('exits 1 with the file and field for a bad config', async () => {
     const file = join(dir.path, 'bad.yaml');
     writeFileSync(file, 'iotHubs: []\n');
-    const run = io();
+    const run = captureIo();
     expect(await runCli(['start', '--config', file, '--state-dir', join(dir.path, 'bad')], run.io)).toBe(EXIT_FAILURE);
     expect(run.err()).toBe(
       `dps-emulator: Invalid emulator config (${file}):\n  - iotHubs: link at least one IoT hub\n`,
@@ -163,7 +152,7 @@ describe('dps-emulator', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as net.AddressInfo;
     try {
-      const run = io();
+      const run = captureIo();
       const code = await runCli(
         ['start', '--state-dir', join(dir.path, 'busy'), '--mqtt-port', String(port), '--no-https'],
         run.io,
@@ -177,20 +166,20 @@ describe('dps-emulator', () => {
   });
 
   it('prints usage for bad arguments (exit 2) and help (exit 0)', async () => {
-    const bad = io();
+    const bad = captureIo();
     expect(await runCli(['start', '--mqtt-port', 'x'], bad.io)).toBe(EXIT_USAGE);
     expect(bad.err()).toMatch(
       /^dps-emulator: --mqtt-port must be a port number[^\n]*\nRun "dps-emulator start --help" for the options\.\n$/,
     );
-    const typo = io();
+    const typo = captureIo();
     expect(await runCli(['start', '--mqtt-prot', '1'], typo.io)).toBe(EXIT_USAGE);
     expect(typo.err()).toBe(
       'dps-emulator: unknown option --mqtt-prot\nDid you mean --mqtt-port?\nRun "dps-emulator start --help" for the options.\n',
     );
-    const help = io();
+    const help = captureIo();
     expect(await runCli(['--help'], help.io)).toBe(EXIT_OK);
     expect(help.out()).toContain('--webhook-url <url>');
-    const version = io();
+    const version = captureIo();
     expect(await runCli(['--version'], version.io)).toBe(EXIT_OK);
     expect(version.out()).toMatch(/^\d+\.\d+\.\d+\n$/);
   });

@@ -12,6 +12,7 @@ import { ConfigError } from '../config/load.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
 import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
+import { runEnrollments } from './enrollments.js';
 import { runRegistrations } from './registrations.js';
 
 export interface CliIo {
@@ -35,6 +36,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return EXIT_OK;
   }
   if (args.command === 'registrations') return runRegistrations(args, io);
+  if (args.command === 'enrollments') return runEnrollments(args, io);
   if (args.command === 'version') {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     io.stdout.write(`${pkg.version}\n`);
