@@ -16,3 +16,21 @@ describe('registration ids', () => {
     expect(registrationIdProblem(id)).toContain(message);
   });
 });
+
+describe('registration id characters', () => {
+  // The rule as DPS documents it, kept here as the specification the character scan must match.
+  const SPEC = /^[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9-]$/;
+  const alphabet = ['a', 'Z', '0', '9', '-', '.', '_', ':', ' ', '/', '@', '`', '{', '[', '~', 'é', '\u0000', '\n'];
+
+  it('accepts exactly what the documented pattern accepts, for every id of up to 3 characters', () => {
+    const ids: string[] = [''];
+    for (let length = 1; length <= 3; length++) {
+      for (const prefix of ids.filter((id) => id.length === length - 1)) {
+        for (const c of alphabet) ids.push(prefix + c);
+      }
+    }
+    const disagreements = ids.filter((id) => isValidRegistrationId(id) !== SPEC.test(id));
+    expect(disagreements).toEqual([]);
+    expect(ids.length).toBeGreaterThan(6000);
+  });
+});
