@@ -1,41 +1,110 @@
-import { cpus } from 'node:os';
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { deriveKeysFromLines } from '../lib/keys.js';
 
-// `pnpm --filter @dpskit/device-sim bench`: throughput of `device-sim keys derive` on stdin-like
-// input, in memory (no disk or pipe in the measurement). Usage: node dist/bench/keys-derive.js [count]
+// `pnpm --filter @dpskit/device-sim bench`: `device-sim keys derive` against its ceiling, a raw
+// HMAC-SHA256 loop over the same ids, measured in the same run. Two pairs, in interleaved rounds
+// (order alternating), each reported as the median of its rounds:
+//   library: deriveKeysFromLines on an in-memory stream   vs  a bare loop over the id array
+//   stdin:   the built CLI, ids piped from a file on stdin  vs  dist/bench/raw-hmac.js on the same stdin
+// Only the ratios mean anything on a shared machine. Usage: node dist/bench/keys-derive.js [count] [rounds]
 
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 const count = Number(process.argv[2] ?? 1_000_000);
+const rounds = Number(process.argv[3] ?? 5);
+const DIST = fileURLToPath(new URL('../', import.meta.url));
 
-function* ids(): Generator<string> {
-  const batch = 10_000;
-  for (let i = 0; i < count; i += batch) {
-    let chunk = '';
-    for (let j = i; j < Math.min(count, i + batch); j++) chunk += `contoso-toaster-${j}\n`;
-    yield chunk;
-  }
+const ids = Array.from({ length: count }, (_, i) => `contoso-toaster-${i}`);
+const idText = `${ids.join('\n')}\n`;
+const work = mkdtempSync(path.join(tmpdir(), 'dpskit-keys-bench-'));
+const idFile = path.join(work, 'ids.txt');
+writeFileSync(idFile, idText);
+
+function rawLoop(): number {
+  const key = Buffer.from(GROUP_KEY, 'base64');
+  const started = performance.now();
+  let bytes = 0;
+  for (const id of ids) bytes += createHmac('sha256', key).update(id, 'utf8').digest('base64').length;
+  if (bytes === 0) throw new Error('no output');
+  return performance.now() - started;
 }
 
-let bytes = 0;
-const sink = new Writable({
-  write(chunk: Buffer, _encoding, callback) {
-    bytes += chunk.length;
-    callback();
-  },
-});
+async function library(): Promise<number> {
+  function* chunks(): Generator<string> {
+    for (let i = 0; i < idText.length; i += 65_536) yield idText.slice(i, i + 65_536);
+  }
+  const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  const started = performance.now();
+  const report = await deriveKeysFromLines(Readable.from(chunks()), sink, { groupKey: GROUP_KEY });
+  if (report.derived !== count) throw new Error(`derived ${report.derived} of ${count}`);
+  return performance.now() - started;
+}
 
-const started = performance.now();
-const report = await deriveKeysFromLines(Readable.from(ids()), sink, { groupKey: GROUP_KEY });
-const seconds = (performance.now() - started) / 1000;
+/** Wall time of a child process reading the id file on stdin and writing to a file. */
+function child(args: string[]): Promise<number> {
+  const stdin = openSync(idFile, 'r');
+  const stdout = openSync(path.join(work, 'out.txt'), 'w');
+  const started = performance.now();
+  const proc = spawn(process.execPath, args, { stdio: [stdin, stdout, 'inherit'] });
+  return new Promise((resolve, reject) => {
+    proc.on('error', reject);
+    proc.on('exit', (code) => {
+      const ms = performance.now() - started;
+      closeSync(stdin);
+      closeSync(stdout);
+      if (code !== 0) reject(new Error(`${args.join(' ')} exited with ${code}`));
+      else resolve(ms);
+    });
+  });
+}
+const cli = () => child([path.join(DIST, 'cli.js'), 'keys', 'derive', '--group-key', GROUP_KEY]);
+const rawChild = () => child([path.join(DIST, 'bench', 'raw-hmac.js'), GROUP_KEY]);
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+const loadBefore = loadavg();
+const times = { raw: [] as number[], library: [] as number[], rawChild: [] as number[], cli: [] as number[] };
+try {
+  await library(); // warm-up
+  rawLoop();
+  for (let round = 0; round < rounds; round++) {
+    // Alternate the order so that a drift in machine load does not favour one side.
+    if (round % 2 === 0) {
+      times.raw.push(rawLoop());
+      times.library.push(await library());
+      times.rawChild.push(await rawChild());
+      times.cli.push(await cli());
+    } else {
+      times.cli.push(await cli());
+      times.rawChild.push(await rawChild());
+      times.library.push(await library());
+      times.raw.push(rawLoop());
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+const rate = (ms: number): number => Math.round(count / (ms / 1000));
+const line = (what: string, mine: number[], ceiling: number[], ceilingName: string): string => {
+  const ratio = median(ceiling) / median(mine);
+  return `keys derive, ${what.padEnd(7)} ${String(rate(median(mine))).padStart(8)} ids/s   ceiling (${ceilingName}) ${String(rate(median(ceiling))).padStart(8)} ids/s   ratio ${ratio.toFixed(2)} (goal >= 0.90)`;
+};
 process.stdout.write(
-  `${JSON.stringify({
-    bench: 'keys-derive',
-    ids: report.derived,
-    seconds: Number(seconds.toFixed(2)),
-    idsPerSecond: Math.round(report.derived / seconds),
-    outputBytes: bytes,
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-  })}\n`,
+  [
+    `keys derive bench: ${count} ids, median of ${rounds} interleaved rounds; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} after`,
+    line('library', times.library, times.raw, 'raw HMAC loop, same process'),
+    line('stdin', times.cli, times.rawChild, 'raw HMAC script on the same stdin'),
+    '',
+  ].join('\n'),
 );

@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import { PassThrough, Readable } from 'node:stream';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { describe, expect, it } from 'vitest';
@@ -57,6 +58,36 @@ describe('deriveKeysFromLines', () => {
     expect(report.derived).toBe(20_000);
     expect(lines).toHaveLength(20_000);
     expect(lines[12_345]).toBe(formatDerivedKey(ids[12_345]!, deriveDeviceKey(GROUP_KEY, ids[12_345]!), false).trim());
+  });
+
+  it('splits lines as readline does (LF, CRLF, lone CR), whatever the chunk boundaries', async () => {
+    const input = 'good-1\r\nbad 1\rgood-2\r\r\n\nbad\u00e9\n  \ngood-3\rbad 2';
+    const expected: Array<[number, string]> = [];
+    let n = 0;
+    for await (const raw of createInterface({ input: Readable.from([input]), crlfDelay: Number.POSITIVE_INFINITY })) {
+      n += 1;
+      if (raw.trim() !== '' && raw.trim().startsWith('bad')) expected.push([n, raw.trim()]);
+    }
+    const bytes = Buffer.from(input, 'utf8');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const invalid: Array<[number, string]> = [];
+      const output = new PassThrough();
+      const chunks: string[] = [];
+      output.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
+      const report = await deriveKeysFromLines(Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]), output, {
+        groupKey: GROUP_KEY,
+        onInvalid: (line, problem) => invalid.push([line, problem]),
+      });
+      expect(report).toEqual({ derived: 3, invalid: 3 });
+      expect(invalid.map(([line, problem]) => [line, problem.match(/"(.*)"/)?.[1]])).toEqual(expected);
+      expect(
+        chunks
+          .join('')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(' ')[0]),
+      ).toEqual(['good-1', 'good-2', 'good-3']);
+    }
   });
 
   it('rejects an invalid group key before reading', async () => {

@@ -1,5 +1,5 @@
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { createDeviceKeyDeriver, registrationIdProblem } from '@dpskit/contracts';
 
 export interface DeriveKeysOptions {
@@ -23,8 +23,10 @@ const FLUSH_AT = 64 * 1024;
 /**
  * The tutorial's key step (PowerShell/openssl HMAC) for any number of ids: reads ids one a line and
  * streams `<id> <derived key>` lines. Output is written in 64 KiB chunks with backpressure, so a
- * million ids cost a million HMACs and little else. Invalid ids are reported through `onInvalid`
- * (with their 1-based line number) and skipped; blank lines are ignored.
+ * million ids cost a million HMACs and little else: the input is split a chunk at a time (not a
+ * `readline` iteration per line). Lines end with LF, CRLF or a lone CR, as `readline` splits them.
+ * Invalid ids are reported through `onInvalid` (with their 1-based line number) and skipped; blank
+ * lines are ignored.
  */
 export async function deriveKeysFromLines(
   input: Readable,
@@ -35,28 +37,51 @@ export async function deriveKeysFromLines(
   const json = options.json ?? false;
   const report: DeriveKeysReport = { derived: 0, invalid: 0 };
   let buffer = '';
-  const flush = async () => {
+  let lineNumber = 0;
+
+  const line = (raw: string): void => {
+    lineNumber += 1;
+    const registrationId = raw.trim();
+    if (registrationId === '') return;
+    const problem = registrationIdProblem(registrationId);
+    if (problem) {
+      report.invalid += 1;
+      options.onInvalid?.(lineNumber, problem);
+      return;
+    }
+    buffer += formatDerivedKey(registrationId, deriveKey(registrationId), json);
+    report.derived += 1;
+  };
+  // One LF-terminated segment: a CR before the LF belongs to it (CRLF); any other CR ends a line.
+  const segment = (text: string): void => {
+    if (text.indexOf('\r') === -1) {
+      line(text);
+      return;
+    }
+    const parts = (text.endsWith('\r') ? text.slice(0, -1) : text).split('\r');
+    for (const part of parts) line(part);
+  };
+  const flush = async (): Promise<void> => {
     if (buffer === '') return;
     const chunk = buffer;
     buffer = '';
     if (!output.write(chunk)) await new Promise<void>((resolve) => output.once('drain', resolve));
   };
-  let lineNumber = 0;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const raw of lines) {
-    lineNumber += 1;
-    const registrationId = raw.trim();
-    if (registrationId === '') continue;
-    const problem = registrationIdProblem(registrationId);
-    if (problem) {
-      report.invalid += 1;
-      options.onInvalid?.(lineNumber, problem);
-      continue;
+
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  for await (const chunk of input) {
+    const text = pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer));
+    let start = 0;
+    for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+      segment(text.slice(start, end));
+      start = end + 1;
+      if (buffer.length >= FLUSH_AT) await flush();
     }
-    buffer += formatDerivedKey(registrationId, deriveKey(registrationId), json);
-    report.derived += 1;
-    if (buffer.length >= FLUSH_AT) await flush();
+    pending = text.slice(start);
   }
+  pending += decoder.end();
+  if (pending !== '') segment(pending);
   await flush();
   return report;
 }
