@@ -11,6 +11,7 @@ export {
   unknownCommand,
 } from './cli/usage.js';
 export { BodyTooLargeError, ClientAbortedError, readBody } from './http/read-body.js';
+export { createLineWriter, type LineWriter, type LineWriterOptions } from './log/line-writer.js';
 export {
   createLogger,
   isLogLevel,

@@ -47,9 +47,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       resolve(Buffer.concat(chunks));
     });
     // A client that disconnects mid-body: settle instead of leaving the request pending forever.
-    req.on('close', () => fail(new ClientAbortedError()));
+    // 'close' also follows every complete body: no error is built then (a stack trace per request).
+    const aborted = () => {
+      if (!settled) fail(new ClientAbortedError());
+    };
+    req.on('close', aborted);
     // Errors of the request stream are the connection failing under it (Node reports a client that
     // disconnects mid-body as "aborted"), so they all mean the same thing here.
-    req.on('error', () => fail(new ClientAbortedError()));
+    req.on('error', aborted);
   });
 }
