@@ -1,4 +1,4 @@
-import type { LogLevel } from '@dpskit/node-kit';
+import { type LogLevel, levelEnabled } from '@dpskit/node-kit';
 import { createAllocateHandler } from '../handler/allocate.js';
 import { fromFunctionsLevel } from '../log/from-context.js';
 import type { AllocatorLogRecord } from '../log/record.js';
@@ -35,8 +35,13 @@ export interface AllocatorHostOptions {
    * Tools does. Default: true when `appDir` is given.
    */
   localSettings?: boolean;
-  /** Receives every structured log line, from the host and from the functions. */
+  /** Receives every structured log line, from the host and from the functions, at `logLevel` or above. */
   log?: (record: AllocatorLogRecord) => void;
+  /**
+   * The least severe lines `log` receives (default `info`, as the Functions host logs Information
+   * and above by default). Lines below it are not even built.
+   */
+  logLevel?: LogLevel;
   /** Serve the webhook function with this policy instead of the app's own. */
   policy?: AllocationPolicy;
 }
@@ -74,7 +79,9 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
   const problem = functionKeyProblem(functionKey);
   if (problem) throw new TypeError(`Invalid functionKey: ${problem}.`);
   const log = options.log ?? (() => {});
+  const logLevel = options.logLevel ?? 'info';
   const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
+    if (!levelEnabled(level, logLevel)) return;
     const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
     if (data) record.data = data;
     try {
@@ -109,6 +116,7 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
     port,
     ...(options.host !== undefined ? { host: options.host } : {}),
     log,
+    logLevel,
     ...(options.policy ? { handlers: { [webhook.name]: createAllocateHandler(options.policy) } } : {}),
   });
   const functionUrl = (route: string): string =>

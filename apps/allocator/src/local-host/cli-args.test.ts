@@ -20,6 +20,7 @@ describe('parseCliArgs', () => {
       port: 7071,
       host: undefined,
       format: undefined,
+      logLevel: undefined,
       help: false,
     });
   });
@@ -31,6 +32,16 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['--json'])).toMatchObject({ format: 'json' });
     expect(parseCliArgs(['--pretty'])).toMatchObject({ format: 'human' });
     expect(parseCliArgs(['-h'])).toMatchObject({ help: true });
+  });
+
+  it('reads --log-level, naming the levels when it is not one', () => {
+    expect(parseCliArgs(['--log-level', 'warn'])).toMatchObject({ logLevel: 'warn' });
+    expect(parseCliArgs(['--log-level=debug'])).toMatchObject({ logLevel: 'debug' });
+    expect(refused(['--log-level', 'warning'])).toMatchObject({
+      message: '--log-level must be debug, info, warn or error, not "warning"',
+      suggestion: '--log-level warn',
+      command: 'start',
+    });
   });
 
   it('reads an optional start command, an app folder and --function', () => {

@@ -1,4 +1,4 @@
-import { parseOptions, UsageError } from '@dpskit/node-kit';
+import { LOG_LEVELS, type LogLevel, oneOf, parseOptions, UsageError } from '@dpskit/node-kit';
 import { DEFAULT_PORT } from './allocator-host.js';
 
 export type OutputFormat = 'human' | 'json';
@@ -12,6 +12,8 @@ export interface CliOptions {
   host: string | undefined;
   /** Explicit choice; undefined means: human on a terminal, JSON lines otherwise. */
   format: OutputFormat | undefined;
+  /** --log-level; undefined: ALLOCATOR_LOG_LEVEL, else info. */
+  logLevel: LogLevel | undefined;
   /** Where to write the ready file (JSON) once listening; removed on stop. */
   readyFile: string | undefined;
   help: boolean;
@@ -32,13 +34,16 @@ Options:
       --host <h>   interface to listen on (default: 127.0.0.1 and ::1, i.e. localhost)
       --json       log one JSON object per line (default when stdout is not a terminal)
       --pretty     log human-readable lines (default on a terminal)
+      --log-level <level>  debug, info, warn or error: the least severe lines printed
+                   (default: ALLOCATOR_LOG_LEVEL, else info, as the Functions host logs Information)
       --ready-file <file>  once listening, write the URL, port, functions and webhook URL there
                    as JSON (for scripts: wait for the file); removed on stop
   -h, --help       show this help
 
 Environment (or local.settings.json Values):
   ALLOCATOR_FUNCTION_KEY   the function key callers must send (?code= or x-functions-key);
-                           when unset or empty a key is generated and the webhook URL printed.`;
+                           when unset or empty a key is generated and the webhook URL printed.
+  ALLOCATOR_LOG_LEVEL      the default of --log-level.`;
 
 const OPTIONS = {
   function: { type: 'string' },
@@ -46,6 +51,7 @@ const OPTIONS = {
   host: { type: 'string' },
   json: { type: 'boolean' },
   pretty: { type: 'boolean' },
+  'log-level': { type: 'string' },
   'ready-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -80,6 +86,10 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     port,
     host: values.host,
     format: values.json ? 'json' : values.pretty ? 'human' : undefined,
+    logLevel:
+      values['log-level'] === undefined
+        ? undefined
+        : oneOf('--log-level', values['log-level'], LOG_LEVELS, { command: 'start' }),
     readyFile: values['ready-file'],
     help: values.help ?? false,
   };

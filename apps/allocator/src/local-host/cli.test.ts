@@ -119,6 +119,32 @@ describe('allocator CLI', () => {
     }
   });
 
+  it('prints only the lines at --log-level or above (ALLOCATOR_LOG_LEVEL when not given), and the webhook URL', async () => {
+    const child = spawnNode([cli, '--port', '0'], { env: { ...envWithoutKey(), ALLOCATOR_LOG_LEVEL: 'warn' } });
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Webhook URL"'));
+      const webhookUrl = String((JSON.parse(line) as AllocatorLogRecord).data?.webhookUrl);
+      expect((await fetch(webhookUrl, { method: 'POST', body: TOASTER_BODY })).status).toBe(200);
+      expect((await fetch(webhookUrl, { method: 'POST', body: HEATPUMP_BODY })).status).toBe(400);
+      await child.waitForLine((l) => l.includes('"msg":"HTTP"'));
+      child.child.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      const records = child.lines.map((l) => JSON.parse(l) as AllocatorLogRecord);
+      expect(records.map((r) => `${r.level} ${r.msg}`)).toEqual(['info Webhook URL', 'warn Rejected', 'warn HTTP']);
+    } finally {
+      await child.stop();
+    }
+
+    const debug = spawnNode([cli, '--port', '0', '--log-level', 'debug'], {
+      env: { ...envWithoutKey(), ALLOCATOR_LOG_LEVEL: 'error' },
+    });
+    try {
+      await debug.waitForLine((l) => l.includes('"msg":"Listening on'));
+    } finally {
+      await debug.stop();
+    }
+  });
+
   it('serves another app folder (start <appDir>) with the key from its local.settings.json', async () => {
     const appDir = await writeUserApp({
       hostJson: { version: '2.0', extensions: { http: { routePrefix: '' } } },
@@ -177,6 +203,10 @@ app.http('echo', { methods: ['POST'], authLevel: 'function', handler: async (req
     expect(packageTypo.stderr()).toBe(
       'dpskit-allocator: unknown option --no-zp\nDid you mean --no-zip?\nRun "dpskit-allocator package --help" for the options.\n',
     );
+
+    const badLevel = spawnNode([cli, '--port', '0'], { env: { ...process.env, ALLOCATOR_LOG_LEVEL: 'verbose' } });
+    expect(await badLevel.exited).toBe(2);
+    expect(badLevel.stderr()).toContain("Invalid ALLOCATOR_LOG_LEVEL 'verbose': expected debug, info, warn or error.");
 
     const badKey = spawnNode([cli, '--port', '0'], { env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'has space' } });
     expect(await badKey.exited).toBe(2);

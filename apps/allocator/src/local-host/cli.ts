@@ -2,6 +2,10 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  createLineWriter,
+  isLogLevel,
+  LOG_LEVELS,
+  type LogLevel,
   PortError,
   parseCommandLine,
   removeReadyFile,
@@ -50,16 +54,37 @@ async function main(): Promise<number> {
     }
   }
 
+  // Read after local.settings.json like the key; the option wins.
+  let logLevel: LogLevel = 'info';
+  if (options.logLevel !== undefined) {
+    logLevel = options.logLevel;
+  } else {
+    const envLevel = process.env.ALLOCATOR_LOG_LEVEL;
+    if (envLevel !== undefined && envLevel !== '') {
+      if (!isLogLevel(envLevel)) {
+        return usageError(
+          `Invalid ALLOCATOR_LOG_LEVEL '${envLevel}': expected ${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1)}.`,
+        );
+      }
+      logLevel = envLevel;
+    }
+  }
+
   // A closed log pipe (e.g. `| head`) must not take the server down: further log lines are dropped.
   let stdoutBroken = false;
   process.stdout.on('error', () => {
     stdoutBroken = true;
   });
+  // One write per event-loop turn rather than per line (a request logs seven); flushed on exit.
+  const out = createLineWriter(process.stdout);
+  process.on('exit', () => {
+    if (!stdoutBroken) out.flush();
+  });
 
   const format = options.format ?? (process.stdout.isTTY ? 'human' : 'json');
   const print = (record: AllocatorLogRecord): void => {
     if (stdoutBroken) return;
-    process.stdout.write(`${format === 'json' ? formatJsonLine(record) : formatHumanLine(record)}\n`);
+    out.write(format === 'json' ? formatJsonLine(record) : formatHumanLine(record));
   };
 
   let host: Awaited<ReturnType<typeof startAllocatorHost>>;
@@ -73,6 +98,7 @@ async function main(): Promise<number> {
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(functionKey !== undefined ? { functionKey } : {}),
       log: print,
+      logLevel,
     });
   } catch (err) {
     const reason =
@@ -95,9 +121,11 @@ async function main(): Promise<number> {
       msg: 'Webhook URL',
       data: { webhookUrl, keySource: functionKey === undefined ? 'generated' : 'environment' },
     });
-  } else {
-    process.stdout.write(`\nWebhook URL for the enrollment group (${keyNote}):\n  ${webhookUrl}\n\n`);
+  } else if (!stdoutBroken) {
+    out.write(`\nWebhook URL for the enrollment group (${keyNote}):\n  ${webhookUrl}\n`);
   }
+  // Whoever sees the ready file (or the first request's lines) sees the URL line first.
+  if (!stdoutBroken) out.flush();
 
   if (options.readyFile !== undefined) {
     try {

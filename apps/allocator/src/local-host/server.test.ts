@@ -105,3 +105,49 @@ describe('startFunctionsHost', () => {
     expect((await fetch(`${host.url}/api/boom`, { method: 'POST' })).status).toBe(401);
   });
 });
+
+describe('startFunctionsHost log levels', () => {
+  async function levelsLogged(logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined) {
+    const logs: AllocatorLogRecord[] = [];
+    const host = await startFunctionsHost({
+      port: 0,
+      host: '127.0.0.1',
+      routePrefix: 'api',
+      functionKey: 'k',
+      log: (r) => logs.push(r),
+      ...(logLevel !== undefined ? { logLevel } : {}),
+      definitions: [
+        httpFunction('chatty', {
+          handler: (_request, context) => {
+            context.trace('t');
+            context.debug('d');
+            context.info('i');
+            context.warn('w');
+            context.error('e');
+            return { body: 'ok' };
+          },
+        }),
+      ],
+    });
+    try {
+      expect((await fetch(`${host.url}/api/chatty`)).status).toBe(200);
+      expect((await fetch(`${host.url}/api/missing`)).status).toBe(404);
+    } finally {
+      await host.close();
+    }
+    return {
+      function: logs.filter((r) => r.source === 'function').map((r) => `${r.level} ${r.msg}`),
+      host: logs.filter((r) => r.source === 'host').map((r) => `${r.level} ${r.msg.split(' ')[0]}`),
+    };
+  }
+
+  it('gives the sink the lines at or above the level, info by default as the Functions host does', async () => {
+    expect(await levelsLogged(undefined)).toEqual({
+      function: ['info i', 'warn w', 'error e'],
+      host: ['info Listening', 'info Executing', 'info Executed', 'info HTTP', 'warn HTTP', 'info Stopped'],
+    });
+    expect((await levelsLogged('debug')).function).toEqual(['debug t', 'debug d', 'info i', 'warn w', 'error e']);
+    expect(await levelsLogged('warn')).toEqual({ function: ['warn w', 'error e'], host: ['warn HTTP'] });
+    expect(await levelsLogged('error')).toEqual({ function: ['error e'], host: [] });
+  });
+});

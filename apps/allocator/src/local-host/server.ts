@@ -3,8 +3,15 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { AddressInfo } from 'node:net';
 import type { HttpHandler } from '@azure/functions';
 import functions from '@azure/functions';
-import { BodyTooLargeError, ClientAbortedError, type LogLevel, listen as listenOn, readBody } from '@dpskit/node-kit';
-import { recordFromContextLog } from '../log/from-context.js';
+import {
+  BodyTooLargeError,
+  ClientAbortedError,
+  type LogLevel,
+  levelEnabled,
+  listen as listenOn,
+  readBody,
+} from '@dpskit/node-kit';
+import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
   type EffectiveHttpTrigger,
@@ -32,6 +39,8 @@ export interface FunctionsHostOptions {
    */
   host?: string;
   log: AllocatorLogSink;
+  /** The least severe lines built and given to `log` (default `info`). */
+  logLevel?: LogLevel;
   /** Replacement handlers by function name (route, methods and auth level stay as registered). */
   handlers?: Readonly<Record<string, HttpHandler>>;
 }
@@ -66,7 +75,11 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   }));
   const router = new FunctionRouter<Entry>(options.routePrefix, entries);
 
+  const minLevel = options.logLevel ?? 'info';
+  const enabled = (level: LogLevel): boolean => levelEnabled(level, minLevel);
+  const infoEnabled = enabled('info');
   const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
+    if (!enabled(level)) return;
     const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
     if (data) record.data = data;
     emit(log, record);
@@ -85,6 +98,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         // null: the client went away before an answer was written.
         const status = res.headersSent ? res.statusCode : null;
         const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+        if (!enabled(level)) return;
         hostLog(level, 'HTTP', {
           method: req.method,
           path: maskCode(req.url ?? ''),
@@ -155,7 +169,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       invocationId,
       functionName,
       logHandler: (level, ...args) => {
-        if (level === 'none') return;
+        if (level === 'none' || !enabled(fromFunctionsLevel(level))) return;
         emit(log, recordFromContextLog(level, args, { functionName, invocationId }));
       },
       options: {
@@ -169,10 +183,12 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       },
     });
 
-    hostLog(
-      'info',
-      `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
-    );
+    if (infoEnabled) {
+      hostLog(
+        'info',
+        `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
+      );
+    }
     const started = performance.now();
     let result: Awaited<ReturnType<HttpHandler>>;
     try {
@@ -190,10 +206,12 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       return;
     }
     await writeFunctionResponse(res, result, method);
-    hostLog(
-      'info',
-      `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
-    );
+    if (infoEnabled) {
+      hostLog(
+        'info',
+        `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
+      );
+    }
   };
 
   const servers = await listen(onRequest, options.port, options.host, (err) =>
