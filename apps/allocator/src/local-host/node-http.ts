@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cookie, HttpResponseInit } from '@azure/functions';
 import functions from '@azure/functions';
+import { BufferedRequest } from './buffered-request.js';
 
 const { HttpRequest, HttpResponse } = functions;
 type HttpRequest = InstanceType<typeof HttpRequest>;
@@ -9,25 +10,92 @@ type HttpResponse = InstanceType<typeof HttpResponse>;
 // Hop-by-hop headers describe the connection to this server, not the request the function gets.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te']);
 
-/** The `HttpRequest` the function receives, built with the `@azure/functions` constructor as the worker does. */
+/** The headers a function sees: Node's, less the hop-by-hop ones, repeated ones joined with `, `. */
+export function functionRequestHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return headers;
+}
+
+/**
+ * The `HttpRequest` the function receives: the `@azure/functions` class itself, built the way the
+ * worker's streaming path builds it (`nativeRequest`), over the body already read (see
+ * buffered-request.ts). GET and HEAD carry no body, as the library's constructor drops it.
+ */
 export function toFunctionRequest(
   req: IncomingMessage,
   url: URL,
   body: Buffer,
   params: Record<string, string>,
 ): HttpRequest {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  const method = req.method ?? 'GET';
+  const native = new BufferedRequest(
+    url.href,
+    method,
+    functionRequestHeaders(req),
+    method === 'GET' || method === 'HEAD' ? null : body,
+  );
+  // `nativeRequest` is the library's own init field for a ready-made request (not in its public types).
+  const init = { nativeRequest: native as unknown as Request, params };
+  return new HttpRequest(init as ConstructorParameters<typeof HttpRequest>[0]);
+}
+
+export interface ResponseParts {
+  status: number;
+  headers: Headers;
+  cookies: readonly Cookie[];
+  body: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+
+/**
+ * What `new HttpResponse(init)` would answer (status, headers, body), without building the undici
+ * `Response` and reading its stream back, for the inits handlers return nearly always: no status or
+ * 200-599, a string, bytes, `jsonBody` or no body, any headers. Undefined for anything else (an
+ * `HttpResponse`, streams, blobs, form data, odd statuses), which takes the library's way. Headers go
+ * through the fetch `Headers` class as in `Response`, so names, values and errors are undici's; the
+ * default content types are `Response`'s (`text/plain;charset=UTF-8`) and `HttpResponse`'s
+ * (`application/json`). node-http.test.ts compares both ways init by init.
+ */
+export function plainResponseParts(result: HttpResponseInit | HttpResponse | undefined): ResponseParts | undefined {
+  if (result instanceof HttpResponse) return undefined;
+  const init: HttpResponseInit = result ?? {};
+  const status = init.status ?? 200;
+  if (!Number.isInteger(status) || status < 200 || status > 599 || NULL_BODY_STATUSES.has(status)) return undefined;
+  let body: Buffer;
+  let type: string | undefined;
+  if (init.jsonBody !== undefined && init.jsonBody !== null) {
+    const text: unknown = JSON.stringify(init.jsonBody);
+    if (typeof text !== 'string') return undefined;
+    body = Buffer.from(text, 'utf8');
+    type = 'application/json';
+  } else if (init.body === undefined || init.body === null) {
+    body = EMPTY;
+  } else if (typeof init.body === 'string') {
+    body = Buffer.from(init.body, 'utf8');
+    type = 'text/plain;charset=UTF-8';
+  } else if (init.body instanceof Uint8Array) {
+    body = Buffer.from(init.body);
+  } else {
+    return undefined;
   }
-  return new HttpRequest({
-    method: req.method ?? 'GET',
-    url: url.toString(),
-    headers,
-    params,
-    body: { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) },
-  });
+  const headers = new Headers(init.headers);
+  if (type !== undefined && !headers.has('content-type')) headers.set('content-type', type);
+  return { status, headers, cookies: init.cookies ?? [], body };
+}
+
+/** The same through the library: an `HttpResponse` (built from the init when needed), its body read. */
+export async function libraryResponseParts(
+  result: HttpResponseInit | HttpResponse | undefined,
+): Promise<ResponseParts> {
+  const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
+  const body = Buffer.from(await response.arrayBuffer());
+  return { status: response.status, headers: response.headers, cookies: response.cookies, body };
 }
 
 /** Writes what the handler returned: an `HttpResponse`, an `HttpResponseInit`, or nothing (200, empty). */
@@ -36,8 +104,8 @@ export async function writeFunctionResponse(
   result: HttpResponseInit | HttpResponse | undefined,
   method: string,
 ): Promise<number> {
-  const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
-  const body = Buffer.from(await response.arrayBuffer());
+  const response = plainResponseParts(result) ?? (await libraryResponseParts(result));
+  const { body } = response;
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
