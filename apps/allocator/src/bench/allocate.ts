@@ -1,54 +1,247 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TOASTER_REQUEST_2021_10_01 as TOASTER_BODY } from '@dpskit/contracts/fixtures';
 import { summarizeLatencies } from '@dpskit/node-kit';
-import { startAllocatorHost } from '../local-host/allocator-host.js';
 
 /**
- * Throughput and latency of the locally served webhook: the tutorial toaster request POSTed over
- * real HTTP with its key, first one at a time, then with concurrent clients. Prints one JSON line
- * per scenario. Usage: pnpm --filter @dpskit/allocator bench [-- <requests> <concurrency>]
+ * `pnpm --filter @dpskit/allocator bench`: the local host against bare node:http, measured in the
+ * same run (only ratios mean anything on a shared machine). Each server runs as its own process:
+ *   - ceiling: dist/bench/bare-http-server.js (read body, JSON.parse, answer JSON);
+ *   - the allocator CLI as users run it (`dpskit-allocator start`, the tutorial app, the function
+ *     key checked, JSON log lines to a file: its normal logging on);
+ *   - the same with --log-level warn (what the per-request log lines cost).
+ * Throughput: autocannon, 50 connections, the tutorial's toaster request, rounds interleaved with the
+ * order alternating; each figure is the median of its rounds, latency percentiles nearest-rank
+ * (node-kit) over every response of a round. Cold start: spawn to the first 200 answer, polling
+ * every millisecond, the bare server and the CLI alternately.
+ * Usage: node dist/bench/allocate.js [rounds=5] [seconds=3] [coldRounds=7]
  */
-const BODY = JSON.stringify({
-  enrollmentGroup: {
-    enrollmentGroupId: 'contoso-custom-allocated-devices',
-    attestation: { type: 'symmetricKey' },
-    allocationPolicy: 'custom',
-    iotHubs: ['contoso-toasters-hub-1098.azure-devices.net'],
-    customAllocationDefinition: { webhookUrl: 'https://example/api/allocate?****', apiVersion: '2021-10-01' },
-  },
-  deviceRuntimeContext: { registrationId: 'contoso-toaster-007', symmetricKey: {}, payload: { a: 1 } },
-  linkedHubs: ['contoso-toasters-hub-1098.azure-devices.net'],
-});
+const rounds = Number(process.argv[2] ?? 5);
+const seconds = Number(process.argv[3] ?? 3);
+const coldRounds = Number(process.argv[4] ?? 7);
+const CONNECTIONS = 50;
+const KEY = 'bench-function-key-0123456789';
+const DIST = fileURLToPath(new URL('../', import.meta.url));
+const BARE = path.join(DIST, 'bench', 'bare-http-server.js');
+const CLI = path.join(DIST, 'local-host', 'cli.js');
+const work = mkdtempSync(path.join(tmpdir(), 'dpskit-allocator-bench-'));
 
-async function scenario(webhookUrl: string, requests: number, concurrency: number): Promise<void> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  const worker = async (): Promise<void> => {
-    while (next < requests) {
-      next++;
-      const t = performance.now();
-      const res = await fetch(webhookUrl, { method: 'POST', body: BODY });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`unexpected status ${res.status}`);
-      latencies.push(performance.now() - t);
+interface AutocannonResult {
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  duration: number;
+}
+interface AutocannonInstance {
+  on(event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+}
+type Autocannon = (
+  options: Record<string, unknown>,
+  done: (err: Error | null, result: AutocannonResult) => void,
+) => AutocannonInstance;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+interface Target {
+  name: string;
+  url: string;
+  process: ChildProcess;
+}
+
+interface Round {
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+}
+
+function load(url: string, duration: number): Promise<Round> {
+  return new Promise((resolve, reject) => {
+    const latencies: number[] = [];
+    let ok = 0;
+    const instance = autocannon(
+      {
+        url,
+        connections: CONNECTIONS,
+        duration,
+        method: 'POST',
+        body: TOASTER_BODY,
+        headers: { 'content-type': 'application/json' },
+      },
+      (err, result) => {
+        if (err) return reject(err);
+        if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0 || ok === 0) {
+          return reject(
+            new Error(`${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`),
+          );
+        }
+        const summary = summarizeLatencies(latencies)!;
+        resolve({ requestsPerSecond: ok / result.duration, p50: summary.p50, p99: summary.p99 });
+      },
+    );
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status === 200) {
+        ok += 1;
+        latencies.push(ms);
+      }
+    });
+  });
+}
+
+/** Resolves with the first stdout line of a child (the bare server prints its port). */
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end !== -1) resolve(text.slice(0, end));
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code} before printing`)));
+  });
+}
+
+async function waitForFile(file: string, child: ChildProcess): Promise<string> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${file}: the process exited with ${child.exitCode}`);
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+}
+
+async function startBare(): Promise<Target> {
+  const child = spawn(process.execPath, [BARE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { port } = JSON.parse(await firstLine(child)) as { port: number };
+  return { name: 'bare node:http', url: `http://127.0.0.1:${port}/`, process: child };
+}
+
+async function startAllocator(name: string, extra: string[]): Promise<Target> {
+  const readyFile = path.join(work, `${name.replace(/\W+/g, '-')}.ready.json`);
+  const log = path.join(work, `${name.replace(/\W+/g, '-')}.log`);
+  const child = spawn(
+    process.execPath,
+    [CLI, '--port', '0', '--host', '127.0.0.1', '--json', '--ready-file', readyFile, ...extra],
+    { stdio: ['ignore', openSync(log, 'w'), 'inherit'], env: { ...process.env, ALLOCATOR_FUNCTION_KEY: KEY } },
+  );
+  const { port } = JSON.parse(await waitForFile(readyFile, child)) as { port: number };
+  return { name, url: `http://127.0.0.1:${port}/api/allocate?code=${KEY}`, process: child };
+}
+
+function stop(target: Target): Promise<void> {
+  return new Promise((resolve) => {
+    if (target.process.exitCode !== null) return resolve();
+    target.process.on('exit', () => resolve());
+    target.process.kill('SIGTERM');
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function postOnce(port: number, urlPath: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.end(TOASTER_BODY);
+  });
+}
+
+/** Milliseconds from spawn to the first 200 answer. */
+async function coldStart(args: (port: number) => string[], urlPath: string): Promise<number> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, args(port), {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, PORT: String(port), ALLOCATOR_FUNCTION_KEY: KEY },
+  });
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${args(port).join(' ')} exited with ${child.exitCode}`);
+      if ((await postOnce(port, urlPath)) === 200) return performance.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  } finally {
+    await stop({ name: '', url: '', process: child });
+  }
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const fixed = (value: number, digits: number): string => value.toFixed(digits);
+
+const loadBefore = loadavg();
+const targets: Target[] = [];
+const results = new Map<string, Round[]>();
+const cold = { bare: [] as number[], allocator: [] as number[] };
+try {
+  targets.push(await startBare());
+  targets.push(await startAllocator('allocator host', []));
+  targets.push(await startAllocator('allocator host, --log-level warn', ['--log-level', 'warn']));
+  for (const target of targets) {
+    await load(target.url, 1); // warm-up: JIT, connection pools
+    results.set(target.name, []);
+  }
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) results.get(target.name)!.push(await load(target.url, seconds));
+  }
+  for (let round = 0; round < coldRounds; round++) {
+    const bare = () => coldStart(() => [BARE], '/');
+    const allocator = () =>
+      coldStart((port) => [CLI, '--port', String(port), '--host', '127.0.0.1', '--json'], `/api/allocate?code=${KEY}`);
+    if (round % 2 === 0) {
+      cold.bare.push(await bare());
+      cold.allocator.push(await allocator());
+    } else {
+      cold.allocator.push(await allocator());
+      cold.bare.push(await bare());
+    }
+  }
+} finally {
+  await Promise.all(targets.map(stop));
+  rmSync(work, { recursive: true, force: true });
+}
+
+const summary = (name: string) => {
+  const list = results.get(name)!;
+  return {
+    rps: median(list.map((r) => r.requestsPerSecond)),
+    p50: median(list.map((r) => r.p50)),
+    p99: median(list.map((r) => r.p99)),
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  const summary = summarizeLatencies(latencies)!;
-  const ms = (value: number): number => Math.round(value * 100) / 100;
-  process.stdout.write(
-    `${JSON.stringify({ scenario: 'allocate', requests, concurrency, requestsPerSecond: Math.round(requests / seconds), p50Ms: ms(summary.p50), p99Ms: ms(summary.p99), maxMs: ms(summary.max) })}\n`,
+};
+const ceiling = summary('bare node:http');
+const lines = [
+  `allocator bench: autocannon -c ${CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; cold start median of ${coldRounds}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
+    .map((l) => fixed(l, 2))
+    .join(' ')} after`,
+  `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms`,
+];
+for (const target of targets.slice(1)) {
+  const s = summary(target.name);
+  lines.push(
+    `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}`,
   );
 }
-
-const requests = Number(process.argv[2] ?? 2000);
-const concurrency = Number(process.argv[3] ?? 16);
-const host = await startAllocatorHost({ port: 0, host: '127.0.0.1' });
-try {
-  const url = host.webhookUrl.replace('localhost', '127.0.0.1');
-  await scenario(url, 200, 1); // warm-up
-  await scenario(url, requests, 1);
-  await scenario(url, requests, concurrency);
-} finally {
-  await host.close();
-}
+const coldRatio = median(cold.allocator) / median(cold.bare);
+lines.push(
+  `cold start to the first answer: allocator CLI ${fixed(median(cold.allocator), 0)} ms, ceiling bare node:http ${fixed(median(cold.bare), 0)} ms   ratio ${fixed(coldRatio, 2)} (goal <= 1.50)`,
+);
+process.stdout.write(`${lines.join('\n')}\n`);
