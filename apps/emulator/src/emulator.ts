@@ -8,6 +8,7 @@ import {
   type IndividualEnrollment,
 } from '@dpskit/contracts';
 import { createLogger, jsonLineSink, type Logger, type LogLevel, type LogRecord, type LogSink } from '@dpskit/node-kit';
+import { createWebSocketStream } from 'ws';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
@@ -36,7 +37,14 @@ import {
   DEFAULT_CONNECTION_LIMITS,
 } from './transport/connection-limits.js';
 import { startHttpsTransport } from './transport/https.js';
-import { type RunningTransport, startMqttTransport } from './transport/mqtt.js';
+import {
+  MAX_MQTT_PACKET_BYTES,
+  type RunningMqttTransport,
+  type RunningTransport,
+  startMqttTransport,
+} from './transport/mqtt.js';
+import { createWebSocketEndpoint, type WebSocketEndpoint } from './transport/websocket.js';
+import { IOTHUB_WEBSOCKET_PATH } from './transport/websocket-upgrade.js';
 import { type RunningWebView, startWebView } from './web/server.js';
 
 /** The web view's port unless configured (when taken, a free port is used and the banner says which). */
@@ -105,6 +113,13 @@ export interface EmulatorEndpoint {
   provisioningHost: string;
 }
 
+export interface WebSocketEndpointInfo extends EmulatorEndpoint {
+  /** `wss://{host}:{port}/$iothub/websocket`, where the SDKs' WebSocket transports connect. */
+  url: string;
+  /** The subprotocols served there: `mqtt` (MQTT over WebSockets), `AMQPWSB10` (AMQP over WebSockets). */
+  subprotocols: readonly string[];
+}
+
 export interface GeneratedKeysInfo {
   kind: 'group' | 'individual';
   id: string;
@@ -115,7 +130,11 @@ export interface Emulator {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly idScope: string;
-  readonly endpoints: { mqtt: EmulatorEndpoint; https?: EmulatorEndpoint };
+  /**
+   * Where each transport listens. `webSockets` is on the HTTPS listener; its `provisioningHost` is the
+   * host name alone, since the SDKs' WebSocket transports always add port 443 (see the README).
+   */
+  readonly endpoints: { mqtt: EmulatorEndpoint; https?: EmulatorEndpoint; webSockets?: WebSocketEndpointInfo };
   readonly stateDir: string;
   readonly caCertPath: string;
   readonly caCertPem: string;
@@ -155,9 +174,10 @@ interface Running {
   tls: TlsMaterial;
   service: RegistrationService;
   webhook: WebhookClient;
-  mqtt: RunningTransport;
+  mqtt: RunningMqttTransport;
   https?: RunningTransport;
   webView?: RunningWebView;
+  webSockets?: WebSocketEndpoint;
 }
 
 export function createEmulator(options: EmulatorOptions = {}): Emulator {
@@ -301,8 +321,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       });
       cleanup.push(() => mqtt.close());
       let https: RunningTransport | undefined;
+      let webSockets: WebSocketEndpoint | undefined;
       const httpsPort = this.#options.httpsPort;
       if (httpsPort !== null && httpsPort !== false) {
+        webSockets = createWebSocketEndpoint({
+          log: this.#log,
+          // One MQTT packet per WebSocket message, as large as the MQTT listener reads.
+          maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
+          protocols: {
+            mqtt: (ws, _req, peer) => mqtt.acceptStream(createWebSocketStream(ws), peer),
+          },
+        });
+        const endpoint = webSockets;
+        cleanup.push(() => endpoint.close());
         https = await startHttpsTransport({
           api,
           service: { enrollments, policies: () => policies },
@@ -311,6 +342,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           port: httpsPort ?? 443,
           log: this.#log,
           limits,
+          upgradeHandlers: [webSockets.upgrade],
         });
       }
 
@@ -359,12 +391,14 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         mqtt,
         ...(https ? { https } : {}),
         ...(webView ? { webView } : {}),
+        ...(webSockets ? { webSockets } : {}),
       };
       this.#log.info('started', `DPS emulator for ID scope ${resolved.model.idScope} listening`, {
         idScope: resolved.model.idScope,
         mqtt: `${host}:${mqtt.port}`,
         https: https ? `${host}:${https.port}` : null,
         webView: webView?.url ?? null,
+        webSockets: https ? `wss://${host}:${https.port}${IOTHUB_WEBSOCKET_PATH}` : null,
         stateDir,
         caCertPath: tls.caCertPath,
       });
@@ -382,6 +416,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     this.#running = undefined;
     await running.webView?.close();
     await running.mqtt.close();
+    running.webSockets?.close();
     await running.https?.close();
     await running.service.close();
     running.webhook.close();
@@ -403,9 +438,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         provisioningHost: withPort ? `${name}:${transport.port}` : name,
       };
     };
+    const webSockets = running.https && running.webSockets ? endpoint(running.https, false) : undefined;
     return {
       mqtt: endpoint(running.mqtt, true),
       ...(running.https ? { https: endpoint(running.https, false) } : {}),
+      ...(webSockets
+        ? {
+            webSockets: {
+              ...webSockets,
+              url: `wss://${webSockets.provisioningHost}:${webSockets.port}${IOTHUB_WEBSOCKET_PATH}`,
+              subprotocols: running.webSockets?.subprotocols ?? [],
+            },
+          }
+        : {}),
     };
   }
 

@@ -26,6 +26,7 @@ export {
   prettySink,
   silentSink,
 } from './log/logger.js';
+export { fixedPortAgent } from './net/fixed-port-agent.js';
 export { type ListenTarget, listen, PortError } from './net/listen.js';
 export { type ReadyInfo, removeReadyFile, writeReadyFile } from './process/ready-file.js';
 export { type LatencySummary, percentile, summarizeLatencies } from './stats/latency.js';

@@ -5,7 +5,7 @@ import type { Emulator } from '../emulator.js';
 export function formatBanner(emulator: Emulator): string {
   const hubs = emulator.linkedHubs;
   const lines: string[] = [];
-  const { mqtt, https } = emulator.endpoints;
+  const { mqtt, https, webSockets } = emulator.endpoints;
   lines.push(`DPS emulator running — ID scope ${emulator.idScope}`);
   lines.push(`  MQTT   mqtts://${hostPort(mqtt.host, mqtt.port)}   provisioningHost "${mqtt.provisioningHost}"`);
   if (https) {
@@ -15,6 +15,15 @@ export function formatBanner(emulator: Emulator): string {
     );
   } else {
     lines.push('  HTTPS  off');
+  }
+  if (webSockets) {
+    const note =
+      webSockets.port === 443
+        ? ''
+        : `  (Node MqttWs/AmqpWs always dial 443: give them a WebSocket agent for port ${webSockets.port}, see the README)`;
+    lines.push(
+      `  WS     wss://${hostPort(https?.host ?? webSockets.host, webSockets.port)}/$iothub/websocket   subprotocols ${webSockets.subprotocols.join(', ')}   provisioningHost "${webSockets.provisioningHost}"${note}`,
+    );
   }
   if (emulator.serviceConnectionString) lines.push(`  Service API  ${emulator.serviceConnectionString}`);
   if (emulator.webViewUrl)

@@ -43,6 +43,9 @@ describe('dps-emulator', () => {
     expect(banner).toMatch(
       /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node HTTP transport: use an https.Agent with defaultPort \d+\)/,
     );
+    expect(banner).toMatch(
+      /WS {5}wss:\/\/127\.0\.0\.1:\d+\/\$iothub\/websocket {3}subprotocols mqtt {3}provisioningHost "localhost" {2}\(Node MqttWs\/AmqpWs always dial 443: give them a WebSocket agent for port \d+, see the README\)/,
+    );
     expect(banner).toContain(`export NODE_EXTRA_CA_CERTS="${join(state, 'tls', 'ca.pem')}"`);
     // Python and C cannot take a port: the banner says what they need and that these ports will not do.
     expect(banner).toContain('Python SDK: server_verification_cert=<text of ca.pem>, provisioning_host "localhost"\n');
@@ -116,6 +119,12 @@ describe('dps-emulator', () => {
           provisioningHost: `localhost:${emulator.endpoints.mqtt.port}`,
         },
         https: { host: '127.0.0.1', port: emulator.endpoints.https?.port, provisioningHost: 'localhost' },
+        webSockets: {
+          url: `wss://localhost:${emulator.endpoints.https?.port}/$iothub/websocket`,
+          port: emulator.endpoints.https?.port,
+          provisioningHost: 'localhost',
+          subprotocols: ['mqtt'],
+        },
         caCertPath: join(state, 'tls', 'ca.pem'),
         stateDir: state,
       });

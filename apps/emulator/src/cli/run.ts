@@ -99,11 +99,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 /** What `--ready-file` holds besides `ready` and `pid`: what a script needs to point devices here. */
 export function readyDetails(emulator: Emulator): Record<string, unknown> {
-  const { mqtt, https } = emulator.endpoints;
+  const { mqtt, https, webSockets } = emulator.endpoints;
   return {
     idScope: emulator.idScope,
     mqtt: { host: mqtt.host, port: mqtt.port, provisioningHost: mqtt.provisioningHost },
     https: https ? { host: https.host, port: https.port, provisioningHost: https.provisioningHost } : null,
+    webSockets: webSockets
+      ? {
+          url: webSockets.url,
+          port: webSockets.port,
+          provisioningHost: webSockets.provisioningHost,
+          subprotocols: webSockets.subprotocols,
+        }
+      : null,
     caCertPath: emulator.caCertPath,
     stateDir: emulator.stateDir,
   };

@@ -40,11 +40,12 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * The code of a refused device: 401000 over MQTT, 401002 over HTTPS, as the real service answers
- * each (MicrosoftDocs/azure-docs#43157 and azure-iot-sdk-node#721).
+ * The code of a refused device: 401000 over MQTT (on TLS or WebSockets), 401002 over HTTPS and AMQP,
+ * as the real service answers each (MicrosoftDocs/azure-docs#43157, azure-iot-sdk-node#721, and the
+ * AMQP open-error in azure-iot-sdk-c#815).
  */
 export function unauthorizedErrorCode(transport: DeviceTransport): number {
-  return transport === 'mqtt' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized;
+  return transport === 'mqtt' || transport === 'mqtt-ws' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized;
 }
 
 const unauthorized = (transport: DeviceTransport) =>

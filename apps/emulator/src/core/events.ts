@@ -8,7 +8,16 @@ import type {
 import type { WebhookExchange, WebhookReport } from './allocation/custom.js';
 import type { EnrollmentRef } from './model.js';
 
-export type DeviceTransport = 'mqtt' | 'https';
+/**
+ * The wire a device request came over: MQTT over TLS, MQTT over WebSockets, AMQP 1.0 over TLS, AMQP
+ * over WebSockets, or HTTPS. Every one is a thin adapter over the same registration core.
+ */
+export const DEVICE_TRANSPORTS = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'] as const;
+export type DeviceTransport = (typeof DEVICE_TRANSPORTS)[number];
+
+export function isDeviceTransport(value: unknown): value is DeviceTransport {
+  return typeof value === 'string' && (DEVICE_TRANSPORTS as readonly string[]).includes(value);
+}
 
 /** Emitted once per register request: when its outcome is known, or when it was refused. */
 export interface RegistrationEvent {

@@ -26,6 +26,7 @@ import { pickGeoLatency } from './allocation/geo-latency.js';
 import { pickHashed } from './allocation/hashed.js';
 import { pickStatic } from './allocation/static.js';
 import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
+import { unauthorizedErrorCode } from './device-api.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
 import { createOperationId } from './identifiers.js';
 import {
@@ -103,7 +104,7 @@ export class RegistrationService {
       transport,
       outcome: {
         status: 'unauthorized',
-        errorCode: transport === 'mqtt' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized,
+        errorCode: unauthorizedErrorCode(transport),
         errorMessage: `${failure.reason}: ${failure.detail}`,
       },
       durationMs: 0,

@@ -21,6 +21,7 @@ import {
   type RegistrationAdminStore,
   type StoredEnrollment,
 } from '../core/enrollments/store.js';
+import { isDeviceTransport } from '../core/events.js';
 import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../core/store.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
@@ -451,7 +452,8 @@ export class SqliteStore
       operationId: row.operation_id,
       registrationId: row.registration_id,
       enrollment: { kind: row.enrollment_kind, id: row.enrollment_id },
-      transport: row.transport === 'https' ? 'https' : 'mqtt',
+      // Rows written before the WebSocket and AMQP transports existed say mqtt or https.
+      transport: isDeviceTransport(row.transport) ? row.transport : 'mqtt',
       createdAtMs: row.created_ms,
     };
     if (row.payload_json !== null) {

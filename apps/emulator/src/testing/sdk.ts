@@ -2,6 +2,7 @@
 // emulator. The only things injected are what the SDK's own API offers: a transport base that
 // trusts the emulator's CA (and, for HTTP, knows its port).
 import https from 'node:https';
+import { fixedPortAgent } from '@dpskit/node-kit';
 import httpBase from 'azure-iot-http-base';
 import mqttBase from 'azure-iot-mqtt-base';
 import provisioningDevice from 'azure-iot-provisioning-device';
@@ -11,13 +12,13 @@ import symmetricKey from 'azure-iot-security-symmetric-key';
 import type { Emulator } from '../emulator.js';
 
 const { ProvisioningDeviceClient } = provisioningDevice;
-const { Mqtt } = mqttTransport;
+const { Mqtt, MqttWs } = mqttTransport;
 const { Http } = httpTransport;
 const { MqttBase } = mqttBase;
 const { Http: HttpBase } = httpBase;
 const { SymmetricKeySecurityClient } = symmetricKey;
 
-export type SdkTransport = 'mqtt' | 'https';
+export type SdkTransport = 'mqtt' | 'mqtt-ws' | 'https';
 
 /** A security client that presents a token crafted by the test (expired, for another id, …). */
 export function fixedTokenSecurityClient(registrationId: string, token: string) {
@@ -41,10 +42,18 @@ export interface RegisterOptions {
 
 /** The SDK's transport, pointed at the emulator and trusting its CA. */
 export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollingIntervalMs = 50) {
-  if (transport === 'mqtt') {
+  if (transport === 'mqtt' || transport === 'mqtt-ws') {
     const base = new MqttBase();
-    base.setOptions({ ca: emulator.caCertPem });
-    const mqtt = new Mqtt(base);
+    const webSockets = emulator.endpoints.webSockets;
+    if (transport === 'mqtt-ws' && !webSockets) throw new Error('the emulator runs without HTTPS (no WebSockets)');
+    base.setOptions({
+      ca: emulator.caCertPem,
+      // MqttWs always connects to port 443: its WebSocket agent is the one way to another port.
+      ...(transport === 'mqtt-ws' && webSockets
+        ? { mqtt: { webSocketAgent: fixedPortAgent(webSockets.port, { ca: emulator.caCertPem }) } }
+        : {}),
+    });
+    const mqtt = transport === 'mqtt' ? new Mqtt(base) : new MqttWs(base);
     // As device-sim does (its transport/mqtt.ts says why): the SDK's handler of connection errors
     // calls its state machine's disconnect without a callback, which throws "callback is not a
     // function" out of mqtt.js when the connection drops while the transport is disconnected.
@@ -58,7 +67,9 @@ export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollin
     );
     mqtt.on('error', () => {});
     mqtt.setTransportOptions({ pollingInterval: pollingIntervalMs });
-    return { provisioningHost: emulator.endpoints.mqtt.provisioningHost, transport: mqtt };
+    const provisioningHost =
+      transport === 'mqtt' ? emulator.endpoints.mqtt.provisioningHost : (webSockets?.provisioningHost ?? '');
+    return { provisioningHost, transport: mqtt };
   }
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator runs without HTTPS');

@@ -18,6 +18,8 @@ import {
   type ServiceApiOptions,
 } from './service-api.js';
 import { isServicePath } from './service-routes.js';
+import type { UpgradeHandler } from './websocket.js';
+import { IOTHUB_WEBSOCKET_PATH } from './websocket-upgrade.js';
 
 export interface HttpsTransportOptions {
   api: DeviceApi;
@@ -28,6 +30,11 @@ export interface HttpsTransportOptions {
   port: number;
   log: Logger;
   limits?: ConnectionLimits;
+  /**
+   * Handlers of HTTP upgrades (WebSocket transports), asked in order; an upgrade none takes is
+   * refused with a 400 that says what the listener serves.
+   */
+  upgradeHandlers?: readonly UpgradeHandler[];
 }
 
 /** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
@@ -168,11 +175,16 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       },
     );
   });
-  // WebSocket transports (MQTT or AMQP over wss://…/$iothub/websocket) are not served: say so in the
-  // log and to the client instead of a bare 404 the SDKs report as NotConnectedError.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+  // An upgrade no handler takes (another path, WebSockets turned off): say so in the log and to the
+  // client instead of a bare 404 the SDKs report as NotConnectedError.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    for (const handler of options.upgradeHandlers ?? []) if (handler(req, socket, head)) return;
     const protocol = req.headers['sec-websocket-protocol'] ?? 'none';
-    const message = `WebSocket upgrade (${req.headers.upgrade}, subprotocol ${clip(String(protocol))}) to ${clip(req.url ?? '')} refused: the emulator does not serve MQTT or AMQP over WebSockets; use MQTT over TLS or HTTPS.`;
+    const message = `WebSocket upgrade (${clip(String(req.headers.upgrade))}, subprotocol ${clip(String(protocol))}) to ${clip(req.url ?? '')} refused: ${
+      options.upgradeHandlers?.length
+        ? `the WebSocket transports (MQTT and AMQP) are served at ${IOTHUB_WEBSOCKET_PATH}`
+        : 'the emulator serves no WebSocket transport on this listener; use MQTT over TLS, AMQP over TLS or HTTPS'
+    }.`;
     log.warn('https.websocket', message, { method: req.method, path: req.url, status: 400, subprotocol: protocol });
     const body = JSON.stringify(errorResponse(DpsErrorCode.InvalidRequestBody, message).body);
     socket.on('error', () => {});

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { type Logger, listen } from '@dpskit/node-kit';
@@ -6,6 +7,7 @@ import { Aedes, type Client } from 'aedes';
 import type { AttestationResult } from '../core/attestation.js';
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
@@ -39,8 +41,17 @@ export interface RunningTransport {
   close(): Promise<void>;
 }
 
+export interface RunningMqttTransport extends RunningTransport {
+  /**
+   * Serves one more MQTT connection on another stream: MQTT over WebSockets hands over the
+   * WebSocket's stream (`ws`'s createWebSocketStream). Same broker, topics and authentication.
+   */
+  acceptStream(stream: Duplex, peer: string): void;
+}
+
 /**
- * DPS's device API over MQTT 3.1.1 on TLS, on an embedded aedes broker. Every device is
+ * DPS's device API over MQTT 3.1.1 on TLS, on an embedded aedes broker; MQTT over WebSockets hands
+ * its streams to the same broker (`acceptStream`). Every device is
  * answered on its own connection (`client.publish`), never through the broker: all devices
  * subscribe to the same response filter, so a broker publish would reach all of them.
  *
@@ -48,9 +59,12 @@ export interface RunningTransport {
  * is accepted and the first request gets a 401 with a DPS error body, which the Node SDK turns
  * into an UnauthorizedError (a refused CONNACK would surface as a plain connection error).
  */
-export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningTransport> {
+export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningMqttTransport> {
   const { api, log } = options;
   const sessions = new WeakMap<Client, AttestationResult>();
+  // The connections that came over WebSockets, so that events and error codes name the right wire.
+  const viaWebSocket = new WeakSet<object>();
+  const transportOf = (client: Client): DeviceTransport => (viaWebSocket.has(client.conn) ? 'mqtt-ws' : 'mqtt');
 
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
@@ -136,12 +150,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         return api.register(
           attestation,
           typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'utf8') : packet.payload,
-          'mqtt',
+          transportOf(client),
         );
       }
       if (topic.kind === 'operation-status') {
         return topic.operationId
-          ? api.operationStatus(attestation, topic.operationId, 'mqtt')
+          ? api.operationStatus(attestation, topic.operationId, transportOf(client))
           : errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
       }
       return errorResponse(
@@ -163,25 +177,29 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     log.debug('mqtt.connection', `${clip(client?.id ?? '?')}: ${err.message}`),
   );
 
+  const accept = (stream: Duplex, peer: string) => {
+    broker.handle(stream);
+    // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
+    // and does not switch the stream to flowing mode.
+    const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
+    stream.on('data', (chunk: Buffer) => {
+      const size = guard.push(chunk);
+      if (size === undefined) return;
+      log.warn(
+        'mqtt.packet',
+        `${peer}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+        {
+          size,
+        },
+      );
+      stream.destroy();
+    });
+  };
+
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const server = tls.createServer(
     { cert: options.tls.cert, key: options.tls.key, handshakeTimeout: limits.handshakeTimeoutMs },
-    (socket) => {
-      broker.handle(socket);
-      // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
-      // and does not switch the socket to flowing mode.
-      const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
-      socket.on('data', (chunk: Buffer) => {
-        const size = guard.push(chunk);
-        if (size === undefined) return;
-        log.warn(
-          'mqtt.packet',
-          `${socket.remoteAddress}:${socket.remotePort}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-          { size },
-        );
-        socket.destroy();
-      });
-    },
+    (socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`),
   );
   const { sockets } = boundConnections(server, limits, log, 'MQTT');
   server.on('connection', (socket: Socket) => {
@@ -207,6 +225,10 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   return {
     host: options.host,
     port,
+    acceptStream(stream, peer) {
+      viaWebSocket.add(stream);
+      accept(stream, peer);
+    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();

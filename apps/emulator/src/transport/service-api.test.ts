@@ -558,7 +558,7 @@ describe('the DPS service API with the official service SDK', () => {
 
     const upgrade = await rawRequest(emulator, {
       method: 'GET',
-      path: '/$iothub/websocket',
+      path: '/$iothub/other-websocket',
       headers: {
         Connection: 'Upgrade',
         Upgrade: 'websocket',
@@ -569,9 +569,10 @@ describe('the DPS service API with the official service SDK', () => {
     });
     expect(upgrade.status).toBe(400);
     expect(logs.findLast((l) => l.event === 'https.websocket')).toMatchObject({
-      path: '/$iothub/websocket',
+      path: '/$iothub/other-websocket',
       subprotocol: 'mqtt',
     });
+    expect((upgrade.json as Json).message).toMatch(/served at \/\$iothub\/websocket/);
     // Still serving.
     expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
   });

@@ -1,0 +1,93 @@
+import type { LogRecord } from '@dpskit/node-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../emulator.js';
+import { groupDeviceKey } from '../testing/fixtures.js';
+import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
+import { register } from '../testing/sdk.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
+
+// What the SDKs never send over WebSockets, with a raw `ws` client; after each, an SDK device still
+// registers over MQTT over WebSockets.
+
+let emulator: Emulator;
+let close: (() => Promise<void>) | undefined;
+const logs: LogRecord[] = [];
+
+beforeAll(async () => {
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+});
+
+afterAll(() => close?.());
+
+const stillServes = async (id: string) =>
+  expect(await register(emulator, id, groupDeviceKey('hashed', id), { transport: 'mqtt-ws' })).toMatchObject({
+    status: 'assigned',
+  });
+
+describe('WebSockets at /$iothub/websocket', () => {
+  it('reports where it listens', () => {
+    const endpoint = emulator.endpoints.webSockets;
+    expect(endpoint?.port).toBe(emulator.endpoints.https?.port);
+    expect(endpoint?.provisioningHost).toBe('localhost');
+    expect(endpoint?.url).toBe(`wss://localhost:${endpoint?.port}/$iothub/websocket`);
+  });
+
+  it('refuses an unknown subprotocol with a 400 that names the served ones, and logs it', async () => {
+    const attempt = await openWebSocket(emulator, ['stomp']);
+    expect(attempt).toMatchObject({ kind: 'refused', status: 400 });
+    if (attempt.kind !== 'refused') return;
+    expect(attempt.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(attempt.body)).toMatchObject({
+      errorCode: 400001,
+      message: expect.stringMatching(
+        /^The WebSocket subprotocol "stomp" is not served at \/\$iothub\/websocket; use mqtt/,
+      ),
+    });
+    expect(logs.findLast((l) => l.event === 'websocket.upgrade')).toMatchObject({
+      level: 'warn',
+      subprotocol: 'stomp',
+      status: 400,
+    });
+    await stillServes('ws-after-stomp');
+  });
+
+  it('refuses an upgrade offering no subprotocol', async () => {
+    const attempt = await openWebSocket(emulator, []);
+    expect(attempt).toMatchObject({ kind: 'refused', status: 400 });
+    if (attempt.kind === 'refused') expect(attempt.body).toContain('none was offered');
+  });
+
+  it('refuses an upgrade to another path, saying where the WebSocket transports are', async () => {
+    const attempt = await openWebSocket(emulator, ['mqtt'], '/mqtt');
+    expect(attempt).toMatchObject({ kind: 'refused', status: 400 });
+    if (attempt.kind === 'refused') expect(attempt.body).toContain('served at /$iothub/websocket');
+  });
+
+  it('closes a connection whose message is larger than the limit with 1009, logs it, and keeps serving', async () => {
+    const attempt = await openWebSocket(emulator, ['mqtt']);
+    expect(attempt).toMatchObject({ kind: 'open', protocol: 'mqtt' });
+    if (attempt.kind !== 'open') return;
+    const closed = closeOf(attempt.ws);
+    attempt.ws.send(Buffer.alloc(MAX_MQTT_PACKET_BYTES + 1024, 0x30));
+    expect((await closed).code).toBe(1009);
+    await expect
+      .poll(() => logs.find((l) => l.event === 'websocket.connection' && l.level === 'warn'))
+      .toMatchObject({
+        code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+        protocol: 'mqtt',
+      });
+    await stillServes('ws-after-oversized');
+  });
+
+  it('closes an MQTT connection whose packet announces more than the MQTT limit', async () => {
+    const attempt = await openWebSocket(emulator, ['mqtt']);
+    if (attempt.kind !== 'open') throw new Error('not upgraded');
+    const closed = closeOf(attempt.ws);
+    // A PUBLISH header announcing 268 MB (the largest MQTT remaining length).
+    attempt.ws.send(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
+    await closed;
+    await expect.poll(() => logs.find((l) => l.event === 'mqtt.packet')).toMatchObject({ size: expect.any(Number) });
+    await stillServes('ws-after-huge-packet');
+  });
+});

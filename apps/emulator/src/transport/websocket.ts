@@ -1,0 +1,100 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { DpsErrorCode } from '@dpskit/contracts';
+import type { Logger } from '@dpskit/node-kit';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { clip } from '../core/client-text.js';
+import { errorResponse } from '../core/device-api.js';
+import { rawHttpResponse } from './https-client-errors.js';
+import {
+  decideUpgrade,
+  IOTHUB_WEBSOCKET_PATH,
+  WEBSOCKET_SUBPROTOCOLS,
+  type WebSocketProtocol,
+} from './websocket-upgrade.js';
+
+/**
+ * Takes an HTTP upgrade off the HTTPS listener. Returns false when the request is not its own (another
+ * handler, or the listener's refusal, answers it); once it returns true it owns the socket.
+ */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
+/** Serves one protocol's WebSocket connections (the device is on `ws`; `peer` names it in logs). */
+export type WebSocketConnectionHandler = (ws: WebSocket, req: IncomingMessage, peer: string) => void;
+
+export interface WebSocketEndpointOptions {
+  log: Logger;
+  /** Largest WebSocket message read; a larger one closes the connection with 1009 (Message Too Big). */
+  maxMessageBytes: number;
+  protocols: Partial<Record<WebSocketProtocol, WebSocketConnectionHandler>>;
+}
+
+export interface WebSocketEndpoint {
+  upgrade: UpgradeHandler;
+  /** The subprotocols it serves, as the SDKs spell them. */
+  readonly subprotocols: readonly string[];
+  /** Closes every WebSocket connection it accepted. */
+  close(): void;
+}
+
+/**
+ * `wss://host/$iothub/websocket` on the HTTPS listener, as the SDKs' WebSocket transports connect to
+ * it: the subprotocol picks the protocol (`mqtt`, `AMQPWSB10`), which runs over the WebSocket as over
+ * TLS. An upgrade asking for another subprotocol, or none, is refused with a 400 and a DPS error body
+ * naming the ones served, and logged; it never reaches a protocol handler.
+ */
+export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebSocketEndpoint {
+  const { log } = options;
+  const served = Object.keys(options.protocols) as WebSocketProtocol[];
+  const chosen = new WeakMap<IncomingMessage, string>();
+  const server = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxMessageBytes,
+    // Compression is off (ws's server default, kept explicit): an inflated message could exceed maxPayload's intent.
+    perMessageDeflate: false,
+    clientTracking: true,
+    handleProtocols: (_offered, req) => chosen.get(req) ?? false,
+  });
+
+  const upgrade: UpgradeHandler = (req, socket, head) => {
+    const decision = decideUpgrade(req.url ?? '', req.headers.upgrade, req.headers['sec-websocket-protocol'], served);
+    if (decision.kind === 'not-mine') return false;
+    const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    socket.on('error', (err) => log.debug('websocket.socket', `${peer}: ${err.message}`));
+    if (decision.kind === 'refuse') {
+      log.warn('websocket.upgrade', `${peer}: upgrade to ${clip(req.url ?? '')} refused: ${clip(decision.message)}`, {
+        path: clip(req.url ?? ''),
+        subprotocol: clip(String(req.headers['sec-websocket-protocol'] ?? '')),
+        status: decision.status,
+      });
+      socket.end(rawHttpResponse(errorResponse(DpsErrorCode.InvalidRequestBody, decision.message)));
+      setTimeout(() => socket.destroy(), 5_000).unref();
+      return true;
+    }
+    const handler = options.protocols[decision.protocol];
+    if (!handler) return false; // decideUpgrade only accepts served protocols
+    chosen.set(req, decision.offered);
+    server.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', (err: Error & { code?: string }) => {
+        const level = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'warn' : 'debug';
+        log[level]('websocket.connection', `${decision.protocol} over WebSocket from ${peer}: ${err.message}; closed`, {
+          code: err.code,
+          protocol: decision.protocol,
+          ...(level === 'warn' ? { maxMessageBytes: options.maxMessageBytes } : {}),
+        });
+      });
+      log.debug('websocket.upgrade', `${peer}: ${decision.protocol} over WebSocket at ${IOTHUB_WEBSOCKET_PATH}`);
+      handler(ws, req, peer);
+    });
+    return true;
+  };
+
+  return {
+    upgrade,
+    subprotocols: served.map((p) => WEBSOCKET_SUBPROTOCOLS[p]),
+    close() {
+      for (const ws of server.clients) ws.terminate();
+      server.close();
+    },
+  };
+}
