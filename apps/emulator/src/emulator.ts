@@ -31,6 +31,7 @@ import {
 } from './core/service-auth.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
+import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
 import {
   type ConnectionLimits,
   checkConnectionLimits,
@@ -65,6 +66,11 @@ export interface EmulatorOptions {
   mqttPort?: number;
   /** HTTPS (default 443, the only port the Node HTTP transport uses unaided; 0 picks a free port; null or false disables it). */
   httpsPort?: number | null | false;
+  /**
+   * AMQP 1.0 over TLS (default 5671, as DPS; 0 picks a free port; null or false disables it, and
+   * with it AMQP over WebSockets).
+   */
+  amqpPort?: number | null | false;
   /**
    * The `retry-after` sent with every `assigning` answer: whole seconds from 0 to 300 (default 3,
    * as DPS). Fractions are refused: the Python and C SDKs cannot parse them. For fast tests use 0:
@@ -134,7 +140,13 @@ export interface Emulator {
    * Where each transport listens. `webSockets` is on the HTTPS listener; its `provisioningHost` is the
    * host name alone, since the SDKs' WebSocket transports always add port 443 (see the README).
    */
-  readonly endpoints: { mqtt: EmulatorEndpoint; https?: EmulatorEndpoint; webSockets?: WebSocketEndpointInfo };
+  readonly endpoints: {
+    mqtt: EmulatorEndpoint;
+    https?: EmulatorEndpoint;
+    /** AMQP 1.0 over TLS: `provisioningHost` is `localhost:PORT` (the Node AMQP transport takes a port). */
+    amqp?: EmulatorEndpoint;
+    webSockets?: WebSocketEndpointInfo;
+  };
   readonly stateDir: string;
   readonly caCertPath: string;
   readonly caCertPem: string;
@@ -176,6 +188,7 @@ interface Running {
   webhook: WebhookClient;
   mqtt: RunningMqttTransport;
   https?: RunningTransport;
+  amqp?: RunningAmqpTransport;
   webView?: RunningWebView;
   webSockets?: WebSocketEndpoint;
 }
@@ -195,6 +208,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     if (options.config && options.configFile) throw new TypeError('Pass either config or configFile, not both.');
     checkPort('mqttPort', options.mqttPort);
     if (options.httpsPort !== null && options.httpsPort !== false) checkPort('httpsPort', options.httpsPort);
+    if (options.amqpPort !== null && options.amqpPort !== false) checkPort('amqpPort', options.amqpPort);
     if (options.retryAfterSeconds !== undefined) assertRetryAfterSeconds(options.retryAfterSeconds);
     if (options.webView) checkPort('webView.port', options.webView.port);
     const history = options.attemptHistory;
@@ -320,6 +334,20 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         limits,
       });
       cleanup.push(() => mqtt.close());
+      let amqp: RunningAmqpTransport | undefined;
+      const amqpPort = this.#options.amqpPort;
+      if (amqpPort !== null && amqpPort !== false) {
+        amqp = await startAmqpTransport({
+          api,
+          tls: serverTls,
+          host,
+          port: amqpPort ?? 5671,
+          log: this.#log,
+          limits,
+        });
+        const started = amqp;
+        cleanup.push(() => started.close());
+      }
       let https: RunningTransport | undefined;
       let webSockets: WebSocketEndpoint | undefined;
       const httpsPort = this.#options.httpsPort;
@@ -330,6 +358,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
           protocols: {
             mqtt: (ws, _req, peer) => mqtt.acceptStream(createWebSocketStream(ws), peer),
+            ...(amqp ? { amqp: (ws, _req, peer) => amqp?.acceptWebSocket(ws, peer) } : {}),
           },
         });
         const endpoint = webSockets;
@@ -390,6 +419,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         webhook,
         mqtt,
         ...(https ? { https } : {}),
+        ...(amqp ? { amqp } : {}),
         ...(webView ? { webView } : {}),
         ...(webSockets ? { webSockets } : {}),
       };
@@ -397,6 +427,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         idScope: resolved.model.idScope,
         mqtt: `${host}:${mqtt.port}`,
         https: https ? `${host}:${https.port}` : null,
+        amqp: amqp ? `${host}:${amqp.port}` : null,
         webView: webView?.url ?? null,
         webSockets: https ? `wss://${host}:${https.port}${IOTHUB_WEBSOCKET_PATH}` : null,
         stateDir,
@@ -416,6 +447,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     this.#running = undefined;
     await running.webView?.close();
     await running.mqtt.close();
+    await running.amqp?.close();
     running.webSockets?.close();
     await running.https?.close();
     await running.service.close();
@@ -442,6 +474,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     return {
       mqtt: endpoint(running.mqtt, true),
       ...(running.https ? { https: endpoint(running.https, false) } : {}),
+      ...(running.amqp ? { amqp: endpoint(running.amqp, true) } : {}),
       ...(webSockets
         ? {
             webSockets: {

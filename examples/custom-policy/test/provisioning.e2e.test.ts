@@ -34,6 +34,7 @@ describe('provisioning by firmware version', () => {
       stateDir,
       mqttPort: 0,
       httpsPort: 0,
+      amqpPort: 0,
       retryAfterSeconds: 0, // poll again at once (DPS says 3 s); keeps the test quick
       log: () => {},
       config: {

@@ -103,6 +103,7 @@ async function main(): Promise<void> {
     stateDir,
     mqttPort: 0,
     httpsPort: null,
+    amqpPort: null,
     retryAfterSeconds: 0,
     log: () => {},
     config: {

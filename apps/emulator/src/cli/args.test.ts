@@ -40,6 +40,8 @@ describe('parseCliArgs', () => {
         '100',
         '--webhook-retry-increment',
         '0',
+        '--amqp-port',
+        '5672',
         '--idle-timeout',
         '30000',
         '--max-connections',
@@ -56,6 +58,7 @@ describe('parseCliArgs', () => {
       host: '0.0.0.0',
       mqttPort: 0,
       httpsPort: 8443,
+      amqpPort: 5672,
       tlsNames: ['a.local', '10.0.0.5'],
       retryAfterSeconds: 0,
       webhookTimeoutMs: 5000,
@@ -64,10 +67,13 @@ describe('parseCliArgs', () => {
       logFormat: 'json',
       logLevel: 'debug',
     });
-    expect(parseCliArgs(['start', '--no-https', '--webhook-url', 'http://localhost:7071/api/allocate'])).toEqual({
+    expect(
+      parseCliArgs(['start', '--no-https', '--no-amqp', '--webhook-url', 'http://localhost:7071/api/allocate']),
+    ).toEqual({
       command: 'start',
       tlsNames: [],
       httpsPort: false,
+      amqpPort: false,
       webhookUrl: 'http://localhost:7071/api/allocate',
     });
     expect(parseCliArgs(['--help'])).toEqual({ command: 'help' });
@@ -81,6 +87,8 @@ describe('parseCliArgs', () => {
     [['start', '--mqtt-port', '70000'], '--mqtt-port must be a port number from 0 to 65535, not "70000"'],
     [['start', '--https-port', 'abc'], '--https-port must be a port number'],
     [['start', '--no-https', '--https-port', '1'], '--no-https and --https-port exclude each other'],
+    [['start', '--no-amqp', '--amqp-port', '1'], '--no-amqp and --amqp-port exclude each other'],
+    [['start', '--amqp-port', '5671.5'], '--amqp-port must be a port number'],
     [['start', '--retry-after=-1'], '--retry-after must be a whole number of seconds from 0 to 300, not "-1".'],
     [['start', '--retry-after', '0.2'], 'not "0.2" (the Python and C SDKs cannot parse fractions; use 0'],
     [['start', '--retry-after', '301'], 'from 0 to 300, not "301"'],

@@ -17,7 +17,9 @@ Options:
   --host <address>         bind address (default 127.0.0.1)
   --mqtt-port <port>       MQTT over TLS port (default 8883; 0 = any free port)
   --https-port <port>      HTTPS port (default 443; 0 = any free port)
-  --no-https               serve MQTT only
+  --no-https               no HTTPS listener (and so no WebSockets)
+  --amqp-port <port>       AMQP 1.0 over TLS port (default 5671; 0 = any free port)
+  --no-amqp                no AMQP listener (and no AMQP over WebSockets)
   --web-port <port>        the read-only web view's HTTP port (default 8090, or a free one when taken;
                            0 = any free port)
   --web-host <address>     the web view's bind address (default 127.0.0.1)
@@ -49,6 +51,7 @@ export interface StartArgs {
   host?: string;
   mqttPort?: number;
   httpsPort?: number | false;
+  amqpPort?: number | false;
   tlsNames: string[];
   webView?: { port?: number; host?: string } | false;
   retryAfterSeconds?: number;
@@ -70,6 +73,8 @@ const OPTIONS = {
   'mqtt-port': { type: 'string' },
   'https-port': { type: 'string' },
   'no-https': { type: 'boolean' },
+  'amqp-port': { type: 'string' },
+  'no-amqp': { type: 'boolean' },
   'tls-name': { type: 'string', multiple: true },
   'web-port': { type: 'string' },
   'web-host': { type: 'string' },
@@ -106,6 +111,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (rest.length > 0) throw usage(`Unexpected argument "${rest[0]}".`);
   if (values['no-https'] && values['https-port'] !== undefined)
     throw usage('--no-https and --https-port exclude each other.');
+  if (values['no-amqp'] && values['amqp-port'] !== undefined)
+    throw usage('--no-amqp and --amqp-port exclude each other.');
   if (values['no-web'] && (values['web-port'] !== undefined || values['web-host'] !== undefined))
     throw usage('--no-web and --web-port/--web-host exclude each other.');
   if (values.config && values['webhook-url']) {
@@ -119,6 +126,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values['mqtt-port'] !== undefined) args.mqttPort = port('--mqtt-port', values['mqtt-port']);
   if (values['https-port'] !== undefined) args.httpsPort = port('--https-port', values['https-port']);
   if (values['no-https']) args.httpsPort = false;
+  if (values['amqp-port'] !== undefined) args.amqpPort = port('--amqp-port', values['amqp-port']);
+  if (values['no-amqp']) args.amqpPort = false;
   if (values['no-web']) args.webView = false;
   else if (values['web-port'] !== undefined || values['web-host'] !== undefined) {
     const webView: { port?: number; host?: string } = {};

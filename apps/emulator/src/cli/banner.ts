@@ -5,9 +5,14 @@ import type { Emulator } from '../emulator.js';
 export function formatBanner(emulator: Emulator): string {
   const hubs = emulator.linkedHubs;
   const lines: string[] = [];
-  const { mqtt, https, webSockets } = emulator.endpoints;
+  const { mqtt, https, amqp, webSockets } = emulator.endpoints;
   lines.push(`DPS emulator running — ID scope ${emulator.idScope}`);
   lines.push(`  MQTT   mqtts://${hostPort(mqtt.host, mqtt.port)}   provisioningHost "${mqtt.provisioningHost}"`);
+  lines.push(
+    amqp
+      ? `  AMQP   amqps://${hostPort(amqp.host, amqp.port)}   provisioningHost "${amqp.provisioningHost}"${amqp.port === 5671 ? '' : '  (the C SDK always dials 5671)'}`
+      : '  AMQP   off',
+  );
   if (https) {
     const note = https.port === 443 ? '' : `  (Node HTTP transport: use an https.Agent with defaultPort ${https.port})`;
     lines.push(

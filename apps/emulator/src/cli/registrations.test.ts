@@ -16,7 +16,19 @@ const state = join(dir.path, 'state');
 afterAll(() => dir.remove());
 
 const deviceKey = (id: string) => deriveDeviceKey(TUTORIAL_GROUP_KEY, id);
-const START = ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--retry-after', '0'];
+const START = [
+  'start',
+  '--state-dir',
+  state,
+  '--mqtt-port',
+  '0',
+  '--https-port',
+  '0',
+  '--amqp-port',
+  '0',
+  '--retry-after',
+  '0',
+];
 
 beforeAll(async () => {
   const run = captureIo(async (emulator) => {

@@ -25,7 +25,19 @@ describe('dps-emulator', () => {
       expect(result.status).toBe('assigned');
     });
     const code = await runCli(
-      ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--retry-after', '0'],
+      [
+        'start',
+        '--state-dir',
+        state,
+        '--mqtt-port',
+        '0',
+        '--https-port',
+        '0',
+        '--amqp-port',
+        '0',
+        '--retry-after',
+        '0',
+      ],
       run.io,
     );
     expect(code).toBe(EXIT_OK);
@@ -44,7 +56,10 @@ describe('dps-emulator', () => {
       /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node HTTP transport: use an https.Agent with defaultPort \d+\)/,
     );
     expect(banner).toMatch(
-      /WS {5}wss:\/\/127\.0\.0\.1:\d+\/\$iothub\/websocket {3}subprotocols mqtt {3}provisioningHost "localhost" {2}\(Node MqttWs\/AmqpWs always dial 443: give them a WebSocket agent for port \d+, see the README\)/,
+      /AMQP {3}amqps:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost:\d+" {2}\(the C SDK always dials 5671\)/,
+    );
+    expect(banner).toMatch(
+      /WS {5}wss:\/\/127\.0\.0\.1:\d+\/\$iothub\/websocket {3}subprotocols mqtt, AMQPWSB10 {3}provisioningHost "localhost" {2}\(Node MqttWs\/AmqpWs always dial 443: give them a WebSocket agent for port \d+, see the README\)/,
     );
     expect(banner).toContain(`export NODE_EXTRA_CA_CERTS="${join(state, 'tls', 'ca.pem')}"`);
     // Python and C cannot take a port: the banner says what they need and that these ports will not do.
@@ -119,11 +134,16 @@ describe('dps-emulator', () => {
           provisioningHost: `localhost:${emulator.endpoints.mqtt.port}`,
         },
         https: { host: '127.0.0.1', port: emulator.endpoints.https?.port, provisioningHost: 'localhost' },
+        amqp: {
+          host: '127.0.0.1',
+          port: emulator.endpoints.amqp?.port,
+          provisioningHost: `localhost:${emulator.endpoints.amqp?.port}`,
+        },
         webSockets: {
           url: `wss://localhost:${emulator.endpoints.https?.port}/$iothub/websocket`,
           port: emulator.endpoints.https?.port,
           provisioningHost: 'localhost',
-          subprotocols: ['mqtt'],
+          subprotocols: ['mqtt', 'AMQPWSB10'],
         },
         caCertPath: join(state, 'tls', 'ca.pem'),
         stateDir: state,
@@ -137,7 +157,19 @@ describe('dps-emulator', () => {
       expect(result.status).toBe('assigned');
     });
     const code = await runCli(
-      ['start', '--state-dir', state, '--mqtt-port', '0', '--https-port', '0', '--ready-file', readyFile],
+      [
+        'start',
+        '--state-dir',
+        state,
+        '--mqtt-port',
+        '0',
+        '--https-port',
+        '0',
+        '--amqp-port',
+        '0',
+        '--ready-file',
+        readyFile,
+      ],
       run.io,
     );
     expect(code).toBe(EXIT_OK);

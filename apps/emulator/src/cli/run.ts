@@ -57,6 +57,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.host) options.host = args.host;
   if (args.mqttPort !== undefined) options.mqttPort = args.mqttPort;
   if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
+  if (args.amqpPort !== undefined) options.amqpPort = args.amqpPort;
   if (args.webView !== undefined) options.webView = args.webView;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
   if (args.limits) options.limits = args.limits;
@@ -99,11 +100,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 /** What `--ready-file` holds besides `ready` and `pid`: what a script needs to point devices here. */
 export function readyDetails(emulator: Emulator): Record<string, unknown> {
-  const { mqtt, https, webSockets } = emulator.endpoints;
+  const { mqtt, https, amqp, webSockets } = emulator.endpoints;
   return {
     idScope: emulator.idScope,
     mqtt: { host: mqtt.host, port: mqtt.port, provisioningHost: mqtt.provisioningHost },
     https: https ? { host: https.host, port: https.port, provisioningHost: https.provisioningHost } : null,
+    amqp: amqp ? { host: amqp.host, port: amqp.port, provisioningHost: amqp.provisioningHost } : null,
     webSockets: webSockets
       ? {
           url: webSockets.url,

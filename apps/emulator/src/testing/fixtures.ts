@@ -137,6 +137,7 @@ export function testEmulatorOptions(
     stateDir,
     mqttPort: 0,
     httpsPort: 0,
+    amqpPort: 0,
     // 0: devices poll at once and each poll is answered when the allocation is done.
     retryAfterSeconds: 0,
     webView: { port: 0 },

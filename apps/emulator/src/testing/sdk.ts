@@ -3,9 +3,11 @@
 // trusts the emulator's CA (and, for HTTP, knows its port).
 import https from 'node:https';
 import { fixedPortAgent } from '@dpskit/node-kit';
+import amqpBase from 'azure-iot-amqp-base';
 import httpBase from 'azure-iot-http-base';
 import mqttBase from 'azure-iot-mqtt-base';
 import provisioningDevice from 'azure-iot-provisioning-device';
+import amqpTransport from 'azure-iot-provisioning-device-amqp';
 import httpTransport from 'azure-iot-provisioning-device-http';
 import mqttTransport from 'azure-iot-provisioning-device-mqtt';
 import symmetricKey from 'azure-iot-security-symmetric-key';
@@ -13,12 +15,34 @@ import type { Emulator } from '../emulator.js';
 
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { Mqtt, MqttWs } = mqttTransport;
+const { Amqp, AmqpWs } = amqpTransport;
+const { Amqp: AmqpBase } = amqpBase;
 const { Http } = httpTransport;
 const { MqttBase } = mqttBase;
 const { Http: HttpBase } = httpBase;
 const { SymmetricKeySecurityClient } = symmetricKey;
 
-export type SdkTransport = 'mqtt' | 'mqtt-ws' | 'https';
+export type SdkTransport = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'https';
+
+type AmqpConnectConfig = Parameters<InstanceType<typeof AmqpBase>['connect']>[0];
+
+/**
+ * The AMQP transports' base, trusting the emulator's CA: for symmetric keys the transport passes no
+ * TLS options of its own (only the WebSocket agent), so the base adds `ca` to what it connects with.
+ * The transport takes a base in its constructor, as the MQTT and HTTP transports do.
+ */
+class TrustingAmqpBase extends AmqpBase {
+  readonly #ca: string;
+
+  constructor(ca: string) {
+    super(true);
+    this.#ca = ca;
+  }
+
+  override connect(config: AmqpConnectConfig, done: Parameters<InstanceType<typeof AmqpBase>['connect']>[1]): void {
+    super.connect({ ...config, sslOptions: { ...config.sslOptions, ca: this.#ca } as typeof config.sslOptions }, done);
+  }
+}
 
 /** A security client that presents a token crafted by the test (expired, for another id, …). */
 export function fixedTokenSecurityClient(registrationId: string, token: string) {
@@ -70,6 +94,25 @@ export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollin
     const provisioningHost =
       transport === 'mqtt' ? emulator.endpoints.mqtt.provisioningHost : (webSockets?.provisioningHost ?? '');
     return { provisioningHost, transport: mqtt };
+  }
+  if (transport === 'amqp' || transport === 'amqp-ws') {
+    const base = new TrustingAmqpBase(emulator.caCertPem);
+    if (transport === 'amqp') {
+      const endpoint = emulator.endpoints.amqp;
+      if (!endpoint) throw new Error('the emulator runs without AMQP');
+      const amqp = new Amqp(base);
+      amqp.setTransportOptions({ pollingInterval: pollingIntervalMs });
+      return { provisioningHost: endpoint.provisioningHost, transport: amqp };
+    }
+    const webSockets = emulator.endpoints.webSockets;
+    if (!webSockets) throw new Error('the emulator runs without HTTPS (no WebSockets)');
+    const amqpWs = new AmqpWs(base);
+    // AmqpWs always connects to port 443: its WebSocket agent is the one way to another port.
+    amqpWs.setTransportOptions({
+      pollingInterval: pollingIntervalMs,
+      webSocketAgent: fixedPortAgent(webSockets.port, { ca: emulator.caCertPem }),
+    });
+    return { provisioningHost: webSockets.provisioningHost, transport: amqpWs };
   }
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator runs without HTTPS');

@@ -23,12 +23,27 @@ afterAll(() => close?.());
 
 const eventFor = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);
 
-/** What a refused device sees, per transport: the SDK's own error for the wire. */
-const UNAUTHORIZED: Record<string, { name: string; errorCode: number }> = {
-  'mqtt-ws': { name: 'UnauthorizedError', errorCode: 401000 },
+/**
+ * What a refused device sees, per transport: the SDK's own error for the wire. Over MQTT an
+ * UnauthorizedError with the DPS body (401000); over AMQP the SDK rejects with the AMQP error the
+ * connection was closed with, as it comes (not an Error): condition `amqp:unauthorized-access`, the
+ * DPS body (401002) as description, as real DPS sends it.
+ */
+const expectUnauthorized: Record<string, (err: unknown) => void> = {
+  'mqtt-ws': (err) => {
+    expect((err as Error).name).toBe('UnauthorizedError');
+    expect((err as { result?: unknown }).result).toMatchObject({ errorCode: 401000, message: 'Unauthorized' });
+  },
+  amqp: (err) => {
+    const { condition, description } = err as { condition: string; description: string };
+    expect(condition).toBe('amqp:unauthorized-access');
+    expect(JSON.parse(description)).toMatchObject({ errorCode: 401002, message: 'IotHubUnauthorizedAccess' });
+  },
 };
+const UNAUTHORIZED_CODE: Record<string, number> = { 'mqtt-ws': 401000, amqp: 401002, 'amqp-ws': 401002 };
+expectUnauthorized['amqp-ws'] = expectUnauthorized.amqp as (err: unknown) => void;
 
-describe.each(['mqtt-ws'] as const satisfies readonly SdkTransport[])('%s', (transport) => {
+describe.each(['mqtt-ws', 'amqp', 'amqp-ws'] as const satisfies readonly SdkTransport[])('%s', (transport) => {
   it('assigns the toaster through the custom allocation webhook, with its payload both ways', async () => {
     const id = `${transport}-toaster-007`;
     const devicePayload = { modelId: 'dtmi:contoso:toaster;1', preferredHub: 'b' };
@@ -63,13 +78,11 @@ describe.each(['mqtt-ws'] as const satisfies readonly SdkTransport[])('%s', (tra
 
   it('refuses a wrong key as unauthorized and keeps serving', async () => {
     const id = `${transport}-wrong-key`;
-    const expected = UNAUTHORIZED[transport];
     const err = await rejectionOf(register(emulator, id, generateSymmetricKey(32), { transport }));
-    expect(err.name).toBe(expected?.name);
-    expect(JSON.stringify(err.result ?? err.message)).toContain(String(expected?.errorCode));
+    expectUnauthorized[transport]?.(err);
     expect(eventFor(id)).toMatchObject({
       transport,
-      outcome: { status: 'unauthorized', errorCode: expected?.errorCode },
+      outcome: { status: 'unauthorized', errorCode: UNAUTHORIZED_CODE[transport] },
     });
     const after = `${transport}-after-wrong-key`;
     expect(await register(emulator, after, groupDeviceKey('hashed', after), { transport })).toMatchObject({

@@ -67,6 +67,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
       stateDir,
       mqttPort: 0,
       httpsPort: 0,
+      amqpPort: 0,
       retryAfterSeconds: 0,
       log: () => {},
       // Connections left half-sent are closed after 2 s of silence (the documented bound).

@@ -67,6 +67,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       stateDir,
       mqttPort: 0,
       httpsPort: 0,
+      amqpPort: 0,
       retryAfterSeconds: options.retryAfterSeconds ?? 0,
       log: (record) => emulatorLog.push(record),
       config: {

@@ -1,0 +1,202 @@
+import { generateSymmetricKey } from '@dpskit/contracts';
+import type { LogRecord } from '@dpskit/node-kit';
+import rhea, { type EventContext } from 'rhea';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../emulator.js';
+import { groupDeviceKey } from '../testing/fixtures.js';
+import { connectRheaDevice, plainTcpToAmqpPort, rawAmqpExchange } from '../testing/raw-amqp.js';
+import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
+import { register } from '../testing/sdk.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_AMQP_MESSAGE_BYTES } from './amqp.js';
+
+// What the SDK never sends over AMQP, with rhea as a raw client and plain TLS bytes; after each,
+// an SDK device still registers over AMQP.
+
+let emulator: Emulator;
+let close: (() => Promise<void>) | undefined;
+const logs: LogRecord[] = [];
+
+beforeAll(async () => {
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+});
+
+afterAll(() => close?.());
+
+const stillServes = async (id: string) =>
+  expect(await register(emulator, id, groupDeviceKey('hashed', id), { transport: 'amqp' })).toMatchObject({
+    status: 'assigned',
+  });
+
+const SASL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]);
+const lastLog = (event: string) => logs.findLast((l) => l.event === event);
+
+describe('AMQP: the port', () => {
+  it('reports where it listens, with a port in provisioningHost', () => {
+    const endpoint = emulator.endpoints.amqp;
+    expect(endpoint?.provisioningHost).toBe(`localhost:${endpoint?.port}`);
+  });
+
+  it('answers HTTP on the AMQP port with a 400 that says what the port serves, and logs it', async () => {
+    const answer = (
+      await rawAmqpExchange(emulator, Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'))
+    ).toString();
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(answer).toContain('This port serves the DPS device API over AMQP 1.0 (SASL PLAIN), not HTTP');
+    expect(lastLog('amqp.protocol')).toMatchObject({ level: 'warn', kind: 'not-amqp', protocol: 'http' });
+    await stillServes('amqp-after-http');
+  });
+
+  it('answers an MQTT CONNECT with CONNACK "unacceptable protocol version"', async () => {
+    const connect = Buffer.from([
+      0x10,
+      0x10,
+      0x00,
+      0x04,
+      ...Buffer.from('MQTT'),
+      0x04,
+      0x02,
+      0x00,
+      0x3c,
+      0x00,
+      0x04,
+      ...Buffer.from('dev1'),
+    ]);
+    expect([...(await rawAmqpExchange(emulator, connect))]).toEqual([0x20, 0x02, 0x00, 0x01]);
+    expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'not-amqp', protocol: 'mqtt' });
+  });
+
+  it('answers AMQP without SASL, or another version, with the SASL protocol header (version negotiation)', async () => {
+    const plainAmqp = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
+    expect(await rawAmqpExchange(emulator, plainAmqp)).toEqual(SASL_HEADER);
+    expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'unsupported-header' });
+    expect(await rawAmqpExchange(emulator, Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]))).toEqual(SASL_HEADER);
+  });
+
+  it('closes a connection whose frame announces more than the max frame size', async () => {
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32BE(0x7fffffff, 0);
+    huge[4] = 2;
+    huge[5] = 1;
+    // The server's SASL header and mechanisms frame, then nothing: the connection is closed.
+    const answer = await rawAmqpExchange(emulator, Buffer.concat([SASL_HEADER, huge]));
+    expect(answer.subarray(0, 8)).toEqual(SASL_HEADER);
+    expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'frame-too-large', size: 0x7fffffff });
+    await stillServes('amqp-after-huge-frame');
+  });
+
+  it('logs a client that does not speak TLS on the AMQP port', async () => {
+    await plainTcpToAmqpPort(emulator, SASL_HEADER);
+    await expect.poll(() => lastLog('amqp.protocol')?.msg).toMatch(/did not speak TLS/);
+  });
+});
+
+describe('AMQP: a connected client', () => {
+  const key = (id: string) => groupDeviceKey('hashed', id);
+
+  it('closes with amqp:connection:framing-error after a malformed frame, and keeps serving', async () => {
+    const device = await connectRheaDevice(emulator, 'amqp-raw-framing', key('amqp-raw-framing'));
+    const tiny = Buffer.from([0, 0, 0, 3, 2, 0, 0, 0]);
+    (device.connection as unknown as { socket: { write(b: Buffer): void } }).socket.write(tiny);
+    expect(await device.closed).toMatchObject({
+      condition: 'amqp:connection:framing-error',
+      description: expect.stringContaining('frame size 3 is below the minimum of 8'),
+    });
+    expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'malformed-frame' });
+    await stillServes('amqp-after-framing');
+  });
+
+  it('closes with amqp:decode-error after a well-framed frame that does not decode', async () => {
+    const device = await connectRheaDevice(emulator, 'amqp-raw-decode', key('amqp-raw-decode'));
+    // A 12-byte AMQP frame on channel 0 whose body is not a described performative.
+    const garbage = Buffer.from([0, 0, 0, 12, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    (device.connection as unknown as { socket: { write(b: Buffer): void } }).socket.write(garbage);
+    expect(await device.closed).toMatchObject({ condition: 'amqp:decode-error' });
+    await stillServes('amqp-after-decode');
+  });
+
+  it('answers a wrong key in its open (com.microsoft:open-error) and closes with amqp:unauthorized-access', async () => {
+    const device = await connectRheaDevice(emulator, 'amqp-raw-wrong', generateSymmetricKey(32));
+    const openError = (device.connection.properties as Record<string, unknown> | undefined)?.[
+      'com.microsoft:open-error'
+    ];
+    expect(openError).toMatchObject({ condition: 'amqp:unauthorized-access' });
+    const error = await device.closed;
+    expect(error?.condition).toBe('amqp:unauthorized-access');
+    expect(JSON.parse(error?.description ?? '{}')).toMatchObject({ errorCode: 401002 });
+  });
+
+  it('refuses a link to another registration', async () => {
+    const device = await connectRheaDevice(emulator, 'amqp-raw-links', key('amqp-raw-links'));
+    const receiver = device.connection.open_receiver({
+      source: { address: `${emulator.idScope}/registrations/someone-else` },
+    });
+    const error = await new Promise<{ condition?: string; description?: string } | undefined>((resolve) =>
+      receiver.on('receiver_close', (context: EventContext) => resolve(context.receiver?.error as never)),
+    );
+    expect(error?.condition).toBe('amqp:unauthorized-access');
+    expect(lastLog('amqp.link')?.msg).toContain('someone-else');
+    device.connection.close();
+  });
+
+  it('rejects a request of an unknown operation type with the DPS error body', async () => {
+    const id = 'amqp-raw-unknown-op';
+    const device = await connectRheaDevice(emulator, id, key(id));
+    const address = `${emulator.idScope}/registrations/${id}`;
+    device.connection.open_receiver({ source: { address } });
+    const sender = device.connection.open_sender({ target: { address } });
+    const outcome = await new Promise<{ condition?: string; description?: string }>((resolve) => {
+      sender.on('rejected', (context: EventContext) => resolve(context.delivery?.remote_state?.error as never));
+      sender.once('sendable', () =>
+        sender.send({
+          correlation_id: 'c1',
+          application_properties: { 'iotdps-operation-type': 'iotdps-frobnicate' },
+          body: '',
+        }),
+      );
+    });
+    expect(outcome.condition).toBe('com.microsoft:argument-error');
+    expect(JSON.parse(outcome.description ?? '{}')).toMatchObject({
+      errorCode: 400001,
+      message: expect.stringContaining('"iotdps-frobnicate" is not one of iotdps-register'),
+    });
+    device.connection.close();
+  });
+
+  it('closes the link of a message larger than the limit, and keeps serving', async () => {
+    const id = 'amqp-raw-huge-message';
+    const device = await connectRheaDevice(emulator, id, key(id));
+    const address = `${emulator.idScope}/registrations/${id}`;
+    device.connection.open_receiver({ source: { address } });
+    const sender = device.connection.open_sender({ target: { address } });
+    const error = await new Promise<{ condition?: string } | undefined>((resolve) => {
+      sender.on('sender_close', (context: EventContext) => resolve(context.sender?.error as never));
+      sender.once('sendable', () =>
+        sender.send({
+          correlation_id: 'c2',
+          application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+          body: rhea.message.data_section(Buffer.alloc(MAX_AMQP_MESSAGE_BYTES + 70_000, 0x20)),
+        }),
+      );
+    });
+    expect(error?.condition).toBe('amqp:link:message-size-exceeded');
+    expect(lastLog('amqp.message')).toMatchObject({ level: 'warn' });
+    device.connection.close();
+    await stillServes('amqp-after-huge-message');
+  });
+});
+
+describe('AMQP over WebSockets', () => {
+  it('is served with the AMQPWSB10 subprotocol, beside mqtt', async () => {
+    expect(emulator.endpoints.webSockets?.subprotocols).toEqual(['mqtt', 'AMQPWSB10']);
+    const attempt = await openWebSocket(emulator, ['AMQPWSB10']);
+    expect(attempt).toMatchObject({ kind: 'open', protocol: 'AMQPWSB10' });
+    if (attempt.kind !== 'open') return;
+    // Not AMQP inside: the server says which header it takes, and closes.
+    const reply = new Promise<Buffer>((resolve) => attempt.ws.once('message', (data: Buffer) => resolve(data)));
+    const closed = closeOf(attempt.ws);
+    attempt.ws.send(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]));
+    expect(await reply).toEqual(SASL_HEADER);
+    await closed;
+  });
+});

@@ -1,0 +1,493 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import { createErrorBody, DpsErrorCode } from '@dpskit/contracts';
+import { type Logger, listen } from '@dpskit/node-kit';
+import rhea, { type Connection, type Delivery, type EventContext, type Receiver, type Sender } from 'rhea';
+import type { WebSocket } from 'ws';
+import type { AttestationResult } from '../core/attestation.js';
+import { clip } from '../core/client-text.js';
+import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
+import type { DeviceTransport } from '../core/events.js';
+import { AmqpFrameGuard, type AmqpStreamProblem } from './amqp-frame-guard.js';
+import {
+  type AmqpAddress,
+  amqpErrorOf,
+  OPERATION_TYPE,
+  OPERATION_TYPES,
+  parseAmqpAddress,
+  parseAmqpRequest,
+  RETRY_AFTER,
+  requestBodyBytes,
+  sameRegistration,
+} from './amqp-messages.js';
+import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
+import { rawHttpResponse } from './https-client-errors.js';
+import type { RunningTransport } from './mqtt.js';
+
+/** The largest frame either side sends: real DPS's `max-frame-size` (azure-iot-sdk-c#815); rhea splits larger messages. */
+export const AMQP_MAX_FRAME_BYTES = 65_536;
+/**
+ * Largest request message read (all its transfer frames): well above DPS's 96 KB message limit, so
+ * that a request somewhat over it still gets its 400001 answer; a larger one closes its link with
+ * `amqp:link:message-size-exceeded` once that much has arrived.
+ */
+export const MAX_AMQP_MESSAGE_BYTES = 256 * 1024;
+/** A device needs two links (a sender and a receiver); a few more are allowed, then refused. */
+const MAX_LINKS_PER_CONNECTION = 8;
+/** Requests a device may have in flight on its sender link (AMQP link credit). */
+const CREDIT_WINDOW = 10;
+/** AMQP 1.0's SASL protocol header: the answer, per the spec's version negotiation, to a header we do not take. */
+const SASL_PROTOCOL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]);
+/** MQTT CONNACK "unacceptable protocol version": a clear refusal an MQTT client on this port understands. */
+const MQTT_CONNACK_REFUSED = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+
+export interface AmqpTransportOptions {
+  api: DeviceApi;
+  tls: { cert: string; key: string };
+  host: string;
+  port: number;
+  log: Logger;
+  limits?: ConnectionLimits;
+}
+
+export interface RunningAmqpTransport extends RunningTransport {
+  /** Serves AMQP over a WebSocket the HTTPS listener accepted (subprotocol `AMQPWSB10`). */
+  acceptWebSocket(ws: WebSocket, peer: string): void;
+}
+
+/** What rhea reads from and writes to: a TLS socket or a WebSocket, behind the frame guard. */
+interface ByteChannel {
+  onData(listener: (chunk: Buffer) => void): void;
+  onEnd(listener: () => void): void;
+  onError(listener: (err: Error) => void): void;
+  write(bytes: Buffer): void;
+  end(): void;
+  destroy(): void;
+}
+
+/** The parts of rhea's server-side connection its typings leave out. */
+interface ServerConnection extends Connection {
+  accept(socket: object): void;
+  local: { open: { properties?: Record<string, unknown> } };
+  _process(): void;
+}
+
+/**
+ * DPS's device API over AMQP 1.0, on rhea as a server: on its own TLS listener (5671 by default)
+ * and over WebSockets (`acceptWebSocket`). Authentication is SASL PLAIN as the SDKs do it; a device
+ * whose token does not verify gets its AMQP open answered with `com.microsoft:open-error` and the
+ * connection closed with `amqp:unauthorized-access`, the DPS error body (401002) as description,
+ * as the real service does (azure-iot-sdk-c#815). Requests are answered on the device's receiver
+ * link with the request's `correlation_id` and the status body as a data section; refused requests
+ * get their delivery rejected with the DPS error body, which the SDK raises (see `amqp-messages.ts`).
+ */
+export async function startAmqpTransport(options: AmqpTransportOptions): Promise<RunningAmqpTransport> {
+  const { api, log } = options;
+  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+  const open = new Set<ServerConnection>();
+  // One container id for this emulator's AMQP side, in the form real DPS gives (IoTDPSGW_<hex>).
+  const containerId = `IoTDPSGW_${randomBytes(16).toString('hex')}`;
+
+  const serve = (channel: ByteChannel, peer: string, transport: Extract<DeviceTransport, 'amqp' | 'amqp-ws'>) => {
+    let attestation: AttestationResult | undefined;
+    let authenticated: AmqpAddress | undefined;
+    let responder: Sender | undefined;
+    const receivers = new Set<Receiver>();
+    let links = 0;
+
+    // A container per connection: rhea hands the SASL callback only the username and password, so
+    // the connection they belong to is this closure's.
+    const container = rhea.create_container({ id: containerId });
+    container.sasl_server_mechanisms.enable_plain((username: string, password: string) => {
+      const address = parseAmqpAddress(username);
+      authenticated = address;
+      attestation = address
+        ? api.service.attest({
+            requestedIdScope: address.idScope,
+            registrationId: address.registrationId,
+            token: password,
+          })
+        : {
+            ok: false,
+            registrationId: clip(username),
+            reason: 'malformed',
+            detail: `SASL PLAIN username "${clip(username)}" is not {idScope}/registrations/{registrationId}`,
+          };
+      // SASL itself succeeds: DPS refuses in its AMQP open, which carries the DPS error body.
+      return true;
+    });
+    const connection = container.create_connection({
+      max_frame_size: AMQP_MAX_FRAME_BYTES,
+      channel_max: 8191,
+      idle_time_out: limits.idleTimeoutMs,
+      autoaccept: false,
+      credit_window: CREDIT_WINDOW,
+    } as never) as ServerConnection;
+
+    const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES);
+    let refused = false;
+    const refuse = (problem: AmqpStreamProblem) => {
+      refused = true;
+      const what = describeProblem(problem);
+      log.warn('amqp.protocol', `${peer} (${transport}): ${what}; connection closed`, { ...problem, transport });
+      if (problem.kind === 'not-amqp' && problem.protocol === 'http' && transport === 'amqp') {
+        channel.write(
+          Buffer.from(
+            rawHttpResponse(
+              errorResponse(
+                DpsErrorCode.InvalidRequestBody,
+                'This port serves the DPS device API over AMQP 1.0 (SASL PLAIN), not HTTP; the REST APIs are on the HTTPS port.',
+              ),
+            ),
+          ),
+        );
+      } else if (problem.kind === 'not-amqp' && problem.protocol === 'mqtt') {
+        channel.write(MQTT_CONNACK_REFUSED);
+      } else if (problem.kind === 'not-amqp' || problem.kind === 'unsupported-header') {
+        channel.write(SASL_PROTOCOL_HEADER);
+      } else if (connection.is_open()) {
+        // A frame rhea has not seen: its state is intact, so it can still say why in a CLOSE.
+        connection.close({ condition: 'amqp:connection:framing-error', description: what });
+        setTimeout(() => channel.destroy(), 5_000).unref();
+        return;
+      }
+      channel.end();
+      setTimeout(() => channel.destroy(), 5_000).unref();
+    };
+
+    const socket = {
+      on(event: string, listener: (arg?: unknown) => void) {
+        if (event === 'data') {
+          channel.onData((chunk) => {
+            if (refused) return;
+            const problem = guard.push(chunk);
+            if (problem) {
+              // The frames before the problem are fine: rhea answers them first (its protocol header,
+              // SASL mechanisms), so that the client hears what the server speaks.
+              if (problem.at) listener(chunk.subarray(0, problem.at));
+              return refuse(problem);
+            }
+            listener(chunk);
+            checkIncompleteMessages();
+          });
+        } else if (event === 'end') channel.onEnd(() => listener());
+        else if (event === 'error') channel.onError((err) => listener(err));
+      },
+      write: (bytes: Buffer) => channel.write(bytes),
+      end: () => channel.end(),
+      destroy: () => channel.destroy(),
+    };
+
+    // rhea gathers a message's transfer frames without a bound: cut off one that outgrows the limit.
+    const checkIncompleteMessages = () => {
+      for (const receiver of receivers) {
+        const incomplete = (receiver as Receiver & { _incomplete?: { frames: Buffer[] } })._incomplete;
+        if (!incomplete) continue;
+        const size = incomplete.frames.reduce((sum, frame) => sum + (frame?.length ?? 0), 0);
+        if (size <= MAX_AMQP_MESSAGE_BYTES) continue;
+        log.warn(
+          'amqp.message',
+          `${peer} (${transport}): a message over ${MAX_AMQP_MESSAGE_BYTES} bytes; link closed`,
+          {
+            size,
+            transport,
+          },
+        );
+        (receiver as Receiver & { _incomplete?: unknown })._incomplete = undefined;
+        receiver.close({
+          condition: 'amqp:link:message-size-exceeded',
+          description: `A request message may be at most ${MAX_AMQP_MESSAGE_BYTES} bytes.`,
+        });
+        receivers.delete(receiver);
+      }
+    };
+
+    connection.on('connection_open', () => {
+      if (attestation?.ok) return;
+      const failure: Extract<AttestationResult, { ok: false }> = attestation ?? {
+        ok: false,
+        registrationId: '',
+        reason: 'malformed',
+        detail: 'no SASL PLAIN authentication',
+      };
+      api.service.reportUnauthorized(failure, transport);
+      log.debug('amqp.auth', `${clip(failure.registrationId)}: ${failure.reason} (${failure.detail})`, {
+        registrationId: clip(failure.registrationId),
+        reason: failure.reason,
+        transport,
+      });
+      const error = unauthorizedError();
+      connection.local.open.properties = { 'com.microsoft:open-error': describedError(error) };
+      connection.close(error);
+    });
+
+    const linkAllowed = (kind: string, address: string | undefined, close: (error: object) => void): boolean => {
+      links += 1;
+      if (links > MAX_LINKS_PER_CONNECTION) {
+        close({
+          condition: 'amqp:resource-limit-exceeded',
+          description: `At most ${MAX_LINKS_PER_CONNECTION} links per connection.`,
+        });
+        return false;
+      }
+      if (!authenticated || !attestation?.ok || !sameRegistration(parseAmqpAddress(address), authenticated)) {
+        log.warn(
+          'amqp.link',
+          `${peer} (${transport}): ${kind} link address "${clip(address ?? '')}" is not this connection's {idScope}/registrations/{registrationId}; link refused`,
+          { transport },
+        );
+        close({
+          condition: 'amqp:unauthorized-access',
+          description: JSON.stringify(
+            createErrorBody(
+              DpsErrorCode.Unauthorized,
+              `The link address must be ${authenticated ? `${authenticated.idScope}/registrations/${authenticated.registrationId}` : '{idScope}/registrations/{registrationId}'}.`,
+            ),
+          ),
+        });
+        return false;
+      }
+      return true;
+    };
+
+    connection.on('sender_open', (context: EventContext) => {
+      const sender = context.sender;
+      if (!sender) return;
+      const address = sender.source?.address;
+      if (!linkAllowed('receiver', address, (error) => sender.close(error))) return;
+      responder = sender;
+    });
+
+    connection.on('receiver_open', (context: EventContext) => {
+      const receiver = context.receiver;
+      if (!receiver) return;
+      const address = receiver.target?.address;
+      if (!linkAllowed('sender', address, (error) => receiver.close(error))) return;
+      receivers.add(receiver);
+    });
+
+    connection.on('receiver_close', (context: EventContext) => {
+      if (context.receiver) receivers.delete(context.receiver);
+    });
+    connection.on('sender_close', (context: EventContext) => {
+      if (context.sender === responder) responder = undefined;
+    });
+
+    connection.on('message', (context: EventContext) => {
+      const { message, delivery } = context;
+      if (!message || !delivery || !attestation) return;
+      const request = parseAmqpRequest(message.application_properties);
+      const answer = (): DeviceApiResponse | Promise<DeviceApiResponse> => {
+        if (!attestation) throw new Error('no attestation');
+        switch (request.kind) {
+          case 'register':
+            return api.register(attestation, requestBodyBytes(message.body), transport);
+          case 'operation-status':
+            return request.operationId
+              ? api.operationStatus(attestation, request.operationId, transport)
+              : errorResponse(
+                  DpsErrorCode.InvalidRequestBody,
+                  'The iotdps-operation-id application property is required.',
+                );
+          case 'status-lookup':
+            return api.statusLookup(attestation);
+          default:
+            return errorResponse(
+              DpsErrorCode.InvalidRequestBody,
+              `The ${OPERATION_TYPE} application property "${clip(request.operationType)}" is not one of ${Object.values(OPERATION_TYPES).join(', ')}.`,
+            );
+        }
+      };
+      Promise.resolve()
+        .then(answer)
+        .catch((err: Error) => {
+          log.error('amqp.request', `${peer} (${transport}): ${err.message}`, { stack: err.stack });
+          return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+        })
+        .then((response) => respond(delivery, message.correlation_id, response));
+    });
+
+    const respond = (delivery: Delivery, correlationId: unknown, response: DeviceApiResponse) => {
+      if (!connection.is_open()) return; // the device left while a poll was held
+      if (response.status >= 300) {
+        delivery.reject(amqpErrorOf(response));
+        return;
+      }
+      if (!responder?.is_open()) {
+        delivery.reject({
+          condition: 'amqp:precondition-failed',
+          description: JSON.stringify(
+            createErrorBody(
+              DpsErrorCode.InvalidRequestBody,
+              'Attach a receiver link on {idScope}/registrations/{registrationId} before sending requests: answers go there.',
+            ),
+          ),
+        });
+        return;
+      }
+      delivery.accept();
+      responder.send({
+        correlation_id: correlationId as string,
+        application_properties:
+          response.retryAfterSeconds === undefined ? {} : { [RETRY_AFTER]: String(response.retryAfterSeconds) },
+        // The SDK parses `body.content` as JSON: a data section, never an AMQP string.
+        body: rhea.message.data_section(Buffer.from(JSON.stringify(response.body), 'utf8')),
+      });
+    };
+
+    // A frame that passed the guard but not rhea's decoder: a ProtocolError, or another error thrown
+    // while decoding. rhea ends the socket right after either event, so the CLOSE saying why is
+    // written now (rhea would write it on the next tick, after the end).
+    const undecodable = (err: Error) => {
+      log.warn('amqp.protocol', `${peer} (${transport}): ${err.message}; connection closed`, {
+        transport,
+        kind: 'undecodable',
+      });
+      if (!connection.is_open() || refused) return;
+      refused = true;
+      try {
+        connection.close({
+          condition: 'amqp:decode-error',
+          description: `The frame could not be decoded: ${err.message}`,
+        });
+        connection._process();
+      } catch {
+        // the socket is gone: nothing left to tell
+      }
+    };
+    connection.on('protocol_error', undecodable);
+    connection.on('error', undecodable);
+    connection.on('connection_error', (context: EventContext) => {
+      const error = context.connection.error as { message?: string; description?: string } | undefined;
+      log.debug('amqp.connection', `${peer} (${transport}): ${error?.description ?? error?.message ?? 'error'}`);
+    });
+    connection.on('disconnected', () => {
+      open.delete(connection);
+    });
+
+    open.add(connection);
+    connection.accept(socket);
+  };
+
+  const server = tls.createServer(
+    { cert: options.tls.cert, key: options.tls.key, handshakeTimeout: limits.handshakeTimeoutMs },
+    (socket) => {
+      socket.setNoDelay(true);
+      serve(socketChannel(socket), `${socket.remoteAddress}:${socket.remotePort}`, 'amqp');
+    },
+  );
+  const { sockets } = boundConnections(server, limits, log, 'AMQP');
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
+      log.warn(
+        'amqp.protocol',
+        `a client on the AMQP port did not speak TLS (${err.message}): use amqps:// with the emulator's CA`,
+        { code: err.code },
+      );
+    } else {
+      log.debug('amqp.tls', `TLS handshake failed: ${err.message}`);
+    }
+  });
+
+  const port = await listen(server, {
+    label: 'AMQP',
+    host: options.host,
+    port: options.port,
+    portSetting: '--amqp-port (amqpPort)',
+  });
+
+  return {
+    host: options.host,
+    port,
+    acceptWebSocket(ws, peer) {
+      serve(webSocketChannel(ws), peer, 'amqp-ws');
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      for (const connection of open) {
+        try {
+          connection.close();
+        } catch {
+          // already gone
+        }
+      }
+      open.clear();
+      await closed;
+    },
+  };
+}
+
+function socketChannel(socket: Socket): ByteChannel {
+  return {
+    onData: (listener) => socket.on('data', listener),
+    onEnd: (listener) => {
+      // rhea reads `end`; a socket destroyed by a timeout only closes.
+      let ended = false;
+      const once = () => {
+        if (ended) return;
+        ended = true;
+        listener();
+      };
+      socket.on('end', once);
+      socket.on('close', once);
+    },
+    onError: (listener) => socket.on('error', listener),
+    write: (bytes) => {
+      if (socket.writable) socket.write(bytes);
+    },
+    end: () => socket.end(),
+    destroy: () => socket.destroy(),
+  };
+}
+
+function webSocketChannel(ws: WebSocket): ByteChannel {
+  return {
+    onData: (listener) => ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => listener(toBuffer(data))),
+    onEnd: (listener) => ws.on('close', () => listener()),
+    onError: (listener) => ws.on('error', listener),
+    write: (bytes) => {
+      if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true });
+    },
+    end: () => ws.close(1000),
+    destroy: () => ws.terminate(),
+  };
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
+
+/** The error real DPS closes an unauthorized AMQP connection with (azure-iot-sdk-c#815). */
+function unauthorizedError(): { condition: string; description: string } {
+  return {
+    condition: 'amqp:unauthorized-access',
+    description: JSON.stringify(createErrorBody(DpsErrorCode.Unauthorized, 'IotHubUnauthorizedAccess')),
+  };
+}
+
+/** An AMQP `error` (descriptor 0x1d: condition, description, info) as a value inside a map. */
+function describedError(error: { condition: string; description: string }): unknown {
+  const { types } = rhea;
+  return types.wrap_described(
+    types.wrap_list([types.wrap_symbol(error.condition), types.wrap_string(error.description), types.wrap_map({})]),
+    0x1d,
+  );
+}
+
+function describeProblem(problem: AmqpStreamProblem): string {
+  switch (problem.kind) {
+    case 'not-amqp':
+      return problem.protocol === 'unknown'
+        ? `sent "${problem.firstBytes}", not an AMQP 1.0 protocol header`
+        : `spoke ${problem.protocol.toUpperCase()} on the AMQP port (AMQP 1.0 with SASL PLAIN is served here)`;
+    case 'unsupported-header':
+      return `sent the protocol header "${problem.header}"; AMQP 1.0 with SASL (AMQP\\x03\\x01\\x00\\x00) is served`;
+    case 'frame-too-large':
+      return `announced a ${problem.size}-byte frame; the limit is ${AMQP_MAX_FRAME_BYTES} (max-frame-size)`;
+    case 'malformed-frame':
+      return `sent a malformed frame (${problem.reason})`;
+  }
+}

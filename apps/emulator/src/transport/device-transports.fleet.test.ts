@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistrationEvent } from '../core/events.js';
+import type { Emulator } from '../emulator.js';
+import { groupDeviceKey, HUB_A, HUB_B } from '../testing/fixtures.js';
+import { register } from '../testing/sdk.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+
+// 200 official-SDK devices at once over each transport beside MQTT/TLS and HTTPS (which mqtt.test.ts
+// covers with 250), in this process: every one must come back with its own id, hub and webhook
+// payload, and the emulator must have recorded each once. No timing is asserted.
+
+let emulator: Emulator;
+let events: RegistrationEvent[];
+let close: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  ({ emulator, events, close } = await startTestBedWithWebhook());
+});
+
+afterAll(() => close?.());
+
+describe.each(['mqtt-ws', 'amqp', 'amqp-ws'] as const)('%s: many devices at once', (transport) => {
+  it('gives each of 200 concurrent registrations its own outcome, none lost or crossed', async () => {
+    const prefix = `fleet-${transport}-`;
+    const ids = Array.from({ length: 200 }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
+    const results = await Promise.all(
+      ids.map((id, i) =>
+        register(emulator, id, groupDeviceKey('custom', id), {
+          transport,
+          payload: { index: i, preferredHub: i % 2 ? 'b' : 'a' },
+        }),
+      ),
+    );
+    results.forEach((result, i) => {
+      const id = ids[i] as string;
+      expect(result).toMatchObject({
+        registrationId: id,
+        deviceId: id,
+        status: 'assigned',
+        assignedHub: i % 2 ? HUB_B : HUB_A,
+        payload: { for: id, received: { index: i } },
+      });
+    });
+    const fleetEvents = events.filter((e) => e.registrationId.startsWith(prefix));
+    expect(new Set(fleetEvents.map((e) => e.registrationId)).size).toBe(200);
+    expect(fleetEvents.every((e) => e.transport === transport)).toBe(true);
+    expect(emulator.registrations().filter((r) => r.registrationId.startsWith(prefix))).toHaveLength(200);
+  });
+});
