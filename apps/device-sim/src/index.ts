@@ -16,5 +16,6 @@ export {
   type RegistrationOutcome,
   type RegistrationPhase,
   type StatusUpdate,
+  TRANSPORTS,
   type TransportName,
 } from './lib/types.js';

@@ -1,4 +1,5 @@
 import type { AllocatorLogRecord } from '@dpskit/allocator';
+import { TRANSPORTS, type TransportName } from '@dpskit/device-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeviceSim } from './harness/device-sim.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
@@ -17,7 +18,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function deviceArgs(transport: 'mqtt' | 'http', registrationId: string): string[] {
+function deviceArgs(transport: TransportName, registrationId: string): string[] {
   return [
     'register',
     ...stack.connectionArgs(transport),
@@ -40,7 +41,8 @@ function invocationLog(registrationId: string): AllocatorLogRecord[] {
   return stack.allocatorLog.filter((r) => r.invocationId === request?.invocationId);
 }
 
-describe.each(['mqtt', 'http'] as const)('the tutorial over %s', (transport) => {
+// Every transport the SDK offers: MQTT and AMQP, each on TLS and on WebSockets, and HTTPS.
+describe.each(TRANSPORTS)('the tutorial over %s', (transport) => {
   it('assigns contoso-toaster-007 to the toasters hub, and the allocator receives its payload', async () => {
     const run = await runDeviceSim([...deviceArgs(transport, TUTORIAL.toaster), '--json'], {
       DPS_GROUP_KEY: TUTORIAL.groupKey,
@@ -118,7 +120,9 @@ describe.each(['mqtt', 'http'] as const)('the tutorial over %s', (transport) => 
 describe('the emulator saw the tutorial as DPS would', () => {
   it('called the webhook for every registration and recorded each outcome', () => {
     const custom = stack.registrations.filter((e) => e.policy === 'custom');
-    expect(custom.length).toBeGreaterThanOrEqual(4);
+    expect(custom.length).toBeGreaterThanOrEqual(4 * TRANSPORTS.length);
+    // Each transport's devices reached the one registration core, named by their wire.
+    expect(new Set(custom.map((e) => e.transport))).toEqual(new Set(['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https']));
     for (const event of custom) {
       expect(event.webhook).toBeDefined();
       const expected = event.registrationId === TUTORIAL.toaster ? 'assigned' : 'failed';

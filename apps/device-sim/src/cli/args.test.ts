@@ -131,7 +131,10 @@ describe('parseCommandLine: register', () => {
     ['--group-key is not valid base64', [...REGISTER, '--group-key', 'abc']],
     ['--payload must be a JSON object', [...REGISTER, '--group-key', GROUP_KEY, '--payload', '[]']],
     ['--payload is not valid JSON', [...REGISTER, '--group-key', GROUP_KEY, '--payload', '{bad']],
-    ['--transport must be mqtt or http, not "amqp"', [...REGISTER, '--group-key', GROUP_KEY, '--transport', 'amqp']],
+    [
+      '--transport must be mqtt, mqtt-ws, amqp, amqp-ws or http, not "amqps"',
+      [...REGISTER, '--group-key', GROUP_KEY, '--transport', 'amqps'],
+    ],
     ['scheme', [...REGISTER, '--group-key', GROUP_KEY, '--provisioning-host', 'mqtts://x']],
     ['the CA file "missing.pem" does not exist', [...REGISTER, '--group-key', GROUP_KEY, '--ca', 'missing.pem']],
     ['is not a PEM certificate', [...REGISTER, '--group-key', GROUP_KEY, '--ca', 'key.pem']],

@@ -6,8 +6,11 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
   --provisioning-host <host[:port]>
                                  DPS device endpoint                                  DPS_PROVISIONING_HOST
                                  default global.azure-devices-provisioning.net (real Azure);
-                                 local emulator: localhost:8883 (MQTT) or its HTTPS port
-  --transport mqtt|http          protocol, default mqtt                               DPS_TRANSPORT
+                                 local emulator: localhost:8883 (MQTT), localhost:5671 (AMQP)
+                                 or its HTTPS port (HTTP and WebSockets)
+  --transport <name>             mqtt (default), mqtt-ws, amqp, amqp-ws or http       DPS_TRANSPORT
+                                 (-ws: over WebSockets at wss://host/$iothub/websocket;
+                                 the SDK says port 443, device-sim connects to the port given)
   --ca <file>                    PEM CA certificate to trust, e.g. the local          DPS_CA_FILE
                                  emulator's .dpskit/emulator/tls/ca.pem (real Azure: not needed)
   --payload <json>               custom payload sent to the allocation webhook,       DPS_PAYLOAD

@@ -46,7 +46,7 @@ export function checkTransport(input: Named<string>): TransportName {
     const guess = closestMatch(String(input.value), TRANSPORTS);
     throw new InvalidOptionError(
       input.field,
-      `${source} must be ${TRANSPORTS.join(' or ')}, not "${String(input.value)}"`,
+      `${source} must be ${TRANSPORTS.slice(0, -1).join(', ')} or ${TRANSPORTS.at(-1)}, not "${String(input.value)}"`,
       guess === undefined ? undefined : source.startsWith('-') ? `${source} ${guess}` : `${source}=${guess}`,
     );
   }

@@ -12,6 +12,7 @@ import { isPlainObject } from './payload.js';
 import { describeRegistrationError } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
+import { createAmqpTransport } from './transport/amqp.js';
 import { type Endpoint, parseProvisioningHost } from './transport/endpoint.js';
 import { createHttpTransport } from './transport/http.js';
 import { createMqttTransport } from './transport/mqtt.js';
@@ -106,16 +107,8 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
   }
 
   const observer = new RegistrationObserver(registrationId, startedAt, options.onStatus);
-  let deviceTransport: DeviceTransport;
-  let sdkHost: string;
-  if (transportName === 'http') {
-    const created = createHttpTransport(observer, prepared.endpoint, options.ca);
-    deviceTransport = created;
-    sdkHost = created.sdkHost;
-  } else {
-    deviceTransport = createMqttTransport(observer, options.ca);
-    sdkHost = prepared.endpoint.hostWithPort;
-  }
+  const deviceTransport = createTransport(transportName, observer, prepared.endpoint, options.ca);
+  const { sdkHost } = deviceTransport;
   if (options.pollingIntervalMs !== undefined) {
     deviceTransport.sdkTransport.setTransportOptions({ pollingInterval: options.pollingIntervalMs });
   }
@@ -187,6 +180,24 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
     }
     case 'result':
       return assignedOutcome(base, settled.value, durationMs);
+  }
+}
+
+function createTransport(
+  name: TransportName,
+  observer: RegistrationObserver,
+  endpoint: Endpoint,
+  ca: string | undefined,
+): DeviceTransport {
+  switch (name) {
+    case 'http':
+      return createHttpTransport(observer, endpoint, ca);
+    case 'mqtt':
+    case 'mqtt-ws':
+      return createMqttTransport(observer, endpoint, ca, name === 'mqtt-ws');
+    case 'amqp':
+    case 'amqp-ws':
+      return createAmqpTransport(observer, endpoint, ca, name === 'amqp-ws');
   }
 }
 

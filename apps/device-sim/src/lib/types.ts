@@ -1,7 +1,11 @@
 import type { DeviceRegistrationResult } from '@dpskit/contracts';
 
-export type TransportName = 'mqtt' | 'http';
-export const TRANSPORTS: readonly TransportName[] = ['mqtt', 'http'];
+/**
+ * The SDK transports: MQTT and AMQP over TLS or WebSockets (`-ws`, always port 443 in the SDK), and
+ * HTTPS.
+ */
+export type TransportName = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'http';
+export const TRANSPORTS: readonly TransportName[] = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'http'];
 
 /** The real DPS global device endpoint: what the Azure docs and SDK samples use. */
 export const DEFAULT_PROVISIONING_HOST = 'global.azure-devices-provisioning.net';

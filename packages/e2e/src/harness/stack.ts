@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AllocatorHost, type AllocatorLogRecord, startAllocatorHost } from '@dpskit/allocator';
+import type { TransportName } from '@dpskit/device-sim';
 import { createEmulator, type Emulator, type EmulatorLogRecord, type RegistrationEvent } from '@dpskit/emulator';
 import { emulatorServiceClient, type ServiceClient } from './service-client.js';
 import { TUTORIAL } from './tutorial.js';
@@ -14,7 +15,8 @@ export interface TutorialStack {
   emulatorLog: EmulatorLogRecord[];
   registrations: RegistrationEvent[];
   /** device-sim connection flags for a transport: host with the emulator's port, its CA, the ID scope. */
-  connectionArgs(transport: 'mqtt' | 'http'): string[];
+  /** device-sim's connection flags for one transport (`--provisioning-host localhost:<that transport's port>`, CA, ID scope). */
+  connectionArgs(transport: TransportName): string[];
   /** The official service SDK's client for the emulator's service API. */
   serviceClient: ServiceClient;
   close(): Promise<void>;
@@ -84,8 +86,9 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
     type SdkGroup = Parameters<ServiceClient['createOrUpdateEnrollmentGroup']>[0];
     if (viaApi) await serviceClient.createOrUpdateEnrollmentGroup(group as unknown as SdkGroup);
 
-    const connectionArgs = (transport: 'mqtt' | 'http') => {
-      const endpoint = transport === 'mqtt' ? emulator.endpoints.mqtt : emulator.endpoints.https;
+    const connectionArgs = (transport: TransportName) => {
+      const { mqtt, https, amqp, webSockets } = emulator.endpoints;
+      const endpoint = { mqtt, http: https, amqp, 'mqtt-ws': webSockets, 'amqp-ws': webSockets }[transport];
       if (!endpoint) throw new Error(`the emulator serves no ${transport} endpoint`);
       return [
         '--transport',

@@ -24,6 +24,17 @@ export class InvalidServiceResponseError extends Error {
 
 type Loose = Record<string, unknown>;
 
+/** The names azure-iot-amqp-base's translateError gives AMQP conditions (the transport passes them untranslated). */
+const AMQP_ERROR_NAMES: Record<string, string> = {
+  'amqp:unauthorized-access': 'UnauthorizedError',
+  'amqp:not-found': 'DeviceNotFoundError',
+  'amqp:not-allowed': 'InvalidOperationError',
+  'amqp:internal-error': 'InternalServerError',
+  'com.microsoft:argument-error': 'ArgumentError',
+  'com.microsoft:device-container-throttled': 'ThrottlingError',
+  'amqp:link:message-size-exceeded': 'MessageTooLargeError',
+};
+
 function asObject(value: unknown): Loose | undefined {
   return typeof value === 'object' && value !== null ? (value as Loose) : undefined;
 }
@@ -139,6 +150,26 @@ export function describeRegistrationError(error: unknown): ErrorFacts {
     };
     if (body.errorCode !== undefined) facts.errorCode = body.errorCode;
     if (statusCode !== undefined) facts.serviceStatus = statusCode;
+    return facts;
+  }
+
+  // AMQP: the transport rejects with the AMQP error itself (the connection's close error, or a
+  // delivery's rejection), not an Error: a condition, and the DPS error body as description.
+  const condition = str(err.condition);
+  if (condition) {
+    let decoded: unknown;
+    try {
+      decoded = JSON.parse(str(err.description) ?? '');
+    } catch {
+      decoded = undefined;
+    }
+    const body = fromServiceBody(decoded);
+    const facts: ErrorFacts = {
+      status: 'error',
+      errorName: AMQP_ERROR_NAMES[condition] ?? condition,
+      errorMessage: body.message ?? (str(err.description) || condition),
+    };
+    if (body.errorCode !== undefined) facts.errorCode = body.errorCode;
     return facts;
   }
 

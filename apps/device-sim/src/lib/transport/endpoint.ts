@@ -51,3 +51,8 @@ export function parseProvisioningHost(value: string, source = '--provisioning-ho
   if (port !== undefined) endpoint.port = port;
   return { ok: true, value: endpoint };
 }
+
+/** The host name alone, IPv6 in brackets: what transports that add their own port (`:443`) take. */
+export function bracketedHost(endpoint: Endpoint): string {
+  return endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname;
+}

@@ -36,7 +36,7 @@ export function createHttpTransport(
   observer: RegistrationObserver,
   endpoint: Endpoint,
   ca: string | undefined,
-): DeviceTransport & { sdkHost: string } {
+): DeviceTransport {
   const agentOptions: https.AgentOptions = { keepAlive: true };
   if (ca !== undefined) agentOptions.ca = ca;
   const agent = new https.Agent(agentOptions);

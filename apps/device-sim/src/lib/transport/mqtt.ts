@@ -1,5 +1,7 @@
+import { fixedPortAgent } from '@dpskit/node-kit';
 import { InvalidServiceResponseError } from '../sdk/errors.js';
-import { Mqtt, MqttBase } from '../sdk/modules.js';
+import { Mqtt, MqttBase, MqttWs } from '../sdk/modules.js';
+import { bracketedHost, type Endpoint } from './endpoint.js';
 import { ObservedRequests } from './observed-requests.js';
 import type { RegistrationObserver } from './observer.js';
 import type { DeviceTransport } from './types.js';
@@ -42,14 +44,26 @@ class ObservedMqttBase extends MqttBase {
 }
 
 /**
- * The SDK's MQTT transport with an injected `MqttBase`: `setOptions({ ca })` is the only way to
- * trust a CA without NODE_EXTRA_CA_CERTS (the transport has no CA option). `host:port` works as is:
- * the transport connects to `mqtts://<provisioningHost>`.
+ * The SDK's MQTT transport (`Mqtt`, or `MqttWs` with `webSocket`) with an injected `MqttBase`:
+ * `setOptions({ ca })` is the only way to trust a CA without NODE_EXTRA_CA_CERTS (the transport has
+ * no CA option). Over TLS `host:port` works as is: the transport connects to
+ * `mqtts://<provisioningHost>`. Over WebSockets the transport dials `wss://<host>:443/$iothub/websocket`
+ * whatever it is given, so it gets the host name alone and, for another port, a WebSocket agent that
+ * connects there (`mqtt.webSocketAgent`, the one connection setting the SDK lets a caller choose).
  */
-export function createMqttTransport(observer: RegistrationObserver, ca: string | undefined): DeviceTransport {
+export function createMqttTransport(
+  observer: RegistrationObserver,
+  endpoint: Endpoint,
+  ca: string | undefined,
+  webSocket = false,
+): DeviceTransport {
   const base = new ObservedMqttBase(observer);
-  if (ca !== undefined) base.setOptions({ ca });
-  const transport = new Mqtt(base);
+  const agent =
+    webSocket && endpoint.port !== undefined && endpoint.port !== 443
+      ? fixedPortAgent(endpoint.port, ca === undefined ? {} : { ca })
+      : undefined;
+  base.setOptions({ ...(ca !== undefined ? { ca } : {}), ...(agent ? { mqtt: { webSocketAgent: agent } } : {}) });
+  const transport = webSocket ? new MqttWs(base) : new Mqtt(base);
   passDisconnectCallback(base, transport);
   const requests = new ObservedRequests(transport, observer);
   // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
@@ -57,11 +71,14 @@ export function createMqttTransport(observer: RegistrationObserver, ca: string |
   transport.on('error', () => {});
   return {
     sdkTransport: transport,
+    sdkHost: webSocket ? bracketedHost(endpoint) : endpoint.hostWithPort,
     abort(): Promise<void> {
       requests.aborted = true;
       return new Promise((resolve) => transport.disconnect(() => resolve()));
     },
-    dispose(): void {},
+    dispose(): void {
+      agent?.destroy();
+    },
   };
 }
 

@@ -1,10 +1,12 @@
-import type { Http, Mqtt } from '../sdk/modules.js';
+import type { Amqp, Http, Mqtt } from '../sdk/modules.js';
 
-type SdkTransport = InstanceType<typeof Mqtt> | InstanceType<typeof Http>;
+type SdkTransport = InstanceType<typeof Mqtt> | InstanceType<typeof Amqp> | InstanceType<typeof Http>;
 
 export interface DeviceTransport {
   /** The SDK transport object to hand to `ProvisioningDeviceClient.create`. */
   sdkTransport: SdkTransport;
+  /** The `provisioningHost` to hand to `ProvisioningDeviceClient.create` with it. */
+  sdkHost: string;
   /**
    * Stops the registration now: pending requests fail with `OperationCancelledError`, later ones are
    * refused, and connections are closed. Resolves when the transport has let go.

@@ -1,0 +1,71 @@
+import { fixedPortAgent } from '@dpskit/node-kit';
+import { Amqp, AmqpBase, AmqpWs } from '../sdk/modules.js';
+import { bracketedHost, type Endpoint } from './endpoint.js';
+import { ObservedRequests } from './observed-requests.js';
+import type { RegistrationObserver } from './observer.js';
+import type { DeviceTransport } from './types.js';
+
+type AmqpBaseInstance = InstanceType<typeof AmqpBase>;
+type ConnectConfig = Parameters<AmqpBaseInstance['connect']>[0];
+type Done = Parameters<AmqpBaseInstance['connect']>[1];
+
+/**
+ * The transport's AMQP base (`azure-iot-amqp-base`, which the transport takes in its constructor),
+ * reporting the connection and adding the CA: for symmetric keys the transport passes no TLS options
+ * of its own, so without this only NODE_EXTRA_CA_CERTS could make it trust a local CA. Over
+ * WebSockets the same options reach the `ws` client.
+ */
+class ObservedAmqpBase extends AmqpBase {
+  constructor(
+    private readonly observer: RegistrationObserver,
+    private readonly ca: string | undefined,
+  ) {
+    super(true);
+  }
+
+  override connect(config: ConnectConfig, done: Done): void {
+    const withCa: ConnectConfig =
+      this.ca === undefined
+        ? config
+        : { ...config, sslOptions: { ...config.sslOptions, ca: this.ca } as ConnectConfig['sslOptions'] };
+    super.connect(withCa, (err, result) => {
+      if (!err) this.observer.connected();
+      done(err, result);
+    });
+  }
+}
+
+/**
+ * The SDK's AMQP transport (`Amqp`, or `AmqpWs` with `webSocket`). Over TLS `host:port` works as is
+ * (`amqps://<provisioningHost>`, port 5671 when none is given). Over WebSockets the transport dials
+ * `wss://<host>:443/$iothub/websocket` whatever it is given, so it gets the host name alone and, for
+ * another port, a WebSocket agent that connects there (its `webSocketAgent` transport option).
+ */
+export function createAmqpTransport(
+  observer: RegistrationObserver,
+  endpoint: Endpoint,
+  ca: string | undefined,
+  webSocket = false,
+): DeviceTransport {
+  const base = new ObservedAmqpBase(observer, ca);
+  const transport = webSocket ? new AmqpWs(base) : new Amqp(base);
+  const agent =
+    webSocket && endpoint.port !== undefined && endpoint.port !== 443
+      ? fixedPortAgent(endpoint.port, ca === undefined ? {} : { ca })
+      : undefined;
+  if (agent) transport.setTransportOptions({ webSocketAgent: agent });
+  const requests = new ObservedRequests(transport, observer);
+  // With no pending callback the transport emits 'error'; an EventEmitter 'error' without a listener would throw.
+  transport.on('error', () => {});
+  return {
+    sdkTransport: transport,
+    sdkHost: webSocket ? bracketedHost(endpoint) : endpoint.hostWithPort,
+    abort(): Promise<void> {
+      requests.aborted = true;
+      return new Promise((resolve) => transport.disconnect(() => resolve()));
+    },
+    dispose(): void {
+      agent?.destroy();
+    },
+  };
+}
