@@ -1,6 +1,9 @@
 // Measures registrations per second and latency percentiles of N devices registering at once over
-// MQTT, against hashed and custom (local webhook) allocation. Run: pnpm --filter @dpskit/emulator bench
-// Options: --devices N (default 250), --concurrency C (default = devices), --rounds R (default 3).
+// each transport (MQTT, MQTT over WebSockets, AMQP, AMQP over WebSockets, HTTPS), against hashed and
+// custom (local webhook) allocation, and reports the transports side by side, each as a ratio to
+// MQTT over TLS measured in the same run. Run: npm run bench (or pnpm --filter @dpskit/emulator bench)
+// Options: --devices N (default 250), --concurrency C (default = devices), --rounds R (default 3),
+// --transports mqtt,mqtt-ws,amqp,amqp-ws,https (default all).
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,26 +12,23 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deriveDeviceKey, generateSymmetricKey, parseAllocationRequestJson } from '@dpskit/contracts';
 import { percentile } from '@dpskit/node-kit';
-import mqttBase from 'azure-iot-mqtt-base';
-import provisioningDevice from 'azure-iot-provisioning-device';
-import mqttTransport from 'azure-iot-provisioning-device-mqtt';
-import symmetricKey from 'azure-iot-security-symmetric-key';
 import { pickHashed } from '../core/allocation/hashed.js';
 import { createEmulator, type Emulator } from '../emulator.js';
-
-const { ProvisioningDeviceClient } = provisioningDevice;
-const { Mqtt } = mqttTransport;
-const { MqttBase } = mqttBase;
-const { SymmetricKeySecurityClient } = symmetricKey;
-type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
+import { register, type SdkTransport } from '../testing/sdk.js';
 
 const { values } = parseArgs({
   options: {
     devices: { type: 'string', default: '250' },
     concurrency: { type: 'string' },
     rounds: { type: 'string', default: '3' },
+    transports: { type: 'string', default: 'mqtt,mqtt-ws,amqp,amqp-ws,https' },
   },
 });
+const ALL_TRANSPORTS: readonly SdkTransport[] = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
+const transports = values.transports.split(',').map((t) => t.trim()) as SdkTransport[];
+for (const t of transports) {
+  if (!ALL_TRANSPORTS.includes(t)) throw new Error(`--transports: "${t}" is not one of ${ALL_TRANSPORTS.join(', ')}`);
+}
 const devices = Number(values.devices);
 const concurrency = Number(values.concurrency ?? values.devices);
 const rounds = Number(values.rounds);
@@ -37,26 +37,22 @@ const HUBS = ['hub-1.azure-devices.net', 'hub-2.azure-devices.net'];
 const HASHED_KEY = generateSymmetricKey();
 const CUSTOM_KEY = generateSymmetricKey();
 
-function registerOne(emulator: Emulator, registrationId: string, groupKey: string): Promise<unknown> {
-  const base = new MqttBase();
-  base.setOptions({ ca: emulator.caCertPem });
-  const transport = new Mqtt(base);
-  const security = new SymmetricKeySecurityClient(
-    registrationId,
-    deriveDeviceKey(groupKey, registrationId),
-  ) as unknown as Security;
-  const client = ProvisioningDeviceClient.create(
-    emulator.endpoints.mqtt.provisioningHost,
-    emulator.idScope,
+/** One device on the official SDK over `transport` (the test helper's setup: the CA, and the WebSocket agent for the port). */
+function registerOne(
+  emulator: Emulator,
+  transport: SdkTransport,
+  registrationId: string,
+  groupKey: string,
+): Promise<unknown> {
+  return register(emulator, registrationId, deriveDeviceKey(groupKey, registrationId), {
     transport,
-    security,
-  );
-  client.setProvisioningPayload({ bench: true });
-  return client.register() as unknown as Promise<unknown>;
+    payload: { bench: true },
+  });
 }
 
 async function runRound(
   emulator: Emulator,
+  transport: SdkTransport,
   prefix: string,
   groupKey: string,
   count = devices,
@@ -69,7 +65,7 @@ async function runRound(
     while (next < ids.length) {
       const id = ids[next++] as string;
       const t0 = performance.now();
-      await registerOne(emulator, id, groupKey);
+      await registerOne(emulator, transport, id, groupKey);
       latencies.push(performance.now() - t0);
     }
   };
@@ -102,8 +98,8 @@ async function main(): Promise<void> {
   const emulator = createEmulator({
     stateDir,
     mqttPort: 0,
-    httpsPort: null,
-    amqpPort: null,
+    httpsPort: 0,
+    amqpPort: 0,
     retryAfterSeconds: 0,
     log: () => {},
     config: {
@@ -134,33 +130,61 @@ async function main(): Promise<void> {
     `machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}`,
   );
   console.log(
-    `method: ${devices} official-SDK MQTT clients (azure-iot-provisioning-device-mqtt, TLS, symmetric-key group) register with ` +
-      `${concurrency} in flight, in the same process as the emulator; retry-after 0 (the SDK polls at once); ` +
-      `a fresh TLS connection per device; ${rounds} rounds per policy after a 20-device warm-up; latency = register() call to result.`,
+    `method: ${devices} official-SDK clients (azure-iot-provisioning-device with -mqtt, -amqp or -http; TLS; symmetric-key group) ` +
+      `register with ${concurrency} in flight per transport, in the same process as the emulator; retry-after 0 (the SDK polls at once); ` +
+      `a fresh connection per device; ${rounds} rounds per transport and policy after a 20-device warm-up; latency = register() call to result. ` +
+      `Transports one after another in one run; the ratio column is against MQTT over TLS of the same run.`,
   );
   console.log('');
-  console.log('policy   round  devices  wall s  regs/s   p50 ms  p90 ms  p99 ms  max ms');
+  console.log('policy  transport  round  devices  wall s  regs/s   p50 ms  p90 ms  p99 ms  max ms');
+  const totals = new Map<string, { rate: number; p50: number; p99: number }>();
+  const row = (label: string, round: string, count: number, wallMs: number, sorted: number[]) =>
+    `${label} ${round.padStart(5)}  ${String(count).padStart(7)}  ${(wallMs / 1000).toFixed(2).padStart(6)}  ${(count / (wallMs / 1000)).toFixed(0).padStart(6)}  ${[50, 90, 99, 100].map((p) => percentile(sorted, p).toFixed(0).padStart(6)).join('  ')}`;
   try {
     for (const [policy, key] of [
       ['hashed', HASHED_KEY],
       ['custom', CUSTOM_KEY],
     ] as const) {
-      await runRound(emulator, `warmup-${policy}`, key, 20);
-      const all: number[] = [];
-      let totalWall = 0;
-      for (let round = 1; round <= rounds; round++) {
-        const { wallMs, latencies } = await runRound(emulator, `${policy}-r${round}`, key);
-        const sorted = [...latencies].sort((a, b) => a - b);
-        all.push(...latencies);
-        totalWall += wallMs;
-        console.log(
-          `${policy.padEnd(8)} ${String(round).padStart(5)}  ${String(devices).padStart(7)}  ${(wallMs / 1000).toFixed(2).padStart(6)}  ${(devices / (wallMs / 1000)).toFixed(0).padStart(6)}  ${[50, 90, 99, 100].map((p) => percentile(sorted, p).toFixed(0).padStart(6)).join('  ')}`,
-        );
+      for (const transport of transports) {
+        const label = `${policy.padEnd(7)} ${transport.padEnd(9)}`;
+        await runRound(emulator, transport, `warmup-${policy}-${transport}`, key, 20);
+        const all: number[] = [];
+        let totalWall = 0;
+        for (let round = 1; round <= rounds; round++) {
+          const { wallMs, latencies } = await runRound(emulator, transport, `${policy}-${transport}-r${round}`, key);
+          all.push(...latencies);
+          totalWall += wallMs;
+          console.log(
+            row(
+              label,
+              String(round),
+              devices,
+              wallMs,
+              [...latencies].sort((a, b) => a - b),
+            ),
+          );
+        }
+        const sorted = all.sort((a, b) => a - b);
+        console.log(row(label, 'all', all.length, totalWall, sorted));
+        totals.set(`${policy}/${transport}`, {
+          rate: all.length / (totalWall / 1000),
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+        });
       }
-      const sorted = all.sort((a, b) => a - b);
-      console.log(
-        `${policy.padEnd(8)}   all  ${String(all.length).padStart(7)}  ${(totalWall / 1000).toFixed(2).padStart(6)}  ${(all.length / (totalWall / 1000)).toFixed(0).padStart(6)}  ${[50, 90, 99, 100].map((p) => percentile(sorted, p).toFixed(0).padStart(6)).join('  ')}`,
-      );
+    }
+    console.log('');
+    console.log('side by side (all rounds; ratio = registrations/s against MQTT over TLS in this run)');
+    console.log('transport   hashed regs/s  ratio  p50 ms  p99 ms   custom regs/s  ratio  p50 ms  p99 ms');
+    for (const transport of transports) {
+      const cells = (['hashed', 'custom'] as const).map((policy) => {
+        const t = totals.get(`${policy}/${transport}`);
+        const base = totals.get(`${policy}/mqtt`);
+        if (!t) return ''.padStart(36);
+        const ratio = base ? (t.rate / base.rate).toFixed(2) : '  –';
+        return `${t.rate.toFixed(0).padStart(13)}  ${ratio.padStart(5)}  ${t.p50.toFixed(0).padStart(6)}  ${t.p99.toFixed(0).padStart(6)}`;
+      });
+      console.log(`${transport.padEnd(9)} ${cells.join('  ')}`);
     }
     const wh = [...webhookLatencies].sort((a, b) => a - b);
     console.log('');
