@@ -1,3 +1,4 @@
+import provisioningDevice from 'azure-iot-provisioning-device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
@@ -7,17 +8,29 @@ import { startTestBedWithWebhook } from '../testing/test-bed.js';
 
 // 200 official-SDK devices at once over each transport beside MQTT/TLS and HTTPS (which mqtt.test.ts
 // covers with 250), in this process: every one must come back with its own id, hub and webhook
-// payload, and the emulator must have recorded each once. No timing is asserted.
+// payload, and the emulator must have recorded each once. No timing is asserted, and nothing may
+// time out on a loaded 2-core machine (other suites running beside this one): the webhook gets a
+// minute, and the SDK's per-request timeout (its exported, mutable ProvisioningDeviceConstants
+// .defaultTimeoutInterval, 30 s) two.
+
+const { ProvisioningDeviceConstants } = provisioningDevice;
+const sdkTimeoutMs = ProvisioningDeviceConstants.defaultTimeoutInterval;
 
 let emulator: Emulator;
 let events: RegistrationEvent[];
 let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  ({ emulator, events, close } = await startTestBedWithWebhook());
+  ProvisioningDeviceConstants.defaultTimeoutInterval = 120_000;
+  ({ emulator, events, close } = await startTestBedWithWebhook({
+    webhook: { timeoutMs: 60_000, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
+  }));
 });
 
-afterAll(() => close?.());
+afterAll(async () => {
+  ProvisioningDeviceConstants.defaultTimeoutInterval = sdkTimeoutMs;
+  await close?.();
+});
 
 describe.each(['mqtt-ws', 'amqp', 'amqp-ws'] as const)('%s: many devices at once', (transport) => {
   it('gives each of 200 concurrent registrations its own outcome, none lost or crossed', async () => {

@@ -16,7 +16,10 @@ let webhook: TestWebhook;
 let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  ({ emulator, events, webhook, close } = await startTestBedWithWebhook());
+  // No webhook here is slow on purpose: a minute keeps a loaded machine from failing the toaster.
+  ({ emulator, events, webhook, close } = await startTestBedWithWebhook({
+    webhook: { timeoutMs: 60_000, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
+  }));
 });
 
 afterAll(() => close?.());
