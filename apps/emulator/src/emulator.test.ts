@@ -189,29 +189,35 @@ describe('reprovision policies', () => {
 });
 
 describe('lifecycle', () => {
-  it('reports a port in use with the fix, and releases what it had started', async () => {
-    const blocker = net.createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const port = (blocker.address() as net.AddressInfo).port;
-    const state = tempStateDir();
-    try {
-      const emulator = createEmulator({ ...testEmulatorOptions(config([HUB_A]), state.path), httpsPort: port });
-      const err = await rejectionOf(emulator.start());
-      expect(err).toBeInstanceOf(PortError);
-      expect(err.message).toBe(
-        `Cannot listen for HTTPS on 127.0.0.1:${port}: the port is already in use. Stop the process using it, or choose another port with --https-port (httpsPort) (0 picks a free one).`,
-      );
-      expect(() => emulator.idScope).toThrow(/not running/);
-      // Everything was released: the same state folder starts fine.
-      const retry = createEmulator(testEmulatorOptions(config([HUB_A]), state.path));
-      await retry.start();
-      await retry.stop();
-      await retry.stop();
-    } finally {
-      blocker.close();
-      state.remove();
-    }
-  });
+  it.each([
+    ['httpsPort', 'HTTPS', '--https-port (httpsPort)'],
+    ['amqpPort', 'AMQP', '--amqp-port (amqpPort)'],
+  ] as const)(
+    'reports a port in use (%s) with the fix, and releases what it had started',
+    async (option, label, flag) => {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+      const port = (blocker.address() as net.AddressInfo).port;
+      const state = tempStateDir();
+      try {
+        const emulator = createEmulator({ ...testEmulatorOptions(config([HUB_A]), state.path), [option]: port });
+        const err = await rejectionOf(emulator.start());
+        expect(err).toBeInstanceOf(PortError);
+        expect(err.message).toBe(
+          `Cannot listen for ${label} on 127.0.0.1:${port}: the port is already in use. Stop the process using it, or choose another port with ${flag} (0 picks a free one).`,
+        );
+        expect(() => emulator.idScope).toThrow(/not running/);
+        // Everything was released: the same state folder starts fine.
+        const retry = createEmulator(testEmulatorOptions(config([HUB_A]), state.path));
+        await retry.start();
+        await retry.stop();
+        await retry.stop();
+      } finally {
+        blocker.close();
+        state.remove();
+      }
+    },
+  );
 
   it('serves an unmodified device script that trusts the CA through NODE_EXTRA_CA_CERTS', async () => {
     const state = tempStateDir();
@@ -232,6 +238,34 @@ describe('lifecycle', () => {
       });
       expect(JSON.parse(stdout)).toMatchObject({
         registrationId: 'moving-stock',
+        assignedHub: HUB_A,
+        status: 'assigned',
+      });
+    } finally {
+      await emulator.stop();
+      state.remove();
+    }
+  });
+
+  it('serves an unmodified AMQP device script that trusts the CA through NODE_EXTRA_CA_CERTS', async () => {
+    const state = tempStateDir();
+    const emulator = createEmulator({ ...testEmulatorOptions(config([HUB_A]), state.path), httpsPort: null });
+    await emulator.start();
+    try {
+      // The stock sample with the AMQP transport: host:port, no injected base, no CA option.
+      const script = `
+        const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
+        const { Amqp } = require('azure-iot-provisioning-device-amqp');
+        const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
+        const client = ProvisioningDeviceClient.create(${JSON.stringify(emulator.endpoints.amqp?.provisioningHost)}, '${ID_SCOPE}',
+          new Amqp(), new SymmetricKeySecurityClient('moving-amqp-stock', ${JSON.stringify(keyFor('moving-amqp-stock'))}));
+        client.register().then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e.name, e.message); process.exit(1); });`;
+      const { stdout } = await execFileAsync(process.execPath, ['-e', script], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: emulator.caCertPath },
+      });
+      expect(JSON.parse(stdout)).toMatchObject({
+        registrationId: 'moving-amqp-stock',
         assignedHub: HUB_A,
         status: 'assigned',
       });
