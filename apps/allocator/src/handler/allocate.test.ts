@@ -50,6 +50,17 @@ describe('allocateHandler (tutorial policy)', () => {
     }
   });
 
+  it('answers 400 for a body nested too deep to handle, and logs it as text (a JSON line can still be written)', async () => {
+    const deep = `${'['.repeat(50_000)}${']'.repeat(50_000)}`;
+    const result = await invoke(allocateHandler, deep);
+    expect(result.status).toBe(400);
+    expect(result.text).toBe(
+      'Invalid allocation request: body is not valid JSON (it is nested more than 64 levels deep)',
+    );
+    expect(result.logs[0]!.data).toEqual({ body: deep });
+    expect(() => JSON.stringify(result.logs[0])).not.toThrow();
+  });
+
   it('answers 400 naming the JSON syntax problem for a malformed body', async () => {
     const result = await invoke(allocateHandler, '{"deviceRuntimeContext": ');
     expect(result.status).toBe(400);

@@ -1,5 +1,11 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { type AllocationResponse, parseAllocationRequestJson, parseAllocationResponse } from '@dpskit/contracts';
+import {
+  type AllocationResponse,
+  decodeJson,
+  parseAllocationRequest,
+  parseAllocationRequestJson,
+  parseAllocationResponse,
+} from '@dpskit/contracts';
 import { logFields } from '../log/fields.js';
 import type { AllocationDecision, AllocationPolicy } from '../policy/policy.js';
 import { tutorialPolicy } from '../policy/tutorial.js';
@@ -22,12 +28,15 @@ export function createAllocateHandler(policy: AllocationPolicy = tutorialPolicy)
     } catch (err) {
       return refuse(context, 400, `Request body could not be read: ${errorMessage(err)}`);
     }
-    context.info('Request.Body', logFields({ body: decodeForLog(text) }));
+    // Decoded once, for the log line and for validation (the depth bound keeps the log line writable).
+    const decoded = decodeJson(text);
+    context.info('Request.Body', logFields({ body: decoded.ok ? decoded.value : text }));
 
     if (text.trim() === '') {
       return refuse(context, 400, 'Request body is empty: expected an allocation request as JSON.');
     }
-    const parsed = parseAllocationRequestJson(text);
+    // Not JSON: the contract's own parse of the text says why, in its words.
+    const parsed = decoded.ok ? parseAllocationRequest(decoded.value) : parseAllocationRequestJson(text);
     if (!parsed.ok) return refuse(context, 400, parsed.error.message);
 
     const allocationRequest = parsed.value;
@@ -81,15 +90,6 @@ function refuse(context: InvocationContext, status: number, message: string): Ht
   const log = status >= 500 ? context.error.bind(context) : context.info.bind(context);
   log('Response', logFields({ status, body: message }));
   return { status, headers: { 'content-type': TEXT }, body: message };
-}
-
-/** The log shows the body decoded when it is JSON (so fields can be inspected), else as text. */
-function decodeForLog(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
 }
 
 function errorMessage(err: unknown): string {
