@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cookie, HttpResponseInit } from '@azure/functions';
-import functions from '@azure/functions';
+import { functionsLibrary as functions } from '../functions-library.js';
 import { BufferedRequest } from './buffered-request.js';
 
 const { HttpRequest, HttpResponse } = functions;

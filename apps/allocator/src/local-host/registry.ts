@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { glob } from 'tinyglobby';
 import type { HttpFunctionDefinition } from '../registration/http-function.js';
 import { type CoreLog, type CoreRegistration, collectRegistrations, toHttpDefinition } from './functions-core.js';
+import { matchMainFiles } from './main-files.js';
 
 /** The allocator package root (where its package.json and host.json live), from `src/local-host` or `dist/local-host`. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -130,7 +130,7 @@ export async function resolveMainModules(root: string): Promise<string[]> {
     main = main.slice(OUT_DIR.length + 1).replace(/\.js$/, '.ts');
     cwd = CODE_ROOT;
   }
-  const files = (await glob(main, { cwd, absolute: true, onlyFiles: true, expandDirectories: false }))
+  const files = (await matchMainFiles(main, cwd))
     .filter((f) => !/\.(test|spec|d)\.[cm]?[jt]s$/.test(f))
     .map((f) => path.normalize(f))
     .sort();

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpHandler } from '@azure/functions';
-import functions from '@azure/functions';
 import {
   BodyTooLargeError,
   ClientAbortedError,
@@ -11,6 +10,7 @@ import {
   listen as listenOn,
   readBody,
 } from '@dpskit/node-kit';
+import { functionsLibrary as functions } from '../functions-library.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {

@@ -1,4 +1,4 @@
-import functions from '@azure/functions';
+import { functionsLibrary as functions } from '../functions-library.js';
 import { createAllocateHandler } from '../handler/allocate.js';
 import type { AllocationPolicy } from '../policy/policy.js';
 import { type AuthLevel, type HttpFunctionDefinition, httpFunction } from './http-function.js';
