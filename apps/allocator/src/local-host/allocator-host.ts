@@ -1,5 +1,6 @@
 import { type LogLevel, levelEnabled } from '@dpskit/node-kit';
 import { createAllocateHandler } from '../handler/allocate.js';
+import { isoNow } from '../log/clock.js';
 import { fromFunctionsLevel } from '../log/from-context.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import type { AllocationPolicy } from '../policy/policy.js';
@@ -82,7 +83,7 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
   const logLevel = options.logLevel ?? 'info';
   const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
     if (!levelEnabled(level, logLevel)) return;
-    const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
+    const record: AllocatorLogRecord = { time: isoNow(), level, source: 'host', msg };
     if (data) record.data = data;
     try {
       log(record);

@@ -25,9 +25,22 @@ export function checkFunctionKey(authLevel: AuthLevel, presented: string | undef
 
 /** Constant-time comparison; hashing first makes the lengths equal without leaking the key length. */
 export function keysEqual(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a, 'utf8').digest();
-  const db = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(da, db);
+  return timingSafeEqual(sha256(a), expectedDigest(b));
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+// The host compares every request against the same key: its digest is computed once.
+let lastExpected: string | undefined;
+let lastExpectedDigest: Buffer | undefined;
+function expectedDigest(expected: string): Buffer {
+  if (expected !== lastExpected || lastExpectedDigest === undefined) {
+    lastExpectedDigest = sha256(expected);
+    lastExpected = expected;
+  }
+  return lastExpectedDigest;
 }
 
 /** A fresh key: 32 random bytes in base64url, so it needs no escaping in `?code=`. */

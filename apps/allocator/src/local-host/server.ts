@@ -11,6 +11,7 @@ import {
   readBody,
 } from '@dpskit/node-kit';
 import { functionsLibrary as functions } from '../functions-library.js';
+import { isoNow } from '../log/clock.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
@@ -80,7 +81,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const infoEnabled = enabled('info');
   const hostLog = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
     if (!enabled(level)) return;
-    const record: AllocatorLogRecord = { time: new Date().toISOString(), level, source: 'host', msg };
+    const record: AllocatorLogRecord = { time: isoNow(), level, source: 'host', msg };
     if (data) record.data = data;
     emit(log, record);
   };

@@ -1,6 +1,7 @@
 import { format } from 'node:util';
 import type { LogLevel as FunctionsLevel } from '@azure/functions';
 import type { LogLevel } from '@dpskit/node-kit';
+import { isoNow } from './clock.js';
 import { isLogFields } from './fields.js';
 import type { AllocatorLogRecord } from './record.js';
 
@@ -37,13 +38,13 @@ export function recordFromContextLog(
   level: FunctionsLogLevel,
   args: readonly unknown[],
   origin: ContextLogOrigin,
-  now: Date = new Date(),
+  now?: Date,
 ): AllocatorLogRecord {
   const last = args.at(-1);
   const fields = isLogFields(last) ? last.fields : undefined;
   const messageArgs = fields ? args.slice(0, -1) : args;
   const record: AllocatorLogRecord = {
-    time: now.toISOString(),
+    time: now === undefined ? isoNow() : now.toISOString(),
     level: fromFunctionsLevel(level),
     source: 'function',
     msg: format(...messageArgs),

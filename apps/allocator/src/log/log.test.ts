@@ -1,5 +1,6 @@
 import { format } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { isoNow } from './clock.js';
 import { isLogFields, logFields } from './fields.js';
 import { formatHumanLine, formatJsonLine } from './format.js';
 import { recordFromContextLog } from './from-context.js';
@@ -75,5 +76,16 @@ describe('formatters', () => {
     expect(formatHumanLine({ time: record.time, level: 'info', source: 'host', msg: 'Stopped' })).toBe(
       '03:04:05.678 INFO  [host] Stopped',
     );
+  });
+});
+
+describe('isoNow', () => {
+  it('is the current time as an ISO-8601 string, to the millisecond', () => {
+    const before = Date.now();
+    const stamp = isoNow();
+    const after = Date.now();
+    expect(stamp).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(Date.parse(stamp)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(stamp)).toBeLessThanOrEqual(after);
   });
 });
