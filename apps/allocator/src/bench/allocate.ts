@@ -7,7 +7,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOASTER_REQUEST_2021_10_01 as TOASTER_BODY } from '@dpskit/contracts/fixtures';
-import { summarizeLatencies } from '@dpskit/node-kit';
+import { percentile, summarizeLatencies } from '@dpskit/node-kit';
 
 /**
  * `pnpm --filter @dpskit/allocator bench`: the local host against bare node:http, measured in the
@@ -183,7 +183,12 @@ async function coldStart(args: (port: number) => string[], urlPath: string): Pro
   }
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+// The median is node-kit's nearest-rank 50th percentile, the one definition every dpskit figure uses.
+const median = (values: number[]): number =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 const fixed = (value: number, digits: number): string => value.toFixed(digits);
 
 const loadBefore = loadavg();

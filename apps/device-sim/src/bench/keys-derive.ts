@@ -5,6 +5,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '@dpskit/node-kit';
 import { deriveKeysFromLines } from '../lib/keys.js';
 
 // `pnpm --filter @dpskit/device-sim bench`: `device-sim keys derive` against its ceiling, a raw
@@ -65,10 +66,12 @@ function child(args: string[]): Promise<number> {
 const cli = () => child([path.join(DIST, 'cli.js'), 'keys', 'derive', '--group-key', GROUP_KEY]);
 const rawChild = () => child([path.join(DIST, 'bench', 'raw-hmac.js'), GROUP_KEY]);
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-};
+// The median is node-kit's nearest-rank 50th percentile, the one definition every dpskit figure uses.
+const median = (values: number[]): number =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 
 const loadBefore = loadavg();
 const times = { raw: [] as number[], library: [] as number[], rawChild: [] as number[], cli: [] as number[] };
