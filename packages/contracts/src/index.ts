@@ -9,3 +9,5 @@ export * from './registration/status.js';
 export * from './sas.js';
 export * from './schema/json-bounds.js';
 export * from './schema/parse.js';
+export * from './x509/certificate-info.js';
+export * from './x509/distinguished-name.js';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { enrollmentGroupSchema, individualEnrollmentSchema } from '../enrollment/enrollment.js';
 import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
 
 /**
  * `customAllocationDefinition.apiVersion` values DPS sends to webhooks today. They select the
@@ -15,12 +16,33 @@ export type WebhookApiVersion = (typeof WEBHOOK_API_VERSIONS)[number];
 export const devicePayloadSchema = z.record(z.string(), z.unknown());
 export type DevicePayload = z.infer<typeof devicePayloadSchema>;
 
+/**
+ * `deviceRuntimeContext.x509` for a device that attested with an X.509 certificate. DPS documents
+ * only that it "contains certificate details"; the shape is dpskit's choice (loose, so that whatever
+ * else DPS sends passes):
+ * - `clientCertificate`: the device's own (leaf) certificate, base64 DER, as one known third-party
+ *   webhook reads it (`Convert.FromBase64String` → `X509Certificate2`);
+ * - `certificateInfo`: the same certificate described the way the service API describes uploaded
+ *   certificates (subject and issuer names, thumbprints, validity, serial number);
+ * - `certificateChain`: the further certificates the device presented, base64 DER, the leaf's
+ *   issuer first (absent when it presented only its own);
+ * - `signingCertificateInfo`: for enrollment groups, the group's root or intermediate certificate
+ *   the chain was verified against.
+ */
+export const x509RuntimeContextSchema = z.looseObject({
+  clientCertificate: z.string().optional(),
+  certificateInfo: x509CertificateInfoSchema.optional(),
+  certificateChain: z.array(z.string()).optional(),
+  signingCertificateInfo: x509CertificateInfoSchema.optional(),
+});
+export type X509RuntimeContext = z.infer<typeof x509RuntimeContextSchema>;
+
 export const deviceRuntimeContextSchema = z.looseObject({
   registrationId: z.string(),
   currentIotHubHostName: z.string().optional(),
   currentDeviceId: z.string().optional(),
   symmetricKey: z.record(z.string(), z.unknown()).optional(),
-  x509: z.record(z.string(), z.unknown()).optional(),
+  x509: x509RuntimeContextSchema.optional(),
   tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
   payload: devicePayloadSchema.optional(),
 });

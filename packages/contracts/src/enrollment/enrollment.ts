@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
 
 // DPS adds fields to its records over time (for example `credentialPolicyName` in 2026-04-01),
 // so every record schema is loose: unknown keys are kept, never rejected.
@@ -41,10 +42,45 @@ export const symmetricKeyAttestationSchema = z.looseObject({
   secondaryKey: z.string().optional(),
 });
 
+/**
+ * One certificate of an X.509 attestation: the service takes `certificate` (PEM or base64 DER) and
+ * answers with `info` only; a client may send an answer back with `info` and no `certificate`.
+ */
+export const x509CertificateWithInfoSchema = z.looseObject({
+  certificate: z.string().nullish(),
+  info: x509CertificateInfoSchema.nullish(),
+});
+export type X509CertificateWithInfo = z.infer<typeof x509CertificateWithInfoSchema>;
+
+export const x509CertificatesSchema = z.looseObject({
+  primary: x509CertificateWithInfoSchema.nullish(),
+  secondary: x509CertificateWithInfoSchema.nullish(),
+});
+export type X509Certificates = z.infer<typeof x509CertificatesSchema>;
+
+/** Names of CA certificates uploaded to (and verified by) the DPS instance. */
+export const x509CaReferencesSchema = z.looseObject({
+  primary: z.string().nullish(),
+  secondary: z.string().nullish(),
+});
+export type X509CaReferences = z.infer<typeof x509CaReferencesSchema>;
+
+/**
+ * `X509Attestation`: individual enrollments name the device's own certificate
+ * (`clientCertificates`); enrollment groups a root or intermediate CA certificate that signed the
+ * devices' chains (`signingCertificates`) or a CA certificate of the instance (`caReferences`).
+ */
+export const x509AttestationSchema = z.looseObject({
+  clientCertificates: x509CertificatesSchema.nullish(),
+  signingCertificates: x509CertificatesSchema.nullish(),
+  caReferences: x509CaReferencesSchema.nullish(),
+});
+export type X509Attestation = z.infer<typeof x509AttestationSchema>;
+
 export const attestationMechanismSchema = z.looseObject({
   type: attestationTypeSchema,
   symmetricKey: symmetricKeyAttestationSchema.optional(),
-  x509: z.record(z.string(), z.unknown()).optional(),
+  x509: x509AttestationSchema.optional(),
   tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
 });
 export type AttestationMechanism = z.infer<typeof attestationMechanismSchema>;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { devicePayloadSchema } from '../allocation/request.js';
 import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
 
 export const registrationStatusSchema = z.enum(['unassigned', 'assigning', 'assigned', 'failed', 'disabled']);
 export type RegistrationStatus = z.infer<typeof registrationStatusSchema>;
@@ -34,6 +35,14 @@ export function parseDeviceRegistrationJson(text: string, bounds: JsonBounds = {
   return parseJsonWith(deviceRegistrationSchema, text, 'device registration', bounds);
 }
 
+/** `X509RegistrationResult` (REST spec): a real assigned answer carries `{"enrollmentGroupId": …}`. */
+export const x509RegistrationResultSchema = z.looseObject({
+  certificateInfo: x509CertificateInfoSchema.optional(),
+  enrollmentGroupId: z.string().optional(),
+  signingCertificateInfo: x509CertificateInfoSchema.optional(),
+});
+export type X509RegistrationResult = z.infer<typeof x509RegistrationResultSchema>;
+
 export const deviceRegistrationResultSchema = z.looseObject({
   registrationId: z.string(),
   createdDateTimeUtc: z.string().optional(),
@@ -47,7 +56,7 @@ export const deviceRegistrationResultSchema = z.looseObject({
   etag: z.string().optional(),
   payload: devicePayloadSchema.optional(),
   symmetricKey: z.looseObject({ enrollmentGroupId: z.string().optional() }).optional(),
-  x509: z.record(z.string(), z.unknown()).optional(),
+  x509: x509RegistrationResultSchema.optional(),
   tpm: z.record(z.string(), z.unknown()).optional(),
 });
 export type DeviceRegistrationResult = z.infer<typeof deviceRegistrationResultSchema>;
