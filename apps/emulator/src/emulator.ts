@@ -12,7 +12,7 @@ import { createWebSocketStream } from 'ws';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
-import { type ResolvedConfig, resolveConfig } from './config/resolve.js';
+import { caCertificatesOf, type ResolvedConfig, resolveConfig } from './config/resolve.js';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
@@ -253,6 +253,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         store,
         registrations: store,
         linkedHubs: resolved.model.linkedHubs.map((hub) => hub.hostName),
+        caCertificates: caCertificatesOf(config),
       });
       // The registration core reads the enrollments through this view: a change through the
       // service API (or another process on the same store) applies to the next device request.

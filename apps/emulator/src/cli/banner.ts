@@ -1,4 +1,4 @@
-import { maskWebhookUrl } from '@dpskit/contracts';
+import { type EnrollmentGroup, maskWebhookUrl, type X509Attestation } from '@dpskit/contracts';
 import type { Emulator } from '../emulator.js';
 
 /** The startup summary: endpoints, ID scope, the CA to trust, hubs and enrollments with their keys. */
@@ -45,11 +45,9 @@ export function formatBanner(emulator: Emulator): string {
   }
 
   const generated = new Map(emulator.generatedKeys.map((g) => [`${g.kind}:${g.id}`, new Set(g.keys)]));
-  const keyLines = (
-    kind: 'group' | 'individual',
-    id: string,
-    keys: { primaryKey?: string; secondaryKey?: string } | undefined,
-  ) => {
+  const keyLines = (kind: 'group' | 'individual', id: string, attestation: EnrollmentGroup['attestation']) => {
+    if (attestation.type === 'x509') return x509Lines(attestation.x509);
+    const keys = attestation.symmetricKey;
     const made = generated.get(`${kind}:${id}`);
     return (['primaryKey', 'secondaryKey'] as const).map(
       (which) => `      ${which.padEnd(12)} ${keys?.[which] ?? ''}${made?.has(which) ? '  (generated)' : ''}`,
@@ -79,16 +77,33 @@ export function formatBanner(emulator: Emulator): string {
   );
   for (const group of groups) {
     lines.push(`  ${group.enrollmentGroupId}  [${describe(group)}]`);
-    lines.push(...keyLines('group', group.enrollmentGroupId, group.attestation.symmetricKey));
+    lines.push(...keyLines('group', group.enrollmentGroupId, group.attestation));
   }
   lines.push(individuals.length ? 'Individual enrollments:' : 'Individual enrollments: none');
   for (const individual of individuals) {
     lines.push(`  ${individual.registrationId}  [${describe(individual)}]`);
-    lines.push(...keyLines('individual', individual.registrationId, individual.attestation.symmetricKey));
+    lines.push(...keyLines('individual', individual.registrationId, individual.attestation));
   }
   lines.push('');
   lines.push('Press Ctrl+C to stop.');
   return `${lines.join('\n')}\n`;
+}
+
+/** X.509 enrollments: which certificates they trust, by subject and SHA-256 thumbprint. */
+function x509Lines(x509: X509Attestation | undefined): string[] {
+  const lines: string[] = [];
+  for (const set of ['clientCertificates', 'signingCertificates'] as const) {
+    for (const slot of ['primary', 'secondary'] as const) {
+      const info = x509?.[set]?.[slot]?.info;
+      if (info)
+        lines.push(`      ${`${set} ${slot}`.padEnd(28)} ${info.subjectName}  SHA-256 ${info.sha256Thumbprint}`);
+    }
+  }
+  for (const slot of ['primary', 'secondary'] as const) {
+    const name = x509?.caReferences?.[slot];
+    if (name) lines.push(`      ${`caReferences ${slot}`.padEnd(28)} ${name}`);
+  }
+  return lines;
 }
 
 function hostPort(host: string, port: number): string {

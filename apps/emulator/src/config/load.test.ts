@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createTestCa } from '../testing/certificates.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { TUTORIAL_GROUP_ID, TUTORIAL_GROUP_KEY, tutorialConfig } from './defaults.js';
 import { ConfigError, loadConfigFile, parseConfig, parseConfigText } from './load.js';
@@ -123,8 +124,8 @@ describe('config loading', () => {
       expect.arrayContaining([
         { path: 'iotHubs[1].hostName', message: '"HUB-1.net" is linked twice' },
         {
-          path: 'enrollmentGroups[0].attestation.type',
-          message: '"x509" attestation is not emulated; use "symmetricKey"',
+          path: 'enrollmentGroups[0].attestation',
+          message: 'Invalid attestation.x509: the x509 attestation is missing.',
         },
         {
           path: 'enrollmentGroups[0].customAllocationDefinition',
@@ -160,5 +161,65 @@ describe('config loading', () => {
     expect(issuesOf(() => parseConfig({})).issues).toEqual([
       { path: 'iotHubs', message: expect.stringContaining('expected array') },
     ]);
+  });
+
+  it('takes X.509 enrollments and CA certificates, and names what is wrong with them', async () => {
+    const root = await createTestCa('Config root');
+    const config = parseConfig({
+      iotHubs: [{ hostName: 'hub-1.net' }],
+      certificates: [{ name: 'root', certificate: root.cert }],
+      enrollmentGroups: [
+        { enrollmentGroupId: 'g', attestation: { type: 'x509', x509: { caReferences: { primary: 'ROOT' } } } },
+      ],
+    });
+    expect(config.certificates).toHaveLength(1);
+    const error = issuesOf(() =>
+      parseConfig({
+        iotHubs: [{ hostName: 'hub-1.net' }],
+        certificates: [
+          { name: 'root', certificate: 'not a certificate' },
+          { name: 'Root', certificate: root.cert },
+        ],
+        enrollmentGroups: [
+          { enrollmentGroupId: 'g1', attestation: { type: 'x509', x509: { caReferences: { primary: 'missing' } } } },
+          {
+            enrollmentGroupId: 'g2',
+            attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: root.cert } } } },
+          },
+        ],
+        individualEnrollments: [
+          {
+            registrationId: 'd1',
+            attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: 'MIIB' } } } },
+          },
+          { registrationId: 'd2', attestation: { type: 'tpm', tpm: { endorsementKey: 'ZWs=' } } },
+        ],
+      }),
+    );
+    expect(error.issues).toEqual(
+      expect.arrayContaining([
+        {
+          path: 'certificates[0].certificate',
+          message: expect.stringContaining('is not a PEM or base64 DER X.509 certificate'),
+        },
+        { path: 'certificates[1].name', message: '"Root" is used twice' },
+        {
+          path: 'enrollmentGroups[0].attestation.x509.caReferences.primary',
+          message: '"missing" is not one of the certificates (give it in the top-level certificates list)',
+        },
+        {
+          path: 'enrollmentGroups[1].attestation',
+          message: expect.stringContaining('enrollment groups take signingCertificates or caReferences'),
+        },
+        {
+          path: 'individualEnrollments[0].attestation',
+          message: expect.stringContaining('Invalid attestation.x509.clientCertificates.primary.certificate'),
+        },
+        {
+          path: 'individualEnrollments[1].attestation.type',
+          message: '"tpm" attestation is not emulated; use "symmetricKey" or "x509"',
+        },
+      ]),
+    );
   });
 });

@@ -104,7 +104,7 @@ describe('resolveConfig', () => {
       }),
       new MemoryEnrollmentMetaStore(),
     );
-    expect(model.enrollments.groups[0]?.keys.primaryKey).toBe(primaryKey);
+    expect(model.enrollments.groups[0]?.keys?.primaryKey).toBe(primaryKey);
     expect(model.enrollments.groups[0]?.record.attestation.symmetricKey?.secondaryKey).toMatch(/^[A-Za-z0-9+/]{86}==$/);
     expect(generated).toEqual([{ kind: 'group', id: 'g', keys: ['secondaryKey'] }]);
   });

@@ -7,8 +7,15 @@ import {
   generateSymmetricKey,
   type IndividualEnrollment,
 } from '@dpskit/contracts';
-import { ENROLLMENT_RECORD_FIELDS } from '../core/enrollments/views.js';
-import { type EmulatedEnrollment, enrollmentSet, type ServiceModel, type SymmetricKeys } from '../core/model.js';
+import { checkAttestation } from '../core/enrollments/validate.js';
+import { ENROLLMENT_RECORD_FIELDS, toEmulated } from '../core/enrollments/views.js';
+import {
+  type EmulatedEnrollment,
+  type EnrollmentCredentials,
+  enrollmentSet,
+  type ServiceModel,
+  type SymmetricKeys,
+} from '../core/model.js';
 import type { EmulatorConfig, EnrollmentGroupConfig, IndividualEnrollmentConfig } from './schema.js';
 
 /** What the service remembers about an enrollment between starts. */
@@ -39,6 +46,7 @@ export interface ResolvedConfig {
  * when the enrollment's content changes.
  */
 export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore, now = new Date()): ResolvedConfig {
+  const caCertificates = caCertificatesOf(config);
   const generated: ResolvedConfig['generated'] = [];
   const enrollments: EmulatedEnrollment[] = [];
 
@@ -52,7 +60,8 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
     const generatedKeys: Partial<SymmetricKeys> = {};
     const keys = {} as SymmetricKeys;
     const created: ('primaryKey' | 'secondaryKey')[] = [];
-    for (const which of ['primaryKey', 'secondaryKey'] as const) {
+    // X.509 enrollments have no keys to generate.
+    for (const which of entry.attestation?.type === 'x509' ? [] : (['primaryKey', 'secondaryKey'] as const)) {
       const key = given[which] ?? stored?.generatedKeys[which] ?? generateSymmetricKey();
       if (given[which] === undefined) {
         generatedKeys[which] = key;
@@ -80,6 +89,7 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
 
   // Field order as the service serializes enrollments (and so as webhook bodies show them).
   const common = (
+    kind: 'group' | 'individual',
     entry: EnrollmentGroupConfig | IndividualEnrollmentConfig,
     keys: SymmetricKeys,
     m: EnrollmentMeta,
@@ -101,7 +111,7 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
       customAllocationDefinition,
     } = entry;
     return {
-      attestation: {
+      attestation: x509Attestation(kind, attestation) ?? {
         ...attestation,
         type: 'symmetricKey' as const,
         symmetricKey: { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey },
@@ -128,27 +138,33 @@ export function resolveConfig(config: EmulatorConfig, meta: EnrollmentMetaStore,
   ]);
   const extra = (entry: object) => Object.fromEntries(Object.entries(entry).filter(([key]) => !knownKeys.has(key)));
 
+  const credentials = (record: EnrollmentGroup | IndividualEnrollment, keys: SymmetricKeys): EnrollmentCredentials => {
+    if (record.attestation.type !== 'x509') return { keys };
+    const emulated = toEmulated({ kind: 'group', id: '', record }, caCertificates);
+    return 'x509' in emulated && emulated.x509 ? { x509: emulated.x509 } : { x509: { certificates: [] } };
+  };
+
   for (const entry of config.enrollmentGroups) {
     const { keys, next } = prepare('group', entry.enrollmentGroupId, entry);
     const record: EnrollmentGroup = {
       enrollmentGroupId: entry.enrollmentGroupId,
-      ...common(entry, keys, next),
+      ...common('group', entry, keys, next),
       ...extra(entry),
     };
-    enrollments.push({ kind: 'group', id: entry.enrollmentGroupId, record, keys });
+    enrollments.push({ kind: 'group', id: entry.enrollmentGroupId, record, ...credentials(record, keys) });
   }
   for (const entry of config.individualEnrollments) {
     const { keys, next } = prepare('individual', entry.registrationId, entry);
     const record: IndividualEnrollment = {
       registrationId: entry.registrationId,
       ...(entry.deviceId !== undefined ? { deviceId: entry.deviceId } : {}),
-      ...common(entry, keys, next),
+      ...common('individual', entry, keys, next),
       ...(entry.optionalDeviceInformation !== undefined
         ? { optionalDeviceInformation: entry.optionalDeviceInformation }
         : {}),
       ...extra(entry),
     };
-    enrollments.push({ kind: 'individual', id: entry.registrationId, record, keys });
+    enrollments.push({ kind: 'individual', id: entry.registrationId, record, ...credentials(record, keys) });
   }
 
   return {
@@ -176,4 +192,21 @@ export class MemoryEnrollmentMetaStore implements EnrollmentMetaStore {
   putEnrollmentMeta(kind: 'group' | 'individual', id: string, meta: EnrollmentMeta): void {
     this.#entries.set(`${kind}:${id.toLowerCase()}`, meta);
   }
+}
+
+/** The config's CA certificates by lower-cased name (what `caReferences` name). */
+export function caCertificatesOf(config: Pick<EmulatorConfig, 'certificates'>): Map<string, string> {
+  return new Map(config.certificates.map((entry) => [entry.name.toLowerCase(), entry.certificate]));
+}
+
+/** An X.509 attestation as the service stores it (certificates with their `info`); undefined for others. */
+function x509Attestation(
+  kind: 'group' | 'individual',
+  attestation: EnrollmentGroupConfig['attestation'],
+): EnrollmentGroup['attestation'] | undefined {
+  if (attestation?.type !== 'x509') return undefined;
+  const checked = checkAttestation(kind, attestation);
+  // The schema ran the same check: a problem here is a bug.
+  if (typeof checked === 'string') throw new Error(checked);
+  return checked;
 }

@@ -7,6 +7,8 @@ import {
   registrationIdProblem,
 } from '@dpskit/contracts';
 import { z } from 'zod';
+import { checkAttestation } from '../core/enrollments/validate.js';
+import { describeCertificate } from '../core/enrollments/x509.js';
 import { SERVICE_RIGHTS } from '../core/service-auth.js';
 
 const hostNameSchema = z
@@ -66,11 +68,31 @@ export const emulatorConfigSchema = z
       )
       .min(1, 'give at least one policy, or leave sharedAccessPolicies out for the default')
       .optional(),
+    /**
+     * The instance's CA certificates (DPS: uploaded and verified through the management plane), by
+     * name: what `attestation.x509.caReferences` of enrollments name. PEM or base64 DER.
+     */
+    certificates: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be 1 to 128 letters, digits, _ . or -'),
+          certificate: z.string().min(1),
+        }),
+      )
+      .default([]),
     enrollmentGroups: z.array(enrollmentGroupConfigSchema).default([]),
     individualEnrollments: z.array(individualEnrollmentConfigSchema).default([]),
   })
   .superRefine((config, ctx) => {
     const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const certificateNames = new Set<string>();
+    config.certificates.forEach((entry, i) => {
+      const name = entry.name.toLowerCase();
+      if (certificateNames.has(name)) issue(['certificates', i, 'name'], `"${entry.name}" is used twice`);
+      certificateNames.add(name);
+      const described = describeCertificate(entry.certificate);
+      if (!described.ok) issue(['certificates', i, 'certificate'], `it ${described.problem}`);
+    });
     const linked = new Set<string>();
     config.iotHubs.forEach((hub, i) => {
       const name = hub.hostName.toLowerCase();
@@ -85,8 +107,25 @@ export const emulatorConfigSchema = z
     ) => {
       const at = (...rest: PropertyKey[]) => [list, index, ...rest];
       const attestation = enrollment.attestation;
-      if (attestation && attestation.type !== 'symmetricKey') {
-        issue(at('attestation', 'type'), `"${attestation.type}" attestation is not emulated; use "symmetricKey"`);
+      if (attestation && attestation.type !== 'symmetricKey' && attestation.type !== 'x509') {
+        issue(
+          at('attestation', 'type'),
+          `"${attestation.type}" attestation is not emulated; use "symmetricKey" or "x509"`,
+        );
+      }
+      if (attestation?.type === 'x509') {
+        const checked = checkAttestation(list === 'enrollmentGroups' ? 'group' : 'individual', attestation);
+        if (typeof checked === 'string') issue(at('attestation'), checked);
+        const references = attestation.x509?.caReferences;
+        for (const slot of ['primary', 'secondary'] as const) {
+          const name = references?.[slot];
+          if (name && !certificateNames.has(name.toLowerCase())) {
+            issue(
+              at('attestation', 'x509', 'caReferences', slot),
+              `"${name}" is not one of the certificates (give it in the top-level certificates list)`,
+            );
+          }
+        }
       }
       for (const which of ['primaryKey', 'secondaryKey'] as const) {
         const key = attestation?.symmetricKey?.[which];

@@ -1,3 +1,4 @@
+import type { X509RuntimeContext } from '@dpskit/contracts';
 import {
   deriveDeviceKey,
   REGISTRATION_KEY_NAME,
@@ -7,6 +8,7 @@ import {
   verifySasToken,
 } from '@dpskit/contracts';
 import type { EmulatedEnrollment, EnrollmentSet } from './model.js';
+import { attestX509, type X509FailureReason } from './x509-attestation.js';
 
 export type AttestationFailureReason =
   | 'invalid-registration-id'
@@ -18,10 +20,19 @@ export type AttestationFailureReason =
   | 'key-name-mismatch'
   | 'signature-mismatch'
   | 'no-matching-enrollment'
-  | 'unsupported-attestation';
+  | 'unsupported-attestation'
+  | X509FailureReason;
 
 export type AttestationResult =
-  | { ok: true; registrationId: string; enrollment: EmulatedEnrollment; keyUsed: 'primary' | 'secondary' }
+  | {
+      ok: true;
+      registrationId: string;
+      enrollment: EmulatedEnrollment;
+      /** The key, or the certificate, that matched. */
+      keyUsed: 'primary' | 'secondary';
+      /** X.509 devices: what the webhook's `deviceRuntimeContext.x509` carries. */
+      x509?: X509RuntimeContext;
+    }
   | { ok: false; registrationId: string; reason: AttestationFailureReason; detail: string };
 
 export interface AttestationInput {
@@ -32,6 +43,11 @@ export interface AttestationInput {
   registrationId: string;
   /** `SharedAccessSignature sr=…` from the MQTT password or the HTTP `Authorization` header. */
   token: string | undefined;
+  /**
+   * The TLS client certificate chain, DER, the device's own certificate first (empty or absent
+   * when the device presented none). Used when no SAS token is presented.
+   */
+  clientCertificates?: readonly Uint8Array[];
   now: Date;
 }
 
@@ -39,7 +55,9 @@ export interface AttestationInput {
  * Finds the enrollment whose key signed the device's SAS token. As DPS does, an individual
  * enrollment for the registration id takes precedence: when one exists, only its keys are tried,
  * so a disabled or re-keyed individual enrollment blocks a device even if a group would match.
- * Otherwise every symmetric-key group is tried, primary then secondary derived key.
+ * Otherwise every symmetric-key group is tried, primary then secondary derived key. A device
+ * that presents no token but a TLS client certificate is attested by its certificate chain
+ * (`attestX509`).
  */
 export function attest(input: AttestationInput, enrollments: EnrollmentSet): AttestationResult {
   const { registrationId } = input;
@@ -57,15 +75,22 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
   }
   const other = enrollments.unverifiable?.individuals.get(registrationId.toLowerCase());
   if (other && !enrollments.individuals.has(registrationId.toLowerCase())) {
-    // X.509 devices authenticate with a TLS client certificate and TPM devices with a nonce
-    // challenge: refuse clearly rather than with "no enrollment" or "no token".
+    // TPM devices authenticate with a nonce challenge: refuse clearly rather than with "no
+    // enrollment" or "no token".
     return fail(
       'unsupported-attestation',
-      `individual enrollment "${other.id}" uses ${other.attestationType} attestation, which the emulator cannot verify yet (symmetric keys only)`,
+      `individual enrollment "${other.id}" uses ${other.attestationType} attestation, which the emulator cannot verify (symmetric keys and X.509 only)`,
     );
   }
-  if (!input.token)
-    return fail('missing-token', 'no SAS token was presented (the emulator verifies symmetric-key SAS tokens only)');
+  if (!input.token && input.clientCertificates?.length) {
+    return attestX509({ registrationId, chain: input.clientCertificates, now: input.now }, enrollments);
+  }
+  if (!input.token) {
+    return fail(
+      'missing-token',
+      'neither a SAS token nor a TLS client certificate was presented (symmetric-key devices send a SAS token, X.509 devices their certificate)',
+    );
+  }
 
   const expectedResource = registrationResource(input.idScope, registrationId);
   const verify = (keys: string[]): { ok: true; keyIndex: number } | { ok: false; error: SasTokenError } => {
@@ -89,10 +114,10 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
 
   const individual = enrollments.individuals.get(registrationId.toLowerCase());
   if (individual) {
-    if (individual.record.attestation.type !== 'symmetricKey') {
+    if (!individual.keys) {
       return fail(
         'unsupported-attestation',
-        `individual enrollment "${individual.id}" uses ${individual.record.attestation.type} attestation`,
+        `individual enrollment "${individual.id}" uses ${individual.record.attestation.type} attestation: the device must present its certificate in the TLS handshake, not a SAS token`,
       );
     }
     const result = verify([individual.keys.primaryKey, individual.keys.secondaryKey]);
@@ -103,7 +128,7 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
 
   let lastMismatch: SasTokenError | undefined;
   for (const group of enrollments.groups) {
-    if (group.record.attestation.type !== 'symmetricKey') continue;
+    if (!group.keys) continue;
     const derived = [
       deriveDeviceKey(group.keys.primaryKey, registrationId),
       deriveDeviceKey(group.keys.secondaryKey, registrationId),
@@ -116,7 +141,7 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
   }
   const others = enrollments.unverifiable?.groups ?? [];
   const note = others.length
-    ? `; groups whose devices the emulator cannot verify yet (symmetric keys only): ${others.map((g) => `"${g.id}" (${g.attestationType})`).join(', ')}`
+    ? `; groups whose devices the emulator cannot verify (TPM): ${others.map((g) => `"${g.id}" (${g.attestationType})`).join(', ')}`
     : '';
   if (lastMismatch) {
     return fail(

@@ -16,12 +16,31 @@ export interface SymmetricKeys {
   secondaryKey: string;
 }
 
-/** An enrollment as the emulated service stores it: defaults filled in, keys known. */
-export type EmulatedEnrollment =
-  | { kind: 'group'; id: string; record: EnrollmentGroup; keys: SymmetricKeys }
-  | { kind: 'individual'; id: string; record: IndividualEnrollment; keys: SymmetricKeys };
+/** One certificate an X.509 enrollment trusts. */
+export interface X509TrustedCertificate {
+  /** Where the enrollment names it. */
+  source: 'clientCertificates' | 'signingCertificates' | 'caReferences';
+  slot: 'primary' | 'secondary';
+  /** PEM or base64 DER. Absent when a CA reference names no certificate of the instance. */
+  certificate?: string;
+  /** `caReferences`: the certificate's name in the instance. */
+  reference?: string;
+}
 
-/** An enrollment whose devices the emulator cannot attest (x509, tpm): kept so a refusal can say why. */
+/** What an X.509 enrollment verifies a device's certificate chain against. */
+export interface X509Trust {
+  certificates: readonly X509TrustedCertificate[];
+}
+
+/** How an enrollment's devices prove who they are: symmetric keys (SAS tokens) or X.509 certificates. */
+export type EnrollmentCredentials = { keys: SymmetricKeys; x509?: never } | { x509: X509Trust; keys?: never };
+
+/** An enrollment as the emulated service stores it: defaults filled in, keys or trusted certificates known. */
+export type EmulatedEnrollment =
+  | ({ kind: 'group'; id: string; record: EnrollmentGroup } & EnrollmentCredentials)
+  | ({ kind: 'individual'; id: string; record: IndividualEnrollment } & EnrollmentCredentials);
+
+/** An enrollment whose devices the emulator cannot attest (tpm): kept so a refusal can say why. */
 export interface UnverifiableEnrollment {
   kind: 'group' | 'individual';
   id: string;
@@ -32,7 +51,7 @@ export interface EnrollmentSet {
   groups: readonly Extract<EmulatedEnrollment, { kind: 'group' }>[];
   /** Keyed by the lower-cased registration id: DPS treats registration ids case-insensitively. */
   individuals: ReadonlyMap<string, Extract<EmulatedEnrollment, { kind: 'individual' }>>;
-  /** x509 and tpm enrollments (individuals keyed by lower-cased registration id). */
+  /** tpm enrollments (individuals keyed by lower-cased registration id). */
   unverifiable?: {
     groups: readonly UnverifiableEnrollment[];
     individuals: ReadonlyMap<string, UnverifiableEnrollment>;

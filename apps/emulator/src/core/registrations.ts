@@ -11,6 +11,7 @@ import {
   type InitialTwin,
   maskWebhookUrl,
   type RegistrationOperationStatus,
+  type X509RuntimeContext,
 } from '@dpskit/contracts';
 import { candidateHubs } from './allocation/candidates.js';
 import {
@@ -267,7 +268,7 @@ export class RegistrationService {
       if (enrollment.record.provisioningStatus === 'disabled') {
         record = this.#record(device, previous, { ...base, status: 'disabled' });
       } else {
-        const allocated = await this.#decide(enrollment, registrationId, payload, current, policy);
+        const allocated = await this.#decide(enrollment, registrationId, payload, current, policy, device.x509);
         webhook = allocated.webhook;
         webhookExchange = allocated.exchange;
         const decision = allocated.decision;
@@ -351,6 +352,7 @@ export class RegistrationService {
     payload: DevicePayload | undefined,
     current: CurrentAssignment | undefined,
     policy: AllocationPolicy,
+    x509: X509RuntimeContext | undefined,
   ): Promise<{ decision: AllocationDecision; webhook?: WebhookReport; exchange?: WebhookExchange }> {
     const reprovision = enrollment.record.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY;
     const stay = stayOnCurrentHub(current, reprovision);
@@ -368,7 +370,7 @@ export class RegistrationService {
       if (!definition)
         return noHub(`enrollment "${enrollment.id}" uses custom allocation without a customAllocationDefinition`);
       const linkedHubs = stay && current ? [current.hub] : candidates.map((hub) => hub.hostName);
-      const request = buildAllocationRequest({ enrollment, registrationId, payload, current, linkedHubs });
+      const request = buildAllocationRequest({ enrollment, registrationId, payload, current, linkedHubs, x509 });
       const signal = this.#abort.signal;
       return runCustomAllocation(definition.webhookUrl, request, maskWebhookUrl(definition.webhookUrl), {
         call: (url, body) => this.#options.callWebhook(url, body, signal),
@@ -412,7 +414,9 @@ export class RegistrationService {
     // (`{"x509":{"enrollmentGroupId":…},"registrationId":…}` in the u-blox capture).
     const result: DeviceRegistrationResult = {
       ...(fields.status === 'assigned' && device.enrollment.kind === 'group'
-        ? { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
+        ? device.enrollment.x509
+          ? { x509: { enrollmentGroupId: device.enrollment.id } }
+          : { symmetricKey: { enrollmentGroupId: device.enrollment.id } }
         : {}),
       registrationId: fields.registrationId,
       createdDateTimeUtc: fields.createdDateTimeUtc,

@@ -11,6 +11,7 @@ import amqpTransport from 'azure-iot-provisioning-device-amqp';
 import httpTransport from 'azure-iot-provisioning-device-http';
 import mqttTransport from 'azure-iot-provisioning-device-mqtt';
 import symmetricKey from 'azure-iot-security-symmetric-key';
+import x509Security from 'azure-iot-security-x509';
 import type { Emulator } from '../emulator.js';
 
 const { ProvisioningDeviceClient } = provisioningDevice;
@@ -21,6 +22,7 @@ const { Http } = httpTransport;
 const { MqttBase } = mqttBase;
 const { Http: HttpBase } = httpBase;
 const { SymmetricKeySecurityClient } = symmetricKey;
+const { X509Security } = x509Security;
 
 export type SdkTransport = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'https';
 
@@ -139,6 +141,28 @@ export function register(emulator: Emulator, registrationId: string, deviceKey: 
   type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
   const security = (options.securityClient ??
     new SymmetricKeySecurityClient(registrationId, deviceKey)) as unknown as Security;
+  const client = ProvisioningDeviceClient.create(provisioningHost, emulator.idScope, transport, security);
+  if (options.payload) client.setProvisioningPayload(options.payload);
+  return client.register() as unknown as Promise<SdkRegistrationState>;
+}
+
+/**
+ * Registers one X.509 device with the SDK (`azure-iot-security-x509`): `cert` is its certificate
+ * followed by the intermediates it presents (PEM), `key` its private key.
+ */
+export function registerWithCertificate(
+  emulator: Emulator,
+  registrationId: string,
+  credentials: { cert: string; key: string },
+  options: Omit<RegisterOptions, 'securityClient'> = {},
+) {
+  const { provisioningHost, transport } = sdkTransport(
+    emulator,
+    options.transport ?? 'mqtt',
+    options.pollingIntervalMs,
+  );
+  type Security = Parameters<typeof ProvisioningDeviceClient.create>[3];
+  const security = new X509Security(registrationId, credentials) as unknown as Security;
   const client = ProvisioningDeviceClient.create(provisioningHost, emulator.idScope, transport, security);
   if (options.payload) client.setProvisioningPayload(options.payload);
   return client.register() as unknown as Promise<SdkRegistrationState>;

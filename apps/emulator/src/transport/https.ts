@@ -11,6 +11,7 @@ import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
 import { matchRoute } from './https-routes.js';
 import type { RunningTransport } from './mqtt.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
   type HttpAnswer,
   handleServiceRequest,
@@ -105,6 +106,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       requestedIdScope: route.idScope,
       registrationId: route.registrationId,
       token: req.headers.authorization,
+      clientCertificates: peerCertificateChain(req.socket),
     });
     if (!attestation.ok) {
       log.debug('https.auth', `${attestation.registrationId}: ${attestation.reason} (${attestation.detail})`, {
@@ -145,6 +147,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     key: options.tls.key,
     handshakeTimeout: limits.handshakeTimeoutMs,
     maxHeaderSize: limits.maxHeaderBytes,
+    ...CLIENT_CERTIFICATE_TLS_OPTIONS,
   };
   const server = https.createServer(serverOptions, (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';

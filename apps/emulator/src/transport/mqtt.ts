@@ -18,6 +18,7 @@ import {
   RESPONSE_FILTER,
   responseTopic,
 } from './mqtt-topics.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 
 /**
  * Largest MQTT packet read (topic + payload): well above DPS's 96 KB message limit, so that a
@@ -88,7 +89,9 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         attestation = api.service.attest({
           requestedIdScope: parsed.idScope,
           registrationId: parsed.registrationId,
-          token: password?.toString('utf8'),
+          // X.509 devices send an empty password (or none) and their certificate in the handshake.
+          token: password?.length ? password.toString('utf8') : undefined,
+          clientCertificates: peerCertificateChain(client.conn),
         });
       }
       sessions.set(client, attestation);
@@ -198,7 +201,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
 
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const server = tls.createServer(
-    { cert: options.tls.cert, key: options.tls.key, handshakeTimeout: limits.handshakeTimeoutMs },
+    {
+      cert: options.tls.cert,
+      key: options.tls.key,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      ...CLIENT_CERTIFICATE_TLS_OPTIONS,
+    },
     (socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`),
   );
   const { sockets } = boundConnections(server, limits, log, 'MQTT');

@@ -468,7 +468,7 @@ describe('the DPS service API with the official service SDK', () => {
       });
     });
 
-    it('devices of tpm and x509 enrollments get 401 and the log says why', async () => {
+    it('devices of tpm enrollments get 401 and the log says why', async () => {
       await client.createOrUpdateIndividualEnrollment({
         registrationId: 'tpm-device-1',
         attestation: { type: 'tpm', tpm: { endorsementKey: Buffer.from('ek').toString('base64') } },
@@ -477,7 +477,7 @@ describe('the DPS service API with the official service SDK', () => {
       const event = events.findLast((e) => e.registrationId === 'tpm-device-1');
       expect(event?.outcome).toMatchObject({
         status: 'unauthorized',
-        errorMessage: expect.stringContaining('uses tpm attestation, which the emulator cannot verify yet'),
+        errorMessage: expect.stringContaining('uses tpm attestation, which the emulator cannot verify'),
       });
       expect(logs.some((l) => l.event === 'registration' && String(l.msg).includes('tpm attestation'))).toBe(true);
       expect(group.etag).toBeDefined();

@@ -73,7 +73,8 @@ describe('buildAllocationRequest', () => {
     });
     const text = JSON.stringify(request);
     expect(text).toBe(HEATPUMP_REQUEST_2019_03_31);
-    expect(text).not.toContain(enrollment.keys.primaryKey);
+    expect(enrollment.keys?.primaryKey).toBeTruthy();
+    expect(text).not.toContain(enrollment.keys?.primaryKey as string);
   });
 
   it('adds currentIotHubHostName and currentDeviceId on re-registration, and omits an absent payload', () => {

@@ -7,6 +7,7 @@ import {
   decodeJson,
   parseAllocationResponse,
   toWebhookView,
+  type X509RuntimeContext,
 } from '@dpskit/contracts';
 import type { EmulatedEnrollment } from '../model.js';
 import type { AllocationDecision } from './decision.js';
@@ -18,6 +19,8 @@ export interface AllocationRequestInput {
   /** The device's current assignment when it registered before. */
   current?: { hub: string; deviceId: string } | undefined;
   linkedHubs: readonly string[];
+  /** X.509 devices: the certificate details (see contracts' `x509RuntimeContextSchema`). */
+  x509?: X509RuntimeContext | undefined;
 }
 
 /**
@@ -30,8 +33,9 @@ export function buildAllocationRequest(input: AllocationRequestInput): Allocatio
     context.currentIotHubHostName = input.current.hub;
     context.currentDeviceId = input.current.deviceId;
   }
-  // Observed as `{}` in every captured request, whatever the documentation table says.
-  context.symmetricKey = {};
+  // Symmetric keys: observed as `{}` in every captured request, whatever the documentation table says.
+  if (input.x509) context.x509 = input.x509;
+  else context.symmetricKey = {};
   if (input.payload !== undefined) context.payload = input.payload;
   const linkedHubs = [...input.linkedHubs];
   return input.enrollment.kind === 'group'

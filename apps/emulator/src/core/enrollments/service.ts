@@ -36,6 +36,12 @@ export interface EnrollmentServiceOptions {
   registrations: RegistrationAdminStore;
   /** Host names of the linked IoT hubs (`iotHubs` must name some of them). */
   linkedHubs: readonly string[];
+  /**
+   * The instance's CA certificates (PEM) by lower-cased name: what `caReferences` of X.509
+   * enrollments name. DPS uploads them through its management plane; the emulator takes them from
+   * the config file.
+   */
+  caCertificates?: ReadonlyMap<string, string>;
   now?: () => Date;
 }
 
@@ -75,8 +81,8 @@ export class EnrollmentService {
     const others: UnverifiableEnrollment[] = [];
     for (const kind of ['group', 'individual'] as const) {
       for (const stored of store.listEnrollments(kind).items) {
-        const enrollment = toEmulated(stored);
-        if ('keys' in enrollment) usable.push(enrollment);
+        const enrollment = toEmulated(stored, this.#options.caCertificates);
+        if ('record' in enrollment) usable.push(enrollment);
         else others.push(enrollment);
       }
     }
@@ -257,6 +263,8 @@ export class EnrollmentService {
     const validation = validateEnrollment(kind, id, body, this.#options.linkedHubs, existing?.record);
     if (!validation.ok) return fail(DpsErrorCode.ArgumentInvalid, validation.message);
     const draft = validation.draft;
+    const unknownCa = unknownCaReference(draft, this.#options.caCertificates);
+    if (unknownCa) return fail(DpsErrorCode.ArgumentInvalid, unknownCa);
     if (draft.attestation.type === 'symmetricKey') {
       // Keys left out keep the enrollment's current keys (a GET answer sent back carries none), or are generated.
       const current =
@@ -287,6 +295,22 @@ export class EnrollmentService {
     store.putEnrollment(stored);
     return { ok: true, value: stored };
   }
+}
+
+/** A CA reference must name one of the instance's certificates. */
+export function unknownCaReference(
+  record: { attestation: { x509?: { caReferences?: { primary?: string | null; secondary?: string | null } | null } } },
+  caCertificates: ReadonlyMap<string, string> = new Map(),
+): string | undefined {
+  const references = record.attestation.x509?.caReferences;
+  for (const slot of ['primary', 'secondary'] as const) {
+    const name = references?.[slot];
+    if (name && !caCertificates.has(name.toLowerCase())) {
+      const known = [...caCertificates.keys()];
+      return `Invalid attestation.x509.caReferences.${slot}: "${name}" is not a certificate of this provisioning service (${known.length ? `known: ${known.join(', ')}` : 'none configured'}; the emulator takes them from the config file's certificates).`;
+    }
+  }
+  return undefined;
 }
 
 function registrationNotFound(registrationId: string) {

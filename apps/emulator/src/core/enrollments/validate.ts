@@ -103,7 +103,11 @@ export function validateEnrollment(
 
 type Attestation = EnrollmentRecord['attestation'];
 
-function checkAttestation(
+/**
+ * Checks an attestation as the service does and returns it as stored (certificates with their
+ * `info`), or the sentence saying what is wrong. The config file's enrollments go through it too.
+ */
+export function checkAttestation(
   kind: EnrollmentKind,
   attestation: Attestation,
   existing?: Attestation,

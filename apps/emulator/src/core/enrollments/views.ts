@@ -1,5 +1,5 @@
 import type { DeviceRegistrationResult, EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
-import type { EmulatedEnrollment, UnverifiableEnrollment } from '../model.js';
+import type { EmulatedEnrollment, UnverifiableEnrollment, X509Trust, X509TrustedCertificate } from '../model.js';
 import type { EnrollmentKind, EnrollmentRecord, StoredEnrollment } from './store.js';
 import { idFieldOf } from './validate.js';
 
@@ -113,9 +113,22 @@ export function registrationStateView(result: DeviceRegistrationResult): Record<
   return state;
 }
 
-/** What the registration core works with: symmetric-key enrollments with their keys, or what it cannot attest. */
-export function toEmulated(stored: StoredEnrollment): EmulatedEnrollment | UnverifiableEnrollment {
+/**
+ * What the registration core works with: symmetric-key enrollments with their keys, X.509
+ * enrollments with the certificates they trust (CA references resolved through `caCertificates`,
+ * the instance's certificates by lower-cased name), or what it cannot attest.
+ */
+export function toEmulated(
+  stored: StoredEnrollment,
+  caCertificates: ReadonlyMap<string, string> = new Map(),
+): EmulatedEnrollment | UnverifiableEnrollment {
   const { attestation } = stored.record;
+  if (attestation.type === 'x509' && attestation.x509) {
+    const x509 = x509Trust(attestation.x509, caCertificates);
+    return stored.kind === 'group'
+      ? { kind: 'group', id: stored.id, record: stored.record as EnrollmentGroup, x509 }
+      : { kind: 'individual', id: stored.id, record: stored.record as IndividualEnrollment, x509 };
+  }
   const primaryKey = attestation.symmetricKey?.primaryKey;
   const secondaryKey = attestation.symmetricKey?.secondaryKey;
   if (attestation.type !== 'symmetricKey' || !primaryKey || !secondaryKey) {
@@ -125,4 +138,24 @@ export function toEmulated(stored: StoredEnrollment): EmulatedEnrollment | Unver
   return stored.kind === 'group'
     ? { kind: 'group', id: stored.id, record: stored.record as EnrollmentGroup, keys }
     : { kind: 'individual', id: stored.id, record: stored.record as IndividualEnrollment, keys };
+}
+
+function x509Trust(
+  x509: NonNullable<EnrollmentRecord['attestation']['x509']>,
+  caCertificates: ReadonlyMap<string, string>,
+): X509Trust {
+  const certificates: X509TrustedCertificate[] = [];
+  for (const source of ['clientCertificates', 'signingCertificates'] as const) {
+    for (const slot of ['primary', 'secondary'] as const) {
+      const certificate = x509[source]?.[slot]?.certificate;
+      if (certificate) certificates.push({ source, slot, certificate });
+    }
+  }
+  for (const slot of ['primary', 'secondary'] as const) {
+    const reference = x509.caReferences?.[slot];
+    if (!reference) continue;
+    const certificate = caCertificates.get(reference.toLowerCase());
+    certificates.push({ source: 'caReferences', slot, reference, ...(certificate ? { certificate } : {}) });
+  }
+  return { certificates };
 }
