@@ -7,6 +7,8 @@ export type {
   IndividualEnrollment,
   InitialTwin,
   TwinCollection,
+  X509CertificateInfo,
+  X509RuntimeContext,
 } from '@dpskit/contracts';
 export type { LogLevel as AllocatorLogLevel } from '@dpskit/node-kit';
 export { allocateHandler, createAllocateHandler } from './handler/allocate.js';
@@ -23,6 +25,7 @@ export { type FunctionApp, FunctionAppError, loadFunctionApp } from './local-hos
 export { type LogFields, logFields } from './log/fields.js';
 export { formatHumanLine, formatJsonLine } from './log/format.js';
 export type { AllocatorLogRecord, AllocatorLogSink } from './log/record.js';
+export { CertificateMessage, certificatePolicy } from './policy/certificate.js';
 export {
   type AllocationAccepted,
   type AllocationDecision,
