@@ -2,6 +2,16 @@ export { type LatencySummary, percentile, summarizeLatencies } from '@dpskit/nod
 export { hintFor } from './cli/output/hints.js';
 export { formatSummary } from './cli/output/summary.js';
 export { bannerLines, resultLines, statusLine, TutorialPrinter } from './cli/output/tutorial.js';
+export {
+  type CertificateOptions,
+  type CertificateSummary,
+  createDeviceCertificate,
+  createIntermediateCa,
+  createRootCa,
+  type IssuedCertificate,
+  splitPemCertificates,
+  summarizeCertificate,
+} from './lib/certificates.js';
 export { InvalidOptionError } from './lib/errors.js';
 export { type FleetOptions, type FleetProgress, runFleet } from './lib/fleet.js';
 export { type DeriveKeysOptions, type DeriveKeysReport, deriveKeysFromLines, formatDerivedKey } from './lib/keys.js';

@@ -11,10 +11,11 @@ import {
   MAX_FLEET_COUNT,
 } from '../lib/inputs.js';
 import { parsePayload } from '../lib/payload.js';
-import { checkFleetTemplates } from '../lib/template.js';
+import { checkFleetTemplates, fleetDevice } from '../lib/template.js';
 import { parseProvisioningHost } from '../lib/transport/endpoint.js';
 import { DEFAULT_PROVISIONING_HOST, type TransportName } from '../lib/types.js';
 import { type ReadTextFile, readCaFile } from './ca-file.js';
+import { ID_PLACEHOLDER, readCertificateFiles } from './certificate-files.js';
 
 // The command line taken in: flags, their environment variables, and the CA file they name. Every
 // value is checked here, where it enters, with the library's own checks (lib/inputs.ts) naming the
@@ -57,16 +58,38 @@ export interface RegisterConfig extends ConnectionConfig {
   registrationId: string;
   deviceKey?: string;
   groupKey?: string;
+  /** X.509: the certificate (chain) and key read from `--cert`/`--key`. */
+  certificate?: { cert: string; key: string };
 }
 
 export interface FleetConfig extends ConnectionConfig {
-  groupKey: string;
+  /** Symmetric keys; absent with `certificates`. */
+  groupKey?: string;
+  /** X.509: file templates with `{id}`, e.g. `certs/{id}.pem` and `certs/{id}.key.pem`. */
+  certificates?: { certTemplate: string; keyTemplate: string };
   count: number;
   concurrency: number;
   templates: string[];
   start: number;
   /** Draw a progress bar (only on a terminal). */
   progress: boolean;
+}
+
+export interface CertsCreateConfig {
+  /** Folder for the PEM files; an existing root (and intermediate) there is reused. */
+  out: string;
+  /** Registration ids: given, or from `--count`/`--registration-id-template`. */
+  ids: string[];
+  /** Issue device certificates from the root directly (no intermediate). */
+  intermediate: boolean;
+  organizationalUnit?: string;
+  days: number;
+  json: boolean;
+}
+
+export interface CertsThumbprintConfig {
+  files: string[];
+  json: boolean;
 }
 
 export interface KeysDeriveConfig {
@@ -81,9 +104,11 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'register'; config: RegisterConfig }
   | { kind: 'fleet'; config: FleetConfig }
-  | { kind: 'keys-derive'; config: KeysDeriveConfig };
+  | { kind: 'keys-derive'; config: KeysDeriveConfig }
+  | { kind: 'certs-create'; config: CertsCreateConfig }
+  | { kind: 'certs-thumbprint'; config: CertsThumbprintConfig };
 
-export type HelpTopic = 'main' | 'register' | 'fleet' | 'keys' | 'keys derive';
+export type HelpTopic = 'main' | 'register' | 'fleet' | 'keys' | 'keys derive' | 'certs';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -108,6 +133,8 @@ const REGISTER_OPTIONS = {
   ...CONNECTION_OPTIONS,
   'registration-id': { type: 'string' },
   'device-key': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
 } as const;
 
 const FLEET_OPTIONS = {
@@ -117,6 +144,25 @@ const FLEET_OPTIONS = {
   'registration-id-template': { type: 'string', multiple: true },
   start: { type: 'string' },
   'no-progress': { type: 'boolean' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+} as const;
+
+const CERTS_CREATE_OPTIONS = {
+  out: { type: 'string' },
+  count: { type: 'string' },
+  'registration-id-template': { type: 'string', multiple: true },
+  start: { type: 'string' },
+  'no-intermediate': { type: 'boolean' },
+  ou: { type: 'string' },
+  days: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const CERTS_THUMBPRINT_OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
 
 const KEYS_OPTIONS = {
@@ -125,7 +171,7 @@ const KEYS_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const COMMANDS = ['register', 'fleet', 'keys', 'help'];
+const COMMANDS = ['register', 'fleet', 'keys', 'certs', 'help'];
 
 type Flags = Readonly<Record<string, string | boolean | string[] | boolean[] | undefined>>;
 
@@ -213,6 +259,17 @@ function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     ...base,
     registrationId: checkRegistrationId(named('registrationId', registrationId)),
   };
+  const certificate = certificateFlags(flags);
+  if (certificate) {
+    if (typeof flags['device-key'] === 'string' || typeof flags['group-key'] === 'string') {
+      throw new InvalidOptionError(
+        'certificate',
+        'give --cert/--key (X.509) or a key (--device-key, --group-key), not both',
+      );
+    }
+    config.certificate = readCertificateFiles(certificate.cert, certificate.key, deps.readFile);
+    return { kind: 'register', config };
+  }
   const deviceFlag = typeof flags['device-key'] === 'string';
   const groupFlag = typeof flags['group-key'] === 'string';
   if (deviceFlag && groupFlag) throw new InvalidOptionError('deviceKey', 'give --device-key or --group-key, not both');
@@ -230,7 +287,7 @@ function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
   else {
     throw new InvalidOptionError(
       'deviceKey',
-      `a key is needed: --group-key <enrollment group key> (the device key is derived from it) or --device-key <device key>, or ${ENV.groupKey}/${ENV.deviceKey}. Azure: az iot dps enrollment-group show --show-keys`,
+      `a key is needed: --group-key <enrollment group key> (the device key is derived from it) or --device-key <device key>, or ${ENV.groupKey}/${ENV.deviceKey} (Azure: az iot dps enrollment-group show --show-keys); X.509 devices give --cert <file> --key <file>`,
     );
   }
   return { kind: 'register', config };
@@ -239,12 +296,31 @@ function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
 function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
   if (flags.help === true) return { kind: 'help', topic: 'fleet' };
   const base = connection(flags, env, deps);
-  const group = required(
-    pick(flags, 'group-key', env, ENV.groupKey),
-    'group-key',
-    ENV.groupKey,
-    "the enrollment group key: each device's key is derived from it",
-  );
+  const certificate = certificateFlags(flags);
+  if (certificate && typeof flags['group-key'] === 'string') {
+    throw new InvalidOptionError('certificate', 'give --cert/--key (X.509) or --group-key, not both');
+  }
+  if (certificate) {
+    for (const [flag, template] of [
+      ['--cert', certificate.cert],
+      ['--key', certificate.key],
+    ] as const) {
+      if (!template.includes(ID_PLACEHOLDER)) {
+        throw new InvalidOptionError(
+          'certificate',
+          `${flag} "${template}" has no ${ID_PLACEHOLDER}: every device needs its own file, e.g. ${flag} certs/${ID_PLACEHOLDER}${flag === '--cert' ? '.pem' : '.key.pem'}`,
+        );
+      }
+    }
+  }
+  const group = certificate
+    ? undefined
+    : required(
+        pick(flags, 'group-key', env, ENV.groupKey),
+        'group-key',
+        ENV.groupKey,
+        "the enrollment group key: each device's key is derived from it (X.509 devices: --cert and --key templates instead)",
+      );
   const count = checkWholeNumber(
     named('count', required(pick(flags, 'count', env), 'count', undefined, 'how many devices to register')),
     1,
@@ -270,7 +346,8 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     kind: 'fleet',
     config: {
       ...base,
-      groupKey: checkKey(named('groupKey', group)),
+      ...(group ? { groupKey: checkKey(named('groupKey', group)) } : {}),
+      ...(certificate ? { certificates: { certTemplate: certificate.cert, keyTemplate: certificate.key } } : {}),
       count,
       concurrency,
       templates: templates.map((t) => t.source),
@@ -293,6 +370,61 @@ function keysDeriveConfig(flags: Flags, positionals: string[], env: Env): Comman
     kind: 'keys-derive',
     config: { groupKey: checkKey(named('groupKey', group)), ids: positionals, json: flags.json === true },
   };
+}
+
+/** `--cert` and `--key`, both or neither. */
+function certificateFlags(flags: Flags): { cert: string; key: string } | undefined {
+  const cert = typeof flags.cert === 'string' ? flags.cert.trim() : undefined;
+  const key = typeof flags.key === 'string' ? flags.key.trim() : undefined;
+  if (cert === undefined && key === undefined) return undefined;
+  if (!cert) throw new InvalidOptionError('certificate', '--key needs --cert <file> (the device certificate, PEM)');
+  if (!key) throw new InvalidOptionError('certificate', '--cert needs --key <file> (its private key, PEM)');
+  return { cert, key };
+}
+
+function certsCreateConfig(flags: Flags, positionals: string[]): Command {
+  if (flags.help === true) return { kind: 'help', topic: 'certs' };
+  const out = typeof flags.out === 'string' && flags.out.trim() !== '' ? flags.out.trim() : undefined;
+  if (!out) throw new InvalidOptionError('out', 'missing --out <folder>: where the PEM files go (created if needed)');
+  let ids = positionals.map((id) => checkRegistrationId({ field: 'registrationId', value: id }));
+  const templates = Array.isArray(flags['registration-id-template'])
+    ? flags['registration-id-template'].map(String)
+    : [];
+  if (templates.length > 0 || typeof flags.count === 'string') {
+    if (ids.length > 0)
+      throw new InvalidOptionError('ids', 'give registration ids or --count with --registration-id-template, not both');
+    const count = checkWholeNumber(
+      named('count', required(pick(flags, 'count', {}), 'count', undefined, 'how many device certificates')),
+      1,
+      MAX_FLEET_COUNT,
+    );
+    if (templates.length === 0) {
+      throw new InvalidOptionError(
+        'registrationIdTemplates',
+        'missing --registration-id-template, e.g. contoso-toaster-{n}',
+      );
+    }
+    const startPicked = pick(flags, 'start', {});
+    const start = startPicked ? checkWholeNumber(named('start', startPicked), 0, 1_000_000_000_000) : 1;
+    const parsed = checkFleetTemplates({ field: 'registrationIdTemplates', value: templates }, count, start);
+    ids = Array.from({ length: count }, (_, index) => fleetDevice(parsed, index, start).registrationId);
+  }
+  const daysPicked = pick(flags, 'days', {});
+  const config: CertsCreateConfig = {
+    out,
+    ids,
+    intermediate: flags['no-intermediate'] !== true,
+    days: daysPicked ? checkWholeNumber(named('days', daysPicked), 1, 36_500) : 365,
+    json: flags.json === true,
+  };
+  if (typeof flags.ou === 'string' && flags.ou.trim() !== '') config.organizationalUnit = flags.ou.trim();
+  return { kind: 'certs-create', config };
+}
+
+function certsThumbprintConfig(flags: Flags, positionals: string[]): Command {
+  if (flags.help === true) return { kind: 'help', topic: 'certs' };
+  if (positionals.length === 0) throw new InvalidOptionError('files', 'give one or more PEM certificate files');
+  return { kind: 'certs-thumbprint', config: { files: positionals, json: flags.json === true } };
 }
 
 /** Runs `take` for `command`; any input it refuses becomes a usage error pointing at that command's help. */
@@ -322,7 +454,13 @@ export function parseCommandLine(argv: readonly string[], env: Env, deps: Config
     case 'help': {
       const topic = rest.join(' ');
       if (topic === '') return { kind: 'help', topic: 'main' };
-      if (topic === 'register' || topic === 'fleet' || topic === 'keys' || topic === 'keys derive') {
+      if (
+        topic === 'register' ||
+        topic === 'fleet' ||
+        topic === 'keys' ||
+        topic === 'keys derive' ||
+        topic === 'certs'
+      ) {
         return { kind: 'help', topic };
       }
       throw new UsageError(`no help for "${topic}"`);
@@ -346,6 +484,28 @@ export function parseCommandLine(argv: readonly string[], env: Env, deps: Config
         allowPositionals: true,
       });
       return forCommand('keys derive', () => keysDeriveConfig(values, positionals, env));
+    }
+    case 'certs': {
+      const [sub, ...args] = rest;
+      if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help')
+        return { kind: 'help', topic: 'certs' };
+      if (sub === 'create') {
+        const { values, positionals } = parseOptions(args, {
+          options: CERTS_CREATE_OPTIONS,
+          command: 'certs create',
+          allowPositionals: true,
+        });
+        return forCommand('certs create', () => certsCreateConfig(values, positionals));
+      }
+      if (sub === 'thumbprint') {
+        const { values, positionals } = parseOptions(args, {
+          options: CERTS_THUMBPRINT_OPTIONS,
+          command: 'certs thumbprint',
+          allowPositionals: true,
+        });
+        return forCommand('certs thumbprint', () => certsThumbprintConfig(values, positionals));
+      }
+      throw unknownCommand(sub, ['create', 'thumbprint'], { label: 'certs command', command: 'certs' });
     }
     default:
       throw unknownCommand(command, COMMANDS);

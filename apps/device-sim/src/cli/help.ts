@@ -30,6 +30,7 @@ Usage:
   device-sim register [options]        provision one device and print what it gets (the tutorial's device output)
   device-sim fleet [options]           provision many devices at once and print a summary (rate, latency, outcomes)
   device-sim keys derive [ids...]      derive device keys from an enrollment group key (the tutorial's openssl step)
+  device-sim certs create [ids...]     X.509: a root CA, an intermediate and device certificates (PEM), with thumbprints
   device-sim help <command>            options of a command (also: device-sim <command> --help)
   device-sim --version
 
@@ -51,6 +52,9 @@ Device:
                                  derived from it (HMAC-SHA256 of the registration id)
   --device-key <key>             the device's own key (individual enrollment, or derived   DPS_DEVICE_KEY
                                  already, see: device-sim keys derive). Give exactly one key.
+  --cert <file> --key <file>     X.509 instead of a key: the device certificate (PEM, followed by
+                                 the intermediates it presents) and its private key; the
+                                 registration id must be the certificate's CN (device-sim certs create)
 
 ${CONNECTION}
 
@@ -91,6 +95,9 @@ Devices:
   --start <n>                    number of the first device of each template, default 1
   --concurrency <n>              devices registering at the same time, default 50
   --group-key <key>              the enrollment group key; device keys are derived      DPS_GROUP_KEY
+  --cert <template> --key <template>
+                                 X.509 instead of a group key: each device's files, {id} standing
+                                 for its registration id, e.g. --cert 'certs/{id}.pem' --key 'certs/{id}.key.pem'
 
 ${CONNECTION}
 
@@ -114,6 +121,41 @@ Example (half toasters, half heat pumps, against the local emulator):
 
 Usage:
   device-sim keys derive --group-key <key> [registrationId...]   see: device-sim keys derive --help
+`,
+  certs: `device-sim certs: X.509 certificates for DPS's X.509 attestation (made with @peculiar/x509, ECDSA P-256).
+
+Usage:
+  device-sim certs create --out <folder> [<registrationId>...] [options]
+  device-sim certs create --out <folder> --count <n> --registration-id-template <t> [options]
+  device-sim certs thumbprint <file.pem>...
+
+create writes into <folder> (created if needed; an existing root and intermediate there are reused,
+so devices can be added later):
+  root.pem, root.key.pem                   a self-signed root CA ("dpskit test root CA")
+  intermediate.pem, intermediate.key.pem   an intermediate CA signed by the root ("dpskit test intermediate CA")
+  <id>.pem, <id>.key.pem                   per device: subject CN=<id> (DPS takes the registration id from
+                                           it), signed by the intermediate; <id>.pem holds the device
+                                           certificate followed by the intermediate (what the device presents)
+and prints each file's subject and SHA-1/SHA-256 thumbprints.
+
+Options:
+  --out <folder>                 where the PEM files go (required)
+  --count <n>, --registration-id-template <t>, --start <n>
+                                 device ids as for fleet ({n}, {n:4}), instead of listing them
+  --ou <unit>                    OU=<unit> in each device certificate, e.g. toasters (a property a
+                                 custom allocation policy can decide by)
+  --no-intermediate              sign device certificates with the root directly
+  --days <n>                     validity of new certificates, default 365
+  --json                         one JSON object a line per file
+  -h, --help                     this help
+
+Enrollments: an enrollment group with signingCertificates.primary = intermediate.pem (or root.pem
+for the root's devices), or individual enrollments with clientCertificates.primary = <id>.pem.
+
+Example (emulator config, then a fleet of X.509 devices):
+  device-sim certs create --out certs --count 10 --registration-id-template 'contoso-toaster-{n}' --ou toasters
+  device-sim fleet --count 10 --registration-id-template 'contoso-toaster-{n}' --cert 'certs/{id}.pem' \
+    --key 'certs/{id}.key.pem' --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem --id-scope 0ne00000A0A
 `,
   'keys derive': `device-sim keys derive: derive each device's symmetric key from the enrollment group key, as
 the tutorial does with openssl/PowerShell: base64(HMAC-SHA256(base64-decoded group key, registration id)).

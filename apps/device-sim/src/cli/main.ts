@@ -43,6 +43,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return await (await import('./commands/fleet.js')).runFleetCommand(command.config, io);
       case 'keys-derive':
         return await (await import('./commands/keys-derive.js')).runKeysDerive(command.config, io);
+      case 'certs-create':
+        return await (await import('./commands/certs.js')).runCertsCreate(command.config, io);
+      case 'certs-thumbprint':
+        return await (await import('./commands/certs.js')).runCertsThumbprint(command.config, io);
     }
   } catch (err) {
     // The library refuses an option the command line let through: still the user's input.

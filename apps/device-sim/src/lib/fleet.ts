@@ -1,4 +1,5 @@
 import { deriveDeviceKey } from '@dpskit/contracts';
+import { InvalidOptionError } from './errors.js';
 import {
   checkKey,
   checkTransport,
@@ -16,7 +17,12 @@ export interface FleetOptions {
   provisioningHost?: string;
   idScope: string;
   /** The enrollment group key; each device's key is derived from it and its registration id. */
-  groupKey: string;
+  groupKey?: string;
+  /**
+   * X.509 devices instead of a group key: each device's certificate (followed by the intermediates it
+   * presents) and private key, PEM. Called once per device, before it registers.
+   */
+  certificate?: (registrationId: string, index: number) => { cert: string; key: string };
   /** Number of devices. */
   count: number;
   /** Devices registering at the same time, each with its own connection. Default 50. */
@@ -70,7 +76,11 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
     count,
     start,
   );
-  checkKey({ field: 'groupKey', value: options.groupKey });
+  if ((options.groupKey === undefined) === (options.certificate === undefined)) {
+    throw new InvalidOptionError('groupKey', 'give exactly one of groupKey (symmetric keys) or certificate (X.509)');
+  }
+  const groupKey =
+    options.groupKey === undefined ? undefined : checkKey({ field: 'groupKey', value: options.groupKey });
   const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
 
   const startedAt = performance.now();
@@ -108,7 +118,11 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
           provisioningHost: options.provisioningHost,
           idScope: options.idScope,
           registrationId,
-          deviceKey: deriveDeviceKey(options.groupKey, registrationId),
+          ...(groupKey !== undefined
+            ? { deviceKey: deriveDeviceKey(groupKey, registrationId) }
+            : {
+                certificate: (options.certificate as NonNullable<FleetOptions['certificate']>)(registrationId, index),
+              }),
           transport,
           payload,
           ca: options.ca,
@@ -118,7 +132,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
           signal: controller.signal,
         });
       } catch (err) {
-        // Only option errors get here (a payload function returning a non-object): stop the run.
+        // Only option errors get here (a payload function returning a non-object, a certificate
+        // that cannot be read): stop the run.
         onStop();
         throw err;
       } finally {

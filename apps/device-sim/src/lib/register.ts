@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
 import {
@@ -10,7 +11,7 @@ import {
 } from './inputs.js';
 import { isPlainObject } from './payload.js';
 import { describeRegistrationError } from './sdk/errors.js';
-import { ProvisioningDeviceClient, SymmetricKeySecurityClient } from './sdk/modules.js';
+import { ProvisioningDeviceClient, SymmetricKeySecurityClient, X509Security } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
 import { createAmqpTransport } from './transport/amqp.js';
 import { type Endpoint, parseProvisioningHost } from './transport/endpoint.js';
@@ -29,6 +30,12 @@ export interface RegisterOptions {
   deviceKey?: string;
   /** The enrollment group key: the device key is derived from it (HMAC-SHA256 of the registration id). */
   groupKey?: string;
+  /**
+   * X.509 attestation instead of a key (`azure-iot-security-x509`): `cert` is the device certificate
+   * followed by the intermediates it presents (PEM), `key` its private key (PEM). DPS takes the
+   * registration id from the certificate's subject CN.
+   */
+  certificate?: { cert: string; key: string };
   /** Default `mqtt`. */
   transport?: TransportName;
   /** Custom payload sent with the register request; DPS hands it to the allocation webhook. */
@@ -52,7 +59,7 @@ interface Prepared {
   endpoint: Endpoint;
   idScope: string;
   registrationId: string;
-  deviceKey: string;
+  credential: { deviceKey: string } | { certificate: { cert: string; key: string } };
   transport: TransportName;
 }
 
@@ -63,16 +70,21 @@ function prepare(options: RegisterOptions): Prepared {
   const idScope = checkIdScope({ field: 'idScope', value: options.idScope ?? '' });
   const registrationId = checkRegistrationId({ field: 'registrationId', value: options.registrationId ?? '' });
   const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
-  if ((options.deviceKey === undefined) === (options.groupKey === undefined)) {
+  const given = [options.deviceKey, options.groupKey, options.certificate].filter((c) => c !== undefined).length;
+  if (given !== 1) {
     throw new InvalidOptionError(
       'deviceKey',
-      "give exactly one of deviceKey (the device's key) or groupKey (the enrollment group key)",
+      "give exactly one of deviceKey (the device's key), groupKey (the enrollment group key) or certificate (X.509)",
     );
   }
-  const deviceKey =
-    options.deviceKey !== undefined
-      ? checkKey({ field: 'deviceKey', value: options.deviceKey })
-      : deriveDeviceKey(checkKey({ field: 'groupKey', value: options.groupKey as string }), registrationId);
+  const credential: Prepared['credential'] = options.certificate
+    ? { certificate: checkCertificate(options.certificate) }
+    : {
+        deviceKey:
+          options.deviceKey !== undefined
+            ? checkKey({ field: 'deviceKey', value: options.deviceKey })
+            : deriveDeviceKey(checkKey({ field: 'groupKey', value: options.groupKey as string }), registrationId),
+      };
   if (options.payload !== undefined && !isPlainObject(options.payload)) {
     throw new InvalidOptionError('payload', 'payload must be a plain object (it is sent as a JSON object)');
   }
@@ -81,7 +93,30 @@ function prepare(options: RegisterOptions): Prepared {
     const value = options[field];
     if (value !== undefined) checkMilliseconds({ field, value });
   }
-  return { endpoint: endpoint.value, idScope, registrationId, deviceKey, transport };
+  return { endpoint: endpoint.value, idScope, registrationId, credential, transport };
+}
+
+/** A PEM certificate (chain) and a PEM private key that belongs to its first certificate. */
+function checkCertificate(certificate: { cert: string; key: string }): { cert: string; key: string } {
+  let first: X509Certificate;
+  try {
+    first = new X509Certificate(certificate.cert);
+  } catch (err) {
+    throw new InvalidOptionError('certificate', `cert is not a PEM certificate (${(err as Error).message})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(certificate.key);
+  } catch (err) {
+    throw new InvalidOptionError('certificate', `key is not a PEM private key (${(err as Error).message})`);
+  }
+  if (!first.checkPrivateKey(key)) {
+    throw new InvalidOptionError(
+      'certificate',
+      `key is not the private key of the certificate ${first.subject.replaceAll('\n', ', ')}`,
+    );
+  }
+  return certificate;
 }
 
 type Settled =
@@ -92,7 +127,7 @@ type Settled =
 
 /**
  * Provisions one device through the official SDK (`ProvisioningDeviceClient` with the MQTT or HTTP
- * transport and a `SymmetricKeySecurityClient`) and reports the outcome. Never rejects for a
+ * transport and a `SymmetricKeySecurityClient`, or `X509Security` with a certificate) and reports the outcome. Never rejects for a
  * service or network failure: those are outcomes. Rejects with `InvalidOptionError` for bad options.
  */
 export async function registerDevice(options: RegisterOptions): Promise<RegistrationOutcome> {
@@ -114,7 +149,9 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
   }
   // The security package is typed against azure-iot-common 1.13.2 and the client against 1.13.1: the
   // same runtime shape, but TypeScript sees two SharedAccessSignature classes.
-  const security = new SymmetricKeySecurityClient(registrationId, prepared.deviceKey) as unknown as SecurityClient;
+  const security = ('certificate' in prepared.credential
+    ? new X509Security(registrationId, prepared.credential.certificate)
+    : new SymmetricKeySecurityClient(registrationId, prepared.credential.deviceKey)) as unknown as SecurityClient;
   const client = ProvisioningDeviceClient.create(sdkHost, prepared.idScope, deviceTransport.sdkTransport, security);
   if (options.payload !== undefined) client.setProvisioningPayload(options.payload);
 

@@ -1,5 +1,6 @@
 import { runFleet } from '../../lib/fleet.js';
 import type { FleetConfig } from '../args.js';
+import { expandIdTemplate, readCertificateFiles } from '../certificate-files.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { ProgressLine } from '../output/progress.js';
 import { formatSummary } from '../output/summary.js';
@@ -23,6 +24,7 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
     const summary = await runFleet({
       ...sharedOptions(config, controller.signal),
       groupKey: config.groupKey,
+      certificate: certificateFiles(config),
       count: config.count,
       concurrency: config.concurrency,
       registrationIdTemplates: config.templates,
@@ -41,4 +43,14 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
   } finally {
     unsubscribe();
   }
+}
+
+/** X.509 fleets: each device's files, read as it starts (`{id}` = its registration id). */
+function certificateFiles(
+  config: FleetConfig,
+): ((registrationId: string) => { cert: string; key: string }) | undefined {
+  const templates = config.certificates;
+  if (!templates) return undefined;
+  return (id) =>
+    readCertificateFiles(expandIdTemplate(templates.certTemplate, id), expandIdTemplate(templates.keyTemplate, id));
 }

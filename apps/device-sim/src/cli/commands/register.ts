@@ -19,6 +19,7 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
       ...sharedOptions(config, controller.signal),
       registrationId: config.registrationId,
       deviceKey: config.deviceKey,
+      certificate: config.certificate,
       onStatus: printer ? (s) => printer.status(s) : undefined,
     });
     const hint = hintFor(outcome, {

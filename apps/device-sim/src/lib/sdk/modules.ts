@@ -8,6 +8,7 @@ import amqpTransportModule from 'azure-iot-provisioning-device-amqp';
 import httpTransportModule from 'azure-iot-provisioning-device-http';
 import mqttTransportModule from 'azure-iot-provisioning-device-mqtt';
 import symmetricKeyModule from 'azure-iot-security-symmetric-key';
+import x509Module from 'azure-iot-security-x509';
 
 export const { ProvisioningDeviceClient, ProvisioningDeviceConstants } = provisioningModule;
 export const { Mqtt, MqttWs } = mqttTransportModule;
@@ -17,6 +18,7 @@ export const { Http } = httpTransportModule;
 export const { MqttBase } = mqttBaseModule;
 export const { Http: HttpBase } = httpBaseModule;
 export const { SymmetricKeySecurityClient } = symmetricKeyModule;
+export const { X509Security } = x509Module;
 
 /** The version the SDK reports in its User-Agent (`azure-iot-provisioning-device/1.9.1`). */
 export function sdkVersion(): string {
