@@ -43,12 +43,13 @@ export function attestX509(input: X509AttestationInput, enrollments: EnrollmentS
   const { registrationId, now } = input;
   const fail: Fail = (reason, detail) => ({ ok: false, registrationId, reason, detail });
 
-  let chain: X509Certificate[];
+  let parsed: X509Certificate[];
   try {
-    chain = input.chain.map((der) => new X509Certificate(der));
+    parsed = input.chain.map((der) => new X509Certificate(der));
   } catch (err) {
     return fail('certificate-invalid', `the client certificate cannot be read (${(err as Error).message})`);
   }
+  const chain = presentedChain(parsed);
   const leaf = chain[0];
   if (!leaf) return fail('certificate-invalid', 'no client certificate was presented');
   const cn = commonName(leaf);
@@ -132,7 +133,7 @@ type SignerMatch =
  * not a CA); undefined when it reaches none.
  */
 function nearestSigner(
-  chain: readonly X509Certificate[],
+  chain: PresentedChain,
   trusted: readonly X509TrustedCertificate[],
   now: Date,
 ): SignerMatch | undefined {
@@ -144,7 +145,7 @@ function nearestSigner(
     const current = chain[i] as X509Certificate;
     // The device may send the trusted certificate itself as part of its chain.
     const sent = i > 0 ? signers.find((s) => s.certificate.raw.equals(current.raw)) : undefined;
-    const issuer = signers.find((s) => issuedBy(current, s.certificate));
+    const issuer = sent ? undefined : signers.find((s) => issuedBy(current, s.certificate));
     const match = sent ? { signer: sent, depth: i } : issuer ? { signer: issuer, depth: i + 1 } : undefined;
     if (match) {
       const path = chain.slice(0, match.depth);
@@ -174,10 +175,24 @@ function nearestSigner(
       }
       return { depth: match.depth, slot: match.signer.slot, signer };
     }
-    const next = chain[i + 1];
-    if (!next || !issuedBy(current, next)) return undefined;
+    if (!chain.linked(i)) return undefined;
   }
   return undefined;
+}
+
+/** The presented certificates, with whether each was issued by the next one, verified once per request. */
+type PresentedChain = readonly X509Certificate[] & { linked(index: number): boolean };
+
+function presentedChain(certificates: X509Certificate[]): PresentedChain {
+  const links: (boolean | undefined)[] = [];
+  return Object.assign(certificates, {
+    linked(index: number): boolean {
+      const next = certificates[index + 1];
+      if (!next) return false;
+      links[index] ??= issuedBy(certificates[index] as X509Certificate, next);
+      return links[index] as boolean;
+    },
+  });
 }
 
 /**
