@@ -296,6 +296,22 @@ describe('RegistrationService across a crash (issue 8 item 1)', () => {
     );
   });
 
+  it('a resumed allocation sends the X.509 device certificate details to the webhook, as the first run would', async () => {
+    const first = setup(never);
+    const x509 = { clientCertificate: 'MIIB', certificateChain: ['MIIC'] };
+    const op = first.service.register({ ...device(customGroup, 'dev-x509'), x509 }, undefined, 'mqtt');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(first.store.unfinishedOperations()[0]?.x509).toEqual(x509);
+
+    const second = setup(hubFromPayload, first.store);
+    expect(second.service.resumeUnfinished()).toBe(1);
+    expect((await finish(second.service, 'dev-x509', op.operationId)).status).toBe('assigned');
+    const sent = parseAllocationRequestJson(second.bodies[0] ?? '');
+    if (!sent.ok) throw sent.error;
+    expect(sent.value.deviceRuntimeContext.x509).toEqual(x509);
+    expect(sent.value.deviceRuntimeContext).not.toHaveProperty('symmetricKey');
+  });
+
   it('fails an unfinished operation whose enrollment is gone after the restart', async () => {
     const first = setup(never);
     const op = first.service.register(device(customGroup, 'dev-gone'), undefined, 'mqtt');

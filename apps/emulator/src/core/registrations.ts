@@ -128,6 +128,7 @@ export class RegistrationService {
       createdAtMs: this.#now().getTime(),
     };
     if (payload !== undefined) operation.payload = payload;
+    if (device.x509) operation.x509 = device.x509;
     // Saved before the device hears of it: after a crash, a poll finds it and a restart finishes it.
     this.#options.store.createOperation(operation);
     this.#schedule(operation, device);
@@ -148,6 +149,7 @@ export class RegistrationService {
           registrationId: operation.registrationId,
           enrollment,
           keyUsed: 'primary',
+          ...(operation.x509 ? { x509: operation.x509 } : {}),
         });
         continue;
       }

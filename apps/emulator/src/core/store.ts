@@ -3,6 +3,7 @@ import type {
   DeviceRegistrationResult,
   InitialTwin,
   RegistrationOperationStatus,
+  X509RuntimeContext,
 } from '@dpskit/contracts';
 import type { DeviceTransport } from './events.js';
 import type { EnrollmentRef } from './model.js';
@@ -34,6 +35,8 @@ export interface OperationRecord {
   enrollment: EnrollmentRef;
   transport: DeviceTransport;
   payload?: DevicePayload;
+  /** X.509 devices: the certificate details the webhook gets, kept so that a resumed allocation sends them too. */
+  x509?: X509RuntimeContext;
   createdAtMs: number;
   /** The answer to every poll once the allocation finished. */
   response?: RegistrationOperationStatus;

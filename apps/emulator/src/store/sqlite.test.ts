@@ -160,6 +160,7 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       registrationId: 'dev-2',
       enrollment: { kind: 'individual', id: 'dev-2' },
       transport: 'mqtt',
+      x509: { clientCertificate: 'MIIB', certificateChain: ['MIIC'] },
       createdAtMs: 2000,
     });
     store.finishOperation('op-1', response, 3000, record);
@@ -187,6 +188,7 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       expect(reopened.pruneOperations(3001)).toBe(1);
       expect(reopened.getOperation('op-1')).toBeUndefined();
       expect(reopened.getOperation('op-2')?.response).toBeUndefined();
+      expect(reopened.getOperation('op-2')?.x509).toEqual({ clientCertificate: 'MIIB', certificateChain: ['MIIC'] });
     } finally {
       reopened.close();
     }

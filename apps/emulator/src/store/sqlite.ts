@@ -9,6 +9,7 @@ import {
   parseWith,
   type RegistrationOperationStatus,
   registrationOperationStatusSchema,
+  x509RuntimeContextSchema,
 } from '@dpskit/contracts';
 import Database from 'better-sqlite3';
 import type { EnrollmentMeta, EnrollmentMetaStore } from '../config/resolve.js';
@@ -82,6 +83,8 @@ const MIGRATIONS: readonly string[] = [
      summary_json TEXT NOT NULL,
      detail_json TEXT NOT NULL
    );`,
+  // X.509 devices' certificate details (issue 12), for a resumed allocation's webhook call.
+  'ALTER TABLE operations ADD COLUMN x509_json TEXT;',
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -111,6 +114,7 @@ interface OperationRow {
   enrollment_id: string;
   transport: string;
   payload_json: string | null;
+  x509_json: string | null;
   created_ms: number;
   response_json: string | null;
   finished_ms: number | null;
@@ -179,7 +183,8 @@ export class SqliteStore
       ),
       createOperation: db.prepare(
         `INSERT INTO operations (operation_id, registration_id, enrollment_kind, enrollment_id, transport, payload_json,
-           created_ms) VALUES (@operationId, @registrationId, @kind, @enrollmentId, @transport, @payload, @createdMs)`,
+           x509_json, created_ms)
+         VALUES (@operationId, @registrationId, @kind, @enrollmentId, @transport, @payload, @x509, @createdMs)`,
       ),
       getOperation: db.prepare<[string], OperationRow>('SELECT * FROM operations WHERE operation_id = ?'),
       finishOperation: db.prepare<[string, number, string]>(
@@ -335,6 +340,7 @@ export class SqliteStore
       enrollmentId: operation.enrollment.id,
       transport: operation.transport,
       payload: operation.payload === undefined ? null : JSON.stringify(operation.payload),
+      x509: operation.x509 === undefined ? null : JSON.stringify(operation.x509),
       createdMs: operation.createdAtMs,
     });
   }
@@ -460,6 +466,11 @@ export class SqliteStore
       const payload = safeJson(row.payload_json);
       if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw corrupt('payload');
       operation.payload = payload as DevicePayload;
+    }
+    if (row.x509_json !== null) {
+      const x509 = x509RuntimeContextSchema.safeParse(safeJson(row.x509_json));
+      if (!x509.success) throw corrupt('x509 context');
+      operation.x509 = x509.data;
     }
     if (row.response_json !== null) {
       // Validated, but returned as stored: the answer keeps the field order it was sent with.
