@@ -11,11 +11,26 @@ const MAX_CHAIN = 10;
  */
 export const CLIENT_CERTIFICATE_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: false } as const;
 
+/** Streams that run over a TLS connection (WebSockets), by the TLS socket carrying them. */
+const carriedBy = new WeakMap<object, TLSSocket>();
+
+/**
+ * Says that `stream` (e.g. a WebSocket's stream handed to the MQTT broker) runs over `socket`, so
+ * that `peerCertificateChain(stream)` reads the client certificate of that TLS connection.
+ */
+export function carriedOverTls(stream: object, socket: unknown): void {
+  if (socket instanceof TLSSocket) carriedBy.set(stream, socket);
+}
+
 /**
  * The certificate chain a TLS client presented, DER, its own certificate first, then the issuers
- * it sent in order. Empty when it presented none, or when `socket` is not a TLS socket.
+ * it sent in order. Empty when it presented none, or when `socket` is neither a TLS socket nor a
+ * stream registered with `carriedOverTls`.
  */
 export function peerCertificateChain(socket: unknown): Buffer[] {
+  if (typeof socket === 'object' && socket !== null && !(socket instanceof TLSSocket)) {
+    socket = carriedBy.get(socket) ?? socket;
+  }
   if (!(socket instanceof TLSSocket)) return [];
   const leaf = socket.getPeerCertificate(true) as PeerCertificate & { issuerCertificate?: PeerCertificate };
   if (!leaf?.raw) return [];
