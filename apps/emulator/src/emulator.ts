@@ -44,6 +44,7 @@ import {
   type RunningTransport,
   startMqttTransport,
 } from './transport/mqtt.js';
+import { carriedOverTls } from './transport/peer-certificates.js';
 import { createWebSocketEndpoint, type WebSocketEndpoint } from './transport/websocket.js';
 import { IOTHUB_WEBSOCKET_PATH } from './transport/websocket-upgrade.js';
 import { type RunningWebView, startWebView } from './web/server.js';
@@ -358,7 +359,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           // One MQTT packet per WebSocket message, as large as the MQTT listener reads.
           maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
           protocols: {
-            mqtt: (ws, _req, peer) => mqtt.acceptStream(createWebSocketStream(ws), peer),
+            mqtt: (ws, req, peer) => {
+              const stream = createWebSocketStream(ws);
+              // X.509 devices: their certificate is the TLS connection's the WebSocket runs over.
+              carriedOverTls(stream, req.socket);
+              mqtt.acceptStream(stream, peer);
+            },
             ...(amqp ? { amqp: (ws, _req, peer) => amqp?.acceptWebSocket(ws, peer) } : {}),
           },
         });

@@ -117,7 +117,7 @@ afterAll(() => stop?.());
 
 const lastEvent = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);
 
-describe.each<SdkTransport>(['mqtt', 'https'])('X.509 over %s', (transport) => {
+describe.each<SdkTransport>(['mqtt', 'https', 'mqtt-ws'])('X.509 over %s', (transport) => {
   it('provisions an individual enrollment by its client certificate', async () => {
     const result = await registerWithCertificate(emulator, 'x509-solo', solo, { transport });
     expect(result).toMatchObject({
@@ -201,7 +201,7 @@ describe.each<SdkTransport>(['mqtt', 'https'])('X.509 over %s', (transport) => {
       const event = lastEvent(id);
       expect(event?.outcome).toMatchObject({
         status: 'unauthorized',
-        errorCode: transport === 'mqtt' ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized,
+        errorCode: transport === 'https' ? DpsErrorCode.Unauthorized : DpsErrorCode.MqttUnauthorized,
       });
       expect(event?.outcome.errorMessage, id).toContain(reason);
     }
