@@ -17,6 +17,8 @@ describe('npm run demo', () => {
       'Registration Information received from service: contoso-toasters-hub-1098.azure-devices.net, deviceId: contoso-toaster-007',
     );
     expect(stdout).toContain('Msg: Custom allocation failed with status code: 400');
+    // It points at the emulator's web view (8090, or a free port when taken).
+    expect(stdout).toMatch(/ {2}web view {3}http:\/\/127\.0\.0\.1:\d+\/ {2}\(registrations live/);
     expect(stdout).toMatch(/\[Warning\] Rejected: .*Unrecognized device registration\./);
     const verdict = stdout.slice(stdout.indexOf('── Verdict')).trim().split('\n').slice(1);
     expect(verdict).toHaveLength(2);

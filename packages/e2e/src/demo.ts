@@ -22,7 +22,8 @@ interface DeviceResult {
 async function main(): Promise<number> {
   const style = styler(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const out = (line = '') => process.stdout.write(`${line}\n`);
-  const stack = await startTutorialStack({ retryAfterSeconds: 1 });
+  // The web view on its usual port (8090, or a free one when taken), to watch the run in a browser.
+  const stack = await startTutorialStack({ retryAfterSeconds: 1, webView: {} });
   try {
     const { emulator, allocator } = stack;
     out(style.heading('dpskit demo: "Use custom allocation policies with DPS", locally'));
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
     );
     out(`             ID scope ${emulator.idScope}, CA ${emulator.caCertPath}`);
     out(`  allocator  ${allocator.url}/api/allocate?code=****`);
+    out(`  web view   ${emulator.webViewUrl}  (registrations live, webhook exchanges, fleet charts)`);
     out(`  enrollment group ${TUTORIAL.enrollmentGroupId}: custom allocation, linked hub ${TUTORIAL.toasterHub}`);
 
     const results: DeviceResult[] = [];
@@ -78,10 +80,30 @@ async function main(): Promise<number> {
           )
         : style.bad(`✘ ${TUTORIAL.heatpump} should be rejected with 400207; it got ${describe(heatpump)}.`),
     );
+    if (process.stdin.isTTY && process.stdout.isTTY) {
+      out();
+      out(`The web view stays up at ${emulator.webViewUrl}: open a row to see the webhook exchange.`);
+      out(style.dim('Press Enter (or Ctrl+C) to stop.'));
+      await untilEnterOrInterrupt();
+    }
     return toasterOk && heatpumpOk ? 0 : 1;
   } finally {
     await stack.close();
   }
+}
+
+/** Resolves on Enter or Ctrl+C at the terminal. */
+function untilEnterOrInterrupt(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.stdin.off('data', done);
+      process.off('SIGINT', done);
+      process.stdin.pause();
+      resolve();
+    };
+    process.stdin.on('data', done);
+    process.once('SIGINT', done);
+  });
 }
 
 function describe(result: DeviceResult | undefined): string {

@@ -116,6 +116,18 @@ describe('the publishable packages', () => {
     expect(files.filter((f) => /\.test\.|(^|\/)(testing|test)\//.test(f))).toEqual([]);
   });
 
+  it('@dpskit/emulator ships its web view built, self-contained (works offline)', () => {
+    const files = packed.find((p) => p.name === '@dpskit/emulator')?.files ?? [];
+    expect(files).toEqual(
+      expect.arrayContaining(['dist/web-ui/index.html', 'dist/web-ui/app.js', 'dist/web-ui/app.css']),
+    );
+    const dir = unpacked.get('@dpskit/emulator') as string;
+    const html = readFileSync(join(dir, 'dist/web-ui/index.html'), 'utf8');
+    // Nothing fetched from elsewhere: every script and style is the package's own.
+    expect(html.match(/(?:src|href)="[^"]*"/g)).toEqual(['href="/app.css"', 'src="/app.js"']);
+    expect(readFileSync(join(dir, 'dist/web-ui/app.js'), 'utf8')).not.toMatch(/\bimport\s*\(?\s*["']https?:/);
+  });
+
   it.each(publishable.map((p) => [p.name]))('%s points only at files it ships (exports, bins, maps)', (name) => {
     const dir = unpacked.get(name) as string;
     const manifest = manifestOf(name);

@@ -223,6 +223,29 @@ describe('the web view API', () => {
     expect(page.headers['content-security-policy']).toContain("default-src 'self'");
   });
 
+  it('serves the built page from the package: index.html, app.js, app.css, revalidated by ETag', async () => {
+    const page = await request('/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.text).toContain('<script type="module" src="/app.js"></script>');
+    const script = await request('/app.js');
+    expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(script.text.length).toBeGreaterThan(10_000);
+    expect((await request('/app.css')).headers['content-type']).toBe('text/css; charset=utf-8');
+    const etag = script.headers.etag ?? '';
+    const base = new URL(bed.emulator.webViewUrl ?? '');
+    const revalidated = await new Promise<number>((resolve, reject) =>
+      http
+        .get({ host: base.hostname, port: base.port, path: '/app.js', headers: { 'if-none-match': etag } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject),
+    );
+    expect(revalidated).toBe(304);
+    expect((await request('/../package.json')).status).toBe(404);
+  });
+
   it('never sends a key, the function key or the service key', async () => {
     await json('/api/overview');
     const secrets = [

@@ -6,16 +6,7 @@ import type { EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
 import { type Logger, listen, PortError } from '@dpskit/node-kit';
 import type { AttemptStore } from '../core/attempts.js';
 import { collectSecrets, redact } from './redact.js';
-import { type EnrollmentView, enrollmentView } from './views.js';
-
-/** What the page shows about the instance (no secrets: the service connection string is not here). */
-export interface WebViewOverview {
-  idScope: string;
-  linkedHubs: { hostName: string; allocationWeight: number; applyAllocationPolicy: boolean }[];
-  endpoints: { mqtt: string; https: string | null };
-  /** How many attempts the store keeps. */
-  attemptHistory: number;
-}
+import { type EnrollmentView, enrollmentView, type WebViewOverview } from './views.js';
 
 /** Where the web view reads from: the store and the emulator's settings, nothing else. */
 export interface WebViewSource {
@@ -126,7 +117,8 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
 
   const openStream = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {
     if (streams.size >= maxStreams) return sendError(res, 503, `At most ${maxStreams} live streams are served.`);
-    const resume = url.searchParams.get('after') ?? header(req, 'last-event-id');
+    // A reconnecting EventSource sends the last id it saw, and the URL it first opened: the id wins.
+    const resume = header(req, 'last-event-id') ?? url.searchParams.get('after') ?? undefined;
     let last: number;
     if (resume !== undefined) {
       const parsed = wholeNumber(resume);

@@ -1,6 +1,15 @@
 import type { EnrollmentGroup, IndividualEnrollment, InitialTwin } from '@dpskit/contracts';
 import { displayWebhookUrl } from './redact.js';
 
+/** What the page shows about the instance (no secrets: the service connection string is not here). */
+export interface WebViewOverview {
+  idScope: string;
+  linkedHubs: { hostName: string; allocationWeight: number; applyAllocationPolicy: boolean }[];
+  endpoints: { mqtt: string; https: string | null };
+  /** How many attempts the store keeps. */
+  attemptHistory: number;
+}
+
 /**
  * An enrollment as the web view shows it. Built field by field (an allow-list): attestation
  * keys, certificates and unknown fields are never copied, and the webhook URL is masked.

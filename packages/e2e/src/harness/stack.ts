@@ -30,6 +30,8 @@ export interface TutorialStackOptions {
    * created after start with the official service SDK, as users' test code does in a `before` hook.
    */
   enrollmentsVia?: 'config' | 'service-api';
+  /** The emulator's web view (default `{ port: 0 }`: a free port; `{}`: the emulator's default, 8090). */
+  webView?: { port?: number } | false;
 }
 
 /**
@@ -71,6 +73,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       httpsPort: 0,
       amqpPort: 0,
       retryAfterSeconds: options.retryAfterSeconds ?? 0,
+      webView: options.webView ?? { port: 0 },
       log: (record) => emulatorLog.push(record),
       config: {
         idScope: TUTORIAL.idScope,
