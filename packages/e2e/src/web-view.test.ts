@@ -46,6 +46,9 @@ function register(registrationId: string) {
   );
 }
 
+/** The page updates live; on a loaded machine that can take seconds, never a fixed time. */
+const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 90_000, interval: 100 });
+
 const row = (registrationId: string) =>
   page.locator(`[data-testid="attempt-row"][data-registration-id="${registrationId}"]`);
 const rows = () => page.locator('[data-testid="attempt-row"]');
@@ -53,7 +56,7 @@ const rows = () => page.locator('[data-testid="attempt-row"]');
 describe('the web view in a browser', () => {
   it('shows the tutorial devices appear live with their outcomes', async () => {
     await page.goto(stack.emulator.webViewUrl ?? '');
-    await expect.poll(() => page.getByTestId('stream-state').textContent()).toContain('live');
+    await poll(() => page.getByTestId('stream-state').textContent()).toContain('live');
     expect(await rows().count()).toBe(0);
 
     expect((await register(TUTORIAL.toaster)).code).toBe(0);
@@ -98,28 +101,26 @@ describe('the web view in a browser', () => {
     );
 
     await row(TUTORIAL.toaster).click();
-    await expect
-      .poll(() => page.getByTestId('webhook-response').locator('h3').textContent())
-      .toBe('Webhook response: 200');
+    await poll(() => page.getByTestId('webhook-response').locator('h3').textContent()).toBe('Webhook response: 200');
     expect(await page.getByTestId('webhook-response').locator('pre').textContent()).toContain(TUTORIAL.toasterHub);
   });
 
   it('filters by outcome, enrollment and registration id', async () => {
     const shown = () => rows().evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-registration-id')));
     await page.getByTestId('filter-outcome').selectOption('failed');
-    await expect.poll(shown).toEqual([TUTORIAL.heatpump]);
+    await poll(shown).toEqual([TUTORIAL.heatpump]);
     await page.getByTestId('filter-outcome').selectOption('assigned');
-    await expect.poll(shown).toEqual([TUTORIAL.toaster]);
+    await poll(shown).toEqual([TUTORIAL.toaster]);
     await page.getByTestId('filter-outcome').selectOption('unauthorized');
-    await expect.poll(shown).toEqual([]);
+    await poll(shown).toEqual([]);
     await page.getByTestId('filter-outcome').selectOption('');
     await page.getByTestId('filter-id').fill('HEATPUMP');
-    await expect.poll(shown).toEqual([TUTORIAL.heatpump]);
+    await poll(shown).toEqual([TUTORIAL.heatpump]);
     await page.getByTestId('filter-id').fill('');
     await page.getByTestId('filter-enrollment').selectOption(`group:${TUTORIAL.enrollmentGroupId}`);
-    await expect.poll(shown).toEqual([TUTORIAL.heatpump, TUTORIAL.toaster]);
+    await poll(shown).toEqual([TUTORIAL.heatpump, TUTORIAL.toaster]);
     await page.getByTestId('filter-enrollment').selectOption('');
-    await expect.poll(shown).toHaveLength(2);
+    await poll(shown).toHaveLength(2);
   });
 
   it('shows the enrollment group with its masked webhook and registration count', async () => {
@@ -129,7 +130,7 @@ describe('the web view in a browser', () => {
     expect(await group.getByTestId('webhook-url').textContent()).toMatch(
       /\/api\/allocate\?\*\*\*\* \(api 2021-10-01\)$/,
     );
-    await expect.poll(() => group.locator('td').last().textContent()).toBe('2');
+    await poll(() => group.locator('td').last().textContent()).toBe('2');
     expect(await group.textContent()).toContain('custom');
   });
 
@@ -152,13 +153,13 @@ describe('the web view in a browser', () => {
     if (SCREENSHOTS) {
       mkdirSync(SCREENSHOTS, { recursive: true });
       // Mid-run: wait until part of the fleet is in, then keep what the page shows.
-      await expect.poll(() => total(), { timeout: 60_000 }).toBeGreaterThan(2 + FLEET / 3);
+      await poll(() => total()).toBeGreaterThan(2 + FLEET / 3);
       await page.screenshot({ path: join(SCREENSHOTS, 'web-view-fleet.png'), fullPage: true });
     }
     const run = await fleet;
     expect(run.code, run.stderr).toBe(0);
     const expected = FLEET + 2;
-    await expect.poll(() => total(), { timeout: 60_000 }).toBe(expected);
+    await poll(() => total()).toBe(expected);
     expect(await dataTotal('chart-rate')).toBe(expected);
     expect(await dataTotal('chart-outcomes')).toBe(expected);
     // The tutorial assigns toasters only: half the fleet and contoso-toaster-007.

@@ -25,6 +25,8 @@ export async function openBrowser(viewport = { width: 1440, height: 900 }): Prom
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: ['--no-sandbox'] });
   try {
     const page = await browser.newPage({ viewport });
+    // Waits for what the page shows: generous, for loaded CI machines (load 40 on 2 cores).
+    page.setDefaultTimeout(90_000);
     const traffic: string[] = [];
     const pending = new Set<Promise<void>>();
     const cdp: CDPSession = await page.context().newCDPSession(page);
