@@ -248,7 +248,8 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     port = await listen(server, target);
   } catch (err) {
     if (!(err instanceof PortError && err.code === 'EADDRINUSE' && options.fallbackToFreePort)) throw err;
-    log.warn('web', `port ${options.port} is in use: the web view listens on a free port instead`);
+    // Not a warning: the banner and the `started` line give the port taken; the default is a convenience.
+    log.debug('web', `port ${options.port} is in use: the web view listens on a free port instead`);
     port = await listen(server, { ...target, port: 0 });
   }
   const shownHost = options.host.includes(':') ? `[${options.host}]` : options.host;
