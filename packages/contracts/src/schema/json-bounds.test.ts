@@ -33,6 +33,15 @@ describe('decodeJson', () => {
     expect(decodeJson(nested(3), { maxDepth: 2 }).ok).toBe(false);
   });
 
+  it('judges by depth, not by the number of brackets, whichever kinds nest', () => {
+    const siblings = `[${Array.from({ length: 1000 }, () => '{"a":[]}').join(',')}]`;
+    expect(decodeJson(siblings).ok).toBe(true);
+    expect(decodeJson(`{"a":"${'['.repeat(500)}"}`).ok).toBe(true);
+    const mixed = (pairs: number) => `${'{"a":['.repeat(pairs)}1${']}'.repeat(pairs)}`;
+    expect(decodeJson(mixed(DEFAULT_MAX_JSON_DEPTH / 2)).ok).toBe(true);
+    expect(decodeJson(mixed(DEFAULT_MAX_JSON_DEPTH / 2 + 1)).ok).toBe(false);
+  });
+
   it('reaches the contracts parsers: a deep register body is an issue at the root', () => {
     const parsed = parseDeviceRegistrationJson(`{"registrationId":"x","payload":{"a":${nested(40_000)}}}`);
     expect(parsed.ok).toBe(false);
