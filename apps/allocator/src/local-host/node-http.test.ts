@@ -10,7 +10,7 @@ function comparable(parts: ResponseParts) {
     status: parts.status,
     headers: [...parts.headers],
     cookies: parts.cookies,
-    body: parts.body.toString('hex'),
+    body: Buffer.from(parts.body).toString('hex'),
   };
 }
 

@@ -47,7 +47,8 @@ export interface ResponseParts {
   status: number;
   headers: Headers;
   cookies: readonly Cookie[];
-  body: Buffer;
+  /** Text is kept as text: Node then sends the head and a text body in one write. */
+  body: Buffer | string;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -67,17 +68,17 @@ export function plainResponseParts(result: HttpResponseInit | HttpResponse | und
   const init: HttpResponseInit = result ?? {};
   const status = init.status ?? 200;
   if (!Number.isInteger(status) || status < 200 || status > 599 || NULL_BODY_STATUSES.has(status)) return undefined;
-  let body: Buffer;
+  let body: Buffer | string;
   let type: string | undefined;
   if (init.jsonBody !== undefined && init.jsonBody !== null) {
     const text: unknown = JSON.stringify(init.jsonBody);
     if (typeof text !== 'string') return undefined;
-    body = Buffer.from(text, 'utf8');
+    body = text;
     type = 'application/json';
   } else if (init.body === undefined || init.body === null) {
     body = EMPTY;
   } else if (typeof init.body === 'string') {
-    body = Buffer.from(init.body, 'utf8');
+    body = init.body;
     type = 'text/plain;charset=UTF-8';
   } else if (init.body instanceof Uint8Array) {
     body = Buffer.from(init.body);
@@ -112,7 +113,7 @@ export async function writeFunctionResponse(
   });
   const cookies = response.cookies.map(serializeCookie);
   if (cookies.length > 0) headers['set-cookie'] = cookies;
-  headers['content-length'] = String(body.length);
+  headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length);
   res.writeHead(response.status, headers);
   res.end(method === 'HEAD' ? undefined : body);
   return response.status;
