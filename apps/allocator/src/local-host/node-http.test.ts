@@ -8,7 +8,7 @@ const { HttpResponse } = functions;
 function comparable(parts: ResponseParts) {
   return {
     status: parts.status,
-    headers: [...parts.headers],
+    headers: parts.headers.map(([name, value]) => [name, value]),
     cookies: parts.cookies,
     body: Buffer.from(parts.body).toString('hex'),
   };
@@ -54,6 +54,20 @@ const inits: Array<[string, HttpResponseInit | undefined]> = [
     },
   ],
   ['a Headers object', { headers: new Headers({ 'x-b': 'y' }), body: 'x' }],
+  [
+    'plain lower-case headers, unsorted',
+    { headers: { 'x-z': '1', 'content-type': 'text/html', 'x-a': 'a\tb c' }, body: 'x' },
+  ],
+  ['an empty header value', { headers: { 'x-empty': '' }, body: 'x' }],
+  ['a value with a trailing space', { headers: { 'x-pad': 'v ' }, jsonBody: {} }],
+  ['a non-ASCII value', { headers: { 'x-u': 'é' }, body: 'x' }],
+  ['a value beyond Latin-1', { headers: { 'x-u': '€' }, body: 'x' }],
+  ['set-cookie in a plain object', { headers: { 'set-cookie': 'a=1' }, body: 'x' }],
+  ['an upper-case name in a plain object', { headers: { 'X-Up': '1' }, body: 'x' }],
+  [
+    'a header object with a prototype',
+    { headers: Object.assign(Object.create({ inherited: 'x' }), { 'x-own': '1' }), body: 'x' },
+  ],
   ['cookies', { body: 'x', cookies: [{ name: 'c', value: 'v', path: '/', httpOnly: true, sameSite: 'Lax' }] }],
   ['status 599', { status: 599 }],
   ['status 204 with a body', { status: 204, body: 'dropped' }],

@@ -45,7 +45,8 @@ export function toFunctionRequest(
 
 export interface ResponseParts {
   status: number;
-  headers: Headers;
+  /** Name and value pairs as a fetch `Headers` iterates them: lower-case names, sorted. */
+  headers: ReadonlyArray<readonly [string, string]>;
   cookies: readonly Cookie[];
   /** Text is kept as text: Node then sends the head and a text body in one write. */
   body: Buffer | string;
@@ -59,7 +60,7 @@ const NULL_BODY_STATUSES = new Set([204, 205, 304]);
  * `Response` and reading its stream back, for the inits handlers return nearly always: no status or
  * 200-599, a string, bytes, `jsonBody` or no body, any headers. Undefined for anything else (an
  * `HttpResponse`, streams, blobs, form data, odd statuses), which takes the library's way. Headers go
- * through the fetch `Headers` class as in `Response`, so names, values and errors are undici's; the
+ * as `Response` holds them (see headerList), so names, values and errors are undici's; the
  * default content types are `Response`'s (`text/plain;charset=UTF-8`) and `HttpResponse`'s
  * (`application/json`). node-http.test.ts compares both ways init by init.
  */
@@ -85,9 +86,41 @@ export function plainResponseParts(result: HttpResponseInit | HttpResponse | und
   } else {
     return undefined;
   }
-  const headers = new Headers(init.headers);
-  if (type !== undefined && !headers.has('content-type')) headers.set('content-type', type);
-  return { status, headers, cookies: init.cookies ?? [], body };
+  return { status, headers: headerList(init.headers, type), cookies: init.cookies ?? [], body };
+}
+
+/**
+ * The headers as `Response` would hold them, with `defaultType` as content-type when none is given.
+ * A plain object of lower-case token names and printable ASCII values that need no trimming (what
+ * handlers return) is taken as is and sorted; anything else goes through the fetch `Headers` class
+ * for undici's normalisation and errors. The first use of `Headers` loads undici, a noticeable part
+ * of the first answer after a cold start.
+ */
+function headerList(init: HttpResponseInit['headers'], defaultType: string | undefined): Array<[string, string]> {
+  if (init === undefined || isPlainHeaderRecord(init)) {
+    const list: Array<[string, string]> = init === undefined ? [] : Object.entries(init);
+    if (defaultType !== undefined && !(init !== undefined && Object.hasOwn(init, 'content-type'))) {
+      list.push(['content-type', defaultType]);
+    }
+    return list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+  const headers = new Headers(init);
+  if (defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', defaultType);
+  return [...headers];
+}
+
+const TOKEN = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+// Printable ASCII and tabs inside, no space or tab at either end: what Headers keeps unchanged.
+const PLAIN_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?$/;
+
+function isPlainHeaderRecord(init: NonNullable<HttpResponseInit['headers']>): init is Record<string, string> {
+  if (Object.getPrototypeOf(init) !== Object.prototype) return false;
+  for (const [name, value] of Object.entries(init)) {
+    if (typeof value !== 'string' || name === 'set-cookie' || !TOKEN.test(name) || !PLAIN_VALUE.test(value)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** The same through the library: an `HttpResponse` (built from the init when needed), its body read. */
@@ -96,7 +129,7 @@ export async function libraryResponseParts(
 ): Promise<ResponseParts> {
   const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
   const body = Buffer.from(await response.arrayBuffer());
-  return { status: response.status, headers: response.headers, cookies: response.cookies, body };
+  return { status: response.status, headers: [...response.headers], cookies: response.cookies, body };
 }
 
 /** Writes what the handler returned: an `HttpResponse`, an `HttpResponseInit`, or nothing (200, empty). */
@@ -108,9 +141,7 @@ export async function writeFunctionResponse(
   const response = plainResponseParts(result) ?? (await libraryResponseParts(result));
   const { body } = response;
   const headers: Record<string, string | string[]> = {};
-  response.headers.forEach((value, name) => {
-    headers[name] = value;
-  });
+  for (const [name, value] of response.headers) headers[name] = value;
   const cookies = response.cookies.map(serializeCookie);
   if (cookies.length > 0) headers['set-cookie'] = cookies;
   headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length);
