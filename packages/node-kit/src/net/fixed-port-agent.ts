@@ -1,5 +1,6 @@
 import type { ClientRequestArgs } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -14,21 +15,33 @@ export function fixedPortAgent(port: number, options: https.AgentOptions = {}): 
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new RangeError(`fixedPortAgent: port must be an integer from 1 to 65535, not ${port}`);
   }
+  FixedPortAgent ??= defineFixedPortAgent();
   return new FixedPortAgent(port, options);
 }
 
-class FixedPortAgent extends https.Agent {
-  readonly #port: number;
+type FixedPortAgentClass = new (port: number, options: https.AgentOptions) => https.Agent;
+let FixedPortAgent: FixedPortAgentClass | undefined;
 
-  constructor(port: number, options: https.AgentOptions) {
-    super(options);
-    this.#port = port;
-  }
+/**
+ * Defined on first use: node:https loads TLS and X.509 support, and every app imports node-kit, so a
+ * top-level import cost every command's start (the allocator host's cold start, `keys derive`) that
+ * much even when no WebSocket transport is used (issue #13).
+ */
+function defineFixedPortAgent(): FixedPortAgentClass {
+  const { Agent } = createRequire(import.meta.url)('node:https') as typeof https;
+  return class extends Agent {
+    readonly #port: number;
 
-  override createConnection(
-    options: ClientRequestArgs,
-    callback?: (err: Error | null, stream: Duplex) => void,
-  ): Duplex | null | undefined {
-    return super.createConnection({ ...options, port: this.#port }, callback);
-  }
+    constructor(port: number, options: https.AgentOptions) {
+      super(options);
+      this.#port = port;
+    }
+
+    override createConnection(
+      options: ClientRequestArgs,
+      callback?: (err: Error | null, stream: Duplex) => void,
+    ): Duplex | null | undefined {
+      return super.createConnection({ ...options, port: this.#port }, callback);
+    }
+  };
 }
