@@ -239,10 +239,16 @@ const lines = [
     .join(' ')} after`,
   `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms`,
 ];
+// Each round's own ratio too: on a shared machine their spread says how far the median can be trusted.
+const bareRounds = results.get('bare node:http')!;
 for (const target of targets.slice(1)) {
   const s = summary(target.name);
+  const perRound = results
+    .get(target.name)!
+    .map((r, i) => r.requestsPerSecond / bareRounds[i]!.requestsPerSecond)
+    .sort((a, b) => a - b);
   lines.push(
-    `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}`,
+    `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling (rounds ${fixed(perRound[0]!, 2)}-${fixed(perRound.at(-1)!, 2)})${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}`,
   );
 }
 const coldRatio = median(cold.allocator) / median(cold.bare);
