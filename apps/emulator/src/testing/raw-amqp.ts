@@ -1,5 +1,5 @@
 // Raw AMQP for what the SDK never sends: rhea as a client (the library the SDK's azure-iot-amqp-base
-// uses underneath) and plain TLS bytes for what is not AMQP at all.
+// uses underneath) and plain TLS bytes for what is not AMQP at all (on any of the TLS ports).
 import net from 'node:net';
 import tls from 'node:tls';
 import { createRegistrationSasToken } from '@dpskit/contracts';
@@ -14,11 +14,14 @@ function amqpPort(emulator: Emulator): number {
 
 /** Writes `bytes` over TLS to the AMQP port and resolves with everything received until the server closes. */
 export function rawAmqpExchange(emulator: Emulator, bytes: Buffer): Promise<Buffer> {
+  return rawTlsExchange(emulator, amqpPort(emulator), bytes);
+}
+
+/** Writes `bytes` over TLS to `port` and resolves with everything received until the server closes. */
+export function rawTlsExchange(emulator: Emulator, port: number, bytes: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = tls.connect({ host: 'localhost', port: amqpPort(emulator), ca: emulator.caCertPem }, () =>
-      socket.write(bytes),
-    );
+    const socket = tls.connect({ host: 'localhost', port, ca: emulator.caCertPem }, () => socket.write(bytes));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks)));

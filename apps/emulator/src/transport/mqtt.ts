@@ -9,6 +9,8 @@ import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
+import { rawHttpResponse } from './https-client-errors.js';
+import { foreignProtocol } from './mqtt-first-bytes.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -183,9 +185,35 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const accept = (stream: Duplex, peer: string) => {
     broker.handle(stream);
     // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
-    // and does not switch the stream to flowing mode.
+    // (before aedes parses it) and does not switch the stream to flowing mode.
     const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
+    let first = true;
     stream.on('data', (chunk: Buffer) => {
+      if (first) {
+        first = false;
+        const foreign = foreignProtocol(chunk);
+        if (foreign) {
+          log.warn(
+            'mqtt.protocol',
+            `${peer}: ${foreign.protocol === 'unknown' ? `sent "${foreign.firstBytes}", not an MQTT CONNECT` : `spoke ${foreign.protocol.toUpperCase()} on the MQTT port`}; this port serves the DPS device API over MQTT 3.1.1; connection closed`,
+            { ...foreign },
+          );
+          // An HTTP client can read why; other protocols get the close (what MQTT prescribes).
+          if (foreign.protocol === 'http') {
+            stream.end(
+              rawHttpResponse(
+                errorResponse(
+                  DpsErrorCode.InvalidRequestBody,
+                  'This port serves the DPS device API over MQTT 3.1.1, not HTTP; the REST APIs are on the HTTPS port.',
+                ),
+              ),
+            );
+          } else {
+            stream.destroy();
+          }
+          return;
+        }
+      }
       const size = guard.push(chunk);
       if (size === undefined) return;
       log.warn(
@@ -215,7 +243,20 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     // one back until the device's delayed ACK (about 40 ms per exchange).
     socket.setNoDelay(true);
   });
-  server.on('tlsClientError', (err) => log.debug('mqtt.tls', `TLS handshake failed: ${err.message}`));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    // A client that is not speaking TLS at all (plain MQTT on 1883's habits, plain HTTP) is worth a line in the log.
+    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
+      log.warn(
+        'mqtt.protocol',
+        `a client on the MQTT port did not speak TLS (${err.message}): use mqtts:// with the emulator's CA`,
+        {
+          code: err.code,
+        },
+      );
+    } else {
+      log.debug('mqtt.tls', `TLS handshake failed: ${err.message}`);
+    }
+  });
 
   let port: number;
   try {
