@@ -37,6 +37,8 @@ describe('dps-emulator', () => {
         '0',
         '--retry-after',
         '0',
+        // The web view would log a warning of its own whenever another test holds its port 8090.
+        '--no-web',
       ],
       run.io,
     );

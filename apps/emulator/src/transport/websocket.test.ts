@@ -84,8 +84,8 @@ describe('WebSockets at /$iothub/websocket', () => {
     const attempt = await openWebSocket(emulator, ['mqtt']);
     if (attempt.kind !== 'open') throw new Error('not upgraded');
     const closed = closeOf(attempt.ws);
-    // A PUBLISH header announcing 268 MB (the largest MQTT remaining length).
-    attempt.ws.send(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
+    // A CONNECT header announcing 268 MB (the largest MQTT remaining length).
+    attempt.ws.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]));
     await closed;
     await expect.poll(() => logs.find((l) => l.event === 'mqtt.packet')).toMatchObject({ size: expect.any(Number) });
     await stillServes('ws-after-huge-packet');
