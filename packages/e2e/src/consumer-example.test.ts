@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   findWorkspaceRoot,
   installProject,
@@ -14,17 +11,10 @@ import {
   withWorkspaceDependencies,
 } from '@dpskit/packaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firmwareAllocationBody, serveAppFolder } from './harness/app-host.js';
 import { extractZip } from './harness/unzip.js';
 
 const EXAMPLE = path.join(findWorkspaceRoot(), 'examples', 'custom-policy');
-
-function allocationBody(firmwareVersion: string): string {
-  return JSON.stringify({
-    enrollmentGroup: { enrollmentGroupId: 'sensors', attestation: { type: 'symmetricKey' } },
-    deviceRuntimeContext: { registrationId: 'sensor-9', symmetricKey: {}, payload: { firmwareVersion } },
-    linkedHubs: ['contoso-fw-legacy.azure-devices.net', 'contoso-fw-current.azure-devices.net'],
-  });
-}
 
 /**
  * examples/custom-policy as a user has it: dpskit installed with plain npm from the packed
@@ -85,35 +75,22 @@ describe('examples/custom-policy installed from the packed tarballs', () => {
 
     // Served from the unpacked folder by the installed dpskit-allocator (plain Node, no Functions host).
     const bin = path.join(project, 'node_modules', '@dpskit', 'allocator', 'dist', 'cli.js');
-    const child = spawn(process.execPath, [bin, 'start', unpacked, '--port', '0', '--json'], {
-      env: userEnv({ ALLOCATOR_FUNCTION_KEY: 'consumer-key' }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = once(child, 'exit');
+    const app = await serveAppFolder(bin, unpacked, 'consumer-key');
     try {
-      let webhookUrl: string | undefined;
-      for await (const line of createInterface({ input: child.stdout })) {
-        if (line.includes('"msg":"Webhook URL"')) {
-          webhookUrl = String((JSON.parse(line) as { data: { webhookUrl: string } }).data.webhookUrl);
-          break;
-        }
-      }
-      expect(webhookUrl).toMatch(/\/api\/allocate\?code=\*\*\*\*$/);
-      const url = webhookUrl!.replace('****', 'consumer-key');
-      const current = await fetch(url, { method: 'POST', body: allocationBody('2.1.0') });
+      expect(app.url).toMatch(/\/api\/allocate\?code=consumer-key$/);
+      const current = await fetch(app.url, { method: 'POST', body: firmwareAllocationBody('2.1.0') });
       expect(current.status).toBe(200);
       expect(await current.json()).toMatchObject({
         iotHubHostName: 'contoso-fw-current.azure-devices.net',
         initialTwin: { tags: { firmwareLine: 'current' } },
       });
-      const old = await fetch(url, { method: 'POST', body: allocationBody('0.5.0') });
+      const old = await fetch(app.url, { method: 'POST', body: firmwareAllocationBody('0.5.0') });
       expect([old.status, await old.text()]).toEqual([
         400,
         'Firmware 0.5.0 is not supported: update the device to 1.0.0 or later.',
       ]);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await app.stop();
     }
   }, 300_000);
 });
