@@ -8,6 +8,8 @@ import type { ReadmeCommand } from './readme/extract.js';
 import type { Scenario } from './readme/plan.js';
 import {
   azShowToConfig,
+  devicesInYourApp,
+  inTheRepository,
   inYourApp,
   newWorkFolder,
   ownPolicy,
@@ -42,6 +44,10 @@ try {
   const app = await ownPolicy(context('own-policy'));
   console.log('── In your app (dpskit installed from the tarballs): --help, ready files, state commands');
   await inYourApp(context('in-your-app'), app);
+  console.log('── Devices in your app: the emulator and device-sim READMEs (ports renumbered to free ones)');
+  await devicesInYourApp(context('devices-in-your-app'), app);
+  console.log('── In the repository: the allocator and emulator READMEs');
+  await inTheRepository(context('in-the-repository'));
   console.log('── az … show | jq into the emulator config');
   await azShowToConfig(context('az-show-to-config'));
 } catch (err) {

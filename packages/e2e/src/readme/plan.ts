@@ -13,7 +13,13 @@ export const READMES = [
   'examples/custom-policy/README.md',
 ] as const;
 
-export type Scenario = 'tutorial-by-hand' | 'own-policy' | 'in-your-app' | 'az-show-to-config';
+export type Scenario =
+  | 'tutorial-by-hand'
+  | 'own-policy'
+  | 'in-your-app'
+  | 'devices-in-your-app'
+  | 'in-the-repository'
+  | 'az-show-to-config';
 
 export type Placement =
   | { run: Scenario }
@@ -41,25 +47,19 @@ export const PLAN: readonly PlanRule[] = [
     match: /^npm run setup && npm run demo$|^npm test$/,
     placement: {
       elsewhere:
-        '.ci/run runs the quick start in a fresh clone with a clean environment (and npm test would run this script recursively)',
+        '.ci/run, which runs the quick start in a fresh clone with a clean environment (and npm test would run this script recursively)',
     },
   },
   {
     file: 'README.md',
-    match: /^ALLOCATOR_FUNCTION_KEY=local-key npm run allocator/,
-    placement: { run: 'tutorial-by-hand' },
-  },
-  { file: 'README.md', match: /^npm run emulator -- start --mqtt-port 8883/, placement: { run: 'tutorial-by-hand' } },
-  { file: 'README.md', match: /^export DPS_GROUP_KEY=|^PAYLOAD=/, placement: { run: 'tutorial-by-hand' } },
-  {
-    file: 'README.md',
-    match: /^npm run device-sim -- (register|fleet) .*--provisioning-host localhost/s,
+    match:
+      /^ALLOCATOR_FUNCTION_KEY=local-key npm run allocator|^npm run emulator -- start --mqtt-port 8883|^export DPS_GROUP_KEY=|^PAYLOAD=|^npm run device-sim -- (register|fleet) .*--provisioning-host localhost/s,
     placement: { run: 'tutorial-by-hand' },
   },
   {
     file: 'README.md',
     match: /^npx pnpm --filter @dpskit\/allocator package/,
-    placement: { notYet: "the tutorial app's own deployment package; apps/allocator's deploy test packs and loads it" },
+    placement: { run: 'in-the-repository' },
   },
   { file: 'README.md', match: /^(KEY|URL)=\$\(az |^az (?![\s\S]*\| jq )/, placement: { notHere: AZURE } },
   {
@@ -67,11 +67,7 @@ export const PLAN: readonly PlanRule[] = [
     match: /^export DPS_ID_SCOPE=<|^npm run device-sim -- register --registration-id/,
     placement: { notHere: AGAINST_AZURE },
   },
-  {
-    file: 'README.md',
-    match: /^az iot dps enrollment-group show .* \| jq /s,
-    placement: { run: 'az-show-to-config' },
-  },
+  { file: 'README.md', match: /^az iot dps enrollment-group show .* \| jq /s, placement: { run: 'az-show-to-config' } },
   {
     file: 'README.md',
     match:
@@ -80,37 +76,30 @@ export const PLAN: readonly PlanRule[] = [
   },
   {
     file: 'README.md',
-    match: /^npx (dps-emulator|dpskit-allocator) start --.*--ready-file|^timeout 120 sh -c|^node -p 'require/,
+    match:
+      /^npx (dps-emulator|dpskit-allocator) start --.*--ready-file|^timeout 120 sh -c|^node -p 'require|^npx (dps-emulator start|device-sim|dpskit-allocator) --help$/,
     placement: { run: 'in-your-app' },
   },
   { file: 'README.md', match: /^npm install --save-dev @dpskit\//, placement: { notHere: NOT_PUBLISHED } },
-  {
-    file: 'README.md',
-    match: /^npx (dps-emulator start|device-sim|dpskit-allocator) --help$/,
-    placement: { run: 'in-your-app' },
-  },
 
   // apps/allocator/README.md
   {
     file: 'apps/allocator/README.md',
     match:
-      /pnpm --filter @dpskit\/allocator (start|package|test|bench)|^pnpm --filter @dpskit\/allocator\.\.\. run build/,
-    placement: { notYet: 'the tutorial app from its package; `npm run allocator` (root README) runs the same CLI' },
+      /^(ALLOCATOR_FUNCTION_KEY=my-key )?npm run allocator -- --port 7071|^KEY=my-key|^curl -i -X POST|^npx pnpm --filter "@dpskit\/allocator\.\.\." run build|^npx pnpm --filter @dpskit\/allocator package/,
+    placement: { run: 'in-the-repository' },
   },
   {
     file: 'apps/allocator/README.md',
-    match: /^curl -i -X POST/,
-    placement: { notYet: 'needs the allocator started with ALLOCATOR_FUNCTION_KEY and KEY set' },
+    match: /^cd apps\/allocator$|^cp local\.settings|^func start/,
+    placement: {
+      notHere: 'Azure Functions Core Tools (func) is not installed here; these lines prepare and run func start',
+    },
   },
   {
     file: 'apps/allocator/README.md',
-    match: /^cd apps\/allocator$|^cp local\.settings/,
-    placement: { notYet: 'preparation for func start' },
-  },
-  {
-    file: 'apps/allocator/README.md',
-    match: /^func start/,
-    placement: { notHere: 'Azure Functions Core Tools (func) is not installed here' },
+    match: /^npx pnpm --filter @dpskit\/allocator (test|bench)/,
+    placement: { elsewhere: 'npm test (the tests) and npm run bench (the benchmark, kept out of CI by design)' },
   },
   { file: 'apps/allocator/README.md', match: /^RG=|^az |^(KEY|URL)=\$\(az |^WEBHOOK=/, placement: { notHere: AZURE } },
 
@@ -118,10 +107,8 @@ export const PLAN: readonly PlanRule[] = [
   {
     file: 'apps/device-sim/README.md',
     match:
-      /^export DPS_(ID_SCOPE|GROUP_KEY|CA_FILE)=[^$]|^npx device-sim (register --provisioning-host|register --transport http --provisioning-host|fleet)/,
-    placement: {
-      notYet: 'needs the emulator and the allocator on 8883/8443/7071 in the folder where device-sim is installed',
-    },
+      /^export DPS_(ID_SCOPE|GROUP_KEY|CA_FILE)=[^$]|^npx device-sim (register (--transport http )?--provisioning-host|fleet|keys derive)/,
+    placement: { run: 'devices-in-your-app' },
   },
   {
     file: 'apps/device-sim/README.md',
@@ -130,34 +117,26 @@ export const PLAN: readonly PlanRule[] = [
   },
   {
     file: 'apps/device-sim/README.md',
-    match: /^npx device-sim register --registration-id contoso-(toaster|heatpump)-0\d\d[\s\\]+(--payload|--transport)/,
-    placement: { notHere: AGAINST_AZURE },
-  },
-  {
-    file: 'apps/device-sim/README.md',
-    match: /^npx device-sim keys derive/,
-    placement: { notYet: 'needs DPS_GROUP_KEY exported' },
-  },
-  {
-    file: 'apps/device-sim/README.md',
-    match: /^npx device-sim register --registration-id contoso-toaster-007 --device-key/,
+    match:
+      /^npx device-sim register --registration-id contoso-(toaster|heatpump)-0\d\d[\s\\]+(--payload|--transport|--device-key)/,
     placement: { notHere: AGAINST_AZURE },
   },
 
   // apps/emulator/README.md
   {
     file: 'apps/emulator/README.md',
-    match: /^(npx dps-emulator|npm run emulator --) start --https-port 8443/,
-    placement: { notYet: 'MQTT on the default 8883, which the README does not let the reader change' },
+    match: /^npx dps-emulator start --mqtt-port 8883 --https-port 8443/,
+    placement: { run: 'devices-in-your-app' },
   },
   {
     file: 'apps/emulator/README.md',
-    match: /^npx dps-emulator start --mqtt-port 0 --https-port 0 --ready-file|^timeout 120 sh -c|^MQTT_PORT=/,
-    placement: { run: 'in-your-app' },
+    match: /^npm run emulator -- start --mqtt-port 8883 --https-port 8443/,
+    placement: { run: 'in-the-repository' },
   },
   {
     file: 'apps/emulator/README.md',
-    match: /^npx dps-emulator (registrations|enrollments) /,
+    match:
+      /^npx dps-emulator start --mqtt-port 0 --https-port 0 --ready-file|^timeout 120 sh -c|^MQTT_PORT=|^npx dps-emulator (registrations|enrollments) /,
     placement: { run: 'in-your-app' },
   },
   {

@@ -298,3 +298,130 @@ export async function azShowToConfig(ctx: ScenarioContext): Promise<void> {
 export async function newWorkFolder(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'dpskit-readme-'));
 }
+
+/** The same command once comments are left out (two READMEs may show one command with different notes). */
+function bare(text: string): string {
+  return text.replace(/\s+#[^'"\n]*$/, '').trim();
+}
+
+/** Allocator and emulator READMEs' commands for this repository, run from its root. */
+export async function inTheRepository(ctx: ScenarioContext): Promise<void> {
+  const env = userEnv();
+  // The allocator's start lines (7071 renumbered, as its README allows), one after the other.
+  const [plain, keyed] = [
+    one(ctx, /^npm run allocator -- --port 7071/, 'apps/allocator/README.md'),
+    one(ctx, /^ALLOCATOR_FUNCTION_KEY=my-key npm run allocator/, 'apps/allocator/README.md'),
+  ] as const;
+  const port = await freePort();
+  const first = await startServer(renumber(plain.text, { '7071': port }), {
+    cwd: ctx.root,
+    env,
+    ready: /\?code=[A-Za-z0-9_-]{20,}/,
+  });
+  await first.stop();
+  ctx.report(plain, true, 'served with a generated key, printed in the webhook URL');
+  const second = await startServer(renumber(keyed.text, { '7071': port }), {
+    cwd: ctx.root,
+    env,
+    ready: /api\/allocate\?code=\*\*\*\*/,
+  });
+  try {
+    ctx.report(keyed, true, 'served with the key from ALLOCATOR_FUNCTION_KEY (masked in its output)');
+    const request = pick(ctx, /^KEY=my-key|^curl -i -X POST/, 'apps/allocator/README.md');
+    const { runs } = await runSession(
+      request.map((c) => renumber(c.text, { '7071': port })),
+      { cwd: ctx.root, env },
+    );
+    for (const [i, command] of request.entries()) {
+      judge(
+        ctx,
+        command,
+        runs[i],
+        /^curl/.test(command.text)
+          ? { output: [/HTTP\/1\.1 200 OK/, /\{"iotHubHostName":"contoso-toasters-hub-1098\.azure-devices\.net"\}/] }
+          : {},
+      );
+    }
+  } finally {
+    await second.stop();
+  }
+
+  // The emulator from the repository root (ports renumbered, as its README allows).
+  const emulatorCommand = one(ctx, /^npm run emulator -- start/, 'apps/emulator/README.md');
+  const emulator = await startServer(
+    renumber(emulatorCommand.text, { '8883': await freePort(), '8443': await freePort() }),
+    { cwd: ctx.root, env, ready: /"event":"started"|DPS emulator running/ },
+  );
+  await emulator.stop();
+  ctx.report(emulatorCommand, true, 'started and stopped');
+
+  // Builds and the tutorial app's deployment package (the same command in two READMEs runs once).
+  const builds = pick(ctx, /^npx pnpm --filter/, 'apps/allocator/README.md');
+  const packageCommands = [...pick(ctx, /^npx pnpm --filter @dpskit\/allocator package/), ...builds];
+  const distinct = [...new Set(packageCommands.map((c) => bare(c.text)))];
+  const { runs } = await runSession(distinct, { cwd: ctx.root, env });
+  for (const command of packageCommands) {
+    const run = runs[distinct.indexOf(bare(command.text))];
+    judge(ctx, command, run, /package/.test(command.text) ? { output: [/allocator\.zip/] } : {});
+  }
+}
+
+/** The emulator and device-sim READMEs' device commands, where dpskit is installed (the app). */
+export async function devicesInYourApp(ctx: ScenarioContext, app: string): Promise<void> {
+  const ports = { '7071': await freePort(), '8883': await freePort(), '8443': await freePort() };
+  const env = userEnv();
+  const [plainStart, webhookStart] = [
+    one(ctx, /^npx dps-emulator start --mqtt-port 8883 --https-port 8443 +#/, 'apps/emulator/README.md'),
+    one(ctx, /^npx dps-emulator start .*--webhook-url/, 'apps/emulator/README.md'),
+  ] as const;
+  const plain = await startServer(renumber(plainStart.text, ports), {
+    cwd: app,
+    env,
+    ready: /"event":"started"|DPS emulator running/,
+  });
+  await plain.stop();
+  ctx.report(plainStart, true, 'started and stopped');
+
+  // Not a README line: the tutorial allocator the emulator README's webhook URL points at.
+  const allocator = await startServer(`npx dpskit-allocator start --port ${ports['7071']}`, {
+    cwd: app,
+    env: { ...env, ALLOCATOR_FUNCTION_KEY: 'local-key' },
+    ready: /api\/allocate/,
+  });
+  try {
+    const emulator = await startServer(renumber(webhookStart.text, ports), {
+      cwd: app,
+      env,
+      ready: /"event":"started"|DPS emulator running/,
+    });
+    try {
+      ctx.report(webhookStart, true, 'started with the tutorial webhook');
+      const devices = ctx.commands.filter((c) => c.file === 'apps/device-sim/README.md');
+      const { runs } = await runSession(
+        devices.map((c) => renumber(c.text, ports)),
+        { cwd: app, env },
+      );
+      for (const [i, command] of devices.entries()) {
+        const expected = /contoso-toaster-007 \\/.test(command.text)
+          ? { output: [/Registration Information received from service: contoso-toasters-hub-1098/] }
+          : /contoso-heatpump-088$/.test(command.text)
+            ? { code: 1, output: [/Custom allocation failed with status code: 400/] }
+            : /keys derive/.test(command.text)
+              ? {
+                  output: [
+                    /^contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=$/m,
+                    /^contoso-heatpump-088 NI9dUEI2tga168Qi1U\/HKuMmFHewrvaqI1MPTEU1A5w=$/m,
+                  ],
+                }
+              : /fleet/.test(command.text)
+                ? { output: [/1000 requested, 1000 completed/, /assigned +500/, /failed +400207 +500/] }
+                : {};
+        judge(ctx, command, runs[i], expected);
+      }
+    } finally {
+      await emulator.stop();
+    }
+  } finally {
+    await allocator.stop();
+  }
+}
