@@ -107,7 +107,7 @@ export const PLAN: readonly PlanRule[] = [
   {
     file: 'apps/device-sim/README.md',
     match:
-      /^export DPS_(ID_SCOPE|GROUP_KEY|CA_FILE)=[^$]|^npx device-sim (register (--transport http )?--provisioning-host|fleet|keys derive)/,
+      /^export DPS_(ID_SCOPE|GROUP_KEY|CA_FILE)=[^$]|^npx device-sim (register (--transport [\w-]+ )?--provisioning-host|fleet|keys derive)/,
     placement: { run: 'devices-in-your-app' },
   },
   {
@@ -125,18 +125,18 @@ export const PLAN: readonly PlanRule[] = [
   // apps/emulator/README.md
   {
     file: 'apps/emulator/README.md',
-    match: /^npx dps-emulator start --mqtt-port 8883 --https-port 8443/,
+    match: /^npx dps-emulator start --mqtt-port 8883 --amqp-port 5671 --https-port 8443/,
     placement: { run: 'devices-in-your-app' },
   },
   {
     file: 'apps/emulator/README.md',
-    match: /^npm run emulator -- start --mqtt-port 8883 --https-port 8443/,
+    match: /^npm run emulator -- start --mqtt-port 8883 --amqp-port 5671 --https-port 8443/,
     placement: { run: 'in-the-repository' },
   },
   {
     file: 'apps/emulator/README.md',
     match:
-      /^npx dps-emulator start --mqtt-port 0 --https-port 0 --ready-file|^timeout 120 sh -c|^MQTT_PORT=|^npx dps-emulator (registrations|enrollments) /,
+      /^npx dps-emulator start --mqtt-port 0 --amqp-port 0 --https-port 0 --ready-file|^timeout 120 sh -c|^MQTT_PORT=|^npx dps-emulator (registrations|enrollments) /,
     placement: { run: 'in-your-app' },
   },
   {

@@ -54,14 +54,19 @@ function judge(
   );
 }
 
-/** Lines the README lets the reader renumber ("pick free ones if 7071, 8883 or 8443 are taken"). */
+/** Lines the README lets the reader renumber ("pick free ones if 7071, 8883, 5671 or 8443 are taken"). */
 function renumber(text: string, ports: Record<string, number>): string {
-  return text.replace(/\b(7071|8883|8443)\b/g, (port) => String(ports[port] ?? port));
+  return text.replace(/\b(7071|8883|5671|8443)\b/g, (port) => String(ports[port] ?? port));
 }
 
 /** Root README, "The tutorial by hand, in three terminals". */
 export async function tutorialByHand(ctx: ScenarioContext): Promise<void> {
-  const ports = { '7071': await freePort(), '8883': await freePort(), '8443': await freePort() };
+  const ports = {
+    '7071': await freePort(),
+    '8883': await freePort(),
+    '5671': await freePort(),
+    '8443': await freePort(),
+  };
   const env = userEnv();
   const allocatorCommand = one(ctx, /npm run allocator/);
   const emulatorCommand = one(ctx, /npm run emulator -- start/);
@@ -349,7 +354,7 @@ export async function inTheRepository(ctx: ScenarioContext): Promise<void> {
   // The emulator from the repository root (ports renumbered, as its README allows).
   const emulatorCommand = one(ctx, /^npm run emulator -- start/, 'apps/emulator/README.md');
   const emulator = await startServer(
-    renumber(emulatorCommand.text, { '8883': await freePort(), '8443': await freePort() }),
+    renumber(emulatorCommand.text, { '8883': await freePort(), '5671': await freePort(), '8443': await freePort() }),
     { cwd: ctx.root, env, ready: /"event":"started"|DPS emulator running/ },
   );
   await emulator.stop();
@@ -368,11 +373,20 @@ export async function inTheRepository(ctx: ScenarioContext): Promise<void> {
 
 /** The emulator and device-sim READMEs' device commands, where dpskit is installed (the app). */
 export async function devicesInYourApp(ctx: ScenarioContext, app: string): Promise<void> {
-  const ports = { '7071': await freePort(), '8883': await freePort(), '8443': await freePort() };
+  const ports = {
+    '7071': await freePort(),
+    '8883': await freePort(),
+    '5671': await freePort(),
+    '8443': await freePort(),
+  };
   const env = userEnv();
   const [plainStart, webhookStart] = [
-    one(ctx, /^npx dps-emulator start --mqtt-port 8883 --https-port 8443 +#/, 'apps/emulator/README.md'),
-    one(ctx, /^npx dps-emulator start .*--webhook-url/, 'apps/emulator/README.md'),
+    one(
+      ctx,
+      /^npx dps-emulator start --mqtt-port 8883 --amqp-port 5671 --https-port 8443 +#/,
+      'apps/emulator/README.md',
+    ),
+    one(ctx, /^npx dps-emulator start [\s\S]*--webhook-url/, 'apps/emulator/README.md'),
   ] as const;
   const plain = await startServer(renumber(plainStart.text, ports), {
     cwd: app,
@@ -402,19 +416,19 @@ export async function devicesInYourApp(ctx: ScenarioContext, app: string): Promi
         { cwd: app, env },
       );
       for (const [i, command] of devices.entries()) {
-        const expected = /contoso-toaster-007 \\/.test(command.text)
-          ? { output: [/Registration Information received from service: contoso-toasters-hub-1098/] }
-          : /contoso-heatpump-088$/.test(command.text)
-            ? { code: 1, output: [/Custom allocation failed with status code: 400/] }
-            : /keys derive/.test(command.text)
-              ? {
-                  output: [
-                    /^contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=$/m,
-                    /^contoso-heatpump-088 NI9dUEI2tga168Qi1U\/HKuMmFHewrvaqI1MPTEU1A5w=$/m,
-                  ],
-                }
-              : /fleet/.test(command.text)
-                ? { output: [/1000 requested, 1000 completed/, /assigned +500/, /failed +400207 +500/] }
+        const expected = /keys derive/.test(command.text)
+          ? {
+              output: [
+                /^contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=$/m,
+                /^contoso-heatpump-088 NI9dUEI2tga168Qi1U\/HKuMmFHewrvaqI1MPTEU1A5w=$/m,
+              ],
+            }
+          : /fleet/.test(command.text)
+            ? { output: [/1000 requested, 1000 completed/, /assigned +500/, /failed +400207 +500/] }
+            : /contoso-heatpump-088/.test(command.text)
+              ? { code: 1, output: [/Custom allocation failed with status code: 400/] }
+              : /contoso-toaster-007/.test(command.text)
+                ? { output: [/Registration Information received from service: contoso-toasters-hub-1098/] }
                 : {};
         judge(ctx, command, runs[i], expected);
       }
