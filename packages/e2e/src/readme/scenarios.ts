@@ -427,9 +427,11 @@ export async function devicesInYourApp(ctx: ScenarioContext, app: string): Promi
             ? { output: [/1000 requested, 1000 completed/, /assigned +500/, /failed +400207 +500/] }
             : /contoso-heatpump-088/.test(command.text)
               ? { code: 1, output: [/Custom allocation failed with status code: 400/] }
-              : /contoso-toaster-007/.test(command.text)
-                ? { output: [/Registration Information received from service: contoso-toasters-hub-1098/] }
-                : {};
+              : /certs (create|thumbprint)/.test(command.text)
+                ? { output: [/certs\/intermediate\.pem/, /SHA-1 [0-9A-F]{40} +SHA-256 [0-9A-F]{64}/] }
+                : /contoso-toaster-007/.test(command.text)
+                  ? { output: [/Registration Information received from service: contoso-toasters-hub-1098/] }
+                  : {};
         judge(ctx, command, runs[i], expected);
       }
     } finally {
