@@ -69,6 +69,7 @@ beforeAll(async () => {
     stateDir: join(dir, 'state'),
     mqttPort: 0,
     httpsPort: 0,
+    amqpPort: 0,
     retryAfterSeconds: 0,
     log: () => {},
     config: {

@@ -63,6 +63,8 @@ const START = [
   '0',
   '--https-port',
   '0',
+  '--amqp-port',
+  '0',
   '--retry-after',
   '0',
 ];

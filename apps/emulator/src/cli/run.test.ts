@@ -96,6 +96,7 @@ describe('dps-emulator', () => {
           '--mqtt-port',
           '0',
           '--no-https',
+          '--no-amqp',
           '--retry-after',
           '0',
           '--webhook-url',
