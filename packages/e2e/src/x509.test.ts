@@ -70,6 +70,7 @@ beforeAll(async () => {
     mqttPort: 0,
     httpsPort: 0,
     amqpPort: 0,
+    webView: { port: 0 },
     retryAfterSeconds: 0,
     log: () => {},
     config: {
