@@ -38,6 +38,7 @@ describe('parseCommandLine: register', () => {
         groupKey: GROUP_KEY,
         transport: 'mqtt',
         timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
+        retries: 0,
         json: false,
       },
     });
@@ -60,6 +61,8 @@ describe('parseCommandLine: register', () => {
       '500',
       '--timeout',
       '0',
+      '--retries',
+      '5',
       '--json',
     ]);
     expect(command).toEqual({
@@ -75,6 +78,7 @@ describe('parseCommandLine: register', () => {
         caFile: 'ca.pem',
         pollingIntervalMs: 500,
         timeoutMs: 0,
+        retries: 5,
         json: true,
       },
     });
@@ -142,6 +146,7 @@ describe('parseCommandLine: register', () => {
     ['--timeout needs a value', [...REGISTER, '--group-key', GROUP_KEY, '--timeout', '-1']],
     ['--payload needs a value', [...REGISTER, '--group-key', GROUP_KEY, '--payload']],
     ['--polling-interval must be a whole number', [...REGISTER, '--group-key', GROUP_KEY, '--polling-interval', '0']],
+    ['--retries must be a whole number from 0 to 100', [...REGISTER, '--group-key', GROUP_KEY, '--retries', 'many']],
     ['unknown option --bogus', [...REGISTER, '--group-key', GROUP_KEY, '--bogus']],
     ['unexpected argument "extra"', [...REGISTER, '--group-key', GROUP_KEY, 'extra']],
     ['is not an ID scope', ['register', '--id-scope', '0ne/00', '--registration-id', 'x', '--group-key', GROUP_KEY]],
@@ -157,6 +162,9 @@ describe('parseCommandLine: register', () => {
 
   it('names the environment variable when the bad value came from one', () => {
     expect(usage([...REGISTER], { DPS_GROUP_KEY: 'abc' }).message).toContain('DPS_GROUP_KEY is not valid base64');
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY], { DPS_RETRIES: '101' }).message).toContain(
+      'DPS_RETRIES must be a whole number from 0 to 100',
+    );
     expect(usage([...REGISTER, '--group-key', GROUP_KEY], { DPS_PAYLOAD: '1' }).message).toContain(
       'DPS_PAYLOAD must be a JSON object',
     );

@@ -9,6 +9,7 @@ import {
   DEFAULT_CONCURRENCY,
   MAX_CONCURRENCY,
   MAX_FLEET_COUNT,
+  MAX_RETRIES,
 } from '../lib/inputs.js';
 import { parsePayload } from '../lib/payload.js';
 import { checkFleetTemplates, fleetDevice } from '../lib/template.js';
@@ -35,6 +36,7 @@ export const ENV = {
   payload: 'DPS_PAYLOAD',
   pollingInterval: 'DPS_POLLING_INTERVAL',
   timeout: 'DPS_TIMEOUT',
+  retries: 'DPS_RETRIES',
   registrationIdTemplate: 'DPS_REGISTRATION_ID_TEMPLATE',
 } as const;
 
@@ -51,6 +53,8 @@ export interface ConnectionConfig {
   pollingIntervalMs?: number;
   /** 0 = no limit. */
   timeoutMs: number;
+  /** Registrations started again after a transient failure (0 = none). */
+  retries: number;
   json: boolean;
 }
 
@@ -125,6 +129,7 @@ const CONNECTION_OPTIONS = {
   ca: { type: 'string' },
   'polling-interval': { type: 'string' },
   timeout: { type: 'string' },
+  retries: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -221,6 +226,7 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
       ? checkTransport({ ...named('transport', transport), value: transport.value.trim().toLowerCase() })
       : 'mqtt',
     timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
+    retries: 0,
     json: flags.json === true,
   };
 
@@ -243,6 +249,8 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
   if (timeout) {
     config.timeoutMs = checkWholeNumber(named('timeoutMs', timeout), 0, 86_400, ' (seconds; 0 = no limit)') * 1000;
   }
+  const retries = pick(flags, 'retries', env, ENV.retries);
+  if (retries) config.retries = checkWholeNumber(named('retries', retries), 0, MAX_RETRIES);
   return config;
 }
 

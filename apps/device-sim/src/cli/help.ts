@@ -20,7 +20,11 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
   --timeout <seconds>            give up without a final answer after this long,      DPS_TIMEOUT
                                  per device, default 120, 0 = wait forever. DPS retries a
                                  webhook answering 429/5xx for 415 s before it fails the
-                                 device: use 0 or > 450 to see that answer`;
+                                 device: use 0 or > 450 to see that answer
+  --retries <n>                  register again after a transient failure (connection   DPS_RETRIES
+                                 refused or dropped, SDK request timeout, 429/5xx),
+                                 n times at most, with exponential back-off from 1 s
+                                 and jitter, within --timeout; default 0`;
 
 export const HELP: Record<HelpTopic, string> = {
   main: `device-sim: simulated Azure IoT devices that provision through DPS with the official Node SDK

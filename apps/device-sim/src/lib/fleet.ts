@@ -39,8 +39,12 @@ export interface FleetOptions {
   payload?: Record<string, unknown> | ((registrationId: string, index: number) => Record<string, unknown> | undefined);
   ca?: string;
   pollingIntervalMs?: number;
-  /** Per-device deadline for a final answer (ms). Default: none. */
+  /** Per-device deadline for a final answer (ms), retries included. Default: none. */
   timeoutMs?: number;
+  /** Per device: registrations started again after a transient failure (see `RegisterOptions.retries`). Default 0. */
+  retries?: number;
+  /** First back-off before a retry (ms; default 1000), doubling up to 30 s, with jitter. */
+  retryBackoffMs?: number;
   /** Aborting stops launching devices and cancels the ones in flight; the summary is still returned. */
   signal?: AbortSignal;
   /** Per-device wait for the SDK to let go after a cancel (ms). Default 2000. */
@@ -128,6 +132,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
           ca: options.ca,
           pollingIntervalMs: options.pollingIntervalMs,
           timeoutMs: options.timeoutMs,
+          retries: options.retries,
+          retryBackoffMs: options.retryBackoffMs,
           cancelGraceMs: options.cancelGraceMs,
           signal: controller.signal,
         });

@@ -11,6 +11,8 @@ import { TRANSPORTS, type TransportName } from './types.js';
 export const DEFAULT_CONCURRENCY = 50;
 export const MAX_FLEET_COUNT = 10_000_000;
 export const MAX_CONCURRENCY = 100_000;
+/** Retries of one device's registration after transient failures. */
+export const MAX_RETRIES = 100;
 
 /** An input and the name a message should call it by: a library option or a flag/variable. */
 export interface Named<T> {

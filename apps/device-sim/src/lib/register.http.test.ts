@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
 import { createTestPki, type TestPki } from '../testing/tls.js';
-import { type RegisterOptions, registerDevice } from './register.js';
+import { type RegisterOptions, registerDevice, retryBackoff } from './register.js';
 import type { RegistrationOutcome, StatusUpdate } from './types.js';
 
 // The real SDK (HTTP and MQTT transports, symmetric-key security client) against a small in-test
@@ -16,6 +16,7 @@ const TUTORIAL_PAYLOAD = { MyDeviceFirmwareVersion: '12.0.2.5', MyDeviceProvisio
 
 let pki: TestPki;
 let dps: HttpsDps;
+const flakyRequests = new Map<string, number>();
 
 beforeAll(async () => {
   pki = createTestPki();
@@ -31,6 +32,12 @@ beforeAll(async () => {
         return { kind: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed with status code: 400' };
       }
       if (registrationId.startsWith('disabled')) return { kind: 'disabled' };
+      if (registrationId.startsWith('flaky')) {
+        // Unavailable for the first two register requests of each flaky device, then assigned.
+        const seen = (flakyRequests.get(registrationId) ?? 0) + 1;
+        flakyRequests.set(registrationId, seen);
+        return seen <= 2 ? { kind: 'unavailable' } : { kind: 'assigned', hub: HUB };
+      }
       return { kind: 'no-status' };
     },
   });
@@ -194,6 +201,92 @@ describe('registerDevice connection failures', () => {
   });
 });
 
+describe('registerDevice retries (as a real device retries a transient failure)', () => {
+  it('registers again after 503 answers, with back-off, and says how many attempts it took', async () => {
+    const outcome = await registerOverHttps({
+      registrationId: 'flaky-1',
+      groupKey: GROUP_KEY,
+      retries: 3,
+      retryBackoffMs: 10,
+    });
+    expect(outcome).toMatchObject({ status: 'assigned', assignedHub: HUB, attempts: 3 });
+    expect(dps.registrations.filter((r) => r.registrationId === 'flaky-1')).toHaveLength(3);
+  });
+
+  it('gives up after the last retry with the last failure', async () => {
+    const outcome = await registerOverHttps({
+      registrationId: 'flaky-2',
+      groupKey: GROUP_KEY,
+      retries: 1,
+      retryBackoffMs: 10,
+    });
+    expect(outcome).toMatchObject({ status: 'error', errorCode: 503000, attempts: 2 });
+  });
+
+  it('without retries reports the first transient failure, as the SDK does', async () => {
+    const outcome = await registerOverHttps({ registrationId: 'flaky-3', groupKey: GROUP_KEY });
+    expect(outcome).toMatchObject({ status: 'error', errorCode: 503000 });
+    expect(outcome.attempts).toBeUndefined();
+  });
+
+  it('does not retry final answers or refusals', async () => {
+    const failed = await registerOverHttps({
+      registrationId: 'contoso-heatpump-089',
+      groupKey: GROUP_KEY,
+      retries: 3,
+      retryBackoffMs: 10,
+    });
+    expect(failed).toMatchObject({ status: 'failed', errorCode: 400207 });
+    const unauthorized = await registerOverHttps({
+      registrationId: 'contoso-toaster-013',
+      deviceKey: 'NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=',
+      retries: 3,
+      retryBackoffMs: 10,
+    });
+    expect(unauthorized).toMatchObject({ status: 'error', errorName: 'UnauthorizedError' });
+    expect(failed.attempts ?? 1).toBe(1);
+    expect(unauthorized.attempts ?? 1).toBe(1);
+  });
+
+  it.each(['http', 'mqtt'] as const)('retries a refused connection over %s', async (transport) => {
+    const port = await closedPort();
+    const outcome = await registerDevice({
+      provisioningHost: `127.0.0.1:${port}`,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-014',
+      groupKey: GROUP_KEY,
+      transport,
+      retries: 2,
+      retryBackoffMs: 10,
+    });
+    expect(outcome).toMatchObject({ status: 'error', errorName: 'ECONNREFUSED', attempts: 3 });
+  });
+
+  it('stops retrying when cancelled during a back-off', async () => {
+    const port = await closedPort();
+    const controller = new AbortController();
+    const pending = registerDevice({
+      provisioningHost: `127.0.0.1:${port}`,
+      idScope: ID_SCOPE,
+      registrationId: 'contoso-toaster-015',
+      groupKey: GROUP_KEY,
+      transport: 'http',
+      retries: 5,
+      // Long enough that the test, not the back-off, decides when this ends.
+      retryBackoffMs: 600_000,
+      signal: controller.signal,
+    });
+    setImmediate(() => controller.abort());
+    expect(await pending).toMatchObject({ status: 'error', errorName: 'AbortError' });
+  });
+
+  it('backs off exponentially with jitter between half and all of the ceiling, capped at 30 s', () => {
+    expect([1, 2, 3, 4].map((n) => retryBackoff(n, 1000, () => 0))).toEqual([500, 1000, 2000, 4000]);
+    expect([1, 2, 3, 4].map((n) => retryBackoff(n, 1000, () => 1))).toEqual([1000, 2000, 4000, 8000]);
+    expect(retryBackoff(20, 1000, () => 1)).toBe(30_000);
+  });
+});
+
 describe('registerDevice option checks', () => {
   it.each([
     [{ deviceKey: undefined, groupKey: undefined }, 'deviceKey'],
@@ -204,6 +297,9 @@ describe('registerDevice option checks', () => {
     [{ groupKey: GROUP_KEY, provisioningHost: 'https://x' }, 'provisioningHost'],
     [{ groupKey: GROUP_KEY, payload: [1] as unknown as Record<string, unknown> }, 'payload'],
     [{ groupKey: GROUP_KEY, ca: 'not a pem' }, 'ca'],
+    [{ groupKey: GROUP_KEY, retries: -1 }, 'retries'],
+    [{ groupKey: GROUP_KEY, retries: 1.5 }, 'retries'],
+    [{ groupKey: GROUP_KEY, retryBackoffMs: Number.NaN }, 'retryBackoffMs'],
   ])('rejects %j naming %s before connecting', async (override, field) => {
     await expect(
       registerDevice({ idScope: ID_SCOPE, registrationId: 'contoso-toaster-007', ...override }),

@@ -8,9 +8,11 @@ import {
   checkMilliseconds,
   checkRegistrationId,
   checkTransport,
+  checkWholeNumber,
+  MAX_RETRIES,
 } from './inputs.js';
 import { isPlainObject } from './payload.js';
-import { describeRegistrationError } from './sdk/errors.js';
+import { describeRegistrationError, type ErrorFacts, isTransientFailure } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient, X509Security } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
 import { createAmqpTransport } from './transport/amqp.js';
@@ -51,6 +53,15 @@ export interface RegisterOptions {
   signal?: AbortSignal;
   /** How long to wait for the SDK to let go after a cancel or timeout before resolving anyway. Default 2000 ms. */
   cancelGraceMs?: number;
+  /**
+   * Registrations started again after a transient failure: no answer from the service (connection
+   * refused or dropped, the SDK's 30 s request timeout) or a 429/5xx answer. Default 0: the SDK's
+   * outcome as it is. Each retry is a new register request, after an exponential back-off with
+   * jitter (see `retryBackoffMs`), as a real device should retry; within `timeoutMs` overall.
+   */
+  retries?: number;
+  /** The first back-off before a retry (ms; default 1000); it doubles for each further retry, up to 30 s. */
+  retryBackoffMs?: number;
 }
 
 type SecurityClient = Parameters<(typeof ProvisioningDeviceClient)['create']>[3];
@@ -89,7 +100,8 @@ function prepare(options: RegisterOptions): Prepared {
     throw new InvalidOptionError('payload', 'payload must be a plain object (it is sent as a JSON object)');
   }
   if (options.ca !== undefined) checkCaPem({ field: 'ca', value: options.ca });
-  for (const field of ['pollingIntervalMs', 'timeoutMs', 'cancelGraceMs'] as const) {
+  if (options.retries !== undefined) checkWholeNumber({ field: 'retries', value: options.retries }, 0, MAX_RETRIES);
+  for (const field of ['pollingIntervalMs', 'timeoutMs', 'cancelGraceMs', 'retryBackoffMs'] as const) {
     const value = options[field];
     if (value !== undefined) checkMilliseconds({ field, value });
   }
@@ -133,13 +145,53 @@ type Settled =
 export async function registerDevice(options: RegisterOptions): Promise<RegistrationOutcome> {
   const startedAt = performance.now();
   const prepared = prepare(options);
-  const { registrationId, transport: transportName } = prepared;
+  const base: Pick<RegistrationOutcome, 'registrationId' | 'transport'> = {
+    registrationId: prepared.registrationId,
+    transport: prepared.transport,
+  };
   const elapsed = () => Math.round(performance.now() - startedAt);
-  const base: Pick<RegistrationOutcome, 'registrationId' | 'transport'> = { registrationId, transport: transportName };
-
-  if (options.signal?.aborted) {
-    return { ...base, ...cancelledFacts(), durationMs: 0 };
+  const retries = options.retries ?? 0;
+  const deadline = options.timeoutMs ? startedAt + options.timeoutMs : undefined;
+  for (let attempt = 1; ; attempt += 1) {
+    if (options.signal?.aborted) return withAttempts({ ...base, ...cancelledFacts(), durationMs: elapsed() }, attempt);
+    const remainingMs = deadline === undefined ? undefined : Math.max(1, deadline - performance.now());
+    const settled = await attemptRegistration(prepared, options, remainingMs, startedAt);
+    const durationMs = elapsed();
+    if (settled.kind === 'timeout') {
+      return withAttempts(
+        {
+          ...base,
+          status: 'error',
+          errorName: 'TimeoutError',
+          errorMessage: `no final answer from the service within ${formatSeconds(options.timeoutMs ?? 0)}`,
+          durationMs,
+        },
+        attempt,
+      );
+    }
+    if (settled.kind === 'cancelled') return withAttempts({ ...base, ...cancelledFacts(), durationMs }, attempt);
+    if (settled.kind === 'result') return withAttempts(assignedOutcome(base, settled.value, durationMs), attempt);
+    const facts = describeRegistrationError(settled.error);
+    if (attempt <= retries && isTransientFailure(facts)) {
+      const waitMs = retryBackoff(attempt, options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS);
+      // A retry that could not start before the deadline would only turn this failure into a timeout.
+      if (deadline === undefined || performance.now() + waitMs < deadline) {
+        if (await sleepUnlessAborted(waitMs, options.signal)) continue;
+        return withAttempts({ ...base, ...cancelledFacts(), durationMs: elapsed() }, attempt);
+      }
+    }
+    return withAttempts(errorOutcome(base, facts, durationMs), attempt);
   }
+}
+
+/** One register request and its polls through a fresh SDK client and transport. */
+async function attemptRegistration(
+  prepared: Prepared,
+  options: RegisterOptions,
+  timeoutMs: number | undefined,
+  startedAt: number,
+): Promise<Settled> {
+  const { registrationId, transport: transportName } = prepared;
 
   const observer = new RegistrationObserver(registrationId, startedAt, options.onStatus);
   const deviceTransport = createTransport(transportName, observer, prepared.endpoint, options.ca);
@@ -170,9 +222,7 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
       resolve(err ? { kind: 'error', error: err } : { kind: 'result', value: result });
     });
     observer.onFatal((error) => resolve({ kind: 'error', error }));
-    if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
-      timer = setTimeout(() => resolve({ kind: 'timeout' }), options.timeoutMs);
-    }
+    if (timeoutMs !== undefined) timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs);
     if (options.signal) {
       onAbort = () => resolve({ kind: 'cancelled' });
       options.signal.addEventListener('abort', onAbort, { once: true });
@@ -188,36 +238,60 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
     await Promise.race([sdkFinished, delay(options.cancelGraceMs ?? 2000)]);
   }
   deviceTransport.dispose();
-  const durationMs = elapsed();
+  return settled;
+}
 
-  switch (settled.kind) {
-    case 'cancelled':
-      return { ...base, ...cancelledFacts(), durationMs };
-    case 'timeout':
-      return {
-        ...base,
-        status: 'error',
-        errorName: 'TimeoutError',
-        errorMessage: `no final answer from the service within ${formatSeconds(options.timeoutMs ?? 0)}`,
-        durationMs,
-      };
-    case 'error': {
-      const facts = describeRegistrationError(settled.error);
-      const outcome: RegistrationOutcome = {
-        ...base,
-        status: facts.status,
-        errorName: facts.errorName,
-        errorMessage: facts.errorMessage,
-        durationMs,
-      };
-      if (facts.errorCode !== undefined) outcome.errorCode = facts.errorCode;
-      if (facts.operationId !== undefined) outcome.operationId = facts.operationId;
-      if (facts.registrationState !== undefined) outcome.registrationState = facts.registrationState;
-      return outcome;
-    }
-    case 'result':
-      return assignedOutcome(base, settled.value, durationMs);
-  }
+function errorOutcome(
+  base: Pick<RegistrationOutcome, 'registrationId' | 'transport'>,
+  facts: ErrorFacts,
+  durationMs: number,
+): RegistrationOutcome {
+  const outcome: RegistrationOutcome = {
+    ...base,
+    status: facts.status,
+    errorName: facts.errorName,
+    errorMessage: facts.errorMessage,
+    durationMs,
+  };
+  if (facts.errorCode !== undefined) outcome.errorCode = facts.errorCode;
+  if (facts.operationId !== undefined) outcome.operationId = facts.operationId;
+  if (facts.registrationState !== undefined) outcome.registrationState = facts.registrationState;
+  return outcome;
+}
+
+/** Registrations that needed retries say how many register requests they took. */
+function withAttempts(outcome: RegistrationOutcome, attempts: number): RegistrationOutcome {
+  if (attempts > 1) outcome.attempts = attempts;
+  return outcome;
+}
+
+export const DEFAULT_RETRY_BACKOFF_MS = 1000;
+const MAX_RETRY_BACKOFF_MS = 30_000;
+
+/**
+ * Exponential back-off with "equal jitter": before retry n, between half and all of
+ * `first * 2^(n-1)`, capped at 30 s. The jitter spreads a fleet that failed together (its service
+ * restarted) instead of sending it back in one wave; the floor keeps the back-off growing.
+ */
+export function retryBackoff(retry: number, firstMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(MAX_RETRY_BACKOFF_MS, firstMs * 2 ** (retry - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/** Resolves true after `ms`, or false at once when `signal` aborts. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function createTransport(

@@ -59,5 +59,8 @@ export interface RegistrationOutcome {
    * (cancelled), `RegistrationDisabledError`, `InvalidServiceResponseError`.
    */
   errorName?: string;
+  /** Register requests this outcome took, when more than one (`retries` after transient failures). */
+  attempts?: number;
+  /** From the first attempt to the outcome, back-offs included. */
   durationMs: number;
 }

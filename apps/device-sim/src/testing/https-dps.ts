@@ -32,7 +32,9 @@ export type Decision =
   | { kind: 'failed'; errorCode: number; errorMessage: string }
   | { kind: 'disabled' }
   /** A 200 whose body has no `status`: the stock SDK would crash on it. */
-  | { kind: 'no-status' };
+  | { kind: 'no-status' }
+  /** The register request is answered 503 (ServiceUnavailable): a transient failure. */
+  | { kind: 'unavailable' };
 
 export interface ReceivedRegistration {
   registrationId: string;
@@ -103,12 +105,13 @@ export async function startHttpsDps(options: HttpsDpsOptions): Promise<HttpsDps>
           authorization: req.headers.authorization,
           userAgent: req.headers['user-agent'],
         });
+        const decision = options.decide(registrationId, body.value.payload);
+        if (decision.kind === 'unavailable') {
+          send(503, createErrorBody(503000, 'Service unavailable'));
+          return;
+        }
         const operationId = `4.${randomBytes(8).toString('hex')}.${randomUUID()}`;
-        operations.set(operationId, {
-          registrationId,
-          decision: options.decide(registrationId, body.value.payload),
-          created: new Date().toISOString(),
-        });
+        operations.set(operationId, { registrationId, decision, created: new Date().toISOString() });
         send(202, { operationId, status: 'assigning' }, { 'retry-after': options.retryAfter ?? '1' });
         return;
       }
@@ -153,6 +156,7 @@ export async function startHttpsDps(options: HttpsDpsOptions): Promise<HttpsDps>
           send(200, { operationId, status: 'disabled', registrationState: { ...common, status: 'disabled' } });
           return;
         case 'no-status':
+        case 'unavailable':
           send(200, { operationId });
           return;
       }

@@ -10,6 +10,7 @@ export type SharedOptions = Pick<
   | 'ca'
   | 'pollingIntervalMs'
   | 'timeoutMs'
+  | 'retries'
   | 'groupKey'
   | 'signal'
 >;
@@ -27,6 +28,7 @@ export function sharedOptions(config: ConnectionConfig & { groupKey?: string }, 
     ca: config.ca,
     pollingIntervalMs: config.pollingIntervalMs,
     timeoutMs: config.timeoutMs,
+    retries: config.retries,
     groupKey: config.groupKey,
     signal,
   };

@@ -195,3 +195,28 @@ export function describeRegistrationError(error: unknown): ErrorFacts {
   }
   return { status: 'error', errorName: name, errorMessage: message || name };
 }
+
+/** Failures a client cannot fix by trying again: credentials, certificates, answers it cannot use. */
+const PERMANENT_ERROR_NAMES = new Set([
+  'UnauthorizedError',
+  'ArgumentError',
+  'InvalidServiceResponseError',
+  'UnexpectedStatusError',
+  'RegistrationDisabledError',
+]);
+
+/**
+ * Whether a failed registration is worth a new register request, as a real device retries: the
+ * service never gave a final answer because the connection failed (refused, reset, dropped while
+ * polling, the SDK's request timeout), or it answered 429 or 5xx. Not: a final answer (assigned,
+ * failed, disabled), a refusal (401, 400, 404), or a certificate the device does not trust.
+ */
+export function isTransientFailure(facts: ErrorFacts): boolean {
+  if (facts.status !== 'error') return false;
+  if (facts.serviceStatus !== undefined) return facts.serviceStatus === 429 || facts.serviceStatus >= 500;
+  if (PERMANENT_ERROR_NAMES.has(facts.errorName)) return false;
+  // Node's TLS verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, DEPTH_ZERO_SELF_SIGNED_CERT,
+  // CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID, ...): the same certificate comes back next time.
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(facts.errorName)) return false;
+  return facts.errorCode === undefined || facts.errorCode >= 500_000 || Math.floor(facts.errorCode / 1000) === 429;
+}
