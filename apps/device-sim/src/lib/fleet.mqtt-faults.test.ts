@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MqttFault, startFaultyMqttBroker } from '../testing/faulty-mqtt.js';
 import { createTestPki, type TestPki } from '../testing/tls.js';
 import { runFleet } from './fleet.js';
+import type { RegistrationOutcome } from './types.js';
 
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 
@@ -40,5 +41,32 @@ describe('runFleet over MQTT when the connection drops', () => {
     expect(summary.requested).toBe(12);
     expect(outcomes.size).toBe(12);
     expect([...outcomes.values()].every((status) => status === 'error')).toBe(true);
+  });
+
+  it.each([
+    ['reset while the SDK disconnects after the final answer', 'reset-after-answer'],
+    // The service restarted while the device waited to poll: its next poll reconnects and gets the
+    // answer. Before device-sim ended dead connections itself, the SDK hung here for good.
+    ['reset while the device waits to poll', 'reset-while-waiting'],
+  ] as const)('gets the final answer when the connection is %s', async (_, fault) => {
+    const broker = await startFaultyMqttBroker(pki, fault);
+    brokers.push(broker);
+    const outcomes: RegistrationOutcome[] = [];
+    const summary = await runFleet({
+      idScope: '0ne00000A0A',
+      groupKey: GROUP_KEY,
+      registrationIdTemplates: `fault-${fault}-{n}`,
+      provisioningHost: broker.host,
+      ca: pki.caPem,
+      transport: 'mqtt',
+      count: 6,
+      concurrency: 3,
+      cancelGraceMs: 200,
+      onOutcome: (outcome) => outcomes.push(outcome),
+    });
+    expect(summary.byStatus.assigned).toBe(6);
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({ status: 'assigned', deviceId: outcome.registrationId });
+    }
   });
 });

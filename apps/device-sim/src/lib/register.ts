@@ -214,6 +214,7 @@ async function attemptRegistration(
   });
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
+  const graceMs = options.cancelGraceMs ?? 2000;
 
   const settled = await new Promise<Settled>((resolve) => {
     client.register((err, result) => {
@@ -234,8 +235,9 @@ async function attemptRegistration(
   if (!sdkReturned) {
     // The SDK is still working (cancel, timeout, or a response it could not parse): stop it, and
     // give it a moment to close its connection so that nothing keeps running behind the outcome.
-    await deviceTransport.abort();
-    await Promise.race([sdkFinished, delay(options.cancelGraceMs ?? 2000)]);
+    // Its transport's disconnect can hang too (see transport/mqtt.ts): bounded alike.
+    await Promise.race([deviceTransport.abort(), delay(graceMs)]);
+    await Promise.race([sdkFinished, delay(graceMs)]);
   }
   deviceTransport.dispose();
   return settled;

@@ -65,6 +65,7 @@ export function createMqttTransport(
   base.setOptions({ ...(ca !== undefined ? { ca } : {}), ...(agent ? { mqtt: { webSocketAgent: agent } } : {}) });
   const transport = webSocket ? new MqttWs(base) : new Mqtt(base);
   passDisconnectCallback(base, transport);
+  endDeadConnections(base);
   const requests = new ObservedRequests(transport, observer);
   // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
   // EventEmitter 'error' without a listener would throw.
@@ -102,4 +103,32 @@ function passDisconnectCallback(base: InstanceType<typeof MqttBase>, transport: 
     const err = args[0] instanceof Error ? args[0] : new Error(String(args[0]));
     (transport as unknown as { _fsm: TransportFsm })._fsm.handle('disconnect', err, () => {});
   });
+}
+
+/** The parts of MqttBase (private in its typings) that `endDeadConnections` reaches. */
+interface MqttBaseInternals {
+  _disconnectClient(force: boolean, callback: () => void): void;
+  _mqttClient?: { stream?: { destroyed?: boolean } };
+}
+
+/**
+ * When the connection is reset while the device waits to poll (a service that crashed, a network
+ * that dropped it), MqttBase disconnects through mqtt.js's `end()`, whose callback waits for a
+ * 'close' of the socket that already came: MqttBase stays `disconnecting` for good, deferring every
+ * later request, and the SDK's register never calls back (not even its own 30 s timeout gets
+ * through). A socket already destroyed has nothing left to end: the callback comes at once.
+ */
+function endDeadConnections(base: InstanceType<typeof MqttBase>): void {
+  const internals = base as unknown as MqttBaseInternals;
+  const disconnectClient = internals._disconnectClient.bind(base);
+  internals._disconnectClient = (force, callback) => {
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      callback();
+    };
+    disconnectClient(force, once);
+    if (internals._mqttClient?.stream?.destroyed) setImmediate(once);
+  };
 }
