@@ -372,7 +372,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         cleanup.push(() => endpoint.close());
         https = await startHttpsTransport({
           api,
-          service: { enrollments, policies: () => policies },
+          service: { enrollments, policies: () => policies, maxJsonDepth: maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH },
           tls: serverTls,
           host,
           port: httpsPort ?? 443,

@@ -17,6 +17,7 @@ import {
   handleServiceRequest,
   MAX_SERVICE_BODY_BYTES,
   type ServiceApiOptions,
+  serviceError,
 } from './service-api.js';
 import { isServicePath } from './service-routes.js';
 import type { UpgradeHandler } from './websocket.js';
@@ -56,7 +57,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
 
   const unrouted = (req: IncomingMessage, path: string, status: number, message: string): DeviceApiResponse => {
-    log.warn('https.unrouted', `${req.method} ${path} → ${status}: ${message}`, { method: req.method, path, status });
+    const shown = clip(path);
+    log.warn('https.unrouted', `${clip(req.method ?? '')} ${shown} → ${status}: ${message}`, {
+      method: req.method,
+      path: shown,
+      status,
+    });
     return errorResponse(status === 405 ? DpsErrorCode.MethodNotAllowed : DpsErrorCode.NotFound, message);
   };
 
@@ -85,7 +91,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         req,
         url.pathname,
         404,
-        `Neither DPS API has a resource at ${url.pathname}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+        `Neither DPS API has a resource at ${clip(url.pathname)}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
       );
     }
     if (route.kind === 'method-not-allowed') {
@@ -93,7 +99,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         req,
         url.pathname,
         405,
-        `The DPS device API expects ${route.allowed} for ${url.pathname}, not ${req.method}.`,
+        `The DPS device API expects ${route.allowed} for ${clip(url.pathname)}, not ${clip(req.method ?? '')}.`,
       );
     }
     if (!url.searchParams.get('api-version')) {
@@ -166,9 +172,13 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       },
       (err: Error) => {
         if (err instanceof BodyTooLargeError) {
+          const message = `The request body is larger than ${maxBytes} bytes.`;
+          const service = maxBytes === MAX_SERVICE_BODY_BYTES;
           send(
             res,
-            errorResponse(DpsErrorCode.InvalidRequestBody, `The request body is larger than ${maxBytes} bytes.`),
+            service
+              ? serviceError(DpsErrorCode.ArgumentInvalid, message)
+              : errorResponse(DpsErrorCode.InvalidRequestBody, message),
             true,
           );
           return;

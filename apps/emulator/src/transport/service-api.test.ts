@@ -22,7 +22,7 @@ import {
   testConfig,
   testEmulatorOptions,
 } from '../testing/fixtures.js';
-import { rawRequest } from '../testing/raw-https.js';
+import { type RawResponse, rawRequest } from '../testing/raw-https.js';
 import { register } from '../testing/sdk.js';
 import { type ServiceClient, sdkFailure, serviceClient } from '../testing/service-sdk.js';
 import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
@@ -575,6 +575,111 @@ describe('the DPS service API with the official service SDK', () => {
     expect((upgrade.json as Json).message).toMatch(/served at \/\$iothub\/websocket/);
     // Still serving.
     expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
+  });
+
+  describe('bounds on what a client sends (issue 8)', () => {
+    const token = () =>
+      createSasToken({
+        resource: 'localhost',
+        key: emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+        keyName: 'provisioningserviceowner',
+        expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      });
+    const send = (method: string, path: string, text: string, headers: Record<string, string> = {}) =>
+      rawRequest(emulator, {
+        method,
+        path: `${path}${path.includes('?') ? '&' : '?'}api-version=2021-10-01`,
+        headers: { Authorization: token(), ...headers },
+        body: text,
+      });
+    const nested = (depth: number, inner: string) => `${'{"a":'.repeat(depth)}${inner}${'}'.repeat(depth)}`;
+    const expectRefused = (answer: RawResponse, message: RegExp | string) => {
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.headers['x-ms-error-code']).toBe('400004');
+      expect(answer.json).toMatchObject({ errorCode: 400004, message: expect.stringMatching(message) });
+    };
+
+    it('refuses bodies nested too deep (an enrollment, its initialTwin, a bulk operation, a query) with 400004', async () => {
+      const group = (initialTwin: string) =>
+        `{"enrollmentGroupId":"deep-group","attestation":{"type":"symmetricKey"},"initialTwin":${initialTwin}}`;
+      // 40,000 levels in 240 KB: within the body limit; JSON.parse copes, everything after it recursed.
+      const cases: Array<[string, string, string]> = [
+        ['PUT', '/enrollmentGroups/deep-group', nested(40_000, '1')],
+        ['PUT', '/enrollmentGroups/deep-group', group(`{"tags":${nested(70, '1')}}`)],
+        ['PUT', '/enrollments/deep-device', `{"registrationId":"deep-device","capabilities":${nested(100, '{}')}}`],
+        ['POST', '/enrollments/', `{"mode":"create","enrollments":[${nested(65, '[]')}]}`],
+        ['POST', '/enrollmentGroups/query', `{"query":"*","x":${nested(65, '0')}}`],
+        ['POST', '/registrations/hashed-group/query', `{"query":"*","x":${nested(65, '0')}}`],
+      ];
+      for (const [method, path, text] of cases) {
+        expectRefused(
+          await send(method, path, text),
+          /^The request body is not valid JSON: it is nested more than 64 levels deep\.$/,
+        );
+      }
+      // At the bound it is accepted (the twin's own rules aside): 64 levels in all.
+      const atBound = await send('PUT', '/enrollmentGroups/deep-group', group(`{"tags":${nested(61, '1')}}`));
+      expect(atBound.status, atBound.text).toBe(200);
+      await client.deleteEnrollmentGroup('deep-group');
+    });
+
+    it('refuses a body over 1 MiB with 400004 and closes that connection', async () => {
+      const answer = await send('PUT', '/enrollmentGroups/big-group', `{"x":"${'a'.repeat(1024 * 1024)}"}`);
+      expectRefused(answer, 'The request body is larger than 1048576 bytes.');
+      expect(answer.headers.connection).toBe('close');
+    });
+
+    it('bounds what it echoes: long ids, modes, queries, page sizes and continuation tokens come back clipped', async () => {
+      // Within the 16 KiB of request line and headers for what travels there (path, continuation).
+      const long = 'x'.repeat(5_000);
+      const answers = [
+        await send('POST', '/enrollments/', JSON.stringify({ mode: long, enrollments: [] })),
+        await send('POST', '/enrollmentGroups/query', JSON.stringify({ query: `* WHERE ${long}` })),
+        await send('POST', '/enrollmentGroups/query', '{"query":"*"}', { 'x-ms-continuation': long }),
+        await send(
+          'PUT',
+          `/enrollments/other-id`,
+          JSON.stringify({ registrationId: long, attestation: { type: 'symmetricKey' } }),
+        ),
+      ];
+      for (const answer of answers) {
+        expectRefused(answer, /more characters\)/);
+        expect(answer.text.length).toBeLessThan(1000);
+      }
+      const bulk = await send(
+        'POST',
+        '/enrollments/',
+        JSON.stringify({ mode: 'delete', enrollments: [{ registrationId: long }] }),
+      );
+      expect(bulk.status).toBe(200);
+      expect(bulk.text.length).toBeLessThan(1000);
+      const tooMany = await send(
+        'POST',
+        '/enrollments/',
+        JSON.stringify({
+          mode: 'create',
+          enrollments: Array.from({ length: 11 }, (_, i) => ({
+            registrationId: `bulk-${i}`,
+            attestation: { type: 'symmetricKey' },
+          })),
+        }),
+      );
+      expectRefused(tooMany, 'a bulk operation takes at most 10 enrollments, not 11');
+      const unrouted = await send('GET', `/enrollmentGroups/${long}/${long.slice(0, 4000)}`, '');
+      expect(unrouted.status).toBe(404);
+      expect(unrouted.text.length).toBeLessThan(1000);
+      expect(logs.findLast((l) => l.event === 'https.unrouted')?.path).toMatch(/more characters\)$/);
+      expect(Math.max(...logs.map((l) => JSON.stringify(l).length))).toBeLessThan(4000);
+    });
+
+    it('keeps serving both APIs afterwards', async () => {
+      expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
+      const mechanism = body<{ symmetricKey: { primaryKey: string } }>(
+        await client.getEnrollmentGroupAttestationMechanism('hashed-group'),
+      );
+      const deviceKey = deriveDeviceKey(mechanism.symmetricKey.primaryKey, 'after-bounds-device');
+      expect(await register(emulator, 'after-bounds-device', deviceKey)).toMatchObject({ status: 'assigned' });
+    });
   });
 
   it('keeps enrollments created through the API and their registrations across a restart', async () => {

@@ -1,6 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { createErrorBody, DpsErrorCode, DpsErrorMessage, statusOfErrorCode } from '@dpskit/contracts';
+import {
+  createErrorBody,
+  DEFAULT_MAX_JSON_DEPTH,
+  DpsErrorCode,
+  DpsErrorMessage,
+  decodeJson,
+  statusOfErrorCode,
+} from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
+import { clip } from '../core/client-text.js';
 import { decodeUtf8 } from '../core/device-api.js';
 import type { EnrollmentService, Outcome, QueryPage } from '../core/enrollments/service.js';
 import { authorizeServiceRequest, type SharedAccessPolicy } from '../core/service-auth.js';
@@ -21,6 +29,8 @@ export interface ServiceApiOptions {
   policies: () => readonly SharedAccessPolicy[];
   log: Logger;
   now?: () => Date;
+  /** Deepest JSON nesting accepted in a body (default `DEFAULT_MAX_JSON_DEPTH`, the emulator's `limits.maxJsonDepth`). */
+  maxJsonDepth?: number;
 }
 
 export interface ServiceRequest {
@@ -47,27 +57,29 @@ const ITEM_TYPES = { group: 'EnrollmentGroup', individual: 'Enrollment', registr
 export function handleServiceRequest(options: ServiceApiOptions, request: ServiceRequest): HttpAnswer {
   const { method, url, headers, log } = { ...request, log: options.log };
   const path = url.pathname;
+  // What the client chose goes into logs and messages bounded (client-text.ts).
+  const shownPath = clip(path);
   const route = matchServiceRoute(method, path);
   if (route.op === 'not-found') {
-    log.warn('https.unrouted', `${method} ${path} → 404: not a DPS service API resource`, {
+    log.warn('https.unrouted', `${method} ${shownPath} → 404: not a DPS service API resource`, {
       method,
-      path,
+      path: shownPath,
       status: 404,
     });
     return serviceError(
       DpsErrorCode.NotFound,
-      `The DPS service API has no resource at ${path}. It serves /enrollmentGroups/{id}, /enrollments/{id}, their /query and /{id}/attestationmechanism, bulk POST /enrollments, /registrations/{id} and /registrations/{groupId}/query.`,
+      `The DPS service API has no resource at ${shownPath}. It serves /enrollmentGroups/{id}, /enrollments/{id}, their /query and /{id}/attestationmechanism, bulk POST /enrollments, /registrations/{id} and /registrations/{groupId}/query.`,
     );
   }
   if (route.op === 'method-not-allowed') {
-    log.warn('https.unrouted', `${method} ${path} → 405: the DPS service API allows ${route.allowed}`, {
+    log.warn('https.unrouted', `${method} ${shownPath} → 405: the DPS service API allows ${route.allowed}`, {
       method,
-      path,
+      path: shownPath,
       status: 405,
     });
     return serviceError(
       DpsErrorCode.MethodNotAllowed,
-      `The DPS service API allows ${route.allowed} for ${path}, not ${method}.`,
+      `The DPS service API allows ${route.allowed} for ${shownPath}, not ${method}.`,
     );
   }
 
@@ -80,9 +92,9 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     now: (options.now ?? (() => new Date()))(),
   });
   if (!auth.ok) {
-    log.warn('service.auth', `${method} ${path} → 401: ${auth.reason}: ${auth.detail}`, {
+    log.warn('service.auth', `${method} ${shownPath} → 401: ${auth.reason}: ${auth.detail}`, {
       method,
-      path,
+      path: shownPath,
       status: 401,
       reason: auth.reason,
     });
@@ -97,16 +109,15 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
   if (request.body.length > 0) {
     const text = decodeUtf8(request.body);
     if (text === undefined) return serviceError(DpsErrorCode.ArgumentInvalid, 'The request body is not valid UTF-8.');
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      return serviceError(
-        DpsErrorCode.ArgumentInvalid,
-        `The request body is not valid JSON: ${(err as Error).message}`,
-      );
+    // Depth-bounded like every body the emulator parses: what follows (schemas, the store's
+    // JSON.stringify, structuredClone) recurses and would overflow on deep input.
+    const decoded = decodeJson(text, { maxDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH });
+    if (!decoded.ok) {
+      return serviceError(DpsErrorCode.ArgumentInvalid, `The request body is not valid JSON: ${decoded.reason}.`);
     }
+    body = decoded.value;
   } else if (needsBody) {
-    return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${path} needs a JSON body.`);
+    return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${shownPath} needs a JSON body.`);
   }
 
   const service = options.enrollments;
@@ -162,9 +173,9 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       );
       break;
   }
-  log.debug('service.request', `${method} ${path} → ${result.status}`, {
+  log.debug('service.request', `${method} ${shownPath} → ${result.status}`, {
     method,
-    path,
+    path: shownPath,
     status: result.status,
     policy: auth.policy.keyName,
   });

@@ -5,6 +5,7 @@ import {
   formatDpsTimestamp,
   generateSymmetricKey,
 } from '@dpskit/contracts';
+import { clip } from '../client-text.js';
 import { type EmulatedEnrollment, type EnrollmentSet, enrollmentSet, type UnverifiableEnrollment } from '../model.js';
 import type { RegistrationRecord } from '../store.js';
 import type { EnrollmentKind, EnrollmentStore, Page, RegistrationAdminStore, StoredEnrollment } from './store.js';
@@ -53,8 +54,8 @@ const fail = (errorCode: number, message: string): { ok: false; errorCode: numbe
 
 const notFound = (kind: EnrollmentKind, id: string) =>
   kind === 'group'
-    ? fail(DpsErrorCode.EnrollmentGroupNotFound, `Enrollment group "${id}" was not found.`)
-    : fail(DpsErrorCode.EnrollmentNotFound, `Individual enrollment "${id}" was not found.`);
+    ? fail(DpsErrorCode.EnrollmentGroupNotFound, `Enrollment group "${clip(id)}" was not found.`)
+    : fail(DpsErrorCode.EnrollmentNotFound, `Individual enrollment "${clip(id)}" was not found.`);
 
 /**
  * The DPS service API's logic over the store: enrollments created, read, replaced (etags,
@@ -165,7 +166,7 @@ export class EnrollmentService {
     if (typeof mode !== 'string' || !modes.includes(mode.toLowerCase())) {
       return fail(
         DpsErrorCode.ArgumentInvalid,
-        `Invalid mode ${JSON.stringify(mode)}: use create, update, updateIfMatchETag or delete.`,
+        `Invalid mode ${clip(JSON.stringify(mode) ?? String(mode))}: use create, update, updateIfMatchETag or delete.`,
       );
     }
     if (!Array.isArray(enrollments) || enrollments.length === 0) {
@@ -190,7 +191,10 @@ export class EnrollmentService {
         switch (mode.toLowerCase()) {
           case 'create':
             if (store.getEnrollment('individual', registrationId)) {
-              return fail(DpsErrorCode.EnrollmentConflict, `Individual enrollment "${registrationId}" already exists.`);
+              return fail(
+                DpsErrorCode.EnrollmentConflict,
+                `Individual enrollment "${clip(registrationId)}" already exists.`,
+              );
             }
             return this.#write('individual', registrationId, item);
           case 'update':
@@ -201,7 +205,13 @@ export class EnrollmentService {
             return this.delete('individual', registrationId, typeof etag === 'string' ? etag : undefined);
         }
       });
-      if (!outcome.ok) errors.push({ registrationId, errorCode: outcome.errorCode, errorStatus: outcome.message });
+      if (!outcome.ok) {
+        errors.push({
+          registrationId: clip(registrationId),
+          errorCode: outcome.errorCode,
+          errorStatus: outcome.message,
+        });
+      }
     }
     return { ok: true, value: { isSuccessful: errors.length === 0, errors } };
   }
@@ -314,7 +324,7 @@ export function unknownCaReference(
 }
 
 function registrationNotFound(registrationId: string) {
-  return fail(DpsErrorCode.DeviceRegistrationNotFound, `Registration record "${registrationId}" was not found.`);
+  return fail(DpsErrorCode.DeviceRegistrationNotFound, `Registration record "${clip(registrationId)}" was not found.`);
 }
 
 /** `If-Match` absent or `*` matches; otherwise the etags must be equal (quotes and a weak `W/` prefix ignored). */
@@ -341,7 +351,7 @@ function parsePaging(
   if (typeof query === 'string' && /\bwhere\b/i.test(query)) {
     return fail(
       DpsErrorCode.ArgumentInvalid,
-      `The query "${query}" has a WHERE clause; DPS queries support only "*" (SELECT *).`,
+      `The query "${clip(query)}" has a WHERE clause; DPS queries support only "*" (SELECT *).`,
     );
   }
   let limit = DEFAULT_PAGE_SIZE;
@@ -349,14 +359,15 @@ function parsePaging(
     if (!/^\d+$/.test(pageSize) || Number(pageSize) < 1) {
       return fail(
         DpsErrorCode.ArgumentInvalid,
-        `Invalid x-ms-max-item-count "${pageSize}": give a positive whole number.`,
+        `Invalid x-ms-max-item-count "${clip(pageSize)}": give a positive whole number.`,
       );
     }
     limit = Math.min(Number(pageSize), MAX_PAGE_SIZE);
   }
   if (continuation === undefined || continuation === '') return { ok: true, value: { limit } };
   const after = decodeContinuation(continuation);
-  if (after === undefined) return fail(DpsErrorCode.ArgumentInvalid, `Invalid x-ms-continuation "${continuation}".`);
+  if (after === undefined)
+    return fail(DpsErrorCode.ArgumentInvalid, `Invalid x-ms-continuation "${clip(continuation)}".`);
   return { ok: true, value: { limit, after } };
 }
 

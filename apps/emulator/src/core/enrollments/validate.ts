@@ -7,6 +7,7 @@ import {
   parseWith,
   registrationIdProblem,
 } from '@dpskit/contracts';
+import { clip } from '../client-text.js';
 import type { EnrollmentKind, EnrollmentRecord } from './store.js';
 import { describeCertificate } from './x509.js';
 
@@ -51,7 +52,7 @@ export function validateEnrollment(
 
   const id = record[idField] as string;
   if (urlId !== undefined && id.toLowerCase() !== urlId.toLowerCase()) {
-    return fail(`The ${idField} "${id}" in the body does not match "${urlId}" in the request URL.`);
+    return fail(`The ${idField} "${clip(id)}" in the body does not match "${clip(urlId)}" in the request URL.`);
   }
   const idProblem = registrationIdProblem(id);
   if (idProblem) return fail(`Invalid ${idField}: ${idProblem.replace(/^registration id/, idField)}.`);
@@ -70,13 +71,13 @@ export function validateEnrollment(
   for (const hub of record.iotHubs ?? []) {
     if (!hubs.has(hub.toLowerCase())) {
       return fail(
-        `Invalid iotHubs: "${hub}" is not an IoT hub linked to this provisioning service (${[...linkedHubs].join(', ')}).`,
+        `Invalid iotHubs: "${clip(hub)}" is not an IoT hub linked to this provisioning service (${[...linkedHubs].join(', ')}).`,
       );
     }
   }
   if (record.iotHubHostName !== undefined && !hubs.has(record.iotHubHostName.toLowerCase())) {
     return fail(
-      `Invalid iotHubHostName: "${record.iotHubHostName}" is not an IoT hub linked to this provisioning service.`,
+      `Invalid iotHubHostName: "${clip(record.iotHubHostName)}" is not an IoT hub linked to this provisioning service.`,
     );
   }
   if (record.allocationPolicy === 'custom' && !record.customAllocationDefinition) {
@@ -88,7 +89,7 @@ export function validateEnrollment(
     try {
       protocol = new URL(webhookUrl).protocol;
     } catch {
-      return fail(`Invalid customAllocationDefinition.webhookUrl: "${webhookUrl}" is not an absolute URL.`);
+      return fail(`Invalid customAllocationDefinition.webhookUrl: "${clip(webhookUrl)}" is not an absolute URL.`);
     }
     // DPS requires https; the emulator also calls http webhooks (local Functions hosts).
     if (protocol !== 'http:' && protocol !== 'https:') {
@@ -147,7 +148,7 @@ export function checkAttestation(
     case 'x509':
       return checkX509(kind, attestation.x509, existing?.type === 'x509' ? existing.x509 : undefined);
     default:
-      return `Invalid attestation.type "${attestation.type}": use symmetricKey, x509 or tpm.`;
+      return `Invalid attestation.type "${clip(String(attestation.type))}": use symmetricKey, x509 or tpm.`;
   }
 }
 
