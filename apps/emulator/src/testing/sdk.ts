@@ -14,6 +14,9 @@ import symmetricKey from 'azure-iot-security-symmetric-key';
 import x509Security from 'azure-iot-security-x509';
 import type { Emulator } from '../emulator.js';
 
+/** What the SDK helpers need of an emulator: an in-process one, or one in another process (cli-process.ts). */
+export type EmulatorView = Pick<Emulator, 'idScope' | 'endpoints' | 'caCertPem'>;
+
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { Mqtt, MqttWs } = mqttTransport;
 const { Amqp, AmqpWs } = amqpTransport;
@@ -67,7 +70,7 @@ export interface RegisterOptions {
 }
 
 /** The SDK's transport, pointed at the emulator and trusting its CA. */
-export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollingIntervalMs = 50) {
+export function sdkTransport(emulator: EmulatorView, transport: SdkTransport, pollingIntervalMs = 50) {
   if (transport === 'mqtt' || transport === 'mqtt-ws') {
     const base = new MqttBase();
     const webSockets = emulator.endpoints.webSockets;
@@ -130,7 +133,12 @@ export function sdkTransport(emulator: Emulator, transport: SdkTransport, pollin
 export type SdkRegistrationState = Record<string, unknown> & { registrationId: string; status: string };
 
 /** Registers one device with the SDK and resolves with its `registrationState` (or rejects with the SDK's error). */
-export function register(emulator: Emulator, registrationId: string, deviceKey: string, options: RegisterOptions = {}) {
+export function register(
+  emulator: EmulatorView,
+  registrationId: string,
+  deviceKey: string,
+  options: RegisterOptions = {},
+) {
   const { provisioningHost, transport } = sdkTransport(
     emulator,
     options.transport ?? 'mqtt',

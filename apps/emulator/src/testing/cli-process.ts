@@ -1,0 +1,114 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LogRecord } from '@dpskit/node-kit';
+import type { EmulatorConfigInput } from '../config/schema.js';
+import type { EmulatorView } from './sdk.js';
+
+/** The built command line (`npm test` builds the package first). */
+export const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface CliEmulator {
+  view: EmulatorView;
+  stateDir: string;
+  /** The JSON log lines it wrote so far. */
+  log(): LogRecord[];
+  /** `dps-emulator <args>` on the same state folder, to its end (e.g. `registrations list --json`). */
+  cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** SIGTERM, then resolves with its exit code; removes the state folder. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * `dps-emulator start` (the built CLI) in its own process, on free ports, with `config`: for tests
+ * whose many SDK clients must not share an event loop with the emulator (on a loaded machine the
+ * SDK's fixed 30 s request timeout then measures the test process, not the emulator). Resolves
+ * when its `--ready-file` is written; waits at most `maxWaitMs` (a hang bound, not a speed check).
+ */
+export async function startCliEmulator(
+  config: EmulatorConfigInput,
+  args: readonly string[] = [],
+  maxWaitMs = 120_000,
+): Promise<CliEmulator> {
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: build the package first (npm test does)`);
+  const dir = mkdtempSync(join(tmpdir(), 'dpskit-cli-emulator-'));
+  const configFile = join(dir, 'config.json');
+  const readyFile = join(dir, 'ready.json');
+  const stateDir = join(dir, 'state');
+  writeFileSync(configFile, JSON.stringify(config));
+  const node = (cliArgs: readonly string[]): ChildProcess =>
+    spawn(process.execPath, [BUILT_CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = node([
+    'start',
+    ...['--config', configFile, '--state-dir', stateDir, '--ready-file', readyFile],
+    ...['--mqtt-port', '0', '--https-port', '0', '--amqp-port', '0', '--no-web', '--log-format', 'json'],
+    '--retry-after',
+    '0',
+    ...args,
+  ]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  const deadline = performance.now() + maxWaitMs;
+  while (!existsSync(readyFile)) {
+    if (exitCode !== undefined || performance.now() > deadline) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`dps-emulator did not get ready:\n${stderr}\n${stdout}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const ready = JSON.parse(readFileSync(readyFile, 'utf8')) as {
+    idScope: string;
+    mqtt: { host: string; port: number; provisioningHost: string };
+    https: { host: string; port: number; provisioningHost: string } | null;
+    caCertPath: string;
+  };
+  const view: EmulatorView = {
+    idScope: ready.idScope,
+    endpoints: { mqtt: ready.mqtt, ...(ready.https ? { https: ready.https } : {}) },
+    caCertPem: readFileSync(ready.caCertPath, 'utf8'),
+  };
+  return {
+    view,
+    stateDir,
+    log: () =>
+      stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as LogRecord),
+    cli: (cliArgs) =>
+      new Promise((resolve) => {
+        const run = node([...cliArgs, '--state-dir', stateDir]);
+        let out = '';
+        let err = '';
+        run.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+          out += chunk;
+        });
+        run.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+          err += chunk;
+        });
+        run.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
+      }),
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
