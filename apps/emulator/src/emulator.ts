@@ -29,6 +29,16 @@ import {
   type SharedAccessPolicy,
   serviceConnectionString,
 } from './core/service-auth.js';
+import {
+  DEFAULT_HUB_POLICIES,
+  HUB_OWNER_POLICY_NAME,
+  type HubEvent,
+  type HubPolicy,
+  HubService,
+} from './hub/core/hub-service.js';
+import type { HubDevice } from './hub/core/identity.js';
+import type { TelemetryRecord } from './hub/core/store.js';
+import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
@@ -107,6 +117,11 @@ export interface EmulatorOptions {
   webView?: { port?: number; host?: string } | false;
   /** Registration attempts kept in the store for the web view (default 10,000, oldest go first; 0 keeps none). */
   attemptHistory?: number;
+  /**
+   * The emulated IoT hubs' shared access policies (every hub has the same). Default:
+   * `iothubowner` with the well-known development key (`WELL_KNOWN_HUB_KEY`).
+   */
+  hubPolicies?: HubPolicy[];
 }
 
 export interface EmulatorEndpoint {
@@ -169,9 +184,23 @@ export interface Emulator {
   readonly sharedAccessPolicies: readonly SharedAccessPolicy[];
   /** What seeding the config's enrollments did on this start (see `config/seed.ts`). */
   readonly seeded: readonly SeedReport[];
+  /**
+   * The registry connection string of an emulated hub (`iothubowner`; default the first linked hub)
+   * for `azure-iothub`'s `Registry.fromConnectionString`. The hub's host name does not resolve:
+   * clients reach the emulator's HTTPS port through an agent (see the README).
+   */
+  hubConnectionString(hostName?: string): string;
+  /** The device identities (with twins) of one emulated hub, or of all. */
+  hubDevices(hostName?: string): HubDevice[];
+  /** Device-to-cloud messages a hub received (the newest 1000 per hub), oldest first. */
+  telemetry(hostName?: string, deviceId?: string): TelemetryRecord[];
+  /** `registration`: each register request's outcome. `hub`: device connections, twin changes, telemetry and registry changes of the emulated hubs. */
   on(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  on(event: 'hub', listener: (event: HubEvent) => void): this;
   off(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  off(event: 'hub', listener: (event: HubEvent) => void): this;
   once(event: 'registration', listener: (event: RegistrationEvent) => void): this;
+  once(event: 'hub', listener: (event: HubEvent) => void): this;
   /** The registration records in the store. */
   registrations(): DeviceRegistrationResult[];
   /** The web view's address (`http://127.0.0.1:8090/`), undefined when it is off. */
@@ -187,6 +216,8 @@ interface Running {
   tls: TlsMaterial;
   service: RegistrationService;
   webhook: WebhookClient;
+  hub: HubService;
+  hubMqtt: HubMqtt;
   mqtt: RunningMqttTransport;
   https?: RunningTransport;
   amqp?: RunningAmqpTransport;
@@ -271,7 +302,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         this.#options.sharedAccessPolicies ?? config.sharedAccessPolicies ?? DEFAULT_SERVICE_POLICIES;
 
       const host = this.#options.host ?? '127.0.0.1';
-      const names = [...(this.#options.tlsNames ?? [])];
+      // The hubs' names too: a client that reaches a hub by its name (hosts file, agent lookup) checks it.
+      const names = [...(this.#options.tlsNames ?? []), ...resolved.model.linkedHubs.map((hub) => hub.hostName)];
       if (!isWildcard(host)) names.push(host);
       const tls = await ensureCertificates({ dir: join(stateDir, 'tls'), names });
       if (tls.action !== 'reused') {
@@ -327,6 +359,15 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 
+      const hub = new HubService({
+        store: store.hub,
+        hubs: staticModel.linkedHubs.map((linked) => linked.hostName),
+        policies: this.#options.hubPolicies ?? DEFAULT_HUB_POLICIES,
+        onEvent: (event) => this.#onHubEvent(event),
+      });
+      const hubMqtt = await startHubMqtt(hub, this.#log);
+      cleanup.push(() => hubMqtt.close());
+
       const mqtt = await startMqttTransport({
         api,
         tls: serverTls,
@@ -334,6 +375,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         port: this.#options.mqttPort ?? 8883,
         log: this.#log,
         limits,
+        route: (username) => hubMqtt.route(username),
       });
       cleanup.push(() => mqtt.close());
       let amqp: RunningAmqpTransport | undefined;
@@ -373,6 +415,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         https = await startHttpsTransport({
           api,
           service: { enrollments, policies: () => policies, maxJsonDepth: maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH },
+          hub,
           tls: serverTls,
           host,
           port: httpsPort ?? 443,
@@ -424,6 +467,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         tls,
         service,
         webhook,
+        hub,
+        hubMqtt,
         mqtt,
         ...(https ? { https } : {}),
         ...(amqp ? { amqp } : {}),
@@ -456,6 +501,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     await running.mqtt.close();
     await running.amqp?.close();
     running.webSockets?.close();
+    await running.hubMqtt.close();
     await running.https?.close();
     await running.service.close();
     running.webhook.close();
@@ -538,6 +584,26 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     return this.#require().resolved.generated;
   }
 
+  hubConnectionString(hostName?: string): string {
+    const running = this.#require();
+    const hub = hostName === undefined ? running.hub.hubs[0] : running.hub.hubNamed(hostName);
+    if (!hub)
+      throw new Error(`${hostName ?? 'the emulator'} is not one of the linked hubs (${running.hub.hubs.join(', ')})`);
+    const policy = running.hub.policies.find((p) => p.keyName === HUB_OWNER_POLICY_NAME) ?? running.hub.policies[0];
+    if (!policy) throw new Error('the hubs have no shared access policy');
+    return serviceConnectionString(hub, policy);
+  }
+
+  hubDevices(hostName?: string): HubDevice[] {
+    return this.#require().hub.devices(hostName);
+  }
+
+  telemetry(hostName?: string, deviceId?: string): TelemetryRecord[] {
+    const { hub } = this.#require();
+    const hubs = hostName === undefined ? hub.hubs : [hostName];
+    return hubs.flatMap((name) => hub.telemetry(name, deviceId));
+  }
+
   registrations(): DeviceRegistrationResult[] {
     return this.#require()
       .store.list()
@@ -551,6 +617,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
   #require(): Running {
     if (!this.#running) throw new Error('The emulator is not running: call and await start() first.');
     return this.#running;
+  }
+
+  #onHubEvent(event: HubEvent): void {
+    const level = event.kind === 'connect-refused' ? 'warn' : event.kind === 'telemetry' ? 'debug' : 'info';
+    this.#log[level](`hub.${event.kind}`, describeHubEvent(event), { ...event, deviceId: clip(event.deviceId) });
+    this.emit('hub', event);
   }
 
   #onRegistration(event: RegistrationEvent): void {
@@ -582,6 +654,26 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       record,
     );
     this.emit('registration', event);
+  }
+}
+
+function describeHubEvent(event: HubEvent): string {
+  const who = `${clip(event.deviceId)} on ${event.hub}`;
+  switch (event.kind) {
+    case 'connected':
+      return `${who} connected over ${event.transport.toUpperCase()}`;
+    case 'disconnected':
+      return `${who} disconnected`;
+    case 'connect-refused':
+      return `${who} refused over ${event.transport.toUpperCase()}: ${event.reason}`;
+    case 'reported':
+      return `${who} reported properties (reported $version ${event.reportedVersion})`;
+    case 'twin-updated':
+      return `${who} twin updated through the registry (version ${event.version}${event.desired ? `, desired $version ${event.desired.$version}` : ''})`;
+    case 'telemetry':
+      return `${who} sent a ${event.bytes}-byte message over ${event.transport.toUpperCase()}`;
+    default:
+      return `${who}: ${event.kind.replace('device-', 'device ')}`;
   }
 }
 

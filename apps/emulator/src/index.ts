@@ -46,3 +46,15 @@ export {
   type EmulatorOptions,
   type GeneratedKeysInfo,
 } from './emulator.js';
+export {
+  DEFAULT_HUB_POLICIES,
+  HUB_OWNER_POLICY_NAME,
+  HUB_RIGHTS,
+  type HubEvent,
+  type HubPolicy,
+  type HubRight,
+  WELL_KNOWN_HUB_KEY,
+} from './hub/core/hub-service.js';
+export type { DeviceIdentity, HubDevice } from './hub/core/identity.js';
+export type { TelemetryRecord } from './hub/core/store.js';
+export type { JsonObject, JsonValue, TwinState } from './hub/core/twin.js';

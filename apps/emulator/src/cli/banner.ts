@@ -38,11 +38,15 @@ export function formatBanner(emulator: Emulator): string {
   lines.push(`         trust it with: export NODE_EXTRA_CA_CERTS="${emulator.caCertPath}"`);
   lines.push(...sdkTrustLines(emulator));
   lines.push('');
-  lines.push('Linked IoT hubs:');
+  lines.push('Linked IoT hubs (emulated here: assigned devices connect, the registry is on the HTTPS port):');
   for (const hub of hubs) {
     const notes = [`weight ${hub.allocationWeight}`, ...(hub.applyAllocationPolicy ? [] : ['not in allocation'])];
     lines.push(`  ${hub.hostName} (${notes.join(', ')})`);
+    if (https) lines.push(`      registry  ${emulator.hubConnectionString(hub.hostName)}`);
   }
+  lines.push(
+    `  Devices: HostName={assignedHub};DeviceId={deviceId};SharedAccessKey={device key};GatewayHostName=${mqtt.provisioningHost} (Node MQTT)`,
+  );
 
   const generated = new Map(emulator.generatedKeys.map((g) => [`${g.kind}:${g.id}`, new Set(g.keys)]));
   const keyLines = (kind: 'group' | 'individual', id: string, attestation: EnrollmentGroup['attestation']) => {

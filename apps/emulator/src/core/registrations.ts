@@ -7,12 +7,14 @@ import {
   type DeviceRegistrationResult,
   DpsErrorCode,
   DpsErrorMessage,
+  deriveDeviceKey,
   formatDpsTimestamp,
   type InitialTwin,
   maskWebhookUrl,
   type RegistrationOperationStatus,
   type X509RuntimeContext,
 } from '@dpskit/contracts';
+import type { HubAssignment } from '../hub/core/assignment.js';
 import { candidateHubs } from './allocation/candidates.js';
 import {
   buildAllocationRequest,
@@ -260,6 +262,7 @@ export class RegistrationService {
     let webhookExchange: WebhookExchange | undefined;
     let record: RegistrationRecord;
     let initialTwin: InitialTwin | undefined;
+    let hubAssignment: HubAssignment | undefined;
     try {
       const previous = this.#options.store.get(registrationId);
       const current = previous?.assignment;
@@ -292,7 +295,8 @@ export class RegistrationService {
             status: 'assigned',
             substatus,
           };
-          if (initialTwinApplies(current, reprovision)) {
+          const resetTwin = initialTwinApplies(current, reprovision);
+          if (resetTwin) {
             // A null or absent twin from the webhook falls back to the enrollment's, as DPS documents.
             const twin = decision.initialTwin ?? enrollment.record.initialTwin ?? undefined;
             if (twin) initialTwin = twin;
@@ -301,9 +305,18 @@ export class RegistrationService {
           record.assignment = { hub: decision.hub, deviceId, substatus };
           if (initialTwin) record.initialTwin = initialTwin;
           else delete record.initialTwin;
+          hubAssignment = {
+            registrationId,
+            hub: decision.hub,
+            deviceId,
+            keys: deviceKeys(enrollment, registrationId),
+            resetTwin,
+            ...(current ? { previous: { hub: current.hub, deviceId: current.deviceId } } : {}),
+            ...(initialTwin ? { initialTwin } : {}),
+          };
         }
       }
-      this.#finish(operation, record, true);
+      this.#finish(operation, record, true, hubAssignment);
     } catch (error) {
       this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
       record = this.#record(device, undefined, {
@@ -392,15 +405,18 @@ export class RegistrationService {
       : noHub('no linked IoT hub takes part in allocation for this enrollment');
   }
 
-  /** Saves the operation's final answer, with the record when `saveRecord`, in one transaction. */
-  #finish(operation: OperationRecord, record: RegistrationRecord, saveRecord: boolean): void {
+  /**
+   * Saves the operation's final answer, with the record when `saveRecord` and the device identity
+   * in its hub after an assignment, in one transaction: a device told `assigned` finds its identity.
+   */
+  #finish(operation: OperationRecord, record: RegistrationRecord, saveRecord: boolean, hub?: HubAssignment): void {
     const response: RegistrationOperationStatus = {
       operationId: operation.operationId,
       status: record.result.status,
       registrationState: record.result,
     };
     const finishedAt = this.#now().getTime();
-    if (saveRecord) this.#options.store.finishOperation(operation.operationId, response, finishedAt, record);
+    if (saveRecord) this.#options.store.finishOperation(operation.operationId, response, finishedAt, record, hub);
     else this.#options.store.finishOperation(operation.operationId, response, finishedAt);
   }
 
@@ -461,6 +477,15 @@ export class RegistrationService {
 /** Groups: the registration id. Individual enrollments: their `deviceId` when set. */
 export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: string): string {
   return enrollment.kind === 'individual' && enrollment.record.deviceId ? enrollment.record.deviceId : registrationId;
+}
+
+/** The keys a device's hub identity gets: what it attested with (derived from a group's keys). */
+function deviceKeys(enrollment: EmulatedEnrollment, registrationId: string): HubAssignment['keys'] {
+  if (enrollment.kind === 'individual') return { ...enrollment.keys };
+  return {
+    primaryKey: deriveDeviceKey(enrollment.keys.primaryKey, registrationId),
+    secondaryKey: deriveDeviceKey(enrollment.keys.secondaryKey, registrationId),
+  };
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

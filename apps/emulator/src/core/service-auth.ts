@@ -10,11 +10,12 @@ export const SERVICE_RIGHTS = [
 ] as const;
 export type ServiceRight = (typeof SERVICE_RIGHTS)[number];
 
-export interface SharedAccessPolicy {
+/** A shared access policy; `R` is the service's rights (DPS's by default, the hub's for the hub). */
+export interface SharedAccessPolicy<R extends string = ServiceRight> {
   keyName: string;
   primaryKey: string;
   secondaryKey?: string;
-  rights: readonly ServiceRight[];
+  rights: readonly R[];
 }
 
 /** The name of the policy DPS creates with every instance, holding every right. */
@@ -41,17 +42,17 @@ export type ServiceAuthFailure =
   | 'signature-mismatch'
   | 'missing-right';
 
-export type ServiceAuthResult =
-  | { ok: true; policy: SharedAccessPolicy }
+export type ServiceAuthResult<R extends string = ServiceRight> =
+  | { ok: true; policy: SharedAccessPolicy<R> }
   | { ok: false; reason: ServiceAuthFailure; detail: string };
 
-export interface ServiceAuthInput {
+export interface ServiceAuthInput<R extends string = ServiceRight> {
   /** The `Authorization` header. */
   authorization: string | undefined;
   /** The host names the token's `sr` may name (the request's `Host` header, with and without port). */
   hosts: readonly string[];
-  policies: readonly SharedAccessPolicy[];
-  required: ServiceRight;
+  policies: readonly SharedAccessPolicy<R>[];
+  required: R;
   now: Date;
 }
 
@@ -61,8 +62,10 @@ export interface ServiceAuthInput {
  * expiry, `sr` naming this service's host, and the right the operation needs. The details are for
  * the log; the client only ever gets 401 "Unauthorized".
  */
-export function authorizeServiceRequest(input: ServiceAuthInput): ServiceAuthResult {
-  const fail = (reason: ServiceAuthFailure, detail: string): ServiceAuthResult => ({ ok: false, reason, detail });
+export function authorizeServiceRequest<R extends string = ServiceRight>(
+  input: ServiceAuthInput<R>,
+): ServiceAuthResult<R> {
+  const fail = (reason: ServiceAuthFailure, detail: string): ServiceAuthResult<R> => ({ ok: false, reason, detail });
   if (!input.authorization) return fail('missing-token', 'no Authorization header');
   let keyName: string | undefined;
   let resource: string;
@@ -106,6 +109,6 @@ export function authorizeServiceRequest(input: ServiceAuthInput): ServiceAuthRes
 }
 
 /** `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`, what `ProvisioningServiceClient.fromConnectionString` takes. */
-export function serviceConnectionString(hostName: string, policy: SharedAccessPolicy): string {
+export function serviceConnectionString(hostName: string, policy: SharedAccessPolicy<string>): string {
   return `HostName=${hostName};SharedAccessKeyName=${policy.keyName};SharedAccessKey=${policy.primaryKey}`;
 }

@@ -5,6 +5,8 @@ import type {
   RegistrationOperationStatus,
   X509RuntimeContext,
 } from '@dpskit/contracts';
+import type { HubAssignment } from '../hub/core/assignment.js';
+import { applyAssignment, type HubStore } from '../hub/core/store.js';
 import type { DeviceTransport } from './events.js';
 import type { EnrollmentRef } from './model.js';
 import type { CurrentAssignment } from './reprovision.js';
@@ -51,12 +53,16 @@ export interface RegistrationStore {
   /** Saves a new, unfinished operation. */
   createOperation(operation: OperationRecord): void;
   getOperation(operationId: string): OperationRecord | undefined;
-  /** Saves `record` (when given) and the operation's final answer atomically. */
+  /**
+   * Saves `record` (when given), the operation's final answer and, after an assignment, the
+   * device's identity and twin in its hub (`applyAssignment`) atomically.
+   */
   finishOperation(
     operationId: string,
     response: RegistrationOperationStatus,
     finishedAtMs: number,
     record?: RegistrationRecord,
+    hub?: HubAssignment,
   ): void;
   /** Operations without a final answer, oldest first (after a crash: the ones to run again). */
   unfinishedOperations(): OperationRecord[];
@@ -66,6 +72,9 @@ export interface RegistrationStore {
 
 export class MemoryRegistrationStore implements RegistrationStore {
   readonly #records = new Map<string, RegistrationRecord>();
+
+  /** The hubs' devices, written on assignment when given. */
+  constructor(readonly hub?: HubStore) {}
 
   get(registrationId: string): RegistrationRecord | undefined {
     return this.#records.get(registrationId.toLowerCase());
@@ -95,6 +104,7 @@ export class MemoryRegistrationStore implements RegistrationStore {
     response: RegistrationOperationStatus,
     finishedAtMs: number,
     record?: RegistrationRecord,
+    hub?: HubAssignment,
   ): void {
     const operation = this.#operations.get(operationId);
     if (!operation) throw new Error(`operation ${operationId} does not exist`);
@@ -103,6 +113,7 @@ export class MemoryRegistrationStore implements RegistrationStore {
     operation.response = structuredClone(response);
     operation.finishedAtMs = finishedAtMs;
     if (saved) this.#records.set(saved.registrationId.toLowerCase(), saved);
+    if (hub && this.hub) applyAssignment(this.hub, hub, new Date(finishedAtMs));
   }
 
   unfinishedOperations(): OperationRecord[] {

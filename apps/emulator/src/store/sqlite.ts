@@ -24,6 +24,9 @@ import {
 } from '../core/enrollments/store.js';
 import { isDeviceTransport } from '../core/events.js';
 import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../core/store.js';
+import type { HubAssignment } from '../hub/core/assignment.js';
+import { applyAssignment } from '../hub/core/store.js';
+import { SqliteHubStore } from './sqlite-hub.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
 const MIGRATIONS: readonly string[] = [
@@ -85,6 +88,27 @@ const MIGRATIONS: readonly string[] = [
    );`,
   // X.509 devices' certificate details (issue 12), for a resumed allocation's webhook call.
   'ALTER TABLE operations ADD COLUMN x509_json TEXT;',
+  // The emulated IoT hubs: device identities with their twins, and the telemetry received (issue 10).
+  `CREATE TABLE hub_devices (
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     hub TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     device_json TEXT NOT NULL,
+     PRIMARY KEY (hub_key, device_key)
+   );
+   CREATE TABLE hub_telemetry (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     hub TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     body BLOB NOT NULL,
+     properties_json TEXT NOT NULL,
+     transport TEXT NOT NULL,
+     received_utc TEXT NOT NULL
+   );
+   CREATE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -141,12 +165,15 @@ export class SqliteStore
   readonly #statements;
   /** Counts this connection's enrollment writes; `data_version` counts other connections' commits. */
   #enrollmentWrites = 0;
+  /** The emulated hubs' devices and telemetry, in the same database. */
+  readonly hub: SqliteHubStore;
 
   private constructor(
     readonly path: string,
     db: Database.Database,
   ) {
     this.#db = db;
+    this.hub = new SqliteHubStore(db, path);
     this.#statements = {
       get: db.prepare<[string], RegistrationRow>('SELECT * FROM registrations WHERE registration_key = ?'),
       list: db.prepare<[], RegistrationRow>('SELECT * FROM registrations ORDER BY registration_key'),
@@ -355,6 +382,7 @@ export class SqliteStore
     response: RegistrationOperationStatus,
     finishedAtMs: number,
     record?: RegistrationRecord,
+    hub?: HubAssignment,
   ): void {
     // Serialize before the transaction: a value that cannot be stored fails before anything changes.
     const text = JSON.stringify(response);
@@ -362,6 +390,7 @@ export class SqliteStore
       if (record) this.put(record);
       const changed = this.#statements.finishOperation.run(text, finishedAtMs, operationId).changes;
       if (changed !== 1) throw new Error(`operation ${operationId} does not exist or has already finished`);
+      if (hub) applyAssignment(this.hub, hub, new Date(finishedAtMs));
     })();
   }
 

@@ -6,6 +6,8 @@ import { DpsErrorCode } from '@dpskit/contracts';
 import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
+import type { HubService } from '../hub/core/hub-service.js';
+import { handleHubRequest, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
@@ -27,6 +29,8 @@ export interface HttpsTransportOptions {
   api: DeviceApi;
   /** The DPS service (enrollment) API, served beside the device API on the same listener. */
   service?: Omit<ServiceApiOptions, 'log'>;
+  /** The emulated IoT hubs' registry and device REST routes (`/devices/…`, `/twins/…`), on the same listener. */
+  hub?: HubService;
   tls: { cert: string; key: string };
   host: string;
   port: number;
@@ -78,6 +82,9 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         404,
         `Neither DPS API has a resource at ${clip(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
       );
+    }
+    if (options.hub && isHubPath(url.pathname)) {
+      return handleHubRequest(options.hub, { method: req.method ?? 'GET', url, headers: req.headers, body }, log);
     }
     if (options.service && isServicePath(url.pathname)) {
       return handleServiceRequest(
@@ -157,7 +164,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   };
   const server = https.createServer(serverOptions, (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
-    const maxBytes = options.service && isServicePath(pathname) ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
+    const maxBytes =
+      options.hub && isHubPath(pathname)
+        ? MAX_HUB_BODY_BYTES
+        : options.service && isServicePath(pathname)
+          ? MAX_SERVICE_BODY_BYTES
+          : MAX_BODY_BYTES;
     readBody(req, maxBytes).then(
       (body) => {
         Promise.resolve()

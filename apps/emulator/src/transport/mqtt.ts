@@ -11,6 +11,7 @@ import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
+import { peekMqttConnect } from './mqtt-connect-peek.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -36,6 +37,11 @@ export interface MqttTransportOptions {
   port: number;
   log: Logger;
   limits?: ConnectionLimits;
+  /**
+   * Another MQTT service on the same listener (the emulated IoT hubs): given a connection's CONNECT
+   * username, returns its handler, or undefined when the connection is DPS's.
+   */
+  route?: (username: string | undefined) => ((stream: Duplex) => void) | undefined;
 }
 
 export interface RunningTransport {
@@ -182,8 +188,33 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     log.debug('mqtt.connection', `${clip(client?.id ?? '?')}: ${err.message}`),
   );
 
+  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+  // Over TLS and over WebSockets alike: the CONNECT's username says whether the connection is DPS's
+  // or one of the emulated hubs' (see mqtt-connect-peek.ts).
   const accept = (stream: Duplex, peer: string) => {
-    broker.handle(stream);
+    const route = options.route;
+    if (!route) {
+      serve(stream, peer, broker.handle.bind(broker));
+      return;
+    }
+    peekMqttConnect(stream, MAX_MQTT_PACKET_BYTES).then((peeked) => {
+      if (peeked.kind === 'closed') {
+        stream.destroy();
+        return;
+      }
+      const handler = peeked.kind === 'connect' ? route(peeked.username) : undefined;
+      if (handler && peeked.kind === 'connect' && peeked.keepaliveSeconds > 0 && stream instanceof tls.TLSSocket) {
+        // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
+        // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
+        // timeout meant for DPS's short request/response sessions.
+        stream.setTimeout(Math.max(limits.idleTimeoutMs, peeked.keepaliveSeconds * 1500 + 5_000));
+      }
+      serve(stream, peer, handler ?? broker.handle.bind(broker));
+    });
+  };
+
+  const serve = (stream: Duplex, peer: string, handle: (stream: Duplex) => void) => {
+    handle(stream);
     // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
     // (before aedes parses it) and does not switch the stream to flowing mode.
     const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
@@ -227,7 +258,6 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     });
   };
 
-  const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const server = tls.createServer(
     {
       cert: options.tls.cert,

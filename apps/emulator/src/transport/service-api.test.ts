@@ -537,14 +537,14 @@ describe('the DPS service API with the official service SDK', () => {
   });
 
   it('logs requests that reach neither API, saying which API was expected, and WebSocket upgrades as such', async () => {
-    const stray = await rawRequest(emulator, { method: 'GET', path: '/devices/dev-1?api-version=2021-04-12' });
+    const stray = await rawRequest(emulator, { method: 'GET', path: '/jobs/v2/job-1?api-version=2021-04-12' });
     expect(stray.status).toBe(404);
     expect((stray.json as Json).message).toMatch(
-      /Neither DPS API has a resource at \/devices\/dev-1: the device API serves .*; the service API serves/,
+      /Neither DPS API has a resource at \/jobs\/v2\/job-1: the device API serves .*; the service API serves/,
     );
     expect(logs.findLast((l) => l.event === 'https.unrouted')).toMatchObject({
       method: 'GET',
-      path: '/devices/dev-1',
+      path: '/jobs/v2/job-1',
       status: 404,
     });
 

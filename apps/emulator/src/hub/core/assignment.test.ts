@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { type HubAssignment, planAssignment } from './assignment.js';
+import type { HubDevice } from './identity.js';
+import { applyAssignment, MemoryHubStore } from './store.js';
+import { applyReportedPatch } from './twin.js';
+
+const now = new Date('2026-12-02T12:00:00.000Z');
+const keys = { primaryKey: 'cHJpbWFyeS1rZXktMTIzNDU2Nzg=', secondaryKey: 'c2Vjb25kYXJ5LWtleS0xMjM0NTY=' };
+const initialTwin = { tags: { kind: 'toaster' }, properties: { desired: { temp: 180 } } };
+
+function assignment(overrides: Partial<HubAssignment> = {}): HubAssignment {
+  return {
+    registrationId: 'dev-1',
+    hub: 'hub-a.net',
+    deviceId: 'dev-1',
+    keys,
+    resetTwin: true,
+    initialTwin,
+    ...overrides,
+  };
+}
+
+/** A store holding dev-1 on hub-a with a reported property, as after an initial assignment and a report. */
+function provisioned(): { store: MemoryHubStore; device: HubDevice } {
+  const store = new MemoryHubStore();
+  applyAssignment(store, assignment(), now);
+  const device = store.getDevice('hub-a.net', 'dev-1') as HubDevice;
+  device.twin = applyReportedPatch(device.twin, { fw: '1.0' }, now);
+  store.putDevice(device);
+  return { store, device };
+}
+
+describe('hub writes of a DPS assignment', () => {
+  it('initial assignment creates the identity with the attested keys and the initial twin', () => {
+    const store = new MemoryHubStore();
+    const plan = applyAssignment(store, assignment(), now);
+    expect(plan.action).toBe('created');
+    const device = store.getDevice('HUB-A.net', 'DEV-1');
+    expect(device?.identity).toMatchObject({ hub: 'hub-a.net', deviceId: 'dev-1', ...keys, status: 'enabled' });
+    expect(device?.identity.generationId).toMatch(/^\d{18}$/);
+    expect(device?.twin).toMatchObject({ tags: { kind: 'toaster' }, desired: { temp: 180 }, reported: {} });
+  });
+
+  it('migrateDeviceData true, new hub: the twin moves and the old identity is removed', () => {
+    const { store } = provisioned();
+    const plan = applyAssignment(
+      store,
+      assignment({ hub: 'hub-b.net', previous: { hub: 'hub-a.net', deviceId: 'dev-1' }, resetTwin: false }),
+      now,
+    );
+    expect(plan.action).toBe('moved');
+    expect(store.getDevice('hub-a.net', 'dev-1')).toBeUndefined();
+    expect(store.getDevice('hub-b.net', 'dev-1')?.twin).toMatchObject({
+      reported: { fw: '1.0' },
+      tags: { kind: 'toaster' },
+    });
+  });
+
+  it('migrateDeviceData false: the twin resets to the initial twin, on the new hub or the same one', () => {
+    const moved = provisioned();
+    applyAssignment(
+      moved.store,
+      assignment({ hub: 'hub-b.net', previous: { hub: 'hub-a.net', deviceId: 'dev-1' }, resetTwin: true }),
+      now,
+    );
+    expect(moved.store.getDevice('hub-a.net', 'dev-1')).toBeUndefined();
+    expect(moved.store.getDevice('hub-b.net', 'dev-1')?.twin).toMatchObject({ reported: {}, desired: { temp: 180 } });
+
+    const stayed = provisioned();
+    const plan = applyAssignment(
+      stayed.store,
+      assignment({ previous: { hub: 'hub-a.net', deviceId: 'dev-1' }, resetTwin: true }),
+      now,
+    );
+    expect(plan.action).toBe('reset');
+    const device = stayed.store.getDevice('hub-a.net', 'dev-1');
+    expect(device?.twin.reported).toEqual({});
+    // Same identity (generation), and a twin version past the old one: stale etags fail.
+    expect(device?.identity.generationId).toBe(stayed.device.identity.generationId);
+    expect(device?.twin.version).toBeGreaterThan(stayed.device.twin.version);
+  });
+
+  it('re-registration on the same hub with migration keeps the twin untouched', () => {
+    const { store, device } = provisioned();
+    applyAssignment(store, assignment({ previous: { hub: 'hub-a.net', deviceId: 'dev-1' }, resetTwin: false }), now);
+    expect(store.getDevice('hub-a.net', 'dev-1')?.twin).toEqual(device.twin);
+  });
+
+  it('a device deleted from its hub meanwhile is created again from the initial twin', () => {
+    const { store } = provisioned();
+    store.deleteDevice('hub-a.net', 'dev-1');
+    const plan = planAssignment(
+      assignment({ hub: 'hub-b.net', previous: { hub: 'hub-a.net', deviceId: 'dev-1' }, resetTwin: false }),
+      {},
+      now,
+    );
+    expect(plan.writes).toHaveLength(1);
+    expect(plan.writes[0]).toMatchObject({
+      kind: 'put',
+      device: { twin: { tags: { kind: 'toaster' }, reported: {} } },
+    });
+  });
+});

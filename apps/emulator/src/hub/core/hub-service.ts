@@ -1,0 +1,422 @@
+import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/contracts';
+import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
+import { type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
+import type { HubStore, TelemetryRecord } from './store.js';
+import {
+  applyReportedPatch,
+  applyServicePatch,
+  deviceTwinDocument,
+  etagMatches,
+  initialTwinState,
+  type JsonObject,
+  parseServiceTwinPatch,
+  TwinError,
+  twinEtag,
+} from './twin.js';
+import { deviceView, twinView } from './views.js';
+
+/** The permissions of an IoT Hub shared access policy (azure-docs iot-hub-dev-guide-sas). */
+export const HUB_RIGHTS = ['RegistryRead', 'RegistryWrite', 'ServiceConnect', 'DeviceConnect'] as const;
+export type HubRight = (typeof HUB_RIGHTS)[number];
+export type HubPolicy = SharedAccessPolicy<HubRight>;
+
+/** The policy every IoT hub is created with, holding every right. */
+export const HUB_OWNER_POLICY_NAME = 'iothubowner';
+
+/**
+ * The emulated hubs' well-known development key for `iothubowner`, public on purpose like the DPS
+ * service key (`WELL_KNOWN_SERVICE_KEY`): it protects nothing.
+ */
+export const WELL_KNOWN_HUB_KEY = 'o09XICNmaRP+FS95c35/zhTsvc4AwBnx3+AHkjreljc=';
+
+export const DEFAULT_HUB_POLICIES: readonly HubPolicy[] = [
+  { keyName: HUB_OWNER_POLICY_NAME, primaryKey: WELL_KNOWN_HUB_KEY, rights: HUB_RIGHTS },
+];
+
+export type HubTransport = 'mqtt' | 'https';
+
+/** What the hubs report (the emulator logs them and emits them as `hub` events; never keys). */
+export type HubEvent =
+  | { kind: 'connected' | 'disconnected'; hub: string; deviceId: string; transport: HubTransport }
+  | { kind: 'connect-refused'; hub: string; deviceId: string; transport: HubTransport; reason: string }
+  | { kind: 'reported'; hub: string; deviceId: string; reportedVersion: number; patch: JsonObject }
+  | {
+      kind: 'twin-updated';
+      hub: string;
+      deviceId: string;
+      version: number;
+      tags?: JsonObject;
+      desired?: JsonObject;
+    }
+  | {
+      kind: 'telemetry';
+      hub: string;
+      deviceId: string;
+      transport: HubTransport;
+      bytes: number;
+      body: string;
+      properties: Record<string, string>;
+    }
+  | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string };
+
+/** An answer the registry API gives as an error: IoT Hub's status and `ErrorCode`. */
+export class HubError extends Error {
+  override readonly name = 'HubError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type DeviceAuthFailure =
+  | 'unknown-hub'
+  | 'invalid-device-id'
+  | 'device-not-found'
+  | 'device-disabled'
+  | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
+  | 'policy-token';
+
+export type DeviceAuthResult =
+  | { ok: true; hub: string; deviceId: string }
+  | { ok: false; reason: DeviceAuthFailure; detail: string };
+
+export interface HubServiceOptions {
+  store: HubStore;
+  /** The hub host names served (the DPS instance's linked hubs). */
+  hubs: readonly string[];
+  policies?: readonly HubPolicy[];
+  now?: () => Date;
+  onEvent?: (event: HubEvent) => void;
+}
+
+/**
+ * The emulated IoT hubs' core: device authentication, twins, the registry's device and twin
+ * operations and telemetry, over the `HubStore` (every read and write goes to the store, so
+ * another process on the same store sees the same hub). Transports are thin adapters over it.
+ */
+export class HubService {
+  readonly #store: HubStore;
+  readonly #hubs: ReadonlyMap<string, string>;
+  readonly #now: () => Date;
+  readonly #listeners = new Set<(event: HubEvent) => void>();
+  readonly policies: readonly HubPolicy[];
+
+  constructor(options: HubServiceOptions) {
+    this.#store = options.store;
+    this.#hubs = new Map(options.hubs.map((hub) => [hub.toLowerCase(), hub]));
+    this.#now = options.now ?? (() => new Date());
+    this.policies = options.policies ?? DEFAULT_HUB_POLICIES;
+    if (options.onEvent) this.#listeners.add(options.onEvent);
+  }
+
+  /** The hub's configured host name, if `name` (any case, port ignored) is one of the hubs. */
+  hubNamed(name: string | undefined): string | undefined {
+    if (!name) return undefined;
+    return this.#hubs.get(name.replace(/:\d+$/, '').toLowerCase());
+  }
+
+  get hubs(): string[] {
+    return [...this.#hubs.values()];
+  }
+
+  /** Listens to every hub event (transports use it to push desired properties). */
+  subscribe(listener: (event: HubEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Checks a device's SAS token as IoT Hub does for a device-scoped key: `sr={hub}/devices/{id}`,
+   * signed with the identity's primary or secondary key, not expired. Details are for the log.
+   */
+  authenticateDevice(input: { hub: string; deviceId: string; token: string | undefined }): DeviceAuthResult {
+    const fail = (reason: DeviceAuthFailure, detail: string): DeviceAuthResult => ({ ok: false, reason, detail });
+    const hub = this.hubNamed(input.hub);
+    if (!hub) return fail('unknown-hub', `"${input.hub.slice(0, 256)}" is not one of the emulated hubs`);
+    if (!isValidDeviceId(input.deviceId))
+      return fail('invalid-device-id', 'the device id is not a valid IoT Hub device id');
+    const device = this.#store.getDevice(hub, input.deviceId);
+    if (!device) return fail('device-not-found', `no device "${input.deviceId}" in ${hub}`);
+    if (device.identity.status !== 'enabled') return fail('device-disabled', `device "${input.deviceId}" is disabled`);
+    if (!input.token) return fail('malformed', 'no SAS token');
+    try {
+      const parsed = verifySasToken(input.token, {
+        keys: [device.identity.primaryKey, device.identity.secondaryKey],
+        expectedResource: `${hub}/devices/${input.deviceId}`,
+        now: this.#now(),
+      });
+      // A token signed with a hub policy (`skn=…`) needs the policy's DeviceConnect right: not emulated.
+      if (parsed.keyName !== undefined)
+        return fail('policy-token', 'tokens of shared access policies are not accepted for devices');
+    } catch (err) {
+      if (err instanceof SasTokenError) {
+        return fail(err.reason === 'key-name-mismatch' ? 'malformed' : err.reason, err.message);
+      }
+      throw err;
+    }
+    return { ok: true, hub, deviceId: device.identity.deviceId };
+  }
+
+  /** Checks a registry request's `SharedAccessSignature sr={hub}&…&skn={policy}` for `right`. */
+  authorizeRegistry(
+    hub: string,
+    authorization: string | undefined,
+    right: HubRight,
+  ): { ok: true } | { ok: false; reason: ServiceAuthFailure; detail: string } {
+    const result = authorizeServiceRequest<HubRight>({
+      authorization,
+      hosts: [hub],
+      policies: this.policies,
+      required: right,
+      now: this.#now(),
+    });
+    return result.ok ? { ok: true } : result;
+  }
+
+  /** The twin document the device gets for `$iothub/twin/GET`. */
+  deviceTwin(hub: string, deviceId: string): ReturnType<typeof deviceTwinDocument> {
+    return deviceTwinDocument(this.#require(hub, deviceId).twin);
+  }
+
+  /** A reported-properties patch from the device; returns the new reported `$version`. */
+  reportProperties(hub: string, deviceId: string, patch: unknown): number {
+    const now = this.#now();
+    const device = this.#store.transaction(() => {
+      const current = this.#require(hub, deviceId);
+      const updated: HubDevice = {
+        ...current,
+        twin: applyReportedPatch(current.twin, patch, now),
+        lastActivityUtc: now.toISOString(),
+      };
+      this.#store.putDevice(updated);
+      return updated;
+    });
+    this.#emit({
+      kind: 'reported',
+      hub: device.identity.hub,
+      deviceId: device.identity.deviceId,
+      reportedVersion: device.twin.reportedVersion,
+      patch: patch as JsonObject,
+    });
+    return device.twin.reportedVersion;
+  }
+
+  getTwin(hub: string, deviceId: string): Record<string, unknown> {
+    return twinView(this.#require(hub, deviceId));
+  }
+
+  /** `PATCH /twins/{id}`: tags and desired properties, `If-Match` checked against the twin's etag. */
+  updateTwin(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
+    const patch = parseServiceTwinPatch(body);
+    const now = this.#now();
+    const { device, desiredPush } = this.#store.transaction(() => {
+      const current = this.#require(hub, deviceId);
+      if (!etagMatches(ifMatch, twinEtag(current.twin))) {
+        throw new HubError(412, 'PreconditionFailed', `Precondition failed: the twin's etag is not ${ifMatch}`);
+      }
+      const applied = applyServicePatch(current.twin, patch, now);
+      const updated: HubDevice = { ...current, twin: applied.state };
+      this.#store.putDevice(updated);
+      return { device: updated, desiredPush: applied.desiredPush };
+    });
+    this.#emit({
+      kind: 'twin-updated',
+      hub: device.identity.hub,
+      deviceId: device.identity.deviceId,
+      version: device.twin.version,
+      ...(patch.tags ? { tags: patch.tags } : {}),
+      ...(desiredPush ? { desired: desiredPush } : {}),
+    });
+    return twinView(device);
+  }
+
+  getDevice(hub: string, deviceId: string): Record<string, unknown> {
+    return deviceView(this.#require(hub, deviceId));
+  }
+
+  /** `DELETE /devices/{id}` (`If-Match: *` or the device etag). */
+  deleteDevice(hub: string, deviceId: string, ifMatch: string | undefined): void {
+    this.#store.transaction(() => {
+      const current = this.#require(hub, deviceId);
+      if (!etagMatches(ifMatch, deviceView(current).etag as string)) {
+        throw new HubError(412, 'PreconditionFailed', `Precondition failed: the device's etag is not ${ifMatch}`);
+      }
+      this.#store.deleteDevice(hub, deviceId);
+    });
+    this.#emit({ kind: 'device-deleted', hub, deviceId });
+  }
+
+  /**
+   * `PUT /devices/{id}`: creates a device (no `If-Match`; keys generated when not given) or updates
+   * its status and keys (`If-Match`). Only symmetric-key (`sas`) devices are emulated.
+   */
+  putDevice(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
+    if (!isValidDeviceId(deviceId))
+      throw new HubError(400, 'ArgumentInvalid', `Invalid device id: ${deviceId.slice(0, 128)}`);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HubError(400, 'ArgumentInvalid', 'The device must be a JSON object.');
+    }
+    const fields = body as {
+      deviceId?: unknown;
+      status?: unknown;
+      statusReason?: unknown;
+      authentication?: { type?: unknown; symmetricKey?: { primaryKey?: unknown; secondaryKey?: unknown } };
+    };
+    if (fields.deviceId !== undefined && String(fields.deviceId).toLowerCase() !== deviceId.toLowerCase()) {
+      throw new HubError(400, 'ArgumentInvalid', 'The deviceId in the body differs from the one in the path.');
+    }
+    if (fields.status !== undefined && fields.status !== 'enabled' && fields.status !== 'disabled') {
+      throw new HubError(400, 'ArgumentInvalid', 'status must be "enabled" or "disabled".');
+    }
+    const type = fields.authentication?.type;
+    if (type !== undefined && type !== 'sas') {
+      throw new HubError(400, 'ArgumentInvalid', `authentication type "${String(type)}" is not emulated (only "sas").`);
+    }
+    const keys = fields.authentication?.symmetricKey;
+    for (const name of ['primaryKey', 'secondaryKey'] as const) {
+      const key = keys?.[name];
+      // `azure-iothub` sends empty keys for "generate them", as IoT Hub does.
+      if (key !== undefined && key !== null && key !== '' && (typeof key !== 'string' || !isBase64Key(key))) {
+        throw new HubError(
+          400,
+          'ArgumentInvalid',
+          `authentication.symmetricKey.${name} must be a base64 key of 16 to 64 bytes.`,
+        );
+      }
+    }
+    const now = this.#now().toISOString();
+    let created = false;
+    const device = this.#store.transaction(() => {
+      const current = this.#store.getDevice(hub, deviceId);
+      if (current && ifMatch === undefined)
+        throw new HubError(409, 'DeviceAlreadyExists', `A device with ID '${deviceId}' is already registered.`);
+      if (current && !etagMatches(ifMatch, deviceView(current).etag as string)) {
+        throw new HubError(412, 'PreconditionFailed', `Precondition failed: the device's etag is not ${ifMatch}`);
+      }
+      // With If-Match the PUT is an update (`Registry.update` sends `*`): of an existing device only.
+      if (!current && ifMatch !== undefined) throw new HubError(404, 'DeviceNotFound', `Device ${deviceId} not found.`);
+      const status = (fields.status as 'enabled' | 'disabled' | undefined) ?? current?.identity.status ?? 'enabled';
+      const given = (key: unknown) => (typeof key === 'string' && key !== '' ? key : undefined);
+      const primaryKey = given(keys?.primaryKey) ?? current?.identity.primaryKey ?? generateSymmetricKey(32);
+      const secondaryKey = given(keys?.secondaryKey) ?? current?.identity.secondaryKey ?? generateSymmetricKey(32);
+      const next: HubDevice = current
+        ? {
+            ...current,
+            identity: {
+              ...current.identity,
+              status,
+              primaryKey,
+              secondaryKey,
+              etagVersion: current.identity.etagVersion + 1,
+              ...(status !== current.identity.status ? { statusUpdatedUtc: now } : {}),
+            },
+          }
+        : {
+            identity: {
+              hub: this.hubNamed(hub) ?? hub,
+              deviceId,
+              primaryKey,
+              secondaryKey,
+              status,
+              generationId: newGenerationId(),
+              etagVersion: 0,
+              createdUtc: now,
+              statusUpdatedUtc: now,
+            },
+            twin: initialTwinState(undefined, this.#now()),
+            connectionState: 'Disconnected',
+          };
+      if (typeof fields.statusReason === 'string') next.identity.statusReason = fields.statusReason.slice(0, 128);
+      created = !current;
+      this.#store.putDevice(next);
+      return next;
+    });
+    this.#emit({ kind: created ? 'device-created' : 'device-updated', hub, deviceId: device.identity.deviceId });
+    return deviceView(device);
+  }
+
+  /** A device-to-cloud message: saved (bounded per hub) and reported. */
+  receiveTelemetry(
+    hub: string,
+    deviceId: string,
+    message: { body: Buffer; properties: Record<string, string>; transport: HubTransport },
+  ): void {
+    const now = this.#now().toISOString();
+    this.#store.transaction(() => {
+      const current = this.#require(hub, deviceId);
+      this.#store.putDevice({ ...current, lastActivityUtc: now });
+      this.#store.addTelemetry({
+        hub: current.identity.hub,
+        deviceId: current.identity.deviceId,
+        ...message,
+        receivedUtc: now,
+      });
+    });
+    this.#emit({
+      kind: 'telemetry',
+      hub,
+      deviceId,
+      transport: message.transport,
+      bytes: message.body.length,
+      body: message.body.toString('utf8').slice(0, 256),
+      properties: message.properties,
+    });
+  }
+
+  /** Records a device connecting or leaving (its registry `connectionState`). */
+  setConnected(hub: string, deviceId: string, connected: boolean, transport: HubTransport): void {
+    const now = this.#now().toISOString();
+    this.#store.transaction(() => {
+      const current = this.#store.getDevice(hub, deviceId);
+      if (!current) return; // deleted meanwhile
+      this.#store.putDevice({
+        ...current,
+        connectionState: connected ? 'Connected' : 'Disconnected',
+        connectionStateUpdatedUtc: now,
+        ...(connected ? { lastActivityUtc: now } : {}),
+      });
+    });
+    this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, deviceId, transport });
+  }
+
+  /** Reports a refused device connection (never the token). */
+  reportRefused(hub: string, deviceId: string, transport: HubTransport, reason: string): void {
+    this.#emit({ kind: 'connect-refused', hub, deviceId, transport, reason });
+  }
+
+  /** Telemetry the hub kept, oldest first. */
+  telemetry(hub: string, deviceId?: string): TelemetryRecord[] {
+    return this.#store.telemetry(this.hubNamed(hub) ?? hub, deviceId);
+  }
+
+  /** The devices of one hub, or of all. */
+  devices(hub?: string): HubDevice[] {
+    return this.#store.listDevices(hub);
+  }
+
+  #require(hub: string, deviceId: string): HubDevice {
+    const device = this.#store.getDevice(hub, deviceId);
+    if (!device) throw new HubError(404, 'DeviceNotFound', `Device ${deviceId.slice(0, 128)} not found in ${hub}.`);
+    return device;
+  }
+
+  #emit(event: HubEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own; the hub goes on.
+      }
+    }
+  }
+}
+
+function isBase64Key(key: string): boolean {
+  const bytes = Buffer.from(key, 'base64');
+  return bytes.toString('base64') === key && bytes.length >= 16 && bytes.length <= 64;
+}
+
+export { TwinError };

@@ -1,0 +1,285 @@
+import type { InitialTwin } from '@dpskit/contracts';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * A device twin as the emulated hub keeps it: the three sections without their `$version` and
+ * `$metadata`, which are derived from the counters here. Pure data, stored as JSON.
+ */
+export interface TwinState {
+  tags: JsonObject;
+  desired: JsonObject;
+  reported: JsonObject;
+  /** `properties.desired.$version`: counts desired-property changes. */
+  desiredVersion: number;
+  /** `properties.reported.$version`: counts reported-property changes. */
+  reportedVersion: number;
+  /** The twin's `version`: counts every change (tags, desired, reported). */
+  version: number;
+  desiredUpdatedUtc: string;
+  reportedUpdatedUtc: string;
+}
+
+/**
+ * IoT Hub's documented twin limits (azure-docs iot-hub-devguide-device-twins, "Tags and
+ * properties format", "Device twin size"): values nest at most 10 levels; keys up to 1 KB, without
+ * `.`, `$`, space or control characters; tags 8 KB, desired and reported 32 KB each.
+ */
+export const TWIN_LIMITS = {
+  maxDepth: 10,
+  maxKeyBytes: 1024,
+  maxBytes: { tags: 8 * 1024, desired: 32 * 1024, reported: 32 * 1024 },
+} as const;
+
+export type TwinSection = 'tags' | 'desired' | 'reported';
+
+/** A twin document or patch that IoT Hub would refuse (HTTP 400, MQTT status 400). */
+export class TwinError extends Error {
+  override readonly name = 'TwinError';
+  constructor(
+    readonly code: 'ArgumentInvalid' | 'PreconditionFailed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Checks a section (or a patch of one) against IoT Hub's format rules and returns it typed.
+ * `patch`: nulls are allowed (they delete the property). Messages name the path and the cause.
+ */
+export function parseTwinSection(value: unknown, section: TwinSection, patch: boolean): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TwinError('ArgumentInvalid', `${section} must be a JSON object`);
+  }
+  checkObject(value as Record<string, unknown>, section, 1, patch);
+  const size = Buffer.byteLength(JSON.stringify(value));
+  if (size > TWIN_LIMITS.maxBytes[section]) {
+    throw new TwinError(
+      'ArgumentInvalid',
+      `${section} is ${size} bytes, over IoT Hub's ${TWIN_LIMITS.maxBytes[section]}-byte limit`,
+    );
+  }
+  return value as JsonObject;
+}
+
+function checkObject(value: Record<string, unknown>, path: string, depth: number, allowNull: boolean): void {
+  if (depth > TWIN_LIMITS.maxDepth) {
+    throw new TwinError('ArgumentInvalid', `${path} nests deeper than ${TWIN_LIMITS.maxDepth} levels`);
+  }
+  for (const [key, child] of Object.entries(value)) {
+    const at = `${path}.${key}`;
+    if (key.length === 0) throw new TwinError('ArgumentInvalid', `${path} has an empty property name`);
+    if (Buffer.byteLength(key) > TWIN_LIMITS.maxKeyBytes) {
+      throw new TwinError(
+        'ArgumentInvalid',
+        `a property name in ${path} is longer than ${TWIN_LIMITS.maxKeyBytes} bytes`,
+      );
+    }
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: IoT Hub forbids C0 and C1 control characters in keys
+    if (/[.$ \u0000-\u001f\u007f-\u009f]/.test(key)) {
+      throw new TwinError(
+        'ArgumentInvalid',
+        `property name "${key.slice(0, 64)}" in ${path} contains '.', '$', a space or a control character`,
+      );
+    }
+    checkValue(child, at, depth, allowNull);
+  }
+}
+
+function checkValue(value: unknown, path: string, depth: number, allowNull: boolean): void {
+  if (value === null) {
+    if (!allowNull) throw new TwinError('ArgumentInvalid', `${path} is null (null only deletes, in a patch)`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    if (depth + 1 > TWIN_LIMITS.maxDepth) {
+      throw new TwinError('ArgumentInvalid', `${path} nests deeper than ${TWIN_LIMITS.maxDepth} levels`);
+    }
+    for (const [index, item] of value.entries()) checkValue(item, `${path}[${index}]`, depth + 1, false);
+    return;
+  }
+  if (typeof value === 'object') {
+    // Nulls inside a patch's nested object delete nested properties too.
+    checkObject(value as Record<string, unknown>, path, depth + 1, allowNull);
+    return;
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new TwinError('ArgumentInvalid', `${path} is not a finite number`);
+  }
+  if (!['string', 'number', 'boolean'].includes(typeof value)) {
+    throw new TwinError('ArgumentInvalid', `${path} is not a JSON value`);
+  }
+}
+
+/**
+ * JSON merge patch as IoT Hub applies twin patches: objects merge key by key, `null` removes a
+ * property, anything else (arrays included) replaces. Returns a new object.
+ */
+export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
+  const result: JsonObject = { ...target };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) {
+      delete result[key];
+    } else if (isObject(value)) {
+      const current = result[key];
+      result[key] = mergePatch(isObject(current) ? current : {}, value);
+    } else {
+      result[key] = value;
+    }
+  }
+  return result;
+}
+
+function isObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Drops nulls (an initial twin's `null` means "no such property"). */
+function withoutNulls(value: JsonObject): JsonObject {
+  return mergePatch({}, value);
+}
+
+/**
+ * The twin a new device identity gets: the initial twin's tags and desired properties (DPS writes
+ * them on initial assignment and on "reprovision and reset"), no reported properties, version 1
+ * on every counter.
+ */
+export function initialTwinState(initialTwin: InitialTwin | undefined, now: Date): TwinState {
+  const tags = initialTwin?.tags ? parseTwinSection(initialTwin.tags, 'tags', true) : {};
+  const desired = initialTwin?.properties?.desired
+    ? parseTwinSection(initialTwin.properties.desired, 'desired', true)
+    : {};
+  const at = now.toISOString();
+  return {
+    tags: withoutNulls(tags),
+    desired: withoutNulls(desired),
+    reported: {},
+    desiredVersion: 1,
+    reportedVersion: 1,
+    version: 1,
+    desiredUpdatedUtc: at,
+    reportedUpdatedUtc: at,
+  };
+}
+
+/** A reported-properties PATCH from the device (MQTT `$iothub/twin/PATCH/properties/reported/`). */
+export function applyReportedPatch(state: TwinState, patch: unknown, now: Date): TwinState {
+  const parsed = parseTwinSection(patch, 'reported', true);
+  const reported = mergePatch(state.reported, parsed);
+  checkSize(reported, 'reported');
+  return {
+    ...state,
+    reported,
+    reportedVersion: state.reportedVersion + 1,
+    version: state.version + 1,
+    reportedUpdatedUtc: now.toISOString(),
+  };
+}
+
+/** What the registry's `PATCH /twins/{id}` may change: tags and desired properties. */
+export interface ServiceTwinPatch {
+  tags?: JsonObject;
+  desired?: JsonObject;
+}
+
+/** Parses a `PATCH /twins/{id}` body: `{tags?, properties?: {desired?}}` (reported is the device's). */
+export function parseServiceTwinPatch(body: unknown): ServiceTwinPatch {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new TwinError('ArgumentInvalid', 'the twin patch must be a JSON object');
+  }
+  const { tags, properties } = body as { tags?: unknown; properties?: unknown };
+  const patch: ServiceTwinPatch = {};
+  if (tags !== undefined && tags !== null) patch.tags = parseTwinSection(tags, 'tags', true);
+  if (properties !== undefined && properties !== null) {
+    if (typeof properties !== 'object' || Array.isArray(properties)) {
+      throw new TwinError('ArgumentInvalid', 'properties must be a JSON object');
+    }
+    const { desired, reported } = properties as { desired?: unknown; reported?: unknown };
+    if (reported !== undefined && reported !== null) {
+      throw new TwinError('ArgumentInvalid', 'properties.reported can only be changed by the device');
+    }
+    if (desired !== undefined && desired !== null) patch.desired = parseTwinSection(desired, 'desired', true);
+  }
+  return patch;
+}
+
+/**
+ * Applies a registry twin patch. Returns the new state and, when desired properties changed, the
+ * patch IoT Hub pushes to a connected device (with the new `$version`).
+ */
+export function applyServicePatch(
+  state: TwinState,
+  patch: ServiceTwinPatch,
+  now: Date,
+): { state: TwinState; desiredPush?: JsonObject } {
+  let next = state;
+  if (patch.tags) {
+    const tags = mergePatch(next.tags, patch.tags);
+    checkSize(tags, 'tags');
+    next = { ...next, tags, version: next.version + 1 };
+  }
+  if (!patch.desired) return { state: next };
+  const desired = mergePatch(next.desired, patch.desired);
+  checkSize(desired, 'desired');
+  next = {
+    ...next,
+    desired,
+    desiredVersion: next.desiredVersion + 1,
+    version: next.version + 1,
+    desiredUpdatedUtc: now.toISOString(),
+  };
+  return { state: next, desiredPush: { ...patch.desired, $version: next.desiredVersion } };
+}
+
+function checkSize(section: JsonObject, name: TwinSection): void {
+  const size = Buffer.byteLength(JSON.stringify(section));
+  if (size > TWIN_LIMITS.maxBytes[name]) {
+    throw new TwinError(
+      'ArgumentInvalid',
+      `${name} would be ${size} bytes, over IoT Hub's ${TWIN_LIMITS.maxBytes[name]}-byte limit`,
+    );
+  }
+}
+
+/** The twin's etag: IoT Hub's form, base64 of the version as a big-endian 64-bit integer. */
+export function twinEtag(state: TwinState): string {
+  const buffer = Buffer.alloc(8);
+  buffer.writeBigUInt64BE(BigInt(state.version));
+  return buffer.toString('base64');
+}
+
+/** Whether an `If-Match` header allows a write of `etag` (absent or `*`: always). */
+export function etagMatches(ifMatch: string | undefined, etag: string): boolean {
+  if (ifMatch === undefined) return true;
+  const value = ifMatch
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
+  return value === '*' || value === etag;
+}
+
+/** What the device gets for `$iothub/twin/GET`: desired and reported with their `$version`s, no tags. */
+export function deviceTwinDocument(state: TwinState): { desired: JsonObject; reported: JsonObject } {
+  return {
+    desired: { ...state.desired, $version: state.desiredVersion },
+    reported: { ...state.reported, $version: state.reportedVersion },
+  };
+}
+
+/** The twin's `properties` as the registry shows them, with `$metadata` (top level only) and `$version`. */
+export function serviceTwinProperties(state: TwinState): { desired: JsonObject; reported: JsonObject } {
+  return {
+    desired: {
+      ...state.desired,
+      $metadata: { $lastUpdated: state.desiredUpdatedUtc, $lastUpdatedVersion: state.desiredVersion },
+      $version: state.desiredVersion,
+    },
+    reported: {
+      ...state.reported,
+      $metadata: { $lastUpdated: state.reportedUpdatedUtc },
+      $version: state.reportedVersion,
+    },
+  };
+}

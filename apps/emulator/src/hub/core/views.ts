@@ -1,0 +1,54 @@
+import { type DeviceIdentity, deviceEtag, type HubDevice, NEVER_UTC } from './identity.js';
+import { type JsonObject, serviceTwinProperties, twinEtag } from './twin.js';
+
+const NO_THUMBPRINT = { primaryThumbprint: null, secondaryThumbprint: null };
+
+/**
+ * `GET /devices/{id}` as IoT Hub answers it (api-version 2021-04-12), in its field order. Keys are
+ * included as the real registry returns them to `iothubowner`.
+ */
+export function deviceView(device: HubDevice): Record<string, unknown> {
+  const { identity } = device;
+  return {
+    deviceId: identity.deviceId,
+    generationId: identity.generationId,
+    etag: deviceEtag(identity),
+    connectionState: device.connectionState,
+    status: identity.status,
+    statusReason: identity.statusReason ?? null,
+    connectionStateUpdatedTime: device.connectionStateUpdatedUtc ?? NEVER_UTC,
+    statusUpdatedTime: identity.statusUpdatedUtc,
+    lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
+    cloudToDeviceMessageCount: 0,
+    authentication: {
+      symmetricKey: { primaryKey: identity.primaryKey, secondaryKey: identity.secondaryKey },
+      x509Thumbprint: NO_THUMBPRINT,
+      type: 'sas',
+    },
+    capabilities: { iotEdge: false },
+  };
+}
+
+/** `GET /twins/{id}` as IoT Hub answers it, in its field order. */
+export function twinView(device: HubDevice): Record<string, unknown> {
+  const { identity, twin } = device;
+  return {
+    deviceId: identity.deviceId,
+    etag: twinEtag(twin),
+    deviceEtag: deviceEtag(identity),
+    status: identity.status,
+    statusUpdateTime: identity.statusUpdatedUtc,
+    connectionState: device.connectionState,
+    lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
+    cloudToDeviceMessageCount: 0,
+    authenticationType: 'sas',
+    x509Thumbprint: NO_THUMBPRINT,
+    modelId: '',
+    version: twin.version,
+    tags: twin.tags as JsonObject,
+    properties: serviceTwinProperties(twin),
+    capabilities: { iotEdge: false },
+  };
+}
+
+export type { DeviceIdentity };

@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { decodeJson, parseSasToken } from '@dpskit/contracts';
+import type { Logger } from '@dpskit/node-kit';
+import { clip } from '../core/client-text.js';
+import type { HttpAnswer } from '../transport/service-api.js';
+import { HubError, type HubRight, type HubService, TwinError } from './core/hub-service.js';
+
+/** Twins are at most 8 KB + 2 × 32 KB; device messages at most 256 KB (IoT Hub's limits). */
+export const MAX_HUB_BODY_BYTES = 256 * 1024;
+
+export interface HubRequest {
+  method: string;
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** The paths IoT Hub serves that DPS does not: the registry's `/devices`, `/twins` and the device API. */
+export function isHubPath(pathname: string): boolean {
+  return /^\/(devices|twins)(\/|$)/i.test(pathname);
+}
+
+/**
+ * IoT Hub's REST error body (`Message: "ErrorCode:{code};{message}"`), which `azure-iothub` and
+ * `azure-iot-device-http` parse into their error classes (404 `DeviceNotFound` →
+ * `DeviceNotFoundError`, 412 → `InvalidEtagError`, …).
+ */
+export function hubError(status: number, code: string, message: string): HttpAnswer {
+  const trackingId = randomUUID().replace(/-/g, '');
+  return {
+    status,
+    headers: { 'iothub-errorcode': code, 'x-ms-request-id': trackingId },
+    body: {
+      Message: `ErrorCode:${code};${message}`,
+      ExceptionMessage: `Tracking ID:${trackingId}-TimeStamp:${new Date().toISOString()}`,
+    },
+  };
+}
+
+type Route =
+  | { op: 'twin'; deviceId: string }
+  | { op: 'device'; deviceId: string }
+  | { op: 'events'; deviceId: string }
+  | { op: 'devicebound'; deviceId: string }
+  | { op: 'unknown' };
+
+function route(pathname: string): Route {
+  const parts = pathname.split('/').slice(1);
+  const decode = (part: string | undefined) => {
+    try {
+      return part ? decodeURIComponent(part) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const deviceId = decode(parts[1]);
+  if (!deviceId) return { op: 'unknown' };
+  const kind = parts[0]?.toLowerCase();
+  if (kind === 'twins' && parts.length === 2) return { op: 'twin', deviceId };
+  if (kind !== 'devices') return { op: 'unknown' };
+  if (parts.length === 2) return { op: 'device', deviceId };
+  const rest = parts.slice(2).join('/').toLowerCase();
+  if (rest === 'messages/events') return { op: 'events', deviceId };
+  if (rest.startsWith('messages/devicebound')) return { op: 'devicebound', deviceId };
+  return { op: 'unknown' };
+}
+
+/**
+ * Which hub a request is for: its `Host` when that names a hub (a device or client that reached the
+ * emulator by the hub's name), else the hub its SAS token names (`sr={hub}` or
+ * `sr={hub}/devices/{id}`: a client that reached it by `localhost`).
+ */
+export function hubOfRequest(hub: HubService, headers: IncomingHttpHeaders): string | undefined {
+  const byHost = hub.hubNamed(headers.host);
+  if (byHost) return byHost;
+  const authorization = headers.authorization;
+  if (!authorization) return undefined;
+  try {
+    const resource = parseSasToken(authorization).resource.replace(/^https?:\/\//i, '');
+    return hub.hubNamed(resource.split('/')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The emulated hubs over HTTPS: the registry's device and twin routes (as `azure-iothub`'s
+ * `Registry` calls them) and device-to-cloud telemetry (as `azure-iot-device-http` sends it).
+ */
+export function handleHubRequest(hub: HubService, request: HubRequest, log: Logger): HttpAnswer {
+  const { method, url, headers } = request;
+  const hubName = hubOfRequest(hub, headers);
+  if (!hubName) {
+    log.warn(
+      'https.unrouted',
+      `${method} ${url.pathname} → 404: an IoT Hub path, but neither Host nor token names a hub`,
+      {
+        method,
+        path: url.pathname,
+        status: 404,
+      },
+    );
+    return hubError(
+      404,
+      'IotHubNotFound',
+      `Neither the Host header nor the SAS token names one of the emulated hubs (${hub.hubs.join(', ')}).`,
+    );
+  }
+  const r = route(url.pathname);
+  if (r.op === 'unknown') {
+    return hubError(
+      404,
+      'NotFound',
+      `The emulated hub serves /devices/{id}, /twins/{id} and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+    );
+  }
+  if (!url.searchParams.get('api-version')) {
+    return hubError(400, 'InvalidProtocolVersion', 'The api-version query parameter is required.');
+  }
+  try {
+    if (r.op === 'events' || r.op === 'devicebound') return deviceRequest(hub, hubName, r, request, log);
+    const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
+    const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
+    if (!auth.ok) {
+      log.debug('hub.auth', `${method} ${url.pathname} on ${hubName}: ${auth.reason} (${auth.detail})`, {
+        hub: hubName,
+        reason: auth.reason,
+      });
+      return hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized');
+    }
+    const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
+    if (r.op === 'twin') {
+      if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
+      if (method === 'PATCH') return ok(hub.updateTwin(hubName, r.deviceId, json(request.body), ifMatch));
+      return notAllowed(method, url.pathname, 'GET, PATCH');
+    }
+    if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));
+    if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body), ifMatch));
+    if (method === 'DELETE') {
+      hub.deleteDevice(hubName, r.deviceId, ifMatch);
+      return { status: 204 };
+    }
+    return notAllowed(method, url.pathname, 'GET, PUT, DELETE');
+  } catch (err) {
+    if (err instanceof HubError) return hubError(err.status, err.code, err.message);
+    if (err instanceof TwinError) return hubError(err.code === 'PreconditionFailed' ? 412 : 400, err.code, err.message);
+    throw err;
+  }
+}
+
+function deviceRequest(
+  hub: HubService,
+  hubName: string,
+  r: { op: 'events' | 'devicebound'; deviceId: string },
+  request: HubRequest,
+  log: Logger,
+): HttpAnswer {
+  const auth = hub.authenticateDevice({ hub: hubName, deviceId: r.deviceId, token: request.headers.authorization });
+  if (!auth.ok) {
+    log.debug('hub.auth', `${clip(r.deviceId)} on ${hubName} over HTTPS: ${auth.reason} (${auth.detail})`, {
+      hub: hubName,
+      deviceId: clip(r.deviceId),
+      reason: auth.reason,
+    });
+    hub.reportRefused(hubName, r.deviceId, 'https', auth.reason);
+    return hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized');
+  }
+  if (r.op === 'devicebound') {
+    // No cloud-to-device messages are ever queued: an empty queue answers 204, as IoT Hub does.
+    if (request.method === 'GET') return { status: 204 };
+    return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
+  }
+  if (request.method !== 'POST') return notAllowed(request.method, request.url.pathname, 'POST');
+  hub.receiveTelemetry(auth.hub, auth.deviceId, {
+    body: request.body,
+    properties: telemetryProperties(request.headers),
+    transport: 'https',
+  });
+  return { status: 204 };
+}
+
+/** Application properties (`iothub-app-*`) and system properties (`iothub-messageid`, …) of an HTTP message. */
+function telemetryProperties(headers: IncomingHttpHeaders): Record<string, string> {
+  const properties: Record<string, string> = {};
+  const system: Record<string, string> = {
+    'iothub-messageid': '$.mid',
+    'iothub-correlationid': '$.cid',
+    'iothub-contenttype': '$.ct',
+    'iothub-contentencoding': '$.ce',
+  };
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') continue;
+    if (name.startsWith('iothub-app-')) properties[name.slice('iothub-app-'.length)] = value;
+    else if (system[name]) properties[system[name]] = value;
+  }
+  return properties;
+}
+
+function ok(body: unknown): HttpAnswer {
+  return { status: 200, body };
+}
+
+function notAllowed(method: string, path: string, allowed: string): HttpAnswer {
+  return hubError(405, 'MethodNotAllowed', `${clip(path)} allows ${allowed}, not ${clip(method)}.`);
+}
+
+function json(body: Buffer): unknown {
+  const decoded = decodeJson(body.toString('utf8'), { maxDepth: 32 });
+  if (!decoded.ok) throw new HubError(400, 'ArgumentInvalid', `The body is not valid JSON: ${decoded.reason}`);
+  return decoded.value;
+}

@@ -1,0 +1,99 @@
+/**
+ * IoT Hub's device-side MQTT topic grammar as the device SDKs speak it (pure; no broker). Source:
+ * azure-docs iot-hub-mqtt-support, azure-iot-sdk-node device/transport/mqtt.
+ */
+
+/** `{hub}/{deviceId}/?api-version=…` (module identities `{hub}/{deviceId}/{moduleId}/?…` are not emulated). */
+export function parseHubUsername(
+  username: string | undefined,
+): { hub: string; deviceId: string; moduleId?: string } | undefined {
+  if (!username) return undefined;
+  const q = username.indexOf('?');
+  const path = q === -1 ? username : username.slice(0, q);
+  const query = q === -1 ? '' : username.slice(q + 1);
+  // Without `?` the older form `{hub}/{deviceId}/api-version=…` is also spoken.
+  const parts = path.split('/');
+  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) parts.pop();
+  else if (q === -1) return undefined;
+  if (parts[parts.length - 1] === '') parts.pop();
+  if (!/(^|&)api-version=/.test(query) && q !== -1) return undefined;
+  const [hub, deviceId, moduleId, ...rest] = parts;
+  if (!hub || !deviceId || rest.length > 0 || !hub.includes('.')) return undefined;
+  return moduleId ? { hub, deviceId, moduleId } : { hub, deviceId };
+}
+
+/** The hub name a CONNECT username names, when it has the IoT Hub shape (DPS's starts with an ID scope). */
+export function hubOfUsername(username: string | undefined): string | undefined {
+  return parseHubUsername(username)?.hub;
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** A `a=1&b=2` property bag, percent-decoded (no `+` for space: the SDKs encode with encodeURIComponent). */
+export function parsePropertyBag(text: string): Record<string, string> {
+  const properties: Record<string, string> = {};
+  for (const pair of text.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+    properties[name] = safeDecode(eq === -1 ? '' : pair.slice(eq + 1));
+  }
+  return properties;
+}
+
+export type DevicePublish =
+  | { kind: 'telemetry'; properties: Record<string, string> }
+  | { kind: 'twin-get'; rid: string }
+  | { kind: 'twin-reported'; rid: string }
+  | { kind: 'method-response'; rid: string; status: string }
+  | { kind: 'invalid'; reason: string };
+
+/** What a device publishes: telemetry, twin requests, method responses; anything else is refused. */
+export function parseDevicePublish(topic: string, deviceId: string): DevicePublish {
+  const events = `devices/${deviceId}/messages/events/`;
+  if (topic.startsWith(events)) return { kind: 'telemetry', properties: parsePropertyBag(topic.slice(events.length)) };
+  if (topic === `devices/${deviceId}/messages/events`) return { kind: 'telemetry', properties: {} };
+  if (topic.startsWith('devices/')) {
+    return { kind: 'invalid', reason: `a device may only publish on devices/${deviceId}/messages/events/` };
+  }
+  const q = topic.indexOf('?');
+  const path = q === -1 ? topic : topic.slice(0, q);
+  const params = parsePropertyBag(q === -1 ? '' : topic.slice(q + 1));
+  const rid = params.$rid;
+  if (path === '$iothub/twin/GET/' || path === '$iothub/twin/PATCH/properties/reported/') {
+    if (!rid) return { kind: 'invalid', reason: `${path} needs a $rid` };
+    return path === '$iothub/twin/GET/' ? { kind: 'twin-get', rid } : { kind: 'twin-reported', rid };
+  }
+  const method = /^\$iothub\/methods\/res\/(\d{3})\/$/.exec(path);
+  if (method) {
+    if (!rid) return { kind: 'invalid', reason: 'a method response needs a $rid' };
+    return { kind: 'method-response', rid, status: method[1] as string };
+  }
+  return { kind: 'invalid', reason: `${topic.slice(0, 128)} is not an IoT Hub device topic` };
+}
+
+/** The filters a device may subscribe to (its own cloud-to-device queue, twin responses and pushes, methods). */
+export function isDeviceSubscription(filter: string, deviceId: string): boolean {
+  return (
+    filter === '$iothub/twin/res/#' ||
+    filter === '$iothub/twin/PATCH/properties/desired/#' ||
+    filter === '$iothub/methods/POST/#' ||
+    filter === `devices/${deviceId}/messages/devicebound/#`
+  );
+}
+
+export const DESIRED_FILTER = '$iothub/twin/PATCH/properties/desired/#';
+
+export function twinResponseTopic(status: number, rid: string, version?: number): string {
+  return `$iothub/twin/res/${status}/?$rid=${encodeURIComponent(rid)}${version !== undefined ? `&$version=${version}` : ''}`;
+}
+
+export function desiredPushTopic(version: number): string {
+  return `$iothub/twin/PATCH/properties/desired/?$version=${version}`;
+}

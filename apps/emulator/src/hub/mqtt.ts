@@ -1,0 +1,204 @@
+import type { Duplex } from 'node:stream';
+import { decodeJson } from '@dpskit/contracts';
+import type { Logger } from '@dpskit/node-kit';
+import { Aedes, type Client } from 'aedes';
+import { clip } from '../core/client-text.js';
+import { HubError, type HubEvent, type HubService, TwinError } from './core/hub-service.js';
+import {
+  DESIRED_FILTER,
+  desiredPushTopic,
+  hubOfUsername,
+  isDeviceSubscription,
+  parseDevicePublish,
+  parseHubUsername,
+  twinResponseTopic,
+} from './mqtt-topics.js';
+
+export interface HubMqtt {
+  /** The handler for a connection whose CONNECT username names one of the hubs; else undefined. */
+  route(username: string | undefined): ((stream: Duplex) => void) | undefined;
+  close(): Promise<void>;
+}
+
+/** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
+function refusal(returnCode: 2 | 5, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+interface Session {
+  hub: string;
+  deviceId: string;
+  desired: boolean;
+}
+
+/**
+ * IoT Hub's device API over MQTT 3.1.1 (as `azure-iot-device-mqtt` speaks it), one aedes broker
+ * per hub: MQTT client ids are device ids, unique only within a hub, and aedes keeps one session
+ * per client id. Every answer and push goes to the device's own connection (`client.publish`),
+ * never through the broker, so no device sees another's twin.
+ */
+export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqtt> {
+  const brokers = new Map<string, Aedes>();
+  const sessions = new WeakMap<Client, Session>();
+
+  for (const hubName of hub.hubs) {
+    const broker = await Aedes.createBroker({
+      authenticate(client, username, password, done) {
+        const parsed = parseHubUsername(username);
+        if (!parsed || parsed.hub.toLowerCase() !== hubName.toLowerCase()) {
+          return done(refusal(5, `username is not ${hubName}/{deviceId}/?api-version=…`), false);
+        }
+        if (parsed.moduleId) {
+          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', 'module identities are not emulated');
+          return done(refusal(5, 'module identities are not emulated'), false);
+        }
+        if (client.id !== parsed.deviceId) {
+          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', 'client id differs from the device id in the username');
+          return done(refusal(2, 'the MQTT client id must be the device id'), false);
+        }
+        const auth = hub.authenticateDevice({
+          hub: hubName,
+          deviceId: parsed.deviceId,
+          token: password?.toString('utf8'),
+        });
+        if (!auth.ok) {
+          log.debug('hub.auth', `${clip(parsed.deviceId)} on ${hubName} over MQTT: ${auth.reason} (${auth.detail})`, {
+            hub: hubName,
+            deviceId: clip(parsed.deviceId),
+            reason: auth.reason,
+          });
+          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', auth.reason);
+          return done(refusal(5, 'not authorized'), false);
+        }
+        sessions.set(client, { hub: auth.hub, deviceId: auth.deviceId, desired: false });
+        done(null, true);
+      },
+      authorizeSubscribe(client, subscription, done) {
+        const session = client ? sessions.get(client) : undefined;
+        if (!session || !isDeviceSubscription(subscription.topic, session.deviceId)) {
+          log.debug('hub.mqtt', `${clip(client?.id ?? '?')}: subscription to ${clip(subscription.topic)} refused`);
+          return done(null, null);
+        }
+        if (subscription.topic === DESIRED_FILTER) session.desired = true;
+        // QoS 0 as IoT Hub grants for twin topics; the device SDK accepts any granted QoS.
+        done(null, subscription);
+      },
+      authorizePublish(client, packet, done) {
+        if (!client) return done(null);
+        const session = sessions.get(client);
+        if (!session) return done(new Error('not authenticated'));
+        const publish = parseDevicePublish(packet.topic, session.deviceId);
+        if (publish.kind === 'invalid') {
+          // IoT Hub closes the connection of a device that publishes where it may not.
+          log.warn('hub.mqtt', `${clip(session.deviceId)} on ${session.hub}: ${publish.reason}; connection closed`);
+          return done(new Error(publish.reason));
+        }
+        packet.retain = false;
+        const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+        try {
+          if (publish.kind === 'telemetry') {
+            // Saved before the PUBACK (sent when `done` returns): an acknowledged message is kept.
+            hub.receiveTelemetry(session.hub, session.deviceId, {
+              body: payload,
+              properties: publish.properties,
+              transport: 'mqtt',
+            });
+          } else if (publish.kind === 'twin-get') {
+            reply(client, twinResponseTopic(200, publish.rid), hub.deviceTwin(session.hub, session.deviceId));
+          } else if (publish.kind === 'twin-reported') {
+            const patch = parsePatch(payload);
+            const version = hub.reportProperties(session.hub, session.deviceId, patch);
+            reply(client, twinResponseTopic(204, publish.rid, version), undefined);
+          }
+          // Method responses are accepted and dropped: no method is ever invoked on the emulated hubs.
+        } catch (err) {
+          if (publish.kind === 'twin-get' || publish.kind === 'twin-reported') {
+            const status = err instanceof HubError ? err.status : err instanceof TwinError ? 400 : 500;
+            const message = err instanceof Error && status !== 500 ? err.message : 'internal error';
+            if (status === 500) log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
+            reply(client, twinResponseTopic(status, publish.rid), { message });
+          } else {
+            log.error('hub.mqtt', `${clip(session.deviceId)}: telemetry not stored: ${(err as Error).message}`);
+            return done(err as Error);
+          }
+        }
+        done(null);
+      },
+    });
+    broker.on('clientReady', (client) => {
+      const session = sessions.get(client);
+      if (session) hub.setConnected(session.hub, session.deviceId, true, 'mqtt');
+    });
+    broker.on('clientDisconnect', (client) => {
+      const session = sessions.get(client);
+      if (session) hub.setConnected(session.hub, session.deviceId, false, 'mqtt');
+    });
+    broker.on('clientError', (client, err) => log.debug('hub.mqtt', `${clip(client.id)}: ${err.message}`));
+    broker.on('connectionError', (client, err) => log.debug('hub.mqtt', `${clip(client?.id ?? '?')}: ${err.message}`));
+    brokers.set(hubName.toLowerCase(), broker);
+  }
+
+  function reply(client: Client, topic: string, body: unknown): void {
+    if (client.closed) return;
+    client.publish(
+      {
+        cmd: 'publish',
+        topic,
+        payload: body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
+      (err) => {
+        if (err) log.debug('hub.mqtt', `${clip(client.id)}: answer not delivered (${err.message})`);
+      },
+    );
+  }
+
+  const onEvent = (event: HubEvent) => {
+    if (event.kind !== 'twin-updated' && event.kind !== 'device-deleted' && event.kind !== 'device-updated') return;
+    const broker = brokers.get(event.hub.toLowerCase());
+    const client = broker ? findClient(broker, event.deviceId) : undefined;
+    if (!client) return;
+    const session = sessions.get(client);
+    if (event.kind === 'twin-updated') {
+      const version = event.desired?.$version;
+      if (session?.desired && event.desired && typeof version === 'number') {
+        reply(client, desiredPushTopic(version), event.desired);
+      }
+      return;
+    }
+    if (event.kind === 'device-deleted') {
+      // IoT Hub drops the connection of a device deleted from its registry.
+      client.close();
+    }
+  };
+  const unsubscribe = hub.subscribe(onEvent);
+
+  return {
+    route(username) {
+      const hubName = hub.hubNamed(hubOfUsername(username));
+      const broker = hubName ? brokers.get(hubName.toLowerCase()) : undefined;
+      return broker ? (stream) => broker.handle(stream) : undefined;
+    },
+    async close() {
+      unsubscribe();
+      await Promise.all(
+        [...brokers.values()].map((broker) => new Promise<void>((resolve) => broker.close(() => resolve()))),
+      );
+    },
+  };
+}
+
+function findClient(broker: Aedes, deviceId: string): Client | undefined {
+  const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
+  return Object.hasOwn(clients, deviceId) ? clients[deviceId] : undefined;
+}
+
+function parsePatch(payload: Buffer): unknown {
+  // Bounded before parsing: the twin allows 10 levels, a deeper document is refused unparsed.
+  const decoded = decodeJson(payload.toString('utf8'), { maxDepth: 32 });
+  if (!decoded.ok)
+    throw new TwinError('ArgumentInvalid', `the reported properties are not valid JSON: ${decoded.reason}`);
+  return decoded.value;
+}

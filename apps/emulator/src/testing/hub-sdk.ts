@@ -1,0 +1,122 @@
+// The official, unmodified IoT Hub SDKs (`azure-iothub` Registry, `azure-iot-device` Client over
+// MQTT and HTTP) pointed at the emulated hubs with configuration only:
+// - the device MQTT client: the connection string's `GatewayHostName=localhost:PORT` (the SDK
+//   connects there, its username and token still name the hub) and the CA through `setOptions`;
+// - HTTP clients (Registry, the device HTTP transport) always connect to the hub's name on 443: an
+//   https.Agent that trusts the CA, resolves every name to the emulator's address and defaults to
+//   its port, given through the SDK's own `setOptions({ http: { agent } })`.
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import deviceSdk from 'azure-iot-device';
+import deviceHttp from 'azure-iot-device-http';
+import deviceMqtt from 'azure-iot-device-mqtt';
+import iothub from 'azure-iothub';
+import type { Emulator } from '../emulator.js';
+import type { HubEvent } from '../hub/core/hub-service.js';
+
+const { Client, Message } = deviceSdk;
+const { Registry } = iothub;
+
+export type HubDeviceTransport = 'mqtt' | 'https';
+export type DeviceClient = InstanceType<typeof Client>;
+export type RegistryClient = InstanceType<typeof Registry>;
+export { Message };
+
+/** Resolves every host name to the loopback address the emulator listens on. */
+const loopback: LookupFunction = (_hostname, options, callback) => {
+  if (typeof options === 'object' && options.all) {
+    (callback as unknown as (err: null, addresses: { address: string; family: number }[]) => void)(null, [
+      { address: '127.0.0.1', family: 4 },
+    ]);
+    return;
+  }
+  callback(null, '127.0.0.1', 4);
+};
+
+/** An agent for SDKs that connect to `{hub}:443`: the emulator's CA, its address, its HTTPS port. */
+export function hubAgent(emulator: Emulator): https.Agent {
+  const endpoint = emulator.endpoints.https;
+  if (!endpoint) throw new Error('the emulator runs without HTTPS');
+  return Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback }), {
+    defaultPort: endpoint.port,
+  });
+}
+
+/** `Registry.fromConnectionString(emulator.hubConnectionString(hub))` reaching the emulator. */
+export function registryClient(emulator: Emulator, hub?: string, connectionString?: string): RegistryClient {
+  const registry = Registry.fromConnectionString(connectionString ?? emulator.hubConnectionString(hub));
+  (registry as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
+    http: { agent: hubAgent(emulator) },
+  });
+  return registry;
+}
+
+/** The device connection string the SDK takes, with `GatewayHostName` pointing at the emulator's MQTT port. */
+export function deviceConnectionString(emulator: Emulator, hub: string, deviceId: string, key: string): string {
+  return `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=${emulator.endpoints.mqtt.provisioningHost}`;
+}
+
+/** An `azure-iot-device` Client for a device of an emulated hub, options set (not yet opened). */
+export async function deviceClient(
+  emulator: Emulator,
+  options: { hub: string; deviceId: string; key: string; transport?: HubDeviceTransport },
+): Promise<DeviceClient> {
+  const connectionString = deviceConnectionString(emulator, options.hub, options.deviceId, options.key);
+  const mqtt = (options.transport ?? 'mqtt') === 'mqtt';
+  const client = Client.fromConnectionString(connectionString, mqtt ? deviceMqtt.Mqtt : deviceHttp.Http);
+  client.on('error', () => {});
+  if (mqtt) {
+    // setOptions settles asynchronously: an open() before it would connect without the CA.
+    await client.setOptions({ ca: emulator.caCertPem });
+  } else {
+    // The HTTP transport applies options at once but never calls back for these (an SDK bug):
+    // its promise would never settle.
+    void client.setOptions({ http: { agent: hubAgent(emulator) } } as never);
+  }
+  return client;
+}
+
+/**
+ * Expects `open()` to fail with the SDK's UnauthorizedError *because the hub refused the device*
+ * for `reason` (not for a TLS or network failure), as the hub's `connect-refused` event says.
+ */
+export async function expectRefused(
+  emulator: Emulator,
+  options: { hub: string; deviceId: string; key: string; transport?: HubDeviceTransport },
+  reason: string,
+): Promise<void> {
+  const refused = nextHubEvent(
+    emulator,
+    (e) =>
+      e.kind === 'connect-refused' &&
+      e.deviceId === options.deviceId &&
+      e.hub.toLowerCase() === options.hub.toLowerCase(),
+  );
+  const client = await deviceClient(emulator, options);
+  // Over HTTP, open() contacts nobody: the first message is what the hub refuses.
+  const attempt =
+    options.transport === 'https' ? client.open().then(() => client.sendEvent(new Message('refused?'))) : client.open();
+  const error = await attempt.then(
+    () => {
+      throw new Error(`${options.deviceId} connected to ${options.hub}`);
+    },
+    (err: Error) => err,
+  );
+  if (error.name !== 'UnauthorizedError') throw error;
+  const event = await refused;
+  if (event.kind !== 'connect-refused' || event.reason !== reason) {
+    throw new Error(`refused for ${JSON.stringify(event)}, expected ${reason}`);
+  }
+}
+
+/** Resolves with the first hub event that `match` accepts. */
+export function nextHubEvent(emulator: Emulator, match: (event: HubEvent) => boolean): Promise<HubEvent> {
+  return new Promise((resolve) => {
+    const listener = (event: HubEvent) => {
+      if (!match(event)) return;
+      emulator.off('hub', listener);
+      resolve(event);
+    };
+    emulator.on('hub', listener);
+  });
+}
