@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * `npm run demo`: the custom allocation tutorial on this machine. Starts the emulator and the
- * allocator on free ports, registers the tutorial's two devices with device-sim, prints each
- * device's output and the allocator's log, then a two-line verdict. Exits 0 when both outcomes
- * are the tutorial's.
+ * allocator on free ports, registers the tutorial's two devices with device-sim (the toaster then
+ * connects to its hub, finds the enrollment's initial twin, reports and sends telemetry), prints
+ * each device's output, the allocator's log and the toaster's twin as the registry shows it, then
+ * a three-line verdict. Exits 0 when every outcome is the tutorial's.
  */
 import { commandLine, logsPane, section, styler } from './demo/format.js';
 import { runDeviceSim } from './harness/device-sim.js';
+import { emulatorRegistry } from './harness/registry.js';
 import { startTutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
@@ -34,6 +36,7 @@ async function main(): Promise<number> {
     out(`  allocator  ${allocator.url}/api/allocate?code=****`);
     out(`  web view   ${emulator.webViewUrl}  (registrations live, webhook exchanges, fleet charts)`);
     out(`  enrollment group ${TUTORIAL.enrollmentGroupId}: custom allocation, linked hub ${TUTORIAL.toasterHub}`);
+    out(`             initial twin ${JSON.stringify(TUTORIAL.initialTwin)}`);
 
     const results: DeviceResult[] = [];
     for (const registrationId of [TUTORIAL.toaster, TUTORIAL.heatpump]) {
@@ -44,6 +47,9 @@ async function main(): Promise<number> {
         registrationId,
         '--payload',
         JSON.stringify(TUTORIAL.payload),
+        // After provisioning the device connects to its hub (the emulator's) and sends 3 messages.
+        '--telemetry',
+        '3',
       ];
       out(section(style, `Device ${registrationId}`));
       out(style.dim(`$ DPS_GROUP_KEY=<group key> ${commandLine(args)}`));
@@ -59,8 +65,31 @@ async function main(): Promise<number> {
     out(section(style, "Allocator log (as the portal's Logs pane shows it)"));
     for (const line of logsPane(stack.allocatorLog)) out(line);
 
+    out(section(style, "The toaster's twin on its hub (azure-iothub Registry.getTwin)"));
+    const twin = await emulatorRegistry(emulator)
+      .getTwin(TUTORIAL.toaster)
+      .then((r) => r.responseBody as unknown as TwinView)
+      .catch(() => undefined);
+    const messages = emulator.telemetry(TUTORIAL.toasterHub, TUTORIAL.toaster);
+    if (twin) {
+      out(`  tags      ${JSON.stringify(twin.tags)}`);
+      out(`  desired   ${JSON.stringify(withoutMetadata(twin.properties.desired))}`);
+      out(`  reported  ${JSON.stringify(withoutMetadata(twin.properties.reported))}`);
+    } else {
+      out('  (no such device)');
+    }
+    out(
+      `  telemetry ${messages.length} message(s) received${messages.length ? `, last: ${messages.at(-1)?.body.toString()}` : ''}`,
+    );
+
     out(section(style, 'Verdict'));
     const [toaster, heatpump] = results;
+    const configured =
+      twin !== undefined &&
+      JSON.stringify(twin.tags) === JSON.stringify(TUTORIAL.initialTwin.tags) &&
+      Object.entries(TUTORIAL.initialTwin.properties.desired).every(([k, v]) => twin.properties.desired[k] === v) &&
+      twin.properties.reported.deviceSim !== undefined &&
+      messages.length === 3;
     const toasterOk =
       toaster?.exitCode === 0 && toaster.status === 'assigned' && toaster.assignedHub === TUTORIAL.toasterHub;
     const heatpumpOk =
@@ -80,13 +109,22 @@ async function main(): Promise<number> {
           )
         : style.bad(`✘ ${TUTORIAL.heatpump} should be rejected with 400207; it got ${describe(heatpump)}.`),
     );
+    out(
+      configured
+        ? style.ok(
+            `✔ ${TUTORIAL.toaster} connected to ${TUTORIAL.toasterHub}, found its initial twin, reported and sent 3 messages.`,
+          )
+        : style.bad(
+            `✘ ${TUTORIAL.toaster} should be on its hub with the initial twin and 3 messages; see its twin above.`,
+          ),
+    );
     if (process.stdin.isTTY && process.stdout.isTTY) {
       out();
       out(`The web view stays up at ${emulator.webViewUrl}: open a row to see the webhook exchange.`);
       out(style.dim('Press Enter (or Ctrl+C) to stop.'));
       await untilEnterOrInterrupt();
     }
-    return toasterOk && heatpumpOk ? 0 : 1;
+    return toasterOk && heatpumpOk && configured ? 0 : 1;
   } finally {
     await stack.close();
   }
@@ -104,6 +142,16 @@ function untilEnterOrInterrupt(): Promise<void> {
     process.stdin.on('data', done);
     process.once('SIGINT', done);
   });
+}
+
+interface TwinView {
+  tags: Record<string, unknown>;
+  properties: { desired: Record<string, unknown>; reported: Record<string, unknown> };
+}
+
+function withoutMetadata(section: Record<string, unknown>): Record<string, unknown> {
+  const { $metadata: _metadata, ...rest } = section;
+  return rest;
 }
 
 function describe(result: DeviceResult | undefined): string {

@@ -280,3 +280,53 @@ describe('parseCommandLine: keys derive, help and version', () => {
     expect(usage([]).message).toBe('no command given');
   });
 });
+
+describe('parseCommandLine: after provisioning (--connect, --telemetry, --hub-host)', () => {
+  const config = (argv: string[], env: Env = {}) => {
+    const command = run([...REGISTER, '--group-key', GROUP_KEY, ...argv], env);
+    if (command.kind !== 'register') throw new Error('expected register');
+    return command.config;
+  };
+
+  it('reaches the hub through the emulator by default, the hub itself against Azure', () => {
+    expect(config(['--connect', '--provisioning-host', 'localhost:8884']).connect).toEqual({
+      telemetryCount: 0,
+      gatewayHost: 'localhost:8884',
+    });
+    expect(config(['--telemetry', '3', '--provisioning-host', 'localhost', '--transport', 'http']).connect).toEqual({
+      telemetryCount: 3,
+      gatewayHost: 'localhost:8883',
+    });
+    expect(config(['--connect']).connect).toEqual({ telemetryCount: 0 });
+    expect(config([]).connect).toBeUndefined();
+  });
+
+  it('takes --hub-host or DPS_HUB_HOST, and checks it and --telemetry', () => {
+    expect(config(['--connect', '--hub-host', 'gateway.local:9883']).connect?.gatewayHost).toBe('gateway.local:9883');
+    expect(config(['--connect'], { DPS_HUB_HOST: '[::1]:8883' }).connect?.gatewayHost).toBe('[::1]:8883');
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--hub-host', 'mqtts://x']).message).toMatch(/--hub-host/);
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--telemetry', 'many']).message).toMatch(/telemetry/);
+  });
+
+  it('applies to fleets too', () => {
+    const command = run([
+      'fleet',
+      '--id-scope',
+      '0ne00000A0A',
+      '--group-key',
+      GROUP_KEY,
+      '--count',
+      '2',
+      '--registration-id-template',
+      'toaster-{n}',
+      '--provisioning-host',
+      'localhost:8883',
+      '--telemetry',
+      '1',
+    ]);
+    expect(command.kind === 'fleet' && command.config.connect).toEqual({
+      telemetryCount: 1,
+      gatewayHost: 'localhost:8883',
+    });
+  });
+});

@@ -38,6 +38,7 @@ export const ENV = {
   timeout: 'DPS_TIMEOUT',
   retries: 'DPS_RETRIES',
   registrationIdTemplate: 'DPS_REGISTRATION_ID_TEMPLATE',
+  hubHost: 'DPS_HUB_HOST',
 } as const;
 
 export const DEFAULT_TIMEOUT_SECONDS = 120;
@@ -56,6 +57,8 @@ export interface ConnectionConfig {
   /** Registrations started again after a transient failure (0 = none). */
   retries: number;
   json: boolean;
+  /** `--connect` / `--telemetry N`: after assignment the device connects to its hub. */
+  connect?: { gatewayHost?: string; telemetryCount: number };
 }
 
 export interface RegisterConfig extends ConnectionConfig {
@@ -130,6 +133,9 @@ const CONNECTION_OPTIONS = {
   'polling-interval': { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
+  connect: { type: 'boolean' },
+  telemetry: { type: 'string' },
+  'hub-host': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -251,7 +257,38 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
   }
   const retries = pick(flags, 'retries', env, ENV.retries);
   if (retries) config.retries = checkWholeNumber(named('retries', retries), 0, MAX_RETRIES);
+  const telemetry = pick(flags, 'telemetry', env);
+  const hubHost = pick(flags, 'hub-host', env, ENV.hubHost);
+  if (flags.connect === true || telemetry || typeof flags['hub-host'] === 'string') {
+    const telemetryCount = telemetry ? checkWholeNumber(named('telemetry', telemetry), 0, 10_000) : 0;
+    const gatewayHost = hubHost ? parseHubHost(hubHost) : defaultHubHost(endpoint.value, config.transport);
+    config.connect = { telemetryCount, ...(gatewayHost ? { gatewayHost } : {}) };
+  }
   return config;
+}
+
+function parseHubHost(picked: Picked): string {
+  const parsed = parseProvisioningHost(picked.value, picked.source);
+  if (!parsed.ok)
+    throw new InvalidOptionError(
+      'hubHost',
+      parsed.message.replace('e.g. global.azure-devices-provisioning.net or', 'e.g.'),
+    );
+  return parsed.value.hostWithPort;
+}
+
+/**
+ * Where the device reaches its hub when `--hub-host` is not given: against real DPS, the assigned
+ * hub itself; against a local emulator, the emulator, whose MQTT port serves the hubs too (the
+ * provisioning host itself over MQTT; its host on 8883 over HTTP).
+ */
+export function defaultHubHost(
+  endpoint: { hostname: string; hostWithPort: string },
+  transport: TransportName,
+): string | undefined {
+  if (/\.azure-devices-provisioning\.net\.?$/i.test(endpoint.hostname)) return undefined;
+  if (transport === 'mqtt') return endpoint.hostWithPort;
+  return `${endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname}:8883`;
 }
 
 function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {

@@ -24,7 +24,16 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
   --retries <n>                  register again after a transient failure (connection   DPS_RETRIES
                                  refused or dropped, SDK request timeout, 429/5xx),
                                  n times at most, with exponential back-off from 1 s
-                                 and jitter, within --timeout; default 0`;
+                                 and jitter, within --timeout; default 0
+
+After provisioning (azure-iot-device over MQTT):
+  --connect                      connect to the assigned hub, print the twin found (desired and
+                                 reported: devices do not see tags) and report a property
+  --telemetry <n>                also send n telemetry messages (implies --connect)
+  --hub-host <host[:port]>       where the hub's MQTT endpoint is reached (the connection    DPS_HUB_HOST
+                                 string's GatewayHostName). Default: the assigned hub itself
+                                 against real Azure; the emulator's MQTT port otherwise
+                                 (the --provisioning-host over MQTT, its host:8883 over HTTP)`;
 
 export const HELP: Record<HelpTopic, string> = {
   main: `device-sim: simulated Azure IoT devices that provision through DPS with the official Node SDK

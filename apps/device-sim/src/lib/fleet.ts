@@ -8,7 +8,7 @@ import {
   MAX_CONCURRENCY,
   MAX_FLEET_COUNT,
 } from './inputs.js';
-import { registerDevice } from './register.js';
+import { type RegisterOptions, registerDevice } from './register.js';
 import { type FleetSummary, FleetTally } from './stats.js';
 import { checkFleetTemplates, fleetDevice } from './template.js';
 import type { OutcomeStatus, RegistrationOutcome, TransportName } from './types.js';
@@ -49,6 +49,8 @@ export interface FleetOptions {
   signal?: AbortSignal;
   /** Per-device wait for the SDK to let go after a cancel (ms). Default 2000. */
   cancelGraceMs?: number;
+  /** Each assigned device connects to its hub afterwards (see `RegisterOptions.connect`). */
+  connect?: RegisterOptions['connect'];
   onOutcome?: (outcome: RegistrationOutcome, index: number) => void;
   onProgress?: (progress: FleetProgress) => void;
 }
@@ -136,6 +138,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
           retryBackoffMs: options.retryBackoffMs,
           cancelGraceMs: options.cancelGraceMs,
           signal: controller.signal,
+          ...(options.connect ? { connect: options.connect } : {}),
         });
       } catch (err) {
         // Only option errors get here (a payload function returning a non-object, a certificate

@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
+import { connectToHub, type HubConnectOptions, type HubSession } from './hub.js';
 import {
   checkCaPem,
   checkIdScope,
@@ -62,6 +63,12 @@ export interface RegisterOptions {
   retries?: number;
   /** The first back-off before a retry (ms; default 1000); it doubles for each further retry, up to 30 s. */
   retryBackoffMs?: number;
+  /**
+   * Once assigned, connect to the assigned hub with `azure-iot-device` (MQTT): read the twin,
+   * report properties, send `telemetryCount` messages (`outcome.hubSession`). `ca` and `signal` are
+   * this call's.
+   */
+  connect?: Pick<HubConnectOptions, 'gatewayHost' | 'reported' | 'telemetryCount' | 'timeoutMs'>;
 }
 
 type SecurityClient = Parameters<(typeof ProvisioningDeviceClient)['create']>[3];
@@ -170,7 +177,13 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
       );
     }
     if (settled.kind === 'cancelled') return withAttempts({ ...base, ...cancelledFacts(), durationMs }, attempt);
-    if (settled.kind === 'result') return withAttempts(assignedOutcome(base, settled.value, durationMs), attempt);
+    if (settled.kind === 'result') {
+      const outcome = withAttempts(assignedOutcome(base, settled.value, durationMs), attempt);
+      if (options.connect && outcome.assignedHub && outcome.deviceId) {
+        outcome.hubSession = await hubSession(options, prepared, outcome.assignedHub, outcome.deviceId);
+      }
+      return outcome;
+    }
     const facts = describeRegistrationError(settled.error);
     if (attempt <= retries && isTransientFailure(facts)) {
       const waitMs = retryBackoff(attempt, options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS);
@@ -293,6 +306,36 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promis
       resolve(false);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** After assignment (`connect`): the device on its hub, with its key (X.509 devices are not connected). */
+async function hubSession(
+  options: RegisterOptions,
+  prepared: Prepared,
+  hub: string,
+  deviceId: string,
+): Promise<HubSession> {
+  if (!('deviceKey' in prepared.credential)) {
+    // The emulated hubs do not check X.509 client certificates, and the hub session connects with
+    // the device key.
+    return {
+      status: 'error',
+      hub,
+      deviceId,
+      telemetrySent: 0,
+      errorName: 'NotSupportedError',
+      errorMessage: 'connecting an X.509 device to its hub is not supported by device-sim (symmetric keys only)',
+      durationMs: 0,
+    };
+  }
+  return connectToHub({
+    ...options.connect,
+    hub,
+    deviceId,
+    deviceKey: prepared.credential.deviceKey,
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
 }
 

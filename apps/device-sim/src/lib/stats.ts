@@ -34,6 +34,13 @@ export interface FleetSummary {
   registrationsPerSecond: number;
   /** Latency of completed registrations (register() start to outcome), in ms. */
   latencyMs: LatencySummary | null;
+  /** With `connect`: devices that connected to their hub (twin read, property reported, telemetry sent), those that could not, and messages sent. */
+  hub?: {
+    connected: number;
+    failed: number;
+    telemetrySent: number;
+    errors: Array<{ errorName: string; count: number }>;
+  };
 }
 
 /** The error name `registerDevice` gives a registration stopped by its AbortSignal. */
@@ -51,6 +58,9 @@ export class FleetTally {
   readonly byStatus: Record<OutcomeStatus, number> = { assigned: 0, failed: 0, disabled: 0, error: 0 };
   completed = 0;
   cancelled = 0;
+  private hubSessions:
+    | { connected: number; failed: number; telemetrySent: number; errors: Map<string, number> }
+    | undefined;
 
   add(outcome: RegistrationOutcome): void {
     if (isCancelled(outcome)) {
@@ -59,6 +69,17 @@ export class FleetTally {
     }
     this.completed += 1;
     this.byStatus[outcome.status] += 1;
+    if (outcome.hubSession) {
+      this.hubSessions ??= { connected: 0, failed: 0, telemetrySent: 0, errors: new Map() };
+      const session = outcome.hubSession;
+      this.hubSessions.telemetrySent += session.telemetrySent;
+      if (session.status === 'connected') this.hubSessions.connected += 1;
+      else {
+        this.hubSessions.failed += 1;
+        const name = session.errorName ?? 'Error';
+        this.hubSessions.errors.set(name, (this.hubSessions.errors.get(name) ?? 0) + 1);
+      }
+    }
     this.latencies.push(outcome.durationMs);
     if (outcome.status === 'assigned' && outcome.assignedHub) {
       this.hubs.set(outcome.assignedHub, (this.hubs.get(outcome.assignedHub) ?? 0) + 1);
@@ -109,6 +130,16 @@ export class FleetTally {
       durationMs: run.durationMs,
       registrationsPerSecond: seconds > 0 ? this.completed / seconds : 0,
       latencyMs: summarizeLatencies(this.latencies),
+      ...(this.hubSessions
+        ? {
+            hub: {
+              connected: this.hubSessions.connected,
+              failed: this.hubSessions.failed,
+              telemetrySent: this.hubSessions.telemetrySent,
+              errors: [...this.hubSessions.errors].map(([errorName, count]) => ({ errorName, count })),
+            },
+          }
+        : {}),
     };
   }
 }

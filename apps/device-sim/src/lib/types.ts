@@ -1,4 +1,5 @@
 import type { DeviceRegistrationResult } from '@dpskit/contracts';
+import type { HubSession } from './hub.js';
 
 /**
  * The SDK transports: MQTT and AMQP over TLS or WebSockets (`-ws`, always port 443 in the SDK), and
@@ -63,4 +64,6 @@ export interface RegistrationOutcome {
   attempts?: number;
   /** From the first attempt to the outcome, back-offs included. */
   durationMs: number;
+  /** With `connect`: what happened when the assigned device connected to its hub. */
+  hubSession?: HubSession;
 }

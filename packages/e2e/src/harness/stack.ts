@@ -65,6 +65,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
       allocationPolicy: 'custom' as const,
       customAllocationDefinition: { webhookUrl: allocator.webhookUrl, apiVersion: '2021-10-01' },
       iotHubs: [TUTORIAL.toasterHub],
+      initialTwin: TUTORIAL.initialTwin,
     };
     const viaApi = options.enrollmentsVia === 'service-api';
     const emulator = createEmulator({

@@ -7,4 +7,9 @@ export const TUTORIAL = {
   toaster: 'contoso-toaster-007',
   heatpump: 'contoso-heatpump-088',
   payload: { MyDeviceFirmwareVersion: '12.0.2.5', MyDeviceProvisioningVersion: '1.0.0.0' },
+  /** The enrollment group's initial twin: what a toaster finds on its hub after provisioning. */
+  initialTwin: {
+    tags: { deviceType: 'toaster', site: 'contoso-redmond' },
+    properties: { desired: { toastLevel: 3, telemetryIntervalSeconds: 10 } },
+  },
 } as const;

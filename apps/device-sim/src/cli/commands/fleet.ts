@@ -39,7 +39,7 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
     progress?.finish(last);
     io.stdout.write(config.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
     if (interrupted) return EXIT.interrupted;
-    return summary.byStatus.error > 0 ? EXIT.notAssigned : EXIT.ok;
+    return summary.byStatus.error > 0 || (summary.hub?.failed ?? 0) > 0 ? EXIT.notAssigned : EXIT.ok;
   } finally {
     unsubscribe();
   }

@@ -29,7 +29,7 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
     });
     if (printer) printer.result(outcome, hint);
     else io.stdout.write(outcomeJson(outcome, hint));
-    if (outcome.status === 'assigned') return EXIT.ok;
+    if (outcome.status === 'assigned') return outcome.hubSession?.status === 'error' ? EXIT.notAssigned : EXIT.ok;
     return outcome.errorName === CANCELLED_ERROR_NAME ? EXIT.interrupted : EXIT.notAssigned;
   } finally {
     unsubscribe();

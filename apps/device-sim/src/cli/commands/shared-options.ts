@@ -13,6 +13,7 @@ export type SharedOptions = Pick<
   | 'retries'
   | 'groupKey'
   | 'signal'
+  | 'connect'
 >;
 
 /**
@@ -31,5 +32,13 @@ export function sharedOptions(config: ConnectionConfig & { groupKey?: string }, 
     retries: config.retries,
     groupKey: config.groupKey,
     signal,
+    ...(config.connect
+      ? {
+          connect: {
+            telemetryCount: config.connect.telemetryCount,
+            ...(config.connect.gatewayHost ? { gatewayHost: config.connect.gatewayHost } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -112,6 +112,81 @@ describe('tutorial output', () => {
   });
 });
 
+describe('hub session output', () => {
+  const assigned: RegistrationOutcome = {
+    registrationId: 'contoso-toaster-007',
+    transport: 'mqtt',
+    status: 'assigned',
+    assignedHub: TUTORIAL_HUB,
+    deviceId: 'contoso-toaster-007',
+    durationMs: 1000,
+  };
+
+  it('prints the twin found, the reported properties and the telemetry after the registration', () => {
+    const text = printed(
+      {
+        ...assigned,
+        hubSession: {
+          status: 'connected',
+          hub: TUTORIAL_HUB,
+          deviceId: 'contoso-toaster-007',
+          desired: { state: 'ready', $version: 1 },
+          reportedFound: { $version: 1 },
+          reported: { firmware: '1.0' },
+          telemetrySent: 3,
+          durationMs: 42,
+        },
+      },
+      PROGRESSION,
+    );
+    expect(text).toBe(
+      `${TUTORIAL_TOASTER_OUTPUT}\nConnecting to IoT hub ${TUTORIAL_HUB} as contoso-toaster-007\nDevice twin received (tags are not visible to devices):\n  desired:  {"state":"ready","$version":1}\n  reported: {"$version":1}\nReported properties sent: {"firmware":"1.0"}\nTelemetry sent: 3 messages\nHub session done in 42 ms\n`,
+    );
+  });
+
+  it('prints a failure on the hub with its error', () => {
+    const text = printed(
+      {
+        ...assigned,
+        hubSession: {
+          status: 'error',
+          hub: TUTORIAL_HUB,
+          deviceId: 'contoso-toaster-007',
+          telemetrySent: 0,
+          errorName: 'UnauthorizedError',
+          errorMessage: 'Not authorized',
+          durationMs: 5,
+        },
+      },
+      PROGRESSION,
+    );
+    expect(text).toContain('Failure on the hub: UnauthorizedError: Not authorized\n');
+  });
+
+  it('counts connected devices in the fleet summary', () => {
+    const summary = {
+      transport: 'mqtt',
+      concurrency: 2,
+      requested: 2,
+      launched: 2,
+      completed: 2,
+      cancelled: 0,
+      notStarted: 0,
+      stoppedEarly: false,
+      byStatus: { assigned: 2, failed: 0, disabled: 0, error: 0 },
+      outcomes: [{ status: 'assigned', count: 2 }],
+      hubs: [{ hub: TUTORIAL_HUB, count: 2 }],
+      durationMs: 1000,
+      registrationsPerSecond: 2,
+      latencyMs: null,
+      hub: { connected: 1, failed: 1, telemetrySent: 4, errors: [{ errorName: 'UnauthorizedError', count: 1 }] },
+    } satisfies FleetSummary;
+    expect(formatSummary(summary)).toContain(
+      'Connected to their hub: 1 of 2 assigned devices, 4 telemetry messages sent (failed: UnauthorizedError × 1)',
+    );
+  });
+});
+
 describe('hints', () => {
   const context = { provisioningHost: 'localhost:8883', transport: 'mqtt' as const, caGiven: false };
   const error = (partial: Partial<RegistrationOutcome>): RegistrationOutcome => ({

@@ -53,6 +53,13 @@ export function formatSummary(summary: FleetSummary): string {
     const rows = summary.hubs.map((h) => [h.hub, String(h.count)]);
     for (const line of renderTable(['hub', 'devices'], rows, ['left', 'right'])) out.push(`  ${line}`);
   }
+  if (summary.hub) {
+    out.push('');
+    const errors = summary.hub.errors.map((e) => `${e.errorName} × ${e.count}`).join(', ');
+    out.push(
+      `Connected to their hub: ${summary.hub.connected} of ${summary.byStatus.assigned} assigned devices, ${summary.hub.telemetrySent} telemetry messages sent${errors ? ` (failed: ${errors})` : ''}`,
+    );
+  }
   if (summary.stoppedEarly) {
     out.push('');
     out.push(

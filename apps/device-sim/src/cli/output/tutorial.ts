@@ -1,3 +1,4 @@
+import type { HubSession } from '../../lib/hub.js';
 import type { RegistrationOutcome, StatusUpdate } from '../../lib/types.js';
 
 /**
@@ -30,6 +31,7 @@ export function resultLines(outcome: RegistrationOutcome, hint?: string, afterSt
       if (outcome.payload !== undefined) {
         lines.push(`Payload received from service: ${JSON.stringify(outcome.payload)}`);
       }
+      if (outcome.hubSession) lines.push('', ...hubLines(outcome.hubSession));
       break;
     case 'failed':
     case 'disabled':
@@ -51,6 +53,26 @@ export function resultLines(outcome: RegistrationOutcome, hint?: string, afterSt
       break;
   }
   if (hint) lines.push(`Hint: ${hint}`);
+  return lines;
+}
+
+/** What the device did on its hub after provisioning (`register --connect`). */
+export function hubLines(session: HubSession): string[] {
+  const lines = [`Connecting to IoT hub ${session.hub} as ${session.deviceId}`];
+  if (session.desired !== undefined) {
+    lines.push('Device twin received (tags are not visible to devices):');
+    lines.push(`  desired:  ${JSON.stringify(session.desired)}`);
+    lines.push(`  reported: ${JSON.stringify(session.reportedFound ?? {})}`);
+  }
+  if (session.reported !== undefined) lines.push(`Reported properties sent: ${JSON.stringify(session.reported)}`);
+  if (session.telemetrySent > 0) {
+    lines.push(`Telemetry sent: ${session.telemetrySent} message${session.telemetrySent === 1 ? '' : 's'}`);
+  }
+  lines.push(
+    session.status === 'connected'
+      ? `Hub session done in ${session.durationMs} ms`
+      : `Failure on the hub: ${session.errorName ?? 'Error'}: ${session.errorMessage ?? ''}`,
+  );
   return lines;
 }
 

@@ -1,0 +1,34 @@
+// The official `azure-iothub` Registry, unmodified, pointed at the emulated hub: the connection
+// string the emulator prints (the hub's name, `iothubowner`) and an https.Agent that trusts its
+// CA, resolves the hub's name to the emulator and knows its HTTPS port (the SDK always connects to
+// `{hub}:443`), given through the SDK's own setOptions.
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { Emulator } from '@dpskit/emulator';
+import iothub from 'azure-iothub';
+
+const { Registry } = iothub;
+export type RegistryClient = InstanceType<typeof Registry>;
+
+const loopback: LookupFunction = (_hostname, options, callback) => {
+  if (typeof options === 'object' && options.all) {
+    (callback as unknown as (err: null, addresses: { address: string; family: number }[]) => void)(null, [
+      { address: '127.0.0.1', family: 4 },
+    ]);
+    return;
+  }
+  callback(null, '127.0.0.1', 4);
+};
+
+export function emulatorRegistry(emulator: Emulator, hub?: string): RegistryClient {
+  const endpoint = emulator.endpoints.https;
+  if (!endpoint) throw new Error('the emulator serves no HTTPS endpoint');
+  const registry = Registry.fromConnectionString(emulator.hubConnectionString(hub));
+  const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback }), {
+    defaultPort: endpoint.port,
+  });
+  (registry as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
+    http: { agent },
+  });
+  return registry;
+}
