@@ -3,7 +3,7 @@ import mqttPacket from 'mqtt-packet';
 
 export type PeekResult =
   /** The first packet was a CONNECT: its username (IoT Hub and DPS are told apart by it). */
-  | { kind: 'connect'; username: string | undefined }
+  | { kind: 'connect'; username: string | undefined; keepaliveSeconds: number }
   /** Not a CONNECT, not MQTT, or larger than the bound: let the default broker answer it. */
   | { kind: 'other' }
   /** The connection ended or failed before a whole packet came. */
@@ -36,7 +36,11 @@ export function peekMqttConnect(stream: Duplex, maxBytes: number): Promise<PeekR
     parser.on('packet', (packet) => {
       finish(
         packet.cmd === 'connect'
-          ? { kind: 'connect', username: (packet as mqttPacket.IConnectPacket).username }
+          ? {
+              kind: 'connect',
+              username: (packet as mqttPacket.IConnectPacket).username,
+              keepaliveSeconds: (packet as mqttPacket.IConnectPacket).keepalive ?? 0,
+            }
           : { kind: 'other' },
       );
     });
