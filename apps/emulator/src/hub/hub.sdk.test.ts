@@ -69,6 +69,8 @@ describe('the emulated hub with the official SDKs', () => {
       { hub: HUB_A, deviceId: id, key: groupDeviceKey('custom', other) },
       'signature-mismatch',
     );
+    // A hub that is not linked to the DPS instance at all.
+    await expectRefused(bed.emulator, { hub: 'unlinked-hub.azure-devices.net', deviceId: id, key }, 'unknown-hub');
     // Over HTTPS too.
     await expectRefused(bed.emulator, { hub: HUB_B, deviceId: id, key, transport: 'https' }, 'device-not-found');
   });

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { decodeJson } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
 import { HubError, type HubEvent, type HubService, TwinError } from './core/hub-service.js';
 import {
@@ -177,9 +178,21 @@ export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqt
 
   return {
     route(username) {
-      const hubName = hub.hubNamed(hubOfUsername(username));
+      const named = hubOfUsername(username);
+      if (!named) return undefined; // DPS's
+      const hubName = hub.hubNamed(named);
       const broker = hubName ? brokers.get(hubName.toLowerCase()) : undefined;
-      return broker ? (stream) => broker.handle(stream) : undefined;
+      if (broker) return (stream) => broker.handle(stream);
+      // An IoT Hub CONNECT for a hub that is not linked: refused as IoT Hub refuses bad credentials,
+      // rather than handed to DPS, whose answers a hub client would not understand.
+      return (stream) => {
+        const deviceId = parseHubUsername(username)?.deviceId ?? '';
+        log.debug('hub.auth', `${clip(deviceId)} on ${clip(named)} over MQTT: unknown-hub`, { hub: clip(named) });
+        hub.reportRefused(clip(named), deviceId, 'mqtt', 'unknown-hub');
+        stream.on('error', () => {});
+        stream.end(mqttPacket.generate({ cmd: 'connack', returnCode: 5, sessionPresent: false }));
+        setTimeout(() => stream.destroy(), 1_000).unref();
+      };
     },
     async close() {
       unsubscribe();
