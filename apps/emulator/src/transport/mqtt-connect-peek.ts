@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 
 export type PeekResult =
   /** The first packet was a CONNECT: its username (IoT Hub and DPS are told apart by it). */
@@ -20,6 +21,9 @@ export type PeekResult =
 export function peekMqttConnect(stream: Duplex, maxBytes: number): Promise<PeekResult> {
   return new Promise((resolve) => {
     const parser = mqttPacket.parser({ protocolVersion: 4 });
+    // A first packet announcing more than the bound is not waited for: the default broker's own
+    // guard closes the connection as soon as it reads the same header.
+    const guard = new MqttPacketSizeGuard(maxBytes);
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -50,6 +54,10 @@ export function peekMqttConnect(stream: Duplex, maxBytes: number): Promise<PeekR
       while (!done && chunk !== null) {
         chunks.push(chunk);
         size += chunk.length;
+        if (guard.push(chunk) !== undefined) {
+          finish({ kind: 'other' });
+          break;
+        }
         parser.parse(chunk);
         if (!done && size > maxBytes) finish({ kind: 'other' });
         if (!done) chunk = stream.read() as Buffer | null;

@@ -1,0 +1,61 @@
+import { PassThrough } from 'node:stream';
+import mqttPacket from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { peekMqttConnect } from './mqtt-connect-peek.js';
+
+const connect = mqttPacket.generate({
+  cmd: 'connect',
+  protocolId: 'MQTT',
+  protocolVersion: 4,
+  clean: false,
+  clientId: 'dev-1',
+  keepalive: 180,
+  username: 'hub-a.azure-devices.net/dev-1/?api-version=2021-04-12',
+  password: Buffer.from('SharedAccessSignature sr=x&sig=y&se=1'),
+});
+
+function readAll(stream: PassThrough): Buffer {
+  const chunks: Buffer[] = [];
+  for (let chunk = stream.read(); chunk !== null; chunk = stream.read()) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('peekMqttConnect', () => {
+  it('reads the CONNECT (split over chunks) and puts every byte back', async () => {
+    const stream = new PassThrough();
+    const subscribe = mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: 'a/#', qos: 0 }],
+    });
+    const peeked = peekMqttConnect(stream, 1024);
+    stream.write(connect.subarray(0, 10));
+    stream.write(Buffer.concat([connect.subarray(10), subscribe]));
+    expect(await peeked).toEqual({
+      kind: 'connect',
+      username: 'hub-a.azure-devices.net/dev-1/?api-version=2021-04-12',
+      keepaliveSeconds: 180,
+    });
+    expect(readAll(stream)).toEqual(Buffer.concat([connect, subscribe]));
+  });
+
+  it('gives up at once on a first packet announcing more than the bound, and on non-MQTT bytes', async () => {
+    const huge = new PassThrough();
+    const peeked = peekMqttConnect(huge, 1024);
+    huge.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
+    expect(await peeked).toEqual({ kind: 'other' });
+    expect(readAll(huge)).toEqual(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
+
+    const http = new PassThrough();
+    const other = peekMqttConnect(http, 1024);
+    http.write('GET / HTTP/1.1\r\n\r\n');
+    expect(await other).toEqual({ kind: 'other' });
+  });
+
+  it('reports a connection that ends before a whole packet', async () => {
+    const stream = new PassThrough();
+    const peeked = peekMqttConnect(stream, 1024);
+    stream.end(connect.subarray(0, 5));
+    expect(await peeked).toEqual({ kind: 'closed' });
+  });
+});
