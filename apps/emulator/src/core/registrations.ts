@@ -305,11 +305,12 @@ export class RegistrationService {
           record.assignment = { hub: decision.hub, deviceId, substatus };
           if (initialTwin) record.initialTwin = initialTwin;
           else delete record.initialTwin;
+          const keys = deviceKeys(enrollment, registrationId);
           hubAssignment = {
             registrationId,
             hub: decision.hub,
             deviceId,
-            keys: deviceKeys(enrollment, registrationId),
+            ...(keys ? { keys } : {}),
             resetTwin,
             ...(current ? { previous: { hub: current.hub, deviceId: current.deviceId } } : {}),
             ...(initialTwin ? { initialTwin } : {}),
@@ -481,6 +482,8 @@ export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: strin
 
 /** The keys a device's hub identity gets: what it attested with (derived from a group's keys). */
 function deviceKeys(enrollment: EmulatedEnrollment, registrationId: string): HubAssignment['keys'] {
+  // X.509 devices: created with certificate-authority authentication, no keys (see hub/core/assignment.ts).
+  if (!enrollment.keys) return undefined;
   if (enrollment.kind === 'individual') return { ...enrollment.keys };
   return {
     primaryKey: deriveDeviceKey(enrollment.keys.primaryKey, registrationId),

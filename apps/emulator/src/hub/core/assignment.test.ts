@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type HubAssignment, planAssignment } from './assignment.js';
+import { HubService } from './hub-service.js';
 import type { HubDevice } from './identity.js';
 import { applyAssignment, MemoryHubStore } from './store.js';
 import { applyReportedPatch } from './twin.js';
@@ -98,6 +99,28 @@ describe('hub writes of a DPS assignment', () => {
     expect(plan.writes[0]).toMatchObject({
       kind: 'put',
       device: { twin: { tags: { kind: 'toaster' }, reported: {} } },
+    });
+  });
+});
+
+describe('X.509 devices', () => {
+  it('are created with certificate-authority authentication and no keys; the hub refuses their SAS', () => {
+    const store = new MemoryHubStore();
+    const { keys: _keys, ...x509 } = assignment();
+    applyAssignment(store, x509, now);
+    const device = store.getDevice('hub-a.net', 'dev-1');
+    expect(device?.identity).toMatchObject({ authenticationType: 'certificateAuthority' });
+    expect(device?.identity.primaryKey).toBeUndefined();
+    expect(device?.twin.desired).toEqual({ temp: 180 });
+    const hub = new HubService({ store, hubs: ['hub-a.net'] });
+    expect(
+      hub.authenticateDevice({ hub: 'hub-a.net', deviceId: 'dev-1', token: 'SharedAccessSignature sr=x' }),
+    ).toMatchObject({
+      ok: false,
+      reason: 'x509-not-emulated',
+    });
+    expect(hub.getDevice('hub-a.net', 'dev-1')).toMatchObject({
+      authentication: { type: 'certificateAuthority', symmetricKey: { primaryKey: null } },
     });
   });
 });

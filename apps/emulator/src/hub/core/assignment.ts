@@ -1,5 +1,5 @@
 import type { InitialTwin } from '@dpskit/contracts';
-import { type HubDevice, newGenerationId } from './identity.js';
+import { type DeviceIdentity, type HubDevice, newGenerationId } from './identity.js';
 import { initialTwinState } from './twin.js';
 
 /**
@@ -13,8 +13,11 @@ export interface HubAssignment {
   registrationId: string;
   hub: string;
   deviceId: string;
-  /** The keys the device attested with: the individual enrollment's, or derived from the group's. */
-  keys: { primaryKey: string; secondaryKey: string };
+  /**
+   * The keys the device attested with: the individual enrollment's, or derived from the group's.
+   * Absent for an X.509 device: DPS creates it with `certificateAuthority` authentication.
+   */
+  keys?: { primaryKey: string; secondaryKey: string };
   /** Where the device was before this assignment (the previous successful one). */
   previous?: { hub: string; deviceId: string };
   /** Whether the twin is (re)set to `initialTwin` (DPS: `initialTwinApplies`). */
@@ -50,28 +53,33 @@ export function planAssignment(
   const twin =
     assignment.resetTwin || !carried ? initialTwinState(assignment.initialTwin, now) : structuredClone(carried.twin);
   const target = existing.target;
-  const identity = target
+  const identity: DeviceIdentity = target
     ? {
         ...target.identity,
         hub: assignment.hub,
         deviceId: assignment.deviceId,
-        primaryKey: assignment.keys.primaryKey,
-        secondaryKey: assignment.keys.secondaryKey,
         etagVersion: target.identity.etagVersion + 1,
         registrationId: assignment.registrationId,
       }
     : {
         hub: assignment.hub,
         deviceId: assignment.deviceId,
-        primaryKey: assignment.keys.primaryKey,
-        secondaryKey: assignment.keys.secondaryKey,
-        status: 'enabled' as const,
+        status: 'enabled',
         generationId: newGenerationId(),
         etagVersion: 0,
         createdUtc: at,
         statusUpdatedUtc: at,
         registrationId: assignment.registrationId,
       };
+  if (assignment.keys) {
+    identity.primaryKey = assignment.keys.primaryKey;
+    identity.secondaryKey = assignment.keys.secondaryKey;
+    identity.authenticationType = 'sas';
+  } else {
+    delete identity.primaryKey;
+    delete identity.secondaryKey;
+    identity.authenticationType = 'certificateAuthority';
+  }
   const device: HubDevice = {
     identity,
     twin,

@@ -76,6 +76,7 @@ export type DeviceAuthFailure =
   | 'invalid-device-id'
   | 'device-not-found'
   | 'device-disabled'
+  | 'x509-not-emulated'
   | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
   | 'policy-token';
 
@@ -141,10 +142,17 @@ export class HubService {
     const device = this.#store.getDevice(hub, input.deviceId);
     if (!device) return fail('device-not-found', `no device "${input.deviceId}" in ${hub}`);
     if (device.identity.status !== 'enabled') return fail('device-disabled', `device "${input.deviceId}" is disabled`);
+    const keys = [device.identity.primaryKey, device.identity.secondaryKey].filter((k): k is string => Boolean(k));
+    if (keys.length === 0) {
+      return fail(
+        'x509-not-emulated',
+        `device "${input.deviceId}" authenticates by X.509, which the emulated hubs do not check`,
+      );
+    }
     if (!input.token) return fail('malformed', 'no SAS token');
     try {
       const parsed = verifySasToken(input.token, {
-        keys: [device.identity.primaryKey, device.identity.secondaryKey],
+        keys,
         expectedResource: `${hub}/devices/${input.deviceId}`,
         now: this.#now(),
       });
@@ -310,6 +318,7 @@ export class HubService {
               status,
               primaryKey,
               secondaryKey,
+              authenticationType: 'sas',
               etagVersion: current.identity.etagVersion + 1,
               ...(status !== current.identity.status ? { statusUpdatedUtc: now } : {}),
             },

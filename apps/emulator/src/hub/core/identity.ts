@@ -1,12 +1,15 @@
 import { randomInt } from 'node:crypto';
 import type { TwinState } from './twin.js';
 
-/** A device identity in an emulated hub's registry (symmetric keys only). */
+/** A device identity in an emulated hub's registry: symmetric keys, or X.509 by certificate authority (registry only). */
 export interface DeviceIdentity {
   hub: string;
   deviceId: string;
-  primaryKey: string;
-  secondaryKey: string;
+  /** Symmetric keys; absent for a device DPS provisioned by X.509 (`certificateAuthority`). */
+  primaryKey?: string;
+  secondaryKey?: string;
+  /** Absent: `sas` (identities stored before X.509 provisioning existed). */
+  authenticationType?: 'sas' | 'certificateAuthority';
   status: 'enabled' | 'disabled';
   statusReason?: string;
   /** IoT Hub's generation id: new for every identity created under a device id. */

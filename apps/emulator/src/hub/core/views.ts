@@ -21,9 +21,9 @@ export function deviceView(device: HubDevice): Record<string, unknown> {
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
     cloudToDeviceMessageCount: 0,
     authentication: {
-      symmetricKey: { primaryKey: identity.primaryKey, secondaryKey: identity.secondaryKey },
+      symmetricKey: { primaryKey: identity.primaryKey ?? null, secondaryKey: identity.secondaryKey ?? null },
       x509Thumbprint: NO_THUMBPRINT,
-      type: 'sas',
+      type: identity.authenticationType ?? 'sas',
     },
     capabilities: { iotEdge: false },
   };
@@ -41,7 +41,7 @@ export function twinView(device: HubDevice): Record<string, unknown> {
     connectionState: device.connectionState,
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
     cloudToDeviceMessageCount: 0,
-    authenticationType: 'sas',
+    authenticationType: identity.authenticationType ?? 'sas',
     x509Thumbprint: NO_THUMBPRINT,
     modelId: '',
     version: twin.version,
