@@ -10,8 +10,8 @@ import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/d
 import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
-import { foreignProtocol } from './mqtt-first-bytes.js';
 import { peekMqttConnect } from './mqtt-connect-peek.js';
+import { foreignProtocol } from './mqtt-first-bytes.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
