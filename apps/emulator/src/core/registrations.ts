@@ -306,6 +306,7 @@ export class RegistrationService {
           if (initialTwin) record.initialTwin = initialTwin;
           else delete record.initialTwin;
           const keys = deviceKeys(enrollment, registrationId);
+          const hubTwin = decision.initialTwin ?? enrollment.record.initialTwin ?? undefined;
           hubAssignment = {
             registrationId,
             hub: decision.hub,
@@ -313,7 +314,9 @@ export class RegistrationService {
             ...(keys ? { keys } : {}),
             resetTwin,
             ...(current ? { previous: { hub: current.hub, deviceId: current.deviceId } } : {}),
-            ...(initialTwin ? { initialTwin } : {}),
+            // Also when DPS writes no twin: a device with nothing to migrate (deleted from its hub
+            // meanwhile) is created again from it (hub/core/assignment.ts).
+            ...(hubTwin ? { initialTwin: hubTwin } : {}),
           };
         }
       }

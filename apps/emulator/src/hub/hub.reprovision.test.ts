@@ -101,4 +101,17 @@ describe('re-provisioning moves or resets the device in its hubs', () => {
     expect((await registryClient(bed.emulator, HUB_B).getTwin(id)).responseBody.tags).toEqual(initialTwin.tags);
     await expect(registry.get(id)).rejects.toMatchObject({ name: 'DeviceNotFoundError' });
   });
+
+  it('a device deleted from its hub comes back with the initial twin on its next registration (migrateDeviceData true)', async () => {
+    const id = 'reprov-deleted';
+    const key = generateSymmetricKey();
+    await enroll(id, key, HUB_A, true);
+    await register(bed.emulator, id, key);
+    const registry = registryClient(bed.emulator, HUB_A);
+    await registry.delete(id);
+    expect(await register(bed.emulator, id, key)).toMatchObject({ assignedHub: HUB_A });
+    const twin = (await registry.getTwin(id)).responseBody;
+    expect(twin.tags).toEqual(initialTwin.tags);
+    expect(twin.properties.desired).toMatchObject(initialTwin.properties.desired);
+  });
 });
