@@ -41,6 +41,12 @@ export function run(command: string, args: readonly string[], options: RunOption
     });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    // A command may exit without reading its input (a failed install, `--help`): the write then
+    // fails with EPIPE, which is not the run's failure; the exit code and output tell what happened.
+    // Unhandled, that stream error would surface as an uncaught exception in the test process.
+    child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') reject(error);
+    });
     child.stdin.end(options.input ?? '');
   });
 }
