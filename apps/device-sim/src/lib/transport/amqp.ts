@@ -1,7 +1,6 @@
-import { fixedPortAgent } from '@dpskit/node-kit';
 import { Amqp, AmqpBase, AmqpWs } from '../sdk/modules.js';
-import { bracketedHost, type Endpoint } from './endpoint.js';
-import { ObservedRequests } from './observed-requests.js';
+import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
+import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
@@ -49,23 +48,7 @@ export function createAmqpTransport(
 ): DeviceTransport {
   const base = new ObservedAmqpBase(observer, ca);
   const transport = webSocket ? new AmqpWs(base) : new Amqp(base);
-  const agent =
-    webSocket && endpoint.port !== undefined && endpoint.port !== 443
-      ? fixedPortAgent(endpoint.port, ca === undefined ? {} : { ca })
-      : undefined;
+  const agent = webSocketPortAgent(endpoint, ca, webSocket);
   if (agent) transport.setTransportOptions({ webSocketAgent: agent });
-  const requests = new ObservedRequests(transport, observer);
-  // With no pending callback the transport emits 'error'; an EventEmitter 'error' without a listener would throw.
-  transport.on('error', () => {});
-  return {
-    sdkTransport: transport,
-    sdkHost: webSocket ? bracketedHost(endpoint) : endpoint.hostWithPort,
-    abort(): Promise<void> {
-      requests.aborted = true;
-      return new Promise((resolve) => transport.disconnect(() => resolve()));
-    },
-    dispose(): void {
-      agent?.destroy();
-    },
-  };
+  return connectedDeviceTransport(transport, observer, endpoint, webSocket, agent);
 }

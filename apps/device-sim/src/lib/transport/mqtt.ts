@@ -1,8 +1,7 @@
-import { fixedPortAgent } from '@dpskit/node-kit';
 import { InvalidServiceResponseError } from '../sdk/errors.js';
 import { Mqtt, MqttBase, MqttWs } from '../sdk/modules.js';
-import { bracketedHost, type Endpoint } from './endpoint.js';
-import { ObservedRequests } from './observed-requests.js';
+import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
+import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';
 import type { DeviceTransport } from './types.js';
 
@@ -58,29 +57,12 @@ export function createMqttTransport(
   webSocket = false,
 ): DeviceTransport {
   const base = new ObservedMqttBase(observer);
-  const agent =
-    webSocket && endpoint.port !== undefined && endpoint.port !== 443
-      ? fixedPortAgent(endpoint.port, ca === undefined ? {} : { ca })
-      : undefined;
+  const agent = webSocketPortAgent(endpoint, ca, webSocket);
   base.setOptions({ ...(ca !== undefined ? { ca } : {}), ...(agent ? { mqtt: { webSocketAgent: agent } } : {}) });
   const transport = webSocket ? new MqttWs(base) : new Mqtt(base);
   passDisconnectCallback(base, transport);
   endDeadConnections(base);
-  const requests = new ObservedRequests(transport, observer);
-  // With no pending callback the transport emits 'error' (e.g. connection lost while idle); an
-  // EventEmitter 'error' without a listener would throw.
-  transport.on('error', () => {});
-  return {
-    sdkTransport: transport,
-    sdkHost: webSocket ? bracketedHost(endpoint) : endpoint.hostWithPort,
-    abort(): Promise<void> {
-      requests.aborted = true;
-      return new Promise((resolve) => transport.disconnect(() => resolve()));
-    },
-    dispose(): void {
-      agent?.destroy();
-    },
-  };
+  return connectedDeviceTransport(transport, observer, endpoint, webSocket, agent);
 }
 
 /** The SDK transport's state machine (machina), which the SDK keeps private. */
