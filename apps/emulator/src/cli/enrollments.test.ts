@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
-import { captureIo, cli } from '../testing/cli-io.js';
+import { cli, startArgs, whileRunning as whileRunningCli } from '../testing/cli-io.js';
 import { KEYS, tempStateDir } from '../testing/fixtures.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { serviceClient } from '../testing/service-sdk.js';
-import { EXIT_OK, EXIT_USAGE, runCli } from './run.js';
+import { EXIT_OK, EXIT_USAGE } from './run.js';
 
 // `dps-emulator enrollments …` against a state folder the real emulator wrote (the config file's
 // enrollments seeded on start, one created through the service API with the official service SDK),
@@ -53,26 +53,12 @@ writeFileSync(
   }),
 );
 
-const START = [
-  'start',
-  '--config',
-  configFile,
-  '--state-dir',
-  state,
-  '--mqtt-port',
-  '0',
-  '--https-port',
-  '0',
-  '--amqp-port',
-  '0',
-  '--retry-after',
-  '0',
-];
+const START = startArgs(state, '--config', configFile);
 
 /** Starts the emulator on the state folder, runs `during`, stops it. */
 async function whileRunning(during: (emulator: Emulator) => Promise<void>): Promise<void> {
-  const run = captureIo(during);
-  expect(await runCli(START, run.io), run.err()).toBe(EXIT_OK);
+  const run = await whileRunningCli(START, during);
+  expect(run.code, run.err).toBe(EXIT_OK);
 }
 
 beforeAll(async () => {

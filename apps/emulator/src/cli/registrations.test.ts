@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
-import { captureIo, cli } from '../testing/cli-io.js';
+import { cli, startArgs, whileRunning } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register } from '../testing/sdk.js';
-import { EXIT_OK, EXIT_USAGE, runCli } from './run.js';
+import { EXIT_OK, EXIT_USAGE } from './run.js';
 
 // `dps-emulator registrations …` against a state folder the real emulator wrote, through the CLI's
 // own entry point.
@@ -16,27 +16,15 @@ const state = join(dir.path, 'state');
 afterAll(() => dir.remove());
 
 const deviceKey = (id: string) => deriveDeviceKey(TUTORIAL_GROUP_KEY, id);
-const START = [
-  'start',
-  '--state-dir',
-  state,
-  '--mqtt-port',
-  '0',
-  '--https-port',
-  '0',
-  '--amqp-port',
-  '0',
-  '--retry-after',
-  '0',
-];
+const START = startArgs(state);
 
 beforeAll(async () => {
-  const run = captureIo(async (emulator) => {
+  const run = await whileRunning(START, async (emulator) => {
     for (const id of ['contoso-toaster-007', 'contoso-heatpump-088']) {
       expect((await register(emulator, id, deviceKey(id))).status).toBe('assigned');
     }
   });
-  expect(await runCli(START, run.io)).toBe(EXIT_OK);
+  expect(run.code, run.err).toBe(EXIT_OK);
 });
 
 describe('dps-emulator registrations', () => {
@@ -72,7 +60,7 @@ describe('dps-emulator registrations', () => {
   });
 
   it('deletes a record while the emulator runs; the device then registers afresh', async () => {
-    const run = captureIo(async (emulator) => {
+    const run = await whileRunning(START, async (emulator) => {
       const deleted = await cli('registrations', 'delete', 'contoso-toaster-007', '--state-dir', state, '--json');
       expect([deleted.code, JSON.parse(deleted.out)]).toEqual([
         0,
@@ -82,7 +70,7 @@ describe('dps-emulator registrations', () => {
       const again = await register(emulator, 'contoso-toaster-007', deviceKey('contoso-toaster-007'));
       expect(again).toMatchObject({ status: 'assigned', substatus: 'initialAssignment' });
     });
-    expect(await runCli(START, run.io)).toBe(EXIT_OK);
+    expect(run.code, run.err).toBe(EXIT_OK);
     const gone = await cli('registrations', 'delete', 'nobody', '--state-dir', state);
     expect(gone.code).toBe(1);
   });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogRecord } from '@dpskit/node-kit';
 import type { EmulatorConfigInput } from '../config/schema.js';
+import { startArgs } from './cli-io.js';
 import type { EmulatorView } from './sdk.js';
 
 /** The built command line (`npm test` builds the package first). */
@@ -40,14 +41,9 @@ export async function startCliEmulator(
   writeFileSync(configFile, JSON.stringify(config));
   const node = (cliArgs: readonly string[]): ChildProcess =>
     spawn(process.execPath, [BUILT_CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const child = node([
-    'start',
-    ...['--config', configFile, '--state-dir', stateDir, '--ready-file', readyFile],
-    ...['--mqtt-port', '0', '--https-port', '0', '--amqp-port', '0', '--no-web', '--log-format', 'json'],
-    '--retry-after',
-    '0',
-    ...args,
-  ]);
+  const child = node(
+    startArgs(stateDir, '--config', configFile, '--ready-file', readyFile, '--log-format', 'json', ...args),
+  );
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
