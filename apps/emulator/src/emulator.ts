@@ -16,7 +16,7 @@ import { caCertificatesOf, type ResolvedConfig, resolveConfig } from './config/r
 import type { EmulatorConfigInput } from './config/schema.js';
 import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
-import { attemptFromEvent, DEFAULT_ATTEMPT_HISTORY } from './core/attempts.js';
+import { attemptFromEvent, attemptHistoryProblem, DEFAULT_ATTEMPT_HISTORY } from './core/attempts.js';
 import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
 import { EnrollmentService } from './core/enrollments/service.js';
@@ -115,7 +115,10 @@ export interface EmulatorOptions {
    * 0 picks one). `false` turns it off.
    */
   webView?: { port?: number; host?: string } | false;
-  /** Registration attempts kept in the store for the web view (default 10,000, oldest go first; 0 keeps none). */
+  /**
+   * Registration attempts kept in the store for the web view (default the config's
+   * `attemptHistory`, else 10,000; the oldest go first; 0 keeps none; at most 1,000,000).
+   */
   attemptHistory?: number;
   /**
    * The emulated IoT hubs' shared access policies (every hub has the same). Default:
@@ -243,9 +246,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     if (options.amqpPort !== null && options.amqpPort !== false) checkPort('amqpPort', options.amqpPort);
     if (options.retryAfterSeconds !== undefined) assertRetryAfterSeconds(options.retryAfterSeconds);
     if (options.webView) checkPort('webView.port', options.webView.port);
-    const history = options.attemptHistory;
-    if (history !== undefined && (!Number.isInteger(history) || history < 0))
-      throw new RangeError(`attemptHistory must be a whole number >= 0, not ${history}`);
+    if (options.attemptHistory !== undefined) {
+      const problem = attemptHistoryProblem('attemptHistory', options.attemptHistory);
+      if (problem) throw new RangeError(problem);
+    }
     const { maxJsonDepth, ...connectionLimits } = options.limits ?? {};
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
@@ -315,15 +319,18 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const webhook = new WebhookClient({ timeoutMs: this.#options.webhook?.timeoutMs ?? 30_000 });
       cleanup.push(() => webhook.close());
       const retry: WebhookRetryPolicy = { ...DPS_WEBHOOK_RETRY, ...definedOnly(this.#options.webhook?.retry ?? {}) };
-      const history = this.#options.attemptHistory ?? DEFAULT_ATTEMPT_HISTORY;
+      const history = this.#options.attemptHistory ?? config.attemptHistory ?? DEFAULT_ATTEMPT_HISTORY;
       store.pruneAttempts(history);
+      // Pruned every 1/64th of the history (at most every 256 attempts): the log holds at most
+      // 1.6% more than `history` between prunes, and exactly `history` when it is under 64.
+      const pruneEvery = Math.max(1, Math.min(256, Math.floor(history / 64)));
       let appended = 0;
       // Every attempt into the store's bounded log, which the web view reads (from any process).
       const recordAttempt = (event: RegistrationEvent) => {
         if (history === 0) return;
         try {
           store.appendAttempt(attemptFromEvent(event));
-          if (++appended % 256 === 0) store.pruneAttempts(history);
+          if (++appended % pruneEvery === 0) store.pruneAttempts(history);
         } catch (error) {
           this.#log.error('internal', `registration attempt not logged: ${(error as Error).message}`);
         }

@@ -12,6 +12,12 @@ describe('parseCliArgs', () => {
     expect(() => parseCliArgs(['start', '--web-port', '70000'])).toThrow(/--web-port must be a port number/);
   });
 
+  it('parses --attempt-history from 0 to 1,000,000', () => {
+    expect(parseCliArgs(['start', '--attempt-history', '0'])).toMatchObject({ attemptHistory: 0 });
+    expect(parseCliArgs(['start', '--attempt-history', '1000000'])).toMatchObject({ attemptHistory: 1_000_000 });
+    expect(parseCliArgs(['start'])).not.toHaveProperty('attemptHistory');
+  });
+
   it('parses start with every option', () => {
     expect(
       parseCliArgs([
@@ -98,6 +104,16 @@ describe('parseCliArgs', () => {
     [['start', '--webhook-retries', '1.5'], '--webhook-retries must be a whole number >= 0, not "1.5"'],
     [['start', '--webhook-retry-interval=-1'], '--webhook-retry-interval must be a whole number >= 0'],
     [['start', '--log-format', 'xml'], '--log-format must be pretty or json'],
+    [
+      ['start', '--attempt-history', '1000001'],
+      '--attempt-history must be a whole number of attempts from 0 to 1000000 (0 keeps none), not 1000001.',
+    ],
+    [
+      ['start', '--attempt-history=-1'],
+      '--attempt-history must be a whole number of attempts from 0 to 1000000 (0 keeps none), not "-1".',
+    ],
+    [['start', '--attempt-history', '2.5'], 'not "2.5"'],
+    [['start', '--attempt-history', '1e4'], 'not "1e4"'],
     [['start', '--frobnicate'], 'unknown option --frobnicate'],
   ])('refuses %j', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);

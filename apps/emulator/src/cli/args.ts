@@ -1,4 +1,5 @@
 import { LOG_LEVELS, type LogLevel, oneOf, parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
+import { attemptHistoryProblem } from '../core/attempts.js';
 import { MAX_RETRY_AFTER_SECONDS } from '../core/device-api.js';
 import { type EnrollmentsArgs, parseEnrollmentsArgs } from './enrollments.js';
 import { parseRegistrationsArgs, type RegistrationsArgs } from './registrations.js';
@@ -24,6 +25,8 @@ Options:
                            0 = any free port)
   --web-host <address>     the web view's bind address (default 127.0.0.1)
   --no-web                 no web view
+  --attempt-history <n>    registration attempts kept for the web view, oldest dropped first
+                           (default 10000, or the config's attemptHistory; 0-1000000, 0 = none)
   --tls-name <name>        extra DNS name or IP for the server certificate (repeatable)
   --retry-after <seconds>  retry-after sent while assigning: whole seconds 0-300 (default 3, as DPS;
                            0 = devices poll at once and are answered when allocation is done)
@@ -54,6 +57,7 @@ export interface StartArgs {
   amqpPort?: number | false;
   tlsNames: string[];
   webView?: { port?: number; host?: string } | false;
+  attemptHistory?: number;
   retryAfterSeconds?: number;
   webhookUrl?: string;
   webhookTimeoutMs?: number;
@@ -79,6 +83,7 @@ const OPTIONS = {
   'web-port': { type: 'string' },
   'web-host': { type: 'string' },
   'no-web': { type: 'boolean' },
+  'attempt-history': { type: 'string' },
   'retry-after': { type: 'string' },
   'webhook-url': { type: 'string' },
   'webhook-timeout': { type: 'string' },
@@ -138,6 +143,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     }
     args.webView = webView;
   }
+  if (values['attempt-history'] !== undefined) args.attemptHistory = attemptHistory(values['attempt-history']);
   if (values['retry-after'] !== undefined) args.retryAfterSeconds = retryAfterSeconds(values['retry-after']);
   if (values['webhook-url'] !== undefined) {
     try {
@@ -210,6 +216,13 @@ function retryAfterSeconds(value: string): number {
     );
   }
   return n;
+}
+
+function attemptHistory(value: string): number {
+  const n = /^\d{1,7}$/.test(value) ? Number(value) : value;
+  const problem = attemptHistoryProblem('--attempt-history', n);
+  if (problem) throw new UsageError(`${problem}.`, { command: 'start' });
+  return n as number;
 }
 
 function wholeNumber(flag: string, value: string): number {

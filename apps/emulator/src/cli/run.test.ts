@@ -3,8 +3,10 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TUTORIAL_GROUP_KEY } from '../config/defaults.js';
-import { captureIo } from '../testing/cli-io.js';
+import { TUTORIAL_GROUP_KEY, tutorialConfig } from '../config/defaults.js';
+import type { Emulator } from '../emulator.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { captureIo, startArgs, whileRunning } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { startWebhook } from '../testing/webhook-server.js';
@@ -16,7 +18,7 @@ afterAll(() => dir.remove());
 describe('dps-emulator', () => {
   it('starts the tutorial setup, prints endpoints, CA and keys, serves devices, and stops', async () => {
     const state = join(dir.path, 'tutorial');
-    const run = captureIo(async (emulator) => {
+    const run = await whileRunning(startArgs(state), async (emulator) => {
       const result = await register(
         emulator,
         'contoso-toaster-007',
@@ -24,34 +26,15 @@ describe('dps-emulator', () => {
       );
       expect(result.status).toBe('assigned');
     });
-    const code = await runCli(
-      [
-        'start',
-        '--state-dir',
-        state,
-        '--mqtt-port',
-        '0',
-        '--https-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--retry-after',
-        '0',
-        // The web view would log a warning of its own whenever another test holds its port 8090.
-        '--no-web',
-      ],
-      run.io,
-    );
-    expect(code).toBe(EXIT_OK);
+    expect(run.code).toBe(EXIT_OK);
     // JSON logs on stdout (not a terminal), the summary on stderr.
-    const lines = run
-      .out()
+    const lines = run.out
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as { event: string; msg: string });
     expect(lines.map((l) => l.event)).toEqual(['tls', 'started', 'registration', 'stopped']);
     expect(lines[2]?.msg).toContain('contoso-toaster-007 assigned to');
-    const banner = run.err();
+    const banner = run.err;
     expect(banner).toContain('ID scope 0ne00000A0A');
     expect(banner).toMatch(/MQTT {3}mqtts:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost:\d+"/);
     expect(banner).toMatch(
@@ -82,23 +65,11 @@ describe('dps-emulator', () => {
   it('masks the webhook key in the banner and takes the webhook retry schedule from the command line', async () => {
     const webhook = await startWebhook(() => ({ status: 503, body: { error: 'busy' } }));
     try {
-      const run = captureIo(async (emulator) => {
-        const err = await rejectionOf(
-          register(emulator, 'contoso-heatpump-088', deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-heatpump-088')),
-        );
-        expect(err.result).toMatchObject({ registrationState: { errorCode: 400207 } });
-      });
-      const code = await runCli(
-        [
-          'start',
-          '--state-dir',
+      const run = await whileRunning(
+        startArgs(
           join(dir.path, 'retry'),
-          '--mqtt-port',
-          '0',
           '--no-https',
           '--no-amqp',
-          '--retry-after',
-          '0',
           '--webhook-url',
           `${webhook.url}?code=very-secret-function-key`,
           '--webhook-retries',
@@ -107,13 +78,18 @@ describe('dps-emulator', () => {
           '10',
           '--webhook-retry-increment',
           '0',
-        ],
-        run.io,
+        ),
+        async (emulator) => {
+          const err = await rejectionOf(
+            register(emulator, 'contoso-heatpump-088', deriveDeviceKey(TUTORIAL_GROUP_KEY, 'contoso-heatpump-088')),
+          );
+          expect(err.result).toMatchObject({ registrationState: { errorCode: 400207 } });
+        },
       );
-      expect(code).toBe(EXIT_OK);
+      expect(run.code).toBe(EXIT_OK);
       expect(webhook.calls).toHaveLength(3);
-      expect(run.err()).toContain('?****');
-      expect(run.err() + run.out()).not.toContain('very-secret-function-key');
+      expect(run.err).toContain('?****');
+      expect(run.err + run.out).not.toContain('very-secret-function-key');
     } finally {
       await webhook.close();
     }
@@ -125,7 +101,7 @@ describe('dps-emulator', () => {
     mkdirSync(dirname(readyFile), { recursive: true });
     writeFileSync(readyFile, '{"left":"by an earlier run"}');
     let seen: Record<string, unknown> | undefined;
-    const run = captureIo(async (emulator) => {
+    const run = await whileRunning(startArgs(state, '--ready-file', readyFile), async (emulator) => {
       seen = JSON.parse(readFileSync(readyFile, 'utf8')) as Record<string, unknown>;
       expect(seen).toEqual({
         ready: true,
@@ -159,26 +135,50 @@ describe('dps-emulator', () => {
       );
       expect(result.status).toBe('assigned');
     });
-    const code = await runCli(
-      [
-        'start',
-        '--state-dir',
-        state,
-        '--mqtt-port',
-        '0',
-        '--https-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--ready-file',
-        readyFile,
-      ],
-      run.io,
-    );
-    expect(code).toBe(EXIT_OK);
+    expect(run.code).toBe(EXIT_OK);
     expect(seen?.ready).toBe(true);
     expect(existsSync(readyFile)).toBe(false);
     expect(readdirSync(dirname(readyFile))).toEqual([]);
+  });
+
+  it("keeps the newest --attempt-history attempts, the flag over the config's attemptHistory", async () => {
+    const state = join(dir.path, 'history');
+    const file = join(dir.path, 'history.json');
+    writeFileSync(file, JSON.stringify({ ...tutorialConfig(), attemptHistory: 1 }));
+    const registerAll = (ids: string[]) => async (emulator: Emulator) => {
+      for (const id of ids) {
+        expect((await register(emulator, id, deriveDeviceKey(TUTORIAL_GROUP_KEY, id))).status).toBe('assigned');
+      }
+    };
+    const kept = () => {
+      const store = SqliteStore.open(join(state, 'emulator.db'));
+      try {
+        return store.latestAttempts(100).map((a) => a.registrationId);
+      } finally {
+        store.close();
+      }
+    };
+    const fromConfig = await whileRunning(startArgs(state, '--config', file), registerAll(['device-1', 'device-2']));
+    expect(fromConfig.code, fromConfig.err).toBe(EXIT_OK);
+    expect(kept()).toEqual(['device-2']);
+    const fromFlag = await whileRunning(
+      startArgs(state, '--config', file, '--attempt-history', '3'),
+      registerAll(['device-3', 'device-4', 'device-5', 'device-6']),
+    );
+    expect(fromFlag.code, fromFlag.err).toBe(EXIT_OK);
+    expect(kept()).toEqual(['device-4', 'device-5', 'device-6']);
+
+    const bad = captureIo();
+    expect(await runCli(startArgs(state, '--attempt-history', 'all'), bad.io)).toBe(EXIT_USAGE);
+    expect(bad.err()).toContain(
+      'dps-emulator: --attempt-history must be a whole number of attempts from 0 to 1000000 (0 keeps none), not "all".\n',
+    );
+    writeFileSync(file, JSON.stringify({ ...tutorialConfig(), attemptHistory: -5 }));
+    const badConfig = captureIo();
+    expect(await runCli(startArgs(state, '--config', file), badConfig.io)).toBe(EXIT_FAILURE);
+    expect(badConfig.err()).toContain(
+      '  - attemptHistory: must be a whole number of attempts from 0 to 1000000 (0 keeps none)\n',
+    );
   });
 
   it('exits 1 with the file and field for a bad config', async () => {

@@ -59,6 +59,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.httpsPort !== undefined) options.httpsPort = args.httpsPort;
   if (args.amqpPort !== undefined) options.amqpPort = args.amqpPort;
   if (args.webView !== undefined) options.webView = args.webView;
+  if (args.attemptHistory !== undefined) options.attemptHistory = args.attemptHistory;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
   if (args.limits) options.limits = args.limits;
   if (args.webhookTimeoutMs !== undefined || args.webhookRetry) {

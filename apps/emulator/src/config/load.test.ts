@@ -163,6 +163,21 @@ describe('config loading', () => {
     ]);
   });
 
+  it('takes attemptHistory from 0 to 1,000,000 and names a bad one', () => {
+    const hubs = [{ hostName: 'hub-1.net' }];
+    expect(parseConfig({ iotHubs: hubs }).attemptHistory).toBeUndefined();
+    expect(parseConfig({ iotHubs: hubs, attemptHistory: 0 }).attemptHistory).toBe(0);
+    expect(parseConfig({ iotHubs: hubs, attemptHistory: 50_000 }).attemptHistory).toBe(50_000);
+    for (const bad of [-1, 2.5, 1_000_001]) {
+      expect(issuesOf(() => parseConfig({ iotHubs: hubs, attemptHistory: bad })).issues).toEqual([
+        { path: 'attemptHistory', message: 'must be a whole number of attempts from 0 to 1000000 (0 keeps none)' },
+      ]);
+    }
+    expect(issuesOf(() => parseConfig({ iotHubs: hubs, attemptHistory: '100' })).issues).toEqual([
+      { path: 'attemptHistory', message: expect.stringContaining('expected number') },
+    ]);
+  });
+
   it('takes X.509 enrollments and CA certificates, and names what is wrong with them', async () => {
     const root = await createTestCa('Config root');
     const config = parseConfig({

@@ -7,6 +7,7 @@ import {
   registrationIdProblem,
 } from '@dpskit/contracts';
 import { z } from 'zod';
+import { MAX_ATTEMPT_HISTORY } from '../core/attempts.js';
 import { checkAttestation } from '../core/enrollments/validate.js';
 import { describeCertificate } from '../core/enrollments/x509.js';
 import { SERVICE_RIGHTS } from '../core/service-auth.js';
@@ -80,6 +81,16 @@ export const emulatorConfigSchema = z
         }),
       )
       .default([]),
+    /**
+     * dpskit: registration attempts the store keeps for the web view (default 10,000, the oldest go
+     * first; 0 keeps none). `--attempt-history` and the `attemptHistory` option override it.
+     */
+    attemptHistory: z
+      .number()
+      .refine((n) => Number.isInteger(n) && n >= 0 && n <= MAX_ATTEMPT_HISTORY, {
+        message: `must be a whole number of attempts from 0 to ${MAX_ATTEMPT_HISTORY} (0 keeps none)`,
+      })
+      .optional(),
     enrollmentGroups: z.array(enrollmentGroupConfigSchema).default([]),
     individualEnrollments: z.array(individualEnrollmentConfigSchema).default([]),
   })

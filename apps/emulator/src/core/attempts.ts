@@ -60,6 +60,19 @@ export const MAX_ATTEMPT_TEXT = 16 * 1024;
 /** How many attempts the store keeps by default (the oldest go first). */
 export const DEFAULT_ATTEMPT_HISTORY = 10_000;
 
+/**
+ * The most `attemptHistory` takes: an attempt is a few KiB (up to 64 KiB with every body at its
+ * clip), so a million keeps the log within the size of a large fleet run, never unbounded.
+ */
+export const MAX_ATTEMPT_HISTORY = 1_000_000;
+
+/** Why `value` is not an attempt history setting (`name` is the flag or field), or undefined when it is. */
+export function attemptHistoryProblem(name: string, value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_ATTEMPT_HISTORY)
+    return undefined;
+  return `${name} must be a whole number of attempts from 0 to ${MAX_ATTEMPT_HISTORY} (0 keeps none), not ${typeof value === 'string' ? `"${value}"` : String(value)}`;
+}
+
 export function clipText(text: string, max = MAX_ATTEMPT_TEXT): ClippedText {
   return text.length <= max ? { text } : { text: text.slice(0, max), omitted: text.length - max };
 }
