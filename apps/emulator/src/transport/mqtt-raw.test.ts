@@ -1,4 +1,5 @@
 import { createRegistrationSasToken } from '@dpskit/contracts';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
@@ -167,5 +168,32 @@ describe('MQTT edge cases', () => {
     await a.request(REGISTER('only-a'), JSON.stringify({ registrationId: 'hashed-raw-one' }), 'only-a');
     await b.request(REGISTER('only-b'), JSON.stringify({ registrationId: 'hashed-raw-two' }), 'only-b');
     expect(seenByB).toEqual([expect.stringContaining('$rid=only-b')]);
+  });
+
+  it('closes the older connection when a device connects again with the same client id, and serves the new one', async () => {
+    const old = await device('hashed-raw-again');
+    const again = await device('hashed-raw-again');
+    await old.closed;
+    await subscribeResponses(again);
+    const accepted = await again.request(
+      REGISTER('again'),
+      JSON.stringify({ registrationId: 'hashed-raw-again' }),
+      'again',
+    );
+    expect(accepted.status).toBe(202);
+  });
+
+  it('closes a client that sends a second CONNECT on its connection', async () => {
+    const d = await device('hashed-raw-reconnect');
+    (d.client as unknown as { stream: { write(b: Buffer): void } }).stream.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: 'hashed-raw-reconnect',
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 0,
+      }),
+    );
+    await d.closed;
   });
 });
