@@ -30,6 +30,15 @@ describe('deriveKeysFromLines', () => {
     expect(report).toEqual({ derived: 2, invalid: 0 });
   });
 
+  it('trims ASCII and Unicode blanks around an id (tab, no-break space, em space, BOM), in CR-free chunks too', async () => {
+    const { report, text } = await derive('\tcontoso-toaster-007\u00a0\n\u2003contoso-heatpump-088\ufeff\n\u00a0\n');
+    expect(text).toBe(
+      'contoso-toaster-007 NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=\n' +
+        'contoso-heatpump-088 NI9dUEI2tga168Qi1U/HKuMmFHewrvaqI1MPTEU1A5w=\n',
+    );
+    expect(report).toEqual({ derived: 2, invalid: 0 });
+  });
+
   it('prints one JSON object per line with --json', async () => {
     const { text } = await derive('contoso-toaster-007\n', true);
     expect(JSON.parse(text)).toEqual({

@@ -41,7 +41,11 @@ export async function deriveKeysFromLines(
 
   const line = (raw: string): void => {
     lineNumber += 1;
-    const registrationId = raw.trim();
+    // trim() only when an end may be blank (ASCII space/control or any non-ASCII, where Unicode's
+    // spaces are): most lines are bare ids.
+    const first = raw.charCodeAt(0);
+    const last = raw.charCodeAt(raw.length - 1);
+    const registrationId = first > 0x20 && first < 0x7f && last > 0x20 && last < 0x7f ? raw : raw.trim();
     if (registrationId === '') return;
     const problem = registrationIdProblem(registrationId);
     if (problem) {
@@ -72,9 +76,11 @@ export async function deriveKeysFromLines(
   let pending = '';
   for await (const chunk of input) {
     const text = pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer));
+    // A chunk without CR (the usual case) needs no CR check per line: `line` directly.
+    const each = text.indexOf('\r') === -1 ? line : segment;
     let start = 0;
     for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-      segment(text.slice(start, end));
+      each(text.slice(start, end));
       start = end + 1;
       if (buffer.length >= FLUSH_AT) await flush();
     }
