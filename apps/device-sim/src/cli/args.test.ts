@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { type Command, DEFAULT_TIMEOUT_SECONDS, type Env, parseCommandLine, UsageError } from './args.js';
 
@@ -204,6 +205,8 @@ describe('parseCommandLine: fleet', () => {
       '5',
       '--start',
       '7',
+      '--workers',
+      '3',
       '--no-progress',
     ]);
     expect(command).toMatchObject({
@@ -211,6 +214,7 @@ describe('parseCommandLine: fleet', () => {
       config: {
         count: 10,
         concurrency: 5,
+        workers: 3,
         start: 7,
         progress: false,
         templates: ['contoso-toaster-{n:3}', 'contoso-heatpump-{n:3}', 'contoso-kettle-{n}'],
@@ -218,9 +222,9 @@ describe('parseCommandLine: fleet', () => {
     });
   });
 
-  it('takes the template from DPS_REGISTRATION_ID_TEMPLATE and defaults concurrency and start', () => {
+  it('takes the template from DPS_REGISTRATION_ID_TEMPLATE and defaults concurrency, workers and start', () => {
     expect(run(FLEET, { DPS_REGISTRATION_ID_TEMPLATE: 'dev-{n}' })).toMatchObject({
-      config: { templates: ['dev-{n}'], concurrency: 50, start: 1, progress: true },
+      config: { templates: ['dev-{n}'], concurrency: 50, workers: availableParallelism(), start: 1, progress: true },
     });
   });
 
@@ -237,6 +241,7 @@ describe('parseCommandLine: fleet', () => {
       '--concurrency must be a whole number',
       [...FLEET, '--registration-id-template', 'a-{n}', '--concurrency', 'many'],
     ],
+    ['--workers must be a whole number from 1', [...FLEET, '--registration-id-template', 'a-{n}', '--workers', '0']],
     [
       'missing --group-key',
       ['fleet', '--id-scope', '0ne00000A0A', '--count', '3', '--registration-id-template', 'a-{n}'],

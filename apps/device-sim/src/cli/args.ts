@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseOptions, UsageError, unknownCommand } from '@dpskit/node-kit';
 import { InvalidOptionError } from '../lib/errors.js';
 import {
@@ -10,6 +11,7 @@ import {
   MAX_CONCURRENCY,
   MAX_FLEET_COUNT,
   MAX_RETRIES,
+  MAX_WORKERS,
 } from '../lib/inputs.js';
 import { parsePayload } from '../lib/payload.js';
 import { checkFleetTemplates, fleetDevice } from '../lib/template.js';
@@ -76,6 +78,8 @@ export interface FleetConfig extends ConnectionConfig {
   certificates?: { certTemplate: string; keyTemplate: string };
   count: number;
   concurrency: number;
+  /** Worker threads the devices are spread over (default: the core count). */
+  workers: number;
   templates: string[];
   start: number;
   /** Draw a progress bar (only on a terminal). */
@@ -152,6 +156,7 @@ const FLEET_OPTIONS = {
   ...CONNECTION_OPTIONS,
   count: { type: 'string' },
   concurrency: { type: 'string' },
+  workers: { type: 'string' },
   'registration-id-template': { type: 'string', multiple: true },
   start: { type: 'string' },
   'no-progress': { type: 'boolean' },
@@ -375,6 +380,8 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
   const concurrency = concurrencyPicked
     ? checkWholeNumber(named('concurrency', concurrencyPicked), 1, MAX_CONCURRENCY)
     : DEFAULT_CONCURRENCY;
+  const workersPicked = pick(flags, 'workers', env);
+  const workers = workersPicked ? checkWholeNumber(named('workers', workersPicked), 1, MAX_WORKERS) : defaultWorkers();
   const startPicked = pick(flags, 'start', env);
   const start = startPicked ? checkWholeNumber(named('start', startPicked), 0, 1_000_000_000_000) : 1;
   const flagTemplates = flags['registration-id-template'];
@@ -395,11 +402,17 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
       ...(certificate ? { certificates: { certTemplate: certificate.cert, keyTemplate: certificate.key } } : {}),
       count,
       concurrency,
+      workers,
       templates: templates.map((t) => t.source),
       start,
       progress: flags['no-progress'] !== true,
     },
   };
+}
+
+/** One worker thread per core the process may use. */
+function defaultWorkers(): number {
+  return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
 }
 
 function keysDeriveConfig(flags: Flags, positionals: string[], env: Env): Command {

@@ -107,6 +107,8 @@ Devices:
                                  turns: toaster-1, heatpump-1, toaster-2, heatpump-2, ...
   --start <n>                    number of the first device of each template, default 1
   --concurrency <n>              devices registering at the same time, default 50
+  --workers <n>                  worker threads the devices are spread over (each its share of the
+                                 concurrency and one TLS context), default: the number of cores
   --group-key <key>              the enrollment group key; device keys are derived      DPS_GROUP_KEY
   --cert <template> --key <template>
                                  X.509 instead of a group key: each device's files, {id} standing

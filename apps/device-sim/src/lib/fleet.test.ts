@@ -76,6 +76,69 @@ describe('runFleet through the real SDK (HTTPS)', () => {
     expect(progress.at(-1)).toMatchObject({ requested: 4, launched: 4, finished: 4, inFlight: 0 });
   });
 
+  it('spreads a fleet over 2 worker threads: every device exactly one outcome, its own, none crossed', async () => {
+    const outcomes: Array<[number, RegistrationOutcome]> = [];
+    const progress: FleetProgress[] = [];
+    const before = dps.registrations.length;
+    const summary = await runFleet({
+      ...BASE,
+      provisioningHost: dps.host,
+      ca: pki.caPem,
+      transport: 'http',
+      count: 11,
+      concurrency: 4,
+      workers: 2,
+      registrationIdTemplates: ['kettle-w{n}', 'fridge-w{n}'],
+      start: 10,
+      payload: { firmware: '1.2.3' },
+      onOutcome: (o, i) => outcomes.push([i, o]),
+      onProgress: (p) => progress.push(p),
+    });
+    expect(summary).toMatchObject({
+      requested: 11,
+      launched: 11,
+      completed: 11,
+      concurrency: 4,
+      stoppedEarly: false,
+      byStatus: { assigned: 11 },
+    });
+    // Index i is template i % 2 numbered from 10 + floor(i / 2); the service answered each under its own id.
+    const expected = Array.from(
+      { length: 11 },
+      (_, i) => `${i % 2 === 0 ? 'kettle' : 'fridge'}-w${10 + Math.floor(i / 2)}`,
+    );
+    expect(outcomes.map(([i]) => i).sort((a, b) => a - b)).toEqual(expected.map((_, i) => i));
+    for (const [i, outcome] of outcomes) {
+      expect(outcome.registrationId).toBe(expected[i]);
+      expect(outcome.deviceId).toBe(expected[i]);
+      expect(outcome.assignedHub).toBe(expected[i]!.endsWith('1') ? 'hub-a.example' : 'hub-b.example');
+    }
+    const received = dps.registrations.slice(before);
+    expect(received.map((r) => r.registrationId).sort()).toEqual([...expected].sort());
+    expect(received.every((r) => JSON.stringify(r.payload) === '{"firmware":"1.2.3"}')).toBe(true);
+    expect(progress.at(-1)).toMatchObject({ requested: 11, launched: 11, finished: 11, inFlight: 0 });
+  });
+
+  it('rejects a bad option given to workers before any device starts', async () => {
+    await expect(
+      runFleet({ ...BASE, provisioningHost: dps.host, ca: pki.caPem, count: 4, workers: 0 }),
+    ).rejects.toMatchObject({ name: 'InvalidOptionError', field: 'workers' });
+  });
+
+  it('returns an empty, stopped summary when the signal is already aborted, over workers too', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const summary = await runFleet({
+      ...BASE,
+      provisioningHost: dps.host,
+      ca: pki.caPem,
+      count: 5,
+      workers: 2,
+      signal: controller.signal,
+    });
+    expect(summary).toMatchObject({ launched: 0, completed: 0, notStarted: 5, stoppedEarly: true });
+  });
+
   it('returns an empty, stopped summary when the signal is already aborted', async () => {
     const controller = new AbortController();
     controller.abort();

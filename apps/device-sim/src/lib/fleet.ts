@@ -1,5 +1,6 @@
 import { deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
+import { runFleetOnWorkers, workerPlan } from './fleet-workers.js';
 import {
   checkKey,
   checkTransport,
@@ -7,10 +8,12 @@ import {
   DEFAULT_CONCURRENCY,
   MAX_CONCURRENCY,
   MAX_FLEET_COUNT,
+  MAX_WORKERS,
 } from './inputs.js';
 import { type RegisterOptions, registerDevice } from './register.js';
 import { type FleetSummary, FleetTally } from './stats.js';
-import { checkFleetTemplates, fleetDevice } from './template.js';
+import { checkFleetTemplates, fleetDevice, type RegistrationIdTemplate } from './template.js';
+import { createSharedTlsContext } from './transport/tls-context.js';
 import type { OutcomeStatus, RegistrationOutcome, TransportName } from './types.js';
 
 export interface FleetOptions {
@@ -53,6 +56,24 @@ export interface FleetOptions {
   connect?: RegisterOptions['connect'];
   onOutcome?: (outcome: RegistrationOutcome, index: number) => void;
   onProgress?: (progress: FleetProgress) => void;
+  /**
+   * Worker threads to spread the devices over (default 1: this thread). Each worker registers every
+   * n-th device with its share of `concurrency` and its own TLS context; outcomes, progress and the
+   * summary come back here as with one. Needs options a thread can receive: a `payload` object (not
+   * a function) and `groupKey`; with a payload function or `certificate`, the fleet runs here.
+   */
+  workers?: number;
+  /**
+   * Only the devices of one shard: index % of === index (the others are some other runner's). The
+   * summary and progress count this shard's devices; `count` and `concurrency` stay the fleet's
+   * (the shard takes its share). Used by `runFleetOnWorkers`.
+   */
+  shard?: FleetShard;
+}
+
+export interface FleetShard {
+  index: number;
+  of: number;
 }
 
 export interface FleetProgress {
@@ -71,23 +92,20 @@ export interface FleetProgress {
  * stopped through `signal`; rejects only with `InvalidOptionError` for bad options.
  */
 export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
-  const count = checkWholeNumber({ field: 'count', value: options.count }, 1, MAX_FLEET_COUNT);
-  const concurrency = Math.min(
-    checkWholeNumber({ field: 'concurrency', value: options.concurrency ?? DEFAULT_CONCURRENCY }, 1, MAX_CONCURRENCY),
-    count,
-  );
-  const start = checkWholeNumber({ field: 'start', value: options.start ?? 1 }, 0, Number.MAX_SAFE_INTEGER - count);
-  const templates = checkFleetTemplates(
-    { field: 'registrationIdTemplates', value: options.registrationIdTemplates },
-    count,
-    start,
-  );
-  if ((options.groupKey === undefined) === (options.certificate === undefined)) {
-    throw new InvalidOptionError('groupKey', 'give exactly one of groupKey (symmetric keys) or certificate (X.509)');
+  const checked = checkFleetOptions(options);
+  const workers = checkWholeNumber({ field: 'workers', value: options.workers ?? 1 }, 1, MAX_WORKERS);
+  if (workers > 1 && options.shard === undefined) {
+    const plan = workerPlan(options, checked, workers);
+    if (plan.workers > 1) return runFleetOnWorkers(options, checked, plan);
   }
-  const groupKey =
-    options.groupKey === undefined ? undefined : checkKey({ field: 'groupKey', value: options.groupKey });
-  const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
+  const { count, concurrency, start, templates, groupKey, transport } = checked;
+  const shard = checkShard(options.shard);
+  // This runner's devices are fleet indexes shard.index, shard.index + of, …
+  const shardCount = Math.max(0, Math.ceil((count - shard.index) / shard.of));
+  const shardConcurrency = Math.max(1, Math.min(shareOf(concurrency, shard), shardCount));
+  // One TLS context for every device of this runner (they all trust the same CA): building one per
+  // connection was a tenth of the fleet's CPU. X.509 devices need their own (their certificate).
+  const tlsContext = groupKey !== undefined ? createSharedTlsContext(options.ca) : undefined;
 
   const startedAt = performance.now();
   const tally = new FleetTally();
@@ -102,7 +120,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
   options.signal?.addEventListener('abort', onStop, { once: true });
 
   const progress = (): FleetProgress => ({
-    requested: options.count,
+    requested: shardCount,
     launched: next,
     finished,
     inFlight: inFlight.size,
@@ -111,8 +129,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
   });
 
   const worker = async (): Promise<void> => {
-    while (!stopped && next < options.count) {
-      const index = next++;
+    while (!stopped && next < shardCount) {
+      const index = shard.index + shard.of * next++;
       const { registrationId } = fleetDevice(templates, index, start);
       const payload = typeof options.payload === 'function' ? options.payload(registrationId, index) : options.payload;
       const controller = new AbortController();
@@ -138,6 +156,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
           retryBackoffMs: options.retryBackoffMs,
           cancelGraceMs: options.cancelGraceMs,
           signal: controller.signal,
+          ...(tlsContext ? { tlsContext } : {}),
           ...(options.connect ? { connect: options.connect } : {}),
         });
       } catch (err) {
@@ -156,16 +175,58 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
   };
 
   try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
+    await Promise.all(Array.from({ length: shardConcurrency }, worker));
   } finally {
     options.signal?.removeEventListener('abort', onStop);
   }
   return tally.summary({
     transport,
-    concurrency,
-    requested: options.count,
+    concurrency: options.shard ? shardConcurrency : concurrency,
+    requested: shardCount,
     launched: next,
     durationMs: Math.round(performance.now() - startedAt),
-    stoppedEarly: stopped && (next < options.count || tally.cancelled > 0),
+    stoppedEarly: stopped && (next < shardCount || tally.cancelled > 0),
   });
+}
+
+/** The fleet's options, checked and normalized once (also for its workers). */
+export interface CheckedFleet {
+  count: number;
+  concurrency: number;
+  start: number;
+  templates: RegistrationIdTemplate[];
+  groupKey: string | undefined;
+  transport: TransportName;
+}
+
+export function checkFleetOptions(options: FleetOptions): CheckedFleet {
+  const count = checkWholeNumber({ field: 'count', value: options.count }, 1, MAX_FLEET_COUNT);
+  const concurrency = Math.min(
+    checkWholeNumber({ field: 'concurrency', value: options.concurrency ?? DEFAULT_CONCURRENCY }, 1, MAX_CONCURRENCY),
+    count,
+  );
+  const start = checkWholeNumber({ field: 'start', value: options.start ?? 1 }, 0, Number.MAX_SAFE_INTEGER - count);
+  const templates = checkFleetTemplates(
+    { field: 'registrationIdTemplates', value: options.registrationIdTemplates },
+    count,
+    start,
+  );
+  if ((options.groupKey === undefined) === (options.certificate === undefined)) {
+    throw new InvalidOptionError('groupKey', 'give exactly one of groupKey (symmetric keys) or certificate (X.509)');
+  }
+  const groupKey =
+    options.groupKey === undefined ? undefined : checkKey({ field: 'groupKey', value: options.groupKey });
+  const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
+  return { count, concurrency, start, templates, groupKey, transport };
+}
+
+function checkShard(shard: FleetShard | undefined): FleetShard {
+  if (shard === undefined) return { index: 0, of: 1 };
+  const of = checkWholeNumber({ field: 'shard.of', value: shard.of }, 1, MAX_CONCURRENCY);
+  return { index: checkWholeNumber({ field: 'shard.index', value: shard.index }, 0, of - 1), of };
+}
+
+/** A shard's part of the fleet's concurrency: as even as can be, the first shards taking the rest. */
+export function shareOf(total: number, shard: FleetShard): number {
+  return Math.floor(total / shard.of) + (shard.index < total % shard.of ? 1 : 0);
 }

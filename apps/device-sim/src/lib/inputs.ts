@@ -11,6 +11,7 @@ import { TRANSPORTS, type TransportName } from './types.js';
 export const DEFAULT_CONCURRENCY = 50;
 export const MAX_FLEET_COUNT = 10_000_000;
 export const MAX_CONCURRENCY = 100_000;
+export const MAX_WORKERS = 256;
 /** Retries of one device's registration after transient failures. */
 export const MAX_RETRIES = 100;
 

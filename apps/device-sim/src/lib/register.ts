@@ -1,4 +1,5 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
 import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
 import { connectToHub, type HubConnectOptions, type HubSession } from './hub.js';
@@ -69,6 +70,13 @@ export interface RegisterOptions {
    * this call's.
    */
   connect?: Pick<HubConnectOptions, 'gatewayHost' | 'reported' | 'telemetryCount' | 'timeoutMs'>;
+  /**
+   * A TLS context to share between many devices instead of one built per connection (see
+   * `createSharedTlsContext`; `runFleet` makes one per fleet). It must trust what `ca` trusts. Used
+   * over MQTT and HTTPS with a key; ignored for an X.509 device (its context holds its certificate)
+   * and over AMQP and WebSockets, whose SDK bases take no context.
+   */
+  tlsContext?: SecureContext;
 }
 
 type SecurityClient = Parameters<(typeof ProvisioningDeviceClient)['create']>[3];
@@ -207,7 +215,8 @@ async function attemptRegistration(
   const { registrationId, transport: transportName } = prepared;
 
   const observer = new RegistrationObserver(registrationId, startedAt, options.onStatus);
-  const deviceTransport = createTransport(transportName, observer, prepared.endpoint, options.ca);
+  const tlsContext = 'deviceKey' in prepared.credential ? options.tlsContext : undefined;
+  const deviceTransport = createTransport(transportName, observer, prepared.endpoint, options.ca, tlsContext);
   const { sdkHost } = deviceTransport;
   if (options.pollingIntervalMs !== undefined) {
     deviceTransport.sdkTransport.setTransportOptions({ pollingInterval: options.pollingIntervalMs });
@@ -344,13 +353,14 @@ function createTransport(
   observer: RegistrationObserver,
   endpoint: Endpoint,
   ca: string | undefined,
+  tlsContext: SecureContext | undefined,
 ): DeviceTransport {
   switch (name) {
     case 'http':
-      return createHttpTransport(observer, endpoint, ca);
+      return createHttpTransport(observer, endpoint, ca, tlsContext);
     case 'mqtt':
     case 'mqtt-ws':
-      return createMqttTransport(observer, endpoint, ca, name === 'mqtt-ws');
+      return createMqttTransport(observer, endpoint, ca, name === 'mqtt-ws', tlsContext);
     case 'amqp':
     case 'amqp-ws':
       return createAmqpTransport(observer, endpoint, ca, name === 'amqp-ws');

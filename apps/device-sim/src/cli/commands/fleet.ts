@@ -27,6 +27,7 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
       certificate: certificateFiles(config),
       count: config.count,
       concurrency: config.concurrency,
+      workers: config.workers,
       registrationIdTemplates: config.templates,
       start: config.start,
       onProgress: progress

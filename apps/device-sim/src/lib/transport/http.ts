@@ -1,5 +1,5 @@
 import https from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import { Http, HttpBase } from '../sdk/modules.js';
 import type { Endpoint } from './endpoint.js';
 import { ObservedRequests } from './observed-requests.js';
@@ -36,9 +36,12 @@ export function createHttpTransport(
   observer: RegistrationObserver,
   endpoint: Endpoint,
   ca: string | undefined,
+  tlsContext?: SecureContext,
 ): DeviceTransport {
   const agentOptions: https.AgentOptions = { keepAlive: true };
   if (ca !== undefined) agentOptions.ca = ca;
+  // The agent hands its options to tls.connect, which then uses this context instead of building one.
+  if (tlsContext) agentOptions.secureContext = tlsContext;
   const agent = new https.Agent(agentOptions);
   // `defaultPort` is public on Node's Agent but missing from @types/node.
   if (endpoint.port !== undefined) (agent as https.Agent & { defaultPort: number }).defaultPort = endpoint.port;
