@@ -1,0 +1,469 @@
+// End to end at the speed of TLS? Each path's registrations per second against the bare TLS 1.3
+// handshake rate measured in the same run (the ceiling: a device cannot register faster than it can
+// open its TLS connection), in interleaved rounds, each path's ratio the median of its rounds' own
+// ratios (each against the ceiling of its round). Every part runs as its own process, as users run
+// them: the emulator (`dps-emulator start`, JSON logs to a file), the tutorial allocator
+// (`dpskit-allocator start`, JSON logs to a file), a node:tls server with the emulator's certificate
+// (the ceiling's server), and the clients: `device-sim fleet` (the official SDK, over worker threads)
+// and lean-clients.js (bare handshakes, and a lean MQTT device on mqtt-packet), both spreading their
+// devices over the same number of worker threads. Then the scale curve: SDK fleets of growing size
+// against the same emulator, its RSS and CPU per registration at each, so that a cost growing with
+// the number of devices or records shows. Only ratios mean anything on a shared machine: the load
+// average is printed with every round.
+// Run: npm run bench (this is part of it), or node packages/e2e/dist/bench/end-to-end.js
+//   --devices N (1000) --rounds R (5) --concurrency C (100) --workers W (cores) --scale 1000,10000
+// npm run bench:scale: --rounds 0 --scale 1000,10000,100000 (outside CI).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { generateSymmetricKey } from '@dpskit/contracts';
+import { percentile } from '@dpskit/device-sim';
+import { DEVICE_SIM_CLI } from '../harness/device-sim.js';
+import { EMULATOR_CLI } from '../harness/emulator-process.js';
+
+const { values } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '100' },
+    workers: { type: 'string', default: String(availableParallelism()) },
+    scale: { type: 'string', default: '1000,10000' },
+  },
+});
+const devices = Number(values.devices);
+const rounds = Number(values.rounds);
+const concurrency = Number(values.concurrency);
+const workers = Number(values.workers);
+const scaleSteps = values.scale
+  .split(',')
+  .filter((s) => s.trim() !== '')
+  .map(Number);
+
+const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
+const CUSTOM_KEY = generateSymmetricKey();
+const FUNCTION_KEY = 'bench-function-key-0123456789';
+const ID_SCOPE = '0ne00BENCH0';
+const HERE = dirname(fileURLToPath(import.meta.url));
+const LEAN_CLIENTS = join(HERE, 'lean-clients.js');
+const HANDSHAKE_SERVER = join(HERE, 'tls-handshake-server.js');
+const require = createRequire(import.meta.url);
+const ALLOCATOR_CLI = join(dirname(require.resolve('@dpskit/allocator/package.json')), 'dist', 'cli.js');
+// Preloaded into each client process: writes its CPU time (all its threads) at exit to $DPSKIT_BENCH_CPU_FILE.
+const REPORT_CPU = join(dirname(require.resolve('@dpskit/device-sim/package.json')), 'dist', 'bench', 'report-cpu.js');
+const work = mkdtempSync(join(tmpdir(), 'dpskit-e2e-bench-'));
+const fixed = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+const median = (list: number[]) =>
+  percentile(
+    [...list].sort((a, b) => a - b),
+    50,
+  );
+
+/** CPU time (ms) and RSS (MB) of a process, from /proc (Linux; clock ticks of 10 ms, Linux's USER_HZ). */
+function processStats(pid: number): { cpuMs: number; rssMb: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpuMs, rssMb: rss ? Number(rss[1]) / 1024 : Number.NaN };
+  } catch {
+    return null;
+  }
+}
+
+/** Spawns `args`, stdout to `logFile` (or piped), resolving once `readyFile` exists (or the first stdout line). */
+async function startProcess(
+  name: string,
+  args: string[],
+  ready: { file: string } | { line: true },
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; ready: string }> {
+  const log = openSync(join(work, `${name}.log`), 'w');
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'line' in ready ? 'pipe' : log, log],
+    env: { ...process.env, ...env },
+  });
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  if ('line' in ready) {
+    const line = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        text += d.toString('utf8');
+        if (text.includes('\n')) resolve(text.slice(0, text.indexOf('\n')));
+      });
+      child.on('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
+    });
+    return { child, ready: line };
+  }
+  while (!existsSync(ready.file)) {
+    if (exited)
+      throw new Error(`${name} exited before it was ready: ${readFileSync(join(work, `${name}.log`), 'utf8')}`);
+    await sleep(50);
+  }
+  await sleep(50); // the file is written whole, but give a slow writer a moment
+  return { child, ready: readFileSync(ready.file, 'utf8') };
+}
+
+let clientRuns = 0;
+/** Runs a client process to its end; resolves with its stdout and its CPU time (ms, all its threads). */
+function runClient(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ out: string; cpuMs: number }> {
+  const cpuFile = join(work, `client-${++clientRuns}.cpu`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', REPORT_CPU, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, DPSKIT_BENCH_CPU_FILE: cpuFile },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString('utf8');
+    });
+    child.on('exit', (code) =>
+      code === 0 || (code === 1 && out.trim() !== '')
+        ? resolve({ out, cpuMs: existsSync(cpuFile) ? Number(readFileSync(cpuFile, 'utf8')) : Number.NaN })
+        : reject(new Error(`${args.slice(0, 2).join(' ')} exited ${code}: ${err.slice(0, 2000)}`)),
+    );
+  });
+}
+
+interface Measured {
+  completed: number;
+  failed: number;
+  firstError?: string;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  /** CPU of the server process (emulator, or the handshake server) per completed operation. */
+  serverCpuMs: number;
+  /** The server's RSS after the run. */
+  serverRssMb: number;
+  /** CPU of the client process (all its worker threads) per completed operation. */
+  clientCpuMs: number;
+}
+
+interface Path {
+  key: string;
+  label: string;
+  goal?: number;
+  run(round: string, count: number): Promise<Measured>;
+}
+
+async function main(): Promise<void> {
+  const cpu = cpus();
+  console.log('dpskit end-to-end bench: registrations per second against bare TLS 1.3 handshakes, same run');
+  console.log(
+    `machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}; ${new Date().toISOString()}; load average ${load()}`,
+  );
+  console.log(
+    `method: ${devices} devices a path and round, ${concurrency} in flight over ${workers} worker threads (client and ceiling alike), ` +
+      `${rounds} rounds, order alternating; each a fresh TLS connection per device; emulator --retry-after 0 (devices poll at once), ` +
+      "its JSON logs (info) and the allocator's to files; ratio = median of the rounds' ratios to the ceiling of the same round.",
+  );
+
+  // The allocator (the tutorial's policy: ids containing contoso-toaster go to the first linked hub).
+  const allocatorReady = join(work, 'allocator.ready.json');
+  const allocator = await startProcess(
+    'allocator',
+    [ALLOCATOR_CLI, 'start', '--port', '0', '--host', '127.0.0.1', '--json', '--ready-file', allocatorReady],
+    { file: allocatorReady },
+    { ALLOCATOR_FUNCTION_KEY: FUNCTION_KEY },
+  );
+  const allocatorInfo = JSON.parse(allocator.ready) as { functions: Array<{ url: string }> };
+  const webhookUrl = `${allocatorInfo.functions[0]?.url}?code=${FUNCTION_KEY}`;
+
+  const config = {
+    idScope: ID_SCOPE,
+    iotHubs: [{ hostName: 'contoso-toasters-hub-1098.azure-devices.net' }, { hostName: 'hub-2.azure-devices.net' }],
+    enrollmentGroups: [
+      {
+        enrollmentGroupId: 'bench-hashed',
+        attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: GROUP_KEY } },
+        allocationPolicy: 'hashed',
+      },
+      {
+        enrollmentGroupId: 'bench-custom',
+        attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: CUSTOM_KEY } },
+        allocationPolicy: 'custom',
+        customAllocationDefinition: { webhookUrl, apiVersion: '2021-10-01' },
+      },
+    ],
+  };
+  const configFile = join(work, 'emulator.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  const emulatorReady = join(work, 'emulator.ready.json');
+  const emulator = await startProcess(
+    'emulator',
+    [
+      EMULATOR_CLI,
+      'start',
+      '--config',
+      configFile,
+      '--state-dir',
+      join(work, 'state'),
+      '--mqtt-port',
+      '0',
+      '--no-https',
+      '--no-amqp',
+      '--no-web',
+      '--retry-after',
+      '0',
+      '--log-format',
+      'json',
+      '--ready-file',
+      emulatorReady,
+    ],
+    { file: emulatorReady },
+  );
+  const emulatorInfo = JSON.parse(emulator.ready) as { pid: number; mqtt: { port: number }; caCertPath: string };
+  const tlsDir = dirname(emulatorInfo.caCertPath);
+  const ca = readFileSync(emulatorInfo.caCertPath, 'utf8');
+  const handshakeServer = await startProcess(
+    'handshake-server',
+    [HANDSHAKE_SERVER, join(tlsDir, 'server.pem'), join(tlsDir, 'server.key.pem')],
+    { line: true },
+  );
+  const handshakePort = (JSON.parse(handshakeServer.ready) as { port: number }).port;
+  const children = [allocator.child, emulator.child, handshakeServer.child];
+  /** Registrations the emulator holds (each device registers once, under its own id). */
+  let registered = 0;
+
+  const measure = async (
+    pid: number,
+    fn: () => Promise<Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'clientCpuMs'> & { clientCpuTotalMs: number }>,
+  ): Promise<Measured> => {
+    const before = processStats(pid);
+    const result = await fn();
+    const after = processStats(pid);
+    if (pid === emulatorInfo.pid) registered += result.completed;
+    const { clientCpuTotalMs, ...rest } = result;
+    return {
+      ...rest,
+      clientCpuMs: clientCpuTotalMs / Math.max(1, result.completed),
+      serverCpuMs: before && after ? (after.cpuMs - before.cpuMs) / Math.max(1, result.completed) : Number.NaN,
+      serverRssMb: after?.rssMb ?? Number.NaN,
+    };
+  };
+  const lean = (kind: 'handshake' | 'mqtt', port: number, count: number, extra: Record<string, unknown> = {}) =>
+    runClient([
+      LEAN_CLIENTS,
+      kind,
+      JSON.stringify({ host: '127.0.0.1', port, ca, count, concurrency, workers, idScope: ID_SCOPE, ...extra }),
+    ]).then(({ out, cpuMs }) => {
+      const r = JSON.parse(out) as {
+        completed: number;
+        failed: number;
+        firstError?: string;
+        wallMs: number;
+        latenciesMs: number[];
+      };
+      const sorted = r.latenciesMs.sort((a, b) => a - b);
+      return {
+        clientCpuTotalMs: cpuMs,
+        completed: r.completed,
+        failed: r.failed,
+        ...(r.firstError ? { firstError: r.firstError } : {}),
+        perSecond: r.completed / (r.wallMs / 1000),
+        p50: sorted.length ? percentile(sorted, 50) : Number.NaN,
+        p99: sorted.length ? percentile(sorted, 99) : Number.NaN,
+      };
+    });
+  const sdkFleet = (template: string, groupKey: string, count: number) =>
+    runClient(
+      [
+        DEVICE_SIM_CLI,
+        'fleet',
+        '--id-scope',
+        ID_SCOPE,
+        '--provisioning-host',
+        `127.0.0.1:${emulatorInfo.mqtt.port}`,
+        '--ca',
+        emulatorInfo.caCertPath,
+        '--count',
+        String(count),
+        '--concurrency',
+        String(concurrency),
+        '--workers',
+        String(workers),
+        '--registration-id-template',
+        template,
+        '--json',
+      ],
+      { DPS_GROUP_KEY: groupKey },
+    ).then(({ out, cpuMs }) => {
+      const s = JSON.parse(out) as {
+        completed: number;
+        byStatus: { assigned: number };
+        outcomes: Array<{ status: string; errorName?: string; errorMessage?: string }>;
+        registrationsPerSecond: number;
+        latencyMs: { p50: number; p99: number } | null;
+      };
+      const failedGroup = s.outcomes.find((o) => o.status !== 'assigned');
+      return {
+        clientCpuTotalMs: cpuMs,
+        completed: s.byStatus.assigned,
+        failed: count - s.byStatus.assigned,
+        ...(failedGroup ? { firstError: `${failedGroup.errorName}: ${failedGroup.errorMessage}` } : {}),
+        perSecond:
+          s.byStatus.assigned === count
+            ? s.registrationsPerSecond
+            : (s.registrationsPerSecond * s.byStatus.assigned) / s.completed,
+        p50: s.latencyMs?.p50 ?? Number.NaN,
+        p99: s.latencyMs?.p99 ?? Number.NaN,
+      };
+    });
+
+  const paths: Path[] = [
+    {
+      key: 'ceiling',
+      label: 'ceiling: bare TLS 1.3 handshakes (node:tls, same certificate)',
+      run: (_round, count) => measure(handshakeServer.child.pid ?? 0, () => lean('handshake', handshakePort, count)),
+    },
+    {
+      key: 'sdk-hashed',
+      label: 'official SDK (device-sim fleet) -> emulator, hashed',
+      goal: 0.6,
+      run: (round, count) => measure(emulatorInfo.pid, () => sdkFleet(`sdk-hashed-${round}-{n}`, GROUP_KEY, count)),
+    },
+    {
+      key: 'sdk-custom',
+      label: 'official SDK -> emulator -> allocator, custom',
+      goal: 0.6,
+      run: (round, count) =>
+        measure(emulatorInfo.pid, () => sdkFleet(`contoso-toaster-sdk-${round}-{n}`, CUSTOM_KEY, count)),
+    },
+    {
+      key: 'lean-hashed',
+      label: 'lean MQTT client (mqtt-packet) -> emulator, hashed',
+      goal: 0.8,
+      run: (round, count) =>
+        measure(emulatorInfo.pid, () =>
+          lean('mqtt', emulatorInfo.mqtt.port, count, { prefix: `lean-hashed-${round}-`, groupKey: GROUP_KEY }),
+        ),
+    },
+    {
+      key: 'lean-custom',
+      label: 'lean MQTT client -> emulator -> allocator, custom',
+      goal: 0.8,
+      run: (round, count) =>
+        measure(emulatorInfo.pid, () =>
+          lean('mqtt', emulatorInfo.mqtt.port, count, {
+            prefix: `contoso-toaster-lean-${round}-`,
+            groupKey: CUSTOM_KEY,
+          }),
+        ),
+    },
+  ];
+
+  const results = new Map<string, Measured[]>(paths.map((p) => [p.key, []]));
+  const row = (round: string, path: Path, m: Measured) =>
+    `${round.padStart(5)}  ${path.key.padEnd(11)}  ${String(m.completed).padStart(6)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.clientCpuMs, 2).padStart(10)}  ${fixed(m.serverCpuMs, 2).padStart(10)}  ${fixed(m.serverRssMb).padStart(7)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`;
+  const header = 'round  path         done  regs/s  p50 ms  p99 ms  client CPU  server CPU  RSS MB  load average';
+  try {
+    if (rounds > 0) {
+      for (const path of paths) await path.run('warmup', Math.min(200, devices)); // JIT, caches, SDK module loading
+      console.log('');
+      console.log(
+        `${header}   (CPU: ms per operation, the client process with its threads; the emulator, or the handshake server)`,
+      );
+      for (let round = 1; round <= rounds; round++) {
+        const order = round % 2 === 1 ? paths : [...paths].reverse();
+        for (const path of order) {
+          const m = await path.run(`r${round}`, devices);
+          results.get(path.key)?.push(m);
+          console.log(row(String(round), path, m));
+        }
+      }
+      const ceiling = results.get('ceiling') ?? [];
+      console.log('');
+      console.log(
+        `path                                                           regs/s  p50 ms  p99 ms  ratio  (rounds)     goal`,
+      );
+      for (const path of paths) {
+        const list = results.get(path.key) ?? [];
+        const ratios = list.map((m, i) => m.perSecond / (ceiling[i]?.perSecond ?? Number.NaN)).sort((a, b) => a - b);
+        const cells = `${fixed(median(list.map((m) => m.perSecond))).padStart(6)}  ${fixed(median(list.map((m) => m.p50))).padStart(6)}  ${fixed(median(list.map((m) => m.p99))).padStart(6)}`;
+        const ratio =
+          path.key === 'ceiling'
+            ? '  1.00'
+            : `${fixed(median(ratios), 2).padStart(6)}  (${fixed(ratios[0] ?? Number.NaN, 2)}-${fixed(ratios.at(-1) ?? Number.NaN, 2)})`;
+        console.log(
+          `${path.label.padEnd(62)} ${cells}  ${ratio.padEnd(20)} ${path.goal ? `>= ${path.goal.toFixed(2)}` : ''}`,
+        );
+      }
+      const serverCpu = (key: string) => median((results.get(key) ?? []).map((m) => m.serverCpuMs));
+      const clientCpu = (key: string) => median((results.get(key) ?? []).map((m) => m.clientCpuMs));
+      const handshakeCpu = serverCpu('ceiling');
+      // With every core busy, a path's rate is bounded by the CPU one operation costs client and server together.
+      const whole = (key: string) => clientCpu(key) + serverCpu(key);
+      console.log('');
+      console.log(
+        `CPU per operation, client + server (when the cores are saturated the ratio tends to ceiling/path): ${paths
+          .map(
+            (p) =>
+              `${p.key} ${fixed(clientCpu(p.key), 2)} + ${fixed(serverCpu(p.key), 2)} ms (bound ${fixed(whole('ceiling') / whole(p.key), 2)})`,
+          )
+          .join(', ')}`,
+      );
+      console.log('');
+      console.log(
+        `emulator CPU per registration against the handshake server's CPU per handshake (goal <= 1.50): ${[
+          'sdk-hashed',
+          'lean-hashed',
+          'sdk-custom',
+          'lean-custom',
+        ]
+          .map((k) => `${k} ${fixed(serverCpu(k), 2)} ms = ${fixed(serverCpu(k) / handshakeCpu, 2)}x`)
+          .join(', ')} (handshake ${fixed(handshakeCpu, 2)} ms)`,
+      );
+    }
+
+    if (scaleSteps.length > 0) {
+      console.log('');
+      console.log(
+        'scale curve: official SDK fleets (hashed) of growing size against the same emulator; records = registrations in its store after the step',
+      );
+      console.log('devices  records  regs/s  p50 ms  p99 ms  emulator CPU ms/reg  emulator RSS MB  load average');
+      const perReg: number[] = [];
+      for (const [step, count] of scaleSteps.entries()) {
+        const m = await measure(emulatorInfo.pid, () => sdkFleet(`scale-${step}-{n:6}`, GROUP_KEY, count));
+        perReg.push(m.serverCpuMs);
+        console.log(
+          `${String(count).padStart(7)}  ${String(registered).padStart(7)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.serverCpuMs, 2).padStart(19)}  ${fixed(m.serverRssMb).padStart(15)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`,
+        );
+      }
+      if (perReg.length > 1) {
+        console.log(
+          `emulator CPU per registration, largest step against the first: ${fixed((perReg.at(-1) ?? Number.NaN) / (perReg[0] ?? Number.NaN), 2)} (1.00 = flat; goal: not growing)`,
+        );
+      }
+    }
+    console.log('');
+    console.log(`load average after: ${load()}`);
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null ? undefined : new Promise((resolve) => c.once('exit', resolve)))),
+    );
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
