@@ -54,7 +54,7 @@ import {
   type RunningTransport,
   startMqttTransport,
 } from './transport/mqtt.js';
-import { carriedOverTls } from './transport/peer-certificates.js';
+import { carriedOverTls, peerCertificateChain } from './transport/peer-certificates.js';
 import { createWebSocketEndpoint, type WebSocketEndpoint } from './transport/websocket.js';
 import { IOTHUB_WEBSOCKET_PATH } from './transport/websocket-upgrade.js';
 import { type RunningWebView, startWebView } from './web/server.js';
@@ -414,7 +414,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
               carriedOverTls(stream, req.socket);
               mqtt.acceptStream(stream, peer);
             },
-            ...(amqp ? { amqp: (ws, _req, peer) => amqp?.acceptWebSocket(ws, peer) } : {}),
+            ...(amqp
+              ? { amqp: (ws, req, peer) => amqp?.acceptWebSocket(ws, peer, peerCertificateChain(req.socket)) }
+              : {}),
           },
         });
         const endpoint = webSockets;

@@ -25,8 +25,9 @@ async function deviceSim(args: string[]) {
   return { ...run, json: () => JSON.parse(run.stdout) as Record<string, unknown> };
 }
 
-const connection = (transport: 'mqtt' | 'http') => {
-  const endpoint = transport === 'mqtt' ? emulator.endpoints.mqtt : emulator.endpoints.https;
+const connection = (transport: 'mqtt' | 'http' | 'amqp' | 'amqp-ws') => {
+  const { mqtt, https, amqp, webSockets } = emulator.endpoints;
+  const endpoint = { mqtt, http: https, amqp, 'amqp-ws': webSockets }[transport];
   if (!endpoint) throw new Error(`no ${transport} endpoint`);
   return [
     '--transport',
@@ -194,6 +195,42 @@ describe('X.509 devices with device-sim, the emulator and the certificate policy
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ status: 'assigned', assignedHub: HEATPUMPS });
   });
+
+  it.each(['amqp', 'amqp-ws'] as const)(
+    'registers over %s with --cert/--key, and refuses a registration id that is not the CN',
+    async (transport) => {
+      const pki = join(dir, 'pki');
+      const device = (registrationId: string, file: string) =>
+        deviceSim([
+          'register',
+          ...connection(transport),
+          '--registration-id',
+          registrationId,
+          '--cert',
+          join(pki, `${file}.pem`),
+          '--key',
+          join(pki, `${file}.key.pem`),
+          '--json',
+        ]);
+      const run = await device('contoso-tstr-1', 'contoso-tstr-1');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.json()).toMatchObject({
+        status: 'assigned',
+        assignedHub: TOASTERS,
+        registrationState: { x509: { enrollmentGroupId: 'contoso-x509-line' } },
+      });
+      expect(registrations.findLast((e) => e.registrationId === 'contoso-tstr-1')?.transport).toBe(transport);
+
+      const renamed = await device(`contoso-tstr-${transport}`, 'contoso-hp-1');
+      expect(renamed.code).toBe(1);
+      expect(renamed.json()).toMatchObject({ status: 'error', errorName: 'UnauthorizedError' });
+      expect(registrations.findLast((e) => e.registrationId === `contoso-tstr-${transport}`)?.outcome).toMatchObject({
+        status: 'unauthorized',
+        errorCode: 401002,
+        errorMessage: expect.stringContaining('cn-mismatch'),
+      });
+    },
+  );
 
   it('refuses a certificate from another CA and a registration id that is not the CN, and keeps serving', async () => {
     const other = join(dir, 'other');

@@ -61,6 +61,26 @@ describe('AmqpFrameGuard', () => {
     });
   });
 
+  it('with saslOptional, also takes the AMQP header first (X.509 devices), then AMQP frames only', () => {
+    const stream = Buffer.concat([AMQP_HEADER, frame(8), frame(300)]);
+    for (const size of [1, 5, stream.length]) {
+      const guard = new AmqpFrameGuard(1024, { saslOptional: true });
+      for (let i = 0; i < stream.length; i += size) {
+        expect(guard.push(stream.subarray(i, i + size))).toBeUndefined();
+      }
+      expect(guard.withoutSasl).toBe(true);
+    }
+    const sasl = new AmqpFrameGuard(1024, { saslOptional: true });
+    expect(sasl.push(Buffer.concat([SASL_HEADER, frame(40, 2, 1), AMQP_HEADER, frame(8)]))).toBeUndefined();
+    expect(sasl.withoutSasl).toBe(false);
+    expect(
+      new AmqpFrameGuard(1024, { saslOptional: true }).push(Buffer.concat([AMQP_HEADER, frame(8), AMQP_HEADER])),
+    ).toMatchObject({ kind: 'unsupported-header' });
+    expect(
+      new AmqpFrameGuard(1024, { saslOptional: true }).push(Buffer.concat([AMQP_HEADER, frame(16, 2, 1)])),
+    ).toMatchObject({ kind: 'malformed-frame', reason: 'a SASL frame on a connection that opened without SASL' });
+  });
+
   it('refuses a header of another protocol id or version', () => {
     expect(new AmqpFrameGuard(1024).push(Buffer.from([0x41, 0x4d, 0x51, 0x50, 2, 1, 0, 0]))).toMatchObject({
       kind: 'unsupported-header',

@@ -4,7 +4,10 @@
  * size field (a size below 8 is not a frame at all). The guard reads only the framing: the two
  * 8-byte protocol headers DPS takes (`AMQP` + protocol id 3 + version 1.0.0 for SASL first, then
  * `AMQP` + 0 + 1.0.0 once SASL is done) and each frame's size, data offset and type, then skips
- * the frame body.
+ * the frame body. With `saslOptional` (a TLS connection that carries a client certificate) the
+ * connection may also start with the AMQP header and no SASL layer at all, as the SDKs' X.509
+ * devices do (azure-iot-amqp-base connects without SASL when it has no username; the C# SDK's
+ * X.509 strategy has no SASL provider).
  */
 
 /** `at`: how many bytes of the chunk came before the problem (framing that was fine, to pass on). */
@@ -32,9 +35,17 @@ export class AmqpFrameGuard {
   #seenHeader = false;
   /** The protocol id the next protocol header must carry: SASL (3) first, then AMQP (0), then none. */
   #nextProtocolId: number | undefined = 3;
+  readonly #saslOptional: boolean;
+  #withoutSasl = false;
 
-  constructor(maxFrameBytes: number) {
+  constructor(maxFrameBytes: number, options: { saslOptional?: boolean } = {}) {
     this.#maxFrameBytes = maxFrameBytes;
+    this.#saslOptional = options.saslOptional ?? false;
+  }
+
+  /** True once the connection opened with the AMQP header (protocol id 0) and no SASL layer. */
+  get withoutSasl(): boolean {
+    return this.#withoutSasl;
   }
 
   /** Feeds the next bytes; returns the first problem found (then the guard stops looking). */
@@ -87,8 +98,16 @@ export class AmqpFrameGuard {
 
   #header(): AmqpStreamProblemKind | undefined {
     const h = this.#head;
-    const ok =
-      h.readUInt32BE(0) === AMQP_MAGIC && h[4] === this.#nextProtocolId && h[5] === 1 && h[6] === 0 && h[7] === 0;
+    const version = h.readUInt32BE(0) === AMQP_MAGIC && h[5] === 1 && h[6] === 0 && h[7] === 0;
+    const first = !this.#seenHeader;
+    if (version && first && this.#saslOptional && h[4] === 0) {
+      this.#withoutSasl = true;
+      this.#nextProtocolId = undefined;
+      this.#seenHeader = true;
+      this.#state = 'frame-header';
+      return undefined;
+    }
+    const ok = version && h[4] === this.#nextProtocolId;
     if (!ok) return { kind: 'unsupported-header', header: printable(h) };
     this.#nextProtocolId = this.#nextProtocolId === 3 ? 0 : undefined;
     this.#seenHeader = true;
@@ -107,6 +126,8 @@ export class AmqpFrameGuard {
     }
     if (type !== 0 && type !== 1)
       return { kind: 'malformed-frame', reason: `frame type ${type} is neither AMQP (0) nor SASL (1)` };
+    if (type === 1 && this.#withoutSasl)
+      return { kind: 'malformed-frame', reason: 'a SASL frame on a connection that opened without SASL' };
     this.#toSkip = size - HEADER_SIZE;
     this.#state = this.#toSkip === 0 ? 'frame-header' : 'body';
     return undefined;

@@ -24,6 +24,7 @@ import {
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import type { RunningTransport } from './mqtt.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 
 /** The largest frame either side sends: real DPS's `max-frame-size` (azure-iot-sdk-c#815); rhea splits larger messages. */
 export const AMQP_MAX_FRAME_BYTES = 65_536;
@@ -52,8 +53,11 @@ export interface AmqpTransportOptions {
 }
 
 export interface RunningAmqpTransport extends RunningTransport {
-  /** Serves AMQP over a WebSocket the HTTPS listener accepted (subprotocol `AMQPWSB10`). */
-  acceptWebSocket(ws: WebSocket, peer: string): void;
+  /**
+   * Serves AMQP over a WebSocket the HTTPS listener accepted (subprotocol `AMQPWSB10`);
+   * `clientCertificates`: the chain the client presented on that TLS connection (X.509 devices).
+   */
+  acceptWebSocket(ws: WebSocket, peer: string, clientCertificates?: readonly Uint8Array[]): void;
 }
 
 /** What rhea reads from and writes to: a TLS socket or a WebSocket, behind the frame guard. */
@@ -71,14 +75,26 @@ interface ServerConnection extends Connection {
   accept(socket: object): void;
   local: { open: { properties?: Record<string, unknown> } };
   _process(): void;
+  /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
+  transport: unknown;
+  amqp_transport: unknown;
+  sasl_transport: unknown;
 }
 
 /**
  * DPS's device API over AMQP 1.0, on rhea as a server: on its own TLS listener (5671 by default)
- * and over WebSockets (`acceptWebSocket`). Authentication is SASL PLAIN as the SDKs do it; a device
- * whose token does not verify gets its AMQP open answered with `com.microsoft:open-error` and the
- * connection closed with `amqp:unauthorized-access`, the DPS error body (401002) as description,
- * as the real service does (azure-iot-sdk-c#815). Requests are answered on the device's receiver
+ * and over WebSockets (`acceptWebSocket`). Symmetric-key devices authenticate with SASL PLAIN as the
+ * SDKs do it; a device whose token does not verify gets its AMQP open answered with
+ * `com.microsoft:open-error` and the connection closed with `amqp:unauthorized-access`, the DPS
+ * error body (401002) as description, as the real service does (azure-iot-sdk-c#815).
+ *
+ * X.509 devices present their certificate in the TLS handshake (the listener asks every client for
+ * one and requires none) and speak AMQP without any SASL layer: azure-iot-amqp-base sets no SASL
+ * mechanism when it has no username, and the C# SDK's X.509 strategy has no SASL provider. Their
+ * registration id is known only from the first link they attach (`{idScope}/registrations/{id}`):
+ * that is where the chain is attested, through the same core as every other transport; a refused
+ * device's requests are rejected with `amqp:unauthorized-access` and the 401002 body (see
+ * `attestCertificate` for why not its links). Requests are answered on the device's receiver
  * link with the request's `correlation_id` and the status body as a data section; refused requests
  * get their delivery rejected with the DPS error body, which the SDK raises (see `amqp-messages.ts`).
  */
@@ -89,7 +105,12 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
   // One container id for this emulator's AMQP side, in the form real DPS gives (IoTDPSGW_<hex>).
   const containerId = `IoTDPSGW_${randomBytes(16).toString('hex')}`;
 
-  const serve = (channel: ByteChannel, peer: string, transport: Extract<DeviceTransport, 'amqp' | 'amqp-ws'>) => {
+  const serve = (
+    channel: ByteChannel,
+    peer: string,
+    transport: Extract<DeviceTransport, 'amqp' | 'amqp-ws'>,
+    clientCertificates: readonly Uint8Array[],
+  ) => {
     let attestation: AttestationResult | undefined;
     let authenticated: AmqpAddress | undefined;
     let responder: Sender | undefined;
@@ -125,7 +146,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       credit_window: CREDIT_WINDOW,
     } as never) as ServerConnection;
 
-    const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES);
+    // Only a client that presented a certificate may skip SASL: without one it could not authenticate.
+    const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES, { saslOptional: clientCertificates.length > 0 });
+    let withoutSasl = false;
     let refused = false;
     const refuse = (problem: AmqpStreamProblem) => {
       refused = true;
@@ -162,6 +185,14 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           channel.onData((chunk) => {
             if (refused) return;
             const problem = guard.push(chunk);
+            if (guard.withoutSasl && !withoutSasl) {
+              // An X.509 device's bare AMQP header: rhea, given a SASL mechanism, would expect the
+              // SASL header, so it reads with its AMQP transport from the start, as it does for a
+              // server with SASL disabled. Nothing has reached rhea yet.
+              withoutSasl = true;
+              connection.sasl_transport = undefined;
+              connection.transport = connection.amqp_transport;
+            }
             if (problem) {
               // The frames before the problem are fine: rhea answers them first (its protocol header,
               // SASL mechanisms), so that the client hears what the server speaks.
@@ -204,7 +235,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     connection.on('connection_open', () => {
-      if (attestation?.ok) return;
+      // X.509: attested when the first link names the registration id.
+      if (attestation?.ok || withoutSasl) return;
       const failure: Extract<AttestationResult, { ok: false }> = attestation ?? {
         ok: false,
         registrationId: '',
@@ -222,6 +254,31 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       connection.close(error);
     });
 
+    /**
+     * An X.509 device's first link names the registration id its chain must attest. A refused device
+     * still gets its links: its requests are answered 401002 (a rejected delivery with
+     * `amqp:unauthorized-access` and the DPS body, as for any refused request), which the SDK raises
+     * at once. Refusing the link instead leaves azure-iot-amqp-base attaching its second link and
+     * running down both against a closing connection: it hangs 45 s, past its own 30 s request
+     * timeout, and reports a TimeoutError without the reason.
+     */
+    const attestCertificate = (address: AmqpAddress) => {
+      authenticated = address;
+      attestation = api.service.attest({
+        requestedIdScope: address.idScope,
+        registrationId: address.registrationId,
+        token: undefined,
+        clientCertificates,
+      });
+      if (!attestation.ok) {
+        log.debug('amqp.auth', `${clip(attestation.registrationId)}: ${attestation.reason} (${attestation.detail})`, {
+          registrationId: clip(attestation.registrationId),
+          reason: attestation.reason,
+          transport,
+        });
+      }
+    };
+
     const linkAllowed = (kind: string, address: string | undefined, close: (error: object) => void): boolean => {
       links += 1;
       if (links > MAX_LINKS_PER_CONNECTION) {
@@ -231,7 +288,12 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         });
         return false;
       }
-      if (!authenticated || !attestation?.ok || !sameRegistration(parseAmqpAddress(address), authenticated)) {
+      if (withoutSasl && !authenticated) {
+        const parsed = parseAmqpAddress(address);
+        if (parsed) attestCertificate(parsed);
+      }
+      const admitted = withoutSasl ? attestation !== undefined : attestation?.ok === true;
+      if (!authenticated || !admitted || !sameRegistration(parseAmqpAddress(address), authenticated)) {
         log.warn(
           'amqp.link',
           `${peer} (${transport}): ${kind} link address "${clip(address ?? '')}" is not this connection's {idScope}/registrations/{registrationId}; link refused`,
@@ -371,10 +433,20 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
   };
 
   const server = tls.createServer(
-    { cert: options.tls.cert, key: options.tls.key, handshakeTimeout: limits.handshakeTimeoutMs },
+    {
+      cert: options.tls.cert,
+      key: options.tls.key,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      ...CLIENT_CERTIFICATE_TLS_OPTIONS,
+    },
     (socket) => {
       socket.setNoDelay(true);
-      serve(socketChannel(socket), `${socket.remoteAddress}:${socket.remotePort}`, 'amqp');
+      serve(
+        socketChannel(socket),
+        `${socket.remoteAddress}:${socket.remotePort}`,
+        'amqp',
+        peerCertificateChain(socket),
+      );
     },
   );
   const { sockets } = boundConnections(server, limits, log, 'AMQP');
@@ -400,8 +472,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
   return {
     host: options.host,
     port,
-    acceptWebSocket(ws, peer) {
-      serve(webSocketChannel(ws), peer, 'amqp-ws');
+    acceptWebSocket(ws, peer, clientCertificates = []) {
+      serve(webSocketChannel(ws), peer, 'amqp-ws', clientCertificates);
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

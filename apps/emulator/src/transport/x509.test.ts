@@ -17,7 +17,7 @@ import { register, registerWithCertificate, rejectionOf, type SdkTransport } fro
 import { sdkFailure, serviceClient } from '../testing/service-sdk.js';
 import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
 
-// The official azure-iot-provisioning-device(-mqtt/-http) packages with azure-iot-security-x509,
+// The official azure-iot-provisioning-device(-mqtt/-http/-amqp) packages with azure-iot-security-x509,
 // unmodified, presenting client certificates in real TLS handshakes to a running emulator whose
 // listeners also serve symmetric-key devices.
 
@@ -117,7 +117,7 @@ afterAll(() => stop?.());
 
 const lastEvent = (registrationId: string) => events.filter((e) => e.registrationId === registrationId).at(-1);
 
-describe.each<SdkTransport>(['mqtt', 'https', 'mqtt-ws'])('X.509 over %s', (transport) => {
+describe.each<SdkTransport>(['mqtt', 'https', 'mqtt-ws', 'amqp', 'amqp-ws'])('X.509 over %s', (transport) => {
   it('provisions an individual enrollment by its client certificate', async () => {
     const result = await registerWithCertificate(emulator, 'x509-solo', solo, { transport });
     expect(result).toMatchObject({
@@ -197,11 +197,18 @@ describe.each<SdkTransport>(['mqtt', 'https', 'mqtt-ws'])('X.509 over %s', (tran
     ];
     for (const [id, credentials, reason] of cases) {
       const error = await rejectionOf(registerWithCertificate(emulator, id, credentials, { transport }));
-      expect(error.name, id).toBe('UnauthorizedError');
+      if (transport.startsWith('amqp')) {
+        // Over AMQP the SDK rejects with the AMQP error its request was refused with, as it comes.
+        const { condition, description } = error as unknown as { condition: string; description: string };
+        expect(condition, id).toBe('amqp:unauthorized-access');
+        expect(JSON.parse(description), id).toMatchObject({ errorCode: DpsErrorCode.Unauthorized });
+      } else {
+        expect(error.name, id).toBe('UnauthorizedError');
+      }
       const event = lastEvent(id);
       expect(event?.outcome).toMatchObject({
         status: 'unauthorized',
-        errorCode: transport === 'https' ? DpsErrorCode.Unauthorized : DpsErrorCode.MqttUnauthorized,
+        errorCode: transport.startsWith('mqtt') ? DpsErrorCode.MqttUnauthorized : DpsErrorCode.Unauthorized,
       });
       expect(event?.outcome.errorMessage, id).toContain(reason);
     }
