@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestCa } from '../testing/certificates.js';
+import { createTestCa, createTestDeviceCertificate } from '../testing/certificates.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { TUTORIAL_GROUP_ID, TUTORIAL_GROUP_KEY, tutorialConfig } from './defaults.js';
 import { ConfigError, loadConfigFile, parseConfig, parseConfigText } from './load.js';
@@ -236,5 +236,62 @@ describe('config loading', () => {
         },
       ]),
     );
+  });
+
+  it('refuses a certificate that two groups, or two individual enrollments, use, naming both', async () => {
+    const root = await createTestCa('Config duplicate root');
+    const line = await createTestCa('Config duplicate line', { issuer: root });
+    const device = await createTestDeviceCertificate('dup-device', { issuer: line });
+    const error = issuesOf(() =>
+      parseConfig({
+        iotHubs: [{ hostName: 'hub-1.net' }],
+        certificates: [{ name: 'root', certificate: root.cert }],
+        enrollmentGroups: [
+          { enrollmentGroupId: 'by-ref', attestation: { type: 'x509', x509: { caReferences: { primary: 'root' } } } },
+          {
+            enrollmentGroupId: 'line',
+            attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: line.cert } } } },
+          },
+          {
+            enrollmentGroupId: 'root-again',
+            attestation: {
+              type: 'x509',
+              x509: {
+                signingCertificates: { primary: { certificate: device.cert }, secondary: { certificate: root.cert } },
+              },
+            },
+          },
+        ],
+        individualEnrollments: [
+          {
+            registrationId: 'dup-device',
+            attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: device.cert } } } },
+          },
+          {
+            registrationId: 'dup-device-2',
+            attestation: {
+              type: 'x509',
+              x509: {
+                clientCertificates: { secondary: { certificate: device.cert }, primary: { certificate: line.cert } },
+              },
+            },
+          },
+        ],
+      }),
+    );
+    expect(error.issues).toEqual([
+      {
+        path: 'enrollmentGroups[2].attestation.x509.signingCertificates.secondary',
+        message: expect.stringMatching(
+          /^the certificate \(SHA-256 [0-9A-F]{64}\) is already the caReferences\.primary of enrollmentGroups\[0\] \("by-ref"\); a certificate may identify the devices of one enrollment group only$/,
+        ),
+      },
+      {
+        path: 'individualEnrollments[1].attestation.x509.clientCertificates.secondary',
+        message: expect.stringContaining(
+          'is already the clientCertificates.primary of individualEnrollments[0] ("dup-device")',
+        ),
+      },
+    ]);
   });
 });

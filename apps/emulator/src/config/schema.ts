@@ -8,6 +8,11 @@ import {
 } from '@dpskit/contracts';
 import { z } from 'zod';
 import { MAX_ATTEMPT_HISTORY } from '../core/attempts.js';
+import {
+  type CertificateUse,
+  certificateUses,
+  findCertificateConflict,
+} from '../core/enrollments/certificate-conflicts.js';
 import { checkAttestation } from '../core/enrollments/validate.js';
 import { describeCertificate } from '../core/enrollments/x509.js';
 import { SERVICE_RIGHTS } from '../core/service-auth.js';
@@ -205,6 +210,36 @@ export const emulatorConfigSchema = z
       registrationIds.add(id);
       checkEnrollment('individualEnrollments', i, enrollment);
     });
+
+    // One certificate, one enrollment (as through the service API): the first to name it keeps it.
+    const caCertificates = new Map(config.certificates.map((entry) => [entry.name.toLowerCase(), entry.certificate]));
+    const lists = [
+      ['enrollmentGroups', 'group', config.enrollmentGroups.map((g) => [g.enrollmentGroupId, g.attestation] as const)],
+      [
+        'individualEnrollments',
+        'individual',
+        config.individualEnrollments.map((e) => [e.registrationId, e.attestation] as const),
+      ],
+    ] as const;
+    for (const [list, kind, entries] of lists) {
+      const seen: { use: CertificateUse; index: number }[] = [];
+      entries.forEach(([id, attestation], index) => {
+        if (attestation?.type !== 'x509') return;
+        const uses = certificateUses(kind, id, attestation as never, caCertificates);
+        const conflict = findCertificateConflict(
+          uses,
+          seen.map((s) => s.use),
+        );
+        if (conflict) {
+          const owner = seen.find((s) => s.use === conflict.other);
+          issue(
+            [list, index, 'attestation', 'x509', ...conflict.use.field.split('.')],
+            `the certificate (SHA-256 ${conflict.use.sha256Thumbprint}) is already the ${conflict.other.field} of ${list}[${owner?.index}] ("${conflict.other.id}"); a certificate may identify the devices of one ${kind === 'group' ? 'enrollment group' : 'individual enrollment'} only`,
+          );
+        }
+        for (const use of uses) seen.push({ use, index });
+      });
+    }
   });
 
 /** The config file's shape as written (defaults not yet applied). */

@@ -36,8 +36,9 @@ export type X509FailureReason =
  * - every certificate on the way, the trusted one included, must be within its validity dates and
  *   each issuer a CA; each signature is checked.
  *
- * The TLS handshake proved that the device holds the private key of its certificate. Enrollment
- * groups named by the same certificate (DPS refuses that) are tried in id order.
+ * The TLS handshake proved that the device holds the private key of its certificate. No two
+ * enrollment groups trust one certificate (the service API and the config file refuse it); were
+ * they to, the first in id order would win.
  */
 export function attestX509(input: X509AttestationInput, enrollments: EnrollmentSet): AttestationResult {
   const { registrationId, now } = input;

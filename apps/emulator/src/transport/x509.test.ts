@@ -277,6 +277,38 @@ describe('X.509 enrollments through the service API (azure-iot-provisioning-serv
     });
   });
 
+  it('refuses with 409 (409202) a certificate another enrollment of the same kind already uses, naming it', async () => {
+    const client = serviceClient(emulator);
+    const copy = await sdkFailure(
+      client.createOrUpdateIndividualEnrollment({
+        registrationId: 'x509-solo-copy',
+        attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: solo.cert } } } },
+      } as never),
+    );
+    expect(copy.status).toBe(409);
+    expect(copy.body).toMatchObject({
+      errorCode: DpsErrorCode.CertificateConflict,
+      message: expect.stringContaining(
+        'Invalid attestation.x509.clientCertificates.primary: the certificate (SHA-256 ',
+      ),
+    });
+    expect(String(copy.body.message)).toContain(
+      'is already the clientCertificates.primary of individual enrollment "x509-solo"',
+    );
+    const group = await sdkFailure(
+      client.createOrUpdateEnrollmentGroup({
+        enrollmentGroupId: 'x509-line-1-copy',
+        attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: line.cert } } } },
+      } as never),
+    );
+    expect(group.status).toBe(409);
+    expect(String(group.body.message)).toContain(
+      'is already the signingCertificates.primary of enrollment group "x509-line-1"',
+    );
+    // Nothing was stored.
+    expect((await sdkFailure(client.getEnrollmentGroup('x509-line-1-copy'))).status).toBe(404);
+  });
+
   it('refuses a CA reference to a certificate the instance does not have, naming it', async () => {
     const failure = await sdkFailure(
       serviceClient(emulator).createOrUpdateEnrollmentGroup({

@@ -59,6 +59,11 @@ export const DpsErrorCode = {
   DeviceRegistrationNotFound: 404203,
   /** dpskit: a bulk `create` found an enrollment with the same id. */
   EnrollmentConflict: 409201,
+  /**
+   * dpskit: an enrollment names a certificate another enrollment of its kind already uses (an
+   * individual enrollment's client certificate, an enrollment group's signing or CA certificate).
+   */
+  CertificateConflict: 409202,
   /** dpskit: `If-Match` does not match the resource's etag (the service answers 412). */
   PreconditionFailed: 412001,
 } as const;

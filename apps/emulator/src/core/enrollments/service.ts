@@ -8,6 +8,7 @@ import {
 import { clip } from '../client-text.js';
 import { type EmulatedEnrollment, type EnrollmentSet, enrollmentSet, type UnverifiableEnrollment } from '../model.js';
 import type { RegistrationRecord } from '../store.js';
+import { certificateUses, describeCertificateConflict, findCertificateConflict } from './certificate-conflicts.js';
 import type { EnrollmentKind, EnrollmentStore, Page, RegistrationAdminStore, StoredEnrollment } from './store.js';
 import { idFieldOf, validateEnrollment } from './validate.js';
 import { attestationView, buildRecord, registrationStateView, serviceView, toEmulated } from './views.js';
@@ -275,6 +276,8 @@ export class EnrollmentService {
     const draft = validation.draft;
     const unknownCa = unknownCaReference(draft, this.#options.caCertificates);
     if (unknownCa) return fail(DpsErrorCode.ArgumentInvalid, unknownCa);
+    const conflict = this.#certificateConflict(kind, id, draft.attestation);
+    if (conflict) return fail(DpsErrorCode.CertificateConflict, conflict);
     if (draft.attestation.type === 'symmetricKey') {
       // Keys left out keep the enrollment's current keys (a GET answer sent back carries none), or are generated.
       const current =
@@ -304,6 +307,18 @@ export class EnrollmentService {
     };
     store.putEnrollment(stored);
     return { ok: true, value: stored };
+  }
+
+  /** Another enrollment of this kind that already uses one of the draft's certificates, as a sentence. */
+  #certificateConflict(kind: EnrollmentKind, id: string, attestation: StoredEnrollment['record']['attestation']) {
+    const { caCertificates } = this.#options;
+    const uses = certificateUses(kind, id, attestation, caCertificates);
+    if (uses.length === 0) return undefined;
+    const others = this.#options.store
+      .listEnrollments(kind)
+      .items.flatMap((stored) => certificateUses(kind, stored.id, stored.record.attestation, caCertificates));
+    const conflict = findCertificateConflict(uses, others);
+    return conflict ? describeCertificateConflict(conflict) : undefined;
   }
 }
 
