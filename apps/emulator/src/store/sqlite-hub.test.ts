@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyAssignment, MAX_TELEMETRY_KEPT } from '../hub/core/store.js';
+import {
+  applyAssignment,
+  type HubStore,
+  MAX_TELEMETRY_KEPT,
+  MAX_TELEMETRY_PER_DEVICE,
+  MemoryHubStore,
+} from '../hub/core/store.js';
 import { SqliteStore } from './sqlite.js';
 
 const dirs: string[] = [];
@@ -62,5 +68,71 @@ describe('the hubs in SQLite', () => {
     expect(kept[0]?.body.toString()).toBe('5');
     expect(store.hub.telemetry('hub-b.net', 'D')).toHaveLength(1);
     store.close();
+  });
+
+  // The same rule in SQLite and in the unit tests' memory store.
+  it.each([
+    ['SQLite', () => open().store],
+    ['memory', () => ({ hub: new MemoryHubStore() as HubStore, close: () => {} })],
+  ])(`%s: besides, keeps each device's newest ${MAX_TELEMETRY_PER_DEVICE} however chatty the others`, (_, make) => {
+    const store = make();
+    const message = (deviceId: string, i: number) => ({
+      hub: 'hub-a.net',
+      deviceId,
+      body: Buffer.from(`${deviceId} ${i}`),
+      properties: {},
+      transport: 'mqtt' as const,
+      receivedUtc: now.toISOString(),
+    });
+    for (let i = 0; i < MAX_TELEMETRY_PER_DEVICE + 3; i++) store.hub.addTelemetry(message('quiet', i));
+    for (let i = 0; i < MAX_TELEMETRY_KEPT + 50; i++) store.hub.addTelemetry(message('chatty', i));
+    const bodies = (deviceId: string, newest?: number) =>
+      store.hub.telemetry('HUB-A.NET', deviceId, newest).map((m) => m.body.toString());
+    const quietKept = Array.from({ length: MAX_TELEMETRY_PER_DEVICE }, (_, n) => `quiet ${n + 3}`);
+    expect(bodies('QUIET')).toEqual(quietKept);
+    expect(bodies('quiet', 2)).toEqual(quietKept.slice(-2));
+    expect(bodies('chatty')).toHaveLength(MAX_TELEMETRY_KEPT);
+    expect(bodies('chatty', 1)).toEqual([`chatty ${MAX_TELEMETRY_KEPT + 49}`]);
+    // Once the quiet device speaks again, its oldest kept message goes: the bound is 1000 + 10 per device.
+    store.hub.addTelemetry(message('quiet', 99));
+    expect(bodies('quiet')).toEqual([...quietKept.slice(1), 'quiet 99']);
+    expect(store.hub.telemetry('hub-a.net')).toHaveLength(MAX_TELEMETRY_KEPT + MAX_TELEMETRY_PER_DEVICE - 1);
+    store.close();
+  });
+
+  it('gives every device write the next change seq, to follow from any connection, and counts devices per hub', () => {
+    const { store, dir } = open();
+    const reader = open(dir).store;
+    expect(reader.hub.latestDeviceChange()).toBe(0);
+    const assign = (hub: string, deviceId: string) =>
+      applyAssignment(store.hub, { registrationId: deviceId, hub, deviceId, keys, resetTwin: true }, now);
+    assign('Hub-A.net', 'dev-1');
+    assign('hub-a.net', 'dev-2');
+    assign('hub-b.net', 'dev-3');
+    const first = reader.hub.latestDeviceChange();
+    expect(reader.hub.devicesChangedAfter(0, 10).map((c) => c.device.identity.deviceId)).toEqual([
+      'dev-1',
+      'dev-2',
+      'dev-3',
+    ]);
+    const device = store.hub.getDevice('hub-a.net', 'dev-1');
+    if (!device) throw new Error('dev-1 is missing');
+    store.hub.putDevice({ ...device, connectionState: 'Connected' });
+    const changed = reader.hub.devicesChangedAfter(first, 10);
+    expect(changed.map((c) => [c.device.identity.deviceId, c.device.connectionState])).toEqual([
+      ['dev-1', 'Connected'],
+    ]);
+    expect(changed[0]?.seq).toBeGreaterThan(first);
+    expect(reader.hub.latestChangedDevices('HUB-A.NET', 1).map((c) => c.device.identity.deviceId)).toEqual(['dev-1']);
+    expect(reader.hub.deviceCounts()).toEqual(
+      new Map([
+        ['hub-a.net', 2],
+        ['hub-b.net', 1],
+      ]),
+    );
+    store.hub.deleteDevice('hub-a.net', 'dev-2');
+    expect(reader.hub.deviceCounts().get('hub-a.net')).toBe(1);
+    store.close();
+    reader.close();
   });
 });

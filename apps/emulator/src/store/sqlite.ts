@@ -109,6 +109,11 @@ const MIGRATIONS: readonly string[] = [
      received_utc TEXT NOT NULL
    );
    CREATE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, id);`,
+  // The web view's hub view (issue 14): a change sequence over the hub devices, which its live
+  // stream follows, and each device's newest telemetry found by device.
+  `ALTER TABLE hub_devices ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX hub_devices_by_change ON hub_devices (change_seq);
+   CREATE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

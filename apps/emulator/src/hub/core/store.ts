@@ -24,14 +24,44 @@ export interface HubStore {
   listDevices(hub?: string): HubDevice[];
   /** Runs `fn` atomically (read-modify-write of a twin). */
   transaction<T>(fn: () => T): T;
-  /** Saves a message; the store keeps the newest `MAX_TELEMETRY_KEPT` per hub. */
+  /**
+   * Saves a message; the store keeps the newest `MAX_TELEMETRY_KEPT` per hub and, besides, each
+   * device's newest `MAX_TELEMETRY_PER_DEVICE` (so a chatty device never hides a quiet one's last
+   * messages): at most 1000 + 10 per device.
+   */
   addTelemetry(message: TelemetryRecord): void;
-  /** Messages of a hub (and device), oldest first. */
-  telemetry(hub: string, deviceId?: string): TelemetryRecord[];
+  /** Messages of a hub (and device), oldest first; with `newest`, only the newest that many. */
+  telemetry(hub: string, deviceId?: string, newest?: number): TelemetryRecord[];
 }
 
 /** How many telemetry messages each hub keeps (oldest dropped first): enough to observe, bounded. */
 export const MAX_TELEMETRY_KEPT = 1000;
+
+/** How many of its newest messages each device keeps in any case (the web view's "last telemetry"). */
+export const MAX_TELEMETRY_PER_DEVICE = 10;
+
+/** A device as the change feed gives it: `seq` increases with every write of it. */
+export interface ChangedHubDevice {
+  seq: number;
+  device: HubDevice;
+}
+
+/**
+ * What the web view reads of the hubs, live: every device write gets the next change `seq`, so
+ * a reader (any process on the same store) follows the writes without holding state of its own.
+ */
+export interface HubChangeFeed {
+  /** Devices written after `afterSeq`, oldest change first, at most `limit`. */
+  devicesChangedAfter(afterSeq: number, limit: number): ChangedHubDevice[];
+  /** One device with its change `seq`. */
+  changedDevice(hub: string, deviceId: string): ChangedHubDevice | undefined;
+  /** The `limit` most recently written devices of a hub, newest first. */
+  latestChangedDevices(hub: string, limit: number): ChangedHubDevice[];
+  /** The newest change `seq` (0: none yet). */
+  latestDeviceChange(): number;
+  /** Devices per hub, keyed by lower-case host name. */
+  deviceCounts(): Map<string, number>;
+}
 
 /** Plans and applies an assignment's writes through `store` (inside the caller's transaction). */
 export function applyAssignment(store: HubStore, assignment: HubAssignment, now: Date): AssignmentPlan {
@@ -76,19 +106,31 @@ export class MemoryHubStore implements HubStore {
 
   addTelemetry(message: TelemetryRecord): void {
     this.#telemetry.push(structuredClone(message));
-    const ofHub = this.#telemetry.filter((m) => m.hub.toLowerCase() === message.hub.toLowerCase());
-    if (ofHub.length > MAX_TELEMETRY_KEPT)
-      this.#telemetry.splice(this.#telemetry.indexOf(ofHub[0] as TelemetryRecord), 1);
+    // Kept: the hub's newest MAX_TELEMETRY_KEPT and each device's newest MAX_TELEMETRY_PER_DEVICE.
+    const hub = message.hub.toLowerCase();
+    const ofHub = this.#telemetry.filter((m) => m.hub.toLowerCase() === hub);
+    const keep = new Set(ofHub.slice(-MAX_TELEMETRY_KEPT));
+    const perDevice = new Map<string, number>();
+    for (const m of [...ofHub].reverse()) {
+      const device = m.deviceId.toLowerCase();
+      const seen = perDevice.get(device) ?? 0;
+      if (seen < MAX_TELEMETRY_PER_DEVICE) keep.add(m);
+      perDevice.set(device, seen + 1);
+    }
+    for (const m of ofHub) if (!keep.has(m)) this.#telemetry.splice(this.#telemetry.indexOf(m), 1);
   }
 
-  telemetry(hub: string, deviceId?: string): TelemetryRecord[] {
-    return this.#telemetry
-      .filter(
-        (m) =>
-          m.hub.toLowerCase() === hub.toLowerCase() &&
-          (deviceId === undefined || m.deviceId.toLowerCase() === deviceId.toLowerCase()),
-      )
-      .map((m) => structuredClone(m));
+  telemetry(hub: string, deviceId?: string, newest?: number): TelemetryRecord[] {
+    const matching = this.#telemetry.filter(
+      (m) =>
+        m.hub.toLowerCase() === hub.toLowerCase() &&
+        (deviceId === undefined || m.deviceId.toLowerCase() === deviceId.toLowerCase()),
+    );
+    return (newest === undefined ? matching : matching.slice(Math.max(0, matching.length - newest))).map((m) => ({
+      ...structuredClone(m),
+      // structuredClone turns a Buffer into a plain Uint8Array.
+      body: Buffer.from(m.body),
+    }));
   }
 }
 
