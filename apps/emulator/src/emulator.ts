@@ -195,7 +195,7 @@ export interface Emulator {
   hubConnectionString(hostName?: string): string;
   /** The device identities (with twins) of one emulated hub, or of all. */
   hubDevices(hostName?: string): HubDevice[];
-  /** Device-to-cloud messages a hub received (the newest 1000 per hub), oldest first. */
+  /** Device-to-cloud messages a hub received (the newest 1000 per hub and each device's newest 10), oldest first. */
   telemetry(hostName?: string, deviceId?: string): TelemetryRecord[];
   /** `registration`: each register request's outcome. `hub`: device connections, twin changes, telemetry and registry changes of the emulated hubs. */
   on(event: 'registration', listener: (event: RegistrationEvent) => void): this;
@@ -460,7 +460,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
             registrationCounts: () => store.registrationCounts(),
             attempts: store,
             policyKeys: () =>
-              policies.flatMap((p) => (p.secondaryKey ? [p.primaryKey, p.secondaryKey] : [p.primaryKey])),
+              [...policies, ...hub.policies].flatMap((p) =>
+                p.secondaryKey ? [p.primaryKey, p.secondaryKey] : [p.primaryKey],
+              ),
+            hubs: { names: () => hub.hubs, store: store.hub },
           },
         });
         const running = webView;

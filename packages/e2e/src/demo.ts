@@ -34,7 +34,9 @@ async function main(): Promise<number> {
     );
     out(`             ID scope ${emulator.idScope}, CA ${emulator.caCertPath}`);
     out(`  allocator  ${allocator.url}/api/allocate?code=****`);
-    out(`  web view   ${emulator.webViewUrl}  (registrations live, webhook exchanges, fleet charts)`);
+    out(
+      `  web view   ${emulator.webViewUrl}  (registrations live, webhook exchanges, fleet charts, the toaster on its hub)`,
+    );
     out(`  enrollment group ${TUTORIAL.enrollmentGroupId}: custom allocation, linked hub ${TUTORIAL.toasterHub}`);
     out(`             initial twin ${JSON.stringify(TUTORIAL.initialTwin)}`);
 

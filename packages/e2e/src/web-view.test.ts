@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveDeviceKey } from '@dpskit/contracts';
-import { WELL_KNOWN_SERVICE_KEY } from '@dpskit/emulator';
+import { WELL_KNOWN_HUB_KEY, WELL_KNOWN_SERVICE_KEY } from '@dpskit/emulator';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrowserSession, openBrowser } from './harness/browser.js';
@@ -32,7 +32,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function register(registrationId: string) {
+function register(registrationId: string, ...extra: string[]) {
   return runDeviceSim(
     [
       'register',
@@ -41,6 +41,7 @@ function register(registrationId: string) {
       registrationId,
       '--payload',
       JSON.stringify(TUTORIAL.payload),
+      ...extra,
     ],
     { DPS_GROUP_KEY: TUTORIAL.groupKey },
   );
@@ -52,6 +53,7 @@ const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 90_
 const row = (registrationId: string) =>
   page.locator(`[data-testid="attempt-row"][data-registration-id="${registrationId}"]`);
 const rows = () => page.locator('[data-testid="attempt-row"]');
+const hubDevice = (deviceId: string) => page.locator(`[data-testid="hub-device-row"][data-device-id="${deviceId}"]`);
 
 describe('the web view in a browser', () => {
   it('shows the tutorial devices appear live with their outcomes', async () => {
@@ -181,7 +183,60 @@ describe('the web view in a browser', () => {
     }
   });
 
+  it('shows the toaster on its hub, live: its initial twin, the property it reported and its telemetry', async () => {
+    await page.getByTestId('tab-hubs').click();
+    const device = hubDevice(TUTORIAL.toaster);
+    // Provisioned by the first test: on its hub, never connected yet.
+    await device.waitFor();
+    expect(await device.getAttribute('data-connection')).toBe('Disconnected');
+    await device.click();
+    const detail = page.getByTestId('hub-device-detail');
+    const json = async (testId: string) =>
+      JSON.parse((await detail.getByTestId(testId).locator('pre').textContent()) ?? '');
+    await poll(() => json('twin-tags')).toEqual(TUTORIAL.initialTwin.tags);
+    expect(await detail.getByTestId('telemetry').textContent()).toContain('No messages yet.');
+
+    // The tutorial's toaster provisions again, connects to its hub, reports and sends 3 messages (device-sim on the official SDKs).
+    const run = await register(TUTORIAL.toaster, '--telemetry', '3', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const outcome = JSON.parse(run.stdout);
+    expect(outcome.hubSession).toMatchObject({ status: 'connected', telemetrySent: 3 });
+
+    // The open detail follows without a reload.
+    const messages = detail.getByTestId('telemetry-message');
+    await poll(() => messages.count()).toBe(3);
+    const bodies = await messages.locator('pre').allTextContents();
+    // Newest first.
+    expect(bodies.map((body) => JSON.parse(body).seq)).toEqual([3, 2, 1]);
+    expect(await messages.first().textContent()).toContain('over MQTT');
+    expect(await json('twin-tags')).toEqual(TUTORIAL.initialTwin.tags);
+    expect(await json('twin-desired')).toMatchObject(TUTORIAL.initialTwin.properties.desired);
+    const reported = await json('twin-reported');
+    expect(reported).toMatchObject(outcome.hubSession.reported);
+    expect(reported.deviceSim.connectedAtUtc).toMatch(/^\d{4}-/);
+    expect(await detail.getByTestId('twin-reported').locator('h3').textContent()).toBe(
+      `Reported properties ($version ${reported.$version})`,
+    );
+    // The row is live too: device-sim has left again, the activity and versions moved.
+    expect(await device.locator('td').nth(1).textContent()).toBe('SAS (symmetric key)');
+    await poll(async () => Number(await device.locator('td').nth(7).textContent())).toBe(reported.$version);
+    expect(await page.getByTestId('hub').getAttribute('data-hub')).toBe(TUTORIAL.toasterHub);
+    // The tutorial's toaster and the fleet's toasters, as the hub has them.
+    const devices = stack.emulator.hubDevices(TUTORIAL.toasterHub).length;
+    expect(devices).toBeGreaterThanOrEqual(FLEET / 2);
+    expect(await page.getByTestId('hub-counts').textContent()).toMatch(
+      new RegExp(`^${devices} devices, [01] connected`),
+    );
+    if (SCREENSHOTS) {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: join(SCREENSHOTS, 'web-view-hubs.png') });
+    }
+  });
+
   it('never lets a key, a function key or a token reach the DOM or the network', async () => {
+    await page.getByTestId('tab-hubs').click();
+    await hubDevice(TUTORIAL.toaster).click();
+    await page.getByTestId('telemetry-message').first().waitFor();
     await page.getByTestId('tab-enrollments').click();
     await page.getByTestId('tab-registrations').click();
     // The fleet registered a contoso-toaster-007 too: the newest row.
@@ -198,7 +253,10 @@ describe('the web view in a browser', () => {
       functionKey,
       encodeURIComponent(functionKey),
       WELL_KNOWN_SERVICE_KEY,
+      WELL_KNOWN_HUB_KEY,
       'SharedAccessSignature',
+      'primaryKey',
+      'secondaryKey',
       'sig=',
       'code=',
     ];

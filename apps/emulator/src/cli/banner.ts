@@ -32,7 +32,7 @@ export function formatBanner(emulator: Emulator): string {
   }
   if (emulator.serviceConnectionString) lines.push(`  Service API  ${emulator.serviceConnectionString}`);
   if (emulator.webViewUrl)
-    lines.push(`  Web    ${emulator.webViewUrl}   (read-only: enrollments, live registrations, fleet charts)`);
+    lines.push(`  Web    ${emulator.webViewUrl}   (read-only: enrollments, live registrations, fleet charts, hubs)`);
   lines.push(`  State  ${emulator.stateDir}`);
   lines.push(`  CA     ${emulator.caCertPath}${emulator.tls.action === 'reused' ? '' : ` (${emulator.tls.action})`}`);
   lines.push(`         trust it with: export NODE_EXTRA_CA_CERTS="${emulator.caCertPath}"`);

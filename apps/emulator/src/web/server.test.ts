@@ -3,10 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBanner } from '../cli/banner.js';
 import type { AttemptEntry, AttemptSummary } from '../core/attempts.js';
 import { WELL_KNOWN_SERVICE_KEY } from '../core/service-auth.js';
-import { groupDeviceKey, KEYS } from '../testing/fixtures.js';
+import { WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
+import { groupDeviceKey, HUB_A, KEYS, WEBHOOK_TWIN } from '../testing/fixtures.js';
+import { deviceClient, Message, nextHubEvent } from '../testing/hub-sdk.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
-import type { EnrollmentView } from './views.js';
+import type { HubDeviceDetail, HubDeviceSummary } from './hub-views.js';
+import type { EnrollmentView, WebViewOverview } from './views.js';
 
 let bed: TestBedWithWebhook;
 /** Every body the web view answered in this file, to look for secrets in at the end. */
@@ -27,7 +30,10 @@ interface Answer {
 }
 
 /** A GET (or another method) to the web view, with the Host header a browser would send unless given. */
-function request(path: string, options: { method?: string; host?: string } = {}): Promise<Answer> {
+function request(
+  path: string,
+  options: { method?: string; host?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const base = new URL(bed.emulator.webViewUrl ?? '');
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -36,7 +42,7 @@ function request(path: string, options: { method?: string; host?: string } = {})
         port: base.port,
         path,
         method: options.method ?? 'GET',
-        headers: { host: options.host ?? base.host },
+        headers: { host: options.host ?? base.host, ...options.headers },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -61,7 +67,7 @@ async function json<T>(path: string): Promise<T> {
 }
 
 /** The live stream: what it sent so far, a wait for its `ready` message, a wait for some text. */
-function openStream(path: string) {
+function openStream(path: string, headers: Record<string, string> = {}) {
   const base = new URL(bed.emulator.webViewUrl ?? '');
   let text = '';
   const waiters: { until: (text: string) => boolean; resolve: (text: string) => void }[] = [];
@@ -72,7 +78,7 @@ function openStream(path: string) {
       waiter.resolve(text);
     }
   };
-  const req = http.get({ host: base.hostname, port: base.port, path }, (res) => {
+  const req = http.get({ host: base.hostname, port: base.port, path, headers }, (res) => {
     expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     res.on('data', (chunk: Buffer) => {
       text += chunk.toString('utf8');
@@ -97,11 +103,25 @@ function openStream(path: string) {
 
 /** The `attempts` events of a stream's text, in order. */
 function streamedAttempts(text: string): AttemptSummary[] {
+  return streamed<AttemptSummary[]>(text, 'attempts').flat();
+}
+
+/** The data of a stream's (complete) events of one kind, in order. */
+function streamed<T>(text: string, event: string): T[] {
   return text
     .split('\n\n')
-    .filter((block) => block.includes('event: attempts'))
-    .flatMap((block) => JSON.parse(block.slice(block.indexOf('data: ') + 6)) as AttemptSummary[]);
+    .slice(0, -1)
+    .filter((block) => block.includes(`event: ${event}\n`))
+    .map((block) => JSON.parse(block.slice(block.indexOf('data: ') + 6)) as T);
 }
+
+/** The last event id a stream sent. */
+function lastEventId(text: string): string {
+  return [...text.matchAll(/^id: (.+)$/gm)].at(-1)?.[1] ?? '';
+}
+
+/** The web view answers as the store changes, which takes its time on a loaded machine: never a fixed wait. */
+const poll = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 60_000, interval: 100 });
 
 describe('the web view API', () => {
   it('lists every attempt and opens one with the exact webhook exchange, payload and registration state', async () => {
@@ -195,6 +215,127 @@ describe('the web view API', () => {
     expect(streamedAttempts(resumed)[0]?.seq).toBe(live?.seq);
   });
 
+  it('tells each run apart by its epoch: resumes within it, starts at the newest for another run', async () => {
+    const { epoch } = await json<WebViewOverview & { epoch: string }>('/api/overview');
+    expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
+    const first = openStream('/api/stream');
+    const ready = await first.ready;
+    first.close();
+    expect(streamed<{ epoch: string }>(ready, 'ready')).toEqual([{ epoch }]);
+    const id = lastEventId(ready);
+    expect(id).toMatch(new RegExp(`^${epoch}:\\d+:\\d+$`));
+
+    await register(bed.emulator, 'web-epoch-1', groupDeviceKey('hashed', 'web-epoch-1'));
+    // The id of this run resumes where it left off: the attempt made meanwhile comes.
+    const resumed = openStream('/api/stream', { 'last-event-id': id });
+    expect(streamedAttempts(await resumed.waitFor((t) => t.includes('"web-epoch-1"')))).toHaveLength(1);
+    resumed.close();
+    // Another run's id (the emulator restarted, its state perhaps reset) means nothing here: the
+    // stream starts at the newest and its ready event names this run, for the page to load afresh.
+    for (const [path, headers] of [
+      ['/api/stream', { 'last-event-id': 'another-run:0:0' }],
+      ['/api/stream?after=0&devicesAfter=0&epoch=another-run', {}],
+    ] as const) {
+      const other = openStream(path, headers);
+      const text = await other.ready;
+      await register(bed.emulator, `web-epoch-${path.length}`, groupDeviceKey('hashed', `web-epoch-${path.length}`));
+      const next = await other.waitFor((t) => t.includes(`"web-epoch-${path.length}"`));
+      other.close();
+      expect(streamed<{ epoch: string }>(text, 'ready')).toEqual([{ epoch }]);
+      expect(streamedAttempts(next).map((a) => a.registrationId)).toEqual([`web-epoch-${path.length}`]);
+    }
+    const bad = await request('/api/stream', { headers: { 'last-event-id': 'nonsense' } });
+    expect([bad.status, JSON.parse(bad.text).error]).toEqual([
+      400,
+      'Last-Event-ID must be an event id of this stream, not "nonsense".',
+    ]);
+  });
+
+  it('shows the hubs: devices, twin with versions, last telemetry, live on the stream, never a key', async () => {
+    const id = 'web-hub-toaster';
+    const key = groupDeviceKey('custom', id);
+    const live = openStream('/api/stream');
+    await live.ready;
+    expect((await register(bed.emulator, id, key)).assignedHub).toBe(HUB_A);
+    const hasDevice = (t: string) =>
+      streamed<{ devices: HubDeviceSummary[] }>(t, 'hub-devices').some((e) => e.devices.some((d) => d.deviceId === id));
+    const provisioned = await live.waitFor(hasDevice);
+    const [change] = streamed<{ devices: HubDeviceSummary[]; counts: Record<string, number> }>(
+      provisioned,
+      'hub-devices',
+    ).filter((e) => e.devices.some((d) => d.deviceId === id));
+    expect(change?.devices.find((d) => d.deviceId === id)).toMatchObject({
+      hub: HUB_A,
+      authenticationType: 'sas',
+      status: 'enabled',
+      connectionState: 'Disconnected',
+      registrationId: id,
+      desiredVersion: 1,
+      reportedVersion: 1,
+    });
+    expect(change?.counts[HUB_A]).toBeGreaterThanOrEqual(1);
+
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    await client.open();
+    try {
+      const twin = await client.getTwin();
+      await new Promise<void>((resolve, reject) =>
+        twin.properties.reported.update({ firmware: '2.0.0' }, (err?: Error) => (err ? reject(err) : resolve())),
+      );
+      for (let seq = 1; seq <= 12; seq++) {
+        const seen = nextHubEvent(bed.emulator, (e) => e.kind === 'telemetry' && e.deviceId === id);
+        await client.sendEvent(
+          Object.assign(new Message(JSON.stringify({ seq })), { contentType: 'application/json' }),
+        );
+        await seen;
+      }
+      await client.sendEvent(new Message(Buffer.from([0xff, 0x00, 0xfe])));
+      const connected = await live.waitFor((t) =>
+        streamed<{ devices: HubDeviceSummary[] }>(t, 'hub-devices').some((e) =>
+          e.devices.some((d) => d.deviceId === id && d.connectionState === 'Connected' && d.reportedVersion === 2),
+        ),
+      );
+      expect(connected).not.toContain(key);
+
+      const { hubs } = await json<{
+        seq: number;
+        hubs: { hostName: string; deviceCount: number; devices: HubDeviceSummary[] }[];
+      }>('/api/hubs');
+      expect(hubs.map((h) => h.hostName)).toEqual(bed.emulator.linkedHubs.map((h) => h.hostName));
+      const hubA = hubs.find((h) => h.hostName === HUB_A);
+      expect(hubA?.deviceCount).toBe(bed.emulator.hubDevices(HUB_A).length);
+      expect(hubA?.devices.map((d) => d.deviceId)).toContain(id);
+
+      await poll(async () => (await json<HubDeviceDetail>(`/api/hubs/${HUB_A}/devices/${id}`)).telemetry.length).toBe(
+        10,
+      );
+      const detail = await json<HubDeviceDetail>(`/api/hubs/${HUB_A.toUpperCase()}/devices/${encodeURIComponent(id)}`);
+      expect(detail).toMatchObject({ deviceId: id, connectionState: 'Connected', reportedVersion: 2 });
+      expect(detail.lastActivityUtc).toMatch(/^\d{4}-/);
+      expect(detail.twin).toEqual({
+        tags: WEBHOOK_TWIN.tags,
+        desired: { ...WEBHOOK_TWIN.properties.desired, $version: 1 },
+        reported: { firmware: '2.0.0', $version: 2 },
+      });
+      // The newest 10 the store keeps of the device, oldest first; a body that is not UTF-8 in base64.
+      expect(detail.telemetry.slice(0, 9).map((m) => JSON.parse(m.body).seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      expect(detail.telemetry[0]).toMatchObject({
+        transport: 'mqtt',
+        encoding: 'utf-8',
+        bytes: 9,
+        properties: { '$.ct': 'application/json' },
+      });
+      expect(detail.telemetry[9]).toMatchObject({ body: '/wD+', encoding: 'base64', bytes: 3 });
+    } finally {
+      await client.close();
+      live.close();
+    }
+    expect((await request(`/api/hubs/${HUB_A}/devices/nobody`)).status).toBe(404);
+    expect((await request(`/api/hubs/not-a-hub.net/devices/${id}`)).status).toBe(404);
+    expect((await request(`/api/hubs/${HUB_A}/devices/%E0%A4%A`)).status).toBe(400);
+    for (const text of answered) expect(text).not.toContain(key);
+  });
+
   it('shows refused devices with their 401, never their token', async () => {
     const wrongKey = groupDeviceKey('hashed', 'someone-else');
     await rejectionOf(register(bed.emulator, 'web-refused', wrongKey));
@@ -252,6 +393,9 @@ describe('the web view API', () => {
       ...Object.values(KEYS).flatMap((k) => [k.primaryKey, k.secondaryKey]),
       'test-function-key',
       WELL_KNOWN_SERVICE_KEY,
+      WELL_KNOWN_HUB_KEY,
+      groupDeviceKey('custom', 'web-hub-toaster'),
+      groupDeviceKey('custom', 'web-hub-toaster', 'secondaryKey'),
     ];
     expect(answered.length).toBeGreaterThan(10);
     for (const text of answered) for (const secret of secrets) expect(text).not.toContain(secret);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { extname, join } from 'node:path';
@@ -5,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import type { EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
 import { type Logger, listen, PortError } from '@dpskit/node-kit';
 import type { AttemptStore } from '../core/attempts.js';
+import type { HubChangeFeed, HubStore } from '../hub/core/store.js';
+import { deviceKeys, hubDeviceDetail, hubDeviceSummary } from './hub-views.js';
 import { collectSecrets, redact } from './redact.js';
 import { type EnrollmentView, enrollmentView, type WebViewOverview } from './views.js';
 
@@ -15,8 +18,10 @@ export interface WebViewSource {
   /** Registration records per enrollment, keyed `kind:lower-case id`. */
   registrationCounts(): Map<string, number>;
   attempts: Pick<AttemptStore, 'attemptsAfter' | 'latestAttempts' | 'getAttempt'>;
-  /** The service API's policy keys (only to redact them, should one ever appear). */
+  /** The service API's and the hubs' policy keys (only to redact them, should one ever appear). */
   policyKeys(): string[];
+  /** The emulated hubs: their host names and their store (identities, twins, telemetry, change feed). */
+  hubs?: { names(): string[]; store: HubChangeFeed & Pick<HubStore, 'telemetry'> };
 }
 
 export interface WebViewOptions {
@@ -33,6 +38,11 @@ export interface WebViewOptions {
   pollIntervalMs?: number;
   /** Open live streams at most (default 16); more get a 503. */
   maxStreams?: number;
+  /**
+   * Names this server's run (default: a random id). The page compares it across reconnections: a
+   * different one (the emulator restarted, its state folder perhaps reset) makes it load afresh.
+   */
+  epoch?: string;
 }
 
 export interface RunningWebView {
@@ -43,8 +53,10 @@ export interface RunningWebView {
   close(): Promise<void>;
 }
 
-/** Attempts sent at most per answer or stream message. */
+/** Attempts (hub devices per hub) sent at most per answer or stream message. */
 const MAX_PAGE = 5000;
+/** Telemetry messages a device's detail shows (the store keeps at least this many per device). */
+const DETAIL_TELEMETRY = 10;
 const STREAM_BATCH = 1000;
 /** A stream whose client reads slower than this much buffered output is skipped until it drains. */
 const STREAM_BUFFER_LIMIT = 1024 * 1024;
@@ -69,9 +81,10 @@ const SECURITY_HEADERS = {
 
 /**
  * The emulator's read-only web view: the built page as static files, a JSON API over the store
- * (`/api/overview`, `/api/enrollments`, `/api/attempts`, `/api/attempts/{seq}`) and a live stream
- * of new attempts as server-sent events (`/api/stream`), read from the store, so that it shows what
- * any process writing the same state folder did. Every answer passes `redact`.
+ * (`/api/overview`, `/api/enrollments`, `/api/attempts`, `/api/attempts/{seq}`, `/api/hubs`,
+ * `/api/hubs/{hub}/devices/{id}`) and a live stream of new attempts and hub device changes as
+ * server-sent events (`/api/stream`), read from the store, so that it shows what any process
+ * writing the same state folder did. Every answer passes `redact`.
  */
 export async function startWebView(options: WebViewOptions): Promise<RunningWebView> {
   const { source, log } = options;
@@ -80,6 +93,8 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
   const maxStreams = options.maxStreams ?? 16;
   const streams = new Set<http.ServerResponse>();
   const loopback = isLoopback(options.host);
+  const epoch = options.epoch ?? randomUUID();
+  const hubs = source.hubs;
 
   let secrets: { list: string[]; at: number } | undefined;
   const currentSecrets = () => {
@@ -89,8 +104,9 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     }
     return secrets.list;
   };
-  const sendJson = (res: http.ServerResponse, status: number, value: unknown) => {
-    const body = redact(JSON.stringify(value), currentSecrets());
+  const sendJson = (res: http.ServerResponse, status: number, value: unknown, moreSecrets: string[] = []) => {
+    const secrets = moreSecrets.length > 0 ? longestFirst([...moreSecrets, ...currentSecrets()]) : currentSecrets();
+    const body = redact(JSON.stringify(value), secrets);
     res.writeHead(status, {
       ...SECURITY_HEADERS,
       'Content-Type': 'application/json; charset=utf-8',
@@ -115,25 +131,26 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     };
   };
 
+  const hubCounts = (): Record<string, number> => {
+    const counts = hubs?.store.deviceCounts() ?? new Map<string, number>();
+    return Object.fromEntries((hubs?.names() ?? []).map((name) => [name, counts.get(name.toLowerCase()) ?? 0]));
+  };
+
   const openStream = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {
     if (streams.size >= maxStreams) return sendError(res, 503, `At most ${maxStreams} live streams are served.`);
-    // A reconnecting EventSource sends the last id it saw, and the URL it first opened: the id wins.
-    const resume = header(req, 'last-event-id') ?? url.searchParams.get('after') ?? undefined;
-    let last: number;
-    if (resume !== undefined) {
-      const parsed = wholeNumber(resume);
-      if (parsed === undefined) return sendError(res, 400, `after must be a whole number, not "${resume}".`);
-      last = parsed;
-    } else {
-      last = source.attempts.latestAttempts(1)[0]?.seq ?? 0;
-    }
+    const resume = streamStart(epoch, header(req, 'last-event-id'), url.searchParams);
+    if (!resume.ok) return sendError(res, 400, resume.error);
+    let last = resume.attempts ?? source.attempts.latestAttempts(1)[0]?.seq ?? 0;
+    let lastDevice = resume.devices ?? hubs?.store.latestDeviceChange() ?? 0;
+    // Event ids carry this run's epoch and both positions: a reconnecting EventSource sends the last one back.
+    const eventId = () => `${epoch}:${last}:${lastDevice}`;
     res.writeHead(200, {
       ...SECURITY_HEADERS,
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
       Connection: 'keep-alive',
     });
-    res.write(`retry: 2000\nid: ${last}\nevent: ready\ndata: {}\n\n`);
+    res.write(`retry: 2000\nid: ${eventId()}\nevent: ready\ndata: ${JSON.stringify({ epoch })}\n\n`);
     streams.add(res);
     let sinceWrite = 0;
     const poll = () => {
@@ -143,9 +160,20 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
           const rows = source.attempts.attemptsAfter(last, STREAM_BATCH);
           if (rows.length === 0) break;
           last = rows[rows.length - 1]?.seq ?? last;
-          res.write(`id: ${last}\nevent: attempts\ndata: ${redact(JSON.stringify(rows), currentSecrets())}\n\n`);
+          res.write(`id: ${eventId()}\nevent: attempts\ndata: ${redact(JSON.stringify(rows), currentSecrets())}\n\n`);
           sinceWrite = 0;
           if (rows.length < STREAM_BATCH || res.writableLength > STREAM_BUFFER_LIMIT) break;
+        }
+        while (hubs && res.writableLength <= STREAM_BUFFER_LIMIT) {
+          const changed = hubs.store.devicesChangedAfter(lastDevice, STREAM_BATCH);
+          if (changed.length === 0) break;
+          lastDevice = changed[changed.length - 1]?.seq ?? lastDevice;
+          // The counts let the page notice devices deleted meanwhile (a deletion is no write to follow).
+          const data = JSON.stringify({ devices: changed.map(hubDeviceSummary), counts: hubCounts() });
+          const secrets = longestFirst([...deviceKeys(changed.map((c) => c.device)), ...currentSecrets()]);
+          res.write(`id: ${eventId()}\nevent: hub-devices\ndata: ${redact(data, secrets)}\n\n`);
+          sinceWrite = 0;
+          if (changed.length < STREAM_BATCH) break;
         }
         // A comment now and then keeps proxies and idle timers from closing a quiet stream.
         sinceWrite += pollIntervalMs;
@@ -165,6 +193,29 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     });
   };
 
+  const hubList = (res: http.ServerResponse) => {
+    if (!hubs) return sendJson(res, 200, { seq: 0, hubs: [] });
+    // The position first: a change while the list is read comes again on the stream, none is lost.
+    const seq = hubs.store.latestDeviceChange();
+    const counts = hubCounts();
+    const secrets: string[] = [];
+    const list = hubs.names().map((hostName) => {
+      const changed = hubs.store.latestChangedDevices(hostName, MAX_PAGE);
+      secrets.push(...deviceKeys(changed.map((c) => c.device)));
+      return { hostName, deviceCount: counts[hostName] ?? 0, devices: changed.map(hubDeviceSummary) };
+    });
+    return sendJson(res, 200, { seq, hubs: list }, secrets);
+  };
+
+  const hubDevice = (res: http.ServerResponse, hubText: string, deviceText: string) => {
+    const hub = hubs?.names().find((name) => name.toLowerCase() === hubText.toLowerCase());
+    if (!hubs || !hub) return sendError(res, 404, `${hubText.slice(0, 128)} is not one of the emulated hubs.`);
+    const changed = hubs.store.changedDevice(hub, deviceText);
+    if (!changed) return sendError(res, 404, `No device "${deviceText.slice(0, 128)}" in ${hub}.`);
+    const telemetry = hubs.store.telemetry(hub, deviceText, DETAIL_TELEMETRY);
+    return sendJson(res, 200, hubDeviceDetail(changed, telemetry), deviceKeys([changed.device]));
+  };
+
   const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     // A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) must not read this one.
     if (loopback && !isLoopbackHostHeader(req.headers.host)) {
@@ -176,7 +227,7 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    if (path === '/api/overview') return sendJson(res, 200, source.overview());
+    if (path === '/api/overview') return sendJson(res, 200, { ...source.overview(), epoch });
     if (path === '/api/enrollments') return sendJson(res, 200, enrollments());
     if (path === '/api/attempts') {
       const limitText = url.searchParams.get('limit') ?? String(MAX_PAGE);
@@ -197,6 +248,14 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
       return entry
         ? sendJson(res, 200, entry)
         : sendError(res, 404, `Attempt ${seq} is not in the store (it may be older than the history kept).`);
+    }
+    if (path === '/api/hubs') return hubList(res);
+    const device = /^\/api\/hubs\/([^/]+)\/devices\/([^/]+)$/.exec(path);
+    if (device) {
+      const [hubText, deviceText] = [decodePathSegment(device[1]), decodePathSegment(device[2])];
+      if (hubText === undefined || deviceText === undefined)
+        return sendError(res, 400, 'The hub and device id must be percent-encoded UTF-8.');
+      return hubDevice(res, hubText, deviceText);
     }
     if (path === '/api/stream') return openStream(req, res, url);
     if (path.startsWith('/api/')) return sendError(res, 404, `No such API: ${path}`);
@@ -294,6 +353,52 @@ function loadAssets(dir: string): Map<string, Asset> {
 function defaultAssetsDir(): string {
   const built = fileURLToPath(new URL('../web-ui/', import.meta.url));
   return existsSync(built) ? built : fileURLToPath(new URL('../../dist/web-ui/', import.meta.url));
+}
+
+type StreamStart = { ok: true; attempts?: number; devices?: number } | { ok: false; error: string };
+
+/**
+ * Where a live stream starts. A reconnecting EventSource sends the last event id it saw
+ * (`epoch:attemptSeq:deviceSeq`), and the URL it first opened: the id wins, but only from this
+ * run (`epoch`); positions of another run mean nothing here, so the stream starts at the newest
+ * and its `ready` event tells the page to load afresh. Scripts give `?after=SEQ` (attempts) and
+ * `?devicesAfter=SEQ`, or a whole-number Last-Event-ID; with `?epoch=` of another run they are ignored.
+ */
+function streamStart(epoch: string, lastEventId: string | undefined, params: URLSearchParams): StreamStart {
+  if (lastEventId !== undefined) {
+    const ours = /^([^:]+):(\d{1,15}):(\d{1,15})$/.exec(lastEventId);
+    if (ours)
+      return ours[1] === epoch ? { ok: true, attempts: Number(ours[2]), devices: Number(ours[3]) } : { ok: true };
+    const seq = wholeNumber(lastEventId);
+    if (seq !== undefined) return { ok: true, attempts: seq };
+    return { ok: false, error: `Last-Event-ID must be an event id of this stream, not "${lastEventId.slice(0, 64)}".` };
+  }
+  const start: StreamStart = { ok: true };
+  for (const [param, key] of [
+    ['after', 'attempts'],
+    ['devicesAfter', 'devices'],
+  ] as const) {
+    const text = params.get(param);
+    if (text === null) continue;
+    const parsed = wholeNumber(text);
+    if (parsed === undefined)
+      return { ok: false, error: `${param} must be a whole number, not "${text.slice(0, 64)}".` };
+    start[key] = parsed;
+  }
+  const from = params.get('epoch');
+  return from !== null && from !== epoch ? { ok: true } : start;
+}
+
+function decodePathSegment(segment: string | undefined): string | undefined {
+  try {
+    return segment === undefined ? undefined : decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function longestFirst(secrets: string[]): string[] {
+  return secrets.sort((a, b) => b.length - a.length);
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {

@@ -15,15 +15,30 @@ export function DetailPane(props: { seq: number; onClose: () => void }) {
   }, [props.seq]);
 
   return (
-    <aside class="detail" data-testid="detail">
+    <Pane title={entry?.registrationId ?? '…'} testId="detail" error={error} onClose={props.onClose}>
+      {entry ? <Detail entry={entry} /> : null}
+    </Pane>
+  );
+}
+
+/** The side pane an opened row shows in: its title, a close button, an error if loading failed. */
+export function Pane(props: {
+  title: string;
+  testId: string;
+  error: string | undefined;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  return (
+    <aside class="detail" data-testid={props.testId}>
       <div class="detail-head">
-        <h2 class="mono">{entry?.registrationId ?? '…'}</h2>
+        <h2 class="mono">{props.title}</h2>
         <button type="button" onClick={props.onClose} aria-label="Close">
           ×
         </button>
       </div>
-      {error ? <p class="error">{error}</p> : null}
-      {entry ? <Detail entry={entry} /> : null}
+      {props.error ? <p class="error">{props.error}</p> : null}
+      {props.children}
     </aside>
   );
 }
@@ -106,7 +121,7 @@ function Detail({ entry }: { entry: AttemptEntry }) {
   );
 }
 
-function Section(props: { title: string; testId: string; children: ComponentChildren }) {
+export function Section(props: { title: string; testId: string; children: ComponentChildren }) {
   return (
     <section class="detail-section" data-testid={props.testId}>
       <h3>{props.title}</h3>

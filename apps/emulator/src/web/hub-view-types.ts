@@ -1,0 +1,48 @@
+// What the web view sends about the hubs: plain types the page shares (no Node imports here).
+
+/** A JSON object as a twin section holds it. */
+export type JsonObject = { [key: string]: JsonValue };
+type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+
+/**
+ * A hub device as the web view lists it. Built field by field (an allow-list): the identity's
+ * keys never are copied; the twin is not here (it is in the detail, fetched when a row opens).
+ */
+export interface HubDeviceSummary {
+  hub: string;
+  deviceId: string;
+  /** The device's place in the hubs' change feed: it grows with every write of the device. */
+  seq: number;
+  authenticationType: 'sas' | 'certificateAuthority';
+  status: 'enabled' | 'disabled';
+  statusReason?: string;
+  connectionState: 'Connected' | 'Disconnected';
+  connectionStateUpdatedUtc?: string;
+  lastActivityUtc?: string;
+  createdUtc: string;
+  /** The DPS registration that last provisioned it, when DPS created it. */
+  registrationId?: string;
+  twinVersion: number;
+  desiredVersion: number;
+  reportedVersion: number;
+}
+
+/** A device-to-cloud message as the page shows it: the body as text, clipped. */
+export interface TelemetryView {
+  receivedUtc: string;
+  transport: 'mqtt' | 'https';
+  /** The body as UTF-8 text, or base64 (`encoding`) when it is not UTF-8. */
+  body: string;
+  encoding: 'utf-8' | 'base64';
+  /** Bytes of the body left out of `body`. */
+  omittedBytes?: number;
+  bytes: number;
+  properties: Record<string, string>;
+}
+
+/** What opening a device shows: its twin as the device reads it (with `$version`s) and its last messages. */
+export interface HubDeviceDetail extends HubDeviceSummary {
+  twin: { tags: JsonObject; desired: JsonObject; reported: JsonObject };
+  /** The newest messages the store keeps of it, oldest first. */
+  telemetry: TelemetryView[];
+}
