@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { EnrollmentGroup, IndividualEnrollment } from '@dpskit/contracts';
 import { type Logger, listen, PortError } from '@dpskit/node-kit';
 import type { AttemptStore } from '../core/attempts.js';
-import type { HubChangeFeed, HubStore } from '../hub/core/store.js';
+import type { ChangedHubDevice, HubChangeFeed, HubStore } from '../hub/core/store.js';
 import { deviceKeys, hubDeviceDetail, hubDeviceSummary } from './hub-views.js';
 import { collectSecrets, redact } from './redact.js';
 import { type EnrollmentView, enrollmentView, type WebViewOverview } from './views.js';
@@ -104,9 +104,9 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     }
     return secrets.list;
   };
-  const sendJson = (res: http.ServerResponse, status: number, value: unknown, moreSecrets: string[] = []) => {
-    const secrets = moreSecrets.length > 0 ? longestFirst([...moreSecrets, ...currentSecrets()]) : currentSecrets();
-    const body = redact(JSON.stringify(value), secrets);
+  /** `json` is JSON text already masked for what only it can know (a device's keys). */
+  const sendJsonText = (res: http.ServerResponse, status: number, json: string) => {
+    const body = redact(json, currentSecrets());
     res.writeHead(status, {
       ...SECURITY_HEADERS,
       'Content-Type': 'application/json; charset=utf-8',
@@ -115,6 +115,8 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     });
     res.end(body);
   };
+  const sendJson = (res: http.ServerResponse, status: number, value: unknown) =>
+    sendJsonText(res, status, JSON.stringify(value));
   const sendError = (res: http.ServerResponse, status: number, message: string) =>
     sendJson(res, status, { error: message });
 
@@ -169,9 +171,8 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
           if (changed.length === 0) break;
           lastDevice = changed[changed.length - 1]?.seq ?? lastDevice;
           // The counts let the page notice devices deleted meanwhile (a deletion is no write to follow).
-          const data = JSON.stringify({ devices: changed.map(hubDeviceSummary), counts: hubCounts() });
-          const secrets = longestFirst([...deviceKeys(changed.map((c) => c.device)), ...currentSecrets()]);
-          res.write(`id: ${eventId()}\nevent: hub-devices\ndata: ${redact(data, secrets)}\n\n`);
+          const data = `{"devices":${summariesJson(changed)},"counts":${JSON.stringify(hubCounts())}}`;
+          res.write(`id: ${eventId()}\nevent: hub-devices\ndata: ${redact(data, currentSecrets())}\n\n`);
           sinceWrite = 0;
           if (changed.length < STREAM_BATCH) break;
         }
@@ -198,13 +199,11 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     // The position first: a change while the list is read comes again on the stream, none is lost.
     const seq = hubs.store.latestDeviceChange();
     const counts = hubCounts();
-    const secrets: string[] = [];
     const list = hubs.names().map((hostName) => {
-      const changed = hubs.store.latestChangedDevices(hostName, MAX_PAGE);
-      secrets.push(...deviceKeys(changed.map((c) => c.device)));
-      return { hostName, deviceCount: counts[hostName] ?? 0, devices: changed.map(hubDeviceSummary) };
+      const head = JSON.stringify({ hostName, deviceCount: counts[hostName] ?? 0 }).slice(0, -1);
+      return `${head},"devices":${summariesJson(hubs.store.latestChangedDevices(hostName, MAX_PAGE))}}`;
     });
-    return sendJson(res, 200, { seq, hubs: list }, secrets);
+    return sendJsonText(res, 200, `{"seq":${seq},"hubs":[${list.join(',')}]}`);
   };
 
   const hubDevice = (res: http.ServerResponse, hubText: string, deviceText: string) => {
@@ -213,7 +212,11 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     const changed = hubs.store.changedDevice(hub, deviceText);
     if (!changed) return sendError(res, 404, `No device "${deviceText.slice(0, 128)}" in ${hub}.`);
     const telemetry = hubs.store.telemetry(hub, deviceText, DETAIL_TELEMETRY);
-    return sendJson(res, 200, hubDeviceDetail(changed, telemetry), deviceKeys([changed.device]));
+    return sendJsonText(
+      res,
+      200,
+      redact(JSON.stringify(hubDeviceDetail(changed, telemetry)), deviceKeys([changed.device])),
+    );
   };
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -397,8 +400,12 @@ function decodePathSegment(segment: string | undefined): string | undefined {
   }
 }
 
-function longestFirst(secrets: string[]): string[] {
-  return secrets.sort((a, b) => b.length - a.length);
+/**
+ * Hub device summaries as a JSON array, each masked for its own device's keys: linear in the
+ * devices (masking every device's keys in the whole list would cost devices² for a long one).
+ */
+function summariesJson(changed: readonly ChangedHubDevice[]): string {
+  return `[${changed.map((c) => redact(JSON.stringify(hubDeviceSummary(c)), deviceKeys([c.device]))).join(',')}]`;
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
