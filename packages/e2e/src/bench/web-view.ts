@@ -5,7 +5,7 @@
 // round: registrations per second and latency as device-sim measured them, the emulator's own
 // request-to-outcome latency, the CPU time of the process serving emulator, web view and allocator
 // per registration, and how long after the fleet ended the page showed its last registration.
-// Run: npm run bench (or node packages/e2e/dist/bench/web-view.js --devices 1000 --rounds 2).
+// Run: npm run bench (or node packages/e2e/dist/bench/web-view.js --devices 1000 --rounds 2 [--tab hubs]).
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { percentile } from '@dpskit/device-sim';
@@ -19,11 +19,14 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '2' },
+    /** The tab the page shows: fleet (charts) or hubs (the toasters' hub, live). */
+    tab: { type: 'string', default: 'fleet' },
   },
 });
 const devices = Number(values.devices);
 const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
+const tab = values.tab === 'hubs' ? 'hubs' : 'fleet';
 
 interface Round {
   page: boolean;
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
     console.log(
       `method: ${devices} devices (device-sim fleet in a child process, MQTT, ${concurrency} in flight, half toasters ` +
         `assigned, half heat pumps refused by the tutorial allocator) per round; rounds alternate without / with ` +
-        `a headless chromium page on the web view's fleet charts; CPU = this process (emulator, web view, allocator).`,
+        `a headless chromium page on the web view's ${tab === 'hubs' ? 'hubs tab' : 'fleet charts'}; CPU = this process (emulator, web view, allocator).`,
     );
     console.log(
       `load average before: ${loadavg()
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
       const withPage = round % 2 === 0;
       if (withPage) {
         browser = await openBrowser();
-        await browser.page.goto(`${stack.emulator.webViewUrl}#fleet`);
+        await browser.page.goto(`${stack.emulator.webViewUrl}#${tab}`);
         await browser.page.getByTestId('stream-state').filter({ hasText: 'live' }).waitFor();
       }
       const durations: number[] = [];
@@ -95,11 +98,15 @@ async function main(): Promise<void> {
       };
       let pageLagMs: number | null = null;
       if (browser) {
-        // The page holds the newest 5,000 attempts: it has kept up when it counts them all.
-        const expected = Math.min(5000, stack.registrations.length);
+        // The page holds the newest 5,000 attempts: it has kept up when it counts them all (on the
+        // fleet tab), or when its hubs tab counts every hub device (5,000 per hub at most).
+        const [selector, expected] =
+          tab === 'fleet'
+            ? ['[data-testid="kpi-total"]', String(Math.min(5000, stack.registrations.length))]
+            : ['[data-testid="tab-hubs"]', `Hubs (${Math.min(5000, stack.emulator.hubDevices().length)})`];
         await browser.page.waitForFunction(
-          (n) => document.querySelector('[data-testid="kpi-total"]')?.textContent?.replaceAll(',', '') === String(n),
-          expected,
+          ([query, text]) => document.querySelector(query)?.textContent?.replaceAll(',', '') === text,
+          [selector, expected] as const,
           { timeout: 120_000, polling: 100 },
         );
         pageLagMs = Math.round(performance.now() - ended);
