@@ -13,7 +13,8 @@ export interface HubDeviceSummary {
   deviceId: string;
   /** The device's place in the hubs' change feed: it grows with every write of the device. */
   seq: number;
-  authenticationType: 'sas' | 'certificateAuthority';
+  /** IoT Hub's names: `sas` (symmetric keys), `selfSigned` (X.509 by thumbprint), `certificateAuthority`. */
+  authenticationType: 'sas' | 'selfSigned' | 'certificateAuthority';
   status: 'enabled' | 'disabled';
   statusReason?: string;
   connectionState: 'Connected' | 'Disconnected';

@@ -78,7 +78,7 @@ export function HubsView(props: {
                         onClick={() => setSelected({ hub: d.hub, deviceId: d.deviceId })}
                       >
                         <td class="mono">{d.deviceId}</td>
-                        <td>{d.authenticationType === 'sas' ? 'SAS (symmetric key)' : 'X.509 (CA)'}</td>
+                        <td>{authLabel(d.authenticationType)}</td>
                         <td>
                           <span class={`pill ${d.status === 'enabled' ? 'assigned' : 'disabled'}`}>{d.status}</span>
                         </td>
@@ -170,7 +170,7 @@ function DeviceDetail({ detail }: { detail: HubDeviceDetail }) {
         <dt>Hub</dt>
         <dd class="mono">{detail.hub}</dd>
         <dt>Authentication</dt>
-        <dd>{detail.authenticationType === 'sas' ? 'SAS (symmetric key)' : 'X.509 (certificate authority)'}</dd>
+        <dd>{authLabel(detail.authenticationType)}</dd>
         <dt>Status</dt>
         <dd>
           {detail.status}
@@ -226,4 +226,9 @@ function Telemetry({ message }: { message: TelemetryView }) {
       </pre>
     </div>
   );
+}
+
+function authLabel(type: HubDeviceSummary['authenticationType']): string {
+  if (type === 'sas') return 'SAS (symmetric key)';
+  return type === 'selfSigned' ? 'X.509 (thumbprint)' : 'X.509 (certificate authority)';
 }
