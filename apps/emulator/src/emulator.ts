@@ -275,7 +275,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const store = SqliteStore.open(join(stateDir, 'emulator.db'));
       cleanup.push(() => store.close());
       const resolved = resolveConfig(config, store);
-      const seeded = seedEnrollments(resolved.model.enrollments, store, store);
+      const seeded = seedEnrollments(resolved.model.enrollments, store, store, new Date(), caCertificatesOf(config));
       for (const entry of seeded) {
         if (entry.action === 'kept') continue;
         // A first seeding is routine; a file that replaced or removed what the store had is news.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EnrollmentService } from '../core/enrollments/service.js';
 import { MemoryEnrollmentStore, type RegistrationAdminStore } from '../core/enrollments/store.js';
-import { parseConfig } from './load.js';
+import { createTestCa } from '../testing/certificates.js';
+import { ConfigError, parseConfig } from './load.js';
 import { MemoryEnrollmentMetaStore, resolveConfig } from './resolve.js';
 import type { EmulatorConfigInput } from './schema.js';
 import { seedEnrollments } from './seed.js';
@@ -85,5 +86,37 @@ describe('seedEnrollments: the config file and the store', () => {
       'h:replaced',
     ]);
     expect(store.getEnrollment('group', 'h')?.record.provisioningStatus).toBe('enabled');
+  });
+
+  it('fails the start, naming both, when a declared enrollment has a certificate an API enrollment already uses', async () => {
+    const line = await createTestCa('Seed conflict line');
+    const meta = new MemoryEnrollmentMetaStore();
+    const store = new MemoryEnrollmentStore();
+    const api = new EnrollmentService({ store, registrations: noRegistrations, linkedHubs: [HUB] });
+    const x509 = { type: 'x509', x509: { signingCertificates: { primary: { certificate: line.cert } } } };
+    expect(api.put('group', 'api-line', { enrollmentGroupId: 'api-line', attestation: x509 }).ok).toBe(true);
+
+    let error: unknown;
+    try {
+      start(file([{ enrollmentGroupId: 'file-line', attestation: x509 }]), meta, store);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toEqual([
+      {
+        path: 'enrollmentGroups "file-line" attestation.x509.signingCertificates.primary',
+        message: expect.stringContaining(
+          'is already the signingCertificates.primary of enrollment group "api-line", created through the service API',
+        ),
+      },
+    ]);
+    // Nothing was written, nothing dropped.
+    expect(store.getEnrollment('group', 'file-line')).toBeUndefined();
+    expect(store.getEnrollment('group', 'api-line')).toBeDefined();
+    // The same certificate under the API enrollment's own id is the file taking it over: no conflict.
+    expect(start(file([{ enrollmentGroupId: 'api-line', attestation: x509 }]), meta, store)).toEqual([
+      'api-line:replaced',
+    ]);
   });
 });

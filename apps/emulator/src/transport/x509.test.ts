@@ -320,3 +320,41 @@ describe('X.509 enrollments through the service API (azure-iot-provisioning-serv
     expect(String(failure.body.message)).toContain('"no-such-ca" is not a certificate of this provisioning service');
   });
 });
+
+describe('one certificate, one enrollment, across a restart', () => {
+  it('refuses to start with a config file whose group trusts a certificate a service API group already trusts', async () => {
+    const plant = await createTestCa('Restart plant');
+    const state = tempStateDir();
+    const base = { idScope: ID_SCOPE, iotHubs: [{ hostName: HUB_A }] };
+    try {
+      const first = await startTestEmulator(testEmulatorOptions(base, state.path, { webView: false }));
+      await serviceClient(first.emulator).createOrUpdateEnrollmentGroup({
+        enrollmentGroupId: 'api-plant',
+        attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: plant.cert } } } },
+      } as never);
+      await first.emulator.stop();
+
+      const withFile = testEmulatorOptions(
+        {
+          ...base,
+          enrollmentGroups: [
+            {
+              enrollmentGroupId: 'file-plant',
+              attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: plant.cert } } } },
+            },
+          ],
+        },
+        state.path,
+        { webView: false },
+      );
+      await expect(startTestEmulator(withFile)).rejects.toMatchObject({
+        name: 'ConfigError',
+        message: expect.stringContaining(
+          'enrollmentGroups "file-plant" attestation.x509.signingCertificates.primary: the certificate (SHA-256 ',
+        ),
+      });
+    } finally {
+      state.remove();
+    }
+  });
+});
