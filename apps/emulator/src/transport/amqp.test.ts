@@ -1,8 +1,10 @@
+import tls from 'node:tls';
 import { generateSymmetricKey } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
+import { createTestCa, createTestDeviceCertificate, pemChain } from '../testing/certificates.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { connectRheaDevice, plainTcpToAmqpPort, rawAmqpExchange } from '../testing/raw-amqp.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
@@ -183,6 +185,89 @@ describe('AMQP: a connected client', () => {
     expect(lastLog('amqp.message')).toMatchObject({ level: 'warn' });
     device.connection.close();
     await stillServes('amqp-after-huge-message');
+  });
+});
+
+describe('AMQP: a client with a TLS certificate and no SASL (how the SDKs speak X.509)', () => {
+  it('opens; a link to a malformed address is refused, the first proper link is attested and its requests refused 401002', async () => {
+    const stranger = await createTestCa('Raw AMQP stranger');
+    const device = await createTestDeviceCertificate('amqp-raw-x509', { issuer: stranger });
+    const endpoint = emulator.endpoints.amqp;
+    if (!endpoint) throw new Error('no AMQP');
+    // No username and no SASL mechanisms: rhea sends the bare AMQP header, as azure-iot-amqp-base does.
+    const connection = rhea.create_container().connect({
+      transport: 'tls',
+      host: 'localhost',
+      port: endpoint.port,
+      ca: emulator.caCertPem,
+      cert: pemChain(device, stranger),
+      key: device.key,
+      reconnect: false,
+    } as never);
+    connection.on('connection_error', () => {});
+    connection.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      connection.once('connection_open', () => resolve());
+      connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
+    });
+
+    const malformed = connection.open_receiver({ source: { address: 'not-a-registration' } });
+    const refused = await new Promise<{ condition?: string } | undefined>((resolve) =>
+      malformed.on('receiver_close', (context: EventContext) => resolve(context.receiver?.error as never)),
+    );
+    expect(refused?.condition).toBe('amqp:unauthorized-access');
+
+    const address = `${emulator.idScope}/registrations/amqp-raw-x509`;
+    connection.open_receiver({ source: { address } });
+    const sender = connection.open_sender({ target: { address } });
+    const outcome = await new Promise<{ condition?: string; description?: string }>((resolve) => {
+      sender.on('rejected', (context: EventContext) => resolve(context.delivery?.remote_state?.error as never));
+      sender.once('sendable', () =>
+        sender.send({
+          correlation_id: 'x1',
+          application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+          body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId: 'amqp-raw-x509' }))),
+        }),
+      );
+    });
+    expect(outcome.condition).toBe('amqp:unauthorized-access');
+    expect(JSON.parse(outcome.description ?? '{}')).toMatchObject({ errorCode: 401002 });
+    expect(logs.findLast((l) => l.event === 'amqp.auth')).toMatchObject({
+      registrationId: 'amqp-raw-x509',
+      reason: 'no-matching-enrollment',
+    });
+    connection.close();
+    await stillServes('amqp-after-raw-x509');
+  });
+
+  it('closes a connection that opened without SASL and then sends a SASL frame', async () => {
+    const device = await createTestDeviceCertificate('amqp-raw-x509-sasl');
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const socket = tls.connect(
+        {
+          host: 'localhost',
+          port: emulator.endpoints.amqp?.port,
+          ca: emulator.caCertPem,
+          cert: device.cert,
+          key: device.key,
+        },
+        () => {
+          // The bare AMQP header, then an 8-byte frame of type 1 (SASL).
+          socket.write(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0, 0, 0, 0, 8, 2, 1, 0, 0]));
+        },
+      );
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    // The server answered with its own AMQP header (no SASL), then closed.
+    expect(answer.subarray(0, 8)).toEqual(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]));
+    expect(lastLog('amqp.protocol')).toMatchObject({
+      kind: 'malformed-frame',
+      reason: 'a SASL frame on a connection that opened without SASL',
+    });
+    await stillServes('amqp-after-raw-x509-sasl');
   });
 });
 
