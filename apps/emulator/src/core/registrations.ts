@@ -305,13 +305,13 @@ export class RegistrationService {
           record.assignment = { hub: decision.hub, deviceId, substatus };
           if (initialTwin) record.initialTwin = initialTwin;
           else delete record.initialTwin;
-          const keys = deviceKeys(enrollment, registrationId);
+          const credentials = deviceCredentials(device, registrationId);
           const hubTwin = decision.initialTwin ?? enrollment.record.initialTwin ?? undefined;
           hubAssignment = {
             registrationId,
             hub: decision.hub,
             deviceId,
-            ...(keys ? { keys } : {}),
+            ...credentials,
             resetTwin,
             ...(current ? { previous: { hub: current.hub, deviceId: current.deviceId } } : {}),
             // Also when DPS writes no twin: a device with nothing to migrate (deleted from its hub
@@ -483,15 +483,27 @@ export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: strin
   return enrollment.kind === 'individual' && enrollment.record.deviceId ? enrollment.record.deviceId : registrationId;
 }
 
-/** The keys a device's hub identity gets: what it attested with (derived from a group's keys). */
-function deviceKeys(enrollment: EmulatedEnrollment, registrationId: string): HubAssignment['keys'] {
-  // X.509 devices: created with certificate-authority authentication, no keys (see hub/core/assignment.ts).
-  if (!enrollment.keys) return undefined;
-  if (enrollment.kind === 'individual') return { ...enrollment.keys };
-  return {
-    primaryKey: deriveDeviceKey(enrollment.keys.primaryKey, registrationId),
-    secondaryKey: deriveDeviceKey(enrollment.keys.secondaryKey, registrationId),
-  };
+/**
+ * The credentials a device's hub identity gets: what it attested with. Keys: the individual
+ * enrollment's, or derived from the group's. A certificate: its SHA-256 thumbprint in both slots
+ * (`selfSigned`), as DPS registers X.509 devices for individual enrollments and groups alike.
+ */
+function deviceCredentials(
+  device: AttestedDevice,
+  registrationId: string,
+): Pick<HubAssignment, 'keys' | 'x509Thumbprint'> {
+  const { enrollment } = device;
+  if (enrollment.keys) {
+    if (enrollment.kind === 'individual') return { keys: { ...enrollment.keys } };
+    return {
+      keys: {
+        primaryKey: deriveDeviceKey(enrollment.keys.primaryKey, registrationId),
+        secondaryKey: deriveDeviceKey(enrollment.keys.secondaryKey, registrationId),
+      },
+    };
+  }
+  const thumbprint = device.x509?.certificateInfo?.sha256Thumbprint;
+  return thumbprint ? { x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint } } : {};
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

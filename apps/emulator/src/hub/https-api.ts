@@ -14,6 +14,8 @@ export interface HubRequest {
   url: URL;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /** The client certificate chain of the TLS connection (DER, the device's own first); X.509 devices. */
+  clientCertificates?: readonly Uint8Array[];
 }
 
 /** The paths IoT Hub serves that DPS does not: the registry's `/devices`, `/twins` and the device API. */
@@ -156,7 +158,12 @@ function deviceRequest(
   request: HubRequest,
   log: Logger,
 ): HttpAnswer {
-  const auth = hub.authenticateDevice({ hub: hubName, deviceId: r.deviceId, token: request.headers.authorization });
+  const auth = hub.authenticateDevice({
+    hub: hubName,
+    deviceId: r.deviceId,
+    token: request.headers.authorization,
+    ...(request.clientCertificates ? { clientCertificates: request.clientCertificates } : {}),
+  });
   if (!auth.ok) {
     log.debug('hub.auth', `${clip(r.deviceId)} on ${hubName} over HTTPS: ${auth.reason} (${auth.detail})`, {
       hub: hubName,

@@ -4,6 +4,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
+import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { HubError, type HubEvent, type HubService, TwinError } from './core/hub-service.js';
 import {
   DESIRED_FILTER,
@@ -60,7 +61,9 @@ export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqt
         const auth = hub.authenticateDevice({
           hub: hubName,
           deviceId: parsed.deviceId,
-          token: password?.toString('utf8'),
+          // X.509 devices send no password (or an empty one) and their certificate in the handshake.
+          token: password?.length ? password.toString('utf8') : undefined,
+          clientCertificates: peerCertificateChain(client.conn),
         });
         if (!auth.ok) {
           log.debug('hub.auth', `${clip(parsed.deviceId)} on ${hubName} over MQTT: ${auth.reason} (${auth.detail})`, {

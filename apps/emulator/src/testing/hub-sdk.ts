@@ -14,7 +14,7 @@ import iothub from 'azure-iothub';
 import type { Emulator } from '../emulator.js';
 import type { HubEvent } from '../hub/core/hub-service.js';
 
-const { Client, Message } = deviceSdk;
+const { Client, Message, X509AuthenticationProvider } = deviceSdk;
 const { Registry } = iothub;
 
 export type HubDeviceTransport = 'mqtt' | 'https';
@@ -56,18 +56,36 @@ export function deviceConnectionString(emulator: Emulator, hub: string, deviceId
   return `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=${emulator.endpoints.mqtt.provisioningHost}`;
 }
 
+/** The device's credential: its key, or its certificate (PEM, may carry the chain) and private key. */
+export type HubDeviceCredentials = { key: string; x509?: never } | { key?: never; x509: { cert: string; key: string } };
+
 /** An `azure-iot-device` Client for a device of an emulated hub, options set (not yet opened). */
 export async function deviceClient(
   emulator: Emulator,
-  options: { hub: string; deviceId: string; key: string; transport?: HubDeviceTransport },
+  options: { hub: string; deviceId: string; transport?: HubDeviceTransport } & HubDeviceCredentials,
 ): Promise<DeviceClient> {
-  const connectionString = deviceConnectionString(emulator, options.hub, options.deviceId, options.key);
   const mqtt = (options.transport ?? 'mqtt') === 'mqtt';
-  const client = Client.fromConnectionString(connectionString, mqtt ? deviceMqtt.Mqtt : deviceHttp.Http);
+  const transport = mqtt ? deviceMqtt.Mqtt : deviceHttp.Http;
+  const client = options.x509
+    ? // `x509=true` connection strings lose `GatewayHostName` (device_client.js builds their
+      // X509AuthenticationProvider from HostName and DeviceId only): the SDK's own provider takes it.
+      Client.fromAuthenticationProvider(
+        new X509AuthenticationProvider({
+          host: options.hub,
+          deviceId: options.deviceId,
+          gatewayHostName: emulator.endpoints.mqtt.provisioningHost,
+          x509: options.x509,
+        }),
+        transport,
+      )
+    : Client.fromConnectionString(
+        deviceConnectionString(emulator, options.hub, options.deviceId, options.key),
+        transport,
+      );
   client.on('error', () => {});
   if (mqtt) {
     // setOptions settles asynchronously: an open() before it would connect without the CA.
-    await client.setOptions({ ca: emulator.caCertPem });
+    await client.setOptions({ ca: emulator.caCertPem, ...(options.x509 ?? {}) });
   } else {
     // The HTTP transport applies options at once but never calls back for these (an SDK bug):
     // its promise would never settle.
@@ -82,7 +100,7 @@ export async function deviceClient(
  */
 export async function expectRefused(
   emulator: Emulator,
-  options: { hub: string; deviceId: string; key: string; transport?: HubDeviceTransport },
+  options: { hub: string; deviceId: string; transport?: HubDeviceTransport } & HubDeviceCredentials,
   reason: string,
 ): Promise<void> {
   const refused = nextHubEvent(

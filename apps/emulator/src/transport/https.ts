@@ -84,7 +84,17 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       );
     }
     if (options.hub && isHubPath(url.pathname)) {
-      return handleHubRequest(options.hub, { method: req.method ?? 'GET', url, headers: req.headers, body }, log);
+      return handleHubRequest(
+        options.hub,
+        {
+          method: req.method ?? 'GET',
+          url,
+          headers: req.headers,
+          body,
+          clientCertificates: peerCertificateChain(req.socket),
+        },
+        log,
+      );
     }
     if (options.service && isServicePath(url.pathname)) {
       return handleServiceRequest(

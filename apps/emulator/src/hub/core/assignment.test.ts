@@ -104,23 +104,64 @@ describe('hub writes of a DPS assignment', () => {
 });
 
 describe('X.509 devices', () => {
-  it('are created with certificate-authority authentication and no keys; the hub refuses their SAS', () => {
+  const thumbprint = 'AB'.repeat(32);
+
+  it('are created selfSigned with the attested certificate thumbprint, no keys; the hub refuses their SAS', () => {
     const store = new MemoryHubStore();
     const { keys: _keys, ...x509 } = assignment();
-    applyAssignment(store, x509, now);
+    applyAssignment(
+      store,
+      { ...x509, x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint } },
+      now,
+    );
     const device = store.getDevice('hub-a.net', 'dev-1');
-    expect(device?.identity).toMatchObject({ authenticationType: 'certificateAuthority' });
+    expect(device?.identity).toMatchObject({ authenticationType: 'selfSigned', primaryThumbprint: thumbprint });
     expect(device?.identity.primaryKey).toBeUndefined();
     expect(device?.twin.desired).toEqual({ temp: 180 });
     const hub = new HubService({ store, hubs: ['hub-a.net'] });
     expect(
       hub.authenticateDevice({ hub: 'hub-a.net', deviceId: 'dev-1', token: 'SharedAccessSignature sr=x' }),
-    ).toMatchObject({
-      ok: false,
-      reason: 'x509-not-emulated',
-    });
+    ).toMatchObject({ ok: false, reason: 'certificate-missing' });
     expect(hub.getDevice('hub-a.net', 'dev-1')).toMatchObject({
-      authentication: { type: 'certificateAuthority', symmetricKey: { primaryKey: null } },
+      authentication: {
+        type: 'selfSigned',
+        symmetricKey: { primaryKey: null, secondaryKey: null },
+        x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint },
+      },
+    });
+    expect(hub.getTwin('hub-a.net', 'dev-1')).toMatchObject({
+      authenticationType: 'selfSigned',
+      x509Thumbprint: { primaryThumbprint: thumbprint },
+    });
+  });
+
+  it('a device that re-provisions with keys after a certificate (or the reverse) keeps only the new credential', () => {
+    const store = new MemoryHubStore();
+    applyAssignment(store, assignment(), now);
+    const { keys: _keys, ...x509 } = assignment({ previous: { hub: 'hub-a.net', deviceId: 'dev-1' } });
+    applyAssignment(
+      store,
+      { ...x509, x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint } },
+      now,
+    );
+    const identity = store.getDevice('hub-a.net', 'dev-1')?.identity;
+    expect(identity).toMatchObject({ authenticationType: 'selfSigned', primaryThumbprint: thumbprint });
+    expect(identity?.primaryKey).toBeUndefined();
+    applyAssignment(store, assignment({ previous: { hub: 'hub-a.net', deviceId: 'dev-1' } }), now);
+    const back = store.getDevice('hub-a.net', 'dev-1')?.identity;
+    expect(back).toMatchObject({ authenticationType: 'sas', ...keys });
+    expect(back?.primaryThumbprint).toBeUndefined();
+  });
+
+  it('identities stored as certificateAuthority by an earlier version are refused with the reason', () => {
+    const store = new MemoryHubStore();
+    const { keys: _keys, ...neither } = assignment();
+    applyAssignment(store, neither, now);
+    expect(store.getDevice('hub-a.net', 'dev-1')?.identity.authenticationType).toBe('certificateAuthority');
+    const hub = new HubService({ store, hubs: ['hub-a.net'] });
+    expect(hub.authenticateDevice({ hub: 'hub-a.net', deviceId: 'dev-1', token: undefined })).toMatchObject({
+      ok: false,
+      reason: 'certificate-authority-not-emulated',
     });
   });
 });

@@ -13,11 +13,14 @@ export interface HubAssignment {
   registrationId: string;
   hub: string;
   deviceId: string;
-  /**
-   * The keys the device attested with: the individual enrollment's, or derived from the group's.
-   * Absent for an X.509 device: DPS creates it with `certificateAuthority` authentication.
-   */
+  /** The keys the device attested with: the individual enrollment's, or derived from the group's. */
   keys?: { primaryKey: string; secondaryKey: string };
+  /**
+   * An X.509 device: the thumbprint of the certificate it attested with, in both slots. DPS creates
+   * X.509 devices as `selfSigned` by that certificate, for individual enrollments and groups alike
+   * (see the emulator README, "X.509 devices on the hub").
+   */
+  x509Thumbprint?: { primaryThumbprint: string; secondaryThumbprint: string };
   /** Where the device was before this assignment (the previous successful one). */
   previous?: { hub: string; deviceId: string };
   /** Whether the twin is (re)set to `initialTwin` (DPS: `initialTwinApplies`). */
@@ -71,13 +74,21 @@ export function planAssignment(
         statusUpdatedUtc: at,
         registrationId: assignment.registrationId,
       };
+  delete identity.primaryKey;
+  delete identity.secondaryKey;
+  delete identity.primaryThumbprint;
+  delete identity.secondaryThumbprint;
   if (assignment.keys) {
     identity.primaryKey = assignment.keys.primaryKey;
     identity.secondaryKey = assignment.keys.secondaryKey;
     identity.authenticationType = 'sas';
+  } else if (assignment.x509Thumbprint) {
+    identity.primaryThumbprint = assignment.x509Thumbprint.primaryThumbprint;
+    identity.secondaryThumbprint = assignment.x509Thumbprint.secondaryThumbprint;
+    identity.authenticationType = 'selfSigned';
   } else {
-    delete identity.primaryKey;
-    delete identity.secondaryKey;
+    // Neither keys nor a certificate (an attestation this emulator does not know): no credential
+    // the hub could check; the registry and twin still work.
     identity.authenticationType = 'certificateAuthority';
   }
   const device: HubDevice = {

@@ -116,13 +116,48 @@ describe('HubService', () => {
       status: 'disabled',
     });
     expect(() => hub.putDevice(HUB, 'bad/id', {}, undefined)).toThrow(/Invalid device id/);
-    expect(() => hub.putDevice(HUB, 'x509-1', { authentication: { type: 'selfSigned' } }, undefined)).toThrow(
+    expect(() => hub.putDevice(HUB, 'x509-1', { authentication: { type: 'certificateAuthority' } }, undefined)).toThrow(
       /not emulated/,
     );
     hub.deleteDevice(HUB, 'dev-1', '*');
     expect(() => hub.getTwin(HUB, 'dev-1')).toThrow(/not found/);
     const result = hub.authenticateDevice({ hub: HUB, deviceId: 'dev-1', token: deviceToken(`${HUB}/devices/dev-1`) });
     expect(result).toMatchObject({ ok: false, reason: 'device-not-found' });
+  });
+
+  it('creates selfSigned devices by thumbprint (as azure-iothub sends x509Thumbprint) and checks the thumbprints', () => {
+    const { hub } = setup();
+    const primary = 'ab'.repeat(32);
+    const created = hub.putDevice(
+      HUB,
+      'x509-1',
+      { deviceId: 'x509-1', authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: primary } } },
+      undefined,
+    );
+    expect(created).toMatchObject({
+      authentication: {
+        type: 'selfSigned',
+        symmetricKey: { primaryKey: null, secondaryKey: null },
+        x509Thumbprint: { primaryThumbprint: primary.toUpperCase(), secondaryThumbprint: primary.toUpperCase() },
+      },
+    });
+    expect(() =>
+      hub.putDevice(
+        HUB,
+        'x509-2',
+        { authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: 'nope' } } },
+        undefined,
+      ),
+    ).toThrow(/x509Thumbprint.primaryThumbprint must be a SHA-1 or SHA-256 thumbprint/);
+    expect(() => hub.putDevice(HUB, 'x509-2', { authentication: { type: 'selfSigned' } }, undefined)).toThrow(
+      /primaryThumbprint is required/,
+    );
+    // Back to keys: the thumbprints go.
+    const updated = hub.putDevice(HUB, 'x509-1', { authentication: { type: 'sas' } }, '*') as {
+      authentication: { symmetricKey: { primaryKey: string }; x509Thumbprint: { primaryThumbprint: null } };
+    };
+    expect(updated.authentication.symmetricKey.primaryKey).toMatch(/=$/);
+    expect(updated.authentication.x509Thumbprint.primaryThumbprint).toBeNull();
   });
 
   it('keeps telemetry per hub, bounded, and records activity', () => {

@@ -1,6 +1,7 @@
 import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/contracts';
+import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
-import { type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
+import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
 import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
@@ -14,6 +15,12 @@ import {
   twinEtag,
 } from './twin.js';
 import { deviceView, twinView } from './views.js';
+import {
+  type CertificateAuthFailure,
+  checkThumbprintCertificate,
+  isThumbprint,
+  normalizeThumbprint,
+} from './x509-authentication.js';
 
 /** The permissions of an IoT Hub shared access policy (azure-docs iot-hub-dev-guide-sas). */
 export const HUB_RIGHTS = ['RegistryRead', 'RegistryWrite', 'ServiceConnect', 'DeviceConnect'] as const;
@@ -76,7 +83,8 @@ export type DeviceAuthFailure =
   | 'invalid-device-id'
   | 'device-not-found'
   | 'device-disabled'
-  | 'x509-not-emulated'
+  | 'certificate-authority-not-emulated'
+  | CertificateAuthFailure
   | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
   | 'policy-token';
 
@@ -130,10 +138,18 @@ export class HubService {
   }
 
   /**
-   * Checks a device's SAS token as IoT Hub does for a device-scoped key: `sr={hub}/devices/{id}`,
-   * signed with the identity's primary or secondary key, not expired. Details are for the log.
+   * Authenticates a device connection by its identity's authentication type, as IoT Hub does:
+   * `sas`, its SAS token (a device-scoped key: `sr={hub}/devices/{id}`, signed with the identity's
+   * primary or secondary key, not expired); `selfSigned`, the client certificate of the TLS
+   * handshake (`clientCertificates`, DER, the device's own first) by thumbprint. Details are for
+   * the log.
    */
-  authenticateDevice(input: { hub: string; deviceId: string; token: string | undefined }): DeviceAuthResult {
+  authenticateDevice(input: {
+    hub: string;
+    deviceId: string;
+    token: string | undefined;
+    clientCertificates?: readonly Uint8Array[];
+  }): DeviceAuthResult {
     const fail = (reason: DeviceAuthFailure, detail: string): DeviceAuthResult => ({ ok: false, reason, detail });
     const hub = this.hubNamed(input.hub);
     if (!hub) return fail('unknown-hub', `"${input.hub.slice(0, 256)}" is not one of the emulated hubs`);
@@ -142,11 +158,16 @@ export class HubService {
     const device = this.#store.getDevice(hub, input.deviceId);
     if (!device) return fail('device-not-found', `no device "${input.deviceId}" in ${hub}`);
     if (device.identity.status !== 'enabled') return fail('device-disabled', `device "${input.deviceId}" is disabled`);
+    const type = device.identity.authenticationType ?? 'sas';
+    if (type === 'selfSigned') {
+      const checked = checkThumbprintCertificate(device.identity, input.clientCertificates ?? [], this.#now());
+      return checked.ok ? { ok: true, hub, deviceId: device.identity.deviceId } : fail(checked.reason, checked.detail);
+    }
     const keys = [device.identity.primaryKey, device.identity.secondaryKey].filter((k): k is string => Boolean(k));
-    if (keys.length === 0) {
+    if (type === 'certificateAuthority' || keys.length === 0) {
       return fail(
-        'x509-not-emulated',
-        `device "${input.deviceId}" authenticates by X.509, which the emulated hubs do not check`,
+        'certificate-authority-not-emulated',
+        `device "${input.deviceId}" authenticates by X.509 CA (certificateAuthority), which the emulated hubs do not check (they hold no CA certificates); re-provision it through DPS to get a selfSigned identity`,
       );
     }
     if (!input.token) return fail('malformed', 'no SAS token');
@@ -259,7 +280,9 @@ export class HubService {
 
   /**
    * `PUT /devices/{id}`: creates a device (no `If-Match`; keys generated when not given) or updates
-   * its status and keys (`If-Match`). Only symmetric-key (`sas`) devices are emulated.
+   * its status and credentials (`If-Match`): symmetric keys (`sas`) or X.509 thumbprints
+   * (`selfSigned`, as `azure-iothub` sends a device with `x509Thumbprint`). `certificateAuthority`
+   * is not emulated (the hubs hold no CA certificates).
    */
   putDevice(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
     if (!isValidDeviceId(deviceId))
@@ -271,7 +294,11 @@ export class HubService {
       deviceId?: unknown;
       status?: unknown;
       statusReason?: unknown;
-      authentication?: { type?: unknown; symmetricKey?: { primaryKey?: unknown; secondaryKey?: unknown } };
+      authentication?: {
+        type?: unknown;
+        symmetricKey?: { primaryKey?: unknown; secondaryKey?: unknown };
+        x509Thumbprint?: { primaryThumbprint?: unknown; secondaryThumbprint?: unknown };
+      };
     };
     if (fields.deviceId !== undefined && String(fields.deviceId).toLowerCase() !== deviceId.toLowerCase()) {
       throw new HubError(400, 'ArgumentInvalid', 'The deviceId in the body differs from the one in the path.');
@@ -279,10 +306,15 @@ export class HubService {
     if (fields.status !== undefined && fields.status !== 'enabled' && fields.status !== 'disabled') {
       throw new HubError(400, 'ArgumentInvalid', 'status must be "enabled" or "disabled".');
     }
-    const type = fields.authentication?.type;
-    if (type !== undefined && type !== 'sas') {
-      throw new HubError(400, 'ArgumentInvalid', `authentication type "${String(type)}" is not emulated (only "sas").`);
+    const type = fields.authentication?.type ?? 'sas';
+    if (type !== 'sas' && type !== 'selfSigned') {
+      throw new HubError(
+        400,
+        'ArgumentInvalid',
+        `authentication type "${clip(String(type))}" is not emulated (only "sas" and "selfSigned").`,
+      );
     }
+    const thumbprints = type === 'selfSigned' ? readThumbprints(fields.authentication?.x509Thumbprint) : undefined;
     const keys = fields.authentication?.symmetricKey;
     for (const name of ['primaryKey', 'secondaryKey'] as const) {
       const key = keys?.[name];
@@ -308,17 +340,23 @@ export class HubService {
       if (!current && ifMatch !== undefined) throw new HubError(404, 'DeviceNotFound', `Device ${deviceId} not found.`);
       const status = (fields.status as 'enabled' | 'disabled' | undefined) ?? current?.identity.status ?? 'enabled';
       const given = (key: unknown) => (typeof key === 'string' && key !== '' ? key : undefined);
-      const primaryKey = given(keys?.primaryKey) ?? current?.identity.primaryKey ?? generateSymmetricKey(32);
-      const secondaryKey = given(keys?.secondaryKey) ?? current?.identity.secondaryKey ?? generateSymmetricKey(32);
+      const credentials: Pick<
+        DeviceIdentity,
+        'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'
+      > = thumbprints
+        ? { authenticationType: 'selfSigned', ...thumbprints }
+        : {
+            authenticationType: 'sas',
+            primaryKey: given(keys?.primaryKey) ?? current?.identity.primaryKey ?? generateSymmetricKey(32),
+            secondaryKey: given(keys?.secondaryKey) ?? current?.identity.secondaryKey ?? generateSymmetricKey(32),
+          };
       const next: HubDevice = current
         ? {
             ...current,
             identity: {
-              ...current.identity,
+              ...withoutCredentials(current.identity),
+              ...credentials,
               status,
-              primaryKey,
-              secondaryKey,
-              authenticationType: 'sas',
               etagVersion: current.identity.etagVersion + 1,
               ...(status !== current.identity.status ? { statusUpdatedUtc: now } : {}),
             },
@@ -327,8 +365,7 @@ export class HubService {
             identity: {
               hub: this.hubNamed(hub) ?? hub,
               deviceId,
-              primaryKey,
-              secondaryKey,
+              ...credentials,
               status,
               generationId: newGenerationId(),
               etagVersion: 0,
@@ -421,6 +458,37 @@ export class HubService {
       }
     }
   }
+}
+
+/** `x509Thumbprint` of a `selfSigned` device: the primary is required, the secondary defaults to it. */
+function readThumbprints(given: unknown): { primaryThumbprint: string; secondaryThumbprint: string } {
+  const fields = (typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>;
+  const read = (name: 'primaryThumbprint' | 'secondaryThumbprint'): string | undefined => {
+    const value = fields[name];
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string' || !isThumbprint(value)) {
+      throw new HubError(
+        400,
+        'ArgumentInvalid',
+        `authentication.x509Thumbprint.${name} must be a SHA-1 or SHA-256 thumbprint (40 or 64 hex digits).`,
+      );
+    }
+    return normalizeThumbprint(value);
+  };
+  const primaryThumbprint = read('primaryThumbprint');
+  if (!primaryThumbprint) {
+    throw new HubError(
+      400,
+      'ArgumentInvalid',
+      'authentication.x509Thumbprint.primaryThumbprint is required for a selfSigned device.',
+    );
+  }
+  return { primaryThumbprint, secondaryThumbprint: read('secondaryThumbprint') ?? primaryThumbprint };
+}
+
+function withoutCredentials(identity: DeviceIdentity): DeviceIdentity {
+  const { primaryKey: _pk, secondaryKey: _sk, primaryThumbprint: _pt, secondaryThumbprint: _st, ...rest } = identity;
+  return rest;
 }
 
 function isBase64Key(key: string): boolean {

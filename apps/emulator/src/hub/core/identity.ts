@@ -1,15 +1,21 @@
 import { randomInt } from 'node:crypto';
 import type { TwinState } from './twin.js';
 
-/** A device identity in an emulated hub's registry: symmetric keys, or X.509 by certificate authority (registry only). */
+/** A device identity in an emulated hub's registry: symmetric keys, or X.509 by thumbprint (or by CA). */
 export interface DeviceIdentity {
   hub: string;
   deviceId: string;
-  /** Symmetric keys; absent for a device DPS provisioned by X.509 (`certificateAuthority`). */
+  /** Symmetric keys (`sas`); absent for an X.509 device. */
   primaryKey?: string;
   secondaryKey?: string;
-  /** Absent: `sas` (identities stored before X.509 provisioning existed). */
-  authenticationType?: 'sas' | 'certificateAuthority';
+  /**
+   * Absent: `sas` (identities stored before X.509 provisioning existed). `certificateAuthority`:
+   * identities an earlier version created for DPS X.509 devices; DPS creates `selfSigned` ones.
+   */
+  authenticationType?: 'sas' | 'selfSigned' | 'certificateAuthority';
+  /** `selfSigned`: the certificates' thumbprints, SHA-1 or SHA-256 hex (IoT Hub takes either). */
+  primaryThumbprint?: string;
+  secondaryThumbprint?: string;
   status: 'enabled' | 'disabled';
   statusReason?: string;
   /** IoT Hub's generation id: new for every identity created under a device id. */

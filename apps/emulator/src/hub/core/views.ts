@@ -1,7 +1,16 @@
 import { type DeviceIdentity, deviceEtag, type HubDevice, NEVER_UTC } from './identity.js';
 import { type JsonObject, serviceTwinProperties, twinEtag } from './twin.js';
 
-const NO_THUMBPRINT = { primaryThumbprint: null, secondaryThumbprint: null };
+/** The registry's `x509Thumbprint`: null for devices without thumbprints, as IoT Hub answers. */
+function thumbprints(identity: DeviceIdentity): {
+  primaryThumbprint: string | null;
+  secondaryThumbprint: string | null;
+} {
+  return {
+    primaryThumbprint: identity.primaryThumbprint ?? null,
+    secondaryThumbprint: identity.secondaryThumbprint ?? null,
+  };
+}
 
 /**
  * `GET /devices/{id}` as IoT Hub answers it (api-version 2021-04-12), in its field order. Keys are
@@ -22,7 +31,7 @@ export function deviceView(device: HubDevice): Record<string, unknown> {
     cloudToDeviceMessageCount: 0,
     authentication: {
       symmetricKey: { primaryKey: identity.primaryKey ?? null, secondaryKey: identity.secondaryKey ?? null },
-      x509Thumbprint: NO_THUMBPRINT,
+      x509Thumbprint: thumbprints(identity),
       type: identity.authenticationType ?? 'sas',
     },
     capabilities: { iotEdge: false },
@@ -42,7 +51,7 @@ export function twinView(device: HubDevice): Record<string, unknown> {
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
     cloudToDeviceMessageCount: 0,
     authenticationType: identity.authenticationType ?? 'sas',
-    x509Thumbprint: NO_THUMBPRINT,
+    x509Thumbprint: thumbprints(identity),
     modelId: '',
     version: twin.version,
     tags: twin.tags as JsonObject,
