@@ -131,11 +131,29 @@ describe('X.509 devices with device-sim, the emulator and the certificate policy
       join(pki, '{id}.pem'),
       '--key',
       join(pki, '{id}.key.pem'),
+      // Then each device connects to its hub with the same certificate (selfSigned by its thumbprint).
+      '--connect',
+      '--telemetry',
+      '1',
       '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
-    const summary = run.json() as { byStatus: Record<string, number>; hubs: { hub: string; count: number }[] };
+    const summary = run.json() as {
+      byStatus: Record<string, number>;
+      hubs: { hub: string; count: number }[];
+      hub: { connected: number; failed: number; telemetrySent: number };
+    };
     expect(summary.byStatus.assigned).toBe(4);
+    expect(summary.hub).toMatchObject({ connected: 4, failed: 0, telemetrySent: 4 });
+    const [identity] = emulator.hubDevices(TOASTERS).filter((d) => d.identity.deviceId === 'contoso-tstr-1');
+    expect(identity?.identity).toMatchObject({
+      authenticationType: 'selfSigned',
+      primaryThumbprint: new X509Certificate(await readFile(join(pki, 'contoso-tstr-1.pem'))).fingerprint256.replaceAll(
+        ':',
+        '',
+      ),
+    });
+    expect(emulator.telemetry(TOASTERS, 'contoso-tstr-1')).toHaveLength(1);
     expect(summary.hubs).toEqual(
       expect.arrayContaining([
         { hub: TOASTERS, count: 2 },
@@ -162,6 +180,9 @@ describe('X.509 devices with device-sim, the emulator and the certificate policy
       join(pki, 'contoso-hp-2.pem'),
       '--key',
       join(pki, 'contoso-hp-2.key.pem'),
+      '--connect',
+      '--hub-host',
+      `localhost:${emulator.endpoints.mqtt.port}`,
       '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
@@ -169,6 +190,7 @@ describe('X.509 devices with device-sim, the emulator and the certificate policy
       status: 'assigned',
       assignedHub: HEATPUMPS,
       registrationState: { x509: { enrollmentGroupId: 'contoso-x509-line' } },
+      hubSession: { status: 'connected', hub: HEATPUMPS, deviceId: 'contoso-hp-2' },
     });
   });
 

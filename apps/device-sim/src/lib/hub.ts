@@ -3,7 +3,7 @@
 import deviceModule from 'azure-iot-device';
 import deviceMqttModule from 'azure-iot-device-mqtt';
 
-const { Client, Message } = deviceModule;
+const { Client, Message, X509AuthenticationProvider } = deviceModule;
 const { Mqtt } = deviceMqttModule;
 
 export interface HubConnectOptions {
@@ -11,7 +11,12 @@ export interface HubConnectOptions {
   hub: string;
   deviceId: string;
   /** The key the device provisioned with (the hub identity has the same). */
-  deviceKey: string;
+  deviceKey?: string;
+  /**
+   * Or the certificate (PEM, may carry its chain) and private key it provisioned with: DPS made its
+   * hub identity `selfSigned` by that certificate's thumbprint, and the hub checks it in the TLS handshake.
+   */
+  certificate?: { cert: string; key: string };
   /**
    * Where the hub's MQTT endpoint is reached (`host[:port]`), when not at the hub's own name on
    * 8883: the local emulator (`localhost:8883`) or a gateway. Passed as the connection string's
@@ -48,10 +53,32 @@ export interface HubSession {
 
 /** `HostName={hub};DeviceId={id};SharedAccessKey={key}[;GatewayHostName={gateway}]`. */
 export function deviceConnectionString(
-  options: Pick<HubConnectOptions, 'hub' | 'deviceId' | 'deviceKey' | 'gatewayHost'>,
+  options: Pick<HubConnectOptions, 'hub' | 'deviceId' | 'gatewayHost'> & { deviceKey: string },
 ): string {
   const gateway = options.gatewayHost ? `;GatewayHostName=${options.gatewayHost}` : '';
   return `HostName=${options.hub};DeviceId=${options.deviceId};SharedAccessKey=${options.deviceKey}${gateway}`;
+}
+
+/**
+ * The SDK client for a key (a connection string) or a certificate. `x509=true` connection strings
+ * lose `GatewayHostName` (the SDK builds their authentication provider from `HostName` and
+ * `DeviceId` only), so a certificate goes to the SDK's own `X509AuthenticationProvider`, which
+ * takes the gateway.
+ */
+function hubClient(options: HubConnectOptions): InstanceType<typeof Client> {
+  if (options.certificate) {
+    return Client.fromAuthenticationProvider(
+      new X509AuthenticationProvider({
+        host: options.hub,
+        deviceId: options.deviceId,
+        ...(options.gatewayHost ? { gatewayHostName: options.gatewayHost } : {}),
+        x509: options.certificate,
+      }),
+      Mqtt,
+    );
+  }
+  if (options.deviceKey === undefined) throw new TypeError('a hub session needs deviceKey or certificate');
+  return Client.fromConnectionString(deviceConnectionString({ ...options, deviceKey: options.deviceKey }), Mqtt);
 }
 
 /**
@@ -67,7 +94,7 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
     telemetrySent: 0,
     durationMs: 0,
   };
-  const client = Client.fromConnectionString(deviceConnectionString(options), Mqtt);
+  const client = hubClient(options);
   // Without a listener a connection lost while idle would throw out of the EventEmitter.
   client.on('error', () => {});
   let timer: NodeJS.Timeout | undefined;

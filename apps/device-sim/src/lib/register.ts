@@ -318,31 +318,20 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promis
   });
 }
 
-/** After assignment (`connect`): the device on its hub, with its key (X.509 devices are not connected). */
+/** After assignment (`connect`): the device on its hub, with the key or certificate it provisioned with. */
 async function hubSession(
   options: RegisterOptions,
   prepared: Prepared,
   hub: string,
   deviceId: string,
 ): Promise<HubSession> {
-  if (!('deviceKey' in prepared.credential)) {
-    // The emulated hubs do not check X.509 client certificates, and the hub session connects with
-    // the device key.
-    return {
-      status: 'error',
-      hub,
-      deviceId,
-      telemetrySent: 0,
-      errorName: 'NotSupportedError',
-      errorMessage: 'connecting an X.509 device to its hub is not supported by device-sim (symmetric keys only)',
-      durationMs: 0,
-    };
-  }
   return connectToHub({
     ...options.connect,
     hub,
     deviceId,
-    deviceKey: prepared.credential.deviceKey,
+    ...('deviceKey' in prepared.credential
+      ? { deviceKey: prepared.credential.deviceKey }
+      : { certificate: prepared.credential.certificate }),
     ...(options.ca !== undefined ? { ca: options.ca } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
