@@ -17,6 +17,7 @@ import type { EmulatorConfigInput } from './config/schema.js';
 import { type SeedReport, seedEnrollments } from './config/seed.js';
 import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/custom.js';
 import { attemptFromEvent, attemptHistoryProblem, DEFAULT_ATTEMPT_HISTORY } from './core/attempts.js';
+import { loadIssuingCa } from './core/certificate-issuance.js';
 import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
 import { EnrollmentService } from './core/enrollments/service.js';
@@ -125,6 +126,14 @@ export interface EmulatorOptions {
    * `iothubowner` with the well-known development key (`WELL_KNOWN_HUB_KEY`).
    */
   hubPolicies?: HubPolicy[];
+  /**
+   * Certificate issuance (DPS's `csr` → `issuedCertificateChain`, api-version 2025-07-01-preview
+   * and later): the CA that signs the devices' requests. `cert`: PEM, the CA certificate first,
+   * optionally followed by its issuers up to the root (they end every issued chain); `key`: its
+   * private key, PEM; `days`: validity of issued certificates (default 30). Without it, a register
+   * body with `csr` is refused with 400001.
+   */
+  issuingCa?: { cert: string; key: string; days?: number };
 }
 
 export interface EmulatorEndpoint {
@@ -335,9 +344,15 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           this.#log.error('internal', `registration attempt not logged: ${(error as Error).message}`);
         }
       };
+      const issuingCa = this.#options.issuingCa
+        ? await loadIssuingCa(this.#options.issuingCa.cert, this.#options.issuingCa.key, {
+            ...(this.#options.issuingCa.days !== undefined ? { days: this.#options.issuingCa.days } : {}),
+          })
+        : undefined;
       const service = new RegistrationService({
         model,
         store,
+        ...(issuingCa ? { issuingCa } : {}),
         callWebhook: (url, body, signal) => webhook.call(url, body, signal),
         webhookRetry: retry,
         onRegistration: (event) => {

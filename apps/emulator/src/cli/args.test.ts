@@ -12,6 +12,12 @@ describe('parseCliArgs', () => {
     expect(() => parseCliArgs(['start', '--web-port', '70000'])).toThrow(/--web-port must be a port number/);
   });
 
+  it('parses the issuing CA for certificate issuance', () => {
+    expect(
+      parseCliArgs(['start', '--issuing-ca', 'ca.pem', '--issuing-ca-key', 'ca.key.pem', '--issued-cert-days', '90']),
+    ).toMatchObject({ issuingCa: { certFile: 'ca.pem', keyFile: 'ca.key.pem', days: 90 } });
+  });
+
   it('parses --attempt-history from 0 to 1,000,000', () => {
     expect(parseCliArgs(['start', '--attempt-history', '0'])).toMatchObject({ attemptHistory: 0 });
     expect(parseCliArgs(['start', '--attempt-history', '1000000'])).toMatchObject({ attemptHistory: 1_000_000 });
@@ -114,6 +120,13 @@ describe('parseCliArgs', () => {
     ],
     [['start', '--attempt-history', '2.5'], 'not "2.5"'],
     [['start', '--attempt-history', '1e4'], 'not "1e4"'],
+    [['start', '--issuing-ca', 'ca.pem'], '--issuing-ca and --issuing-ca-key go together'],
+    [['start', '--issuing-ca-key', 'ca.key.pem'], '--issuing-ca and --issuing-ca-key go together'],
+    [['start', '--issued-cert-days', '7'], '--issued-cert-days needs --issuing-ca and --issuing-ca-key'],
+    [
+      ['start', '--issuing-ca', 'a', '--issuing-ca-key', 'b', '--issued-cert-days', '0'],
+      '--issued-cert-days must be a whole number of days from 1 to 3650, not "0".',
+    ],
     [['start', '--frobnicate'], 'unknown option --frobnicate'],
   ])('refuses %j', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);

@@ -28,6 +28,10 @@ Options:
   --attempt-history <n>    registration attempts kept for the web view, oldest dropped first
                            (default 10000, or the config's attemptHistory; 0-1000000, 0 = none)
   --tls-name <name>        extra DNS name or IP for the server certificate (repeatable)
+  --issuing-ca <file>      certificate issuance (register bodies with csr, api-version 2025-07-01-preview+):
+                           the issuing CA certificate, PEM (its issuers up to the root may follow)
+  --issuing-ca-key <file>  that CA's private key, PEM (required with --issuing-ca)
+  --issued-cert-days <n>   validity of issued certificates, 1-3650 days (default 30)
   --retry-after <seconds>  retry-after sent while assigning: whole seconds 0-300 (default 3, as DPS;
                            0 = devices poll at once and are answered when allocation is done)
   --webhook-url <url>      without --config: make the tutorial group use custom allocation with this webhook
@@ -66,6 +70,7 @@ export interface StartArgs {
   logFormat?: 'pretty' | 'json';
   logLevel?: LogLevel;
   readyFile?: string;
+  issuingCa?: { certFile: string; keyFile: string; days?: number };
 }
 
 export type CliArgs = StartArgs | RegistrationsArgs | EnrollmentsArgs | { command: 'help' } | { command: 'version' };
@@ -96,6 +101,9 @@ const OPTIONS = {
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'ready-file': { type: 'string' },
+  'issuing-ca': { type: 'string' },
+  'issuing-ca-key': { type: 'string' },
+  'issued-cert-days': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -144,6 +152,22 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     args.webView = webView;
   }
   if (values['attempt-history'] !== undefined) args.attemptHistory = attemptHistory(values['attempt-history']);
+  if ((values['issuing-ca'] === undefined) !== (values['issuing-ca-key'] === undefined)) {
+    throw usage('--issuing-ca and --issuing-ca-key go together (the CA certificate and its private key).');
+  }
+  if (values['issued-cert-days'] !== undefined && values['issuing-ca'] === undefined) {
+    throw usage('--issued-cert-days needs --issuing-ca and --issuing-ca-key.');
+  }
+  if (values['issuing-ca'] !== undefined && values['issuing-ca-key'] !== undefined) {
+    args.issuingCa = { certFile: values['issuing-ca'], keyFile: values['issuing-ca-key'] };
+    if (values['issued-cert-days'] !== undefined) {
+      const days = values['issued-cert-days'];
+      if (!/^\d{1,4}$/.test(days) || Number(days) < 1 || Number(days) > 3650) {
+        throw usage(`--issued-cert-days must be a whole number of days from 1 to 3650, not "${days}".`);
+      }
+      args.issuingCa.days = Number(days);
+    }
+  }
   if (values['retry-after'] !== undefined) args.retryAfterSeconds = retryAfterSeconds(values['retry-after']);
   if (values['webhook-url'] !== undefined) {
     try {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TUTORIAL_GROUP_KEY, tutorialConfig } from '../config/defaults.js';
 import type { Emulator } from '../emulator.js';
 import { SqliteStore } from '../store/sqlite.js';
+import { createTestDeviceCertificate } from '../testing/certificates.js';
 import { captureIo, startArgs, whileRunning } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register, rejectionOf } from '../testing/sdk.js';
@@ -178,6 +179,34 @@ describe('dps-emulator', () => {
     expect(await runCli(startArgs(state, '--config', file), badConfig.io)).toBe(EXIT_FAILURE);
     expect(badConfig.err()).toContain(
       '  - attemptHistory: must be a whole number of attempts from 0 to 1000000 (0 keeps none)\n',
+    );
+  });
+
+  it('exits 1 naming the option for a missing or wrong issuing CA (the key never printed)', async () => {
+    const missing = captureIo();
+    const state = join(dir.path, 'issuing');
+    expect(
+      await runCli(startArgs(state, '--issuing-ca', join(dir.path, 'nope.pem'), '--issuing-ca-key', 'x'), missing.io),
+    ).toBe(EXIT_FAILURE);
+    expect(missing.err()).toBe(`dps-emulator: --issuing-ca ${join(dir.path, 'nope.pem')}: ENOENT\n`);
+    const device = await createTestDeviceCertificate('not-a-ca');
+    writeFileSync(join(dir.path, 'device.pem'), device.cert);
+    writeFileSync(join(dir.path, 'device.key.pem'), device.key);
+    const wrong = captureIo();
+    expect(
+      await runCli(
+        startArgs(
+          state,
+          '--issuing-ca',
+          join(dir.path, 'device.pem'),
+          '--issuing-ca-key',
+          join(dir.path, 'device.key.pem'),
+        ),
+        wrong.io,
+      ),
+    ).toBe(EXIT_FAILURE);
+    expect(wrong.err()).toBe(
+      'dps-emulator: --issuing-ca/--issuing-ca-key: the issuing CA certificate "CN=not-a-ca" is not a CA certificate (basicConstraints)\n',
     );
   });
 

@@ -9,6 +9,7 @@ import {
 } from '@dpskit/node-kit';
 import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
+import { IssuingCaError } from '../core/certificate-issuance.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
 import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
@@ -69,6 +70,28 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     };
   }
 
+  if (args.issuingCa) {
+    const files: { cert?: string; key?: string } = {};
+    for (const [name, flag, file] of [
+      ['cert', '--issuing-ca', args.issuingCa.certFile],
+      ['key', '--issuing-ca-key', args.issuingCa.keyFile],
+    ] as const) {
+      try {
+        files[name] = readFileSync(file, 'utf8');
+      } catch (err) {
+        io.stderr.write(
+          `dps-emulator: ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`,
+        );
+        return EXIT_FAILURE;
+      }
+    }
+    options.issuingCa = {
+      cert: files.cert ?? '',
+      key: files.key ?? '',
+      ...(args.issuingCa.days !== undefined ? { days: args.issuingCa.days } : {}),
+    };
+  }
+
   const emulator = createEmulator(options);
   try {
     // A file left by an earlier run must not announce this one.
@@ -77,6 +100,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PortError) {
       io.stderr.write(`dps-emulator: ${err.message}\n`);
+    } else if (err instanceof IssuingCaError) {
+      io.stderr.write(`dps-emulator: --issuing-ca/--issuing-ca-key: ${err.message}\n`);
     } else {
       io.stderr.write(`dps-emulator: could not start: ${(err as Error).stack ?? String(err)}\n`);
     }

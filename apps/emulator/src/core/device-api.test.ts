@@ -1,7 +1,8 @@
 import { createRegistrationSasToken, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
 import { describe, expect, it } from 'vitest';
+import { createTestCsr } from '../testing/csr.js';
 import { groupEnrollment } from '../testing/enrollments.js';
-import { DeviceApi } from './device-api.js';
+import { carriesCertificateIssuance, DeviceApi } from './device-api.js';
 import { enrollmentSet } from './model.js';
 import { RegistrationService } from './registrations.js';
 import { MemoryRegistrationStore } from './store.js';
@@ -119,6 +120,27 @@ describe('DeviceApi', () => {
       body: { errorCode: 404006 },
     });
     expect(api.statusLookup(attested('never'))).toMatchObject({ status: 404, body: { errorCode: 404001 } });
+  });
+
+  it('refuses csr (certificate issuance) without an issuing CA, and under an api-version before 2025-07-01-preview', async () => {
+    const { csr } = await createTestCsr('dev-csr');
+    const body = JSON.stringify({ csr });
+    expect(api.register(attested('dev-csr'), body, 'https', '2025-07-01-preview')).toMatchObject({
+      status: 400,
+      body: {
+        errorCode: 400001,
+        message:
+          'csr: certificate issuance is not configured on this emulator (start it with --issuing-ca and --issuing-ca-key).',
+      },
+    });
+    expect(api.register(attested('dev-csr'), body, 'https', '2021-10-01')).toMatchObject({
+      status: 400,
+      body: { message: expect.stringContaining('needs api-version 2025-07-01-preview or later, not 2021-10-01') },
+    });
+    expect(carriesCertificateIssuance('2026-11-01')).toBe(true);
+    expect(carriesCertificateIssuance('2025-07-01-preview')).toBe(true);
+    expect(carriesCertificateIssuance('2021-06-01')).toBe(false);
+    expect(service.operation('dev-csr', 'none')).toMatchObject({ state: 'not-found' });
   });
 
   it('accepts a register body without registrationId (the newest C SDK sends none)', async () => {

@@ -1,4 +1,5 @@
 import {
+  CERTIFICATE_ISSUANCE_API_VERSION,
   createErrorBody,
   DpsErrorCode,
   DpsErrorMessage,
@@ -7,6 +8,7 @@ import {
   statusOfErrorCode,
 } from '@dpskit/contracts';
 import type { AttestationResult } from './attestation.js';
+import { csrProblem } from './certificate-issuance.js';
 import type { DeviceTransport } from './events.js';
 import type { RegistrationService } from './registrations.js';
 
@@ -23,6 +25,11 @@ export interface DeviceApiResponse {
 
 export function errorResponse(errorCode: number, message: string): DeviceApiResponse & { body: ProvisioningErrorBody } {
   return { status: statusOfErrorCode(errorCode), body: createErrorBody(errorCode, message) };
+}
+
+/** Whether a device API version carries `csr` (`2025-07-01-preview` and every version after it). */
+export function carriesCertificateIssuance(apiVersion: string): boolean {
+  return apiVersion.slice(0, 10) >= CERTIFICATE_ISSUANCE_API_VERSION.slice(0, 10);
 }
 
 /** DPS caps device messages at 96 KB. */
@@ -84,12 +91,14 @@ export class DeviceApi {
   /**
    * `PUT …/register` and `$dps/registrations/PUT/iotdps-register/`. Transports pass the raw bytes:
    * a body that is not UTF-8 is refused rather than decoded with replacement characters, which
-   * would hand the webhook a silently altered payload.
+   * would hand the webhook a silently altered payload. `apiVersion`, when the transport knows it
+   * (HTTPS query, MQTT username), gates `csr` (certificate issuance) as DPS versions it.
    */
   register(
     attestation: AttestationResult,
     message: string | Uint8Array,
     transport: DeviceTransport,
+    apiVersion?: string,
   ): DeviceApiResponse {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
@@ -121,8 +130,30 @@ export class DeviceApi {
         `The registrationId "${request.registrationId}" in the body does not match the authenticated registration "${attestation.registrationId}".`,
       );
     }
-    const body = this.service.register(attestation, request.payload, transport);
+    if (request.csr !== undefined) {
+      const refused = this.#csrProblem(attestation.registrationId, request.csr, apiVersion);
+      if (refused) return errorResponse(DpsErrorCode.InvalidRequestBody, refused);
+    }
+    const body = this.service.register(attestation, request.payload, transport, request.csr);
     return { status: 202, body, retryAfterSeconds: this.options.retryAfterSeconds };
+  }
+
+  /**
+   * Certificate issuance: a register body with `csr` is refused (400001, naming the cause) before
+   * any operation starts when its api-version predates `csr`, no issuing CA is configured, or the
+   * request is not a PKCS#10 request for the registration id. Its signature is checked when the
+   * certificate is signed, on assignment (WebCrypto verifies asynchronously; the device API
+   * answers synchronously): a request whose signature fails ends `failed` with 400001.
+   */
+  #csrProblem(registrationId: string, csr: string, apiVersion: string | undefined): string | undefined {
+    if (apiVersion !== undefined && !carriesCertificateIssuance(apiVersion)) {
+      return `csr (certificate issuance) needs api-version ${CERTIFICATE_ISSUANCE_API_VERSION} or later, not ${apiVersion.slice(0, 32)}.`;
+    }
+    if (!this.service.issuesCertificates) {
+      return 'csr: certificate issuance is not configured on this emulator (start it with --issuing-ca and --issuing-ca-key).';
+    }
+    const problem = csrProblem(csr, registrationId);
+    return problem ? `${problem}.` : undefined;
   }
 
   /**

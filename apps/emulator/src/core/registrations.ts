@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import {
   type AllocationPolicy,
@@ -14,6 +15,7 @@ import {
   type RegistrationOperationStatus,
   type X509RuntimeContext,
 } from '@dpskit/contracts';
+import type { Pkcs10CertificateRequest } from '@peculiar/x509';
 import type { HubAssignment } from '../hub/core/assignment.js';
 import { candidateHubs } from './allocation/candidates.js';
 import {
@@ -29,6 +31,7 @@ import { pickGeoLatency } from './allocation/geo-latency.js';
 import { pickHashed } from './allocation/hashed.js';
 import { pickStatic } from './allocation/static.js';
 import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
+import { checkCsr, type IssuingCa, issueCertificate } from './certificate-issuance.js';
 import { unauthorizedErrorCode } from './device-api.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
 import { createOperationId } from './identifiers.js';
@@ -59,6 +62,8 @@ export interface RegistrationServiceOptions {
   now?: () => Date;
   /** How long finished operations stay pollable (default one hour). They are kept in the store. */
   operationRetentionMs?: number;
+  /** Signs the certificates devices request with `csr` (certificate issuance); without it, `csr` is refused. */
+  issuingCa?: IssuingCa;
 }
 
 /** What a poll finds. */
@@ -92,6 +97,11 @@ export class RegistrationService {
     setMaxListeners(0, this.#abort.signal);
   }
 
+  /** Whether register requests may carry `csr` (an issuing CA is configured). */
+  get issuesCertificates(): boolean {
+    return this.#options.issuingCa !== undefined;
+  }
+
   get model(): ServiceModel {
     return this.#options.model;
   }
@@ -120,6 +130,7 @@ export class RegistrationService {
     device: AttestedDevice,
     payload: DevicePayload | undefined,
     transport: DeviceTransport,
+    csr?: string,
   ): RegistrationOperationStatus {
     this.#prune();
     const operation: OperationRecord = {
@@ -131,6 +142,7 @@ export class RegistrationService {
     };
     if (payload !== undefined) operation.payload = payload;
     if (device.x509) operation.x509 = device.x509;
+    if (csr !== undefined) operation.csr = csr;
     // Saved before the device hears of it: after a crash, a poll finds it and a restart finishes it.
     this.#options.store.createOperation(operation);
     this.#schedule(operation, device);
@@ -263,6 +275,7 @@ export class RegistrationService {
     let record: RegistrationRecord;
     let initialTwin: InitialTwin | undefined;
     let hubAssignment: HubAssignment | undefined;
+    let issuedCertificateChain: string[] | undefined;
     try {
       const previous = this.#options.store.get(registrationId);
       const current = previous?.assignment;
@@ -270,8 +283,17 @@ export class RegistrationService {
         registrationId,
         createdDateTimeUtc: previous?.result.createdDateTimeUtc ?? formatDpsTimestamp(createdAt),
       };
+      // A certificate request whose signature fails is refused before any webhook call.
+      const csr = operation.csr !== undefined ? await checkCsr(operation.csr, registrationId) : undefined;
       if (enrollment.record.provisioningStatus === 'disabled') {
         record = this.#record(device, previous, { ...base, status: 'disabled' });
+      } else if (csr && !csr.ok) {
+        record = this.#record(device, previous, {
+          ...base,
+          status: 'failed',
+          errorCode: DpsErrorCode.InvalidRequestBody,
+          errorMessage: `${csr.problem}.`,
+        });
       } else {
         const allocated = await this.#decide(enrollment, registrationId, payload, current, policy, device.x509);
         webhook = allocated.webhook;
@@ -305,7 +327,10 @@ export class RegistrationService {
           record.assignment = { hub: decision.hub, deviceId, substatus };
           if (initialTwin) record.initialTwin = initialTwin;
           else delete record.initialTwin;
-          const credentials = deviceCredentials(device, registrationId);
+          if (csr?.ok) issuedCertificateChain = await this.#issue(csr.request, registrationId);
+          const credentials = issuedCertificateChain
+            ? issuedCredentials(issuedCertificateChain)
+            : deviceCredentials(device, registrationId);
           const hubTwin = decision.initialTwin ?? enrollment.record.initialTwin ?? undefined;
           hubAssignment = {
             registrationId,
@@ -320,7 +345,7 @@ export class RegistrationService {
           };
         }
       }
-      this.#finish(operation, record, true, hubAssignment);
+      this.#finish(operation, record, true, hubAssignment, issuedCertificateChain);
     } catch (error) {
       this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
       record = this.#record(device, undefined, {
@@ -413,15 +438,31 @@ export class RegistrationService {
    * Saves the operation's final answer, with the record when `saveRecord` and the device identity
    * in its hub after an assignment, in one transaction: a device told `assigned` finds its identity.
    */
-  #finish(operation: OperationRecord, record: RegistrationRecord, saveRecord: boolean, hub?: HubAssignment): void {
+  #finish(
+    operation: OperationRecord,
+    record: RegistrationRecord,
+    saveRecord: boolean,
+    hub?: HubAssignment,
+    issuedCertificateChain?: string[],
+  ): void {
     const response: RegistrationOperationStatus = {
       operationId: operation.operationId,
       status: record.result.status,
-      registrationState: record.result,
+      // The issued chain is in the register operation's answers only, never in the registration
+      // record a status lookup returns (REST spec, DeviceRegistrationResult.issuedCertificateChain).
+      registrationState: issuedCertificateChain ? { ...record.result, issuedCertificateChain } : record.result,
     };
     const finishedAt = this.#now().getTime();
     if (saveRecord) this.#options.store.finishOperation(operation.operationId, response, finishedAt, record, hub);
     else this.#options.store.finishOperation(operation.operationId, response, finishedAt);
+  }
+
+  /** Signs the device's certificate request (checked when the register request came in). */
+  async #issue(request: Pkcs10CertificateRequest, registrationId: string): Promise<string[]> {
+    const ca = this.#options.issuingCa;
+    // Only after a restart without the issuing CA (the request was accepted with one): an internal error.
+    if (!ca) throw new Error('a registration requested a certificate (csr), but no issuing CA is configured');
+    return issueCertificate(ca, request, registrationId, this.#now());
   }
 
   #record(
@@ -481,6 +522,16 @@ export class RegistrationService {
 /** Groups: the registration id. Individual enrollments: their `deviceId` when set. */
 export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: string): string {
   return enrollment.kind === 'individual' && enrollment.record.deviceId ? enrollment.record.deviceId : registrationId;
+}
+
+/**
+ * A device that was issued a certificate is registered in its hub by that certificate's thumbprint
+ * (`selfSigned`), whatever it attested with: the Azure IoT C# SDK's issuance sample says DPS
+ * "will register the device and operational client certificate thumbprint in IoT hub".
+ */
+function issuedCredentials(chain: readonly string[]): Pick<HubAssignment, 'x509Thumbprint'> {
+  const thumbprint = new X509Certificate(Buffer.from(chain[0] ?? '', 'base64')).fingerprint256.replaceAll(':', '');
+  return { x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint } };
 }
 
 /**

@@ -39,6 +39,8 @@ export interface OperationRecord {
   payload?: DevicePayload;
   /** X.509 devices: the certificate details the webhook gets, kept so that a resumed allocation sends them too. */
   x509?: X509RuntimeContext;
+  /** Certificate issuance: the device's certificate signing request (base64 DER PKCS#10), signed on assignment. */
+  csr?: string;
   createdAtMs: number;
   /** The answer to every poll once the allocation finished. */
   response?: RegistrationOperationStatus;

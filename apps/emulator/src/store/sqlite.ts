@@ -114,6 +114,8 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE hub_devices ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX hub_devices_by_change ON hub_devices (change_seq);
    CREATE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, id);`,
+  // Certificate issuance (issue 12): the device's certificate signing request, signed on assignment.
+  'ALTER TABLE operations ADD COLUMN csr TEXT;',
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -144,6 +146,7 @@ interface OperationRow {
   transport: string;
   payload_json: string | null;
   x509_json: string | null;
+  csr: string | null;
   created_ms: number;
   response_json: string | null;
   finished_ms: number | null;
@@ -215,8 +218,8 @@ export class SqliteStore
       ),
       createOperation: db.prepare(
         `INSERT INTO operations (operation_id, registration_id, enrollment_kind, enrollment_id, transport, payload_json,
-           x509_json, created_ms)
-         VALUES (@operationId, @registrationId, @kind, @enrollmentId, @transport, @payload, @x509, @createdMs)`,
+           x509_json, csr, created_ms)
+         VALUES (@operationId, @registrationId, @kind, @enrollmentId, @transport, @payload, @x509, @csr, @createdMs)`,
       ),
       getOperation: db.prepare<[string], OperationRow>('SELECT * FROM operations WHERE operation_id = ?'),
       finishOperation: db.prepare<[string, number, string]>(
@@ -373,6 +376,7 @@ export class SqliteStore
       transport: operation.transport,
       payload: operation.payload === undefined ? null : JSON.stringify(operation.payload),
       x509: operation.x509 === undefined ? null : JSON.stringify(operation.x509),
+      csr: operation.csr ?? null,
       createdMs: operation.createdAtMs,
     });
   }
@@ -506,6 +510,7 @@ export class SqliteStore
       if (!x509.success) throw corrupt('x509 context');
       operation.x509 = x509.data;
     }
+    if (row.csr !== null) operation.csr = row.csr;
     if (row.response_json !== null) {
       // Validated, but returned as stored: the answer keeps the field order it was sent with.
       const response = safeJson(row.response_json);

@@ -138,7 +138,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       });
     }
     if (route.kind === 'register') {
-      return withLocation(api.register(attestation, body, 'https'), req, route, url);
+      return withLocation(
+        api.register(attestation, body, 'https', url.searchParams.get('api-version') ?? undefined),
+        req,
+        route,
+        url,
+      );
     }
     if (route.kind === 'operation-status') {
       return api

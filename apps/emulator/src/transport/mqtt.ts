@@ -113,10 +113,11 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     topic: string,
     payload: Buffer,
     transport: DeviceTransport,
+    apiVersion: string | undefined,
   ): DeviceApiResponse | Promise<DeviceApiResponse> | undefined => {
     const request = parseRequestTopic(topic);
     if (request.kind === 'no-rid') return undefined;
-    if (request.kind === 'register') return api.register(attestation, payload, transport);
+    if (request.kind === 'register') return api.register(attestation, payload, transport, apiVersion);
     if (request.kind === 'operation-status') {
       return request.operationId
         ? api.operationStatus(attestation, request.operationId, transport)
@@ -132,6 +133,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const serveDps = (stream: Duplex, peer: string, transport: DeviceTransport) => {
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     let attestation: AttestationResult | undefined;
+    /** The api-version the CONNECT username named (it gates `csr`). */
+    let apiVersion: string | undefined;
     let keepalive: NodeJS.Timeout | undefined;
     const who = () => clip(session.clientId || peer);
     const session: DeviceSession = new DeviceSession({
@@ -145,6 +148,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       },
       connected(connect) {
         attestation = attestConnect(connect, stream);
+        apiVersion = parseMqttUsername(connect.username)?.apiVersion;
         const previous = byClientId.get(connect.clientId);
         if (previous && previous !== stream) {
           log.debug('mqtt.client', `${clip(connect.clientId)}: connected again; the older connection is closed`);
@@ -165,7 +169,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         const granted = attestation as AttestationResult;
         let response: DeviceApiResponse | Promise<DeviceApiResponse> | undefined;
         try {
-          response = answer(granted, topic, payload, transport);
+          response = answer(granted, topic, payload, transport, apiVersion);
         } catch (err) {
           response = failed(err as Error);
         }

@@ -45,4 +45,20 @@ describe('registration shapes', () => {
     expect(stringPayload.ok).toBe(false);
     if (!stringPayload.ok) expect(stringPayload.error.issues[0]?.path).toBe('payload');
   });
+
+  it('takes a csr (base64 DER, no PEM armour) in a register body and issuedCertificateChain in a result', () => {
+    const csr = parseDeviceRegistrationJson('{"registrationId":"x","csr":"MIIBQzCB6QIBADA="}');
+    expect(csr.ok && csr.value.csr).toBe('MIIBQzCB6QIBADA=');
+    const pem = parseDeviceRegistrationJson('{"csr":"-----BEGIN CERTIFICATE REQUEST-----"}');
+    expect(pem.ok).toBe(false);
+    if (!pem.ok) expect(pem.error.message).toMatch(/csr.*base64 DER/);
+    const result = parseRegistrationOperationStatusJson(
+      JSON.stringify({
+        operationId: 'op',
+        status: 'assigned',
+        registrationState: { registrationId: 'x', status: 'assigned', issuedCertificateChain: ['MIIB', 'MIIC'] },
+      }),
+    );
+    expect(result.ok && result.value.registrationState?.issuedCertificateChain).toEqual(['MIIB', 'MIIC']);
+  });
 });

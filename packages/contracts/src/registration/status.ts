@@ -15,15 +15,26 @@ export const assignedSubstatusSchema = z.enum([
 ]);
 export type AssignedSubstatus = z.infer<typeof assignedSubstatusSchema>;
 
+/** The first device API version that carries certificate issuance (`csr` → `issuedCertificateChain`). */
+export const CERTIFICATE_ISSUANCE_API_VERSION = '2025-07-01-preview';
+
 /**
  * Body of a device's register request: `PUT .../register` or `$dps/registrations/PUT/iotdps-register/`.
  * `registrationId` is optional, as in the REST spec: the device is already named by the URL or
  * the MQTT username, and the newest Azure IoT C SDK sends no `registrationId` in the body.
+ * `csr` (api-version `2025-07-01-preview` and later): a base64 DER PKCS#10 certificate signing
+ * request, no PEM armour, whose subject CN is the registration id; DPS answers the assignment with
+ * `issuedCertificateChain`.
  */
 export const deviceRegistrationSchema = z.looseObject({
   registrationId: z.string().min(1).optional(),
   payload: devicePayloadSchema.optional(),
   tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
+  csr: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64 DER (PKCS#10) without PEM headers')
+    .optional(),
 });
 export type DeviceRegistration = z.infer<typeof deviceRegistrationSchema>;
 
@@ -58,6 +69,11 @@ export const deviceRegistrationResultSchema = z.looseObject({
   symmetricKey: z.looseObject({ enrollmentGroupId: z.string().optional() }).optional(),
   x509: x509RegistrationResultSchema.optional(),
   tpm: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * Certificate issuance: the issued certificate first, then its issuers up to the root, each base64
+   * DER. Only in the answers to a register request that carried `csr`, never in a status lookup.
+   */
+  issuedCertificateChain: z.array(z.string()).optional(),
 });
 export type DeviceRegistrationResult = z.infer<typeof deviceRegistrationResultSchema>;
 
