@@ -16,6 +16,8 @@ import { percentile, summarizeLatencies } from '@dpskit/node-kit';
  *   - the allocator CLI as users run it (`dpskit-allocator start`, the tutorial app, the function
  *     key checked, JSON log lines to a file: its normal logging on);
  *   - the same with --log-level warn (what the per-request log lines cost).
+ * Beside the throughput, each server's CPU time per request (from /proc): on a loaded machine the
+ * throughput of a round swings with what else runs, its CPU per request much less.
  * Throughput: autocannon, 50 connections, the tutorial's toaster request, rounds interleaved with the
  * order alternating; each figure is the median of its rounds, latency percentiles nearest-rank
  * (node-kit) over every response of a round. Cold start: spawn to the first 200 answer, polling
@@ -57,9 +59,29 @@ interface Round {
   requestsPerSecond: number;
   p50: number;
   p99: number;
+  /** The server process's CPU time per answered request (µs), from /proc: NaN where there is none. */
+  cpuUsPerRequest: number;
 }
 
-function load(url: string, duration: number): Promise<Round> {
+/** A process's CPU time (user + system, ms) from /proc (Linux, USER_HZ 100); NaN elsewhere. */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function load(url: string, duration: number, pid?: number): Promise<Round> {
+  const cpuBefore = processCpuMs(pid);
+  const round = await loadRound(url, duration);
+  round.cpuUsPerRequest = ((processCpuMs(pid) - cpuBefore) * 1000) / (round.requestsPerSecond * duration);
+  return round;
+}
+
+function loadRound(url: string, duration: number): Promise<Round> {
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
     let ok = 0;
@@ -80,7 +102,12 @@ function load(url: string, duration: number): Promise<Round> {
           );
         }
         const summary = summarizeLatencies(latencies)!;
-        resolve({ requestsPerSecond: ok / result.duration, p50: summary.p50, p99: summary.p99 });
+        resolve({
+          requestsPerSecond: ok / result.duration,
+          p50: summary.p50,
+          p99: summary.p99,
+          cpuUsPerRequest: Number.NaN,
+        });
       },
     );
     instance.on('response', (_client, status, _bytes, ms) => {
@@ -205,7 +232,7 @@ try {
   }
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();
-    for (const target of order) results.get(target.name)!.push(await load(target.url, seconds));
+    for (const target of order) results.get(target.name)!.push(await load(target.url, seconds, target.process.pid));
   }
   for (let round = 0; round < coldRounds; round++) {
     const bare = () => coldStart(() => [BARE], '/');
@@ -230,6 +257,7 @@ const summary = (name: string) => {
     rps: median(list.map((r) => r.requestsPerSecond)),
     p50: median(list.map((r) => r.p50)),
     p99: median(list.map((r) => r.p99)),
+    cpuUs: median(list.map((r) => r.cpuUsPerRequest)),
   };
 };
 const ceiling = summary('bare node:http');
@@ -237,7 +265,7 @@ const lines = [
   `allocator bench: autocannon -c ${CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; cold start median of ${coldRounds}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
     .map((l) => fixed(l, 2))
     .join(' ')} after`,
-  `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms`,
+  `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms   CPU ${fixed(ceiling.cpuUs, 0)} µs/request`,
 ];
 // Each round's own ratio too: on a shared machine their spread says how far the median can be trusted.
 const bareRounds = results.get('bare node:http')!;
@@ -248,7 +276,7 @@ for (const target of targets.slice(1)) {
     .map((r, i) => r.requestsPerSecond / bareRounds[i]!.requestsPerSecond)
     .sort((a, b) => a - b);
   lines.push(
-    `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling (rounds ${fixed(perRound[0]!, 2)}-${fixed(perRound.at(-1)!, 2)})${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}`,
+    `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling (rounds ${fixed(perRound[0]!, 2)}-${fixed(perRound.at(-1)!, 2)})${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}; CPU ${fixed(s.cpuUs, 0)} µs/request = ${fixed(ceiling.cpuUs / s.cpuUs, 2)} of the ceiling's cost`,
   );
 }
 const coldRatio = median(cold.allocator) / median(cold.bare);
