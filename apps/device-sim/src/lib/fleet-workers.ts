@@ -138,8 +138,11 @@ export function runFleetOnWorkers(
             void thread.terminate();
             return;
           case 'invalid':
+            // An option only a device's registration checks (e.g. the provisioning host): the run
+            // stops and rejects with it, as in one thread. This worker has nothing left to do.
             invalid ??= new InvalidOptionError(message.field, message.message);
             stopAll();
+            void thread.terminate();
             return;
         }
       });

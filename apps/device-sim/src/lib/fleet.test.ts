@@ -119,6 +119,14 @@ describe('runFleet through the real SDK (HTTPS)', () => {
     expect(progress.at(-1)).toMatchObject({ requested: 11, launched: 11, finished: 11, inFlight: 0 });
   });
 
+  it('rejects, over workers as in one thread, with an option only a registration checks', async () => {
+    for (const workers of [1, 2]) {
+      await expect(
+        runFleet({ ...BASE, provisioningHost: 'not a host!', ca: pki.caPem, transport: 'http', count: 4, workers }),
+      ).rejects.toMatchObject({ name: 'InvalidOptionError', field: 'provisioningHost' });
+    }
+  });
+
   it('rejects a bad option given to workers before any device starts', async () => {
     await expect(
       runFleet({ ...BASE, provisioningHost: dps.host, ca: pki.caPem, count: 4, workers: 0 }),
