@@ -1,4 +1,4 @@
-import { formatFuzzSummary, fuzzProblems, runFuzz } from './fuzz/run.js';
+import { formatFuzzSummary, fuzzProblems, memoryProblems, runFuzz } from './fuzz/run.js';
 
 // `npm run fuzz [-- --runs N --seed S]`: long malformed-input runs against every surface, outside
 // CI (`npm test` runs a bounded sample of the same generators). Exit 1 if anything was found.
@@ -21,8 +21,6 @@ const summary = await runFuzz({
   log: (line) => process.stderr.write(`${line}\n`),
 });
 process.stdout.write(`${formatFuzzSummary(summary)}\n`);
-const problems = fuzzProblems(summary);
-const { startHeapBytes, endHeapBytes } = summary.memory;
-if (endHeapBytes > startHeapBytes * 1.2) problems.push('heap after GC is more than 20% above its start');
+const problems = [...fuzzProblems(summary), ...memoryProblems(summary)];
 for (const problem of problems) process.stdout.write(`PROBLEM: ${problem}\n`);
 process.exit(problems.length ? 1 : 0);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { createRegistrationSasToken, deriveDeviceKey } from '@dpskit/contracts';
 import fc from 'fast-check';
+import { sampleLazily } from './inputs.js';
 
 /** What one surface's run saw: inputs tried, answers by code, and what must stay zero. */
 export interface SurfaceReport {
@@ -44,14 +45,16 @@ function isDpsShaped(status: number, body: unknown): boolean {
   return typeof o.status === 'string' || typeof o.operationId === 'string';
 }
 
-async function pool<T>(items: readonly T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
+/** Runs `run` over the inputs in `concurrency` slots, drawing each input only when a slot is free. */
+async function pool<T>(
+  items: Iterable<T>,
+  concurrency: number,
+  run: (item: T, slot: number) => Promise<void>,
+): Promise<void> {
+  const iterator = items[Symbol.iterator]();
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await run(item);
-      }
+    Array.from({ length: concurrency }, async (_, slot) => {
+      for (let next = iterator.next(); !next.done; next = iterator.next()) await run(next.value, slot);
     }),
   );
 }
@@ -136,7 +139,7 @@ export async function fuzzHttps(t: Target, runs: number, seed: number): Promise<
     authorization: fc.option(tokens(good).filter(isHeaderSafe), { nil: undefined }),
     body: registerBodies(id),
   });
-  const inputs = fc.sample(request, { numRuns: runs, seed });
+  const inputs = sampleLazily(request, runs, seed);
   await pool(inputs, 16, async (input) => {
     r.inputs += 1;
     const outcome = await new Promise<{ status: number; text: string } | 'hang' | 'closed'>((resolve) => {
@@ -274,7 +277,7 @@ export async function fuzzMqtt(t: Target, runs: number, seed: number): Promise<S
     payload: registerBodies(id),
     junk: fc.option(fc.uint8Array({ minLength: 1, maxLength: 64 }), { nil: undefined, freq: 3 }),
   });
-  const inputs = fc.sample(exchange, { numRuns: runs, seed });
+  const inputs = sampleLazily(exchange, runs, seed);
   await pool(inputs, 24, async (input) => {
     r.inputs += 1;
     const result = await new Promise<string>((resolve) => {
@@ -367,7 +370,7 @@ export async function fuzzWebhookAnswers(
         .map((d) => `{"iotHubHostName":"fuzz-hub.azure-devices.net","payload":${'{"a":'.repeat(d)}1${'}'.repeat(d)}}`),
     ),
   });
-  const inputs = fc.sample(answer, { numRuns: runs, seed });
+  const inputs = sampleLazily(answer, runs, seed);
   const agent = new https.Agent({ keepAlive: true, ca: t.ca, maxSockets: 16 });
   const call = (method: string, path: string, id: string, body = '') =>
     new Promise<{ status: number; json: unknown } | 'hang' | 'closed'>((resolve) => {
@@ -411,58 +414,51 @@ export async function fuzzWebhookAnswers(
     });
   // One device per concurrent slot, its allocations one after another: the webhook answers each
   // device's call with the answer the fuzzer chose for that device's current registration.
-  const slots = 16;
-  const queues = Array.from({ length: slots }, (_, s) => inputs.filter((_, i) => i % slots === s));
-  await Promise.all(
-    queues.map(async (queue, slot) => {
-      const id = `fuzz-webhook-${slot}`;
-      for (const input of queue) {
-        r.inputs += 1;
-        answers.set(id, input);
-        const started = await call(
-          'PUT',
-          `/${t.idScope}/registrations/${id}/register?api-version=2019-03-31`,
-          id,
-          JSON.stringify({ registrationId: id }),
-        );
-        if (started === 'hang' || started === 'closed' || started.status !== 202) {
-          r.malformedAnswers += 1;
-          note(r, `register: ${JSON.stringify(started)}`);
-          continue;
-        }
-        const operationId = (started.json as { operationId: string }).operationId;
-        let final: { status: number; json: unknown } | 'hang' | 'closed' = started;
-        for (let polls = 0; polls < 50; polls++) {
-          final = await call(
-            'GET',
-            `/${t.idScope}/registrations/${id}/operations/${operationId}?api-version=2019-03-31`,
-            id,
-          );
-          if (final === 'hang' || final === 'closed' || final.status !== 202) break;
-        }
-        if (final === 'hang') {
-          r.hangs += 1;
-          note(r, `hang for answer ${JSON.stringify(input).slice(0, 200)}`);
-          continue;
-        }
-        if (final === 'closed') {
-          count(r, 'closed');
-          continue;
-        }
-        const state = (final.json as { registrationState?: { status?: string; errorCode?: number } })
-          ?.registrationState;
-        count(r, `${state?.status ?? final.status}${state?.errorCode ? `/${state.errorCode}` : ''}`);
-        if (final.status >= 500 || state?.errorCode === 500001) {
-          r.serverErrors += 1;
-          note(r, `internal error for answer ${JSON.stringify(input).slice(0, 200)}`);
-        }
-        if (!isDpsShaped(final.status, final.json)) {
-          r.malformedAnswers += 1;
-          note(r, `not DPS-shaped: ${JSON.stringify(final.json).slice(0, 200)}`);
-        }
-      }
-    }),
-  );
+  await pool(inputs, 16, async (input, slot) => {
+    const id = `fuzz-webhook-${slot}`;
+    r.inputs += 1;
+    answers.set(id, input);
+    const started = await call(
+      'PUT',
+      `/${t.idScope}/registrations/${id}/register?api-version=2019-03-31`,
+      id,
+      JSON.stringify({ registrationId: id }),
+    );
+    if (started === 'hang' || started === 'closed' || started.status !== 202) {
+      r.malformedAnswers += 1;
+      note(r, `register: ${JSON.stringify(started)}`);
+      return;
+    }
+    const operationId = (started.json as { operationId: string }).operationId;
+    let final: { status: number; json: unknown } | 'hang' | 'closed' = started;
+    for (let polls = 0; polls < 50; polls++) {
+      final = await call(
+        'GET',
+        `/${t.idScope}/registrations/${id}/operations/${operationId}?api-version=2019-03-31`,
+        id,
+      );
+      if (final === 'hang' || final === 'closed' || final.status !== 202) break;
+    }
+    if (final === 'hang') {
+      r.hangs += 1;
+      note(r, `hang for answer ${JSON.stringify(input).slice(0, 200)}`);
+      return;
+    }
+    if (final === 'closed') {
+      count(r, 'closed');
+      return;
+    }
+    const state = (final.json as { registrationState?: { status?: string; errorCode?: number } })?.registrationState;
+    count(r, `${state?.status ?? final.status}${state?.errorCode ? `/${state.errorCode}` : ''}`);
+    if (final.status >= 500 || state?.errorCode === 500001) {
+      r.serverErrors += 1;
+      note(r, `internal error for answer ${JSON.stringify(input).slice(0, 200)}`);
+    }
+    if (!isDpsShaped(final.status, final.json)) {
+      r.malformedAnswers += 1;
+      note(r, `not DPS-shaped: ${JSON.stringify(final.json).slice(0, 200)}`);
+    }
+  });
   agent.destroy();
   return r;
 }
@@ -535,7 +531,7 @@ export async function fuzzAllocator(webhookUrl: string, runs: number, seed: numb
         ),
     ),
   });
-  const inputs = fc.sample(request, { numRuns: runs, seed });
+  const inputs = sampleLazily(request, runs, seed);
   await pool(inputs, 16, async (input) => {
     r.inputs += 1;
     const path = input.withKey ? `${url.pathname}${url.search}` : url.pathname;
