@@ -36,10 +36,29 @@ export interface FuzzSummary {
 
 const ID_SCOPE = '0ne00F022A0';
 
-/** Lets idle connections close, then collects garbage (with --expose-gc) before memory is measured. */
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Lets idle connections close, collects garbage (with --expose-gc), then waits for RSS to stop
+ * falling before memory is measured: after a GC, V8 unmaps freed pages and frees ArrayBuffer
+ * backing stores on background threads, so RSS read right after gc() still counted memory on its
+ * way back to the system (starts of the same run differed by 50 MB).
+ */
 async function settle(): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
-  (globalThis as { gc?: () => void }).gc?.();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  await sleep(1_000);
+  gc?.();
+  await sleep(500);
+  // A second collection: native objects freed by the first one's weak callbacks (TLS contexts,
+  // sockets) release what they held.
+  gc?.();
+  let previous = process.memoryUsage.rss();
+  for (let i = 0; i < 20; i++) {
+    await sleep(500);
+    const rss = process.memoryUsage.rss();
+    if (rss > previous * 0.99) break;
+    previous = rss;
+  }
 }
 
 /**
@@ -122,8 +141,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
     // Warm up every path the run takes before the baseline: JIT code, TLS and SQLite caches, and
     // caches made once on first use (mqtt-packet's 65,536 two-byte number buffers, one set per copy
     // of the module, the broker's and the SDK's: 12.6 MB of heap that a baseline taken before any
-    // MQTT traffic counted as growth). Growth from here on is what the inputs leave behind.
-    const warmUp = Math.min(200, options.runs);
+    // MQTT traffic counted as growth). 2,000 inputs per surface also bring glibc's arenas to the
+    // size this traffic keeps them at: a surface's first 2,000 inputs raised RSS by up to 80 MB of
+    // freed memory glibc keeps for reuse (malloc_trim gives it back), the next 8,000 by nothing
+    // more. Growth from here on is what the inputs leave behind.
+    const warmUp = Math.min(2_000, options.runs);
     await fuzzMqtt(target, warmUp, options.seed + 100);
     await fuzzHttps(target, warmUp, options.seed + 101);
     await fuzzWebhookAnswers(target, warmUp, options.seed + 102, webhook.answers);
