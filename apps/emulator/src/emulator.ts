@@ -344,9 +344,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           this.#log.error('internal', `registration attempt not logged: ${(error as Error).message}`);
         }
       };
-      const issuingCa = this.#options.issuingCa
-        ? await loadIssuingCa(this.#options.issuingCa.cert, this.#options.issuingCa.key, {
-            ...(this.#options.issuingCa.days !== undefined ? { days: this.#options.issuingCa.days } : {}),
+      // The option (or the CLI's files) first, else the config file's.
+      const issuing =
+        this.#options.issuingCa ??
+        (config.issuingCa
+          ? {
+              cert: config.issuingCa.certificate,
+              key: config.issuingCa.key,
+              ...(config.issuingCa.days !== undefined ? { days: config.issuingCa.days } : {}),
+            }
+          : undefined);
+      const issuingCa = issuing
+        ? await loadIssuingCa(issuing.cert, issuing.key, {
+            ...(issuing.days !== undefined ? { days: issuing.days } : {}),
           })
         : undefined;
       const service = new RegistrationService({

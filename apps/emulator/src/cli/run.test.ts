@@ -206,7 +206,7 @@ describe('dps-emulator', () => {
       ),
     ).toBe(EXIT_FAILURE);
     expect(wrong.err()).toBe(
-      'dps-emulator: --issuing-ca/--issuing-ca-key: the issuing CA certificate "CN=not-a-ca" is not a CA certificate (basicConstraints)\n',
+      `dps-emulator: issuing CA (--issuing-ca/--issuing-ca-key or the config's issuingCa): the issuing CA certificate "CN=not-a-ca" is not a CA certificate (basicConstraints)\n`,
     );
   });
 

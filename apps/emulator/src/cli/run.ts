@@ -101,7 +101,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (err instanceof ConfigError || err instanceof PortError) {
       io.stderr.write(`dps-emulator: ${err.message}\n`);
     } else if (err instanceof IssuingCaError) {
-      io.stderr.write(`dps-emulator: --issuing-ca/--issuing-ca-key: ${err.message}\n`);
+      io.stderr.write(
+        `dps-emulator: issuing CA (--issuing-ca/--issuing-ca-key or the config's issuingCa): ${err.message}\n`,
+      );
     } else {
       io.stderr.write(`dps-emulator: could not start: ${(err as Error).stack ?? String(err)}\n`);
     }

@@ -178,6 +178,19 @@ describe('config loading', () => {
     ]);
   });
 
+  it('takes an issuing CA for certificate issuance and names a bad validity', () => {
+    const hubs = [{ hostName: 'hub-1.net' }];
+    const issuingCa = { certificate: '-----BEGIN CERTIFICATE-----…', key: '-----BEGIN PRIVATE KEY-----…', days: 90 };
+    expect(parseConfig({ iotHubs: hubs, issuingCa }).issuingCa).toEqual(issuingCa);
+    expect(issuesOf(() => parseConfig({ iotHubs: hubs, issuingCa: { ...issuingCa, days: 0 } })).issues).toEqual([
+      { path: 'issuingCa.days', message: 'must be a whole number of days from 1 to 3650' },
+    ]);
+    const { key: _key, ...noKey } = issuingCa;
+    expect(issuesOf(() => parseConfig({ iotHubs: hubs, issuingCa: noKey })).issues).toEqual([
+      { path: 'issuingCa.key', message: expect.stringContaining('expected string') },
+    ]);
+  });
+
   it('takes X.509 enrollments and CA certificates, and names what is wrong with them', async () => {
     const root = await createTestCa('Config root');
     const config = parseConfig({

@@ -96,6 +96,24 @@ export const emulatorConfigSchema = z
         message: `must be a whole number of attempts from 0 to ${MAX_ATTEMPT_HISTORY} (0 keeps none)`,
       })
       .optional(),
+    /**
+     * dpskit: certificate issuance (register bodies with `csr`): the issuing CA certificate (PEM; its
+     * issuers up to the root may follow), its private key (PEM) and the issued certificates'
+     * validity in days (default 30). `--issuing-ca`/`--issuing-ca-key` and the `issuingCa` option
+     * override it.
+     */
+    issuingCa: z
+      .strictObject({
+        certificate: z.string().min(1),
+        key: z.string().min(1),
+        days: z
+          .number()
+          .refine((n) => Number.isInteger(n) && n >= 1 && n <= 3650, {
+            message: 'must be a whole number of days from 1 to 3650',
+          })
+          .optional(),
+      })
+      .optional(),
     enrollmentGroups: z.array(enrollmentGroupConfigSchema).default([]),
     individualEnrollments: z.array(individualEnrollmentConfigSchema).default([]),
   })

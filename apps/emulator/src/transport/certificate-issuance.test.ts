@@ -2,9 +2,17 @@ import { X509Certificate } from 'node:crypto';
 import { createRegistrationSasToken } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
+import { createEmulator } from '../emulator.js';
 import { createTestCa, pemChain, type TestCertificate } from '../testing/certificates.js';
 import { createTestCsr, tamperedCsr } from '../testing/csr.js';
-import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import {
+  closedPortUrl,
+  groupDeviceKey,
+  ID_SCOPE,
+  tempStateDir,
+  testConfig,
+  testEmulatorOptions,
+} from '../testing/fixtures.js';
 import { deviceClient, expectRefused, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { rawRequest } from '../testing/raw-https.js';
 import { connectRawDevice, subscribeResponses } from '../testing/raw-mqtt.js';
@@ -190,6 +198,49 @@ describe('certificate issuance (csr → issuedCertificateChain)', () => {
     const fine = await registerHttps(id, { csr: (await createTestCsr(id)).csr });
     expect(fine.status).toBe('assigned');
     expect(fine.registrationState?.issuedCertificateChain).toHaveLength(3);
+  });
+
+  it('takes the issuing CA from the config file (issuingCa) too', async () => {
+    const state = tempStateDir();
+    const configured = createEmulator(
+      testEmulatorOptions(
+        {
+          ...testConfig(await closedPortUrl(), await closedPortUrl()),
+          issuingCa: { certificate: issuing.cert, key: issuing.key, days: 2 },
+        },
+        state.path,
+      ),
+    );
+    await configured.start();
+    try {
+      const id = 'hashed-issued-config';
+      const { csr } = await createTestCsr(id);
+      const accepted = await rawRequest(configured, {
+        method: 'PUT',
+        path: `/${ID_SCOPE}/registrations/${id}/register?api-version=${PREVIEW}`,
+        headers: { Authorization: token(id) },
+        body: JSON.stringify({ csr }),
+      });
+      expect(accepted.status).toBe(202);
+      let operation: Operation;
+      do {
+        const poll = await rawRequest(configured, {
+          method: 'GET',
+          path: `/${ID_SCOPE}/registrations/${id}/operations/${(accepted.json as Operation).operationId}?api-version=${PREVIEW}`,
+          headers: { Authorization: token(id) },
+        });
+        operation = poll.json as Operation;
+      } while (operation.status === 'assigning');
+      const [leaf, ca] = certificates(operation.registrationState?.issuedCertificateChain);
+      expect(leaf?.subject).toBe(`CN=${id}`);
+      expect(ca?.subject).toBe('CN=Issuance CA');
+      // 2 days from the config (plus the hour of clock skew before issuance).
+      const days = (new Date(leaf?.validTo ?? 0).getTime() - new Date(leaf?.validFrom ?? 0).getTime()) / 86_400_000;
+      expect(Math.round(days)).toBe(2);
+    } finally {
+      await configured.stop();
+      state.remove();
+    }
   });
 
   it('registers without a csr as before: no chain, the hub identity keeps its keys', async () => {
