@@ -134,6 +134,12 @@ export interface EmulatorOptions {
    * body with `csr` is refused with 400001.
    */
   issuingCa?: { cert: string; key: string; days?: number };
+  /**
+   * Run again, on start, the allocations a previous run left unfinished (default true). A second
+   * process serving the same state folder alongside a running one (`dps-emulator start --workers`)
+   * passes false: the operations it would find are the running one's, not left over.
+   */
+  resumeUnfinished?: boolean;
 }
 
 export interface EmulatorEndpoint {
@@ -377,7 +383,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       });
       cleanup.push(() => service.close());
       // Operations a previous run left unfinished (it was stopped or killed): their devices poll on.
-      const resumed = service.resumeUnfinished();
+      const resumed = this.#options.resumeUnfinished === false ? 0 : service.resumeUnfinished();
       if (resumed > 0) {
         this.#log.info('resume', `resuming ${resumed} unfinished registration operation(s) from ${stateDir}`, {
           operations: resumed,
@@ -388,6 +394,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const api = new DeviceApi(service, {
         retryAfterSeconds: this.#options.retryAfterSeconds ?? 3,
         maxJsonDepth: maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+        onPoll: (poll) =>
+          this.#log.debug('operation.poll', `${clip(poll.registrationId)} polled ${poll.operationId}: ${poll.state}`, {
+            ...poll,
+            registrationId: clip(poll.registrationId),
+          }),
       });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 

@@ -45,6 +45,9 @@ Options:
   --max-connections <n>    open connections per listener; more are refused (default 10000)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
   --log-level <level>      debug, info, warn or error (default info)
+  --workers <n>            serve the device API from n processes (node:cluster) sharing the listeners
+                           and the state folder's store, so a poll may land on any of them (default 1;
+                           1-64; the web view runs in the first; see the README's "Serving across cores")
   --ready-file <file>      once every listener is bound, write the endpoints (ports, provisioningHost,
                            CA path) there as JSON; removed on stop. For scripts: wait for the file
   -h, --help               show this help
@@ -71,6 +74,8 @@ export interface StartArgs {
   logLevel?: LogLevel;
   readyFile?: string;
   issuingCa?: { certFile: string; keyFile: string; days?: number };
+  /** Processes serving the listeners (default 1: this one alone). */
+  workers?: number;
 }
 
 export type CliArgs = StartArgs | RegistrationsArgs | EnrollmentsArgs | { command: 'help' } | { command: 'version' };
@@ -104,9 +109,13 @@ const OPTIONS = {
   'issuing-ca': { type: 'string' },
   'issuing-ca-key': { type: 'string' },
   'issued-cert-days': { type: 'string' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
+
+/** Processes beyond the cores only contend for them; 64 bounds a typo. */
+export const MAX_WORKERS = 64;
 
 const COMMANDS = ['start', 'registrations', 'enrollments'] as const;
 
@@ -203,6 +212,11 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values['ready-file'] !== undefined) {
     if (values['ready-file'].trim() === '') throw usage('--ready-file needs a file path.');
     args.readyFile = values['ready-file'];
+  }
+  if (values.workers !== undefined) {
+    if (!/^\d{1,2}$/.test(values.workers) || Number(values.workers) < 1 || Number(values.workers) > MAX_WORKERS)
+      throw usage(`--workers must be a whole number from 1 to ${MAX_WORKERS}, not "${values.workers}".`);
+    args.workers = Number(values.workers);
   }
   if (values['log-format'] !== undefined) {
     args.logFormat = oneOf('--log-format', values['log-format'], ['pretty', 'json'], { command: 'start' });

@@ -15,6 +15,7 @@ import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
 import { runEnrollments } from './enrollments.js';
 import { runRegistrations } from './registrations.js';
+import { leavePrimary, reportReady, runPrimary, untilPrimaryStops, workerNumber, workerSink } from './workers.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -47,8 +48,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const json = args.logFormat ? args.logFormat === 'json' : !io.stdout.isTTY;
   // With JSON logs, stdout carries only JSON lines; the human summary goes to stderr.
   const bannerStream = json ? io.stderr : io.stdout;
+  if (args.workers !== undefined && args.workers > 1 && workerNumber() === undefined) {
+    return runPrimary({ ...args, workers: args.workers }, argv, io, bannerStream);
+  }
+  // In a worker of --workers: the primary prints the banner and writes the ready file.
+  const worker = workerNumber();
+  const sink = json ? jsonLineSink(io.stdout) : prettySink(io.stdout);
   const options: EmulatorOptions = {
-    log: json ? jsonLineSink(io.stdout) : prettySink(io.stdout),
+    log: worker === undefined ? sink : workerSink(sink, worker),
     logLevel: args.logLevel ?? 'info',
     tlsNames: args.tlsNames,
   };
@@ -63,6 +70,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.attemptHistory !== undefined) options.attemptHistory = args.attemptHistory;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
   if (args.limits) options.limits = args.limits;
+  if (worker !== undefined && worker > 1) {
+    // The first worker resumes a previous run's operations and runs the web view (it reads the store).
+    options.resumeUnfinished = false;
+    options.webView = false;
+  }
   if (args.webhookTimeoutMs !== undefined || args.webhookRetry) {
     options.webhook = {
       ...(args.webhookTimeoutMs !== undefined ? { timeoutMs: args.webhookTimeoutMs } : {}),
@@ -93,6 +105,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 
   const emulator = createEmulator(options);
+  if (worker !== undefined) return runWorker(emulator, io);
   try {
     // A file left by an earlier run must not announce this one.
     if (args.readyFile) await removeReadyFile(args.readyFile);
@@ -123,6 +136,23 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   await (io.untilShutdown ?? untilSignal)(emulator);
   if (args.readyFile) await removeReadyFile(args.readyFile);
   await emulator.stop();
+  return EXIT_OK;
+}
+
+/** One worker of `--workers`: starts, tells the primary, serves until the primary stops it. */
+async function runWorker(emulator: Emulator, io: CliIo): Promise<number> {
+  try {
+    await emulator.start();
+  } catch (err) {
+    const message = err instanceof ConfigError || err instanceof PortError ? err.message : (err as Error).stack;
+    io.stderr.write(`dps-emulator: could not start: ${message ?? String(err)}\n`);
+    leavePrimary();
+    return EXIT_FAILURE;
+  }
+  reportReady(formatBanner(emulator), readyDetails(emulator));
+  await untilPrimaryStops();
+  await emulator.stop();
+  leavePrimary();
   return EXIT_OK;
 }
 

@@ -77,6 +77,8 @@ export interface DeviceApiOptions {
   maxJsonDepth?: number;
   /** How long a poll waits for the allocation when `retryAfterSeconds` is 0 (default 5000 ms). */
   pollHoldMs?: number;
+  /** Each answered poll (for the debug log: with `--workers`, which worker answered it). */
+  onPoll?: (poll: { registrationId: string; operationId: string; transport: DeviceTransport; state: string }) => void;
 }
 
 /** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
@@ -172,6 +174,7 @@ export class DeviceApi {
       await this.service.settled(operationId, this.options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS);
       view = this.service.operation(attestation.registrationId, operationId);
     }
+    this.options.onPoll?.({ registrationId: attestation.registrationId, operationId, transport, state: view.state });
     if (view.state === 'not-found') {
       return errorResponse(
         DpsErrorCode.OperationNotFound,
