@@ -1,6 +1,11 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { startCliEmulator } from '../testing/cli-process.js';
+import { BUILT_CLI, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, groupDeviceKey, HUB_A, HUB_B, HUB_C, testConfig } from '../testing/fixtures.js';
 import { register, type SdkTransport } from '../testing/sdk.js';
 import { parseCliArgs } from './args.js';
@@ -58,6 +63,41 @@ describe('dps-emulator start --workers', () => {
         expect(record.result).toEqual(results[devices.findIndex((d) => d.id === record.registrationId)]);
     } finally {
       expect(await child.stop()).toBe(0);
+    }
+  });
+
+  it("fails the start with the worker's reason and exit code 1 when the first worker cannot listen", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'dpskit-workers-'));
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          BUILT_CLI,
+          'start',
+          '--state-dir',
+          dir,
+          '--mqtt-port',
+          String(port),
+          '--no-https',
+          '--no-amqp',
+          '--no-web',
+        ].concat(['--workers', '2', '--log-format', 'json']),
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toContain(`127.0.0.1:${port}: the port is already in use`);
+      expect(stderr).toMatch(/could not start 2 workers: worker 1 \(pid \d+\) exited \(code 1\)/);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

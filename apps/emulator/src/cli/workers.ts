@@ -67,9 +67,13 @@ export function untilPrimaryStops(): Promise<void> {
   });
 }
 
-/** Ends a worker's IPC channel once it has stopped, so that its process can exit. */
+/**
+ * Ends a worker's IPC channel once it has stopped, so that its process can exit with its exit
+ * code: through the worker's own `disconnect()`, since on a bare `process.disconnect()` the cluster
+ * module exits the worker at once with code 0.
+ */
 export function leavePrimary(): void {
-  if (process.connected) process.disconnect();
+  if (cluster.worker?.isConnected()) cluster.worker.disconnect();
 }
 
 /** The primary of `--workers N` (N > 1); resolves with the exit code once every worker has exited. */
