@@ -252,4 +252,22 @@ describe('DeviceApi while a webhook runs', () => {
     await finishWebhook();
     await slowService.whenIdle();
   });
+
+  it('pollNow answers at once what needs no hold, and leaves a poll to hold to operationStatus', async () => {
+    const { slowService, token, finishWebhook } = setup();
+    const fastApi = new DeviceApi(slowService, { retryAfterSeconds: 0 });
+    const slowApi = new DeviceApi(slowService, { retryAfterSeconds: 3 });
+    const { operationId } = fastApi.register(token('dev-h'), '{}', 'mqtt').body as { operationId: string };
+    expect(fastApi.pollNow(token('dev-h'), operationId, 'mqtt')).toBeUndefined();
+    expect(slowApi.pollNow(token('dev-h'), operationId, 'mqtt')).toMatchObject({
+      status: 202,
+      retryAfterSeconds: 3,
+    });
+    expect(fastApi.pollNow(token('dev-h'), '4.0.0', 'mqtt')).toMatchObject({ status: 404 });
+    await finishWebhook();
+    await slowService.whenIdle();
+    const now = fastApi.pollNow(token('dev-h'), operationId, 'mqtt');
+    expect(now).toEqual(await fastApi.operationStatus(token('dev-h'), operationId, 'mqtt'));
+    expect(now).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
+  });
 });

@@ -10,7 +10,7 @@ import {
 import type { AttestationResult } from './attestation.js';
 import { csrProblem } from './certificate-issuance.js';
 import type { DeviceTransport } from './events.js';
-import type { RegistrationService } from './registrations.js';
+import type { OperationView, RegistrationService } from './registrations.js';
 
 /**
  * A device API answer, independent of the wire: MQTT puts `status` and `retry-after` in the
@@ -174,7 +174,32 @@ export class DeviceApi {
       await this.service.settled(operationId, this.options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS);
       view = this.service.operation(attestation.registrationId, operationId);
     }
-    this.options.onPoll?.({ registrationId: attestation.registrationId, operationId, transport, state: view.state });
+    return this.#pollAnswer(view, attestation.registrationId, operationId, transport);
+  }
+
+  /**
+   * `operationStatus` when its answer can be given at once (every case but a poll to hold), else
+   * undefined: a transport answers without a promise in between (MQTT then writes the PUBACK and
+   * the answer in one TLS record).
+   */
+  pollNow(
+    attestation: AttestationResult,
+    operationId: string,
+    transport: DeviceTransport,
+  ): DeviceApiResponse | undefined {
+    if (!attestation.ok) return unauthorized(transport);
+    const view = this.service.operation(attestation.registrationId, operationId);
+    if (view.state === 'assigning' && this.options.retryAfterSeconds === 0) return undefined;
+    return this.#pollAnswer(view, attestation.registrationId, operationId, transport);
+  }
+
+  #pollAnswer(
+    view: OperationView,
+    registrationId: string,
+    operationId: string,
+    transport: DeviceTransport,
+  ): DeviceApiResponse {
+    this.options.onPoll?.({ registrationId, operationId, transport, state: view.state });
     if (view.state === 'not-found') {
       return errorResponse(
         DpsErrorCode.OperationNotFound,

@@ -36,4 +36,22 @@ describe('MqttPacketSizeGuard', () => {
     expect(guard.push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0xff]))).toBeUndefined();
     expect(guard.push(packet(0x30, 1000))).toBeUndefined();
   });
+
+  it('tells when the bytes fed end between packets', () => {
+    const guard = new MqttPacketSizeGuard(1000);
+    expect(guard.atPacketBoundary).toBe(true);
+    const two = Buffer.concat([packet(0x10, 40), packet(0xc0, 0)]);
+    guard.push(two.subarray(0, 1));
+    expect(guard.atPacketBoundary).toBe(false);
+    guard.push(two.subarray(1, 20));
+    expect(guard.atPacketBoundary).toBe(false);
+    guard.push(two.subarray(20, 42));
+    expect(guard.atPacketBoundary).toBe(true);
+    guard.push(two.subarray(42, 43));
+    expect(guard.atPacketBoundary).toBe(false);
+    guard.push(two.subarray(43));
+    expect(guard.atPacketBoundary).toBe(true);
+    guard.push(packet(0x30, 300).subarray(0, 2));
+    expect(guard.atPacketBoundary).toBe(false);
+  });
 });

@@ -17,6 +17,14 @@ export class MqttPacketSizeGuard {
     this.#maxRemainingLength = maxRemainingLength;
   }
 
+  /**
+   * Whether the bytes fed so far end exactly between packets (a parser fed the same bytes then
+   * holds nothing of a next packet).
+   */
+  get atPacketBoundary(): boolean {
+    return this.#state === 'type';
+  }
+
   /** Feeds the next bytes; returns the announced size of the first packet over the limit, if any. */
   push(chunk: Uint8Array): number | undefined {
     let i = 0;

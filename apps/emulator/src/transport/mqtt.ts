@@ -11,10 +11,16 @@ import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import { peekMqttConnect } from './mqtt-connect-peek.js';
-import { DeviceSession } from './mqtt-device-session.js';
+import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
-import { asciiJson, parseMqttUsername, parseRequestTopic, responseTopic } from './mqtt-topics.js';
+import {
+  asciiJson,
+  type DeviceRequestTopic,
+  parseMqttUsername,
+  parseRequestTopic,
+  responseTopic,
+} from './mqtt-topics.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 
 /**
@@ -108,134 +114,31 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     return attestation;
   };
 
-  const answer = (
-    attestation: AttestationResult,
-    topic: string,
-    payload: Buffer,
-    transport: DeviceTransport,
-    apiVersion: string | undefined,
-  ): DeviceApiResponse | Promise<DeviceApiResponse> | undefined => {
-    const request = parseRequestTopic(topic);
-    if (request.kind === 'no-rid') return undefined;
-    if (request.kind === 'register') return api.register(attestation, payload, transport, apiVersion);
-    if (request.kind === 'operation-status') {
-      return request.operationId
-        ? api.operationStatus(attestation, request.operationId, transport)
-        : errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
-    }
-    return errorResponse(
-      DpsErrorCode.NotFound,
-      `The DPS device API has no operation at ${clip(topic.split('?')[0] ?? '')}.`,
-    );
-  };
-
+  const context: DpsConnectionContext = { api, log, byClientId, attestConnect };
   /** Serves DPS's device API on one connection (TLS socket or WebSocket stream). */
   const serveDps = (stream: Duplex, peer: string, transport: DeviceTransport) => {
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
-    let attestation: AttestationResult | undefined;
-    /** The api-version the CONNECT username named (it gates `csr`). */
-    let apiVersion: string | undefined;
-    let keepalive: NodeJS.Timeout | undefined;
-    const who = () => clip(session.clientId || peer);
-    const session: DeviceSession = new DeviceSession({
-      send(packet) {
-        if (!stream.destroyed) stream.write(mqttPacket.generate(packet));
-      },
-      close(reason) {
-        if (reason) log.debug('mqtt.client', `${who()}: ${reason}; connection closed`);
-        if (reason) stream.destroy();
-        else stream.end();
-      },
-      connected(connect) {
-        attestation = attestConnect(connect, stream);
-        apiVersion = parseMqttUsername(connect.username)?.apiVersion;
-        const previous = byClientId.get(connect.clientId);
-        if (previous && previous !== stream) {
-          log.debug('mqtt.client', `${clip(connect.clientId)}: connected again; the older connection is closed`);
-          previous.destroy();
-        }
-        byClientId.set(connect.clientId, stream);
-        if (session.keepaliveSeconds > 0) {
-          keepalive = setTimeout(() => {
-            log.debug(
-              'mqtt.client',
-              `${who()}: no packet for 1.5 × its keepalive of ${session.keepaliveSeconds} s; closed`,
-            );
-            stream.destroy();
-          }, session.keepaliveSeconds * 1500);
-        }
-      },
-      request(topic, payload) {
-        const granted = attestation as AttestationResult;
-        let response: DeviceApiResponse | Promise<DeviceApiResponse> | undefined;
-        try {
-          response = answer(granted, topic, payload, transport, apiVersion);
-        } catch (err) {
-          response = failed(err as Error);
-        }
-        if (response === undefined) {
-          log.warn('mqtt.request', `${who()}: request on ${clip(topic)} has no $rid; it cannot be answered`);
-          return;
-        }
-        const rid = (parseRequestTopic(topic) as { rid: string }).rid;
-        if (response instanceof Promise) {
-          response.catch(failed).then((settled) => reply(rid, settled));
-        } else {
-          reply(rid, response);
-        }
-      },
-    });
-    const failed = (err: Error) => {
-      log.error('mqtt.request', `${who()}: ${err.message}`, { stack: err.stack });
-      return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
-    };
-    const reply = (rid: string, response: DeviceApiResponse) =>
-      session.reply(
-        responseTopic(response.status, rid, response.retryAfterSeconds),
-        Buffer.from(asciiJson(response.body), 'ascii'),
-      );
-
-    parser.on('packet', (packet) => {
-      keepalive?.refresh();
-      session.packet(packet);
-    });
-    parser.on('error', (err) => {
-      log.debug('mqtt.connection', `${who()}: ${err.message}`);
-      session.ended();
-      stream.destroy();
-    });
-    const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
-    let first = true;
-    stream.on('data', (chunk: Buffer) => {
-      if (first) {
-        first = false;
-        if (refuseForeign(stream, peer, chunk)) return;
-      }
-      // The guard reads only fixed headers, so a packet larger than the bound is refused as soon as
-      // its header announces it, never buffered whole (MQTT allows 256 MB).
-      const size = guard.push(chunk);
-      if (size !== undefined) {
-        log.warn(
-          'mqtt.packet',
-          `${peer}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-          {
-            size,
-          },
-        );
-        session.ended();
-        stream.destroy();
-        return;
-      }
-      if (!session.closed) parser.parse(chunk);
-    });
-    stream.on('error', (err) => log.debug('mqtt.connection', `${who()}: ${err.message}`));
-    stream.once('close', () => {
-      session.ended();
-      if (keepalive) clearTimeout(keepalive);
-      if (byClientId.get(session.clientId) === stream) byClientId.delete(session.clientId);
-      handedOver.delete(stream);
-    });
+    const connection = new DpsConnection(context, stream, peer, transport);
+    (stream as Duplex & { [CONNECTION]?: DpsConnection })[CONNECTION] = connection;
+    stream.on('data', onDpsData);
+    stream.on('error', onDpsError);
+    stream.once('close', onDpsClose);
   };
+  function onDpsData(this: Duplex & { [CONNECTION]?: DpsConnection }, chunk: Buffer) {
+    const connection = this[CONNECTION];
+    if (!connection) return;
+    if (connection.first) {
+      connection.first = false;
+      if (refuseForeign(this, connection.peer, chunk)) return;
+    }
+    connection.data(chunk);
+  }
+  function onDpsError(this: Duplex & { [CONNECTION]?: DpsConnection }, err: Error) {
+    log.debug('mqtt.connection', `${this[CONNECTION]?.who() ?? '?'}: ${err.message}`);
+  }
+  function onDpsClose(this: Duplex & { [CONNECTION]?: DpsConnection }) {
+    this[CONNECTION]?.ended();
+    handedOver.delete(this);
+  }
 
   /** A client speaking another protocol: logged, told why when it speaks HTTP, and closed. */
   const refuseForeign = (stream: Duplex, peer: string, chunk: Buffer): boolean => {
@@ -368,4 +271,183 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       await closed;
     },
   };
+}
+
+/** The stream's DPS connection: one listener function per event for all connections, not closures per connection. */
+const CONNECTION = Symbol('dps-mqtt-connection');
+
+interface DpsConnectionContext {
+  api: DeviceApi;
+  log: Logger;
+  byClientId: Map<string, Duplex>;
+  attestConnect(connect: mqttPacket.IConnectPacket, stream: Duplex): AttestationResult;
+}
+
+/**
+ * One device's connection: bytes in (size guard, MQTT parser), packets to its session, requests to
+ * the device API, answers out. Kept small because a fleet holds thousands of them: methods on the
+ * prototype instead of closures, and the MQTT parser (with its buffer list stream) only while a
+ * packet is partly read, which an idle device never has.
+ */
+class DpsConnection implements DeviceSessionHooks {
+  readonly session: DeviceSession;
+  readonly #guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
+  #parser: ReturnType<typeof mqttPacket.parser> | undefined;
+  #attestation: AttestationResult | undefined;
+  /** The api-version the CONNECT username named (it gates `csr`). */
+  #apiVersion: string | undefined;
+  #keepalive: NodeJS.Timeout | undefined;
+  first = true;
+
+  constructor(
+    private readonly context: DpsConnectionContext,
+    private readonly stream: Duplex,
+    readonly peer: string,
+    private readonly transport: DeviceTransport,
+  ) {
+    this.session = new DeviceSession(this);
+  }
+
+  who(): string {
+    return clip(this.session.clientId || this.peer);
+  }
+
+  data(chunk: Buffer): void {
+    // The guard reads only fixed headers, so a packet larger than the bound is refused as soon as
+    // its header announces it, never buffered whole (MQTT allows 256 MB).
+    const size = this.#guard.push(chunk);
+    if (size !== undefined) {
+      this.context.log.warn(
+        'mqtt.packet',
+        `${this.peer}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+        { size },
+      );
+      this.session.ended();
+      this.stream.destroy();
+      return;
+    }
+    if (this.session.closed) return;
+    const parser = this.#parser ?? this.#newParser();
+    // Answers given at once (PUBACK and the answer to a request) leave in one TLS record.
+    this.stream.cork();
+    try {
+      parser.parse(chunk);
+    } finally {
+      this.stream.uncork();
+    }
+    // Between packets the parser holds nothing: an idle device keeps no parser.
+    if (this.#guard.atPacketBoundary) this.#parser = undefined;
+  }
+
+  #newParser() {
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (packet: mqttPacket.Packet) => {
+      this.#keepalive?.refresh();
+      this.session.packet(packet);
+    });
+    parser.on('error', (err: Error) => {
+      this.context.log.debug('mqtt.connection', `${this.who()}: ${err.message}`);
+      this.session.ended();
+      this.stream.destroy();
+    });
+    this.#parser = parser;
+    return parser;
+  }
+
+  send(packet: mqttPacket.Packet): void {
+    if (!this.stream.destroyed) this.stream.write(mqttPacket.generate(packet));
+  }
+
+  close(reason: string | undefined): void {
+    if (reason === undefined) {
+      this.stream.end();
+      return;
+    }
+    this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
+    this.stream.destroy();
+  }
+
+  connected(connect: mqttPacket.IConnectPacket): void {
+    const { byClientId, log } = this.context;
+    this.#attestation = this.context.attestConnect(connect, this.stream);
+    this.#apiVersion = parseMqttUsername(connect.username)?.apiVersion;
+    const previous = byClientId.get(connect.clientId);
+    if (previous && previous !== this.stream) {
+      log.debug('mqtt.client', `${clip(connect.clientId)}: connected again; the older connection is closed`);
+      previous.destroy();
+    }
+    byClientId.set(connect.clientId, this.stream);
+    const keepalive = this.session.keepaliveSeconds;
+    if (keepalive > 0) {
+      this.#keepalive = setTimeout(() => {
+        log.debug('mqtt.client', `${this.who()}: no packet for 1.5 × its keepalive of ${keepalive} s; closed`);
+        this.stream.destroy();
+      }, keepalive * 1500);
+    }
+  }
+
+  request(topic: string, payload: Buffer): void {
+    const request = parseRequestTopic(topic);
+    if (request.kind === 'no-rid') {
+      this.context.log.warn(
+        'mqtt.request',
+        `${this.who()}: request on ${clip(topic)} has no $rid; it cannot be answered`,
+      );
+      return;
+    }
+    let response: DeviceApiResponse | Promise<DeviceApiResponse>;
+    try {
+      response = this.#answer(request, topic, payload);
+    } catch (err) {
+      response = this.#failed(err as Error);
+    }
+    if (response instanceof Promise) {
+      response.catch((err: Error) => this.#failed(err)).then((settled) => this.#reply(request.rid, settled));
+    } else {
+      this.#reply(request.rid, response);
+    }
+  }
+
+  ended(): void {
+    this.session.ended();
+    if (this.#keepalive) clearTimeout(this.#keepalive);
+    this.#parser = undefined;
+    const { byClientId } = this.context;
+    if (byClientId.get(this.session.clientId) === this.stream) byClientId.delete(this.session.clientId);
+  }
+
+  #answer(
+    request: Exclude<DeviceRequestTopic, { kind: 'no-rid' }>,
+    topic: string,
+    payload: Buffer,
+  ): DeviceApiResponse | Promise<DeviceApiResponse> {
+    const { api } = this.context;
+    const attestation = this.#attestation as AttestationResult;
+    if (request.kind === 'register') return api.register(attestation, payload, this.transport, this.#apiVersion);
+    if (request.kind === 'operation-status') {
+      if (!request.operationId)
+        return errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
+      // Answered in the same turn when it can be (no poll to hold), so that it leaves with the PUBACK.
+      return (
+        api.pollNow(attestation, request.operationId, this.transport) ??
+        api.operationStatus(attestation, request.operationId, this.transport)
+      );
+    }
+    return errorResponse(
+      DpsErrorCode.NotFound,
+      `The DPS device API has no operation at ${clip(topic.split('?')[0] ?? '')}.`,
+    );
+  }
+
+  #failed(err: Error): DeviceApiResponse {
+    this.context.log.error('mqtt.request', `${this.who()}: ${err.message}`, { stack: err.stack });
+    return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+  }
+
+  #reply(rid: string, response: DeviceApiResponse): void {
+    this.session.reply(
+      responseTopic(response.status, rid, response.retryAfterSeconds),
+      Buffer.from(asciiJson(response.body), 'ascii'),
+    );
+  }
 }
