@@ -175,6 +175,14 @@ export class SqliteStore
   #enrollmentWrites = 0;
   /** The emulated hubs' devices and telemetry, in the same database. */
   readonly hub: SqliteHubStore;
+  /** Built once: `db.transaction` wraps its function anew on every call. */
+  readonly #finishTransaction: (
+    operationId: string,
+    text: string,
+    finishedAtMs: number,
+    record: RegistrationRecord | undefined,
+    hub: HubAssignment | undefined,
+  ) => void;
 
   private constructor(
     readonly path: string,
@@ -182,7 +190,12 @@ export class SqliteStore
   ) {
     this.#db = db;
     this.hub = new SqliteHubStore(db, path);
+    this.#finishTransaction = db.transaction(
+      (operationId: string, text: string, finishedAtMs: number, record?: RegistrationRecord, hub?: HubAssignment) =>
+        this.#finishInTransaction(operationId, text, finishedAtMs, record, hub),
+    );
     this.#statements = {
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       get: db.prepare<[string], RegistrationRow>('SELECT * FROM registrations WHERE registration_key = ?'),
       list: db.prepare<[], RegistrationRow>('SELECT * FROM registrations ORDER BY registration_key'),
       put: db.prepare(
@@ -360,7 +373,8 @@ export class SqliteStore
   }
 
   enrollmentsVersion(): string {
-    return `${this.#db.pragma('data_version', { simple: true })}:${this.#enrollmentWrites}`;
+    // Asked on every device request: a prepared statement (db.pragma prepares one per call).
+    return `${this.#statements.dataVersion.get()}:${this.#enrollmentWrites}`;
   }
 
   transaction<T>(fn: () => T): T {
@@ -394,13 +408,20 @@ export class SqliteStore
     hub?: HubAssignment,
   ): void {
     // Serialize before the transaction: a value that cannot be stored fails before anything changes.
-    const text = JSON.stringify(response);
-    this.#db.transaction(() => {
-      if (record) this.put(record);
-      const changed = this.#statements.finishOperation.run(text, finishedAtMs, operationId).changes;
-      if (changed !== 1) throw new Error(`operation ${operationId} does not exist or has already finished`);
-      if (hub) applyAssignment(this.hub, hub, new Date(finishedAtMs));
-    })();
+    this.#finishTransaction(operationId, JSON.stringify(response), finishedAtMs, record, hub);
+  }
+
+  #finishInTransaction(
+    operationId: string,
+    text: string,
+    finishedAtMs: number,
+    record: RegistrationRecord | undefined,
+    hub: HubAssignment | undefined,
+  ): void {
+    if (record) this.put(record);
+    const changed = this.#statements.finishOperation.run(text, finishedAtMs, operationId).changes;
+    if (changed !== 1) throw new Error(`operation ${operationId} does not exist or has already finished`);
+    if (hub) applyAssignment(this.hub, hub, new Date(finishedAtMs));
   }
 
   unfinishedOperations(): OperationRecord[] {
