@@ -170,7 +170,7 @@ describe('DeviceApi while a webhook runs', () => {
       customAllocationDefinition: { webhookUrl: 'http://127.0.0.1:9/api/allocate', apiVersion: '2021-10-01' },
     },
   );
-  const setup = () => {
+  const setup = (store = new MemoryRegistrationStore()) => {
     const answers: ((outcome: { kind: 'timeout'; timeoutMs: number; latencyMs: number }) => void)[] = [];
     const slowService = new RegistrationService({
       model: {
@@ -179,7 +179,7 @@ describe('DeviceApi while a webhook runs', () => {
         linkedHubs: [{ hostName: 'a.net', allocationWeight: 1, applyAllocationPolicy: true }],
         enrollments: enrollmentSet([webhookGroup]),
       },
-      store: new MemoryRegistrationStore(),
+      store,
       // The webhook answers when the test says so.
       callWebhook: () => new Promise((resolve) => answers.push(resolve)),
       webhookRetry: { count: 0, initialIntervalMs: 0, incrementMs: 0 },
@@ -269,5 +269,27 @@ describe('DeviceApi while a webhook runs', () => {
     const now = fastApi.pollNow(token('dev-h'), operationId, 'mqtt');
     expect(now).toEqual(await fastApi.operationStatus(token('dev-h'), operationId, 'mqtt'));
     expect(now).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
+  });
+
+  it('with retry-after 0, holds a poll that reaches another process on the same store until that one finishes', async () => {
+    const store = new MemoryRegistrationStore();
+    const registering = setup(store);
+    const polled = setup(store);
+    const { operationId } = new DeviceApi(registering.slowService, { retryAfterSeconds: 0 }).register(
+      registering.token('dev-w'),
+      '{}',
+      'https',
+    ).body as { operationId: string };
+    const otherApi = new DeviceApi(polled.slowService, { retryAfterSeconds: 0, pollHoldMs: 60_000 });
+    let answered = false;
+    const poll = otherApi.operationStatus(polled.token('dev-w'), operationId, 'https').then((r) => {
+      answered = true;
+      return r;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(false);
+    await registering.finishWebhook();
+    expect(await poll).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
+    await polled.slowService.close();
   });
 });

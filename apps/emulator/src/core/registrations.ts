@@ -62,6 +62,11 @@ export interface RegistrationServiceOptions {
   now?: () => Date;
   /** How long finished operations stay pollable (default one hour). They are kept in the store. */
   operationRetentionMs?: number;
+  /**
+   * How often a held poll looks in the store for an allocation running in another process on the
+   * same store (default 20 ms; see `settled`).
+   */
+  storePollMs?: number;
   /** Signs the certificates devices request with `csr` (certificate issuance); without it, `csr` is refused. */
   issuingCa?: IssuingCa;
 }
@@ -233,10 +238,13 @@ export class RegistrationService {
     return { state: 'done', body: operation.response };
   }
 
-  /** Resolves when the operation's allocation has ended, or after `timeoutMs`, whichever is first. */
+  /**
+   * Resolves when the operation's allocation has ended, or after `timeoutMs`, whichever is first.
+   * An allocation running in another process on the same store (`dps-emulator start --workers`:
+   * a poll can reach another worker than the register request did) is watched in the store.
+   */
   async settled(operationId: string, timeoutMs: number): Promise<void> {
-    const done = this.#running.get(operationId);
-    if (!done) return;
+    const done = this.#running.get(operationId) ?? this.#finishedInStore(operationId, timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
@@ -245,6 +253,17 @@ export class RegistrationService {
       await Promise.race([done, timeout]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once the store has the operation's answer (or it is gone), looking every `storePollMs`, for at most `forMs`. */
+  async #finishedInStore(operationId: string, forMs: number): Promise<void> {
+    const every = this.#options.storePollMs ?? 20;
+    const until = Date.now() + forMs;
+    for (;;) {
+      const operation = this.#options.store.getOperation(operationId);
+      if (!operation || operation.response || Date.now() >= until || this.#abort.signal.aborted) return;
+      await abortableSleep(every, this.#abort.signal);
     }
   }
 
