@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { InvalidOptionError } from '../lib/errors.js';
-import type { ReadTextFile } from './ca-file.js';
-
-const readUtf8: ReadTextFile = (path) => readFileSync(path, 'utf8');
+import { type ReadTextFile, readNamedFile, readUtf8 } from './text-file.js';
 
 /** The placeholder of `fleet --cert/--key` templates: the device's registration id. */
 export const ID_PLACEHOLDER = '{id}';
@@ -28,16 +24,5 @@ export function expandIdTemplate(template: string, registrationId: string): stri
 }
 
 function readNamed(path: string, flag: string, what: string, readFile: ReadTextFile): string {
-  try {
-    return readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'does not exist'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : `cannot be read (${code ?? String(err)})`;
-    throw new InvalidOptionError('certificate', `${flag}: the ${what} file "${path}" ${why}`);
-  }
+  return readNamedFile(path, readFile, 'certificate', (why) => `${flag}: the ${what} file "${path}" ${why}`);
 }
