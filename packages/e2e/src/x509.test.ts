@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type AllocatorHost, certificatePolicy, startAllocatorHost } from '@dpskit/allocator';
 import { createEmulator, type Emulator, type RegistrationEvent } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDeviceSim } from './harness/device-sim.js';
+import { connectionArgs, runDeviceSim } from './harness/device-sim.js';
 
 // The tutorial's toaster/heat-pump split with X.509 attestation, on one machine: device-sim makes
 // the certificates (root, intermediate, devices with OU=toasters / OU=heatpumps), the emulator
@@ -25,21 +25,7 @@ async function deviceSim(args: string[]) {
   return { ...run, json: () => JSON.parse(run.stdout) as Record<string, unknown> };
 }
 
-const connection = (transport: 'mqtt' | 'http' | 'amqp' | 'amqp-ws') => {
-  const { mqtt, https, amqp, webSockets } = emulator.endpoints;
-  const endpoint = { mqtt, http: https, amqp, 'amqp-ws': webSockets }[transport];
-  if (!endpoint) throw new Error(`no ${transport} endpoint`);
-  return [
-    '--transport',
-    transport,
-    '--provisioning-host',
-    `localhost:${endpoint.port}`,
-    '--ca',
-    emulator.caCertPath,
-    '--id-scope',
-    emulator.idScope,
-  ];
-};
+const connection = (transport: 'mqtt' | 'http' | 'amqp' | 'amqp-ws') => connectionArgs(emulator, transport);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dpskit-e2e-x509-'));

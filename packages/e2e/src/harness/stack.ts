@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type AllocatorHost, type AllocatorLogRecord, startAllocatorHost } from '@dpskit/allocator';
 import type { TransportName } from '@dpskit/device-sim';
 import { createEmulator, type Emulator, type EmulatorLogRecord, type RegistrationEvent } from '@dpskit/emulator';
+import { connectionArgs as deviceSimConnectionArgs } from './device-sim.js';
 import { emulatorServiceClient, type ServiceClient } from './service-client.js';
 import { TUTORIAL } from './tutorial.js';
 
@@ -90,21 +91,7 @@ export async function startTutorialStack(options: TutorialStackOptions = {}): Pr
     type SdkGroup = Parameters<ServiceClient['createOrUpdateEnrollmentGroup']>[0];
     if (viaApi) await serviceClient.createOrUpdateEnrollmentGroup(group as unknown as SdkGroup);
 
-    const connectionArgs = (transport: TransportName) => {
-      const { mqtt, https, amqp, webSockets } = emulator.endpoints;
-      const endpoint = { mqtt, http: https, amqp, 'mqtt-ws': webSockets, 'amqp-ws': webSockets }[transport];
-      if (!endpoint) throw new Error(`the emulator serves no ${transport} endpoint`);
-      return [
-        '--transport',
-        transport,
-        '--provisioning-host',
-        `localhost:${endpoint.port}`,
-        '--ca',
-        emulator.caCertPath,
-        '--id-scope',
-        emulator.idScope,
-      ];
-    };
+    const connectionArgs = (transport: TransportName) => deviceSimConnectionArgs(emulator, transport);
 
     return { allocator, emulator, allocatorLog, emulatorLog, registrations, connectionArgs, serviceClient, close };
   } catch (err) {
