@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -40,6 +41,7 @@ import {
 import type { HubDevice } from './hub/core/identity.js';
 import type { TelemetryRecord } from './hub/core/store.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
+import { followHubPushes, type HubPushFollower } from './hub/push-follower.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
@@ -140,6 +142,14 @@ export interface EmulatorOptions {
    * passes false: the operations it would find are the running one's, not left over.
    */
   resumeUnfinished?: boolean;
+  /**
+   * Other processes serve the same state folder at the same time (`dps-emulator start --workers`
+   * passes true; default false): what one process does for a device held by another goes through
+   * the store. The hubs' pushes (a desired-property update, the close of a deleted device's
+   * connection) are written there by the process serving the registry call and delivered by the
+   * process holding the device's connection, which looks every 20 ms.
+   */
+  sharedStore?: boolean;
 }
 
 export interface EmulatorEndpoint {
@@ -238,6 +248,8 @@ interface Running {
   webhook: WebhookClient;
   hub: HubService;
   hubMqtt: HubMqtt;
+  /** With `sharedStore`: follows the other processes' hub pushes. */
+  hubPushes?: HubPushFollower;
   mqtt: RunningMqttTransport;
   https?: RunningTransport;
   amqp?: RunningAmqpTransport;
@@ -417,14 +429,21 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 
+      // A name of this process among the others on the store: its own pushes are not delivered twice.
+      const pushOutbox = this.#options.sharedStore ? store.hubPushes(`${process.pid}:${randomUUID()}`) : undefined;
       const hub = new HubService({
         store: store.hub,
         hubs: staticModel.linkedHubs.map((linked) => linked.hostName),
         policies: this.#options.hubPolicies ?? DEFAULT_HUB_POLICIES,
         onEvent: (event) => this.#onHubEvent(event),
+        ...(pushOutbox ? { outbox: pushOutbox } : {}),
       });
       const hubMqtt = await startHubMqtt(hub, this.#log);
       cleanup.push(() => hubMqtt.close());
+      const hubPushes = pushOutbox
+        ? followHubPushes({ feed: pushOutbox, deliver: (push) => hubMqtt.deliver(push), log: this.#log })
+        : undefined;
+      if (hubPushes) cleanup.push(() => hubPushes.close());
 
       const mqtt = await startMqttTransport({
         api,
@@ -533,6 +552,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         webhook,
         hub,
         hubMqtt,
+        ...(hubPushes ? { hubPushes } : {}),
         mqtt,
         ...(https ? { https } : {}),
         ...(amqp ? { amqp } : {}),
@@ -565,6 +585,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     await running.mqtt.close();
     await running.amqp?.close();
     running.webSockets?.close();
+    running.hubPushes?.close();
     await running.hubMqtt.close();
     await running.https?.close();
     await running.service.close();

@@ -70,6 +70,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (args.attemptHistory !== undefined) options.attemptHistory = args.attemptHistory;
   if (args.retryAfterSeconds !== undefined) options.retryAfterSeconds = args.retryAfterSeconds;
   if (args.limits) options.limits = args.limits;
+  // Every worker serves the same store: pushes to another worker's devices go through it.
+  if (worker !== undefined) options.sharedStore = true;
   if (worker !== undefined && worker > 1) {
     // The first worker resumes a previous run's operations and runs the web view (it reads the store).
     options.resumeUnfinished = false;

@@ -6,6 +6,7 @@ import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { HubError, type HubEvent, type HubService, TwinError } from './core/hub-service.js';
+import { type HubPush, pushOfEvent } from './core/pushes.js';
 import {
   DESIRED_FILTER,
   desiredPushTopic,
@@ -19,6 +20,12 @@ import {
 export interface HubMqtt {
   /** The handler for a connection whose CONNECT username names one of the hubs; else undefined. */
   route(username: string | undefined): ((stream: Duplex) => void) | undefined;
+  /**
+   * Delivers a push that another process on the same store owes (`dps-emulator start --workers`)
+   * to the device if it is connected here. The pushes of this process's own hub events are
+   * delivered without it.
+   */
+  deliver(push: HubPush): void;
   close(): Promise<void>;
 }
 
@@ -159,27 +166,29 @@ export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqt
     );
   }
 
-  const onEvent = (event: HubEvent) => {
-    if (event.kind !== 'twin-updated' && event.kind !== 'device-deleted' && event.kind !== 'device-updated') return;
-    const broker = brokers.get(event.hub.toLowerCase());
-    const client = broker ? findClient(broker, event.deviceId) : undefined;
+  /** A push owed to a device: sent on its connection if it is connected here, else nothing. */
+  const deliver = (push: HubPush) => {
+    const broker = brokers.get(push.hub.toLowerCase());
+    const client = broker ? findClient(broker, push.deviceId) : undefined;
     if (!client) return;
-    const session = sessions.get(client);
-    if (event.kind === 'twin-updated') {
-      const version = event.desired?.$version;
-      if (session?.desired && event.desired && typeof version === 'number') {
-        reply(client, desiredPushTopic(version), event.desired);
+    if (push.kind === 'desired') {
+      const version = push.desired.$version;
+      if (sessions.get(client)?.desired && typeof version === 'number') {
+        reply(client, desiredPushTopic(version), push.desired);
       }
       return;
     }
-    if (event.kind === 'device-deleted') {
-      // IoT Hub drops the connection of a device deleted from its registry.
-      client.close();
-    }
+    // IoT Hub drops the connection of a device deleted from its registry.
+    client.close();
+  };
+  const onEvent = (event: HubEvent) => {
+    const push = pushOfEvent(event);
+    if (push) deliver(push);
   };
   const unsubscribe = hub.subscribe(onEvent);
 
   return {
+    deliver,
     route(username) {
       const named = hubOfUsername(username);
       if (!named) return undefined; // DPS's

@@ -27,6 +27,7 @@ import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../
 import type { HubAssignment } from '../hub/core/assignment.js';
 import { applyAssignment } from '../hub/core/store.js';
 import { SqliteHubStore } from './sqlite-hub.js';
+import { SqliteHubPushes } from './sqlite-hub-pushes.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
 const MIGRATIONS: readonly string[] = [
@@ -116,6 +117,13 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, id);`,
   // Certificate issuance (issue 12): the device's certificate signing request, signed on assignment.
   'ALTER TABLE operations ADD COLUMN csr TEXT;',
+  // dps-emulator start --workers: the hubs' pushes to connected devices, for whichever process holds
+  // the device's connection (SqliteHubPushes).
+  `CREATE TABLE hub_pushes (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     origin TEXT NOT NULL,
+     push_json TEXT NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -491,6 +499,11 @@ export class SqliteStore
       created: meta.createdDateTimeUtc,
       lastUpdated: meta.lastUpdatedDateTimeUtc,
     });
+  }
+
+  /** The hubs' pushes through this database, written as `origin` (`dps-emulator start --workers`). */
+  hubPushes(origin: string): SqliteHubPushes {
+    return new SqliteHubPushes(this.#db, origin);
   }
 
   close(): void {

@@ -12,7 +12,7 @@ import deviceHttp from 'azure-iot-device-http';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import iothub from 'azure-iothub';
 import type { Emulator } from '../emulator.js';
-import type { HubEvent } from '../hub/core/hub-service.js';
+import { HUB_OWNER_POLICY_NAME, type HubEvent, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceSdk;
 const { Registry } = iothub;
@@ -33,26 +33,48 @@ const loopback: LookupFunction = (_hostname, options, callback) => {
   callback(null, '127.0.0.1', 4);
 };
 
-/** An agent for SDKs that connect to `{hub}:443`: the emulator's CA, its address, its HTTPS port. */
-export function hubAgent(emulator: Emulator): https.Agent {
+/** What the SDK clients need of an emulator: an in-process one, or one started by its CLI (`EmulatorView`). */
+export type HubTarget = Pick<Emulator, 'endpoints' | 'caCertPem'>;
+
+/**
+ * An agent for SDKs that connect to `{hub}:443`: the emulator's CA, its address, its HTTPS port.
+ * `keepAlive`: every request on one connection (with `--workers`, all served by one worker).
+ */
+export function hubAgent(emulator: HubTarget, options: { keepAlive?: boolean } = {}): https.Agent {
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator runs without HTTPS');
-  return Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback }), {
+  return Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback, ...options }), {
     defaultPort: endpoint.port,
   });
 }
 
 /** `Registry.fromConnectionString(emulator.hubConnectionString(hub))` reaching the emulator. */
 export function registryClient(emulator: Emulator, hub?: string, connectionString?: string): RegistryClient {
-  const registry = Registry.fromConnectionString(connectionString ?? emulator.hubConnectionString(hub));
+  return registryOver(
+    Registry.fromConnectionString(connectionString ?? emulator.hubConnectionString(hub)),
+    hubAgent(emulator),
+  );
+}
+
+/** A Registry of `hub` with the well-known `iothubowner` key whose requests all go over one kept-alive connection. */
+export function keptAliveRegistry(emulator: HubTarget, hub: string): RegistryClient {
+  return registryOver(
+    Registry.fromConnectionString(
+      `HostName=${hub};SharedAccessKeyName=${HUB_OWNER_POLICY_NAME};SharedAccessKey=${WELL_KNOWN_HUB_KEY}`,
+    ),
+    hubAgent(emulator, { keepAlive: true }),
+  );
+}
+
+function registryOver(registry: RegistryClient, agent: https.Agent): RegistryClient {
   (registry as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
-    http: { agent: hubAgent(emulator) },
+    http: { agent },
   });
   return registry;
 }
 
 /** The device connection string the SDK takes, with `GatewayHostName` pointing at the emulator's MQTT port. */
-export function deviceConnectionString(emulator: Emulator, hub: string, deviceId: string, key: string): string {
+export function deviceConnectionString(emulator: HubTarget, hub: string, deviceId: string, key: string): string {
   return `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=${emulator.endpoints.mqtt.provisioningHost}`;
 }
 
@@ -61,7 +83,7 @@ export type HubDeviceCredentials = { key: string; x509?: never } | { key?: never
 
 /** An `azure-iot-device` Client for a device of an emulated hub, options set (not yet opened). */
 export async function deviceClient(
-  emulator: Emulator,
+  emulator: HubTarget,
   options: { hub: string; deviceId: string; transport?: HubDeviceTransport } & HubDeviceCredentials,
 ): Promise<DeviceClient> {
   const mqtt = (options.transport ?? 'mqtt') === 'mqtt';

@@ -2,6 +2,7 @@ import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/con
 import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
 import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
+import type { HubPushOutbox } from './pushes.js';
 import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
@@ -99,6 +100,11 @@ export interface HubServiceOptions {
   policies?: readonly HubPolicy[];
   now?: () => Date;
   onEvent?: (event: HubEvent) => void;
+  /**
+   * Other processes serve the same store (`dps-emulator start --workers`): the pushes a registry
+   * call causes are also written here, in its transaction, for the process holding the device.
+   */
+  outbox?: HubPushOutbox;
 }
 
 /**
@@ -111,6 +117,7 @@ export class HubService {
   readonly #hubs: ReadonlyMap<string, string>;
   readonly #now: () => Date;
   readonly #listeners = new Set<(event: HubEvent) => void>();
+  readonly #outbox: HubPushOutbox | undefined;
   readonly policies: readonly HubPolicy[];
 
   constructor(options: HubServiceOptions) {
@@ -118,6 +125,7 @@ export class HubService {
     this.#hubs = new Map(options.hubs.map((hub) => [hub.toLowerCase(), hub]));
     this.#now = options.now ?? (() => new Date());
     this.policies = options.policies ?? DEFAULT_HUB_POLICIES;
+    this.#outbox = options.outbox;
     if (options.onEvent) this.#listeners.add(options.onEvent);
   }
 
@@ -249,6 +257,14 @@ export class HubService {
       const applied = applyServicePatch(current.twin, patch, now);
       const updated: HubDevice = { ...current, twin: applied.state };
       this.#store.putDevice(updated);
+      if (applied.desiredPush) {
+        this.#outbox?.add({
+          kind: 'desired',
+          hub: updated.identity.hub,
+          deviceId: updated.identity.deviceId,
+          desired: applied.desiredPush,
+        });
+      }
       return { device: updated, desiredPush: applied.desiredPush };
     });
     this.#emit({
@@ -274,6 +290,7 @@ export class HubService {
         throw new HubError(412, 'PreconditionFailed', `Precondition failed: the device's etag is not ${ifMatch}`);
       }
       this.#store.deleteDevice(hub, deviceId);
+      this.#outbox?.add({ kind: 'deleted', hub, deviceId });
     });
     this.#emit({ kind: 'device-deleted', hub, deviceId });
   }

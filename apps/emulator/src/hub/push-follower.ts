@@ -1,0 +1,60 @@
+import type { Logger } from '@dpskit/node-kit';
+import type { HubPush } from './core/pushes.js';
+
+/** What the follower reads: the store's push table (`SqliteHubPushes`). */
+export interface HubPushFeed {
+  readonly origin: string;
+  after(afterSeq: number, limit: number): { seq: number; origin: string; push: HubPush }[];
+  latest(): number;
+}
+
+export interface HubPushFollower {
+  /** Reads the feed now (the timer does it every `everyMs`). */
+  poll(): void;
+  close(): void;
+}
+
+/** Rows read per query; a longer backlog is read in further queries of the same turn. */
+const BATCH = 256;
+
+/**
+ * Follows the store's pushes written by the other processes on it and hands each to `deliver`
+ * (the hub MQTT transport, which finds the device among its own connections or ignores the push).
+ * The process's own pushes are skipped: it delivered them at once, from its hub event. Starts
+ * after the newest push in the store: older ones were owed before this process held any device.
+ * A query every `everyMs` (20 ms: a push from another worker is that much later than one from the
+ * same worker) on the table's primary key.
+ */
+export function followHubPushes(options: {
+  feed: HubPushFeed;
+  deliver: (push: HubPush) => void;
+  log: Logger;
+  everyMs?: number;
+}): HubPushFollower {
+  const { feed, deliver, log } = options;
+  let last = feed.latest();
+  let failing = false;
+  const poll = () => {
+    try {
+      for (;;) {
+        const rows = feed.after(last, BATCH);
+        for (const row of rows) {
+          last = row.seq;
+          if (row.origin !== feed.origin) deliver(row.push);
+        }
+        if (rows.length < BATCH) break;
+      }
+      failing = false;
+    } catch (err) {
+      // A busy or failing store: tried again on the next tick; said once, not every 20 ms.
+      if (!failing) log.warn('hub.push', `hub pushes from other workers not read: ${(err as Error).message}`);
+      failing = true;
+    }
+  };
+  const timer = setInterval(poll, options.everyMs ?? 20);
+  timer.unref();
+  return {
+    poll,
+    close: () => clearInterval(timer),
+  };
+}

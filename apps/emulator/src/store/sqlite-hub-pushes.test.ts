@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '@dpskit/node-kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HubError, HubService } from '../hub/core/hub-service.js';
+import type { HubPush } from '../hub/core/pushes.js';
+import { followHubPushes } from '../hub/push-follower.js';
+import { SqliteStore } from './sqlite.js';
+import { HUB_PUSHES_KEPT } from './sqlite-hub-pushes.js';
+
+// Two connections on one database file stand for two processes of `dps-emulator start --workers`.
+
+const dirs: string[] = [];
+const stores: SqliteStore[] = [];
+afterEach(() => {
+  for (const store of stores.splice(0)) store.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function twoProcesses(): [SqliteStore, SqliteStore] {
+  const dir = mkdtempSync(join(tmpdir(), 'dpskit-hub-pushes-'));
+  dirs.push(dir);
+  const a = SqliteStore.open(join(dir, 'emulator.db'));
+  const b = SqliteStore.open(join(dir, 'emulator.db'));
+  stores.push(a, b);
+  return [a, b];
+}
+
+const HUB = 'hub-a.azure-devices.net';
+const log = createLogger(() => {}, 'error');
+
+describe('hub pushes through the store', () => {
+  it("delivers the pushes of another process's registry calls, in order, and skips its own", () => {
+    const [a, b] = twoProcesses();
+    const outboxA = a.hubPushes('a');
+    const outboxB = b.hubPushes('b');
+    const hubA = new HubService({ store: a.hub, hubs: [HUB], outbox: outboxA });
+    const hubB = new HubService({ store: b.hub, hubs: [HUB], outbox: outboxB });
+    hubA.putDevice(HUB, 'dev-1', {}, undefined);
+    hubA.putDevice(HUB, 'dev-2', {}, undefined);
+
+    const delivered: HubPush[] = [];
+    const follower = followHubPushes({ feed: outboxB, deliver: (push) => delivered.push(push), log, everyMs: 60_000 });
+    try {
+      hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'one' } } }, '*');
+      hubB.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'own' } } }, '*');
+      hubA.updateTwin(HUB, 'dev-1', { tags: { only: 'tags' } }, '*'); // no desired change: nothing to push
+      hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'two' } } }, '*');
+      hubA.deleteDevice(HUB, 'dev-2', '*');
+      // Refused calls change nothing and owe nothing.
+      expect(() => hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { x: 1 } } }, '"stale"')).toThrow(HubError);
+      expect(() => hubA.deleteDevice(HUB, 'dev-2', '*')).toThrow(HubError);
+      follower.poll();
+      expect(delivered).toEqual([
+        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'one', $version: 2 } },
+        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'two', $version: 4 } },
+        { kind: 'deleted', hub: HUB, deviceId: 'dev-2' },
+      ]);
+      follower.poll();
+      expect(delivered).toHaveLength(3);
+    } finally {
+      follower.close();
+    }
+  });
+
+  it('starts after the pushes already in the store and keeps the newest HUB_PUSHES_KEPT', () => {
+    const [a, b] = twoProcesses();
+    const outboxA = a.hubPushes('a');
+    const push: HubPush = { kind: 'deleted', hub: HUB, deviceId: 'gone' };
+    a.transaction(() => {
+      for (let i = 0; i < HUB_PUSHES_KEPT + 200; i++) outboxA.add(push);
+    });
+    const outboxB = b.hubPushes('b');
+    expect(outboxB.after(0, HUB_PUSHES_KEPT * 2).length).toBeLessThanOrEqual(HUB_PUSHES_KEPT + 64);
+    const delivered: HubPush[] = [];
+    const follower = followHubPushes({ feed: outboxB, deliver: (p) => delivered.push(p), log, everyMs: 60_000 });
+    try {
+      follower.poll();
+      expect(delivered).toEqual([]);
+      // A backlog longer than one query's batch is read to its end in one poll.
+      a.transaction(() => {
+        for (let i = 0; i < 600; i++) outboxA.add({ kind: 'deleted', hub: HUB, deviceId: `d-${i}` });
+      });
+      follower.poll();
+      expect(delivered.map((p) => p.deviceId)).toEqual(Array.from({ length: 600 }, (_, i) => `d-${i}`));
+    } finally {
+      follower.close();
+    }
+  });
+});

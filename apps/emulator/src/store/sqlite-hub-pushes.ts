@@ -1,0 +1,88 @@
+import type Database from 'better-sqlite3';
+import type { HubPush, HubPushOutbox } from '../hub/core/pushes.js';
+import type { JsonObject } from '../hub/core/twin.js';
+
+/** A push as the feed gives it: `origin` names the process that wrote it. */
+export interface FedHubPush {
+  seq: number;
+  origin: string;
+  push: HubPush;
+}
+
+/** How many pushes the table keeps (the newest): a follower reads them within milliseconds. */
+export const HUB_PUSHES_KEPT = 10_000;
+
+/** The table is pruned once every this many pushes a process writes. */
+const PRUNE_EVERY = 64;
+
+interface PushRow {
+  seq: number;
+  origin: string;
+  push_json: string;
+}
+
+/**
+ * The hubs' pushes in the emulator's SQLite database (table `hub_pushes`, created by
+ * `SqliteStore`'s migrations): the channel between the processes of `dps-emulator start --workers`.
+ * A registry call served by one process writes the push in its transaction (`add`); every process
+ * follows the table (`after`) and delivers the pushes for the devices connected to it. Bounded:
+ * the newest `HUB_PUSHES_KEPT` are kept.
+ */
+export class SqliteHubPushes implements HubPushOutbox {
+  readonly #statements;
+  #added = 0;
+
+  constructor(
+    db: Database.Database,
+    /** Written with every push: a follower skips its own process's, which it delivered at once. */
+    readonly origin: string,
+  ) {
+    this.#statements = {
+      add: db.prepare<[string, string]>('INSERT INTO hub_pushes (origin, push_json) VALUES (?, ?)'),
+      after: db.prepare<[number, number], PushRow>('SELECT * FROM hub_pushes WHERE seq > ? ORDER BY seq LIMIT ?'),
+      latest: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM hub_pushes'),
+      prune: db.prepare<[number]>('DELETE FROM hub_pushes WHERE seq <= (SELECT max(seq) FROM hub_pushes) - ?'),
+    };
+  }
+
+  /** Called inside the hub store's transaction (`HubService`). */
+  add(push: HubPush): void {
+    this.#statements.add.run(this.origin, JSON.stringify(push));
+    if (++this.#added % PRUNE_EVERY === 0) this.#statements.prune.run(HUB_PUSHES_KEPT);
+  }
+
+  /** Pushes written after `afterSeq` by any process, oldest first, at most `limit`. */
+  after(afterSeq: number, limit: number): FedHubPush[] {
+    return this.#statements.after.all(afterSeq, limit).flatMap((row) => {
+      const push = parsePush(row.push_json);
+      return push ? [{ seq: row.seq, origin: row.origin, push }] : [];
+    });
+  }
+
+  /** The newest push's `seq` (0: none): a follower starts after it. */
+  latest(): number {
+    return this.#statements.latest.get()?.seq ?? 0;
+  }
+}
+
+/** A stored push, checked (a row that is not one is skipped, not delivered). */
+function parsePush(text: string): HubPush | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const push = value as { kind?: unknown; hub?: unknown; deviceId?: unknown; desired?: unknown };
+  if (typeof push.hub !== 'string' || typeof push.deviceId !== 'string') return undefined;
+  if (push.kind === 'deleted') return { kind: 'deleted', hub: push.hub, deviceId: push.deviceId };
+  if (
+    push.kind === 'desired' &&
+    typeof push.desired === 'object' &&
+    push.desired !== null &&
+    !Array.isArray(push.desired)
+  )
+    return { kind: 'desired', hub: push.hub, deviceId: push.deviceId, desired: push.desired as JsonObject };
+  return undefined;
+}
