@@ -107,6 +107,30 @@ describe('connection bounds', () => {
     expect(response.status).toBe(431);
     expect(response.json).toMatchObject({ errorCode: DpsErrorCode.RequestHeaderFieldsTooLarge });
   });
+
+  it('answers a request whose announced body never arrives with 408 and a DPS error body, then closes', async () => {
+    const socket = tls.connect({
+      port: emulator.endpoints.https?.port ?? 0,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: emulator.caCertPem,
+    });
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    const closed = closedByServer(socket);
+    // 40 bytes announced, 2 sent, then silence.
+    socket.write(
+      `PUT /${ID_SCOPE}/registrations/stalled/register?api-version=2019-03-31 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
+    );
+    socket.on('data', () => socket.end());
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      errorCode: DpsErrorCode.RequestTimeout,
+      message: expect.stringContaining('Content-Length 40'),
+    });
+  });
 });
 
 describe('JSON depth bounds on the device API', () => {

@@ -185,6 +185,23 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         : options.service && isServicePath(pathname)
           ? MAX_SERVICE_BODY_BYTES
           : MAX_BODY_BYTES;
+    // A body that stops arriving (a Content-Length larger than what is sent): the connection is
+    // idle for limits.idleTimeoutMs. Node then emits 'timeout' on the unfinished request; without
+    // this it destroyed the socket and the client saw only "socket hang up" (2,114 of 10,000
+    // HTTPS fuzz inputs). HTTP has an answer for it, 408, given like every other error.
+    req.once('timeout', () => {
+      if (req.complete) return;
+      send(
+        res,
+        errorResponse(
+          DpsErrorCode.RequestTimeout,
+          `The request body did not arrive in time: nothing was received for ${limits.idleTimeoutMs / 1000} s (limits.idleTimeoutMs) before the body it announced (${req.headers['content-length'] === undefined ? 'chunked' : `Content-Length ${clip(req.headers['content-length'])}`}) was complete.`,
+        ),
+        true,
+      );
+      // A peer that never reads the answer or closes must not keep the socket open.
+      setTimeout(() => req.socket.destroy(), 5_000).unref();
+    });
     readBody(req, maxBytes).then(
       (body) => {
         Promise.resolve()
