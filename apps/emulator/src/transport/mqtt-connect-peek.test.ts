@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { peekMqttConnect } from './mqtt-connect-peek.js';
+import { type FirstPacket, peekMqttConnect, readFirstMqttPacket } from './mqtt-connect-peek.js';
 
 const connect = mqttPacket.generate({
   cmd: 'connect',
@@ -57,5 +57,31 @@ describe('peekMqttConnect', () => {
     const peeked = peekMqttConnect(stream, 1024);
     stream.end(connect.subarray(0, 5));
     expect(await peeked).toEqual({ kind: 'closed' });
+  });
+});
+
+describe('readFirstMqttPacket', () => {
+  it('gives the decoded CONNECT with every byte read and leaves the stream without them', async () => {
+    const stream = new PassThrough();
+    const subscribe = mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: 'a/#', qos: 0 }],
+    });
+    for (const chunks of [
+      [Buffer.concat([connect, subscribe])],
+      [connect.subarray(0, 7), Buffer.concat([connect.subarray(7), subscribe])],
+    ]) {
+      const first = new Promise<FirstPacket>((resolve) => readFirstMqttPacket(stream, 1024, resolve));
+      for (const chunk of chunks) stream.write(chunk);
+      const read = await first;
+      expect(read).toMatchObject({
+        kind: 'connect',
+        length: connect.length,
+        connect: { cmd: 'connect', clientId: 'dev-1' },
+      });
+      expect(read.kind === 'connect' && read.bytes).toEqual(Buffer.concat([connect, subscribe]));
+      expect(stream.read()).toBeNull();
+    }
   });
 });

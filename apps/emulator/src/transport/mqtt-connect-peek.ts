@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { decodeWholePackets, firstPacketLength } from './mqtt-packet-decoder.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 
 export type PeekResult =
@@ -10,65 +11,116 @@ export type PeekResult =
   /** The connection ended or failed before a whole packet came. */
   | { kind: 'closed' };
 
+export type FirstPacket =
+  /** `bytes` are every byte read, the CONNECT's `length` bytes first. */
+  | { kind: 'connect'; connect: mqttPacket.IConnectPacket; bytes: Buffer; length: number }
+  /** Not a CONNECT, not MQTT, or larger than the bound; `bytes` are every byte read. */
+  | { kind: 'other'; bytes: Buffer }
+  /** The connection ended or failed before a whole packet came. */
+  | { kind: 'closed' };
+
 /**
- * Reads a connection's first MQTT packet without consuming it: the bytes read are put back
- * (`unshift`) before this resolves, so the broker chosen next reads the stream from its start.
- * IoT Hub and DPS share port 8883 and are told apart by the CONNECT's username
+ * Reads a connection's first MQTT packet and hands it to `done` with every byte read, which the
+ * stream no longer has: the caller serves the CONNECT it was given and the bytes after it, or
+ * puts them all back (`unshift`) for a broker that reads the stream from its start. IoT Hub and
+ * DPS share port 8883 and are told apart by the CONNECT's username
  * (`{hub}/{deviceId}/?api-version=…` vs `{idScope}/registrations/{id}/api-version=…`); each gets
  * its own broker because MQTT client ids (device id, registration id) are only unique per service.
- * At most `maxBytes` are read; the connection's own idle timeout bounds the wait.
+ * The CONNECT is decoded once, here (the DPS session takes it as decoded). At most `maxBytes` are
+ * read; the connection's own idle timeout bounds the wait.
+ */
+export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (first: FirstPacket) => void): void {
+  // A first packet announcing more than the bound is not waited for: the default broker's own
+  // guard closes the connection as soon as it reads the same header.
+  const guard = new MqttPacketSizeGuard(maxBytes);
+  // Only while the first packet is partly read (its bytes came in pieces): it reports non-MQTT
+  // bytes as soon as they come instead of waiting for a length they announce by accident.
+  let parser: ReturnType<typeof mqttPacket.parser> | undefined;
+  let first: mqttPacket.Packet | undefined;
+  let failed = false;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (result: FirstPacket) => {
+    if (finished) return;
+    finished = true;
+    stream.off('readable', onReadable);
+    stream.off('end', onClosed);
+    stream.off('close', onClosed);
+    stream.off('error', onClosed);
+    done(result);
+  };
+  const read = () => (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+  const sink = {
+    onPacket(packet: mqttPacket.Packet) {
+      first ??= packet;
+    },
+  };
+  // An error after the first packet (in bytes that followed it) is for whoever reads on.
+  const onError = () => {
+    if (!first) failed = true;
+  };
+  function onReadable() {
+    let chunk: Buffer | null = stream.read() as Buffer | null;
+    while (!finished && chunk !== null) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (guard.push(chunk) !== undefined) {
+        finish({ kind: 'other', bytes: read() });
+        break;
+      }
+      if (!parser && guard.atPacketBoundary) {
+        // Whole packets only (the usual case): the first one decoded by the shared parser.
+        const bytes = read();
+        if (decodeWholePackets(bytes.subarray(0, firstPacketLength(bytes)), sink)) onError();
+      } else {
+        if (!parser) {
+          parser = mqttPacket.parser({ protocolVersion: 4 });
+          parser.on('packet', (packet: mqttPacket.Packet) => sink.onPacket(packet));
+          parser.on('error', onError);
+        }
+        parser.parse(chunk);
+      }
+      if (first || failed) {
+        const bytes = read();
+        finish(
+          first?.cmd === 'connect' && !failed
+            ? { kind: 'connect', connect: first, bytes, length: firstPacketLength(bytes) }
+            : { kind: 'other', bytes },
+        );
+        break;
+      }
+      if (size > maxBytes) {
+        finish({ kind: 'other', bytes: read() });
+        break;
+      }
+      chunk = stream.read() as Buffer | null;
+    }
+  }
+  function onClosed() {
+    finish({ kind: 'closed' });
+  }
+  stream.on('readable', onReadable);
+  stream.once('end', onClosed);
+  stream.once('close', onClosed);
+  stream.once('error', onClosed);
+}
+
+/**
+ * `readFirstMqttPacket` for a caller that only needs to know whose the connection is: every byte
+ * read is put back (`unshift`) before this resolves, so the broker chosen next reads the stream
+ * from its start.
  */
 export function peekMqttConnect(stream: Duplex, maxBytes: number): Promise<PeekResult> {
   return new Promise((resolve) => {
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
-    // A first packet announcing more than the bound is not waited for: the default broker's own
-    // guard closes the connection as soon as it reads the same header.
-    const guard = new MqttPacketSizeGuard(maxBytes);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (result: PeekResult) => {
-      if (done) return;
-      done = true;
-      stream.off('readable', onReadable);
-      stream.off('end', onClosed);
-      stream.off('close', onClosed);
-      stream.off('error', onClosed);
-      if (result.kind !== 'closed' && chunks.length > 0) stream.unshift(Buffer.concat(chunks));
-      resolve(result);
-    };
-    parser.on('packet', (packet) => {
-      finish(
-        packet.cmd === 'connect'
-          ? {
-              kind: 'connect',
-              username: (packet as mqttPacket.IConnectPacket).username,
-              keepaliveSeconds: (packet as mqttPacket.IConnectPacket).keepalive ?? 0,
-            }
+    readFirstMqttPacket(stream, maxBytes, (first) => {
+      if (first.kind === 'closed') return resolve(first);
+      if (first.bytes.length > 0) stream.unshift(first.bytes);
+      resolve(
+        first.kind === 'connect'
+          ? { kind: 'connect', username: first.connect.username, keepaliveSeconds: first.connect.keepalive ?? 0 }
           : { kind: 'other' },
       );
     });
-    parser.on('error', () => finish({ kind: 'other' }));
-    function onReadable() {
-      let chunk: Buffer | null = stream.read() as Buffer | null;
-      while (!done && chunk !== null) {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (guard.push(chunk) !== undefined) {
-          finish({ kind: 'other' });
-          break;
-        }
-        parser.parse(chunk);
-        if (!done && size > maxBytes) finish({ kind: 'other' });
-        if (!done) chunk = stream.read() as Buffer | null;
-      }
-    }
-    function onClosed() {
-      finish({ kind: 'closed' });
-    }
-    stream.on('readable', onReadable);
-    stream.once('end', onClosed);
-    stream.once('close', onClosed);
-    stream.once('error', onClosed);
   });
 }

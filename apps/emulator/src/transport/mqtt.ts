@@ -10,9 +10,10 @@ import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/d
 import type { DeviceTransport } from '../core/events.js';
 import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
-import { peekMqttConnect } from './mqtt-connect-peek.js';
+import { type FirstPacket, readFirstMqttPacket } from './mqtt-connect-peek.js';
 import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
+import { decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -115,10 +116,19 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   };
 
   const context: DpsConnectionContext = { api, log, byClientId, attestConnect };
-  /** Serves DPS's device API on one connection (TLS socket or WebSocket stream). */
-  const serveDps = (stream: Duplex, peer: string, transport: DeviceTransport) => {
+  /**
+   * Serves DPS's device API on one connection (TLS socket or WebSocket stream), from its first
+   * packet when that was read already (the CONNECT, decoded, and the bytes after it).
+   */
+  const serveDps = (
+    stream: Duplex,
+    peer: Peer,
+    transport: DeviceTransport,
+    first?: Extract<FirstPacket, { kind: 'connect' }>,
+  ) => {
     const connection = new DpsConnection(context, stream, peer, transport);
     (stream as Duplex & { [CONNECTION]?: DpsConnection })[CONNECTION] = connection;
+    if (first) connection.start(first.connect, first.bytes.subarray(first.length));
     stream.on('data', onDpsData);
     stream.on('error', onDpsError);
     stream.once('close', onDpsClose);
@@ -128,7 +138,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (!connection) return;
     if (connection.first) {
       connection.first = false;
-      if (refuseForeign(this, connection.peer, chunk)) return;
+      if (refuseForeign(this, connection.peer(), chunk)) return;
     }
     connection.data(chunk);
   }
@@ -168,29 +178,38 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   // Over TLS and over WebSockets alike: the CONNECT's username says whether the connection is DPS's
   // or one of the emulated hubs' (see mqtt-connect-peek.ts).
-  const accept = (stream: Duplex, peer: string, transport: DeviceTransport) => {
+  const accept = (stream: Duplex, peer: Peer, transport: DeviceTransport) => {
     const route = options.route;
     if (!route) {
       serveDps(stream, peer, transport);
       return;
     }
-    peekMqttConnect(stream, MAX_MQTT_PACKET_BYTES).then((peeked) => {
-      if (peeked.kind === 'closed') {
+    readFirstMqttPacket(stream, MAX_MQTT_PACKET_BYTES, (first) => {
+      if (first.kind === 'closed') {
         stream.destroy();
         return;
       }
-      const handler = peeked.kind === 'connect' ? route(peeked.username) : undefined;
+      const handler = first.kind === 'connect' ? route(first.connect.username) : undefined;
       if (!handler) {
-        serveDps(stream, peer, transport);
+        if (first.kind === 'connect') {
+          serveDps(stream, peer, transport, first);
+        } else {
+          // Not MQTT, or too large: the DPS session reads it all again and says why it closes.
+          stream.unshift(first.bytes);
+          serveDps(stream, peer, transport);
+        }
         return;
       }
-      if (peeked.kind === 'connect' && peeked.keepaliveSeconds > 0 && stream instanceof tls.TLSSocket) {
+      const keepaliveSeconds = first.kind === 'connect' ? (first.connect.keepalive ?? 0) : 0;
+      if (keepaliveSeconds > 0 && stream instanceof tls.TLSSocket) {
         // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
         // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
         // timeout meant for DPS's short request/response sessions.
-        stream.setTimeout(Math.max(limits.idleTimeoutMs, peeked.keepaliveSeconds * 1500 + 5_000));
+        stream.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
       }
-      serveHub(stream, peer, handler);
+      // aedes reads the stream from its start.
+      stream.unshift(first.bytes);
+      serveHub(stream, peerText(stream, peer), handler);
     });
   };
 
@@ -220,7 +239,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       handshakeTimeout: limits.handshakeTimeoutMs,
       ...CLIENT_CERTIFICATE_TLS_OPTIONS,
     },
-    (socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, 'mqtt'),
+    // The peer's address is read only when a log line names it.
+    (socket) => accept(socket, undefined, 'mqtt'),
   );
   const { sockets } = boundConnections(server, limits, log, 'MQTT');
   server.on('connection', (socket: Socket) => {
@@ -289,7 +309,16 @@ interface DpsConnectionContext {
  * prototype instead of closures, and the MQTT parser (with its buffer list stream) only while a
  * packet is partly read, which an idle device never has.
  */
-class DpsConnection implements DeviceSessionHooks {
+/** A connection's peer as given (WebSockets), or undefined for a TLS socket's own address, read when needed. */
+type Peer = string | undefined;
+
+function peerText(stream: Duplex, peer: Peer): string {
+  if (peer !== undefined) return peer;
+  const socket = stream as Partial<Socket>;
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+class DpsConnection implements DeviceSessionHooks, PacketSink {
   readonly session: DeviceSession;
   readonly #guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
   #parser: ReturnType<typeof mqttPacket.parser> | undefined;
@@ -302,14 +331,30 @@ class DpsConnection implements DeviceSessionHooks {
   constructor(
     private readonly context: DpsConnectionContext,
     private readonly stream: Duplex,
-    readonly peer: string,
+    private readonly peerGiven: Peer,
     private readonly transport: DeviceTransport,
   ) {
     this.session = new DeviceSession(this);
   }
 
+  peer(): string {
+    return peerText(this.stream, this.peerGiven);
+  }
+
   who(): string {
-    return clip(this.session.clientId || this.peer);
+    return clip(this.session.clientId || this.peer());
+  }
+
+  /** Starts the session with its CONNECT, decoded already, and the bytes that came after it. */
+  start(connect: mqttPacket.IConnectPacket, rest: Buffer): void {
+    this.first = false;
+    this.stream.cork();
+    try {
+      this.session.packet(connect);
+      if (rest.length > 0) this.data(rest);
+    } finally {
+      this.stream.uncork();
+    }
   }
 
   data(chunk: Buffer): void {
@@ -319,7 +364,7 @@ class DpsConnection implements DeviceSessionHooks {
     if (size !== undefined) {
       this.context.log.warn(
         'mqtt.packet',
-        `${this.peer}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+        `${this.peer()}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
         { size },
       );
       this.session.ended();
@@ -327,11 +372,16 @@ class DpsConnection implements DeviceSessionHooks {
       return;
     }
     if (this.session.closed) return;
-    const parser = this.#parser ?? this.#newParser();
     // Answers given at once (PUBACK and the answer to a request) leave in one TLS record.
     this.stream.cork();
     try {
-      parser.parse(chunk);
+      if (!this.#parser && this.#guard.atPacketBoundary) {
+        // Whole packets (the usual read): the shared parser, nothing kept.
+        const error = decodeWholePackets(chunk, this);
+        if (error) this.#onParseError(error);
+      } else {
+        (this.#parser ?? this.#newParser()).parse(chunk);
+      }
     } finally {
       this.stream.uncork();
     }
@@ -339,17 +389,21 @@ class DpsConnection implements DeviceSessionHooks {
     if (this.#guard.atPacketBoundary) this.#parser = undefined;
   }
 
+  onPacket(packet: mqttPacket.Packet): void {
+    this.#keepalive?.refresh();
+    this.session.packet(packet);
+  }
+
+  #onParseError(err: Error): void {
+    this.context.log.debug('mqtt.connection', `${this.who()}: ${err.message}`);
+    this.session.ended();
+    this.stream.destroy();
+  }
+
   #newParser() {
     const parser = mqttPacket.parser({ protocolVersion: 4 });
-    parser.on('packet', (packet: mqttPacket.Packet) => {
-      this.#keepalive?.refresh();
-      this.session.packet(packet);
-    });
-    parser.on('error', (err: Error) => {
-      this.context.log.debug('mqtt.connection', `${this.who()}: ${err.message}`);
-      this.session.ended();
-      this.stream.destroy();
-    });
+    parser.on('packet', (packet: mqttPacket.Packet) => this.onPacket(packet));
+    parser.on('error', (err: Error) => this.#onParseError(err));
     this.#parser = parser;
     return parser;
   }
