@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { generateSymmetricKey } from '@dpskit/contracts';
 import { createEmulator } from '../emulator.js';
 import { ensureCertificates } from '../tls/certificates.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS } from '../transport/peer-certificates.js';
 
 export interface ServerReady {
   cmd: 'ready';
@@ -36,7 +37,13 @@ const gc = (globalThis as { gc?: () => void }).gc;
 async function main(): Promise<() => Promise<void>> {
   if (kind === 'bare') {
     const material = await ensureCertificates({ dir: join(stateDir as string, 'tls'), names: [] });
-    const server = tls.createServer({ cert: material.serverCertPem, key: material.serverKeyPem }, (socket) => {
+    // The emulator's TLS settings (peer-certificates.ts): it asks every client for a certificate.
+    const serverOptions = {
+      cert: material.serverCertPem,
+      key: material.serverKeyPem,
+      ...CLIENT_CERTIFICATE_TLS_OPTIONS,
+    };
+    const server = tls.createServer(serverOptions, (socket) => {
       socket.setNoDelay(true);
       socket.on('data', () => {});
       socket.on('error', () => {});

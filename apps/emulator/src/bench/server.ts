@@ -1,6 +1,6 @@
 // The emulator server's own costs, each against its ceiling measured in the same run, with the
-// server in a process of its own (server-process.ts) and a lean raw-MQTT client (lean-mqtt-device.ts)
-// in this one. Run: npm run bench:server (all phases) or npm run bench:memory (idle + memory).
+// server in a process of its own (server-process.ts) and a lean raw-MQTT client (lean-mqtt-device.ts,
+// the same as packages/e2e's bench) in this one. Run: npm run bench:server (all phases) or npm run bench:memory (idle + memory).
 //   cpu     server CPU per registration (fresh TLS connection, CONNECT, SUBSCRIBE, register, poll)
 //           against server CPU per bare TLS handshake; goal ≤ 1.5×.
 //   idle    RSS per idle connected MQTT device (CONNECT + SUBSCRIBE, then nothing) against RSS per
@@ -16,6 +16,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createDeviceKeyDeriver } from '@dpskit/contracts';
+import { bareHandshake, connectTls } from './device-tls.js';
 import { connectIdle, type LeanTarget, registerLean, runPool } from './lean-mqtt-device.js';
 import type { ServerMeasure, ServerReady } from './server-process.js';
 
@@ -97,18 +98,6 @@ async function startServer(kind: 'emulator' | 'bare', stateDir: string): Promise
   };
 }
 
-/** A bare TLS handshake against the bare server: connect, handshake, close. */
-function bareHandshake(target: LeanTarget): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect(
-      { host: target.host, port: target.port, servername: 'localhost', secureContext: target.secureContext },
-      () => socket.end(),
-    );
-    socket.on('error', reject);
-    socket.on('close', () => resolve());
-  });
-}
-
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)] as number;
@@ -178,16 +167,16 @@ async function holdIdle(server: Server, count: number, open: (i: number) => Prom
 async function idlePhase(root: string): Promise<void> {
   console.log(`\n[idle] ${idleCount} idle connections held: RSS per connection, emulator vs bare TLS`);
   const bare = await startServer('bare', join(root, 'idle-bare'));
-  const bareHeld = await holdIdle(bare, idleCount, (_i) => {
-    const target = bare.target;
-    return new Promise((resolve, reject) => {
-      const socket = tls.connect(
-        { host: target.host, port: target.port, servername: 'localhost', secureContext: target.secureContext },
-        () => resolve(socket),
-      );
-      socket.on('error', reject);
-    });
-  });
+  const bareHeld = await holdIdle(
+    bare,
+    idleCount,
+    (_i) =>
+      new Promise((resolve, reject) => {
+        const socket = connectTls(bare.target);
+        socket.once('secureConnect', () => resolve(socket));
+        socket.on('error', reject);
+      }),
+  );
   await bare.stop();
   const emulator = await startServer('emulator', join(root, 'idle-emulator'));
   const derive = createDeviceKeyDeriver(emulator.ready.groupKey);

@@ -5,7 +5,7 @@
 // them: the emulator (`dps-emulator start`, JSON logs to a file), the tutorial allocator
 // (`dpskit-allocator start`, JSON logs to a file), a node:tls server with the emulator's certificate
 // (the ceiling's server), and the clients: `device-sim fleet` (the official SDK, over worker threads)
-// and lean-clients.js (bare handshakes, and a lean MQTT device on mqtt-packet), both spreading their
+// and lean-clients.js (the emulator's bench: bare handshakes, a lean MQTT device), both spreading their
 // devices over the same number of worker threads. Then the scale curve: SDK fleets of growing size
 // against the same emulator, its RSS and CPU per registration at each, so that a cost growing with
 // the number of devices or records shows. Only ratios mean anything on a shared machine: the load
@@ -49,9 +49,15 @@ const CUSTOM_KEY = generateSymmetricKey();
 const FUNCTION_KEY = 'bench-function-key-0123456789';
 const ID_SCOPE = '0ne00BENCH0';
 const HERE = dirname(fileURLToPath(import.meta.url));
-const LEAN_CLIENTS = join(HERE, 'lean-clients.js');
 const HANDSHAKE_SERVER = join(HERE, 'tls-handshake-server.js');
 const require = createRequire(import.meta.url);
+// The bare handshakes and the lean MQTT device: the emulator's bench clients (bench:server uses the same device).
+const LEAN_CLIENTS = join(
+  dirname(require.resolve('@dpskit/emulator/package.json')),
+  'dist',
+  'bench',
+  'lean-clients.js',
+);
 const ALLOCATOR_CLI = join(dirname(require.resolve('@dpskit/allocator/package.json')), 'dist', 'cli.js');
 // Preloaded into each client process: writes its CPU time (all its threads) at exit to $DPSKIT_BENCH_CPU_FILE.
 const REPORT_CPU = join(dirname(require.resolve('@dpskit/device-sim/package.json')), 'dist', 'bench', 'report-cpu.js');
