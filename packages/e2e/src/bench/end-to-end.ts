@@ -395,33 +395,38 @@ async function main(): Promise<void> {
         }
       }
       const ceiling = results.get('ceiling') ?? [];
+      // With both cores busy, a path's rate follows the CPU one operation costs client and server
+      // together: its ratio tends to (ceiling's CPU per handshake) / (path's CPU per registration),
+      // the bound printed beside it, per round against the ceiling of the same round.
+      const whole = (m: Measured | undefined) => (m ? m.clientCpuMs + m.serverCpuMs : Number.NaN);
+      const spread = (list: number[]) => {
+        const sorted = [...list].sort((a, b) => a - b);
+        return `${fixed(median(sorted), 2).padStart(5)} (${fixed(sorted[0] ?? Number.NaN, 2)}-${fixed(sorted.at(-1) ?? Number.NaN, 2)})`;
+      };
       console.log('');
       console.log(
-        `path                                                           regs/s  p50 ms  p99 ms  ratio  (rounds)     goal`,
+        `path                                                           regs/s  p50 ms  p99 ms  ratio (rounds)     CPU ms client + server  bound (rounds)     goal`,
       );
       for (const path of paths) {
         const list = results.get(path.key) ?? [];
-        const ratios = list.map((m, i) => m.perSecond / (ceiling[i]?.perSecond ?? Number.NaN)).sort((a, b) => a - b);
         const cells = `${fixed(median(list.map((m) => m.perSecond))).padStart(6)}  ${fixed(median(list.map((m) => m.p50))).padStart(6)}  ${fixed(median(list.map((m) => m.p99))).padStart(6)}`;
-        const ratio =
-          path.key === 'ceiling'
-            ? '  1.00'
-            : `${fixed(median(ratios), 2).padStart(6)}  (${fixed(ratios[0] ?? Number.NaN, 2)}-${fixed(ratios.at(-1) ?? Number.NaN, 2)})`;
+        const ratio = spread(list.map((m, i) => m.perSecond / (ceiling[i]?.perSecond ?? Number.NaN)));
+        const cpu = `${fixed(median(list.map((m) => m.clientCpuMs)), 2)} + ${fixed(median(list.map((m) => m.serverCpuMs)), 2)} = ${fixed(median(list.map(whole)), 2)}`;
+        const bound = spread(list.map((m, i) => whole(ceiling[i]) / whole(m)));
         console.log(
-          `${path.label.padEnd(62)} ${cells}  ${ratio.padEnd(20)} ${path.goal ? `>= ${path.goal.toFixed(2)}` : ''}`,
+          `${path.label.padEnd(62)} ${cells}  ${ratio.padEnd(17)}  ${cpu.padStart(22)}  ${bound.padEnd(17)}  ${path.goal ? `>= ${path.goal.toFixed(2)}` : ''}`,
         );
       }
       const serverCpu = (key: string) => median((results.get(key) ?? []).map((m) => m.serverCpuMs));
-      const clientCpu = (key: string) => median((results.get(key) ?? []).map((m) => m.clientCpuMs));
       const handshakeCpu = serverCpu('ceiling');
-      // With every core busy, a path's rate is bounded by the CPU one operation costs client and server together.
-      const whole = (key: string) => clientCpu(key) + serverCpu(key);
+      const ceilingCpu = median(ceiling.map(whole));
       console.log('');
       console.log(
-        `CPU per operation, client + server (when the cores are saturated the ratio tends to ceiling/path): ${paths
+        `bound = ceiling CPU / path CPU (client + server per operation): what the ratio tends to when the cores are saturated. A goal g needs a path CPU of at most ceiling/g: ${paths
+          .filter((p) => p.goal)
           .map(
             (p) =>
-              `${p.key} ${fixed(clientCpu(p.key), 2)} + ${fixed(serverCpu(p.key), 2)} ms (bound ${fixed(whole('ceiling') / whole(p.key), 2)})`,
+              `${p.key} <= ${fixed(ceilingCpu / (p.goal ?? 1), 2)} ms (now ${fixed(median((results.get(p.key) ?? []).map(whole)), 2)})`,
           )
           .join(', ')}`,
       );
