@@ -18,7 +18,7 @@ describe('registration ids', () => {
 });
 
 describe('registration id characters', () => {
-  // The rule as DPS documents it, kept here as the specification the character scan must match.
+  // The rule as DPS documents it, kept here as the specification the implementation must match.
   const SPEC = /^[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9-]$/;
   const alphabet = ['a', 'Z', '0', '9', '-', '.', '_', ':', ' ', '/', '@', '`', '{', '[', '~', 'é', '\u0000', '\n'];
 
