@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
 import { InvalidOptionError } from './errors.js';
-import { connectToHub, type HubConnectOptions, type HubSession } from './hub.js';
+import type { HubConnectOptions, HubSession } from './hub.js';
 import {
   checkCaPem,
   checkIdScope,
@@ -17,10 +17,7 @@ import { isPlainObject } from './payload.js';
 import { describeRegistrationError, type ErrorFacts, isTransientFailure } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient, X509Security } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
-import { createAmqpTransport } from './transport/amqp.js';
 import { type Endpoint, parseProvisioningHost } from './transport/endpoint.js';
-import { createHttpTransport } from './transport/http.js';
-import { createMqttTransport } from './transport/mqtt.js';
 import { RegistrationObserver } from './transport/observer.js';
 import type { DeviceTransport } from './transport/types.js';
 import { DEFAULT_PROVISIONING_HOST, type RegistrationOutcome, type StatusUpdate, type TransportName } from './types.js';
@@ -216,7 +213,12 @@ async function attemptRegistration(
 
   const observer = new RegistrationObserver(registrationId, startedAt, options.onStatus);
   const tlsContext = 'deviceKey' in prepared.credential ? options.tlsContext : undefined;
-  const deviceTransport = createTransport(transportName, observer, prepared.endpoint, options.ca, tlsContext);
+  const deviceTransport = await createTransport(transportName, observer, prepared.endpoint, options.ca, tlsContext);
+  // A device's first use of a transport loads its module, reading files: a cancel may have come.
+  if (options.signal?.aborted) {
+    deviceTransport.dispose();
+    return { kind: 'cancelled' };
+  }
   const { sdkHost } = deviceTransport;
   if (options.pollingIntervalMs !== undefined) {
     deviceTransport.sdkTransport.setTransportOptions({ pollingInterval: options.pollingIntervalMs });
@@ -325,6 +327,9 @@ async function hubSession(
   hub: string,
   deviceId: string,
 ): Promise<HubSession> {
+  // The hub's device SDK (azure-iot-device and its MQTT transport) is loaded only when a device
+  // connects: importing it cost every fleet thread about 90 ms of CPU at start, --connect or not.
+  const { connectToHub } = await import('./hub.js');
   return connectToHub({
     ...options.connect,
     hub,
@@ -337,22 +342,29 @@ async function hubSession(
   });
 }
 
-function createTransport(
+/** The device's transport; its module (and the SDK packages under it) is loaded on first use. */
+async function createTransport(
   name: TransportName,
   observer: RegistrationObserver,
   endpoint: Endpoint,
   ca: string | undefined,
   tlsContext: SecureContext | undefined,
-): DeviceTransport {
+): Promise<DeviceTransport> {
   switch (name) {
     case 'http':
-      return createHttpTransport(observer, endpoint, ca, tlsContext);
+      return (await import('./transport/http.js')).createHttpTransport(observer, endpoint, ca, tlsContext);
     case 'mqtt':
     case 'mqtt-ws':
-      return createMqttTransport(observer, endpoint, ca, name === 'mqtt-ws', tlsContext);
+      return (await import('./transport/mqtt.js')).createMqttTransport(
+        observer,
+        endpoint,
+        ca,
+        name === 'mqtt-ws',
+        tlsContext,
+      );
     case 'amqp':
     case 'amqp-ws':
-      return createAmqpTransport(observer, endpoint, ca, name === 'amqp-ws');
+      return (await import('./transport/amqp.js')).createAmqpTransport(observer, endpoint, ca, name === 'amqp-ws');
   }
 }
 

@@ -1,22 +1,13 @@
 // The Azure IoT device SDK packages are CommonJS: Node's ESM loader only guarantees their
-// default export, so they are imported once here and destructured.
-import amqpBaseModule from 'azure-iot-amqp-base';
-import httpBaseModule from 'azure-iot-http-base';
-import mqttBaseModule from 'azure-iot-mqtt-base';
+// default export, so they are imported once here and destructured. This file holds what every
+// registration needs (the client and its security providers); each transport's packages are in
+// their own file (mqtt.ts, amqp.ts, http.ts), loaded only when a device uses that transport: a
+// fleet thread that imported all three spent about 55 ms more CPU at start (rhea, the HTTP base).
 import provisioningModule from 'azure-iot-provisioning-device';
-import amqpTransportModule from 'azure-iot-provisioning-device-amqp';
-import httpTransportModule from 'azure-iot-provisioning-device-http';
-import mqttTransportModule from 'azure-iot-provisioning-device-mqtt';
 import symmetricKeyModule from 'azure-iot-security-symmetric-key';
 import x509Module from 'azure-iot-security-x509';
 
 export const { ProvisioningDeviceClient, ProvisioningDeviceConstants } = provisioningModule;
-export const { Mqtt, MqttWs } = mqttTransportModule;
-export const { Amqp, AmqpWs } = amqpTransportModule;
-export const { Amqp: AmqpBase } = amqpBaseModule;
-export const { Http } = httpTransportModule;
-export const { MqttBase } = mqttBaseModule;
-export const { Http: HttpBase } = httpBaseModule;
 export const { SymmetricKeySecurityClient } = symmetricKeyModule;
 export const { X509Security } = x509Module;
 

@@ -1,4 +1,4 @@
-import { Amqp, AmqpBase, AmqpWs } from '../sdk/modules.js';
+import { Amqp, AmqpBase, AmqpWs } from '../sdk/amqp.js';
 import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
 import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';

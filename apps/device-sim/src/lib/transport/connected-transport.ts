@@ -1,6 +1,7 @@
 import type { Agent } from 'node:https';
 import { fixedPortAgent } from '@dpskit/node-kit';
-import type { Amqp, Mqtt } from '../sdk/modules.js';
+import type { Amqp } from '../sdk/amqp.js';
+import type { Mqtt } from '../sdk/mqtt.js';
 import { bracketedHost, type Endpoint } from './endpoint.js';
 import { ObservedRequests } from './observed-requests.js';
 import type { RegistrationObserver } from './observer.js';

@@ -1,6 +1,6 @@
 import https from 'node:https';
 import type { SecureContext, TLSSocket } from 'node:tls';
-import { Http, HttpBase } from '../sdk/modules.js';
+import { Http, HttpBase } from '../sdk/http.js';
 import type { Endpoint } from './endpoint.js';
 import { ObservedRequests } from './observed-requests.js';
 import type { RegistrationObserver } from './observer.js';

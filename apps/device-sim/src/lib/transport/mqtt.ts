@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import { InvalidServiceResponseError } from '../sdk/errors.js';
-import { Mqtt, MqttBase, MqttWs } from '../sdk/modules.js';
+import { Mqtt, MqttBase, MqttWs } from '../sdk/mqtt.js';
 import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
 import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';

@@ -1,4 +1,4 @@
-import type { Mqtt } from '../sdk/modules.js';
+import type { Mqtt } from '../sdk/mqtt.js';
 import type { RegistrationObserver, TransportCallback } from './observer.js';
 
 /** What a request of an aborted registration fails with, named like the SDK's own cancellation. */

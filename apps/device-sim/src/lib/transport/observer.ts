@@ -1,5 +1,5 @@
 import { InvalidServiceResponseError } from '../sdk/errors.js';
-import type { Mqtt } from '../sdk/modules.js';
+import type { Mqtt } from '../sdk/mqtt.js';
 import type { RegistrationPhase, StatusUpdate } from '../types.js';
 
 const SDK_STATUS: Record<RegistrationPhase, string> = {

@@ -1,4 +1,6 @@
-import type { Amqp, Http, Mqtt } from '../sdk/modules.js';
+import type { Amqp } from '../sdk/amqp.js';
+import type { Http } from '../sdk/http.js';
+import type { Mqtt } from '../sdk/mqtt.js';
 
 type SdkTransport = InstanceType<typeof Mqtt> | InstanceType<typeof Amqp> | InstanceType<typeof Http>;
 
