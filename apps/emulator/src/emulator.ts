@@ -147,7 +147,9 @@ export interface EmulatorOptions {
    * passes true; default false): what one process does for a device held by another goes through
    * the store. The hubs' pushes (a desired-property update, the close of a deleted device's
    * connection) are written there by the process serving the registry call and delivered by the
-   * process holding the device's connection, which looks every 20 ms.
+   * process holding the device's connection, which looks every 20 ms. Register requests of one
+   * registration id run one after another across the processes, as within one (each waits for the
+   * earlier ones in the store, looking every 20 ms).
    */
   sharedStore?: boolean;
 }
@@ -395,6 +397,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const service = new RegistrationService({
         model,
         store,
+        ...(this.#options.sharedStore ? { sharedStore: true } : {}),
         ...(issuingCa ? { issuingCa } : {}),
         callWebhook: (url, body, signal) => webhook.call(url, body, signal),
         webhookRetry: retry,

@@ -67,6 +67,12 @@ export interface RegistrationServiceOptions {
    * same store (default 20 ms; see `settled`).
    */
   storePollMs?: number;
+  /**
+   * Other processes serve the same store (`dps-emulator start --workers`): before its allocation
+   * runs, an operation waits, looking in the store every `storePollMs`, for the registration id's
+   * operations created before it in any process, as this process's own wait for each other.
+   */
+  sharedStore?: boolean;
   /** Signs the certificates devices request with `csr` (certificate issuance); without it, `csr` is refused. */
   issuingCa?: IssuingCa;
 }
@@ -193,11 +199,17 @@ export class RegistrationService {
     return unfinished.length;
   }
 
-  /** Allocations of one registration id run one after another, in the order they were created. */
+  /**
+   * Allocations of one registration id run one after another, in the order they were created:
+   * in this process by a chain per id, and with `sharedStore` also after those of other processes.
+   */
   #schedule(operation: OperationRecord, device: AttestedDevice): void {
     const registrationKey = device.registrationId.toLowerCase();
     const previous = this.#chains.get(registrationKey) ?? Promise.resolve();
-    const run = previous.then(() => this.#allocate(operation, device));
+    // Without other processes, no step between: the allocation starts as soon as the previous one ended.
+    const run = this.#options.sharedStore
+      ? previous.then(() => this.#turnInStore(operation)).then(() => this.#allocate(operation, device))
+      : previous.then(() => this.#allocate(operation, device));
     const tracked = run.finally(() => {
       this.#inFlight.delete(tracked);
       if (this.#chains.get(registrationKey) === tracked) this.#chains.delete(registrationKey);
@@ -210,6 +222,32 @@ export class RegistrationService {
     void done.then(() => this.#running.delete(operation.operationId));
     this.#inFlight.add(tracked);
     this.#chains.set(registrationKey, tracked);
+  }
+
+  /**
+   * Resolves once `operation` is its registration id's first unfinished operation in the store:
+   * the earlier ones, created by another process on the store (this process's own ran before it,
+   * in its chain), have finished. An earlier operation unfinished for `ABANDONED_AFTER_MS` (its
+   * process was killed; a restart resumes it) is waited for no longer, and a store that cannot be
+   * read ends the wait: the allocation then runs as it would without other processes.
+   */
+  async #turnInStore(operation: OperationRecord): Promise<void> {
+    const every = this.#options.storePollMs ?? 20;
+    for (;;) {
+      let first: { operationId: string; createdAtMs: number } | undefined;
+      try {
+        first = this.#options.store.firstUnfinishedOperation(operation.registrationId);
+      } catch (error) {
+        this.#options.onError?.(error, {
+          registrationId: operation.registrationId,
+          operationId: operation.operationId,
+        });
+        return;
+      }
+      if (!first || first.operationId === operation.operationId || this.#abort.signal.aborted) return;
+      if (this.#now().getTime() - first.createdAtMs >= ABANDONED_AFTER_MS) return;
+      await abortableSleep(every, this.#abort.signal);
+    }
   }
 
   #findEnrollment(ref: EnrollmentRef): EmulatedEnrollment | undefined {
@@ -537,6 +575,14 @@ export class RegistrationService {
     this.#options.store.pruneOperations(now - (this.#options.operationRetentionMs ?? 3_600_000));
   }
 }
+
+/**
+ * How long an unfinished operation holds back the later ones of its registration id in other
+ * processes (`sharedStore`): longer than any allocation runs with DPS's webhook retry schedule
+ * (415 s of waits plus 11 calls of at most 30 s), short enough that a killed process's operation
+ * does not block its device for good.
+ */
+export const ABANDONED_AFTER_MS = 15 * 60_000;
 
 /** Groups: the registration id. Individual enrollments: their `deviceId` when set. */
 export function deviceIdOf(enrollment: EmulatedEnrollment, registrationId: string): string {

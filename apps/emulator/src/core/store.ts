@@ -68,6 +68,11 @@ export interface RegistrationStore {
   ): void;
   /** Operations without a final answer, oldest first (after a crash: the ones to run again). */
   unfinishedOperations(): OperationRecord[];
+  /**
+   * The first created of a registration id's (any case) operations without a final answer, from
+   * any process on the store: the one whose allocation runs next.
+   */
+  firstUnfinishedOperation(registrationId: string): { operationId: string; createdAtMs: number } | undefined;
   /** Forgets operations finished before `finishedBeforeMs`; returns how many. */
   pruneOperations(finishedBeforeMs: number): number;
 }
@@ -123,6 +128,17 @@ export class MemoryRegistrationStore implements RegistrationStore {
       .filter((operation) => !operation.response)
       .sort((a, b) => a.createdAtMs - b.createdAtMs)
       .map((operation) => structuredClone(operation));
+  }
+
+  firstUnfinishedOperation(registrationId: string): { operationId: string; createdAtMs: number } | undefined {
+    const key = registrationId.toLowerCase();
+    // A Map iterates in insertion order: the order the operations were created.
+    for (const operation of this.#operations.values()) {
+      if (!operation.response && operation.registrationId.toLowerCase() === key) {
+        return { operationId: operation.operationId, createdAtMs: operation.createdAtMs };
+      }
+    }
+    return undefined;
   }
 
   pruneOperations(finishedBeforeMs: number): number {

@@ -124,6 +124,9 @@ const MIGRATIONS: readonly string[] = [
      origin TEXT NOT NULL,
      push_json TEXT NOT NULL
    );`,
+  // dps-emulator start --workers: a registration id's unfinished operations, for the process about
+  // to run one (firstUnfinishedOperation). Only unfinished rows: it stays as small as the work in flight.
+  'CREATE INDEX operations_unfinished_by_registration ON operations (lower(registration_id)) WHERE finished_ms IS NULL;',
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -248,6 +251,11 @@ export class SqliteStore
       ),
       unfinishedOperations: db.prepare<[], OperationRow>(
         'SELECT * FROM operations WHERE finished_ms IS NULL ORDER BY created_ms, rowid',
+      ),
+      // In rowid order: the order the operations were written, whichever process wrote them.
+      firstUnfinished: db.prepare<[string], { operation_id: string; created_ms: number }>(
+        `SELECT operation_id, created_ms FROM operations WHERE lower(registration_id) = ? AND finished_ms IS NULL
+         ORDER BY rowid LIMIT 1`,
       ),
       pruneOperations: db.prepare<[number]>('DELETE FROM operations WHERE finished_ms IS NOT NULL AND finished_ms < ?'),
       appendAttempt: db.prepare<[string, string]>(
@@ -434,6 +442,11 @@ export class SqliteStore
 
   unfinishedOperations(): OperationRecord[] {
     return this.#statements.unfinishedOperations.all().map((row) => this.#toOperation(row));
+  }
+
+  firstUnfinishedOperation(registrationId: string): { operationId: string; createdAtMs: number } | undefined {
+    const row = this.#statements.firstUnfinished.get(registrationId.toLowerCase());
+    return row ? { operationId: row.operation_id, createdAtMs: row.created_ms } : undefined;
   }
 
   pruneOperations(finishedBeforeMs: number): number {
