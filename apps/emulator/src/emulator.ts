@@ -441,12 +441,21 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         onEvent: (event) => this.#onHubEvent(event),
         ...(pushOutbox ? { outbox: pushOutbox } : {}),
       });
-      const hubMqtt = await startHubMqtt(hub, this.#log);
+      let hubPushes: HubPushFollower | undefined;
+      const hubMqtt = await startHubMqtt(hub, this.#log, {
+        // Other workers' pushes are read only while a device is connected to this one.
+        onDevicesConnected: (any) => (any ? hubPushes?.start() : hubPushes?.stop()),
+      });
       cleanup.push(() => hubMqtt.close());
-      const hubPushes = pushOutbox
-        ? followHubPushes({ feed: pushOutbox, deliver: (push) => hubMqtt.deliver(push), log: this.#log })
-        : undefined;
-      if (hubPushes) cleanup.push(() => hubPushes.close());
+      if (pushOutbox) {
+        const follower = followHubPushes({
+          feed: pushOutbox,
+          deliver: (push) => hubMqtt.deliver(push),
+          log: this.#log,
+        });
+        hubPushes = follower;
+        cleanup.push(() => follower.close());
+      }
 
       const mqtt = await startMqttTransport({
         api,

@@ -46,9 +46,17 @@ interface Session {
  * per client id. Every answer and push goes to the device's own connection (`client.publish`),
  * never through the broker, so no device sees another's twin.
  */
-export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqtt> {
+export async function startHubMqtt(
+  hub: HubService,
+  log: Logger,
+  options: {
+    /** Called when the first device connects (true) and when the last one leaves (false). */
+    onDevicesConnected?: (any: boolean) => void;
+  } = {},
+): Promise<HubMqtt> {
   const brokers = new Map<string, Aedes>();
   const sessions = new WeakMap<Client, Session>();
+  const connected = new Set<Client>();
 
   for (const hubName of hub.hubs) {
     const broker = await Aedes.createBroker({
@@ -138,11 +146,16 @@ export async function startHubMqtt(hub: HubService, log: Logger): Promise<HubMqt
     });
     broker.on('clientReady', (client) => {
       const session = sessions.get(client);
-      if (session) hub.setConnected(session.hub, session.deviceId, true, 'mqtt');
+      if (!session) return;
+      hub.setConnected(session.hub, session.deviceId, true, 'mqtt');
+      connected.add(client);
+      if (connected.size === 1) options.onDevicesConnected?.(true);
     });
     broker.on('clientDisconnect', (client) => {
       const session = sessions.get(client);
-      if (session) hub.setConnected(session.hub, session.deviceId, false, 'mqtt');
+      if (!session) return;
+      hub.setConnected(session.hub, session.deviceId, false, 'mqtt');
+      if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
     broker.on('clientError', (client, err) => log.debug('hub.mqtt', `${clip(client.id)}: ${err.message}`));
     broker.on('connectionError', (client, err) => log.debug('hub.mqtt', `${clip(client?.id ?? '?')}: ${err.message}`));

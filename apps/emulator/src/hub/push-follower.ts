@@ -9,6 +9,13 @@ export interface HubPushFeed {
 }
 
 export interface HubPushFollower {
+  /**
+   * Follows the feed from its newest push on, reading it every `everyMs` (while this process holds
+   * devices: a push written before one was connected here was owed to none of them).
+   */
+  start(): void;
+  /** Stops reading (no device connected here: each read would cost a query 50 times a second for nothing). */
+  stop(): void;
   /** Reads the feed now (the timer does it every `everyMs`). */
   poll(): void;
   close(): void;
@@ -20,10 +27,10 @@ const BATCH = 256;
 /**
  * Follows the store's pushes written by the other processes on it and hands each to `deliver`
  * (the hub MQTT transport, which finds the device among its own connections or ignores the push).
- * The process's own pushes are skipped: it delivered them at once, from its hub event. Starts
- * after the newest push in the store: older ones were owed before this process held any device.
- * A query every `everyMs` (20 ms: a push from another worker is that much later than one from the
- * same worker) on the table's primary key.
+ * The process's own pushes are skipped: it delivered them at once, from its hub event. Created
+ * stopped: `start` when the process's first hub device connects, `stop` when its last leaves. While
+ * started, a query every `everyMs` (20 ms: a push from another worker is that much later than one
+ * from the same worker) on the table's primary key.
  */
 export function followHubPushes(options: {
   feed: HubPushFeed;
@@ -51,10 +58,20 @@ export function followHubPushes(options: {
       failing = true;
     }
   };
-  const timer = setInterval(poll, options.everyMs ?? 20);
-  timer.unref();
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearInterval(timer);
+    timer = undefined;
+  };
   return {
+    start() {
+      if (timer) return;
+      last = feed.latest();
+      timer = setInterval(poll, options.everyMs ?? 20);
+      timer.unref();
+    },
+    stop,
     poll,
-    close: () => clearInterval(timer),
+    close: stop,
   };
 }

@@ -43,6 +43,9 @@ describe('hub pushes through the store', () => {
     const delivered: HubPush[] = [];
     const follower = followHubPushes({ feed: outboxB, deliver: (push) => delivered.push(push), log, everyMs: 60_000 });
     try {
+      // While no device is connected to B, the follower is stopped: what it owes nobody is skipped.
+      hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'zero' } } }, '*');
+      follower.start();
       hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'one' } } }, '*');
       hubB.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'own' } } }, '*');
       hubA.updateTwin(HUB, 'dev-1', { tags: { only: 'tags' } }, '*'); // no desired change: nothing to push
@@ -53,8 +56,8 @@ describe('hub pushes through the store', () => {
       expect(() => hubA.deleteDevice(HUB, 'dev-2', '*')).toThrow(HubError);
       follower.poll();
       expect(delivered).toEqual([
-        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'one', $version: 2 } },
-        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'two', $version: 4 } },
+        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'one', $version: 3 } },
+        { kind: 'desired', hub: HUB, deviceId: 'dev-1', desired: { state: 'two', $version: 5 } },
         { kind: 'deleted', hub: HUB, deviceId: 'dev-2' },
       ]);
       follower.poll();
@@ -76,6 +79,7 @@ describe('hub pushes through the store', () => {
     const delivered: HubPush[] = [];
     const follower = followHubPushes({ feed: outboxB, deliver: (p) => delivered.push(p), log, everyMs: 60_000 });
     try {
+      follower.start();
       follower.poll();
       expect(delivered).toEqual([]);
       // A backlog longer than one query's batch is read to its end in one poll.
