@@ -224,7 +224,13 @@ describe('parseCommandLine: fleet', () => {
 
   it('takes the template from DPS_REGISTRATION_ID_TEMPLATE and defaults concurrency, workers and start', () => {
     expect(run(FLEET, { DPS_REGISTRATION_ID_TEMPLATE: 'dev-{n}' })).toMatchObject({
-      config: { templates: ['dev-{n}'], concurrency: 50, workers: availableParallelism(), start: 1, progress: true },
+      config: {
+        templates: ['dev-{n}'],
+        concurrency: 50,
+        workers: Math.max(1, availableParallelism() - 1),
+        start: 1,
+        progress: true,
+      },
     });
   });
 

@@ -109,6 +109,7 @@ Devices:
   --concurrency <n>              devices registering at the same time, default 50
   --workers <n>                  worker threads the devices are spread over (each its share of the
                                  concurrency and one TLS context), default: the number of cores
+                                 minus one (one is left to a local emulator), at least 1
   --group-key <key>              the enrollment group key; device keys are derived      DPS_GROUP_KEY
   --cert <template> --key <template>
                                  X.509 instead of a group key: each device's files, {id} standing
