@@ -1,0 +1,42 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PACKAGE_DIR } from '../deploy/package.js';
+import { spawnNode } from '../testing/process.js';
+import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
+
+/**
+ * The build bundles dist/local-host/cli.js (scripts/bundle-cli.mjs) for a faster cold start; cli.test.ts
+ * runs a plain tsc build of the CLI, so this holds the bundle itself, as `npm run allocator` and the
+ * bench run it, to the same answers.
+ */
+describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
+  const cli = path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.js');
+
+  it("is one module: only packages and Node's modules are imported", async () => {
+    const source = await readFile(cli, 'utf8');
+    expect(source.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
+    expect(specifiers).toContain('@dpskit/contracts');
+    expect(specifiers.filter((s) => s!.startsWith('.') || s === '@dpskit/node-kit')).toEqual([]);
+  });
+
+  it('serves the tutorial app with the key, logging JSON lines, and stops on SIGTERM', async () => {
+    const child = spawnNode([cli, '--port', '0', '--host', '127.0.0.1', '--json'], {
+      env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'bundle-test-key' },
+    });
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+      const url = `${(JSON.parse(line) as { data: { url: string } }).data.url}/api/allocate?code=bundle-test-key`;
+      const toaster = await fetch(url, { method: 'POST', body: TOASTER_BODY });
+      expect([toaster.status, await toaster.text()]).toEqual([200, `{"iotHubHostName":"${TOASTERS_HUB}"}`]);
+      const heatpump = await fetch(url, { method: 'POST', body: HEATPUMP_BODY });
+      expect([heatpump.status, await heatpump.text()]).toEqual([400, 'Unrecognized device registration.']);
+      await child.waitForLine((l) => l.includes('"msg":"Selected hub"'));
+      child.child.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+    } finally {
+      await child.stop();
+    }
+  });
+});
