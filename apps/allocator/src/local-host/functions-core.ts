@@ -40,7 +40,7 @@ const coreApi = {
   version: '3.10.1-dpskit-local-host',
   hostVersion: '4.0.0-dpskit-local-host',
   setProgrammingModel(_model: unknown): void {
-    // The local host calls handlers with the library's own HttpRequest/InvocationContext objects.
+    // The local host calls handlers with its own HttpRequest/InvocationContext (invocation-objects.ts).
   },
   getProgrammingModel(): undefined {
     return undefined;

@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cookie, HttpResponseInit } from '@azure/functions';
 import { functionsLibrary as functions } from '../functions-library.js';
 import { BufferedRequest } from './buffered-request.js';
+import { LocalHttpRequest } from './invocation-objects.js';
 
-const { HttpRequest, HttpResponse } = functions;
-type HttpRequest = InstanceType<typeof HttpRequest>;
+const { HttpResponse } = functions;
 type HttpResponse = InstanceType<typeof HttpResponse>;
 
 // Hop-by-hop headers describe the connection to this server, not the request the function gets.
@@ -21,16 +21,17 @@ export function functionRequestHeaders(req: IncomingMessage): Record<string, str
 }
 
 /**
- * The `HttpRequest` the function receives: the `@azure/functions` class itself, built the way the
- * worker's streaming path builds it (`nativeRequest`), over the body already read (see
- * buffered-request.ts). GET and HEAD carry no body, as the library's constructor drops it.
+ * The `HttpRequest` the function receives: the host's `LocalHttpRequest` (an `HttpRequest` to the
+ * function, see invocation-objects.ts) over the body already read (see buffered-request.ts), its
+ * `query` the searchParams of `url`, which the caller must not use afterwards. GET and HEAD carry
+ * no body, as the library's constructor drops it.
  */
 export function toFunctionRequest(
   req: IncomingMessage,
   url: URL,
   body: Buffer,
   params: Record<string, string>,
-): HttpRequest {
+): LocalHttpRequest {
   const method = req.method ?? 'GET';
   const native = new BufferedRequest(
     url.href,
@@ -38,9 +39,7 @@ export function toFunctionRequest(
     functionRequestHeaders(req),
     method === 'GET' || method === 'HEAD' ? null : body,
   );
-  // `nativeRequest` is the library's own init field for a ready-made request (not in its public types).
-  const init = { nativeRequest: native as unknown as Request, params };
-  return new HttpRequest(init as ConstructorParameters<typeof HttpRequest>[0]);
+  return new LocalHttpRequest(native, url.searchParams, params);
 }
 
 export interface ResponseParts {

@@ -10,7 +10,6 @@ import {
   listen as listenOn,
   readBody,
 } from '@dpskit/node-kit';
-import { functionsLibrary as functions } from '../functions-library.js';
 import { isoNow } from '../log/clock.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
@@ -20,10 +19,9 @@ import {
   type HttpFunctionDefinition,
 } from '../registration/http-function.js';
 import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
+import { LocalInvocationContext } from './invocation-objects.js';
 import { toFunctionRequest, writeFunctionResponse, writeText } from './node-http.js';
 import { FunctionRouter } from './router.js';
-
-const { InvocationContext } = functions;
 
 /** Well above DPS's 96 KB message limit, low enough that a bad client cannot exhaust memory. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -62,7 +60,8 @@ interface Entry {
 /**
  * Serves registered HTTP functions over node:http the way the Functions host does: routing on
  * `{routePrefix}/{route}` with the registered methods, the function key checked for `function`
- * and `admin` auth levels, the handler called with real `HttpRequest`/`InvocationContext` objects.
+ * and `admin` auth levels, the handler called with an `HttpRequest` and an `InvocationContext` (the
+ * host's own, instances of the library's classes to the function: invocation-objects.ts).
  * A bad request is answered and logged, never allowed to take the server down.
  */
 export async function startFunctionsHost(options: FunctionsHostOptions): Promise<RunningFunctionsHost> {
@@ -166,7 +165,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     const request = toFunctionRequest(req, url, body, params);
     const invocationId = randomUUID();
     const functionName = trigger.name;
-    const context = new InvocationContext({
+    const context = new LocalInvocationContext({
       invocationId,
       functionName,
       logHandler: (level, ...args) => {
