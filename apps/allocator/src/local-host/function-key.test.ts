@@ -40,6 +40,22 @@ describe('keys', () => {
     expect(keysEqual('', 'a')).toBe(false);
   });
 
+  it('tells keys apart that differ only in length, padding bytes, non-ASCII text or beyond the slot', () => {
+    expect(keysEqual('a\u0000', 'a')).toBe(false);
+    expect(keysEqual('a', 'a\u0000')).toBe(false);
+    expect(keysEqual('ü', 'ü')).toBe(true);
+    expect(keysEqual('ü', 'u')).toBe(false);
+    const long = 'k'.repeat(300);
+    expect(keysEqual(long, long)).toBe(true);
+    expect(keysEqual(`${long}x`, long)).toBe(false);
+    expect(keysEqual(long, 'k'.repeat(256))).toBe(false);
+    expect(keysEqual('k'.repeat(256), 'k'.repeat(256))).toBe(true);
+    expect(keysEqual('k'.repeat(257), 'k'.repeat(256))).toBe(false);
+    // The slot is reused: an earlier, longer key leaves nothing behind that a shorter one could match.
+    expect(keysEqual('abcdef', 'abc')).toBe(false);
+    expect(keysEqual('abc', 'abc')).toBe(true);
+  });
+
   it('generates distinct URL-safe keys', () => {
     const a = generateFunctionKey();
     const b = generateFunctionKey();
