@@ -160,6 +160,8 @@ interface Measured {
   serverRssMb: number;
   /** CPU of the client process (all its worker threads) per completed operation. */
   clientCpuMs: number;
+  /** CPU of the allocator process per completed operation (the custom paths call it; about 0 for the others). */
+  allocatorCpuMs: number;
 }
 
 interface Path {
@@ -250,11 +252,15 @@ async function main(): Promise<void> {
 
   const measure = async (
     pid: number,
-    fn: () => Promise<Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'clientCpuMs'> & { clientCpuTotalMs: number }>,
+    fn: () => Promise<
+      Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'clientCpuMs' | 'allocatorCpuMs'> & { clientCpuTotalMs: number }
+    >,
   ): Promise<Measured> => {
     const before = processStats(pid);
+    const allocatorBefore = processStats(allocator.child.pid ?? 0);
     const result = await fn();
     const after = processStats(pid);
+    const allocatorAfter = processStats(allocator.child.pid ?? 0);
     if (pid === emulatorInfo.pid) registered += result.completed;
     const { clientCpuTotalMs, ...rest } = result;
     return {
@@ -262,6 +268,10 @@ async function main(): Promise<void> {
       clientCpuMs: clientCpuTotalMs / Math.max(1, result.completed),
       serverCpuMs: before && after ? (after.cpuMs - before.cpuMs) / Math.max(1, result.completed) : Number.NaN,
       serverRssMb: after?.rssMb ?? Number.NaN,
+      allocatorCpuMs:
+        allocatorBefore && allocatorAfter
+          ? (allocatorAfter.cpuMs - allocatorBefore.cpuMs) / Math.max(1, result.completed)
+          : Number.NaN,
     };
   };
   const lean = (kind: 'handshake' | 'mqtt', port: number, count: number, extra: Record<string, unknown> = {}) =>
@@ -395,26 +405,26 @@ async function main(): Promise<void> {
         }
       }
       const ceiling = results.get('ceiling') ?? [];
-      // With both cores busy, a path's rate follows the CPU one operation costs client and server
-      // together: its ratio tends to (ceiling's CPU per handshake) / (path's CPU per registration),
+      // With both cores busy, a path's rate follows the CPU one operation costs client, server and
+      // allocator (custom paths) together: its ratio tends to (ceiling's CPU per handshake) / (path's CPU per registration),
       // the bound printed beside it, per round against the ceiling of the same round.
-      const whole = (m: Measured | undefined) => (m ? m.clientCpuMs + m.serverCpuMs : Number.NaN);
+      const whole = (m: Measured | undefined) => (m ? m.clientCpuMs + m.serverCpuMs + m.allocatorCpuMs : Number.NaN);
       const spread = (list: number[]) => {
         const sorted = [...list].sort((a, b) => a - b);
         return `${fixed(median(sorted), 2).padStart(5)} (${fixed(sorted[0] ?? Number.NaN, 2)}-${fixed(sorted.at(-1) ?? Number.NaN, 2)})`;
       };
       console.log('');
       console.log(
-        `path                                                           regs/s  p50 ms  p99 ms  ratio (rounds)     CPU ms client + server  bound (rounds)     goal`,
+        `path                                                           regs/s  p50 ms  p99 ms  ratio (rounds)     CPU ms client + server + allocator  bound (rounds)     goal`,
       );
       for (const path of paths) {
         const list = results.get(path.key) ?? [];
         const cells = `${fixed(median(list.map((m) => m.perSecond))).padStart(6)}  ${fixed(median(list.map((m) => m.p50))).padStart(6)}  ${fixed(median(list.map((m) => m.p99))).padStart(6)}`;
         const ratio = spread(list.map((m, i) => m.perSecond / (ceiling[i]?.perSecond ?? Number.NaN)));
-        const cpu = `${fixed(median(list.map((m) => m.clientCpuMs)), 2)} + ${fixed(median(list.map((m) => m.serverCpuMs)), 2)} = ${fixed(median(list.map(whole)), 2)}`;
+        const cpu = `${fixed(median(list.map((m) => m.clientCpuMs)), 2)} + ${fixed(median(list.map((m) => m.serverCpuMs)), 2)} + ${fixed(median(list.map((m) => m.allocatorCpuMs)), 2)} = ${fixed(median(list.map(whole)), 2)}`;
         const bound = spread(list.map((m, i) => whole(ceiling[i]) / whole(m)));
         console.log(
-          `${path.label.padEnd(62)} ${cells}  ${ratio.padEnd(17)}  ${cpu.padStart(22)}  ${bound.padEnd(17)}  ${path.goal ? `>= ${path.goal.toFixed(2)}` : ''}`,
+          `${path.label.padEnd(62)} ${cells}  ${ratio.padEnd(17)}  ${cpu.padStart(34)}  ${bound.padEnd(17)}  ${path.goal ? `>= ${path.goal.toFixed(2)}` : ''}`,
         );
       }
       const serverCpu = (key: string) => median((results.get(key) ?? []).map((m) => m.serverCpuMs));
@@ -422,7 +432,7 @@ async function main(): Promise<void> {
       const ceilingCpu = median(ceiling.map(whole));
       console.log('');
       console.log(
-        `bound = ceiling CPU / path CPU (client + server per operation): what the ratio tends to when the cores are saturated. A goal g needs a path CPU of at most ceiling/g: ${paths
+        `bound = ceiling CPU / path CPU (client + server + allocator per operation): what the ratio tends to when the cores are saturated. A goal g needs a path CPU of at most ceiling/g: ${paths
           .filter((p) => p.goal)
           .map(
             (p) =>
