@@ -12,9 +12,12 @@
 // average is printed with every round.
 // Run: npm run bench (this is part of it), or node packages/e2e/dist/bench/end-to-end.js
 //   --devices N (1000) --rounds R (5) --concurrency C (100) --workers W (cores) --scale 1000,10000
+//   --emulator-workers E (2): a second emulator, `dps-emulator start --workers E` on a store of its own,
+//   gets the hashed SDK and lean paths in the same rounds, printed against the one-process emulator
+//   (0 or 1: not run).
 // npm run bench:scale: --rounds 0 --scale 1000,10000,100000 (outside CI).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,12 +36,14 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     workers: { type: 'string', default: String(availableParallelism()) },
     scale: { type: 'string', default: '1000,10000' },
+    'emulator-workers': { type: 'string', default: '2' },
   },
 });
 const devices = Number(values.devices);
 const rounds = Number(values.rounds);
 const concurrency = Number(values.concurrency);
 const workers = Number(values.workers);
+const emulatorWorkers = Number(values['emulator-workers']);
 const scaleSteps = values.scale
   .split(',')
   .filter((s) => s.trim() !== '')
@@ -214,29 +219,28 @@ async function main(): Promise<void> {
   const configFile = join(work, 'emulator.json');
   writeFileSync(configFile, JSON.stringify(config));
   const emulatorReady = join(work, 'emulator.ready.json');
-  const emulator = await startProcess(
-    'emulator',
-    [
-      EMULATOR_CLI,
-      'start',
-      '--config',
-      configFile,
-      '--state-dir',
-      join(work, 'state'),
-      '--mqtt-port',
-      '0',
-      '--no-https',
-      '--no-amqp',
-      '--no-web',
-      '--retry-after',
-      '0',
-      '--log-format',
-      'json',
-      '--ready-file',
-      emulatorReady,
-    ],
-    { file: emulatorReady },
-  );
+  const emulatorArgs = (stateDir: string, readyFile: string) => [
+    EMULATOR_CLI,
+    'start',
+    '--config',
+    configFile,
+    '--state-dir',
+    stateDir,
+    '--mqtt-port',
+    '0',
+    '--no-https',
+    '--no-amqp',
+    '--no-web',
+    '--retry-after',
+    '0',
+    '--log-format',
+    'json',
+    '--ready-file',
+    readyFile,
+  ];
+  const emulator = await startProcess('emulator', emulatorArgs(join(work, 'state'), emulatorReady), {
+    file: emulatorReady,
+  });
   const emulatorInfo = JSON.parse(emulator.ready) as { pid: number; mqtt: { port: number }; caCertPath: string };
   const tlsDir = dirname(emulatorInfo.caCertPath);
   const ca = readFileSync(emulatorInfo.caCertPath, 'utf8');
@@ -247,19 +251,43 @@ async function main(): Promise<void> {
   );
   const handshakePort = (JSON.parse(handshakeServer.ready) as { port: number }).port;
   const children = [allocator.child, emulator.child, handshakeServer.child];
+  // `dps-emulator start --workers E` on a store of its own, with the first emulator's TLS files
+  // (so one CA serves both): its CPU is the primary's and every worker's.
+  let clustered: { pids: number[]; port: number } | undefined;
+  if (emulatorWorkers > 1) {
+    const stateDir = join(work, 'state-workers');
+    cpSync(tlsDir, join(stateDir, 'tls'), { recursive: true });
+    const readyFile = join(work, 'emulator-workers.ready.json');
+    const started = await startProcess(
+      'emulator-workers',
+      [...emulatorArgs(stateDir, readyFile), '--workers', String(emulatorWorkers)],
+      { file: readyFile },
+    );
+    children.push(started.child);
+    const info = JSON.parse(started.ready) as { pid: number; workerPids: number[]; mqtt: { port: number } };
+    clustered = { pids: [info.pid, ...info.workerPids], port: info.mqtt.port };
+  }
   /** Registrations the emulator holds (each device registers once, under its own id). */
   let registered = 0;
 
+  /** CPU and RSS of the server's processes together (one, or a --workers primary with its workers). */
+  const serverStats = (pids: number[]) => {
+    const stats = pids.map(processStats);
+    return stats.every((stat) => stat !== null)
+      ? stats.reduce((sum, stat) => ({ cpuMs: sum.cpuMs + stat.cpuMs, rssMb: sum.rssMb + stat.rssMb }))
+      : null;
+  };
   const measure = async (
-    pid: number,
+    pid: number | number[],
     fn: () => Promise<
       Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'clientCpuMs' | 'allocatorCpuMs'> & { clientCpuTotalMs: number }
     >,
   ): Promise<Measured> => {
-    const before = processStats(pid);
+    const pids = typeof pid === 'number' ? [pid] : pid;
+    const before = serverStats(pids);
     const allocatorBefore = processStats(allocator.child.pid ?? 0);
     const result = await fn();
-    const after = processStats(pid);
+    const after = serverStats(pids);
     const allocatorAfter = processStats(allocator.child.pid ?? 0);
     if (pid === emulatorInfo.pid) registered += result.completed;
     const { clientCpuTotalMs, ...rest } = result;
@@ -298,7 +326,7 @@ async function main(): Promise<void> {
         p99: sorted.length ? percentile(sorted, 99) : Number.NaN,
       };
     });
-  const sdkFleet = (template: string, groupKey: string, count: number) =>
+  const sdkFleet = (template: string, groupKey: string, count: number, port = emulatorInfo.mqtt.port) =>
     runClient(
       [
         DEVICE_SIM_CLI,
@@ -306,7 +334,7 @@ async function main(): Promise<void> {
         '--id-scope',
         ID_SCOPE,
         '--provisioning-host',
-        `127.0.0.1:${emulatorInfo.mqtt.port}`,
+        `127.0.0.1:${port}`,
         '--ca',
         emulatorInfo.caCertPath,
         '--count',
@@ -384,11 +412,32 @@ async function main(): Promise<void> {
         ),
     },
   ];
+  // The hashed paths again against `dps-emulator start --workers E`, in the same rounds.
+  const workersPaths = new Map<string, string>();
+  if (clustered) {
+    const { pids, port } = clustered;
+    paths.push(
+      {
+        key: `sdk-hashed-w${emulatorWorkers}`,
+        label: `official SDK -> emulator --workers ${emulatorWorkers}, hashed`,
+        run: (round, count) => measure(pids, () => sdkFleet(`sdk-w-${round}-{n}`, GROUP_KEY, count, port)),
+      },
+      {
+        key: `lean-hashed-w${emulatorWorkers}`,
+        label: `lean MQTT client -> emulator --workers ${emulatorWorkers}, hashed`,
+        run: (round, count) =>
+          measure(pids, () => lean('mqtt', port, count, { prefix: `lean-w-${round}-`, groupKey: GROUP_KEY })),
+      },
+    );
+    workersPaths
+      .set('sdk-hashed', `sdk-hashed-w${emulatorWorkers}`)
+      .set('lean-hashed', `lean-hashed-w${emulatorWorkers}`);
+  }
 
   const results = new Map<string, Measured[]>(paths.map((p) => [p.key, []]));
   const row = (round: string, path: Path, m: Measured) =>
-    `${round.padStart(5)}  ${path.key.padEnd(11)}  ${String(m.completed).padStart(6)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.clientCpuMs, 2).padStart(10)}  ${fixed(m.serverCpuMs, 2).padStart(10)}  ${fixed(m.serverRssMb).padStart(7)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`;
-  const header = 'round  path         done  regs/s  p50 ms  p99 ms  client CPU  server CPU  RSS MB  load average';
+    `${round.padStart(5)}  ${path.key.padEnd(14)}  ${String(m.completed).padStart(6)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.clientCpuMs, 2).padStart(10)}  ${fixed(m.serverCpuMs, 2).padStart(10)}  ${fixed(m.serverRssMb).padStart(7)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`;
+  const header = 'round  path            done  regs/s  p50 ms  p99 ms  client CPU  server CPU  RSS MB  load average';
   try {
     if (rounds > 0) {
       for (const path of paths) await path.run('warmup', Math.min(200, devices)); // JIT, caches, SDK module loading
@@ -451,6 +500,20 @@ async function main(): Promise<void> {
           .map((k) => `${k} ${fixed(serverCpu(k), 2)} ms = ${fixed(serverCpu(k) / handshakeCpu, 2)}x`)
           .join(', ')} (handshake ${fixed(handshakeCpu, 2)} ms)`,
       );
+      if (workersPaths.size > 0) {
+        // Each round's ratio of the two emulators (same clients, same round), then their median.
+        const against = [...workersPaths].map(([single, clusteredKey]) => {
+          const one = results.get(single) ?? [];
+          const ratios = (results.get(clusteredKey) ?? [])
+            .map((m, i) => m.perSecond / (one[i]?.perSecond ?? Number.NaN))
+            .sort((a, b) => a - b);
+          return `${single} ${fixed(median(ratios), 2)}x (rounds ${fixed(ratios[0] ?? Number.NaN, 2)}-${fixed(ratios.at(-1) ?? Number.NaN, 2)}), emulator CPU per registration ${fixed(serverCpu(single), 2)} -> ${fixed(serverCpu(clusteredKey), 2)} ms`;
+        });
+        console.log('');
+        console.log(
+          `dps-emulator --workers ${emulatorWorkers} against one process, registrations/s (same clients, same rounds; ${availableParallelism()} cores shared with the clients): ${against.join('; ')}`,
+        );
+      }
     }
 
     if (scaleSteps.length > 0) {
