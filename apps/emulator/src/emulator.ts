@@ -356,28 +356,22 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       // 1.6% more than `history` between prunes, and exactly `history` when it is under 64.
       const pruneEvery = Math.max(1, Math.min(256, Math.floor(history / 64)));
       let appended = 0;
-      // Every attempt into the store's bounded log, which the web view reads (from any process):
-      // the attempts of one event-loop turn in one transaction (a commit per attempt was a tenth
-      // of the store's time per registration, bench:server).
-      const pending: ReturnType<typeof attemptFromEvent>[] = [];
-      const flushAttempts = () => {
-        if (pending.length === 0) return;
-        const batch = pending.splice(0);
-        try {
-          store.transaction(() => {
-            for (const attempt of batch) {
-              store.appendAttempt(attempt);
-              if (++appended % pruneEvery === 0) store.pruneAttempts(history);
-            }
-          });
-        } catch (error) {
-          this.#log.error('internal', `registration attempt(s) not logged: ${(error as Error).message}`);
-        }
-      };
+      // Every attempt into the store's bounded log, which the web view reads (from any process),
+      // with the other writes of its event-loop turn in one transaction (store.writeSoon: a commit
+      // per attempt was a tenth of the store's time per registration, bench:server).
       const recordAttempt = (event: RegistrationEvent) => {
         if (history === 0) return;
-        if (pending.push(attemptFromEvent(event)) === 1) setImmediate(flushAttempts);
+        const attempt = attemptFromEvent(event);
+        store
+          .writeSoon(() => {
+            store.appendAttempt(attempt);
+            if (++appended % pruneEvery === 0) store.pruneAttempts(history);
+          })
+          .catch((error: unknown) => {
+            this.#log.error('internal', `registration attempt not logged: ${(error as Error).message}`);
+          });
       };
+      const flushAttempts = () => store.flushWrites();
       cleanup.push(flushAttempts);
       // The option (or the CLI's files) first, else the config file's.
       const issuing =

@@ -402,7 +402,8 @@ export class RegistrationService {
           };
         }
       }
-      this.#finish(operation, record, true, hubAssignment, issuedCertificateChain);
+      const saving = this.#finish(operation, record, true, hubAssignment, issuedCertificateChain);
+      if (saving) await saving;
     } catch (error) {
       this.#options.onError?.(error, { registrationId, operationId: operation.operationId });
       record = this.#record(device, undefined, {
@@ -413,7 +414,8 @@ export class RegistrationService {
         errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
       });
       try {
-        this.#finish(operation, record, false);
+        const saving = this.#finish(operation, record, false);
+        if (saving) await saving;
       } catch (storeError) {
         // The store refuses even the failure: the device keeps polling `assigning` until a restart
         // runs the operation again.
@@ -494,6 +496,8 @@ export class RegistrationService {
   /**
    * Saves the operation's final answer, with the record when `saveRecord` and the device identity
    * in its hub after an assignment, in one transaction: a device told `assigned` finds its identity.
+   * Returns a promise when the store commits it later (`finishOperationSoon`, with the other
+   * writes of the turn): the allocation ends, and its poll is answered, once it is saved.
    */
   #finish(
     operation: OperationRecord,
@@ -501,7 +505,7 @@ export class RegistrationService {
     saveRecord: boolean,
     hub?: HubAssignment,
     issuedCertificateChain?: string[],
-  ): void {
+  ): Promise<void> | undefined {
     const response: RegistrationOperationStatus = {
       operationId: operation.operationId,
       status: record.result.status,
@@ -510,8 +514,15 @@ export class RegistrationService {
       registrationState: issuedCertificateChain ? { ...record.result, issuedCertificateChain } : record.result,
     };
     const finishedAt = this.#now().getTime();
-    if (saveRecord) this.#options.store.finishOperation(operation.operationId, response, finishedAt, record, hub);
-    else this.#options.store.finishOperation(operation.operationId, response, finishedAt);
+    const { store } = this.#options;
+    if (store.finishOperationSoon) {
+      return saveRecord
+        ? store.finishOperationSoon(operation.operationId, response, finishedAt, record, hub)
+        : store.finishOperationSoon(operation.operationId, response, finishedAt);
+    }
+    if (saveRecord) store.finishOperation(operation.operationId, response, finishedAt, record, hub);
+    else store.finishOperation(operation.operationId, response, finishedAt);
+    return undefined;
   }
 
   /** Signs the device's certificate request (checked when the register request came in). */

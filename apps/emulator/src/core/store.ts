@@ -66,6 +66,17 @@ export interface RegistrationStore {
     record?: RegistrationRecord,
     hub?: HubAssignment,
   ): void;
+  /**
+   * `finishOperation`, where the store commits it together with other writes (SQLite: those of the
+   * same event-loop turn): resolves once it is saved. Used instead of `finishOperation` when present.
+   */
+  finishOperationSoon?(
+    operationId: string,
+    response: RegistrationOperationStatus,
+    finishedAtMs: number,
+    record?: RegistrationRecord,
+    hub?: HubAssignment,
+  ): Promise<void>;
   /** Operations without a final answer, oldest first (after a crash: the ones to run again). */
   unfinishedOperations(): OperationRecord[];
   /**

@@ -204,4 +204,45 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       store.close();
     }
   });
+  it('commits the finishes of one event-loop turn together: one that fails is rolled back alone', async () => {
+    const path = join(dir.path, 'batched.db');
+    const store = SqliteStore.open(path);
+    const other = SqliteStore.open(path);
+    try {
+      for (const operationId of ['op-a', 'op-b']) {
+        store.createOperation({
+          operationId,
+          registrationId: operationId === 'op-a' ? 'Dev-1' : 'dev-2',
+          enrollment: { kind: 'group', id: 'g' },
+          transport: 'mqtt',
+          createdAtMs: 1000,
+        });
+      }
+      const dev2: RegistrationRecord = {
+        ...record,
+        registrationId: 'dev-2',
+        result: { ...record.result, registrationId: 'dev-2' },
+      };
+      const a = store.finishOperationSoon('op-a', { ...response, operationId: 'op-a' }, 2000, record);
+      const missing = store.finishOperationSoon('no-such-operation', response, 2000, dev2);
+      const b = store.finishOperationSoon('op-b', { ...response, operationId: 'op-b' }, 2000);
+      // Nothing is written before the end of the turn (another connection sees nothing yet).
+      expect(other.getOperation('op-a')?.response).toBeUndefined();
+      await expect(missing).rejects.toThrow('does not exist');
+      await Promise.all([a, b]);
+      expect(other.getOperation('op-a')?.response).toEqual({ ...response, operationId: 'op-a' });
+      expect(other.getOperation('op-b')?.finishedAtMs).toBe(2000);
+      expect(other.get('dev-1')).toEqual(record);
+      expect(other.get('dev-2')).toBeUndefined();
+
+      // Writes still queued when the store closes are committed first.
+      const late = store.writeSoon(() => store.put(dev2));
+      store.close();
+      await late;
+      expect(other.get('dev-2')).toEqual(dev2);
+    } finally {
+      store.close();
+      other.close();
+    }
+  });
 });

@@ -194,6 +194,9 @@ export class SqliteStore
     record: RegistrationRecord | undefined,
     hub: HubAssignment | undefined,
   ) => void;
+  /** The writes `writeSoon` queued in this event-loop turn, committed together at its end. */
+  #queued: QueuedWrite[] = [];
+  readonly #writeBatch: (batch: readonly QueuedWrite[]) => void;
 
   private constructor(
     readonly path: string,
@@ -205,6 +208,18 @@ export class SqliteStore
       (operationId: string, text: string, finishedAtMs: number, record?: RegistrationRecord, hub?: HubAssignment) =>
         this.#finishInTransaction(operationId, text, finishedAtMs, record, hub),
     );
+    // Called inside the batch's transaction, each write is a savepoint of its own (better-sqlite3
+    // nests transaction functions so): one that throws is rolled back alone.
+    const savepoint = db.transaction((write: () => void) => write());
+    this.#writeBatch = db.transaction((batch: readonly QueuedWrite[]) => {
+      for (const queued of batch) {
+        try {
+          savepoint(queued.write);
+        } catch (error) {
+          queued.failure = { error };
+        }
+      }
+    });
     this.#statements = {
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       get: db.prepare<[string], RegistrationRow>('SELECT * FROM registrations WHERE registration_key = ?'),
@@ -427,6 +442,53 @@ export class SqliteStore
     this.#finishTransaction(operationId, JSON.stringify(response), finishedAtMs, record, hub);
   }
 
+  /**
+   * `finishOperation` in the transaction of this event-loop turn's writes (`writeSoon`): resolves
+   * once it is committed. What depends on the operation's end (a poll's answer, the next
+   * allocation of the same registration id, the registration event) waits for that.
+   */
+  finishOperationSoon(
+    operationId: string,
+    response: RegistrationOperationStatus,
+    finishedAtMs: number,
+    record?: RegistrationRecord,
+    hub?: HubAssignment,
+  ): Promise<void> {
+    // Serialized now: a value that cannot be stored fails before anything is queued.
+    const text = JSON.stringify(response);
+    return this.writeSoon(() => this.#finishInTransaction(operationId, text, finishedAtMs, record, hub));
+  }
+
+  /**
+   * Runs `write` at the end of this event-loop turn (setImmediate), in one transaction with every
+   * other write queued in the turn: one commit for all of them, which is most of what a write costs
+   * (bench:server). Resolves once that transaction is committed; rejects with `write`'s error
+   * (only its own writes are rolled back) or with the commit's (then nothing of the batch is saved).
+   * Nothing answered to a client may depend on `write` before this resolves.
+   */
+  writeSoon(write: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#queued.push({ write, resolve, reject }) === 1) setImmediate(() => this.flushWrites());
+    });
+  }
+
+  /** Commits the writes `writeSoon` queued, now (also done at the end of the turn, and by `close`). */
+  flushWrites(): void {
+    if (this.#queued.length === 0) return;
+    const batch = this.#queued;
+    this.#queued = [];
+    try {
+      this.#writeBatch(batch);
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    for (const queued of batch) {
+      if (queued.failure) queued.reject(queued.failure.error);
+      else queued.resolve();
+    }
+  }
+
   #finishInTransaction(
     operationId: string,
     text: string,
@@ -520,7 +582,9 @@ export class SqliteStore
   }
 
   close(): void {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.flushWrites();
+    this.#db.close();
   }
 
   #toEnrollment(row: ServiceEnrollmentRow): StoredEnrollment {
@@ -598,6 +662,14 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+interface QueuedWrite {
+  write: () => void;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  /** Set when `write` threw (its savepoint was rolled back). */
+  failure?: { error: unknown };
 }
 
 interface AttemptRow {
