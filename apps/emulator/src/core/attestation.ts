@@ -1,12 +1,12 @@
 import type { X509RuntimeContext } from '@dpskit/contracts';
 import {
-  deriveDeviceKey,
   REGISTRATION_KEY_NAME,
   registrationIdProblem,
   registrationResource,
   SasTokenError,
   verifySasToken,
 } from '@dpskit/contracts';
+import { groupDeviceKey } from './group-keys.js';
 import type { EmulatedEnrollment, EnrollmentSet } from './model.js';
 import { attestX509, type X509FailureReason } from './x509-attestation.js';
 
@@ -129,11 +129,13 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
   let lastMismatch: SasTokenError | undefined;
   for (const group of enrollments.groups) {
     if (!group.keys) continue;
-    const derived = [
-      deriveDeviceKey(group.keys.primaryKey, registrationId),
-      deriveDeviceKey(group.keys.secondaryKey, registrationId),
-    ];
-    const result = verify(derived);
+    let result = verify([groupDeviceKey(group.keys, 'primary', registrationId)]);
+    // The secondary key's device key only when the primary's does not sign the token (an HMAC
+    // fewer for most devices); the reasons other than the signature do not depend on the key.
+    if (!result.ok && result.error.reason === 'signature-mismatch') {
+      const secondary = verify([groupDeviceKey(group.keys, 'secondary', registrationId)]);
+      result = secondary.ok ? { ok: true, keyIndex: 1 } : secondary;
+    }
     if (result.ok) return { ok: true, registrationId, enrollment: group, keyUsed: keyUsed(result.keyIndex) };
     // Expiry, resource and format do not depend on the key: no other group can do better.
     if (result.error.reason !== 'signature-mismatch') return fail(result.error.reason, result.error.message);

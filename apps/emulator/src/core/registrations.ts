@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import {
   type AllocationPolicy,
@@ -8,7 +8,6 @@ import {
   type DeviceRegistrationResult,
   DpsErrorCode,
   DpsErrorMessage,
-  deriveDeviceKey,
   formatDpsTimestamp,
   type InitialTwin,
   maskWebhookUrl,
@@ -34,6 +33,7 @@ import { type AttestationInput, type AttestationResult, attest } from './attesta
 import { checkCsr, type IssuingCa, issueCertificate } from './certificate-issuance.js';
 import { unauthorizedErrorCode } from './device-api.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
+import { groupDeviceKey } from './group-keys.js';
 import { createOperationId } from './identifiers.js';
 import {
   allocationPolicyOf,
@@ -558,7 +558,9 @@ export class RegistrationService {
       ...(fields.errorCode !== undefined ? { errorCode: fields.errorCode } : {}),
       ...(fields.errorMessage !== undefined ? { errorMessage: fields.errorMessage } : {}),
       lastUpdatedDateTimeUtc: now,
-      etag: createRegistrationEtag(written),
+      // The etag's 8 random hex digits from randomUUID's pooled bytes: its default, randomBytes(4),
+      // is a system call per registration.
+      etag: createRegistrationEtag(written, { seed: randomUUID().slice(0, 8) }),
       ...(payload ? { payload } : {}),
     };
     const record: RegistrationRecord = {
@@ -624,8 +626,8 @@ function deviceCredentials(
     if (enrollment.kind === 'individual') return { keys: { ...enrollment.keys } };
     return {
       keys: {
-        primaryKey: deriveDeviceKey(enrollment.keys.primaryKey, registrationId),
-        secondaryKey: deriveDeviceKey(enrollment.keys.secondaryKey, registrationId),
+        primaryKey: groupDeviceKey(enrollment.keys, 'primary', registrationId),
+        secondaryKey: groupDeviceKey(enrollment.keys, 'secondary', registrationId),
       },
     };
   }
