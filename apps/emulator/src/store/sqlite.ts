@@ -127,6 +127,16 @@ const MIGRATIONS: readonly string[] = [
   // dps-emulator start --workers: a registration id's unfinished operations, for the process about
   // to run one (firstUnfinishedOperation). Only unfinished rows: it stays as small as the work in flight.
   'CREATE INDEX operations_unfinished_by_registration ON operations (lower(registration_id)) WHERE finished_ms IS NULL;',
+  // A count of enrollment changes by any process (enrollmentsVersion): with --workers, data_version
+  // changes with every other worker's registration, and the enrollments were rebuilt for each.
+  `CREATE TABLE enrollment_changes (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
+   INSERT INTO enrollment_changes (id, count) VALUES (1, 0);
+   CREATE TRIGGER service_enrollments_inserted AFTER INSERT ON service_enrollments
+     BEGIN UPDATE enrollment_changes SET count = count + 1; END;
+   CREATE TRIGGER service_enrollments_updated AFTER UPDATE ON service_enrollments
+     BEGIN UPDATE enrollment_changes SET count = count + 1; END;
+   CREATE TRIGGER service_enrollments_deleted AFTER DELETE ON service_enrollments
+     BEGIN UPDATE enrollment_changes SET count = count + 1; END;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -182,8 +192,11 @@ export class SqliteStore
 {
   readonly #db: Database.Database;
   readonly #statements;
-  /** Counts this connection's enrollment writes; `data_version` counts other connections' commits. */
+  /** Counts this connection's enrollment writes (`enrollment_changes` counts every connection's). */
   #enrollmentWrites = 0;
+  /** The `data_version` last seen, and the enrollment change count (any process's) read then. */
+  #dataVersion: number | undefined;
+  #enrollmentChanges = 0;
   /** The emulated hubs' devices and telemetry, in the same database. */
   readonly hub: SqliteHubStore;
   /** Built once: `db.transaction` wraps its function anew on every call. */
@@ -222,6 +235,7 @@ export class SqliteStore
     });
     this.#statements = {
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+      enrollmentChanges: db.prepare<[], number>('SELECT count FROM enrollment_changes').pluck(),
       get: db.prepare<[string], RegistrationRow>('SELECT * FROM registrations WHERE registration_key = ?'),
       list: db.prepare<[], RegistrationRow>('SELECT * FROM registrations ORDER BY registration_key'),
       put: db.prepare(
@@ -404,8 +418,15 @@ export class SqliteStore
   }
 
   enrollmentsVersion(): string {
-    // Asked on every device request: a prepared statement (db.pragma prepares one per call).
-    return `${this.#statements.dataVersion.get()}:${this.#enrollmentWrites}`;
+    // Asked on every device request: prepared statements (db.pragma prepares one per call). Only
+    // when another connection committed something (data_version) is the enrollment change count
+    // read: other processes' registrations (--workers) leave it, and so the enrollments, as they are.
+    const dataVersion = this.#statements.dataVersion.get();
+    if (dataVersion !== this.#dataVersion) {
+      this.#dataVersion = dataVersion;
+      this.#enrollmentChanges = this.#statements.enrollmentChanges.get() ?? 0;
+    }
+    return `${this.#enrollmentChanges}:${this.#enrollmentWrites}`;
   }
 
   transaction<T>(fn: () => T): T {
