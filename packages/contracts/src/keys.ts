@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { createHmacSha256Base64 } from './hmac-sha256.js';
 
 /** Raised for a key or id that cannot be used; `field` names the offending input. */
 export class KeyError extends Error {
@@ -30,18 +31,23 @@ export function hmacSha256Base64(key: string, message: string, field = 'key'): s
  * base64(HMAC-SHA256(base64decode(groupKey), registrationId)).
  */
 export function deriveDeviceKey(groupKey: string, registrationId: string): string {
-  return createDeviceKeyDeriver(groupKey)(registrationId);
+  // One key: createHmac directly. createDeviceKeyDeriver's pads and buffers cost more than one
+  // createHmac (2.4-3.1 against 2.0 µs for a first key) and pay off from about the second id.
+  const key = decodeBase64Key(groupKey, 'groupKey');
+  if (registrationId.length === 0) throw new KeyError('registrationId', 'registrationId is empty');
+  return createHmac('sha256', key).update(registrationId, 'utf8').digest('base64');
 }
 
 /**
- * `deriveDeviceKey` for many devices of one group: the group key is validated and decoded once,
- * which is most of the cost per id when deriving keys for a large fleet.
+ * `deriveDeviceKey` for many devices of one group: the group key is validated and decoded once, and
+ * its HMAC pads are computed once (hmac-sha256.ts), which is most of the cost per id when deriving
+ * keys for a large fleet.
  */
 export function createDeviceKeyDeriver(groupKey: string): (registrationId: string) => string {
-  const key = decodeBase64Key(groupKey, 'groupKey');
+  const hmac = createHmacSha256Base64(decodeBase64Key(groupKey, 'groupKey'));
   return (registrationId) => {
     if (registrationId.length === 0) throw new KeyError('registrationId', 'registrationId is empty');
-    return createHmac('sha256', key).update(registrationId, 'utf8').digest('base64');
+    return hmac(registrationId);
   };
 }
 

@@ -1,0 +1,58 @@
+import * as crypto from 'node:crypto';
+
+// HMAC-SHA256 (RFC 2104) of many short messages under one key, for deriving a fleet's device keys.
+// `createHmac` per message builds a Hmac stream object and an OpenSSL MAC context and hashes the
+// key's two pad blocks again each time; in a CPU profile of `device-sim keys derive` that object and
+// context were 44% of the run and the HMAC as a whole 65%. Here the pads are built once and each
+// message costs two one-shot `crypto.hash` calls over preallocated buffers:
+//   inner = SHA256((K0 ^ ipad) || message), result = SHA256((K0 ^ opad) || inner)
+// which is HMAC's definition, so the result is byte for byte createHmac's (the tests compare them).
+// 500,000 ids: 0.32 s against createHmac's 0.69 s of CPU. The inner digest travels as a 'binary'
+// (latin1) string, one char per byte: `crypto.hash` returning a Buffer costs more than the hash itself.
+
+const BLOCK_BYTES = 64; // SHA-256's block size
+/** Messages up to this many UTF-16 code units use the one-shot path (registration ids are at most 128). */
+const MAX_FAST_MESSAGE_LENGTH = 128;
+// A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, two units, is 4).
+const MAX_FAST_MESSAGE_BYTES = 3 * MAX_FAST_MESSAGE_LENGTH;
+
+// crypto.hash came in Node 20.12 / 21.7; on older Nodes every message takes the createHmac path.
+const oneShotHash: typeof crypto.hash | undefined = typeof crypto.hash === 'function' ? crypto.hash : undefined;
+
+/**
+ * A function giving base64(HMAC-SHA256(key, utf8(message))) for any message, as
+ * `createHmac('sha256', key).update(message, 'utf8').digest('base64')` does. Not reentrant across
+ * threads by design: each function owns its buffers, and JavaScript calls it one at a time.
+ */
+export function createHmacSha256Base64(key: Buffer): (message: string) => string {
+  const slowPath = (message: string): string =>
+    crypto.createHmac('sha256', key).update(message, 'utf8').digest('base64');
+  const hash = oneShotHash;
+  if (!hash) return slowPath;
+
+  // K0: the key zero-padded to a block, or its digest zero-padded when longer than a block.
+  const k0 = Buffer.alloc(BLOCK_BYTES);
+  (key.length > BLOCK_BYTES ? crypto.createHash('sha256').update(key).digest() : key).copy(k0);
+  const inner = Buffer.alloc(BLOCK_BYTES + MAX_FAST_MESSAGE_BYTES);
+  const outer = Buffer.alloc(BLOCK_BYTES + 32);
+  for (let i = 0; i < BLOCK_BYTES; i++) {
+    inner[i] = k0[i]! ^ 0x36;
+    outer[i] = k0[i]! ^ 0x5c;
+  }
+  k0.fill(0);
+  // inner[0, BLOCK_BYTES + n) for each message length n met, made once: a subarray per message costs
+  // about a tenth of the two hashes.
+  const innerViews: Buffer[] = [];
+
+  return (message) => {
+    if (message.length > MAX_FAST_MESSAGE_LENGTH) return slowPath(message);
+    const bytes = inner.write(message, BLOCK_BYTES, 'utf8');
+    let view = innerViews[bytes];
+    if (view === undefined) {
+      view = inner.subarray(0, BLOCK_BYTES + bytes);
+      innerViews[bytes] = view;
+    }
+    outer.write(hash('sha256', view, 'binary'), BLOCK_BYTES, 'binary');
+    return hash('sha256', outer, 'base64');
+  };
+}
