@@ -1,70 +1,32 @@
 import functions from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  arrayBuffer,
+  blob,
+  formData,
+  json,
+  libraryRequest,
+  outcomes,
+  REQUEST_PARAMS,
+  REQUEST_URL,
+  type RequestCase,
+  readStream,
+  type Step,
+  text,
+} from '../testing/request-steps.js';
 import { BufferedRequest } from './buffered-request.js';
 import { forwardTheRest, LocalHttpRequest, LocalInvocationContext } from './invocation-objects.js';
 
 const { HttpRequest, InvocationContext } = functions;
 type HttpRequest = InstanceType<typeof HttpRequest>;
 
-const URL_TEXT = 'http://localhost:7071/api/allocate/dev-1?code=k&q=1&q=2';
-const PARAMS = { id: 'dev-1' };
-
-interface Case {
-  method: string;
-  body: Buffer;
-  headers: Record<string, string>;
-}
-
-/** The request as @azure/functions builds it from an init (the undici Request inside). */
-function libraryRequest(c: Case): HttpRequest {
-  return new HttpRequest({
-    method: c.method,
-    url: URL_TEXT,
-    headers: c.headers,
-    params: { ...PARAMS },
-    body: { bytes: new Uint8Array(c.body) },
-  });
-}
-
 /** The request as the local host hands it to a function. */
-function localRequest(c: Case): LocalHttpRequest {
+function localRequest(c: RequestCase): LocalHttpRequest {
   const hasBody = c.method !== 'GET' && c.method !== 'HEAD';
-  const native = new BufferedRequest(URL_TEXT, c.method, c.headers, hasBody ? Buffer.from(c.body) : null);
-  return new LocalHttpRequest(native, new URL(URL_TEXT).searchParams, { ...PARAMS });
+  const native = new BufferedRequest(REQUEST_URL, c.method, c.headers ?? {}, hasBody ? Buffer.from(c.body) : null);
+  return new LocalHttpRequest(native, new URL(REQUEST_URL).searchParams, { ...REQUEST_PARAMS });
 }
 
-type Step = (request: HttpRequest) => Promise<unknown> | unknown;
-
-/** Runs the steps in order and records each outcome: a value, or the error's class and message. */
-async function outcomes(request: HttpRequest, steps: Step[]): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  for (const step of steps) {
-    try {
-      const value = await step(request);
-      seen.push(value instanceof ArrayBuffer ? ['ArrayBuffer', [...new Uint8Array(value)]] : value);
-    } catch (err) {
-      seen.push(['threw', (err as Error).constructor.name, (err as Error).message]);
-    }
-    seen.push(['bodyUsed', request.bodyUsed]);
-  }
-  return seen;
-}
-
-const text: Step = (r) => r.text();
-const json: Step = (r) => r.json();
-const arrayBuffer: Step = (r) => r.arrayBuffer();
-const blob: Step = async (r) => {
-  const b = await r.blob();
-  return [b.type, await b.text()];
-};
-const formData: Step = async (r) => [...(await r.formData()).entries()];
-const readStream: Step = async (r) => {
-  const stream = r.body;
-  if (stream === null) return null;
-  let out = '';
-  for await (const chunk of stream) out += Buffer.from(chunk).toString('utf8');
-  return out;
-};
 const cloneThenText: Step = async (r) => {
   const copy = r.clone();
   return [copy instanceof HttpRequest, await copy.text(), copy.bodyUsed, [...copy.query], copy.params];
