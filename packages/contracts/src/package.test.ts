@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -23,6 +25,52 @@ describe('the compiled package', () => {
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
     expect(readFileSync(`${packageDir}/${pkg.exports['.'].types}`, 'utf8')).toContain("from './keys.js'");
     expect(readFileSync(`${packageDir}/dist/keys.d.ts`, 'utf8')).toContain('export declare function deriveDeviceKey');
+  });
+
+  it('serves key derivation and id rules from @dpskit/contracts/keys: the same objects as the main entry', () => {
+    const script = `
+      import * as keys from '@dpskit/contracts/keys';
+      import * as main from '@dpskit/contracts';
+      const derive = keys.createDeviceKeyDeriver('oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==');
+      console.log(JSON.stringify({
+        key: derive('contoso-toaster-007'),
+        problem: keys.registrationIdProblem('a b'),
+        names: Object.keys(keys),
+        same: Object.keys(keys).every((name) => keys[name] === main[name]),
+      }));`;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' }),
+    );
+    expect(out.key).toBe('NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=');
+    expect(out.problem).toContain('may only contain');
+    expect(out.names).toEqual(
+      expect.arrayContaining(['createDeviceKeyDeriver', 'deriveDeviceKey', 'KeyError', 'registrationIdProblem']),
+    );
+    expect(out.same).toBe(true);
+  });
+
+  it('loads no zod through @dpskit/contracts/keys: its files run where zod cannot be found', () => {
+    // dist copied where no node_modules is above it: the keys entry still runs; the main entry
+    // (control) fails on its zod import.
+    const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
+    const work = mkdtempSync(path.join(tmpdir(), 'dpskit-contracts-keys-'));
+    try {
+      cpSync(path.join(packageDir, 'dist'), path.join(work, 'dist'), { recursive: true });
+      const run = (entry: string) =>
+        execFileSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `const m = await import(${JSON.stringify(path.join(work, entry))}); console.log(typeof m.deriveDeviceKey);`,
+          ],
+          { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+      expect(run(pkg.exports['./keys'].import).trim()).toBe('function');
+      expect(() => run(pkg.exports['.'].import)).toThrow(/zod/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('depends on nothing but its schema library', () => {
