@@ -19,29 +19,14 @@ import { parseProvisioningHost } from '../lib/transport/endpoint.js';
 import { DEFAULT_PROVISIONING_HOST, type TransportName } from '../lib/types.js';
 import { type ReadTextFile, readCaFile } from './ca-file.js';
 import { ID_PLACEHOLDER, readCertificateFiles } from './certificate-files.js';
+import { parseKeysCommand } from './keys-args.js';
+import { ENV, type Flags, forCommand, named, type Picked, pick, required } from './option-values.js';
 
 // The command line taken in: flags, their environment variables, and the CA file they name. Every
 // value is checked here, where it enters, with the library's own checks (lib/inputs.ts) naming the
 // flag or variable; what comes out is ready for the library. Loads neither the SDK nor the runners.
 
-export { UsageError };
-
-/** Environment variables read for each setting; a flag on the command line wins. */
-export const ENV = {
-  provisioningHost: 'DPS_PROVISIONING_HOST',
-  idScope: 'DPS_ID_SCOPE',
-  registrationId: 'DPS_REGISTRATION_ID',
-  deviceKey: 'DPS_DEVICE_KEY',
-  groupKey: 'DPS_GROUP_KEY',
-  caFile: 'DPS_CA_FILE',
-  transport: 'DPS_TRANSPORT',
-  payload: 'DPS_PAYLOAD',
-  pollingInterval: 'DPS_POLLING_INTERVAL',
-  timeout: 'DPS_TIMEOUT',
-  retries: 'DPS_RETRIES',
-  registrationIdTemplate: 'DPS_REGISTRATION_ID_TEMPLATE',
-  hubHost: 'DPS_HUB_HOST',
-} as const;
+export { ENV, UsageError };
 
 export const DEFAULT_TIMEOUT_SECONDS = 120;
 
@@ -181,39 +166,7 @@ const CERTS_THUMBPRINT_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const KEYS_OPTIONS = {
-  'group-key': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
 const COMMANDS = ['register', 'fleet', 'keys', 'certs', 'help'];
-
-type Flags = Readonly<Record<string, string | boolean | string[] | boolean[] | undefined>>;
-
-interface Picked {
-  value: string;
-  /** `--flag` or `ENV_VAR`, for error messages. */
-  source: string;
-}
-
-/** The flag's value, else the environment variable's (empty counts as unset). */
-function pick(flags: Flags, flag: string, env: Env, envName?: string): Picked | undefined {
-  const fromFlag = flags[flag];
-  if (typeof fromFlag === 'string') return { value: fromFlag, source: `--${flag}` };
-  const fromEnv = envName === undefined ? undefined : env[envName];
-  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName as string };
-  return undefined;
-}
-
-function required(picked: Picked | undefined, flag: string, envName: string | undefined, what: string): Picked {
-  if (picked === undefined || picked.value.trim() === '') {
-    throw new InvalidOptionError(flag, `missing --${flag}${envName ? ` (or ${envName})` : ''}: ${what}`);
-  }
-  return { value: picked.value.trim(), source: picked.source };
-}
-
-const named = (field: string, picked: Picked) => ({ field, value: picked.value, source: picked.source });
 
 function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig {
   const host = pick(flags, 'provisioning-host', env, ENV.provisioningHost) ?? {
@@ -420,21 +373,6 @@ function defaultWorkers(): number {
   return Math.max(1, Math.min(MAX_WORKERS, availableParallelism() - 1));
 }
 
-function keysDeriveConfig(flags: Flags, positionals: string[], env: Env): Command {
-  if (flags.help === true) return { kind: 'help', topic: 'keys derive' };
-  const group = required(
-    pick(flags, 'group-key', env, ENV.groupKey),
-    'group-key',
-    ENV.groupKey,
-    'the enrollment group key to derive device keys from',
-  );
-  for (const id of positionals) checkRegistrationId({ field: 'registrationId', value: id });
-  return {
-    kind: 'keys-derive',
-    config: { groupKey: checkKey(named('groupKey', group)), ids: positionals, json: flags.json === true },
-  };
-}
-
 /** `--cert` and `--key`, both or neither. */
 function certificateFlags(flags: Flags): { cert: string; key: string } | undefined {
   const cert = typeof flags.cert === 'string' ? flags.cert.trim() : undefined;
@@ -490,18 +428,6 @@ function certsThumbprintConfig(flags: Flags, positionals: string[]): Command {
   return { kind: 'certs-thumbprint', config: { files: positionals, json: flags.json === true } };
 }
 
-/** Runs `take` for `command`; any input it refuses becomes a usage error pointing at that command's help. */
-function forCommand(command: string, take: () => Command): Command {
-  try {
-    return take();
-  } catch (err) {
-    if (err instanceof InvalidOptionError) {
-      throw new UsageError(err.message, { command, ...(err.suggestion ? { suggestion: err.suggestion } : {}) });
-    }
-    throw err;
-  }
-}
-
 /** Turns `argv` (without `node` and the script) and the environment into a command, or throws `UsageError`. */
 export function parseCommandLine(argv: readonly string[], env: Env, deps: ConfigDeps = {}): Command {
   const [command, ...rest] = argv;
@@ -536,18 +462,8 @@ export function parseCommandLine(argv: readonly string[], env: Env, deps: Config
       const { values } = parseOptions(rest, { options: FLEET_OPTIONS, command });
       return forCommand(command, () => fleetConfig(values, env, deps));
     }
-    case 'keys': {
-      const [sub, ...args] = rest;
-      if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help')
-        return { kind: 'help', topic: 'keys' };
-      if (sub !== 'derive') throw unknownCommand(sub, ['derive'], { label: 'keys command', command: 'keys' });
-      const { values, positionals } = parseOptions(args, {
-        options: KEYS_OPTIONS,
-        command: 'keys derive',
-        allowPositionals: true,
-      });
-      return forCommand('keys derive', () => keysDeriveConfig(values, positionals, env));
-    }
+    case 'keys':
+      return parseKeysCommand(rest, env);
     case 'certs': {
       const [sub, ...args] = rest;
       if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help')

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { reportUsageError, UsageError } from '@dpskit/node-kit';
 import { InvalidOptionError } from '../lib/errors.js';
-import { type Command, parseCommandLine } from './args.js';
+import type { Command } from './args.js';
 import { HELP } from './help.js';
 import { type CliIo, EXIT } from './io.js';
 
@@ -17,7 +17,13 @@ async function versionLine(): Promise<string> {
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   let command: Command;
   try {
-    command = parseCommandLine(argv, io.env);
+    // A `keys` command line loads its own parser alone: args.ts brings the payload schema and with it
+    // the contracts' zod layer (~60 ms of CPU at start-up), which `keys derive` never uses. Both
+    // parsers give the same command: parseCommandLine hands `keys …` to parseKeysCommand.
+    command =
+      argv[0] === 'keys'
+        ? (await import('./keys-args.js')).parseKeysCommand(argv.slice(1), io.env)
+        : (await import('./args.js')).parseCommandLine(argv, io.env);
   } catch (err) {
     if (err instanceof UsageError) {
       if (argv.length === 0) {

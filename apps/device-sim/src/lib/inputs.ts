@@ -1,4 +1,4 @@
-import { decodeBase64Key, KeyError, registrationIdProblem } from '@dpskit/contracts';
+import { decodeBase64Key, KeyError, registrationIdProblem } from '@dpskit/contracts/keys';
 import { closestMatch } from '@dpskit/node-kit';
 import { InvalidOptionError } from './errors.js';
 import { TRANSPORTS, type TransportName } from './types.js';

@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { createDeviceKeyDeriver, registrationIdProblem } from '@dpskit/contracts';
+import { createDeviceKeyDeriver, registrationIdProblem } from '@dpskit/contracts/keys';
 
 export interface DeriveKeysOptions {
   groupKey: string;

@@ -1,4 +1,4 @@
-import { deriveDeviceKey } from '@dpskit/contracts';
+import { deriveDeviceKey } from '@dpskit/contracts/keys';
 import { deriveKeysFromLines, formatDerivedKey } from '../../lib/keys.js';
 import type { KeysDeriveConfig } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
