@@ -1,9 +1,10 @@
 import { levelLabel } from '@dpskit/node-kit';
+import { jsonLine } from './json-line.js';
 import type { AllocatorLogRecord } from './record.js';
 
-/** One JSON object per line, for files and pipes. */
+/** One JSON object per line, for files and pipes: `JSON.stringify(record)`'s text, built faster (json-line.ts). */
 export function formatJsonLine(record: AllocatorLogRecord): string {
-  return JSON.stringify(record);
+  return jsonLine(record);
 }
 
 /**

@@ -1,0 +1,246 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AllocatorHost, startAllocatorHost } from '../local-host/allocator-host.js';
+import { accept, reject } from '../policy/policy.js';
+import { requestFrom, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
+import { fastJsonLine, jsonLine } from './json-line.js';
+import type { AllocatorLogRecord } from './record.js';
+
+/** What JSON.stringify(record) does: its text, or the error it throws. */
+function reference(record: unknown): string | [string, string] {
+  try {
+    return JSON.stringify(record);
+  } catch (err) {
+    return [(err as Error).constructor.name, (err as Error).message];
+  }
+}
+
+function actual(record: unknown): string | [string, string] {
+  try {
+    return jsonLine(record as AllocatorLogRecord);
+  } catch (err) {
+    return [(err as Error).constructor.name, (err as Error).message];
+  }
+}
+
+// Every character class JSON.stringify treats apart: quote, backslash, C0 controls, DEL (kept),
+// U+2028/2029 (kept), non-ASCII, a surrogate pair (kept), lone surrogates (escaped as \udXXX).
+const AWKWARD = [
+  '',
+  'plain',
+  'quote " and backslash \\',
+  'controls \u0000\u0001\b\t\n\u000b\f\r\u001f end',
+  'DEL \u007f, line separators \u2028\u2029',
+  'non-ASCII: ü é ß 中文 Ωmega',
+  'emoji 😀 pair',
+  'lone high \ud800 and low \udfff surrogates',
+  'high at end \udbff',
+  '\udc00 low at start',
+  '</script><!-- -->',
+];
+const TIME = '2026-01-02T03:04:05.678Z';
+
+function hostRecord(msg: string, data?: Record<string, unknown>): AllocatorLogRecord {
+  const record: AllocatorLogRecord = { time: TIME, level: 'info', source: 'host', msg };
+  if (data) record.data = data;
+  return record;
+}
+
+function functionRecord(msg: string, data?: Record<string, unknown>): AllocatorLogRecord {
+  const record: AllocatorLogRecord = {
+    time: TIME,
+    level: 'warn',
+    source: 'function',
+    msg,
+    functionName: 'allocate',
+    invocationId: '0b6c1e8e-7a52-4d2a-9a4e-2f1c5d3e4b6a',
+  };
+  if (data) record.data = data;
+  return record;
+}
+
+describe('jsonLine', () => {
+  it('writes the bytes of JSON.stringify for awkward strings in every field and key', () => {
+    for (const text of AWKWARD) {
+      const records: AllocatorLogRecord[] = [
+        hostRecord(text),
+        hostRecord('HTTP', { method: 'POST', path: text, status: 200, durationMs: 1.3 }),
+        functionRecord(text, { [text]: text, nested: { [text]: [text, { text }] } }),
+        { ...functionRecord('m'), functionName: text, invocationId: text },
+        { time: text, level: text as 'info', source: text as 'host', msg: text },
+      ];
+      for (const record of records) {
+        expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+        expect(jsonLine(record)).toBe(JSON.stringify(record));
+      }
+    }
+  });
+
+  it('writes numbers, booleans, null and omitted values as JSON.stringify does', () => {
+    const holes: unknown[] = [1];
+    holes[3] = 'x';
+    const data = {
+      zero: 0,
+      negativeZero: -0,
+      fraction: 0.1 + 0.2,
+      big: 1e21,
+      small: 1.5e-7,
+      notANumber: Number.NaN,
+      infinite: Number.NEGATIVE_INFINITY,
+      yes: true,
+      no: false,
+      nothing: null,
+      missing: undefined,
+      symbol: Symbol('s'),
+      list: [1, undefined, () => 1, Symbol('t'), null, 'x'],
+      holes,
+    };
+    const record = functionRecord('Numbers', data);
+    expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+  });
+
+  it('gives way to JSON.stringify for every shape it does not prove, with the same text or error', () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const withToJson = { toJSON: (key: string) => `key ${key}` };
+    class Fields {
+      a = 1;
+    }
+    const nullPrototype = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, b: 'two' });
+    const records: unknown[] = [
+      { level: 'info', time: TIME, source: 'host', msg: 'order' },
+      { ...hostRecord('extra'), extra: 1 },
+      { ...hostRecord('data first'), data: { a: 1 }, functionName: 'f', invocationId: 'i' },
+      { time: 1, level: 'info', source: 'host', msg: 'number time' },
+      { ...hostRecord('m'), msg: undefined },
+      { ...hostRecord('m'), data: undefined },
+      { ...hostRecord('m'), data: null },
+      { ...hostRecord('m'), data: 'text' },
+      { ...hostRecord('m'), data: [1, 2] },
+      { ...hostRecord('m'), data: new Fields() },
+      { ...hostRecord('m'), data: nullPrototype },
+      { ...hostRecord('m'), data: withToJson },
+      hostRecord('m', { when: new Date(0), inner: withToJson }),
+      hostRecord('m', { deep: { when: new Date(0), inner: withToJson } }),
+      hostRecord('m', { fn: Object.assign(() => 1, { toJSON: () => 'called' }) }),
+      hostRecord('m', { big: 1n }),
+      hostRecord('m', { cyclic }),
+      hostRecord('m', { map: new Map([[1, 2]]), set: new Set([1]), boxed: new String('s') }),
+      { ...functionRecord('m'), functionName: undefined },
+      { ...functionRecord('m'), toJSON: () => 'record' },
+      { ...hostRecord('m'), ['__proto__' as string]: 1 },
+      hostRecord('m', JSON.parse('{"__proto__":{"a":1},"2":"index","b":1,"1":"first"}') as Record<string, unknown>),
+    ];
+    for (const record of records) expect(actual(record)).toEqual(reference(record));
+  });
+
+  it('matches JSON.stringify on generated records (any UTF-16 code units, any values)', () => {
+    const codeUnits = fc.string({ unit: fc.nat({ max: 0xffff }).map((n) => String.fromCharCode(n)) });
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), codeUnits, fc.constantFrom(...AWKWARD));
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.anything({
+        key: text,
+        withBigInt: true,
+        withBoxedValues: true,
+        withDate: true,
+        withMap: true,
+        withNullPrototype: true,
+        withObjectString: true,
+        withSet: true,
+        withSparseArray: true,
+        withTypedArray: true,
+      }),
+      text,
+    );
+    const record = fc.record(
+      {
+        time: fc.oneof(fc.constant(TIME), text),
+        level: fc.constantFrom('debug', 'info', 'warn', 'error'),
+        source: fc.constantFrom('host', 'function'),
+        msg: text,
+        functionName: text,
+        invocationId: fc.oneof(fc.uuid(), text),
+        data: fc.dictionary(text, value, { maxKeys: 6 }),
+      },
+      { requiredKeys: ['time', 'level', 'source', 'msg'] },
+    );
+    fc.assert(
+      fc.property(record, (generated) => {
+        expect(actual(generated)).toEqual(reference(generated));
+      }),
+      { numRuns: 3000, seed: 1313 },
+    );
+  });
+});
+
+describe('jsonLine on the records of real requests', () => {
+  let host: AllocatorHost;
+  const records: AllocatorLogRecord[] = [];
+  const KEY = 'json-line-test-key';
+
+  beforeAll(async () => {
+    host = await startAllocatorHost({
+      port: 0,
+      functionKey: KEY,
+      logLevel: 'debug',
+      log: (record) => records.push(record),
+      // Echoes the device's payload into the answer, so that it is in the Response line too.
+      policy: (request) => {
+        const payload = request.deviceRuntimeContext.payload;
+        if (payload?.reject === true) return reject(`Rejected: ${String(payload.reason)}`);
+        return accept({ iotHubHostName: TOASTERS_HUB, payload: payload ?? null, initialTwin: { tags: { payload } } });
+      },
+    });
+  });
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  function post(body: string | Uint8Array, query = `?code=${KEY}`, path = '/api/allocate'): Promise<number> {
+    return fetch(`${host.url}${path}${query}`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+    }).then(async (res) => {
+      await res.arrayBuffer();
+      return res.status;
+    });
+  }
+
+  it('writes every line of the host and the function as JSON.stringify does, by its fast path', async () => {
+    const statuses: number[] = [];
+    for (const text of AWKWARD) {
+      const accepted = requestFrom(TOASTER_BODY, (r) => {
+        r.deviceRuntimeContext.payload = { text, [text]: [text, 1.5, -0, null, true], nested: { text } };
+      });
+      const rejected = requestFrom(TOASTER_BODY, (r) => {
+        r.deviceRuntimeContext.payload = { reject: true, reason: text };
+      });
+      statuses.push(await post(JSON.stringify(accepted)));
+      statuses.push(await post(JSON.stringify(rejected)));
+      // The same request with whitespace and escapes JSON.stringify would not write (\/, \u0041, 1.0).
+      statuses.push(await post(JSON.stringify(accepted, null, 2).replace('"linkedHubs"', '"\\u006cinkedHubs"')));
+      statuses.push(await post(`not JSON: ${text}`));
+    }
+    statuses.push(await post(''));
+    statuses.push(await post(new Uint8Array([0x7b, 0xc3, 0x28, 0xff, 0x7d])));
+    statuses.push(await post('{"linkedHubs": 1.0, "a": "\\/"}'));
+    statuses.push(await post(TOASTER_BODY, '?code=wrong'));
+    statuses.push(await post(TOASTER_BODY, `?code=${KEY}&x=%22%5C%F0%9F%98%80`, '/api/ALLOCATE/'));
+    statuses.push(await post(TOASTER_BODY, '', '/api/nothing-here'));
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(400);
+    expect(statuses).toContain(401);
+    expect(statuses).toContain(404);
+
+    const messages = new Set(records.map((r) => r.msg));
+    for (const msg of ['Request.Body', 'Linked hubs', 'Selected hub', 'Rejected', 'Response', 'HTTP']) {
+      expect(messages).toContain(msg);
+    }
+    for (const record of records) {
+      expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+      expect(jsonLine(record)).toBe(JSON.stringify(record));
+    }
+  });
+});
