@@ -75,4 +75,15 @@ describe('keys', () => {
     expect(maskCode('/api/allocate?x=1&CODE=secret')).toBe('/api/allocate?x=1&CODE=****');
     expect(maskCode('/api/allocate')).toBe('/api/allocate');
   });
+
+  it('masks each path by its own text when paths repeat and alternate (the last answer is kept)', () => {
+    const paths = ['/api/a?code=one', '/api/a?code=one', '/api/a?code=two&code=3', '/api/a', '/api/a?code=one'];
+    expect(paths.map(maskCode)).toEqual([
+      '/api/a?code=****',
+      '/api/a?code=****',
+      '/api/a?code=****&code=****',
+      '/api/a',
+      '/api/a?code=****',
+    ]);
+  });
 });
