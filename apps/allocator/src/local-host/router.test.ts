@@ -48,6 +48,31 @@ describe('FunctionRouter', () => {
     expect(router.match('POST', '/api/%E0%A4%A')).toEqual({ kind: 'not-found' });
   });
 
+  it('answers a repeated path as the first time, with parameters of its own each time', () => {
+    const first = router.match('PUT', '/api/devices/d1/twin');
+    const again = router.match('PUT', '/api/devices/d1/twin');
+    expect(again).toEqual(first);
+    if (first.kind !== 'found' || again.kind !== 'found') throw new Error('expected a match');
+    first.params.id = 'changed by a function';
+    expect(router.match('PUT', '/api/devices/d1/twin')).toMatchObject({ params: { id: 'd1', part: 'twin' } });
+    expect(again.params).toEqual({ id: 'd1', part: 'twin' });
+    expect(router.match('GET', '/api/allocate')).toEqual({ kind: 'method-not-allowed', allow: ['POST'] });
+    expect(router.match('GET', '/api/allocate')).toEqual({ kind: 'method-not-allowed', allow: ['POST'] });
+  });
+
+  it('keeps answering right after more distinct paths than it keeps', () => {
+    const many = new FunctionRouter('api', [{ trigger: trigger('device', 'devices/{id}', ['GET']), entry: 'd' }]);
+    for (let i = 0; i < 600; i++) {
+      expect(many.match('GET', `/api/devices/d${i}`)).toEqual({
+        kind: 'found',
+        entry: 'd',
+        trigger: trigger('device', 'devices/{id}', ['GET']),
+        params: { id: `d${i}` },
+      });
+    }
+    expect(many.match('GET', '/api/devices/d0')).toMatchObject({ params: { id: 'd0' } });
+  });
+
   it('works with an empty route prefix', () => {
     const bare = new FunctionRouter('', [{ trigger: trigger('allocate', 'allocate', ['POST']), entry: 1 }]);
     expect(bare.match('POST', '/allocate')).toMatchObject({ kind: 'found', entry: 1 });
