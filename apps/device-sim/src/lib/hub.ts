@@ -2,9 +2,12 @@
 // (`azure-iot-device` over MQTT), reads its twin, reports a property and sends telemetry.
 import deviceModule from 'azure-iot-device';
 import deviceMqttModule from 'azure-iot-device-mqtt';
+import { disableMqttNumberCache } from './sdk/mqtt-packet.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceModule;
 const { Mqtt } = deviceMqttModule;
+// The hub's MQTT transport writes through mqtt.js too (see sdk/mqtt-packet.ts).
+disableMqttNumberCache(['azure-iot-device-mqtt', 'azure-iot-mqtt-base']);
 
 export interface HubConnectOptions {
   /** The `assignedHub` DPS gave the device. */
