@@ -18,7 +18,7 @@ export interface FleetWorkerData {
 
 /** What a fleet worker thread posts back. */
 export type FleetWorkerMessage =
-  | { type: 'outcome'; index: number; outcome: RegistrationOutcome }
+  | { type: 'outcomes'; outcomes: Array<[index: number, outcome: RegistrationOutcome]> }
   | { type: 'progress'; progress: FleetProgress }
   | { type: 'done'; launched: number }
   | { type: 'invalid'; field: string; message: string };
@@ -112,16 +112,17 @@ export function runFleetOnWorkers(
       let failure: string | undefined;
       thread.on('message', (message: FleetWorkerMessage) => {
         switch (message.type) {
-          case 'outcome': {
-            const { index, outcome } = message;
-            // A worker reports only its own devices, each once, under its own registration id.
-            const expected = fleetDevice(templates, index, start).registrationId;
-            if (index % shard.of !== shard.index || reported[index] === 1 || outcome.registrationId !== expected) {
-              failure = `reported device ${index} (${outcome.registrationId}), not one of its own unreported devices`;
-              void thread.terminate();
-              return;
+          case 'outcomes': {
+            for (const [index, outcome] of message.outcomes) {
+              // A worker reports only its own devices, each once, under its own registration id.
+              const expected = fleetDevice(templates, index, start).registrationId;
+              if (index % shard.of !== shard.index || reported[index] === 1 || outcome.registrationId !== expected) {
+                failure = `reported device ${index} (${outcome.registrationId}), not one of its own unreported devices`;
+                void thread.terminate();
+                return;
+              }
+              report(index, outcome);
             }
-            report(index, outcome);
             options.onProgress?.(progress());
             return;
           }
