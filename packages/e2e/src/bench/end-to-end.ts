@@ -12,6 +12,9 @@
 // average is printed with every round.
 // Run: npm run bench (this is part of it), or node packages/e2e/dist/bench/end-to-end.js
 //   --devices N (1000) --rounds R (5) --concurrency C (100) --workers W (cores) --scale 1000,10000
+//   --sdk-workers S (cores - 1, device-sim's own default): `device-sim fleet --workers` of the SDK paths
+//   --sdk-workers-compare S2 (0: off): the hashed SDK path again with --workers S2 in the same rounds,
+//   printed against the first (registrations/s, client CPU per registration)
 //   --emulator-workers E (2): a second emulator, `dps-emulator start --workers E` on a store of its own,
 //   gets the hashed SDK and lean paths in the same rounds, printed against the one-process emulator
 //   (0 or 1: not run).
@@ -35,6 +38,9 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '100' },
     workers: { type: 'string', default: String(availableParallelism()) },
+    // device-sim fleet's own default: a core left to the emulator on the same machine (see README).
+    'sdk-workers': { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
+    'sdk-workers-compare': { type: 'string', default: '0' },
     scale: { type: 'string', default: '1000,10000' },
     'emulator-workers': { type: 'string', default: '2' },
   },
@@ -43,6 +49,8 @@ const devices = Number(values.devices);
 const rounds = Number(values.rounds);
 const concurrency = Number(values.concurrency);
 const workers = Number(values.workers);
+const sdkWorkers = Number(values['sdk-workers']);
+const sdkWorkersCompare = Number(values['sdk-workers-compare']);
 const emulatorWorkers = Number(values['emulator-workers']);
 const scaleSteps = values.scale
   .split(',')
@@ -183,7 +191,7 @@ async function main(): Promise<void> {
     `machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}; ${new Date().toISOString()}; load average ${load()}`,
   );
   console.log(
-    `method: ${devices} devices a path and round, ${concurrency} in flight over ${workers} worker threads (client and ceiling alike), ` +
+    `method: ${devices} devices a path and round, ${concurrency} in flight; the ceiling and lean clients over ${workers} worker threads, device-sim fleet over ${sdkWorkers} (--workers); ` +
       `${rounds} rounds, order alternating; each a fresh TLS connection per device; emulator --retry-after 0 (devices poll at once), ` +
       "its JSON logs (info) and the allocator's to files; ratio = median of the rounds' ratios to the ceiling of the same round.",
   );
@@ -326,7 +334,13 @@ async function main(): Promise<void> {
         p99: sorted.length ? percentile(sorted, 99) : Number.NaN,
       };
     });
-  const sdkFleet = (template: string, groupKey: string, count: number, port = emulatorInfo.mqtt.port) =>
+  const sdkFleet = (
+    template: string,
+    groupKey: string,
+    count: number,
+    port = emulatorInfo.mqtt.port,
+    fleetWorkers = sdkWorkers,
+  ) =>
     runClient(
       [
         DEVICE_SIM_CLI,
@@ -342,7 +356,7 @@ async function main(): Promise<void> {
         '--concurrency',
         String(concurrency),
         '--workers',
-        String(workers),
+        String(fleetWorkers),
         '--registration-id-template',
         template,
         '--json',
@@ -412,6 +426,18 @@ async function main(): Promise<void> {
         ),
     },
   ];
+  // The hashed SDK path again with another `device-sim fleet --workers`, in the same rounds.
+  const sdkWorkersKey = `sdk-hashed-fw${sdkWorkersCompare}`;
+  if (sdkWorkersCompare > 0 && sdkWorkersCompare !== sdkWorkers) {
+    paths.push({
+      key: sdkWorkersKey,
+      label: `official SDK, device-sim fleet --workers ${sdkWorkersCompare}, hashed`,
+      run: (round, count) =>
+        measure(emulatorInfo.pid, () =>
+          sdkFleet(`sdk-fw-${round}-{n}`, GROUP_KEY, count, emulatorInfo.mqtt.port, sdkWorkersCompare),
+        ),
+    });
+  }
   // The hashed paths again against `dps-emulator start --workers E`, in the same rounds.
   const workersPaths = new Map<string, string>();
   if (clustered) {
@@ -500,6 +526,19 @@ async function main(): Promise<void> {
           .map((k) => `${k} ${fixed(serverCpu(k), 2)} ms = ${fixed(serverCpu(k) / handshakeCpu, 2)}x`)
           .join(', ')} (handshake ${fixed(handshakeCpu, 2)} ms)`,
       );
+      const compared = results.get(sdkWorkersKey);
+      if (compared) {
+        // Each round's ratio of the two fleets (same emulator, same round), then their median.
+        const one = results.get('sdk-hashed') ?? [];
+        const sorted = (list: number[]) => list.sort((a, b) => a - b);
+        const rates = sorted(compared.map((m, i) => m.perSecond / (one[i]?.perSecond ?? Number.NaN)));
+        const cpus = sorted(compared.map((m, i) => m.clientCpuMs / (one[i]?.clientCpuMs ?? Number.NaN)));
+        const clientCpu = (list: Measured[]) => fixed(median(list.map((m) => m.clientCpuMs)), 2);
+        console.log('');
+        console.log(
+          `device-sim fleet --workers ${sdkWorkersCompare} against --workers ${sdkWorkers} (hashed, same emulator, same rounds): registrations/s ${fixed(median(rates), 2)}x (rounds ${fixed(rates[0] ?? Number.NaN, 2)}-${fixed(rates.at(-1) ?? Number.NaN, 2)}), client CPU per registration ${fixed(median(cpus), 2)}x (rounds ${fixed(cpus[0] ?? Number.NaN, 2)}-${fixed(cpus.at(-1) ?? Number.NaN, 2)}): ${clientCpu(one)} -> ${clientCpu(compared)} ms`,
+        );
+      }
       if (workersPaths.size > 0) {
         // Each round's ratio of the two emulators (same clients, same round), then their median.
         const against = [...workersPaths].map(([single, clusteredKey]) => {
