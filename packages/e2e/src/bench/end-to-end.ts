@@ -12,9 +12,10 @@
 // average is printed with every round.
 // Run: npm run bench (this is part of it), or node packages/e2e/dist/bench/end-to-end.js
 //   --devices N (1000) --rounds R (5) --concurrency C (100) --workers W (cores) --scale 1000,10000
-//   --sdk-workers S (cores - 1, device-sim's own default): `device-sim fleet --workers` of the SDK paths
-//   --sdk-workers-compare S2 (0: off): the hashed SDK path again with --workers S2 in the same rounds,
-//   printed against the first (registrations/s, client CPU per registration)
+//   --fleet-workers F (cores - 1, device-sim's own default): worker threads of the device fleets,
+//   `device-sim fleet --workers` and the lean MQTT client's (--workers is the ceiling's handshakes')
+//   --fleet-workers-compare F2 (0: off): the hashed SDK and lean paths again with F2 worker threads in
+//   the same rounds, printed against the first (registrations/s, client CPU per registration)
 //   --emulator-workers E (2): a second emulator, `dps-emulator start --workers E` on a store of its own,
 //   gets the hashed SDK and lean paths in the same rounds, printed against the one-process emulator
 //   (0 or 1: not run).
@@ -39,8 +40,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     workers: { type: 'string', default: String(availableParallelism()) },
     // device-sim fleet's own default: a core left to the emulator on the same machine (see README).
-    'sdk-workers': { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
-    'sdk-workers-compare': { type: 'string', default: '0' },
+    'fleet-workers': { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
+    'fleet-workers-compare': { type: 'string', default: '0' },
     scale: { type: 'string', default: '1000,10000' },
     'emulator-workers': { type: 'string', default: '2' },
   },
@@ -49,8 +50,8 @@ const devices = Number(values.devices);
 const rounds = Number(values.rounds);
 const concurrency = Number(values.concurrency);
 const workers = Number(values.workers);
-const sdkWorkers = Number(values['sdk-workers']);
-const sdkWorkersCompare = Number(values['sdk-workers-compare']);
+const fleetWorkers = Number(values['fleet-workers']);
+const fleetWorkersCompare = Number(values['fleet-workers-compare']);
 const emulatorWorkers = Number(values['emulator-workers']);
 const scaleSteps = values.scale
   .split(',')
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
     `machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}; ${new Date().toISOString()}; load average ${load()}`,
   );
   console.log(
-    `method: ${devices} devices a path and round, ${concurrency} in flight; the ceiling and lean clients over ${workers} worker threads, device-sim fleet over ${sdkWorkers} (--workers); ` +
+    `method: ${devices} devices a path and round, ${concurrency} in flight; the ceiling's handshakes over ${workers} worker threads, the fleets (device-sim, lean) over ${fleetWorkers}; ` +
       `${rounds} rounds, order alternating; each a fresh TLS connection per device; emulator --retry-after 0 (devices poll at once), ` +
       "its JSON logs (info) and the allocator's to files; ratio = median of the rounds' ratios to the ceiling of the same round.",
   );
@@ -310,11 +311,26 @@ async function main(): Promise<void> {
           : Number.NaN,
     };
   };
-  const lean = (kind: 'handshake' | 'mqtt', port: number, count: number, extra: Record<string, unknown> = {}) =>
+  const lean = (
+    kind: 'handshake' | 'mqtt',
+    port: number,
+    count: number,
+    extra: Record<string, unknown> = {},
+    threads = kind === 'handshake' ? workers : fleetWorkers,
+  ) =>
     runClient([
       LEAN_CLIENTS,
       kind,
-      JSON.stringify({ host: '127.0.0.1', port, ca, count, concurrency, workers, idScope: ID_SCOPE, ...extra }),
+      JSON.stringify({
+        host: '127.0.0.1',
+        port,
+        ca,
+        count,
+        concurrency,
+        workers: threads,
+        idScope: ID_SCOPE,
+        ...extra,
+      }),
     ]).then(({ out, cpuMs }) => {
       const r = JSON.parse(out) as {
         completed: number;
@@ -339,7 +355,7 @@ async function main(): Promise<void> {
     groupKey: string,
     count: number,
     port = emulatorInfo.mqtt.port,
-    fleetWorkers = sdkWorkers,
+    threads = fleetWorkers,
   ) =>
     runClient(
       [
@@ -356,7 +372,7 @@ async function main(): Promise<void> {
         '--concurrency',
         String(concurrency),
         '--workers',
-        String(fleetWorkers),
+        String(threads),
         '--registration-id-template',
         template,
         '--json',
@@ -426,17 +442,27 @@ async function main(): Promise<void> {
         ),
     },
   ];
-  // The hashed SDK path again with another `device-sim fleet --workers`, in the same rounds.
-  const sdkWorkersKey = `sdk-hashed-fw${sdkWorkersCompare}`;
-  if (sdkWorkersCompare > 0 && sdkWorkersCompare !== sdkWorkers) {
-    paths.push({
-      key: sdkWorkersKey,
-      label: `official SDK, device-sim fleet --workers ${sdkWorkersCompare}, hashed`,
-      run: (round, count) =>
-        measure(emulatorInfo.pid, () =>
-          sdkFleet(`sdk-fw-${round}-{n}`, GROUP_KEY, count, emulatorInfo.mqtt.port, sdkWorkersCompare),
-        ),
-    });
+  // The hashed fleets again with another number of worker threads, in the same rounds.
+  const fleetWorkersPaths = new Map<string, string>();
+  if (fleetWorkersCompare > 0 && fleetWorkersCompare !== fleetWorkers) {
+    const f = fleetWorkersCompare;
+    paths.push(
+      {
+        key: `sdk-hashed-fw${f}`,
+        label: `official SDK, device-sim fleet --workers ${f}, hashed`,
+        run: (round, count) =>
+          measure(emulatorInfo.pid, () => sdkFleet(`sdk-fw-${round}-{n}`, GROUP_KEY, count, emulatorInfo.mqtt.port, f)),
+      },
+      {
+        key: `lean-hashed-fw${f}`,
+        label: `lean MQTT client over ${f} worker threads, hashed`,
+        run: (round, count) =>
+          measure(emulatorInfo.pid, () =>
+            lean('mqtt', emulatorInfo.mqtt.port, count, { prefix: `lean-fw-${round}-`, groupKey: GROUP_KEY }, f),
+          ),
+      },
+    );
+    fleetWorkersPaths.set('sdk-hashed', `sdk-hashed-fw${f}`).set('lean-hashed', `lean-hashed-fw${f}`);
   }
   // The hashed paths again against `dps-emulator start --workers E`, in the same rounds.
   const workersPaths = new Map<string, string>();
@@ -526,17 +552,22 @@ async function main(): Promise<void> {
           .map((k) => `${k} ${fixed(serverCpu(k), 2)} ms = ${fixed(serverCpu(k) / handshakeCpu, 2)}x`)
           .join(', ')} (handshake ${fixed(handshakeCpu, 2)} ms)`,
       );
-      const compared = results.get(sdkWorkersKey);
-      if (compared) {
+      if (fleetWorkersPaths.size > 0) {
         // Each round's ratio of the two fleets (same emulator, same round), then their median.
-        const one = results.get('sdk-hashed') ?? [];
         const sorted = (list: number[]) => list.sort((a, b) => a - b);
-        const rates = sorted(compared.map((m, i) => m.perSecond / (one[i]?.perSecond ?? Number.NaN)));
-        const cpus = sorted(compared.map((m, i) => m.clientCpuMs / (one[i]?.clientCpuMs ?? Number.NaN)));
+        const range = (list: number[]) =>
+          `${fixed(median(list), 2)}x (rounds ${fixed(list[0] ?? Number.NaN, 2)}-${fixed(list.at(-1) ?? Number.NaN, 2)})`;
         const clientCpu = (list: Measured[]) => fixed(median(list.map((m) => m.clientCpuMs)), 2);
+        const against = [...fleetWorkersPaths].map(([single, otherKey]) => {
+          const one = results.get(single) ?? [];
+          const other = results.get(otherKey) ?? [];
+          const rates = sorted(other.map((m, i) => m.perSecond / (one[i]?.perSecond ?? Number.NaN)));
+          const cpus = sorted(other.map((m, i) => m.clientCpuMs / (one[i]?.clientCpuMs ?? Number.NaN)));
+          return `${single} registrations/s ${range(rates)}, client CPU per registration ${range(cpus)}: ${clientCpu(one)} -> ${clientCpu(other)} ms`;
+        });
         console.log('');
         console.log(
-          `device-sim fleet --workers ${sdkWorkersCompare} against --workers ${sdkWorkers} (hashed, same emulator, same rounds): registrations/s ${fixed(median(rates), 2)}x (rounds ${fixed(rates[0] ?? Number.NaN, 2)}-${fixed(rates.at(-1) ?? Number.NaN, 2)}), client CPU per registration ${fixed(median(cpus), 2)}x (rounds ${fixed(cpus[0] ?? Number.NaN, 2)}-${fixed(cpus.at(-1) ?? Number.NaN, 2)}): ${clientCpu(one)} -> ${clientCpu(compared)} ms`,
+          `fleets over ${fleetWorkersCompare} worker threads against ${fleetWorkers} (hashed, same emulator, same rounds): ${against.join('; ')}`,
         );
       }
       if (workersPaths.size > 0) {
