@@ -12,6 +12,23 @@ export const MAX_REGISTRATION_ID_LENGTH = 128;
  */
 const REGISTRATION_ID_CHARACTERS = /^[A-Za-z0-9\-._:]*[A-Za-z0-9-]$/;
 
+/**
+ * The rule's characters over whole lines: one or more LF-terminated lines, none blank and none with
+ * a CR or a space. One test over a 64 KiB chunk of `keys derive`'s input instead of one per line:
+ * 500,000 ids took 377-389 against 406-412 ms of CPU, as fast as skipping the check (389); the
+ * bounded `{0,127}` form took 398, so the length is left to the caller, which knows each line's.
+ */
+const REGISTRATION_ID_CHARACTER_LINES = /^(?:[A-Za-z0-9\-._:]*[A-Za-z0-9-]\n)+$/;
+
+/**
+ * True when `text` is one or more lines, each ending with LF, each of which registrationIdProblem
+ * would accept as it stands if it is at most MAX_REGISTRATION_ID_LENGTH long: the length is the one
+ * thing not checked. False says only that some line needs a closer look (registrationIdProblem).
+ */
+export function linesHaveRegistrationIdCharacters(text: string): boolean {
+  return REGISTRATION_ID_CHARACTER_LINES.test(text);
+}
+
 /** Returns null when valid, otherwise a sentence saying what is wrong. */
 export function registrationIdProblem(registrationId: string): string | null {
   if (registrationId.length === 0) return 'registration id is empty';
