@@ -99,6 +99,34 @@ describe('deriveKeysFromLines', () => {
     }
   });
 
+  it('reports an over-long id, a bad id and blank lines by line number across clean and unclean chunks', async () => {
+    const lines = Array.from({ length: 3_000 }, (_, i) => `contoso-toaster-${i}`);
+    lines[999] = 'x'.repeat(129); // only its length is wrong: a chunk's one-regex check lets it through
+    lines[1_999] = 'x'.repeat(128); // the longest valid id
+    lines[2_499] = 'bad id';
+    lines[2_799] = '';
+    const input = `${lines.join('\n')}\n`;
+    for (const size of [input.length, 65_536, 7_001, 997]) {
+      const chunks: string[] = [];
+      for (let i = 0; i < input.length; i += size) chunks.push(input.slice(i, i + size));
+      const output = new PassThrough();
+      const out: string[] = [];
+      output.on('data', (c: Buffer) => out.push(c.toString('utf8')));
+      const invalid: Array<[number, string]> = [];
+      const report = await deriveKeysFromLines(Readable.from(chunks), output, {
+        groupKey: GROUP_KEY,
+        onInvalid: (line, problem) => invalid.push([line, problem]),
+      });
+      expect(report, `chunks of ${size}`).toEqual({ derived: 2_997, invalid: 2 });
+      expect(invalid.map(([line]) => line)).toEqual([1_000, 2_500]);
+      expect(invalid[0]?.[1]).toContain('at most 128');
+      expect(invalid[1]?.[1]).toContain('may only contain');
+      const derived = out.join('').split('\n').filter(Boolean);
+      expect(derived[1_998]).toBe(`${'x'.repeat(128)} ${deriveDeviceKey(GROUP_KEY, 'x'.repeat(128))}`);
+      expect(derived.at(-1)).toBe(`contoso-toaster-2999 ${deriveDeviceKey(GROUP_KEY, 'contoso-toaster-2999')}`);
+    }
+  });
+
   it('rejects an invalid group key before reading', async () => {
     await expect(
       deriveKeysFromLines(Readable.from(['x\n']), new PassThrough(), { groupKey: 'not-base64' }),

@@ -1,6 +1,11 @@
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { createDeviceKeyDeriver, registrationIdProblem } from '@dpskit/contracts/keys';
+import {
+  createDeviceKeyDeriver,
+  linesHaveRegistrationIdCharacters,
+  MAX_REGISTRATION_ID_LENGTH,
+  registrationIdProblem,
+} from '@dpskit/contracts/keys';
 
 export interface DeriveKeysOptions {
   groupKey: string;
@@ -56,6 +61,17 @@ export async function deriveKeysFromLines(
     buffer += formatDerivedKey(registrationId, deriveKey(registrationId), json);
     report.derived += 1;
   };
+  // A line of a chunk whose lines all have the rule's characters as they stand (nothing to trim, no
+  // CR, not blank): only its length is left to check.
+  const idLine = (registrationId: string): void => {
+    if (registrationId.length > MAX_REGISTRATION_ID_LENGTH) {
+      line(registrationId);
+      return;
+    }
+    lineNumber += 1;
+    buffer += formatDerivedKey(registrationId, deriveKey(registrationId), json);
+    report.derived += 1;
+  };
   // One LF-terminated segment: a CR before the LF belongs to it (CRLF); any other CR ends a line.
   const segment = (text: string): void => {
     if (text.indexOf('\r') === -1) {
@@ -76,8 +92,16 @@ export async function deriveKeysFromLines(
   let pending = '';
   for await (const chunk of input) {
     const text = pending + (typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer));
-    // A chunk without CR (the usual case) needs no CR check per line: `line` directly.
-    const each = text.indexOf('\r') === -1 ? line : segment;
+    // The usual chunk, ids one a line and nothing else, is checked by one regex over its complete
+    // lines (idLine); any other is checked line by line, which names the line. A chunk without CR
+    // needs no CR check per line: `line` directly.
+    const last = text.lastIndexOf('\n');
+    const each =
+      last !== -1 && linesHaveRegistrationIdCharacters(text.slice(0, last + 1))
+        ? idLine
+        : text.indexOf('\r') === -1
+          ? line
+          : segment;
     let start = 0;
     for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
       each(text.slice(start, end));
