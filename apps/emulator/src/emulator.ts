@@ -145,8 +145,8 @@ export interface EmulatorOptions {
   /**
    * Other processes serve the same state folder at the same time (`dps-emulator start --workers`
    * passes true; default false): what one process does for a device held by another goes through
-   * the store. The hubs' pushes (a desired-property update, the close of a deleted device's
-   * connection) are written there by the process serving the registry call and delivered by the
+   * the store. The hubs' pushes (a desired-property update, the close of a deleted, disabled or
+   * moved device's connection, or of a device's older connection when it connected again) are written there by the process serving the registry call and delivered by the
    * process holding the device's connection, which looks every 20 ms. Register requests of one
    * registration id run one after another across the processes, as within one (each waits for the
    * earlier ones in the store, looking every 20 ms).
@@ -435,6 +435,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         onEvent: (event) => this.#onHubEvent(event),
         ...(pushOutbox ? { outbox: pushOutbox } : {}),
       });
+      // A DPS re-provisioning that moves a device away from a hub (or device id) deletes it there:
+      // its connection there is closed, here at once (after the assignment's commit, at the end
+      // of the store's write turn) and on the other processes through the store.
+      store.assignmentPushes = {
+        add: (push) => {
+          const seq = pushOutbox?.add(push);
+          setImmediate(() => hub.announcePush(push));
+          return seq;
+        },
+      };
+      cleanup.push(() => {
+        store.assignmentPushes = undefined;
+      });
       let hubPushes: HubPushFollower | undefined;
       const hubMqtt = await startHubMqtt(hub, this.#log, {
         // Other workers' pushes are read only while a device is connected to this one.
@@ -444,7 +457,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       if (pushOutbox) {
         const follower = followHubPushes({
           feed: pushOutbox,
-          deliver: (push) => hubMqtt.deliver(push),
+          deliver: (push, seq) => hubMqtt.deliver(push, seq),
           log: this.#log,
         });
         hubPushes = follower;

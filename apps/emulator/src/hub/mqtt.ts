@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { decodeJson } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
@@ -5,8 +6,8 @@ import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
-import { HubError, type HubEvent, type HubService, TwinError } from './core/hub-service.js';
-import { type HubPush, pushOfEvent } from './core/pushes.js';
+import { HubError, type HubService, TwinError } from './core/hub-service.js';
+import type { HubPush } from './core/pushes.js';
 import {
   DESIRED_FILTER,
   desiredPushTopic,
@@ -22,10 +23,10 @@ export interface HubMqtt {
   route(username: string | undefined): ((stream: Duplex) => void) | undefined;
   /**
    * Delivers a push that another process on the same store owes (`dps-emulator start --workers`)
-   * to the device if it is connected here. The pushes of this process's own hub events are
-   * delivered without it.
+   * to the device if it is connected here; `seq` is the push's place in the store's order. The
+   * pushes this process owes are delivered without it (`HubService.subscribePushes`).
    */
-  deliver(push: HubPush): void;
+  deliver(push: HubPush, seq?: number): void;
   close(): Promise<void>;
 }
 
@@ -38,6 +39,13 @@ interface Session {
   hub: string;
   deviceId: string;
   desired: boolean;
+  /** Names this connection in the registry's record of the device's connection. */
+  connection: string;
+  /**
+   * With a shared store: the `seq` of the `connected` push this connection wrote; a `connected`
+   * push of the same device with a higher one is a newer connection on another process.
+   */
+  connectedSeq?: number;
 }
 
 /**
@@ -89,7 +97,7 @@ export async function startHubMqtt(
           hub.reportRefused(hubName, parsed.deviceId, 'mqtt', auth.reason);
           return done(refusal(5, 'not authorized'), false);
         }
-        sessions.set(client, { hub: auth.hub, deviceId: auth.deviceId, desired: false });
+        sessions.set(client, { hub: auth.hub, deviceId: auth.deviceId, desired: false, connection: randomUUID() });
         done(null, true);
       },
       authorizeSubscribe(client, subscription, done) {
@@ -147,14 +155,14 @@ export async function startHubMqtt(
     broker.on('clientReady', (client) => {
       const session = sessions.get(client);
       if (!session) return;
-      hub.setConnected(session.hub, session.deviceId, true, 'mqtt');
+      session.connectedSeq = hub.setConnected(session.hub, session.deviceId, true, 'mqtt', session.connection);
       connected.add(client);
       if (connected.size === 1) options.onDevicesConnected?.(true);
     });
     broker.on('clientDisconnect', (client) => {
       const session = sessions.get(client);
       if (!session) return;
-      hub.setConnected(session.hub, session.deviceId, false, 'mqtt');
+      hub.setConnected(session.hub, session.deviceId, false, 'mqtt', session.connection);
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
     broker.on('clientError', (client, err) => log.debug('hub.mqtt', `${clip(client.id)}: ${err.message}`));
@@ -180,25 +188,38 @@ export async function startHubMqtt(
   }
 
   /** A push owed to a device: sent on its connection if it is connected here, else nothing. */
-  const deliver = (push: HubPush) => {
+  const deliver = (push: HubPush, seq?: number) => {
     const broker = brokers.get(push.hub.toLowerCase());
     const client = broker ? findClient(broker, push.deviceId) : undefined;
-    if (!client) return;
+    const session = client ? sessions.get(client) : undefined;
+    if (!client || !session) return;
     if (push.kind === 'desired') {
       const version = push.desired.$version;
-      if (sessions.get(client)?.desired && typeof version === 'number') {
-        reply(client, desiredPushTopic(version), push.desired);
-      }
+      if (session.desired && typeof version === 'number') reply(client, desiredPushTopic(version), push.desired);
       return;
     }
-    // IoT Hub drops the connection of a device deleted from its registry.
+    if (push.kind === 'connected') {
+      // IoT Hub keeps one MQTT connection per device and drops the existing one when another
+      // connects (azure-docs iot-mqtt-connect-to-iot-hub: 400027 ConnectionForcefullyClosedOnNewConnection).
+      // Within this process aedes does so (MQTT-3.1.4-2); a connection on another process is newer
+      // when its push came after this connection's own. A connection that has not yet written its
+      // own will write it after this one, so it is the newer and stays.
+      if (seq === undefined || session.connectedSeq === undefined || session.connectedSeq > seq) return;
+    }
+    // Deleted (through the registry, or moved away by a DPS re-provisioning), disabled, or
+    // connected anew elsewhere: IoT Hub ends the connection.
+    log.debug(
+      'hub.mqtt',
+      `${clip(session.deviceId)} on ${session.hub}: connection closed (${closeReason[push.kind]})`,
+      {
+        hub: session.hub,
+        deviceId: clip(session.deviceId),
+        reason: closeReason[push.kind],
+      },
+    );
     client.close();
   };
-  const onEvent = (event: HubEvent) => {
-    const push = pushOfEvent(event);
-    if (push) deliver(push);
-  };
-  const unsubscribe = hub.subscribe(onEvent);
+  const unsubscribe = hub.subscribePushes((push) => deliver(push));
 
   return {
     deliver,
@@ -227,6 +248,12 @@ export async function startHubMqtt(
     },
   };
 }
+
+const closeReason = {
+  deleted: 'device deleted',
+  disabled: 'device disabled',
+  connected: 'the device connected again on another connection',
+} as const;
 
 function findClient(broker: Aedes, deviceId: string): Client | undefined {
   const clients = (broker as unknown as { clients: Record<string, Client> }).clients;

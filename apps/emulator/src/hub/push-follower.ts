@@ -34,7 +34,8 @@ const BATCH = 256;
  */
 export function followHubPushes(options: {
   feed: HubPushFeed;
-  deliver: (push: HubPush) => void;
+  /** `seq`: the push's place in the store's order (a `connected` push is compared by it). */
+  deliver: (push: HubPush, seq: number) => void;
   log: Logger;
   everyMs?: number;
 }): HubPushFollower {
@@ -47,7 +48,7 @@ export function followHubPushes(options: {
         const rows = feed.after(last, BATCH);
         for (const row of rows) {
           last = row.seq;
-          if (row.origin !== feed.origin) deliver(row.push);
+          if (row.origin !== feed.origin) deliver(row.push, row.seq);
         }
         if (rows.length < BATCH) break;
       }

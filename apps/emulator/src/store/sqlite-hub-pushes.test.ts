@@ -5,6 +5,7 @@ import { createLogger } from '@dpskit/node-kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HubError, HubService } from '../hub/core/hub-service.js';
 import type { HubPush } from '../hub/core/pushes.js';
+import { applyAssignment } from '../hub/core/store.js';
 import { followHubPushes } from '../hub/push-follower.js';
 import { SqliteStore } from './sqlite.js';
 import { HUB_PUSHES_KEPT } from './sqlite-hub-pushes.js';
@@ -62,6 +63,62 @@ describe('hub pushes through the store', () => {
       ]);
       follower.poll();
       expect(delivered).toHaveLength(3);
+    } finally {
+      follower.close();
+    }
+  });
+
+  it('a disabled device, a device moved away by DPS and a device connected again owe the other process a close', () => {
+    const [a, b] = twoProcesses();
+    const outboxA = a.hubPushes('a');
+    const outboxB = b.hubPushes('b');
+    const hubA = new HubService({ store: a.hub, hubs: [HUB, 'hub-b.azure-devices.net'], outbox: outboxA });
+    const hubB = new HubService({ store: b.hub, hubs: [HUB], outbox: outboxB });
+    hubA.putDevice(HUB, 'dev-1', {}, undefined);
+    hubA.putDevice(HUB, 'dev-2', {}, undefined);
+    const delivered: { push: HubPush; seq: number }[] = [];
+    const follower = followHubPushes({
+      feed: outboxB,
+      deliver: (push, seq) => delivered.push({ push, seq }),
+      log,
+      everyMs: 60_000,
+    });
+    try {
+      follower.start();
+      // B holds dev-1's connection; A gets a newer one of the same device.
+      const heldSeq = hubB.setConnected(HUB, 'dev-1', true, 'mqtt', 'conn-b');
+      const newerSeq = hubA.setConnected(HUB, 'dev-1', true, 'mqtt', 'conn-a');
+      expect(heldSeq).toBeTypeOf('number');
+      expect(newerSeq).toBeGreaterThan(heldSeq as number);
+      // The older connection's close, recorded after the newer one connected, leaves it Connected.
+      hubB.setConnected(HUB, 'dev-1', false, 'mqtt', 'conn-b');
+      expect(a.hub.getDevice(HUB, 'dev-1')?.connectionState).toBe('Connected');
+      hubA.setConnected(HUB, 'dev-1', false, 'mqtt', 'conn-a');
+      expect(a.hub.getDevice(HUB, 'dev-1')?.connectionState).toBe('Disconnected');
+
+      hubA.putDevice(HUB, 'dev-2', { status: 'disabled' }, '*');
+      hubA.putDevice(HUB, 'dev-2', { status: 'disabled' }, '*'); // already disabled: nothing more owed
+      // A DPS re-provisioning that moves dev-1 to another hub, in the registration's transaction.
+      a.transaction(() =>
+        applyAssignment(
+          a.hub,
+          {
+            registrationId: 'dev-1',
+            hub: 'hub-b.azure-devices.net',
+            deviceId: 'dev-1',
+            previous: { hub: HUB, deviceId: 'dev-1' },
+            resetTwin: false,
+          },
+          new Date(),
+          outboxA,
+        ),
+      );
+      follower.poll();
+      expect(delivered).toEqual([
+        { push: { kind: 'connected', hub: HUB, deviceId: 'dev-1' }, seq: newerSeq },
+        { push: { kind: 'disabled', hub: HUB, deviceId: 'dev-2' }, seq: expect.any(Number) },
+        { push: { kind: 'deleted', hub: HUB, deviceId: 'dev-1' }, seq: expect.any(Number) },
+      ]);
     } finally {
       follower.close();
     }

@@ -46,9 +46,10 @@ export class SqliteHubPushes implements HubPushOutbox {
   }
 
   /** Called inside the hub store's transaction (`HubService`). */
-  add(push: HubPush): void {
-    this.#statements.add.run(this.origin, JSON.stringify(push));
+  add(push: HubPush): number {
+    const seq = Number(this.#statements.add.run(this.origin, JSON.stringify(push)).lastInsertRowid);
     if (++this.#added % PRUNE_EVERY === 0) this.#statements.prune.run(HUB_PUSHES_KEPT);
+    return seq;
   }
 
   /** Pushes written after `afterSeq` by any process, oldest first, at most `limit`. */
@@ -76,7 +77,8 @@ function parsePush(text: string): HubPush | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const push = value as { kind?: unknown; hub?: unknown; deviceId?: unknown; desired?: unknown };
   if (typeof push.hub !== 'string' || typeof push.deviceId !== 'string') return undefined;
-  if (push.kind === 'deleted') return { kind: 'deleted', hub: push.hub, deviceId: push.deviceId };
+  if (push.kind === 'deleted' || push.kind === 'disabled' || push.kind === 'connected')
+    return { kind: push.kind, hub: push.hub, deviceId: push.deviceId };
   if (
     push.kind === 'desired' &&
     typeof push.desired === 'object' &&

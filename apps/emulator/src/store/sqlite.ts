@@ -25,6 +25,7 @@ import {
 import { isDeviceTransport } from '../core/events.js';
 import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../core/store.js';
 import type { HubAssignment } from '../hub/core/assignment.js';
+import type { HubPushOutbox } from '../hub/core/pushes.js';
 import { applyAssignment } from '../hub/core/store.js';
 import { SqliteHubStore } from './sqlite-hub.js';
 import { SqliteHubPushes } from './sqlite-hub-pushes.js';
@@ -199,6 +200,11 @@ export class SqliteStore
   #enrollmentChanges = 0;
   /** The emulated hubs' devices and telemetry, in the same database. */
   readonly hub: SqliteHubStore;
+  /**
+   * Where an assignment's writes owe pushes (a device moved away from a hub: its connection there
+   * is closed), in the assignment's transaction; set by the emulator's hub.
+   */
+  assignmentPushes: HubPushOutbox | undefined;
   /** Built once: `db.transaction` wraps its function anew on every call. */
   readonly #finishTransaction: (
     operationId: string,
@@ -520,7 +526,7 @@ export class SqliteStore
     if (record) this.put(record);
     const changed = this.#statements.finishOperation.run(text, finishedAtMs, operationId).changes;
     if (changed !== 1) throw new Error(`operation ${operationId} does not exist or has already finished`);
-    if (hub) applyAssignment(this.hub, hub, new Date(finishedAtMs));
+    if (hub) applyAssignment(this.hub, hub, new Date(finishedAtMs), this.assignmentPushes);
   }
 
   unfinishedOperations(): OperationRecord[] {

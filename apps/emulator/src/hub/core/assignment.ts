@@ -97,6 +97,7 @@ export function planAssignment(
     connectionState: target?.connectionState ?? 'Disconnected',
     ...(target?.connectionStateUpdatedUtc ? { connectionStateUpdatedUtc: target.connectionStateUpdatedUtc } : {}),
     ...(target?.lastActivityUtc ? { lastActivityUtc: target.lastActivityUtc } : {}),
+    ...(target?.connection ? { connection: target.connection } : {}),
   };
   if (target && (assignment.resetTwin || carried !== target)) {
     // A twin replaced under an existing identity moves its version on: a registry client holding

@@ -2,7 +2,7 @@ import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/con
 import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
 import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
-import type { HubPushOutbox } from './pushes.js';
+import type { HubPush, HubPushOutbox } from './pushes.js';
 import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
@@ -117,6 +117,7 @@ export class HubService {
   readonly #hubs: ReadonlyMap<string, string>;
   readonly #now: () => Date;
   readonly #listeners = new Set<(event: HubEvent) => void>();
+  readonly #pushListeners = new Set<(push: HubPush) => void>();
   readonly #outbox: HubPushOutbox | undefined;
   readonly policies: readonly HubPolicy[];
 
@@ -143,6 +144,31 @@ export class HubService {
   subscribe(listener: (event: HubEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Listens to the pushes this process owes its own device connections, after the change that
+   * caused each is committed (the hub MQTT transport delivers them; other processes' come from the
+   * store, see `HubPushOutbox`).
+   */
+  subscribePushes(listener: (push: HubPush) => void): () => void {
+    this.#pushListeners.add(listener);
+    return () => this.#pushListeners.delete(listener);
+  }
+
+  /**
+   * Hands the local listeners a push that a change made outside this service owes (a DPS
+   * assignment that moved a device away from its hub, written by the registration store), once
+   * that change is committed.
+   */
+  announcePush(push: HubPush): void {
+    for (const listener of this.#pushListeners) {
+      try {
+        listener(push);
+      } catch {
+        // A listener's failure is its own; the hub goes on.
+      }
+    }
   }
 
   /**
@@ -267,6 +293,14 @@ export class HubService {
       }
       return { device: updated, desiredPush: applied.desiredPush };
     });
+    if (desiredPush) {
+      this.announcePush({
+        kind: 'desired',
+        hub: device.identity.hub,
+        deviceId: device.identity.deviceId,
+        desired: desiredPush,
+      });
+    }
     this.#emit({
       kind: 'twin-updated',
       hub: device.identity.hub,
@@ -292,6 +326,8 @@ export class HubService {
       this.#store.deleteDevice(hub, deviceId);
       this.#outbox?.add({ kind: 'deleted', hub, deviceId });
     });
+    // IoT Hub drops the connection of a device deleted from its registry.
+    this.announcePush({ kind: 'deleted', hub, deviceId });
     this.#emit({ kind: 'device-deleted', hub, deviceId });
   }
 
@@ -346,6 +382,7 @@ export class HubService {
     }
     const now = this.#now().toISOString();
     let created = false;
+    let disabled = false;
     const device = this.#store.transaction(() => {
       const current = this.#store.getDevice(hub, deviceId);
       if (current && ifMatch === undefined)
@@ -395,8 +432,14 @@ export class HubService {
       if (typeof fields.statusReason === 'string') next.identity.statusReason = fields.statusReason.slice(0, 128);
       created = !current;
       this.#store.putDevice(next);
+      // A device disabled while connected loses its connection, as in IoT Hub (its SDKs report
+      // "device disabled"; the .NET SDK's ConnectionStatusChangeReason.Device_Disabled: "the
+      // device has been deleted or marked as disabled"); reconnecting is refused (device-disabled).
+      disabled = current?.identity.status === 'enabled' && status === 'disabled';
+      if (disabled) this.#outbox?.add({ kind: 'disabled', hub: next.identity.hub, deviceId: next.identity.deviceId });
       return next;
     });
+    if (disabled) this.announcePush({ kind: 'disabled', hub: device.identity.hub, deviceId: device.identity.deviceId });
     this.#emit({ kind: created ? 'device-created' : 'device-updated', hub, deviceId: device.identity.deviceId });
     return deviceView(device);
   }
@@ -429,20 +472,45 @@ export class HubService {
     });
   }
 
-  /** Records a device connecting or leaving (its registry `connectionState`). */
-  setConnected(hub: string, deviceId: string, connected: boolean, transport: HubTransport): void {
+  /**
+   * Records a device connection opening or closing (its registry `connectionState`). `connection`
+   * names the connection: IoT Hub keeps one per device, and a device that connected again (here or
+   * on another process) is `Connected` whatever its older connection's close records after it.
+   * Opening returns the `seq` of the `connected` push written for the other processes (with a
+   * shared store), which the transport keeps to tell an older connection from a newer one.
+   */
+  setConnected(
+    hub: string,
+    deviceId: string,
+    connected: boolean,
+    transport: HubTransport,
+    connection?: string,
+  ): number | undefined {
     const now = this.#now().toISOString();
-    this.#store.transaction(() => {
+    const seq = this.#store.transaction(() => {
       const current = this.#store.getDevice(hub, deviceId);
-      if (!current) return; // deleted meanwhile
+      if (!current) return undefined; // deleted meanwhile
+      if (
+        !connected &&
+        connection !== undefined &&
+        current.connection !== undefined &&
+        current.connection !== connection
+      )
+        return undefined; // a newer connection of the device is the one the registry shows
+      const { connection: _previous, ...rest } = current;
       this.#store.putDevice({
-        ...current,
+        ...rest,
         connectionState: connected ? 'Connected' : 'Disconnected',
         connectionStateUpdatedUtc: now,
         ...(connected ? { lastActivityUtc: now } : {}),
+        ...(connected && connection !== undefined ? { connection } : {}),
       });
+      return connected
+        ? this.#outbox?.add({ kind: 'connected', hub: current.identity.hub, deviceId: current.identity.deviceId })
+        : undefined;
     });
     this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, deviceId, transport });
+    return seq;
   }
 
   /** Reports a refused device connection (never the token). */

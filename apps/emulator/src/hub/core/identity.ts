@@ -35,6 +35,8 @@ export interface HubDevice {
   connectionState: 'Connected' | 'Disconnected';
   connectionStateUpdatedUtc?: string;
   lastActivityUtc?: string;
+  /** The transport's name for the connection `connectionState: 'Connected'` describes (never shown). */
+  connection?: string;
 }
 
 /** IoT Hub's "never" timestamp in registry answers. */

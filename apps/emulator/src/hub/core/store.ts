@@ -1,5 +1,6 @@
 import { type AssignmentPlan, type HubAssignment, planAssignment } from './assignment.js';
 import type { HubDevice } from './identity.js';
+import type { HubPushOutbox } from './pushes.js';
 
 /** A device-to-cloud message as the hub received it. */
 export interface TelemetryRecord {
@@ -63,8 +64,17 @@ export interface HubChangeFeed {
   deviceCounts(): Map<string, number>;
 }
 
-/** Plans and applies an assignment's writes through `store` (inside the caller's transaction). */
-export function applyAssignment(store: HubStore, assignment: HubAssignment, now: Date): AssignmentPlan {
+/**
+ * Plans and applies an assignment's writes through `store` (inside the caller's transaction). A
+ * device moved away from a hub (or device id) is deleted there, and its connection to it is owed a
+ * close: `outbox` gets a `deleted` push for it in the same transaction.
+ */
+export function applyAssignment(
+  store: HubStore,
+  assignment: HubAssignment,
+  now: Date,
+  outbox?: HubPushOutbox,
+): AssignmentPlan {
   const source = assignment.previous
     ? store.getDevice(assignment.previous.hub, assignment.previous.deviceId)
     : undefined;
@@ -72,7 +82,8 @@ export function applyAssignment(store: HubStore, assignment: HubAssignment, now:
   const plan = planAssignment(assignment, { ...(source ? { source } : {}), ...(target ? { target } : {}) }, now);
   for (const write of plan.writes) {
     if (write.kind === 'put') store.putDevice(write.device);
-    else store.deleteDevice(write.hub, write.deviceId);
+    else if (store.deleteDevice(write.hub, write.deviceId))
+      outbox?.add({ kind: 'deleted', hub: write.hub, deviceId: write.deviceId });
   }
   return plan;
 }
