@@ -1,0 +1,83 @@
+import type { LogRecord } from '@dpskit/node-kit';
+import { describe, expect, it } from 'vitest';
+import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
+import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
+import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
+
+// `dps-emulator start --workers 2` (the built CLI) ends device connections as IoT Hub does whichever
+// worker holds them, with the official SDKs (azure-iothub's Registry, azure-iot-device's Client over
+// MQTT): a device id connected again on the other worker closes its older connection (IoT Hub keeps
+// one MQTT connection per device, azure-docs iot-mqtt-connect-to-iot-hub), and a device disabled
+// through the registry on one worker loses its connection on the other. The primary hands
+// connections to the workers in turn; the registry sends every call over one kept-alive connection.
+
+/** The `n`th log line (from 1) `match` accepts, once the emulator has written it. */
+async function loggedNth(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord> {
+  for (;;) {
+    const line = child.log().filter(match)[n - 1];
+    if (line) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const about = (event: string, deviceId: string, worker?: unknown) => (line: LogRecord) =>
+  line.event === event && line.deviceId === deviceId && (worker === undefined || line.worker === worker);
+
+describe('dps-emulator start --workers: the hubs end connections on any worker', () => {
+  it('a device id connected on the other worker closes its older connection; a device disabled on one worker is closed on the other', async () => {
+    const unreachable = await closedPortUrl();
+    const child = await startCliEmulator(testConfig(unreachable, unreachable), ['--workers', '2']);
+    const clients: DeviceClient[] = [];
+    try {
+      const registry = keptAliveRegistry(child.view, HUB_A);
+      const keyOf = async (deviceId: string) =>
+        (await registry.create({ deviceId })).responseBody.authentication?.symmetricKey?.primaryKey as string;
+
+      // The same device id, connected again until the newer connection sits on the other worker
+      // than the older one (on the same worker, aedes closes the older one itself).
+      const twice = 'twice';
+      const key = await keyOf(twice);
+      let older: { worker: unknown; closesBefore: number } | undefined;
+      let newer: { client: DeviceClient; worker: unknown } | undefined;
+      for (let n = 1; n <= 8 && !newer; n++) {
+        const client = await deviceClient(child.view, { hub: HUB_A, deviceId: twice, key });
+        clients.push(client);
+        await client.open();
+        const { worker } = await loggedNth(child, about('hub.connected', twice), n);
+        if (older && worker !== older.worker) newer = { client, worker };
+        else older = { worker, closesBefore: child.log().filter(about('hub.disconnected', twice, worker)).length };
+      }
+      if (!older || !newer) throw new Error('no two connections of one device id on two workers');
+      // The older connection, on the other worker, is closed; the newer one works and is the one
+      // the registry shows connected.
+      await loggedNth(child, about('hub.disconnected', twice, older.worker), older.closesBefore + 1);
+      await newer.client.getTwin();
+      expect((await registry.get(twice)).responseBody.connectionState).toBe('Connected');
+      expect(child.log().some(about('hub.disconnected', twice, newer.worker))).toBe(false);
+
+      // Disabled through the registry on one worker while connected to the other.
+      const registryWorker = (await loggedNth(child, about('hub.device-created', twice))).worker;
+      let disabled: { id: string; key: string; worker: unknown } | undefined;
+      for (let n = 0; n < 8 && !disabled; n++) {
+        const id = `disabled-${n}`;
+        const deviceKey = await keyOf(id);
+        const client = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key: deviceKey });
+        clients.push(client);
+        await client.open();
+        const { worker } = await loggedNth(child, about('hub.connected', id));
+        if (worker !== registryWorker) disabled = { id, key: deviceKey, worker };
+      }
+      if (!disabled) throw new Error('no device connected to the other worker than the registry');
+      await registry.update({ deviceId: disabled.id, status: 'disabled' });
+      expect((await loggedNth(child, about('hub.device-updated', disabled.id))).worker).toBe(registryWorker);
+      await loggedNth(child, about('hub.disconnected', disabled.id, disabled.worker));
+      const again = await deviceClient(child.view, { hub: HUB_A, deviceId: disabled.id, key: disabled.key });
+      clients.push(again);
+      await expect(again.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
+      expect((await loggedNth(child, about('hub.connect-refused', disabled.id))).reason).toBe('device-disabled');
+    } finally {
+      await Promise.allSettled(clients.map((client) => client.close()));
+      expect(await child.stop()).toBe(0);
+    }
+  });
+});
