@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { decodeJson } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
@@ -98,6 +99,7 @@ export async function startHubMqtt(
           return done(refusal(5, 'not authorized'), false);
         }
         sessions.set(client, { hub: auth.hub, deviceId: auth.deviceId, desired: false, connection: randomUUID() });
+        grantAtMostQos1(client);
         done(null, true);
       },
       authorizeSubscribe(client, subscription, done) {
@@ -107,7 +109,9 @@ export async function startHubMqtt(
           return done(null, null);
         }
         if (subscription.topic === DESIRED_FILTER) session.desired = true;
-        // QoS 0 as IoT Hub grants for twin topics; the device SDK accepts any granted QoS.
+        // Granted at the QoS asked up to 1 (see grantAtMostQos1); the hub's own publishes (twin
+        // answers, desired pushes) are QoS 0, so the device gets them at QoS 0 whatever it was
+        // granted (MQTT 3.1.1 3.8.4: a delivery's QoS is at most the granted one).
         done(null, subscription);
       },
       authorizePublish(client, packet, done) {
@@ -247,6 +251,22 @@ export async function startHubMqtt(
       );
     },
   };
+}
+
+/**
+ * "When a device app subscribes to a topic with QoS 2, IoT Hub grants maximum QoS level 1 in the
+ * SUBACK packet" (azure-docs iot-mqtt-connect-to-iot-hub). aedes answers the SUBACK with the QoS
+ * asked, read before `authorizeSubscribe` runs (a subscription returned from it with another QoS
+ * changes the delivery, not the SUBACK), so the QoS is lowered on the parsed SUBSCRIBE itself, by a
+ * listener ahead of aedes's own on the client's packet parser (aedes 1.x's `_parser`; a test pins
+ * the granted QoS, should a newer aedes rename it).
+ */
+function grantAtMostQos1(client: Client): void {
+  const parser = (client as unknown as { _parser?: EventEmitter })._parser;
+  parser?.prependListener('packet', (packet: { cmd?: string; subscriptions?: { qos: number }[] }) => {
+    if (packet.cmd !== 'subscribe' || !Array.isArray(packet.subscriptions)) return;
+    for (const subscription of packet.subscriptions) if (subscription.qos > 1) subscription.qos = 1;
+  });
 }
 
 const closeReason = {

@@ -7,12 +7,13 @@ const requireFromHere = createRequire(import.meta.url);
 const requireFromBase = createRequire(requireFromHere.resolve('azure-iot-mqtt-base'));
 
 interface MqttClient {
-  on(event: 'message', listener: (topic: string, payload: Buffer) => void): this;
+  on(event: 'message', listener: (topic: string, payload: Buffer, packet: { qos: number }) => void): this;
   on(event: 'close' | 'connect', listener: () => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
+  removeListener(event: 'message', listener: (topic: string, payload: Buffer, packet: { qos: number }) => void): this;
   subscribe(
     topic: string,
-    options: { qos: 0 | 1 },
+    options: { qos: 0 | 1 | 2 },
     callback: (err: Error | null, granted: { topic: string; qos: number }[]) => void,
   ): void;
   publish(
