@@ -5,7 +5,7 @@ import {
   parseAllocationRequest,
   parseAllocationRequestJson,
   parseAllocationResponse,
-} from '@dpskit/contracts';
+} from '@dpskit/contracts/allocation';
 import { logFields } from '../log/fields.js';
 import type { AllocationDecision, AllocationPolicy } from '../policy/policy.js';
 import { tutorialPolicy } from '../policy/tutorial.js';

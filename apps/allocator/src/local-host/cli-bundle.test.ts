@@ -17,7 +17,7 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     const source = await readFile(cli, 'utf8');
     expect(source.startsWith('#!/usr/bin/env node\n')).toBe(true);
     const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(specifiers).toContain('@dpskit/contracts');
+    expect(specifiers).toContain('@dpskit/contracts/allocation');
     expect(specifiers.filter((s) => s!.startsWith('.') || s === '@dpskit/node-kit')).toEqual([]);
   });
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
 
 // DPS adds fields to its records over time (for example `credentialPolicyName` in 2026-04-01),

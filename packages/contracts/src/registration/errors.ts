@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatDpsErrorTimestamp } from '../dps-format.js';
 import { type ParseResult, parseJsonWith } from '../schema/parse.js';
 

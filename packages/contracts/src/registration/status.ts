@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { devicePayloadSchema } from '../allocation/request.js';
 import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * `X509CertificateInfo` as the DPS service API reports it for an uploaded certificate (and, in

@@ -1,0 +1,27 @@
+/**
+ * `@dpskit/contracts/allocation`: the custom allocation webhook's contract alone (parse the request
+ * DPS sends, check the answer), for a webhook that must answer soon after its process starts. The
+ * build bundles this entry with the schema modules it needs and the parts of zod they use into one
+ * module (scripts/bundle-allocation.mjs): the main entry loads zod as about a hundred modules, which
+ * was about half of the allocator host's cold start (issue #13). Same schemas, same results and
+ * messages as the main entry's functions of the same names. The schemas are not exported: they are
+ * built on the bundle's own copy of zod, not to be mixed with the main entry's or an app's zod.
+ * `ContractValidationError` and `decodeJson` are the main entry's own (not bundled), so
+ * `instanceof` holds across both entries.
+ */
+
+export type { EnrollmentGroup, IndividualEnrollment, InitialTwin, TwinCollection } from '../enrollment/enrollment.js';
+export { DEFAULT_MAX_JSON_DEPTH, decodeJson, type JsonBounds, type JsonDecodeResult } from '../schema/json-bounds.js';
+export { ContractValidationError, type FieldIssue, type ParseResult } from '../schema/parse.js';
+export type { X509CertificateInfo } from '../x509/certificate-info.js';
+export {
+  type AllocationRequest,
+  type DevicePayload,
+  type DeviceRuntimeContext,
+  parseAllocationRequest,
+  parseAllocationRequestJson,
+  WEBHOOK_API_VERSIONS,
+  type WebhookApiVersion,
+  type X509RuntimeContext,
+} from './request.js';
+export { type AllocationResponse, parseAllocationResponse, parseAllocationResponseJson } from './response.js';
