@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -7,7 +7,9 @@ import path from 'node:path';
  * dot. The usual shapes, a plain path or one `*` in the last segment (`dist/src/functions/*.js`), are
  * answered with one stat or readdir; anything else goes to tinyglobby (same pattern syntax as globby),
  * loaded only then: importing it (and picomatch) was a tenth of the local host's cold start (issue
- * #13). main-files.test.ts holds the short way to tinyglobby's answers.
+ * #13). main-files.test.ts holds the short way to tinyglobby's answers. The short way reads the
+ * folder synchronously: one readdir and a stat per match, once per app load, each of which would
+ * otherwise be a thread-pool round trip on the way to the host's first answer.
  */
 export async function matchMainFiles(pattern: string, cwd: string): Promise<string[]> {
   const simple = simplePattern(pattern);
@@ -18,12 +20,12 @@ export async function matchMainFiles(pattern: string, cwd: string): Promise<stri
   const dir = path.resolve(cwd, simple.dir);
   if (simple.star === undefined) {
     const file = path.join(dir, simple.name);
-    return (await isFile(file)) ? [file] : [];
+    return isFile(file) ? [file] : [];
   }
   const { prefix, suffix } = simple.star;
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return [];
   }
@@ -32,7 +34,7 @@ export async function matchMainFiles(pattern: string, cwd: string): Promise<stri
     if (name.startsWith('.') || name.length < prefix.length + suffix.length) continue;
     if (!name.startsWith(prefix) || !name.endsWith(suffix)) continue;
     const file = path.join(dir, name);
-    if (await isFile(file)) matched.push(file);
+    if (isFile(file)) matched.push(file);
   }
   return matched;
 }
@@ -61,9 +63,9 @@ function simplePattern(
 }
 
 /** A file, or a symbolic link to one (globby follows links). */
-async function isFile(file: string): Promise<boolean> {
+function isFile(file: string): boolean {
   try {
-    return (await stat(file)).isFile();
+    return statSync(file).isFile();
   } catch {
     return false;
   }

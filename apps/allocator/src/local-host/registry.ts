@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { HttpFunctionDefinition } from '../registration/http-function.js';
@@ -45,7 +45,7 @@ const definitionByRegistration = new WeakMap<CoreRegistration, ReturnType<typeof
  */
 export async function loadFunctionApp(root: string = PACKAGE_ROOT, log: CoreLog = () => {}): Promise<FunctionApp> {
   const appRoot = path.resolve(root);
-  const routePrefix = await readRoutePrefix(appRoot);
+  const routePrefix = readRoutePrefix(appRoot);
   const modules = await resolveMainModules(appRoot);
   const registrations: CoreRegistration[] = [];
   for (const file of modules) {
@@ -84,11 +84,14 @@ export async function loadFunctionApp(root: string = PACKAGE_ROOT, log: CoreLog 
   return { root: appRoot, routePrefix, modules, definitions, skipped };
 }
 
-async function readRoutePrefix(root: string): Promise<string> {
+// host.json and package.json are read synchronously: two small files, once per app load, on the way
+// to the host's first answer, where fs/promises' readFile took four thread-pool round trips each
+// (open, stat, read, close) of waiting on a busy machine (issue #13 cold start).
+function readRoutePrefix(root: string): string {
   const file = path.join(root, 'host.json');
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new FunctionAppError(
       `${file} could not be read (${errorMessage(err)}): a Functions app folder has a host.json at its root.`,
@@ -114,7 +117,7 @@ export async function resolveMainModules(root: string): Promise<string[]> {
   const file = path.join(root, 'package.json');
   let pkg: { main?: unknown };
   try {
-    pkg = JSON.parse(await readFile(file, 'utf8')) as typeof pkg;
+    pkg = JSON.parse(readFileSync(file, 'utf8')) as typeof pkg;
   } catch (err) {
     throw new FunctionAppError(`${file} could not be read: ${errorMessage(err)}`);
   }
