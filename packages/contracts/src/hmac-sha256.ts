@@ -40,17 +40,19 @@ export function createHmacSha256Base64(key: Buffer): (message: string) => string
     outer[i] = k0[i]! ^ 0x5c;
   }
   k0.fill(0);
-  // inner[0, BLOCK_BYTES + n) for each message length n met, made once: a subarray per message costs
-  // about a tenth of the two hashes.
-  const innerViews: Buffer[] = [];
+  // inner[0, BLOCK_BYTES + n) for the last message length n: a new subarray per message cost 8% more
+  // (336 against 311 ms for 500,000 ids), and a fleet's ids mostly keep their length from one to the
+  // next. One view, not one per length, keeps a deriver's memory fixed (the emulator holds two per
+  // enrollment group); alternating lengths cost what a subarray per message does (346 ms).
+  let viewBytes = -1;
+  let view = inner;
 
   return (message) => {
     if (message.length > MAX_FAST_MESSAGE_LENGTH) return slowPath(message);
     const bytes = inner.write(message, BLOCK_BYTES, 'utf8');
-    let view = innerViews[bytes];
-    if (view === undefined) {
+    if (bytes !== viewBytes) {
       view = inner.subarray(0, BLOCK_BYTES + bytes);
-      innerViews[bytes] = view;
+      viewBytes = bytes;
     }
     outer.write(hash('sha256', view, 'binary'), BLOCK_BYTES, 'binary');
     return hash('sha256', outer, 'base64');
