@@ -129,6 +129,26 @@ describe('DeviceSession (MQTT 3.1.1 for the DPS device API, without sockets)', (
     expect(sent.length).toBe(count);
   });
 
+  it('answers at the QoS the response topics were last granted: QoS 0 to a QoS 0 subscription', () => {
+    const { s, sent } = session();
+    s.packet(CONNECT);
+    const subscribe = (messageId: number, qos: 0 | 1 | 2) =>
+      s.packet({ cmd: 'subscribe', messageId, subscriptions: [{ topic: '$dps/registrations/res/#', qos }] });
+    subscribe(1, 0);
+    s.reply('$dps/registrations/res/202/?$rid=1', Buffer.from('{}'));
+    expect(sent.at(-1)).toEqual({
+      cmd: 'publish',
+      topic: '$dps/registrations/res/202/?$rid=1',
+      payload: Buffer.from('{}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    subscribe(2, 2);
+    s.reply('$dps/registrations/res/200/?$rid=2', Buffer.from('{}'));
+    expect(sent.at(-1)).toMatchObject({ qos: 1, messageId: 1 });
+  });
+
   it('answers PINGREQ, ends gracefully on DISCONNECT and ignores what follows', () => {
     const { s, sent, closed, requests } = session();
     s.packet(CONNECT);

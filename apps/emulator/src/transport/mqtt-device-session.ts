@@ -43,6 +43,12 @@ const SUBSCRIPTION_REFUSED = 0x80;
 export class DeviceSession {
   #state: 'connecting' | 'connected' | 'closed' = 'connecting';
   #nextMessageId = 0;
+  /**
+   * The QoS granted to the device's subscription to the response topics (the last one asked for;
+   * 1 until it subscribes, as the SDKs do): answers go at it, since MQTT 3.1.1 delivers at most at
+   * the granted QoS (3.8.4) and a device subscribing at QoS 0 sends no PUBACK.
+   */
+  #answerQos: 0 | 1 = 1;
   /** Seconds from the CONNECT; 0 when the device sends none (its connection's idle timeout applies). */
   keepaliveSeconds = 0;
   clientId = '';
@@ -65,15 +71,14 @@ export class DeviceSession {
       case 'publish':
         this.#publish(packet);
         break;
-      case 'subscribe':
-        this.hooks.send({
-          cmd: 'suback',
-          messageId: packet.messageId,
-          granted: packet.subscriptions.map((s) =>
-            s.topic === RESPONSE_FILTER ? (Math.min(s.qos, 1) as 0 | 1) : SUBSCRIPTION_REFUSED,
-          ),
-        });
+      case 'subscribe': {
+        const granted = packet.subscriptions.map((s) =>
+          s.topic === RESPONSE_FILTER ? (Math.min(s.qos, 1) as 0 | 1) : SUBSCRIPTION_REFUSED,
+        );
+        for (const qos of granted) if (qos !== SUBSCRIPTION_REFUSED) this.#answerQos = qos;
+        this.hooks.send({ cmd: 'suback', messageId: packet.messageId, granted });
         break;
+      }
       case 'unsubscribe':
         this.hooks.send({ cmd: 'unsuback', messageId: packet.messageId, granted: [] });
         break;
@@ -103,6 +108,11 @@ export class DeviceSession {
   /** Sends an answer on a response topic at QoS 1 (as the SDKs subscribe), unless the session has ended. */
   reply(topic: string, payload: Buffer): void {
     if (this.#state !== 'connected') return;
+    if (this.#answerQos === 0) {
+      // Subscribed at QoS 0: delivered at QoS 0, without a packet id.
+      this.hooks.send({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
+      return;
+    }
     // Packet ids 1…65535, reused in turn; a device never has that many answers outstanding.
     this.#nextMessageId = (this.#nextMessageId % 65535) + 1;
     this.hooks.send({

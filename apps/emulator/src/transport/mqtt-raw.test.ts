@@ -183,6 +183,24 @@ describe('MQTT edge cases', () => {
     expect(accepted.status).toBe(202);
   });
 
+  it('answers a device subscribed at QoS 0 at QoS 0 (MQTT 3.1.1: at most the granted QoS)', async () => {
+    const d = await device('hashed-raw-qos0');
+    const granted = await new Promise<number>((resolve, reject) =>
+      d.client.subscribe('$dps/registrations/res/#', { qos: 0 }, (err, result) =>
+        err ? reject(err) : resolve(result[0]?.qos ?? -1),
+      ),
+    );
+    expect(granted).toBe(0);
+    const delivered = new Promise<{ topic: string; qos: number }>((resolve) =>
+      d.client.on('message', (topic, _payload, packet) => resolve({ topic, qos: packet.qos })),
+    );
+    d.client.publish(REGISTER('q0'), JSON.stringify({ registrationId: 'hashed-raw-qos0' }), { qos: 1 });
+    expect(await delivered).toMatchObject({
+      topic: expect.stringMatching(/^\$dps\/registrations\/res\/\d+\/\?\$rid=q0/),
+      qos: 0,
+    });
+  });
+
   it('closes a client that sends a second CONNECT on its connection', async () => {
     const d = await device('hashed-raw-reconnect');
     (d.client as unknown as { stream: { write(b: Buffer): void } }).stream.write(
