@@ -102,6 +102,32 @@ export class DeviceApi {
     transport: DeviceTransport,
     apiVersion?: string,
   ): DeviceApiResponse {
+    const started = this.#register(attestation, message, transport, apiVersion, false);
+    if (started instanceof Promise) throw new Error('unreachable: register started an operation saved later');
+    return started;
+  }
+
+  /**
+   * `register` as the transports call it: the 202 comes as a promise when the operation is saved
+   * with the store's other writes of the event-loop turn (`RegistrationService.registerSoon`),
+   * once they are committed; every refusal comes at once.
+   */
+  registerSoon(
+    attestation: AttestationResult,
+    message: string | Uint8Array,
+    transport: DeviceTransport,
+    apiVersion?: string,
+  ): DeviceApiResponse | Promise<DeviceApiResponse> {
+    return this.#register(attestation, message, transport, apiVersion, true);
+  }
+
+  #register(
+    attestation: AttestationResult,
+    message: string | Uint8Array,
+    transport: DeviceTransport,
+    apiVersion: string | undefined,
+    soon: boolean,
+  ): DeviceApiResponse | Promise<DeviceApiResponse> {
     if (!attestation.ok) {
       this.service.reportUnauthorized(attestation, transport);
       return unauthorized(transport);
@@ -136,8 +162,15 @@ export class DeviceApi {
       const refused = this.#csrProblem(attestation.registrationId, request.csr, apiVersion);
       if (refused) return errorResponse(DpsErrorCode.InvalidRequestBody, refused);
     }
-    const body = this.service.register(attestation, request.payload, transport, request.csr);
-    return { status: 202, body, retryAfterSeconds: this.options.retryAfterSeconds };
+    const { retryAfterSeconds } = this.options;
+    if (!soon) {
+      const body = this.service.register(attestation, request.payload, transport, request.csr);
+      return { status: 202, body, retryAfterSeconds };
+    }
+    const body = this.service.registerSoon(attestation, request.payload, transport, request.csr);
+    return body instanceof Promise
+      ? body.then((saved) => ({ status: 202, body: saved, retryAfterSeconds }))
+      : { status: 202, body, retryAfterSeconds };
   }
 
   /**

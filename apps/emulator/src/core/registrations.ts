@@ -143,6 +143,46 @@ export class RegistrationService {
     transport: DeviceTransport,
     csr?: string,
   ): RegistrationOperationStatus {
+    const operation = this.#newOperation(device, payload, transport, csr);
+    // Saved before the device hears of it: after a crash, a poll finds it and a restart finishes it.
+    this.#options.store.createOperation(operation);
+    this.#schedule(operation, device);
+    return { operationId: operation.operationId, status: 'assigning' };
+  }
+
+  /**
+   * `register`, with the operation saved among the store's other writes of this event-loop turn
+   * (`createOperationSoon`) when the store can: the answer comes once it is committed (still
+   * before the device hears of the operation), and an allocation that ends in the same turn
+   * (every policy but custom) is saved in the same write, the row written once. The allocation
+   * starts at once, as with `register`. With other processes on the store (`sharedStore`) the
+   * operation is saved at once: their allocations of the same registration id wait for it in the
+   * store (`firstUnfinishedOperation`) from the moment it exists.
+   */
+  registerSoon(
+    device: AttestedDevice,
+    payload: DevicePayload | undefined,
+    transport: DeviceTransport,
+    csr?: string,
+  ): RegistrationOperationStatus | Promise<RegistrationOperationStatus> {
+    const { store } = this.#options;
+    if (!store.createOperationSoon || this.#options.sharedStore) return this.register(device, payload, transport, csr);
+    const operation = this.#newOperation(device, payload, transport, csr);
+    const saved = store.createOperationSoon(operation);
+    // Nothing outside the emulator hears of an operation before it is saved: a custom allocation
+    // calls its webhook once the operation is committed (its end comes in a later turn anyway).
+    const custom = allocationPolicyOf(device.enrollment, this.model) === 'custom';
+    this.#schedule(operation, device, custom ? saved : undefined);
+    const answer: RegistrationOperationStatus = { operationId: operation.operationId, status: 'assigning' };
+    return saved.then(() => answer);
+  }
+
+  #newOperation(
+    device: AttestedDevice,
+    payload: DevicePayload | undefined,
+    transport: DeviceTransport,
+    csr: string | undefined,
+  ): OperationRecord {
     this.#prune();
     const operation: OperationRecord = {
       operationId: createOperationId(),
@@ -154,10 +194,7 @@ export class RegistrationService {
     if (payload !== undefined) operation.payload = payload;
     if (device.x509) operation.x509 = device.x509;
     if (csr !== undefined) operation.csr = csr;
-    // Saved before the device hears of it: after a crash, a poll finds it and a restart finishes it.
-    this.#options.store.createOperation(operation);
-    this.#schedule(operation, device);
-    return { operationId: operation.operationId, status: 'assigning' };
+    return operation;
   }
 
   /**
@@ -203,13 +240,21 @@ export class RegistrationService {
    * Allocations of one registration id run one after another, in the order they were created:
    * in this process by a chain per id, and with `sharedStore` also after those of other processes.
    */
-  #schedule(operation: OperationRecord, device: AttestedDevice): void {
+  #schedule(operation: OperationRecord, device: AttestedDevice, saved?: Promise<void>): void {
     const registrationKey = device.registrationId.toLowerCase();
     const previous = this.#chains.get(registrationKey) ?? Promise.resolve();
-    // Without other processes, no step between: the allocation starts as soon as the previous one ended.
+    // Without other processes, no step between: the allocation starts as soon as the previous one
+    // ended (and, when given, `saved` resolved: an operation the store did not save is not allocated).
     const run = this.#options.sharedStore
       ? previous.then(() => this.#turnInStore(operation)).then(() => this.#allocate(operation, device))
-      : previous.then(() => this.#allocate(operation, device));
+      : saved
+        ? previous
+            .then(() => saved)
+            .then(
+              () => this.#allocate(operation, device),
+              () => undefined,
+            )
+        : previous.then(() => this.#allocate(operation, device));
     const tracked = run.finally(() => {
       this.#inFlight.delete(tracked);
       if (this.#chains.get(registrationKey) === tracked) this.#chains.delete(registrationKey);

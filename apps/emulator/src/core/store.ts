@@ -54,6 +54,14 @@ export interface RegistrationStore {
   list(): RegistrationRecord[];
   /** Saves a new, unfinished operation. */
   createOperation(operation: OperationRecord): void;
+  /**
+   * `createOperation`, committed together with other writes (SQLite: those of the same event-loop
+   * turn): resolves once it is saved, and nothing may name the operation to its device before. A
+   * `finishOperationSoon` of the operation before then is saved in the same write (the row is
+   * written once, finished). Used instead of `createOperation` when present and no other process
+   * shares the store.
+   */
+  createOperationSoon?(operation: OperationRecord): Promise<void>;
   getOperation(operationId: string): OperationRecord | undefined;
   /**
    * Saves `record` (when given), the operation's final answer and, after an assignment, the

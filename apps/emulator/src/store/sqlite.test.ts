@@ -245,4 +245,51 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       other.close();
     }
   });
+
+  it('writes an operation with the turn, finished at once when its finish comes in the same turn', async () => {
+    const path = join(dir.path, 'created-soon.db');
+    const store = SqliteStore.open(path);
+    const other = SqliteStore.open(path);
+    const operation = (operationId: string, registrationId: string) => ({
+      operationId,
+      registrationId,
+      enrollment: { kind: 'group', id: 'g' } as const,
+      transport: 'mqtt' as const,
+      payload: { p: 1 },
+      createdAtMs: 1000,
+    });
+    try {
+      const saved = store.createOperationSoon(operation('op-1', 'Dev-1'));
+      const finished = store.finishOperationSoon('op-1', response, 2000, record);
+      // Nothing is written before the end of the turn: another connection does not see it yet.
+      expect(other.getOperation('op-1')).toBeUndefined();
+      await Promise.all([saved, finished]);
+      expect(other.getOperation('op-1')).toEqual({ ...operation('op-1', 'Dev-1'), response, finishedAtMs: 2000 });
+      expect(other.get('dev-1')).toEqual(record);
+      expect(other.unfinishedOperations()).toEqual([]);
+      expect(other.firstUnfinishedOperation('dev-1')).toBeUndefined();
+
+      // A finish that fails (its record cannot be stored) leaves the operation saved, unfinished.
+      const unstorable = { ...record, registrationId: 'dev-2', result: { ...record.result, payload: { n: 1n } } };
+      const kept = store.createOperationSoon(operation('op-2', 'dev-2'));
+      const failing = store.finishOperationSoon(
+        'op-2',
+        { ...response, operationId: 'op-2' },
+        2000,
+        unstorable as unknown as RegistrationRecord,
+      );
+      await kept;
+      await expect(failing).rejects.toThrow('BigInt');
+      expect(other.getOperation('op-2')?.response).toBeUndefined();
+      expect(other.get('dev-2')).toBeUndefined();
+      // A finish in a later turn updates the row, as for an operation written at once.
+      await store.finishOperationSoon('op-2', { ...response, operationId: 'op-2' }, 3000);
+      expect(other.getOperation('op-2')?.finishedAtMs).toBe(3000);
+      // A second finish of an operation finished on insert is refused, as a second update is.
+      await expect(store.finishOperationSoon('op-1', response, 4000)).rejects.toThrow('already finished');
+    } finally {
+      store.close();
+      other.close();
+    }
+  });
 });

@@ -344,7 +344,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         if (!attestation) throw new Error('no attestation');
         switch (request.kind) {
           case 'register':
-            return api.register(attestation, requestBodyBytes(message.body), transport);
+            return api.registerSoon(attestation, requestBodyBytes(message.body), transport);
           case 'operation-status':
             return request.operationId
               ? api.operationStatus(attestation, request.operationId, transport)

@@ -138,12 +138,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       });
     }
     if (route.kind === 'register') {
-      return withLocation(
-        api.register(attestation, body, 'https', url.searchParams.get('api-version') ?? undefined),
-        req,
-        route,
-        url,
-      );
+      const response = api.registerSoon(attestation, body, 'https', url.searchParams.get('api-version') ?? undefined);
+      return response instanceof Promise
+        ? response.then((saved) => withLocation(saved, req, route, url))
+        : withLocation(response, req, route, url);
     }
     if (route.kind === 'operation-status') {
       return api

@@ -456,7 +456,17 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       response = this.#failed(err as Error);
     }
     if (response instanceof Promise) {
-      response.catch((err: Error) => this.#failed(err)).then((settled) => this.#reply(request.rid, settled));
+      // The PUBACK written already waits for the answer (the register's 202 comes once its
+      // operation is committed, at the end of this turn): both leave in one TLS record. A held
+      // poll (retry-after 0) waits for an allocation and is not held back.
+      const hold = request.kind === 'register';
+      if (hold) this.stream.cork();
+      response
+        .catch((err: Error) => this.#failed(err))
+        .then((settled) => {
+          this.#reply(request.rid, settled);
+          if (hold) this.stream.uncork();
+        });
     } else {
       this.#reply(request.rid, response);
     }
@@ -477,7 +487,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   ): DeviceApiResponse | Promise<DeviceApiResponse> {
     const { api } = this.context;
     const attestation = this.#attestation as AttestationResult;
-    if (request.kind === 'register') return api.register(attestation, payload, this.transport, this.#apiVersion);
+    if (request.kind === 'register') return api.registerSoon(attestation, payload, this.transport, this.#apiVersion);
     if (request.kind === 'operation-status') {
       if (!request.operationId)
         return errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
