@@ -106,7 +106,7 @@ export class DeviceSession {
   }
 
   /** Sends an answer on a response topic at QoS 1 (as the SDKs subscribe), unless the session has ended. */
-  reply(topic: string, payload: Buffer): void {
+  reply(topic: string, payload: Buffer | string): void {
     if (this.#state !== 'connected') return;
     if (this.#answerQos === 0) {
       // Subscribed at QoS 0: delivered at QoS 0, without a packet id.

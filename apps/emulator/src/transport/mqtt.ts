@@ -12,6 +12,7 @@ import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } fr
 import { rawHttpResponse } from './https-client-errors.js';
 import { type FirstPacket, readFirstMqttPacket } from './mqtt-connect-peek.js';
 import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
+import { encodeServerPacket } from './mqtt-encode.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
 import { decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
@@ -409,7 +410,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   send(packet: mqttPacket.Packet): void {
-    if (!this.stream.destroyed) this.stream.write(mqttPacket.generate(packet));
+    if (!this.stream.destroyed) this.stream.write(encodeServerPacket(packet));
   }
 
   close(reason: string | undefined): void {
@@ -509,9 +510,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   #reply(rid: string, response: DeviceApiResponse): void {
-    this.session.reply(
-      responseTopic(response.status, rid, response.retryAfterSeconds),
-      Buffer.from(asciiJson(response.body), 'ascii'),
-    );
+    // ASCII only (asciiJson): written into the packet as it is encoded, no buffer of its own.
+    this.session.reply(responseTopic(response.status, rid, response.retryAfterSeconds), asciiJson(response.body));
   }
 }
