@@ -91,6 +91,71 @@ describe('decodeWholePackets', () => {
   });
 });
 
+describe('decodeWholePackets on the packets of a registration (decoded without the parser)', () => {
+  const packets: Buffer[] = [
+    subscribe,
+    mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 65535,
+      subscriptions: [
+        { topic: '$dps/registrations/res/#', qos: 0 },
+        { topic: 'a/€/+', qos: 2 },
+        { topic: '', qos: 1 },
+      ],
+    }),
+    publish(0),
+    publish(1),
+    publish(100),
+    publish(125),
+    publish(16_000),
+    publish(16_400),
+    mqttPacket.generate({ cmd: 'publish', topic: 't/é', payload: 'x', qos: 0, retain: true, dup: true }),
+    mqttPacket.generate({ cmd: 'publish', topic: '', payload: '', qos: 1, messageId: 258, retain: false, dup: true }),
+    mqttPacket.generate({ cmd: 'publish', topic: 'q2', payload: 'x', qos: 2, messageId: 3, retain: false, dup: false }),
+    mqttPacket.generate({ cmd: 'puback', messageId: 1 }),
+    mqttPacket.generate({ cmd: 'puback', messageId: 65535 }),
+    mqttPacket.generate({ cmd: 'pingreq' }),
+    mqttPacket.generate({ cmd: 'disconnect' }),
+    mqttPacket.generate({ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['a'] }),
+    mqttPacket.generate({ cmd: 'pubrel', messageId: 5 }),
+  ];
+  // What the parser refuses or reads in its own way: flags, QoS 3, fields beyond the packet,
+  // non-minimal lengths, extra bytes, invalid UTF-8 in a topic.
+  const odd: Buffer[] = [
+    Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]), // PUBLISH QoS 3
+    Buffer.from([0x30, 0x01, 0x00]), // PUBLISH without a whole topic length
+    Buffer.from([0x30, 0x02, 0x00, 0x05]), // topic beyond the packet
+    Buffer.from([0x32, 0x03, 0x00, 0x01, 0x61, 0x40, 0x02, 0x00, 0x07]), // message id beyond the packet
+    Buffer.from([0x30, 0x04, 0x00, 0x02, 0xff, 0xfe]), // topic not UTF-8
+    Buffer.from([0x30, 0x80, 0x00]), // non-minimal remaining length
+    Buffer.from([0x41, 0x02, 0x00, 0x01]), // PUBACK with flags
+    Buffer.from([0x40, 0x03, 0x00, 0x01, 0x00]), // PUBACK with an extra byte
+    Buffer.from([0x40, 0x00, 0xc0, 0x00]), // PUBACK without a message id
+    Buffer.from([0xe0, 0x01, 0x00]), // DISCONNECT with a byte
+    Buffer.from([0xe2, 0x00]), // DISCONNECT with flags
+    Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x01]), // SUBSCRIBE without flags 2
+    Buffer.from([0x82, 0x02, 0x00, 0x01]), // SUBSCRIBE without a subscription
+    Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x03]), // SUBSCRIBE QoS 3
+    Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x05]), // SUBSCRIBE with option bits
+    Buffer.from([0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 0x61]), // SUBSCRIBE without options
+    Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x03, 0x61, 0x01]), // SUBSCRIBE topic beyond the packet
+  ];
+
+  it('decodes each as a fresh parser does, alone and in sequences', () => {
+    for (const packet of [...packets, ...odd]) expect(shared(packet)).toEqual(freshly(packet));
+    // Pairs of the small ones (deep comparisons of large payloads are slow).
+    const small = packets.filter((packet) => packet.length < 200);
+    for (const a of small) {
+      for (const b of [...small, ...odd]) {
+        const bytes = Buffer.concat([a, b, a]);
+        expect(shared(bytes)).toEqual(freshly(bytes));
+      }
+    }
+    const all = Buffer.concat([connect, ...packets]);
+    expect(shared(all)).toEqual(freshly(all));
+  });
+});
+
 describe('firstPacketLength', () => {
   it('reads the fixed header of the first packet, for one- to three-byte lengths', () => {
     expect(firstPacketLength(Buffer.concat([connect, subscribe]))).toBe(connect.length);

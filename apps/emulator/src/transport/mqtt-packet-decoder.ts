@@ -38,6 +38,20 @@ const FRESH_SETTINGS = { protocolVersion: 4 };
  * Returns the parser's error, after the packets before it were handed over.
  */
 export function decodeWholePackets(bytes: Buffer, to: PacketSink): Error | undefined {
+  // The packets of a registration after its CONNECT (SUBSCRIBE, PUBLISH, PUBACK, DISCONNECT) are
+  // decoded here; from the first packet this does not take, the rest goes to mqtt-packet.
+  let at = 0;
+  while (at < bytes.length) {
+    const packet = decodeCommonPacket(bytes, at);
+    if (!packet) break;
+    at = packet.end;
+    to.onPacket(packet.packet);
+  }
+  if (at >= bytes.length) return undefined;
+  return decodeWithParser(at === 0 ? bytes : bytes.subarray(at), to);
+}
+
+function decodeWithParser(bytes: Buffer, to: PacketSink): Error | undefined {
   if (sink) {
     // Called again from a packet handler: that decode still owns the shared parser.
     let error: Error | undefined;
@@ -85,4 +99,92 @@ export function firstPacketLength(bytes: Uint8Array): number {
     if ((byte & 0x80) === 0) break;
   }
   return i + 1 + remaining;
+}
+
+/**
+ * The packet at `at` when it is one of those a DPS device sends for every registration after its
+ * CONNECT, well formed, and whole in `bytes`: PUBLISH (QoS 0 or 1), PUBACK, SUBSCRIBE, PINGREQ or
+ * DISCONNECT, decoded into what mqtt-packet's parser makes of it (the same fields and values;
+ * mqtt-packet-decoder.test.ts compares them). Anything else, or anything the parser would refuse
+ * or read in its own way (flags, lengths, QoS 2 or 3, a topic or id beyond the packet), is left to
+ * the parser: undefined.
+ *
+ * Why not the parser for these too: it runs for four packets of every registration, reads each
+ * field through a buffer list, and makes a debug() call per field that allocates its arguments
+ * even with debugging off (mqtt-packet's debug calls were 9 % of the bytes the emulator allocated,
+ * bench:server); these packets are a few fixed fields.
+ */
+function decodeCommonPacket(bytes: Buffer, at: number): { packet: mqttPacket.Packet; end: number } | undefined {
+  if (bytes.length - at < 2) return undefined;
+  const type = bytes[at] as number;
+  // Remaining lengths of one or two bytes (up to 16,383 bytes): a device's requests.
+  let length = bytes[at + 1] as number;
+  let start = at + 2;
+  if (length & 0x80) {
+    if (bytes.length - at < 3) return undefined;
+    const high = bytes[at + 2] as number;
+    if (high & 0x80 || high === 0) return undefined;
+    length = (length & 0x7f) + high * 128;
+    start = at + 3;
+  }
+  const end = start + length;
+  if (end > bytes.length) return undefined;
+  // The header fields mqtt-packet's parser sets on every packet (retain, qos, dup from the first
+  // byte; only PUBLISH has other flags than 0 here, and SUBSCRIBE's fixed 2, QoS 1).
+  if (type >> 4 === 3) {
+    // PUBLISH, QoS 0 or 1.
+    const qos = (type >> 1) & 3;
+    if (qos > 1 || length < 2) return undefined;
+    const topicEnd = start + 2 + bytes.readUInt16BE(start);
+    const idEnd = qos > 0 ? topicEnd + 2 : topicEnd;
+    if (idEnd > end) return undefined;
+    const packet = {
+      cmd: 'publish',
+      retain: (type & 1) !== 0,
+      qos,
+      dup: (type & 8) !== 0,
+      length,
+      topic: bytes.toString('utf8', start + 2, topicEnd),
+      payload: bytes.subarray(idEnd, end),
+    } as mqttPacket.IPublishPacket;
+    if (qos > 0) packet.messageId = bytes.readUInt16BE(topicEnd);
+    return { packet, end };
+  }
+  if (type === 0x40 && length === 2) {
+    const messageId = bytes.readUInt16BE(start);
+    const packet = { cmd: 'puback', retain: false, qos: 0, dup: false, length, topic: null, payload: null, messageId };
+    return { packet: packet as unknown as mqttPacket.IPubackPacket, end };
+  }
+  if ((type === 0xc0 || type === 0xe0) && length === 0) {
+    const cmd = type === 0xc0 ? 'pingreq' : 'disconnect';
+    const packet = { cmd, retain: false, qos: 0, dup: false, length, topic: null, payload: null };
+    return { packet: packet as unknown as mqttPacket.Packet, end };
+  }
+  if (type === 0x82 && length > 2) {
+    const subscriptions: { topic: string; qos: 0 | 1 | 2 }[] = [];
+    let pos = start + 2;
+    while (pos < end) {
+      if (pos + 2 > end) return undefined;
+      const topicEnd = pos + 2 + bytes.readUInt16BE(pos);
+      // The topic, then its options byte (bits 7-2 zero, QoS 0, 1 or 2), inside the packet.
+      if (topicEnd + 1 > end) return undefined;
+      const options = bytes[topicEnd] as number;
+      if (options > 2) return undefined;
+      subscriptions.push({ topic: bytes.toString('utf8', pos + 2, topicEnd), qos: options as 0 | 1 | 2 });
+      pos = topicEnd + 1;
+    }
+    const packet = {
+      cmd: 'subscribe',
+      retain: false,
+      qos: 1,
+      dup: false,
+      length,
+      topic: null,
+      payload: null,
+      subscriptions,
+      messageId: bytes.readUInt16BE(start),
+    };
+    return { packet: packet as unknown as mqttPacket.ISubscribePacket, end };
+  }
+  return undefined;
 }
