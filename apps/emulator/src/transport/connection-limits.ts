@@ -83,7 +83,8 @@ export function boundConnections(
       return;
     }
     sockets.add(socket);
-    socket.once('close', forget);
+    // 'close' comes once; on() spares the wrapper once() builds per connection.
+    socket.on('close', forget);
   });
   // Node reports a handshake that did not finish within `handshakeTimeout` (TCP before TLS
   // included) here, but leaves the connection open when the listener has a `tlsClientError`

@@ -28,6 +28,11 @@ export type FirstPacket =
  * its own broker because MQTT client ids (device id, registration id) are only unique per service.
  * The CONNECT is decoded once, here (the DPS session takes it as decoded). At most `maxBytes` are
  * read; the connection's own idle timeout bounds the wait.
+ *
+ * The stream is read in flowing mode ('data' events) and left flowing: a caller that goes on with
+ * its own 'data' listener (the DPS session) gets the next chunks as they come, with no switch
+ * between reading modes, which costs a few process.nextTick round trips and listener changes per
+ * connection (bench:server); a caller that puts the bytes back pauses the stream first.
  */
 export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (first: FirstPacket) => void): void {
   // A first packet announcing more than the bound is not waited for: the default broker's own
@@ -44,7 +49,7 @@ export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (fir
   const finish = (result: FirstPacket) => {
     if (finished) return;
     finished = true;
-    stream.off('readable', onReadable);
+    stream.off('data', onData);
     stream.off('end', onClosed);
     stream.off('close', onClosed);
     stream.off('error', onClosed);
@@ -60,50 +65,45 @@ export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (fir
   const onError = () => {
     if (!first) failed = true;
   };
-  function onReadable() {
-    let chunk: Buffer | null = stream.read() as Buffer | null;
-    while (!finished && chunk !== null) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (guard.push(chunk) !== undefined) {
-        finish({ kind: 'other', bytes: read() });
-        break;
-      }
-      if (!parser && guard.atPacketBoundary) {
-        // Whole packets only (the usual case): the first one decoded by the shared parser.
-        const bytes = read();
-        if (decodeWholePackets(bytes.subarray(0, firstPacketLength(bytes)), sink)) onError();
-      } else {
-        if (!parser) {
-          parser = mqttPacket.parser({ protocolVersion: 4 });
-          parser.on('packet', (packet: mqttPacket.Packet) => sink.onPacket(packet));
-          parser.on('error', onError);
-        }
-        parser.parse(chunk);
-      }
-      if (first || failed) {
-        const bytes = read();
-        finish(
-          first?.cmd === 'connect' && !failed
-            ? { kind: 'connect', connect: first, bytes, length: firstPacketLength(bytes) }
-            : { kind: 'other', bytes },
-        );
-        break;
-      }
-      if (size > maxBytes) {
-        finish({ kind: 'other', bytes: read() });
-        break;
-      }
-      chunk = stream.read() as Buffer | null;
+  function onData(chunk: Buffer) {
+    if (finished) return;
+    chunks.push(chunk);
+    size += chunk.length;
+    if (guard.push(chunk) !== undefined) {
+      finish({ kind: 'other', bytes: read() });
+      return;
     }
+    if (!parser && guard.atPacketBoundary) {
+      // Whole packets only (the usual case): the first one decoded by the shared parser.
+      const bytes = read();
+      if (decodeWholePackets(bytes.subarray(0, firstPacketLength(bytes)), sink)) onError();
+    } else {
+      if (!parser) {
+        parser = mqttPacket.parser({ protocolVersion: 4 });
+        parser.on('packet', (packet: mqttPacket.Packet) => sink.onPacket(packet));
+        parser.on('error', onError);
+      }
+      parser.parse(chunk);
+    }
+    if (first || failed) {
+      const bytes = read();
+      finish(
+        first?.cmd === 'connect' && !failed
+          ? { kind: 'connect', connect: first, bytes, length: firstPacketLength(bytes) }
+          : { kind: 'other', bytes },
+      );
+      return;
+    }
+    if (size > maxBytes) finish({ kind: 'other', bytes: read() });
   }
   function onClosed() {
     finish({ kind: 'closed' });
   }
-  stream.on('readable', onReadable);
-  stream.once('end', onClosed);
-  stream.once('close', onClosed);
-  stream.once('error', onClosed);
+  // Plain listeners, removed by `finish` (once() would wrap each in a closure of its own).
+  stream.on('data', onData);
+  stream.on('end', onClosed);
+  stream.on('close', onClosed);
+  stream.on('error', onClosed);
 }
 
 /**
@@ -115,6 +115,8 @@ export function peekMqttConnect(stream: Duplex, maxBytes: number): Promise<PeekR
   return new Promise((resolve) => {
     readFirstMqttPacket(stream, maxBytes, (first) => {
       if (first.kind === 'closed') return resolve(first);
+      // Paused, so that the bytes put back wait for whoever reads next.
+      stream.pause();
       if (first.bytes.length > 0) stream.unshift(first.bytes);
       resolve(
         first.kind === 'connect'

@@ -132,7 +132,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (first) connection.start(first.connect, first.bytes.subarray(first.length));
     stream.on('data', onDpsData);
     stream.on('error', onDpsError);
-    stream.once('close', onDpsClose);
+    // 'close' comes once; on() spares the wrapper once() builds per connection.
+    stream.on('close', onDpsClose);
   };
   function onDpsData(this: Duplex & { [CONNECTION]?: DpsConnection }, chunk: Buffer) {
     const connection = this[CONNECTION];
@@ -193,11 +194,14 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       const handler = first.kind === 'connect' ? route(first.connect.username) : undefined;
       if (!handler) {
         if (first.kind === 'connect') {
+          // The stream flows on: the session's 'data' listener takes the next chunks.
           serveDps(stream, peer, transport, first);
         } else {
           // Not MQTT, or too large: the DPS session reads it all again and says why it closes.
+          stream.pause();
           stream.unshift(first.bytes);
           serveDps(stream, peer, transport);
+          stream.resume();
         }
         return;
       }
@@ -208,7 +212,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         // timeout meant for DPS's short request/response sessions.
         stream.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
       }
-      // aedes reads the stream from its start.
+      // aedes reads the stream from its start ('readable' + read()): paused, with every byte back.
+      stream.pause();
       stream.unshift(first.bytes);
       serveHub(stream, peerText(stream, peer), handler);
     });
