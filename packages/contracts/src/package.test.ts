@@ -46,6 +46,9 @@ describe('the compiled package', () => {
     expect(out.names).toEqual(
       expect.arrayContaining(['createDeviceKeyDeriver', 'deriveDeviceKey', 'KeyError', 'registrationIdProblem']),
     );
+    expect(out.names).toEqual(
+      expect.arrayContaining(['createRegistrationSasToken', 'verifySasToken', 'SasTokenError']),
+    );
     expect(out.same).toBe(true);
   });
 

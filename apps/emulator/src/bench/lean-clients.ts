@@ -52,7 +52,7 @@ async function deviceTask(run: LeanRun): Promise<(device: number) => Promise<voi
   }
   const [{ registerLean }, { createDeviceKeyDeriver }] = await Promise.all([
     import('./lean-mqtt-device.js'),
-    import('@dpskit/contracts'),
+    import('@dpskit/contracts/keys'),
   ]);
   const derive = createDeviceKeyDeriver(run.groupKey ?? '');
   const idScope = run.idScope ?? '';

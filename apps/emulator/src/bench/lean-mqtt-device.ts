@@ -8,7 +8,7 @@
 // Used by bench:server (in its own process) and by lean-clients.ts (packages/e2e's bench).
 
 import type tls from 'node:tls';
-import { createRegistrationSasToken } from '@dpskit/contracts';
+import { createRegistrationSasToken } from '@dpskit/contracts/keys';
 import mqttPacket from 'mqtt-packet';
 import { connectTls, type TlsTarget } from './device-tls.js';
 
