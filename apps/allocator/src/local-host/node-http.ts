@@ -138,6 +138,12 @@ export async function writeFunctionResponse(
   method: string,
 ): Promise<number> {
   const response = plainResponseParts(result) ?? (await libraryResponseParts(result));
+  writeResponseParts(res, response, method);
+  return response.status;
+}
+
+/** Writes an answer's parts: its headers with the body's content-length, then the body (none for HEAD). */
+export function writeResponseParts(res: ServerResponse, response: ResponseParts, method: string): void {
   const { body } = response;
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of response.headers) headers[name] = value;
@@ -146,7 +152,6 @@ export async function writeFunctionResponse(
   headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length);
   res.writeHead(response.status, headers);
   res.end(method === 'HEAD' ? undefined : body);
-  return response.status;
 }
 
 function serializeCookie(cookie: Cookie): string {

@@ -20,7 +20,13 @@ import {
 } from '../registration/http-function.js';
 import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
 import { LocalInvocationContext } from './invocation-objects.js';
-import { toFunctionRequest, writeFunctionResponse, writeText } from './node-http.js';
+import {
+  plainResponseParts,
+  toFunctionRequest,
+  writeFunctionResponse,
+  writeResponseParts,
+  writeText,
+} from './node-http.js';
 import { FunctionRouter } from './router.js';
 
 /** Well above DPS's 96 KB message limit, low enough that a bad client cannot exhaust memory. */
@@ -88,24 +94,28 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   let baseUrl = '';
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
-    handle(req, res)
-      .catch((err: unknown) => {
+    const logExchange = (): void => {
+      // null: the client went away before an answer was written.
+      const status = res.headersSent ? res.statusCode : null;
+      const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      if (!enabled(level)) return;
+      hostLog(level, 'HTTP', {
+        method: req.method,
+        path: maskCode(req.url ?? ''),
+        status,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      });
+    };
+    // One reaction rather than .catch().finally(): two promises and their microtasks fewer per request.
+    handle(req, res).then(logExchange, (err: unknown) => {
+      try {
         hostLog('error', 'Unhandled error while serving a request', { error: errorMessage(err) });
         if (!res.headersSent) writeText(res, 500, 'Internal server error.');
         else res.destroy();
-      })
-      .finally(() => {
-        // null: the client went away before an answer was written.
-        const status = res.headersSent ? res.statusCode : null;
-        const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-        if (!enabled(level)) return;
-        hostLog(level, 'HTTP', {
-          method: req.method,
-          path: maskCode(req.url ?? ''),
-          status,
-          durationMs: Math.round((performance.now() - started) * 10) / 10,
-        });
-      });
+      } finally {
+        logExchange();
+      }
+    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -205,7 +215,10 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       writeText(res, 500, '');
       return;
     }
-    await writeFunctionResponse(res, result, method);
+    // A plain answer (nearly always) is written at once, without awaiting the library's way.
+    const parts = plainResponseParts(result);
+    if (parts) writeResponseParts(res, parts, method);
+    else await writeFunctionResponse(res, result, method);
     if (infoEnabled) {
       hostLog(
         'info',
