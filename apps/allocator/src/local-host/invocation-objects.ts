@@ -79,9 +79,15 @@ export class LocalHttpRequest implements LibraryHttpRequest {
     return this.#native.bodyUsed;
   }
 
-  // async, as the library's `__awaiter` wrappers: a failure is a rejected promise, never a throw.
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    return this.#native.arrayBuffer();
+  // A failure is a rejected promise, never a throw, as with the library's `__awaiter` wrappers. The
+  // body reads hand over the BufferedRequest's own promise (its methods are async) rather than wrap
+  // it in one more async function: a promise and two microtask hops fewer per read.
+  arrayBuffer(): Promise<ArrayBuffer> {
+    try {
+      return this.#native.arrayBuffer();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async blob(): Promise<Blob> {
@@ -92,12 +98,20 @@ export class LocalHttpRequest implements LibraryHttpRequest {
     return this.#native.formData();
   }
 
-  async json(): Promise<unknown> {
-    return this.#native.json();
+  json(): Promise<unknown> {
+    try {
+      return this.#native.json();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  async text(): Promise<string> {
-    return this.#native.text();
+  text(): Promise<string> {
+    try {
+      return this.#native.text();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   clone(): LibraryHttpRequest {
