@@ -47,7 +47,8 @@ export function recordFromContextLog(
     time: now === undefined ? isoNow() : now.toISOString(),
     level: fromFunctionsLevel(level),
     source: 'function',
-    msg: format(...messageArgs),
+    // util.format gives a lone string back as it is: the usual `context.info('Message', fields)`.
+    msg: messageArgs.length === 1 && typeof messageArgs[0] === 'string' ? messageArgs[0] : format(...messageArgs),
     functionName: origin.functionName,
     invocationId: origin.invocationId,
   };
