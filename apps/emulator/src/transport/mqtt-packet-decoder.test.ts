@@ -91,7 +91,7 @@ describe('decodeWholePackets', () => {
   });
 });
 
-describe('decodeWholePackets on the packets of a registration (decoded without the parser)', () => {
+describe('decodeWholePackets on the packets of a registration, its CONNECT too (decoded without the parser)', () => {
   const packets: Buffer[] = [
     subscribe,
     mqttPacket.generate({
@@ -118,6 +118,73 @@ describe('decodeWholePackets on the packets of a registration (decoded without t
     mqttPacket.generate({ cmd: 'disconnect' }),
     mqttPacket.generate({ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['a'] }),
     mqttPacket.generate({ cmd: 'pubrel', messageId: 5 }),
+    connect,
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQIsdp',
+      protocolVersion: 3,
+      clean: false,
+      clientId: 'dé€',
+      keepalive: 65535,
+      username: 'u',
+    }),
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: '',
+      keepalive: 0,
+    }),
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: 'x'.repeat(300),
+      keepalive: 180,
+      username: 'y'.repeat(10_000),
+      password: Buffer.alloc(0),
+    }),
+    // Password without username (MQTT 3.1.1 forbids it; the parser reads it all the same).
+    Buffer.from([
+      0x10, 0x10, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x40, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00, 0x01, 0x70,
+    ]),
+  ];
+  // CONNECTs that the parser reads in its own way or refuses.
+  const header = (flags: number, version = 4) => [0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, version, flags, 0x00, 0x3c];
+  const connectOf = (body: number[], first = 0x10) => Buffer.from([first, body.length, ...body]);
+  const oddConnects: Buffer[] = [
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: 'w',
+      keepalive: 0,
+      will: { topic: 'a', payload: Buffer.from('b'), qos: 1, retain: true },
+    }),
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      clientId: 'v5',
+      keepalive: 0,
+    }),
+    connectOf([...header(0x02, 0x84), 0x00, 0x01, 0x61]), // bridge mode
+    connectOf([...header(0x02, 6), 0x00, 0x01, 0x61]), // protocol level 6
+    connectOf([0x00, 0x04, 0x4d, 0x51, 0x54, 0x58, 0x04, 0x02, 0x00, 0x00, 0x00, 0x00]), // protocol name MQTX
+    connectOf([...header(0x03), 0x00, 0x01, 0x61]), // reserved flag
+    connectOf([...header(0x12), 0x00, 0x01, 0x61]), // will QoS without a will
+    connectOf([...header(0x22), 0x00, 0x01, 0x61]), // will retain without a will
+    connectOf([...header(0x02), 0x00, 0x01, 0x61, 0x00]), // a byte after the client id
+    connectOf([...header(0x02), 0x00, 0x05, 0x61]), // client id beyond the packet
+    connectOf([...header(0x82), 0x00, 0x01, 0x61, 0x00]), // username without its whole length
+    connectOf([...header(0xc2), 0x00, 0x01, 0x61, 0x00, 0x01, 0x75, 0x00, 0x09, 0x70]), // password beyond the packet
+    connectOf([...header(0x02), 0x00, 0x02, 0xff, 0xfe]), // client id not UTF-8
+    connectOf([...header(0x02), 0x00, 0x01, 0x61], 0x11), // flags in the fixed header
+    connectOf([0x00, 0x04, 0x4d, 0x51]), // name without the rest
   ];
   // What the parser refuses or reads in its own way: flags, QoS 3, fields beyond the packet,
   // non-minimal lengths, extra bytes, invalid UTF-8 in a topic.
@@ -141,12 +208,21 @@ describe('decodeWholePackets on the packets of a registration (decoded without t
     Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x03, 0x61, 0x01]), // SUBSCRIBE topic beyond the packet
   ];
 
+  it('takes the CONNECTs of the SDKs itself (plain objects, not packets of the parser)', () => {
+    for (const packet of packets.slice(-5)) {
+      const decoded = shared(packet).packets[0];
+      expect(decoded?.cmd).toBe('connect');
+      expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    }
+    expect(Object.getPrototypeOf(shared(oddConnects[0] as Buffer).packets[0])).not.toBe(Object.prototype);
+  });
+
   it('decodes each as a fresh parser does, alone and in sequences', () => {
-    for (const packet of [...packets, ...odd]) expect(shared(packet)).toEqual(freshly(packet));
+    for (const packet of [...packets, ...odd, ...oddConnects]) expect(shared(packet)).toEqual(freshly(packet));
     // Pairs of the small ones (deep comparisons of large payloads are slow).
     const small = packets.filter((packet) => packet.length < 200);
     for (const a of small) {
-      for (const b of [...small, ...odd]) {
+      for (const b of [...small, ...odd, ...oddConnects]) {
         const bytes = Buffer.concat([a, b, a]);
         expect(shared(bytes)).toEqual(freshly(bytes));
       }

@@ -102,9 +102,9 @@ export function firstPacketLength(bytes: Uint8Array): number {
 }
 
 /**
- * The packet at `at` when it is one of those a DPS device sends for every registration after its
- * CONNECT, well formed, and whole in `bytes`: PUBLISH (QoS 0 or 1), PUBACK, SUBSCRIBE, PINGREQ or
- * DISCONNECT, decoded into what mqtt-packet's parser makes of it (the same fields and values;
+ * The packet at `at` when it is one of those a DPS device sends for every registration, well
+ * formed, and whole in `bytes`: CONNECT (MQTT 3.1 or 3.1.1, without a will), PUBLISH (QoS 0 or 1),
+ * PUBACK, SUBSCRIBE, PINGREQ or DISCONNECT, decoded into what mqtt-packet's parser makes of it (the same fields and values;
  * mqtt-packet-decoder.test.ts compares them). Anything else, or anything the parser would refuse
  * or read in its own way (flags, lengths, QoS 2 or 3, a topic or id beyond the packet), is left to
  * the parser: undefined.
@@ -150,6 +150,7 @@ function decodeCommonPacket(bytes: Buffer, at: number): { packet: mqttPacket.Pac
     if (qos > 0) packet.messageId = bytes.readUInt16BE(topicEnd);
     return { packet, end };
   }
+  if (type === 0x10) return decodeConnect(bytes, start, end, length);
   if (type === 0x40 && length === 2) {
     const messageId = bytes.readUInt16BE(start);
     const packet = { cmd: 'puback', retain: false, qos: 0, dup: false, length, topic: null, payload: null, messageId };
@@ -187,4 +188,77 @@ function decodeCommonPacket(bytes: Buffer, at: number): { packet: mqttPacket.Pac
     return { packet: packet as unknown as mqttPacket.ISubscribePacket, end };
   }
   return undefined;
+}
+
+/** CONNECT flags: bit 0 is reserved (0); will, will QoS and will retain are left to the parser. */
+const CONNECT_USERNAME = 0x80;
+const CONNECT_PASSWORD = 0x40;
+const CONNECT_WILL_BITS = 0x3c;
+const CONNECT_CLEAN = 0x02;
+const CONNECT_RESERVED = 0x01;
+
+/**
+ * A CONNECT as the device SDKs send it (protocol `MQTT` or `MQIsdp`, level 3 or 4, no will, client
+ * id, username and password each inside the packet, nothing after them), decoded as mqtt-packet's
+ * parser does; anything else (a will, MQTT 5, a bridge, a field beyond the packet, bytes after the
+ * password) is left to the parser, which also gives the errors. Every registration starts with one,
+ * and the parser spent more on it than on the rest of the registration's packets together
+ * (bench:server: its buffer-list copies and debug() argument arrays).
+ */
+function decodeConnect(
+  bytes: Buffer,
+  start: number,
+  end: number,
+  length: number,
+): { packet: mqttPacket.Packet; end: number } | undefined {
+  if (end - start < 2) return undefined;
+  const idEnd = start + 2 + bytes.readUInt16BE(start);
+  // The protocol name, level, flags and keepalive: four bytes after the name.
+  if (idEnd + 4 > end) return undefined;
+  const protocolId = bytes.toString('latin1', start + 2, idEnd);
+  if (protocolId !== 'MQTT' && protocolId !== 'MQIsdp') return undefined;
+  const protocolVersion = bytes[idEnd] as number;
+  if (protocolVersion !== 3 && protocolVersion !== 4) return undefined;
+  const flags = bytes[idEnd + 1] as number;
+  if (flags & (CONNECT_RESERVED | CONNECT_WILL_BITS)) return undefined;
+  const keepalive = bytes.readUInt16BE(idEnd + 2);
+  // Each field: a two-byte length, then its bytes, inside the packet.
+  const clientIdEnd = fieldEnd(bytes, idEnd + 4, end);
+  if (clientIdEnd < 0) return undefined;
+  const packet = {
+    cmd: 'connect',
+    retain: false,
+    qos: 0,
+    dup: false,
+    length,
+    topic: null,
+    payload: null,
+    protocolId,
+    protocolVersion,
+    clean: (flags & CONNECT_CLEAN) !== 0,
+    keepalive,
+    clientId: bytes.toString('utf8', idEnd + 6, clientIdEnd),
+  } as unknown as mqttPacket.IConnectPacket;
+  let pos = clientIdEnd;
+  if (flags & CONNECT_USERNAME) {
+    const usernameEnd = fieldEnd(bytes, pos, end);
+    if (usernameEnd < 0) return undefined;
+    packet.username = bytes.toString('utf8', pos + 2, usernameEnd);
+    pos = usernameEnd;
+  }
+  if (flags & CONNECT_PASSWORD) {
+    const passwordEnd = fieldEnd(bytes, pos, end);
+    if (passwordEnd < 0) return undefined;
+    packet.password = bytes.subarray(pos + 2, passwordEnd);
+    pos = passwordEnd;
+  }
+  if (pos !== end) return undefined;
+  return { packet, end };
+}
+
+/** The end of the length-prefixed field at `pos`, or -1 when its length or bytes go past `end`. */
+function fieldEnd(bytes: Buffer, pos: number, end: number): number {
+  if (pos + 2 > end) return -1;
+  const to = pos + 2 + bytes.readUInt16BE(pos);
+  return to > end ? -1 : to;
 }

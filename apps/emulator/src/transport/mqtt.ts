@@ -19,6 +19,7 @@ import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
   type DeviceRequestTopic,
+  type MqttUsername,
   parseMqttUsername,
   parseRequestTopic,
   responseTopic,
@@ -80,9 +81,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   // Streams handed over by the WebSocket endpoint (the TLS sockets are in `sockets` below).
   const handedOver = new Set<Duplex>();
 
-  const attestConnect = (connect: mqttPacket.IConnectPacket, stream: Duplex): AttestationResult => {
+  const attestConnect = (
+    connect: mqttPacket.IConnectPacket,
+    parsed: MqttUsername | undefined,
+    stream: Duplex,
+  ): AttestationResult => {
     const { clientId, username, password } = connect;
-    const parsed = parseMqttUsername(username);
     let attestation: AttestationResult;
     if (!parsed) {
       attestation = {
@@ -99,12 +103,15 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         detail: `MQTT client id "${clip(clientId)}" differs from the registration id "${clip(parsed.registrationId)}" in the username`,
       };
     } else {
+      // X.509 devices send an empty password (or none) and their certificate in the handshake.
+      const token = password?.length ? password.toString('utf8') : undefined;
       attestation = api.service.attest({
         requestedIdScope: parsed.idScope,
         registrationId: parsed.registrationId,
-        // X.509 devices send an empty password (or none) and their certificate in the handshake.
-        token: password?.length ? password.toString('utf8') : undefined,
-        clientCertificates: peerCertificateChain(stream),
+        token,
+        // Read only when there is no token: attestation uses the chain only then, and reading it
+        // builds objects for every certificate the client sent.
+        clientCertificates: token === undefined ? peerCertificateChain(stream) : [],
       });
     }
     if (!attestation.ok) {
@@ -306,7 +313,11 @@ interface DpsConnectionContext {
   api: DeviceApi;
   log: Logger;
   byClientId: Map<string, Duplex>;
-  attestConnect(connect: mqttPacket.IConnectPacket, stream: Duplex): AttestationResult;
+  attestConnect(
+    connect: mqttPacket.IConnectPacket,
+    parsed: MqttUsername | undefined,
+    stream: Duplex,
+  ): AttestationResult;
 }
 
 /**
@@ -429,8 +440,9 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
 
   connected(connect: mqttPacket.IConnectPacket): void {
     const { byClientId, log } = this.context;
-    this.#attestation = this.context.attestConnect(connect, this.stream);
-    this.#apiVersion = parseMqttUsername(connect.username)?.apiVersion;
+    const parsed = parseMqttUsername(connect.username);
+    this.#attestation = this.context.attestConnect(connect, parsed, this.stream);
+    this.#apiVersion = parsed?.apiVersion;
     const previous = byClientId.get(connect.clientId);
     if (previous && previous !== this.stream) {
       log.debug('mqtt.client', `${clip(connect.clientId)}: connected again; the older connection is closed`);
