@@ -4,13 +4,7 @@ import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
 import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
 
-/**
- * `customAllocationDefinition.apiVersion` values DPS sends to webhooks today. They select the
- * version of the service types embedded in the request; bodies captured with both are
- * structurally identical for symmetric-key enrollments.
- */
-export const WEBHOOK_API_VERSIONS = ['2019-03-31', '2021-10-01'] as const;
-export type WebhookApiVersion = (typeof WEBHOOK_API_VERSIONS)[number];
+export { WEBHOOK_API_VERSIONS, type WebhookApiVersion } from './api-versions.js';
 
 /** The custom JSON a device sends with `setProvisioningPayload()`: DPS only forwards objects. */
 export const devicePayloadSchema = z.record(z.string(), z.unknown());

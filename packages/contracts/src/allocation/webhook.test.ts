@@ -59,6 +59,69 @@ describe('@dpskit/contracts/allocation (the built entry)', () => {
     expect(result.depth).toBe(true);
   });
 
+  // The entry's schemas are written again on zod/mini (webhook-schemas.ts): every field of full
+  // requests and answers, set to each wrong or edge value or removed, must give the main entry's
+  // result (value or issues and messages), so that the two definitions cannot drift apart.
+  it('answers exactly as the main entry with every field of full requests and answers changed', () => {
+    const script = `
+      import * as main from '@dpskit/contracts';
+      import * as hook from '@dpskit/contracts/allocation';
+      const info = { subjectName: 'CN=d', sha1Thumbprint: 'a', sha256Thumbprint: 'b', issuerName: 'CN=ca',
+        notBeforeUtc: '2020-01-01T00:00:00Z', notAfterUtc: '2030-01-01T00:00:00Z', serialNumber: '01', version: 3 };
+      const certs = { primary: { certificate: 'MII', info }, secondary: { certificate: null, info: null } };
+      const common = {
+        attestation: { type: 'x509', symmetricKey: { primaryKey: 'k', secondaryKey: 'l' },
+          x509: { clientCertificates: certs, signingCertificates: certs, caReferences: { primary: 'ca', secondary: null } },
+          tpm: { endorsementKey: 'ek', storageRootKey: 'srk' } },
+        capabilities: { iotEdge: false }, iotHubHostName: 'h', initialTwin: { tags: { a: 1 }, properties: { desired: { b: 2 } } },
+        etag: 'e', provisioningStatus: 'enabled', reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: false },
+        createdDateTimeUtc: 'c', lastUpdatedDateTimeUtc: 'u', allocationPolicy: 'custom', iotHubs: ['h1', 'h2'],
+        customAllocationDefinition: { webhookUrl: 'https://w', apiVersion: '2021-10-01' }, extra: { kept: true } };
+      const runtime = { registrationId: 'r', currentIotHubHostName: 'h', currentDeviceId: 'd', symmetricKey: {},
+        x509: { clientCertificate: 'MII', certificateInfo: info, certificateChain: ['MIJ'], signingCertificateInfo: info },
+        tpm: { endorsementKey: 'ek' }, payload: { p: [1] } };
+      const requests = [
+        { enrollmentGroup: { enrollmentGroupId: 'g', ...common }, deviceRuntimeContext: runtime, linkedHubs: ['h1'] },
+        { individualEnrollment: { registrationId: 'r', deviceId: 'd', optionalDeviceInformation: { o: 1 },
+          registrationState: { s: 1 }, ...common }, deviceRuntimeContext: runtime, linkedHubs: [] },
+      ];
+      const answers = [{ iotHubHostName: 'h', initialTwin: { tags: { a: 1 }, properties: { desired: { b: 2 } } }, payload: { p: 1 } }];
+      const edges = [undefined, null, 0, 1.5, -1, '', 'x', true, [], ['a', 1], {}, { k: 'v' }, 'symmetricKey', 'hashed', 'disabled'];
+      const variants = (value) => {
+        const out = [value];
+        if (value === null || typeof value !== 'object') return out;
+        for (const key of Object.keys(value)) {
+          for (const inner of variants(value[key]).slice(1)) out.push(Array.isArray(value) ? value.map((v, i) => (i === Number(key) ? inner : v)) : { ...value, [key]: inner });
+          for (const edge of edges) {
+            const copy = Array.isArray(value) ? [...value] : { ...value };
+            if (edge === undefined && !Array.isArray(copy)) delete copy[key]; else copy[key] = edge;
+            out.push(copy);
+          }
+        }
+        return out;
+      };
+      let compared = 0, differ = [], valid = 0;
+      const compare = (a, b, input) => {
+        compared++;
+        if (a.ok) valid++;
+        const same = JSON.stringify(a) === JSON.stringify(b) && (b.ok || b.error instanceof main.ContractValidationError);
+        if (!same && differ.length < 3) differ.push({ input, main: a, hook: b });
+      };
+      for (const request of requests) for (const v of variants(request)) {
+        compare(main.parseAllocationRequest(v), hook.parseAllocationRequest(v), v);
+        compare(main.parseAllocationRequest(v), hook.parseAllocationRequest(v), v); // the compiled parse after the first
+      }
+      for (const answer of answers) for (const v of variants(answer)) compare(main.parseAllocationResponse(v), hook.parseAllocationResponse(v), v);
+      console.log(JSON.stringify({ compared, valid, differ }));`;
+    const result = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' }),
+    ) as { compared: number; valid: number; differ: unknown[] };
+    expect(result.differ).toEqual([]);
+    expect(result.compared).toBeGreaterThan(5000);
+    expect(result.valid).toBeGreaterThan(100);
+    expect(result.compared - result.valid).toBeGreaterThan(1000);
+  });
+
   it('is one module with zod inside: it imports only the main entry’s zod-free schema/ modules', () => {
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
     const file = `${packageDir}/${pkg.exports['./allocation'].import}`;

@@ -3,9 +3,10 @@
  * DPS sends, check the answer), for a webhook that must answer soon after its process starts. The
  * build bundles this entry with the schema modules it needs and the parts of zod they use into one
  * module (scripts/bundle-allocation.mjs): the main entry loads zod as about a hundred modules, which
- * was about half of the allocator host's cold start (issue #13). Same schemas, same results and
- * messages as the main entry's functions of the same names. The schemas are not exported: they are
- * built on the bundle's own copy of zod, not to be mixed with the main entry's or an app's zod.
+ * was about half of the allocator host's cold start (issue #13). Same schemas (written again on
+ * zod/mini, webhook-schemas.ts), same results and messages as the main entry's functions of the
+ * same names. The schemas are not exported: they are built on the bundle's own copy of zod, not to
+ * be mixed with the main entry's or an app's zod.
  * `ContractValidationError` and `decodeJson` are the main entry's own (not bundled), so
  * `instanceof` holds across both entries.
  */
@@ -14,14 +15,13 @@ export type { EnrollmentGroup, IndividualEnrollment, InitialTwin, TwinCollection
 export { DEFAULT_MAX_JSON_DEPTH, decodeJson, type JsonBounds, type JsonDecodeResult } from '../schema/json-bounds.js';
 export { ContractValidationError, type FieldIssue, type ParseResult } from '../schema/parse.js';
 export type { X509CertificateInfo } from '../x509/certificate-info.js';
+export { WEBHOOK_API_VERSIONS, type WebhookApiVersion } from './api-versions.js';
+export type { AllocationRequest, DevicePayload, DeviceRuntimeContext, X509RuntimeContext } from './request.js';
+export type { AllocationResponse } from './response.js';
+// The same parse functions as request.ts' and response.ts', on zod/mini schemas (see there why).
 export {
-  type AllocationRequest,
-  type DevicePayload,
-  type DeviceRuntimeContext,
   parseAllocationRequest,
   parseAllocationRequestJson,
-  WEBHOOK_API_VERSIONS,
-  type WebhookApiVersion,
-  type X509RuntimeContext,
-} from './request.js';
-export { type AllocationResponse, parseAllocationResponse, parseAllocationResponseJson } from './response.js';
+  parseAllocationResponse,
+  parseAllocationResponseJson,
+} from './webhook-schemas.js';
