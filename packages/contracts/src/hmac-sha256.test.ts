@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createHmacSha256Base64 } from './hmac-sha256.js';
+import { createHmacSha256Base64, hmacSha256 } from './hmac-sha256.js';
 
 const TUTORIAL_GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 const nodeHmac = (key: Buffer, message: string): string =>
@@ -63,6 +63,24 @@ describe('createHmacSha256Base64', () => {
     for (const message of MESSAGES.slice(0, 8)) {
       expect(hmacA(message)).toBe(nodeHmac(a, message));
       expect(hmacB(message)).toBe(nodeHmac(b, message));
+    }
+  });
+});
+
+describe('hmacSha256', () => {
+  // Keys shorter than, equal to and longer than the block; messages past its own buffers included.
+  it.each([0, 1, 16, 32, 63, 64, 65, 100])('gives createHmac’s bytes for a %i-byte key', (length) => {
+    const key = randomBytes(length);
+    for (const message of [...MESSAGES, 'c'.repeat(341), 'c'.repeat(342), '€'.repeat(400)]) {
+      expect(hmacSha256(key, message).toString('base64'), JSON.stringify(message)).toBe(nodeHmac(key, message));
+    }
+  });
+
+  it('gives createHmac’s bytes call after call with other keys and lengths (its buffers are shared)', () => {
+    for (let i = 0; i < 500; i++) {
+      const key = randomBytes(i % 3 === 0 ? 32 : 64);
+      const message = `0ne00000A0A/registrations/${'é'.repeat(i % 5)}dev-${i}-${'z'.repeat((i * 37) % 300)}\n${1_700_000_000 + i}`;
+      expect(hmacSha256(key, message).toString('base64')).toBe(nodeHmac(key, message));
     }
   });
 });

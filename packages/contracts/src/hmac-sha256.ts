@@ -58,3 +58,40 @@ export function createHmacSha256Base64(key: Buffer): (message: string) => string
     return hash('sha256', outer, 'base64');
   };
 }
+
+/** Longest message in bytes `hmacSha256` hashes over its own buffers (a SAS token's signed text is a few hundred). */
+const ONE_SHOT_MESSAGE_BYTES = 1024;
+let oneShotInner: Buffer | undefined;
+let oneShotOuter: Buffer | undefined;
+
+/**
+ * HMAC-SHA256(key, utf8(message)) for a key used once (a SAS token's check against a device's own
+ * key), byte for byte `createHmac('sha256', key).update(message, 'utf8').digest()`, as two
+ * one-shot `crypto.hash` calls over buffers shared by every call (JavaScript calls it one at a
+ * time), cleared of the key's pads afterwards. A Hmac object per check is a stream object and an
+ * OpenSSL MAC context, and its short life made V8 drop optimized code at every full collection
+ * (the emulator verifies a token per registration; bench:server). Keys longer than a block and
+ * long messages, or a Node without `crypto.hash`, take createHmac.
+ */
+export function hmacSha256(key: Uint8Array, message: string): Buffer {
+  const hash = oneShotHash;
+  if (!hash || key.length > BLOCK_BYTES || message.length * 3 > ONE_SHOT_MESSAGE_BYTES) {
+    return crypto.createHmac('sha256', key).update(message, 'utf8').digest();
+  }
+  oneShotInner ??= Buffer.alloc(BLOCK_BYTES + ONE_SHOT_MESSAGE_BYTES);
+  oneShotOuter ??= Buffer.alloc(BLOCK_BYTES + 32);
+  const inner = oneShotInner;
+  const outer = oneShotOuter;
+  // K0 is the key zero-padded to a block.
+  for (let i = 0; i < BLOCK_BYTES; i++) {
+    const k = i < key.length ? (key[i] as number) : 0;
+    inner[i] = k ^ 0x36;
+    outer[i] = k ^ 0x5c;
+  }
+  const bytes = inner.write(message, BLOCK_BYTES, 'utf8');
+  outer.write(hash('sha256', inner.subarray(0, BLOCK_BYTES + bytes), 'binary'), BLOCK_BYTES, 'binary');
+  const digest = hash('sha256', outer, 'buffer');
+  inner.fill(0, 0, BLOCK_BYTES + bytes);
+  outer.fill(0);
+  return digest;
+}

@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmacSha256 } from './hmac-sha256.js';
 import { decodeBase64Key, hmacSha256Base64, KeyError } from './keys.js';
 
 const PREFIX = 'SharedAccessSignature ';
@@ -213,7 +214,7 @@ export function verifySasToken(token: string, options: VerifySasOptions): Parsed
   const presented = Buffer.from(parsed.signature, 'base64');
   const signed = `${parsed.rawResource}\n${parsed.expiresAt}`;
   for (const [index, key] of options.keys.entries()) {
-    const expected = createHmac('sha256', decodeBase64Key(key)).update(signed, 'utf8').digest();
+    const expected = hmacSha256(decodeBase64Key(key), signed);
     if (presented.length === expected.length && timingSafeEqual(presented, expected)) {
       return { ...parsed, keyIndex: index };
     }
