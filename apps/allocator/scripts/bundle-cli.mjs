@@ -1,32 +1,116 @@
-// Bundles the local host's CLI, which tsc has just compiled to dist/local-host/cli.js, into that one
-// file: the CLI's own modules and @dpskit/node-kit's. Why: a cold start (spawn to the first answer)
-// spent a large part of its time in Node's ESM loader, which resolves, reads and links every small
-// module in turn (issue #13). The packages the served app imports itself stay external, so that
-// the host and the app share one copy of each: @azure/functions (its `app` registers through the
-// host's @azure/functions-core), @dpskit/contracts with zod, and the rest of the dependencies.
-// Paths the CLI derives from import.meta.url (registry.ts: the package root) are unchanged, as the
-// bundle stays in dist/local-host/. The library entry (dist/index.js) and the app's modules are not
-// bundled. No source map: one for the bundle would point into node-kit's sources, which the package does
-// not ship; tsc's map of the unbundled cli.js is removed with it.
-import { readFileSync, rmSync } from 'node:fs';
+// Bundles the local host's CLI, which tsc has just compiled to dist/local-host/cli.js, for a fast
+// cold start (spawn to the first answer, issue #13), in three steps:
+//
+// 1. dist/local-host/cli-host.cjs: the CLI's own modules and @dpskit/node-kit's as one CommonJS
+//    script. Why one: a cold start spent a large part of its time in Node's ESM loader, which
+//    resolves, reads and links every small module in turn. Why CommonJS: V8 can take a code cache
+//    for a script (vm.Script cachedData), and Node 20 has none for ES modules. The packages the
+//    served app imports itself stay external, so that the host and the app share one copy of each:
+//    @azure/functions (its `app` registers through the host's @azure/functions-core),
+//    @dpskit/contracts, and the rest of the dependencies. `import.meta.url` becomes the entry's
+//    (same folder, so registry.ts' package root is unchanged) and the two dynamic imports (the
+//    app's modules, tinyglobby) the entry's import(): see cached-entry.ts.
+// 2. dist/local-host/cli.js: cached-entry.ts (compiled beside it) bundled alone, which runs
+//    cli-host.cjs with its code cache.
+// 3. dist/local-host/cli-host.cjs.cache: made by one real start of the built CLI and one request
+//    (the tutorial's toaster), so that it holds the functions a start and a first request compile.
+//
+// The library entry (dist/index.js) and the app's modules are not bundled. No source map: one for
+// the bundle would point into node-kit's sources, which the package does not ship; tsc's maps of
+// the unbundled files are removed with them.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TOASTER_REQUEST_2021_10_01 } from '@dpskit/contracts/fixtures';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { dependencies } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-const cli = join(root, 'dist', 'local-host', 'cli.js');
-await build({
+const external = Object.keys(dependencies).filter((name) => name !== '@dpskit/node-kit');
+const dir = join(root, 'dist', 'local-host');
+const cli = join(dir, 'cli.js');
+const host = join(dir, 'cli-host.cjs');
+const entry = join(dir, 'cached-entry.js');
+
+const bundled = await build({
   absWorkingDir: root,
   entryPoints: [cli],
+  write: false,
+  outfile: host,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external,
+  define: { 'import.meta.url': '__cliModuleUrl' },
+  sourcemap: false,
+  logLevel: 'warning',
+});
+let source = bundled.outputFiles[0].text.replace(/^#!.*\n/, '');
+// The entry hands the bundle its own import() as __cliImport (cached-entry.ts says why). Exactly the
+// two known dynamic imports are rewritten; any other import( fails the build rather than the host.
+const dynamicImports = source.match(/\bimport\(/g)?.length ?? 0;
+if (dynamicImports !== 2) {
+  throw new Error(`bundle-cli: expected the CLI's 2 dynamic imports, found ${dynamicImports}: update cached-entry.ts`);
+}
+source = source.replace(/\bimport\(/g, '__cliImport(');
+writeFileSync(host, source);
+
+await build({
+  absWorkingDir: root,
+  entryPoints: [entry],
   outfile: cli,
   allowOverwrite: true,
   bundle: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: Object.keys(dependencies).filter((name) => name !== '@dpskit/node-kit'),
+  external,
   sourcemap: false,
   logLevel: 'warning',
 });
-rmSync(`${cli}.map`, { force: true });
+for (const file of [
+  `${cli}.map`,
+  entry,
+  `${entry}.map`,
+  join(dir, 'cached-entry.d.ts'),
+  join(dir, 'cached-entry.d.ts.map'),
+]) {
+  rmSync(file, { force: true });
+}
+
+await writeCodeCache();
+
+/** One start of the built CLI and one toaster request, with the entry told to write its cache on exit. */
+async function writeCodeCache() {
+  const cache = `${host}.cache`;
+  rmSync(cache, { force: true });
+  const key = 'build-code-cache-key';
+  const child = spawn(process.execPath, [cli, '--port', '0', '--host', '127.0.0.1', '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ALLOCATOR_FUNCTION_KEY: key, DPSKIT_ALLOCATOR_WRITE_CODE_CACHE: '1' },
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let buffered = '';
+      child.stdout.on('data', (chunk) => {
+        buffered += chunk;
+        const line = buffered.split('\n').find((l) => l.includes('"msg":"Listening on'));
+        if (line) resolve(JSON.parse(line).data.url);
+      });
+      child.once('exit', (code) => reject(new Error(`bundle-cli: the CLI exited (${code}) before listening`)));
+    });
+    const response = await fetch(`${url}/api/allocate?code=${key}`, {
+      method: 'POST',
+      body: TOASTER_REQUEST_2021_10_01,
+    });
+    if (response.status !== 200)
+      throw new Error(`bundle-cli: the CLI answered ${response.status}: ${await response.text()}`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const code = await exited;
+  if (code !== 0 || !existsSync(cache)) throw new Error(`bundle-cli: no code cache written (exit ${code})`);
+}

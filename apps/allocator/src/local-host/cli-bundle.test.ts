@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PACKAGE_DIR } from '../deploy/package.js';
@@ -19,6 +21,44 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
     expect(specifiers).toContain('@dpskit/contracts/allocation');
     expect(specifiers.filter((s) => s!.startsWith('.') || s === '@dpskit/node-kit')).toEqual([]);
+  });
+
+  it("carries V8's code cache for its host bundle, made for that very source", async () => {
+    const host = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs'));
+    const cache = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.cache'));
+    expect(cache.subarray(0, 32).equals(createHash('sha256').update(host).digest())).toBe(true);
+    expect(cache.length).toBeGreaterThan(1000);
+    // The bundle's dynamic imports go through the entry's import(): a vm script has none.
+    expect(host.toString('utf8')).not.toMatch(/\bimport\(|import\.meta/);
+  });
+
+  it('runs from source, the same, with a cache for other source or one V8 refuses', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'dpskit-cli-cache-'));
+    try {
+      const dir = path.join(scratch, 'dist', 'local-host');
+      await mkdir(dir, { recursive: true });
+      await symlink(path.join(PACKAGE_DIR, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+      for (const file of ['cli.js', 'cli-host.cjs']) {
+        await copyFile(path.join(PACKAGE_DIR, 'dist', 'local-host', file), path.join(dir, file));
+      }
+      const host = await readFile(path.join(dir, 'cli-host.cjs'));
+      const digest = createHash('sha256').update(host).digest();
+      for (const cache of [
+        Buffer.concat([Buffer.alloc(32), Buffer.alloc(64, 1)]),
+        Buffer.concat([digest, Buffer.alloc(64, 1)]),
+      ]) {
+        await writeFile(path.join(dir, 'cli-host.cjs.cache'), cache);
+        const child = spawnNode([path.join(dir, 'cli.js'), '--help']);
+        try {
+          await child.waitForLine((line) => line.startsWith('Usage: dpskit-allocator start'));
+          expect(await child.exited).toBe(0);
+        } finally {
+          await child.stop();
+        }
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   it('serves the tutorial app with the key, logging JSON lines, and stops on SIGTERM', async () => {
