@@ -12,8 +12,9 @@
 //    app's modules, tinyglobby) the entry's import(): see cached-entry.ts.
 // 2. dist/local-host/cli.js: cached-entry.ts (compiled beside it) bundled alone, which runs
 //    cli-host.cjs with its code cache.
-// 3. dist/local-host/cli-host.cjs.cache: made by one real start of the built CLI and one request
-//    (the tutorial's toaster), so that it holds the functions a start and a first request compile.
+// 3. dist/local-host/cli-host.cjs.cache and cli-host.cjs.azure-functions.cache (the host's and
+//    @azure/functions' code caches): made by one real start of the built CLI and one request (the
+//    tutorial's toaster), so that they hold the functions a start and a first request compile.
 //
 // The library entry (dist/index.js) and the app's modules are not bundled. No source map: one for
 // the bundle would point into node-kit's sources, which the package does not ship; tsc's maps of
@@ -82,10 +83,10 @@ for (const file of [
 
 await writeCodeCache();
 
-/** One start of the built CLI and one toaster request, with the entry told to write its cache on exit. */
+/** One start of the built CLI and one toaster request, with the entry told to write its caches on exit. */
 async function writeCodeCache() {
-  const cache = `${host}.cache`;
-  rmSync(cache, { force: true });
+  const caches = [`${host}.cache`, `${host}.azure-functions.cache`];
+  for (const cache of caches) rmSync(cache, { force: true });
   const key = 'build-code-cache-key';
   const child = spawn(process.execPath, [cli, '--port', '0', '--host', '127.0.0.1', '--json'], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -112,5 +113,7 @@ async function writeCodeCache() {
     child.kill('SIGTERM');
   }
   const code = await exited;
-  if (code !== 0 || !existsSync(cache)) throw new Error(`bundle-cli: no code cache written (exit ${code})`);
+  if (code !== 0 || !caches.every((cache) => existsSync(cache))) {
+    throw new Error(`bundle-cli: the code caches were not written (exit ${code})`);
+  }
 }

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PACKAGE_DIR } from '../deploy/package.js';
 import { spawnNode } from '../testing/process.js';
 import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
+import { writeUserApp } from '../testing/user-app.js';
 
 /**
  * The build bundles dist/local-host/cli.js (scripts/bundle-cli.mjs) for a faster cold start; cli.test.ts
@@ -28,6 +30,11 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     const cache = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.cache'));
     expect(cache.subarray(0, 32).equals(createHash('sha256').update(host).digest())).toBe(true);
     expect(cache.length).toBeGreaterThan(1000);
+    const library = await readFile(createRequire(import.meta.url).resolve('@azure/functions'));
+    const libraryCache = await readFile(
+      path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.azure-functions.cache'),
+    );
+    expect(libraryCache.subarray(0, 32).equals(createHash('sha256').update(library).digest())).toBe(true);
     // The bundle's dynamic imports go through the entry's import(): a vm script has none.
     expect(host.toString('utf8')).not.toMatch(/\bimport\(|import\.meta/);
   });
@@ -58,6 +65,28 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
       }
     } finally {
       await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it("gives a user app the host's own @azure/functions (loaded with its code cache): one HttpRequest class", async () => {
+    const root = await writeUserApp({
+      files: {
+        // The default import: the package's webpack bundle has no named exports Node can detect.
+        'dist/src/functions/same.js': `import functions from '@azure/functions';
+const { app, HttpRequest, InvocationContext } = functions;
+app.http('same', { methods: ['GET', 'POST'], authLevel: 'anonymous', handler: (request, context) => ({
+  jsonBody: { request: request instanceof HttpRequest, context: context instanceof InvocationContext },
+}) });`,
+      },
+    });
+    const child = spawnNode([cli, root, '--port', '0', '--host', '127.0.0.1', '--json']);
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+      const response = await fetch(`${(JSON.parse(line) as { data: { url: string } }).data.url}/api/same`);
+      expect(await response.json()).toEqual({ request: true, context: true });
+    } finally {
+      await child.stop();
+      await rm(root, { recursive: true, force: true });
     }
   });
 
