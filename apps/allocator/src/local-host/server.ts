@@ -17,6 +17,7 @@ import {
   type EffectiveHttpTrigger,
   effectiveTrigger,
   type HttpFunctionDefinition,
+  httpTriggerOptions,
 } from '../registration/http-function.js';
 import { checkFunctionKey, maskCode, presentedKey } from './function-key.js';
 import { LocalInvocationContext } from './invocation-objects.js';
@@ -182,15 +183,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         if (level === 'none' || !enabled(fromFunctionsLevel(level))) return;
         emit(log, recordFromContextLog(level, args, { functionName, invocationId }));
       },
-      options: {
-        trigger: {
-          type: 'httpTrigger',
-          name: 'httpTrigger',
-          authLevel: trigger.authLevel,
-          methods: trigger.methods,
-          route: trigger.route,
-        },
-      },
+      options: httpTriggerOptions(trigger),
     });
 
     if (infoEnabled) {

@@ -1,4 +1,4 @@
-import type { HttpFunctionOptions, HttpMethod } from '@azure/functions';
+import type { HttpFunctionOptions, HttpMethod, InvocationContextInit } from '@azure/functions';
 
 const BRAND = Symbol.for('dpskit.allocator.httpFunction');
 
@@ -40,5 +40,21 @@ export function effectiveTrigger(definition: HttpFunctionDefinition): EffectiveH
     route: options.route ?? name,
     methods: (options.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase() as HttpMethod),
     authLevel: options.authLevel ?? 'anonymous',
+  };
+}
+
+/**
+ * The options a Functions host gives an invocation's context for this trigger (`context.options`).
+ * A new object for each invocation, as the host gives: a function may change its own.
+ */
+export function httpTriggerOptions(trigger: EffectiveHttpTrigger): NonNullable<InvocationContextInit['options']> {
+  return {
+    trigger: {
+      type: 'httpTrigger',
+      name: 'httpTrigger',
+      authLevel: trigger.authLevel,
+      methods: trigger.methods,
+      route: trigger.route,
+    },
   };
 }
