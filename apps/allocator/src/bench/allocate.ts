@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOASTER_REQUEST_2021_10_01 as TOASTER_BODY } from '@dpskit/contracts/fixtures';
 import { percentile, summarizeLatencies } from '@dpskit/node-kit';
+import { firstLine, processCpuTimes, waitForFile } from './processes.js';
 
 /**
  * `pnpm --filter @dpskit/allocator bench`: the local host against bare node:http, measured in the
@@ -63,12 +64,11 @@ interface Round {
   cpuUsPerRequest: number;
 }
 
-/** A process's CPU time (user + system, ms) from /proc (Linux, USER_HZ 100); NaN elsewhere. */
+/** A process's CPU time (user + system, ms); NaN where /proc has none. */
 function processCpuMs(pid: number | undefined): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    const { userMs, systemMs } = processCpuTimes(pid);
+    return userMs + systemMs;
   } catch {
     return Number.NaN;
   }
@@ -117,30 +117,6 @@ function loadRound(url: string, duration: number): Promise<Round> {
       }
     });
   });
-}
-
-/** Resolves with the first stdout line of a child (the bare server prints its port). */
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      text += d.toString('utf8');
-      const end = text.indexOf('\n');
-      if (end !== -1) resolve(text.slice(0, end));
-    });
-    child.on('exit', (code) => reject(new Error(`exited with ${code} before printing`)));
-  });
-}
-
-async function waitForFile(file: string, child: ChildProcess): Promise<string> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${file}: the process exited with ${child.exitCode}`);
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
 }
 
 async function startBare(): Promise<Target> {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ import { LocalInvocationContext } from '../local-host/invocation-objects.js';
 import { plainResponseParts, toFunctionRequest, writeResponseParts } from '../local-host/node-http.js';
 import { FunctionRouter } from '../local-host/router.js';
 import { tutorialPolicy } from '../policy/tutorial.js';
+import { httpTriggerOptions } from '../registration/http-function.js';
+import { firstLine, processCpuTimes, waitForFile } from './processes.js';
 
 /**
  * `node dist/bench/host-ladder.js [rounds=5] [seconds=3]`: where the local host's CPU per request goes,
@@ -101,15 +103,7 @@ function serveStep(step: Step): void {
       invocationId: randomUUID(),
       functionName: trigger.name,
       logHandler: () => {},
-      options: {
-        trigger: {
-          type: 'httpTrigger',
-          name: 'httpTrigger',
-          authLevel: trigger.authLevel,
-          methods: trigger.methods,
-          route: trigger.route,
-        },
-      },
+      options: httpTriggerOptions(trigger),
     });
     const result = await handler(request, context);
     const parts = plainResponseParts(result);
@@ -164,13 +158,6 @@ interface Target {
   process: ChildProcess;
 }
 
-/** A process's CPU time (user, system; ms) from /proc (Linux, USER_HZ 100). */
-function processCpuMs(pid: number | undefined): [number, number] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return [Number(fields[11]) * 10, Number(fields[12]) * 10];
-}
-
 async function drive(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 3);
@@ -179,16 +166,6 @@ async function drive(): Promise<void> {
   const cli = path.join(path.dirname(self), '..', 'local-host', 'cli.js');
   const work = mkdtempSync(path.join(tmpdir(), 'dpskit-allocator-ladder-'));
 
-  const firstLine = (child: ChildProcess): Promise<string> =>
-    new Promise((resolve, reject) => {
-      let text = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        text += d.toString('utf8');
-        const end = text.indexOf('\n');
-        if (end !== -1) resolve(text.slice(0, end));
-      });
-      child.on('exit', (code) => reject(new Error(`exited with ${code} before printing`)));
-    });
   const startStep = async (name: Step, label: string): Promise<Target> => {
     const child = spawn(process.execPath, [self], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -207,15 +184,8 @@ async function drive(): Promise<void> {
         env: { ...process.env, ALLOCATOR_FUNCTION_KEY: KEY },
       },
     );
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${name}: the CLI exited with ${child.exitCode}`);
-      try {
-        const { port } = JSON.parse(readFileSync(readyFile, 'utf8')) as { port: number };
-        return { name, label, url: `http://127.0.0.1:${port}/api/allocate?code=${KEY}`, process: child };
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
+    const { port } = JSON.parse(await waitForFile(readyFile, child)) as { port: number };
+    return { name, label, url: `http://127.0.0.1:${port}/api/allocate?code=${KEY}`, process: child };
   };
   const load = (url: string, duration: number): Promise<number> =>
     new Promise((resolve, reject) => {
@@ -253,9 +223,9 @@ async function drive(): Promise<void> {
     }
     for (let round = 0; round < rounds; round++) {
       for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
-        const [user0, system0] = processCpuMs(target.process.pid);
+        const { userMs: user0, systemMs: system0 } = processCpuTimes(target.process.pid);
         const requests = await load(target.url, seconds);
-        const [user1, system1] = processCpuMs(target.process.pid);
+        const { userMs: user1, systemMs: system1 } = processCpuTimes(target.process.pid);
         figures.get(target.name)!.push({
           user: ((user1 - user0) * 1000) / requests,
           system: ((system1 - system0) * 1000) / requests,
