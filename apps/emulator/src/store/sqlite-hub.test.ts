@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   applyAssignment,
@@ -49,6 +50,38 @@ describe('the hubs in SQLite', () => {
     expect(reopened.hub.deleteDevice('hub-a.net', 'DEV-1')).toBe(true);
     expect(reopened.hub.listDevices()).toEqual([]);
     reopened.close();
+  });
+
+  // `--workers` processes share the file. A deferred transaction that reads and then writes cannot
+  // wait for another process's write lock: SQLite fails its write at once with SQLITE_BUSY (a worker
+  // once crashed so when a hub device disconnected). Each transaction takes the lock at its start.
+  it('holds the write lock from the start of a transaction, so another process waits instead of slipping in between its read and its write', () => {
+    const { store, dir } = open();
+    applyAssignment(
+      store.hub,
+      { registrationId: 'dev-1', hub: 'hub-a.net', deviceId: 'dev-1', keys, resetTwin: true },
+      now,
+    );
+    const otherProcess = new Database(join(dir, 'emulator.db'));
+    otherProcess.pragma('busy_timeout = 0');
+    try {
+      const takeLock = () => otherProcess.exec('BEGIN IMMEDIATE; COMMIT');
+      store.hub.transaction(() => {
+        const device = store.hub.getDevice('hub-a.net', 'dev-1');
+        expect(takeLock).toThrow(/database is locked/);
+        if (device) store.hub.putDevice({ ...device, connectionState: 'Connected' });
+      });
+      store.transaction(() => {
+        store.hub.getDevice('hub-a.net', 'dev-1');
+        expect(takeLock).toThrow(/database is locked/);
+      });
+      // Released at the end of each.
+      takeLock();
+    } finally {
+      otherProcess.close();
+    }
+    expect(store.hub.getDevice('hub-a.net', 'dev-1')?.connectionState).toBe('Connected');
+    store.close();
   });
 
   it(`keeps the newest ${MAX_TELEMETRY_KEPT} messages per hub`, () => {

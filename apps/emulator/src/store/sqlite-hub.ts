@@ -127,7 +127,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+    return this.#db.transaction(fn).immediate();
   }
 
   addTelemetry(message: TelemetryRecord): void {

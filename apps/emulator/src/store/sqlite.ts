@@ -227,10 +227,13 @@ export class SqliteStore
   ) {
     this.#db = db;
     this.hub = new SqliteHubStore(db, path);
+    // Every write transaction begins IMMEDIATE (takes the write lock at its start): a deferred one
+    // that reads first and then writes cannot wait for another process's lock (--workers share this
+    // file) and fails at once with SQLITE_BUSY, whatever busy_timeout says (sqlite.org/lang_transaction.html).
     this.#finishTransaction = db.transaction(
       (operationId: string, text: string, finishedAtMs: number, record?: RegistrationRecord, hub?: HubAssignment) =>
         this.#finishInTransaction(operationId, text, finishedAtMs, record, hub),
-    );
+    ).immediate;
     // Called inside the batch's transaction, each write is a savepoint of its own (better-sqlite3
     // nests transaction functions so): one that throws is rolled back alone.
     const savepoint = db.transaction((write: () => void) => write());
@@ -243,7 +246,7 @@ export class SqliteStore
           queued.failure = { error };
         }
       }
-    });
+    }).immediate;
     this.#statements = {
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       enrollmentChanges: db.prepare<[], number>('SELECT count FROM enrollment_changes').pluck(),
@@ -443,7 +446,7 @@ export class SqliteStore
   }
 
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+    return this.#db.transaction(fn).immediate();
   }
 
   createOperation(operation: OperationRecord): void {
@@ -822,6 +825,6 @@ function migrate(db: Database.Database, path: string): void {
     db.transaction(() => {
       db.exec(MIGRATIONS[next] as string);
       db.pragma(`user_version = ${next + 1}`);
-    })();
+    }).immediate();
   }
 }
