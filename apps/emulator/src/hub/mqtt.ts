@@ -32,7 +32,7 @@ export interface HubMqtt {
 }
 
 /** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
-function refusal(returnCode: 2 | 5, message: string): Error & { returnCode: number } {
+function refusal(returnCode: 2 | 3 | 5, message: string): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode });
 }
 
@@ -82,13 +82,20 @@ export async function startHubMqtt(
           hub.reportRefused(hubName, parsed.deviceId, 'mqtt', 'client id differs from the device id in the username');
           return done(refusal(2, 'the MQTT client id must be the device id'), false);
         }
-        const auth = hub.authenticateDevice({
-          hub: hubName,
-          deviceId: parsed.deviceId,
-          // X.509 devices send no password (or an empty one) and their certificate in the handshake.
-          token: password?.length ? password.toString('utf8') : undefined,
-          clientCertificates: peerCertificateChain(client.conn),
-        });
+        let auth: ReturnType<typeof hub.authenticateDevice>;
+        try {
+          auth = hub.authenticateDevice({
+            hub: hubName,
+            deviceId: parsed.deviceId,
+            // X.509 devices send no password (or an empty one) and their certificate in the handshake.
+            token: password?.length ? password.toString('utf8') : undefined,
+            clientCertificates: peerCertificateChain(client.conn),
+          });
+        } catch (err) {
+          // The store could not be read: CONNACK 3, server unavailable (MQTT 3.1.1 3.2.2.3), and the server goes on.
+          log.error('hub.mqtt', `${clip(parsed.deviceId)} on ${hubName}: identity not read: ${(err as Error).message}`);
+          return done(refusal(3, 'server unavailable'), false);
+        }
         if (!auth.ok) {
           log.debug('hub.auth', `${clip(parsed.deviceId)} on ${hubName} over MQTT: ${auth.reason} (${auth.detail})`, {
             hub: hubName,
@@ -156,17 +163,36 @@ export async function startHubMqtt(
         done(null);
       },
     });
+    // A store write that fails here (its disk full, say) is logged and the server goes on serving:
+    // thrown from aedes's event it would end the process. A connection whose state could not be
+    // written is closed, so that the registry never shows a device connected that is not.
     broker.on('clientReady', (client) => {
       const session = sessions.get(client);
       if (!session) return;
-      session.connectedSeq = hub.setConnected(session.hub, session.deviceId, true, 'mqtt', session.connection);
+      try {
+        session.connectedSeq = hub.setConnected(session.hub, session.deviceId, true, 'mqtt', session.connection);
+      } catch (err) {
+        log.error(
+          'hub.mqtt',
+          `${clip(session.deviceId)} on ${session.hub}: connection state not stored, connection closed: ${(err as Error).message}`,
+        );
+        client.close();
+        return;
+      }
       connected.add(client);
       if (connected.size === 1) options.onDevicesConnected?.(true);
     });
     broker.on('clientDisconnect', (client) => {
       const session = sessions.get(client);
       if (!session) return;
-      hub.setConnected(session.hub, session.deviceId, false, 'mqtt', session.connection);
+      try {
+        hub.setConnected(session.hub, session.deviceId, false, 'mqtt', session.connection);
+      } catch (err) {
+        log.error(
+          'hub.mqtt',
+          `${clip(session.deviceId)} on ${session.hub}: disconnection not stored: ${(err as Error).message}`,
+        );
+      }
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
     broker.on('clientError', (client, err) => log.debug('hub.mqtt', `${clip(client.id)}: ${err.message}`));
