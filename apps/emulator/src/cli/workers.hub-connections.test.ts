@@ -77,7 +77,8 @@ describe('dps-emulator start --workers: the hubs end connections on any worker',
       expect((await loggedNth(child, about('hub.connect-refused', disabled.id))).reason).toBe('device-disabled');
     } finally {
       await Promise.allSettled(clients.map((client) => client.close()));
-      expect(await child.stop()).toBe(0);
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
     }
   });
 });

@@ -92,7 +92,8 @@ describe('dps-emulator start --workers: the hubs push across workers', () => {
       expect(child.log().some(about('hub.disconnected', watching.id))).toBe(false);
     } finally {
       await Promise.allSettled(clients.map((client) => client.close()));
-      expect(await child.stop()).toBe(0);
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
     }
   });
 });

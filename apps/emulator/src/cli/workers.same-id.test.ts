@@ -38,7 +38,8 @@ describe('dps-emulator start --workers: one registration id at once on two worke
       // The pairs that met on two workers are the ones the store serialized.
       expect(crossed).toBeGreaterThan(0);
     } finally {
-      expect(await child.stop()).toBe(0);
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
       await webhook.close();
     }
   });

@@ -62,7 +62,8 @@ describe('dps-emulator start --workers', () => {
       for (const record of records)
         expect(record.result).toEqual(results[devices.findIndex((d) => d.id === record.registrationId)]);
     } finally {
-      expect(await child.stop()).toBe(0);
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
     }
   });
 

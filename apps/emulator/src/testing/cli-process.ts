@@ -16,6 +16,8 @@ export interface CliEmulator {
   stateDir: string;
   /** The JSON log lines it wrote so far. */
   log(): LogRecord[];
+  /** What it wrote to stderr so far (a failing exit code's cause). */
+  stderr(): string;
   /** `dps-emulator <args>` on the same state folder, to its end (e.g. `registrations list --json`). */
   cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** SIGTERM, then resolves with its exit code; removes the state folder. */
@@ -87,6 +89,7 @@ export async function startCliEmulator(
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as LogRecord),
+    stderr: () => stderr,
     cli: (cliArgs) =>
       new Promise((resolve) => {
         const run = node([...cliArgs, '--state-dir', stateDir]);

@@ -325,7 +325,8 @@ describe('MQTT: many devices at once', () => {
       expect(records.map((record) => record.registrationId).sort()).toEqual(ids);
       for (const record of records) expect(record.result).toEqual(results[ids.indexOf(record.registrationId)]);
     } finally {
-      expect(await child.stop()).toBe(0);
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
     }
   });
 });
