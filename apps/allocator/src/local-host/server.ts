@@ -96,9 +96,12 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const logExchange = (): void => {
-      // null: the client went away before an answer was written.
+      // null: the client went away before an answer was written. A successful exchange is a debug
+      // line, as with `func start`: Core Tools shows the host's system logs (SystemTraceMiddleware's
+      // "Executed HTTP request" lines among them) from Warning up by default (LoggingFilterHelper's
+      // SystemLogDefaultLogLevel), while the function's Executing/Executed lines show at Information.
       const status = res.headersSent ? res.statusCode : null;
-      const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      const level: LogLevel = status === null ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
       if (!enabled(level)) return;
       hostLog(level, 'HTTP', {
         method: req.method,

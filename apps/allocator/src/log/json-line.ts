@@ -3,7 +3,7 @@ import type { AllocatorLogRecord } from './record.js';
 /**
  * `JSON.stringify(record)`, byte for byte, built with less work for the records the host writes.
  *
- * Why: at the default level the local host writes seven JSON lines per request, and serialising
+ * Why: at the default level the local host wrote seven JSON lines per request, and serialising
  * them was the largest part of what info logging cost (issue #13 profile under autocannon: 7 µs
  * of the 22 µs per request between info and warn). `JSON.stringify` walks every property of the
  * record, quoting and escaping each key and value character by character; here the record's keys
