@@ -8,7 +8,15 @@ import {
   type EnrollmentGroup,
   type IndividualEnrollment,
 } from '@dpskit/contracts';
-import { createLogger, jsonLineSink, type Logger, type LogLevel, type LogRecord, type LogSink } from '@dpskit/node-kit';
+import {
+  createLogger,
+  jsonLineSink,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+  levelEnabled,
+} from '@dpskit/node-kit';
 import { createWebSocketStream } from 'ws';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
@@ -20,7 +28,7 @@ import { DPS_WEBHOOK_RETRY, type WebhookRetryPolicy } from './core/allocation/cu
 import { attemptFromEvent, attemptHistoryProblem, DEFAULT_ATTEMPT_HISTORY } from './core/attempts.js';
 import { loadIssuingCa } from './core/certificate-issuance.js';
 import { clip } from './core/client-text.js';
-import { assertRetryAfterSeconds, DeviceApi } from './core/device-api.js';
+import { assertRetryAfterSeconds, DeviceApi, type PollReport } from './core/device-api.js';
 import { EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
 import type { LinkedHub, ServiceModel } from './core/model.js';
@@ -418,11 +426,18 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const api = new DeviceApi(service, {
         retryAfterSeconds: this.#options.retryAfterSeconds ?? 3,
         maxJsonDepth: maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
-        onPoll: (poll) =>
-          this.#log.debug('operation.poll', `${clip(poll.registrationId)} polled ${poll.operationId}: ${poll.state}`, {
-            ...poll,
-            registrationId: clip(poll.registrationId),
-          }),
+        // Only when the debug line is written: its message and fields were built (and dropped by
+        // the logger) for every poll at the default level.
+        ...(levelEnabled('debug', this.#options.logLevel ?? 'info')
+          ? {
+              onPoll: (poll: PollReport) =>
+                this.#log.debug(
+                  'operation.poll',
+                  `${clip(poll.registrationId)} polled ${poll.operationId}: ${poll.state}`,
+                  { ...poll, registrationId: clip(poll.registrationId) },
+                ),
+            }
+          : {}),
       });
       const serverTls = { cert: tls.serverCertPem, key: tls.serverKeyPem };
 

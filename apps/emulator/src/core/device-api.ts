@@ -78,7 +78,15 @@ export interface DeviceApiOptions {
   /** How long a poll waits for the allocation when `retryAfterSeconds` is 0 (default 5000 ms). */
   pollHoldMs?: number;
   /** Each answered poll (for the debug log: with `--workers`, which worker answered it). */
-  onPoll?: (poll: { registrationId: string; operationId: string; transport: DeviceTransport; state: string }) => void;
+  onPoll?: (poll: PollReport) => void;
+}
+
+/** An answered poll, as `onPoll` reports it. */
+export interface PollReport {
+  registrationId: string;
+  operationId: string;
+  transport: DeviceTransport;
+  state: string;
 }
 
 /** The three device operations of DPS, shared by the MQTT and HTTPS transports. */
