@@ -1,3 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLineWriter } from './line-writer.js';
@@ -39,5 +43,44 @@ describe('createLineWriter', () => {
     writer.flush();
     await nextTurn();
     expect(writes).toEqual(['a\n', '0123456789\n']);
+  });
+
+  it('reuses one buffer over a real socket, also while the reader stalls and writes queue, losing no byte', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dpskit-line-writer-'));
+    const received: Buffer[] = [];
+    let reader: net.Socket | undefined;
+    const server = net.createServer((socket) => {
+      reader = socket;
+      socket.pause(); // the kernel buffers fill: the writer's chunks get queued, holding its buffer
+      socket.on('data', (d: Buffer) => received.push(d));
+    });
+    const socketPath = path.join(dir, 'sock');
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const socket = net.connect(socketPath);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    try {
+      const writer = createLineWriter(socket, { maxPending: 1000, reuseBuffer: true });
+      const expected: string[] = [];
+      // Multi-byte characters, lines across the 1000-character mark, and lines longer than the buffer.
+      const samples = ['plain', 'é à ü', '中文 日本語', 'emoji 😀 and a pair 🇪🇺', '"quoted" \\ and \t'];
+      for (let i = 0; i < 3000; i++) {
+        const line =
+          i % 500 === 7 ? `${i} ${'long '.repeat(2000)}` : `${i} ${samples[i % samples.length]} ${'x'.repeat(i % 300)}`;
+        expected.push(line);
+        writer.write(line);
+        if (i % 400 === 0) await nextTurn();
+      }
+      writer.flush();
+      expect(socket.writableLength).toBeGreaterThan(0); // some chunks did queue
+      const done = new Promise<void>((resolve) => reader!.on('end', resolve));
+      socket.end();
+      reader!.resume();
+      await done;
+      expect(Buffer.concat(received).toString('utf8')).toBe(`${expected.join('\n')}\n`);
+    } finally {
+      socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,6 +9,12 @@ export interface LineWriter {
 export interface LineWriterOptions {
   /** Queued characters that trigger a write at once rather than at the end of the turn (default 64 Ki). */
   maxPending?: number;
+  /**
+   * Encode into one buffer reused from write to write (see below). Only for a stream that is done with
+   * a chunk once its `writableLength` is back to 0 after `write`: a file, pipe, socket or terminal
+   * stream of Node's own. Default: true for process.stdout and process.stderr, false otherwise.
+   */
+  reuseBuffer?: boolean;
 }
 
 /**
@@ -19,25 +25,53 @@ export interface LineWriterOptions {
  * `flush()` runs in an 'exit' handler (the CLIs do that). Hand-written rather than e.g. sonic-boom:
  * that writes to a file descriptor of its own, bypassing process.stdout (its TTY handling and the
  * 'error' event the CLIs use for a closed pipe), for what is a dozen lines here.
+ *
+ * For process.stdout and process.stderr the lines are UTF-8 encoded into one buffer kept from write
+ * to write. `stream.write(string)` made a new Buffer of the whole chunk each time (64 KiB at a time
+ * under load: fresh memory to fault in and an external allocation for the GC to track), which cost
+ * about as much as the encoding itself (issue #13). The buffer is only reused when the stream is done
+ * with it: those streams either write a chunk at once (a file; a pipe or terminal with room) or
+ * queue it, which `writableLength` shows, and then the buffer stays theirs and the next write gets a
+ * new one. Other streams get strings by default, since one may keep a chunk after its callback (a
+ * PassThrough does).
  */
 export function createLineWriter(stream: NodeJS.WritableStream, options: LineWriterOptions = {}): LineWriter {
   const maxPending = options.maxPending ?? 64 * 1024;
-  let pending = '';
+  const reuse = options.reuseBuffer ?? (stream === process.stdout || stream === process.stderr);
+  // Room for a usual chunk (maxPending characters and the line that passed the mark) at the worst
+  // case of 3 UTF-8 bytes per UTF-16 unit; a larger chunk is written as a string.
+  const slabBytes = 4 * maxPending;
+  let slab: Buffer | undefined;
+  // Lines kept apart and joined once per write rather than appended to one string (`pending += line`
+  // grew one tree of concatenations that the write flattened piece by piece).
+  let pending: string[] = [];
+  let pendingLength = 0;
   let scheduled: NodeJS.Immediate | undefined;
   const flush = (): void => {
     if (scheduled !== undefined) {
       clearImmediate(scheduled);
       scheduled = undefined;
     }
-    if (pending === '') return;
-    const chunk = pending;
-    pending = '';
-    stream.write(chunk);
+    if (pending.length === 0) return;
+    const lines = pending;
+    pending = [];
+    pendingLength = 0;
+    lines.push('');
+    const chunk = lines.join('\n');
+    if (!reuse || chunk.length * 3 > slabBytes) {
+      stream.write(chunk);
+      return;
+    }
+    slab ??= Buffer.allocUnsafeSlow(slabBytes);
+    const bytes = slab.write(chunk, 0, 'utf8');
+    stream.write(slab.subarray(0, bytes));
+    if ((stream as { writableLength?: number }).writableLength !== 0) slab = undefined;
   };
   return {
     write(line) {
-      pending += `${line}\n`;
-      if (pending.length >= maxPending) flush();
+      pending.push(line);
+      pendingLength += line.length + 1;
+      if (pendingLength >= maxPending) flush();
       else scheduled ??= setImmediate(flush);
     },
     flush,
