@@ -9,7 +9,10 @@ import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/h
 // MQTT): a device id connected again on the other worker closes its older connection (IoT Hub keeps
 // one MQTT connection per device, azure-docs iot-mqtt-connect-to-iot-hub), and a device disabled
 // through the registry on one worker loses its connection on the other. The primary hands
-// connections to the workers in turn; the registry sends every call over one kept-alive connection.
+// connections to the workers in turn. Which worker served a registry call is read from its log line
+// afterwards: the registry's kept-alive connection stays on one worker only while it is not idle
+// for 5 s (the HTTPS server's keep-alive timeout, Node's default), which connecting a device can
+// take on a loaded machine, and its next connection may go to either worker.
 
 /** The `n`th log line (from 1) `match` accepts, once the emulator has written it. */
 async function loggedNth(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord> {
@@ -55,22 +58,37 @@ describe('dps-emulator start --workers: the hubs end connections on any worker',
       expect((await registry.get(twice)).responseBody.connectionState).toBe('Connected');
       expect(child.log().some(about('hub.disconnected', twice, newer.worker))).toBe(false);
 
-      // Disabled through the registry on one worker while connected to the other.
-      const registryWorker = (await loggedNth(child, about('hub.device-created', twice))).worker;
+      // Disabled through the registry on one worker while connected to the other: a device
+      // connected to each worker, both disabled one call right after the other, so that whichever
+      // worker serves the calls one device is on the other; again with the next two should the
+      // calls have reached each device's own worker. Either way the worker holding a device's
+      // connection closes it.
       let disabled: { id: string; key: string; worker: unknown } | undefined;
-      for (let n = 0; n < 8 && !disabled; n++) {
-        const id = `disabled-${n}`;
-        const deviceKey = await keyOf(id);
-        const client = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key: deviceKey });
-        clients.push(client);
-        await client.open();
-        const { worker } = await loggedNth(child, about('hub.connected', id));
-        if (worker !== registryWorker) disabled = { id, key: deviceKey, worker };
+      let created = 0;
+      let attempts = 0;
+      while (!disabled) {
+        const pair = new Map<unknown, { id: string; key: string; worker: unknown }>();
+        while (pair.size < 2) {
+          if (created === 16) throw new Error('no device disabled by the other worker than the one holding it');
+          const id = `disabled-${created++}`;
+          const deviceKey = await keyOf(id);
+          const client = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key: deviceKey });
+          clients.push(client);
+          await client.open();
+          const { worker } = await loggedNth(child, about('hub.connected', id));
+          if (!pair.has(worker)) pair.set(worker, { id, key: deviceKey, worker });
+        }
+        // Each pair in the other order than the one before: not even new connections for every
+        // call, handed to the workers in turn, reach each device's own worker every time.
+        const devices = [1, 2].map((worker) => pair.get(worker) as { id: string; key: string; worker: unknown });
+        if (attempts++ % 2) devices.reverse();
+        for (const device of devices) await registry.update({ deviceId: device.id, status: 'disabled' });
+        for (const device of devices) {
+          const servedBy = (await loggedNth(child, about('hub.device-updated', device.id))).worker;
+          await loggedNth(child, about('hub.disconnected', device.id, device.worker));
+          if (servedBy !== device.worker) disabled = device;
+        }
       }
-      if (!disabled) throw new Error('no device connected to the other worker than the registry');
-      await registry.update({ deviceId: disabled.id, status: 'disabled' });
-      expect((await loggedNth(child, about('hub.device-updated', disabled.id))).worker).toBe(registryWorker);
-      await loggedNth(child, about('hub.disconnected', disabled.id, disabled.worker));
       const again = await deviceClient(child.view, { hub: HUB_A, deviceId: disabled.id, key: disabled.key });
       clients.push(again);
       await expect(again.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });

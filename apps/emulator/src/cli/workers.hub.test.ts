@@ -6,17 +6,25 @@ import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/h
 
 // `dps-emulator start --workers 2` (the built CLI): the emulated hub's pushes reach a device
 // connected to the other worker than the one serving the registry call, with the official SDKs
-// (azure-iothub's Registry, azure-iot-device's Client over MQTT). The registry sends every call
-// over one kept-alive connection, so one worker serves them all; devices are connected until two
-// sit on the other worker (the primary hands connections to the workers in turn).
+// (azure-iothub's Registry, azure-iot-device's Client over MQTT). Which worker served a registry
+// call is read from its log line afterwards: the registry's kept-alive connection stays on one
+// worker only while it is not idle for 5 s (the HTTPS server's keep-alive timeout, Node's
+// default), which the steps between calls here can take on a loaded machine, and the primary may
+// hand its next connection to either worker. So each check makes the same calls, one right after
+// the other, for a device on each worker: whichever worker serves them, one device is on the other.
+
+/** Every log line `match` accepts, once the emulator has written at least `n` of them. */
+async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
+  for (;;) {
+    const lines = child.log().filter(match);
+    if (lines.length >= n) return lines;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** The first log line `match` accepts, once the emulator has written it. */
 async function logged(child: CliEmulator, match: (line: LogRecord) => boolean): Promise<LogRecord> {
-  for (;;) {
-    const line = child.log().find(match);
-    if (line) return line;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  return (await loggedAll(child, match))[0] as LogRecord;
 }
 
 const about = (event: string, deviceId: string) => (line: LogRecord) =>
@@ -34,6 +42,12 @@ async function watchDesired(client: DeviceClient, listener: (delta: Record<strin
   );
 }
 
+interface Connected {
+  id: string;
+  client: DeviceClient;
+  worker: unknown;
+}
+
 describe('dps-emulator start --workers: the hubs push across workers', () => {
   it('a desired-property update and a deletion served by one worker reach devices connected to the other', async () => {
     const unreachable = await closedPortUrl();
@@ -47,48 +61,71 @@ describe('dps-emulator start --workers: the hubs push across workers', () => {
         const created = (await registry.create({ deviceId: id })).responseBody;
         keys.set(id, created.authentication?.symmetricKey?.primaryKey as string);
       }
-      const registryWorker = (await logged(child, about('hub.device-created', ids[0] as string))).worker;
-      for (const id of ids)
-        expect((await logged(child, about('hub.device-created', id))).worker, id).toBe(registryWorker);
-
-      const elsewhere: { id: string; client: DeviceClient; worker: unknown }[] = [];
+      const unused = new Set<Connected>();
       for (const id of ids) {
         const client = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key: keys.get(id) as string });
         clients.push(client);
         await client.open();
-        const { worker } = await logged(child, about('hub.connected', id));
-        if (worker !== registryWorker) elsewhere.push({ id, client, worker });
-        if (elsewhere.length === 2) break;
+        unused.add({ id, client, worker: (await logged(child, about('hub.connected', id))).worker });
       }
-      expect(elsewhere).toHaveLength(2);
-      const [watching, deleted] = elsewhere as [(typeof elsewhere)[0], (typeof elsewhere)[0]];
+      /**
+       * A device connected to each worker (the primary hands connections to them in turn), not used
+       * yet; each pair in the other order than the one before, so that not even new connections
+       * for every call, handed to the workers in turn, reach each device's own worker every time.
+       */
+      let pairs = 0;
+      const nextPair = (): Connected[] => {
+        const order = pairs++ % 2 ? [2, 1] : [1, 2];
+        const pair = order.map((worker) => [...unused].find((device) => device.worker === worker));
+        if (!pair.every((device) => device !== undefined)) {
+          throw new Error('no registry call was served by the other worker than the one holding its device');
+        }
+        for (const device of pair) unused.delete(device);
+        return pair;
+      };
 
-      // Desired properties: each patch pushed to the device on the other worker, in order.
-      const patches: Record<string, unknown>[] = [];
-      await watchDesired(watching.client, (delta) => {
-        if ('state' in delta) patches.push(delta);
-      });
-      await registry.updateTwin(watching.id, { properties: { desired: { state: 'first' } } }, '*');
-      await registry.updateTwin(watching.id, { properties: { desired: { state: 'second' } } }, '*');
-      while (patches.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(patches).toEqual([
-        expect.objectContaining({ state: 'first', $version: 2 }),
-        expect.objectContaining({ state: 'second', $version: 3 }),
-      ]);
-      const update = await logged(child, about('hub.twin-updated', watching.id));
-      expect(update.worker).toBe(registryWorker);
-      expect(update.worker).not.toBe(watching.worker);
+      // Desired properties: each patch pushed to its device, in order, whichever worker served the
+      // update; until a device got both of its updates from the other worker than its own.
+      let watching: Connected | undefined;
+      while (!watching) {
+        const pair = nextPair();
+        const patches = new Map(pair.map((device) => [device.id, [] as Record<string, unknown>[]]));
+        for (const device of pair) {
+          await watchDesired(device.client, (delta) => {
+            if ('state' in delta) patches.get(device.id)?.push(delta);
+          });
+        }
+        for (const state of ['first', 'second']) {
+          for (const device of pair) await registry.updateTwin(device.id, { properties: { desired: { state } } }, '*');
+        }
+        for (const device of pair) {
+          while ((patches.get(device.id)?.length ?? 0) < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+          expect(patches.get(device.id), device.id).toEqual([
+            expect.objectContaining({ state: 'first', $version: 2 }),
+            expect.objectContaining({ state: 'second', $version: 3 }),
+          ]);
+          const servedBy = (await loggedAll(child, about('hub.twin-updated', device.id), 2)).map((line) => line.worker);
+          if (servedBy.every((worker) => worker !== device.worker)) watching = device;
+        }
+      }
 
-      // Deletion: the device's connection, on the other worker, is closed. The SDK, which listens
-      // to desired properties, reconnects to restore its subscription and is refused: the device
-      // is gone (it retries so for minutes before it reports the disconnection).
-      await watchDesired(deleted.client, () => {});
-      await registry.delete(deleted.id);
-      expect((await logged(child, about('hub.device-deleted', deleted.id))).worker).toBe(registryWorker);
-      const closed = await logged(child, about('hub.disconnected', deleted.id));
-      expect(closed.worker).toBe(deleted.worker);
-      expect((await logged(child, about('hub.connect-refused', deleted.id))).reason).toBe('device-not-found');
-      // The device that was not deleted stays connected.
+      // Deletion: the device's connection is closed by the worker holding it, whichever worker
+      // served the deletion. The SDK, which listens to desired properties, reconnects to restore its
+      // subscription and is refused: the device is gone (it retries so for minutes before it reports
+      // the disconnection). Until a deletion was served by the other worker than the device's.
+      let deleted: Connected | undefined;
+      while (!deleted) {
+        const pair = nextPair();
+        for (const device of pair) await watchDesired(device.client, () => {});
+        for (const device of pair) await registry.delete(device.id);
+        for (const device of pair) {
+          const servedBy = (await logged(child, about('hub.device-deleted', device.id))).worker;
+          expect((await logged(child, about('hub.disconnected', device.id))).worker, device.id).toBe(device.worker);
+          expect((await logged(child, about('hub.connect-refused', device.id))).reason).toBe('device-not-found');
+          if (servedBy !== device.worker) deleted = device;
+        }
+      }
+      // The device whose twin was updated and not deleted stays connected.
       expect(child.log().some(about('hub.disconnected', watching.id))).toBe(false);
     } finally {
       await Promise.allSettled(clients.map((client) => client.close()));
