@@ -38,7 +38,9 @@ export type HubTarget = Pick<Emulator, 'endpoints' | 'caCertPem'>;
 
 /**
  * An agent for SDKs that connect to `{hub}:443`: the emulator's CA, its address, its HTTPS port.
- * `keepAlive`: every request on one connection (with `--workers`, all served by one worker).
+ * `keepAlive`: requests reuse one connection (with `--workers`, served by one worker) while it is
+ * not idle for 5 s, when the HTTPS server closes it (Node's keepAliveTimeout); the next connection
+ * may go to any worker.
  */
 export function hubAgent(emulator: HubTarget, options: { keepAlive?: boolean } = {}): https.Agent {
   const endpoint = emulator.endpoints.https;
@@ -56,7 +58,7 @@ export function registryClient(emulator: Emulator, hub?: string, connectionStrin
   );
 }
 
-/** A Registry of `hub` with the well-known `iothubowner` key whose requests all go over one kept-alive connection. */
+/** A Registry of `hub` with the well-known `iothubowner` key whose requests reuse a kept-alive connection (`hubAgent`). */
 export function keptAliveRegistry(emulator: HubTarget, hub: string): RegistryClient {
   return registryOver(
     Registry.fromConnectionString(
