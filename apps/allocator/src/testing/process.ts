@@ -8,7 +8,7 @@ export interface Spawned {
   stderr(): string;
   /** Resolves with the first stdout line that satisfies `test`. */
   waitForLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (or the signal name). */
+  /** Resolves with the exit code (or the signal name) once stdout and stderr are read to their end. */
   exited: Promise<number | string>;
   /** Kills the process if it is still running (for `finally`). */
   stop(): Promise<void>;
@@ -35,8 +35,10 @@ export function spawnNode(args: string[], options: { cwd?: string; env?: NodeJS.
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
   });
+  // 'close', not 'exit': 'exit' may come before the last of stdout and stderr has been read, and
+  // tests read `lines` and `stderr()` once the process has exited.
   const exited = new Promise<number | string>((resolve) => {
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1));
+    child.on('close', (code, signal) => resolve(code ?? signal ?? -1));
   });
   return {
     child,
