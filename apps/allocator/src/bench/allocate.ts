@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { TOASTER_REQUEST_2021_10_01 as TOASTER_BODY } from '@dpskit/contracts/fixtures';
 import { percentile, summarizeLatencies } from '@dpskit/node-kit';
 import { firstLine, processCpuTimes, waitForFile } from './processes.js';
+import { loadError, TOASTER_LOAD_CONNECTIONS, toasterLoad } from './toaster-load.js';
 
 /**
  * `pnpm --filter @dpskit/allocator bench`: the local host against bare node:http, measured in the
@@ -28,27 +28,11 @@ import { firstLine, processCpuTimes, waitForFile } from './processes.js';
 const rounds = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 3);
 const coldRounds = Number(process.argv[4] ?? 7);
-const CONNECTIONS = 50;
 const KEY = 'bench-function-key-0123456789';
 const DIST = fileURLToPath(new URL('../', import.meta.url));
 const BARE = path.join(DIST, 'bench', 'bare-http-server.js');
 const CLI = path.join(DIST, 'local-host', 'cli.js');
 const work = mkdtempSync(path.join(tmpdir(), 'dpskit-allocator-bench-'));
-
-interface AutocannonResult {
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  duration: number;
-}
-interface AutocannonInstance {
-  on(event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void): void;
-}
-type Autocannon = (
-  options: Record<string, unknown>,
-  done: (err: Error | null, result: AutocannonResult) => void,
-) => AutocannonInstance;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 interface Target {
   name: string;
@@ -81,42 +65,18 @@ async function load(url: string, duration: number, pid?: number): Promise<Round>
   return round;
 }
 
-function loadRound(url: string, duration: number): Promise<Round> {
-  return new Promise((resolve, reject) => {
-    const latencies: number[] = [];
-    let ok = 0;
-    const instance = autocannon(
-      {
-        url,
-        connections: CONNECTIONS,
-        duration,
-        method: 'POST',
-        body: TOASTER_BODY,
-        headers: { 'content-type': 'application/json' },
-      },
-      (err, result) => {
-        if (err) return reject(err);
-        if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0 || ok === 0) {
-          return reject(
-            new Error(`${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`),
-          );
-        }
-        const summary = summarizeLatencies(latencies)!;
-        resolve({
-          requestsPerSecond: ok / result.duration,
-          p50: summary.p50,
-          p99: summary.p99,
-          cpuUsPerRequest: Number.NaN,
-        });
-      },
-    );
-    instance.on('response', (_client, status, _bytes, ms) => {
-      if (status === 200) {
-        ok += 1;
-        latencies.push(ms);
-      }
-    });
+async function loadRound(url: string, duration: number): Promise<Round> {
+  const latencies: number[] = [];
+  let ok = 0;
+  const result = await toasterLoad(url, duration, (status, ms) => {
+    if (status === 200) {
+      ok += 1;
+      latencies.push(ms);
+    }
   });
+  if (ok === 0) throw loadError(url, result);
+  const summary = summarizeLatencies(latencies)!;
+  return { requestsPerSecond: ok / result.duration, p50: summary.p50, p99: summary.p99, cpuUsPerRequest: Number.NaN };
 }
 
 async function startBare(): Promise<Target> {
@@ -238,7 +198,7 @@ const summary = (name: string) => {
 };
 const ceiling = summary('bare node:http');
 const lines = [
-  `allocator bench: autocannon -c ${CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; cold start median of ${coldRounds}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
+  `allocator bench: autocannon -c ${TOASTER_LOAD_CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; cold start median of ${coldRounds}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
     .map((l) => fixed(l, 2))
     .join(' ')} after`,
   `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms   CPU ${fixed(ceiling.cpuUs, 0)} µs/request`,

@@ -2,13 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { decodeJson, parseAllocationRequest } from '@dpskit/contracts/allocation';
-import { TOASTER_REQUEST_2021_10_01 as TOASTER_BODY } from '@dpskit/contracts/fixtures';
 import { percentile, readBody } from '@dpskit/node-kit';
 import { createAllocateHandler } from '../handler/allocate.js';
 import { checkFunctionKey, presentedKey } from '../local-host/function-key.js';
@@ -18,6 +16,7 @@ import { FunctionRouter } from '../local-host/router.js';
 import { tutorialPolicy } from '../policy/tutorial.js';
 import { httpTriggerOptions } from '../registration/http-function.js';
 import { firstLine, processCpuTimes, waitForFile } from './processes.js';
+import { TOASTER_LOAD_CONNECTIONS, toasterLoad } from './toaster-load.js';
 
 /**
  * `node dist/bench/host-ladder.js [rounds=5] [seconds=3]`: where the local host's CPU per request goes,
@@ -139,18 +138,6 @@ function serveStep(step: Step): void {
 
 // ---- the driver ----
 
-interface AutocannonResult {
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  duration: number;
-  requests: { total: number };
-}
-type Autocannon = (
-  options: Record<string, unknown>,
-  done: (err: Error | null, result: AutocannonResult) => void,
-) => void;
-
 interface Target {
   name: string;
   label: string;
@@ -161,7 +148,6 @@ interface Target {
 async function drive(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const seconds = Number(process.argv[3] ?? 3);
-  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const self = fileURLToPath(import.meta.url);
   const cli = path.join(path.dirname(self), '..', 'local-host', 'cli.js');
   const work = mkdtempSync(path.join(tmpdir(), 'dpskit-allocator-ladder-'));
@@ -187,28 +173,8 @@ async function drive(): Promise<void> {
     const { port } = JSON.parse(await waitForFile(readyFile, child)) as { port: number };
     return { name, label, url: `http://127.0.0.1:${port}/api/allocate?code=${KEY}`, process: child };
   };
-  const load = (url: string, duration: number): Promise<number> =>
-    new Promise((resolve, reject) => {
-      autocannon(
-        {
-          url,
-          connections: 50,
-          duration,
-          method: 'POST',
-          body: TOASTER_BODY,
-          headers: { 'content-type': 'application/json' },
-        },
-        (err, result) => {
-          if (err) return reject(err);
-          if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
-            return reject(
-              new Error(`${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`),
-            );
-          }
-          resolve(result.requests.total);
-        },
-      );
-    });
+  const load = async (url: string, duration: number): Promise<number> =>
+    (await toasterLoad(url, duration)).requests.total;
 
   const targets: Target[] = [];
   const figures = new Map<string, Array<{ user: number; system: number; rps: number }>>();
@@ -245,7 +211,7 @@ async function drive(): Promise<void> {
       50,
     );
   const lines = [
-    `allocator host ladder: autocannon -c 50, ${seconds} s a round, median of ${rounds} interleaved rounds; node ${process.version}; load average (1 min) ${loads.map((l) => l.toFixed(1)).join(' ')}`,
+    `allocator host ladder: autocannon -c ${TOASTER_LOAD_CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; node ${process.version}; load average (1 min) ${loads.map((l) => l.toFixed(1)).join(' ')}`,
     'CPU µs per request (user + system; in brackets the change from the line before), requests/s:',
   ];
   let previous: number | undefined;
