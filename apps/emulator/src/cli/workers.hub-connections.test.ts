@@ -2,7 +2,7 @@ import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
 import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
-import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
+import { createDeviceKey, type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
 
 // `dps-emulator start --workers 2` (the built CLI) ends device connections as IoT Hub does whichever
 // worker holds them, with the official SDKs (azure-iothub's Registry, azure-iot-device's Client over
@@ -33,8 +33,7 @@ describe('dps-emulator start --workers: the hubs end connections on any worker',
     const clients: DeviceClient[] = [];
     try {
       const registry = keptAliveRegistry(child.view, HUB_A);
-      const keyOf = async (deviceId: string) =>
-        (await registry.create({ deviceId })).responseBody.authentication?.symmetricKey?.primaryKey as string;
+      const keyOf = (deviceId: string) => createDeviceKey(registry, deviceId);
 
       // The same device id, connected again until the newer connection sits on the other worker
       // than the older one (on the same worker, aedes closes the older one itself).

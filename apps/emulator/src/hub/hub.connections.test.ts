@@ -7,7 +7,7 @@
 import { generateSymmetricKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A, HUB_B } from '../testing/fixtures.js';
-import { deviceClient, expectRefused, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, expectRefused, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { register } from '../testing/sdk.js';
 import { serviceClient } from '../testing/service-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
@@ -27,11 +27,7 @@ afterAll(async () => {
 const disconnectedFrom = (hub: string, deviceId: string) => (e: HubEvent) =>
   e.kind === 'disconnected' && e.deviceId === deviceId && e.hub.toLowerCase() === hub.toLowerCase();
 
-/** A device created through the registry; returns its generated primary key. */
-async function createDevice(deviceId: string): Promise<string> {
-  const created = (await registryClient(bed.emulator, HUB_A).create({ deviceId })).responseBody;
-  return created.authentication?.symmetricKey?.primaryKey as string;
-}
+const createDevice = (deviceId: string) => createDeviceKey(registryClient(bed.emulator, HUB_A), deviceId);
 
 describe('the hub ends device connections as IoT Hub does', () => {
   it('a device disabled through the registry loses its connection; it is refused until enabled again', async () => {

@@ -8,7 +8,7 @@ import type { LogRecord } from '@dpskit/node-kit';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
-import { deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, registryClient } from '../testing/hub-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
 const logged: LogRecord[] = [];
@@ -20,10 +20,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-async function createDevice(deviceId: string): Promise<string> {
-  const created = (await registryClient(bed.emulator, HUB_A).create({ deviceId })).responseBody;
-  return created.authentication?.symmetricKey?.primaryKey as string;
-}
+const createDevice = (deviceId: string) => createDeviceKey(registryClient(bed.emulator, HUB_A), deviceId);
 
 describe('the hub when its store cannot be written', () => {
   it('logs the failed write, closes that connection, and goes on serving', async () => {

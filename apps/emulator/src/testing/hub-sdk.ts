@@ -58,6 +58,12 @@ export function registryClient(emulator: Emulator, hub?: string, connectionStrin
   );
 }
 
+/** A device created through `registry` with generated keys; resolves with its primary key. */
+export async function createDeviceKey(registry: RegistryClient, deviceId: string): Promise<string> {
+  const created = (await registry.create({ deviceId })).responseBody;
+  return created.authentication?.symmetricKey?.primaryKey as string;
+}
+
 /** A Registry of `hub` with the well-known `iothubowner` key whose requests reuse a kept-alive connection (`hubAgent`). */
 export function keptAliveRegistry(emulator: HubTarget, hub: string): RegistryClient {
   return registryOver(
