@@ -148,13 +148,25 @@ export function testEmulatorOptions(
   };
 }
 
-/** A URL on a loopback port that was free a moment ago and nothing listens on. */
+const CLOSED_PORT = 1;
+
+/**
+ * A URL on a loopback port nothing listens on: port 1, below the range the kernel hands out for
+ * port 0, so no server of a test running alongside can be given it. (A port that was free a moment
+ * ago can be: one such "unreachable" webhook was answered with a hang-up instead of ECONNREFUSED.)
+ * Checked here: a connection to it is refused.
+ */
 export async function closedPortUrl(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}/api/allocate`;
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = net.connect(CLOSED_PORT, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+  if (!refused) throw new Error(`127.0.0.1:${CLOSED_PORT} does not refuse connections; the tests need it closed`);
+  return `http://127.0.0.1:${CLOSED_PORT}/api/allocate`;
 }
 
 export function tempStateDir(): { path: string; remove(): void } {
