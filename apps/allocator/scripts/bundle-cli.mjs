@@ -12,9 +12,12 @@
 //    app's modules, tinyglobby) the entry's import(): see cached-entry.ts.
 // 2. dist/local-host/cli.js: cached-entry.ts (compiled beside it) bundled alone, which runs
 //    cli-host.cjs with its code cache.
-// 3. dist/local-host/cli-host.cjs.cache and cli-host.cjs.azure-functions.cache (the host's and
-//    @azure/functions' code caches): made by one real start of the built CLI and one request (the
-//    tutorial's toaster), so that they hold the functions a start and a first request compile.
+// 3. dist/local-host/cli-host.cjs.cache, cli-host.cjs.azure-functions.cache and
+//    cli-host.cjs.contracts-allocation.cache (the code caches of the host, @azure/functions and
+//    @dpskit/contracts/allocation's implementation script): made by one real start of the built CLI
+//    and one request (the tutorial's toaster), so that they hold the functions a start and a first
+//    request compile. A cache that is not written (say the contract's layout changed and the entry
+//    no longer finds its script) fails the build.
 //
 // The library entry (dist/index.js) and the app's modules are not bundled. No source map: one for
 // the bundle would point into node-kit's sources, which the package does not ship; tsc's maps of
@@ -85,7 +88,7 @@ await writeCodeCache();
 
 /** One start of the built CLI and one toaster request, with the entry told to write its caches on exit. */
 async function writeCodeCache() {
-  const caches = [`${host}.cache`, `${host}.azure-functions.cache`];
+  const caches = [`${host}.cache`, `${host}.azure-functions.cache`, `${host}.contracts-allocation.cache`];
   for (const cache of caches) rmSync(cache, { force: true });
   const key = 'build-code-cache-key';
   const child = spawn(process.execPath, [cli, '--port', '0', '--host', '127.0.0.1', '--json'], {

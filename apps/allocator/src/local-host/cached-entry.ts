@@ -30,7 +30,9 @@ const { Script } = nodeRequire('node:vm') as typeof import('node:vm');
  * does; nothing else needs to).
  *
  * `@dpskit/contracts/allocation` is imported here and handed to the bundle's `require`: it is an ES
- * module, shared with the served app (which imports it itself), and Node 20 cannot require one.
+ * module, shared with the served app (which imports it itself), and Node 20 cannot require one. Its
+ * implementation is a CommonJS script that the entry requires on its first parse; it is preloaded
+ * here with its code cache, like `@azure/functions`.
  * The bundle's two dynamic imports (the app's modules, tinyglobby) go through `importModule`, this
  * module's own import(): a vm script of Node 20 has none without an experimental flag.
  */
@@ -60,6 +62,7 @@ type CommonJsScript = (
 
 const requireFromHost = createRequire(HOST);
 preloadAzureFunctions();
+preloadAllocationContract();
 
 // One line: the bundle's line numbers in stack traces stay its own.
 const host = compile(
@@ -96,20 +99,51 @@ function preloadAzureFunctions(): void {
   } catch {
     return; // the host's own require then says what is missing
   }
-  if (file in requireFromHost.cache || !file.endsWith('.js')) return;
-  const script = compile(file, COMMONJS_WRAPPER, `${HOST}.azure-functions.cache`);
+  if (!file.endsWith('.js')) return;
+  preloadCommonJs(file, `${HOST}.azure-functions.cache`);
+}
+
+/**
+ * `@dpskit/contracts/allocation`'s implementation, webhook-impl.cjs beside the entry (one CommonJS
+ * script with zod/mini inside, which the entry requires on its first parse: the contracts README),
+ * put in require's cache with its code cache (cli-host.cjs.contracts-allocation.cache). Compiling
+ * it and the functions a first request runs is what the cache saves; the contract entry above, an
+ * ES module, Node 20 compiles with none. The host and the app share the entry (one module), so
+ * they share this too. If the file is not there (another layout of the package), the entry
+ * requires whatever it has itself.
+ */
+function preloadAllocationContract(): void {
+  let file: string;
+  try {
+    file = path.join(path.dirname(requireFromHost.resolve('@dpskit/contracts/allocation')), 'webhook-impl.cjs');
+  } catch {
+    return;
+  }
+  preloadCommonJs(file, `${HOST}.contracts-allocation.cache`);
+}
+
+/**
+ * A CommonJS file put in require's cache as Node's loader would (a `Module` with its paths, run in
+ * Node's wrapper), compiled with the code cache in `cacheFile`. Does nothing if the file is in the
+ * cache already or cannot be read: Node then loads it itself on the first require.
+ */
+function preloadCommonJs(file: string, cacheFile: string): void {
+  if (file in requireFromHost.cache) return;
+  let script: VmScript;
+  try {
+    script = compile(file, COMMONJS_WRAPPER, cacheFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const fileRequire = createRequire(file);
   const loaded = new Module(file);
   loaded.filename = file;
-  loaded.paths = createRequire(file).resolve.paths('@azure/functions-core') ?? [];
+  // The node_modules folders a require of a package from the file searches (a relative request's would be its folder).
+  loaded.paths = fileRequire.resolve.paths('some-package') ?? [];
   requireFromHost.cache[file] = loaded;
   try {
-    (script.runInThisContext() as CommonJsScript)(
-      loaded.exports,
-      createRequire(file),
-      loaded,
-      file,
-      path.dirname(file),
-    );
+    (script.runInThisContext() as CommonJsScript)(loaded.exports, fileRequire, loaded, file, path.dirname(file));
   } catch (err) {
     delete requireFromHost.cache[file];
     throw err;

@@ -39,6 +39,19 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     expect(host.toString('utf8')).not.toMatch(/\bimport\(|import\.meta/);
   });
 
+  // The contract entry loads its implementation, one CommonJS script beside it, with require on its
+  // first parse; the host preloads that script with this cache (cached-entry.ts). The build fails if
+  // the cache is not written, so a change to the contract's layout cannot drop the preload silently.
+  it("carries V8's code cache for @dpskit/contracts/allocation's implementation script, made for that very file", async () => {
+    const entry = createRequire(import.meta.url).resolve('@dpskit/contracts/allocation');
+    const implementation = await readFile(path.join(path.dirname(entry), 'webhook-impl.cjs'));
+    const cache = await readFile(
+      path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.contracts-allocation.cache'),
+    );
+    expect(cache.subarray(0, 32).equals(createHash('sha256').update(implementation).digest())).toBe(true);
+    expect(cache.length).toBeGreaterThan(1000);
+  });
+
   it('runs from source, the same, with a cache for other source or one V8 refuses', async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), 'dpskit-cli-cache-'));
     try {

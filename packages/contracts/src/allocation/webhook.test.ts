@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -122,15 +122,45 @@ describe('@dpskit/contracts/allocation (the built entry)', () => {
     expect(result.compared - result.valid).toBeGreaterThan(1000);
   });
 
-  it('is one module with zod inside: it imports only the main entry’s zod-free schema/ modules', () => {
+  // What the entry is for, a webhook's cold start (issue #13; scripts/bundle-allocation.mjs): no
+  // classic zod and no zod modules through the ES module loader. The entry imports only Node's
+  // createRequire and the main entry's zod-free schema/ modules; its implementation is one
+  // CommonJS script with zod/mini inside, which requires nothing, so that a host can preload that
+  // one file with a code cache; and it is loaded on the first parse, not on import.
+  it('loads no classic zod: a small ES module over one CommonJS script with zod/mini inside', () => {
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
     const file = `${packageDir}/${pkg.exports['./allocation'].import}`;
     const source = readFileSync(file, 'utf8');
     const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(new Set(specifiers)).toEqual(new Set(['../schema/parse.js', '../schema/json-bounds.js']));
-    expect(source).not.toMatch(/from ["']zod/);
+    expect(new Set(specifiers)).toEqual(new Set(['node:module', '../schema/parse.js', '../schema/json-bounds.js']));
+    expect(source).not.toMatch(/from ["']zod|\$constructor\(/);
+    expect([...source.matchAll(/\brequire\(|\)\((["'][^"']+["'])\)\(/g)].map((m) => m[1])).toEqual([
+      '"./webhook-impl.cjs"',
+    ]);
+    const implementation = readFileSync(`${packageDir}/dist/allocation/webhook-impl.cjs`, 'utf8');
+    expect(implementation).toMatch(/^'use strict';\n/);
+    expect(implementation).toContain('$constructor("ZodMiniObject"');
+    expect(implementation).not.toContain('$constructor("ZodObject"'); // classic's object
+    expect(implementation.replace(/\brequire_[\w$]+\(/g, '')).not.toMatch(/\brequire\(|\bimport\(|\bimport\.meta/);
     expect(readFileSync(`${packageDir}/${pkg.exports['./allocation'].types}`, 'utf8')).toContain(
       'parseAllocationRequestJson',
     );
+    // At run time: importing the entry loads nothing through require; the first parse loads the
+    // implementation and only it (zod is inside it, not beside it).
+    const script = `
+      import { createRequire } from 'node:module';
+      import * as hook from '@dpskit/contracts/allocation';
+      const cache = createRequire(import.meta.url).cache;
+      const before = Object.keys(cache);
+      const ok = hook.parseAllocationResponse({ iotHubHostName: 'h' }).ok;
+      console.log(JSON.stringify({ before, after: Object.keys(cache), ok }));`;
+    const loaded = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' }),
+    ) as { before: string[]; after: string[]; ok: boolean };
+    expect(loaded).toEqual({
+      before: [],
+      after: [realpathSync(`${packageDir}/dist/allocation/webhook-impl.cjs`)],
+      ok: true,
+    });
   });
 });

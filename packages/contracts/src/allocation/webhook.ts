@@ -1,14 +1,16 @@
 /**
  * `@dpskit/contracts/allocation`: the custom allocation webhook's contract alone (parse the request
  * DPS sends, check the answer), for a webhook that must answer soon after its process starts. The
- * build bundles this entry with the schema modules it needs and the parts of zod they use into one
- * module (scripts/bundle-allocation.mjs): the main entry loads zod as about a hundred modules, which
- * was about half of the allocator host's cold start (issue #13). Same schemas (written again on
+ * build (scripts/bundle-allocation.mjs) writes this entry as a small ES module and the schemas with
+ * the parts of zod they use as one CommonJS script beside it (webhook-impl.cjs), which the entry
+ * requires on its first parse: the main entry loads zod as about a hundred modules, which was about
+ * half of the allocator host's cold start, and a host can load one script with a V8 code cache,
+ * which Node 20 has none of for ES modules (issue #13). Same schemas (written again on
  * zod/mini, webhook-schemas.ts), same results and messages as the main entry's functions of the
- * same names. The schemas are not exported: they are built on the bundle's own copy of zod, not to
+ * same names. The schemas are not exported: they are built on the script's own copy of zod, not to
  * be mixed with the main entry's or an app's zod.
- * `ContractValidationError` and `decodeJson` are the main entry's own (not bundled), so
- * `instanceof` holds across both entries.
+ * `ContractValidationError` and `decodeJson` are the main entry's own (not bundled; the script is
+ * handed schema/parse.js), so `instanceof` holds across both entries.
  */
 
 export type { EnrollmentGroup, IndividualEnrollment, InitialTwin, TwinCollection } from '../enrollment/enrollment.js';
