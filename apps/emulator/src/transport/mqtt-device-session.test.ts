@@ -13,7 +13,7 @@ const CONNECT: mqttPacket.IConnectPacket = {
   password: Buffer.from('token'),
 };
 
-function session() {
+function session(served = true) {
   const sent: mqttPacket.Packet[] = [];
   const closed: (string | undefined)[] = [];
   const connects: mqttPacket.IConnectPacket[] = [];
@@ -21,7 +21,10 @@ function session() {
   const s = new DeviceSession({
     send: (packet) => sent.push(packet),
     close: (reason) => closed.push(reason),
-    connected: (connect) => connects.push(connect),
+    connected: (connect) => {
+      connects.push(connect);
+      return served;
+    },
     request: (topic, payload) => requests.push({ topic, payload: payload.toString('utf8') }),
   });
   return { s, sent, closed, connects, requests };
@@ -66,6 +69,18 @@ describe('DeviceSession (MQTT 3.1.1 for the DPS device API, without sockets)', (
     expect(sent).toEqual([{ cmd: 'connack', returnCode: 1, sessionPresent: false }]);
     expect(closed[0]).toMatch(/protocol level 5/);
     expect(connects).toEqual([]);
+  });
+
+  it('answers CONNACK 3 and ends the connection when the server cannot serve the CONNECT', () => {
+    const { s, sent, closed, connects } = session(false);
+    s.packet(CONNECT);
+    expect(connects).toEqual([CONNECT]);
+    expect(sent).toEqual([{ cmd: 'connack', returnCode: 3, sessionPresent: false }]);
+    // Ended (undefined), not destroyed: the CONNACK is written first.
+    expect(closed).toEqual([undefined]);
+    expect(s.closed).toBe(true);
+    s.packet(publish('$dps/registrations/PUT/iotdps-register/?$rid=1', 1));
+    expect(sent).toHaveLength(1);
   });
 
   it('grants the response filter at QoS 1 at most and refuses every other filter', () => {

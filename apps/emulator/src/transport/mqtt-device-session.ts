@@ -27,16 +27,24 @@ import { isDeviceRequestTopic, RESPONSE_FILTER } from './mqtt-topics.js';
  */
 export interface DeviceSessionHooks {
   send(packet: mqttPacket.Packet): void;
-  /** Close the connection; `reason` says why (for the debug log), undefined on DISCONNECT. */
+  /**
+   * Close the connection; `reason` says why (for the debug log). Undefined (DISCONNECT, a CONNECT
+   * refused as server unavailable): ended after what was sent, not destroyed.
+   */
   close(reason: string | undefined): void;
-  /** A CONNECT was accepted: its client id, username and password (the transport attests them). */
-  connected(connect: mqttPacket.IConnectPacket): void;
+  /**
+   * A CONNECT was accepted: its client id, username and password (the transport attests them).
+   * False when the server cannot serve it now (its store could not be read): the session answers
+   * CONNACK 3, server unavailable, and ends the connection.
+   */
+  connected(connect: mqttPacket.IConnectPacket): boolean;
   /** A request on a DPS request topic; answer it with `DeviceSession.reply`. */
   request(topic: string, payload: Buffer): void;
 }
 
 /** The MQTT 3.1.1 CONNACK return codes used here. */
 const UNACCEPTABLE_PROTOCOL_VERSION = 1;
+const SERVER_UNAVAILABLE = 3;
 /** Granted QoS in a SUBACK for a refused filter. */
 const SUBSCRIPTION_REFUSED = 0x80;
 
@@ -141,7 +149,12 @@ export class DeviceSession {
     this.#state = 'connected';
     this.clientId = packet.clientId;
     this.keepaliveSeconds = packet.keepalive ?? 0;
-    this.hooks.connected(packet);
+    if (!this.hooks.connected(packet)) {
+      this.hooks.send({ cmd: 'connack', returnCode: SERVER_UNAVAILABLE, sessionPresent: false });
+      this.#state = 'closed';
+      this.hooks.close(undefined);
+      return;
+    }
     this.hooks.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
   }
 

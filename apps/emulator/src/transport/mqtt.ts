@@ -438,10 +438,17 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     this.stream.destroy();
   }
 
-  connected(connect: mqttPacket.IConnectPacket): void {
+  connected(connect: mqttPacket.IConnectPacket): boolean {
     const { byClientId, log } = this.context;
     const parsed = parseMqttUsername(connect.username);
-    this.#attestation = this.context.attestConnect(connect, parsed, this.stream);
+    try {
+      this.#attestation = this.context.attestConnect(connect, parsed, this.stream);
+    } catch (err) {
+      // The enrollments could not be read (the store failed): CONNACK 3, server unavailable, and
+      // the server goes on; thrown from the socket's 'data' handler, it would end the process.
+      log.error('mqtt.auth', `${clip(connect.clientId)}: enrollments not read: ${(err as Error).message}`);
+      return false;
+    }
     this.#apiVersion = parsed?.apiVersion;
     const previous = byClientId.get(connect.clientId);
     if (previous && previous !== this.stream) {
@@ -456,6 +463,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
         this.stream.destroy();
       }, keepalive * 1500);
     }
+    return true;
   }
 
   request(topic: string, payload: Buffer): void {
