@@ -40,10 +40,17 @@ export function followHubPushes(options: {
   everyMs?: number;
 }): HubPushFollower {
   const { feed, deliver, log } = options;
-  let last = feed.latest();
+  /** The newest push seen; undefined when `start` could not read it (the poll reads it then). */
+  let last: number | undefined = feed.latest();
   let failing = false;
+  const failed = (err: unknown) => {
+    // A busy or failing store: tried again on the next tick; said once, not every 20 ms.
+    if (!failing) log.warn('hub.push', `hub pushes from other workers not read: ${(err as Error).message}`);
+    failing = true;
+  };
   const poll = () => {
     try {
+      last ??= feed.latest();
       for (;;) {
         const rows = feed.after(last, BATCH);
         for (const row of rows) {
@@ -54,9 +61,7 @@ export function followHubPushes(options: {
       }
       failing = false;
     } catch (err) {
-      // A busy or failing store: tried again on the next tick; said once, not every 20 ms.
-      if (!failing) log.warn('hub.push', `hub pushes from other workers not read: ${(err as Error).message}`);
-      failing = true;
+      failed(err);
     }
   };
   let timer: NodeJS.Timeout | undefined;
@@ -67,7 +72,15 @@ export function followHubPushes(options: {
   return {
     start() {
       if (timer) return;
-      last = feed.latest();
+      // Called from aedes's clientReady, where a throw would end the process. A push written
+      // before the read that succeeds is skipped, as one written before this start is: an older
+      // one may be a deletion of a device that has since been created again and connected here.
+      try {
+        last = feed.latest();
+      } catch (err) {
+        last = undefined;
+        failed(err);
+      }
       timer = setInterval(poll, options.everyMs ?? 20);
       timer.unref();
     },
