@@ -1,13 +1,12 @@
-import * as z from 'zod';
-import { enrollmentGroupSchema, individualEnrollmentSchema } from '../enrollment/enrollment.js';
+import type * as z from 'zod';
 import type { JsonBounds } from '../schema/json-bounds.js';
 import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
-import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
+import { classicWebhookSchemas } from './webhook-classic.js';
 
 export { WEBHOOK_API_VERSIONS, type WebhookApiVersion } from './api-versions.js';
 
 /** The custom JSON a device sends with `setProvisioningPayload()`: DPS only forwards objects. */
-export const devicePayloadSchema = z.record(z.string(), z.unknown());
+export const devicePayloadSchema = classicWebhookSchemas.devicePayloadSchema;
 export type DevicePayload = z.infer<typeof devicePayloadSchema>;
 
 /**
@@ -23,43 +22,13 @@ export type DevicePayload = z.infer<typeof devicePayloadSchema>;
  * - `signingCertificateInfo`: for enrollment groups, the group's root or intermediate certificate
  *   the chain was verified against.
  */
-export const x509RuntimeContextSchema = z.looseObject({
-  clientCertificate: z.string().optional(),
-  certificateInfo: x509CertificateInfoSchema.optional(),
-  certificateChain: z.array(z.string()).optional(),
-  signingCertificateInfo: x509CertificateInfoSchema.optional(),
-});
+export const x509RuntimeContextSchema = classicWebhookSchemas.x509RuntimeContextSchema;
 export type X509RuntimeContext = z.infer<typeof x509RuntimeContextSchema>;
 
-export const deviceRuntimeContextSchema = z.looseObject({
-  registrationId: z.string(),
-  currentIotHubHostName: z.string().optional(),
-  currentDeviceId: z.string().optional(),
-  symmetricKey: z.record(z.string(), z.unknown()).optional(),
-  x509: x509RuntimeContextSchema.optional(),
-  tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
-  payload: devicePayloadSchema.optional(),
-});
+export const deviceRuntimeContextSchema = classicWebhookSchemas.deviceRuntimeContextSchema;
 export type DeviceRuntimeContext = z.infer<typeof deviceRuntimeContextSchema>;
 
-export const allocationRequestSchema = z
-  .looseObject({
-    enrollmentGroup: enrollmentGroupSchema.optional(),
-    individualEnrollment: individualEnrollmentSchema.optional(),
-    deviceRuntimeContext: deviceRuntimeContextSchema,
-    linkedHubs: z.array(z.string()),
-  })
-  .superRefine((request, ctx) => {
-    const both = request.enrollmentGroup !== undefined && request.individualEnrollment !== undefined;
-    const neither = request.enrollmentGroup === undefined && request.individualEnrollment === undefined;
-    if (both || neither) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [],
-        message: `exactly one of enrollmentGroup or individualEnrollment is required, ${both ? 'both were given' : 'neither was given'}`,
-      });
-    }
-  });
+export const allocationRequestSchema = classicWebhookSchemas.allocationRequestSchema;
 export type AllocationRequest = z.infer<typeof allocationRequestSchema>;
 
 export function parseAllocationRequest(input: unknown): ParseResult<AllocationRequest> {

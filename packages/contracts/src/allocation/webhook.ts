@@ -5,10 +5,10 @@
  * the parts of zod they use as one CommonJS script beside it (webhook-impl.cjs), which the entry
  * requires on its first parse: the main entry loads zod as about a hundred modules, which was about
  * half of the allocator host's cold start, and a host can load one script with a V8 code cache,
- * which Node 20 has none of for ES modules (issue #13). Same schemas (written again on
- * zod/mini, webhook-schemas.ts), same results and messages as the main entry's functions of the
- * same names. The schemas are not exported: they are built on the script's own copy of zod, not to
- * be mixed with the main entry's or an app's zod.
+ * which Node 20 has none of for ES modules (issue #13). Same schemas (the main entry's one
+ * definition, webhook-definition.ts, built on zod/mini: webhook-schemas.ts), same results and
+ * messages as the main entry's functions of the same names. The schemas are not exported: they
+ * are built on the script's own copy of zod, not to be mixed with the main entry's or an app's zod.
  * `ContractValidationError` and `decodeJson` are the main entry's own (not bundled; the script is
  * handed schema/parse.js), so `instanceof` holds across both entries.
  */

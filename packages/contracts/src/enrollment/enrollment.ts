@@ -1,68 +1,48 @@
-import * as z from 'zod';
-import { x509CertificateInfoSchema } from '../x509/certificate-info.js';
+import type * as z from 'zod';
+import { classicWebhookSchemas } from '../allocation/webhook-classic.js';
 
 // DPS adds fields to its records over time (for example `credentialPolicyName` in 2026-04-01),
-// so every record schema is loose: unknown keys are kept, never rejected.
+// so every record schema is loose: unknown keys are kept, never rejected. The schemas are defined
+// once, for this entry and `@dpskit/contracts/allocation`, in allocation/webhook-definition.ts.
 
-export const allocationPolicySchema = z.enum(['hashed', 'geoLatency', 'static', 'custom']);
+export const allocationPolicySchema = classicWebhookSchemas.allocationPolicySchema;
 export type AllocationPolicy = z.infer<typeof allocationPolicySchema>;
 
-export const provisioningStatusSchema = z.enum(['enabled', 'disabled']);
+export const provisioningStatusSchema = classicWebhookSchemas.provisioningStatusSchema;
 export type ProvisioningStatus = z.infer<typeof provisioningStatusSchema>;
 
-export const attestationTypeSchema = z.enum(['none', 'tpm', 'x509', 'symmetricKey']);
+export const attestationTypeSchema = classicWebhookSchemas.attestationTypeSchema;
 export type AttestationType = z.infer<typeof attestationTypeSchema>;
 
-export const twinCollectionSchema = z.record(z.string(), z.unknown());
+export const twinCollectionSchema = classicWebhookSchemas.twinCollectionSchema;
 export type TwinCollection = z.infer<typeof twinCollectionSchema>;
 
-export const initialTwinSchema = z.looseObject({
-  tags: twinCollectionSchema.optional(),
-  properties: z.looseObject({ desired: twinCollectionSchema.optional() }).optional(),
-});
+export const initialTwinSchema = classicWebhookSchemas.initialTwinSchema;
 export type InitialTwin = z.infer<typeof initialTwinSchema>;
 
-export const reprovisionPolicySchema = z.looseObject({
-  updateHubAssignment: z.boolean(),
-  migrateDeviceData: z.boolean(),
-});
+export const reprovisionPolicySchema = classicWebhookSchemas.reprovisionPolicySchema;
 export type ReprovisionPolicy = z.infer<typeof reprovisionPolicySchema>;
 
 /** DPS's default when an enrollment names no policy: "Reprovision and migrate data". */
 export const DEFAULT_REPROVISION_POLICY: ReprovisionPolicy = { updateHubAssignment: true, migrateDeviceData: true };
 
-export const customAllocationDefinitionSchema = z.looseObject({
-  webhookUrl: z.string().min(1),
-  apiVersion: z.string().min(1),
-});
+export const customAllocationDefinitionSchema = classicWebhookSchemas.customAllocationDefinitionSchema;
 export type CustomAllocationDefinition = z.infer<typeof customAllocationDefinitionSchema>;
 
-export const symmetricKeyAttestationSchema = z.looseObject({
-  primaryKey: z.string().optional(),
-  secondaryKey: z.string().optional(),
-});
+export const symmetricKeyAttestationSchema = classicWebhookSchemas.symmetricKeyAttestationSchema;
 
 /**
  * One certificate of an X.509 attestation: the service takes `certificate` (PEM or base64 DER) and
  * answers with `info` only; a client may send an answer back with `info` and no `certificate`.
  */
-export const x509CertificateWithInfoSchema = z.looseObject({
-  certificate: z.string().nullish(),
-  info: x509CertificateInfoSchema.nullish(),
-});
+export const x509CertificateWithInfoSchema = classicWebhookSchemas.x509CertificateWithInfoSchema;
 export type X509CertificateWithInfo = z.infer<typeof x509CertificateWithInfoSchema>;
 
-export const x509CertificatesSchema = z.looseObject({
-  primary: x509CertificateWithInfoSchema.nullish(),
-  secondary: x509CertificateWithInfoSchema.nullish(),
-});
+export const x509CertificatesSchema = classicWebhookSchemas.x509CertificatesSchema;
 export type X509Certificates = z.infer<typeof x509CertificatesSchema>;
 
 /** Names of CA certificates uploaded to (and verified by) the DPS instance. */
-export const x509CaReferencesSchema = z.looseObject({
-  primary: z.string().nullish(),
-  secondary: z.string().nullish(),
-});
+export const x509CaReferencesSchema = classicWebhookSchemas.x509CaReferencesSchema;
 export type X509CaReferences = z.infer<typeof x509CaReferencesSchema>;
 
 /**
@@ -70,49 +50,16 @@ export type X509CaReferences = z.infer<typeof x509CaReferencesSchema>;
  * (`clientCertificates`); enrollment groups a root or intermediate CA certificate that signed the
  * devices' chains (`signingCertificates`) or a CA certificate of the instance (`caReferences`).
  */
-export const x509AttestationSchema = z.looseObject({
-  clientCertificates: x509CertificatesSchema.nullish(),
-  signingCertificates: x509CertificatesSchema.nullish(),
-  caReferences: x509CaReferencesSchema.nullish(),
-});
+export const x509AttestationSchema = classicWebhookSchemas.x509AttestationSchema;
 export type X509Attestation = z.infer<typeof x509AttestationSchema>;
 
-export const attestationMechanismSchema = z.looseObject({
-  type: attestationTypeSchema,
-  symmetricKey: symmetricKeyAttestationSchema.optional(),
-  x509: x509AttestationSchema.optional(),
-  tpm: z.looseObject({ endorsementKey: z.string(), storageRootKey: z.string().optional() }).optional(),
-});
+export const attestationMechanismSchema = classicWebhookSchemas.attestationMechanismSchema;
 export type AttestationMechanism = z.infer<typeof attestationMechanismSchema>;
 
-const enrollmentCommonShape = {
-  attestation: attestationMechanismSchema,
-  capabilities: z.looseObject({ iotEdge: z.boolean() }).optional(),
-  iotHubHostName: z.string().optional(),
-  initialTwin: initialTwinSchema.nullish(),
-  etag: z.string().optional(),
-  provisioningStatus: provisioningStatusSchema.optional(),
-  reprovisionPolicy: reprovisionPolicySchema.optional(),
-  createdDateTimeUtc: z.string().optional(),
-  lastUpdatedDateTimeUtc: z.string().optional(),
-  allocationPolicy: allocationPolicySchema.optional(),
-  iotHubs: z.array(z.string()).optional(),
-  customAllocationDefinition: customAllocationDefinitionSchema.optional(),
-};
-
-export const enrollmentGroupSchema = z.looseObject({
-  enrollmentGroupId: z.string().min(1),
-  ...enrollmentCommonShape,
-});
+export const enrollmentGroupSchema = classicWebhookSchemas.enrollmentGroupSchema;
 export type EnrollmentGroup = z.infer<typeof enrollmentGroupSchema>;
 
-export const individualEnrollmentSchema = z.looseObject({
-  registrationId: z.string().min(1),
-  deviceId: z.string().optional(),
-  optionalDeviceInformation: twinCollectionSchema.optional(),
-  registrationState: z.record(z.string(), z.unknown()).optional(),
-  ...enrollmentCommonShape,
-});
+export const individualEnrollmentSchema = classicWebhookSchemas.individualEnrollmentSchema;
 export type IndividualEnrollment = z.infer<typeof individualEnrollmentSchema>;
 
 /**
