@@ -1,8 +1,14 @@
+import { createFdWriter, type FdWriter, queuingStdioFd } from './fd-writer.js';
+
 /** Writes log lines to a stream, coalesced: see `createLineWriter`. */
 export interface LineWriter {
   /** Queues one line (without its newline). */
   write(line: string): void;
-  /** Writes what is queued now; call it before exiting and before writing to the stream directly. */
+  /**
+   * Writes what is queued now; call it before exiting and before writing to the stream directly.
+   * To a pipe or socket (process.stdout/stderr), it returns once the reader has taken it all, or
+   * after at most 10 s of a reader taking nothing (FINISH_WAIT_MS).
+   */
   flush(): void;
 }
 
@@ -22,9 +28,16 @@ export interface LineWriterOptions {
  * synchronous for files and pipes, so a server logging several lines per request spent a quarter of
  * its time in write system calls (allocator host profile, issue #13); coalesced, a busy turn's lines
  * cost one call. Nothing is reordered or dropped; lines queued when the process exits are lost unless
- * `flush()` runs in an 'exit' handler (the CLIs do that). Hand-written rather than e.g. sonic-boom:
- * that writes to a file descriptor of its own, bypassing process.stdout (its TTY handling and the
- * 'error' event the CLIs use for a closed pipe), for what is a dozen lines here.
+ * `flush()` runs in an 'exit' handler (the CLIs do that). Hand-written rather than e.g. sonic-boom,
+ * which takes over the file descriptor for every kind of output and would replace process.stdout's
+ * TTY handling; here only a pipe or socket is written to directly (below), and a failed write still
+ * reaches the stream's 'error' listeners, which the CLIs use for a closed pipe.
+ *
+ * process.stdout/stderr on a pipe or socket are written through their file descriptor (fd-writer.ts)
+ * instead of the stream: once the reader lets the pipe fill, the stream queues the rest in libuv,
+ * where process.exit() or an uncaught exception drops it and an 'exit' handler cannot finish it (a
+ * reader stalled for a moment lost the end of the output, mid-line). The fd writer keeps what the
+ * pipe does not take where `flush()` can write it at exit.
  *
  * For process.stdout and process.stderr the lines are UTF-8 encoded into one buffer kept from write
  * to write. `stream.write(string)` made a new Buffer of the whole chunk each time (64 KiB at a time
@@ -37,7 +50,13 @@ export interface LineWriterOptions {
  */
 export function createLineWriter(stream: NodeJS.WritableStream, options: LineWriterOptions = {}): LineWriter {
   const maxPending = options.maxPending ?? 64 * 1024;
-  const reuse = options.reuseBuffer ?? (stream === process.stdout || stream === process.stderr);
+  const fd = queuingStdioFd(stream);
+  // A failed write goes where the stream's own would: its 'error' listeners (EPIPE: the reader is gone).
+  const direct: FdWriter | undefined =
+    fd === undefined ? undefined : createFdWriter(fd, (err) => stream.emit('error', err));
+  // The fd writer copies what it keeps: the buffer is always free again after a write.
+  const reuse =
+    direct !== undefined || (options.reuseBuffer ?? (stream === process.stdout || stream === process.stderr));
   // Room for a usual chunk (maxPending characters and the line that passed the mark) at the worst
   // case of 3 UTF-8 bytes per UTF-16 unit; a larger chunk is written as a string.
   const slabBytes = 4 * maxPending;
@@ -47,7 +66,8 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
   let pending: string[] = [];
   let pendingLength = 0;
   let scheduled: NodeJS.Immediate | undefined;
-  const flush = (): void => {
+  /** Writes the queued lines (a turn's, or maxPending's worth). */
+  const writeQueued = (): void => {
     if (scheduled !== undefined) {
       clearImmediate(scheduled);
       scheduled = undefined;
@@ -59,11 +79,16 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     lines.push('');
     const chunk = lines.join('\n');
     if (!reuse || chunk.length * 3 > slabBytes) {
-      stream.write(chunk);
+      if (direct) direct.write(Buffer.from(chunk, 'utf8'));
+      else stream.write(chunk);
       return;
     }
     slab ??= Buffer.allocUnsafeSlow(slabBytes);
     const bytes = slab.write(chunk, 0, 'utf8');
+    if (direct) {
+      direct.write(slab.subarray(0, bytes));
+      return;
+    }
     stream.write(slab.subarray(0, bytes));
     if ((stream as { writableLength?: number }).writableLength !== 0) slab = undefined;
   };
@@ -71,9 +96,12 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     write(line) {
       pending.push(line);
       pendingLength += line.length + 1;
-      if (pendingLength >= maxPending) flush();
-      else scheduled ??= setImmediate(flush);
+      if (pendingLength >= maxPending) writeQueued();
+      else scheduled ??= setImmediate(writeQueued);
     },
-    flush,
+    flush() {
+      writeQueued();
+      direct?.finish();
+    },
   };
 }
