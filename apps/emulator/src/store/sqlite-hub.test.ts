@@ -27,7 +27,7 @@ const keys = { primaryKey: 'cHJpbWFyeS1rZXktMTIzNDU2Nzg=', secondaryKey: 'c2Vjb2
 const now = new Date('2026-12-02T12:00:00.000Z');
 
 describe('the hubs in SQLite', () => {
-  it('keeps identities and twins across connections and restarts, case-insensitively', () => {
+  it('keeps identities and twins across connections and restarts: hub names in any case, device ids exactly (IoT Hub device ids are case-sensitive)', () => {
     const { store, dir } = open();
     applyAssignment(
       store.hub,
@@ -42,14 +42,64 @@ describe('the hubs in SQLite', () => {
       now,
     );
     const other = open(dir).store;
-    expect(other.hub.getDevice('hub-a.net', 'dev-1')?.twin.tags).toEqual({ a: 1 });
+    expect(other.hub.getDevice('hub-a.net', 'Dev-1')?.twin.tags).toEqual({ a: 1 });
+    expect(other.hub.getDevice('hub-a.net', 'dev-1')).toBeUndefined();
     store.close();
     other.close();
     const reopened = open(dir).store;
     expect(reopened.hub.listDevices('HUB-A.NET').map((d) => d.identity.deviceId)).toEqual(['Dev-1']);
-    expect(reopened.hub.deleteDevice('hub-a.net', 'DEV-1')).toBe(true);
+    expect(reopened.hub.deleteDevice('hub-a.net', 'DEV-1')).toBe(false);
+    expect(reopened.hub.deleteDevice('hub-a.net', 'Dev-1')).toBe(true);
     expect(reopened.hub.listDevices()).toEqual([]);
     reopened.close();
+  });
+
+  it('holds devices whose ids differ only in case apart, with their own telemetry', () => {
+    const { store } = open();
+    for (const deviceId of ['Dev-1', 'dev-1']) {
+      applyAssignment(store.hub, { registrationId: deviceId, hub: 'hub-a.net', deviceId, keys, resetTwin: true }, now);
+      store.hub.addTelemetry({
+        hub: 'hub-a.net',
+        deviceId,
+        body: Buffer.from(deviceId),
+        properties: {},
+        transport: 'mqtt',
+        receivedUtc: now.toISOString(),
+      });
+    }
+    expect(store.hub.listDevices('hub-a.net').map((d) => d.identity.deviceId)).toEqual(['Dev-1', 'dev-1']);
+    expect(store.hub.telemetry('hub-a.net', 'dev-1').map((m) => m.body.toString())).toEqual(['dev-1']);
+    expect(store.hub.changedDevice('hub-a.net', 'Dev-1')?.device.identity.deviceId).toBe('Dev-1');
+    store.close();
+  });
+
+  it('reads a store written before device ids were case-sensitive (keys lower-cased) by the exact ids', () => {
+    const { store, dir } = open();
+    applyAssignment(
+      store.hub,
+      { registrationId: 'Dev-1', hub: 'hub-a.net', deviceId: 'Dev-1', keys, resetTwin: true },
+      now,
+    );
+    store.hub.addTelemetry({
+      hub: 'hub-a.net',
+      deviceId: 'Dev-1',
+      body: Buffer.from('old'),
+      properties: {},
+      transport: 'mqtt',
+      receivedUtc: now.toISOString(),
+    });
+    store.close();
+    // As the previous schema version wrote it: the device keyed by its lower-cased id.
+    const db = new Database(join(dir, 'emulator.db'));
+    const version = db.pragma('user_version', { simple: true }) as number;
+    db.exec(`UPDATE hub_devices SET device_key = lower(device_id); UPDATE hub_telemetry SET device_key = lower(device_id);
+      PRAGMA user_version = ${version - 1};`);
+    db.close();
+    const migrated = open(dir).store;
+    expect(migrated.hub.getDevice('hub-a.net', 'Dev-1')?.identity.deviceId).toBe('Dev-1');
+    expect(migrated.hub.getDevice('hub-a.net', 'dev-1')).toBeUndefined();
+    expect(migrated.hub.telemetry('hub-a.net', 'Dev-1').map((m) => m.body.toString())).toEqual(['old']);
+    migrated.close();
   });
 
   // `--workers` processes share the file. A deferred transaction that reads and then writes cannot
@@ -99,7 +149,7 @@ describe('the hubs in SQLite', () => {
     const kept = store.hub.telemetry('hub-a.net');
     expect(kept).toHaveLength(MAX_TELEMETRY_KEPT);
     expect(kept[0]?.body.toString()).toBe('5');
-    expect(store.hub.telemetry('hub-b.net', 'D')).toHaveLength(1);
+    expect(store.hub.telemetry('hub-b.net', 'd')).toHaveLength(1);
     store.close();
   });
 
@@ -122,7 +172,7 @@ describe('the hubs in SQLite', () => {
     const bodies = (deviceId: string, newest?: number) =>
       store.hub.telemetry('HUB-A.NET', deviceId, newest).map((m) => m.body.toString());
     const quietKept = Array.from({ length: MAX_TELEMETRY_PER_DEVICE }, (_, n) => `quiet ${n + 3}`);
-    expect(bodies('QUIET')).toEqual(quietKept);
+    expect(bodies('quiet')).toEqual(quietKept);
     expect(bodies('quiet', 2)).toEqual(quietKept.slice(-2));
     expect(bodies('chatty')).toHaveLength(MAX_TELEMETRY_KEPT);
     expect(bodies('chatty', 1)).toEqual([`chatty ${MAX_TELEMETRY_KEPT + 49}`]);

@@ -29,7 +29,9 @@ interface TelemetryRow {
 /**
  * The emulated hubs' state in the emulator's SQLite database (tables `hub_devices`,
  * `hub_telemetry`, created by `SqliteStore`'s migrations): another process on the same state
- * folder sees every identity, twin and message at once.
+ * folder sees every identity, twin and message at once. Keyed as IoT Hub names them: the hub by
+ * its host name in lower case (DNS names have no case), the device by its id as it is (IoT Hub
+ * device ids are case-sensitive; `device_key` is the id itself since the migration that made it so).
  */
 export class SqliteHubStore implements HubStore, HubChangeFeed {
   readonly #db: Database.Database;
@@ -102,7 +104,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   getDevice(hub: string, deviceId: string): HubDevice | undefined {
-    const row = this.#statements.get.get(hub.toLowerCase(), deviceId.toLowerCase());
+    const row = this.#statements.get.get(hub.toLowerCase(), deviceId);
     return row ? this.#parse(row) : undefined;
   }
 
@@ -110,7 +112,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
     const { hub, deviceId } = device.identity;
     this.#statements.put.run({
       hubKey: hub.toLowerCase(),
-      deviceKey: deviceId.toLowerCase(),
+      deviceKey: deviceId,
       hub,
       deviceId,
       json: JSON.stringify(device),
@@ -118,7 +120,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   deleteDevice(hub: string, deviceId: string): boolean {
-    return this.#statements.delete.run(hub.toLowerCase(), deviceId.toLowerCase()).changes > 0;
+    return this.#statements.delete.run(hub.toLowerCase(), deviceId).changes > 0;
   }
 
   listDevices(hub?: string): HubDevice[] {
@@ -132,7 +134,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
 
   addTelemetry(message: TelemetryRecord): void {
     const hubKey = message.hub.toLowerCase();
-    const deviceKey = message.deviceId.toLowerCase();
+    const deviceKey = message.deviceId;
     const statements = this.#statements;
     this.transaction(() => {
       statements.addTelemetry.run({
@@ -171,9 +173,9 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       rows = this.#statements.telemetryOfHub.all(hubKey);
       if (newest !== undefined) rows = rows.slice(Math.max(0, rows.length - newest));
     } else if (newest === undefined) {
-      rows = this.#statements.telemetryOfDevice.all(hubKey, deviceId.toLowerCase());
+      rows = this.#statements.telemetryOfDevice.all(hubKey, deviceId);
     } else {
-      rows = this.#statements.newestOfDevice.all(hubKey, deviceId.toLowerCase(), newest).reverse();
+      rows = this.#statements.newestOfDevice.all(hubKey, deviceId, newest).reverse();
     }
     return rows.map((row) => ({
       hub: row.hub,
@@ -190,7 +192,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   changedDevice(hub: string, deviceId: string): ChangedHubDevice | undefined {
-    const row = this.#statements.getChanged.get(hub.toLowerCase(), deviceId.toLowerCase());
+    const row = this.#statements.getChanged.get(hub.toLowerCase(), deviceId);
     return row ? this.#changed(row) : undefined;
   }
 

@@ -138,6 +138,10 @@ const MIGRATIONS: readonly string[] = [
      BEGIN UPDATE enrollment_changes SET count = count + 1; END;
    CREATE TRIGGER service_enrollments_deleted AFTER DELETE ON service_enrollments
      BEGIN UPDATE enrollment_changes SET count = count + 1; END;`,
+  // IoT Hub device ids are case-sensitive (SqliteHubStore): a device is keyed by its id as it is,
+  // no longer lower-cased. No two rows can collide: the old key held one device per lower-cased id.
+  `UPDATE hub_devices SET device_key = device_id;
+   UPDATE hub_telemetry SET device_key = device_id;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -36,7 +36,7 @@ describe('hub writes of a DPS assignment', () => {
     const store = new MemoryHubStore();
     const plan = applyAssignment(store, assignment(), now);
     expect(plan.action).toBe('created');
-    const device = store.getDevice('HUB-A.net', 'DEV-1');
+    const device = store.getDevice('HUB-A.net', 'dev-1');
     expect(device?.identity).toMatchObject({ hub: 'hub-a.net', deviceId: 'dev-1', ...keys, status: 'enabled' });
     expect(device?.identity.generationId).toMatch(/^\d{18}$/);
     expect(device?.twin).toMatchObject({ tags: { kind: 'toaster' }, desired: { temp: 180 }, reported: {} });

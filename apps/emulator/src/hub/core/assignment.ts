@@ -36,8 +36,9 @@ export interface AssignmentPlan {
   action: 'created' | 'updated' | 'moved' | 'reset';
 }
 
+/** The same place: hub names compare in any case, device ids exactly (IoT Hub's are case-sensitive). */
 const same = (a: { hub: string; deviceId: string }, b: { hub: string; deviceId: string }) =>
-  a.hub.toLowerCase() === b.hub.toLowerCase() && a.deviceId.toLowerCase() === b.deviceId.toLowerCase();
+  a.hub.toLowerCase() === b.hub.toLowerCase() && a.deviceId === b.deviceId;
 
 /**
  * Plans the hub writes of an assignment from what the hubs hold now: `source` (the device at its

@@ -75,7 +75,7 @@ describe('HubService', () => {
     const { hub, events } = setup();
     expect(hub.deviceTwin(HUB, 'dev-1')).toEqual({ desired: { temp: 180, $version: 1 }, reported: { $version: 1 } });
     expect(hub.reportProperties(HUB, 'dev-1', { fw: '1.0' })).toBe(2);
-    const twin = hub.getTwin(HUB, 'DEV-1') as { etag: string; properties: { reported: object }; tags: object };
+    const twin = hub.getTwin(HUB, 'dev-1') as { etag: string; properties: { reported: object }; tags: object };
     expect(twin.properties.reported).toMatchObject({ fw: '1.0', $version: 2 });
     expect(twin.tags).toEqual({ kind: 'toaster' });
     hub.updateTwin(HUB, 'dev-1', { properties: { desired: { temp: 200 } } }, `"${twin.etag}"`);

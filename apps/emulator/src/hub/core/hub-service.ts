@@ -353,7 +353,7 @@ export class HubService {
         x509Thumbprint?: { primaryThumbprint?: unknown; secondaryThumbprint?: unknown };
       };
     };
-    if (fields.deviceId !== undefined && String(fields.deviceId).toLowerCase() !== deviceId.toLowerCase()) {
+    if (fields.deviceId !== undefined && fields.deviceId !== deviceId) {
       throw new HubError(400, 'ArgumentInvalid', 'The deviceId in the body differs from the one in the path.');
     }
     if (fields.status !== undefined && fields.status !== 'enabled' && fields.status !== 'disabled') {

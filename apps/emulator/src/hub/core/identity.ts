@@ -59,8 +59,3 @@ export function deviceEtag(identity: DeviceIdentity): string {
 export function isValidDeviceId(deviceId: string): boolean {
   return /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/.test(deviceId);
 }
-
-/** Device ids and hub names compare case-insensitively in the emulator's keys (see the README). */
-export function deviceKey(hub: string, deviceId: string): { hubKey: string; deviceKey: string } {
-  return { hubKey: hub.toLowerCase(), deviceKey: deviceId.toLowerCase() };
-}

@@ -16,7 +16,8 @@ export interface TelemetryRecord {
 
 /**
  * The port the emulated hubs persist through (SQLite in the emulator, memory in unit tests).
- * Device ids and hub names are case-insensitive keys.
+ * Hub names are case-insensitive keys (host names); device ids are case-sensitive, as in IoT Hub
+ * ("a case-sensitive string", azure-docs iot-hub-devguide-identity-registry).
  */
 export interface HubStore {
   getDevice(hub: string, deviceId: string): HubDevice | undefined;
@@ -123,7 +124,7 @@ export class MemoryHubStore implements HubStore {
     const keep = new Set(ofHub.slice(-MAX_TELEMETRY_KEPT));
     const perDevice = new Map<string, number>();
     for (const m of [...ofHub].reverse()) {
-      const device = m.deviceId.toLowerCase();
+      const device = m.deviceId;
       const seen = perDevice.get(device) ?? 0;
       if (seen < MAX_TELEMETRY_PER_DEVICE) keep.add(m);
       perDevice.set(device, seen + 1);
@@ -133,9 +134,7 @@ export class MemoryHubStore implements HubStore {
 
   telemetry(hub: string, deviceId?: string, newest?: number): TelemetryRecord[] {
     const matching = this.#telemetry.filter(
-      (m) =>
-        m.hub.toLowerCase() === hub.toLowerCase() &&
-        (deviceId === undefined || m.deviceId.toLowerCase() === deviceId.toLowerCase()),
+      (m) => m.hub.toLowerCase() === hub.toLowerCase() && (deviceId === undefined || m.deviceId === deviceId),
     );
     return (newest === undefined ? matching : matching.slice(Math.max(0, matching.length - newest))).map((m) => ({
       ...structuredClone(m),
@@ -146,5 +145,5 @@ export class MemoryHubStore implements HubStore {
 }
 
 function key(hub: string, deviceId: string): string {
-  return `${hub.toLowerCase()}\n${deviceId.toLowerCase()}`;
+  return `${hub.toLowerCase()}\n${deviceId}`;
 }
