@@ -451,14 +451,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         ...(pushOutbox ? { outbox: pushOutbox } : {}),
       });
       // A DPS re-provisioning that moves a device away from a hub (or device id) deletes it there:
-      // its connection there is closed, here at once (after the assignment's commit, at the end
-      // of the store's write turn) and on the other processes through the store.
+      // its connection there is closed, here once the assignment is committed (never if it rolls
+      // back; out of the store's write, at the end of the turn: the close writes to the store too)
+      // and on the other processes through the store.
       store.assignmentPushes = {
-        add: (push) => {
-          const seq = pushOutbox?.add(push);
-          setImmediate(() => hub.announcePush(push));
-          return seq;
-        },
+        ...(pushOutbox ? { outbox: pushOutbox } : {}),
+        announce: (push) => setImmediate(() => hub.announcePush(push)),
       };
       cleanup.push(() => {
         store.assignmentPushes = undefined;

@@ -8,7 +8,7 @@ import type { HubPush } from '../hub/core/pushes.js';
 import { applyAssignment } from '../hub/core/store.js';
 import { followHubPushes } from '../hub/push-follower.js';
 import { SqliteStore } from './sqlite.js';
-import { HUB_PUSHES_KEPT } from './sqlite-hub-pushes.js';
+import { HUB_PUSHES_KEPT, UncommittedHubPushes } from './sqlite-hub-pushes.js';
 
 // Two connections on one database file stand for two processes of `dps-emulator start --workers`.
 
@@ -148,5 +148,26 @@ describe('hub pushes through the store', () => {
     } finally {
       follower.close();
     }
+  });
+});
+
+describe('UncommittedHubPushes', () => {
+  const push = (deviceId: string): HubPush => ({ kind: 'deleted', hub: 'hub-a.net', deviceId });
+
+  it("hands over a committed transaction's pushes in order, drops a rolled back one's and a failed savepoint's alone", () => {
+    const pushes = new UncommittedHubPushes();
+    pushes.add(push('a'));
+    expect(() =>
+      pushes.within(() => {
+        pushes.add(push('rolled-back'));
+        throw new Error('savepoint fails');
+      }),
+    ).toThrow('savepoint fails');
+    expect(pushes.within(() => pushes.add(push('b')))).toBeUndefined();
+    expect(pushes.committed().map((p) => p.deviceId)).toEqual(['a', 'b']);
+    expect(pushes.committed()).toEqual([]);
+    pushes.add(push('c'));
+    pushes.rolledBack();
+    expect(pushes.committed()).toEqual([]);
   });
 });

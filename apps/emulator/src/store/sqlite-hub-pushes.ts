@@ -88,3 +88,39 @@ function parsePush(text: string): HubPush | undefined {
     return { kind: 'desired', hub: push.hub, deviceId: push.deviceId, desired: push.desired as JsonObject };
   return undefined;
 }
+
+/**
+ * The pushes written in the store's open transaction, held until it ends: announced if it commits,
+ * dropped if it rolls back (and those of a savepoint that rolls back, dropped alone). An
+ * announcement tells a device's connection of a change, so it may only follow a committed one.
+ */
+export class UncommittedHubPushes {
+  #pushes: HubPush[] = [];
+
+  add(push: HubPush): void {
+    this.#pushes.push(push);
+  }
+
+  /** Runs `write` (a savepoint): if it throws, the pushes it added are dropped with its writes. */
+  within<T>(write: () => T): T {
+    const mark = this.#pushes.length;
+    try {
+      return write();
+    } catch (error) {
+      this.#pushes.length = mark;
+      throw error;
+    }
+  }
+
+  /** The transaction committed: its pushes, in the order they were added, and none held any more. */
+  committed(): HubPush[] {
+    const pushes = this.#pushes;
+    this.#pushes = [];
+    return pushes;
+  }
+
+  /** The transaction rolled back: its pushes are owed to nobody. */
+  rolledBack(): void {
+    this.#pushes = [];
+  }
+}

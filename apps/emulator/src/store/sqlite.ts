@@ -25,10 +25,10 @@ import {
 import { isDeviceTransport } from '../core/events.js';
 import type { OperationRecord, RegistrationRecord, RegistrationStore } from '../core/store.js';
 import type { HubAssignment } from '../hub/core/assignment.js';
-import type { HubPushOutbox } from '../hub/core/pushes.js';
+import type { AssignmentPushes, HubPushOutbox } from '../hub/core/pushes.js';
 import { applyAssignment } from '../hub/core/store.js';
 import { SqliteHubStore } from './sqlite-hub.js';
-import { SqliteHubPushes } from './sqlite-hub-pushes.js';
+import { SqliteHubPushes, UncommittedHubPushes } from './sqlite-hub-pushes.js';
 
 /** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
 const MIGRATIONS: readonly string[] = [
@@ -206,9 +206,19 @@ export class SqliteStore
   readonly hub: SqliteHubStore;
   /**
    * Where an assignment's writes owe pushes (a device moved away from a hub: its connection there
-   * is closed), in the assignment's transaction; set by the emulator's hub.
+   * is closed): written to its outbox in the assignment's transaction, announced once that commits;
+   * set by the emulator's hub.
    */
-  assignmentPushes: HubPushOutbox | undefined;
+  assignmentPushes: AssignmentPushes | undefined;
+  /** The pushes of the open transaction's assignments, announced only if it commits. */
+  readonly #uncommittedPushes = new UncommittedHubPushes();
+  readonly #assignmentOutbox: HubPushOutbox = {
+    add: (push) => {
+      const seq = this.assignmentPushes?.outbox?.add(push);
+      this.#uncommittedPushes.add(push);
+      return seq;
+    },
+  };
   /** Built once: `db.transaction` wraps its function anew on every call. */
   readonly #finishTransaction: (
     operationId: string,
@@ -241,11 +251,11 @@ export class SqliteStore
     // Called inside the batch's transaction, each write is a savepoint of its own (better-sqlite3
     // nests transaction functions so): one that throws is rolled back alone.
     const savepoint = db.transaction((write: () => void) => write());
-    this.#savepoint = savepoint;
+    this.#savepoint = (write) => this.#uncommittedPushes.within(() => savepoint(write));
     this.#writeBatch = db.transaction((batch: readonly QueuedWrite[]) => {
       for (const queued of batch) {
         try {
-          savepoint(queued.write);
+          this.#savepoint(queued.write);
         } catch (error) {
           queued.failure = { error };
         }
@@ -516,7 +526,14 @@ export class SqliteStore
     hub?: HubAssignment,
   ): void {
     // Serialize before the transaction: a value that cannot be stored fails before anything changes.
-    this.#finishTransaction(operationId, JSON.stringify(response), finishedAtMs, record, hub);
+    const text = JSON.stringify(response);
+    try {
+      this.#finishTransaction(operationId, text, finishedAtMs, record, hub);
+    } catch (error) {
+      this.#uncommittedPushes.rolledBack();
+      throw error;
+    }
+    this.#announceCommitted();
   }
 
   /**
@@ -566,9 +583,11 @@ export class SqliteStore
     try {
       this.#writeBatch(batch);
     } catch (error) {
+      this.#uncommittedPushes.rolledBack();
       for (const queued of batch) queued.reject(error);
       return;
     }
+    this.#announceCommitted();
     for (const queued of batch) {
       if (queued.failure) queued.reject(queued.failure.error);
       else queued.resolve();
@@ -590,7 +609,12 @@ export class SqliteStore
 
   /** The hub identity of an assignment, with the pushes it owes (both ways an operation finishes). */
   #applyAssignment(hub: HubAssignment, finishedAtMs: number): void {
-    applyAssignment(this.hub, hub, new Date(finishedAtMs), this.assignmentPushes);
+    applyAssignment(this.hub, hub, new Date(finishedAtMs), this.#assignmentOutbox);
+  }
+
+  /** Hands the pushes of the transaction that has just committed to the hub. */
+  #announceCommitted(): void {
+    for (const push of this.#uncommittedPushes.committed()) this.assignmentPushes?.announce(push);
   }
 
   unfinishedOperations(): OperationRecord[] {

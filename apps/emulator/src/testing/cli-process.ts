@@ -13,6 +13,8 @@ export const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.
 
 export interface CliEmulator {
   view: EmulatorView;
+  /** Its process id (for faults a test puts on the process, e.g. a file size limit). */
+  pid: number;
   stateDir: string;
   /** The JSON log lines it wrote so far. */
   log(): LogRecord[];
@@ -83,6 +85,7 @@ export async function startCliEmulator(
   };
   return {
     view,
+    pid: child.pid as number,
     stateDir,
     log: () =>
       stdout

@@ -9,8 +9,14 @@ import type { Emulator } from '../emulator.js';
 const { ProvisioningServiceClient } = provisioningService;
 export type ServiceClient = InstanceType<typeof ProvisioningServiceClient>;
 
-/** `ProvisioningServiceClient.fromConnectionString(connectionString)` reaching the emulator's HTTPS port. */
-export function serviceClient(emulator: Emulator, connectionString = emulator.serviceConnectionString): ServiceClient {
+/**
+ * `ProvisioningServiceClient.fromConnectionString(connectionString)` reaching the emulator's HTTPS
+ * port (an emulator started by its CLI has no `serviceConnectionString`: give one).
+ */
+export function serviceClient(
+  emulator: Pick<Emulator, 'endpoints' | 'caCertPem'> & Partial<Pick<Emulator, 'serviceConnectionString'>>,
+  connectionString = emulator.serviceConnectionString,
+): ServiceClient {
   const endpoint = emulator.endpoints.https;
   if (!endpoint || !connectionString) throw new Error('the emulator runs without HTTPS');
   const client = ProvisioningServiceClient.fromConnectionString(connectionString);

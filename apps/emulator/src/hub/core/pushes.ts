@@ -28,3 +28,15 @@ export interface HubPushOutbox {
   /** Returns the push's place in the store's order (`seq`), when the store keeps one. */
   add(push: HubPush): number | undefined;
 }
+
+/**
+ * Where the pushes a DPS assignment owes go (a device moved away from a hub or device id: its
+ * connection there is closed). The assignment is written by the registration store, in a
+ * transaction that may still roll back when the push is owed: the push is written to `outbox` in
+ * that transaction (rolled back with it), and handed to `announce` (this process's connections)
+ * only once the transaction has committed.
+ */
+export interface AssignmentPushes {
+  outbox?: HubPushOutbox;
+  announce(push: HubPush): void;
+}
