@@ -39,8 +39,8 @@ export type HubTarget = Pick<Emulator, 'endpoints' | 'caCertPem'>;
 /**
  * An agent for SDKs that connect to `{hub}:443`: the emulator's CA, its address, its HTTPS port.
  * `keepAlive`: requests reuse one connection (with `--workers`, served by one worker) while it is
- * not idle for 5 s, when the HTTPS server closes it (Node's keepAliveTimeout); the next connection
- * may go to any worker.
+ * not idle for 4 minutes, when the HTTPS server closes it (Azure's idle timeout); the next
+ * connection may go to any worker.
  */
 export function hubAgent(emulator: HubTarget, options: { keepAlive?: boolean } = {}): https.Agent {
   const endpoint = emulator.endpoints.https;
@@ -64,13 +64,20 @@ export async function createDeviceKey(registry: RegistryClient, deviceId: string
   return created.authentication?.symmetricKey?.primaryKey as string;
 }
 
-/** A Registry of `hub` with the well-known `iothubowner` key whose requests reuse a kept-alive connection (`hubAgent`). */
-export function keptAliveRegistry(emulator: HubTarget, hub: string): RegistryClient {
+/**
+ * A Registry of `hub` with the well-known `iothubowner` key whose requests reuse kept-alive
+ * connections (`hubAgent`, or the kept-alive `agent` given).
+ */
+export function keptAliveRegistry(
+  emulator: HubTarget,
+  hub: string,
+  agent: https.Agent = hubAgent(emulator, { keepAlive: true }),
+): RegistryClient {
   return registryOver(
     Registry.fromConnectionString(
       `HostName=${hub};SharedAccessKeyName=${HUB_OWNER_POLICY_NAME};SharedAccessKey=${WELL_KNOWN_HUB_KEY}`,
     ),
-    hubAgent(emulator, { keepAlive: true }),
+    agent,
   );
 }
 

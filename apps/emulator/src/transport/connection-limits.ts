@@ -38,7 +38,9 @@ export function checkConnectionLimits(limits: Partial<ConnectionLimits>): void {
 /**
  * Applies the connection cap, the handshake deadline and the idle timeout to a TLS listener: one
  * mechanism for MQTT, HTTPS and AMQP. Returns the open sockets (to destroy on close). The
- * listener must be created with `handshakeTimeout: limits.handshakeTimeoutMs`.
+ * listener must be created with `handshakeTimeout: limits.handshakeTimeoutMs`. `reclaim`, when
+ * given, is asked for a connection to close when the listener is full (HTTPS: the kept-alive
+ * connection idle longest): the new connection takes its place instead of being refused.
  *
  * Per connection this adds no closure, timer or address string of its own (it runs for every
  * device registration; bench:server): the handshake deadline is Node's `handshakeTimeout` on the
@@ -50,6 +52,7 @@ export function boundConnections(
   limits: ConnectionLimits,
   log: Logger,
   label: string,
+  reclaim?: () => Socket | undefined,
 ): { sockets: Set<Socket> } {
   const sockets = new Set<Socket>();
   const event = label.toLowerCase();
@@ -66,7 +69,15 @@ export function boundConnections(
     this.destroy();
   }
   server.on('connection', (socket: Socket) => {
-    if (sockets.size >= limits.maxConnections) {
+    const reclaimed = sockets.size >= limits.maxConnections ? reclaim?.() : undefined;
+    if (reclaimed) {
+      // Its slot goes to the new connection at once (the set forgets it when it has closed).
+      log.debug(
+        `${event}.limit`,
+        `${label}: ${sockets.size} connections open, the limit (limits.maxConnections); closed the one idle longest for a new one`,
+      );
+      reclaimed.destroy();
+    } else if (sockets.size >= limits.maxConnections) {
       refusedSinceWarning += 1;
       const now = Date.now();
       // At most one line a second, however hard the flood.

@@ -12,6 +12,7 @@ import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } fr
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
 import { matchRoute } from './https-routes.js';
+import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.js';
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
@@ -247,10 +248,19 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   });
-  const { sockets } = boundConnections(server, limits, log, 'HTTPS');
+  // Between requests a kept-alive connection is kept as long as Azure keeps one, and a listener full
+  // of idle ones closes the one idle longest for a new connection (trackIdleConnections).
+  const idleConnections = trackIdleConnections(server);
+  const { sockets } = boundConnections(server, limits, log, 'HTTPS', idleConnections.oldestIdle);
+  server.keepAliveTimeout = AZURE_IDLE_TIMEOUT_MS;
+  // Node's defaults, set here because the answer says them (clientErrorResponse, 408): the headers
+  // within 60 s and the whole request within 300 s of its start. Neither counts a kept-alive
+  // connection's wait between requests (Node >= 18 starts both at the request's first byte).
+  server.headersTimeout = 60_000;
+  server.requestTimeout = 300_000;
   // Node re-arms each connection's socket timeout per request from `server.timeout` (0: none),
   // replacing the idle timeout set at the handshake; a request left half-sent would otherwise be
-  // bounded only by requestTimeout (300 s).
+  // bounded only by requestTimeout (300 s). Between requests keepAliveTimeout replaces it.
   server.timeout = limits.idleTimeoutMs;
   // `CONNECT host:port` (a proxy tunnel request) never reaches the request handler: without a
   // listener Node drops the connection unanswered. DPS answers every request with JSON.
