@@ -76,7 +76,7 @@ describe('DeviceSession (MQTT 3.1.1 for the DPS device API, without sockets)', (
     s.packet(CONNECT);
     expect(connects).toEqual([CONNECT]);
     expect(sent).toEqual([{ cmd: 'connack', returnCode: 3, sessionPresent: false }]);
-    // Ended (undefined), not destroyed: the CONNACK is written first.
+    // Closed with no reason of the session's: the transport logged why.
     expect(closed).toEqual([undefined]);
     expect(s.closed).toBe(true);
     s.packet(publish('$dps/registrations/PUT/iotdps-register/?$rid=1', 1));

@@ -28,8 +28,8 @@ import { isDeviceRequestTopic, RESPONSE_FILTER } from './mqtt-topics.js';
 export interface DeviceSessionHooks {
   send(packet: mqttPacket.Packet): void;
   /**
-   * Close the connection; `reason` says why (for the debug log). Undefined (DISCONNECT, a CONNECT
-   * refused as server unavailable): ended after what was sent, not destroyed.
+   * Close the connection once what was sent is written; `reason` says why (for the debug log),
+   * undefined on DISCONNECT and on a CONNECT refused as server unavailable (the transport said why).
    */
   close(reason: string | undefined): void;
   /**

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
 import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import { rawTlsExchange } from '../testing/raw-amqp.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
 import { startTestBed } from '../testing/test-bed.js';
@@ -199,6 +200,46 @@ describe('MQTT edge cases', () => {
       topic: expect.stringMatching(/^\$dps\/registrations\/res\/\d+\/\?\$rid=q0/),
       qos: 0,
     });
+  });
+
+  it('answers an MQTT 5 CONNECT with CONNACK 1 before it closes, and writes what it answered before a violation', async () => {
+    const port = emulator.endpoints.mqtt.port;
+    // MQTT 3.1.1 [MQTT-3.1.2-2]: CONNACK 1 (unacceptable protocol version), then the close.
+    const v5 = mqttPacket.generate({ cmd: 'connect', clientId: 'hashed-raw-v5', protocolVersion: 5, keepalive: 0 });
+    expect([...(await rawTlsExchange(emulator, port, v5))]).toEqual([0x20, 0x02, 0x00, 0x01]);
+
+    // One write: CONNECT, SUBSCRIBE, then a PUBLISH outside the request topics, which closes the
+    // connection; the CONNACK and SUBACK answered before it still arrive.
+    const id = 'hashed-raw-violation';
+    const bytes = Buffer.concat([
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: id,
+        username: username(id),
+        password: Buffer.from(token(id)),
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 0,
+      }),
+      mqttPacket.generate({
+        cmd: 'subscribe',
+        messageId: 1,
+        subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
+      }),
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: 'devices/elsewhere',
+        payload: Buffer.from('{}'),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+    ]);
+    const received: mqttPacket.Packet[] = [];
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (packet) => received.push(packet));
+    parser.parse(await rawTlsExchange(emulator, port, bytes));
+    expect(received.map((packet) => packet.cmd)).toEqual(['connack', 'suback']);
   });
 
   it('closes a client that sends a second CONNECT on its connection', async () => {

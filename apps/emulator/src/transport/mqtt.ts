@@ -435,7 +435,10 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       return;
     }
     this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
-    this.stream.destroy();
+    // Ended, not destroyed: the session's packets are corked and what it sent before closing (a
+    // CONNACK 1 refusing the protocol level, the answers earlier in the same read) was dropped with
+    // the stream. A peer that does not close its side is closed by the idle timeout.
+    this.stream.end();
   }
 
   connected(connect: mqttPacket.IConnectPacket): boolean {
