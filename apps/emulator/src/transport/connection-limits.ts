@@ -62,9 +62,12 @@ export function boundConnections(
     sockets.delete(this);
   }
   function idle(this: Socket) {
+    // The socket's current timeout: limits.idleTimeoutMs, or (HTTPS, between kept-alive requests)
+    // the keep-alive timeout Node set in its place.
+    const ms = this.timeout ?? limits.idleTimeoutMs;
     log.debug(
       `${event}.idle`,
-      `${label}: connection idle for ${limits.idleTimeoutMs} ms (limits.idleTimeoutMs); closed`,
+      `${label}: connection idle for ${ms} ms (${ms === limits.idleTimeoutMs ? 'limits.idleTimeoutMs' : 'the keep-alive timeout between requests'}); closed`,
     );
     this.destroy();
   }

@@ -43,7 +43,9 @@ export function trackIdleConnections(server: Server): { oldestIdle(): Socket | u
       for (const [socket, bytesRead] of idle) {
         idle.delete(socket);
         // Bytes read since it went idle: a next request is arriving (its 'request' is yet to come).
-        // A response still under way (pipelined requests) is not idle either.
+        // A response still under way (pipelined requests) is not idle either. Not seen: the start of
+        // a next request read together with the previous one, before its response finished (only
+        // a client pipelining part of a request; the SDKs send one request at a time).
         const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
         if (!socket.destroyed && socket.bytesRead === bytesRead && !busy) return socket;
       }
