@@ -177,12 +177,23 @@ describe('installed from the tarballs with plain npm', () => {
       for (const name of names) out[name] = Object.keys(await import(name)).length;
       const { deriveDeviceKey } = await import('@dpskit/contracts');
       out.key = deriveDeviceKey('oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==', 'contoso-toaster-007');
+      // The allocation entry loads its implementation (a CommonJS script beside it) on its first parse:
+      // parse through it from the tarball, and check its errors are the main entry's class.
+      const allocation = await import('@dpskit/contracts/allocation');
+      const { ContractValidationError } = await import('@dpskit/contracts');
+      const { TOASTER_REQUEST_2021_10_01 } = await import('@dpskit/contracts/fixtures');
+      const toaster = allocation.parseAllocationRequestJson(TOASTER_REQUEST_2021_10_01);
+      out.toaster = toaster.ok ? toaster.value.deviceRuntimeContext.registrationId : toaster.error.message;
+      const bad = allocation.parseAllocationRequest({ deviceRuntimeContext: {} });
+      out.badIsContractError = !bad.ok && bad.error instanceof ContractValidationError;
       console.log(JSON.stringify(out));`;
     const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
     expect(result.stderr).toBe('');
     const out = JSON.parse(result.stdout) as Record<string, unknown>;
     for (const { name } of publishable) expect(out[name], name).toBeGreaterThan(0);
     expect(out.key).toBe('NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=');
+    expect(out.toaster).toBe('contoso-toaster-007');
+    expect(out.badIsContractError).toBe(true);
   });
 
   it(
