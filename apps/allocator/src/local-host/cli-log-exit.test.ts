@@ -1,11 +1,7 @@
 import { once } from 'node:events';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PACKAGE_DIR } from '../deploy/package.js';
-import type { AllocatorLogRecord } from '../log/record.js';
-import { type Spawned, spawnNode } from '../testing/process.js';
-import { writeUserApp } from '../testing/user-app.js';
+import { type ChattyApp, logMessages, writeChattyApp } from '../testing/chatty-app.js';
+import type { Spawned } from '../testing/process.js';
 
 /**
  * The CLI queues its log lines and writes them once per event-loop turn (node-kit's line writer), so
@@ -15,68 +11,22 @@ import { writeUserApp } from '../testing/user-app.js';
  * interrupts; nothing in the process runs then.)
  */
 describe('the CLI loses no log line when the process ends', () => {
-  const cli = path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.js');
   // Lines of ~200 characters: a request's 400 lines (~80 KB) pass the writer's 64 Ki mark mid-turn.
   const LINES = 400;
-  const PAD = 'x'.repeat(180);
-  let app: string;
+  let app: ChattyApp;
 
   beforeAll(async () => {
-    app = await writeUserApp({
-      files: {
-        'dist/src/functions/ends.js': `import { app } from '@azure/functions';
-const chatter = (context, tag) => {
-  for (let i = 0; i < ${LINES}; i++) context.info(tag + ' line ' + i + ' ${PAD}');
-};
-app.http('chatty', { methods: ['POST'], authLevel: 'anonymous', handler: (request, context) => {
-  chatter(context, request.query.get('tag'));
-  return { body: 'ok' };
-} });
-app.http('exit', { methods: ['POST'], authLevel: 'anonymous', handler: (request, context) => {
-  chatter(context, 'exit');
-  context.info('last line before process.exit');
-  process.exit(3);
-} });
-app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request, context) => {
-  chatter(context, 'crash');
-  context.info('last line before the uncaught exception');
-  process.nextTick(() => { throw new Error('deliberate crash'); });
-  return { body: 'ok' };
-} });
-`,
-      },
-    });
+    app = await writeChattyApp(LINES);
   });
 
   afterAll(async () => {
-    if (app) await rm(app, { recursive: true, force: true });
+    await app?.remove();
   });
 
   /** The CLI serving the app, its base URL, and a promise of its whole stdout read to the end. */
   async function start(): Promise<{ child: Spawned; url: string; ended: Promise<unknown> }> {
-    const child = spawnNode([
-      cli,
-      'start',
-      app,
-      '--function',
-      'chatty',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--json',
-    ]);
-    const ended = once(child.child.stdout!, 'close');
-    const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
-    return { child, url: String((JSON.parse(line) as AllocatorLogRecord).data?.url), ended };
-  }
-
-  function messages(child: Spawned): string[] {
-    return child.lines.map((l) => (JSON.parse(l) as AllocatorLogRecord).msg);
-  }
-
-  function chatter(tag: string): string[] {
-    return Array.from({ length: LINES }, (_, i) => `${tag} line ${i} ${PAD}`);
+    const { child, url } = await app.start();
+    return { child, url, ended: once(child.child.stdout!, 'close') };
   }
 
   it('writes every line of the answered requests when stopped by SIGTERM right after the answers', async () => {
@@ -90,9 +40,9 @@ app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request
       child.child.kill('SIGTERM');
       expect(await child.exited).toBe(0);
       await ended;
-      const msgs = messages(child);
+      const msgs = logMessages(child);
       for (const tag of tags) {
-        expect(msgs.filter((m) => m.startsWith(`${tag} line `))).toEqual(chatter(tag));
+        expect(msgs.filter((m) => m.startsWith(`${tag} line `))).toEqual(app.chatter(tag));
       }
       expect(msgs.filter((m) => m.startsWith("Executed 'Functions.chatty' (Succeeded"))).toHaveLength(tags.length);
       expect(msgs.at(-1)).toBe('Stopped');
@@ -107,8 +57,8 @@ app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request
       await fetch(`${url}/api/exit`, { method: 'POST' }).catch(() => undefined);
       expect(await child.exited).toBe(3);
       await ended;
-      const msgs = messages(child);
-      expect(msgs.filter((m) => m.startsWith('exit line '))).toEqual(chatter('exit'));
+      const msgs = logMessages(child);
+      expect(msgs.filter((m) => m.startsWith('exit line '))).toEqual(app.chatter('exit'));
       expect(msgs.at(-1)).toBe('last line before process.exit');
     } finally {
       await child.stop();
@@ -122,8 +72,8 @@ app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request
       expect(await child.exited).toBe(1);
       await ended;
       expect(child.stderr()).toContain('deliberate crash');
-      const msgs = messages(child);
-      expect(msgs.filter((m) => m.startsWith('crash line '))).toEqual(chatter('crash'));
+      const msgs = logMessages(child);
+      expect(msgs.filter((m) => m.startsWith('crash line '))).toEqual(app.chatter('crash'));
       expect(msgs).toContain('last line before the uncaught exception');
     } finally {
       await child.stop();

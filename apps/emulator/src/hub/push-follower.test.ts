@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type LogRecord } from '@dpskit/node-kit';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../store/sqlite.js';
+import { checkpointThenChangeEnrollments, truncateToFirstPage } from '../testing/state-file-fault.js';
 import { HubService } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
 import { followHubPushes } from './push-follower.js';
@@ -21,24 +21,6 @@ afterEach(() => {
 });
 
 const HUB = 'hub-a.azure-devices.net';
-
-/**
- * Another connection checkpoints everything into the file, whose bytes are returned (to restore
- * it), then commits an enrollment change (outside the hub's tables): every other connection reads
- * the file anew on its next query.
- */
-function changeAfterCheckpoint(file: string): Buffer {
-  const other = new Database(file);
-  try {
-    const [checkpoint] = other.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-    if (checkpoint?.busy !== 0) throw new Error('the state file was not checkpointed');
-    const bytes = readFileSync(file);
-    other.exec('UPDATE enrollment_changes SET count = count + 1');
-    return bytes;
-  } finally {
-    other.close();
-  }
-}
 
 describe('the hub push follower when the store cannot be read', () => {
   it('starts anyway, says why once, and follows from the newest push once the store reads again', () => {
@@ -61,9 +43,8 @@ describe('the hub push follower when the store cannot be read', () => {
     });
     try {
       hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'before' } } }, '*');
-      const intact = changeAfterCheckpoint(file);
-      const pageSize = intact.readUInt16BE(16);
-      truncateSync(file, pageSize);
+      const intact = checkpointThenChangeEnrollments(file);
+      truncateToFirstPage(file, intact);
       // What aedes's clientReady calls when the first device connects to this process.
       expect(() => follower.start()).not.toThrow();
       follower.poll();
@@ -74,7 +55,7 @@ describe('the hub push follower when the store cannot be read', () => {
       // Restored: the pushes written from then on are delivered (the one written before is
       // skipped, as one written before a start is).
       writeFileSync(file, intact);
-      changeAfterCheckpoint(file);
+      checkpointThenChangeEnrollments(file);
       follower.poll();
       hubA.updateTwin(HUB, 'dev-1', { properties: { desired: { state: 'after' } } }, '*');
       follower.poll();
