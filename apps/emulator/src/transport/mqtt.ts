@@ -430,14 +430,10 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   close(reason: string | undefined): void {
-    if (reason === undefined) {
-      this.stream.end();
-      return;
-    }
-    this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
-    // Ended, not destroyed: the session's packets are corked and what it sent before closing (a
-    // CONNACK 1 refusing the protocol level, the answers earlier in the same read) was dropped with
-    // the stream. A peer that does not close its side is closed by the idle timeout.
+    if (reason !== undefined) this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
+    // Ended, not destroyed, whatever the reason: the session's packets are corked and what it sent
+    // before closing (a CONNACK 1 refusing the protocol level, the answers earlier in the same read)
+    // would be dropped with the stream. A peer that does not close its side is closed by the idle timeout.
     this.stream.end();
   }
 
