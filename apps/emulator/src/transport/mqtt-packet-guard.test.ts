@@ -54,4 +54,17 @@ describe('MqttPacketSizeGuard', () => {
     guard.push(packet(0x30, 300).subarray(0, 2));
     expect(guard.atPacketBoundary).toBe(false);
   });
+
+  it('tells where in the bytes fed the packet over the limit starts', () => {
+    const before = Buffer.concat([packet(0x10, 40), packet(0xc0, 0)]);
+    const big = packet(0x32, 20_000);
+    const guard = new MqttPacketSizeGuard(1000);
+    expect(guard.push(Buffer.concat([before, big.subarray(0, 10)]))).toBe(20_000);
+    expect(guard.oversizedAt).toBe(before.length);
+    // Its header began in bytes fed before: nothing of the last bytes comes before it.
+    const split = new MqttPacketSizeGuard(1000);
+    expect(split.push(Buffer.concat([before, big.subarray(0, 2)]))).toBeUndefined();
+    expect(split.push(big.subarray(2, 10))).toBe(20_000);
+    expect(split.oversizedAt).toBe(0);
+  });
 });

@@ -12,6 +12,7 @@ export class MqttPacketSizeGuard {
   #multiplier = 1;
   #lengthBytes = 0;
   #toSkip = 0;
+  #oversizedAt = 0;
 
   constructor(maxRemainingLength: number) {
     this.#maxRemainingLength = maxRemainingLength;
@@ -25,9 +26,18 @@ export class MqttPacketSizeGuard {
     return this.#state === 'type';
   }
 
+  /**
+   * Where, in the bytes last fed, the packet over the limit starts (0 when its header began in
+   * earlier bytes): the bytes before it are whole packets a connection can still serve.
+   */
+  get oversizedAt(): number {
+    return this.#oversizedAt;
+  }
+
   /** Feeds the next bytes; returns the announced size of the first packet over the limit, if any. */
   push(chunk: Uint8Array): number | undefined {
     let i = 0;
+    let packetStart = 0;
     while (i < chunk.length && this.#state !== 'off') {
       if (this.#state === 'body') {
         const skipped = Math.min(this.#toSkip, chunk.length - i);
@@ -36,6 +46,7 @@ export class MqttPacketSizeGuard {
         if (this.#toSkip === 0) this.#state = 'type';
         continue;
       }
+      if (this.#state === 'type') packetStart = i;
       const byte = chunk[i++] as number;
       if (this.#state === 'type') {
         this.#state = 'length';
@@ -54,6 +65,7 @@ export class MqttPacketSizeGuard {
       }
       if (this.#length > this.#maxRemainingLength) {
         this.#state = 'off';
+        this.#oversizedAt = packetStart;
         return this.#length;
       }
       this.#toSkip = this.#length;

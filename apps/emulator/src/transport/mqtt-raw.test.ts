@@ -1,3 +1,5 @@
+import net from 'node:net';
+import tls from 'node:tls';
 import { createRegistrationSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +32,76 @@ const username = (id: string) => `${ID_SCOPE}/registrations/${id}/api-version=20
 const token = (id: string) =>
   createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) });
 const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
+
+/** CONNECT (MQTT 3.1.1, this id's SAS token) and SUBSCRIBE to the response topics, as bytes. */
+function connectAndSubscribe(id: string): Buffer {
+  return Buffer.concat([
+    mqttPacket.generate({
+      cmd: 'connect',
+      clientId: id,
+      username: username(id),
+      password: Buffer.from(token(id)),
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+    }),
+    mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
+    }),
+  ]);
+}
+const PINGREQ = Buffer.from([0xc0, 0x00]);
+/** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
+const MALFORMED = Buffer.from([0x36, 0x00]);
+
+/**
+ * A raw TLS client to the MQTT port: what it writes goes as is, what it receives is decoded. With
+ * `halfOpen` it keeps its side open once the server has ended its own, and writes a PINGREQ every
+ * 50 ms until the server closes the connection (a peer that neither closes nor stops talking).
+ */
+function rawMqttConnection(options: { halfOpen?: boolean } = {}) {
+  const received: mqttPacket.Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (packet) => received.push(packet));
+  let waiting: { count: number; resolve: () => void } | undefined;
+  // The TLS socket takes allowHalfOpen from the TCP socket under it.
+  const tcp = net.connect({ host: 'localhost', port: emulator.endpoints.mqtt.port, allowHalfOpen: options.halfOpen });
+  const socket = tls.connect({ socket: tcp, host: 'localhost', ca: emulator.caCertPem });
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('data', (chunk: Buffer) => {
+    parser.parse(chunk);
+    if (waiting && received.length >= waiting.count) waiting.resolve();
+  });
+  socket.on('end', () => {
+    if (!options.halfOpen) return;
+    const talk = setInterval(() => socket.write(PINGREQ), 50);
+    socket.once('close', () => clearInterval(talk));
+  });
+  // A half-open peer's writes after the server's close may fail (EPIPE, ECONNRESET): the close is what is awaited.
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return {
+    received,
+    async write(bytes: Buffer) {
+      await connected;
+      socket.write(bytes);
+    },
+    /** Resolves once `count` packets have arrived. */
+    packets(count: number): Promise<void> {
+      if (received.length >= count) return Promise.resolve();
+      return new Promise((resolve) => {
+        waiting = { count, resolve };
+      });
+    },
+    /** Resolves when the connection has closed. */
+    closed,
+  };
+}
 
 async function device(id: string, overrides: { clientId?: string; username?: string; password?: string } = {}) {
   const connected = await connectRawDevice(emulator, {
@@ -254,5 +326,59 @@ describe('MQTT edge cases', () => {
       }),
     );
     await d.closed;
+  });
+
+  it('writes the answers to the packets before a malformed one, answers nothing after it, and closes', async () => {
+    // One write: CONNECT, SUBSCRIBE, PINGREQ, a malformed packet, another PINGREQ.
+    const oneRead = rawMqttConnection();
+    await oneRead.write(Buffer.concat([connectAndSubscribe('hashed-raw-malformed'), PINGREQ, MALFORMED, PINGREQ]));
+    await oneRead.closed;
+    expect(oneRead.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
+
+    // The bad packet read with the end of the one before it (each connection's own parser, which
+    // keeps the part of a packet a read ends in): the PINGRESP of that read arrives too.
+    const split = rawMqttConnection();
+    await split.write(Buffer.concat([connectAndSubscribe('hashed-raw-malformed-split'), PINGREQ.subarray(0, 1)]));
+    await split.packets(2);
+    await split.write(Buffer.concat([PINGREQ.subarray(1), MALFORMED, PINGREQ]));
+    await split.closed;
+    expect(split.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
+
+    const result = await register(emulator, 'hashed-raw-malformed', groupDeviceKey('hashed', 'hashed-raw-malformed'));
+    expect(result.status).toBe('assigned');
+  });
+
+  it('serves the packets read before an oversized one, then closes without reading it', async () => {
+    // A PUBLISH announcing 4 MiB (over MAX_MQTT_PACKET_BYTES) in the same write as the packets
+    // before it, with the start of its body: the packets before it are answered, it is not read.
+    const huge = Buffer.concat([Buffer.from([0x32, 0x80, 0x80, 0x80, 0x02]), Buffer.alloc(1024, 0x61)]);
+    const connection = rawMqttConnection();
+    await connection.write(Buffer.concat([connectAndSubscribe('hashed-raw-oversized'), PINGREQ, huge, PINGREQ]));
+    await connection.closed;
+    expect(connection.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
+  });
+
+  it('closes a connection after a violation even when the peer keeps its side open and goes on writing', async () => {
+    // A PUBLISH outside the request topics, a malformed packet, an oversized one: each ends the
+    // connection after its answers; a peer that neither closes nor stops writing (which keeps the
+    // idle timeout from firing) is closed all the same.
+    const outside = mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'devices/elsewhere',
+      payload: Buffer.from('{}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    const violations = { outside, malformed: MALFORMED, oversized: Buffer.from([0x30, 0x80, 0x80, 0x80, 0x02]) };
+    const closed = await Promise.all(
+      Object.entries(violations).map(async ([name, violation]) => {
+        const connection = rawMqttConnection({ halfOpen: true });
+        await connection.write(Buffer.concat([connectAndSubscribe(`hashed-raw-holds-${name}`), violation]));
+        await connection.closed;
+        return { name, received: connection.received.map((packet) => packet.cmd) };
+      }),
+    );
+    expect(closed).toEqual(Object.keys(violations).map((name) => ({ name, received: ['connack', 'suback'] })));
   });
 });

@@ -33,6 +33,14 @@ import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-cer
  */
 export const MAX_MQTT_PACKET_BYTES = 256 * 1024;
 
+/**
+ * A DPS connection closed for a protocol violation is ended, so that the answers to the packets
+ * before the violation are written; a peer that has not closed its side this long after (it does
+ * not read, or goes on writing, which keeps the idle timeout from firing) is disconnected. The
+ * HTTPS, WebSocket and AMQP listeners give a refused peer the same 5 s.
+ */
+const VIOLATION_GRACE_MS = 5_000;
+
 export interface MqttTransportOptions {
   api: DeviceApi;
   tls: { cert: string; key: string };
@@ -306,6 +314,10 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   };
 }
 
+function destroyStream(stream: Duplex): void {
+  stream.destroy();
+}
+
 /** The stream's DPS connection: one listener function per event for all connections, not closures per connection. */
 const CONNECTION = Symbol('dps-mqtt-connection');
 
@@ -343,6 +355,8 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   /** The api-version the CONNECT username named (it gates `csr`). */
   #apiVersion: string | undefined;
   #keepalive: NodeJS.Timeout | undefined;
+  /** Set once the connection was ended for a violation: destroys it if the peer has not closed. */
+  #grace: NodeJS.Timeout | undefined;
   first = true;
 
   constructor(
@@ -375,29 +389,34 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   data(chunk: Buffer): void {
-    // The guard reads only fixed headers, so a packet larger than the bound is refused as soon as
-    // its header announces it, never buffered whole (MQTT allows 256 MB).
-    const size = this.#guard.push(chunk);
-    if (size !== undefined) {
-      this.context.log.warn(
-        'mqtt.packet',
-        `${this.peer()}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-        { size },
-      );
-      this.session.ended();
-      this.stream.destroy();
-      return;
-    }
+    // Bytes after the session closed are read (a close with unread bytes would reset the
+    // connection and could take the last answers with it) and dropped.
     if (this.session.closed) return;
+    // The guard reads only fixed headers, so a packet larger than the bound is refused as soon as
+    // its header announces it, never buffered whole (MQTT allows 256 MB). The packets read before
+    // it are served first, as they would be had they come in a read of their own.
+    const size = this.#guard.push(chunk);
+    const bytes = size === undefined ? chunk : chunk.subarray(0, this.#guard.oversizedAt);
     // Answers given at once (PUBACK and the answer to a request) leave in one TLS record.
     this.stream.cork();
     try {
-      if (!this.#parser && this.#guard.atPacketBoundary) {
+      if (bytes.length === 0) {
+        // Only (the start of) the oversized packet.
+      } else if (!this.#parser && (size !== undefined || this.#guard.atPacketBoundary)) {
         // Whole packets (the usual read): the shared parser, nothing kept.
-        const error = decodeWholePackets(chunk, this);
+        const error = decodeWholePackets(bytes, this);
         if (error) this.#onParseError(error);
       } else {
-        (this.#parser ?? this.#newParser()).parse(chunk);
+        (this.#parser ?? this.#newParser()).parse(bytes);
+      }
+      if (size !== undefined && !this.session.closed) {
+        this.context.log.warn(
+          'mqtt.packet',
+          `${this.peer()}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
+          { size },
+        );
+        this.session.ended();
+        this.#endForViolation();
       }
     } finally {
       this.stream.uncork();
@@ -413,8 +432,21 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
 
   #onParseError(err: Error): void {
     this.context.log.debug('mqtt.connection', `${this.who()}: ${err.message}`);
+    // MQTT 3.1.1 [MQTT-4.8.0-1]: a protocol violation closes the connection; nothing after it is answered.
     this.session.ended();
-    this.stream.destroy();
+    this.#endForViolation();
+  }
+
+  /**
+   * Ends the stream after what the session sent (its packets are corked: destroy() would drop the
+   * answers to the packets read before the violation) and destroys it if the peer has not closed
+   * its side within VIOLATION_GRACE_MS.
+   */
+  #endForViolation(): void {
+    this.stream.end();
+    if (this.#grace || this.stream.destroyed) return;
+    this.#grace = setTimeout(destroyStream, VIOLATION_GRACE_MS, this.stream);
+    this.#grace.unref();
   }
 
   #newParser() {
@@ -430,11 +462,16 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   close(reason: string | undefined): void {
-    if (reason !== undefined) this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
     // Ended, not destroyed, whatever the reason: the session's packets are corked and what it sent
     // before closing (a CONNACK 1 refusing the protocol level, the answers earlier in the same read)
-    // would be dropped with the stream. A peer that does not close its side is closed by the idle timeout.
-    this.stream.end();
+    // would be dropped with the stream. After a DISCONNECT or a CONNACK 3 (no reason: nothing the
+    // client did wrong) a peer that does not close its side is closed by the idle timeout.
+    if (reason === undefined) {
+      this.stream.end();
+      return;
+    }
+    this.context.log.debug('mqtt.client', `${this.who()}: ${reason}; connection closed`);
+    this.#endForViolation();
   }
 
   connected(connect: mqttPacket.IConnectPacket): boolean {
@@ -500,6 +537,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   ended(): void {
     this.session.ended();
     if (this.#keepalive) clearTimeout(this.#keepalive);
+    if (this.#grace) clearTimeout(this.#grace);
     this.#parser = undefined;
     const { byClientId } = this.context;
     if (byClientId.get(this.session.clientId) === this.stream) byClientId.delete(this.session.clientId);
