@@ -3,6 +3,7 @@ import type { Cookie, HttpResponseInit } from '@azure/functions';
 import { functionsLibrary as functions } from '../functions-library.js';
 import { BufferedRequest } from './buffered-request.js';
 import { LocalHttpRequest } from './invocation-objects.js';
+import { endWithTurn } from './turn-end.js';
 
 const { HttpResponse } = functions;
 type HttpResponse = InstanceType<typeof HttpResponse>;
@@ -142,7 +143,10 @@ export async function writeFunctionResponse(
   return response.status;
 }
 
-/** Writes an answer's parts: its headers with the body's content-length, then the body (none for HEAD). */
+/**
+ * Writes an answer's parts: its headers with the body's content-length at once, then the body (none
+ * for HEAD) with the turn's other answers (turn-end.ts).
+ */
 export function writeResponseParts(res: ServerResponse, response: ResponseParts, method: string): void {
   const { body } = response;
   const headers: Record<string, string | string[]> = {};
@@ -151,7 +155,7 @@ export function writeResponseParts(res: ServerResponse, response: ResponseParts,
   if (cookies.length > 0) headers['set-cookie'] = cookies;
   headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length);
   res.writeHead(response.status, headers);
-  res.end(method === 'HEAD' ? undefined : body);
+  endWithTurn(res, method === 'HEAD' ? undefined : body);
 }
 
 function serializeCookie(cookie: Cookie): string {
