@@ -39,7 +39,9 @@ for (const arg of process.argv.slice(2)) {
     continue;
   }
   const { passes, failures, pending } = results.stats;
-  console.log(`${label}: ${passes} passed, ${failures} failed, ${pending} pending`);
+  console.log(
+    `${label}: ${passes} passed, ${failures} failed, ${pending} pending${passes + failures === 0 ? ' (no test ran)' : ''}`,
+  );
   /** @type {Map<string, { passed: number, failed: number }>} */
   const rows = new Map();
   for (const [list, outcome] of [

@@ -111,8 +111,9 @@ in_namespace() {
         tail -n 40 "$work/$out.out"
       fi
     done
+    # Its log lines only: the banner before them holds the emulator's keys.
     echo "-- the emulator's last log lines:"
-    tail -n 40 "$work/emulator.log"
+    grep '^{' "$work/emulator.log" | tail -n 40 || true
   fi
   return "$status"
 }
