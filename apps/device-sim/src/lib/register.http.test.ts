@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { closedPort } from '@dpskit/vitest-config/closed-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
 import { createTestPki, type TestPki } from '../testing/tls.js';
@@ -45,25 +45,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await dps?.close();
 });
-
-/**
- * A loopback port nothing listens on: port 1, below the range the kernel hands out for port 0, so
- * no server of a test running alongside can be given it (a port that was free a moment ago can be).
- * Checked: a connection to it is refused. The emulator's tests have the same rule (closedPortUrl).
- */
-async function closedPort(): Promise<number> {
-  const port = 1;
-  const refused = await new Promise<boolean>((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-  if (!refused) throw new Error(`127.0.0.1:${port} does not refuse connections; the tests need it closed`);
-  return port;
-}
 
 /** `registerDevice` through the real SDK's HTTP transport against the in-test responder, trusting its CA. */
 function registerOverHttps(

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AllocationRequest, deriveDeviceKey, generateSymmetricKey } from '@dpskit/contracts';
+import { closedPort } from '@dpskit/vitest-config/closed-port';
 import type { EmulatorConfigInput } from '../config/schema.js';
 import type { RegistrationEvent } from '../core/events.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
@@ -148,25 +148,12 @@ export function testEmulatorOptions(
   };
 }
 
-const CLOSED_PORT = 1;
-
 /**
- * A URL on a loopback port nothing listens on: port 1, below the range the kernel hands out for
- * port 0, so no server of a test running alongside can be given it. (A port that was free a moment
- * ago can be: one such "unreachable" webhook was answered with a hang-up instead of ECONNREFUSED.)
- * Checked here: a connection to it is refused.
+ * A webhook URL nothing answers: on `closedPort()` (port 1, checked to refuse connections, so no
+ * server of a test running alongside can be given it).
  */
 export async function closedPortUrl(): Promise<string> {
-  const refused = await new Promise<boolean>((resolve) => {
-    const socket = net.connect(CLOSED_PORT, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-  if (!refused) throw new Error(`127.0.0.1:${CLOSED_PORT} does not refuse connections; the tests need it closed`);
-  return `http://127.0.0.1:${CLOSED_PORT}/api/allocate`;
+  return `http://127.0.0.1:${await closedPort()}/api/allocate`;
 }
 
 export function tempStateDir(): { path: string; remove(): void } {
