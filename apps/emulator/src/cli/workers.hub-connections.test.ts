@@ -10,9 +10,9 @@ import { createDeviceKey, type DeviceClient, deviceClient, keptAliveRegistry } f
 // one MQTT connection per device, azure-docs iot-mqtt-connect-to-iot-hub), and a device disabled
 // through the registry on one worker loses its connection on the other. The primary hands
 // connections to the workers in turn. Which worker served a registry call is read from its log line
-// afterwards: the registry's kept-alive connection stays on one worker only while it is not idle
-// for 5 s (the HTTPS server's keep-alive timeout, Node's default), which connecting a device can
-// take on a loaded machine, and its next connection may go to either worker.
+// afterwards: the registry's kept-alive connection stays on the worker the primary handed it to
+// (the HTTPS server keeps an idle one 240 s, Azure's idle timeout), which the test does not choose,
+// and should that connection close, the next one may go to either worker.
 
 /** The `n`th log line (from 1) `match` accepts, once the emulator has written it. */
 async function loggedNth(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord> {

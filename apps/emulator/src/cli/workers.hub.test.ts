@@ -7,11 +7,11 @@ import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/h
 // `dps-emulator start --workers 2` (the built CLI): the emulated hub's pushes reach a device
 // connected to the other worker than the one serving the registry call, with the official SDKs
 // (azure-iothub's Registry, azure-iot-device's Client over MQTT). Which worker served a registry
-// call is read from its log line afterwards: the registry's kept-alive connection stays on one
-// worker only while it is not idle for 5 s (the HTTPS server's keep-alive timeout, Node's
-// default), which the steps between calls here can take on a loaded machine, and the primary may
-// hand its next connection to either worker. So each check makes the same calls, one right after
-// the other, for a device on each worker: whichever worker serves them, one device is on the other.
+// call is read from its log line afterwards: the registry's kept-alive connection stays on the
+// worker the primary handed it to (the HTTPS server keeps an idle one 240 s, Azure's idle
+// timeout), which the test does not choose, and should that connection close, the next one may go
+// to either worker. So each check makes the same calls, one right after the other, for a device on
+// each worker: whichever worker serves them, one device is on the other.
 
 /** Every log line `match` accepts, once the emulator has written at least `n` of them. */
 async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
