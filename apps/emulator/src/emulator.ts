@@ -17,7 +17,6 @@ import {
   type LogSink,
   levelEnabled,
 } from '@dpskit/node-kit';
-import { createWebSocketStream } from 'ws';
 import { WebhookClient } from './allocation/webhook.js';
 import { tutorialConfig } from './config/defaults.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
@@ -67,6 +66,7 @@ import {
 } from './transport/mqtt.js';
 import { carriedOverTls, peerCertificateChain } from './transport/peer-certificates.js';
 import { createWebSocketEndpoint, type WebSocketEndpoint } from './transport/websocket.js';
+import { webSocketByteStream } from './transport/websocket-stream.js';
 import { IOTHUB_WEBSOCKET_PATH } from './transport/websocket-upgrade.js';
 import { type RunningWebView, startWebView } from './web/server.js';
 
@@ -511,7 +511,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
           protocols: {
             mqtt: (ws, req, peer) => {
-              const stream = createWebSocketStream(ws);
+              const stream = webSocketByteStream(ws);
               // X.509 devices: their certificate is the TLS connection's the WebSocket runs over.
               carriedOverTls(stream, req.socket);
               mqtt.acceptStream(stream, peer);

@@ -1,7 +1,10 @@
+import type { TLSSocket } from 'node:tls';
+import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
-import { groupDeviceKey } from '../testing/fixtures.js';
+import { groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -24,6 +27,17 @@ const stillServes = async (id: string) =>
   expect(await register(emulator, id, groupDeviceKey('hashed', id), { transport: 'mqtt-ws' })).toMatchObject({
     status: 'assigned',
   });
+
+/** A client's WebSocket frame (masked, as RFC 6455 requires of a client), FIN set. */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] as number)));
+  const length =
+    payload.length < 126
+      ? Buffer.from([0x80 | payload.length])
+      : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([Buffer.from([0x80 | opcode]), length, mask, masked]);
+}
 
 describe('WebSockets at /$iothub/websocket', () => {
   it('reports where it listens', () => {
@@ -89,5 +103,50 @@ describe('WebSockets at /$iothub/websocket', () => {
     await closed;
     await expect.poll(() => logs.find((l) => l.event === 'mqtt.packet')).toMatchObject({ size: expect.any(Number) });
     await stillServes('ws-after-huge-packet');
+  });
+
+  it('writes the answers to the MQTT packets before a WebSocket protocol error read with them, then closes', async () => {
+    const id = 'ws-hashed-answers';
+    const mqttBytes = Buffer.concat([
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: id,
+        username: `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31`,
+        password: Buffer.from(
+          createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) }),
+        ),
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 0,
+      }),
+      mqttPacket.generate({
+        cmd: 'subscribe',
+        messageId: 1,
+        subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
+      }),
+      mqttPacket.generate({ cmd: 'pingreq' }),
+    ]);
+    // After a binary message with the packets, in the same write: a frame with a reserved opcode
+    // (1002, protocol error) or one announcing a message over the limit (1009).
+    const violations = {
+      1002: clientFrame(0x3, Buffer.alloc(0)),
+      1009: Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x7f, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]),
+    };
+    for (const [code, violation] of Object.entries(violations)) {
+      const attempt = await openWebSocket(emulator, ['mqtt']);
+      if (attempt.kind !== 'open') throw new Error('not upgraded');
+      const received: string[] = [];
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      parser.on('packet', (packet) => received.push(packet.cmd));
+      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
+      const closed = closeOf(attempt.ws);
+      // The TLS socket under the client's WebSocket: the bytes go as they are, in one write.
+      (attempt.ws as unknown as { _socket: TLSSocket })._socket.write(
+        Buffer.concat([clientFrame(0x2, mqttBytes), violation]),
+      );
+      expect((await closed).code, code).toBe(Number(code));
+      expect(received, code).toEqual(['connack', 'suback', 'pingresp']);
+    }
+    await stillServes('ws-after-answers');
   });
 });
