@@ -39,7 +39,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const STEPS = [
   ['bare', 'bare node:http (the bench ceiling: data/end events, writeHead + end, chunked)'],
   ['body', "+ node-kit readBody in an async handler, one promise reaction (the host's way)"],
-  ['length', '+ the answer with content-length (writeResponseParts)'],
+  ['length', "+ the host's way of answering (writeResponseParts: content-length, ended with the turn's answers)"],
   ['route', '+ URL from the Host header, router match, function key check'],
   ['objects', '+ HttpRequest/InvocationContext objects, invocation id, plain answer parts'],
   ['validate', "+ the handler's decodeJson and zod request validation"],
