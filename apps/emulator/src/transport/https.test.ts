@@ -274,6 +274,25 @@ describe('HTTPS: the REST surface', () => {
     expect(ok.status).toBe('assigned');
   });
 
+  it('answers the requests read before one Node cannot parse, in order, then its 400, and closes', async () => {
+    // A pipelining client: a registration and a request for an unknown resource, then bytes that
+    // are not HTTP, in one write. Each request read before the bad one gets its answer first.
+    const id = 'hashed-raw-pipelined';
+    const body = JSON.stringify({ registrationId: id });
+    const answers = await rawTlsExchange(
+      [
+        `PUT ${registerPath(id)} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${tokenFor(id)}\r\n`,
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        'GET /nothing-here HTTP/1.1\r\nHost: localhost\r\n\r\n',
+        'NOT-HTTP\r\n\r\n',
+      ].join(''),
+    );
+    // Each answer's status line follows the previous answer's body (no line break after a body).
+    const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3}) [A-Z]/g)].map((match) => match[1]);
+    expect(statuses).toEqual(['202', '404', '400']);
+    expect(answers).toContain('not valid HTTP/1.1');
+  });
+
   it('refuses a body that is not valid UTF-8 instead of registering a mangled payload', async () => {
     const id = 'hashed-raw-utf8';
     const body = Buffer.concat([

@@ -286,7 +286,11 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       log.debug('https.tls', `TLS handshake failed: ${err.message}`);
     }
   });
+  // Connections answered for a request Node could not parse: Node raises clientError again for
+  // every later chunk (its parser stays in its error state), and the answer is given once.
+  const refused = new WeakSet<Duplex>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (refused.has(socket)) return;
     if (err.code === 'HPE_INVALID_METHOD' || err.code === 'HPE_INVALID_CONSTANT') {
       log.warn(
         'https.protocol',
@@ -303,17 +307,33 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       headersTimeoutMs: server.headersTimeout,
       requestTimeoutMs: server.requestTimeout,
     });
-    // As Node's own handler does: answer only if no response is under way on this connection
-    // (pipelined requests), or the answer would corrupt it.
-    const busy = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
-    if (!answer || busy || !socket.writable) {
+    if (!answer || !socket.writable) {
       socket.destroy();
       return;
     }
+    refused.add(socket);
+    answerAfterResponses(socket, answer);
+  });
+  /**
+   * Writes the answer to a request Node could not parse and closes the connection, after the
+   * responses under way on it: those of the requests a pipelining client sent before the bad one,
+   * read with it. Written in between, the answer would corrupt them; Node's own handler destroys the
+   * connection then, which dropped them. Each of those responses finishes (the API's answers are
+   * bounded), or its connection closes.
+   */
+  function answerAfterResponses(socket: Duplex, answer: DeviceApiResponse): void {
+    const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (busy) {
+      // Node's own 'finish' listener runs first: it hands the socket to the next response, if any.
+      busy.once('finish', () => answerAfterResponses(socket, answer));
+      return;
+    }
+    // Not writable: Node is closing it after a response that said Connection: close.
+    if (!socket.writable) return;
     socket.end(rawHttpResponse(answer));
     // A peer that never closes its side must not keep the socket open.
     setTimeout(() => socket.destroy(), 5_000).unref();
-  });
+  }
 
   const port = await listen(server, {
     label: 'HTTPS',
