@@ -1,11 +1,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRegistrationSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
-import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import { closedPortUrl, groupDeviceKey } from '../testing/fixtures.js';
+import { connectAndSubscribe, dpsToken, dpsUsername } from '../testing/mqtt-bytes.js';
 import { rawTlsExchange } from '../testing/raw-amqp.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
@@ -28,30 +28,8 @@ afterAll(async () => {
   await close?.();
 });
 
-const username = (id: string) => `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31&ClientVersion=raw`;
-const token = (id: string) =>
-  createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) });
 const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
 
-/** CONNECT (MQTT 3.1.1, this id's SAS token) and SUBSCRIBE to the response topics, as bytes. */
-function connectAndSubscribe(id: string): Buffer {
-  return Buffer.concat([
-    mqttPacket.generate({
-      cmd: 'connect',
-      clientId: id,
-      username: username(id),
-      password: Buffer.from(token(id)),
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-    }),
-    mqttPacket.generate({
-      cmd: 'subscribe',
-      messageId: 1,
-      subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
-    }),
-  ]);
-}
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 /** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
 const MALFORMED = Buffer.from([0x36, 0x00]);
@@ -106,8 +84,8 @@ function rawMqttConnection(options: { halfOpen?: boolean } = {}) {
 async function device(id: string, overrides: { clientId?: string; username?: string; password?: string } = {}) {
   const connected = await connectRawDevice(emulator, {
     clientId: id,
-    username: username(id),
-    password: token(id),
+    username: dpsUsername(id),
+    password: dpsToken(id),
     ...overrides,
   });
   open.push(connected);
@@ -284,20 +262,7 @@ describe('MQTT edge cases', () => {
     // connection; the CONNACK and SUBACK answered before it still arrive.
     const id = 'hashed-raw-violation';
     const bytes = Buffer.concat([
-      mqttPacket.generate({
-        cmd: 'connect',
-        clientId: id,
-        username: username(id),
-        password: Buffer.from(token(id)),
-        protocolVersion: 4,
-        clean: true,
-        keepalive: 0,
-      }),
-      mqttPacket.generate({
-        cmd: 'subscribe',
-        messageId: 1,
-        subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
-      }),
+      connectAndSubscribe(id),
       mqttPacket.generate({
         cmd: 'publish',
         topic: 'devices/elsewhere',

@@ -1,10 +1,10 @@
 import type { TLSSocket } from 'node:tls';
-import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
-import { groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import { groupDeviceKey } from '../testing/fixtures.js';
+import { connectAndSubscribe } from '../testing/mqtt-bytes.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -107,25 +107,7 @@ describe('WebSockets at /$iothub/websocket', () => {
 
   it('writes the answers to the MQTT packets before a WebSocket protocol error read with them, then closes', async () => {
     const id = 'ws-hashed-answers';
-    const mqttBytes = Buffer.concat([
-      mqttPacket.generate({
-        cmd: 'connect',
-        clientId: id,
-        username: `${ID_SCOPE}/registrations/${id}/api-version=2019-03-31`,
-        password: Buffer.from(
-          createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) }),
-        ),
-        protocolVersion: 4,
-        clean: true,
-        keepalive: 0,
-      }),
-      mqttPacket.generate({
-        cmd: 'subscribe',
-        messageId: 1,
-        subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
-      }),
-      mqttPacket.generate({ cmd: 'pingreq' }),
-    ]);
+    const mqttBytes = Buffer.concat([connectAndSubscribe(id), mqttPacket.generate({ cmd: 'pingreq' })]);
     // After a binary message with the packets, in the same write: a frame with a reserved opcode
     // (1002, protocol error) or one announcing a message over the limit (1009).
     const violations = {
