@@ -33,6 +33,15 @@ const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 /** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
 const MALFORMED = Buffer.from([0x36, 0x00]);
+/** A PUBLISH outside the DPS request topics: the session closes the connection for it. */
+const PUBLISH_OUTSIDE = mqttPacket.generate({
+  cmd: 'publish',
+  topic: 'devices/elsewhere',
+  payload: Buffer.from('{}'),
+  qos: 0,
+  retain: false,
+  dup: false,
+});
 
 /**
  * A raw TLS client to the MQTT port: what it writes goes as is, what it receives is decoded. With
@@ -261,17 +270,7 @@ describe('MQTT edge cases', () => {
     // One write: CONNECT, SUBSCRIBE, then a PUBLISH outside the request topics, which closes the
     // connection; the CONNACK and SUBACK answered before it still arrive.
     const id = 'hashed-raw-violation';
-    const bytes = Buffer.concat([
-      connectAndSubscribe(id),
-      mqttPacket.generate({
-        cmd: 'publish',
-        topic: 'devices/elsewhere',
-        payload: Buffer.from('{}'),
-        qos: 0,
-        retain: false,
-        dup: false,
-      }),
-    ]);
+    const bytes = Buffer.concat([connectAndSubscribe(id), PUBLISH_OUTSIDE]);
     const received: mqttPacket.Packet[] = [];
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     parser.on('packet', (packet) => received.push(packet));
@@ -327,15 +326,11 @@ describe('MQTT edge cases', () => {
     // A PUBLISH outside the request topics, a malformed packet, an oversized one: each ends the
     // connection after its answers; a peer that neither closes nor stops writing (which keeps the
     // idle timeout from firing) is closed all the same.
-    const outside = mqttPacket.generate({
-      cmd: 'publish',
-      topic: 'devices/elsewhere',
-      payload: Buffer.from('{}'),
-      qos: 0,
-      retain: false,
-      dup: false,
-    });
-    const violations = { outside, malformed: MALFORMED, oversized: Buffer.from([0x30, 0x80, 0x80, 0x80, 0x02]) };
+    const violations = {
+      outside: PUBLISH_OUTSIDE,
+      malformed: MALFORMED,
+      oversized: Buffer.from([0x30, 0x80, 0x80, 0x80, 0x02]),
+    };
     const closed = await Promise.all(
       Object.entries(violations).map(async ([name, violation]) => {
         const connection = rawMqttConnection({ halfOpen: true });
