@@ -120,7 +120,7 @@ export class RegistrationService {
   attest(input: Omit<AttestationInput, 'idScope' | 'now'>): AttestationResult {
     // Property by property, not `{ ...input, idScope, now }`: optimized code gives every object
     // that starts with a spread and then gets more properties a map of its own (V8 11, Node 20),
-    // and each of them then misses every property cache it reaches (see STABLE_SHAPES below).
+    // and each of them then misses every property cache it reaches (see #record below).
     const full: AttestationInput = {
       idScope: this.model.idScope,
       requestedIdScope: input.requestedIdScope,
