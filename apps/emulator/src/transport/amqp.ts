@@ -21,7 +21,12 @@ import {
   requestBodyBytes,
   sameRegistration,
 } from './amqp-messages.js';
-import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
+import {
+  boundConnections,
+  type ConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+  destroyAfterGrace,
+} from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
@@ -172,11 +177,11 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       } else if (connection.is_open()) {
         // A frame rhea has not seen: its state is intact, so it can still say why in a CLOSE.
         connection.close({ condition: 'amqp:connection:framing-error', description: what });
-        setTimeout(() => channel.destroy(), 5_000).unref();
+        destroyAfterGrace(channel);
         return;
       }
       channel.end();
-      setTimeout(() => channel.destroy(), 5_000).unref();
+      destroyAfterGrace(channel);
     };
 
     const socket = {

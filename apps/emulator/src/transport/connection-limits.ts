@@ -25,6 +25,27 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxHeaderBytes: 16 * 1024,
 };
 
+/**
+ * How long a peer answered and closed for something it did wrong (a refused request or upgrade, a
+ * protocol violation) has to close its side before its connection is destroyed. The answer is
+ * ended, not destroyed with the connection, so that it reaches the peer; a peer that neither reads
+ * nor closes (or goes on writing, which keeps the idle timeout from firing) must not keep the
+ * socket. One bound for every listener: MQTT, HTTPS, WebSockets and AMQP.
+ */
+export const REFUSED_PEER_GRACE_MS = 5_000;
+
+/**
+ * Destroys `connection` REFUSED_PEER_GRACE_MS from now, unless it is cleared first; the timer does
+ * not keep the process alive.
+ */
+export function destroyAfterGrace(connection: { destroy(): unknown }): NodeJS.Timeout {
+  return setTimeout(destroyConnection, REFUSED_PEER_GRACE_MS, connection).unref();
+}
+
+function destroyConnection(connection: { destroy(): unknown }): void {
+  connection.destroy();
+}
+
 /** Checks limits given by a user; the message names the setting. */
 export function checkConnectionLimits(limits: Partial<ConnectionLimits>): void {
   for (const [name, value] of Object.entries(limits)) {

@@ -8,7 +8,12 @@ import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { HubService } from '../hub/core/hub-service.js';
 import { handleHubRequest, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
-import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
+import {
+  boundConnections,
+  type ConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+  destroyAfterGrace,
+} from './connection-limits.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
 import { matchRoute } from './https-routes.js';
@@ -199,7 +204,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         true,
       );
       // A peer that never reads the answer or closes must not keep the socket open.
-      setTimeout(() => req.socket.destroy(), 5_000).unref();
+      destroyAfterGrace(req.socket);
     });
     readBody(req, maxBytes).then(
       (body) => {
@@ -270,7 +275,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     socket.end(
       rawHttpResponse(errorResponse(DpsErrorCode.MethodNotAllowed, 'The DPS APIs do not serve the CONNECT method.')),
     );
-    setTimeout(() => socket.destroy(), 5_000).unref();
+    destroyAfterGrace(socket);
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     // A client that is not speaking TLS at all (plain HTTP, plain MQTT) is worth a line in the log.
@@ -332,7 +337,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     if (!socket.writable) return;
     socket.end(rawHttpResponse(answer));
     // A peer that never closes its side must not keep the socket open.
-    setTimeout(() => socket.destroy(), 5_000).unref();
+    destroyAfterGrace(socket);
   }
 
   const port = await listen(server, {

@@ -8,7 +8,12 @@ import type { AttestationResult } from '../core/attestation.js';
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { DeviceTransport } from '../core/events.js';
-import { boundConnections, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connection-limits.js';
+import {
+  boundConnections,
+  type ConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+  destroyAfterGrace,
+} from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import { type FirstPacket, readFirstMqttPacket } from './mqtt-connect-peek.js';
 import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
@@ -32,14 +37,6 @@ import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-cer
  * as soon as its header announces the size, since it cannot be answered without being read.
  */
 export const MAX_MQTT_PACKET_BYTES = 256 * 1024;
-
-/**
- * A DPS connection closed for a protocol violation is ended, so that the answers to the packets
- * before the violation are written; a peer that has not closed its side this long after (it does
- * not read, or goes on writing, which keeps the idle timeout from firing) is disconnected. The
- * HTTPS, WebSocket and AMQP listeners give a refused peer the same 5 s.
- */
-const VIOLATION_GRACE_MS = 5_000;
 
 export interface MqttTransportOptions {
   api: DeviceApi;
@@ -314,10 +311,6 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   };
 }
 
-function destroyStream(stream: Duplex): void {
-  stream.destroy();
-}
-
 /** The stream's DPS connection: one listener function per event for all connections, not closures per connection. */
 const CONNECTION = Symbol('dps-mqtt-connection');
 
@@ -440,13 +433,12 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   /**
    * Ends the stream after what the session sent (its packets are corked: destroy() would drop the
    * answers to the packets read before the violation) and destroys it if the peer has not closed
-   * its side within VIOLATION_GRACE_MS.
+   * its side within REFUSED_PEER_GRACE_MS (connection-limits.ts).
    */
   #endForViolation(): void {
     this.stream.end();
     if (this.#grace || this.stream.destroyed) return;
-    this.#grace = setTimeout(destroyStream, VIOLATION_GRACE_MS, this.stream);
-    this.#grace.unref();
+    this.#grace = destroyAfterGrace(this.stream);
   }
 
   #newParser() {

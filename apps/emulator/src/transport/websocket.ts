@@ -5,6 +5,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { clip } from '../core/client-text.js';
 import { errorResponse } from '../core/device-api.js';
+import { destroyAfterGrace } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import {
   decideUpgrade,
@@ -68,7 +69,7 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
         status: decision.status,
       });
       socket.end(rawHttpResponse(errorResponse(DpsErrorCode.InvalidRequestBody, decision.message)));
-      setTimeout(() => socket.destroy(), 5_000).unref();
+      destroyAfterGrace(socket);
       return true;
     }
     const handler = options.protocols[decision.protocol];
