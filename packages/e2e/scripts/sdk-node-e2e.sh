@@ -47,6 +47,14 @@ usage() {
   exit 2
 }
 
+# The emulator's whole log with its keys masked: the banner prints the service and registry
+# connection strings and every enrollment's keys. For the failures before the suite runs, where a
+# plain-text error line (a port in use, a bad config) may be the only clue; after it, the JSON
+# log lines alone are shown.
+masked_log() {
+  sed -E 's/(SharedAccessKey=)[^{;[:space:]][^;[:space:]]*/\1<redacted>/g; s/^( +(primary|secondary)Key +)[^ ]+/\1<redacted>/' "$1"
+}
+
 # ---- inside the namespaces: start the emulator, run both files, print the counts ----------------
 in_namespace() {
   local work=$1 repo=$2
@@ -63,8 +71,8 @@ in_namespace() {
   local waited=0
   until [[ -s $ready ]]; do
     if ! kill -0 "$emulator" 2>/dev/null || ((waited >= 600)); then
-      echo "sdk-node-e2e: the emulator did not start; its log:" >&2
-      cat "$work/emulator.log" >&2
+      echo "sdk-node-e2e: the emulator did not start; its log (keys masked):" >&2
+      masked_log "$work/emulator.log" >&2
       return 1
     fi
     sleep 0.1
@@ -76,8 +84,8 @@ in_namespace() {
   service=$(sed -n 's/^ *Service API  \([^ ]*\).*/\1/p' "$work/emulator.log" | head -n1)
   registry=$(sed -n 's/^ *registry  \([^ ]*\).*/\1/p' "$work/emulator.log" | head -n1)
   if [[ -z $service || -z $registry ]]; then
-    echo "sdk-node-e2e: no service or registry connection string in the emulator's banner:" >&2
-    cat "$work/emulator.log" >&2
+    echo "sdk-node-e2e: no service or registry connection string in the emulator's banner (keys masked):" >&2
+    masked_log "$work/emulator.log" >&2
     return 1
   fi
   export NODE_EXTRA_CA_CERTS
