@@ -31,6 +31,7 @@ afterAll(async () => {
 const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
 
 const PINGREQ = Buffer.from([0xc0, 0x00]);
+const DISCONNECT = Buffer.from([0xe0, 0x00]);
 /** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
 const MALFORMED = Buffer.from([0x36, 0x00]);
 /** A PUBLISH outside the DPS request topics: the session closes the connection for it. */
@@ -320,6 +321,20 @@ describe('MQTT edge cases', () => {
     await connection.write(Buffer.concat([connectAndSubscribe('hashed-raw-oversized'), PINGREQ, huge, PINGREQ]));
     await connection.closed;
     expect(connection.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
+  });
+
+  it('closes a connection after a DISCONNECT or a refused CONNECT even when the peer keeps its side open and goes on writing', async () => {
+    // After a DISCONNECT the connection is ended, not destroyed (what was answered before it must
+    // arrive); a peer that then neither closes nor stops writing (which keeps the idle timeout
+    // from firing) is closed all the same, and what it writes is not answered. A CONNECT refused
+    // with CONNACK 1 (protocol level 5) too.
+    const disconnect = rawMqttConnection({ halfOpen: true });
+    await disconnect.write(Buffer.concat([connectAndSubscribe('hashed-raw-holds-disconnect'), DISCONNECT]));
+    const refused = rawMqttConnection({ halfOpen: true });
+    await refused.write(mqttPacket.generate({ cmd: 'connect', clientId: 'hashed-raw-holds-v5', protocolVersion: 5 }));
+    await Promise.all([disconnect.closed, refused.closed]);
+    expect(disconnect.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback']);
+    expect(refused.received).toMatchObject([{ cmd: 'connack', returnCode: 1 }]);
   });
 
   it('closes a connection after a violation even when the peer keeps its side open and goes on writing', async () => {

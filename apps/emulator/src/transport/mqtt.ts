@@ -348,7 +348,10 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   /** The api-version the CONNECT username named (it gates `csr`). */
   #apiVersion: string | undefined;
   #keepalive: NodeJS.Timeout | undefined;
-  /** Set once the connection was ended for a violation: destroys it if the peer has not closed. */
+  /**
+   * Set once the connection was ended for a violation, or written to after its session ended:
+   * destroys it if the peer has not closed.
+   */
   #grace: NodeJS.Timeout | undefined;
   first = true;
 
@@ -383,8 +386,15 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
 
   data(chunk: Buffer): void {
     // Bytes after the session closed are read (a close with unread bytes would reset the
-    // connection and could take the last answers with it) and dropped.
-    if (this.session.closed) return;
+    // connection and could take the last answers with it) and dropped, not parsed. A peer that
+    // goes on writing after a DISCONNECT or a CONNACK 3 (ended, not destroyed: see close()) keeps
+    // the idle timeout from firing, so its first write after the end starts the grace a violating
+    // peer gets. Armed here rather than at the end: the SDKs send DISCONNECT after every
+    // registration and then close, so a normal connection never comes here and costs no timer.
+    if (this.session.closed) {
+      if (!this.#grace && !this.stream.destroyed) this.#grace = destroyAfterGrace(this.stream);
+      return;
+    }
     // The guard reads only fixed headers, so a packet larger than the bound is refused as soon as
     // its header announces it, never buffered whole (MQTT allows 256 MB). The packets read before
     // it are served first, as they would be had they come in a read of their own.
@@ -457,7 +467,8 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     // Ended, not destroyed, whatever the reason: the session's packets are corked and what it sent
     // before closing (a CONNACK 1 refusing the protocol level, the answers earlier in the same read)
     // would be dropped with the stream. After a DISCONNECT or a CONNACK 3 (no reason: nothing the
-    // client did wrong) a peer that does not close its side is closed by the idle timeout.
+    // client did wrong) a silent peer that does not close its side is closed by the idle timeout,
+    // one that goes on writing REFUSED_PEER_GRACE_MS after its first write (see data()).
     if (reason === undefined) {
       this.stream.end();
       return;
