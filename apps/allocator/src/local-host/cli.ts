@@ -13,7 +13,7 @@ import {
   UsageError,
   writeReadyFile,
 } from '@dpskit/node-kit';
-import { formatHumanLine, formatJsonLine } from '../log/format.js';
+import { droppedLinesRecord, formatHumanLine, formatJsonLine } from '../log/format.js';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { startAllocatorHost } from './allocator-host.js';
 import { type CliOptions, parseCliArgs, USAGE } from './cli-args.js';
@@ -82,13 +82,17 @@ async function main(): Promise<number> {
   process.stdout.on('error', () => {
     stdoutBroken = true;
   });
-  // One write per event-loop turn rather than per line (a request logs seven); flushed on exit.
-  const out = createLineWriter(process.stdout);
+  const format = options.format ?? (process.stdout.isTTY ? 'human' : 'json');
+  // One write per event-loop turn rather than per line (a request logs seven); flushed on exit. A
+  // reader of the pipe more than 4 MiB behind (node-kit's DEFAULT_MAX_KEPT_BYTES) has lines dropped
+  // rather than kept without bound, and then reads one warning that says how many.
+  const out = createLineWriter(process.stdout, {
+    droppedLine: (count) => (format === 'json' ? formatJsonLine : formatHumanLine)(droppedLinesRecord(count)),
+  });
   process.on('exit', () => {
     if (!stdoutBroken) out.flush();
   });
 
-  const format = options.format ?? (process.stdout.isTTY ? 'human' : 'json');
   const print = (record: AllocatorLogRecord): void => {
     if (stdoutBroken) return;
     out.write(format === 'json' ? formatJsonLine(record) : formatHumanLine(record));

@@ -17,3 +17,17 @@ export function formatHumanLine(record: AllocatorLogRecord): string {
   const data = record.data && Object.keys(record.data).length > 0 ? ` ${JSON.stringify(record.data)}` : '';
   return `${clock} ${levelLabel(record.level)} ${origin} ${record.msg}${data}`;
 }
+
+/**
+ * The host's warning in place of `count` lines node-kit's line writer dropped while the reader of
+ * stdout was more than its 4 MiB behind (DEFAULT_MAX_KEPT_BYTES), written once the reader catches up.
+ */
+export function droppedLinesRecord(count: number): AllocatorLogRecord {
+  return {
+    time: new Date().toISOString(),
+    level: 'warn',
+    source: 'host',
+    msg: `${count} log lines dropped: the reader of this output fell more than 4 MiB behind`,
+    data: { droppedLines: count },
+  };
+}

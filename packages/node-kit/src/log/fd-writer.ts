@@ -9,15 +9,40 @@ export const FINISH_WAIT_MS = 10_000;
 /** While the reader leaves the pipe full, how often the kept bytes are tried again. */
 const RETRY_MS = 10;
 
+/**
+ * The most bytes kept for a reader that has fallen behind (4 MiB): past it, whole writes are dropped
+ * rather than kept (see `write`). A reader that pauses for a moment loses nothing (a busy allocator
+ * logs about 2 KB a request: some 2,000 requests' lines), and one that stops reading for good (a
+ * suspended pager, a log shipper that hangs) costs the process 4 MiB, not all it ever logs.
+ * Dropping, not blocking: a server that waited for its log reader would stop answering with it.
+ */
+export const DEFAULT_MAX_KEPT_BYTES = 4 * 1024 * 1024;
+
+export interface FdWriterOptions {
+  /** At most this many bytes kept for the reader (default DEFAULT_MAX_KEPT_BYTES). */
+  maxKeptBytes?: number;
+  /**
+   * Called when every kept byte has been written after the reader had left the pipe full (so also
+   * after every dropped write), from the retry timer; not from `finish`.
+   */
+  onDrain?: () => void;
+}
+
 /** Bytes to a pipe or socket's file descriptor, written in order, none left in a queue the process cannot finish. */
 export interface FdWriter {
-  /** Writes what the pipe takes now and keeps the rest (copied) for later; `bytes` is free on return. */
-  write(bytes: Uint8Array): void;
+  /**
+   * Writes what the pipe takes now and keeps the rest (copied) for later; `bytes` is free on return.
+   * False when `bytes` was dropped whole, nothing of it written: the pipe was full and keeping it
+   * would take the kept bytes over `maxKeptBytes`. A write partly written is always kept whole, so
+   * that a caller writing whole lines never has one cut.
+   */
+  write(bytes: Uint8Array): boolean;
   /**
    * Writes everything kept, waiting for a reader that leaves the pipe full at most `waitMs`; with
    * bytes left then, they stay kept and are tried again later (they are lost if the process ends).
+   * True when nothing is left.
    */
-  finish(waitMs?: number): void;
+  finish(waitMs?: number): boolean;
 }
 
 /**
@@ -44,11 +69,19 @@ export function queuingStdioFd(stream: NodeJS.WritableStream): number | undefine
  * Writes to `fd` with fs.writeSync, never more than the pipe takes: the descriptor is non-blocking
  * (libuv made it so when process.stdout was created), so a full pipe answers EAGAIN at once. What
  * it does not take is kept here, where `finish` (from an 'exit' handler) can still write it, and
- * tried again every few milliseconds on a timer that does not keep the process alive. A write that
+ * tried again every few milliseconds on a timer that does not keep the process alive; up to
+ * `maxKeptBytes`, past which whole writes are dropped (`write` says so: sonic-boom's `maxLength`
+ * does the same, and its callers count and report what was dropped, as the line writer does). A write that
  * fails otherwise (EPIPE: the reader is gone) is handed to `onError` once; later bytes are dropped.
  */
-export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException) => void): FdWriter {
+export function createFdWriter(
+  fd: number,
+  onError: (err: NodeJS.ErrnoException) => void,
+  options: FdWriterOptions = {},
+): FdWriter {
+  const maxKeptBytes = options.maxKeptBytes ?? DEFAULT_MAX_KEPT_BYTES;
   const kept: Uint8Array[] = [];
+  let keptBytes = 0;
   let timer: NodeJS.Timeout | undefined;
   let failed = false;
 
@@ -71,6 +104,7 @@ export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException)
   const fail = (err: NodeJS.ErrnoException): void => {
     failed = true;
     kept.length = 0;
+    keptBytes = 0;
     clearTimeout(timer);
     timer = undefined;
     onError(err);
@@ -82,6 +116,7 @@ export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException)
       const head = kept[0] as Uint8Array;
       const written = writeSome(head);
       if (written === undefined) return true;
+      keptBytes -= written;
       if (written < head.length) {
         kept[0] = head.subarray(written);
         return false;
@@ -91,9 +126,16 @@ export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException)
     return true;
   };
 
+  const keep = (bytes: Uint8Array): void => {
+    kept.push(Buffer.from(bytes));
+    keptBytes += bytes.length;
+    schedule();
+  };
+
   const retry = (): void => {
     timer = undefined;
     if (!drain()) schedule();
+    else if (!failed) options.onDrain?.();
   };
   const schedule = (): void => {
     timer ??= setTimeout(retry, RETRY_MS);
@@ -103,15 +145,23 @@ export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException)
 
   return {
     write(bytes) {
-      if (failed) return;
+      // After a failed write (the reader is gone) every byte is dropped without a word: nobody reads.
+      if (failed) return true;
       if (kept.length === 0) {
         const written = writeSome(bytes);
-        if (written === undefined || written === bytes.length) return;
-        kept.push(Buffer.from(bytes.subarray(written)));
-      } else {
-        kept.push(Buffer.from(bytes));
+        if (written === undefined || written === bytes.length) return true;
+        // Nothing of it taken and too large to keep: dropped whole (onDrain follows, as after any
+        // drop, on the retry timer). Partly written: kept whole.
+        if (written === 0 && bytes.length > maxKeptBytes) {
+          schedule();
+          return false;
+        }
+        keep(bytes.subarray(written));
+        return true;
       }
-      schedule();
+      if (keptBytes + bytes.length > maxKeptBytes) return false;
+      keep(bytes);
+      return true;
     },
     finish(waitMs = FINISH_WAIT_MS) {
       const deadline = Date.now() + waitMs;
@@ -121,12 +171,13 @@ export function createFdWriter(fd: number, onError: (err: NodeJS.ErrnoException)
         const left = deadline - Date.now();
         if (left <= 0) {
           schedule();
-          return;
+          return false;
         }
         Atomics.wait(nap, 0, 0, Math.min(RETRY_MS, left));
       }
       clearTimeout(timer);
       timer = undefined;
+      return true;
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createFdWriter, type FdWriter, queuingStdioFd } from './fd-writer.js';
+import { createFdWriter, DEFAULT_MAX_KEPT_BYTES, type FdWriter, queuingStdioFd } from './fd-writer.js';
 
 /** Writes log lines to a stream, coalesced: see `createLineWriter`. */
 export interface LineWriter {
@@ -21,14 +21,27 @@ export interface LineWriterOptions {
    * stream of Node's own. Default: true for process.stdout and process.stderr, false otherwise.
    */
   reuseBuffer?: boolean;
+  /**
+   * To a pipe or socket (process.stdout/stderr), the most bytes kept for a reader that has fallen
+   * behind (default 4 MiB, DEFAULT_MAX_KEPT_BYTES in fd-writer.ts); past it, whole lines are dropped
+   * and counted until the reader has taken all that was kept, and then `droppedLine(count)` is
+   * written in their place. No line is ever cut.
+   */
+  maxKeptBytes?: number;
+  /**
+   * The line (without its newline) written once writing resumes after `count` lines were dropped, in
+   * the format of the others (the allocator writes a JSON record). Default: plain text saying so.
+   */
+  droppedLine?: (count: number) => string;
 }
 
 /**
  * Lines go to `stream` in one `write` per event-loop turn instead of one each. process.stdout is
  * synchronous for files and pipes, so a server logging several lines per request spent a quarter of
  * its time in write system calls (allocator host profile, issue #13); coalesced, a busy turn's lines
- * cost one call. Nothing is reordered or dropped; lines queued when the process exits are lost unless
- * `flush()` runs in an 'exit' handler (the CLIs do that). Hand-written rather than e.g. sonic-boom,
+ * cost one call. Nothing is reordered; lines queued when the process exits are lost unless
+ * `flush()` runs in an 'exit' handler (the CLIs do that), and lines are dropped (counted, then
+ * reported in one line) only while the reader of a pipe is more than `maxKeptBytes` behind. Hand-written rather than e.g. sonic-boom,
  * which takes over the file descriptor for every kind of output and would replace process.stdout's
  * TTY handling; here only a pipe or socket is written to directly (below), and a failed write still
  * reaches the stream's 'error' listeners, which the CLIs use for a closed pipe.
@@ -50,10 +63,27 @@ export interface LineWriterOptions {
  */
 export function createLineWriter(stream: NodeJS.WritableStream, options: LineWriterOptions = {}): LineWriter {
   const maxPending = options.maxPending ?? 64 * 1024;
+  const maxKeptBytes = options.maxKeptBytes ?? DEFAULT_MAX_KEPT_BYTES;
+  const droppedLine =
+    options.droppedLine ??
+    ((count: number) =>
+      `${count} log line(s) dropped: the reader of this output fell more than ${maxKeptBytes} bytes behind`);
   const fd = queuingStdioFd(stream);
+  /**
+   * Lines dropped since the reader fell more than maxKeptBytes behind, not reported yet: from the
+   * first dropped line until the reader has taken every kept byte, every line is dropped.
+   */
+  let dropped = 0;
+  /** Writes `droppedLine` once the reader has taken every kept byte (before any later line). */
+  const reportDropped = (): void => {
+    if (dropped === 0 || !direct) return;
+    if (direct.write(Buffer.from(`${droppedLine(dropped)}\n`, 'utf8'))) dropped = 0;
+  };
   // A failed write goes where the stream's own would: its 'error' listeners (EPIPE: the reader is gone).
   const direct: FdWriter | undefined =
-    fd === undefined ? undefined : createFdWriter(fd, (err) => stream.emit('error', err));
+    fd === undefined
+      ? undefined
+      : createFdWriter(fd, (err) => stream.emit('error', err), { maxKeptBytes, onDrain: reportDropped });
   // The fd writer copies what it keeps: the buffer is always free again after a write.
   const reuse =
     direct !== undefined || (options.reuseBuffer ?? (stream === process.stdout || stream === process.stderr));
@@ -76,21 +106,32 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     const lines = pending;
     pending = [];
     pendingLength = 0;
+    if (dropped > 0) {
+      // Lines were dropped and the reader has not taken all that was kept yet: these go too, so that
+      // the output has one gap, reported in one line, however long the reader stays behind.
+      dropped += lines.length;
+      return;
+    }
+    const count = lines.length;
     lines.push('');
     const chunk = lines.join('\n');
     if (!reuse || chunk.length * 3 > slabBytes) {
-      if (direct) direct.write(Buffer.from(chunk, 'utf8'));
+      if (direct) taken(direct.write(Buffer.from(chunk, 'utf8')), count);
       else stream.write(chunk);
       return;
     }
     slab ??= Buffer.allocUnsafeSlow(slabBytes);
     const bytes = slab.write(chunk, 0, 'utf8');
     if (direct) {
-      direct.write(slab.subarray(0, bytes));
+      taken(direct.write(slab.subarray(0, bytes)), count);
       return;
     }
     stream.write(slab.subarray(0, bytes));
     if ((stream as { writableLength?: number }).writableLength !== 0) slab = undefined;
+  };
+  /** After a chunk of `count` lines went to the fd writer: counts them if it dropped them. */
+  const taken = (written: boolean, count: number): void => {
+    if (!written) dropped += count;
   };
   return {
     write(line) {
@@ -101,7 +142,12 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     },
     flush() {
       writeQueued();
-      direct?.finish();
+      // The notice only once the reader has taken what was kept: a reader that never reads does
+      // not hold the process a second FINISH_WAIT_MS for it.
+      if (direct?.finish() && dropped > 0) {
+        reportDropped();
+        direct.finish();
+      }
     },
   };
 }
