@@ -30,6 +30,7 @@ import {
   responseTopic,
 } from './mqtt-topics.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
+import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE, type MqttWebSocketClose } from './websocket-stream.js';
 
 /**
  * Largest MQTT packet read (topic + payload): well above DPS's 96 KB message limit, so that a
@@ -419,7 +420,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
           { size },
         );
         this.session.ended();
-        this.#endForViolation();
+        this.#endForViolation(MQTT_WEBSOCKET_CLOSE.tooBig);
       }
     } finally {
       this.stream.uncork();
@@ -443,9 +444,11 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   /**
    * Ends the stream after what the session sent (its packets are corked: destroy() would drop the
    * answers to the packets read before the violation) and destroys it if the peer has not closed
-   * its side within REFUSED_PEER_GRACE_MS (connection-limits.ts).
+   * its side within REFUSED_PEER_GRACE_MS (connection-limits.ts). Over WebSockets, the close frame
+   * says why (websocket-stream.ts).
    */
-  #endForViolation(): void {
+  #endForViolation(close: MqttWebSocketClose = MQTT_WEBSOCKET_CLOSE.protocolError): void {
+    if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, close);
     this.stream.end();
     if (this.#grace || this.stream.destroyed) return;
     this.#grace = destroyAfterGrace(this.stream);
@@ -470,6 +473,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     // client did wrong) a silent peer that does not close its side is closed by the idle timeout,
     // one that goes on writing REFUSED_PEER_GRACE_MS after its first write (see data()).
     if (reason === undefined) {
+      if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, MQTT_WEBSOCKET_CLOSE.normal);
       this.stream.end();
       return;
     }

@@ -4,6 +4,38 @@ import { createWebSocketStream, type WebSocket } from 'ws';
 type WritevChunk = { chunk: Buffer };
 
 /**
+ * The RFC 6455 (7.4.1) status codes an MQTT session ends its WebSocket with, in the close frame it
+ * sends once its last answers are written (`closeWebSocketWith`, then `end()`).
+ *
+ * Why these: with no code given, `ws` sends a close frame without one, which the peer reports as
+ * 1005 (_No Status Rcvd_), and a destroyed stream drops the TCP connection, 1006 (_Abnormal
+ * Closure_); neither tells a client (or whoever debugs one) why. A DISCONNECT, or a CONNECT refused
+ * with CONNACK 3 (the CONNACK says why), is an orderly end: 1000. An MQTT protocol violation (a
+ * malformed packet, a PUBLISH outside the request topics, a second CONNECT, an MQTT 5 CONNECT) is
+ * 1002 _Protocol Error_: the protocol the WebSocket carries was broken, and 1008 _Policy Violation_
+ * is meant for a rule of the endpoint's own, where no other code fits. An MQTT packet over the
+ * limit is 1009 _Message Too Big_, as a WebSocket message over the limit already is. What Azure
+ * sends here is not known (no capture in the notes; the SDKs do not read the code).
+ */
+export const MQTT_WEBSOCKET_CLOSE = {
+  normal: { code: 1000, reason: '' },
+  protocolError: { code: 1002, reason: 'MQTT protocol violation' },
+  tooBig: { code: 1009, reason: 'MQTT packet too large' },
+} as const;
+
+export type MqttWebSocketClose = (typeof MQTT_WEBSOCKET_CLOSE)[keyof typeof MQTT_WEBSOCKET_CLOSE];
+
+const CLOSE_WITH = Symbol('websocket-close-with');
+
+/**
+ * The code (and reason) the close frame of a `webSocketByteStream` says, sent when the stream is
+ * ended; call it before `end()`. No-op on any other stream.
+ */
+export function closeWebSocketWith(stream: Duplex, close: MqttWebSocketClose): void {
+  (stream as Duplex & { [CLOSE_WITH]?: (close: MqttWebSocketClose) => void })[CLOSE_WITH]?.(close);
+}
+
+/**
  * A WebSocket as a byte stream for MQTT over WebSockets: `ws`'s createWebSocketStream, except that
  * what was written while the stream was corked leaves as one WebSocket message. Its stream has no
  * `_writev`, so a corked stream's writes went one at a time, each after the previous one's callback
@@ -16,6 +48,19 @@ type WritevChunk = { chunk: Buffer };
 export function webSocketByteStream(ws: WebSocket): Duplex {
   const stream = createWebSocketStream(ws) as Duplex & {
     _writev(chunks: WritevChunk[], callback: (err?: Error | null) => void): void;
+    _final(callback: (err?: Error | null) => void): void;
+    [CLOSE_WITH]?: (close: MqttWebSocketClose) => void;
+  };
+  let closeWith: MqttWebSocketClose | undefined;
+  stream[CLOSE_WITH] = (close) => {
+    closeWith = close;
+  };
+  // ws's own _final (called once every write is done) closes without a code: the close frame
+  // with the code given goes first, and its close() then finds the WebSocket closing already.
+  const final = stream._final;
+  stream._final = (callback) => {
+    if (closeWith && ws.readyState === ws.OPEN) ws.close(closeWith.code, closeWith.reason);
+    final.call(stream, callback);
   };
   // The server's WebSocket is open already (createWebSocketStream's _write waits only for a client's).
   stream._writev = (chunks, callback) => {

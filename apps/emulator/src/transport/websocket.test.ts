@@ -100,7 +100,8 @@ describe('WebSockets at /$iothub/websocket', () => {
     const closed = closeOf(attempt.ws);
     // A CONNECT header announcing 268 MB (the largest MQTT remaining length).
     attempt.ws.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]));
-    await closed;
+    // Message Too Big, as for a WebSocket message over the limit (websocket-stream.ts says why).
+    expect(await closed).toEqual({ code: 1009, reason: 'MQTT packet too large' });
     await expect.poll(() => logs.find((l) => l.event === 'mqtt.packet')).toMatchObject({ size: expect.any(Number) });
     await stillServes('ws-after-huge-packet');
   });
@@ -130,5 +131,39 @@ describe('WebSockets at /$iothub/websocket', () => {
       expect(received, code).toEqual(['connack', 'suback', 'pingresp']);
     }
     await stillServes('ws-after-answers');
+  });
+
+  it('closes with 1002 after an MQTT protocol violation and 1000 after a DISCONNECT, the answers before either delivered', async () => {
+    // One WebSocket message each: CONNECT and SUBSCRIBE, then what ends the session.
+    const endings = {
+      outside: mqttPacket.generate({
+        cmd: 'publish',
+        topic: 'devices/elsewhere',
+        payload: Buffer.from('{}'),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+      malformed: Buffer.from([0x36, 0x00]), // a PUBLISH with both QoS bits set [MQTT-3.3.1-4]
+      disconnect: mqttPacket.generate({ cmd: 'disconnect' }),
+    };
+    const closes: Record<string, { code: number; reason: string; received: string[] }> = {};
+    for (const [name, ending] of Object.entries(endings)) {
+      const attempt = await openWebSocket(emulator, ['mqtt']);
+      if (attempt.kind !== 'open') throw new Error('not upgraded');
+      const received: string[] = [];
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      parser.on('packet', (packet) => received.push(packet.cmd));
+      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
+      const closed = closeOf(attempt.ws);
+      attempt.ws.send(Buffer.concat([connectAndSubscribe(`ws-close-${name}`), ending]));
+      closes[name] = { ...(await closed), received };
+    }
+    expect(closes).toEqual({
+      outside: { code: 1002, reason: 'MQTT protocol violation', received: ['connack', 'suback'] },
+      malformed: { code: 1002, reason: 'MQTT protocol violation', received: ['connack', 'suback'] },
+      disconnect: { code: 1000, reason: '', received: ['connack', 'suback'] },
+    });
+    await stillServes('ws-after-closes');
   });
 });
