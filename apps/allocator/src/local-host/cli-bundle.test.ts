@@ -81,6 +81,70 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     }
   });
 
+  // Every cache the entry reads is checked against its file's SHA-256 and then by V8 (its version and
+  // flags): a cache made for other bytes is not used, and one V8 refuses is dropped by V8. Either way
+  // the script is compiled from source, and the host answers as it does with good caches.
+  it('serves the tutorial app the same with every code cache made for other bytes, or refused by V8', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'dpskit-cli-caches-'));
+    try {
+      const dir = path.join(scratch, 'dist', 'local-host');
+      await mkdir(dir, { recursive: true });
+      await symlink(path.join(PACKAGE_DIR, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+      for (const file of ['cli.js', 'cli-host.cjs']) {
+        await copyFile(path.join(PACKAGE_DIR, 'dist', 'local-host', file), path.join(dir, file));
+      }
+      const resolve = createRequire(path.join(dir, 'cli-host.cjs')).resolve;
+      const contractEntry = resolve('@dpskit/contracts/allocation');
+      const cached: Array<[cache: string, file: string]> = [
+        ['cli-host.cjs.cache', path.join(dir, 'cli-host.cjs')],
+        ['cli-host.cjs.azure-functions.cache', resolve('@azure/functions')],
+        ['cli-host.cjs.contracts-allocation.cache', path.join(path.dirname(contractEntry), 'webhook-impl.cjs')],
+      ];
+      const digests = await Promise.all(
+        cached.map(async ([, file]) =>
+          createHash('sha256')
+            .update(await readFile(file))
+            .digest(),
+        ),
+      );
+      for (const kind of ['other bytes', 'refused by V8'] as const) {
+        await Promise.all(
+          cached.map(([cache], i) =>
+            writeFile(
+              path.join(dir, cache),
+              Buffer.concat([kind === 'other bytes' ? Buffer.alloc(32) : digests[i]!, Buffer.alloc(64, 1)]),
+            ),
+          ),
+        );
+        // The app folder named: the scratch copy's own package root has no app.
+        const child = spawnNode(
+          [path.join(dir, 'cli.js'), PACKAGE_DIR, '--port', '0', '--host', '127.0.0.1', '--json'],
+          {
+            env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'stale-cache-key' },
+          },
+        );
+        try {
+          const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+          const url = `${(JSON.parse(line) as { data: { url: string } }).data.url}/api/allocate?code=stale-cache-key`;
+          const toaster = await fetch(url, { method: 'POST', body: TOASTER_BODY });
+          expect([kind, toaster.status, await toaster.text()]).toEqual([
+            kind,
+            200,
+            `{"iotHubHostName":"${TOASTERS_HUB}"}`,
+          ]);
+          const invalid = await fetch(url, { method: 'POST', body: '{"deviceRuntimeContext":{}}' });
+          expect([kind, invalid.status]).toEqual([kind, 400]);
+          child.child.kill('SIGTERM');
+          expect(await child.exited).toBe(0);
+        } finally {
+          await child.stop();
+        }
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
   it("gives a user app the host's own @azure/functions (loaded with its code cache): one HttpRequest class", async () => {
     const root = await writeUserApp({
       files: {
