@@ -47,9 +47,10 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         'SELECT device_json FROM hub_devices WHERE hub_key = ? AND device_key = ?',
       ),
       // Every write takes the next change seq (writers are serialized by SQLite, across processes too).
-      put: db.prepare(
+      // Positional parameters: on every assignment's path (see SqliteStore's put).
+      put: db.prepare<[hubKey: string, deviceKey: string, hub: string, deviceId: string, json: string]>(
         `INSERT INTO hub_devices (hub_key, device_key, hub, device_id, device_json, change_seq)
-         VALUES (@hubKey, @deviceKey, @hub, @deviceId, @json, (SELECT coalesce(max(change_seq), 0) + 1 FROM hub_devices))
+         VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(change_seq), 0) + 1 FROM hub_devices))
          ON CONFLICT (hub_key, device_key) DO UPDATE SET hub = excluded.hub, device_id = excluded.device_id,
            device_json = excluded.device_json, change_seq = excluded.change_seq`,
       ),
@@ -110,13 +111,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
 
   putDevice(device: HubDevice): void {
     const { hub, deviceId } = device.identity;
-    this.#statements.put.run({
-      hubKey: hub.toLowerCase(),
-      deviceKey: deviceId,
-      hub,
-      deviceId,
-      json: JSON.stringify(device),
-    });
+    this.#statements.put.run(hub.toLowerCase(), deviceId, hub, deviceId, JSON.stringify(device));
   }
 
   deleteDevice(hub: string, deviceId: string): boolean {
