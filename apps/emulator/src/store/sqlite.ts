@@ -178,6 +178,21 @@ interface OperationRow {
   finished_ms: number | null;
 }
 
+/** An OperationRow's values in its columns' order (`getOperation`, read raw). */
+type OperationTuple = [
+  operation_id: string,
+  registration_id: string,
+  enrollment_kind: 'group' | 'individual',
+  enrollment_id: string,
+  transport: string,
+  payload_json: string | null,
+  x509_json: string | null,
+  csr: string | null,
+  created_ms: number,
+  response_json: string | null,
+  finished_ms: number | null,
+];
+
 interface EnrollmentRow {
   generated_primary_key: string | null;
   generated_secondary_key: string | null;
@@ -305,7 +320,14 @@ export class SqliteStore
            x509_json, csr, created_ms, response_json, finished_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      getOperation: db.prepare<[string], OperationRow>('SELECT * FROM operations WHERE operation_id = ?'),
+      // Every poll reads one: as an array (raw), which better-sqlite3 fills by index, not as an object
+      // it gives each column's name (a V8 string made and a property set per column, per row).
+      getOperation: db
+        .prepare<[string], OperationTuple>(
+          `SELECT operation_id, registration_id, enrollment_kind, enrollment_id, transport, payload_json, x509_json,
+             csr, created_ms, response_json, finished_ms FROM operations WHERE operation_id = ?`,
+        )
+        .raw(true),
       finishOperation: db.prepare<[string, number, string]>(
         'UPDATE operations SET response_json = ?, finished_ms = ? WHERE operation_id = ? AND finished_ms IS NULL',
       ),
@@ -531,7 +553,21 @@ export class SqliteStore
 
   getOperation(operationId: string): OperationRecord | undefined {
     const row = this.#statements.getOperation.get(operationId);
-    return row ? this.#toOperation(row) : undefined;
+    return row
+      ? this.#toOperation({
+          operation_id: row[0],
+          registration_id: row[1],
+          enrollment_kind: row[2],
+          enrollment_id: row[3],
+          transport: row[4],
+          payload_json: row[5],
+          x509_json: row[6],
+          csr: row[7],
+          created_ms: row[8],
+          response_json: row[9],
+          finished_ms: row[10],
+        })
+      : undefined;
   }
 
   finishOperation(
