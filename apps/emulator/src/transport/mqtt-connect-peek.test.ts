@@ -52,6 +52,22 @@ describe('peekMqttConnect', () => {
     expect(await other).toEqual({ kind: 'other' });
   });
 
+  it('reads the CONNECT when a packet over the bound follows it in the same read', async () => {
+    const oversized = Buffer.from([0x32, 0x80, 0x80, 0x80, 0x02, 0x61]);
+    for (const split of [0, 10]) {
+      const stream = new PassThrough();
+      const peeked = peekMqttConnect(stream, 1024);
+      // Whole in one read, and its end read with the oversized packet's header.
+      if (split > 0) stream.write(connect.subarray(0, split));
+      stream.write(Buffer.concat([connect.subarray(split), oversized]));
+      expect(await peeked).toMatchObject({
+        kind: 'connect',
+        username: 'hub-a.azure-devices.net/dev-1/?api-version=2021-04-12',
+      });
+      expect(readAll(stream)).toEqual(Buffer.concat([connect, oversized]));
+    }
+  });
+
   it('reports a connection that ends before a whole packet', async () => {
     const stream = new PassThrough();
     const peeked = peekMqttConnect(stream, 1024);

@@ -69,11 +69,16 @@ export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (fir
     if (finished) return;
     chunks.push(chunk);
     size += chunk.length;
-    if (guard.push(chunk) !== undefined) {
+    // A packet over the bound ends what is read here. When it is the first packet it is not waited
+    // for; when whole packets came before it in the same read (a CONNECT, then more), the first is
+    // read from them as usual, so that the connection goes to the service it names, which answers
+    // the packets before the oversized one and then closes.
+    const oversized = guard.push(chunk) !== undefined;
+    if (oversized && guard.oversizedAt === 0) {
       finish({ kind: 'other', bytes: read() });
       return;
     }
-    if (!parser && guard.atPacketBoundary) {
+    if (!parser && (oversized || guard.atPacketBoundary)) {
       // Whole packets only (the usual case): the first one decoded by the shared parser.
       const bytes = read();
       if (decodeWholePackets(bytes.subarray(0, firstPacketLength(bytes)), sink)) onError();
@@ -83,7 +88,7 @@ export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (fir
         parser.on('packet', (packet: mqttPacket.Packet) => sink.onPacket(packet));
         parser.on('error', onError);
       }
-      parser.parse(chunk);
+      parser.parse(oversized ? chunk.subarray(0, guard.oversizedAt) : chunk);
     }
     if (first || failed) {
       const bytes = read();
@@ -94,7 +99,7 @@ export function readFirstMqttPacket(stream: Duplex, maxBytes: number, done: (fir
       );
       return;
     }
-    if (size > maxBytes) finish({ kind: 'other', bytes: read() });
+    if (oversized || size > maxBytes) finish({ kind: 'other', bytes: read() });
   }
   function onClosed() {
     finish({ kind: 'closed' });
