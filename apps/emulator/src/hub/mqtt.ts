@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { decodeJson } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
+import { MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
@@ -18,6 +20,7 @@ import {
   parseHubUsername,
   twinResponseTopic,
 } from './mqtt-topics.js';
+import { PacedMqttStream } from './paced-stream.js';
 
 export interface HubMqtt {
   /** The handler for a connection whose CONNECT username names one of the hubs; else undefined. */
@@ -89,7 +92,9 @@ export async function startHubMqtt(
             deviceId: parsed.deviceId,
             // X.509 devices send no password (or an empty one) and their certificate in the handshake.
             token: password?.length ? password.toString('utf8') : undefined,
-            clientCertificates: peerCertificateChain(client.conn),
+            clientCertificates: peerCertificateChain(
+              client.conn instanceof PacedMqttStream ? client.conn.carrier : client.conn,
+            ),
           });
         } catch (err) {
           // The store could not be read: CONNACK 3, server unavailable (MQTT 3.1.1 3.2.2.3), and the server goes on.
@@ -133,6 +138,7 @@ export async function startHubMqtt(
         }
         packet.retain = false;
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+        let answer: { topic: string; body: unknown } | undefined;
         try {
           if (publish.kind === 'telemetry') {
             // Saved before the PUBACK (sent when `done` returns): an acknowledged message is kept.
@@ -142,11 +148,14 @@ export async function startHubMqtt(
               transport: 'mqtt',
             });
           } else if (publish.kind === 'twin-get') {
-            reply(client, twinResponseTopic(200, publish.rid), hub.deviceTwin(session.hub, session.deviceId));
+            answer = {
+              topic: twinResponseTopic(200, publish.rid),
+              body: hub.deviceTwin(session.hub, session.deviceId),
+            };
           } else if (publish.kind === 'twin-reported') {
             const patch = parsePatch(payload);
             const version = hub.reportProperties(session.hub, session.deviceId, patch);
-            reply(client, twinResponseTopic(204, publish.rid, version), undefined);
+            answer = { topic: twinResponseTopic(204, publish.rid, version), body: undefined };
           }
           // Method responses are accepted and dropped: no method is ever invoked on the emulated hubs.
         } catch (err) {
@@ -154,19 +163,23 @@ export async function startHubMqtt(
             const status = err instanceof HubError ? err.status : err instanceof TwinError ? 400 : 500;
             const message = err instanceof Error && status !== 500 ? err.message : 'internal error';
             if (status === 500) log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
-            reply(client, twinResponseTopic(status, publish.rid), { message });
+            answer = { topic: twinResponseTopic(status, publish.rid), body: { message } };
           } else {
             log.error('hub.mqtt', `${clip(session.deviceId)}: telemetry not stored: ${(err as Error).message}`);
             return done(err as Error);
           }
         }
-        done(null);
+        // A twin request is done once its answer is written (aedes writes a publish a turn later):
+        // the device's next packet is read only then, so that answers leave in request order.
+        if (answer) reply(client, answer.topic, answer.body, () => done(null));
+        else done(null);
       },
     });
     // A store write that fails here (its disk full, say) is logged and the server goes on serving:
     // thrown from aedes's event it would end the process. A connection whose state could not be
     // written is closed, so that the registry never shows a device connected that is not.
     broker.on('clientReady', (client) => {
+      if (client.conn instanceof PacedMqttStream) client.conn.connectHandled();
       const session = sessions.get(client);
       if (!session) return;
       try {
@@ -200,8 +213,12 @@ export async function startHubMqtt(
     brokers.set(hubName.toLowerCase(), broker);
   }
 
-  function reply(client: Client, topic: string, body: unknown): void {
-    if (client.closed) return;
+  /** Publishes an answer or push on the device's connection; `written` is called once it is written (or cannot be). */
+  function reply(client: Client, topic: string, body: unknown, written?: () => void): void {
+    if (client.closed) {
+      written?.();
+      return;
+    }
     client.publish(
       {
         cmd: 'publish',
@@ -213,8 +230,26 @@ export async function startHubMqtt(
       },
       (err) => {
         if (err) log.debug('hub.mqtt', `${clip(client.id)}: answer not delivered (${err.message})`);
+        written?.();
       },
     );
+  }
+
+  /** Serves a device connection: aedes reads and closes it through a PacedMqttStream (why: there). */
+  function serve(broker: Aedes, stream: Duplex): void {
+    let client: Client | undefined;
+    const paced = new PacedMqttStream(stream, MAX_MQTT_PACKET_BYTES, (size) => {
+      const socket = stream as Partial<Socket>;
+      const who = client?.id ? clip(client.id) : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      log.warn(
+        'hub.mqtt',
+        size === undefined
+          ? `${who}: a packet's remaining length runs past 4 bytes (malformed); connection closed after the packets before it`
+          : `${who}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed after the packets before it`,
+        { size },
+      );
+    });
+    client = broker.handle(paced);
   }
 
   /** A push owed to a device: sent on its connection if it is connected here, else nothing. */
@@ -258,7 +293,7 @@ export async function startHubMqtt(
       if (!named) return undefined; // DPS's
       const hubName = hub.hubNamed(named);
       const broker = hubName ? brokers.get(hubName.toLowerCase()) : undefined;
-      if (broker) return (stream) => broker.handle(stream);
+      if (broker) return (stream) => serve(broker, stream);
       // An IoT Hub CONNECT for a hub that is not linked: refused as IoT Hub refuses bad credentials,
       // rather than handed to DPS, whose answers a hub client would not understand.
       return (stream) => {

@@ -1,7 +1,10 @@
 // MQTT packets as bytes, for tests that write to a socket exactly what a client would (several
 // packets in one write, a malformed one after them) rather than through a client library.
+import net from 'node:net';
+import tls from 'node:tls';
 import { createRegistrationSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
+import type { Emulator } from '../emulator.js';
 import { groupDeviceKey, ID_SCOPE } from './fixtures.js';
 
 /** The DPS MQTT user name for this registration id, as the raw tests present it. */
@@ -30,4 +33,68 @@ export function connectAndSubscribe(id: string): Buffer {
       subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
     }),
   ]);
+}
+
+export const PINGREQ = Buffer.from([0xc0, 0x00]);
+export const DISCONNECT = Buffer.from([0xe0, 0x00]);
+/** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
+export const MALFORMED = Buffer.from([0x36, 0x00]);
+
+export interface RawMqttConnection {
+  /** The packets received so far, decoded. */
+  received: mqttPacket.Packet[];
+  write(bytes: Buffer): Promise<void>;
+  /** Resolves once `count` packets have arrived. */
+  packets(count: number): Promise<void>;
+  /** Resolves when the connection has closed. */
+  closed: Promise<void>;
+}
+
+/**
+ * A raw TLS client to the emulator's MQTT port: what it writes goes as is, what it receives is
+ * decoded. With `halfOpen` it keeps its side open once the server has ended its own, and writes a
+ * PINGREQ every 50 ms until the server closes the connection (a peer that neither closes nor stops
+ * talking).
+ */
+export function rawMqttConnection(
+  emulator: Pick<Emulator, 'endpoints' | 'caCertPem'>,
+  options: { halfOpen?: boolean } = {},
+): RawMqttConnection {
+  const received: mqttPacket.Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (packet) => received.push(packet));
+  let waiting: { count: number; resolve: () => void } | undefined;
+  // The TLS socket takes allowHalfOpen from the TCP socket under it.
+  const tcp = net.connect({ host: 'localhost', port: emulator.endpoints.mqtt.port, allowHalfOpen: options.halfOpen });
+  const socket = tls.connect({ socket: tcp, host: 'localhost', ca: emulator.caCertPem });
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('data', (chunk: Buffer) => {
+    parser.parse(chunk);
+    if (waiting && received.length >= waiting.count) waiting.resolve();
+  });
+  socket.on('end', () => {
+    if (!options.halfOpen) return;
+    const talk = setInterval(() => socket.write(PINGREQ), 50);
+    socket.once('close', () => clearInterval(talk));
+  });
+  // A half-open peer's writes after the server's close may fail (EPIPE, ECONNRESET): the close is what is awaited.
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return {
+    received,
+    async write(bytes) {
+      await connected;
+      socket.write(bytes);
+    },
+    packets(count) {
+      if (received.length >= count) return Promise.resolve();
+      return new Promise((resolve) => {
+        waiting = { count, resolve };
+      });
+    },
+    closed,
+  };
 }

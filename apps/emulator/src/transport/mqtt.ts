@@ -225,29 +225,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         // timeout meant for DPS's short request/response sessions.
         stream.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
       }
-      // aedes reads the stream from its start ('readable' + read()): paused, with every byte back.
+      // The hub's handler reads the stream from its start: paused, with every byte back.
       stream.pause();
       stream.unshift(first.bytes);
-      serveHub(stream, peerText(stream, peer), handler);
-    });
-  };
-
-  const serveHub = (stream: Duplex, peer: string, handle: (stream: Duplex) => void) => {
-    handle(stream);
-    // aedes reads with 'readable' + read(), so this listener sees each chunk as the parser gets it
-    // (before aedes parses it) and does not switch the stream to flowing mode.
-    const guard = new MqttPacketSizeGuard(MAX_MQTT_PACKET_BYTES);
-    stream.on('data', (chunk: Buffer) => {
-      const size = guard.push(chunk);
-      if (size === undefined) return;
-      log.warn(
-        'mqtt.packet',
-        `${peer}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-        {
-          size,
-        },
-      );
-      stream.destroy();
+      // The hub reads the stream itself, packet sizes bounded (hub/paced-stream.ts): the packets
+      // read before an oversized one are answered before the connection closes.
+      handler(stream);
     });
   };
 

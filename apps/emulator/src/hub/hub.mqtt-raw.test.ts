@@ -1,0 +1,156 @@
+// The hub's MQTT endpoint fed raw bytes over TLS: several packets in one write, as a client
+// pipelining them sends, with a DISCONNECT, a malformed or an oversized packet after them. IoT Hub,
+// as any MQTT 3.1.1 server, answers each packet in order and closes only after the packets before
+// the DISCONNECT or the violation are answered [MQTT-4.8.0-1]. The SDK never writes these, so no
+// SDK client here; the devices are created through azure-iothub's Registry.
+import { createSasToken } from '@dpskit/contracts';
+import mqttPacket from 'mqtt-packet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
+import { DISCONNECT, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+
+let bed: TestBedWithWebhook;
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook();
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+/** A device of HUB_A created through the registry, and its CONNECT as the SDK would write it. */
+async function device(id: string): Promise<Buffer> {
+  const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+  const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+  // The SDKs' device token: `sr={hub}/devices/{id}`, no `skn`.
+  const token = createSasToken({ resource: `${HUB_A}/devices/${id}`, key, expiresAt, keyName: 'x' }).replace(
+    /&skn=x/,
+    '',
+  );
+  return mqttPacket.generate({
+    cmd: 'connect',
+    clientId: id,
+    username: `${HUB_A}/${id}/?api-version=2021-04-12`,
+    password: Buffer.from(token),
+    protocolVersion: 4,
+    clean: true,
+    keepalive: 0,
+  });
+}
+
+const SUBSCRIBE_TWIN = mqttPacket.generate({
+  cmd: 'subscribe',
+  messageId: 1,
+  subscriptions: [{ topic: '$iothub/twin/res/#', qos: 0 }],
+});
+const TWIN_GET = mqttPacket.generate({
+  cmd: 'publish',
+  topic: '$iothub/twin/GET/?$rid=7',
+  payload: Buffer.alloc(0),
+  qos: 0,
+  retain: false,
+  dup: false,
+});
+const telemetry = (id: string) =>
+  mqttPacket.generate({
+    cmd: 'publish',
+    topic: `devices/${id}/messages/events/`,
+    payload: Buffer.from('{"t":21}'),
+    qos: 1,
+    messageId: 2,
+    retain: false,
+    dup: false,
+  });
+/** A PUBLISH where a device may not publish: IoT Hub closes the connection for it. */
+const PUBLISH_OUTSIDE = mqttPacket.generate({
+  cmd: 'publish',
+  topic: 'devices/someone-else/messages/events/',
+  payload: Buffer.from('{}'),
+  qos: 0,
+  retain: false,
+  dup: false,
+});
+/** The header of a PUBLISH announcing 4 MiB (over the 256 KiB bound) and the start of its body. */
+const OVERSIZED = Buffer.concat([Buffer.from([0x32, 0x80, 0x80, 0x80, 0x02]), Buffer.alloc(1024, 0x61)]);
+
+/** What arrived, one line a packet: its type and what tells it apart. */
+function summary(packets: mqttPacket.Packet[]): string[] {
+  return packets.map((packet) => {
+    if (packet.cmd === 'connack') return `connack ${packet.returnCode}`;
+    if (packet.cmd === 'suback') return `suback ${packet.messageId} ${packet.granted.join(',')}`;
+    if (packet.cmd === 'puback') return `puback ${packet.messageId}`;
+    if (packet.cmd === 'publish') return `publish ${packet.topic}`;
+    return packet.cmd;
+  });
+}
+
+describe('the hub over MQTT: packets written together (raw TLS)', () => {
+  it('answers each packet written before a DISCONNECT, in order, then closes the connection', async () => {
+    const id = 'raw-disconnect';
+    const connect = await device(id);
+    const stored = nextHubEvent(bed.emulator, (e) => e.kind === 'telemetry' && e.deviceId === id);
+    const disconnected = nextHubEvent(bed.emulator, (e) => e.kind === 'disconnected' && e.deviceId === id);
+    const connection = rawMqttConnection(bed.emulator);
+    await connection.write(Buffer.concat([connect, SUBSCRIBE_TWIN, TWIN_GET, telemetry(id), PINGREQ, DISCONNECT]));
+    await connection.closed;
+    expect(summary(connection.received)).toEqual([
+      'connack 0',
+      'suback 1 0',
+      'publish $iothub/twin/res/200/?$rid=7',
+      'puback 2',
+      'pingresp',
+    ]);
+    expect(await stored).toMatchObject({ body: '{"t":21}' });
+    await disconnected;
+  });
+
+  it('answers the packets before a malformed one in the same read, nothing after it, and closes', async () => {
+    const oneRead = rawMqttConnection(bed.emulator);
+    await oneRead.write(Buffer.concat([await device('raw-malformed'), SUBSCRIBE_TWIN, PINGREQ, MALFORMED, PINGREQ]));
+    await oneRead.closed;
+    expect(summary(oneRead.received)).toEqual(['connack 0', 'suback 1 0', 'pingresp']);
+
+    // The malformed packet read with the end of the one before it.
+    const split = rawMqttConnection(bed.emulator);
+    await split.write(Buffer.concat([await device('raw-malformed-split'), SUBSCRIBE_TWIN, PINGREQ.subarray(0, 1)]));
+    await split.packets(2);
+    await split.write(Buffer.concat([PINGREQ.subarray(1), MALFORMED, PINGREQ]));
+    await split.closed;
+    expect(summary(split.received)).toEqual(['connack 0', 'suback 1 0', 'pingresp']);
+  });
+
+  it('answers the packets read before an oversized one, then closes without reading it', async () => {
+    const connection = rawMqttConnection(bed.emulator);
+    await connection.write(Buffer.concat([await device('raw-oversized'), SUBSCRIBE_TWIN, PINGREQ, OVERSIZED, PINGREQ]));
+    await connection.closed;
+    expect(summary(connection.received)).toEqual(['connack 0', 'suback 1 0', 'pingresp']);
+
+    // The hub goes on serving: the same device over the official SDK.
+    const key = (await registryClient(bed.emulator, HUB_A).get('raw-oversized')).responseBody.authentication
+      ?.symmetricKey?.primaryKey as string;
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: 'raw-oversized', key });
+    await client.open();
+    try {
+      expect((await client.getTwin()).properties.reported).toBeDefined();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('closes the connection after a DISCONNECT or a violation even when the peer keeps its side open and goes on writing', async () => {
+    // After its answers the hub ends the connection; a peer that neither closes nor stops writing
+    // (which keeps the keepalive and idle timeouts from firing) is closed all the same.
+    const endings = { disconnect: DISCONNECT, outside: PUBLISH_OUTSIDE, malformed: MALFORMED, oversized: OVERSIZED };
+    const closed = await Promise.all(
+      Object.entries(endings).map(async ([name, ending]) => {
+        const connect = await device(`raw-holds-${name}`);
+        const connection = rawMqttConnection(bed.emulator, { halfOpen: true });
+        await connection.write(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
+        await connection.closed;
+        return { name, received: summary(connection.received) };
+      }),
+    );
+    expect(closed).toEqual(Object.keys(endings).map((name) => ({ name, received: ['connack 0', 'suback 1 0'] })));
+  });
+});
