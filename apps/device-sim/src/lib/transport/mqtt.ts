@@ -10,9 +10,36 @@ type MqttBaseInstance = InstanceType<typeof MqttBase>;
 type ConnectConfig = Parameters<MqttBaseInstance['connect']>[0];
 type Done = (err?: Error, result?: unknown) => void;
 
+/** MqttBase's MQTT client factory (mqtt.js), public at runtime but absent from its typings. */
+interface MqttProvider {
+  connect(uri: string, options: Record<string, unknown>): unknown;
+}
+
+/** MqttBase's queue of PUBLISHes awaiting their PUBACK (private in its typings). */
+interface OnTheWireMessages {
+  _onTheWire: Map<unknown, unknown>;
+  _timeoutTimer?: NodeJS.Timeout;
+  purge(err?: Error): void;
+}
+
+/**
+ * mqtt.js as MqttBase loads it: its constructor does `require('mqtt')` when given no provider, a
+ * module-cache lookup per device; the first base's module is handed to every later one.
+ */
+let defaultMqttProvider: MqttProvider | undefined;
+/** One factory per shared TLS context (see `sharedContextProvider`), not one closure per device. */
+const sharedContextProviders = new WeakMap<SecureContext, MqttProvider>();
+
 class ObservedMqttBase extends MqttBase {
-  constructor(private readonly observer: RegistrationObserver) {
-    super();
+  constructor(
+    private readonly observer: RegistrationObserver,
+    tlsContext: SecureContext | undefined,
+  ) {
+    super(mqttProviderFor(tlsContext) as ConstructorParameters<typeof MqttBase>[0]);
+    const internals = this as unknown as { mqttProvider: MqttProvider; _onTheWirePublishes: OnTheWireMessages };
+    defaultMqttProvider ??= internals.mqttProvider;
+    if (tlsContext) internals.mqttProvider = sharedContextProvider(defaultMqttProvider, tlsContext);
+    purgeOnlyWhatIsOnTheWire(internals._onTheWirePublishes);
   }
 
   override connect(config: ConnectConfig, done: Done): void {
@@ -58,19 +85,38 @@ export function createMqttTransport(
   webSocket = false,
   tlsContext?: SecureContext,
 ): DeviceTransport {
-  const base = new ObservedMqttBase(observer);
+  const base = withoutStackTraces(() => new ObservedMqttBase(observer, webSocket ? undefined : tlsContext));
   const agent = webSocketPortAgent(endpoint, ca, webSocket);
   base.setOptions({ ...(ca !== undefined ? { ca } : {}), ...(agent ? { mqtt: { webSocketAgent: agent } } : {}) });
-  if (tlsContext && !webSocket) shareTlsContext(base, tlsContext);
   const transport = webSocket ? new MqttWs(base) : new Mqtt(base);
   passDisconnectCallback(base, transport);
   endDeadConnections(base);
   return connectedDeviceTransport(transport, observer, endpoint, webSocket, agent);
 }
 
-/** MqttBase's MQTT client factory (mqtt.js), public at runtime but absent from its typings. */
-interface MqttProvider {
-  connect(uri: string, options: Record<string, unknown>): unknown;
+/**
+ * MqttBase's constructor enters its `disconnected` state, whose purge (see `purgeOnlyWhatIsOnTheWire`)
+ * builds a `NotConnectedError` for an empty queue, which nobody receives: two stack traces taken
+ * through machina's deep construction stack (`super(message)`, then `Error.captureStackTrace`).
+ * Nothing else in the constructor makes an error; the limit is back before anything else runs.
+ */
+function withoutStackTraces<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * The factory a new base starts with: with a shared TLS context, that context's (once one base has
+ * loaded mqtt.js); else mqtt.js itself once known; undefined (MqttBase requires mqtt.js) the first time.
+ */
+function mqttProviderFor(tlsContext: SecureContext | undefined): MqttProvider | undefined {
+  if (defaultMqttProvider === undefined) return undefined;
+  return tlsContext ? sharedContextProvider(defaultMqttProvider, tlsContext) : defaultMqttProvider;
 }
 
 /**
@@ -79,10 +125,30 @@ interface MqttProvider {
  * OpenSSL store was 11% of a fleet's CPU profile. A `secureContext` given to tls.connect is used as
  * it is, so the fleet's one context (same CA, no client certificate) goes in at the factory.
  */
-function shareTlsContext(base: InstanceType<typeof MqttBase>, secureContext: SecureContext): void {
-  const holder = base as unknown as { mqttProvider: MqttProvider };
-  const provider = holder.mqttProvider;
-  holder.mqttProvider = { connect: (uri, options) => provider.connect(uri, { ...options, secureContext }) };
+function sharedContextProvider(mqtt: MqttProvider, secureContext: SecureContext): MqttProvider {
+  let provider = sharedContextProviders.get(secureContext);
+  if (provider === undefined) {
+    provider = { connect: (uri, options) => mqtt.connect(uri, { ...options, secureContext }) };
+    sharedContextProviders.set(secureContext, provider);
+  }
+  return provider;
+}
+
+/**
+ * MqttBase purges its PUBLISHes awaiting a PUBACK each time it enters `disconnected` (the SDK's
+ * register ends there), and builds a `NotConnectedError` for them first, whether or not there is
+ * one: a stack trace and a prototype change (setPrototypeOf) per device for an error nobody gets.
+ * With nothing on the wire the purge has nothing to fail; it only stops the timeout timer, as before.
+ */
+function purgeOnlyWhatIsOnTheWire(messages: OnTheWireMessages): void {
+  const purge = messages.purge;
+  messages.purge = function (this: OnTheWireMessages, err?: Error): void {
+    if (this._onTheWire.size === 0) {
+      clearTimeout(this._timeoutTimer);
+      return;
+    }
+    purge.call(this, err);
+  };
 }
 
 /** The SDK transport's state machine (machina), which the SDK keeps private. */
