@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { DeviceRegistrationResult, RegistrationOperationStatus } from '@dpskit/contracts';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RegistrationRecord } from '../core/store.js';
 import { tempStateDir } from '../testing/fixtures.js';
