@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
 let bed: TestBedWithWebhook;
@@ -152,5 +153,33 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
       }),
     );
     expect(closed).toEqual(Object.keys(endings).map((name) => ({ name, received: ['connack 0', 'suback 1 0'] })));
+  });
+});
+
+describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () => {
+  it('closes with 1000 after a DISCONNECT, 1002 after a violation, 1009 after an oversized packet, the answers before each delivered', async () => {
+    // One WebSocket message each: CONNECT and SUBSCRIBE, then what ends the session. The codes are
+    // DPS's over WebSockets (transport/websocket-stream.ts says why).
+    const endings = { disconnect: DISCONNECT, outside: PUBLISH_OUTSIDE, malformed: MALFORMED, oversized: OVERSIZED };
+    const closes: Record<string, { code: number; reason: string; received: string[] }> = {};
+    for (const [name, ending] of Object.entries(endings)) {
+      const connect = await device(`ws-ends-${name}`);
+      const attempt = await openWebSocket(bed.emulator, ['mqtt']);
+      if (attempt.kind !== 'open') throw new Error('not upgraded');
+      const received: mqttPacket.Packet[] = [];
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      parser.on('packet', (packet) => received.push(packet));
+      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
+      const closed = closeOf(attempt.ws);
+      attempt.ws.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
+      closes[name] = { ...(await closed), received: summary(received) };
+    }
+    const answered = ['connack 0', 'suback 1 0'];
+    expect(closes).toEqual({
+      disconnect: { code: 1000, reason: '', received: answered },
+      outside: { code: 1002, reason: 'MQTT protocol violation', received: answered },
+      malformed: { code: 1002, reason: 'MQTT protocol violation', received: answered },
+      oversized: { code: 1009, reason: 'MQTT packet too large', received: answered },
+    });
   });
 });

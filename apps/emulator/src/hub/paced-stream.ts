@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import { destroyAfterGrace } from '../transport/connection-limits.js';
+import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { MqttPacketFramer } from './mqtt-framer.js';
 
 /** MQTT 3.1.1 packet type of CONNECT (the high nibble of the first byte). */
@@ -26,7 +27,10 @@ const CONNECT = 1;
  * - aedes closes by `destroy()`. Here that ends the socket after what was written (the answers
  *   reach the peer) and destroys it if the peer has not closed its side within
  *   REFUSED_PEER_GRACE_MS (destroyAfterGrace, as DPS's MQTT does); aedes sees this stream closed
- *   at once.
+ *   at once. Over WebSockets the close frame says why, with DPS's codes (websocket-stream.ts):
+ *   1002 after a protocol violation (aedes destroys with an error: a malformed packet, a PUBLISH
+ *   where the device may not; or a second CONNECT), 1009 after an oversized packet, 1000 else (a
+ *   DISCONNECT, a refused CONNECT, the hub ending the session).
  *
  * - Packet sizes are bounded here (aedes buffers a whole packet, and MQTT allows 256 MB): a
  *   packet announcing more than the bound is never read; the packets before it are served, then
@@ -48,6 +52,11 @@ export class PacedMqttStream extends Duplex {
   #connecting = false;
   /** A refused (oversized, malformed) packet follows the queued ones: close once they are served. */
   #refused = false;
+  /** The refused packet announced more than the bound (rather than a malformed length). */
+  #tooBig = false;
+  /** A CONNECT was handed over before: another one is a protocol violation [MQTT-3.1.0-2]. */
+  #connected = false;
+  #secondConnect = false;
   /** The peer ended its side: end this stream once the queued packets are served. */
   #peerEnded = false;
   #grace: NodeJS.Timeout | undefined;
@@ -83,6 +92,7 @@ export class PacedMqttStream extends Duplex {
     for (const packet of framed.packets) this.#packets.push(packet);
     if (framed.kind === 'refused') {
       this.#refused = true;
+      this.#tooBig = framed.size !== undefined;
       this.#onRefused(framed.size);
     } else if (this.#packets.length > 0) {
       // One read's packets at a time: the socket waits until aedes has taken them.
@@ -113,7 +123,11 @@ export class PacedMqttStream extends Duplex {
       return;
     }
     this.#wanted = false;
-    if (packet[0] !== undefined && packet[0] >> 4 === CONNECT) this.#connecting = true;
+    if (packet[0] !== undefined && packet[0] >> 4 === CONNECT) {
+      this.#secondConnect = this.#connected;
+      this.#connected = true;
+      this.#connecting = true;
+    }
     this.push(packet);
   }
 
@@ -137,6 +151,16 @@ export class PacedMqttStream extends Duplex {
     if (!this.carrier.destroyed) {
       // Read on (and drop, #received) what the peer still sends.
       this.carrier.resume();
+      closeWebSocketWith(
+        this.carrier,
+        this.#refused
+          ? this.#tooBig
+            ? MQTT_WEBSOCKET_CLOSE.tooBig
+            : MQTT_WEBSOCKET_CLOSE.protocolError
+          : error || this.#secondConnect
+            ? MQTT_WEBSOCKET_CLOSE.protocolError
+            : MQTT_WEBSOCKET_CLOSE.normal,
+      );
       this.carrier.end();
       this.#grace ??= destroyAfterGrace(this.carrier);
     }
