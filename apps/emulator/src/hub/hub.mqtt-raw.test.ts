@@ -6,7 +6,7 @@
 import { createSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HUB_A } from '../testing/fixtures.js';
+import { HUB_A, ROGUE_HUB } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
@@ -157,7 +157,7 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
 });
 
 describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () => {
-  it('closes with 1000 after a DISCONNECT, 1002 after a violation, 1009 after an oversized packet, the answers before each delivered', async () => {
+  it('closes with 1000 after a DISCONNECT or a refused CONNECT, 1002 after a violation, 1009 after an oversized packet, the answers before each delivered', async () => {
     // One WebSocket message each: CONNECT and SUBSCRIBE, then what ends the session. The codes are
     // DPS's over WebSockets (transport/websocket-stream.ts says why).
     const endings = { disconnect: DISCONNECT, outside: PUBLISH_OUTSIDE, malformed: MALFORMED, oversized: OVERSIZED };
@@ -174,12 +174,33 @@ describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () =>
       attempt.ws.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
       closes[name] = { ...(await closed), received: summary(received) };
     }
+    // A CONNECT for a hub the emulator does not serve: CONNACK 5 (as IoT Hub refuses bad
+    // credentials), then an orderly close.
+    const unknown = await openWebSocket(bed.emulator, ['mqtt']);
+    if (unknown.kind !== 'open') throw new Error('not upgraded');
+    const refusal: Buffer[] = [];
+    unknown.ws.on('message', (data: Buffer) => refusal.push(data));
+    const refused = closeOf(unknown.ws);
+    unknown.ws.send(
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: 'ws-unknown-hub',
+        username: `${ROGUE_HUB}/ws-unknown-hub/?api-version=2021-04-12`,
+        password: Buffer.from('SharedAccessSignature sr=x&sig=y&se=1'),
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 0,
+      }),
+    );
+    closes.unknownHub = { ...(await refused), received: [Buffer.concat(refusal).toString('hex')] };
+
     const answered = ['connack 0', 'suback 1 0'];
     expect(closes).toEqual({
       disconnect: { code: 1000, reason: '', received: answered },
       outside: { code: 1002, reason: 'MQTT protocol violation', received: answered },
       malformed: { code: 1002, reason: 'MQTT protocol violation', received: answered },
       oversized: { code: 1009, reason: 'MQTT packet too large', received: answered },
+      unknownHub: { code: 1000, reason: '', received: ['20020005'] },
     });
   });
 });

@@ -7,8 +7,10 @@ import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
+import { destroyAfterGrace } from '../transport/connection-limits.js';
 import { MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
+import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
 import {
@@ -301,8 +303,13 @@ export async function startHubMqtt(
         log.debug('hub.auth', `${clip(deviceId)} on ${clip(named)} over MQTT: unknown-hub`, { hub: clip(named) });
         hub.reportRefused(clip(named), deviceId, 'mqtt', 'unknown-hub');
         stream.on('error', () => {});
+        // Like any refused peer's (connection-limits.ts): the CONNACK ended, not destroyed, what the
+        // peer still sends read and dropped, REFUSED_PEER_GRACE_MS to close its side; over
+        // WebSockets an orderly close (1000: the CONNACK says why), as for a refused DPS CONNECT.
+        stream.resume();
+        closeWebSocketWith(stream, MQTT_WEBSOCKET_CLOSE.normal);
         stream.end(mqttPacket.generate({ cmd: 'connack', returnCode: 5, sessionPresent: false }));
-        setTimeout(() => stream.destroy(), 1_000).unref();
+        destroyAfterGrace(stream);
       };
     },
     async close() {
