@@ -1,11 +1,17 @@
-import net from 'node:net';
-import tls from 'node:tls';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
 import { closedPortUrl, groupDeviceKey } from '../testing/fixtures.js';
-import { connectAndSubscribe, dpsToken, dpsUsername } from '../testing/mqtt-bytes.js';
+import {
+  connectAndSubscribe,
+  DISCONNECT,
+  dpsToken,
+  dpsUsername,
+  MALFORMED,
+  PINGREQ,
+  rawMqttConnection,
+} from '../testing/mqtt-bytes.js';
 import { rawTlsExchange } from '../testing/raw-amqp.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
@@ -30,10 +36,6 @@ afterAll(async () => {
 
 const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
 
-const PINGREQ = Buffer.from([0xc0, 0x00]);
-const DISCONNECT = Buffer.from([0xe0, 0x00]);
-/** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
-const MALFORMED = Buffer.from([0x36, 0x00]);
 /** A PUBLISH outside the DPS request topics: the session closes the connection for it. */
 const PUBLISH_OUTSIDE = mqttPacket.generate({
   cmd: 'publish',
@@ -43,53 +45,6 @@ const PUBLISH_OUTSIDE = mqttPacket.generate({
   retain: false,
   dup: false,
 });
-
-/**
- * A raw TLS client to the MQTT port: what it writes goes as is, what it receives is decoded. With
- * `halfOpen` it keeps its side open once the server has ended its own, and writes a PINGREQ every
- * 50 ms until the server closes the connection (a peer that neither closes nor stops talking).
- */
-function rawMqttConnection(options: { halfOpen?: boolean } = {}) {
-  const received: mqttPacket.Packet[] = [];
-  const parser = mqttPacket.parser({ protocolVersion: 4 });
-  parser.on('packet', (packet) => received.push(packet));
-  let waiting: { count: number; resolve: () => void } | undefined;
-  // The TLS socket takes allowHalfOpen from the TCP socket under it.
-  const tcp = net.connect({ host: 'localhost', port: emulator.endpoints.mqtt.port, allowHalfOpen: options.halfOpen });
-  const socket = tls.connect({ socket: tcp, host: 'localhost', ca: emulator.caCertPem });
-  const connected = new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  });
-  socket.on('data', (chunk: Buffer) => {
-    parser.parse(chunk);
-    if (waiting && received.length >= waiting.count) waiting.resolve();
-  });
-  socket.on('end', () => {
-    if (!options.halfOpen) return;
-    const talk = setInterval(() => socket.write(PINGREQ), 50);
-    socket.once('close', () => clearInterval(talk));
-  });
-  // A half-open peer's writes after the server's close may fail (EPIPE, ECONNRESET): the close is what is awaited.
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  return {
-    received,
-    async write(bytes: Buffer) {
-      await connected;
-      socket.write(bytes);
-    },
-    /** Resolves once `count` packets have arrived. */
-    packets(count: number): Promise<void> {
-      if (received.length >= count) return Promise.resolve();
-      return new Promise((resolve) => {
-        waiting = { count, resolve };
-      });
-    },
-    /** Resolves when the connection has closed. */
-    closed,
-  };
-}
 
 async function device(id: string, overrides: { clientId?: string; username?: string; password?: string } = {}) {
   const connected = await connectRawDevice(emulator, {
@@ -295,14 +250,14 @@ describe('MQTT edge cases', () => {
 
   it('writes the answers to the packets before a malformed one, answers nothing after it, and closes', async () => {
     // One write: CONNECT, SUBSCRIBE, PINGREQ, a malformed packet, another PINGREQ.
-    const oneRead = rawMqttConnection();
+    const oneRead = rawMqttConnection(emulator);
     await oneRead.write(Buffer.concat([connectAndSubscribe('hashed-raw-malformed'), PINGREQ, MALFORMED, PINGREQ]));
     await oneRead.closed;
     expect(oneRead.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
 
     // The bad packet read with the end of the one before it (each connection's own parser, which
     // keeps the part of a packet a read ends in): the PINGRESP of that read arrives too.
-    const split = rawMqttConnection();
+    const split = rawMqttConnection(emulator);
     await split.write(Buffer.concat([connectAndSubscribe('hashed-raw-malformed-split'), PINGREQ.subarray(0, 1)]));
     await split.packets(2);
     await split.write(Buffer.concat([PINGREQ.subarray(1), MALFORMED, PINGREQ]));
@@ -317,7 +272,7 @@ describe('MQTT edge cases', () => {
     // A PUBLISH announcing 4 MiB (over MAX_MQTT_PACKET_BYTES) in the same write as the packets
     // before it, with the start of its body: the packets before it are answered, it is not read.
     const huge = Buffer.concat([Buffer.from([0x32, 0x80, 0x80, 0x80, 0x02]), Buffer.alloc(1024, 0x61)]);
-    const connection = rawMqttConnection();
+    const connection = rawMqttConnection(emulator);
     await connection.write(Buffer.concat([connectAndSubscribe('hashed-raw-oversized'), PINGREQ, huge, PINGREQ]));
     await connection.closed;
     expect(connection.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback', 'pingresp']);
@@ -328,9 +283,9 @@ describe('MQTT edge cases', () => {
     // arrive); a peer that then neither closes nor stops writing (which keeps the idle timeout
     // from firing) is closed all the same, and what it writes is not answered. A CONNECT refused
     // with CONNACK 1 (protocol level 5) too.
-    const disconnect = rawMqttConnection({ halfOpen: true });
+    const disconnect = rawMqttConnection(emulator, { halfOpen: true });
     await disconnect.write(Buffer.concat([connectAndSubscribe('hashed-raw-holds-disconnect'), DISCONNECT]));
-    const refused = rawMqttConnection({ halfOpen: true });
+    const refused = rawMqttConnection(emulator, { halfOpen: true });
     await refused.write(mqttPacket.generate({ cmd: 'connect', clientId: 'hashed-raw-holds-v5', protocolVersion: 5 }));
     await Promise.all([disconnect.closed, refused.closed]);
     expect(disconnect.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback']);
@@ -348,7 +303,7 @@ describe('MQTT edge cases', () => {
     };
     const closed = await Promise.all(
       Object.entries(violations).map(async ([name, violation]) => {
-        const connection = rawMqttConnection({ halfOpen: true });
+        const connection = rawMqttConnection(emulator, { halfOpen: true });
         await connection.write(Buffer.concat([connectAndSubscribe(`hashed-raw-holds-${name}`), violation]));
         await connection.closed;
         return { name, received: connection.received.map((packet) => packet.cmd) };
