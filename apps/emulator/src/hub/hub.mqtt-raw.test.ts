@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A, ROGUE_HUB } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
-import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
+import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
 let bed: TestBedWithWebhook;
@@ -164,14 +164,8 @@ describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () =>
     const closes: Record<string, { code: number; reason: string; received: string[] }> = {};
     for (const [name, ending] of Object.entries(endings)) {
       const connect = await device(`ws-ends-${name}`);
-      const attempt = await openWebSocket(bed.emulator, ['mqtt']);
-      if (attempt.kind !== 'open') throw new Error('not upgraded');
-      const received: mqttPacket.Packet[] = [];
-      const parser = mqttPacket.parser({ protocolVersion: 4 });
-      parser.on('packet', (packet) => received.push(packet));
-      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
-      const closed = closeOf(attempt.ws);
-      attempt.ws.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
+      const { ws, received, closed } = await openMqttWebSocket(bed.emulator);
+      ws.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
       closes[name] = { ...(await closed), received: summary(received) };
     }
     // A CONNECT for a hub the emulator does not serve: CONNACK 5 (as IoT Hub refuses bad

@@ -39,6 +39,15 @@ export const PINGREQ = Buffer.from([0xc0, 0x00]);
 export const DISCONNECT = Buffer.from([0xe0, 0x00]);
 /** A PUBLISH with both QoS bits set: MQTT 3.1.1 [MQTT-3.3.1-4] makes it malformed; mqtt-packet's parser refuses it. */
 export const MALFORMED = Buffer.from([0x36, 0x00]);
+/** A PUBLISH outside the DPS request topics: the session closes the connection for it. */
+export const PUBLISH_OUTSIDE = mqttPacket.generate({
+  cmd: 'publish',
+  topic: 'devices/elsewhere',
+  payload: Buffer.from('{}'),
+  qos: 0,
+  retain: false,
+  dup: false,
+});
 
 export interface RawMqttConnection {
   /** The packets received so far, decoded. */

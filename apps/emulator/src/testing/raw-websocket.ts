@@ -1,5 +1,6 @@
 // A raw WebSocket client (the `ws` package) for what the SDKs never send: wrong subprotocols,
 // oversized messages.
+import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
 
@@ -35,4 +36,22 @@ export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }
   return new Promise((resolve) => {
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') }));
   });
+}
+
+/**
+ * An MQTT-over-WebSocket connection (subprotocol `mqtt`): every message the server sends is parsed
+ * as MQTT 3.1.1 into `received`; `closed` resolves with the close code and reason it sent.
+ */
+export async function openMqttWebSocket(emulator: Emulator): Promise<{
+  ws: WebSocket;
+  received: mqttPacket.Packet[];
+  closed: Promise<{ code: number; reason: string }>;
+}> {
+  const attempt = await openWebSocket(emulator, ['mqtt']);
+  if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
+  const received: mqttPacket.Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (packet) => received.push(packet));
+  attempt.ws.on('message', (data: Buffer) => parser.parse(data));
+  return { ws: attempt.ws, received, closed: closeOf(attempt.ws) };
 }

@@ -10,6 +10,7 @@ import {
   dpsUsername,
   MALFORMED,
   PINGREQ,
+  PUBLISH_OUTSIDE,
   rawMqttConnection,
 } from '../testing/mqtt-bytes.js';
 import { rawTlsExchange } from '../testing/raw-amqp.js';
@@ -35,16 +36,6 @@ afterAll(async () => {
 });
 
 const REGISTER = (rid: string) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`;
-
-/** A PUBLISH outside the DPS request topics: the session closes the connection for it. */
-const PUBLISH_OUTSIDE = mqttPacket.generate({
-  cmd: 'publish',
-  topic: 'devices/elsewhere',
-  payload: Buffer.from('{}'),
-  qos: 0,
-  retain: false,
-  dup: false,
-});
 
 async function device(id: string, overrides: { clientId?: string; username?: string; password?: string } = {}) {
   const connected = await connectRawDevice(emulator, {

@@ -1,11 +1,10 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
-import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
-import { connectAndSubscribe } from '../testing/mqtt-bytes.js';
-import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
+import { connectAndSubscribe, DISCONNECT, MALFORMED, PINGREQ, PUBLISH_OUTSIDE } from '../testing/mqtt-bytes.js';
+import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
@@ -108,7 +107,7 @@ describe('WebSockets at /$iothub/websocket', () => {
 
   it('writes the answers to the MQTT packets before a WebSocket protocol error read with them, then closes', async () => {
     const id = 'ws-hashed-answers';
-    const mqttBytes = Buffer.concat([connectAndSubscribe(id), mqttPacket.generate({ cmd: 'pingreq' })]);
+    const mqttBytes = Buffer.concat([connectAndSubscribe(id), PINGREQ]);
     // After a binary message with the packets, in the same write: a frame with a reserved opcode
     // (1002, protocol error) or one announcing a message over the limit (1009).
     const violations = {
@@ -116,48 +115,26 @@ describe('WebSockets at /$iothub/websocket', () => {
       1009: Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x7f, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]),
     };
     for (const [code, violation] of Object.entries(violations)) {
-      const attempt = await openWebSocket(emulator, ['mqtt']);
-      if (attempt.kind !== 'open') throw new Error('not upgraded');
-      const received: string[] = [];
-      const parser = mqttPacket.parser({ protocolVersion: 4 });
-      parser.on('packet', (packet) => received.push(packet.cmd));
-      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
-      const closed = closeOf(attempt.ws);
+      const { ws, received, closed } = await openMqttWebSocket(emulator);
       // The TLS socket under the client's WebSocket: the bytes go as they are, in one write.
-      (attempt.ws as unknown as { _socket: TLSSocket })._socket.write(
-        Buffer.concat([clientFrame(0x2, mqttBytes), violation]),
-      );
+      (ws as unknown as { _socket: TLSSocket })._socket.write(Buffer.concat([clientFrame(0x2, mqttBytes), violation]));
       expect((await closed).code, code).toBe(Number(code));
-      expect(received, code).toEqual(['connack', 'suback', 'pingresp']);
+      expect(
+        received.map((packet) => packet.cmd),
+        code,
+      ).toEqual(['connack', 'suback', 'pingresp']);
     }
     await stillServes('ws-after-answers');
   });
 
   it('closes with 1002 after an MQTT protocol violation and 1000 after a DISCONNECT, the answers before either delivered', async () => {
     // One WebSocket message each: CONNECT and SUBSCRIBE, then what ends the session.
-    const endings = {
-      outside: mqttPacket.generate({
-        cmd: 'publish',
-        topic: 'devices/elsewhere',
-        payload: Buffer.from('{}'),
-        qos: 0,
-        retain: false,
-        dup: false,
-      }),
-      malformed: Buffer.from([0x36, 0x00]), // a PUBLISH with both QoS bits set [MQTT-3.3.1-4]
-      disconnect: mqttPacket.generate({ cmd: 'disconnect' }),
-    };
+    const endings = { outside: PUBLISH_OUTSIDE, malformed: MALFORMED, disconnect: DISCONNECT };
     const closes: Record<string, { code: number; reason: string; received: string[] }> = {};
     for (const [name, ending] of Object.entries(endings)) {
-      const attempt = await openWebSocket(emulator, ['mqtt']);
-      if (attempt.kind !== 'open') throw new Error('not upgraded');
-      const received: string[] = [];
-      const parser = mqttPacket.parser({ protocolVersion: 4 });
-      parser.on('packet', (packet) => received.push(packet.cmd));
-      attempt.ws.on('message', (data: Buffer) => parser.parse(data));
-      const closed = closeOf(attempt.ws);
-      attempt.ws.send(Buffer.concat([connectAndSubscribe(`ws-close-${name}`), ending]));
-      closes[name] = { ...(await closed), received };
+      const { ws, received, closed } = await openMqttWebSocket(emulator);
+      ws.send(Buffer.concat([connectAndSubscribe(`ws-close-${name}`), ending]));
+      closes[name] = { ...(await closed), received: received.map((packet) => packet.cmd) };
     }
     expect(closes).toEqual({
       outside: { code: 1002, reason: 'MQTT protocol violation', received: ['connack', 'suback'] },
