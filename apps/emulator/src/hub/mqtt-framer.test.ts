@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { packetOfSize } from '../testing/mqtt-bytes.js';
 import { MqttPacketFramer } from './mqtt-framer.js';
 
-/** An MQTT packet with the given type byte and a body of `size` bytes. */
-function packet(type: number, size: number): Buffer {
-  const length: number[] = [];
-  let rest = size;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest > 0) byte |= 0x80;
-    length.push(byte);
-  } while (rest > 0);
-  return Buffer.concat([Buffer.from([type, ...length]), Buffer.alloc(size, type)]);
-}
+const packet = (type: number, size: number): Buffer => packetOfSize(type, size, type);
 
 describe('MqttPacketFramer', () => {
   const packets = [packet(0x10, 40), packet(0x32, 1000), packet(0xc0, 0), packet(0x30, 200)];

@@ -107,3 +107,19 @@ export function rawMqttConnection(
     closed,
   };
 }
+
+/**
+ * An MQTT packet with the given type byte and a body of `size` bytes of `fill`, its remaining length
+ * encoded as MQTT 3.1.1 2.2.3 says (for the size-guard and framer tests; its body is not meant to parse).
+ */
+export function packetOfSize(type: number, size: number, fill: number): Buffer {
+  const length: number[] = [];
+  let rest = size;
+  do {
+    let byte = rest % 128;
+    rest = Math.floor(rest / 128);
+    if (rest > 0) byte |= 0x80;
+    length.push(byte);
+  } while (rest > 0);
+  return Buffer.concat([Buffer.from([type, ...length]), Buffer.alloc(size, fill)]);
+}

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { packetOfSize } from '../testing/mqtt-bytes.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 
-/** An MQTT packet with the given type byte and a body of `size` bytes. */
-function packet(type: number, size: number): Buffer {
-  const length: number[] = [];
-  let rest = size;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest > 0) byte |= 0x80;
-    length.push(byte);
-  } while (rest > 0);
-  return Buffer.concat([Buffer.from([type, ...length]), Buffer.alloc(size, 0x61)]);
-}
+const packet = (type: number, size: number): Buffer => packetOfSize(type, size, 0x61);
 
 describe('MqttPacketSizeGuard', () => {
   it('lets packets up to the limit through, however the bytes are split', () => {
