@@ -24,6 +24,17 @@ export function endWithTurn(res: ServerResponse, body: Buffer | string | undefin
 /** Responses and their bodies, in pairs: one array, no tuple allocated per answer. */
 const ending: Array<ServerResponse | Buffer | string | undefined> = [];
 
+/*
+ * A process that ends in the middle of a turn (a function calling process.exit(), an uncaught
+ * exception) never reaches the turn's setImmediate, and its queued answers would go with it although
+ * their functions had returned. 'exit' listeners run synchronously on both ways out, and `res.end`
+ * writes synchronously: it uncorks the socket and libuv tries the write at once, so what the kernel
+ * takes (a whole answer, unless it is larger than the socket's free send buffer) is sent after the
+ * process is gone. Not covered: an answer behind another on the same keep-alive connection (Node
+ * holds it until the earlier one is finished, which needs a turn), and a SIGKILL.
+ */
+process.on('exit', endAll);
+
 function endAll(): void {
   // Taken first: an end that answers synchronously into more work cannot grow this list under us.
   const batch = ending.splice(0);

@@ -12,6 +12,13 @@ const PAD = 'x'.repeat(180);
  * A user app whose functions each log `lines` lines of ~200 characters and then end differently:
  * `chatty` answers, `exit` calls process.exit(3) mid-turn, `crash` throws from process.nextTick. The
  * CLI tests of lost log lines (cli-log-exit, cli-log-stall) serve it with the built CLI.
+ *
+ * And three functions for answers queued when the process ends (cli-exit-answers): `park` waits
+ * until `release` is called and then answers `answer <tag>`; `parked` says how many are waiting;
+ * `release?end=exit|crash` lets them all return and, in the same event-loop turn, ends the process
+ * (process.exit(3), or an exception thrown from process.nextTick). The parked functions return in
+ * the microtasks of that turn, before its next tick runs, so the host has queued their answers
+ * (turn-end.ts) when the process ends; `release` itself never answers.
  */
 export interface ChattyApp {
   /** The app's folder (removed by `remove`). */
@@ -44,6 +51,24 @@ app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request
   context.info('last line before the uncaught exception');
   process.nextTick(() => { throw new Error('deliberate crash'); });
   return { body: 'ok' };
+} });
+const parked = [];
+app.http('park', { methods: ['POST'], authLevel: 'anonymous', handler: async (request, context) => {
+  const tag = request.query.get('tag');
+  await new Promise((resolve) => parked.push(resolve));
+  context.info('answering ' + tag);
+  return { body: 'answer ' + tag };
+} });
+app.http('parked', { methods: ['GET'], authLevel: 'anonymous', handler: () => ({ body: String(parked.length) }) });
+app.http('release', { methods: ['POST'], authLevel: 'anonymous', handler: (request, context) => {
+  const end = request.query.get('end');
+  for (const resolve of parked.splice(0)) resolve();
+  context.info('released; ending with ' + end);
+  process.nextTick(() => {
+    if (end === 'exit') process.exit(3);
+    throw new Error('deliberate crash after release');
+  });
+  return new Promise(() => {});
 } });
 `,
     },
