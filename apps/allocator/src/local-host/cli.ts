@@ -89,6 +89,9 @@ async function main(): Promise<number> {
   const out = createLineWriter(process.stdout, {
     droppedLine: (count) => (format === 'json' ? formatJsonLine : formatHumanLine)(droppedLinesRecord(count)),
   });
+  // What the app writes to stdout itself (console.log) goes out in its place among these lines, and is
+  // kept for a stalled reader and flushed at exit like them (cli-console-order.test.ts).
+  out.captureStreamWrites();
   process.on('exit', () => {
     if (!stdoutBroken) out.flush();
   });

@@ -13,6 +13,10 @@ const PAD = 'x'.repeat(180);
  * `chatty` answers, `exit` calls process.exit(3) mid-turn, `crash` throws from process.nextTick. The
  * CLI tests of lost log lines (cli-log-exit, cli-log-stall) serve it with the built CLI.
  *
+ * `mixed?tag=<tag>[&end=exit]` logs the same number of lines alternately with context.info and with
+ * console.log (plain text lines, `<tag> host <i> …` and `<tag> console <i> …`; `mixedChatter` lists
+ * them in order), then answers or calls process.exit(3).
+ *
  * And three functions for answers queued when the process ends (cli-exit-answers): `park` waits
  * until `release` is called and then answers `answer <tag>`; `parked` says how many are waiting;
  * `release?end=exit|crash` lets them all return and, in the same event-loop turn, ends the process
@@ -25,6 +29,8 @@ export interface ChattyApp {
   readonly dir: string;
   /** The lines a request tagged `tag` logs, in order. */
   chatter(tag: string): string[];
+  /** The lines `mixed?tag=<tag>` logs, in order: context.info's messages and console.log's lines alternately. */
+  mixedChatter(tag: string): string[];
   /** The built CLI serving the app's `chatty` function with JSON logs, and its base URL. */
   start(): Promise<{ child: Spawned; url: string }>;
   remove(): Promise<void>;
@@ -52,6 +58,15 @@ app.http('crash', { methods: ['POST'], authLevel: 'anonymous', handler: (request
   process.nextTick(() => { throw new Error('deliberate crash'); });
   return { body: 'ok' };
 } });
+app.http('mixed', { methods: ['POST'], authLevel: 'anonymous', handler: (request, context) => {
+  const tag = request.query.get('tag');
+  for (let i = 0; i < ${lines}; i++) {
+    context.info(tag + ' host ' + i + ' ${PAD}');
+    console.log(tag + ' console ' + i + ' ${PAD}');
+  }
+  if (request.query.get('end') === 'exit') process.exit(3);
+  return { body: 'ok' };
+} });
 const parked = [];
 app.http('park', { methods: ['POST'], authLevel: 'anonymous', handler: async (request, context) => {
   const tag = request.query.get('tag');
@@ -76,6 +91,8 @@ app.http('release', { methods: ['POST'], authLevel: 'anonymous', handler: (reque
   return {
     dir,
     chatter: (tag) => Array.from({ length: lines }, (_, i) => `${tag} line ${i} ${PAD}`),
+    mixedChatter: (tag) =>
+      Array.from({ length: lines }, (_, i) => [`${tag} host ${i} ${PAD}`, `${tag} console ${i} ${PAD}`]).flat(),
     async start() {
       const child = spawnNode([
         CLI,
@@ -94,6 +111,14 @@ app.http('release', { methods: ['POST'], authLevel: 'anonymous', handler: (reque
     },
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Every stdout line of the child in order: a JSON line's `msg`, any other line (console.log's) as it is.
+ * A line cut by another write in its middle is neither JSON nor an expected text line.
+ */
+export function outputLines(child: Spawned): string[] {
+  return child.lines.map((l) => (l.startsWith('{') ? (JSON.parse(l) as AllocatorLogRecord).msg : l));
 }
 
 /** The `msg` of every JSON line the child wrote to stdout, in order. */

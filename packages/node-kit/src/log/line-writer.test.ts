@@ -1,3 +1,4 @@
+import { Console } from 'node:console';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -82,5 +83,36 @@ describe('createLineWriter', () => {
       await new Promise((resolve) => server.close(resolve));
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('createLineWriter captureStreamWrites', () => {
+  it("puts the stream's other writes (console.log) in their place among the queued lines", async () => {
+    const { stream, writes } = capture();
+    const writer = createLineWriter(stream);
+    writer.captureStreamWrites();
+    const log = new Console(stream);
+    writer.write('one');
+    log.log('from console');
+    writer.write('two');
+    stream.write(Buffer.from('bytes\n'));
+    stream.write('latin1 é\n', 'latin1');
+    await nextTurn();
+    expect(writes).toEqual([
+      'one\n',
+      'from console\n',
+      'two\n',
+      'bytes\n',
+      Buffer.from('latin1 é\n', 'latin1').toString(),
+    ]);
+  });
+
+  it("calls a captured write's callback and leaves argument errors to the stream", async () => {
+    const { stream } = capture();
+    const writer = createLineWriter(stream);
+    writer.captureStreamWrites();
+    await new Promise((resolve) => stream.write('x\n', resolve));
+    await new Promise((resolve) => stream.write('y\n', 'utf8', resolve));
+    expect(() => stream.write(42 as unknown as string)).toThrow(/chunk/);
   });
 });

@@ -10,6 +10,15 @@ export interface LineWriter {
    * after at most 10 s of a reader taking nothing (FINISH_WAIT_MS).
    */
   flush(): void;
+  /**
+   * From now on every other write to the stream (console.log, code that calls `stream.write`) goes
+   * through this writer too: after the lines queued before it, before those queued after it, kept and
+   * finished at exit like them. Without it such writes reach the stream at once, ahead of the turn's
+   * queued lines, and to a pipe whose reader has stalled they wait in the stream's own queue, apart
+   * from this writer's kept bytes (out of order when both resume, a line of one cut by the other, and
+   * lost at process.exit()). Such a write is not coalesced: it costs the write it cost before.
+   */
+  captureStreamWrites(): void;
 }
 
 export interface LineWriterOptions {
@@ -69,6 +78,12 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     ((count: number) =>
       `${count} log line(s) dropped: the reader of this output fell more than ${maxKeptBytes} bytes behind`);
   const fd = queuingStdioFd(stream);
+  // The stream's own write, kept so that captureStreamWrites can replace the property.
+  const streamWrite = stream.write.bind(stream) as (
+    chunk: string | Uint8Array,
+    encoding?: BufferEncoding,
+    callback?: (err?: Error | null) => void,
+  ) => boolean;
   /**
    * Lines dropped since the reader fell more than maxKeptBytes behind, not reported yet: from the
    * first dropped line until the reader has taken every kept byte, every line is dropped.
@@ -117,7 +132,7 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
     const chunk = lines.join('\n');
     if (!reuse || chunk.length * 3 > slabBytes) {
       if (direct) taken(direct.write(Buffer.from(chunk, 'utf8')), count);
-      else stream.write(chunk);
+      else streamWrite(chunk);
       return;
     }
     slab ??= Buffer.allocUnsafeSlow(slabBytes);
@@ -126,14 +141,42 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
       taken(direct.write(slab.subarray(0, bytes)), count);
       return;
     }
-    stream.write(slab.subarray(0, bytes));
+    streamWrite(slab.subarray(0, bytes));
     if ((stream as { writableLength?: number }).writableLength !== 0) slab = undefined;
   };
   /** After a chunk of `count` lines went to the fd writer: counts them if it dropped them. */
   const taken = (written: boolean, count: number): void => {
     if (!written) dropped += count;
   };
+  /** A write to the stream from elsewhere, in its place among the lines (see captureStreamWrites). */
+  const writeOther = (
+    chunk: string | Uint8Array,
+    encoding: BufferEncoding | undefined,
+    callback: ((err?: Error | null) => void) | undefined,
+  ): void => {
+    writeQueued();
+    if (!direct) {
+      streamWrite(chunk, encoding, callback);
+      return;
+    }
+    const lines = Math.max(1, countNewlines(chunk));
+    if (dropped > 0) dropped += lines;
+    else taken(direct.write(typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk), lines);
+    if (callback) process.nextTick(callback, null);
+  };
   return {
+    captureStreamWrites() {
+      (stream as { write: unknown }).write = (chunk: unknown, encoding?: unknown, callback?: unknown): boolean => {
+        const cb = typeof encoding === 'function' ? encoding : callback;
+        const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined;
+        // Anything else gets the stream's own answer (its argument errors).
+        if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
+          return (streamWrite as (...args: unknown[]) => boolean)(chunk, encoding, callback);
+        }
+        writeOther(chunk, enc, typeof cb === 'function' ? (cb as (err?: Error | null) => void) : undefined);
+        return true;
+      };
+    },
     write(line) {
       pending.push(line);
       pendingLength += line.length + 1;
@@ -150,4 +193,14 @@ export function createLineWriter(stream: NodeJS.WritableStream, options: LineWri
       }
     },
   };
+}
+
+function countNewlines(chunk: string | Uint8Array): number {
+  let count = 0;
+  if (typeof chunk === 'string') {
+    for (let at = chunk.indexOf('\n'); at !== -1; at = chunk.indexOf('\n', at + 1)) count++;
+  } else {
+    for (const byte of chunk) if (byte === 0x0a) count++;
+  }
+  return count;
 }
