@@ -9,6 +9,8 @@ import { PacedMqttStream } from './paced-stream.js';
 const CONNECT = Buffer.from([0x10, 0x02, 0x00, 0x00]);
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 const PUBACK = Buffer.from([0x40, 0x02, 0x00, 0x01]);
+const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 /** A device connection: bytes pushed are what the device sent; what is written is kept. */
 function connection() {
@@ -90,6 +92,61 @@ describe('PacedMqttStream', () => {
     await turn();
     expect(paced.destroyed).toBe(true);
     expect(device.state.ended).toBe(true);
+  });
+
+  it("writes the answers to one read's packets to the connection together, once the last is served", async () => {
+    // A connection that keeps each of its writes (a batch: what it was given while corked).
+    const batches: Buffer[][] = [];
+    const carrier = new Duplex({
+      read() {},
+      writev(chunks, callback) {
+        batches.push(chunks.map(({ chunk }) => chunk as Buffer));
+        callback();
+      },
+    });
+    const paced = new PacedMqttStream(carrier, 1000, () => {});
+    carrier.push(Buffer.concat([CONNECT, PINGREQ, PINGREQ]));
+    expect(await nextRead(paced)).toEqual(CONNECT);
+    paced.write(CONNACK);
+    paced.connectHandled();
+    expect(await nextRead(paced)).toEqual(PINGREQ);
+    paced.write(PINGRESP);
+    expect(await nextRead(paced)).toEqual(PINGREQ);
+    paced.write(PINGRESP);
+    await turn();
+    expect(batches).toEqual([]);
+    // The reader asks for the next packet: the read's are all served, their answers go out.
+    expect(paced.read()).toBeNull();
+    await turn();
+    expect(batches).toEqual([[CONNACK, PINGRESP, PINGRESP]]);
+    // The next read's answer is written the same way.
+    carrier.push(PINGREQ);
+    expect(await nextRead(paced)).toEqual(PINGREQ);
+    paced.write(PINGRESP);
+    expect(paced.read()).toBeNull();
+    await turn();
+    expect(batches).toEqual([[CONNACK, PINGRESP, PINGRESP], [PINGRESP]]);
+  });
+
+  it("writes on when the answers to one read fill the connection's buffer", async () => {
+    const written: Buffer[] = [];
+    const carrier = new Duplex({
+      read() {},
+      writableHighWaterMark: 4,
+      write(chunk: Buffer, _encoding, callback) {
+        written.push(chunk);
+        setImmediate(callback);
+      },
+    });
+    const paced = new PacedMqttStream(carrier, 1000, () => {});
+    carrier.push(Buffer.concat([PINGREQ, PINGREQ]));
+    expect(await nextRead(paced)).toEqual(PINGREQ);
+    // Over the connection's high-water mark: written (not held until the read is served) and
+    // acknowledged once drained, as the reader waits for that before it reads on (aedes does).
+    const big = Buffer.alloc(8, 1);
+    await new Promise<void>((resolve) => paced.write(big, () => resolve()));
+    expect(written).toEqual([big]);
+    expect(await nextRead(paced)).toEqual(PINGREQ);
   });
 
   it('ends after the last packet when the peer ends its side', async () => {

@@ -59,6 +59,8 @@ export class PacedMqttStream extends Duplex {
   #secondConnect = false;
   /** The peer ended its side: end this stream once the queued packets are served. */
   #peerEnded = false;
+  /** The carrier is corked while one read's packets are served (see #received). */
+  #corked = false;
   #grace: NodeJS.Timeout | undefined;
 
   constructor(carrier: Duplex, maxPacketBytes: number, onRefused: (size: number | undefined) => void) {
@@ -98,6 +100,13 @@ export class PacedMqttStream extends Duplex {
       // One read's packets at a time: the socket waits until aedes has taken them.
       this.carrier.pause();
     }
+    if (this.#packets.length > 0 && !this.#corked) {
+      // Their answers leave together, as one TLS record once the last of them is served (#feed),
+      // as they would if aedes had them all at once: handed over one at a time, each answer was
+      // a TLS record and a socket write of its own.
+      this.#corked = true;
+      this.carrier.cork();
+    }
     this.#feed();
   }
 
@@ -117,6 +126,7 @@ export class PacedMqttStream extends Duplex {
     if (!this.#wanted || this.#connecting || this.destroyed) return;
     const packet = this.#packets.shift();
     if (packet === undefined) {
+      this.#uncork();
       if (this.#refused) this.destroy();
       else if (this.#peerEnded) this.push(null);
       else this.carrier.resume();
@@ -131,9 +141,21 @@ export class PacedMqttStream extends Duplex {
     this.push(packet);
   }
 
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.carrier.uncork();
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.carrier.write(chunk)) callback();
-    else this.carrier.once('drain', () => callback());
+    else this.#drained(callback);
+  }
+
+  /** Calls back once the carrier has written what it holds ('drain' never comes while it is corked). */
+  #drained(callback: () => void): void {
+    this.carrier.once('drain', () => callback());
+    this.#uncork();
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
@@ -143,11 +165,12 @@ export class PacedMqttStream extends Duplex {
     for (const { chunk } of chunks) flowing = this.carrier.write(chunk);
     this.carrier.uncork();
     if (flowing) callback();
-    else this.carrier.once('drain', () => callback());
+    else this.#drained(callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#packets = [];
+    this.#uncork();
     if (!this.carrier.destroyed) {
       // Read on (and drop, #received) what the peer still sends.
       this.carrier.resume();
