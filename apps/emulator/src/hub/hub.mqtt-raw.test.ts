@@ -3,12 +3,11 @@
 // as any MQTT 3.1.1 server, answers each packet in order and closes only after the packets before
 // the DISCONNECT or the violation are answered [MQTT-4.8.0-1]. The SDK never writes these, so no
 // SDK client here; the devices are created through azure-iothub's Registry.
-import { createSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A, ROGUE_HUB } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
-import { DISCONNECT, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { DISCONNECT, hubConnect, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
 import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -21,23 +20,9 @@ afterAll(async () => {
 });
 
 /** A device of HUB_A created through the registry, and its CONNECT as the SDK would write it. */
-async function device(id: string): Promise<Buffer> {
+async function device(id: string, keepalive = 0): Promise<Buffer> {
   const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
-  const expiresAt = Math.floor(Date.now() / 1000) + 3600;
-  // The SDKs' device token: `sr={hub}/devices/{id}`, no `skn`.
-  const token = createSasToken({ resource: `${HUB_A}/devices/${id}`, key, expiresAt, keyName: 'x' }).replace(
-    /&skn=x/,
-    '',
-  );
-  return mqttPacket.generate({
-    cmd: 'connect',
-    clientId: id,
-    username: `${HUB_A}/${id}/?api-version=2021-04-12`,
-    password: Buffer.from(token),
-    protocolVersion: 4,
-    clean: true,
-    keepalive: 0,
-  });
+  return hubConnect({ hub: HUB_A, deviceId: id, key, keepalive });
 }
 
 const SUBSCRIBE_TWIN = mqttPacket.generate({
@@ -195,6 +180,18 @@ describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () =>
       malformed: { code: 1002, reason: 'MQTT protocol violation', received: answered },
       oversized: { code: 1009, reason: 'MQTT packet too large', received: answered },
       unknownHub: { code: 1000, reason: '', received: ['20020005'] },
+    });
+  });
+
+  it('closes with 1001 when the device sends nothing for 1.5 × its keepalive', async () => {
+    // Keepalive 1 s: closed once 1.5 s pass without a packet (aedes's timer), however long the
+    // test waits. Not a violation (1002): websocket-stream.ts says why 1001.
+    const { ws, received, closed } = await openMqttWebSocket(bed.emulator);
+    ws.send(Buffer.concat([await device('ws-keepalive', 1), SUBSCRIBE_TWIN]));
+    expect({ ...(await closed), received: summary(received) }).toEqual({
+      code: 1001,
+      reason: 'MQTT keepalive timeout',
+      received: ['connack 0', 'suback 1 0'],
     });
   });
 });

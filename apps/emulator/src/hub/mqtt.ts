@@ -94,13 +94,13 @@ export async function startHubMqtt(
             deviceId: parsed.deviceId,
             // X.509 devices send no password (or an empty one) and their certificate in the handshake.
             token: password?.length ? password.toString('utf8') : undefined,
-            clientCertificates: peerCertificateChain(
-              client.conn instanceof PacedMqttStream ? client.conn.carrier : client.conn,
-            ),
+            clientCertificates: peerCertificateChain(connectionOf(client)),
           });
         } catch (err) {
           // The store could not be read: CONNACK 3, server unavailable (MQTT 3.1.1 3.2.2.3), and the server goes on.
           log.error('hub.mqtt', `${clip(parsed.deviceId)} on ${hubName}: identity not read: ${(err as Error).message}`);
+          // Over WebSockets the close says so too (1011), as DPS's CONNACK 3 does.
+          closeWebSocketWith(connectionOf(client), MQTT_WEBSOCKET_CLOSE.serverUnavailable);
           return done(refusal(3, 'server unavailable'), false);
         }
         if (!auth.ok) {
@@ -210,6 +210,11 @@ export async function startHubMqtt(
       }
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
+    // aedes reports the timeout as an error, which would close a WebSocket with 1002 (a
+    // violation); the client broke nothing it sent (websocket-stream.ts: why 1001).
+    broker.on('keepaliveTimeout', (client) =>
+      closeWebSocketWith(connectionOf(client), MQTT_WEBSOCKET_CLOSE.keepaliveTimeout),
+    );
     broker.on('clientError', (client, err) => log.debug('hub.mqtt', `${clip(client.id)}: ${err.message}`));
     broker.on('connectionError', (client, err) => log.debug('hub.mqtt', `${clip(client?.id ?? '?')}: ${err.message}`));
     brokers.set(hubName.toLowerCase(), broker);
@@ -342,6 +347,11 @@ const closeReason = {
   disabled: 'device disabled',
   connected: 'the device connected again on another connection',
 } as const;
+
+/** The device's connection (its TLS socket or WebSocket stream), under the PacedMqttStream aedes reads. */
+function connectionOf(client: Client): Duplex {
+  return client.conn instanceof PacedMqttStream ? client.conn.carrier : client.conn;
+}
 
 function findClient(broker: Aedes, deviceId: string): Client | undefined {
   const clients = (broker as unknown as { clients: Record<string, Client> }).clients;

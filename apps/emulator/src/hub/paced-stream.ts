@@ -30,7 +30,8 @@ const CONNECT = 1;
  *   at once. Over WebSockets the close frame says why, with DPS's codes (websocket-stream.ts):
  *   1002 after a protocol violation (aedes destroys with an error: a malformed packet, a PUBLISH
  *   where the device may not; or a second CONNECT), 1009 after an oversized packet, 1000 else (a
- *   DISCONNECT, a refused CONNECT, the hub ending the session).
+ *   DISCONNECT, a refused CONNECT, the hub ending the session); unless the hub gave a code first
+ *   (mqtt.ts: 1001 for a keepalive timeout, 1011 with a CONNACK 3), which stays.
  *
  * - Packet sizes are bounded here (aedes buffers a whole packet, and MQTT allows 256 MB): a
  *   packet announcing more than the bound is never read; the packets before it are served, then

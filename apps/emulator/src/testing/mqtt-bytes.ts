@@ -2,7 +2,7 @@
 // packets in one write, a malformed one after them) rather than through a client library.
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRegistrationSasToken } from '@dpskit/contracts';
+import { createRegistrationSasToken, createSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey, ID_SCOPE } from './fixtures.js';
@@ -14,6 +14,25 @@ export const dpsUsername = (id: string): string =>
 /** A SAS token for this id under the fixtures' `hashed` group. */
 export const dpsToken = (id: string): string =>
   createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) });
+
+/** An IoT Hub device's CONNECT as the SDK writes it: its SAS token (`sr={hub}/devices/{id}`, no `skn`). */
+export function hubConnect(device: { hub: string; deviceId: string; key: string; keepalive?: number }): Buffer {
+  const { hub, deviceId, key } = device;
+  const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+  const token = createSasToken({ resource: `${hub}/devices/${deviceId}`, key, expiresAt, keyName: 'x' }).replace(
+    /&skn=x/,
+    '',
+  );
+  return mqttPacket.generate({
+    cmd: 'connect',
+    clientId: deviceId,
+    username: `${hub}/${deviceId}/?api-version=2021-04-12`,
+    password: Buffer.from(token),
+    protocolVersion: 4,
+    clean: true,
+    keepalive: device.keepalive ?? 0,
+  });
+}
 
 /** CONNECT (MQTT 3.1.1, this id's SAS token) and SUBSCRIBE to the response topics, as bytes. */
 export function connectAndSubscribe(id: string): Buffer {

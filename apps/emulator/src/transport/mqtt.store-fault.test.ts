@@ -7,7 +7,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogRecord } from '@dpskit/node-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { groupDeviceKey } from '../testing/fixtures.js';
+import { groupDeviceKey, HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, registryClient } from '../testing/hub-sdk.js';
+import { connectAndSubscribe, hubConnect } from '../testing/mqtt-bytes.js';
+import { openMqttWebSocket } from '../testing/raw-websocket.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { checkpointThenChangeEnrollments, truncateToFirstPage } from '../testing/state-file-fault.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
@@ -41,5 +44,36 @@ describe('DPS over MQTT when the store cannot be read', () => {
     checkpointThenChangeEnrollments(file);
     const after = await register(bed.emulator, 'fault-dev-2', groupDeviceKey('hashed', 'fault-dev-2'));
     expect(after.status).toBe('assigned');
+  }, 60_000);
+
+  it('over WebSockets, closes after the CONNACK 3 with 1011 (server error), for DPS and for the hub', async () => {
+    const file = join(bed.emulator.stateDir, 'emulator.db');
+    const hubKey = await createDeviceKey(registryClient(bed.emulator, HUB_A), 'fault-ws-hub');
+    const connects = {
+      dps: connectAndSubscribe('fault-ws-dps'),
+      hub: hubConnect({ hub: HUB_A, deviceId: 'fault-ws-hub', key: hubKey }),
+    };
+    const intact = checkpointThenChangeEnrollments(file);
+    truncateToFirstPage(file, intact);
+    const closes: Record<string, { code: number; reason: string; received: string[] }> = {};
+    try {
+      for (const [name, connect] of Object.entries(connects)) {
+        const { ws, received, closed } = await openMqttWebSocket(bed.emulator);
+        ws.send(connect);
+        closes[name] = {
+          ...(await closed),
+          received: received.map((p) => (p.cmd === 'connack' ? `connack ${p.returnCode}` : p.cmd)),
+        };
+      }
+    } finally {
+      writeFileSync(file, intact);
+      checkpointThenChangeEnrollments(file);
+    }
+    const refused = { code: 1011, reason: 'server unavailable', received: ['connack 3'] };
+    expect(closes).toEqual({ dps: refused, hub: refused });
+    // Served as before once the file is back.
+    expect((await register(bed.emulator, 'fault-ws-dps', groupDeviceKey('hashed', 'fault-ws-dps'))).status).toBe(
+      'assigned',
+    );
   }, 60_000);
 });

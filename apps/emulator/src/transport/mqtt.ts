@@ -153,7 +153,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (!connection) return;
     if (connection.first) {
       connection.first = false;
-      if (refuseForeign(this, connection.peer(), chunk)) return;
+      if (refuseForeign(this, connection, chunk)) return;
     }
     connection.data(chunk);
   }
@@ -166,14 +166,22 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   }
 
   /** A client speaking another protocol: logged, told why when it speaks HTTP, and closed. */
-  const refuseForeign = (stream: Duplex, peer: string, chunk: Buffer): boolean => {
+  const refuseForeign = (stream: Duplex, connection: DpsConnection, chunk: Buffer): boolean => {
     const foreign = foreignProtocol(chunk);
     if (!foreign) return false;
     log.warn(
       'mqtt.protocol',
-      `${peer}: ${foreign.protocol === 'unknown' ? `sent "${foreign.firstBytes}", not an MQTT CONNECT` : `spoke ${foreign.protocol.toUpperCase()} on the MQTT port`}; this port serves the DPS device API over MQTT 3.1.1; connection closed`,
+      `${connection.peer()}: ${foreign.protocol === 'unknown' ? `sent "${foreign.firstBytes}", not an MQTT CONNECT` : `spoke ${foreign.protocol.toUpperCase()} on the MQTT port`}; this port serves the DPS device API over MQTT 3.1.1; connection closed`,
       { ...foreign },
     );
+    const webSocket = !(stream instanceof tls.TLSSocket);
+    if (webSocket) {
+      // Inside a WebSocket: an orderly close saying why, 1002 (the protocol it carries was broken),
+      // rather than a dropped connection (1006); what the peer sends after is read and dropped
+      // (DpsConnection.data), and ws closes the connection if the peer never answers the close.
+      connection.session.ended();
+      closeWebSocketWith(stream, MQTT_WEBSOCKET_CLOSE.protocolError);
+    }
     // An HTTP client can read why; other protocols get the close (what MQTT prescribes).
     if (foreign.protocol === 'http') {
       stream.end(
@@ -184,6 +192,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
           ),
         ),
       );
+    } else if (webSocket) {
+      stream.end();
     } else {
       stream.destroy();
     }
@@ -473,6 +483,8 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       // The enrollments could not be read (the store failed): CONNACK 3, server unavailable, and
       // the server goes on; thrown from the socket's 'data' handler, it would end the process.
       log.error('mqtt.auth', `${clip(connect.clientId)}: enrollments not read: ${(err as Error).message}`);
+      // Over WebSockets the close says so too: 1011, which close(undefined)'s 1000 does not replace.
+      if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, MQTT_WEBSOCKET_CLOSE.serverUnavailable);
       return false;
     }
     this.#apiVersion = parsed?.apiVersion;

@@ -9,18 +9,30 @@ type WritevChunk = { chunk: Buffer };
  *
  * Why these: with no code given, `ws` sends a close frame without one, which the peer reports as
  * 1005 (_No Status Rcvd_), and a destroyed stream drops the TCP connection, 1006 (_Abnormal
- * Closure_); neither tells a client (or whoever debugs one) why. A DISCONNECT, or a CONNECT refused
- * with CONNACK 3 (the CONNACK says why), is an orderly end: 1000. An MQTT protocol violation (a
- * malformed packet, a PUBLISH outside the request topics, a second CONNECT, an MQTT 5 CONNECT) is
- * 1002 _Protocol Error_: the protocol the WebSocket carries was broken, and 1008 _Policy Violation_
- * is meant for a rule of the endpoint's own, where no other code fits. An MQTT packet over the
- * limit is 1009 _Message Too Big_, as a WebSocket message over the limit already is. What Azure
- * sends here is not known (no capture in the notes; the SDKs do not read the code).
+ * Closure_); neither tells a client (or whoever debugs one) why.
+ * - 1000 _Normal Closure_ after a DISCONNECT, or a CONNECT refused for its credentials (the CONNACK
+ *   says why): the session ended as the protocol has it end.
+ * - 1001 _Going Away_ when the client sent nothing for 1.5 × its keepalive [MQTT-3.1.2-24]: the
+ *   server leaves a connection whose peer it takes for gone. Not 1002: the client broke nothing it
+ *   sent, and MQTT has the server close "as if the network had failed" (its Will is published as
+ *   for a lost connection), not as for a violation; not 1000: the session's purpose was cut short.
+ *   A client that is still there reconnects, as after any lost connection.
+ * - 1002 _Protocol Error_ after an MQTT protocol violation (a malformed packet, a PUBLISH outside
+ *   the topics the client may use, a second CONNECT, an MQTT 5 CONNECT) or bytes that are not MQTT
+ *   at all: the protocol the WebSocket carries was broken. 1008 _Policy Violation_ is meant for a
+ *   rule of the endpoint's own, where no other code fits.
+ * - 1009 _Message Too Big_ for an MQTT packet over the limit, as a WebSocket message over the
+ *   limit already is.
+ * - 1011 _Internal Error_ after a CONNACK 3 (server unavailable: the store could not be read): the
+ *   server met a condition that kept it from serving the request, nothing the client did.
+ * What Azure sends here is not known (no capture in the notes; the SDKs do not read the code).
  */
 export const MQTT_WEBSOCKET_CLOSE = {
   normal: { code: 1000, reason: '' },
+  keepaliveTimeout: { code: 1001, reason: 'MQTT keepalive timeout' },
   protocolError: { code: 1002, reason: 'MQTT protocol violation' },
   tooBig: { code: 1009, reason: 'MQTT packet too large' },
+  serverUnavailable: { code: 1011, reason: 'server unavailable' },
 } as const;
 
 export type MqttWebSocketClose = (typeof MQTT_WEBSOCKET_CLOSE)[keyof typeof MQTT_WEBSOCKET_CLOSE];
@@ -29,7 +41,10 @@ const CLOSE_WITH = Symbol('websocket-close-with');
 
 /**
  * The code (and reason) the close frame of a `webSocketByteStream` says, sent when the stream is
- * ended; call it before `end()`. No-op on any other stream.
+ * ended; call it before `end()`. The first code given stays: it names what ended the session
+ * (a CONNACK 3, a keepalive timeout), and the code the session's close then gives (1000 for
+ * the refused CONNECT, 1002 for the error the timeout is reported as) names only how it closed.
+ * No-op on any other stream.
  */
 export function closeWebSocketWith(stream: Duplex, close: MqttWebSocketClose): void {
   (stream as Duplex & { [CLOSE_WITH]?: (close: MqttWebSocketClose) => void })[CLOSE_WITH]?.(close);
@@ -53,7 +68,7 @@ export function webSocketByteStream(ws: WebSocket): Duplex {
   };
   let closeWith: MqttWebSocketClose | undefined;
   stream[CLOSE_WITH] = (close) => {
-    closeWith = close;
+    closeWith ??= close;
   };
   // ws's own _final (called once every write is done) closes without a code: the close frame
   // with the code given goes first, and its close() then finds the WebSocket closing already.

@@ -143,4 +143,25 @@ describe('WebSockets at /$iothub/websocket', () => {
     });
     await stillServes('ws-after-closes');
   });
+
+  it('closes a WebSocket carrying bytes that are not MQTT with 1002, an HTTP request answered first', async () => {
+    const closes: Record<string, { code: number; reason: string; received: string }> = {};
+    for (const [name, bytes] of Object.entries({
+      unknown: Buffer.from('hello, this is not MQTT'),
+      http: Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'),
+    })) {
+      const attempt = await openWebSocket(emulator, ['mqtt']);
+      if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
+      const received: Buffer[] = [];
+      attempt.ws.on('message', (data: Buffer) => received.push(data));
+      const closed = closeOf(attempt.ws);
+      attempt.ws.send(bytes);
+      closes[name] = { ...(await closed), received: Buffer.concat(received).toString('latin1').split('\r\n')[0] ?? '' };
+    }
+    expect(closes).toEqual({
+      unknown: { code: 1002, reason: 'MQTT protocol violation', received: '' },
+      http: { code: 1002, reason: 'MQTT protocol violation', received: 'HTTP/1.1 400 Bad Request' },
+    });
+    await stillServes('ws-after-foreign');
+  });
 });
