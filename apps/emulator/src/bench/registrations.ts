@@ -4,17 +4,25 @@
 // MQTT over TLS measured in the same run. Run: npm run bench (or pnpm --filter @dpskit/emulator bench)
 // Options: --devices N (default 250), --concurrency C (default = devices), --rounds R (default 3),
 // --transports mqtt,mqtt-ws,amqp,amqp-ws,https (default all).
-import { mkdtempSync, rmSync } from 'node:fs';
+// Then the hub: QoS 1 telemetry from official-SDK devices (azure-iot-device-mqtt) that send their
+// messages all at once, against the same client's rate to a bare aedes broker on TLS (the broker the
+// hub runs on, with nothing behind it) in the same run. --hub-devices N (default 10, 0 skips it),
+// --hub-messages M per device per round (default 200).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { deriveDeviceKey, generateSymmetricKey, parseAllocationRequestJson } from '@dpskit/contracts';
 import { percentile } from '@dpskit/node-kit';
+import { Aedes } from 'aedes';
 import { pickHashed } from '../core/allocation/hashed.js';
 import { createEmulator, type Emulator } from '../emulator.js';
+import { deviceClient, type HubTarget, Message } from '../testing/hub-sdk.js';
 import { register, type SdkTransport } from '../testing/sdk.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS } from '../transport/peer-certificates.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,6 +30,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     transports: { type: 'string', default: 'mqtt,mqtt-ws,amqp,amqp-ws,https' },
+    'hub-devices': { type: 'string', default: '10' },
+    'hub-messages': { type: 'string', default: '200' },
   },
 });
 const ALL_TRANSPORTS: readonly SdkTransport[] = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
@@ -32,6 +42,8 @@ for (const t of transports) {
 const devices = Number(values.devices);
 const concurrency = Number(values.concurrency ?? values.devices);
 const rounds = Number(values.rounds);
+const hubDevices = Number(values['hub-devices']);
+const hubMessages = Number(values['hub-messages']);
 
 const HUBS = ['hub-1.azure-devices.net', 'hub-2.azure-devices.net'];
 const HASHED_KEY = generateSymmetricKey();
@@ -71,6 +83,93 @@ async function runRound(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   return { wallMs: performance.now() - started, latencies };
+}
+
+/**
+ * One round of hub telemetry: every device opens, then sends `hubMessages` QoS 1 messages at once
+ * (the SDK resolves each on its PUBACK); timed from the first send to the last PUBACK. Returns
+ * messages per second.
+ */
+async function hubRound(target: HubTarget, devices: { hub: string; deviceId: string; key: string }[]): Promise<number> {
+  const clients = await Promise.all(devices.map((device) => deviceClient(target, device)));
+  await Promise.all(clients.map((client) => client.open()));
+  const started = performance.now();
+  await Promise.all(
+    clients.flatMap((client, d) =>
+      Array.from({ length: hubMessages }, (_, i) =>
+        client.sendEvent(new Message(JSON.stringify({ device: d, seq: i, temperature: 21.5 }))),
+      ),
+    ),
+  );
+  const wallMs = performance.now() - started;
+  await Promise.all(clients.map((client) => client.close()));
+  return (devices.length * hubMessages) / (wallMs / 1000);
+}
+
+/** The hub's telemetry rate against a bare aedes broker's on TLS (same certificate, same client), interleaved rounds. */
+async function hubPhase(emulator: Emulator, stateDir: string): Promise<void> {
+  // Devices of the hubs: registered through DPS (hashed), so the hub knows them and their keys.
+  const devices = await Promise.all(
+    Array.from({ length: hubDevices }, async (_, i) => {
+      const deviceId = `hub-bench-${i}`;
+      const key = deriveDeviceKey(HASHED_KEY, deviceId);
+      const state = (await register(emulator, deviceId, key)) as { assignedHub?: string };
+      if (!state.assignedHub) throw new Error(`${deviceId}: not assigned`);
+      return { hub: state.assignedHub, deviceId, key };
+    }),
+  );
+  const broker = await Aedes.createBroker();
+  const bare = tls.createServer(
+    {
+      cert: readFileSync(join(stateDir, 'tls', 'server.pem')),
+      key: readFileSync(join(stateDir, 'tls', 'server.key.pem')),
+      // The emulator's TLS settings: it asks every client for a certificate.
+      ...CLIENT_CERTIFICATE_TLS_OPTIONS,
+    },
+    (socket) => broker.handle(socket),
+  );
+  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+  const bareTarget: HubTarget = {
+    caCertPem: emulator.caCertPem,
+    endpoints: {
+      ...emulator.endpoints,
+      mqtt: { ...emulator.endpoints.mqtt, provisioningHost: `localhost:${(bare.address() as AddressInfo).port}` },
+    },
+  };
+  try {
+    await hubRound(emulator, devices);
+    await hubRound(bareTarget, devices);
+    const hubRates: number[] = [];
+    const bareRates: number[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      // Alternating which goes first, so that neither always runs on a warmer (or busier) machine.
+      if (round % 2 === 1) {
+        hubRates.push(await hubRound(emulator, devices));
+        bareRates.push(await hubRound(bareTarget, devices));
+      } else {
+        bareRates.push(await hubRound(bareTarget, devices));
+        hubRates.push(await hubRound(emulator, devices));
+      }
+      console.log(
+        `hub telemetry ${String(round).padStart(5)}  ${String(hubDevices * hubMessages).padStart(7)}  hub ${(hubRates.at(-1) ?? 0).toFixed(0).padStart(6)} msgs/s  bare aedes ${(bareRates.at(-1) ?? 0).toFixed(0).padStart(6)} msgs/s  ratio ${((hubRates.at(-1) ?? 0) / (bareRates.at(-1) ?? 1)).toFixed(3)}`,
+      );
+    }
+    const median = (values: number[]) =>
+      percentile(
+        [...values].sort((a, b) => a - b),
+        50,
+      );
+    const ratios = hubRates.map((rate, i) => rate / (bareRates[i] ?? Number.NaN));
+    console.log('');
+    console.log(
+      `hub telemetry (${hubDevices} SDK devices over MQTT, ${hubMessages} QoS 1 messages each sent at once, per round): ` +
+        `${median(hubRates).toFixed(0)} msgs/s against ${median(bareRates).toFixed(0)} for a bare aedes broker on TLS in this run; ` +
+        `ratio ${median(ratios).toFixed(2)} (median of ${rounds} interleaved rounds' ratios)`,
+    );
+  } finally {
+    bare.close();
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+  }
 }
 
 async function main(): Promise<void> {
@@ -191,6 +290,10 @@ async function main(): Promise<void> {
     console.log(
       `webhook calls: ${wh.length}, latency p50 ${percentile(wh, 50).toFixed(0)} ms, p99 ${percentile(wh, 99).toFixed(0)} ms (as the emulator measured them)`,
     );
+    if (hubDevices > 0) {
+      console.log('');
+      await hubPhase(emulator, stateDir);
+    }
   } finally {
     await emulator.stop();
     webhook.closeAllConnections();
