@@ -2,6 +2,7 @@
 import Module, { createRequire } from 'node:module';
 import type { Script as VmScript } from 'node:vm';
 import * as allocation from '@dpskit/contracts/allocation';
+import { DEFERRED_BY_AZURE_FUNCTIONS, deferringRequire } from './deferred-require.js';
 
 // Node's other modules through require rather than import: an ES module's import of a built-in
 // module makes the ES module loader build a module facade for it (a module job, and every export
@@ -90,7 +91,9 @@ const hostModule = { exports: {} };
  * require's cache as Node's loader would, compiled with its code cache (cli-host.cjs.azure-functions.cache,
  * made by the same build run): ~2 ms of main-thread CPU of a cold start. The app's require or import
  * of the package then gets this same module, as it got the host's before. Where the package is not
- * where the host resolves it, or a cache is wrong, Node loads it itself as before.
+ * where the host resolves it, or a cache is wrong, Node loads it itself as before. Its two
+ * dependencies, `cookie` and `@azure/functions-extensions-base`, are required when the library first
+ * uses them, not when it loads (deferred-require.ts): on the way to the first answer it never does.
  */
 function preloadAzureFunctions(): void {
   let file: string;
@@ -100,7 +103,28 @@ function preloadAzureFunctions(): void {
     return; // the host's own require then says what is missing
   }
   if (!file.endsWith('.js')) return;
-  preloadCommonJs(file, `${HOST}.azure-functions.cache`);
+  preloadCommonJs(file, `${HOST}.azure-functions.cache`, DEFERRED_BY_AZURE_FUNCTIONS, asciiLibrary(file));
+}
+
+/**
+ * azure-functions.cjs beside the host (scripts/bundle-cli.mjs): `file`, the library as resolved, printed
+ * by esbuild in ASCII without comments, when its first line names the SHA-256 of `file` as it is now.
+ * It is run in `file`'s place (the same module, in require's cache under `file`; stack traces name the
+ * copy, whose lines they count). Otherwise, say after an update of the package, `file` itself is run.
+ *
+ * Why: `file` has sixteen characters beyond Latin-1 (in comments and one warning's text, `—` and `→`),
+ * so its 190 KB become 373 KB of two-byte text for V8, one large object in a young generation whose
+ * first semi-space is 1 MB; the copy is 169 KB of one-byte text, the warning's character escaped.
+ */
+function asciiLibrary(file: string): { file: string; bytes: Buffer } | undefined {
+  try {
+    const copy = path.join(path.dirname(HOST), 'azure-functions.cjs');
+    const bytes = readFileSync(copy);
+    const header = `// sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')} `;
+    return bytes.toString('latin1', 0, header.length) === header ? { file: copy, bytes } : undefined;
+  } catch {
+    return undefined; // no copy (or no file): the file, as Node would load it
+  }
 }
 
 /**
@@ -130,14 +154,22 @@ function preloadAllocationContract(): void {
 
 /**
  * A CommonJS file put in require's cache as Node's loader would (a `Module` with its paths, run in
- * Node's wrapper), compiled with the code cache in `cacheFile`. Does nothing if the file is in the
- * cache already or cannot be read: Node then loads it itself on the first require.
+ * Node's wrapper), compiled with the code cache in `cacheFile` (from `source` when given: the same
+ * code in other text, asciiLibrary). Does nothing if the file is in the
+ * cache already or cannot be read: Node then loads it itself on the first require. The packages in
+ * `deferred` are required on their first use instead of when the file requires them
+ * (deferred-require.ts).
  */
-function preloadCommonJs(file: string, cacheFile: string): void {
+function preloadCommonJs(
+  file: string,
+  cacheFile: string,
+  deferred: ReadonlySet<string> = new Set(),
+  source?: { file: string; bytes: Buffer },
+): void {
   if (file in requireFromHost.cache) return;
   let script: VmScript;
   try {
-    script = compile(file, COMMONJS_WRAPPER, cacheFile);
+    script = compile(source?.file ?? file, COMMONJS_WRAPPER, cacheFile, source?.bytes);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
@@ -149,7 +181,8 @@ function preloadCommonJs(file: string, cacheFile: string): void {
   loaded.paths = fileRequire.resolve.paths('some-package') ?? [];
   requireFromHost.cache[file] = loaded;
   try {
-    (script.runInThisContext() as CommonJsScript)(loaded.exports, fileRequire, loaded, file, path.dirname(file));
+    const scriptRequire = deferred.size > 0 ? deferringRequire(fileRequire, deferred) : fileRequire;
+    (script.runInThisContext() as CommonJsScript)(loaded.exports, scriptRequire, loaded, file, path.dirname(file));
   } catch (err) {
     delete requireFromHost.cache[file];
     throw err;
@@ -158,7 +191,7 @@ function preloadCommonJs(file: string, cacheFile: string): void {
 }
 
 /**
- * A vm.Script of `file` (between `wrapper`'s two parts) with V8's code cache from `cacheFile` when
+ * A vm.Script of `file` (`bytes`, its contents, between `wrapper`'s two parts) with V8's code cache from `cacheFile` when
  * the cache was made for this very file (its SHA-256 is stored first). With
  * DPSKIT_ALLOCATOR_WRITE_CODE_CACHE=1 the cache is written on exit, after the run, so that it holds
  * the functions the run compiled.
@@ -172,8 +205,12 @@ function preloadCommonJs(file: string, cacheFile: string): void {
  * With the require above: main-thread CPU to the first answer 94.0 -> 92.2 ms, median of 41
  * interleaved starts, lower in 26 of 41 pairs (load 12.3; issue #13).
  */
-function compile(file: string, wrapper: readonly [string, string], cacheFile: string): VmScript {
-  const bytes = readFileSync(file);
+function compile(
+  file: string,
+  wrapper: readonly [string, string],
+  cacheFile: string,
+  bytes: Buffer = readFileSync(file),
+): VmScript {
   const digest = createHash('sha256').update(bytes).digest();
   let cachedData: Buffer | undefined;
   try {

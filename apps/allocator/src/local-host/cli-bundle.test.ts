@@ -3,6 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { runInThisContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { PACKAGE_DIR } from '../deploy/package.js';
 import { spawnNode } from '../testing/process.js';
@@ -30,13 +31,48 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
     const cache = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.cache'));
     expect(cache.subarray(0, 32).equals(createHash('sha256').update(host).digest())).toBe(true);
     expect(cache.length).toBeGreaterThan(1000);
-    const library = await readFile(createRequire(import.meta.url).resolve('@azure/functions'));
+    // @azure/functions' cache is made for the ASCII copy of the library that the build writes.
+    const library = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'azure-functions.cjs'));
     const libraryCache = await readFile(
       path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.azure-functions.cache'),
     );
     expect(libraryCache.subarray(0, 32).equals(createHash('sha256').update(library).digest())).toBe(true);
     // The bundle's dynamic imports go through the entry's import(): a vm script has none.
     expect(host.toString('utf8')).not.toMatch(/\bimport\(|import\.meta/);
+  });
+
+  // cached-entry.ts runs this copy in the library's place when its first line names the library's SHA-256.
+  it("carries @azure/functions' file as the host resolves it, in ASCII: the same exports, classes and names", async () => {
+    const file = createRequire(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs')).resolve(
+      '@azure/functions',
+    );
+    const copy = await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'azure-functions.cjs'), 'utf8');
+    const digest = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    expect(copy.startsWith(`// sha256:${digest} `)).toBe(true);
+    expect(/[^\p{ASCII}]/u.test(copy)).toBe(false);
+    // Both run as Node runs a CommonJS file, each with its own module object.
+    const run = (text: string): Record<string, unknown> => {
+      const module = { exports: {} as Record<string, unknown> };
+      const wrapped = runInThisContext(`(function (exports, require, module, __filename, __dirname) {${text}\n})`) as (
+        ...args: unknown[]
+      ) => void;
+      wrapped(module.exports, createRequire(file), module, file, path.dirname(file));
+      return module.exports;
+    };
+    const original = run(await readFile(file, 'utf8'));
+    const ascii = run(copy);
+    expect(Object.keys(ascii)).toEqual(Object.keys(original));
+    const shape = (exports: Record<string, unknown>) =>
+      Object.entries(exports).map(([key, value]) => [
+        key,
+        typeof value,
+        typeof value === 'function'
+          ? [value.name, Object.getOwnPropertyNames(value.prototype ?? {}).sort()]
+          : Object.keys(value ?? {}).sort(),
+      ]);
+    expect(shape(ascii)).toEqual(shape(original));
   });
 
   // The contract entry loads its implementation, one CommonJS script beside it, with require on its
@@ -107,6 +143,11 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
             .digest(),
         ),
       );
+      // An ASCII copy of another version of the library: not run, the library's own file is.
+      await writeFile(
+        path.join(dir, 'azure-functions.cjs'),
+        `// sha256:${'0'.repeat(64)} @azure/functions\nthrow 1;\n`,
+      );
       for (const kind of ['other bytes', 'refused by V8'] as const) {
         await Promise.all(
           cached.map(([cache], i) =>
@@ -161,6 +202,34 @@ app.http('same', { methods: ['GET', 'POST'], authLevel: 'anonymous', handler: (r
       const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
       const response = await fetch(`${(JSON.parse(line) as { data: { url: string } }).data.url}/api/same`);
       expect(await response.json()).toEqual({ request: true, context: true });
+    } finally {
+      await child.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  // deferred-require.ts: the library's two dependencies are required when it first uses them, which
+  // serving HTTP functions locally never does. The app still gets them, the same modules, if it asks.
+  it('loads @azure/functions without its cookie and extensions-base dependencies until they are used', async () => {
+    const root = await writeUserApp({
+      files: {
+        'dist/src/functions/loaded.js': `import functions from '@azure/functions';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const loaded = () => Object.keys(require.cache).filter((f) => /[\\\\/](cookie|functions-extensions-base)[\\\\/]/.test(f)).length;
+functions.app.http('loaded', { methods: ['GET', 'POST'], authLevel: 'anonymous', handler: () => {
+  const before = loaded();
+  const library = createRequire(require.resolve('@azure/functions'));
+  const cookie = library('cookie').serialize('a', 'b');
+  return { jsonBody: { before, cookie, after: loaded() } };
+} });`,
+      },
+    });
+    const child = spawnNode([cli, root, '--port', '0', '--host', '127.0.0.1', '--json']);
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+      const response = await fetch(`${(JSON.parse(line) as { data: { url: string } }).data.url}/api/loaded`);
+      expect(await response.json()).toEqual({ before: 0, cookie: 'a=b', after: 1 });
     } finally {
       await child.stop();
       await rm(root, { recursive: true, force: true });
