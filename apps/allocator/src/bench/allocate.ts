@@ -23,11 +23,20 @@ import { loadError, TOASTER_LOAD_CONNECTIONS, toasterLoad } from './toaster-load
  * order alternating; each figure is the median of its rounds, latency percentiles nearest-rank
  * (node-kit) over every response of a round. Cold start: spawn to the first 200 answer, polling
  * every millisecond, the bare server and the CLI alternately.
- * Usage: node dist/bench/allocate.js [rounds=5] [seconds=3] [coldRounds=7]
+ * Usage: node dist/bench/allocate.js [rounds=5] [seconds=3] [coldRounds=7] (coldRounds 0: no cold start)
  */
-const rounds = Number(process.argv[2] ?? 5);
-const seconds = Number(process.argv[3] ?? 3);
-const coldRounds = Number(process.argv[4] ?? 7);
+/** A positional argument as a whole number of at least `min`; exits with a message naming it otherwise. */
+function wholeArgument(index: number, name: string, fallback: number, min: number): number {
+  const text = process.argv[index];
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (text.trim() !== '' && Number.isInteger(n) && n >= min) return n;
+  process.stderr.write(`allocator bench: ${name} must be a whole number >= ${min}, not "${text}"\n`);
+  process.exit(2);
+}
+const rounds = wholeArgument(2, 'rounds', 5, 1);
+const seconds = wholeArgument(3, 'seconds', 3, 1);
+const coldRounds = wholeArgument(4, 'coldRounds', 7, 0);
 const KEY = 'bench-function-key-0123456789';
 const DIST = fileURLToPath(new URL('../', import.meta.url));
 const BARE = path.join(DIST, 'bench', 'bare-http-server.js');
@@ -207,7 +216,7 @@ const summary = (name: string) => {
 };
 const ceiling = summary('bare node:http');
 const lines = [
-  `allocator bench: autocannon -c ${TOASTER_LOAD_CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; cold start median of ${coldRounds}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
+  `allocator bench: autocannon -c ${TOASTER_LOAD_CONNECTIONS}, ${seconds} s a round, median of ${rounds} interleaved rounds; ${coldRounds > 0 ? `cold start median of ${coldRounds}` : 'no cold start'}; node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}; ${new Date().toISOString()}; load average ${loadBefore.map((l) => fixed(l, 2)).join(' ')} before, ${loadavg()
     .map((l) => fixed(l, 2))
     .join(' ')} after`,
   `ceiling  bare node:http                    ${fixed(ceiling.rps, 0).padStart(6)} req/s   p50 ${fixed(ceiling.p50, 2)} ms   p99 ${fixed(ceiling.p99, 2)} ms   CPU ${fixed(ceiling.cpuUs, 0)} µs/request`,
@@ -224,8 +233,10 @@ for (const target of targets.slice(1)) {
     `${target.name.padEnd(42)} ${fixed(s.rps, 0).padStart(6)} req/s   p50 ${fixed(s.p50, 2)} ms   p99 ${fixed(s.p99, 2)} ms   ratio ${fixed(s.rps / ceiling.rps, 2)} of the ceiling (rounds ${fixed(perRound[0]!, 2)}-${fixed(perRound.at(-1)!, 2)})${target.name === 'allocator host' ? ' (goal >= 0.70, p99 < 5 ms)' : ''}; CPU ${fixed(s.cpuUs, 0)} µs/request = ${fixed(ceiling.cpuUs / s.cpuUs, 2)} of the ceiling's cost`,
   );
 }
-const coldRatio = median(cold.allocator) / median(cold.bare);
-lines.push(
-  `cold start to the first answer: allocator CLI ${fixed(median(cold.allocator), 0)} ms, ceiling bare node:http ${fixed(median(cold.bare), 0)} ms   ratio ${fixed(coldRatio, 2)} (goal <= 1.50)${extraCaCerts === undefined ? '' : '; both started without NODE_EXTRA_CA_CERTS, which this environment sets (Node parses the bundle at every start, the same cost on both sides)'}`,
-);
+if (coldRounds > 0) {
+  const coldRatio = median(cold.allocator) / median(cold.bare);
+  lines.push(
+    `cold start to the first answer: allocator CLI ${fixed(median(cold.allocator), 0)} ms, ceiling bare node:http ${fixed(median(cold.bare), 0)} ms   ratio ${fixed(coldRatio, 2)} (goal <= 1.50)${extraCaCerts === undefined ? '' : '; both started without NODE_EXTRA_CA_CERTS, which this environment sets (Node parses the bundle at every start, the same cost on both sides)'}`,
+  );
+}
 process.stdout.write(`${lines.join('\n')}\n`);
