@@ -20,6 +20,8 @@ import type { OperationView, RegistrationService } from './registrations.js';
 export interface DeviceApiResponse {
   status: number;
   body: object;
+  /** `JSON.stringify(body)` when it is known already (a poll's answer as stored): written as it is. */
+  bodyJson?: string;
   retryAfterSeconds?: number;
 }
 
@@ -249,7 +251,9 @@ export class DeviceApi {
     }
     if (view.state === 'assigning')
       return { status: 202, body: view.body, retryAfterSeconds: this.options.retryAfterSeconds };
-    return { status: 200, body: view.body };
+    return view.json === undefined
+      ? { status: 200, body: view.body }
+      : { status: 200, body: view.body, bodyJson: view.json };
   }
 
   /** `POST /{idScope}/registrations/{registrationId}`: the device's registration record. */

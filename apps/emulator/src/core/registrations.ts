@@ -80,7 +80,7 @@ export interface RegistrationServiceOptions {
 /** What a poll finds. */
 export type OperationView =
   | { state: 'assigning'; body: RegistrationOperationStatus }
-  | { state: 'done'; body: RegistrationOperationStatus }
+  | { state: 'done'; body: RegistrationOperationStatus; json?: string }
   | { state: 'not-found' };
 
 export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
@@ -329,7 +329,10 @@ export class RegistrationService {
         },
       };
     }
-    return { state: 'done', body: operation.response };
+    // The store's text when it has it: the answer is written as stored (OperationRecord.responseJson).
+    return operation.responseJson === undefined
+      ? { state: 'done', body: operation.response }
+      : { state: 'done', body: operation.response, json: operation.responseJson };
   }
 
   /**

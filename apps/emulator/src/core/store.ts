@@ -44,6 +44,11 @@ export interface OperationRecord {
   createdAtMs: number;
   /** The answer to every poll once the allocation finished. */
   response?: RegistrationOperationStatus;
+  /**
+   * `response` as the store keeps it, when it keeps it as JSON text (SQLite): byte for byte
+   * `JSON.stringify(response)`, so that a poll's answer is written as it is, not serialized again.
+   */
+  responseJson?: string;
   finishedAtMs?: number;
 }
 

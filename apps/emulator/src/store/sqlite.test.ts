@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RegistrationRecord } from '../core/store.js';
 import { tempStateDir } from '../testing/fixtures.js';
-import { SCHEMA_VERSION, SqliteStore } from './sqlite.js';
+import { MAX_HELD_OPERATIONS, SCHEMA_VERSION, SqliteStore } from './sqlite.js';
 
 const dir = tempStateDir();
 afterAll(() => dir.remove());
@@ -176,6 +176,8 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
         payload: { modelId: 'dtmi:x;1', nested: { a: [1] } },
         createdAtMs: 1000,
         response,
+        // Its text as stored, which a poll writes as it is: JSON.stringify's bytes.
+        responseJson: JSON.stringify(response),
         finishedAtMs: 3000,
       });
       // Stored as sent: the answer keeps its field order.
@@ -246,6 +248,65 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
     }
   });
 
+  it('answers the first read of an operation it finished on insert as its row holds it, without the file; later reads, and pruned or dropped ones, from the file', async () => {
+    const path = join(dir.path, 'held.db');
+    const store = SqliteStore.open(path);
+    const file = new Database(path);
+    const operation = (operationId: string) => ({
+      operationId,
+      registrationId: `Dev-${operationId}`,
+      enrollment: { kind: 'group', id: 'g' } as const,
+      transport: 'mqtt' as const,
+      payload: { p: 'f\u00fcnf' },
+      x509: { clientCertificate: 'MIIB' },
+      csr: 'MIIC',
+      createdAtMs: 1000,
+    });
+    const finish = async (operationId: string, finishedAtMs: number) => {
+      const saved = store.createOperationSoon(operation(operationId));
+      const finished = store.finishOperationSoon(operationId, { ...response, operationId }, finishedAtMs, {
+        ...record,
+        registrationId: `Dev-${operationId}`,
+      });
+      await Promise.all([saved, finished]);
+    };
+    // Another program spoils the rows: what the store reads from the file from then on is refused.
+    const spoil = () => file.prepare('UPDATE operations SET response_json = \'{"status":1}\'').run();
+    try {
+      await finish('op-1', 2000);
+      const fromFile = SqliteStore.open(path);
+      const expected = fromFile.getOperation('op-1');
+      fromFile.close();
+      expect(expected?.responseJson).toBe(JSON.stringify({ ...response, operationId: 'op-1' }));
+      spoil();
+      // The first read: what was committed, equal to the row's reading before it was spoiled.
+      expect(store.getOperation('op-1')).toEqual(expected);
+      expect(() => store.getOperation('op-1')).toThrow(/operation "op-1" in .*held\.db has an invalid response/);
+
+      // Pruned: gone from the file and from memory alike.
+      await finish('op-2', 2000);
+      expect(store.pruneOperations(2001)).toBe(2);
+      expect(store.getOperation('op-2')).toBeUndefined();
+
+      // At most MAX_HELD_OPERATIONS kept: the oldest is read from the file.
+      for (let i = 0; i <= MAX_HELD_OPERATIONS; i++) store.createOperationSoon(operation(`op-n${i}`));
+      await Promise.all(
+        Array.from({ length: MAX_HELD_OPERATIONS + 1 }, (_, i) =>
+          store.finishOperationSoon(`op-n${i}`, { ...response, operationId: `op-n${i}` }, 3000),
+        ),
+      );
+      spoil();
+      expect(() => store.getOperation('op-n0')).toThrow(/invalid response/);
+      expect(store.getOperation('op-n1')?.response?.operationId).toBe('op-n1');
+      expect(store.getOperation(`op-n${MAX_HELD_OPERATIONS}`)?.responseJson).toBe(
+        JSON.stringify({ ...response, operationId: `op-n${MAX_HELD_OPERATIONS}` }),
+      );
+    } finally {
+      store.close();
+      file.close();
+    }
+  });
+
   it('writes an operation with the turn, finished at once when its finish comes in the same turn', async () => {
     const path = join(dir.path, 'created-soon.db');
     const store = SqliteStore.open(path);
@@ -264,7 +325,12 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       // Nothing is written before the end of the turn: another connection does not see it yet.
       expect(other.getOperation('op-1')).toBeUndefined();
       await Promise.all([saved, finished]);
-      expect(other.getOperation('op-1')).toEqual({ ...operation('op-1', 'Dev-1'), response, finishedAtMs: 2000 });
+      expect(other.getOperation('op-1')).toEqual({
+        ...operation('op-1', 'Dev-1'),
+        response,
+        responseJson: JSON.stringify(response),
+        finishedAtMs: 2000,
+      });
       expect(other.get('dev-1')).toEqual(record);
       expect(other.unfinishedOperations()).toEqual([]);
       expect(other.firstUnfinishedOperation('dev-1')).toBeUndefined();

@@ -165,7 +165,9 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       res.end();
       return;
     }
-    const text = JSON.stringify(response.body);
+    // A poll's answer as the store keeps it (DeviceApiResponse.bodyJson), else serialized here.
+    const text =
+      'bodyJson' in response && response.bodyJson !== undefined ? response.bodyJson : JSON.stringify(response.body);
     const extra = 'headers' in response ? response.headers : undefined;
     res.writeHead(response.status, {
       ...responseHeaders(response as DeviceApiResponse, Buffer.byteLength(text), close),

@@ -73,10 +73,12 @@ export function parseMqttUsername(username: string | undefined): MqttUsername | 
  * would mangle a UTF-8 payload; the escaped form decodes to the same value in any client.
  */
 export function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[\u0080-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return asciiJsonText(JSON.stringify(value));
+}
+
+/** `asciiJson` of a value already serialized (`JSON.stringify` output). */
+export function asciiJsonText(json: string): string {
+  return json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function safeDecode(value: string): string {

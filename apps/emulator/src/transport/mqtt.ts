@@ -23,6 +23,7 @@ import { decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
+  asciiJsonText,
   type DeviceRequestTopic,
   type MqttUsername,
   parseMqttUsername,
@@ -575,6 +576,9 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
 
   #reply(rid: string, response: DeviceApiResponse): void {
     // ASCII only (asciiJson): written into the packet as it is encoded, no buffer of its own.
-    this.session.reply(responseTopic(response.status, rid, response.retryAfterSeconds), asciiJson(response.body));
+    this.session.reply(
+      responseTopic(response.status, rid, response.retryAfterSeconds),
+      response.bodyJson === undefined ? asciiJson(response.body) : asciiJsonText(response.bodyJson),
+    );
   }
 }
