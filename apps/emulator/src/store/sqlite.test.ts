@@ -307,6 +307,54 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
     }
   });
 
+  it("announces the pushes of a turn's writes once when another write of the turn fails", async () => {
+    const store = SqliteStore.open(join(dir.path, 'pushes-rerun.db'));
+    const announced: unknown[] = [];
+    store.assignmentPushes = { announce: (push) => announced.push(push) };
+    const keys = { primaryKey: 'cHJpbWFyeQ==', secondaryKey: 'c2Vjb25kYXJ5' };
+    const operation = (operationId: string) => ({
+      operationId,
+      registrationId: 'Dev-1',
+      enrollment: { kind: 'group', id: 'g' } as const,
+      transport: 'mqtt' as const,
+      createdAtMs: 1000,
+    });
+    try {
+      store.createOperation(operation('op-1'));
+      store.finishOperation('op-1', response, 1000, record, {
+        registrationId: 'Dev-1',
+        hub: 'a.net',
+        deviceId: 'Dev-1',
+        keys,
+        resetTwin: false,
+      });
+      expect(announced).toEqual([]);
+      // One turn: the device moves to b.net (its identity on a.net deleted: a push owed to its
+      // connection there), and another write fails. The batch is run again without the failing write.
+      const saved = store.createOperationSoon(operation('op-2'));
+      const moved = store.finishOperationSoon('op-2', { ...response, operationId: 'op-2' }, 2000, record, {
+        registrationId: 'Dev-1',
+        hub: 'b.net',
+        deviceId: 'Dev-1',
+        keys,
+        resetTwin: false,
+        previous: { hub: 'a.net', deviceId: 'Dev-1' },
+      });
+      const failing = store.writeSoon(() => {
+        store.put(record);
+        throw new Error('this write fails');
+      });
+      await Promise.all([saved, moved]);
+      await expect(failing).rejects.toThrow('this write fails');
+      expect(announced).toEqual([{ kind: 'deleted', hub: 'a.net', deviceId: 'Dev-1' }]);
+      expect(store.hub.getDevice('a.net', 'Dev-1')).toBeUndefined();
+      expect(store.hub.getDevice('b.net', 'Dev-1')?.identity.deviceId).toBe('Dev-1');
+      expect(store.getOperation('op-2')?.finishedAtMs).toBe(2000);
+    } finally {
+      store.close();
+    }
+  });
+
   it('writes an operation with the turn, finished at once when its finish comes in the same turn', async () => {
     const path = join(dir.path, 'created-soon.db');
     const store = SqliteStore.open(path);
