@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { pickHashed } from './hashed.js';
+import { pickHashed, unitHash } from './hashed.js';
 
 const ids = Array.from({ length: 4000 }, (_, i) => `device-${i}`);
 const share = (hubs: { hostName: string; allocationWeight: number }[]) => {
@@ -12,6 +13,24 @@ const share = (hubs: { hostName: string; allocationWeight: number }[]) => {
 };
 
 describe('pickHashed', () => {
+  it("scores with the SHA-256 digest's first 53 bits and picks the hub the rendezvous hash gives, for every id", () => {
+    // The reference reads the digest as a Buffer (as the code did before it read a 'binary' string).
+    const unit = (id: string, host: string) => {
+      const digest = createHash('sha256').update(`${id.toLowerCase()}\n${host.toLowerCase()}`, 'utf8').digest();
+      return ((digest.readUInt32BE(0) >>> 11) * 2 ** 32 + digest.readUInt32BE(4) + 0.5) / 2 ** 53;
+    };
+    const hubs = [
+      { hostName: 'Hub-A.azure-devices.net', allocationWeight: 1 },
+      { hostName: 'hub-b.azure-devices.net', allocationWeight: 3 },
+      { hostName: 'hub-\u00e9.azure-devices.net', allocationWeight: 2 },
+    ];
+    for (const id of [...ids, 'Device-\u00fc-1', 'x'.repeat(128)]) {
+      for (const hub of hubs) expect(unitHash(id, hub.hostName)).toBe(unit(id, hub.hostName));
+      const scores = hubs.map((hub) => -hub.allocationWeight / Math.log(unit(id, hub.hostName)));
+      expect(pickHashed(id, hubs)).toBe(hubs[scores.indexOf(Math.max(...scores))]?.hostName);
+    }
+  });
+
   it('is deterministic per device and case-insensitive in the registration id', () => {
     const hubs = [
       { hostName: 'a.net', allocationWeight: 1 },
