@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { asciiJson, isDeviceRequestTopic, parseMqttUsername, parseRequestTopic, responseTopic } from './mqtt-topics.js';
+import {
+  asciiJson,
+  isDeviceRequestTopic,
+  parseMqttUsername,
+  parseRequestTopic,
+  parseRequestTopicGeneral,
+  responseTopic,
+} from './mqtt-topics.js';
 
 describe('DPS MQTT topics', () => {
   it('parses register and poll topics as the Node SDK sends them', () => {
@@ -58,5 +65,47 @@ describe('DPS MQTT topics', () => {
     const text = asciiJson({ name: 'fünf €' });
     expect(text).toBe('{"name":"f\\u00fcnf \\u20ac"}');
     expect(JSON.parse(Buffer.from(text, 'ascii').toString('ascii'))).toEqual({ name: 'fünf €' });
+  });
+});
+
+describe('parseRequestTopic read by position', () => {
+  it('gives what the general parse gives, for the SDK shapes and their near misses', () => {
+    const register = '$dps/registrations/PUT/iotdps-register/';
+    const status = '$dps/registrations/GET/iotdps-get-operationstatus/';
+    const values = [
+      '1',
+      '63344b2d-58f2-4a47-a5d8-5992753ba0ba',
+      'a+b',
+      'a%20b',
+      'a%zz',
+      'a=b',
+      'a?b',
+      '',
+      'x&y',
+      '\u00fc',
+    ];
+    const topics: string[] = [];
+    for (const rid of values) {
+      topics.push(`${register}?$rid=${rid}`, `${register}?$rid=${rid}&x=1`, `${status}?$rid=${rid}`);
+      for (const op of values) {
+        topics.push(`${status}?$rid=${rid}&operationId=${op}`, `${status}?operationId=${op}&$rid=${rid}`);
+        topics.push(
+          `${status}?$rid=${rid}&operationId=${op}&operationId=last`,
+          `${register}?$rid=${rid}&operationId=${op}`,
+        );
+      }
+    }
+    topics.push(
+      `${register}?$rid`,
+      `${status}?$rid=1&operationId`,
+      `${status}?$rid=1&&operationId=2`,
+      `${status}x?$rid=1`,
+    );
+    for (const topic of topics) expect(parseRequestTopic(topic), topic).toEqual(parseRequestTopicGeneral(topic));
+    expect(parseRequestTopic(`${status}?$rid=7&operationId=5.0a1b.1c2d`)).toEqual({
+      kind: 'operation-status',
+      rid: '7',
+      operationId: '5.0a1b.1c2d',
+    });
   });
 });

@@ -12,8 +12,35 @@ export type DeviceRequestTopic =
   | { kind: 'unknown'; rid: string }
   | { kind: 'no-rid' };
 
+const REGISTER_RID = `${REGISTER_PATH}?$rid=`;
+const OPERATION_STATUS_RID = `${OPERATION_STATUS_PATH}?$rid=`;
+const OPERATION_ID = '&operationId=';
+/** A parameter value the general parse would take as it is: nothing to decode, no other parameter. */
+const PLAIN_VALUE = /^[^%&=]*$/;
+
 /** `$dps/registrations/PUT/iotdps-register/?$rid=…` and `…/GET/iotdps-get-operationstatus/?$rid=…&operationId=…`. */
 export function parseRequestTopic(topic: string): DeviceRequestTopic {
+  // The two requests every registration sends, as the SDKs write them (`$rid` first, operationId
+  // second, nothing percent-encoded), are read by position; anything else takes the general parse,
+  // which builds a map of the parameters and decodes each name and value (2 us for a poll's topic).
+  if (topic.startsWith(REGISTER_RID)) {
+    const rid = topic.slice(REGISTER_RID.length);
+    if (rid.length > 0 && PLAIN_VALUE.test(rid)) return { kind: 'register', rid };
+  } else if (topic.startsWith(OPERATION_STATUS_RID)) {
+    const end = topic.indexOf(OPERATION_ID, OPERATION_STATUS_RID.length);
+    if (end > OPERATION_STATUS_RID.length) {
+      const rid = topic.slice(OPERATION_STATUS_RID.length, end);
+      const operationId = topic.slice(end + OPERATION_ID.length);
+      if (PLAIN_VALUE.test(rid) && PLAIN_VALUE.test(operationId)) {
+        return { kind: 'operation-status', rid, operationId: operationId || null };
+      }
+    }
+  }
+  return parseRequestTopicGeneral(topic);
+}
+
+/** `parseRequestTopic` of any topic: every parameter decoded, the last of a name kept (exported for its test). */
+export function parseRequestTopicGeneral(topic: string): DeviceRequestTopic {
   const q = topic.indexOf('?');
   const path = q === -1 ? topic : topic.slice(0, q);
   // The SDK pastes ids unencoded; a `+` in them must stay a `+`, so no form decoding of spaces.
