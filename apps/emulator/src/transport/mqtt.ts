@@ -499,7 +499,14 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     if (keepalive > 0) {
       this.#keepalive = setTimeout(() => {
         log.debug('mqtt.client', `${this.who()}: no packet for 1.5 × its keepalive of ${keepalive} s; closed`);
-        this.stream.destroy();
+        if (this.transport === 'mqtt-ws') {
+          // Over WebSockets a close frame saying why, 1001 as the hub's (websocket-stream.ts: why);
+          // what the peer sends after is read and dropped. Over TLS dropped, as MQTT has it.
+          this.session.ended();
+          this.#endForViolation(MQTT_WEBSOCKET_CLOSE.keepaliveTimeout);
+        } else {
+          this.stream.destroy();
+        }
       }, keepalive * 1500);
     }
     return true;

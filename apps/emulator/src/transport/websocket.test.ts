@@ -1,9 +1,18 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
-import { connectAndSubscribe, DISCONNECT, MALFORMED, PINGREQ, PUBLISH_OUTSIDE } from '../testing/mqtt-bytes.js';
+import {
+  connectAndSubscribe,
+  DISCONNECT,
+  dpsToken,
+  dpsUsername,
+  MALFORMED,
+  PINGREQ,
+  PUBLISH_OUTSIDE,
+} from '../testing/mqtt-bytes.js';
 import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -142,6 +151,28 @@ describe('WebSockets at /$iothub/websocket', () => {
       disconnect: { code: 1000, reason: '', received: ['connack', 'suback'] },
     });
     await stillServes('ws-after-closes');
+  });
+
+  it('closes with 1001 when the device sends nothing for 1.5 × its keepalive', async () => {
+    // Keepalive 1 s: closed once 1.5 s pass without a packet, however long the test waits.
+    const id = 'ws-keepalive';
+    const { ws, received, closed } = await openMqttWebSocket(emulator);
+    ws.send(
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: id,
+        username: dpsUsername(id),
+        password: Buffer.from(dpsToken(id)),
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 1,
+      }),
+    );
+    expect({ ...(await closed), received: received.map((packet) => packet.cmd) }).toEqual({
+      code: 1001,
+      reason: 'MQTT keepalive timeout',
+      received: ['connack'],
+    });
   });
 
   it('closes a WebSocket carrying bytes that are not MQTT with 1002, an HTTP request answered first', async () => {
