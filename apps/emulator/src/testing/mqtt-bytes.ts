@@ -34,18 +34,23 @@ export function hubConnect(device: { hub: string; deviceId: string; key: string;
   });
 }
 
+/** A DPS CONNECT (MQTT 3.1.1, this id's SAS token) with this keepalive in seconds (0: none), as bytes. */
+export function dpsConnect(id: string, keepalive = 0): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    clientId: id,
+    username: dpsUsername(id),
+    password: Buffer.from(dpsToken(id)),
+    protocolVersion: 4,
+    clean: true,
+    keepalive,
+  });
+}
+
 /** CONNECT (MQTT 3.1.1, this id's SAS token) and SUBSCRIBE to the response topics, as bytes. */
 export function connectAndSubscribe(id: string): Buffer {
   return Buffer.concat([
-    mqttPacket.generate({
-      cmd: 'connect',
-      clientId: id,
-      username: dpsUsername(id),
-      password: Buffer.from(dpsToken(id)),
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-    }),
+    dpsConnect(id),
     mqttPacket.generate({
       cmd: 'subscribe',
       messageId: 1,

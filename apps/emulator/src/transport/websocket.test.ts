@@ -1,14 +1,12 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
-import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import {
   connectAndSubscribe,
   DISCONNECT,
-  dpsToken,
-  dpsUsername,
+  dpsConnect,
   MALFORMED,
   PINGREQ,
   PUBLISH_OUTSIDE,
@@ -157,17 +155,7 @@ describe('WebSockets at /$iothub/websocket', () => {
     // Keepalive 1 s: closed once 1.5 s pass without a packet, however long the test waits.
     const id = 'ws-keepalive';
     const { ws, received, closed } = await openMqttWebSocket(emulator);
-    ws.send(
-      mqttPacket.generate({
-        cmd: 'connect',
-        clientId: id,
-        username: dpsUsername(id),
-        password: Buffer.from(dpsToken(id)),
-        protocolVersion: 4,
-        clean: true,
-        keepalive: 1,
-      }),
-    );
+    ws.send(dpsConnect(id, 1));
     expect({ ...(await closed), received: received.map((packet) => packet.cmd) }).toEqual({
       code: 1001,
       reason: 'MQTT keepalive timeout',
