@@ -4,12 +4,19 @@
 // the DISCONNECT or the violation are answered [MQTT-4.8.0-1]. The SDK never writes these, so no
 // SDK client here; the devices are created through azure-iothub's Registry.
 import mqttPacket from 'mqtt-packet';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HUB_A, ROGUE_HUB } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
-import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
+import {
+  closeOf,
+  openMqttWebSocket,
+  openSilentWebSocket,
+  openWebSocket,
+  webSocketRoundTrip,
+} from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { REFUSED_PEER_GRACE_MS } from '../transport/connection-limits.js';
 
 let bed: TestBedWithWebhook;
 beforeAll(async () => {
@@ -192,6 +199,37 @@ describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () =>
       code: 1001,
       reason: 'MQTT keepalive timeout',
       received: ['connack 0', 'suback 1 0'],
+    });
+  });
+
+  it('destroys the connection of a device that never answers the close frame REFUSED_PEER_GRACE_MS after the close, not before', async () => {
+    // As websocket.test's DPS case: the client never answers the close frame nor writes again;
+    // timers faked from before the close, I/O real. After a violation and after a DISCONNECT.
+    const endings = { malformed: MALFORMED, disconnect: DISCONNECT };
+    const seen: Record<string, unknown> = {};
+    for (const [name, ending] of Object.entries(endings)) {
+      const connect = await device(`ws-silent-${name}`);
+      const peer = await openSilentWebSocket(bed.emulator);
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        peer.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
+        const close = await peer.closeFrame;
+        const atClose = peer.isGone();
+        vi.advanceTimersByTime(REFUSED_PEER_GRACE_MS - 1);
+        await webSocketRoundTrip(bed.emulator);
+        const graceLess1ms = peer.isGone();
+        vi.advanceTimersByTime(1);
+        await Promise.race([peer.gone, webSocketRoundTrip(bed.emulator).then(() => webSocketRoundTrip(bed.emulator))]);
+        seen[name] = { ...close, goneAtClose: atClose, goneAtGraceLess1ms: graceLess1ms, goneAtGrace: peer.isGone() };
+      } finally {
+        vi.useRealTimers();
+        peer.destroy();
+      }
+    }
+    const gone = { goneAtClose: false, goneAtGraceLess1ms: false, goneAtGrace: true };
+    expect(seen).toEqual({
+      malformed: { code: 1002, reason: 'MQTT protocol violation', ...gone },
+      disconnect: { code: 1000, reason: '', ...gone },
     });
   });
 });

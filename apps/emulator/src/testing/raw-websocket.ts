@@ -1,5 +1,6 @@
 // A raw WebSocket client (the `ws` package) for what the SDKs never send: wrong subprotocols,
 // oversized messages.
+import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
@@ -54,4 +55,100 @@ export async function openMqttWebSocket(emulator: Emulator): Promise<{
   parser.on('packet', (packet) => received.push(packet));
   attempt.ws.on('message', (data: Buffer) => parser.parse(data));
   return { ws: attempt.ws, received, closed: closeOf(attempt.ws) };
+}
+
+/** A WebSocket frame as a server sends it (unmasked). */
+export interface ServerFrame {
+  opcode: number;
+  payload: Buffer;
+}
+
+/**
+ * A WebSocket (subprotocol `mqtt`) whose client never answers the server's close frame, nor anything
+ * else: once it is open, ws's receiver (which answers a close frame with its own) is taken off the
+ * socket and the server's frames are read raw into `frames`. `closeFrame` resolves with the first
+ * close frame's code and reason; `gone` when the server has closed the TCP connection (`isGone()`
+ * says whether it has). `send` writes one binary message (masked, through ws's sender).
+ */
+export async function openSilentWebSocket(emulator: Emulator): Promise<{
+  send(bytes: Buffer): void;
+  frames: ServerFrame[];
+  closeFrame: Promise<{ code: number; reason: string }>;
+  gone: Promise<void>;
+  isGone(): boolean;
+  destroy(): void;
+}> {
+  const attempt = await openWebSocket(emulator, ['mqtt']);
+  if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
+  const { ws } = attempt;
+  const socket = (ws as unknown as { _socket: Duplex })._socket;
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  socket.on('end', () => {}); // the server's FIN: the socket closes (allowHalfOpen is off)
+  const frames: ServerFrame[] = [];
+  let pending = Buffer.alloc(0);
+  let gone = false;
+  let onCloseFrame: (close: { code: number; reason: string }) => void = () => {};
+  const closeFrame = new Promise<{ code: number; reason: string }>((resolve) => {
+    onCloseFrame = resolve;
+  });
+  socket.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    for (;;) {
+      const frame = nextServerFrame(pending);
+      if (!frame) return;
+      pending = pending.subarray(frame.length);
+      frames.push(frame.frame);
+      if (frame.frame.opcode === 0x8) {
+        const { payload } = frame.frame;
+        onCloseFrame({ code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') });
+      }
+    }
+  });
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      gone = true;
+      resolve();
+    }),
+  );
+  return {
+    send: (bytes) => ws.send(bytes),
+    frames,
+    closeFrame,
+    gone: closed,
+    isGone: () => gone,
+    destroy: () => socket.destroy(),
+  };
+}
+
+/** The first whole frame in `bytes` and how many bytes it takes, or undefined if it is not all there. */
+function nextServerFrame(bytes: Buffer): { frame: ServerFrame; length: number } | undefined {
+  if (bytes.length < 2) return undefined;
+  const opcode = (bytes[0] as number) & 0x0f;
+  let size = (bytes[1] as number) & 0x7f;
+  let offset = 2;
+  if (size === 126) {
+    if (bytes.length < 4) return undefined;
+    size = bytes.readUInt16BE(2);
+    offset = 4;
+  } else if (size === 127) {
+    if (bytes.length < 10) return undefined;
+    size = Number(bytes.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (bytes.length < offset + size) return undefined;
+  return { frame: { opcode, payload: bytes.subarray(offset, offset + size) }, length: offset + size };
+}
+
+/**
+ * Opens a WebSocket to the emulator and closes it: a TLS handshake and an upgrade, so several turns
+ * of the event loop's I/O, by which a connection the server closed before it started has seen its
+ * close. Needs no timer (for tests that fake them).
+ */
+export async function webSocketRoundTrip(emulator: Emulator): Promise<void> {
+  const attempt = await openWebSocket(emulator, ['mqtt']);
+  if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
+  const closed = new Promise<void>((resolve) => attempt.ws.once('close', () => resolve()));
+  attempt.ws.terminate();
+  await closed;
 }

@@ -179,7 +179,8 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (webSocket) {
       // Inside a WebSocket: an orderly close saying why, 1002 (the protocol it carries was broken),
       // rather than a dropped connection (1006); what the peer sends after is read and dropped
-      // (DpsConnection.data), and ws closes the connection if the peer never answers the close.
+      // (DpsConnection.data), and a peer that never answers the close frame is disconnected
+      // REFUSED_PEER_GRACE_MS after it (the WebSocket server's closeTimeout, websocket.ts).
       connection.session.ended();
       closeWebSocketWith(stream, MQTT_WEBSOCKET_CLOSE.protocolError);
     }

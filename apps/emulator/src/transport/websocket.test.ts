@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import {
@@ -11,9 +11,16 @@ import {
   PINGREQ,
   PUBLISH_OUTSIDE,
 } from '../testing/mqtt-bytes.js';
-import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
+import {
+  closeOf,
+  openMqttWebSocket,
+  openSilentWebSocket,
+  openWebSocket,
+  webSocketRoundTrip,
+} from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
 
 // What the SDKs never send over WebSockets, with a raw `ws` client; after each, an SDK device still
@@ -182,5 +189,42 @@ describe('WebSockets at /$iothub/websocket', () => {
       http: { code: 1002, reason: 'MQTT protocol violation', received: 'HTTP/1.1 400 Bad Request' },
     });
     await stillServes('ws-after-foreign');
+  });
+
+  it('destroys the connection of a peer that never answers the close frame REFUSED_PEER_GRACE_MS after the close, not before', async () => {
+    // The client's receiver is off: it never answers the close frame (nor writes again, which is
+    // what started the grace before). Timers are faked from before the close, so "after the grace"
+    // is the grace to the millisecond whatever the load; I/O is real. ws's own close timeout was 30 s.
+    const endings = {
+      unknown: Buffer.from('hello, this is not MQTT'),
+      http: Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'),
+      disconnect: Buffer.concat([connectAndSubscribe('ws-silent-disconnect'), DISCONNECT]),
+    };
+    const seen: Record<string, unknown> = {};
+    for (const [name, bytes] of Object.entries(endings)) {
+      const peer = await openSilentWebSocket(emulator);
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        peer.send(bytes);
+        const close = await peer.closeFrame;
+        const atClose = peer.isGone();
+        vi.advanceTimersByTime(REFUSED_PEER_GRACE_MS - 1);
+        await webSocketRoundTrip(emulator);
+        const graceLess1ms = peer.isGone();
+        vi.advanceTimersByTime(1);
+        await Promise.race([peer.gone, webSocketRoundTrip(emulator).then(() => webSocketRoundTrip(emulator))]);
+        seen[name] = { ...close, goneAtClose: atClose, goneAtGraceLess1ms: graceLess1ms, goneAtGrace: peer.isGone() };
+      } finally {
+        vi.useRealTimers();
+        peer.destroy();
+      }
+    }
+    const gone = { goneAtClose: false, goneAtGraceLess1ms: false, goneAtGrace: true };
+    expect(seen).toEqual({
+      unknown: { code: 1002, reason: 'MQTT protocol violation', ...gone },
+      http: { code: 1002, reason: 'MQTT protocol violation', ...gone },
+      disconnect: { code: 1000, reason: '', ...gone },
+    });
+    await stillServes('ws-after-silent');
   });
 });

@@ -5,7 +5,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { clip } from '../core/client-text.js';
 import { errorResponse } from '../core/device-api.js';
-import { destroyAfterGrace } from './connection-limits.js';
+import { destroyAfterGrace, REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import {
   decideUpgrade,
@@ -13,6 +13,16 @@ import {
   WEBSOCKET_SUBPROTOCOLS,
   type WebSocketProtocol,
 } from './websocket-upgrade.js';
+
+declare module 'ws' {
+  namespace WebSocket {
+    // ws reads it since 8.19 (this package asks for ^8.23.1); @types/ws 8.18.2, the newest, lacks it.
+    interface ServerOptions {
+      /** How long after `close()` the closing handshake may take before the socket is destroyed (default 30000). */
+      closeTimeout?: number;
+    }
+  }
+}
 
 /**
  * Takes an HTTP upgrade off the HTTPS listener. Returns false when the request is not its own (another
@@ -53,6 +63,12 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
     maxPayload: options.maxMessageBytes,
     // Compression is off (ws's server default, kept explicit): an inflated message could exceed maxPayload's intent.
     perMessageDeflate: false,
+    // How long a peer has to answer the close frame the server sends (any close: a DISCONNECT, a
+    // violation, bytes that are not MQTT) before its socket is destroyed: the grace every refused
+    // peer gets (connection-limits.ts), counted from the close, as ws counts it. ws's default, 30 s,
+    // kept a silent peer's socket that long after a close; the session's own grace timer starts
+    // only when the peer writes again (a close with no timer of its own costs none per connection).
+    closeTimeout: REFUSED_PEER_GRACE_MS,
     clientTracking: true,
     handleProtocols: (_offered, req) => chosen.get(req) ?? false,
   });
