@@ -89,11 +89,13 @@ describe('the hubs in SQLite', () => {
       receivedUtc: now.toISOString(),
     });
     store.close();
-    // As the previous schema version wrote it: the device keyed by its lower-cased id.
+    // As the schema version before the case-sensitive ids wrote it: the device keyed by its
+    // lower-cased id. (That version is two back: the telemetry's numbering came after it, and its
+    // migration reads the columns it copies by name, so the newer table here upgrades as the old one.)
     const db = new Database(join(dir, 'emulator.db'));
     const version = db.pragma('user_version', { simple: true }) as number;
     db.exec(`UPDATE hub_devices SET device_key = lower(device_id); UPDATE hub_telemetry SET device_key = lower(device_id);
-      PRAGMA user_version = ${version - 1};`);
+      PRAGMA user_version = ${version - 2};`);
     db.close();
     const migrated = open(dir).store;
     expect(migrated.hub.getDevice('hub-a.net', 'Dev-1')?.identity.deviceId).toBe('Dev-1');

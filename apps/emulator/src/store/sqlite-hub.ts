@@ -72,34 +72,58 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       listHub: db.prepare<[string], DeviceRow>(
         'SELECT device_json FROM hub_devices WHERE hub_key = ? ORDER BY device_key',
       ),
-      addTelemetry: db.prepare(
-        `INSERT INTO hub_telemetry (hub_key, device_key, hub, device_id, body, properties_json, transport, received_utc)
-         VALUES (@hubKey, @deviceKey, @hub, @deviceId, @body, @properties, @transport, @receivedUtc)`,
-      ),
-      // The message that has just left the hub's newest MAX_TELEMETRY_KEPT (every message leaves
-      // through this place once): gone, unless it is among its device's newest.
-      hubOverflow: db.prepare<{ hubKey: string; hubKept: number }, { id: number; device_key: string }>(
-        'SELECT id, device_key FROM hub_telemetry WHERE hub_key = @hubKey ORDER BY id DESC LIMIT 1 OFFSET @hubKept',
-      ),
-      deviceNewerCount: db.prepare<
-        { hubKey: string; deviceKey: string; id: number; deviceKept: number },
-        { n: number }
+      // The message takes the next number of its hub and of its device (writers are serialized).
+      addTelemetry: db.prepare<
+        {
+          hubKey: string;
+          deviceKey: string;
+          hub: string;
+          deviceId: string;
+          body: Buffer;
+          properties: string;
+          transport: string;
+          receivedUtc: string;
+        },
+        { hub_seq: number; device_seq: number }
       >(
-        `SELECT count(*) AS n FROM (SELECT 1 FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey AND id > @id
-           LIMIT @deviceKept)`,
+        `INSERT INTO hub_telemetry (hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc)
+         VALUES (@hubKey, @deviceKey,
+           (SELECT coalesce(max(hub_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey),
+           (SELECT coalesce(max(device_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey),
+           @hub, @deviceId, @body, @properties, @transport, @receivedUtc)
+         RETURNING hub_seq, device_seq`,
       ),
-      deleteTelemetry: db.prepare<[number]>('DELETE FROM hub_telemetry WHERE id = ?'),
-      // The device's messages past its newest MAX_TELEMETRY_PER_DEVICE that have left the hub's newest too.
-      pruneDeviceTelemetry: db.prepare<{ hubKey: string; deviceKey: string; deviceKept: number; hubLimitId: number }>(
-        `DELETE FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey AND id <= @hubLimitId AND id <= (
-           SELECT id FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey ORDER BY id DESC LIMIT 1 OFFSET @deviceKept)`,
+      // After a message numbered (hubSeq, deviceSeq): the one message that has just left the hub's
+      // newest MAX_TELEMETRY_KEPT goes unless it is among its device's newest MAX_TELEMETRY_PER_DEVICE,
+      // and the one that has just left the device's newest goes unless it is among the hub's newest.
+      // No other message changed either standing. (The newest of a window are all kept, so numbers
+      // count them without gaps: the hub's newest N are those numbered above hubSeq - N. That holds
+      // only while this is the one place that deletes telemetry: a device's deletion keeps its
+      // messages, as IoT Hub's event stream does, and so does the memory store.)
+      prune: db.prepare<{
+        hubKey: string;
+        deviceKey: string;
+        hubSeq: number;
+        deviceSeq: number;
+        hubKept: number;
+        deviceKept: number;
+      }>(
+        `DELETE FROM hub_telemetry WHERE id IN (
+           SELECT m.id FROM hub_telemetry m WHERE m.hub_key = @hubKey AND m.hub_seq = @hubSeq - @hubKept
+             AND m.device_seq <= (SELECT max(d.device_seq) FROM hub_telemetry d
+                                  WHERE d.hub_key = @hubKey AND d.device_key = m.device_key) - @deviceKept
+           UNION ALL
+           SELECT m.id FROM hub_telemetry m WHERE m.hub_key = @hubKey AND m.device_key = @deviceKey
+             AND m.device_seq = @deviceSeq - @deviceKept AND m.hub_seq <= @hubSeq - @hubKept)`,
       ),
-      telemetryOfHub: db.prepare<[string], TelemetryRow>('SELECT * FROM hub_telemetry WHERE hub_key = ? ORDER BY id'),
+      telemetryOfHub: db.prepare<[string], TelemetryRow>(
+        'SELECT * FROM hub_telemetry WHERE hub_key = ? ORDER BY hub_seq',
+      ),
       telemetryOfDevice: db.prepare<[string, string], TelemetryRow>(
-        'SELECT * FROM hub_telemetry WHERE hub_key = ? AND device_key = ? ORDER BY id',
+        'SELECT * FROM hub_telemetry WHERE hub_key = ? AND device_key = ? ORDER BY device_seq',
       ),
       newestOfDevice: db.prepare<[string, string, number], TelemetryRow>(
-        'SELECT * FROM hub_telemetry WHERE hub_key = ? AND device_key = ? ORDER BY id DESC LIMIT ?',
+        'SELECT * FROM hub_telemetry WHERE hub_key = ? AND device_key = ? ORDER BY device_seq DESC LIMIT ?',
       ),
     };
   }
@@ -132,7 +156,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
     const deviceKey = message.deviceId;
     const statements = this.#statements;
     this.transaction(() => {
-      statements.addTelemetry.run({
+      const numbered = statements.addTelemetry.get({
         hubKey,
         deviceKey,
         hub: message.hub,
@@ -141,22 +165,15 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         properties: JSON.stringify(message.properties),
         transport: message.transport,
         receivedUtc: message.receivedUtc,
-      });
+      }) as { hub_seq: number; device_seq: number };
       // Kept: the hub's newest MAX_TELEMETRY_KEPT and each device's newest MAX_TELEMETRY_PER_DEVICE.
-      const overflow = statements.hubOverflow.get({ hubKey, hubKept: MAX_TELEMETRY_KEPT });
-      if (!overflow) return;
-      const newer = statements.deviceNewerCount.get({
-        hubKey,
-        deviceKey: overflow.device_key,
-        id: overflow.id,
-        deviceKept: MAX_TELEMETRY_PER_DEVICE,
-      });
-      if ((newer?.n ?? 0) >= MAX_TELEMETRY_PER_DEVICE) statements.deleteTelemetry.run(overflow.id);
-      statements.pruneDeviceTelemetry.run({
+      statements.prune.run({
         hubKey,
         deviceKey,
+        hubSeq: numbered.hub_seq,
+        deviceSeq: numbered.device_seq,
+        hubKept: MAX_TELEMETRY_KEPT,
         deviceKept: MAX_TELEMETRY_PER_DEVICE,
-        hubLimitId: overflow.id,
       });
     });
   }

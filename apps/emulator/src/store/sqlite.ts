@@ -142,6 +142,35 @@ const MIGRATIONS: readonly string[] = [
   // no longer lower-cased. No two rows can collide: the old key held one device per lower-cased id.
   `UPDATE hub_devices SET device_key = device_id;
    UPDATE hub_telemetry SET device_key = device_id;`,
+  // Hub telemetry numbered per hub (hub_seq) and per device (device_seq), so that keeping the newest
+  // MAX_TELEMETRY_KEPT per hub and MAX_TELEMETRY_PER_DEVICE per device looks up the one message that
+  // leaves each window instead of walking the hub's newest (SqliteHubStore.addTelemetry). The rows
+  // kept are numbered in the order received: a window's messages are all still kept, so their numbers
+  // run without gaps from the newest down, as if counted from the first message. Rebuilt without
+  // AUTOINCREMENT: no sqlite_sequence row to update per message (rows are ordered by their numbers).
+  `CREATE TABLE hub_telemetry_numbered (
+     id INTEGER PRIMARY KEY,
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     hub_seq INTEGER NOT NULL,
+     device_seq INTEGER NOT NULL,
+     hub TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     body BLOB NOT NULL,
+     properties_json TEXT NOT NULL,
+     transport TEXT NOT NULL,
+     received_utc TEXT NOT NULL
+   );
+   INSERT INTO hub_telemetry_numbered
+     SELECT id, hub_key, device_key,
+       row_number() OVER (PARTITION BY hub_key ORDER BY id),
+       row_number() OVER (PARTITION BY hub_key, device_key ORDER BY id),
+       hub, device_id, body, properties_json, transport, received_utc
+     FROM hub_telemetry;
+   DROP TABLE hub_telemetry;
+   ALTER TABLE hub_telemetry_numbered RENAME TO hub_telemetry;
+   CREATE UNIQUE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, hub_seq);
+   CREATE UNIQUE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, device_seq);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
