@@ -91,7 +91,8 @@ export function hmacSha256(key: Uint8Array, message: string): Buffer {
   writePads(key, inner, outer);
   const bytes = inner.write(message, BLOCK_BYTES, 'utf8');
   outer.write(hash('sha256', inner.subarray(0, BLOCK_BYTES + bytes), 'binary'), BLOCK_BYTES, 'binary');
-  const digest = hash('sha256', outer, 'buffer');
+  // As a 'binary' string made into a Buffer: crypto.hash's own Buffer output costs ~2 us more (micro).
+  const digest = Buffer.from(hash('sha256', outer, 'binary'), 'latin1');
   inner.fill(0, 0, BLOCK_BYTES + bytes);
   outer.fill(0);
   return digest;

@@ -229,3 +229,134 @@ describe('strict token parsing (issue 8 items 3-5)', () => {
     }
   });
 });
+
+/**
+ * parseSasToken as it was before its fields were kept in variables and the signature's base64 was
+ * checked by a pattern (a Map, the parts' entries(), a round trip through Buffer): the reference the
+ * present parser must equal, result and error alike.
+ */
+function referenceParse(token: string): unknown {
+  const fail = (message: string) => new SasTokenError('malformed', message);
+  if (token.length > MAX_SAS_TOKEN_LENGTH) throw fail(`token is longer than ${MAX_SAS_TOKEN_LENGTH} characters`);
+  const trimmed = token.trim();
+  if (!trimmed.startsWith('SharedAccessSignature ')) throw fail('token does not start with "SharedAccessSignature "');
+  const names = ['sr', 'sig', 'se', 'skn'];
+  const fields = new Map<string, string>();
+  for (const [index, part] of trimmed.slice('SharedAccessSignature '.length).trim().split('&').entries()) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw fail(`token field ${index + 1} is not name=value`);
+    const name = part.slice(0, eq);
+    if (!names.includes(name)) throw fail(`token field ${index + 1} is not one of ${names.join(', ')}`);
+    if (fields.has(name)) throw fail(`token field "${name}" appears twice`);
+    fields.set(name, part.slice(eq + 1));
+  }
+  for (const name of ['sr', 'sig', 'se']) if (!fields.get(name)) throw fail(`token has no ${name} field`);
+  const decode = (value: string) => {
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return null;
+    }
+  };
+  const resource = decode(fields.get('sr') as string);
+  const signature = decode(fields.get('sig') as string);
+  if (resource === null) throw fail('token sr is not valid URL encoding');
+  if (signature === null) throw fail('token sig is not valid URL encoding');
+  if (!(signature.length > 0 && Buffer.from(signature, 'base64').toString('base64') === signature)) {
+    throw fail('token sig is not canonical base64');
+  }
+  if (!/^\d{1,12}$/.test(fields.get('se') as string)) throw fail('token se is not a number of seconds');
+  const skn = fields.get('skn');
+  let keyName: string | undefined;
+  if (skn !== undefined) {
+    const decoded = decode(skn);
+    if (decoded === null) throw fail('token skn is not valid URL encoding');
+    keyName = decoded;
+  }
+  return { rawResource: fields.get('sr'), resource, signature, expiresAt: Number(fields.get('se')), keyName };
+}
+
+/** What a parse gives, as comparable text: its result, or its error's reason and message. */
+const outcome = (parse: (token: string) => unknown, token: string): string => {
+  try {
+    return JSON.stringify({ ok: parse(token) });
+  } catch (err) {
+    if (!(err instanceof SasTokenError)) throw err;
+    return JSON.stringify({ error: [err.reason, err.message] });
+  }
+};
+
+describe('parseSasToken equals the reference parser', () => {
+  it('on tokens with fields missing, empty, repeated, unknown, reordered and malformed', () => {
+    const values: Record<string, string[]> = {
+      sr: ['0ne00000A0A/registrations/dev-1', 'a%2Fb', '%E0%A4%A', ''],
+      sig: [encodeURIComponent('NOVegwZ9lUAE1uBZmzdQV5jJFObbT3lPjhHyKudxTTo='), 'YWJj', 'YWJ', ''],
+      se: ['1767225600', 'soon', '', '1234567890123'],
+      skn: ['registration', '%E0%A4%A', ''],
+    };
+    const parts: string[] = [];
+    for (const [name, list] of Object.entries(values)) for (const value of list) parts.push(`${name}=${value}`);
+    parts.push('x=1', 'junk', '=v', 'sr', '');
+    let checked = 0;
+    const differing: string[] = [];
+    // Every ordered choice of up to four parts: every order, repeat and omission of the fields.
+    const pick = (chosen: string[]) => {
+      if (chosen.length > 0) {
+        for (const token of [
+          `SharedAccessSignature ${chosen.join('&')}`,
+          ...(chosen.length === 1 ? [` SharedAccessSignature  ${chosen.join('&')} `] : []),
+        ]) {
+          if (outcome(parseSasToken, token) !== outcome(referenceParse, token)) differing.push(token);
+          checked++;
+        }
+      }
+      if (chosen.length === 4) return;
+      // All parts for the first two places, a third of them for each later one.
+      for (const part of chosen.length < 2 ? parts : parts.filter((_, i) => i % 3 === chosen.length % 3)) {
+        pick([...chosen, part]);
+      }
+    };
+    pick([]);
+    expect(differing).toEqual([]);
+    expect(checked).toBeGreaterThan(5_000);
+  });
+
+  it('on signatures of every length and tail, canonical or not (the base64 pattern)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const odd = ['-', '_', ' ', '=', '%3D', '.', '\n', 'é'];
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const signatures: string[] = [];
+    for (let length = 0; length <= 48; length++) {
+      for (let k = 0; k < 20; k++) {
+        let sig = '';
+        for (let i = 0; i < length; i++) sig += alphabet[random(64)];
+        signatures.push(sig, `${sig}=`, `${sig}==`, `${sig}===`);
+        if (length > 0) signatures.push(sig.slice(0, -1) + (odd[random(odd.length)] as string));
+      }
+    }
+    // Canonical ones of every byte length, and each with its last digit's unused bits set.
+    for (let bytes = 1; bytes <= 34; bytes++) {
+      const canonical = Buffer.from(Array.from({ length: bytes }, (_, i) => (i * 37 + bytes) & 0xff)).toString(
+        'base64',
+      );
+      signatures.push(canonical);
+      const last = canonical.replace(/=+$/, '').length - 1;
+      for (const digit of alphabet) signatures.push(canonical.slice(0, last) + digit + canonical.slice(last + 1));
+    }
+    let canonicalCount = 0;
+    const differing: string[] = [];
+    for (const sig of signatures) {
+      const token = `SharedAccessSignature sr=a&sig=${encodeURIComponent(sig)}&se=1`;
+      const mine = outcome(parseSasToken, token);
+      if (mine !== outcome(referenceParse, token)) differing.push(sig);
+      if (mine.startsWith('{"ok"')) canonicalCount++;
+    }
+    expect(differing).toEqual([]);
+    expect(canonicalCount).toBeGreaterThan(500);
+    expect(signatures.length - canonicalCount).toBeGreaterThan(3_000);
+  });
+});

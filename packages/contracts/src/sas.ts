@@ -96,8 +96,6 @@ export const MAX_SAS_TOKEN_LENGTH = 2048;
 
 /** The fields a SAS token may carry, each at most once. */
 const SAS_FIELDS = ['sr', 'sig', 'se', 'skn'] as const;
-type SasField = (typeof SAS_FIELDS)[number];
-const isSasField = (name: string): name is SasField => (SAS_FIELDS as readonly string[]).includes(name);
 
 function safeDecode(value: string): string | null {
   try {
@@ -107,12 +105,17 @@ function safeDecode(value: string): string | null {
   }
 }
 
+const CANONICAL_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
+
 /**
  * Canonical base64 only: the standard alphabet, padding present, no trailing bits. Node's decoder
  * silently skips junk and accepts base64url, which would let many strings verify as one signature.
  */
 function isCanonicalBase64(value: string): boolean {
-  return value.length > 0 && Buffer.from(value, 'base64').toString('base64') === value;
+  // What Buffer.from(value, 'base64').toString('base64') === value says (sas.test compares them),
+  // without the two conversions (~0.6 us a token): the last character before '==' keeps no bits
+  // below its top two (A, Q, g, w), the one before '=' none below its top four.
+  return value.length > 0 && CANONICAL_BASE64.test(value);
 }
 
 /**
@@ -129,37 +132,50 @@ export function parseSasToken(token: string): ParsedSasToken {
   if (!trimmed.startsWith(PREFIX)) {
     throw new SasTokenError('malformed', 'token does not start with "SharedAccessSignature "');
   }
-  const fields = new Map<SasField, string>();
-  for (const [index, part] of trimmed.slice(PREFIX.length).trim().split('&').entries()) {
+  // Each field in a variable of its own, not a Map, and the parts walked by index: the parse runs on
+  // every device CONNECT (and HTTPS request); the Map, the entries() iterator and the list of required
+  // fields cost ~0.7 us of its ~4 (micro, Node 20). Same checks in the same order, same messages.
+  let rawResource: string | undefined;
+  let rawSignature: string | undefined;
+  let rawExpiry: string | undefined;
+  let skn: string | undefined;
+  const parts = trimmed.slice(PREFIX.length).trim().split('&');
+  for (let index = 0; index < parts.length; index++) {
+    const part = parts[index] as string;
     const eq = part.indexOf('=');
     if (eq <= 0) throw new SasTokenError('malformed', `token field ${index + 1} is not name=value`);
     const name = part.slice(0, eq);
-    if (!isSasField(name)) {
+    const value = part.slice(eq + 1);
+    let seen: string | undefined;
+    if (name === 'sr') {
+      seen = rawResource;
+      rawResource = value;
+    } else if (name === 'sig') {
+      seen = rawSignature;
+      rawSignature = value;
+    } else if (name === 'se') {
+      seen = rawExpiry;
+      rawExpiry = value;
+    } else if (name === 'skn') {
+      seen = skn;
+      skn = value;
+    } else {
       throw new SasTokenError('malformed', `token field ${index + 1} is not one of ${SAS_FIELDS.join(', ')}`);
     }
-    if (fields.has(name)) throw new SasTokenError('malformed', `token field "${name}" appears twice`);
-    fields.set(name, part.slice(eq + 1));
+    if (seen !== undefined) throw new SasTokenError('malformed', `token field "${name}" appears twice`);
   }
-  const rawResource = fields.get('sr');
-  const rawSignature = fields.get('sig');
-  const rawExpiry = fields.get('se');
-  for (const [name, value] of [
-    ['sr', rawResource],
-    ['sig', rawSignature],
-    ['se', rawExpiry],
-  ] as const) {
-    if (!value) throw new SasTokenError('malformed', `token has no ${name} field`);
-  }
-  const resource = safeDecode(rawResource as string);
-  const signature = safeDecode(rawSignature as string);
+  if (!rawResource) throw new SasTokenError('malformed', 'token has no sr field');
+  if (!rawSignature) throw new SasTokenError('malformed', 'token has no sig field');
+  if (!rawExpiry) throw new SasTokenError('malformed', 'token has no se field');
+  const resource = safeDecode(rawResource);
+  const signature = safeDecode(rawSignature);
   if (resource === null) throw new SasTokenError('malformed', 'token sr is not valid URL encoding');
   if (signature === null) throw new SasTokenError('malformed', 'token sig is not valid URL encoding');
   if (!isCanonicalBase64(signature)) throw new SasTokenError('malformed', 'token sig is not canonical base64');
   // Twelve digits reach past the year 9999; a longer number is no expiry anyone meant.
-  if (!/^\d{1,12}$/.test(rawExpiry as string)) {
+  if (!/^\d{1,12}$/.test(rawExpiry)) {
     throw new SasTokenError('malformed', 'token se is not a number of seconds');
   }
-  const skn = fields.get('skn');
   let keyName: string | undefined;
   if (skn !== undefined) {
     const decoded = safeDecode(skn);
@@ -167,7 +183,7 @@ export function parseSasToken(token: string): ParsedSasToken {
     keyName = decoded;
   }
   return {
-    rawResource: rawResource as string,
+    rawResource,
     resource,
     signature,
     expiresAt: Number(rawExpiry),
@@ -213,8 +229,9 @@ export function verifySasToken(token: string, options: VerifySasOptions): Parsed
   }
   const presented = Buffer.from(parsed.signature, 'base64');
   const signed = `${parsed.rawResource}\n${parsed.expiresAt}`;
-  for (const [index, key] of options.keys.entries()) {
-    const expected = hmacSha256(decodeBase64Key(key), signed);
+  const { keys } = options;
+  for (let index = 0; index < keys.length; index++) {
+    const expected = hmacSha256(decodeBase64Key(keys[index] as string), signed);
     if (presented.length === expected.length && timingSafeEqual(presented, expected)) {
       // Fields named, not `{ ...parsed, keyIndex }`: optimized code gives every object that starts
       // with a spread and gets more properties a map of its own, which each reader then misses.
