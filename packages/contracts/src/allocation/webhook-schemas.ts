@@ -2,10 +2,11 @@ import * as z from 'zod/mini';
 import * as core from 'zod/v4/core';
 import en from 'zod/v4/locales/en.js';
 import type { JsonBounds } from '../schema/json-bounds.js';
-import { type ParseResult, parseJsonWith, parseWith } from '../schema/parse.js';
+import { type ParseResult, parseJsonText, parseWith } from '../schema/parse.js';
 import type { AllocationRequest } from './request.js';
 import type { AllocationResponse } from './response.js';
 import { defineWebhookSchemas, type WebhookZod } from './webhook-definition.js';
+import { fastCheck, fastWebhookZod, UNSURE } from './webhook-fast.js';
 
 /**
  * The webhook's contract (webhook-definition.ts, the one definition the main entry builds on zod
@@ -64,21 +65,38 @@ const miniFunctions = {
   unknown: z.unknown,
 } satisfies Record<keyof WebhookZod, unknown>;
 const webhookZod = miniFunctions as unknown as WebhookZod;
-const { allocationRequestSchema: requestSchema, allocationResponseSchema: responseSchema } =
-  defineWebhookSchemas(webhookZod);
+
+/**
+ * The zod/mini schemas, built on the first request or answer that the fast checks below do not
+ * vouch for: every valid one is answered by them (webhook-fast.ts), so a webhook builds zod only
+ * to say what is wrong with an invalid one, in zod's words. Building the schemas was most of a
+ * cold-started webhook's first request (issue #13).
+ */
+let zodSchemas: ReturnType<typeof defineWebhookSchemas> | undefined;
+const schemas = (): ReturnType<typeof defineWebhookSchemas> => {
+  zodSchemas ??= defineWebhookSchemas(webhookZod);
+  return zodSchemas;
+};
+const fast = defineWebhookSchemas(fastWebhookZod);
+const fastRequest = fastCheck(fast.allocationRequestSchema);
+const fastResponse = fastCheck(fast.allocationResponseSchema);
 
 export function parseAllocationRequest(input: unknown): ParseResult<AllocationRequest> {
-  return parseWith(requestSchema, input, 'allocation request');
+  const value = fastRequest(input);
+  if (value !== UNSURE) return { ok: true, value: value as AllocationRequest };
+  return parseWith(schemas().allocationRequestSchema, input, 'allocation request');
 }
 
 export function parseAllocationRequestJson(text: string, bounds: JsonBounds = {}): ParseResult<AllocationRequest> {
-  return parseJsonWith(requestSchema, text, 'allocation request', bounds);
+  return parseJsonText(text, 'allocation request', bounds, parseAllocationRequest);
 }
 
 export function parseAllocationResponse(input: unknown): ParseResult<AllocationResponse> {
-  return parseWith(responseSchema, input, 'allocation response');
+  const value = fastResponse(input);
+  if (value !== UNSURE) return { ok: true, value: value as AllocationResponse };
+  return parseWith(schemas().allocationResponseSchema, input, 'allocation response');
 }
 
 export function parseAllocationResponseJson(text: string, bounds: JsonBounds = {}): ParseResult<AllocationResponse> {
-  return parseJsonWith(responseSchema, text, 'allocation response', bounds);
+  return parseJsonText(text, 'allocation response', bounds, parseAllocationResponse);
 }

@@ -67,6 +67,16 @@ export function parseJsonWith<S extends z.ZodType>(
   what: string,
   bounds: JsonBounds = {},
 ): ParseResult<z.output<S>> {
+  return parseJsonText(text, what, bounds, (value) => parseWith(schema, value, what));
+}
+
+/** parseJsonWith with the validation of the decoded value given as a function (`parse`). */
+export function parseJsonText<T>(
+  text: string,
+  what: string,
+  bounds: JsonBounds,
+  parse: (value: unknown) => ParseResult<T>,
+): ParseResult<T> {
   const decoded = decodeJson(text, bounds);
   if (!decoded.ok) {
     return {
@@ -74,5 +84,5 @@ export function parseJsonWith<S extends z.ZodType>(
       error: new ContractValidationError(what, [{ path: '', message: `body is not valid JSON (${decoded.reason})` }]),
     };
   }
-  return parseWith(schema, decoded.value, what);
+  return parse(decoded.value);
 }
