@@ -509,6 +509,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           log: this.#log,
           // One MQTT packet per WebSocket message, as large as the MQTT listener reads.
           maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
+          idleTimeoutMs: limits.idleTimeoutMs,
           protocols: {
             mqtt: (ws, req, peer) => {
               const stream = webSocketByteStream(ws);

@@ -30,7 +30,7 @@ import {
   parseRequestTopic,
   responseTopic,
 } from './mqtt-topics.js';
-import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
+import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain, tlsCarrier } from './peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE, type MqttWebSocketClose } from './websocket-stream.js';
 
 /**
@@ -231,11 +231,12 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
         return;
       }
       const keepaliveSeconds = first.kind === 'connect' ? (first.connect.keepalive ?? 0) : 0;
-      if (keepaliveSeconds > 0 && stream instanceof tls.TLSSocket) {
+      if (keepaliveSeconds > 0) {
         // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
         // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
-        // timeout meant for DPS's short request/response sessions.
-        stream.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
+        // timeout meant for DPS's short request/response sessions. Over WebSockets, on the TLS
+        // connection the WebSocket runs on.
+        tlsCarrier(stream)?.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
       }
       // The hub's handler reads the stream from its start: paused, with every byte back.
       stream.pause();

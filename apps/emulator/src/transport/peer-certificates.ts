@@ -22,6 +22,11 @@ export function carriedOverTls(stream: object, socket: unknown): void {
   if (socket instanceof TLSSocket) carriedBy.set(stream, socket);
 }
 
+/** The TLS socket under `stream`: itself, or the one it was registered with by `carriedOverTls`. */
+export function tlsCarrier(stream: object): TLSSocket | undefined {
+  return stream instanceof TLSSocket ? stream : carriedBy.get(stream);
+}
+
 /**
  * The certificate chain a TLS client presented, DER, its own certificate first, then the issuers
  * it sent in order. Empty when it presented none, or when `socket` is neither a TLS socket nor a

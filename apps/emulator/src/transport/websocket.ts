@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
@@ -37,6 +38,11 @@ export interface WebSocketEndpointOptions {
   log: Logger;
   /** Largest WebSocket message read; a larger one closes the connection with 1009 (Message Too Big). */
   maxMessageBytes: number;
+  /**
+   * limits.idleTimeoutMs: a WebSocket connection silent both ways this long is closed, as any
+   * device connection is (the listener's handler, boundConnections, closes it and logs why).
+   */
+  idleTimeoutMs: number;
   protocols: Partial<Record<WebSocketProtocol, WebSocketConnectionHandler>>;
 }
 
@@ -92,6 +98,11 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
     if (!handler) return false; // decideUpgrade only accepts served protocols
     chosen.set(req, decision.offered);
     server.handleUpgrade(req, socket, head, (ws) => {
+      // ws turns the socket's timeout off when it takes it (setTimeout(0)), which left a WebSocket
+      // that sends nothing (before its CONNECT, an MQTT session with keepalive 0, an AMQP
+      // connection) open for good, holding a slot of the HTTPS listener's limits.maxConnections.
+      // Armed again; the listener's 'timeout' handler set at the handshake is still there.
+      if (socket instanceof Socket) socket.setTimeout(options.idleTimeoutMs);
       ws.on('error', (err: Error & { code?: string }) => {
         const level = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'warn' : 'debug';
         log[level]('websocket.connection', `${decision.protocol} over WebSocket from ${peer}: ${err.message}; closed`, {
