@@ -308,6 +308,11 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   };
 }
 
+/** 'drain' listener of a connection whose reading stopped for its unwritten answers (DpsConnection.data). */
+function resumeReading(this: Duplex): void {
+  this.resume();
+}
+
 /** The stream's DPS connection: one listener function per event for all connections, not closures per connection. */
 const CONNECTION = Symbol('dps-mqtt-connection');
 
@@ -423,6 +428,14 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     }
     // Between packets the parser holds nothing: an idle device keeps no parser.
     if (this.#guard.atPacketBoundary) this.#parser = undefined;
+    // A peer that sends requests and does not read the answers: nothing more is read until they
+    // are written (TCP then holds the peer back), rather than every answer kept in memory (32.7 MB
+    // of status requests on one connection held 195 MB of answers). A silent stalled connection
+    // is then closed by the idle timeout. One property read per read.
+    if (this.stream.writableNeedDrain) {
+      this.stream.pause();
+      this.stream.once('drain', resumeReading);
+    }
   }
 
   onPacket(packet: mqttPacket.Packet): void {
