@@ -34,22 +34,31 @@ const closedByServer = (socket: net.Socket | tls.TLSSocket) =>
     socket.once('close', () => resolve());
   });
 
-const provisions = async (id: string, transport: 'mqtt' | 'https') =>
+const provisions = async (id: string, transport: 'mqtt' | 'https' | 'amqp') =>
   (await register(emulator, id, groupDeviceKey('hashed', id), { transport })).status;
 
 describe('connection bounds', () => {
-  it.each(['mqtt', 'https'] as const)('closes a %s TCP connection that never starts TLS', async (transport) => {
-    const port = transport === 'mqtt' ? emulator.endpoints.mqtt.port : (emulator.endpoints.https?.port ?? 0);
+  // Each TLS listener: the README's limits hold for "every device connection", per listener.
+  const portOf = (transport: 'mqtt' | 'https' | 'amqp') =>
+    transport === 'mqtt'
+      ? emulator.endpoints.mqtt.port
+      : ((transport === 'https' ? emulator.endpoints.https?.port : emulator.endpoints.amqp?.port) ?? 0);
+
+  it.each(['mqtt', 'https', 'amqp'] as const)('closes a %s TCP connection that never starts TLS', async (transport) => {
+    const port = portOf(transport);
     const socket = net.connect(port, '127.0.0.1');
     await closedByServer(socket);
   });
 
-  it.each(['mqtt', 'https'] as const)('closes a %s TLS connection that never sends anything', async (transport) => {
-    const port = transport === 'mqtt' ? emulator.endpoints.mqtt.port : (emulator.endpoints.https?.port ?? 0);
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: emulator.caCertPem });
-    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
-    await closedByServer(socket);
-  });
+  it.each(['mqtt', 'https', 'amqp'] as const)(
+    'closes a %s TLS connection that never sends anything',
+    async (transport) => {
+      const port = portOf(transport);
+      const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: emulator.caCertPem });
+      await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+      await closedByServer(socket);
+    },
+  );
 
   it('closes an MQTT session with bad credentials and keepalive 0', async () => {
     const device = await connectRawDevice(emulator, {
@@ -61,24 +70,28 @@ describe('connection bounds', () => {
     await device.closed;
   });
 
-  it('refuses connections beyond the cap with a warning, and serves again once they close', async () => {
-    const port = emulator.endpoints.mqtt.port;
-    const held = await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        const socket = net.connect(port, '127.0.0.1');
-        socket.on('error', () => {});
-        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-        return socket;
-      }),
-    );
-    const extra = net.connect(port, '127.0.0.1');
-    await closedByServer(extra);
-    expect(warnings.some((w) => w.includes('the limit (limits.maxConnections)'))).toBe(true);
-    for (const socket of held) socket.destroy();
-    // The held ones are gone (and the handshake timeout would have closed them anyway).
-    await Promise.all(held.map((socket) => (socket.closed ? undefined : closedByServer(socket))));
-    expect(await provisions('hashed-after-cap', 'mqtt')).toBe('assigned');
-  });
+  it.each(['mqtt', 'amqp'] as const)(
+    'refuses %s connections beyond the cap with a warning, and serves again once they close',
+    async (transport) => {
+      const port = portOf(transport);
+      const warned = warnings.length;
+      const held = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const socket = net.connect(port, '127.0.0.1');
+          socket.on('error', () => {});
+          await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+          return socket;
+        }),
+      );
+      const extra = net.connect(port, '127.0.0.1');
+      await closedByServer(extra);
+      expect(warnings.slice(warned).some((w) => w.includes('the limit (limits.maxConnections)'))).toBe(true);
+      for (const socket of held) socket.destroy();
+      // The held ones are gone (and the handshake timeout would have closed them anyway).
+      await Promise.all(held.map((socket) => (socket.closed ? undefined : closedByServer(socket))));
+      expect(await provisions(`hashed-after-cap-${transport}`, transport)).toBe('assigned');
+    },
+  );
 
   it('answers an HTTP CONNECT with a DPS error body', async () => {
     const socket = tls.connect({
