@@ -449,6 +449,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         policies: this.#options.hubPolicies ?? DEFAULT_HUB_POLICIES,
         onEvent: (event) => this.#onHubEvent(event),
         ...(pushOutbox ? { outbox: pushOutbox } : {}),
+        // Hub telemetry over MQTT commits with the turn's other writes (DPS registrations' too).
+        writeSoon: (write) => store.writeSoon(write),
       });
       // A DPS re-provisioning that moves a device away from a hub (or device id) deletes it there:
       // its connection there is closed, here once the assignment is committed (never if it rolls

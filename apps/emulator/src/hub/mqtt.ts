@@ -140,16 +140,28 @@ export async function startHubMqtt(
         }
         packet.retain = false;
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
-        let answer: { topic: string; body: unknown } | undefined;
-        try {
-          if (publish.kind === 'telemetry') {
-            // Saved before the PUBACK (sent when `done` returns): an acknowledged message is kept.
-            hub.receiveTelemetry(session.hub, session.deviceId, {
+        if (publish.kind === 'telemetry') {
+          // Saved before the PUBACK (sent once `done` is called): an acknowledged message is kept.
+          // Committed with the turn's other writes (the other connections' messages): the device's
+          // next packet is read only after `done`, so its messages are saved and answered in order.
+          hub
+            .receiveTelemetrySoon(session.hub, session.deviceId, {
               body: payload,
               properties: publish.properties,
               transport: 'mqtt',
-            });
-          } else if (publish.kind === 'twin-get') {
+            })
+            .then(
+              () => done(null),
+              (err: unknown) => {
+                log.error('hub.mqtt', `${clip(session.deviceId)}: telemetry not stored: ${(err as Error).message}`);
+                done(err as Error);
+              },
+            );
+          return;
+        }
+        let answer: { topic: string; body: unknown } | undefined;
+        try {
+          if (publish.kind === 'twin-get') {
             answer = {
               topic: twinResponseTopic(200, publish.rid),
               body: hub.deviceTwin(session.hub, session.deviceId),
@@ -167,7 +179,7 @@ export async function startHubMqtt(
             if (status === 500) log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
             answer = { topic: twinResponseTopic(status, publish.rid), body: { message } };
           } else {
-            log.error('hub.mqtt', `${clip(session.deviceId)}: telemetry not stored: ${(err as Error).message}`);
+            log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
             return done(err as Error);
           }
         }

@@ -93,6 +93,13 @@ export type DeviceAuthResult =
   | { ok: true; hub: string; deviceId: string }
   | { ok: false; reason: DeviceAuthFailure; detail: string };
 
+/** A device-to-cloud message as a transport hands it to the hub. */
+export interface ReceivedTelemetry {
+  body: Buffer;
+  properties: Record<string, string>;
+  transport: HubTransport;
+}
+
 export interface HubServiceOptions {
   store: HubStore;
   /** The hub host names served (the DPS instance's linked hubs). */
@@ -105,6 +112,12 @@ export interface HubServiceOptions {
    * call causes are also written here, in its transaction, for the process holding the device.
    */
   outbox?: HubPushOutbox;
+  /**
+   * Runs a store write with the other writes of this event-loop turn, in one transaction (one
+   * commit: most of what a telemetry message costs), resolving once it is committed
+   * (`SqliteStore.writeSoon`). Without it, `receiveTelemetrySoon` writes at once.
+   */
+  writeSoon?: (write: () => void) => Promise<void>;
 }
 
 /**
@@ -119,6 +132,7 @@ export class HubService {
   readonly #listeners = new Set<(event: HubEvent) => void>();
   readonly #pushListeners = new Set<(push: HubPush) => void>();
   readonly #outbox: HubPushOutbox | undefined;
+  readonly #writeSoon: ((write: () => void) => Promise<void>) | undefined;
   readonly policies: readonly HubPolicy[];
 
   constructor(options: HubServiceOptions) {
@@ -127,6 +141,7 @@ export class HubService {
     this.#now = options.now ?? (() => new Date());
     this.policies = options.policies ?? DEFAULT_HUB_POLICIES;
     this.#outbox = options.outbox;
+    this.#writeSoon = options.writeSoon;
     if (options.onEvent) this.#listeners.add(options.onEvent);
   }
 
@@ -445,22 +460,48 @@ export class HubService {
   }
 
   /** A device-to-cloud message: saved (bounded per hub) and reported. */
-  receiveTelemetry(
-    hub: string,
-    deviceId: string,
-    message: { body: Buffer; properties: Record<string, string>; transport: HubTransport },
-  ): void {
+  receiveTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry): void {
     const now = this.#now().toISOString();
-    this.#store.transaction(() => {
-      const current = this.#require(hub, deviceId);
-      this.#store.putDevice({ ...current, lastActivityUtc: now });
-      this.#store.addTelemetry({
-        hub: current.identity.hub,
-        deviceId: current.identity.deviceId,
-        ...message,
-        receivedUtc: now,
-      });
+    this.#store.transaction(() => this.#saveTelemetry(hub, deviceId, message, now));
+    this.#emitTelemetry(hub, deviceId, message);
+  }
+
+  /**
+   * `receiveTelemetry` with the store's other writes of this event-loop turn (`writeSoon`): one
+   * commit for the messages of every connection that sent one in the turn. Resolves once the
+   * message is saved (then it is reported); rejects as `receiveTelemetry` throws, nothing saved.
+   */
+  receiveTelemetrySoon(hub: string, deviceId: string, message: ReceivedTelemetry): Promise<void> {
+    const writeSoon = this.#writeSoon;
+    if (!writeSoon) {
+      try {
+        this.receiveTelemetry(hub, deviceId, message);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const now = this.#now().toISOString();
+    // The write may run twice (writeSoon: a batch rolled back for another write's throw runs again):
+    // it only writes to the store.
+    return writeSoon(() => this.#saveTelemetry(hub, deviceId, message, now)).then(() =>
+      this.#emitTelemetry(hub, deviceId, message),
+    );
+  }
+
+  /** The message and the device's last activity, in the caller's transaction. */
+  #saveTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry, now: string): void {
+    const current = this.#require(hub, deviceId);
+    this.#store.putDevice({ ...current, lastActivityUtc: now });
+    this.#store.addTelemetry({
+      hub: current.identity.hub,
+      deviceId: current.identity.deviceId,
+      ...message,
+      receivedUtc: now,
     });
+  }
+
+  #emitTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry): void {
     this.#emit({
       kind: 'telemetry',
       hub,
