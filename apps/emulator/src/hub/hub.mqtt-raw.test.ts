@@ -4,19 +4,20 @@
 // the DISCONNECT or the violation are answered [MQTT-4.8.0-1]. The SDK never writes these, so no
 // SDK client here; the devices are created through azure-iothub's Registry.
 import mqttPacket from 'mqtt-packet';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A, ROGUE_HUB } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
-import { DISCONNECT, hubConnect, MALFORMED, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
 import {
-  closeOf,
-  openMqttWebSocket,
-  openSilentWebSocket,
-  openWebSocket,
-  webSocketRoundTrip,
-} from '../testing/raw-websocket.js';
+  DISCONNECT,
+  hubConnect,
+  MALFORMED,
+  PINGREQ,
+  rawMqttConnection,
+  SUBSCRIBE_TWIN,
+  TWIN_GET,
+} from '../testing/mqtt-bytes.js';
+import { closeOf, openMqttWebSocket, openWebSocket, silentPeerEnding } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
-import { REFUSED_PEER_GRACE_MS } from '../transport/connection-limits.js';
 
 let bed: TestBedWithWebhook;
 beforeAll(async () => {
@@ -32,19 +33,6 @@ async function device(id: string, keepalive = 0): Promise<Buffer> {
   return hubConnect({ hub: HUB_A, deviceId: id, key, keepalive });
 }
 
-const SUBSCRIBE_TWIN = mqttPacket.generate({
-  cmd: 'subscribe',
-  messageId: 1,
-  subscriptions: [{ topic: '$iothub/twin/res/#', qos: 0 }],
-});
-const TWIN_GET = mqttPacket.generate({
-  cmd: 'publish',
-  topic: '$iothub/twin/GET/?$rid=7',
-  payload: Buffer.alloc(0),
-  qos: 0,
-  retain: false,
-  dup: false,
-});
 const telemetry = (id: string) =>
   mqttPacket.generate({
     cmd: 'publish',
@@ -209,22 +197,7 @@ describe('the hub over MQTT over WebSockets: how a session ends (raw ws)', () =>
     const seen: Record<string, unknown> = {};
     for (const [name, ending] of Object.entries(endings)) {
       const connect = await device(`ws-silent-${name}`);
-      const peer = await openSilentWebSocket(bed.emulator);
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      try {
-        peer.send(Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
-        const close = await peer.closeFrame;
-        const atClose = peer.isGone();
-        vi.advanceTimersByTime(REFUSED_PEER_GRACE_MS - 1);
-        await webSocketRoundTrip(bed.emulator);
-        const graceLess1ms = peer.isGone();
-        vi.advanceTimersByTime(1);
-        await Promise.race([peer.gone, webSocketRoundTrip(bed.emulator).then(() => webSocketRoundTrip(bed.emulator))]);
-        seen[name] = { ...close, goneAtClose: atClose, goneAtGraceLess1ms: graceLess1ms, goneAtGrace: peer.isGone() };
-      } finally {
-        vi.useRealTimers();
-        peer.destroy();
-      }
+      seen[name] = await silentPeerEnding(bed.emulator, Buffer.concat([connect, SUBSCRIBE_TWIN, ending]));
     }
     const gone = { goneAtClose: false, goneAtGraceLess1ms: false, goneAtGrace: true };
     expect(seen).toEqual({

@@ -147,3 +147,20 @@ export function packetOfSize(type: number, size: number, fill: number): Buffer {
   } while (rest > 0);
   return Buffer.concat([Buffer.from([type, ...length]), Buffer.alloc(size, fill)]);
 }
+
+/** The SDK's subscription to twin responses (packet id 1), as an IoT Hub device sends it after CONNECT. */
+export const SUBSCRIBE_TWIN = mqttPacket.generate({
+  cmd: 'subscribe',
+  messageId: 1,
+  subscriptions: [{ topic: '$iothub/twin/res/#', qos: 0 }],
+});
+
+/** A twin GET (request id 7, QoS 0, empty body). */
+export const TWIN_GET = mqttPacket.generate({
+  cmd: 'publish',
+  topic: '$iothub/twin/GET/?$rid=7',
+  payload: Buffer.alloc(0),
+  qos: 0,
+  retain: false,
+  dup: false,
+});

@@ -2,8 +2,10 @@
 // oversized messages.
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
+import { REFUSED_PEER_GRACE_MS } from '../transport/connection-limits.js';
 
 export type WebSocketAttempt =
   | { kind: 'open'; ws: WebSocket; protocol: string }
@@ -151,4 +153,39 @@ export async function webSocketRoundTrip(emulator: Emulator): Promise<void> {
   const closed = new Promise<void>((resolve) => attempt.ws.once('close', () => resolve()));
   attempt.ws.terminate();
   await closed;
+}
+
+/** What a silent peer saw: the close frame, and whether its connection was gone at each moment. */
+export interface SilentPeerEnding {
+  code: number;
+  reason: string;
+  goneAtClose: boolean;
+  goneAtGraceLess1ms: boolean;
+  goneAtGrace: boolean;
+}
+
+/**
+ * Sends `bytes` on a silent WebSocket (openSilentWebSocket) that then never answers the server's
+ * close frame nor writes again, and says whether the server had cut it at the close, 1 ms before
+ * REFUSED_PEER_GRACE_MS after it and at it. Timers are faked from before the close, so "after the
+ * grace" is the grace to the millisecond whatever the load; I/O is real (round trips let the
+ * server's close run).
+ */
+export async function silentPeerEnding(emulator: Emulator, bytes: Buffer): Promise<SilentPeerEnding> {
+  const peer = await openSilentWebSocket(emulator);
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  try {
+    peer.send(bytes);
+    const close = await peer.closeFrame;
+    const goneAtClose = peer.isGone();
+    vi.advanceTimersByTime(REFUSED_PEER_GRACE_MS - 1);
+    await webSocketRoundTrip(emulator);
+    const goneAtGraceLess1ms = peer.isGone();
+    vi.advanceTimersByTime(1);
+    await Promise.race([peer.gone, webSocketRoundTrip(emulator).then(() => webSocketRoundTrip(emulator))]);
+    return { ...close, goneAtClose, goneAtGraceLess1ms, goneAtGrace: peer.isGone() };
+  } finally {
+    vi.useRealTimers();
+    peer.destroy();
+  }
 }

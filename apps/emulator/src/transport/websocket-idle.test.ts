@@ -1,9 +1,8 @@
 import type { LogRecord } from '@dpskit/node-kit';
-import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, registryClient } from '../testing/hub-sdk.js';
-import { dpsConnect, hubConnect } from '../testing/mqtt-bytes.js';
+import { dpsConnect, hubConnect, SUBSCRIBE_TWIN, TWIN_GET } from '../testing/mqtt-bytes.js';
 import { closeOf, openMqttWebSocket, openWebSocket } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -22,20 +21,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await bed?.close();
-});
-
-const SUBSCRIBE_TWIN = mqttPacket.generate({
-  cmd: 'subscribe',
-  messageId: 1,
-  subscriptions: [{ topic: '$iothub/twin/res/#', qos: 0 }],
-});
-const TWIN_GET = mqttPacket.generate({
-  cmd: 'publish',
-  topic: '$iothub/twin/GET/?$rid=7',
-  payload: Buffer.alloc(0),
-  qos: 0,
-  retain: false,
-  dup: false,
 });
 
 async function hubDevice(id: string, keepalive: number): Promise<Buffer> {

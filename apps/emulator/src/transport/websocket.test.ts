@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import {
@@ -11,16 +11,9 @@ import {
   PINGREQ,
   PUBLISH_OUTSIDE,
 } from '../testing/mqtt-bytes.js';
-import {
-  closeOf,
-  openMqttWebSocket,
-  openSilentWebSocket,
-  openWebSocket,
-  webSocketRoundTrip,
-} from '../testing/raw-websocket.js';
+import { closeOf, openMqttWebSocket, openWebSocket, silentPeerEnding } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
-import { REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
 
 // What the SDKs never send over WebSockets, with a raw `ws` client; after each, an SDK device still
@@ -202,22 +195,7 @@ describe('WebSockets at /$iothub/websocket', () => {
     };
     const seen: Record<string, unknown> = {};
     for (const [name, bytes] of Object.entries(endings)) {
-      const peer = await openSilentWebSocket(emulator);
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      try {
-        peer.send(bytes);
-        const close = await peer.closeFrame;
-        const atClose = peer.isGone();
-        vi.advanceTimersByTime(REFUSED_PEER_GRACE_MS - 1);
-        await webSocketRoundTrip(emulator);
-        const graceLess1ms = peer.isGone();
-        vi.advanceTimersByTime(1);
-        await Promise.race([peer.gone, webSocketRoundTrip(emulator).then(() => webSocketRoundTrip(emulator))]);
-        seen[name] = { ...close, goneAtClose: atClose, goneAtGraceLess1ms: graceLess1ms, goneAtGrace: peer.isGone() };
-      } finally {
-        vi.useRealTimers();
-        peer.destroy();
-      }
+      seen[name] = await silentPeerEnding(emulator, bytes);
     }
     const gone = { goneAtClose: false, goneAtGraceLess1ms: false, goneAtGrace: true };
     expect(seen).toEqual({
