@@ -40,6 +40,18 @@ export function hubError(status: number, code: string, message: string): HttpAns
   };
 }
 
+/**
+ * A hub request whose body is over `MAX_HUB_BODY_BYTES`: IoT Hub's answer to a message over its
+ * 256 KB limit, 413 with error code 413001 `MessageTooLarge` (REST API "common error codes";
+ * azure-iot-device-http turns a 413 into `MessageTooLargeError`), worded as the C# SDK's
+ * `MessageTooLargeException` words it. The registry's twin and device bodies get the same answer:
+ * what IoT Hub sends for those is not documented, and every one over the bound is over their own
+ * limits (8 KB tags, 32 KB per property section) many times.
+ */
+export function hubBodyTooLarge(): HttpAnswer {
+  return hubError(413, 'MessageTooLarge', `Message size cannot exceed ${MAX_HUB_BODY_BYTES} bytes.`);
+}
+
 type Route =
   | { op: 'twin'; deviceId: string }
   | { op: 'device'; deviceId: string }

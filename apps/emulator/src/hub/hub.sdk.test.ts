@@ -1,8 +1,10 @@
+import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupDeviceKey, HUB_A, HUB_B, WEBHOOK_TWIN } from '../testing/fixtures.js';
 import { deviceClient, expectRefused, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_HUB_BODY_BYTES } from './https-api.js';
 
 let bed: TestBedWithWebhook;
 beforeAll(async () => {
@@ -133,6 +135,39 @@ describe('the registry and the HTTP device API', () => {
     const [received] = bed.emulator.telemetry(HUB_A, id);
     expect(received).toMatchObject({ transport: 'https', properties: { kind: 'greeting', '$.mid': 'm-1' } });
     expect(received?.body.toString()).toBe('hello over http');
+  });
+
+  it('answers a body over 256 KiB as IoT Hub does (413, MessageTooLarge) and keeps serving', async () => {
+    const id = 'hub-http-large';
+    const key = groupDeviceKey('custom', id);
+    await register(bed.emulator, id, key, { transport: 'https' });
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'https' });
+    await client.open();
+    try {
+      // The bound itself is taken; one byte more is refused before the rest is kept.
+      await client.sendEvent(new Message(Buffer.alloc(MAX_HUB_BODY_BYTES, 0x61)));
+      const refused = await client.sendEvent(new Message(Buffer.alloc(MAX_HUB_BODY_BYTES + 1, 0x62))).then(
+        () => undefined,
+        (err: Error & { response?: IncomingMessage; responseBody?: string }) => err,
+      );
+      expect(refused?.name).toBe('MessageTooLargeError');
+      expect(refused?.response?.statusCode).toBe(413);
+      expect(refused?.response?.headers['iothub-errorcode']).toBe('MessageTooLarge');
+      expect(JSON.parse(String(refused?.responseBody))).toMatchObject({
+        Message: `ErrorCode:MessageTooLarge;Message size cannot exceed ${MAX_HUB_BODY_BYTES} bytes.`,
+      });
+      await client.sendEvent(new Message('after the refusal'));
+    } finally {
+      await client.close();
+    }
+    const received = bed.emulator.telemetry(HUB_A, id);
+    expect(received.map((m) => m.body.length)).toEqual([MAX_HUB_BODY_BYTES, 'after the refusal'.length]);
+
+    // The registry's bodies have the same bound and answer.
+    const registry = registryClient(bed.emulator, HUB_A);
+    const big = { properties: { desired: { blob: 'x'.repeat(MAX_HUB_BODY_BYTES) } } };
+    await expect(registry.updateTwin(id, big, '*')).rejects.toMatchObject({ response: { statusCode: 413 } });
+    expect((await registry.getTwin(id)).responseBody.deviceId).toBe(id);
   });
 
   it('a device whose registration failed (the webhook refused it) exists in no hub', async () => {

@@ -7,7 +7,7 @@ import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-k
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { HubService } from '../hub/core/hub-service.js';
-import { handleHubRequest, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
+import { handleHubRequest, hubBodyTooLarge, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
 import {
   boundConnections,
   type ConnectionLimits,
@@ -185,12 +185,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   };
   const server = https.createServer(serverOptions, (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
+    const surface =
+      options.hub && isHubPath(pathname) ? 'hub' : options.service && isServicePath(pathname) ? 'service' : 'dps';
     const maxBytes =
-      options.hub && isHubPath(pathname)
-        ? MAX_HUB_BODY_BYTES
-        : options.service && isServicePath(pathname)
-          ? MAX_SERVICE_BODY_BYTES
-          : MAX_BODY_BYTES;
+      surface === 'hub' ? MAX_HUB_BODY_BYTES : surface === 'service' ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
     // A body that stops arriving (a Content-Length larger than what is sent): the connection is
     // idle for limits.idleTimeoutMs. Node then emits 'timeout' on the unfinished request; without
     // this it destroyed the socket and the client saw only "socket hang up" (2,114 of 10,000
@@ -223,12 +221,13 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       (err: Error) => {
         if (err instanceof BodyTooLargeError) {
           const message = `The request body is larger than ${maxBytes} bytes.`;
-          const service = maxBytes === MAX_SERVICE_BODY_BYTES;
           send(
             res,
-            service
-              ? serviceError(DpsErrorCode.ArgumentInvalid, message)
-              : errorResponse(DpsErrorCode.InvalidRequestBody, message),
+            surface === 'hub'
+              ? hubBodyTooLarge()
+              : surface === 'service'
+                ? serviceError(DpsErrorCode.ArgumentInvalid, message)
+                : errorResponse(DpsErrorCode.InvalidRequestBody, message),
             true,
           );
           return;
