@@ -22,6 +22,7 @@ export {
 } from './local-host/allocator-host.js';
 export { generateFunctionKey } from './local-host/function-key.js';
 export { type FunctionApp, FunctionAppError, loadFunctionApp } from './local-host/registry.js';
+export { DEFAULT_HOST_LIMITS, type HostLimits } from './local-host/server.js';
 export { type LogFields, logFields } from './log/fields.js';
 export { formatHumanLine, formatJsonLine } from './log/format.js';
 export type { AllocatorLogRecord, AllocatorLogSink } from './log/record.js';

@@ -8,7 +8,7 @@ import { effectiveTrigger } from '../registration/http-function.js';
 import { functionKeyProblem, generateFunctionKey } from './function-key.js';
 import { applyLocalSettings } from './local-settings.js';
 import { FunctionAppError, loadFunctionApp, PACKAGE_ROOT } from './registry.js';
-import { startFunctionsHost } from './server.js';
+import { type HostLimits, startFunctionsHost } from './server.js';
 
 export const DEFAULT_PORT = 7071;
 /** The name (and route) the tutorial's webhook function is registered under. */
@@ -45,6 +45,8 @@ export interface AllocatorHostOptions {
   logLevel?: LogLevel;
   /** Serve the webhook function with this policy instead of the app's own. */
   policy?: AllocationPolicy;
+  /** Connection bounds (headers and request timeouts, keep-alive, connection cap); see README "Limits". */
+  limits?: Partial<HostLimits>;
 }
 
 export interface ServedFunction {
@@ -119,6 +121,7 @@ export async function startAllocatorHost(options: AllocatorHostOptions = {}): Pr
     log,
     logLevel,
     ...(options.policy ? { handlers: { [webhook.name]: createAllocateHandler(options.policy) } } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const functionUrl = (route: string): string =>
     `${running.url}/${[app.routePrefix, route].filter((p) => p !== '').join('/')}`;

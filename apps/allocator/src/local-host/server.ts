@@ -33,6 +33,50 @@ import { FunctionRouter } from './router.js';
 /** Well above DPS's 96 KB message limit, low enough that a bad client cannot exhaust memory. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * What bounds each connection to the host. Node's own defaults (headers 60 s, whole request 300 s,
+ * checked every 30 s, no connection cap) let a client that trickles its request in hold a socket
+ * for minutes and any number of them; `func start` runs on Kestrel, whose defaults are a 30 s
+ * `RequestHeadersTimeout`, a 240 bytes/s minimum body rate after 5 s and a 130 s keep-alive. A
+ * webhook request is one small POST (DPS's messages are at most 96 KB), so these are tighter.
+ */
+export interface HostLimits {
+  /** Request line and headers must arrive within this of the request's first byte (Kestrel's 30 s); else 408, closed. */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this of its first byte; else 408, closed. */
+  requestTimeoutMs: number;
+  /** A kept-alive connection idle this long between requests is closed (Node's default, 5 s). */
+  keepAliveTimeoutMs: number;
+  /** Open connections per listening address; more are closed as they arrive, with one warning a second. */
+  maxConnections: number;
+}
+
+export const DEFAULT_HOST_LIMITS: Readonly<HostLimits> = Object.freeze({
+  headersTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 10_000,
+});
+
+/** The limits with the defaults filled in; throws a RangeError naming a setting that is not usable. */
+export function hostLimits(given: Partial<HostLimits> = {}): HostLimits {
+  const limits = { ...DEFAULT_HOST_LIMITS };
+  for (const name of Object.keys(DEFAULT_HOST_LIMITS) as (keyof HostLimits)[]) {
+    const value = given[name];
+    if (value === undefined) continue;
+    if (!(Number.isInteger(value) && value >= 1)) {
+      throw new RangeError(`limits.${name} must be a whole number >= 1, not ${String(value)}.`);
+    }
+    limits[name] = value;
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new RangeError(
+      `limits.headersTimeoutMs (${limits.headersTimeoutMs}) must not be larger than limits.requestTimeoutMs (${limits.requestTimeoutMs}): the headers are part of the request.`,
+    );
+  }
+  return limits;
+}
+
 export interface FunctionsHostOptions {
   definitions: readonly HttpFunctionDefinition[];
   routePrefix: string;
@@ -49,6 +93,8 @@ export interface FunctionsHostOptions {
   logLevel?: LogLevel;
   /** Replacement handlers by function name (route, methods and auth level stay as registered). */
   handlers?: Readonly<Record<string, HttpHandler>>;
+  /** Connection bounds; each one missing takes its `DEFAULT_HOST_LIMITS` value. */
+  limits?: Partial<HostLimits>;
 }
 
 export interface RunningFunctionsHost {
@@ -73,6 +119,7 @@ interface Entry {
  */
 export async function startFunctionsHost(options: FunctionsHostOptions): Promise<RunningFunctionsHost> {
   const { log } = options;
+  const limits = hostLimits(options.limits);
   const entries = options.definitions.map((definition) => ({
     trigger: effectiveTrigger(definition),
     entry: {
@@ -223,9 +270,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     }
   };
 
-  const servers = await listen(onRequest, options.port, options.host, (err) =>
-    hostLog('warn', 'Malformed HTTP request', { error: err.message, code: (err as NodeJS.ErrnoException).code }),
-  );
+  const servers = await listen(onRequest, options.port, options.host, limits, hostLog);
   const port = (servers[0]!.address() as AddressInfo).port;
   const displayHost =
     options.host === undefined || isLoopbackOrAny(options.host) ? 'localhost' : bracketIPv6(options.host);
@@ -254,23 +299,80 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   };
 }
 
+/** How long a client answered 400/408/431 has to close its side of the connection before it is destroyed. */
+const CLOSE_GRACE_MS = 5_000;
+
+function destroySocket(socket: { destroy(): unknown }): void {
+  socket.destroy();
+}
+
+/** The answer to a request Node's parser gave up on, by its error code: what Kestrel answers too. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
+
 async function listen(
   onRequest: http.RequestListener,
   port: number,
   host: string | undefined,
-  onClientError: (err: Error) => void,
+  limits: HostLimits,
+  hostLog: (level: LogLevel, msg: string, data?: Record<string, unknown>) => void,
 ): Promise<Server[]> {
   const create = (): Server => {
-    const server = http.createServer(onRequest);
+    const server = http.createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // Node checks both timeouts this often (30 s by default, which would let a 30 s bound run
+        // to 60): a walk over the requests still being received, nothing per request.
+        connectionsCheckingInterval: Math.min(1_000, Math.ceil(limits.headersTimeoutMs / 2)),
+      },
+      onRequest,
+    );
+    server.maxConnections = limits.maxConnections;
+    let lastDropWarning = 0;
+    let droppedSinceWarning = 0;
+    server.on('drop', () => {
+      droppedSinceWarning += 1;
+      const now = Date.now();
+      if (now - lastDropWarning < 1_000) return;
+      hostLog(
+        'warn',
+        `${limits.maxConnections} connections open, the limit (limits.maxConnections); closed ${droppedSinceWarning} new connection(s)`,
+        { maxConnections: limits.maxConnections, dropped: droppedSinceWarning },
+      );
+      lastDropWarning = now;
+      droppedSinceWarning = 0;
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Only a request that can still be answered is worth a line; a vanished client is not news.
       // (HPE_INVALID_EOF_STATE: the connection ended in the middle of a request.)
-      if (err.code !== 'ECONNRESET' && err.code !== 'HPE_INVALID_EOF_STATE' && socket.writable) {
-        onClientError(err);
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      } else {
+      if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
         socket.destroy();
+        return;
       }
+      const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request';
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        hostLog('warn', 'HTTP request not received in time', {
+          headersTimeoutMs: limits.headersTimeoutMs,
+          requestTimeoutMs: limits.requestTimeoutMs,
+          status: 408,
+        });
+      } else {
+        hostLog('warn', 'Malformed HTTP request', { error: err.message, code: err.code });
+      }
+      // A request whose answer has started (the host answered before its body was in, e.g. 404
+      // while the body still arrives) cannot take a second one: Node's own handler checks the same.
+      if ((socket as { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
+        socket.destroy();
+        return;
+      }
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // The listener keeps half-open connections (node:http's allowHalfOpen), and the parser has
+      // let go of this one: a client that never closes its side must not keep the socket.
+      setTimeout(destroySocket, CLOSE_GRACE_MS, socket).unref();
     });
     return server;
   };
