@@ -15,7 +15,7 @@ import {
   MemoryHubStore,
   type TelemetryRecord,
 } from '../hub/core/store.js';
-import { SqliteStore } from './sqlite.js';
+import { MIGRATIONS, SqliteStore } from './sqlite.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -211,7 +211,9 @@ describe('hub telemetry retention: SQLite answers as the rule (the memory store)
     // The previous schema's table, holding what the memory store kept, each row with its id as the
     // old store gave it (one AUTOINCREMENT over every message received, pruned ones included).
     const raw = new Database(path);
-    const version = raw.pragma('user_version', { simple: true }) as number;
+    // The version before the numbering (the migrations after it run again as they ran the first time).
+    const version = MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE hub_telemetry_numbered'));
+    expect(version).toBeGreaterThan(0);
     raw.exec(`DROP TABLE hub_telemetry;
       CREATE TABLE hub_telemetry (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -226,7 +228,7 @@ describe('hub telemetry retention: SQLite answers as the rule (the memory store)
       );
       CREATE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, id);
       CREATE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, id);
-      PRAGMA user_version = ${version - 1};`);
+      PRAGMA user_version = ${version};`);
     const insert = raw.prepare(
       `INSERT INTO hub_telemetry (id, hub_key, device_key, hub, device_id, body, properties_json, transport, received_utc)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

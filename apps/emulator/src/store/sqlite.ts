@@ -30,8 +30,11 @@ import { applyAssignment } from '../hub/core/store.js';
 import { SqliteHubStore } from './sqlite-hub.js';
 import { SqliteHubPushes, UncommittedHubPushes } from './sqlite-hub-pushes.js';
 
-/** Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). */
-const MIGRATIONS: readonly string[] = [
+/**
+ * Each entry moves the schema from version i to i + 1 (`PRAGMA user_version`). Exported for the
+ * tests that build a database as an older version made it.
+ */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE registrations (
      registration_key TEXT PRIMARY KEY,
      registration_id TEXT NOT NULL,
@@ -171,6 +174,26 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE hub_telemetry_numbered RENAME TO hub_telemetry;
    CREATE UNIQUE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, hub_seq);
    CREATE UNIQUE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, device_seq);`,
+  // The attempt log rebuilt without AUTOINCREMENT: its row in sqlite_sequence was written by every
+  // registration's commit (a WAL frame each). A new attempt's seq is then one more than the log's
+  // largest, which pruning never removes (it keeps the newest) except when it empties the log
+  // (`attemptHistory: 0`): the largest seq given so far is kept in registration_attempts_floor
+  // then, and the first attempt after that numbered above it (appendAttempt). Seqs keep rising and
+  // are never given twice, as with AUTOINCREMENT; the floor starts at AUTOINCREMENT's counter.
+  // Runs again on a file it has already upgraded as it does the first time (tests that write an
+  // older schema's rows set user_version back and run every migration after theirs).
+  `CREATE TABLE registration_attempts_rebuilt (
+     seq INTEGER PRIMARY KEY,
+     summary_json TEXT NOT NULL,
+     detail_json TEXT NOT NULL
+   );
+   INSERT INTO registration_attempts_rebuilt (seq, summary_json, detail_json)
+     SELECT seq, summary_json, detail_json FROM registration_attempts;
+   CREATE TABLE IF NOT EXISTS registration_attempts_floor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+   INSERT OR IGNORE INTO registration_attempts_floor (id, seq)
+     VALUES (1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'registration_attempts'), 0));
+   DROP TABLE registration_attempts;
+   ALTER TABLE registration_attempts_rebuilt RENAME TO registration_attempts;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -420,6 +443,13 @@ export class SqliteStore
       pruneAttempts: db.prepare<[number]>(
         'DELETE FROM registration_attempts WHERE seq <= (SELECT max(seq) FROM registration_attempts) - ?',
       ),
+      // Before a prune empties the log: the largest seq given so far (see MIGRATIONS, the attempt log).
+      raiseAttemptFloor: db.prepare(
+        `UPDATE registration_attempts_floor
+         SET seq = max(seq, coalesce((SELECT max(seq) FROM registration_attempts), 0))`,
+      ),
+      attemptFloor: db.prepare<[], number>('SELECT seq FROM registration_attempts_floor').pluck(),
+      renumberFirstAttempt: db.prepare<[number]>('UPDATE registration_attempts SET seq = ? WHERE seq = 1'),
       registrationCounts: db.prepare<[], { enrollment_kind: EnrollmentKind; enrollment_id: string; count: number }>(
         `SELECT enrollment_kind, lower(enrollment_id) AS enrollment_id, count(*) AS count FROM registrations
          GROUP BY enrollment_kind, lower(enrollment_id)`,
@@ -813,8 +843,16 @@ export class SqliteStore
 
   appendAttempt(attempt: Omit<AttemptEntry, 'seq'>): number {
     const { detail, ...summary } = attempt;
-    const info = this.#statements.appendAttempt.run(JSON.stringify(summary), JSON.stringify(detail));
-    return Number(info.lastInsertRowid);
+    const seq = Number(
+      this.#statements.appendAttempt.run(JSON.stringify(summary), JSON.stringify(detail)).lastInsertRowid,
+    );
+    // 1: the log was empty (SQLite gives one more than the largest seq left): numbered after every
+    // attempt given before, pruned ones included. Seldom: pruning keeps the newest unless it keeps none.
+    if (seq !== 1) return seq;
+    const floor = this.#statements.attemptFloor.get() ?? 0;
+    if (floor < 1) return seq;
+    this.#statements.renumberFirstAttempt.run(floor + 1);
+    return floor + 1;
   }
 
   attemptsAfter(afterSeq: number, limit: number): AttemptSummary[] {
@@ -831,6 +869,8 @@ export class SqliteStore
   }
 
   pruneAttempts(keep: number): number {
+    // Only a prune that keeps none removes the newest attempt (and so the largest seq).
+    if (keep <= 0) this.#statements.raiseAttemptFloor.run();
     return this.#statements.pruneAttempts.run(keep).changes;
   }
 
