@@ -67,6 +67,20 @@ function summary(packets: mqttPacket.Packet[]): string[] {
 }
 
 describe('the hub over MQTT: packets written together (raw TLS)', () => {
+  it('serves a CONNECT that comes in pieces on the listener it shares with DPS', async () => {
+    const connect = await device('raw-connect-pieces');
+    for (const cut of [1, 20, connect.length - 1]) {
+      const pieces = rawMqttConnection(bed.emulator);
+      // A TLS record, so a read, each: the first read holds no whole packet.
+      await pieces.write(connect.subarray(0, cut));
+      await pieces.write(Buffer.concat([connect.subarray(cut), SUBSCRIBE_TWIN]));
+      await pieces.packets(2);
+      await pieces.write(DISCONNECT);
+      await pieces.closed;
+      expect(summary(pieces.received)).toEqual(['connack 0', 'suback 1 0']);
+    }
+  });
+
   it('answers each packet written before a DISCONNECT, in order, then closes the connection', async () => {
     const id = 'raw-disconnect';
     const connect = await device(id);

@@ -27,6 +27,36 @@ describe('IoT Hub MQTT topics', () => {
     expect(hubOfUsername('hub.net/dev-1')).toBeUndefined();
   });
 
+  it('answers every username as the parse before its no-`.` shortcut did', () => {
+    // Every string of up to 5 pieces from the characters and parts the grammar turns on: the
+    // shortcut (no `.` before the first `/`) may only ever answer what the full parse answers.
+    const pieces = ['.', '/', '?', 'h.n', 'd', 'api-version=1', '&', ''];
+    let usernames = [''];
+    const all: string[] = [];
+    for (let length = 1; length <= 5; length++) {
+      usernames = usernames.flatMap((u) => pieces.map((p) => u + p));
+      for (const username of usernames) all.push(username);
+    }
+    // And the SDKs' usernames with each character dropped, and each of `.`, `/`, `?` put in every place.
+    for (const real of [
+      'hub-a.azure-devices.net/dev-1/?api-version=2021-04-12&DeviceClientType=x',
+      'hub-a.azure-devices.net/dev.1/mod/api-version=2018-06-30',
+      '0ne00000A0A/registrations/dev-1/api-version=2019-03-31&ClientVersion=x%2F1.9',
+    ]) {
+      for (let i = 0; i <= real.length; i++) {
+        all.push(real.slice(0, i) + real.slice(i + 1));
+        for (const c of ['.', '/', '?']) all.push(real.slice(0, i) + c + real.slice(i));
+      }
+    }
+    expect(all.length).toBeGreaterThan(35_000);
+    const differing = all.filter(
+      (username) => JSON.stringify(parseHubUsername(username)) !== JSON.stringify(parseHubUsernameBefore(username)),
+    );
+    expect(differing).toEqual([]);
+    // Both answers occur: the generated names exercise the parse, not only the shortcut.
+    expect(all.filter((username) => parseHubUsername(username)).length).toBeGreaterThan(100);
+  });
+
   it('classifies what a device publishes', () => {
     expect(parseDevicePublish('devices/d1/messages/events/%24.ct=application%2Fjson&a=1%2B2', 'd1')).toEqual({
       kind: 'telemetry',
@@ -55,3 +85,21 @@ describe('IoT Hub MQTT topics', () => {
     expect(twinResponseTopic(204, 'r 1', 5)).toBe('$iothub/twin/res/204/?$rid=r%201&$version=5');
   });
 });
+
+/** parseHubUsername as it was before the shortcut for usernames without a `.` in their first part. */
+function parseHubUsernameBefore(
+  username: string | undefined,
+): { hub: string; deviceId: string; moduleId?: string } | undefined {
+  if (!username) return undefined;
+  const q = username.indexOf('?');
+  const path = q === -1 ? username : username.slice(0, q);
+  const query = q === -1 ? '' : username.slice(q + 1);
+  const parts = path.split('/');
+  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) parts.pop();
+  else if (q === -1) return undefined;
+  if (parts[parts.length - 1] === '') parts.pop();
+  if (!/(^|&)api-version=/.test(query) && q !== -1) return undefined;
+  const [hub, deviceId, moduleId, ...rest] = parts;
+  if (!hub || !deviceId || rest.length > 0 || !hub.includes('.')) return undefined;
+  return moduleId ? { hub, deviceId, moduleId } : { hub, deviceId };
+}

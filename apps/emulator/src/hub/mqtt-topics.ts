@@ -8,6 +8,13 @@ export function parseHubUsername(
   username: string | undefined,
 ): { hub: string; deviceId: string; moduleId?: string } | undefined {
   if (!username) return undefined;
+  // The hub is the text before the first `/` (and `?`) and must contain a `.`: a username with no
+  // `.` before its first `/` is no hub's. Every DPS CONNECT (`{idScope}/registrations/…`) is told so
+  // here, before the split and the pattern below (the listener shared with the hubs asks for each).
+  const dot = username.indexOf('.');
+  if (dot === -1) return undefined;
+  const slash = username.indexOf('/');
+  if (slash !== -1 && slash < dot) return undefined;
   const q = username.indexOf('?');
   const path = q === -1 ? username : username.slice(0, q);
   const query = q === -1 ? '' : username.slice(q + 1);
