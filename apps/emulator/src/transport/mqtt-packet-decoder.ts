@@ -84,6 +84,43 @@ function decodeWithParser(bytes: Buffer, to: PacketSink): Error | undefined {
   return error;
 }
 
+/** Takes the packet `decodeFirstPacket` decodes. */
+let firstPacket: mqttPacket.Packet | undefined;
+const firstPacketSink: PacketSink = {
+  onPacket(packet) {
+    firstPacket ??= packet;
+  },
+};
+
+/**
+ * The packet at the start of `bytes` and its length, when `bytes` start with a whole packet whose
+ * remaining length is at most `maxRemainingLength` and that decodes (as a fresh parser would, see
+ * `decodeWholePackets`); otherwise undefined (its header or body is not all there, it is too large,
+ * or malformed). What follows the packet is not read.
+ */
+export function decodeFirstPacket(
+  bytes: Buffer,
+  maxRemainingLength: number,
+): { packet: mqttPacket.Packet; length: number } | undefined {
+  let remaining = 0;
+  let multiplier = 1;
+  let i = 1;
+  for (; ; i++) {
+    if (i > 4 || i >= bytes.length) return undefined;
+    const byte = bytes[i] as number;
+    remaining += (byte & 0x7f) * multiplier;
+    multiplier *= 128;
+    if ((byte & 0x80) === 0) break;
+  }
+  const length = i + 1 + remaining;
+  if (remaining > maxRemainingLength || length > bytes.length) return undefined;
+  firstPacket = undefined;
+  const error = decodeWholePackets(length === bytes.length ? bytes : bytes.subarray(0, length), firstPacketSink);
+  const packet = firstPacket;
+  firstPacket = undefined;
+  return error || !packet ? undefined : { packet, length };
+}
+
 /**
  * The length in bytes of the MQTT packet at the start of `bytes` (fixed header plus remaining
  * length), which must hold that whole packet's fixed header.

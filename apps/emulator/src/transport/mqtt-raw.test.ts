@@ -259,6 +259,23 @@ describe('MQTT edge cases', () => {
     expect(result.status).toBe('assigned');
   });
 
+  it('serves a CONNECT that comes in pieces (the listener shared with the hubs reads it whole first)', async () => {
+    // Each piece in a TLS record of its own, so a read of its own: the first read holds no whole packet.
+    const bytes = connectAndSubscribe('hashed-raw-connect-pieces');
+    for (const cuts of [[1], [2, 30], [bytes.length - 1]]) {
+      const pieces = rawMqttConnection(emulator);
+      let from = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        await pieces.write(bytes.subarray(from, cut));
+        from = cut;
+      }
+      await pieces.packets(2);
+      await pieces.write(DISCONNECT);
+      await pieces.closed;
+      expect(pieces.received.map((packet) => packet.cmd)).toEqual(['connack', 'suback']);
+    }
+  });
+
   it('serves the packets read before an oversized one, then closes without reading it', async () => {
     // A PUBLISH announcing 4 MiB (over MAX_MQTT_PACKET_BYTES) in the same write as the packets
     // before it, with the start of its body: the packets before it are answered, it is not read.

@@ -19,7 +19,7 @@ import { type FirstPacket, readFirstMqttPacket } from './mqtt-connect-peek.js';
 import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
 import { encodeServerPacket } from './mqtt-encode.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
-import { decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
+import { decodeFirstPacket, decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
 import { MqttPacketSizeGuard } from './mqtt-packet-guard.js';
 import {
   asciiJson,
@@ -133,17 +133,23 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const context: DpsConnectionContext = { api, log, byClientId, attestConnect };
   /**
    * Serves DPS's device API on one connection (TLS socket or WebSocket stream), from its first
-   * packet when that was read already (the CONNECT, decoded, and the bytes after it).
+   * packet when that was read already (the CONNECT, decoded, and the bytes after it). `routing`:
+   * the connection may be a hub's (`options.route`), told by the CONNECT its first read brings.
    */
   const serveDps = (
     stream: Duplex,
     peer: Peer,
     transport: DeviceTransport,
     first?: Extract<FirstPacket, { kind: 'connect' }>,
+    routing = false,
   ) => {
     const connection = new DpsConnection(context, stream, peer, transport);
     (stream as Duplex & { [CONNECTION]?: DpsConnection })[CONNECTION] = connection;
     if (first) connection.start(first.connect, first.bytes.subarray(first.length));
+    if (routing) {
+      connection.routing = true;
+      stream.on('end', onEndBeforeRouted);
+    }
     stream.on('data', onDpsData);
     stream.on('error', onDpsError);
     // 'close' comes once; on() spares the wrapper once() builds per connection.
@@ -154,12 +160,25 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     if (!connection) return;
     if (connection.first) {
       connection.first = false;
+      if (connection.routing) {
+        this.off('end', onEndBeforeRouted);
+        routeFirstRead(this, connection, chunk);
+        return;
+      }
       if (refuseForeign(this, connection, chunk)) return;
     }
     connection.data(chunk);
   }
+  /** A routed connection that ends before its first read: closed, as it was by readFirstMqttPacket. */
+  function onEndBeforeRouted(this: Duplex) {
+    this.destroy();
+  }
   function onDpsError(this: Duplex & { [CONNECTION]?: DpsConnection }, err: Error) {
-    log.debug('mqtt.connection', `${this[CONNECTION]?.who() ?? '?'}: ${err.message}`);
+    // Before a routed connection's first read it is no one's yet: closed without a line, as it
+    // was by readFirstMqttPacket.
+    const connection = this[CONNECTION];
+    if (connection?.routing && connection.first) return;
+    log.debug('mqtt.connection', `${connection?.who() ?? '?'}: ${err.message}`);
   }
   function onDpsClose(this: Duplex & { [CONNECTION]?: DpsConnection }) {
     this[CONNECTION]?.ended();
@@ -204,47 +223,83 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
 
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   // Over TLS and over WebSockets alike: the CONNECT's username says whether the connection is DPS's
-  // or one of the emulated hubs' (see mqtt-connect-peek.ts).
+  // or one of the emulated hubs' (see mqtt-connect-peek.ts). The DPS connection is set up at once and
+  // its first read, which almost always starts with the whole CONNECT, decides (routeFirstRead).
   const accept = (stream: Duplex, peer: Peer, transport: DeviceTransport) => {
-    const route = options.route;
-    if (!route) {
-      serveDps(stream, peer, transport);
+    serveDps(stream, peer, transport, undefined, options.route !== undefined);
+  };
+
+  /**
+   * A routed connection's first read: a whole CONNECT at its start (within the packet bound) goes to
+   * the service its username names, with every byte read; anything else (a CONNECT in pieces, not a
+   * CONNECT, not MQTT, too large) is read again from the start by `readFirstMqttPacket`, as it would
+   * be without this shortcut, which spares every connection that reader's listeners and closures.
+   */
+  const routeFirstRead = (stream: Duplex, connection: DpsConnection, chunk: Buffer) => {
+    const whole = decodeFirstPacket(chunk, MAX_MQTT_PACKET_BYTES);
+    if (whole?.packet.cmd === 'connect') {
+      const handler = (options.route as NonNullable<MqttTransportOptions['route']>)(whole.packet.username);
+      if (!handler) {
+        connection.start(whole.packet, chunk.subarray(whole.length));
+        return;
+      }
+      leaveDps(stream);
+      handOver(stream, whole.packet.keepalive ?? 0, chunk, handler);
       return;
     }
-    readFirstMqttPacket(stream, MAX_MQTT_PACKET_BYTES, (first) => {
-      if (first.kind === 'closed') {
-        stream.destroy();
-        return;
+    leaveDps(stream);
+    stream.pause();
+    stream.unshift(chunk);
+    readFirstMqttPacket(stream, MAX_MQTT_PACKET_BYTES, (first) => routeFirstPacket(stream, connection, first));
+    stream.resume();
+  };
+
+  /** Takes a stream from the DPS connection it was given before its first packet was known. */
+  const leaveDps = (stream: Duplex) => {
+    stream.off('data', onDpsData);
+    stream.off('error', onDpsError);
+    stream.off('close', onDpsClose);
+    delete (stream as Duplex & { [CONNECTION]?: DpsConnection })[CONNECTION];
+  };
+
+  /** Where a routed connection goes once its first packet was read whole (readFirstMqttPacket). */
+  const routeFirstPacket = (stream: Duplex, connection: DpsConnection, first: FirstPacket) => {
+    if (first.kind === 'closed') {
+      stream.destroy();
+      return;
+    }
+    const handler = first.kind === 'connect' ? options.route?.(first.connect.username) : undefined;
+    if (!handler) {
+      if (first.kind === 'connect') {
+        // The stream flows on: the session's 'data' listener takes the next chunks.
+        serveDps(stream, connection.peerGiven, connection.transport, first);
+      } else {
+        // Not MQTT, or too large: the DPS session reads it all again and says why it closes.
+        stream.pause();
+        stream.unshift(first.bytes);
+        serveDps(stream, connection.peerGiven, connection.transport);
+        stream.resume();
       }
-      const handler = first.kind === 'connect' ? route(first.connect.username) : undefined;
-      if (!handler) {
-        if (first.kind === 'connect') {
-          // The stream flows on: the session's 'data' listener takes the next chunks.
-          serveDps(stream, peer, transport, first);
-        } else {
-          // Not MQTT, or too large: the DPS session reads it all again and says why it closes.
-          stream.pause();
-          stream.unshift(first.bytes);
-          serveDps(stream, peer, transport);
-          stream.resume();
-        }
-        return;
-      }
-      const keepaliveSeconds = first.kind === 'connect' ? (first.connect.keepalive ?? 0) : 0;
-      if (keepaliveSeconds > 0) {
-        // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
-        // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
-        // timeout meant for DPS's short request/response sessions. Over WebSockets, on the TLS
-        // connection the WebSocket runs on.
-        tlsCarrier(stream)?.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
-      }
-      // The hub's handler reads the stream from its start: paused, with every byte back.
-      stream.pause();
-      stream.unshift(first.bytes);
-      // The hub reads the stream itself, packet sizes bounded (hub/paced-stream.ts): the packets
-      // read before an oversized one are answered before the connection closes.
-      handler(stream);
-    });
+      return;
+    }
+    handOver(stream, first.kind === 'connect' ? (first.connect.keepalive ?? 0) : 0, first.bytes, handler);
+  };
+
+  /** Hands a connection to a hub's handler with every byte read from it (`bytes`), which it reads again. */
+  const handOver = (stream: Duplex, keepaliveSeconds: number, bytes: Buffer, handler: (stream: Duplex) => void) => {
+    if (keepaliveSeconds > 0) {
+      // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
+      // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
+      // timeout meant for DPS's short request/response sessions. Over WebSockets, on the TLS
+      // connection the WebSocket runs on.
+      tlsCarrier(stream)?.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
+    }
+    // The hub's handler reads the stream from its start: paused, with every byte back.
+    stream.pause();
+    stream.unshift(bytes);
+    // The hub reads the stream itself, packet sizes bounded (hub/paced-stream.ts): the packets
+    // read before an oversized one are answered before the connection closes.
+    handler(stream);
   };
 
   const server = tls.createServer(
@@ -356,12 +411,14 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
    */
   #grace: NodeJS.Timeout | undefined;
   first = true;
+  /** The connection may be a hub's: its first read is routed (see `routeFirstRead`) before it is served. */
+  routing = false;
 
   constructor(
     private readonly context: DpsConnectionContext,
     private readonly stream: Duplex,
-    private readonly peerGiven: Peer,
-    private readonly transport: DeviceTransport,
+    readonly peerGiven: Peer,
+    readonly transport: DeviceTransport,
   ) {
     this.session = new DeviceSession(this);
   }
