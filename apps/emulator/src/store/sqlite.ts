@@ -194,6 +194,10 @@ export const MIGRATIONS: readonly string[] = [
      VALUES (1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'registration_attempts'), 0));
    DROP TABLE registration_attempts;
    ALTER TABLE registration_attempts_rebuilt RENAME TO registration_attempts;`,
+  // Operations pruned without an index on finished_ms (written by every registration: a B-tree
+  // insert and a WAL frame per commit): pruneOperations walks the oldest rows in the order they
+  // were written, which is the order they were created in.
+  'DROP INDEX IF EXISTS operations_finished;',
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -427,7 +431,15 @@ export class SqliteStore
         `SELECT operation_id, created_ms FROM operations WHERE lower(registration_id) = ? AND finished_ms IS NULL
          ORDER BY rowid LIMIT 1`,
       ),
-      pruneOperations: db.prepare<[number]>('DELETE FROM operations WHERE finished_ms IS NOT NULL AND finished_ms < ?'),
+      // The rows written before the first one created at or after the cutoff (rowid order, a walk
+      // from the oldest that stops there), those of them finished before it. An operation finishes
+      // after it is created, so none written later finished before the cutoff (unless the clock
+      // went back: then it waits for a later prune).
+      pruneOperations: db.prepare<[number, number]>(
+        `DELETE FROM operations
+         WHERE rowid < coalesce((SELECT rowid FROM operations WHERE created_ms >= ? ORDER BY rowid LIMIT 1), 9223372036854775807)
+           AND finished_ms IS NOT NULL AND finished_ms < ?`,
+      ),
       appendAttempt: db.prepare<[string, string]>(
         'INSERT INTO registration_attempts (summary_json, detail_json) VALUES (?, ?)',
       ),
@@ -838,7 +850,7 @@ export class SqliteStore
     for (const [operationId, row] of this.#held) {
       if ((row.finished_ms as number) < finishedBeforeMs) this.#held.delete(operationId);
     }
-    return this.#statements.pruneOperations.run(finishedBeforeMs).changes;
+    return this.#statements.pruneOperations.run(finishedBeforeMs, finishedBeforeMs).changes;
   }
 
   appendAttempt(attempt: Omit<AttemptEntry, 'seq'>): number {
