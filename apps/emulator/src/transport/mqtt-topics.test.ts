@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   asciiJson,
+  firstParameter,
   isDeviceRequestTopic,
   parseMqttUsername,
   parseRequestTopic,
@@ -55,10 +56,46 @@ describe('DPS MQTT topics', () => {
       idScope: '0ne00000A0A',
       registrationId: 'contoso-toaster-007',
       apiVersion: '2019-03-31',
-      clientVersion: 'azure-iot-provisioning-device/1.9.1',
     });
     expect(parseMqttUsername('no-slashes')).toBeUndefined();
     expect(parseMqttUsername(undefined)).toBeUndefined();
+  });
+
+  it('reads a parameter as URLSearchParams does, first of its name, decoded', () => {
+    // Every query of up to 4 pieces among names, separators, escapes (valid, broken, of `-`, of `&`
+    // and `=`), `+` and a leading `?`.
+    const pieces = [
+      'api-version',
+      '=',
+      '&',
+      '?',
+      'x',
+      '2019',
+      '%2D',
+      '%2',
+      '%',
+      '+',
+      'api%2Dversion',
+      '%26',
+      '%3D',
+      'é',
+    ];
+    let queries = [''];
+    const all: string[] = [''];
+    for (let length = 1; length <= 4; length++) {
+      queries = queries.flatMap((q) => pieces.map((p) => q + p));
+      for (const query of queries) all.push(query);
+    }
+    const differing = all.filter(
+      (query) => firstParameter(query, 'api-version') !== (new URLSearchParams(query).get('api-version') ?? undefined),
+    );
+    expect(differing).toEqual([]);
+    expect(all.length).toBeGreaterThan(40_000);
+    expect(all.filter((query) => firstParameter(query, 'api-version') !== undefined).length).toBeGreaterThan(1_000);
+    expect(firstParameter('ClientVersion=a%2Fb&api-version=2019-03-31', 'api-version')).toBe('2019-03-31');
+    expect(firstParameter('?api-version=1', 'api-version')).toBe('1');
+    expect(firstParameter('x=1&?api-version=1', 'api-version')).toBeUndefined();
+    expect(firstParameter('api%2Dversion=a+b%21', 'api-version')).toBe('a b!');
   });
 
   it('escapes non-ASCII so that an ASCII-decoding client reads the same JSON', () => {
