@@ -43,6 +43,15 @@ export const MAX_AMQP_MESSAGE_BYTES = 256 * 1024;
 const MAX_LINKS_PER_CONNECTION = 8;
 /** Requests a device may have in flight on its sender link (AMQP link credit). */
 const CREDIT_WINDOW = 10;
+/**
+ * Answers the client has not settled (acknowledged) that a connection may have. rhea keeps every
+ * delivery it sent until the peer settles it, 2048 per session, and throws when one more is sent:
+ * a client that granted credit and never settled what it received made the answer after the
+ * 2048th throw from a promise nobody handled (the process's unhandled rejection). The SDKs
+ * settle each answer as it arrives; a connection past this is closed with
+ * `amqp:resource-limit-exceeded`.
+ */
+export const MAX_UNSETTLED_ANSWERS = 128;
 /** AMQP 1.0's SASL protocol header: the answer, per the spec's version negotiation, to a header we do not take. */
 const SASL_PROTOCOL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]);
 /** MQTT CONNACK "unacceptable protocol version": a clear refusal an MQTT client on this port understands. */
@@ -121,6 +130,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     let responder: Sender | undefined;
     const receivers = new Set<Receiver>();
     let links = 0;
+    let unsettledAnswers = 0;
 
     // A container per connection: rhea hands the SASL callback only the username and password, so
     // the connection they belong to is this closure's.
@@ -372,7 +382,29 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           log.error('amqp.request', `${peer} (${transport}): ${err.message}`, { stack: err.stack });
           return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
         })
-        .then((response) => respond(delivery, message.correlation_id, response));
+        .then((response) => respond(delivery, message.correlation_id, response))
+        .catch((err: Error) => {
+          // rhea refused to send (its state no longer takes the answer): end this connection, not the process.
+          log.error('amqp.request', `${peer} (${transport}): answer not sent: ${err.message}; connection closed`, {
+            stack: err.stack,
+          });
+          closeConnection({ condition: 'amqp:internal-error', description: 'The answer could not be sent.' });
+        });
+    });
+
+    const closeConnection = (error: { condition: string; description: string }) => {
+      refused = true;
+      try {
+        if (connection.is_open()) connection.close(error);
+      } catch {
+        // the socket is gone already
+      }
+      destroyAfterGrace(channel);
+    };
+
+    // Answers the client settles (the SDKs at once, as each arrives); pre-settled ones are not counted.
+    connection.on('settled', (context: EventContext) => {
+      if (context.sender && unsettledAnswers > 0) unsettledAnswers -= 1;
     });
 
     const respond = (delivery: Delivery, correlationId: unknown, response: DeviceApiResponse) => {
@@ -393,14 +425,27 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         });
         return;
       }
+      if (unsettledAnswers >= MAX_UNSETTLED_ANSWERS) {
+        log.warn(
+          'amqp.unsettled',
+          `${peer} (${transport}): ${unsettledAnswers} answers not settled by the client; connection closed`,
+          { transport, unsettled: unsettledAnswers },
+        );
+        closeConnection({
+          condition: 'amqp:resource-limit-exceeded',
+          description: `At most ${MAX_UNSETTLED_ANSWERS} answers may wait for the client to settle them.`,
+        });
+        return;
+      }
       delivery.accept();
-      responder.send({
+      const sent = responder.send({
         correlation_id: correlationId as string,
         application_properties:
           response.retryAfterSeconds === undefined ? {} : { [RETRY_AFTER]: String(response.retryAfterSeconds) },
         // The SDK parses `body.content` as JSON: a data section, never an AMQP string.
         body: rhea.message.data_section(Buffer.from(JSON.stringify(response.body), 'utf8')),
       });
+      if (!sent.settled) unsettledAnswers += 1;
     };
 
     // A frame that passed the guard but not rhea's decoder: a ProtocolError, or another error thrown
@@ -496,9 +541,26 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
   };
 }
 
+/**
+ * Answers waiting to be written above which a connection is read no further. rhea writes what it
+ * has to send without looking at the socket: a client that sends requests and never reads its
+ * socket had every answer kept (32 MB of status lookups: see amqp-backpressure.test.ts). Reading
+ * stops while this much waits (a socket's own high-water mark), so TCP holds the client back and
+ * a connection silent both ways is closed by the idle timeout; it resumes once the answers leave.
+ */
+const MAX_PENDING_WRITE_BYTES = 16 * 1024;
+
 function socketChannel(socket: Socket): ByteChannel {
+  const resume = () => socket.resume();
   return {
-    onData: (listener) => socket.on('data', listener),
+    onData: (listener) =>
+      socket.on('data', (chunk: Buffer) => {
+        listener(chunk);
+        if (socket.writableNeedDrain) {
+          socket.pause();
+          socket.once('drain', resume);
+        }
+      }),
     onEnd: (listener) => {
       // rhea reads `end`; a socket destroyed by a timeout only closes.
       let ended = false;
@@ -520,12 +582,29 @@ function socketChannel(socket: Socket): ByteChannel {
 }
 
 function webSocketChannel(ws: WebSocket): ByteChannel {
+  // As socketChannel, with what ws reports: its bufferedAmount (the socket's buffer and frames not
+  // yet written) and the callback of each send (its frame written), the last of which runs when
+  // the socket has drained.
+  let paused = false;
+  const sent = () => {
+    if (paused && ws.bufferedAmount < MAX_PENDING_WRITE_BYTES) {
+      paused = false;
+      ws.resume();
+    }
+  };
   return {
-    onData: (listener) => ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => listener(toBuffer(data))),
+    onData: (listener) =>
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        listener(toBuffer(data));
+        if (!paused && ws.bufferedAmount >= MAX_PENDING_WRITE_BYTES) {
+          paused = true;
+          ws.pause();
+        }
+      }),
     onEnd: (listener) => ws.on('close', () => listener()),
     onError: (listener) => ws.on('error', listener),
     write: (bytes) => {
-      if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true });
+      if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true }, sent);
     },
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),

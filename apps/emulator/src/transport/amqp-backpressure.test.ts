@@ -1,0 +1,163 @@
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import type { LogRecord } from '@dpskit/node-kit';
+import rhea, { type Receiver, type Sender } from 'rhea';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { groupDeviceKey } from '../testing/fixtures.js';
+import { connectRheaDevice } from '../testing/raw-amqp.js';
+import { register } from '../testing/sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_UNSETTLED_ANSWERS } from './amqp.js';
+
+// AMQP clients that take answers and do not let them go. rhea, the server, writes whatever it has
+// to send without looking at the socket, and keeps every answer until the client settles it:
+// - a client that sends requests and never reads its socket had every answer kept in the
+//   socket's buffer (old code: 32 MB of polls, read at full speed, left the process at 507 MB RSS,
+//   385 MB of it buffers; now closed after 6.4 MB at 153 MB RSS);
+//   now reading stops while answers wait, TCP holds the client back, and the idle timeout closes
+//   the stalled connection;
+// - a client that reads but never settles made rhea throw at the 2049th answer, from a promise
+//   nobody handled (the process's unhandled rejection); now the connection is closed at
+//   MAX_UNSETTLED_ANSWERS with amqp:resource-limit-exceeded.
+// After each an SDK device still registers over AMQP.
+
+const IDLE_MS = 500;
+let bed: TestBedWithWebhook;
+const logs: LogRecord[] = [];
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook({
+    limits: { idleTimeoutMs: IDLE_MS },
+    logLevel: 'debug',
+    log: (record) => logs.push(record),
+  });
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+const stillServes = async (id: string) =>
+  expect(await register(bed.emulator, id, groupDeviceKey('hashed', id), { transport: 'amqp' })).toMatchObject({
+    status: 'assigned',
+  });
+
+/** More than every socket buffer on the way can hold; bounded, as the old code read it all. */
+const LIMIT_BYTES = 32 * 1024 * 1024;
+
+// rhea's frame and message encoders (not in its typings): the client below writes transfers
+// itself, as rhea's own session would not send one without credit and a free session window.
+const require = createRequire(import.meta.url);
+const rheaLib = require.resolve('rhea').replace(/container\.js$/, '');
+const frames = require(`${rheaLib}frames.js`) as {
+  transfer(fields: Record<string, unknown>): unknown;
+  amqp_frame(channel: number, performative: unknown, payload: Buffer): unknown;
+  write_frame(frame: unknown): Buffer;
+};
+
+it('stops reading from a client that grants credit, sends and never reads, and closes it once stalled', async () => {
+  const id = 'amqp-no-reader';
+  const key = groupDeviceKey('hashed', id);
+  const { connection } = await connectRheaDevice(bed.emulator, id, key);
+  const address = `${bed.emulator.idScope}/registrations/${id}`;
+  // Credit for every answer the server could send: only the socket holds them back.
+  const receiver: Receiver = connection.open_receiver({ source: { address }, credit_window: 0 } as never);
+  receiver.add_credit(100_000_000);
+  const sender: Sender = connection.open_sender({ target: { address } } as never);
+  await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+  const socket = (connection as unknown as { socket: Socket }).socket;
+  socket.pause(); // never reads again
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+
+  // Polls of an operation that does not exist, with delivery ids on from where rhea's session left
+  // them: each is answered by a rejection (a disposition frame), so the client has no answer to
+  // settle and only the socket's buffer holds what the server writes.
+  const session = (
+    sender as unknown as { session: { local: { channel: number }; outgoing: { next_delivery_id: number } } }
+  ).session;
+  const handle = (sender as unknown as { local: { handle: number } }).local.handle;
+  let deliveryId = session.outgoing.next_delivery_id;
+  const payload = rhea.message.encode({
+    application_properties: {
+      'iotdps-operation-type': 'iotdps-get-operationstatus',
+      'iotdps-operation-id': '4.0000000000000000.unknown',
+    },
+    body: '',
+  } as never);
+  const transfer = () =>
+    frames.write_frame(
+      frames.amqp_frame(
+        session.local.channel,
+        frames.transfer({
+          handle,
+          delivery_id: deliveryId,
+          delivery_tag: Buffer.from(String(deliveryId++)),
+          message_format: 0,
+        }),
+        payload,
+      ),
+    );
+  let written = 0;
+  while (!closed && written < LIMIT_BYTES) {
+    const batch = Buffer.concat(Array.from({ length: 256 }, transfer));
+    written += batch.length;
+    if (!socket.write(batch)) {
+      await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), close]);
+    }
+  }
+  socket.destroy();
+  await close;
+  expect({
+    closedBeforeAllWritten: written < LIMIT_BYTES,
+    idleClose: logs.some((l) => l.event === 'amqp.idle'),
+  }).toEqual({ closedBeforeAllWritten: true, idleClose: true });
+  await stillServes('amqp-after-no-reader');
+});
+
+it(`closes a connection whose client does not settle its answers at ${MAX_UNSETTLED_ANSWERS}, not the process`, async () => {
+  const id = 'amqp-no-settle';
+  const key = groupDeviceKey('hashed', id);
+  await register(bed.emulator, id, key, { transport: 'amqp' });
+  const { connection, closed } = await connectRheaDevice(bed.emulator, id, key);
+  const address = `${bed.emulator.idScope}/registrations/${id}`;
+  // Reads everything and grants credit, but never accepts (settles) an answer.
+  const receiver: Receiver = connection.open_receiver({
+    source: { address },
+    credit_window: 0,
+    autoaccept: false,
+  } as never);
+  receiver.add_credit(100_000);
+  let answers = 0;
+  receiver.on('message', () => {
+    answers += 1;
+  });
+  const sender: Sender = connection.open_sender({ target: { address } } as never);
+  // Requests as the server's credit allows (it grants more as each arrives), past rhea's 2048.
+  let sent = 0;
+  let done = false;
+  const ended = closed.then((error) => {
+    done = true;
+    return error;
+  });
+  while (!done && sent < 2100) {
+    while (sender.sendable() && sent < 2100) {
+      sender.send({
+        application_properties: { 'iotdps-operation-type': 'iotdps-get-registration' },
+        body: '',
+      } as never);
+      sent += 1;
+    }
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, 5)), ended]);
+  }
+  expect(await ended).toMatchObject({
+    condition: 'amqp:resource-limit-exceeded',
+    description: `At most ${MAX_UNSETTLED_ANSWERS} answers may wait for the client to settle them.`,
+  });
+  expect(answers).toBe(MAX_UNSETTLED_ANSWERS);
+  expect(logs.findLast((l) => l.event === 'amqp.unsettled')).toMatchObject({ level: 'warn' });
+  await stillServes('amqp-after-no-settle');
+});
