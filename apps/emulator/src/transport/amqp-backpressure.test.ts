@@ -1,8 +1,10 @@
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
-import rhea, { type Receiver, type Sender } from 'rhea';
+import rhea, { type Connection, type Receiver, type Sender } from 'rhea';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { connectRheaDevice } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
@@ -12,10 +14,10 @@ import { MAX_UNSETTLED_ANSWERS } from './amqp.js';
 // AMQP clients that take answers and do not let them go. rhea, the server, writes whatever it has
 // to send without looking at the socket, and keeps every answer until the client settles it:
 // - a client that sends requests and never reads its socket had every answer kept in the
-//   socket's buffer (old code: 32 MB of polls, read at full speed, left the process at 507 MB RSS,
-//   385 MB of it buffers; now closed after 6.4 MB at 153 MB RSS);
-//   now reading stops while answers wait, TCP holds the client back, and the idle timeout closes
-//   the stalled connection;
+//   socket's buffer; now reading stops while answers wait, TCP holds the client back, and the idle
+//   timeout closes the stalled connection. Old code, 32 MB of polls, read at full speed: the
+//   process at 507 MB RSS, 385 MB of it buffers (TLS), 626 and 484 MB (WebSockets); now closed
+//   after 6.3-6.4 MB at 153-154 MB RSS;
 // - a client that reads but never settles made rhea throw at the 2049th answer, from a promise
 //   nobody handled (the process's unhandled rejection); now the connection is closed at
 //   MAX_UNSETTLED_ANSWERS with amqp:resource-limit-exceeded.
@@ -53,29 +55,23 @@ const frames = require(`${rheaLib}frames.js`) as {
   write_frame(frame: unknown): Buffer;
 };
 
-it('stops reading from a client that grants credit, sends and never reads, and closes it once stalled', async () => {
-  const id = 'amqp-no-reader';
-  const key = groupDeviceKey('hashed', id);
-  const { connection } = await connectRheaDevice(bed.emulator, id, key);
+/** A receiver link with credit for every answer the server could send (only the socket holds them back) and a sender link. */
+async function openLinks(connection: Connection, id: string): Promise<{ sender: Sender }> {
   const address = `${bed.emulator.idScope}/registrations/${id}`;
-  // Credit for every answer the server could send: only the socket holds them back.
   const receiver: Receiver = connection.open_receiver({ source: { address }, credit_window: 0 } as never);
   receiver.add_credit(100_000_000);
   const sender: Sender = connection.open_sender({ target: { address } } as never);
   await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
-  const socket = (connection as unknown as { socket: Socket }).socket;
-  socket.pause(); // never reads again
-  let closed = false;
-  const close = new Promise<void>((resolve) =>
-    socket.once('close', () => {
-      closed = true;
-      resolve();
-    }),
-  );
+  return { sender };
+}
 
-  // Polls of an operation that does not exist, with delivery ids on from where rhea's session left
-  // them: each is answered by a rejection (a disposition frame), so the client has no answer to
-  // settle and only the socket's buffer holds what the server writes.
+/**
+ * Transfer frames on `sender`'s link, with delivery ids on from where rhea's session left them:
+ * polls of an operation that does not exist, each answered by a rejection (a disposition frame),
+ * so that the client has no answer to settle and only the socket's buffer holds what the server
+ * writes. rhea itself would send none without credit it learns of by reading.
+ */
+function transferWriter(sender: Sender): () => Buffer {
   const session = (
     sender as unknown as { session: { local: { channel: number }; outgoing: { next_delivery_id: number } } }
   ).session;
@@ -88,7 +84,7 @@ it('stops reading from a client that grants credit, sends and never reads, and c
     },
     body: '',
   } as never);
-  const transfer = () =>
+  return () =>
     frames.write_frame(
       frames.amqp_frame(
         session.local.channel,
@@ -101,6 +97,24 @@ it('stops reading from a client that grants credit, sends and never reads, and c
         payload,
       ),
     );
+}
+
+it('stops reading from a client that grants credit, sends and never reads, and closes it once stalled', async () => {
+  const id = 'amqp-no-reader';
+  const key = groupDeviceKey('hashed', id);
+  const { connection } = await connectRheaDevice(bed.emulator, id, key);
+  const { sender } = await openLinks(connection, id);
+  const socket = (connection as unknown as { socket: Socket }).socket;
+  socket.pause(); // never reads again
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+
+  const transfer = transferWriter(sender);
   let written = 0;
   while (!closed && written < LIMIT_BYTES) {
     const batch = Buffer.concat(Array.from({ length: 256 }, transfer));
@@ -116,6 +130,62 @@ it('stops reading from a client that grants credit, sends and never reads, and c
     idleClose: logs.some((l) => l.event === 'amqp.idle'),
   }).toEqual({ closedBeforeAllWritten: true, idleClose: true });
   await stillServes('amqp-after-no-reader');
+});
+
+it('does the same over WebSockets (AMQPWSB10)', async () => {
+  const id = 'amqp-ws-no-reader';
+  const key = groupDeviceKey('hashed', id);
+  const endpoint = bed.emulator.endpoints.webSockets;
+  if (!endpoint) throw new Error('no WebSockets');
+  // rhea over a `ws` client, kept to be paused and written to below.
+  let client: WebSocket | undefined;
+  class KeptWebSocket extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      client = this;
+    }
+  }
+  const connection = rhea.create_container().connect({
+    connection_details: rhea.websocket_connect(KeptWebSocket as never)(
+      `wss://localhost:${endpoint.port}/$iothub/websocket`,
+      ['AMQPWSB10'],
+      { ca: bed.emulator.caCertPem },
+    ),
+    reconnect: false,
+    username: `${bed.emulator.idScope}/registrations/${id}`,
+    password: createRegistrationSasToken({ idScope: bed.emulator.idScope, registrationId: id, key }),
+  } as never);
+  connection.on('error', () => {});
+  connection.on('connection_error', () => {});
+  await new Promise<void>((resolve) => connection.once('connection_open', () => resolve()));
+  const ws = client as WebSocket;
+  const { sender } = await openLinks(connection, id);
+  ws.pause(); // never reads again
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    ws.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  const transfer = transferWriter(sender);
+  let written = 0;
+  while (!closed && written < LIMIT_BYTES) {
+    const batch = Buffer.concat(Array.from({ length: 256 }, transfer));
+    written += batch.length;
+    // The send callback runs once the frame is written to the socket (TCP holds it while the server
+    // does not read), or with an error once the server is gone: the paused client does not see
+    // the close itself.
+    const error = await new Promise<Error | undefined>((resolve) => ws.send(batch, { binary: true }, resolve));
+    if (error) closed = true;
+  }
+  ws.terminate();
+  await close;
+  expect({
+    closedBeforeAllWritten: written < LIMIT_BYTES,
+    idleClose: logs.some((l) => l.event === 'https.idle'),
+  }).toEqual({ closedBeforeAllWritten: true, idleClose: true });
+  await stillServes('amqp-ws-after-no-reader');
 });
 
 it(`closes a connection whose client does not settle its answers at ${MAX_UNSETTLED_ANSWERS}, not the process`, async () => {
