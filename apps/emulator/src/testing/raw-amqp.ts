@@ -1,9 +1,10 @@
 // Raw AMQP for what the SDK never sends: rhea as a client (the library the SDK's azure-iot-amqp-base
 // uses underneath) and plain TLS bytes for what is not AMQP at all (on any of the TLS ports).
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createRegistrationSasToken } from '@dpskit/contracts';
-import rhea, { type Connection, type EventContext } from 'rhea';
+import rhea, { type Connection, type EventContext, type Message, type Sender } from 'rhea';
 import type { Emulator } from '../emulator.js';
 
 function amqpPort(emulator: Emulator): number {
@@ -73,4 +74,41 @@ export function connectRheaDevice(
     connection.once('connection_open', () => resolve({ connection, closed }));
     connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
   });
+}
+
+// rhea's frame encoders (not in its typings): rawTransfers writes transfers itself, as rhea's own
+// session would not send one without credit and a free session window.
+const require = createRequire(import.meta.url);
+const rheaLib = require.resolve('rhea').replace(/container\.js$/, '');
+const frames = require(`${rheaLib}frames.js`) as {
+  transfer(fields: Record<string, unknown>): unknown;
+  amqp_frame(channel: number, performative: unknown, payload: Buffer): unknown;
+  write_frame(frame: unknown): Buffer;
+};
+
+/**
+ * A writer of TRANSFER frames of `message` on `sender`'s link, each a new delivery, with delivery
+ * ids on from where rhea's session left them: for the socket, bypassing rhea's credit and session
+ * window (rhea itself would send none without credit it learns of by reading).
+ */
+export function rawTransfers(sender: Sender, message: Message): () => Buffer {
+  const session = (
+    sender as unknown as { session: { local: { channel: number }; outgoing: { next_delivery_id: number } } }
+  ).session;
+  const handle = (sender as unknown as { local: { handle: number } }).local.handle;
+  let deliveryId = session.outgoing.next_delivery_id;
+  const payload = rhea.message.encode(message);
+  return () =>
+    frames.write_frame(
+      frames.amqp_frame(
+        session.local.channel,
+        frames.transfer({
+          handle,
+          delivery_id: deliveryId,
+          delivery_tag: Buffer.from(String(deliveryId++)),
+          message_format: 0,
+        }),
+        payload,
+      ),
+    );
 }

@@ -41,8 +41,16 @@ export const AMQP_MAX_FRAME_BYTES = 65_536;
 export const MAX_AMQP_MESSAGE_BYTES = 256 * 1024;
 /** A device needs two links (a sender and a receiver); a few more are allowed, then refused. */
 const MAX_LINKS_PER_CONNECTION = 8;
-/** Requests a device may have in flight on its sender link (AMQP link credit). */
-const CREDIT_WINDOW = 10;
+/**
+ * Requests a device may have in flight on its sender link: the link credit the server grants, one
+ * more as each request is answered (not as it arrives), so unanswered requests never exceed it. The
+ * SDKs send one request at a time and wait for credit (azure-iot-amqp-base sends only while rhea's
+ * `sendable()`). Granting on arrival, as rhea's own credit window does, let a client have 2048
+ * unanswered requests per session (held polls), after which rhea's incoming buffer threw and the
+ * connection closed as `amqp:decode-error`. A request beyond the credit closes the connection with
+ * `amqp:link:transfer-limit-exceeded` (see `transferBeyondCredit`).
+ */
+export const CREDIT_WINDOW = 10;
 /**
  * Answers the client has not settled (acknowledged) that a connection may have. rhea keeps every
  * delivery it sent until the peer settles it, 2048 per session, and throws when one more is sent:
@@ -80,6 +88,8 @@ interface ByteChannel {
   onEnd(listener: () => void): void;
   onError(listener: (err: Error) => void): void;
   write(bytes: Buffer): void;
+  /** Reads no more from the peer (until destroyed): what it sends would only be dropped. */
+  stopReading(): void;
   end(): void;
   destroy(): void;
 }
@@ -89,10 +99,20 @@ interface ServerConnection extends Connection {
   accept(socket: object): void;
   local: { open: { properties?: Record<string, unknown> } };
   _process(): void;
+  /** Where rhea hands each TRANSFER frame to its session (see `transferBeyondCredit`). */
+  on_transfer(frame: TransferFrame): void;
+  /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
+  remote_channel_map: Record<number, { remote: { handles: Record<number, unknown> } } | undefined>;
   /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
   transport: unknown;
   amqp_transport: unknown;
   sasl_transport: unknown;
+}
+
+/** A TRANSFER frame as rhea decodes it. */
+interface TransferFrame {
+  channel: number;
+  performative: { handle: number };
 }
 
 /**
@@ -129,6 +149,11 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     let authenticated: AmqpAddress | undefined;
     let responder: Sender | undefined;
     const receivers = new Set<Receiver>();
+    // The credit each request link has left, counted here as each request's first frame arrives:
+    // rhea's own count (`Receiver.credit`) drops only once a message is complete, and a peer's FLOW
+    // with drain set overwrites it.
+    const credit = new Map<Receiver, number>();
+    let overCredit = false;
     let links = 0;
     let unsettledAnswers = 0;
 
@@ -158,8 +183,53 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       channel_max: 8191,
       idle_time_out: limits.idleTimeoutMs,
       autoaccept: false,
-      credit_window: CREDIT_WINDOW,
+      // No credit window of rhea's (it grants more as each message arrives): credit is granted here,
+      // CREDIT_WINDOW on attach and one per answer.
+      credit_window: 0,
     } as never) as ServerConnection;
+
+    /**
+     * A request the client sent without credit: rhea processes it anyway, printing "Received transfer
+     * when credit was 0" to stderr for each (a client ignoring credit could fill the emulator's
+     * stderr). The first closes the connection with `amqp:link:transfer-limit-exceeded` and one
+     * warning; it and every transfer after it are dropped before rhea sees them.
+     */
+    const transferBeyondCredit = (frame: TransferFrame): boolean => {
+      if (overCredit) return true;
+      const link = connection.remote_channel_map[frame.channel]?.remote.handles[frame.performative.handle];
+      const left = credit.get(link as Receiver);
+      // A frame that continues a message takes no credit; links not counted here (closed) are rhea's.
+      if (left === undefined || (link as { _incomplete?: unknown })._incomplete) return false;
+      if (left > 0) {
+        credit.set(link as Receiver, left - 1);
+        return false;
+      }
+      overCredit = true;
+      log.warn(
+        'amqp.credit',
+        `${peer} (${transport}): a request sent without link credit (${CREDIT_WINDOW} may await answers); connection closed`,
+        { transport, credit: CREDIT_WINDOW },
+      );
+      closeConnection({
+        condition: 'amqp:link:transfer-limit-exceeded',
+        description: `A request was sent without link credit: at most ${CREDIT_WINDOW} requests may await their answers; send the next when the server grants credit.`,
+      });
+      // A client that ignores credit may go on writing: TCP holds it back until the grace ends.
+      channel.stopReading();
+      return true;
+    };
+    const onTransfer = connection.on_transfer;
+    connection.on_transfer = (frame: TransferFrame) => {
+      if (!transferBeyondCredit(frame)) onTransfer.call(connection, frame);
+    };
+
+    /** One more request may be sent on `receiver`: its previous one was answered. */
+    const renewCredit = (receiver: Receiver) => {
+      const left = credit.get(receiver);
+      if (left === undefined || !connection.is_open() || !receiver.is_open()) return;
+      credit.set(receiver, left + 1);
+      receiver.add_credit(1);
+    };
 
     // Only a client that presented a certificate may skip SASL: without one it could not authenticate.
     const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES, { saslOptional: clientCertificates.length > 0 });
@@ -246,6 +316,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           description: `A request message may be at most ${MAX_AMQP_MESSAGE_BYTES} bytes.`,
         });
         receivers.delete(receiver);
+        credit.delete(receiver);
       }
     };
 
@@ -342,18 +413,22 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       const address = receiver.target?.address;
       if (!linkAllowed('sender', address, (error) => receiver.close(error))) return;
       receivers.add(receiver);
+      credit.set(receiver, CREDIT_WINDOW);
+      receiver.add_credit(CREDIT_WINDOW);
     });
 
     connection.on('receiver_close', (context: EventContext) => {
-      if (context.receiver) receivers.delete(context.receiver);
+      if (!context.receiver) return;
+      receivers.delete(context.receiver);
+      credit.delete(context.receiver);
     });
     connection.on('sender_close', (context: EventContext) => {
       if (context.sender === responder) responder = undefined;
     });
 
     connection.on('message', (context: EventContext) => {
-      const { message, delivery } = context;
-      if (!message || !delivery || !attestation) return;
+      const { message, delivery, receiver } = context;
+      if (!message || !delivery || !receiver || !attestation) return;
       const request = parseAmqpRequest(message.application_properties);
       const answer = (): DeviceApiResponse | Promise<DeviceApiResponse> => {
         if (!attestation) throw new Error('no attestation');
@@ -382,7 +457,10 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           log.error('amqp.request', `${peer} (${transport}): ${err.message}`, { stack: err.stack });
           return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
         })
-        .then((response) => respond(delivery, message.correlation_id, response))
+        .then((response) => {
+          respond(delivery, message.correlation_id, response);
+          renewCredit(receiver);
+        })
         .catch((err: Error) => {
           // rhea refused to send (its state no longer takes the answer): end this connection, not the process.
           log.error('amqp.request', `${peer} (${transport}): answer not sent: ${err.message}; connection closed`, {
@@ -551,7 +629,10 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
 const MAX_PENDING_WRITE_BYTES = 16 * 1024;
 
 function socketChannel(socket: Socket): ByteChannel {
-  const resume = () => socket.resume();
+  let stopped = false;
+  const resume = () => {
+    if (!stopped) socket.resume();
+  };
   return {
     onData: (listener) =>
       socket.on('data', (chunk: Buffer) => {
@@ -576,6 +657,10 @@ function socketChannel(socket: Socket): ByteChannel {
     write: (bytes) => {
       if (socket.writable) socket.write(bytes);
     },
+    stopReading: () => {
+      stopped = true;
+      socket.pause();
+    },
     end: () => socket.end(),
     destroy: () => socket.destroy(),
   };
@@ -586,8 +671,9 @@ function webSocketChannel(ws: WebSocket): ByteChannel {
   // yet written) and the callback of each send (its frame written), the last of which runs when
   // the socket has drained.
   let paused = false;
+  let stopped = false;
   const sent = () => {
-    if (paused && ws.bufferedAmount < MAX_PENDING_WRITE_BYTES) {
+    if (paused && !stopped && ws.bufferedAmount < MAX_PENDING_WRITE_BYTES) {
       paused = false;
       ws.resume();
     }
@@ -605,6 +691,10 @@ function webSocketChannel(ws: WebSocket): ByteChannel {
     onError: (listener) => ws.on('error', listener),
     write: (bytes) => {
       if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true }, sent);
+    },
+    stopReading: () => {
+      stopped = true;
+      ws.pause();
     },
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),
