@@ -82,7 +82,8 @@ const require = createRequire(import.meta.url);
 const rheaLib = require.resolve('rhea').replace(/container\.js$/, '');
 const frames = require(`${rheaLib}frames.js`) as {
   transfer(fields: Record<string, unknown>): unknown;
-  amqp_frame(channel: number, performative: unknown, payload: Buffer): unknown;
+  flow(fields: Record<string, unknown>): unknown;
+  amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
   write_frame(frame: unknown): Buffer;
 };
 
@@ -111,4 +112,36 @@ export function rawTransfers(sender: Sender, message: Message): () => Buffer {
         payload,
       ),
     );
+}
+
+/**
+ * A FLOW frame on `sender`'s link with `drain` set and `linkCredit` credit: what a sender never sends
+ * (drain is the receiver's to ask for; a sender answers it with no credit left), for the socket.
+ */
+export function rawDrainFlow(sender: Sender, linkCredit: number): Buffer {
+  const session = (
+    sender as unknown as {
+      session: {
+        local: { channel: number };
+        incoming: { next_transfer_id: number; window: number };
+        outgoing: { next_transfer_id: number; window: number };
+      };
+    }
+  ).session;
+  const link = sender as unknown as { local: { handle: number }; delivery_count: number };
+  return frames.write_frame(
+    frames.amqp_frame(
+      session.local.channel,
+      frames.flow({
+        next_incoming_id: session.incoming.next_transfer_id,
+        incoming_window: session.incoming.window,
+        next_outgoing_id: session.outgoing.next_transfer_id,
+        outgoing_window: session.outgoing.window,
+        handle: link.local.handle,
+        delivery_count: link.delivery_count,
+        link_credit: linkCredit,
+        drain: true,
+      }),
+    ),
+  );
 }

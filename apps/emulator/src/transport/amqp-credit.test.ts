@@ -4,7 +4,7 @@ import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { closedPortUrl, groupDeviceKey, HUB_A } from '../testing/fixtures.js';
-import { connectRheaDevice, type RheaDevice, rawTransfers } from '../testing/raw-amqp.js';
+import { connectRheaDevice, type RheaDevice, rawDrainFlow, rawTransfers } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBed, type TestBed } from '../testing/test-bed.js';
 import { CREDIT_WINDOW } from './amqp.js';
@@ -15,7 +15,8 @@ import { CREDIT_WINDOW } from './amqp.js';
 // (held polls here), and the next made rhea's incoming buffer throw: the connection closed as
 // `amqp:decode-error`. A client that sends beyond its credit is now closed at once with
 // `amqp:link:transfer-limit-exceeded` and one warning; rhea, which prints an error to stderr for each
-// such request and processes it, does not see it.
+// such request and processes it, does not see it. The same for a FLOW with drain set and credit
+// left on that link (rhea printed an error for each and took the credit): `amqp:invalid-field`.
 //
 // Polls are held here: the custom group's webhook does not answer until the test releases it, and
 // with retry-after 0 a poll of an assigning operation waits for the allocation (or 5 s) to answer.
@@ -216,4 +217,25 @@ it('closes a client that sends requests beyond its credit: amqp:link:transfer-li
   expect(rheaComplaints).toEqual([]);
   webhook.release(id);
   await stillServes('amqp-credit-ignored-after');
+});
+
+it('closes a client whose FLOW on its request link sets drain with credit left: amqp:invalid-field, one warning, nothing on stderr', async () => {
+  const id = 'amqp-drain-with-credit';
+  const device = await openDevice(id);
+  const stderr = vi.spyOn(console, 'error');
+  const from = logs.length;
+  // As many as a client may write: rhea printed an error for each and took the credit as the link's.
+  device.socket.write(Buffer.concat(Array.from({ length: 200 }, () => rawDrainFlow(device.sender, 5))));
+  const error = await device.closed;
+  const rheaComplaints = stderr.mock.calls.filter((call) => /drain/i.test(String(call[0])));
+  stderr.mockRestore();
+  expect(error).toMatchObject({ condition: 'amqp:invalid-field' });
+  expect(
+    logs
+      .slice(from)
+      .filter((l) => l.level !== 'debug' && l.event.startsWith('amqp.'))
+      .map((l) => [l.level, l.event]),
+  ).toEqual([['warn', 'amqp.flow']]);
+  expect(rheaComplaints).toEqual([]);
+  await stillServes('amqp-drain-after');
 });

@@ -101,6 +101,8 @@ interface ServerConnection extends Connection {
   _process(): void;
   /** Where rhea hands each TRANSFER frame to its session (see `transferBeyondCredit`). */
   on_transfer(frame: TransferFrame): void;
+  /** Where rhea hands each FLOW frame to its session (see `drainWithCredit`). */
+  on_flow(frame: FlowFrame): void;
   /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
   remote_channel_map: Record<number, { remote: { handles: Record<number, unknown> } } | undefined>;
   /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
@@ -113,6 +115,12 @@ interface ServerConnection extends Connection {
 interface TransferFrame {
   channel: number;
   performative: { handle: number };
+}
+
+/** A FLOW frame as rhea decodes it (a link's fields only when it names one). */
+interface FlowFrame {
+  channel: number;
+  performative: { handle?: number; drain?: boolean; link_credit?: number };
 }
 
 /**
@@ -221,6 +229,40 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const onTransfer = connection.on_transfer;
     connection.on_transfer = (frame: TransferFrame) => {
       if (!transferBeyondCredit(frame)) onTransfer.call(connection, frame);
+    };
+
+    /**
+     * A FLOW from the client on a request link with drain set and credit left: drain is the
+     * receiver's (the server's) to ask for, and the sender's answer to it has no credit left. rhea
+     * takes its credit as the link's and prints "received flow with drain set, but non zero credit"
+     * to stderr for each such frame; the first closes the connection (`amqp:invalid-field`) and one
+     * warning, and it is not handed to rhea.
+     */
+    const drainWithCredit = (frame: FlowFrame): boolean => {
+      const { handle, drain, link_credit: linkCredit } = frame.performative;
+      if (handle === undefined || !drain || !linkCredit) return false;
+      const link = connection.remote_channel_map[frame.channel]?.remote.handles[handle];
+      if (!credit.has(link as Receiver)) return false;
+      if (!refused) {
+        log.warn(
+          'amqp.flow',
+          `${peer} (${transport}): a FLOW with drain set and credit on a request link; connection closed`,
+          {
+            transport,
+          },
+        );
+        closeConnection({
+          condition: 'amqp:invalid-field',
+          description:
+            "A sender sets drain on its FLOW only with no link credit left (drain is the receiver's to ask for).",
+        });
+        channel.stopReading();
+      }
+      return true;
+    };
+    const onFlow = connection.on_flow;
+    connection.on_flow = (frame: FlowFrame) => {
+      if (!drainWithCredit(frame)) onFlow.call(connection, frame);
     };
 
     /** One more request may be sent on `receiver`: its previous one was answered. */
