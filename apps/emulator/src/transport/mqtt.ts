@@ -411,6 +411,16 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
    */
   #grace: NodeJS.Timeout | undefined;
   first = true;
+  /**
+   * Over TLS, the packets sent while the connection is held (`#hold`: a read being served, a
+   * register waiting for its commit) are kept here and written as one buffer when the last hold is
+   * released: one write, which TLS sends as one record, as the stream's cork did with the same
+   * bytes, without the Writable's per-write bookkeeping and writev. Over WebSockets the stream's
+   * cork is used as before (its frames are written one per packet).
+   */
+  #pending: Buffer | Buffer[] | undefined;
+  #pendingBytes = 0;
+  #holds = 0;
   /** The connection may be a hub's: its first read is routed (see `routeFirstRead`) before it is served. */
   routing = false;
 
@@ -434,12 +444,12 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   /** Starts the session with its CONNECT, decoded already, and the bytes that came after it. */
   start(connect: mqttPacket.IConnectPacket, rest: Buffer): void {
     this.first = false;
-    this.stream.cork();
+    this.#hold();
     try {
       this.session.packet(connect);
       if (rest.length > 0) this.data(rest);
     } finally {
-      this.stream.uncork();
+      this.#release();
     }
   }
 
@@ -460,7 +470,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     const size = this.#guard.push(chunk);
     const bytes = size === undefined ? chunk : chunk.subarray(0, this.#guard.oversizedAt);
     // Answers given at once (PUBACK and the answer to a request) leave in one TLS record.
-    this.stream.cork();
+    this.#hold();
     try {
       if (bytes.length === 0) {
         // Only (the start of) the oversized packet.
@@ -481,15 +491,17 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
         this.#endForViolation(MQTT_WEBSOCKET_CLOSE.tooBig);
       }
     } finally {
-      this.stream.uncork();
+      this.#release();
     }
     // Between packets the parser holds nothing: an idle device keeps no parser.
     if (this.#guard.atPacketBoundary) this.#parser = undefined;
     // A peer that sends requests and does not read the answers: nothing more is read until they
     // are written (TCP then holds the peer back), rather than every answer kept in memory (32.7 MB
     // of status requests on one connection held 195 MB of answers). A silent stalled connection
-    // is then closed by the idle timeout. One property read per read.
-    if (this.stream.writableNeedDrain) {
+    // is then closed by the idle timeout. Answers held for a register's commit count as written
+    // (as the cork counted them): once written, they are more than the stream buffers before asking
+    // for a drain, so 'drain' comes after them.
+    if (this.stream.writableNeedDrain || this.#pendingBytes >= this.stream.writableHighWaterMark) {
       this.stream.pause();
       this.stream.once('drain', resumeReading);
     }
@@ -515,6 +527,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
    */
   #endForViolation(close: MqttWebSocketClose = MQTT_WEBSOCKET_CLOSE.protocolError): void {
     if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, close);
+    this.#flush();
     this.stream.end();
     if (this.#grace || this.stream.destroyed) return;
     this.#grace = destroyAfterGrace(this.stream);
@@ -529,7 +542,42 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
   }
 
   send(packet: mqttPacket.Packet): void {
-    if (!this.stream.destroyed) this.stream.write(encodeServerPacket(packet));
+    if (this.stream.destroyed) return;
+    const bytes = encodeServerPacket(packet);
+    if (this.#holds === 0 || this.transport !== 'mqtt') {
+      this.stream.write(bytes);
+      return;
+    }
+    const pending = this.#pending;
+    if (pending === undefined) this.#pending = bytes;
+    else if (Array.isArray(pending)) pending.push(bytes);
+    else this.#pending = [pending, bytes];
+    this.#pendingBytes += bytes.length;
+  }
+
+  /** Holds what is sent until the matching `#release` (the stream's cork over WebSockets). */
+  #hold(): void {
+    if (this.transport === 'mqtt') this.#holds += 1;
+    else this.stream.cork();
+  }
+
+  #release(): void {
+    if (this.transport !== 'mqtt') {
+      this.stream.uncork();
+      return;
+    }
+    this.#holds -= 1;
+    if (this.#holds === 0) this.#flush();
+  }
+
+  /** Writes what was held, in one buffer. */
+  #flush(): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    if (this.stream.destroyed) return;
+    this.stream.write(Array.isArray(pending) ? Buffer.concat(pending) : pending);
   }
 
   close(reason: string | undefined): void {
@@ -540,6 +588,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     // one that goes on writing REFUSED_PEER_GRACE_MS after its first write (see data()).
     if (reason === undefined) {
       if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, MQTT_WEBSOCKET_CLOSE.normal);
+      this.#flush();
       this.stream.end();
       return;
     }
@@ -604,12 +653,12 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       // operation is committed, at the end of this turn): both leave in one TLS record. A held
       // poll (retry-after 0) waits for an allocation and is not held back.
       const hold = request.kind === 'register';
-      if (hold) this.stream.cork();
+      if (hold) this.#hold();
       response
         .catch((err: Error) => this.#failed(err))
         .then((settled) => {
           this.#reply(request.rid, settled);
-          if (hold) this.stream.uncork();
+          if (hold) this.#release();
         });
     } else {
       this.#reply(request.rid, response);
@@ -621,6 +670,8 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     if (this.#keepalive) clearTimeout(this.#keepalive);
     if (this.#grace) clearTimeout(this.#grace);
     this.#parser = undefined;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
     const { byClientId } = this.context;
     if (byClientId.get(this.session.clientId) === this.stream) byClientId.delete(this.session.clientId);
   }
