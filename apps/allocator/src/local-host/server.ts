@@ -12,6 +12,7 @@ import {
 } from '@dpskit/node-kit';
 import { isoNow } from '../log/clock.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
+import { noteJsonString } from '../log/json-line.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
   type EffectiveHttpTrigger,
@@ -108,6 +109,8 @@ export interface RunningFunctionsHost {
 interface Entry {
   definition: HttpFunctionDefinition;
   handler: HttpHandler;
+  /** The function's name as JSON writes it inside a string (escaped, without the quotes). */
+  nameJson: string;
 }
 
 /**
@@ -120,13 +123,15 @@ interface Entry {
 export async function startFunctionsHost(options: FunctionsHostOptions): Promise<RunningFunctionsHost> {
   const { log } = options;
   const limits = hostLimits(options.limits);
-  const entries = options.definitions.map((definition) => ({
-    trigger: effectiveTrigger(definition),
-    entry: {
+  const entries = options.definitions.map((definition) => {
+    const trigger = effectiveTrigger(definition);
+    const entry: Entry = {
       definition,
       handler: options.handlers?.[definition.name] ?? definition.options.handler,
-    } satisfies Entry,
-  }));
+      nameJson: JSON.stringify(trigger.name).slice(1, -1),
+    };
+    return { trigger, entry };
+  });
   const router = new FunctionRouter<Entry>(options.routePrefix, entries);
 
   const minLevel = options.logLevel ?? 'info';
@@ -226,22 +231,18 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     const request = toFunctionRequest(req, url, body, params);
     const invocationId = randomUUID();
     const functionName = trigger.name;
+    const origin = { functionName, invocationId };
     const context = new LocalInvocationContext({
       invocationId,
       functionName,
       logHandler: (level, ...args) => {
         if (level === 'none' || !enabled(fromFunctionsLevel(level))) return;
-        emit(log, recordFromContextLog(level, args, { functionName, invocationId }));
+        emit(log, recordFromContextLog(level, args, origin));
       },
       options: httpTriggerOptions(trigger),
     });
 
-    if (infoEnabled) {
-      hostLog(
-        'info',
-        `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
-      );
-    }
+    if (infoEnabled) hostLog('info', executingMessage(functionName, entry.nameJson, invocationId));
     const started = process.hrtime.bigint();
     let result: Awaited<ReturnType<HttpHandler>>;
     try {
@@ -262,12 +263,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     const parts = plainResponseParts(result);
     if (parts) writeResponseParts(res, parts, method);
     else await writeFunctionResponse(res, result, method);
-    if (infoEnabled) {
-      hostLog(
-        'info',
-        `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${elapsed(started)}ms)`,
-      );
-    }
+    if (infoEnabled) hostLog('info', executedMessage(functionName, entry.nameJson, invocationId, elapsed(started)));
   };
 
   const servers = await listen(onRequest, options.port, options.host, limits, hostLog);
@@ -297,6 +293,39 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       return closing;
     },
   };
+}
+
+/**
+ * The host's line as an invocation starts (what `func start` writes), with its JSON text noted for
+ * the JSON formatter, and the function name's and the invocation id's too, which the function's
+ * lines carry (log/json-line.ts `noteJsonString`: the formatter then need not scan them).
+ * `invocationId` must be a `randomUUID()`: hex digits and dashes, which JSON writes as they are.
+ * The JSON is the message's own: its fixed parts are ASCII without anything JSON escapes, so the
+ * name's escaped text (`nameJson`, JSON.stringify's without the quotes) is the same inside it (a
+ * lone surrogate at either end of the name stays lone next to them). server.test.ts checks it
+ * against JSON.stringify for awkward names.
+ */
+export function executingMessage(functionName: string, nameJson: string, invocationId: string): string {
+  noteJsonString(functionName, `"${nameJson}"`);
+  noteJsonString(invocationId, `"${invocationId}"`);
+  const msg = `Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`;
+  noteJsonString(
+    msg,
+    `"Executing 'Functions.${nameJson}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})"`,
+  );
+  return msg;
+}
+
+/** The host's line as an invocation ends well, its JSON text noted as `executingMessage`'s. */
+export function executedMessage(
+  functionName: string,
+  nameJson: string,
+  invocationId: string,
+  durationMs: number,
+): string {
+  const msg = `Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${durationMs}ms)`;
+  noteJsonString(msg, `"Executed 'Functions.${nameJson}' (Succeeded, Id=${invocationId}, Duration=${durationMs}ms)"`);
+  return msg;
 }
 
 /** How long a client answered 400/408/431 has to close its side of the connection before it is destroyed. */

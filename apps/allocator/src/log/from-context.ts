@@ -40,15 +40,19 @@ export function recordFromContextLog(
   origin: ContextLogOrigin,
   now?: Date,
 ): AllocatorLogRecord {
-  const last = args.at(-1);
+  const count = args.length;
+  const last = count === 0 ? undefined : args[count - 1];
   const fields = isLogFields(last) ? last.fields : undefined;
-  const messageArgs = fields ? args.slice(0, -1) : args;
+  // The message arguments are all but a trailing fields argument; util.format gives a lone string
+  // back as it is: the usual `context.info('Message', fields)` needs no copy of the arguments.
+  const first = args[0];
+  const messageCount = fields ? count - 1 : count;
+  const msg = messageCount === 1 && typeof first === 'string' ? first : format(...(fields ? args.slice(0, -1) : args));
   const record: AllocatorLogRecord = {
     time: now === undefined ? isoNow() : now.toISOString(),
     level: fromFunctionsLevel(level),
     source: 'function',
-    // util.format gives a lone string back as it is: the usual `context.info('Message', fields)`.
-    msg: messageArgs.length === 1 && typeof messageArgs[0] === 'string' ? messageArgs[0] : format(...messageArgs),
+    msg,
     functionName: origin.functionName,
     invocationId: origin.invocationId,
   };

@@ -1,9 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllocatorHost, startAllocatorHost } from '../local-host/allocator-host.js';
+import { executedMessage, executingMessage, startFunctionsHost } from '../local-host/server.js';
 import { accept, reject } from '../policy/policy.js';
+import { httpFunction } from '../registration/http-function.js';
 import { requestFrom, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
-import { fastJsonLine, jsonLine } from './json-line.js';
+import { logFields } from './fields.js';
+import { fastJsonLine, jsonLine, noteJsonString } from './json-line.js';
 import type { AllocatorLogRecord } from './record.js';
 
 /** What JSON.stringify(record) does: its text, or the error it throws. */
@@ -174,6 +178,107 @@ describe('jsonLine', () => {
   });
 });
 
+describe('jsonLine with short lists and objects in data (written without JSON.stringify)', () => {
+  it('writes them as JSON.stringify does, and gives way for every item it does not write itself', () => {
+    const holes: unknown[] = ['a'];
+    holes[2] = 'c';
+    class Hubs extends Array<string> {}
+    const hubs = Hubs.from(['h1', 'h2']);
+    const getters = {
+      get hub() {
+        return 'from a getter';
+      },
+    };
+    const values: unknown[] = [
+      [],
+      {},
+      ['contoso-toasters-hub-1098.azure-devices.net'],
+      { iotHubHostName: 'contoso-toasters-hub-1098.azure-devices.net' },
+      [1, -0, 0.1, 1e21, 5e-7, -1.5, true, false, null, 'x'].slice(0, 8),
+      [1, -0, 0.1, 1e21, 5e-7, -1.5, true, false, null, 'x'].slice(8),
+      { zero: -0, t: true, f: false, n: null, s: 'x', '1': 'index first', ['__proto__']: 'own' },
+      JSON.parse('{"__proto__":"own","b":1,"0":"zero"}'),
+      AWKWARD.slice(0, 8),
+      Object.fromEntries(AWKWARD.slice(0, 8).map((text, i) => [text, i])),
+      Object.fromEntries(AWKWARD.slice(0, 8).map((text) => ['k', text])),
+      AWKWARD,
+      Array.from({ length: 9 }, (_, i) => i),
+      Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, i])),
+      holes,
+      [undefined],
+      ['a', Symbol('s')],
+      ['a', () => 1],
+      [Number.NaN],
+      [Number.POSITIVE_INFINITY],
+      { a: undefined, b: 1 },
+      { a: Symbol('s'), b: 1 },
+      { a: Number.NaN },
+      { a: () => 1 },
+      [['nested']],
+      { a: { nested: true } },
+      [new Date(0)],
+      [1n],
+      hubs,
+      getters,
+      Object.assign(Object.create(null) as object, { a: 1 }),
+      Object.assign(['a'], { extra: 'ignored by JSON.stringify' }),
+      { toJSON: () => 'own toJSON' },
+      Object.assign(['a'], { toJSON: () => 'array toJSON' }),
+    ];
+    for (const value of values) {
+      for (const data of [{ value }, { first: 'x', value }, { value, last: [value] }]) {
+        const record = functionRecord('Shallow', data);
+        expect(actual(record)).toEqual(reference(record));
+        const host = hostRecord('Shallow', data);
+        expect(actual(host)).toEqual(reference(host));
+      }
+    }
+  });
+
+  it('writes repeated string values as JSON.stringify does (kept quoted for the next two values)', () => {
+    const uuid = '0b6c1e8e-7a52-4d2a-9a4e-2f1c5d3e4b6a';
+    // Same lengths, other characters: a kept value must not stand in for another of its length.
+    const sameLength = ['0b6c1e8e-7a52-4d2a-9a4e-2f1c5d3e4b6b', 'quote " and \\ x', 'quote " and \\ y'];
+    const sequence = [uuid, ...sameLength, uuid, ...AWKWARD, ...AWKWARD.slice().reverse(), ...sameLength, uuid];
+    for (let i = 0; i < sequence.length; i++) {
+      const a = sequence[i] as string;
+      const b = sequence[(i * 7) % sequence.length] as string;
+      const record = functionRecord('Repeated', { a, list: [b, a], object: { b, a }, b });
+      expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+    }
+  });
+});
+
+describe('jsonLine with strings whose JSON was noted (noteJsonString)', () => {
+  // Names a function could be registered with: anything JSON escapes, next to the message's own text.
+  const NAMES = [...AWKWARD, 'allocate', "it's", '\\', '"', '\\ud800', '\udbff', '\udc00x', 'x\ud83d', '\ude00x'];
+
+  it("writes the host's Executing and Executed lines and the function's origin as JSON.stringify does", () => {
+    const names = [...NAMES, ...fc.sample(fc.string({ unit: 'binary' }), { numRuns: 300, seed: 1310 })];
+    for (const name of names) {
+      const nameJson = JSON.stringify(name).slice(1, -1);
+      const invocationId = randomUUID();
+      const executing = hostRecord(executingMessage(name, nameJson, invocationId));
+      const line = { ...functionRecord('Request.Body', { body: { a: name } }), functionName: name, invocationId };
+      const executed = hostRecord(executedMessage(name, nameJson, invocationId, 12));
+      for (const record of [executing, line, line, executed]) {
+        expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+      }
+    }
+  });
+
+  it('uses a note only for its own string: other strings, and replaced notes, are checked as ever', () => {
+    noteJsonString('noted "text"', '"noted \\"text\\""');
+    const record = hostRecord('noted "text" but another string', { a: 'noted "text"x', b: 'noted "text"' });
+    expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+    // A wrong note (never made by the host) replaced by four newer ones is no longer used.
+    noteJsonString('"replaced"', 'wrong');
+    for (let i = 0; i < 4; i++) noteJsonString(`filler ${i}`, `"filler ${i}"`);
+    const replaced = hostRecord('"replaced"', { value: '"replaced"' });
+    expect(fastJsonLine(replaced)).toBe(JSON.stringify(replaced));
+  });
+});
+
 describe('jsonLine on the records of real requests', () => {
   let host: AllocatorHost;
   const records: AllocatorLogRecord[] = [];
@@ -242,5 +347,40 @@ describe('jsonLine on the records of real requests', () => {
       expect(fastJsonLine(record)).toBe(JSON.stringify(record));
       expect(jsonLine(record)).toBe(JSON.stringify(record));
     }
+  });
+
+  it("writes the lines of functions with awkward names as JSON.stringify does (the host's noted JSON)", async () => {
+    const names = ['quote " backslash \\ end', 'lone \ud800', '\udc00 first', 'emoji 😀', 'controls \u0001\n'];
+    const lines: AllocatorLogRecord[] = [];
+    const functionsHost = await startFunctionsHost({
+      port: 0,
+      host: '127.0.0.1',
+      routePrefix: 'api',
+      functionKey: 'k',
+      log: (record) => lines.push(record),
+      definitions: names.map((name, i) =>
+        httpFunction(name, {
+          route: `f${i}`,
+          authLevel: 'anonymous',
+          handler: async (_request, context) => {
+            context.info('In', logFields({ name, id: context.invocationId }));
+            return { status: 200, body: name };
+          },
+        }),
+      ),
+    });
+    try {
+      for (let i = 0; i < names.length; i++) {
+        const res = await fetch(`${functionsHost.url}/api/f${i}`, { method: 'POST', body: '{}' });
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+      }
+    } finally {
+      await functionsHost.close();
+    }
+    const executing = lines.filter((r) => r.msg.startsWith('Executing '));
+    expect(executing.map((r) => r.msg.slice(21, r.msg.indexOf("' (Reason")))).toEqual(names);
+    expect(lines.filter((r) => r.msg.startsWith('Executed ')).length).toBe(names.length);
+    for (const record of lines) expect(fastJsonLine(record)).toBe(JSON.stringify(record));
   });
 });

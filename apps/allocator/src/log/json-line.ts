@@ -10,8 +10,10 @@ import type { AllocatorLogRecord } from './record.js';
  * are constants, the level and source names are known, a line's start (time, level, source), its
  * function name and invocation id and a short message equal to earlier lines' are reused as one
  * flat string already quoted, other short values are checked for a character that needs escaping
- * with one native regular expression and copied as they are, and only nested values (the request
- * body, linked hubs, a response) go to `JSON.stringify`. Fewer, flat pieces matter because the line
+ * with one native regular expression and copied as they are (or not checked at all when the host
+ * noted their JSON as it built them: `noteJsonString`), short lists and objects of such values
+ * (linked hubs, a response) are written here too, and only other nested values (the request body)
+ * go to `JSON.stringify`. Fewer, flat pieces matter because the line
  * writer's join flattens each line's tree of concatenations piece by piece: with the allocator
  * host's answers no longer waking the client once each (turn-end.ts), that flattening
  * (`String::WriteToFlat`) was the largest item info logging added in perf (3.1 µs per request
@@ -20,8 +22,9 @@ import type { AllocatorLogRecord } from './record.js';
  * tutorial request had then: 6.6 -> 4.7 µs, of which the request body is 1.8;
  * with the line writer's work on them (appending, then flattening and UTF-8 encoding at the write)
  * 7.8 -> 6.4 µs: a line built here is a tree of concatenations that the write flattens, where
- * `JSON.stringify`'s is one flat string. (Tried and slower: a serialiser in JavaScript for the nested
- * values too; `JSON.stringify` for all of `data`; joining an array of parts; fewer, larger constants.)
+ * `JSON.stringify`'s is one flat string. (Tried and slower: a serialiser in JavaScript for all nested
+ * values (for the request body it costs what JSON.stringify does, and its many pieces cost the join);
+ * `JSON.stringify` for all of `data`; joining an array of parts; fewer, larger constants.)
  *
  * Exactness: the fast path takes only what it can prove gives the same text: own enumerable keys
  * `time, level, source, msg[, functionName, invocationId][, data]` in that order (what every
@@ -47,7 +50,58 @@ export function jsonLine(record: AllocatorLogRecord): string {
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 function quote(text: string): string {
+  if (text === noted0) return notedJson0;
+  if (text === noted1) return notedJson1;
+  if (text === noted2) return notedJson2;
+  if (text === noted3) return notedJson3;
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
+// The last four strings noted with their JSON text (noteJsonString), the newest replacing the oldest.
+// Separate variables rather than an array: quote compares them on every call, mostly by length.
+let noted0: string | undefined;
+let noted1: string | undefined;
+let noted2: string | undefined;
+let noted3: string | undefined;
+let notedJson0 = '';
+let notedJson1 = '';
+let notedJson2 = '';
+let notedJson3 = '';
+let nextNote = 0;
+
+/**
+ * Notes that `json` is `JSON.stringify(text)`, known by whoever built `text` from parts whose JSON
+ * it knows, so that the line with `text` in it is written without scanning `text` for characters to
+ * escape. The four newest notes are kept; a string not noted (or noted and replaced since) is
+ * scanned as ever, so a note only saves work, and a wrong one would write wrong text: callers build
+ * both from the same parts (local-host/server.ts, tested there against JSON.stringify).
+ *
+ * Why: the local host's `Executing ...` and `Executed ...` lines (about 130 and 90 characters, new
+ * each request, with its invocation id) were scanned by the escape check (a regular expression,
+ * which first copies the concatenated message into one flat string): with the invocation id and the
+ * function name of the other lines' origin, about 0.8 µs of each request's 13 µs of info logging
+ * in a loop (issue #13). The host builds them from the function name (escaped once) and a
+ * `randomUUID()` (hex digits and dashes), so it knows their JSON text.
+ */
+export function noteJsonString(text: string, json: string): void {
+  switch (nextNote) {
+    case 0:
+      noted0 = text;
+      notedJson0 = json;
+      break;
+    case 1:
+      noted1 = text;
+      notedJson1 = json;
+      break;
+    case 2:
+      noted2 = text;
+      notedJson2 = json;
+      break;
+    default:
+      noted3 = text;
+      notedJson3 = json;
+  }
+  nextNote = (nextNote + 1) & 3;
 }
 
 /** One flat string of `parts` (a join builds one sequential string; `+` builds a tree the write flattens). */
@@ -208,11 +262,38 @@ function fieldsJson(data: unknown): string | undefined {
 
 const OMITTED = '';
 
+// The two string values quoted last and their JSON. A request's lines repeat their values (the
+// registration id in two lines, the hub in three: `linkedHubs`, `iotHubHostName`, the response),
+// and the same string compares equal at once.
+let recent0: string | undefined;
+let recent1: string | undefined;
+let recentJson0 = '';
+let recentJson1 = '';
+
+/** `quote(text)` for a value in `data`, kept for the next two values. */
+function quoteValue(text: string): string {
+  if (text === recent0) return recentJson0;
+  if (text === recent1) {
+    const json = recentJson1;
+    recent1 = recent0;
+    recentJson1 = recentJson0;
+    recent0 = text;
+    recentJson0 = json;
+    return json;
+  }
+  const json = quote(text);
+  recent1 = recent0;
+  recentJson1 = recentJson0;
+  recent0 = text;
+  recentJson0 = json;
+  return json;
+}
+
 /** One field's value: its JSON, OMITTED where JSON.stringify leaves the property out, undefined to give up. */
 function valueJson(value: unknown): string | undefined {
   switch (typeof value) {
     case 'string':
-      return quote(value);
+      return quoteValue(value);
     case 'number':
       return Number.isFinite(value) ? `${value}` : 'null';
     case 'boolean':
@@ -224,8 +305,9 @@ function valueJson(value: unknown): string | undefined {
       if (value === null) return 'null';
       // Called with the property name by JSON.stringify, with "" on its own: not the same call.
       if ((value as { toJSON?: unknown }).toJSON !== undefined) return undefined;
-      // Nested values are V8's: the same walk, and faster than one in JavaScript.
-      return JSON.stringify(value);
+      // Nested values are V8's (the same walk, and faster than one in JavaScript), except a short
+      // list or object of plain values, which JSON.stringify's set-up would cost more than.
+      return shallowJson(value) ?? JSON.stringify(value);
     default:
       // functions (a `toJSON` property of theirs would be called), bigint
       return undefined;
@@ -245,4 +327,63 @@ function quotedKey(key: string, first: boolean): string {
     if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, quoted);
   }
   return first ? quoted[0] : quoted[1];
+}
+
+/** The most items a list or object may have for shallowJson to write it. */
+const MAX_SHALLOW_ITEMS = 8;
+
+/**
+ * JSON.stringify's text of a short array or plain object whose items are strings, finite numbers,
+ * booleans or null (a hub list, `{ iotHubHostName }`), or undefined to leave it to JSON.stringify.
+ * Why: JSON.stringify costs about 0.3 µs before it writes a character (issue #13: two such values in
+ * every request's lines), and these are a few quoted strings. Exactly JSON.stringify's text for what
+ * it takes: an array (own prototype Array.prototype) is read by index up to its length (holes and
+ * undefined would be `null`, so they give up), an object (prototype Object.prototype) by
+ * Object.keys, in JSON.stringify's order; a nested object, a function, a symbol, undefined, NaN or
+ * an infinity as an item gives up (JSON.stringify writes those apart). No toJSON on the value is
+ * checked by the caller; its items are primitives, which have none JSON.stringify would call.
+ */
+function shallowJson(value: object): string | undefined {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype === Array.prototype) {
+    if (!Array.isArray(value)) return undefined;
+    const items = value as unknown[];
+    const length = items.length;
+    if (length > MAX_SHALLOW_ITEMS) return undefined;
+    let json = '[';
+    for (let i = 0; i < length; i++) {
+      const item = primitiveJson(items[i]);
+      if (item === undefined) return undefined;
+      json += i === 0 ? item : `,${item}`;
+    }
+    return `${json}]`;
+  }
+  if (prototype !== Object.prototype) return undefined;
+  const fields = value as Record<string, unknown>;
+  const keys = Object.keys(fields);
+  if (keys.length > MAX_SHALLOW_ITEMS) return undefined;
+  let json = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const item = primitiveJson(fields[key]);
+    if (item === undefined) return undefined;
+    json += quotedKey(key, i === 0) + item;
+  }
+  return `${json}}`;
+}
+
+/** A string, finite number, boolean or null as JSON, or undefined for anything else. */
+function primitiveJson(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return quoteValue(value);
+    case 'number':
+      return Number.isFinite(value) ? `${value}` : undefined;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      return value === null ? 'null' : undefined;
+    default:
+      return undefined;
+  }
 }
