@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createRegistrationSasToken } from '@dpskit/contracts';
-import rhea, { type Connection, type EventContext, type Message, type Sender } from 'rhea';
+import rhea, { type Connection, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import type { Emulator } from '../emulator.js';
 
 function amqpPort(emulator: Emulator): number {
@@ -83,6 +83,8 @@ const rheaLib = require.resolve('rhea').replace(/container\.js$/, '');
 const frames = require(`${rheaLib}frames.js`) as {
   transfer(fields: Record<string, unknown>): unknown;
   flow(fields: Record<string, unknown>): unknown;
+  attach(fields: Record<string, unknown>): unknown;
+  disposition(fields: Record<string, unknown>): unknown;
   amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
   write_frame(frame: unknown): Buffer;
 };
@@ -142,6 +144,63 @@ export function rawDrainFlow(sender: Sender, linkCredit: number): Buffer {
         link_credit: linkCredit,
         drain: true,
       }),
+    ),
+  );
+}
+
+/** The session channel of a link rhea opened (its frames go on it). */
+function channelOf(link: Sender | Receiver): number {
+  return (link as unknown as { session: { local: { channel: number } } }).session.local.channel;
+}
+
+/**
+ * TRANSFER frames of `payload` (a message's bytes as they are, format 0) on `sender`'s link, each
+ * a new delivery, as `rawTransfers` writes them: for a message rhea's own encoder would not write.
+ */
+export function rawPayloadTransfers(sender: Sender, payload: Buffer): () => Buffer {
+  const session = (sender as unknown as { session: { outgoing: { next_delivery_id: number } } }).session;
+  const handle = (sender as unknown as { local: { handle: number } }).local.handle;
+  let deliveryId = session.outgoing.next_delivery_id;
+  return () =>
+    frames.write_frame(
+      frames.amqp_frame(
+        channelOf(sender),
+        frames.transfer({
+          handle,
+          delivery_id: deliveryId,
+          delivery_tag: Buffer.from(String(deliveryId++)),
+          message_format: 0,
+        }),
+        payload,
+      ),
+    );
+}
+
+/**
+ * An ATTACH frame on `link`'s session for a new link `name` on `handle` where the client sends
+ * (role sender), with `source` and `target` as given (rhea-typed values): for the socket.
+ */
+export function rawAttach(
+  link: Sender | Receiver,
+  name: string,
+  handle: number,
+  source: unknown,
+  target: unknown,
+): Buffer {
+  return frames.write_frame(
+    frames.amqp_frame(
+      channelOf(link),
+      frames.attach({ name, handle, role: false, source, target, initial_delivery_count: 0 }),
+    ),
+  );
+}
+
+/** A DISPOSITION frame from `receiver`'s side (role receiver) for delivery `deliveryId` with `state`, unsettled. */
+export function rawDisposition(receiver: Receiver, deliveryId: number, state: unknown): Buffer {
+  return frames.write_frame(
+    frames.amqp_frame(
+      channelOf(receiver),
+      frames.disposition({ role: true, first: deliveryId, settled: false, state }),
     ),
   );
 }

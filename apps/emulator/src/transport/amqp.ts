@@ -21,6 +21,7 @@ import {
   requestBodyBytes,
   sameRegistration,
 } from './amqp-messages.js';
+import { isKnownDeliveryState, isKnownTerminus, printable, unknownMessageSection } from './amqp-peer-checks.js';
 import {
   boundConnections,
   type ConnectionLimits,
@@ -103,6 +104,10 @@ interface ServerConnection extends Connection {
   on_transfer(frame: TransferFrame): void;
   /** Where rhea hands each FLOW frame to its session (see `drainWithCredit`). */
   on_flow(frame: FlowFrame): void;
+  /** Where rhea hands each DISPOSITION frame to its session. */
+  on_disposition(frame: DispositionFrame): void;
+  /** Where rhea hands each ATTACH frame to its session. */
+  on_attach(frame: AttachFrame): void;
   /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
   remote_channel_map: Record<number, { remote: { handles: Record<number, unknown> } } | undefined>;
   /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
@@ -111,10 +116,23 @@ interface ServerConnection extends Connection {
   sasl_transport: unknown;
 }
 
-/** A TRANSFER frame as rhea decodes it. */
+/** A TRANSFER frame's fields read here (the payload: this frame's part of the message). */
 interface TransferFrame {
   channel: number;
-  performative: { handle: number };
+  performative: { handle: number; more?: boolean; message_format?: number };
+  payload?: Buffer;
+}
+
+/** A DISPOSITION frame as rhea decodes it (`state`: a described value, unwrapped by rhea later). */
+interface DispositionFrame {
+  channel: number;
+  performative: { role?: boolean; first: number; last?: number; state?: unknown };
+}
+
+/** An ATTACH frame as rhea decodes it (`source`, `target`: described values, unwrapped by rhea later). */
+interface AttachFrame {
+  channel: number;
+  performative: { source?: unknown; target?: unknown };
 }
 
 /** A FLOW frame as rhea decodes it (a link's fields only when it names one). */
@@ -161,8 +179,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // rhea's own count (`Receiver.credit`) drops only once a message is complete, and a peer's FLOW
     // with drain set overwrites it.
     const credit = new Map<Receiver, number>();
-    let overCredit = false;
     let links = 0;
+    // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
+    let refused = false;
     let unsettledAnswers = 0;
 
     // A container per connection: rhea hands the SASL callback only the username and password, so
@@ -197,72 +216,139 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     } as never) as ServerConnection;
 
     /**
+     * A frame that breaks one of the rules below: the first closes the connection with `error` and
+     * one warning (`event`); it and every later frame of the kinds checked here are dropped before
+     * rhea sees them, and the connection is read no further (TCP holds a client that goes on
+     * writing back) until the grace ends. rhea would print to stderr for each such frame.
+     */
+    const violation = (event: string, what: string, error: { condition: string; description: string }) => {
+      if (refused) return;
+      log.warn(event, `${peer} (${transport}): ${what}; connection closed`, { transport, condition: error.condition });
+      closeConnection(error);
+      channel.stopReading();
+    };
+
+    /**
      * A request the client sent without credit: rhea processes it anyway, printing "Received transfer
      * when credit was 0" to stderr for each (a client ignoring credit could fill the emulator's
-     * stderr). The first closes the connection with `amqp:link:transfer-limit-exceeded` and one
-     * warning; it and every transfer after it are dropped before rhea sees them.
+     * stderr). Links the server refused at attach or closed (a message over the limit) never have
+     * credit. Closes the connection with `amqp:link:transfer-limit-exceeded`.
      */
-    const transferBeyondCredit = (frame: TransferFrame): boolean => {
-      if (overCredit) return true;
-      const link = connection.remote_channel_map[frame.channel]?.remote.handles[frame.performative.handle];
+    const transferBeyondCredit = (frame: TransferFrame, link: unknown): boolean => {
       const left = credit.get(link as Receiver);
-      // A frame that continues a message takes no credit; links not counted here (closed) are rhea's.
-      if (left === undefined || (link as { _incomplete?: unknown })._incomplete) return false;
+      // A frame that continues a message takes no credit.
+      if ((link as { _incomplete?: unknown } | undefined)?._incomplete) return false;
+      // Not a link of ours at all, or a link of the server's that sends: rhea throws (amqp:decode-error).
+      if (!isReceiver(link)) return false;
+      if (left === undefined) {
+        violation('amqp.credit', 'a transfer on a link the server refused or closed (it has no credit)', {
+          condition: 'amqp:link:transfer-limit-exceeded',
+          description: `A transfer on the link with handle ${frame.performative.handle}, which the server refused or closed: it has no link credit.`,
+        });
+        return true;
+      }
       if (left > 0) {
         credit.set(link as Receiver, left - 1);
         return false;
       }
-      overCredit = true;
-      log.warn(
-        'amqp.credit',
-        `${peer} (${transport}): a request sent without link credit (${CREDIT_WINDOW} may await answers); connection closed`,
-        { transport, credit: CREDIT_WINDOW },
-      );
-      closeConnection({
+      violation('amqp.credit', `a request sent without link credit (${CREDIT_WINDOW} may await answers)`, {
         condition: 'amqp:link:transfer-limit-exceeded',
         description: `A request was sent without link credit: at most ${CREDIT_WINDOW} requests may await their answers; send the next when the server grants credit.`,
       });
-      // A client that ignores credit may go on writing: TCP holds it back until the grace ends.
-      channel.stopReading();
       return true;
-    };
-    const onTransfer = connection.on_transfer;
-    connection.on_transfer = (frame: TransferFrame) => {
-      if (!transferBeyondCredit(frame)) onTransfer.call(connection, frame);
     };
 
     /**
-     * A FLOW from the client on a request link with drain set and credit left: drain is the
-     * receiver's (the server's) to ask for, and the sender's answer to it has no credit left. rhea
-     * takes its credit as the link's and prints "received flow with drain set, but non zero credit"
-     * to stderr for each such frame; the first closes the connection (`amqp:invalid-field`) and one
-     * warning, and it is not handed to rhea.
+     * The last frame of a request whose message has a section rhea does not know: rhea's decode
+     * prints a warning to stderr for each such section, once per request, for as long as the client
+     * sends them (credit comes back with each answer). Closes the connection with `amqp:decode-error`.
+     */
+    const unknownSection = (frame: TransferFrame, link: unknown): boolean => {
+      if (frame.performative.more) return false;
+      const incomplete = (link as { _incomplete?: { format?: number; frames: Buffer[] } })._incomplete;
+      // rhea decodes only message format 0 (the format is the delivery's first frame's).
+      if ((incomplete ? incomplete.format : frame.performative.message_format) !== 0) return false;
+      const payload = frame.payload ?? Buffer.alloc(0);
+      const unknown = unknownMessageSection(incomplete ? Buffer.concat([...incomplete.frames, payload]) : payload);
+      if (!unknown) return false;
+      violation('amqp.message', `a request with ${unknown}`, {
+        condition: 'amqp:decode-error',
+        description: `A request message has ${unknown}: AMQP 1.0 message sections are header, annotations, properties, application-properties, data, amqp-sequence, amqp-value and footer.`,
+      });
+      return true;
+    };
+
+    const onTransfer = connection.on_transfer;
+    connection.on_transfer = (frame: TransferFrame) => {
+      if (refused) return;
+      const link = connection.remote_channel_map[frame.channel]?.remote.handles[frame.performative.handle];
+      if (transferBeyondCredit(frame, link) || (credit.has(link as Receiver) && unknownSection(frame, link))) return;
+      onTransfer.call(connection, frame);
+    };
+
+    /**
+     * A FLOW from the client on a link where it sends (a request link, or one the server refused)
+     * with drain set and credit left: drain is the receiver's (the server's) to ask for, and the
+     * sender's answer to it has no credit left. rhea takes its credit as the link's and prints
+     * "received flow with drain set, but non zero credit" to stderr for each such frame. Closes the
+     * connection with `amqp:invalid-field`.
      */
     const drainWithCredit = (frame: FlowFrame): boolean => {
       const { handle, drain, link_credit: linkCredit } = frame.performative;
       if (handle === undefined || !drain || !linkCredit) return false;
       const link = connection.remote_channel_map[frame.channel]?.remote.handles[handle];
-      if (!credit.has(link as Receiver)) return false;
-      if (!refused) {
-        log.warn(
-          'amqp.flow',
-          `${peer} (${transport}): a FLOW with drain set and credit on a request link; connection closed`,
-          {
-            transport,
-          },
-        );
-        closeConnection({
-          condition: 'amqp:invalid-field',
-          description:
-            "A sender sets drain on its FLOW only with no link credit left (drain is the receiver's to ask for).",
-        });
-        channel.stopReading();
-      }
+      if (!isReceiver(link)) return false;
+      violation('amqp.flow', 'a FLOW with drain set and credit on a link where the client sends', {
+        condition: 'amqp:invalid-field',
+        description:
+          "A sender sets drain on its FLOW only with no link credit left (drain is the receiver's to ask for).",
+      });
       return true;
     };
     const onFlow = connection.on_flow;
     connection.on_flow = (frame: FlowFrame) => {
+      if (refused) return;
       if (!drainWithCredit(frame)) onFlow.call(connection, frame);
+    };
+
+    /**
+     * A DISPOSITION whose state is none of AMQP's delivery states (received, accepted, rejected,
+     * released, modified; a transactional state among them, as DPS has no transactions): rhea
+     * prints "unrecognised outcome" to stderr for each delivery it names. Closes the connection with
+     * `amqp:invalid-field`. The SDKs accept each answer (`accepted`).
+     */
+    const onDisposition = connection.on_disposition;
+    connection.on_disposition = (frame: DispositionFrame) => {
+      if (refused) return;
+      const { state } = frame.performative;
+      if (state && !isKnownDeliveryState(state)) {
+        const descriptor = printable((state as { descriptor?: { value?: unknown } }).descriptor?.value);
+        return violation('amqp.disposition', `a DISPOSITION with the state ${descriptor}`, {
+          condition: 'amqp:invalid-field',
+          description: `A DISPOSITION's state ${descriptor} is not one of received, accepted, rejected, released, modified.`,
+        });
+      }
+      onDisposition.call(connection, frame);
+    };
+
+    /**
+     * An ATTACH whose source or target is neither (a coordinator, for transactions, or anything
+     * else): rhea prints "Unknown terminus" to stderr for each and attaches the link without it.
+     * Closes the connection with `amqp:not-implemented`.
+     */
+    const onAttach = connection.on_attach;
+    connection.on_attach = (frame: AttachFrame) => {
+      if (refused) return;
+      const { source, target } = frame.performative;
+      const odd = [source, target].find((field) => !isKnownTerminus(field));
+      if (odd) {
+        const descriptor = printable((odd as { descriptor?: { value?: unknown } }).descriptor?.value);
+        return violation('amqp.link', `an ATTACH with the terminus ${descriptor}`, {
+          condition: 'amqp:not-implemented',
+          description: `An ATTACH's source and target must be an AMQP source and target (the terminus ${descriptor} is not served).`,
+        });
+      }
+      onAttach.call(connection, frame);
     };
 
     /** One more request may be sent on `receiver`: its previous one was answered. */
@@ -276,7 +362,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // Only a client that presented a certificate may skip SASL: without one it could not authenticate.
     const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES, { saslOptional: clientCertificates.length > 0 });
     let withoutSasl = false;
-    let refused = false;
     const refuse = (problem: AmqpStreamProblem) => {
       refused = true;
       const what = describeProblem(problem);
@@ -741,6 +826,11 @@ function webSocketChannel(ws: WebSocket): ByteChannel {
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),
   };
+}
+
+/** Whether `link` (from rhea's handles) is one where the server receives: the client sends on it. */
+function isReceiver(link: unknown): link is Receiver {
+  return typeof (link as Receiver | undefined)?.is_receiver === 'function' && (link as Receiver).is_receiver();
 }
 
 function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {

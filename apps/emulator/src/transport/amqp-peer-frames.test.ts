@@ -1,0 +1,229 @@
+import type { LogRecord } from '@dpskit/node-kit';
+import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import { afterAll, beforeAll, expect, it, type MockInstance, vi } from 'vitest';
+import type { Emulator } from '../emulator.js';
+import { groupDeviceKey } from '../testing/fixtures.js';
+import {
+  connectRheaDevice,
+  type RheaDevice,
+  rawAttach,
+  rawDisposition,
+  rawDrainFlow,
+  rawPayloadTransfers,
+  rawTransfers,
+} from '../testing/raw-amqp.js';
+import { register } from '../testing/sdk.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { CREDIT_WINDOW } from './amqp.js';
+
+// Frames a client may send that rhea takes but tells the console about, once per frame: a message
+// section it does not know, a DISPOSITION state that is no delivery state, an ATTACH whose source or
+// target is neither, and transfers or drain FLOWs on a link the server refused (it has no credit).
+// Repeated, each filled the emulator's stderr (one line each, for as long as the client went on).
+// Now the first closes the connection with an AMQP error that names it and one warning through the
+// emulator's logger; nothing reaches the console; an SDK device then registers (AMQP and AMQP-WS).
+
+let emulator: Emulator;
+let close: (() => Promise<void>) | undefined;
+const logs: LogRecord[] = [];
+
+beforeAll(async () => {
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+});
+
+afterAll(() => close?.());
+
+const stillServes = async (id: string) => {
+  for (const transport of ['amqp', 'amqp-ws'] as const) {
+    expect(
+      await register(emulator, `${id}-${transport}`, groupDeviceKey('hashed', `${id}-${transport}`), { transport }),
+    ).toMatchObject({ status: 'assigned' });
+  }
+};
+
+interface Device extends RheaDevice {
+  address: string;
+  sender: Sender;
+  receiver: Receiver;
+  write(bytes: Buffer): void;
+}
+
+/** A raw rhea device with both links attached (its answers not accepted by rhea itself). */
+async function openDevice(id: string): Promise<Device> {
+  const device = await connectRheaDevice(emulator, id, groupDeviceKey('hashed', id));
+  const address = `${emulator.idScope}/registrations/${id}`;
+  const receiver = device.connection.open_receiver({ source: { address }, autoaccept: false } as never);
+  const sender = device.connection.open_sender({ target: { address } } as never);
+  await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+  const socket = (device.connection as unknown as { socket: { write(bytes: Buffer): boolean } }).socket;
+  return { ...device, address, sender, receiver, write: (bytes) => socket.write(bytes) };
+}
+
+/** The console while `run` runs: what rhea printed (the spies pass everything through). */
+async function watchConsole<T>(run: () => Promise<T>): Promise<{ result: T; printed: string[] }> {
+  const spies: MockInstance[] = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error'), vi.spyOn(console, 'log')];
+  try {
+    const result = await run();
+    // A tick for anything rhea prints after the close.
+    await new Promise((resolve) => setImmediate(resolve));
+    return { result, printed: spies.flatMap((spy) => spy.mock.calls.map((call) => call.map(String).join(' '))) };
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+}
+
+/** The emulator's non-debug `amqp.*` log lines since `from`, as [level, event]. */
+const amqpLines = (from: number) =>
+  logs
+    .slice(from)
+    .filter((l) => l.level !== 'debug' && l.event.startsWith('amqp.'))
+    .map((l) => [l.level, l.event]);
+
+const lookup: Message = {
+  application_properties: { 'iotdps-operation-type': 'iotdps-get-registration' },
+  body: '',
+} as Message;
+
+it('closes a client whose request has a message section AMQP does not define: amqp:decode-error, one warning, nothing on the console', async () => {
+  const device = await openDevice('amqp-odd-section');
+  const from = logs.length;
+  // A status lookup with one more section after the body: a described value rhea has no unwrapper for.
+  const payload = Buffer.concat([rhea.message.encode(lookup), Buffer.from([0x00, 0x53, 0x99, 0x40])]);
+  const { result: error, printed } = await watchConsole(async () => {
+    // As many as the credit lets through (rhea warned once for each, and credit came back with each answer).
+    device.write(Buffer.concat(Array.from({ length: CREDIT_WINDOW }, rawPayloadTransfers(device.sender, payload))));
+    return device.closed;
+  });
+  expect(error).toMatchObject({
+    condition: 'amqp:decode-error',
+    description: expect.stringContaining('a message section with the descriptor 0x99'),
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.message']]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-odd-section-after');
+});
+
+it('takes every section AMQP defines, in a request the SDK would not send', async () => {
+  const device = await openDevice('amqp-all-sections');
+  const from = logs.length;
+  const answered = new Promise<{ condition?: string }>((resolve) =>
+    device.sender.once('rejected', (context: EventContext) =>
+      resolve(context.delivery?.remote_state?.error as { condition?: string }),
+    ),
+  );
+  const { result: error, printed } = await watchConsole(async () => {
+    device.sender.send({
+      ...lookup,
+      header: { durable: false, priority: 4 },
+      delivery_annotations: { 'x-opt-a': 1 },
+      message_annotations: { 'x-opt-b': 'b' },
+      message_id: 'm1',
+      footer: { f: 1 },
+    } as Message);
+    return answered;
+  });
+  // Not registered yet: the lookup is refused 404, as without the extra sections.
+  expect(error.condition).toBe('amqp:not-found');
+  expect(amqpLines(from)).toEqual([]);
+  expect(printed).toEqual([]);
+  device.connection.close();
+});
+
+it('closes a client whose DISPOSITION state is no delivery state: amqp:invalid-field, one warning, nothing on the console', async () => {
+  const device = await openDevice('amqp-odd-disposition');
+  // An answer to settle: the registration's first status (assigning), left unaccepted by the client.
+  const delivery = await new Promise<Delivery>((resolve) => {
+    device.receiver.once('message', (context: EventContext) => resolve(context.delivery as Delivery));
+    device.sender.send({
+      application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+      body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId: 'amqp-odd-disposition' }))),
+    } as Message);
+  });
+  const from = logs.length;
+  // A transactional state (DPS has no transactions), 200 times: rhea printed "unrecognised outcome" for each.
+  const state = rhea.types.wrap_described(rhea.types.wrap_list([]), 0x34);
+  const { result: error, printed } = await watchConsole(async () => {
+    device.write(Buffer.concat(Array.from({ length: 200 }, () => rawDisposition(device.receiver, delivery.id, state))));
+    return device.closed;
+  });
+  expect(error).toMatchObject({
+    condition: 'amqp:invalid-field',
+    description: expect.stringContaining('0x34 is not one of received, accepted, rejected, released, modified'),
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.disposition']]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-odd-disposition-after');
+});
+
+it('closes a client that attaches a link with a terminus that is neither source nor target: amqp:not-implemented, one warning', async () => {
+  const device = await openDevice('amqp-odd-terminus');
+  const from = logs.length;
+  // A transaction coordinator as target (0x30), on fresh handles: rhea printed "Unknown terminus" for each.
+  const source = rhea.types.wrap_described(rhea.types.wrap_list([rhea.types.wrap_string(device.address)]), 0x28);
+  const coordinator = rhea.types.wrap_described(rhea.types.wrap_list([]), 0x30);
+  const { result: error, printed } = await watchConsole(async () => {
+    device.write(
+      Buffer.concat(
+        Array.from({ length: 20 }, (_, i) => rawAttach(device.sender, `odd-${i}`, 100 + i, source, coordinator)),
+      ),
+    );
+    return device.closed;
+  });
+  expect(error).toMatchObject({
+    condition: 'amqp:not-implemented',
+    description: expect.stringContaining('the terminus 0x30 is not served'),
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.link']]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-odd-terminus-after');
+});
+
+/**
+ * A link to another registration's address, which the server refuses (DETACH); resolves once the
+ * refusal arrived. The client does not detach its end in answer (rhea would): the link stays
+ * attached on its side, as a client that ignores the refusal has it.
+ */
+function refusedLink(device: Device): Promise<Sender> {
+  const other = `${emulator.idScope}/registrations/someone-else`;
+  const link = device.connection.open_sender({ target: { address: other } } as never);
+  (link as unknown as { close(): void }).close = () => {};
+  return new Promise((resolve) => link.once('sender_close', () => resolve(link)));
+}
+
+it('closes a client that sends on a link the server refused: amqp:link:transfer-limit-exceeded, one warning', async () => {
+  const device = await openDevice('amqp-refused-link-transfers');
+  const from = logs.length;
+  const { result: error, printed } = await watchConsole(async () => {
+    const link = await refusedLink(device);
+    // rhea printed "Received transfer when credit was 0" for each, and answered them.
+    device.write(Buffer.concat(Array.from({ length: 50 }, rawTransfers(link, lookup))));
+    return device.closed;
+  });
+  expect(error).toMatchObject({
+    condition: 'amqp:link:transfer-limit-exceeded',
+    description: expect.stringContaining('which the server refused or closed: it has no link credit'),
+  });
+  expect(amqpLines(from)).toEqual([
+    ['warn', 'amqp.link'],
+    ['warn', 'amqp.credit'],
+  ]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-refused-link-transfers-after');
+});
+
+it('closes a client that sends drain FLOWs with credit on a link the server refused: amqp:invalid-field, one warning', async () => {
+  const device = await openDevice('amqp-refused-link-drain');
+  const from = logs.length;
+  const { result: error, printed } = await watchConsole(async () => {
+    const link = await refusedLink(device);
+    device.write(Buffer.concat(Array.from({ length: 50 }, () => rawDrainFlow(link, 5))));
+    return device.closed;
+  });
+  expect(error).toMatchObject({ condition: 'amqp:invalid-field' });
+  expect(amqpLines(from)).toEqual([
+    ['warn', 'amqp.link'],
+    ['warn', 'amqp.flow'],
+  ]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-refused-link-drain-after');
+});
