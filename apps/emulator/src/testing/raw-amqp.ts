@@ -85,6 +85,7 @@ const frames = require(`${rheaLib}frames.js`) as {
   flow(fields: Record<string, unknown>): unknown;
   attach(fields: Record<string, unknown>): unknown;
   disposition(fields: Record<string, unknown>): unknown;
+  begin(fields: Record<string, unknown>): unknown;
   amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
   write_frame(frame: unknown): Buffer;
 };
@@ -195,12 +196,22 @@ export function rawAttach(
   );
 }
 
-/** A DISPOSITION frame from `receiver`'s side (role receiver) for delivery `deliveryId` with `state`, unsettled. */
-export function rawDisposition(receiver: Receiver, deliveryId: number, state: unknown): Buffer {
+/**
+ * A DISPOSITION frame from `receiver`'s side (role receiver) for delivery `deliveryId` (to `last`,
+ * when given) with `state`, unsettled.
+ */
+export function rawDisposition(receiver: Receiver, deliveryId: number, state: unknown, last?: number): Buffer {
   return frames.write_frame(
     frames.amqp_frame(
       channelOf(receiver),
-      frames.disposition({ role: true, first: deliveryId, settled: false, state }),
+      frames.disposition({ role: true, first: deliveryId, last, settled: false, state }),
     ),
+  );
+}
+
+/** A BEGIN frame on `channel` that opens a new session (no remote channel), for the socket. */
+export function rawBegin(channel: number): Buffer {
+  return frames.write_frame(
+    frames.amqp_frame(channel, frames.begin({ next_outgoing_id: 0, incoming_window: 2048, outgoing_window: 2048 })),
   );
 }

@@ -7,6 +7,7 @@ import {
   connectRheaDevice,
   type RheaDevice,
   rawAttach,
+  rawBegin,
   rawDisposition,
   rawDrainFlow,
   rawPayloadTransfers,
@@ -14,7 +15,7 @@ import {
 } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
-import { CREDIT_WINDOW } from './amqp.js';
+import { CREDIT_WINDOW, MAX_DISPOSITION_RANGE, MAX_LINKS_PER_CONNECTION, MAX_SESSIONS_PER_CONNECTION } from './amqp.js';
 
 // Frames a client may send that rhea takes but tells the console about, once per frame: a message
 // section it does not know, a DISPOSITION state that is no delivery state, an ATTACH whose source or
@@ -226,4 +227,65 @@ it('closes a client that sends drain FLOWs with credit on a link the server refu
   ]);
   expect(printed).toEqual([]);
   await stillServes('amqp-refused-link-drain-after');
+});
+
+// Frames that cost the server without a bound (b): rhea walks a DISPOSITION's whole range, creates a
+// session for every BEGIN and keeps every link until the peer detaches it.
+
+/** The first non-debug `amqp.*` line since `from` once it is logged, or undefined once the client is gone. */
+async function firstAmqpLine(from: number, device: Device): Promise<LogRecord | undefined> {
+  let gone = false;
+  void device.closed.then(() => {
+    gone = true;
+  });
+  for (;;) {
+    const line = logs.slice(from).find((l) => l.level !== 'debug' && l.event.startsWith('amqp.'));
+    if (line || gone) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+it(`closes a client whose DISPOSITION names more than ${MAX_DISPOSITION_RANGE} deliveries: amqp:invalid-field, one warning`, async () => {
+  const device = await openDevice('amqp-wide-disposition');
+  const from = logs.length;
+  // Every delivery id there is: rhea looked each one up, the event loop still busy after 20 s.
+  const accepted = (rhea.message as unknown as { accepted(): { described(): unknown } }).accepted().described();
+  device.write(rawDisposition(device.receiver, 0, accepted, 0xffff_ffff));
+  const error = await device.closed;
+  expect(error).toMatchObject({
+    condition: 'amqp:invalid-field',
+    description: expect.stringContaining(`at most ${MAX_DISPOSITION_RANGE} deliveries`),
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.disposition']]);
+  await stillServes('amqp-wide-disposition-after');
+});
+
+it(`closes a client that begins more than ${MAX_SESSIONS_PER_CONNECTION} sessions: amqp:resource-limit-exceeded, one warning`, async () => {
+  const device = await openDevice('amqp-many-sessions');
+  const from = logs.length;
+  // 2,000 BEGINs (20,000 cost the old server 4.3 s of CPU and 106 MB). The client's rhea gives up at
+  // the server's first answer to a BEGIN it did not send, so the close is read from the server's log.
+  device.write(Buffer.concat(Array.from({ length: 2_000 }, (_, i) => rawBegin(1 + i))));
+  const line = await firstAmqpLine(from, device);
+  expect(line).toMatchObject({ level: 'warn', event: 'amqp.session', condition: 'amqp:resource-limit-exceeded' });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.session']]);
+  await stillServes('amqp-many-sessions-after');
+});
+
+it(`closes a client that attaches more than ${MAX_LINKS_PER_CONNECTION} links: amqp:resource-limit-exceeded, one warning`, async () => {
+  const device = await openDevice('amqp-many-links');
+  const from = logs.length;
+  // Links the client never detaches, on fresh handles (the old server refused each past the limit and
+  // kept it: 20,000 cost 5.2 s of CPU and 117 MB).
+  const target = rhea.types.wrap_described(rhea.types.wrap_list([rhea.types.wrap_string(device.address)]), 0x29);
+  device.write(
+    Buffer.concat(
+      Array.from({ length: 2_000 }, (_, i) => rawAttach(device.sender, `extra-${i}`, 100 + i, null, target)),
+    ),
+  );
+  const line = await firstAmqpLine(from, device);
+  expect(line).toMatchObject({ level: 'warn', event: 'amqp.link', condition: 'amqp:resource-limit-exceeded' });
+  await device.closed;
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.link']]);
+  await stillServes('amqp-many-links-after');
 });

@@ -40,8 +40,28 @@ export const AMQP_MAX_FRAME_BYTES = 65_536;
  * `amqp:link:message-size-exceeded` once that much has arrived.
  */
 export const MAX_AMQP_MESSAGE_BYTES = 256 * 1024;
-/** A device needs two links (a sender and a receiver); a few more are allowed, then refused. */
-const MAX_LINKS_PER_CONNECTION = 8;
+/**
+ * A device needs two links (a sender and a receiver); a few more are allowed over a connection's
+ * life, then the next ATTACH closes the connection (`amqp:resource-limit-exceeded`). rhea keeps
+ * every link until the peer detaches it too, so refusing links one by one let a client that never
+ * detached make the server keep them all: 20,000 ATTACHes in one write cost 5.2 s of CPU (the event
+ * loop stalled 0.8 s) and 117 MB.
+ */
+export const MAX_LINKS_PER_CONNECTION = 8;
+/**
+ * Sessions a connection may have at once (a device needs one). rhea creates a session for every
+ * BEGIN and looks for a free local channel from 0 each time, without a bound: 20,000 BEGINs in one
+ * write cost 4.3 s of CPU (the event loop stalled 0.9 s) and 106 MB. A BEGIN beyond this closes
+ * the connection (`amqp:resource-limit-exceeded`).
+ */
+export const MAX_SESSIONS_PER_CONNECTION = 8;
+/**
+ * Deliveries one DISPOSITION may name (`first` to `last`): rhea's session keeps at most 2048 in each
+ * direction, so no more can be unsettled. rhea walks the whole range, one lookup per id: a single
+ * DISPOSITION naming 0 to 2^32 − 1 kept the emulator's event loop busy, still so after 20 s (18 s
+ * of CPU by then). A wider range closes the connection (`amqp:invalid-field`).
+ */
+export const MAX_DISPOSITION_RANGE = 2048;
 /**
  * Requests a device may have in flight on its sender link: the link credit the server grants, one
  * more as each request is answered (not as it arrives), so unanswered requests never exceed it. The
@@ -108,6 +128,10 @@ interface ServerConnection extends Connection {
   on_disposition(frame: DispositionFrame): void;
   /** Where rhea hands each ATTACH frame to its session. */
   on_attach(frame: AttachFrame): void;
+  /** Where rhea creates a session for each BEGIN. */
+  on_begin(frame: BeginFrame): void;
+  /** rhea's sessions by their local channel. */
+  local_channel_map: Record<number, unknown>;
   /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
   remote_channel_map: Record<number, { remote: { handles: Record<number, unknown> } } | undefined>;
   /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
@@ -133,6 +157,12 @@ interface DispositionFrame {
 interface AttachFrame {
   channel: number;
   performative: { source?: unknown; target?: unknown };
+}
+
+/** A BEGIN frame as rhea decodes it (`remote_channel` only when it answers a BEGIN of the server's). */
+interface BeginFrame {
+  channel: number;
+  performative: { remote_channel?: number | null };
 }
 
 /** A FLOW frame as rhea decodes it (a link's fields only when it names one). */
@@ -179,6 +209,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // rhea's own count (`Receiver.credit`) drops only once a message is complete, and a peer's FLOW
     // with drain set overwrites it.
     const credit = new Map<Receiver, number>();
+    // ATTACHes over the connection's life (see MAX_LINKS_PER_CONNECTION).
     let links = 0;
     // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
     let refused = false;
@@ -320,7 +351,13 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const onDisposition = connection.on_disposition;
     connection.on_disposition = (frame: DispositionFrame) => {
       if (refused) return;
-      const { state } = frame.performative;
+      const { state, first, last = first } = frame.performative;
+      if (last - first >= MAX_DISPOSITION_RANGE) {
+        return violation('amqp.disposition', `a DISPOSITION naming deliveries ${first} to ${last}`, {
+          condition: 'amqp:invalid-field',
+          description: `A DISPOSITION may name at most ${MAX_DISPOSITION_RANGE} deliveries (first to last): no more can be unsettled in a session.`,
+        });
+      }
       if (state && !isKnownDeliveryState(state)) {
         const descriptor = printable((state as { descriptor?: { value?: unknown } }).descriptor?.value);
         return violation('amqp.disposition', `a DISPOSITION with the state ${descriptor}`, {
@@ -339,6 +376,13 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const onAttach = connection.on_attach;
     connection.on_attach = (frame: AttachFrame) => {
       if (refused) return;
+      links += 1;
+      if (links > MAX_LINKS_PER_CONNECTION) {
+        return violation('amqp.link', `more than ${MAX_LINKS_PER_CONNECTION} links`, {
+          condition: 'amqp:resource-limit-exceeded',
+          description: `At most ${MAX_LINKS_PER_CONNECTION} links per connection.`,
+        });
+      }
       const { source, target } = frame.performative;
       const odd = [source, target].find((field) => !isKnownTerminus(field));
       if (odd) {
@@ -349,6 +393,20 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         });
       }
       onAttach.call(connection, frame);
+    };
+
+    /** A BEGIN beyond MAX_SESSIONS_PER_CONNECTION sessions at once (see there). */
+    const onBegin = connection.on_begin;
+    connection.on_begin = (frame: BeginFrame) => {
+      if (refused) return;
+      const fromPeer = frame.performative.remote_channel === null || frame.performative.remote_channel === undefined;
+      if (fromPeer && Object.keys(connection.local_channel_map).length >= MAX_SESSIONS_PER_CONNECTION) {
+        return violation('amqp.session', `more than ${MAX_SESSIONS_PER_CONNECTION} sessions at once`, {
+          condition: 'amqp:resource-limit-exceeded',
+          description: `At most ${MAX_SESSIONS_PER_CONNECTION} sessions per connection.`,
+        });
+      }
+      onBegin.call(connection, frame);
     };
 
     /** One more request may be sent on `receiver`: its previous one was answered. */
@@ -493,14 +551,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     const linkAllowed = (kind: string, address: string | undefined, close: (error: object) => void): boolean => {
-      links += 1;
-      if (links > MAX_LINKS_PER_CONNECTION) {
-        close({
-          condition: 'amqp:resource-limit-exceeded',
-          description: `At most ${MAX_LINKS_PER_CONNECTION} links per connection.`,
-        });
-        return false;
-      }
       if (withoutSasl && !authenticated) {
         const parsed = parseAmqpAddress(address);
         if (parsed) attestCertificate(parsed);
