@@ -29,8 +29,13 @@ export function createAllocateHandler(policy: AllocationPolicy = tutorialPolicy)
       return refuse(context, 400, `Request body could not be read: ${errorMessage(err)}`);
     }
     // Decoded once, for the log line and for validation (the depth bound keeps the log line writable).
+    // The text goes with the parsed body: the host's JSON line can then often copy it rather than
+    // serialise the body again (the same bytes: log/json-line.ts).
     const decoded = decodeJson(text);
-    context.info('Request.Body', logFields({ body: decoded.ok ? decoded.value : text }));
+    context.info(
+      'Request.Body',
+      decoded.ok ? logFields({ body: decoded.value }, { body: text }) : logFields({ body: text }),
+    );
 
     if (text.trim() === '') {
       return refuse(context, 400, 'Request body is empty: expected an allocation request as JSON.');

@@ -11,8 +11,9 @@ import {
   readBody,
 } from '@dpskit/node-kit';
 import { isoNow } from '../log/clock.js';
+import { isLogFields } from '../log/fields.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
-import { noteJsonString } from '../log/json-line.js';
+import { forgetJsonTexts, noteJsonString, noteJsonTexts } from '../log/json-line.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
 import {
   type EffectiveHttpTrigger,
@@ -237,7 +238,20 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       functionName,
       logHandler: (level, ...args) => {
         if (level === 'none' || !enabled(fromFunctionsLevel(level))) return;
-        emit(log, recordFromContextLog(level, args, origin));
+        const record = recordFromContextLog(level, args, origin);
+        const last = args[args.length - 1];
+        const jsonTexts = record.data !== undefined && isLogFields(last) ? last.jsonTexts : undefined;
+        if (jsonTexts === undefined) {
+          emit(log, record);
+          return;
+        }
+        // The texts hold for this record while the sink has it (a JSON line written at once).
+        noteJsonTexts(record.data!, jsonTexts);
+        try {
+          emit(log, record);
+        } finally {
+          forgetJsonTexts();
+        }
       },
       options: httpTriggerOptions(trigger),
     });

@@ -10,7 +10,17 @@ const BRAND = Symbol.for('dpskit.allocator.logFields');
  */
 export class LogFields {
   readonly [BRAND] = true;
-  constructor(readonly fields: Record<string, unknown>) {}
+  /**
+   * @param jsonTexts for a field whose value was made by `JSON.parse` from a text and not changed
+   *   since, that text (`logFields({ body }, { body: text })`): the local host's JSON lines then
+   *   write the text in place of the value's `JSON.stringify` when they can tell that both are the
+   *   same (log/json-line.ts), the same bytes for less work. It must be true: a value changed after
+   *   the parse would be logged as the text says.
+   */
+  constructor(
+    readonly fields: Record<string, unknown>,
+    readonly jsonTexts?: Readonly<Record<string, string>>,
+  ) {}
 
   [inspect.custom](): string {
     return JSON.stringify(this.fields);
@@ -21,8 +31,8 @@ export class LogFields {
   }
 }
 
-export function logFields(fields: Record<string, unknown>): LogFields {
-  return new LogFields(fields);
+export function logFields(fields: Record<string, unknown>, jsonTexts?: Readonly<Record<string, string>>): LogFields {
+  return new LogFields(fields, jsonTexts);
 }
 
 /** Brand check rather than `instanceof`, so that two copies of this module still recognise each other. */

@@ -7,7 +7,7 @@ import { accept, reject } from '../policy/policy.js';
 import { httpFunction } from '../registration/http-function.js';
 import { requestFrom, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
 import { logFields } from './fields.js';
-import { fastJsonLine, jsonLine, noteJsonString } from './json-line.js';
+import { fastJsonLine, forgetJsonTexts, isJsonOf, jsonLine, noteJsonString, noteJsonTexts } from './json-line.js';
 import type { AllocatorLogRecord } from './record.js';
 
 /** What JSON.stringify(record) does: its text, or the error it throws. */
@@ -279,17 +279,153 @@ describe('jsonLine with strings whose JSON was noted (noteJsonString)', () => {
   });
 });
 
+describe('jsonLine with the texts values were parsed from (noteJsonTexts)', () => {
+  /** The body's line as written with the text noted, and JSON.stringify's. */
+  function bodyLines(text: string): [string | undefined, string] {
+    const body = JSON.parse(text) as unknown;
+    const record = functionRecord('Request.Body', { body });
+    noteJsonTexts(record.data!, { body: text });
+    try {
+      return [fastJsonLine(record), JSON.stringify(record)];
+    } finally {
+      forgetJsonTexts();
+    }
+  }
+
+  // Texts JSON.stringify would not write as they are: each must take the long way.
+  const ODD = [
+    '{"a":1,"a":2}',
+    '{"a":{"b":1,"b":1},"c":"x"}',
+    '{"a":"x","b":"y","a":"xy"}',
+    '[{"k":"v","k":"v"}]',
+    '{"a": 1}',
+    '{"a":1}\n',
+    '{"a":"\\/"}',
+    '{"a":"\\u0041"}',
+    '{"a":"\\\\"}',
+    '{"a":"\\n"}',
+    '{"a":"\\ud800"}',
+    '{"a":"\ud800"}',
+    '{"a":"x\udc00","b":"\udbff"}',
+    '{"a":"\\u001F"}',
+    '{"a":"\\u001f"}',
+    '{"a":"\\b\\f\\n\\r\\t\\"\\\\"}',
+    '{"a":"\\b\\f\\n\\r\\t\\"\\\\","a":"\\/"}',
+    '{ "a" : [ 1 , 2 ] }',
+    '{"a b":"c d","e":" "}',
+    ' {"a":1}',
+    '{"a":"\ud83d\ude00"}',
+    '{"a":1.0}',
+    '{"a":1.5}',
+    '{"a":1e2}',
+    '{"a":1E2}',
+    '{"a":1e21}',
+    '{"a":-0}',
+    '[-0]',
+    '{"a":12345678901234567}',
+    '{"a":9007199254740993}',
+    '{"2":"b","1":"a"}',
+    '{"b":1,"0":"a"}',
+    '{"01":"x"}',
+    '{"__proto__":{"a":1},"b":[]}',
+    '{"a":"12.0.2.5","t":"2022-08-03T17:15:10.8464255Z","n":-12,"z":0}',
+    '{"a":[1,2,{"b":null,"c":true,"d":false}],"e":{},"f":[]}',
+    '{"quote":"\\"x\\"","k\\"ey":"v"}',
+    '{"a":"ü é ß 中文","b":"\u2028\u2029"}',
+    '[]',
+    '{}',
+  ];
+
+  it('writes the line as JSON.stringify does, for canonical and odd texts alike', () => {
+    for (const text of [TOASTER_BODY, ...ODD]) {
+      const [fast, reference] = bodyLines(text);
+      expect(fast).toBe(reference);
+    }
+  });
+
+  it('uses a text only when it is JSON.stringify’s own (over generated values and their texts)', () => {
+    let used = 0;
+    const value = fc.oneof(fc.jsonValue(), fc.object());
+    fc.assert(
+      fc.property(value, fc.nat(5), (generated, variant) => {
+        const canonical = JSON.stringify(generated);
+        if (canonical === undefined || !/^[[{]/.test(canonical)) return;
+        // The canonical text and texts that parse to the same value but are written otherwise.
+        const texts = [
+          canonical,
+          JSON.stringify(generated, null, variant),
+          canonical.replace(/"([^"\\]*)":/, '"$1":null,"$1":'),
+          canonical.replace(/:(-?\d+)([,}\]])/, ':$1.0$2'),
+          canonical.replace(/"a/, '"\\u0061'),
+        ];
+        for (const text of texts) {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            continue;
+          }
+          const same = JSON.stringify(parsed) === text;
+          if (isJsonOf(parsed, text)) {
+            expect(same).toBe(true);
+            used++;
+          }
+          const [fast, reference] = bodyLines(text);
+          expect(fast).toBe(reference);
+        }
+      }),
+      { numRuns: 3000, seed: 1311 },
+    );
+    // Not vacuous: most canonical texts are used as they are.
+    expect(used).toBeGreaterThan(1000);
+  });
+
+  it('is used for the toaster request, and not for a value that is not the parse of its text', () => {
+    expect(isJsonOf(JSON.parse(TOASTER_BODY), TOASTER_BODY)).toBe(true);
+    // A different value of the same length: only the length is compared, hence the contract.
+    expect(isJsonOf({ a: 'y', b: 1 }, '{"a":"x","b":1}')).toBe(true);
+    expect(isJsonOf({ a: 'x' }, '{"a":"x","b":1}')).toBe(false);
+    expect(isJsonOf('{}', '{}')).toBe(false);
+    expect(isJsonOf([new Date(0)], '[1]')).toBe(false);
+  });
+
+  it('is used for the noted data only: other data with the same field is serialised', () => {
+    const noted = functionRecord('Request.Body', { body: { a: 'x' } });
+    const other = functionRecord('Request.Body', { body: { a: 'x' } });
+    noteJsonTexts(noted.data!, { body: '{"a":"y"}' });
+    try {
+      expect(fastJsonLine(other)).toBe(JSON.stringify(other));
+    } finally {
+      forgetJsonTexts();
+    }
+  });
+
+  it('is forgotten after the record: the same data later is serialised', () => {
+    const body = JSON.parse('{"a":"x"}') as Record<string, unknown>;
+    const record = functionRecord('Request.Body', { body });
+    noteJsonTexts(record.data!, { body: '{"a":"x"}' });
+    forgetJsonTexts();
+    body.a = 'y';
+    expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+  });
+});
+
 describe('jsonLine on the records of real requests', () => {
   let host: AllocatorHost;
   const records: AllocatorLogRecord[] = [];
   const KEY = 'json-line-test-key';
+  const formatted: [string | undefined, string][] = [];
 
   beforeAll(async () => {
     host = await startAllocatorHost({
       port: 0,
       functionKey: KEY,
       logLevel: 'debug',
-      log: (record) => records.push(record),
+      // Formatted at once as well, as the CLI does: the request body's line with its text noted.
+      log: (record) => {
+        records.push(record);
+        formatted.push([fastJsonLine(record), JSON.stringify(record)]);
+      },
       // Echoes the device's payload into the answer, so that it is in the Response line too.
       policy: (request) => {
         const payload = request.deviceRuntimeContext.payload;
@@ -347,6 +483,7 @@ describe('jsonLine on the records of real requests', () => {
       expect(fastJsonLine(record)).toBe(JSON.stringify(record));
       expect(jsonLine(record)).toBe(JSON.stringify(record));
     }
+    for (const [fast, reference] of formatted) expect(fast).toBe(reference);
   });
 
   it("writes the lines of functions with awkward names as JSON.stringify does (the host's noted JSON)", async () => {
@@ -382,5 +519,41 @@ describe('jsonLine on the records of real requests', () => {
     expect(executing.map((r) => r.msg.slice(21, r.msg.indexOf("' (Reason")))).toEqual(names);
     expect(lines.filter((r) => r.msg.startsWith('Executed ')).length).toBe(names.length);
     for (const record of lines) expect(fastJsonLine(record)).toBe(JSON.stringify(record));
+  });
+
+  it('hands a function’s noted texts to the line of that record only, while the sink has it', async () => {
+    const atOnce: string[] = [];
+    const kept: AllocatorLogRecord[] = [];
+    const functionsHost = await startFunctionsHost({
+      port: 0,
+      host: '127.0.0.1',
+      routePrefix: 'api',
+      functionKey: 'k',
+      log: (record) => {
+        if (record.source !== 'function') return;
+        atOnce.push(fastJsonLine(record)!);
+        kept.push(record);
+      },
+      definitions: [
+        httpFunction('texts', {
+          authLevel: 'anonymous',
+          handler: async (_request, context) => {
+            // Not the parse of the text (same length): breaks the contract on purpose, to see the text used.
+            context.info('Noted', logFields({ body: { a: 'x' } }, { body: '{"a":"y"}' }));
+            context.info('Not noted', logFields({ body: { a: 'x' } }));
+            return { status: 200 };
+          },
+        }),
+      ],
+    });
+    try {
+      const res = await fetch(`${functionsHost.url}/api/texts`, { method: 'POST' });
+      expect(res.status).toBe(200);
+    } finally {
+      await functionsHost.close();
+    }
+    expect(atOnce.map((line) => JSON.parse(line).data.body.a)).toEqual(['y', 'x']);
+    // Formatted later, after the host has forgotten the text: the value's own JSON.
+    expect(kept.map((record) => fastJsonLine(record))).toEqual(kept.map((record) => JSON.stringify(record)));
   });
 });
