@@ -198,14 +198,17 @@ export function rawAttach(
 
 /**
  * A DISPOSITION frame from `receiver`'s side (role receiver) for delivery `deliveryId` (to `last`,
- * when given) with `state`, unsettled.
+ * when given) with `state`, unsettled unless `settled`.
  */
-export function rawDisposition(receiver: Receiver, deliveryId: number, state: unknown, last?: number): Buffer {
+export function rawDisposition(
+  receiver: Receiver,
+  deliveryId: number,
+  state: unknown,
+  last?: number,
+  settled = false,
+): Buffer {
   return frames.write_frame(
-    frames.amqp_frame(
-      channelOf(receiver),
-      frames.disposition({ role: true, first: deliveryId, last, settled: false, state }),
-    ),
+    frames.amqp_frame(channelOf(receiver), frames.disposition({ role: true, first: deliveryId, last, settled, state })),
   );
 }
 

@@ -289,3 +289,49 @@ it(`closes a client that attaches more than ${MAX_LINKS_PER_CONNECTION} links: a
   expect(amqpLines(from)).toEqual([['warn', 'amqp.link']]);
   await stillServes('amqp-many-links-after');
 });
+
+it('closes a client that settles an answer the server has not sent yet: amqp:invalid-field, one warning, nothing on the console', async () => {
+  const id = 'amqp-settles-unsent';
+  const device = await connectRheaDevice(emulator, id, groupDeviceKey('hashed', id));
+  const address = `${emulator.idScope}/registrations/${id}`;
+  // A receiver link that grants no credit: the server's answers wait unsent in its session.
+  const receiver = device.connection.open_receiver({
+    source: { address },
+    credit_window: 0,
+    autoaccept: false,
+  } as never);
+  const sender = device.connection.open_sender({ target: { address } } as never);
+  await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+  const socket = (device.connection as unknown as { socket: { write(bytes: Buffer): boolean } }).socket;
+  // The register is accepted in the same turn its answer (delivery 0) is queued.
+  await new Promise<void>((resolve) => {
+    sender.once('accepted', () => resolve());
+    sender.send({
+      application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+      body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId: id }))),
+    } as Message);
+  });
+  const from = logs.length;
+  const accepted = (rhea.message as unknown as { accepted(): { described(): unknown } }).accepted().described();
+  const { result, printed } = await watchConsole(async () => {
+    // rhea dropped the answer unsent and from then on printed "Next pending delivery not found" at
+    // every write: here, the refusal of each of five status lookups (not registered yet: 404).
+    socket.write(rawDisposition(receiver, 0, accepted, undefined, true));
+    const lookups = new Promise<void>((resolve) => {
+      let refusals = 0;
+      sender.on('rejected', () => {
+        refusals += 1;
+        if (refusals === 5) resolve();
+      });
+    });
+    for (let i = 0; i < 5; i++) sender.send(lookup);
+    return Promise.race([device.closed.then((error) => ({ error })), lookups.then(() => ({ error: 'answered' }))]);
+  });
+  expect(result.error).toMatchObject({
+    condition: 'amqp:invalid-field',
+    description: 'A DISPOSITION settles delivery 0, which the server has not sent yet.',
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.disposition']]);
+  expect(printed).toEqual([]);
+  await stillServes('amqp-settles-unsent-after');
+});

@@ -133,11 +133,22 @@ interface ServerConnection extends Connection {
   /** rhea's sessions by their local channel. */
   local_channel_map: Record<number, unknown>;
   /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
-  remote_channel_map: Record<number, { remote: { handles: Record<number, unknown> } } | undefined>;
+  remote_channel_map: Record<number, RheaSession | undefined>;
   /** What rhea reads the bytes with: its SASL layer, then `amqp_transport` (see `withoutSasl`). */
   transport: unknown;
   amqp_transport: unknown;
   sasl_transport: unknown;
+}
+
+/** The parts of a rhea session read here. */
+interface RheaSession {
+  /** Its links by the peer's handle. */
+  remote: { handles: Record<number, unknown> };
+  /** What the server sends: deliveries from `next_pending_delivery` on have not been sent yet. */
+  outgoing: {
+    next_pending_delivery: number;
+    deliveries: { by_id(id: number): { next_to_send?: number; remote_settled?: boolean } | undefined };
+  };
 }
 
 /** A TRANSFER frame's fields read here (the payload: this frame's part of the message). */
@@ -150,7 +161,7 @@ interface TransferFrame {
 /** A DISPOSITION frame as rhea decodes it (`state`: a described value, unwrapped by rhea later). */
 interface DispositionFrame {
   channel: number;
-  performative: { role?: boolean; first: number; last?: number; state?: unknown };
+  performative: { role?: boolean; first: number; last?: number; settled?: boolean; state?: unknown };
 }
 
 /** An ATTACH frame as rhea decodes it (`source`, `target`: described values, unwrapped by rhea later). */
@@ -348,6 +359,22 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
      * prints "unrecognised outcome" to stderr for each delivery it names. Closes the connection with
      * `amqp:invalid-field`. The SDKs accept each answer (`accepted`).
      */
+    /**
+     * The first answer a client's DISPOSITION (role receiver, settled) names that the server has not
+     * begun to send (its receiver link had no credit for it). rhea settles it and drops it from the
+     * session before it is sent, and from then on prints "Next pending delivery not found" to stderr
+     * each time it writes, and sends no later answer.
+     */
+    const unsentAnswer = (frame: DispositionFrame): number | undefined => {
+      const outgoing = connection.remote_channel_map[frame.channel]?.outgoing;
+      if (!outgoing) return undefined;
+      const { first, last = first } = frame.performative;
+      for (let id = Math.max(first, outgoing.next_pending_delivery); id <= last; id++) {
+        const delivery = outgoing.deliveries.by_id(id);
+        if (delivery && !delivery.remote_settled && !delivery.next_to_send) return id;
+      }
+      return undefined;
+    };
     const onDisposition = connection.on_disposition;
     connection.on_disposition = (frame: DispositionFrame) => {
       if (refused) return;
@@ -356,6 +383,13 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         return violation('amqp.disposition', `a DISPOSITION naming deliveries ${first} to ${last}`, {
           condition: 'amqp:invalid-field',
           description: `A DISPOSITION may name at most ${MAX_DISPOSITION_RANGE} deliveries (first to last): no more can be unsettled in a session.`,
+        });
+      }
+      const unsent = frame.performative.settled && frame.performative.role ? unsentAnswer(frame) : undefined;
+      if (unsent !== undefined) {
+        return violation('amqp.disposition', `a DISPOSITION settling delivery ${unsent}, not sent yet`, {
+          condition: 'amqp:invalid-field',
+          description: `A DISPOSITION settles delivery ${unsent}, which the server has not sent yet.`,
         });
       }
       if (state && !isKnownDeliveryState(state)) {
