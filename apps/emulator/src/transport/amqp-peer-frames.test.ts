@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import { afterAll, beforeAll, expect, it, type MockInstance, vi } from 'vitest';
@@ -15,7 +17,13 @@ import {
 } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
-import { CREDIT_WINDOW, MAX_DISPOSITION_RANGE, MAX_LINKS_PER_CONNECTION, MAX_SESSIONS_PER_CONNECTION } from './amqp.js';
+import {
+  CREDIT_WINDOW,
+  MAX_DISPOSITION_RANGE,
+  MAX_LINKS_PER_CONNECTION,
+  MAX_SESSIONS_PER_CONNECTION,
+  MIN_PEER_IDLE_TIMEOUT_MS,
+} from './amqp.js';
 
 // Frames a client may send that rhea takes but tells the console about, once per frame: a message
 // section it does not know, a DISPOSITION state that is no delivery state, an ATTACH whose source or
@@ -334,4 +342,46 @@ it('closes a client that settles an answer the server has not sent yet: amqp:inv
   expect(amqpLines(from)).toEqual([['warn', 'amqp.disposition']]);
   expect(printed).toEqual([]);
   await stillServes('amqp-settles-unsent-after');
+});
+
+it(`closes a client that asks for an idle-time-out under ${MIN_PEER_IDLE_TIMEOUT_MS} ms: amqp:invalid-field, one warning`, async () => {
+  const id = 'amqp-tiny-idle';
+  const from = logs.length;
+  // rhea sent an empty frame every half of the client's idle-time-out, however short: 2 ms here.
+  const connection = rhea.create_container().connect({
+    transport: 'tls',
+    host: 'localhost',
+    port: emulator.endpoints.amqp?.port,
+    ca: emulator.caCertPem,
+    reconnect: false,
+    idle_time_out: 2,
+    username: `${emulator.idScope}/registrations/${id}`,
+    password: createRegistrationSasToken({
+      idScope: emulator.idScope,
+      registrationId: id,
+      key: groupDeviceKey('hashed', id),
+    }),
+  } as never);
+  // This client does not hold the server to its own 2 ms (rhea would close it when a heartbeat is late).
+  (connection as unknown as { idle(): void }).idle = () => {};
+  connection.on('error', () => {});
+  connection.on('connection_error', () => {});
+  const outcome = await new Promise<{ condition?: string; description?: string } | 'heartbeats'>((resolve) => {
+    connection.on('connection_close', (context: EventContext) => resolve(context.connection.error as never));
+    connection.once('connection_open', () => {
+      // What the old server wrote next: empty frames, one every millisecond or so, for as long as it was open.
+      let reads = 0;
+      (connection as unknown as { socket: Socket }).socket.on('data', () => {
+        reads += 1;
+        if (reads === 100) resolve('heartbeats');
+      });
+    });
+  });
+  expect(outcome).toMatchObject({
+    condition: 'amqp:invalid-field',
+    description: expect.stringContaining(`An idle-time-out of 2 ms is below the ${MIN_PEER_IDLE_TIMEOUT_MS} ms`),
+  });
+  expect(amqpLines(from)).toEqual([['warn', 'amqp.open']]);
+  connection.close();
+  await stillServes('amqp-tiny-idle-after');
 });
