@@ -218,3 +218,23 @@ export function rawBegin(channel: number): Buffer {
     frames.amqp_frame(channel, frames.begin({ next_outgoing_id: 0, incoming_window: 2048, outgoing_window: 2048 })),
   );
 }
+
+/**
+ * One message's TRANSFER frames on `sender`'s link, a frame for each of `payloads` (the next
+ * delivery id; `more` set on all but the last, unless `unfinished`): a message split into pieces as
+ * no SDK splits it, for the socket.
+ */
+export function rawMessageFrames(sender: Sender, payloads: Buffer[], unfinished = false): Buffer {
+  const session = (sender as unknown as { session: { outgoing: { next_delivery_id: number } } }).session;
+  const handle = (sender as unknown as { local: { handle: number } }).local.handle;
+  const deliveryId = session.outgoing.next_delivery_id;
+  return Buffer.concat(
+    payloads.map((payload, i) => {
+      const more = unfinished || i < payloads.length - 1;
+      const first = i === 0 ? { delivery_id: deliveryId, delivery_tag: Buffer.from('m'), message_format: 0 } : {};
+      return frames.write_frame(
+        frames.amqp_frame(channelOf(sender), frames.transfer({ handle, ...first, more }), payload),
+      );
+    }),
+  );
+}

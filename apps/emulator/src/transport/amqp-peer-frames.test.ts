@@ -12,6 +12,7 @@ import {
   rawBegin,
   rawDisposition,
   rawDrainFlow,
+  rawMessageFrames,
   rawPayloadTransfers,
   rawTransfers,
 } from '../testing/raw-amqp.js';
@@ -19,6 +20,7 @@ import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 import {
   CREDIT_WINDOW,
+  MAX_AMQP_MESSAGE_FRAMES,
   MAX_DISPOSITION_RANGE,
   MAX_LINKS_PER_CONNECTION,
   MAX_SESSIONS_PER_CONNECTION,
@@ -384,4 +386,58 @@ it(`closes a client that asks for an idle-time-out under ${MIN_PEER_IDLE_TIMEOUT
   expect(amqpLines(from)).toEqual([['warn', 'amqp.open']]);
   connection.close();
   await stillServes('amqp-tiny-idle-after');
+});
+
+it(`closes the link of a message sent in more than ${MAX_AMQP_MESSAGE_FRAMES} frames, as one over the size limit`, async () => {
+  const device = await openDevice('amqp-many-frames');
+  const from = logs.length;
+  const closedLink = new Promise<{ condition?: string; description?: string }>((resolve) =>
+    device.sender.once('sender_close', (context: EventContext) => resolve(context.sender?.error as never)),
+  );
+  // 2,000 frames of a byte each, far under the size limit: rhea gathered them all (the old server
+  // counted only bytes), each payload holding the chunk it came in.
+  device.write(
+    rawMessageFrames(
+      device.sender,
+      Array.from({ length: 2_000 }, () => Buffer.from([0x00])),
+      true,
+    ),
+  );
+  expect(await closedLink).toMatchObject({
+    condition: 'amqp:link:message-size-exceeded',
+    description: expect.stringContaining(`in at most ${MAX_AMQP_MESSAGE_FRAMES} transfer frames`),
+  });
+  const line = logs.slice(from).find((l) => l.event === 'amqp.message');
+  expect(line).toMatchObject({ level: 'warn', frames: MAX_AMQP_MESSAGE_FRAMES + 1 });
+  // The frames after the cut, on a link the server has closed, close the connection.
+  expect(await device.closed).toMatchObject({ condition: 'amqp:link:transfer-limit-exceeded' });
+  expect(amqpLines(from)).toEqual([
+    ['warn', 'amqp.message'],
+    ['warn', 'amqp.credit'],
+  ]);
+  await stillServes('amqp-many-frames-after');
+});
+
+it(`still takes a message in ${MAX_AMQP_MESSAGE_FRAMES} frames`, async () => {
+  const id = 'amqp-split-request';
+  const device = await openDevice(id);
+  const from = logs.length;
+  // A register request (with a payload, so that no piece is empty) cut into MAX_AMQP_MESSAGE_FRAMES pieces.
+  const bytes = rhea.message.encode({
+    application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+    body: rhea.message.data_section(
+      Buffer.from(JSON.stringify({ registrationId: id, payload: { note: 'x'.repeat(MAX_AMQP_MESSAGE_FRAMES) } })),
+    ),
+  } as Message) as Buffer;
+  const cut = (i: number) => Math.floor((i * bytes.length) / MAX_AMQP_MESSAGE_FRAMES);
+  const pieces = Array.from({ length: MAX_AMQP_MESSAGE_FRAMES }, (_, i) => bytes.subarray(cut(i), cut(i + 1)));
+  const answer = new Promise<{ status?: string }>((resolve) =>
+    device.receiver.once('message', (context: EventContext) =>
+      resolve(JSON.parse(String((context.message?.body as { content?: Buffer } | undefined)?.content))),
+    ),
+  );
+  device.write(rawMessageFrames(device.sender, pieces));
+  expect(await answer).toMatchObject({ status: 'assigning' });
+  expect(amqpLines(from)).toEqual([]);
+  device.connection.close();
 });

@@ -41,6 +41,15 @@ export const AMQP_MAX_FRAME_BYTES = 65_536;
  */
 export const MAX_AMQP_MESSAGE_BYTES = 256 * 1024;
 /**
+ * Transfer frames a request message may come in (a 256 KiB message in frames of 256 bytes; the SDKs
+ * send one frame). Counting bytes alone let a client send continuation frames of a byte each for as
+ * long as it liked: rhea keeps each frame's payload, a slice that holds the whole chunk it came in,
+ * until the message is complete (20,000 such frames, each in its own 16 KB of padding, held 320 MB
+ * and cost 30 s of CPU re-adding the frames' sizes). A message in more frames closes its link as
+ * one over MAX_AMQP_MESSAGE_BYTES does.
+ */
+export const MAX_AMQP_MESSAGE_FRAMES = 1024;
+/**
  * A device needs two links (a sender and a receiver); a few more are allowed over a connection's
  * life, then the next ATTACH closes the connection (`amqp:resource-limit-exceeded`). rhea keeps
  * every link until the peer detaches it too, so refusing links one by one let a client that never
@@ -227,11 +236,12 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     let attestation: AttestationResult | undefined;
     let authenticated: AmqpAddress | undefined;
     let responder: Sender | undefined;
-    const receivers = new Set<Receiver>();
     // The credit each request link has left, counted here as each request's first frame arrives:
     // rhea's own count (`Receiver.credit`) drops only once a message is complete, and a peer's FLOW
     // with drain set overwrites it.
     const credit = new Map<Receiver, number>();
+    // The message each request link is gathering (frames with `more` set so far): see `oversized`.
+    const gathering = new Map<Receiver, { bytes: number; frames: number }>();
     // ATTACHes over the connection's life (see MAX_LINKS_PER_CONNECTION).
     let links = 0;
     // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
@@ -332,11 +342,46 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       return true;
     };
 
+    /**
+     * rhea gathers a message's transfer frames without a bound: a frame that takes the message being
+     * gathered on a request link over MAX_AMQP_MESSAGE_BYTES or MAX_AMQP_MESSAGE_FRAMES closes that
+     * link (`amqp:link:message-size-exceeded`) and is dropped, with what rhea gathered. A frame rhea
+     * keeps for later gets a payload of its own instead of a slice holding the chunk it came in.
+     */
+    const oversized = (frame: TransferFrame, link: Receiver): boolean => {
+      if (!frame.performative.more) {
+        // The message's last frame: rhea joins and decodes it now.
+        gathering.delete(link);
+        return false;
+      }
+      const sofar = gathering.get(link) ?? { bytes: 0, frames: 0 };
+      const message = { bytes: sofar.bytes + (frame.payload?.length ?? 0), frames: sofar.frames + 1 };
+      if (message.bytes <= MAX_AMQP_MESSAGE_BYTES && message.frames <= MAX_AMQP_MESSAGE_FRAMES) {
+        gathering.set(link, message);
+        if (frame.payload) frame.payload = Buffer.from(frame.payload);
+        return false;
+      }
+      log.warn(
+        'amqp.message',
+        `${peer} (${transport}): a message over ${MAX_AMQP_MESSAGE_BYTES} bytes or ${MAX_AMQP_MESSAGE_FRAMES} frames; link closed`,
+        { size: message.bytes, frames: message.frames, transport },
+      );
+      (link as Receiver & { _incomplete?: unknown })._incomplete = undefined;
+      gathering.delete(link);
+      credit.delete(link);
+      link.close({
+        condition: 'amqp:link:message-size-exceeded',
+        description: `A request message may be at most ${MAX_AMQP_MESSAGE_BYTES} bytes, in at most ${MAX_AMQP_MESSAGE_FRAMES} transfer frames.`,
+      });
+      return true;
+    };
+
     const onTransfer = connection.on_transfer;
     connection.on_transfer = (frame: TransferFrame) => {
       if (refused) return;
       const link = connection.remote_channel_map[frame.channel]?.remote.handles[frame.performative.handle];
-      if (transferBeyondCredit(frame, link) || (credit.has(link as Receiver) && unknownSection(frame, link))) return;
+      if (transferBeyondCredit(frame, link)) return;
+      if (credit.has(link as Receiver) && (oversized(frame, link as Receiver) || unknownSection(frame, link))) return;
       onTransfer.call(connection, frame);
     };
 
@@ -538,7 +583,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
               return refuse(problem);
             }
             listener(chunk);
-            checkIncompleteMessages();
           });
         } else if (event === 'end') channel.onEnd(() => listener());
         else if (event === 'error') channel.onError((err) => listener(err));
@@ -546,31 +590,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       write: (bytes: Buffer) => channel.write(bytes),
       end: () => channel.end(),
       destroy: () => channel.destroy(),
-    };
-
-    // rhea gathers a message's transfer frames without a bound: cut off one that outgrows the limit.
-    const checkIncompleteMessages = () => {
-      for (const receiver of receivers) {
-        const incomplete = (receiver as Receiver & { _incomplete?: { frames: Buffer[] } })._incomplete;
-        if (!incomplete) continue;
-        const size = incomplete.frames.reduce((sum, frame) => sum + (frame?.length ?? 0), 0);
-        if (size <= MAX_AMQP_MESSAGE_BYTES) continue;
-        log.warn(
-          'amqp.message',
-          `${peer} (${transport}): a message over ${MAX_AMQP_MESSAGE_BYTES} bytes; link closed`,
-          {
-            size,
-            transport,
-          },
-        );
-        (receiver as Receiver & { _incomplete?: unknown })._incomplete = undefined;
-        receiver.close({
-          condition: 'amqp:link:message-size-exceeded',
-          description: `A request message may be at most ${MAX_AMQP_MESSAGE_BYTES} bytes.`,
-        });
-        receivers.delete(receiver);
-        credit.delete(receiver);
-      }
     };
 
     connection.on('connection_open', () => {
@@ -657,15 +676,14 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       if (!receiver) return;
       const address = receiver.target?.address;
       if (!linkAllowed('sender', address, (error) => receiver.close(error))) return;
-      receivers.add(receiver);
       credit.set(receiver, CREDIT_WINDOW);
       receiver.add_credit(CREDIT_WINDOW);
     });
 
     connection.on('receiver_close', (context: EventContext) => {
       if (!context.receiver) return;
-      receivers.delete(context.receiver);
       credit.delete(context.receiver);
+      gathering.delete(context.receiver);
     });
     connection.on('sender_close', (context: EventContext) => {
       if (context.sender === responder) responder = undefined;
