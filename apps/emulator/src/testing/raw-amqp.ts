@@ -96,25 +96,7 @@ const frames = require(`${rheaLib}frames.js`) as {
  * window (rhea itself would send none without credit it learns of by reading).
  */
 export function rawTransfers(sender: Sender, message: Message): () => Buffer {
-  const session = (
-    sender as unknown as { session: { local: { channel: number }; outgoing: { next_delivery_id: number } } }
-  ).session;
-  const handle = (sender as unknown as { local: { handle: number } }).local.handle;
-  let deliveryId = session.outgoing.next_delivery_id;
-  const payload = rhea.message.encode(message);
-  return () =>
-    frames.write_frame(
-      frames.amqp_frame(
-        session.local.channel,
-        frames.transfer({
-          handle,
-          delivery_id: deliveryId,
-          delivery_tag: Buffer.from(String(deliveryId++)),
-          message_format: 0,
-        }),
-        payload,
-      ),
-    );
+  return rawPayloadTransfers(sender, rhea.message.encode(message));
 }
 
 /**
@@ -156,7 +138,7 @@ function channelOf(link: Sender | Receiver): number {
 
 /**
  * TRANSFER frames of `payload` (a message's bytes as they are, format 0) on `sender`'s link, each
- * a new delivery, as `rawTransfers` writes them: for a message rhea's own encoder would not write.
+ * a new delivery, as `rawTransfers`: also for a message rhea's own encoder would not write.
  */
 export function rawPayloadTransfers(sender: Sender, payload: Buffer): () => Buffer {
   const session = (sender as unknown as { session: { outgoing: { next_delivery_id: number } } }).session;

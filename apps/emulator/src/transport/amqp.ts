@@ -411,12 +411,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     /**
-     * A DISPOSITION whose state is none of AMQP's delivery states (received, accepted, rejected,
-     * released, modified; a transactional state among them, as DPS has no transactions): rhea
-     * prints "unrecognised outcome" to stderr for each delivery it names. Closes the connection with
-     * `amqp:invalid-field`. The SDKs accept each answer (`accepted`).
-     */
-    /**
      * The first answer a client's DISPOSITION (role receiver, settled) names that the server has not
      * begun to send (its receiver link had no credit for it). rhea settles it and drops it from the
      * session before it is sent, and from then on prints "Next pending delivery not found" to stderr
@@ -449,6 +443,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           description: `A DISPOSITION settles delivery ${unsent}, which the server has not sent yet.`,
         });
       }
+      // A state that is none of AMQP's delivery states (received, accepted, rejected, released,
+      // modified; a transactional state among them, as DPS has no transactions): rhea prints
+      // "unrecognised outcome" to stderr for each delivery it names. The SDKs accept each answer.
       if (state && !isKnownDeliveryState(state)) {
         const descriptor = printable((state as { descriptor?: { value?: unknown } }).descriptor?.value);
         return violation('amqp.disposition', `a DISPOSITION with the state ${descriptor}`, {
