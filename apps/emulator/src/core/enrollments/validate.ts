@@ -7,6 +7,7 @@ import {
   parseWith,
   registrationIdProblem,
 } from '@dpskit/contracts';
+import { parseTwinSection, TwinError } from '../../hub/core/twin.js';
 import { clip } from '../client-text.js';
 import type { EnrollmentKind, EnrollmentRecord } from './store.js';
 import { describeCertificate } from './x509.js';
@@ -99,7 +100,33 @@ export function validateEnrollment(
     }
   }
   if (record.initialTwin === null) delete record.initialTwin;
+  const twinProblem = initialTwinProblem(record.initialTwin);
+  if (twinProblem) return fail(twinProblem);
   return { ok: true, draft: record };
+}
+
+/**
+ * Why the linked hub would refuse `initialTwin` (IoT Hub's twin rules, as the emulated hub applies
+ * them when it creates the device's twin: keys, depth, 8 KB of tags, 32 KB of desired properties),
+ * as a sentence naming the field, or undefined. Checked when the enrollment is written: accepted,
+ * such a twin failed every registration of the enrollment later, with 500001 Internal error.
+ */
+export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin']): string | undefined {
+  const sections = [
+    ['tags', 'tags', initialTwin?.tags],
+    ['properties.desired', 'desired', initialTwin?.properties?.desired],
+  ] as const;
+  for (const [field, section, value] of sections) {
+    if (value === undefined || value === null) continue;
+    try {
+      // As a patch, like the registration's twin (initialTwinState): nulls are allowed.
+      parseTwinSection(value, section, true);
+    } catch (err) {
+      if (err instanceof TwinError) return `Invalid initialTwin.${field}: ${err.message}.`;
+      throw err;
+    }
+  }
+  return undefined;
 }
 
 type Attestation = EnrollmentRecord['attestation'];
