@@ -86,6 +86,13 @@ const frames = require(`${rheaLib}frames.js`) as {
   attach(fields: Record<string, unknown>): unknown;
   disposition(fields: Record<string, unknown>): unknown;
   begin(fields: Record<string, unknown>): unknown;
+  open(fields: Record<string, unknown>): unknown;
+  end(fields: Record<string, unknown>): unknown;
+  detach(fields: Record<string, unknown>): unknown;
+  close(fields: Record<string, unknown>): unknown;
+  sasl_init(fields: Record<string, unknown>): unknown;
+  sasl_frame(performative: unknown): unknown;
+  read_frame(buffer: Buffer): { type: number; channel: number; performative?: object } | null;
   amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
   write_frame(frame: unknown): Buffer;
 };
@@ -219,4 +226,118 @@ export function rawMessageFrames(sender: Sender, payloads: Buffer[], unfinished 
       );
     }),
   );
+}
+
+/** An AMQP `error` as a frame field (rhea encodes the object). */
+export interface AmqpErrorField {
+  condition: string;
+  description?: string;
+}
+
+/** Frames a raw client writes after SASL and its OPEN (see `rawAmqpConversation`), for the socket. */
+export const rawFrame = {
+  begin: (channel: number) => rawBegin(channel),
+  attach: (channel: number, name: string, handle: number, role: boolean, address: string) =>
+    frames.write_frame(
+      frames.amqp_frame(
+        channel,
+        frames.attach({
+          name,
+          handle,
+          role,
+          source: rhea.types.wrap_described(rhea.types.wrap_list([rhea.types.wrap_string(address)]), 0x28),
+          target: rhea.types.wrap_described(rhea.types.wrap_list([rhea.types.wrap_string(address)]), 0x29),
+          initial_delivery_count: role ? undefined : 0,
+        }),
+      ),
+    ),
+  detach: (channel: number, handle: number, error?: AmqpErrorField) =>
+    frames.write_frame(frames.amqp_frame(channel, frames.detach({ handle, closed: true, error }))),
+  end: (channel: number, error?: AmqpErrorField) =>
+    frames.write_frame(frames.amqp_frame(channel, frames.end({ error }))),
+  close: () => frames.write_frame(frames.amqp_frame(0, frames.close({}))),
+};
+
+/** A frame the server wrote: its performative's name (`open`, `end`, …), channel and fields. */
+export interface ReceivedFrame {
+  name: string;
+  channel: number;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * One AMQP connection in raw bytes, as no library would drive it: the SASL header and a SASL PLAIN
+ * init as the SDK's (username `{idScope}/registrations/{id}`, a SAS token for it); once the SASL
+ * outcome is in (rhea does not read an AMQP header that comes in the same chunk as the SASL init),
+ * the AMQP header, an OPEN, then `after`, in one write. Resolves, once the server closes the socket,
+ * with every frame it wrote after its AMQP header (OPEN first), decoded with rhea's frame reader.
+ */
+export function rawAmqpConversation(
+  emulator: Emulator,
+  registrationId: string,
+  key: string,
+  after: Buffer[],
+): Promise<ReceivedFrame[]> {
+  const username = `${emulator.idScope}/registrations/${registrationId}`;
+  const password = createRegistrationSasToken({ idScope: emulator.idScope, registrationId, key });
+  const header = (id: number) => Buffer.from([0x41, 0x4d, 0x51, 0x50, id, 1, 0, 0]);
+  const sasl = Buffer.concat([
+    header(3),
+    frames.write_frame(
+      frames.sasl_frame(
+        frames.sasl_init({ mechanism: 'PLAIN', initial_response: Buffer.from(`\0${username}\0${password}`) }),
+      ),
+    ),
+  ]);
+  const amqp = Buffer.concat([
+    header(0),
+    frames.write_frame(frames.amqp_frame(0, frames.open({ container_id: 'raw-client' }))),
+    ...after,
+  ]);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let saslDone = false;
+    const socket = tls.connect({ host: 'localhost', port: amqpPort(emulator), ca: emulator.caCertPem }, () =>
+      socket.write(sasl),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      // The SASL outcome (descriptor 0x44) is the last SASL frame the server writes.
+      if (!saslDone && Buffer.concat(chunks).includes(Buffer.from([0x00, 0x53, 0x44]))) {
+        saslDone = true;
+        chunks.length = 0;
+        socket.write(amqp);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(readFrames(Buffer.concat(chunks))));
+  });
+}
+
+/** The AMQP frames in `bytes` (protocol headers and SASL frames skipped; an incomplete tail ignored). */
+function readFrames(bytes: Buffer): ReceivedFrame[] {
+  const out: ReceivedFrame[] = [];
+  let at = 0;
+  while (at + 8 <= bytes.length) {
+    if (bytes.toString('latin1', at, at + 4) === 'AMQP') {
+      at += 8;
+      continue;
+    }
+    const size = bytes.readUInt32BE(at);
+    if (at + size > bytes.length) break;
+    const frame = frames.read_frame(bytes.subarray(at, at + size));
+    at += size;
+    if (frame?.type !== 0 || !frame.performative) continue; // SASL, or an empty (heartbeat) frame
+    // rhea's performatives read their fields through accessors on the prototype (toJSON leaves out 0 and false).
+    const performative = frame.performative as Record<string, unknown>;
+    const names = Object.getOwnPropertyNames(Object.getPrototypeOf(performative)).filter(
+      (name) => typeof performative[name] !== 'function',
+    );
+    out.push({
+      name: String(performative.constructor).split('#')[0] ?? '',
+      channel: frame.channel,
+      fields: Object.fromEntries(names.map((name) => [name, performative[name]])),
+    });
+  }
+  return out;
 }

@@ -808,6 +808,32 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
     connection.on('protocol_error', undecodable);
     connection.on('error', undecodable);
+
+    // A client may end a session or detach a link with an error (AMQP 1.0 2.7.5, 2.7.7): that is the
+    // client's own reason, answered by END or DETACH as any other (rhea does so on the next tick),
+    // and the connection serves on. rhea raises the error as an event; with nobody listening it
+    // emits 'error' on the container instead, which throws inside its frame reader: a session END
+    // with an error closed the whole connection as amqp:decode-error, the client's description
+    // quoted as the reason. Links' errors were heard only through their close listeners above.
+    const peerError = (
+      event: string,
+      what: string,
+      error: { condition?: unknown; description?: unknown } | undefined,
+    ) =>
+      log.debug(
+        event,
+        `${peer} (${transport}): the client ${what} with ${clip(String(error?.condition))}: ${clip(String(error?.description ?? ''))}`,
+        { transport, condition: clip(String(error?.condition)) },
+      );
+    connection.on('session_error', (context: EventContext) =>
+      peerError('amqp.session', 'ended a session', context.session?.error as never),
+    );
+    connection.on('sender_error', (context: EventContext) =>
+      peerError('amqp.link', 'detached its receiver link', context.sender?.error as never),
+    );
+    connection.on('receiver_error', (context: EventContext) =>
+      peerError('amqp.link', 'detached its sender link', context.receiver?.error as never),
+    );
     connection.on('connection_error', (context: EventContext) => {
       const error = context.connection.error as { message?: string; description?: string } | undefined;
       log.debug('amqp.connection', `${peer} (${transport}): ${error?.description ?? error?.message ?? 'error'}`);
