@@ -132,6 +132,17 @@ export async function startHubMqtt(
         if (!client) return done(null);
         const session = sessions.get(client);
         if (!session) return done(new Error('not authenticated'));
+        if (packet.qos === 2) {
+          // "IoT Hub doesn't support QoS 2 messages. If a device app publishes a message with QoS 2,
+          // IoT Hub closes the network connection" (azure-docs iot-mqtt-connect-to-iot-hub). Closed
+          // here, before anything is stored or answered: aedes would answer PUBREC and keep each
+          // message until its PUBREL, up to 1000 of 256 KiB per connection.
+          log.warn(
+            'hub.mqtt',
+            `${clip(session.deviceId)} on ${session.hub}: a PUBLISH at QoS 2, which IoT Hub does not support; connection closed`,
+          );
+          return done(new Error('QoS 2 is not supported'));
+        }
         const publish = parseDevicePublish(packet.topic, session.deviceId);
         if (publish.kind === 'invalid') {
           // IoT Hub closes the connection of a device that publishes where it may not.

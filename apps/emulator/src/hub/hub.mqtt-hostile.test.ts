@@ -1,0 +1,103 @@
+// The hub's MQTT endpoint fed what a hostile or broken client writes and the SDK never does, as
+// raw bytes over TLS: each is refused as IoT Hub refuses it (or as this hub documents where IoT
+// Hub does not say), with one warning through the emulator's logger, and the hub goes on serving
+// the official SDK.
+import type { LogRecord } from '@dpskit/node-kit';
+import mqttPacket from 'mqtt-packet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator } from '../emulator.js';
+import { HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
+import { DISCONNECT, hubConnect, PINGREQ, rawMqttConnection, SUBSCRIBE_TWIN } from '../testing/mqtt-bytes.js';
+import { startTestBedWithWebhook } from '../testing/test-bed.js';
+
+let emulator: Emulator;
+let close: (() => Promise<void>) | undefined;
+const logs: LogRecord[] = [];
+
+beforeAll(async () => {
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+});
+
+afterAll(() => close?.());
+
+/** A device of HUB_A created through the registry: its key and its CONNECT as the SDK writes it. */
+async function device(id: string): Promise<{ key: string; connect: Buffer }> {
+  const key = await createDeviceKey(registryClient(emulator, HUB_A), id);
+  return { key, connect: hubConnect({ hub: HUB_A, deviceId: id, key }) };
+}
+
+/** What arrived, one line a packet. */
+function summary(packets: mqttPacket.Packet[]): string[] {
+  return packets.map((packet) => {
+    if (packet.cmd === 'connack') return `connack ${packet.returnCode}`;
+    if (packet.cmd === 'suback') return `suback ${packet.messageId} ${packet.granted.join(',')}`;
+    if ('messageId' in packet && packet.cmd !== 'publish') return `${packet.cmd} ${packet.messageId}`;
+    if (packet.cmd === 'publish') return `publish ${packet.topic}`;
+    return packet.cmd;
+  });
+}
+
+/** The emulator's warnings and errors since `from`, as [level, event, message]. */
+const warnings = (from: number) =>
+  logs
+    .slice(from)
+    .filter((l) => l.level === 'warn' || l.level === 'error')
+    .map((l) => [l.level, l.event, l.msg]);
+
+/** The official SDK still connects, sends, reads and reports its twin as this device. */
+async function stillServes(id: string, key: string): Promise<void> {
+  const client = await deviceClient(emulator, { hub: HUB_A, deviceId: id, key });
+  await client.open();
+  try {
+    await client.sendEvent(new Message('{"after":true}'));
+    const twin = await client.getTwin();
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ after: true }, (err?: Error) => (err ? reject(err) : resolve())),
+    );
+  } finally {
+    await client.close();
+  }
+  expect(emulator.telemetry(HUB_A, id).map((m) => m.body.toString())).toContain('{"after":true}');
+}
+
+describe('the hub over MQTT: QoS 2', () => {
+  it('closes the connection of a device that publishes at QoS 2, before storing or answering it, as IoT Hub does', async () => {
+    // "IoT Hub doesn't support QoS 2 messages. If a device app publishes a message with QoS 2,
+    // IoT Hub closes the network connection" (azure-docs iot-mqtt-connect-to-iot-hub). aedes would
+    // answer PUBREC and keep the message until the PUBREL: up to 1000 of 256 KiB per connection.
+    const publishes = {
+      telemetry: (id: string) => `devices/${id}/messages/events/`,
+      reported: () => '$iothub/twin/PATCH/properties/reported/?$rid=3',
+    };
+    for (const [name, topic] of Object.entries(publishes)) {
+      const id = `qos2-${name}`;
+      const { key, connect } = await device(id);
+      const from = logs.length;
+      const connection = rawMqttConnection(emulator);
+      const qos2 = mqttPacket.generate({
+        cmd: 'publish',
+        topic: topic(id),
+        payload: Buffer.from('{"qos":2}'),
+        qos: 2,
+        messageId: 3,
+        retain: false,
+        dup: false,
+      });
+      await connection.write(Buffer.concat([connect, SUBSCRIBE_TWIN, qos2, PINGREQ, DISCONNECT]));
+      await connection.closed;
+      expect({ name, received: summary(connection.received) }).toEqual({ name, received: ['connack 0', 'suback 1 0'] });
+      expect(emulator.telemetry(HUB_A, id)).toEqual([]);
+      const twin = await registryClient(emulator, HUB_A).getTwin(id);
+      expect(twin.responseBody.properties.reported).not.toHaveProperty('qos');
+      expect(warnings(from)).toEqual([
+        [
+          'warn',
+          'hub.mqtt',
+          `${id} on ${HUB_A}: a PUBLISH at QoS 2, which IoT Hub does not support; connection closed`,
+        ],
+      ]);
+      await stillServes(id, key);
+    }
+  });
+});
