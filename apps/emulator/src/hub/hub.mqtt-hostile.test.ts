@@ -10,6 +10,7 @@ import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, PINGREQ, rawMqttConnection, SUBSCRIBE_TWIN } from '../testing/mqtt-bytes.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_REQUEST_ID_LENGTH } from './mqtt-topics.js';
 
 let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
@@ -99,5 +100,45 @@ describe('the hub over MQTT: QoS 2', () => {
       ]);
       await stillServes(id, key);
     }
+  });
+});
+
+describe('the hub over MQTT: request ids', () => {
+  it('answers a $rid of up to MAX_REQUEST_ID_LENGTH characters and closes the connection of one longer, before answering it', async () => {
+    // The answer echoes the $rid, percent-encoded, in its topic (at most 65,535 bytes). A $rid of
+    // 20,000 '€' (60,000 bytes in the request's topic) is 180,000 bytes encoded: mqtt-packet wrote
+    // the answer's fixed header and stopped at its topic length, so the device got a PUBLISH
+    // announcing 180 KB followed by the next answers' bytes, and no warning said why.
+    const id = 'long-rid';
+    const { key, connect } = await device(id);
+    const twinGet = (rid: string) =>
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: `$iothub/twin/GET/?$rid=${rid}`,
+        payload: Buffer.alloc(0),
+        qos: 0,
+        retain: false,
+        dup: false,
+      });
+    const longest = '€'.repeat(MAX_REQUEST_ID_LENGTH);
+    const from = logs.length;
+    const connection = rawMqttConnection(emulator);
+    await connection.write(
+      Buffer.concat([connect, SUBSCRIBE_TWIN, twinGet(longest), twinGet('€'.repeat(20_000)), PINGREQ, DISCONNECT]),
+    );
+    await connection.closed;
+    const answer = `$iothub/twin/res/200/?$rid=${encodeURIComponent(longest)}`;
+    expect(summary(connection.received)).toEqual(['connack 0', 'suback 1 0', `publish ${answer}`]);
+    // Nothing but these three packets: no answer cut short.
+    const whole = connection.received.map((packet) => mqttPacket.generate(packet).length);
+    expect(connection.receivedBytes()).toBe(whole.reduce((a, b) => a + b, 0));
+    expect(warnings(from)).toEqual([
+      [
+        'warn',
+        'hub.mqtt',
+        `${id} on ${HUB_A}: a $rid of 20000 characters, over ${MAX_REQUEST_ID_LENGTH}; connection closed`,
+      ],
+    ]);
+    await stillServes(id, key);
   });
 });

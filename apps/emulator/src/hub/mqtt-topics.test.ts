@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   hubOfUsername,
   isDeviceSubscription,
+  MAX_REQUEST_ID_LENGTH,
   parseDevicePublish,
   parseHubUsername,
   twinResponseTopic,
@@ -75,6 +76,23 @@ describe('IoT Hub MQTT topics', () => {
     expect(parseDevicePublish('devices/d2/messages/events/', 'd1').kind).toBe('invalid');
     expect(parseDevicePublish('$iothub/twin/PATCH/properties/desired/?$version=3', 'd1').kind).toBe('invalid');
     expect(parseDevicePublish('$iothub/twin/GET/', 'd1').kind).toBe('invalid');
+  });
+
+  it('takes a $rid of up to MAX_REQUEST_ID_LENGTH characters, decoded, whose answer topic fits an MQTT topic', () => {
+    const longest = '€'.repeat(MAX_REQUEST_ID_LENGTH);
+    const encoded = encodeURIComponent(longest);
+    expect(parseDevicePublish(`$iothub/twin/GET/?$rid=${encoded}`, 'd1')).toEqual({ kind: 'twin-get', rid: longest });
+    expect(Buffer.byteLength(twinResponseTopic(400, longest, 2 ** 31))).toBeLessThan(65_536);
+    for (const topic of [
+      '$iothub/twin/GET/?$rid=',
+      '$iothub/twin/PATCH/properties/reported/?$rid=',
+      '$iothub/methods/res/200/?$rid=',
+    ]) {
+      expect(parseDevicePublish(`${topic}${'7'.repeat(MAX_REQUEST_ID_LENGTH + 1)}`, 'd1')).toEqual({
+        kind: 'invalid',
+        reason: `a $rid of ${MAX_REQUEST_ID_LENGTH + 1} characters, over ${MAX_REQUEST_ID_LENGTH}`,
+      });
+    }
   });
 
   it('allows a device its own subscriptions only', () => {

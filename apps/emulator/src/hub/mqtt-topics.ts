@@ -61,6 +61,15 @@ export type DevicePublish =
   | { kind: 'method-response'; rid: string; status: string }
   | { kind: 'invalid'; reason: string };
 
+/**
+ * The longest request id (`$rid`, percent-decoded, in UTF-16 units) the hub takes. The SDKs send
+ * short ones (a counter, a UUID); the hub echoes it, percent-encoded, in its answer's topic, and an
+ * MQTT topic is at most 65,535 bytes: a `$rid` of up to a 256 KiB packet's worth would not fit
+ * (mqtt-packet then writes a PUBLISH cut after its length). IoT Hub's own bound is not documented:
+ * 1024 encodes to at most 9 KiB (a 3-byte UTF-8 character is 9 bytes encoded).
+ */
+export const MAX_REQUEST_ID_LENGTH = 1024;
+
 /** What a device publishes: telemetry, twin requests, method responses; anything else is refused. */
 export function parseDevicePublish(topic: string, deviceId: string): DevicePublish {
   const events = `devices/${deviceId}/messages/events/`;
@@ -73,6 +82,9 @@ export function parseDevicePublish(topic: string, deviceId: string): DevicePubli
   const path = q === -1 ? topic : topic.slice(0, q);
   const params = parsePropertyBag(q === -1 ? '' : topic.slice(q + 1));
   const rid = params.$rid;
+  if (rid !== undefined && rid.length > MAX_REQUEST_ID_LENGTH) {
+    return { kind: 'invalid', reason: `a $rid of ${rid.length} characters, over ${MAX_REQUEST_ID_LENGTH}` };
+  }
   if (path === '$iothub/twin/GET/' || path === '$iothub/twin/PATCH/properties/reported/') {
     if (!rid) return { kind: 'invalid', reason: `${path} needs a $rid` };
     return path === '$iothub/twin/GET/' ? { kind: 'twin-get', rid } : { kind: 'twin-reported', rid };

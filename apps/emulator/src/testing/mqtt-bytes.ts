@@ -76,6 +76,8 @@ export const PUBLISH_OUTSIDE = mqttPacket.generate({
 export interface RawMqttConnection {
   /** The packets received so far, decoded. */
   received: mqttPacket.Packet[];
+  /** How many bytes were received so far (whole packets or not). */
+  receivedBytes(): number;
   write(bytes: Buffer): Promise<void>;
   /** Resolves once `count` packets have arrived. */
   packets(count: number): Promise<void>;
@@ -104,7 +106,9 @@ export function rawMqttConnection(
     socket.once('secureConnect', resolve);
     socket.once('error', reject);
   });
+  let receivedBytes = 0;
   socket.on('data', (chunk: Buffer) => {
+    receivedBytes += chunk.length;
     parser.parse(chunk);
     if (waiting && received.length >= waiting.count) waiting.resolve();
   });
@@ -118,6 +122,7 @@ export function rawMqttConnection(
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return {
     received,
+    receivedBytes: () => receivedBytes,
     async write(bytes) {
       await connected;
       socket.write(bytes);
