@@ -4,12 +4,14 @@
 // the official SDK.
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, PINGREQ, rawMqttConnection, SUBSCRIBE_TWIN } from '../testing/mqtt-bytes.js';
+import { webSocketRoundTrip } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_HUB_KEEPALIVE_SECONDS } from '../transport/mqtt.js';
 import { MAX_REQUEST_ID_LENGTH } from './mqtt-topics.js';
 
 let emulator: Emulator;
@@ -140,5 +142,40 @@ describe('the hub over MQTT: request ids', () => {
       ],
     ]);
     await stillServes(id, key);
+  });
+});
+
+describe('the hub over MQTT: keepalive', () => {
+  it('closes a silent device after 1.5 × its keepalive, at most 1767 s however long a keepalive it asked for, as IoT Hub does', async () => {
+    // "IoT Hub's keep-alive ping interval is 1.5 times the client keep-alive value. However, IoT
+    // Hub limits the maximum server-side timeout to 29.45 minutes (1767 seconds)" (azure-docs
+    // iot-mqtt-connect-to-iot-hub). A keepalive of 65,535 s kept a silent connection 27 hours.
+    // Timers faked from before the CONNECT (aedes's keepalive timer), I/O real.
+    const id = 'keepalive-max';
+    const key = await createDeviceKey(registryClient(emulator, HUB_A), id);
+    const connection = rawMqttConnection(emulator);
+    let closed = false;
+    void connection.closed.then(() => {
+      closed = true;
+    });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await connection.write(hubConnect({ hub: HUB_A, deviceId: id, key, keepalive: 65_535 }));
+      await connection.packets(1);
+      // aedes closes 1.5 × keepalive + 1 ms after the last packet.
+      vi.advanceTimersByTime(MAX_HUB_KEEPALIVE_SECONDS * 1500);
+      await webSocketRoundTrip(emulator);
+      const openAt1767s = !closed;
+      vi.advanceTimersByTime(1);
+      await Promise.race([connection.closed, webSocketRoundTrip(emulator).then(() => webSocketRoundTrip(emulator))]);
+      expect({ openAt1767s, closedAfter: closed, received: summary(connection.received) }).toEqual({
+        openAt1767s: true,
+        closedAfter: true,
+        received: ['connack 0'],
+      });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(MAX_HUB_KEEPALIVE_SECONDS * 1.5).toBe(1767);
   });
 });

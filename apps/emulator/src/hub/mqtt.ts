@@ -8,7 +8,7 @@ import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
 import { destroyAfterGrace } from '../transport/connection-limits.js';
-import { MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
+import { MAX_HUB_KEEPALIVE_SECONDS, MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
@@ -74,6 +74,12 @@ export async function startHubMqtt(
 
   for (const hubName of hub.hubs) {
     const broker = await Aedes.createBroker({
+      preConnect(_client, packet, done) {
+        // IoT Hub closes a silent session after 1.5 × its keepalive, 1767 s at most
+        // (MAX_HUB_KEEPALIVE_SECONDS): aedes times the session by the CONNECT's keepalive.
+        if ((packet.keepalive ?? 0) > MAX_HUB_KEEPALIVE_SECONDS) packet.keepalive = MAX_HUB_KEEPALIVE_SECONDS;
+        done(null, true);
+      },
       authenticate(client, username, password, done) {
         const parsed = parseHubUsername(username);
         if (!parsed || parsed.hub.toLowerCase() !== hubName.toLowerCase()) {

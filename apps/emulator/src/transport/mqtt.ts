@@ -40,6 +40,14 @@ import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE, type MqttWebSocketClose } fro
  */
 export const MAX_MQTT_PACKET_BYTES = 256 * 1024;
 
+/**
+ * The longest keepalive an IoT hub session is held to: "IoT Hub's keep-alive ping interval is 1.5
+ * times the client keep-alive value. However, IoT Hub limits the maximum server-side timeout to
+ * 29.45 minutes (1767 seconds)" (azure-docs iot-mqtt-connect-to-iot-hub). A longer keepalive is
+ * taken as this one, so a silent session is closed after 1.5 × 1178 s = 1767 s.
+ */
+export const MAX_HUB_KEEPALIVE_SECONDS = 1178;
+
 export interface MqttTransportOptions {
   api: DeviceApi;
   tls: { cert: string; key: string };
@@ -289,10 +297,11 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
   const handOver = (stream: Duplex, keepaliveSeconds: number, bytes: Buffer, handler: (stream: Duplex) => void) => {
     if (keepaliveSeconds > 0) {
       // A hub session idles between messages (the device SDKs ping every 180 s): bounded by its
-      // keepalive (aedes closes it after 1.5 × keepalive without a packet), not by the idle
-      // timeout meant for DPS's short request/response sessions. Over WebSockets, on the TLS
-      // connection the WebSocket runs on.
-      tlsCarrier(stream)?.setTimeout(Math.max(limits.idleTimeoutMs, keepaliveSeconds * 1500 + 5_000));
+      // keepalive (aedes closes it after 1.5 × keepalive without a packet, 1767 s at most), not by
+      // the idle timeout meant for DPS's short request/response sessions. Over WebSockets, on the
+      // TLS connection the WebSocket runs on.
+      const keepalive = Math.min(keepaliveSeconds, MAX_HUB_KEEPALIVE_SECONDS);
+      tlsCarrier(stream)?.setTimeout(Math.max(limits.idleTimeoutMs, keepalive * 1500 + 5_000));
     }
     // The hub's handler reads the stream from its start: paused, with every byte back.
     stream.pause();
