@@ -32,6 +32,7 @@ import { pickStatic } from './allocation/static.js';
 import { type AttestationInput, type AttestationResult, attest } from './attestation.js';
 import { checkCsr, type IssuingCa, issueCertificate } from './certificate-issuance.js';
 import { unauthorizedErrorCode } from './device-api.js';
+import { initialTwinProblem } from './enrollments/validate.js';
 import type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './events.js';
 import { groupDeviceKey } from './group-keys.js';
 import { createOperationId } from './identifiers.js';
@@ -540,6 +541,7 @@ export class RegistrationService {
         call: (url, body) => this.#options.callWebhook(url, body, signal),
         sleep: (ms) => abortableSleep(ms, signal),
         retry: this.#options.webhookRetry,
+        twinProblem: initialTwinProblem,
       });
     }
     if (stay && current) return { decision: { kind: 'assigned', hub: current.hub } };

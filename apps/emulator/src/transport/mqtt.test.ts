@@ -151,6 +151,11 @@ describe('MQTT: custom allocation webhook', () => {
     ],
     ['wh-non-json-dev', DpsErrorCode.CustomAllocationFailed, 'response is not valid JSON'],
     ['wh-string-payload-dev', DpsErrorCode.CustomAllocationFailed, 'not a valid allocation response (payload:'],
+    [
+      'wh-bad-twin-dev',
+      DpsErrorCode.CustomAllocationFailed,
+      `not a valid allocation response (initialTwin.tags: property name "$bad" in tags contains '.', '$', a space or a control character).`,
+    ],
     ['wh-slow-dev', DpsErrorCode.CustomAllocationFailed, `did not answer within ${WEBHOOK_TIMEOUT_MS} ms (timeout)`],
     ['wh-503-always-dev', DpsErrorCode.CustomAllocationFailed, 'Custom allocation failed with status code: 503'],
   ];

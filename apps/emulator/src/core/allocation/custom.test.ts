@@ -3,6 +3,7 @@ import { HEATPUMP_REQUEST_2019_03_31, TOASTER_REQUEST_2021_10_01 } from '@dpskit
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
 import { MemoryEnrollmentMetaStore, resolveConfig } from '../../config/resolve.js';
+import { initialTwinProblem } from '../enrollments/validate.js';
 import {
   buildAllocationRequest,
   DPS_WEBHOOK_RETRY,
@@ -181,6 +182,15 @@ describe('interpretWebhookOutcome', () => {
     ],
     ['a JSON array', response(200, '[]'), DpsErrorCode.CustomAllocationFailed, 'the body is an array, not an object'],
     [
+      'an initialTwin the hub would refuse',
+      response(200, {
+        iotHubHostName: TOASTERS,
+        initialTwin: { properties: { desired: { big: 'x'.repeat(32 * 1024) } } },
+      }),
+      DpsErrorCode.CustomAllocationFailed,
+      "not a valid allocation response (initialTwin.properties.desired: desired is 32778 bytes, over IoT Hub's 32768-byte limit).",
+    ],
+    [
       'a string payload',
       response(200, { iotHubHostName: TOASTERS, payload: 's' }),
       DpsErrorCode.CustomAllocationFailed,
@@ -205,7 +215,7 @@ describe('interpretWebhookOutcome', () => {
       'larger than 10 bytes',
     ],
   ])('fails %s', (_what, outcome, errorCode, message) => {
-    const result = interpretWebhookOutcome(outcome, LINKED);
+    const result = interpretWebhookOutcome(outcome, LINKED, initialTwinProblem);
     expect(result).toMatchObject({ kind: 'failed', errorCode });
     expect(result.kind === 'failed' && result.errorMessage).toContain(message);
   });

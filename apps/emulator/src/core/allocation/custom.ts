@@ -5,6 +5,7 @@ import {
   DpsErrorCode,
   DpsErrorMessage,
   decodeJson,
+  type InitialTwin,
   parseAllocationResponse,
   toWebhookView,
   type X509RuntimeContext,
@@ -63,14 +64,23 @@ const failed = (errorCode: number, errorMessage: string): AllocationDecision => 
 });
 
 /**
+ * Why the hub would refuse a webhook's `initialTwin`, as `initialTwin.<field>: <cause>`
+ * (`initialTwinProblem` of core/enrollments/validate.ts: IoT Hub's twin rules). Passed in, not
+ * imported: this module is also compiled for the web view, where the hub's code (node:) is not.
+ */
+export type InitialTwinCheck = (initialTwin: InitialTwin | null | undefined) => string | undefined;
+
+/**
  * Maps one webhook outcome the way DPS documents it: 2xx with a linked hub → assigned; empty or
  * null hub → 400208; 401 → 400209; ≥ 429 → retry; any other status → 400207 with DPS's message.
  * Outcomes DPS does not document (hub outside `linkedHubs`, timeout, connection failure, a body
- * that is not JSON or not an allocation response) fail with 400207 and a message saying which.
+ * that is not JSON or not an allocation response, an `initialTwin` `twinProblem` finds) fail with
+ * 400207 and a message saying which.
  */
 export function interpretWebhookOutcome(
   outcome: WebhookCallOutcome,
   linkedHubs: readonly string[],
+  twinProblem?: InitialTwinCheck,
 ): WebhookAttemptResult {
   if (outcome.kind === 'timeout') {
     return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationTimeout(outcome.timeoutMs));
@@ -120,6 +130,11 @@ export function interpretWebhookOutcome(
   const linked = linkedHubs.find((name) => name.toLowerCase() === hub.toLowerCase());
   if (!linked) {
     return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationHubNotLinked(hub, linkedHubs));
+  }
+  // A twin the hub would refuse fails here, as an answer DPS cannot use, not later as an internal error.
+  const problem = twinProblem?.(response.initialTwin);
+  if (problem) {
+    return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationInvalidResponse(problem));
   }
   const decision: AllocationDecision = { kind: 'assigned', hub: linked };
   if (response.initialTwin !== undefined) decision.initialTwin = response.initialTwin;
@@ -173,6 +188,8 @@ export interface CustomAllocationDeps {
   call: (url: string, body: string) => Promise<WebhookCallOutcome & { latencyMs: number }>;
   sleep: (ms: number) => Promise<void>;
   retry: WebhookRetryPolicy;
+  /** Checks the answer's `initialTwin` against the hub's rules (the emulator passes `initialTwinProblem`). */
+  twinProblem?: InitialTwinCheck;
 }
 
 /** Calls the webhook, retrying answers ≥ 429 on DPS's schedule, and decides the outcome. */
@@ -201,7 +218,7 @@ export async function runCustomAllocation(
       report.failure = outcome.kind;
       if (outcome.kind === 'connection-error') report.failureReason = outcome.reason;
     }
-    const result = interpretWebhookOutcome(outcome, request.linkedHubs);
+    const result = interpretWebhookOutcome(outcome, request.linkedHubs, deps.twinProblem);
     if (result.kind !== 'retry') return { decision: result, webhook: report, exchange };
     if (retryIndex >= deps.retry.count) {
       return {

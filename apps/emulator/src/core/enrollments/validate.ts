@@ -101,15 +101,16 @@ export function validateEnrollment(
   }
   if (record.initialTwin === null) delete record.initialTwin;
   const twinProblem = initialTwinProblem(record.initialTwin);
-  if (twinProblem) return fail(twinProblem);
+  if (twinProblem) return fail(`Invalid ${twinProblem}.`);
   return { ok: true, draft: record };
 }
 
 /**
  * Why the linked hub would refuse `initialTwin` (IoT Hub's twin rules, as the emulated hub applies
  * them when it creates the device's twin: keys, depth, 8 KB of tags, 32 KB of desired properties),
- * as a sentence naming the field, or undefined. Checked when the enrollment is written: accepted,
- * such a twin failed every registration of the enrollment later, with 500001 Internal error.
+ * as `initialTwin.<field>: <cause>`, or undefined. An enrollment's twin is checked when it is
+ * written, a webhook's when its answer is read: accepted, such a twin failed the registration
+ * later, with 500001 Internal error.
  */
 export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin']): string | undefined {
   const sections = [
@@ -122,7 +123,7 @@ export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin'])
       // As a patch, like the registration's twin (initialTwinState): nulls are allowed.
       parseTwinSection(value, section, true);
     } catch (err) {
-      if (err instanceof TwinError) return `Invalid initialTwin.${field}: ${err.message}.`;
+      if (err instanceof TwinError) return `initialTwin.${field}: ${err.message}`;
       throw err;
     }
   }
