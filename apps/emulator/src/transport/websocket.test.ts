@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import {
@@ -15,6 +16,7 @@ import { closeOf, openMqttWebSocket, openWebSocket, silentPeerEnding } from '../
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
+import { MAX_WEBSOCKET_MESSAGE_FRAMES } from './websocket.js';
 
 // What the SDKs never send over WebSockets, with a raw `ws` client; after each, an SDK device still
 // registers over MQTT over WebSockets.
@@ -43,6 +45,14 @@ function clientFrame(opcode: number, payload: Buffer): Buffer {
       ? Buffer.from([0x80 | payload.length])
       : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff]);
   return Buffer.concat([Buffer.from([0x80 | opcode]), length, mask, masked]);
+}
+
+/** `bytes` as one WebSocket message in `frames` frames (a first frame and continuations; empty ones once the bytes run out). */
+function sendInFrames(ws: WebSocket, bytes: Buffer, frames: number): void {
+  const size = Math.ceil(bytes.length / frames);
+  for (let i = 0; i < frames; i++) {
+    ws.send(bytes.subarray(i * size, (i + 1) * size), { binary: true, fin: i === frames - 1 });
+  }
 }
 
 describe('WebSockets at /$iothub/websocket', () => {
@@ -98,6 +108,49 @@ describe('WebSockets at /$iothub/websocket', () => {
         protocol: 'mqtt',
       });
     await stillServes('ws-after-oversized');
+  });
+
+  it(`closes a connection whose message comes in more than ${MAX_WEBSOCKET_MESSAGE_FRAMES} frames with 1008, logs it, and keeps serving`, async () => {
+    // Within the limit: an MQTT CONNECT and an AMQP protocol header, each in exactly that many frames, are answered.
+    const mqtt = await openMqttWebSocket(emulator);
+    sendInFrames(mqtt.ws, dpsConnect('ws-fragments'), MAX_WEBSOCKET_MESSAGE_FRAMES);
+    await expect.poll(() => mqtt.received.map((packet) => packet.cmd)).toEqual(['connack']);
+    mqtt.ws.terminate();
+    const amqp = await openWebSocket(emulator, ['AMQPWSB10']);
+    if (amqp.kind !== 'open') throw new Error('not upgraded');
+    const answered: Buffer[] = [];
+    amqp.ws.on('message', (data: Buffer) => answered.push(data));
+    sendInFrames(amqp.ws, Buffer.from('AMQP\x03\x01\x00\x00', 'latin1'), MAX_WEBSOCKET_MESSAGE_FRAMES);
+    await expect.poll(() => Buffer.concat(answered).subarray(0, 8).toString('latin1')).toBe('AMQP\x03\x01\x00\x00');
+    amqp.ws.terminate();
+
+    // One frame more: ws held every fragment, each a slice of the chunk it was read in, up to 16,384 of them.
+    for (const [protocol, bytes] of [
+      ['mqtt', dpsConnect('ws-fragments-over')],
+      ['AMQPWSB10', Buffer.from('AMQP\x03\x01\x00\x00', 'latin1')],
+    ] as const) {
+      const attempt = await openWebSocket(emulator, [protocol]);
+      if (attempt.kind !== 'open') throw new Error('not upgraded');
+      const closed = closeOf(attempt.ws);
+      const from = logs.length;
+      sendInFrames(attempt.ws, bytes, MAX_WEBSOCKET_MESSAGE_FRAMES + 1);
+      expect((await closed).code, protocol).toBe(1008);
+      await expect
+        .poll(() => logs.slice(from).filter((l) => l.event === 'websocket.connection' && l.level === 'warn'))
+        .toEqual([
+          expect.objectContaining({
+            code: 'WS_ERR_TOO_MANY_BUFFERED_PARTS',
+            protocol: protocol === 'mqtt' ? 'mqtt' : 'amqp',
+            maxMessageFrames: MAX_WEBSOCKET_MESSAGE_FRAMES,
+          }),
+        ]);
+    }
+    await stillServes('ws-after-fragments');
+    expect(
+      await register(emulator, 'ws-after-fragments-amqp', groupDeviceKey('hashed', 'ws-after-fragments-amqp'), {
+        transport: 'amqp-ws',
+      }),
+    ).toMatchObject({ status: 'assigned' });
   });
 
   it('closes an MQTT connection whose packet announces more than the MQTT limit', async () => {

@@ -34,6 +34,21 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 /** Serves one protocol's WebSocket connections (the device is on `ws`; `peer` names it in logs). */
 export type WebSocketConnectionHandler = (ws: WebSocket, req: IncomingMessage, peer: string) => void;
 
+/**
+ * Frames a WebSocket message may come in (a first frame and its continuations). `ws` keeps each
+ * fragment as a slice of the chunk it was read in until the message is complete, so maxPayload
+ * bounds the payload but not what it holds: a client sending one-byte fragments, each read with up
+ * to 60 pings (`ws` answers them; more pending closes the connection), made one connection hold
+ * 100 MB of arrayBuffers at ws's own default of 16,384 fragments, for 16 KB of payload (scratch
+ * client, load 7). At 64 a connection holds at most maxPayload and 64 such chunks (under 1 MB). The
+ * SDKs send each MQTT packet and AMQP frame in a message of one frame; a message in more frames is
+ * closed with 1008 (Policy Violation, ws's code for it).
+ */
+export const MAX_WEBSOCKET_MESSAGE_FRAMES = 64;
+
+/** `ws` errors that are the client's doing, logged at warn (the rest, such as a reset socket, at debug). */
+const CLIENT_LIMIT_ERRORS = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS']);
+
 export interface WebSocketEndpointOptions {
   log: Logger;
   /** Largest WebSocket message read; a larger one closes the connection with 1009 (Message Too Big). */
@@ -67,6 +82,7 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
   const server = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxMessageBytes,
+    maxFragments: MAX_WEBSOCKET_MESSAGE_FRAMES,
     // Compression is off (ws's server default, kept explicit): an inflated message could exceed maxPayload's intent.
     perMessageDeflate: false,
     // How long a peer has to answer the close frame the server sends (any close: a DISCONNECT, a
@@ -104,11 +120,13 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
       // Armed again; the listener's 'timeout' handler set at the handshake is still there.
       if (socket instanceof Socket) socket.setTimeout(options.idleTimeoutMs);
       ws.on('error', (err: Error & { code?: string }) => {
-        const level = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'warn' : 'debug';
+        const level = CLIENT_LIMIT_ERRORS.has(err.code ?? '') ? 'warn' : 'debug';
         log[level]('websocket.connection', `${decision.protocol} over WebSocket from ${peer}: ${err.message}; closed`, {
           code: err.code,
           protocol: decision.protocol,
-          ...(level === 'warn' ? { maxMessageBytes: options.maxMessageBytes } : {}),
+          ...(level === 'warn'
+            ? { maxMessageBytes: options.maxMessageBytes, maxMessageFrames: MAX_WEBSOCKET_MESSAGE_FRAMES }
+            : {}),
         });
       });
       log.debug('websocket.upgrade', `${peer}: ${decision.protocol} over WebSocket at ${IOTHUB_WEBSOCKET_PATH}`);
