@@ -2,17 +2,19 @@
 // raw bytes over TLS: each is refused as IoT Hub refuses it (or as this hub documents where IoT
 // Hub does not say), with one warning through the emulator's logger, and the hub goes on serving
 // the official SDK.
+import tls from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { HUB_A } from '../testing/fixtures.js';
-import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, PINGREQ, rawMqttConnection, SUBSCRIBE_TWIN } from '../testing/mqtt-bytes.js';
 import { webSocketRoundTrip } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_KEEPALIVE_SECONDS } from '../transport/mqtt.js';
-import { MAX_REQUEST_ID_LENGTH } from './mqtt-topics.js';
+import { MAX_UNSENT_PUSH_BYTES } from './mqtt.js';
+import { DESIRED_FILTER, MAX_REQUEST_ID_LENGTH } from './mqtt-topics.js';
 
 let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
@@ -177,5 +179,62 @@ describe('the hub over MQTT: keepalive', () => {
       vi.useRealTimers();
     }
     expect(MAX_HUB_KEEPALIVE_SECONDS * 1.5).toBe(1767);
+  });
+});
+
+describe('the hub over MQTT: a device that does not read', () => {
+  it('closes the connection of a device that leaves its desired-property pushes unread past MAX_UNSENT_PUSH_BYTES', async () => {
+    // Pushes are sent when the registry changes the twin, whether the device reads or not: with
+    // its socket paused, the old code queued every push (2,000 of 30 KB held +58 MB in a scratch
+    // run) for as long as the connection lasted. A device that reads gets every push (hub.sdk).
+    const id = 'unread-pushes';
+    const registry = registryClient(emulator, HUB_A);
+    const key = await createDeviceKey(registry, id);
+    const socket = tls.connect({ host: 'localhost', port: emulator.endpoints.mqtt.port, ca: emulator.caCertPem });
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    const connected = nextHubEvent(emulator, (e) => e.kind === 'connected' && e.deviceId === id);
+    const subscribe = mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: DESIRED_FILTER, qos: 0 }],
+    });
+    socket.write(Buffer.concat([hubConnect({ hub: HUB_A, deviceId: id, key }), subscribe]));
+    await connected;
+    // CONNACK and SUBACK arrive; then the device reads no more.
+    await new Promise<void>((resolve) => {
+      let bytes = 0;
+      const take = (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes < 9) return;
+        socket.off('data', take);
+        socket.pause();
+        resolve();
+      };
+      socket.on('data', take);
+    });
+    const from = logs.length;
+    let disconnected = false;
+    void nextHubEvent(emulator, (e) => e.kind === 'disconnected' && e.deviceId === id).then(() => {
+      disconnected = true;
+    });
+    const value = 'x'.repeat(30_000);
+    let pushes = 0;
+    // 2,000 pushes of 30 KB: 60 MB, far more than the kernel's socket buffers and the bound.
+    while (!disconnected && pushes < 2000) {
+      await registry.updateTwin(id, { properties: { desired: { value, n: ++pushes } } }, '*');
+    }
+    socket.destroy();
+    expect({ disconnected, warnings: warnings(from) }).toEqual({
+      disconnected: true,
+      warnings: [
+        [
+          'warn',
+          'hub.mqtt',
+          `${id} on ${HUB_A}: over ${MAX_UNSENT_PUSH_BYTES} bytes of desired-property pushes left unread; connection closed`,
+        ],
+      ],
+    });
+    await stillServes(id, key);
   });
 });

@@ -24,6 +24,12 @@ import {
 } from './mqtt-topics.js';
 import { PacedMqttStream } from './paced-stream.js';
 
+/**
+ * The most a device connection may hold of pushes the device has not read (bytes queued in the
+ * server for its socket): past it, a desired-property push closes the connection instead.
+ */
+export const MAX_UNSENT_PUSH_BYTES = 1024 * 1024;
+
 export interface HubMqtt {
   /** The handler for a connection whose CONNECT username names one of the hubs; else undefined. */
   route(username: string | undefined): ((stream: Duplex) => void) | undefined;
@@ -296,7 +302,19 @@ export async function startHubMqtt(
     if (!client || !session) return;
     if (push.kind === 'desired') {
       const version = push.desired.$version;
-      if (session.desired && typeof version === 'number') reply(client, desiredPushTopic(version), push.desired);
+      if (!session.desired || typeof version !== 'number') return;
+      // A push is written whether the device reads or not (an answer waits for its socket to drain
+      // before the next request is read; a push comes from the registry): a device that stops
+      // reading would have every later push queued here for as long as its connection lasts.
+      if (unsentBytes(client) > MAX_UNSENT_PUSH_BYTES) {
+        log.warn(
+          'hub.mqtt',
+          `${clip(session.deviceId)} on ${session.hub}: over ${MAX_UNSENT_PUSH_BYTES} bytes of desired-property pushes left unread; connection closed`,
+        );
+        client.close();
+        return;
+      }
+      reply(client, desiredPushTopic(version), push.desired);
       return;
     }
     if (push.kind === 'connected') {
@@ -380,6 +398,12 @@ const closeReason = {
 /** The device's connection (its TLS socket or WebSocket stream), under the PacedMqttStream aedes reads. */
 function connectionOf(client: Client): Duplex {
   return client.conn instanceof PacedMqttStream ? client.conn.carrier : client.conn;
+}
+
+/** Bytes written to a device connection and not yet handed to the operating system. */
+function unsentBytes(client: Client): number {
+  const carrier = connectionOf(client);
+  return (client.conn === carrier ? 0 : client.conn.writableLength) + carrier.writableLength;
 }
 
 function findClient(broker: Aedes, deviceId: string): Client | undefined {
