@@ -3,6 +3,8 @@
  * azure-docs iot-hub-mqtt-support, azure-iot-sdk-node device/transport/mqtt.
  */
 
+import { MAX_REQUEST_ID_LENGTH } from '../transport/mqtt-topics.js';
+
 /** `{hub}/{deviceId}/?api-version=…` (module identities `{hub}/{deviceId}/{moduleId}/?…` are not emulated). */
 export function parseHubUsername(
   username: string | undefined,
@@ -61,14 +63,8 @@ export type DevicePublish =
   | { kind: 'method-response'; rid: string; status: string }
   | { kind: 'invalid'; reason: string };
 
-/**
- * The longest request id (`$rid`, percent-decoded, in UTF-16 units) the hub takes. The SDKs send
- * short ones (a counter, a UUID); the hub echoes it, percent-encoded, in its answer's topic, and an
- * MQTT topic is at most 65,535 bytes: a `$rid` of up to a 256 KiB packet's worth would not fit
- * (mqtt-packet then writes a PUBLISH cut after its length). IoT Hub's own bound is not documented:
- * 1024 encodes to at most 9 KiB (a 3-byte UTF-8 character is 9 bytes encoded).
- */
-export const MAX_REQUEST_ID_LENGTH = 1024;
+// The hubs take the same longest `$rid` as DPS (MAX_REQUEST_ID_LENGTH says why).
+export { MAX_REQUEST_ID_LENGTH };
 
 /** What a device publishes: telemetry, twin requests, method responses; anything else is refused. */
 export function parseDevicePublish(topic: string, deviceId: string): DevicePublish {

@@ -1,3 +1,4 @@
+import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
@@ -6,6 +7,7 @@ import { closedPortUrl, groupDeviceKey } from '../testing/fixtures.js';
 import {
   connectAndSubscribe,
   DISCONNECT,
+  dpsConnect,
   dpsToken,
   dpsUsername,
   MALFORMED,
@@ -17,6 +19,7 @@ import { rawTlsExchange } from '../testing/raw-amqp.js';
 import { connectRawDevice, type RawMqttDevice, subscribeResponses } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
 import { startTestBed } from '../testing/test-bed.js';
+import { MAX_REQUEST_ID_LENGTH } from './mqtt-topics.js';
 
 // What the SDK never sends, over a raw MQTT client: the broker must answer with DPS error bodies
 // or drop only the offending connection, and keep serving everyone else.
@@ -25,10 +28,14 @@ let emulator: Emulator;
 let events: RegistrationEvent[];
 let close: (() => Promise<void>) | undefined;
 const open: RawMqttDevice[] = [];
+const logs: LogRecord[] = [];
 
 beforeAll(async () => {
   const unused = await closedPortUrl();
-  ({ emulator, events, close } = await startTestBed(unused, unused, { httpsPort: null }));
+  ({ emulator, events, close } = await startTestBed(unused, unused, {
+    httpsPort: null,
+    log: (record) => logs.push(record),
+  }));
 });
 afterAll(async () => {
   await Promise.all(open.map((device) => device.end()));
@@ -144,6 +151,58 @@ describe('MQTT edge cases', () => {
     await victim.request(REGISTER('victim'), JSON.stringify({ registrationId: 'hashed-raw-victim' }), 'victim');
     expect(seenByVictim).toEqual([expect.stringContaining('$rid=victim')]);
     expect(seenByLate).toEqual([expect.stringContaining('$rid=late')]);
+  });
+
+  it('answers a $rid of up to MAX_REQUEST_ID_LENGTH characters and leaves a longer one unanswered, with a warning', async () => {
+    // The answer echoes the $rid, percent-encoded, in its topic (at most 65,535 bytes). A $rid of
+    // 20,000 '€' is 180,000 bytes encoded: the answer went out with its topic length cut to 16
+    // bits (a PUBLISH whose topic ran into its payload), so the device read a garbled answer.
+    const id = 'hashed-raw-long-rid';
+    const register = (rid: string) =>
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: REGISTER(rid),
+        payload: Buffer.from(JSON.stringify({ registrationId: id })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      });
+    const subscribe = mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: '$dps/registrations/res/#', qos: 0 }],
+    });
+    const longest = '€'.repeat(MAX_REQUEST_ID_LENGTH);
+    const from = logs.length;
+    const connection = rawMqttConnection(emulator);
+    await connection.write(
+      Buffer.concat([dpsConnect(id), subscribe, register('€'.repeat(20_000)), register(longest), PINGREQ]),
+    );
+    await connection.packets(4);
+    await connection.write(DISCONNECT);
+    await connection.closed;
+    const answer = `$dps/registrations/res/202/?$rid=${encodeURIComponent(longest)}&retry-after=0`;
+    // The register's 202 leaves once its operation is committed, after the PINGRESP.
+    expect(
+      connection.received.map((p) =>
+        p.cmd === 'publish' ? (p.topic === answer ? '202 with the $rid' : `publish ${p.topic.length}`) : p.cmd,
+      ),
+    ).toEqual(['connack', 'suback', 'pingresp', '202 with the $rid']);
+    // Nothing but these packets: no answer garbled.
+    const whole = connection.received.map((packet) => mqttPacket.generate(packet).length);
+    expect(connection.receivedBytes()).toBe(whole.reduce((a, b) => a + b, 0));
+    expect(
+      logs
+        .slice(from)
+        .filter((l) => l.level === 'warn' || l.level === 'error')
+        .map((l) => [l.level, l.event, l.msg.replace(/^.*?: /, '')]),
+    ).toEqual([
+      [
+        'warn',
+        'mqtt.request',
+        `a request's $rid of 20000 characters is over ${MAX_REQUEST_ID_LENGTH}; it cannot be answered`,
+      ],
+    ]);
   });
 
   it('answers an oversized request with 400001 up to 256 KiB and drops the connection beyond', async () => {

@@ -12,6 +12,15 @@ export type DeviceRequestTopic =
   | { kind: 'unknown'; rid: string }
   | { kind: 'no-rid' };
 
+/**
+ * The longest request id (`$rid`, percent-decoded, in UTF-16 units) a device's request may carry,
+ * on DPS and on the emulated hubs. The SDKs send short ones (a counter, a UUID); the answer echoes
+ * it, percent-encoded, in its topic, and an MQTT topic is at most 65,535 bytes: a `$rid` of up to a
+ * 256 KiB packet's worth would not fit. Neither service documents a bound: 1024 encodes to at most
+ * 9 KiB (a 3-byte UTF-8 character is 9 bytes encoded).
+ */
+export const MAX_REQUEST_ID_LENGTH = 1024;
+
 const REGISTER_RID = `${REGISTER_PATH}?$rid=`;
 const OPERATION_STATUS_RID = `${OPERATION_STATUS_PATH}?$rid=`;
 const OPERATION_ID = '&operationId=';

@@ -25,6 +25,7 @@ import {
   asciiJson,
   asciiJsonText,
   type DeviceRequestTopic,
+  MAX_REQUEST_ID_LENGTH,
   type MqttUsername,
   parseMqttUsername,
   parseRequestTopic,
@@ -648,6 +649,14 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       this.context.log.warn(
         'mqtt.request',
         `${this.who()}: request on ${clip(topic)} has no $rid; it cannot be answered`,
+      );
+      return;
+    }
+    if (request.rid.length > MAX_REQUEST_ID_LENGTH) {
+      // Its answer's topic would not fit an MQTT topic (MAX_REQUEST_ID_LENGTH says why).
+      this.context.log.warn(
+        'mqtt.request',
+        `${this.who()}: a request's $rid of ${request.rid.length} characters is over ${MAX_REQUEST_ID_LENGTH}; it cannot be answered`,
       );
       return;
     }
