@@ -245,6 +245,13 @@ export async function startHubMqtt(
       }
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
+    // Pushes go to the device's connection, not through the broker (see reply): a device that
+    // unsubscribes from them gets no more (MQTT 3.1.1 3.10.4: the server stops adding messages for
+    // the filter), as the SUBSCRIBE that granted them started them.
+    broker.on('unsubscribe', (unsubscriptions, client) => {
+      const session = sessions.get(client);
+      if (session && unsubscriptions.includes(DESIRED_FILTER)) session.desired = false;
+    });
     // aedes reports the timeout as an error, which would close a WebSocket with 1002 (a
     // violation); the client broke nothing it sent (websocket-stream.ts: why 1001).
     broker.on('keepaliveTimeout', (client) =>

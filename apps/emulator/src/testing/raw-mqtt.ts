@@ -16,6 +16,7 @@ interface MqttClient {
     options: { qos: 0 | 1 | 2 },
     callback: (err: Error | null, granted: { topic: string; qos: number }[]) => void,
   ): void;
+  unsubscribe(topic: string, callback: (err?: Error) => void): void;
   publish(
     topic: string,
     payload: string | Buffer,
