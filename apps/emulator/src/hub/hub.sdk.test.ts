@@ -170,6 +170,35 @@ describe('the registry and the HTTP device API', () => {
     expect((await registry.getTwin(id)).responseBody.deviceId).toBe(id);
   });
 
+  it("tells the device SDK that a reported-properties patch was refused, with IoT Hub's error body", async () => {
+    // azure-iot-device-mqtt reads a twin answer's status from its body alone (an `errorCode`, as
+    // IoT Hub sends: {"errorCode":400004,"trackingId":…,"message":…,"timestampUtc":…}): without
+    // one, a refused patch was reported as done, and merged into the SDK's copy of the twin.
+    const id = 'twin-refused-patch';
+    const registry = registryClient(bed.emulator, HUB_A);
+    const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey
+      ?.primaryKey as string;
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    await client.open();
+    try {
+      const twin = await client.getTwin();
+      const report = (patch: Record<string, unknown>) =>
+        new Promise<Error | undefined>((resolve) =>
+          twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
+        );
+      const refused = await report({ 'a.b': 1 });
+      expect(refused?.message).toBe(
+        `property name "a.b" in reported contains '.', '$', a space or a control character`,
+      );
+      expect(twin.properties.reported).not.toHaveProperty('a.b');
+      expect(await report({ ok: true })).toBeUndefined();
+    } finally {
+      await client.close();
+    }
+    const { responseBody } = await registry.getTwin(id);
+    expect(responseBody.properties.reported).toMatchObject({ ok: true, $version: 2 });
+  });
+
   it('a device whose registration failed (the webhook refused it) exists in no hub', async () => {
     const id = 'wh-400-heat-pump';
     const key = groupDeviceKey('custom', id);

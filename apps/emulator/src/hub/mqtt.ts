@@ -200,7 +200,8 @@ export async function startHubMqtt(
             const status = err instanceof HubError ? err.status : err instanceof TwinError ? 400 : 500;
             const message = err instanceof Error && status !== 500 ? err.message : 'internal error';
             if (status === 500) log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
-            answer = { topic: twinResponseTopic(status, publish.rid), body: { message } };
+            const code = err instanceof HubError || err instanceof TwinError ? err.code : undefined;
+            answer = { topic: twinResponseTopic(status, publish.rid), body: twinErrorBody(status, code, message) };
           } else {
             log.error('hub.mqtt', `${clip(session.deviceId)}: ${(err as Error).message}`);
             return done(err as Error);
@@ -416,6 +417,28 @@ function unsentBytes(client: Client): number {
 function findClient(broker: Aedes, deviceId: string): Client | undefined {
   const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
   return Object.hasOwn(clients, deviceId) ? clients[deviceId] : undefined;
+}
+
+/**
+ * IoT Hub's numeric codes (REST API "common error codes") for the twin errors the device API answers;
+ * any other status gets `{status}001`, as 500001 (ServerError).
+ */
+const TWIN_ERROR_CODES: Readonly<Record<string, number>> = { ArgumentInvalid: 400004, DeviceNotFound: 404001 };
+
+/**
+ * A twin error answer's body as IoT Hub sends it over MQTT (`{"errorCode":400004,"trackingId":…,
+ * "message":…,"timestampUtc":…}`, as quoted in amenzhinsky/iothub#70 and azure-iot-sdk-c#210).
+ * azure-iot-device-mqtt reads the failure from `errorCode` alone (the topic's status is ignored):
+ * without it a refused patch is reported to the device as done.
+ */
+function twinErrorBody(status: number, code: string | undefined, message: string): Record<string, unknown> {
+  const now = new Date().toISOString();
+  return {
+    errorCode: (code === undefined ? undefined : TWIN_ERROR_CODES[code]) ?? status * 1000 + 1,
+    trackingId: `${randomUUID().replace(/-/g, '')}-TimeStamp:${now}`,
+    message,
+    timestampUtc: now,
+  };
 }
 
 function parsePatch(payload: Buffer): unknown {
