@@ -199,6 +199,45 @@ describe('the registry and the HTTP device API', () => {
     expect(responseBody.properties.reported).toMatchObject({ ok: true, $version: 2 });
   });
 
+  it('refuses a twin string value over 4 KB from the device and from the registry, and takes one of 4 KB', async () => {
+    // "String values are UTF-8 encoded and can have a maximum length of 4 KB" (azure-docs
+    // iot-hub-devguide-device-twins, "Tags and properties format").
+    const id = 'twin-strings';
+    const registry = registryClient(bed.emulator, HUB_A);
+    const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey
+      ?.primaryKey as string;
+    const longest = 'x'.repeat(4096);
+    const over = `${'€'.repeat(1365)}ab`; // 4,097 bytes
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    await client.open();
+    try {
+      const twin = await client.getTwin();
+      const report = (patch: Record<string, unknown>) =>
+        new Promise<Error | undefined>((resolve) =>
+          twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
+        );
+      expect(await report({ firmware: longest })).toBeUndefined();
+      expect((await report({ firmware: over }))?.message).toBe(
+        "reported.firmware is a 4097-byte string, over IoT Hub's 4096-byte limit for a string value",
+      );
+    } finally {
+      await client.close();
+    }
+    const error = await registry.updateTwin(id, { properties: { desired: { note: over } } }, '*').then(
+      () => undefined,
+      (err: Error & { responseBody?: unknown }) => err,
+    );
+    expect({ name: error?.name, message: error?.message }).toEqual({
+      name: 'ArgumentError',
+      message: "desired.note is a 4097-byte string, over IoT Hub's 4096-byte limit for a string value",
+    });
+    await registry.updateTwin(id, { tags: { note: longest } }, '*');
+    const { responseBody } = await registry.getTwin(id);
+    expect(responseBody.properties.reported.firmware).toBe(longest);
+    expect(responseBody.properties.desired).not.toHaveProperty('note');
+    expect(responseBody.tags).toEqual({ note: longest });
+  });
+
   it('a device whose registration failed (the webhook refused it) exists in no hub', async () => {
     const id = 'wh-400-heat-pump';
     const key = groupDeviceKey('custom', id);

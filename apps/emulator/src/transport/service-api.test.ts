@@ -262,8 +262,13 @@ describe('the DPS service API with the official service SDK', () => {
       const deep = (levels: number): Json => (levels === 0 ? { leaf: 1 } : { a: deep(levels - 1) });
       const cases: Array<[Json, RegExp]> = [
         [
-          { tags: { big: 'x'.repeat(8 * 1024) } },
-          /^Invalid initialTwin\.tags: tags is 8202 bytes, over IoT Hub's 8192-byte limit\.$/,
+          // Two strings of 4 KB, IoT Hub's longest string value.
+          { tags: { a: 'x'.repeat(4096), b: 'x'.repeat(4096) } },
+          /^Invalid initialTwin\.tags: tags is 8207 bytes, over IoT Hub's 8192-byte limit\.$/,
+        ],
+        [
+          { tags: { big: 'x'.repeat(4097) } },
+          /^Invalid initialTwin\.tags: tags\.big is a 4097-byte string, over IoT Hub's 4096-byte limit for a string value\.$/,
         ],
         [{ tags: { $bad: 1 } }, /^Invalid initialTwin\.tags: property name "\$bad" in tags contains '\.', '\$'/],
         [{ tags: { 'a.b': 1 } }, /^Invalid initialTwin\.tags: property name "a\.b"/],
@@ -272,7 +277,7 @@ describe('the DPS service API with the official service SDK', () => {
           /^Invalid initialTwin\.properties\.desired: desired(\.a){10} nests deeper than 10 levels\.$/,
         ],
         [
-          { properties: { desired: { big: 'x'.repeat(32 * 1024) } } },
+          { properties: { desired: Object.fromEntries([...'abcdefghi'].map((k) => [k, 'x'.repeat(4000)])) } },
           /^Invalid initialTwin\.properties\.desired: desired is \d+ bytes, over IoT Hub's 32768-byte limit\.$/,
         ],
         [
@@ -325,8 +330,8 @@ describe('the DPS service API with the official service SDK', () => {
       });
 
       // At the limits (8 KB of tags, 10 levels, nulls) the twin is accepted, and its device is assigned.
-      // {"big":"…","none":null}: 8,192 bytes.
-      const tags = { big: 'x'.repeat(8 * 1024 - 22), none: null };
+      // {"a":"…","b":"…","none":null}: 8,192 bytes (a string value is at most 4 KB).
+      const tags = { a: 'x'.repeat(4096), b: 'x'.repeat(4069), none: null };
       const initialTwin = { tags, properties: { desired: deep(9) } };
       await client.createOrUpdateEnrollmentGroup({
         enrollmentGroupId: 'twin-at-limits',

@@ -185,10 +185,13 @@ describe('interpretWebhookOutcome', () => {
       'an initialTwin the hub would refuse',
       response(200, {
         iotHubHostName: TOASTERS,
-        initialTwin: { properties: { desired: { big: 'x'.repeat(32 * 1024) } } },
+        // Nine strings of 4,000 (a twin string value is at most 4 KB).
+        initialTwin: {
+          properties: { desired: Object.fromEntries([...'abcdefghi'].map((k) => [k, 'x'.repeat(4000)])) },
+        },
       }),
       DpsErrorCode.CustomAllocationFailed,
-      "not a valid allocation response (initialTwin.properties.desired: desired is 32778 bytes, over IoT Hub's 32768-byte limit).",
+      "not a valid allocation response (initialTwin.properties.desired: desired is 36064 bytes, over IoT Hub's 32768-byte limit).",
     ],
     [
       'a string payload',

@@ -16,6 +16,13 @@ import {
 const now = new Date('2026-12-02T12:00:00.000Z');
 const later = new Date('2026-12-02T12:05:00.000Z');
 
+/** An object of `bytes` of string values (4,000 characters each: a twin string is at most 4 KB). */
+function filler(prefix: string, bytes: number): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: Math.ceil(bytes / 4000) }, (_, i) => [`${prefix}${i}`, 'x'.repeat(4000)]),
+  );
+}
+
 describe('twin merge and versions', () => {
   it('merges patches as IoT Hub does: objects key by key, null removes, arrays replace', () => {
     expect(
@@ -87,13 +94,26 @@ describe('twin input checks', () => {
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < TWIN_LIMITS.maxDepth; i++) deep = { n: deep };
     expect(error(() => parseTwinSection(deep, 'reported', true))).toMatch(/deeper than 10 levels/);
-    expect(error(() => parseTwinSection({ big: 'x'.repeat(9 * 1024) }, 'tags', true))).toMatch(
+    expect(error(() => parseTwinSection(filler('t', 9 * 1024), 'tags', true))).toMatch(
       /over IoT Hub's 8192-byte limit/,
     );
     const state = initialTwinState(undefined, now);
-    const grown = applyReportedPatch(state, { a: 'x'.repeat(20_000) }, now);
-    expect(error(() => applyReportedPatch(grown, { b: 'x'.repeat(20_000) }, now))).toMatch(
-      /reported would be \d+ bytes/,
+    const grown = applyReportedPatch(state, filler('a', 20_000), now);
+    expect(error(() => applyReportedPatch(grown, filler('b', 20_000), now))).toMatch(/reported would be \d+ bytes/);
+  });
+
+  it('takes string values of up to 4 KB (UTF-8) and refuses longer ones, naming the property', () => {
+    const at = 'x'.repeat(TWIN_LIMITS.maxStringBytes);
+    expect(parseTwinSection({ a: { b: at } }, 'reported', true)).toEqual({ a: { b: at } });
+    expect(parseTwinSection({ e: '€'.repeat(1365) }, 'tags', true)).toEqual({ e: '€'.repeat(1365) }); // 4,095 bytes
+    expect(error(() => parseTwinSection({ a: { b: `${at}x` } }, 'desired', true))).toBe(
+      "desired.a.b is a 4097-byte string, over IoT Hub's 4096-byte limit for a string value",
+    );
+    expect(error(() => parseTwinSection({ e: '€'.repeat(1366) }, 'tags', true))).toBe(
+      "tags.e is a 4098-byte string, over IoT Hub's 4096-byte limit for a string value",
+    );
+    expect(error(() => parseTwinSection({ list: ['x', at + at] }, 'reported', true))).toMatch(
+      /^reported\.list\[1\] is a 8192-byte string/,
     );
   });
 

@@ -24,11 +24,13 @@ export interface TwinState {
 /**
  * IoT Hub's documented twin limits (azure-docs iot-hub-devguide-device-twins, "Tags and
  * properties format", "Device twin size"): values nest at most 10 levels; keys up to 1 KB, without
- * `.`, `$`, space or control characters; tags 8 KB, desired and reported 32 KB each.
+ * `.`, `$`, space or control characters; "String values are UTF-8 encoded and can have a maximum
+ * length of 4 KB"; tags 8 KB, desired and reported 32 KB each.
  */
 export const TWIN_LIMITS = {
   maxDepth: 10,
   maxKeyBytes: 1024,
+  maxStringBytes: 4 * 1024,
   maxBytes: { tags: 8 * 1024, desired: 32 * 1024, reported: 32 * 1024 },
 } as const;
 
@@ -104,6 +106,16 @@ function checkValue(value: unknown, path: string, depth: number, allowNull: bool
     // Nulls inside a patch's nested object delete nested properties too.
     checkObject(value as Record<string, unknown>, path, depth + 1, allowNull);
     return;
+  }
+  if (typeof value === 'string' && value.length > TWIN_LIMITS.maxStringBytes / 3) {
+    // (Up to 3 bytes a UTF-16 unit: shorter strings are within the limit without counting.)
+    const bytes = Buffer.byteLength(value);
+    if (bytes > TWIN_LIMITS.maxStringBytes) {
+      throw new TwinError(
+        'ArgumentInvalid',
+        `${path} is a ${bytes}-byte string, over IoT Hub's ${TWIN_LIMITS.maxStringBytes}-byte limit for a string value`,
+      );
+    }
   }
   if (typeof value === 'number' && !Number.isFinite(value)) {
     throw new TwinError('ArgumentInvalid', `${path} is not a finite number`);
