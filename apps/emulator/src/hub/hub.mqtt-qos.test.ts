@@ -45,17 +45,21 @@ function nextMessage(device: RawMqttDevice, prefix: string): Promise<{ topic: st
   });
 }
 
+/** A device created through the registry, connected as mqtt.js (its CONNECT as the SDK's). */
+async function createAndConnect(registry: ReturnType<typeof registryClient>, id: string): Promise<RawMqttDevice> {
+  const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey?.primaryKey as string;
+  return connectRawDevice(bed.emulator, {
+    clientId: id,
+    username: `${HUB_A}/${id}/?api-version=2021-04-12`,
+    password: deviceToken(id, key),
+  });
+}
+
 describe('the hub over MQTT: granted and delivered QoS', () => {
   it('grants the QoS asked up to 1 and delivers twin answers and desired pushes at QoS 0', async () => {
     const id = 'qos-device';
     const registry = registryClient(bed.emulator, HUB_A);
-    const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey
-      ?.primaryKey as string;
-    const device = await connectRawDevice(bed.emulator, {
-      clientId: id,
-      username: `${HUB_A}/${id}/?api-version=2021-04-12`,
-      password: deviceToken(id, key),
-    });
+    const device = await createAndConnect(registry, id);
     try {
       expect(await subscribe(device, '$iothub/twin/res/#', 0)).toBe(0);
       expect(await subscribe(device, '$iothub/twin/PATCH/properties/desired/#', 2)).toBe(1);
@@ -80,13 +84,7 @@ describe('the hub over MQTT: unsubscribing', () => {
   it('stops pushing desired properties to a device that unsubscribed from them (MQTT 3.1.1 3.10.4)', async () => {
     const id = 'unsubscribed-device';
     const registry = registryClient(bed.emulator, HUB_A);
-    const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey
-      ?.primaryKey as string;
-    const device = await connectRawDevice(bed.emulator, {
-      clientId: id,
-      username: `${HUB_A}/${id}/?api-version=2021-04-12`,
-      password: deviceToken(id, key),
-    });
+    const device = await createAndConnect(registry, id);
     const topics: string[] = [];
     device.client.on('message', (topic: string) => topics.push(topic.replace(/\?.*$/, '')));
     try {

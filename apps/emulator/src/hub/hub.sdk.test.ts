@@ -1,12 +1,27 @@
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupDeviceKey, HUB_A, HUB_B, WEBHOOK_TWIN } from '../testing/fixtures.js';
-import { deviceClient, expectRefused, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
+import {
+  type DeviceClient,
+  deviceClient,
+  expectRefused,
+  Message,
+  nextHubEvent,
+  registryClient,
+} from '../testing/hub-sdk.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_BODY_BYTES } from './https-api.js';
 
 let bed: TestBedWithWebhook;
+
+/** Reports properties through the SDK's twin: resolves with the error its callback gets, if any. */
+function reporter(twin: Awaited<ReturnType<DeviceClient['getTwin']>>) {
+  return (patch: Record<string, unknown>) =>
+    new Promise<Error | undefined>((resolve) =>
+      twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
+    );
+}
 beforeAll(async () => {
   bed = await startTestBedWithWebhook();
 });
@@ -182,10 +197,7 @@ describe('the registry and the HTTP device API', () => {
     await client.open();
     try {
       const twin = await client.getTwin();
-      const report = (patch: Record<string, unknown>) =>
-        new Promise<Error | undefined>((resolve) =>
-          twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
-        );
+      const report = reporter(twin);
       const refused = await report({ 'a.b': 1 });
       expect(refused?.message).toBe(
         `property name "a.b" in reported contains '.', '$', a space or a control character`,
@@ -212,10 +224,7 @@ describe('the registry and the HTTP device API', () => {
     await client.open();
     try {
       const twin = await client.getTwin();
-      const report = (patch: Record<string, unknown>) =>
-        new Promise<Error | undefined>((resolve) =>
-          twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
-        );
+      const report = reporter(twin);
       expect(await report({ firmware: longest })).toBeUndefined();
       expect((await report({ firmware: over }))?.message).toBe(
         "reported.firmware is a 4097-byte string, over IoT Hub's 4096-byte limit for a string value",
