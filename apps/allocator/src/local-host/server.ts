@@ -11,7 +11,7 @@ import {
   readBody,
 } from '@dpskit/node-kit';
 import { isoNow } from '../log/clock.js';
-import { isLogFields } from '../log/fields.js';
+import type { LogFields } from '../log/fields.js';
 import { fromFunctionsLevel, recordFromContextLog } from '../log/from-context.js';
 import { forgetJsonTexts, noteJsonString, noteJsonTexts } from '../log/json-line.js';
 import type { AllocatorLogRecord, AllocatorLogSink } from '../log/record.js';
@@ -239,8 +239,8 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       logHandler: (level, ...args) => {
         if (level === 'none' || !enabled(fromFunctionsLevel(level))) return;
         const record = recordFromContextLog(level, args, origin);
-        const last = args[args.length - 1];
-        const jsonTexts = record.data !== undefined && isLogFields(last) ? last.jsonTexts : undefined;
+        // recordFromContextLog sets data exactly when the last argument is a LogFields: not checked again.
+        const jsonTexts = record.data === undefined ? undefined : (args[args.length - 1] as LogFields).jsonTexts;
         if (jsonTexts === undefined) {
           emit(log, record);
           return;
