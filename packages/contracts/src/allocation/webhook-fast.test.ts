@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { HEATPUMP_REQUEST_2019_03_31, TOASTER_REQUEST_2021_10_01 } from '../fixtures/tutorial.js';
 import { classicWebhookSchemas } from './webhook-classic.js';
+import type { WebhookZod } from './webhook-definition.js';
 import { defineWebhookSchemas } from './webhook-definition.js';
-import { fastCheck, fastWebhookZod, UNSURE } from './webhook-fast.js';
+import {
+  COMPILE_AFTER,
+  fastCheck,
+  fastWebhookFunctions,
+  fastWebhookZod,
+  type MakeFunction,
+  UNSURE,
+} from './webhook-fast.js';
 
 // The fast checks answer for a request or answer only where zod (the main entry's schemas, which
 // webhook.test.ts holds the built entry's zod/mini to) accepts it, with zod's value: the same
@@ -226,5 +234,114 @@ describe('webhook-fast: the definition on plain checks', () => {
       expect(check(input)).toBe(UNSURE);
       expect(classicWebhookSchemas.allocationRequestSchema.safeParse(input).success).toBe(false);
     }
+  });
+});
+
+// The object checks compiled for their shapes (compiledLooseObject) against the general code they
+// write out: the same answer, value and key order, and the same reads of the input in the same order
+// (every proxy trap logged), on the same seeded inputs; and the general code kept where code cannot
+// be generated, and used until an object schema has been checked COMPILE_AFTER times.
+const general = defineWebhookSchemas(fastWebhookFunctions(Number.POSITIVE_INFINITY) as unknown as WebhookZod);
+const compiled = defineWebhookSchemas(fastWebhookFunctions(0) as unknown as WebhookZod);
+
+/** `value` with every object and array inside it behind a proxy that logs each trap with its path. */
+function traced(value: unknown, log: string[], path = '$'): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const target = value as Record<PropertyKey, unknown>;
+  const step = (key: PropertyKey) => `${path}.${String(key)}`;
+  return new Proxy(target, {
+    get(t, key, receiver) {
+      log.push(`get ${step(key)}`);
+      return traced(Reflect.get(t, key, receiver), log, step(key));
+    },
+    has(t, key) {
+      log.push(`has ${step(key)}`);
+      return Reflect.has(t, key);
+    },
+    ownKeys(t) {
+      log.push(`ownKeys ${path}`);
+      return Reflect.ownKeys(t);
+    },
+    getOwnPropertyDescriptor(t, key) {
+      log.push(`descriptor ${step(key)}`);
+      return Reflect.getOwnPropertyDescriptor(t, key);
+    },
+    getPrototypeOf(t) {
+      log.push(`prototype ${path}`);
+      return Reflect.getPrototypeOf(t);
+    },
+  });
+}
+
+/** Both checks of `name` on `input` (and on a traced copy each): asserts they agree; true if vouched. */
+function sameAnswer(name: (typeof CHECKED)[number], input: unknown): boolean {
+  const a = fastCheck(general[name])(input);
+  const b = fastCheck(compiled[name])(input);
+  if (a === UNSURE || b === UNSURE) {
+    expect(b === UNSURE, 'one way vouched, the other not').toBe(a === UNSURE);
+  } else {
+    expect(b).toStrictEqual(a);
+    expect(keyOrder(b)).toEqual(keyOrder(a));
+  }
+  const generalLog: string[] = [];
+  const compiledLog: string[] = [];
+  const ta = fastCheck(general[name])(traced(input, generalLog));
+  const tb = fastCheck(compiled[name])(traced(input, compiledLog));
+  expect(compiledLog).toEqual(generalLog);
+  expect(tb === UNSURE).toBe(ta === UNSURE);
+  return a !== UNSURE;
+}
+
+describe('webhook-fast: object checks compiled for their shape', () => {
+  it('answer as the general code does, read for read (fixtures and seeded random changes)', () => {
+    for (const input of VALID) expect(CHECKED.some((name) => sameAnswer(name, input))).toBe(true);
+    const next = random(29);
+    let vouched = 0;
+    let unsure = 0;
+    for (let i = 0; i < 4000; i++) {
+      const input = mutate(VALID[i % VALID.length], next);
+      for (const name of CHECKED) {
+        if (sameAnswer(name, input)) vouched++;
+        else unsure++;
+      }
+    }
+    expect(vouched).toBeGreaterThan(2500);
+    expect(unsure).toBeGreaterThan(5000);
+  });
+
+  it('are not compiled where code generation is refused: the general code answers', () => {
+    let asked = 0;
+    const refusing = (): never => {
+      asked++;
+      throw new EvalError('Code generation from strings disallowed for this context');
+    };
+    const schemas = defineWebhookSchemas(fastWebhookFunctions(0, refusing) as unknown as WebhookZod);
+    expect(asked).toBeGreaterThan(10);
+    const toaster = JSON.parse(TOASTER_REQUEST_2021_10_01);
+    expect(fastCheck(schemas.allocationRequestSchema)(toaster)).toStrictEqual(
+      fastCheck(general.allocationRequestSchema)(toaster),
+    );
+    expect(fastCheck(schemas.allocationRequestSchema)({ linkedHubs: [] })).toBe(UNSURE);
+  });
+
+  it('are compiled after COMPILE_AFTER checks of their schema, not before', () => {
+    const made: string[] = [];
+    const making: MakeFunction = (...args) => {
+      made.push(args.at(-1) as string);
+      return (Function as unknown as MakeFunction)(...args);
+    };
+    const schemas = defineWebhookSchemas(fastWebhookFunctions(COMPILE_AFTER, making) as unknown as WebhookZod);
+    const check = fastCheck(schemas.allocationRequestSchema);
+    const toaster = JSON.parse(TOASTER_REQUEST_2021_10_01);
+    const expected = fastCheck(general.allocationRequestSchema)(toaster);
+    for (let i = 1; i < COMPILE_AFTER; i++) expect(check(toaster)).toStrictEqual(expected);
+    expect(made).toEqual([]);
+    expect(check(toaster)).toStrictEqual(expected);
+    // The request, its enrollment group and what the toaster has inside it: each compiled once.
+    expect(made.length).toBeGreaterThanOrEqual(5);
+    expect(made.some((body) => body.includes('"enrollmentGroupId"'))).toBe(true);
+    for (let i = 0; i < 10; i++) expect(check(toaster)).toStrictEqual(expected);
+    expect(new Set(made).size).toBe(made.length);
+    expect(keyOrder(check(toaster))).toEqual(keyOrder(expected));
   });
 });

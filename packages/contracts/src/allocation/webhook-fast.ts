@@ -77,32 +77,108 @@ const isBoolean = schema((input) => (typeof input === 'boolean' ? input : UNSURE
 const isNumber = schema((input) => (typeof input === 'number' && Number.isFinite(input) ? input : UNSURE));
 const isUnknown = schema((input) => input);
 
-function looseObject(shape: Record<string, FastSchema>): FastSchema {
-  const keys = Object.keys(shape).filter((key) => key !== '__proto__');
-  const keySet = new Set(Object.keys(shape));
-  const runs = keys.map((key) => (shape[key] as FastSchema).run);
-  const optional = keys.map((key) => (shape[key] as FastSchema).optional);
-  return schema((input) => {
-    if (!isObject(input)) return UNSURE;
-    const out: Record<string, unknown> = {};
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as string;
-      const given = input[key];
-      // `in` only for undefined: a key with another value is present.
-      if (given === undefined && !(key in input)) {
-        if (optional[i]) continue;
-        return UNSURE;
+/**
+ * How many checks one object schema answers with its general code before it is compiled for its
+ * shape (see `compiledLooseObject`). Not at once: generating and compiling the ~20 object checks
+ * of the webhook's contract costs ~1.5 ms of main-thread CPU, which a cold start's first answer
+ * would pay; a host that answers more than a few dozen requests pays it once, on the way.
+ */
+export const COMPILE_AFTER = 64;
+
+/** `new Function`, or a stand-in (tests: one that throws, as where code generation is disallowed). */
+export type MakeFunction = (...argsAndBody: string[]) => (...args: unknown[]) => unknown;
+
+function looseObjectWith(compileAfter: number, makeFunction: MakeFunction) {
+  return (shape: Record<string, FastSchema>): FastSchema => {
+    const keys = Object.keys(shape).filter((key) => key !== '__proto__');
+    const keySet = new Set(Object.keys(shape));
+    const runs = keys.map((key) => (shape[key] as FastSchema).run);
+    const optional = keys.map((key) => (shape[key] as FastSchema).optional);
+    const general: FastCheck = (input) => {
+      if (!isObject(input)) return UNSURE;
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        const given = input[key];
+        // `in` only for undefined: a key with another value is present.
+        if (given === undefined && !(key in input)) {
+          if (optional[i]) continue;
+          return UNSURE;
+        }
+        const value = (runs[i] as FastCheck)(given);
+        if (value === UNSURE) return UNSURE;
+        out[key] = value;
       }
-      const value = (runs[i] as FastCheck)(given);
-      if (value === UNSURE) return UNSURE;
-      out[key] = value;
-    }
-    for (const key in input) {
-      if (keySet.has(key) || key === '__proto__') continue;
-      out[key] = input[key];
-    }
-    return out;
+      for (const key in input) {
+        if (keySet.has(key) || key === '__proto__') continue;
+        out[key] = input[key];
+      }
+      return out;
+    };
+    if (compileAfter === 0) return schema(compiledLooseObject(keys, runs, optional, keySet, makeFunction) ?? general);
+    let current = general;
+    let calls = 0;
+    return schema((input) => {
+      if (calls < compileAfter && ++calls === compileAfter) {
+        current = compiledLooseObject(keys, runs, optional, keySet, makeFunction) ?? general;
+      }
+      return current(input);
+    });
+  };
+}
+
+/**
+ * The general object check above written out for one shape, as JavaScript compiled by
+ * `new Function`: the same steps on the same keys in the same order (reads, `in` tests, checks,
+ * writes, then `for...in` for the other keys), each key a literal. Why: in the general code one
+ * property read and one write serve every key of every object schema, so V8 finds them
+ * megamorphic and looks each up in its stub cache, and `out` takes its keys through generic
+ * stores; here each read and write has its own site, one key, one shape. The toaster request's
+ * check went from ~3.2 to ~1.3 us in a loop (issue #13; in the host's profile under load the
+ * megamorphic keyed loads and stores and the key set were ~5% of its CPU). Undefined where code
+ * generation is not allowed (`--disallow-code-generation-from-strings`, a CSP): the general code
+ * stays. webhook-fast.test.ts holds both to each other on generated inputs, trap for trap.
+ */
+function compiledLooseObject(
+  keys: readonly string[],
+  runs: readonly FastCheck[],
+  optional: readonly boolean[],
+  keySet: ReadonlySet<string>,
+  makeFunction: MakeFunction,
+): FastCheck | undefined {
+  const lines = [
+    '"use strict";',
+    'return function looseObject(input) {',
+    'if (typeof input !== "object" || input === null || Array.isArray(input)) return UNSURE;',
+    'const out = {};',
+    'let given;',
+    'let value;',
+  ];
+  keys.forEach((key, i) => {
+    const name = JSON.stringify(key);
+    lines.push(
+      `given = input[${name}];`,
+      `if (given === undefined && !(${name} in input)) {${optional[i] ? '' : ' return UNSURE;'} } else {`,
+      `  value = runs[${i}](given);`,
+      '  if (value === UNSURE) return UNSURE;',
+      `  out[${name}] = value;`,
+      '}',
+    );
   });
+  const skipped = new Set([...keySet, '__proto__']);
+  lines.push(
+    'for (const key in input) {',
+    `  switch (key) {${[...skipped].map((key) => ` case ${JSON.stringify(key)}:`).join('')} continue; }`,
+    '  out[key] = input[key];',
+    '}',
+    'return out;',
+    '};',
+  );
+  try {
+    return makeFunction('UNSURE', 'runs', lines.join('\n'))(UNSURE, runs) as FastCheck;
+  } catch {
+    return undefined;
+  }
 }
 
 function record(keyType: FastSchema, valueType: FastSchema): FastSchema {
@@ -140,46 +216,53 @@ function array(element: FastSchema): FastSchema {
  * The definition's functions on these checks, typed as the definition's zod (as webhook-schemas.ts
  * does for zod/mini): only `run` is used on what it builds. `minLength` vouches only for strings of
  * at least twice the minimum in UTF-16 units or a minimum of 1 (where zod counts code points, the
- * two agree); `int` for safe integers; `superRefine` when the refinement adds no issue.
+ * two agree); `int` for safe integers; `superRefine` when the refinement adds no issue. An object
+ * check is compiled for its shape after `compileAfter` checks (0: from the start; Infinity: never)
+ * with `makeFunction`.
  */
-const fastFunctions = {
-  array,
-  boolean: () => isBoolean,
-  enum: (values: readonly string[]) => {
-    const members = new Set<unknown>(values);
-    return schema((input) => (members.has(input) ? input : UNSURE));
-  },
-  int: (): Refinement => ({ refine: (value: number) => Number.isSafeInteger(value) }),
-  looseObject,
-  minLength: (minimum: number): Refinement => ({
-    refine: (value: string) => value.length >= minimum && (minimum <= 1 || value.length >= 2 * minimum),
-  }),
-  nullish: (inner: FastSchema) =>
-    schema((input) => (input === undefined || input === null ? input : inner.run(input)), true),
-  number: () => isNumber,
-  optional: (inner: FastSchema) => schema((input) => (input === undefined ? undefined : inner.run(input)), true),
-  record,
-  string: () => isString,
-  superRefine: (refinement: (value: unknown, ctx: { addIssue(issue: unknown): void }) => void): Refinement => {
-    // One context for every call: a refinement runs to its end before the next can start.
-    let passed = true;
-    const ctx = {
-      addIssue: () => {
-        passed = false;
-      },
-    };
-    return {
-      refine: (value: unknown) => {
-        passed = true;
-        refinement(value, ctx);
-        return passed;
-      },
-    };
-  },
-  unknown: () => isUnknown,
-} satisfies Record<keyof WebhookZod, unknown>;
+export function fastWebhookFunctions(
+  compileAfter: number = COMPILE_AFTER,
+  makeFunction: MakeFunction = Function as unknown as MakeFunction,
+) {
+  return {
+    array,
+    boolean: () => isBoolean,
+    enum: (values: readonly string[]) => {
+      const members = new Set<unknown>(values);
+      return schema((input) => (members.has(input) ? input : UNSURE));
+    },
+    int: (): Refinement => ({ refine: (value: number) => Number.isSafeInteger(value) }),
+    looseObject: looseObjectWith(compileAfter, makeFunction),
+    minLength: (minimum: number): Refinement => ({
+      refine: (value: string) => value.length >= minimum && (minimum <= 1 || value.length >= 2 * minimum),
+    }),
+    nullish: (inner: FastSchema) =>
+      schema((input) => (input === undefined || input === null ? input : inner.run(input)), true),
+    number: () => isNumber,
+    optional: (inner: FastSchema) => schema((input) => (input === undefined ? undefined : inner.run(input)), true),
+    record,
+    string: () => isString,
+    superRefine: (refinement: (value: unknown, ctx: { addIssue(issue: unknown): void }) => void): Refinement => {
+      // One context for every call: a refinement runs to its end before the next can start.
+      let passed = true;
+      const ctx = {
+        addIssue: () => {
+          passed = false;
+        },
+      };
+      return {
+        refine: (value: unknown) => {
+          passed = true;
+          refinement(value, ctx);
+          return passed;
+        },
+      };
+    },
+    unknown: () => isUnknown,
+  } satisfies Record<keyof WebhookZod, unknown>;
+}
 
-export const fastWebhookZod = fastFunctions as unknown as WebhookZod;
+export const fastWebhookZod = fastWebhookFunctions() as unknown as WebhookZod;
 
 /** The fast check of a schema the definition built on fastWebhookZod. */
 export function fastCheck(built: unknown): FastCheck {
