@@ -16,7 +16,7 @@ import { closeOf, openMqttWebSocket, openWebSocket, silentPeerEnding } from '../
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_MQTT_PACKET_BYTES } from './mqtt.js';
-import { MAX_WEBSOCKET_MESSAGE_FRAMES } from './websocket.js';
+import { MAX_WEBSOCKET_MESSAGE_FRAMES, TEXT_MESSAGE_CLOSE } from './websocket.js';
 
 // What the SDKs never send over WebSockets, with a raw `ws` client; after each, an SDK device still
 // registers over MQTT over WebSockets.
@@ -148,6 +148,47 @@ describe('WebSockets at /$iothub/websocket', () => {
     await stillServes('ws-after-fragments');
     expect(
       await register(emulator, 'ws-after-fragments-amqp', groupDeviceKey('hashed', 'ws-after-fragments-amqp'), {
+        transport: 'amqp-ws',
+      }),
+    ).toMatchObject({ status: 'assigned' });
+  });
+
+  it('closes a connection that sends a text message with 1003, the answers to the binary messages before it delivered', async () => {
+    // An MQTT CONNECT whose bytes are all ASCII (no username: flags 0x02), so that it is valid UTF-8
+    // text; the old code answered it with a CONNACK and read on.
+    const body = Buffer.concat([Buffer.from('\x00\x04MQTT\x04\x02\x00\x3c\x00\x03', 'latin1'), Buffer.from('abc')]);
+    const asciiConnect = Buffer.concat([Buffer.from([0x10, body.length]), body]);
+    const from = logs.length;
+    const mqtt = await openMqttWebSocket(emulator);
+    // In one write: CONNECT and SUBSCRIBE in a binary message, then the text message.
+    (mqtt.ws as unknown as { _socket: TLSSocket })._socket.write(
+      Buffer.concat([clientFrame(0x2, connectAndSubscribe('ws-text')), clientFrame(0x1, asciiConnect)]),
+    );
+    expect({ ...(await mqtt.closed), received: mqtt.received.map((packet) => packet.cmd) }).toEqual({
+      ...TEXT_MESSAGE_CLOSE,
+      received: ['connack', 'suback'],
+    });
+
+    const amqp = await openWebSocket(emulator, ['AMQPWSB10']);
+    if (amqp.kind !== 'open') throw new Error('not upgraded');
+    const answered: Buffer[] = [];
+    amqp.ws.on('message', (data: Buffer) => answered.push(data));
+    const closed = closeOf(amqp.ws);
+    amqp.ws.send('AMQP\x03\x01\x00\x00'); // the SASL protocol header, as text
+    expect({ ...(await closed), answered: answered.length }).toEqual({ ...TEXT_MESSAGE_CLOSE, answered: 0 });
+
+    expect(
+      logs
+        .slice(from)
+        .filter((l) => l.event === 'websocket.connection' && l.level === 'warn')
+        .map((l) => [l.code, l.protocol]),
+    ).toEqual([
+      ['TEXT_MESSAGE', 'mqtt'],
+      ['TEXT_MESSAGE', 'amqp'],
+    ]);
+    await stillServes('ws-after-text');
+    expect(
+      await register(emulator, 'ws-after-text-amqp', groupDeviceKey('hashed', 'ws-after-text-amqp'), {
         transport: 'amqp-ws',
       }),
     ).toMatchObject({ status: 'assigned' });

@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { clip } from '../core/client-text.js';
 import { errorResponse } from '../core/device-api.js';
 import { destroyAfterGrace, REFUSED_PEER_GRACE_MS } from './connection-limits.js';
@@ -49,6 +49,39 @@ export const MAX_WEBSOCKET_MESSAGE_FRAMES = 64;
 /** `ws` errors that are the client's doing, logged at warn (the rest, such as a reset socket, at debug). */
 const CLIENT_LIMIT_ERRORS = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS']);
 
+/**
+ * The close a text message gets: 1003 _Unsupported Data_ (RFC 6455 7.4.1: "a type of data it cannot
+ * accept"). MQTT 3.1.1 [MQTT-6.0.0-1]: "MQTT Control Packets MUST be sent in WebSocket binary data
+ * frames. If any other type of data frame is received the recipient MUST close the Network
+ * Connection"; the AMQP WebSocket binding likewise carries AMQP's bytes in binary messages.
+ */
+export const TEXT_MESSAGE_CLOSE = { code: 1003, reason: 'binary messages only' } as const;
+
+/**
+ * A server WebSocket that hands on binary messages only. `ws` passes a text message on as its bytes
+ * (once it has checked they are UTF-8), so the MQTT and AMQP handlers read a CONNECT or an AMQP
+ * header sent as text as if it were binary. The first text message closes the WebSocket with
+ * TEXT_MESSAGE_CLOSE and emits 'text-message' (to log it); neither it nor any message after it
+ * reaches a 'message' listener. The messages before it were handed on as they came, so their
+ * answers go out before the close, as for ws's own protocol errors.
+ */
+class BinaryOnlyWebSocket extends WebSocket {
+  #refused = false;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'message') {
+      if (this.#refused) return false;
+      if (args[1] === false) {
+        this.#refused = true;
+        super.emit('text-message');
+        this.close(TEXT_MESSAGE_CLOSE.code, TEXT_MESSAGE_CLOSE.reason);
+        return false;
+      }
+    }
+    return super.emit(event, ...args);
+  }
+}
+
 export interface WebSocketEndpointOptions {
   log: Logger;
   /** Largest WebSocket message read; a larger one closes the connection with 1009 (Message Too Big). */
@@ -93,6 +126,7 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
     closeTimeout: REFUSED_PEER_GRACE_MS,
     clientTracking: true,
     handleProtocols: (_offered, req) => chosen.get(req) ?? false,
+    WebSocket: BinaryOnlyWebSocket,
   });
 
   const upgrade: UpgradeHandler = (req, socket, head) => {
@@ -128,6 +162,13 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
             ? { maxMessageBytes: options.maxMessageBytes, maxMessageFrames: MAX_WEBSOCKET_MESSAGE_FRAMES }
             : {}),
         });
+      });
+      ws.once('text-message', () => {
+        log.warn(
+          'websocket.connection',
+          `${decision.protocol} over WebSocket from ${peer}: a text message (${decision.protocol === 'mqtt' ? 'MQTT packets' : 'AMQP frames'} go in binary messages); closed with ${TEXT_MESSAGE_CLOSE.code}`,
+          { code: 'TEXT_MESSAGE', protocol: decision.protocol },
+        );
       });
       log.debug('websocket.upgrade', `${peer}: ${decision.protocol} over WebSocket at ${IOTHUB_WEBSOCKET_PATH}`);
       handler(ws, req, peer);
