@@ -194,6 +194,37 @@ describe('WebSockets at /$iothub/websocket', () => {
     ).toMatchObject({ status: 'assigned' });
   });
 
+  it("logs a client's broken WebSocket frames at warn, each closed with ws's code", async () => {
+    const closeWith = (code: number) => Buffer.from([code >> 8, code & 0xff]);
+    const broken = {
+      // A reserved opcode, a frame without the mask RFC 6455 requires of a client, a close code no
+      // endpoint may send, a text message that is not UTF-8.
+      WS_ERR_INVALID_OPCODE: { bytes: clientFrame(0x3, Buffer.alloc(0)), code: 1002 },
+      WS_ERR_EXPECTED_MASK: { bytes: Buffer.from([0x82, 0x02, 0xc0, 0x00]), code: 1002 },
+      WS_ERR_INVALID_CLOSE_CODE: { bytes: clientFrame(0x8, closeWith(1005)), code: 1002 },
+      WS_ERR_INVALID_UTF8: { bytes: clientFrame(0x1, Buffer.from([0xc0, 0x00])), code: 1007 },
+    };
+    for (const [name, { bytes, code }] of Object.entries(broken)) {
+      for (const protocol of ['mqtt', 'AMQPWSB10']) {
+        const attempt = await openWebSocket(emulator, [protocol]);
+        if (attempt.kind !== 'open') throw new Error('not upgraded');
+        const closed = closeOf(attempt.ws);
+        const from = logs.length;
+        (attempt.ws as unknown as { _socket: TLSSocket })._socket.write(bytes);
+        expect((await closed).code, `${name} ${protocol}`).toBe(code);
+        await expect
+          .poll(() =>
+            logs
+              .slice(from)
+              .filter((l) => l.event === 'websocket.connection')
+              .map((l) => [l.level, l.code]),
+          )
+          .toEqual([['warn', name]]);
+      }
+    }
+    await stillServes('ws-after-broken-frames');
+  });
+
   it('closes an MQTT connection whose packet announces more than the MQTT limit', async () => {
     const attempt = await openWebSocket(emulator, ['mqtt']);
     if (attempt.kind !== 'open') throw new Error('not upgraded');

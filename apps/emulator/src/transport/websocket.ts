@@ -46,8 +46,18 @@ export type WebSocketConnectionHandler = (ws: WebSocket, req: IncomingMessage, p
  */
 export const MAX_WEBSOCKET_MESSAGE_FRAMES = 64;
 
-/** `ws` errors that are the client's doing, logged at warn (the rest, such as a reset socket, at debug). */
+/** `ws` errors for a limit the client's message went past (their warnings name the limits). */
 const CLIENT_LIMIT_ERRORS = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS']);
+
+/**
+ * Whether a `ws` error is the client's doing: every error of ws's receiver (the frames the client
+ * sent: a reserved opcode, an unmasked frame, a close code RFC 6455 does not allow, text that is not
+ * UTF-8, a limit) has a `WS_ERR_` code; the socket's own (a reset) have none. The client's are
+ * logged at warn, as a broken frame is on the TLS listeners (`mqtt.packet`, `amqp.protocol`).
+ */
+function isClientError(code: string | undefined): boolean {
+  return code?.startsWith('WS_ERR_') ?? false;
+}
 
 /**
  * The close a text message gets: 1003 _Unsupported Data_ (RFC 6455 7.4.1: "a type of data it cannot
@@ -154,11 +164,11 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
       // Armed again; the listener's 'timeout' handler set at the handshake is still there.
       if (socket instanceof Socket) socket.setTimeout(options.idleTimeoutMs);
       ws.on('error', (err: Error & { code?: string }) => {
-        const level = CLIENT_LIMIT_ERRORS.has(err.code ?? '') ? 'warn' : 'debug';
+        const level = isClientError(err.code) ? 'warn' : 'debug';
         log[level]('websocket.connection', `${decision.protocol} over WebSocket from ${peer}: ${err.message}; closed`, {
           code: err.code,
           protocol: decision.protocol,
-          ...(level === 'warn'
+          ...(CLIENT_LIMIT_ERRORS.has(err.code ?? '')
             ? { maxMessageBytes: options.maxMessageBytes, maxMessageFrames: MAX_WEBSOCKET_MESSAGE_FRAMES }
             : {}),
         });
