@@ -239,3 +239,70 @@ describe('the hub over MQTT: a device that does not read', () => {
     await stillServes(id, key);
   });
 });
+
+describe('the hub over MQTT: wills', () => {
+  it('forwards a will on the telemetry topic as telemetry and drops one on any other topic at the CONNECT, with a warning', async () => {
+    // "The device app can also use devices/{device_id}/messages/events/{property_bag} as the Will
+    // topic name to define Will messages to be forwarded as a telemetry message" (azure-docs
+    // iot-mqtt-connect-to-iot-hub); no other will is documented. aedes publishes a will through the
+    // hub's authorizePublish when the connection drops: one on the reported-properties topic
+    // patched the twin then.
+    const connectWith = (id: string, key: string, will: mqttPacket.IConnectPacket['will']) => {
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      let connect: mqttPacket.IConnectPacket | undefined;
+      parser.on('packet', (packet) => {
+        connect = packet as mqttPacket.IConnectPacket;
+      });
+      parser.parse(hubConnect({ hub: HUB_A, deviceId: id, key }));
+      return mqttPacket.generate({ ...(connect as mqttPacket.IConnectPacket), will });
+    };
+    const drop = async (id: string, connect: Buffer) => {
+      const disconnected = nextHubEvent(emulator, (e) => e.kind === 'disconnected' && e.deviceId === id);
+      const socket = tls.connect({ host: 'localhost', port: emulator.endpoints.mqtt.port, ca: emulator.caCertPem });
+      socket.on('error', () => {});
+      await new Promise((resolve) => socket.once('secureConnect', resolve));
+      const connack = new Promise((resolve) => socket.once('data', resolve));
+      socket.write(connect);
+      await connack;
+      socket.destroy(); // no DISCONNECT: the will is due
+      await disconnected;
+    };
+
+    const telemetryId = 'will-telemetry';
+    const telemetryKey = await createDeviceKey(registryClient(emulator, HUB_A), telemetryId);
+    const stored = nextHubEvent(emulator, (e) => e.kind === 'telemetry' && e.deviceId === telemetryId);
+    await drop(
+      telemetryId,
+      connectWith(telemetryId, telemetryKey, {
+        topic: `devices/${telemetryId}/messages/events/reason=gone`,
+        payload: Buffer.from('bye'),
+        qos: 1,
+        retain: false,
+      }),
+    );
+    expect(await stored).toMatchObject({ body: 'bye', properties: { reason: 'gone' } });
+
+    const id = 'will-twin';
+    const key = await createDeviceKey(registryClient(emulator, HUB_A), id);
+    const from = logs.length;
+    await drop(
+      id,
+      connectWith(id, key, {
+        topic: '$iothub/twin/PATCH/properties/reported/?$rid=9',
+        payload: Buffer.from('{"willed":1}'),
+        qos: 0,
+        retain: false,
+      }),
+    );
+    const twin = await registryClient(emulator, HUB_A).getTwin(id);
+    expect(twin.responseBody.properties.reported).not.toHaveProperty('willed');
+    expect(warnings(from)).toEqual([
+      [
+        'warn',
+        'hub.mqtt',
+        `${id} on ${HUB_A}: a will on $iothub/twin/PATCH/properties/reported/?$rid=9, not devices/${id}/messages/events/ (the only will IoT Hub forwards); the will is dropped`,
+      ],
+    ]);
+    await stillServes(id, key);
+  });
+});

@@ -84,6 +84,19 @@ export async function startHubMqtt(
         // IoT Hub closes a silent session after 1.5 × its keepalive, 1767 s at most
         // (MAX_HUB_KEEPALIVE_SECONDS): aedes times the session by the CONNECT's keepalive.
         if ((packet.keepalive ?? 0) > MAX_HUB_KEEPALIVE_SECONDS) packet.keepalive = MAX_HUB_KEEPALIVE_SECONDS;
+        // IoT Hub forwards a will "as a telemetry message" when it is on the device's telemetry
+        // topic (azure-docs iot-mqtt-connect-to-iot-hub); no other will is documented. aedes
+        // publishes a will through authorizePublish when the connection drops, where one on a twin
+        // topic would patch the twin: any other will is dropped here, with a warning (the client
+        // id is the device id, or authenticate refuses the CONNECT).
+        const will = packet.will;
+        if (will && (will.qos === 2 || parseDevicePublish(will.topic, packet.clientId).kind !== 'telemetry')) {
+          log.warn(
+            'hub.mqtt',
+            `${clip(packet.clientId)} on ${hubName}: a will ${will.qos === 2 ? 'at QoS 2' : `on ${clip(will.topic)}`}, not devices/${clip(packet.clientId)}/messages/events/ (the only will IoT Hub forwards); the will is dropped`,
+          );
+          delete packet.will;
+        }
         done(null, true);
       },
       authenticate(client, username, password, done) {
