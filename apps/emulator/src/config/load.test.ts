@@ -163,6 +163,49 @@ describe('config loading', () => {
     ]);
   });
 
+  it('names an initialTwin its hub would refuse, by path (devices would fail with 500001 at every registration)', () => {
+    const hubs = [{ hostName: 'hub-1.net' }];
+    const group = (initialTwin: unknown) => ({
+      enrollmentGroupId: 'g1',
+      allocationPolicy: 'hashed',
+      iotHubs: ['hub-1.net'],
+      initialTwin,
+    });
+    const error = issuesOf(() =>
+      parseConfig({
+        iotHubs: hubs,
+        enrollmentGroups: [
+          group({ tags: { 'site.name': 'x' } }),
+          {
+            // Nine strings of 4,000 bytes (IoT Hub takes strings up to 4 KB): 36,064 bytes in all.
+            ...group({
+              properties: { desired: Object.fromEntries([...'abcdefghi'].map((k) => [k, 'x'.repeat(4000)])) },
+            }),
+            enrollmentGroupId: 'g2',
+          },
+        ],
+        individualEnrollments: [{ registrationId: 'd1', initialTwin: { tags: { $version: 2 } } }],
+      }),
+    );
+    expect(error.issues).toEqual([
+      {
+        path: 'enrollmentGroups[0].initialTwin.tags',
+        message: `property name "site.name" in tags contains '.', '$', a space or a control character`,
+      },
+      {
+        path: 'enrollmentGroups[1].initialTwin.properties.desired',
+        message: "desired is 36064 bytes, over IoT Hub's 32768-byte limit",
+      },
+      {
+        path: 'individualEnrollments[0].initialTwin.tags',
+        message: `property name "$version" in tags contains '.', '$', a space or a control character`,
+      },
+    ]);
+    // Within the rules (nulls, 10 levels) the file is taken.
+    const deep = JSON.parse(`${'{"a":'.repeat(9)}{"leaf":null}${'}'.repeat(9)}`) as unknown;
+    expect(parseConfig({ iotHubs: hubs, enrollmentGroups: [group({ tags: deep })] }).enrollmentGroups).toHaveLength(1);
+  });
+
   it('takes attemptHistory from 0 to 1,000,000 and names a bad one', () => {
     const hubs = [{ hostName: 'hub-1.net' }];
     expect(parseConfig({ iotHubs: hubs }).attemptHistory).toBeUndefined();

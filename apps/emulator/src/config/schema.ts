@@ -13,7 +13,7 @@ import {
   certificateUses,
   findCertificateConflict,
 } from '../core/enrollments/certificate-conflicts.js';
-import { checkAttestation } from '../core/enrollments/validate.js';
+import { checkAttestation, initialTwinProblem } from '../core/enrollments/validate.js';
 import { describeCertificate } from '../core/enrollments/x509.js';
 import { SERVICE_RIGHTS } from '../core/service-auth.js';
 
@@ -192,6 +192,12 @@ export const emulatorConfigSchema = z
       });
       if (enrollment.iotHubHostName && !linked.has(enrollment.iotHubHostName.toLowerCase())) {
         issue(at('iotHubHostName'), `"${enrollment.iotHubHostName}" is not one of the linked iotHubs`);
+      }
+      // As through the service API: a twin the hub would refuse failed every registration (500001).
+      const twinProblem = initialTwinProblem(enrollment.initialTwin);
+      if (twinProblem) {
+        const [field = '', cause = twinProblem] = twinProblem.split(/: (.*)/s);
+        issue(at(...field.split('.')), cause);
       }
     };
 
