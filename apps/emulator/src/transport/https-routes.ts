@@ -34,3 +34,14 @@ function safeDecode(value: string): string | null {
     return null;
   }
 }
+
+/**
+ * Whether an `api-version` is shaped like one of DPS's: a date, perhaps `-preview` (`2019-03-31`,
+ * `2021-10-01`, `2025-07-01-preview`). DPS refuses versions it does not know (`400004 "Unsupported
+ * API version 2019-04-15."`, Azure/iotedge#4112); the emulator serves every dated one the same
+ * way, so it refuses only what is no version at all. Matched whole, so nothing else rides along
+ * into the `Location` header or a version comparison.
+ */
+export function isDatedApiVersion(value: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}(-preview)?$/.test(value);
+}

@@ -254,6 +254,45 @@ describe('HTTPS: the REST surface', () => {
     expect(ok.status).toBe('assigned');
   });
 
+  it('refuses an api-version that is no version with 400004, as DPS refuses one it does not know', async () => {
+    const id = 'hashed-raw-version';
+    for (const version of ['garbage', '2019-03-31;x', `${'1'.repeat(3000)}`]) {
+      for (const request of [
+        {
+          method: 'PUT',
+          path: `/${ID_SCOPE}/registrations/${id}/register`,
+          body: JSON.stringify({ registrationId: id }),
+        },
+        { method: 'POST', path: `/${ID_SCOPE}/registrations/${id}`, body: JSON.stringify({ registrationId: id }) },
+      ]) {
+        const response = await rawRequest(emulator, {
+          ...request,
+          path: `${request.path}?api-version=${encodeURIComponent(version)}`,
+          headers: auth(id),
+        });
+        expect(response.status, response.text).toBe(400);
+        expect(response.headers['x-ms-error-code']).toBe('400004');
+        expect(response.json).toMatchObject({
+          errorCode: 400004,
+          message:
+            version.length > 128
+              ? `Unsupported API version ${version.slice(0, 128)}…(2872 more characters).`
+              : `Unsupported API version ${version}.`,
+        });
+      }
+    }
+    // Dated versions, known to DPS or not, are served.
+    for (const version of ['2019-03-31', '2021-06-01', '2030-01-01']) {
+      const response = await rawRequest(emulator, {
+        method: 'PUT',
+        path: `/${ID_SCOPE}/registrations/${id}/register?api-version=${version}`,
+        headers: auth(id),
+        body: JSON.stringify({ registrationId: id }),
+      });
+      expect(response.status, response.text).toBe(202);
+    }
+  });
+
   it('answers what Node cannot parse as HTTP with a status and a DPS error body, then closes', async () => {
     const tooLarge = await rawRequest(emulator, {
       method: 'PUT',

@@ -16,7 +16,7 @@ import {
 } from './connection-limits.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
-import { matchRoute } from './https-routes.js';
+import { isDatedApiVersion, matchRoute } from './https-routes.js';
 import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.js';
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
@@ -130,6 +130,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         DpsErrorCode.InvalidRequestBody,
         'The api-version query parameter is required (for example api-version=2021-10-01).',
       );
+    }
+    const apiVersion = url.searchParams.get('api-version') ?? '';
+    if (!isDatedApiVersion(apiVersion)) {
+      return errorResponse(DpsErrorCode.ArgumentInvalid, `Unsupported API version ${clip(apiVersion)}.`);
     }
     const attestation = api.service.attest({
       requestedIdScope: route.idScope,

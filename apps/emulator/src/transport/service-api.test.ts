@@ -777,6 +777,34 @@ describe('the DPS service API with the official service SDK', () => {
       expect(Math.max(...logs.slice(logsBefore).map((l) => JSON.stringify(l).length))).toBeLessThan(4000);
     });
 
+    it('refuses an api-version that is no version with 400004, and takes dated ones', async () => {
+      const get = (query: string) =>
+        rawRequest(emulator, {
+          method: 'GET',
+          path: `/enrollmentGroups/hashed-group?${query}`,
+          headers: { Authorization: token() },
+        });
+      const refused: Array<[string, string]> = [
+        ['api-version=garbage', 'garbage'],
+        ['api-version=2021-10-01x', '2021-10-01x'],
+        ['api-version=2021-10-01%0D%0ALocation:%20x', '2021-10-01\\u000d\\u000aLocation: x'],
+        [`api-version=${'9'.repeat(3000)}`, `${'9'.repeat(128)}…(2872 more characters)`],
+      ];
+      for (const [query, shown] of refused) {
+        const answer = await get(query);
+        expect(answer.status, answer.text).toBe(400);
+        expect(answer.headers['x-ms-error-code']).toBe('400004');
+        expect(answer.json).toMatchObject({
+          errorCode: 400004,
+          message: `Unknown api version "${shown}": give a dated version such as 2021-10-01.`,
+        });
+      }
+      for (const version of ['2021-10-01', '2019-03-31', '2025-07-01-preview']) {
+        const answer = await get(`api-version=${version}`);
+        expect(answer.status, `${version}: ${answer.text}`).toBe(200);
+      }
+    });
+
     it('keeps serving both APIs afterwards', async () => {
       expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
       const mechanism = body<{ symmetricKey: { primaryKey: string } }>(

@@ -12,6 +12,7 @@ import { clip } from '../core/client-text.js';
 import { decodeUtf8 } from '../core/device-api.js';
 import type { EnrollmentService, Outcome, QueryPage } from '../core/enrollments/service.js';
 import { authorizeServiceRequest, type SharedAccessPolicy } from '../core/service-auth.js';
+import { isDatedApiVersion } from './https-routes.js';
 import { matchServiceRoute } from './service-routes.js';
 
 /** Enrollments carry certificates; ten of them in a bulk operation stay well below this. */
@@ -100,8 +101,16 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     });
     return serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
   }
-  if (!url.searchParams.get('api-version')) {
+  const apiVersion = url.searchParams.get('api-version');
+  if (!apiVersion) {
     return serviceError(DpsErrorCode.ArgumentInvalid, 'The api-version query parameter is required (e.g. 2021-10-01).');
+  }
+  // DPS: `ErrorCode:ArgumentInvalid;Unknown api version` (Azure/azure-iot-sdk-csharp#3479).
+  if (!isDatedApiVersion(apiVersion)) {
+    return serviceError(
+      DpsErrorCode.ArgumentInvalid,
+      `Unknown api version "${clip(apiVersion)}": give a dated version such as 2021-10-01.`,
+    );
   }
 
   const needsBody = route.op === 'put' || route.op === 'bulk' || route.op === 'query';
