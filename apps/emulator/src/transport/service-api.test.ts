@@ -394,6 +394,74 @@ describe('the DPS service API with the official service SDK', () => {
     expect(groups.hasMoreResults).toBe(true);
   });
 
+  it('cuts a query page at 4 MiB of enrollments or registration records, the rest following by continuation', async () => {
+    // Five enrollments of about 1 MB each (a field of their own: unknown fields round-trip).
+    const ids = Array.from({ length: 5 }, (_, i) => `big-page-${i}`);
+    for (const id of ids)
+      await client.createOrUpdateIndividualEnrollment({
+        registrationId: id,
+        attestation: { type: 'symmetricKey' },
+        notes: 'n'.repeat(1_000_000),
+      } as never);
+    const query = client.createIndividualEnrollmentQuery({ query: '*' }, 1000);
+    const pages: Json[][] = [];
+    while (query.hasMoreResults) {
+      pages.push(
+        await new Promise<Json[]>((resolve, reject) =>
+          query.next((err, result) => (err ? reject(err) : resolve(result as unknown as Json[]))),
+        ),
+      );
+    }
+    const checkPages = (pages: Json[][], expected: string[]) => {
+      for (const page of pages) expect(Buffer.byteLength(JSON.stringify(page))).toBeLessThanOrEqual(4 * 1024 * 1024);
+      const seen = pages.flat().map((item) => item.registrationId as string);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen).toEqual(expect.arrayContaining(expected));
+      expect(pages.length).toBeGreaterThan(1);
+    };
+    checkPages(pages, ids);
+    for (const id of ids) await client.deleteIndividualEnrollment(id);
+
+    // The registration records of a group: 48 devices, each given a payload of about 90 KB by the webhook.
+    const echo = await startWebhook((request) => ({
+      body: { iotHubHostName: HUB_A, payload: request.deviceRuntimeContext.payload },
+    }));
+    const groupId = 'big-page-group';
+    await client.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: groupId,
+      attestation: { type: 'symmetricKey' },
+      allocationPolicy: 'custom',
+      customAllocationDefinition: { webhookUrl: echo.url, apiVersion: '2021-10-01' },
+      iotHubs: [HUB_A],
+    } as never);
+    const keys = body<{ symmetricKey: { primaryKey: string } }>(
+      await client.getEnrollmentGroupAttestationMechanism(groupId),
+    );
+    const devices = Array.from({ length: 48 }, (_, i) => `big-page-device-${i}`);
+    for (let i = 0; i < devices.length; i += 8) {
+      await Promise.all(
+        devices.slice(i, i + 8).map((id) =>
+          register(emulator, id, deriveDeviceKey(keys.symmetricKey.primaryKey, id), {
+            payload: { notes: 'p'.repeat(90_000) },
+          }),
+        ),
+      );
+    }
+    const states = client.createEnrollmentGroupDeviceRegistrationStateQuery({ query: '*' }, groupId, 1000);
+    const statePages: Json[][] = [];
+    while (states.hasMoreResults) {
+      statePages.push(
+        await new Promise<Json[]>((resolve, reject) =>
+          states.next((err, result) => (err ? reject(err) : resolve(result as unknown as Json[]))),
+        ),
+      );
+    }
+    checkPages(statePages, devices);
+    for (const id of devices) await client.deleteDeviceRegistrationState(id);
+    await client.deleteEnrollmentGroup(groupId);
+    await echo.close();
+  });
+
   it('runs a bulk operation with mixed results, as the service reports them', async () => {
     await client.createOrUpdateIndividualEnrollment({
       registrationId: 'bulk-existing',

@@ -32,6 +32,13 @@ export const MAX_BULK_ENROLLMENTS = 10;
 /** Page size when the request names none (DPS does not document its default). */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+/**
+ * A page of a query's answer stops at this much JSON (at least one item): Cosmos DB's limit on one
+ * page of a query response, the store behind DPS. Enrollments may be up to 1 MiB each (unknown
+ * fields round-trip), so 1000 of them made one answer of up to 1 GiB, built in memory at once (and
+ * past V8's longest string, 512 MiB, a RangeError out of the response writer).
+ */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
 export interface EnrollmentServiceOptions {
   store: EnrollmentStore;
@@ -147,9 +154,11 @@ export class EnrollmentService {
     });
     return {
       ok: true,
-      value: pageResult(
-        items.map((s) => serviceView(s.record, { secrets: false })),
+      value: boundedPage(
+        items,
         next,
+        (s) => serviceView(s.record, { secrets: false }),
+        (s) => s.id.toLowerCase(),
       ),
     };
   }
@@ -249,9 +258,11 @@ export class EnrollmentService {
     });
     return {
       ok: true,
-      value: pageResult(
-        items.map((r) => registrationStateView(r.result)),
+      value: boundedPage(
+        items,
         next,
+        (r) => registrationStateView(r.result),
+        (r) => r.registrationId.toLowerCase(),
       ),
     };
   }
@@ -384,6 +395,29 @@ function parsePaging(
   if (after === undefined)
     return fail(DpsErrorCode.ArgumentInvalid, `Invalid x-ms-continuation "${clip(continuation)}".`);
   return { ok: true, value: { limit, after } };
+}
+
+/**
+ * The items of a store page as answered, cut where their JSON would pass `MAX_PAGE_BYTES` (never
+ * before the first); a cut page continues after its last item (`key`: the store's order key).
+ */
+function boundedPage<T>(
+  items: readonly T[],
+  next: string | undefined,
+  view: (item: T) => Record<string, unknown>,
+  key: (item: T) => string,
+): QueryPage {
+  const views: Record<string, unknown>[] = [];
+  let bytes = 2; // []
+  for (const item of items) {
+    const shown = view(item);
+    const size = Buffer.byteLength(JSON.stringify(shown)) + 1; // and its comma
+    const last = items[views.length - 1];
+    if (last !== undefined && bytes + size > MAX_PAGE_BYTES) return pageResult(views, key(last));
+    views.push(shown);
+    bytes += size;
+  }
+  return pageResult(views, next);
 }
 
 function pageResult(items: Record<string, unknown>[], next: string | undefined): QueryPage {
