@@ -152,6 +152,9 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
       'Cache-Control': 'no-store',
       Connection: 'keep-alive',
     });
+    // HEAD: the headers, sent by end(). Node sends a HEAD answer's headers with its end only, so a
+    // stream opened for it sent nothing, ever, and held one of the maxStreams slots.
+    if (req.method === 'HEAD') return res.end();
     res.write(`retry: 2000\nid: ${eventId()}\nevent: ready\ndata: ${JSON.stringify({ epoch })}\n\n`);
     streams.add(res);
     let sinceWrite = 0;
