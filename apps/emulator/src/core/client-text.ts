@@ -21,3 +21,14 @@ export function clip(value: string, max = MAX_LOGGED_CLIENT_VALUE): string {
   if (value.length <= max) return escapeControls(value);
   return `${escapeControls(value.slice(0, max))}…(${value.length - max} more characters)`;
 }
+
+/** A URL with its query masked as `?****` (as webhook URLs are shown): a query may carry a token's `sig=` or a function key's `code=`. */
+export function maskUrlQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : `${url.slice(0, q)}?****`;
+}
+
+/** A request target the client chose, for a log line or an error message: query masked, then clipped like every client value. */
+export function clipUrl(url: string): string {
+  return clip(maskUrlQuery(url));
+}

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-kit';
-import { clip } from '../core/client-text.js';
+import { clip, clipUrl, maskUrlQuery } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { HubService } from '../hub/core/hub-service.js';
 import { handleHubRequest, hubBodyTooLarge, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
@@ -84,9 +84,9 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       // e.g. `//[`: parsed as an authority that is no valid host.
       return unrouted(
         req,
-        String(req.url),
+        maskUrlQuery(String(req.url)),
         404,
-        `Neither DPS API has a resource at ${clip(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+        `Neither DPS API has a resource at ${clipUrl(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
       );
     }
     if (options.hub && isHubPath(url.pathname)) {
@@ -215,7 +215,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         Promise.resolve()
           .then(() => handle(req, body))
           .catch((err: Error) => {
-            log.error('https.request', `${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${err.message}`, {
+            log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
               stack: err.stack,
             });
             return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
@@ -237,7 +237,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
           return;
         }
         // The client went away mid-body: nobody is left to answer.
-        log.debug('https.request', `${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${err.message}`);
+        log.debug('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`);
       },
     );
   });
@@ -246,12 +246,17 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     for (const handler of options.upgradeHandlers ?? []) if (handler(req, socket, head)) return;
     const protocol = req.headers['sec-websocket-protocol'] ?? 'none';
-    const message = `WebSocket upgrade (${clip(String(req.headers.upgrade))}, subprotocol ${clip(String(protocol))}) to ${clip(req.url ?? '')} refused: ${
+    const message = `WebSocket upgrade (${clip(String(req.headers.upgrade))}, subprotocol ${clip(String(protocol))}) to ${clipUrl(req.url ?? '')} refused: ${
       options.upgradeHandlers?.length
         ? `the WebSocket transports (MQTT and AMQP) are served at ${IOTHUB_WEBSOCKET_PATH}`
         : 'the emulator serves no WebSocket transport on this listener; use MQTT over TLS, AMQP over TLS or HTTPS'
     }.`;
-    log.warn('https.websocket', message, { method: req.method, path: req.url, status: 400, subprotocol: protocol });
+    log.warn('https.websocket', message, {
+      method: req.method,
+      path: clipUrl(req.url ?? ''),
+      status: 400,
+      subprotocol: clip(String(protocol)),
+    });
     const body = JSON.stringify(errorResponse(DpsErrorCode.InvalidRequestBody, message).body);
     socket.on('error', () => {});
     socket.end(
@@ -275,7 +280,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   // `CONNECT host:port` (a proxy tunnel request) never reaches the request handler: without a
   // listener Node drops the connection unanswered. DPS answers every request with JSON.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    log.debug('https.request', `CONNECT ${clip(req.url ?? '')}: not a DPS API method`);
+    log.debug('https.request', `CONNECT ${clipUrl(req.url ?? '')}: not a DPS API method`);
     socket.on('error', () => {});
     socket.end(
       rawHttpResponse(errorResponse(DpsErrorCode.MethodNotAllowed, 'The DPS APIs do not serve the CONNECT method.')),

@@ -739,6 +739,27 @@ describe('the DPS service API with the official service SDK', () => {
       subprotocol: 'mqtt',
     });
     expect((upgrade.json as Json).message).toMatch(/served at \/\$iothub\/websocket/);
+
+    // A query's values (a token's sig=, a function key's code=) never reach the log: it is masked.
+    const secret = 'c2VjcmV0LXNpZ25hdHVyZS12YWx1ZQ';
+    const withQuery = await rawRequest(emulator, {
+      method: 'GET',
+      path: `/$iothub/other-websocket?sig=${secret}&code=${secret}`,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    expect(withQuery.status).toBe(400);
+    const badUrl = await rawRequest(emulator, { method: 'GET', path: `//[/x?sig=${secret}` });
+    expect(badUrl.status).toBe(404);
+    expect(logs.findLast((l) => l.event === 'https.websocket')).toMatchObject({
+      path: '/$iothub/other-websocket?****',
+    });
+    expect(logs.findLast((l) => l.event === 'https.unrouted')).toMatchObject({ path: '//[/x?****' });
+    expect(JSON.stringify(logs)).not.toContain(secret);
     // Still serving.
     expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
   });
