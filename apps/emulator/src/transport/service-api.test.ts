@@ -507,6 +507,42 @@ describe('the DPS service API with the official service SDK', () => {
       errors: [{ registrationId: 'bulk-missing', errorCode: 404201 }],
     });
     expect((await sdkFailure(client.getIndividualEnrollment('bulk-new-1'))).status).toBe(404);
+
+    // An item without a string registrationId is refused naming the field, in every mode (a delete
+    // looked up "[object Object]" and answered 404201, and took a number as an id: it deleted "5").
+    await client.createOrUpdateIndividualEnrollment({
+      registrationId: '5',
+      attestation: { type: 'symmetricKey' },
+    } as never);
+    for (const mode of ['delete', 'update']) {
+      const odd = await run({
+        mode,
+        enrollments: [
+          { registrationId: { id: 'bulk-new-3' }, attestation: { type: 'symmetricKey' } },
+          { registrationId: 5, attestation: { type: 'symmetricKey' } },
+          { attestation: { type: 'symmetricKey' } },
+        ],
+      });
+      expect(odd).toEqual({
+        isSuccessful: false,
+        errors: [
+          {
+            registrationId: '{"id":"bulk-new-3"}',
+            errorCode: 400004,
+            errorStatus: 'Invalid registrationId: give a string, not an object.',
+          },
+          {
+            registrationId: '5',
+            errorCode: 400004,
+            errorStatus: 'Invalid registrationId: give a string, not a number.',
+          },
+          { registrationId: '', errorCode: 400004, errorStatus: 'registrationId is required.' },
+        ],
+      });
+    }
+    expect(body(await client.getIndividualEnrollment('5')).registrationId).toBe('5');
+    expect(body(await client.getIndividualEnrollment('bulk-new-3')).registrationId).toBe('bulk-new-3');
+    await client.deleteIndividualEnrollment('5');
   });
 
   describe('a group created through the SDK serves the official device SDK at once', () => {

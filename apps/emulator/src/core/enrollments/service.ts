@@ -194,9 +194,20 @@ export class EnrollmentService {
     const errors: BulkResult['errors'] = [];
     const { store } = this.#options;
     for (const item of enrollments as unknown[]) {
-      const registrationId = String((item as { registrationId?: unknown } | null)?.registrationId ?? '');
+      const given = (item as { registrationId?: unknown } | null)?.registrationId ?? '';
+      // Reported as sent (JSON for what is no string), but never taken as an id: String() made an
+      // object "[object Object]" and a number an id a delete would act on.
+      const registrationId = typeof given === 'string' ? given : (JSON.stringify(given) ?? String(given));
       const etag = (item as { etag?: unknown } | null)?.etag;
       const outcome = store.transaction((): Outcome<unknown> => {
+        if (typeof given !== 'string') {
+          const what = Array.isArray(given)
+            ? 'an array'
+            : typeof given === 'object'
+              ? 'an object'
+              : `a ${typeof given}`;
+          return fail(DpsErrorCode.ArgumentInvalid, `Invalid registrationId: give a string, not ${what}.`);
+        }
         if (!registrationId) return fail(DpsErrorCode.ArgumentInvalid, 'registrationId is required.');
         switch (mode.toLowerCase()) {
           case 'create':
