@@ -153,3 +153,65 @@ it("takes a rhea client's session END and link DETACH with errors, then register
     });
   }
 });
+
+// Frames that decode but that the connection's state does not allow close the connection with the
+// condition AMQP 1.0 names (2.8.15, 2.8.16), not amqp:decode-error, which said the frame could not
+// be read: a DETACH naming a handle no link is attached on, a second END, an END on a channel no
+// session was begun on.
+it('closes with amqp:session:unattached-handle or amqp:illegal-state, not amqp:decode-error, for a frame its state does not allow', async () => {
+  const id = 'amqp-illegal-state';
+  const cases = {
+    unattached: {
+      frames: [rawFrame.begin(0), rawFrame.detach(0, 7, trouble)],
+      condition: 'amqp:session:unattached-handle',
+    },
+    endTwice: {
+      frames: [rawFrame.begin(0), rawFrame.end(0, trouble), rawFrame.end(0)],
+      condition: 'amqp:illegal-state',
+    },
+    endUnbegun: { frames: [rawFrame.end(3)], condition: 'amqp:illegal-state' },
+  };
+  const seen: Record<string, unknown> = {};
+  const from = logs.length;
+  for (const [name, { frames }] of Object.entries(cases)) {
+    const received = await rawAmqpConversation(
+      emulator,
+      `${id}-${name}`,
+      groupDeviceKey('hashed', `${id}-${name}`),
+      frames,
+    );
+    seen[name] = received.at(-1);
+  }
+  expect(seen).toEqual(
+    Object.fromEntries(
+      Object.entries(cases).map(([name, { condition }]) => [
+        name,
+        expect.objectContaining({
+          name: 'close',
+          fields: expect.objectContaining({
+            error: expect.objectContaining({
+              condition,
+              description: expect.stringMatching(/^A frame the connection's state does not allow: /),
+            }),
+          }),
+        }),
+      ]),
+    ),
+  );
+  expect(
+    logs
+      .slice(from)
+      .filter((l) => l.event === 'amqp.protocol')
+      .map((l) => [l.level, l.kind]),
+  ).toEqual([
+    ['warn', 'illegal-state'],
+    ['warn', 'illegal-state'],
+    ['warn', 'illegal-state'],
+  ]);
+  for (const transport of ['amqp', 'amqp-ws'] as const) {
+    const sdkId = `${id}-sdk-${transport}`;
+    expect(await register(emulator, sdkId, groupDeviceKey('hashed', sdkId), { transport })).toMatchObject({
+      status: 'assigned',
+    });
+  }
+});

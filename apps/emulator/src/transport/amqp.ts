@@ -786,21 +786,27 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       if (!sent.settled) unsettledAnswers += 1;
     };
 
-    // A frame that passed the guard but not rhea's decoder: a ProtocolError, or another error thrown
-    // while decoding. rhea ends the socket right after either event, so the CLOSE saying why is
-    // written now (rhea would write it on the next tick, after the end).
+    // A frame that passed the guard but not rhea: one its decoder could not read (a ProtocolError,
+    // or another error thrown while decoding), or one that decoded but that the connection's state
+    // does not allow (see illegalStateCondition). rhea ends the socket right after either event, so
+    // the CLOSE saying why is written now (rhea would write it on the next tick, after the end).
     const undecodable = (err: Error) => {
+      const stateCondition = illegalStateCondition(err.message);
       log.warn('amqp.protocol', `${peer} (${transport}): ${err.message}; connection closed`, {
         transport,
-        kind: 'undecodable',
+        kind: stateCondition ? 'illegal-state' : 'undecodable',
       });
       if (!connection.is_open() || refused) return;
       refused = true;
       try {
-        connection.close({
-          condition: 'amqp:decode-error',
-          description: `The frame could not be decoded: ${err.message}`,
-        });
+        connection.close(
+          stateCondition
+            ? {
+                condition: stateCondition,
+                description: `A frame the connection's state does not allow: ${err.message}`,
+              }
+            : { condition: 'amqp:decode-error', description: `The frame could not be decoded: ${err.message}` },
+        );
         connection._process();
       } catch {
         // the socket is gone: nothing left to tell
@@ -995,6 +1001,29 @@ function isReceiver(link: unknown): link is Receiver {
 function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
+
+/**
+ * rhea's errors for a frame that decoded but that the state of its connection, session or link does
+ * not allow (rhea 3.0.5's texts: connection.js, session.js, link.js), with the condition AMQP 1.0
+ * names for it (2.8.15, 2.8.16): a DETACH, TRANSFER or FLOW naming a handle no link is attached
+ * on is `amqp:session:unattached-handle`; a second OPEN, BEGIN, ATTACH, DETACH, END or CLOSE, a
+ * frame on a channel no session was begun on, a transfer on a detached link or out of sequence,
+ * `amqp:illegal-state` ("the peer sent a frame that is not permitted in the current state"). They
+ * were all closed as `amqp:decode-error`, though the frame decoded: a client detaching a handle
+ * twice was told its frame could not be decoded. Undefined for every other error (a decode error).
+ */
+function illegalStateCondition(message: string): string | undefined {
+  if (/^Invalid handle \d+$/.test(message)) return 'amqp:session:unattached-handle';
+  const illegal = [
+    /^(Open|Close|Begin|End|Attach|Detach) already received$/,
+    /^\w+ received on invalid channel \d+$/,
+    /^Invalid value for remote channel /,
+    /^transfer after detach$/,
+    /^got transfer on sending link$/,
+    /^frame sequence error: /,
+  ];
+  return illegal.some((pattern) => pattern.test(message)) ? 'amqp:illegal-state' : undefined;
 }
 
 /** The error real DPS closes an unauthorized AMQP connection with (azure-iot-sdk-c#815). */
