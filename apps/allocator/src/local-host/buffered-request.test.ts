@@ -19,12 +19,15 @@ import { BufferedRequest } from './buffered-request.js';
 const { HttpRequest } = functions;
 type HttpRequest = InstanceType<typeof HttpRequest>;
 
-/** The request as the local host builds it: the library's HttpRequest over a BufferedRequest. */
-function hostRequest(c: RequestCase): HttpRequest {
+/**
+ * The request as the local host builds it: the library's HttpRequest over a BufferedRequest, its
+ * headers given at once or, with `headerSource`, by a function on first use (as the host does).
+ */
+function hostRequest(c: RequestCase, headerSource?: () => Record<string, string>): HttpRequest {
   const native = new BufferedRequest(
     REQUEST_URL,
     c.method,
-    c.headers ?? {},
+    headerSource ?? c.headers ?? {},
     c.method === 'GET' || c.method === 'HEAD' ? null : Buffer.from(c.body),
   );
   return new HttpRequest({ nativeRequest: native, params: REQUEST_PARAMS } as ConstructorParameters<
@@ -106,6 +109,37 @@ describe('BufferedRequest under the library HttpRequest', () => {
       });
     }
   }
+
+  it('takes its headers from a function once, on first use, with the same outcomes', async () => {
+    let calls = 0;
+    let withoutHeaders = 0;
+    for (const method of ['POST', 'GET']) {
+      for (const [, body] of bodies) {
+        for (const headers of headerSets) {
+          for (const [name, steps] of [
+            ...sequences,
+            ['headers twice, then clone', [describeRequest, describeRequest, cloneThenText]] as const,
+          ]) {
+            const c = { method, body, headers };
+            let given = 0;
+            const source = () => {
+              given++;
+              calls++;
+              return { ...headers };
+            };
+            const expected = await outcomes(libraryRequest(c), steps);
+            const actual = await outcomes(hostRequest(c, source), steps);
+            expect({ sequence: name, outcomes: actual }).toEqual({ sequence: name, outcomes: expected });
+            expect(given).toBeLessThanOrEqual(1);
+            if (given === 0) withoutHeaders++;
+          }
+        }
+      }
+    }
+    // Reading a body alone never asks for the headers; describing the request, a stream, a blob do.
+    expect(calls).toBeGreaterThan(50);
+    expect(withoutHeaders).toBeGreaterThan(50);
+  });
 
   it('is an instance of the library HttpRequest', () => {
     expect(hostRequest({ method: 'POST', body: Buffer.from('x') })).toBeInstanceOf(HttpRequest);

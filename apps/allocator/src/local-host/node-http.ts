@@ -12,7 +12,7 @@ type HttpResponse = InstanceType<typeof HttpResponse>;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te']);
 
 /** The headers a function sees: Node's, less the hop-by-hop ones, repeated ones joined with `, `. */
-export function functionRequestHeaders(req: IncomingMessage): Record<string, string> {
+export function functionRequestHeaders(req: Pick<IncomingMessage, 'headers'>): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
@@ -25,7 +25,8 @@ export function functionRequestHeaders(req: IncomingMessage): Record<string, str
  * The `HttpRequest` the function receives: the host's `LocalHttpRequest` (an `HttpRequest` to the
  * function, see invocation-objects.ts) over the body already read (see buffered-request.ts), its
  * `query` the searchParams of `url`, which the caller must not use afterwards. GET and HEAD carry
- * no body, as the library's constructor drops it.
+ * no body, as the library's constructor drops it. The function's headers are copied from `req` when
+ * it first reads them (`req.headers` must not change before: the host's never do).
  */
 export function toFunctionRequest(
   req: IncomingMessage,
@@ -34,10 +35,12 @@ export function toFunctionRequest(
   params: Record<string, string>,
 ): LocalHttpRequest {
   const method = req.method ?? 'GET';
+  // The headers object only, not the request (and its socket), is held until then.
+  const { headers } = req;
   const native = new BufferedRequest(
     url.href,
     method,
-    functionRequestHeaders(req),
+    () => functionRequestHeaders({ headers }),
     method === 'GET' || method === 'HEAD' ? null : body,
   );
   return new LocalHttpRequest(native, url.searchParams, params);
