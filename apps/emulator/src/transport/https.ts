@@ -24,6 +24,7 @@ import {
   type HttpAnswer,
   handleServiceRequest,
   MAX_SERVICE_BODY_BYTES,
+  refuseBeforeBody,
   type ServiceApiOptions,
   serviceError,
 } from './service-api.js';
@@ -210,6 +211,24 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       // A peer that never reads the answer or closes must not keep the socket open.
       destroyAfterGrace(req.socket);
     });
+    // A service API request its headers do not authorize is answered before its body is read, and
+    // its connection closed: nothing of a client without a valid token is buffered.
+    if (surface === 'service' && options.service) {
+      let refusal: HttpAnswer | undefined;
+      try {
+        refusal = refuseBeforeBody(
+          { ...options.service, log },
+          { method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'https://dps.invalid'), headers: req.headers },
+        );
+      } catch {
+        refusal = undefined; // no valid URL: handled (404) once the body is read, as before
+      }
+      if (refusal) {
+        send(res, refusal, true);
+        destroyAfterGrace(req.socket);
+        return;
+      }
+    }
     readBody(req, maxBytes).then(
       (body) => {
         Promise.resolve()

@@ -930,6 +930,43 @@ describe('the DPS service API with the official service SDK', () => {
       }
     });
 
+    it('answers a request without a valid token 401 before reading its body, and closes', async () => {
+      const endpoint = emulator.endpoints.https;
+      // Headers announcing 1 MiB, and no body: before, the server waited for it (408 after the
+      // idle timeout), and buffered it whole for anyone who sent it.
+      const answer = await new Promise<{ status: number; connection: unknown; text: string }>((resolve, reject) => {
+        const req = https.request({
+          host: 'localhost',
+          port: endpoint?.port,
+          method: 'PUT',
+          path: '/enrollmentGroups/unauthorized-group?api-version=2021-10-01',
+          ca: emulator.caCertPem,
+          agent: false,
+          headers: { 'Content-Type': 'application/json', 'Content-Length': 1024 * 1024 },
+        });
+        req.on('response', (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              connection: res.headers.connection,
+              text: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+      expect(answer).toMatchObject({ status: 401, connection: 'close' });
+      expect(JSON.parse(answer.text)).toMatchObject({ errorCode: 401002, message: 'Unauthorized' });
+      expect(logs.findLast((l) => l.event === 'service.auth')).toMatchObject({
+        method: 'PUT',
+        path: '/enrollmentGroups/unauthorized-group',
+        reason: 'missing-token',
+      });
+    });
+
     it('keeps serving both APIs afterwards', async () => {
       expect(body(await client.getEnrollmentGroup('hashed-group')).enrollmentGroupId).toBe('hashed-group');
       const mechanism = body<{ symmetricKey: { primaryKey: string } }>(

@@ -11,7 +11,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
 import { decodeUtf8 } from '../core/device-api.js';
 import type { EnrollmentService, Outcome, QueryPage } from '../core/enrollments/service.js';
-import { authorizeServiceRequest, type SharedAccessPolicy } from '../core/service-auth.js';
+import { authorizeServiceRequest, type ServiceRight, type SharedAccessPolicy } from '../core/service-auth.js';
 import { isDatedApiVersion } from './https-routes.js';
 import { matchServiceRoute } from './service-routes.js';
 
@@ -84,23 +84,8 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     );
   }
 
-  const hostHeader = headers.host ?? '';
-  const auth = authorizeServiceRequest({
-    authorization: headers.authorization,
-    hosts: [hostHeader, hostHeader.replace(/:\d+$/, '')].filter(Boolean),
-    policies: options.policies(),
-    required: route.right,
-    now: (options.now ?? (() => new Date()))(),
-  });
-  if (!auth.ok) {
-    log.warn('service.auth', `${method} ${shownPath} → 401: ${auth.reason}: ${auth.detail}`, {
-      method,
-      path: shownPath,
-      status: 401,
-      reason: auth.reason,
-    });
-    return serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized);
-  }
+  const auth = authorize(options, method, shownPath, headers, route.right);
+  if (!auth.ok) return auth.answer;
   const apiVersion = url.searchParams.get('api-version');
   if (!apiVersion) {
     return serviceError(DpsErrorCode.ArgumentInvalid, 'The api-version query parameter is required (e.g. 2021-10-01).');
@@ -189,6 +174,48 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     policy: auth.policy.keyName,
   });
   return result;
+}
+
+/** The request's SAS checked for the right its route needs; a refusal is logged (never the token) and answered 401. */
+function authorize(
+  options: ServiceApiOptions,
+  method: string,
+  shownPath: string,
+  headers: IncomingHttpHeaders,
+  right: ServiceRight,
+): { ok: true; policy: SharedAccessPolicy } | { ok: false; answer: HttpAnswer } {
+  const hostHeader = headers.host ?? '';
+  const auth = authorizeServiceRequest({
+    authorization: headers.authorization,
+    hosts: [hostHeader, hostHeader.replace(/:\d+$/, '')].filter(Boolean),
+    policies: options.policies(),
+    required: right,
+    now: (options.now ?? (() => new Date()))(),
+  });
+  if (auth.ok) return auth;
+  options.log.warn('service.auth', `${method} ${shownPath} → 401: ${auth.reason}: ${auth.detail}`, {
+    method,
+    path: shownPath,
+    status: 401,
+    reason: auth.reason,
+  });
+  return { ok: false, answer: serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized) };
+}
+
+/**
+ * The 401 for a service API request whose headers do not authorize it, decided before its body is
+ * read (undefined: read the body and handle it; unrouted requests are answered by
+ * handleServiceRequest). The body of a client without a valid token is never buffered: up to 1 MiB
+ * a connection, before, for anyone who could open one.
+ */
+export function refuseBeforeBody(
+  options: ServiceApiOptions,
+  request: Omit<ServiceRequest, 'body'>,
+): HttpAnswer | undefined {
+  const route = matchServiceRoute(request.method, request.url.pathname);
+  if (route.op === 'not-found' || route.op === 'method-not-allowed') return undefined;
+  const auth = authorize(options, request.method, clip(request.url.pathname), request.headers, route.right);
+  return auth.ok ? undefined : auth.answer;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
