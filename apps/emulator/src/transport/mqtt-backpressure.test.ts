@@ -4,13 +4,14 @@ import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { connectAndSubscribe } from '../testing/mqtt-bytes.js';
+import { openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
 // A DPS MQTT client that writes requests and never reads the answers. The server used to read on
 // and keep every answer it could not write (32.7 MB of status requests held 195 MB of answers on
 // one connection); now it stops reading while answers wait, so TCP holds the client back and the
-// idle timeout closes the stalled connection.
+// idle timeout closes the stalled connection. The same over MQTT over WebSockets.
 const IDLE_MS = 500;
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
@@ -79,4 +80,57 @@ it('stops reading from a client that does not read its answers, and closes it on
     ).status,
   ).toBe('assigned');
   process.stdout.write(`no-reader: ${(written / 1e6).toFixed(1)} MB written before the close\n`);
+});
+
+it('does the same over WebSockets (mqtt)', async () => {
+  const id = 'no-reader-ws';
+  const attempt = await openWebSocket(bed.emulator, ['mqtt']);
+  if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
+  const { ws } = attempt;
+  ws.pause(); // never reads again
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    ws.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  const from = logs.length;
+  ws.send(connectAndSubscribe(id));
+  const status = mqttPacket.generate({
+    cmd: 'publish',
+    topic: '$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=4.0000000000000000.unknown',
+    payload: Buffer.alloc(0),
+    qos: 0,
+    retain: false,
+    dup: false,
+  });
+  const batch = Buffer.concat(Array(Math.floor(65_536 / status.length)).fill(status));
+  let written = 0;
+  while (!closed && written < LIMIT_BYTES) {
+    written += batch.length;
+    // The send callback runs once the message is written to the socket (TCP holds it while the
+    // server does not read), or with an error once the server is gone: the paused client does not
+    // see the close itself.
+    const error = await new Promise<Error | undefined>((resolve) => ws.send(batch, { binary: true }, resolve));
+    if (error) closed = true;
+  }
+  ws.terminate();
+  await close;
+  expect({
+    closedBeforeAllWritten: written < LIMIT_BYTES,
+    // The HTTPS listener's idle timeout (limits.idleTimeoutMs, armed again on the upgraded socket).
+    idleCloses: logs
+      .slice(from)
+      .filter((l) => l.event.endsWith('.idle'))
+      .map((l) => l.event),
+  }).toEqual({ closedBeforeAllWritten: true, idleCloses: ['https.idle'] });
+  expect(
+    (
+      await register(bed.emulator, 'after-no-reader-ws', groupDeviceKey('hashed', 'after-no-reader-ws'), {
+        transport: 'mqtt-ws',
+      })
+    ).status,
+  ).toBe('assigned');
+  process.stdout.write(`no-reader over WebSockets: ${(written / 1e6).toFixed(1)} MB written before the close\n`);
 });
