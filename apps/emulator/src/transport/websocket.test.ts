@@ -82,6 +82,22 @@ describe('WebSockets at /$iothub/websocket', () => {
     await stillServes('ws-after-stomp');
   });
 
+  it("logs a refused upgrade's URL with its query masked: a SAS token's sig= never reaches the log", async () => {
+    const from = logs.length;
+    const attempt = await openWebSocket(
+      emulator,
+      ['stomp'],
+      '/$iothub/websocket?sig=secret-signature&code=secret-code',
+    );
+    expect(attempt).toMatchObject({ kind: 'refused', status: 400 });
+    const records = logs.slice(from);
+    expect(records.find((l) => l.event === 'websocket.upgrade')).toMatchObject({
+      level: 'warn',
+      path: '/$iothub/websocket?****',
+    });
+    expect(records.filter((l) => JSON.stringify(l).includes('secret-'))).toEqual([]);
+  });
+
   it('refuses an upgrade offering no subprotocol', async () => {
     const attempt = await openWebSocket(emulator, []);
     expect(attempt).toMatchObject({ kind: 'refused', status: 400 });

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
 import { WebSocket, WebSocketServer } from 'ws';
-import { clip } from '../core/client-text.js';
+import { clip, clipUrl } from '../core/client-text.js';
 import { errorResponse } from '../core/device-api.js';
 import { destroyAfterGrace, REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
@@ -145,11 +145,16 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
     const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     socket.on('error', (err) => log.debug('websocket.socket', `${peer}: ${err.message}`));
     if (decision.kind === 'refuse') {
-      log.warn('websocket.upgrade', `${peer}: upgrade to ${clip(req.url ?? '')} refused: ${clip(decision.message)}`, {
-        path: clip(req.url ?? ''),
-        subprotocol: clip(String(req.headers['sec-websocket-protocol'] ?? '')),
-        status: decision.status,
-      });
+      // The query masked: a client's can carry a SAS token's sig= (secrets never reach a log line).
+      log.warn(
+        'websocket.upgrade',
+        `${peer}: upgrade to ${clipUrl(req.url ?? '')} refused: ${clip(decision.message)}`,
+        {
+          path: clipUrl(req.url ?? ''),
+          subprotocol: clip(String(req.headers['sec-websocket-protocol'] ?? '')),
+          status: decision.status,
+        },
+      );
       socket.end(rawHttpResponse(errorResponse(DpsErrorCode.InvalidRequestBody, decision.message)));
       destroyAfterGrace(socket);
       return true;
