@@ -29,6 +29,19 @@ afterAll(async () => {
 /** More than every socket buffer on the way can hold (loopback TCP buffers grow to tens of MB). */
 const LIMIT_BYTES = 64 * 1024 * 1024;
 
+/** About 64 KiB of operation-status requests (for an operation that does not exist), written as one batch. */
+function statusRequests(): Buffer {
+  const status = mqttPacket.generate({
+    cmd: 'publish',
+    topic: '$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=4.0000000000000000.unknown',
+    payload: Buffer.alloc(0),
+    qos: 0,
+    retain: false,
+    dup: false,
+  });
+  return Buffer.concat(Array(Math.floor(65_536 / status.length)).fill(status));
+}
+
 it('stops reading from a client that does not read its answers, and closes it once stalled', async () => {
   const id = 'no-reader';
   const socket = tls.connect({
@@ -48,15 +61,7 @@ it('stops reading from a client that does not read its answers, and closes it on
     }),
   );
   socket.write(connectAndSubscribe(id));
-  const status = mqttPacket.generate({
-    cmd: 'publish',
-    topic: '$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=4.0000000000000000.unknown',
-    payload: Buffer.alloc(0),
-    qos: 0,
-    retain: false,
-    dup: false,
-  });
-  const batch = Buffer.concat(Array(Math.floor(65_536 / status.length)).fill(status));
+  const batch = statusRequests();
   let written = 0;
   while (!closed && written < LIMIT_BYTES) {
     written += batch.length;
@@ -97,15 +102,7 @@ it('does the same over WebSockets (mqtt)', async () => {
   );
   const from = logs.length;
   ws.send(connectAndSubscribe(id));
-  const status = mqttPacket.generate({
-    cmd: 'publish',
-    topic: '$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=4.0000000000000000.unknown',
-    payload: Buffer.alloc(0),
-    qos: 0,
-    retain: false,
-    dup: false,
-  });
-  const batch = Buffer.concat(Array(Math.floor(65_536 / status.length)).fill(status));
+  const batch = statusRequests();
   let written = 0;
   while (!closed && written < LIMIT_BYTES) {
     written += batch.length;
