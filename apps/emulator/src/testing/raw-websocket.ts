@@ -34,6 +34,34 @@ export function openWebSocket(
   });
 }
 
+/**
+ * Writes `next()`'s batches, one binary message each, to a client WebSocket the caller has paused,
+ * until the server closes it or `limitBytes` are written; then terminates it and resolves with the
+ * bytes written once it is closed. For the servers' back-pressure tests: a client that never reads.
+ */
+export async function writeUntilClosed(ws: WebSocket, next: () => Buffer, limitBytes: number): Promise<number> {
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    ws.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  let written = 0;
+  while (!closed && written < limitBytes) {
+    const batch = next();
+    written += batch.length;
+    // The send callback runs once the message is written to the socket (TCP holds it while the
+    // server does not read), or with an error once the server is gone: the paused client does not
+    // see the close itself.
+    const error = await new Promise<Error | undefined>((resolve) => ws.send(batch, { binary: true }, resolve));
+    if (error) closed = true;
+  }
+  ws.terminate();
+  await close;
+  return written;
+}
+
 /** Resolves with the close code and reason the server sent. */
 export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { connectRheaDevice, rawTransfers } from '../testing/raw-amqp.js';
+import { writeUntilClosed } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_UNSETTLED_ANSWERS } from './amqp.js';
@@ -134,27 +135,9 @@ it('does the same over WebSockets (AMQPWSB10)', async () => {
   const ws = client as WebSocket;
   const { sender } = await openLinks(connection, id);
   ws.pause(); // never reads again
-  let closed = false;
-  const close = new Promise<void>((resolve) =>
-    ws.once('close', () => {
-      closed = true;
-      resolve();
-    }),
-  );
   const from = logs.length;
   const transfer = transferWriter(sender);
-  let written = 0;
-  while (!closed && written < LIMIT_BYTES) {
-    const batch = Buffer.concat(Array.from({ length: 256 }, transfer));
-    written += batch.length;
-    // The send callback runs once the frame is written to the socket (TCP holds it while the server
-    // does not read), or with an error once the server is gone: the paused client does not see
-    // the close itself.
-    const error = await new Promise<Error | undefined>((resolve) => ws.send(batch, { binary: true }, resolve));
-    if (error) closed = true;
-  }
-  ws.terminate();
-  await close;
+  const written = await writeUntilClosed(ws, () => Buffer.concat(Array.from({ length: 256 }, transfer)), LIMIT_BYTES);
   expect({
     closedBeforeAllWritten: written < LIMIT_BYTES,
     creditClose: logs.slice(from).filter((l) => l.event === 'amqp.credit').length,

@@ -4,7 +4,7 @@ import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { connectAndSubscribe } from '../testing/mqtt-bytes.js';
-import { openWebSocket } from '../testing/raw-websocket.js';
+import { openWebSocket, writeUntilClosed } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -93,27 +93,10 @@ it('does the same over WebSockets (mqtt)', async () => {
   if (attempt.kind !== 'open') throw new Error(`not upgraded: ${attempt.status}`);
   const { ws } = attempt;
   ws.pause(); // never reads again
-  let closed = false;
-  const close = new Promise<void>((resolve) =>
-    ws.once('close', () => {
-      closed = true;
-      resolve();
-    }),
-  );
   const from = logs.length;
   ws.send(connectAndSubscribe(id));
   const batch = statusRequests();
-  let written = 0;
-  while (!closed && written < LIMIT_BYTES) {
-    written += batch.length;
-    // The send callback runs once the message is written to the socket (TCP holds it while the
-    // server does not read), or with an error once the server is gone: the paused client does not
-    // see the close itself.
-    const error = await new Promise<Error | undefined>((resolve) => ws.send(batch, { binary: true }, resolve));
-    if (error) closed = true;
-  }
-  ws.terminate();
-  await close;
+  const written = await writeUntilClosed(ws, () => batch, LIMIT_BYTES);
   expect({
     closedBeforeAllWritten: written < LIMIT_BYTES,
     // The HTTPS listener's idle timeout (limits.idleTimeoutMs, armed again on the upgraded socket).
