@@ -21,11 +21,12 @@ import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
+  authorizeBeforeBody,
   type HttpAnswer,
   handleServiceRequest,
   MAX_SERVICE_BODY_BYTES,
-  refuseBeforeBody,
   type ServiceApiOptions,
+  type ServiceAuthorization,
   serviceError,
 } from './service-api.js';
 import { isServicePath } from './service-routes.js';
@@ -77,7 +78,11 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     return errorResponse(status === 405 ? DpsErrorCode.MethodNotAllowed : DpsErrorCode.NotFound, message);
   };
 
-  const handle = (req: IncomingMessage, body: Buffer): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
+  const handle = (
+    req: IncomingMessage,
+    body: Buffer,
+    authorized: ServiceAuthorization | undefined,
+  ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'https://dps.invalid');
@@ -106,7 +111,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     if (options.service && isServicePath(url.pathname)) {
       return handleServiceRequest(
         { ...options.service, log },
-        { method: req.method ?? 'GET', url, headers: req.headers, body },
+        { method: req.method ?? 'GET', url, headers: req.headers, body, ...(authorized ? { authorized } : {}) },
       );
     }
     const route = matchRoute(req.method ?? 'GET', url.pathname);
@@ -212,27 +217,30 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       destroyAfterGrace(req.socket);
     });
     // A service API request its headers do not authorize is answered before its body is read, and
-    // its connection closed: nothing of a client without a valid token is buffered.
+    // its connection closed: nothing of a client without a valid token is buffered. One they do
+    // authorize is handled with that authorization: its SAS is checked once.
+    let authorized: ServiceAuthorization | undefined;
     if (surface === 'service' && options.service) {
-      let refusal: HttpAnswer | undefined;
+      let decision: ReturnType<typeof authorizeBeforeBody>;
       try {
-        refusal = refuseBeforeBody(
+        decision = authorizeBeforeBody(
           { ...options.service, log },
           { method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'https://dps.invalid'), headers: req.headers },
         );
       } catch {
-        refusal = undefined; // no valid URL: handled (404) once the body is read, as before
+        decision = undefined; // no valid URL: handled (404) once the body is read, as before
       }
-      if (refusal) {
-        send(res, refusal, true);
+      if (decision && !decision.ok) {
+        send(res, decision.answer, true);
         destroyAfterGrace(req.socket);
         return;
       }
+      authorized = decision?.authorization;
     }
     readBody(req, maxBytes).then(
       (body) => {
         Promise.resolve()
-          .then(() => handle(req, body))
+          .then(() => handle(req, body, authorized))
           .catch((err: Error) => {
             log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
               stack: err.stack,

@@ -39,6 +39,19 @@ export interface ServiceRequest {
   url: URL;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /**
+   * What `authorizeBeforeBody` granted this request from its headers: its SAS is then not checked
+   * again (once, when the headers arrived: a token that expires while a slow body arrives is not
+   * refused after the body was read). Used only for the method and path it was granted for.
+   */
+  authorized?: ServiceAuthorization;
+}
+
+/** A request's SAS checked against the policies for the right its route needs (`authorizeBeforeBody`). */
+export interface ServiceAuthorization {
+  readonly method: string;
+  readonly path: string;
+  readonly policy: SharedAccessPolicy;
 }
 
 export function serviceError(errorCode: number, message: string): HttpAnswer {
@@ -84,7 +97,11 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     );
   }
 
-  const auth = authorize(options, method, shownPath, headers, route.right);
+  const granted = request.authorized;
+  const auth =
+    granted && granted.method === method && granted.path === path
+      ? { ok: true as const, policy: granted.policy }
+      : authorize(options, method, shownPath, headers, route.right);
   if (!auth.ok) return auth.answer;
   const apiVersion = url.searchParams.get('api-version');
   if (!apiVersion) {
@@ -203,19 +220,21 @@ function authorize(
 }
 
 /**
- * The 401 for a service API request whose headers do not authorize it, decided before its body is
- * read (undefined: read the body and handle it; unrouted requests are answered by
- * handleServiceRequest). The body of a client without a valid token is never buffered: up to 1 MiB
- * a connection, before, for anyone who could open one.
+ * A service API request decided from its headers, before its body is read: refused (`ok: false`:
+ * answer the 401 and close; the body of a client without a valid token is never buffered, up to
+ * 1 MiB a connection before, for anyone who could open one), or authorized (`ok: true`: hand the
+ * authorization to handleServiceRequest, which then does not check the SAS again). Undefined for a
+ * request no service route takes: handleServiceRequest answers it 404/405 without authorizing.
  */
-export function refuseBeforeBody(
+export function authorizeBeforeBody(
   options: ServiceApiOptions,
-  request: Omit<ServiceRequest, 'body'>,
-): HttpAnswer | undefined {
-  const route = matchServiceRoute(request.method, request.url.pathname);
+  request: Omit<ServiceRequest, 'body' | 'authorized'>,
+): { ok: true; authorization: ServiceAuthorization } | { ok: false; answer: HttpAnswer } | undefined {
+  const { method, url } = request;
+  const route = matchServiceRoute(method, url.pathname);
   if (route.op === 'not-found' || route.op === 'method-not-allowed') return undefined;
-  const auth = authorize(options, request.method, clip(request.url.pathname), request.headers, route.right);
-  return auth.ok ? undefined : auth.answer;
+  const auth = authorize(options, method, clip(url.pathname), request.headers, route.right);
+  return auth.ok ? { ok: true, authorization: { method, path: url.pathname, policy: auth.policy } } : auth;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -1,0 +1,202 @@
+// The DPS service API on the HTTPS transport itself (startHttpsTransport over real TLS, raw
+// node:https requests), with what an emulator does not let a test set: the clock its SAS checks use.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSasToken } from '@dpskit/contracts';
+import { createLogger, type LogRecord } from '@dpskit/node-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeviceApi } from '../core/device-api.js';
+import { EnrollmentService } from '../core/enrollments/service.js';
+import { MemoryEnrollmentStore } from '../core/enrollments/store.js';
+import { enrollmentSet } from '../core/model.js';
+import { RegistrationService } from '../core/registrations.js';
+import { DEFAULT_SERVICE_POLICIES, WELL_KNOWN_SERVICE_KEY } from '../core/service-auth.js';
+import { MemoryRegistrationStore } from '../core/store.js';
+import { ensureCertificates } from '../tls/certificates.js';
+import { startHttpsTransport } from './https.js';
+import type { RunningTransport } from './mqtt.js';
+import { handleServiceRequest } from './service-api.js';
+
+const HUB = 'hub-a.azure-devices.net';
+const SCOPE = '0ne00000A0A';
+
+interface Bed {
+  transport: RunningTransport;
+  ca: string;
+  logs: LogRecord[];
+  /** The clock the service API's SAS checks read; tests move it. */
+  clock: { now: Date };
+  close(): Promise<void>;
+}
+
+async function startBed(): Promise<Bed> {
+  const dir = mkdtempSync(join(tmpdir(), 'dpskit-service-https-'));
+  const tls = await ensureCertificates({ dir });
+  const logs: LogRecord[] = [];
+  const clock = { now: new Date() };
+  const registrations = new MemoryRegistrationStore();
+  const service = new RegistrationService({
+    model: {
+      idScope: SCOPE,
+      defaultAllocationPolicy: 'hashed',
+      linkedHubs: [{ hostName: HUB, allocationWeight: 1, applyAllocationPolicy: true }],
+      enrollments: enrollmentSet([]),
+    },
+    store: registrations,
+    callWebhook: async () => ({ kind: 'timeout', timeoutMs: 1, latencyMs: 1 }),
+    webhookRetry: { count: 0, initialIntervalMs: 0, incrementMs: 0 },
+  });
+  const enrollments = new EnrollmentService({
+    store: new MemoryEnrollmentStore(),
+    registrations: { get: () => undefined, delete: () => false, listByGroup: () => ({ items: [] }) },
+    linkedHubs: [HUB],
+  });
+  const transport = await startHttpsTransport({
+    api: new DeviceApi(service, { retryAfterSeconds: 0 }),
+    service: { enrollments, policies: () => DEFAULT_SERVICE_POLICIES, now: () => clock.now },
+    tls: { cert: tls.serverCertPem, key: tls.serverKeyPem },
+    host: '127.0.0.1',
+    port: 0,
+    log: createLogger((record) => logs.push(record), 'debug'),
+  });
+  return {
+    transport,
+    ca: tls.caCertPem,
+    logs,
+    clock,
+    async close() {
+      await transport.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The owner policy's token for `localhost`, valid until `expiresAt` (seconds). */
+const ownerToken = (expiresAt: number) =>
+  createSasToken({
+    resource: 'localhost',
+    key: WELL_KNOWN_SERVICE_KEY,
+    keyName: 'provisioningserviceowner',
+    expiresAt,
+  });
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/**
+ * A request over real TLS. With `beforeBody`, its body is sent only once the server said
+ * `100 Continue`, i.e. once it has its headers (Node answers 100 right before it runs the request
+ * handler, which decides on them synchronously): `beforeBody` runs in between.
+ */
+function request(
+  bed: Bed,
+  options: { method: string; path: string; headers: Record<string, string>; body: string; beforeBody?: () => void },
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: 'localhost',
+      port: bed.transport.port,
+      method: options.method,
+      path: options.path,
+      ca: bed.ca,
+      agent: false,
+      headers: {
+        ...options.headers,
+        ...(options.beforeBody ? { Expect: '100-continue' } : {}),
+        'Content-Length': Buffer.byteLength(options.body),
+      },
+    });
+    const { beforeBody } = options;
+    if (beforeBody) {
+      req.on('continue', () => {
+        beforeBody();
+        req.end(options.body);
+      });
+      req.flushHeaders();
+    } else {
+      req.end(options.body);
+    }
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('the service API on the HTTPS transport', () => {
+  let bed: Bed;
+  beforeAll(async () => {
+    bed = await startBed();
+  });
+  afterAll(() => bed?.close());
+
+  it('checks a SAS once, when the headers arrive: a token that expires while the body is sent is not refused after it', async () => {
+    const start = new Date('2026-12-04T18:00:00Z');
+    bed.clock.now = start;
+    const expiresAt = start.getTime() / 1000 + 60;
+    const group = JSON.stringify({ enrollmentGroupId: 'slow-body-group', attestation: { type: 'symmetricKey' } });
+    const authLogs = () => bed.logs.filter((l) => l.event === 'service.auth').length;
+    const before = authLogs();
+    const answer = await request(bed, {
+      method: 'PUT',
+      path: '/enrollmentGroups/slow-body-group?api-version=2021-10-01',
+      headers: { Authorization: ownerToken(expiresAt), 'Content-Type': 'application/json' },
+      body: group,
+      // The headers were checked (the server answered 100 Continue after deciding on them); the
+      // token expires before the body is sent. Checked again after the body, it was refused: 401.
+      beforeBody: () => {
+        bed.clock.now = new Date(start.getTime() + 120_000);
+      },
+    });
+    expect(answer.status, answer.text).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ enrollmentGroupId: 'slow-body-group' });
+    expect(authLogs()).toBe(before);
+
+    // The same token presented after its expiry is refused at the headers, body unread.
+    const late = await request(bed, {
+      method: 'PUT',
+      path: '/enrollmentGroups/slow-body-group?api-version=2021-10-01',
+      headers: { Authorization: ownerToken(expiresAt), 'Content-Type': 'application/json' },
+      body: group,
+    });
+    expect(late.status).toBe(401);
+    expect(late.headers.connection).toBe('close');
+    expect(bed.logs.findLast((l) => l.event === 'service.auth')).toMatchObject({ reason: 'expired', status: 401 });
+  });
+
+  it('takes a handed-over authorization only for the method and path it was granted for', () => {
+    const options = {
+      enrollments: new EnrollmentService({
+        store: new MemoryEnrollmentStore(),
+        registrations: { get: () => undefined, delete: () => false, listByGroup: () => ({ items: [] }) },
+        linkedHubs: [HUB],
+      }),
+      policies: () => DEFAULT_SERVICE_POLICIES,
+      log: createLogger(() => {}),
+    };
+    const policy = DEFAULT_SERVICE_POLICIES[0];
+    if (!policy) throw new Error('no default policy');
+    const authorized = { method: 'GET', path: '/enrollmentGroups/a', policy };
+    const ask = (method: string, path: string) =>
+      handleServiceRequest(options, {
+        method,
+        url: new URL(`https://localhost${path}?api-version=2021-10-01`),
+        headers: { host: 'localhost' },
+        body: Buffer.alloc(0),
+        authorized,
+      }).status;
+    expect(ask('GET', '/enrollmentGroups/a')).toBe(404); // authorized: the group does not exist
+    expect(ask('DELETE', '/enrollmentGroups/a')).toBe(401); // no token: checked, refused
+    expect(ask('GET', '/enrollmentGroups/b')).toBe(401);
+  });
+});
