@@ -191,7 +191,7 @@ describe('interpretWebhookOutcome', () => {
         },
       }),
       DpsErrorCode.CustomAllocationFailed,
-      "not a valid allocation response (initialTwin.properties.desired: desired is 36064 bytes, over IoT Hub's 32768-byte limit).",
+      "not a valid allocation response (initialTwin.properties.desired: desired is 36009 bytes by IoT Hub's twin size measure, over its 32768-byte limit).",
     ],
     [
       'a string payload',

@@ -11,6 +11,7 @@ import {
   TWIN_LIMITS,
   TwinError,
   twinEtag,
+  twinSectionSize,
 } from './twin.js';
 
 const now = new Date('2026-12-02T12:00:00.000Z');
@@ -72,17 +73,18 @@ describe('twin merge and versions', () => {
   });
 });
 
-describe('twin input checks', () => {
-  const error = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (err) {
-      if (err instanceof TwinError) return err.message;
-      throw err;
-    }
-    throw new Error('expected a TwinError');
-  };
+/** The message of the TwinError `fn` throws. */
+function error(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof TwinError) return err.message;
+    throw err;
+  }
+  throw new Error('expected a TwinError');
+}
 
+describe('twin input checks', () => {
   it('names the property and the cause of a refused key', () => {
     expect(error(() => parseTwinSection({ 'a.b': 1 }, 'reported', true))).toMatch(/"a\.b" in reported contains '\.'/);
     expect(error(() => parseTwinSection({ $version: 1 }, 'desired', true))).toMatch(/'\$'/);
@@ -95,11 +97,13 @@ describe('twin input checks', () => {
     for (let i = 0; i < TWIN_LIMITS.maxDepth; i++) deep = { n: deep };
     expect(error(() => parseTwinSection(deep, 'reported', true))).toMatch(/deeper than 10 levels/);
     expect(error(() => parseTwinSection(filler('t', 9 * 1024), 'tags', true))).toMatch(
-      /over IoT Hub's 8192-byte limit/,
+      /^tags is \d+ bytes by IoT Hub's twin size measure, over its 8192-byte limit$/,
     );
     const state = initialTwinState(undefined, now);
     const grown = applyReportedPatch(state, filler('a', 20_000), now);
-    expect(error(() => applyReportedPatch(grown, filler('b', 20_000), now))).toMatch(/reported would be \d+ bytes/);
+    expect(error(() => applyReportedPatch(grown, filler('b', 20_000), now))).toMatch(
+      /^reported would be \d+ bytes by IoT Hub's twin size measure, over its 32768-byte limit$/,
+    );
   });
 
   it('takes string values of up to 4 KB (UTF-8) and refuses longer ones, naming the property', () => {
@@ -126,5 +130,72 @@ describe('twin input checks', () => {
       /only be changed by the device/,
     );
     expect(error(() => parseServiceTwinPatch('x'))).toMatch(/must be a JSON object/);
+  });
+});
+
+describe("IoT Hub's twin size measure", () => {
+  // azure-docs iot-hub-devguide-device-twins, "Device twin size": each property's key and value,
+  // keys and strings as UTF-8 without control characters, numbers 8 bytes, booleans 4, objects the
+  // sum of their properties.
+  it('adds up keys and values as the documentation says, not JSON text', () => {
+    // The documentation's own example property: 15 + 13 + 2 (JSON: 37 bytes).
+    expect(twinSectionSize({ telemetryConfig: { sendFrequency: '5m' } })).toBe(30);
+    expect(twinSectionSize({ batteryLevel: '55%' })).toBe(15);
+    // Numbers are 8 bytes whatever their digits, booleans 4.
+    expect(twinSectionSize({ a: 1, b: 2.5, c: true, d: false, e: 123456789 })).toBe(5 + 8 + 8 + 4 + 4 + 8);
+    // UTF-8 bytes: é 2, € 3.
+    expect(twinSectionSize({ é: '€' })).toBe(5);
+    // Control characters are not counted: \n (C0, 1 byte) and U+0085 (C1, 2 bytes) add nothing.
+    expect(twinSectionSize({ s: 'a\nb\u0085' })).toBe(3);
+    // Arrays (the documentation is silent): the sum of their elements.
+    expect(twinSectionSize({ list: [1, 'ab', { k: true }] })).toBe(4 + 8 + 2 + 1 + 4);
+    // An empty object costs its key; a patch's null costs nothing.
+    expect(twinSectionSize({ e: {} })).toBe(1);
+    expect(twinSectionSize({ gone: null, kept: 'x' })).toBe(5);
+    expect(twinSectionSize({})).toBe(0);
+  });
+
+  it('takes a section of exactly 32 KB by the measure (over 32 KB of JSON) and refuses one byte more', () => {
+    // 8 × (2-byte key + 4,094-byte string) = 32,768; as JSON 32,817 bytes (the old measure refused it).
+    const at = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, 'x'.repeat(4094)]));
+    expect(twinSectionSize(at)).toBe(32 * 1024);
+    expect(Buffer.byteLength(JSON.stringify(at))).toBeGreaterThan(32 * 1024);
+    expect(parseTwinSection(at, 'desired', true)).toBe(at);
+    const state = applyReportedPatch(initialTwinState(undefined, now), at, now);
+    expect(state.reportedVersion).toBe(2);
+    expect(error(() => applyReportedPatch(state, { z: '' }, now))).toBe(
+      "reported would be 32769 bytes by IoT Hub's twin size measure, over its 32768-byte limit",
+    );
+    expect(error(() => parseTwinSection({ ...at, z: '' }, 'desired', true))).toBe(
+      "desired is 32769 bytes by IoT Hub's twin size measure, over its 32768-byte limit",
+    );
+  });
+
+  it('refuses a section of numbers over 32 KB by the measure though its JSON is under 32 KB', () => {
+    // 2,600 × (5-byte key + 8) = 33,800; as JSON 2,600 × 10 + 1 = 26,001 bytes (the old measure took it).
+    const numbers = Object.fromEntries(Array.from({ length: 2600 }, (_, i) => [`n${String(i).padStart(4, '0')}`, 1]));
+    expect(Buffer.byteLength(JSON.stringify(numbers))).toBeLessThan(32 * 1024);
+    const state = initialTwinState(undefined, now);
+    expect(error(() => applyServicePatch(state, { desired: numbers }, now))).toBe(
+      "desired would be 33800 bytes by IoT Hub's twin size measure, over its 32768-byte limit",
+    );
+    // Tags: 8 KB. 700 × (5 + 8) = 9,100; as JSON 7,001 bytes.
+    const tags = Object.fromEntries(Array.from({ length: 700 }, (_, i) => [`t${String(i).padStart(4, '0')}`, 2]));
+    expect(Buffer.byteLength(JSON.stringify(tags))).toBeLessThan(8 * 1024);
+    expect(error(() => parseServiceTwinPatch({ tags }))).toBe(
+      "tags is 9100 bytes by IoT Hub's twin size measure, over its 8192-byte limit",
+    );
+  });
+
+  it('refuses only an operation that would increase a section above its limit', () => {
+    // A section already over the limit (stored by an emulator that measured JSON): a patch that
+    // shrinks or keeps its size is taken, one that grows it is refused.
+    const over = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`n${String(i).padStart(4, '0')}`, 1]));
+    const state = { ...initialTwinState(undefined, now), reported: over };
+    expect(twinSectionSize(over)).toBe(39_000);
+    const shrunk = applyReportedPatch(state, { n0000: null, n0001: 'x' }, now);
+    expect(twinSectionSize(shrunk.reported)).toBe(39_000 - 13 - 8 + 1);
+    expect(applyReportedPatch(shrunk, { n0001: 'y' }, now).reported.n0001).toBe('y');
+    expect(error(() => applyReportedPatch(shrunk, { n0001: 'xy' }, now))).toMatch(/^reported would be 38981 bytes/);
   });
 });

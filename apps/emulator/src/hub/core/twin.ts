@@ -25,7 +25,7 @@ export interface TwinState {
  * IoT Hub's documented twin limits (azure-docs iot-hub-devguide-device-twins, "Tags and
  * properties format", "Device twin size"): values nest at most 10 levels; keys up to 1 KB, without
  * `.`, `$`, space or control characters; "String values are UTF-8 encoded and can have a maximum
- * length of 4 KB"; tags 8 KB, desired and reported 32 KB each.
+ * length of 4 KB"; tags 8 KB, desired and reported 32 KB each, measured by `twinSectionSize`.
  */
 export const TWIN_LIMITS = {
   maxDepth: 10,
@@ -56,14 +56,66 @@ export function parseTwinSection(value: unknown, section: TwinSection, patch: bo
     throw new TwinError('ArgumentInvalid', `${section} must be a JSON object`);
   }
   checkObject(value as Record<string, unknown>, section, 1, patch);
-  const size = Buffer.byteLength(JSON.stringify(value));
+  // A patch's nulls count nothing: this is the size of what it writes (an initial twin's nulls
+  // are dropped), which the merged section holds all of.
+  const size = twinSectionSize(value as JsonObject);
   if (size > TWIN_LIMITS.maxBytes[section]) {
     throw new TwinError(
       'ArgumentInvalid',
-      `${section} is ${size} bytes, over IoT Hub's ${TWIN_LIMITS.maxBytes[section]}-byte limit`,
+      `${section} is ${size} bytes by IoT Hub's twin size measure, over its ${TWIN_LIMITS.maxBytes[section]}-byte limit`,
     );
   }
   return value as JsonObject;
+}
+
+/**
+ * The size IoT Hub counts against a twin section's limit (azure-docs iot-hub-devguide-device-twins,
+ * "Device twin size"): for each property, the length of its key plus the length of its value;
+ * keys and string values as UTF-8 strings, "computed by counting all characters, excluding UNICODE
+ * control characters (segments C0 and C1)"; a number 8 bytes, a boolean 4; an object the sum of
+ * its properties. Not JSON's length: no quotes, colons, commas or braces, and `1` costs 8.
+ * Where the text is silent the emulator chooses: a string's characters are counted in UTF-8 bytes
+ * (the limits are in KB, and the 4 KB string limit is in UTF-8), control characters as .NET's
+ * `char.IsControl` has them (U+0000–U+001F, U+007F–U+009F, as for keys); an array counts the sum
+ * of its elements (they have no keys); `null` (a patch's delete) counts nothing, key included.
+ * `$version` and `$metadata` are not in the sections the hub keeps, so never counted.
+ */
+export function twinSectionSize(section: JsonObject): number {
+  let size = 0;
+  for (const key of Object.keys(section)) {
+    const value = section[key] as JsonValue;
+    if (value === null) continue;
+    size += countedStringBytes(key) + twinValueSize(value);
+  }
+  return size;
+}
+
+function twinValueSize(value: JsonValue): number {
+  if (typeof value === 'string') return countedStringBytes(value);
+  if (typeof value === 'number') return 8;
+  if (typeof value === 'boolean') return 4;
+  if (value === null) return 0;
+  if (Array.isArray(value)) {
+    let size = 0;
+    for (const item of value) size += twinValueSize(item);
+    return size;
+  }
+  return twinSectionSize(value);
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters IoT Hub's twin size leaves out
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** UTF-8 bytes of `text` without its control characters (C0 and DEL: 1 byte each; C1: 2). */
+function countedStringBytes(text: string): number {
+  const bytes = Buffer.byteLength(text);
+  if (!CONTROL_CHARACTER.test(text)) return bytes;
+  let uncounted = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) uncounted += code < 0x80 ? 1 : 2;
+  }
+  return bytes - uncounted;
 }
 
 function checkObject(value: Record<string, unknown>, path: string, depth: number, allowNull: boolean): void {
@@ -180,7 +232,7 @@ export function initialTwinState(initialTwin: InitialTwin | undefined, now: Date
 export function applyReportedPatch(state: TwinState, patch: unknown, now: Date): TwinState {
   const parsed = parseTwinSection(patch, 'reported', true);
   const reported = mergePatch(state.reported, parsed);
-  checkSize(reported, 'reported');
+  checkSize(state.reported, reported, 'reported');
   return {
     ...state,
     reported,
@@ -229,12 +281,12 @@ export function applyServicePatch(
   let next = state;
   if (patch.tags) {
     const tags = mergePatch(next.tags, patch.tags);
-    checkSize(tags, 'tags');
+    checkSize(next.tags, tags, 'tags');
     next = { ...next, tags, version: next.version + 1 };
   }
   if (!patch.desired) return { state: next };
   const desired = mergePatch(next.desired, patch.desired);
-  checkSize(desired, 'desired');
+  checkSize(next.desired, desired, 'desired');
   next = {
     ...next,
     desired,
@@ -245,12 +297,18 @@ export function applyServicePatch(
   return { state: next, desiredPush: { ...patch.desired, $version: next.desiredVersion } };
 }
 
-function checkSize(section: JsonObject, name: TwinSection): void {
-  const size = Buffer.byteLength(JSON.stringify(section));
-  if (size > TWIN_LIMITS.maxBytes[name]) {
+/**
+ * "IoT Hub rejects with an error all operations that would increase the size of the tags,
+ * properties/desired, or properties/reported documents above the limit": a patch that leaves a
+ * section over its limit without growing it is taken (a twin stored over the limit, as an older
+ * emulator measuring JSON bytes could keep one, can still be shrunk).
+ */
+function checkSize(before: JsonObject, after: JsonObject, name: TwinSection): void {
+  const size = twinSectionSize(after);
+  if (size > TWIN_LIMITS.maxBytes[name] && size > twinSectionSize(before)) {
     throw new TwinError(
       'ArgumentInvalid',
-      `${name} would be ${size} bytes, over IoT Hub's ${TWIN_LIMITS.maxBytes[name]}-byte limit`,
+      `${name} would be ${size} bytes by IoT Hub's twin size measure, over its ${TWIN_LIMITS.maxBytes[name]}-byte limit`,
     );
   }
 }

@@ -1,0 +1,83 @@
+// The emulated hub's twins against IoT Hub's documented rules (azure-docs
+// iot-hub-devguide-device-twins), through the official SDKs: azure-iot-device + -mqtt for the
+// device's reported properties, azure-iothub's Registry for tags and desired properties.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, type DeviceClient, deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+
+let bed: TestBedWithWebhook;
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook();
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+/** Reports properties through the SDK's twin: resolves with the error its callback gets, if any. */
+function reporter(twin: Awaited<ReturnType<DeviceClient['getTwin']>>) {
+  return (patch: Record<string, unknown>) =>
+    new Promise<Error | undefined>((resolve) =>
+      twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
+    );
+}
+
+/** The registry call's error (name and message), or undefined when it succeeded. */
+async function failure(call: Promise<unknown>): Promise<{ name: string; message: string } | undefined> {
+  return call.then(
+    () => undefined,
+    (err: Error) => ({ name: err.name, message: err.message }),
+  );
+}
+
+describe("twin size by IoT Hub's measure (keys and values, not JSON text)", () => {
+  it('takes 32 KB of reported properties whose JSON is longer, refuses one byte more', async () => {
+    const id = 'twin-size-reported';
+    const registry = registryClient(bed.emulator, HUB_A);
+    const key = await createDeviceKey(registry, id);
+    // 8 × (2-byte key + 4,094-byte string) = 32,768 by the measure; 32,817 bytes of JSON.
+    const at = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, 'x'.repeat(4094)]));
+    expect(Buffer.byteLength(JSON.stringify(at))).toBe(32_817);
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    await client.open();
+    try {
+      const report = reporter(await client.getTwin());
+      expect(await report(at)).toBeUndefined();
+      expect((await report({ z: '' }))?.message).toBe(
+        "reported would be 32769 bytes by IoT Hub's twin size measure, over its 32768-byte limit",
+      );
+    } finally {
+      await client.close();
+    }
+    const { responseBody } = await registry.getTwin(id);
+    expect(responseBody.properties.reported).toMatchObject({ ...at, $version: 2 });
+    expect(responseBody.properties.reported).not.toHaveProperty('z');
+  });
+
+  it('refuses desired properties and tags of numbers over the limit though their JSON is under it', async () => {
+    const id = 'twin-size-numbers';
+    const registry = registryClient(bed.emulator, HUB_A);
+    await createDeviceKey(registry, id);
+    const numbered = (prefix: string, count: number) =>
+      Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${String(i).padStart(4, '0')}`, 7]));
+    // 2,600 × (5-byte key + 8 a number) = 33,800; 26,001+ bytes of JSON.
+    const desired = numbered('d', 2600);
+    expect(Buffer.byteLength(JSON.stringify(desired))).toBeLessThan(32 * 1024);
+    expect(await failure(registry.updateTwin(id, { properties: { desired } }, '*'))).toEqual({
+      name: 'ArgumentError',
+      message: "desired is 33800 bytes by IoT Hub's twin size measure, over its 32768-byte limit",
+    });
+    // Tags: 700 × 13 = 9,100 over 8 KB; under 8 KB of JSON.
+    const tags = numbered('t', 700);
+    expect(Buffer.byteLength(JSON.stringify(tags))).toBeLessThan(8 * 1024);
+    expect(await failure(registry.updateTwin(id, { tags }, '*'))).toEqual({
+      name: 'ArgumentError',
+      message: "tags is 9100 bytes by IoT Hub's twin size measure, over its 8192-byte limit",
+    });
+    // 2,520 numbers (32,760) are taken.
+    await registry.updateTwin(id, { properties: { desired: numbered('d', 2520) } }, '*');
+    const { responseBody } = await registry.getTwin(id);
+    expect(Object.keys(responseBody.properties.desired).filter((k) => k.startsWith('d'))).toHaveLength(2520);
+    expect(responseBody.tags).toEqual({});
+  });
+});
