@@ -930,6 +930,52 @@ describe('the DPS service API with the official service SDK', () => {
       }
     });
 
+    it('refuses a body whose Content-Type is not JSON with 415 415001, and takes the JSON ones clients send', async () => {
+      const group = (id: string) => JSON.stringify({ enrollmentGroupId: id, attestation: { type: 'symmetricKey' } });
+      const refused: Array<[string, RegExp]> = [
+        ['text/plain', /^Unsupported media type "text\/plain": the DPS service API takes JSON bodies/],
+        ['application/x-www-form-urlencoded', /^Unsupported media type "application\/x-www-form-urlencoded"/],
+        ['application/json; charset=iso-8859-1', /reads JSON in UTF-8 only/],
+        ['application/jsonx', /^Unsupported media type "application\/jsonx"/],
+      ];
+      for (const [contentType, message] of refused) {
+        const answer = await send('PUT', '/enrollmentGroups/media-group', group('media-group'), {
+          'Content-Type': contentType,
+        });
+        expect(answer.status, `${contentType}: ${answer.text}`).toBe(415);
+        expect(answer.headers['x-ms-error-code']).toBe('415001');
+        expect(answer.json).toMatchObject({
+          errorCode: 415001,
+          message: expect.stringMatching(message),
+          trackingId: expect.any(String),
+          timestampUtc: expect.stringMatching(DPS_TIMESTAMP_PATTERN),
+        });
+      }
+      const query = await send('POST', '/enrollmentGroups/query', '{"query":"*"}', { 'Content-Type': 'text/plain' });
+      expect(query.status, query.text).toBe(415);
+      expect((await sdkFailure(client.getEnrollmentGroup('media-group'))).status).toBe(404); // nothing written
+      // What the official clients send (Node/C/C#/Python: with charset; Java: without), JSON's other
+      // media types, and an empty one are taken.
+      const taken = [
+        'application/json; charset=utf-8',
+        'application/json',
+        'Application/JSON;Charset="UTF-8"',
+        'text/json',
+        'application/merge-patch+json',
+        '',
+      ];
+      for (const [i, contentType] of taken.entries()) {
+        const answer = await send('PUT', `/enrollmentGroups/media-group-${i}`, group(`media-group-${i}`), {
+          'Content-Type': contentType,
+        });
+        expect(answer.status, `${contentType}: ${answer.text}`).toBe(200);
+        await client.deleteEnrollmentGroup(`media-group-${i}`);
+      }
+      // A body-less request is not asked for a Content-Type (the C SDK sends one with GET).
+      const get = await send('GET', '/enrollmentGroups/hashed-group', '', { 'Content-Type': 'text/plain' });
+      expect(get.status, get.text).toBe(200);
+    });
+
     it('answers a request without a valid token 401 before reading its body, and closes', async () => {
       const endpoint = emulator.endpoints.https;
       // Headers announcing 1 MiB, and no body: before, the server waited for it (408 after the

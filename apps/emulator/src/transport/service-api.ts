@@ -118,6 +118,8 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
   const needsBody = route.op === 'put' || route.op === 'bulk' || route.op === 'query';
   let body: unknown;
   if (request.body.length > 0) {
+    const mediaTypeProblem = unsupportedMediaType(header(headers, 'content-type'));
+    if (mediaTypeProblem) return serviceError(DpsErrorCode.UnsupportedMediaType, mediaTypeProblem);
     const text = decodeUtf8(request.body);
     if (text === undefined) return serviceError(DpsErrorCode.ArgumentInvalid, 'The request body is not valid UTF-8.');
     // Depth-bounded like every body the emulator parses: what follows (schemas, the store's
@@ -235,6 +237,33 @@ export function authorizeBeforeBody(
   if (route.op === 'not-found' || route.op === 'method-not-allowed') return undefined;
   const auth = authorize(options, method, clip(url.pathname), request.headers, route.right);
   return auth.ok ? { ok: true, authorization: { method, path: url.pathname, policy: auth.policy } } : auth;
+}
+
+/**
+ * Why a body's Content-Type is not one the service API reads, or undefined. DPS documents 415 for
+ * an unsupported media type. The official service clients send `application/json; charset=utf-8`
+ * (Node, C, C#, Python) or `application/json` (Java, with its charset in a header of its own) with
+ * every body; the Node SDK's body-less POST (attestationmechanism) sends none. Taken: JSON media
+ * types as ASP.NET's JSON input reads them (`application/json`, `text/json`, `application/*+json`),
+ * any case, charset UTF-8 or none; a body with no Content-Type at all is read as JSON (lenient: what
+ * DPS does with it is not documented). Anything else (`text/plain`, a form, `charset=latin1`: the
+ * body is decoded as UTF-8 only) is refused.
+ */
+export function unsupportedMediaType(contentType: string | undefined): string | undefined {
+  if (contentType === undefined || contentType.trim() === '') return undefined;
+  const [type = '', ...parameters] = contentType.split(';').map((part) => part.trim().toLowerCase());
+  const json = type === 'application/json' || type === 'text/json' || /^application\/[^/\s]+\+json$/.test(type);
+  if (!json) {
+    return `Unsupported media type "${clip(contentType)}": the DPS service API takes JSON bodies (Content-Type: application/json; charset=utf-8).`;
+  }
+  for (const parameter of parameters) {
+    const [name, value = ''] = parameter.split('=').map((part) => part.trim());
+    const charset = value.replace(/^"(.*)"$/, '$1');
+    if (name === 'charset' && charset !== 'utf-8' && charset !== 'utf8') {
+      return `Unsupported media type "${clip(contentType)}": the DPS service API reads JSON in UTF-8 only (charset=utf-8).`;
+    }
+  }
+  return undefined;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

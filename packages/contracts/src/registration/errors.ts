@@ -66,6 +66,8 @@ export const DpsErrorCode = {
   CertificateConflict: 409202,
   /** dpskit: `If-Match` does not match the resource's etag (the service answers 412). */
   PreconditionFailed: 412001,
+  /** dpskit: a service API body whose Content-Type is not JSON (the service documents 415 for it). */
+  UnsupportedMediaType: 415001,
 } as const;
 export type DpsErrorCodeName = keyof typeof DpsErrorCode;
 export type DpsErrorCodeValue = (typeof DpsErrorCode)[DpsErrorCodeName];
