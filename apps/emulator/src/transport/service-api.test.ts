@@ -976,6 +976,65 @@ describe('the DPS service API with the official service SDK', () => {
       expect(get.status, get.text).toBe(200);
     });
 
+    it('refuses a key named __proto__ anywhere in a body with 400004 naming it (it was dropped, answered 200)', async () => {
+      // Through the official SDK: JSON.parse makes __proto__ an own key, which JSON.stringify sends.
+      const enrollment = JSON.parse(
+        '{"enrollmentGroupId":"proto-group","attestation":{"type":"symmetricKey"},"__proto__":{"polluted":true}}',
+      );
+      const failure = await sdkFailure(client.createOrUpdateEnrollmentGroup(enrollment));
+      expect(failure).toMatchObject({
+        status: 400,
+        name: 'ArgumentError',
+        body: {
+          errorCode: 400004,
+          message:
+            'Invalid __proto__: a key named "__proto__" is not accepted (JavaScript takes it for the object\'s prototype: it would be dropped, not stored).',
+        },
+      });
+      const cases: Array<[string, string, string, string]> = [
+        [
+          'PUT',
+          '/enrollmentGroups/proto-group',
+          '{"enrollmentGroupId":"proto-group","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"__proto__":{"a":1}}}}',
+          'initialTwin.tags.__proto__',
+        ],
+        [
+          'PUT',
+          '/enrollments/proto-device',
+          '{"registrationId":"proto-device","attestation":{"type":"symmetricKey"},"optionalDeviceInformation":{"__proto__":1}}',
+          'optionalDeviceInformation.__proto__',
+        ],
+        [
+          'POST',
+          '/enrollments/',
+          '{"mode":"create","enrollments":[{"registrationId":"proto-bulk","attestation":{"type":"symmetricKey"},"x":[{"__proto__":null}]}]}',
+          'enrollments[0].x[0].__proto__',
+        ],
+      ];
+      for (const [method, path, text, field] of cases) {
+        const escaped = field.replace(/[[\].]/g, '\\$&');
+        expectRefused(
+          await send(method, path, text),
+          new RegExp(`^Invalid ${escaped}: a key named "__proto__" is not accepted`),
+        );
+      }
+      for (const id of ['proto-group']) expect((await sdkFailure(client.getEnrollmentGroup(id))).status).toBe(404);
+      for (const id of ['proto-device', 'proto-bulk']) {
+        expect((await sdkFailure(client.getIndividualEnrollment(id))).status).toBe(404);
+      }
+      // The word as a value, or inside a longer key, is ordinary.
+      const ordinary = await send(
+        'PUT',
+        '/enrollmentGroups/proto-ok',
+        '{"enrollmentGroupId":"proto-ok","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"x__proto__":"__proto__"}}}',
+      );
+      expect(ordinary.status, ordinary.text).toBe(200);
+      expect(body(await client.getEnrollmentGroup('proto-ok')).initialTwin).toEqual({
+        tags: { x__proto__: '__proto__' },
+      });
+      await client.deleteEnrollmentGroup('proto-ok');
+    });
+
     it('answers a request without a valid token 401 before reading its body, and closes', async () => {
       const endpoint = emulator.endpoints.https;
       // Headers announcing 1 MiB, and no body: before, the server waited for it (408 after the

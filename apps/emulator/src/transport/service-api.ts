@@ -129,6 +129,13 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       return serviceError(DpsErrorCode.ArgumentInvalid, `The request body is not valid JSON: ${decoded.reason}.`);
     }
     body = decoded.value;
+    const prototypeKey = prototypeKeyPath(body);
+    if (prototypeKey !== undefined) {
+      return serviceError(
+        DpsErrorCode.ArgumentInvalid,
+        `Invalid ${clip(prototypeKey)}: a key named "__proto__" is not accepted (JavaScript takes it for the object's prototype: it would be dropped, not stored).`,
+      );
+    }
   } else if (needsBody) {
     return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${shownPath} needs a JSON body.`);
   }
@@ -262,6 +269,31 @@ export function unsupportedMediaType(contentType: string | undefined): string | 
     if (name === 'charset' && charset !== 'utf-8' && charset !== 'utf8') {
       return `Unsupported media type "${clip(contentType)}": the DPS service API reads JSON in UTF-8 only (charset=utf-8).`;
     }
+  }
+  return undefined;
+}
+
+/**
+ * Where a JSON value has an own `__proto__` key (`initialTwin.tags.__proto__`, `enrollments[0].__proto__`),
+ * or undefined. JSON.parse makes it an own key, but the schemas' parse copies it by assignment, which
+ * sets the copy's prototype instead: the field vanished from what was stored while the client was
+ * answered 200. DPS (.NET) would keep it as an ordinary key; the emulator refuses it, naming it,
+ * rather than lose it silently or carry a key that changes prototypes wherever it is copied.
+ */
+export function prototypeKeyPath(value: unknown, path = ''): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = prototypeKeyPath(item, `${path}[${index}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const at = path ? `${path}.${key}` : key;
+    if (key === '__proto__') return at;
+    const found = prototypeKeyPath((value as Record<string, unknown>)[key], at);
+    if (found !== undefined) return found;
   }
   return undefined;
 }
