@@ -394,6 +394,48 @@ describe('the DPS service API with the official service SDK', () => {
     expect(groups.hasMoreResults).toBe(true);
   });
 
+  it('takes x-ms-max-item-count as applied: answers the page size it used, -1 for the default, and refuses what is no page size', async () => {
+    const firstPage = (pageSize: number) =>
+      new Promise<{ items: Json[]; headers: Json }>((resolve, reject) =>
+        client
+          .createEnrollmentGroupQuery({ query: '*' }, pageSize)
+          .next((err, result, response) =>
+            err
+              ? reject(err)
+              : resolve({ items: result as unknown as Json[], headers: (response as { headers: Json }).headers }),
+          ),
+      );
+    // The official SDK sends the number it is given (any but 0): answered with the size applied.
+    expect((await firstPage(2)).headers['x-ms-max-item-count']).toBe('2');
+    expect((await firstPage(5000)).headers['x-ms-max-item-count']).toBe('1000');
+    // -1 is Cosmos DB's "the service chooses": the default, 100 (it was refused with 400).
+    expect((await firstPage(-1)).headers['x-ms-max-item-count']).toBe('100');
+    const token = createSasToken({
+      resource: 'localhost',
+      key: emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+      keyName: 'provisioningserviceowner',
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    });
+    const query = (pageSize?: string) =>
+      rawRequest(emulator, {
+        method: 'POST',
+        path: '/enrollmentGroups/query?api-version=2021-10-01',
+        headers: { Authorization: token, ...(pageSize === undefined ? {} : { 'x-ms-max-item-count': pageSize }) },
+        body: '{"query":"*"}',
+      });
+    expect((await query()).headers['x-ms-max-item-count']).toBe('100');
+    expect((await query('0005')).headers['x-ms-max-item-count']).toBe('5');
+    expect((await query('2147483647')).headers['x-ms-max-item-count']).toBe('1000');
+    for (const refused of ['0', '-2', 'abc', '1.5', '1e3', '2147483648', '99999999999999999999']) {
+      const answer = await query(refused);
+      expect(answer.status, `${refused}: ${answer.text}`).toBe(400);
+      expect(answer.json).toMatchObject({
+        errorCode: 400004,
+        message: `Invalid x-ms-max-item-count "${refused}": give a whole number from 1 to 2147483647 (pages hold at most 1000), or -1 for the default (100).`,
+      });
+    }
+  });
+
   it('cuts a query page at 4 MiB of enrollments or registration records, the rest following by continuation', async () => {
     // Five enrollments of about 1 MB each (a field of their own: unknown fields round-trip).
     const ids = Array.from({ length: 5 }, (_, i) => `big-page-${i}`);

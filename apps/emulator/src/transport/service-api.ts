@@ -148,13 +148,14 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     outcome.ok ? ok(outcome.value) : serviceError(outcome.errorCode, outcome.message);
   const json = (value: unknown): HttpAnswer => ({ status: 200, body: value });
   const noContent = (): HttpAnswer => ({ status: 204 });
+  // The page size as applied, not as sent (the client's text was echoed: '0005', 10^20).
   const page =
-    (type: keyof typeof ITEM_TYPES, size: string | undefined) =>
+    (type: keyof typeof ITEM_TYPES) =>
     (value: QueryPage): HttpAnswer => ({
       status: 200,
       headers: {
         'x-ms-item-type': ITEM_TYPES[type],
-        ...(size ? { 'x-ms-max-item-count': size } : {}),
+        'x-ms-max-item-count': String(value.pageSize),
         ...(value.continuationToken ? { 'x-ms-continuation': value.continuationToken } : {}),
       },
       body: value.items,
@@ -175,7 +176,7 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       result = answer(service.attestationMechanism(route.kind, route.id), json);
       break;
     case 'query':
-      result = answer(service.query(route.kind, body, pageSize, continuation), page(route.kind, pageSize));
+      result = answer(service.query(route.kind, body, pageSize, continuation), page(route.kind));
       break;
     case 'bulk':
       result = answer(service.bulk(body), json);
@@ -187,10 +188,7 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       result = answer(service.deleteRegistration(route.id, ifMatch), noContent);
       break;
     case 'query-registrations':
-      result = answer(
-        service.queryRegistrations(route.groupId, body, pageSize, continuation),
-        page('registrations', pageSize),
-      );
+      result = answer(service.queryRegistrations(route.groupId, body, pageSize, continuation), page('registrations'));
       break;
   }
   log.debug('service.request', `${method} ${shownPath} → ${result.status}`, {

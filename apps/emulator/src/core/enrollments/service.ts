@@ -18,6 +18,8 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; errorCode: number
 
 export interface QueryPage {
   items: Record<string, unknown>[];
+  /** The page size applied (`x-ms-max-item-count` as the service took it). */
+  pageSize: number;
   /** Opaque; present when more items follow. */
   continuationToken?: string;
 }
@@ -32,6 +34,8 @@ export const MAX_BULK_ENROLLMENTS = 10;
 /** Page size when the request names none (DPS does not document its default). */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+/** The largest `x-ms-max-item-count` taken (then cut to MAX_PAGE_SIZE): the SDKs' page size is a 32-bit int. */
+export const MAX_PAGE_SIZE_HEADER = 2_147_483_647;
 /**
  * A page of a query's answer stops at this much JSON (at least one item): Cosmos DB's limit on one
  * page of a query response, the store behind DPS. Enrollments may be up to 1 MiB each (unknown
@@ -157,6 +161,7 @@ export class EnrollmentService {
       value: boundedPage(
         items,
         next,
+        page.value.limit,
         (s) => serviceView(s.record, { secrets: false }),
         (s) => s.id.toLowerCase(),
       ),
@@ -272,6 +277,7 @@ export class EnrollmentService {
       value: boundedPage(
         items,
         next,
+        page.value.limit,
         (r) => registrationStateView(r.result),
         (r) => r.registrationId.toLowerCase(),
       ),
@@ -392,14 +398,19 @@ function parsePaging(
     );
   }
   let limit = DEFAULT_PAGE_SIZE;
-  if (pageSize !== undefined && pageSize !== '') {
-    if (!/^\d+$/.test(pageSize) || Number(pageSize) < 1) {
+  // -1 is Cosmos DB's "the service chooses" (the store behind DPS, whose paging headers these are):
+  // the default. Otherwise a whole number from 1 to 2^31-1, cut to MAX_PAGE_SIZE; 0, other
+  // negatives, fractions, words and numbers past a 32-bit int are refused (what DPS answers to them
+  // is not documented; its SDKs send the header only for a page size they were given, never 0).
+  if (pageSize !== undefined && pageSize !== '' && pageSize.trim() !== '-1') {
+    const digits = pageSize.trim();
+    if (!/^\d{1,10}$/.test(digits) || Number(digits) < 1 || Number(digits) > MAX_PAGE_SIZE_HEADER) {
       return fail(
         DpsErrorCode.ArgumentInvalid,
-        `Invalid x-ms-max-item-count "${clip(pageSize)}": give a positive whole number.`,
+        `Invalid x-ms-max-item-count "${clip(pageSize)}": give a whole number from 1 to ${MAX_PAGE_SIZE_HEADER} (pages hold at most ${MAX_PAGE_SIZE}), or -1 for the default (${DEFAULT_PAGE_SIZE}).`,
       );
     }
-    limit = Math.min(Number(pageSize), MAX_PAGE_SIZE);
+    limit = Math.min(Number(digits), MAX_PAGE_SIZE);
   }
   if (continuation === undefined || continuation === '') return { ok: true, value: { limit } };
   const after = decodeContinuation(continuation);
@@ -415,6 +426,7 @@ function parsePaging(
 function boundedPage<T>(
   items: readonly T[],
   next: string | undefined,
+  pageSize: number,
   view: (item: T) => Record<string, unknown>,
   key: (item: T) => string,
 ): QueryPage {
@@ -424,15 +436,15 @@ function boundedPage<T>(
     const shown = view(item);
     const size = Buffer.byteLength(JSON.stringify(shown)) + 1; // and its comma
     const last = items[views.length - 1];
-    if (last !== undefined && bytes + size > MAX_PAGE_BYTES) return pageResult(views, key(last));
+    if (last !== undefined && bytes + size > MAX_PAGE_BYTES) return pageResult(views, pageSize, key(last));
     views.push(shown);
     bytes += size;
   }
-  return pageResult(views, next);
+  return pageResult(views, pageSize, next);
 }
 
-function pageResult(items: Record<string, unknown>[], next: string | undefined): QueryPage {
-  return next === undefined ? { items } : { items, continuationToken: encodeContinuation(next) };
+function pageResult(items: Record<string, unknown>[], pageSize: number, next: string | undefined): QueryPage {
+  return next === undefined ? { items, pageSize } : { items, pageSize, continuationToken: encodeContinuation(next) };
 }
 
 const CONTINUATION_PREFIX = 'dpskit1:';
