@@ -436,6 +436,46 @@ describe('the DPS service API with the official service SDK', () => {
     }
   });
 
+  it('runs the query forms the SDKs and their samples send, and refuses others naming the part (they were run as *)', async () => {
+    const run = (query: string) =>
+      new Promise<Json[]>((resolve, reject) =>
+        client
+          .createEnrollmentGroupQuery({ query })
+          .next((err, result) => (err ? reject(err) : resolve(result as unknown as Json[]))),
+      );
+    const all = await run('*');
+    expect(all.length).toBeGreaterThan(0);
+    for (const query of ['SELECT *', 'SELECT * FROM enrollmentGroups', 'select * from enrollments']) {
+      expect(await run(query), query).toHaveLength(all.length);
+    }
+    const refused: Array<[string, string]> = [
+      ['SELECT * FROM enrollmentGroups ORDER BY enrollmentGroupId', 'the part "ORDER BY enrollmentGroupId"'],
+      ['SELECT enrollmentGroupId FROM enrollmentGroups', 'the projection "enrollmentGroupId" (only * is)'],
+      [
+        "SELECT * FROM enrollmentGroups WHERE allocationPolicy = 'custom'",
+        `the WHERE clause "WHERE allocationPolicy = 'custom'"`,
+      ],
+    ];
+    for (const [query, part] of refused) {
+      expect(await sdkFailure(run(query)), query).toMatchObject({
+        status: 400,
+        name: 'ArgumentError',
+        body: {
+          errorCode: 400004,
+          message: `The query "${query}" is not supported: ${part}. DPS queries take only "*", "SELECT *" or "SELECT * FROM <collection>" (no WHERE, projection, TOP or ORDER BY).`,
+        },
+      });
+    }
+    const registrations = client.createEnrollmentGroupDeviceRegistrationStateQuery(
+      { query: 'SELECT TOP 1 *' },
+      'hashed-group',
+    );
+    const failure = await sdkFailure(
+      new Promise((resolve, reject) => registrations.next((err, result) => (err ? reject(err) : resolve(result)))),
+    );
+    expect(failure).toMatchObject({ status: 400, body: { errorCode: 400004 } });
+  });
+
   it('cuts a query page at 4 MiB of enrollments or registration records, the rest following by continuation', async () => {
     // Five enrollments of about 1 MB each (a field of their own: unknown fields round-trip).
     const ids = Array.from({ length: 5 }, (_, i) => `big-page-${i}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RegistrationRecord } from '../store.js';
-import { EnrollmentService, etagMatches } from './service.js';
+import { EnrollmentService, etagMatches, unsupportedQueryPart } from './service.js';
 import { MemoryEnrollmentStore, pageOf, type RegistrationAdminStore } from './store.js';
 
 const HUB = 'hub-a.azure-devices.net';
@@ -167,6 +167,43 @@ describe('EnrollmentService', () => {
     expect(svc.query('group', { query: '*' }, '0', undefined)).toMatchObject({ ok: false, errorCode: 400004 });
     expect(svc.query('group', { query: '*' }, '2', 'garbage')).toMatchObject({ ok: false, errorCode: 400004 });
     expect(svc.query('group', {}, '2', undefined)).toMatchObject({ ok: false, errorCode: 400004 });
+  });
+
+  it('runs the queries DPS runs and names what else a query has (it was run as *)', () => {
+    for (const query of [
+      '*',
+      ' * ',
+      'SELECT *',
+      'select*',
+      'SELECT * FROM enrollments',
+      'select * from enrollmentGroups',
+    ]) {
+      expect(unsupportedQueryPart(query), query).toBeUndefined();
+    }
+    const refused: Array<[string, string]> = [
+      ['', 'it is empty'],
+      ['enrollments', 'it does not start with "*" or "SELECT *"'],
+      ['SELECT', 'SELECT names nothing'],
+      ['SELECT registrationId FROM enrollments', 'the projection "registrationId" (only * is)'],
+      ['SELECT TOP 5 * FROM enrollments', 'the projection "TOP" (only * is)'],
+      ["SELECT * FROM enrollments WHERE x = 'y'", 'the WHERE clause "WHERE x = \'y\'"'],
+      ['* WHERE true', 'the WHERE clause "WHERE true"'],
+      ['SELECT * FROM enrollments ORDER BY x', 'the part "ORDER BY x"'],
+      ['SELECT * FROM enrollments e', 'the part "e"'],
+      ['* FROM enrollments', 'the part "FROM enrollments"'],
+    ];
+    for (const [query, part] of refused) expect(unsupportedQueryPart(query), query).toBe(part);
+    const { svc } = service();
+    expect(svc.query('group', { query: 'SELECT * FROM enrollments ORDER BY x' }, undefined, undefined)).toEqual({
+      ok: false,
+      errorCode: 400004,
+      message:
+        'The query "SELECT * FROM enrollments ORDER BY x" is not supported: the part "ORDER BY x". DPS queries take only "*", "SELECT *" or "SELECT * FROM <collection>" (no WHERE, projection, TOP or ORDER BY).',
+    });
+    expect(svc.queryRegistrations('g', { query: 'SELECT deviceId' }, undefined, undefined)).toMatchObject({
+      ok: false,
+      errorCode: 400004,
+    });
   });
 
   it('rebuilds the registration core view only when the store changed, and lists x509/tpm enrollments as unverifiable', () => {

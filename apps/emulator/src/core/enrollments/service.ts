@@ -391,10 +391,11 @@ function parsePaging(
   if (!(bodyOptional && (queryBody === undefined || queryBody === null)) && typeof query !== 'string') {
     return fail(DpsErrorCode.ArgumentInvalid, 'The request body must be a QuerySpecification {"query": "*"}.');
   }
-  if (typeof query === 'string' && /\bwhere\b/i.test(query)) {
+  const unsupported = typeof query === 'string' ? unsupportedQueryPart(query) : undefined;
+  if (typeof query === 'string' && unsupported !== undefined) {
     return fail(
       DpsErrorCode.ArgumentInvalid,
-      `The query "${clip(query)}" has a WHERE clause; DPS queries support only "*" (SELECT *).`,
+      `The query "${clip(query)}" is not supported: ${unsupported}. DPS queries take only "*", "SELECT *" or "SELECT * FROM <collection>" (no WHERE, projection, TOP or ORDER BY).`,
     );
   }
   let limit = DEFAULT_PAGE_SIZE;
@@ -417,6 +418,31 @@ function parsePaging(
   if (after === undefined)
     return fail(DpsErrorCode.ArgumentInvalid, `Invalid x-ms-continuation "${clip(continuation)}".`);
   return { ok: true, value: { limit, after } };
+}
+
+/**
+ * What a query has beyond what DPS runs, as a phrase naming it, or undefined. DPS documents that
+ * its queries support only `SELECT *` (no WHERE; azure-docs dps-faq); the SDKs and their samples
+ * send `*` (Node, Python), `SELECT * FROM enrollments` / `enrollmentGroups` (C#; one sample names
+ * `enrollments` for a group query, so the collection is not checked) and `select * from enrollments`
+ * (Java's builder). Anything else was silently run as `*`.
+ */
+export function unsupportedQueryPart(query: string): string | undefined {
+  const select = /^\s*select\b\s*/i.exec(query);
+  let rest = select ? query.slice(select[0].length) : query.trimStart();
+  if (!rest.startsWith('*')) {
+    if (!select) return rest === '' ? 'it is empty' : `it does not start with "*" or "SELECT *"`;
+    const projection = /^\S+/.exec(rest)?.[0];
+    return projection === undefined ? 'SELECT names nothing' : `the projection "${clip(projection)}" (only * is)`;
+  }
+  rest = rest.slice(1).trimStart();
+  if (select) {
+    const from = /^from\s+[A-Za-z_][A-Za-z0-9_]*\s*/i.exec(rest);
+    if (from) rest = rest.slice(from[0].length);
+  }
+  if (rest === '') return undefined;
+  const where = /^where\b/i.test(rest) ? 'the WHERE clause' : 'the part';
+  return `${where} "${clip(rest.trimEnd())}"`;
 }
 
 /**
