@@ -5,6 +5,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
 import type { HttpAnswer } from '../transport/service-api.js';
 import { HubError, type HubRight, type HubService, TwinError } from './core/hub-service.js';
+import { refuseOutOfRangeIntegers } from './core/twin.js';
 
 /** Twins are at most 8 KB + 2 × 32 KB; device messages at most 256 KB (IoT Hub's limits). */
 export const MAX_HUB_BODY_BYTES = 256 * 1024;
@@ -146,7 +147,11 @@ export function handleHubRequest(hub: HubService, request: HubRequest, log: Logg
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     if (r.op === 'twin') {
       if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
-      if (method === 'PATCH') return ok(hub.updateTwin(hubName, r.deviceId, json(request.body), ifMatch));
+      if (method === 'PATCH') {
+        const patch = json(request.body);
+        refuseOutOfRangeIntegers(request.body.toString('utf8'));
+        return ok(hub.updateTwin(hubName, r.deviceId, patch, ifMatch));
+      }
       return notAllowed(method, url.pathname, 'GET, PATCH');
     }
     if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));

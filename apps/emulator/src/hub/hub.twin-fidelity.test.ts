@@ -81,3 +81,42 @@ describe("twin size by IoT Hub's measure (keys and values, not JSON text)", () =
     expect(responseBody.tags).toEqual({});
   });
 });
+
+describe("integers outside IoT Hub's range (-2^52 to 2^52 - 1)", () => {
+  const range = "outside IoT Hub's integer range (-4503599627370496 to 4503599627370495)";
+
+  it('refuses them from the device and from the registry, naming the property; takes the range and floats', async () => {
+    // As in azure-iot-sdk-csharp#2958: a serial number the SDK serializes as an integer, which
+    // JSON.parse would have stored rounded (5283920058631410000 is no double).
+    const id = 'twin-big-integers';
+    const registry = registryClient(bed.emulator, HUB_A);
+    const key = await createDeviceKey(registry, id);
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    await client.open();
+    try {
+      const report = reporter(await client.getTwin());
+      expect((await report({ info: { serial: 5283920058631410000 } }))?.message).toBe(
+        `reported.info.serial is 5283920058631410000, ${range}`,
+      );
+      expect((await report({ low: -(2 ** 52) - 1 }))?.message).toBe(`reported.low is -4503599627370497, ${range}`);
+      // The ends of the range; 1e21 and up are sent in exponent form, as floats.
+      expect(await report({ max: 2 ** 52 - 1, min: -(2 ** 52), far: 1e21 })).toBeUndefined();
+    } finally {
+      await client.close();
+    }
+    expect(await failure(registry.updateTwin(id, { properties: { desired: { big: 2 ** 60 } } }, '*'))).toEqual({
+      name: 'ArgumentError',
+      // What the SDK sends for 2 ** 60 (JSON.stringify's shortest form): the literal is named as sent.
+      message: `desired.big is 1152921504606847000, ${range}`,
+    });
+    expect(await failure(registry.updateTwin(id, { tags: { list: [1, 2 ** 53 + 2] } }, '*'))).toEqual({
+      name: 'ArgumentError',
+      message: `tags.list[1] is 9007199254740994, ${range}`,
+    });
+    const { responseBody } = await registry.getTwin(id);
+    expect(responseBody.properties.reported).toMatchObject({ max: 2 ** 52 - 1, min: -(2 ** 52), far: 1e21 });
+    expect(responseBody.properties.reported).not.toHaveProperty('info');
+    expect(responseBody.properties.desired).not.toHaveProperty('big');
+    expect(responseBody.tags).toEqual({});
+  });
+});

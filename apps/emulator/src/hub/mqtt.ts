@@ -13,6 +13,7 @@ import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
+import { refuseOutOfRangeIntegers } from './core/twin.js';
 import {
   DESIRED_FILTER,
   desiredPushTopic,
@@ -456,8 +457,10 @@ function twinErrorBody(status: number, code: string | undefined, message: string
 
 function parsePatch(payload: Buffer): unknown {
   // Bounded before parsing: the twin allows 10 levels, a deeper document is refused unparsed.
-  const decoded = decodeJson(payload.toString('utf8'), { maxDepth: 32 });
+  const text = payload.toString('utf8');
+  const decoded = decodeJson(text, { maxDepth: 32 });
   if (!decoded.ok)
     throw new TwinError('ArgumentInvalid', `the reported properties are not valid JSON: ${decoded.reason}`);
+  refuseOutOfRangeIntegers(text, 'reported');
   return decoded.value;
 }

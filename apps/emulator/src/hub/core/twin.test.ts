@@ -8,6 +8,7 @@ import {
   mergePatch,
   parseServiceTwinPatch,
   parseTwinSection,
+  refuseOutOfRangeIntegers,
   TWIN_LIMITS,
   TwinError,
   twinEtag,
@@ -197,5 +198,32 @@ describe("IoT Hub's twin size measure", () => {
     expect(twinSectionSize(shrunk.reported)).toBe(39_000 - 13 - 8 + 1);
     expect(applyReportedPatch(shrunk, { n0001: 'y' }, now).reported.n0001).toBe('y');
     expect(error(() => applyReportedPatch(shrunk, { n0001: 'xy' }, now))).toMatch(/^reported would be 38981 bytes/);
+  });
+});
+
+describe("integers outside IoT Hub's range in a twin patch's text", () => {
+  const range = "outside IoT Hub's integer range (-4503599627370496 to 4503599627370495)";
+  it('refuses the first, named by its path in the section', () => {
+    expect(error(() => refuseOutOfRangeIntegers('{"a":{"serial":5283920058631410000}}', 'reported'))).toBe(
+      `reported.a.serial is 5283920058631410000, ${range}`,
+    );
+    expect(refuseOutOfRangeIntegers('{"a":4503599627370495,"b":1e300}', 'reported')).toBeUndefined();
+  });
+
+  it("checks a registry patch's tags and desired properties, by their section paths", () => {
+    expect(error(() => refuseOutOfRangeIntegers('{"properties":{"desired":{"big":[1,-9007199254740993]}}}'))).toBe(
+      `desired.big[1] is -9007199254740993, ${range}`,
+    );
+    expect(error(() => refuseOutOfRangeIntegers('{"tags":{"t":9007199254740993}}'))).toBe(
+      `tags.t is 9007199254740993, ${range}`,
+    );
+    // Members the hub does not keep are not its business.
+    expect(refuseOutOfRangeIntegers('{"version":99999999999999999,"tags":{}}')).toBeUndefined();
+  });
+
+  it('clips a long literal in the message', () => {
+    expect(error(() => refuseOutOfRangeIntegers(`{"n":${'9'.repeat(5000)}}`, 'desired'))).toBe(
+      `desired.n is ${'9'.repeat(64)}…(4936 more characters), ${range}`,
+    );
   });
 });

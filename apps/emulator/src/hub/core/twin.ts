@@ -1,4 +1,6 @@
 import type { InitialTwin } from '@dpskit/contracts';
+import { clip } from '../../core/client-text.js';
+import { outOfRangeIntegers, TWIN_INTEGER_MAX, TWIN_INTEGER_MIN } from './twin-integers.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -66,6 +68,31 @@ export function parseTwinSection(value: unknown, section: TwinSection, patch: bo
     );
   }
   return value as JsonObject;
+}
+
+/**
+ * Refuses a twin patch, given as the text it was parsed from, that holds an integer outside IoT
+ * Hub's range (-2^52 to 2^52 - 1, see `twin-integers.ts`), naming the first: parsed, it would have
+ * been rounded past ±2^53 without a word, or kept where IoT Hub keeps none. `section`: the text is
+ * that section's patch (a device's reported properties); without it, a registry twin patch, whose
+ * `tags` and `properties.desired` are checked (its other members are not kept).
+ */
+export function refuseOutOfRangeIntegers(text: string, section?: TwinSection): void {
+  for (const { path, literal } of outOfRangeIntegers(text)) {
+    const at = section ? `${section}${path === '' || path.startsWith('[') ? '' : '.'}${path}` : registryPath(path);
+    if (at === undefined) continue;
+    throw new TwinError(
+      'ArgumentInvalid',
+      `${at} is ${clip(literal, 64)}, outside IoT Hub's integer range (${TWIN_INTEGER_MIN} to ${TWIN_INTEGER_MAX})`,
+    );
+  }
+}
+
+/** A registry patch's path as the twin's section path (`properties.desired.a` → `desired.a`), if kept. */
+function registryPath(path: string): string | undefined {
+  if (/^tags[.[]/.test(path)) return path;
+  if (/^properties\.desired[.[]/.test(path)) return path.slice('properties.'.length);
+  return undefined;
 }
 
 /**
