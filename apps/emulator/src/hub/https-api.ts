@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { decodeJson, parseSasToken } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
+import { isDatedApiVersion } from '../transport/https-routes.js';
 import type { HttpAnswer } from '../transport/service-api.js';
 import { HubError, type HubRight, type HubService, TwinError } from './core/hub-service.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
@@ -130,8 +131,16 @@ export function handleHubRequest(hub: HubService, request: HubRequest, log: Logg
       `The emulated hub serves /devices/{id}, /twins/{id} and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
     );
   }
-  if (!url.searchParams.get('api-version')) {
-    return hubError(400, 'InvalidProtocolVersion', 'The api-version query parameter is required.');
+  const apiVersion = url.searchParams.get('api-version') ?? '';
+  if (!isDatedApiVersion(apiVersion)) {
+    // IoT Hub's answer to a missing or unsupported api-version, byte for byte (Azure/Industrial-IoT#708,
+    // azure-iot-sdks#828; azure-iot-sdk-node#617: a missing one); the reason goes to the log.
+    log.warn(
+      'hub.api-version',
+      `${clip(method)} ${clip(url.pathname)} → 400 InvalidProtocolVersion: ${apiVersion === '' ? 'no api-version' : `api-version ${clip(apiVersion)} is no version (YYYY-MM-DD, perhaps -preview; the SDKs send 2021-04-12)`}`,
+      { method: clip(method), path: clip(url.pathname), status: 400 },
+    );
+    return hubError(400, 'InvalidProtocolVersion', 'BadRequest');
   }
   try {
     if (r.op === 'events' || r.op === 'devicebound') return deviceRequest(hub, hubName, r, request, log);

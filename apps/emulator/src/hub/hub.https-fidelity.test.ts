@@ -1,0 +1,102 @@
+// The emulated hub's HTTPS answers against IoT Hub's, over real TLS. The official SDKs send only
+// their own api-version (azure-iothub and azure-iot-device-http: 2021-04-12), so other versions go
+// out raw (node:https, a registry SAS).
+import https from 'node:https';
+import { createSasToken } from '@dpskit/contracts';
+import type { LogRecord } from '@dpskit/node-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, hubAgent, registryClient } from '../testing/hub-sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
+
+const logged: LogRecord[] = [];
+let bed: TestBedWithWebhook;
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook({ log: (record) => logged.push(record) });
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A request to HUB_A's HTTPS API over TLS, signed with the registry's iothubowner key. */
+function hubRequest(method: string, path: string): Promise<RawAnswer> {
+  const token = createSasToken({
+    resource: HUB_A,
+    key: WELL_KNOWN_HUB_KEY,
+    keyName: HUB_OWNER_POLICY_NAME,
+    expiresAt: Math.floor(Date.now() / 1000) + 3600,
+  });
+  return new Promise((resolve, reject) => {
+    const request = https.request(
+      { host: HUB_A, path, method, agent: hubAgent(bed.emulator), headers: { authorization: token } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** IoT Hub's REST error body: `Message: "ErrorCode:{code};{message}"` and a tracking id. */
+function expectHubError(answer: RawAnswer, status: number, code: string, message: string): void {
+  expect(answer.status).toBe(status);
+  expect(answer.headers['iothub-errorcode']).toBe(code);
+  const body = JSON.parse(answer.body) as Record<string, unknown>;
+  expect(Object.keys(body).sort()).toEqual(['ExceptionMessage', 'Message']);
+  expect(body.Message).toBe(`ErrorCode:${code};${message}`);
+  expect(body.ExceptionMessage).toMatch(/^Tracking ID:[0-9a-f]{32}-TimeStamp:/);
+}
+
+describe('api-version on the hub paths', () => {
+  it("answers a missing or non-version api-version as IoT Hub does (400 InvalidProtocolVersion) and serves the SDKs' own", async () => {
+    const id = 'api-version-twin';
+    await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    // IoT Hub's answer, as reported from the service (Azure/Industrial-IoT#708, azure-iot-sdks#828:
+    // {"Message":"ErrorCode:InvalidProtocolVersion;BadRequest","ExceptionMessage":"Tracking ID:…"}).
+    for (const query of [
+      '',
+      '?api-version=',
+      '?api-version=garbage',
+      '?api-version=2021-04-12x',
+      '?api-version=2018-06',
+      '?api-version=2021-04-12%0d%0aX-Injected:%201',
+    ]) {
+      // The registry's paths and the device API's (refused before its credentials are looked at).
+      for (const [method, path] of [
+        ['GET', `/twins/${id}`],
+        ['GET', `/devices/${id}`],
+        ['POST', `/devices/${id}/messages/events`],
+      ] as const) {
+        expectHubError(await hubRequest(method, `${path}${query}`), 400, 'InvalidProtocolVersion', 'BadRequest');
+      }
+    }
+    // The reason is in the log, the value clipped and its control characters escaped.
+    const reasons = logged.filter((r) => r.event === 'hub.api-version');
+    expect(reasons).toHaveLength(18);
+    expect(reasons[0]?.msg).toBe(`GET /twins/${id} → 400 InvalidProtocolVersion: no api-version`);
+    expect(reasons.map((r) => r.msg).join('\n')).not.toMatch(/[\r\n]X-Injected/);
+    // Dated versions are served, the SDKs' (2021-04-12) and others alike.
+    for (const version of ['2021-04-12', '2020-09-30', '2019-07-01-preview']) {
+      const answer = await hubRequest('GET', `/twins/${id}?api-version=${version}`);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ deviceId: id });
+    }
+    expect((await registryClient(bed.emulator, HUB_A).getTwin(id)).responseBody.deviceId).toBe(id);
+  });
+});
