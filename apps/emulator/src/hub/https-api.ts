@@ -54,6 +54,15 @@ export function hubBodyTooLarge(): HttpAnswer {
   return hubError(413, 'MessageTooLarge', `Message size cannot exceed ${MAX_HUB_BODY_BYTES} bytes.`);
 }
 
+/**
+ * A hub request that failed in the emulator (a store fault, say): IoT Hub's 500 `ServerError`
+ * (500001, REST API "common error codes"; azure-iothub raises `InternalServerError`), in IoT Hub's
+ * error shape like every other answer on a hub path, not DPS's. IoT Hub's wording is not documented.
+ */
+export function hubServerError(): HttpAnswer {
+  return hubError(500, 'ServerError', 'Internal server error.');
+}
+
 type Route =
   | { op: 'twin'; deviceId: string }
   | { op: 'device'; deviceId: string }

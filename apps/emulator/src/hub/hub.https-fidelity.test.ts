@@ -1,9 +1,11 @@
-// The emulated hub's HTTPS answers against IoT Hub's, over real TLS. The official SDKs send only
-// their own api-version (azure-iothub and azure-iot-device-http: 2021-04-12), so other versions go
-// out raw (node:https, a registry SAS).
+// The emulated hub's HTTPS answers against IoT Hub's (api-version, the shape of a server error),
+// over real TLS. The official SDKs send only their own api-version (azure-iothub and
+// azure-iot-device-http: 2021-04-12), so other versions go out raw (node:https, a registry SAS).
 import https from 'node:https';
+import { join } from 'node:path';
 import { createSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, hubAgent, registryClient } from '../testing/hub-sdk.js';
@@ -99,4 +101,46 @@ describe('api-version on the hub paths', () => {
     }
     expect((await registryClient(bed.emulator, HUB_A).getTwin(id)).responseBody.deviceId).toBe(id);
   });
+});
+
+describe('a server error on a hub path', () => {
+  it("is answered in IoT Hub's error shape (500 ServerError), which azure-iothub reads", async () => {
+    const id = 'server-error-twin';
+    const registry = registryClient(bed.emulator, HUB_A);
+    await createDeviceKey(registry, id);
+    // A real fault: another connection holds the state's write lock past the emulator's busy
+    // timeout (5 s), so the twin's write fails.
+    const stuck = new Database(join(bed.emulator.stateDir, 'emulator.db'));
+    let error:
+      | (Error & { responseBody?: string; response?: { statusCode?: number; headers: Record<string, unknown> } })
+      | undefined;
+    try {
+      stuck.exec('BEGIN IMMEDIATE');
+      try {
+        error = await registry.updateTwin(id, { tags: { room: 'lab' } }, '*').then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      } finally {
+        stuck.exec('COMMIT');
+      }
+    } finally {
+      stuck.close();
+    }
+    expect(error?.name).toBe('InternalServerError');
+    expect(error?.message).toBe('Internal server error.');
+    expect(error?.response?.statusCode).toBe(500);
+    expect(error?.response?.headers['iothub-errorcode']).toBe('ServerError');
+    const body = JSON.parse(String(error?.responseBody)) as Record<string, unknown>;
+    expect(body).toEqual({
+      Message: 'ErrorCode:ServerError;Internal server error.',
+      ExceptionMessage: expect.stringMatching(/^Tracking ID:/),
+    });
+    expect(
+      logged.some((r) => r.level === 'error' && r.event === 'https.request' && r.msg.includes('database is locked')),
+    ).toBe(true);
+    // And the hub goes on serving.
+    await registry.updateTwin(id, { tags: { room: 'lab' } }, '*');
+    expect((await registry.getTwin(id)).responseBody.tags).toEqual({ room: 'lab' });
+  }, 60_000);
 });

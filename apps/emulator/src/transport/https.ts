@@ -7,7 +7,7 @@ import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-k
 import { clip, clipUrl, maskUrlQuery } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { HubService } from '../hub/core/hub-service.js';
-import { handleHubRequest, hubBodyTooLarge, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
+import { handleHubRequest, hubBodyTooLarge, hubServerError, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
 import {
   boundConnections,
   type ConnectionLimits,
@@ -245,7 +245,9 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
             log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
               stack: err.stack,
             });
-            return errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+            return surface === 'hub'
+              ? hubServerError()
+              : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
           })
           .then((response) => send(res, response));
       },
