@@ -100,6 +100,17 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
     await disconnected;
   });
 
+  it('answers a twin request of a device that never subscribed to $iothub/twin/res/# (a choice: see the README)', async () => {
+    // IoT Hub's documentation has the device subscribe first ("First, a device subscribes to
+    // $iothub/twin/res/#, to receive the operation's responses", iot-mqtt-connect-to-iot-hub) and
+    // says nothing of a device that does not; the service has been seen delivering to MQTT devices
+    // without their subscriptions (azure-iot-sdk-java#777). The emulated hub answers every request.
+    const connection = rawMqttConnection(bed.emulator);
+    await connection.write(Buffer.concat([await device('raw-unsubscribed-get'), TWIN_GET, PINGREQ, DISCONNECT]));
+    await connection.closed;
+    expect(summary(connection.received)).toEqual(['connack 0', 'publish $iothub/twin/res/200/?$rid=7', 'pingresp']);
+  });
+
   it('answers the packets before a malformed one in the same read, nothing after it, and closes', async () => {
     const oneRead = rawMqttConnection(bed.emulator);
     await oneRead.write(Buffer.concat([await device('raw-malformed'), SUBSCRIBE_TWIN, PINGREQ, MALFORMED, PINGREQ]));
