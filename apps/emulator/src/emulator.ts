@@ -28,7 +28,7 @@ import { attemptFromEvent, attemptHistoryProblem, DEFAULT_ATTEMPT_HISTORY } from
 import { loadIssuingCa } from './core/certificate-issuance.js';
 import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi, type PollReport } from './core/device-api.js';
-import { EnrollmentService } from './core/enrollments/service.js';
+import { DEFAULT_ENROLLMENT_QUOTAS, EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
 import type { LinkedHub, ServiceModel } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
@@ -109,7 +109,13 @@ export interface EmulatorOptions {
    * Bounds on device connections and what they send (defaults: `DEFAULT_CONNECTION_LIMITS`, JSON
    * nested at most 64 deep). See the README's "Limits".
    */
-  limits?: Partial<ConnectionLimits> & { maxJsonDepth?: number };
+  limits?: Partial<ConnectionLimits> & {
+    maxJsonDepth?: number;
+    /** Individual enrollments the service API creates at most (default DPS's quota, 1,000,000). */
+    maxIndividualEnrollments?: number;
+    /** Enrollment groups per attestation type the service API creates at most (default DPS's quota, 100). */
+    maxEnrollmentGroups?: number;
+  };
   /** Structured log sink (default: JSON lines on stdout). */
   log?: LogSink;
   /** Lowest level passed to `log` (default `info`). */
@@ -329,6 +335,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         registrations: store,
         linkedHubs: resolved.model.linkedHubs.map((hub) => hub.hostName),
         caCertificates: caCertificatesOf(config),
+        quotas: {
+          individualEnrollments:
+            this.#options.limits?.maxIndividualEnrollments ?? DEFAULT_ENROLLMENT_QUOTAS.individualEnrollments,
+          enrollmentGroups: this.#options.limits?.maxEnrollmentGroups ?? DEFAULT_ENROLLMENT_QUOTAS.enrollmentGroups,
+        },
       });
       // The registration core reads the enrollments through this view: a change through the
       // service API (or another process on the same store) applies to the next device request.
@@ -421,7 +432,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           operations: resumed,
         });
       }
-      const { maxJsonDepth, ...connectionLimits } = this.#options.limits ?? {};
+      const {
+        maxJsonDepth,
+        maxIndividualEnrollments: _individual,
+        maxEnrollmentGroups: _groups,
+        ...connectionLimits
+      } = this.#options.limits ?? {};
       const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...definedOnly(connectionLimits) };
       const api = new DeviceApi(service, {
         retryAfterSeconds: this.#options.retryAfterSeconds ?? 3,

@@ -406,6 +406,14 @@ export class SqliteStore
       listEnrollments: db.prepare<[string, string, number], ServiceEnrollmentRow & { enrollment_key: string }>(
         'SELECT * FROM service_enrollments WHERE kind = ? AND enrollment_key > ? ORDER BY enrollment_key LIMIT ?',
       ),
+      // Up to a bound: the quota check reads no further than the quota.
+      countEnrollments: db.prepare<[string, number], { count: number }>(
+        'SELECT count(*) AS count FROM (SELECT 1 FROM service_enrollments WHERE kind = ? LIMIT ?)',
+      ),
+      countEnrollmentsOfType: db.prepare<[string, string, number], { count: number }>(
+        `SELECT count(*) AS count FROM (SELECT 1 FROM service_enrollments
+           WHERE kind = ? AND json_extract(record_json, '$.attestation.type') = ? LIMIT ?)`,
+      ),
       // Finished already (response and finishedMs given) when its allocation ended before it was written.
       createOperation: db.prepare<OperationParams>(
         `INSERT INTO operations (operation_id, registration_id, enrollment_kind, enrollment_id, transport, payload_json,
@@ -586,6 +594,14 @@ export class SqliteStore
       options.limit,
       (enrollment) => enrollment.id.toLowerCase(),
     );
+  }
+
+  countEnrollments(kind: EnrollmentKind, options: { attestationType?: string; atMost: number }): number {
+    const row =
+      options.attestationType === undefined
+        ? this.#statements.countEnrollments.get(kind, options.atMost)
+        : this.#statements.countEnrollmentsOfType.get(kind, options.attestationType, options.atMost);
+    return row?.count ?? 0;
   }
 
   enrollmentsVersion(): string {

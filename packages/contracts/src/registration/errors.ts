@@ -66,6 +66,11 @@ export const DpsErrorCode = {
   CertificateConflict: 409202,
   /** dpskit: `If-Match` does not match the resource's etag (the service answers 412). */
   PreconditionFailed: 412001,
+  /**
+   * dpskit: creating the enrollment would pass the instance's quota (DPS documents the quotas, not
+   * the answer; 403 as IoT Hub's device quota, 403002 IotHubQuotaExceeded).
+   */
+  EnrollmentQuotaExceeded: 403001,
   /** dpskit: a service API body whose Content-Type is not JSON (the service documents 415 for it). */
   UnsupportedMediaType: 415001,
 } as const;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createTestCa } from '../../testing/certificates.js';
 import type { RegistrationRecord } from '../store.js';
-import { EnrollmentService, etagMatches, unsupportedQueryPart } from './service.js';
+import { type EnrollmentQuotas, EnrollmentService, etagMatches, unsupportedQueryPart } from './service.js';
 import { MemoryEnrollmentStore, pageOf, type RegistrationAdminStore } from './store.js';
 
 const HUB = 'hub-a.azure-devices.net';
@@ -24,13 +25,14 @@ function registrations(records: RegistrationRecord[] = []): RegistrationAdminSto
   };
 }
 
-function service(records?: RegistrationRecord[]) {
+function service(records?: RegistrationRecord[], quotas?: EnrollmentQuotas) {
   const store = new MemoryEnrollmentStore();
   let clock = Date.parse('2026-01-01T00:00:00Z');
   const svc = new EnrollmentService({
     store,
     registrations: registrations(records),
     linkedHubs: [HUB],
+    ...(quotas ? { quotas } : {}),
     now: () => {
       clock += 1000;
       return new Date(clock);
@@ -204,6 +206,49 @@ describe('EnrollmentService', () => {
       ok: false,
       errorCode: 400004,
     });
+  });
+
+  it('creates enrollments up to the quotas (individual; groups per attestation type), then answers 403001', async () => {
+    const { svc } = service(undefined, { individualEnrollments: 2, enrollmentGroups: 1 });
+    const individual = (id: string) => ({ registrationId: id, attestation: { type: 'symmetricKey' } });
+    expect(svc.put('individual', 'i1', individual('i1')).ok).toBe(true);
+    expect(svc.put('individual', 'i2', individual('i2')).ok).toBe(true);
+    expect(svc.put('individual', 'i3', individual('i3'))).toEqual({
+      ok: false,
+      errorCode: 403001,
+      message:
+        'The provisioning service has 2 individual enrollments, its quota (limits.maxIndividualEnrollments; DPS allows 1,000,000): delete one first.',
+    });
+    // Replacing one at the quota is no creation; after a delete there is room again.
+    expect(svc.put('individual', 'i2', { ...individual('i2'), deviceId: 'd2' }).ok).toBe(true);
+    const bulk = svc.bulk({ mode: 'create', enrollments: [individual('i3')] });
+    expect(bulk).toMatchObject({
+      ok: true,
+      value: { isSuccessful: false, errors: [{ registrationId: 'i3', errorCode: 403001 }] },
+    });
+    expect(svc.delete('individual', 'i1').ok).toBe(true);
+    expect(svc.put('individual', 'i3', individual('i3')).ok).toBe(true);
+
+    // Two CAs: one certificate, one group (409202 would come first).
+    const certificates = [(await createTestCa('Quota CA 1')).cert, (await createTestCa('Quota CA 2')).cert];
+    const x509Group = (id: string, certificate = certificates[0]) => ({
+      enrollmentGroupId: id,
+      attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate } } } },
+    });
+    expect(svc.put('group', 'g1', group('g1')).ok).toBe(true);
+    expect(svc.put('group', 'g2', group('g2'))).toMatchObject({
+      ok: false,
+      errorCode: 403001,
+      message:
+        'The provisioning service has 1 enrollment groups with symmetricKey attestation, its quota (limits.maxEnrollmentGroups, per attestation type; DPS allows 100): delete one first.',
+    });
+    expect(svc.put('group', 'x1', x509Group('x1')).ok).toBe(true);
+    // Turning the symmetric-key group into an X.509 one would make two X.509 groups.
+    expect(svc.put('group', 'g1', x509Group('g1', certificates[1]))).toMatchObject({
+      ok: false,
+      errorCode: 403001,
+    });
+    expect(svc.put('group', 'g1', group('g1', { provisioningStatus: 'disabled' })).ok).toBe(true);
   });
 
   it('rebuilds the registration core view only when the store changed, and lists x509/tpm enrollments as unverifiable', () => {

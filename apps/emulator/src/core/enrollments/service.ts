@@ -44,6 +44,18 @@ export const MAX_PAGE_SIZE_HEADER = 2_147_483_647;
  */
 export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * How many enrollments the service API creates: DPS's documented quotas (azure-docs
+ * iot-dps-limits, 03/2024: 1,000,000 individual enrollments; 100 enrollment groups with X.509 and
+ * 100 with symmetric keys, "a hard limit"). Enrollments the config file declares count toward them.
+ */
+export interface EnrollmentQuotas {
+  individualEnrollments: number;
+  /** Per attestation type (x509, symmetricKey). */
+  enrollmentGroups: number;
+}
+export const DEFAULT_ENROLLMENT_QUOTAS: EnrollmentQuotas = { individualEnrollments: 1_000_000, enrollmentGroups: 100 };
+
 export interface EnrollmentServiceOptions {
   store: EnrollmentStore;
   registrations: RegistrationAdminStore;
@@ -55,6 +67,8 @@ export interface EnrollmentServiceOptions {
    * the config file.
    */
   caCertificates?: ReadonlyMap<string, string>;
+  /** Default `DEFAULT_ENROLLMENT_QUOTAS` (the emulator's `limits.maxIndividualEnrollments`, `limits.maxEnrollmentGroups`). */
+  quotas?: EnrollmentQuotas;
   now?: () => Date;
 }
 
@@ -306,6 +320,8 @@ export class EnrollmentService {
     if (unknownCa) return fail(DpsErrorCode.ArgumentInvalid, unknownCa);
     const conflict = this.#certificateConflict(kind, id, draft.attestation);
     if (conflict) return fail(DpsErrorCode.CertificateConflict, conflict);
+    const overQuota = this.#quotaExceeded(kind, draft.attestation.type, existing?.record.attestation.type);
+    if (overQuota) return fail(DpsErrorCode.EnrollmentQuotaExceeded, overQuota);
     if (draft.attestation.type === 'symmetricKey') {
       // Keys left out keep the enrollment's current keys (a GET answer sent back carries none), or are generated.
       const current =
@@ -335,6 +351,26 @@ export class EnrollmentService {
     };
     store.putEnrollment(stored);
     return { ok: true, value: stored };
+  }
+
+  /**
+   * Why writing this enrollment would pass the instance's quota, or undefined: creating one (or
+   * turning a group into another attestation type) when its kind, for groups its attestation type,
+   * is at its quota. Replacing one in place never is.
+   */
+  #quotaExceeded(kind: EnrollmentKind, type: string, existingType: string | undefined): string | undefined {
+    const quotas = this.#options.quotas ?? DEFAULT_ENROLLMENT_QUOTAS;
+    const { store } = this.#options;
+    if (kind === 'individual') {
+      if (existingType !== undefined) return undefined;
+      const quota = quotas.individualEnrollments;
+      if (store.countEnrollments('individual', { atMost: quota }) < quota) return undefined;
+      return `The provisioning service has ${quota} individual enrollments, its quota (limits.maxIndividualEnrollments; DPS allows 1,000,000): delete one first.`;
+    }
+    if (existingType === type) return undefined;
+    const quota = quotas.enrollmentGroups;
+    if (store.countEnrollments('group', { attestationType: type, atMost: quota }) < quota) return undefined;
+    return `The provisioning service has ${quota} enrollment groups with ${type} attestation, its quota (limits.maxEnrollmentGroups, per attestation type; DPS allows 100): delete one first.`;
   }
 
   /** Another enrollment of this kind that already uses one of the draft's certificates, as a sentence. */

@@ -30,6 +30,11 @@ export interface EnrollmentStore {
   deleteEnrollment(kind: EnrollmentKind, id: string): boolean;
   /** Enrollments ordered by lower-cased id, starting after `after` (a lower-cased id). */
   listEnrollments(kind: EnrollmentKind, options?: { after?: string; limit?: number }): Page<StoredEnrollment>;
+  /**
+   * How many enrollments of this kind there are (of this attestation type, when given), counted up
+   * to `atMost`: the quota check needs no more.
+   */
+  countEnrollments(kind: EnrollmentKind, options: { attestationType?: string; atMost: number }): number;
   /** Changes whenever any enrollment changes, in this process or another one using the same store. */
   enrollmentsVersion(): string;
   /** Runs `fn` atomically. */
@@ -74,6 +79,16 @@ export class MemoryEnrollmentStore implements EnrollmentStore {
       options.limit,
       (e) => e.id.toLowerCase(),
     );
+  }
+
+  countEnrollments(kind: EnrollmentKind, options: { attestationType?: string; atMost: number }): number {
+    let count = 0;
+    for (const entry of this.#entries.values()) {
+      if (entry.kind !== kind) continue;
+      if (options.attestationType !== undefined && entry.record.attestation.type !== options.attestationType) continue;
+      if (++count >= options.atMost) break;
+    }
+    return count;
   }
 
   enrollmentsVersion(): string {
