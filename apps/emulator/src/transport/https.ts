@@ -21,6 +21,7 @@ import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
+  AuthFailureLog,
   authorizeBeforeBody,
   type HttpAnswer,
   handleServiceRequest,
@@ -67,6 +68,12 @@ const SERVICE_API_SHAPE = 'the service API serves /enrollmentGroups/{id}, /enrol
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
   const { api, log } = options;
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
+  // One for the listener's life: its refused-token warnings are limited across requests.
+  const service: ServiceApiOptions | undefined = options.service && {
+    ...options.service,
+    log,
+    authFailures: new AuthFailureLog(log, options.service.now ? { now: options.service.now } : {}),
+  };
 
   const unrouted = (req: IncomingMessage, path: string, status: number, message: string): DeviceApiResponse => {
     const shown = clip(path);
@@ -108,11 +115,14 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         log,
       );
     }
-    if (options.service && isServicePath(url.pathname)) {
-      return handleServiceRequest(
-        { ...options.service, log },
-        { method: req.method ?? 'GET', url, headers: req.headers, body, ...(authorized ? { authorized } : {}) },
-      );
+    if (service && isServicePath(url.pathname)) {
+      return handleServiceRequest(service, {
+        method: req.method ?? 'GET',
+        url,
+        headers: req.headers,
+        body,
+        ...(authorized ? { authorized } : {}),
+      });
     }
     const route = matchRoute(req.method ?? 'GET', url.pathname);
     if (route.kind === 'not-found') {
@@ -220,13 +230,14 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     // its connection closed: nothing of a client without a valid token is buffered. One they do
     // authorize is handled with that authorization: its SAS is checked once.
     let authorized: ServiceAuthorization | undefined;
-    if (surface === 'service' && options.service) {
+    if (surface === 'service' && service) {
       let decision: ReturnType<typeof authorizeBeforeBody>;
       try {
-        decision = authorizeBeforeBody(
-          { ...options.service, log },
-          { method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'https://dps.invalid'), headers: req.headers },
-        );
+        decision = authorizeBeforeBody(service, {
+          method: req.method ?? 'GET',
+          url: new URL(req.url ?? '/', 'https://dps.invalid'),
+          headers: req.headers,
+        });
       } catch {
         decision = undefined; // no valid URL: handled (404) once the body is read, as before
       }
@@ -391,6 +402,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     host: options.host,
     port,
     async close() {
+      service?.authFailures?.flush();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const socket of sockets) socket.destroy();

@@ -174,6 +174,74 @@ describe('the service API on the HTTPS transport', () => {
     expect(bed.logs.findLast((l) => l.event === 'service.auth')).toMatchObject({ reason: 'expired', status: 401 });
   });
 
+  it('logs refused tokens at most once a second: the first in full, the rest counted by reason; never a signature', async () => {
+    const own = await startBed();
+    const start = new Date('2026-12-04T18:00:00Z');
+    own.clock.now = start;
+    const inAnHour = start.getTime() / 1000 + 3600;
+    const wrongKey = createSasToken({
+      resource: 'localhost',
+      key: Buffer.alloc(32, 7).toString('base64'),
+      keyName: 'provisioningserviceowner',
+      expiresAt: inAnHour,
+    });
+    const expired = ownerToken(start.getTime() / 1000 - 60);
+    const authLines = () => own.logs.filter((l) => l.event === 'service.auth');
+    const full = () => authLines().filter((l) => l.reason !== undefined);
+    const counted = () => authLines().filter((l) => l.suppressed !== undefined);
+    const refuse = async (authorization: string | undefined) => {
+      const answer = await request(own, {
+        method: 'GET',
+        path: '/enrollmentGroups/flood?api-version=2021-10-01',
+        headers: authorization ? { Authorization: authorization } : {},
+        body: '',
+      });
+      expect(answer.status).toBe(401);
+    };
+    try {
+      // A flood within one second (the service API's clock stands still): one line.
+      for (let i = 0; i < 20; i++) await refuse(wrongKey);
+      for (let i = 0; i < 5; i++) await refuse(expired);
+      for (let i = 0; i < 5; i++) await refuse(undefined);
+      expect(full()).toMatchObject([{ level: 'warn', reason: 'signature-mismatch', status: 401 }]);
+      // A second later: the next refusal in full, after the count (logged by then, or by a timer a
+      // second after the first one held: this test does not depend on when).
+      own.clock.now = new Date(start.getTime() + 1000);
+      await refuse(expired);
+      expect(full()).toMatchObject([
+        { reason: 'signature-mismatch' },
+        { reason: 'expired', path: '/enrollmentGroups/flood' },
+      ]);
+      expect(authLines().at(-1)).toMatchObject({ reason: 'expired' });
+      // Refusals counted when the listener closes are logged then, if no timer did.
+      await refuse(undefined);
+      await refuse(undefined);
+    } finally {
+      await own.close();
+    }
+    const totals: Record<string, number> = {};
+    for (const line of counted()) {
+      expect(line).toMatchObject({
+        level: 'warn',
+        status: 401,
+        msg: expect.stringMatching(
+          /^\d+ more service API request\(s\) refused with 401 since 2026-12-04T18:00:0[01]\.000Z, not logged one by one \(/,
+        ),
+      });
+      for (const [reason, n] of Object.entries(line.reasons as Record<string, number>))
+        totals[reason] = (totals[reason] ?? 0) + n;
+    }
+    expect(totals).toEqual({ 'signature-mismatch': 19, expired: 5, 'missing-token': 7 });
+    expect(counted().reduce((sum, l) => sum + (l.suppressed as number), 0)).toBe(31);
+    // One line in full for each second of the service API's clock, whatever the flood.
+    expect(full()).toHaveLength(2);
+    const text = JSON.stringify(own.logs);
+    for (const token of [wrongKey, expired]) {
+      expect(text).not.toContain(decodeURIComponent(/sig=([^&]+)/.exec(token)?.[1] ?? 'no sig'));
+      expect(text).not.toContain(/sig=([^&]+)/.exec(token)?.[1] ?? 'no sig');
+    }
+  });
+
   it('takes a handed-over authorization only for the method and path it was granted for', () => {
     const options = {
       enrollments: new EnrollmentService({

@@ -10,7 +10,7 @@ import {
 } from '@dpskit/contracts';
 import type { LogRecord as EmulatorLogRecord } from '@dpskit/node-kit';
 import provisioningService from 'azure-iot-provisioning-service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
 import {
@@ -807,8 +807,16 @@ describe('the DPS service API with the official service SDK', () => {
           body: { errorCode: 401002, message: 'Unauthorized', trackingId: expect.any(String) },
         });
       }
-      const reasons = logs.filter((l) => l.event === 'service.auth').map((l) => l.reason);
-      expect(reasons).toEqual(expect.arrayContaining(['signature-mismatch', 'unknown-policy', 'expired']));
+      // Each refusal's reason is logged: in a line of its own, or counted in the line that follows
+      // within a second (at most one full line a second).
+      const reasons = () =>
+        logs
+          .filter((l) => l.event === 'service.auth')
+          .flatMap((l) => (l.reason !== undefined ? [l.reason] : Object.keys((l.reasons as object | undefined) ?? {})));
+      await vi.waitFor(
+        () => expect(reasons()).toEqual(expect.arrayContaining(['signature-mismatch', 'unknown-policy', 'expired'])),
+        { timeout: 30_000, interval: 50 },
+      );
       expect(JSON.stringify(logs)).not.toContain(expiredToken.split('sig=')[1]?.split('&')[0]);
 
       // Both APIs keep serving.
@@ -1119,6 +1127,10 @@ describe('the DPS service API with the official service SDK', () => {
 
     it('answers a request without a valid token 401 before reading its body, and closes', async () => {
       const endpoint = emulator.endpoints.https;
+      // A second after the last refusal logged in full, so that this one is logged in full too.
+      const last = logs.findLast((l) => l.event === 'service.auth' && l.reason !== undefined);
+      const wait = last ? Date.parse(last.time) + 1000 - Date.now() : 0;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       // Headers announcing 1 MiB, and no body: before, the server waited for it (408 after the
       // idle timeout), and buffered it whole for anyone who sent it.
       const answer = await new Promise<{ status: number; connection: unknown; text: string }>((resolve, reject) => {
