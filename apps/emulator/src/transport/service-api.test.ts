@@ -911,6 +911,27 @@ describe('the DPS service API with the official service SDK', () => {
       expect(answer.headers['x-ms-error-code']).toBe('400004');
       expect(answer.json).toMatchObject({ errorCode: 400004, message: expect.stringMatching(message) });
     };
+    const escapeRegExp = (text: string) => text.replace(/[[\]().*+?^$|{}\\]/g, '\\$&');
+    /** Each [method, path, body, field] answered 400004 `Invalid {field}: {cause}`. */
+    const expectEachRefused = async (cases: Array<[string, string, string, string]>, cause: string) => {
+      for (const [method, path, text, field] of cases) {
+        expectRefused(
+          await send(method, path, text),
+          new RegExp(`^Invalid ${escapeRegExp(field)}: ${escapeRegExp(cause)}`),
+        );
+      }
+    };
+    /** A group PUT as `text` is taken, and its `field` reads back as `expected`. */
+    const expectGroupStored = async (id: string, text: string, field: string, expected: unknown) => {
+      const answer = await send('PUT', `/enrollmentGroups/${id}`, text);
+      expect(answer.status, answer.text).toBe(200);
+      expect(body(await client.getEnrollmentGroup(id))[field]).toEqual(expected);
+      await client.deleteEnrollmentGroup(id);
+    };
+    const expectNotStored = async (groups: string[], individuals: string[]) => {
+      for (const id of groups) expect((await sdkFailure(client.getEnrollmentGroup(id))).status).toBe(404);
+      for (const id of individuals) expect((await sdkFailure(client.getIndividualEnrollment(id))).status).toBe(404);
+    };
 
     it('refuses bodies nested too deep (an enrollment, its initialTwin, a bulk operation, a query) with 400004', async () => {
       const group = (initialTwin: string) =>
@@ -1101,28 +1122,57 @@ describe('the DPS service API with the official service SDK', () => {
           'enrollments[0].x[0].__proto__',
         ],
       ];
-      for (const [method, path, text, field] of cases) {
-        const escaped = field.replace(/[[\].]/g, '\\$&');
-        expectRefused(
-          await send(method, path, text),
-          new RegExp(`^Invalid ${escaped}: a key named "__proto__" is not accepted`),
-        );
-      }
-      for (const id of ['proto-group']) expect((await sdkFailure(client.getEnrollmentGroup(id))).status).toBe(404);
-      for (const id of ['proto-device', 'proto-bulk']) {
-        expect((await sdkFailure(client.getIndividualEnrollment(id))).status).toBe(404);
-      }
+      await expectEachRefused(cases, 'a key named "__proto__" is not accepted');
+      await expectNotStored(['proto-group'], ['proto-device', 'proto-bulk']);
       // The word as a value, or inside a longer key, is ordinary.
-      const ordinary = await send(
-        'PUT',
-        '/enrollmentGroups/proto-ok',
+      await expectGroupStored(
+        'proto-ok',
         '{"enrollmentGroupId":"proto-ok","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"x__proto__":"__proto__"}}}',
+        'initialTwin',
+        { tags: { x__proto__: '__proto__' } },
       );
-      expect(ordinary.status, ordinary.text).toBe(200);
-      expect(body(await client.getEnrollmentGroup('proto-ok')).initialTwin).toEqual({
-        tags: { x__proto__: '__proto__' },
-      });
-      await client.deleteEnrollmentGroup('proto-ok');
+    });
+
+    it('refuses a number past a double (1e400) anywhere in a body with 400004 naming it (it was stored as null)', async () => {
+      const cases: Array<[string, string, string, string]> = [
+        [
+          'PUT',
+          '/enrollmentGroups/huge-group',
+          '{"enrollmentGroupId":"huge-group","attestation":{"type":"symmetricKey"},"custom":{"limit":1e400}}',
+          'custom.limit',
+        ],
+        [
+          'PUT',
+          '/enrollments/huge-device',
+          '{"registrationId":"huge-device","attestation":{"type":"symmetricKey"},"optionalDeviceInformation":{"ranges":[1,-1e999]}}',
+          'optionalDeviceInformation.ranges[1]',
+        ],
+        [
+          'PUT',
+          '/enrollmentGroups/huge-group',
+          '{"enrollmentGroupId":"huge-group","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"t":1e400}}}',
+          'initialTwin.tags.t',
+        ],
+        [
+          'POST',
+          '/enrollments/',
+          '{"mode":"create","enrollments":[{"registrationId":"huge-bulk","attestation":{"type":"symmetricKey"},"n":1e309}]}',
+          'enrollments[0].n',
+        ],
+        ['POST', '/enrollmentGroups/query', '{"query":"*","x":1e400}', 'x'],
+      ];
+      await expectEachRefused(
+        cases,
+        'the number is beyond the range of a double (±1.8e308): it would be stored as null.',
+      );
+      await expectNotStored(['huge-group'], ['huge-device', 'huge-bulk']);
+      // The largest double and numbers written long are ordinary numbers: stored as sent.
+      await expectGroupStored(
+        'huge-ok',
+        '{"enrollmentGroupId":"huge-ok","attestation":{"type":"symmetricKey"},"custom":{"max":1.7976931348623157e308,"small":1e-400}}',
+        'custom',
+        { max: 1.7976931348623157e308, small: 0 },
+      );
     });
 
     it('answers a request without a valid token 401 before reading its body, and closes', async () => {

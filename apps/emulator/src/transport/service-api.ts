@@ -191,12 +191,9 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       return serviceError(DpsErrorCode.ArgumentInvalid, `The request body is not valid JSON: ${decoded.reason}.`);
     }
     body = decoded.value;
-    const prototypeKey = prototypeKeyPath(body);
-    if (prototypeKey !== undefined) {
-      return serviceError(
-        DpsErrorCode.ArgumentInvalid,
-        `Invalid ${clip(prototypeKey)}: a key named "__proto__" is not accepted (JavaScript takes it for the object's prototype: it would be dropped, not stored).`,
-      );
+    const unstorable = unstorableValue(body);
+    if (unstorable !== undefined) {
+      return serviceError(DpsErrorCode.ArgumentInvalid, `Invalid ${clip(unstorable.path)}: ${unstorable.cause}.`);
     }
   } else if (needsBody) {
     return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${shownPath} needs a JSON body.`);
@@ -329,25 +326,40 @@ export function unsupportedMediaType(contentType: string | undefined): string | 
 }
 
 /**
- * Where a JSON value has an own `__proto__` key (`initialTwin.tags.__proto__`, `enrollments[0].__proto__`),
- * or undefined. JSON.parse makes it an own key, but the schemas' parse copies it by assignment, which
- * sets the copy's prototype instead: the field vanished from what was stored while the client was
- * answered 200. DPS (.NET) would keep it as an ordinary key; the emulator refuses it, naming it,
- * rather than lose it silently or carry a key that changes prototypes wherever it is copied.
+ * The first place (document order) where a decoded body holds what would not be stored as sent,
+ * with why, or undefined:
+ * - an own `__proto__` key (`initialTwin.tags.__proto__`, `enrollments[0].__proto__`): JSON.parse
+ *   makes it an own key, but the schemas' parse copies it by assignment, which sets the copy's
+ *   prototype instead: the field vanished while the client was answered 200. DPS (.NET) would keep
+ *   it as an ordinary key; the emulator refuses it rather than lose it silently or carry a key that
+ *   changes prototypes wherever it is copied;
+ * - a number past a double's range (`1e400`): JSON.parse makes it Infinity, which JSON.stringify
+ *   stores as null. DPS parses JSON numbers on .NET, where such a number fails to parse; refused.
  */
-export function prototypeKeyPath(value: unknown, path = ''): string | undefined {
+export function unstorableValue(value: unknown, path = ''): { path: string; cause: string } | undefined {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    return {
+      path: path || '(the body)',
+      cause: 'the number is beyond the range of a double (±1.8e308): it would be stored as null',
+    };
+  }
   if (typeof value !== 'object' || value === null) return undefined;
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) {
-      const found = prototypeKeyPath(item, `${path}[${index}]`);
+      const found = unstorableValue(item, `${path}[${index}]`);
       if (found !== undefined) return found;
     }
     return undefined;
   }
   for (const key of Object.keys(value)) {
     const at = path ? `${path}.${key}` : key;
-    if (key === '__proto__') return at;
-    const found = prototypeKeyPath((value as Record<string, unknown>)[key], at);
+    if (key === '__proto__') {
+      return {
+        path: at,
+        cause: `a key named "__proto__" is not accepted (JavaScript takes it for the object's prototype: it would be dropped, not stored)`,
+      };
+    }
+    const found = unstorableValue((value as Record<string, unknown>)[key], at);
     if (found !== undefined) return found;
   }
   return undefined;
