@@ -1,27 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupDeviceKey, HUB_A, HUB_B, WEBHOOK_TWIN } from '../testing/fixtures.js';
-import {
-  type DeviceClient,
-  deviceClient,
-  expectRefused,
-  Message,
-  nextHubEvent,
-  registryClient,
-} from '../testing/hub-sdk.js';
+import { deviceClient, expectRefused, Message, nextHubEvent, registryClient, reporter } from '../testing/hub-sdk.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_BODY_BYTES } from './https-api.js';
 
 let bed: TestBedWithWebhook;
 
-/** Reports properties through the SDK's twin: resolves with the error its callback gets, if any. */
-function reporter(twin: Awaited<ReturnType<DeviceClient['getTwin']>>) {
-  return (patch: Record<string, unknown>) =>
-    new Promise<Error | undefined>((resolve) =>
-      twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
-    );
-}
 beforeAll(async () => {
   bed = await startTestBedWithWebhook();
 });

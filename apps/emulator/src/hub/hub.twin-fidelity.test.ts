@@ -3,7 +3,7 @@
 // device's reported properties, azure-iothub's Registry for tags and desired properties.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
-import { createDeviceKey, type DeviceClient, deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, registryClient, reporter } from '../testing/hub-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
 let bed: TestBedWithWebhook;
@@ -13,14 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await bed?.close();
 });
-
-/** Reports properties through the SDK's twin: resolves with the error its callback gets, if any. */
-function reporter(twin: Awaited<ReturnType<DeviceClient['getTwin']>>) {
-  return (patch: Record<string, unknown>) =>
-    new Promise<Error | undefined>((resolve) =>
-      twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
-    );
-}
 
 /** The registry call's error (name and message), or undefined when it succeeded. */
 async function failure(call: Promise<unknown>): Promise<{ name: string; message: string } | undefined> {

@@ -88,6 +88,17 @@ function registryOver(registry: RegistryClient, agent: https.Agent): RegistryCli
   return registry;
 }
 
+/**
+ * Reports properties through the SDK twin's `properties.reported.update`: resolves with the error
+ * its callback gets (a refused patch), or undefined.
+ */
+export function reporter(twin: Awaited<ReturnType<DeviceClient['getTwin']>>) {
+  return (patch: Record<string, unknown>) =>
+    new Promise<Error | undefined>((resolve) =>
+      twin.properties.reported.update(patch, (err?: Error | null) => resolve(err ?? undefined)),
+    );
+}
+
 /** The device connection string the SDK takes, with `GatewayHostName` pointing at the emulator's MQTT port. */
 export function deviceConnectionString(emulator: HubTarget, hub: string, deviceId: string, key: string): string {
   return `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=${emulator.endpoints.mqtt.provisioningHost}`;
