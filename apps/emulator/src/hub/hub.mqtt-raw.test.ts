@@ -103,8 +103,9 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
   it('answers a twin request of a device that never subscribed to $iothub/twin/res/# (a choice: see the README)', async () => {
     // IoT Hub's documentation has the device subscribe first ("First, a device subscribes to
     // $iothub/twin/res/#, to receive the operation's responses", iot-mqtt-connect-to-iot-hub) and
-    // says nothing of a device that does not; the service has been seen delivering to MQTT devices
-    // without their subscriptions (azure-iot-sdk-java#777). The emulated hub answers every request.
+    // says nothing of a device that does not; the service has been seen delivering to a connection
+    // that had subscribed to nothing, keeping a device's subscriptions across its connections for a
+    // while (azure-iot-sdk-java#777). The emulated hub answers every request.
     const connection = rawMqttConnection(bed.emulator);
     await connection.write(Buffer.concat([await device('raw-unsubscribed-get'), TWIN_GET, PINGREQ, DISCONNECT]));
     await connection.closed;
