@@ -110,11 +110,30 @@ export function hubOfRequest(hub: HubService, headers: IncomingHttpHeaders): str
 }
 
 /**
- * The emulated hubs over HTTPS: the registry's device and twin routes (as `azure-iothub`'s
- * `Registry` calls them) and device-to-cloud telemetry (as `azure-iot-device-http` sends it).
+ * A hub request as far as its headers decide it (`authorizeHubRequest`): an answer already (`answer`;
+ * `refused` when it is the 401 of credentials that do not hold, which the listener gives before it
+ * reads the body), or the hub, route and identity `handleHubRequest` goes on with.
  */
-export function handleHubRequest(hub: HubService, request: HubRequest, log: Logger): HttpAnswer {
+export type HubGate =
+  | { ok: false; answer: HttpAnswer; refused: boolean }
+  | { ok: true; kind: 'registry'; hubName: string; route: Extract<Route, { op: 'twin' | 'device' }> }
+  | {
+      ok: true;
+      kind: 'device';
+      route: Extract<Route, { op: 'events' | 'devicebound' }>;
+      /** The authenticated device, as the hub spells them. */
+      device: { hub: string; deviceId: string };
+    };
+
+/**
+ * Everything of a hub request its URL and headers decide, before its body is read: which hub, which
+ * route, the api-version, and the credentials (a registry token's right, a device's SAS token or
+ * certificate). Its refusals are the answers `handleHubRequest` gives; a refused device is reported
+ * (`connect-refused`) here, once. Throws what the store throws (a device lookup), as before.
+ */
+export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, 'body'>, log: Logger): HubGate {
   const { method, url, headers } = request;
+  const answer = (response: HttpAnswer, refused = false): HubGate => ({ ok: false, answer: response, refused });
   const hubName = hubOfRequest(hub, headers);
   if (!hubName) {
     log.warn(
@@ -126,18 +145,22 @@ export function handleHubRequest(hub: HubService, request: HubRequest, log: Logg
         status: 404,
       },
     );
-    return hubError(
-      404,
-      'IotHubNotFound',
-      `Neither the Host header nor the SAS token names one of the emulated hubs (${hub.hubs.join(', ')}).`,
+    return answer(
+      hubError(
+        404,
+        'IotHubNotFound',
+        `Neither the Host header nor the SAS token names one of the emulated hubs (${hub.hubs.join(', ')}).`,
+      ),
     );
   }
   const r = route(url.pathname);
   if (r.op === 'unknown') {
-    return hubError(
-      404,
-      'NotFound',
-      `The emulated hub serves /devices/{id}, /twins/{id} and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+    return answer(
+      hubError(
+        404,
+        'NotFound',
+        `The emulated hub serves /devices/{id}, /twins/{id} and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+      ),
     );
   }
   const apiVersion = url.searchParams.get('api-version') ?? '';
@@ -149,19 +172,55 @@ export function handleHubRequest(hub: HubService, request: HubRequest, log: Logg
       `${clip(method)} ${clip(url.pathname)} → 400 InvalidProtocolVersion: ${apiVersion === '' ? 'no api-version' : `api-version ${clip(apiVersion)} is no version (YYYY-MM-DD, perhaps -preview; the SDKs send 2021-04-12)`}`,
       { method: clip(method), path: clip(url.pathname), status: 400 },
     );
-    return hubError(400, 'InvalidProtocolVersion', 'BadRequest');
+    return answer(hubError(400, 'InvalidProtocolVersion', 'BadRequest'));
   }
-  try {
-    if (r.op === 'events' || r.op === 'devicebound') return deviceRequest(hub, hubName, r, request, log);
-    const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
-    const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
+  if (r.op === 'events' || r.op === 'devicebound') {
+    const auth = hub.authenticateDevice({
+      hub: hubName,
+      deviceId: r.deviceId,
+      token: headers.authorization,
+      ...(request.clientCertificates ? { clientCertificates: request.clientCertificates } : {}),
+    });
     if (!auth.ok) {
-      log.debug('hub.auth', `${method} ${url.pathname} on ${hubName}: ${auth.reason} (${auth.detail})`, {
+      log.debug('hub.auth', `${clip(r.deviceId)} on ${hubName} over HTTPS: ${auth.reason} (${auth.detail})`, {
         hub: hubName,
+        deviceId: clip(r.deviceId),
         reason: auth.reason,
       });
-      return hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized');
+      hub.reportRefused(hubName, r.deviceId, 'https', auth.reason);
+      return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
     }
+    return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
+  }
+  const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
+  const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
+  if (!auth.ok) {
+    log.debug('hub.auth', `${method} ${url.pathname} on ${hubName}: ${auth.reason} (${auth.detail})`, {
+      hub: hubName,
+      reason: auth.reason,
+    });
+    return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
+  }
+  return { ok: true, kind: 'registry', hubName, route: r };
+}
+
+/**
+ * The emulated hubs over HTTPS: the registry's device and twin routes (as `azure-iothub`'s
+ * `Registry` calls them) and device-to-cloud telemetry (as `azure-iot-device-http` sends it).
+ * `gate` is what `authorizeHubRequest` decided from the request's headers (the listener's, before it
+ * read the body: the credentials are checked once); without it, it is decided here.
+ */
+export function handleHubRequest(
+  hub: HubService,
+  request: HubRequest,
+  log: Logger,
+  gate: HubGate = authorizeHubRequest(hub, request, log),
+): HttpAnswer {
+  if (!gate.ok) return gate.answer;
+  const { method, url, headers } = request;
+  try {
+    if (gate.kind === 'device') return deviceRequest(hub, gate.route, request, gate.device);
+    const { hubName, route: r } = gate;
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     if (r.op === 'twin') {
       if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
@@ -186,35 +245,20 @@ export function handleHubRequest(hub: HubService, request: HubRequest, log: Logg
   }
 }
 
+/** A device's own request (telemetry, the cloud-to-device queue), its credentials checked. */
 function deviceRequest(
   hub: HubService,
-  hubName: string,
   r: { op: 'events' | 'devicebound'; deviceId: string },
   request: HubRequest,
-  log: Logger,
+  device: { hub: string; deviceId: string },
 ): HttpAnswer {
-  const auth = hub.authenticateDevice({
-    hub: hubName,
-    deviceId: r.deviceId,
-    token: request.headers.authorization,
-    ...(request.clientCertificates ? { clientCertificates: request.clientCertificates } : {}),
-  });
-  if (!auth.ok) {
-    log.debug('hub.auth', `${clip(r.deviceId)} on ${hubName} over HTTPS: ${auth.reason} (${auth.detail})`, {
-      hub: hubName,
-      deviceId: clip(r.deviceId),
-      reason: auth.reason,
-    });
-    hub.reportRefused(hubName, r.deviceId, 'https', auth.reason);
-    return hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized');
-  }
   if (r.op === 'devicebound') {
     // No cloud-to-device messages are ever queued: an empty queue answers 204, as IoT Hub does.
     if (request.method === 'GET') return { status: 204 };
     return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
   }
   if (request.method !== 'POST') return notAllowed(request.method, request.url.pathname, 'POST');
-  hub.receiveTelemetry(auth.hub, auth.deviceId, {
+  hub.receiveTelemetry(device.hub, device.deviceId, {
     body: request.body,
     properties: telemetryProperties(request.headers),
     transport: 'https',

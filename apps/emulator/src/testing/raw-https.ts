@@ -8,10 +8,20 @@ export interface RawResponse {
   json: unknown;
 }
 
-/** A plain node:https request to the emulator's device API (for what the SDK never sends). */
+/**
+ * A plain node:https request to the emulator's HTTPS listener (for what the SDK never sends). With
+ * `withholdBody` only the headers are sent (a `Content-Length` in `headers` announcing a body that
+ * never comes): only an answer given before the body is read arrives before the idle timeout.
+ */
 export function rawRequest(
   emulator: Emulator,
-  options: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer },
+  options: {
+    method: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    withholdBody?: boolean;
+  },
 ): Promise<RawResponse> {
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator runs without HTTPS');
@@ -47,6 +57,7 @@ export function rawRequest(
       },
     );
     request.on('error', reject);
-    request.end(options.body);
+    if (options.withholdBody) request.flushHeaders();
+    else request.end(options.body);
   });
 }

@@ -131,9 +131,15 @@ describe('connection bounds', () => {
     let text = '';
     socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
     const closed = closedByServer(socket);
-    // 40 bytes announced, 2 sent, then silence.
+    // 40 bytes announced, 2 sent, then silence; with a valid token (one without is answered 401
+    // from its headers, its body never waited for).
+    const token = createRegistrationSasToken({
+      idScope: ID_SCOPE,
+      registrationId: 'stalled',
+      key: groupDeviceKey('hashed', 'stalled'),
+    });
     socket.write(
-      `PUT /${ID_SCOPE}/registrations/stalled/register?api-version=2019-03-31 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
+      `PUT /${ID_SCOPE}/registrations/stalled/register?api-version=2019-03-31 HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
     );
     socket.on('data', () => socket.end());
     await closed;

@@ -4,10 +4,19 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
 import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-kit';
+import type { AttestationResult } from '../core/attestation.js';
 import { clip, clipUrl, maskUrlQuery } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
 import type { HubService } from '../hub/core/hub-service.js';
-import { handleHubRequest, hubBodyTooLarge, hubServerError, isHubPath, MAX_HUB_BODY_BYTES } from '../hub/https-api.js';
+import {
+  authorizeHubRequest,
+  type HubGate,
+  handleHubRequest,
+  hubBodyTooLarge,
+  hubServerError,
+  isHubPath,
+  MAX_HUB_BODY_BYTES,
+} from '../hub/https-api.js';
 import {
   boundConnections,
   type ConnectionLimits,
@@ -16,7 +25,7 @@ import {
 } from './connection-limits.js';
 import { clientErrorResponse, rawHttpResponse } from './https-client-errors.js';
 import { responseHeaders } from './https-headers.js';
-import { isDatedApiVersion, matchRoute } from './https-routes.js';
+import { type DeviceRoute, isDatedApiVersion, matchRoute } from './https-routes.js';
 import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.js';
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
@@ -52,12 +61,53 @@ export interface HttpsTransportOptions {
   upgradeHandlers?: readonly UpgradeHandler[];
 }
 
+/** The body handed to a request refused before its body was read. */
+const EMPTY_BODY = Buffer.alloc(0);
+
 /** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
 const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
 
 const DEVICE_API_SHAPE =
   'the device API serves PUT /{idScope}/registrations/{registrationId}/register, GET /{idScope}/registrations/{registrationId}/operations/{operationId} and POST /{idScope}/registrations/{registrationId}';
 const SERVICE_API_SHAPE = 'the service API serves /enrollmentGroups/{id}, /enrollments/{id} and /registrations/{id}';
+
+/**
+ * A request as its URL and headers decide it (`decide` in startHttpsTransport), before its body is
+ * read. `hub` and `device` carry the checked credentials, refused or not.
+ */
+type Decision =
+  | { kind: 'invalid-url' }
+  | { kind: 'hub'; hub: HubService; url: URL; gate: HubGate }
+  | {
+      kind: 'service';
+      service: ServiceApiOptions;
+      url: URL;
+      /** The 401 of a request whose headers carry no valid SAS token for its route. */
+      refusal?: HttpAnswer;
+      /** What its SAS token was granted (undefined too for a path no service route takes: 404/405). */
+      authorized?: ServiceAuthorization;
+    }
+  | { kind: 'unrouted'; url: URL; route: Extract<DeviceRoute, { kind: 'not-found' | 'method-not-allowed' }> }
+  | { kind: 'answer'; answer: DeviceApiResponse }
+  | {
+      kind: 'device';
+      url: URL;
+      route: Extract<DeviceRoute, { kind: 'register' | 'operation-status' | 'status-lookup' }>;
+      apiVersion: string;
+      attestation: AttestationResult;
+    };
+
+/**
+ * Whether a request is refused for its credentials alone, from its headers: answered before its
+ * body is read. The service API, the hub's registry and device routes and every DPS device route
+ * decide from the headers (SAS token, or the TLS client certificate; the emulator attests no TPM, whose first
+ * register carries its endorsement key in the body), so none of them reads the body of a refusal.
+ */
+function refusedForCredentials(decision: Decision): boolean {
+  if (decision.kind === 'service') return decision.refusal !== undefined;
+  if (decision.kind === 'hub') return !decision.gate.ok && decision.gate.refused;
+  return decision.kind === 'device' && !decision.attestation.ok;
+}
 
 /**
  * DPS's device REST API on node:https. Every answer is JSON with
@@ -85,71 +135,54 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     return errorResponse(status === 405 ? DpsErrorCode.MethodNotAllowed : DpsErrorCode.NotFound, message);
   };
 
-  const handle = (
-    req: IncomingMessage,
-    body: Buffer,
-    authorized: ServiceAuthorization | undefined,
-  ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
+  /**
+   * What a request's URL and headers decide, before its body is read: which API, its route, and its
+   * credentials (a failed check is in the decision; `refusedForCredentials` says which are answered
+   * without the body). `handle` goes on from it once the body is read, so
+   * the credentials are checked once. Throws what the store throws (an enrollment or device
+   * lookup): the request is then decided again once its body is read, as before.
+   */
+  const decide = (req: IncomingMessage): Decision => {
+    const method = req.method ?? 'GET';
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'https://dps.invalid');
     } catch {
       // e.g. `//[`: parsed as an authority that is no valid host.
-      return unrouted(
-        req,
-        maskUrlQuery(String(req.url)),
-        404,
-        `Neither DPS API has a resource at ${clipUrl(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
-      );
+      return { kind: 'invalid-url' };
     }
     if (options.hub && isHubPath(url.pathname)) {
-      return handleHubRequest(
+      const gate = authorizeHubRequest(
         options.hub,
-        {
-          method: req.method ?? 'GET',
-          url,
-          headers: req.headers,
-          body,
-          clientCertificates: peerCertificateChain(req.socket),
-        },
+        { method, url, headers: req.headers, clientCertificates: peerCertificateChain(req.socket) },
         log,
       );
+      return { kind: 'hub', hub: options.hub, url, gate };
     }
     if (service && isServicePath(url.pathname)) {
-      return handleServiceRequest(service, {
-        method: req.method ?? 'GET',
-        url,
-        headers: req.headers,
-        body,
-        ...(authorized ? { authorized } : {}),
-      });
+      const checked = authorizeBeforeBody(service, { method, url, headers: req.headers });
+      if (checked && !checked.ok) return { kind: 'service', service, url, refusal: checked.answer };
+      return checked
+        ? { kind: 'service', service, url, authorized: checked.authorization }
+        : { kind: 'service', service, url };
     }
-    const route = matchRoute(req.method ?? 'GET', url.pathname);
-    if (route.kind === 'not-found') {
-      return unrouted(
-        req,
-        url.pathname,
-        404,
-        `Neither DPS API has a resource at ${clip(url.pathname)}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
-      );
+    const route = matchRoute(method, url.pathname);
+    if (route.kind === 'not-found' || route.kind === 'method-not-allowed') return { kind: 'unrouted', url, route };
+    const apiVersion = url.searchParams.get('api-version');
+    if (!apiVersion) {
+      return {
+        kind: 'answer',
+        answer: errorResponse(
+          DpsErrorCode.InvalidRequestBody,
+          'The api-version query parameter is required (for example api-version=2021-10-01).',
+        ),
+      };
     }
-    if (route.kind === 'method-not-allowed') {
-      return unrouted(
-        req,
-        url.pathname,
-        405,
-        `The DPS device API expects ${route.allowed} for ${clip(url.pathname)}, not ${clip(req.method ?? '')}.`,
-      );
-    }
-    if (!url.searchParams.get('api-version')) {
-      return errorResponse(
-        DpsErrorCode.InvalidRequestBody,
-        'The api-version query parameter is required (for example api-version=2021-10-01).',
-      );
-    }
-    const apiVersion = url.searchParams.get('api-version') ?? '';
     if (!isDatedApiVersion(apiVersion)) {
-      return errorResponse(DpsErrorCode.ArgumentInvalid, `Unsupported API version ${clip(apiVersion)}.`);
+      return {
+        kind: 'answer',
+        answer: errorResponse(DpsErrorCode.ArgumentInvalid, `Unsupported API version ${clip(apiVersion)}.`),
+      };
     }
     const attestation = api.service.attest({
       requestedIdScope: route.idScope,
@@ -163,8 +196,66 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         reason: attestation.reason,
       });
     }
+    return { kind: 'device', url, route, apiVersion, attestation };
+  };
+
+  const handle = (
+    req: IncomingMessage,
+    body: Buffer,
+    decision: Decision,
+  ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
+    switch (decision.kind) {
+      case 'invalid-url':
+        return unrouted(
+          req,
+          maskUrlQuery(String(req.url)),
+          404,
+          `Neither DPS API has a resource at ${clipUrl(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+        );
+      case 'hub':
+        return handleHubRequest(
+          decision.hub,
+          {
+            method: req.method ?? 'GET',
+            url: decision.url,
+            headers: req.headers,
+            body,
+            clientCertificates: peerCertificateChain(req.socket),
+          },
+          log,
+          decision.gate,
+        );
+      case 'service':
+        if (decision.refusal) return decision.refusal;
+        return handleServiceRequest(decision.service, {
+          method: req.method ?? 'GET',
+          url: decision.url,
+          headers: req.headers,
+          body,
+          ...(decision.authorized ? { authorized: decision.authorized } : {}),
+        });
+      case 'unrouted':
+        return decision.route.kind === 'not-found'
+          ? unrouted(
+              req,
+              decision.url.pathname,
+              404,
+              `Neither DPS API has a resource at ${clip(decision.url.pathname)}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
+            )
+          : unrouted(
+              req,
+              decision.url.pathname,
+              405,
+              `The DPS device API expects ${decision.route.allowed} for ${clip(decision.url.pathname)}, not ${clip(req.method ?? '')}.`,
+            );
+      case 'answer':
+        return decision.answer;
+      case 'device':
+        break;
+    }
+    const { url, route, attestation } = decision;
     if (route.kind === 'register') {
-      const response = api.registerSoon(attestation, body, 'https', url.searchParams.get('api-version') ?? undefined);
+      const response = api.registerSoon(attestation, body, 'https', decision.apiVersion);
       return response instanceof Promise
         ? response.then((saved) => withLocation(saved, req, route, url))
         : withLocation(response, req, route, url);
@@ -196,6 +287,53 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     res.end(text);
   };
 
+  /**
+   * `send` that cannot throw out of an event handler or a promise's callback (where a throw would
+   * end the process): a failure to write the answer is logged and the connection destroyed. Nothing
+   * known makes `send` throw (every status and header it writes is the emulator's own, validated
+   * input echoed only after its schema check, bodies plain JSON); this keeps it so.
+   */
+  const trySend = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    response: DeviceApiResponse | HttpAnswer,
+    close = false,
+  ): void => {
+    try {
+      send(res, response, close);
+    } catch (err) {
+      log.error(
+        'https.request',
+        `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: the answer could not be written: ${(err as Error).message}`,
+        { stack: (err as Error).stack },
+      );
+      res.destroy();
+    }
+  };
+
+  /**
+   * Handles a request (its body read, or empty for a refusal decided from its headers) and answers
+   * it; a failure is a 500 in the error shape of the API whose path it is (`hubPath`: IoT Hub's).
+   */
+  const respond = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    decision: Decision | undefined,
+    hubPath: boolean,
+    close = false,
+  ): void => {
+    Promise.resolve()
+      .then(() => handle(req, body, decision ?? decide(req)))
+      .catch((err: Error) => {
+        log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
+          stack: err.stack,
+        });
+        return hubPath ? hubServerError() : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+      })
+      .then((response) => trySend(req, res, response, close));
+  };
+
   const serverOptions = {
     cert: options.tls.cert,
     key: options.tls.key,
@@ -215,7 +353,8 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     // HTTPS fuzz inputs). HTTP has an answer for it, 408, given like every other error.
     req.once('timeout', () => {
       if (req.complete) return;
-      send(
+      trySend(
+        req,
         res,
         errorResponse(
           DpsErrorCode.RequestTimeout,
@@ -226,46 +365,29 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       // A peer that never reads the answer or closes must not keep the socket open.
       destroyAfterGrace(req.socket);
     });
-    // A service API request its headers do not authorize is answered before its body is read, and
-    // its connection closed: nothing of a client without a valid token is buffered. One they do
-    // authorize is handled with that authorization: its SAS is checked once.
-    let authorized: ServiceAuthorization | undefined;
-    if (surface === 'service' && service) {
-      let decision: ReturnType<typeof authorizeBeforeBody>;
-      try {
-        decision = authorizeBeforeBody(service, {
-          method: req.method ?? 'GET',
-          url: new URL(req.url ?? '/', 'https://dps.invalid'),
-          headers: req.headers,
-        });
-      } catch {
-        decision = undefined; // no valid URL: handled (404) once the body is read, as before
-      }
-      if (decision && !decision.ok) {
-        send(res, decision.answer, true);
-        destroyAfterGrace(req.socket);
-        return;
-      }
-      authorized = decision?.authorization;
+    // What the headers decide, before the body is read. A request its credentials alone refuse
+    // (service, hub and DPS device routes) is answered from them, the body never read, and its
+    // connection closed: nothing of a client without valid credentials is buffered (1 MiB a service
+    // request, 256 KiB a hub request, ~97 KB a device request, up to the idle timeout for a body
+    // that never completes). One they accept is handled with what was checked: checked once.
+    let decision: Decision | undefined;
+    try {
+      decision = decide(req);
+    } catch {
+      decision = undefined; // the store failed: decided again, and answered, once the body is read
+    }
+    if (decision && refusedForCredentials(decision)) {
+      respond(req, res, EMPTY_BODY, decision, surface === 'hub', true);
+      destroyAfterGrace(req.socket);
+      return;
     }
     readBody(req, maxBytes).then(
-      (body) => {
-        Promise.resolve()
-          .then(() => handle(req, body, authorized))
-          .catch((err: Error) => {
-            log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
-              stack: err.stack,
-            });
-            return surface === 'hub'
-              ? hubServerError()
-              : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
-          })
-          .then((response) => send(res, response));
-      },
+      (body) => respond(req, res, body, decision, surface === 'hub'),
       (err: Error) => {
         if (err instanceof BodyTooLargeError) {
           const message = `The request body is larger than ${maxBytes} bytes.`;
-          send(
+          trySend(
+            req,
             res,
             surface === 'hub'
               ? hubBodyTooLarge()
