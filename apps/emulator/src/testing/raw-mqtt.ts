@@ -44,12 +44,12 @@ export interface RawMqttDevice {
 
 export async function connectRawDevice(
   emulator: Emulator,
-  options: { clientId: string; username: string; password?: string; keepalive?: number },
+  options: { clientId: string; username?: string; password?: string; keepalive?: number },
 ): Promise<RawMqttDevice> {
   const client = mqtt.connect(`mqtts://localhost:${emulator.endpoints.mqtt.port}`, {
     ca: emulator.caCertPem,
     clientId: options.clientId,
-    username: options.username,
+    ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     protocolVersion: 4,
     clean: true,
@@ -57,10 +57,14 @@ export async function connectRawDevice(
     ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
   });
   const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
-  client.on('error', () => {});
+  // A refused CONNACK is an error (mqtt.js: `Connection refused: …`, its return code as `code`).
+  let refusal: Error | undefined;
+  client.on('error', (err) => {
+    refusal ??= err;
+  });
   await new Promise<void>((resolve, reject) => {
     client.on('connect', () => resolve());
-    void closed.then(() => reject(new Error('connection closed before CONNACK')));
+    void closed.then(() => reject(refusal ?? new Error('connection closed before CONNACK')));
   });
   const waiting = new Map<string, (response: { topic: string; status: number; body: unknown }) => void>();
   client.on('message', (topic, payload) => {

@@ -1,6 +1,6 @@
 import type mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { DeviceSession } from './mqtt-device-session.js';
+import { type ConnectReturnCode, DeviceSession } from './mqtt-device-session.js';
 
 const CONNECT: mqttPacket.IConnectPacket = {
   cmd: 'connect',
@@ -13,7 +13,7 @@ const CONNECT: mqttPacket.IConnectPacket = {
   password: Buffer.from('token'),
 };
 
-function session(served = true) {
+function session(returnCode: ConnectReturnCode = 0) {
   const sent: mqttPacket.Packet[] = [];
   const closed: (string | undefined)[] = [];
   const connects: mqttPacket.IConnectPacket[] = [];
@@ -23,7 +23,7 @@ function session(served = true) {
     close: (reason) => closed.push(reason),
     connected: (connect) => {
       connects.push(connect);
-      return served;
+      return returnCode;
     },
     request: (topic, payload) => requests.push({ topic, payload: payload.toString('utf8') }),
   });
@@ -72,7 +72,7 @@ describe('DeviceSession (MQTT 3.1.1 for the DPS device API, without sockets)', (
   });
 
   it('answers CONNACK 3 and ends the connection when the server cannot serve the CONNECT', () => {
-    const { s, sent, closed, connects } = session(false);
+    const { s, sent, closed, connects } = session(3);
     s.packet(CONNECT);
     expect(connects).toEqual([CONNECT]);
     expect(sent).toEqual([{ cmd: 'connack', returnCode: 3, sessionPresent: false }]);
@@ -81,6 +81,14 @@ describe('DeviceSession (MQTT 3.1.1 for the DPS device API, without sockets)', (
     expect(s.closed).toBe(true);
     s.packet(publish('$dps/registrations/PUT/iotdps-register/?$rid=1', 1));
     expect(sent).toHaveLength(1);
+  });
+
+  it('answers CONNACK 5 and ends the connection when the transport refuses the CONNECT as not authorized', () => {
+    const { s, sent, closed } = session(5);
+    s.packet(CONNECT);
+    expect(sent).toEqual([{ cmd: 'connack', returnCode: 5, sessionPresent: false }]);
+    expect(closed).toEqual([undefined]);
+    expect(s.closed).toBe(true);
   });
 
   it('grants the response filter at QoS 1 at most and refuses every other filter', () => {

@@ -13,9 +13,11 @@ import { isDeviceRequestTopic, RESPONSE_FILTER } from './mqtt-topics.js';
  * What follows MQTT 3.1.1 (as aedes, the broker this replaced, did it):
  * - the first packet must be a CONNECT [MQTT-3.1.0-1], and only one [MQTT-3.1.0-2]; protocol levels
  *   3 (MQIsdp) and 4 are served, others get CONNACK 1 [MQTT-3.1.2-2];
- * - every CONNECT is accepted (return code 0): credentials are checked by the device API, which
- *   answers the first request 401 as the real service does (the SDK raises that as
- *   UnauthorizedError; a refused CONNACK would surface as a plain connection error);
+ * - a CONNECT is accepted (return code 0) unless the transport refuses it (`connected`): one that
+ *   names no registration (no username) gets CONNACK 5, one the store cannot serve CONNACK 3; other
+ *   credentials are checked by the device API, which answers the first request 401 as the real
+ *   service does (the SDK raises that as UnauthorizedError; a refused CONNACK would surface as a
+ *   plain connection error);
  * - SUBSCRIBE gets a SUBACK granting the response filter at QoS ≤ 1 and refusing (0x80) any other
  *   filter, which also keeps devices from snooping; UNSUBSCRIBE gets its UNSUBACK;
  * - a PUBLISH outside the request topics (another service's, or DPS's response topics, where a
@@ -33,18 +35,23 @@ export interface DeviceSessionHooks {
    */
   close(reason: string | undefined): void;
   /**
-   * A CONNECT was accepted: its client id, username and password (the transport attests them).
-   * False when the server cannot serve it now (its store could not be read): the session answers
-   * CONNACK 3, server unavailable, and ends the connection.
+   * A CONNECT arrived: its client id, username and password (the transport attests them). Returns
+   * the CONNACK return code: 0 accepted; 3 (server unavailable) when the server cannot serve it now
+   * (its store could not be read); 5 (not authorized) when it names no registration. The session
+   * answers a refusal with that CONNACK and ends the connection.
    */
-  connected(connect: mqttPacket.IConnectPacket): boolean;
+  connected(connect: mqttPacket.IConnectPacket): ConnectReturnCode;
   /** A request on a DPS request topic; answer it with `DeviceSession.reply`. */
   request(topic: string, payload: Buffer): void;
 }
 
 /** The MQTT 3.1.1 CONNACK return codes used here. */
+export const CONNECTION_ACCEPTED = 0;
 const UNACCEPTABLE_PROTOCOL_VERSION = 1;
-const SERVER_UNAVAILABLE = 3;
+export const SERVER_UNAVAILABLE = 3;
+export const NOT_AUTHORIZED = 5;
+/** What `DeviceSessionHooks.connected` answers a CONNECT with. */
+export type ConnectReturnCode = typeof CONNECTION_ACCEPTED | typeof SERVER_UNAVAILABLE | typeof NOT_AUTHORIZED;
 /** Granted QoS in a SUBACK for a refused filter. */
 const SUBSCRIPTION_REFUSED = 0x80;
 
@@ -149,13 +156,15 @@ export class DeviceSession {
     this.#state = 'connected';
     this.clientId = packet.clientId;
     this.keepaliveSeconds = packet.keepalive ?? 0;
-    if (!this.hooks.connected(packet)) {
-      this.hooks.send({ cmd: 'connack', returnCode: SERVER_UNAVAILABLE, sessionPresent: false });
+    const returnCode = this.hooks.connected(packet);
+    if (returnCode !== CONNECTION_ACCEPTED) {
+      // Closed with no reason of the session's: the transport logged why.
+      this.hooks.send({ cmd: 'connack', returnCode, sessionPresent: false });
       this.#state = 'closed';
       this.hooks.close(undefined);
       return;
     }
-    this.hooks.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
+    this.hooks.send({ cmd: 'connack', returnCode: CONNECTION_ACCEPTED, sessionPresent: false });
   }
 
   #publish(packet: mqttPacket.IPublishPacket): void {

@@ -114,6 +114,33 @@ describe('MQTT edge cases', () => {
     expect(events.at(-1)?.outcome.errorMessage).toMatch(/^malformed: MQTT username "just-a-user"/);
   });
 
+  it('refuses a CONNECT without a username with CONNACK 5, before it takes over the connection of its client id', async () => {
+    const owner = await device('hashed-raw-nameless');
+    await subscribeResponses(owner);
+    // Neither username nor password (MQTT 3.1.1 allows no password without a username), as an X.509
+    // device that forgot its username would connect.
+    const refused = await connectRawDevice(emulator, { clientId: 'hashed-raw-nameless' }).then(
+      (connected) => {
+        open.push(connected);
+        return undefined;
+      },
+      (err: Error & { code?: number }) => err,
+    );
+    expect(refused).toMatchObject({ code: 5, message: 'Connection refused: Not authorized' });
+    expect(logs.findLast((l) => l.event === 'mqtt.auth')).toMatchObject({
+      registrationId: 'hashed-raw-nameless',
+      reason: 'missing-username',
+    });
+    // The device whose client id it gave is still connected and served.
+    expect(owner.client.connected).toBe(true);
+    const accepted = await owner.request(
+      REGISTER('n1'),
+      JSON.stringify({ registrationId: 'hashed-raw-nameless' }),
+      'n1',
+    );
+    expect(accepted.status).toBe(202);
+  });
+
   it('refuses other subscriptions and drops a client publishing outside the DPS topics, and no one else', async () => {
     const snoop = await device('hashed-raw-snoop');
     expect(await subscribeResponses(snoop, '$dps/#')).toBe(128);

@@ -16,7 +16,14 @@ import {
 } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import { type FirstPacket, readFirstMqttPacket } from './mqtt-connect-peek.js';
-import { DeviceSession, type DeviceSessionHooks } from './mqtt-device-session.js';
+import {
+  CONNECTION_ACCEPTED,
+  type ConnectReturnCode,
+  DeviceSession,
+  type DeviceSessionHooks,
+  NOT_AUTHORIZED,
+  SERVER_UNAVAILABLE,
+} from './mqtt-device-session.js';
 import { encodeServerPacket } from './mqtt-encode.js';
 import { foreignProtocol } from './mqtt-first-bytes.js';
 import { decodeFirstPacket, decodeWholePackets, type PacketSink } from './mqtt-packet-decoder.js';
@@ -87,7 +94,8 @@ export interface RunningMqttTransport extends RunningTransport {
  *
  * Authentication failures are answered the way the real service appears to do it: the CONNECT
  * is accepted and the first request gets a 401 with a DPS error body, which the Node SDK turns
- * into an UnauthorizedError (a refused CONNACK would surface as a plain connection error).
+ * into an UnauthorizedError (a refused CONNACK would surface as a plain connection error). A
+ * CONNECT without a username, which names no registration at all, gets CONNACK 5.
  */
 export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningMqttTransport> {
   const { api, log } = options;
@@ -606,8 +614,19 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
     this.#endForViolation();
   }
 
-  connected(connect: mqttPacket.IConnectPacket): boolean {
+  connected(connect: mqttPacket.IConnectPacket): ConnectReturnCode {
     const { byClientId, log } = this.context;
+    if (!connect.username) {
+      // A CONNECT that names no registration (no username, or an empty one) can be no device's:
+      // refused at once, CONNACK 5, before it takes over a connection of the same client id. What
+      // real DPS answers is not known; a username that names one, wrongly, is answered 401 on the
+      // first request as the one real capture shows (README, "Choices where DPS is unknown").
+      log.debug('mqtt.auth', `${clip(connect.clientId)}: a CONNECT without a username; CONNACK 5 (not authorized)`, {
+        registrationId: clip(connect.clientId),
+        reason: 'missing-username',
+      });
+      return NOT_AUTHORIZED;
+    }
     const parsed = parseMqttUsername(connect.username);
     try {
       this.#attestation = this.context.attestConnect(connect, parsed, this.stream);
@@ -617,7 +636,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       log.error('mqtt.auth', `${clip(connect.clientId)}: enrollments not read: ${(err as Error).message}`);
       // Over WebSockets the close says so too: 1011, which close(undefined)'s 1000 does not replace.
       if (this.transport === 'mqtt-ws') closeWebSocketWith(this.stream, MQTT_WEBSOCKET_CLOSE.serverUnavailable);
-      return false;
+      return SERVER_UNAVAILABLE;
     }
     this.#apiVersion = parsed?.apiVersion;
     const previous = byClientId.get(connect.clientId);
@@ -640,7 +659,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
         }
       }, keepalive * 1500);
     }
-    return true;
+    return CONNECTION_ACCEPTED;
   }
 
   request(topic: string, payload: Buffer): void {
