@@ -425,6 +425,7 @@ describe('the DPS service API with the official service SDK', () => {
       });
     expect((await query()).headers['x-ms-max-item-count']).toBe('100');
     expect((await query('0005')).headers['x-ms-max-item-count']).toBe('5');
+    expect((await query(`${'0'.repeat(40)}7`)).headers['x-ms-max-item-count']).toBe('7');
     expect((await query('2147483647')).headers['x-ms-max-item-count']).toBe('1000');
     for (const refused of ['0', '-2', 'abc', '1.5', '1e3', '2147483648', '99999999999999999999']) {
       const answer = await query(refused);

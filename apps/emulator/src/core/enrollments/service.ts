@@ -441,7 +441,7 @@ function parsePaging(
   // is not documented; its SDKs send the header only for a page size they were given, never 0).
   if (pageSize !== undefined && pageSize !== '' && pageSize.trim() !== '-1') {
     const digits = pageSize.trim();
-    if (!/^\d{1,10}$/.test(digits) || Number(digits) < 1 || Number(digits) > MAX_PAGE_SIZE_HEADER) {
+    if (!/^\d+$/.test(digits) || Number(digits) < 1 || Number(digits) > MAX_PAGE_SIZE_HEADER) {
       return fail(
         DpsErrorCode.ArgumentInvalid,
         `Invalid x-ms-max-item-count "${clip(pageSize)}": give a whole number from 1 to ${MAX_PAGE_SIZE_HEADER} (pages hold at most ${MAX_PAGE_SIZE}), or -1 for the default (${DEFAULT_PAGE_SIZE}).`,
