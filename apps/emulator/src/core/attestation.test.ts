@@ -3,12 +3,16 @@ import {
   createSasToken,
   deriveDeviceKey,
   generateSymmetricKey,
+  REGISTRATION_KEY_NAME,
   registrationResource,
+  SasTokenError,
+  verifySasToken,
 } from '@dpskit/contracts';
 import { describe, expect, it } from 'vitest';
-import { groupEnrollment, individualEnrollment } from '../testing/enrollments.js';
+import { createTestCa } from '../testing/certificates.js';
+import { groupEnrollment, individualEnrollment, x509Enrollment } from '../testing/enrollments.js';
 import { attest } from './attestation.js';
-import { enrollmentSet } from './model.js';
+import { type EmulatedEnrollment, enrollmentSet } from './model.js';
 
 const SCOPE = '0ne00000A0A';
 const now = new Date('2026-06-01T12:00:00Z');
@@ -117,4 +121,94 @@ describe('attest', () => {
     );
     expect(unknown).toMatchObject({ ok: false, reason: 'no-matching-enrollment' });
   });
+
+  // The group loop reads the token once and tests each derived key without throwing (issue #13):
+  // its answers must be those of verifying every key with verifySasToken, as it did before.
+  it('answers for enrollment groups as verifying each derived key with verifySasToken does', async () => {
+    const groupC = groupEnrollment('group-c', keys());
+    // A group of X.509 devices has no keys: the symmetric-key loop skips it.
+    const ca = await createTestCa('Contoso root');
+    const x509Only = x509Enrollment('group', 'group-x509', {
+      signingCertificates: { primary: { certificate: ca.cert } },
+    });
+    const groupSets = [[groupA, groupB], [groupB, groupA], [groupA], [x509Only, groupB, groupC], [x509Only], []];
+    const signers = (id: string) => [
+      deriveDeviceKey(groupA.keys.primaryKey, id),
+      deriveDeviceKey(groupA.keys.secondaryKey, id),
+      deriveDeviceKey(groupB.keys.primaryKey, id),
+      deriveDeviceKey(groupB.keys.secondaryKey, id),
+      deriveDeviceKey(groupC.keys.primaryKey, id),
+      deriveDeviceKey(groupC.keys.secondaryKey, id),
+      generateSymmetricKey(),
+    ];
+    const tokens = (id: string): string[] => {
+      const list: string[] = [];
+      for (const key of signers(id)) {
+        list.push(token(id, key), token(id, key, { encodeResource: true }));
+        list.push(token(id, key, { ttlSeconds: -1 }), token('other-id', key), token(id, key, { scope: '0ne99999999' }));
+        const expiresAt = Math.ceil(now.getTime() / 1000) + 60;
+        const resource = registrationResource(SCOPE, id);
+        list.push(createSasToken({ resource, key, expiresAt, keyName: 'iothubowner' }));
+        list.push(createSasToken({ resource, key, expiresAt }).replace(/&skn=[^&]*/, ''));
+      }
+      list.push('Bearer abc', 'SharedAccessSignature sr=x', 'SharedAccessSignature sr=a&sig=%%&se=1', '');
+      return list;
+    };
+    let compared = 0;
+    for (const groups of groupSets) {
+      const enrollments = enrollmentSet(groups);
+      for (const id of ['dev-7', 'Dev-Mixed.Case_8']) {
+        for (const presented of tokens(id)) {
+          const input = { idScope: SCOPE, requestedIdScope: SCOPE, registrationId: id, token: presented, now };
+          const result = attest(input, enrollments);
+          // An empty token is "no token" before any group is looked at.
+          if (presented === '') {
+            expect(result).toMatchObject({ ok: false, reason: 'missing-token' });
+            continue;
+          }
+          expect(result).toEqual(verifyingEachKey(presented, id, groups));
+          compared++;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(500);
+  });
 });
+
+/** The group part of attest as it was: verifySasToken per derived key, a SasTokenError per miss. */
+function verifyingEachKey(presented: string, registrationId: string, groups: EmulatedEnrollment[]) {
+  const expectedResource = registrationResource(SCOPE, registrationId);
+  const fail = (reason: string, detail: string) => ({ ok: false, registrationId, reason, detail });
+  const verify = (candidates: string[]): { ok: true; keyIndex: number } | { ok: false; error: SasTokenError } => {
+    try {
+      const options = { keys: candidates, expectedResource, expectedKeyName: REGISTRATION_KEY_NAME, now };
+      return { ok: true, keyIndex: verifySasToken(presented, options).keyIndex };
+    } catch (err) {
+      if (err instanceof SasTokenError) return { ok: false, error: err };
+      return { ok: false, error: new SasTokenError('signature-mismatch', (err as Error).message) };
+    }
+  };
+  let lastMismatch: SasTokenError | undefined;
+  for (const group of groups) {
+    if (!group.keys) continue;
+    let result = verify([deriveDeviceKey(group.keys.primaryKey, registrationId)]);
+    if (!result.ok && result.error.reason === 'signature-mismatch') {
+      const secondary = verify([deriveDeviceKey(group.keys.secondaryKey, registrationId)]);
+      result = secondary.ok ? { ok: true, keyIndex: 1 } : secondary;
+    }
+    if (result.ok) {
+      return { ok: true, registrationId, enrollment: group, keyUsed: result.keyIndex === 0 ? 'primary' : 'secondary' };
+    }
+    if (result.error.reason !== 'signature-mismatch') return fail(result.error.reason, result.error.message);
+    lastMismatch = result.error;
+  }
+  if (lastMismatch) {
+    return fail(
+      'no-matching-enrollment',
+      `no individual enrollment for "${registrationId}" and no enrollment group key signs the token`,
+    );
+  }
+  const check = verify([]);
+  if (!check.ok && check.error.reason !== 'signature-mismatch') return fail(check.error.reason, check.error.message);
+  return fail('no-matching-enrollment', `no enrollment matches registration id "${registrationId}"`);
+}

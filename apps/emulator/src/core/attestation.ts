@@ -1,9 +1,12 @@
 import type { X509RuntimeContext } from '@dpskit/contracts';
 import {
+  checkSasTokenClaims,
   REGISTRATION_KEY_NAME,
   registrationIdProblem,
   registrationResource,
+  type SasTokenClaims,
   SasTokenError,
+  sasTokenSignedBy,
   verifySasToken,
 } from '@dpskit/contracts';
 import { groupDeviceKey } from './group-keys.js';
@@ -126,26 +129,48 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
     return { ok: true, registrationId, enrollment: individual, keyUsed: keyUsed(result.keyIndex) };
   }
 
-  let lastMismatch: SasTokenError | undefined;
+  // Each group's derived keys against one reading of the token: what does not depend on the key
+  // (format, expiry, resource, key name) is checked once, at the first group with keys, and a key
+  // that does not sign it is a `false`, not a thrown SasTokenError (issue #13: a device of the
+  // second group paid a parse and two errors with their stack traces for the first). Same answers
+  // as verifying each key with verifySasToken (attestation.test.ts).
+  let claims: SasTokenClaims | undefined;
+  let mismatched = false;
   for (const group of enrollments.groups) {
     if (!group.keys) continue;
-    let result = verify([groupDeviceKey(group.keys, 'primary', registrationId)]);
-    // The secondary key's device key only when the primary's does not sign the token (an HMAC
-    // fewer for most devices); the reasons other than the signature do not depend on the key.
-    if (!result.ok && result.error.reason === 'signature-mismatch') {
-      const secondary = verify([groupDeviceKey(group.keys, 'secondary', registrationId)]);
-      result = secondary.ok ? { ok: true, keyIndex: 1 } : secondary;
+    // Derived before the token is read, as before: a group key that cannot derive throws first.
+    const primary = groupDeviceKey(group.keys, 'primary', registrationId);
+    if (claims === undefined) {
+      try {
+        claims = checkSasTokenClaims(input.token, {
+          expectedResource,
+          expectedKeyName: REGISTRATION_KEY_NAME,
+          now: input.now,
+        });
+      } catch (err) {
+        // Expiry, resource and format do not depend on the key: no group can do better.
+        if (err instanceof SasTokenError) return fail(err.reason, err.message);
+        // Not reached (the claims throw only SasTokenError); verify() counted anything else as a
+        // signature mismatch, for this group and every other alike.
+        mismatched = true;
+        break;
+      }
     }
-    if (result.ok) return { ok: true, registrationId, enrollment: group, keyUsed: keyUsed(result.keyIndex) };
-    // Expiry, resource and format do not depend on the key: no other group can do better.
-    if (result.error.reason !== 'signature-mismatch') return fail(result.error.reason, result.error.message);
-    lastMismatch = result.error;
+    // The secondary key's device key only when the primary's does not sign the token (an HMAC
+    // fewer for most devices).
+    if (signedBy(claims, primary)) {
+      return { ok: true, registrationId, enrollment: group, keyUsed: 'primary' };
+    }
+    if (signedBy(claims, groupDeviceKey(group.keys, 'secondary', registrationId))) {
+      return { ok: true, registrationId, enrollment: group, keyUsed: 'secondary' };
+    }
+    mismatched = true;
   }
   const others = enrollments.unverifiable?.groups ?? [];
   const note = others.length
     ? `; groups whose devices the emulator cannot verify (TPM): ${others.map((g) => `"${g.id}" (${g.attestationType})`).join(', ')}`
     : '';
-  if (lastMismatch) {
+  if (mismatched) {
     return fail(
       'no-matching-enrollment',
       `no individual enrollment for "${registrationId}" and no enrollment group key signs the token${note}`,
@@ -155,4 +180,13 @@ export function attest(input: AttestationInput, enrollments: EnrollmentSet): Att
   const check = verify([]);
   if (!check.ok && check.error.reason !== 'signature-mismatch') return fail(check.error.reason, check.error.message);
   return fail('no-matching-enrollment', `no enrollment matches registration id "${registrationId}"${note}`);
+}
+
+/** `sasTokenSignedBy`, a key that is not base64 signing nothing (as `verify` above counts it). */
+function signedBy(claims: SasTokenClaims, key: string): boolean {
+  try {
+    return sasTokenSignedBy(claims, key);
+  } catch {
+    return false;
+  }
 }
