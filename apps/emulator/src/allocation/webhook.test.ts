@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPortUrl } from '../testing/fixtures.js';
 import { WebhookClient } from './webhook.js';
@@ -114,4 +114,90 @@ describe('WebhookClient and a webhook that closes idle connections (issue 8 item
     }
     expect(failures).toEqual([]);
   });
+});
+
+/**
+ * The bytes of the first request a raw TCP server receives (headers and a body of the announced
+ * length); it answers 200 and closes.
+ */
+async function captureOne(send: (port: number) => Promise<unknown>, host = '127.0.0.1'): Promise<string> {
+  let captured = '';
+  const server = net.createServer((socket) => {
+    let data = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const length = Number(/content-length: (\d+)/i.exec(data.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+      if (data.length < end + 4 + length) return;
+      captured = data.toString('latin1');
+      socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  try {
+    await send((server.address() as AddressInfo).port);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return captured;
+}
+
+describe('WebhookClient on the wire (issue #13: request options kept per URL)', () => {
+  // What the client wrote before it kept each URL's options: http.request(new URL(url), ...).
+  const byUrlObject = (url: string, body: string) =>
+    new Promise<void>((resolve, reject) => {
+      const agent = new http.Agent({ keepAlive: true });
+      const payload = Buffer.from(body, 'utf8');
+      const request = http.request(new URL(url), {
+        method: 'POST',
+        agent,
+        headers: {
+          'Content-Type': 'application/json; charset=utf-8',
+          Accept: 'application/json',
+          'Content-Length': payload.length,
+          'User-Agent': 'dpskit-emulator',
+        },
+      });
+      request.on('error', reject);
+      request.on('response', (response) => {
+        response.resume();
+        response.on('end', () => {
+          agent.destroy();
+          resolve();
+        });
+      });
+      request.end(payload);
+    });
+
+  it.each([
+    ['127.0.0.1', (port: number) => `http://127.0.0.1:${port}/api/allocate?code=secret%3D&x=1`],
+    ['127.0.0.1', (port: number) => `http://127.0.0.1:${port}`],
+    ['127.0.0.1', (port: number) => `http://127.0.0.1:${port}/a%20b/../c?q=%C3%A9#fragment`],
+    ['127.0.0.1', (port: number) => `HTTP://LocalHost:${port}/Api/Allocate?code=k`],
+    ['::1', (port: number) => `http://[::1]:${port}/api/allocate?code=k`],
+  ])(
+    'writes the bytes a request made from a URL object writes (%s), the first call and the next',
+    async (host, urlOf) => {
+      const body = '{"registrationId":"dev-ü","linkedHubs":["a.azure-devices.net"]}';
+      const client = new WebhookClient({ timeoutMs: 30_000 });
+      try {
+        const reference = await captureOne((port) => byUrlObject(urlOf(port), body), host).catch((err: unknown) => {
+          // A machine without an IPv6 loopback has nothing to compare there.
+          if (host === '::1' && (err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') return undefined;
+          throw err;
+        });
+        if (reference === undefined) return;
+        expect(reference).toContain('POST ');
+        for (let call = 0; call < 2; call++) {
+          const sent = await captureOne((port) => client.call(urlOf(port), body), host);
+          // The same request but for the port the capturing server got.
+          const ports = /Host: [^\r]*?(\d+)\r\n/;
+          expect(sent.replace(ports, 'Host: PORT\r\n')).toBe(reference.replace(ports, 'Host: PORT\r\n'));
+        }
+      } finally {
+        client.close();
+      }
+    },
+  );
 });
