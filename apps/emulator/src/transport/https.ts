@@ -213,15 +213,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
           `Neither DPS API has a resource at ${clipUrl(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
         );
       case 'hub':
+        // The client certificates were read for the gate (decide): the gate is all that needs them.
         return handleHubRequest(
           decision.hub,
-          {
-            method: req.method ?? 'GET',
-            url: decision.url,
-            headers: req.headers,
-            body,
-            clientCertificates: peerCertificateChain(req.socket),
-          },
+          { method: req.method ?? 'GET', url: decision.url, headers: req.headers, body },
           log,
           decision.gate,
         );
