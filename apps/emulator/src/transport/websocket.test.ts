@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
@@ -290,6 +291,19 @@ describe('WebSockets at /$iothub/websocket', () => {
       disconnect: { code: 1000, reason: '', received: ['connack', 'suback'] },
     });
     await stillServes('ws-after-closes');
+  });
+
+  it('answers a CONNECT without a username CONNACK 5 and closes with 1000', async () => {
+    const { ws, received, closed } = await openMqttWebSocket(emulator);
+    ws.send(
+      mqttPacket.generate({ cmd: 'connect', clientId: 'ws-nameless', protocolVersion: 4, clean: true, keepalive: 0 }),
+    );
+    expect({ ...(await closed), received }).toEqual({
+      code: 1000,
+      reason: '',
+      received: [expect.objectContaining({ cmd: 'connack', returnCode: 5 })],
+    });
+    await stillServes('ws-after-nameless');
   });
 
   it('closes with 1001 when the device sends nothing for 1.5 × its keepalive', async () => {
