@@ -55,6 +55,16 @@ export function hubBodyTooLarge(): HttpAnswer {
 }
 
 /**
+ * A hub request whose announced body stopped arriving (the listener's idle timeout): 408 in IoT
+ * Hub's error shape like every other answer on a hub path (azure-iothub reads its message; it
+ * raises `DeviceTimeoutError` for a 408). IoT Hub documents no error code for this: `RequestTimeout`
+ * is the emulator's.
+ */
+export function hubRequestTimeout(message: string): HttpAnswer {
+  return hubError(408, 'RequestTimeout', message);
+}
+
+/**
  * A hub request that failed in the emulator (a store fault, say): IoT Hub's 500 `ServerError`
  * (500001, REST API "common error codes"; azure-iothub raises `InternalServerError`), in IoT Hub's
  * error shape like every other answer on a hub path, not DPS's. IoT Hub's wording is not documented.

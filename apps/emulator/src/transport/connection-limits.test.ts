@@ -1,9 +1,10 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRegistrationSasToken, DpsErrorCode } from '@dpskit/contracts';
+import { createRegistrationSasToken, createSasToken, DpsErrorCode } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
-import { closedPortUrl, groupDeviceKey, ID_SCOPE } from '../testing/fixtures.js';
+import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
+import { closedPortUrl, groupDeviceKey, HUB_A, ID_SCOPE } from '../testing/fixtures.js';
 import { rawRequest } from '../testing/raw-https.js';
 import { connectRawDevice } from '../testing/raw-mqtt.js';
 import { register } from '../testing/sdk.js';
@@ -149,6 +150,39 @@ describe('connection bounds', () => {
       errorCode: DpsErrorCode.RequestTimeout,
       message: expect.stringContaining('Content-Length 40'),
     });
+  });
+});
+
+describe('a stalled body on a hub path', () => {
+  it("is answered 408 in IoT Hub's error shape (as every hub answer), then closed", async () => {
+    const socket = tls.connect({
+      port: emulator.endpoints.https?.port ?? 0,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: emulator.caCertPem,
+    });
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    const closed = closedByServer(socket);
+    // A registry twin patch with a valid token (its headers pass), 40 bytes announced, 2 sent.
+    const token = createSasToken({
+      resource: HUB_A,
+      key: WELL_KNOWN_HUB_KEY,
+      keyName: HUB_OWNER_POLICY_NAME,
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    });
+    socket.write(
+      `PATCH /twins/stalled-twin?api-version=2021-04-12 HTTP/1.1\r\nHost: ${HUB_A}\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
+    );
+    socket.on('data', () => socket.end());
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(text).toMatch(/\r\niothub-errorcode: RequestTimeout\r\n/i);
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['ExceptionMessage', 'Message']);
+    expect(body.Message).toMatch(
+      /^ErrorCode:RequestTimeout;The request body did not arrive in time: .*Content-Length 40/,
+    );
   });
 });
 

@@ -13,6 +13,7 @@ import {
   type HubGate,
   handleHubRequest,
   hubBodyTooLarge,
+  hubRequestTimeout,
   hubServerError,
   isHubPath,
   MAX_HUB_BODY_BYTES,
@@ -348,13 +349,11 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     // HTTPS fuzz inputs). HTTP has an answer for it, 408, given like every other error.
     req.once('timeout', () => {
       if (req.complete) return;
+      const message = `The request body did not arrive in time: nothing was received for ${limits.idleTimeoutMs / 1000} s (limits.idleTimeoutMs) before the body it announced (${req.headers['content-length'] === undefined ? 'chunked' : `Content-Length ${clip(req.headers['content-length'])}`}) was complete.`;
       trySend(
         req,
         res,
-        errorResponse(
-          DpsErrorCode.RequestTimeout,
-          `The request body did not arrive in time: nothing was received for ${limits.idleTimeoutMs / 1000} s (limits.idleTimeoutMs) before the body it announced (${req.headers['content-length'] === undefined ? 'chunked' : `Content-Length ${clip(req.headers['content-length'])}`}) was complete.`,
-        ),
+        surface === 'hub' ? hubRequestTimeout(message) : errorResponse(DpsErrorCode.RequestTimeout, message),
         true,
       );
       // A peer that never reads the answer or closes must not keep the socket open.
