@@ -253,20 +253,30 @@ describe('DeviceApi while a webhook runs', () => {
     await slowService.whenIdle();
   });
 
-  it('pollNow answers at once what needs no hold, and leaves a poll to hold to operationStatus', async () => {
-    const { slowService, token, finishWebhook } = setup();
+  it('poll answers at once what needs no hold, and a poll to hold with a promise, reading the operation once before the hold', async () => {
+    const store = new MemoryRegistrationStore();
+    let reads = 0;
+    const getOperation = store.getOperation.bind(store);
+    store.getOperation = (operationId) => {
+      reads++;
+      return getOperation(operationId);
+    };
+    const { slowService, token, finishWebhook } = setup(store);
     const fastApi = new DeviceApi(slowService, { retryAfterSeconds: 0 });
     const slowApi = new DeviceApi(slowService, { retryAfterSeconds: 3 });
     const { operationId } = fastApi.register(token('dev-h'), '{}', 'mqtt').body as { operationId: string };
-    expect(fastApi.pollNow(token('dev-h'), operationId, 'mqtt')).toBeUndefined();
-    expect(slowApi.pollNow(token('dev-h'), operationId, 'mqtt')).toMatchObject({
-      status: 202,
-      retryAfterSeconds: 3,
-    });
-    expect(fastApi.pollNow(token('dev-h'), '4.0.0', 'mqtt')).toMatchObject({ status: 404 });
+    expect(slowApi.poll(token('dev-h'), operationId, 'mqtt')).toMatchObject({ status: 202, retryAfterSeconds: 3 });
+    expect(fastApi.poll(token('dev-h'), '4.0.0', 'mqtt')).toMatchObject({ status: 404 });
+    reads = 0;
+    const held = fastApi.poll(token('dev-h'), operationId, 'mqtt');
+    expect(held).toBeInstanceOf(Promise);
+    // One read found it assigning; the next is after the allocation ends.
+    expect(reads).toBe(1);
     await finishWebhook();
+    expect(await held).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
+    expect(reads).toBe(2);
     await slowService.whenIdle();
-    const now = fastApi.pollNow(token('dev-h'), operationId, 'mqtt');
+    const now = fastApi.poll(token('dev-h'), operationId, 'mqtt');
     expect(now).toEqual(await fastApi.operationStatus(token('dev-h'), operationId, 'mqtt'));
     expect(now).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
   });

@@ -211,29 +211,38 @@ export class DeviceApi {
     operationId: string,
     transport: DeviceTransport,
   ): Promise<DeviceApiResponse> {
+    return this.poll(attestation, operationId, transport);
+  }
+
+  /**
+   * `operationStatus`, but answered at once when it can be (every case but a poll to hold): a
+   * transport answers without a promise in between (MQTT then writes the PUBACK and the answer in
+   * one TLS record), and a poll to hold gets the promise. The operation is read once before the
+   * hold and once after it. (Issue #13: MQTT asked `pollNow`, which read it and gave up on a poll to
+   * hold, and then `operationStatus`, which read it again: a store read more for every poll held,
+   * i.e. for nearly every registration of a custom enrollment with retry-after 0.)
+   */
+  poll(
+    attestation: AttestationResult,
+    operationId: string,
+    transport: DeviceTransport,
+  ): DeviceApiResponse | Promise<DeviceApiResponse> {
     if (!attestation.ok) return unauthorized(transport);
-    let view = this.service.operation(attestation.registrationId, operationId);
+    const view = this.service.operation(attestation.registrationId, operationId);
     if (view.state === 'assigning' && this.options.retryAfterSeconds === 0) {
-      await this.service.settled(operationId, this.options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS);
-      view = this.service.operation(attestation.registrationId, operationId);
+      return this.#afterHold(attestation.registrationId, operationId, transport);
     }
     return this.#pollAnswer(view, attestation.registrationId, operationId, transport);
   }
 
-  /**
-   * `operationStatus` when its answer can be given at once (every case but a poll to hold), else
-   * undefined: a transport answers without a promise in between (MQTT then writes the PUBACK and
-   * the answer in one TLS record).
-   */
-  pollNow(
-    attestation: AttestationResult,
+  async #afterHold(
+    registrationId: string,
     operationId: string,
     transport: DeviceTransport,
-  ): DeviceApiResponse | undefined {
-    if (!attestation.ok) return unauthorized(transport);
-    const view = this.service.operation(attestation.registrationId, operationId);
-    if (view.state === 'assigning' && this.options.retryAfterSeconds === 0) return undefined;
-    return this.#pollAnswer(view, attestation.registrationId, operationId, transport);
+  ): Promise<DeviceApiResponse> {
+    await this.service.settled(operationId, this.options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS);
+    const view = this.service.operation(registrationId, operationId);
+    return this.#pollAnswer(view, registrationId, operationId, transport);
   }
 
   #pollAnswer(

@@ -725,10 +725,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       if (!request.operationId)
         return errorResponse(DpsErrorCode.InvalidRequestBody, 'The operationId topic parameter is required.');
       // Answered in the same turn when it can be (no poll to hold), so that it leaves with the PUBACK.
-      return (
-        api.pollNow(attestation, request.operationId, this.transport) ??
-        api.operationStatus(attestation, request.operationId, this.transport)
-      );
+      return api.poll(attestation, request.operationId, this.transport);
     }
     return errorResponse(
       DpsErrorCode.NotFound,
