@@ -148,12 +148,8 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
   if (!hubName) {
     log.warn(
       'https.unrouted',
-      `${method} ${url.pathname} → 404: an IoT Hub path, but neither Host nor token names a hub`,
-      {
-        method,
-        path: url.pathname,
-        status: 404,
-      },
+      `${clip(method)} ${clip(url.pathname)} → 404: an IoT Hub path, but neither Host nor token names a hub`,
+      { method: clip(method), path: clip(url.pathname), status: 404 },
     );
     return answer(
       hubError(

@@ -7,6 +7,7 @@ import { BodyTooLargeError, type Logger, listen, readBody } from '@dpskit/node-k
 import type { AttestationResult } from '../core/attestation.js';
 import { clip, clipUrl, maskUrlQuery } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse, MAX_DEVICE_MESSAGE_BYTES } from '../core/device-api.js';
+import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import type { HubService } from '../hub/core/hub-service.js';
 import {
   authorizeHubRequest,
@@ -31,7 +32,6 @@ import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
-  AuthFailureLog,
   authorizeBeforeBody,
   type HttpAnswer,
   handleServiceRequest,
@@ -60,7 +60,25 @@ export interface HttpsTransportOptions {
    * refused with a 400 that says what the listener serves.
    */
   upgradeHandlers?: readonly UpgradeHandler[];
+  /** The clock the listener's warning limit is measured on (default: the service API's, then the wall clock). */
+  now?: () => Date;
 }
+
+/**
+ * The listener's warnings any client can cause once per request or connection, without a
+ * credential: logged at most once in full a second per kind, the rest counted (limitWarnings).
+ */
+export const HTTPS_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  'service.auth': { summary: 'service API request(s) refused with 401', countBy: 'reason', fields: { status: 401 } },
+  'https.unrouted': { summary: 'request(s) to no resource of the listener (404/405)', countBy: 'status' },
+  'hub.api-version': {
+    summary: 'hub request(s) refused for their api-version (400 InvalidProtocolVersion)',
+    countBy: 'status',
+    fields: { status: 400 },
+  },
+  'https.websocket': { summary: 'WebSocket upgrade(s) refused (400)', countBy: 'status', fields: { status: 400 } },
+  'https.protocol': { summary: 'client(s) on the HTTPS port not speaking TLS or HTTP', countBy: 'code' },
+};
 
 /** The body handed to a request refused before its body was read. */
 const EMPTY_BODY = Buffer.alloc(0);
@@ -117,14 +135,14 @@ function refusedForCredentials(decision: Decision): boolean {
  * never ends the server.
  */
 export async function startHttpsTransport(options: HttpsTransportOptions): Promise<RunningTransport> {
-  const { api, log } = options;
+  const { api } = options;
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
-  // One for the listener's life: its refused-token warnings are limited across requests.
-  const service: ServiceApiOptions | undefined = options.service && {
-    ...options.service,
-    log,
-    authFailures: new AuthFailureLog(log, options.service.now ? { now: options.service.now } : {}),
-  };
+  // One for the listener's life: the warnings any client can cause per request are limited across
+  // requests (HTTPS_LIMITED_WARNINGS), the counts flushed at close.
+  const now = options.now ?? options.service?.now;
+  const warnings = limitWarnings(options.log, HTTPS_LIMITED_WARNINGS, now ? { now } : {});
+  const { log } = warnings;
+  const service: ServiceApiOptions | undefined = options.service && { ...options.service, log };
 
   const unrouted = (req: IncomingMessage, path: string, status: number, message: string): DeviceApiResponse => {
     const shown = clip(path);
@@ -518,7 +536,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     host: options.host,
     port,
     async close() {
-      service?.authFailures?.flush();
+      warnings.flush();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const socket of sockets) socket.destroy();

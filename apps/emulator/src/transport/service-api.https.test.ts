@@ -3,11 +3,12 @@
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSasToken } from '@dpskit/contracts';
 import { createLogger, type LogRecord } from '@dpskit/node-kit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeviceApi } from '../core/device-api.js';
 import { EnrollmentService } from '../core/enrollments/service.js';
 import { MemoryEnrollmentStore } from '../core/enrollments/store.js';
@@ -240,6 +241,82 @@ describe('the service API on the HTTPS transport', () => {
       expect(text).not.toContain(decodeURIComponent(/sig=([^&]+)/.exec(token)?.[1] ?? 'no sig'));
       expect(text).not.toContain(/sig=([^&]+)/.exec(token)?.[1] ?? 'no sig');
     }
+  });
+
+  it('logs unrouted requests (404/405 of both APIs) at most once a second: the first in full, the rest counted by status', async () => {
+    const own = await startBed();
+    const start = new Date('2026-12-04T18:00:00Z');
+    own.clock.now = start;
+    const secret = 'c2VjcmV0LXNpZy1ub3QtdG8tYmUtbG9nZ2Vk';
+    const unrouted = () => own.logs.filter((l) => l.event === 'https.unrouted');
+    const full = () => unrouted().filter((l) => l.suppressed === undefined);
+    const counted = () => unrouted().filter((l) => l.suppressed !== undefined);
+    const send = async (method: string, path: string, status: number) => {
+      const answer = await request(own, { method, path, headers: {}, body: '' });
+      expect(answer.status, answer.text).toBe(status);
+    };
+    try {
+      // A flood within one second of the listener's clock: 20 device API 404s (one carrying a sig=
+      // in its query), 5 service API 404s, 5 device API 405s.
+      for (let i = 0; i < 20; i++) await send('GET', `/nowhere/${i}?sig=${secret}`, 404);
+      for (let i = 0; i < 5; i++) await send('GET', '/enrollmentGroups/a/b/c?api-version=2021-10-01', 404);
+      for (let i = 0; i < 5; i++)
+        await send('GET', `/${SCOPE}/registrations/dev-${i}/register?api-version=2021-06-01`, 405);
+      expect(full()).toMatchObject([{ level: 'warn', status: 404, path: '/nowhere/0' }]);
+      // A second later: the next one in full, after the count of the second before.
+      own.clock.now = new Date(start.getTime() + 1000);
+      await send('DELETE', `/${SCOPE}/registrations/late/register?api-version=2021-06-01`, 405);
+      expect(full()).toMatchObject([{ path: '/nowhere/0' }, { status: 405 }]);
+      expect(unrouted().at(-1)).toMatchObject({ status: 405, method: 'DELETE' });
+      // Counted before close, logged at close if no timer did.
+      await send('GET', '/nowhere/at-close', 404);
+    } finally {
+      await own.close();
+    }
+    const totals: Record<string, number> = {};
+    for (const line of counted()) {
+      expect(line).toMatchObject({
+        level: 'warn',
+        msg: expect.stringMatching(
+          /^\d+ more request\(s\) to no resource of the listener \(404\/405\) since 2026-12-04T18:00:0[01]\.000Z, not logged one by one \(/,
+        ),
+      });
+      for (const [status, n] of Object.entries(line.reasons as Record<string, number>))
+        totals[status] = (totals[status] ?? 0) + n;
+    }
+    expect(totals).toEqual({ '404': 25, '405': 5 });
+    expect(counted().reduce((sum, l) => sum + (l.suppressed as number), 0)).toBe(30);
+    expect(full()).toHaveLength(2);
+    expect(JSON.stringify(own.logs)).not.toContain(secret);
+  });
+
+  it('logs clients not speaking TLS on the HTTPS port at most once a second, the rest counted', async () => {
+    const own = await startBed();
+    own.clock.now = new Date('2026-12-04T18:00:00Z');
+    const protocol = () => own.logs.filter((l) => l.event === 'https.protocol');
+    try {
+      // Plain HTTP on the TLS port, 10 connections: each was a warning of its own.
+      for (let i = 0; i < 10; i++) {
+        await new Promise<void>((resolve) => {
+          const socket = net.connect(own.transport.port, '127.0.0.1', () =>
+            socket.write('GET /enrollmentGroups/x HTTP/1.1\r\nHost: localhost\r\n\r\n'),
+          );
+          socket.on('error', () => resolve());
+          socket.on('close', () => resolve());
+          socket.resume();
+        });
+      }
+      await vi.waitFor(() => expect(protocol().length).toBeGreaterThan(0), { timeout: 30_000, interval: 20 });
+    } finally {
+      await own.close();
+    }
+    const full = protocol().filter((l) => l.suppressed === undefined);
+    expect(full).toHaveLength(1);
+    expect(full[0]?.msg).toMatch(/did not speak TLS/);
+    const suppressed = protocol()
+      .filter((l) => l.suppressed !== undefined)
+      .reduce((sum, l) => sum + (l.suppressed as number), 0);
+    expect(suppressed).toBe(9);
   });
 
   it('takes a handed-over authorization only for the method and path it was granted for', () => {

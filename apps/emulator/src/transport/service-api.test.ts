@@ -28,6 +28,17 @@ import { type ServiceClient, sdkFailure, serviceClient } from '../testing/servic
 import { startWebhook, type TestWebhook } from '../testing/webhook-server.js';
 
 const { ProvisioningServiceClient } = provisioningService;
+
+/**
+ * Waits until the next warning of `event` is logged in full: the HTTPS listener logs each kind any
+ * client can cause at most once in full a second, the rest counted (limitWarnings, on the wall
+ * clock here), and these tests read the full line.
+ */
+async function untilLoggedInFull(logs: readonly EmulatorLogRecord[], event: string): Promise<void> {
+  const last = logs.findLast((l) => l.event === event && l.suppressed === undefined);
+  const wait = last ? Date.parse(last.time) + 1000 - Date.now() : 0;
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 5));
+}
 type Json = Record<string, unknown>;
 
 /** The tutorial's webhook, scripted: toasters go to hub A, heat pumps are refused with 400. */
@@ -830,6 +841,7 @@ describe('the DPS service API with the official service SDK', () => {
   });
 
   it('logs requests that reach neither API, saying which API was expected, and WebSocket upgrades as such', async () => {
+    await untilLoggedInFull(logs, 'https.unrouted');
     const stray = await rawRequest(emulator, { method: 'GET', path: '/jobs/v2/job-1?api-version=2021-04-12' });
     expect(stray.status).toBe(404);
     expect((stray.json as Json).message).toMatch(
@@ -841,6 +853,7 @@ describe('the DPS service API with the official service SDK', () => {
       status: 404,
     });
 
+    await untilLoggedInFull(logs, 'https.unrouted');
     const wrongMethod = await rawRequest(emulator, {
       method: 'PATCH',
       path: '/enrollmentGroups/g1?api-version=2021-10-01',
@@ -849,6 +862,7 @@ describe('the DPS service API with the official service SDK', () => {
     expect(wrongMethod.headers['x-ms-error-code']).toBe('405001');
     expect(logs.findLast((l) => l.event === 'https.unrouted')).toMatchObject({ method: 'PATCH', status: 405 });
 
+    await untilLoggedInFull(logs, 'https.websocket');
     const upgrade = await rawRequest(emulator, {
       method: 'GET',
       path: '/$iothub/other-websocket',
@@ -869,6 +883,8 @@ describe('the DPS service API with the official service SDK', () => {
 
     // A query's values (a token's sig=, a function key's code=) never reach the log: it is masked.
     const secret = 'c2VjcmV0LXNpZ25hdHVyZS12YWx1ZQ';
+    await untilLoggedInFull(logs, 'https.websocket');
+    await untilLoggedInFull(logs, 'https.unrouted');
     const withQuery = await rawRequest(emulator, {
       method: 'GET',
       path: `/$iothub/other-websocket?sig=${secret}&code=${secret}`,
@@ -1007,6 +1023,7 @@ describe('the DPS service API with the official service SDK', () => {
         }),
       );
       expectRefused(tooMany, 'a bulk operation takes at most 10 enrollments, not 11');
+      await untilLoggedInFull(logs, 'https.unrouted');
       const unrouted = await send('GET', `/enrollmentGroups/${long}/${long.slice(0, 4000)}`, '');
       expect(unrouted.status).toBe(404);
       expect(unrouted.text.length).toBeLessThan(1000);

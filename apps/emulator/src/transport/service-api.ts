@@ -32,68 +32,6 @@ export interface ServiceApiOptions {
   now?: () => Date;
   /** Deepest JSON nesting accepted in a body (default `DEFAULT_MAX_JSON_DEPTH`, the emulator's `limits.maxJsonDepth`). */
   maxJsonDepth?: number;
-  /** Where refused tokens are logged, at most a line a second (without it, each is logged). */
-  authFailures?: AuthFailureLog;
-}
-
-/**
- * The `service.auth` warnings of refused requests, at most one in full a second however hard the
- * flood (every refused request logged one: anyone who can reach the port could fill the log). The
- * first refusal of each second is logged in full; the others are counted by reason and logged as
- * one line a second later (an unref'd timer), before the next full one, or at flush() (the
- * listener's close), whichever comes first. Never a token: the lines carry the reason and its
- * detail (clipped), as before.
- */
-export class AuthFailureLog {
-  readonly #log: Logger;
-  readonly #now: () => Date;
-  readonly #intervalMs: number;
-  #lastLogged = Number.NEGATIVE_INFINITY;
-  #held = new Map<string, number>();
-  #heldSince = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(log: Logger, options: { now?: () => Date; intervalMs?: number } = {}) {
-    this.#log = log;
-    this.#now = options.now ?? (() => new Date());
-    this.#intervalMs = options.intervalMs ?? 1000;
-  }
-
-  refused(method: string, shownPath: string, reason: string, detail: string): void {
-    const now = this.#now().getTime();
-    if (now - this.#lastLogged < this.#intervalMs) {
-      if (this.#held.size === 0) this.#heldSince = now;
-      this.#held.set(reason, (this.#held.get(reason) ?? 0) + 1);
-      this.#timer ??= setTimeout(() => this.flush(), this.#intervalMs).unref();
-      return;
-    }
-    this.flush();
-    this.#lastLogged = now;
-    this.#log.warn('service.auth', `${method} ${shownPath} → 401: ${reason}: ${clip(detail)}`, {
-      method,
-      path: shownPath,
-      status: 401,
-      reason,
-    });
-  }
-
-  /** Logs the refusals counted since the last line, if any. */
-  flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#held.size === 0) return;
-    const reasons = Object.fromEntries(this.#held);
-    const count = [...this.#held.values()].reduce((sum, n) => sum + n, 0);
-    const listed = Object.entries(reasons)
-      .map(([reason, n]) => `${reason} ${n}`)
-      .join(', ');
-    this.#log.warn(
-      'service.auth',
-      `${count} more service API request(s) refused with 401 since ${new Date(this.#heldSince).toISOString()}, not logged one by one (${listed})`,
-      { status: 401, suppressed: count, reasons },
-    );
-    this.#held = new Map();
-  }
 }
 
 export interface ServiceRequest {
@@ -276,7 +214,13 @@ function authorize(
     now: (options.now ?? (() => new Date()))(),
   });
   if (auth.ok) return auth;
-  (options.authFailures ?? new AuthFailureLog(options.log)).refused(method, shownPath, auth.reason, auth.detail);
+  // The listener's logger limits these (https.ts, LISTENER_WARNINGS): at most one in full a second.
+  options.log.warn('service.auth', `${method} ${shownPath} → 401: ${auth.reason}: ${clip(auth.detail)}`, {
+    method,
+    path: shownPath,
+    status: 401,
+    reason: auth.reason,
+  });
   return { ok: false, answer: serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized) };
 }
 
