@@ -220,6 +220,43 @@ describe('dps-emulator', () => {
     );
   });
 
+  it("exits 1 naming an enrollment's initialTwin integer outside IoT Hub's range, in JSON and in YAML (it was rounded)", async () => {
+    const range = "is outside IoT Hub's integer range (-4503599627370496 to 4503599627370495)";
+    const hubs = '{"iotHubs":[{"hostName":"hub-1.azure-devices.net"}]';
+    const cases: Array<[string, string, string]> = [
+      [
+        'big.json',
+        // 9007199254740993 is past 2^53: JSON.parse reads it as ...992.
+        `${hubs},"enrollmentGroups":[{"enrollmentGroupId":"g1","initialTwin":{"tags":{"fine":4503599627370495,"f":1e21}}},{"enrollmentGroupId":"g2","initialTwin":{"properties":{"desired":{"a":[1,9007199254740993]}}}}]}`,
+        `enrollmentGroups[1].initialTwin.properties.desired.a[1]: 9007199254740993 ${range}`,
+      ],
+      [
+        'big.yaml',
+        [
+          'iotHubs: [{ hostName: hub-1.azure-devices.net }]',
+          'individualEnrollments:',
+          '  - registrationId: d1',
+          '    initialTwin: { tags: { min: -4503599627370496, hex: 0xff } }',
+          '  - registrationId: d2',
+          '    initialTwin:',
+          '      tags:',
+          '        serial: -4503599627370497',
+          '',
+        ].join('\n'),
+        `individualEnrollments[1].initialTwin.tags.serial: -4503599627370497 ${range}`,
+      ],
+    ];
+    for (const [name, text, issue] of cases) {
+      const file = join(dir.path, name);
+      writeFileSync(file, text);
+      const run = captureIo();
+      expect(await runCli(['start', '--config', file, '--state-dir', join(dir.path, 'big')], run.io)).toBe(
+        EXIT_FAILURE,
+      );
+      expect(run.err()).toBe(`dps-emulator: Invalid emulator config (${file}):\n  - ${issue}\n`);
+    }
+  });
+
   it('exits 1 with the fix when the MQTT port is taken', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

@@ -93,7 +93,7 @@ export function testConfig(webhookUrl: string, unreachableWebhookUrl: string): E
 /**
  * The test webhook's behaviour, chosen by registration id prefix: `wh-400`, `wh-401`, `wh-500`,
  * `wh-429-then-200`, `wh-503-always`, `wh-slow`, `wh-non-json`, `wh-unlinked`, `wh-no-hub`,
- * `wh-string-payload`, `wh-bad-twin` (a twin IoT Hub refuses); anything else is assigned with the webhook's twin and a payload that echoes
+ * `wh-string-payload`, `wh-bad-twin` (a twin IoT Hub refuses), `wh-big-int` (an integer past 2^53 in its twin); anything else is assigned with the webhook's twin and a payload that echoes
  * what the device sent.
  */
 export function scriptedWebhook(): (request: AllocationRequest) => WebhookAnswer {
@@ -113,6 +113,11 @@ export function scriptedWebhook(): (request: AllocationRequest) => WebhookAnswer
     if (id.startsWith('wh-no-hub')) return { body: { iotHubHostName: '' } };
     if (id.startsWith('wh-string-payload')) return { body: { iotHubHostName: HUB_A, payload: 'not an object' } };
     if (id.startsWith('wh-bad-twin')) return { body: { iotHubHostName: HUB_A, initialTwin: { tags: { $bad: 1 } } } };
+    // As text: 9007199254740993 is past 2^53 (JSON.parse reads ...992). The payload's is no twin's.
+    if (id.startsWith('wh-big-int'))
+      return {
+        body: `{"payload":{"n":9007199254740993},"iotHubHostName":"${HUB_A}","initialTwin":{"properties":{"desired":{"serial":9007199254740993}}}}`,
+      };
     const hub = request.deviceRuntimeContext.payload?.preferredHub === 'b' ? HUB_B : HUB_A;
     return {
       body: {

@@ -156,6 +156,11 @@ describe('MQTT: custom allocation webhook', () => {
       DpsErrorCode.CustomAllocationFailed,
       `not a valid allocation response (initialTwin.tags: property name "$bad" in tags contains '.', '$', a space or a control character).`,
     ],
+    [
+      'wh-big-int-dev',
+      DpsErrorCode.CustomAllocationFailed,
+      `not a valid allocation response (initialTwin.properties.desired.serial: 9007199254740993 is outside IoT Hub's integer range (-4503599627370496 to 4503599627370495)).`,
+    ],
     ['wh-slow-dev', DpsErrorCode.CustomAllocationFailed, `did not answer within ${WEBHOOK_TIMEOUT_MS} ms (timeout)`],
     ['wh-503-always-dev', DpsErrorCode.CustomAllocationFailed, 'Custom allocation failed with status code: 503'],
   ];

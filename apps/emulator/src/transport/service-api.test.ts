@@ -1193,6 +1193,69 @@ describe('the DPS service API with the official service SDK', () => {
       );
     });
 
+    it("refuses an initialTwin integer outside IoT Hub's range (-2^52..2^52-1) with 400004 naming it (it was stored, rounded past 2^53)", async () => {
+      const outside = "is outside IoT Hub's integer range (-4503599627370496 to 4503599627370495).";
+      // Through the official SDK (it JSON.stringifies: 2^60 goes as 1152921504606847000, -2^52-1 exactly).
+      for (const [initialTwin, field, literal] of [
+        [{ tags: { serial: 2 ** 60 } }, 'tags.serial', '1152921504606847000'],
+        [
+          { properties: { desired: { limits: [1, -(2 ** 52) - 1] } } },
+          'properties.desired.limits[1]',
+          '-4503599627370497',
+        ],
+      ] as const) {
+        const failure = await sdkFailure(
+          client.createOrUpdateEnrollmentGroup({
+            enrollmentGroupId: 'int-group',
+            attestation: { type: 'symmetricKey' },
+            initialTwin,
+          } as never),
+        );
+        expect(failure).toMatchObject({
+          status: 400,
+          name: 'ArgumentError',
+          body: { errorCode: 400004, message: `Invalid initialTwin.${field}: ${literal} ${outside}` },
+        });
+      }
+      // Raw: a literal past 2^53 (JSON.parse reads 9007199254740993 as ...992), a bulk item's twin.
+      const cases: Array<[string, string, string, string]> = [
+        [
+          'PUT',
+          '/enrollments/int-device',
+          '{"registrationId":"int-device","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"a":{"b":9007199254740993}}}}',
+          'initialTwin.tags.a.b',
+        ],
+        [
+          'PUT',
+          '/enrollmentGroups/int-group',
+          '{"enrollmentGroupId":"int-group","attestation":{"type":"symmetricKey"},"initialTwin":{"properties":{"desired":{"n":4503599627370496}}}}',
+          'initialTwin.properties.desired.n',
+        ],
+        [
+          'POST',
+          '/enrollments/',
+          '{"mode":"create","enrollments":[{"registrationId":"int-ok"},{"registrationId":"int-bulk","attestation":{"type":"symmetricKey"},"initialTwin":{"tags":{"n":-99999999999999999999}}}]}',
+          'enrollments[1].initialTwin.tags.n',
+        ],
+      ];
+      for (const [method, path, text, field] of cases) {
+        const literal = /-?\d{16,}/.exec(text)?.[0];
+        expectRefused(
+          await send(method, path, text),
+          new RegExp(`^${escapeRegExp(`Invalid ${field}: ${literal} ${outside}`)}$`),
+        );
+      }
+      await expectNotStored(['int-group'], ['int-device', 'int-bulk', 'int-ok']);
+      // The range's ends, floats (unbounded: `1e21`, `4503599627370496.0`) and integers outside a
+      // twin are taken as sent.
+      await expectGroupStored(
+        'int-ok',
+        '{"enrollmentGroupId":"int-ok","attestation":{"type":"symmetricKey"},"custom":{"n":9007199254740993},"initialTwin":{"tags":{"max":4503599627370495,"min":-4503599627370496,"f":1e21,"g":4503599627370496.0}}}',
+        'initialTwin',
+        { tags: { max: 4503599627370495, min: -4503599627370496, f: 1e21, g: 4503599627370496 } },
+      );
+    });
+
     it('answers a request without a valid token 401 before reading its body, and closes', async () => {
       const endpoint = emulator.endpoints.https;
       // A second after the last refusal logged in full, so that this one is logged in full too.

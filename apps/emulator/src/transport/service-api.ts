@@ -12,6 +12,7 @@ import { clip } from '../core/client-text.js';
 import { decodeUtf8 } from '../core/device-api.js';
 import type { EnrollmentService, Outcome, QueryPage } from '../core/enrollments/service.js';
 import { authorizeServiceRequest, type ServiceRight, type SharedAccessPolicy } from '../core/service-auth.js';
+import { initialTwinIntegerProblem } from '../hub/core/twin.js';
 import { isDatedApiVersion } from './https-routes.js';
 import { matchServiceRoute } from './service-routes.js';
 
@@ -132,6 +133,15 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
     const unstorable = unstorableValue(body);
     if (unstorable !== undefined) {
       return serviceError(DpsErrorCode.ArgumentInvalid, `Invalid ${clip(unstorable.path)}: ${unstorable.cause}.`);
+    }
+    // An enrollment's initialTwin (a bulk operation's too), read from the text: parsed, an integer
+    // past ±2^53 is already rounded, and the hub that creates the twin would refuse it (400).
+    const integer =
+      route.op === 'put' || route.op === 'bulk'
+        ? initialTwinIntegerProblem(text, '(?:enrollments\\[\\d+\\]\\.)?initialTwin')
+        : undefined;
+    if (integer !== undefined) {
+      return serviceError(DpsErrorCode.ArgumentInvalid, `Invalid ${clip(integer.path)}: ${integer.cause}.`);
     }
   } else if (needsBody) {
     return serviceError(DpsErrorCode.ArgumentInvalid, `${method} ${shownPath} needs a JSON body.`);

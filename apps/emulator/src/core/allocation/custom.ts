@@ -65,10 +65,11 @@ const failed = (errorCode: number, errorMessage: string): AllocationDecision => 
 
 /**
  * Why the hub would refuse a webhook's `initialTwin`, as `initialTwin.<field>: <cause>`
- * (`initialTwinProblem` of core/enrollments/validate.ts: IoT Hub's twin rules). Passed in, not
+ * (`initialTwinProblem` of core/enrollments/validate.ts: IoT Hub's twin rules; `answerText`, the
+ * answer as sent, for integers outside IoT Hub's range, rounded once parsed). Passed in, not
  * imported: this module is also compiled for the web view, where the hub's code (node:) is not.
  */
-export type InitialTwinCheck = (initialTwin: InitialTwin | null | undefined) => string | undefined;
+export type InitialTwinCheck = (initialTwin: InitialTwin | null | undefined, answerText: string) => string | undefined;
 
 /**
  * Maps one webhook outcome the way DPS documents it: 2xx with a linked hub → assigned; empty or
@@ -132,7 +133,7 @@ export function interpretWebhookOutcome(
     return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationHubNotLinked(hub, linkedHubs));
   }
   // A twin the hub would refuse fails here, as an answer DPS cannot use, not later as an internal error.
-  const problem = twinProblem?.(response.initialTwin);
+  const problem = twinProblem?.(response.initialTwin, outcome.body);
   if (problem) {
     return failed(DpsErrorCode.CustomAllocationFailed, DpsErrorMessage.customAllocationInvalidResponse(problem));
   }

@@ -7,7 +7,7 @@ import {
   parseWith,
   registrationIdProblem,
 } from '@dpskit/contracts';
-import { parseTwinSection, TwinError } from '../../hub/core/twin.js';
+import { initialTwinIntegerProblem, parseTwinSection, TwinError } from '../../hub/core/twin.js';
 import { clip } from '../client-text.js';
 import type { EnrollmentKind, EnrollmentRecord } from './store.js';
 import { describeCertificate } from './x509.js';
@@ -110,9 +110,10 @@ export function validateEnrollment(
  * them when it creates the device's twin: keys, depth, 8 KB of tags, 32 KB of desired properties),
  * as `initialTwin.<field>: <cause>`, or undefined. An enrollment's twin is checked when it is
  * written, a webhook's when its answer is read: accepted, such a twin failed the registration
- * later, with 500001 Internal error.
+ * later, with 500001 Internal error. `text`: the JSON text whose root holds this `initialTwin` (a
+ * webhook's answer), read for integers outside IoT Hub's range, which parsing has already rounded.
  */
-export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin']): string | undefined {
+export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin'], text?: string): string | undefined {
   const sections = [
     ['tags', 'tags', initialTwin?.tags],
     ['properties.desired', 'desired', initialTwin?.properties?.desired],
@@ -127,7 +128,8 @@ export function initialTwinProblem(initialTwin: EnrollmentRecord['initialTwin'])
       throw err;
     }
   }
-  return undefined;
+  const integer = text === undefined ? undefined : initialTwinIntegerProblem(text, 'initialTwin');
+  return integer && `${integer.path}: ${integer.cause}`;
 }
 
 type Attestation = EnrollmentRecord['attestation'];

@@ -1,6 +1,6 @@
 import type { InitialTwin } from '@dpskit/contracts';
 import { clip } from '../../core/client-text.js';
-import { outOfRangeIntegers, TWIN_INTEGER_MAX, TWIN_INTEGER_MIN } from './twin-integers.js';
+import { type OutOfRangeInteger, outOfRangeIntegers, TWIN_INTEGER_MAX, TWIN_INTEGER_MIN } from './twin-integers.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -86,6 +86,37 @@ export function refuseOutOfRangeIntegers(text: string, section?: TwinSection): v
       `${at} is ${clip(literal, 64)}, outside IoT Hub's integer range (${TWIN_INTEGER_MIN} to ${TWIN_INTEGER_MAX})`,
     );
   }
+}
+
+/**
+ * The first integer literal of `text` (a JSON document `JSON.parse` took) outside IoT Hub's range
+ * (see `twin-integers.ts`) that lies in an initial twin's tags or desired properties, with its path
+ * from the document's root and why, or undefined. `twinAt`: a regular expression source for the
+ * path of an initial twin in the document (`initialTwin`, `enrollments\[\d+\]\.initialTwin`).
+ * An enrollment's or a webhook's initial twin reaches the hub already parsed, where such an integer
+ * is rounded (past ±2^53) or kept where IoT Hub keeps none, so their text is checked when it is read.
+ */
+export function initialTwinIntegerProblem(text: string, twinAt: string): { path: string; cause: string } | undefined {
+  return firstInInitialTwin(outOfRangeIntegers(text), twinAt);
+}
+
+/**
+ * The first of `found` (integers outside IoT Hub's range, from `outOfRangeIntegers` or another
+ * reader of the text, such as YAML's) that lies in an initial twin's tags or desired properties.
+ */
+export function firstInInitialTwin(
+  found: readonly OutOfRangeInteger[],
+  twinAt: string,
+): { path: string; cause: string } | undefined {
+  const inTwin = new RegExp(`^(?:${twinAt})\\.(?:tags|properties\\.desired)[.[]`);
+  for (const { path, literal } of found) {
+    if (!inTwin.test(path)) continue;
+    return {
+      path,
+      cause: `${clip(literal, 64)} is outside IoT Hub's integer range (${TWIN_INTEGER_MIN} to ${TWIN_INTEGER_MAX})`,
+    };
+  }
+  return undefined;
 }
 
 /** A registry patch's path as the twin's section path (`properties.desired.a` → `desired.a`), if kept. */
