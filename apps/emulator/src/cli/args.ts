@@ -43,6 +43,10 @@ Options:
   --idle-timeout <ms>      close a device connection silent this long (default 60000)
   --handshake-timeout <ms> close a connection whose TLS handshake takes longer (default 10000)
   --max-connections <n>    open connections per listener; more are refused (default 10000)
+  --max-individual-enrollments <n>  individual enrollments the service API creates at most; one
+                           more gets 403 (default 1000000, DPS's quota; the config file's count)
+  --max-enrollment-groups <n>  enrollment groups per attestation type the service API creates at
+                           most; one more gets 403 (default 100, DPS's quota)
   --log-format <format>    pretty or json (default: pretty on a terminal, json otherwise)
   --log-level <level>      debug, info, warn or error (default info)
   --workers <n>            serve the device API from n processes (node:cluster) sharing the listeners
@@ -69,7 +73,13 @@ export interface StartArgs {
   webhookUrl?: string;
   webhookTimeoutMs?: number;
   webhookRetry?: { count?: number; initialIntervalMs?: number; incrementMs?: number };
-  limits?: { idleTimeoutMs?: number; handshakeTimeoutMs?: number; maxConnections?: number };
+  limits?: {
+    idleTimeoutMs?: number;
+    handshakeTimeoutMs?: number;
+    maxConnections?: number;
+    maxIndividualEnrollments?: number;
+    maxEnrollmentGroups?: number;
+  };
   logFormat?: 'pretty' | 'json';
   logLevel?: LogLevel;
   readyFile?: string;
@@ -103,6 +113,8 @@ const OPTIONS = {
   'idle-timeout': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
+  'max-individual-enrollments': { type: 'string' },
+  'max-enrollment-groups': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'ready-file': { type: 'string' },
@@ -202,6 +214,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     ['idle-timeout', 'idleTimeoutMs'],
     ['handshake-timeout', 'handshakeTimeoutMs'],
     ['max-connections', 'maxConnections'],
+    ['max-individual-enrollments', 'maxIndividualEnrollments'],
+    ['max-enrollment-groups', 'maxEnrollmentGroups'],
   ] as const) {
     const value = values[flag];
     if (value === undefined) continue;

@@ -10,6 +10,7 @@ import { createTestDeviceCertificate } from '../testing/certificates.js';
 import { captureIo, startArgs, whileRunning } from '../testing/cli-io.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import { register, rejectionOf } from '../testing/sdk.js';
+import { sdkFailure, serviceClient } from '../testing/service-sdk.js';
 import { startWebhook } from '../testing/webhook-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runCli } from './run.js';
 
@@ -254,6 +255,48 @@ describe('dps-emulator', () => {
         EXIT_FAILURE,
       );
       expect(run.err()).toBe(`dps-emulator: Invalid emulator config (${file}):\n  - ${issue}\n`);
+    }
+  });
+
+  it('bounds enrollments by --max-individual-enrollments and --max-enrollment-groups (403 403001 past them), and names a bad value', async () => {
+    const individual = (id: string) => ({ registrationId: id, attestation: { type: 'symmetricKey' } }) as never;
+    const group = (id: string) => ({ enrollmentGroupId: id, attestation: { type: 'symmetricKey' } }) as never;
+    const args = startArgs(
+      join(dir.path, 'quotas'),
+      '--max-individual-enrollments',
+      '1',
+      '--max-enrollment-groups',
+      '2',
+    );
+    const run = await whileRunning(args, async (emulator) => {
+      // The tutorial's one symmetric-key group counts toward the group quota.
+      const client = serviceClient(emulator);
+      await client.createOrUpdateIndividualEnrollment(individual('quota-device-1'));
+      await client.createOrUpdateEnrollmentGroup(group('quota-group-1'));
+      expect(await sdkFailure(client.createOrUpdateIndividualEnrollment(individual('quota-device-2')))).toMatchObject({
+        status: 403,
+        name: 'TooManyDevicesError',
+        body: { errorCode: 403001, message: expect.stringContaining('has 1 individual enrollments, its quota') },
+      });
+      expect(await sdkFailure(client.createOrUpdateEnrollmentGroup(group('quota-group-2')))).toMatchObject({
+        status: 403,
+        body: {
+          errorCode: 403001,
+          message: expect.stringContaining('has 2 enrollment groups with symmetricKey attestation, its quota'),
+        },
+      });
+    });
+    expect(run.code, run.err).toBe(EXIT_OK);
+    for (const [flag, value, message] of [
+      ['--max-individual-enrollments', '0', '--max-individual-enrollments must be at least 1.'],
+      ['--max-enrollment-groups', '1.5', '--max-enrollment-groups must be a whole number >= 0, not "1.5".'],
+      ['--max-enrollment-groups', 'many', '--max-enrollment-groups must be a whole number >= 0, not "many".'],
+    ]) {
+      const bad = captureIo();
+      expect(await runCli(startArgs(join(dir.path, 'quotas'), flag as string, value as string), bad.io)).toBe(
+        EXIT_USAGE,
+      );
+      expect(bad.err()).toContain(message);
     }
   });
 
