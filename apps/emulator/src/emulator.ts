@@ -30,6 +30,7 @@ import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi, type PollReport } from './core/device-api.js';
 import { DEFAULT_ENROLLMENT_QUOTAS, EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
+import { type LimitedWarnings, limitWarnings } from './core/limited-warnings.js';
 import type { LinkedHub, ServiceModel } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
 import {
@@ -280,6 +281,13 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
 class EmulatorInstance extends EventEmitter implements Emulator {
   readonly #options: EmulatorOptions;
   readonly #log: Logger;
+  /**
+   * The `registration` lines of refused (unauthorized) registrations: anyone can send a register
+   * without valid credentials, on every transport, so they are logged at most once in full a
+   * second, the rest counted by transport (limitWarnings). The `registration` event and the
+   * attempt history still see each one.
+   */
+  readonly #refusedRegistrations: LimitedWarnings;
   #running: Running | undefined;
   #starting = false;
 
@@ -299,6 +307,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
+    this.#refusedRegistrations = limitWarnings(this.#log, {
+      registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
+    });
   }
 
   get stateDir(): string {
@@ -643,6 +654,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     running.webhook.close();
     running.flushAttempts();
     running.store.close();
+    this.#refusedRegistrations.flush();
     this.#log.info('stopped', 'DPS emulator stopped');
   }
 
@@ -785,7 +797,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const { webhookExchange: _exchange, devicePayload: _payload, registrationState: _state, ...summary } = event;
     const record: Record<string, unknown> = { ...summary, registrationId: clip(event.registrationId) };
     const level = outcome.status === 'assigned' ? 'info' : 'warn';
-    this.#log[level](
+    const log = outcome.status === 'unauthorized' ? this.#refusedRegistrations.log : this.#log;
+    log[level](
       'registration',
       `${clip(event.registrationId)} ${what}${via ? ` [${via}]` : ''} via ${event.transport}`,
       record,
