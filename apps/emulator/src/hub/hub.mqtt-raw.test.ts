@@ -112,6 +112,55 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
     expect(summary(connection.received)).toEqual(['connack 0', 'publish $iothub/twin/res/200/?$rid=7', 'pingresp']);
   });
 
+  it('connects a device whose username has no api-version, fails its twin operations with 400, and takes its telemetry', async () => {
+    // IoT Hub connects such a device, which sends and receives (azure-docs#16306), but answers its
+    // twin operations 400 (andriyadi/AzureIoTHubMQTTClient#5). A username with any api-version is
+    // served in full (IoT Hub's answer to an unknown version over MQTT is not documented).
+    const reported = mqttPacket.generate({
+      cmd: 'publish',
+      topic: '$iothub/twin/PATCH/properties/reported/?$rid=8',
+      payload: Buffer.from('{"a":1}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    const message =
+      'twin operations need an api-version in the CONNECT username ({hub}/{deviceId}/?api-version=2021-04-12)';
+    for (const [index, tail] of ['', '/', '/?DeviceClientType=raw%2F1'].entries()) {
+      const id = `raw-unversioned-${index}`;
+      const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+      const stored = nextHubEvent(bed.emulator, (e) => e.kind === 'telemetry' && e.deviceId === id);
+      const connection = rawMqttConnection(bed.emulator);
+      const connect = hubConnect({ hub: HUB_A, deviceId: id, key, usernameTail: tail });
+      await connection.write(
+        Buffer.concat([connect, SUBSCRIBE_TWIN, TWIN_GET, reported, telemetry(id), PINGREQ, DISCONNECT]),
+      );
+      await connection.closed;
+      expect(summary(connection.received), tail).toEqual([
+        'connack 0',
+        'suback 1 0',
+        'publish $iothub/twin/res/400/?$rid=7',
+        'publish $iothub/twin/res/400/?$rid=8',
+        'puback 2',
+        'pingresp',
+      ]);
+      for (const answer of connection.received.filter((p) => p.cmd === 'publish')) {
+        expect(JSON.parse(String((answer as mqttPacket.IPublishPacket).payload))).toMatchObject({
+          errorCode: 400004,
+          message,
+        });
+      }
+      expect(await stored).toMatchObject({ body: '{"t":21}' });
+    }
+    const id = 'raw-any-version';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const connection = rawMqttConnection(bed.emulator);
+    const connect = hubConnect({ hub: HUB_A, deviceId: id, key, usernameTail: '/?api-version=whatever' });
+    await connection.write(Buffer.concat([connect, TWIN_GET, PINGREQ, DISCONNECT]));
+    await connection.closed;
+    expect(summary(connection.received)).toEqual(['connack 0', 'publish $iothub/twin/res/200/?$rid=7', 'pingresp']);
+  });
+
   it('answers the packets before a malformed one in the same read, nothing after it, and closes', async () => {
     const oneRead = rawMqttConnection(bed.emulator);
     await oneRead.write(Buffer.concat([await device('raw-malformed'), SUBSCRIBE_TWIN, PINGREQ, MALFORMED, PINGREQ]));

@@ -25,7 +25,11 @@ describe('IoT Hub MQTT topics', () => {
     });
     expect(hubOfUsername('0ne00000A0A/registrations/dev-1/api-version=2019-03-31&ClientVersion=x')).toBeUndefined();
     expect(hubOfUsername(undefined)).toBeUndefined();
-    expect(hubOfUsername('hub.net/dev-1')).toBeUndefined();
+    // Without an api-version (IoT Hub connects such a device; its twin operations fail): marked.
+    for (const username of ['hub.net/dev-1', 'hub.net/dev-1/', 'hub.net/dev-1/?DeviceClientType=x']) {
+      expect(parseHubUsername(username)).toEqual({ hub: 'hub.net', deviceId: 'dev-1', unversioned: true });
+    }
+    expect(parseHubUsername('hub.net/dev-1/?x-api-version=1')).toMatchObject({ unversioned: true });
   });
 
   it('answers every username as the parse before its no-`.` shortcut did', () => {
@@ -104,20 +108,22 @@ describe('IoT Hub MQTT topics', () => {
   });
 });
 
-/** parseHubUsername as it was before the shortcut for usernames without a `.` in their first part. */
+/** parseHubUsername without the shortcut for usernames without a `.` in their first part. */
 function parseHubUsernameBefore(
   username: string | undefined,
-): { hub: string; deviceId: string; moduleId?: string } | undefined {
+): { hub: string; deviceId: string; moduleId?: string; unversioned?: true } | undefined {
   if (!username) return undefined;
   const q = username.indexOf('?');
   const path = q === -1 ? username : username.slice(0, q);
   const query = q === -1 ? '' : username.slice(q + 1);
   const parts = path.split('/');
-  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) parts.pop();
-  else if (q === -1) return undefined;
+  let versioned = /(^|&)api-version=/.test(query);
+  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) {
+    parts.pop();
+    versioned = true;
+  }
   if (parts[parts.length - 1] === '') parts.pop();
-  if (!/(^|&)api-version=/.test(query) && q !== -1) return undefined;
   const [hub, deviceId, moduleId, ...rest] = parts;
   if (!hub || !deviceId || rest.length > 0 || !hub.includes('.')) return undefined;
-  return moduleId ? { hub, deviceId, moduleId } : { hub, deviceId };
+  return { hub, deviceId, ...(moduleId ? { moduleId } : {}), ...(versioned ? {} : { unversioned: true as const }) };
 }

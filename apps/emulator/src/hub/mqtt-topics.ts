@@ -5,10 +5,13 @@
 
 import { MAX_REQUEST_ID_LENGTH } from '../transport/mqtt-topics.js';
 
-/** `{hub}/{deviceId}/?api-version=…` (module identities `{hub}/{deviceId}/{moduleId}/?…` are not emulated). */
+/**
+ * `{hub}/{deviceId}/?api-version=…` (module identities `{hub}/{deviceId}/{moduleId}/?…` are not emulated);
+ * `unversioned` when the username has no api-version.
+ */
 export function parseHubUsername(
   username: string | undefined,
-): { hub: string; deviceId: string; moduleId?: string } | undefined {
+): { hub: string; deviceId: string; moduleId?: string; unversioned?: true } | undefined {
   if (!username) return undefined;
   // The hub is the text before the first `/` (and `?`) and must contain a `.`: a username with no
   // `.` before its first `/` is no hub's. Every DPS CONNECT (`{idScope}/registrations/…`) is told so
@@ -22,13 +25,17 @@ export function parseHubUsername(
   const query = q === -1 ? '' : username.slice(q + 1);
   // Without `?` the older form `{hub}/{deviceId}/api-version=…` is also spoken.
   const parts = path.split('/');
-  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) parts.pop();
-  else if (q === -1) return undefined;
+  let versioned = /(^|&)api-version=/.test(query);
+  if (q === -1 && parts.length >= 3 && parts[parts.length - 1]?.startsWith('api-version=')) {
+    parts.pop();
+    versioned = true;
+  }
   if (parts[parts.length - 1] === '') parts.pop();
-  if (!/(^|&)api-version=/.test(query) && q !== -1) return undefined;
   const [hub, deviceId, moduleId, ...rest] = parts;
   if (!hub || !deviceId || rest.length > 0 || !hub.includes('.')) return undefined;
-  return moduleId ? { hub, deviceId, moduleId } : { hub, deviceId };
+  // IoT Hub connects a username without an api-version (azure-docs#16306: connected, sent and
+  // received) but fails its twin operations with 400 (andriyadi/AzureIoTHubMQTTClient#5).
+  return { hub, deviceId, ...(moduleId ? { moduleId } : {}), ...(versioned ? {} : { unversioned: true as const }) };
 }
 
 /** The hub name a CONNECT username names, when it has the IoT Hub shape (DPS's starts with an ID scope). */

@@ -59,6 +59,8 @@ interface Session {
    * push of the same device with a higher one is a newer connection on another process.
    */
   connectedSeq?: number;
+  /** The CONNECT username had no api-version: the device's twin operations fail (400). */
+  unversioned?: true;
 }
 
 /**
@@ -138,7 +140,13 @@ export async function startHubMqtt(
           hub.reportRefused(hubName, parsed.deviceId, 'mqtt', auth.reason);
           return done(refusal(5, 'not authorized'), false);
         }
-        sessions.set(client, { hub: auth.hub, deviceId: auth.deviceId, desired: false, connection: randomUUID() });
+        sessions.set(client, {
+          hub: auth.hub,
+          deviceId: auth.deviceId,
+          desired: false,
+          connection: randomUUID(),
+          ...(parsed.unversioned ? { unversioned: true } : {}),
+        });
         grantAtMostQos1(client);
         done(null, true);
       },
@@ -198,6 +206,15 @@ export async function startHubMqtt(
         }
         let answer: { topic: string; body: unknown } | undefined;
         try {
+          if ((publish.kind === 'twin-get' || publish.kind === 'twin-reported') && session.unversioned) {
+            // IoT Hub fails twin operations of a device connected without an api-version with 400
+            // (andriyadi/AzureIoTHubMQTTClient#5); its body there is not documented.
+            throw new HubError(
+              400,
+              'ArgumentInvalid',
+              'twin operations need an api-version in the CONNECT username ({hub}/{deviceId}/?api-version=2021-04-12)',
+            );
+          }
           if (publish.kind === 'twin-get') {
             answer = {
               topic: twinResponseTopic(200, publish.rid),

@@ -16,7 +16,14 @@ export const dpsToken = (id: string): string =>
   createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: id, key: groupDeviceKey('hashed', id) });
 
 /** An IoT Hub device's CONNECT as the SDK writes it: its SAS token (`sr={hub}/devices/{id}`, no `skn`). */
-export function hubConnect(device: { hub: string; deviceId: string; key: string; keepalive?: number }): Buffer {
+export function hubConnect(device: {
+  hub: string;
+  deviceId: string;
+  key: string;
+  keepalive?: number;
+  /** The username's text after `{hub}/{deviceId}` (default `/?api-version=2021-04-12`, the SDKs'). */
+  usernameTail?: string;
+}): Buffer {
   const { hub, deviceId, key } = device;
   const expiresAt = Math.floor(Date.now() / 1000) + 3600;
   const token = createSasToken({ resource: `${hub}/devices/${deviceId}`, key, expiresAt, keyName: 'x' }).replace(
@@ -26,7 +33,7 @@ export function hubConnect(device: { hub: string; deviceId: string; key: string;
   return mqttPacket.generate({
     cmd: 'connect',
     clientId: deviceId,
-    username: `${hub}/${deviceId}/?api-version=2021-04-12`,
+    username: `${hub}/${deviceId}${device.usernameTail ?? '/?api-version=2021-04-12'}`,
     password: Buffer.from(token),
     protocolVersion: 4,
     clean: true,
