@@ -35,6 +35,30 @@ const closedByServer = (socket: net.Socket | tls.TLSSocket) =>
     socket.once('close', () => resolve());
   });
 
+/**
+ * Writes `bytes` on a fresh TLS connection to the HTTPS listener and returns everything it answers
+ * until the server closes the connection. With `endOnAnswer`, the client half-closes once an answer
+ * begins (as a client whose body stalled would give up), so only the server's close is awaited.
+ */
+const answerUntilClosed = async (bytes: string, { endOnAnswer = false } = {}): Promise<string> => {
+  const socket = tls.connect({
+    port: emulator.endpoints.https?.port ?? 0,
+    host: '127.0.0.1',
+    servername: 'localhost',
+    ca: emulator.caCertPem,
+  });
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  const closed = closedByServer(socket);
+  socket.write(bytes);
+  if (endOnAnswer) socket.on('data', () => socket.end());
+  await closed;
+  return text;
+};
+
+/** The JSON body of a raw HTTP/1.1 answer. */
+const bodyOf = (answer: string): unknown => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+
 const provisions = async (id: string, transport: 'mqtt' | 'https' | 'amqp') =>
   (await register(emulator, id, groupDeviceKey('hashed', id), { transport })).status;
 
@@ -95,19 +119,9 @@ describe('connection bounds', () => {
   );
 
   it('answers an HTTP CONNECT with a DPS error body', async () => {
-    const socket = tls.connect({
-      port: emulator.endpoints.https?.port ?? 0,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      ca: emulator.caCertPem,
-    });
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-    const closed = closedByServer(socket);
-    socket.write('CONNECT hub.example:443 HTTP/1.1\r\nHost: hub.example:443\r\n\r\n');
-    await closed;
+    const text = await answerUntilClosed('CONNECT hub.example:443 HTTP/1.1\r\nHost: hub.example:443\r\n\r\n');
     expect(text).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
-    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+    expect(bodyOf(text)).toMatchObject({
       errorCode: DpsErrorCode.MethodNotAllowed,
     });
   });
@@ -123,15 +137,6 @@ describe('connection bounds', () => {
   });
 
   it('answers a request whose announced body never arrives with 408 and a DPS error body, then closes', async () => {
-    const socket = tls.connect({
-      port: emulator.endpoints.https?.port ?? 0,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      ca: emulator.caCertPem,
-    });
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-    const closed = closedByServer(socket);
     // 40 bytes announced, 2 sent, then silence; with a valid token (one without is answered 401
     // from its headers, its body never waited for).
     const token = createRegistrationSasToken({
@@ -139,14 +144,13 @@ describe('connection bounds', () => {
       registrationId: 'stalled',
       key: groupDeviceKey('hashed', 'stalled'),
     });
-    socket.write(
+    const text = await answerUntilClosed(
       `PUT /${ID_SCOPE}/registrations/stalled/register?api-version=2019-03-31 HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
+      { endOnAnswer: true },
     );
-    socket.on('data', () => socket.end());
-    await closed;
     expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(text).toMatch(/\r\nconnection: close\r\n/i);
-    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+    expect(bodyOf(text)).toMatchObject({
       errorCode: DpsErrorCode.RequestTimeout,
       message: expect.stringContaining('Content-Length 40'),
     });
@@ -155,15 +159,6 @@ describe('connection bounds', () => {
 
 describe('a stalled body on a hub path', () => {
   it("is answered 408 in IoT Hub's error shape (as every hub answer), then closed", async () => {
-    const socket = tls.connect({
-      port: emulator.endpoints.https?.port ?? 0,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      ca: emulator.caCertPem,
-    });
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-    const closed = closedByServer(socket);
     // A registry twin patch with a valid token (its headers pass), 40 bytes announced, 2 sent.
     const token = createSasToken({
       resource: HUB_A,
@@ -171,14 +166,13 @@ describe('a stalled body on a hub path', () => {
       keyName: HUB_OWNER_POLICY_NAME,
       expiresAt: Math.floor(Date.now() / 1000) + 3600,
     });
-    socket.write(
+    const text = await answerUntilClosed(
       `PATCH /twins/stalled-twin?api-version=2021-04-12 HTTP/1.1\r\nHost: ${HUB_A}\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"`,
+      { endOnAnswer: true },
     );
-    socket.on('data', () => socket.end());
-    await closed;
     expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(text).toMatch(/\r\niothub-errorcode: RequestTimeout\r\n/i);
-    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    const body = bodyOf(text) as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual(['ExceptionMessage', 'Message']);
     expect(body.Message).toMatch(
       /^ErrorCode:RequestTimeout;The request body did not arrive in time: .*Content-Length 40/,
