@@ -231,14 +231,16 @@ export function handleHubRequest(
     if (r.op === 'twin') {
       if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
       if (method === 'PATCH') {
-        const patch = json(request.body);
-        refuseOutOfRangeIntegers(request.body.toString('utf8'));
+        // The text decoded once: parsed, then scanned for integers that parsing rounded.
+        const text = request.body.toString('utf8');
+        const patch = json(text);
+        refuseOutOfRangeIntegers(text);
         return ok(hub.updateTwin(hubName, r.deviceId, patch, ifMatch));
       }
       return notAllowed(method, url.pathname, 'GET, PATCH');
     }
     if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));
-    if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body), ifMatch));
+    if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body.toString('utf8')), ifMatch));
     if (method === 'DELETE') {
       hub.deleteDevice(hubName, r.deviceId, ifMatch);
       return { status: 204 };
@@ -297,8 +299,8 @@ function notAllowed(method: string, path: string, allowed: string): HttpAnswer {
   return hubError(405, 'MethodNotAllowed', `${clip(path)} allows ${allowed}, not ${clip(method)}.`);
 }
 
-function json(body: Buffer): unknown {
-  const decoded = decodeJson(body.toString('utf8'), { maxDepth: 32 });
+function json(text: string): unknown {
+  const decoded = decodeJson(text, { maxDepth: 32 });
   if (!decoded.ok) throw new HubError(400, 'ArgumentInvalid', `The body is not valid JSON: ${decoded.reason}`);
   return decoded.value;
 }
