@@ -282,12 +282,13 @@ class EmulatorInstance extends EventEmitter implements Emulator {
   readonly #options: EmulatorOptions;
   readonly #log: Logger;
   /**
-   * The `registration` lines of refused (unauthorized) registrations: anyone can send a register
-   * without valid credentials, on every transport, so they are logged at most once in full a
-   * second, the rest counted by transport (limitWarnings). The `registration` event and the
-   * attempt history still see each one.
+   * The `registration` lines of refused (unauthorized) registrations and the hubs' `connect-refused`
+   * lines of refused HTTPS requests: anyone can send them without valid credentials, so they are
+   * logged at most once in full a second per kind, the rest counted (registrations by transport,
+   * hub refusals by reason; limitWarnings). The `registration` and `hub` events and the attempt
+   * history still see each one.
    */
-  readonly #refusedRegistrations: LimitedWarnings;
+  readonly #refusals: LimitedWarnings;
   #running: Running | undefined;
   #starting = false;
 
@@ -307,8 +308,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
-    this.#refusedRegistrations = limitWarnings(this.#log, {
+    this.#refusals = limitWarnings(this.#log, {
       registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
+      'hub.connect-refused': { summary: 'device request(s) refused by a hub over HTTPS', countBy: 'reason' },
     });
   }
 
@@ -654,7 +656,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     running.webhook.close();
     running.flushAttempts();
     running.store.close();
-    this.#refusedRegistrations.flush();
+    this.#refusals.flush();
     this.#log.info('stopped', 'DPS emulator stopped');
   }
 
@@ -770,7 +772,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
 
   #onHubEvent(event: HubEvent): void {
     const level = event.kind === 'connect-refused' ? 'warn' : event.kind === 'telemetry' ? 'debug' : 'info';
-    this.#log[level](`hub.${event.kind}`, describeHubEvent(event), { ...event, deviceId: clip(event.deviceId) });
+    // A refused HTTPS request costs its sender one request (no connection kept): limited. A refused
+    // MQTT or AMQP connection stays one line each, the line that says which device was turned away.
+    const log = event.kind === 'connect-refused' && event.transport === 'https' ? this.#refusals.log : this.#log;
+    log[level](`hub.${event.kind}`, describeHubEvent(event), { ...event, deviceId: clip(event.deviceId) });
     this.emit('hub', event);
   }
 
@@ -797,7 +802,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const { webhookExchange: _exchange, devicePayload: _payload, registrationState: _state, ...summary } = event;
     const record: Record<string, unknown> = { ...summary, registrationId: clip(event.registrationId) };
     const level = outcome.status === 'assigned' ? 'info' : 'warn';
-    const log = outcome.status === 'unauthorized' ? this.#refusedRegistrations.log : this.#log;
+    const log = outcome.status === 'unauthorized' ? this.#refusals.log : this.#log;
     log[level](
       'registration',
       `${clip(event.registrationId)} ${what}${via ? ` [${via}]` : ''} via ${event.transport}`,

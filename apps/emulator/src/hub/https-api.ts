@@ -201,10 +201,19 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
   const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
   const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
   if (!auth.ok) {
-    log.debug('hub.auth', `${method} ${url.pathname} on ${hubName}: ${auth.reason} (${auth.detail})`, {
-      hub: hubName,
-      reason: auth.reason,
-    });
+    // A warning, as the service API's refused tokens are (service.auth): no other line says it. The
+    // listener's logger limits it to one in full a second, the rest counted by reason (https.ts).
+    log.warn(
+      'hub.auth',
+      `${clip(method)} ${clip(url.pathname)} on ${hubName} → 401: ${auth.reason} (${clip(auth.detail)})`,
+      {
+        hub: hubName,
+        method: clip(method),
+        path: clip(url.pathname),
+        status: 401,
+        reason: auth.reason,
+      },
+    );
     return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
   }
   return { ok: true, kind: 'registry', hubName, route: r };

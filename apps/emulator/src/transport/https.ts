@@ -70,6 +70,7 @@ export interface HttpsTransportOptions {
  */
 export const HTTPS_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
   'service.auth': { summary: 'service API request(s) refused with 401', countBy: 'reason', fields: { status: 401 } },
+  'hub.auth': { summary: 'hub registry request(s) refused with 401', countBy: 'reason', fields: { status: 401 } },
   'https.unrouted': { summary: 'request(s) to no resource of the listener (404/405)', countBy: 'status' },
   'hub.api-version': {
     summary: 'hub request(s) refused for their api-version (400 InvalidProtocolVersion)',
