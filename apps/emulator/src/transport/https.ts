@@ -91,6 +91,19 @@ const DEVICE_API_SHAPE =
   'the device API serves PUT /{idScope}/registrations/{registrationId}/register, GET /{idScope}/registrations/{registrationId}/operations/{operationId} and POST /{idScope}/registrations/{registrationId}';
 const SERVICE_API_SHAPE = 'the service API serves /enrollmentGroups/{id}, /enrollments/{id} and /registrations/{id}';
 
+/** Which API a request is for: the hubs' routes, the DPS service API, or the DPS device API. */
+type Surface = 'hub' | 'service' | 'dps';
+
+/**
+ * A request's URL parsed once, and the API its path belongs to: the one that routes it (`decide`),
+ * sets its body limit and shapes the answers given outside the routes (413, 408, 500). A URL that
+ * does not parse (e.g. `//[`) belongs to the DPS device API, which answers it 404.
+ */
+interface Target {
+  url: URL | undefined;
+  surface: Surface;
+}
+
 /**
  * A request as its URL and headers decide it (`decide` in startHttpsTransport), before its body is
  * read. `hub` and `device` carry the checked credentials, refused or not.
@@ -162,16 +175,24 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
    * the credentials are checked once. Throws what the store throws (an enrollment or device
    * lookup): the request is then decided again once its body is read, as before.
    */
-  const decide = (req: IncomingMessage): Decision => {
-    const method = req.method ?? 'GET';
+  const target = (req: IncomingMessage): Target => {
     let url: URL;
     try {
+      // The parsed path, not the raw one: dot segments resolved (`/x/../twins/d` is `/twins/d`).
       url = new URL(req.url ?? '/', 'https://dps.invalid');
     } catch {
       // e.g. `//[`: parsed as an authority that is no valid host.
-      return { kind: 'invalid-url' };
+      return { url: undefined, surface: 'dps' };
     }
-    if (options.hub && isHubPath(url.pathname)) {
+    const surface =
+      options.hub && isHubPath(url.pathname) ? 'hub' : service && isServicePath(url.pathname) ? 'service' : 'dps';
+    return { url, surface };
+  };
+
+  const decide = (req: IncomingMessage, { url, surface }: Target): Decision => {
+    const method = req.method ?? 'GET';
+    if (!url) return { kind: 'invalid-url' };
+    if (options.hub && surface === 'hub') {
       const gate = authorizeHubRequest(
         options.hub,
         { method, url, headers: req.headers, clientCertificates: peerCertificateChain(req.socket) },
@@ -179,7 +200,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       );
       return { kind: 'hub', hub: options.hub, url, gate };
     }
-    if (service && isServicePath(url.pathname)) {
+    if (service && surface === 'service') {
       const checked = authorizeBeforeBody(service, { method, url, headers: req.headers });
       if (checked && !checked.ok) return { kind: 'service', service, url, refusal: checked.answer };
       return checked
@@ -328,23 +349,25 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
 
   /**
    * Handles a request (its body read, or empty for a refusal decided from its headers) and answers
-   * it; a failure is a 500 in the error shape of the API whose path it is (`hubPath`: IoT Hub's).
+   * it; a failure is a 500 in the error shape of the API whose path it is (a hub path's: IoT Hub's).
    */
   const respond = (
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
     decision: Decision | undefined,
-    hubPath: boolean,
+    to: Target,
     close = false,
   ): void => {
     Promise.resolve()
-      .then(() => handle(req, body, decision ?? decide(req)))
+      .then(() => handle(req, body, decision ?? decide(req, to)))
       .catch((err: Error) => {
         log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
           stack: err.stack,
         });
-        return hubPath ? hubServerError() : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
+        return to.surface === 'hub'
+          ? hubServerError()
+          : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
       })
       .then((response) => trySend(req, res, response, close));
   };
@@ -357,9 +380,8 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     ...CLIENT_CERTIFICATE_TLS_OPTIONS,
   };
   const server = https.createServer(serverOptions, (req, res) => {
-    const pathname = (req.url ?? '/').split('?')[0] ?? '/';
-    const surface =
-      options.hub && isHubPath(pathname) ? 'hub' : options.service && isServicePath(pathname) ? 'service' : 'dps';
+    const to = target(req);
+    const { surface } = to;
     const maxBytes =
       surface === 'hub' ? MAX_HUB_BODY_BYTES : surface === 'service' ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
     // A body that stops arriving (a Content-Length larger than what is sent): the connection is
@@ -385,17 +407,17 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     // that never completes). One they accept is handled with what was checked: checked once.
     let decision: Decision | undefined;
     try {
-      decision = decide(req);
+      decision = decide(req, to);
     } catch {
       decision = undefined; // the store failed: decided again, and answered, once the body is read
     }
     if (decision && refusedForCredentials(decision)) {
-      respond(req, res, EMPTY_BODY, decision, surface === 'hub', true);
+      respond(req, res, EMPTY_BODY, decision, to, true);
       destroyAfterGrace(req.socket);
       return;
     }
     readBody(req, maxBytes).then(
-      (body) => respond(req, res, body, decision, surface === 'hub'),
+      (body) => respond(req, res, body, decision, to),
       (err: Error) => {
         if (err instanceof BodyTooLargeError) {
           const message = `The request body is larger than ${maxBytes} bytes.`;
