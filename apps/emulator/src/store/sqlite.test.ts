@@ -307,6 +307,52 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
     }
   });
 
+  it('answers the first read of an operation inserted unfinished and finished in a later turn as its finished row holds it, without the file', async () => {
+    const path = join(dir.path, 'held-later.db');
+    const store = SqliteStore.open(path);
+    const file = new Database(path);
+    const operation = (operationId: string) => ({
+      operationId,
+      registrationId: `Dev-${operationId}`,
+      enrollment: { kind: 'group', id: 'g' } as const,
+      transport: 'mqtt' as const,
+      payload: { p: 'f\u00fcnf' },
+      x509: { clientCertificate: 'MIIB' },
+      csr: 'MIIC',
+      createdAtMs: 1000,
+    });
+    const spoil = () => file.prepare('UPDATE operations SET response_json = \'{"status":1}\'').run();
+    try {
+      // As a custom allocation: inserted in one turn, finished (the webhook's answer) in a later one.
+      await store.createOperationSoon(operation('op-1'));
+      expect(store.getOperation('op-1')?.response).toBeUndefined();
+      await store.finishOperationSoon('op-1', { ...response, operationId: 'op-1' }, 2000, {
+        ...record,
+        registrationId: 'Dev-op-1',
+      });
+      const fromFile = SqliteStore.open(path);
+      const expected = fromFile.getOperation('op-1');
+      fromFile.close();
+      expect(expected?.responseJson).toBe(JSON.stringify({ ...response, operationId: 'op-1' }));
+      expect(expected?.finishedAtMs).toBe(2000);
+      spoil();
+      // The first read after the finish: what was committed, equal to the row's reading before it was spoiled.
+      expect(store.getOperation('op-1')).toEqual(expected);
+      expect(() => store.getOperation('op-1')).toThrow(/operation "op-1" in .*held-later\.db has an invalid response/);
+
+      // A finish that fails (the row was finished by another connection) holds nothing.
+      await store.createOperationSoon(operation('op-2'));
+      file.prepare("UPDATE operations SET response_json = '{}', finished_ms = 5 WHERE operation_id = 'op-2'").run();
+      await expect(store.finishOperationSoon('op-2', { ...response, operationId: 'op-2' }, 2000)).rejects.toThrow(
+        'has already finished',
+      );
+      expect(() => store.getOperation('op-2')).toThrow(/invalid response/);
+    } finally {
+      store.close();
+      file.close();
+    }
+  });
+
   it("announces the pushes of a turn's writes once when another write of the turn fails", async () => {
     const store = SqliteStore.open(join(dir.path, 'pushes-rerun.db'));
     const announced: unknown[] = [];

@@ -312,6 +312,14 @@ export class SqliteStore
    * read from the database, as any other).
    */
   readonly #held = new Map<string, OperationRow>();
+  /**
+   * The parameters of operations this store inserted unfinished (`createOperationSoon` not joined
+   * by their finish: a custom allocation's webhook answers in a later turn), until their finish
+   * commits: then the finished row is held (#held) as for one inserted finished, and the poll held
+   * for it is answered without reading the row back and validating its response (issue #13). At
+   * most MAX_HELD_OPERATIONS, the oldest dropped first (its finish is then read from the database).
+   */
+  readonly #unfinished = new Map<string, OperationParams>();
   /** Runs a function in a savepoint (inside a transaction): what it wrote is rolled back if it throws. */
   readonly #savepoint: (write: () => void) => void;
   readonly #writeBatch: (batch: readonly QueuedWrite[]) => void;
@@ -645,7 +653,7 @@ export class SqliteStore
         else if (finish) {
           this.#hold(pending.params, finish.texts.response, finish.finishedAtMs);
           finish.resolve();
-        }
+        } else this.#keepUnfinished(pending.params);
       },
       (error: unknown) => pending.finish?.reject(error),
     );
@@ -689,6 +697,18 @@ export class SqliteStore
       finish.finishedAtMs,
     );
     if (finish.hub) this.#applyAssignment(finish.hub, finish.finishedAtMs);
+  }
+
+  /** Keeps a committed unfinished row's parameters for its finish (see #unfinished). */
+  #keepUnfinished(params: OperationParams): void {
+    const unfinished = this.#unfinished;
+    if (unfinished.size >= MAX_HELD_OPERATIONS) {
+      for (const oldest of unfinished.keys()) {
+        unfinished.delete(oldest);
+        break;
+      }
+    }
+    unfinished.set(params[0], params);
   }
 
   /** Keeps a committed finished row for the first `getOperation` of it (see #held). */
@@ -779,7 +799,16 @@ export class SqliteStore
         pending.finish = { texts, finishedAtMs, record, hub, resolve, reject };
       });
     }
-    return this.writeSoon(() => this.#finishInTransaction(operationId, texts, finishedAtMs, record, hub));
+    const written = this.writeSoon(() => this.#finishInTransaction(operationId, texts, finishedAtMs, record, hub));
+    const params = this.#unfinished.get(operationId);
+    if (params === undefined) return written;
+    // Held once committed (the update found the row unfinished: this finish is the row's last
+    // change), before what waits for the finish runs (the held poll reads it then).
+    return written.then(() => {
+      if (this.#unfinished.get(operationId) !== params) return;
+      this.#unfinished.delete(operationId);
+      this.#hold(params, texts.response, finishedAtMs);
+    });
   }
 
   /**
@@ -949,6 +978,7 @@ export class SqliteStore
     if (!this.#db.open) return;
     this.flushWrites();
     this.#held.clear();
+    this.#unfinished.clear();
     this.#db.close();
   }
 
