@@ -80,6 +80,7 @@ describe('SqliteStore.pruneOperations (no index on finished_ms)', () => {
       }
     };
     expect(indexes()).toContain('operations_finished');
+    expect(indexes()).toContain('operations_unfinished');
     const db = new Database(path);
     const insert = db.prepare(
       `INSERT INTO operations (operation_id, registration_id, enrollment_kind, enrollment_id, transport, created_ms, response_json, finished_ms)
@@ -95,11 +96,18 @@ describe('SqliteStore.pruneOperations (no index on finished_ms)', () => {
     const store = SqliteStore.open(path);
     try {
       expect(indexes()).not.toContain('operations_finished');
+      // Dropped too (a later migration): the unfinished ones are found through the other partial index.
+      expect(indexes()).not.toContain('operations_unfinished');
+      expect(indexes()).toContain('operations_unfinished_by_registration');
       expect(left(store)).toHaveLength(8);
       expect(store.getOperation('op-4')?.response).toEqual(response('op-4'));
       expect(store.unfinishedOperations().map((op) => op.operationId)).toEqual(['op-3', 'op-7']);
       expect(store.pruneOperations(5200)).toBe(2);
       expect(left(store)).toEqual(['op-2', 'op-3', 'op-5', 'op-6', 'op-7', 'op-8']);
+      // Still in the order created (then written), whatever their registration ids' order.
+      store.createOperation({ ...operation('op-9', 7000), registrationId: 'aaa' });
+      store.createOperation({ ...operation('op-10', 500), registrationId: 'zzz' });
+      expect(store.unfinishedOperations().map((op) => op.operationId)).toEqual(['op-10', 'op-3', 'op-7', 'op-9']);
     } finally {
       store.close();
     }
