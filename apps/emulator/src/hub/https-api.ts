@@ -196,6 +196,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       hub.reportRefused(hubName, r.deviceId, 'https', auth.reason);
       return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
     }
+    if (r.op === 'events' && method !== 'POST') return answer(notAllowed(method, url.pathname, 'POST'));
     return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
   }
   const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
@@ -216,6 +217,9 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
     );
     return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
   }
+  // The method last, after the credentials, as the routes checked it before (the 405 was given after the body).
+  const allowed = r.op === 'twin' ? ['GET', 'PATCH'] : ['GET', 'PUT', 'DELETE'];
+  if (!allowed.includes(method)) return answer(notAllowed(method, url.pathname, allowed.join(', ')));
   return { ok: true, kind: 'registry', hubName, route: r };
 }
 
@@ -232,29 +236,24 @@ export function handleHubRequest(
   gate: HubGate = authorizeHubRequest(hub, request, log),
 ): HttpAnswer {
   if (!gate.ok) return gate.answer;
-  const { method, url, headers } = request;
+  const { method, headers } = request;
   try {
     if (gate.kind === 'device') return deviceRequest(hub, gate.route, request, gate.device);
     const { hubName, route: r } = gate;
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
+    // The gate let through only the methods each route allows.
     if (r.op === 'twin') {
       if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
-      if (method === 'PATCH') {
-        // The text decoded once: parsed, then scanned for integers that parsing rounded.
-        const text = request.body.toString('utf8');
-        const patch = json(text);
-        refuseOutOfRangeIntegers(text);
-        return ok(hub.updateTwin(hubName, r.deviceId, patch, ifMatch));
-      }
-      return notAllowed(method, url.pathname, 'GET, PATCH');
+      // PATCH. The text decoded once: parsed, then scanned for integers that parsing rounded.
+      const text = request.body.toString('utf8');
+      const patch = json(text);
+      refuseOutOfRangeIntegers(text);
+      return ok(hub.updateTwin(hubName, r.deviceId, patch, ifMatch));
     }
     if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));
     if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body.toString('utf8')), ifMatch));
-    if (method === 'DELETE') {
-      hub.deleteDevice(hubName, r.deviceId, ifMatch);
-      return { status: 204 };
-    }
-    return notAllowed(method, url.pathname, 'GET, PUT, DELETE');
+    hub.deleteDevice(hubName, r.deviceId, ifMatch); // DELETE
+    return { status: 204 };
   } catch (err) {
     if (err instanceof HubError) return hubError(err.status, err.code, err.message);
     if (err instanceof TwinError) return hubError(err.code === 'PreconditionFailed' ? 412 : 400, err.code, err.message);
@@ -274,7 +273,7 @@ function deviceRequest(
     if (request.method === 'GET') return { status: 204 };
     return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
   }
-  if (request.method !== 'POST') return notAllowed(request.method, request.url.pathname, 'POST');
+  // POST: the gate answered any other method 405.
   hub.receiveTelemetry(device.hub, device.deviceId, {
     body: request.body,
     properties: telemetryProperties(request.headers),

@@ -1,17 +1,42 @@
 import https from 'node:https';
+import { createSasToken } from '@dpskit/contracts';
 import type { Emulator } from '../emulator.js';
+import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 
 export interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
   json: unknown;
+  /** The client port of the connection the request went on (which connection a keep-alive agent used). */
+  port: number | undefined;
 }
+
+const hourFromNow = () => Math.floor(Date.now() / 1000) + 3600;
+
+/** A DPS service API token of the emulator's owner policy, for `localhost`. */
+export const serviceToken = (emulator: Emulator) =>
+  createSasToken({
+    resource: 'localhost',
+    key: emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+    keyName: 'provisioningserviceowner',
+    expiresAt: hourFromNow(),
+  });
+
+/** A registry token of the hub's owner policy (the well-known key). */
+export const registryToken = (hub: string) =>
+  createSasToken({ resource: hub, key: WELL_KNOWN_HUB_KEY, keyName: HUB_OWNER_POLICY_NAME, expiresAt: hourFromNow() });
+
+/** A hub device's own token: it names no policy (createSasToken's default `skn` would make it a policy's). */
+export const hubDeviceToken = (hub: string, deviceId: string, key: string) =>
+  createSasToken({ resource: `${hub}/devices/${deviceId}`, key, expiresAt: hourFromNow() }).replace(/&skn=[^&]*/, '');
 
 /**
  * A plain node:https request to the emulator's HTTPS listener (for what the SDK never sends). With
  * `withholdBody` only the headers are sent (a `Content-Length` in `headers` announcing a body that
  * never comes): only an answer given before the body is read arrives before the idle timeout.
+ * Without `agent`, on a connection of its own; with one (keep-alive), on the agent's connections,
+ * one pool whatever the Host header (which would otherwise name the TLS server).
  */
 export function rawRequest(
   emulator: Emulator,
@@ -21,6 +46,7 @@ export function rawRequest(
     headers?: Record<string, string>;
     body?: string | Buffer;
     withholdBody?: boolean;
+    agent?: https.Agent;
   },
 ): Promise<RawResponse> {
   const endpoint = emulator.endpoints.https;
@@ -39,7 +65,7 @@ export function rawRequest(
           'Content-Length': Buffer.byteLength(options.body ?? ''),
           ...options.headers,
         },
-        agent: false,
+        ...(options.agent ? { agent: options.agent, servername: 'localhost' } : { agent: false }),
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -52,10 +78,15 @@ export function rawRequest(
           } catch {
             json = undefined;
           }
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, text, json });
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, text, json, port });
         });
       },
     );
+    let port: number | undefined;
+    request.on('socket', (socket) => {
+      port = socket.localPort;
+      socket.once('secureConnect', () => (port = socket.localPort));
+    });
     request.on('error', reject);
     if (options.withholdBody) request.flushHeaders();
     else request.end(options.body);

@@ -1,8 +1,7 @@
 import { createSasToken } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 import { groupDeviceKey, HUB_A, ID_SCOPE } from '../testing/fixtures.js';
-import { rawRequest } from '../testing/raw-https.js';
+import { hubDeviceToken, rawRequest, registryToken, serviceToken } from '../testing/raw-https.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -18,29 +17,10 @@ beforeAll(async () => {
 afterAll(() => bed?.close());
 
 const hourFromNow = () => Math.floor(Date.now() / 1000) + 3600;
-const serviceToken = () =>
-  createSasToken({
-    resource: 'localhost',
-    key: bed.emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
-    keyName: 'provisioningserviceowner',
-    expiresAt: hourFromNow(),
-  });
-const registryToken = () =>
-  createSasToken({
-    resource: HUB_A,
-    key: WELL_KNOWN_HUB_KEY,
-    keyName: HUB_OWNER_POLICY_NAME,
-    expiresAt: hourFromNow(),
-  });
-
 async function hubDevice(id: string): Promise<string> {
   const key = groupDeviceKey('custom', id);
   await register(bed.emulator, id, key, { transport: 'https' });
-  // A device's own token names no policy (createSasToken's default `skn` would make it a policy's).
-  return createSasToken({ resource: `${HUB_A}/devices/${id}`, key, expiresAt: hourFromNow() }).replace(
-    /&skn=[^&]*/,
-    '',
-  );
+  return hubDeviceToken(HUB_A, id, key);
 }
 
 describe('each API its own body limit and error shape', () => {
@@ -62,7 +42,7 @@ describe('each API its own body limit and error shape', () => {
     const answer = await rawRequest(bed.emulator, {
       method: 'PUT',
       path: '/enrollments/surface-service-1?api-version=2021-10-01',
-      headers: { Authorization: serviceToken() },
+      headers: { Authorization: serviceToken(bed.emulator) },
       body: `{"blob":"${'x'.repeat(1024 * 1024)}"}`,
     });
     expect(answer).toMatchObject({ status: 400, headers: { 'x-ms-error-code': '400004' } });
@@ -105,7 +85,7 @@ describe('a path with dot segments belongs to the API it is routed to', () => {
     const answer = await rawRequest(bed.emulator, {
       method: 'PUT',
       path: `/twins/../enrollments/${id}?api-version=2021-10-01`,
-      headers: { Authorization: serviceToken() },
+      headers: { Authorization: serviceToken(bed.emulator) },
       body: JSON.stringify({
         registrationId: id,
         attestation: { type: 'symmetricKey', symmetricKey: {} },
@@ -125,7 +105,7 @@ describe('a path with dot segments belongs to the API it is routed to', () => {
     const answer = await rawRequest(bed.emulator, {
       method: 'GET',
       path: `/devices/../twins/${id}?api-version=2021-04-12`,
-      headers: { Host: HUB_A, Authorization: registryToken() },
+      headers: { Host: HUB_A, Authorization: registryToken(HUB_A) },
     });
     expect(answer.status, answer.text).toBe(200);
     expect(answer.json).toMatchObject({ deviceId: id });

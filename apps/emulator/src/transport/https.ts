@@ -32,7 +32,7 @@ import { AZURE_IDLE_TIMEOUT_MS, trackIdleConnections } from './idle-connections.
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
 import {
-  authorizeBeforeBody,
+  decideBeforeBody,
   type HttpAnswer,
   handleServiceRequest,
   MAX_SERVICE_BODY_BYTES,
@@ -115,9 +115,11 @@ type Decision =
       kind: 'service';
       service: ServiceApiOptions;
       url: URL;
-      /** The 401 of a request whose headers carry no valid SAS token for its route. */
+      /** The answer its headers decide (404/405, 401, api-version 400, 415), or undefined. */
       refusal?: HttpAnswer;
-      /** What its SAS token was granted (undefined too for a path no service route takes: 404/405). */
+      /** Whether `refusal` is the 401 of headers without a valid SAS token for the route. */
+      forCredentials?: boolean;
+      /** What its SAS token was granted (when not refused). */
       authorized?: ServiceAuthorization;
     }
   | { kind: 'unrouted'; url: URL; route: Extract<DeviceRoute, { kind: 'not-found' | 'method-not-allowed' }> }
@@ -137,9 +139,30 @@ type Decision =
  * register carries its endorsement key in the body), so none of them reads the body of a refusal.
  */
 function refusedForCredentials(decision: Decision): boolean {
-  if (decision.kind === 'service') return decision.refusal !== undefined;
+  if (decision.kind === 'service') return decision.forCredentials === true;
   if (decision.kind === 'hub') return !decision.gate.ok && decision.gate.refused;
   return decision.kind === 'device' && !decision.attestation.ok;
+}
+
+/**
+ * Whether a request's answer is decided by its request line and headers alone: refused for its
+ * credentials, or for its path (404), method (405), api-version (400) or, on the service API, the
+ * Content-Type of the body it announces (415). Answered without reading the body; only a request
+ * its headers accept has its body read.
+ */
+function answeredFromHeaders(decision: Decision): boolean {
+  switch (decision.kind) {
+    case 'invalid-url':
+    case 'unrouted':
+    case 'answer':
+      return true;
+    case 'hub':
+      return !decision.gate.ok;
+    case 'service':
+      return decision.refusal !== undefined;
+    case 'device':
+      return !decision.attestation.ok;
+  }
 }
 
 /**
@@ -201,11 +224,10 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       return { kind: 'hub', hub: options.hub, url, gate };
     }
     if (service && surface === 'service') {
-      const checked = authorizeBeforeBody(service, { method, url, headers: req.headers });
-      if (checked && !checked.ok) return { kind: 'service', service, url, refusal: checked.answer };
-      return checked
+      const checked = decideBeforeBody(service, { method, url, headers: req.headers });
+      return checked.ok
         ? { kind: 'service', service, url, authorized: checked.authorization }
-        : { kind: 'service', service, url };
+        : { kind: 'service', service, url, refusal: checked.answer, forCredentials: checked.credentials };
     }
     const route = matchRoute(method, url.pathname);
     if (route.kind === 'not-found' || route.kind === 'method-not-allowed') return { kind: 'unrouted', url, route };
@@ -350,6 +372,8 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   /**
    * Handles a request (its body read, or empty for a refusal decided from its headers) and answers
    * it; a failure is a 500 in the error shape of the API whose path it is (a hub path's: IoT Hub's).
+   * `close`: answer with `Connection: close`; `'unless-complete'`: only if the request's body is
+   * not all in when the answer is written (an answer given without reading the body: see below).
    */
   const respond = (
     req: IncomingMessage,
@@ -357,7 +381,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     body: Buffer,
     decision: Decision | undefined,
     to: Target,
-    close = false,
+    close: boolean | 'unless-complete' = false,
   ): void => {
     Promise.resolve()
       .then(() => handle(req, body, decision ?? decide(req, to)))
@@ -369,7 +393,17 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
           ? hubServerError()
           : errorResponse(DpsErrorCode.InternalServerError, 'Internal server error.');
       })
-      .then((response) => trySend(req, res, response, close));
+      .then((response) => {
+        if (close !== 'unless-complete') return trySend(req, res, response, close);
+        // After the chunk being parsed: the body that came with the headers is then all in (Node
+        // parses it after the request handler's promise jobs have run, before the next turn).
+        setImmediate(() => {
+          const pending = !req.complete;
+          trySend(req, res, response, pending);
+          // A peer that neither reads the answer nor closes must not keep the socket open.
+          if (pending) destroyAfterGrace(req.socket);
+        });
+      });
   };
 
   const serverOptions = {
@@ -414,6 +448,16 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     if (decision && refusedForCredentials(decision)) {
       respond(req, res, EMPTY_BODY, decision, to, true);
       destroyAfterGrace(req.socket);
+      return;
+    }
+    // Refused for what else its request line and headers say (404/405, api-version, 415): answered
+    // at once too, the body not read. A body already all in when the answer is written (none, or a
+    // small one that came with the headers: an SDK's `{}`) is discarded by Node and the connection
+    // kept for the next request, as when the body was read first; one still on its way (a large
+    // body, or one announced and never sent) gets the answer with `Connection: close`, and Node
+    // discards what arrives until the connection closes (within destroyAfterGrace at most).
+    if (decision && answeredFromHeaders(decision)) {
+      respond(req, res, EMPTY_BODY, decision, to, 'unless-complete');
       return;
     }
     readBody(req, maxBytes).then(

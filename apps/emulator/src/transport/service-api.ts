@@ -75,28 +75,8 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
   // What the client chose goes into logs and messages bounded (client-text.ts).
   const shownPath = clip(path);
   const route = matchServiceRoute(method, path);
-  if (route.op === 'not-found') {
-    log.warn('https.unrouted', `${method} ${shownPath} → 404: not a DPS service API resource`, {
-      method,
-      path: shownPath,
-      status: 404,
-    });
-    return serviceError(
-      DpsErrorCode.NotFound,
-      `The DPS service API has no resource at ${shownPath}. It serves /enrollmentGroups/{id}, /enrollments/{id}, their /query and /{id}/attestationmechanism, bulk POST /enrollments, /registrations/{id} and /registrations/{groupId}/query.`,
-    );
-  }
-  if (route.op === 'method-not-allowed') {
-    log.warn('https.unrouted', `${method} ${shownPath} → 405: the DPS service API allows ${route.allowed}`, {
-      method,
-      path: shownPath,
-      status: 405,
-    });
-    return serviceError(
-      DpsErrorCode.MethodNotAllowed,
-      `The DPS service API allows ${route.allowed} for ${shownPath}, not ${method}.`,
-    );
-  }
+  if (route.op === 'not-found' || route.op === 'method-not-allowed')
+    return unroutedAnswer(log, method, shownPath, route);
 
   const granted = request.authorized;
   const auth =
@@ -104,17 +84,8 @@ export function handleServiceRequest(options: ServiceApiOptions, request: Servic
       ? { ok: true as const, policy: granted.policy }
       : authorize(options, method, shownPath, headers, route.right);
   if (!auth.ok) return auth.answer;
-  const apiVersion = url.searchParams.get('api-version');
-  if (!apiVersion) {
-    return serviceError(DpsErrorCode.ArgumentInvalid, 'The api-version query parameter is required (e.g. 2021-10-01).');
-  }
-  // DPS: `ErrorCode:ArgumentInvalid;Unknown api version` (Azure/azure-iot-sdk-csharp#3479).
-  if (!isDatedApiVersion(apiVersion)) {
-    return serviceError(
-      DpsErrorCode.ArgumentInvalid,
-      `Unknown api version "${clip(apiVersion)}": give a dated version such as 2021-10-01.`,
-    );
-  }
+  const versionProblem = apiVersionAnswer(url);
+  if (versionProblem) return versionProblem;
 
   const needsBody = route.op === 'put' || route.op === 'bulk' || route.op === 'query';
   let body: unknown;
@@ -234,22 +205,81 @@ function authorize(
   return { ok: false, answer: serviceError(DpsErrorCode.Unauthorized, DpsErrorMessage.unauthorized) };
 }
 
+/** The 404 or 405 of a request no service route takes, logged (`https.unrouted`, limited by the listener). */
+function unroutedAnswer(
+  log: Logger,
+  method: string,
+  shownPath: string,
+  route: { op: 'not-found' } | { op: 'method-not-allowed'; allowed: string },
+): HttpAnswer {
+  if (route.op === 'not-found') {
+    log.warn('https.unrouted', `${method} ${shownPath} → 404: not a DPS service API resource`, {
+      method,
+      path: shownPath,
+      status: 404,
+    });
+    return serviceError(
+      DpsErrorCode.NotFound,
+      `The DPS service API has no resource at ${shownPath}. It serves /enrollmentGroups/{id}, /enrollments/{id}, their /query and /{id}/attestationmechanism, bulk POST /enrollments, /registrations/{id} and /registrations/{groupId}/query.`,
+    );
+  }
+  log.warn('https.unrouted', `${method} ${shownPath} → 405: the DPS service API allows ${route.allowed}`, {
+    method,
+    path: shownPath,
+    status: 405,
+  });
+  return serviceError(
+    DpsErrorCode.MethodNotAllowed,
+    `The DPS service API allows ${route.allowed} for ${shownPath}, not ${method}.`,
+  );
+}
+
+/** The 400 of a missing or undated api-version, or undefined. */
+function apiVersionAnswer(url: URL): HttpAnswer | undefined {
+  const apiVersion = url.searchParams.get('api-version');
+  if (!apiVersion) {
+    return serviceError(DpsErrorCode.ArgumentInvalid, 'The api-version query parameter is required (e.g. 2021-10-01).');
+  }
+  // DPS: `ErrorCode:ArgumentInvalid;Unknown api version` (Azure/azure-iot-sdk-csharp#3479).
+  if (!isDatedApiVersion(apiVersion)) {
+    return serviceError(
+      DpsErrorCode.ArgumentInvalid,
+      `Unknown api version "${clip(apiVersion)}": give a dated version such as 2021-10-01.`,
+    );
+  }
+  return undefined;
+}
+
 /**
- * A service API request decided from its headers, before its body is read: refused (`ok: false`:
- * answer the 401 and close; the body of a client without a valid token is never buffered, up to
- * 1 MiB a connection before, for anyone who could open one), or authorized (`ok: true`: hand the
- * authorization to handleServiceRequest, which then does not check the SAS again). Undefined for a
- * request no service route takes: handleServiceRequest answers it 404/405 without authorizing.
+ * A service API request decided from its headers, before its body is read, in the order
+ * handleServiceRequest checks the same: refused (`ok: false`), with the answer it would give after
+ * the body — 404/405 (no route), 401 (`credentials`: no valid SAS for the route's right), 400 (the
+ * api-version), 415 (a body announced by a `Content-Length` > 0 with a non-JSON `Content-Type`; a
+ * chunked body's type is checked once it is read, as a chunked body may turn out empty) — or
+ * authorized (`ok: true`: hand the authorization to handleServiceRequest, which then does not check
+ * the SAS again). The listener answers a refusal without reading the body: nothing of a refused
+ * request is buffered (up to 1 MiB a connection before).
  */
-export function authorizeBeforeBody(
+export function decideBeforeBody(
   options: ServiceApiOptions,
   request: Omit<ServiceRequest, 'body' | 'authorized'>,
-): { ok: true; authorization: ServiceAuthorization } | { ok: false; answer: HttpAnswer } | undefined {
-  const { method, url } = request;
+): { ok: true; authorization: ServiceAuthorization } | { ok: false; answer: HttpAnswer; credentials: boolean } {
+  const { method, url, headers } = request;
+  const shownPath = clip(url.pathname);
   const route = matchServiceRoute(method, url.pathname);
-  if (route.op === 'not-found' || route.op === 'method-not-allowed') return undefined;
-  const auth = authorize(options, method, clip(url.pathname), request.headers, route.right);
-  return auth.ok ? { ok: true, authorization: { method, path: url.pathname, policy: auth.policy } } : auth;
+  if (route.op === 'not-found' || route.op === 'method-not-allowed') {
+    return { ok: false, answer: unroutedAnswer(options.log, method, shownPath, route), credentials: false };
+  }
+  const auth = authorize(options, method, shownPath, headers, route.right);
+  if (!auth.ok) return { ok: false, answer: auth.answer, credentials: true };
+  const refused = (answer: HttpAnswer) => ({ ok: false as const, answer, credentials: false });
+  const versionProblem = apiVersionAnswer(url);
+  if (versionProblem) return refused(versionProblem);
+  if (Number(header(headers, 'content-length')) > 0) {
+    const mediaTypeProblem = unsupportedMediaType(header(headers, 'content-type'));
+    if (mediaTypeProblem) return refused(serviceError(DpsErrorCode.UnsupportedMediaType, mediaTypeProblem));
+  }
+  return { ok: true, authorization: { method, path: url.pathname, policy: auth.policy } };
 }
 
 /**
