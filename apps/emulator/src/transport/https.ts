@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, METHODS, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DpsErrorCode } from '@dpskit/contracts';
@@ -83,6 +83,12 @@ export const HTTPS_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
 
 /** The body handed to a request refused before its body was read. */
 const EMPTY_BODY = Buffer.alloc(0);
+
+/**
+ * How much of a refused request's chunk is read for its request line: the method and as much of
+ * the path as tells which API it is for.
+ */
+const MAX_READ_REQUEST_LINE = 1024;
 
 /** Read a little more than DPS's 96 KB limit so that DeviceApi can say how large the body was. */
 const MAX_BODY_BYTES = MAX_DEVICE_MESSAGE_BYTES + 1024;
@@ -191,18 +197,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     return errorResponse(status === 405 ? DpsErrorCode.MethodNotAllowed : DpsErrorCode.NotFound, message);
   };
 
-  /**
-   * What a request's URL and headers decide, before its body is read: which API, its route, and its
-   * credentials (a failed check is in the decision; `refusedForCredentials` says which are answered
-   * without the body). `handle` goes on from it once the body is read, so
-   * the credentials are checked once. Throws what the store throws (an enrollment or device
-   * lookup): the request is then decided again once its body is read, as before.
-   */
-  const target = (req: IncomingMessage): Target => {
+  /** `rawUrl`: the request target as sent (`req.url`, or the request line of one Node refused). */
+  const target = (rawUrl: string | undefined): Target => {
     let url: URL;
     try {
       // The parsed path, not the raw one: dot segments resolved (`/x/../twins/d` is `/twins/d`).
-      url = new URL(req.url ?? '/', 'https://dps.invalid');
+      url = new URL(rawUrl ?? '/', 'https://dps.invalid');
     } catch {
       // e.g. `//[`: parsed as an authority that is no valid host.
       return { url: undefined, surface: 'dps' };
@@ -212,6 +212,13 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     return { url, surface };
   };
 
+  /**
+   * What a request's URL and headers decide, before its body is read: which API, its route, and its
+   * credentials (a failed check is in the decision; `answeredFromHeaders` says which are answered
+   * without the body). `handle` goes on from it once the body is read, so the credentials are
+   * checked once. Throws what the store throws (an enrollment or device lookup): the request is
+   * then decided again once its body is read, as before.
+   */
   const decide = (req: IncomingMessage, { url, surface }: Target): Decision => {
     const method = req.method ?? 'GET';
     if (!url) return { kind: 'invalid-url' };
@@ -414,7 +421,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     ...CLIENT_CERTIFICATE_TLS_OPTIONS,
   };
   const server = https.createServer(serverOptions, (req, res) => {
-    const to = target(req);
+    const to = target(req.url);
     const { surface } = to;
     const maxBytes =
       surface === 'hub' ? MAX_HUB_BODY_BYTES : surface === 'service' ? MAX_SERVICE_BODY_BYTES : MAX_BODY_BYTES;
@@ -542,6 +549,34 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       log.debug('https.tls', `TLS handshake failed: ${err.message}`);
     }
   });
+  /**
+   * Whether the request Node's parser refused (clientError) is for a hub path, as far as the chunk
+   * it failed in tells: its `rawPacket` begins with an HTTP method and a target the listener would
+   * route to a hub, and no complete head comes before the point of failure (else the chunk began
+   * with an earlier request, pipelined, and where the refused one starts is unknown; so is an error
+   * in a body, as an invalid chunk size). Not HTTP (an unknown method) is no request for any path.
+   * A head that spans chunks (TLS records of at most 16 KiB: any head over the default
+   * `limits.maxHeaderBytes`) fails in a later chunk, without its request line: unknown too. Read
+   * from the error, not kept per connection: a 'data' listener would take every connection off
+   * Node's native parsing (unconsume), measured +4.9% server CPU per keep-alive request.
+   */
+  const refusedOnHubPath = (err: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: unknown }): boolean => {
+    if (!Buffer.isBuffer(err.rawPacket)) return false;
+    const failedAt = typeof err.bytesParsed === 'number' ? err.bytesParsed : err.rawPacket.length;
+    // A head that ends before the point of failure is an earlier request's (the refused head's own
+    // end is where a too-large one fails): the refused one starts somewhere after it.
+    const headEnd = err.rawPacket.indexOf('\r\n\r\n');
+    if (headEnd !== -1 && headEnd + 4 < failedAt) return false;
+    const start = err.rawPacket.toString('latin1', 0, Math.min(err.rawPacket.length, MAX_READ_REQUEST_LINE));
+    const requestLine = /^([A-Z-]+) ([^ \r\n]+)/.exec(start);
+    return (
+      requestLine?.[1] !== undefined &&
+      requestLine[2] !== undefined &&
+      METHODS.includes(requestLine[1]) &&
+      target(requestLine[2]).surface === 'hub'
+    );
+  };
+
   // Connections answered for a request Node could not parse: Node raises clientError again for
   // every later chunk (its parser stays in its error state), and the answer is given once.
   const refused = new WeakSet<Duplex>();
@@ -558,11 +593,15 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     } else {
       log.debug('https.client', err.message, { code: err.code });
     }
-    const answer = clientErrorResponse(err, {
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeoutMs: server.headersTimeout,
-      requestTimeoutMs: server.requestTimeout,
-    });
+    const answer = clientErrorResponse(
+      err,
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeoutMs: server.headersTimeout,
+        requestTimeoutMs: server.requestTimeout,
+      },
+      refusedOnHubPath(err) ? 'hub' : 'dps',
+    );
     if (!answer || !socket.writable) {
       socket.destroy();
       return;
@@ -577,7 +616,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
    * connection then, which dropped them. Each of those responses finishes (the API's answers are
    * bounded), or its connection closes.
    */
-  function answerAfterResponses(socket: Duplex, answer: DeviceApiResponse): void {
+  function answerAfterResponses(socket: Duplex, answer: DeviceApiResponse | HttpAnswer): void {
     const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (busy) {
       // Node's own 'finish' listener runs first: it hands the socket to the next response, if any.
