@@ -53,14 +53,14 @@ describe('enrollment quotas', () => {
       name: 'TooManyDevicesError',
       body: {
         errorCode: 403001,
-        message: `The provisioning service has ${config.individual + 1} individual enrollments, its quota (limits.maxIndividualEnrollments; DPS allows 1,000,000): delete one first.`,
+        message: `The provisioning service has ${config.individual + 1} individual enrollments, its quota (limits.maxIndividualEnrollments, CLI --max-individual-enrollments; DPS allows 1,000,000): delete one first.`,
       },
     });
     expect(await sdkFailure(client.createOrUpdateEnrollmentGroup(group('quota-group-2')))).toMatchObject({
       status: 403,
       body: {
         errorCode: 403001,
-        message: `The provisioning service has ${config.groups + 1} enrollment groups with symmetricKey attestation, its quota (limits.maxEnrollmentGroups, per attestation type; DPS allows 100): delete one first.`,
+        message: `The provisioning service has ${config.groups + 1} enrollment groups with symmetricKey attestation, its quota (limits.maxEnrollmentGroups, CLI --max-enrollment-groups, per attestation type; DPS allows 100): delete one first.`,
       },
     });
     // The SDK's promise form of runBulkEnrollmentOperation never settles (its own bug): the callback.

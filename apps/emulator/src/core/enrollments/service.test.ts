@@ -217,7 +217,7 @@ describe('EnrollmentService', () => {
       ok: false,
       errorCode: 403001,
       message:
-        'The provisioning service has 2 individual enrollments, its quota (limits.maxIndividualEnrollments; DPS allows 1,000,000): delete one first.',
+        'The provisioning service has 2 individual enrollments, its quota (limits.maxIndividualEnrollments, CLI --max-individual-enrollments; DPS allows 1,000,000): delete one first.',
     });
     // Replacing one at the quota is no creation; after a delete there is room again.
     expect(svc.put('individual', 'i2', { ...individual('i2'), deviceId: 'd2' }).ok).toBe(true);
@@ -240,7 +240,7 @@ describe('EnrollmentService', () => {
       ok: false,
       errorCode: 403001,
       message:
-        'The provisioning service has 1 enrollment groups with symmetricKey attestation, its quota (limits.maxEnrollmentGroups, per attestation type; DPS allows 100): delete one first.',
+        'The provisioning service has 1 enrollment groups with symmetricKey attestation, its quota (limits.maxEnrollmentGroups, CLI --max-enrollment-groups, per attestation type; DPS allows 100): delete one first.',
     });
     expect(svc.put('group', 'x1', x509Group('x1')).ok).toBe(true);
     // Turning the symmetric-key group into an X.509 one would make two X.509 groups.

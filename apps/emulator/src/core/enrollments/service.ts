@@ -365,12 +365,12 @@ export class EnrollmentService {
       if (existingType !== undefined) return undefined;
       const quota = quotas.individualEnrollments;
       if (store.countEnrollments('individual', { atMost: quota }) < quota) return undefined;
-      return `The provisioning service has ${quota} individual enrollments, its quota (limits.maxIndividualEnrollments; DPS allows 1,000,000): delete one first.`;
+      return `The provisioning service has ${quota} individual enrollments, its quota (limits.maxIndividualEnrollments, CLI --max-individual-enrollments; DPS allows 1,000,000): delete one first.`;
     }
     if (existingType === type) return undefined;
     const quota = quotas.enrollmentGroups;
     if (store.countEnrollments('group', { attestationType: type, atMost: quota }) < quota) return undefined;
-    return `The provisioning service has ${quota} enrollment groups with ${type} attestation, its quota (limits.maxEnrollmentGroups, per attestation type; DPS allows 100): delete one first.`;
+    return `The provisioning service has ${quota} enrollment groups with ${type} attestation, its quota (limits.maxEnrollmentGroups, CLI --max-enrollment-groups, per attestation type; DPS allows 100): delete one first.`;
   }
 
   /** Another enrollment of this kind that already uses one of the draft's certificates, as a sentence. */
