@@ -50,6 +50,7 @@ import type { HubDevice } from './hub/core/identity.js';
 import type { TelemetryRecord } from './hub/core/store.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { followHubPushes, type HubPushFollower } from './hub/push-follower.js';
+import { claimStateDir, type StateClaim } from './state-claim.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
@@ -253,6 +254,8 @@ export interface Emulator {
 }
 
 interface Running {
+  /** This emulator's hold on its state folder (see state-claim.ts). */
+  claim: StateClaim;
   resolved: ResolvedConfig;
   /** Writes the attempts not yet in the store's log (they are written once per event-loop turn). */
   flushAttempts(): void;
@@ -330,6 +333,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
             this.#options.config ? 'config option' : 'built-in tutorial config',
           );
       const stateDir = this.stateDir;
+      // Before the store is touched: a second emulator on this folder would seed over the first's.
+      const claim = claimStateDir(stateDir, this.#options.sharedStore === true);
+      cleanup.push(() => claim.release());
       const store = SqliteStore.open(join(stateDir, 'emulator.db'));
       cleanup.push(() => store.close());
       const resolved = resolveConfig(config, store);
@@ -605,6 +611,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       }
 
       this.#running = {
+        claim,
         resolved: { ...resolved, model },
         flushAttempts,
         enrollments,
@@ -656,6 +663,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     running.webhook.close();
     running.flushAttempts();
     running.store.close();
+    running.claim.release();
     this.#refusals.flush();
     this.#log.info('stopped', 'DPS emulator stopped');
   }

@@ -60,3 +60,4 @@ export type { DeviceIdentity, HubDevice } from './hub/core/identity.js';
 export type { TelemetryRecord } from './hub/core/store.js';
 export type { JsonObject, JsonValue, TwinState } from './hub/core/twin.js';
 export { type EmulatorAgentTarget, emulatorAgent } from './sdk-agent.js';
+export { StateDirInUseError } from './state-claim.js';

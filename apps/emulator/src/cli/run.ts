@@ -11,6 +11,7 @@ import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
 import { IssuingCaError } from '../core/certificate-issuance.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
+import { StateDirInUseError } from '../state-claim.js';
 import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
 import { runEnrollments } from './enrollments.js';
@@ -113,7 +114,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (args.readyFile) await removeReadyFile(args.readyFile);
     await emulator.start();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof PortError) {
+    if (err instanceof ConfigError || err instanceof PortError || err instanceof StateDirInUseError) {
       io.stderr.write(`dps-emulator: ${err.message}\n`);
     } else if (err instanceof IssuingCaError) {
       io.stderr.write(
