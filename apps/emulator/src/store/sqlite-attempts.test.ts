@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AttemptEntry } from '../core/attempts.js';
 import { tempStateDir } from '../testing/fixtures.js';
+import { databaseAtSchemaVersion } from '../testing/old-schema.js';
 import { MIGRATIONS, SqliteStore } from './sqlite.js';
 
 const dir = tempStateDir();
@@ -86,12 +87,7 @@ describe('SqliteStore registration attempts (the web view log)', () => {
     /** A file at the schema version before the rebuild, with the attempts as that version's store wrote and pruned them. */
     const oldFile = (name: string, ids: string[], keep: number) => {
       const path = join(dir.path, name);
-      const raw = new Database(path);
-      raw.pragma('journal_mode = WAL');
-      for (const [version, migration] of MIGRATIONS.slice(0, rebuild).entries()) {
-        raw.exec(migration);
-        raw.pragma(`user_version = ${version + 1}`);
-      }
+      const raw = databaseAtSchemaVersion(path, rebuild);
       const append = raw.prepare('INSERT INTO registration_attempts (summary_json, detail_json) VALUES (?, ?)');
       for (const id of ids) {
         const { detail, ...summary } = attempt(id);

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEnrollment } from '../core/enrollments/store.js';
 import { tempStateDir } from '../testing/fixtures.js';
+import { databaseAtSchemaVersion } from '../testing/old-schema.js';
 import { MIGRATIONS, SqliteStore } from './sqlite.js';
 
 const dir = tempStateDir();
@@ -31,12 +32,7 @@ describe('SqliteStore enrollment counts', () => {
   /** A file at the schema version before the counts, with enrollments as that version's store wrote them. */
   const oldFile = (name: string) => {
     const path = join(dir.path, name);
-    const raw = new Database(path);
-    raw.pragma('journal_mode = WAL');
-    for (const [version, migration] of MIGRATIONS.slice(0, counted).entries()) {
-      raw.exec(migration);
-      raw.pragma(`user_version = ${version + 1}`);
-    }
+    const raw = databaseAtSchemaVersion(path, counted);
     const put = raw.prepare(
       'INSERT INTO service_enrollments (kind, enrollment_key, enrollment_id, record_json) VALUES (?, ?, ?, ?)',
     );

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { OperationRecord } from '../core/store.js';
 import { tempStateDir } from '../testing/fixtures.js';
+import { databaseAtSchemaVersion } from '../testing/old-schema.js';
 import { MIGRATIONS, SqliteStore } from './sqlite.js';
 
 const dir = tempStateDir();
@@ -61,13 +62,7 @@ describe('SqliteStore.pruneOperations (no index on finished_ms)', () => {
     expect(drop).toBeGreaterThan(0);
     // The schema as the version before wrote it, then its rows written by this store's statements
     // (they insert and update the same columns).
-    const raw = new Database(path);
-    raw.pragma('journal_mode = WAL');
-    for (const [version, migration] of MIGRATIONS.slice(0, drop).entries()) {
-      raw.exec(migration);
-      raw.pragma(`user_version = ${version + 1}`);
-    }
-    raw.close();
+    databaseAtSchemaVersion(path, drop).close();
     const indexes = () => {
       const db = new Database(path, { readonly: true });
       try {

@@ -26,6 +26,22 @@ const record: RegistrationRecord = {
   initialTwin: { tags: { t: 1 } },
 };
 
+/** An operation of the held-row tests (#held): every optional column set. */
+const operation = (operationId: string) => ({
+  operationId,
+  registrationId: `Dev-${operationId}`,
+  enrollment: { kind: 'group', id: 'g' } as const,
+  transport: 'mqtt' as const,
+  payload: { p: 'f\u00fcnf' },
+  x509: { clientCertificate: 'MIIB' },
+  csr: 'MIIC',
+  createdAtMs: 1000,
+});
+
+/** Another program spoils the rows: what the store reads from the file from then on is refused. */
+const spoilResponses = (file: Database.Database) =>
+  file.prepare('UPDATE operations SET response_json = \'{"status":1}\'').run();
+
 describe('SqliteStore', () => {
   it('keeps registration records and enrollment metadata across reopening, in WAL mode', () => {
     const path = join(dir.path, 'nested', 'state.db');
@@ -252,16 +268,6 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
     const path = join(dir.path, 'held.db');
     const store = SqliteStore.open(path);
     const file = new Database(path);
-    const operation = (operationId: string) => ({
-      operationId,
-      registrationId: `Dev-${operationId}`,
-      enrollment: { kind: 'group', id: 'g' } as const,
-      transport: 'mqtt' as const,
-      payload: { p: 'f\u00fcnf' },
-      x509: { clientCertificate: 'MIIB' },
-      csr: 'MIIC',
-      createdAtMs: 1000,
-    });
     const finish = async (operationId: string, finishedAtMs: number) => {
       const saved = store.createOperationSoon(operation(operationId));
       const finished = store.finishOperationSoon(operationId, { ...response, operationId }, finishedAtMs, {
@@ -270,8 +276,7 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
       });
       await Promise.all([saved, finished]);
     };
-    // Another program spoils the rows: what the store reads from the file from then on is refused.
-    const spoil = () => file.prepare('UPDATE operations SET response_json = \'{"status":1}\'').run();
+    const spoil = () => spoilResponses(file);
     try {
       await finish('op-1', 2000);
       const fromFile = SqliteStore.open(path);
@@ -311,17 +316,7 @@ describe('SqliteStore operations (issue 8 item 1)', () => {
     const path = join(dir.path, 'held-later.db');
     const store = SqliteStore.open(path);
     const file = new Database(path);
-    const operation = (operationId: string) => ({
-      operationId,
-      registrationId: `Dev-${operationId}`,
-      enrollment: { kind: 'group', id: 'g' } as const,
-      transport: 'mqtt' as const,
-      payload: { p: 'f\u00fcnf' },
-      x509: { clientCertificate: 'MIIB' },
-      csr: 'MIIC',
-      createdAtMs: 1000,
-    });
-    const spoil = () => file.prepare('UPDATE operations SET response_json = \'{"status":1}\'').run();
+    const spoil = () => spoilResponses(file);
     try {
       // As a custom allocation: inserted in one turn, finished (the webhook's answer) in a later one.
       await store.createOperationSoon(operation('op-1'));
