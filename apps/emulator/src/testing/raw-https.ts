@@ -10,6 +10,8 @@ export interface RawResponse {
   json: unknown;
   /** The client port of the connection the request went on (which connection a keep-alive agent used). */
   port: number | undefined;
+  /** With `expectContinue`: whether the server said `100 Continue` (and so the body was sent). */
+  continued?: boolean;
 }
 
 const hourFromNow = () => Math.floor(Date.now() / 1000) + 3600;
@@ -36,7 +38,9 @@ export const hubDeviceToken = (hub: string, deviceId: string, key: string) =>
  * `withholdBody` only the headers are sent (a `Content-Length` in `headers` announcing a body that
  * never comes): only an answer given before the body is read arrives before the idle timeout.
  * Without `agent`, on a connection of its own; with one (keep-alive), on the agent's connections,
- * one pool whatever the Host header (which would otherwise name the TLS server).
+ * one pool whatever the Host header (which would otherwise name the TLS server). With
+ * `expectContinue`, it sends `Expect: 100-continue` and its body only once the server says
+ * `100 Continue` (as curl does with a large body).
  */
 export function rawRequest(
   emulator: Emulator,
@@ -47,6 +51,7 @@ export function rawRequest(
     body?: string | Buffer;
     withholdBody?: boolean;
     agent?: https.Agent;
+    expectContinue?: boolean;
   },
 ): Promise<RawResponse> {
   const endpoint = emulator.endpoints.https;
@@ -63,6 +68,7 @@ export function rawRequest(
           'Content-Type': 'application/json; charset=utf-8',
           // As the SDK does (it even sends `{}` with GET): a length, not a chunked body.
           'Content-Length': Buffer.byteLength(options.body ?? ''),
+          ...(options.expectContinue ? { Expect: '100-continue' } : {}),
           ...options.headers,
         },
         ...(options.agent ? { agent: options.agent, servername: 'localhost' } : { agent: false }),
@@ -78,7 +84,14 @@ export function rawRequest(
           } catch {
             json = undefined;
           }
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, text, json, port });
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            text,
+            json,
+            port,
+            ...(options.expectContinue ? { continued } : {}),
+          });
         });
       },
     );
@@ -88,7 +101,14 @@ export function rawRequest(
       socket.once('secureConnect', () => (port = socket.localPort));
     });
     request.on('error', reject);
-    if (options.withholdBody) request.flushHeaders();
+    let continued = false;
+    if (options.expectContinue) {
+      request.on('continue', () => {
+        continued = true;
+        request.end(options.body);
+      });
+      request.flushHeaders();
+    } else if (options.withholdBody) request.flushHeaders();
     else request.end(options.body);
   });
 }

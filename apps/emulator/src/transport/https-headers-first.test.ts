@@ -197,6 +197,47 @@ describe('answered from the request line and headers, the body not read', () => 
   });
 });
 
+describe('a client that waits for 100 Continue before its body (Expect: 100-continue)', () => {
+  it('gets the answer instead of 100 Continue, and never sends the body', async () => {
+    const refusedCredentials: Case[] = [
+      {
+        name: 'hub registry, no token',
+        method: 'PATCH',
+        path: '/twins/hf-hub-device?api-version=2021-04-12',
+        headers: { Host: HUB_A },
+        status: 401,
+        expected: hubBody('IotHubUnauthorizedAccess', 'Unauthorized'),
+      },
+      {
+        name: 'service API, no token',
+        method: 'PUT',
+        path: '/enrollments/hf-1?api-version=2021-10-01',
+        status: 401,
+        expected: dps(401002, 'Unauthorized'),
+      },
+    ];
+    for (const c of [...table, ...refusedCredentials]) {
+      const answer = await rawRequest(bed.emulator, { ...c, body: 'x'.repeat(64 * 1024), expectContinue: true });
+      expectAnswer(answer, c);
+      expect(answer.continued, c.name).toBe(false);
+      expect(answer.headers.connection, c.name).toBe('close');
+    }
+  });
+
+  it('gets 100 Continue when its headers are accepted, and is served', async () => {
+    const answer = await rawRequest(bed.emulator, {
+      method: 'PATCH',
+      path: '/twins/hf-hub-device?api-version=2021-04-12',
+      headers: { Host: HUB_A, Authorization: registryToken(HUB_A), 'If-Match': '*' },
+      body: JSON.stringify({ tags: { continued: true } }),
+      expectContinue: true,
+    });
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.continued).toBe(true);
+    expect(answer.json).toMatchObject({ deviceId: 'hf-hub-device', tags: { continued: true } });
+  });
+});
+
 describe('a keep-alive client', () => {
   type Send = (request: Case & { body?: string }) => Promise<RawResponse>;
   /** A keep-alive agent with one connection; `served()` a request the hub serves (200). */

@@ -420,7 +420,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     maxHeaderSize: limits.maxHeaderBytes,
     ...CLIENT_CERTIFICATE_TLS_OPTIONS,
   };
-  const server = https.createServer(serverOptions, (req, res) => {
+  /**
+   * A request, its headers in. `expectsContinue`: the client sent `Expect: 100-continue` and waits
+   * for `100 Continue` before its body (Node's 'checkContinue'): it gets it only once the headers
+   * are accepted; a request they refuse gets its final answer instead, and its body is never sent.
+   */
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
     const to = target(req.url);
     const { surface } = to;
     const maxBytes =
@@ -467,6 +472,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       respond(req, res, EMPTY_BODY, decision, to, 'unless-complete');
       return;
     }
+    if (expectsContinue) res.writeContinue();
     readBody(req, maxBytes).then(
       (body) => respond(req, res, body, decision, to),
       (err: Error) => {
@@ -488,7 +494,12 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         log.debug('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`);
       },
     );
-  });
+  };
+  const server = https.createServer(serverOptions, (req, res) => onRequest(req, res));
+  // Without this listener Node answers `100 Continue` to every such request before the handler
+  // runs: a client refused from its headers then sent its whole body for nothing (then the answer,
+  // and a close while it may still be sending).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
   // An upgrade no handler takes (another path, WebSockets turned off): say so in the log and to the
   // client instead of a bare 404 the SDKs report as NotConnectedError.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
