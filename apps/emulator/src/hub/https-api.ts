@@ -197,6 +197,8 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
     }
     if (r.op === 'events' && method !== 'POST') return answer(notAllowed(method, url.pathname, 'POST'));
+    // Completing, rejecting or abandoning a cloud-to-device message: none is ever locked.
+    if (r.op === 'devicebound' && method !== 'GET') return answer(noLockedMessage());
     return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
   }
   const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
@@ -268,11 +270,9 @@ function deviceRequest(
   request: HubRequest,
   device: { hub: string; deviceId: string },
 ): HttpAnswer {
-  if (r.op === 'devicebound') {
-    // No cloud-to-device messages are ever queued: an empty queue answers 204, as IoT Hub does.
-    if (request.method === 'GET') return { status: 204 };
-    return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
-  }
+  // No cloud-to-device messages are ever queued: an empty queue answers 204, as IoT Hub does (the
+  // gate answered any other method: noLockedMessage).
+  if (r.op === 'devicebound') return { status: 204 };
   // POST: the gate answered any other method 405.
   hub.receiveTelemetry(device.hub, device.deviceId, {
     body: request.body,
@@ -297,6 +297,11 @@ function telemetryProperties(headers: IncomingHttpHeaders): Record<string, strin
     else if (system[name]) properties[system[name]] = value;
   }
   return properties;
+}
+
+/** The answer to completing, rejecting or abandoning a cloud-to-device message: none is locked. */
+function noLockedMessage(): HttpAnswer {
+  return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
 }
 
 function ok(body: unknown): HttpAnswer {

@@ -157,6 +157,14 @@ function cases(deviceToken: string): Case[] {
       status: 405,
       expected: hubBody('MethodNotAllowed', '/devices/hf-hub-device/messages/events allows POST, not PUT.'),
     },
+    {
+      name: 'hub device API, completing a cloud-to-device message none is locked',
+      method: 'DELETE',
+      path: '/devices/hf-hub-device/messages/devicebound/lock-1?api-version=2021-04-12',
+      headers: { Host: HUB_A, Authorization: deviceToken },
+      status: 404,
+      expected: hubBody('DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.'),
+    },
   ];
 }
 
