@@ -97,6 +97,24 @@ describe('limitWarnings', () => {
     expect(logs).toHaveLength(2);
   });
 
+  it('counts by the first of several fields a warning has', () => {
+    const logs: LogRecord[] = [];
+    const limited = limitWarnings(
+      createLogger((record) => logs.push(record), 'debug'),
+      { 'x.protocol': { summary: 'client(s) refused', countBy: ['protocol', 'code'] } },
+      { now: () => new Date('2026-12-04T18:00:00Z') },
+    );
+    limited.log.warn('x.protocol', 'first', { protocol: 'http' });
+    limited.log.warn('x.protocol', 'http', { protocol: 'http', code: 'ignored' });
+    limited.log.warn('x.protocol', 'not TLS', { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+    limited.log.warn('x.protocol', 'neither', {});
+    limited.flush();
+    expect(logs.at(-1)).toMatchObject({
+      suppressed: 3,
+      reasons: { http: 1, ERR_SSL_WRONG_VERSION_NUMBER: 1, other: 1 },
+    });
+  });
+
   it('bounds the keys it counts: past 32 distinct, the rest are other', () => {
     const { logs, limited } = bed();
     limited.log.warn('x.refused', 'first', { reason: 'r-first' });

@@ -4,8 +4,12 @@ import type { Logger } from '@dpskit/node-kit';
 export interface LimitedKind {
   /** What the count line says was held: `N more <summary> since <time>, not logged one by one (…)`. */
   summary: string;
-  /** The field of a warning's fields its count is kept under (`reason`, `status`, `code`); absent: `other`. */
-  countBy: string;
+  /**
+   * The field of a warning's fields its count is kept under (`reason`, `status`, `code`); several:
+   * the first a warning has (a kind logged from places that name their cause by different fields);
+   * none: `other`.
+   */
+  countBy: string | readonly string[];
   /** Fields the count line carries besides `suppressed` and `reasons` (e.g. `{ status: 401 }`). */
   fields?: Record<string, unknown>;
 }
@@ -84,10 +88,7 @@ export function limitWarnings(
     }
     const at = now().getTime();
     if (at - state.lastLogged < intervalMs) {
-      const value = fields?.[kind.countBy];
-      // A count's key is the emulator's own (a reason, a status, an error code); bounded all the
-      // same, in length and in number, so that the counts held are too.
-      const named = value === undefined ? 'other' : String(value).slice(0, 64);
+      const named = warningKey(kind, fields);
       const key = state.held.has(named) || state.held.size < MAX_COUNTED_KEYS ? named : 'other';
       if (state.held.size === 0) state.heldSince = at;
       state.held.set(key, (state.held.get(key) ?? 0) + 1);
@@ -114,4 +115,15 @@ export function limitWarnings(
       }
     },
   };
+}
+
+/**
+ * The key a warning of `kind` is counted under: the value of the first of `countBy`'s fields it
+ * has, else `other`. A count's key is the emulator's own (a reason, a status, an error code);
+ * bounded all the same, in length (and by the limiter in number), so that the counts held are too.
+ */
+export function warningKey(kind: LimitedKind, fields: Record<string, unknown> | undefined): string {
+  const names = typeof kind.countBy === 'string' ? [kind.countBy] : kind.countBy;
+  const value = names.map((name) => fields?.[name]).find((v) => v !== undefined);
+  return value === undefined ? 'other' : String(value).slice(0, 64);
 }
