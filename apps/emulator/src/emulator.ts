@@ -123,6 +123,13 @@ export interface EmulatorOptions {
   /** Lowest level passed to `log` (default `info`). */
   logLevel?: LogLevel;
   /**
+   * The clock the log's limit on warnings any client can cause is measured on (at most one line in
+   * full a second per kind and listener, the rest counted: README, "Events and logs"). Default: the
+   * wall clock. A test passes one it moves, to see each warning in full or a flood counted, without
+   * waiting on real seconds.
+   */
+  logClock?: () => Date;
+  /**
    * The service API's shared access policies; overrides the config's `sharedAccessPolicies`.
    * Default: `provisioningserviceowner` with the well-known development key (`WELL_KNOWN_SERVICE_KEY`).
    */
@@ -311,10 +318,14 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
-    this.#refusals = limitWarnings(this.#log, {
-      registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
-      'hub.connect-refused': { summary: 'device request(s) refused by a hub over HTTPS', countBy: 'reason' },
-    });
+    this.#refusals = limitWarnings(
+      this.#log,
+      {
+        registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
+        'hub.connect-refused': { summary: 'device request(s) refused by a hub over HTTPS', countBy: 'reason' },
+      },
+      options.logClock ? { now: options.logClock } : {},
+    );
   }
 
   get stateDir(): string {
@@ -499,9 +510,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         store.assignmentPushes = undefined;
       });
       let hubPushes: HubPushFollower | undefined;
+      // The listeners' limits on the warnings any client can cause (core/limited-warnings.ts).
+      const logClock = this.#options.logClock ? { now: this.#options.logClock } : {};
       const hubMqtt = await startHubMqtt(hub, this.#log, {
         // Other workers' pushes are read only while a device is connected to this one.
         onDevicesConnected: (any) => (any ? hubPushes?.start() : hubPushes?.stop()),
+        ...logClock,
       });
       cleanup.push(() => hubMqtt.close());
       if (pushOutbox) {
@@ -522,6 +536,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         log: this.#log,
         limits,
         route: (username) => hubMqtt.route(username),
+        ...logClock,
       });
       cleanup.push(() => mqtt.close());
       let amqp: RunningAmqpTransport | undefined;
@@ -534,6 +549,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           port: amqpPort ?? 5671,
           log: this.#log,
           limits,
+          ...logClock,
         });
         const started = amqp;
         cleanup.push(() => started.close());
@@ -547,6 +563,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           // One MQTT packet per WebSocket message, as large as the MQTT listener reads.
           maxMessageBytes: MAX_MQTT_PACKET_BYTES + 16,
           idleTimeoutMs: limits.idleTimeoutMs,
+          ...logClock,
           protocols: {
             mqtt: (ws, req, peer) => {
               const stream = webSocketByteStream(ws);
@@ -571,6 +588,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           log: this.#log,
           limits,
           upgradeHandlers: [webSockets.upgrade],
+          ...logClock,
         });
       }
 

@@ -5,10 +5,11 @@
 import tls from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
+import { logClock } from '../testing/log-clock.js';
 import { DISCONNECT, hubConnect, PINGREQ, rawMqttConnection, SUBSCRIBE_TWIN } from '../testing/mqtt-bytes.js';
 import { webSocketRoundTrip } from '../testing/raw-websocket.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -20,8 +21,13 @@ let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
 const logs: LogRecord[] = [];
 
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
-  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record), logClock: clock.now }));
 });
 
 afterAll(() => close?.());
@@ -76,6 +82,8 @@ describe('the hub over MQTT: QoS 2', () => {
       reported: () => '$iothub/twin/PATCH/properties/reported/?$rid=3',
     };
     for (const [name, topic] of Object.entries(publishes)) {
+      // Each connection's warning logged in full: one in full a second of the log's clock.
+      clock.nextSecond();
       const id = `qos2-${name}`;
       const { key, connect } = await device(id);
       const from = logs.length;

@@ -7,6 +7,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import { clip } from '../core/client-text.js';
+import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import { destroyAfterGrace } from '../transport/connection-limits.js';
 import { MAX_HUB_KEEPALIVE_SECONDS, MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
@@ -43,6 +44,20 @@ export interface HubMqtt {
   close(): Promise<void>;
 }
 
+/**
+ * The hubs' MQTT warnings, each a connection closed (or a will dropped) for what the client sent,
+ * counted by `reason`: a packet over the bound or a dropped will before any credential (aedes reads
+ * the CONNECT and its will before authenticate), a QoS 2 PUBLISH, a topic the device may not
+ * publish to or pushes left unread by an authenticated device, once per connection. Logged at most
+ * once in full a second for all the hubs, the rest counted (limitWarnings) and flushed at close.
+ */
+export const HUB_MQTT_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  'hub.mqtt': {
+    summary: 'hub MQTT connection(s) closed or will(s) dropped for what the client sent',
+    countBy: 'reason',
+  },
+};
+
 /** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
 function refusal(returnCode: 2 | 3 | 5, message: string): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode });
@@ -71,12 +86,16 @@ interface Session {
  */
 export async function startHubMqtt(
   hub: HubService,
-  log: Logger,
+  logger: Logger,
   options: {
     /** Called when the first device connects (true) and when the last one leaves (false). */
     onDevicesConnected?: (any: boolean) => void;
+    /** The clock the warning limit (HUB_MQTT_LIMITED_WARNINGS) is measured on (default: the wall clock). */
+    now?: () => Date;
   } = {},
 ): Promise<HubMqtt> {
+  const warnings = limitWarnings(logger, HUB_MQTT_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const { log } = warnings;
   const brokers = new Map<string, Aedes>();
   const sessions = new WeakMap<Client, Session>();
   const connected = new Set<Client>();
@@ -97,6 +116,7 @@ export async function startHubMqtt(
           log.warn(
             'hub.mqtt',
             `${clip(packet.clientId)} on ${hubName}: a will ${will.qos === 2 ? 'at QoS 2' : `on ${clip(will.topic)}`}, not devices/${clip(packet.clientId)}/messages/events/ (the only will IoT Hub forwards); the will is dropped`,
+            { reason: 'will-dropped' },
           );
           delete packet.will;
         }
@@ -174,13 +194,16 @@ export async function startHubMqtt(
           log.warn(
             'hub.mqtt',
             `${clip(session.deviceId)} on ${session.hub}: a PUBLISH at QoS 2, which IoT Hub does not support; connection closed`,
+            { reason: 'qos-2' },
           );
           return done(new Error('QoS 2 is not supported'));
         }
         const publish = parseDevicePublish(packet.topic, session.deviceId);
         if (publish.kind === 'invalid') {
           // IoT Hub closes the connection of a device that publishes where it may not.
-          log.warn('hub.mqtt', `${clip(session.deviceId)} on ${session.hub}: ${publish.reason}; connection closed`);
+          log.warn('hub.mqtt', `${clip(session.deviceId)} on ${session.hub}: ${publish.reason}; connection closed`, {
+            reason: 'topic',
+          });
           return done(new Error(publish.reason));
         }
         packet.retain = false;
@@ -327,7 +350,7 @@ export async function startHubMqtt(
         size === undefined
           ? `${who}: a packet's remaining length runs past 4 bytes (malformed); connection closed after the packets before it`
           : `${who}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed after the packets before it`,
-        { size },
+        { size, reason: size === undefined ? 'malformed-length' : 'too-large' },
       );
     });
     client = broker.handle(paced);
@@ -349,6 +372,7 @@ export async function startHubMqtt(
         log.warn(
           'hub.mqtt',
           `${clip(session.deviceId)} on ${session.hub}: over ${MAX_UNSENT_PUSH_BYTES} bytes of desired-property pushes left unread; connection closed`,
+          { reason: 'pushes-unread' },
         );
         client.close();
         return;
@@ -408,6 +432,7 @@ export async function startHubMqtt(
       await Promise.all(
         [...brokers.values()].map((broker) => new Promise<void>((resolve) => broker.close(() => resolve()))),
       );
+      warnings.flush();
     },
   };
 }

@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Connection, type Receiver, type Sender } from 'rhea';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { groupDeviceKey } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import { connectRheaDevice, rawTransfers } from '../testing/raw-amqp.js';
 import { writeUntilClosed } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
@@ -29,11 +30,17 @@ import { MAX_UNSETTLED_ANSWERS } from './amqp.js';
 const IDLE_MS = 500;
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
   bed = await startTestBedWithWebhook({
     limits: { idleTimeoutMs: IDLE_MS },
     logLevel: 'debug',
     log: (record) => logs.push(record),
+    logClock: clock.now,
   });
 });
 afterAll(async () => {

@@ -2,8 +2,9 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type EventContext, type Message, type Receiver, type Sender } from 'rhea';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
 import { closedPortUrl, groupDeviceKey, HUB_A } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import { connectRheaDevice, type RheaDevice, rawDrainFlow, rawTransfers } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBed, type TestBed } from '../testing/test-bed.js';
@@ -56,6 +57,11 @@ async function heldWebhook() {
 let webhook: Awaited<ReturnType<typeof heldWebhook>>;
 let bed: TestBed;
 const logs: LogRecord[] = [];
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
   webhook = await heldWebhook();
   bed = await startTestBed(webhook.url, await closedPortUrl(), {
@@ -63,6 +69,7 @@ beforeAll(async () => {
     webhook: { timeoutMs: 120_000, retry: { count: 0 } },
     logLevel: 'debug',
     log: (record) => logs.push(record),
+    logClock: clock.now,
   });
 });
 afterAll(async () => {

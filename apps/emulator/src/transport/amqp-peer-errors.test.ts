@@ -1,8 +1,9 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type EventContext, type Receiver, type Sender, type Session } from 'rhea';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import { connectRheaDevice, rawAmqpConversation, rawFrame } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -18,8 +19,13 @@ let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
 const logs: LogRecord[] = [];
 
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
-  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record), logClock: clock.now }));
 });
 
 afterAll(() => close?.());
@@ -174,6 +180,8 @@ it('closes with amqp:session:unattached-handle or amqp:illegal-state, not amqp:d
   const seen: Record<string, unknown> = {};
   const from = logs.length;
   for (const [name, { frames }] of Object.entries(cases)) {
+    // Each connection's warning logged in full: one in full a second of the log's clock.
+    clock.nextSecond();
     const received = await rawAmqpConversation(
       emulator,
       `${id}-${name}`,

@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import { createRegistrationSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
-import { afterAll, beforeAll, expect, it, type MockInstance, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it, type MockInstance, vi } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import {
   connectRheaDevice,
   type RheaDevice,
@@ -38,8 +39,13 @@ let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
 const logs: LogRecord[] = [];
 
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
-  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record), logClock: clock.now }));
 });
 
 afterAll(() => close?.());

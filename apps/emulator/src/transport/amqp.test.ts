@@ -2,10 +2,11 @@ import tls from 'node:tls';
 import { generateSymmetricKey } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type EventContext } from 'rhea';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { createTestCa, createTestDeviceCertificate, pemChain } from '../testing/certificates.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import { connectRheaDevice, plainTcpToAmqpPort, rawAmqpExchange } from '../testing/raw-amqp.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
@@ -19,8 +20,13 @@ let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
 const logs: LogRecord[] = [];
 
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
-  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record), logClock: clock.now }));
 });
 
 afterAll(() => close?.());

@@ -9,6 +9,7 @@ import type { AttestationResult } from '../core/attestation.js';
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { DeviceTransport } from '../core/events.js';
+import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import { AmqpFrameGuard, type AmqpStreamProblem } from './amqp-frame-guard.js';
 import {
   type AmqpAddress,
@@ -109,7 +110,36 @@ export interface AmqpTransportOptions {
   port: number;
   log: Logger;
   limits?: ConnectionLimits;
+  /** The clock the listener's warning limit (AMQP_LIMITED_WARNINGS) is measured on (default: the wall clock). */
+  now?: () => Date;
 }
+
+/** A refusal that closes the connection (or a link of it), counted by its AMQP error condition. */
+const byCondition = (summary: string): LimitedKind => ({ summary, countBy: 'condition' });
+
+/**
+ * The listener's warnings (TLS and AMQP over WebSockets alike): each is a connection (or one of its
+ * at most MAX_LINKS_PER_CONNECTION links) closed for what the client sent, and all but
+ * `amqp.unsettled` can be caused before or without a valid credential (SASL comes after the
+ * protocol header, a refused device's OPEN and links are still read, and an X.509 client needs
+ * only a certificate of its own making to skip SASL). Logged at most once in full a second per
+ * kind, the rest counted (limitWarnings) and flushed at close: one line per connection let anyone
+ * who can open connections fill the log.
+ */
+export const AMQP_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  'amqp.protocol': {
+    summary: 'connection(s) on the AMQP port closed for bytes that are not AMQP 1.0 (or not TLS)',
+    countBy: ['kind', 'code'],
+  },
+  'amqp.open': byCondition('connection(s) closed for their OPEN'),
+  'amqp.session': byCondition('connection(s) closed for a BEGIN'),
+  'amqp.link': byCondition('link(s) refused or connection(s) closed for an ATTACH'),
+  'amqp.flow': byCondition('connection(s) closed for a FLOW'),
+  'amqp.credit': byCondition('connection(s) closed for a transfer without credit'),
+  'amqp.message': byCondition('link(s) or connection(s) closed for a request message'),
+  'amqp.disposition': byCondition('connection(s) closed for a DISPOSITION'),
+  'amqp.unsettled': byCondition('connection(s) closed for answers left unsettled'),
+};
 
 export interface RunningAmqpTransport extends RunningTransport {
   /**
@@ -221,7 +251,9 @@ interface FlowFrame {
  * get their delivery rejected with the DPS error body, which the SDK raises (see `amqp-messages.ts`).
  */
 export async function startAmqpTransport(options: AmqpTransportOptions): Promise<RunningAmqpTransport> {
-  const { api, log } = options;
+  const { api } = options;
+  const warnings = limitWarnings(options.log, AMQP_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const { log } = warnings;
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const open = new Set<ServerConnection>();
   // One container id for this emulator's AMQP side, in the form real DPS gives (IoTDPSGW_<hex>).
@@ -364,7 +396,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       log.warn(
         'amqp.message',
         `${peer} (${transport}): a message over ${MAX_AMQP_MESSAGE_BYTES} bytes or ${MAX_AMQP_MESSAGE_FRAMES} frames; link closed`,
-        { size: message.bytes, frames: message.frames, transport },
+        { size: message.bytes, frames: message.frames, transport, condition: 'amqp:link:message-size-exceeded' },
       );
       (link as Receiver & { _incomplete?: unknown })._incomplete = undefined;
       gathering.delete(link);
@@ -644,7 +676,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         log.warn(
           'amqp.link',
           `${peer} (${transport}): ${kind} link address "${clip(address ?? '')}" is not this connection's {idScope}/registrations/{registrationId}; link refused`,
-          { transport },
+          { transport, condition: 'amqp:unauthorized-access' },
         );
         close({
           condition: 'amqp:unauthorized-access',
@@ -767,7 +799,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         log.warn(
           'amqp.unsettled',
           `${peer} (${transport}): ${unsettledAnswers} answers not settled by the client; connection closed`,
-          { transport, unsettled: unsettledAnswers },
+          { transport, unsettled: unsettledAnswers, condition: 'amqp:resource-limit-exceeded' },
         );
         closeConnection({
           condition: 'amqp:resource-limit-exceeded',
@@ -907,6 +939,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       }
       open.clear();
       await closed;
+      warnings.flush();
     },
   };
 }

@@ -8,6 +8,7 @@ import type { AttestationResult } from '../core/attestation.js';
 import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { DeviceTransport } from '../core/events.js';
+import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import {
   boundConnections,
   type ConnectionLimits,
@@ -68,7 +69,25 @@ export interface MqttTransportOptions {
    * username, returns its handler, or undefined when the connection is DPS's.
    */
   route?: (username: string | undefined) => ((stream: Duplex) => void) | undefined;
+  /** The clock the listener's warning limit (MQTT_LIMITED_WARNINGS) is measured on (default: the wall clock). */
+  now?: () => Date;
 }
+
+/**
+ * The listener's warnings (TLS and MQTT over WebSockets alike) a client can cause without a valid
+ * credential, once per connection (not MQTT, not TLS, a packet over the bound) or once per packet
+ * (a request that cannot be answered: a CONNECT with a wrong key is accepted and its requests read,
+ * see startMqttTransport): logged at most once in full a second per kind, the rest counted
+ * (limitWarnings) and flushed at close.
+ */
+export const MQTT_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  'mqtt.protocol': { summary: 'client(s) on the MQTT port not speaking MQTT or TLS', countBy: ['protocol', 'code'] },
+  'mqtt.packet': {
+    summary: `connection(s) closed for a packet over ${MAX_MQTT_PACKET_BYTES} bytes`,
+    countBy: 'reason',
+  },
+  'mqtt.request': { summary: 'request(s) that cannot be answered (no $rid, or one too long)', countBy: 'reason' },
+};
 
 export interface RunningTransport {
   host: string;
@@ -98,7 +117,9 @@ export interface RunningMqttTransport extends RunningTransport {
  * CONNECT without a username, which names no registration at all, gets CONNACK 5.
  */
 export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningMqttTransport> {
-  const { api, log } = options;
+  const { api } = options;
+  const warnings = limitWarnings(options.log, MQTT_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const { log } = warnings;
   // One connection per client id, as MQTT requires [MQTT-3.1.4-2]: a new CONNECT with an id in use
   // closes the older connection (a device reconnecting before its old connection timed out).
   const byClientId = new Map<string, Duplex>();
@@ -377,6 +398,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
       for (const socket of sockets) socket.destroy();
       for (const stream of handedOver) stream.destroy();
       await closed;
+      warnings.flush();
     },
   };
 }
@@ -503,7 +525,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
         this.context.log.warn(
           'mqtt.packet',
           `${this.peer()}: a ${size}-byte packet exceeds ${MAX_MQTT_PACKET_BYTES} bytes; connection closed`,
-          { size },
+          { size, reason: 'too-large' },
         );
         this.session.ended();
         this.#endForViolation(MQTT_WEBSOCKET_CLOSE.tooBig);
@@ -668,6 +690,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       this.context.log.warn(
         'mqtt.request',
         `${this.who()}: request on ${clip(topic)} has no $rid; it cannot be answered`,
+        { reason: 'no-rid' },
       );
       return;
     }
@@ -676,6 +699,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       this.context.log.warn(
         'mqtt.request',
         `${this.who()}: a request's $rid of ${request.rid.length} characters is over ${MAX_REQUEST_ID_LENGTH}; it cannot be answered`,
+        { reason: 'rid-too-long' },
       );
       return;
     }

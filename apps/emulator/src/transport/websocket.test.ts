@@ -1,10 +1,11 @@
 import type { TLSSocket } from 'node:tls';
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
+import { logClock } from '../testing/log-clock.js';
 import {
   connectAndSubscribe,
   DISCONNECT,
@@ -26,8 +27,13 @@ let emulator: Emulator;
 let close: (() => Promise<void>) | undefined;
 const logs: LogRecord[] = [];
 
+// Each test in a second of its own on the log's clock: the first warning of each kind it causes is
+// logged in full (the listeners' warnings are limited to one line in full a second per kind).
+const clock = logClock();
+beforeEach(() => clock.nextSecond());
+
 beforeAll(async () => {
-  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record) }));
+  ({ emulator, close } = await startTestBedWithWebhook({ log: (record) => logs.push(record), logClock: clock.now }));
 });
 
 afterAll(() => close?.());
@@ -146,6 +152,8 @@ describe('WebSockets at /$iothub/websocket', () => {
       ['mqtt', dpsConnect('ws-fragments-over')],
       ['AMQPWSB10', Buffer.from('AMQP\x03\x01\x00\x00', 'latin1')],
     ] as const) {
+      // Each connection's warning logged in full: one in full a second of the log's clock.
+      clock.nextSecond();
       const attempt = await openWebSocket(emulator, [protocol]);
       if (attempt.kind !== 'open') throw new Error('not upgraded');
       const closed = closeOf(attempt.ws);
@@ -186,6 +194,8 @@ describe('WebSockets at /$iothub/websocket', () => {
       received: ['connack', 'suback'],
     });
 
+    // The second connection's warning logged in full too, in the next second of the log's clock.
+    clock.nextSecond();
     const amqp = await openWebSocket(emulator, ['AMQPWSB10']);
     if (amqp.kind !== 'open') throw new Error('not upgraded');
     const answered: Buffer[] = [];
@@ -223,6 +233,8 @@ describe('WebSockets at /$iothub/websocket', () => {
     };
     for (const [name, { bytes, code }] of Object.entries(broken)) {
       for (const protocol of ['mqtt', 'AMQPWSB10']) {
+        // Each connection's warning logged in full: one in full a second of the log's clock.
+        clock.nextSecond();
         const attempt = await openWebSocket(emulator, [protocol]);
         if (attempt.kind !== 'open') throw new Error('not upgraded');
         const closed = closeOf(attempt.ws);

@@ -6,6 +6,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { WebSocket, WebSocketServer } from 'ws';
 import { clip, clipUrl } from '../core/client-text.js';
 import { errorResponse } from '../core/device-api.js';
+import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import { destroyAfterGrace, REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
 import {
@@ -102,7 +103,19 @@ export interface WebSocketEndpointOptions {
    */
   idleTimeoutMs: number;
   protocols: Partial<Record<WebSocketProtocol, WebSocketConnectionHandler>>;
+  /** The clock the endpoint's warning limit (WEBSOCKET_LIMITED_WARNINGS) is measured on (default: the wall clock). */
+  now?: () => Date;
 }
+
+/**
+ * The endpoint's warnings, each a refused upgrade or a WebSocket closed for what the client sent,
+ * once per connection and before any credential (the protocol inside authenticates later): logged
+ * at most once in full a second per kind, the rest counted (limitWarnings) and flushed at close.
+ */
+export const WEBSOCKET_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  'websocket.upgrade': { summary: 'WebSocket upgrade(s) refused', countBy: 'status' },
+  'websocket.connection': { summary: 'WebSocket connection(s) closed for what the client sent', countBy: 'code' },
+};
 
 export interface WebSocketEndpoint {
   upgrade: UpgradeHandler;
@@ -119,7 +132,8 @@ export interface WebSocketEndpoint {
  * naming the ones served, and logged; it never reaches a protocol handler.
  */
 export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebSocketEndpoint {
-  const { log } = options;
+  const warnings = limitWarnings(options.log, WEBSOCKET_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const { log } = warnings;
   const served = Object.keys(options.protocols) as WebSocketProtocol[];
   const chosen = new WeakMap<IncomingMessage, string>();
   const server = new WebSocketServer({
@@ -197,6 +211,7 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
     close() {
       for (const ws of server.clients) ws.terminate();
       server.close();
+      warnings.flush();
     },
   };
 }
