@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type AllocatorHost, startAllocatorHost } from '@dpskit/allocator';
 import { type RegistrationOutcome, registerDevice } from '@dpskit/device-sim';
-import { createEmulator, type Emulator, type RegistrationEvent } from '@dpskit/emulator';
+import { createEmulator, type Emulator, emulatorAgent, type RegistrationEvent } from '@dpskit/emulator';
+import iothub from 'azure-iothub';
 import { FIRMWARE_TARGET, initialTwinFor } from '../src/firmware-policy.js';
 
 /** This app's folder (package.json, host.json), from dist/test/. */
@@ -96,6 +97,24 @@ describe('provisioning by firmware version', () => {
     assert.equal(outcome.status, 'assigned', outcome.errorMessage);
     assert.equal(outcome.assignedHub, LEGACY_HUB);
     assert.deepEqual(eventFor(outcome).outcome.initialTwin, initialTwinFor('legacy'));
+  });
+
+  it("writes the policy's initial twin into the device's hub, read with azure-iothub's Registry", async () => {
+    const outcome = await register('sensor-current-002', '2.5.1', 'http');
+    assert.equal(outcome.status, 'assigned', outcome.errorMessage);
+    // Against Azure: Registry.fromConnectionString(<the hub's iothubowner connection string>), no agent.
+    const registry = iothub.Registry.fromConnectionString(emulator.hubConnectionString(CURRENT_HUB));
+    // The SDK dials {hub}:443, a name that does not resolve here: emulatorAgent takes it to the emulator.
+    // biome-ignore lint/complexity/useLiteralKeys: private in the SDK's types (TS2341); brackets are TypeScript's way in
+    registry['_restApiClient'].setOptions({ http: { agent: emulatorAgent(emulator) } });
+    const twin = (await registry.getTwin('sensor-current-002')).responseBody;
+    const expected = initialTwinFor('current');
+    assert.deepEqual(twin.tags, expected.tags);
+    assert.equal(twin.properties.desired.firmwareTarget, FIRMWARE_TARGET.current);
+    assert.equal(
+      twin.properties.desired.telemetryIntervalSeconds,
+      expected.properties?.desired?.telemetryIntervalSeconds,
+    );
   });
 
   it('fails firmware 0.x as DPS does when the webhook refuses (400207)', async () => {
