@@ -1,6 +1,7 @@
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupDeviceKey, HUB_A, ID_SCOPE } from '../testing/fixtures.js';
+import { deviceClient, Message } from '../testing/hub-sdk.js';
 import { hubDeviceToken, type RawResponse, rawRequest, registryToken, serviceToken } from '../testing/raw-https.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
@@ -243,6 +244,42 @@ describe('a client that waits for 100 Continue before its body (Expect: 100-cont
     expect(answer.status, answer.text).toBe(200);
     expect(answer.continued).toBe(true);
     expect(answer.json).toMatchObject({ deviceId: 'hf-hub-device', tags: { continued: true } });
+  });
+});
+
+describe('the official device SDK over HTTPS', () => {
+  it('settling a cloud-to-device message none is locked: 404 DeviceMessageLockLost; the device is served after', async () => {
+    const id = 'hf-hub-device';
+    const client = await deviceClient(bed.emulator, {
+      hub: HUB_A,
+      deviceId: id,
+      key: groupDeviceKey('custom', id),
+      transport: 'https',
+    });
+    try {
+      await client.open();
+      // Settling sends the User-Agent that only sending something computes (else it throws, an SDK bug).
+      await client.sendEvent(new Message('before'));
+      for (const settle of ['complete', 'reject', 'abandon'] as const) {
+        const message = new Message('never sent');
+        message.lockToken = `lock-${settle}`;
+        // The SDK does not translate a settlement's error: a plain Error with the response.
+        const err = await client[settle](message).then(
+          () => undefined,
+          (e: unknown) => e as { message?: string; responseBody?: unknown; response?: { statusCode?: number } },
+        );
+        expect(err, settle).toMatchObject({ message: 'Not Found', response: { statusCode: 404 } });
+        expect(String(err?.responseBody), settle).toMatch(
+          /^\{"Message":"ErrorCode:DeviceMessageLockLost;No cloud-to-device message is locked for this device\."/,
+        );
+      }
+      await client.sendEvent(new Message('after'));
+      expect(bed.emulator.telemetry(HUB_A, id).map((m) => m.body.toString())).toEqual(
+        expect.arrayContaining(['before', 'after']),
+      );
+    } finally {
+      await client.close();
+    }
   });
 });
 
