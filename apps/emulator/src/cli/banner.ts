@@ -14,7 +14,10 @@ export function formatBanner(emulator: Emulator): string {
       : '  AMQP   off',
   );
   if (https) {
-    const note = https.port === 443 ? '' : `  (Node HTTP transport: use an https.Agent with defaultPort ${https.port})`;
+    const note =
+      https.port === 443
+        ? ''
+        : `  (Node SDKs' HTTPS clients dial 443: give them emulatorAgent() from @dpskit/emulator, or an https.Agent with defaultPort ${https.port})`;
     lines.push(
       `  HTTPS  https://${hostPort(https.host, https.port)}   provisioningHost "${https.provisioningHost}"${note}`,
     );
@@ -25,7 +28,7 @@ export function formatBanner(emulator: Emulator): string {
     const note =
       webSockets.port === 443
         ? ''
-        : `  (Node MqttWs/AmqpWs always dial 443: give them a WebSocket agent for port ${webSockets.port}, see the README)`;
+        : `  (Node MqttWs/AmqpWs always dial 443: give them emulatorAgent() from @dpskit/emulator as webSocketAgent, or an agent for port ${webSockets.port})`;
     lines.push(
       `  WS     wss://${hostPort(https?.host ?? webSockets.host, webSockets.port)}/$iothub/websocket   subprotocols ${webSockets.subprotocols.join(', ')}   provisioningHost "${webSockets.provisioningHost}"${note}`,
     );
