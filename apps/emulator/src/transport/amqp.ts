@@ -32,6 +32,7 @@ import {
 import { rawHttpResponse } from './https-client-errors.js';
 import type { RunningTransport } from './mqtt.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain } from './peer-certificates.js';
+import { logTlsClientError } from './tls-client-errors.js';
 
 /** The largest frame either side sends: real DPS's `max-frame-size` (azure-iot-sdk-c#815); rhea splits larger messages. */
 export const AMQP_MAX_FRAME_BYTES = 65_536;
@@ -902,17 +903,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     },
   );
   const { sockets } = boundConnections(server, limits, log, 'AMQP');
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
-      log.warn(
-        'amqp.protocol',
-        `a client on the AMQP port did not speak TLS (${err.message}): use amqps:// with the emulator's CA`,
-        { code: err.code },
-      );
-    } else {
-      log.debug('amqp.tls', `TLS handshake failed: ${err.message}`);
-    }
-  });
+  server.on('tlsClientError', logTlsClientError(log, { kind: 'amqp', port: 'AMQP', scheme: 'amqps' }));
 
   const port = await listen(server, {
     label: 'AMQP',

@@ -41,6 +41,7 @@ import {
   serviceError,
 } from './service-api.js';
 import { isServicePath } from './service-routes.js';
+import { logTlsClientError } from './tls-client-errors.js';
 import type { UpgradeHandler } from './websocket.js';
 import { IOTHUB_WEBSOCKET_PATH } from './websocket-upgrade.js';
 
@@ -546,20 +547,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     );
     destroyAfterGrace(socket);
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-    // A client that is not speaking TLS at all (plain HTTP, plain MQTT) is worth a line in the log.
-    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
-      log.warn(
-        'https.protocol',
-        `a client on the HTTPS port did not speak TLS (${err.message}): use https:// with the emulator's CA`,
-        {
-          code: err.code,
-        },
-      );
-    } else {
-      log.debug('https.tls', `TLS handshake failed: ${err.message}`);
-    }
-  });
+  server.on('tlsClientError', logTlsClientError(log, { kind: 'https', port: 'HTTPS', scheme: 'https' }));
   /**
    * Whether the request Node's parser refused (clientError) is for a hub path, as far as the chunk
    * it failed in tells: its `rawPacket` begins with an HTTP method and a target the listener would

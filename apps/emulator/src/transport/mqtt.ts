@@ -40,6 +40,7 @@ import {
   responseTopic,
 } from './mqtt-topics.js';
 import { CLIENT_CERTIFICATE_TLS_OPTIONS, peerCertificateChain, tlsCarrier } from './peer-certificates.js';
+import { logTlsClientError } from './tls-client-errors.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE, type MqttWebSocketClose } from './websocket-stream.js';
 
 /**
@@ -357,20 +358,7 @@ export async function startMqttTransport(options: MqttTransportOptions): Promise
     // one back until the device's delayed ACK (about 40 ms per exchange).
     socket.setNoDelay(true);
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-    // A client that is not speaking TLS at all (plain MQTT on 1883's habits, plain HTTP) is worth a line in the log.
-    if (/wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
-      log.warn(
-        'mqtt.protocol',
-        `a client on the MQTT port did not speak TLS (${err.message}): use mqtts:// with the emulator's CA`,
-        {
-          code: err.code,
-        },
-      );
-    } else {
-      log.debug('mqtt.tls', `TLS handshake failed: ${err.message}`);
-    }
-  });
+  server.on('tlsClientError', logTlsClientError(log, { kind: 'mqtt', port: 'MQTT', scheme: 'mqtts' }));
 
   let port: number;
   try {
