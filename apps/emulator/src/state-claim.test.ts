@@ -1,7 +1,7 @@
 // One emulator per state folder unless they serve it together (state-claim.ts). Two emulators on
 // one folder used to share its store silently: the later start removed the enrollments the earlier
 // one seeded, and the earlier one's devices were refused with nothing to say why.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,25 @@ function folder(): string {
   return state.path;
 }
 
+/**
+ * `dps-emulator start` (the built CLI) on `stateDir` in a process of its own, once its ready file
+ * is written (removed after the test, with the folders). The test ends the process, by the signal
+ * it is about.
+ */
+async function cliOn(stateDir: string): Promise<{ cli: ChildProcess; exited: Promise<unknown> }> {
+  const readyFile = join(stateDir, '..', `${basename(stateDir)}.ready.json`);
+  folders.push({ remove: () => rmSync(readyFile, { force: true }) });
+  const cli = spawn(process.execPath, [BUILT_CLI, ...startArgs(stateDir, '--ready-file', readyFile)], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => cli.on('close', resolve));
+  while (!existsSync(readyFile)) {
+    if (cli.exitCode !== null) throw new Error('dps-emulator exited before it was ready');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { cli, exited };
+}
+
 describe('a state folder serves one emulator', () => {
   it('refuses a second emulator on the folder, naming it, and leaves the first one its enrollments', async () => {
     const stateDir = folder();
@@ -80,16 +99,8 @@ describe('a state folder serves one emulator', () => {
 
   it('refuses an emulator on the folder of a dps-emulator process, told on its stderr; takes the folder once that process is killed', async () => {
     const stateDir = folder();
-    const readyFile = join(stateDir, '..', `${basename(stateDir)}.ready.json`);
-    const cli = spawn(process.execPath, [BUILT_CLI, ...startArgs(stateDir, '--ready-file', readyFile)], {
-      stdio: 'ignore',
-    });
-    const exited = new Promise((resolve) => cli.on('close', resolve));
+    const { cli, exited } = await cliOn(stateDir);
     try {
-      while (!existsSync(readyFile)) {
-        if (cli.exitCode !== null) throw new Error('dps-emulator exited before it was ready');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
       await expect(emulatorOn(stateDir, 'library-group').start()).rejects.toThrow(StateDirInUseError);
       // A second dps-emulator on the folder: exit 1, the reason on stderr (no stack).
       const second = await run(process.execPath, [BUILT_CLI, ...startArgs(stateDir)]);
@@ -100,7 +111,6 @@ describe('a state folder serves one emulator', () => {
       // SIGKILL: no stop() runs, nothing is cleaned up; the operating system drops the lock.
       cli.kill('SIGKILL');
       await exited;
-      rmSync(readyFile, { force: true });
     }
     const after = emulatorOn(stateDir, 'library-group');
     await after.start();
@@ -109,15 +119,7 @@ describe('a state folder serves one emulator', () => {
 
   it('waits for a dps-emulator that is stopping (Ctrl-C, then start again at once)', async () => {
     const stateDir = folder();
-    const readyFile = join(stateDir, '..', `${basename(stateDir)}.ready.json`);
-    const cli = spawn(process.execPath, [BUILT_CLI, ...startArgs(stateDir, '--ready-file', readyFile)], {
-      stdio: 'ignore',
-    });
-    const exited = new Promise((resolve) => cli.on('close', resolve));
-    while (!existsSync(readyFile)) {
-      if (cli.exitCode !== null) throw new Error('dps-emulator exited before it was ready');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { cli, exited } = await cliOn(stateDir);
     cli.kill('SIGTERM');
     const next = emulatorOn(stateDir, 'next-group');
     await next.start();
