@@ -30,7 +30,7 @@ import { clip } from './core/client-text.js';
 import { assertRetryAfterSeconds, DeviceApi, type PollReport } from './core/device-api.js';
 import { DEFAULT_ENROLLMENT_QUOTAS, EnrollmentService } from './core/enrollments/service.js';
 import type { RegistrationEvent } from './core/events.js';
-import { type LimitedWarnings, limitWarnings } from './core/limited-warnings.js';
+import { type LimitedKind, type LimitedWarnings, limitWarnings } from './core/limited-warnings.js';
 import type { LinkedHub, ServiceModel } from './core/model.js';
 import { RegistrationService } from './core/registrations.js';
 import {
@@ -284,6 +284,12 @@ interface Running {
   webSockets?: WebSocketEndpoint;
 }
 
+/** The emulator-wide limited warnings (#refusals): what anyone can cause without a credential. */
+export const REFUSAL_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
+  registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
+  'hub.connect-refused': { summary: 'device request(s) or connection(s) refused by a hub', countBy: 'reason' },
+};
+
 export function createEmulator(options: EmulatorOptions = {}): Emulator {
   return new EmulatorInstance(options);
 }
@@ -293,10 +299,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
   readonly #log: Logger;
   /**
    * The `registration` lines of refused (unauthorized) registrations and the hubs' `connect-refused`
-   * lines of refused HTTPS requests: anyone can send them without valid credentials, so they are
-   * logged at most once in full a second per kind, the rest counted (registrations by transport,
-   * hub refusals by reason; limitWarnings). The `registration` and `hub` events and the attempt
-   * history still see each one.
+   * lines (a refused HTTPS request or MQTT connection, the hubs' transports): anyone can send them without valid
+   * credentials, so they are logged at most once in full a second per kind, the rest counted
+   * (registrations by transport, hub refusals by reason; limitWarnings). The `registration` and
+   * `hub` events and the attempt history still see each one.
    */
   readonly #refusals: LimitedWarnings;
   #running: Running | undefined;
@@ -320,10 +326,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
     this.#refusals = limitWarnings(
       this.#log,
-      {
-        registration: { summary: 'registration(s) refused as unauthorized', countBy: 'transport' },
-        'hub.connect-refused': { summary: 'device request(s) refused by a hub over HTTPS', countBy: 'reason' },
-      },
+      REFUSAL_LIMITED_WARNINGS,
       options.logClock ? { now: options.logClock } : {},
     );
   }
@@ -798,9 +801,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
 
   #onHubEvent(event: HubEvent): void {
     const level = event.kind === 'connect-refused' ? 'warn' : event.kind === 'telemetry' ? 'debug' : 'info';
-    // A refused HTTPS request costs its sender one request (no connection kept): limited. A refused
-    // MQTT or AMQP connection stays one line each, the line that says which device was turned away.
-    const log = event.kind === 'connect-refused' && event.transport === 'https' ? this.#refusals.log : this.#log;
+    // A refused HTTPS request or MQTT connection costs its sender one request or connection and no
+    // credential: limited on every transport, or anyone could write a line per connection. The `hub`
+    // event still names each device turned away (and the hub's `hub.auth` debug line each refused credential).
+    const log = event.kind === 'connect-refused' ? this.#refusals.log : this.#log;
     log[level](`hub.${event.kind}`, describeHubEvent(event), { ...event, deviceId: clip(event.deviceId) });
     this.emit('hub', event);
   }

@@ -99,7 +99,7 @@ describe('refused hub requests in the log', () => {
       expect(line).toMatchObject({
         level: 'warn',
         msg: expect.stringMatching(
-          /^\d+ more device request\(s\) refused by a hub over HTTPS since .*Z, not logged one by one \(signature-mismatch \d+\)$/,
+          /^\d+ more device request\(s\) or connection\(s\) refused by a hub since .*Z, not logged one by one \(signature-mismatch \d+\)$/,
         ),
         reasons: { 'signature-mismatch': line.suppressed },
       });

@@ -10,6 +10,8 @@ import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
 import { afterEach, expect, it } from 'vitest';
 import type { LimitedKind } from './core/limited-warnings.js';
+import { REFUSAL_LIMITED_WARNINGS } from './emulator.js';
+import type { HubEvent } from './hub/core/hub-service.js';
 import { HUB_MQTT_LIMITED_WARNINGS } from './hub/mqtt.js';
 import { groupDeviceKey, HUB_A } from './testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, registryClient } from './testing/hub-sdk.js';
@@ -288,23 +290,14 @@ it("the hubs' MQTT: wills dropped and packets too large before any credential, a
       dup: false,
     }),
   ]);
-  const sendOver = async (bytes: Buffer) => {
-    const connection = rawMqttConnection(emulator);
-    await connection.write(bytes);
-    await connection.closed;
-  };
+  const sendOver = (bytes: Buffer) => sendOverMqtt(emulator, bytes);
   const wallMs = await flood(3, async () => {
     await times(4, () => sendOver(connectWithWill));
     await times(4, () => sendOver(oversized));
     // One device, one connection at a time (a second CONNECT of its id would close the first).
     for (let i = 0; i < 3; i++) await sendOver(qos2);
   });
-  // The hub serves on: the SDK device connects and sends.
-  const client = await deviceClient(emulator, { hub: HUB_A, deviceId: id, key });
-  await client.open();
-  await client.sendEvent(new Message('{"after":true}'));
-  await client.close();
-  expect(emulator.telemetry(HUB_A, id).map((m) => m.body.toString())).toEqual(['{"after":true}']);
+  await expectHubServesOn(emulator, id, key);
   await bed.close();
 
   expectBounded(
@@ -315,6 +308,22 @@ it("the hubs' MQTT: wills dropped and packets too large before any credential, a
     { seconds: clock.seconds, wallMs },
   );
 });
+
+/** Writes `bytes` on a raw TLS connection to the MQTT port; resolves when the emulator has closed it. */
+async function sendOverMqtt(emulator: TestBedWithWebhook['emulator'], bytes: Buffer): Promise<void> {
+  const connection = rawMqttConnection(emulator);
+  await connection.write(bytes);
+  await connection.closed;
+}
+
+/** The hub serves on after a flood: the SDK device connects and sends. */
+async function expectHubServesOn(emulator: TestBedWithWebhook['emulator'], id: string, key: string): Promise<void> {
+  const client = await deviceClient(emulator, { hub: HUB_A, deviceId: id, key });
+  await client.open();
+  await client.sendEvent(new Message('{"after":true}'));
+  await client.close();
+  expect(emulator.telemetry(HUB_A, id).map((m) => m.body.toString())).toEqual(['{"after":true}']);
+}
 
 /** A CONNECT packet's fields, decoded from its bytes. */
 function decodeConnect(bytes: Buffer): mqttPacket.IConnectPacket {
@@ -327,3 +336,40 @@ function decodeConnect(bytes: Buffer): mqttPacket.IConnectPacket {
   if (!packet) throw new Error('not a CONNECT');
   return packet;
 }
+
+it("the hubs' MQTT: connections refused for their credentials (wrong key, unknown device, unknown hub) are counted by reason, never a token logged", async () => {
+  const { bed, logs, clock, flood } = await floodBed();
+  const { emulator } = bed;
+  const registry = registryClient(emulator, HUB_A);
+  const id = 'flood-refused-device';
+  const key = await createDeviceKey(registry, id);
+  const wrongKey = generateSymmetricKey(32);
+  const refusedEvents: string[] = [];
+  emulator.on('hub', (event: HubEvent) => {
+    if (event.kind === 'connect-refused') refusedEvents.push(`${event.deviceId} ${event.reason}`);
+  });
+  const refusedOver = (bytes: Buffer) => sendOverMqtt(emulator, bytes);
+  const wrongKeyConnect = hubConnect({ hub: HUB_A, deviceId: id, key: wrongKey });
+  const strangerConnect = hubConnect({ hub: HUB_A, deviceId: 'stranger', key: wrongKey });
+  const unknownHubConnect = hubConnect({ hub: 'no-such-hub.azure-devices.net', deviceId: id, key });
+  const wallMs = await flood(3, async () => {
+    await times(6, () => refusedOver(wrongKeyConnect));
+    await times(6, () => refusedOver(strangerConnect));
+    await times(4, () => refusedOver(unknownHubConnect));
+  });
+  await expectHubServesOn(emulator, id, key);
+  await bed.close();
+
+  // The `hub` event still names every device turned away.
+  expect(refusedEvents.length).toBe(48);
+  expect(refusedEvents.filter((e) => e === `stranger device-not-found`).length).toBe(18);
+  expectBounded(
+    logs,
+    'hub.connect-refused',
+    REFUSAL_LIMITED_WARNINGS['hub.connect-refused'],
+    { 'signature-mismatch': 18, 'device-not-found': 18, 'unknown-hub': 12 },
+    { seconds: clock.seconds, wallMs },
+  );
+  // No line carries what the clients signed with.
+  for (const line of logs) expect(JSON.stringify(line)).not.toMatch(/sig=|SharedAccessSignature/);
+});

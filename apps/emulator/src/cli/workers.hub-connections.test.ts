@@ -1,6 +1,6 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
+import { type CliEmulator, hubRefusal, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import { createDeviceKey, type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
 
@@ -29,7 +29,13 @@ const about = (event: string, deviceId: string, worker?: unknown) => (line: LogR
 describe('dps-emulator start --workers: the hubs end connections on any worker', () => {
   it('a device id connected on the other worker closes its older connection; a device disabled on one worker is closed on the other', async () => {
     const unreachable = await closedPortUrl();
-    const child = await startCliEmulator(testConfig(unreachable, unreachable), ['--workers', '2']);
+    // Debug: the hub's `hub.auth` line names each refused device (hubRefusal).
+    const child = await startCliEmulator(testConfig(unreachable, unreachable), [
+      '--workers',
+      '2',
+      '--log-level',
+      'debug',
+    ]);
     const clients: DeviceClient[] = [];
     try {
       const registry = keptAliveRegistry(child.view, HUB_A);
@@ -91,7 +97,10 @@ describe('dps-emulator start --workers: the hubs end connections on any worker',
       const again = await deviceClient(child.view, { hub: HUB_A, deviceId: disabled.id, key: disabled.key });
       clients.push(again);
       await expect(again.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-      expect((await loggedNth(child, about('hub.connect-refused', disabled.id))).reason).toBe('device-disabled');
+      expect(await hubRefusal(child, disabled.id)).toMatchObject({
+        reason: 'device-disabled',
+        reported: 'device-disabled',
+      });
     } finally {
       await Promise.allSettled(clients.map((client) => client.close()));
       const code = await child.stop();

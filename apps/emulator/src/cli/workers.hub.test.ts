@@ -1,6 +1,6 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
+import { type CliEmulator, hubRefusal, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
 
@@ -51,7 +51,13 @@ interface Connected {
 describe('dps-emulator start --workers: the hubs push across workers', () => {
   it('a desired-property update and a deletion served by one worker reach devices connected to the other', async () => {
     const unreachable = await closedPortUrl();
-    const child = await startCliEmulator(testConfig(unreachable, unreachable), ['--workers', '2']);
+    // Debug: the hub's `hub.auth` line names each refused device (hubRefusal).
+    const child = await startCliEmulator(testConfig(unreachable, unreachable), [
+      '--workers',
+      '2',
+      '--log-level',
+      'debug',
+    ]);
     const clients: DeviceClient[] = [];
     try {
       const registry = keptAliveRegistry(child.view, HUB_A);
@@ -121,7 +127,10 @@ describe('dps-emulator start --workers: the hubs push across workers', () => {
         for (const device of pair) {
           const servedBy = (await logged(child, about('hub.device-deleted', device.id))).worker;
           expect((await logged(child, about('hub.disconnected', device.id))).worker, device.id).toBe(device.worker);
-          expect((await logged(child, about('hub.connect-refused', device.id))).reason).toBe('device-not-found');
+          expect(await hubRefusal(child, device.id)).toMatchObject({
+            reason: 'device-not-found',
+            reported: 'device-not-found',
+          });
           if (servedBy !== device.worker) deleted = device;
         }
       }

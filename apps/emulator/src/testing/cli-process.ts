@@ -87,8 +87,10 @@ export async function startCliEmulator(
     view,
     pid: child.pid as number,
     stateDir,
+    // Whole lines only: a chunk may end mid-line, and the rest of that line is still on its way.
     log: () =>
       stdout
+        .slice(0, stdout.lastIndexOf('\n') + 1)
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as LogRecord),
@@ -113,4 +115,54 @@ export async function startCliEmulator(
       return code;
     },
   };
+}
+
+/** One refused hub device connection, as a CLI emulator started with `--log-level debug` logged it. */
+export interface HubRefusal {
+  /** The reason its worker's `hub.auth` debug line gives (one such line per refused connection). */
+  reason: unknown;
+  worker: unknown;
+  /**
+   * The reason the `hub.connect-refused` warning reporting it gives: the line in full naming the
+   * device, or the count line that holds it under its reason; undefined if that warning says otherwise.
+   */
+  reported: unknown;
+}
+
+/**
+ * The `n`th (from 1) refused connection of `deviceId` to a hub, once the emulator has logged it
+ * and the `hub.connect-refused` warning that reports it. A worker logs at most one such warning in
+ * full a second and counts the rest by reason, so two devices refused in the same second do not
+ * both get a line naming them: which one does is chance. What is certain: the hub's `hub.auth`
+ * debug line names the device and reason of every refusal, and the refusal is then reported, in
+ * the same worker, by the next `hub.connect-refused` line of that worker: in full (written right
+ * after the debug line) or, when the second already had its line in full, by the count line that
+ * holds it (written before that worker's next line in full, a second later, or at its stop).
+ */
+export async function hubRefusal(child: CliEmulator, deviceId: string, n = 1): Promise<HubRefusal> {
+  for (;;) {
+    const log = child.log();
+    const at = log
+      .map((line, index) => ({ line, index }))
+      .filter(({ line }) => line.event === 'hub.auth' && line.level === 'debug' && line.deviceId === deviceId)[n - 1];
+    if (at) {
+      const { worker, reason } = at.line;
+      const warning = log
+        .slice(at.index + 1)
+        .find((line) => line.event === 'hub.connect-refused' && line.level === 'warn' && line.worker === worker);
+      if (warning) {
+        const reasons = warning.reasons as Record<string, number> | undefined;
+        const reported =
+          typeof warning.suppressed === 'number'
+            ? (reasons?.[String(reason)] ?? 0) > 0
+              ? reason
+              : undefined
+            : warning.deviceId === deviceId
+              ? warning.reason
+              : undefined;
+        return { reason, worker, reported };
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
