@@ -324,11 +324,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
     this.#log = createLogger(options.log ?? jsonLineSink(), options.logLevel ?? 'info');
-    this.#refusals = limitWarnings(
-      this.#log,
-      REFUSAL_LIMITED_WARNINGS,
-      options.logClock ? { now: options.logClock } : {},
-    );
+    this.#refusals = limitWarnings(this.#log, REFUSAL_LIMITED_WARNINGS, { now: options.logClock });
   }
 
   get stateDir(): string {
@@ -513,8 +509,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         store.assignmentPushes = undefined;
       });
       let hubPushes: HubPushFollower | undefined;
-      // The listeners' limits on the warnings any client can cause (core/limited-warnings.ts).
-      const logClock = this.#options.logClock ? { now: this.#options.logClock } : {};
+      // The clock of the listeners' limits on the warnings any client can cause (core/limited-warnings.ts).
+      const logClock = { now: this.#options.logClock };
       const hubMqtt = await startHubMqtt(hub, this.#log, {
         // Other workers' pushes are read only while a device is connected to this one.
         onDevicesConnected: (any) => (any ? hubPushes?.start() : hubPushes?.stop()),

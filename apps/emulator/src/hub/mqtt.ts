@@ -94,7 +94,7 @@ export async function startHubMqtt(
     now?: () => Date;
   } = {},
 ): Promise<HubMqtt> {
-  const warnings = limitWarnings(logger, HUB_MQTT_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const warnings = limitWarnings(logger, HUB_MQTT_LIMITED_WARNINGS, { now: options.now });
   const { log } = warnings;
   const brokers = new Map<string, Aedes>();
   const sessions = new WeakMap<Client, Session>();

@@ -253,7 +253,7 @@ interface FlowFrame {
  */
 export async function startAmqpTransport(options: AmqpTransportOptions): Promise<RunningAmqpTransport> {
   const { api } = options;
-  const warnings = limitWarnings(options.log, AMQP_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const warnings = limitWarnings(options.log, AMQP_LIMITED_WARNINGS, { now: options.now });
   const { log } = warnings;
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   const open = new Set<ServerConnection>();

@@ -183,8 +183,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
   const limits = options.limits ?? DEFAULT_CONNECTION_LIMITS;
   // One for the listener's life: the warnings any client can cause per request are limited across
   // requests (HTTPS_LIMITED_WARNINGS), the counts flushed at close.
-  const now = options.now ?? options.service?.now;
-  const warnings = limitWarnings(options.log, HTTPS_LIMITED_WARNINGS, now ? { now } : {});
+  const warnings = limitWarnings(options.log, HTTPS_LIMITED_WARNINGS, { now: options.now ?? options.service?.now });
   const { log } = warnings;
   const service: ServiceApiOptions | undefined = options.service && { ...options.service, log };
 

@@ -119,7 +119,7 @@ export interface RunningMqttTransport extends RunningTransport {
  */
 export async function startMqttTransport(options: MqttTransportOptions): Promise<RunningMqttTransport> {
   const { api } = options;
-  const warnings = limitWarnings(options.log, MQTT_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const warnings = limitWarnings(options.log, MQTT_LIMITED_WARNINGS, { now: options.now });
   const { log } = warnings;
   // One connection per client id, as MQTT requires [MQTT-3.1.4-2]: a new CONNECT with an id in use
   // closes the older connection (a device reconnecting before its old connection timed out).

@@ -195,7 +195,7 @@ function authorize(
     now: (options.now ?? (() => new Date()))(),
   });
   if (auth.ok) return auth;
-  // The listener's logger limits these (https.ts, LISTENER_WARNINGS): at most one in full a second.
+  // The listener's logger limits these (https.ts, HTTPS_LIMITED_WARNINGS): at most one in full a second.
   options.log.warn('service.auth', `${method} ${shownPath} → 401: ${auth.reason}: ${clip(auth.detail)}`, {
     method,
     path: shownPath,

@@ -132,7 +132,7 @@ export interface WebSocketEndpoint {
  * naming the ones served, and logged; it never reaches a protocol handler.
  */
 export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebSocketEndpoint {
-  const warnings = limitWarnings(options.log, WEBSOCKET_LIMITED_WARNINGS, options.now ? { now: options.now } : {});
+  const warnings = limitWarnings(options.log, WEBSOCKET_LIMITED_WARNINGS, { now: options.now });
   const { log } = warnings;
   const served = Object.keys(options.protocols) as WebSocketProtocol[];
   const chosen = new WeakMap<IncomingMessage, string>();
