@@ -728,38 +728,29 @@ export class SqliteStore
 
   /** Keeps a committed unfinished row's parameters for its finish (see #unfinished). */
   #keepUnfinished(params: OperationParams): void {
-    const unfinished = this.#unfinished;
-    if (unfinished.size >= MAX_HELD_OPERATIONS) {
-      for (const oldest of unfinished.keys()) {
-        unfinished.delete(oldest);
-        break;
-      }
-    }
-    unfinished.set(params[0], params);
+    setKeepingAtMost(this.#unfinished, params[0], params, MAX_HELD_OPERATIONS);
   }
 
   /** Keeps a committed finished row for the first `getOperation` of it (see #held). */
   #hold(params: OperationParams, responseJson: string, finishedAtMs: number): void {
-    const held = this.#held;
-    if (held.size >= MAX_HELD_OPERATIONS) {
-      for (const oldest of held.keys()) {
-        held.delete(oldest);
-        break;
-      }
-    }
-    held.set(params[0], {
-      operation_id: params[0],
-      registration_id: params[1],
-      enrollment_kind: params[2],
-      enrollment_id: params[3],
-      transport: params[4],
-      payload_json: params[5],
-      x509_json: params[6],
-      csr: params[7],
-      created_ms: params[8],
-      response_json: responseJson,
-      finished_ms: finishedAtMs,
-    });
+    setKeepingAtMost(
+      this.#held,
+      params[0],
+      {
+        operation_id: params[0],
+        registration_id: params[1],
+        enrollment_kind: params[2],
+        enrollment_id: params[3],
+        transport: params[4],
+        payload_json: params[5],
+        x509_json: params[6],
+        csr: params[7],
+        created_ms: params[8],
+        response_json: responseJson,
+        finished_ms: finishedAtMs,
+      },
+      MAX_HELD_OPERATIONS,
+    );
   }
 
   getOperation(operationId: string): OperationRecord | undefined {
@@ -1091,6 +1082,17 @@ function safeJson(text: string): unknown {
 
 /** The most finished operations `SqliteStore` keeps for their first poll (#held): ~1 KB each. */
 export const MAX_HELD_OPERATIONS = 1024;
+
+/** Sets `key` in `map`, first dropping the oldest entry (insertion order) if it already holds `max`. */
+function setKeepingAtMost<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (map.size >= max) {
+    for (const oldest of map.keys()) {
+      map.delete(oldest);
+      break;
+    }
+  }
+  map.set(key, value);
+}
 
 /** The `put` statement's parameters, in its columns' order. */
 type RegistrationParams = [
