@@ -108,6 +108,8 @@ export function firstInInitialTwin(
   found: readonly OutOfRangeInteger[],
   twinAt: string,
 ): { path: string; cause: string } | undefined {
+  // Nearly always none (a webhook's every answer comes here): then no expression is built.
+  if (found.length === 0) return undefined;
   const inTwin = new RegExp(`^(?:${twinAt})\\.(?:tags|properties\\.desired)[.[]`);
   for (const { path, literal } of found) {
     if (!inTwin.test(path)) continue;
