@@ -3,8 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { deriveDeviceKey, hmacSha256Base64 } from './keys.js';
 import {
   checkSasTokenClaims,
+  createDeviceSasToken,
   createRegistrationSasToken,
   createSasToken,
+  deviceResource,
+  encodeUriComponentStrict,
   MAX_SAS_TOKEN_LENGTH,
   parseSasToken,
   REGISTRATION_KEY_NAME,
@@ -52,6 +55,85 @@ describe('createSasToken', () => {
       now,
     });
     expect(parseSasToken(token).expiresAt).toBe(now.getTime() / 1000 + 3600);
+  });
+});
+
+describe('IoT Hub device tokens', () => {
+  const HUB = 'hub-a.azure-devices.net';
+  const STAR_ID = "toaster(7)*'!";
+  // Both printed by azure-iot-device 1.18.4's SharedAccessSignature.create(HUB, id, DEVICE_KEY,
+  // 1767225600).toString() (azure-iot-common's create with no key name); the emulator's tests
+  // compare the two live and connect to the emulated hub with them.
+  const SDK_TOKEN =
+    'SharedAccessSignature sr=hub-a.azure-devices.net%2Fdevices%2Fcontoso-toaster-007&sig=6KHQlY7RNFrj3uP6jePEKDHohfy8UuPUZGKcX4BHJ2M%3D&se=1767225600';
+  const SDK_STAR_TOKEN =
+    'SharedAccessSignature sr=hub-a.azure-devices.net%2Fdevices%2Ftoaster%287%29%2a%27%21&sig=J5zaoDbDn0z6XwuIVqm9rAyKdJQGEupwBMO9FC0UDg8%3D&se=1767225600';
+  const AN_HOUR_BEFORE = new Date((1767225600 - 3600) * 1000);
+
+  it('createSasToken names no key (skn) for a resource that is not a registration', () => {
+    const token = createSasToken({
+      resource: deviceResource(HUB, 'contoso-toaster-007'),
+      key: DEVICE_KEY,
+      expiresAt: 1767225600,
+    });
+    expect(token).not.toContain('skn=');
+    expect(parseSasToken(token).keyName).toBeUndefined();
+    expect(createSasToken({ resource: HUB, key: DEVICE_KEY, expiresAt: 1767225600 })).not.toContain('skn=');
+  });
+
+  it('createSasToken names the key it is given, for any resource', () => {
+    const token = createSasToken({ resource: HUB, key: DEVICE_KEY, expiresAt: 1767225600, keyName: 'iothubowner' });
+    expect(parseSasToken(token).keyName).toBe('iothubowner');
+  });
+
+  it("createDeviceSasToken is azure-iot-device's SharedAccessSignature.create, byte for byte", () => {
+    const at = { hubHostName: HUB, key: DEVICE_KEY, now: AN_HOUR_BEFORE };
+    expect(createDeviceSasToken({ ...at, deviceId: 'contoso-toaster-007' })).toBe(SDK_TOKEN);
+    expect(createDeviceSasToken({ ...at, deviceId: STAR_ID })).toBe(SDK_STAR_TOKEN);
+  });
+
+  it("escapes !'()* in lower case, as azure-iot-common does", () => {
+    expect(encodeUriComponentStrict("a!'()*b/")).toBe('a%21%27%28%29%2ab%2F');
+  });
+
+  it('is valid for an hour by default (whole seconds, rounded down) or ttlSeconds', () => {
+    const now = new Date('2026-01-01T00:00:00.900Z');
+    const base = { hubHostName: HUB, deviceId: 'd1', key: DEVICE_KEY, now };
+    expect(parseSasToken(createDeviceSasToken(base)).expiresAt).toBe(Date.parse('2026-01-01T01:00:00Z') / 1000);
+    expect(parseSasToken(createDeviceSasToken({ ...base, ttlSeconds: 60 })).expiresAt).toBe(
+      Date.parse('2026-01-01T00:01:00Z') / 1000,
+    );
+  });
+
+  it('signs sr raw when asked, and both forms verify for the device', () => {
+    const base = { hubHostName: HUB, deviceId: STAR_ID, key: DEVICE_KEY, now: AN_HOUR_BEFORE };
+    const raw = createDeviceSasToken({ ...base, encodeResource: false });
+    expect(raw).toContain(`sr=${HUB}/devices/${STAR_ID}&`);
+    for (const token of [raw, createDeviceSasToken(base)]) {
+      const verified = verifySasToken(token, {
+        keys: [DEVICE_KEY],
+        expectedResource: deviceResource(HUB, STAR_ID),
+        now: AN_HOUR_BEFORE,
+      });
+      expect(verified.keyName).toBeUndefined();
+    }
+  });
+
+  it('refuses a missing host or device id and a ttl that is not a positive number, naming the field', () => {
+    const base = { hubHostName: HUB, deviceId: 'd1', key: DEVICE_KEY };
+    const field = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return (err as { field?: string }).field;
+      }
+      return 'ok';
+    };
+    expect(field(() => createDeviceSasToken({ ...base, hubHostName: '' }))).toBe('hubHostName');
+    expect(field(() => createDeviceSasToken({ ...base, deviceId: '' }))).toBe('deviceId');
+    for (const ttlSeconds of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(field(() => createDeviceSasToken({ ...base, ttlSeconds }))).toBe('ttlSeconds');
+    }
   });
 });
 

@@ -12,9 +12,21 @@ export function registrationResource(idScope: string, registrationId: string): s
   return `${idScope}/registrations/${registrationId}`;
 }
 
-/** `encodeURIComponent` that also escapes `!'()*`, as the Azure SDKs do. */
+/** `{hubHostName}/devices/{deviceId}`: the resource an IoT Hub device token is for. */
+export function deviceResource(hubHostName: string, deviceId: string): string {
+  return `${hubHostName}/devices/${deviceId}`;
+}
+
+/** `{idScope}/registrations/{registrationId}`, neither part holding a `/`. */
+const REGISTRATION_RESOURCE = /^[^/]+\/registrations\/[^/]+$/;
+
+/**
+ * `encodeURIComponent` that also escapes `!'()*`, as azure-iot-common's function of this name does,
+ * in its lower case (`*` is `%2a`): a token's signature is over `sr` as written, so a device token
+ * for an id holding `*` is the Node SDK's byte for byte only so (the other four are digits alike).
+ */
 export function encodeUriComponentStrict(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
 
 export interface CreateSasOptions {
@@ -22,6 +34,14 @@ export interface CreateSasOptions {
   key: string;
   /** Expiry in seconds since the epoch. */
   expiresAt: number;
+  /**
+   * `skn`: the shared access policy whose key signs the token. Omitted, a DPS registration
+   * resource (`{idScope}/registrations/{id}`) gets `registration`, as the Node provisioning SDK
+   * sends, and any other resource gets no `skn`, as azure-iot-common's
+   * `SharedAccessSignature.create` does without a key name: an IoT Hub device token
+   * (`sr={hub}/devices/{id}`) carries none, and IoT Hub refuses one that names a policy the device
+   * key is not.
+   */
   keyName?: string;
   /**
    * Whether `sr` is URL-encoded (and signed in that form) as the C and Python SDKs and the docs
@@ -31,13 +51,15 @@ export interface CreateSasOptions {
 }
 
 export function createSasToken(options: CreateSasOptions): string {
-  const { resource, key, expiresAt, keyName = REGISTRATION_KEY_NAME, encodeResource = false } = options;
+  const { resource, key, expiresAt, encodeResource = false } = options;
+  const keyName = options.keyName ?? (REGISTRATION_RESOURCE.test(resource) ? REGISTRATION_KEY_NAME : undefined);
   if (!Number.isInteger(expiresAt) || expiresAt <= 0) {
     throw new KeyError('expiresAt', `expiresAt must be a positive integer of seconds, not ${expiresAt}`);
   }
   const sr = encodeResource ? encodeUriComponentStrict(resource) : resource;
   const sig = hmacSha256Base64(key, `${sr}\n${expiresAt}`);
-  return `${PREFIX}sr=${sr}&sig=${encodeUriComponentStrict(sig)}&skn=${encodeUriComponentStrict(keyName)}&se=${expiresAt}`;
+  const skn = keyName === undefined ? '' : `&skn=${encodeUriComponentStrict(keyName)}`;
+  return `${PREFIX}sr=${sr}&sig=${encodeUriComponentStrict(sig)}${skn}&se=${expiresAt}`;
 }
 
 /** A device registration token, valid for `ttlSeconds` (one hour, as the Node SDK does). */
@@ -57,6 +79,38 @@ export function createRegistrationSasToken(options: {
   };
   if (options.encodeResource !== undefined) token.encodeResource = options.encodeResource;
   return createSasToken(token);
+}
+
+/**
+ * An IoT Hub device token (`SharedAccessSignature sr={hub}%2Fdevices%2F{id}&sig=…&se=…`, no `skn`),
+ * signed with the device's own key, valid for `ttlSeconds` (one hour by default): what
+ * azure-iot-device's `SharedAccessSignature.create(host, deviceId, key, expiry)` and a device
+ * client on a connection string with `SharedAccessKey` produce, byte for byte, `sr` URL-encoded.
+ * With `encodeResource: false`, `sr` raw (IoT Hub accepts both).
+ */
+export function createDeviceSasToken(options: {
+  hubHostName: string;
+  deviceId: string;
+  key: string;
+  ttlSeconds?: number;
+  now?: Date;
+  encodeResource?: boolean;
+}): string {
+  for (const field of ['hubHostName', 'deviceId'] as const) {
+    if (!options[field]) throw new KeyError(field, `${field} is required for a device token`);
+  }
+  const ttlSeconds = options.ttlSeconds ?? 3600;
+  if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
+    throw new KeyError('ttlSeconds', `ttlSeconds must be a positive number of seconds, not ${ttlSeconds}`);
+  }
+  const now = (options.now ?? new Date()).getTime() / 1000;
+  return createSasToken({
+    resource: deviceResource(options.hubHostName, options.deviceId),
+    key: options.key,
+    // Whole seconds, rounded down as the device SDK's token renewal does (floor(now) + ttl).
+    expiresAt: Math.floor(now + ttlSeconds),
+    encodeResource: options.encodeResource ?? true,
+  });
 }
 
 export interface ParsedSasToken {

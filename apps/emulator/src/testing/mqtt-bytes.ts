@@ -2,7 +2,7 @@
 // packets in one write, a malformed one after them) rather than through a client library.
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRegistrationSasToken, createSasToken } from '@dpskit/contracts';
+import { createDeviceSasToken, createRegistrationSasToken } from '@dpskit/contracts';
 import mqttPacket from 'mqtt-packet';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey, ID_SCOPE } from './fixtures.js';
@@ -25,11 +25,7 @@ export function hubConnect(device: {
   usernameTail?: string;
 }): Buffer {
   const { hub, deviceId, key } = device;
-  const expiresAt = Math.floor(Date.now() / 1000) + 3600;
-  const token = createSasToken({ resource: `${hub}/devices/${deviceId}`, key, expiresAt, keyName: 'x' }).replace(
-    /&skn=x/,
-    '',
-  );
+  const token = createDeviceSasToken({ hubHostName: hub, deviceId, key });
   return mqttPacket.generate({
     cmd: 'connect',
     clientId: deviceId,

@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { createSasToken } from '@dpskit/contracts';
+import { createDeviceSasToken, createSasToken } from '@dpskit/contracts';
 import type { Emulator } from '../emulator.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 
@@ -29,9 +29,9 @@ export const serviceToken = (emulator: Emulator) =>
 export const registryToken = (hub: string) =>
   createSasToken({ resource: hub, key: WELL_KNOWN_HUB_KEY, keyName: HUB_OWNER_POLICY_NAME, expiresAt: hourFromNow() });
 
-/** A hub device's own token: it names no policy (createSasToken's default `skn` would make it a policy's). */
+/** A hub device's own token (`sr={hub}/devices/{id}`, no `skn`), valid for an hour. */
 export const hubDeviceToken = (hub: string, deviceId: string, key: string) =>
-  createSasToken({ resource: `${hub}/devices/${deviceId}`, key, expiresAt: hourFromNow() }).replace(/&skn=[^&]*/, '');
+  createDeviceSasToken({ hubHostName: hub, deviceId, key });
 
 /**
  * A plain node:https request to the emulator's HTTPS listener (for what the SDK never sends). With
