@@ -71,7 +71,7 @@ export const PLAN: readonly PlanRule[] = [
   {
     file: 'README.md',
     match:
-      /^APPS=|^npm run build$|^npx pnpm --filter "@dpskit\/allocator\.\.\."|^cp -r examples\/custom-policy|^npm (install|test|run package) +#|^npm start -- --port 7071/,
+      /^APPS=|^npm run build$|^npx pnpm --filter-prod "@dpskit\/allocator\.\.\."|^cp -r examples\/custom-policy|^npm (install|test|run package) +#|^npm start -- --port 7071/,
     placement: { run: 'own-policy' },
   },
   {

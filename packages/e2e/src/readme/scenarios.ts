@@ -122,7 +122,7 @@ export async function ownPolicy(ctx: ScenarioContext): Promise<string> {
   const prebuilds = workspaceNativePrebuilds(path.join(ctx.work, 'prebuilds'), ctx.root);
   const env = userEnv({ APPS: apps, ...prebuilds.env });
 
-  const setup = pick(ctx, /^APPS=|^npm run build$|^npx pnpm --filter "@dpskit\/allocator\.\.\."|^cp -r examples/);
+  const setup = pick(ctx, /^APPS=|^npm run build$|^npx pnpm --filter-prod "@dpskit\/allocator\.\.\."|^cp -r examples/);
   const first = await runSession(
     setup.map((c) => c.text),
     { cwd: ctx.root, env },
