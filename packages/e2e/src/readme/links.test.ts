@@ -53,6 +53,10 @@ describe('Markdown links', () => {
     expect(from('https://github.com/dpskit/dpskit/blob/main/apps/x/README.md#quick-start')).toBeUndefined();
     expect(from('https://github.com/dpskit/dpskit/tree/main/apps/x/docs')).toBeUndefined();
     expect(from('https://example.com/nowhere')).toBeUndefined();
+    expect(from('https://raw.githubusercontent.com/dpskit/dpskit/main/apps/x/docs/limits.md')).toBeUndefined();
+    expect(from('https://raw.githubusercontent.com/dpskit/dpskit/main/docs/images/gone.png')).toBe(
+      'docs/images/gone.png does not exist',
+    );
     expect(from('../README.md#limits')).toBe('apps/x/README.md has no heading #limits');
     expect(from('https://github.com/dpskit/dpskit/blob/main/apps/x/docs/gone.md')).toBe(
       'apps/x/docs/gone.md does not exist',

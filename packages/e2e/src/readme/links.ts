@@ -8,8 +8,9 @@ import GithubSlugger from 'github-slugger';
 // that way, so that they work on npm too) must name a file of this tree, and a `#fragment` a heading
 // or an `<a id>` of that file. Other sites are not fetched (no network in CI for them).
 
-/** Links into this repository written as absolute GitHub URLs, checked against the working tree. */
-const GITHUB_TREE = /^https:\/\/github\.com\/dpskit\/dpskit\/(?:blob|tree)\/main\/([^#?]*)(?:#(.*))?$/;
+/** Links into this repository written as absolute GitHub URLs (pages, raw files), checked against the working tree. */
+const GITHUB_TREE =
+  /^https:\/\/(?:github\.com\/dpskit\/dpskit\/(?:blob|tree)\/main|raw\.githubusercontent\.com\/dpskit\/dpskit\/main)\/([^#?]*)(?:#(.*))?$/;
 
 export interface MarkdownLink {
   /** The Markdown file, relative to the repository root. */

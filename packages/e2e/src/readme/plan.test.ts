@@ -4,6 +4,7 @@ import { findWorkspaceRoot } from '@dpskit/packaging';
 import { describe, expect, it } from 'vitest';
 import { placedCommands } from './commands.js';
 import { jsonBlocks, readmeCommands } from './extract.js';
+import { markdownFiles } from './links.js';
 import { PLAN, READMES } from './plan.js';
 
 const root = findWorkspaceRoot();
@@ -63,6 +64,14 @@ describe('the plan of README commands (packages/e2e/src/readme/plan.ts)', () => 
       const reason = Object.values(rule.placement)[0] as string;
       expect(reason.length, `${command.file}:${command.line}`).toBeGreaterThan(3);
     }
+  });
+
+  it('reads every Markdown file of the repository that has shell commands (a page a README links to included)', async () => {
+    const withCommands = [];
+    for (const file of markdownFiles(root)) {
+      if (readmeCommands(await readFile(path.join(root, file), 'utf8'), file).length > 0) withCommands.push(file);
+    }
+    expect(withCommands.filter((f) => !(READMES as readonly string[]).includes(f))).toEqual([]);
   });
 
   it('has no rule that matches nothing (a README line changed or went away)', async () => {

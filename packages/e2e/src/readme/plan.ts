@@ -4,13 +4,18 @@ import type { ReadmeCommand } from './extract.js';
 // scenario), run elsewhere, or not runnable here, and why. plan.test.ts fails when a README gains a
 // command this table does not place, or when a rule no longer matches anything.
 
-/** The READMEs whose commands are checked, relative to the repository root. */
+/**
+ * The READMEs whose commands are checked, relative to the repository root, and the reference pages
+ * they link to that hold commands (every Markdown file with an `sh` block is here: readme/plan.test.ts).
+ */
 export const READMES = [
   'README.md',
   'apps/allocator/README.md',
   'apps/device-sim/README.md',
   'apps/emulator/README.md',
+  'apps/emulator/docs/testing.md',
   'examples/custom-policy/README.md',
+  'packages/e2e/README.md',
 ] as const;
 
 export type Scenario =
@@ -148,7 +153,7 @@ export const PLAN: readonly PlanRule[] = [
     placement: { run: 'in-your-app' },
   },
   {
-    file: 'apps/emulator/README.md',
+    file: 'apps/emulator/docs/testing.md',
     match: /^packages\/e2e\/scripts\/sdk-node-e2e\.sh /,
     placement: {
       notHere:
@@ -168,6 +173,13 @@ export const PLAN: readonly PlanRule[] = [
     placement: { run: 'own-policy' },
   },
   { file: 'examples/custom-policy/README.md', match: /^az functionapp/, placement: { notHere: AZURE } },
+
+  // packages/e2e/README.md
+  {
+    file: 'packages/e2e/README.md',
+    match: /^pnpm --filter @dpskit\/e2e test\b/,
+    placement: { elsewhere: 'npm test (and this script runs from the same package)' },
+  },
 ];
 
 /** The rule that places `command`, or undefined. Throws when two rules place it. */
