@@ -853,6 +853,8 @@ function describeHubEvent(event: HubEvent): string {
       return `${who} twin updated through the registry (version ${event.version}${event.desired ? `, desired $version ${event.desired.$version}` : ''})`;
     case 'telemetry':
       return `${who} sent a ${event.bytes}-byte message over ${event.transport.toUpperCase()}`;
+    case 'method':
+      return `${who}: direct method ${event.methodName} ${event.outcome} (status ${event.status}) in ${event.durationMs} ms`;
     default:
       return `${who}: ${event.kind.replace('device-', 'device ')}`;
   }

@@ -16,7 +16,7 @@ import { HUB_MQTT_LIMITED_WARNINGS } from './hub/mqtt.js';
 import { groupDeviceKey, HUB_A } from './testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, registryClient } from './testing/hub-sdk.js';
 import { type LogClock, logClock, tally } from './testing/log-clock.js';
-import { dpsUsername, hubConnect, rawMqttConnection } from './testing/mqtt-bytes.js';
+import { dpsUsername, hubConnect, PINGREQ, rawMqttConnection } from './testing/mqtt-bytes.js';
 import { plainTcpToAmqpPort, rawAmqpExchange, rawTlsExchange } from './testing/raw-amqp.js';
 import { closeOf, openMqttWebSocket, openWebSocket } from './testing/raw-websocket.js';
 import { register } from './testing/sdk.js';
@@ -305,6 +305,40 @@ it("the hubs' MQTT: wills dropped and packets too large before any credential, a
     'hub.mqtt',
     HUB_MQTT_LIMITED_WARNINGS['hub.mqtt'],
     { 'will-dropped': 12, 'too-large': 12, 'qos-2': 9 },
+    { seconds: clock.seconds, wallMs },
+  );
+});
+
+it("the hubs' MQTT: a device's direct method answers for no call in flight are counted, the connection kept", async () => {
+  const { bed, logs, clock, flood } = await floodBed();
+  const { emulator } = bed;
+  const id = 'flood-method-answers';
+  const key = await createDeviceKey(registryClient(emulator, HUB_A), id);
+  const device = rawMqttConnection(emulator);
+  await device.write(hubConnect({ hub: HUB_A, deviceId: id, key }));
+  await device.packets(1);
+  const answer = (rid: number) =>
+    mqttPacket.generate({
+      cmd: 'publish',
+      topic: `$iothub/methods/res/200/?$rid=${rid}`,
+      payload: Buffer.from('{}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+  let rid = 0;
+  const wallMs = await flood(3, async () => {
+    // Five answers no call waits for, then a PINGREQ: its PINGRESP says they were all read.
+    await device.write(Buffer.concat([...Array.from({ length: 5 }, () => answer(rid++)), PINGREQ]));
+    await device.packets(1 + rid / 5);
+  });
+  expect(device.received.map((p) => p.cmd)).toEqual(['connack', 'pingresp', 'pingresp', 'pingresp']);
+  await bed.close();
+  expectBounded(
+    logs,
+    'hub.method-answer',
+    HUB_MQTT_LIMITED_WARNINGS['hub.method-answer'],
+    { 'unknown-rid': 15 },
     { seconds: clock.seconds, wallMs },
   );
 });

@@ -5,6 +5,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
 import { isDatedApiVersion } from '../transport/https-routes.js';
 import type { HttpAnswer } from '../transport/service-api.js';
+import { MethodError } from './core/direct-methods.js';
 import { HubError, type HubRight, type HubService, TwinError } from './core/hub-service.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
 
@@ -65,6 +66,35 @@ export function hubRequestTimeout(message: string): HttpAnswer {
 }
 
 /**
+ * A direct method call's failure as IoT Hub answers it: the error serialized as JSON *inside*
+ * `Message` (`{"Message":"{\"errorCode\":404103,\"trackingId\":…,\"message\":\"Timed out waiting for
+ * device to connect.\",\"info\":{\"timeout\":\"00:00:00\"},\"timestampUtc\":…}","ExceptionMessage":""}`,
+ * as reported from the service in azure-iot-cli-extension#54, Azure/iotedge#98 and
+ * azure-iot-sdk-java#640), with the code's name in `iothub-errorcode`. azure-iothub cannot split
+ * that `Message` (it looks for `ErrorCode:x;`), so it raises a plain `Error('Not found')` for the
+ * 404s, `GatewayTimeoutError` for 504, `ArgumentError` for 400, with `response` and `responseBody`:
+ * as against IoT Hub.
+ */
+export function methodErrorAnswer(error: MethodError): HttpAnswer {
+  const trackingId = randomUUID().replace(/-/g, '');
+  const now = new Date();
+  return {
+    status: error.status,
+    headers: { 'iothub-errorcode': error.code, 'x-ms-request-id': trackingId },
+    body: {
+      Message: JSON.stringify({
+        errorCode: error.errorCode,
+        trackingId: `${trackingId}-G:0-TimeStamp:${now.toISOString()}`,
+        message: error.message,
+        ...(error.info ? { info: error.info } : {}),
+        timestampUtc: now.toISOString(),
+      }),
+      ExceptionMessage: '',
+    },
+  };
+}
+
+/**
  * A hub request that failed in the emulator (a store fault, say): IoT Hub's 500 `ServerError`
  * (500001, REST API "common error codes"; azure-iothub raises `InternalServerError`), in IoT Hub's
  * error shape like every other answer on a hub path, not DPS's. IoT Hub's wording is not documented.
@@ -75,6 +105,8 @@ export function hubServerError(): HttpAnswer {
 
 type Route =
   | { op: 'twin'; deviceId: string }
+  | { op: 'methods'; deviceId: string }
+  | { op: 'module-methods'; deviceId: string }
   | { op: 'device'; deviceId: string }
   | { op: 'events'; deviceId: string }
   | { op: 'devicebound'; deviceId: string }
@@ -93,6 +125,15 @@ function route(pathname: string): Route {
   if (!deviceId) return { op: 'unknown' };
   const kind = parts[0]?.toLowerCase();
   if (kind === 'twins' && parts.length === 2) return { op: 'twin', deviceId };
+  if (kind === 'twins' && parts.length === 3 && parts[2]?.toLowerCase() === 'methods')
+    return { op: 'methods', deviceId };
+  if (
+    kind === 'twins' &&
+    parts.length === 5 &&
+    parts[2]?.toLowerCase() === 'modules' &&
+    parts[4]?.toLowerCase() === 'methods'
+  )
+    return { op: 'module-methods', deviceId };
   if (kind !== 'devices') return { op: 'unknown' };
   if (parts.length === 2) return { op: 'device', deviceId };
   const rest = parts.slice(2).join('/').toLowerCase();
@@ -126,7 +167,12 @@ export function hubOfRequest(hub: HubService, headers: IncomingHttpHeaders): str
  */
 export type HubGate =
   | { ok: false; answer: HttpAnswer; refused: boolean }
-  | { ok: true; kind: 'registry'; hubName: string; route: Extract<Route, { op: 'twin' | 'device' }> }
+  | {
+      ok: true;
+      kind: 'registry';
+      hubName: string;
+      route: Extract<Route, { op: 'twin' | 'device' | 'methods' | 'module-methods' }>;
+    }
   | {
       ok: true;
       kind: 'device';
@@ -165,7 +211,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       hubError(
         404,
         'NotFound',
-        `The emulated hub serves /devices/{id}, /twins/{id} and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+        `The emulated hub serves /devices/{id}, /twins/{id}, POST /twins/{id}/methods and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
       ),
     );
   }
@@ -201,7 +247,14 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
     if (r.op === 'devicebound' && method !== 'GET') return answer(noLockedMessage());
     return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
   }
-  const right: HubRight = method === 'GET' ? 'RegistryRead' : 'RegistryWrite';
+  // Direct methods need ServiceConnect ("Anyone with service connect permissions on IoT Hub can
+  // invoke a method on a device"), the registry RegistryRead or RegistryWrite.
+  const right: HubRight =
+    r.op === 'methods' || r.op === 'module-methods'
+      ? 'ServiceConnect'
+      : method === 'GET'
+        ? 'RegistryRead'
+        : 'RegistryWrite';
   const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
   if (!auth.ok) {
     // A warning, as the service API's refused tokens are (service.auth): no other line says it. The
@@ -220,7 +273,12 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
     return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
   }
   // The method last, after the credentials, as the routes checked it before (the 405 was given after the body).
-  const allowed = r.op === 'twin' ? ['GET', 'PATCH'] : ['GET', 'PUT', 'DELETE'];
+  const allowed =
+    r.op === 'twin'
+      ? ['GET', 'PATCH']
+      : r.op === 'methods' || r.op === 'module-methods'
+        ? ['POST']
+        : ['GET', 'PUT', 'DELETE'];
   if (!allowed.includes(method)) return answer(notAllowed(method, url.pathname, allowed.join(', ')));
   return { ok: true, kind: 'registry', hubName, route: r };
 }
@@ -236,12 +294,33 @@ export function handleHubRequest(
   request: HubRequest,
   log: Logger,
   gate: HubGate = authorizeHubRequest(hub, request, log),
-): HttpAnswer {
+): HttpAnswer | Promise<HttpAnswer> {
   if (!gate.ok) return gate.answer;
   const { method, headers } = request;
   try {
     if (gate.kind === 'device') return deviceRequest(hub, gate.route, request, gate.device);
     const { hubName, route: r } = gate;
+    if (r.op === 'methods') {
+      // Answered when the device answers, or its timeouts run out (at most 300 + 300 s).
+      return hub.invokeMethod(hubName, r.deviceId, request.body.toString('utf8')).then(
+        (result) => ok(result),
+        (err: unknown) => {
+          if (err instanceof MethodError) return methodErrorAnswer(err);
+          throw err;
+        },
+      );
+    }
+    if (r.op === 'module-methods') {
+      // Module identities are not emulated: no module exists to run a method.
+      return methodErrorAnswer(
+        new MethodError(
+          404,
+          404010,
+          'ModuleNotFound',
+          'Module identities are not emulated: no module exists on the device.',
+        ),
+      );
+    }
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     // The gate let through only the methods each route allows.
     if (r.op === 'twin') {

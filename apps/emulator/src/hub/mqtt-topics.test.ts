@@ -3,6 +3,7 @@ import {
   hubOfUsername,
   isDeviceSubscription,
   MAX_REQUEST_ID_LENGTH,
+  methodRequestTopic,
   parseDevicePublish,
   parseHubUsername,
   twinResponseTopic,
@@ -75,8 +76,14 @@ describe('IoT Hub MQTT topics', () => {
     expect(parseDevicePublish('$iothub/methods/res/200/?$rid=9', 'd1')).toEqual({
       kind: 'method-response',
       rid: '9',
-      status: '200',
+      status: 200,
     });
+    // Any 32-bit status the device chooses (the SDKs send any number), no more.
+    expect(parseDevicePublish('$iothub/methods/res/-1/?$rid=9', 'd1')).toMatchObject({ status: -1 });
+    expect(parseDevicePublish('$iothub/methods/res/2147483647/?$rid=9', 'd1')).toMatchObject({ status: 2147483647 });
+    expect(parseDevicePublish('$iothub/methods/res/2147483648/?$rid=9', 'd1').kind).toBe('invalid');
+    expect(parseDevicePublish('$iothub/methods/res/2x/?$rid=9', 'd1').kind).toBe('invalid');
+    expect(methodRequestTopic('reboot', 'a b')).toBe('$iothub/methods/POST/reboot/?$rid=a%20b');
     expect(parseDevicePublish('devices/d2/messages/events/', 'd1').kind).toBe('invalid');
     expect(parseDevicePublish('$iothub/twin/PATCH/properties/desired/?$version=3', 'd1').kind).toBe('invalid');
     expect(parseDevicePublish('$iothub/twin/GET/', 'd1').kind).toBe('invalid');

@@ -67,7 +67,7 @@ export type DevicePublish =
   | { kind: 'telemetry'; properties: Record<string, string> }
   | { kind: 'twin-get'; rid: string }
   | { kind: 'twin-reported'; rid: string }
-  | { kind: 'method-response'; rid: string; status: string }
+  | { kind: 'method-response'; rid: string; status: number }
   | { kind: 'invalid'; reason: string };
 
 // The hubs take the same longest `$rid` as DPS (MAX_REQUEST_ID_LENGTH says why).
@@ -92,10 +92,14 @@ export function parseDevicePublish(topic: string, deviceId: string): DevicePubli
     if (!rid) return { kind: 'invalid', reason: `${path} needs a $rid` };
     return path === '$iothub/twin/GET/' ? { kind: 'twin-get', rid } : { kind: 'twin-reported', rid };
   }
-  const method = /^\$iothub\/methods\/res\/(\d{3})\/$/.exec(path);
+  // The status is the device's own (any int: the SDKs take a number); IoT Hub passes it on.
+  const method = /^\$iothub\/methods\/res\/(-?\d{1,10})\/$/.exec(path);
   if (method) {
     if (!rid) return { kind: 'invalid', reason: 'a method response needs a $rid' };
-    return { kind: 'method-response', rid, status: method[1] as string };
+    const status = Number(method[1]);
+    if (status > 2 ** 31 - 1 || status < -(2 ** 31))
+      return { kind: 'invalid', reason: `a method response status ${method[1]} outside a 32-bit integer` };
+    return { kind: 'method-response', rid, status };
   }
   return { kind: 'invalid', reason: `${topic.slice(0, 128)} is not an IoT Hub device topic` };
 }
@@ -111,6 +115,18 @@ export function isDeviceSubscription(filter: string, deviceId: string): boolean 
 }
 
 export const DESIRED_FILTER = '$iothub/twin/PATCH/properties/desired/#';
+
+/** The filter direct method requests are published under (the SDKs subscribe to it). */
+export const METHODS_FILTER = '$iothub/methods/POST/#';
+
+/**
+ * A direct method request's topic as IoT Hub publishes it (azure-docs iot-hub-devguide-direct-methods):
+ * `$iothub/methods/POST/{method name}/?$rid={request id}`; the name unencoded (the SDKs read it as
+ * the topic's fourth segment and do not decode it; the service refuses names that would break it).
+ */
+export function methodRequestTopic(methodName: string, rid: string): string {
+  return `$iothub/methods/POST/${methodName}/?$rid=${encodeURIComponent(rid)}`;
+}
 
 export function twinResponseTopic(status: number, rid: string, version?: number): string {
   return `$iothub/twin/res/${status}/?$rid=${encodeURIComponent(rid)}${version !== undefined ? `&$version=${version}` : ''}`;

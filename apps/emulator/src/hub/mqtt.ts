@@ -20,6 +20,8 @@ import {
   desiredPushTopic,
   hubOfUsername,
   isDeviceSubscription,
+  METHODS_FILTER,
+  methodRequestTopic,
   parseDevicePublish,
   parseHubUsername,
   twinResponseTopic,
@@ -56,6 +58,12 @@ export const HUB_MQTT_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = 
     summary: 'hub MQTT connection(s) closed or will(s) dropped for what the client sent',
     countBy: 'reason',
   },
+  // A device may answer a method late (after its timeout), twice, or with a $rid never sent: each
+  // answer is dropped, as IoT Hub has nobody to give it to; any device can send many.
+  'hub.method-answer': {
+    summary: 'direct method answer(s) for no call in flight dropped',
+    countBy: 'reason',
+  },
 };
 
 /** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
@@ -67,6 +75,8 @@ interface Session {
   hub: string;
   deviceId: string;
   desired: boolean;
+  /** Subscribed to `$iothub/methods/POST/#`: direct method requests are sent to it. */
+  methods: boolean;
   /** Names this connection in the registry's record of the device's connection. */
   connection: string;
   /**
@@ -164,6 +174,7 @@ export async function startHubMqtt(
           hub: auth.hub,
           deviceId: auth.deviceId,
           desired: false,
+          methods: false,
           connection: randomUUID(),
           ...(parsed.unversioned ? { unversioned: true } : {}),
         });
@@ -177,6 +188,7 @@ export async function startHubMqtt(
           return done(null, null);
         }
         if (subscription.topic === DESIRED_FILTER) session.desired = true;
+        if (subscription.topic === METHODS_FILTER) session.methods = true;
         // Granted at the QoS asked up to 1 (see grantAtMostQos1); the hub's own publishes (twin
         // answers, desired pushes) are QoS 0, so the device gets them at QoS 0 whatever it was
         // granted (MQTT 3.1.1 3.8.4: a delivery's QoS is at most the granted one).
@@ -247,8 +259,17 @@ export async function startHubMqtt(
             const patch = parsePatch(payload);
             const version = hub.reportProperties(session.hub, session.deviceId, patch);
             answer = { topic: twinResponseTopic(204, publish.rid, version), body: undefined };
+          } else if (publish.kind === 'method-response') {
+            // The device's answer ends its call (the service's request is answered); one for no call in
+            // flight is dropped, said in a limited warning.
+            const outcome = hub.methods.answer(session.hub, session.deviceId, publish.rid, publish.status, payload);
+            if (outcome === 'unknown')
+              log.warn(
+                'hub.method-answer',
+                `${clip(session.deviceId)} on ${session.hub}: a direct method answer for $rid ${clip(publish.rid)}, which no call in flight of this device has (answered, timed out or never sent); dropped`,
+                { reason: 'unknown-rid' },
+              );
           }
-          // Method responses are accepted and dropped: no method is ever invoked on the emulated hubs.
         } catch (err) {
           if (publish.kind === 'twin-get' || publish.kind === 'twin-reported') {
             const status = err instanceof HubError ? err.status : err instanceof TwinError ? 400 : 500;
@@ -298,7 +319,16 @@ export async function startHubMqtt(
           `${clip(session.deviceId)} on ${session.hub}: disconnection not stored: ${(err as Error).message}`,
         );
       }
+      // The method calls sent on this connection end now (the device cannot answer them any more).
+      hub.methods.connectionClosed(session.connection);
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
+    });
+    // After the SUBACK is written (aedes emits this once it is queued): the method calls waiting for
+    // the device (connectTimeoutInSeconds) are sent to it.
+    broker.on('subscribe', (subscriptions, client) => {
+      const session = client ? sessions.get(client) : undefined;
+      if (session?.methods && subscriptions.some((s) => s.topic === METHODS_FILTER))
+        hub.methods.deviceReady(session.hub, session.deviceId);
     });
     // Pushes go to the device's connection, not through the broker (see reply): a device that
     // unsubscribes from them gets no more (MQTT 3.1.1 3.10.4: the server stops adding messages for
@@ -306,6 +336,7 @@ export async function startHubMqtt(
     broker.on('unsubscribe', (unsubscriptions, client) => {
       const session = sessions.get(client);
       if (session && unsubscriptions.includes(DESIRED_FILTER)) session.desired = false;
+      if (session && unsubscriptions.includes(METHODS_FILTER)) session.methods = false;
     });
     // aedes reports the timeout as an error, which would close a WebSocket with 1002 (a
     // violation); the client broke nothing it sent (websocket-stream.ts: why 1001).
@@ -319,6 +350,10 @@ export async function startHubMqtt(
 
   /** Publishes an answer or push on the device's connection; `written` is called once it is written (or cannot be). */
   function reply(client: Client, topic: string, body: unknown, written?: () => void): void {
+    publishRaw(client, topic, body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)), written);
+  }
+
+  function publishRaw(client: Client, topic: string, payload: Buffer, written?: () => void): void {
     if (client.closed) {
       written?.();
       return;
@@ -327,7 +362,7 @@ export async function startHubMqtt(
       {
         cmd: 'publish',
         topic,
-        payload: body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)),
+        payload,
         qos: 0,
         retain: false,
         dup: false,
@@ -403,6 +438,39 @@ export async function startHubMqtt(
   };
   const unsubscribe = hub.subscribePushes((push) => deliver(push));
 
+  // Direct method requests: to the device's connection here when it subscribed to them, at QoS 0
+  // ("Method requests are QoS 0", azure-docs iot-hub-devguide-direct-methods).
+  hub.methods.attach({
+    send(request) {
+      const broker = brokers.get(request.hub.toLowerCase());
+      const client = broker ? findClient(broker, request.deviceId) : undefined;
+      const session = client ? sessions.get(client) : undefined;
+      if (!client || !session?.methods || client.closed || !connected.has(client)) {
+        // Said at debug: the call waits (connectTimeoutInSeconds) or ends 404103, whose usual cause
+        // is a device connected without listening to methods (azure-docs troubleshoot-error-codes).
+        log.debug(
+          'hub.method',
+          `${clip(request.deviceId)} on ${request.hub}: direct method ${clip(request.methodName)} not sent: ${session && !client?.closed ? 'connected here but not subscribed to $iothub/methods/POST/#' : 'not connected here'}`,
+          { hub: request.hub, deviceId: clip(request.deviceId), methodName: clip(request.methodName) },
+        );
+        return undefined;
+      }
+      // As for desired-property pushes: a device that leaves what it was sent unread has its
+      // connection closed rather than every later request queued in the server.
+      if (unsentBytes(client) > MAX_UNSENT_PUSH_BYTES) {
+        log.warn(
+          'hub.mqtt',
+          `${clip(session.deviceId)} on ${session.hub}: over ${MAX_UNSENT_PUSH_BYTES} bytes of pushes and method requests left unread; connection closed`,
+          { reason: 'pushes-unread' },
+        );
+        client.close();
+        return undefined;
+      }
+      publishRaw(client, methodRequestTopic(request.methodName, request.rid), Buffer.from(request.payloadJson));
+      return session.connection;
+    },
+  });
+
   return {
     deliver,
     route(username) {
@@ -429,6 +497,9 @@ export async function startHubMqtt(
     },
     async close() {
       unsubscribe();
+      // The calls in flight are answered (503) before the listeners go.
+      hub.methods.attach(undefined);
+      hub.methods.close();
       await Promise.all(
         [...brokers.values()].map((broker) => new Promise<void>((resolve) => broker.close(() => resolve()))),
       );

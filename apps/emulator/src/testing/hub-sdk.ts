@@ -15,11 +15,12 @@ import type { Emulator } from '../emulator.js';
 import { HUB_OWNER_POLICY_NAME, type HubEvent, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceSdk;
-const { Registry } = iothub;
+const { Registry, Client: ServiceClient } = iothub;
 
 export type HubDeviceTransport = 'mqtt' | 'https';
 export type DeviceClient = InstanceType<typeof Client>;
 export type RegistryClient = InstanceType<typeof Registry>;
+export type HubServiceClient = InstanceType<typeof ServiceClient>;
 export { Message };
 
 /** Resolves every host name to the loopback address the emulator listens on. */
@@ -56,6 +57,24 @@ export function registryClient(emulator: Emulator, hub?: string, connectionStrin
     Registry.fromConnectionString(connectionString ?? emulator.hubConnectionString(hub)),
     hubAgent(emulator),
   );
+}
+
+/**
+ * `Client.fromConnectionString(emulator.hubConnectionString(hub))` of `azure-iothub` (the service
+ * client that invokes direct methods over HTTPS) reaching the emulator through its REST client's
+ * agent (`hubAgent`, or the one given), as the Registry does. Its AMQP transport is never opened.
+ */
+export function serviceClient(
+  emulator: Emulator,
+  hub?: string,
+  options: { connectionString?: string; agent?: https.Agent } = {},
+): HubServiceClient {
+  const agent = options.agent ?? hubAgent(emulator);
+  const client = ServiceClient.fromConnectionString(options.connectionString ?? emulator.hubConnectionString(hub));
+  (client as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
+    http: { agent },
+  });
+  return client;
 }
 
 /** A device created through `registry` with generated keys; resolves with its primary key. */

@@ -273,7 +273,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     req: IncomingMessage,
     body: Buffer,
     decision: Decision,
-  ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse> => {
+  ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse | HttpAnswer> => {
     switch (decision.kind) {
       case 'invalid-url':
         return unrouted(
@@ -282,14 +282,21 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
           404,
           `Neither DPS API has a resource at ${clipUrl(req.url ?? '')}: ${DEVICE_API_SHAPE}; ${SERVICE_API_SHAPE}.`,
         );
-      case 'hub':
+      case 'hub': {
         // The client certificates were read for the gate (decide): the gate is all that needs them.
-        return handleHubRequest(
+        const answer = handleHubRequest(
           decision.hub,
           { method: req.method ?? 'GET', url: decision.url, headers: req.headers, body },
           log,
           decision.gate,
         );
+        // A direct method call is answered when the device answers, up to its own timeouts (at most
+        // 300 + 300 s): the connection's idle timeout (limits.idleTimeoutMs, which Node re-arms per
+        // request) would cut it first. The request is all in; Node sets the keep-alive timeout
+        // once the answer is written, and the idle timeout again at the next request.
+        if (answer instanceof Promise) req.socket.setTimeout(0);
+        return answer;
+      }
       case 'service':
         if (decision.refusal) return decision.refusal;
         return handleServiceRequest(decision.service, {

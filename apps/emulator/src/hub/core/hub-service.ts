@@ -1,6 +1,13 @@
 import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/contracts';
 import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
+import {
+  DirectMethods,
+  MethodError,
+  type MethodOutcome,
+  type MethodResult,
+  parseMethodInvocation,
+} from './direct-methods.js';
 import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
 import type { HubPush, HubPushOutbox } from './pushes.js';
 import type { HubStore, TelemetryRecord } from './store.js';
@@ -65,7 +72,17 @@ export type HubEvent =
       body: string;
       properties: Record<string, string>;
     }
-  | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string };
+  | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string }
+  | {
+      /** A direct method call ended (never its payloads): the device's status, or the HTTP status the service got. */
+      kind: 'method';
+      hub: string;
+      deviceId: string;
+      methodName: string;
+      outcome: MethodOutcome;
+      status: number;
+      durationMs: number;
+    };
 
 /** An answer the registry API gives as an error: IoT Hub's status and `ErrorCode`. */
 export class HubError extends Error {
@@ -134,6 +151,8 @@ export class HubService {
   readonly #outbox: HubPushOutbox | undefined;
   readonly #writeSoon: ((write: () => void) => Promise<void>) | undefined;
   readonly policies: readonly HubPolicy[];
+  /** The direct method calls in flight in this process (the hub MQTT transport attaches the devices). */
+  readonly methods: DirectMethods;
 
   constructor(options: HubServiceOptions) {
     this.#store = options.store;
@@ -143,6 +162,10 @@ export class HubService {
     this.#outbox = options.outbox;
     this.#writeSoon = options.writeSoon;
     if (options.onEvent) this.#listeners.add(options.onEvent);
+    this.methods = new DirectMethods({
+      now: () => this.#now().getTime(),
+      onReport: (report) => this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) }),
+    });
   }
 
   /** The hub's configured host name, if `name` (any case, port ignored) is one of the hubs. */
@@ -552,6 +575,33 @@ export class HubService {
     });
     this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, deviceId, transport });
     return seq;
+  }
+
+  /**
+   * `POST /twins/{id}/methods`: invokes a direct method on a device of the registry (its body as
+   * text); resolves with the device's `{status, payload}`, rejects with the `MethodError` IoT Hub
+   * answers (404001 no such device, 404103 not online, 504101 no answer in time, …).
+   */
+  invokeMethod(hub: string, deviceId: string, body: string): Promise<MethodResult> {
+    try {
+      const invocation = parseMethodInvocation(body);
+      const device = this.#store.getDevice(hub, deviceId);
+      if (!device) {
+        this.#emit({
+          kind: 'method',
+          hub,
+          deviceId,
+          methodName: clip(invocation.methodName),
+          outcome: 'refused',
+          status: 404,
+          durationMs: 0,
+        });
+        throw new MethodError(404, 404001, 'DeviceNotFound', `Device ${clip(deviceId)} not registered in ${hub}.`);
+      }
+      return this.methods.invoke(device.identity.hub, device.identity.deviceId, invocation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Reports a refused device connection (never the token). */

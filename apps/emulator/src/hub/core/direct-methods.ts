@@ -1,0 +1,454 @@
+import { decodeJson } from '@dpskit/contracts';
+import { clip } from '../../core/client-text.js';
+
+/**
+ * IoT Hub's direct methods (azure-docs iot-hub-devguide-direct-methods): a service calls
+ * `POST /twins/{id}/methods` with `{methodName, payload, responseTimeoutInSeconds,
+ * connectTimeoutInSeconds}`; the hub publishes `$iothub/methods/POST/{methodName}/?$rid={rid}` to the
+ * device, which answers on `$iothub/methods/res/{status}/?$rid={rid}`; the service gets
+ * `{status, payload}`. Pure of transports: the device side is `MethodDevices` (the hub MQTT
+ * transport), the service side a promise.
+ */
+
+/** "The minimum and maximum values for responseTimeoutInSeconds are 5 and 300 seconds" (default 30). */
+export const MIN_RESPONSE_TIMEOUT_SECONDS = 5;
+export const MAX_RESPONSE_TIMEOUT_SECONDS = 300;
+export const DEFAULT_RESPONSE_TIMEOUT_SECONDS = 30;
+/** "The maximum value for connectTimeoutInSeconds is 300 seconds" (default 0: the device must be online). */
+export const MAX_CONNECT_TIMEOUT_SECONDS = 300;
+/** "The payload for method requests and responses is a JSON document up to 128 KB." */
+export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
+/**
+ * Calls in flight (waiting for the device to connect or to answer) per device and in all. IoT Hub
+ * has a per-device limit (403800 DeviceMaximumInflightMethodExceeded) whose value is not
+ * documented; these are the emulator's, so that a caller cannot hold unbounded timers and payloads.
+ */
+export const MAX_PENDING_METHODS_PER_DEVICE = 50;
+export const MAX_PENDING_METHODS = 1000;
+/**
+ * The longest method name taken (IoT Hub documents none; the name travels in an MQTT topic, where the
+ * emulator bounds a `$rid` at the same length).
+ */
+export const MAX_METHOD_NAME_LENGTH = 1024;
+
+/** A method call as the service asked for it, checked. */
+export interface MethodInvocation {
+  methodName: string;
+  /** The payload as JSON text (`null` when none was given), as the device gets it. */
+  payloadJson: string;
+  responseTimeoutInSeconds: number;
+  connectTimeoutInSeconds: number;
+}
+
+/**
+ * A method call's failure as IoT Hub answers it: HTTP status, numeric `errorCode` (the REST API's
+ * "common error codes"), its name (the `iothub-errorcode` header) and message; `info` as IoT Hub
+ * adds it to its timeouts (`{"timeout":"00:00:30"}`).
+ */
+export class MethodError extends Error {
+  override readonly name = 'MethodError';
+  constructor(
+    readonly status: number,
+    readonly errorCode: number,
+    readonly code: string,
+    message: string,
+    readonly info?: Record<string, string>,
+  ) {
+    super(message);
+  }
+}
+
+function argumentInvalid(message: string): MethodError {
+  return new MethodError(400, 400004, 'ArgumentInvalid', message);
+}
+
+/**
+ * Reads a method invocation's body (text) as IoT Hub does: `methodName` required; the timeouts
+ * integers within IoT Hub's bounds, defaulting to 30 and 0 (`responseTimeoutInSeconds must be
+ * within [5; 300].`, IoT Hub's wording as reported in azure-iot-sdk-csharp#724; the connect
+ * timeout's message is worded the same way, IoT Hub's is not reported); the payload any JSON up to
+ * 128 KB (IoT Hub's answer to a larger one is not documented: 400004 here).
+ */
+export function parseMethodInvocation(text: string): MethodInvocation {
+  const decoded = decodeJson(text, { maxDepth: 32 });
+  if (!decoded.ok) throw argumentInvalid(`The body is not valid JSON: ${decoded.reason}`);
+  const body = decoded.value;
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw argumentInvalid('The body must be a JSON object {methodName, payload, responseTimeoutInSeconds, …}.');
+  const fields = body as Record<string, unknown>;
+  const methodName = fields.methodName;
+  if (typeof methodName !== 'string' || methodName === '') throw argumentInvalid('methodName is required.');
+  const reason = methodNameProblem(methodName);
+  if (reason) throw argumentInvalid(`methodName ${reason}.`);
+  const responseTimeoutInSeconds = seconds(
+    fields.responseTimeoutInSeconds,
+    'responseTimeoutInSeconds',
+    DEFAULT_RESPONSE_TIMEOUT_SECONDS,
+    MIN_RESPONSE_TIMEOUT_SECONDS,
+    MAX_RESPONSE_TIMEOUT_SECONDS,
+  );
+  const connectTimeoutInSeconds = seconds(
+    fields.connectTimeoutInSeconds,
+    'connectTimeoutInSeconds',
+    0,
+    0,
+    MAX_CONNECT_TIMEOUT_SECONDS,
+  );
+  const payloadJson = JSON.stringify(fields.payload ?? null);
+  const bytes = Buffer.byteLength(payloadJson);
+  if (bytes > MAX_METHOD_PAYLOAD_BYTES)
+    throw argumentInvalid(`'payload' size should be less than ${MAX_METHOD_PAYLOAD_BYTES} bytes (it is ${bytes}).`);
+  return { methodName, payloadJson, responseTimeoutInSeconds, connectTimeoutInSeconds };
+}
+
+/**
+ * Why a method name cannot be sent (undefined: it can): it goes into the request's MQTT topic
+ * `$iothub/methods/POST/{methodName}/`, unencoded as IoT Hub sends it (the SDKs read it as the
+ * topic's fourth segment), so it may not hold `/`, MQTT's wildcards or `?`, nor control characters.
+ */
+function methodNameProblem(name: string): string | undefined {
+  if (name.length > MAX_METHOD_NAME_LENGTH) return `is ${name.length} characters, over ${MAX_METHOD_NAME_LENGTH}`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  const bad = /[/#+?\u0000-\u001f\u007f]/.exec(name);
+  return bad ? `"${clip(name)}" holds ${JSON.stringify(bad[0])}, which an MQTT topic segment cannot carry` : undefined;
+}
+
+function seconds(value: unknown, field: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+    throw argumentInvalid(`${field} must be within [${min}; ${max}].`);
+  return value;
+}
+
+/** A duration as IoT Hub writes it in an error's `info` (a .NET TimeSpan: `00:00:30`). */
+export function timeSpan(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(Math.floor(s / 3600))}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}`;
+}
+
+/** A method request as the device gets it. */
+export interface MethodRequest {
+  /** The request id (`$rid`) the device answers with. */
+  rid: string;
+  hub: string;
+  deviceId: string;
+  methodName: string;
+  payloadJson: string;
+}
+
+/** Where method requests go: the device connections of this process (the hub MQTT transport). */
+export interface MethodDevices {
+  /**
+   * Sends `request` on the device's connection if it is connected here and subscribed to
+   * `$iothub/methods/POST/#`: returns the connection's name, else undefined (nothing sent).
+   */
+  send(request: MethodRequest): string | undefined;
+}
+
+/** The service's answer: the device's status and payload. */
+export interface MethodResult {
+  status: number;
+  payload: unknown;
+}
+
+/** How a call ended, for the hub's events (never the payloads). */
+export type MethodOutcome = 'answered' | 'not-online' | 'timeout' | 'disconnected' | 'bad-response' | 'refused';
+
+export interface MethodCallReport {
+  hub: string;
+  deviceId: string;
+  methodName: string;
+  outcome: MethodOutcome;
+  /** The device's status when it answered, else the HTTP status the service got. */
+  status: number;
+  durationMs: number;
+}
+
+interface Call {
+  request: MethodRequest;
+  key: string;
+  invocation: MethodInvocation;
+  startedMs: number;
+  /** `waiting`: for the device to connect and subscribe; `sent`: for its answer. */
+  state: 'waiting' | 'sent';
+  connection?: string;
+  timer: NodeJS.Timeout;
+  resolve: (result: MethodResult) => void;
+  reject: (error: MethodError) => void;
+}
+
+export interface DirectMethodsOptions {
+  now?: () => number;
+  onReport?: (report: MethodCallReport) => void;
+  /** The bounds (defaults: MAX_PENDING_METHODS_PER_DEVICE, MAX_PENDING_METHODS). */
+  maxPendingPerDevice?: number;
+  maxPending?: number;
+}
+
+/**
+ * The method calls of this process: each waits (bounded by its own timeouts) for its device to
+ * connect and subscribe, then for its answer; every call ends exactly once, its timer cleared.
+ */
+export class DirectMethods {
+  readonly #calls = new Map<string, Call>();
+  readonly #byDevice = new Map<string, Set<Call>>();
+  readonly #now: () => number;
+  readonly #onReport: ((report: MethodCallReport) => void) | undefined;
+  readonly #maxPerDevice: number;
+  readonly #max: number;
+  #devices: MethodDevices | undefined;
+  /** Request ids: unique within the process (and, with the random start, across processes). */
+  #nextRid = Math.floor(Math.random() * 0x1000000) * 0x100;
+
+  constructor(options: DirectMethodsOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#onReport = options.onReport;
+    this.#maxPerDevice = options.maxPendingPerDevice ?? MAX_PENDING_METHODS_PER_DEVICE;
+    this.#max = options.maxPending ?? MAX_PENDING_METHODS;
+  }
+
+  /** The transport that reaches the devices (set once it is started). */
+  attach(devices: MethodDevices | undefined): void {
+    this.#devices = devices;
+  }
+
+  /** Calls in flight. */
+  get pending(): number {
+    return this.#calls.size;
+  }
+
+  /**
+   * Invokes a method on a device of the registry (the caller checked it exists): resolves with the
+   * device's answer, rejects with the `MethodError` IoT Hub answers with.
+   */
+  invoke(hub: string, deviceId: string, invocation: MethodInvocation): Promise<MethodResult> {
+    const key = deviceKey(hub, deviceId);
+    const startedMs = this.#now();
+    const ofDevice = this.#byDevice.get(key);
+    const refuse = (error: MethodError) => {
+      this.#report({ hub, deviceId, methodName: invocation.methodName }, 'refused', error.status, startedMs);
+      return Promise.reject(error);
+    };
+    if ((ofDevice?.size ?? 0) >= this.#maxPerDevice) {
+      return refuse(
+        new MethodError(
+          403,
+          403800,
+          'DeviceMaximumInflightMethodExceeded',
+          `The device has ${this.#maxPerDevice} direct method calls in flight, the most the emulated hub holds per device.`,
+        ),
+      );
+    }
+    if (this.#calls.size >= this.#max) {
+      return refuse(
+        new MethodError(
+          503,
+          503005,
+          'ServerBusy',
+          `The emulated hubs hold ${this.#max} direct method calls in flight, their most; try again later.`,
+        ),
+      );
+    }
+    const request: MethodRequest = {
+      rid: (this.#nextRid++).toString(16),
+      hub,
+      deviceId,
+      methodName: invocation.methodName,
+      payloadJson: invocation.payloadJson,
+    };
+    return new Promise<MethodResult>((resolve, reject) => {
+      const call: Call = {
+        request,
+        key,
+        invocation,
+        startedMs,
+        state: 'waiting',
+        // Replaced below; a placeholder keeps the type simple.
+        timer: undefined as unknown as NodeJS.Timeout,
+        resolve,
+        reject,
+      };
+      if (this.#trySend(call)) {
+        this.#hold(call);
+        return;
+      }
+      if (invocation.connectTimeoutInSeconds === 0) {
+        // "The default value is 0, meaning that devices must already be online upon invocation".
+        this.#report(request, 'not-online', 404, startedMs);
+        reject(notOnline(0));
+        return;
+      }
+      call.timer = setTimeout(
+        () => this.#fail(call, 'not-online', notOnline(invocation.connectTimeoutInSeconds)),
+        invocation.connectTimeoutInSeconds * 1000,
+      );
+      call.timer.unref();
+      this.#hold(call);
+    });
+  }
+
+  /** The device subscribed to methods on a connection here: the calls waiting for it are sent. */
+  deviceReady(hub: string, deviceId: string): void {
+    const ofDevice = this.#byDevice.get(deviceKey(hub, deviceId));
+    if (!ofDevice) return;
+    for (const call of [...ofDevice]) {
+      if (call.state !== 'waiting') continue;
+      clearTimeout(call.timer);
+      if (!this.#trySend(call)) {
+        // Not reachable after all (closed meanwhile): it keeps waiting for what is left of its time.
+        const left = call.startedMs + call.invocation.connectTimeoutInSeconds * 1000 - this.#now();
+        call.timer = setTimeout(
+          () => this.#fail(call, 'not-online', notOnline(call.invocation.connectTimeoutInSeconds)),
+          Math.max(0, left),
+        );
+        call.timer.unref();
+      }
+    }
+  }
+
+  /**
+   * A device's answer (`$iothub/methods/res/{status}/?$rid=…`): ends its call. `unknown` when no call
+   * of this device waits for that `$rid` (answered already, timed out, or never asked).
+   */
+  answer(hub: string, deviceId: string, rid: string, status: number, body: Buffer): 'answered' | 'unknown' {
+    const call = this.#calls.get(rid);
+    if (!call || call.key !== deviceKey(hub, deviceId) || call.state !== 'sent') return 'unknown';
+    if (body.length > MAX_METHOD_PAYLOAD_BYTES) {
+      this.#fail(
+        call,
+        'bad-response',
+        badResponse(
+          `The device's answer is ${body.length} bytes, over the ${MAX_METHOD_PAYLOAD_BYTES}-byte limit of a method payload.`,
+        ),
+      );
+      return 'answered';
+    }
+    let payload: unknown = null;
+    if (body.length > 0) {
+      const decoded = decodeJson(body.toString('utf8'), { maxDepth: 32 });
+      if (!decoded.ok) {
+        this.#fail(call, 'bad-response', badResponse(`The device's answer is not JSON: ${decoded.reason}`));
+        return 'answered';
+      }
+      payload = decoded.value;
+    }
+    this.#end(call);
+    this.#report(call.request, 'answered', status, call.startedMs);
+    call.resolve({ status, payload });
+    return 'answered';
+  }
+
+  /**
+   * A device connection closed: the calls sent on it end at once with 504101 (IoT Hub's "couldn't
+   * confirm if the direct method completed": the device may have run it). Calls still waiting for
+   * the device to connect go on waiting.
+   */
+  connectionClosed(connection: string): void {
+    for (const call of [...this.#calls.values()]) {
+      if (call.state === 'sent' && call.connection === connection)
+        this.#fail(
+          call,
+          'disconnected',
+          new MethodError(504, 504101, 'GatewayTimeout', 'The device disconnected before it answered the method.'),
+        );
+    }
+  }
+
+  /** Ends every call (the emulator is closing): 503, as a hub going away. */
+  close(): void {
+    for (const call of [...this.#calls.values()])
+      this.#fail(call, 'refused', new MethodError(503, 503001, 'ServiceUnavailable', 'The emulated hub is closing.'));
+  }
+
+  #trySend(call: Call): boolean {
+    let connection: string | undefined;
+    try {
+      connection = this.#devices?.send(call.request);
+    } catch {
+      connection = undefined;
+    }
+    if (connection === undefined) return false;
+    call.state = 'sent';
+    call.connection = connection;
+    const seconds = call.invocation.responseTimeoutInSeconds;
+    call.timer = setTimeout(
+      () =>
+        this.#fail(
+          call,
+          'timeout',
+          new MethodError(504, 504101, 'GatewayTimeout', 'Timed out waiting for the response from device.', {
+            timeout: timeSpan(seconds),
+          }),
+        ),
+      seconds * 1000,
+    );
+    call.timer.unref();
+    return true;
+  }
+
+  #hold(call: Call): void {
+    this.#calls.set(call.request.rid, call);
+    let ofDevice = this.#byDevice.get(call.key);
+    if (!ofDevice) {
+      ofDevice = new Set();
+      this.#byDevice.set(call.key, ofDevice);
+    }
+    ofDevice.add(call);
+  }
+
+  #end(call: Call): void {
+    clearTimeout(call.timer);
+    this.#calls.delete(call.request.rid);
+    const ofDevice = this.#byDevice.get(call.key);
+    ofDevice?.delete(call);
+    if (ofDevice?.size === 0) this.#byDevice.delete(call.key);
+  }
+
+  #fail(call: Call, outcome: MethodOutcome, error: MethodError): void {
+    if (this.#calls.get(call.request.rid) !== call) return; // ended already
+    this.#end(call);
+    this.#report(call.request, outcome, error.status, call.startedMs);
+    call.reject(error);
+  }
+
+  #report(
+    request: Pick<MethodRequest, 'hub' | 'deviceId' | 'methodName'>,
+    outcome: MethodOutcome,
+    status: number,
+    startedMs: number,
+  ): void {
+    try {
+      this.#onReport?.({
+        hub: request.hub,
+        deviceId: request.deviceId,
+        methodName: request.methodName,
+        outcome,
+        status,
+        durationMs: Math.max(0, this.#now() - startedMs),
+      });
+    } catch {
+      // A listener's failure is its own.
+    }
+  }
+}
+
+/** IoT Hub's 404103, its message and `info` as the service answers them (azure-iot-cli-extension#54). */
+function notOnline(connectTimeoutInSeconds: number): MethodError {
+  return new MethodError(404, 404103, 'DeviceNotOnline', 'Timed out waiting for device to connect.', {
+    timeout: timeSpan(connectTimeoutInSeconds),
+  });
+}
+
+/**
+ * An answer the hub cannot pass on (not JSON, over 128 KB). IoT Hub's answer is not documented
+ * (a 2016 report names `InvalidResponseWhileProxying`); the emulator's: 502, which azure-iothub
+ * raises as `BadDeviceResponseError`, with the generic 502000.
+ */
+function badResponse(message: string): MethodError {
+  return new MethodError(502, 502000, 'InvalidResponseWhileProxying', message);
+}
+
+function deviceKey(hub: string, deviceId: string): string {
+  return `${hub.toLowerCase()}\n${deviceId}`;
+}
