@@ -133,17 +133,38 @@ export async function startHubMqtt(
         done(null, true);
       },
       authenticate(client, username, password, done) {
+        /**
+         * A refused CONNECT: its `hub.auth` debug line (the device, the reason and why; never the
+         * password), the `connect-refused` event (and so the limited warning), then the CONNACK.
+         * Every refusal has the line, those decided before the credentials are read too.
+         */
+        const refuse = (deviceId: string, reason: string, detail: string, returnCode: 2 | 5, message: string) => {
+          log.debug('hub.auth', `${clip(deviceId)} on ${hubName} over MQTT: ${reason} (${detail})`, {
+            hub: hubName,
+            deviceId: clip(deviceId),
+            reason,
+          });
+          hub.reportRefused(hubName, deviceId, 'mqtt', reason);
+          done(refusal(returnCode, message), false);
+        };
         const parsed = parseHubUsername(username);
         if (!parsed || parsed.hub.toLowerCase() !== hubName.toLowerCase()) {
-          return done(refusal(5, `username is not ${hubName}/{deviceId}/?api-version=…`), false);
+          const expected = `${hubName}/{deviceId}/?api-version=…`;
+          return refuse(
+            clip(client.id),
+            'malformed',
+            `the username is not ${expected}`,
+            5,
+            `username is not ${expected}`,
+          );
         }
         if (parsed.moduleId) {
-          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', 'module identities are not emulated');
-          return done(refusal(5, 'module identities are not emulated'), false);
+          const detail = 'module identities are not emulated';
+          return refuse(parsed.deviceId, 'module-not-emulated', detail, 5, detail);
         }
         if (client.id !== parsed.deviceId) {
-          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', 'client id differs from the device id in the username');
-          return done(refusal(2, 'the MQTT client id must be the device id'), false);
+          const detail = 'the MQTT client id differs from the device id in the username';
+          return refuse(parsed.deviceId, 'client-id-mismatch', detail, 2, 'the MQTT client id must be the device id');
         }
         let auth: ReturnType<typeof hub.authenticateDevice>;
         try {
@@ -161,15 +182,7 @@ export async function startHubMqtt(
           closeWebSocketWith(connectionOf(client), MQTT_WEBSOCKET_CLOSE.serverUnavailable);
           return done(refusal(3, 'server unavailable'), false);
         }
-        if (!auth.ok) {
-          log.debug('hub.auth', `${clip(parsed.deviceId)} on ${hubName} over MQTT: ${auth.reason} (${auth.detail})`, {
-            hub: hubName,
-            deviceId: clip(parsed.deviceId),
-            reason: auth.reason,
-          });
-          hub.reportRefused(hubName, parsed.deviceId, 'mqtt', auth.reason);
-          return done(refusal(5, 'not authorized'), false);
-        }
+        if (!auth.ok) return refuse(parsed.deviceId, auth.reason, auth.detail, 5, 'not authorized');
         sessions.set(client, {
           hub: auth.hub,
           deviceId: auth.deviceId,

@@ -341,3 +341,41 @@ function readFrames(bytes: Buffer): ReceivedFrame[] {
   }
   return out;
 }
+
+/**
+ * The SASL header and one SASL init with `mechanism` (no credentials: ANONYMOUS, as a client
+ * without a password sends it) over TLS to the AMQP port; resolves with the SASL outcome's code
+ * (0 ok, 1 auth), then closes the socket (rhea answers and waits for the client to go).
+ */
+export function rawSaslInit(emulator: Emulator, mechanism: string): Promise<number | undefined> {
+  const init = Buffer.concat([
+    Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]),
+    frames.write_frame(frames.sasl_frame(frames.sasl_init({ mechanism }))),
+  ]);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = tls.connect({ host: 'localhost', port: amqpPort(emulator), ca: emulator.caCertPem }, () =>
+      socket.write(init),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const bytes = Buffer.concat(chunks);
+      // The server's SASL header, then its frames: the mechanisms, then the outcome.
+      for (let at = 8; at + 8 <= bytes.length; ) {
+        const size = bytes.readUInt32BE(at);
+        if (at + size > bytes.length) break;
+        const performative = frames.read_frame(bytes.subarray(at, at + size))?.performative as
+          | { code?: number }
+          | undefined;
+        at += size;
+        if (performative?.code !== undefined) {
+          socket.destroy();
+          resolve(performative.code);
+          return;
+        }
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(undefined));
+  });
+}

@@ -187,6 +187,26 @@ interface ServerConnection extends Connection {
   sasl_transport: unknown;
 }
 
+/**
+ * Calls `refused` with the mechanism of a SASL init other than PLAIN (ANONYMOUS: a client without
+ * credentials), which rhea answers with the SASL outcome `auth` and nothing else: no event of
+ * rhea's tells it, so without this such a refusal had no line at all (every other refused
+ * credential has its `amqp.auth` debug line). rhea hands each SASL frame to its SASL layer's
+ * `on_<frame>` method, looked up at each frame: this wraps the layer's own.
+ */
+function logRefusedSaslMechanism(connection: ServerConnection, refused: (mechanism: string) => void): void {
+  const sasl = connection.sasl_transport as
+    | { on_sasl_init?: (frame: { performative?: { mechanism?: unknown } }) => void }
+    | undefined;
+  const init = sasl?.on_sasl_init;
+  if (!sasl || typeof init !== 'function') return;
+  sasl.on_sasl_init = (frame) => {
+    const mechanism = frame.performative?.mechanism;
+    if (mechanism !== 'PLAIN') refused(String(mechanism ?? ''));
+    init.call(sasl, frame);
+  };
+}
+
 /** The parts of a rhea session read here. */
 interface RheaSession {
   /** Its links by the peer's handle. */
@@ -883,6 +903,13 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
 
     open.add(connection);
     connection.accept(socket);
+    logRefusedSaslMechanism(connection, (mechanism) =>
+      log.debug(
+        'amqp.auth',
+        `${peer} (${transport}): missing-token (SASL ${clip(mechanism)}: only SASL PLAIN, {idScope}/registrations/{registrationId} and a SAS token, is served)`,
+        { registrationId: '', reason: 'missing-token', transport },
+      ),
+    );
   };
 
   const server = tls.createServer(

@@ -68,7 +68,10 @@ describe('HubService', () => {
     expect(
       reason({ hub: HUB, deviceId: 'dev-1', token: deviceToken(`${HUB}/devices/dev-1`, key, expiresAt - 7200) }),
     ).toBe('expired');
-    expect(reason({ hub: HUB, deviceId: 'dev-1', token: undefined })).toBe('malformed');
+    // No credential: missing-token, as DPS's attestation and the registry say (was 'malformed').
+    expect(reason({ hub: HUB, deviceId: 'dev-1', token: undefined })).toBe('missing-token');
+    expect(reason({ hub: HUB, deviceId: 'dev-1', token: '' })).toBe('missing-token');
+    expect(reason({ hub: HUB, deviceId: 'dev-1', token: 'Bearer abc' })).toBe('malformed');
   });
 
   it('serves the twin to the device and the registry, and pushes desired changes with their $version', () => {

@@ -101,6 +101,7 @@ export type DeviceAuthFailure =
   | 'invalid-device-id'
   | 'device-not-found'
   | 'device-disabled'
+  | 'missing-token'
   | 'certificate-authority-not-emulated'
   | CertificateAuthFailure
   | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
@@ -242,7 +243,8 @@ export class HubService {
         `device "${input.deviceId}" authenticates by X.509 CA (certificateAuthority), which the emulated hubs do not check (they hold no CA certificates); re-provision it through DPS to get a selfSigned identity`,
       );
     }
-    if (!input.token) return fail('malformed', 'no SAS token');
+    // As DPS's attestation and the registry name a request without credentials (missing-token).
+    if (!input.token) return fail('missing-token', 'no SAS token was presented (MQTT password, HTTPS Authorization)');
     try {
       const parsed = verifySasToken(input.token, {
         keys,
