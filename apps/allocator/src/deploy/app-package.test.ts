@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AllocatorLogRecord } from '../log/record.js';
 import { spawnNode } from '../testing/process.js';
 import { readZip } from '../testing/unzip.js';
+import { appFiles } from './app-package.js';
 import { compileTypeScript } from './compile.js';
 import { PACKAGE_DIR } from './package.js';
 
@@ -59,6 +60,9 @@ describe('dpskit-allocator package <appDir>', () => {
       }),
       'host.json': JSON.stringify({ version: '2.0', extensions: { http: { routePrefix: 'api' } } }),
       'local.settings.json': JSON.stringify({ Values: { SECRET: 'do-not-ship' } }),
+      // The emulator's default state folder and a ready file, as a user running it from here has them.
+      '.dpskit/emulator/tls/ca.key.pem': '-----BEGIN PRIVATE KEY-----\ndo-not-ship\n-----END PRIVATE KEY-----\n',
+      '.dpskit/emulator.ready.json': '{}',
       'tsconfig.json': '{}',
       'src/functions/assign.ts': '// the source; the build writes dist/',
       'dist/src/functions/assign.js': POLICY_MODULE,
@@ -152,4 +156,32 @@ describe('dpskit-allocator package <appDir>', () => {
     expect(await noMain.exited).toBe(1);
     expect(noMain.stderr()).toContain('No file matches package.json "main" "dist/src/functions/*.js"');
   }, 60_000);
+});
+
+describe('appFiles', () => {
+  it("leaves out dpskit's local state (.dpskit) and local.settings.json whatever the app's .funcignore says", async () => {
+    const app = await mkdtemp(path.join(tmpdir(), 'dpskit-app-files-'));
+    try {
+      const files: Record<string, string> = {
+        '.funcignore': '*.ts\ntest\n', // a user's own, naming neither
+        'host.json': '{}',
+        'local.settings.json': '{}',
+        'dist/src/functions/a.js': '',
+        '.dpskit/emulator/tls/ca.key.pem': 'key',
+        '.dpskit/emulator/emulator.db': 'keys',
+        '.dpskit/allocator.ready.json': '{}',
+      };
+      for (const [rel, text] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(app, rel)), { recursive: true });
+        await writeFile(path.join(app, rel), text);
+      }
+      expect(await appFiles(app, path.join(app, 'deploy'))).toEqual([
+        '.funcignore',
+        'dist/src/functions/a.js',
+        'host.json',
+      ]);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  });
 });

@@ -28,7 +28,13 @@ export const DEFAULT_FUNCIGNORE = [
   'test',
   'tsconfig.json',
 ];
-const ALWAYS_EXCLUDED = ['node_modules', 'local.settings.json', '.git'];
+/**
+ * Never packaged, whatever `.funcignore` says: `local.settings.json` holds local secrets, and
+ * `.dpskit` is dpskit's local state (the emulator's default state folder `.dpskit/emulator`, with its
+ * CA and server private keys and its database of enrollment and device keys; ready files), which a
+ * user running the emulator from the app's folder has there and Core Tools' `.funcignore` does not name.
+ */
+const ALWAYS_EXCLUDED = ['node_modules', 'local.settings.json', '.git', '.dpskit'];
 
 export interface AppPackageOptions {
   /** The Functions app folder: package.json (with `main`), host.json, the built code, node_modules. */
