@@ -488,6 +488,16 @@ class EmulatorInstance extends EventEmitter implements Emulator {
 
       // A name of this process among the others on the store: its own pushes are not delivered twice.
       const pushOutbox = this.#options.sharedStore ? store.hubPushes(`${process.pid}:${randomUUID()}`) : undefined;
+      // Other workers' pushes are read while a device is connected to this worker, or a direct
+      // method call is in flight here (its device may be on another worker: its end comes back
+      // through the store).
+      let hubPushes: HubPushFollower | undefined;
+      const following = { devices: false, methods: false };
+      const follow = (why: keyof typeof following, any: boolean) => {
+        following[why] = any;
+        if (following.devices || following.methods) hubPushes?.start();
+        else hubPushes?.stop();
+      };
       const hub = new HubService({
         store: store.hub,
         hubs: staticModel.linkedHubs.map((linked) => linked.hostName),
@@ -496,7 +506,16 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         ...(pushOutbox ? { outbox: pushOutbox } : {}),
         // Hub telemetry over MQTT commits with the turn's other writes (DPS registrations' too).
         writeSoon: (write) => store.writeSoon(write),
+        onMethodsInFlight: (any) => follow('methods', any),
       });
+      if (pushOutbox) {
+        // A method call for a device connected to another worker goes there through the store, and
+        // its end comes back the same way (hub/core/direct-methods.ts).
+        hub.methods.relayThrough({
+          forward: (request) => pushOutbox.add({ kind: 'method', ...request }),
+          reply: (end) => pushOutbox.add({ kind: 'method-end', hub: end.hub, deviceId: end.deviceId, end }),
+        });
+      }
       // A DPS re-provisioning that moves a device away from a hub (or device id) deletes it there:
       // its connection there is closed, here once the assignment is committed (never if it rolls
       // back; out of the store's write, at the end of the turn: the close writes to the store too)
@@ -508,19 +527,25 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       cleanup.push(() => {
         store.assignmentPushes = undefined;
       });
-      let hubPushes: HubPushFollower | undefined;
       // The clock of the listeners' limits on the warnings any client can cause (core/limited-warnings.ts).
       const logClock = { now: this.#options.logClock };
       const hubMqtt = await startHubMqtt(hub, this.#log, {
-        // Other workers' pushes are read only while a device is connected to this one.
-        onDevicesConnected: (any) => (any ? hubPushes?.start() : hubPushes?.stop()),
+        onDevicesConnected: (any) => follow('devices', any),
         ...logClock,
       });
       cleanup.push(() => hubMqtt.close());
       if (pushOutbox) {
         const follower = followHubPushes({
           feed: pushOutbox,
-          deliver: (push, seq) => hubMqtt.deliver(push, seq),
+          deliver: (push, seq) => {
+            if (push.kind === 'method') hub.methods.deliverRelayed(push);
+            else if (push.kind === 'method-end') hub.methods.relayEnded(push.end);
+            else {
+              // The calls waiting here for a device that just connected to another worker go there.
+              if (push.kind === 'connected') hub.methods.deviceConnectedElsewhere(push.hub, push.deviceId);
+              hubMqtt.deliver(push, seq);
+            }
+          },
           log: this.#log,
         });
         hubPushes = follower;

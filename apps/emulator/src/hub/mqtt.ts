@@ -406,6 +406,8 @@ export async function startHubMqtt(
 
   /** A push owed to a device: sent on its connection if it is connected here, else nothing. */
   const deliver = (push: HubPush, seq?: number) => {
+    // Relayed method calls are the hub service's (DirectMethods), never a push to a connection.
+    if (push.kind === 'method' || push.kind === 'method-end') return;
     const broker = brokers.get(push.hub.toLowerCase());
     const client = broker ? findClient(broker, push.deviceId) : undefined;
     const session = client ? sessions.get(client) : undefined;
@@ -453,7 +455,15 @@ export async function startHubMqtt(
 
   // Direct method requests: to the device's connection here when it subscribed to them, at QoS 0
   // ("Method requests are QoS 0", azure-docs iot-hub-devguide-direct-methods).
+  /** The device's connection here, when it is connected here. */
+  const heldDevice = (hubName: string, deviceId: string) => {
+    const broker = brokers.get(hubName.toLowerCase());
+    const client = broker ? findClient(broker, deviceId) : undefined;
+    const session = client ? sessions.get(client) : undefined;
+    return client && session && !client.closed && connected.has(client) ? { client, session } : undefined;
+  };
   hub.methods.attach({
+    holds: (hubName, deviceId) => heldDevice(hubName, deviceId) !== undefined,
     send(request) {
       const broker = brokers.get(request.hub.toLowerCase());
       const client = broker ? findClient(broker, request.deviceId) : undefined;

@@ -171,3 +171,54 @@ describe('UncommittedHubPushes', () => {
     expect(pushes.committed()).toEqual([]);
   });
 });
+
+describe('relayed direct method calls through the store', () => {
+  it('carries a request and its end between processes, fields checked; a malformed row is skipped', () => {
+    const [a, b] = twoProcesses();
+    const outboxA = a.hubPushes('a');
+    const outboxB = b.hubPushes('b');
+    const request = {
+      rid: '1f',
+      hub: HUB,
+      deviceId: 'dev-1',
+      methodName: 'reboot',
+      payloadJson: '{"delay":1}',
+      connectDeadlineMs: 1_000,
+      connectTimeoutInSeconds: 0,
+      responseTimeoutInSeconds: 30,
+    };
+    const before = outboxB.latest();
+    outboxA.add({ kind: 'method', ...request });
+    const answered = {
+      rid: '1f',
+      hub: HUB,
+      deviceId: 'dev-1',
+      kind: 'answered' as const,
+      status: 200,
+      payloadJson: '[]',
+    };
+    outboxB.add({ kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: answered });
+    const failed = {
+      rid: '20',
+      hub: HUB,
+      deviceId: 'dev-1',
+      kind: 'failed' as const,
+      outcome: 'timeout' as const,
+      status: 504,
+      errorCode: 504101,
+      code: 'GatewayTimeout',
+      message: 'Timed out waiting for the response from device.',
+      info: { timeout: '00:00:30' },
+    };
+    outboxB.add({ kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: failed });
+    // Written by hand: an end naming another device than its row, and a request without its rid.
+    outboxB.add({ kind: 'method-end', hub: HUB, deviceId: 'dev-2', end: answered });
+    const { rid: _rid, ...noRid } = request;
+    outboxB.add({ kind: 'method', ...noRid } as never);
+    expect(outboxA.after(before, 10).map((row) => row.push)).toEqual([
+      { kind: 'method', ...request },
+      { kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: answered },
+      { kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: failed },
+    ]);
+  });
+});

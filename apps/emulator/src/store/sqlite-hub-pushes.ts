@@ -79,6 +79,7 @@ function parsePush(text: string): HubPush | undefined {
   if (typeof push.hub !== 'string' || typeof push.deviceId !== 'string') return undefined;
   if (push.kind === 'deleted' || push.kind === 'disabled' || push.kind === 'connected')
     return { kind: push.kind, hub: push.hub, deviceId: push.deviceId };
+  if (push.kind === 'method' || push.kind === 'method-end') return parseMethodPush(value as Record<string, unknown>);
   if (
     push.kind === 'desired' &&
     typeof push.desired === 'object' &&
@@ -87,6 +88,87 @@ function parsePush(text: string): HubPush | undefined {
   )
     return { kind: 'desired', hub: push.hub, deviceId: push.deviceId, desired: push.desired as JsonObject };
   return undefined;
+}
+
+/** A relayed method request or end, its fields checked (any other row is skipped). */
+function parseMethodPush(row: Record<string, unknown>): HubPush | undefined {
+  const text = (name: string) => (typeof row[name] === 'string' ? (row[name] as string) : undefined);
+  const int = (value: unknown) => (typeof value === 'number' && Number.isInteger(value) ? value : undefined);
+  const hub = text('hub');
+  const deviceId = text('deviceId');
+  if (!hub || !deviceId) return undefined;
+  if (row.kind === 'method') {
+    const rid = text('rid');
+    const methodName = text('methodName');
+    const payloadJson = text('payloadJson');
+    const connectDeadlineMs = int(row.connectDeadlineMs);
+    const connectTimeoutInSeconds = int(row.connectTimeoutInSeconds);
+    const responseTimeoutInSeconds = int(row.responseTimeoutInSeconds);
+    if (
+      !rid ||
+      !methodName ||
+      payloadJson === undefined ||
+      connectDeadlineMs === undefined ||
+      connectTimeoutInSeconds === undefined ||
+      responseTimeoutInSeconds === undefined
+    )
+      return undefined;
+    return {
+      kind: 'method',
+      rid,
+      hub,
+      deviceId,
+      methodName,
+      payloadJson,
+      connectDeadlineMs,
+      connectTimeoutInSeconds,
+      responseTimeoutInSeconds,
+    };
+  }
+  const end = row.end as Record<string, unknown> | undefined;
+  if (typeof end !== 'object' || end === null) return undefined;
+  const rid = typeof end.rid === 'string' ? end.rid : undefined;
+  const status = int(end.status);
+  if (!rid || status === undefined || end.hub !== hub || end.deviceId !== deviceId) return undefined;
+  if (end.kind === 'answered' && typeof end.payloadJson === 'string')
+    return {
+      kind: 'method-end',
+      hub,
+      deviceId,
+      end: { kind: 'answered', rid, hub, deviceId, status, payloadJson: end.payloadJson },
+    };
+  const outcomes = ['not-online', 'timeout', 'disconnected', 'bad-response', 'refused'] as const;
+  const outcome = outcomes.find((o) => o === end.outcome);
+  const errorCode = int(end.errorCode);
+  if (
+    end.kind !== 'failed' ||
+    !outcome ||
+    errorCode === undefined ||
+    typeof end.code !== 'string' ||
+    typeof end.message !== 'string'
+  )
+    return undefined;
+  const info =
+    typeof end.info === 'object' && end.info !== null && Object.values(end.info).every((v) => typeof v === 'string')
+      ? (end.info as Record<string, string>)
+      : undefined;
+  return {
+    kind: 'method-end',
+    hub,
+    deviceId,
+    end: {
+      kind: 'failed',
+      rid,
+      hub,
+      deviceId,
+      outcome,
+      status,
+      errorCode,
+      code: end.code,
+      message: end.message,
+      ...(info ? { info } : {}),
+    },
+  };
 }
 
 /**

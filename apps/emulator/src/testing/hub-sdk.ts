@@ -60,19 +60,22 @@ export function registryClient(emulator: Emulator, hub?: string, connectionStrin
 }
 
 /**
- * `Client.fromConnectionString(emulator.hubConnectionString(hub))` of `azure-iothub` (the service
- * client that invokes direct methods over HTTPS) reaching the emulator through its REST client's
- * agent (`hubAgent`, or the one given), as the Registry does. Its AMQP transport is never opened.
+ * `azure-iothub`'s service `Client` (it invokes direct methods over HTTPS) for `hub` with the
+ * well-known `iothubowner` key (or the connection string given), reaching the emulator through its
+ * REST client's agent (`hubAgent`, or the one given), as the Registry does. Its AMQP transport is
+ * never opened.
  */
 export function serviceClient(
-  emulator: Emulator,
-  hub?: string,
+  emulator: HubTarget,
+  hub: string,
   options: { connectionString?: string; agent?: https.Agent } = {},
 ): HubServiceClient {
-  const agent = options.agent ?? hubAgent(emulator);
-  const client = ServiceClient.fromConnectionString(options.connectionString ?? emulator.hubConnectionString(hub));
+  const client = ServiceClient.fromConnectionString(
+    options.connectionString ??
+      `HostName=${hub};SharedAccessKeyName=${HUB_OWNER_POLICY_NAME};SharedAccessKey=${WELL_KNOWN_HUB_KEY}`,
+  );
   (client as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
-    http: { agent },
+    http: { agent: options.agent ?? hubAgent(emulator) },
   });
   return client;
 }

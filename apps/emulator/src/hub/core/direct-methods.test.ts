@@ -6,6 +6,7 @@ import {
   MethodError,
   type MethodRequest,
   parseMethodInvocation,
+  RELAY_GRACE_MS,
   timeSpan,
 } from './direct-methods.js';
 
@@ -104,6 +105,7 @@ describe('DirectMethods', () => {
     reports = [];
     methods = new DirectMethods({ onReport: (r) => reports.push(r), maxPendingPerDevice: 2, maxPending: 3 });
     methods.attach({
+      holds: () => reachable,
       send: (request) => {
         if (!reachable) return undefined;
         sent.push(request);
@@ -221,5 +223,129 @@ describe('DirectMethods', () => {
   it('uses request ids unique within the process', () => {
     for (let i = 0; i < 2; i += 1) void methods.invoke(HUB, `d${i}`, invocation()).catch(() => {});
     expect(new Set(sent.map((r) => r.rid)).size).toBe(2);
+  });
+});
+
+describe('DirectMethods across processes (a relay between two, as the store is for --workers)', () => {
+  /** Process A takes the service's calls; process B holds the device. */
+  let a: DirectMethods;
+  let b: DirectMethods;
+  let sentOnB: MethodRequest[];
+  let heldOnB: boolean;
+  let subscribedOnB: boolean;
+  let relayed: string[];
+  let holdingA: boolean[];
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    sentOnB = [];
+    heldOnB = true;
+    subscribedOnB = true;
+    relayed = [];
+    holdingA = [];
+    a = new DirectMethods({ onHolding: (any) => holdingA.push(any) });
+    b = new DirectMethods();
+    a.attach({ holds: () => false, send: () => undefined });
+    b.attach({
+      holds: () => heldOnB,
+      send: (request) => {
+        if (!heldOnB || !subscribedOnB) return undefined;
+        sentOnB.push(request);
+        return 'b-connection';
+      },
+    });
+    // The store's push table, in memory: each side reads what the other wrote.
+    a.relayThrough({
+      forward: (request) => {
+        relayed.push(`method ${request.methodName}`);
+        b.deliverRelayed(request);
+      },
+      reply: () => {
+        throw new Error('A holds no device');
+      },
+    });
+    b.relayThrough({
+      forward: () => {
+        throw new Error('B takes no call');
+      },
+      reply: (end) => {
+        relayed.push(`end ${end.kind}`);
+        a.relayEnded(end);
+      },
+    });
+  });
+  afterEach(() => {
+    a.close();
+    b.close();
+    vi.useRealTimers();
+  });
+
+  it('forwards a call for a device connected elsewhere; the device answers there; the service gets it here', async () => {
+    const call = a.invoke(HUB, 'd1', invocation({ payload: [1] }), () => true);
+    expect(sentOnB).toEqual([expect.objectContaining({ deviceId: 'd1', methodName: 'reboot', payloadJson: '[1]' })]);
+    expect(b.answer(HUB, 'd1', sentOnB[0]?.rid as string, 200, Buffer.from('{"ok":1}'))).toBe('answered');
+    await expect(call).resolves.toEqual({ status: 200, payload: { ok: 1 } });
+    expect(relayed).toEqual(['method reboot', 'end answered']);
+    expect([a.pending, b.pending, vi.getTimerCount()]).toEqual([0, 0, 0]);
+    // A followed the store while the call was in flight, and stopped after.
+    expect(holdingA).toEqual([true, false]);
+  });
+
+  it('the process holding the device ends the call: not listening (404103), gone (504101), silent (504101)', async () => {
+    subscribedOnB = false;
+    await expect(a.invoke(HUB, 'd1', invocation(), () => true)).rejects.toMatchObject({
+      status: 404,
+      errorCode: 404103,
+    });
+    subscribedOnB = true;
+    const gone = a.invoke(HUB, 'd1', invocation(), () => true).catch((err: unknown) => err);
+    b.connectionClosed('b-connection');
+    expect(await gone).toMatchObject({
+      status: 504,
+      message: 'The device disconnected before it answered the method.',
+    });
+    const silent = a
+      .invoke(HUB, 'd1', invocation({ responseTimeoutInSeconds: 5 }), () => true)
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(await silent).toMatchObject({ status: 504, errorCode: 504101, info: { timeout: '00:00:05' } });
+    expect([a.pending, b.pending, vi.getTimerCount()]).toEqual([0, 0, 0]);
+  });
+
+  it('a call waiting for its device is forwarded when the device connects elsewhere, and sent once it listens', async () => {
+    heldOnB = false;
+    const call = a.invoke(HUB, 'd1', invocation({ connectTimeoutInSeconds: 60 }), () => false);
+    await vi.advanceTimersByTimeAsync(10_000);
+    // The device connects to B (A reads B's `connected` push) without listening to methods yet.
+    heldOnB = true;
+    subscribedOnB = false;
+    a.deviceConnectedElsewhere(HUB, 'd1');
+    expect(sentOnB).toEqual([]);
+    subscribedOnB = true;
+    b.deviceReady(HUB, 'd1');
+    expect(b.answer(HUB, 'd1', sentOnB[0]?.rid as string, 204, Buffer.alloc(0))).toBe('answered');
+    await expect(call).resolves.toEqual({ status: 204, payload: null });
+  });
+
+  it('does not forward a call for a device connected here without listening to methods (404103 here)', async () => {
+    let heldOnA = true;
+    a.attach({ holds: () => heldOnA, send: () => undefined });
+    await expect(a.invoke(HUB, 'd1', invocation(), () => true)).rejects.toMatchObject({ errorCode: 404103 });
+    expect(relayed).toEqual([]);
+    // Not connected here: the registry's Connected is another process's connection.
+    heldOnA = false;
+    const call = a.invoke(HUB, 'd1', invocation(), () => true);
+    expect(relayed).toEqual(['method reboot']);
+    b.answer(HUB, 'd1', sentOnB[0]?.rid as string, 200, Buffer.alloc(0));
+    await expect(call).resolves.toEqual({ status: 200, payload: null });
+  });
+
+  it('times the call out here when no process holds the device (a stale Connected state)', async () => {
+    heldOnB = false;
+    const call = a.invoke(HUB, 'd1', invocation({ responseTimeoutInSeconds: 5 }), () => true).catch((e: unknown) => e);
+    expect(b.pending).toBe(0);
+    await vi.advanceTimersByTimeAsync(5_000 + RELAY_GRACE_MS);
+    expect(await call).toMatchObject({ status: 504, errorCode: 504101 });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

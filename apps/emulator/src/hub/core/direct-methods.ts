@@ -144,6 +144,8 @@ export interface MethodDevices {
    * `$iothub/methods/POST/#`: returns the connection's name, else undefined (nothing sent).
    */
   send(request: MethodRequest): string | undefined;
+  /** Whether the device is connected to this process (subscribed to methods or not). */
+  holds(hub: string, deviceId: string): boolean;
 }
 
 /** The service's answer: the device's status and payload. */
@@ -165,45 +167,98 @@ export interface MethodCallReport {
   durationMs: number;
 }
 
+/** A request handed to the other processes on the store, for the one holding the device. */
+export interface RelayedMethodRequest extends MethodRequest {
+  /** Until when (epoch ms) the device may still connect and subscribe (connectTimeoutInSeconds). */
+  connectDeadlineMs: number;
+  connectTimeoutInSeconds: number;
+  responseTimeoutInSeconds: number;
+}
+
+/** How a relayed call ended, as the process holding the device tells the one that forwarded it. */
+export type RelayedMethodEnd = { rid: string; hub: string; deviceId: string } & (
+  | { kind: 'answered'; status: number; payloadJson: string }
+  | {
+      kind: 'failed';
+      outcome: Exclude<MethodOutcome, 'answered'>;
+      status: number;
+      errorCode: number;
+      code: string;
+      message: string;
+      info?: Record<string, string>;
+    }
+);
+
+/**
+ * The channel between the processes of `dps-emulator start --workers` (the store's push table):
+ * a call taken by one process for a device connected to another is forwarded; the process holding
+ * the device sends it and replies with its end.
+ */
+export interface MethodRelay {
+  forward(request: RelayedMethodRequest): void;
+  reply(end: RelayedMethodEnd): void;
+}
+
+type End =
+  | { kind: 'answered'; status: number; payload: unknown; payloadJson: string }
+  | { kind: 'failed'; outcome: Exclude<MethodOutcome, 'answered'>; error: MethodError };
+
 interface Call {
   request: MethodRequest;
   key: string;
-  invocation: MethodInvocation;
+  /** `local`: taken here (the service waits on this process); `relayed`: forwarded by another process. */
+  origin: 'local' | 'relayed';
+  connectDeadlineMs: number;
+  connectTimeoutInSeconds: number;
+  responseTimeoutInSeconds: number;
   startedMs: number;
-  /** `waiting`: for the device to connect and subscribe; `sent`: for its answer. */
-  state: 'waiting' | 'sent';
+  /**
+   * `waiting`: for the device to connect and subscribe; `sent`: for its answer; `forwarded`: to the
+   * process holding the device, for its reply.
+   */
+  state: 'waiting' | 'sent' | 'forwarded';
   connection?: string;
-  timer: NodeJS.Timeout;
-  resolve: (result: MethodResult) => void;
-  reject: (error: MethodError) => void;
+  timer?: NodeJS.Timeout;
+  /** A local call's promise. */
+  settle?: (end: End) => void;
 }
 
 export interface DirectMethodsOptions {
   now?: () => number;
   onReport?: (report: MethodCallReport) => void;
+  /** Called when the first call is held and when the last ends (the store's pushes are followed meanwhile). */
+  onHolding?: (any: boolean) => void;
   /** The bounds (defaults: MAX_PENDING_METHODS_PER_DEVICE, MAX_PENDING_METHODS). */
   maxPendingPerDevice?: number;
   maxPending?: number;
 }
 
+/** How long a forwarded call waits for its reply beyond its own timeouts (the relay's delay). */
+export const RELAY_GRACE_MS = 5_000;
+
 /**
  * The method calls of this process: each waits (bounded by its own timeouts) for its device to
  * connect and subscribe, then for its answer; every call ends exactly once, its timer cleared.
+ * With a relay (other processes on the store), a call for a device connected elsewhere is
+ * forwarded, and the calls other processes forward are sent to the devices connected here.
  */
 export class DirectMethods {
   readonly #calls = new Map<string, Call>();
   readonly #byDevice = new Map<string, Set<Call>>();
   readonly #now: () => number;
   readonly #onReport: ((report: MethodCallReport) => void) | undefined;
+  readonly #onHolding: ((any: boolean) => void) | undefined;
   readonly #maxPerDevice: number;
   readonly #max: number;
   #devices: MethodDevices | undefined;
-  /** Request ids: unique within the process (and, with the random start, across processes). */
-  #nextRid = Math.floor(Math.random() * 0x1000000) * 0x100;
+  #relay: MethodRelay | undefined;
+  /** Request ids: unique within the process and, with the random start, across processes. */
+  #nextRid = Math.floor(Math.random() * 0x1000000) * 0x1000000;
 
   constructor(options: DirectMethodsOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#onReport = options.onReport;
+    this.#onHolding = options.onHolding;
     this.#maxPerDevice = options.maxPendingPerDevice ?? MAX_PENDING_METHODS_PER_DEVICE;
     this.#max = options.maxPending ?? MAX_PENDING_METHODS;
   }
@@ -213,98 +268,144 @@ export class DirectMethods {
     this.#devices = devices;
   }
 
-  /** Calls in flight. */
+  /** The other processes on the store (`--workers`), if any. */
+  relayThrough(relay: MethodRelay | undefined): void {
+    this.#relay = relay;
+  }
+
+  /** Calls in flight (taken here or relayed here). */
   get pending(): number {
     return this.#calls.size;
   }
 
   /**
    * Invokes a method on a device of the registry (the caller checked it exists): resolves with the
-   * device's answer, rejects with the `MethodError` IoT Hub answers with.
+   * device's answer, rejects with the `MethodError` IoT Hub answers with. `connectedElsewhere` says
+   * whether the registry shows the device connected (to another process, when it is not here).
    */
-  invoke(hub: string, deviceId: string, invocation: MethodInvocation): Promise<MethodResult> {
+  invoke(
+    hub: string,
+    deviceId: string,
+    invocation: MethodInvocation,
+    connectedElsewhere: () => boolean = () => false,
+  ): Promise<MethodResult> {
     const key = deviceKey(hub, deviceId);
     const startedMs = this.#now();
-    const ofDevice = this.#byDevice.get(key);
-    const refuse = (error: MethodError) => {
-      this.#report({ hub, deviceId, methodName: invocation.methodName }, 'refused', error.status, startedMs);
-      return Promise.reject(error);
-    };
-    if ((ofDevice?.size ?? 0) >= this.#maxPerDevice) {
-      return refuse(
-        new MethodError(
-          403,
-          403800,
-          'DeviceMaximumInflightMethodExceeded',
-          `The device has ${this.#maxPerDevice} direct method calls in flight, the most the emulated hub holds per device.`,
-        ),
-      );
+    const named = { hub, deviceId, methodName: invocation.methodName };
+    const refused = this.#refusal(key);
+    if (refused) {
+      this.#report(named, 'refused', refused.status, startedMs);
+      return Promise.reject(refused);
     }
-    if (this.#calls.size >= this.#max) {
-      return refuse(
-        new MethodError(
-          503,
-          503005,
-          'ServerBusy',
-          `The emulated hubs hold ${this.#max} direct method calls in flight, their most; try again later.`,
-        ),
-      );
-    }
-    const request: MethodRequest = {
-      rid: (this.#nextRid++).toString(16),
-      hub,
-      deviceId,
-      methodName: invocation.methodName,
-      payloadJson: invocation.payloadJson,
-    };
     return new Promise<MethodResult>((resolve, reject) => {
       const call: Call = {
-        request,
+        request: { rid: this.#rid(), ...named, payloadJson: invocation.payloadJson },
         key,
-        invocation,
+        origin: 'local',
+        connectDeadlineMs: startedMs + invocation.connectTimeoutInSeconds * 1000,
+        connectTimeoutInSeconds: invocation.connectTimeoutInSeconds,
+        responseTimeoutInSeconds: invocation.responseTimeoutInSeconds,
         startedMs,
         state: 'waiting',
-        // Replaced below; a placeholder keeps the type simple.
-        timer: undefined as unknown as NodeJS.Timeout,
-        resolve,
-        reject,
+        settle: (end) => {
+          this.#report(
+            named,
+            end.kind === 'answered' ? 'answered' : end.outcome,
+            end.kind === 'answered' ? end.status : end.error.status,
+            startedMs,
+          );
+          if (end.kind === 'answered') resolve({ status: end.status, payload: end.payload });
+          else reject(end.error);
+        },
       };
-      if (this.#trySend(call)) {
-        this.#hold(call);
+      // Held first: with a relay, the store's pushes are followed from here on (onHolding), so that
+      // a reply or a connection elsewhere written after this point is seen.
+      this.#hold(call);
+      if (this.#trySend(call)) return;
+      // Connected here without listening to methods: not another process's to send (the
+      // registry's Connected is this connection).
+      if (this.#relay && !this.#devices?.holds(hub, deviceId) && connectedElsewhere()) {
+        this.#forward(call);
         return;
       }
       if (invocation.connectTimeoutInSeconds === 0) {
         // "The default value is 0, meaning that devices must already be online upon invocation".
-        this.#report(request, 'not-online', 404, startedMs);
-        reject(notOnline(0));
+        this.#finish(call, { kind: 'failed', outcome: 'not-online', error: notOnline(0) });
         return;
       }
-      call.timer = setTimeout(
-        () => this.#fail(call, 'not-online', notOnline(invocation.connectTimeoutInSeconds)),
-        invocation.connectTimeoutInSeconds * 1000,
-      );
-      call.timer.unref();
-      this.#hold(call);
+      this.#waitForDevice(call);
     });
   }
 
   /** The device subscribed to methods on a connection here: the calls waiting for it are sent. */
   deviceReady(hub: string, deviceId: string): void {
-    const ofDevice = this.#byDevice.get(deviceKey(hub, deviceId));
-    if (!ofDevice) return;
-    for (const call of [...ofDevice]) {
+    for (const call of this.#ofDevice(hub, deviceId)) {
       if (call.state !== 'waiting') continue;
       clearTimeout(call.timer);
-      if (!this.#trySend(call)) {
-        // Not reachable after all (closed meanwhile): it keeps waiting for what is left of its time.
-        const left = call.startedMs + call.invocation.connectTimeoutInSeconds * 1000 - this.#now();
-        call.timer = setTimeout(
-          () => this.#fail(call, 'not-online', notOnline(call.invocation.connectTimeoutInSeconds)),
-          Math.max(0, left),
-        );
-        call.timer.unref();
-      }
+      if (!this.#trySend(call)) this.#waitForDevice(call);
     }
+  }
+
+  /**
+   * The device connected to another process (its `connected` push): the calls taken here that
+   * wait for it are forwarded there.
+   */
+  deviceConnectedElsewhere(hub: string, deviceId: string): void {
+    if (!this.#relay) return;
+    for (const call of this.#ofDevice(hub, deviceId)) {
+      if (call.state !== 'waiting' || call.origin !== 'local') continue;
+      clearTimeout(call.timer);
+      this.#forward(call);
+    }
+  }
+
+  /**
+   * A call another process forwarded: sent to the device if it is connected here (held until it
+   * subscribes, within its connect deadline); ignored if it is not (another process holds it).
+   */
+  deliverRelayed(request: RelayedMethodRequest): void {
+    if (this.#calls.has(request.rid) || !this.#devices?.holds(request.hub, request.deviceId)) return;
+    const key = deviceKey(request.hub, request.deviceId);
+    const base = { rid: request.rid, hub: request.hub, deviceId: request.deviceId };
+    const refused = this.#refusal(key);
+    if (refused) {
+      this.#relay?.reply({ ...base, kind: 'failed', outcome: 'refused', ...errorFields(refused) });
+      return;
+    }
+    const call: Call = {
+      request: {
+        rid: request.rid,
+        hub: request.hub,
+        deviceId: request.deviceId,
+        methodName: request.methodName,
+        payloadJson: request.payloadJson,
+      },
+      key,
+      origin: 'relayed',
+      connectDeadlineMs: request.connectDeadlineMs,
+      connectTimeoutInSeconds: request.connectTimeoutInSeconds,
+      responseTimeoutInSeconds: request.responseTimeoutInSeconds,
+      startedMs: this.#now(),
+      state: 'waiting',
+    };
+    this.#hold(call);
+    if (!this.#trySend(call)) this.#waitForDevice(call);
+  }
+
+  /** The end of a call this process forwarded, from the process that held the device. */
+  relayEnded(end: RelayedMethodEnd): void {
+    const call = this.#calls.get(end.rid);
+    if (!call || call.origin !== 'local' || call.state !== 'forwarded' || call.key !== deviceKey(end.hub, end.deviceId))
+      return;
+    if (end.kind === 'answered') {
+      this.#finish(call, this.#answered(end.status, Buffer.from(end.payloadJson)));
+      return;
+    }
+    this.#finish(call, {
+      kind: 'failed',
+      outcome: end.outcome,
+      error: new MethodError(end.status, end.errorCode, end.code, end.message, end.info),
+    });
   }
 
   /**
@@ -314,28 +415,7 @@ export class DirectMethods {
   answer(hub: string, deviceId: string, rid: string, status: number, body: Buffer): 'answered' | 'unknown' {
     const call = this.#calls.get(rid);
     if (!call || call.key !== deviceKey(hub, deviceId) || call.state !== 'sent') return 'unknown';
-    if (body.length > MAX_METHOD_PAYLOAD_BYTES) {
-      this.#fail(
-        call,
-        'bad-response',
-        badResponse(
-          `The device's answer is ${body.length} bytes, over the ${MAX_METHOD_PAYLOAD_BYTES}-byte limit of a method payload.`,
-        ),
-      );
-      return 'answered';
-    }
-    let payload: unknown = null;
-    if (body.length > 0) {
-      const decoded = decodeJson(body.toString('utf8'), { maxDepth: 32 });
-      if (!decoded.ok) {
-        this.#fail(call, 'bad-response', badResponse(`The device's answer is not JSON: ${decoded.reason}`));
-        return 'answered';
-      }
-      payload = decoded.value;
-    }
-    this.#end(call);
-    this.#report(call.request, 'answered', status, call.startedMs);
-    call.resolve({ status, payload });
+    this.#finish(call, this.#answered(status, body));
     return 'answered';
   }
 
@@ -347,18 +427,75 @@ export class DirectMethods {
   connectionClosed(connection: string): void {
     for (const call of [...this.#calls.values()]) {
       if (call.state === 'sent' && call.connection === connection)
-        this.#fail(
-          call,
-          'disconnected',
-          new MethodError(504, 504101, 'GatewayTimeout', 'The device disconnected before it answered the method.'),
-        );
+        this.#finish(call, {
+          kind: 'failed',
+          outcome: 'disconnected',
+          error: new MethodError(
+            504,
+            504101,
+            'GatewayTimeout',
+            'The device disconnected before it answered the method.',
+          ),
+        });
     }
   }
 
   /** Ends every call (the emulator is closing): 503, as a hub going away. */
   close(): void {
     for (const call of [...this.#calls.values()])
-      this.#fail(call, 'refused', new MethodError(503, 503001, 'ServiceUnavailable', 'The emulated hub is closing.'));
+      this.#finish(call, {
+        kind: 'failed',
+        outcome: 'refused',
+        error: new MethodError(503, 503001, 'ServiceUnavailable', 'The emulated hub is closing.'),
+      });
+  }
+
+  #rid(): string {
+    return (this.#nextRid++).toString(16);
+  }
+
+  #refusal(key: string): MethodError | undefined {
+    if ((this.#byDevice.get(key)?.size ?? 0) >= this.#maxPerDevice)
+      return new MethodError(
+        403,
+        403800,
+        'DeviceMaximumInflightMethodExceeded',
+        `The device has ${this.#maxPerDevice} direct method calls in flight, the most the emulated hub holds per device.`,
+      );
+    if (this.#calls.size >= this.#max)
+      return new MethodError(
+        503,
+        503005,
+        'ServerBusy',
+        `The emulated hubs hold ${this.#max} direct method calls in flight, their most; try again later.`,
+      );
+    return undefined;
+  }
+
+  #ofDevice(hub: string, deviceId: string): Call[] {
+    return [...(this.#byDevice.get(deviceKey(hub, deviceId)) ?? [])];
+  }
+
+  /** A device's answer, checked: IoT Hub passes on a JSON payload up to 128 KB. */
+  #answered(status: number, body: Buffer): End {
+    if (body.length > MAX_METHOD_PAYLOAD_BYTES)
+      return {
+        kind: 'failed',
+        outcome: 'bad-response',
+        error: badResponse(
+          `The device's answer is ${body.length} bytes, over the ${MAX_METHOD_PAYLOAD_BYTES}-byte limit of a method payload.`,
+        ),
+      };
+    if (body.length === 0) return { kind: 'answered', status, payload: null, payloadJson: 'null' };
+    const text = body.toString('utf8');
+    const decoded = decodeJson(text, { maxDepth: 32 });
+    if (!decoded.ok)
+      return {
+        kind: 'failed',
+        outcome: 'bad-response',
+        error: badResponse(`The device's answer is not JSON: ${decoded.reason}`),
+      };
+    return { kind: 'answered', status, payload: decoded.value, payloadJson: text };
   }
 
   #trySend(call: Call): boolean {
@@ -371,20 +508,61 @@ export class DirectMethods {
     if (connection === undefined) return false;
     call.state = 'sent';
     call.connection = connection;
-    const seconds = call.invocation.responseTimeoutInSeconds;
-    call.timer = setTimeout(
-      () =>
-        this.#fail(
-          call,
-          'timeout',
-          new MethodError(504, 504101, 'GatewayTimeout', 'Timed out waiting for the response from device.', {
-            timeout: timeSpan(seconds),
-          }),
-        ),
-      seconds * 1000,
+    const seconds = call.responseTimeoutInSeconds;
+    call.timer = this.#after(seconds * 1000, () =>
+      this.#finish(call, {
+        kind: 'failed',
+        outcome: 'timeout',
+        error: new MethodError(504, 504101, 'GatewayTimeout', 'Timed out waiting for the response from device.', {
+          timeout: timeSpan(seconds),
+        }),
+      }),
     );
-    call.timer.unref();
     return true;
+  }
+
+  /** Waits what is left of the call's connect timeout for its device; then 404103. */
+  #waitForDevice(call: Call): void {
+    call.state = 'waiting';
+    const notHere = () =>
+      this.#finish(call, { kind: 'failed', outcome: 'not-online', error: notOnline(call.connectTimeoutInSeconds) });
+    const leftMs = call.connectDeadlineMs - this.#now();
+    if (leftMs <= 0) notHere();
+    else call.timer = this.#after(leftMs, notHere);
+  }
+
+  /** Hands a local call to the process holding its device, and waits for its reply (or times out). */
+  #forward(call: Call): void {
+    call.state = 'forwarded';
+    // Timed first: the reply may come at once (a relay that delivers in the same turn).
+    const waitMs =
+      Math.max(0, call.connectDeadlineMs - this.#now()) + call.responseTimeoutInSeconds * 1000 + RELAY_GRACE_MS;
+    call.timer = this.#after(waitMs, () =>
+      this.#finish(call, {
+        kind: 'failed',
+        outcome: 'timeout',
+        error: new MethodError(504, 504101, 'GatewayTimeout', 'Timed out waiting for the response from device.', {
+          timeout: timeSpan(call.responseTimeoutInSeconds),
+        }),
+      }),
+    );
+    const { request } = call;
+    try {
+      this.#relay?.forward({
+        ...request,
+        connectDeadlineMs: call.connectDeadlineMs,
+        connectTimeoutInSeconds: call.connectTimeoutInSeconds,
+        responseTimeoutInSeconds: call.responseTimeoutInSeconds,
+      });
+    } catch {
+      // Not written (the store failed): the call times out, as one no process answers.
+    }
+  }
+
+  #after(ms: number, run: () => void): NodeJS.Timeout {
+    const timer = setTimeout(run, Math.max(0, ms));
+    timer.unref();
+    return timer;
   }
 
   #hold(call: Call): void {
@@ -395,21 +573,44 @@ export class DirectMethods {
       this.#byDevice.set(call.key, ofDevice);
     }
     ofDevice.add(call);
+    if (this.#calls.size === 1) this.#holding(true);
   }
 
-  #end(call: Call): void {
+  /** Ends a call once: its timer cleared, the service answered (local) or the forwarding process told (relayed). */
+  #finish(call: Call, end: End): void {
+    if (this.#calls.get(call.request.rid) !== call) return; // ended already
     clearTimeout(call.timer);
     this.#calls.delete(call.request.rid);
     const ofDevice = this.#byDevice.get(call.key);
     ofDevice?.delete(call);
     if (ofDevice?.size === 0) this.#byDevice.delete(call.key);
+    if (call.origin === 'local') call.settle?.(end);
+    else {
+      const base = { rid: call.request.rid, hub: call.request.hub, deviceId: call.request.deviceId };
+      try {
+        this.#relay?.reply(
+          end.kind === 'answered'
+            ? { ...base, kind: 'answered', status: end.status, payloadJson: end.payloadJson }
+            : {
+                ...base,
+                kind: 'failed',
+                outcome: end.outcome,
+                ...errorFields(end.error),
+              },
+        );
+      } catch {
+        // Not written: the forwarding process times the call out.
+      }
+    }
+    if (this.#calls.size === 0) this.#holding(false);
   }
 
-  #fail(call: Call, outcome: MethodOutcome, error: MethodError): void {
-    if (this.#calls.get(call.request.rid) !== call) return; // ended already
-    this.#end(call);
-    this.#report(call.request, outcome, error.status, call.startedMs);
-    call.reject(error);
+  #holding(any: boolean): void {
+    try {
+      this.#onHolding?.(any);
+    } catch {
+      // The listener's failure is its own.
+    }
   }
 
   #report(
@@ -431,6 +632,16 @@ export class DirectMethods {
       // A listener's failure is its own.
     }
   }
+}
+
+function errorFields(error: MethodError) {
+  return {
+    status: error.status,
+    errorCode: error.errorCode,
+    code: error.code,
+    message: error.message,
+    ...(error.info ? { info: error.info } : {}),
+  };
 }
 
 /** IoT Hub's 404103, its message and `info` as the service answers them (azure-iot-cli-extension#54). */

@@ -136,6 +136,8 @@ export interface HubServiceOptions {
    * (`SqliteStore.writeSoon`). Without it, `receiveTelemetrySoon` writes at once.
    */
   writeSoon?: (write: () => void) => Promise<void>;
+  /** Called when the first direct method call is held in this process and when the last ends. */
+  onMethodsInFlight?: (any: boolean) => void;
 }
 
 /**
@@ -166,6 +168,7 @@ export class HubService {
     this.methods = new DirectMethods({
       now: () => this.#now().getTime(),
       onReport: (report) => this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) }),
+      ...(options.onMethodsInFlight ? { onHolding: options.onMethodsInFlight } : {}),
     });
   }
 
@@ -600,7 +603,15 @@ export class HubService {
         });
         throw new MethodError(404, 404001, 'DeviceNotFound', `Device ${clip(deviceId)} not registered in ${hub}.`);
       }
-      return this.methods.invoke(device.identity.hub, device.identity.deviceId, invocation);
+      const { hub: hubName, deviceId: id } = device.identity;
+      // With other processes on the store (--workers), a device not connected here may be connected
+      // to one of them: the registry says so (read again once the call is held, see invoke).
+      return this.methods.invoke(
+        hubName,
+        id,
+        invocation,
+        () => this.#store.getDevice(hubName, id)?.connectionState === 'Connected',
+      );
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,3 +1,4 @@
+import type { RelayedMethodEnd, RelayedMethodRequest } from './direct-methods.js';
 import type { JsonObject } from './twin.js';
 
 /**
@@ -12,11 +13,22 @@ import type { JsonObject } from './twin.js';
  */
 export type HubPush =
   | { kind: 'desired'; hub: string; deviceId: string; desired: JsonObject }
-  | { kind: 'deleted' | 'disabled' | 'connected'; hub: string; deviceId: string };
+  | { kind: 'deleted' | 'disabled' | 'connected'; hub: string; deviceId: string }
+  | MethodPush;
+
+/**
+ * A direct method call relayed between the processes on the store (`DirectMethods`): a request
+ * taken by one process for a device connected to another (`method`), and its end, from the process
+ * holding the device back to the one the service waits on (`method-end`). Never written without a
+ * shared store; never delivered to a device connection as a push.
+ */
+export type MethodPush =
+  | ({ kind: 'method' } & RelayedMethodRequest)
+  | { kind: 'method-end'; hub: string; deviceId: string; end: RelayedMethodEnd };
 
 /** The pushes that end a device's connection where it is held. */
 export function closesConnection(push: HubPush): boolean {
-  return push.kind !== 'desired';
+  return push.kind === 'deleted' || push.kind === 'disabled' || push.kind === 'connected';
 }
 
 /**
