@@ -253,7 +253,7 @@ describe('DeviceApi while a webhook runs', () => {
     await slowService.whenIdle();
   });
 
-  it('poll answers at once what needs no hold, and a poll to hold with a promise, reading the operation once before the hold', async () => {
+  it('poll answers at once what needs no hold, and a poll to hold with a promise, reading the operation only after the hold when its allocation runs here', async () => {
     const store = new MemoryRegistrationStore();
     let reads = 0;
     const getOperation = store.getOperation.bind(store);
@@ -267,14 +267,16 @@ describe('DeviceApi while a webhook runs', () => {
     const { operationId } = fastApi.register(token('dev-h'), '{}', 'mqtt').body as { operationId: string };
     expect(slowApi.poll(token('dev-h'), operationId, 'mqtt')).toMatchObject({ status: 202, retryAfterSeconds: 3 });
     expect(fastApi.poll(token('dev-h'), '4.0.0', 'mqtt')).toMatchObject({ status: 404 });
+    // Another device's poll of it is not held: it is not found (read from the store).
+    expect(fastApi.poll(token('dev-other'), operationId, 'mqtt')).toMatchObject({ status: 404 });
     reads = 0;
     const held = fastApi.poll(token('dev-h'), operationId, 'mqtt');
     expect(held).toBeInstanceOf(Promise);
-    // One read found it assigning; the next is after the allocation ends.
-    expect(reads).toBe(1);
+    // Its allocation runs in this process: assigning without a read; the one read is after it ends.
+    expect(reads).toBe(0);
     await finishWebhook();
     expect(await held).toMatchObject({ status: 200, body: { operationId, status: 'failed' } });
-    expect(reads).toBe(2);
+    expect(reads).toBe(1);
     await slowService.whenIdle();
     const now = fastApi.poll(token('dev-h'), operationId, 'mqtt');
     expect(now).toEqual(await fastApi.operationStatus(token('dev-h'), operationId, 'mqtt'));

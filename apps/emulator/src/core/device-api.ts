@@ -217,10 +217,11 @@ export class DeviceApi {
   /**
    * `operationStatus`, but answered at once when it can be (every case but a poll to hold): a
    * transport answers without a promise in between (MQTT then writes the PUBACK and the answer in
-   * one TLS record), and a poll to hold gets the promise. The operation is read once before the
-   * hold and once after it. (Issue #13: MQTT asked `pollNow`, which read it and gave up on a poll to
-   * hold, and then `operationStatus`, which read it again: a store read more for every poll held,
-   * i.e. for nearly every registration of a custom enrollment with retry-after 0.)
+   * one TLS record), and a poll to hold gets the promise. The operation is read once after the
+   * hold, and before it only when its allocation is not running in this process (it may be in
+   * another on the same store). (Issue #13: MQTT asked `pollNow`, which read it and gave up on a
+   * poll to hold, and then `operationStatus`, which read it again: two store reads more for every
+   * poll held, i.e. for nearly every registration of a custom enrollment with retry-after 0.)
    */
   poll(
     attestation: AttestationResult,
@@ -228,8 +229,13 @@ export class DeviceApi {
     transport: DeviceTransport,
   ): DeviceApiResponse | Promise<DeviceApiResponse> {
     if (!attestation.ok) return unauthorized(transport);
+    const hold = this.options.retryAfterSeconds === 0;
+    // Running here: assigning, no read needed before the hold (RegistrationService.allocating).
+    if (hold && this.service.allocating(attestation.registrationId, operationId)) {
+      return this.#afterHold(attestation.registrationId, operationId, transport);
+    }
     const view = this.service.operation(attestation.registrationId, operationId);
-    if (view.state === 'assigning' && this.options.retryAfterSeconds === 0) {
+    if (view.state === 'assigning' && hold) {
       return this.#afterHold(attestation.registrationId, operationId, transport);
     }
     return this.#pollAnswer(view, attestation.registrationId, operationId, transport);

@@ -95,8 +95,11 @@ export type AttestedDevice = Extract<AttestationResult, { ok: true }>;
 export class RegistrationService {
   readonly #options: RegistrationServiceOptions;
   readonly #now: () => Date;
-  /** The allocations running in this process, by operation id: settle when they end (never reject). */
-  readonly #running = new Map<string, Promise<void>>();
+  /**
+   * The allocations running in this process, by operation id: `done` settles when they end (never
+   * rejects); `registrationKey`, the lower-cased registration id the operation belongs to.
+   */
+  readonly #running = new Map<string, { done: Promise<void>; registrationKey: string }>();
   readonly #chains = new Map<string, Promise<void>>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -275,7 +278,7 @@ export class RegistrationService {
       () => undefined,
       () => undefined,
     );
-    this.#running.set(operation.operationId, done);
+    this.#running.set(operation.operationId, { done, registrationKey });
     void done.then(() => this.#running.delete(operation.operationId));
     this.#inFlight.add(tracked);
     this.#chains.set(registrationKey, tracked);
@@ -313,6 +316,17 @@ export class RegistrationService {
     return enrollments.groups.find((group) => group.id.toLowerCase() === ref.id.toLowerCase());
   }
 
+  /**
+   * Whether the operation's allocation is running in this process for this registration id: the
+   * operation is then `assigning` (its end is committed before it stops running), so a poll to
+   * hold needs no read of it before the hold. (Issue #13: that read was one SQLite point read for
+   * nearly every registration of a custom enrollment with retry-after 0.) An operation running in
+   * another process on the same store (`--workers`) is not known here: its poll reads the store.
+   */
+  allocating(registrationId: string, operationId: string): boolean {
+    return this.#running.get(operationId)?.registrationKey === registrationId.toLowerCase();
+  }
+
   /** A poll, answered from the store: only the registration that created an operation can see it. */
   operation(registrationId: string, operationId: string): OperationView {
     const operation = this.#options.store.getOperation(operationId);
@@ -342,7 +356,7 @@ export class RegistrationService {
    * a poll can reach another worker than the register request did) is watched in the store.
    */
   async settled(operationId: string, timeoutMs: number): Promise<void> {
-    const done = this.#running.get(operationId) ?? this.#finishedInStore(operationId, timeoutMs);
+    const done = this.#running.get(operationId)?.done ?? this.#finishedInStore(operationId, timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
