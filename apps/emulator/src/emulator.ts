@@ -109,7 +109,7 @@ export interface EmulatorOptions {
   };
   /**
    * Bounds on device connections and what they send (defaults: `DEFAULT_CONNECTION_LIMITS`, JSON
-   * nested at most 64 deep). See the README's "Limits".
+   * nested at most 64 deep). See https://github.com/dpskit/dpskit/blob/main/apps/emulator/docs/limits.md.
    */
   limits?: Partial<ConnectionLimits> & {
     maxJsonDepth?: number;
@@ -124,7 +124,8 @@ export interface EmulatorOptions {
   logLevel?: LogLevel;
   /**
    * The clock the log's limit on warnings any client can cause is measured on (at most one line in
-   * full a second per kind and listener, the rest counted: README, "Events and logs"). Default: the
+   * full a second per kind and listener, the rest counted: see
+   * https://github.com/dpskit/dpskit/blob/main/apps/emulator/docs/events-and-logs.md). Default: the
    * wall clock. A test passes one it moves, to see each warning in full or a flood counted, without
    * waiting on real seconds.
    */

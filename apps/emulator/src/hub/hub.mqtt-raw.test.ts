@@ -100,7 +100,7 @@ describe('the hub over MQTT: packets written together (raw TLS)', () => {
     await disconnected;
   });
 
-  it('answers a twin request of a device that never subscribed to $iothub/twin/res/# (a choice: see the README)', async () => {
+  it('answers a twin request of a device that never subscribed to $iothub/twin/res/# (a choice: see docs/hubs.md, "MQTT QoS")', async () => {
     // IoT Hub's documentation has the device subscribe first ("First, a device subscribes to
     // $iothub/twin/res/#, to receive the operation's responses", iot-mqtt-connect-to-iot-hub) and
     // says nothing of a device that does not; the service has been seen delivering to a connection

@@ -536,7 +536,7 @@ export class SqliteStore
       // ends with a scan of the cache's hash table (pcache1TruncateUnsafe), which grows with the
       // cache, and the pages a registration touches (the newest of each table and index, a few
       // random index leaves) fit in 2 MB; the rest is a read from the OS's file cache. Server CPU
-      // per registration 6-10 % lower by bench:server's method (README, "A fifth pass").
+      // per registration 6-10 % lower by bench:server's method (docs/benchmarks.md, "A fifth pass").
       db.pragma('cache_size = -2000');
       migrate(db, path);
       return new SqliteStore(path, db);

@@ -630,7 +630,7 @@ class DpsConnection implements DeviceSessionHooks, PacketSink {
       // A CONNECT that names no registration (no username, or an empty one) can be no device's:
       // refused at once, CONNACK 5, before it takes over a connection of the same client id. What
       // real DPS answers is not known; a username that names one, wrongly, is answered 401 on the
-      // first request as the one real capture shows (README, "Choices where DPS is unknown").
+      // first request as the one real capture shows (docs/device-api.md, "Choices where DPS is unknown").
       log.debug('mqtt.auth', `${clip(connect.clientId)}: a CONNECT without a username; CONNACK 5 (not authorized)`, {
         registrationId: clip(connect.clientId),
         reason: 'missing-username',

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
-// The web view's live streams are bounded (README "Web view": at most 16 open streams); each holds
+// The web view's live streams are bounded (docs/web-view.md: at most 16 open streams); each holds
 // a poll timer and a response buffer. A bed of its own: no stream of another test still closing.
 let bed: TestBedWithWebhook;
 beforeAll(async () => {

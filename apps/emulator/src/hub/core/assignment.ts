@@ -18,7 +18,7 @@ export interface HubAssignment {
   /**
    * An X.509 device: the thumbprint of the certificate it attested with, in both slots. DPS creates
    * X.509 devices as `selfSigned` by that certificate, for individual enrollments and groups alike
-   * (see the emulator README, "X.509 devices on the hub").
+   * (see the emulator's docs/hubs.md, "X.509 devices on the hub").
    */
   x509Thumbprint?: { primaryThumbprint: string; secondaryThumbprint: string };
   /** Where the device was before this assignment (the previous successful one). */
