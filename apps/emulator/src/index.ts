@@ -28,8 +28,8 @@ export {
 } from './core/allocation/custom.js';
 export { pickHashed } from './core/allocation/hashed.js';
 export type { AttestationFailureReason } from './core/attestation.js';
-export { DEFAULT_ISSUED_CERTIFICATE_DAYS, IssuingCaError } from './core/certificate-issuance.js';
 export type { DeviceTransport, RegistrationEvent, RegistrationOutcome } from './core/events.js';
+export { DEFAULT_ISSUED_CERTIFICATE_DAYS, IssuingCaError } from './core/issuing-ca.js';
 export type { EnrollmentRef, LinkedHub } from './core/model.js';
 export {
   DEFAULT_SERVICE_POLICIES,

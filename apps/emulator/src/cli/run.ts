@@ -9,7 +9,7 @@ import {
 } from '@dpskit/node-kit';
 import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
-import { IssuingCaError } from '../core/certificate-issuance.js';
+import { IssuingCaError } from '../core/issuing-ca.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
 import { StateDirInUseError } from '../state-claim.js';
 import { parseCliArgs, USAGE } from './args.js';

@@ -2,7 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa, createTestDeviceCertificate, pemChain, type TestCertificate } from '../testing/certificates.js';
 import { createTestCsr, tamperedCsr } from '../testing/csr.js';
-import { checkCsr, csrProblem, IssuingCaError, issueCertificate, loadIssuingCa } from './certificate-issuance.js';
+import { checkCsr, csrProblem, issueCertificate, loadIssuingCa } from './certificate-issuance.js';
+import { IssuingCaError } from './issuing-ca.js';
 
 let root: TestCertificate;
 let issuing: TestCertificate;

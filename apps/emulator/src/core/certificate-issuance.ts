@@ -12,6 +12,7 @@ import {
   X509Certificate,
   X509CertificateGenerator,
 } from '@peculiar/x509';
+import { DEFAULT_ISSUED_CERTIFICATE_DAYS, IssuingCaError } from './issuing-ca.js';
 
 // DPS certificate issuance (api-version 2025-07-01-preview and later): a device sends a PKCS#10
 // certificate signing request (`csr`) with its register request; on assignment DPS answers with
@@ -25,14 +26,7 @@ type Provider = NonNullable<Parameters<typeof X509CertificateGenerator.create>[1
 const crypto = webcrypto as unknown as Provider;
 type CryptoKey = webcrypto.CryptoKey;
 
-/** How long issued certificates are valid unless configured (choose-and-document: DPS's policies vary). */
-export const DEFAULT_ISSUED_CERTIFICATE_DAYS = 30;
 const DAY = 86_400_000;
-
-/** A configuration problem of the issuing CA, naming what is wrong (the key never appears). */
-export class IssuingCaError extends Error {
-  override readonly name = 'IssuingCaError';
-}
 
 export interface IssuingCa {
   /** The issuing certificate first, then the issuers given with it (up to the root), DER. */
