@@ -1,8 +1,17 @@
+import { execFile } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPortUrl } from '../testing/fixtures.js';
+import { closedPortUrl, tempStateDir } from '../testing/fixtures.js';
+import { ensureCertificates } from '../tls/certificates.js';
 import { WebhookClient } from './webhook.js';
+
+const execFileAsync = promisify(execFile);
+/** The built client (`npm test` builds the package first). */
+const BUILT_WEBHOOK = fileURLToPath(new URL('../../dist/allocation/webhook.js', import.meta.url));
 
 let server: http.Server;
 let base: string;
@@ -113,6 +122,123 @@ describe('WebhookClient and a webhook that closes idle connections (issue 8 item
       await new Promise((resolve) => closing.close(resolve));
     }
     expect(failures).toEqual([]);
+  });
+});
+
+describe('WebhookClient and connections closed without an answer', () => {
+  /** A webhook whose nth request (1-based, over all its connections) is met by `onRequest`. */
+  async function webhook(onRequest: (n: number, req: http.IncomingMessage, res: http.ServerResponse) => void) {
+    const seen: { connection: number; connectionHeader: string | undefined }[] = [];
+    const connections = new WeakMap<object, number>();
+    let opened = 0;
+    const server = http.createServer((req, res) => {
+      let connection = connections.get(req.socket);
+      if (connection === undefined) {
+        connection = ++opened;
+        connections.set(req.socket, connection);
+      }
+      seen.push({ connection, connectionHeader: req.headers.connection });
+      req.resume();
+      req.on('end', () => onRequest(seen.length, req, res));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/allocate?code=k`;
+    const close = async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    };
+    return { url, seen, close };
+  }
+  const answer = (res: http.ServerResponse) =>
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"iotHubHostName":"a.net"}');
+
+  it.each([
+    ['closed (FIN)', (socket: net.Socket) => socket.destroy()],
+    ['reset (RST)', (socket: net.Socket) => socket.resetAndDestroy()],
+  ])('sends a request whose kept-alive connection is %s again, once, on a connection of its own', async (_how, end) => {
+    // The first request to arrive on a connection an earlier answer came on is met by a close:
+    // the client cannot tell that from a connection the server closed as it was reused. Which
+    // call meets it is the client's choice of connection, so the calls go on until one has.
+    let reset: number | undefined;
+    const perConnection = new Map<number, number>();
+    const hook = await webhook((n, req, res) => {
+      const connection = hook.seen[n - 1]?.connection ?? 0;
+      const earlier = perConnection.get(connection) ?? 0;
+      perConnection.set(connection, earlier + 1);
+      if (earlier > 0 && reset === undefined) {
+        reset = n;
+        end(req.socket);
+      } else answer(res);
+    });
+    const client = new WebhookClient({ timeoutMs: 30_000 });
+    try {
+      for (let call = 0; call < 50 && reset === undefined; call++) {
+        expect(await client.call(hook.url, '{}')).toMatchObject({ kind: 'response', status: 200 });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(reset).toBeDefined();
+      // The reset request was sent again, once, on a new connection that closes after it.
+      const openedBefore = Math.max(...hook.seen.slice(0, reset).map((seen) => seen.connection));
+      expect(hook.seen.slice(reset ?? 0)).toEqual([{ connection: openedBefore + 1, connectionHeader: 'close' }]);
+    } finally {
+      client.close();
+      await hook.close();
+    }
+  });
+
+  it('does not send a request again when a new connection is closed without an answer', async () => {
+    const hook = await webhook((_n, req) => req.socket.destroy());
+    const client = new WebhookClient({ timeoutMs: 30_000 });
+    try {
+      const outcome = await client.call(hook.url, '{}');
+      expect(outcome).toMatchObject({ kind: 'connection-error' });
+      expect(['socket hang up', 'read ECONNRESET']).toContain(outcome.kind === 'connection-error' && outcome.reason);
+      expect(hook.seen).toEqual([{ connection: 1, connectionHeader: 'keep-alive' }]);
+    } finally {
+      client.close();
+      await hook.close();
+    }
+  });
+});
+
+describe('WebhookClient over HTTPS', () => {
+  it("verifies the webhook's certificate against Node's trusted CAs, NODE_EXTRA_CA_CERTS included", async () => {
+    const state = tempStateDir();
+    const tls = await ensureCertificates({ dir: state.path });
+    const server = https.createServer({ cert: tls.serverCertPem, key: tls.serverKeyPem }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end(`{"url":"${req.url}"}`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = new WebhookClient({ timeoutMs: 30_000 });
+    try {
+      // This process does not trust the CA.
+      const untrusted = await client.call(`https://127.0.0.1:${port}/api/allocate?code=k`, '{}');
+      expect(untrusted).toMatchObject({ kind: 'connection-error', reason: expect.stringMatching(/certificate/) });
+      // A process that does (the built client, as `dps-emulator` runs it): by address and by name,
+      // twice each (the second call on the kept connection).
+      const script = `
+        import { WebhookClient } from ${JSON.stringify(BUILT_WEBHOOK)};
+        const client = new WebhookClient({ timeoutMs: 30000 });
+        const outcomes = [];
+        for (const host of ['127.0.0.1', 'localhost', '127.0.0.1', 'localhost'])
+          outcomes.push(await client.call('https://' + host + ':${port}/api/allocate?code=k', '{}'));
+        client.close();
+        console.log(JSON.stringify(outcomes));`;
+      const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caCertPath },
+      });
+      const outcomes = JSON.parse(stdout) as unknown[];
+      expect(outcomes).toHaveLength(4);
+      for (const outcome of outcomes)
+        expect(outcome).toMatchObject({ kind: 'response', status: 200, body: '{"url":"/api/allocate?code=k"}' });
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      state.remove();
+    }
   });
 });
 
