@@ -220,6 +220,14 @@ describe('DirectMethods', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('answers every call after close at once (503), holding none', async () => {
+    methods.close();
+    const call = methods.invoke(HUB, 'd1', invocation({ connectTimeoutInSeconds: 60 })).catch((err: unknown) => err);
+    // Not held: no timer, nothing sent (the old code held it for its connect timeout).
+    expect([methods.pending, vi.getTimerCount(), sent.length]).toEqual([0, 0, 0]);
+    expect(await call).toMatchObject({ status: 503, message: 'The emulated hub is closing.' });
+  });
+
   it('uses request ids unique within the process', () => {
     for (let i = 0; i < 2; i += 1) void methods.invoke(HUB, `d${i}`, invocation()).catch(() => {});
     expect(new Set(sent.map((r) => r.rid)).size).toBe(2);
@@ -338,6 +346,19 @@ describe('DirectMethods across processes (a relay between two, as the store is f
     expect(relayed).toEqual(['method reboot']);
     b.answer(HUB, 'd1', sentOnB[0]?.rid as string, 200, Buffer.alloc(0));
     await expect(call).resolves.toEqual({ status: 200, payload: null });
+  });
+
+  it('lets a call go when the registry cannot be read (a failing store): the service gets the error', async () => {
+    const storeFault = new Error('SQLITE_BUSY: database is locked');
+    await expect(
+      a.invoke(HUB, 'd1', invocation({ connectTimeoutInSeconds: 60 }), () => {
+        throw storeFault;
+      }),
+    ).rejects.toBe(storeFault);
+    // Nothing held: no timer, the store no longer followed, the device's count of calls back to 0.
+    expect([a.pending, vi.getTimerCount()]).toEqual([0, 0]);
+    expect(holdingA).toEqual([true, false]);
+    expect(relayed).toEqual([]);
   });
 
   it('times the call out here when no process holds the device (a stale Connected state)', async () => {

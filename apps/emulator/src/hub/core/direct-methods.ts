@@ -252,6 +252,8 @@ export class DirectMethods {
   readonly #max: number;
   #devices: MethodDevices | undefined;
   #relay: MethodRelay | undefined;
+  /** Closed (the emulator is stopping): no call is held any more, each answered at once 503. */
+  #closed = false;
   /** Request ids: unique within the process and, with the random start, across processes. */
   #nextRid = Math.floor(Math.random() * 0x1000000) * 0x1000000;
 
@@ -324,7 +326,20 @@ export class DirectMethods {
       if (this.#trySend(call)) return;
       // Connected here without listening to methods: not another process's to send (the
       // registry's Connected is this connection).
-      if (this.#relay && !this.#devices?.holds(hub, deviceId) && connectedElsewhere()) {
+      let elsewhere: boolean;
+      try {
+        elsewhere = this.#relay !== undefined && !this.#devices?.holds(hub, deviceId) && connectedElsewhere();
+      } catch (err) {
+        // The registry could not be read (a busy or failing store): the call is let go and the
+        // service gets the error (IoT Hub's 500), rather than the call staying held, with no timer,
+        // for the rest of the run.
+        this.#release(call);
+        if (this.#calls.size === 0) this.#holding(false);
+        this.#report(named, 'refused', 500, startedMs);
+        reject(err);
+        return;
+      }
+      if (elsewhere) {
         this.#forward(call);
         return;
       }
@@ -369,7 +384,11 @@ export class DirectMethods {
     const base = { rid: request.rid, hub: request.hub, deviceId: request.deviceId };
     const refused = this.#refusal(key);
     if (refused) {
-      this.#relay?.reply({ ...base, kind: 'failed', outcome: 'refused', ...errorFields(refused) });
+      try {
+        this.#relay?.reply({ ...base, kind: 'failed', outcome: 'refused', ...errorFields(refused) });
+      } catch {
+        // Not written: the forwarding process times the call out.
+      }
       return;
     }
     const call: Call = {
@@ -440,14 +459,15 @@ export class DirectMethods {
     }
   }
 
-  /** Ends every call (the emulator is closing): 503, as a hub going away. */
+  /**
+   * Ends every call (the emulator is closing): 503, as a hub going away; and every call after it,
+   * at once (one taken in the moment between this and the HTTPS listener's close would otherwise
+   * wait its timeouts out, and have the store followed, after the emulator stopped).
+   */
   close(): void {
+    this.#closed = true;
     for (const call of [...this.#calls.values()])
-      this.#finish(call, {
-        kind: 'failed',
-        outcome: 'refused',
-        error: new MethodError(503, 503001, 'ServiceUnavailable', 'The emulated hub is closing.'),
-      });
+      this.#finish(call, { kind: 'failed', outcome: 'refused', error: closing() });
   }
 
   #rid(): string {
@@ -455,6 +475,7 @@ export class DirectMethods {
   }
 
   #refusal(key: string): MethodError | undefined {
+    if (this.#closed) return closing();
     if ((this.#byDevice.get(key)?.size ?? 0) >= this.#maxPerDevice)
       return new MethodError(
         403,
@@ -578,12 +599,7 @@ export class DirectMethods {
 
   /** Ends a call once: its timer cleared, the service answered (local) or the forwarding process told (relayed). */
   #finish(call: Call, end: End): void {
-    if (this.#calls.get(call.request.rid) !== call) return; // ended already
-    clearTimeout(call.timer);
-    this.#calls.delete(call.request.rid);
-    const ofDevice = this.#byDevice.get(call.key);
-    ofDevice?.delete(call);
-    if (ofDevice?.size === 0) this.#byDevice.delete(call.key);
+    if (!this.#release(call)) return; // ended already
     if (call.origin === 'local') call.settle?.(end);
     else {
       const base = { rid: call.request.rid, hub: call.request.hub, deviceId: call.request.deviceId };
@@ -603,6 +619,20 @@ export class DirectMethods {
       }
     }
     if (this.#calls.size === 0) this.#holding(false);
+  }
+
+  /**
+   * Lets a held call go: its timer cleared, out of the maps; false if it was not held (ended
+   * already). The caller says `#holding(false)` once none is left.
+   */
+  #release(call: Call): boolean {
+    if (this.#calls.get(call.request.rid) !== call) return false;
+    clearTimeout(call.timer);
+    this.#calls.delete(call.request.rid);
+    const ofDevice = this.#byDevice.get(call.key);
+    ofDevice?.delete(call);
+    if (ofDevice?.size === 0) this.#byDevice.delete(call.key);
+    return true;
   }
 
   #holding(any: boolean): void {
@@ -642,6 +672,10 @@ function errorFields(error: MethodError) {
     message: error.message,
     ...(error.info ? { info: error.info } : {}),
   };
+}
+
+function closing(): MethodError {
+  return new MethodError(503, 503001, 'ServiceUnavailable', 'The emulated hub is closing.');
 }
 
 /** IoT Hub's 404103, its message and `info` as the service answers them (azure-iot-cli-extension#54). */
