@@ -8,7 +8,7 @@ import type { HubPush } from '../hub/core/pushes.js';
 import { applyAssignment } from '../hub/core/store.js';
 import { followHubPushes } from '../hub/push-follower.js';
 import { SqliteStore } from './sqlite.js';
-import { HUB_PUSHES_KEPT, UncommittedHubPushes } from './sqlite-hub-pushes.js';
+import { HUB_METHOD_PUSHES_KEPT, HUB_PUSHES_KEPT, UncommittedHubPushes } from './sqlite-hub-pushes.js';
 
 // Two connections on one database file stand for two processes of `dps-emulator start --workers`.
 
@@ -220,5 +220,36 @@ describe('relayed direct method calls through the store', () => {
       { kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: answered },
       { kind: 'method-end', hub: HUB, deviceId: 'dev-1', end: failed },
     ]);
+  });
+});
+
+describe('the relayed method rows kept', () => {
+  it('keeps the newest HUB_METHOD_PUSHES_KEPT method rows (their payloads are large), the other pushes as before', () => {
+    const [a] = twoProcesses();
+    const outbox = a.hubPushes('a');
+    const before = outbox.latest();
+    outbox.add({ kind: 'connected', hub: HUB, deviceId: 'dev-1' });
+    const payloadJson = JSON.stringify('x'.repeat(1024));
+    for (let i = 0; i < HUB_METHOD_PUSHES_KEPT + 200; i++) {
+      outbox.add({
+        kind: 'method',
+        rid: i.toString(16),
+        hub: HUB,
+        deviceId: 'dev-1',
+        methodName: 'm',
+        payloadJson,
+        connectDeadlineMs: 0,
+        connectTimeoutInSeconds: 0,
+        responseTimeoutInSeconds: 30,
+      });
+    }
+    const rows = outbox.after(before, 10_000);
+    const methods = rows.filter((row) => row.push.kind === 'method');
+    // Pruned every 64 writes: at most that many over the bound, the newest kept.
+    expect(methods.length).toBeGreaterThanOrEqual(HUB_METHOD_PUSHES_KEPT);
+    expect(methods.length).toBeLessThan(HUB_METHOD_PUSHES_KEPT + 64);
+    expect(methods.at(-1)?.push).toMatchObject({ rid: (HUB_METHOD_PUSHES_KEPT + 199).toString(16) });
+    // The connected push, older than every method row, is still there (the table keeps 10,000).
+    expect(rows[0]?.push).toEqual({ kind: 'connected', hub: HUB, deviceId: 'dev-1' });
   });
 });

@@ -12,6 +12,13 @@ export interface FedHubPush {
 /** How many pushes the table keeps (the newest): a follower reads them within milliseconds. */
 export const HUB_PUSHES_KEPT = 10_000;
 
+/**
+ * Of those, how many relayed direct method rows (`method`, `method-end`) are kept: they carry
+ * payloads of up to 128 KB, so the table holds at most ~128 MB of them (10,000 would be 1.3 GB),
+ * and each is read by the other workers within their next poll (20 ms) or never.
+ */
+export const HUB_METHOD_PUSHES_KEPT = 1_000;
+
 /** The table is pruned once every this many pushes a process writes. */
 const PRUNE_EVERY = 64;
 
@@ -31,6 +38,7 @@ interface PushRow {
 export class SqliteHubPushes implements HubPushOutbox {
   readonly #statements;
   #added = 0;
+  #addedMethods = 0;
 
   constructor(
     db: Database.Database,
@@ -42,6 +50,11 @@ export class SqliteHubPushes implements HubPushOutbox {
       after: db.prepare<[number, number], PushRow>('SELECT * FROM hub_pushes WHERE seq > ? ORDER BY seq LIMIT ?'),
       latest: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM hub_pushes'),
       prune: db.prepare<[number]>('DELETE FROM hub_pushes WHERE seq <= (SELECT max(seq) FROM hub_pushes) - ?'),
+      // Rows are written by JSON.stringify of a HubPush, `kind` first: `{"kind":"method"…` and
+      // `{"kind":"method-end"…` are the relayed method rows.
+      pruneMethods: db.prepare<[number]>(
+        `DELETE FROM hub_pushes WHERE seq <= (SELECT max(seq) FROM hub_pushes) - ? AND push_json LIKE '{"kind":"method%'`,
+      ),
     };
   }
 
@@ -49,6 +62,8 @@ export class SqliteHubPushes implements HubPushOutbox {
   add(push: HubPush): number {
     const seq = Number(this.#statements.add.run(this.origin, JSON.stringify(push)).lastInsertRowid);
     if (++this.#added % PRUNE_EVERY === 0) this.#statements.prune.run(HUB_PUSHES_KEPT);
+    if ((push.kind === 'method' || push.kind === 'method-end') && ++this.#addedMethods % PRUNE_EVERY === 0)
+      this.#statements.pruneMethods.run(HUB_METHOD_PUSHES_KEPT);
     return seq;
   }
 
