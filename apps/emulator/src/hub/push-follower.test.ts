@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type LogRecord } from '@dpskit/node-kit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteStore } from '../store/sqlite.js';
 import { checkpointThenChangeEnrollments, truncateToFirstPage } from '../testing/state-file-fault.js';
 import { HubService } from './core/hub-service.js';
@@ -65,6 +65,31 @@ describe('the hub push follower when the store cannot be read', () => {
       expect(logged).toHaveLength(1);
     } finally {
       follower.close();
+    }
+  });
+});
+
+describe('the hub push follower once closed', () => {
+  it('does not start again (no timer polling the store the emulator is closing)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpskit-push-follower-'));
+    dirs.push(dir);
+    const store = SqliteStore.open(join(dir, 'emulator.db'));
+    stores.push(store);
+    vi.useFakeTimers();
+    try {
+      const follower = followHubPushes({
+        feed: store.hubPushes('b'),
+        deliver: () => {},
+        log: createLogger(() => {}, 'warn'),
+      });
+      follower.start();
+      expect(vi.getTimerCount()).toBe(1);
+      follower.close();
+      // What a direct method call taken after the follower closed, and before the hub, asks for.
+      follower.start();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });

@@ -65,13 +65,16 @@ export function followHubPushes(options: {
     }
   };
   let timer: NodeJS.Timeout | undefined;
+  let closed = false;
   const stop = () => {
     clearInterval(timer);
     timer = undefined;
   };
   return {
     start() {
-      if (timer) return;
+      // Closed for good (the emulator stopping, its store about to close): a late start (a device
+      // or a direct method call in the moment before the hub closes) must not poll a closed store.
+      if (timer || closed) return;
       // Called from aedes's clientReady, where a throw would end the process. A push written
       // before the read that succeeds is skipped, as one written before this start is: an older
       // one may be a deletion of a device that has since been created again and connected here.
@@ -86,6 +89,9 @@ export function followHubPushes(options: {
     },
     stop,
     poll,
-    close: stop,
+    close() {
+      closed = true;
+      stop();
+    },
   };
 }
