@@ -19,6 +19,8 @@ export interface HubRequest {
   body: Buffer;
   /** The client certificate chain of the TLS connection (DER, the device's own first); X.509 devices. */
   clientCertificates?: readonly Uint8Array[];
+  /** Aborted when the client's connection closes before the answer is written (a held method call is let go). */
+  signal?: AbortSignal;
 }
 
 /** The paths IoT Hub serves that DPS does not: the registry's `/devices`, `/twins` and the device API. */
@@ -302,7 +304,7 @@ export function handleHubRequest(
     const { hubName, route: r } = gate;
     if (r.op === 'methods') {
       // Answered when the device answers, or its timeouts run out (at most 300 + 300 s).
-      return hub.invokeMethod(hubName, r.deviceId, request.body.toString('utf8')).then(
+      return hub.invokeMethod(hubName, r.deviceId, request.body.toString('utf8'), request.signal).then(
         (result) => ok(result),
         (err: unknown) => {
           if (err instanceof MethodError) return methodErrorAnswer(err);

@@ -2,6 +2,7 @@
 // POST /twins/{id}/methods) reaching an azure-iot-device MQTT client's onDeviceMethod, and IoT Hub's
 // errors. Timeouts are the methods' own (responseTimeoutInSeconds, connectTimeoutInSeconds): the
 // tests wait for them, never assert how long anything took.
+import https from 'node:https';
 import type { LogRecord } from '@dpskit/node-kit';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,11 +12,13 @@ import {
   type DeviceClient,
   deviceClient,
   type HubServiceClient,
+  hubAgent,
   nextHubEvent,
   registryClient,
   serviceClient,
 } from '../testing/hub-sdk.js';
 import { hubConnect, PINGREQ, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { registryToken } from '../testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import type { HubEvent } from './core/hub-service.js';
 
@@ -222,6 +225,55 @@ describe('direct methods with the official SDKs', () => {
       status: 504,
       error: { errorCode: 504101, message: 'The device disconnected before it answered the method.' },
     });
+  });
+
+  it("lets a call go when its caller's connection closes before the answer: the device's 50 places are freed", async () => {
+    const id = 'methods-toaster-abandoned';
+    const device = await connectedDevice(id);
+    try {
+      let received = 0;
+      await listen(device, 'hang', (request, response) => {
+        received += 1;
+        if (request.payload === 'answer') void response.send(200, { ok: true });
+      });
+      const abandoned: HubEvent[] = [];
+      const onEvent = (event: HubEvent) => {
+        if (event.kind === 'method' && event.deviceId === id && event.outcome === 'abandoned') abandoned.push(event);
+      };
+      bed.emulator.on('hub', onEvent);
+      // 50 callers (the device's bound) with long timeouts that go away before the device answers.
+      const body = JSON.stringify({ methodName: 'hang', responseTimeoutInSeconds: 300, payload: null });
+      const requests = Array.from({ length: 50 }, () => {
+        const request = https.request({
+          host: HUB_A,
+          path: `/twins/${id}/methods?api-version=2021-04-12`,
+          method: 'POST',
+          agent: hubAgent(bed.emulator),
+          headers: {
+            authorization: registryToken(HUB_A),
+            'content-type': 'application/json; charset=utf-8',
+            'content-length': Buffer.byteLength(body),
+          },
+        });
+        request.on('error', () => {}); // destroyed below
+        request.end(body);
+        return request;
+      });
+      await until(() => received === 50);
+      for (const request of requests) request.destroy();
+      // The old code kept each call until its 300 s were up: no event, and the next call 403800.
+      await until(() => abandoned.length === 50);
+      bed.emulator.off('hub', onEvent);
+      expect(abandoned[0]).toMatchObject({ methodName: 'hang', outcome: 'abandoned', status: 499 });
+      const { result } = await service.invokeDeviceMethod(id, {
+        methodName: 'hang',
+        payload: 'answer',
+        responseTimeoutInSeconds: 60,
+      });
+      expect(result).toEqual({ status: 200, payload: { ok: true } });
+    } finally {
+      await device.close();
+    }
   });
 
   it('keeps the service connection open past the idle timeout while the device works', async () => {

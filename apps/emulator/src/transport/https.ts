@@ -271,6 +271,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
 
   const handle = (
     req: IncomingMessage,
+    res: ServerResponse,
     body: Buffer,
     decision: Decision,
   ): HttpAnswer | DeviceApiResponse | Promise<DeviceApiResponse | HttpAnswer> => {
@@ -284,12 +285,20 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
         );
       case 'hub': {
         // The client certificates were read for the gate (decide): the gate is all that needs them.
+        const gone = new AbortController();
         const answer = handleHubRequest(
           decision.hub,
-          { method: req.method ?? 'GET', url: decision.url, headers: req.headers, body },
+          { method: req.method ?? 'GET', url: decision.url, headers: req.headers, body, signal: gone.signal },
           log,
           decision.gate,
         );
+        if (answer instanceof Promise) {
+          // The caller gone before its answer (its connection closed): a held direct method call
+          // is let go, rather than keeping its place in the device's 50 and its timer until its
+          // timeouts run out.
+          if (res.destroyed) gone.abort();
+          else res.once('close', () => res.writableFinished || gone.abort());
+        }
         // A direct method call is answered when the device answers, up to its own timeouts (at most
         // 300 + 300 s): the connection's idle timeout (limits.idleTimeoutMs, which Node re-arms per
         // request) would cut it first. The request is all in; Node sets the keep-alive timeout
@@ -398,7 +407,7 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
     close: boolean | 'unless-complete' = false,
   ): void => {
     Promise.resolve()
-      .then(() => handle(req, body, decision ?? decide(req, to)))
+      .then(() => handle(req, res, body, decision ?? decide(req, to)))
       .catch((err: Error) => {
         log.error('https.request', `${clip(req.method ?? '')} ${clipUrl(req.url ?? '')}: ${err.message}`, {
           stack: err.stack,

@@ -220,6 +220,39 @@ describe('DirectMethods', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('lets a call go when its caller has gone (abort): its slot and timer released, a late answer unknown', async () => {
+    // Sent, waiting for the answer (response timer), and one waiting for the device (connect timer).
+    const gone = new AbortController();
+    const sentCall = methods.invoke(HUB, 'd1', invocation(), undefined, gone.signal).catch((err: unknown) => err);
+    reachable = false;
+    const waiting = new AbortController();
+    const waitingCall = methods
+      .invoke(HUB, 'd1', invocation({ connectTimeoutInSeconds: 60 }), undefined, waiting.signal)
+      .catch((err: unknown) => err);
+    expect([methods.pending, vi.getTimerCount()]).toEqual([2, 2]);
+    gone.abort();
+    waiting.abort();
+    // The old code kept both until their timeouts (pending 2, timers 2).
+    expect([methods.pending, vi.getTimerCount()]).toEqual([0, 0]);
+    expect(await sentCall).toMatchObject({ status: 499, code: 'ClientClosedRequest' });
+    expect(await waitingCall).toMatchObject({ status: 499 });
+    expect(reports.map((r) => [r.outcome, r.status])).toEqual([
+      ['abandoned', 499],
+      ['abandoned', 499],
+    ]);
+    expect(methods.answer(HUB, 'd1', sent[0]?.rid as string, 200, Buffer.from('{}'))).toBe('unknown');
+    // The device's two places are free again (maxPendingPerDevice 2); a call already abandoned is never held.
+    reachable = true;
+    const again = [methods.invoke(HUB, 'd1', invocation()), methods.invoke(HUB, 'd1', invocation())];
+    expect(methods.answer(HUB, 'd1', sent[1]?.rid as string, 200, Buffer.from('1'))).toBe('answered');
+    expect(await again[0]).toEqual({ status: 200, payload: 1 });
+    void again[1]?.catch(() => {});
+    await expect(methods.invoke(HUB, 'd2', invocation(), undefined, AbortSignal.abort())).rejects.toMatchObject({
+      status: 499,
+    });
+    expect(sent).toHaveLength(3);
+  });
+
   it('answers every call after close at once (503), holding none', async () => {
     methods.close();
     const call = methods.invoke(HUB, 'd1', invocation({ connectTimeoutInSeconds: 60 })).catch((err: unknown) => err);
@@ -297,6 +330,19 @@ describe('DirectMethods across processes (a relay between two, as the store is f
     expect([a.pending, b.pending, vi.getTimerCount()]).toEqual([0, 0, 0]);
     // A followed the store while the call was in flight, and stopped after.
     expect(holdingA).toEqual([true, false]);
+  });
+
+  it('a forwarded call whose caller has gone is let go here; the process holding the device still ends it, ignored here', async () => {
+    const gone = new AbortController();
+    const call = a.invoke(HUB, 'd1', invocation(), () => true, gone.signal).catch((err: unknown) => err);
+    expect([a.pending, b.pending]).toEqual([1, 1]);
+    gone.abort();
+    // A's slot, timer and store following released; B's call is B's, ended by the device's answer.
+    expect([a.pending, b.pending, vi.getTimerCount(), holdingA]).toEqual([0, 1, 1, [true, false]]);
+    expect(await call).toMatchObject({ status: 499 });
+    expect(b.answer(HUB, 'd1', sentOnB[0]?.rid as string, 200, Buffer.from('{}'))).toBe('answered');
+    expect(relayed).toEqual(['method reboot', 'end answered']);
+    expect([a.pending, b.pending, vi.getTimerCount()]).toEqual([0, 0, 0]);
   });
 
   it('the process holding the device ends the call: not listening (404103), gone (504101), silent (504101)', async () => {

@@ -155,7 +155,14 @@ export interface MethodResult {
 }
 
 /** How a call ended, for the hub's events (never the payloads). */
-export type MethodOutcome = 'answered' | 'not-online' | 'timeout' | 'disconnected' | 'bad-response' | 'refused';
+export type MethodOutcome =
+  | 'answered'
+  | 'not-online'
+  | 'timeout'
+  | 'disconnected'
+  | 'bad-response'
+  | 'refused'
+  | 'abandoned';
 
 export interface MethodCallReport {
   hub: string;
@@ -284,12 +291,17 @@ export class DirectMethods {
    * Invokes a method on a device of the registry (the caller checked it exists): resolves with the
    * device's answer, rejects with the `MethodError` IoT Hub answers with. `connectedElsewhere` says
    * whether the registry shows the device connected (to another process, when it is not here).
+   * `signal`: aborted when the service's caller has gone (its connection closed before the answer):
+   * the call ends at once (`abandoned`), its slot and timer released; a device answer for it that
+   * comes later is an unknown `$rid`, as a late one is. A call forwarded to another process is let
+   * go here only: that process still sends it and writes its end, which finds no call here.
    */
   invoke(
     hub: string,
     deviceId: string,
     invocation: MethodInvocation,
     connectedElsewhere: () => boolean = () => false,
+    signal?: AbortSignal,
   ): Promise<MethodResult> {
     const key = deviceKey(hub, deviceId);
     const startedMs = this.#now();
@@ -299,7 +311,12 @@ export class DirectMethods {
       this.#report(named, 'refused', refused.status, startedMs);
       return Promise.reject(refused);
     }
+    if (signal?.aborted) {
+      this.#report(named, 'abandoned', ABANDONED_STATUS, startedMs);
+      return Promise.reject(abandoned());
+    }
     return new Promise<MethodResult>((resolve, reject) => {
+      const onAbort = () => this.#finish(call, { kind: 'failed', outcome: 'abandoned', error: abandoned() });
       const call: Call = {
         request: { rid: this.#rid(), ...named, payloadJson: invocation.payloadJson },
         key,
@@ -310,6 +327,7 @@ export class DirectMethods {
         startedMs,
         state: 'waiting',
         settle: (end) => {
+          signal?.removeEventListener('abort', onAbort);
           this.#report(
             named,
             end.kind === 'answered' ? 'answered' : end.outcome,
@@ -323,6 +341,7 @@ export class DirectMethods {
       // Held first: with a relay, the store's pushes are followed from here on (onHolding), so that
       // a reply or a connection elsewhere written after this point is seen.
       this.#hold(call);
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (this.#trySend(call)) return;
       // Connected here without listening to methods: not another process's to send (the
       // registry's Connected is this connection).
@@ -334,6 +353,7 @@ export class DirectMethods {
         // service gets the error (IoT Hub's 500), rather than the call staying held, with no timer,
         // for the rest of the run.
         this.#release(call);
+        signal?.removeEventListener('abort', onAbort);
         if (this.#calls.size === 0) this.#holding(false);
         this.#report(named, 'refused', 500, startedMs);
         reject(err);
@@ -672,6 +692,21 @@ function errorFields(error: MethodError) {
     message: error.message,
     ...(error.info ? { info: error.info } : {}),
   };
+}
+
+/**
+ * The status reported (event, log line) for a call whose caller went away before its answer: no
+ * answer is written, nobody is left to read one; 499 is the usual "client closed request".
+ */
+export const ABANDONED_STATUS = 499;
+
+function abandoned(): MethodError {
+  return new MethodError(
+    ABANDONED_STATUS,
+    499000,
+    'ClientClosedRequest',
+    'The caller closed its connection before the answer.',
+  );
 }
 
 function closing(): MethodError {

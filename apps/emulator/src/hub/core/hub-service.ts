@@ -585,9 +585,10 @@ export class HubService {
   /**
    * `POST /twins/{id}/methods`: invokes a direct method on a device of the registry (its body as
    * text); resolves with the device's `{status, payload}`, rejects with the `MethodError` IoT Hub
-   * answers (404001 no such device, 404103 not online, 504101 no answer in time, …).
+   * answers (404001 no such device, 404103 not online, 504101 no answer in time, …). `signal`: aborted
+   * when the caller has gone; the call is let go (see DirectMethods.invoke).
    */
-  invokeMethod(hub: string, deviceId: string, body: string): Promise<MethodResult> {
+  invokeMethod(hub: string, deviceId: string, body: string, signal?: AbortSignal): Promise<MethodResult> {
     try {
       const invocation = parseMethodInvocation(body);
       const device = this.#store.getDevice(hub, deviceId);
@@ -611,6 +612,7 @@ export class HubService {
         id,
         invocation,
         () => this.#store.getDevice(hubName, id)?.connectionState === 'Connected',
+        signal,
       );
     } catch (err) {
       return Promise.reject(err);
