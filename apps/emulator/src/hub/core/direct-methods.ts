@@ -434,8 +434,7 @@ export class DirectMethods {
   /** The end of a call this process forwarded, from the process that held the device. */
   relayEnded(end: RelayedMethodEnd): void {
     const call = this.#calls.get(end.rid);
-    if (!call || call.origin !== 'local' || call.state !== 'forwarded' || call.key !== deviceKey(end.hub, end.deviceId))
-      return;
+    if (call?.origin !== 'local' || call.state !== 'forwarded' || call.key !== deviceKey(end.hub, end.deviceId)) return;
     if (end.kind === 'answered') {
       this.#finish(call, this.#answered(end.status, Buffer.from(end.payloadJson)));
       return;
