@@ -3,8 +3,8 @@ import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
 import {
   DirectMethods,
+  type MethodCallReport,
   MethodError,
-  type MethodOutcome,
   type MethodResult,
   parseMethodInvocation,
 } from './direct-methods.js';
@@ -73,16 +73,8 @@ export type HubEvent =
       properties: Record<string, string>;
     }
   | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string }
-  | {
-      /** A direct method call ended (never its payloads): the device's status, or the HTTP status the service got. */
-      kind: 'method';
-      hub: string;
-      deviceId: string;
-      methodName: string;
-      outcome: MethodOutcome;
-      status: number;
-      durationMs: number;
-    };
+  /** A direct method call ended (never its payloads): the device's status, or the HTTP status the service got. */
+  | ({ kind: 'method' } & MethodCallReport);
 
 /** An answer the registry API gives as an error: IoT Hub's status and `ErrorCode`. */
 export class HubError extends Error {
