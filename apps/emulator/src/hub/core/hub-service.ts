@@ -159,7 +159,7 @@ export class HubService {
     if (options.onEvent) this.#listeners.add(options.onEvent);
     this.methods = new DirectMethods({
       now: () => this.#now().getTime(),
-      onReport: (report) => this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) }),
+      onReport: (report) => this.#reportMethod(report),
       ...(options.onMethodsInFlight ? { onHolding: options.onMethodsInFlight } : {}),
     });
   }
@@ -585,11 +585,10 @@ export class HubService {
       const invocation = parseMethodInvocation(body);
       const device = this.#store.getDevice(hub, deviceId);
       if (!device) {
-        this.#emit({
-          kind: 'method',
+        this.#reportMethod({
           hub,
           deviceId,
-          methodName: clip(invocation.methodName),
+          methodName: invocation.methodName,
           outcome: 'refused',
           status: 404,
           durationMs: 0,
@@ -609,6 +608,11 @@ export class HubService {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** A method call's end as a hub event: its name clipped as every client text in an event is, never its payloads. */
+  #reportMethod(report: MethodCallReport): void {
+    this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) });
   }
 
   /** Reports a refused device connection (never the token). */
