@@ -184,4 +184,104 @@ describe('appFiles', () => {
       await rm(app, { recursive: true, force: true });
     }
   });
+
+  /** An app folder with these files (text) and symlinks (relative path -> target), in a temp folder. */
+  async function appWith(files: Record<string, string>, links: Record<string, string> = {}): Promise<string> {
+    const app = await mkdtemp(path.join(tmpdir(), 'dpskit-app-files-'));
+    for (const [rel, text] of Object.entries({ 'host.json': '{}', 'dist/a.js': '', ...files })) {
+      await mkdir(path.dirname(path.join(app, rel)), { recursive: true });
+      await writeFile(path.join(app, rel), text);
+    }
+    for (const [rel, target] of Object.entries(links)) {
+      await mkdir(path.dirname(path.join(app, rel)), { recursive: true });
+      await symlink(target, path.join(app, rel));
+    }
+    return app;
+  }
+
+  it('leaves out an emulator --state-dir anywhere in the app folder, by what the emulator keeps in it', async () => {
+    const app = await appWith({
+      // dps-emulator start --state-dir test-state (its lock, database and TLS keys)
+      'test-state/emulator.lock': '',
+      'test-state/emulator.db': 'keys',
+      'test-state/tls/ca.key.pem': 'key',
+      'test-state/tls/ca.pem': 'cert',
+      'test-state/notes.txt': 'anything else in it goes too',
+      // a state folder copied without its lock, and a TLS folder alone
+      'fixtures/old-state/emulator.db': 'keys',
+      'fixtures/old-state/registrations.json': '[]',
+      'certs/server.key.pem': 'key',
+      'certs/server.pem': 'cert',
+      'fixtures/config.json': '{}',
+    });
+    const lines: string[] = [];
+    try {
+      expect(await appFiles(app, path.join(app, 'deploy'), (line) => lines.push(line))).toEqual([
+        'dist/a.js',
+        'fixtures/config.json',
+        'host.json',
+      ]);
+      expect(lines).toEqual([
+        'leaving out certs/: an emulator state folder (it holds server.key.pem)',
+        'leaving out fixtures/old-state/: an emulator state folder (it holds emulator.db)',
+        'leaving out test-state/: an emulator state folder (it holds emulator.lock)',
+      ]);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an app folder that is itself an emulator state folder', async () => {
+    const app = await appWith({ 'emulator.db': 'keys', 'package.json': '{}' });
+    try {
+      await expect(appFiles(app, path.join(app, 'deploy'))).rejects.toThrow(/is an emulator state folder/);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  });
+
+  it('does not follow a symlink out of the app folder, to a left-out file or to a folder', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'dpskit-outside-'));
+    await writeFile(path.join(outside, 'id_rsa'), 'private');
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { 'dist/key.pem': path.join(outside, 'id_rsa') },
+        /dist\/key\.pem is a symbolic link to .*id_rsa, outside the app folder/,
+      ],
+      [{ shared: outside }, /shared is a symbolic link to .*, outside the app folder/],
+      [
+        { 'dist/settings.json': '../local.settings.json' },
+        /dist\/settings\.json is a symbolic link to local\.settings\.json, which the package leaves out/,
+      ],
+      [{ 'dist/gone.js': 'missing.js' }, /dist\/gone\.js is a symbolic link to a missing file/],
+    ];
+    try {
+      for (const [links, message] of cases) {
+        const app = await appWith({ 'local.settings.json': '{"Values":{"SECRET":"x"}}' }, links);
+        try {
+          await expect(appFiles(app, path.join(app, 'deploy'))).rejects.toThrow(message);
+        } finally {
+          await rm(app, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('copies a symlink to a file the package holds anyway, and skips one .funcignore names', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'dpskit-outside-'));
+    const app = await appWith({ '.funcignore': 'data\n' }, { 'dist/b.js': 'a.js', data: outside });
+    try {
+      expect(await appFiles(app, path.join(app, 'deploy'))).toEqual([
+        '.funcignore',
+        'dist/a.js',
+        'host.json',
+        'dist/b.js',
+      ]);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
 });

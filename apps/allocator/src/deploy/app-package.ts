@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +81,7 @@ export async function createAppPackage(options: AppPackageOptions): Promise<AppP
   try {
     const stage = path.join(stageRoot, 'app');
     await mkdir(stage);
-    const files = await appFiles(appDir, outDir);
+    const files = await appFiles(appDir, outDir, log);
     log(`copying ${files.length} app files from ${appDir}`);
     for (const rel of files) await cp(path.join(appDir, rel), path.join(stage, rel), { dereference: true });
 
@@ -141,8 +142,27 @@ async function checkAppFolder(appDir: string): Promise<void> {
   }
 }
 
-/** The app's own files, relative, filtered by its .funcignore (or Core Tools' default one). */
-export async function appFiles(appDir: string, outDir: string): Promise<string[]> {
+/**
+ * How the emulator marks a state folder (`--state-dir`, default `.dpskit/emulator`, which
+ * ALWAYS_EXCLUDED covers): it claims the folder through `emulator.lock` and keeps its store in
+ * `emulator.db` (apps/emulator src/state-claim.ts, emulator.ts), both made at every start; its TLS
+ * folder holds the CA's and the server's private keys (`tls/ca.key.pem`, `tls/server.key.pem`). A
+ * folder holding any of these is left out whole, wherever it is in the app and whatever its name.
+ */
+export const EMULATOR_STATE_MARKERS = ['emulator.lock', 'emulator.db', 'ca.key.pem', 'server.key.pem'] as const;
+
+/**
+ * The app's own files, relative, filtered by its .funcignore (or Core Tools' default one), without
+ * emulator state folders. Symlinks are not followed into the package: zip deploy keeps none, so
+ * packaging one ships what it points to. A link to a file the package holds anyway is copied as
+ * that file; any other link (outside the app folder, to a left-out file, to a folder) is refused
+ * with its path, unless `.funcignore` names it.
+ */
+export async function appFiles(
+  appDir: string,
+  outDir: string,
+  log: (line: string) => void = () => {},
+): Promise<string[]> {
   let patterns = DEFAULT_FUNCIGNORE;
   try {
     patterns = (await readFile(path.join(appDir, '.funcignore'), 'utf8')).split(/\r?\n/);
@@ -153,19 +173,55 @@ export async function appFiles(appDir: string, outDir: string): Promise<string[]
   const outRel = path.relative(appDir, outDir);
   const skipOut = outRel !== '' && !outRel.startsWith('..') && !path.isAbsolute(outRel);
   const out: string[] = [];
+  const links: string[] = [];
   const walk = async (rel: string): Promise<void> => {
-    for (const name of (await readdir(path.join(appDir, rel))).sort()) {
+    const names = (await readdir(path.join(appDir, rel))).sort();
+    const marker = EMULATOR_STATE_MARKERS.find((m) => names.includes(m));
+    if (rel !== '' && marker) {
+      log(`leaving out ${rel}/: an emulator state folder (it holds ${marker})`);
+      return;
+    }
+    for (const name of names) {
       const childRel = rel ? `${rel}/${name}` : name;
       if (skipOut && childRel === outRel.split(path.sep).join('/')) continue;
-      const info = await stat(path.join(appDir, childRel));
-      if (info.isDirectory()) {
+      const info = await lstat(path.join(appDir, childRel));
+      if (info.isSymbolicLink()) {
+        if (!ig.ignores(childRel) && !ig.ignores(`${childRel}/`)) links.push(childRel);
+      } else if (info.isDirectory()) {
         if (!ig.ignores(`${childRel}/`)) await walk(childRel);
       } else if (info.isFile() && !ig.ignores(childRel)) {
         out.push(childRel);
       }
     }
   };
+  if (EMULATOR_STATE_MARKERS.some((m) => existsSync(path.join(appDir, m)))) {
+    throw new AppPackageError(
+      `${appDir} is an emulator state folder (it holds its keys and database): package the Functions app's folder, and keep the emulator's --state-dir out of it.`,
+    );
+  }
   await walk('');
+  if (links.length > 0) {
+    const root = await realpath(appDir);
+    const packaged = new Set(out);
+    for (const link of links) {
+      const full = path.join(appDir, link);
+      const target = await realpath(full).catch(() => undefined);
+      const targetRel = target === undefined ? undefined : path.relative(root, target).split(path.sep).join('/');
+      if (targetRel !== undefined && packaged.has(targetRel)) {
+        out.push(link);
+        continue;
+      }
+      const where =
+        target === undefined
+          ? 'a missing file'
+          : targetRel === undefined || targetRel.startsWith('..') || path.isAbsolute(targetRel)
+            ? `${target}, outside the app folder`
+            : `${targetRel}, which the package leaves out or which is a folder`;
+      throw new AppPackageError(
+        `${link} is a symbolic link to ${where}: zip deploy keeps no links, so the package would ship what it points to. Replace it with the file itself, or name it in .funcignore.`,
+      );
+    }
+  }
   return out;
 }
 
