@@ -23,9 +23,12 @@ export interface HubRequest {
   signal?: AbortSignal;
 }
 
-/** The paths IoT Hub serves that DPS does not: the registry's `/devices`, `/twins` and the device API. */
+/**
+ * The paths IoT Hub serves that DPS does not: the registry's `/devices`, `/twins`,
+ * `/statistics/devices` and the device API.
+ */
 export function isHubPath(pathname: string): boolean {
-  return /^\/(devices|twins)(\/|$)/i.test(pathname);
+  return /^\/(devices|twins)(\/|$)/i.test(pathname) || /^\/statistics\/devices\/?$/i.test(pathname);
 }
 
 /**
@@ -106,6 +109,10 @@ export function hubServerError(): HttpAnswer {
 }
 
 type Route =
+  /** `GET /devices` (`Registry.list`), `POST /devices` (`addDevices`, `updateDevices`, `removeDevices`). */
+  | { op: 'devices' }
+  /** `GET /statistics/devices` (`Registry.getRegistryStatistics`). */
+  | { op: 'statistics' }
   | { op: 'twin'; deviceId: string }
   | { op: 'methods'; deviceId: string }
   | { op: 'module-methods'; deviceId: string }
@@ -116,6 +123,12 @@ type Route =
 
 function route(pathname: string): Route {
   const parts = pathname.split('/').slice(1);
+  const first = parts[0]?.toLowerCase();
+  if (first === 'statistics' && parts[1]?.toLowerCase() === 'devices' && (parts.length === 2 || parts[2] === '')) {
+    return { op: 'statistics' };
+  }
+  if (first === 'devices' && (parts.length === 1 || (parts.length === 2 && parts[1] === ''))) return { op: 'devices' };
+
   const decode = (part: string | undefined) => {
     try {
       return part ? decodeURIComponent(part) : undefined;
@@ -143,6 +156,16 @@ function route(pathname: string): Route {
   if (rest.startsWith('messages/devicebound')) return { op: 'devicebound', deviceId };
   return { op: 'unknown' };
 }
+
+/** The methods each registry route serves (the 405's `allows`). */
+const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devicebound'>, readonly string[]> = {
+  twin: ['GET', 'PATCH'],
+  methods: ['POST'],
+  'module-methods': ['POST'],
+  device: ['GET', 'PUT', 'DELETE'],
+  devices: ['GET'],
+  statistics: ['GET'],
+};
 
 /**
  * Which hub a request is for: its `Host` when that names a hub (a device or client that reached the
@@ -173,7 +196,7 @@ export type HubGate =
       ok: true;
       kind: 'registry';
       hubName: string;
-      route: Extract<Route, { op: 'twin' | 'device' | 'methods' | 'module-methods' }>;
+      route: Extract<Route, { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'statistics' }>;
     }
   | {
       ok: true;
@@ -213,7 +236,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       hubError(
         404,
         'NotFound',
-        `The emulated hub serves /devices/{id}, /twins/{id}, POST /twins/{id}/methods and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+        `The emulated hub serves /devices, /devices/{id}, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
       ),
     );
   }
@@ -275,12 +298,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
     return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
   }
   // The method last, after the credentials, as the routes checked it before (the 405 was given after the body).
-  const allowed =
-    r.op === 'twin'
-      ? ['GET', 'PATCH']
-      : r.op === 'methods' || r.op === 'module-methods'
-        ? ['POST']
-        : ['GET', 'PUT', 'DELETE'];
+  const allowed = ALLOWED_METHODS[r.op];
   if (!allowed.includes(method)) return answer(notAllowed(method, url.pathname, allowed.join(', ')));
   return { ok: true, kind: 'registry', hubName, route: r };
 }
@@ -323,6 +341,8 @@ export function handleHubRequest(
         ),
       );
     }
+    if (r.op === 'statistics') return ok(hub.registryStatistics(hubName));
+    if (r.op === 'devices') return ok(hub.listDevices(hubName, request.url.searchParams.get('top')));
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     // The gate let through only the methods each route allows.
     if (r.op === 'twin') {

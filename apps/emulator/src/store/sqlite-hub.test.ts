@@ -73,6 +73,29 @@ describe('the hubs in SQLite', () => {
     store.close();
   });
 
+  it('reads a hub in device id order a batch at a time, and counts its devices and the enabled ones, as the memory store does', () => {
+    const { store } = open();
+    const memory = new MemoryHubStore();
+    for (const hubStore of [store.hub, memory] as HubStore[]) {
+      for (const deviceId of ['b-2', 'A-1', 'a-3', 'c-4']) {
+        applyAssignment(hubStore, { registrationId: deviceId, hub: 'Hub-A.net', deviceId, keys, resetTwin: true }, now);
+      }
+      applyAssignment(hubStore, { registrationId: 'x', hub: 'hub-b.net', deviceId: 'x', keys, resetTwin: true }, now);
+      const disabled = hubStore.getDevice('hub-a.net', 'a-3');
+      if (!disabled) throw new Error('a-3 was not written');
+      hubStore.putDevice({ ...disabled, identity: { ...disabled.identity, status: 'disabled' } });
+      const ids = (after: string | undefined, limit: number) =>
+        hubStore.devicesAfter('HUB-A.NET', after, limit).map((d) => d.identity.deviceId);
+      expect(ids(undefined, 10)).toEqual(['A-1', 'a-3', 'b-2', 'c-4']);
+      expect(ids(undefined, 2)).toEqual(['A-1', 'a-3']);
+      expect(ids('a-3', 10)).toEqual(['b-2', 'c-4']);
+      expect(ids('c-4', 10)).toEqual([]);
+      expect(hubStore.deviceStatistics('hub-a.net')).toEqual({ total: 4, enabled: 3 });
+      expect(hubStore.deviceStatistics('hub-c.net')).toEqual({ total: 0, enabled: 0 });
+    }
+    store.close();
+  });
+
   it('reads a store written before device ids were case-sensitive (keys lower-cased) by the exact ids', () => {
     const { store, dir } = open();
     applyAssignment(

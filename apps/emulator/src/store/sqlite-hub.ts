@@ -78,6 +78,18 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       listHub: db.prepare<[string], DeviceRow>(
         'SELECT device_json FROM hub_devices WHERE hub_key = ? ORDER BY device_key',
       ),
+      // The primary key's order (hub_key, device_key): a batch is a range of its index.
+      listAfter: db.prepare<[string, string, number], DeviceRow>(
+        'SELECT device_json FROM hub_devices WHERE hub_key = ? AND device_key > ? ORDER BY device_key LIMIT ?',
+      ),
+      listFirst: db.prepare<[string, number], DeviceRow>(
+        'SELECT device_json FROM hub_devices WHERE hub_key = ? ORDER BY device_key LIMIT ?',
+      ),
+      // Counted without parsing the devices' JSON in JavaScript.
+      statistics: db.prepare<[string], { total: number; enabled: number | null }>(
+        `SELECT count(*) AS total, sum(json_extract(device_json, '$.identity.status') = 'enabled') AS enabled
+         FROM hub_devices WHERE hub_key = ?`,
+      ),
       // The message takes the next number of its hub and of its device (writers are serialized).
       addTelemetry: db.prepare<
         {
@@ -151,6 +163,19 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   listDevices(hub?: string): HubDevice[] {
     const rows = hub === undefined ? this.#statements.listAll.all() : this.#statements.listHub.all(hub.toLowerCase());
     return rows.map((row) => this.#parse(row));
+  }
+
+  devicesAfter(hub: string, afterDeviceId: string | undefined, limit: number): HubDevice[] {
+    const rows =
+      afterDeviceId === undefined
+        ? this.#statements.listFirst.all(hub.toLowerCase(), limit)
+        : this.#statements.listAfter.all(hub.toLowerCase(), afterDeviceId, limit);
+    return rows.map((row) => this.#parse(row));
+  }
+
+  deviceStatistics(hub: string): { total: number; enabled: number } {
+    const row = this.#statements.statistics.get(hub.toLowerCase());
+    return { total: row?.total ?? 0, enabled: row?.enabled ?? 0 };
   }
 
   transaction<T>(fn: () => T): T {

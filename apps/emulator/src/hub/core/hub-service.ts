@@ -35,6 +35,9 @@ export const HUB_RIGHTS = ['RegistryRead', 'RegistryWrite', 'ServiceConnect', 'D
 export type HubRight = (typeof HUB_RIGHTS)[number];
 export type HubPolicy = SharedAccessPolicy<HubRight>;
 
+/** The most devices `GET /devices` answers (IoT Hub's cap on `top`). */
+export const MAX_LISTED_DEVICES = 1000;
+
 /** The policy every IoT hub is created with, holding every right. */
 export const HUB_OWNER_POLICY_NAME = 'iothubowner';
 
@@ -349,6 +352,36 @@ export class HubService {
 
   getDevice(hub: string, deviceId: string): Record<string, unknown> {
     return deviceView(this.#require(hub, deviceId));
+  }
+
+  /**
+   * `GET /devices?top=n` (`Registry.list`): the hub's first `top` devices in device id order, at most
+   * `MAX_LISTED_DEVICES`. IoT Hub's REST reference (Devices - Get Devices): "Any value outside the
+   * range of 1-1000 is considered to be 1000"; a `top` that is no whole number is refused.
+   */
+  listDevices(hub: string, top: string | null): Record<string, unknown>[] {
+    let limit = MAX_LISTED_DEVICES;
+    if (top !== null && top.trim() !== '') {
+      if (!/^[+-]?\d+$/.test(top.trim()))
+        throw new HubError(
+          400,
+          'ArgumentInvalid',
+          `top must be a whole number (1 to ${MAX_LISTED_DEVICES}), not "${clip(top)}".`,
+        );
+      const asked = Number(top.trim());
+      if (asked >= 1 && asked <= MAX_LISTED_DEVICES) limit = asked;
+    }
+    return this.#store.devicesAfter(this.hubNamed(hub) ?? hub, undefined, limit).map((device) => deviceView(device));
+  }
+
+  /** `GET /statistics/devices` (`Registry.getRegistryStatistics`): IoT Hub's `RegistryStatistics`. */
+  registryStatistics(hub: string): {
+    totalDeviceCount: number;
+    enabledDeviceCount: number;
+    disabledDeviceCount: number;
+  } {
+    const { total, enabled } = this.#store.deviceStatistics(this.hubNamed(hub) ?? hub);
+    return { totalDeviceCount: total, enabledDeviceCount: enabled, disabledDeviceCount: total - enabled };
   }
 
   /** `DELETE /devices/{id}` (`If-Match: *` or the device etag). */

@@ -24,6 +24,14 @@ export interface HubStore {
   putDevice(device: HubDevice): void;
   deleteDevice(hub: string, deviceId: string): boolean;
   listDevices(hub?: string): HubDevice[];
+  /**
+   * The devices of a hub in device id order (ordinal: ids are ASCII), those after `afterDeviceId`
+   * (all from the first without it), at most `limit`: the registry's list and queries read a hub
+   * a batch at a time, never all of it at once.
+   */
+  devicesAfter(hub: string, afterDeviceId: string | undefined, limit: number): HubDevice[];
+  /** How many devices a hub has, and how many of them are enabled (`GET /statistics/devices`). */
+  deviceStatistics(hub: string): { total: number; enabled: number };
   /** Runs `fn` atomically (read-modify-write of a twin). */
   transaction<T>(fn: () => T): T;
   /**
@@ -110,6 +118,18 @@ export class MemoryHubStore implements HubStore {
     return [...this.#devices.values()]
       .filter((d) => hub === undefined || d.identity.hub.toLowerCase() === hub.toLowerCase())
       .map((d) => structuredClone(d));
+  }
+
+  devicesAfter(hub: string, afterDeviceId: string | undefined, limit: number): HubDevice[] {
+    return this.listDevices(hub)
+      .filter((d) => afterDeviceId === undefined || d.identity.deviceId > afterDeviceId)
+      .sort((a, b) => (a.identity.deviceId < b.identity.deviceId ? -1 : 1))
+      .slice(0, limit);
+  }
+
+  deviceStatistics(hub: string): { total: number; enabled: number } {
+    const devices = this.listDevices(hub);
+    return { total: devices.length, enabled: devices.filter((d) => d.identity.status === 'enabled').length };
   }
 
   transaction<T>(fn: () => T): T {
