@@ -258,6 +258,46 @@ describe('parseCommandLine: fleet', () => {
     expect(err.message).toContain(message);
     expect(err.command).toBe('fleet');
   });
+
+  const T = [...FLEET, '--registration-id-template', 'a-{n}'];
+
+  it('takes --payload repeated: the payloads take turns over the devices', () => {
+    expect(run([...T, '--payload', '{"site":"north"}', '--payload', '{"site":"south"}'])).toMatchObject({
+      config: { payloads: [{ site: 'north' }, { site: 'south' }] },
+    });
+    // One --payload is every device's, as before; DPS_PAYLOAD when no flag.
+    const one = run([...T, '--payload', '{"site":"north"}'], { DPS_PAYLOAD: '{"site":"env"}' });
+    expect(one).toMatchObject({ config: { payload: { site: 'north' } } });
+    expect((one as { config: object }).config).not.toHaveProperty('payloads');
+    expect(run(T, { DPS_PAYLOAD: '{"site":"env"}' })).toMatchObject({ config: { payload: { site: 'env' } } });
+  });
+
+  it('takes --payload-file: JSON lines, one payload each, blank lines skipped', () => {
+    files['payloads.jsonl'] = '{"site":"north"}\r\n\n{"site":"south","fw":"2.0"}\n{"site":"west"}\n';
+    files['one.jsonl'] = '{"site":"north"}\n';
+    expect(run([...T, '--payload-file', 'payloads.jsonl'], { DPS_PAYLOAD: 'not json' })).toMatchObject({
+      config: { payloads: [{ site: 'north' }, { site: 'south', fw: '2.0' }, { site: 'west' }] },
+    });
+    expect(run([...T, '--payload-file', 'one.jsonl'])).toMatchObject({ config: { payload: { site: 'north' } } });
+  });
+
+  it.each([
+    ['--payload (the 2nd) must be a JSON object', [...T, '--payload', '{"a":1}', '--payload', '[1]']],
+    ['--payload (the 3rd) is not valid JSON', [...T, '--payload', '{}', '--payload', '{}', '--payload', '{x']],
+    [
+      'give --payload (one or more) or --payload-file, not both',
+      [...T, '--payload', '{}', '--payload-file', 'p.jsonl'],
+    ],
+    ['--payload-file "missing.jsonl" does not exist', [...T, '--payload-file', 'missing.jsonl']],
+    ['--payload-file "bad.jsonl" line 3 must be a JSON object', [...T, '--payload-file', 'bad.jsonl']],
+    ['--payload-file "empty.jsonl" holds no payload', [...T, '--payload-file', 'empty.jsonl']],
+  ])('payload usage error: %s', (message, argv) => {
+    files['bad.jsonl'] = '{"a":1}\n\n"text"\n';
+    files['empty.jsonl'] = '\n\n';
+    const err = usage(argv);
+    expect(err.message).toContain(message);
+    expect(err.command).toBe('fleet');
+  });
 });
 
 describe('parseCommandLine: keys derive, help and version', () => {

@@ -21,6 +21,7 @@ import { type ReadTextFile, readCaFile } from './ca-file.js';
 import { ID_PLACEHOLDER, readCertificateFiles } from './certificate-files.js';
 import { parseKeysCommand } from './keys-args.js';
 import { ENV, type Flags, forCommand, named, type Picked, pick, required } from './option-values.js';
+import { readNamedFile, readUtf8 } from './text-file.js';
 
 // The command line taken in: flags, their environment variables, and the CA file they name. Every
 // value is checked here, where it enters, with the library's own checks (lib/inputs.ts) naming the
@@ -69,6 +70,11 @@ export interface FleetConfig extends ConnectionConfig {
   start: number;
   /** Draw a progress bar (only on a terminal). */
   progress: boolean;
+  /**
+   * Several payloads (`--payload` repeated, or `--payload-file`): device index i sends
+   * `payloads[i % payloads.length]`. Absent: every device sends `payload`.
+   */
+  payloads?: Record<string, unknown>[];
 }
 
 export interface CertsCreateConfig {
@@ -139,6 +145,8 @@ const REGISTER_OPTIONS = {
 
 const FLEET_OPTIONS = {
   ...CONNECTION_OPTIONS,
+  payload: { type: 'string', multiple: true },
+  'payload-file': { type: 'string' },
   count: { type: 'string' },
   concurrency: { type: 'string' },
   workers: { type: 'string' },
@@ -194,7 +202,11 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
     json: flags.json === true,
   };
 
-  const payload = pick(flags, 'payload', env, ENV.payload);
+  // fleet takes --payload repeated (an array here) or --payload-file: fleetPayloads reads them.
+  const payload =
+    Array.isArray(flags.payload) || typeof flags['payload-file'] === 'string'
+      ? undefined
+      : pick(flags, 'payload', env, ENV.payload);
   if (payload) {
     const parsed = parsePayload(payload.value, payload.source);
     if (!parsed.ok) throw new InvalidOptionError('payload', parsed.message);
@@ -347,10 +359,13 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     );
   }
   const templates = checkFleetTemplates({ field: 'registrationIdTemplates', value: templateSources }, count, start);
+  const payloads = fleetPayloads(flags, deps);
+  if (payloads?.length === 1) base.payload = payloads[0];
   return {
     kind: 'fleet',
     config: {
       ...base,
+      ...(payloads && payloads.length > 1 ? { payloads } : {}),
       ...(group ? { groupKey: checkKey(named('groupKey', group)) } : {}),
       ...(certificate ? { certificates: { certTemplate: certificate.cert, keyTemplate: certificate.key } } : {}),
       count,
@@ -361,6 +376,59 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
       progress: flags['no-progress'] !== true,
     },
   };
+}
+
+/** At most this many payloads in a `--payload-file` (a fleet's devices take them in turns). */
+export const MAX_PAYLOADS = 100_000;
+
+/**
+ * `fleet`'s payloads: `--payload` repeated, or `--payload-file` (JSON lines, one payload object a
+ * line, blank lines skipped), or else `DPS_PAYLOAD`. Device index i sends payload i % k, so a list
+ * as long as the templates gives each template's devices their own; a file as long as the fleet
+ * gives every device its own.
+ */
+function fleetPayloads(flags: Flags, deps: ConfigDeps): Record<string, unknown>[] | undefined {
+  const given = Array.isArray(flags.payload) ? flags.payload.map(String) : [];
+  const file = typeof flags['payload-file'] === 'string' ? flags['payload-file'].trim() : undefined;
+  if (file !== undefined && given.length > 0) {
+    throw new InvalidOptionError('payload', 'give --payload (one or more) or --payload-file, not both');
+  }
+  if (file !== undefined) {
+    if (file === '') throw new InvalidOptionError('payloadFile', '--payload-file needs a file name');
+    const text = readNamedFile(
+      file,
+      deps.readFile ?? readUtf8,
+      'payloadFile',
+      (why) => `--payload-file "${file}" ${why}`,
+    );
+    const payloads: Record<string, unknown>[] = [];
+    const lines = text.split(/\r?\n/);
+    for (const [i, line] of lines.entries()) {
+      if (line.trim() === '') continue;
+      const parsed = parsePayload(line, `--payload-file "${file}" line ${i + 1}`);
+      if (!parsed.ok) throw new InvalidOptionError('payloadFile', parsed.message);
+      if (payloads.length === MAX_PAYLOADS) {
+        throw new InvalidOptionError('payloadFile', `--payload-file "${file}" has more than ${MAX_PAYLOADS} payloads`);
+      }
+      payloads.push(parsed.value);
+    }
+    if (payloads.length === 0) {
+      throw new InvalidOptionError('payloadFile', `--payload-file "${file}" holds no payload (one JSON object a line)`);
+    }
+    return payloads;
+  }
+  if (given.length === 0) return undefined;
+  return given.map((text, i) => {
+    const parsed = parsePayload(text, given.length > 1 ? `--payload (the ${ordinal(i + 1)})` : '--payload');
+    if (!parsed.ok) throw new InvalidOptionError('payload', parsed.message);
+    return parsed.value;
+  });
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
 }
 
 /**

@@ -106,6 +106,11 @@ Devices:
                                  Several templates (repeat the flag, or separate with commas) take
                                  turns: toaster-1, heatpump-1, toaster-2, heatpump-2, ...
   --start <n>                    number of the first device of each template, default 1
+  --payload <json>               repeated: payloads that take turns over the devices as the
+                                 templates do (device i sends payload i mod k; as many payloads as
+                                 templates gives each template's devices their own)
+  --payload-file <file>          JSON lines, one payload object a line (blank lines skipped), taking
+                                 turns the same way: as many lines as devices gives each its own
   --concurrency <n>              devices registering at the same time, default 50
   --workers <n>                  worker threads the devices are spread over (each its share of the
                                  concurrency and one TLS context), default: the number of cores

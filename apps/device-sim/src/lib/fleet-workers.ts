@@ -11,7 +11,7 @@ export interface FleetWorkerData {
   options: Omit<
     FleetOptions,
     'payload' | 'certificate' | 'signal' | 'onOutcome' | 'onProgress' | 'workers' | 'shard'
-  > & { payload?: Record<string, unknown> };
+  > & { payload?: Record<string, unknown> | readonly Record<string, unknown>[] };
   shard: FleetShard;
   progress: boolean;
 }
@@ -66,7 +66,8 @@ export function runFleetOnWorkers(
   let invalid: InvalidOptionError | undefined;
   const threads: Worker[] = [];
 
-  const payload = options.payload as Record<string, unknown> | undefined;
+  // An object or an array of them (not a function: workerPlan kept such a fleet in one thread).
+  const payload = options.payload as FleetWorkerData['options']['payload'];
   const {
     signal: _signal,
     onOutcome: _onOutcome,

@@ -17,6 +17,8 @@ describe('runFleet option checks', () => {
     [{ count: 3, registrationIdTemplates: [] }, 'registrationIdTemplates'],
     [{ count: 3, registrationIdTemplates: 'dev {n}' }, 'registrationIdTemplates'],
     [{ count: 3, groupKey: 'xyz' }, 'groupKey'],
+    [{ count: 3, payload: [] }, 'payload'],
+    [{ count: 3, payload: [{ a: 1 }, ['not', 'an', 'object']] as unknown as Record<string, unknown>[] }, 'payload'],
   ])('rejects %j naming %s', async (override, field) => {
     await expect(runFleet({ ...BASE, ...override })).rejects.toMatchObject({
       name: 'InvalidOptionError',
@@ -117,6 +119,32 @@ describe('runFleet through the real SDK (HTTPS)', () => {
     expect(received.map((r) => r.registrationId).sort()).toEqual([...expected].sort());
     expect(received.every((r) => JSON.stringify(r.payload) === '{"firmware":"1.2.3"}')).toBe(true);
     expect(progress.at(-1)).toMatchObject({ requested: 11, launched: 11, finished: 11, inFlight: 0 });
+  });
+
+  it('payloads take turns over the devices, over worker threads as in one', async () => {
+    const payloads = [{ site: 'north' }, { site: 'south' }, { site: 'west', firmware: '2.0' }];
+    for (const workers of [1, 2]) {
+      const before = dps.registrations.length;
+      const summary = await runFleet({
+        ...BASE,
+        provisioningHost: dps.host,
+        ca: pki.caPem,
+        transport: 'http',
+        count: 7,
+        concurrency: 4,
+        workers,
+        registrationIdTemplates: [`turns-w${workers}-{n}`],
+        payload: payloads,
+      });
+      expect(summary).toMatchObject({ completed: 7, byStatus: { assigned: 7 } });
+      const received = Object.fromEntries(
+        dps.registrations.slice(before).map((r) => [r.registrationId, r.payload] as const),
+      );
+      // Device index i is turns-w{workers}-{i + 1} and sends payloads[i % 3].
+      expect(received).toEqual(
+        Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`turns-w${workers}-${i + 1}`, payloads[i % 3]])),
+      );
+    }
   });
 
   it('rejects, over workers as in one thread, with an option only a registration checks', async () => {

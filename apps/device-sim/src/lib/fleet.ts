@@ -10,6 +10,7 @@ import {
   MAX_FLEET_COUNT,
   MAX_WORKERS,
 } from './inputs.js';
+import { isPlainObject } from './payload.js';
 import type { RegisterOptions } from './register.js';
 import { type FleetSummary, FleetTally } from './stats.js';
 import { checkFleetTemplates, fleetDevice, type RegistrationIdTemplate } from './template.js';
@@ -38,8 +39,16 @@ export interface FleetOptions {
   /** First device number. Default 1. */
   start?: number;
   transport?: TransportName;
-  /** Payload for every device, or a function giving one per device (undefined: none). */
-  payload?: Record<string, unknown> | ((registrationId: string, index: number) => Record<string, unknown> | undefined);
+  /**
+   * Payload for every device; or payloads that take turns (device `index` of the fleet sends
+   * `payload[index % payload.length]`, so with as many payloads as templates each template's devices
+   * send their own); or a function giving one per device (undefined: none). An array crosses into
+   * worker threads; a function keeps the fleet in this thread.
+   */
+  payload?:
+    | Record<string, unknown>
+    | readonly Record<string, unknown>[]
+    | ((registrationId: string, index: number) => Record<string, unknown> | undefined);
   ca?: string;
   pollingIntervalMs?: number;
   /** Per-device deadline for a final answer (ms), retries included. Default: none. */
@@ -137,7 +146,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetSummary> {
     while (!stopped && next < shardCount) {
       const index = shard.index + shard.of * next++;
       const { registrationId } = fleetDevice(templates, index, start);
-      const payload = typeof options.payload === 'function' ? options.payload(registrationId, index) : options.payload;
+      const payload = devicePayload(options.payload, registrationId, index);
       const controller = new AbortController();
       inFlight.add(controller);
       options.onProgress?.(progress());
@@ -222,7 +231,27 @@ export function checkFleetOptions(options: FleetOptions): CheckedFleet {
   const groupKey =
     options.groupKey === undefined ? undefined : checkKey({ field: 'groupKey', value: options.groupKey });
   const transport = checkTransport({ field: 'transport', value: options.transport ?? 'mqtt' });
+  if (Array.isArray(options.payload)) {
+    if (options.payload.length === 0) {
+      throw new InvalidOptionError('payload', 'payload is an empty array: give at least one payload, or none');
+    }
+    const bad = options.payload.findIndex((p) => !isPlainObject(p));
+    if (bad >= 0) {
+      throw new InvalidOptionError('payload', `payload[${bad}] must be a plain object (it is sent as a JSON object)`);
+    }
+  }
   return { count, concurrency, start, templates, groupKey, transport };
+}
+
+/** The payload device `index` sends (see `FleetOptions.payload`). */
+export function devicePayload(
+  payload: FleetOptions['payload'],
+  registrationId: string,
+  index: number,
+): Record<string, unknown> | undefined {
+  if (typeof payload === 'function') return payload(registrationId, index);
+  if (Array.isArray(payload)) return payload[index % payload.length];
+  return payload as Record<string, unknown> | undefined;
 }
 
 function checkShard(shard: FleetShard | undefined): FleetShard {

@@ -23,6 +23,7 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
   try {
     const summary = await runFleet({
       ...sharedOptions(config, controller.signal),
+      ...(config.payloads ? { payload: config.payloads } : {}),
       groupKey: config.groupKey,
       certificate: certificateFiles(config),
       count: config.count,
