@@ -111,6 +111,8 @@ export function hubServerError(): HttpAnswer {
 type Route =
   /** `GET /devices` (`Registry.list`), `POST /devices` (`addDevices`, `updateDevices`, `removeDevices`). */
   | { op: 'devices' }
+  /** `POST /devices/query` (`Registry.createQuery`). */
+  | { op: 'query' }
   /** `GET /statistics/devices` (`Registry.getRegistryStatistics`). */
   | { op: 'statistics' }
   | { op: 'twin'; deviceId: string }
@@ -121,13 +123,16 @@ type Route =
   | { op: 'devicebound'; deviceId: string }
   | { op: 'unknown' };
 
-function route(pathname: string): Route {
+function route(method: string, pathname: string): Route {
   const parts = pathname.split('/').slice(1);
   const first = parts[0]?.toLowerCase();
   if (first === 'statistics' && parts[1]?.toLowerCase() === 'devices' && (parts.length === 2 || parts[2] === '')) {
     return { op: 'statistics' };
   }
   if (first === 'devices' && (parts.length === 1 || (parts.length === 2 && parts[1] === ''))) return { op: 'devices' };
+  // A device may be named "query": only a POST is the query (GET/PUT/DELETE are that device's).
+  if (first === 'devices' && parts.length === 2 && parts[1]?.toLowerCase() === 'query' && method === 'POST')
+    return { op: 'query' };
 
   const decode = (part: string | undefined) => {
     try {
@@ -164,6 +169,7 @@ const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devic
   'module-methods': ['POST'],
   device: ['GET', 'PUT', 'DELETE'],
   devices: ['GET'],
+  query: ['POST'],
   statistics: ['GET'],
 };
 
@@ -196,7 +202,10 @@ export type HubGate =
       ok: true;
       kind: 'registry';
       hubName: string;
-      route: Extract<Route, { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'statistics' }>;
+      route: Extract<
+        Route,
+        { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'query' | 'statistics' }
+      >;
     }
   | {
       ok: true;
@@ -230,13 +239,13 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       ),
     );
   }
-  const r = route(url.pathname);
+  const r = route(method, url.pathname);
   if (r.op === 'unknown') {
     return answer(
       hubError(
         404,
         'NotFound',
-        `The emulated hub serves /devices, /devices/{id}, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+        `The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
       ),
     );
   }
@@ -277,7 +286,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
   const right: HubRight =
     r.op === 'methods' || r.op === 'module-methods'
       ? 'ServiceConnect'
-      : method === 'GET'
+      : method === 'GET' || r.op === 'query' // a query reads, though it is a POST
         ? 'RegistryRead'
         : 'RegistryWrite';
   const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
@@ -343,6 +352,24 @@ export function handleHubRequest(
     }
     if (r.op === 'statistics') return ok(hub.registryStatistics(hubName));
     if (r.op === 'devices') return ok(hub.listDevices(hubName, request.url.searchParams.get('top')));
+    if (r.op === 'query') {
+      const page = hub.queryTwins(
+        hubName,
+        json(request.body.toString('utf8')),
+        header(headers, 'x-ms-max-item-count'),
+        header(headers, 'x-ms-continuation'),
+      );
+      return {
+        status: 200,
+        headers: {
+          'x-ms-item-type': page.itemType,
+          // The page size as applied, not as sent.
+          'x-ms-max-item-count': String(page.pageSize),
+          ...(page.continuationToken ? { 'x-ms-continuation': page.continuationToken } : {}),
+        },
+        body: page.items,
+      };
+    }
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     // The gate let through only the methods each route allows.
     if (r.op === 'twin') {
@@ -403,6 +430,11 @@ function telemetryProperties(headers: IncomingHttpHeaders): Record<string, strin
 /** The answer to completing, rejecting or abandoning a cloud-to-device message: none is locked. */
 function noLockedMessage(): HttpAnswer {
   return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function ok(body: unknown): HttpAnswer {

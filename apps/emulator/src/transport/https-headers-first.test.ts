@@ -121,7 +121,7 @@ function cases(deviceToken: string): Case[] {
       status: 404,
       expected: hubBody(
         'NotFound',
-        'The emulated hub serves /devices, /devices/{id}, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not /devices/hf-1/nowhere.',
+        'The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not /devices/hf-1/nowhere.',
       ),
     },
     {

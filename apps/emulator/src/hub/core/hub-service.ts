@@ -10,6 +10,8 @@ import {
 } from './direct-methods.js';
 import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
 import type { HubPush, HubPushOutbox } from './pushes.js';
+import { QueryError } from './query.js';
+import { queryText, runTwinQuery, type TwinQueryPage } from './query-run.js';
 import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
@@ -372,6 +374,29 @@ export class HubService {
       if (asked >= 1 && asked <= MAX_LISTED_DEVICES) limit = asked;
     }
     return this.#store.devicesAfter(this.hubNamed(hub) ?? hub, undefined, limit).map((device) => deviceView(device));
+  }
+
+  /**
+   * `POST /devices/query` (`Registry.createQuery`): one page of the query's answer over the hub's
+   * twins, read from the store (any process on it answers alike). A query beyond the subset served,
+   * or a bad page size or continuation, is IoT Hub's 400 `ArgumentInvalid` naming the cause.
+   */
+  queryTwins(
+    hub: string,
+    body: unknown,
+    pageSize: string | undefined,
+    continuation: string | undefined,
+  ): TwinQueryPage {
+    const name = this.hubNamed(hub) ?? hub;
+    try {
+      return runTwinQuery((after, limit) => this.#store.devicesAfter(name, after, limit), queryText(body), {
+        ...(pageSize !== undefined ? { pageSize } : {}),
+        ...(continuation !== undefined ? { continuation } : {}),
+      });
+    } catch (err) {
+      if (err instanceof QueryError) throw new HubError(400, 'ArgumentInvalid', err.message);
+      throw err;
+    }
   }
 
   /** `GET /statistics/devices` (`Registry.getRegistryStatistics`): IoT Hub's `RegistryStatistics`. */
