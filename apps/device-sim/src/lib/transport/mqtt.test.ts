@@ -1,5 +1,6 @@
+import net from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createMqttTransport } from './mqtt.js';
 import { RegistrationObserver } from './observer.js';
 
@@ -51,5 +52,31 @@ describe('createMqttTransport', () => {
     expect(transportQueue(context).provider).toBe(first);
     expect(transportQueue(createSecureContext({})).provider).not.toBe(first);
     expect(transportQueue().provider).not.toBe(first);
+  });
+
+  it('turns Nagle’s algorithm off on the SDK’s socket, with and without a shared TLS context', async () => {
+    // With Nagle on, the SDK's poll (retry-after 0) waited in the kernel for the service's delayed
+    // ACK of the PUBACK written just before it: ~40 ms a registration (see connectWithoutDelay).
+    const listener = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const { port } = listener.address() as net.AddressInfo;
+    const setNoDelay = vi.spyOn(net.Socket.prototype, 'setNoDelay');
+    try {
+      for (const context of [undefined, createSecureContext({})]) {
+        setNoDelay.mockClear();
+        const { provider } = transportQueue(context);
+        const client = (provider as { connect(uri: string, options: object): unknown }).connect(
+          `mqtts://127.0.0.1:${port}`,
+          { reconnectPeriod: 0, rejectUnauthorized: false },
+        ) as { stream: net.Socket; on(event: 'error', listener: () => void): void; end(force: boolean): void };
+        client.on('error', () => {});
+        expect(setNoDelay.mock.contexts).toContain(client.stream);
+        expect(setNoDelay.mock.calls[setNoDelay.mock.contexts.indexOf(client.stream)]).toEqual([true]);
+        client.end(true);
+      }
+    } finally {
+      setNoDelay.mockRestore();
+      await new Promise((resolve) => listener.close(resolve));
+    }
   });
 });

@@ -38,7 +38,7 @@ class ObservedMqttBase extends MqttBase {
     super(mqttProviderFor(tlsContext) as ConstructorParameters<typeof MqttBase>[0]);
     const internals = this as unknown as { mqttProvider: MqttProvider; _onTheWirePublishes: OnTheWireMessages };
     defaultMqttProvider ??= internals.mqttProvider;
-    if (tlsContext) internals.mqttProvider = sharedContextProvider(defaultMqttProvider, tlsContext);
+    internals.mqttProvider = tlsContext ? sharedContextProvider(defaultMqttProvider, tlsContext) : noDelayProvider();
     purgeOnlyWhatIsOnTheWire(internals._onTheWirePublishes);
   }
 
@@ -116,7 +116,31 @@ function withoutStackTraces<T>(make: () => T): T {
  */
 function mqttProviderFor(tlsContext: SecureContext | undefined): MqttProvider | undefined {
   if (defaultMqttProvider === undefined) return undefined;
-  return tlsContext ? sharedContextProvider(defaultMqttProvider, tlsContext) : defaultMqttProvider;
+  return tlsContext ? sharedContextProvider(defaultMqttProvider, tlsContext) : noDelayProvider();
+}
+
+/** mqtt.js's factory with Nagle's algorithm off on its socket (see `connectWithoutDelay`). */
+let noDelayMqttProvider: MqttProvider | undefined;
+function noDelayProvider(): MqttProvider {
+  const mqtt = defaultMqttProvider as MqttProvider;
+  noDelayMqttProvider ??= { connect: (uri, options) => connectWithoutDelay(mqtt, uri, options) };
+  return noDelayMqttProvider;
+}
+
+/**
+ * mqtt.js's client with Nagle's algorithm off on its TLS socket (tls.connect takes no `noDelay`).
+ * The SDK acknowledges an answer (PUBACK) and then, once its polling timer fires, sends its poll:
+ * with `retry-after: 0` two small writes a moment apart. With Nagle on, the poll waits in the kernel
+ * until the PUBACK is acknowledged, and the service's side delays that acknowledgement (Linux's
+ * delayed ACK, 40 ms): every registration against the local emulator with `--retry-after 0` took
+ * ~40 ms longer than its exchange (a single device 50 ms against 8 ms, traced at the server; the
+ * bench's fleets held their devices idle that long). Same bytes, same packets; only when they leave.
+ * A WebSocket stream (MqttWs) has no setNoDelay: `ws` turns Nagle off itself.
+ */
+function connectWithoutDelay(mqtt: MqttProvider, uri: string, options: Record<string, unknown>): unknown {
+  const client = mqtt.connect(uri, options) as { stream?: { setNoDelay?: (noDelay: boolean) => unknown } };
+  client.stream?.setNoDelay?.(true);
+  return client;
 }
 
 /**
@@ -128,7 +152,7 @@ function mqttProviderFor(tlsContext: SecureContext | undefined): MqttProvider | 
 function sharedContextProvider(mqtt: MqttProvider, secureContext: SecureContext): MqttProvider {
   let provider = sharedContextProviders.get(secureContext);
   if (provider === undefined) {
-    provider = { connect: (uri, options) => mqtt.connect(uri, { ...options, secureContext }) };
+    provider = { connect: (uri, options) => connectWithoutDelay(mqtt, uri, { ...options, secureContext }) };
     sharedContextProviders.set(secureContext, provider);
   }
   return provider;
