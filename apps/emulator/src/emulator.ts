@@ -39,6 +39,7 @@ import {
   type SharedAccessPolicy,
   serviceConnectionString,
 } from './core/service-auth.js';
+import { createHubAmqp } from './hub/amqp.js';
 import {
   DEFAULT_HUB_POLICIES,
   HUB_OWNER_POLICY_NAME,
@@ -567,6 +568,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       let amqp: RunningAmqpTransport | undefined;
       const amqpPort = this.#options.amqpPort;
       if (amqpPort !== null && amqpPort !== false) {
+        // The hubs' AMQP endpoint shares the listener (and the WebSocket path) with DPS's.
+        const hubAmqp = createHubAmqp(hub);
         amqp = await startAmqpTransport({
           api,
           tls: serverTls,
@@ -574,6 +577,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           port: amqpPort ?? 5671,
           log: this.#log,
           limits,
+          hubs: hubAmqp,
           ...logClock,
         });
         const started = amqp;

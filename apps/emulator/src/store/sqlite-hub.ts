@@ -230,7 +230,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       deviceId: row.device_id,
       body: Buffer.from(row.body),
       properties: JSON.parse(row.properties_json) as Record<string, string>,
-      transport: row.transport === 'https' ? 'https' : 'mqtt',
+      transport: row.transport === 'https' || row.transport === 'amqp' ? row.transport : 'mqtt',
       receivedUtc: row.received_utc,
     }));
   }

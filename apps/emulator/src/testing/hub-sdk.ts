@@ -8,16 +8,18 @@
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import deviceSdk from 'azure-iot-device';
+import deviceAmqp from 'azure-iot-device-amqp';
 import deviceHttp from 'azure-iot-device-http';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import iothub from 'azure-iothub';
 import type { Emulator } from '../emulator.js';
 import { HUB_OWNER_POLICY_NAME, type HubEvent, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
+import { emulatorAgent } from '../sdk-agent.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceSdk;
 const { Registry, Client: ServiceClient } = iothub;
 
-export type HubDeviceTransport = 'mqtt' | 'https';
+export type HubDeviceTransport = 'mqtt' | 'https' | 'amqp' | 'amqp-ws';
 export type DeviceClient = InstanceType<typeof Client>;
 export type RegistryClient = InstanceType<typeof Registry>;
 export type HubServiceClient = InstanceType<typeof ServiceClient>;
@@ -134,7 +136,9 @@ export async function deviceClient(
   emulator: HubTarget,
   options: { hub: string; deviceId: string; transport?: HubDeviceTransport } & HubDeviceCredentials,
 ): Promise<DeviceClient> {
-  const mqtt = (options.transport ?? 'mqtt') === 'mqtt';
+  const kind = options.transport ?? 'mqtt';
+  if (kind === 'amqp' || kind === 'amqp-ws') return amqpDeviceClient(emulator, { ...options, transport: kind });
+  const mqtt = kind === 'mqtt';
   const transport = mqtt ? deviceMqtt.Mqtt : deviceHttp.Http;
   const client = options.x509
     ? // `x509=true` connection strings lose `GatewayHostName` (device_client.js builds their
@@ -161,6 +165,29 @@ export async function deviceClient(
     // its promise would never settle.
     void client.setOptions({ http: { agent: hubAgent(emulator) } } as never);
   }
+  return client;
+}
+
+/**
+ * A device Client over `azure-iot-device-amqp`: `Amqp` with `GatewayHostName=localhost:<amqp port>`
+ * (azure-iot-amqp-base takes the port from it) and the CA through `setOptions`; `AmqpWs`, which
+ * always dials `wss://{host}:443/$iothub/websocket`, with the hub's name and `emulatorAgent` as
+ * its `webSocketAgent` (CA and port).
+ */
+async function amqpDeviceClient(
+  emulator: HubTarget,
+  options: { hub: string; deviceId: string; transport: 'amqp' | 'amqp-ws' } & HubDeviceCredentials,
+): Promise<DeviceClient> {
+  const amqp = emulator.endpoints.amqp;
+  if (!amqp) throw new Error('the emulator runs without AMQP');
+  if (options.x509) throw new Error('X.509 devices over AMQP are not emulated');
+  const ws = options.transport === 'amqp-ws';
+  const client = Client.fromConnectionString(
+    `HostName=${options.hub};DeviceId=${options.deviceId};SharedAccessKey=${options.key}${ws ? '' : `;GatewayHostName=${amqp.provisioningHost}`}`,
+    ws ? deviceAmqp.AmqpWs : deviceAmqp.Amqp,
+  );
+  client.on('error', () => {});
+  await client.setOptions(ws ? { amqp: { webSocketAgent: emulatorAgent(emulator) } } : { ca: emulator.caCertPem });
   return client;
 }
 

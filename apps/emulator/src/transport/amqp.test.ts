@@ -74,9 +74,11 @@ describe('AMQP: the port', () => {
     expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'not-amqp', protocol: 'mqtt' });
   });
 
-  it('answers AMQP without SASL, or another version, with the SASL protocol header (version negotiation)', async () => {
-    const plainAmqp = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
-    expect(await rawAmqpExchange(emulator, plainAmqp)).toEqual(SASL_HEADER);
+  // AMQP without SASL and without a client certificate is an IoT Hub client's (azure-iot-device-amqp
+  // authenticates by CBS put-token): hub/hub.amqp.test.ts.
+  it('answers another protocol id or version with the SASL protocol header (version negotiation)', async () => {
+    const tlsAmqp = Buffer.from([0x41, 0x4d, 0x51, 0x50, 2, 1, 0, 0]);
+    expect(await rawAmqpExchange(emulator, tlsAmqp)).toEqual(SASL_HEADER);
     expect(lastLog('amqp.protocol')).toMatchObject({ kind: 'unsupported-header' });
     expect(await rawAmqpExchange(emulator, Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]))).toEqual(SASL_HEADER);
   });
@@ -195,7 +197,7 @@ describe('AMQP: a connected client', () => {
 });
 
 describe('AMQP: a client with a TLS certificate and no SASL (how the SDKs speak X.509)', () => {
-  it('opens; a link to a malformed address is refused, the first proper link is attested and its requests refused 401002', async () => {
+  it('opens; the first link (a registration) is attested and its requests refused 401002; a link to another address is refused', async () => {
     const stranger = await createTestCa('Raw AMQP stranger');
     const device = await createTestDeviceCertificate('amqp-raw-x509', { issuer: stranger });
     const endpoint = emulator.endpoints.amqp;
@@ -217,12 +219,8 @@ describe('AMQP: a client with a TLS certificate and no SASL (how the SDKs speak 
       connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
     });
 
-    const malformed = connection.open_receiver({ source: { address: 'not-a-registration' } });
-    const refused = await new Promise<{ condition?: string } | undefined>((resolve) =>
-      malformed.on('receiver_close', (context: EventContext) => resolve(context.receiver?.error as never)),
-    );
-    expect(refused?.condition).toBe('amqp:unauthorized-access');
-
+    // The first link's address makes the connection DPS's (one naming no registration would make
+    // it a hub's: hub/hub.amqp.test.ts).
     const address = `${emulator.idScope}/registrations/amqp-raw-x509`;
     connection.open_receiver({ source: { address } });
     const sender = connection.open_sender({ target: { address } });
@@ -242,6 +240,11 @@ describe('AMQP: a client with a TLS certificate and no SASL (how the SDKs speak 
       registrationId: 'amqp-raw-x509',
       reason: 'no-matching-enrollment',
     });
+    const malformed = connection.open_receiver({ source: { address: 'not-a-registration' } });
+    const refused = await new Promise<{ condition?: string } | undefined>((resolve) =>
+      malformed.on('receiver_close', (context: EventContext) => resolve(context.receiver?.error as never)),
+    );
+    expect(refused?.condition).toBe('amqp:unauthorized-access');
     connection.close();
     await stillServes('amqp-after-raw-x509');
   });
@@ -286,7 +289,7 @@ describe('AMQP over WebSockets', () => {
     // Not AMQP inside: the server says which header it takes, and closes.
     const reply = new Promise<Buffer>((resolve) => attempt.ws.once('message', (data: Buffer) => resolve(data)));
     const closed = closeOf(attempt.ws);
-    attempt.ws.send(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]));
+    attempt.ws.send(Buffer.from([0x41, 0x4d, 0x51, 0x50, 2, 1, 0, 0]));
     expect(await reply).toEqual(SASL_HEADER);
     await closed;
   });

@@ -113,6 +113,67 @@ export interface AmqpTransportOptions {
   limits?: ConnectionLimits;
   /** The clock the listener's warning limit (AMQP_LIMITED_WARNINGS) is measured on (default: the wall clock). */
   now?: () => Date;
+  /**
+   * The emulated hubs' AMQP endpoint (hub/amqp.ts): the connections that are IoT Hub's, not DPS's,
+   * are handed to it (see `AmqpHubSeam`). Without it every connection is DPS's.
+   */
+  hubs?: AmqpHubSeam;
+}
+
+/**
+ * Links a hub connection may attach over its life (a device needs eight: CBS's two, telemetry,
+ * the twin's two, the methods' two, C2D; a service connection four): more than DPS's
+ * MAX_LINKS_PER_CONNECTION, bounded for the same reason.
+ */
+export const MAX_HUB_LINKS_PER_CONNECTION = 24;
+
+/**
+ * A connection the listener hands to the hubs' AMQP endpoint: rhea's connection, every frame of
+ * which has passed the listener's guards (frame size, sessions, links, credit, message size and
+ * frames, dispositions, idle timeout) as a DPS connection's do. The endpoint registers its own
+ * listeners on `connection` (the listener's DPS listeners leave a hub connection alone) and is
+ * called before the connection's first link is attached.
+ */
+export interface AmqpHubConnection {
+  connection: Connection;
+  /** `address:port` of the client, for log lines. */
+  peer: string;
+  transport: Extract<DeviceTransport, 'amqp' | 'amqp-ws'>;
+  /** The OPEN's `hostname` (the host the SDK dialled: the hub, or the GatewayHostName). */
+  hostname: string | undefined;
+  /** The chain the client presented in the TLS handshake (DER, its own first): X.509 devices. */
+  clientCertificates: readonly Uint8Array[];
+  /** The listener's warnings limiter's logger (warnings any client can cause go through it). */
+  log: Logger;
+  /**
+   * Lets the client send `count` more messages on `receiver` (a link where it sends). A link
+   * without credit granted here that the client sends on closes the connection (the listener's
+   * credit guard), as does a message over MAX_AMQP_MESSAGE_BYTES the link.
+   */
+  grantCredit(receiver: Receiver, count: number): void;
+  /**
+   * Sends `message` on `sender` (a link where the server sends), counted until the client settles
+   * it: past MAX_UNSETTLED_ANSWERS unsettled the connection is closed instead (undefined).
+   */
+  send(sender: Sender, message: Record<string, unknown>): Delivery | undefined;
+  /** Closes the connection with `error` (and the socket after a grace). */
+  close(error: { condition: string; description: string }): void;
+}
+
+/**
+ * Where the listener hands IoT Hub's connections. Told apart as the services do, by what the
+ * client sends: a DPS client authenticates with SASL PLAIN (`{idScope}/registrations/{id}` and a
+ * SAS token) or, X.509, attaches `{idScope}/registrations/{id}` links; azure-iot-device-amqp speaks
+ * AMQP without SASL (azure-iot-amqp-base sets no mechanism) and authenticates with a CBS
+ * `put-token` (SAS) or its TLS client certificate (X.509), its OPEN's hostname naming the hub (or
+ * its GatewayHostName). So: SASL PLAIN is DPS's; no SASL and no client certificate, or an OPEN
+ * naming a hub, is a hub's; no SASL with a certificate is decided by the first link's address.
+ */
+export interface AmqpHubSeam {
+  /** Whether an OPEN's `hostname` names one of the hubs (any case, port ignored). */
+  isHubHost(hostname: string | undefined): boolean;
+  /** Takes a hub connection (see AmqpHubConnection). */
+  accept(hubConnection: AmqpHubConnection): void;
 }
 
 /** A refusal that closes the connection (or a link of it), counted by its AMQP error condition. */
@@ -300,6 +361,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
     let refused = false;
     let unsettledAnswers = 0;
+    // Whose connection this is (see AmqpHubSeam): undecided until its SASL, OPEN or first link says.
+    let role: 'undecided' | 'dps' | 'hub' = 'undecided';
 
     // A container per connection: rhea hands the SASL callback only the username and password, so
     // the connection they belong to is this closure's.
@@ -517,11 +580,19 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const onAttach = connection.on_attach;
     connection.on_attach = (frame: AttachFrame) => {
       if (refused) return;
+      // An X.509 client (no SASL, a certificate, an OPEN naming no hub): its first link's address says whose.
+      if (role === 'undecided' && withoutSasl && options.hubs) {
+        const { source, target } = frame.performative;
+        const dps = [source, target].some((field) => parseAmqpAddress(terminusAddress(field)) !== undefined);
+        if (dps) role = 'dps';
+        else takeAsHub();
+      }
       links += 1;
-      if (links > MAX_LINKS_PER_CONNECTION) {
-        return violation('amqp.link', `more than ${MAX_LINKS_PER_CONNECTION} links`, {
+      const maxLinks = role === 'hub' ? MAX_HUB_LINKS_PER_CONNECTION : MAX_LINKS_PER_CONNECTION;
+      if (links > maxLinks) {
+        return violation('amqp.link', `more than ${maxLinks} links`, {
           condition: 'amqp:resource-limit-exceeded',
-          description: `At most ${MAX_LINKS_PER_CONNECTION} links per connection.`,
+          description: `At most ${maxLinks} links per connection.`,
         });
       }
       const { source, target } = frame.performative;
@@ -580,8 +651,11 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       receiver.add_credit(1);
     };
 
-    // Only a client that presented a certificate may skip SASL: without one it could not authenticate.
-    const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES, { saslOptional: clientCertificates.length > 0 });
+    // Only a client that presented a certificate may skip SASL for DPS (without one it could not
+    // authenticate); a hub client skips it either way (it authenticates by CBS put-token).
+    const guard = new AmqpFrameGuard(AMQP_MAX_FRAME_BYTES, {
+      saslOptional: clientCertificates.length > 0 || options.hubs !== undefined,
+    });
     let withoutSasl = false;
     const refuse = (problem: AmqpStreamProblem) => {
       refused = true;
@@ -642,7 +716,52 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       destroy: () => channel.destroy(),
     };
 
+    /** Hands the connection to the hubs' endpoint (see AmqpHubSeam); the DPS listeners leave it alone. */
+    const takeAsHub = () => {
+      if (!options.hubs || role === 'hub') return;
+      role = 'hub';
+      options.hubs.accept({
+        connection,
+        peer,
+        transport,
+        hostname: remoteHostname(connection),
+        clientCertificates,
+        log,
+        grantCredit: (receiver, count) => {
+          if (!connection.is_open() || !receiver.is_open()) return;
+          credit.set(receiver, (credit.get(receiver) ?? 0) + count);
+          receiver.add_credit(count);
+        },
+        send: (sender, message) => {
+          if (!connection.is_open()) return undefined;
+          if (unsettledAnswers >= MAX_UNSETTLED_ANSWERS) {
+            log.warn(
+              'amqp.unsettled',
+              `${peer} (${transport}): ${unsettledAnswers} messages not settled by the client; connection closed`,
+              { transport, unsettled: unsettledAnswers, condition: 'amqp:resource-limit-exceeded' },
+            );
+            closeConnection({
+              condition: 'amqp:resource-limit-exceeded',
+              description: `At most ${MAX_UNSETTLED_ANSWERS} messages may wait for the client to settle them.`,
+            });
+            return undefined;
+          }
+          const sent = sender.send(message as never);
+          if (!sent.settled) unsettledAnswers += 1;
+          return sent;
+        },
+        close: (error) => closeConnection(error),
+      });
+    };
+
     connection.on('connection_open', () => {
+      if (role === 'undecided' && options.hubs && !attestation) {
+        // No SASL PLAIN: a hub client when it presented no certificate (it cannot be a DPS one) or
+        // named a hub in its OPEN; else (X.509) its first link decides (see on_attach).
+        if (withoutSasl && (clientCertificates.length === 0 || options.hubs.isHubHost(remoteHostname(connection))))
+          takeAsHub();
+      } else if (role === 'undecided' && attestation) role = 'dps';
+      if (role === 'hub') return;
       // X.509: attested when the first link names the registration id.
       if (attestation?.ok || withoutSasl) return;
       const failure: Extract<AttestationResult, { ok: false }> = attestation ?? {
@@ -714,6 +833,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     connection.on('sender_open', (context: EventContext) => {
+      if (role === 'hub') return;
       const sender = context.sender;
       if (!sender) return;
       const address = sender.source?.address;
@@ -722,6 +842,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     });
 
     connection.on('receiver_open', (context: EventContext) => {
+      if (role === 'hub') return;
       const receiver = context.receiver;
       if (!receiver) return;
       const address = receiver.target?.address;
@@ -732,6 +853,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
 
     connection.on('receiver_close', (context: EventContext) => {
       if (!context.receiver) return;
+      // Whoever's the link was, its credit ends with it (the credit guard refuses its transfers).
       credit.delete(context.receiver);
       gathering.delete(context.receiver);
     });
@@ -740,6 +862,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     });
 
     connection.on('message', (context: EventContext) => {
+      if (role === 'hub') return;
       const { message, delivery, receiver } = context;
       if (!message || !delivery || !receiver || !attestation) return;
       const request = parseAmqpRequest(message.application_properties);
@@ -1042,6 +1165,22 @@ function webSocketChannel(ws: WebSocket): ByteChannel {
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),
   };
+}
+
+/** The OPEN's hostname, as rhea keeps the peer's OPEN. */
+function remoteHostname(connection: Connection): string | undefined {
+  const hostname = (connection as unknown as { remote?: { open?: { hostname?: unknown } } }).remote?.open?.hostname;
+  return typeof hostname === 'string' ? hostname : undefined;
+}
+
+/**
+ * The address of an ATTACH's source or target as the frame carries it, before rhea unwraps it: a
+ * described list whose first field is the address (AMQP 1.0 3.5.3, 3.5.4).
+ */
+function terminusAddress(field: unknown): string | undefined {
+  const list = (field as { value?: unknown } | null | undefined)?.value;
+  const address = Array.isArray(list) ? (list[0] as { value?: unknown } | undefined)?.value : undefined;
+  return typeof address === 'string' ? address : undefined;
 }
 
 /** Whether `link` (from rhea's handles) is one where the server receives: the client sends on it. */

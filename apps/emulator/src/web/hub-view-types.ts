@@ -31,7 +31,7 @@ export interface HubDeviceSummary {
 /** A device-to-cloud message as the page shows it: the body as text, clipped. */
 export interface TelemetryView {
   receivedUtc: string;
-  transport: 'mqtt' | 'https';
+  transport: 'mqtt' | 'https' | 'amqp';
   /** The body as UTF-8 text, or base64 (`encoding`) when it is not UTF-8. */
   body: string;
   encoding: 'utf-8' | 'base64';

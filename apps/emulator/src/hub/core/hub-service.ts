@@ -53,7 +53,8 @@ export const DEFAULT_HUB_POLICIES: readonly HubPolicy[] = [
   { keyName: HUB_OWNER_POLICY_NAME, primaryKey: WELL_KNOWN_HUB_KEY, rights: HUB_RIGHTS },
 ];
 
-export type HubTransport = 'mqtt' | 'https';
+/** How a device reached the hub (`amqp`: AMQP over TLS or over WebSockets). */
+export type HubTransport = 'mqtt' | 'https' | 'amqp';
 
 /** What the hubs report (the emulator logs them and emits them as `hub` events; never keys). */
 export type HubEvent =

@@ -10,7 +10,7 @@ export interface TelemetryRecord {
   body: Buffer;
   /** Application and system properties (`$.mid`, `$.ct`, …) as the device sent them. */
   properties: Record<string, string>;
-  transport: 'mqtt' | 'https';
+  transport: 'mqtt' | 'https' | 'amqp';
   receivedUtc: string;
 }
 

@@ -1,0 +1,311 @@
+import { randomUUID } from 'node:crypto';
+import type { EventContext, Message, Receiver, Sender } from 'rhea';
+import { clip } from '../core/client-text.js';
+import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
+import type { HubService } from './core/hub-service.js';
+
+/** The claims-based-security node: the client's put-token requests and their answers (both links' address). */
+export const CBS_ADDRESS = '$cbs';
+/** The token type azure-iot-amqp-base (and the C and C# SDKs) send in a put-token request. */
+export const CBS_SAS_TOKEN_TYPE = 'servicebus.windows.net:sastoken';
+/** The longest put-token audience read (a hub host name and a device id, with room). */
+const MAX_AUDIENCE_LENGTH = 512;
+
+/** What a connection's CBS put-tokens authorized: a device's token (`sr={hub}/devices/{id}`) or a service policy's (`sr={hub}`). */
+export type HubAmqpAuthorization =
+  | { kind: 'device'; hub: string; deviceId: string }
+  | { kind: 'service'; hub: string; policy: string };
+
+/**
+ * One hub AMQP connection as the endpoints see it: the listener's connection (credit, bounded
+ * sends, close) and what its put-tokens authorized. An endpoint that takes a link registers the
+ * link's handlers here: rhea reports every link's messages and closes on the connection, and the
+ * hub module hands each to the handler of its link.
+ */
+export interface HubAmqpConnectionContext {
+  readonly amqp: AmqpHubConnection;
+  /** Names this connection in the registry's record of a device's connection (`HubService.setConnected`). */
+  readonly name: string;
+  /** The identities the connection's put-tokens authorized, in order. */
+  authorizations(): readonly HubAmqpAuthorization[];
+  /** The device identity authorized for `deviceId` (case-sensitive, as IoT Hub's ids), if any. */
+  device(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
+  /** The service authorization (a policy token with ServiceConnect), if any. */
+  service(): Extract<HubAmqpAuthorization, { kind: 'service' }> | undefined;
+  /** Hands `receiver`'s messages to `handler` (it settles each and grants credit for the next). */
+  onMessage(receiver: Receiver, handler: (context: EventContext & { message: Message }) => void): void;
+  /** Calls `handler` once when `link` closes (detached by either side, or the connection gone). */
+  onClose(link: Sender | Receiver, handler: () => void): void;
+  /** Calls `handler` once when the connection is gone. */
+  onDisconnected(handler: () => void): void;
+}
+
+/**
+ * A hub AMQP endpoint (the device API, the service API): `attach` is offered every link a
+ * connection attaches that is not CBS's, with its address (the client's target for a link where
+ * it sends, its source for one where it receives). It takes the link (registers its handlers,
+ * grants credit) and returns true, or returns false to leave it to the next endpoint; a link no
+ * endpoint takes is refused (`amqp:not-found`).
+ */
+export interface HubAmqpEndpoint {
+  attach(link: Sender | Receiver, address: string, context: HubAmqpConnectionContext): boolean;
+}
+
+export interface HubAmqp extends AmqpHubSeam {
+  /** Adds an endpoint (the device API is the first; the service API's plugs in here). */
+  addEndpoint(endpoint: HubAmqpEndpoint): void;
+}
+
+/** The answer to a put-token: IoT Hub's `status-code` and `status-description` application properties. */
+interface PutTokenAnswer {
+  status: number;
+  description: string;
+}
+
+/**
+ * IoT Hub's AMQP endpoint for the emulated hubs, on the listener the DPS AMQP API shares (TLS 5671
+ * and `wss://…/$iothub/websocket`; transport/amqp.ts tells the connections apart and hands the
+ * hubs' here). A client authenticates with a CBS put-token on `$cbs` (azure-iot-amqp-base's
+ * ClaimsBasedSecurityAgent: application properties `operation: put-token`, `type`, `name` the
+ * audience, the SAS token as the body, answered with the request's `message_id` as
+ * `correlation_id` and `status-code`/`status-description`): a device token (`sr={hub}/devices/{id}`,
+ * checked as over MQTT) or a service policy's (`sr={hub}`, `skn=…` with ServiceConnect). Every other
+ * link goes to the endpoints (`addEndpoint`), which check the connection's authorizations.
+ */
+export function createHubAmqp(hub: HubService): HubAmqp {
+  const endpoints: HubAmqpEndpoint[] = [];
+
+  const accept = (amqp: AmqpHubConnection) => {
+    const { connection, peer, transport, log } = amqp;
+    const authorizations: HubAmqpAuthorization[] = [];
+    const messageHandlers = new Map<Receiver, (context: EventContext & { message: Message }) => void>();
+    const closeHandlers = new Map<Sender | Receiver, () => void>();
+    const disconnectHandlers: (() => void)[] = [];
+    let cbsReplies: Sender | undefined;
+    const context: HubAmqpConnectionContext = {
+      amqp,
+      name: randomUUID(),
+      authorizations: () => authorizations,
+      device: (deviceId) =>
+        authorizations.find(
+          (a): a is Extract<HubAmqpAuthorization, { kind: 'device' }> => a.kind === 'device' && a.deviceId === deviceId,
+        ),
+      service: () =>
+        authorizations.find((a): a is Extract<HubAmqpAuthorization, { kind: 'service' }> => a.kind === 'service'),
+      onMessage: (receiver, handler) => messageHandlers.set(receiver, handler),
+      onClose: (link, handler) => closeHandlers.set(link, handler),
+      onDisconnected: (handler) => disconnectHandlers.push(handler),
+    };
+    const who = (deviceId?: string) => `${peer} (${transport}${deviceId ? `, ${clip(deviceId)}` : ''})`;
+
+    /** Checks a put-token's token for `audience`; records what it authorizes. */
+    const putToken = (audience: string, token: string | undefined): PutTokenAnswer => {
+      // The SDKs send the token's `sr`, URL-encoded as a whole (`{hub}%2Fdevices%2F{id}`).
+      const [hubPart = '', ...rest] = decoded(audience)
+        .replace(/^amqps?:\/\//i, '')
+        .split('/');
+      const hubName = hub.hubNamed(hubPart);
+      if (!hubName) {
+        const deviceId = rest[0] === 'devices' ? clip(rest[1] ?? '') : '';
+        log.debug('hub.auth', `${who(deviceId)}: put-token for "${clip(audience)}": unknown-hub`, {
+          hub: clip(hubPart),
+          deviceId,
+          reason: 'unknown-hub',
+        });
+        hub.reportRefused(clip(hubPart), deviceId, 'amqp', 'unknown-hub');
+        return { status: 404, description: `The audience "${clip(audience)}" names no emulated hub.` };
+      }
+      if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) {
+        const result = hub.authorizeRegistry(hubName, token, 'ServiceConnect');
+        if (!result.ok) {
+          log.debug('hub.auth', `${who()}: service put-token for ${hubName}: ${result.reason} (${result.detail})`, {
+            hub: hubName,
+            reason: result.reason,
+          });
+          return { status: 401, description: 'Unauthorized' };
+        }
+        if (!authorizations.some((a) => a.kind === 'service' && a.hub === hubName)) {
+          authorizations.push({ kind: 'service', hub: hubName, policy: policyOf(token) });
+        }
+        return { status: 200, description: 'OK' };
+      }
+      if (rest[0] !== 'devices' || !rest[1] || rest.length !== 2) {
+        // A module's audience (`{hub}/devices/{id}/modules/{m}`) or any other path.
+        const deviceId = rest[0] === 'devices' ? (rest[1] ?? '') : '';
+        const reason = rest[2] === 'modules' ? 'module-not-emulated' : 'malformed';
+        log.debug('hub.auth', `${who(deviceId)}: put-token for "${clip(audience)}": ${reason}`, { reason });
+        hub.reportRefused(hubName, clip(deviceId), 'amqp', reason);
+        return {
+          status: 401,
+          description:
+            reason === 'module-not-emulated'
+              ? 'Module identities are not emulated.'
+              : `The audience "${clip(audience)}" is neither {hub} nor {hub}/devices/{deviceId}.`,
+        };
+      }
+      const deviceId = rest[1];
+      const auth = hub.authenticateDevice({ hub: hubName, deviceId, token });
+      if (!auth.ok) {
+        log.debug('hub.auth', `${clip(deviceId)} on ${hubName} over AMQP: ${auth.reason} (${auth.detail})`, {
+          hub: hubName,
+          deviceId: clip(deviceId),
+          reason: auth.reason,
+        });
+        hub.reportRefused(hubName, deviceId, 'amqp', auth.reason);
+        return { status: 401, description: putTokenRefusal(auth.reason) };
+      }
+      if (!context.device(auth.deviceId)) {
+        authorizations.push({ kind: 'device', hub: auth.hub, deviceId: auth.deviceId });
+        try {
+          hub.setConnected(auth.hub, auth.deviceId, true, 'amqp', context.name);
+        } catch (err) {
+          log.error('hub.amqp', `${who(auth.deviceId)}: connection state not stored: ${(err as Error).message}`);
+        }
+      }
+      return { status: 200, description: 'OK' };
+    };
+
+    const onCbsRequest = (receiver: Receiver, ctx: EventContext & { message: Message }) => {
+      const { message, delivery } = ctx;
+      const properties = (message.application_properties ?? {}) as Record<string, unknown>;
+      const answer = ((): PutTokenAnswer => {
+        if (properties.operation !== 'put-token')
+          return {
+            status: 400,
+            description: `The CBS operation "${clip(String(properties.operation))}" is not put-token.`,
+          };
+        if (properties.type !== CBS_SAS_TOKEN_TYPE && properties.type !== 'azure-devices.net:sastoken')
+          return {
+            status: 400,
+            description: `The token type "${clip(String(properties.type))}" is not ${CBS_SAS_TOKEN_TYPE}.`,
+          };
+        const audience = properties.name;
+        if (typeof audience !== 'string' || audience.length === 0 || audience.length > MAX_AUDIENCE_LENGTH)
+          return { status: 400, description: 'The put-token request names no audience (application property name).' };
+        return putToken(audience, tokenOf(message.body));
+      })();
+      delivery?.accept();
+      amqp.grantCredit(receiver, 1);
+      if (!cbsReplies?.is_open()) {
+        log.debug('hub.amqp', `${who()}: a put-token with no ${CBS_ADDRESS} receiver link to answer on; not answered`);
+        return;
+      }
+      amqp.send(cbsReplies, {
+        correlation_id: message.message_id,
+        application_properties: { 'status-code': answer.status, 'status-description': answer.description },
+      });
+    };
+
+    connection.on('receiver_open', (ctx: EventContext) => {
+      const receiver = ctx.receiver;
+      if (!receiver) return;
+      const address = receiver.target?.address ?? '';
+      if (address === CBS_ADDRESS) {
+        context.onMessage(receiver, (message) => onCbsRequest(receiver, message));
+        amqp.grantCredit(receiver, 1);
+        return;
+      }
+      offer(receiver, address);
+    });
+    connection.on('sender_open', (ctx: EventContext) => {
+      const sender = ctx.sender;
+      if (!sender) return;
+      const address = sender.source?.address ?? '';
+      if (address === CBS_ADDRESS) {
+        cbsReplies = sender;
+        return;
+      }
+      offer(sender, address);
+    });
+
+    /** A link that is not CBS's: to the first endpoint that takes it, else refused. */
+    const offer = (link: Sender | Receiver, address: string) => {
+      for (const endpoint of endpoints) if (endpoint.attach(link, address, context)) return;
+      log.debug('hub.amqp', `${who()}: a link on "${clip(address)}", which no hub endpoint serves; refused`);
+      link.close({
+        condition: 'amqp:not-found',
+        description: `The address "${clip(address)}" is not served by the emulated hub.`,
+      });
+    };
+
+    connection.on('message', (ctx: EventContext) => {
+      const handler = ctx.receiver ? messageHandlers.get(ctx.receiver) : undefined;
+      if (handler && ctx.message) handler(ctx as EventContext & { message: Message });
+      else ctx.delivery?.reject({ condition: 'amqp:not-allowed', description: 'No endpoint takes this link.' });
+    });
+    const closed = (link: Sender | Receiver | undefined) => {
+      if (!link) return;
+      messageHandlers.delete(link as Receiver);
+      const handler = closeHandlers.get(link);
+      closeHandlers.delete(link);
+      if (link === cbsReplies) cbsReplies = undefined;
+      handler?.();
+    };
+    connection.on('receiver_close', (ctx: EventContext) => closed(ctx.receiver));
+    connection.on('sender_close', (ctx: EventContext) => closed(ctx.sender));
+    connection.on('disconnected', () => {
+      for (const link of [...closeHandlers.keys()]) closed(link);
+      for (const handler of disconnectHandlers) handler();
+      for (const authorization of authorizations) {
+        if (authorization.kind !== 'device') continue;
+        try {
+          hub.setConnected(authorization.hub, authorization.deviceId, false, 'amqp', context.name);
+        } catch (err) {
+          log.error('hub.amqp', `${who(authorization.deviceId)}: disconnection not stored: ${(err as Error).message}`);
+        }
+      }
+    });
+  };
+
+  return {
+    isHubHost: (hostname) => hub.hubNamed(hostname) !== undefined,
+    accept,
+    addEndpoint: (endpoint) => {
+      endpoints.push(endpoint);
+    },
+  };
+}
+
+/** The SAS token of a put-token: an AMQP string (azure-iot-amqp-base) or a data section of UTF-8. */
+function tokenOf(body: unknown): string | undefined {
+  if (typeof body === 'string') return body;
+  const content = (body as { content?: unknown } | undefined)?.content;
+  if (Buffer.isBuffer(content)) return content.toString('utf8');
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  return undefined;
+}
+
+/** The audience percent-decoded (as given if it is not valid percent-encoding). */
+function decoded(audience: string): string {
+  try {
+    return decodeURIComponent(audience);
+  } catch {
+    return audience;
+  }
+}
+
+/** The `skn` of a policy token (it was verified). */
+function policyOf(token: string | undefined): string {
+  return /(?:^|[&\s])skn=([^&]*)/.exec(token ?? '')?.[1] ?? '';
+}
+
+/**
+ * A refused device put-token's `status-description`: IoT Hub's where known (the signature's, from
+ * the C# SDK's log in azure-iot-sdk-csharp#886), else a sentence naming the cause, never the token.
+ */
+function putTokenRefusal(reason: string): string {
+  switch (reason) {
+    case 'signature-mismatch':
+      return 'The specified SAS token has an invalid signature. It does not match either the primary or secondary key.';
+    case 'expired':
+      return 'The specified SAS token is expired.';
+    case 'device-not-found':
+      return 'The device is not registered in the hub.';
+    case 'device-disabled':
+      return 'The device is disabled.';
+    case 'policy-token':
+      return 'Tokens of shared access policies are not accepted for devices.';
+    default:
+      return `Unauthorized (${reason}).`;
+  }
+}
