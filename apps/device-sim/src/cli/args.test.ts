@@ -381,3 +381,63 @@ describe('parseCommandLine: after provisioning (--connect, --telemetry, --hub-ho
     });
   });
 });
+
+describe('parseCommandLine: register --stay', () => {
+  const config = (argv: string[]) => {
+    const command = run([...REGISTER, '--group-key', GROUP_KEY, '--provisioning-host', 'localhost:8884', ...argv]);
+    if (command.kind !== 'register') throw new Error('expected register');
+    return command.config;
+  };
+
+  it('connects, and takes method answers, --ack-desired and --interval', () => {
+    const parsed = config([
+      '--stay',
+      '--method',
+      'reboot=200:{"rebooting":true}',
+      '--method',
+      'getLog=404',
+      '--method',
+      'quiet=none',
+      '--method',
+      '*=501:"not implemented"',
+      '--ack-desired',
+      '--interval',
+      '5',
+    ]);
+    expect(parsed.connect).toEqual({ telemetryCount: 0, gatewayHost: 'localhost:8884' });
+    expect(parsed.stay).toEqual({
+      methods: {
+        reboot: { status: 200, payload: { rebooting: true } },
+        getLog: { status: 404 },
+        quiet: 'no-answer',
+        '*': { status: 501, payload: 'not implemented' },
+      },
+      acknowledgeDesired: true,
+      telemetryIntervalMs: 5000,
+    });
+    expect(config(['--stay']).stay).toEqual({ methods: {}, acknowledgeDesired: false });
+    expect(config(['--connect']).stay).toBeUndefined();
+  });
+
+  it.each([
+    ['--method needs --stay', ['--method', 'a=200']],
+    ['--ack-desired needs --stay', ['--connect', '--ack-desired']],
+    ['--interval needs --stay', ['--interval', '5']],
+    ['--method "reboot" is not name=status[:json-payload]', ['--stay', '--method', 'reboot']],
+    ['--method "reboot": the status must be a whole number from 1', ['--stay', '--method', 'reboot=ok']],
+    ['--method "reboot": the status must be a whole number from 1', ['--stay', '--method', 'reboot=0']],
+    ['--method "reboot": the payload after "200:" is not JSON', ['--stay', '--method', 'reboot=200:{x']],
+    ['--method: "a/b" is not a method name', ['--stay', '--method', 'a/b=200']],
+    ['--method "a" is given twice', ['--stay', '--method', 'a=200', '--method', 'a=404']],
+    ['--interval must be a whole number from 1 to 86400 (seconds)', ['--stay', '--interval', '0']],
+  ])('usage error: %s', (message, argv) => {
+    const err = usage([...REGISTER, '--group-key', GROUP_KEY, ...argv]);
+    expect(err.message).toContain(message);
+    expect(err.command).toBe('register');
+  });
+
+  it('is not a fleet flag', () => {
+    const err = usage(['fleet', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY, '--count', '1', '--stay']);
+    expect(err.message).toContain('unknown option --stay');
+  });
+});

@@ -14,6 +14,7 @@ import {
   MAX_WORKERS,
 } from '../lib/inputs.js';
 import { parsePayload } from '../lib/payload.js';
+import { MAX_METHOD_ANSWERS, type MethodAnswer, parseMethodAnswer } from '../lib/stay-options.js';
 import { checkFleetTemplates, fleetDevice } from '../lib/template.js';
 import { parseProvisioningHost } from '../lib/transport/endpoint.js';
 import { DEFAULT_PROVISIONING_HOST, type TransportName } from '../lib/types.js';
@@ -49,12 +50,23 @@ export interface ConnectionConfig {
   connect?: { gatewayHost?: string; telemetryCount: number };
 }
 
+/** `register --stay`: the device stays on its hub until Ctrl-C or SIGTERM. */
+export interface StayConfig {
+  /** `--method name=status[:json]` answers by name (`*`: every other method). */
+  methods: Record<string, MethodAnswer>;
+  /** `--ack-desired`: acknowledge desired changes as IoT Plug and Play's writable properties. */
+  acknowledgeDesired: boolean;
+  /** `--interval <seconds>`: a telemetry message every interval. */
+  telemetryIntervalMs?: number;
+}
+
 export interface RegisterConfig extends ConnectionConfig {
   registrationId: string;
   deviceKey?: string;
   groupKey?: string;
   /** X.509: the certificate (chain) and key read from `--cert`/`--key`. */
   certificate?: { cert: string; key: string };
+  stay?: StayConfig;
 }
 
 export interface FleetConfig extends ConnectionConfig {
@@ -137,6 +149,10 @@ const CONNECTION_OPTIONS = {
 
 const REGISTER_OPTIONS = {
   ...CONNECTION_OPTIONS,
+  stay: { type: 'boolean' },
+  method: { type: 'string', multiple: true },
+  'ack-desired': { type: 'boolean' },
+  interval: { type: 'string' },
   'registration-id': { type: 'string' },
   'device-key': { type: 'string' },
   cert: { type: 'string' },
@@ -229,7 +245,7 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
   if (retries) config.retries = checkWholeNumber(named('retries', retries), 0, MAX_RETRIES);
   const telemetry = pick(flags, 'telemetry', env);
   const hubHost = pick(flags, 'hub-host', env, ENV.hubHost);
-  if (flags.connect === true || telemetry || typeof flags['hub-host'] === 'string') {
+  if (flags.connect === true || flags.stay === true || telemetry || typeof flags['hub-host'] === 'string') {
     const telemetryCount = telemetry ? checkWholeNumber(named('telemetry', telemetry), 0, 10_000) : 0;
     const gatewayHost = hubHost ? parseHubHost(hubHost) : defaultHubHost(endpoint.value, config.transport);
     config.connect = { telemetryCount, ...(gatewayHost ? { gatewayHost } : {}) };
@@ -274,6 +290,8 @@ function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     ...base,
     registrationId: checkRegistrationId(named('registrationId', registrationId)),
   };
+  const stay = stayConfig(flags);
+  if (stay) config.stay = stay;
   const certificate = certificateFlags(flags);
   if (certificate) {
     if (typeof flags['device-key'] === 'string' || typeof flags['group-key'] === 'string') {
@@ -376,6 +394,49 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
       progress: flags['no-progress'] !== true,
     },
   };
+}
+
+/** The longest `--interval`: a day. */
+const MAX_INTERVAL_SECONDS = 86_400;
+
+/** `register --stay` and the flags only a staying device takes (each refused without it, named). */
+function stayConfig(flags: Flags): StayConfig | undefined {
+  const methodFlags = Array.isArray(flags.method) ? flags.method.map(String) : [];
+  if (flags.stay !== true) {
+    const given = [
+      methodFlags.length > 0 ? '--method' : undefined,
+      flags['ack-desired'] === true ? '--ack-desired' : undefined,
+      typeof flags.interval === 'string' ? '--interval' : undefined,
+    ].find((f) => f !== undefined);
+    if (given) {
+      throw new InvalidOptionError(
+        'stay',
+        `${given} needs --stay: only a device that stays on its hub answers methods, takes desired properties or sends telemetry on an interval (--telemetry <n> sends n and leaves)`,
+      );
+    }
+    return undefined;
+  }
+  const methods: Record<string, MethodAnswer> = {};
+  if (methodFlags.length > MAX_METHOD_ANSWERS) {
+    throw new InvalidOptionError(
+      'methods',
+      `--method given ${methodFlags.length} times: at most ${MAX_METHOD_ANSWERS}`,
+    );
+  }
+  for (const text of methodFlags) {
+    const { name, answer } = parseMethodAnswer(text, '--method');
+    if (Object.hasOwn(methods, name)) {
+      throw new InvalidOptionError('methods', `--method "${name}" is given twice: one answer per method`);
+    }
+    methods[name] = answer;
+  }
+  const config: StayConfig = { methods, acknowledgeDesired: flags['ack-desired'] === true };
+  const interval = pick(flags, 'interval', {});
+  if (interval) {
+    config.telemetryIntervalMs =
+      checkWholeNumber(named('telemetryIntervalMs', interval), 1, MAX_INTERVAL_SECONDS, ' (seconds)') * 1000;
+  }
+  return config;
 }
 
 /** At most this many payloads in a `--payload-file` (a fleet's devices take them in turns). */

@@ -71,22 +71,42 @@ Device:
 
 ${CONNECTION}
 
+Staying on the hub (for testing service-side code; implies --connect):
+  --stay                         after connecting, stay until Ctrl-C or SIGTERM (then leave, exit 0):
+                                 answer direct methods, print desired property changes and
+                                 cloud-to-device messages (each completed), one line per event
+  --method <name=status[:json]>  how to answer method <name>, e.g. 'reboot=200:{"ok":true}',
+                                 'getLog=404', 'quiet=none' (no answer: the caller gets 504101);
+                                 '*=...' answers every other method. Repeatable. Default for a
+                                 method not named: 200 with {"methodName","payload"} (the request echoed)
+  --ack-desired                  acknowledge each desired change as IoT Plug and Play does: report
+                                 {"<name>":{"value","ac":200,"av":<$version>,"ad":"completed"}}
+  --interval <seconds>           send a telemetry message every interval while staying
+
 Output:
   --json                         print the outcome as one JSON object instead of the tutorial's text
+                                 (with --stay: then one JSON object a line per event, and
+                                 {"event":"left",...} at the end)
   -h, --help                     this help
 
 The text output follows the tutorial's device sample: "Provisioning API Version", "Registering Device",
 "Provisioning Status: PROV_DEVICE_REG_STATUS_..." lines, then "Registration Information received from
 service: <hub>, deviceId: <id>" or "Provisioning Failure: ... Msg: <service message>" with its error code.
 
-Exit codes: 0 assigned; 1 not assigned (failed, disabled, unauthorized, connection error, timeout);
-2 usage error (nothing was sent); 130 interrupted (Ctrl-C).
+Exit codes: 0 assigned (with --stay: and left the hub on Ctrl-C/SIGTERM); 1 not assigned (failed,
+disabled, unauthorized, connection error, timeout) or a failure on the hub; 2 usage error (nothing
+was sent); 130 interrupted (Ctrl-C) before the device was assigned.
 
 Examples:
   # the tutorial's toaster, against the local emulator
   device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem \\
     --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key "$DPS_GROUP_KEY" \\
     --payload '{"MyDeviceFirmwareVersion":"12.0.2.5","MyDeviceProvisioningVersion":"1.0.0.0"}'
+
+  # a toaster that stays on its hub for your backend's tests (Ctrl-C to leave)
+  device-sim register --provisioning-host localhost:8883 --ca .dpskit/emulator/tls/ca.pem \
+    --id-scope 0ne00000A0A --registration-id contoso-toaster-007 --group-key "$DPS_GROUP_KEY" \
+    --stay --method 'reboot=200:{"rebooting":true}' --ack-desired --interval 10
 
   # real Azure, key from: az iot dps enrollment-group show --dps-name <dps> --enrollment-id <group> --show-keys
   export DPS_ID_SCOPE=0ne00XXXXXX DPS_GROUP_KEY=<primaryKey>

@@ -9,6 +9,11 @@ export interface CliIo {
   env: Env;
   /** Subscribes to Ctrl-C (SIGINT); returns the unsubscribe function. */
   onInterrupt?: (handler: () => void) => () => void;
+  /**
+   * Subscribes to SIGTERM (a service manager or `kill` stopping it); returns the unsubscribe
+   * function. Only `register --stay` listens: the other commands keep SIGTERM's default.
+   */
+  onTerminate?: (handler: () => void) => () => void;
 }
 
 export const EXIT = { ok: 0, notAssigned: 1, usage: 2, interrupted: 130 } as const;

@@ -29,10 +29,13 @@ export interface WorkerPlan {
 
 /**
  * How many workers the fleet can use: no more than it has devices in flight at once, and one when
- * a per-device function (payload, certificate) would have to cross into a thread.
+ * a per-device function (payload, certificate, connect.stay's onEvent) would have to cross into a thread.
  */
 export function workerPlan(options: FleetOptions, checked: CheckedFleet, workers: number): WorkerPlan {
-  if (typeof options.payload === 'function' || options.certificate !== undefined) return { workers: 1 };
+  // connect.stay carries an onEvent function too.
+  if (typeof options.payload === 'function' || options.certificate !== undefined || options.connect?.stay) {
+    return { workers: 1 };
+  }
   return { workers: Math.min(workers, checked.concurrency, checked.count) };
 }
 

@@ -2,7 +2,11 @@
 // (`azure-iot-device` over MQTT), reads its twin, reports a property and sends telemetry.
 import deviceModule from 'azure-iot-device';
 import deviceMqttModule from 'azure-iot-device-mqtt';
+import { InvalidOptionError } from './errors.js';
 import { disableMqttNumberCache } from './sdk/mqtt-packet.js';
+import { ANY_METHOD, checkStayOptions, type MethodAnswer } from './stay-options.js';
+
+export { ANY_METHOD, type MethodAnswer } from './stay-options.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceModule;
 const { Mqtt } = deviceMqttModule;
@@ -32,9 +36,87 @@ export interface HubConnectOptions {
   reported?: Record<string, unknown>;
   /** Telemetry messages to send after reporting (default 0). */
   telemetryCount?: number;
-  /** Give up after this long (ms); default 60000. */
+  /** Give up after this long (ms); default 60000. With `stay`: on the steps up to listening. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Stay connected after the steps above, as a device in the field does, until `signal` aborts
+   * (required): answer direct methods, take desired property changes, receive cloud-to-device
+   * messages, send telemetry every `telemetryIntervalMs`. See `StayOptions`.
+   */
+  stay?: StayOptions;
+}
+
+export interface StayOptions {
+  /**
+   * Answers by method name; `'*'` (ANY_METHOD) answers every other one. Default for a method not
+   * named: status 200 with `{ methodName, payload }` (the request echoed). `'no-answer'` sends
+   * nothing: the caller gets IoT Hub's 504101 after its `responseTimeoutInSeconds`.
+   */
+  methods?: Readonly<Record<string, MethodAnswer>>;
+  /**
+   * Acknowledge each desired property change as IoT Plug and Play's writable-property convention
+   * does: report `{ <name>: { value, ac: 200, av: <desired $version>, ad: 'completed' } }` for each
+   * top-level property of the patch. Default false: the reported properties are left alone.
+   */
+  acknowledgeDesired?: boolean;
+  /** Send a telemetry message this long after the previous one was sent (ms); default none. */
+  telemetryIntervalMs?: number;
+  /** Each event while staying (and `connected` once listening), as it happens. */
+  onEvent?: (event: HubEvent) => void;
+}
+
+/** What a staying device saw or did; `atUtc` is when. Never holds a key or token. */
+export type HubEvent = { atUtc: string } & (
+  | {
+      event: 'connected';
+      hub: string;
+      deviceId: string;
+      desired?: Record<string, unknown>;
+      reportedFound?: Record<string, unknown>;
+      reported?: Record<string, unknown>;
+      telemetrySent: number;
+    }
+  | {
+      event: 'method';
+      methodName: string;
+      requestId: string;
+      /** The request's payload (JSON), `null` for none. */
+      payload: unknown;
+      /** Absent for `'no-answer'`. */
+      status?: number;
+      response?: unknown;
+      errorMessage?: string;
+    }
+  | { event: 'desired'; version?: number; patch: Record<string, unknown> }
+  | { event: 'reported'; reported: Record<string, unknown>; errorMessage?: string }
+  | {
+      event: 'message';
+      messageId?: string;
+      correlationId?: string;
+      contentType?: string;
+      contentEncoding?: string;
+      /** Application properties. */
+      properties: Record<string, string>;
+      /** The body as UTF-8 text, or base64 when it is not valid UTF-8 (`bodyEncoding`). */
+      body: string;
+      bodyEncoding: 'utf-8' | 'base64';
+      bodyBytes: number;
+      /** The SDK completed it (over MQTT: the PUBACK). */
+      completed: boolean;
+      errorMessage?: string;
+    }
+  | { event: 'telemetry'; seq: number; errorMessage?: string }
+  | { event: 'disconnected'; errorName?: string; errorMessage?: string }
+);
+
+/** What a staying device did, counted (`HubSession.stay`). */
+export interface StayCounts {
+  methods: number;
+  desiredChanges: number;
+  messages: number;
+  /** How long it stayed, from listening to the stop (ms). */
+  stayedMs: number;
 }
 
 export interface HubSession {
@@ -49,6 +131,8 @@ export interface HubSession {
   /** What it reported. */
   reported?: Record<string, unknown>;
   telemetrySent: number;
+  /** With `stay`: what it answered and received while it stayed. */
+  stay?: StayCounts;
   errorName?: string;
   errorMessage?: string;
   durationMs: number;
@@ -68,7 +152,7 @@ export function deviceConnectionString(
  * `DeviceId` only), so a certificate goes to the SDK's own `X509AuthenticationProvider`, which
  * takes the gateway.
  */
-function hubClient(options: HubConnectOptions): InstanceType<typeof Client> {
+function hubClient(options: HubConnectOptions, transportClass: typeof Mqtt = Mqtt): InstanceType<typeof Client> {
   if (options.certificate) {
     return Client.fromAuthenticationProvider(
       new X509AuthenticationProvider({
@@ -77,11 +161,14 @@ function hubClient(options: HubConnectOptions): InstanceType<typeof Client> {
         ...(options.gatewayHost ? { gatewayHostName: options.gatewayHost } : {}),
         x509: options.certificate,
       }),
-      Mqtt,
+      transportClass,
     );
   }
   if (options.deviceKey === undefined) throw new TypeError('a hub session needs deviceKey or certificate');
-  return Client.fromConnectionString(deviceConnectionString({ ...options, deviceKey: options.deviceKey }), Mqtt);
+  return Client.fromConnectionString(
+    deviceConnectionString({ ...options, deviceKey: options.deviceKey }),
+    transportClass,
+  );
 }
 
 /**
@@ -97,7 +184,13 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
     telemetrySent: 0,
     durationMs: 0,
   };
-  const client = hubClient(options);
+  if (options.stay) {
+    checkStayOptions(options.stay);
+    if (!options.signal)
+      throw new InvalidOptionError('signal', 'a device that stays on its hub needs a signal to end it');
+  }
+  const listening = options.stay ? listeningTransport() : undefined;
+  const client = hubClient(options, listening?.transportClass);
   // Without a listener a connection lost while idle would throw out of the EventEmitter.
   client.on('error', () => {});
   let timer: NodeJS.Timeout | undefined;
@@ -135,16 +228,22 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
     );
     session.reported = reported;
     for (let i = 1; i <= (options.telemetryCount ?? 0); i++) {
-      const message = new Message(
-        JSON.stringify({ deviceId: options.deviceId, seq: i, sentAtUtc: new Date().toISOString() }),
-      );
-      message.contentType = 'application/json';
-      message.contentEncoding = 'utf-8';
-      message.properties.add('seq', String(i));
-      await step(client.sendEvent(message));
+      await step(client.sendEvent(telemetryMessage(options.deviceId, i)));
       session.telemetrySent = i;
     }
-    session.status = 'connected';
+    if (options.stay && listening) {
+      const stay = await step(startListening(client, twin, listening, options, options.stay, session));
+      clearTimeout(timer);
+      session.status = 'connected';
+      const ended = await stay.untilStopped(options.signal as AbortSignal);
+      if (ended) {
+        session.status = 'error';
+        session.errorName = ended.errorName;
+        session.errorMessage = ended.errorMessage;
+      }
+    } else {
+      session.status = 'connected';
+    }
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
     session.errorName = error.name === 'Error' ? error.constructor.name : error.name;
@@ -155,6 +254,247 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
   }
   session.durationMs = Math.round(performance.now() - startedAt);
   return session;
+}
+
+/** One telemetry message: `{"deviceId","seq","sentAtUtc"}`, JSON, with the property `seq`. */
+function telemetryMessage(deviceId: string, seq: number): InstanceType<typeof Message> {
+  const message = new Message(JSON.stringify({ deviceId, seq, sentAtUtc: new Date().toISOString() }));
+  message.contentType = 'application/json';
+  message.contentEncoding = 'utf-8';
+  message.properties.add('seq', String(seq));
+  return message;
+}
+
+type MethodHandler = Parameters<InstanceType<typeof Client>['onDeviceMethod']>[1];
+type DeviceTwin = Awaited<ReturnType<InstanceType<typeof Client>['getTwin']>>;
+
+/**
+ * The SDK's MQTT transport, which the client builds itself (`new transportClass(provider)`), made to
+ * hand a direct method no handler is registered for to the handler registered under '#' (a name no
+ * method can have: MQTT topic names carry no wildcards). The SDK answers only methods registered by
+ * name (`onDeviceMethod`); any other call is dropped and the caller waits for its timeout. The
+ * client's own wrapping (DeviceMethodRequest/Response) still does the rest. Also keeps the
+ * transport, whose public enable* calls say when the hub granted each subscription.
+ */
+function listeningTransport(): { transportClass: typeof Mqtt; transport: () => InstanceType<typeof Mqtt> } {
+  let created: InstanceType<typeof Mqtt> | undefined;
+  class ListeningMqtt extends Mqtt {
+    constructor(...args: ConstructorParameters<typeof Mqtt>) {
+      super(...args);
+      created = this;
+    }
+    override emit(event: string | symbol, ...args: unknown[]): boolean {
+      if (
+        typeof event === 'string' &&
+        event.startsWith('method_') &&
+        event !== FALLBACK_METHOD_EVENT &&
+        this.listenerCount(event) === 0
+      ) {
+        return super.emit(FALLBACK_METHOD_EVENT, ...args);
+      }
+      return super.emit(event, ...args);
+    }
+  }
+  return {
+    transportClass: ListeningMqtt,
+    transport: () => {
+      if (!created) throw new Error('the SDK client built no transport');
+      return created;
+    },
+  };
+}
+
+const FALLBACK_METHOD = '#';
+const FALLBACK_METHOD_EVENT = `method_${FALLBACK_METHOD}`;
+
+interface Listening {
+  /** Resolves when `signal` aborts (undefined) or the SDK gave up the connection (why). */
+  untilStopped(signal: AbortSignal): Promise<{ errorName: string; errorMessage: string } | undefined>;
+}
+
+/**
+ * Registers the staying device's handlers, waits until the hub has granted its subscriptions
+ * (methods, desired properties, cloud-to-device messages: each enable* call answers on the SUBACK),
+ * then reports `connected` and starts the telemetry timer.
+ */
+async function startListening(
+  client: InstanceType<typeof Client>,
+  twin: DeviceTwin,
+  listening: ReturnType<typeof listeningTransport>,
+  options: HubConnectOptions,
+  stay: StayOptions,
+  session: HubSession,
+): Promise<Listening> {
+  const emit = (event: HubEvent): void => stay.onEvent?.(event);
+  const now = () => new Date().toISOString();
+  const counts: StayCounts = { methods: 0, desiredChanges: 0, messages: 0, stayedMs: 0 };
+  session.stay = counts;
+  const answers = stay.methods ?? {};
+
+  const answerMethod: MethodHandler = (request, response) => {
+    counts.methods += 1;
+    const answer: MethodAnswer = answers[request.methodName] ??
+      answers[ANY_METHOD] ?? {
+        status: 200,
+        payload: { methodName: request.methodName, payload: request.payload ?? null },
+      };
+    const base = {
+      atUtc: now(),
+      event: 'method' as const,
+      methodName: request.methodName,
+      requestId: request.requestId,
+      payload: request.payload ?? null,
+    };
+    if (answer === 'no-answer') {
+      emit(base);
+      return;
+    }
+    response.send(answer.status, (answer.payload ?? null) as object).then(
+      () => emit({ ...base, status: answer.status, response: answer.payload ?? null }),
+      (err: unknown) =>
+        emit({ ...base, status: answer.status, response: answer.payload ?? null, errorMessage: messageOf(err) }),
+    );
+  };
+  for (const name of Object.keys(answers)) {
+    if (name !== ANY_METHOD) client.onDeviceMethod(name, answerMethod);
+  }
+  client.onDeviceMethod(FALLBACK_METHOD, answerMethod);
+
+  // The twin fires the desired properties it holds once when a listener is added (that object
+  // itself), then each patch the hub pushes, and the whole set again after a reconnect.
+  let first = true;
+  twin.on('properties.desired', (delta: Record<string, unknown>) => {
+    if (first && delta === (twin.properties.desired as unknown)) {
+      first = false;
+      return;
+    }
+    first = false;
+    counts.desiredChanges += 1;
+    const patch = plain(delta);
+    const version = typeof patch.$version === 'number' ? patch.$version : undefined;
+    emit({ atUtc: now(), event: 'desired', ...(version !== undefined ? { version } : {}), patch });
+    if (!stay.acknowledgeDesired) return;
+    const reported: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(patch)) {
+      if (name === '$version') continue;
+      reported[name] = { value, ac: 200, ...(version !== undefined ? { av: version } : {}), ad: 'completed' };
+    }
+    if (Object.keys(reported).length === 0) return;
+    twin.properties.reported.update(reported, (err?: Error) =>
+      emit({ atUtc: now(), event: 'reported', reported, ...(err ? { errorMessage: err.message } : {}) }),
+    );
+  });
+
+  client.on('message', (message: InstanceType<typeof Message>) => {
+    counts.messages += 1;
+    const data = Buffer.isBuffer(message.data) ? message.data : Buffer.from(String(message.data ?? ''));
+    const text = utf8(data);
+    const event = {
+      atUtc: now(),
+      event: 'message' as const,
+      ...(message.messageId ? { messageId: String(message.messageId) } : {}),
+      ...(message.correlationId ? { correlationId: String(message.correlationId) } : {}),
+      ...(message.contentType ? { contentType: String(message.contentType) } : {}),
+      ...(message.contentEncoding ? { contentEncoding: String(message.contentEncoding) } : {}),
+      properties: Object.fromEntries(
+        (message.properties?.propertyList ?? []).map((p: { key: string; value: string }) => [p.key, p.value]),
+      ),
+      body: text ?? data.toString('base64'),
+      bodyEncoding: text === undefined ? ('base64' as const) : ('utf-8' as const),
+      bodyBytes: data.length,
+    };
+    client.complete(message).then(
+      () => emit({ ...event, completed: true }),
+      (err: unknown) => emit({ ...event, completed: false, errorMessage: messageOf(err) }),
+    );
+  });
+
+  let gaveUp: ((why: { errorName: string; errorMessage: string }) => void) | undefined;
+  const givenUp = new Promise<{ errorName: string; errorMessage: string }>((resolve) => {
+    gaveUp = resolve;
+  });
+  // The SDK emits 'disconnect' only once its retry policy gave the connection up.
+  client.on('disconnect', (reason?: { transportError?: Error }) => {
+    const err = reason?.transportError;
+    const why = {
+      errorName: err?.name ?? 'DisconnectedError',
+      errorMessage: err?.message ?? 'the hub connection was lost and not regained',
+    };
+    emit({ atUtc: now(), event: 'disconnected', ...why });
+    gaveUp?.(why);
+  });
+
+  const transport = listening.transport();
+  const enable = (name: 'enableMethods' | 'enableTwinDesiredPropertiesUpdates' | 'enableC2D') =>
+    new Promise<void>((resolve, reject) =>
+      (transport[name] as (done: (err?: Error | null) => void) => void).call(transport, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+  await enable('enableMethods');
+  await enable('enableTwinDesiredPropertiesUpdates');
+  await enable('enableC2D');
+
+  const listeningAt = performance.now();
+  emit({
+    atUtc: now(),
+    event: 'connected',
+    hub: session.hub,
+    deviceId: session.deviceId,
+    ...(session.desired ? { desired: session.desired } : {}),
+    ...(session.reportedFound ? { reportedFound: session.reportedFound } : {}),
+    ...(session.reported ? { reported: session.reported } : {}),
+    telemetrySent: session.telemetrySent,
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const interval = stay.telemetryIntervalMs;
+  const sendNext = () => {
+    const seq = session.telemetrySent + 1;
+    client
+      .sendEvent(telemetryMessage(options.deviceId, seq))
+      .then(
+        () => {
+          session.telemetrySent = seq;
+          emit({ atUtc: now(), event: 'telemetry', seq });
+        },
+        (err: unknown) => emit({ atUtc: now(), event: 'telemetry', seq, errorMessage: messageOf(err) }),
+      )
+      .finally(() => {
+        // One message in flight at most: the next is timed from this one's end.
+        if (!stopped && interval !== undefined) timer = setTimeout(sendNext, interval);
+      });
+  };
+  if (interval !== undefined) timer = setTimeout(sendNext, interval);
+
+  return {
+    untilStopped: async (signal) => {
+      const aborted = new Promise<undefined>((resolve) => {
+        if (signal.aborted) resolve(undefined);
+        else signal.addEventListener('abort', () => resolve(undefined), { once: true });
+      });
+      const ended = await Promise.race([aborted, givenUp]);
+      stopped = true;
+      clearTimeout(timer);
+      counts.stayedMs = Math.round(performance.now() - listeningAt);
+      return ended;
+    },
+  };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8(data: Buffer): string | undefined {
+  try {
+    return UTF8.decode(data);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The twin collection's own properties (the SDK's objects carry methods). */

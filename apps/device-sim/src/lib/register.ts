@@ -17,6 +17,7 @@ import { isPlainObject } from './payload.js';
 import { describeRegistrationError, type ErrorFacts, isTransientFailure } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient, X509Security } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
+import { checkStayOptions } from './stay-options.js';
 import { type Endpoint, parseProvisioningHost } from './transport/endpoint.js';
 import { RegistrationObserver } from './transport/observer.js';
 import type { DeviceTransport } from './transport/types.js';
@@ -66,7 +67,12 @@ export interface RegisterOptions {
    * report properties, send `telemetryCount` messages (`outcome.hubSession`). `ca` and `signal` are
    * this call's.
    */
-  connect?: Pick<HubConnectOptions, 'gatewayHost' | 'reported' | 'telemetryCount' | 'timeoutMs'>;
+  connect?: Pick<HubConnectOptions, 'gatewayHost' | 'reported' | 'telemetryCount' | 'timeoutMs' | 'stay'>;
+  /**
+   * Called with the outcome once the device is assigned, before it connects to its hub (`connect`):
+   * with `connect.stay` the outcome resolves only when the device leaves its hub.
+   */
+  onAssigned?: (outcome: RegistrationOutcome) => void;
   /**
    * A TLS context to share between many devices instead of one built per connection (see
    * `createSharedTlsContext`; `runFleet` makes one per fleet). It must trust what `ca` trusts. Used
@@ -112,6 +118,12 @@ function prepare(options: RegisterOptions): Prepared {
     throw new InvalidOptionError('payload', 'payload must be a plain object (it is sent as a JSON object)');
   }
   if (options.ca !== undefined) checkCaPem({ field: 'ca', value: options.ca });
+  if (options.connect?.stay) {
+    checkStayOptions(options.connect.stay);
+    if (!options.signal) {
+      throw new InvalidOptionError('signal', 'connect.stay: a device that stays on its hub needs a signal to end it');
+    }
+  }
   if (options.retries !== undefined) checkWholeNumber({ field: 'retries', value: options.retries }, 0, MAX_RETRIES);
   for (const field of ['pollingIntervalMs', 'timeoutMs', 'cancelGraceMs', 'retryBackoffMs'] as const) {
     const value = options[field];
@@ -184,6 +196,7 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
     if (settled.kind === 'cancelled') return withAttempts({ ...base, ...cancelledFacts(), durationMs }, attempt);
     if (settled.kind === 'result') {
       const outcome = withAttempts(assignedOutcome(base, settled.value, durationMs), attempt);
+      options.onAssigned?.({ ...outcome });
       if (options.connect && outcome.assignedHub && outcome.deviceId) {
         outcome.hubSession = await hubSession(options, prepared, outcome.assignedHub, outcome.deviceId);
       }

@@ -7,8 +7,9 @@ import type { LookupFunction } from 'node:net';
 import type { Emulator } from '@dpskit/emulator';
 import iothub from 'azure-iothub';
 
-const { Registry } = iothub;
+const { Client, Registry } = iothub;
 export type RegistryClient = InstanceType<typeof Registry>;
+export type HubServiceClient = InstanceType<typeof Client>;
 
 const loopback: LookupFunction = (_hostname, options, callback) => {
   if (typeof options === 'object' && options.all) {
@@ -20,15 +21,27 @@ const loopback: LookupFunction = (_hostname, options, callback) => {
   callback(null, '127.0.0.1', 4);
 };
 
-export function emulatorRegistry(emulator: Emulator, hub?: string): RegistryClient {
+function hubAgent(emulator: Emulator): https.Agent {
   const endpoint = emulator.endpoints.https;
   if (!endpoint) throw new Error('the emulator serves no HTTPS endpoint');
-  const registry = Registry.fromConnectionString(emulator.hubConnectionString(hub));
-  const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback }), {
+  return Object.assign(new https.Agent({ ca: emulator.caCertPem, lookup: loopback }), {
     defaultPort: endpoint.port,
   });
+}
+
+export function emulatorRegistry(emulator: Emulator, hub?: string): RegistryClient {
+  const registry = Registry.fromConnectionString(emulator.hubConnectionString(hub));
   (registry as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
-    http: { agent },
+    http: { agent: hubAgent(emulator) },
   });
   return registry;
+}
+
+/** The official `azure-iothub` Client (direct methods over HTTPS) of an emulated hub, pointed alike. */
+export function emulatorHubClient(emulator: Emulator, hub?: string): HubServiceClient {
+  const client = Client.fromConnectionString(emulator.hubConnectionString(hub));
+  (client as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
+    http: { agent: hubAgent(emulator) },
+  });
+  return client;
 }

@@ -1,37 +1,76 @@
+import type { HubEvent } from '../../lib/hub.js';
 import { registerDevice } from '../../lib/register.js';
 import { sdkVersion } from '../../lib/sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from '../../lib/stats.js';
+import type { RegistrationOutcome } from '../../lib/types.js';
 import type { RegisterConfig } from '../args.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { hintFor } from '../output/hints.js';
 import { outcomeJson } from '../output/json.js';
+import { stayEndJson, stayEndText, stayEventText } from '../output/stay.js';
 import { TutorialPrinter } from '../output/tutorial.js';
 import { sharedOptions } from './shared-options.js';
 
 /** `device-sim register`: one device, printed as the tutorial's device sample prints it (or as JSON). */
 export async function runRegister(config: RegisterConfig, io: CliIo): Promise<number> {
   const controller = new AbortController();
+  // Ctrl-C cancels a registration (exit 130); once the device stays on its hub, Ctrl-C or SIGTERM
+  // is how it is meant to leave (exit 0).
   const unsubscribe = interruptible(io, () => controller.abort());
+  const unsubscribeTerm = config.stay ? (io.onTerminate?.(() => controller.abort()) ?? (() => {})) : () => {};
   const printer = config.json ? undefined : new TutorialPrinter((text) => io.stdout.write(text));
   printer?.banner(sdkVersion());
+  const hintOf = (outcome: RegistrationOutcome) =>
+    hintFor(outcome, {
+      provisioningHost: config.provisioningHost,
+      transport: config.transport,
+      caGiven: config.ca !== undefined,
+    });
+  const shared = sharedOptions(config, controller.signal);
+  const print = (outcome: RegistrationOutcome) => {
+    if (printer) printer.result(outcome, hintOf(outcome));
+    else io.stdout.write(outcomeJson(outcome, hintOf(outcome)));
+  };
   try {
+    let printed = false;
     const outcome = await registerDevice({
-      ...sharedOptions(config, controller.signal),
+      ...shared,
+      ...(config.stay && shared.connect
+        ? {
+            connect: {
+              ...shared.connect,
+              stay: {
+                methods: config.stay.methods,
+                acknowledgeDesired: config.stay.acknowledgeDesired,
+                ...(config.stay.telemetryIntervalMs !== undefined
+                  ? { telemetryIntervalMs: config.stay.telemetryIntervalMs }
+                  : {}),
+                onEvent: (event: HubEvent) => {
+                  if (printer) io.stdout.write(`${event.event === 'connected' ? '\n' : ''}${stayEventText(event)}\n`);
+                  else io.stdout.write(`${JSON.stringify(event)}\n`);
+                },
+              },
+            },
+            // The outcome is printed as soon as the device is assigned; the stay's lines follow.
+            onAssigned: (assigned: RegistrationOutcome) => {
+              printed = true;
+              print(assigned);
+            },
+          }
+        : {}),
       registrationId: config.registrationId,
       deviceKey: config.deviceKey,
       certificate: config.certificate,
       onStatus: printer ? (s) => printer.status(s) : undefined,
     });
-    const hint = hintFor(outcome, {
-      provisioningHost: config.provisioningHost,
-      transport: config.transport,
-      caGiven: config.ca !== undefined,
-    });
-    if (printer) printer.result(outcome, hint);
-    else io.stdout.write(outcomeJson(outcome, hint));
+    if (!printed) print(outcome);
+    else if (outcome.hubSession) {
+      io.stdout.write(`${printer ? stayEndText(outcome.hubSession) : stayEndJson(outcome.hubSession)}\n`);
+    }
     if (outcome.status === 'assigned') return outcome.hubSession?.status === 'error' ? EXIT.notAssigned : EXIT.ok;
     return outcome.errorName === CANCELLED_ERROR_NAME ? EXIT.interrupted : EXIT.notAssigned;
   } finally {
     unsubscribe();
+    unsubscribeTerm();
   }
 }

@@ -5,6 +5,7 @@ import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../../testing/tutorial.js
 import { hintFor } from './hints.js';
 import { outcomeJson } from './json.js';
 import { renderProgress } from './progress.js';
+import { stayEndText, stayEventText } from './stay.js';
 import { formatSummary } from './summary.js';
 import { TutorialPrinter } from './tutorial.js';
 
@@ -288,5 +289,102 @@ describe('renderProgress', () => {
         10,
       ),
     ).toBe('[#####.....] 50/100 50%  assigned 40  failed 9  error 1  in flight 10  25.0/s  2.0 s');
+  });
+});
+
+describe('stay output (register --stay): one line per event', () => {
+  const at = '2026-12-05T03:20:13.829Z';
+
+  it.each([
+    [
+      {
+        atUtc: at,
+        event: 'method',
+        methodName: 'reboot',
+        requestId: '1a',
+        payload: { delay: 3 },
+        status: 200,
+        response: { ok: true },
+      },
+      `${at} method reboot (request 1a) payload {"delay":3} -> 200 {"ok":true}`,
+    ],
+    [
+      { atUtc: at, event: 'method', methodName: 'quiet', requestId: '1b', payload: null },
+      `${at} method quiet (request 1b) payload null -> no answer (the caller gets 504101 when its response timeout ends)`,
+    ],
+    [
+      { atUtc: at, event: 'desired', version: 4, patch: { toastLevel: 5, $version: 4 } },
+      `${at} desired $version 4: {"toastLevel":5,"$version":4}`,
+    ],
+    [
+      {
+        atUtc: at,
+        event: 'message',
+        messageId: 'm1',
+        contentType: 'application/json',
+        properties: { priority: 'high' },
+        body: 'line one\nline two',
+        bodyEncoding: 'utf-8',
+        bodyBytes: 17,
+        completed: true,
+      },
+      `${at} message id m1, application/json, properties {"priority":"high"}, 17 bytes: "line one\\nline two" (completed)`,
+    ],
+    [
+      {
+        atUtc: at,
+        event: 'message',
+        properties: {},
+        body: '/w==',
+        bodyEncoding: 'base64',
+        bodyBytes: 1,
+        completed: false,
+        errorMessage: 'gone',
+      },
+      `${at} message 1 bytes (base64): "/w==" (not completed: gone)`,
+    ],
+    [{ atUtc: at, event: 'telemetry', seq: 7 }, `${at} telemetry sent: seq 7`],
+    [
+      { atUtc: at, event: 'disconnected', errorName: 'NotConnectedError', errorMessage: 'closed' },
+      `${at} disconnected: NotConnectedError: closed`,
+    ],
+  ] as const)('%j', (event, line) => {
+    expect(stayEventText(event as Parameters<typeof stayEventText>[0])).toBe(line);
+  });
+
+  it('keeps a long message body to its first 200 characters', () => {
+    const line = stayEventText({
+      atUtc: at,
+      event: 'message',
+      properties: {},
+      body: 'x'.repeat(5000),
+      bodyEncoding: 'utf-8',
+      bodyBytes: 5000,
+      completed: true,
+    });
+    expect(line).toBe(`${at} message 5000 bytes: "${'x'.repeat(200)}"… (completed)`);
+  });
+
+  it('ends with what the device saw, or the failure', () => {
+    const session = { hub: TUTORIAL_HUB, deviceId: 'd', durationMs: 9000 };
+    expect(
+      stayEndText({
+        ...session,
+        status: 'connected',
+        telemetrySent: 1,
+        stay: { methods: 2, desiredChanges: 1, messages: 3, stayedMs: 8460 },
+      }),
+    ).toBe(
+      'Left the hub after 8.5 s: 2 method calls, 1 desired property change, 3 cloud-to-device messages, 1 telemetry message sent',
+    );
+    expect(
+      stayEndText({
+        ...session,
+        status: 'error',
+        telemetrySent: 0,
+        errorName: 'TimeoutError',
+        errorMessage: 'no answer',
+      }),
+    ).toBe('Failure on the hub: TimeoutError: no answer');
   });
 });

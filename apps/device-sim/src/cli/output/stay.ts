@@ -1,0 +1,80 @@
+import type { HubEvent, HubSession } from '../../lib/hub.js';
+
+// `register --stay`: one line per event as it happens (JSON lines with --json), and one at the end.
+// Nothing here ever holds a key or token: the events carry what the hub sent and what was answered.
+
+/** How much of a cloud-to-device message's body the text line shows (--json has it whole). */
+const TEXT_BODY_CHARS = 200;
+
+export function stayEventText(event: HubEvent): string {
+  const at = event.atUtc;
+  switch (event.event) {
+    case 'connected': {
+      const lines = [`Connecting to IoT hub ${event.hub} as ${event.deviceId}`];
+      if (event.desired !== undefined) {
+        lines.push('Device twin received (tags are not visible to devices):');
+        lines.push(`  desired:  ${JSON.stringify(event.desired)}`);
+        lines.push(`  reported: ${JSON.stringify(event.reportedFound ?? {})}`);
+      }
+      if (event.reported !== undefined) lines.push(`Reported properties sent: ${JSON.stringify(event.reported)}`);
+      if (event.telemetrySent > 0) {
+        lines.push(`Telemetry sent: ${event.telemetrySent} message${event.telemetrySent === 1 ? '' : 's'}`);
+      }
+      lines.push(
+        'Listening for direct methods, desired property changes and cloud-to-device messages (Ctrl-C to leave)',
+      );
+      return lines.join('\n');
+    }
+    case 'method': {
+      const call = `${at} method ${event.methodName} (request ${event.requestId}) payload ${JSON.stringify(event.payload)}`;
+      if (event.status === undefined)
+        return `${call} -> no answer (the caller gets 504101 when its response timeout ends)`;
+      const answer = `${event.status} ${JSON.stringify(event.response ?? null)}`;
+      return event.errorMessage === undefined
+        ? `${call} -> ${answer}`
+        : `${call} -> ${answer} not sent: ${event.errorMessage}`;
+    }
+    case 'desired':
+      return `${at} desired${event.version !== undefined ? ` $version ${event.version}` : ''}: ${JSON.stringify(event.patch)}`;
+    case 'reported':
+      return event.errorMessage === undefined
+        ? `${at} reported ${JSON.stringify(event.reported)}`
+        : `${at} reported ${JSON.stringify(event.reported)} failed: ${event.errorMessage}`;
+    case 'message': {
+      const facts = [
+        event.messageId !== undefined ? `id ${event.messageId}` : undefined,
+        event.correlationId !== undefined ? `correlation ${event.correlationId}` : undefined,
+        event.contentType !== undefined ? event.contentType : undefined,
+        Object.keys(event.properties).length > 0 ? `properties ${JSON.stringify(event.properties)}` : undefined,
+        `${event.bodyBytes} bytes${event.bodyEncoding === 'base64' ? ' (base64)' : ''}`,
+      ].filter((f) => f !== undefined);
+      const body =
+        event.body.length > TEXT_BODY_CHARS
+          ? `${JSON.stringify(event.body.slice(0, TEXT_BODY_CHARS))}…`
+          : JSON.stringify(event.body);
+      const done = event.completed ? 'completed' : `not completed: ${event.errorMessage ?? ''}`;
+      return `${at} message ${facts.join(', ')}: ${body} (${done})`;
+    }
+    case 'telemetry':
+      return event.errorMessage === undefined
+        ? `${at} telemetry sent: seq ${event.seq}`
+        : `${at} telemetry seq ${event.seq} not sent: ${event.errorMessage}`;
+    case 'disconnected':
+      return `${at} disconnected: ${event.errorName ?? 'Error'}: ${event.errorMessage ?? ''}`;
+  }
+}
+
+/** The last line: how the stay ended and what it saw. */
+export function stayEndText(session: HubSession): string {
+  const counts = session.stay;
+  if (session.status !== 'connected' || counts === undefined) {
+    return `Failure on the hub: ${session.errorName ?? 'Error'}: ${session.errorMessage ?? ''}`;
+  }
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  return `Left the hub after ${(counts.stayedMs / 1000).toFixed(1)} s: ${plural(counts.methods, 'method call')}, ${plural(counts.desiredChanges, 'desired property change')}, ${plural(counts.messages, 'cloud-to-device message')}, ${plural(session.telemetrySent, 'telemetry message')} sent`;
+}
+
+/** `--json`: the end as one object, `{"event":"left", ...the hub session}`. */
+export function stayEndJson(session: HubSession): string {
+  return JSON.stringify({ event: 'left', atUtc: new Date().toISOString(), ...session });
+}

@@ -1,0 +1,227 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { deriveDeviceKey } from '@dpskit/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVICE_SIM_CLI } from './harness/device-sim.js';
+import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
+import { startTutorialStack, type TutorialStack } from './harness/stack.js';
+import { TUTORIAL } from './harness/tutorial.js';
+
+// `device-sim register --stay`: a device that provisions, connects to its hub and stays, for users
+// testing their service-side code. The service side is the official azure-iothub SDK (Client
+// .invokeDeviceMethod, Registry.updateTwin) against the emulated hub; the device is device-sim's
+// built CLI in a child process, read line by line. No step is timed: each waits for the line it
+// needs (the test's own timeout bounds a hang).
+
+let stack: TutorialStack;
+let service: HubServiceClient;
+beforeAll(async () => {
+  stack = await startTutorialStack();
+  service = emulatorHubClient(stack.emulator, TUTORIAL.toasterHub);
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+interface StayingDevice {
+  child: ChildProcessWithoutNullStreams;
+  /** Every stdout line so far. */
+  lines: string[];
+  /** Resolves with the first line (from the start) that `match` accepts. */
+  line(match: (line: string) => boolean): Promise<string>;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  stderr(): string;
+}
+
+function startStaying(registrationId: string, extra: readonly string[]): StayingDevice {
+  const child = spawn(
+    process.execPath,
+    [
+      DEVICE_SIM_CLI,
+      'register',
+      ...stack.connectionArgs('mqtt'),
+      '--registration-id',
+      registrationId,
+      '--payload',
+      JSON.stringify(TUTORIAL.payload),
+      '--stay',
+      ...extra,
+    ],
+    { env: { ...process.env, DPS_GROUP_KEY: TUTORIAL.groupKey } },
+  );
+  const lines: string[] = [];
+  const waiting = new Set<() => void>();
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    for (const wake of waiting) wake();
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return {
+    child,
+    lines,
+    stderr: () => stderr,
+    exited,
+    line: (match) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(match);
+          if (found !== undefined) {
+            waiting.delete(check);
+            resolve(found);
+          }
+        };
+        waiting.add(check);
+        check();
+        void exited.then(() => {
+          if (waiting.has(check)) {
+            waiting.delete(check);
+            reject(new Error(`device-sim exited before the line; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`));
+          }
+        });
+      }),
+  };
+}
+
+const jsonEvent =
+  (event: string, match: (e: Record<string, unknown>) => boolean = () => true) =>
+  (line: string): boolean => {
+    try {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      return parsed.event === event && match(parsed);
+    } catch {
+      return false;
+    }
+  };
+
+describe('register --stay', () => {
+  it('answers direct methods, takes desired changes (acknowledged), sends telemetry, leaves on SIGTERM with 0', async () => {
+    const id = 'contoso-toaster-stay-1';
+    const device = startStaying(id, [
+      '--json',
+      '--method',
+      'reboot=200:{"rebooting":true}',
+      '--method',
+      'selfTest=500:{"error":"heater open"}',
+      '--method',
+      'quiet=none',
+      '--ack-desired',
+      '--interval',
+      '1',
+    ]);
+    try {
+      // The outcome first, as soon as the device is assigned; then `connected` once it listens.
+      const outcome = JSON.parse(device.lines[0] ?? (await device.line(() => true)));
+      expect(outcome).toMatchObject({ status: 'assigned', assignedHub: TUTORIAL.toasterHub, deviceId: id });
+      const connected = JSON.parse(await device.line(jsonEvent('connected')));
+      expect(connected).toMatchObject({ hub: TUTORIAL.toasterHub, deviceId: id, telemetrySent: 0 });
+      expect(connected.desired).toMatchObject(TUTORIAL.initialTwin.properties.desired);
+
+      // Direct methods, as a backend calls them.
+      const reboot = await service.invokeDeviceMethod(id, { methodName: 'reboot', payload: { delay: 3 } });
+      expect(reboot.result).toEqual({ status: 200, payload: { rebooting: true } });
+      const selfTest = await service.invokeDeviceMethod(id, { methodName: 'selfTest' });
+      expect(selfTest.result).toEqual({ status: 500, payload: { error: 'heater open' } });
+      // A method no --method names: the request echoed.
+      const ping = await service.invokeDeviceMethod(id, { methodName: 'ping', payload: { n: 1 } });
+      expect(ping.result).toEqual({ status: 200, payload: { methodName: 'ping', payload: { n: 1 } } });
+      // quiet=none: no answer, so IoT Hub's timeout answers the caller.
+      const quiet = await service.invokeDeviceMethod(id, { methodName: 'quiet', responseTimeoutInSeconds: 5 }).then(
+        () => undefined,
+        (err: { response?: { statusCode?: number; headers?: Record<string, unknown> } }) => err,
+      );
+      expect(quiet?.response?.statusCode).toBe(504);
+      expect(quiet?.response?.headers?.['iothub-errorcode']).toBe('GatewayTimeout');
+      const methodLines = device.lines.filter(jsonEvent('method')).map((l) => JSON.parse(l));
+      expect(methodLines).toEqual([
+        expect.objectContaining({
+          methodName: 'reboot',
+          payload: { delay: 3 },
+          status: 200,
+          response: { rebooting: true },
+        }),
+        expect.objectContaining({
+          methodName: 'selfTest',
+          payload: null,
+          status: 500,
+          response: { error: 'heater open' },
+        }),
+        expect.objectContaining({ methodName: 'ping', payload: { n: 1 }, status: 200 }),
+        expect.not.objectContaining({ status: expect.anything() }),
+      ]);
+
+      // A desired property change from the service: printed, and acknowledged as PnP does.
+      const registry = emulatorRegistry(stack.emulator, TUTORIAL.toasterHub);
+      await registry.updateTwin(id, { properties: { desired: { toastLevel: 5 } } }, '*');
+      const desired = JSON.parse(await device.line(jsonEvent('desired')));
+      expect(desired.patch).toMatchObject({ toastLevel: 5 });
+      expect(typeof desired.version).toBe('number');
+      const acked = JSON.parse(await device.line(jsonEvent('reported')));
+      expect(acked).toEqual(
+        expect.objectContaining({
+          reported: { toastLevel: { value: 5, ac: 200, av: desired.version, ad: 'completed' } },
+        }),
+      );
+      expect(acked.errorMessage).toBeUndefined();
+      const twin = (await registry.getTwin(id)).responseBody;
+      expect(twin.properties.reported.toastLevel).toEqual({ value: 5, ac: 200, av: desired.version, ad: 'completed' });
+
+      // Telemetry every --interval: the hub received what the lines say was sent.
+      await device.line(jsonEvent('telemetry', (e) => e.seq === 2));
+      const seqs = stack.emulator
+        .telemetry(TUTORIAL.toasterHub, id)
+        .map((m) => JSON.parse(m.body.toString()).seq as number);
+      expect(seqs.slice(0, 2)).toEqual([1, 2]);
+
+      device.child.kill('SIGTERM');
+      expect(await device.exited, device.stderr()).toBe(0);
+      const left = JSON.parse(device.lines.at(-1) ?? '');
+      expect(left).toMatchObject({
+        event: 'left',
+        status: 'connected',
+        hub: TUTORIAL.toasterHub,
+        deviceId: id,
+        stay: { methods: 4, desiredChanges: 1, messages: 0 },
+      });
+      expect(left.telemetrySent).toBeGreaterThanOrEqual(2);
+      // Never a key or token in the output.
+      const output = device.lines.join('\n') + device.stderr();
+      for (const secret of [
+        TUTORIAL.groupKey,
+        deriveDeviceKey(TUTORIAL.groupKey, id),
+        'SharedAccessSignature',
+        'sig=',
+      ]) {
+        expect(output).not.toContain(secret);
+      }
+    } finally {
+      device.child.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('prints one line per event as text, and leaves on Ctrl-C (SIGINT) with 0', async () => {
+    const id = 'contoso-toaster-stay-2';
+    const device = startStaying(id, []);
+    try {
+      await device.line((l) => l.startsWith('Listening for direct methods'));
+      expect(device.lines).toContain(`Connecting to IoT hub ${TUTORIAL.toasterHub} as ${id}`);
+      const answer = await service.invokeDeviceMethod(id, { methodName: 'getLog', payload: 'all' });
+      expect(answer.result).toEqual({ status: 200, payload: { methodName: 'getLog', payload: 'all' } });
+      const methodLine = await device.line((l) => / method getLog /.test(l));
+      expect(methodLine).toMatch(
+        /^\d{4}-\d\d-\d\dT[\d:.]+Z method getLog \(request \w+\) payload "all" -> 200 \{"methodName":"getLog","payload":"all"\}$/,
+      );
+      device.child.kill('SIGINT');
+      expect(await device.exited, device.stderr()).toBe(0);
+      expect(device.lines.at(-1)).toMatch(
+        /^Left the hub after \d+\.\d s: 1 method call, 0 desired property changes, 0 cloud-to-device messages, 0 telemetry messages sent$/,
+      );
+    } finally {
+      device.child.kill('SIGKILL');
+    }
+  }, 120_000);
+});
