@@ -35,14 +35,17 @@ interface StayingDevice {
 }
 
 function startStaying(registrationId: string, extra: readonly string[]): StayingDevice {
+  return startDeviceSim(['register', '--registration-id', registrationId, ...extra]);
+}
+
+/** `device-sim <command> <connection flags> --payload <tutorial's> --stay <extra>` in a child process. */
+function startDeviceSim([command, ...extra]: readonly string[]): StayingDevice {
   const child = spawn(
     process.execPath,
     [
       DEVICE_SIM_CLI,
-      'register',
+      command ?? 'register',
       ...stack.connectionArgs('mqtt'),
-      '--registration-id',
-      registrationId,
       '--payload',
       JSON.stringify(TUTORIAL.payload),
       '--stay',
@@ -136,6 +139,8 @@ describe('register --stay', () => {
       );
       expect(quiet?.response?.statusCode).toBe(504);
       expect(quiet?.response?.headers?.['iothub-errorcode']).toBe('GatewayTimeout');
+      // The service may have an answer before the device's line is out: wait for the last call's line.
+      await device.line(jsonEvent('method', (e) => e.methodName === 'quiet'));
       const methodLines = device.lines.filter(jsonEvent('method')).map((l) => JSON.parse(l));
       expect(methodLines).toEqual([
         expect.objectContaining({
@@ -222,6 +227,41 @@ describe('register --stay', () => {
       );
     } finally {
       device.child.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('fleet --stay: every device stays and answers; on SIGINT they leave, the summary counts it, exit 0', async () => {
+    const ids = [1, 2, 3].map((n) => `contoso-toaster-fleetstay-${n}`);
+    const fleet = startDeviceSim([
+      'fleet',
+      '--count',
+      '3',
+      '--registration-id-template',
+      'contoso-toaster-fleetstay-{n}',
+      '--method',
+      'reboot=200:{"rebooting":true}',
+      '--json',
+    ]);
+    try {
+      for (const id of ids) await fleet.line(jsonEvent('connected', (e) => e.deviceId === id));
+      for (const id of ids) {
+        const answer = await service.invokeDeviceMethod(id, { methodName: 'reboot' });
+        expect(answer.result).toEqual({ status: 200, payload: { rebooting: true } });
+      }
+      // Each device printed its call (the service may have its answer before the device's line is out).
+      for (const id of ids) await fleet.line(jsonEvent('method', (e) => e.deviceId === id && e.status === 200));
+      fleet.child.kill('SIGINT');
+      expect(await fleet.exited, fleet.stderr()).toBe(0);
+      expect(fleet.stderr()).toContain('leaving: every device disconnects from its hub');
+      const summary = JSON.parse(fleet.lines.at(-1) ?? '');
+      expect(summary).toMatchObject({
+        requested: 3,
+        completed: 3,
+        byStatus: { assigned: 3 },
+        hub: { connected: 3, failed: 0, stay: { methods: 3, desiredChanges: 0, messages: 0 } },
+      });
+    } finally {
+      fleet.child.kill('SIGKILL');
     }
   }, 120_000);
 });

@@ -435,9 +435,32 @@ describe('parseCommandLine: register --stay', () => {
     expect(err.message).toContain(message);
     expect(err.command).toBe('register');
   });
+});
 
-  it('is not a fleet flag', () => {
-    const err = usage(['fleet', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY, '--count', '1', '--stay']);
-    expect(err.message).toContain('unknown option --stay');
+describe('parseCommandLine: fleet --stay', () => {
+  const FLEET = ['fleet', '--id-scope', '0ne00000A0A', '--group-key', GROUP_KEY, '--registration-id-template', 'a-{n}'];
+
+  it('runs every device at once, in one thread, without a progress bar', () => {
+    expect(run([...FLEET, '--count', '300', '--stay', '--method', 'reboot=200', '--interval', '60'])).toMatchObject({
+      config: {
+        count: 300,
+        concurrency: 300,
+        workers: 1,
+        progress: false,
+        connect: { telemetryCount: 0 },
+        stay: { methods: { reboot: { status: 200 } }, acknowledgeDesired: false, telemetryIntervalMs: 60_000 },
+      },
+    });
+  });
+
+  it.each([
+    ['--stay keeps every device connected: at most 1000 devices (--count 1001)', ['--count', '1001', '--stay']],
+    ['--concurrency must be at least --count (10), not 5', ['--count', '10', '--stay', '--concurrency', '5']],
+    ['--stay runs the devices in one thread', ['--count', '10', '--stay', '--workers', '2']],
+    ['--method needs --stay', ['--count', '10', '--method', 'a=200']],
+  ])('usage error: %s', (message, argv) => {
+    const err = usage([...FLEET, ...argv]);
+    expect(err.message).toContain(message);
+    expect(err.command).toBe('fleet');
   });
 });

@@ -82,6 +82,8 @@ export interface FleetConfig extends ConnectionConfig {
   start: number;
   /** Draw a progress bar (only on a terminal). */
   progress: boolean;
+  /** `fleet --stay`: every device stays on its hub until Ctrl-C or SIGTERM. */
+  stay?: StayConfig;
   /**
    * Several payloads (`--payload` repeated, or `--payload-file`): device index i sends
    * `payloads[i % payloads.length]`. Absent: every device sends `payload`.
@@ -147,12 +149,16 @@ const CONNECTION_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const REGISTER_OPTIONS = {
-  ...CONNECTION_OPTIONS,
+const STAY_OPTIONS = {
   stay: { type: 'boolean' },
   method: { type: 'string', multiple: true },
   'ack-desired': { type: 'boolean' },
   interval: { type: 'string' },
+} as const;
+
+const REGISTER_OPTIONS = {
+  ...CONNECTION_OPTIONS,
+  ...STAY_OPTIONS,
   'registration-id': { type: 'string' },
   'device-key': { type: 'string' },
   cert: { type: 'string' },
@@ -161,6 +167,7 @@ const REGISTER_OPTIONS = {
 
 const FLEET_OPTIONS = {
   ...CONNECTION_OPTIONS,
+  ...STAY_OPTIONS,
   payload: { type: 'string', multiple: true },
   'payload-file': { type: 'string' },
   count: { type: 'string' },
@@ -359,12 +366,39 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     1,
     MAX_FLEET_COUNT,
   );
+  const stay = stayConfig(flags);
+  if (stay && count > MAX_STAYING_DEVICES) {
+    throw new InvalidOptionError(
+      'count',
+      `--stay keeps every device connected: at most ${MAX_STAYING_DEVICES} devices (--count ${count})`,
+    );
+  }
   const concurrencyPicked = pick(flags, 'concurrency', env);
-  const concurrency = concurrencyPicked
+  let concurrency = concurrencyPicked
     ? checkWholeNumber(named('concurrency', concurrencyPicked), 1, MAX_CONCURRENCY)
     : DEFAULT_CONCURRENCY;
+  if (stay) {
+    // A staying device keeps its slot until the end: fewer slots than devices would leave the rest unstarted.
+    if (concurrencyPicked && concurrency < count) {
+      throw new InvalidOptionError(
+        'concurrency',
+        `--stay keeps every device connected, each holding its slot: --concurrency must be at least --count (${count}), not ${concurrency}`,
+      );
+    }
+    concurrency = count;
+  }
   const workersPicked = pick(flags, 'workers', env);
-  const workers = workersPicked ? checkWholeNumber(named('workers', workersPicked), 1, MAX_WORKERS) : defaultWorkers();
+  if (stay && workersPicked) {
+    throw new InvalidOptionError(
+      'workers',
+      '--stay runs the devices in one thread (their events are printed here): leave out --workers',
+    );
+  }
+  const workers = stay
+    ? 1
+    : workersPicked
+      ? checkWholeNumber(named('workers', workersPicked), 1, MAX_WORKERS)
+      : defaultWorkers();
   const startPicked = pick(flags, 'start', env);
   const start = startPicked ? checkWholeNumber(named('start', startPicked), 0, 1_000_000_000_000) : 1;
   const flagTemplates = flags['registration-id-template'];
@@ -384,6 +418,7 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     config: {
       ...base,
       ...(payloads && payloads.length > 1 ? { payloads } : {}),
+      ...(stay ? { stay } : {}),
       ...(group ? { groupKey: checkKey(named('groupKey', group)) } : {}),
       ...(certificate ? { certificates: { certTemplate: certificate.cert, keyTemplate: certificate.key } } : {}),
       count,
@@ -391,10 +426,14 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
       workers,
       templates: templates.map((t) => t.source),
       start,
-      progress: flags['no-progress'] !== true,
+      // A staying fleet prints a line per event: no progress bar between them.
+      progress: flags['no-progress'] !== true && !stay,
     },
   };
 }
+
+/** `fleet --stay`: at most this many devices stay connected (each an MQTT connection to the hub). */
+export const MAX_STAYING_DEVICES = 1000;
 
 /** The longest `--interval`: a day. */
 const MAX_INTERVAL_SECONDS = 86_400;

@@ -35,6 +35,18 @@ After provisioning (azure-iot-device over MQTT):
                                  against real Azure; the emulator's MQTT port otherwise
                                  (the --provisioning-host over MQTT, its host:8883 over HTTP)`;
 
+const STAY = `Staying on the hub (for testing service-side code; implies --connect):
+  --stay                         after connecting, stay until Ctrl-C or SIGTERM (then leave, exit 0):
+                                 answer direct methods, print desired property changes and
+                                 cloud-to-device messages (each completed), one line per event
+  --method <name=status[:json]>  how to answer method <name>, e.g. 'reboot=200:{"ok":true}',
+                                 'getLog=404', 'quiet=none' (no answer: the caller gets 504101);
+                                 '*=...' answers every other method. Repeatable. Default for a
+                                 method not named: 200 with {"methodName","payload"} (the request echoed)
+  --ack-desired                  acknowledge each desired change as IoT Plug and Play does: report
+                                 {"<name>":{"value","ac":200,"av":<$version>,"ad":"completed"}}
+  --interval <seconds>           send a telemetry message every interval while staying`;
+
 export const HELP: Record<HelpTopic, string> = {
   main: `device-sim: simulated Azure IoT devices that provision through DPS with the official Node SDK
 (azure-iot-provisioning-device, symmetric keys), against real Azure or the local dpskit emulator.
@@ -71,17 +83,7 @@ Device:
 
 ${CONNECTION}
 
-Staying on the hub (for testing service-side code; implies --connect):
-  --stay                         after connecting, stay until Ctrl-C or SIGTERM (then leave, exit 0):
-                                 answer direct methods, print desired property changes and
-                                 cloud-to-device messages (each completed), one line per event
-  --method <name=status[:json]>  how to answer method <name>, e.g. 'reboot=200:{"ok":true}',
-                                 'getLog=404', 'quiet=none' (no answer: the caller gets 504101);
-                                 '*=...' answers every other method. Repeatable. Default for a
-                                 method not named: 200 with {"methodName","payload"} (the request echoed)
-  --ack-desired                  acknowledge each desired change as IoT Plug and Play does: report
-                                 {"<name>":{"value","ac":200,"av":<$version>,"ad":"completed"}}
-  --interval <seconds>           send a telemetry message every interval while staying
+${STAY}
 
 Output:
   --json                         print the outcome as one JSON object instead of the tutorial's text
@@ -142,16 +144,21 @@ Devices:
 
 ${CONNECTION}
 
+${STAY}
+                                 fleet: every device stays (at most 1000; all at once, one thread)
+
 Output:
-  --json                         print the summary as one JSON object
+  --json                         print the summary as one JSON object (with --stay: one JSON
+                                 object a line per event before it, each with its deviceId)
   --no-progress                  no progress bar (it is only drawn when stderr is a terminal anyway)
   -h, --help                     this help
 
 Ctrl-C stops launching devices, cancels the ones in flight and still prints the summary,
 with a "stopped early" line; a second Ctrl-C exits at once.
 
-Exit codes: 0 every device got the service's final answer (assigned, failed or disabled);
-1 some device got none (unauthorized, connection error, timeout); 2 usage error; 130 interrupted.
+Exit codes: 0 every device got the service's final answer (assigned, failed or disabled; with
+--stay: every device was on its hub when Ctrl-C/SIGTERM came); 1 some device got none
+(unauthorized, connection error, timeout) or failed on its hub; 2 usage error; 130 interrupted.
 
 Example (half toasters, half heat pumps, against the local emulator):
   device-sim fleet --count 1000 --concurrency 100 \\

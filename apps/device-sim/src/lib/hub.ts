@@ -67,11 +67,10 @@ export interface StayOptions {
 }
 
 /** What a staying device saw or did; `atUtc` is when. Never holds a key or token. */
-export type HubEvent = { atUtc: string } & (
+export type HubEvent = { atUtc: string; deviceId: string } & (
   | {
       event: 'connected';
       hub: string;
-      deviceId: string;
       desired?: Record<string, unknown>;
       reportedFound?: Record<string, unknown>;
       reported?: Record<string, unknown>;
@@ -326,7 +325,8 @@ async function startListening(
   session: HubSession,
 ): Promise<Listening> {
   const emit = (event: HubEvent): void => stay.onEvent?.(event);
-  const now = () => new Date().toISOString();
+  // Every event names its device: a fleet's devices share one onEvent.
+  const stamp = () => ({ atUtc: new Date().toISOString(), deviceId: options.deviceId });
   const counts: StayCounts = { methods: 0, desiredChanges: 0, messages: 0, stayedMs: 0 };
   session.stay = counts;
   const answers = stay.methods ?? {};
@@ -339,7 +339,7 @@ async function startListening(
         payload: { methodName: request.methodName, payload: request.payload ?? null },
       };
     const base = {
-      atUtc: now(),
+      ...stamp(),
       event: 'method' as const,
       methodName: request.methodName,
       requestId: request.requestId,
@@ -372,7 +372,7 @@ async function startListening(
     counts.desiredChanges += 1;
     const patch = plain(delta);
     const version = typeof patch.$version === 'number' ? patch.$version : undefined;
-    emit({ atUtc: now(), event: 'desired', ...(version !== undefined ? { version } : {}), patch });
+    emit({ ...stamp(), event: 'desired', ...(version !== undefined ? { version } : {}), patch });
     if (!stay.acknowledgeDesired) return;
     const reported: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(patch)) {
@@ -381,7 +381,7 @@ async function startListening(
     }
     if (Object.keys(reported).length === 0) return;
     twin.properties.reported.update(reported, (err?: Error) =>
-      emit({ atUtc: now(), event: 'reported', reported, ...(err ? { errorMessage: err.message } : {}) }),
+      emit({ ...stamp(), event: 'reported', reported, ...(err ? { errorMessage: err.message } : {}) }),
     );
   });
 
@@ -390,7 +390,7 @@ async function startListening(
     const data = Buffer.isBuffer(message.data) ? message.data : Buffer.from(String(message.data ?? ''));
     const text = utf8(data);
     const event = {
-      atUtc: now(),
+      ...stamp(),
       event: 'message' as const,
       ...(message.messageId ? { messageId: String(message.messageId) } : {}),
       ...(message.correlationId ? { correlationId: String(message.correlationId) } : {}),
@@ -420,7 +420,7 @@ async function startListening(
       errorName: err?.name ?? 'DisconnectedError',
       errorMessage: err?.message ?? 'the hub connection was lost and not regained',
     };
-    emit({ atUtc: now(), event: 'disconnected', ...why });
+    emit({ ...stamp(), event: 'disconnected', ...why });
     gaveUp?.(why);
   });
 
@@ -437,10 +437,9 @@ async function startListening(
 
   const listeningAt = performance.now();
   emit({
-    atUtc: now(),
+    ...stamp(),
     event: 'connected',
     hub: session.hub,
-    deviceId: session.deviceId,
     ...(session.desired ? { desired: session.desired } : {}),
     ...(session.reportedFound ? { reportedFound: session.reportedFound } : {}),
     ...(session.reported ? { reported: session.reported } : {}),
@@ -457,9 +456,9 @@ async function startListening(
       .then(
         () => {
           session.telemetrySent = seq;
-          emit({ atUtc: now(), event: 'telemetry', seq });
+          emit({ ...stamp(), event: 'telemetry', seq });
         },
-        (err: unknown) => emit({ atUtc: now(), event: 'telemetry', seq, errorMessage: messageOf(err) }),
+        (err: unknown) => emit({ ...stamp(), event: 'telemetry', seq, errorMessage: messageOf(err) }),
       )
       .finally(() => {
         // One message in flight at most: the next is timed from this one's end.

@@ -40,6 +40,8 @@ export interface FleetSummary {
     failed: number;
     telemetrySent: number;
     errors: Array<{ errorName: string; count: number }>;
+    /** With `connect.stay`: what the devices answered and received while they stayed, summed. */
+    stay?: { methods: number; desiredChanges: number; messages: number };
   };
 }
 
@@ -59,7 +61,13 @@ export class FleetTally {
   completed = 0;
   cancelled = 0;
   private hubSessions:
-    | { connected: number; failed: number; telemetrySent: number; errors: Map<string, number> }
+    | {
+        connected: number;
+        failed: number;
+        telemetrySent: number;
+        errors: Map<string, number>;
+        stay?: { methods: number; desiredChanges: number; messages: number };
+      }
     | undefined;
 
   add(outcome: RegistrationOutcome): void {
@@ -73,6 +81,13 @@ export class FleetTally {
       this.hubSessions ??= { connected: 0, failed: 0, telemetrySent: 0, errors: new Map() };
       const session = outcome.hubSession;
       this.hubSessions.telemetrySent += session.telemetrySent;
+      if (session.stay) {
+        this.hubSessions.stay ??= { methods: 0, desiredChanges: 0, messages: 0 };
+        const stay = this.hubSessions.stay;
+        stay.methods += session.stay.methods;
+        stay.desiredChanges += session.stay.desiredChanges;
+        stay.messages += session.stay.messages;
+      }
       if (session.status === 'connected') this.hubSessions.connected += 1;
       else {
         this.hubSessions.failed += 1;
@@ -137,6 +152,7 @@ export class FleetTally {
               failed: this.hubSessions.failed,
               telemetrySent: this.hubSessions.telemetrySent,
               errors: [...this.hubSessions.errors].map(([errorName, count]) => ({ errorName, count })),
+              ...(this.hubSessions.stay ? { stay: { ...this.hubSessions.stay } } : {}),
             },
           }
         : {}),

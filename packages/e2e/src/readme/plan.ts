@@ -117,10 +117,10 @@ export const PLAN: readonly PlanRule[] = [
   },
   {
     file: 'apps/device-sim/README.md',
-    match: /^npx device-sim register --stay /,
+    match: /^npx device-sim (register|fleet) --stay /,
     placement: {
       elsewhere:
-        'packages/e2e/src/stay.test.ts: register --stay against the emulator, called with azure-iothub (the device stays until Ctrl-C, which this script does not send)',
+        'packages/e2e/src/stay.test.ts: register --stay and fleet --stay against the emulator, called with azure-iothub (the devices stay until Ctrl-C, which this script does not send)',
     },
   },
   {

@@ -1,8 +1,10 @@
 import { runFleet } from '../../lib/fleet.js';
+import type { HubEvent } from '../../lib/hub.js';
 import type { FleetConfig } from '../args.js';
 import { expandIdTemplate, readCertificateFiles } from '../certificate-files.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { ProgressLine } from '../output/progress.js';
+import { stayFleetEventText } from '../output/stay.js';
 import { formatSummary } from '../output/summary.js';
 import { sharedOptions } from './shared-options.js';
 
@@ -10,19 +12,46 @@ import { sharedOptions } from './shared-options.js';
 export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<number> {
   const controller = new AbortController();
   let interrupted = false;
-  const unsubscribe = interruptible(io, () => {
+  let staying = 0;
+  const stop = () => {
     if (interrupted) return;
     interrupted = true;
     io.stderr.write(
-      `${io.stderr.isTTY ? '\n' : ''}device-sim: stopping: no new devices, cancelling those in flight (Ctrl-C again to quit at once)\n`,
+      `${io.stderr.isTTY ? '\n' : ''}device-sim: ${
+        config.stay && staying === config.count
+          ? 'leaving: every device disconnects from its hub'
+          : 'stopping: no new devices, cancelling those in flight'
+      } (Ctrl-C again to quit at once)\n`,
     );
     controller.abort();
-  });
+  };
+  const unsubscribe = interruptible(io, stop);
+  // fleet --stay: SIGTERM leaves as Ctrl-C does; once every device stays, either is the way to end (exit 0).
+  const unsubscribeTerm = config.stay ? (io.onTerminate?.(stop) ?? (() => {})) : () => {};
+  const shared = sharedOptions(config, controller.signal);
   const progress = config.progress && io.stderr.isTTY === true ? new ProgressLine(io.stderr) : undefined;
   let last: Parameters<ProgressLine['update']>[0] | undefined;
   try {
     const summary = await runFleet({
-      ...sharedOptions(config, controller.signal),
+      ...shared,
+      ...(config.stay && shared.connect
+        ? {
+            connect: {
+              ...shared.connect,
+              stay: {
+                methods: config.stay.methods,
+                acknowledgeDesired: config.stay.acknowledgeDesired,
+                ...(config.stay.telemetryIntervalMs !== undefined
+                  ? { telemetryIntervalMs: config.stay.telemetryIntervalMs }
+                  : {}),
+                onEvent: (event: HubEvent) => {
+                  if (event.event === 'connected') staying += 1;
+                  io.stdout.write(`${config.json ? JSON.stringify(event) : stayFleetEventText(event)}\n`);
+                },
+              },
+            },
+          }
+        : {}),
       ...(config.payloads ? { payload: config.payloads } : {}),
       groupKey: config.groupKey,
       certificate: certificateFiles(config),
@@ -40,10 +69,14 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
     });
     progress?.finish(last);
     io.stdout.write(config.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
+    const failed = summary.byStatus.error > 0 || (summary.hub?.failed ?? 0) > 0;
+    // A staying fleet is meant to end by a signal: 0 when every device was on its hub by then.
+    if (config.stay && staying === config.count && !failed) return EXIT.ok;
     if (interrupted) return EXIT.interrupted;
-    return summary.byStatus.error > 0 || (summary.hub?.failed ?? 0) > 0 ? EXIT.notAssigned : EXIT.ok;
+    return failed ? EXIT.notAssigned : EXIT.ok;
   } finally {
     unsubscribe();
+    unsubscribeTerm();
   }
 }
 

@@ -355,6 +355,7 @@ describe('stay output (register --stay): one line per event', () => {
   it('keeps a long message body to its first 200 characters', () => {
     const line = stayEventText({
       atUtc: at,
+      deviceId: 'd',
       event: 'message',
       properties: {},
       body: 'x'.repeat(5000),

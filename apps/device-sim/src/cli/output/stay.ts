@@ -78,3 +78,15 @@ export function stayEndText(session: HubSession): string {
 export function stayEndJson(session: HubSession): string {
   return JSON.stringify({ event: 'left', atUtc: new Date().toISOString(), ...session });
 }
+
+/**
+ * `fleet --stay`: one line per event, each naming its device (`connected` too, on one line: the twin
+ * is in --json).
+ */
+export function stayFleetEventText(event: HubEvent): string {
+  if (event.event === 'connected') {
+    return `${event.atUtc} ${event.deviceId} connected to ${event.hub}, listening`;
+  }
+  const line = stayEventText(event);
+  return `${event.atUtc} ${event.deviceId}${line.slice(event.atUtc.length)}`;
+}

@@ -59,6 +59,12 @@ export function formatSummary(summary: FleetSummary): string {
     out.push(
       `Connected to their hub: ${summary.hub.connected} of ${summary.byStatus.assigned} assigned devices, ${summary.hub.telemetrySent} telemetry messages sent${errors ? ` (failed: ${errors})` : ''}`,
     );
+    const stay = summary.hub.stay;
+    if (stay) {
+      out.push(
+        `While staying: ${stay.methods} method calls answered or heard, ${stay.desiredChanges} desired property changes, ${stay.messages} cloud-to-device messages`,
+      );
+    }
   }
   if (summary.stoppedEarly) {
     out.push('');
