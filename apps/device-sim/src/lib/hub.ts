@@ -231,7 +231,8 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
       session.telemetrySent = i;
     }
     if (options.stay && listening) {
-      const stay = await step(startListening(client, twin, listening, options, options.stay, session));
+      const stay = startListening(client, twin, listening, options, options.stay, session);
+      await step(stay.ready);
       clearTimeout(timer);
       session.status = 'connected';
       const ended = await stay.untilStopped(options.signal as AbortSignal);
@@ -307,23 +308,28 @@ const FALLBACK_METHOD = '#';
 const FALLBACK_METHOD_EVENT = `method_${FALLBACK_METHOD}`;
 
 interface Listening {
-  /** Resolves when `signal` aborts (undefined) or the SDK gave up the connection (why). */
+  /** Resolves once the hub granted the subscriptions (methods, desired properties, C2D). */
+  ready: Promise<void>;
+  /**
+   * After `ready`: reports `connected`, sends telemetry on its interval, and resolves when `signal`
+   * aborts (undefined) or the SDK gave the connection up (why). Not called when `ready` failed or
+   * lost its race with the session's timeout: nothing is started then.
+   */
   untilStopped(signal: AbortSignal): Promise<{ errorName: string; errorMessage: string } | undefined>;
 }
 
 /**
- * Registers the staying device's handlers, waits until the hub has granted its subscriptions
- * (methods, desired properties, cloud-to-device messages: each enable* call answers on the SUBACK),
- * then reports `connected` and starts the telemetry timer.
+ * Registers the staying device's handlers and asks for its subscriptions (methods, desired
+ * properties, cloud-to-device messages: each enable* call answers on the SUBACK; `ready`).
  */
-async function startListening(
+function startListening(
   client: InstanceType<typeof Client>,
   twin: DeviceTwin,
   listening: ReturnType<typeof listeningTransport>,
   options: HubConnectOptions,
   stay: StayOptions,
   session: HubSession,
-): Promise<Listening> {
+): Listening {
   const emit = (event: HubEvent): void => stay.onEvent?.(event);
   // Every event names its device: a fleet's devices share one onEvent.
   const stamp = () => ({ atUtc: new Date().toISOString(), deviceId: options.deviceId });
@@ -431,20 +437,12 @@ async function startListening(
         err ? reject(err) : resolve(),
       ),
     );
-  await enable('enableMethods');
-  await enable('enableTwinDesiredPropertiesUpdates');
-  await enable('enableC2D');
-
-  const listeningAt = performance.now();
-  emit({
-    ...stamp(),
-    event: 'connected',
-    hub: session.hub,
-    ...(session.desired ? { desired: session.desired } : {}),
-    ...(session.reportedFound ? { reportedFound: session.reportedFound } : {}),
-    ...(session.reported ? { reported: session.reported } : {}),
-    telemetrySent: session.telemetrySent,
-  });
+  const ready = (async () => {
+    await enable('enableMethods');
+    await enable('enableTwinDesiredPropertiesUpdates');
+    await enable('enableC2D');
+  })();
+  ready.catch(() => {});
 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -465,10 +463,21 @@ async function startListening(
         if (!stopped && interval !== undefined) timer = setTimeout(sendNext, interval);
       });
   };
-  if (interval !== undefined) timer = setTimeout(sendNext, interval);
 
   return {
+    ready,
     untilStopped: async (signal) => {
+      const listeningAt = performance.now();
+      emit({
+        ...stamp(),
+        event: 'connected',
+        hub: session.hub,
+        ...(session.desired ? { desired: session.desired } : {}),
+        ...(session.reportedFound ? { reportedFound: session.reportedFound } : {}),
+        ...(session.reported ? { reported: session.reported } : {}),
+        telemetrySent: session.telemetrySent,
+      });
+      if (interval !== undefined) timer = setTimeout(sendNext, interval);
       const aborted = new Promise<undefined>((resolve) => {
         if (signal.aborted) resolve(undefined);
         else signal.addEventListener('abort', () => resolve(undefined), { once: true });
