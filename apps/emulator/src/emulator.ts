@@ -197,6 +197,41 @@ export interface WebSocketEndpointInfo extends EmulatorEndpoint {
   subprotocols: readonly string[];
 }
 
+/** A cloud-to-device message as `Emulator.sendCloudToDevice` takes it (the fields of azure-iot-common's Message). */
+export interface CloudToDeviceMessage {
+  /** UTF-8 text, or bytes. */
+  body: string | Uint8Array;
+  messageId?: string;
+  correlationId?: string;
+  userId?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  /** When the message expires (default: in an hour; at most 48 hours ahead). */
+  expiryTimeUtc?: Date | string;
+  /** The feedback asked for (carried to the device as `iothub-ack`; feedback itself is not emulated). */
+  ack?: 'none' | 'positive' | 'negative' | 'full';
+  /** Application properties (IoT Hub's characters only: ASCII letters, digits and !#$%&'*+-.^_`|~). */
+  properties?: Record<string, string>;
+}
+
+/** A queued message's place in its device's queue and its expiry. */
+export interface CloudToDeviceQueued {
+  sequenceNumber: number;
+  expiryTimeUtc: string;
+}
+
+/** A message in a device's cloud-to-device queue. */
+export interface CloudToDeviceQueueEntry {
+  sequenceNumber: number;
+  messageId?: string;
+  /** Invisible: delivered and locked, not yet completed, rejected or abandoned. */
+  state: 'Enqueued' | 'Invisible';
+  deliveryCount: number;
+  enqueuedTimeUtc: string;
+  expiryTimeUtc: string;
+  bytes: number;
+}
+
 export interface GeneratedKeysInfo {
   kind: 'group' | 'individual';
   id: string;
@@ -249,6 +284,15 @@ export interface Emulator {
   hubDevices(hostName?: string): HubDevice[];
   /** Device-to-cloud messages a hub received (the newest 1000 per hub and each device's newest 10), oldest first. */
   telemetry(hostName?: string, deviceId?: string): TelemetryRecord[];
+  /**
+   * Queues a cloud-to-device message for a device of a hub (default the first linked hub), as
+   * `azure-iothub`'s `Client.send` does: the device gets it over MQTT or HTTPS. Throws as IoT Hub
+   * refuses: the device not in the registry (404 DeviceNotFound), its queue full (50, 403004),
+   * over 64 KB (413001), property names or values outside IoT Hub's characters (400004).
+   */
+  sendCloudToDevice(deviceId: string, message: CloudToDeviceMessage, hostName?: string): CloudToDeviceQueued;
+  /** A device's cloud-to-device queue (oldest first, never the bodies): what is Enqueued or Invisible. */
+  cloudToDeviceQueue(deviceId: string, hostName?: string): CloudToDeviceQueueEntry[];
   /** `registration`: each register request's outcome. `hub`: device connections, twin changes, telemetry and registry changes of the emulated hubs. */
   on(event: 'registration', listener: (event: RegistrationEvent) => void): this;
   on(event: 'hub', listener: (event: HubEvent) => void): this;
@@ -510,6 +554,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         writeSoon: (write) => store.writeSoon(write),
         onMethodsInFlight: (any) => follow('methods', any),
       });
+      // Cloud-to-device messages locked to an MQTT connection of a previous run are Enqueued again
+      // (no connection outlives its process); with --workers, by the first worker only, before any
+      // connection (as it resumes the unfinished registrations).
+      if (this.#options.resumeUnfinished !== false) hub.releaseCloudToDevice();
       if (pushOutbox) {
         // A method call for a device connected to another worker goes there through the store, and
         // its end comes back the same way (hub/core/direct-methods.ts).
@@ -810,6 +858,33 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     return hubs.flatMap((name) => hub.telemetry(name, deviceId));
   }
 
+  sendCloudToDevice(deviceId: string, message: CloudToDeviceMessage, hostName?: string): CloudToDeviceQueued {
+    const { hub } = this.#require();
+    const hubName = hostName === undefined ? hub.hubs[0] : hub.hubNamed(hostName);
+    if (!hubName)
+      throw new Error(`${hostName ?? 'the emulator'} is not one of the linked hubs (${hub.hubs.join(', ')})`);
+    const { body, expiryTimeUtc, ...rest } = message;
+    const queued = hub.sendCloudToDevice(hubName, deviceId, {
+      ...rest,
+      body: typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body),
+      ...(expiryTimeUtc !== undefined ? { expiryTimeUtc: new Date(expiryTimeUtc) } : {}),
+    });
+    return { sequenceNumber: queued.seq, expiryTimeUtc: new Date(queued.expiryMs).toISOString() };
+  }
+
+  cloudToDeviceQueue(deviceId: string, hostName?: string): CloudToDeviceQueueEntry[] {
+    const { hub } = this.#require();
+    return hub.cloudToDeviceQueue(hostName ?? hub.hubs[0] ?? '', deviceId).map((m) => ({
+      sequenceNumber: m.seq,
+      ...(m.messageId !== undefined ? { messageId: m.messageId } : {}),
+      state: m.lock ? 'Invisible' : 'Enqueued',
+      deliveryCount: m.deliveryCount,
+      enqueuedTimeUtc: new Date(m.enqueuedMs).toISOString(),
+      expiryTimeUtc: new Date(m.expiryMs).toISOString(),
+      bytes: m.body.length,
+    }));
+  }
+
   registrations(): DeviceRegistrationResult[] {
     return this.#require()
       .store.list()
@@ -885,6 +960,8 @@ function describeHubEvent(event: HubEvent): string {
       return `${who} sent a ${event.bytes}-byte message over ${event.transport.toUpperCase()}`;
     case 'method':
       return `${who}: direct method ${event.methodName} ${event.outcome} (status ${event.status}) in ${event.durationMs} ms`;
+    case 'c2d':
+      return `${who}: cloud-to-device message #${event.sequenceNumber}${event.messageId !== undefined ? ` (${event.messageId})` : ''} ${event.outcome}${event.transport ? ` over ${event.transport.toUpperCase()}` : ''} (${event.bytes} bytes, delivery count ${event.deliveryCount})`;
     default:
       return `${who}: ${event.kind.replace('device-', 'device ')}`;
   }

@@ -41,6 +41,9 @@ export {
   WELL_KNOWN_SERVICE_KEY,
 } from './core/service-auth.js';
 export {
+  type CloudToDeviceMessage,
+  type CloudToDeviceQueued,
+  type CloudToDeviceQueueEntry,
   createEmulator,
   type Emulator,
   type EmulatorEndpoint,

@@ -5,6 +5,7 @@ import type { Logger } from '@dpskit/node-kit';
 import { clip } from '../core/client-text.js';
 import { isDatedApiVersion } from '../transport/https-routes.js';
 import type { HttpAnswer } from '../transport/service-api.js';
+import { C2dError, c2dHttpHeaders } from './core/c2d.js';
 import { MethodError } from './core/direct-methods.js';
 import { HubError, type HubRight, type HubService, TwinError } from './core/hub-service.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
@@ -120,7 +121,8 @@ type Route =
   | { op: 'module-methods'; deviceId: string }
   | { op: 'device'; deviceId: string }
   | { op: 'events'; deviceId: string }
-  | { op: 'devicebound'; deviceId: string }
+  /** `lockToken`: a message's, to complete or reject (DELETE) or abandon (`…/abandon`, POST). */
+  | { op: 'devicebound'; deviceId: string; lockToken?: string; abandon?: boolean }
   | { op: 'unknown' };
 
 function route(method: string, pathname: string): Route {
@@ -158,7 +160,15 @@ function route(method: string, pathname: string): Route {
   if (parts.length === 2) return { op: 'device', deviceId };
   const rest = parts.slice(2).join('/').toLowerCase();
   if (rest === 'messages/events') return { op: 'events', deviceId };
-  if (rest.startsWith('messages/devicebound')) return { op: 'devicebound', deviceId };
+  if (rest === 'messages/devicebound') return { op: 'devicebound', deviceId };
+  // `…/messages/devicebound/{lockToken}` and `…/{lockToken}/abandon`: the token as the SDKs put it
+  // in the path (the ETag of the receive, unencoded: a GUID).
+  const lockToken = decode(parts[4]);
+  if (rest.startsWith('messages/devicebound/') && lockToken) {
+    if (parts.length === 5) return { op: 'devicebound', deviceId, lockToken };
+    if (parts.length === 6 && parts[5]?.toLowerCase() === 'abandon')
+      return { op: 'devicebound', deviceId, lockToken, abandon: true };
+  }
   return { op: 'unknown' };
 }
 
@@ -210,7 +220,7 @@ export type HubGate =
   | {
       ok: true;
       kind: 'device';
-      route: Extract<Route, { op: 'events' | 'devicebound' }>;
+      route: Extract<Route, { op: 'events' }>;
       /** The authenticated device, as the hub spells them. */
       device: { hub: string; deviceId: string };
     };
@@ -245,7 +255,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       hubError(
         404,
         'NotFound',
-        `The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not ${clip(url.pathname)}.`,
+        `The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not ${clip(url.pathname)}.`,
       ),
     );
   }
@@ -277,8 +287,10 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       return answer(hubError(401, 'IotHubUnauthorizedAccess', 'Unauthorized'), true);
     }
     if (r.op === 'events' && method !== 'POST') return answer(notAllowed(method, url.pathname, 'POST'));
-    // Completing, rejecting or abandoning a cloud-to-device message: none is ever locked.
-    if (r.op === 'devicebound' && method !== 'GET') return answer(noLockedMessage());
+    // The cloud-to-device queue's requests carry no body: answered from the headers (receive,
+    // complete, reject, abandon), whatever body is announced (not read).
+    if (r.op === 'devicebound')
+      return answer(deviceBound(hub, r, method, url, { hub: auth.hub, deviceId: auth.deviceId }));
     return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
   }
   // Direct methods need ServiceConnect ("Anyone with service connect permissions on IoT Hub can
@@ -394,13 +406,10 @@ export function handleHubRequest(
 /** A device's own request (telemetry, the cloud-to-device queue), its credentials checked. */
 function deviceRequest(
   hub: HubService,
-  r: { op: 'events' | 'devicebound'; deviceId: string },
+  _r: { op: 'events'; deviceId: string },
   request: HubRequest,
   device: { hub: string; deviceId: string },
 ): HttpAnswer {
-  // No cloud-to-device messages are ever queued: an empty queue answers 204, as IoT Hub does (the
-  // gate answered any other method: noLockedMessage).
-  if (r.op === 'devicebound') return { status: 204 };
   // POST: the gate answered any other method 405.
   hub.receiveTelemetry(device.hub, device.deviceId, {
     body: request.body,
@@ -427,9 +436,41 @@ function telemetryProperties(headers: IncomingHttpHeaders): Record<string, strin
   return properties;
 }
 
-/** The answer to completing, rejecting or abandoning a cloud-to-device message: none is locked. */
-function noLockedMessage(): HttpAnswer {
-  return hubError(404, 'DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.');
+/**
+ * The device's cloud-to-device queue over HTTPS, as `azure-iot-device-http` uses it (REST API
+ * "Device - Receive/Complete/Reject/Abandon Device Bound Notification"): `GET …/messages/deviceBound`
+ * takes the oldest Enqueued message and locks it for a minute (200, the body as sent, the lock
+ * token as `ETag` in quotes and the properties as `iothub-*` headers; 204 when none is Enqueued);
+ * `DELETE …/{lockToken}` completes it, with `?reject` rejects it; `POST …/{lockToken}/abandon`
+ * abandons it; each 204, or 412 DeviceMessageLockLost (412002) when no message is locked under the token.
+ */
+function deviceBound(
+  hub: HubService,
+  r: Extract<Route, { op: 'devicebound' }>,
+  method: string,
+  url: URL,
+  device: { hub: string; deviceId: string },
+): HttpAnswer {
+  if (r.lockToken === undefined) {
+    if (method !== 'GET') return notAllowed(method, url.pathname, 'GET');
+    const message = hub.receiveCloudToDevice(device.hub, device.deviceId, 'https');
+    if (!message) return { status: 204 };
+    return {
+      status: 200,
+      headers: { 'Content-Type': 'application/octet-stream', ...c2dHttpHeaders(message) },
+      body: message.body,
+    };
+  }
+  const expected = r.abandon ? 'POST' : 'DELETE';
+  if (method !== expected) return notAllowed(method, url.pathname, expected);
+  const action = r.abandon ? 'abandon' : url.searchParams.has('reject') ? 'reject' : 'complete';
+  try {
+    hub.settleCloudToDevice(device.hub, device.deviceId, r.lockToken, action, 'https');
+  } catch (err) {
+    if (err instanceof C2dError) return hubError(err.status, err.code, err.message);
+    throw err;
+  }
+  return { status: 204 };
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -12,6 +12,7 @@ import { destroyAfterGrace } from '../transport/connection-limits.js';
 import { MAX_HUB_KEEPALIVE_SECONDS, MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
+import { c2dTopic } from './core/c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
@@ -66,6 +67,13 @@ export const HUB_MQTT_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = 
   },
 };
 
+/**
+ * The most cloud-to-device messages sent on one connection and not yet acknowledged (PUBACK): the
+ * rest of the queue stays Enqueued until a PUBACK frees a place. IoT Hub's own window is not
+ * documented; the device queue holds 50 at most anyway.
+ */
+export const MAX_C2D_IN_FLIGHT = 50;
+
 /** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
 function refusal(returnCode: 2 | 3 | 5, message: string): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode });
@@ -86,6 +94,14 @@ interface Session {
   connectedSeq?: number;
   /** The CONNECT username had no api-version: the device's twin operations fail (400). */
   unversioned?: true;
+  /** Subscribed to `devices/{id}/messages/devicebound/#`: the QoS granted (cloud-to-device messages are sent at it). */
+  c2d?: 0 | 1;
+  /** Cloud-to-device messages sent at QoS 1 and not yet acknowledged: packet id → lock token. */
+  c2dInFlight: Map<number, string>;
+  /** The packet id of the last cloud-to-device message sent (1-65535, then round again). */
+  c2dPacketId: number;
+  /** Set while this connection's queue is being sent (a PUBACK or push arriving meanwhile asks again). */
+  c2dPumping?: boolean;
 }
 
 /**
@@ -189,9 +205,12 @@ export async function startHubMqtt(
           desired: false,
           methods: false,
           connection: randomUUID(),
+          c2dInFlight: new Map(),
+          c2dPacketId: 0,
           ...(parsed.unversioned ? { unversioned: true } : {}),
         });
         grantAtMostQos1(client);
+        completeOnPuback(client);
         done(null, true);
       },
       authorizeSubscribe(client, subscription, done) {
@@ -202,6 +221,7 @@ export async function startHubMqtt(
         }
         if (subscription.topic === DESIRED_FILTER) session.desired = true;
         if (subscription.topic === METHODS_FILTER) session.methods = true;
+        if (subscription.topic === c2dFilter(session.deviceId)) session.c2d = subscription.qos === 0 ? 0 : 1;
         // Granted at the QoS asked up to 1 (see grantAtMostQos1); the hub's own publishes (twin
         // answers, desired pushes) are QoS 0, so the device gets them at QoS 0 whatever it was
         // granted (MQTT 3.1.1 3.8.4: a delivery's QoS is at most the granted one).
@@ -334,6 +354,17 @@ export async function startHubMqtt(
       }
       // The method calls sent on this connection end now (the device cannot answer them any more).
       hub.methods.connectionClosed(session.connection);
+      // Its unacknowledged cloud-to-device messages are Enqueued again, for the device's next
+      // connection (IoT Hub redelivers them when it reconnects).
+      session.c2dInFlight.clear();
+      try {
+        hub.releaseCloudToDevice(session.connection);
+      } catch (err) {
+        log.error(
+          'hub.mqtt',
+          `${clip(session.deviceId)} on ${session.hub}: cloud-to-device messages of the closed connection not put back: ${(err as Error).message}`,
+        );
+      }
       if (connected.delete(client) && connected.size === 0) options.onDevicesConnected?.(false);
     });
     // After the SUBACK is written (aedes emits this once it is queued): the method calls waiting for
@@ -342,6 +373,9 @@ export async function startHubMqtt(
       const session = client ? sessions.get(client) : undefined;
       if (session?.methods && subscriptions.some((s) => s.topic === METHODS_FILTER))
         hub.methods.deviceReady(session.hub, session.deviceId);
+      // The messages queued for the device are sent once it listens to them.
+      if (client && session?.c2d !== undefined && subscriptions.some((s) => s.topic === c2dFilter(session.deviceId)))
+        sendCloudToDevice(client, session);
     });
     // Pushes go to the device's connection, not through the broker (see reply): a device that
     // unsubscribes from them gets no more (MQTT 3.1.1 3.10.4: the server stops adding messages for
@@ -350,6 +384,7 @@ export async function startHubMqtt(
       const session = sessions.get(client);
       if (session && unsubscriptions.includes(DESIRED_FILTER)) session.desired = false;
       if (session && unsubscriptions.includes(METHODS_FILTER)) session.methods = false;
+      if (session && unsubscriptions.includes(c2dFilter(session.deviceId))) delete session.c2d;
     });
     // aedes reports the timeout as an error, which would close a WebSocket with 1002 (a
     // violation); the client broke nothing it sent (websocket-stream.ts: why 1001).
@@ -404,6 +439,77 @@ export async function startHubMqtt(
     client = broker.handle(paced);
   }
 
+  /**
+   * Sends the device's Enqueued cloud-to-device messages on its connection, each locked to it, at
+   * the QoS its subscription was granted: at QoS 1 its PUBACK completes it (completeOnPuback); at
+   * QoS 0 it is completed once written (no acknowledgement will come). At most MAX_C2D_IN_FLIGHT
+   * unacknowledged, and none while the device leaves more than MAX_UNSENT_PUSH_BYTES unread: the
+   * rest waits Enqueued for a PUBACK. A store failure is logged; the messages stay queued.
+   */
+  function sendCloudToDevice(client: Client, session: Session): void {
+    if (session.c2d === undefined || session.c2dPumping || client.closed || !connected.has(client)) return;
+    session.c2dPumping = true;
+    try {
+      while (session.c2dInFlight.size < MAX_C2D_IN_FLIGHT && unsentBytes(client) <= MAX_UNSENT_PUSH_BYTES) {
+        const message = hub.receiveCloudToDevice(session.hub, session.deviceId, 'mqtt', session.connection);
+        const token = message?.lock?.token;
+        if (!message || token === undefined) break;
+        const qos = session.c2d;
+        const packet = {
+          cmd: 'publish' as const,
+          topic: c2dTopic(message),
+          payload: message.body,
+          qos,
+          retain: false,
+          dup: false,
+        };
+        if (qos === 1) {
+          session.c2dPacketId = (session.c2dPacketId % 65535) + 1;
+          session.c2dInFlight.set(session.c2dPacketId, token);
+          // Written on the connection as aedes writes its packets (one write: nothing interleaves),
+          // not through client.publish, whose QoS 1 delivery aedes would also keep and resend itself
+          // for a session that is not clean (the SDK's): the queue in the store is the only copy.
+          client.conn.write(mqttPacket.generate({ ...packet, messageId: session.c2dPacketId }));
+        } else {
+          client.conn.write(mqttPacket.generate(packet));
+          hub.settleCloudToDevice(session.hub, session.deviceId, token, 'complete', 'mqtt');
+        }
+      }
+    } catch (err) {
+      log.error(
+        'hub.mqtt',
+        `${clip(session.deviceId)} on ${session.hub}: cloud-to-device messages not sent: ${(err as Error).message}`,
+      );
+    } finally {
+      session.c2dPumping = false;
+    }
+  }
+
+  /**
+   * A PUBACK for a cloud-to-device message completes it, and the next may be sent. Read from the
+   * client's parser ahead of aedes (which finds no packet of its own under the id and goes on).
+   */
+  function completeOnPuback(client: Client): void {
+    const parser = (client as unknown as { _parser?: EventEmitter })._parser;
+    parser?.prependListener('packet', (packet: { cmd?: string; messageId?: number }) => {
+      if (packet.cmd !== 'puback' || packet.messageId === undefined) return;
+      const session = sessions.get(client);
+      const token = session?.c2dInFlight.get(packet.messageId);
+      if (!session || token === undefined) return;
+      session.c2dInFlight.delete(packet.messageId);
+      try {
+        hub.settleCloudToDevice(session.hub, session.deviceId, token, 'complete', 'mqtt');
+      } catch (err) {
+        // Its lock lost meanwhile (the device deleted and created again, say): nothing to complete.
+        log.debug(
+          'hub.mqtt',
+          `${clip(session.deviceId)}: PUBACK of a cloud-to-device message not completed: ${(err as Error).message}`,
+        );
+      }
+      sendCloudToDevice(client, session);
+    });
+  }
+
   /** A push owed to a device: sent on its connection if it is connected here, else nothing. */
   const deliver = (push: HubPush, seq?: number) => {
     // Relayed method calls are the hub service's (DirectMethods), never a push to a connection.
@@ -412,6 +518,10 @@ export async function startHubMqtt(
     const client = broker ? findClient(broker, push.deviceId) : undefined;
     const session = client ? sessions.get(client) : undefined;
     if (!client || !session) return;
+    if (push.kind === 'c2d') {
+      sendCloudToDevice(client, session);
+      return;
+    }
     if (push.kind === 'desired') {
       const version = push.desired.$version;
       if (!session.desired || typeof version !== 'number') return;
@@ -562,6 +672,11 @@ function connectionOf(client: Client): Duplex {
 function unsentBytes(client: Client): number {
   const carrier = connectionOf(client);
   return (client.conn === carrier ? 0 : client.conn.writableLength) + carrier.writableLength;
+}
+
+/** The filter a device subscribes to for its cloud-to-device messages. */
+function c2dFilter(deviceId: string): string {
+  return `devices/${deviceId}/messages/devicebound/#`;
 }
 
 function findClient(broker: Aedes, deviceId: string): Client | undefined {

@@ -92,7 +92,7 @@ function parsePush(text: string): HubPush | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const push = value as { kind?: unknown; hub?: unknown; deviceId?: unknown; desired?: unknown };
   if (typeof push.hub !== 'string' || typeof push.deviceId !== 'string') return undefined;
-  if (push.kind === 'deleted' || push.kind === 'disabled' || push.kind === 'connected')
+  if (push.kind === 'deleted' || push.kind === 'disabled' || push.kind === 'connected' || push.kind === 'c2d')
     return { kind: push.kind, hub: push.hub, deviceId: push.deviceId };
   if (push.kind === 'method' || push.kind === 'method-end') return parseMethodPush(value as Record<string, unknown>);
   if (

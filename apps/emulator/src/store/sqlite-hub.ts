@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { QueuedC2d } from '../hub/core/c2d.js';
 import type { HubDevice } from '../hub/core/identity.js';
 import {
   type ChangedHubDevice,
@@ -15,6 +16,11 @@ interface DeviceRow {
 
 interface ChangedDeviceRow extends DeviceRow {
   change_seq: number;
+}
+
+interface C2dRow {
+  message_json: string;
+  body: Buffer;
 }
 
 interface TelemetryRow {
@@ -74,6 +80,25 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         'SELECT hub_key, count(*) AS count FROM hub_devices GROUP BY hub_key',
       ),
       delete: db.prepare<[string, string]>('DELETE FROM hub_devices WHERE hub_key = ? AND device_key = ?'),
+      // A device's cloud-to-device queue (at most 50 rows), kept as JSON beside its body.
+      c2dOfDevice: db.prepare<[string, string], C2dRow>(
+        'SELECT message_json, body FROM hub_c2d WHERE hub_key = ? AND device_key = ? ORDER BY seq',
+      ),
+      putC2d: db.prepare<[string, string, number, string | null, string, Buffer]>(
+        `INSERT INTO hub_c2d (hub_key, device_key, seq, lock_connection, message_json, body) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (hub_key, device_key, seq) DO UPDATE SET lock_connection = excluded.lock_connection,
+           message_json = excluded.message_json, body = excluded.body`,
+      ),
+      deleteC2d: db.prepare<[string, string, number]>(
+        'DELETE FROM hub_c2d WHERE hub_key = ? AND device_key = ? AND seq = ?',
+      ),
+      deleteC2dOfDevice: db.prepare<[string, string]>('DELETE FROM hub_c2d WHERE hub_key = ? AND device_key = ?'),
+      c2dLockedTo: db.prepare<[string], C2dRow>(
+        'SELECT message_json, body FROM hub_c2d WHERE lock_connection = ? ORDER BY hub_key, device_key, seq',
+      ),
+      c2dLockedToAny: db.prepare<[], C2dRow>(
+        'SELECT message_json, body FROM hub_c2d WHERE lock_connection IS NOT NULL ORDER BY hub_key, device_key, seq',
+      ),
       listAll: db.prepare<[], DeviceRow>('SELECT device_json FROM hub_devices ORDER BY hub_key, device_key'),
       listHub: db.prepare<[string], DeviceRow>(
         'SELECT device_json FROM hub_devices WHERE hub_key = ? ORDER BY device_key',
@@ -157,7 +182,42 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   deleteDevice(hub: string, deviceId: string): boolean {
+    this.#statements.deleteC2dOfDevice.run(hub.toLowerCase(), deviceId);
     return this.#statements.delete.run(hub.toLowerCase(), deviceId).changes > 0;
+  }
+
+  c2dMessages(hub: string, deviceId: string): QueuedC2d[] {
+    return this.#statements.c2dOfDevice.all(hub.toLowerCase(), deviceId).map((row) => this.#parseC2d(row));
+  }
+
+  putC2d(message: QueuedC2d): void {
+    const { body, ...rest } = message;
+    this.#statements.putC2d.run(
+      message.hub.toLowerCase(),
+      message.deviceId,
+      message.seq,
+      message.lock?.connection ?? null,
+      JSON.stringify(rest),
+      body,
+    );
+  }
+
+  deleteC2d(hub: string, deviceId: string, seq: number): void {
+    this.#statements.deleteC2d.run(hub.toLowerCase(), deviceId, seq);
+  }
+
+  c2dLockedTo(connection: string | undefined): QueuedC2d[] {
+    const rows =
+      connection === undefined ? this.#statements.c2dLockedToAny.all() : this.#statements.c2dLockedTo.all(connection);
+    return rows.map((row) => this.#parseC2d(row));
+  }
+
+  #parseC2d(row: C2dRow): QueuedC2d {
+    const message = JSON.parse(row.message_json) as Omit<QueuedC2d, 'body'>;
+    if (typeof message?.deviceId !== 'string' || typeof message.seq !== 'number') {
+      throw new Error(`a cloud-to-device message in ${this.path} has an invalid record`);
+    }
+    return { ...message, body: Buffer.from(row.body) };
   }
 
   listDevices(hub?: string): HubDevice[] {

@@ -224,6 +224,20 @@ export const MIGRATIONS: readonly string[] = [
   // (the same rows: only unfinished ones), sorted by creation then: one index fewer for every
   // operation inserted unfinished (a custom allocation's) to add it to and, at its finish, remove it from.
   'DROP INDEX IF EXISTS operations_unfinished;',
+  // The hubs' cloud-to-device queues (hub/core/c2d.ts): a device's messages in order (seq), each as
+  // JSON beside its body; lock_connection names the MQTT connection a message is locked to, so its
+  // close (or the next start) puts the message back. Runs again on a file it has upgraded (tests of
+  // older schemas set user_version back).
+  `CREATE TABLE IF NOT EXISTS hub_c2d (
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     lock_connection TEXT,
+     message_json TEXT NOT NULL,
+     body BLOB NOT NULL,
+     PRIMARY KEY (hub_key, device_key, seq)
+   );
+   CREATE INDEX IF NOT EXISTS hub_c2d_by_lock_connection ON hub_c2d (lock_connection) WHERE lock_connection IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

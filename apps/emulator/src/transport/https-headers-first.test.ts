@@ -121,7 +121,7 @@ function cases(deviceToken: string): Case[] {
       status: 404,
       expected: hubBody(
         'NotFound',
-        'The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices and POST /devices/{id}/messages/events, not /devices/hf-1/nowhere.',
+        'The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not /devices/hf-1/nowhere.',
       ),
     },
     {
@@ -163,8 +163,11 @@ function cases(deviceToken: string): Case[] {
       method: 'DELETE',
       path: '/devices/hf-hub-device/messages/devicebound/lock-1?api-version=2021-04-12',
       headers: { Host: HUB_A, Authorization: deviceToken },
-      status: 404,
-      expected: hubBody('DeviceMessageLockLost', 'No cloud-to-device message is locked for this device.'),
+      status: 412,
+      expected: hubBody(
+        'DeviceMessageLockLost',
+        'No cloud-to-device message of hf-hub-device is locked under lock-1: never given, already settled, or its lock timed out (60 s).',
+      ),
     },
   ];
 }
@@ -248,7 +251,7 @@ describe('a client that waits for 100 Continue before its body (Expect: 100-cont
 });
 
 describe('the official device SDK over HTTPS', () => {
-  it('settling a cloud-to-device message none is locked: 404 DeviceMessageLockLost; the device is served after', async () => {
+  it('settling a cloud-to-device message none is locked: 412 DeviceMessageLockLost; the device is served after', async () => {
     const id = 'hf-hub-device';
     const client = await deviceClient(bed.emulator, {
       hub: HUB_A,
@@ -268,9 +271,9 @@ describe('the official device SDK over HTTPS', () => {
           () => undefined,
           (e: unknown) => e as { message?: string; responseBody?: unknown; response?: { statusCode?: number } },
         );
-        expect(err, settle).toMatchObject({ message: 'Not Found', response: { statusCode: 404 } });
+        expect(err, settle).toMatchObject({ message: 'Precondition Failed', response: { statusCode: 412 } });
         expect(String(err?.responseBody), settle).toMatch(
-          /^\{"Message":"ErrorCode:DeviceMessageLockLost;No cloud-to-device message is locked for this device\."/,
+          /^\{"Message":"ErrorCode:DeviceMessageLockLost;No cloud-to-device message of hf-hub-device is locked under lock-/,
         );
       }
       await client.sendEvent(new Message('after'));

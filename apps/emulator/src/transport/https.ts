@@ -357,6 +357,17 @@ export async function startHttpsTransport(options: HttpsTransportOptions): Promi
       res.end();
       return;
     }
+    if (Buffer.isBuffer(response.body)) {
+      // Bytes as they are (a hub's cloud-to-device message), with the answer's own headers.
+      res.writeHead(response.status, {
+        'Content-Length': response.body.length,
+        'x-ms-request-id': randomUUID(),
+        ...('headers' in response ? response.headers : undefined),
+        ...(close ? { Connection: 'close' } : {}),
+      });
+      res.end(response.body);
+      return;
+    }
     // A poll's answer as the store keeps it (DeviceApiResponse.bodyJson), else serialized here.
     const text =
       'bodyJson' in response && response.bodyJson !== undefined ? response.bodyJson : JSON.stringify(response.body);

@@ -2,6 +2,18 @@ import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/con
 import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
 import {
+  type C2dChange,
+  type C2dOutcome,
+  type C2dSettlement,
+  enqueue,
+  type OutgoingC2d,
+  purge,
+  type QueuedC2d,
+  receive,
+  releaseConnection,
+  settle,
+} from './c2d.js';
+import {
   DirectMethods,
   type MethodCallReport,
   MethodError,
@@ -80,7 +92,25 @@ export type HubEvent =
     }
   | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string }
   /** A direct method call ended (never its payloads): the device's status, or the HTTP status the service got. */
-  | ({ kind: 'method' } & MethodCallReport);
+  | ({ kind: 'method' } & MethodCallReport)
+  /**
+   * A cloud-to-device message changed state (never its body or properties): enqueued, delivered
+   * (locked for the device), completed, rejected, abandoned, its lock lapsed or released, expired,
+   * dead-lettered, purged. `transport` is the device's, where one took part.
+   */
+  | {
+      kind: 'c2d';
+      hub: string;
+      deviceId: string;
+      outcome: C2dOutcome;
+      /** The service's message id, clipped; absent when it set none. */
+      messageId?: string;
+      /** The message's place in its device's queue. */
+      sequenceNumber: number;
+      bytes: number;
+      deliveryCount: number;
+      transport?: HubTransport;
+    };
 
 /** An answer the registry API gives as an error: IoT Hub's status and `ErrorCode`. */
 export class HubError extends Error {
@@ -672,6 +702,117 @@ export class HubService {
   /** A method call's end as a hub event: its name clipped as every client text in an event is, never its payloads. */
   #reportMethod(report: MethodCallReport): void {
     this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) });
+  }
+
+  /**
+   * A cloud-to-device message for a device of the registry (`azure-iothub` `Client.send`): queued
+   * in the store and owed to the device's connection (a `c2d` push, for whichever process holds
+   * it). Throws HubError 404 DeviceNotFound, or C2dError (queue full 403004, too large 413001, bad
+   * properties 400004); nothing is queued then.
+   */
+  sendCloudToDevice(hub: string, deviceId: string, message: OutgoingC2d): QueuedC2d {
+    const nowMs = this.#now().getTime();
+    const { queued, changes } = this.#store.transaction(() => {
+      const device = this.#require(hub, deviceId);
+      const { hub: hubName, deviceId: id } = device.identity;
+      const { message: queued, changes } = enqueue(this.#store, hubName, id, message, nowMs);
+      this.#outbox?.add({ kind: 'c2d', hub: hubName, deviceId: id });
+      return { queued, changes };
+    });
+    this.#reportC2d(changes);
+    this.announcePush({ kind: 'c2d', hub: queued.hub, deviceId: queued.deviceId });
+    return queued;
+  }
+
+  /**
+   * The device's oldest Enqueued cloud-to-device message, locked for it: to `connection` (MQTT,
+   * until it closes or the PUBACK completes it) or for a minute (HTTPS). Undefined when none is Enqueued.
+   */
+  receiveCloudToDevice(
+    hub: string,
+    deviceId: string,
+    transport: HubTransport,
+    connection?: string,
+  ): QueuedC2d | undefined {
+    const nowMs = this.#now().getTime();
+    const { message, changes } = this.#store.transaction(() =>
+      receive(this.#store, hub, deviceId, connection === undefined ? {} : { connection }, nowMs),
+    );
+    this.#reportC2d(changes, transport);
+    return message;
+  }
+
+  /** Completes, rejects or abandons the message locked under `lockToken`; C2dError 412002 when none is. */
+  settleCloudToDevice(
+    hub: string,
+    deviceId: string,
+    lockToken: string,
+    action: C2dSettlement,
+    transport: HubTransport,
+  ): void {
+    const nowMs = this.#now().getTime();
+    // A refusal (412002) rolls back what time did to the queue before it (sweep): the next call does it again.
+    const changes = this.#store.transaction(() => {
+      const settled = settle(this.#store, hub, deviceId, lockToken, action, nowMs);
+      // An abandoned message is Enqueued again: owed to the device's connection, wherever it is.
+      if (settled.changes.at(-1)?.outcome === 'abandoned') this.#outbox?.add({ kind: 'c2d', hub, deviceId });
+      return settled.changes;
+    });
+    this.#reportC2d(changes, transport);
+    if (action === 'abandon' && changes.at(-1)?.outcome === 'abandoned')
+      this.announcePush({ kind: 'c2d', hub, deviceId });
+  }
+
+  /**
+   * Puts back the messages locked to an MQTT connection that closed (IoT Hub redelivers an
+   * unacknowledged message when the device connects again); with no connection, those of every
+   * connection (at start: none survives the process that held it).
+   */
+  releaseCloudToDevice(connection?: string): void {
+    const changes = this.#store.transaction(() => {
+      const released = releaseConnection(this.#store, connection);
+      const devices = new Map(released.map(({ message }) => [`${message.hub}\n${message.deviceId}`, message]));
+      for (const message of devices.values())
+        this.#outbox?.add({ kind: 'c2d', hub: message.hub, deviceId: message.deviceId });
+      return released;
+    });
+    this.#reportC2d(changes, 'mqtt');
+    const devices = new Map(changes.map(({ message }) => [`${message.hub}\n${message.deviceId}`, message]));
+    for (const message of devices.values())
+      this.announcePush({ kind: 'c2d', hub: message.hub, deviceId: message.deviceId });
+  }
+
+  /** Deletes every cloud-to-device message queued for a device of the registry; returns how many. */
+  purgeCloudToDevice(hub: string, deviceId: string): number {
+    const changes = this.#store.transaction(() => {
+      const device = this.#require(hub, deviceId);
+      return purge(this.#store, device.identity.hub, device.identity.deviceId);
+    });
+    this.#reportC2d(changes);
+    return changes.length;
+  }
+
+  /** The device's cloud-to-device queue as the store holds it, oldest first. */
+  cloudToDeviceQueue(hub: string, deviceId: string): QueuedC2d[] {
+    return this.#store.c2dMessages(this.hubNamed(hub) ?? hub, deviceId);
+  }
+
+  #reportC2d(changes: readonly C2dChange[], transport?: HubTransport): void {
+    for (const { outcome, message } of changes) {
+      const viaDevice =
+        outcome === 'delivered' || outcome === 'completed' || outcome === 'rejected' || outcome === 'abandoned';
+      this.#emit({
+        kind: 'c2d',
+        hub: message.hub,
+        deviceId: message.deviceId,
+        outcome,
+        ...(message.messageId !== undefined ? { messageId: clip(message.messageId) } : {}),
+        sequenceNumber: message.seq,
+        bytes: message.body.length,
+        deliveryCount: message.deliveryCount,
+        ...(viaDevice && transport !== undefined ? { transport } : {}),
+      });
+    }
   }
 
   /** Reports a refused device connection (never the token). */

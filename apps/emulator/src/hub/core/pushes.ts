@@ -14,6 +14,12 @@ import type { JsonObject } from './twin.js';
 export type HubPush =
   | { kind: 'desired'; hub: string; deviceId: string; desired: JsonObject }
   | { kind: 'deleted' | 'disabled' | 'connected'; hub: string; deviceId: string }
+  /**
+   * The device's cloud-to-device queue has a message to deliver (enqueued, or put back when the
+   * MQTT connection it was locked to closed): the process holding the device's MQTT connection
+   * reads the queue from the store and sends what is Enqueued (hub/core/c2d.ts).
+   */
+  | { kind: 'c2d'; hub: string; deviceId: string }
   | MethodPush;
 
 /**

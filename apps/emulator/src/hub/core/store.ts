@@ -1,4 +1,5 @@
 import { type AssignmentPlan, type HubAssignment, planAssignment } from './assignment.js';
+import type { C2dStore, QueuedC2d } from './c2d.js';
 import type { HubDevice } from './identity.js';
 import type { HubPushOutbox } from './pushes.js';
 
@@ -19,9 +20,10 @@ export interface TelemetryRecord {
  * Hub names are case-insensitive keys (host names); device ids are case-sensitive, as in IoT Hub
  * ("a case-sensitive string", azure-docs iot-hub-devguide-identity-registry).
  */
-export interface HubStore {
+export interface HubStore extends C2dStore {
   getDevice(hub: string, deviceId: string): HubDevice | undefined;
   putDevice(device: HubDevice): void;
+  /** Deletes the device and its cloud-to-device queue (IoT Hub's queue goes with the identity). */
   deleteDevice(hub: string, deviceId: string): boolean;
   listDevices(hub?: string): HubDevice[];
   /**
@@ -100,6 +102,7 @@ export function applyAssignment(
 export class MemoryHubStore implements HubStore {
   readonly #devices = new Map<string, HubDevice>();
   readonly #telemetry: TelemetryRecord[] = [];
+  readonly #c2d = new Map<string, QueuedC2d[]>();
 
   getDevice(hub: string, deviceId: string): HubDevice | undefined {
     const device = this.#devices.get(key(hub, deviceId));
@@ -111,7 +114,37 @@ export class MemoryHubStore implements HubStore {
   }
 
   deleteDevice(hub: string, deviceId: string): boolean {
+    this.#c2d.delete(key(hub, deviceId));
     return this.#devices.delete(key(hub, deviceId));
+  }
+
+  c2dMessages(hub: string, deviceId: string): QueuedC2d[] {
+    return (this.#c2d.get(key(hub, deviceId)) ?? []).map(copyC2d);
+  }
+
+  putC2d(message: QueuedC2d): void {
+    const queue = this.#c2d.get(key(message.hub, message.deviceId)) ?? [];
+    const at = queue.findIndex((m) => m.seq === message.seq);
+    if (at >= 0) queue[at] = copyC2d(message);
+    else queue.push(copyC2d(message));
+    queue.sort((a, b) => a.seq - b.seq);
+    this.#c2d.set(key(message.hub, message.deviceId), queue);
+  }
+
+  deleteC2d(hub: string, deviceId: string, seq: number): void {
+    const queue = this.#c2d.get(key(hub, deviceId));
+    if (queue)
+      this.#c2d.set(
+        key(hub, deviceId),
+        queue.filter((m) => m.seq !== seq),
+      );
+  }
+
+  c2dLockedTo(connection: string | undefined): QueuedC2d[] {
+    return [...this.#c2d.values()]
+      .flat()
+      .filter((m) => m.lock?.connection !== undefined && (connection === undefined || m.lock.connection === connection))
+      .map(copyC2d);
   }
 
   listDevices(hub?: string): HubDevice[] {
@@ -162,6 +195,10 @@ export class MemoryHubStore implements HubStore {
       body: Buffer.from(m.body),
     }));
   }
+}
+
+function copyC2d(message: QueuedC2d): QueuedC2d {
+  return { ...structuredClone({ ...message, body: undefined }), body: Buffer.from(message.body) };
 }
 
 function key(hub: string, deviceId: string): string {
