@@ -121,6 +121,8 @@ type Route =
   | { op: 'module-methods'; deviceId: string }
   | { op: 'device'; deviceId: string }
   | { op: 'events'; deviceId: string }
+  /** `DELETE /devices/{id}/commands`: purges the device's cloud-to-device queue. */
+  | { op: 'commands'; deviceId: string }
   /** `lockToken`: a message's, to complete or reject (DELETE) or abandon (`…/abandon`, POST). */
   | { op: 'devicebound'; deviceId: string; lockToken?: string; abandon?: boolean }
   | { op: 'unknown' };
@@ -160,6 +162,7 @@ function route(method: string, pathname: string): Route {
   if (parts.length === 2) return { op: 'device', deviceId };
   const rest = parts.slice(2).join('/').toLowerCase();
   if (rest === 'messages/events') return { op: 'events', deviceId };
+  if (rest === 'commands') return { op: 'commands', deviceId };
   if (rest === 'messages/devicebound') return { op: 'devicebound', deviceId };
   // `…/messages/devicebound/{lockToken}` and `…/{lockToken}/abandon`: the token as the SDKs put it
   // in the path (the ETag of the receive, unencoded: a GUID).
@@ -178,6 +181,7 @@ const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devic
   methods: ['POST'],
   'module-methods': ['POST'],
   device: ['GET', 'PUT', 'DELETE'],
+  commands: ['DELETE'],
   devices: ['GET'],
   query: ['POST'],
   statistics: ['GET'],
@@ -214,7 +218,7 @@ export type HubGate =
       hubName: string;
       route: Extract<
         Route,
-        { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'query' | 'statistics' }
+        { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'query' | 'statistics' | 'commands' }
       >;
     }
   | {
@@ -296,7 +300,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
   // Direct methods need ServiceConnect ("Anyone with service connect permissions on IoT Hub can
   // invoke a method on a device"), the registry RegistryRead or RegistryWrite.
   const right: HubRight =
-    r.op === 'methods' || r.op === 'module-methods'
+    r.op === 'methods' || r.op === 'module-methods' || r.op === 'commands'
       ? 'ServiceConnect'
       : method === 'GET' || r.op === 'query' // a query reads, though it is a POST
         ? 'RegistryRead'
@@ -363,6 +367,10 @@ export function handleHubRequest(
       );
     }
     if (r.op === 'statistics') return ok(hub.registryStatistics(hubName));
+    // IoT Hub's PurgeMessageQueueResult (REST API "Cloud To Device Messages - Purge Cloud To Device
+    // Message Queue"); its moduleId is left out, as no module is emulated.
+    if (r.op === 'commands')
+      return ok({ totalMessagesPurged: hub.purgeCloudToDevice(hubName, r.deviceId), deviceId: r.deviceId });
     if (r.op === 'devices') return ok(hub.listDevices(hubName, request.url.searchParams.get('top')));
     if (r.op === 'query') {
       const page = hub.queryTwins(

@@ -17,6 +17,7 @@ import {
   registryClient,
 } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { hubDeviceToken, rawRequest, registryToken } from '../testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { C2dError, MAX_C2D_QUEUE_DEPTH } from './core/c2d.js';
 import type { HubEvent } from './core/hub-service.js';
@@ -223,5 +224,27 @@ describe("IoT Hub's refusals and bounds", () => {
     await registryClient(bed.emulator, HUB_A).delete(id);
     await newDevice(id);
     expect(bed.emulator.cloudToDeviceQueue(id)).toEqual([]);
+  });
+
+  it('purges a queue (DELETE /devices/{id}/commands, ServiceConnect), as the C# ServiceClient and az CLI do', async () => {
+    const id = 'c2d-purge';
+    const key = await newDevice(id);
+    bed.emulator.sendCloudToDevice(id, { body: 'a' });
+    bed.emulator.sendCloudToDevice(id, { body: 'b' });
+    const purge = (deviceId: string, authorization: string) =>
+      rawRequest(bed.emulator, {
+        method: 'DELETE',
+        path: `/devices/${deviceId}/commands?api-version=2021-04-12`,
+        headers: { Host: HUB_A, Authorization: authorization },
+      });
+    const purged = await purge(id, registryToken(HUB_A));
+    expect([purged.status, purged.json]).toEqual([200, { totalMessagesPurged: 2, deviceId: id }]);
+    expect(bed.emulator.cloudToDeviceQueue(id)).toEqual([]);
+    expect(outcomes(id)).toEqual(['enqueued', 'enqueued', 'purged', 'purged']);
+    expect((await purge(id, registryToken(HUB_A))).json).toEqual({ totalMessagesPurged: 0, deviceId: id });
+    const nobody = await purge('c2d-nobody', registryToken(HUB_A));
+    expect([nobody.status, nobody.headers['iothub-errorcode']]).toEqual([404, 'DeviceNotFound']);
+    // A device's own token holds no ServiceConnect.
+    expect((await purge(id, hubDeviceToken(HUB_A, id, key))).status).toBe(401);
   });
 });
