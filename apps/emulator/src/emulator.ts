@@ -40,6 +40,7 @@ import {
   serviceConnectionString,
 } from './core/service-auth.js';
 import { createHubAmqp } from './hub/amqp.js';
+import { c2dServiceEndpoint } from './hub/amqp-service.js';
 import {
   DEFAULT_HUB_POLICIES,
   HUB_OWNER_POLICY_NAME,
@@ -618,6 +619,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       if (amqpPort !== null && amqpPort !== false) {
         // The hubs' AMQP endpoint shares the listener (and the WebSocket path) with DPS's.
         const hubAmqp = createHubAmqp(hub);
+        // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
+        hubAmqp.addEndpoint(c2dServiceEndpoint(hub));
         amqp = await startAmqpTransport({
           api,
           tls: serverTls,

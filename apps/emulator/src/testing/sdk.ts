@@ -36,7 +36,7 @@ type AmqpConnectConfig = Parameters<InstanceType<typeof AmqpBase>['connect']>[0]
  * TLS options of its own (only the WebSocket agent), so the base adds `ca` to what it connects with.
  * The transport takes a base in its constructor, as the MQTT and HTTP transports do.
  */
-class TrustingAmqpBase extends AmqpBase {
+export class TrustingAmqpBase extends AmqpBase {
   readonly #ca: string;
 
   constructor(ca: string) {
