@@ -5,7 +5,14 @@
 import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
-import { createDeviceKey, deviceClient, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
+import {
+  amqpServiceClient,
+  createDeviceKey,
+  deviceClient,
+  Message,
+  nextHubEvent,
+  registryClient,
+} from '../testing/hub-sdk.js';
 import { hubDeviceToken } from '../testing/raw-https.js';
 import { TrustingAmqpBase } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
@@ -22,38 +29,16 @@ afterAll(async () => {
   await bed?.close();
 });
 
-/**
- * azure-iothub's service Client over AMQP as the README sets it up: `fromConnectionString` (the
- * hub's iothubowner connection string), its transport's `host` pointed at the emulator's AMQP port.
- * The CA, which a user trusts with NODE_EXTRA_CA_CERTS (read when Node starts), is added to what
- * its AMQP base connects with. With `token`: the SDK's Amqp transport built on that token instead.
- */
+/** azure-iothub's service Client over AMQP (amqpServiceClient); with `token`, the SDK's Amqp transport built on that token. */
 function serviceOverAmqp(token?: string) {
+  if (token === undefined) return amqpServiceClient(bed.emulator, HUB_A);
   const endpoint = bed.emulator.endpoints.amqp;
   if (!endpoint) throw new Error('the emulator runs without AMQP');
-  const host = `localhost:${endpoint.port}`;
-  if (token !== undefined) {
-    const transport = new Amqp(
-      { host, sharedAccessSignature: token } as never,
-      new TrustingAmqpBase(bed.emulator.caCertPem) as never,
-    );
-    return new Client(transport as never);
-  }
-  const client = Client.fromConnectionString(bed.emulator.hubConnectionString(HUB_A));
-  const transport = (client as unknown as { _transport: AmqpInternals })._transport;
-  transport._config.host = host;
-  const connect = transport._amqp.connect.bind(transport._amqp);
-  transport._amqp.connect = (config, done) =>
-    connect({ ...config, sslOptions: { ...config.sslOptions, ca: bed.emulator.caCertPem } }, done);
-  return client;
-}
-
-/** The parts of azure-iothub's Amqp transport the setup above reaches. */
-interface AmqpInternals {
-  _config: { host: string };
-  _amqp: {
-    connect(config: { sslOptions?: Record<string, unknown> } & Record<string, unknown>, done: unknown): void;
-  };
+  const transport = new Amqp(
+    { host: `localhost:${endpoint.port}`, sharedAccessSignature: token } as never,
+    new TrustingAmqpBase(bed.emulator.caCertPem) as never,
+  );
+  return new Client(transport as never);
 }
 
 /** What Client.send rejected with. */

@@ -76,11 +76,16 @@ export async function startCliEmulator(
     idScope: string;
     mqtt: { host: string; port: number; provisioningHost: string };
     https: { host: string; port: number; provisioningHost: string } | null;
+    amqp?: { host: string; port: number; provisioningHost: string } | null;
     caCertPath: string;
   };
   const view: EmulatorView = {
     idScope: ready.idScope,
-    endpoints: { mqtt: ready.mqtt, ...(ready.https ? { https: ready.https } : {}) },
+    endpoints: {
+      mqtt: ready.mqtt,
+      ...(ready.https ? { https: ready.https } : {}),
+      ...(ready.amqp ? { amqp: ready.amqp } : {}),
+    },
     caCertPem: readFileSync(ready.caCertPath, 'utf8'),
   };
   return {
