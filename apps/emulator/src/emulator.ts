@@ -40,6 +40,7 @@ import {
   serviceConnectionString,
 } from './core/service-auth.js';
 import { createHubAmqp } from './hub/amqp.js';
+import { createDeviceAmqpEndpoint } from './hub/amqp-device.js';
 import { c2dServiceEndpoint } from './hub/amqp-service.js';
 import {
   DEFAULT_HUB_POLICIES,
@@ -539,10 +540,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       // method call is in flight here (its device may be on another worker: its end comes back
       // through the store).
       let hubPushes: HubPushFollower | undefined;
-      const following = { devices: false, methods: false };
+      const following = { devices: false, amqpDevices: false, methods: false };
       const follow = (why: keyof typeof following, any: boolean) => {
         following[why] = any;
-        if (following.devices || following.methods) hubPushes?.start();
+        if (following.devices || following.amqpDevices || following.methods) hubPushes?.start();
         else hubPushes?.stop();
       };
       const hub = new HubService({
@@ -585,6 +586,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         ...logClock,
       });
       cleanup.push(() => hubMqtt.close());
+      // The hubs' AMQP endpoint shares DPS's AMQP listener (and the WebSocket path): the device API
+      // is its first endpoint.
+      const amqpEnabled = this.#options.amqpPort !== null && this.#options.amqpPort !== false;
+      const hubAmqp = amqpEnabled ? createHubAmqp(hub) : undefined;
+      const deviceAmqp = hubAmqp
+        ? createDeviceAmqpEndpoint(hub, { onDevicesConnected: (any) => follow('amqpDevices', any) })
+        : undefined;
+      if (hubAmqp && deviceAmqp) {
+        hubAmqp.addEndpoint(deviceAmqp);
+        cleanup.push(() => deviceAmqp.close());
+        // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
+        hubAmqp.addEndpoint(c2dServiceEndpoint(hub));
+      }
       if (pushOutbox) {
         const follower = followHubPushes({
           feed: pushOutbox,
@@ -595,6 +609,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
               // The calls waiting here for a device that just connected to another worker go there.
               if (push.kind === 'connected') hub.methods.deviceConnectedElsewhere(push.hub, push.deviceId);
               hubMqtt.deliver(push, seq);
+              deviceAmqp?.deliver(push, seq);
             }
           },
           log: this.#log,
@@ -617,10 +632,6 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       let amqp: RunningAmqpTransport | undefined;
       const amqpPort = this.#options.amqpPort;
       if (amqpPort !== null && amqpPort !== false) {
-        // The hubs' AMQP endpoint shares the listener (and the WebSocket path) with DPS's.
-        const hubAmqp = createHubAmqp(hub);
-        // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
-        hubAmqp.addEndpoint(c2dServiceEndpoint(hub));
         amqp = await startAmqpTransport({
           api,
           tls: serverTls,
@@ -628,7 +639,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           port: amqpPort ?? 5671,
           log: this.#log,
           limits,
-          hubs: hubAmqp,
+          ...(hubAmqp ? { hubs: hubAmqp } : {}),
           ...logClock,
         });
         const started = amqp;

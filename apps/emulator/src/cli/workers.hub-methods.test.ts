@@ -1,6 +1,6 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
+import { about, loggedAll, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import {
   createDeviceKey,
@@ -16,18 +16,6 @@ import {
 // device's answer comes back the same way. The service client opens a new connection for every call
 // (no keep-alive), which the primary hands to the workers in turn; which worker took a call is read
 // from its `hub.method` line, which worker holds a device from its `hub.connected` line.
-
-/** The log lines `match` accepts, once the emulator has written at least `n` of them. */
-async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
-  for (;;) {
-    const lines = child.log().filter(match);
-    if (lines.length >= n) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const about = (event: string, deviceId: string) => (line: LogRecord) =>
-  line.event === event && line.deviceId === deviceId;
 
 describe('dps-emulator start --workers: direct methods across workers', () => {
   it('a call taken by one worker reaches a device connected to the other, and its answer comes back', async () => {

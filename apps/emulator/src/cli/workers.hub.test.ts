@@ -1,6 +1,6 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { type CliEmulator, hubRefusal, startCliEmulator } from '../testing/cli-process.js';
+import { about, type CliEmulator, hubRefusal, loggedAll, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/hub-sdk.js';
 
@@ -13,22 +13,10 @@ import { type DeviceClient, deviceClient, keptAliveRegistry } from '../testing/h
 // to either worker. So each check makes the same calls, one right after the other, for a device on
 // each worker: whichever worker serves them, one device is on the other.
 
-/** Every log line `match` accepts, once the emulator has written at least `n` of them. */
-async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
-  for (;;) {
-    const lines = child.log().filter(match);
-    if (lines.length >= n) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** The first log line `match` accepts, once the emulator has written it. */
 async function logged(child: CliEmulator, match: (line: LogRecord) => boolean): Promise<LogRecord> {
   return (await loggedAll(child, match))[0] as LogRecord;
 }
-
-const about = (event: string, deviceId: string) => (line: LogRecord) =>
-  line.event === event && line.deviceId === deviceId;
 
 /**
  * Listens to the device's desired properties, once the subscription is in place: a reported update

@@ -13,7 +13,13 @@ const MAX_AUDIENCE_LENGTH = 512;
 
 /** What a connection's CBS put-tokens authorized: a device's token (`sr={hub}/devices/{id}`) or a service policy's (`sr={hub}`). */
 export type HubAmqpAuthorization =
-  | { kind: 'device'; hub: string; deviceId: string }
+  | {
+      kind: 'device';
+      hub: string;
+      deviceId: string;
+      /** With a shared store: the `seq` of the `connected` push this connection wrote (see HubService.setConnected). */
+      connectedSeq?: number;
+    }
   | { kind: 'service'; hub: string; policy: string };
 
 /**
@@ -155,9 +161,11 @@ export function createHubAmqp(hub: HubService): HubAmqp {
         return { status: 401, description: putTokenRefusal(auth.reason) };
       }
       if (!context.device(auth.deviceId)) {
-        authorizations.push({ kind: 'device', hub: auth.hub, deviceId: auth.deviceId });
+        const authorization: HubAmqpAuthorization = { kind: 'device', hub: auth.hub, deviceId: auth.deviceId };
+        authorizations.push(authorization);
         try {
-          hub.setConnected(auth.hub, auth.deviceId, true, 'amqp', context.name);
+          const seq = hub.setConnected(auth.hub, auth.deviceId, true, 'amqp', context.name);
+          if (seq !== undefined) authorization.connectedSeq = seq;
         } catch (err) {
           log.error('hub.amqp', `${who(auth.deviceId)}: connection state not stored: ${(err as Error).message}`);
         }

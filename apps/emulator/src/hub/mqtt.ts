@@ -691,12 +691,12 @@ function findClient(broker: Aedes, deviceId: string): Client | undefined {
 const TWIN_ERROR_CODES: Readonly<Record<string, number>> = { ArgumentInvalid: 400004, DeviceNotFound: 404001 };
 
 /**
- * A twin error answer's body as IoT Hub sends it over MQTT (`{"errorCode":400004,"trackingId":…,
+ * A twin error answer's body as IoT Hub sends it over MQTT (and, the emulator's choice, over AMQP) (`{"errorCode":400004,"trackingId":…,
  * "message":…,"timestampUtc":…}`, as quoted in amenzhinsky/iothub#70 and azure-iot-sdk-c#210).
  * azure-iot-device-mqtt reads the failure from `errorCode` alone (the topic's status is ignored):
  * without it a refused patch is reported to the device as done.
  */
-function twinErrorBody(status: number, code: string | undefined, message: string): Record<string, unknown> {
+export function twinErrorBody(status: number, code: string | undefined, message: string): Record<string, unknown> {
   const now = new Date().toISOString();
   return {
     errorCode: (code === undefined ? undefined : TWIN_ERROR_CODES[code]) ?? status * 1000 + 1,

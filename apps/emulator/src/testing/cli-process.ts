@@ -171,3 +171,16 @@ export async function hubRefusal(child: CliEmulator, deviceId: string, n = 1): P
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** Every log line `match` accepts, once the emulator has written at least `n` of them. */
+export async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
+  for (;;) {
+    const lines = child.log().filter(match);
+    if (lines.length >= n) return lines;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Matches the log lines of `event` about `deviceId`. */
+export const about = (event: string, deviceId: string) => (line: LogRecord) =>
+  line.event === event && line.deviceId === deviceId;

@@ -201,6 +201,11 @@ export const AMQP_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = {
   'amqp.message': byCondition('link(s) or connection(s) closed for a request message'),
   'amqp.disposition': byCondition('connection(s) closed for a DISPOSITION'),
   'amqp.unsettled': byCondition('connection(s) closed for answers left unsettled'),
+  // The hubs' AMQP device API (hub/amqp-device.ts): an authenticated device can send any number.
+  'hub.method-answer': {
+    summary: 'direct method answer(s) for no call in flight dropped',
+    countBy: 'reason',
+  },
 };
 
 export interface RunningAmqpTransport extends RunningTransport {

@@ -257,7 +257,19 @@ export class DirectMethods {
   readonly #onHolding: ((any: boolean) => void) | undefined;
   readonly #maxPerDevice: number;
   readonly #max: number;
-  #devices: MethodDevices | undefined;
+  /** The transports that reach the devices (hub MQTT, hub AMQP): one core, thin adapters. */
+  readonly #adapters = new Set<MethodDevices>();
+  /** The adapters as one: a device held by any; a request sent by the first that holds it subscribed. */
+  readonly #devices: MethodDevices = {
+    holds: (hub, deviceId) => [...this.#adapters].some((adapter) => adapter.holds(hub, deviceId)),
+    send: (request) => {
+      for (const adapter of this.#adapters) {
+        const connection = adapter.send(request);
+        if (connection !== undefined) return connection;
+      }
+      return undefined;
+    },
+  };
   #relay: MethodRelay | undefined;
   /** Closed (the emulator is stopping): no call is held any more, each answered at once 503. */
   #closed = false;
@@ -272,9 +284,17 @@ export class DirectMethods {
     this.#max = options.maxPending ?? MAX_PENDING_METHODS;
   }
 
-  /** The transport that reaches the devices (set once it is started). */
-  attach(devices: MethodDevices | undefined): void {
-    this.#devices = devices;
+  /**
+   * Adds a transport that reaches the devices (once it is started); returns its detach. Undefined
+   * detaches them all (the emulator stopping).
+   */
+  attach(devices: MethodDevices | undefined): () => void {
+    if (!devices) {
+      this.#adapters.clear();
+      return () => {};
+    }
+    this.#adapters.add(devices);
+    return () => this.#adapters.delete(devices);
   }
 
   /** The other processes on the store (`--workers`), if any. */
@@ -347,7 +367,7 @@ export class DirectMethods {
       // registry's Connected is this connection).
       let elsewhere: boolean;
       try {
-        elsewhere = this.#relay !== undefined && !this.#devices?.holds(hub, deviceId) && connectedElsewhere();
+        elsewhere = this.#relay !== undefined && !this.#devices.holds(hub, deviceId) && connectedElsewhere();
       } catch (err) {
         // The registry could not be read (a busy or failing store): the call is let go and the
         // service gets the error (IoT Hub's 500), rather than the call staying held, with no timer,
@@ -399,7 +419,7 @@ export class DirectMethods {
    * subscribes, within its connect deadline); ignored if it is not (another process holds it).
    */
   deliverRelayed(request: RelayedMethodRequest): void {
-    if (this.#calls.has(request.rid) || !this.#devices?.holds(request.hub, request.deviceId)) return;
+    if (this.#calls.has(request.rid) || !this.#devices.holds(request.hub, request.deviceId)) return;
     const key = deviceKey(request.hub, request.deviceId);
     const base = { rid: request.rid, hub: request.hub, deviceId: request.deviceId };
     const refused = this.#refusal(key);
@@ -541,7 +561,7 @@ export class DirectMethods {
   #trySend(call: Call): boolean {
     let connection: string | undefined;
     try {
-      connection = this.#devices?.send(call.request);
+      connection = this.#devices.send(call.request);
     } catch {
       connection = undefined;
     }
