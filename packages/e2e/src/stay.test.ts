@@ -1,8 +1,12 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { deriveDeviceKey } from '@dpskit/contracts';
+import { createEmulator } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVICE_SIM_CLI } from './harness/device-sim.js';
+import { connectionArgs, DEVICE_SIM_CLI } from './harness/device-sim.js';
 import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
@@ -39,13 +43,16 @@ function startStaying(registrationId: string, extra: readonly string[]): Staying
 }
 
 /** `device-sim <command> <connection flags> --payload <tutorial's> --stay <extra>` in a child process. */
-function startDeviceSim([command, ...extra]: readonly string[]): StayingDevice {
+function startDeviceSim(
+  [command, ...extra]: readonly string[],
+  connection: readonly string[] = stack.connectionArgs('mqtt'),
+): StayingDevice {
   const child = spawn(
     process.execPath,
     [
       DEVICE_SIM_CLI,
       command ?? 'register',
-      ...stack.connectionArgs('mqtt'),
+      ...connection,
       '--payload',
       JSON.stringify(TUTORIAL.payload),
       '--stay',
@@ -264,4 +271,55 @@ describe('register --stay', () => {
       fleet.child.kill('SIGKILL');
     }
   }, 120_000);
+});
+
+describe('register --stay while its hub restarts', () => {
+  it('says the connection was lost, reconnects through the SDK and answers methods again', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'dpskit-e2e-stay-restart-'));
+    // The emulator's own tutorial setup (hashed allocation), restarted on the same state folder and MQTT port.
+    const start = (mqttPort: number) => {
+      const emulator = createEmulator({
+        stateDir,
+        mqttPort,
+        httpsPort: 0,
+        amqpPort: 0,
+        retryAfterSeconds: 0,
+        log: () => {},
+      });
+      return emulator.start().then(() => emulator);
+    };
+    let emulator = await start(0);
+    const mqttPort = emulator.endpoints.mqtt.port;
+    const id = 'contoso-toaster-stay-restart';
+    const device = startDeviceSim(['register', '--registration-id', id, '--json'], connectionArgs(emulator, 'mqtt'));
+    try {
+      const connected = JSON.parse(await device.line(jsonEvent('connected')));
+      await emulator.stop();
+      const lost = JSON.parse(await device.line(jsonEvent('reconnecting')));
+      expect(lost).toMatchObject({ deviceId: id, errorMessage: expect.any(String) });
+      emulator = await start(mqttPort);
+      await device.line(jsonEvent('reconnected'));
+      // The SDK subscribed again by itself: a method reaches the device (the hub may route it only
+      // once the SUBSCRIBE is granted, so a call that finds the device not yet listening is repeated).
+      const hub = emulatorHubClient(emulator, connected.hub);
+      for (;;) {
+        const answer = await hub.invokeDeviceMethod(id, { methodName: 'ping', connectTimeoutInSeconds: 5 }).then(
+          (r) => r.result,
+          () => undefined,
+        );
+        if (answer) {
+          expect(answer).toEqual({ status: 200, payload: { methodName: 'ping', payload: null } });
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      device.child.kill('SIGTERM');
+      expect(await device.exited, device.stderr()).toBe(0);
+      expect(device.lines.filter(jsonEvent('disconnected'))).toEqual([]);
+    } finally {
+      device.child.kill('SIGKILL');
+      await emulator.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -106,6 +106,10 @@ export type HubEvent = { atUtc: string; deviceId: string } & (
       errorMessage?: string;
     }
   | { event: 'telemetry'; seq: number; errorMessage?: string }
+  /** The connection dropped; the SDK reconnects by its retry policy (about 4 minutes at most). */
+  | { event: 'reconnecting'; errorName?: string; errorMessage?: string }
+  /** Connected again after `reconnecting` (the SDK subscribes again itself). */
+  | { event: 'reconnected' }
   | { event: 'disconnected'; errorName?: string; errorMessage?: string }
 );
 
@@ -431,6 +435,19 @@ function startListening(
   });
 
   const transport = listening.transport();
+  // Between a drop and the SDK's reconnection (or its giving up: 'disconnected') a staying device
+  // would otherwise print nothing for up to its retry policy's 4 minutes.
+  let lost = false;
+  transport.on('disconnect', (err?: Error) => {
+    if (!err || lost) return;
+    lost = true;
+    emit({ ...stamp(), event: 'reconnecting', errorName: err.name, errorMessage: err.message });
+  });
+  client.on('connect', () => {
+    if (!lost) return;
+    lost = false;
+    emit({ ...stamp(), event: 'reconnected' });
+  });
   const enable = (name: 'enableMethods' | 'enableTwinDesiredPropertiesUpdates' | 'enableC2D') =>
     new Promise<void>((resolve, reject) =>
       (transport[name] as (done: (err?: Error | null) => void) => void).call(transport, (err) =>

@@ -345,6 +345,11 @@ describe('stay output (register --stay): one line per event', () => {
     ],
     [{ atUtc: at, event: 'telemetry', seq: 7 }, `${at} telemetry sent: seq 7`],
     [
+      { atUtc: at, event: 'reconnecting', errorName: 'Error', errorMessage: 'read ECONNRESET' },
+      `${at} connection lost (Error: read ECONNRESET): the SDK reconnects`,
+    ],
+    [{ atUtc: at, event: 'reconnected' }, `${at} reconnected`],
+    [
       { atUtc: at, event: 'disconnected', errorName: 'NotConnectedError', errorMessage: 'closed' },
       `${at} disconnected: NotConnectedError: closed`,
     ],

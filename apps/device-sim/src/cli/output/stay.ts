@@ -59,6 +59,10 @@ export function stayEventText(event: HubEvent): string {
       return event.errorMessage === undefined
         ? `${at} telemetry sent: seq ${event.seq}`
         : `${at} telemetry seq ${event.seq} not sent: ${event.errorMessage}`;
+    case 'reconnecting':
+      return `${at} connection lost (${event.errorName ?? 'Error'}: ${event.errorMessage ?? ''}): the SDK reconnects`;
+    case 'reconnected':
+      return `${at} reconnected`;
     case 'disconnected':
       return `${at} disconnected: ${event.errorName ?? 'Error'}: ${event.errorMessage ?? ''}`;
   }
