@@ -6,7 +6,7 @@ import { type CliIo, EXIT, interruptible } from '../io.js';
 import { ProgressLine } from '../output/progress.js';
 import { stayFleetEventText } from '../output/stay.js';
 import { formatSummary } from '../output/summary.js';
-import { sharedOptions } from './shared-options.js';
+import { sharedOptions, stayOptions } from './shared-options.js';
 
 /** `device-sim fleet`: many devices, a progress bar on a terminal, the summary at the end (also on Ctrl-C). */
 export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<number> {
@@ -38,17 +38,10 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
         ? {
             connect: {
               ...shared.connect,
-              stay: {
-                methods: config.stay.methods,
-                acknowledgeDesired: config.stay.acknowledgeDesired,
-                ...(config.stay.telemetryIntervalMs !== undefined
-                  ? { telemetryIntervalMs: config.stay.telemetryIntervalMs }
-                  : {}),
-                onEvent: (event: HubEvent) => {
-                  if (event.event === 'connected') staying += 1;
-                  io.stdout.write(`${config.json ? JSON.stringify(event) : stayFleetEventText(event)}\n`);
-                },
-              },
+              stay: stayOptions(config.stay, (event: HubEvent) => {
+                if (event.event === 'connected') staying += 1;
+                io.stdout.write(`${config.json ? JSON.stringify(event) : stayFleetEventText(event)}\n`);
+              }),
             },
           }
         : {}),

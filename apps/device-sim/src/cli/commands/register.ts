@@ -9,7 +9,7 @@ import { hintFor } from '../output/hints.js';
 import { outcomeJson } from '../output/json.js';
 import { stayEndJson, stayEndText, stayEventText } from '../output/stay.js';
 import { TutorialPrinter } from '../output/tutorial.js';
-import { sharedOptions } from './shared-options.js';
+import { sharedOptions, stayOptions } from './shared-options.js';
 
 /** `device-sim register`: one device, printed as the tutorial's device sample prints it (or as JSON). */
 export async function runRegister(config: RegisterConfig, io: CliIo): Promise<number> {
@@ -39,17 +39,10 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
         ? {
             connect: {
               ...shared.connect,
-              stay: {
-                methods: config.stay.methods,
-                acknowledgeDesired: config.stay.acknowledgeDesired,
-                ...(config.stay.telemetryIntervalMs !== undefined
-                  ? { telemetryIntervalMs: config.stay.telemetryIntervalMs }
-                  : {}),
-                onEvent: (event: HubEvent) => {
-                  if (printer) io.stdout.write(`${event.event === 'connected' ? '\n' : ''}${stayEventText(event)}\n`);
-                  else io.stdout.write(`${JSON.stringify(event)}\n`);
-                },
-              },
+              stay: stayOptions(config.stay, (event: HubEvent) => {
+                if (printer) io.stdout.write(`${event.event === 'connected' ? '\n' : ''}${stayEventText(event)}\n`);
+                else io.stdout.write(`${JSON.stringify(event)}\n`);
+              }),
             },
             // The outcome is printed as soon as the device is assigned; the stay's lines follow.
             onAssigned: (assigned: RegistrationOutcome) => {

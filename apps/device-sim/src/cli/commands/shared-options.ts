@@ -1,5 +1,6 @@
+import type { HubEvent, StayOptions } from '../../lib/hub.js';
 import type { RegisterOptions } from '../../lib/register.js';
-import type { ConnectionConfig } from '../args.js';
+import type { ConnectionConfig, StayConfig } from '../args.js';
 
 export type SharedOptions = Pick<
   RegisterOptions,
@@ -40,5 +41,18 @@ export function sharedOptions(config: ConnectionConfig & { groupKey?: string }, 
           },
         }
       : {}),
+  };
+}
+
+/**
+ * `--stay`'s library options for `register` and `fleet` alike: the answers, the ack, the interval,
+ * and where each event goes.
+ */
+export function stayOptions(stay: StayConfig, onEvent: (event: HubEvent) => void): StayOptions {
+  return {
+    methods: stay.methods,
+    acknowledgeDesired: stay.acknowledgeDesired,
+    ...(stay.telemetryIntervalMs !== undefined ? { telemetryIntervalMs: stay.telemetryIntervalMs } : {}),
+    onEvent,
   };
 }

@@ -1,4 +1,5 @@
 import type { HubEvent, HubSession } from '../../lib/hub.js';
+import { connectLines } from './tutorial.js';
 
 // `register --stay`: one line per event as it happens (JSON lines with --json), and one at the end.
 // Nothing here ever holds a key or token: the events carry what the hub sent and what was answered.
@@ -10,16 +11,7 @@ export function stayEventText(event: HubEvent): string {
   const at = event.atUtc;
   switch (event.event) {
     case 'connected': {
-      const lines = [`Connecting to IoT hub ${event.hub} as ${event.deviceId}`];
-      if (event.desired !== undefined) {
-        lines.push('Device twin received (tags are not visible to devices):');
-        lines.push(`  desired:  ${JSON.stringify(event.desired)}`);
-        lines.push(`  reported: ${JSON.stringify(event.reportedFound ?? {})}`);
-      }
-      if (event.reported !== undefined) lines.push(`Reported properties sent: ${JSON.stringify(event.reported)}`);
-      if (event.telemetrySent > 0) {
-        lines.push(`Telemetry sent: ${event.telemetrySent} message${event.telemetrySent === 1 ? '' : 's'}`);
-      }
+      const lines = connectLines(event);
       lines.push(
         'Listening for direct methods, desired property changes and cloud-to-device messages (Ctrl-C to leave)',
       );

@@ -56,18 +56,29 @@ export function resultLines(outcome: RegistrationOutcome, hint?: string, afterSt
   return lines;
 }
 
+/**
+ * The device's first steps on its hub: the twin it found, what it reported and sent. Shared by the
+ * hub session (`--connect`) and a staying device's `connected` (`--stay`).
+ */
+export function connectLines(
+  steps: Pick<HubSession, 'hub' | 'deviceId' | 'desired' | 'reportedFound' | 'reported' | 'telemetrySent'>,
+): string[] {
+  const lines = [`Connecting to IoT hub ${steps.hub} as ${steps.deviceId}`];
+  if (steps.desired !== undefined) {
+    lines.push('Device twin received (tags are not visible to devices):');
+    lines.push(`  desired:  ${JSON.stringify(steps.desired)}`);
+    lines.push(`  reported: ${JSON.stringify(steps.reportedFound ?? {})}`);
+  }
+  if (steps.reported !== undefined) lines.push(`Reported properties sent: ${JSON.stringify(steps.reported)}`);
+  if (steps.telemetrySent > 0) {
+    lines.push(`Telemetry sent: ${steps.telemetrySent} message${steps.telemetrySent === 1 ? '' : 's'}`);
+  }
+  return lines;
+}
+
 /** What the device did on its hub after provisioning (`register --connect`). */
 export function hubLines(session: HubSession): string[] {
-  const lines = [`Connecting to IoT hub ${session.hub} as ${session.deviceId}`];
-  if (session.desired !== undefined) {
-    lines.push('Device twin received (tags are not visible to devices):');
-    lines.push(`  desired:  ${JSON.stringify(session.desired)}`);
-    lines.push(`  reported: ${JSON.stringify(session.reportedFound ?? {})}`);
-  }
-  if (session.reported !== undefined) lines.push(`Reported properties sent: ${JSON.stringify(session.reported)}`);
-  if (session.telemetrySent > 0) {
-    lines.push(`Telemetry sent: ${session.telemetrySent} message${session.telemetrySent === 1 ? '' : 's'}`);
-  }
+  const lines = connectLines(session);
   lines.push(
     session.status === 'connected'
       ? `Hub session done in ${session.durationMs} ms`
