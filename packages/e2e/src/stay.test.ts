@@ -7,7 +7,12 @@ import { deriveDeviceKey } from '@dpskit/contracts';
 import { createEmulator } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionArgs, DEVICE_SIM_CLI } from './harness/device-sim.js';
-import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
+import {
+  emulatorHubAmqpClient,
+  emulatorHubClient,
+  emulatorRegistry,
+  type HubServiceClient,
+} from './harness/registry.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
@@ -232,6 +237,62 @@ describe('register --stay', () => {
       expect(device.lines.at(-1)).toMatch(
         /^Left the hub after \d+\.\d s: 1 method call, 0 desired property changes, 0 cloud-to-device messages, 0 telemetry messages sent$/,
       );
+    } finally {
+      device.child.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('prints each cloud-to-device message the hub delivers (emulator API, azure-iothub Client.send) and completes it', async () => {
+    const id = 'contoso-toaster-stay-c2d';
+    const device = startStaying(id, ['--json']);
+    try {
+      await device.line(jsonEvent('connected'));
+      const hub = TUTORIAL.toasterHub;
+      stack.emulator.sendCloudToDevice(
+        id,
+        {
+          body: '{"toast":"now"}\nsecond line',
+          messageId: 'm-1',
+          correlationId: 'c-1',
+          contentType: 'application/json',
+          contentEncoding: 'utf-8',
+          properties: { priority: 'high' },
+        },
+        hub,
+      );
+      stack.emulator.sendCloudToDevice(id, { body: new Uint8Array([0xff, 0x00, 0x01]), messageId: 'm-2' }, hub);
+      // And as a backend sends one: azure-iothub's Client.send over AMQP.
+      const amqp = emulatorHubAmqpClient(stack.emulator, hub);
+      try {
+        await amqp.send(id, 'from the service SDK');
+      } finally {
+        await amqp.close();
+      }
+      const fromSdk = JSON.parse(await device.line(jsonEvent('message', (e) => e.body === 'from the service SDK')));
+      expect(fromSdk).toMatchObject({ deviceId: id, bodyEncoding: 'utf-8', bodyBytes: 20, completed: true });
+      const first = JSON.parse(await device.line(jsonEvent('message', (e) => e.messageId === 'm-1')));
+      expect(first).toEqual({
+        atUtc: expect.any(String),
+        deviceId: id,
+        event: 'message',
+        messageId: 'm-1',
+        correlationId: 'c-1',
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        // The SDK keeps the hub's iothub-ack (the feedback asked for, none by default) among the properties.
+        properties: { priority: 'high', 'iothub-ack': 'none' },
+        body: '{"toast":"now"}\nsecond line',
+        bodyEncoding: 'utf-8',
+        bodyBytes: 27,
+        completed: true,
+      });
+      const second = JSON.parse(await device.line(jsonEvent('message', (e) => e.messageId === 'm-2')));
+      expect(second).toMatchObject({ body: '/wAB', bodyEncoding: 'base64', bodyBytes: 3, completed: true });
+      // Completed: the hub's queue for the device empties (the PUBACK reaches it after the line may be out).
+      while (stack.emulator.cloudToDeviceQueue(id, hub).length > 0) await new Promise((r) => setTimeout(r, 20));
+      device.child.kill('SIGTERM');
+      expect(await device.exited, device.stderr()).toBe(0);
+      expect(JSON.parse(device.lines.at(-1) ?? '')).toMatchObject({ event: 'left', stay: { messages: 3 } });
     } finally {
       device.child.kill('SIGKILL');
     }

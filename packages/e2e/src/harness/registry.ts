@@ -45,3 +45,29 @@ export function emulatorHubClient(emulator: Emulator, hub?: string): HubServiceC
   });
   return client;
 }
+
+/** The parts of azure-iothub's Amqp transport `emulatorHubAmqpClient` reaches. */
+interface AmqpInternals {
+  _config: { host: string };
+  _amqp: {
+    connect(config: { sslOptions?: Record<string, unknown> } & Record<string, unknown>, done: unknown): void;
+  };
+}
+
+/**
+ * azure-iothub's Client over AMQP (`Client.send`) for an emulated hub, as the emulator README sets it
+ * up: `fromConnectionString`, the transport's host pointed at the emulator's AMQP port (the SDK
+ * always dials {hub}:5671), and the emulator's CA added to what its AMQP base connects with (a user
+ * gives NODE_EXTRA_CA_CERTS, read when Node starts).
+ */
+export function emulatorHubAmqpClient(emulator: Emulator, hub?: string): HubServiceClient {
+  const endpoint = emulator.endpoints.amqp;
+  if (!endpoint) throw new Error('the emulator serves no AMQP endpoint');
+  const client = Client.fromConnectionString(emulator.hubConnectionString(hub));
+  const transport = (client as unknown as { _transport: AmqpInternals })._transport;
+  transport._config.host = `localhost:${endpoint.port}`;
+  const connect = transport._amqp.connect.bind(transport._amqp);
+  transport._amqp.connect = (config, done) =>
+    connect({ ...config, sslOptions: { ...config.sslOptions, ca: emulator.caCertPem } }, done);
+  return client;
+}
