@@ -250,16 +250,20 @@ export function createDeviceAmqpEndpoint(
       const match = DEVICE_ADDRESS.exec(address);
       if (!match) return false;
       const [, deviceId = '', kind] = match;
-      const device = context.device(deviceId);
+      const device = context.device(deviceId) ?? context.authorizeCertificate(deviceId);
       if (!device) {
-        context.amqp.log.debug(
-          'hub.auth',
-          `${context.amqp.peer}: a link on ${clip(address)} without a put-token for the device; refused`,
-          { deviceId: clip(deviceId), reason: 'missing-token' },
-        );
+        if (context.amqp.clientCertificates.length === 0)
+          context.amqp.log.debug(
+            'hub.auth',
+            `${context.amqp.peer}: a link on ${clip(address)} without a put-token for the device; refused`,
+            { deviceId: clip(deviceId), reason: 'missing-token' },
+          );
         link.close({
           condition: 'amqp:unauthorized-access',
-          description: `Put a token for ${clip(deviceId)} on $cbs before attaching ${clip(address)}.`,
+          description:
+            context.amqp.clientCertificates.length === 0
+              ? `Put a token for ${clip(deviceId)} on $cbs before attaching ${clip(address)}.`
+              : `The client certificate does not authenticate device ${clip(deviceId)}.`,
         });
         return true;
       }

@@ -36,6 +36,13 @@ export interface HubAmqpConnectionContext {
   authorizations(): readonly HubAmqpAuthorization[];
   /** The device identity authorized for `deviceId` (case-sensitive, as IoT Hub's ids), if any. */
   device(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
+  /**
+   * Authorizes `deviceId` by the TLS client certificate (an X.509 device: azure-iot-device-amqp
+   * sends no put-token): on the hub the OPEN names, else on the hub that has the device, its
+   * thumbprint checked as over MQTT. Undefined (logged and reported) when refused or without a
+   * certificate.
+   */
+  authorizeCertificate(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
   /** The service authorization (a policy token with ServiceConnect), if any. */
   service(): Extract<HubAmqpAuthorization, { kind: 'service' }> | undefined;
   /** Hands `receiver`'s messages to `handler` (it settles each and grants credit for the next). */
@@ -98,6 +105,7 @@ export function createHubAmqp(hub: HubService): HubAmqp {
         ),
       service: () =>
         authorizations.find((a): a is Extract<HubAmqpAuthorization, { kind: 'service' }> => a.kind === 'service'),
+      authorizeCertificate: (deviceId) => byCertificate(deviceId),
       onMessage: (receiver, handler) => messageHandlers.set(receiver, handler),
       onClose: (link, handler) => closeHandlers.set(link, handler),
       onDisconnected: (handler) => disconnectHandlers.push(handler),
@@ -160,17 +168,47 @@ export function createHubAmqp(hub: HubService): HubAmqp {
         hub.reportRefused(hubName, deviceId, 'amqp', auth.reason);
         return { status: 401, description: putTokenRefusal(auth.reason) };
       }
-      if (!context.device(auth.deviceId)) {
-        const authorization: HubAmqpAuthorization = { kind: 'device', hub: auth.hub, deviceId: auth.deviceId };
-        authorizations.push(authorization);
-        try {
-          const seq = hub.setConnected(auth.hub, auth.deviceId, true, 'amqp', context.name);
-          if (seq !== undefined) authorization.connectedSeq = seq;
-        } catch (err) {
-          log.error('hub.amqp', `${who(auth.deviceId)}: connection state not stored: ${(err as Error).message}`);
-        }
-      }
+      if (!context.device(auth.deviceId)) authorize(auth.hub, auth.deviceId);
       return { status: 200, description: 'OK' };
+    };
+
+    /** A device authorized on this connection: recorded, and Connected in the registry. */
+    const authorize = (hubName: string, deviceId: string) => {
+      const authorization: Extract<HubAmqpAuthorization, { kind: 'device' }> = {
+        kind: 'device',
+        hub: hubName,
+        deviceId,
+      };
+      authorizations.push(authorization);
+      try {
+        const seq = hub.setConnected(hubName, deviceId, true, 'amqp', context.name);
+        if (seq !== undefined) authorization.connectedSeq = seq;
+      } catch (err) {
+        log.error('hub.amqp', `${who(deviceId)}: connection state not stored: ${(err as Error).message}`);
+      }
+      return authorization;
+    };
+
+    const byCertificate = (deviceId: string) => {
+      const { clientCertificates } = amqp;
+      if (clientCertificates.length === 0) return undefined;
+      const named = hub.hubNamed(amqp.hostname);
+      let refusal: { hub: string; reason: string; detail: string } | undefined;
+      for (const hubName of named ? [named] : hub.hubs) {
+        const auth = hub.authenticateDevice({ hub: hubName, deviceId, token: undefined, clientCertificates });
+        if (auth.ok) return context.device(auth.deviceId) ?? authorize(auth.hub, auth.deviceId);
+        // The most telling refusal: the hub that has the device over one that has not.
+        if (!refusal || refusal.reason === 'device-not-found') refusal = { hub: hubName, ...auth };
+      }
+      if (refusal) {
+        log.debug('hub.auth', `${clip(deviceId)} on ${refusal.hub} over AMQP: ${refusal.reason} (${refusal.detail})`, {
+          hub: refusal.hub,
+          deviceId: clip(deviceId),
+          reason: refusal.reason,
+        });
+        hub.reportRefused(refusal.hub, deviceId, 'amqp', refusal.reason);
+      }
+      return undefined;
     };
 
     const onCbsRequest = (receiver: Receiver, ctx: EventContext & { message: Message }) => {

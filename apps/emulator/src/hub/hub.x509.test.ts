@@ -202,4 +202,47 @@ describe('X.509 devices on their hub', () => {
       await client.close();
     }
   });
+
+  it.each(['amqp', 'amqp-ws'] as const)(
+    'over %s (azure-iot-device-amqp): the TLS client certificate authenticates the device, no put-token; another certificate is refused',
+    async (transport) => {
+      const id = `amqp-x509-${transport}`;
+      const own = await createTestDeviceCertificate(id);
+      const stranger = await createTestDeviceCertificate(id);
+      await registryClient(emulator, HUB_A).create({
+        deviceId: id,
+        status: 'enabled',
+        authentication: { x509Thumbprint: { primaryThumbprint: new X509Certificate(own.cert).fingerprint } },
+      });
+      const client = await deviceClient(emulator, { hub: HUB_A, deviceId: id, x509: own, transport });
+      const connected = nextHubEvent(emulator, (e) => e.kind === 'connected' && e.deviceId === id);
+      await client.open();
+      try {
+        const seen = nextHubEvent(emulator, (e) => e.kind === 'telemetry' && e.deviceId === id);
+        await client.sendEvent(new Message('over amqp'));
+        expect(await connected).toMatchObject({ hub: HUB_A, transport: 'amqp' });
+        expect(await seen).toMatchObject({ transport: 'amqp', body: 'over amqp' });
+        const twin = await client.getTwin();
+        expect(twin.properties.desired).toMatchObject({ $version: 1 });
+      } finally {
+        await client.close();
+      }
+
+      // Same subject, another key pair: the SDK connects (no SASL, no put-token), its first link is refused.
+      const refused = nextHubEvent(emulator, (e) => e.kind === 'connect-refused' && e.deviceId === id);
+      const impostor = await deviceClient(emulator, { hub: HUB_A, deviceId: id, x509: stranger, transport });
+      await impostor.open();
+      try {
+        const error = await impostor.sendEvent(new Message('refused?')).then(
+          () => undefined,
+          (err: Error) => err,
+        );
+        expect(error?.name).toBe('UnauthorizedError');
+        expect(await refused).toMatchObject({ reason: 'thumbprint-mismatch', transport: 'amqp' });
+      } finally {
+        await impostor.close();
+      }
+      expect(emulator.telemetry(HUB_A, id).map((record) => record.body.toString())).toEqual(['over amqp']);
+    },
+  );
 });

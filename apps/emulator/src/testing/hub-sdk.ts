@@ -209,12 +209,22 @@ async function amqpDeviceClient(
 ): Promise<DeviceClient> {
   const amqp = emulator.endpoints.amqp;
   if (!amqp) throw new Error('the emulator runs without AMQP');
-  if (options.x509) throw new Error('X.509 devices over AMQP are not emulated');
   const ws = options.transport === 'amqp-ws';
-  const client = Client.fromConnectionString(
-    `HostName=${options.hub};DeviceId=${options.deviceId};SharedAccessKey=${options.key}${ws ? '' : `;GatewayHostName=${amqp.provisioningHost}`}`,
-    ws ? deviceAmqp.AmqpWs : deviceAmqp.Amqp,
-  );
+  const transport = ws ? deviceAmqp.AmqpWs : deviceAmqp.Amqp;
+  const client = options.x509
+    ? Client.fromAuthenticationProvider(
+        new X509AuthenticationProvider({
+          host: options.hub,
+          deviceId: options.deviceId,
+          ...(ws ? {} : { gatewayHostName: amqp.provisioningHost }),
+          x509: options.x509,
+        }),
+        transport,
+      )
+    : Client.fromConnectionString(
+        `HostName=${options.hub};DeviceId=${options.deviceId};SharedAccessKey=${options.key}${ws ? '' : `;GatewayHostName=${amqp.provisioningHost}`}`,
+        transport,
+      );
   client.on('error', () => {});
   await client.setOptions(ws ? { amqp: { webSocketAgent: emulatorAgent(emulator) } } : { ca: emulator.caCertPem });
   return client;
