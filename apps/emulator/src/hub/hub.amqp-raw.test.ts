@@ -1,0 +1,138 @@
+// The hubs' AMQP endpoint against a raw rhea client (no SASL, as azure-iot-amqp-base): CBS
+// put-token answers and refusals, links refused without authorization or for addresses nobody
+// serves, the per-connection link bound; the listener keeps serving the official SDK afterwards,
+// and no token reaches a log line.
+import { createDeviceSasToken } from '@dpskit/contracts';
+import type { LogRecord } from '@dpskit/node-kit';
+import rhea, { type Connection, type EventContext } from 'rhea';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_A } from '../testing/fixtures.js';
+import { createDeviceKey, deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
+
+let bed: TestBedWithWebhook;
+const logs: LogRecord[] = [];
+
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook({ log: (record) => logs.push(record) });
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+/** A raw AMQP connection without SASL (a hub client's), open. */
+async function rawHubConnection(): Promise<Connection> {
+  const port = bed.emulator.endpoints.amqp?.port;
+  const connection = rhea.create_container().connect({
+    transport: 'tls',
+    host: 'localhost',
+    port,
+    ca: bed.emulator.caCertPem,
+    reconnect: false,
+  } as never);
+  connection.on('connection_error', () => {});
+  connection.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    connection.once('connection_open', () => resolve());
+    connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
+  });
+  return connection;
+}
+
+/** Sends put-token requests on `$cbs` and resolves with each answer's status and description. */
+async function cbs(connection: Connection) {
+  const replies = connection.open_receiver({ source: { address: '$cbs' } });
+  const requests = connection.open_sender({ target: { address: '$cbs' } });
+  await new Promise((resolve) => requests.once('sendable', resolve));
+  const answers = new Map<string, (answer: { status: unknown; description: unknown }) => void>();
+  replies.on('message', (context: EventContext) => {
+    const properties = context.message?.application_properties as Record<string, unknown>;
+    answers.get(String(context.message?.correlation_id))?.({
+      status: properties['status-code'],
+      description: properties['status-description'],
+    });
+  });
+  let n = 0;
+  return (properties: Record<string, unknown>, token: string) =>
+    new Promise<{ status: unknown; description: unknown }>((resolve) => {
+      const id = `put-${++n}`;
+      answers.set(id, resolve);
+      requests.send({ message_id: id, reply_to: 'cbs', application_properties: properties, body: token });
+    });
+}
+
+function linkError(link: rhea.Sender | rhea.Receiver): Promise<{ condition?: string; description?: string }> {
+  return new Promise((resolve) => {
+    const closed = (context: EventContext) => resolve((context.sender ?? context.receiver)?.error as never);
+    link.once('sender_close', closed);
+    link.once('receiver_close', closed);
+  });
+}
+
+describe('the hubs over AMQP, raw', () => {
+  it('answers put-tokens and refuses what it does not serve, then serves the SDK', async () => {
+    const id = 'amqp-raw-device';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+    const forged = createDeviceSasToken({
+      hubHostName: HUB_A,
+      deviceId: id,
+      key: Buffer.alloc(32, 7).toString('base64'),
+    });
+    const connection = await rawHubConnection();
+    try {
+      // A link before any put-token: the device is not authorized on this connection.
+      const early = connection.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+      expect(await linkError(early)).toMatchObject({ condition: 'amqp:unauthorized-access' });
+      // An address no hub endpoint serves.
+      const nowhere = connection.open_sender({ target: { address: '/nowhere' } });
+      expect(await linkError(nowhere)).toMatchObject({ condition: 'amqp:not-found' });
+
+      const put = await cbs(connection);
+      const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+      expect(await put({ ...sas, operation: 'delete-token', name: `${HUB_A}/devices/${id}` }, token)).toMatchObject({
+        status: 400,
+      });
+      expect(await put({ ...sas, name: `elsewhere.azure-devices.net/devices/${id}` }, token)).toMatchObject({
+        status: 404,
+      });
+      expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, forged)).toEqual({
+        status: 401,
+        description:
+          'The specified SAS token has an invalid signature. It does not match either the primary or secondary key.',
+      });
+      expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, token)).toEqual({ status: 200, description: 'OK' });
+      // Authorized now: the telemetry link attaches and its messages are accepted.
+      const events = connection.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+      await new Promise((resolve) => events.once('sendable', resolve));
+      const outcome = await new Promise<string>((resolve) => {
+        events.once('accepted', () => resolve('accepted'));
+        events.once('rejected', () => resolve('rejected'));
+        events.send({ body: rhea.message.data_section(Buffer.from('raw hello')) });
+      });
+      expect(outcome).toBe('accepted');
+      expect(bed.emulator.telemetry(HUB_A, id).map((record) => record.body.toString())).toEqual(['raw hello']);
+
+      // Past MAX_HUB_LINKS_PER_CONNECTION links over the connection's life, it is closed
+      // (amqp:resource-limit-exceeded, said in the listener's limited amqp.link warning).
+      const gone = new Promise((resolve) => connection.once('disconnected', resolve));
+      for (let i = 0; i < MAX_HUB_LINKS_PER_CONNECTION; i++)
+        connection.open_receiver({ source: { address: '/nowhere' } });
+      await gone;
+      expect(logs.findLast((line) => line.event === 'amqp.link')).toMatchObject({
+        level: 'warn',
+        condition: 'amqp:resource-limit-exceeded',
+      });
+    } finally {
+      connection.close();
+    }
+
+    // The listener serves on.
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'amqp' });
+    await client.open();
+    await client.close();
+    const text = JSON.stringify(logs);
+    for (const secret of [key, token, forged, /sig=/]) expect(text).not.toMatch(secret);
+  });
+});
