@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { parseSasToken } from '@dpskit/contracts';
 import type { EventContext, Message, Receiver, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
@@ -169,6 +170,7 @@ export function createHubAmqp(hub: HubService): HubAmqp {
         return { status: 401, description: putTokenRefusal(auth.reason) };
       }
       if (!context.device(auth.deviceId)) authorize(auth.hub, auth.deviceId);
+      expireWith(auth.deviceId, token);
       return { status: 200, description: 'OK' };
     };
 
@@ -209,6 +211,41 @@ export function createHubAmqp(hub: HubService): HubAmqp {
         hub.reportRefused(refusal.hub, deviceId, 'amqp', refusal.reason);
       }
       return undefined;
+    };
+
+    /**
+     * A device's token on this connection runs out at its `se`: IoT Hub ends a connection whose
+     * token expired unrenewed (azure-iot-amqp-base puts a new one before: `tokenRenewal`), so the
+     * connection is closed then, unless a later put-token for the device moved the expiry on.
+     */
+    const expiries = new Map<string, NodeJS.Timeout>();
+    const expireWith = (deviceId: string, token: string | undefined) => {
+      let expiresAtMs: number;
+      try {
+        expiresAtMs = parseSasToken(token ?? '').expiresAt * 1000;
+      } catch {
+        return; // verified already: cannot happen
+      }
+      clearTimeout(expiries.get(deviceId));
+      const delay = expiresAtMs - Date.now();
+      // Beyond setTimeout's range (~24.8 days) the connection is left to its other ends.
+      if (delay > 2 ** 31 - 1) return;
+      const timer = setTimeout(
+        () => {
+          expiries.delete(deviceId);
+          log.debug('hub.auth', `${who(deviceId)}: the device's SAS token expired unrenewed; connection closed`, {
+            deviceId: clip(deviceId),
+            reason: 'expired',
+          });
+          amqp.close({
+            condition: 'amqp:unauthorized-access',
+            description: `The SAS token of device ${clip(deviceId)} expired: put a new one on $cbs before it does.`,
+          });
+        },
+        Math.max(0, delay),
+      );
+      timer.unref();
+      expiries.set(deviceId, timer);
     };
 
     const onCbsRequest = (receiver: Receiver, ctx: EventContext & { message: Message }) => {
@@ -290,6 +327,8 @@ export function createHubAmqp(hub: HubService): HubAmqp {
     connection.on('receiver_close', (ctx: EventContext) => closed(ctx.receiver));
     connection.on('sender_close', (ctx: EventContext) => closed(ctx.sender));
     connection.on('disconnected', () => {
+      for (const timer of expiries.values()) clearTimeout(timer);
+      expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);
       for (const handler of disconnectHandlers) handler();
       for (const authorization of authorizations) {

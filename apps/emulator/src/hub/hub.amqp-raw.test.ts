@@ -135,4 +135,43 @@ describe('the hubs over AMQP, raw', () => {
     const text = JSON.stringify(logs);
     for (const secret of [key, token, forged, /sig=/]) expect(text).not.toMatch(secret);
   });
+
+  it('closes a connection whose device token expires unrenewed; a renewed one serves on', async () => {
+    const id = 'amqp-raw-expiry';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: `${HUB_A}/devices/${id}` };
+    const short = () => createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key, ttlSeconds: 2 });
+    const unrenewed = await rawHubConnection();
+    const renewed = await rawHubConnection();
+    try {
+      // rhea reports a CLOSE from the server as connection_close (disconnected: a socket that just ended).
+      const gone = new Promise<{ condition?: string } | undefined>((resolve) => {
+        unrenewed.once('connection_close', (context: EventContext) => resolve(context.connection.error as never));
+        unrenewed.once('disconnected', () => resolve(undefined));
+      });
+      expect(await (await cbs(unrenewed))(sas, short())).toMatchObject({ status: 200 });
+      const put = await cbs(renewed);
+      expect(await put(sas, short())).toMatchObject({ status: 200 });
+      // The renewal azure-iot-amqp-base makes before a token runs out: a new put-token on the same connection.
+      expect(await put(sas, createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key }))).toMatchObject({
+        status: 200,
+      });
+      expect(await gone).toMatchObject({ condition: 'amqp:unauthorized-access' });
+      expect(logs.findLast((line) => line.event === 'hub.auth' && line.deviceId === id)).toMatchObject({
+        reason: 'expired',
+      });
+      expect(renewed.is_open()).toBe(true);
+      const events = renewed.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+      await new Promise((resolve) => events.once('sendable', resolve));
+      const outcome = await new Promise<string>((resolve) => {
+        events.once('accepted', () => resolve('accepted'));
+        events.once('rejected', () => resolve('rejected'));
+        events.send({ body: rhea.message.data_section(Buffer.from('still here')) });
+      });
+      expect(outcome).toBe('accepted');
+    } finally {
+      unrenewed.close();
+      renewed.close();
+    }
+  });
 });
