@@ -81,6 +81,8 @@ export function createDeviceAmqpEndpoint(
     held.set(key, links);
     if (held.size === 1) options.onDevicesConnected?.(true);
     context.onDisconnected(() => {
+      // The method calls sent on this connection end now (504101: the device cannot answer them any more).
+      hub.methods.connectionClosed(context.name);
       if (held.get(key) === links) held.delete(key);
       if (held.size === 0) options.onDevicesConnected?.(false);
     });

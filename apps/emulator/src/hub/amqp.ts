@@ -326,7 +326,12 @@ export function createHubAmqp(hub: HubService): HubAmqp {
     };
     connection.on('receiver_close', (ctx: EventContext) => closed(ctx.receiver));
     connection.on('sender_close', (ctx: EventContext) => closed(ctx.sender));
-    connection.on('disconnected', () => {
+    // The connection's end, once: rhea emits `disconnected` only for a socket that ended without
+    // the CLOSE exchange; a client that closes properly (the SDKs' close()) gives connection_close.
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       for (const timer of expiries.values()) clearTimeout(timer);
       expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);
@@ -339,7 +344,9 @@ export function createHubAmqp(hub: HubService): HubAmqp {
           log.error('hub.amqp', `${who(authorization.deviceId)}: disconnection not stored: ${(err as Error).message}`);
         }
       }
-    });
+    };
+    connection.on('connection_close', end);
+    connection.on('disconnected', end);
   };
 
   return {

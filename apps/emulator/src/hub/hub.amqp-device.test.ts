@@ -137,4 +137,20 @@ describe.each(transports)('the hub device API over %s', (transport) => {
       await client.close();
     }
   });
+
+  it('ends a call with 504101 when the device closes its connection before answering', async () => {
+    const id = `amqp-method-gone-${transport}`;
+    const client = await openedDevice(id, transport);
+    client.onDeviceMethod('hang', () => {
+      // Never answers: closes its connection instead, once the request has arrived.
+      void client.close();
+    });
+    const error = await serviceClient(bed.emulator, HUB_A)
+      .invokeDeviceMethod(id, { methodName: 'hang', responseTimeoutInSeconds: 300, connectTimeoutInSeconds: 30 })
+      .then(
+        () => undefined,
+        (e: Error & { responseBody?: string }) => e,
+      );
+    expect(JSON.parse(JSON.parse(error?.responseBody ?? '{}').Message).errorCode).toBe(504101);
+  });
 });

@@ -40,7 +40,11 @@ describe.each(transports)('a hub device over %s (azure-iot-device-amqp)', (trans
       const device = (await registryClient(bed.emulator, HUB_A).get(id)).responseBody;
       expect(device.connectionState).toBe('Connected');
     } finally {
+      const disconnected = nextHubEvent(bed.emulator, (e) => e.kind === 'disconnected' && e.deviceId === id);
+      // The SDK closes properly (AMQP CLOSE): rhea says so with connection_close, not disconnected.
       await client.close();
+      expect(await disconnected).toMatchObject({ hub: HUB_A, transport: 'amqp' });
+      expect((await registryClient(bed.emulator, HUB_A).get(id)).responseBody.connectionState).toBe('Disconnected');
     }
   });
 
