@@ -102,6 +102,8 @@ interface Session {
   c2dPacketId: number;
   /** Set while this connection's queue is being sent (a PUBACK or push arriving meanwhile asks again). */
   c2dPumping?: boolean;
+  /** Set while the sending waits for the connection to drain (sendCloudToDevice goes on then). */
+  c2dAwaitingDrain?: boolean;
 }
 
 /**
@@ -444,7 +446,9 @@ export async function startHubMqtt(
    * the QoS its subscription was granted: at QoS 1 its PUBACK completes it (completeOnPuback); at
    * QoS 0 it is completed once written (no acknowledgement will come). At most MAX_C2D_IN_FLIGHT
    * unacknowledged, and none while the device leaves more than MAX_UNSENT_PUSH_BYTES unread: the
-   * rest waits Enqueued for a PUBACK. A store failure is logged; the messages stay queued.
+   * rest waits Enqueued for a PUBACK or for the connection to drain (at QoS 0 no PUBACK comes; and
+   * within this loop every write after the first stays in the buffer, so a few large messages
+   * reach the bound). A store failure is logged; the messages stay queued.
    */
   function sendCloudToDevice(client: Client, session: Session): void {
     if (session.c2d === undefined || session.c2dPumping || client.closed || !connected.has(client)) return;
@@ -475,6 +479,7 @@ export async function startHubMqtt(
           hub.settleCloudToDevice(session.hub, session.deviceId, token, 'complete', 'mqtt');
         }
       }
+      if (unsentBytes(client) > MAX_UNSENT_PUSH_BYTES) sendOnDrain(client, session);
     } catch (err) {
       log.error(
         'hub.mqtt',
@@ -483,6 +488,18 @@ export async function startHubMqtt(
     } finally {
       session.c2dPumping = false;
     }
+  }
+
+  /** Sends the rest of the device's queue once its connection has written what it holds. */
+  function sendOnDrain(client: Client, session: Session): void {
+    if (session.c2dAwaitingDrain) return;
+    // The backlog is the paced stream's when it holds one (it empties only as its carrier drains).
+    const stream = client.conn.writableNeedDrain ? client.conn : connectionOf(client);
+    session.c2dAwaitingDrain = true;
+    stream.once('drain', () => {
+      session.c2dAwaitingDrain = false;
+      sendCloudToDevice(client, session);
+    });
   }
 
   /**
