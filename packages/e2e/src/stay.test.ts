@@ -232,10 +232,15 @@ describe('register --stay', () => {
       expect(methodLine).toMatch(
         /^\d{4}-\d\d-\d\dT[\d:.]+Z method getLog \(request \w+\) payload "all" -> 200 \{"methodName":"getLog","payload":"all"\}$/,
       );
+      // Method names that are Object.prototype's members are methods like any other: echoed.
+      for (const methodName of ['constructor', 'toString', '__proto__']) {
+        const echoed = await service.invokeDeviceMethod(id, { methodName, payload: 1 });
+        expect(echoed.result).toEqual({ status: 200, payload: { methodName, payload: 1 } });
+      }
       device.child.kill('SIGINT');
       expect(await device.exited, device.stderr()).toBe(0);
       expect(device.lines.at(-1)).toMatch(
-        /^Left the hub after \d+\.\d s: 1 method call, 0 desired property changes, 0 cloud-to-device messages, 0 telemetry messages sent$/,
+        /^Left the hub after \d+\.\d s: 4 method calls, 0 desired property changes, 0 cloud-to-device messages, 0 telemetry messages sent$/,
       );
     } finally {
       device.child.kill('SIGKILL');

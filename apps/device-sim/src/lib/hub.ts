@@ -343,8 +343,10 @@ function startListening(
 
   const answerMethod: MethodHandler = (request, response) => {
     counts.methods += 1;
-    const answer: MethodAnswer = answers[request.methodName] ??
-      answers[ANY_METHOD] ?? {
+    // Own names only: a method named toString or __proto__ is no answer of Object.prototype's.
+    const own = (name: string) => (Object.hasOwn(answers, name) ? answers[name] : undefined);
+    const answer: MethodAnswer = own(request.methodName) ??
+      own(ANY_METHOD) ?? {
         status: 200,
         payload: { methodName: request.methodName, payload: request.payload ?? null },
       };
