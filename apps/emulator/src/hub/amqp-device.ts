@@ -107,7 +107,9 @@ export function createDeviceAmqpEndpoint(
   });
 
   const deliver = (push: HubPush, seq?: number) => {
-    if (push.kind === 'method' || push.kind === 'method-end') return;
+    // Only deleted, disabled and connected-elsewhere end the connection: a cloud-to-device message
+    // (no devicebound link served over AMQP here) is left queued for the device.
+    if (push.kind === 'method' || push.kind === 'method-end' || push.kind === 'c2d') return;
     const links = held.get(keyOf(push.hub, push.deviceId));
     if (!links) return;
     const { context } = links;
