@@ -182,7 +182,7 @@ const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devic
   'module-methods': ['POST'],
   device: ['GET', 'PUT', 'DELETE'],
   commands: ['DELETE'],
-  devices: ['GET'],
+  devices: ['GET', 'POST'],
   query: ['POST'],
   statistics: ['GET'],
 };
@@ -371,7 +371,10 @@ export function handleHubRequest(
     // Message Queue"); its moduleId is left out, as no module is emulated.
     if (r.op === 'commands')
       return ok({ totalMessagesPurged: hub.purgeCloudToDevice(hubName, r.deviceId), deviceId: r.deviceId });
-    if (r.op === 'devices') return ok(hub.listDevices(hubName, request.url.searchParams.get('top')));
+    if (r.op === 'devices') {
+      if (method === 'GET') return ok(hub.listDevices(hubName, request.url.searchParams.get('top')));
+      return ok(hub.bulkDevices(hubName, json(request.body.toString('utf8')))); // POST
+    }
     if (r.op === 'query') {
       const page = hub.queryTwins(
         hubName,

@@ -24,6 +24,7 @@ import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId }
 import type { HubPush, HubPushOutbox } from './pushes.js';
 import { QueryError } from './query.js';
 import { queryText, runTwinQuery, type TwinQueryPage } from './query-run.js';
+import { type BulkRegistryResult, parseBulkDevices } from './registry-bulk.js';
 import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
@@ -438,6 +439,50 @@ export class HubService {
   } {
     const { total, enabled } = this.#store.deviceStatistics(this.hubNamed(hub) ?? hub);
     return { totalDeviceCount: total, enabledDeviceCount: enabled, disabledDeviceCount: total - enabled };
+  }
+
+  /**
+   * `POST /devices` (`Registry.addDevices`, `updateDevices`, `removeDevices`): up to 100 devices,
+   * each created, updated or deleted on its own as `PUT`/`DELETE /devices/{id}` would (the same
+   * checks, events and pushes), as IoT Hub's bulk registry operation is not atomic. A device's
+   * failure is an entry of `errors` (its error code and message), the others are applied: 200 with
+   * `isSuccessful: false`. What makes the whole body unreadable is refused (400, 413 past 100).
+   */
+  bulkDevices(hub: string, body: unknown): BulkRegistryResult {
+    const entries = parseBulkDevices(body);
+    const errors: BulkRegistryResult['errors'] = [];
+    for (const { deviceId, importMode, etag, device } of entries) {
+      try {
+        const needEtag = (): string => {
+          if (etag === undefined) throw new HubError(400, 'ArgumentInvalid', `${importMode} needs the device's eTag.`);
+          return etag;
+        };
+        switch (importMode) {
+          case 'create':
+            this.putDevice(hub, deviceId, device, undefined);
+            break;
+          case 'createOrUpdate':
+            this.putDevice(hub, deviceId, device, this.#store.getDevice(hub, deviceId) ? '*' : undefined);
+            break;
+          case 'update':
+            this.putDevice(hub, deviceId, device, '*');
+            break;
+          case 'updateIfMatchETag':
+            this.putDevice(hub, deviceId, device, needEtag());
+            break;
+          case 'delete':
+            this.deleteDevice(hub, deviceId, '*');
+            break;
+          case 'deleteIfMatchETag':
+            this.deleteDevice(hub, deviceId, needEtag());
+            break;
+        }
+      } catch (err) {
+        if (!(err instanceof HubError)) throw err;
+        errors.push({ deviceId: deviceId.slice(0, 128), errorCode: err.code, errorStatus: err.message });
+      }
+    }
+    return { isSuccessful: errors.length === 0, errors, warnings: [] };
   }
 
   /** `DELETE /devices/{id}` (`If-Match: *` or the device etag). */
