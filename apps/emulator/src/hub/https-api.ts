@@ -177,7 +177,7 @@ function route(method: string, pathname: string): Route {
 
 /** The methods each registry route serves (the 405's `allows`). */
 const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devicebound'>, readonly string[]> = {
-  twin: ['GET', 'PATCH'],
+  twin: ['GET', 'PATCH', 'PUT'],
   methods: ['POST'],
   'module-methods': ['POST'],
   device: ['GET', 'PUT', 'DELETE'],
@@ -397,11 +397,12 @@ export function handleHubRequest(
     // The gate let through only the methods each route allows.
     if (r.op === 'twin') {
       if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
-      // PATCH. The text decoded once: parsed, then scanned for integers that parsing rounded.
+      // PATCH or PUT. The text decoded once: parsed, then scanned for integers that parsing rounded.
       const text = request.body.toString('utf8');
-      const patch = json(text);
+      const twin = json(text);
       refuseOutOfRangeIntegers(text);
-      return ok(hub.updateTwin(hubName, r.deviceId, patch, ifMatch));
+      if (method === 'PUT') return ok(hub.replaceTwin(hubName, r.deviceId, twin, ifMatch));
+      return ok(hub.updateTwin(hubName, r.deviceId, twin, ifMatch));
     }
     if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));
     if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body.toString('utf8')), ifMatch));

@@ -148,7 +148,7 @@ function cases(deviceToken: string): Case[] {
       path: '/twins/hf-1?api-version=2021-04-12',
       headers: registry,
       status: 405,
-      expected: hubBody('MethodNotAllowed', '/twins/hf-1 allows GET, PATCH, not POST.'),
+      expected: hubBody('MethodNotAllowed', '/twins/hf-1 allows GET, PATCH, PUT, not POST.'),
     },
     {
       name: 'hub device API, a method the route does not allow',

@@ -29,12 +29,15 @@ import type { HubStore, TelemetryRecord } from './store.js';
 import {
   applyReportedPatch,
   applyServicePatch,
+  applyServiceReplacement,
   deviceTwinDocument,
   etagMatches,
   initialTwinState,
   type JsonObject,
   parseServiceTwinPatch,
+  parseServiceTwinReplacement,
   TwinError,
+  type TwinState,
   twinEtag,
 } from './twin.js';
 import { deviceView, twinView } from './views.js';
@@ -347,12 +350,39 @@ export class HubService {
   updateTwin(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
     const patch = parseServiceTwinPatch(body);
     const now = this.#now();
+    return this.#writeTwin(hub, deviceId, ifMatch, patch.tags, (twin) => applyServicePatch(twin, patch, now));
+  }
+
+  /**
+   * `PUT /twins/{id}` (replace): the body's tags and desired properties become the twin's, `If-Match`
+   * checked against the twin's etag; the device is pushed the change (see applyServiceReplacement).
+   */
+  replaceTwin(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
+    const replacement = parseServiceTwinReplacement(body);
+    const now = this.#now();
+    return this.#writeTwin(hub, deviceId, ifMatch, replacement.tags, (twin) =>
+      applyServiceReplacement(twin, replacement, now),
+    );
+  }
+
+  /**
+   * A service write of a twin (patch or replace): `If-Match` checked, `apply` written, the desired
+   * push it owes the device sent (here and, with other processes on the store, through the outbox),
+   * reported as `twin-updated` with the `tags` written.
+   */
+  #writeTwin(
+    hub: string,
+    deviceId: string,
+    ifMatch: string | undefined,
+    tags: JsonObject | undefined,
+    apply: (twin: TwinState) => { state: TwinState; desiredPush?: JsonObject },
+  ): Record<string, unknown> {
     const { device, desiredPush } = this.#store.transaction(() => {
       const current = this.#require(hub, deviceId);
       if (!etagMatches(ifMatch, twinEtag(current.twin))) {
         throw new HubError(412, 'PreconditionFailed', `Precondition failed: the twin's etag is not ${ifMatch}`);
       }
-      const applied = applyServicePatch(current.twin, patch, now);
+      const applied = apply(current.twin);
       const updated: HubDevice = { ...current, twin: applied.state };
       this.#store.putDevice(updated);
       if (applied.desiredPush) {
@@ -378,7 +408,7 @@ export class HubService {
       hub: device.identity.hub,
       deviceId: device.identity.deviceId,
       version: device.twin.version,
-      ...(patch.tags ? { tags: patch.tags } : {}),
+      ...(tags ? { tags } : {}),
       ...(desiredPush ? { desired: desiredPush } : {}),
     });
     return twinView(device);

@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   applyReportedPatch,
   applyServicePatch,
+  applyServiceReplacement,
   deviceTwinDocument,
   etagMatches,
   initialTwinState,
   mergePatch,
   parseServiceTwinPatch,
+  parseServiceTwinReplacement,
   parseTwinSection,
   refuseOutOfRangeIntegers,
   TWIN_LIMITS,
@@ -224,6 +226,38 @@ describe("integers outside IoT Hub's range in a twin patch's text", () => {
   it('clips a long literal in the message', () => {
     expect(error(() => refuseOutOfRangeIntegers(`{"n":${'9'.repeat(5000)}}`, 'desired'))).toBe(
       `desired.n is ${'9'.repeat(64)}…(4936 more characters), ${range}`,
+    );
+  });
+});
+
+describe('replacing a twin (PUT /twins/{id})', () => {
+  it('takes the tags and desired properties whole, leaves out the rest and the $-names, and pushes removals as null', () => {
+    const state = applyServicePatch(
+      initialTwinState(undefined, now),
+      parseServiceTwinPatch({ tags: { a: 1 }, properties: { desired: { keep: 1, drop: { deep: 2 } } } }),
+      now,
+    ).state;
+    const replacement = parseServiceTwinReplacement({
+      deviceId: 'ignored',
+      tags: { b: 2 },
+      properties: { desired: { keep: 3, $version: 9, $metadata: {} }, reported: { ignored: true } },
+    });
+    expect(replacement).toEqual({ tags: { b: 2 }, desired: { keep: 3 } });
+    const { state: next, desiredPush } = applyServiceReplacement(state, replacement, later);
+    expect(next.tags).toEqual({ b: 2 });
+    expect(next.desired).toEqual({ keep: 3 });
+    expect(next.desiredVersion).toBe(state.desiredVersion + 1);
+    expect(next.version).toBe(state.version + 1);
+    expect(desiredPush).toEqual({ drop: null, keep: 3, $version: next.desiredVersion });
+    expect(parseServiceTwinReplacement({})).toEqual({ tags: {}, desired: {} });
+  });
+
+  it('refuses nulls (a replacement deletes by leaving out), a non-object, and sections over their limits', () => {
+    expect(() => parseServiceTwinReplacement({ tags: { a: null } })).toThrow(TwinError);
+    expect(() => parseServiceTwinReplacement('twin')).toThrow('the twin must be a JSON object');
+    expect(() => parseServiceTwinReplacement({ properties: [] })).toThrow('properties must be a JSON object');
+    expect(() => parseServiceTwinReplacement({ tags: filler('t', TWIN_LIMITS.maxBytes.tags + 1) })).toThrow(
+      /over its 8192-byte limit/,
     );
   });
 });
