@@ -186,3 +186,110 @@ describe('the twin query subset', () => {
     ).toHaveLength(3);
   });
 });
+
+describe('hostile queries', () => {
+  it('parses any text into a query or a QueryError, and evaluates what it parses without throwing (seeded, 3,000 texts)', () => {
+    const pieces = [
+      'SELECT',
+      '*',
+      'FROM',
+      'devices',
+      'WHERE',
+      'GROUP',
+      'BY',
+      'COUNT()',
+      'AS',
+      'n',
+      'AND',
+      'OR',
+      'NOT',
+      'IN',
+      'NIN',
+      '[',
+      ']',
+      '(',
+      ')',
+      ',',
+      '.',
+      '=',
+      '!=',
+      '<',
+      '>=',
+      "'US'",
+      '"x"',
+      '3',
+      '-1.5e3',
+      'true',
+      'null',
+      'tags',
+      'location',
+      'region',
+      'deviceId',
+      'IS_DEFINED',
+      'STARTSWITH',
+      'TOP',
+      "'",
+      '\\',
+      '$version',
+      'properties',
+      '\u0000',
+    ];
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let parsed = 0;
+    for (let i = 0; i < 3000; i++) {
+      // A third are well-formed conditions, grown at random from the grammar served.
+      const condition = (depth: number): string => {
+        const operand = () =>
+          ["'US'", '3', 'true', 'null', 'tags.location.region', 'version', 'properties.reported.n'][
+            random(7)
+          ] as string;
+        switch (depth > 3 ? 0 : random(6)) {
+          case 0:
+            return `${operand()} ${['=', '!=', '<', '>='][random(4)]} ${operand()}`;
+          case 1:
+            return `(${condition(depth + 1)}) ${random(2) ? 'AND' : 'OR'} ${condition(depth + 1)}`;
+          case 2:
+            return `NOT ${condition(depth + 1)}`;
+          case 3:
+            return `${operand()} ${random(2) ? 'IN' : 'NIN'} ['US', 1, null]`;
+          case 4:
+            return `IS_DEFINED(${operand()})`;
+          default:
+            return `STARTSWITH(${operand()}, 'U')`;
+        }
+      };
+      if (i % 3 === 0) {
+        const query = parseTwinQuery(`SELECT * FROM devices WHERE ${condition(0)}`);
+        for (const twin of twins) matches(query, twin);
+        parsed++;
+        continue;
+      }
+      const words = ['SELECT', '*', 'FROM', 'devices', 'WHERE'].slice(0, random(6));
+      for (let n = random(20); n > 0; n--) words.push(pieces[random(pieces.length)] as string);
+      const text = words.join(random(2) ? ' ' : '');
+      let query: ReturnType<typeof parseTwinQuery>;
+      try {
+        query = parseTwinQuery(text);
+      } catch (err) {
+        expect(err, text).toBeInstanceOf(QueryError);
+        continue;
+      }
+      parsed++;
+      for (const twin of twins) {
+        matches(query, twin);
+        project(query, twin);
+      }
+    }
+    expect(parsed).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('evaluates the longest chain of conditions a query can hold', () => {
+    const chain = Array.from({ length: 1300 }, () => "status = 'enabled'").join(' AND ');
+    const text = `SELECT * FROM devices WHERE ${chain}`.slice(0, MAX_QUERY_LENGTH);
+    expect(ids(text.slice(0, text.lastIndexOf(' AND ')))).toEqual(['d1', 'toaster-3']);
+  });
+});
