@@ -13,7 +13,7 @@ import {
   nextHubEvent,
   registryClient,
 } from '../testing/hub-sdk.js';
-import { hubDeviceToken } from '../testing/raw-https.js';
+import { hubDeviceToken, rawRequest, registryToken } from '../testing/raw-https.js';
 import { TrustingAmqpBase } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_C2D_QUEUE_DEPTH } from './core/c2d.js';
@@ -119,4 +119,73 @@ describe('azure-iothub Client.send over AMQP', () => {
       await service.close().catch(() => {});
     }
   });
+
+  it("gives the feedback asked for (iothub-ack) to getFeedbackReceiver, as IoT Hub's feedback message", async () => {
+    const id = 'c2d-amqp-feedback';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const generationId = (await registryClient(bed.emulator, HUB_A).get(id)).responseBody.generationId;
+    const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key });
+    const service = serviceOverAmqp();
+    const records: Record<string, unknown>[] = [];
+    let contentType: unknown;
+    try {
+      await service.open();
+      const { result: receiver } = (await service.getFeedbackReceiver()) as unknown as {
+        result: {
+          on(event: 'message', listener: (message: InstanceType<typeof Message>) => void): void;
+          complete(message: unknown, done: () => void): void;
+        };
+      };
+      receiver.on('message', (message) => {
+        contentType = message.contentType;
+        records.push(...(JSON.parse(message.data.toString()) as Record<string, unknown>[]));
+        receiver.complete(message, () => {});
+      });
+      const success = new Message('done?');
+      success.messageId = 'wants-success';
+      success.ack = 'full';
+      const quiet = new Message('no feedback');
+      quiet.messageId = 'wants-none';
+      quiet.ack = 'positive';
+      const purged = new Message('purged');
+      purged.messageId = 'wants-negative';
+      purged.ack = 'negative';
+      // Queued while the device is away: purged (positive asks nothing for that, negative does).
+      await service.send(id, quiet);
+      await service.send(id, purged);
+      const purge = await rawRequest(bed.emulator, {
+        method: 'DELETE',
+        path: `/devices/${id}/commands?api-version=2021-04-12`,
+        headers: { Host: HUB_A, Authorization: registryToken(HUB_A) },
+      });
+      expect(purge.json).toMatchObject({ totalMessagesPurged: 2 });
+      // Completed by the device's PUBACK.
+      await device.open();
+      device.on('message', (message: InstanceType<typeof Message>) => void device.complete(message));
+      await service.send(id, success);
+      // The hub's feedback queue: the first test's message asked for feedback too.
+      const ofDevice = () => records.filter((r) => r.deviceId === id);
+      await until(() => ofDevice().length >= 2);
+      expect(contentType).toBe('application/vnd.microsoft.iothub.feedback.json');
+      expect(ofDevice()).toEqual([
+        {
+          originalMessageId: 'wants-negative',
+          enqueuedTimeUtc: expect.any(String),
+          statusCode: 'Purged',
+          description: 'Message purged',
+          deviceId: id,
+          deviceGenerationId: generationId,
+        },
+        expect.objectContaining({ originalMessageId: 'wants-success', statusCode: 'Success', deviceId: id }),
+      ]);
+    } finally {
+      await service.close();
+      await device.close();
+    }
+  });
 });
+
+/** Resolves once `done()` holds, checking every 20 ms (no deadline: the test's own timeout bounds it). */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 20));
+}

@@ -1,5 +1,10 @@
 import type Database from 'better-sqlite3';
-import type { QueuedC2d } from '../hub/core/c2d.js';
+import {
+  type C2dFeedbackRecord,
+  MAX_C2D_FEEDBACK_KEPT,
+  type QueuedC2d,
+  type QueuedC2dFeedback,
+} from '../hub/core/c2d.js';
 import type { HubDevice } from '../hub/core/identity.js';
 import {
   type ChangedHubDevice,
@@ -96,6 +101,18 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       c2dLockedTo: db.prepare<[string], C2dRow>(
         'SELECT message_json, body FROM hub_c2d WHERE lock_connection = ? ORDER BY hub_key, device_key, seq',
       ),
+      addFeedback: db.prepare<[string, string]>('INSERT INTO hub_c2d_feedback (hub_key, record_json) VALUES (?, ?)'),
+      pruneFeedback: db.prepare<[number]>(
+        'DELETE FROM hub_c2d_feedback WHERE seq <= (SELECT max(seq) FROM hub_c2d_feedback) - ?',
+      ),
+      takeFeedback: db.prepare<[string, string, number], { seq: number; record_json: string }>(
+        `UPDATE hub_c2d_feedback SET holder = ? WHERE seq IN (
+           SELECT seq FROM hub_c2d_feedback WHERE hub_key = ? AND holder IS NULL ORDER BY seq LIMIT ?)
+         RETURNING seq, record_json`,
+      ),
+      completeFeedback: db.prepare<[number]>('DELETE FROM hub_c2d_feedback WHERE seq = ?'),
+      unlockFeedback: db.prepare<[number]>('UPDATE hub_c2d_feedback SET holder = NULL WHERE seq = ?'),
+      releaseFeedback: db.prepare<[string]>('UPDATE hub_c2d_feedback SET holder = NULL WHERE holder = ?'),
       c2dLockedToAny: db.prepare<[], C2dRow>(
         'SELECT message_json, body FROM hub_c2d WHERE lock_connection IS NOT NULL ORDER BY hub_key, device_key, seq',
       ),
@@ -204,6 +221,30 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
 
   deleteC2d(hub: string, deviceId: string, seq: number): void {
     this.#statements.deleteC2d.run(hub.toLowerCase(), deviceId, seq);
+  }
+
+  addC2dFeedback(hub: string, record: C2dFeedbackRecord): void {
+    this.#statements.addFeedback.run(hub.toLowerCase(), JSON.stringify(record));
+    this.#statements.pruneFeedback.run(MAX_C2D_FEEDBACK_KEPT);
+  }
+
+  takeC2dFeedback(hub: string, holder: string, limit: number): QueuedC2dFeedback[] {
+    return this.transaction(() =>
+      this.#statements.takeFeedback
+        .all(holder, hub.toLowerCase(), limit)
+        .map((row) => ({ seq: row.seq, record: JSON.parse(row.record_json) as C2dFeedbackRecord }))
+        .sort((a, b) => a.seq - b.seq),
+    );
+  }
+
+  settleC2dFeedback(seqs: readonly number[], complete: boolean): void {
+    this.transaction(() => {
+      for (const seq of seqs) (complete ? this.#statements.completeFeedback : this.#statements.unlockFeedback).run(seq);
+    });
+  }
+
+  releaseC2dFeedback(holder: string): void {
+    this.#statements.releaseFeedback.run(holder);
   }
 
   c2dLockedTo(connection: string | undefined): QueuedC2d[] {

@@ -238,6 +238,14 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (hub_key, device_key, seq)
    );
    CREATE INDEX IF NOT EXISTS hub_c2d_by_lock_connection ON hub_c2d (lock_connection) WHERE lock_connection IS NOT NULL;`,
+  // The hubs' cloud-to-device feedback queues (hub/core/c2d.ts feedbackOf): records in order, holder
+  // naming the service link a record was sent on until it is completed or released.
+  `CREATE TABLE IF NOT EXISTS hub_c2d_feedback (
+     seq INTEGER PRIMARY KEY,
+     hub_key TEXT NOT NULL,
+     holder TEXT,
+     record_json TEXT NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -8,6 +8,7 @@ import {
   c2dHttpHeaders,
   c2dTopic,
   enqueue,
+  feedbackOf,
   MAX_C2D_MESSAGE_BYTES,
   MAX_C2D_QUEUE_DEPTH,
   type OutgoingC2d,
@@ -226,6 +227,35 @@ describe('the wire forms', () => {
       'iothub-contentencoding': 'utf-8',
       'iothub-app-color': 'red',
       'iothub-app-a&b': '1%2',
+    });
+  });
+});
+
+describe('feedback (iothub-ack)', () => {
+  it('owes a record for the outcomes its ack asks for', () => {
+    const store = new MemoryHubStore();
+    const change = (ack: OutgoingC2d['ack'], outcome: 'completed' | 'rejected' | 'expired' | 'purged') => ({
+      outcome,
+      message: { ...enqueue(store, HUB, 'd1', message({ messageId: 'm', ...(ack ? { ack } : {}) }), T0).message },
+    });
+    const code = (ack: OutgoingC2d['ack'], outcome: 'completed' | 'rejected' | 'expired' | 'purged') =>
+      feedbackOf(change(ack, outcome), 'gen', T0)?.statusCode;
+    expect(code('full', 'completed')).toBe('Success');
+    expect(code('positive', 'completed')).toBe('Success');
+    expect(code('negative', 'completed')).toBeUndefined();
+    expect(code(undefined, 'completed')).toBeUndefined();
+    expect(code('none', 'rejected')).toBeUndefined();
+    expect(code('positive', 'rejected')).toBeUndefined();
+    expect(code('negative', 'rejected')).toBe('Rejected');
+    expect(code('full', 'expired')).toBe('Expired');
+    expect(code('negative', 'purged')).toBe('Purged');
+    expect(feedbackOf(change('full', 'completed'), 'gen', T0)).toEqual({
+      originalMessageId: 'm',
+      enqueuedTimeUtc: '2026-12-05T03:00:00.000Z',
+      statusCode: 'Success',
+      description: 'Success',
+      deviceId: 'd1',
+      deviceGenerationId: 'gen',
     });
   });
 });

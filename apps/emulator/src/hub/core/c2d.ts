@@ -80,8 +80,36 @@ export interface QueuedC2d extends C2dSystemProperties {
   lock?: C2dLock;
 }
 
+/**
+ * A feedback record (azure-docs iot-hub-devguide-messages-c2d, "Message feedback"): the outcome of
+ * a message whose sender asked for it (`ack`), as IoT Hub's feedback message body lists them.
+ */
+export interface C2dFeedbackRecord {
+  originalMessageId: string;
+  /** When the outcome happened. */
+  enqueuedTimeUtc: string;
+  statusCode: 'Success' | 'Expired' | 'DeliveryCountExceeded' | 'Rejected' | 'Purged';
+  description: string;
+  deviceId: string;
+  deviceGenerationId: string;
+}
+
+/** A feedback record waiting in its hub's feedback queue. */
+export interface QueuedC2dFeedback {
+  seq: number;
+  record: C2dFeedbackRecord;
+}
+
 /** What the queue needs of the store, inside the caller's transaction. Device ids are case-sensitive. */
 export interface C2dStore {
+  /** Appends a record to the hub's feedback queue (the newest `MAX_C2D_FEEDBACK_KEPT` are kept). */
+  addC2dFeedback(hub: string, record: C2dFeedbackRecord): void;
+  /** Locks to `holder` and returns the hub's oldest unlocked records, at most `limit`. */
+  takeC2dFeedback(hub: string, holder: string, limit: number): QueuedC2dFeedback[];
+  /** Completes (deletes) or releases (unlocks) records taken. */
+  settleC2dFeedback(seqs: readonly number[], complete: boolean): void;
+  /** Unlocks every record `holder` took (its link closed). */
+  releaseC2dFeedback(holder: string): void;
   /** The device's queue, oldest first. */
   c2dMessages(hub: string, deviceId: string): QueuedC2d[];
   /** Writes a message (inserted, or replaced by `seq`). */
@@ -89,6 +117,45 @@ export interface C2dStore {
   deleteC2d(hub: string, deviceId: string, seq: number): void;
   /** The messages locked to `connection` (MQTT); with no connection, those locked to any connection. */
   c2dLockedTo(connection: string | undefined): QueuedC2d[];
+}
+
+/** Feedback records kept per store (oldest dropped first): bounded whether or not a service reads them. */
+export const MAX_C2D_FEEDBACK_KEPT = 1000;
+
+const FEEDBACK: Partial<
+  Record<C2dOutcome, { statusCode: C2dFeedbackRecord['statusCode']; description: string; positive: boolean }>
+> = {
+  completed: { statusCode: 'Success', description: 'Success', positive: true },
+  rejected: { statusCode: 'Rejected', description: 'Message rejected', positive: false },
+  expired: { statusCode: 'Expired', description: 'Message expired', positive: false },
+  'dead-lettered': {
+    statusCode: 'DeliveryCountExceeded',
+    description: 'Maximum delivery count exceeded',
+    positive: false,
+  },
+  purged: { statusCode: 'Purged', description: 'Message purged', positive: false },
+};
+
+/**
+ * The feedback record a change owes, if its message asked for it: `positive` or `full` for
+ * Success, `negative` or `full` for the others (Rejected, Expired, DeliveryCountExceeded, Purged).
+ */
+export function feedbackOf(
+  change: C2dChange,
+  deviceGenerationId: string,
+  nowMs: number,
+): C2dFeedbackRecord | undefined {
+  const kind = FEEDBACK[change.outcome];
+  const ack = change.message.ack ?? 'none';
+  if (!kind || ack === 'none' || (kind.positive ? ack === 'negative' : ack === 'positive')) return undefined;
+  return {
+    originalMessageId: change.message.messageId ?? '',
+    enqueuedTimeUtc: new Date(nowMs).toISOString(),
+    statusCode: kind.statusCode,
+    description: kind.description,
+    deviceId: change.message.deviceId,
+    deviceGenerationId,
+  };
 }
 
 /** An error the service or device is answered with: IoT Hub's status, code name and number. */

@@ -6,9 +6,11 @@ import {
   type C2dOutcome,
   type C2dSettlement,
   enqueue,
+  feedbackOf,
   type OutgoingC2d,
   purge,
   type QueuedC2d,
+  type QueuedC2dFeedback,
   receive,
   releaseConnection,
   settle,
@@ -183,6 +185,7 @@ export class HubService {
   readonly #now: () => Date;
   readonly #listeners = new Set<(event: HubEvent) => void>();
   readonly #pushListeners = new Set<(push: HubPush) => void>();
+  readonly #feedbackListeners = new Set<(hub: string) => void>();
   readonly #outbox: HubPushOutbox | undefined;
   readonly #writeSoon: ((write: () => void) => Promise<void>) | undefined;
   readonly policies: readonly HubPolicy[];
@@ -792,6 +795,7 @@ export class HubService {
       const { hub: hubName, deviceId: id } = device.identity;
       const { message: queued, changes } = enqueue(this.#store, hubName, id, message, nowMs);
       this.#outbox?.add({ kind: 'c2d', hub: hubName, deviceId: id });
+      this.#queueFeedback(changes, nowMs);
       return { queued, changes };
     });
     this.#reportC2d(changes);
@@ -810,9 +814,11 @@ export class HubService {
     connection?: string,
   ): QueuedC2d | undefined {
     const nowMs = this.#now().getTime();
-    const { message, changes } = this.#store.transaction(() =>
-      receive(this.#store, hub, deviceId, connection === undefined ? {} : { connection }, nowMs),
-    );
+    const { message, changes } = this.#store.transaction(() => {
+      const received = receive(this.#store, hub, deviceId, connection === undefined ? {} : { connection }, nowMs);
+      this.#queueFeedback(received.changes, nowMs);
+      return received;
+    });
     this.#reportC2d(changes, transport);
     return message;
   }
@@ -831,6 +837,7 @@ export class HubService {
       const settled = settle(this.#store, hub, deviceId, lockToken, action, nowMs);
       // An abandoned message is Enqueued again: owed to the device's connection, wherever it is.
       if (settled.changes.at(-1)?.outcome === 'abandoned') this.#outbox?.add({ kind: 'c2d', hub, deviceId });
+      this.#queueFeedback(settled.changes, nowMs);
       return settled.changes;
     });
     this.#reportC2d(changes, transport);
@@ -861,10 +868,56 @@ export class HubService {
   purgeCloudToDevice(hub: string, deviceId: string): number {
     const changes = this.#store.transaction(() => {
       const device = this.#require(hub, deviceId);
-      return purge(this.#store, device.identity.hub, device.identity.deviceId);
+      const purged = purge(this.#store, device.identity.hub, device.identity.deviceId);
+      this.#queueFeedback(purged, this.#now().getTime());
+      return purged;
     });
     this.#reportC2d(changes);
     return changes.length;
+  }
+
+  /**
+   * The feedback the changes owe (their messages' `ack`), into their hub's feedback queue, in the
+   * caller's transaction; the feedback listeners hear of it once the transaction has committed.
+   */
+  #queueFeedback(changes: readonly C2dChange[], nowMs: number): void {
+    const generations = new Map<string, string>();
+    for (const change of changes) {
+      const { hub, deviceId } = change.message;
+      let generation = generations.get(deviceId);
+      if (generation === undefined) {
+        generation = this.#store.getDevice(hub, deviceId)?.identity.generationId ?? '';
+        generations.set(deviceId, generation);
+      }
+      const record = feedbackOf(change, generation, nowMs);
+      if (!record) continue;
+      this.#store.addC2dFeedback(hub, record);
+      const hubName = hub;
+      queueMicrotask(() => {
+        for (const listener of this.#feedbackListeners) listener(hubName);
+      });
+    }
+  }
+
+  /** Calls `listener` with a hub's name when feedback was added to its queue (in this process). */
+  onFeedback(listener: (hub: string) => void): () => void {
+    this.#feedbackListeners.add(listener);
+    return () => this.#feedbackListeners.delete(listener);
+  }
+
+  /** Locks to `holder` (a service link) and returns the hub's oldest waiting feedback records, at most `limit`. */
+  takeFeedback(hub: string, holder: string, limit: number): QueuedC2dFeedback[] {
+    return this.#store.takeC2dFeedback(hub, holder, limit);
+  }
+
+  /** Completes (the service accepted them) or releases records taken. */
+  settleFeedback(seqs: readonly number[], complete: boolean): void {
+    this.#store.settleC2dFeedback(seqs, complete);
+  }
+
+  /** Releases every record a service link took (it closed). */
+  releaseFeedback(holder: string): void {
+    this.#store.releaseC2dFeedback(holder);
   }
 
   /** The device's cloud-to-device queue as the store holds it, oldest first. */

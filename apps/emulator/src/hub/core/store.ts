@@ -1,5 +1,11 @@
 import { type AssignmentPlan, type HubAssignment, planAssignment } from './assignment.js';
-import type { C2dStore, QueuedC2d } from './c2d.js';
+import {
+  type C2dFeedbackRecord,
+  type C2dStore,
+  MAX_C2D_FEEDBACK_KEPT,
+  type QueuedC2d,
+  type QueuedC2dFeedback,
+} from './c2d.js';
 import type { HubDevice } from './identity.js';
 import type { HubPushOutbox } from './pushes.js';
 
@@ -103,6 +109,8 @@ export class MemoryHubStore implements HubStore {
   readonly #devices = new Map<string, HubDevice>();
   readonly #telemetry: TelemetryRecord[] = [];
   readonly #c2d = new Map<string, QueuedC2d[]>();
+  readonly #feedback: { seq: number; hub: string; holder?: string; record: C2dFeedbackRecord }[] = [];
+  #feedbackSeq = 0;
 
   getDevice(hub: string, deviceId: string): HubDevice | undefined {
     const device = this.#devices.get(key(hub, deviceId));
@@ -138,6 +146,31 @@ export class MemoryHubStore implements HubStore {
         key(hub, deviceId),
         queue.filter((m) => m.seq !== seq),
       );
+  }
+
+  addC2dFeedback(hub: string, record: C2dFeedbackRecord): void {
+    this.#feedback.push({ seq: ++this.#feedbackSeq, hub: hub.toLowerCase(), record: structuredClone(record) });
+    if (this.#feedback.length > MAX_C2D_FEEDBACK_KEPT)
+      this.#feedback.splice(0, this.#feedback.length - MAX_C2D_FEEDBACK_KEPT);
+  }
+
+  takeC2dFeedback(hub: string, holder: string, limit: number): QueuedC2dFeedback[] {
+    const taken = this.#feedback.filter((f) => f.hub === hub.toLowerCase() && f.holder === undefined).slice(0, limit);
+    for (const f of taken) f.holder = holder;
+    return taken.map((f) => ({ seq: f.seq, record: structuredClone(f.record) }));
+  }
+
+  settleC2dFeedback(seqs: readonly number[], complete: boolean): void {
+    for (const seq of seqs) {
+      const at = this.#feedback.findIndex((f) => f.seq === seq);
+      if (at < 0) continue;
+      if (complete) this.#feedback.splice(at, 1);
+      else delete this.#feedback[at]?.holder;
+    }
+  }
+
+  releaseC2dFeedback(holder: string): void {
+    for (const f of this.#feedback) if (f.holder === holder) delete f.holder;
   }
 
   c2dLockedTo(connection: string | undefined): QueuedC2d[] {
