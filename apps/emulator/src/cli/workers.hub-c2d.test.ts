@@ -1,6 +1,6 @@
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import { type CliEmulator, startCliEmulator } from '../testing/cli-process.js';
+import { loggedAll, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import {
   amqpServiceClient,
@@ -16,15 +16,6 @@ import {
 // the worker holding the device. Each service client opens its own AMQP connection, which the
 // primary hands to the workers in turn; which worker queued a message is read from its `hub.c2d`
 // line (outcome enqueued), which worker holds a device from its `hub.connected` line.
-
-/** The log lines `match` accepts, once the emulator has written at least `n` of them. */
-async function loggedAll(child: CliEmulator, match: (line: LogRecord) => boolean, n = 1): Promise<LogRecord[]> {
-  for (;;) {
-    const lines = child.log().filter(match);
-    if (lines.length >= n) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('dps-emulator start --workers: cloud-to-device messages across workers', () => {
   it('a message queued by one worker reaches a device connected to the other, and its PUBACK completes it', async () => {
