@@ -214,6 +214,8 @@ export interface RunningAmqpTransport extends RunningTransport {
    * `clientCertificates`: the chain the client presented on that TLS connection (X.509 devices).
    */
   acceptWebSocket(ws: WebSocket, peer: string, clientCertificates?: readonly Uint8Array[]): void;
+  /** How many AMQP connections (TLS and WebSocket) the listener holds now (read-only, for tests). */
+  openConnections(): number;
 }
 
 /** What rhea reads from and writes to: a TLS socket or a WebSocket, behind the frame guard. */
@@ -1028,6 +1030,10 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     connection.on('disconnected', () => {
       open.delete(connection);
     });
+    // rhea emits 'disconnected' only for a connection that ends unclosed (3.0.5 connection.js
+    // _disconnected: !is_closed()): one closed properly (AMQP CLOSE, as the SDKs do) leaves here
+    // when its socket or WebSocket ends, or every registration stayed referenced until stop.
+    channel.onEnd(() => open.delete(connection));
 
     open.add(connection);
     connection.accept(socket);
@@ -1070,6 +1076,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
   return {
     host: options.host,
     port,
+    openConnections: () => open.size,
     acceptWebSocket(ws, peer, clientCertificates = []) {
       serve(webSocketChannel(ws), peer, 'amqp-ws', clientCertificates);
     },
