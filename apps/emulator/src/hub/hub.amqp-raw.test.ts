@@ -174,4 +174,56 @@ describe('the hubs over AMQP, raw', () => {
       renewed.close();
     }
   });
+
+  it("bounds the links open at once, not the ATTACHes over a connection's life", async () => {
+    const id = 'amqp-raw-reattach';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+    const connection = await rawHubConnection();
+    const address = `/devices/${id}/messages/events`;
+    const attached = (sender: rhea.Sender) => new Promise((resolve) => sender.once('sendable', resolve));
+    try {
+      const put = await cbs(connection);
+      const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+      expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, token)).toEqual({ status: 200, description: 'OK' });
+      // A device that re-attaches its link (as the SDK does after a link error) twice the bound's
+      // times over one connection: each detached link leaves the count, so it is served throughout.
+      for (let i = 0; i < 2 * MAX_HUB_LINKS_PER_CONNECTION; i++) {
+        const events = connection.open_sender({ target: { address } });
+        await attached(events);
+        const detached = new Promise((resolve) => events.once('sender_close', resolve));
+        events.close();
+        await detached;
+      }
+      const events = connection.open_sender({ target: { address } });
+      await attached(events);
+      const outcome = await new Promise<string>((resolve) => {
+        events.once('accepted', () => resolve('accepted'));
+        events.once('rejected', () => resolve('rejected'));
+        events.send({ body: rhea.message.data_section(Buffer.from('after re-attaching')) });
+      });
+      expect(outcome).toBe('accepted');
+      expect(connection.is_open()).toBe(true);
+
+      // Links open at once: up to the bound (CBS's two and the telemetry link count) all attach;
+      // the next one closes the connection.
+      const more = [];
+      for (let i = 3; i < MAX_HUB_LINKS_PER_CONNECTION; i++) more.push(connection.open_sender({ target: { address } }));
+      await Promise.all(more.map(attached));
+      expect(connection.is_open()).toBe(true);
+      // The server's CLOSE (the ATTACH came alone, so the exchange completes: not 'disconnected').
+      const gone = new Promise((resolve) => {
+        connection.once('connection_close', () => resolve(connection.error));
+        connection.once('disconnected', () => resolve(connection.error));
+      });
+      connection.open_sender({ target: { address } });
+      expect(await gone).toMatchObject({ condition: 'amqp:resource-limit-exceeded' });
+      expect(logs.findLast((line) => line.event === 'amqp.link')).toMatchObject({
+        level: 'warn',
+        condition: 'amqp:resource-limit-exceeded',
+      });
+    } finally {
+      connection.close();
+    }
+  });
 });

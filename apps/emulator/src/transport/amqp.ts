@@ -121,9 +121,10 @@ export interface AmqpTransportOptions {
 }
 
 /**
- * Links a hub connection may attach over its life (a device needs eight: CBS's two, telemetry,
- * the twin's two, the methods' two, C2D; a service connection four): more than DPS's
- * MAX_LINKS_PER_CONNECTION, bounded for the same reason.
+ * Links a hub connection may have at once (a device needs eight: CBS's two, telemetry, the twin's
+ * two, the methods' two, C2D; a service connection four): more than DPS's MAX_LINKS_PER_CONNECTION,
+ * bounded for the same reason. Links the peer detached no longer count, so a device that
+ * re-attaches over a long life is served (see `linksHeld`).
  */
 export const MAX_HUB_LINKS_PER_CONNECTION = 24;
 
@@ -275,10 +276,27 @@ function logRefusedSaslMechanism(connection: ServerConnection, refused: (mechani
   };
 }
 
+/**
+ * The links a connection's rhea sessions hold now: those the peer attached and rhea has not yet
+ * removed (it removes a link once both ends detached). A peer's ATTACH reusing a handle or a name
+ * replaces one map's entry but grows the other, so the larger of the two counts.
+ */
+function linksHeld(connection: ServerConnection): number {
+  let byHandle = 0;
+  let byName = 0;
+  for (const session of Object.values(connection.local_channel_map) as RheaSession[]) {
+    byHandle += Object.keys(session.remote.handles).length;
+    byName += Object.keys(session.links).length;
+  }
+  return Math.max(byHandle, byName);
+}
+
 /** The parts of a rhea session read here. */
 interface RheaSession {
   /** Its links by the peer's handle. */
   remote: { handles: Record<number, unknown> };
+  /** Its links by name. */
+  links: Record<string, unknown>;
   /** What the server sends: deliveries from `next_pending_delivery` on have not been sent yet. */
   outgoing: {
     next_pending_delivery: number;
@@ -363,7 +381,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const credit = new Map<Receiver, number>();
     // The message each request link is gathering (frames with `more` set so far): see `oversized`.
     const gathering = new Map<Receiver, { bytes: number; frames: number }>();
-    // ATTACHes over the connection's life (see MAX_LINKS_PER_CONNECTION).
+    // ATTACHes over the connection's life (see MAX_LINKS_PER_CONNECTION; a hub connection's: linksHeld).
     let links = 0;
     // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
     let refused = false;
@@ -595,8 +613,11 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         else takeAsHub();
       }
       links += 1;
+      // DPS: ATTACHes over the connection's life (a registration is short-lived). A hub connection
+      // lives long and re-attaches (the SDK after a link error, twin/methods enabled again): its
+      // bound is on the links rhea holds at once.
       const maxLinks = role === 'hub' ? MAX_HUB_LINKS_PER_CONNECTION : MAX_LINKS_PER_CONNECTION;
-      if (links > maxLinks) {
+      if ((role === 'hub' ? linksHeld(connection) + 1 : links) > maxLinks) {
         return violation('amqp.link', `more than ${maxLinks} links`, {
           condition: 'amqp:resource-limit-exceeded',
           description: `At most ${maxLinks} links per connection.`,
