@@ -346,7 +346,19 @@ export class HubService {
   }
 
   getTwin(hub: string, deviceId: string): Record<string, unknown> {
-    return twinView(this.#require(hub, deviceId));
+    const device = this.#require(hub, deviceId);
+    return twinView(device, this.#c2dCount(device));
+  }
+
+  /**
+   * IoT Hub's `cloudToDeviceMessageCount`: the device's queued messages (Enqueued or delivered and
+   * not yet settled), those past their expiry left out. Read only: a registry read changes no queue.
+   */
+  #c2dCount(device: HubDevice): number {
+    const nowMs = this.#now().getTime();
+    return this.#store
+      .c2dMessages(device.identity.hub, device.identity.deviceId)
+      .filter((message) => message.expiryMs > nowMs).length;
   }
 
   /** `PATCH /twins/{id}`: tags and desired properties, `If-Match` checked against the twin's etag. */
@@ -414,11 +426,12 @@ export class HubService {
       ...(tags ? { tags } : {}),
       ...(desiredPush ? { desired: desiredPush } : {}),
     });
-    return twinView(device);
+    return twinView(device, this.#c2dCount(device));
   }
 
   getDevice(hub: string, deviceId: string): Record<string, unknown> {
-    return deviceView(this.#require(hub, deviceId));
+    const device = this.#require(hub, deviceId);
+    return deviceView(device, this.#c2dCount(device));
   }
 
   /**
@@ -438,7 +451,9 @@ export class HubService {
       const asked = Number(top.trim());
       if (asked >= 1 && asked <= MAX_LISTED_DEVICES) limit = asked;
     }
-    return this.#store.devicesAfter(this.hubNamed(hub) ?? hub, undefined, limit).map((device) => deviceView(device));
+    return this.#store
+      .devicesAfter(this.hubNamed(hub) ?? hub, undefined, limit)
+      .map((device) => deviceView(device, this.#c2dCount(device)));
   }
 
   /**
@@ -457,6 +472,7 @@ export class HubService {
       return runTwinQuery((after, limit) => this.#store.devicesAfter(name, after, limit), queryText(body), {
         ...(pageSize !== undefined ? { pageSize } : {}),
         ...(continuation !== undefined ? { continuation } : {}),
+        c2dCount: (device) => this.#c2dCount(device),
       });
     } catch (err) {
       if (err instanceof QueryError) throw new HubError(400, 'ArgumentInvalid', err.message);
@@ -643,7 +659,7 @@ export class HubService {
     });
     if (disabled) this.announcePush({ kind: 'disabled', hub: device.identity.hub, deviceId: device.identity.deviceId });
     this.#emit({ kind: created ? 'device-created' : 'device-updated', hub, deviceId: device.identity.deviceId });
-    return deviceView(device);
+    return deviceView(device, this.#c2dCount(device));
   }
 
   /** A device-to-cloud message: saved (bounded per hub) and reported. */

@@ -93,7 +93,7 @@ export function queryText(body: unknown): string {
 export function runTwinQuery(
   read: DeviceReader,
   text: string,
-  options: { pageSize?: string; continuation?: string },
+  options: { pageSize?: string; continuation?: string; c2dCount?: (device: HubDevice) => number },
 ): TwinQueryPage {
   const query = parseTwinQuery(text);
   const pageSize = queryPageSize(options.pageSize);
@@ -102,7 +102,7 @@ export function runTwinQuery(
   const itemType = isTwinQuery(query) ? 'twin' : 'raw';
   if (isAggregate(query)) {
     const aggregation = new Aggregation(query, MAX_QUERY_GROUPS);
-    for (const twin of twins(read, query, undefined)) aggregation.add(twin);
+    for (const twin of twins(read, query, undefined, options.c2dCount)) aggregation.add(twin);
     const rows = aggregation.rows();
     const offset = position.offset ?? 0;
     const page = bounded(rows.slice(offset, offset + pageSize));
@@ -117,7 +117,7 @@ export function runTwinQuery(
   const items: JsonValue[] = [];
   let bytes = 2;
   let last: string | undefined;
-  for (const twin of twins(read, query, position.after)) {
+  for (const twin of twins(read, query, position.after, options.c2dCount)) {
     const item = project(query, twin);
     const size = Buffer.byteLength(JSON.stringify(item)) + 1;
     if (items.length >= pageSize || (items.length > 0 && bytes + size > MAX_QUERY_PAGE_BYTES)) {
@@ -132,12 +132,17 @@ export function runTwinQuery(
 }
 
 /** The twins (as `GET /twins/{id}` answers them) the query's WHERE keeps, after a device id. */
-function* twins(read: DeviceReader, query: TwinQuery, after: string | undefined): Generator<JsonValue> {
+function* twins(
+  read: DeviceReader,
+  query: TwinQuery,
+  after: string | undefined,
+  c2dCount: ((device: HubDevice) => number) | undefined,
+): Generator<JsonValue> {
   let cursor = after;
   for (;;) {
     const batch = read(cursor, SCAN_BATCH);
     for (const device of batch) {
-      const twin = twinView(device) as JsonValue;
+      const twin = twinView(device, c2dCount?.(device)) as JsonValue;
       if (matches(query, twin)) yield twin;
     }
     if (batch.length < SCAN_BATCH) return;

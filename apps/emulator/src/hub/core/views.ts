@@ -14,9 +14,10 @@ function thumbprints(identity: DeviceIdentity): {
 
 /**
  * `GET /devices/{id}` as IoT Hub answers it (api-version 2021-04-12), in its field order. Keys are
- * included as the real registry returns them to `iothubowner`.
+ * included as the real registry returns them to `iothubowner`. `c2dCount`: the messages in the
+ * device's cloud-to-device queue (IoT Hub's `cloudToDeviceMessageCount`, "currently queued").
  */
-export function deviceView(device: HubDevice): Record<string, unknown> {
+export function deviceView(device: HubDevice, c2dCount = 0): Record<string, unknown> {
   const { identity } = device;
   return {
     deviceId: identity.deviceId,
@@ -28,7 +29,7 @@ export function deviceView(device: HubDevice): Record<string, unknown> {
     connectionStateUpdatedTime: device.connectionStateUpdatedUtc ?? NEVER_UTC,
     statusUpdatedTime: identity.statusUpdatedUtc,
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
-    cloudToDeviceMessageCount: 0,
+    cloudToDeviceMessageCount: c2dCount,
     authentication: {
       symmetricKey: { primaryKey: identity.primaryKey ?? null, secondaryKey: identity.secondaryKey ?? null },
       x509Thumbprint: thumbprints(identity),
@@ -38,8 +39,8 @@ export function deviceView(device: HubDevice): Record<string, unknown> {
   };
 }
 
-/** `GET /twins/{id}` as IoT Hub answers it, in its field order. */
-export function twinView(device: HubDevice): Record<string, unknown> {
+/** `GET /twins/{id}` as IoT Hub answers it, in its field order (`c2dCount` as `deviceView`'s). */
+export function twinView(device: HubDevice, c2dCount = 0): Record<string, unknown> {
   const { identity, twin } = device;
   return {
     deviceId: identity.deviceId,
@@ -49,7 +50,7 @@ export function twinView(device: HubDevice): Record<string, unknown> {
     statusUpdateTime: identity.statusUpdatedUtc,
     connectionState: device.connectionState,
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
-    cloudToDeviceMessageCount: 0,
+    cloudToDeviceMessageCount: c2dCount,
     authenticationType: identity.authenticationType ?? 'sas',
     x509Thumbprint: thumbprints(identity),
     modelId: '',
