@@ -761,19 +761,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           receiver.add_credit(count);
         },
         send: (sender, message) => {
-          if (!connection.is_open()) return undefined;
-          if (unsettledAnswers >= MAX_UNSETTLED_ANSWERS) {
-            log.warn(
-              'amqp.unsettled',
-              `${peer} (${transport}): ${unsettledAnswers} messages not settled by the client; connection closed`,
-              { transport, unsettled: unsettledAnswers, condition: 'amqp:resource-limit-exceeded' },
-            );
-            closeConnection({
-              condition: 'amqp:resource-limit-exceeded',
-              description: `At most ${MAX_UNSETTLED_ANSWERS} messages may wait for the client to settle them.`,
-            });
-            return undefined;
-          }
+          if (!connection.is_open() || overUnsettledBound('messages')) return undefined;
           const sent = sender.send(message as never);
           if (!sent.settled) unsettledAnswers += 1;
           return sent;
@@ -944,6 +932,25 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       destroyAfterGrace(channel);
     };
 
+    /**
+     * True, with the connection closed and a warning, when MAX_UNSETTLED_ANSWERS of what the listener
+     * sent (DPS's answers, a hub endpoint's messages) still wait for the client to settle them: a
+     * client that never settles would otherwise hold every one of them.
+     */
+    const overUnsettledBound = (what: 'answers' | 'messages'): boolean => {
+      if (unsettledAnswers < MAX_UNSETTLED_ANSWERS) return false;
+      log.warn(
+        'amqp.unsettled',
+        `${peer} (${transport}): ${unsettledAnswers} ${what} not settled by the client; connection closed`,
+        { transport, unsettled: unsettledAnswers, condition: 'amqp:resource-limit-exceeded' },
+      );
+      closeConnection({
+        condition: 'amqp:resource-limit-exceeded',
+        description: `At most ${MAX_UNSETTLED_ANSWERS} ${what} may wait for the client to settle them.`,
+      });
+      return true;
+    };
+
     // Answers the client settles (the SDKs at once, as each arrives); pre-settled ones are not counted.
     connection.on('settled', (context: EventContext) => {
       if (context.sender && unsettledAnswers > 0) unsettledAnswers -= 1;
@@ -967,18 +974,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         });
         return;
       }
-      if (unsettledAnswers >= MAX_UNSETTLED_ANSWERS) {
-        log.warn(
-          'amqp.unsettled',
-          `${peer} (${transport}): ${unsettledAnswers} answers not settled by the client; connection closed`,
-          { transport, unsettled: unsettledAnswers, condition: 'amqp:resource-limit-exceeded' },
-        );
-        closeConnection({
-          condition: 'amqp:resource-limit-exceeded',
-          description: `At most ${MAX_UNSETTLED_ANSWERS} answers may wait for the client to settle them.`,
-        });
-        return;
-      }
+      if (overUnsettledBound('answers')) return;
       delivery.accept();
       const sent = responder.send({
         correlation_id: correlationId as string,
