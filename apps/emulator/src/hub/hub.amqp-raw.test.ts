@@ -8,6 +8,7 @@ import rhea, { type Connection, type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { openRheaConnection } from '../testing/raw-amqp.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
 
@@ -22,22 +23,10 @@ afterAll(async () => {
 });
 
 /** A raw AMQP connection without SASL (a hub client's), open. */
-async function rawHubConnection(): Promise<Connection> {
+function rawHubConnection(): Promise<Connection> {
   const port = bed.emulator.endpoints.amqp?.port;
-  const connection = rhea.create_container().connect({
-    transport: 'tls',
-    host: 'localhost',
-    port,
-    ca: bed.emulator.caCertPem,
-    reconnect: false,
-  } as never);
-  connection.on('connection_error', () => {});
-  connection.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    connection.once('connection_open', () => resolve());
-    connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
-  });
-  return connection;
+  if (port === undefined) throw new Error('the emulator runs without AMQP');
+  return openRheaConnection(port, bed.emulator.caCertPem);
 }
 
 /** Sends put-token requests on `$cbs` and resolves with each answer's status and description. */

@@ -45,35 +45,56 @@ export interface RheaDevice {
 }
 
 /**
+ * An AMQP connection over TLS to `port` with rhea, being opened (`options`: SASL PLAIN's `username`
+ * and `password`, a client `cert` and `key`, or nothing: the bare AMQP header, as
+ * azure-iot-amqp-base sends for a hub). Its errors are swallowed: tests read what they expect from
+ * the events, whose listeners can be added before any frame is read.
+ */
+export function rheaConnect(port: number, ca: string, options: Record<string, unknown> = {}): Connection {
+  const connection = rhea
+    .create_container()
+    .connect({ transport: 'tls', host: 'localhost', port, ca, reconnect: false, ...options } as never);
+  connection.on('connection_error', () => {});
+  connection.on('error', () => {});
+  return connection;
+}
+
+/** Resolves with `connection` once open; rejects if the server ends it before. */
+export function whenOpen(connection: Connection): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    connection.once('connection_open', () => resolve(connection));
+    connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
+  });
+}
+
+/** `rheaConnect` then `whenOpen`: an open AMQP connection. */
+export function openRheaConnection(
+  port: number,
+  ca: string,
+  options: Record<string, unknown> = {},
+): Promise<Connection> {
+  return whenOpen(rheaConnect(port, ca, options));
+}
+
+/**
  * Opens an AMQP connection with SASL PLAIN as the SDK does (username `{idScope}/registrations/{id}`,
  * password a SAS token for that id and `key`, unless `password` is given) and resolves once open.
  */
-export function connectRheaDevice(
+export async function connectRheaDevice(
   emulator: Emulator,
   registrationId: string,
   key: string,
   options: { password?: string } = {},
 ): Promise<RheaDevice> {
-  const container = rhea.create_container();
-  const connection = container.connect({
-    transport: 'tls',
-    host: 'localhost',
-    port: amqpPort(emulator),
-    ca: emulator.caCertPem,
-    reconnect: false,
+  const connection = rheaConnect(amqpPort(emulator), emulator.caCertPem, {
     username: `${emulator.idScope}/registrations/${registrationId}`,
     password: options.password ?? createRegistrationSasToken({ idScope: emulator.idScope, registrationId, key }),
-  } as never);
+  });
   const closed = new Promise<{ condition?: string; description?: string } | undefined>((resolve) => {
     connection.on('connection_close', (context: EventContext) => resolve(context.connection.error as never));
     connection.on('disconnected', (context: EventContext) => resolve(context.connection.error as never));
   });
-  connection.on('connection_error', () => {});
-  connection.on('error', () => {});
-  return new Promise((resolve, reject) => {
-    connection.once('connection_open', () => resolve({ connection, closed }));
-    connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
-  });
+  return { connection: await whenOpen(connection), closed };
 }
 
 // rhea's frame encoders (not in its typings): rawTransfers writes transfers itself, as rhea's own

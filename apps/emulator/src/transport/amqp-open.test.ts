@@ -6,12 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@dpskit/node-kit';
-import rhea, { type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeviceApi } from '../core/device-api.js';
 import { enrollmentSet } from '../core/model.js';
 import { RegistrationService } from '../core/registrations.js';
 import { MemoryRegistrationStore } from '../core/store.js';
+import { openRheaConnection } from '../testing/raw-amqp.js';
 import { ensureCertificates } from '../tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './amqp.js';
 
@@ -50,20 +50,9 @@ afterAll(async () => {
 
 /** A DPS device connection (SASL PLAIN, an unknown enrollment's token) opened, then closed properly. */
 async function openAndClose(id: string): Promise<void> {
-  const connection = rhea.create_container().connect({
-    transport: 'tls',
-    host: 'localhost',
-    port: transport.port,
-    ca,
+  const connection = await openRheaConnection(transport.port, ca, {
     username: `${SCOPE}/registrations/${id}`,
     password: `SharedAccessSignature sr=${SCOPE}%2Fregistrations%2F${id}&sig=c2ln&se=4102444800&skn=registration`,
-    reconnect: false,
-  } as never);
-  connection.on('connection_error', () => {});
-  connection.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    connection.once('connection_open', () => resolve());
-    connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
   });
   expect(transport.openConnections()).toBeGreaterThan(0);
   const closed = new Promise<void>((resolve) => connection.once('connection_close', () => resolve()));

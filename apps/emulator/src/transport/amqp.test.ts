@@ -7,7 +7,7 @@ import type { Emulator } from '../emulator.js';
 import { createTestCa, createTestDeviceCertificate, pemChain } from '../testing/certificates.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { logClock } from '../testing/log-clock.js';
-import { connectRheaDevice, plainTcpToAmqpPort, rawAmqpExchange } from '../testing/raw-amqp.js';
+import { connectRheaDevice, openRheaConnection, plainTcpToAmqpPort, rawAmqpExchange } from '../testing/raw-amqp.js';
 import { closeOf, openWebSocket } from '../testing/raw-websocket.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
@@ -203,20 +203,9 @@ describe('AMQP: a client with a TLS certificate and no SASL (how the SDKs speak 
     const endpoint = emulator.endpoints.amqp;
     if (!endpoint) throw new Error('no AMQP');
     // No username and no SASL mechanisms: rhea sends the bare AMQP header, as azure-iot-amqp-base does.
-    const connection = rhea.create_container().connect({
-      transport: 'tls',
-      host: 'localhost',
-      port: endpoint.port,
-      ca: emulator.caCertPem,
+    const connection = await openRheaConnection(endpoint.port, emulator.caCertPem, {
       cert: pemChain(device, stranger),
       key: device.key,
-      reconnect: false,
-    } as never);
-    connection.on('connection_error', () => {});
-    connection.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      connection.once('connection_open', () => resolve());
-      connection.once('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
     });
 
     // The first link's address makes the connection DPS's (one naming no registration would make
