@@ -63,13 +63,19 @@ describe('a refused credential has its debug line', () => {
     ]);
   });
 
-  it('DPS over AMQP, SASL ANONYMOUS (no password): amqp.auth, missing-token', async () => {
+  it('DPS over AMQP, a SASL mechanism it does not serve: amqp.auth, missing-token', async () => {
     const before = logged.filter((l) => l.level === 'debug' && l.event === 'amqp.auth').length;
     // rhea answers the init with the SASL outcome auth (1); nothing of it was logged.
-    expect(await rawSaslInit(bed.emulator, 'ANONYMOUS')).toBe(1);
+    expect(await rawSaslInit(bed.emulator, 'CRAM-MD5')).toBe(1);
     const lines = logged.filter((l) => l.level === 'debug' && l.event === 'amqp.auth').slice(before);
     expect(lines).toEqual([expect.objectContaining({ reason: 'missing-token', transport: 'amqp' })]);
-    expect(lines[0]?.msg).toContain('SASL ANONYMOUS');
+    expect(lines[0]?.msg).toContain('SASL CRAM-MD5');
+  });
+
+  it("SASL ANONYMOUS is the hubs' (Event Hubs clients authenticate by CBS): accepted, no amqp.auth line", async () => {
+    const before = logged.filter((l) => l.level === 'debug' && l.event === 'amqp.auth').length;
+    expect(await rawSaslInit(bed.emulator, 'ANONYMOUS')).toBe(0);
+    expect(logged.filter((l) => l.level === 'debug' && l.event === 'amqp.auth').slice(before)).toEqual([]);
   });
 
   it('a hub device over HTTPS, no Authorization: hub.auth, missing-token', async () => {

@@ -29,6 +29,13 @@ function rawHubConnection(): Promise<Connection> {
   return openRheaConnection(port, bed.emulator.caCertPem);
 }
 
+/** A raw AMQP connection with SASL ANONYMOUS (a key name, no password: as @azure/core-amqp connects), open. */
+function anonymousConnection(): Promise<Connection> {
+  const port = bed.emulator.endpoints.amqp?.port;
+  if (port === undefined) throw new Error('the emulator runs without AMQP');
+  return openRheaConnection(port, bed.emulator.caCertPem, { username: 'iothubowner' });
+}
+
 /** Sends put-token requests on `$cbs` and resolves with each answer's status and description. */
 async function cbs(connection: Connection) {
   const replies = connection.open_receiver({ source: { address: '$cbs' } });
@@ -60,6 +67,23 @@ function linkError(link: rhea.Sender | rhea.Receiver): Promise<{ condition?: str
 }
 
 describe('the hubs over AMQP, raw', () => {
+  it('takes a SASL ANONYMOUS connection as a hub client (CBS put-token, then links)', async () => {
+    const id = 'amqp-anonymous-device';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const connection = await anonymousConnection();
+    try {
+      const put = await cbs(connection);
+      const name = `${HUB_A}/devices/${id}`;
+      const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+      expect(await put({ operation: 'put-token', type: 'servicebus.windows.net:sastoken', name }, token)).toEqual({
+        status: 200,
+        description: 'OK',
+      });
+    } finally {
+      connection.close();
+    }
+  });
+
   it('answers put-tokens and refuses what it does not serve, then serves the SDK', async () => {
     const id = 'amqp-raw-device';
     const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);

@@ -169,6 +169,9 @@ export interface AmqpHubConnection {
  * `put-token` (SAS) or its TLS client certificate (X.509), its OPEN's hostname naming the hub (or
  * its GatewayHostName). So: SASL PLAIN is DPS's; no SASL and no client certificate, or an OPEN
  * naming a hub, is a hub's; no SASL with a certificate is decided by the first link's address.
+ * SASL ANONYMOUS is a hub's too: @azure/event-hubs (rhea under @azure/core-amqp, given a key name
+ * and no password) reads the hubs' Event Hubs-compatible endpoint that way and authenticates by
+ * CBS put-token; DPS clients never send it.
  */
 export interface AmqpHubSeam {
   /** Whether an OPEN's `hostname` names one of the hubs (any case, port ignored). */
@@ -257,8 +260,8 @@ interface ServerConnection extends Connection {
 }
 
 /**
- * Calls `refused` with the mechanism of a SASL init other than PLAIN (ANONYMOUS: a client without
- * credentials), which rhea answers with the SASL outcome `auth` and nothing else: no event of
+ * Calls `refused` with the mechanism of a SASL init other than PLAIN (ANONYMOUS when no hub is
+ * linked: a client without credentials; with hubs, ANONYMOUS is theirs), which rhea answers with the SASL outcome `auth` and nothing else: no event of
  * rhea's tells it, so without this such a refusal had no line at all (every other refused
  * credential has its `amqp.auth` debug line). rhea hands each SASL frame to its SASL layer's
  * `on_<frame>` method, looked up at each frame: this wraps the layer's own.
@@ -392,6 +395,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // A container per connection: rhea hands the SASL callback only the username and password, so
     // the connection they belong to is this closure's.
     const container = rhea.create_container({ id: containerId });
+    // SASL ANONYMOUS: a client that authenticates by CBS put-token, never DPS's (see AmqpHubSeam).
+    if (options.hubs) container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain((username: string, password: string) => {
       const address = parseAmqpAddress(username);
       authenticated = address;
@@ -418,6 +423,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       // No credit window of rhea's (it grants more as each message arrives): credit is granted here,
       // CREDIT_WINDOW on attach and one per answer.
       credit_window: 0,
+      // With ANONYMOUS among its mechanisms rhea would also take a client that skips SASL itself
+      // (its Selective layer); that case is decided here (see `withoutSasl`).
+      require_sasl: true,
     } as never) as ServerConnection;
 
     /**
@@ -685,6 +693,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       saslOptional: clientCertificates.length > 0 || options.hubs !== undefined,
     });
     let withoutSasl = false;
+    // SASL ANONYMOUS (offered only with hubs): an Event Hubs client (@azure/core-amqp sends its key
+    // name as the ANONYMOUS response) or another CBS client; a hub connection (see AmqpHubSeam).
+    let saslAnonymous = false;
     const refuse = (problem: AmqpStreamProblem) => {
       refused = true;
       const what = describeProblem(problem);
@@ -771,7 +782,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     connection.on('connection_open', () => {
-      if (role === 'undecided' && options.hubs && !attestation) {
+      if (role === 'undecided' && saslAnonymous) takeAsHub();
+      else if (role === 'undecided' && options.hubs && !attestation) {
         // No SASL PLAIN: a hub client when it presented no certificate (it cannot be a DPS one) or
         // named a hub in its OPEN; else (X.509) its first link decides (see on_attach).
         if (withoutSasl && (clientCertificates.length === 0 || options.hubs.isHubHost(remoteHostname(connection))))
@@ -1054,13 +1066,17 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
 
     open.add(connection);
     connection.accept(socket);
-    logRefusedSaslMechanism(connection, (mechanism) =>
+    logRefusedSaslMechanism(connection, (mechanism) => {
+      if (mechanism === 'ANONYMOUS' && options.hubs) {
+        saslAnonymous = true;
+        return;
+      }
       log.debug(
         'amqp.auth',
         `${peer} (${transport}): missing-token (SASL ${clip(mechanism)}: only SASL PLAIN, {idScope}/registrations/{registrationId} and a SAS token, is served)`,
         { registrationId: '', reason: 'missing-token', transport },
-      ),
-    );
+      );
+    });
   };
 
   const server = tls.createServer(
