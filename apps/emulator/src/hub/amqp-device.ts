@@ -2,6 +2,7 @@ import { decodeJson } from '@dpskit/contracts';
 import rhea, { type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
+import { attachC2dDeviceLink, type C2dDeviceLink } from './amqp-device-c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
@@ -23,7 +24,7 @@ export const DEVICE_LINK_CREDIT = 10;
 export const MAX_DEVICE_TO_CLOUD_BYTES = 256 * 1024;
 
 /** The device addresses of azure-iot-common's `endpoint` (device, not module, paths). */
-const DEVICE_ADDRESS = /^\/devices\/([^/]+)\/(messages\/events|twin|methods\/devicebound)$/;
+const DEVICE_ADDRESS = /^\/devices\/([^/]+)\/(messages\/events|messages\/devicebound|twin|methods\/devicebound)$/;
 /** A module's address (`/devices/{id}/modules/{m}/…`): module identities are not emulated. */
 const MODULE_ADDRESS = /^\/devices\/[^/]+\/modules\//;
 
@@ -41,6 +42,8 @@ interface DeviceLinks {
   desired: boolean;
   methodRequests?: Sender;
   methodAnswers?: Receiver;
+  /** The device's cloud-to-device link (the newest it attached on the connection). */
+  c2d?: C2dDeviceLink;
 }
 
 export interface DeviceAmqpEndpoint extends HubAmqpEndpoint {
@@ -56,7 +59,8 @@ export interface DeviceAmqpEndpoint extends HubAmqpEndpoint {
  * `operation`/`resource` message annotations, answers with `status` and the request's
  * `correlation_id`, desired-property patches pushed without one), direct methods on
  * `/devices/{id}/methods/devicebound` (requests with `IoThub-methodname`, answers with
- * `IoThub-status`), all through the same core as MQTT (HubService, DirectMethods).
+ * `IoThub-status`), cloud-to-device messages on `/devices/{id}/messages/devicebound`
+ * (amqp-device-c2d.ts), all through the same core as MQTT (HubService, DirectMethods, the C2D queue).
  */
 export function createDeviceAmqpEndpoint(
   hub: HubService,
@@ -107,11 +111,14 @@ export function createDeviceAmqpEndpoint(
   });
 
   const deliver = (push: HubPush, seq?: number) => {
-    // Only deleted, disabled and connected-elsewhere end the connection: a cloud-to-device message
-    // (no devicebound link served over AMQP here) is left queued for the device.
-    if (push.kind === 'method' || push.kind === 'method-end' || push.kind === 'c2d') return;
+    if (push.kind === 'method' || push.kind === 'method-end') return;
     const links = held.get(keyOf(push.hub, push.deviceId));
     if (!links) return;
+    // A message to deliver: sent if the device listens (its C2D link), else it waits in the queue.
+    if (push.kind === 'c2d') {
+      links.c2d?.pump();
+      return;
+    }
     const { context } = links;
     if (push.kind === 'desired') {
       if (!links.desired || !links.twinReplies?.is_open()) return;
@@ -278,6 +285,15 @@ export function createDeviceAmqpEndpoint(
         const receiver = link as Receiver;
         context.onMessage(receiver, (ctx) => onTelemetry(links, receiver, ctx));
         context.amqp.grantCredit(receiver, DEVICE_LINK_CREDIT);
+        return true;
+      }
+      if (kind === 'messages/devicebound') {
+        // The device receives here (the hub sends): a link where the device would send is not served.
+        if (receiving) return false;
+        const c2d = attachC2dDeviceLink(hub, links, link as Sender, context);
+        links.c2d = c2d;
+        // Queued messages go once the device gives credit (its flow after the ATTACH: `sendable`).
+        c2d.pump();
         return true;
       }
       if (kind === 'twin') {

@@ -7,13 +7,13 @@
 import type { IncomingMessage } from 'node:http';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { c2dEvent as c2dEventOf, c2dOutcomes, propertiesOf, type SdkMessage } from '../testing/c2d.js';
 import { HUB_A } from '../testing/fixtures.js';
 import {
   createDeviceKey,
   type DeviceClient,
   deviceClient,
   type HubDeviceTransport,
-  nextHubEvent,
   registryClient,
 } from '../testing/hub-sdk.js';
 import { DISCONNECT, hubConnect, rawMqttConnection } from '../testing/mqtt-bytes.js';
@@ -35,8 +35,6 @@ afterAll(async () => {
   await bed?.close();
 });
 
-type SdkMessage = Parameters<DeviceClient['complete']>[0];
-
 async function newDevice(id: string): Promise<string> {
   return createDeviceKey(registryClient(bed.emulator, HUB_A), id);
 }
@@ -53,20 +51,11 @@ function nextMessage(client: DeviceClient): Promise<SdkMessage> {
 }
 
 function c2dEvent(deviceId: string, outcome: string): Promise<HubEvent> {
-  return nextHubEvent(bed.emulator, (e) => e.kind === 'c2d' && e.deviceId === deviceId && e.outcome === outcome);
+  return c2dEventOf(bed.emulator, deviceId, outcome);
 }
 
 function outcomes(deviceId: string): string[] {
-  return events.flatMap((e) => (e.kind === 'c2d' && e.deviceId === deviceId ? [e.outcome] : []));
-}
-
-function propertiesOf(message: SdkMessage): Record<string, string> {
-  const properties: Record<string, string> = {};
-  for (let i = 0; i < message.properties.count(); i++) {
-    const item = message.properties.getItem(i);
-    properties[item.key] = item.value;
-  }
-  return properties;
+  return c2dOutcomes(events, deviceId);
 }
 
 /** Resolves once `done()` holds, checking every 20 ms (no deadline: the test's own timeout bounds it). */

@@ -154,9 +154,10 @@ export interface AmqpHubConnection {
   grantCredit(receiver: Receiver, count: number): void;
   /**
    * Sends `message` on `sender` (a link where the server sends), counted until the client settles
-   * it: past MAX_UNSETTLED_ANSWERS unsettled the connection is closed instead (undefined).
+   * it: past MAX_UNSETTLED_ANSWERS unsettled the connection is closed instead (undefined). `tag`:
+   * the delivery tag, where the client reads one (a cloud-to-device message's lock token); else rhea's.
    */
-  send(sender: Sender, message: Record<string, unknown>): Delivery | undefined;
+  send(sender: Sender, message: Record<string, unknown>, tag?: Buffer): Delivery | undefined;
   /** Closes the connection with `error` (and the socket after a grace). */
   close(error: { condition: string; description: string }): void;
 }
@@ -771,9 +772,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           credit.set(receiver, (credit.get(receiver) ?? 0) + count);
           receiver.add_credit(count);
         },
-        send: (sender, message) => {
+        send: (sender, message, tag) => {
           if (!connection.is_open() || overUnsettledBound('messages')) return undefined;
-          const sent = sender.send(message as never);
+          const sent = sender.send(message as never, tag);
           if (!sent.settled) unsettledAnswers += 1;
           return sent;
         },

@@ -11,6 +11,7 @@ import { clip } from '../../core/client-text.js';
  * Enqueued again, the delivery count unchanged ("Understand delivery count behavior"). A message
  * past its expiry time is dead-lettered. Over MQTT the PUBACK completes (a device cannot reject or
  * abandon over MQTT); the message is locked to the connection and Enqueued again when it closes.
+ * Over AMQP the delivery's disposition settles it; it is locked to the link the same way.
  *
  * The queue lives in the store (`C2dStore`), read and written inside the caller's transaction,
  * so any process on a shared store (`--workers`) may enqueue, deliver and settle. The logic here
@@ -57,7 +58,7 @@ export interface C2dLock {
   token: string;
   /** Timed locks (HTTPS): the lock lapses at this time (ms since the epoch). */
   untilMs?: number;
-  /** Connection locks (MQTT): the connection the message was sent on. */
+  /** Connection locks (MQTT, AMQP): the connection or link the message was sent on. */
   connection?: string;
 }
 

@@ -820,8 +820,8 @@ export class HubService {
   }
 
   /**
-   * The device's oldest Enqueued cloud-to-device message, locked for it: to `connection` (MQTT,
-   * until it closes or the PUBACK completes it) or for a minute (HTTPS). Undefined when none is Enqueued.
+   * The device's oldest Enqueued cloud-to-device message, locked for it: to `connection` (an MQTT
+   * connection or AMQP link, until it closes or the device settles it) or for a minute (HTTPS). Undefined when none is Enqueued.
    */
   receiveCloudToDevice(
     hub: string,
@@ -862,9 +862,9 @@ export class HubService {
   }
 
   /**
-   * Puts back the messages locked to an MQTT connection that closed (IoT Hub redelivers an
-   * unacknowledged message when the device connects again); with no connection, those of every
-   * connection (at start: none survives the process that held it).
+   * Puts back the messages locked to an MQTT connection or AMQP link that closed (IoT Hub
+   * redelivers an unacknowledged message when the device connects again); with no connection,
+   * those of every connection (at start: none survives the process that held it).
    */
   releaseCloudToDevice(connection?: string): void {
     const changes = this.#store.transaction(() => {
