@@ -42,6 +42,8 @@ import {
 import { createHubAmqp } from './hub/amqp.js';
 import { createDeviceAmqpEndpoint } from './hub/amqp-device.js';
 import { c2dServiceEndpoint } from './hub/amqp-service.js';
+import { eventHubName } from './hub/core/eventhub.js';
+import { EventHubService } from './hub/core/eventhub-service.js';
 import {
   DEFAULT_HUB_POLICIES,
   HUB_OWNER_POLICY_NAME,
@@ -51,6 +53,7 @@ import {
 } from './hub/core/hub-service.js';
 import type { HubDevice } from './hub/core/identity.js';
 import type { TelemetryRecord } from './hub/core/store.js';
+import { eventHubEndpoint } from './hub/eventhub.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { followHubPushes, type HubPushFollower } from './hub/push-follower.js';
 import { claimStateDir, type StateClaim } from './state-claim.js';
@@ -282,6 +285,13 @@ export interface Emulator {
    * clients reach the emulator's HTTPS port through an agent (see the README).
    */
   hubConnectionString(hostName?: string): string;
+  /**
+   * The Event Hubs-compatible connection string of an emulated hub's built-in endpoint (default the
+   * first linked hub), as the portal's "Built-in endpoints" gives it, for @azure/event-hubs'
+   * `EventHubConsumerClient`: `Endpoint=sb://localhost:{amqp port}/;SharedAccessKeyName=iothubowner;
+   * SharedAccessKey=…;EntityPath={hub name}` (TLS, the emulator's CA: see docs/hubs.md).
+   */
+  eventHubConnectionString(hostName?: string): string;
   /** The device identities (with twins) of one emulated hub, or of all. */
   hubDevices(hostName?: string): HubDevice[];
   /** Device-to-cloud messages a hub received (the newest 1000 per hub and each device's newest 10), oldest first. */
@@ -589,7 +599,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       // The hubs' AMQP endpoint shares DPS's AMQP listener (and the WebSocket path): the device API
       // is its first endpoint.
       const amqpEnabled = this.#options.amqpPort !== null && this.#options.amqpPort !== false;
-      const hubAmqp = amqpEnabled ? createHubAmqp(hub) : undefined;
+      // The hubs' Event Hubs-compatible built-in endpoints (@azure/event-hubs), on the same listener.
+      const eventHubs = new EventHubService({ store: store.hub, hubs: hub.hubs, policies: hub.policies });
+      const hubAmqp = amqpEnabled ? createHubAmqp(hub, { eventHubs }) : undefined;
       const deviceAmqp = hubAmqp
         ? createDeviceAmqpEndpoint(hub, { onDevicesConnected: (any) => follow('amqpDevices', any) })
         : undefined;
@@ -598,6 +610,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         cleanup.push(() => deviceAmqp.close());
         // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
         hubAmqp.addEndpoint(c2dServiceEndpoint(hub));
+        hubAmqp.addEndpoint(eventHubEndpoint(hub, eventHubs));
       }
       if (pushOutbox) {
         const follower = followHubPushes({
@@ -860,6 +873,19 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const policy = running.hub.policies.find((p) => p.keyName === HUB_OWNER_POLICY_NAME) ?? running.hub.policies[0];
     if (!policy) throw new Error('the hubs have no shared access policy');
     return serviceConnectionString(hub, policy);
+  }
+
+  eventHubConnectionString(hostName?: string): string {
+    const running = this.#require();
+    const amqp = this.endpoints.amqp;
+    if (!amqp)
+      throw new Error('the emulator runs without AMQP (amqpPort: false): the Event Hubs-compatible endpoint is on it');
+    const hub = hostName === undefined ? running.hub.hubs[0] : running.hub.hubNamed(hostName);
+    if (!hub)
+      throw new Error(`${hostName ?? 'the emulator'} is not one of the linked hubs (${running.hub.hubs.join(', ')})`);
+    const policy = running.hub.policies.find((p) => p.keyName === HUB_OWNER_POLICY_NAME) ?? running.hub.policies[0];
+    if (!policy) throw new Error('the hubs have no shared access policy');
+    return `Endpoint=sb://${amqp.provisioningHost}/;SharedAccessKeyName=${policy.keyName};SharedAccessKey=${policy.primaryKey};EntityPath=${eventHubName(hub)}`;
   }
 
   hubDevices(hostName?: string): HubDevice[] {

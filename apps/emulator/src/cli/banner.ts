@@ -46,6 +46,7 @@ export function formatBanner(emulator: Emulator): string {
     const notes = [`weight ${hub.allocationWeight}`, ...(hub.applyAllocationPolicy ? [] : ['not in allocation'])];
     lines.push(`  ${hub.hostName} (${notes.join(', ')})`);
     if (https) lines.push(`      registry  ${emulator.hubConnectionString(hub.hostName)}`);
+    if (amqp) lines.push(`      events    ${emulator.eventHubConnectionString(hub.hostName)}  (@azure/event-hubs)`);
   }
   lines.push(
     `  Devices: HostName={assignedHub};DeviceId={deviceId};SharedAccessKey={device key};GatewayHostName=${mqtt.provisioningHost} (Node MQTT)`,

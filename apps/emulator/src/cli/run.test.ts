@@ -126,6 +126,11 @@ describe('dps-emulator', () => {
           provisioningHost: 'localhost',
           subprotocols: ['mqtt', 'AMQPWSB10'],
         },
+        hubs: emulator.linkedHubs.map((hub) => ({
+          hostName: hub.hostName,
+          connectionString: emulator.hubConnectionString(hub.hostName),
+          eventHubConnectionString: `Endpoint=sb://localhost:${emulator.endpoints.amqp?.port}/;SharedAccessKeyName=iothubowner;SharedAccessKey=${emulator.hubConnectionString(hub.hostName).split('SharedAccessKey=')[1]};EntityPath=${hub.hostName.split('.')[0]}`,
+        })),
         caCertPath: join(state, 'tls', 'ca.pem'),
         stateDir: state,
       });

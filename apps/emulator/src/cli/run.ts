@@ -175,6 +175,13 @@ export function readyDetails(emulator: Emulator): Record<string, unknown> {
           subprotocols: webSockets.subprotocols,
         }
       : null,
+    // Each linked hub's registry connection string and, with AMQP, its built-in endpoint's (the
+    // Event Hubs-compatible connection string @azure/event-hubs reads telemetry with).
+    hubs: emulator.linkedHubs.map((hub) => ({
+      hostName: hub.hostName,
+      connectionString: emulator.hubConnectionString(hub.hostName),
+      eventHubConnectionString: amqp ? emulator.eventHubConnectionString(hub.hostName) : null,
+    })),
     caCertPath: emulator.caCertPath,
     stateDir: emulator.stateDir,
   };

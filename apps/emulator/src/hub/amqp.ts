@@ -3,6 +3,7 @@ import { parseSasToken } from '@dpskit/contracts';
 import type { EventContext, Message, Receiver, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
+import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
 
 /** The claims-based-security node: the client's put-token requests and their answers (both links' address). */
@@ -21,7 +22,9 @@ export type HubAmqpAuthorization =
       /** With a shared store: the `seq` of the `connected` push this connection wrote (see HubService.setConnected). */
       connectedSeq?: number;
     }
-  | { kind: 'service'; hub: string; policy: string };
+  | { kind: 'service'; hub: string; policy: string }
+  /** A token for a hub's Event Hubs-compatible endpoint (`sr=sb://{host}/{eventHubName}…`, ServiceConnect). */
+  | { kind: 'eventhub'; hub: string; entity: string };
 
 /**
  * One hub AMQP connection as the endpoints see it: the listener's connection (credit, bounded
@@ -86,7 +89,8 @@ interface PutTokenAnswer {
  * checked as over MQTT) or a service policy's (`sr={hub}`, `skn=…` with ServiceConnect). Every other
  * link goes to the endpoints (`addEndpoint`), which check the connection's authorizations.
  */
-export function createHubAmqp(hub: HubService): HubAmqp {
+export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubService } = {}): HubAmqp {
+  const { eventHubs } = options;
   const endpoints: HubAmqpEndpoint[] = [];
 
   const accept = (amqp: AmqpHubConnection) => {
@@ -115,6 +119,8 @@ export function createHubAmqp(hub: HubService): HubAmqp {
 
     /** Checks a put-token's token for `audience`; records what it authorizes. */
     const putToken = (audience: string, token: string | undefined): PutTokenAnswer => {
+      // @azure/event-hubs' audiences: `sb://{host}/{eventHubName}/…` (its connection string's Endpoint).
+      if (eventHubs && /^sb:\/\//i.test(audience)) return putEventHubToken(eventHubs, audience, token);
       // The SDKs send the token's `sr`, URL-encoded as a whole (`{hub}%2Fdevices%2F{id}`).
       const [hubPart = '', ...rest] = decoded(audience)
         .replace(/^amqps?:\/\//i, '')
@@ -171,6 +177,26 @@ export function createHubAmqp(hub: HubService): HubAmqp {
       }
       if (!context.device(auth.deviceId)) authorize(auth.hub, auth.deviceId);
       expireWith(auth.deviceId, token);
+      return { status: 200, description: 'OK' };
+    };
+
+    /** Checks a token for an Event Hubs audience; records the hub whose endpoint it opens. */
+    const putEventHubToken = (
+      endpoint: EventHubService,
+      audience: string,
+      token: string | undefined,
+    ): PutTokenAnswer => {
+      const result = endpoint.authorize(audience, token);
+      if (!result.ok) {
+        log.debug('hub.auth', `${who()}: put-token for "${clip(audience)}": ${result.reason} (${result.detail})`, {
+          reason: result.reason,
+        });
+        return result.reason === 'unknown-entity'
+          ? { status: 404, description: `The messaging entity '${clip(audience)}' could not be found.` }
+          : { status: 401, description: 'Unauthorized' };
+      }
+      if (!authorizations.some((a) => a.kind === 'eventhub' && a.hub === result.hub))
+        authorizations.push({ kind: 'eventhub', hub: result.hub, entity: result.entity });
       return { status: 200, description: 'OK' };
     };
 

@@ -5,9 +5,16 @@ import {
   type QueuedC2d,
   type QueuedC2dFeedback,
 } from '../hub/core/c2d.js';
+import {
+  type HubEventFields,
+  type PartitionState,
+  partitionStateOf,
+  type StoredHubEvent,
+} from '../hub/core/eventhub.js';
 import type { HubDevice } from '../hub/core/identity.js';
 import {
   type ChangedHubDevice,
+  eventBytes,
   type HubChangeFeed,
   type HubStore,
   MAX_TELEMETRY_KEPT,
@@ -26,6 +33,19 @@ interface ChangedDeviceRow extends DeviceRow {
 interface C2dRow {
   message_json: string;
   body: Buffer;
+}
+
+interface EventRow {
+  hub: string;
+  partition: number;
+  partition_seq: number;
+  byte_offset: number;
+  enqueued_ms: number;
+  device_id: string;
+  auth_type: string;
+  generation_id: string;
+  body: Buffer;
+  properties_json: string;
 }
 
 interface TelemetryRow {
@@ -143,14 +163,31 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
           properties: string;
           transport: string;
           receivedUtc: string;
+          partition: number | null;
+          size: number;
+          enqueuedMs: number | null;
+          authType: string | null;
+          generationId: string | null;
         },
         { hub_seq: number; device_seq: number }
       >(
-        `INSERT INTO hub_telemetry (hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc)
-         VALUES (@hubKey, @deviceKey,
+        // With a partition, the message is also the built-in endpoint's event: the next number of
+        // its partition, its offset the partition's last event's next_offset (index seeks: a
+        // partition's newest message is its device's newest, which the pruning below always keeps).
+        `INSERT INTO hub_telemetry (hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc,
+           partition, partition_seq, byte_offset, next_offset, enqueued_ms, auth_type, generation_id)
+         SELECT @hubKey, @deviceKey,
            (SELECT coalesce(max(hub_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey),
            (SELECT coalesce(max(device_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey),
-           @hub, @deviceId, @body, @properties, @transport, @receivedUtc)
+           @hub, @deviceId, @body, @properties, @transport, @receivedUtc,
+           @partition,
+           CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.partition_seq + 1, 0) END,
+           CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.next_offset, 0) END,
+           CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.next_offset, 0) + @size END,
+           @enqueuedMs, @authType, @generationId
+         FROM (SELECT 1) LEFT JOIN (SELECT partition_seq, next_offset FROM hub_telemetry
+                                    WHERE hub_key = @hubKey AND partition = @partition
+                                    ORDER BY partition_seq DESC LIMIT 1) last
          RETURNING hub_seq, device_seq`,
       ),
       // After a message numbered (hubSeq, deviceSeq): the one message that has just left the hub's
@@ -175,6 +212,25 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
            UNION ALL
            SELECT m.id FROM hub_telemetry m WHERE m.hub_key = @hubKey AND m.device_key = @deviceKey
              AND m.device_seq = @deviceSeq - @deviceKept AND m.hub_seq <= @hubSeq - @hubKept)`,
+      ),
+      eventsFrom: db.prepare<[string, number, number, number], EventRow>(
+        `SELECT hub, partition, partition_seq, byte_offset, enqueued_ms, device_id, auth_type, generation_id, body, properties_json
+         FROM hub_telemetry WHERE hub_key = ? AND partition = ? AND partition_seq >= ? ORDER BY partition_seq LIMIT ?`,
+      ),
+      firstEvent: db.prepare<[string, number], { seq: number }>(
+        'SELECT partition_seq AS seq FROM hub_telemetry WHERE hub_key = ? AND partition = ? ORDER BY partition_seq LIMIT 1',
+      ),
+      lastEvent: db.prepare<[string, number], { seq: number; byte_offset: number; enqueued_ms: number }>(
+        `SELECT partition_seq AS seq, byte_offset, enqueued_ms FROM hub_telemetry
+         WHERE hub_key = ? AND partition = ? ORDER BY partition_seq DESC LIMIT 1`,
+      ),
+      firstAboveOffset: db.prepare<[string, number, number], { seq: number }>(
+        `SELECT partition_seq AS seq FROM hub_telemetry
+         WHERE hub_key = ? AND partition = ? AND byte_offset > ? ORDER BY partition_seq LIMIT 1`,
+      ),
+      firstAfterTime: db.prepare<[string, number, number], { seq: number }>(
+        `SELECT partition_seq AS seq FROM hub_telemetry
+         WHERE hub_key = ? AND partition = ? AND enqueued_ms > ? ORDER BY partition_seq LIMIT 1`,
       ),
       telemetryOfHub: db.prepare<[string], TelemetryRow>(
         'SELECT * FROM hub_telemetry WHERE hub_key = ? ORDER BY hub_seq',
@@ -283,7 +339,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
     return this.#immediate(fn) as T;
   }
 
-  addTelemetry(message: TelemetryRecord): void {
+  addTelemetry(message: TelemetryRecord, event?: HubEventFields): void {
     const hubKey = message.hub.toLowerCase();
     const deviceKey = message.deviceId;
     const statements = this.#statements;
@@ -297,6 +353,11 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         properties: JSON.stringify(message.properties),
         transport: message.transport,
         receivedUtc: message.receivedUtc,
+        partition: event?.partition ?? null,
+        size: eventBytes(message.body),
+        enqueuedMs: event?.enqueuedMs ?? null,
+        authType: event?.authenticationType ?? null,
+        generationId: event?.generationId ?? null,
       }) as { hub_seq: number; device_seq: number };
       // Kept: the hub's newest MAX_TELEMETRY_KEPT and each device's newest MAX_TELEMETRY_PER_DEVICE.
       statements.prune.run({
@@ -313,6 +374,44 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
     // and what throws here fails the caller's transaction (or its savepoint) with it: nobody catches it inside.
     if (this.#db.inTransaction) write();
     else this.transaction(write);
+  }
+
+  eventsFrom(hub: string, partition: number, from: number, limit: number): StoredHubEvent[] {
+    return this.#statements.eventsFrom.all(hub.toLowerCase(), partition, from, limit).map((row) => ({
+      hub: row.hub,
+      partition: row.partition,
+      sequenceNumber: row.partition_seq,
+      offset: row.byte_offset,
+      enqueuedMs: row.enqueued_ms,
+      deviceId: row.device_id,
+      authenticationType: row.auth_type,
+      generationId: row.generation_id,
+      body: Buffer.from(row.body),
+      properties: JSON.parse(row.properties_json) as Record<string, string>,
+    }));
+  }
+
+  partitionState(hub: string, partition: number): PartitionState {
+    const hubKey = hub.toLowerCase();
+    const first = this.#statements.firstEvent.get(hubKey, partition);
+    const last = this.#statements.lastEvent.get(hubKey, partition);
+    return partitionStateOf(
+      first && { sequenceNumber: first.seq },
+      last && { sequenceNumber: last.seq, offset: last.byte_offset, enqueuedMs: last.enqueued_ms },
+    );
+  }
+
+  firstSequenceWhere(
+    hub: string,
+    partition: number,
+    where: { offset: number; inclusive: boolean } | { enqueuedAfterMs: number },
+  ): number | undefined {
+    const hubKey = hub.toLowerCase();
+    const row =
+      'offset' in where
+        ? this.#statements.firstAboveOffset.get(hubKey, partition, where.inclusive ? where.offset - 1 : where.offset)
+        : this.#statements.firstAfterTime.get(hubKey, partition, where.enqueuedAfterMs);
+    return row?.seq;
   }
 
   telemetry(hub: string, deviceId?: string, newest?: number): TelemetryRecord[] {

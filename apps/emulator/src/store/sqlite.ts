@@ -246,6 +246,45 @@ export const MIGRATIONS: readonly string[] = [
      holder TEXT,
      record_json TEXT NOT NULL
    );`,
+  // The hubs' Event Hubs-compatible built-in endpoint (hub/core/eventhub.ts): its events are the
+  // telemetry messages, kept with them (one copy of each message, one retention rule: the hub's
+  // newest 1000 and each device's newest 10) and written in the one INSERT
+  // (SqliteHubStore.addTelemetry): the message's partition, its number there (partition_seq), its
+  // byte offset and the next's, when it was enqueued, its device's authentication type and
+  // generation id. Messages stored before this have no partition: they are no events. (A table of
+  // events of their own, a second copy of each body, cost +25 us of CPU a message; this +9 us.)
+  // Rebuilt, as the numbering above, so that it runs again on a file it has upgraded (tests of older
+  // schemas set user_version back): a run again keeps the messages, not their event columns.
+  `CREATE TABLE hub_telemetry_with_events (
+     id INTEGER PRIMARY KEY,
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     hub_seq INTEGER NOT NULL,
+     device_seq INTEGER NOT NULL,
+     hub TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     body BLOB NOT NULL,
+     properties_json TEXT NOT NULL,
+     transport TEXT NOT NULL,
+     received_utc TEXT NOT NULL,
+     partition INTEGER,
+     partition_seq INTEGER,
+     byte_offset INTEGER,
+     next_offset INTEGER,
+     enqueued_ms INTEGER,
+     auth_type TEXT,
+     generation_id TEXT
+   );
+   INSERT INTO hub_telemetry_with_events
+       (id, hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc)
+     SELECT id, hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc
+     FROM hub_telemetry;
+   DROP TABLE hub_telemetry;
+   ALTER TABLE hub_telemetry_with_events RENAME TO hub_telemetry;
+   CREATE UNIQUE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, hub_seq);
+   CREATE UNIQUE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, device_seq);
+   CREATE UNIQUE INDEX hub_telemetry_by_partition ON hub_telemetry (hub_key, partition, partition_seq)
+     WHERE partition IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

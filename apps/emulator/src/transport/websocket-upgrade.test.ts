@@ -23,6 +23,19 @@ describe('decideUpgrade', () => {
     });
   });
 
+  it('takes AMQP only at /$servicebus/websocket (@azure/event-hubs), and leaves it alone without AMQP', () => {
+    expect(decideUpgrade('/$servicebus/websocket', 'websocket', 'AMQPWSB10', both)).toEqual({
+      kind: 'accept',
+      protocol: 'amqp',
+      offered: 'AMQPWSB10',
+    });
+    expect(decideUpgrade('/$servicebus/websocket', 'websocket', 'mqtt', both)).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringContaining('/$servicebus/websocket; use AMQPWSB10'),
+    });
+    expect(decideUpgrade('/$servicebus/websocket', 'websocket', 'AMQPWSB10', ['mqtt'])).toEqual({ kind: 'not-mine' });
+  });
+
   it('leaves other paths to other handlers', () => {
     expect(decideUpgrade('/other', 'websocket', 'mqtt', both)).toEqual({ kind: 'not-mine' });
     expect(decideUpgrade('/$iothub/websocket/x', 'websocket', 'mqtt', both)).toEqual({ kind: 'not-mine' });

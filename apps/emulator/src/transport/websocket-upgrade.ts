@@ -3,6 +3,12 @@
 /** The path every SDK's WebSocket transport connects to, for MQTT and AMQP alike. */
 export const IOTHUB_WEBSOCKET_PATH = '/$iothub/websocket';
 
+/**
+ * Where @azure/event-hubs (@azure/core-amqp `webSocketEndpointPath`) connects AMQP over WebSockets:
+ * the hubs' Event Hubs-compatible endpoint, AMQP only.
+ */
+export const SERVICEBUS_WEBSOCKET_PATH = '/$servicebus/websocket';
+
 /** The subprotocols the SDKs ask for: `mqtt` (MQTT 3.1.1) and `AMQPWSB10` (AMQP 1.0). */
 export const WEBSOCKET_SUBPROTOCOLS = { mqtt: 'mqtt', amqp: 'AMQPWSB10' } as const;
 export type WebSocketProtocol = keyof typeof WEBSOCKET_SUBPROTOCOLS;
@@ -26,13 +32,15 @@ export function decideUpgrade(
   served: readonly WebSocketProtocol[],
 ): UpgradeDecision {
   const path = rawUrl.split('?')[0] ?? '';
-  if (path !== IOTHUB_WEBSOCKET_PATH) return { kind: 'not-mine' };
-  const wanted = served.map((p) => WEBSOCKET_SUBPROTOCOLS[p]).join(' or ');
+  if (path !== IOTHUB_WEBSOCKET_PATH && path !== SERVICEBUS_WEBSOCKET_PATH) return { kind: 'not-mine' };
+  const servedHere = path === SERVICEBUS_WEBSOCKET_PATH ? served.filter((p) => p === 'amqp') : served;
+  if (servedHere.length === 0) return { kind: 'not-mine' };
+  const wanted = servedHere.map((p) => WEBSOCKET_SUBPROTOCOLS[p]).join(' or ');
   if ((upgradeHeader ?? '').toLowerCase() !== 'websocket') {
     return {
       kind: 'refuse',
       status: 400,
-      message: `${IOTHUB_WEBSOCKET_PATH} serves WebSocket upgrades only (Upgrade: websocket), not "${upgradeHeader ?? ''}".`,
+      message: `${path} serves WebSocket upgrades only (Upgrade: websocket), not "${upgradeHeader ?? ''}".`,
     };
   }
   const offered = (protocolHeader ?? '')
@@ -40,7 +48,7 @@ export function decideUpgrade(
     .map((p) => p.trim())
     .filter(Boolean);
   for (const candidate of offered) {
-    const protocol = served.find((p) => WEBSOCKET_SUBPROTOCOLS[p].toLowerCase() === candidate.toLowerCase());
+    const protocol = servedHere.find((p) => WEBSOCKET_SUBPROTOCOLS[p].toLowerCase() === candidate.toLowerCase());
     if (protocol) return { kind: 'accept', protocol, offered: candidate };
   }
   return {
@@ -48,7 +56,7 @@ export function decideUpgrade(
     status: 400,
     message:
       offered.length === 0
-        ? `A WebSocket upgrade to ${IOTHUB_WEBSOCKET_PATH} needs the subprotocol ${wanted} (Sec-WebSocket-Protocol); none was offered.`
-        : `The WebSocket subprotocol ${offered.map((p) => `"${p}"`).join(', ')} is not served at ${IOTHUB_WEBSOCKET_PATH}; use ${wanted}.`,
+        ? `A WebSocket upgrade to ${path} needs the subprotocol ${wanted} (Sec-WebSocket-Protocol); none was offered.`
+        : `The WebSocket subprotocol ${offered.map((p) => `"${p}"`).join(', ')} is not served at ${path}; use ${wanted}.`,
   };
 }

@@ -9,12 +9,7 @@ import { errorResponse } from '../core/device-api.js';
 import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
 import { destroyAfterGrace, REFUSED_PEER_GRACE_MS } from './connection-limits.js';
 import { rawHttpResponse } from './https-client-errors.js';
-import {
-  decideUpgrade,
-  IOTHUB_WEBSOCKET_PATH,
-  WEBSOCKET_SUBPROTOCOLS,
-  type WebSocketProtocol,
-} from './websocket-upgrade.js';
+import { decideUpgrade, WEBSOCKET_SUBPROTOCOLS, type WebSocketProtocol } from './websocket-upgrade.js';
 
 declare module 'ws' {
   namespace WebSocket {
@@ -199,7 +194,10 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
           { code: 'TEXT_MESSAGE', protocol: decision.protocol },
         );
       });
-      log.debug('websocket.upgrade', `${peer}: ${decision.protocol} over WebSocket at ${IOTHUB_WEBSOCKET_PATH}`);
+      log.debug(
+        'websocket.upgrade',
+        `${peer}: ${decision.protocol} over WebSocket at ${clip((req.url ?? '').split('?')[0] ?? '')}`,
+      );
       handler(ws, req, peer);
     });
     return true;

@@ -22,6 +22,7 @@ import {
   type MethodResult,
   parseMethodInvocation,
 } from './direct-methods.js';
+import { partitionOf } from './eventhub.js';
 import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
 import type { HubPush, HubPushOutbox } from './pushes.js';
 import { QueryError } from './query.js';
@@ -696,12 +697,21 @@ export class HubService {
   #saveTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry, now: string): void {
     const current = this.#require(hub, deviceId);
     this.#store.putDevice({ ...current, lastActivityUtc: now });
-    this.#store.addTelemetry({
-      hub: current.identity.hub,
-      deviceId: current.identity.deviceId,
-      ...message,
-      receivedUtc: now,
-    });
+    this.#store.addTelemetry(
+      {
+        hub: current.identity.hub,
+        deviceId: current.identity.deviceId,
+        ...message,
+        receivedUtc: now,
+      },
+      // The message is also the built-in endpoint's event (hub/core/eventhub.ts).
+      {
+        partition: partitionOf(current.identity.deviceId),
+        enqueuedMs: Date.parse(now),
+        authenticationType: current.identity.authenticationType ?? 'sas',
+        generationId: current.identity.generationId,
+      },
+    );
   }
 
   #emitTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry): void {

@@ -6,6 +6,8 @@ import {
   type QueuedC2d,
   type QueuedC2dFeedback,
 } from './c2d.js';
+import { type HubEventFields, type PartitionState, partitionStateOf, type StoredHubEvent } from './eventhub.js';
+import type { EventHubStore } from './eventhub-service.js';
 import type { HubDevice } from './identity.js';
 import type { HubPushOutbox } from './pushes.js';
 
@@ -26,7 +28,7 @@ export interface TelemetryRecord {
  * Hub names are case-insensitive keys (host names); device ids are case-sensitive, as in IoT Hub
  * ("a case-sensitive string", azure-docs iot-hub-devguide-identity-registry).
  */
-export interface HubStore extends C2dStore {
+export interface HubStore extends C2dStore, EventHubStore {
   getDevice(hub: string, deviceId: string): HubDevice | undefined;
   putDevice(device: HubDevice): void;
   /** Deletes the device and its cloud-to-device queue (IoT Hub's queue goes with the identity). */
@@ -45,9 +47,10 @@ export interface HubStore extends C2dStore {
   /**
    * Saves a message; the store keeps the newest `MAX_TELEMETRY_KEPT` per hub and, besides, each
    * device's newest `MAX_TELEMETRY_PER_DEVICE` (so a chatty device never hides a quiet one's last
-   * messages): at most 1000 + 10 per device.
+   * messages): at most 1000 + 10 per device. With `event`, the message is also the built-in
+   * endpoint's event: numbered in its partition (sequence number, offset) in the same write.
    */
-  addTelemetry(message: TelemetryRecord): void;
+  addTelemetry(message: TelemetryRecord, event?: HubEventFields): void;
   /** Messages of a hub (and device), oldest first; with `newest`, only the newest that many. */
   telemetry(hub: string, deviceId?: string, newest?: number): TelemetryRecord[];
 }
@@ -110,7 +113,47 @@ export class MemoryHubStore implements HubStore {
   readonly #telemetry: TelemetryRecord[] = [];
   readonly #c2d = new Map<string, QueuedC2d[]>();
   readonly #feedback: { seq: number; hub: string; holder?: string; record: C2dFeedbackRecord }[] = [];
+  /** The event of each stored message that is one (its partition numbering with it). */
+  readonly #events = new WeakMap<TelemetryRecord, StoredHubEvent & { nextOffset: number }>();
   #feedbackSeq = 0;
+
+  /** A partition's events kept, oldest first. */
+  #partition(hub: string, partition: number): (StoredHubEvent & { nextOffset: number })[] {
+    const hubKey = hub.toLowerCase();
+    const events: (StoredHubEvent & { nextOffset: number })[] = [];
+    for (const message of this.#telemetry) {
+      const event = this.#events.get(message);
+      if (event && event.partition === partition && message.hub.toLowerCase() === hubKey) events.push(event);
+    }
+    return events;
+  }
+
+  eventsFrom(hub: string, partition: number, from: number, limit: number): StoredHubEvent[] {
+    return this.#partition(hub, partition)
+      .filter((e) => e.sequenceNumber >= from)
+      .slice(0, limit)
+      .map(({ nextOffset: _, ...e }) => ({ ...e, body: Buffer.from(e.body), properties: { ...e.properties } }));
+  }
+
+  partitionState(hub: string, partition: number): PartitionState {
+    const events = this.#partition(hub, partition);
+    return partitionStateOf(events[0], events[events.length - 1]);
+  }
+
+  firstSequenceWhere(
+    hub: string,
+    partition: number,
+    where: { offset: number; inclusive: boolean } | { enqueuedAfterMs: number },
+  ): number | undefined {
+    const found = this.#partition(hub, partition).find((event) =>
+      'offset' in where
+        ? where.inclusive
+          ? event.offset >= where.offset
+          : event.offset > where.offset
+        : event.enqueuedMs > where.enqueuedAfterMs,
+    );
+    return found?.sequenceNumber;
+  }
 
   getDevice(hub: string, deviceId: string): HubDevice | undefined {
     const device = this.#devices.get(key(hub, deviceId));
@@ -202,8 +245,24 @@ export class MemoryHubStore implements HubStore {
     return fn();
   }
 
-  addTelemetry(message: TelemetryRecord): void {
-    this.#telemetry.push(structuredClone(message));
+  addTelemetry(message: TelemetryRecord, event?: HubEventFields): void {
+    const stored = structuredClone(message);
+    if (event) {
+      const events = this.#partition(message.hub, event.partition);
+      const last = events[events.length - 1];
+      const offset = last?.nextOffset ?? 0;
+      this.#events.set(stored, {
+        ...event,
+        hub: stored.hub,
+        deviceId: stored.deviceId,
+        body: stored.body,
+        properties: stored.properties,
+        sequenceNumber: last ? last.sequenceNumber + 1 : 0,
+        offset,
+        nextOffset: offset + eventBytes(stored.body),
+      });
+    }
+    this.#telemetry.push(stored);
     // Kept: the hub's newest MAX_TELEMETRY_KEPT and each device's newest MAX_TELEMETRY_PER_DEVICE.
     const hub = message.hub.toLowerCase();
     const ofHub = this.#telemetry.filter((m) => m.hub.toLowerCase() === hub);
@@ -236,4 +295,12 @@ function copyC2d(message: QueuedC2d): QueuedC2d {
 
 function key(hub: string, deviceId: string): string {
   return `${hub.toLowerCase()}\n${deviceId}`;
+}
+
+/**
+ * How far an event moves its partition's offset: its body's bytes, at least one (Event Hubs'
+ * offsets count the bytes before an event; two empty events still get offsets of their own).
+ */
+export function eventBytes(body: Buffer): number {
+  return Math.max(1, body.length);
 }

@@ -1,0 +1,365 @@
+import rhea, { type Message, type Receiver, type Sender } from 'rhea';
+import { clip } from '../core/client-text.js';
+import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
+import {
+  DEFAULT_CONSUMER_GROUP,
+  eventHubInfo,
+  eventMessage,
+  parseEventHubAddress,
+  parseEventPosition,
+  partitionInfo,
+  partitionNumber,
+} from './core/eventhub.js';
+import type { EventHubService } from './core/eventhub-service.js';
+import type { HubService } from './core/hub-service.js';
+
+/** The management node's address (@azure/core-amqp `Constants.management`). */
+export const EVENT_HUB_MANAGEMENT_ADDRESS = '$management';
+/** The filter key @azure/event-hubs puts its start position under (a described string). */
+export const SELECTOR_FILTER = 'apache.org:selector-filter:string';
+/** The link property a receiver's owner level (epoch) comes in. */
+export const EPOCH_PROPERTY = 'com.microsoft:epoch';
+/**
+ * Events a connection may have sent that the client has not settled yet, over all its partition
+ * links: below the listener's MAX_UNSETTLED_ANSWERS (128), which closes a connection past it, so
+ * that a reader never reaches it; the next events go as the client accepts these (the SDK at once,
+ * as each arrives). Bounds what a client that never reads can make the emulator buffer.
+ */
+export const EVENTS_IN_FLIGHT_PER_CONNECTION = 100;
+/** Events read from the store per look (a link with more credit is sent the rest on the next). */
+const EVENTS_PER_READ = 50;
+/**
+ * How often an open partition link looks for events another process wrote (`--workers`); this
+ * process's own are sent at once (the hub's `telemetry` event wakes the links).
+ */
+const EVENTS_POLL_MS = 1000;
+/** Management requests a connection may have unanswered (credit on its request link). */
+const MANAGEMENT_CREDIT = 10;
+/** Event Hubs' bound on receivers without an owner level on one partition of a consumer group. */
+export const MAX_NON_EPOCH_RECEIVERS = 5;
+
+/** A receiver of a partition (one link), as the ownership rules see it. */
+interface PartitionReader {
+  link: Sender;
+  epoch: number | undefined;
+}
+
+/**
+ * IoT Hub's Event Hubs-compatible built-in endpoint over the hubs' AMQP listener, as
+ * @azure/event-hubs' EventHubConsumerClient speaks it (SASL ANONYMOUS, CBS put-token with an
+ * `sb://{host}/{eventHubName}/…` audience and a policy token, then links):
+ * - `$management` (request/response, `operation: READ`, `type: com.microsoft:eventhub` or
+ *   `com.microsoft:partition`): answered from the store with `status-code`/`status-description`;
+ * - `{eventHubName}/ConsumerGroups/$Default/Partitions/{id}`: the partition's events from where the
+ *   selector filter says, then each new one as it is stored, as far as the client's credit goes.
+ * Refusals are the AMQP conditions @azure/core-amqp translates (`amqp:not-found` →
+ * MessagingEntityNotFoundError, `com.microsoft:argument-out-of-range`, `com.microsoft:argument-error`,
+ * `amqp:unauthorized-access`, `amqp:link:stolen` → ReceiverDisconnectedError,
+ * `amqp:resource-limit-exceeded` → QuotaExceededError, `amqp:not-allowed` for a producer).
+ */
+export function eventHubEndpoint(hub: HubService, eventHubs: EventHubService): HubAmqpEndpoint {
+  /** Open readers per partition and consumer group of this process (owner levels are kept here). */
+  const readers = new Map<string, PartitionReader[]>();
+  /** Per connection: its links that wait for events, and how many events it has in flight. */
+  const connections = new WeakMap<HubAmqpConnectionContext, { inFlight: number; pumps: Set<() => void> }>();
+  const stateOf = (context: HubAmqpConnectionContext) => {
+    let state = connections.get(context);
+    if (!state) {
+      state = { inFlight: 0, pumps: new Set() };
+      connections.set(context, state);
+    }
+    return state;
+  };
+  // This process's own telemetry wakes the links of its hub at once.
+  const wakers = new Map<string, Set<() => void>>();
+  hub.subscribe((event) => {
+    if (event.kind !== 'telemetry') return;
+    for (const wake of wakers.get(event.hub.toLowerCase()) ?? []) wake();
+  });
+
+  const authorized = (context: HubAmqpConnectionContext, hubName: string) =>
+    context.authorizations().some((a) => a.kind === 'eventhub' && a.hub === hubName);
+
+  const attachManagement = (link: Sender | Receiver, context: HubAmqpConnectionContext): boolean => {
+    const { amqp } = context;
+    if (!link.is_receiver()) return true; // the client's reply link: answers are sent on it
+    context.onMessage(link as Receiver, ({ message, delivery }) => {
+      delivery?.accept();
+      amqp.grantCredit(link as Receiver, 1);
+      const answer = manage(message, context);
+      const replyLink = replyLinkOf(context, message.reply_to);
+      if (!replyLink) {
+        amqp.log.debug(
+          'hub.eventhub',
+          `${amqp.peer}: a management request with no $management reply link; not answered`,
+        );
+        return;
+      }
+      amqp.send(replyLink, {
+        correlation_id: message.message_id,
+        application_properties: {
+          'status-code': answer.status,
+          'status-description': answer.description,
+          ...(answer.condition ? { 'error-condition': answer.condition } : {}),
+        },
+        ...(answer.body ? { body: answer.body } : {}),
+      });
+    });
+    amqp.grantCredit(link as Receiver, MANAGEMENT_CREDIT);
+    return true;
+  };
+
+  /** Answers a management request (READ of the event hub or of a partition). */
+  const manage = (
+    message: Message,
+    context: HubAmqpConnectionContext,
+  ): { status: number; description: string; condition?: string; body?: Record<string, unknown> } => {
+    const properties = (message.application_properties ?? {}) as Record<string, unknown>;
+    const name = typeof properties.name === 'string' ? properties.name : '';
+    const hubName = eventHubs.hubOfEntity(name);
+    if (!hubName)
+      return {
+        status: 404,
+        condition: 'amqp:not-found',
+        description: `The messaging entity '${clip(name)}' could not be found.`,
+      };
+    // The SDK puts a token for `…/{eventHubName}/$management` on $cbs before it attaches here.
+    if (!authorized(context, hubName))
+      return {
+        status: 401,
+        condition: 'amqp:unauthorized-access',
+        description: `Unauthorized: put a token of a policy with ServiceConnect for '${clip(name)}' on $cbs first.`,
+      };
+    if (properties.operation !== 'READ')
+      return {
+        status: 400,
+        condition: 'com.microsoft:argument-error',
+        description: `The management operation '${clip(String(properties.operation))}' is not READ.`,
+      };
+    const entity = eventHubs.entityOf(hubName);
+    if (properties.type === 'com.microsoft:eventhub')
+      return {
+        status: 200,
+        description: 'OK',
+        body: eventHubInfo(entity, eventHubs.createdAt, eventHubs.partitionCount),
+      };
+    if (properties.type === 'com.microsoft:partition') {
+      const id = typeof properties.partition === 'string' ? properties.partition : String(properties.partition);
+      const partition = partitionNumber(id, eventHubs.partitionCount);
+      if (partition === undefined)
+        return {
+          status: 400,
+          condition: 'com.microsoft:argument-out-of-range',
+          description: partitionRangeError(eventHubs.partitionCount),
+        };
+      return {
+        status: 200,
+        description: 'OK',
+        body: partitionInfo(entity, partition, eventHubs.partitionState(hubName, partition)),
+      };
+    }
+    return {
+      status: 400,
+      condition: 'com.microsoft:argument-error',
+      description: `The management type '${clip(String(properties.type))}' is not com.microsoft:eventhub or com.microsoft:partition.`,
+    };
+  };
+
+  /** The client's `$management` reply link whose target is `replyTo` (the SDK's receiver), else its latest. */
+  const replyLinks = new WeakMap<HubAmqpConnectionContext, Sender[]>();
+  const replyLinkOf = (context: HubAmqpConnectionContext, replyTo: unknown): Sender | undefined => {
+    const links = (replyLinks.get(context) ?? []).filter((l) => l.is_open());
+    return links.find((l) => l.target?.address === replyTo) ?? links[links.length - 1];
+  };
+
+  const attachPartition = (
+    link: Sender | Receiver,
+    address: Extract<ReturnType<typeof parseEventHubAddress>, { kind: 'partition' }>,
+    context: HubAmqpConnectionContext,
+  ): boolean => {
+    const { amqp } = context;
+    const hubName = eventHubs.hubOfEntity(address.entity);
+    const refuse = (condition: string, description: string) => {
+      amqp.log.debug(
+        'hub.eventhub',
+        `${amqp.peer}: a receiver on "${clip(address.entity)}/…/Partitions/${clip(address.partition)}" refused: ${description}`,
+      );
+      link.close({ condition, description });
+      return true;
+    };
+    if (link.is_receiver())
+      return refuse(
+        'amqp:not-allowed',
+        "IoT Hub's built-in endpoint takes no events: its telemetry comes from devices.",
+      );
+    if (!hubName) return refuse('amqp:not-found', `The messaging entity '${clip(address.entity)}' could not be found.`);
+    if (!authorized(context, hubName))
+      return refuse(
+        'amqp:unauthorized-access',
+        `Unauthorized: put a token of a policy with ServiceConnect for '${clip(address.entity)}' on $cbs first.`,
+      );
+    if (address.consumerGroup.toLowerCase() !== DEFAULT_CONSUMER_GROUP.toLowerCase())
+      return refuse(
+        'amqp:not-found',
+        `The messaging entity '${clip(address.entity)}/ConsumerGroups/${clip(address.consumerGroup)}' could not be found (the emulated hubs have only ${DEFAULT_CONSUMER_GROUP}).`,
+      );
+    const partition = partitionNumber(address.partition, eventHubs.partitionCount);
+    if (partition === undefined)
+      return refuse('com.microsoft:argument-out-of-range', partitionRangeError(eventHubs.partitionCount));
+    const parsed = parseEventPosition(selectorOf(link as Sender));
+    if (!parsed.ok) return refuse('com.microsoft:argument-error', parsed.error);
+    const start = eventHubs.startSequence(hubName, partition, parsed.position);
+    if (!start.ok) return refuse('com.microsoft:argument-out-of-range', start.error);
+    const sender = link as Sender;
+
+    // Owner levels (epochs), among this process's readers of the partition and consumer group.
+    const key = `${hubName.toLowerCase()}|${DEFAULT_CONSUMER_GROUP.toLowerCase()}|${partition}`;
+    const epoch = epochOf(sender);
+    const current = (readers.get(key) ?? []).filter((r) => r.link.is_open());
+    const highest = Math.max(-1, ...current.map((r) => r.epoch ?? -1));
+    if (epoch === undefined) {
+      if (current.some((r) => r.epoch !== undefined))
+        return refuse(
+          'amqp:link:stolen',
+          `A receiver with epoch '${highest}' already exists on partition ${partition}; a receiver without an epoch cannot be created.`,
+        );
+      if (current.length >= MAX_NON_EPOCH_RECEIVERS)
+        return refuse(
+          'amqp:resource-limit-exceeded',
+          `Exceeded the maximum number of allowed receivers per partition in a consumer group which is ${MAX_NON_EPOCH_RECEIVERS}.`,
+        );
+    } else {
+      if (highest > epoch)
+        return refuse(
+          'amqp:link:stolen',
+          `Receiver with a higher epoch '${highest}' already exists on partition ${partition}; epoch '${epoch}' cannot be created.`,
+        );
+      for (const reader of current)
+        reader.link.close({
+          condition: 'amqp:link:stolen',
+          description: `New receiver with higher epoch of '${epoch}' is created hence current receiver with epoch '${reader.epoch ?? 'none'}' is getting disconnected.`,
+        });
+      current.length = 0;
+    }
+    const reader: PartitionReader = { link: sender, epoch };
+    current.push(reader);
+    readers.set(key, current);
+
+    const connection = stateOf(context);
+    let next = start.sequenceNumber;
+    let unsettled = 0;
+    let closed = false;
+    const pump = () => {
+      if (closed || !sender.is_open()) return;
+      let room = Math.min(creditOf(sender), EVENTS_IN_FLIGHT_PER_CONNECTION - connection.inFlight, EVENTS_PER_READ);
+      if (room <= 0) return;
+      let events: ReturnType<EventHubService['eventsFrom']>;
+      try {
+        events = eventHubs.eventsFrom(hubName, partition, next, room);
+      } catch (err) {
+        amqp.log.error('hub.eventhub', `${hubName} partition ${partition}: events not read: ${(err as Error).message}`);
+        return;
+      }
+      for (const event of events) {
+        const shaped = eventMessage(event);
+        const delivery = amqp.send(sender, {
+          ...shaped.properties,
+          message_annotations: shaped.message_annotations,
+          application_properties: shaped.application_properties,
+          body: rhea.message.data_section(shaped.body),
+        });
+        if (!delivery) return; // the connection is closed (or closing)
+        next = event.sequenceNumber + 1;
+        unsettled += 1;
+        connection.inFlight += 1;
+        room -= 1;
+      }
+      if (events.length > 0 && room > 0) pump();
+    };
+    sender.on('sendable', pump);
+    sender.on('settled', () => {
+      if (unsettled === 0) return;
+      unsettled -= 1;
+      connection.inFlight -= 1;
+      for (const other of connection.pumps) other();
+    });
+    connection.pumps.add(pump);
+    const hubKey = hubName.toLowerCase();
+    const wake = wakers.get(hubKey) ?? new Set<() => void>();
+    wake.add(pump);
+    wakers.set(hubKey, wake);
+    const timer = setInterval(pump, EVENTS_POLL_MS);
+    timer.unref();
+    context.onClose(sender, () => {
+      closed = true;
+      clearInterval(timer);
+      wake.delete(pump);
+      connection.pumps.delete(pump);
+      connection.inFlight -= unsettled;
+      unsettled = 0;
+      const left = (readers.get(key) ?? []).filter((r) => r !== reader && r.link.is_open());
+      if (left.length > 0) readers.set(key, left);
+      else readers.delete(key);
+    });
+    amqp.log.debug(
+      'hub.eventhub',
+      `${amqp.peer}: a receiver on ${eventHubs.entityOf(hubName)} partition ${partition}, from sequence number ${next}`,
+      { hub: hubName, partition, sequenceNumber: next, ...(epoch === undefined ? {} : { epoch }) },
+    );
+    pump();
+    return true;
+  };
+
+  return {
+    attach(link, address, context) {
+      const parsed = parseEventHubAddress(address);
+      if (!parsed) return false;
+      if (parsed.kind === 'management') {
+        if (!link.is_receiver()) {
+          const links = replyLinks.get(context) ?? [];
+          links.push(link as Sender);
+          replyLinks.set(context, links);
+          return true;
+        }
+        return attachManagement(link, context);
+      }
+      if (parsed.kind === 'partition') return attachPartition(link, parsed, context);
+      // `{eventHubName}` or `{eventHubName}/Partitions/{id}`: a producer's link (only for a hub's name).
+      if (!eventHubs.hubOfEntity(parsed.entity)) return false;
+      link.close({
+        condition: link.is_receiver() ? 'amqp:not-allowed' : 'amqp:not-found',
+        description: link.is_receiver()
+          ? "IoT Hub's built-in endpoint takes no events: its telemetry comes from devices."
+          : `The address '${clip(address)}' is not {eventHubName}/ConsumerGroups/{consumerGroup}/Partitions/{partitionId}.`,
+      });
+      return true;
+    },
+  };
+}
+
+/** Event Hubs' text for a partition id out of range. */
+function partitionRangeError(count: number): string {
+  return `The specified partition is invalid for an EventHub partition sender or receiver. It should be between 0 and ${count - 1}.`;
+}
+
+/** The selector filter's string (rhea gives a described value or, unwrapped, the string). */
+function selectorOf(link: Sender): unknown {
+  const filter = (link.source as { filter?: Record<string, unknown> } | undefined)?.filter;
+  const value = filter?.[SELECTOR_FILTER];
+  if (value && typeof value === 'object' && 'value' in value) return (value as { value: unknown }).value;
+  return value;
+}
+
+/** The receiver's owner level (`com.microsoft:epoch`), if it has one. */
+function epochOf(link: Sender): number | undefined {
+  const value = (link.properties as Record<string, unknown> | undefined)?.[EPOCH_PROPERTY];
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'bigint') return Number(value);
+  return undefined;
+}
+
+/** The credit the client gave `link` (rhea keeps it on the link; its typings leave it out). */
+function creditOf(link: Sender): number {
+  const credit = (link as unknown as { credit?: unknown }).credit;
+  return typeof credit === 'number' ? credit : 0;
+}

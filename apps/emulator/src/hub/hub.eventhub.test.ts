@@ -1,0 +1,331 @@
+// The hubs' Event Hubs-compatible built-in endpoint with the official packages only: devices send
+// telemetry with azure-iot-device (MQTT, AMQP, HTTPS), @azure/event-hubs' EventHubConsumerClient
+// reads it over AMQP over WebSockets (the CA given to its WebSocket, as a test that starts the
+// emulator must). No timing is asserted; a "latest" reader waits for the emulator's debug line
+// saying its link is attached before the device sends.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  type EventHubConsumerClient as ConsumerClient,
+  EventHubConsumerClient,
+  EventHubProducerClient,
+  type EventPosition,
+  earliestEventPosition,
+  latestEventPosition,
+  type MessagingError,
+  type ReceivedEventData,
+} from '@azure/event-hubs';
+import type { LogRecord } from '@dpskit/node-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { HUB_A, HUB_B } from '../testing/fixtures.js';
+import {
+  createDeviceKey,
+  type DeviceClient,
+  deviceClient,
+  type HubDeviceTransport,
+  Message,
+  registryClient,
+} from '../testing/hub-sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { partitionOf } from './core/eventhub.js';
+
+let bed: TestBedWithWebhook;
+const logs: LogRecord[] = [];
+const clients: ConsumerClient[] = [];
+
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook({ log: (record) => logs.push(record), logLevel: 'debug' });
+});
+afterAll(async () => {
+  for (const client of clients) await client.close().catch(() => {});
+  await bed?.close();
+});
+
+/** A consumer of `hub`'s built-in endpoint, from the emulator's connection string (configuration only). */
+function consumer(hub = HUB_A, connectionString = bed.emulator.eventHubConnectionString(hub)): ConsumerClient {
+  const client = new EventHubConsumerClient('$Default', connectionString, {
+    ...reachEmulator(),
+    retryOptions: { maxRetries: 0, timeoutInMs: 30_000 },
+  });
+  clients.push(client);
+  return client;
+}
+
+/** The options that take an Event Hubs client to the emulator: its HTTPS port, its CA (leave out against Azure). */
+function reachEmulator() {
+  const https = bed.emulator.endpoints.https;
+  if (!https) throw new Error('the emulator runs without HTTPS');
+  return {
+    customEndpointAddress: `https://localhost:${https.port}`,
+    webSocketOptions: { webSocket: WebSocket, webSocketConstructorOptions: { ca: bed.emulator.caCertPem } },
+  };
+}
+
+/** A device of `hub` created through the registry, its client opened. */
+async function openedDevice(id: string, transport: HubDeviceTransport, hub = HUB_A): Promise<DeviceClient> {
+  const key = await createDeviceKey(registryClient(bed.emulator, hub), id);
+  const client = await deviceClient(bed.emulator, { hub, deviceId: id, key, transport });
+  await client.open();
+  return client;
+}
+
+/** The emulator's line saying a receiver of `partition` is attached (from the logs after `from`). */
+async function attached(partition: number, from: number): Promise<void> {
+  for (;;) {
+    if (
+      logs
+        .slice(from)
+        .some((l) => l.event === 'hub.eventhub' && l.partition === partition && l.sequenceNumber !== undefined)
+    )
+      return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Subscribes to one partition (or all) from `startPosition` until `count` events arrived; rejects on an error. */
+function receive(
+  client: ConsumerClient,
+  count: number,
+  options: { partitionId?: string; startPosition: EventPosition },
+): Promise<ReceivedEventData[]> {
+  return new Promise((resolve, reject) => {
+    const received: ReceivedEventData[] = [];
+    const handlers = {
+      processEvents: async (events: ReceivedEventData[]) => {
+        received.push(...events);
+        if (received.length >= count) {
+          await subscription.close();
+          resolve(received);
+        }
+      },
+      processError: async (err: Error) => {
+        await subscription.close();
+        reject(err);
+      },
+    };
+    const subscribeOptions = { startPosition: options.startPosition, maxWaitTimeInSeconds: 1 };
+    const subscription =
+      options.partitionId === undefined
+        ? client.subscribe(handlers, subscribeOptions)
+        : client.subscribe(options.partitionId, handlers, subscribeOptions);
+  });
+}
+
+describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs', () => {
+  it('applies owner levels (a higher one disconnects the reader) and five readers without one per partition', async () => {
+    // One subscriber a partition per client (the SDK's own rule): a client each.
+    const errors: string[] = [];
+    const from = logs.length;
+    const handlers = {
+      processEvents: async () => {},
+      processError: async (err: Error) => {
+        errors.push((err as MessagingError).code ?? err.name);
+      },
+    };
+    const low = consumer().subscribe('1', handlers, { ownerLevel: 1, startPosition: latestEventPosition });
+    await attached(1, from);
+    const stolen = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (errors.includes('ReceiverDisconnectedError')) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+    });
+    const high = consumer().subscribe(
+      '1',
+      { ...handlers, processError: async () => {} },
+      {
+        ownerLevel: 2,
+        startPosition: latestEventPosition,
+      },
+    );
+    await stolen;
+    await low.close();
+    await high.close();
+
+    const quota: string[] = [];
+    const readers = [];
+    for (let i = 0; i < 6; i++)
+      readers.push(
+        consumer().subscribe(
+          '2',
+          {
+            processEvents: async () => {},
+            processError: async (err: Error) => {
+              quota.push((err as MessagingError).code ?? err.name);
+            },
+          },
+          { startPosition: latestEventPosition },
+        ),
+      );
+    for (;;) {
+      if (quota.includes('QuotaExceededError')) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const reader of readers) await reader.close();
+  });
+
+  it('describes the hub and its four partitions', async () => {
+    const client = consumer(HUB_B);
+    expect(await client.getPartitionIds()).toEqual(['0', '1', '2', '3']);
+    const properties = await client.getEventHubProperties();
+    expect(properties).toMatchObject({ name: 'hub-b', partitionIds: ['0', '1', '2', '3'] });
+    expect(properties.createdOn).toBeInstanceOf(Date);
+    expect(await client.getPartitionProperties('3')).toMatchObject({
+      eventHubName: 'hub-b',
+      partitionId: '3',
+      beginningSequenceNumber: 0,
+      lastEnqueuedSequenceNumber: -1,
+      lastEnqueuedOffset: '-1',
+      isEmpty: true,
+    });
+  });
+
+  it('gives each device telemetry message as IoT Hub forwards it, on the device partition, from earliest', async () => {
+    const id = 'eh-mqtt-device';
+    const partition = String(partitionOf(id));
+    const device = await openedDevice(id, 'mqtt');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const message = new Message(JSON.stringify({ n: i }));
+        message.properties.add('colour', 'red');
+        message.messageId = `m-${i}`;
+        message.correlationId = `c-${i}`;
+        message.contentType = 'application/json';
+        message.contentEncoding = 'utf-8';
+        await device.sendEvent(message);
+      }
+    } finally {
+      await device.close();
+    }
+    const client = consumer();
+    const events = await receive(client, 3, { partitionId: partition, startPosition: earliestEventPosition });
+    expect(events.map((e) => e.body)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    expect(events.map((e) => e.sequenceNumber)).toEqual([0, 1, 2]);
+    const [first, second] = events;
+    expect(first).toMatchObject({
+      offset: '0',
+      messageId: 'm-0',
+      correlationId: 'c-0',
+      contentType: 'application/json',
+      properties: { colour: 'red' },
+      systemProperties: {
+        'iothub-connection-device-id': id,
+        'iothub-connection-auth-method':
+          '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
+        'iothub-message-source': 'Telemetry',
+        contentEncoding: 'utf-8',
+      },
+    });
+    expect(first?.enqueuedTimeUtc).toBeInstanceOf(Date);
+    expect(typeof first?.systemProperties?.['iothub-enqueuedtime']).toBe('number');
+    expect(first?.systemProperties?.['iothub-connection-auth-generation-id']).toEqual(
+      bed.emulator.hubDevices(HUB_A).find((d) => d.identity.deviceId === id)?.identity.generationId,
+    );
+    // Offsets count the bytes before each event.
+    expect(Number(second?.offset)).toBe(Buffer.byteLength(JSON.stringify({ n: 0 })));
+
+    const state = await client.getPartitionProperties(partition);
+    expect(state).toMatchObject({ beginningSequenceNumber: 0, lastEnqueuedSequenceNumber: 2, isEmpty: false });
+    expect(state.lastEnqueuedOffset).toBe(events[2]?.offset);
+
+    // From a sequence number, an offset (inclusive or not) and an enqueued time.
+    const after = async (startPosition: EventPosition) =>
+      (await receive(consumer(), 1, { partitionId: partition, startPosition }))[0]?.sequenceNumber;
+    expect(await after({ sequenceNumber: 0 })).toBe(1);
+    expect(await after({ sequenceNumber: 1, isInclusive: true })).toBe(1);
+    expect(await after({ offset: second?.offset ?? '', isInclusive: true })).toBe(1);
+    expect(await after({ offset: second?.offset ?? '' })).toBe(2);
+    expect(await after({ enqueuedOn: new Date(0) })).toBe(0);
+  });
+
+  it('pushes new telemetry to a reader of every partition started at latest, from AMQP and HTTPS devices', async () => {
+    const client = consumer();
+    const ids = ['eh-amqp-device', 'eh-https-device'];
+    const devices = [await openedDevice(ids[0] as string, 'amqp'), await openedDevice(ids[1] as string, 'https')];
+    try {
+      const from = logs.length;
+      const events = receive(client, 2, { startPosition: latestEventPosition });
+      for (let p = 0; p < 4; p++) await attached(p, from);
+      await devices[0]?.sendEvent(new Message('over amqp'));
+      await devices[1]?.sendEvent(new Message('over https'));
+      const got = await events;
+      // A body that is not JSON reaches the reader as its bytes (the SDK's data transformer).
+      const bodies = got.map((e) => [e.systemProperties?.['iothub-connection-device-id'], String(e.body)]);
+      expect(bodies.sort()).toEqual([
+        ['eh-amqp-device', 'over amqp'],
+        ['eh-https-device', 'over https'],
+      ]);
+    } finally {
+      for (const device of devices) await device.close();
+    }
+  });
+
+  it('is reached over TLS on the AMQP port with the plain connection string and NODE_EXTRA_CA_CERTS', async () => {
+    // The recipe for a process started after the emulator (its CA file known): no option at all.
+    const script = `const { EventHubConsumerClient } = require('@azure/event-hubs');
+      const client = new EventHubConsumerClient('$Default', process.env.EVENT_HUB_CS, { retryOptions: { maxRetries: 0 } });
+      client.getEventHubProperties().then(
+        (p) => { console.log(JSON.stringify(p.partitionIds)); return client.close(); },
+        (e) => { console.error(e.code || e.message); process.exit(1); });`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        EVENT_HUB_CS: bed.emulator.eventHubConnectionString(HUB_A),
+        NODE_EXTRA_CA_CERTS: bed.emulator.caCertPath,
+      },
+    });
+    expect(JSON.parse(stdout)).toEqual(['0', '1', '2', '3']);
+  });
+
+  it('refuses what Event Hubs refuses with the errors the SDK names, and serves on', async () => {
+    const code = (promise: Promise<unknown>) =>
+      promise.then(
+        () => 'resolved',
+        (err: MessagingError) => err.code ?? err.name,
+      );
+    const wrongKey = bed.emulator
+      .eventHubConnectionString(HUB_A)
+      .replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')}`);
+    expect(await code(consumer(HUB_A, wrongKey).getEventHubProperties())).toBe('UnauthorizedError');
+    const noHub = bed.emulator.eventHubConnectionString(HUB_A).replace(/EntityPath=[^;]+/, 'EntityPath=no-such-hub');
+    expect(await code(consumer(HUB_A, noHub).getEventHubProperties())).toBe('MessagingEntityNotFoundError');
+    expect(await code(consumer().getPartitionProperties('9'))).toBe('ArgumentOutOfRangeError');
+    const otherGroup = new EventHubConsumerClient('other', bed.emulator.eventHubConnectionString(HUB_A), {
+      ...reachEmulator(),
+      retryOptions: { maxRetries: 0 },
+    });
+    clients.push(otherGroup);
+    expect(await code(receive(otherGroup, 1, { partitionId: '0', startPosition: earliestEventPosition }))).toBe(
+      'MessagingEntityNotFoundError',
+    );
+    expect(await code(receive(consumer(), 1, { partitionId: '0', startPosition: { sequenceNumber: 1_000_000 } }))).toBe(
+      'ArgumentOutOfRangeError',
+    );
+    // A producer: IoT Hub's built-in endpoint takes no events.
+    const producer = new EventHubProducerClient(bed.emulator.eventHubConnectionString(HUB_A), {
+      ...reachEmulator(),
+      retryOptions: { maxRetries: 0 },
+    });
+    try {
+      expect(await code(producer.sendBatch([{ body: 'not a device' }], { partitionId: '0' }))).toBe(
+        'InvalidOperationError',
+      );
+    } finally {
+      await producer.close();
+    }
+    // Served on, and no key or signature reached a log line.
+    expect(await consumer().getPartitionIds()).toEqual(['0', '1', '2', '3']);
+    const logged = JSON.stringify(logs);
+    expect(logged).not.toContain('sig=');
+    for (const policy of bed.emulator
+      .hubConnectionString(HUB_A)
+      .match(/SharedAccessKey=([^;]+)/)
+      ?.slice(1) ?? [])
+      expect(logged).not.toContain(policy);
+  });
+});
