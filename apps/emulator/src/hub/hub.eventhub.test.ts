@@ -88,7 +88,7 @@ async function attached(partition: number, from: number): Promise<void> {
 function receive(
   client: ConsumerClient,
   count: number,
-  options: { partitionId?: string; startPosition: EventPosition },
+  options: { partitionId?: string; startPosition: EventPosition; maxWaitTimeInSeconds?: number },
 ): Promise<ReceivedEventData[]> {
   return new Promise((resolve, reject) => {
     const received: ReceivedEventData[] = [];
@@ -105,7 +105,10 @@ function receive(
         reject(err);
       },
     };
-    const subscribeOptions = { startPosition: options.startPosition, maxWaitTimeInSeconds: 1 };
+    const subscribeOptions = {
+      startPosition: options.startPosition,
+      maxWaitTimeInSeconds: options.maxWaitTimeInSeconds ?? 1,
+    };
     const subscription =
       options.partitionId === undefined
         ? client.subscribe(handlers, subscribeOptions)
@@ -248,7 +251,8 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
     const devices = [await openedDevice(ids[0] as string, 'amqp'), await openedDevice(ids[1] as string, 'https')];
     try {
       const from = logs.length;
-      const events = receive(client, 2, { startPosition: latestEventPosition });
+      // A long wait: the SDK's own credit top-ups (each wait's end) would wake the links too.
+      const events = receive(client, 2, { startPosition: latestEventPosition, maxWaitTimeInSeconds: 300 });
       for (let p = 0; p < 4; p++) await attached(p, from);
       await devices[0]?.sendEvent(new Message('over amqp'));
       await devices[1]?.sendEvent(new Message('over https'));
