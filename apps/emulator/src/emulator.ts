@@ -610,7 +610,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         cleanup.push(() => deviceAmqp.close());
         // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
         hubAmqp.addEndpoint(c2dServiceEndpoint(hub));
-        hubAmqp.addEndpoint(eventHubEndpoint(hub, eventHubs));
+        hubAmqp.addEndpoint(
+          eventHubEndpoint(hub, eventHubs, {
+            endpointHost: () => this.#running?.amqp && this.endpoints.amqp?.provisioningHost,
+          }),
+        );
       }
       if (pushOutbox) {
         const follower = followHubPushes({

@@ -51,6 +51,8 @@ export interface ServiceAuthInput<R extends string = ServiceRight> {
   authorization: string | undefined;
   /** The host names the token's `sr` may name (the request's `Host` header, with and without port). */
   hosts: readonly string[];
+  /** Instead of `hosts`: whether the token's `sr` (decoded, without scheme) grants what is asked. */
+  resourceMatches?: (resource: string) => boolean;
   policies: readonly SharedAccessPolicy<R>[];
   required: R;
   now: Date;
@@ -84,7 +86,10 @@ export function authorizeServiceRequest<R extends string = ServiceRight>(
     .replace(/^https?:\/\//i, '')
     .replace(/\/+$/, '')
     .toLowerCase();
-  if (!input.hosts.some((h) => h.toLowerCase() === host)) {
+  const matches = input.resourceMatches
+    ? input.resourceMatches(host)
+    : input.hosts.some((h) => h.toLowerCase() === host);
+  if (!matches) {
     return fail('resource-mismatch', `the token is for "${resource}", not this service (${input.hosts.join(' or ')})`);
   }
   try {

@@ -3,6 +3,7 @@ import { parseSasToken } from '@dpskit/contracts';
 import type { EventContext, Message, Receiver, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
+import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
 
@@ -96,6 +97,26 @@ export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubSe
   const accept = (amqp: AmqpHubConnection) => {
     const { connection, peer, transport, log } = amqp;
     const authorizations: HubAmqpAuthorization[] = [];
+    // SASL PLAIN `{policy}@sas.root.{hub name}` with a policy token for the hub (or a path under
+    // it): a service connection, as a CBS put-token of one makes it.
+    if (amqp.saslPlain) {
+      const hubName = sasRootHub(amqp.saslPlain.username);
+      const result = hubName
+        ? hub.authorizeUnderHub(hubName, amqp.saslPlain.password, 'ServiceConnect')
+        : { ok: false as const, reason: 'unknown-hub', detail: 'the username names no hub' };
+      if (hubName && result.ok) authorizations.push({ kind: 'service', hub: hubName, policy: result.policy });
+      else {
+        log.debug(
+          'hub.auth',
+          `${peer} (${transport}): SASL PLAIN for ${hubName ?? 'no hub'}: ${result.ok ? '' : `${result.reason} (${result.detail})`}`,
+          {
+            reason: result.ok ? '' : result.reason,
+          },
+        );
+        amqp.close({ condition: 'amqp:unauthorized-access', description: 'Unauthorized' });
+        return;
+      }
+    }
     const messageHandlers = new Map<Receiver, (context: EventContext & { message: Message }) => void>();
     const closeHandlers = new Map<Sender | Receiver, () => void>();
     const disconnectHandlers: (() => void)[] = [];
@@ -375,8 +396,17 @@ export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubSe
     connection.on('disconnected', end);
   };
 
+  /** The hub a `{policy}@sas.root.{hub name}` username names, if one of the hubs is so named. */
+  const sasRootHub = (username: string) => {
+    const parsed = parseSasRootUser(username);
+    if (!parsed) return undefined;
+    const name = parsed.hubName.toLowerCase();
+    return hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
+  };
+
   return {
     isHubHost: (hostname) => hub.hubNamed(hostname) !== undefined,
+    takesSaslPlain: (username) => sasRootHub(username) !== undefined,
     accept,
     addEndpoint: (endpoint) => {
       endpoints.push(endpoint);

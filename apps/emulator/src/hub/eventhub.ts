@@ -57,7 +57,14 @@ interface PartitionReader {
  * `amqp:unauthorized-access`, `amqp:link:stolen` → ReceiverDisconnectedError,
  * `amqp:resource-limit-exceeded` → QuotaExceededError, `amqp:not-allowed` for a producer).
  */
-export function eventHubEndpoint(hub: HubService, eventHubs: EventHubService): HubAmqpEndpoint {
+export function eventHubEndpoint(
+  hub: HubService,
+  eventHubs: EventHubService,
+  options: {
+    /** Where the endpoint is reached (`localhost:{amqp port}`), for the redirect's `hostname`. */
+    endpointHost: () => string | undefined;
+  },
+): HubAmqpEndpoint {
   /** Open readers per partition and consumer group of this process (owner levels are kept here). */
   const readers = new Map<string, PartitionReader[]>();
   /** Per connection: its links that wait for events, and how many events it has in flight. */
@@ -310,6 +317,41 @@ export function eventHubEndpoint(hub: HubService, eventHubs: EventHubService): H
     return true;
   };
 
+  /**
+   * A link on the hub's own `messages/events` (its AMQP endpoint, as the Event Hubs samples'
+   * iothubConnectionString opens one): detached with `amqp:link:redirect`, its info naming the
+   * built-in endpoint (`hostname`, `network-host`, `port`, `address`
+   * `amqps://{host}:{port}/{hub name}/$management`), as IoT Hub answers. The `hostname` carries the
+   * port when it is not 5671, so that a connection string made from it (`sb://{hostname}/`) reaches
+   * the emulator.
+   */
+  const redirect = (link: Sender | Receiver, context: HubAmqpConnectionContext): boolean => {
+    const service = context.service();
+    if (!service) {
+      link.close({
+        condition: 'amqp:unauthorized-access',
+        description:
+          'Reading messages/events needs a policy with ServiceConnect (SASL PLAIN {policy}@sas.root.{hub name}).',
+      });
+      return true;
+    }
+    const endpoint = options.endpointHost() ?? 'localhost:5671';
+    const [host = 'localhost', portText = '5671'] = endpoint.split(':');
+    const port = Number(portText);
+    const hostname = port === 5671 ? host : `${host}:${port}`;
+    link.close({
+      condition: 'amqp:link:redirect',
+      description: `The built-in endpoint of ${service.hub} is the event hub ${eventHubs.entityOf(service.hub)} at ${hostname}.`,
+      info: {
+        hostname,
+        'network-host': host,
+        port,
+        address: `amqps://${host}:${port}/${eventHubs.entityOf(service.hub)}/$management`,
+      },
+    } as never);
+    return true;
+  };
+
   return {
     attach(link, address, context) {
       const parsed = parseEventHubAddress(address);
@@ -324,6 +366,7 @@ export function eventHubEndpoint(hub: HubService, eventHubs: EventHubService): H
         return attachManagement(link, context);
       }
       if (parsed.kind === 'partition') return attachPartition(link, parsed, context);
+      if (isMessagesEvents(address)) return redirect(link, context);
       // `{eventHubName}` or `{eventHubName}/Partitions/{id}`: a producer's link (only for a hub's name).
       if (!eventHubs.hubOfEntity(parsed.entity)) return false;
       link.close({
@@ -362,4 +405,13 @@ function epochOf(link: Sender): number | undefined {
 function creditOf(link: Sender): number {
   const credit = (link as unknown as { credit?: unknown }).credit;
   return typeof credit === 'number' ? credit : 0;
+}
+
+/** Whether `address` is a hub's own `messages/events` (with or without `amqps://{host}/`, a `$management` tail). */
+function isMessagesEvents(address: string): boolean {
+  const path = address
+    .replace(/^amqps?:\/\/[^/]*\//i, '')
+    .replace(/^\/+/, '')
+    .toLowerCase();
+  return path === 'messages/events' || path.startsWith('messages/events/');
 }

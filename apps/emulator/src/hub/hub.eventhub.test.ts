@@ -16,7 +16,9 @@ import {
   type MessagingError,
   type ReceivedEventData,
 } from '@azure/event-hubs';
+import { createSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
+import type { EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { HUB_A, HUB_B } from '../testing/fixtures.js';
@@ -28,6 +30,7 @@ import {
   Message,
   registryClient,
 } from '../testing/hub-sdk.js';
+import { rheaConnect } from '../testing/raw-amqp.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { partitionOf } from './core/eventhub.js';
 
@@ -284,6 +287,61 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
       },
     });
     expect(JSON.parse(stdout)).toEqual(['0', '1', '2', '3']);
+  });
+
+  it("redirects a hub's own messages/events to the endpoint, as the Event Hubs samples' conversion reads it", async () => {
+    // What the iothubConnectionString sample does (@azure/event-hubs samples): SASL PLAIN
+    // {policy}@sas.root.{hub name} with an IoT Hub token for {host}/messages/events, a receiver on
+    // amqps://{host}/messages/events/$management, and the amqp:link:redirect error's info.
+    const { HostName, SharedAccessKeyName, SharedAccessKey } = Object.fromEntries(
+      bed.emulator
+        .hubConnectionString(HUB_A)
+        .split(';')
+        .map((part) => [part.slice(0, part.indexOf('=')), part.slice(part.indexOf('=') + 1)]),
+    ) as Record<string, string>;
+    const redirectOf = (key: string) =>
+      new Promise<{ condition?: string; info?: Record<string, unknown> } | undefined>((resolve) => {
+        const connection = rheaConnect(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem, {
+          hostname: HostName,
+          username: `${SharedAccessKeyName}@sas.root.${HostName?.split('.')[0]}`,
+          password: createSasToken({
+            resource: `${HostName}/messages/events`,
+            key,
+            keyName: SharedAccessKeyName,
+            expiresAt: Math.ceil(Date.now() / 1000) + 300,
+            encodeResource: true,
+          }),
+        });
+        const done = (error: unknown) => {
+          resolve(error as never);
+          connection.close();
+        };
+        connection.on('connection_open', () => {
+          const receiver = connection.open_receiver({
+            source: { address: `amqps://${HostName}/messages/events/$management` },
+          });
+          receiver.on('receiver_error', (context: EventContext) => done(context.receiver?.error));
+        });
+        connection.on('connection_error', (context: EventContext) => done(context.connection.error));
+        connection.on('disconnected', (context: EventContext) => done(context.connection?.error ?? 'disconnected'));
+      });
+    const redirect = await redirectOf(SharedAccessKey ?? '');
+    expect(redirect?.condition).toBe('amqp:link:redirect');
+    const port = bed.emulator.endpoints.amqp?.port;
+    expect(redirect?.info).toEqual({
+      hostname: `localhost:${port}`,
+      'network-host': 'localhost',
+      port,
+      address: `amqps://localhost:${port}/hub-a/$management`,
+    });
+    // The sample's own conversion of it, then a reader with it.
+    const eventHubName = /:\d+\/(.*)\/\$management/i.exec(String(redirect?.info?.address))?.[1];
+    const converted = `Endpoint=sb://${redirect?.info?.hostname}/;EntityPath=${eventHubName};SharedAccessKeyName=${SharedAccessKeyName};SharedAccessKey=${SharedAccessKey}`;
+    expect(await consumer(HUB_A, converted).getPartitionIds()).toEqual(['0', '1', '2', '3']);
+    // A wrong key: the connection is refused (amqp:unauthorized-access).
+    expect(await redirectOf(Buffer.alloc(32, 7).toString('base64'))).toMatchObject({
+      condition: 'amqp:unauthorized-access',
+    });
   });
 
   it('refuses what Event Hubs refuses with the errors the SDK names, and serves on', async () => {

@@ -144,6 +144,8 @@ export interface AmqpHubConnection {
   hostname: string | undefined;
   /** The chain the client presented in the TLS handshake (DER, its own first): X.509 devices. */
   clientCertificates: readonly Uint8Array[];
+  /** The SASL PLAIN credentials of a connection `AmqpHubSeam.takesSaslPlain` took (checked by the hubs). */
+  saslPlain?: { username: string; password: string };
   /** The listener's warnings limiter's logger (warnings any client can cause go through it). */
   log: Logger;
   /**
@@ -177,6 +179,11 @@ export interface AmqpHubConnection {
 export interface AmqpHubSeam {
   /** Whether an OPEN's `hostname` names one of the hubs (any case, port ignored). */
   isHubHost(hostname: string | undefined): boolean;
+  /**
+   * Whether a SASL PLAIN username is a hub's, not DPS's: IoT Hub's `{policy}@sas.root.{hub name}`,
+   * with which the Event Hubs samples ask a hub where its built-in endpoint is (a link redirect).
+   */
+  takesSaslPlain(username: string): boolean;
   /** Takes a hub connection (see AmqpHubConnection). */
   accept(hubConnection: AmqpHubConnection): void;
 }
@@ -392,6 +399,8 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     let unsettledAnswers = 0;
     // Whose connection this is (see AmqpHubSeam): undecided until its SASL, OPEN or first link says.
     let role: 'undecided' | 'dps' | 'hub' = 'undecided';
+    // SASL PLAIN with a hub's username (see AmqpHubSeam.takesSaslPlain): a hub connection.
+    let hubPlain: { username: string; password: string } | undefined;
 
     // A container per connection: rhea hands the SASL callback only the username and password, so
     // the connection they belong to is this closure's.
@@ -399,6 +408,11 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // SASL ANONYMOUS: a client that authenticates by CBS put-token, never DPS's (see AmqpHubSeam).
     if (options.hubs) container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain((username: string, password: string) => {
+      if (options.hubs?.takesSaslPlain(username)) {
+        // The hubs check these when they take the connection (its OPEN).
+        hubPlain = { username, password };
+        return true;
+      }
       const address = parseAmqpAddress(username);
       authenticated = address;
       attestation = address
@@ -766,6 +780,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         transport,
         hostname: remoteHostname(connection),
         clientCertificates,
+        ...(hubPlain ? { saslPlain: hubPlain } : {}),
         log,
         grantCredit: (receiver, count) => {
           if (!connection.is_open() || !receiver.is_open()) return;
@@ -783,7 +798,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
 
     connection.on('connection_open', () => {
-      if (role === 'undecided' && saslAnonymous) takeAsHub();
+      if (role === 'undecided' && (saslAnonymous || hubPlain)) takeAsHub();
       else if (role === 'undecided' && options.hubs && !attestation) {
         // No SASL PLAIN: a hub client when it presented no certificate (it cannot be a DPS one) or
         // named a hub in its OPEN; else (X.509) its first link decides (see on_attach).

@@ -7,6 +7,7 @@ import {
   eventMessage,
   parseEventHubAddress,
   parseEventPosition,
+  parseSasRootUser,
   partitionInfo,
   partitionNumber,
   partitionOf,
@@ -137,6 +138,12 @@ describe('the built-in endpoint, pure parts', () => {
       last_enqueued_time_utc: new Date(0),
       is_partition_empty: true,
     });
+  });
+
+  it("reads IoT Hub's {policy}@sas.root.{hub name} SASL username, and nothing else", () => {
+    expect(parseSasRootUser('iothubowner@sas.root.hub-a')).toEqual({ policy: 'iothubowner', hubName: 'hub-a' });
+    for (const other of ['0ne00000A0A/registrations/dev', 'iothubowner@sas.root.', '@sas.root.hub-a', 'x@sas.root.a.b'])
+      expect(parseSasRootUser(other)).toBeUndefined();
   });
 
   it('grants an audience to a token for it or for a path above it', () => {

@@ -76,6 +76,16 @@ export function parseEventHubAddress(address: string): EventHubAddress | undefin
   return { kind: 'other', entity };
 }
 
+/**
+ * IoT Hub's SASL PLAIN username for its built-in endpoint, `{policy}@sas.root.{hub name}` (the
+ * Event Hubs samples' iothubConnectionString: they connect with it to learn the endpoint from a
+ * link redirect), read; undefined for any other username.
+ */
+export function parseSasRootUser(username: string): { policy: string; hubName: string } | undefined {
+  const match = /^([^@/]{1,128})@sas\.root\.([a-z0-9-]{1,64})$/i.exec(username);
+  return match ? { policy: match[1] as string, hubName: match[2] as string } : undefined;
+}
+
 /** The partition id `id` names (a decimal "0" … count − 1), or undefined. */
 export function partitionNumber(id: string, count = EVENT_HUB_PARTITION_COUNT): number | undefined {
   if (!/^(0|[1-9]\d{0,2})$/.test(id)) return undefined;

@@ -318,6 +318,27 @@ export class HubService {
     return result.ok ? { ok: true } : result;
   }
 
+  /**
+   * `authorizeRegistry` for a token whose `sr` is the hub or a path under it (IoT Hub's
+   * `{hub}/messages/events`, which the Event Hubs samples sign to ask where the built-in endpoint is).
+   */
+  authorizeUnderHub(
+    hub: string,
+    authorization: string | undefined,
+    right: HubRight,
+  ): { ok: true; policy: string } | { ok: false; reason: ServiceAuthFailure; detail: string } {
+    const host = hub.toLowerCase();
+    const result = authorizeServiceRequest<HubRight>({
+      authorization,
+      hosts: [hub],
+      resourceMatches: (resource) => resource === host || resource.startsWith(`${host}/`),
+      policies: this.policies,
+      required: right,
+      now: this.#now(),
+    });
+    return result.ok ? { ok: true, policy: result.policy.keyName } : result;
+  }
+
   /** The twin document the device gets for `$iothub/twin/GET`. */
   deviceTwin(hub: string, deviceId: string): ReturnType<typeof deviceTwinDocument> {
     return deviceTwinDocument(this.#require(hub, deviceId).twin);
