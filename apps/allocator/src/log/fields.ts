@@ -1,6 +1,11 @@
-import { inspect } from 'node:util';
-
 const BRAND = Symbol.for('dpskit.allocator.logFields');
+/**
+ * `util.inspect.custom`, which Node registers globally under this name (its documentation says so):
+ * taken from the registry rather than imported, since this module is part of the served app and an
+ * ES module's import of `node:util` builds a module facade with a copy of every export, on the way to
+ * the local host's first answer (issue #13).
+ */
+const INSPECT_CUSTOM = Symbol.for('nodejs.util.inspect.custom');
 
 /**
  * Structured fields passed as the last argument of `context.info(msg, fields)`. The Functions
@@ -22,7 +27,7 @@ export class LogFields {
     readonly jsonTexts?: Readonly<Record<string, string>>,
   ) {}
 
-  [inspect.custom](): string {
+  [INSPECT_CUSTOM](): string {
     return JSON.stringify(this.fields);
   }
 
