@@ -24,10 +24,11 @@ export type EmulatorAgentTarget =
  * requests go out unchanged: same URL, same `Host` header, same SAS token. `options` are the usual
  * agent options (`keepAlive`, say); `ca` is set from the target.
  *
+ * `@dpskit/emulator/sdk` gives it to each SDK client (`withEmulator`, `provisioningTransport`,
+ * `createDeviceClient`); by hand:
+ *
  * ```ts
  * const agent = emulatorAgent(emulator);
- * service._restApiClient.setOptions({ http: { agent } });          // azure-iot-provisioning-service
- * registry._restApiClient.setOptions({ http: { agent } });         // azure-iothub Registry
  * httpBase.setOptions({ http: { agent } });                        // azure-iot-provisioning-device-http
  * mqttBase.setOptions({ ca, mqtt: { webSocketAgent: agent } });    // MqttWs
  * amqpWs.setTransportOptions({ webSocketAgent: agent });           // AmqpWs

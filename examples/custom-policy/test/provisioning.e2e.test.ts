@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type AllocatorHost, startAllocatorHost } from '@dpskit/allocator';
 import { type RegistrationOutcome, registerDevice } from '@dpskit/device-sim';
-import { createEmulator, type Emulator, emulatorAgent, type RegistrationEvent } from '@dpskit/emulator';
+import { createEmulator, type Emulator, type RegistrationEvent } from '@dpskit/emulator';
+import { withEmulator } from '@dpskit/emulator/sdk';
 import iothub from 'azure-iothub';
 import { FIRMWARE_TARGET, initialTwinFor } from '../src/firmware-policy.js';
 
@@ -102,11 +103,13 @@ describe('provisioning by firmware version', () => {
   it("writes the policy's initial twin into the device's hub, read with azure-iothub's Registry", async () => {
     const outcome = await register('sensor-current-002', '2.5.1', 'http');
     assert.equal(outcome.status, 'assigned', outcome.errorMessage);
-    // Against Azure: Registry.fromConnectionString(<the hub's iothubowner connection string>), no agent.
-    const registry = iothub.Registry.fromConnectionString(emulator.hubConnectionString(CURRENT_HUB));
-    // The SDK dials {hub}:443, a name that does not resolve here: emulatorAgent takes it to the emulator.
-    // biome-ignore lint/complexity/useLiteralKeys: private in the SDK's types (TS2341); brackets are TypeScript's way in
-    registry['_restApiClient'].setOptions({ http: { agent: emulatorAgent(emulator) } });
+    // The SDK dials {hub}:443, a name that does not resolve here: withEmulator takes its requests to
+    // the emulator. Against Azure: the hub's iothubowner connection string, and no emulator
+    // (withEmulator(registry, undefined) returns the registry untouched).
+    const registry = withEmulator(
+      iothub.Registry.fromConnectionString(emulator.hubConnectionString(CURRENT_HUB)),
+      emulator,
+    );
     const twin = (await registry.getTwin('sensor-current-002')).responseBody;
     const expected = initialTwinFor('current');
     assert.deepEqual(twin.tags, expected.tags);

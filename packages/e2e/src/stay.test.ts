@@ -7,12 +7,7 @@ import { deriveDeviceKey } from '@dpskit/contracts';
 import { createEmulator } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionArgs, DEVICE_SIM_CLI } from './harness/device-sim.js';
-import {
-  emulatorHubAmqpClient,
-  emulatorHubClient,
-  emulatorRegistry,
-  type HubServiceClient,
-} from './harness/registry.js';
+import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
@@ -267,7 +262,7 @@ describe('register --stay', () => {
       );
       stack.emulator.sendCloudToDevice(id, { body: new Uint8Array([0xff, 0x00, 0x01]), messageId: 'm-2' }, hub);
       // And as a backend sends one: azure-iothub's Client.send over AMQP.
-      const amqp = emulatorHubAmqpClient(stack.emulator, hub);
+      const amqp = emulatorHubClient(stack.emulator, hub);
       try {
         await amqp.send(id, 'from the service SDK');
       } finally {

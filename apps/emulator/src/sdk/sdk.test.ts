@@ -3,7 +3,7 @@
 // by one call, over every transport they have: enrollments (ProvisioningServiceClient), provisioning
 // (Mqtt, MqttWs, Amqp, AmqpWs, Http), the hub registry (Registry), devices (Client over each
 // transport), direct methods and cloud-to-device messages with feedback (azure-iothub Client), an
-// emulator known only by its ready file; and, given no target, nothing changed.
+// emulator known only by its ready file, emulatorAgent by hand; and, given no target, nothing changed.
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import deviceSdk from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
 import deviceHttp from 'azure-iot-device-http';
 import deviceMqtt from 'azure-iot-device-mqtt';
+import httpBase from 'azure-iot-http-base';
 import provisioningDevice from 'azure-iot-provisioning-device';
 import provisioningAmqp from 'azure-iot-provisioning-device-amqp';
 import provisioningHttp from 'azure-iot-provisioning-device-http';
@@ -25,6 +26,7 @@ import { tempStateDir } from '../testing/fixtures.js';
 import {
   createDeviceClient,
   type DeviceTransportArgument,
+  emulatorAgent,
   GLOBAL_PROVISIONING_HOST,
   type ProvisioningTransportClass,
   provisioningTransport,
@@ -198,6 +200,25 @@ describe('withEmulator: azure-iothub Client', () => {
     } finally {
       await service.close();
     }
+  });
+});
+
+describe('emulatorAgent by hand, the agent underneath (for a client the helpers do not name)', () => {
+  it("given to azure-iot-http-base's Http, from a ready file's https (a wildcard bind) and the CA's text", async () => {
+    const https = emulator.endpoints.https;
+    if (!https) throw new Error('the emulator serves HTTPS');
+    const base = new httpBase.Http();
+    base.setOptions({
+      http: { agent: emulatorAgent({ https: { host: '0.0.0.0', port: https.port }, ca: emulator.caCertPem }) },
+    });
+    const pointed = { provisioningHost: 'localhost', transport: new provisioningHttp.Http(base) };
+    await expect(register('sdk-agent-by-hand', pointed)).resolves.toMatchObject({ assignedHub: HUB });
+  });
+
+  it('says so when the emulator has no HTTPS listener', () => {
+    expect(() => emulatorAgent({ endpoints: {}, caCertPem: emulator.caCertPem })).toThrow(
+      'emulatorAgent: the emulator runs without HTTPS (httpsPort false or --no-https)',
+    );
   });
 });
 

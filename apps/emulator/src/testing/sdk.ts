@@ -1,10 +1,9 @@
 // Test helpers that drive the official, unmodified Azure IoT device SDK packages against the
 // emulator. The only things injected are what the SDK's own API offers: a transport base that
-// trusts the emulator's CA (and, for HTTP, knows its port).
-import https from 'node:https';
+// trusts the emulator's CA (and, for HTTP, knows its port), through @dpskit/emulator/sdk's
+// provisioningTransport except for MQTT (below).
 import { fixedPortAgent } from '@dpskit/node-kit';
 import amqpBase from 'azure-iot-amqp-base';
-import httpBase from 'azure-iot-http-base';
 import mqttBase from 'azure-iot-mqtt-base';
 import provisioningDevice from 'azure-iot-provisioning-device';
 import amqpTransport from 'azure-iot-provisioning-device-amqp';
@@ -13,6 +12,7 @@ import mqttTransport from 'azure-iot-provisioning-device-mqtt';
 import symmetricKey from 'azure-iot-security-symmetric-key';
 import x509Security from 'azure-iot-security-x509';
 import type { Emulator } from '../emulator.js';
+import { type ProvisioningTransportClass, provisioningTransport } from '../sdk/index.js';
 
 /** What the SDK helpers need of an emulator: an in-process one, or one in another process (cli-process.ts). */
 export type EmulatorView = Pick<Emulator, 'idScope' | 'endpoints' | 'caCertPem'>;
@@ -23,7 +23,6 @@ const { Amqp, AmqpWs } = amqpTransport;
 const { Amqp: AmqpBase } = amqpBase;
 const { Http } = httpTransport;
 const { MqttBase } = mqttBase;
-const { Http: HttpBase } = httpBase;
 const { SymmetricKeySecurityClient } = symmetricKey;
 const { X509Security } = x509Security;
 
@@ -100,34 +99,15 @@ export function sdkTransport(emulator: EmulatorView, transport: SdkTransport, po
       transport === 'mqtt' ? emulator.endpoints.mqtt.provisioningHost : (webSockets?.provisioningHost ?? '');
     return { provisioningHost, transport: mqtt };
   }
-  if (transport === 'amqp' || transport === 'amqp-ws') {
-    const base = new TrustingAmqpBase(emulator.caCertPem);
-    if (transport === 'amqp') {
-      const endpoint = emulator.endpoints.amqp;
-      if (!endpoint) throw new Error('the emulator runs without AMQP');
-      const amqp = new Amqp(base);
-      amqp.setTransportOptions({ pollingInterval: pollingIntervalMs });
-      return { provisioningHost: endpoint.provisioningHost, transport: amqp };
-    }
-    const webSockets = emulator.endpoints.webSockets;
-    if (!webSockets) throw new Error('the emulator runs without HTTPS (no WebSockets)');
-    const amqpWs = new AmqpWs(base);
-    // AmqpWs always connects to port 443: its WebSocket agent is the one way to another port.
-    amqpWs.setTransportOptions({
-      pollingInterval: pollingIntervalMs,
-      webSocketAgent: fixedPortAgent(webSockets.port, { ca: emulator.caCertPem }),
-    });
-    return { provisioningHost: webSockets.provisioningHost, transport: amqpWs };
-  }
-  const endpoint = emulator.endpoints.https;
-  if (!endpoint) throw new Error('the emulator runs without HTTPS');
-  // The HTTP transport cannot take a port: the agent's defaultPort supplies it.
-  const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem }), { defaultPort: endpoint.port });
-  const base = new HttpBase();
-  base.setOptions({ http: { agent } });
-  const http = new Http(base);
-  http.setTransportOptions({ pollingInterval: pollingIntervalMs });
-  return { provisioningHost: endpoint.provisioningHost, transport: http };
+  // AMQP and HTTPS as users do it (@dpskit/emulator/sdk); MQTT above keeps its base for the
+  // error handler the tests need.
+  const Transport = transport === 'amqp' ? Amqp : transport === 'amqp-ws' ? AmqpWs : Http;
+  const pointed = provisioningTransport(
+    Transport as ProvisioningTransportClass<InstanceType<typeof Transport>>,
+    emulator,
+  );
+  pointed.transport.setTransportOptions({ pollingInterval: pollingIntervalMs });
+  return pointed;
 }
 
 export type SdkRegistrationState = Record<string, unknown> & { registrationId: string; status: string };

@@ -1,10 +1,9 @@
-// The official, unmodified `azure-iot-provisioning-service` SDK pointed at the emulator. The SDK
-// builds its client from a connection string and always connects to port 443; the only thing
-// injected is an https.Agent (trusting the emulator's CA, defaulting to its port) through the
-// transport's own `setOptions`, as the README shows for users.
-import https from 'node:https';
+// The official, unmodified `azure-iot-provisioning-service` SDK pointed at the emulator as users do
+// it: `fromConnectionString`, then `withEmulator` (@dpskit/emulator/sdk), which gives its REST
+// client an agent to the emulator's HTTPS listener trusting its CA (the SDK always dials port 443).
 import provisioningService from 'azure-iot-provisioning-service';
 import type { Emulator } from '../emulator.js';
+import { withEmulator } from '../sdk/index.js';
 
 const { ProvisioningServiceClient } = provisioningService;
 export type ServiceClient = InstanceType<typeof ProvisioningServiceClient>;
@@ -17,14 +16,8 @@ export function serviceClient(
   emulator: Pick<Emulator, 'endpoints' | 'caCertPem'> & Partial<Pick<Emulator, 'serviceConnectionString'>>,
   connectionString = emulator.serviceConnectionString,
 ): ServiceClient {
-  const endpoint = emulator.endpoints.https;
-  if (!endpoint || !connectionString) throw new Error('the emulator runs without HTTPS');
-  const client = ProvisioningServiceClient.fromConnectionString(connectionString);
-  const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem }), { defaultPort: endpoint.port });
-  (client as unknown as { _restApiClient: { setOptions(options: object): void } })._restApiClient.setOptions({
-    http: { agent },
-  });
-  return client;
+  if (!emulator.endpoints.https || !connectionString) throw new Error('the emulator runs without HTTPS');
+  return withEmulator(ProvisioningServiceClient.fromConnectionString(connectionString), emulator);
 }
 
 /** The error the SDK rejects with: its HTTP status and the service's error body. */

@@ -13,6 +13,7 @@ import provisioningService from 'azure-iot-provisioning-service';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RegistrationEvent } from '../core/events.js';
 import type { Emulator } from '../emulator.js';
+import { withEmulator } from '../sdk/index.js';
 import {
   closedPortUrl,
   HUB_A,
@@ -798,16 +799,10 @@ describe('the DPS service API with the official service SDK', () => {
         keyName: 'provisioningserviceowner',
         expiresAt: Math.floor(Date.now() / 1000) - 60,
       });
-      const expired = new ProvisioningServiceClient({
-        host: 'localhost',
-        sharedAccessSignature: expiredToken,
-      } as never);
-      const agent = Object.assign(new https.Agent({ ca: emulator.caCertPem }), {
-        defaultPort: emulator.endpoints.https?.port,
-      });
-      (expired as unknown as { _restApiClient: { setOptions(o: object): void } })._restApiClient.setOptions({
-        http: { agent },
-      });
+      const expired = withEmulator(
+        new ProvisioningServiceClient({ host: 'localhost', sharedAccessSignature: expiredToken } as never),
+        emulator,
+      );
 
       for (const [who, c] of [
         ['wrong key', wrongKey],
