@@ -17,7 +17,7 @@ export function formatBanner(emulator: Emulator): string {
     const note =
       https.port === 443
         ? ''
-        : `  (Node SDKs' HTTPS clients dial 443: give them emulatorAgent() from @dpskit/emulator, or an https.Agent with defaultPort ${https.port})`;
+        : `  (Node SDKs' HTTPS clients dial 443: point them here with @dpskit/emulator/sdk, or an https.Agent with defaultPort ${https.port})`;
     lines.push(
       `  HTTPS  https://${hostPort(https.host, https.port)}   provisioningHost "${https.provisioningHost}"${note}`,
     );
@@ -28,7 +28,7 @@ export function formatBanner(emulator: Emulator): string {
     const note =
       webSockets.port === 443
         ? ''
-        : `  (Node MqttWs/AmqpWs always dial 443: give them emulatorAgent() from @dpskit/emulator as webSocketAgent, or an agent for port ${webSockets.port})`;
+        : `  (Node MqttWs/AmqpWs always dial 443: point them here with @dpskit/emulator/sdk, or a webSocketAgent for port ${webSockets.port})`;
     lines.push(
       `  WS     wss://${hostPort(https?.host ?? webSockets.host, webSockets.port)}/$iothub/websocket   subprotocols ${webSockets.subprotocols.join(', ')}   provisioningHost "${webSockets.provisioningHost}"${note}`,
     );

@@ -40,13 +40,13 @@ describe('dps-emulator', () => {
     expect(banner).toContain('ID scope 0ne00000A0A');
     expect(banner).toMatch(/MQTT {3}mqtts:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost:\d+"/);
     expect(banner).toMatch(
-      /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node SDKs' HTTPS clients dial 443: give them emulatorAgent\(\) from @dpskit\/emulator, or an https.Agent with defaultPort \d+\)/,
+      /HTTPS {2}https:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost" {2}\(Node SDKs' HTTPS clients dial 443: point them here with @dpskit\/emulator\/sdk, or an https.Agent with defaultPort \d+\)/,
     );
     expect(banner).toMatch(
       /AMQP {3}amqps:\/\/127\.0\.0\.1:\d+ {3}provisioningHost "localhost:\d+" {2}\(the C SDK always dials 5671\)/,
     );
     expect(banner).toMatch(
-      /WS {5}wss:\/\/127\.0\.0\.1:\d+\/\$iothub\/websocket {3}subprotocols mqtt, AMQPWSB10 {3}provisioningHost "localhost" {2}\(Node MqttWs\/AmqpWs always dial 443: give them emulatorAgent\(\) from @dpskit\/emulator as webSocketAgent, or an agent for port \d+\)/,
+      /WS {5}wss:\/\/127\.0\.0\.1:\d+\/\$iothub\/websocket {3}subprotocols mqtt, AMQPWSB10 {3}provisioningHost "localhost" {2}\(Node MqttWs\/AmqpWs always dial 443: point them here with @dpskit\/emulator\/sdk, or a webSocketAgent for port \d+\)/,
     );
     expect(banner).toContain(`export NODE_EXTRA_CA_CERTS="${join(state, 'tls', 'ca.pem')}"`);
     // Python and C cannot take a port: the banner says what they need and that these ports will not do.
