@@ -17,6 +17,7 @@ import {
   registryClient,
 } from '../testing/hub-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { MAX_C2D_QUEUE_DEPTH } from './core/c2d.js';
 import type { HubEvent } from './core/hub-service.js';
 
 let bed: TestBedWithWebhook;
@@ -205,6 +206,49 @@ describe('cloud-to-device dispositions over AMQP', () => {
       expect(bed.emulator.cloudToDeviceQueue(id)).toEqual([]);
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('a device that stops and starts listening over AMQP', () => {
+  it('keeps its connection: the messages its closed link held unsettled stop counting against it', async () => {
+    // Every message the closed link held is put back and sent again on the next link, unsettled:
+    // the listener's bound on a connection's unsettled messages (MAX_UNSETTLED_ANSWERS, 128) must
+    // count only those the client can still settle, or the third round (3 x 50 > 128) closes it.
+    const id = 'amqp-c2d-relisten';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    for (let i = 0; i < MAX_C2D_QUEUE_DEPTH; i++) bed.emulator.sendCloudToDevice(id, { body: `m${i}` });
+    const client = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'amqp' });
+    const disconnected = new Promise<string>((resolve) => client.once('disconnect', () => resolve('disconnected')));
+    await client.open();
+    try {
+      for (let round = 0; round < 3; round++) {
+        // Received and left unsettled (never completed): the link holds every one.
+        const received = new Promise<string>((resolve) => {
+          let n = 0;
+          client.on('message', function listener() {
+            if (++n < MAX_C2D_QUEUE_DEPTH) return;
+            client.removeListener('message', listener);
+            resolve('all');
+          });
+        });
+        expect(await Promise.race([received, disconnected])).toBe('all');
+        // Removing the last listener detached the link: its messages are Enqueued again.
+        const enqueued = new Promise<void>((resolve) => {
+          let n = 0;
+          const listener = (event: HubEvent) => {
+            if (event.kind !== 'c2d' || event.deviceId !== id || event.outcome !== 'released') return;
+            if (++n < MAX_C2D_QUEUE_DEPTH) return;
+            bed.emulator.off('hub', listener);
+            resolve();
+          };
+          bed.emulator.on('hub', listener);
+        });
+        await Promise.race([enqueued, disconnected]);
+      }
+      expect(bed.emulator.cloudToDeviceQueue(id)).toHaveLength(MAX_C2D_QUEUE_DEPTH);
+    } finally {
+      await client.close();
     }
   });
 });

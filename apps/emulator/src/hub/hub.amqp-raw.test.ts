@@ -240,3 +240,60 @@ describe('the hubs over AMQP, raw', () => {
     }
   });
 });
+
+describe('deliveries of a link the client detached unsettled', () => {
+  it('do not hold up the rest of the session (rhea frees its delivery buffer oldest first)', async () => {
+    const id = 'amqp-raw-stuck-delivery';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+    const connection = await rawHubConnection();
+    try {
+      const put = await cbs(connection);
+      const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+      expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, token)).toEqual({ status: 200, description: 'OK' });
+      // A C2D message received and never settled, its link detached, the delivery forgotten by the
+      // client (as the .NET SDK's AMQP stack forgets a closed link's; rhea's own would keep it).
+      bed.emulator.sendCloudToDevice(id, { body: 'left unsettled' });
+      const c2d = connection.open_receiver({
+        source: { address: `/devices/${id}/messages/devicebound` },
+        autoaccept: false,
+        credit_window: 1,
+      });
+      const held = await new Promise<rhea.Delivery | undefined>((resolve) =>
+        c2d.once('message', (context: EventContext) => resolve(context.delivery)),
+      );
+      const detached = new Promise((resolve) => c2d.once('receiver_close', resolve));
+      c2d.close();
+      await detached;
+      if (held) {
+        (held as { remote_settled: boolean }).remote_settled = true;
+        held.update(true);
+      }
+      // More answers on the same session than rhea's delivery buffer holds (2048): twin GETs.
+      const total = 2100;
+      const replies = connection.open_receiver({ source: { address: `/devices/${id}/twin` }, credit_window: 20 });
+      const requests = connection.open_sender({ target: { address: `/devices/${id}/twin` } });
+      let answered = 0;
+      const outcome = new Promise<string>((resolve) => {
+        replies.on('message', () => {
+          if (++answered === total) resolve('all answered');
+        });
+        connection.once('connection_close', () => resolve(`closed after ${answered}`));
+        connection.once('disconnected', () => resolve(`disconnected after ${answered}`));
+      });
+      let sent = 0;
+      const send = () => {
+        while (requests.sendable() && sent < total)
+          requests.send({
+            correlation_id: `get-${sent++}`,
+            message_annotations: { operation: 'GET' },
+            body: undefined,
+          });
+      };
+      requests.on('sendable', send);
+      expect(await outcome).toBe('all answered');
+    } finally {
+      connection.close();
+    }
+  });
+});

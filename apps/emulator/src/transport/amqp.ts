@@ -397,6 +397,15 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // Set once the server closes the connection (or refuses its bytes): later frames are not for rhea.
     let refused = false;
     let unsettledAnswers = 0;
+    // The unsettled deliveries of each sender link, until the client settles them or the link closes
+    // (see the connection's `sender_close` below).
+    const unsettledBy = new Map<Sender, Set<Delivery>>();
+    const countUnsettled = (sender: Sender, sent: Delivery) => {
+      if (sent.settled) return;
+      unsettledAnswers += 1;
+      const held = unsettledBy.get(sender) ?? new Set<Delivery>();
+      unsettledBy.set(sender, held.add(sent));
+    };
     // Whose connection this is (see AmqpHubSeam): undecided until its SASL, OPEN or first link says.
     let role: 'undecided' | 'dps' | 'hub' = 'undecided';
     // SASL PLAIN with a hub's username (see AmqpHubSeam.takesSaslPlain): a hub connection.
@@ -790,7 +799,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         send: (sender, message, tag) => {
           if (!connection.is_open() || overUnsettledBound('messages')) return undefined;
           const sent = sender.send(message as never, tag);
-          if (!sent.settled) unsettledAnswers += 1;
+          countUnsettled(sender, sent);
           return sent;
         },
         close: (error) => closeConnection(error),
@@ -979,9 +988,30 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       return true;
     };
 
-    // Answers the client settles (the SDKs at once, as each arrives); pre-settled ones are not counted.
+    // Answers the client settles (the SDKs at once, as each arrives); pre-settled ones are not counted,
+    // nor a settlement that comes after its link closed (given back then).
     connection.on('settled', (context: EventContext) => {
-      if (context.sender && unsettledAnswers > 0) unsettledAnswers -= 1;
+      const { sender, delivery } = context;
+      const held = sender ? unsettledBy.get(sender) : undefined;
+      if (!sender || !delivery || !held?.delete(delivery)) return;
+      unsettledAnswers -= 1;
+      if (held.size === 0) unsettledBy.delete(sender);
+    });
+    // A link the client detached with deliveries unsettled (a device that stops listening for C2D
+    // messages holds the ones it has not completed) can settle none of them any more: they stop
+    // counting, and rhea is told they are settled at both ends. It would otherwise keep them in the
+    // session's delivery buffer, which frees only from its oldest entry: every later delivery of the
+    // session would stay behind them until the buffer's 2048 were used and the next send threw.
+    connection.on('sender_close', (context: EventContext) => {
+      const sender = context.sender;
+      const held = sender ? unsettledBy.get(sender) : undefined;
+      if (!sender || !held) return;
+      unsettledBy.delete(sender);
+      unsettledAnswers -= held.size;
+      for (const delivery of held) {
+        (delivery as { remote_settled: boolean }).remote_settled = true;
+        delivery.update(true);
+      }
     });
 
     const respond = (delivery: Delivery, correlationId: unknown, response: DeviceApiResponse) => {
@@ -1004,14 +1034,15 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       }
       if (overUnsettledBound('answers')) return;
       delivery.accept();
-      const sent = responder.send({
+      const sender = responder;
+      const sent = sender.send({
         correlation_id: correlationId as string,
         application_properties:
           response.retryAfterSeconds === undefined ? {} : { [RETRY_AFTER]: String(response.retryAfterSeconds) },
         // The SDK parses `body.content` as JSON: a data section, never an AMQP string.
         body: rhea.message.data_section(Buffer.from(JSON.stringify(response.body), 'utf8')),
       });
-      if (!sent.settled) unsettledAnswers += 1;
+      countUnsettled(sender, sent);
     };
 
     // A frame that passed the guard but not rhea: one its decoder could not read (a ProtocolError,
