@@ -9,6 +9,7 @@ import {
   parseEventPosition,
   partitionInfo,
   partitionNumber,
+  runtimeInfo,
 } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
@@ -35,6 +36,12 @@ const EVENTS_PER_READ = 50;
 const EVENTS_POLL_MS = 1000;
 /** Management requests a connection may have unanswered (credit on its request link). */
 const MANAGEMENT_CREDIT = 10;
+/**
+ * The capability a receiver asks for with `trackLastEnqueuedEventProperties` (@azure/core-amqp
+ * `Constants.enableReceiverRuntimeMetricName`): each event then carries the partition's last
+ * enqueued event in its delivery annotations.
+ */
+export const RUNTIME_METRIC_CAPABILITY = 'com.microsoft:enable-receiver-runtime-metric';
 /** Event Hubs' bound on receivers without an owner level on one partition of a consumer group. */
 export const MAX_NON_EPOCH_RECEIVERS = 5;
 
@@ -218,6 +225,11 @@ export function eventHubEndpoint(
     const start = eventHubs.startSequence(hubName, partition, parsed.position);
     if (!start.ok) return refuse('com.microsoft:argument-out-of-range', start.error);
     const sender = link as Sender;
+    const withRuntimeMetric = asksFor(sender, RUNTIME_METRIC_CAPABILITY);
+    // Offered back, as Event Hubs does for a capability it grants.
+    if (withRuntimeMetric)
+      (sender as unknown as { local: { attach: Record<string, unknown> } }).local.attach.offered_capabilities =
+        RUNTIME_METRIC_CAPABILITY;
 
     // Owner levels (epochs), among this process's readers of the partition and consumer group.
     const key = `${hubName.toLowerCase()}|${DEFAULT_CONSUMER_GROUP.toLowerCase()}|${partition}`;
@@ -267,10 +279,14 @@ export function eventHubEndpoint(
         amqp.log.error('hub.eventhub', `${hubName} partition ${partition}: events not read: ${(err as Error).message}`);
         return;
       }
+      // The runtime metric, read once a batch (when the receiver asked for it).
+      const runtime =
+        events.length > 0 && withRuntimeMetric ? runtimeInfo(eventHubs.partitionState(hubName, partition)) : undefined;
       for (const event of events) {
         const shaped = eventMessage(event);
         const delivery = amqp.send(sender, {
           ...shaped.properties,
+          ...(runtime ? { delivery_annotations: runtime } : {}),
           message_annotations: shaped.message_annotations,
           application_properties: shaped.application_properties,
           body: rhea.message.data_section(shaped.body),
@@ -414,4 +430,12 @@ function isMessagesEvents(address: string): boolean {
     .replace(/^\/+/, '')
     .toLowerCase();
   return path === 'messages/events' || path.startsWith('messages/events/');
+}
+
+/** Whether the peer's ATTACH of `link` lists `capability` among its desired capabilities (a symbol or an array of them). */
+function asksFor(link: Sender, capability: string): boolean {
+  const desired = (link as unknown as { remote?: { attach?: { desired_capabilities?: unknown } } }).remote?.attach
+    ?.desired_capabilities;
+  const list = Array.isArray(desired) ? desired : desired === undefined ? [] : [desired];
+  return list.some((value) => String(value) === capability);
 }

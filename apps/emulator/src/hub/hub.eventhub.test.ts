@@ -271,6 +271,39 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
     }
   });
 
+  it("tracks the partition's last enqueued event for a reader that asks (trackLastEnqueuedEventProperties)", async () => {
+    const id = 'eh-runtime-metric-device';
+    const partition = String(partitionOf(id));
+    const device = await openedDevice(id, 'mqtt');
+    try {
+      for (const n of [1, 2]) await device.sendEvent(new Message(JSON.stringify({ n })));
+    } finally {
+      await device.close();
+    }
+    const client = consumer();
+    const last = await client.getPartitionProperties(partition);
+    const seen = await new Promise<{ sequenceNumber?: number; offset?: string; enqueuedOn?: Date; retrievedOn?: Date }>(
+      (resolve, reject) => {
+        const subscription = client.subscribe(
+          partition,
+          {
+            processEvents: async (events, context) => {
+              if (events.length === 0) return;
+              await subscription.close();
+              resolve({ ...context.lastEnqueuedEventProperties });
+            },
+            processError: async (err) => reject(err),
+          },
+          { startPosition: earliestEventPosition, trackLastEnqueuedEventProperties: true, maxWaitTimeInSeconds: 1 },
+        );
+      },
+    );
+    expect(seen.sequenceNumber).toBe(last.lastEnqueuedSequenceNumber);
+    expect(seen.offset).toBe(last.lastEnqueuedOffset);
+    expect(seen.enqueuedOn?.getTime()).toBe(last.lastEnqueuedOnUtc.getTime());
+    expect(seen.retrievedOn).toBeInstanceOf(Date);
+  });
+
   it('is reached over TLS on the AMQP port with the plain connection string and NODE_EXTRA_CA_CERTS', async () => {
     // The recipe for a process started after the emulator (its CA file known): no option at all.
     const script = `const { EventHubConsumerClient } = require('@azure/event-hubs');

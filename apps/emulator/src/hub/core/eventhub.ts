@@ -274,6 +274,21 @@ export function eventMessage(event: StoredHubEvent): EventMessage {
   };
 }
 
+/**
+ * The delivery annotations of an event for a receiver that asked for the runtime metric
+ * (`trackLastEnqueuedEventProperties`): the partition's last enqueued event, and when this was read
+ * (@azure/event-hubs reads `last_enqueued_sequence_number`, `last_enqueued_offset`,
+ * `last_enqueued_time_utc`, `runtime_info_retrieval_time_utc`).
+ */
+export function runtimeInfo(state: PartitionState, now = new Date()): Record<string, unknown> {
+  return {
+    last_enqueued_sequence_number: state.lastSequenceNumber,
+    last_enqueued_offset: String(state.lastOffset),
+    last_enqueued_time_utc: new Date(state.lastEnqueuedMs),
+    runtime_info_retrieval_time_utc: now,
+  };
+}
+
 /** The management node's answer to `READ com.microsoft:eventhub` (@azure/event-hubs `getEventHubProperties`). */
 export function eventHubInfo(
   name: string,
