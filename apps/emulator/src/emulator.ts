@@ -601,11 +601,12 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const amqpEnabled = this.#options.amqpPort !== null && this.#options.amqpPort !== false;
       // The hubs' Event Hubs-compatible built-in endpoints (@azure/event-hubs), on the same listener.
       const eventHubs = new EventHubService({ store: store.hub, hubs: hub.hubs, policies: hub.policies });
-      const hubAmqp = amqpEnabled ? createHubAmqp(hub, { eventHubs }) : undefined;
-      const deviceAmqp = hubAmqp
-        ? createDeviceAmqpEndpoint(hub, { onDevicesConnected: (any) => follow('amqpDevices', any) })
+      const hubAmqp = amqpEnabled
+        ? createHubAmqp(hub, { eventHubs, onDevicesConnected: (any) => follow('amqpDevices', any) })
         : undefined;
+      const deviceAmqp = hubAmqp ? createDeviceAmqpEndpoint(hub) : undefined;
       if (hubAmqp && deviceAmqp) {
+        cleanup.push(() => hubAmqp.close());
         hubAmqp.addEndpoint(deviceAmqp);
         cleanup.push(() => deviceAmqp.close());
         // azure-iothub's Client.send: cloud-to-device messages on /messages/devicebound.
@@ -626,7 +627,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
               // The calls waiting here for a device that just connected to another worker go there.
               if (push.kind === 'connected') hub.methods.deviceConnectedElsewhere(push.hub, push.deviceId);
               hubMqtt.deliver(push, seq);
-              deviceAmqp?.deliver(push, seq);
+              hubAmqp?.deliver(push, seq);
+              deviceAmqp?.deliver(push);
             }
           },
           log: this.#log,

@@ -14,7 +14,8 @@ import {
 // a direct method invoked with azure-iothub's Client and a desired-property change made through
 // the registry reach an AMQP device whichever worker takes the request and whichever holds the
 // device (through the store's push table, as for MQTT devices). Which worker holds a device is
-// read from its `hub.connected` line, which took a call from its `hub.method` line.
+// read from its `hub.connected` line, which took a call from its `hub.method` line. A device that
+// connects again (over MQTT or AMQP) on the other worker loses its older connection there.
 
 describe('dps-emulator start --workers: AMQP devices across workers', () => {
   it('method calls and desired changes made on the other worker reach the device', async () => {
@@ -83,6 +84,57 @@ describe('dps-emulator start --workers: AMQP devices across workers', () => {
         await registry.updateTwin(id, { properties: { desired: { mode: 'eco' } } }, etag);
         await expect.poll(() => desired.some((delta) => delta.mode === 'eco'), { timeout: 60_000 }).toBe(true);
       }
+    } finally {
+      await Promise.allSettled(clients.map((client) => client.close()));
+      const code = await child.stop();
+      expect(code, child.stderr()).toBe(0);
+    }
+  });
+
+  it('a device connected again on the other worker keeps only the newer connection, whatever the transports', async () => {
+    const unreachable = await closedPortUrl();
+    const child = await startCliEmulator(testConfig(unreachable, unreachable), ['--workers', '2', '--amqp-port', '0']);
+    const clients: DeviceClient[] = [];
+    try {
+      const id = 'amqp-worker-twice';
+      const registry = keptAliveRegistry(child.view, HUB_A);
+      const key = await createDeviceKey(registry, id);
+      const filler = {
+        hub: HUB_A,
+        deviceId: 'amqp-worker-filler',
+        key: await createDeviceKey(registry, 'amqp-worker-filler'),
+      };
+      // The older connection's SDK client never retries (a retrying one would connect again at once
+      // and become the newer in turn, as against IoT Hub).
+      const noRetry = { shouldRetry: () => false, nextRetryTimeout: () => -1 };
+      const crossed = new Set<string>();
+      // Pairs of connections, each newer one over the other transport, until each transport's
+      // connection was closed by a newer one on the other worker (the primary hands connections in turn).
+      for (let n = 0; n < 16 && crossed.size < 2; n++) {
+        const [older, newer] = n % 2 === 0 ? (['amqp', 'mqtt'] as const) : (['mqtt', 'amqp'] as const);
+        const first = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key, transport: older });
+        first.setRetryPolicy(noRetry);
+        clients.push(first);
+        await first.open();
+        const second = await deviceClient(child.view, { hub: HUB_A, deviceId: id, key, transport: newer });
+        clients.push(second);
+        const closed = new Promise((resolve) => first.once('disconnect', resolve));
+        await second.open();
+        await closed;
+        const lines = await loggedAll(child, about('hub.connected', id), 2 * n + 2);
+        if ((lines[2 * n] as LogRecord).worker !== (lines[2 * n + 1] as LogRecord).worker) crossed.add(older);
+        else {
+          // Both on one worker (each transport's connections are handed in turn, so a pair keeps
+          // landing together): one more MQTT connection moves that transport's turn on.
+          const moved = await deviceClient(child.view, filler);
+          await moved.open();
+          await moved.close();
+        }
+        // The newer connection works; then it goes too, before the next pair.
+        await second.getTwin();
+        await Promise.allSettled([first.close(), second.close()]);
+      }
+      expect([...crossed].sort(), 'no older connection was closed from the other worker').toEqual(['amqp', 'mqtt']);
     } finally {
       await Promise.allSettled(clients.map((client) => client.close()));
       const code = await child.stop();

@@ -47,8 +47,11 @@ interface DeviceLinks {
 }
 
 export interface DeviceAmqpEndpoint extends HubAmqpEndpoint {
-  /** A push owed to a device (HubService.subscribePushes; `--workers`: the push table), `seq` its place in the store's order. */
-  deliver(push: HubPush, seq?: number): void;
+  /**
+   * A push owed to a device (HubService.subscribePushes; `--workers`: the push table): desired
+   * properties, a cloud-to-device message; those that end its connection are HubAmqp's.
+   */
+  deliver(push: HubPush): void;
   close(): void;
 }
 
@@ -62,17 +65,7 @@ export interface DeviceAmqpEndpoint extends HubAmqpEndpoint {
  * `IoThub-status`), cloud-to-device messages on `/devices/{id}/messages/devicebound`
  * (amqp-device-c2d.ts), all through the same core as MQTT (HubService, DirectMethods, the C2D queue).
  */
-export function createDeviceAmqpEndpoint(
-  hub: HubService,
-  options: {
-    /**
-     * Called when the first device attaches a link here and when the last one's connection ends:
-     * with `--workers`, the other workers' pushes (desired properties, method calls) are followed
-     * while it is true.
-     */
-    onDevicesConnected?: (any: boolean) => void;
-  } = {},
-): DeviceAmqpEndpoint {
+export function createDeviceAmqpEndpoint(hub: HubService): DeviceAmqpEndpoint {
   /** The devices' links, by `{hub}/{deviceId}` (hub lower-case): the newest connection's. */
   const held = new Map<string, DeviceLinks>();
   const keyOf = (hubName: string, deviceId: string) => `${hubName.toLowerCase()}/${deviceId}`;
@@ -83,12 +76,10 @@ export function createDeviceAmqpEndpoint(
     if (current?.context === context) return current;
     const links: DeviceLinks = { hub: hubName, deviceId, context, desired: false };
     held.set(key, links);
-    if (held.size === 1) options.onDevicesConnected?.(true);
     context.onDisconnected(() => {
       // The method calls sent on this connection end now (504101: the device cannot answer them any more).
       hub.methods.connectionClosed(context.name);
       if (held.get(key) === links) held.delete(key);
-      if (held.size === 0) options.onDevicesConnected?.(false);
     });
     return links;
   };
@@ -110,8 +101,9 @@ export function createDeviceAmqpEndpoint(
     },
   });
 
-  const deliver = (push: HubPush, seq?: number) => {
-    if (push.kind === 'method' || push.kind === 'method-end') return;
+  const deliver = (push: HubPush) => {
+    // The pushes that end a connection are hub/amqp.ts's (it holds every authorized connection).
+    if (push.kind !== 'desired' && push.kind !== 'c2d') return;
     const links = held.get(keyOf(push.hub, push.deviceId));
     if (!links) return;
     // A message to deliver: sent if the device listens (its C2D link), else it waits in the queue.
@@ -119,31 +111,12 @@ export function createDeviceAmqpEndpoint(
       links.c2d?.pump();
       return;
     }
-    const { context } = links;
     if (push.kind === 'desired') {
       if (!links.desired || !links.twinReplies?.is_open()) return;
-      context.amqp.send(links.twinReplies, {
+      links.context.amqp.send(links.twinReplies, {
         body: rhea.message.data_section(Buffer.from(JSON.stringify(push.desired), 'utf8')),
       });
-      return;
     }
-    if (push.kind === 'connected') {
-      // Another process's newer connection of the device (see HubMqtt's deliver): this one is closed.
-      const mine = context.device(push.deviceId)?.connectedSeq;
-      if (seq === undefined || mine === undefined || mine > seq) return;
-    }
-    context.amqp.log.debug('hub.amqp', `${clip(push.deviceId)} on ${push.hub}: connection closed (${push.kind})`, {
-      hub: push.hub,
-      deviceId: clip(push.deviceId),
-      reason: push.kind,
-    });
-    context.amqp.close({
-      condition: 'amqp:unauthorized-access',
-      description:
-        push.kind === 'connected'
-          ? 'The device connected again on another connection.'
-          : `The device was ${push.kind === 'deleted' ? 'deleted' : 'disabled'}.`,
-    });
   };
 
   /** Telemetry: stored (as MQTT's, committed with the turn's writes) before its delivery is accepted. */

@@ -6,6 +6,7 @@ import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
+import { closesConnection, type HubPush } from './core/pushes.js';
 
 /** The claims-based-security node: the client's put-token requests and their answers (both links' address). */
 export const CBS_ADDRESS = '$cbs';
@@ -72,6 +73,13 @@ export interface HubAmqpEndpoint {
 export interface HubAmqp extends AmqpHubSeam {
   /** Adds an endpoint (the device API is the first; the service API's plugs in here). */
   addEndpoint(endpoint: HubAmqpEndpoint): void;
+  /**
+   * A push from another process (`--workers`: the store's push table, `seq` its place there):
+   * one that ends a device's connection (deleted, disabled, connected again elsewhere) closes the
+   * device's connections here. This process's own pushes come from HubService.subscribePushes.
+   */
+  deliver(push: HubPush, seq?: number): void;
+  close(): void;
 }
 
 /** The answer to a put-token: IoT Hub's `status-code` and `status-description` application properties. */
@@ -90,9 +98,59 @@ interface PutTokenAnswer {
  * checked as over MQTT) or a service policy's (`sr={hub}`, `skn=…` with ServiceConnect). Every other
  * link goes to the endpoints (`addEndpoint`), which check the connection's authorizations.
  */
-export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubService } = {}): HubAmqp {
+export function createHubAmqp(
+  hub: HubService,
+  options: {
+    /** The hubs' Event Hubs-compatible built-in endpoints (their links, on the same listener). */
+    eventHubs?: EventHubService;
+    /**
+     * Called when the first device is authorized here and when the last one's connection ends:
+     * with `--workers`, the other workers' pushes (desired properties, method calls, messages, a
+     * newer connection of the device) are followed while it is true.
+     */
+    onDevicesConnected?: (any: boolean) => void;
+  } = {},
+): HubAmqp {
   const { eventHubs } = options;
   const endpoints: HubAmqpEndpoint[] = [];
+  /** The connections authorized for each device (`{hub lower-case}/{deviceId}`), links or not. */
+  const byDevice = new Map<string, Set<HubAmqpConnectionContext>>();
+  const keyOf = (hubName: string, deviceId: string) => `${hubName.toLowerCase()}/${deviceId}`;
+
+  /**
+   * IoT Hub ends a device's connection when its identity is deleted or disabled, or when the
+   * device connects again (it keeps one connection per device, the newer, whatever the transport:
+   * MQTT's 400027 ConnectionForcefullyClosedOnNewConnection). A `connected` push of this process
+   * names the newer connection; one of another process is newer than a connection here when it
+   * came after this connection's own (`connectedSeq`); a connection that has not yet written its
+   * own will write it after, so it is the newer and stays.
+   */
+  const deliver = (push: HubPush, seq?: number) => {
+    if (!closesConnection(push)) return;
+    for (const context of [...(byDevice.get(keyOf(push.hub, push.deviceId)) ?? [])]) {
+      if (push.kind === 'connected') {
+        if (seq === undefined) {
+          if (push.connection === undefined || push.connection === context.name) continue;
+        } else {
+          const mine = context.device(push.deviceId)?.connectedSeq;
+          if (mine === undefined || mine > seq) continue;
+        }
+      }
+      context.amqp.log.debug('hub.amqp', `${clip(push.deviceId)} on ${push.hub}: connection closed (${push.kind})`, {
+        hub: push.hub,
+        deviceId: clip(push.deviceId),
+        reason: push.kind,
+      });
+      context.amqp.close({
+        condition: 'amqp:unauthorized-access',
+        description:
+          push.kind === 'connected'
+            ? 'The device connected again on another connection.'
+            : `The device was ${push.kind === 'deleted' ? 'deleted' : 'disabled'}.`,
+      });
+    }
+  };
+  const unsubscribe = hub.subscribePushes((push) => deliver(push));
 
   const accept = (amqp: AmqpHubConnection) => {
     const { connection, peer, transport, log } = amqp;
@@ -229,6 +287,9 @@ export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubSe
         deviceId,
       };
       authorizations.push(authorization);
+      const key = keyOf(hubName, deviceId);
+      byDevice.set(key, (byDevice.get(key) ?? new Set()).add(context));
+      if (byDevice.size === 1) options.onDevicesConnected?.(true);
       try {
         const seq = hub.setConnected(hubName, deviceId, true, 'amqp', context.name);
         if (seq !== undefined) authorization.connectedSeq = seq;
@@ -385,6 +446,10 @@ export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubSe
       for (const handler of disconnectHandlers) handler();
       for (const authorization of authorizations) {
         if (authorization.kind !== 'device') continue;
+        const key = keyOf(authorization.hub, authorization.deviceId);
+        const contexts = byDevice.get(key);
+        contexts?.delete(context);
+        if (contexts?.size === 0 && byDevice.delete(key) && byDevice.size === 0) options.onDevicesConnected?.(false);
         try {
           hub.setConnected(authorization.hub, authorization.deviceId, false, 'amqp', context.name);
         } catch (err) {
@@ -411,6 +476,8 @@ export function createHubAmqp(hub: HubService, options: { eventHubs?: EventHubSe
     addEndpoint: (endpoint) => {
       endpoints.push(endpoint);
     },
+    deliver,
+    close: unsubscribe,
   };
 }
 

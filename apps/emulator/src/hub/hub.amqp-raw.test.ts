@@ -58,6 +58,11 @@ async function cbs(connection: Connection) {
     });
 }
 
+/** An AMQP error's condition (rhea types a peer's error as Error | AmqpError). */
+function conditionOf(error: unknown): unknown {
+  return (error as { condition?: unknown } | undefined)?.condition;
+}
+
 function linkError(link: rhea.Sender | rhea.Receiver): Promise<{ condition?: string; description?: string }> {
   return new Promise((resolve) => {
     const closed = (context: EventContext) => resolve((context.sender ?? context.receiver)?.error as never);
@@ -150,10 +155,19 @@ describe('the hubs over AMQP, raw', () => {
   });
 
   it('closes a connection whose device token expires unrenewed; a renewed one serves on', async () => {
+    // Two devices: a second connection of one device would close the first (one connection per device).
     const id = 'amqp-raw-expiry';
-    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
-    const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: `${HUB_A}/devices/${id}` };
-    const short = () => createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key, ttlSeconds: 2 });
+    const other = 'amqp-raw-renewed';
+    const registry = registryClient(bed.emulator, HUB_A);
+    const key = await createDeviceKey(registry, id);
+    const otherKey = await createDeviceKey(registry, other);
+    const sasOf = (deviceId: string) => ({
+      operation: 'put-token',
+      type: 'servicebus.windows.net:sastoken',
+      name: `${HUB_A}/devices/${deviceId}`,
+    });
+    const short = (deviceId: string, deviceKey: string) =>
+      createDeviceSasToken({ hubHostName: HUB_A, deviceId, key: deviceKey, ttlSeconds: 2 });
     const unrenewed = await rawHubConnection();
     const renewed = await rawHubConnection();
     try {
@@ -162,19 +176,19 @@ describe('the hubs over AMQP, raw', () => {
         unrenewed.once('connection_close', (context: EventContext) => resolve(context.connection.error as never));
         unrenewed.once('disconnected', () => resolve(undefined));
       });
-      expect(await (await cbs(unrenewed))(sas, short())).toMatchObject({ status: 200 });
+      expect(await (await cbs(unrenewed))(sasOf(id), short(id, key))).toMatchObject({ status: 200 });
       const put = await cbs(renewed);
-      expect(await put(sas, short())).toMatchObject({ status: 200 });
+      expect(await put(sasOf(other), short(other, otherKey))).toMatchObject({ status: 200 });
       // The renewal azure-iot-amqp-base makes before a token runs out: a new put-token on the same connection.
-      expect(await put(sas, createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key }))).toMatchObject({
-        status: 200,
-      });
+      expect(
+        await put(sasOf(other), createDeviceSasToken({ hubHostName: HUB_A, deviceId: other, key: otherKey })),
+      ).toMatchObject({ status: 200 });
       expect(await gone).toMatchObject({ condition: 'amqp:unauthorized-access' });
       expect(logs.findLast((line) => line.event === 'hub.auth' && line.deviceId === id)).toMatchObject({
         reason: 'expired',
       });
       expect(renewed.is_open()).toBe(true);
-      const events = renewed.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+      const events = renewed.open_sender({ target: { address: `/devices/${other}/messages/events` } });
       await new Promise((resolve) => events.once('sendable', resolve));
       const outcome = await new Promise<string>((resolve) => {
         events.once('accepted', () => resolve('accepted'));
@@ -237,6 +251,36 @@ describe('the hubs over AMQP, raw', () => {
       });
     } finally {
       connection.close();
+    }
+  });
+
+  it('ends the sessions of a connection it closes (a newer connection of the device) before the CLOSE', async () => {
+    const id = 'amqp-raw-newer';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+    const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: `${HUB_A}/devices/${id}` };
+    const older = await rawHubConnection();
+    const newer = await rawHubConnection();
+    try {
+      // What rhea reports, in order: the END's error (so azure-iot-amqp-base drops its links at once
+      // instead of detaching each and waiting for answers a closed connection never gives), then the CLOSE.
+      const seen: string[] = [];
+      const gone = new Promise<void>((resolve) => {
+        older.on('session_error', (context: EventContext) => seen.push(`end ${conditionOf(context.session?.error)}`));
+        older.once('connection_close', () => {
+          seen.push(`close ${conditionOf(older.error)}`);
+          resolve();
+        });
+        older.once('disconnected', () => resolve());
+      });
+      expect(await (await cbs(older))(sas, token)).toMatchObject({ status: 200 });
+      expect(await (await cbs(newer))(sas, token)).toMatchObject({ status: 200 });
+      await gone;
+      expect(seen).toEqual(['end amqp:unauthorized-access', 'close amqp:unauthorized-access']);
+      expect(newer.is_open()).toBe(true);
+    } finally {
+      older.close();
+      newer.close();
     }
   });
 });

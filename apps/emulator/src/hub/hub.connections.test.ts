@@ -27,6 +27,9 @@ afterAll(async () => {
 const disconnectedFrom = (hub: string, deviceId: string) => (e: HubEvent) =>
   e.kind === 'disconnected' && e.deviceId === deviceId && e.hub.toLowerCase() === hub.toLowerCase();
 
+/** A retry policy that never retries (azure-iot-common's NoRetry, which azure-iot-device does not export). */
+const noRetry = { shouldRetry: () => false, nextRetryTimeout: () => -1 };
+
 const createDevice = (deviceId: string) => createDeviceKey(registryClient(bed.emulator, HUB_A), deviceId);
 
 describe('the hub ends device connections as IoT Hub does', () => {
@@ -106,6 +109,44 @@ describe('the hub ends device connections as IoT Hub does', () => {
       const closed = nextHubEvent(bed.emulator, disconnectedFrom(HUB_A, id));
       await second.open();
       await closed;
+      // The newer connection works and is the one the registry describes.
+      await second.getTwin();
+      expect((await registryClient(bed.emulator, HUB_A).get(id)).responseBody.connectionState).toBe('Connected');
+    } finally {
+      await Promise.allSettled([first.close(), second.close()]);
+    }
+  });
+
+  // One connection per device whatever the transport: the newer stays (MQTT and AMQP alike; the
+  // older's SDK client reports 'disconnect': its retry policy never retries here, else an MQTT client
+  // reconnects at once and becomes the newer in turn, as against IoT Hub).
+  it.each([
+    ['amqp', 'mqtt'],
+    ['mqtt', 'amqp'],
+    ['amqp', 'amqp'],
+    ['amqp-ws', 'amqp'],
+  ] as const)('a device connected over %s, then over %s, keeps only the newer connection', async (older, newer) => {
+    const id = `conn-${older}-${newer}`;
+    const key = await createDevice(id);
+    const first = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: older });
+    first.setRetryPolicy(noRetry);
+    const second = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: newer });
+    await first.open();
+    try {
+      const firstDisconnected = new Promise<{ transportObj?: Error & { amqpError?: { condition?: string } } }>(
+        (resolve) => first.once('disconnect', resolve),
+      );
+      const closed = nextHubEvent(bed.emulator, disconnectedFrom(HUB_A, id));
+      await second.open();
+      await closed;
+      // What the older device's SDK reports: over AMQP the hub's CLOSE (its sessions ended first, so
+      // azure-iot-amqp-base does not wait 45 s to run the connection down), over MQTT the socket closed.
+      const { transportObj } = await firstDisconnected;
+      if (older === 'mqtt') expect(transportObj?.name).toBe('NotConnectedError');
+      else {
+        expect(transportObj?.name).toBe('UnauthorizedError');
+        expect(transportObj?.amqpError?.condition).toBe('amqp:unauthorized-access');
+      }
       // The newer connection works and is the one the registry describes.
       await second.getTwin();
       expect((await registryClient(bed.emulator, HUB_A).get(id)).responseBody.connectionState).toBe('Connected');

@@ -558,12 +558,16 @@ export async function startHubMqtt(
       return;
     }
     if (push.kind === 'connected') {
-      // IoT Hub keeps one MQTT connection per device and drops the existing one when another
-      // connects (azure-docs iot-mqtt-connect-to-iot-hub: 400027 ConnectionForcefullyClosedOnNewConnection).
-      // Within this process aedes does so (MQTT-3.1.4-2); a connection on another process is newer
-      // when its push came after this connection's own. A connection that has not yet written its
-      // own will write it after this one, so it is the newer and stays.
-      if (seq === undefined || session.connectedSeq === undefined || session.connectedSeq > seq) return;
+      // IoT Hub keeps one connection per device and drops the existing one when another connects
+      // (azure-docs iot-mqtt-connect-to-iot-hub: 400027 ConnectionForcefullyClosedOnNewConnection).
+      // Within this process the push names the newer connection (MQTT here or AMQP; aedes itself
+      // drops an older MQTT one of the same client id, MQTT-3.1.4-2); a connection on another
+      // process is newer when its push came after this connection's own. A connection that has not
+      // yet written its own will write it after this one, so it is the newer and stays.
+      if (seq === undefined) {
+        // (A connection not yet ready here will record itself after the push's: it is the newer.)
+        if (push.connection === undefined || push.connection === session.connection || !connected.has(client)) return;
+      } else if (session.connectedSeq === undefined || session.connectedSeq > seq) return;
     }
     // Deleted (through the registry, or moved away by a DPS re-provisioning), disabled, or
     // connected anew elsewhere: IoT Hub ends the connection.

@@ -752,7 +752,9 @@ export class HubService {
    * names the connection: IoT Hub keeps one per device, and a device that connected again (here or
    * on another process) is `Connected` whatever its older connection's close records after it.
    * Opening returns the `seq` of the `connected` push written for the other processes (with a
-   * shared store), which the transport keeps to tell an older connection from a newer one.
+   * shared store), which the transport keeps to tell an older connection from a newer one; this
+   * process's transports get the push at once, naming `connection` (the one that stays: IoT Hub's
+   * one connection per device, across MQTT and AMQP).
    */
   setConnected(
     hub: string,
@@ -762,7 +764,7 @@ export class HubService {
     connection?: string,
   ): number | undefined {
     const now = this.#now().toISOString();
-    const seq = this.#store.transaction(() => {
+    const opened = this.#store.transaction(() => {
       const current = this.#store.getDevice(hub, deviceId);
       if (!current) return undefined; // deleted meanwhile
       if (
@@ -780,12 +782,15 @@ export class HubService {
         ...(connected ? { lastActivityUtc: now } : {}),
         ...(connected && connection !== undefined ? { connection } : {}),
       });
-      return connected
-        ? this.#outbox?.add({ kind: 'connected', hub: current.identity.hub, deviceId: current.identity.deviceId })
-        : undefined;
+      if (!connected) return undefined;
+      const { hub: hubName, deviceId: id } = current.identity;
+      return { hub: hubName, deviceId: id, seq: this.#outbox?.add({ kind: 'connected', hub: hubName, deviceId: id }) };
     });
     this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, deviceId, transport });
-    return seq;
+    // The device's other connections here are older: their transports close them.
+    if (opened && connection !== undefined)
+      this.announcePush({ kind: 'connected', hub: opened.hub, deviceId: opened.deviceId, connection });
+    return opened?.seq;
   }
 
   /**

@@ -13,7 +13,13 @@ import type { JsonObject } from './twin.js';
  */
 export type HubPush =
   | { kind: 'desired'; hub: string; deviceId: string; desired: JsonObject }
-  | { kind: 'deleted' | 'disabled' | 'connected'; hub: string; deviceId: string }
+  | { kind: 'deleted' | 'disabled'; hub: string; deviceId: string }
+  /**
+   * The device connected on `connection` (a name the transport gave it): every other connection of
+   * the device is older and is closed. Between processes the push's `seq` orders it (the store
+   * keeps only kind, hub and device); within a process, `connection` names the one that stays.
+   */
+  | { kind: 'connected'; hub: string; deviceId: string; connection?: string }
   /**
    * The device's cloud-to-device queue has a message to deliver (enqueued, or put back when the
    * MQTT connection it was locked to closed): the process holding the device's MQTT connection
