@@ -1,10 +1,11 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { deriveDeviceKey } from '@dpskit/contracts';
-import { createEmulator } from '@dpskit/emulator';
+import { createEmulator, type HubEvent } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionArgs, DEVICE_SIM_CLI } from './harness/device-sim.js';
 import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
@@ -330,6 +331,129 @@ describe('register --stay', () => {
       });
     } finally {
       fleet.child.kill('SIGKILL');
+    }
+  }, 120_000);
+});
+
+describe('register --stay --hub-transport', () => {
+  /** `--hub-host` for the emulated hubs over `transport` (the stack's emulator listens on ports of its own). */
+  const hubHost = (transport: string): string => {
+    const { amqp, https, webSockets } = stack.emulator.endpoints;
+    const port = transport === 'amqp' ? amqp?.port : transport === 'http' ? https?.port : webSockets?.port;
+    return `localhost:${port}`;
+  };
+  const overTransport = (transport: string) => ['--hub-transport', transport, '--hub-host', hubHost(transport)];
+
+  it.each(['amqp', 'amqp-ws', 'mqtt-ws'])(
+    'over %s: answers direct methods (named and any other), takes desired changes, prints and completes C2D messages',
+    async (transport) => {
+      const id = `contoso-toaster-stay-${transport}`;
+      const hubTransports: string[] = [];
+      const onHub = (event: HubEvent) => {
+        if (event.kind === 'connected' && event.deviceId === id) hubTransports.push(event.transport);
+      };
+      stack.emulator.on('hub', onHub);
+      const device = startStaying(id, [
+        '--json',
+        '--method',
+        'reboot=200:{"rebooting":true}',
+        '--ack-desired',
+        ...overTransport(transport),
+      ]);
+      try {
+        const connected = JSON.parse(await device.line(jsonEvent('connected')));
+        expect(connected).toMatchObject({ hub: TUTORIAL.toasterHub, deviceId: id, transport });
+        expect(connected.desired).toMatchObject(TUTORIAL.initialTwin.properties.desired);
+        const reboot = await service.invokeDeviceMethod(id, { methodName: 'reboot' });
+        expect(reboot.result).toEqual({ status: 200, payload: { rebooting: true } });
+        // A method no --method names: the request echoed (the SDK itself drops it).
+        const ping = await service.invokeDeviceMethod(id, { methodName: 'ping', payload: { n: 1 } });
+        expect(ping.result).toEqual({ status: 200, payload: { methodName: 'ping', payload: { n: 1 } } });
+
+        const registry = emulatorRegistry(stack.emulator, TUTORIAL.toasterHub);
+        await registry.updateTwin(id, { properties: { desired: { toastLevel: 4 } } }, '*');
+        const desired = JSON.parse(await device.line(jsonEvent('desired')));
+        expect(desired.patch).toMatchObject({ toastLevel: 4 });
+        await device.line(jsonEvent('reported', (e) => e.errorMessage === undefined));
+
+        stack.emulator.sendCloudToDevice(
+          id,
+          { body: 'over the hub transport', messageId: `m-${transport}` },
+          TUTORIAL.toasterHub,
+        );
+        const message = JSON.parse(await device.line(jsonEvent('message')));
+        expect(message).toMatchObject({ messageId: `m-${transport}`, body: 'over the hub transport', completed: true });
+        while (stack.emulator.cloudToDeviceQueue(id, TUTORIAL.toasterHub).length > 0)
+          await new Promise((r) => setTimeout(r, 20));
+        // The hub saw the device connect over that transport (WebSockets count as their protocol).
+        expect(hubTransports).toContain(transport.startsWith('amqp') ? 'amqp' : 'mqtt');
+
+        device.child.kill('SIGTERM');
+        expect(await device.exited, device.stderr()).toBe(0);
+        expect(JSON.parse(device.lines.at(-1) ?? '')).toMatchObject({
+          event: 'left',
+          status: 'connected',
+          stay: { methods: 2, desiredChanges: 1, messages: 1 },
+        });
+      } finally {
+        stack.emulator.off('hub', onHub);
+        device.child.kill('SIGKILL');
+      }
+    },
+    120_000,
+  );
+
+  it('over http: no twin, cloud-to-device messages by polling, telemetry on the interval; methods refused up front', async () => {
+    const id = 'contoso-toaster-stay-http';
+    const device = startStaying(id, ['--json', '--interval', '1', ...overTransport('http')]);
+    try {
+      const connected = JSON.parse(await device.line(jsonEvent('connected')));
+      expect(connected).toMatchObject({ hub: TUTORIAL.toasterHub, deviceId: id, transport: 'http' });
+      expect(connected.desired).toBeUndefined();
+      stack.emulator.sendCloudToDevice(id, { body: 'polled', messageId: 'm-http' }, TUTORIAL.toasterHub);
+      expect(JSON.parse(await device.line(jsonEvent('message')))).toMatchObject({
+        messageId: 'm-http',
+        completed: true,
+      });
+      await device.line(jsonEvent('telemetry', (e) => e.seq === 1 && e.errorMessage === undefined));
+      expect(stack.emulator.telemetry(TUTORIAL.toasterHub, id).length).toBeGreaterThanOrEqual(1);
+      // A direct method finds no device listening (IoT Hub's 404103): HTTP has none.
+      const call = await service.invokeDeviceMethod(id, { methodName: 'reboot', connectTimeoutInSeconds: 0 }).then(
+        () => undefined,
+        (err: { response?: { statusCode?: number } }) => err,
+      );
+      expect(call?.response?.statusCode).toBe(404);
+      device.child.kill('SIGTERM');
+      expect(await device.exited, device.stderr()).toBe(0);
+    } finally {
+      device.child.kill('SIGKILL');
+    }
+
+    const refused = startStaying('contoso-toaster-stay-http-2', ['--method', 'reboot=200', ...overTransport('http')]);
+    expect(await refused.exited).toBe(2);
+    expect(refused.stderr()).toContain("--hub-transport http (IoT Hub's HTTPS device API) has neither");
+  }, 120_000);
+
+  it('Ctrl-C after the assignment, before the device listens on its hub: it leaves, exit 0', async () => {
+    // A hub host that takes the connection and never answers: the device stays between its
+    // assignment and its first hub answer until the signal.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const connecting = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
+    const device = startStaying('contoso-toaster-stay-early', ['--json', '--hub-host', `127.0.0.1:${port}`]);
+    try {
+      const outcome = JSON.parse(await device.line(() => true));
+      expect(outcome).toMatchObject({ status: 'assigned' });
+      await connecting;
+      device.child.kill('SIGINT');
+      expect(await device.exited, device.stderr()).toBe(0);
+      expect(JSON.parse(device.lines.at(-1) ?? '')).toMatchObject({ event: 'left', errorName: 'AbortError' });
+    } finally {
+      device.child.kill('SIGKILL');
+      for (const socket of held) socket.destroy();
+      silent.close();
     }
   }, 120_000);
 });

@@ -342,13 +342,15 @@ describe('parseCommandLine: after provisioning (--connect, --telemetry, --hub-ho
   it('reaches the hub through the emulator by default, the hub itself against Azure', () => {
     expect(config(['--connect', '--provisioning-host', 'localhost:8884']).connect).toEqual({
       telemetryCount: 0,
+      transport: 'mqtt',
       gatewayHost: 'localhost:8884',
     });
     expect(config(['--telemetry', '3', '--provisioning-host', 'localhost', '--transport', 'http']).connect).toEqual({
       telemetryCount: 3,
+      transport: 'mqtt',
       gatewayHost: 'localhost:8883',
     });
-    expect(config(['--connect']).connect).toEqual({ telemetryCount: 0 });
+    expect(config(['--connect']).connect).toEqual({ telemetryCount: 0, transport: 'mqtt' });
     expect(config([]).connect).toBeUndefined();
   });
 
@@ -357,6 +359,48 @@ describe('parseCommandLine: after provisioning (--connect, --telemetry, --hub-ho
     expect(config(['--connect'], { DPS_HUB_HOST: '[::1]:8883' }).connect?.gatewayHost).toBe('[::1]:8883');
     expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--hub-host', 'mqtts://x']).message).toMatch(/--hub-host/);
     expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--telemetry', 'many']).message).toMatch(/telemetry/);
+  });
+
+  it('takes --hub-transport or DPS_HUB_TRANSPORT (implies --connect); the emulator listener it reaches by default', () => {
+    const hub = (argv: string[], env: Env = {}) => config(argv, env).connect;
+    // The same listener as DPS's: the provisioning host; another: the emulator's default port for it.
+    expect(hub(['--hub-transport', 'amqp', '--provisioning-host', 'localhost:8883'])).toEqual({
+      telemetryCount: 0,
+      transport: 'amqp',
+      gatewayHost: 'localhost:5671',
+    });
+    expect(hub(['--hub-transport', 'AMQP', '--transport', 'amqp', '--provisioning-host', 'localhost:5999'])).toEqual({
+      telemetryCount: 0,
+      transport: 'amqp',
+      gatewayHost: 'localhost:5999',
+    });
+    for (const transport of ['mqtt-ws', 'amqp-ws', 'http']) {
+      expect(hub(['--connect', '--provisioning-host', 'localhost:8883'], { DPS_HUB_TRANSPORT: transport })).toEqual({
+        telemetryCount: 0,
+        transport,
+        gatewayHost: 'localhost:8443',
+      });
+      expect(
+        hub(['--hub-transport', transport, '--transport', 'mqtt-ws', '--provisioning-host', 'localhost:9443']),
+      ).toMatchObject({
+        gatewayHost: 'localhost:9443',
+      });
+    }
+    expect(hub(['--hub-transport', 'amqp-ws'])).toEqual({ telemetryCount: 0, transport: 'amqp-ws' });
+    expect(usage([...REGISTER, '--group-key', GROUP_KEY, '--hub-transport', 'amqps']).message).toMatch(
+      /--hub-transport must be mqtt, mqtt-ws, amqp, amqp-ws or http, not "amqps"/,
+    );
+  });
+
+  it('refuses what HTTP cannot do: methods and desired properties over --hub-transport http', () => {
+    for (const flag of [['--method', 'reboot=200'], ['--ack-desired']]) {
+      expect(
+        usage([...REGISTER, '--group-key', GROUP_KEY, '--stay', '--hub-transport', 'http', ...flag]).message,
+      ).toMatch(/--hub-transport http \(IoT Hub's HTTPS device API\) has neither; use mqtt, mqtt-ws, amqp or amqp-ws/);
+    }
+    const staying = config(['--stay', '--hub-transport', 'http', '--interval', '5']);
+    expect(staying.connect?.transport).toBe('http');
+    expect(staying.stay).toMatchObject({ telemetryIntervalMs: 5000 });
   });
 
   it('applies to fleets too', () => {
@@ -377,6 +421,7 @@ describe('parseCommandLine: after provisioning (--connect, --telemetry, --hub-ho
     ]);
     expect(command.kind === 'fleet' && command.config.connect).toEqual({
       telemetryCount: 1,
+      transport: 'mqtt',
       gatewayHost: 'localhost:8883',
     });
   });
@@ -404,7 +449,7 @@ describe('parseCommandLine: register --stay', () => {
       '--interval',
       '5',
     ]);
-    expect(parsed.connect).toEqual({ telemetryCount: 0, gatewayHost: 'localhost:8884' });
+    expect(parsed.connect).toEqual({ telemetryCount: 0, transport: 'mqtt', gatewayHost: 'localhost:8884' });
     expect(parsed.stay).toEqual({
       methods: {
         reboot: { status: 200, payload: { rebooting: true } },
@@ -447,7 +492,7 @@ describe('parseCommandLine: fleet --stay', () => {
         concurrency: 300,
         workers: 1,
         progress: false,
-        connect: { telemetryCount: 0 },
+        connect: { telemetryCount: 0, transport: 'mqtt' },
         stay: { methods: { reboot: { status: 200 } }, acknowledgeDesired: false, telemetryIntervalMs: 60_000 },
       },
     });

@@ -46,8 +46,8 @@ export interface ConnectionConfig {
   /** Registrations started again after a transient failure (0 = none). */
   retries: number;
   json: boolean;
-  /** `--connect` / `--telemetry N`: after assignment the device connects to its hub. */
-  connect?: { gatewayHost?: string; telemetryCount: number };
+  /** `--connect` / `--telemetry N`: after assignment the device connects to its hub (`--hub-transport`). */
+  connect?: { gatewayHost?: string; telemetryCount: number; transport: TransportName };
 }
 
 /** `register --stay`: the device stays on its hub until Ctrl-C or SIGTERM. */
@@ -145,6 +145,7 @@ const CONNECTION_OPTIONS = {
   connect: { type: 'boolean' },
   telemetry: { type: 'string' },
   'hub-host': { type: 'string' },
+  'hub-transport': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -252,10 +253,25 @@ function connection(flags: Flags, env: Env, deps: ConfigDeps): ConnectionConfig 
   if (retries) config.retries = checkWholeNumber(named('retries', retries), 0, MAX_RETRIES);
   const telemetry = pick(flags, 'telemetry', env);
   const hubHost = pick(flags, 'hub-host', env, ENV.hubHost);
-  if (flags.connect === true || flags.stay === true || telemetry || typeof flags['hub-host'] === 'string') {
+  const hubTransportFlag = pick(flags, 'hub-transport', env, ENV.hubTransport);
+  if (
+    flags.connect === true ||
+    flags.stay === true ||
+    telemetry ||
+    typeof flags['hub-host'] === 'string' ||
+    typeof flags['hub-transport'] === 'string'
+  ) {
     const telemetryCount = telemetry ? checkWholeNumber(named('telemetry', telemetry), 0, 10_000) : 0;
-    const gatewayHost = hubHost ? parseHubHost(hubHost) : defaultHubHost(endpoint.value, config.transport);
-    config.connect = { telemetryCount, ...(gatewayHost ? { gatewayHost } : {}) };
+    const hubTransport = hubTransportFlag
+      ? checkTransport({
+          ...named('hubTransport', hubTransportFlag),
+          value: hubTransportFlag.value.trim().toLowerCase(),
+        })
+      : 'mqtt';
+    const gatewayHost = hubHost
+      ? parseHubHost(hubHost)
+      : defaultHubHost(endpoint.value, config.transport, hubTransport);
+    config.connect = { telemetryCount, transport: hubTransport, ...(gatewayHost ? { gatewayHost } : {}) };
   }
   return config;
 }
@@ -272,17 +288,31 @@ function parseHubHost(picked: Picked): string {
 
 /**
  * Where the device reaches its hub when `--hub-host` is not given: against real DPS, the assigned
- * hub itself; against a local emulator, the emulator, whose MQTT port serves the hubs too (the
- * provisioning host itself over MQTT; its host on 8883 over HTTP).
+ * hub itself; against a local emulator, the emulator, whose listeners serve the hubs too: the
+ * provisioning host itself when DPS and the hub are reached on the same listener (MQTT's, AMQP's,
+ * or HTTPS's, which carries HTTP and both WebSocket transports), else the emulator's default port
+ * for the hub transport (MQTT 8883, AMQP 5671, HTTPS 8443).
  */
 export function defaultHubHost(
   endpoint: { hostname: string; hostWithPort: string },
   transport: TransportName,
+  hubTransport: TransportName = 'mqtt',
 ): string | undefined {
   if (/\.azure-devices-provisioning\.net\.?$/i.test(endpoint.hostname)) return undefined;
-  if (transport === 'mqtt') return endpoint.hostWithPort;
-  return `${endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname}:8883`;
+  if (EMULATOR_LISTENERS[transport] === EMULATOR_LISTENERS[hubTransport]) return endpoint.hostWithPort;
+  const port = EMULATOR_DEFAULT_PORTS[EMULATOR_LISTENERS[hubTransport]];
+  return `${endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname}:${port}`;
 }
+
+/** Which of the emulator's listeners serves each transport (DPS's and the hubs' alike). */
+const EMULATOR_LISTENERS: Readonly<Record<TransportName, 'mqtt' | 'amqp' | 'https'>> = {
+  mqtt: 'mqtt',
+  amqp: 'amqp',
+  'mqtt-ws': 'https',
+  'amqp-ws': 'https',
+  http: 'https',
+};
+const EMULATOR_DEFAULT_PORTS = { mqtt: 8883, amqp: 5671, https: 8443 } as const;
 
 function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
   if (flags.help === true) return { kind: 'help', topic: 'register' };
@@ -297,7 +327,7 @@ function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     ...base,
     registrationId: checkRegistrationId(named('registrationId', registrationId)),
   };
-  const stay = stayConfig(flags);
+  const stay = stayConfig(flags, base.connect?.transport);
   if (stay) config.stay = stay;
   const certificate = certificateFlags(flags);
   if (certificate) {
@@ -366,7 +396,7 @@ function fleetConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
     1,
     MAX_FLEET_COUNT,
   );
-  const stay = stayConfig(flags);
+  const stay = stayConfig(flags, base.connect?.transport);
   if (stay && count > MAX_STAYING_DEVICES) {
     throw new InvalidOptionError(
       'count',
@@ -439,7 +469,7 @@ export const MAX_STAYING_DEVICES = 1000;
 const MAX_INTERVAL_SECONDS = 86_400;
 
 /** `register --stay` and the flags only a staying device takes (each refused without it, named). */
-function stayConfig(flags: Flags): StayConfig | undefined {
+function stayConfig(flags: Flags, hubTransport: TransportName | undefined): StayConfig | undefined {
   const methodFlags = Array.isArray(flags.method) ? flags.method.map(String) : [];
   if (flags.stay !== true) {
     const given = [
@@ -454,6 +484,17 @@ function stayConfig(flags: Flags): StayConfig | undefined {
       );
     }
     return undefined;
+  }
+  // IoT Hub's HTTPS device API has no direct methods and no desired-property pushes.
+  const withoutHttp = [
+    methodFlags.length > 0 ? '--method' : undefined,
+    flags['ack-desired'] === true ? '--ack-desired' : undefined,
+  ].find((f) => f !== undefined);
+  if (hubTransport === 'http' && withoutHttp) {
+    throw new InvalidOptionError(
+      'hubTransport',
+      `${withoutHttp} needs a hub transport that receives direct methods and desired properties: --hub-transport http (IoT Hub's HTTPS device API) has neither; use mqtt, mqtt-ws, amqp or amqp-ws`,
+    );
   }
   const methods: Record<string, MethodAnswer> = {};
   if (methodFlags.length > MAX_METHOD_ANSWERS) {

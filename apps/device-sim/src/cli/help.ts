@@ -26,14 +26,18 @@ const CONNECTION = `Connection (flag, or environment variable; a flag wins):
                                  n times at most, with exponential back-off from 1 s
                                  and jitter, within --timeout; default 0
 
-After provisioning (azure-iot-device over MQTT):
+After provisioning (azure-iot-device):
   --connect                      connect to the assigned hub, print the twin found (desired and
                                  reported: devices do not see tags) and report a property
   --telemetry <n>                also send n telemetry messages (implies --connect)
-  --hub-host <host[:port]>       where the hub's MQTT endpoint is reached (the connection    DPS_HUB_HOST
-                                 string's GatewayHostName). Default: the assigned hub itself
-                                 against real Azure; the emulator's MQTT port otherwise
-                                 (the --provisioning-host over MQTT, its host:8883 over HTTP)`;
+  --hub-transport <name>         mqtt (default), mqtt-ws, amqp, amqp-ws or http to the hub     DPS_HUB_TRANSPORT
+                                 (implies --connect; http has no twin, methods or desired
+                                 pushes: telemetry and cloud-to-device messages only)
+  --hub-host <host[:port]>       where the hub is reached (the connection string's           DPS_HUB_HOST
+                                 GatewayHostName). Default: the assigned hub itself against
+                                 real Azure; the emulator otherwise: the --provisioning-host
+                                 when DPS and the hub share a listener, else its host on
+                                 8883 (mqtt), 5671 (amqp) or 8443 (mqtt-ws, amqp-ws, http)`;
 
 const STAY = `Staying on the hub (for testing service-side code; implies --connect):
   --stay                         after connecting, stay until Ctrl-C or SIGTERM (then leave, exit 0):

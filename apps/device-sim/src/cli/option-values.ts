@@ -20,6 +20,7 @@ export const ENV = {
   retries: 'DPS_RETRIES',
   registrationIdTemplate: 'DPS_REGISTRATION_ID_TEMPLATE',
   hubHost: 'DPS_HUB_HOST',
+  hubTransport: 'DPS_HUB_TRANSPORT',
 } as const;
 
 export type Flags = Readonly<Record<string, string | boolean | string[] | boolean[] | undefined>>;

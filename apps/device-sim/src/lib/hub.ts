@@ -1,15 +1,23 @@
 // After provisioning: the device connects to its assigned IoT hub with the official device SDK
-// (`azure-iot-device` over MQTT), reads its twin, reports a property and sends telemetry.
+// (`azure-iot-device` over MQTT, AMQP or HTTPS: hub-transport.ts), reads its twin, reports a
+// property and sends telemetry.
+import type { EventEmitter } from 'node:events';
 import deviceModule from 'azure-iot-device';
-import deviceMqttModule from 'azure-iot-device-mqtt';
 import { InvalidOptionError } from './errors.js';
+import {
+  type HubTransportName,
+  type HubTransportSetup,
+  hubTransportHasTwin,
+  hubTransportSetup,
+  type SdkTransportClass,
+} from './hub-transport.js';
 import { disableMqttNumberCache } from './sdk/mqtt-packet.js';
 import { ANY_METHOD, checkStayOptions, type MethodAnswer } from './stay-options.js';
 
+export type { HubTransportName } from './hub-transport.js';
 export { ANY_METHOD, type MethodAnswer } from './stay-options.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceModule;
-const { Mqtt } = deviceMqttModule;
 // The hub's MQTT transport writes through mqtt.js too (see sdk/mqtt-packet.ts).
 disableMqttNumberCache(['azure-iot-device-mqtt', 'azure-iot-mqtt-base']);
 
@@ -30,6 +38,12 @@ export interface HubConnectOptions {
    * `GatewayHostName`: the SDK connects there while its username and token name the hub.
    */
   gatewayHost?: string;
+  /**
+   * The transport to the hub (default `mqtt`). Over `http` (IoT Hub's HTTPS device API) there is no
+   * twin, no desired-property push and no direct method: the twin is neither read nor reported, and
+   * a staying device only receives cloud-to-device messages (by polling) and sends telemetry.
+   */
+  transport?: HubTransportName;
   /** PEM CA certificate(s) to trust (the local emulator's CA). */
   ca?: string;
   /** Reported properties to send; default `{ deviceSim: { connectedAtUtc } }`. */
@@ -71,6 +85,8 @@ export type HubEvent = { atUtc: string; deviceId: string } & (
   | {
       event: 'connected';
       hub: string;
+      /** The transport to the hub (over `http`: cloud-to-device messages and telemetry only). */
+      transport: HubTransportName;
       desired?: Record<string, unknown>;
       reportedFound?: Record<string, unknown>;
       reported?: Record<string, unknown>;
@@ -155,22 +171,28 @@ export function deviceConnectionString(
  * `DeviceId` only), so a certificate goes to the SDK's own `X509AuthenticationProvider`, which
  * takes the gateway.
  */
-function hubClient(options: HubConnectOptions, transportClass: typeof Mqtt = Mqtt): InstanceType<typeof Client> {
+function hubClient(
+  options: HubConnectOptions,
+  setup: HubTransportSetup,
+  transportClass: SdkTransportClass,
+): InstanceType<typeof Client> {
+  const { gatewayHost } = setup;
   if (options.certificate) {
     return Client.fromAuthenticationProvider(
       new X509AuthenticationProvider({
         host: options.hub,
         deviceId: options.deviceId,
-        ...(options.gatewayHost ? { gatewayHostName: options.gatewayHost } : {}),
+        ...(gatewayHost ? { gatewayHostName: gatewayHost } : {}),
         x509: options.certificate,
       }),
-      transportClass,
+      transportClass as never,
     );
   }
   if (options.deviceKey === undefined) throw new TypeError('a hub session needs deviceKey or certificate');
+  const { gatewayHost: _given, ...rest } = options;
   return Client.fromConnectionString(
-    deviceConnectionString({ ...options, deviceKey: options.deviceKey }),
-    transportClass,
+    deviceConnectionString({ ...rest, ...(gatewayHost ? { gatewayHost } : {}), deviceKey: options.deviceKey }),
+    transportClass as never,
   );
 }
 
@@ -192,8 +214,10 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
     if (!options.signal)
       throw new InvalidOptionError('signal', 'a device that stays on its hub needs a signal to end it');
   }
-  const listening = options.stay ? listeningTransport() : undefined;
-  const client = hubClient(options, listening?.transportClass);
+  const transport = options.transport ?? 'mqtt';
+  const setup = await hubTransportSetup(transport, options.gatewayHost, options.ca);
+  const listening = options.stay ? listeningTransport(setup.transportClass) : undefined;
+  const client = hubClient(options, setup, listening?.transportClass ?? setup.transportClass);
   // Without a listener a connection lost while idle would throw out of the EventEmitter.
   client.on('error', () => {});
   let timer: NodeJS.Timeout | undefined;
@@ -214,22 +238,28 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
   stopped.catch(() => {});
   const step = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, stopped]);
   try {
-    if (options.ca !== undefined) await step(client.setOptions({ ca: options.ca }));
+    if (setup.options !== undefined) {
+      if (setup.awaitOptions) await step(client.setOptions(setup.options as never));
+      else void client.setOptions(setup.options as never).catch(() => {});
+    }
     await step(client.open());
-    const twin = await step(client.getTwin());
-    const properties = twin.properties as unknown as {
-      desired: Record<string, unknown>;
-      reported: Record<string, unknown> & { update: unknown };
-    };
-    session.desired = plain(properties.desired);
-    session.reportedFound = plain(properties.reported);
-    const reported = options.reported ?? { deviceSim: { connectedAtUtc: new Date().toISOString() } };
-    await step(
-      new Promise<void>((resolve, reject) =>
-        twin.properties.reported.update(reported, (err?: Error) => (err ? reject(err) : resolve())),
-      ),
-    );
-    session.reported = reported;
+    // Over HTTP there is no twin (IoT Hub's HTTPS device API has none).
+    const twin = hubTransportHasTwin(transport) ? await step(client.getTwin()) : undefined;
+    if (twin) {
+      const properties = twin.properties as unknown as {
+        desired: Record<string, unknown>;
+        reported: Record<string, unknown> & { update: unknown };
+      };
+      session.desired = plain(properties.desired);
+      session.reportedFound = plain(properties.reported);
+      const reported = options.reported ?? { deviceSim: { connectedAtUtc: new Date().toISOString() } };
+      await step(
+        new Promise<void>((resolve, reject) =>
+          twin.properties.reported.update(reported, (err?: Error) => (err ? reject(err) : resolve())),
+        ),
+      );
+      session.reported = reported;
+    }
     for (let i = 1; i <= (options.telemetryCount ?? 0); i++) {
       await step(client.sendEvent(telemetryMessage(options.deviceId, i)));
       session.telemetrySent = i;
@@ -255,6 +285,7 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
   } finally {
     clearTimeout(timer);
     await Promise.race([client.close().catch(() => {}), delay(2000)]);
+    setup.agent?.destroy();
   }
   session.durationMs = Math.round(performance.now() - startedAt);
   return session;
@@ -273,39 +304,56 @@ type MethodHandler = Parameters<InstanceType<typeof Client>['onDeviceMethod']>[1
 type DeviceTwin = Awaited<ReturnType<InstanceType<typeof Client>['getTwin']>>;
 
 /**
- * The SDK's MQTT transport, which the client builds itself (`new transportClass(provider)`), made to
- * hand a direct method no handler is registered for to the handler registered under '#' (a name no
- * method can have: MQTT topic names carry no wildcards). The SDK answers only methods registered by
- * name (`onDeviceMethod`); any other call is dropped and the caller waits for its timeout. The
- * client's own wrapping (DeviceMethodRequest/Response) still does the rest. Also keeps the
- * transport, whose public enable* calls say when the hub granted each subscription.
+ * The SDK transport, which the client builds itself (`new transportClass(provider)`), made to hand
+ * a direct method no handler is registered for to the handler registered under '#' (a name no
+ * method can have: MQTT topic names carry no wildcards, and no IoT Hub method name is '#'). The SDK
+ * answers only methods registered by name (`onDeviceMethod`); any other call is dropped and the
+ * caller waits for its timeout. The SDK emits each call as a `method_{name}` event: on the MQTT
+ * transport itself, on the AMQP transport's methods client (`_deviceMethodClient`, the one place
+ * the AMQP transport gives: read in azure-iot-device-amqp 1.14). The client's own wrapping
+ * (DeviceMethodRequest/Response) still does the rest. Also keeps the transport, whose public
+ * enable* calls say when the hub granted each feature.
  */
-function listeningTransport(): { transportClass: typeof Mqtt; transport: () => InstanceType<typeof Mqtt> } {
-  let created: InstanceType<typeof Mqtt> | undefined;
-  class ListeningMqtt extends Mqtt {
-    constructor(...args: ConstructorParameters<typeof Mqtt>) {
+function listeningTransport(base: SdkTransportClass): {
+  transportClass: SdkTransportClass;
+  transport: () => ListeningSdkTransport;
+} {
+  let created: ListeningSdkTransport | undefined;
+  class Listening extends base {
+    // biome-ignore lint/suspicious/noExplicitAny: the SDK's transport constructors differ per package
+    constructor(...args: any[]) {
       super(...args);
-      created = this;
-    }
-    override emit(event: string | symbol, ...args: unknown[]): boolean {
-      if (
-        typeof event === 'string' &&
-        event.startsWith('method_') &&
-        event !== FALLBACK_METHOD_EVENT &&
-        this.listenerCount(event) === 0
-      ) {
-        return super.emit(FALLBACK_METHOD_EVENT, ...args);
-      }
-      return super.emit(event, ...args);
+      created = this as unknown as ListeningSdkTransport;
+      const methods = (this as { _deviceMethodClient?: EventEmitter })._deviceMethodClient ?? created;
+      fallBackToAnyMethod(methods);
     }
   }
   return {
-    transportClass: ListeningMqtt,
+    transportClass: Listening,
     transport: () => {
       if (!created) throw new Error('the SDK client built no transport');
       return created;
     },
   };
+}
+
+/** The SDK transport calls a staying device makes itself (each answers once the hub granted it). */
+type ListeningSdkTransport = EventEmitter &
+  Record<
+    'enableMethods' | 'enableTwinDesiredPropertiesUpdates' | 'enableC2D',
+    (done: (err?: Error | null) => void) => void
+  >;
+
+/** Makes `emitter` hand a `method_{name}` event no listener takes to the FALLBACK_METHOD listener. */
+function fallBackToAnyMethod(emitter: EventEmitter): void {
+  const emit = emitter.emit.bind(emitter);
+  emitter.emit = (event: string | symbol, ...args: unknown[]): boolean =>
+    typeof event === 'string' &&
+    event.startsWith('method_') &&
+    event !== FALLBACK_METHOD_EVENT &&
+    emitter.listenerCount(event) === 0
+      ? emit(FALLBACK_METHOD_EVENT, ...args)
+      : emit(event, ...args);
 }
 
 const FALLBACK_METHOD = '#';
@@ -328,7 +376,8 @@ interface Listening {
  */
 function startListening(
   client: InstanceType<typeof Client>,
-  twin: DeviceTwin,
+  /** Undefined over HTTP: no twin, no desired properties, no methods (C2D by polling only). */
+  twin: DeviceTwin | undefined,
   listening: ReturnType<typeof listeningTransport>,
   options: HubConnectOptions,
   stay: StayOptions,
@@ -367,59 +416,63 @@ function startListening(
         emit({ ...base, status: answer.status, response: answer.payload ?? null, errorMessage: messageOf(err) }),
     );
   };
-  for (const name of Object.keys(answers)) {
-    if (name !== ANY_METHOD) client.onDeviceMethod(name, answerMethod);
-  }
-  client.onDeviceMethod(FALLBACK_METHOD, answerMethod);
+  const listenForMethods = () => {
+    for (const name of Object.keys(answers)) {
+      if (name !== ANY_METHOD) client.onDeviceMethod(name, answerMethod);
+    }
+    client.onDeviceMethod(FALLBACK_METHOD, answerMethod);
+  };
 
   // The twin fires the desired properties it holds once when a listener is added (that object
   // itself), then each patch the hub pushes, and the whole set again after a reconnect.
   let first = true;
-  twin.on('properties.desired', (delta: Record<string, unknown>) => {
-    if (first && delta === (twin.properties.desired as unknown)) {
+  const listenForDesired = (twin: DeviceTwin) =>
+    twin.on('properties.desired', (delta: Record<string, unknown>) => {
+      if (first && delta === (twin.properties.desired as unknown)) {
+        first = false;
+        return;
+      }
       first = false;
-      return;
-    }
-    first = false;
-    counts.desiredChanges += 1;
-    const patch = plain(delta);
-    const version = typeof patch.$version === 'number' ? patch.$version : undefined;
-    emit({ ...stamp(), event: 'desired', ...(version !== undefined ? { version } : {}), patch });
-    if (!stay.acknowledgeDesired) return;
-    const reported: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(patch)) {
-      if (name === '$version') continue;
-      reported[name] = { value, ac: 200, ...(version !== undefined ? { av: version } : {}), ad: 'completed' };
-    }
-    if (Object.keys(reported).length === 0) return;
-    twin.properties.reported.update(reported, (err?: Error) =>
-      emit({ ...stamp(), event: 'reported', reported, ...(err ? { errorMessage: err.message } : {}) }),
-    );
-  });
+      counts.desiredChanges += 1;
+      const patch = plain(delta);
+      const version = typeof patch.$version === 'number' ? patch.$version : undefined;
+      emit({ ...stamp(), event: 'desired', ...(version !== undefined ? { version } : {}), patch });
+      if (!stay.acknowledgeDesired) return;
+      const reported: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(patch)) {
+        if (name === '$version') continue;
+        reported[name] = { value, ac: 200, ...(version !== undefined ? { av: version } : {}), ad: 'completed' };
+      }
+      if (Object.keys(reported).length === 0) return;
+      twin.properties.reported.update(reported, (err?: Error) =>
+        emit({ ...stamp(), event: 'reported', reported, ...(err ? { errorMessage: err.message } : {}) }),
+      );
+    });
 
-  client.on('message', (message: InstanceType<typeof Message>) => {
-    counts.messages += 1;
-    const data = Buffer.isBuffer(message.data) ? message.data : Buffer.from(String(message.data ?? ''));
-    const text = utf8(data);
-    const event = {
-      ...stamp(),
-      event: 'message' as const,
-      ...(message.messageId ? { messageId: String(message.messageId) } : {}),
-      ...(message.correlationId ? { correlationId: String(message.correlationId) } : {}),
-      ...(message.contentType ? { contentType: String(message.contentType) } : {}),
-      ...(message.contentEncoding ? { contentEncoding: String(message.contentEncoding) } : {}),
-      properties: Object.fromEntries(
-        (message.properties?.propertyList ?? []).map((p: { key: string; value: string }) => [p.key, p.value]),
-      ),
-      body: text ?? data.toString('base64'),
-      bodyEncoding: text === undefined ? ('base64' as const) : ('utf-8' as const),
-      bodyBytes: data.length,
-    };
-    client.complete(message).then(
-      () => emit({ ...event, completed: true }),
-      (err: unknown) => emit({ ...event, completed: false, errorMessage: messageOf(err) }),
-    );
-  });
+  const listenForMessages = () =>
+    client.on('message', (message: InstanceType<typeof Message>) => {
+      counts.messages += 1;
+      const data = Buffer.isBuffer(message.data) ? message.data : Buffer.from(String(message.data ?? ''));
+      const text = utf8(data);
+      const event = {
+        ...stamp(),
+        event: 'message' as const,
+        ...(message.messageId ? { messageId: String(message.messageId) } : {}),
+        ...(message.correlationId ? { correlationId: String(message.correlationId) } : {}),
+        ...(message.contentType ? { contentType: String(message.contentType) } : {}),
+        ...(message.contentEncoding ? { contentEncoding: String(message.contentEncoding) } : {}),
+        properties: Object.fromEntries(
+          (message.properties?.propertyList ?? []).map((p: { key: string; value: string }) => [p.key, p.value]),
+        ),
+        body: text ?? data.toString('base64'),
+        bodyEncoding: text === undefined ? ('base64' as const) : ('utf-8' as const),
+        bodyBytes: data.length,
+      };
+      client.complete(message).then(
+        () => emit({ ...event, completed: true }),
+        (err: unknown) => emit({ ...event, completed: false, errorMessage: messageOf(err) }),
+      );
+    });
 
   let gaveUp: ((why: { errorName: string; errorMessage: string }) => void) | undefined;
   const givenUp = new Promise<{ errorName: string; errorMessage: string }>((resolve) => {
@@ -451,14 +504,18 @@ function startListening(
     emit({ ...stamp(), event: 'reconnected' });
   });
   const enable = (name: 'enableMethods' | 'enableTwinDesiredPropertiesUpdates' | 'enableC2D') =>
-    new Promise<void>((resolve, reject) =>
-      (transport[name] as (done: (err?: Error | null) => void) => void).call(transport, (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
+    new Promise<void>((resolve, reject) => transport[name].call(transport, (err) => (err ? reject(err) : resolve())));
   const ready = (async () => {
-    await enable('enableMethods');
-    await enable('enableTwinDesiredPropertiesUpdates');
+    if (twin) {
+      // The transport's own call first, then the handlers (the client's enable then finds the
+      // links attached): azure-iot-device-amqp's methods client never calls back an attach asked
+      // while it is attaching.
+      await enable('enableMethods');
+      listenForMethods();
+      listenForDesired(twin);
+      await enable('enableTwinDesiredPropertiesUpdates');
+    }
+    listenForMessages();
     await enable('enableC2D');
   })();
   ready.catch(() => {});
@@ -491,6 +548,7 @@ function startListening(
         ...stamp(),
         event: 'connected',
         hub: session.hub,
+        transport: options.transport ?? 'mqtt',
         ...(session.desired ? { desired: session.desired } : {}),
         ...(session.reportedFound ? { reportedFound: session.reportedFound } : {}),
         ...(session.reported ? { reported: session.reported } : {}),

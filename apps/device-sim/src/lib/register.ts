@@ -67,7 +67,7 @@ export interface RegisterOptions {
    * report properties, send `telemetryCount` messages (`outcome.hubSession`). `ca` and `signal` are
    * this call's.
    */
-  connect?: Pick<HubConnectOptions, 'gatewayHost' | 'reported' | 'telemetryCount' | 'timeoutMs' | 'stay'>;
+  connect?: Pick<HubConnectOptions, 'gatewayHost' | 'transport' | 'reported' | 'telemetryCount' | 'timeoutMs' | 'stay'>;
   /**
    * Called with the outcome once the device is assigned, before it connects to its hub (`connect`):
    * with `connect.stay` the outcome resolves only when the device leaves its hub.

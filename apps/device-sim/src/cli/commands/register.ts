@@ -7,7 +7,7 @@ import type { RegisterConfig } from '../args.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { hintFor } from '../output/hints.js';
 import { outcomeJson } from '../output/json.js';
-import { stayEndJson, stayEndText, stayEventText } from '../output/stay.js';
+import { isStopped, stayEndJson, stayEndText, stayEventText } from '../output/stay.js';
 import { TutorialPrinter } from '../output/tutorial.js';
 import { sharedOptions, stayOptions } from './shared-options.js';
 
@@ -60,7 +60,12 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
     else if (outcome.hubSession) {
       io.stdout.write(`${printer ? stayEndText(outcome.hubSession) : stayEndJson(outcome.hubSession)}\n`);
     }
-    if (outcome.status === 'assigned') return outcome.hubSession?.status === 'error' ? EXIT.notAssigned : EXIT.ok;
+    if (outcome.status === 'assigned') {
+      // Stopped (Ctrl-C, SIGTERM) after the assignment but before the device listened on its hub:
+      // a staying device leaving, as it would a moment later (exit 0), not a hub failure.
+      const leftEarly = config.stay !== undefined && controller.signal.aborted && isStopped(outcome.hubSession);
+      return outcome.hubSession?.status === 'error' && !leftEarly ? EXIT.notAssigned : EXIT.ok;
+    }
     return outcome.errorName === CANCELLED_ERROR_NAME ? EXIT.interrupted : EXIT.notAssigned;
   } finally {
     unsubscribe();

@@ -37,6 +37,7 @@ export function sharedOptions(config: ConnectionConfig & { groupKey?: string }, 
       ? {
           connect: {
             telemetryCount: config.connect.telemetryCount,
+            transport: config.connect.transport,
             ...(config.connect.gatewayHost ? { gatewayHost: config.connect.gatewayHost } : {}),
           },
         }

@@ -1,4 +1,5 @@
 import type { HubEvent, HubSession } from '../../lib/hub.js';
+import { CANCELLED_ERROR_NAME } from '../../lib/stats.js';
 import { connectLines } from './tutorial.js';
 
 // `register --stay`: one line per event as it happens (JSON lines with --json), and one at the end.
@@ -13,7 +14,9 @@ export function stayEventText(event: HubEvent): string {
     case 'connected': {
       const lines = connectLines(event);
       lines.push(
-        'Listening for direct methods, desired property changes and cloud-to-device messages (Ctrl-C to leave)',
+        event.transport === 'http'
+          ? 'Listening for cloud-to-device messages over HTTPS (no direct methods or desired properties over HTTP) (Ctrl-C to leave)'
+          : 'Listening for direct methods, desired property changes and cloud-to-device messages (Ctrl-C to leave)',
       );
       return lines.join('\n');
     }
@@ -60,9 +63,15 @@ export function stayEventText(event: HubEvent): string {
   }
 }
 
+/** A hub session stopped (the signal aborted) before the device listened: it left, nothing failed. */
+export function isStopped(session: HubSession | undefined): boolean {
+  return session?.status === 'error' && session.errorName === CANCELLED_ERROR_NAME;
+}
+
 /** The last line: how the stay ended and what it saw. */
 export function stayEndText(session: HubSession): string {
   const counts = session.stay;
+  if (isStopped(session)) return 'Left before listening on the hub (stopped while connecting)';
   if (session.status !== 'connected' || counts === undefined) {
     return `Failure on the hub: ${session.errorName ?? 'Error'}: ${session.errorMessage ?? ''}`;
   }
