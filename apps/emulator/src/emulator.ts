@@ -56,7 +56,7 @@ import type { TelemetryRecord } from './hub/core/store.js';
 import { eventHubEndpoint } from './hub/eventhub.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { followHubPushes, type HubPushFollower } from './hub/push-follower.js';
-import { claimStateDir, type StateClaim } from './state-claim.js';
+import { claimStateDir, claimWaitProblem, type StateClaim } from './state-claim.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
@@ -182,6 +182,12 @@ export interface EmulatorOptions {
    * earlier ones in the store, looking every 20 ms).
    */
   sharedStore?: boolean;
+  /**
+   * How long `start()` waits for another emulator holding the state folder to stop before it
+   * refuses with `StateDirInUseError` (default 5000 ms: a Ctrl-C and a start right after it just
+   * work). A test that expects the refusal passes a short wait rather than sit out the default.
+   */
+  stateClaimWaitMs?: number;
 }
 
 export interface EmulatorEndpoint {
@@ -378,6 +384,10 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const problem = attemptHistoryProblem('attemptHistory', options.attemptHistory);
       if (problem) throw new RangeError(problem);
     }
+    if (options.stateClaimWaitMs !== undefined) {
+      const problem = claimWaitProblem('stateClaimWaitMs', options.stateClaimWaitMs);
+      if (problem) throw new RangeError(problem);
+    }
     const { maxJsonDepth, ...connectionLimits } = options.limits ?? {};
     checkConnectionLimits({ ...connectionLimits, ...(maxJsonDepth !== undefined ? { maxJsonDepth } : {}) });
     this.#options = options;
@@ -402,7 +412,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
           );
       const stateDir = this.stateDir;
       // Before the store is touched: a second emulator on this folder would seed over the first's.
-      const claim = claimStateDir(stateDir, this.#options.sharedStore === true);
+      const claim = claimStateDir(stateDir, this.#options.sharedStore === true, this.#options.stateClaimWaitMs);
       cleanup.push(() => claim.release());
       const store = SqliteStore.open(join(stateDir, 'emulator.db'));
       cleanup.push(() => store.close());

@@ -51,6 +51,12 @@ function emulatorOn(stateDir: string, group: string, options: Partial<EmulatorOp
   return emulator;
 }
 
+/**
+ * For an emulator the test expects refused: the folder's holder is running for the whole wait, so a
+ * short one refuses exactly as the default 5 s would, without sitting it out.
+ */
+const REFUSED_WAIT = { stateClaimWaitMs: 200 } satisfies Partial<EmulatorOptions>;
+
 function folder(): string {
   const state = tempStateDir();
   folders.push(state);
@@ -81,7 +87,7 @@ describe('a state folder serves one emulator', () => {
     const stateDir = folder();
     const first = emulatorOn(stateDir, 'first-group');
     await first.start();
-    const second = emulatorOn(stateDir, 'second-group');
+    const second = emulatorOn(stateDir, 'second-group', REFUSED_WAIT);
     const refusal = await second.start().then(
       () => undefined,
       (err: unknown) => err,
@@ -89,6 +95,7 @@ describe('a state folder serves one emulator', () => {
     expect(refusal).toBeInstanceOf(StateDirInUseError);
     expect((refusal as Error).message).toContain(`The state folder ${stateDir} is in use by another running emulator`);
     expect((refusal as Error).message).toContain('its own state folder');
+    expect((refusal as Error).message).toContain('waited 0.2 s for it to stop');
     expect(first.enrollments.groups.map((g) => g.enrollmentGroupId)).toEqual(['first-group']);
 
     // Once the first one stops, the folder is free (and the next start seeds its own config).
@@ -101,7 +108,7 @@ describe('a state folder serves one emulator', () => {
     const stateDir = folder();
     const { cli, exited } = await cliOn(stateDir);
     try {
-      await expect(emulatorOn(stateDir, 'library-group').start()).rejects.toThrow(StateDirInUseError);
+      await expect(emulatorOn(stateDir, 'library-group', REFUSED_WAIT).start()).rejects.toThrow(StateDirInUseError);
       // A second dps-emulator on the folder: exit 1, the reason on stderr (no stack).
       const second = await run(process.execPath, [BUILT_CLI, ...startArgs(stateDir)]);
       expect(second.code).toBe(1);
@@ -133,13 +140,27 @@ describe('a state folder serves one emulator', () => {
     const b = emulatorOn(stateDir, 'shared-group', { sharedStore: true });
     await a.start();
     await b.start();
-    const sole = emulatorOn(stateDir, 'shared-group');
+    const sole = emulatorOn(stateDir, 'shared-group', REFUSED_WAIT);
     await expect(sole.start()).rejects.toThrow(StateDirInUseError);
   });
 
   it('does not let a shared emulator join a folder another emulator holds alone', async () => {
     const stateDir = folder();
     await emulatorOn(stateDir, 'sole-group').start();
-    await expect(emulatorOn(stateDir, 'sole-group', { sharedStore: true }).start()).rejects.toThrow(StateDirInUseError);
+    await expect(emulatorOn(stateDir, 'sole-group', { sharedStore: true, ...REFUSED_WAIT }).start()).rejects.toThrow(
+      StateDirInUseError,
+    );
+  });
+
+  it('takes a claim wait of 0 to 60,000 whole milliseconds and refuses any other, naming the option', () => {
+    for (const stateClaimWaitMs of [0, 60_000])
+      expect(() => emulatorOn(folder(), 'g', { stateClaimWaitMs })).not.toThrow();
+    for (const stateClaimWaitMs of [-1, 60_001, 1.5, Number.NaN]) {
+      expect(() => emulatorOn(folder(), 'g', { stateClaimWaitMs })).toThrow(
+        new RangeError(
+          `stateClaimWaitMs must be a whole number of milliseconds from 0 to 60000, not ${stateClaimWaitMs}`,
+        ),
+      );
+    }
   });
 });

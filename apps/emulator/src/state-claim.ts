@@ -17,16 +17,28 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
 export const STATE_LOCK_FILE = 'emulator.lock';
-/** How long a start waits for the folder's other emulator to stop before it gives up. */
+/** How long a start waits for the folder's other emulator to stop before it gives up (default). */
 export const CLAIM_WAIT_MS = 5000;
+/** The longest `stateClaimWaitMs` taken: a start that waits longer looks hung. */
+export const MAX_CLAIM_WAIT_MS = 60_000;
+
+/** Why `value` is no claim wait (undefined when it is one): a whole number of ms, 0–60,000. */
+export function claimWaitProblem(name: string, value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_CLAIM_WAIT_MS)
+    return undefined;
+  return `${name} must be a whole number of milliseconds from 0 to ${MAX_CLAIM_WAIT_MS}, not ${typeof value === 'string' ? `"${value}"` : String(value)}`;
+}
 
 /** The state folder is served by another emulator that does not share it (or this one would not). */
 export class StateDirInUseError extends Error {
   override readonly name = 'StateDirInUseError';
-  constructor(readonly stateDir: string) {
+  constructor(
+    readonly stateDir: string,
+    waitedMs: number = CLAIM_WAIT_MS,
+  ) {
     super(
       `The state folder ${stateDir} is in use by another running emulator (in this process or another; ` +
-        `waited ${CLAIM_WAIT_MS / 1000} s for it to stop). ` +
+        `waited ${waitedMs / 1000} s for it to stop). ` +
         'Two emulators on one state folder share its store: the later start would replace the enrollments ' +
         'the other one seeded. Give each emulator its own state folder (stateDir, --state-dir: a temporary ' +
         'folder per test file), ' +
@@ -39,14 +51,17 @@ export interface StateClaim {
   release(): void;
 }
 
-/** Claims `stateDir` for this emulator: `shared` for processes that serve it together (`sharedStore`). */
-export function claimStateDir(stateDir: string, shared: boolean): StateClaim {
+/**
+ * Claims `stateDir` for this emulator: `shared` for processes that serve it together (`sharedStore`).
+ * `waitMs`: how long to wait for another emulator holding it to stop (`stateClaimWaitMs`).
+ */
+export function claimStateDir(stateDir: string, shared: boolean, waitMs: number = CLAIM_WAIT_MS): StateClaim {
   mkdirSync(stateDir, { recursive: true });
   const db = new Database(join(stateDir, STATE_LOCK_FILE));
   try {
     // An emulator that is stopping (Ctrl-C, then start again at once) or creating the file's one
     // table lets go within moments: wait that long before calling the folder taken.
-    db.pragma(`busy_timeout = ${CLAIM_WAIT_MS}`);
+    db.pragma(`busy_timeout = ${waitMs}`);
     db.exec('CREATE TABLE IF NOT EXISTS claim (x INTEGER)');
     if (shared) {
       db.exec('BEGIN');
@@ -56,7 +71,7 @@ export function claimStateDir(stateDir: string, shared: boolean): StateClaim {
     }
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new StateDirInUseError(stateDir);
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new StateDirInUseError(stateDir, waitMs);
     throw err;
   }
   return { release: () => db.close() };
