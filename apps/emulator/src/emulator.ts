@@ -56,7 +56,7 @@ import type { TelemetryRecord } from './hub/core/store.js';
 import { eventHubEndpoint } from './hub/eventhub.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
 import { followHubPushes, type HubPushFollower } from './hub/push-follower.js';
-import { claimStateDir, claimWaitProblem, type StateClaim } from './state-claim.js';
+import { claimStateDir, type StateClaim, waitMsProblem } from './state-claim.js';
 import { SqliteStore } from './store/sqlite.js';
 import { ensureCertificates, type TlsMaterial } from './tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './transport/amqp.js';
@@ -188,6 +188,12 @@ export interface EmulatorOptions {
    * work). A test that expects the refusal passes a short wait rather than sit out the default.
    */
   stateClaimWaitMs?: number;
+  /**
+   * How long a store write waits for another connection's write lock (another `--workers` process,
+   * a tool holding the state file) before it fails with "database is locked" (default 5000 ms). A
+   * test of that failure passes a short wait rather than sit out the default.
+   */
+  storeBusyTimeoutMs?: number;
 }
 
 export interface EmulatorEndpoint {
@@ -384,8 +390,8 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       const problem = attemptHistoryProblem('attemptHistory', options.attemptHistory);
       if (problem) throw new RangeError(problem);
     }
-    if (options.stateClaimWaitMs !== undefined) {
-      const problem = claimWaitProblem('stateClaimWaitMs', options.stateClaimWaitMs);
+    for (const name of ['stateClaimWaitMs', 'storeBusyTimeoutMs'] as const) {
+      const problem = options[name] === undefined ? undefined : waitMsProblem(name, options[name]);
       if (problem) throw new RangeError(problem);
     }
     const { maxJsonDepth, ...connectionLimits } = options.limits ?? {};
@@ -414,7 +420,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       // Before the store is touched: a second emulator on this folder would seed over the first's.
       const claim = claimStateDir(stateDir, this.#options.sharedStore === true, this.#options.stateClaimWaitMs);
       cleanup.push(() => claim.release());
-      const store = SqliteStore.open(join(stateDir, 'emulator.db'));
+      const store = SqliteStore.open(join(stateDir, 'emulator.db'), {
+        ...(this.#options.storeBusyTimeoutMs !== undefined ? { busyTimeoutMs: this.#options.storeBusyTimeoutMs } : {}),
+      });
       cleanup.push(() => store.close());
       const resolved = resolveConfig(config, store);
       const seeded = seedEnrollments(resolved.model.enrollments, store, store, new Date(), caCertificatesOf(config));

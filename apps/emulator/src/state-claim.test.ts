@@ -152,15 +152,14 @@ describe('a state folder serves one emulator', () => {
     );
   });
 
-  it('takes a claim wait of 0 to 60,000 whole milliseconds and refuses any other, naming the option', () => {
-    for (const stateClaimWaitMs of [0, 60_000])
-      expect(() => emulatorOn(folder(), 'g', { stateClaimWaitMs })).not.toThrow();
-    for (const stateClaimWaitMs of [-1, 60_001, 1.5, Number.NaN]) {
-      expect(() => emulatorOn(folder(), 'g', { stateClaimWaitMs })).toThrow(
-        new RangeError(
-          `stateClaimWaitMs must be a whole number of milliseconds from 0 to 60000, not ${stateClaimWaitMs}`,
-        ),
-      );
+  it('takes waits (stateClaimWaitMs, storeBusyTimeoutMs) of 0 to 60,000 whole milliseconds and refuses any other, naming the option', () => {
+    for (const name of ['stateClaimWaitMs', 'storeBusyTimeoutMs'] as const) {
+      for (const ms of [0, 60_000]) expect(() => emulatorOn(folder(), 'g', { [name]: ms })).not.toThrow();
+      for (const ms of [-1, 60_001, 1.5, Number.NaN]) {
+        expect(() => emulatorOn(folder(), 'g', { [name]: ms })).toThrow(
+          new RangeError(`${name} must be a whole number of milliseconds from 0 to 60000, not ${ms}`),
+        );
+      }
     }
   });
 });

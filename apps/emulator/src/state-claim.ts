@@ -22,8 +22,8 @@ export const CLAIM_WAIT_MS = 5000;
 /** The longest `stateClaimWaitMs` taken: a start that waits longer looks hung. */
 export const MAX_CLAIM_WAIT_MS = 60_000;
 
-/** Why `value` is no claim wait (undefined when it is one): a whole number of ms, 0–60,000. */
-export function claimWaitProblem(name: string, value: unknown): string | undefined {
+/** Why `value` is no wait option (stateClaimWaitMs, storeBusyTimeoutMs; undefined when it is one): whole ms, 0–60,000. */
+export function waitMsProblem(name: string, value: unknown): string | undefined {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_CLAIM_WAIT_MS)
     return undefined;
   return `${name} must be a whole number of milliseconds from 0 to ${MAX_CLAIM_WAIT_MS}, not ${typeof value === 'string' ? `"${value}"` : String(value)}`;

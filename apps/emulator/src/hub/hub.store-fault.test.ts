@@ -2,7 +2,9 @@
 // connection it was for is closed, instead of an exception thrown from aedes's event ending the
 // process (a `--workers` worker once ended so on SQLITE_BUSY when a device disconnected).
 // The fault is real: another connection to the state's SQLite file holds its write lock for longer
-// than the emulator's busy timeout (5 s), as a stuck process would.
+// than the emulator's busy timeout, as a stuck process would. The lock is held until the failure
+// is logged, so the emulator's wait (storeBusyTimeoutMs, 5 s by default) is set short: any wait
+// ends the same way, and no other connection writes to this file.
 import { join } from 'node:path';
 import type { LogRecord } from '@dpskit/node-kit';
 import Database from 'better-sqlite3';
@@ -14,7 +16,7 @@ import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/tes
 const logged: LogRecord[] = [];
 let bed: TestBedWithWebhook;
 beforeAll(async () => {
-  bed = await startTestBedWithWebhook({ log: (record) => logged.push(record) });
+  bed = await startTestBedWithWebhook({ log: (record) => logged.push(record), storeBusyTimeoutMs: 200 });
 });
 afterAll(async () => {
   await bed?.close();

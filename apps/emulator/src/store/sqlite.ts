@@ -350,6 +350,9 @@ interface EnrollmentRow {
  * restarts as DPS's do, and per-enrollment metadata (generated keys, etag, timestamps).
  * and the enrollments the service API (and the config file's seeding) wrote.
  */
+/** How long a write waits for another connection's (another `--workers` process's) write lock. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
 export class SqliteStore
   implements RegistrationStore, RegistrationAdminStore, EnrollmentMetaStore, EnrollmentStore, AttemptStore
 {
@@ -585,14 +588,18 @@ export class SqliteStore
     };
   }
 
-  /** Opens (creating folders and schema as needed) and migrates the database at `path`. */
-  static open(path: string): SqliteStore {
+  /**
+   * Opens (creating folders and schema as needed) and migrates the database at `path`. A write
+   * waits up to `busyTimeoutMs` (default 5000) for another connection's write lock before it fails
+   * with SQLITE_BUSY.
+   */
+  static open(path: string, { busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS }: { busyTimeoutMs?: number } = {}): SqliteStore {
     mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 5000');
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       // SQLite's own default page cache (2 MB) instead of better-sqlite3's 16 MB: every commit
       // ends with a scan of the cache's hash table (pcache1TruncateUnsafe), which grows with the
       // cache, and the pages a registration touches (the newest of each table and index, a few
