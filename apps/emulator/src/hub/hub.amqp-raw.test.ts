@@ -2,15 +2,18 @@
 // put-token answers and refusals, links refused without authorization or for addresses nobody
 // serves, the per-connection link bound; the listener keeps serving the official SDK afterwards,
 // and no token reaches a log line.
+import { createHmac } from 'node:crypto';
 import { createDeviceSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Connection, type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
-import { createDeviceKey, deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
 import { openRheaConnection } from '../testing/raw-amqp.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
+import { eventHubName, partitionOf } from './core/eventhub.js';
+import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
 
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
@@ -338,6 +341,91 @@ describe('deliveries of a link the client detached unsettled', () => {
       expect(await outcome).toBe('all answered');
     } finally {
       connection.close();
+    }
+  });
+});
+
+describe("a client that leaves one of the built-in endpoint's events unsettled", () => {
+  it('has its connection closed when the session can hold no more, and the emulator goes on', async () => {
+    const id = 'amqp-raw-unsettled-event';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'mqtt' });
+    await device.open();
+    const entity = eventHubName(HUB_A);
+    const connection = await rawHubConnection();
+    const closed = new Promise((resolve) => {
+      connection.once('connection_close', () => resolve(connection.error));
+      connection.once('disconnected', () => resolve(connection.error));
+    });
+    try {
+      // An Event Hubs token (@azure/core-amqp signs with the key's text) for the endpoint.
+      const audience = `sb://localhost/${entity}`;
+      const expiry = Math.ceil(Date.now() / 1000) + 3600;
+      const sr = encodeURIComponent(audience);
+      const sig = createHmac('sha256', Buffer.from(WELL_KNOWN_HUB_KEY, 'utf8'))
+        .update(`${sr}\n${expiry}`)
+        .digest('base64');
+      const token = `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=${HUB_OWNER_POLICY_NAME}`;
+      const put = await cbs(connection);
+      expect(
+        await put({ operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience }, token),
+      ).toEqual({
+        status: 200,
+        description: 'OK',
+      });
+      // A reader of the device's partition (from latest) that settles nothing by itself.
+      const reader = connection.open_receiver({
+        source: { address: `${entity}/ConsumerGroups/$Default/Partitions/${partitionOf(id)}` },
+        autoaccept: false,
+        credit_window: 10,
+      });
+      await new Promise((resolve) => reader.once('receiver_open', resolve));
+      const first = new Promise<void>((resolve) => {
+        // The first event is held unsettled; any later one would be accepted.
+        reader.once('message', () => {
+          reader.on('message', (context: EventContext) => context.delivery?.accept());
+          resolve();
+        });
+      });
+      await device.sendEvent(new Message('held'));
+      await first;
+      // rhea keeps every delivery of the session behind the unsettled one (2048 at most): the
+      // management node's answers, settled at once, fill the rest.
+      const replies = connection.open_receiver({ source: { address: '$management' }, target: { address: 'replies' } });
+      const requests = connection.open_sender({ target: { address: '$management' } });
+      const fill = 2047;
+      let sent = 0;
+      const answered = new Promise<void>((resolve) => {
+        let n = 0;
+        replies.on('message', () => {
+          if (++n === fill) resolve();
+        });
+      });
+      const send = () => {
+        while (requests.sendable() && sent < fill)
+          requests.send({
+            message_id: `read-${sent++}`,
+            reply_to: 'replies',
+            application_properties: { operation: 'READ', name: entity, type: 'com.microsoft:eventhub' },
+            body: undefined,
+          });
+      };
+      requests.on('sendable', send);
+      send();
+      await answered;
+      // The next event has no room: the connection is closed, not the process.
+      await device.sendEvent(new Message('no room'));
+      expect(await closed).toMatchObject({ condition: 'amqp:resource-limit-exceeded' });
+      expect(logs.findLast((line) => line.event === 'amqp.unsettled')).toMatchObject({
+        level: 'warn',
+        condition: 'amqp:resource-limit-exceeded',
+      });
+      expect(await registryClient(bed.emulator, HUB_A).get(id)).toMatchObject({
+        responseBody: { deviceId: id },
+      });
+    } finally {
+      connection.close();
+      await device.close();
     }
   });
 });

@@ -809,7 +809,16 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         },
         send: (sender, message, tag) => {
           if (!connection.is_open() || overUnsettledBound('messages')) return undefined;
-          const sent = sender.send(message as never, tag);
+          let sent: Delivery;
+          try {
+            sent = sender.send(message as never, tag);
+          } catch (err) {
+            // rhea keeps every delivery of a session behind the oldest the client has not settled and
+            // throws once 2048 wait: a client that holds one and settles the rest fills it. The
+            // endpoints also send from timers and hub events, where the throw would end the process.
+            sessionFull(err);
+            return undefined;
+          }
           countUnsettled(sender, sent);
           return sent;
         },
@@ -1004,6 +1013,20 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         description: `At most ${MAX_UNSETTLED_ANSWERS} ${what} may wait for the client to settle them.`,
       });
       return true;
+    };
+
+    /** A send rhea refused (see the hubs' `send`): the connection is closed, saying why. */
+    const sessionFull = (err: unknown) => {
+      const full = err instanceof Error && err.message.startsWith('circular buffer overflow');
+      const description = full
+        ? 'The session holds 2048 deliveries behind one the client has not settled.'
+        : 'A message could not be sent.';
+      log.warn('amqp.unsettled', `${peer} (${transport}): ${description} Connection closed.`, {
+        transport,
+        condition: full ? 'amqp:resource-limit-exceeded' : 'amqp:internal-error',
+        ...(full ? {} : { error: clip(err instanceof Error ? err.message : String(err)) }),
+      });
+      closeConnection({ condition: full ? 'amqp:resource-limit-exceeded' : 'amqp:internal-error', description });
     };
 
     // Answers the client settles (the SDKs at once, as each arrives); pre-settled ones are not counted,
