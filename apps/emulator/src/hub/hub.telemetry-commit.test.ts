@@ -19,7 +19,11 @@ import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/tes
 const logged: LogRecord[] = [];
 let bed: TestBedWithWebhook;
 beforeAll(async () => {
-  bed = await startTestBedWithWebhook({ log: (record) => logged.push(record) });
+  // The locked-out test below holds the write lock from another connection until the emulator
+  // gives up: a short store wait ends the same way as the default 5 s. Nothing else here contends for
+  // the lock: the emulator writes through its one connection, and the reader below only reads (it
+  // opens a file already at the current schema, and WAL readers never block the writer).
+  bed = await startTestBedWithWebhook({ log: (record) => logged.push(record), storeBusyTimeoutMs: 200 });
 });
 afterAll(async () => {
   await bed?.close();
@@ -118,7 +122,7 @@ describe('hub telemetry committed with its turn', () => {
   });
 
   // The fault is real: another connection to the state file holds its write lock for longer than
-  // the emulator's busy timeout (5 s), as a stuck process would.
+  // the emulator's busy timeout (storeBusyTimeoutMs), as a stuck process would.
   it('gives a message that could not be saved no PUBACK, closes its connection, and goes on serving', async () => {
     const device = await connected('commit-locked-out');
     const stuck = new Database(join(bed.emulator.stateDir, 'emulator.db'));
