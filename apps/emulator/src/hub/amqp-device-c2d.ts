@@ -3,9 +3,8 @@ import type { Delivery, EventContext, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { HubAmqpConnectionContext } from './amqp.js';
 import { c2dDeviceMessage, lockTokenTag } from './amqp-device-c2d-messages.js';
-import type { C2dSettlement } from './core/c2d.js';
+import { type C2dSettlement, MAX_C2D_IN_FLIGHT } from './core/c2d.js';
 import type { HubService } from './core/hub-service.js';
-import { MAX_C2D_IN_FLIGHT } from './mqtt.js';
 
 /** A device's cloud-to-device link on one connection: `pump` sends what waits Enqueued. */
 export interface C2dDeviceLink {

@@ -12,7 +12,7 @@ import { destroyAfterGrace } from '../transport/connection-limits.js';
 import { MAX_HUB_KEEPALIVE_SECONDS, MAX_MQTT_PACKET_BYTES } from '../transport/mqtt.js';
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
-import { c2dTopic } from './core/c2d.js';
+import { c2dTopic, MAX_C2D_IN_FLIGHT } from './core/c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
@@ -66,13 +66,6 @@ export const HUB_MQTT_LIMITED_WARNINGS: Readonly<Record<string, LimitedKind>> = 
     countBy: 'reason',
   },
 };
-
-/**
- * The most cloud-to-device messages sent on one connection and not yet acknowledged (PUBACK): the
- * rest of the queue stays Enqueued until a PUBACK frees a place. IoT Hub's own window is not
- * documented; the device queue holds 50 at most anyway.
- */
-export const MAX_C2D_IN_FLIGHT = 50;
 
 /** CONNACK codes (MQTT 3.1.1): 2 identifier rejected, 5 not authorized (what IoT Hub answers bad credentials with). */
 function refusal(returnCode: 2 | 3 | 5, message: string): Error & { returnCode: number } {

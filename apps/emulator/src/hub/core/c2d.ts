@@ -30,6 +30,12 @@ export const C2D_MAX_DELIVERY_COUNT = 10;
 export const C2D_DEFAULT_TTL_MS = 60 * 60_000;
 /** The longest time to live IoT Hub allows (`defaultTtlAsIso8601` up to P2D): a later expiry is clamped to it. */
 export const C2D_MAX_TTL_MS = 48 * 60 * 60_000;
+/**
+ * The most cloud-to-device messages sent on one connection and not yet acknowledged (an MQTT PUBACK,
+ * an AMQP disposition): the rest of the queue stays Enqueued until one frees a place. IoT Hub's own
+ * window is not documented; the device queue holds 50 at most anyway. One rule for every transport.
+ */
+export const MAX_C2D_IN_FLIGHT = 50;
 
 /** Which feedback the service asked for (`iothub-ack`): not emulated beyond being carried to the device. */
 export type C2dAck = 'none' | 'positive' | 'negative' | 'full';
