@@ -1,5 +1,6 @@
 import rhea, { type Message, type Receiver, type Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
+import { OpenEndpoints } from '../transport/amqp-open-endpoints.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import {
   DEFAULT_CONSUMER_GROUP,
@@ -180,9 +181,9 @@ export function eventHubEndpoint(
   };
 
   /** The client's `$management` reply link whose target is `replyTo` (the SDK's receiver), else its latest. */
-  const replyLinks = new WeakMap<HubAmqpConnectionContext, Sender[]>();
+  const replyLinks = new WeakMap<HubAmqpConnectionContext, OpenEndpoints<Sender>>();
   const replyLinkOf = (context: HubAmqpConnectionContext, replyTo: unknown): Sender | undefined => {
-    const links = (replyLinks.get(context) ?? []).filter((l) => l.is_open());
+    const links = [...(replyLinks.get(context) ?? [])].filter((l) => l.is_open());
     return links.find((l) => l.target?.address === replyTo) ?? links[links.length - 1];
   };
 
@@ -374,8 +375,8 @@ export function eventHubEndpoint(
       if (!parsed) return false;
       if (parsed.kind === 'management') {
         if (!link.is_receiver()) {
-          const links = replyLinks.get(context) ?? [];
-          links.push(link as Sender);
+          const links = replyLinks.get(context) ?? new OpenEndpoints<Sender>();
+          links.add(link as Sender);
           replyLinks.set(context, links);
           return true;
         }

@@ -29,6 +29,7 @@ import {
   requestBodyBytes,
   sameRegistration,
 } from './amqp-messages.js';
+import { OpenEndpoints } from './amqp-open-endpoints.js';
 import { isKnownDeliveryState, isKnownTerminus, printable, unknownMessageSection } from './amqp-peer-checks.js';
 import {
   boundConnections,
@@ -790,7 +791,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const takeAsHub = () => {
       if (!options.hubs || role === 'hub') return;
       role = 'hub';
-      const sessions = new Set<Session>();
+      const sessions = new OpenEndpoints<Session>();
       connection.on('session_open', (context: EventContext) => {
         if (context.session) sessions.add(context.session);
       });
