@@ -970,7 +970,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     // credential: limited on every transport, or anyone could write a line per connection. The `hub`
     // event still names each device turned away (and the hub's `hub.auth` debug line each refused credential).
     const log = event.kind === 'connect-refused' ? this.#refusals.log : this.#log;
-    log[level](`hub.${event.kind}`, describeHubEvent(event), { ...event, deviceId: clip(event.deviceId) });
+    log[level](`hub.${event.kind}`, describeHubEvent(event), {
+      ...event,
+      deviceId: clip(event.deviceId),
+      ...('moduleId' in event && event.moduleId !== undefined ? { moduleId: clip(event.moduleId) } : {}),
+    });
     this.emit('hub', event);
   }
 
@@ -1008,7 +1012,9 @@ class EmulatorInstance extends EventEmitter implements Emulator {
 }
 
 function describeHubEvent(event: HubEvent): string {
-  const who = `${clip(event.deviceId)} on ${event.hub}`;
+  // A module's events name it as its MQTT client id does: {deviceId}/{moduleId}.
+  const moduleId = 'moduleId' in event && event.moduleId !== undefined ? `/${clip(event.moduleId)}` : '';
+  const who = `${clip(event.deviceId)}${moduleId} on ${event.hub}`;
   switch (event.kind) {
     case 'connected':
       return `${who} connected over ${event.transport.toUpperCase()}`;
@@ -1027,7 +1033,7 @@ function describeHubEvent(event: HubEvent): string {
     case 'c2d':
       return `${who}: cloud-to-device message #${event.sequenceNumber}${event.messageId !== undefined ? ` (${event.messageId})` : ''} ${event.outcome}${event.transport ? ` over ${event.transport.toUpperCase()}` : ''} (${event.bytes} bytes, delivery count ${event.deliveryCount})`;
     default:
-      return `${who}: ${event.kind.replace('device-', 'device ')}`;
+      return `${who}: ${event.kind.replace('-', ' ')}`;
   }
 }
 

@@ -118,8 +118,14 @@ type Route =
   | { op: 'statistics' }
   | { op: 'twin'; deviceId: string }
   | { op: 'methods'; deviceId: string }
-  | { op: 'module-methods'; deviceId: string }
+  | { op: 'module-methods'; deviceId: string; moduleId: string }
   | { op: 'device'; deviceId: string }
+  /** `GET /devices/{id}/modules` (`Registry.getModulesOnDevice`). */
+  | { op: 'modules'; deviceId: string }
+  /** `/devices/{id}/modules/{mid}` (`addModule`, `getModule`, `updateModule`, `removeModule`). */
+  | { op: 'module'; deviceId: string; moduleId: string }
+  /** `/twins/{id}/modules/{mid}` (`getModuleTwin`, `updateModuleTwin`). */
+  | { op: 'module-twin'; deviceId: string; moduleId: string }
   | { op: 'events'; deviceId: string }
   /** `DELETE /devices/{id}/commands`: purges the device's cloud-to-device queue. */
   | { op: 'commands'; deviceId: string }
@@ -151,15 +157,16 @@ function route(method: string, pathname: string): Route {
   if (kind === 'twins' && parts.length === 2) return { op: 'twin', deviceId };
   if (kind === 'twins' && parts.length === 3 && parts[2]?.toLowerCase() === 'methods')
     return { op: 'methods', deviceId };
-  if (
-    kind === 'twins' &&
-    parts.length === 5 &&
-    parts[2]?.toLowerCase() === 'modules' &&
-    parts[4]?.toLowerCase() === 'methods'
-  )
-    return { op: 'module-methods', deviceId };
+  // Module paths: the module id URL-decoded as the device id (the SDKs encodeURIComponent both).
+  const moduleId = parts[2]?.toLowerCase() === 'modules' ? decode(parts[3]) : undefined;
+  if (kind === 'twins' && moduleId !== undefined && parts.length === 4)
+    return { op: 'module-twin', deviceId, moduleId };
+  if (kind === 'twins' && moduleId !== undefined && parts.length === 5 && parts[4]?.toLowerCase() === 'methods')
+    return { op: 'module-methods', deviceId, moduleId };
   if (kind !== 'devices') return { op: 'unknown' };
   if (parts.length === 2) return { op: 'device', deviceId };
+  if (parts.length === 3 && parts[2]?.toLowerCase() === 'modules') return { op: 'modules', deviceId };
+  if (moduleId !== undefined && parts.length === 4) return { op: 'module', deviceId, moduleId };
   const rest = parts.slice(2).join('/').toLowerCase();
   if (rest === 'messages/events') return { op: 'events', deviceId };
   if (rest === 'commands') return { op: 'commands', deviceId };
@@ -181,6 +188,9 @@ const ALLOWED_METHODS: Record<Exclude<Route['op'], 'unknown' | 'events' | 'devic
   methods: ['POST'],
   'module-methods': ['POST'],
   device: ['GET', 'PUT', 'DELETE'],
+  modules: ['GET'],
+  module: ['GET', 'PUT', 'DELETE'],
+  'module-twin': ['GET', 'PATCH', 'PUT'],
   commands: ['DELETE'],
   devices: ['GET', 'POST'],
   query: ['POST'],
@@ -218,7 +228,20 @@ export type HubGate =
       hubName: string;
       route: Extract<
         Route,
-        { op: 'twin' | 'device' | 'methods' | 'module-methods' | 'devices' | 'query' | 'statistics' | 'commands' }
+        {
+          op:
+            | 'twin'
+            | 'device'
+            | 'methods'
+            | 'module-methods'
+            | 'devices'
+            | 'query'
+            | 'statistics'
+            | 'commands'
+            | 'modules'
+            | 'module'
+            | 'module-twin';
+        }
       >;
     }
   | {
@@ -259,7 +282,7 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
       hubError(
         404,
         'NotFound',
-        `The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not ${clip(url.pathname)}.`,
+        `The emulated hub serves /devices, /devices/{id}, /devices/{id}/modules[/{moduleId}], POST /devices/query, /twins/{id}[/modules/{moduleId}], POST /twins/{id}[/modules/{moduleId}]/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not ${clip(url.pathname)}.`,
       ),
     );
   }
@@ -356,15 +379,15 @@ export function handleHubRequest(
       );
     }
     if (r.op === 'module-methods') {
-      // Module identities are not emulated: no module exists to run a method.
-      return methodErrorAnswer(
-        new MethodError(
-          404,
-          404010,
-          'ModuleNotFound',
-          'Module identities are not emulated: no module exists on the device.',
-        ),
-      );
+      return hub
+        .invokeModuleMethod(hubName, r.deviceId, r.moduleId, request.body.toString('utf8'), request.signal)
+        .then(
+          (result) => ok(result),
+          (err: unknown) => {
+            if (err instanceof MethodError) return methodErrorAnswer(err);
+            throw err;
+          },
+        );
     }
     if (r.op === 'statistics') return ok(hub.registryStatistics(hubName));
     // IoT Hub's PurgeMessageQueueResult (REST API "Cloud To Device Messages - Purge Cloud To Device
@@ -395,14 +418,26 @@ export function handleHubRequest(
     }
     const ifMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
     // The gate let through only the methods each route allows.
-    if (r.op === 'twin') {
-      if (method === 'GET') return ok(hub.getTwin(hubName, r.deviceId));
+    if (r.op === 'twin' || r.op === 'module-twin') {
+      const moduleId = r.op === 'module-twin' ? r.moduleId : undefined;
+      if (method === 'GET')
+        return ok(
+          moduleId === undefined ? hub.getTwin(hubName, r.deviceId) : hub.getModuleTwin(hubName, r.deviceId, moduleId),
+        );
       // PATCH or PUT. The text decoded once: parsed, then scanned for integers that parsing rounded.
       const text = request.body.toString('utf8');
       const twin = json(text);
       refuseOutOfRangeIntegers(text);
-      if (method === 'PUT') return ok(hub.replaceTwin(hubName, r.deviceId, twin, ifMatch));
-      return ok(hub.updateTwin(hubName, r.deviceId, twin, ifMatch));
+      if (method === 'PUT') return ok(hub.replaceTwin(hubName, r.deviceId, twin, ifMatch, moduleId));
+      return ok(hub.updateTwin(hubName, r.deviceId, twin, ifMatch, moduleId));
+    }
+    if (r.op === 'modules') return ok(hub.listModules(hubName, r.deviceId)); // GET
+    if (r.op === 'module') {
+      if (method === 'GET') return ok(hub.getModule(hubName, r.deviceId, r.moduleId));
+      if (method === 'PUT')
+        return ok(hub.putModule(hubName, r.deviceId, r.moduleId, json(request.body.toString('utf8')), ifMatch));
+      hub.deleteModule(hubName, r.deviceId, r.moduleId, ifMatch); // DELETE
+      return { status: 204 };
     }
     if (method === 'GET') return ok(hub.getDevice(hubName, r.deviceId));
     if (method === 'PUT') return ok(hub.putDevice(hubName, r.deviceId, json(request.body.toString('utf8')), ifMatch));

@@ -285,6 +285,15 @@ export const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, device_seq);
    CREATE UNIQUE INDEX hub_telemetry_by_partition ON hub_telemetry (hub_key, partition, partition_seq)
      WHERE partition IS NOT NULL;`,
+  // The hubs' module identities (hub/core/modules.ts), each with its twin, keyed as its device is
+  // (hub in lower case, device id as it is) plus its module id as it is (case-sensitive).
+  `CREATE TABLE IF NOT EXISTS hub_modules (
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     module_key TEXT NOT NULL,
+     module_json TEXT NOT NULL,
+     PRIMARY KEY (hub_key, device_key, module_key)
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -121,7 +121,7 @@ function cases(deviceToken: string): Case[] {
       status: 404,
       expected: hubBody(
         'NotFound',
-        'The emulated hub serves /devices, /devices/{id}, POST /devices/query, /twins/{id}, POST /twins/{id}/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not /devices/hf-1/nowhere.',
+        'The emulated hub serves /devices, /devices/{id}, /devices/{id}/modules[/{moduleId}], POST /devices/query, /twins/{id}[/modules/{moduleId}], POST /twins/{id}[/modules/{moduleId}]/methods, GET /statistics/devices, POST /devices/{id}/messages/events and /devices/{id}/messages/deviceBound, not /devices/hf-1/nowhere.',
       ),
     },
     {

@@ -23,7 +23,21 @@ import {
   parseMethodInvocation,
 } from './direct-methods.js';
 import { partitionOf } from './eventhub.js';
-import { type DeviceIdentity, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
+import { type DeviceIdentity, deviceEtag, type HubDevice, isValidDeviceId, newGenerationId } from './identity.js';
+import {
+  type HubModule,
+  identityKey,
+  isModule,
+  isValidModuleId,
+  MAX_MODULES_PER_DEVICE,
+  type ModuleIdentity,
+  moduleKey,
+  moduleTwinView,
+  moduleView,
+  readManagedBy,
+  splitIdentityKey,
+  whoOf,
+} from './modules.js';
 import type { HubPush, HubPushOutbox } from './pushes.js';
 import { QueryError } from './query.js';
 import { queryText, runTwinQuery, type TwinQueryPage } from './query-run.js';
@@ -77,13 +91,29 @@ export type HubTransport = 'mqtt' | 'https' | 'amqp';
 
 /** What the hubs report (the emulator logs them and emits them as `hub` events; never keys). */
 export type HubEvent =
-  | { kind: 'connected' | 'disconnected'; hub: string; deviceId: string; transport: HubTransport }
-  | { kind: 'connect-refused'; hub: string; deviceId: string; transport: HubTransport; reason: string }
-  | { kind: 'reported'; hub: string; deviceId: string; reportedVersion: number; patch: JsonObject }
+  | { kind: 'connected' | 'disconnected'; hub: string; deviceId: string; moduleId?: string; transport: HubTransport }
+  | {
+      kind: 'connect-refused';
+      hub: string;
+      deviceId: string;
+      moduleId?: string;
+      transport: HubTransport;
+      reason: string;
+    }
+  | {
+      kind: 'reported';
+      hub: string;
+      deviceId: string;
+      moduleId?: string;
+      reportedVersion: number;
+      patch: JsonObject;
+    }
   | {
       kind: 'twin-updated';
       hub: string;
       deviceId: string;
+      /** A module twin's (`moduleId` absent: the device twin). */
+      moduleId?: string;
       version: number;
       tags?: JsonObject;
       desired?: JsonObject;
@@ -92,14 +122,17 @@ export type HubEvent =
       kind: 'telemetry';
       hub: string;
       deviceId: string;
+      /** Sent by a module of the device (`ModuleClient`). */
+      moduleId?: string;
       transport: HubTransport;
       bytes: number;
       body: string;
       properties: Record<string, string>;
     }
   | { kind: 'device-created' | 'device-updated' | 'device-deleted'; hub: string; deviceId: string }
+  | { kind: 'module-created' | 'module-updated' | 'module-deleted'; hub: string; deviceId: string; moduleId: string }
   /** A direct method call ended (never its payloads): the device's status, or the HTTP status the service got. */
-  | ({ kind: 'method' } & MethodCallReport)
+  | ({ kind: 'method'; moduleId?: string } & MethodCallReport)
   /**
    * A cloud-to-device message changed state (never its body or properties): enqueued, delivered
    * (locked for the device), completed, rejected, abandoned, its lock lapsed or released, expired,
@@ -135,6 +168,8 @@ export type DeviceAuthFailure =
   | 'unknown-hub'
   | 'invalid-device-id'
   | 'device-not-found'
+  | 'invalid-module-id'
+  | 'module-not-found'
   | 'device-disabled'
   | 'missing-token'
   | 'certificate-authority-not-emulated'
@@ -143,7 +178,7 @@ export type DeviceAuthFailure =
   | 'policy-token';
 
 export type DeviceAuthResult =
-  | { ok: true; hub: string; deviceId: string }
+  | { ok: true; hub: string; deviceId: string; moduleId?: string }
   | { ok: false; reason: DeviceAuthFailure; detail: string };
 
 /** A device-to-cloud message as a transport hands it to the hub. */
@@ -259,6 +294,8 @@ export class HubService {
   authenticateDevice(input: {
     hub: string;
     deviceId: string;
+    /** A module of the device (`ModuleClient`): its own credentials, SAS `sr={hub}/devices/{id}/modules/{moduleId}`. */
+    moduleId?: string;
     token: string | undefined;
     clientCertificates?: readonly Uint8Array[];
   }): DeviceAuthResult {
@@ -270,12 +307,31 @@ export class HubService {
     const device = this.#store.getDevice(hub, input.deviceId);
     if (!device) return fail('device-not-found', `no device "${input.deviceId}" in ${hub}`);
     if (device.identity.status !== 'enabled') return fail('device-disabled', `device "${input.deviceId}" is disabled`);
-    const type = device.identity.authenticationType ?? 'sas';
-    if (type === 'selfSigned') {
-      const checked = checkThumbprintCertificate(device.identity, input.clientCertificates ?? [], this.#now());
-      return checked.ok ? { ok: true, hub, deviceId: device.identity.deviceId } : fail(checked.reason, checked.detail);
+    // A module authenticates with its own credentials; its device must exist and be enabled (the
+    // emulator's choice for a disabled device's modules: IoT Hub documents no module status).
+    let identity: DeviceIdentity = device.identity;
+    let resource = `${hub}/devices/${input.deviceId}`;
+    const { moduleId } = input;
+    if (moduleId !== undefined) {
+      if (!isValidModuleId(moduleId))
+        return fail('invalid-module-id', 'the module id is not a valid IoT Hub module id');
+      const module = this.#store.getModule(hub, device.identity.deviceId, moduleId);
+      if (!module) return fail('module-not-found', `no module "${moduleId}" on device "${input.deviceId}" in ${hub}`);
+      identity = module.identity;
+      resource = `${resource}/modules/${moduleId}`;
     }
-    const keys = [device.identity.primaryKey, device.identity.secondaryKey].filter((k): k is string => Boolean(k));
+    const authenticated: DeviceAuthResult = {
+      ok: true,
+      hub,
+      deviceId: device.identity.deviceId,
+      ...(moduleId !== undefined ? { moduleId } : {}),
+    };
+    const type = identity.authenticationType ?? 'sas';
+    if (type === 'selfSigned') {
+      const checked = checkThumbprintCertificate(identity, input.clientCertificates ?? [], this.#now());
+      return checked.ok ? authenticated : fail(checked.reason, checked.detail);
+    }
+    const keys = [identity.primaryKey, identity.secondaryKey].filter((k): k is string => Boolean(k));
     if (type === 'certificateAuthority' || keys.length === 0) {
       return fail(
         'certificate-authority-not-emulated',
@@ -285,11 +341,7 @@ export class HubService {
     // As DPS's attestation and the registry name a request without credentials (missing-token).
     if (!input.token) return fail('missing-token', 'no SAS token was presented (MQTT password, HTTPS Authorization)');
     try {
-      const parsed = verifySasToken(input.token, {
-        keys,
-        expectedResource: `${hub}/devices/${input.deviceId}`,
-        now: this.#now(),
-      });
+      const parsed = verifySasToken(input.token, { keys, expectedResource: resource, now: this.#now() });
       // A token signed with a hub policy (`skn=…`) needs the policy's DeviceConnect right: not emulated.
       if (parsed.keyName !== undefined)
         return fail('policy-token', 'tokens of shared access policies are not accepted for devices');
@@ -299,7 +351,7 @@ export class HubService {
       }
       throw err;
     }
-    return { ok: true, hub, deviceId: device.identity.deviceId };
+    return authenticated;
   }
 
   /** Checks a registry request's `SharedAccessSignature sr={hub}&…&skn={policy}` for `right`. */
@@ -341,26 +393,29 @@ export class HubService {
 
   /** The twin document the device gets for `$iothub/twin/GET`. */
   deviceTwin(hub: string, deviceId: string): ReturnType<typeof deviceTwinDocument> {
-    return deviceTwinDocument(this.#require(hub, deviceId).twin);
+    return deviceTwinDocument(this.#requireEndpoint(hub, deviceId).twin);
   }
 
-  /** A reported-properties patch from the device; returns the new reported `$version`. */
+  /**
+   * A reported-properties patch from the device (or module: `deviceId` is then its `moduleKey`, as
+   * for every operation a transport calls for a connection); returns the new reported `$version`.
+   */
   reportProperties(hub: string, deviceId: string, patch: unknown): number {
     const now = this.#now();
     const device = this.#store.transaction(() => {
-      const current = this.#require(hub, deviceId);
+      const current = this.#requireEndpoint(hub, deviceId);
       const updated: HubDevice = {
         ...current,
         twin: applyReportedPatch(current.twin, patch, now),
         lastActivityUtc: now.toISOString(),
       };
-      this.#store.putDevice(updated);
+      this.#putEndpoint(updated);
       return updated;
     });
     this.#emit({
       kind: 'reported',
       hub: device.identity.hub,
-      deviceId: device.identity.deviceId,
+      ...whoOf(device),
       reportedVersion: device.twin.reportedVersion,
       patch: patch as JsonObject,
     });
@@ -383,21 +438,46 @@ export class HubService {
       .filter((message) => message.expiryMs > nowMs).length;
   }
 
-  /** `PATCH /twins/{id}`: tags and desired properties, `If-Match` checked against the twin's etag. */
-  updateTwin(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
+  /**
+   * `PATCH /twins/{id}`: tags and desired properties, `If-Match` checked against the twin's etag; with
+   * `moduleId`, the module's twin (`PATCH /twins/{id}/modules/{mid}`, `Registry.updateModuleTwin`).
+   */
+  updateTwin(
+    hub: string,
+    deviceId: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    moduleId?: string,
+  ): Record<string, unknown> {
     const patch = parseServiceTwinPatch(body);
     const now = this.#now();
-    return this.#writeTwin(hub, deviceId, ifMatch, patch.tags, (twin) => applyServicePatch(twin, patch, now));
+    return this.#writeTwin(hub, this.#twinKey(hub, deviceId, moduleId), ifMatch, patch.tags, (twin) =>
+      applyServicePatch(twin, patch, now),
+    );
+  }
+
+  /** Which twin a registry call names: the device's, or its module's (404 DeviceNotFound first). */
+  #twinKey(hub: string, deviceId: string, moduleId: string | undefined): string {
+    if (moduleId === undefined) return deviceId;
+    this.#require(hub, deviceId);
+    return moduleKey(deviceId, moduleId);
   }
 
   /**
    * `PUT /twins/{id}` (replace): the body's tags and desired properties become the twin's, `If-Match`
    * checked against the twin's etag; the device is pushed the change (see applyServiceReplacement).
+   * With `moduleId`, the module's twin (`PUT /twins/{id}/modules/{mid}`).
    */
-  replaceTwin(hub: string, deviceId: string, body: unknown, ifMatch: string | undefined): Record<string, unknown> {
+  replaceTwin(
+    hub: string,
+    deviceId: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    moduleId?: string,
+  ): Record<string, unknown> {
     const replacement = parseServiceTwinReplacement(body);
     const now = this.#now();
-    return this.#writeTwin(hub, deviceId, ifMatch, replacement.tags, (twin) =>
+    return this.#writeTwin(hub, this.#twinKey(hub, deviceId, moduleId), ifMatch, replacement.tags, (twin) =>
       applyServiceReplacement(twin, replacement, now),
     );
   }
@@ -409,24 +489,24 @@ export class HubService {
    */
   #writeTwin(
     hub: string,
-    deviceId: string,
+    key: string,
     ifMatch: string | undefined,
     tags: JsonObject | undefined,
     apply: (twin: TwinState) => { state: TwinState; desiredPush?: JsonObject },
   ): Record<string, unknown> {
     const { device, desiredPush } = this.#store.transaction(() => {
-      const current = this.#require(hub, deviceId);
+      const current = this.#requireEndpoint(hub, key);
       if (!etagMatches(ifMatch, twinEtag(current.twin))) {
         throw new HubError(412, 'PreconditionFailed', `Precondition failed: the twin's etag is not ${ifMatch}`);
       }
       const applied = apply(current.twin);
       const updated: HubDevice = { ...current, twin: applied.state };
-      this.#store.putDevice(updated);
+      this.#putEndpoint(updated);
       if (applied.desiredPush) {
         this.#outbox?.add({
           kind: 'desired',
           hub: updated.identity.hub,
-          deviceId: updated.identity.deviceId,
+          deviceId: identityKey(updated),
           desired: applied.desiredPush,
         });
       }
@@ -436,19 +516,19 @@ export class HubService {
       this.announcePush({
         kind: 'desired',
         hub: device.identity.hub,
-        deviceId: device.identity.deviceId,
+        deviceId: identityKey(device),
         desired: desiredPush,
       });
     }
     this.#emit({
       kind: 'twin-updated',
       hub: device.identity.hub,
-      deviceId: device.identity.deviceId,
+      ...whoOf(device),
       version: device.twin.version,
       ...(tags ? { tags } : {}),
       ...(desiredPush ? { desired: desiredPush } : {}),
     });
-    return twinView(device, this.#c2dCount(device));
+    return isModule(device) ? moduleTwinView(device) : twinView(device, this.#c2dCount(device));
   }
 
   getDevice(hub: string, deviceId: string): Record<string, unknown> {
@@ -558,16 +638,19 @@ export class HubService {
 
   /** `DELETE /devices/{id}` (`If-Match: *` or the device etag). */
   deleteDevice(hub: string, deviceId: string, ifMatch: string | undefined): void {
-    this.#store.transaction(() => {
+    const keys = this.#store.transaction(() => {
       const current = this.#require(hub, deviceId);
       if (!etagMatches(ifMatch, deviceView(current).etag as string)) {
         throw new HubError(412, 'PreconditionFailed', `Precondition failed: the device's etag is not ${ifMatch}`);
       }
+      // The device's modules go with it (store.deleteDevice), and so do their connections.
+      const keys = [deviceId, ...this.#store.modulesOf(hub, deviceId).map(identityKey)];
       this.#store.deleteDevice(hub, deviceId);
-      this.#outbox?.add({ kind: 'deleted', hub, deviceId });
+      for (const key of keys) this.#outbox?.add({ kind: 'deleted', hub, deviceId: key });
+      return keys;
     });
     // IoT Hub drops the connection of a device deleted from its registry.
-    this.announcePush({ kind: 'deleted', hub, deviceId });
+    for (const key of keys) this.announcePush({ kind: 'deleted', hub, deviceId: key });
     this.#emit({ kind: 'device-deleted', hub, deviceId });
   }
 
@@ -583,46 +666,18 @@ export class HubService {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new HubError(400, 'ArgumentInvalid', 'The device must be a JSON object.');
     }
-    const fields = body as {
-      deviceId?: unknown;
-      status?: unknown;
-      statusReason?: unknown;
-      authentication?: {
-        type?: unknown;
-        symmetricKey?: { primaryKey?: unknown; secondaryKey?: unknown };
-        x509Thumbprint?: { primaryThumbprint?: unknown; secondaryThumbprint?: unknown };
-      };
-    };
+    const fields = body as IdentityBody & { status?: unknown; statusReason?: unknown };
     if (fields.deviceId !== undefined && fields.deviceId !== deviceId) {
       throw new HubError(400, 'ArgumentInvalid', 'The deviceId in the body differs from the one in the path.');
     }
     if (fields.status !== undefined && fields.status !== 'enabled' && fields.status !== 'disabled') {
       throw new HubError(400, 'ArgumentInvalid', 'status must be "enabled" or "disabled".');
     }
-    const type = fields.authentication?.type ?? 'sas';
-    if (type !== 'sas' && type !== 'selfSigned') {
-      throw new HubError(
-        400,
-        'ArgumentInvalid',
-        `authentication type "${clip(String(type))}" is not emulated (only "sas" and "selfSigned").`,
-      );
-    }
-    const thumbprints = type === 'selfSigned' ? readThumbprints(fields.authentication?.x509Thumbprint) : undefined;
-    const keys = fields.authentication?.symmetricKey;
-    for (const name of ['primaryKey', 'secondaryKey'] as const) {
-      const key = keys?.[name];
-      // `azure-iothub` sends empty keys for "generate them", as IoT Hub does.
-      if (key !== undefined && key !== null && key !== '' && (typeof key !== 'string' || !isBase64Key(key))) {
-        throw new HubError(
-          400,
-          'ArgumentInvalid',
-          `authentication.symmetricKey.${name} must be a base64 key of 16 to 64 bytes.`,
-        );
-      }
-    }
+    const readCredentials = parseAuthentication(fields.authentication);
     const now = this.#now().toISOString();
     let created = false;
     let disabled = false;
+    let closed: string[] = [];
     const device = this.#store.transaction(() => {
       const current = this.#store.getDevice(hub, deviceId);
       if (current && ifMatch === undefined)
@@ -633,17 +688,7 @@ export class HubService {
       // With If-Match the PUT is an update (`Registry.update` sends `*`): of an existing device only.
       if (!current && ifMatch !== undefined) throw new HubError(404, 'DeviceNotFound', `Device ${deviceId} not found.`);
       const status = (fields.status as 'enabled' | 'disabled' | undefined) ?? current?.identity.status ?? 'enabled';
-      const given = (key: unknown) => (typeof key === 'string' && key !== '' ? key : undefined);
-      const credentials: Pick<
-        DeviceIdentity,
-        'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'
-      > = thumbprints
-        ? { authenticationType: 'selfSigned', ...thumbprints }
-        : {
-            authenticationType: 'sas',
-            primaryKey: given(keys?.primaryKey) ?? current?.identity.primaryKey ?? generateSymmetricKey(32),
-            secondaryKey: given(keys?.secondaryKey) ?? current?.identity.secondaryKey ?? generateSymmetricKey(32),
-          };
+      const credentials = readCredentials(current?.identity);
       const next: HubDevice = current
         ? {
             ...current,
@@ -676,12 +721,132 @@ export class HubService {
       // "device disabled"; the .NET SDK's ConnectionStatusChangeReason.Device_Disabled: "the
       // device has been deleted or marked as disabled"); reconnecting is refused (device-disabled).
       disabled = current?.identity.status === 'enabled' && status === 'disabled';
-      if (disabled) this.#outbox?.add({ kind: 'disabled', hub: next.identity.hub, deviceId: next.identity.deviceId });
+      // Its modules' connections end too (a disabled device's modules are refused, see authenticateDevice).
+      if (disabled) {
+        closed = [deviceId, ...this.#store.modulesOf(next.identity.hub, deviceId).map(identityKey)];
+        for (const key of closed) this.#outbox?.add({ kind: 'disabled', hub: next.identity.hub, deviceId: key });
+      }
       return next;
     });
-    if (disabled) this.announcePush({ kind: 'disabled', hub: device.identity.hub, deviceId: device.identity.deviceId });
+    for (const key of closed) this.announcePush({ kind: 'disabled', hub: device.identity.hub, deviceId: key });
     this.#emit({ kind: created ? 'device-created' : 'device-updated', hub, deviceId: device.identity.deviceId });
     return deviceView(device, this.#c2dCount(device));
+  }
+
+  /**
+   * `PUT /devices/{id}/modules/{mid}` (`Registry.addModule`, `updateModule`): creates a module of a
+   * device of the registry (no `If-Match`; keys generated when not given) or replaces its credentials
+   * and `managedBy` (`If-Match`: `*` or its etag; its connection stays, as a device's does). Refusals:
+   * 400 a bad module id or body, 404 DeviceNotFound (no device) or ModuleNotFound (an update of no
+   * module), 409 ModuleAlreadyExistsOnDevice, 412 PreconditionFailed, 413 TooManyModulesOnDevice
+   * (past MAX_MODULES_PER_DEVICE).
+   */
+  putModule(
+    hub: string,
+    deviceId: string,
+    moduleId: string,
+    body: unknown,
+    ifMatch: string | undefined,
+  ): Record<string, unknown> {
+    if (!isValidModuleId(moduleId)) throw new HubError(400, 'ArgumentInvalid', `Invalid module id: ${clip(moduleId)}`);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HubError(400, 'ArgumentInvalid', 'The module must be a JSON object.');
+    }
+    const fields = body as IdentityBody & { moduleId?: unknown; managedBy?: unknown };
+    if (fields.deviceId !== undefined && fields.deviceId !== deviceId) {
+      throw new HubError(400, 'ArgumentInvalid', 'The deviceId in the body differs from the one in the path.');
+    }
+    if (fields.moduleId !== undefined && fields.moduleId !== moduleId) {
+      throw new HubError(400, 'ArgumentInvalid', 'The moduleId in the body differs from the one in the path.');
+    }
+    let managedBy: string | undefined;
+    try {
+      managedBy = readManagedBy(fields.managedBy);
+    } catch (err) {
+      throw new HubError(400, 'ArgumentInvalid', (err as Error).message);
+    }
+    const readCredentials = parseAuthentication(fields.authentication);
+    const now = this.#now().toISOString();
+    const { module, created } = this.#store.transaction(() => {
+      const device = this.#require(hub, deviceId);
+      const hubName = device.identity.hub;
+      const current = this.#store.getModule(hubName, deviceId, moduleId);
+      if (current && ifMatch === undefined)
+        throw new HubError(
+          409,
+          'ModuleAlreadyExistsOnDevice',
+          `A module with ID '${moduleId}' already exists on device '${deviceId}'.`,
+        );
+      if (current && !etagMatches(ifMatch, deviceEtag(current.identity)))
+        throw new HubError(412, 'PreconditionFailed', `Precondition failed: the module's etag is not ${ifMatch}`);
+      // With If-Match the PUT is an update (`Registry.updateModule`): of an existing module only.
+      if (!current && ifMatch !== undefined) this.#requireModule(hubName, deviceId, moduleId);
+      if (!current && this.#store.modulesOf(hubName, deviceId).length >= MAX_MODULES_PER_DEVICE)
+        throw new HubError(
+          413,
+          'TooManyModulesOnDevice',
+          `Device '${deviceId}' has ${MAX_MODULES_PER_DEVICE} modules, IoT Hub's most per device.`,
+        );
+      const identity: ModuleIdentity = current
+        ? {
+            ...withoutCredentials(current.identity),
+            ...readCredentials(current.identity),
+            etagVersion: current.identity.etagVersion + 1,
+          }
+        : {
+            hub: hubName,
+            deviceId,
+            moduleId,
+            ...readCredentials(),
+            status: 'enabled',
+            generationId: newGenerationId(),
+            etagVersion: 0,
+            createdUtc: now,
+            statusUpdatedUtc: now,
+          };
+      if (managedBy === undefined) delete identity.managedBy;
+      else identity.managedBy = managedBy;
+      const next: HubModule = current
+        ? { ...current, identity }
+        : { identity, twin: initialTwinState(undefined, this.#now()), connectionState: 'Disconnected' };
+      this.#store.putModule(next);
+      return { module: next, created: !current };
+    });
+    this.#emit({ kind: created ? 'module-created' : 'module-updated', hub: module.identity.hub, deviceId, moduleId });
+    return moduleView(module);
+  }
+
+  /** `GET /devices/{id}/modules/{mid}` (`Registry.getModule`): 404 DeviceNotFound or ModuleNotFound. */
+  getModule(hub: string, deviceId: string, moduleId: string): Record<string, unknown> {
+    const device = this.#require(hub, deviceId);
+    return moduleView(this.#requireModule(device.identity.hub, deviceId, moduleId));
+  }
+
+  /** `GET /devices/{id}/modules` (`Registry.getModulesOnDevice`): the device's modules in module id order. */
+  listModules(hub: string, deviceId: string): Record<string, unknown>[] {
+    const device = this.#require(hub, deviceId);
+    return this.#store.modulesOf(device.identity.hub, deviceId).map((module) => moduleView(module));
+  }
+
+  /** `DELETE /devices/{id}/modules/{mid}` (`Registry.removeModule`; `If-Match: *` or the module's etag): its connection ends. */
+  deleteModule(hub: string, deviceId: string, moduleId: string, ifMatch: string | undefined): void {
+    const hubName = this.#store.transaction(() => {
+      const device = this.#require(hub, deviceId);
+      const current = this.#requireModule(device.identity.hub, deviceId, moduleId);
+      if (!etagMatches(ifMatch, deviceEtag(current.identity)))
+        throw new HubError(412, 'PreconditionFailed', `Precondition failed: the module's etag is not ${ifMatch}`);
+      this.#store.deleteModule(device.identity.hub, deviceId, moduleId);
+      this.#outbox?.add({ kind: 'deleted', hub: device.identity.hub, deviceId: moduleKey(deviceId, moduleId) });
+      return device.identity.hub;
+    });
+    this.announcePush({ kind: 'deleted', hub: hubName, deviceId: moduleKey(deviceId, moduleId) });
+    this.#emit({ kind: 'module-deleted', hub: hubName, deviceId, moduleId });
+  }
+
+  /** `GET /twins/{id}/modules/{mid}` (`Registry.getModuleTwin`). */
+  getModuleTwin(hub: string, deviceId: string, moduleId: string): Record<string, unknown> {
+    const device = this.#require(hub, deviceId);
+    return moduleTwinView(this.#requireModule(device.identity.hub, deviceId, moduleId));
   }
 
   /** A device-to-cloud message: saved (bounded per hub) and reported. */
@@ -716,16 +881,17 @@ export class HubService {
 
   /** The message and the device's last activity, in the caller's transaction. */
   #saveTelemetry(hub: string, deviceId: string, message: ReceivedTelemetry, now: string): void {
-    const current = this.#require(hub, deviceId);
-    this.#store.putDevice({ ...current, lastActivityUtc: now });
+    const current = this.#requireEndpoint(hub, deviceId);
+    this.#putEndpoint({ ...current, lastActivityUtc: now });
     this.#store.addTelemetry(
       {
         hub: current.identity.hub,
-        deviceId: current.identity.deviceId,
+        ...whoOf(current),
         ...message,
         receivedUtc: now,
       },
-      // The message is also the built-in endpoint's event (hub/core/eventhub.ts).
+      // The message is also the built-in endpoint's event (hub/core/eventhub.ts); a module's goes to
+      // its device's partition.
       {
         partition: partitionOf(current.identity.deviceId),
         enqueuedMs: Date.parse(now),
@@ -739,7 +905,7 @@ export class HubService {
     this.#emit({
       kind: 'telemetry',
       hub,
-      deviceId,
+      ...splitIdentityKey(deviceId),
       transport: message.transport,
       bytes: message.body.length,
       body: message.body.toString('utf8').slice(0, 256),
@@ -765,7 +931,7 @@ export class HubService {
   ): number | undefined {
     const now = this.#now().toISOString();
     const opened = this.#store.transaction(() => {
-      const current = this.#store.getDevice(hub, deviceId);
+      const current = this.#findEndpoint(hub, deviceId);
       if (!current) return undefined; // deleted meanwhile
       if (
         !connected &&
@@ -775,7 +941,7 @@ export class HubService {
       )
         return undefined; // a newer connection of the device is the one the registry shows
       const { connection: _previous, ...rest } = current;
-      this.#store.putDevice({
+      this.#putEndpoint({
         ...rest,
         connectionState: connected ? 'Connected' : 'Disconnected',
         connectionStateUpdatedUtc: now,
@@ -783,10 +949,12 @@ export class HubService {
         ...(connected && connection !== undefined ? { connection } : {}),
       });
       if (!connected) return undefined;
-      const { hub: hubName, deviceId: id } = current.identity;
+      // A module's connection goes by its moduleKey, as its transports name it.
+      const { hub: hubName } = current.identity;
+      const id = identityKey(current);
       return { hub: hubName, deviceId: id, seq: this.#outbox?.add({ kind: 'connected', hub: hubName, deviceId: id }) };
     });
-    this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, deviceId, transport });
+    this.#emit({ kind: connected ? 'connected' : 'disconnected', hub, ...splitIdentityKey(deviceId), transport });
     // The device's other connections here are older: their transports close them.
     if (opened && connection !== undefined)
       this.announcePush({ kind: 'connected', hub: opened.hub, deviceId: opened.deviceId, connection });
@@ -800,28 +968,68 @@ export class HubService {
    * when the caller has gone; the call is let go (see DirectMethods.invoke).
    */
   invokeMethod(hub: string, deviceId: string, body: string, signal?: AbortSignal): Promise<MethodResult> {
+    return this.#invokeMethod(hub, deviceId, undefined, body, signal);
+  }
+
+  /**
+   * `POST /twins/{id}/modules/{mid}/methods` (`Client.invokeDeviceMethod(deviceId, moduleId, …)`): as
+   * `invokeMethod`, on the module's connection; 404010 ModuleNotFound for a module not on the device.
+   */
+  invokeModuleMethod(
+    hub: string,
+    deviceId: string,
+    moduleId: string,
+    body: string,
+    signal?: AbortSignal,
+  ): Promise<MethodResult> {
+    return this.#invokeMethod(hub, deviceId, moduleId, body, signal);
+  }
+
+  #invokeMethod(
+    hub: string,
+    deviceId: string,
+    moduleId: string | undefined,
+    body: string,
+    signal: AbortSignal | undefined,
+  ): Promise<MethodResult> {
     try {
       const invocation = parseMethodInvocation(body);
-      const device = this.#store.getDevice(hub, deviceId);
-      if (!device) {
+      const refuse = (error: MethodError): MethodError => {
         this.#reportMethod({
           hub,
-          deviceId,
+          deviceId: moduleId === undefined ? deviceId : moduleKey(deviceId, moduleId),
           methodName: invocation.methodName,
           outcome: 'refused',
           status: 404,
           durationMs: 0,
         });
-        throw new MethodError(404, 404001, 'DeviceNotFound', `Device ${clip(deviceId)} not registered in ${hub}.`);
-      }
-      const { hub: hubName, deviceId: id } = device.identity;
+        return error;
+      };
+      const device = this.#store.getDevice(hub, deviceId);
+      if (!device)
+        throw refuse(
+          new MethodError(404, 404001, 'DeviceNotFound', `Device ${clip(deviceId)} not registered in ${hub}.`),
+        );
+      const target = moduleId === undefined ? device : this.#store.getModule(device.identity.hub, deviceId, moduleId);
+      if (!target)
+        throw refuse(
+          new MethodError(
+            404,
+            404010,
+            'ModuleNotFound',
+            `Module ${clip(moduleId ?? '')} not registered on device ${clip(deviceId)} in ${hub}.`,
+          ),
+        );
+      const hubName = target.identity.hub;
+      // A module's calls go to its connection, named by its moduleKey as the transports name it.
+      const key = identityKey(target);
       // With other processes on the store (--workers), a device not connected here may be connected
       // to one of them: the registry says so (read again once the call is held, see invoke).
       return this.methods.invoke(
         hubName,
-        id,
+        key,
         invocation,
-        () => this.#store.getDevice(hubName, id)?.connectionState === 'Connected',
+        () => this.#findEndpoint(hubName, key)?.connectionState === 'Connected',
         signal,
       );
     } catch (err) {
@@ -831,7 +1039,12 @@ export class HubService {
 
   /** A method call's end as a hub event: its name clipped as every client text in an event is, never its payloads. */
   #reportMethod(report: MethodCallReport): void {
-    this.#emit({ kind: 'method', ...report, methodName: clip(report.methodName) });
+    this.#emit({
+      kind: 'method',
+      ...report,
+      ...splitIdentityKey(report.deviceId),
+      methodName: clip(report.methodName),
+    });
   }
 
   /**
@@ -997,7 +1210,7 @@ export class HubService {
 
   /** Reports a refused device connection (never the token). */
   reportRefused(hub: string, deviceId: string, transport: HubTransport, reason: string): void {
-    this.#emit({ kind: 'connect-refused', hub, deviceId, transport, reason });
+    this.#emit({ kind: 'connect-refused', hub, ...splitIdentityKey(deviceId), transport, reason });
   }
 
   /** Telemetry the hub kept, oldest first. */
@@ -1008,6 +1221,37 @@ export class HubService {
   /** The devices of one hub, or of all. */
   devices(hub?: string): HubDevice[] {
     return this.#store.listDevices(hub);
+  }
+
+  /** A device, or the module a `moduleKey` names (a transport's name for a connection). */
+  #findEndpoint(hub: string, key: string): HubDevice | undefined {
+    const { deviceId, moduleId } = splitIdentityKey(key);
+    return moduleId === undefined
+      ? this.#store.getDevice(hub, deviceId)
+      : this.#store.getModule(hub, deviceId, moduleId);
+  }
+
+  /** `#findEndpoint`, or HubError 404 (DeviceNotFound, or ModuleNotFound for a module's name). */
+  #requireEndpoint(hub: string, key: string): HubDevice {
+    const { deviceId, moduleId } = splitIdentityKey(key);
+    return moduleId === undefined ? this.#require(hub, deviceId) : this.#requireModule(hub, deviceId, moduleId);
+  }
+
+  #putEndpoint(record: HubDevice): void {
+    if (isModule(record)) this.#store.putModule(record);
+    else this.#store.putDevice(record);
+  }
+
+  /** IoT Hub's 404 ModuleNotFound (404010) for a module not on the device (or a device not in the hub). */
+  #requireModule(hub: string, deviceId: string, moduleId: string): HubModule {
+    const module = this.#store.getModule(hub, deviceId, moduleId);
+    if (!module)
+      throw new HubError(
+        404,
+        'ModuleNotFound',
+        `Module ${clip(moduleId)} not found on device ${clip(deviceId)} in ${hub}.`,
+      );
+    return module;
   }
 
   #require(hub: string, deviceId: string): HubDevice {
@@ -1025,6 +1269,59 @@ export class HubService {
       }
     }
   }
+}
+
+/** What a device or module PUT body carries of its identity (`azure-iothub` `Device`, `Module`). */
+interface IdentityBody {
+  deviceId?: unknown;
+  authentication?: {
+    type?: unknown;
+    symmetricKey?: { primaryKey?: unknown; secondaryKey?: unknown };
+    x509Thumbprint?: { primaryThumbprint?: unknown; secondaryThumbprint?: unknown };
+  };
+}
+
+type Credentials = Pick<
+  DeviceIdentity,
+  'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'
+>;
+
+/**
+ * A device's or module's `authentication`, checked (HubError 400 naming the field): symmetric keys
+ * (`sas`) or X.509 thumbprints (`selfSigned`); `certificateAuthority` is not emulated. Returns how
+ * to make the identity's credentials from its current ones: keys not given are kept, or generated.
+ */
+function parseAuthentication(authentication: IdentityBody['authentication']): (current?: Credentials) => Credentials {
+  const type = authentication?.type ?? 'sas';
+  if (type !== 'sas' && type !== 'selfSigned') {
+    throw new HubError(
+      400,
+      'ArgumentInvalid',
+      `authentication type "${clip(String(type))}" is not emulated (only "sas" and "selfSigned").`,
+    );
+  }
+  const thumbprints = type === 'selfSigned' ? readThumbprints(authentication?.x509Thumbprint) : undefined;
+  const keys = authentication?.symmetricKey;
+  for (const name of ['primaryKey', 'secondaryKey'] as const) {
+    const key = keys?.[name];
+    // `azure-iothub` sends empty keys for "generate them", as IoT Hub does.
+    if (key !== undefined && key !== null && key !== '' && (typeof key !== 'string' || !isBase64Key(key))) {
+      throw new HubError(
+        400,
+        'ArgumentInvalid',
+        `authentication.symmetricKey.${name} must be a base64 key of 16 to 64 bytes.`,
+      );
+    }
+  }
+  const given = (key: unknown) => (typeof key === 'string' && key !== '' ? key : undefined);
+  return (current) =>
+    thumbprints
+      ? { authenticationType: 'selfSigned', ...thumbprints }
+      : {
+          authenticationType: 'sas',
+          primaryKey: given(keys?.primaryKey) ?? current?.primaryKey ?? generateSymmetricKey(32),
+          secondaryKey: given(keys?.secondaryKey) ?? current?.secondaryKey ?? generateSymmetricKey(32),
+        };
 }
 
 /** `x509Thumbprint` of a `selfSigned` device: the primary is required, the secondary defaults to it. */
@@ -1053,7 +1350,9 @@ function readThumbprints(given: unknown): { primaryThumbprint: string; secondary
   return { primaryThumbprint, secondaryThumbprint: read('secondaryThumbprint') ?? primaryThumbprint };
 }
 
-function withoutCredentials(identity: DeviceIdentity): DeviceIdentity {
+function withoutCredentials<T extends DeviceIdentity>(
+  identity: T,
+): Omit<T, 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'> {
   const { primaryKey: _pk, secondaryKey: _sk, primaryThumbprint: _pt, secondaryThumbprint: _st, ...rest } = identity;
   return rest;
 }

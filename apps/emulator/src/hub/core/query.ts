@@ -224,7 +224,7 @@ class Parser {
       this.next();
       const sub = this.next();
       throw new QueryError(
-        `FROM devices.${sub.type === 'word' ? sub.text.slice(0, 64) : '…'}: only device twins (FROM devices) are served; module twins and jobs are not emulated.`,
+        `FROM devices.${sub.type === 'word' ? sub.text.slice(0, 64) : '…'}: only device twins (FROM devices) are served; queries over module twins and jobs are not emulated.`,
       );
     }
     const query: TwinQuery = { select };

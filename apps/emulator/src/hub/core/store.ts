@@ -9,12 +9,15 @@ import {
 import { type HubEventFields, type PartitionState, partitionStateOf, type StoredHubEvent } from './eventhub.js';
 import type { EventHubStore } from './eventhub-service.js';
 import type { HubDevice } from './identity.js';
+import type { HubModule } from './modules.js';
 import type { HubPushOutbox } from './pushes.js';
 
 /** A device-to-cloud message as the hub received it. */
 export interface TelemetryRecord {
   hub: string;
   deviceId: string;
+  /** The module of the device that sent it (`ModuleClient`); absent for the device's own messages. */
+  moduleId?: string;
   /** The body as sent (the SDKs send UTF-8 text or bytes). */
   body: Buffer;
   /** Application and system properties (`$.mid`, `$.ct`, …) as the device sent them. */
@@ -31,8 +34,16 @@ export interface TelemetryRecord {
 export interface HubStore extends C2dStore, EventHubStore {
   getDevice(hub: string, deviceId: string): HubDevice | undefined;
   putDevice(device: HubDevice): void;
-  /** Deletes the device and its cloud-to-device queue (IoT Hub's queue goes with the identity). */
+  /**
+   * Deletes the device, its cloud-to-device queue and its modules (IoT Hub's queue and module
+   * identities go with the device identity).
+   */
   deleteDevice(hub: string, deviceId: string): boolean;
+  getModule(hub: string, deviceId: string, moduleId: string): HubModule | undefined;
+  putModule(module: HubModule): void;
+  deleteModule(hub: string, deviceId: string, moduleId: string): boolean;
+  /** A device's modules in module id order (ordinal; at most MAX_MODULES_PER_DEVICE). */
+  modulesOf(hub: string, deviceId: string): HubModule[];
   listDevices(hub?: string): HubDevice[];
   /**
    * The devices of a hub in device id order (ordinal: ids are ASCII), those after `afterDeviceId`
@@ -110,6 +121,8 @@ export function applyAssignment(
 
 export class MemoryHubStore implements HubStore {
   readonly #devices = new Map<string, HubDevice>();
+  /** Keyed by `key(hub, deviceId)`, then by module id. */
+  readonly #modules = new Map<string, Map<string, HubModule>>();
   readonly #telemetry: TelemetryRecord[] = [];
   readonly #c2d = new Map<string, QueuedC2d[]>();
   readonly #feedback: { seq: number; hub: string; holder?: string; record: C2dFeedbackRecord }[] = [];
@@ -166,7 +179,30 @@ export class MemoryHubStore implements HubStore {
 
   deleteDevice(hub: string, deviceId: string): boolean {
     this.#c2d.delete(key(hub, deviceId));
+    this.#modules.delete(key(hub, deviceId));
     return this.#devices.delete(key(hub, deviceId));
+  }
+
+  getModule(hub: string, deviceId: string, moduleId: string): HubModule | undefined {
+    const module = this.#modules.get(key(hub, deviceId))?.get(moduleId);
+    return module ? structuredClone(module) : undefined;
+  }
+
+  putModule(module: HubModule): void {
+    const deviceKey = key(module.identity.hub, module.identity.deviceId);
+    const modules = this.#modules.get(deviceKey) ?? new Map<string, HubModule>();
+    modules.set(module.identity.moduleId, structuredClone(module));
+    this.#modules.set(deviceKey, modules);
+  }
+
+  deleteModule(hub: string, deviceId: string, moduleId: string): boolean {
+    return this.#modules.get(key(hub, deviceId))?.delete(moduleId) ?? false;
+  }
+
+  modulesOf(hub: string, deviceId: string): HubModule[] {
+    return [...(this.#modules.get(key(hub, deviceId))?.values() ?? [])]
+      .sort((a, b) => (a.identity.moduleId < b.identity.moduleId ? -1 : 1))
+      .map((m) => structuredClone(m));
   }
 
   c2dMessages(hub: string, deviceId: string): QueuedC2d[] {

@@ -1,14 +1,23 @@
 import { type DeviceIdentity, deviceEtag, type HubDevice, NEVER_UTC } from './identity.js';
 import { type JsonObject, serviceTwinProperties, twinEtag } from './twin.js';
 
-/** The registry's `x509Thumbprint`: null for devices without thumbprints, as IoT Hub answers. */
-function thumbprints(identity: DeviceIdentity): {
+/** The registry's `x509Thumbprint`: null for devices (and modules) without thumbprints, as IoT Hub answers. */
+export function thumbprints(identity: DeviceIdentity): {
   primaryThumbprint: string | null;
   secondaryThumbprint: string | null;
 } {
   return {
     primaryThumbprint: identity.primaryThumbprint ?? null,
     secondaryThumbprint: identity.secondaryThumbprint ?? null,
+  };
+}
+
+/** The registry's `authentication` of a device or module: its keys (as IoT Hub gives them to `iothubowner`) or thumbprints. */
+export function authenticationView(identity: DeviceIdentity): Record<string, unknown> {
+  return {
+    symmetricKey: { primaryKey: identity.primaryKey ?? null, secondaryKey: identity.secondaryKey ?? null },
+    x509Thumbprint: thumbprints(identity),
+    type: identity.authenticationType ?? 'sas',
   };
 }
 
@@ -30,11 +39,7 @@ export function deviceView(device: HubDevice, c2dCount = 0): Record<string, unkn
     statusUpdatedTime: identity.statusUpdatedUtc,
     lastActivityTime: device.lastActivityUtc ?? NEVER_UTC,
     cloudToDeviceMessageCount: c2dCount,
-    authentication: {
-      symmetricKey: { primaryKey: identity.primaryKey ?? null, secondaryKey: identity.secondaryKey ?? null },
-      x509Thumbprint: thumbprints(identity),
-      type: identity.authenticationType ?? 'sas',
-    },
+    authentication: authenticationView(identity),
     capabilities: { iotEdge: false },
   };
 }

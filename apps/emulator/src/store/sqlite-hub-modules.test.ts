@@ -1,0 +1,84 @@
+// Module identities in the store: SQLite answers as the memory store does, a device's deletion
+// takes its modules (and only its own), and a module's telemetry keeps its module id.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { HubDevice } from '../hub/core/identity.js';
+import type { HubModule } from '../hub/core/modules.js';
+import { type HubStore, MemoryHubStore } from '../hub/core/store.js';
+import { initialTwinState } from '../hub/core/twin.js';
+import { SqliteStore } from './sqlite.js';
+
+const dirs: string[] = [];
+const stores: SqliteStore[] = [];
+afterEach(() => {
+  for (const store of stores.splice(0)) store.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function sqlite(): HubStore {
+  const dir = mkdtempSync(join(tmpdir(), 'dpskit-modules-store-'));
+  dirs.push(dir);
+  const store = SqliteStore.open(join(dir, 'emulator.db'));
+  stores.push(store);
+  return store.hub;
+}
+
+const HUB = 'Edge-Hub.azure-devices.net';
+const NOW = new Date('2026-12-05T06:00:00Z');
+const identity = {
+  status: 'enabled' as const,
+  generationId: '1',
+  etagVersion: 0,
+  createdUtc: '',
+  statusUpdatedUtc: '',
+};
+const device = (deviceId: string, hub = HUB): HubDevice => ({
+  identity: { hub, deviceId, ...identity },
+  twin: initialTwinState(undefined, NOW),
+  connectionState: 'Disconnected',
+});
+const module = (deviceId: string, moduleId: string, hub = HUB): HubModule => ({
+  identity: { hub, deviceId, moduleId, ...identity },
+  twin: initialTwinState(undefined, NOW),
+  connectionState: 'Disconnected',
+});
+
+describe.each([
+  ['memory', () => new MemoryHubStore() as HubStore],
+  ['SQLite', sqlite],
+])('the %s store', (_name, make) => {
+  it('keeps modules per device, case-sensitive, in module id order; a device deletion takes its own', () => {
+    const store = make();
+    store.putDevice(device('d1'));
+    store.putDevice(device('d2'));
+    for (const id of ['b', 'B', 'a']) store.putModule(module('d1', id));
+    store.putModule(module('d2', 'a'));
+    expect(store.modulesOf(HUB, 'd1').map((m) => m.identity.moduleId)).toEqual(['B', 'a', 'b']);
+    // The hub's name in any case (a DNS name); module ids exactly.
+    expect(store.getModule(HUB.toLowerCase(), 'd1', 'B')?.identity.moduleId).toBe('B');
+    expect(store.getModule(HUB, 'd1', 'c')).toBeUndefined();
+    store.putModule({ ...module('d1', 'a'), connectionState: 'Connected' });
+    expect(store.getModule(HUB, 'd1', 'a')?.connectionState).toBe('Connected');
+    expect(store.deleteModule(HUB, 'd1', 'b')).toBe(true);
+    expect(store.deleteModule(HUB, 'd1', 'b')).toBe(false);
+    expect(store.deleteDevice(HUB, 'd1')).toBe(true);
+    expect(store.modulesOf(HUB, 'd1')).toEqual([]);
+    expect(store.modulesOf(HUB, 'd2').map((m) => m.identity.moduleId)).toEqual(['a']);
+    // Modules are no devices: the registry's lists and counts do not see them.
+    expect(store.listDevices(HUB).map((d) => d.identity.deviceId)).toEqual(['d2']);
+    expect(store.deviceStatistics(HUB)).toEqual({ total: 1, enabled: 1 });
+  });
+
+  it("keeps a module's telemetry with its module id beside the device's own", () => {
+    const store = make();
+    const message = { hub: HUB, deviceId: 'd1', body: Buffer.from('x'), transport: 'mqtt' as const, receivedUtc: '' };
+    store.addTelemetry({ ...message, properties: { a: '1' } });
+    store.addTelemetry({ ...message, moduleId: 'sensor', properties: { b: '2' } });
+    expect(store.telemetry(HUB, 'd1').map(({ moduleId, properties }) => ({ moduleId, properties }))).toEqual([
+      { moduleId: undefined, properties: { a: '1' } },
+      { moduleId: 'sensor', properties: { b: '2' } },
+    ]);
+  });
+});
