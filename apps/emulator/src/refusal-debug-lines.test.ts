@@ -93,7 +93,7 @@ describe('a refused credential has its debug line', () => {
     ]);
   });
 
-  it('a hub device over MQTT: no password, a module identity, a client id that is not the device id', async () => {
+  it('a hub device over MQTT: no password, a module that does not exist, a client id that is not the device id', async () => {
     const deviceId = 'debug-line-device';
     const attempts = [
       {
@@ -107,7 +107,7 @@ describe('a refused credential has its debug line', () => {
         username: `${HUB_A}/${deviceId}/module-1/?api-version=2021-04-12`,
         password: Buffer.from(token),
         code: 5,
-        reason: 'module-not-emulated',
+        reason: 'module-not-found',
       },
       {
         clientId: 'someone-else',

@@ -113,6 +113,32 @@ describe('IoT Hub MQTT topics', () => {
     expect(isDeviceSubscription('#', 'd1')).toBe(false);
     expect(twinResponseTopic(204, 'r 1', 5)).toBe('$iothub/twin/res/204/?$rid=r%201&$version=5');
   });
+
+  it('gives a module (named d1/m1, its client id) its own telemetry topic and no cloud-to-device queue', () => {
+    expect(parseDevicePublish('devices/d1/modules/m1/messages/events/a=1', 'd1/m1')).toEqual({
+      kind: 'telemetry',
+      properties: { a: '1' },
+    });
+    expect(parseDevicePublish('devices/d1/modules/m1/messages/events', 'd1/m1')).toEqual({
+      kind: 'telemetry',
+      properties: {},
+    });
+    // Not its device's topic, nor another module's.
+    for (const topic of ['devices/d1/messages/events/', 'devices/d1/modules/m2/messages/events/'])
+      expect(parseDevicePublish(topic, 'd1/m1')).toEqual({
+        kind: 'invalid',
+        reason: 'a module may only publish on devices/d1/modules/m1/messages/events/',
+      });
+    expect(parseDevicePublish('devices/d1/modules/m1/messages/events/', 'd1')).toMatchObject({ kind: 'invalid' });
+    expect(parseDevicePublish('$iothub/twin/GET/?$rid=1', 'd1/m1')).toEqual({ kind: 'twin-get', rid: '1' });
+    expect(isDeviceSubscription('$iothub/methods/POST/#', 'd1/m1')).toBe(true);
+    expect(isDeviceSubscription('devices/d1/m1/messages/devicebound/#', 'd1/m1')).toBe(false);
+    expect(isDeviceSubscription('devices/d1/modules/m1/inputs/#', 'd1/m1')).toBe(false);
+    expect(parseHubUsername('hub-a.azure-devices.net/d1/m1/?api-version=2021-04-12')).toMatchObject({
+      deviceId: 'd1',
+      moduleId: 'm1',
+    });
+  });
 });
 
 /** parseHubUsername without the shortcut for usernames without a `.` in their first part. */

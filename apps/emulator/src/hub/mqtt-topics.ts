@@ -4,9 +4,10 @@
  */
 
 import { MAX_REQUEST_ID_LENGTH } from '../transport/mqtt-topics.js';
+import { splitIdentityKey } from './core/modules.js';
 
 /**
- * `{hub}/{deviceId}/?api-version=…` (module identities `{hub}/{deviceId}/{moduleId}/?…` are not emulated);
+ * `{hub}/{deviceId}/?api-version=…`, a module's `{hub}/{deviceId}/{moduleId}/?api-version=…`;
  * `unversioned` when the username has no api-version.
  */
 export function parseHubUsername(
@@ -73,13 +74,30 @@ export type DevicePublish =
 // The hubs take the same longest `$rid` as DPS (MAX_REQUEST_ID_LENGTH says why).
 export { MAX_REQUEST_ID_LENGTH };
 
-/** What a device publishes: telemetry, twin requests, method responses; anything else is refused. */
+/**
+ * Where a connection's own topics start: `devices/{deviceId}`, or for a module (named by its
+ * `moduleKey`, `{deviceId}/{moduleId}`) `devices/{deviceId}/modules/{moduleId}` (azure-iot-common's
+ * `moduleEventPath`; azure-docs iot-mqtt-connect-to-iot-hub).
+ */
+export function identityTopic(key: string): string {
+  const { deviceId, moduleId } = splitIdentityKey(key);
+  return moduleId === undefined ? `devices/${deviceId}` : `devices/${deviceId}/modules/${moduleId}`;
+}
+
+/**
+ * What a device (or module: `deviceId` its moduleKey) publishes: telemetry, twin requests, method
+ * responses; anything else is refused.
+ */
 export function parseDevicePublish(topic: string, deviceId: string): DevicePublish {
-  const events = `devices/${deviceId}/messages/events/`;
+  const root = identityTopic(deviceId);
+  const events = `${root}/messages/events/`;
   if (topic.startsWith(events)) return { kind: 'telemetry', properties: parsePropertyBag(topic.slice(events.length)) };
-  if (topic === `devices/${deviceId}/messages/events`) return { kind: 'telemetry', properties: {} };
+  if (topic === `${root}/messages/events`) return { kind: 'telemetry', properties: {} };
   if (topic.startsWith('devices/')) {
-    return { kind: 'invalid', reason: `a device may only publish on devices/${deviceId}/messages/events/` };
+    return {
+      kind: 'invalid',
+      reason: `a ${root === `devices/${deviceId}` ? 'device' : 'module'} may only publish on ${events}`,
+    };
   }
   const q = topic.indexOf('?');
   const path = q === -1 ? topic : topic.slice(0, q);
@@ -104,13 +122,17 @@ export function parseDevicePublish(topic: string, deviceId: string): DevicePubli
   return { kind: 'invalid', reason: `${topic.slice(0, 128)} is not an IoT Hub device topic` };
 }
 
-/** The filters a device may subscribe to (its own cloud-to-device queue, twin responses and pushes, methods). */
+/**
+ * The filters a device may subscribe to (its own cloud-to-device queue, twin responses and pushes,
+ * methods); a module (`deviceId` its moduleKey) the same but the queue: IoT Hub sends modules no
+ * cloud-to-device messages (their `inputs/#`, IoT Edge routing, is not emulated).
+ */
 export function isDeviceSubscription(filter: string, deviceId: string): boolean {
   return (
     filter === '$iothub/twin/res/#' ||
     filter === '$iothub/twin/PATCH/properties/desired/#' ||
     filter === '$iothub/methods/POST/#' ||
-    filter === `devices/${deviceId}/messages/devicebound/#`
+    (!deviceId.includes('/') && filter === `devices/${deviceId}/messages/devicebound/#`)
   );
 }
 

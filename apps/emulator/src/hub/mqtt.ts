@@ -14,6 +14,7 @@ import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { c2dTopic, MAX_C2D_IN_FLIGHT } from './core/c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
+import { moduleKey, splitIdentityKey } from './core/modules.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
 import {
@@ -74,6 +75,10 @@ function refusal(returnCode: 2 | 3 | 5, message: string): Error & { returnCode: 
 
 interface Session {
   hub: string;
+  /**
+   * The device id, or for a module (`ModuleClient`) its `moduleKey`, `{deviceId}/{moduleId}`: the MQTT
+   * client id, under which the hub names the connection everywhere (twin, methods, pushes).
+   */
   deviceId: string;
   desired: boolean;
   /** Subscribed to `$iothub/methods/POST/#`: direct method requests are sent to it. */
@@ -150,9 +155,12 @@ export async function startHubMqtt(
          * Every refusal has the line, those decided before the credentials are read too.
          */
         const refuse = (deviceId: string, reason: string, detail: string, returnCode: 2 | 5, message: string) => {
+          // `deviceId` is a module's moduleKey for a ModuleClient: the line names device and module apart.
+          const who = splitIdentityKey(deviceId);
           log.debug('hub.auth', `${clip(deviceId)} on ${hubName} over MQTT: ${reason} (${detail})`, {
             hub: hubName,
-            deviceId: clip(deviceId),
+            deviceId: clip(who.deviceId),
+            ...(who.moduleId !== undefined ? { moduleId: clip(who.moduleId) } : {}),
             reason,
           });
           hub.reportRefused(hubName, deviceId, 'mqtt', reason);
@@ -169,34 +177,33 @@ export async function startHubMqtt(
             `username is not ${expected}`,
           );
         }
-        if (parsed.moduleId) {
-          const detail = 'module identities are not emulated';
-          return refuse(parsed.deviceId, 'module-not-emulated', detail, 5, detail);
-        }
-        if (client.id !== parsed.deviceId) {
-          const detail = 'the MQTT client id differs from the device id in the username';
-          return refuse(parsed.deviceId, 'client-id-mismatch', detail, 2, 'the MQTT client id must be the device id');
+        // A module's client id is {deviceId}/{moduleId} (azure-iot-device-mqtt's, IoT Hub's).
+        const key = parsed.moduleId === undefined ? parsed.deviceId : moduleKey(parsed.deviceId, parsed.moduleId);
+        if (client.id !== key) {
+          const detail = `the MQTT client id differs from the ${parsed.moduleId === undefined ? 'device id' : '{deviceId}/{moduleId}'} in the username`;
+          return refuse(key, 'client-id-mismatch', detail, 2, 'the MQTT client id must be the device id');
         }
         let auth: ReturnType<typeof hub.authenticateDevice>;
         try {
           auth = hub.authenticateDevice({
             hub: hubName,
             deviceId: parsed.deviceId,
+            ...(parsed.moduleId !== undefined ? { moduleId: parsed.moduleId } : {}),
             // X.509 devices send no password (or an empty one) and their certificate in the handshake.
             token: password?.length ? password.toString('utf8') : undefined,
             clientCertificates: peerCertificateChain(connectionOf(client)),
           });
         } catch (err) {
           // The store could not be read: CONNACK 3, server unavailable (MQTT 3.1.1 3.2.2.3), and the server goes on.
-          log.error('hub.mqtt', `${clip(parsed.deviceId)} on ${hubName}: identity not read: ${(err as Error).message}`);
+          log.error('hub.mqtt', `${clip(key)} on ${hubName}: identity not read: ${(err as Error).message}`);
           // Over WebSockets the close says so too (1011), as DPS's CONNACK 3 does.
           closeWebSocketWith(connectionOf(client), MQTT_WEBSOCKET_CLOSE.serverUnavailable);
           return done(refusal(3, 'server unavailable'), false);
         }
-        if (!auth.ok) return refuse(parsed.deviceId, auth.reason, auth.detail, 5, 'not authorized');
+        if (!auth.ok) return refuse(key, auth.reason, auth.detail, 5, 'not authorized');
         sessions.set(client, {
           hub: auth.hub,
-          deviceId: auth.deviceId,
+          deviceId: auth.moduleId === undefined ? auth.deviceId : moduleKey(auth.deviceId, auth.moduleId),
           desired: false,
           methods: false,
           connection: randomUUID(),

@@ -1,0 +1,160 @@
+// azure-iot-device's ModuleClient over MQTT against the emulated hubs, with the official packages
+// only: a module of a device created through azure-iothub's Registry connects with its own
+// connection string, sends telemetry, reads and reports its module twin, gets desired-property
+// pushes, answers direct methods from Client.invokeDeviceMethod(deviceId, moduleId, …), beside
+// its device's own connection; and what the hub refuses or closes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HUB_A } from '../testing/fixtures.js';
+import { type HubModuleClient, moduleClient } from '../testing/hub-module-sdk.js';
+import {
+  deviceClient,
+  type HubServiceClient,
+  Message,
+  nextHubEvent,
+  type RegistryClient,
+  registryClient,
+  serviceClient,
+} from '../testing/hub-sdk.js';
+import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+
+let bed: TestBedWithWebhook;
+let registry: RegistryClient;
+let service: HubServiceClient;
+
+beforeAll(async () => {
+  bed = await startTestBedWithWebhook();
+  registry = registryClient(bed.emulator, HUB_A);
+  service = serviceClient(bed.emulator, HUB_A);
+});
+afterAll(async () => {
+  await bed?.close();
+});
+
+/** A module added through the registry on a new device; resolves with the module's primary key. */
+async function addModule(deviceId: string, moduleId: string): Promise<string> {
+  await registry.create({ deviceId });
+  const added = (await registry.addModule({ deviceId, moduleId })).responseBody;
+  return added.authentication?.symmetricKey?.primaryKey ?? '';
+}
+
+async function openModule(deviceId: string, moduleId: string, key: string): Promise<HubModuleClient> {
+  const client = await moduleClient(bed.emulator, { hub: HUB_A, deviceId, moduleId, key });
+  await client.open();
+  return client;
+}
+
+describe('ModuleClient over MQTT', () => {
+  it('connects as its module, sends telemetry and is shown connected, beside its device', async () => {
+    const key = await addModule('mod-dev-1', 'sensor');
+    const deviceKey = (await registry.get('mod-dev-1')).responseBody.authentication?.symmetricKey?.primaryKey ?? '';
+    const connected = nextHubEvent(bed.emulator, (e) => e.kind === 'connected' && e.deviceId === 'mod-dev-1');
+    const module = await openModule('mod-dev-1', 'sensor', key);
+    expect(await connected).toMatchObject({ hub: HUB_A, deviceId: 'mod-dev-1', moduleId: 'sensor', transport: 'mqtt' });
+    expect((await registry.getModule('mod-dev-1', 'sensor')).responseBody.connectionState).toBe('Connected');
+    // The module's connection is not its device's: the device is still Disconnected, then both are connected.
+    expect((await registry.get('mod-dev-1')).responseBody.connectionState).toBe('Disconnected');
+    const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: 'mod-dev-1', key: deviceKey });
+    await device.open();
+
+    const message = new Message('{"temperature":21}');
+    message.properties.add('alert', 'no');
+    await module.sendEvent(message);
+    await device.sendEvent(new Message('from the device'));
+    const kept = bed.emulator.telemetry(HUB_A, 'mod-dev-1');
+    expect(kept.map(({ moduleId, body, properties }) => ({ moduleId, body: body.toString(), properties }))).toEqual([
+      { moduleId: 'sensor', body: '{"temperature":21}', properties: { alert: 'no' } },
+      { moduleId: undefined, body: 'from the device', properties: {} },
+    ]);
+    expect((await registry.getModule('mod-dev-1', 'sensor')).responseBody.connectionState).toBe('Connected');
+    expect((await registry.get('mod-dev-1')).responseBody.connectionState).toBe('Connected');
+
+    const closed = nextHubEvent(bed.emulator, (e) => e.kind === 'disconnected' && e.deviceId === 'mod-dev-1');
+    await module.close();
+    expect(await closed).toMatchObject({ moduleId: 'sensor' });
+    expect((await registry.getModule('mod-dev-1', 'sensor')).responseBody.connectionState).toBe('Disconnected');
+    await device.close();
+  });
+
+  it('reads and reports its module twin and gets its desired properties, apart from the device twin', async () => {
+    const key = await addModule('mod-dev-2', 'filter');
+    await registry.updateModuleTwin('mod-dev-2', 'filter', { properties: { desired: { threshold: 1 } } }, '*');
+    const module = await openModule('mod-dev-2', 'filter', key);
+    const twin = await module.getTwin();
+    expect(twin.properties.desired).toMatchObject({ threshold: 1 });
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ state: 'running' }, (err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    const moduleTwin = (await registry.getModuleTwin('mod-dev-2', 'filter')).responseBody;
+    expect(moduleTwin.properties.reported).toMatchObject({ state: 'running' });
+    expect((await registry.getTwin('mod-dev-2')).responseBody.properties.reported).not.toHaveProperty('state');
+
+    // A desired change through the registry reaches the module (the SDK reads the twin again when
+    // it subscribes, so the value arrives whichever comes first).
+    const desired = new Promise<unknown>((resolve) =>
+      twin.on('properties.desired', (patch: { threshold?: number }) => {
+        if (patch.threshold === 5) resolve(patch);
+      }),
+    );
+    await registry.updateModuleTwin('mod-dev-2', 'filter', { properties: { desired: { threshold: 5 } } }, '*');
+    expect(await desired).toMatchObject({ threshold: 5 });
+    await module.close();
+  });
+
+  it("answers Client.invokeDeviceMethod(deviceId, moduleId, …): the module's method, not the device's", async () => {
+    const key = await addModule('mod-dev-3', 'worker');
+    const module = await openModule('mod-dev-3', 'worker', key);
+    module.onMethod('reboot', (request, response) => {
+      void response?.send(200, { rebooted: request?.payload });
+    });
+    // connectTimeoutInSeconds: the call waits for the module's methods subscription (the SDK subscribes in the background).
+    const result = await service.invokeDeviceMethod('mod-dev-3', 'worker', {
+      methodName: 'reboot',
+      payload: { delay: 0 },
+      responseTimeoutInSeconds: 30,
+      connectTimeoutInSeconds: 30,
+    });
+    expect(result.result).toEqual({ status: 200, payload: { rebooted: { delay: 0 } } });
+    // The device itself is not connected: its own method is 404103, the module's call went to the module.
+    const device = await service.invokeDeviceMethod('mod-dev-3', { methodName: 'reboot' }).then(
+      () => undefined,
+      (err: { response?: { headers?: Record<string, string> } }) => err.response?.headers?.['iothub-errorcode'],
+    );
+    expect(device).toBe('DeviceNotOnline');
+    await module.close();
+  });
+
+  it("refuses a wrong key or an unknown module, and closes a removed module's connection", async () => {
+    const key = await addModule('mod-dev-4', 'm');
+    const refused = (moduleId: string, withKey: string) =>
+      new Promise<{ reason: string; error: Error }>((resolve, reject) => {
+        const event = nextHubEvent(bed.emulator, (e) => e.kind === 'connect-refused' && e.deviceId === 'mod-dev-4');
+        moduleClient(bed.emulator, { hub: HUB_A, deviceId: 'mod-dev-4', moduleId, key: withKey })
+          .then((client) => client.open())
+          .then(
+            () => reject(new Error(`${moduleId} connected`)),
+            async (error: Error) => {
+              const e = await event;
+              resolve({ reason: e.kind === 'connect-refused' ? `${e.moduleId}:${e.reason}` : '', error });
+            },
+          );
+      });
+    const deviceKey = (await registry.get('mod-dev-4')).responseBody.authentication?.symmetricKey?.primaryKey ?? '';
+    // The device's key does not sign for its module: each module has its own credentials.
+    const wrongKey = await refused('m', deviceKey);
+    expect(wrongKey.reason).toBe('m:signature-mismatch');
+    expect(wrongKey.error.name).toBe('UnauthorizedError');
+    expect((await refused('other', key)).reason).toBe('other:module-not-found');
+
+    const module = await openModule('mod-dev-4', 'm', key);
+    // The SDK notices a close when it listens to a feature (the twin's desired properties) and
+    // reconnects, which the hub then refuses: the module is gone.
+    const twin = await module.getTwin();
+    twin.on('properties.desired', () => {});
+    const disconnected = nextHubEvent(bed.emulator, (e) => e.kind === 'disconnected' && e.moduleId === 'm');
+    const reconnect = nextHubEvent(bed.emulator, (e) => e.kind === 'connect-refused' && e.moduleId === 'm');
+    await registry.removeModule('mod-dev-4', 'm');
+    expect(await disconnected).toMatchObject({ deviceId: 'mod-dev-4' });
+    expect(await reconnect).toMatchObject({ deviceId: 'mod-dev-4', reason: 'module-not-found' });
+    await module.close();
+  });
+});
