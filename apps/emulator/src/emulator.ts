@@ -52,6 +52,7 @@ import {
   HubService,
 } from './hub/core/hub-service.js';
 import type { HubDevice } from './hub/core/identity.js';
+import type { HubModule } from './hub/core/modules.js';
 import type { TelemetryRecord } from './hub/core/store.js';
 import { eventHubEndpoint } from './hub/eventhub.js';
 import { type HubMqtt, startHubMqtt } from './hub/mqtt.js';
@@ -306,6 +307,8 @@ export interface Emulator {
   eventHubConnectionString(hostName?: string): string;
   /** The device identities (with twins) of one emulated hub, or of all. */
   hubDevices(hostName?: string): HubDevice[];
+  /** A device's module identities (with their twins) in module id order, in one emulated hub or in each. */
+  hubModules(deviceId: string, hostName?: string): HubModule[];
   /** Device-to-cloud messages a hub received (the newest 1000 per hub and each device's newest 10), oldest first. */
   telemetry(hostName?: string, deviceId?: string): TelemetryRecord[];
   /**
@@ -914,6 +917,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
 
   hubDevices(hostName?: string): HubDevice[] {
     return this.#require().hub.devices(hostName);
+  }
+
+  hubModules(deviceId: string, hostName?: string): HubModule[] {
+    const { hub } = this.#require();
+    return (hostName === undefined ? hub.hubs : [hostName]).flatMap((name) => hub.modules(name, deviceId));
   }
 
   telemetry(hostName?: string, deviceId?: string): TelemetryRecord[] {

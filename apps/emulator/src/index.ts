@@ -60,6 +60,7 @@ export {
   WELL_KNOWN_HUB_KEY,
 } from './hub/core/hub-service.js';
 export type { DeviceIdentity, HubDevice } from './hub/core/identity.js';
+export type { HubModule, ModuleIdentity } from './hub/core/modules.js';
 export type { TelemetryRecord } from './hub/core/store.js';
 export type { JsonObject, JsonValue, TwinState } from './hub/core/twin.js';
 export { type EmulatorAgentTarget, emulatorAgent } from './sdk-agent.js';

@@ -68,6 +68,11 @@ describe('ModuleClient over MQTT', () => {
     expect((await registry.getModule('mod-dev-1', 'sensor')).responseBody.connectionState).toBe('Connected');
     expect((await registry.get('mod-dev-1')).responseBody.connectionState).toBe('Connected');
 
+    // The library's view of the same module: its identity and twin as the store holds them.
+    expect(bed.emulator.hubModules('mod-dev-1', HUB_A).map((m) => [m.identity.moduleId, m.connectionState])).toEqual([
+      ['sensor', 'Connected'],
+    ]);
+    expect(bed.emulator.hubModules('mod-dev-1')).toHaveLength(1);
     const closed = nextHubEvent(bed.emulator, (e) => e.kind === 'disconnected' && e.deviceId === 'mod-dev-1');
     await module.close();
     expect(await closed).toMatchObject({ moduleId: 'sensor' });

@@ -1223,6 +1223,11 @@ export class HubService {
     return this.#store.listDevices(hub);
   }
 
+  /** A device's modules, in module id order. */
+  modules(hub: string, deviceId: string): HubModule[] {
+    return this.#store.modulesOf(this.hubNamed(hub) ?? hub, deviceId);
+  }
+
   /** A device, or the module a `moduleKey` names (a transport's name for a connection). */
   #findEndpoint(hub: string, key: string): HubDevice | undefined {
     const { deviceId, moduleId } = splitIdentityKey(key);
