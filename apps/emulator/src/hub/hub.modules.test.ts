@@ -226,3 +226,43 @@ describe('module twins through azure-iothub Registry', () => {
     expect([noDevice.status, noDevice.code]).toEqual([404, 'DeviceNotFound']);
   });
 });
+
+describe('module twin queries through azure-iothub Registry.createQuery', () => {
+  it('answers SELECT … FROM devices.modules: module twins (nextAsTwin updates them), projections, counts', async () => {
+    const registry = registryClient(bed.emulator, HUB_B);
+    for (const deviceId of ['edge-q1', 'edge-q2']) {
+      await registry.create({ deviceId });
+      for (const moduleId of ['$edgeAgent', 'filter']) await registry.addModule({ deviceId, moduleId });
+    }
+    await registry.updateModuleTwin('edge-q2', 'filter', { tags: { site: 'north' } }, '*');
+
+    const query = registry.createQuery("SELECT * FROM devices.modules WHERE STARTSWITH(deviceId, 'edge-q')", 1);
+    const twins = [];
+    while (query.hasMoreResults) twins.push(...(await query.nextAsTwin()).result);
+    expect(twins.map((t) => `${t.deviceId}/${t.moduleId}`)).toEqual([
+      'edge-q1/$edgeAgent',
+      'edge-q1/filter',
+      'edge-q2/$edgeAgent',
+      'edge-q2/filter',
+    ]);
+    // The SDK's Twin of a module twin updates that module twin.
+    await twins[1]?.update({ tags: { site: 'south' } });
+    expect((await registry.getModuleTwin('edge-q1', 'filter')).responseBody.tags).toEqual({ site: 'south' });
+
+    const sites = await registry
+      .createQuery(
+        "SELECT deviceId, moduleId, tags.site AS site FROM devices.modules WHERE moduleId = 'filter' AND IS_DEFINED(tags.site)",
+      )
+      .next();
+    expect(sites.result).toEqual([
+      { deviceId: 'edge-q1', moduleId: 'filter', site: 'south' },
+      { deviceId: 'edge-q2', moduleId: 'filter', site: 'north' },
+    ]);
+    const counted = await registry
+      .createQuery(
+        "SELECT COUNT() AS n FROM devices.modules WHERE moduleId = '$edgeAgent' AND STARTSWITH(deviceId, 'edge-q')",
+      )
+      .next();
+    expect(counted.result).toEqual([{ n: 2 }]);
+  });
+});

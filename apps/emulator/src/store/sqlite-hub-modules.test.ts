@@ -81,4 +81,21 @@ describe.each([
       { moduleId: 'sensor', properties: { b: '2' } },
     ]);
   });
+
+  it("reads a hub's modules in (device id, module id) order after a module, a batch at a time", () => {
+    const store = make();
+    for (const [deviceId, moduleId] of [
+      ['a-b', 'x'],
+      ['a', 'z'],
+      ['a', 'y'],
+      ['b', 'a'],
+    ] as const)
+      store.putModule(module(deviceId, moduleId));
+    store.putModule(module('a', 'other-hub', 'other.azure-devices.net'));
+    const ids = (modules: HubModule[]) => modules.map((m) => `${m.identity.deviceId}/${m.identity.moduleId}`);
+    // Ordered by device id, then module id (not as the joined text: '-' sorts before '/').
+    expect(ids(store.modulesAfter(HUB, undefined, 10))).toEqual(['a/y', 'a/z', 'a-b/x', 'b/a']);
+    expect(ids(store.modulesAfter(HUB, ['a', 'y'], 2))).toEqual(['a/z', 'a-b/x']);
+    expect(ids(store.modulesAfter(HUB, ['a-b', 'x'], 10))).toEqual(['b/a']);
+  });
 });

@@ -120,6 +120,14 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         'SELECT module_json FROM hub_modules WHERE hub_key = ? AND device_key = ? ORDER BY module_key',
       ),
       deleteModulesOf: db.prepare<[string, string]>('DELETE FROM hub_modules WHERE hub_key = ? AND device_key = ?'),
+      // The primary key's order (hub_key, device_key, module_key): a batch is a range of its index.
+      modulesFirst: db.prepare<[string, number], { module_json: string }>(
+        'SELECT module_json FROM hub_modules WHERE hub_key = ? ORDER BY device_key, module_key LIMIT ?',
+      ),
+      modulesAfter: db.prepare<[string, string, string, number], { module_json: string }>(
+        `SELECT module_json FROM hub_modules WHERE hub_key = ? AND (device_key, module_key) > (?, ?)
+         ORDER BY device_key, module_key LIMIT ?`,
+      ),
       // A device's cloud-to-device queue (at most 50 rows), kept as JSON beside its body.
       c2dOfDevice: db.prepare<[string, string], C2dRow>(
         'SELECT message_json, body FROM hub_c2d WHERE hub_key = ? AND device_key = ? ORDER BY seq',
@@ -291,6 +299,13 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
 
   modulesOf(hub: string, deviceId: string): HubModule[] {
     return this.#statements.modulesOf.all(hub.toLowerCase(), deviceId).map((row) => this.#parseModule(row.module_json));
+  }
+
+  modulesAfter(hub: string, after: readonly [string, string] | undefined, limit: number): HubModule[] {
+    const rows = after
+      ? this.#statements.modulesAfter.all(hub.toLowerCase(), after[0], after[1], limit)
+      : this.#statements.modulesFirst.all(hub.toLowerCase(), limit);
+    return rows.map((row) => this.#parseModule(row.module_json));
   }
 
   #parseModule(json: string): HubModule {

@@ -575,6 +575,7 @@ export class HubService {
         ...(pageSize !== undefined ? { pageSize } : {}),
         ...(continuation !== undefined ? { continuation } : {}),
         c2dCount: (device) => this.#c2dCount(device),
+        readModules: (after, limit) => this.#store.modulesAfter(name, after, limit),
       });
     } catch (err) {
       if (err instanceof QueryError) throw new HubError(400, 'ArgumentInvalid', err.message);

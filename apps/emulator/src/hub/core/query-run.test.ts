@@ -112,3 +112,59 @@ describe('a twin query over a hub, page by page', () => {
     expect(queryText({ query: 'SELECT * FROM devices' })).toBe('SELECT * FROM devices');
   });
 });
+
+describe('a module twin query (FROM devices.modules)', () => {
+  it('pages module twins in (device id, module id) order across the store batches, filtered by deviceId and moduleId', () => {
+    const store = storeWith(150, () => ({}));
+    // Two modules a device, 300 in all: more than a store batch (256).
+    for (const device of store.listDevices(HUB))
+      for (const moduleId of ['$edgeAgent', 'filter'])
+        store.putModule({
+          ...device,
+          identity: { ...device.identity, moduleId },
+          twin: { ...device.twin, tags: { role: moduleId } },
+        });
+    const readModules = (after: readonly [string, string] | undefined, limit: number) =>
+      store.modulesAfter(HUB, after, limit);
+    const pages: JsonValue[][] = [];
+    let continuation: string | undefined;
+    for (;;) {
+      const page = runTwinQuery(reader(store), 'SELECT * FROM devices.modules', {
+        pageSize: '128',
+        readModules,
+        ...(continuation ? { continuation } : {}),
+      });
+      expect(page.itemType).toBe('twin');
+      pages.push(page.items);
+      if (!page.continuationToken) break;
+      continuation = page.continuationToken;
+    }
+    expect(pages.map((p) => p.length)).toEqual([128, 128, 44]);
+    const all = pages.flat() as { deviceId: string; moduleId: string }[];
+    expect(all.slice(0, 3).map((t) => `${t.deviceId}/${t.moduleId}`)).toEqual([
+      'dev-0000/$edgeAgent',
+      'dev-0000/filter',
+      'dev-0001/$edgeAgent',
+    ]);
+    expect(new Set(all.map((t) => `${t.deviceId}/${t.moduleId}`)).size).toBe(300);
+
+    const edge = runTwinQuery(
+      reader(store),
+      "SELECT deviceId, moduleId FROM devices.modules WHERE moduleId = '$edgeAgent' AND deviceId IN ['dev-0007', 'dev-0100']",
+      { readModules },
+    );
+    expect(edge.items).toEqual([
+      { deviceId: 'dev-0007', moduleId: '$edgeAgent' },
+      { deviceId: 'dev-0100', moduleId: '$edgeAgent' },
+    ]);
+    expect(
+      runTwinQuery(reader(store), "SELECT COUNT() AS n FROM devices.modules WHERE tags.role = 'filter'", {
+        readModules,
+      }).items,
+    ).toEqual([{ n: 150 }]);
+    // The device query is unchanged: device twins only.
+    expect(runTwinQuery(reader(store), 'SELECT COUNT() AS n FROM devices', { readModules }).items).toEqual([
+      { n: 150 },
+    ]);
+  });
+});

@@ -1,5 +1,6 @@
 import { clip } from '../../core/client-text.js';
 import type { HubDevice } from './identity.js';
+import { type HubModule, moduleTwinView } from './modules.js';
 import {
   Aggregation,
   isAggregate,
@@ -38,9 +39,16 @@ export interface TwinQueryPage {
 /** Reads a hub's devices in device id order, after one (`HubStore.devicesAfter` for one hub). */
 export type DeviceReader = (afterDeviceId: string | undefined, limit: number) => HubDevice[];
 
+/** Reads a hub's modules in (device id, module id) order, after one (`HubStore.modulesAfter` for one hub). */
+export type ModuleReader = (
+  after: readonly [deviceId: string, moduleId: string] | undefined,
+  limit: number,
+) => HubModule[];
+
 const TOKEN_PREFIX = 'dpskit-query1:';
 
-type Position = { after?: string; offset?: number };
+/** Where a page continues: after a device (`after`), after a module (`afterModule`), or at a row (aggregates). */
+type Position = { after?: string; afterModule?: [string, string]; offset?: number };
 
 function encodeToken(position: Position): string {
   return Buffer.from(`${TOKEN_PREFIX}${JSON.stringify(position)}`, 'utf8').toString('base64url');
@@ -53,7 +61,12 @@ function decodeToken(token: string): Position {
   if (!text.startsWith(TOKEN_PREFIX)) throw invalid();
   try {
     const position = JSON.parse(text.slice(TOKEN_PREFIX.length)) as Position;
-    if (typeof position.after === 'string' || (Number.isSafeInteger(position.offset) && (position.offset ?? -1) >= 0))
+    const module = position.afterModule;
+    if (
+      typeof position.after === 'string' ||
+      (Array.isArray(module) && module.length === 2 && module.every((id) => typeof id === 'string')) ||
+      (Number.isSafeInteger(position.offset) && (position.offset ?? -1) >= 0)
+    )
       return position;
   } catch {
     // refused below
@@ -93,7 +106,13 @@ export function queryText(body: unknown): string {
 export function runTwinQuery(
   read: DeviceReader,
   text: string,
-  options: { pageSize?: string; continuation?: string; c2dCount?: (device: HubDevice) => number },
+  options: {
+    pageSize?: string;
+    continuation?: string;
+    c2dCount?: (device: HubDevice) => number;
+    /** The hub's modules, for `FROM devices.modules` (without it such a query answers none). */
+    readModules?: ModuleReader;
+  },
 ): TwinQueryPage {
   const query = parseTwinQuery(text);
   const pageSize = queryPageSize(options.pageSize);
@@ -102,7 +121,7 @@ export function runTwinQuery(
   const itemType = isTwinQuery(query) ? 'twin' : 'raw';
   if (isAggregate(query)) {
     const aggregation = new Aggregation(query, MAX_QUERY_GROUPS);
-    for (const twin of twins(read, query, undefined, options.c2dCount)) aggregation.add(twin);
+    for (const { twin } of twins(read, query, {}, options)) aggregation.add(twin);
     const rows = aggregation.rows();
     const offset = position.offset ?? 0;
     const page = bounded(rows.slice(offset, offset + pageSize));
@@ -116,37 +135,54 @@ export function runTwinQuery(
   }
   const items: JsonValue[] = [];
   let bytes = 2;
-  let last: string | undefined;
-  for (const twin of twins(read, query, position.after, options.c2dCount)) {
+  let last: Position | undefined;
+  for (const { twin, at } of twins(read, query, position, options)) {
     const item = project(query, twin);
     const size = Buffer.byteLength(JSON.stringify(item)) + 1;
     if (items.length >= pageSize || (items.length > 0 && bytes + size > MAX_QUERY_PAGE_BYTES)) {
       // One more matches: the page continues after the last one answered.
-      return { items, itemType, pageSize, continuationToken: encodeToken({ after: last as string }) };
+      return { items, itemType, pageSize, continuationToken: encodeToken(last as Position) };
     }
     items.push(item);
     bytes += size;
-    last = (twin as { deviceId: string }).deviceId;
+    last = at;
   }
   return { items, itemType, pageSize };
 }
 
-/** The twins (as `GET /twins/{id}` answers them) the query's WHERE keeps, after a device id. */
+/**
+ * The twins (as `GET /twins/{id}`, or `GET /twins/{id}/modules/{mid}` for `FROM devices.modules`,
+ * answers them) the query's WHERE keeps, after the position given, each with its own position.
+ */
 function* twins(
   read: DeviceReader,
   query: TwinQuery,
-  after: string | undefined,
-  c2dCount: ((device: HubDevice) => number) | undefined,
-): Generator<JsonValue> {
-  let cursor = after;
+  from: Position,
+  options: { c2dCount?: (device: HubDevice) => number; readModules?: ModuleReader },
+): Generator<{ twin: JsonValue; at: Position }> {
+  if (query.from === 'devices.modules') {
+    const readModules = options.readModules;
+    if (!readModules) return;
+    let cursor: readonly [string, string] | undefined = from.afterModule;
+    for (;;) {
+      const batch = readModules(cursor, SCAN_BATCH);
+      for (const module of batch) {
+        const twin = moduleTwinView(module) as JsonValue;
+        cursor = [module.identity.deviceId, module.identity.moduleId];
+        if (matches(query, twin)) yield { twin, at: { afterModule: [...cursor] } };
+      }
+      if (batch.length < SCAN_BATCH) return;
+    }
+  }
+  let cursor = from.after;
   for (;;) {
     const batch = read(cursor, SCAN_BATCH);
     for (const device of batch) {
-      const twin = twinView(device, c2dCount?.(device)) as JsonValue;
-      if (matches(query, twin)) yield twin;
+      const twin = twinView(device, options.c2dCount?.(device)) as JsonValue;
+      cursor = device.identity.deviceId;
+      if (matches(query, twin)) yield { twin, at: { after: cursor } };
     }
     if (batch.length < SCAN_BATCH) return;
-    cursor = batch[batch.length - 1]?.identity.deviceId;
   }
 }
 

@@ -141,12 +141,19 @@ describe('the twin query subset', () => {
     expect(() => bounded.add(twins[2] as JsonValue)).toThrow(/more than 2 groups/);
   });
 
+  it('reads FROM devices (device twins) and FROM devices.modules (module twins)', () => {
+    expect(parseTwinQuery('SELECT * FROM devices').from).toBe('devices');
+    expect(parseTwinQuery("SELECT * FROM devices.modules WHERE moduleId = '$edgeAgent'").from).toBe('devices.modules');
+    expect(parseTwinQuery('select deviceId from DEVICES.Modules').from).toBe('devices.modules');
+  });
+
   it('refuses what it does not serve with a message naming it and where', () => {
     expect(refusal('')).toBe('The query is empty.');
     expect(refusal('SELECT TOP 10 * FROM devices')).toMatch(/^TOP \(position 8\) is not served/);
     expect(refusal('SELECT * FROM devices ORDER BY deviceId')).toMatch(/^ORDER \(position 23\) is not served/);
-    expect(refusal('SELECT * FROM devices.modules')).toMatch(/^FROM devices\.modules: only device twins/);
-    expect(refusal('SELECT * FROM devices.jobs')).toMatch(/module twins and jobs are not emulated/);
+    expect(refusal('SELECT * FROM devices.jobs')).toMatch(
+      /^FROM devices\.jobs: only device and module twins \(FROM devices, FROM devices\.modules\) are served; jobs are not emulated/,
+    );
     expect(refusal('SELECT * FROM enrollments')).toBe(
       'Expected the collection devices at position 15, found "enrollments".',
     );

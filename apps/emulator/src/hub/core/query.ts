@@ -56,6 +56,8 @@ export interface Projection {
 }
 
 export interface TwinQuery {
+  /** The collection: device twins (`FROM devices`) or module twins (`FROM devices.modules`). */
+  from: 'devices' | 'devices.modules';
   /** `*`: whole twins; else the fields projected and, with `count`, `COUNT()` answered as `count`. */
   select: { kind: 'all' } | { kind: 'fields'; fields: Projection[]; count?: string };
   where?: Expr;
@@ -220,14 +222,17 @@ class Parser {
     this.expectWord('FROM');
     const from = this.next();
     if (from.type !== 'word' || from.text.toLowerCase() !== 'devices') this.fail('the collection devices', from);
+    let collection: TwinQuery['from'] = 'devices';
     if (this.isPunct('.')) {
       this.next();
       const sub = this.next();
-      throw new QueryError(
-        `FROM devices.${sub.type === 'word' ? sub.text.slice(0, 64) : '…'}: only device twins (FROM devices) are served; queries over module twins and jobs are not emulated.`,
-      );
+      if (sub.type !== 'word' || sub.text.toLowerCase() !== 'modules')
+        throw new QueryError(
+          `FROM devices.${sub.type === 'word' ? sub.text.slice(0, 64) : '…'}: only device and module twins (FROM devices, FROM devices.modules) are served; jobs are not emulated.`,
+        );
+      collection = 'devices.modules';
     }
-    const query: TwinQuery = { select };
+    const query: TwinQuery = { from: collection, select };
     if (this.isWord('WHERE')) {
       this.next();
       query.where = this.expression();

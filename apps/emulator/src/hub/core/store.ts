@@ -44,6 +44,15 @@ export interface HubStore extends C2dStore, EventHubStore {
   deleteModule(hub: string, deviceId: string, moduleId: string): boolean;
   /** A device's modules in module id order (ordinal; at most MAX_MODULES_PER_DEVICE). */
   modulesOf(hub: string, deviceId: string): HubModule[];
+  /**
+   * The modules of a hub in (device id, module id) order, those after `after` (all from the first
+   * without it), at most `limit`: module twin queries read a hub a batch at a time.
+   */
+  modulesAfter(
+    hub: string,
+    after: readonly [deviceId: string, moduleId: string] | undefined,
+    limit: number,
+  ): HubModule[];
   listDevices(hub?: string): HubDevice[];
   /**
    * The devices of a hub in device id order (ordinal: ids are ASCII), those after `afterDeviceId`
@@ -202,6 +211,18 @@ export class MemoryHubStore implements HubStore {
   modulesOf(hub: string, deviceId: string): HubModule[] {
     return [...(this.#modules.get(key(hub, deviceId))?.values() ?? [])]
       .sort((a, b) => (a.identity.moduleId < b.identity.moduleId ? -1 : 1))
+      .map((m) => structuredClone(m));
+  }
+
+  modulesAfter(hub: string, after: readonly [string, string] | undefined, limit: number): HubModule[] {
+    const order = (m: HubModule): [string, string] => [m.identity.deviceId, m.identity.moduleId];
+    const before = (a: readonly [string, string], b: readonly [string, string]) =>
+      a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+    return [...this.#modules.values()]
+      .flatMap((modules) => [...modules.values()])
+      .filter((m) => m.identity.hub.toLowerCase() === hub.toLowerCase() && (!after || before(after, order(m))))
+      .sort((a, b) => (before(order(a), order(b)) ? -1 : 1))
+      .slice(0, limit)
       .map((m) => structuredClone(m));
   }
 
