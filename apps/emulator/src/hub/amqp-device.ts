@@ -4,6 +4,7 @@ import { clip } from '../core/client-text.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import { attachC2dDeviceLink, type C2dDeviceLink } from './amqp-device-c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
+import { moduleKey } from './core/modules.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
 import { twinErrorBody } from './mqtt.js';
@@ -23,10 +24,12 @@ export const DEVICE_LINK_CREDIT = 10;
  */
 export const MAX_DEVICE_TO_CLOUD_BYTES = 256 * 1024;
 
-/** The device addresses of azure-iot-common's `endpoint` (device, not module, paths). */
-const DEVICE_ADDRESS = /^\/devices\/([^/]+)\/(messages\/events|messages\/devicebound|twin|methods\/devicebound)$/;
-/** A module's address (`/devices/{id}/modules/{m}/…`): module identities are not emulated. */
-const MODULE_ADDRESS = /^\/devices\/[^/]+\/modules\//;
+/**
+ * The device and module addresses of azure-iot-common's `endpoint` (`/devices/{id}/…`, a module's
+ * `/devices/{id}/modules/{moduleId}/…`; a module has no cloud-to-device link, see attach).
+ */
+const DEVICE_ADDRESS =
+  /^\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(messages\/events|messages\/devicebound|twin|methods\/devicebound)$/;
 
 /** IoT Hub's application property naming a direct method (azure-iot-device-amqp's `methodMessagePropertyKeys`). */
 const METHOD_NAME_PROPERTY = 'IoThub-methodname';
@@ -227,13 +230,13 @@ export function createDeviceAmqpEndpoint(hub: HubService): DeviceAmqpEndpoint {
 
   return {
     attach(link, address, context) {
-      if (MODULE_ADDRESS.test(address)) {
-        link.close({ condition: 'amqp:not-found', description: 'Module identities are not emulated.' });
-        return true;
-      }
       const match = DEVICE_ADDRESS.exec(address);
       if (!match) return false;
-      const [, deviceId = '', kind] = match;
+      const [, owner = '', moduleId, kind] = match;
+      // IoT Hub sends modules no cloud-to-device messages: such a link is not served (amqp:not-found).
+      if (moduleId !== undefined && kind === 'messages/devicebound') return false;
+      // A module's links go by its moduleKey, the name its put-token authorized it under.
+      const deviceId = moduleId === undefined ? owner : moduleKey(owner, moduleId);
       const device = context.device(deviceId) ?? context.authorizeCertificate(deviceId);
       if (!device) {
         if (context.amqp.clientCertificates.length === 0)

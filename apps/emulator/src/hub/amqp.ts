@@ -6,6 +6,7 @@ import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
+import { moduleKey } from './core/modules.js';
 import { closesConnection, type HubPush } from './core/pushes.js';
 
 /** The claims-based-security node: the client's put-token requests and their answers (both links' address). */
@@ -229,33 +230,41 @@ export function createHubAmqp(
         }
         return { status: 200, description: 'OK' };
       }
-      if (rest[0] !== 'devices' || !rest[1] || rest.length !== 2) {
-        // A module's audience (`{hub}/devices/{id}/modules/{m}`) or any other path.
+      // A device's audience `{hub}/devices/{id}`, a module's `{hub}/devices/{id}/modules/{moduleId}`.
+      const moduleId = rest.length === 4 && rest[2] === 'modules' && rest[3] ? rest[3] : undefined;
+      if (rest[0] !== 'devices' || !rest[1] || (rest.length !== 2 && moduleId === undefined)) {
         const deviceId = rest[0] === 'devices' ? (rest[1] ?? '') : '';
-        const reason = rest[2] === 'modules' ? 'module-not-emulated' : 'malformed';
-        log.debug('hub.auth', `${who(deviceId)}: put-token for "${clip(audience)}": ${reason}`, { reason });
-        hub.reportRefused(hubName, clip(deviceId), 'amqp', reason);
+        log.debug('hub.auth', `${who(deviceId)}: put-token for "${clip(audience)}": malformed`, {
+          reason: 'malformed',
+        });
+        hub.reportRefused(hubName, clip(deviceId), 'amqp', 'malformed');
         return {
           status: 401,
-          description:
-            reason === 'module-not-emulated'
-              ? 'Module identities are not emulated.'
-              : `The audience "${clip(audience)}" is neither {hub} nor {hub}/devices/{deviceId}.`,
+          description: `The audience "${clip(audience)}" is neither {hub}, {hub}/devices/{deviceId} nor {hub}/devices/{deviceId}/modules/{moduleId}.`,
         };
       }
       const deviceId = rest[1];
-      const auth = hub.authenticateDevice({ hub: hubName, deviceId, token });
+      const auth = hub.authenticateDevice({
+        hub: hubName,
+        deviceId,
+        ...(moduleId !== undefined ? { moduleId } : {}),
+        token,
+      });
+      // A module is authorized under its moduleKey (`{deviceId}/{moduleId}`), the name its links use.
+      const key = moduleId === undefined ? deviceId : moduleKey(deviceId, moduleId);
       if (!auth.ok) {
-        log.debug('hub.auth', `${clip(deviceId)} on ${hubName} over AMQP: ${auth.reason} (${auth.detail})`, {
+        log.debug('hub.auth', `${clip(key)} on ${hubName} over AMQP: ${auth.reason} (${auth.detail})`, {
           hub: hubName,
           deviceId: clip(deviceId),
+          ...(moduleId !== undefined ? { moduleId: clip(moduleId) } : {}),
           reason: auth.reason,
         });
-        hub.reportRefused(hubName, deviceId, 'amqp', auth.reason);
+        hub.reportRefused(hubName, key, 'amqp', auth.reason);
         return { status: 401, description: putTokenRefusal(auth.reason) };
       }
-      if (!context.device(auth.deviceId)) authorize(auth.hub, auth.deviceId);
-      expireWith(auth.deviceId, token);
+      const authorized = auth.moduleId === undefined ? auth.deviceId : moduleKey(auth.deviceId, auth.moduleId);
+      if (!context.device(authorized)) authorize(auth.hub, authorized);
+      expireWith(authorized, token);
       return { status: 200, description: 'OK' };
     };
 
@@ -518,6 +527,8 @@ function putTokenRefusal(reason: string): string {
       return 'The device is not registered in the hub.';
     case 'device-disabled':
       return 'The device is disabled.';
+    case 'module-not-found':
+      return 'The module is not registered on the device.';
     case 'policy-token':
       return 'Tokens of shared access policies are not accepted for devices.';
     default:
