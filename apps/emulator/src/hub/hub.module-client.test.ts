@@ -162,6 +162,40 @@ describe('ModuleClient over MQTT', () => {
     expect(await reconnect).toMatchObject({ deviceId: 'mod-dev-4', reason: 'module-not-found' });
     await module.close();
   });
+
+  it("disabling or deleting its device closes a module's connection; a disabled device's module is refused", async () => {
+    const key = await addModule('mod-dev-5', 'm');
+    const listen = async () => {
+      const module = await openModule('mod-dev-5', 'm', key);
+      // Listening to a feature, the SDK notices the close (and reconnects, refused).
+      (await module.getTwin()).on('properties.desired', () => {});
+      return module;
+    };
+    const closed = (reason: string) =>
+      Promise.all([
+        nextHubEvent(
+          bed.emulator,
+          (e) => e.kind === 'disconnected' && e.moduleId === 'm' && e.deviceId === 'mod-dev-5',
+        ),
+        nextHubEvent(
+          bed.emulator,
+          (e) =>
+            e.kind === 'connect-refused' && e.moduleId === 'm' && e.deviceId === 'mod-dev-5' && e.reason === reason,
+        ),
+      ]);
+    const first = await listen();
+    const disabled = closed('device-disabled');
+    await registry.update({ deviceId: 'mod-dev-5', status: 'disabled' });
+    await disabled;
+    await first.close();
+
+    await registry.update({ deviceId: 'mod-dev-5', status: 'enabled' });
+    const second = await listen();
+    const deleted = closed('device-not-found');
+    await registry.delete('mod-dev-5');
+    await deleted;
+    await second.close();
+  });
 });
 
 describe('ModuleClient over AMQP', () => {
