@@ -264,3 +264,26 @@ describe('ModuleClient over AMQP', () => {
     expect(await refused).toMatchObject({ deviceId: 'mod-amqp-1', reason: 'module-not-found', transport: 'amqp' });
   });
 });
+
+describe.each(['mqtt-ws', 'amqp-ws'] as const)('ModuleClient over WebSockets (%s)', (transport) => {
+  it('connects to wss://{hub}:443 as its module, sends telemetry, reports to its module twin', async () => {
+    const deviceId = `mod-${transport}`;
+    const key = await addModule(deviceId, 'ws');
+    const module = await moduleClient(bed.emulator, { hub: HUB_A, deviceId, moduleId: 'ws', key, transport });
+    const connected = nextHubEvent(bed.emulator, (e) => e.kind === 'connected' && e.deviceId === deviceId);
+    await module.open();
+    expect(await connected).toMatchObject({ moduleId: 'ws' });
+    await module.sendEvent(new Message(transport));
+    expect(bed.emulator.telemetry(HUB_A, deviceId).map((m) => [m.moduleId, m.body.toString()])).toEqual([
+      ['ws', transport],
+    ]);
+    const twin = await module.getTwin();
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ transport }, (err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    expect((await registry.getModuleTwin(deviceId, 'ws')).responseBody.properties.reported).toMatchObject({
+      transport,
+    });
+    await module.close();
+  });
+});
