@@ -3,7 +3,9 @@
 // connection string, sends telemetry, reads and reports its module twin, gets desired-property
 // pushes, answers direct methods from Client.invokeDeviceMethod(deviceId, moduleId, …), beside
 // its device's own connection; and what the hub refuses or closes.
+import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { HUB_A } from '../testing/fixtures.js';
 import { type HubModuleClient, moduleClient } from '../testing/hub-module-sdk.js';
 import {
@@ -16,6 +18,7 @@ import {
   serviceClient,
 } from '../testing/hub-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
+import { partitionOf } from './core/eventhub.js';
 
 let bed: TestBedWithWebhook;
 let registry: RegistryClient;
@@ -285,5 +288,53 @@ describe.each(['mqtt-ws', 'amqp-ws'] as const)('ModuleClient over WebSockets (%s
       transport,
     });
     await module.close();
+  });
+});
+
+describe("a module's telemetry on the built-in endpoint", () => {
+  it('is read by EventHubConsumerClient with iothub-connection-device-id and -module-id', async () => {
+    const key = await addModule('mod-eh-1', 'sensor');
+    const module = await moduleClient(bed.emulator, { hub: HUB_A, deviceId: 'mod-eh-1', moduleId: 'sensor', key });
+    await module.open();
+    const message = new Message('from a module');
+    message.properties.add('kind', 'module');
+    await module.sendEvent(message);
+    await module.close();
+
+    const https = bed.emulator.endpoints.https;
+    if (!https) throw new Error('the emulator runs without HTTPS');
+    const consumer = new EventHubConsumerClient('$Default', bed.emulator.eventHubConnectionString(HUB_A), {
+      customEndpointAddress: `https://localhost:${https.port}`,
+      webSocketOptions: { webSocket: WebSocket, webSocketConstructorOptions: { ca: bed.emulator.caCertPem } },
+      retryOptions: { maxRetries: 0, timeoutInMs: 30_000 },
+    });
+    try {
+      const event = await new Promise<ReceivedEventData>((resolve, reject) => {
+        const subscription = consumer.subscribe(
+          String(partitionOf('mod-eh-1')),
+          {
+            processEvents: async (events) => {
+              const mine = events.find((e) => e.systemProperties?.['iothub-connection-device-id'] === 'mod-eh-1');
+              if (!mine) return;
+              await subscription.close();
+              resolve(mine);
+            },
+            processError: async (err) => {
+              await subscription.close();
+              reject(err);
+            },
+          },
+          { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+        );
+      });
+      expect(String(event.body)).toBe('from a module');
+      expect(event.properties).toEqual({ kind: 'module' });
+      expect(event.systemProperties).toMatchObject({
+        'iothub-connection-device-id': 'mod-eh-1',
+        'iothub-connection-module-id': 'sensor',
+      });
+    } finally {
+      await consumer.close();
+    }
   });
 });

@@ -71,6 +71,18 @@ describe.each([
     expect(store.deviceStatistics(HUB)).toEqual({ total: 1, enabled: 1 });
   });
 
+  it("gives a module's message to the built-in endpoint as an event with its module id and properties", () => {
+    const store = make();
+    const message = { hub: HUB, deviceId: 'd1', body: Buffer.from('x'), transport: 'mqtt' as const, receivedUtc: '' };
+    const event = { partition: 1, enqueuedMs: 0, authenticationType: 'sas', generationId: '1' };
+    store.addTelemetry({ ...message, properties: { a: '1' } }, event);
+    store.addTelemetry({ ...message, moduleId: 'sensor', properties: { b: '2' } }, event);
+    expect(store.eventsFrom(HUB, 1, 0, 10).map(({ moduleId, properties }) => ({ moduleId, properties }))).toEqual([
+      { moduleId: undefined, properties: { a: '1' } },
+      { moduleId: 'sensor', properties: { b: '2' } },
+    ]);
+  });
+
   it("keeps a module's telemetry with its module id beside the device's own", () => {
     const store = make();
     const message = { hub: HUB, deviceId: 'd1', body: Buffer.from('x'), transport: 'mqtt' as const, receivedUtc: '' };

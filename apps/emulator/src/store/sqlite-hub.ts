@@ -444,7 +444,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       authenticationType: row.auth_type,
       generationId: row.generation_id,
       body: Buffer.from(row.body),
-      properties: JSON.parse(row.properties_json) as Record<string, string>,
+      ...readTelemetryProperties(row.properties_json),
     }));
   }
 

@@ -127,6 +127,27 @@ describe('the built-in endpoint, pure parts', () => {
     ).toMatchObject({ type: 'x509Certificate' });
   });
 
+  it("annotates a module's message with its module id and the module scope", () => {
+    const annotations = eventMessage({
+      hub: 'h',
+      partition: 0,
+      sequenceNumber: 0,
+      offset: 0,
+      enqueuedMs: 0,
+      deviceId: 'edge-1',
+      moduleId: 'sensor',
+      authenticationType: 'sas',
+      generationId: '1',
+      body: Buffer.from('x'),
+      properties: { a: '1' },
+    }).message_annotations;
+    expect(annotations).toMatchObject({
+      'iothub-connection-device-id': 'edge-1',
+      'iothub-connection-module-id': 'sensor',
+    });
+    expect(JSON.parse(annotations['iothub-connection-auth-method'] as string)).toMatchObject({ scope: 'module' });
+  });
+
   it("answers an empty partition's properties as Event Hubs does", () => {
     expect(partitionInfo('hub-a', 3, EMPTY_PARTITION)).toEqual({
       name: 'hub-a',

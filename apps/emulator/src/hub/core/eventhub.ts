@@ -155,6 +155,8 @@ export interface StoredHubEvent {
   offset: number;
   enqueuedMs: number;
   deviceId: string;
+  /** The module of the device that sent it (`ModuleClient`), absent for the device's own. */
+  moduleId?: string;
   /** `sas`, `selfSigned` or `certificateAuthority`: the device identity's authentication type. */
   authenticationType: string;
   generationId: string;
@@ -220,10 +222,13 @@ const SYSTEM_PROPERTIES: Readonly<
   '$.to': 'to',
 };
 
-/** The `iothub-connection-auth-method` annotation: IoT Hub's JSON text (as its events carry it). */
-export function authMethodOf(authenticationType: string): string {
+/**
+ * The `iothub-connection-auth-method` annotation: IoT Hub's JSON text (as its events carry it); a
+ * module's message has `scope: "module"`, as IoT Edge modules' messages show it.
+ */
+export function authMethodOf(authenticationType: string, scope: 'device' | 'module' = 'device'): string {
   const type = authenticationType === 'sas' ? 'sas' : 'x509Certificate';
-  return JSON.stringify({ scope: 'device', type, issuer: 'iothub', acceptingIpFilterRule: null });
+  return JSON.stringify({ scope, type, issuer: 'iothub', acceptingIpFilterRule: null });
 }
 
 /** An event as an AMQP message (rhea's fields; `body` to be sent as one data section). */
@@ -260,7 +265,12 @@ export function eventMessage(event: StoredHubEvent): EventMessage {
   return {
     message_annotations: {
       'iothub-connection-device-id': event.deviceId,
-      'iothub-connection-auth-method': authMethodOf(event.authenticationType),
+      // "the moduleId of the device that sent the message" (azure-docs iot-hub-devguide-messages-construct).
+      ...(event.moduleId !== undefined ? { 'iothub-connection-module-id': event.moduleId } : {}),
+      'iothub-connection-auth-method': authMethodOf(
+        event.authenticationType,
+        event.moduleId === undefined ? 'device' : 'module',
+      ),
       'iothub-connection-auth-generation-id': event.generationId,
       'iothub-enqueuedtime': enqueued,
       'iothub-message-source': TELEMETRY_MESSAGE_SOURCE,

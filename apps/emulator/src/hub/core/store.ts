@@ -312,6 +312,7 @@ export class MemoryHubStore implements HubStore {
         ...event,
         hub: stored.hub,
         deviceId: stored.deviceId,
+        ...(stored.moduleId !== undefined ? { moduleId: stored.moduleId } : {}),
         body: stored.body,
         properties: stored.properties,
         sequenceNumber: last ? last.sequenceNumber + 1 : 0,
