@@ -49,11 +49,15 @@ const PACKAGE: Record<TransportKind, PeerPackage> = {
  * const result = await ProvisioningDeviceClient.create(provisioningHost, idScope, transport, security).register();
  * ```
  */
-export function provisioningTransport<T extends object>(
-  Transport: ProvisioningTransportClass<T>,
+// Generic over the class, not its instance: a class chosen at run time (`via === 'mqtt' ? Mqtt :
+// Amqp`) is a union, whose instance type InstanceType distributes; inferring T from the union's
+// construct signatures picked one member and refused the other (TS2345).
+export function provisioningTransport<C extends ProvisioningTransportClass<object>>(
+  Transport: C,
   target: EmulatorTarget | undefined,
   globalHost: string = GLOBAL_PROVISIONING_HOST,
-): ProvisioningTransport<T> {
+): ProvisioningTransport<InstanceType<C>> {
+  type T = InstanceType<C>;
   const kind = transportKind(Transport as unknown as TransportClass);
   if (!kind || !hasMethod(Transport as unknown as TransportClass, 'registrationRequest')) {
     throw new TypeError(

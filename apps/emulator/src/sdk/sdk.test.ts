@@ -247,6 +247,16 @@ describe('given no target (against Azure), each helper leaves the client as the 
     );
   });
 
+  it('provisioningTransport takes a transport chosen at run time (a union of classes)', () => {
+    // A suite that picks its transport by configuration: the union must type-check (tsc is this
+    // test's first half: TS2345 when the result's type came from one member of the union).
+    for (const Transport of [provisioningMqtt.Mqtt, provisioningAmqp.Amqp] as const) {
+      const { transport } = provisioningTransport(Transport, undefined);
+      const typed: InstanceType<typeof provisioningMqtt.Mqtt> | InstanceType<typeof provisioningAmqp.Amqp> = transport;
+      expect(typed).toBeInstanceOf(Transport);
+    }
+  });
+
   it('createDeviceClient is fromConnectionString: no gateway, no options', async () => {
     const device = await createDeviceClient(
       DeviceClient,
