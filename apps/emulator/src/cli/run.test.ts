@@ -126,6 +126,7 @@ describe('dps-emulator', () => {
           provisioningHost: 'localhost',
           subprotocols: ['mqtt', 'AMQPWSB10'],
         },
+        serviceConnectionString: emulator.serviceConnectionString,
         hubs: emulator.linkedHubs.map((hub) => ({
           hostName: hub.hostName,
           connectionString: emulator.hubConnectionString(hub.hostName),

@@ -175,6 +175,9 @@ export function readyDetails(emulator: Emulator): Record<string, unknown> {
           subprotocols: webSockets.subprotocols,
         }
       : null,
+    // The service API's connection string (enrollments with azure-iot-provisioning-service), as the
+    // banner prints it: a test reading this file needs it as much as the hubs' (null without HTTPS).
+    serviceConnectionString: emulator.serviceConnectionString ?? null,
     // Each linked hub's registry connection string and, with AMQP, its built-in endpoint's (the
     // Event Hubs-compatible connection string @azure/event-hubs reads telemetry with).
     hubs: emulator.linkedHubs.map((hub) => ({
