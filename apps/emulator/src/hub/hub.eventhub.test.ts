@@ -20,7 +20,7 @@ import { createSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import type { EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { eventHubConsumerOptions } from '../sdk/index.js';
 import { HUB_A, HUB_B } from '../testing/fixtures.js';
 import {
   createDeviceKey,
@@ -56,14 +56,9 @@ function consumer(hub = HUB_A, connectionString = bed.emulator.eventHubConnectio
   return client;
 }
 
-/** The options that take an Event Hubs client to the emulator: its HTTPS port, its CA (leave out against Azure). */
+/** The options that take an Event Hubs client to the emulator (leave out against Azure). */
 function reachEmulator() {
-  const https = bed.emulator.endpoints.https;
-  if (!https) throw new Error('the emulator runs without HTTPS');
-  return {
-    customEndpointAddress: `https://localhost:${https.port}`,
-    webSocketOptions: { webSocket: WebSocket, webSocketConstructorOptions: { ca: bed.emulator.caCertPem } },
-  };
+  return eventHubConsumerOptions(bed.emulator);
 }
 
 /** A device of `hub` created through the registry, its client opened. */

@@ -5,7 +5,7 @@
 // its device's own connection; and what the hub refuses or closes.
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { eventHubConsumerOptions } from '../sdk/index.js';
 import { HUB_A } from '../testing/fixtures.js';
 import { type HubModuleClient, moduleClient } from '../testing/hub-module-sdk.js';
 import {
@@ -301,11 +301,8 @@ describe("a module's telemetry on the built-in endpoint", () => {
     await module.sendEvent(message);
     await module.close();
 
-    const https = bed.emulator.endpoints.https;
-    if (!https) throw new Error('the emulator runs without HTTPS');
     const consumer = new EventHubConsumerClient('$Default', bed.emulator.eventHubConnectionString(HUB_A), {
-      customEndpointAddress: `https://localhost:${https.port}`,
-      webSocketOptions: { webSocket: WebSocket, webSocketConstructorOptions: { ca: bed.emulator.caCertPem } },
+      ...eventHubConsumerOptions(bed.emulator),
       retryOptions: { maxRetries: 0, timeoutInMs: 30_000 },
     });
     try {

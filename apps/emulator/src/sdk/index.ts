@@ -11,6 +11,12 @@ export {
   type DeviceX509,
 } from './device.js';
 export {
+  type EventHubConsumerEmulatorOptions,
+  type EventHubWebSocket,
+  type EventHubWebSocketConstructor,
+  eventHubConsumerOptions,
+} from './event-hubs.js';
+export {
   GLOBAL_PROVISIONING_HOST,
   type ProvisioningTransport,
   type ProvisioningTransportClass,

@@ -2,11 +2,13 @@
 // against Azure (`fromConnectionString`, `new Mqtt()`…), each pointed at one emulator on free ports
 // by one call, over every transport they have: enrollments (ProvisioningServiceClient), provisioning
 // (Mqtt, MqttWs, Amqp, AmqpWs, Http), the hub registry (Registry), devices (Client over each
-// transport), direct methods and cloud-to-device messages with feedback (azure-iothub Client), an
+// transport), direct methods and cloud-to-device messages with feedback (azure-iothub Client),
+// telemetry read back from the built-in endpoint (@azure/event-hubs EventHubConsumerClient), an
 // emulator known only by its ready file, emulatorAgent by hand; and, given no target, nothing changed.
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import deviceSdk from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
 import deviceHttp from 'azure-iot-device-http';
@@ -27,6 +29,7 @@ import {
   createDeviceClient,
   type DeviceTransportArgument,
   emulatorAgent,
+  eventHubConsumerOptions,
   GLOBAL_PROVISIONING_HOST,
   type ProvisioningTransportClass,
   provisioningTransport,
@@ -139,6 +142,54 @@ describe('createDeviceClient: the hub device client over each transport', () => 
       expect(emulator.telemetry(HUB, id).map((m) => m.body.toString())).toEqual([`hello over ${name}`]);
     } finally {
       await device.close();
+    }
+  });
+});
+
+describe('eventHubConsumerOptions: @azure/event-hubs EventHubConsumerClient', () => {
+  it("reads a device's telemetry back from the hub's built-in endpoint", async () => {
+    const id = 'sdk-event-hubs';
+    await register(id, provisioningTransport(provisioningMqtt.Mqtt, emulator));
+    const device = await createDeviceClient(DeviceClient, deviceConnectionString(id), deviceMqtt.Mqtt, emulator);
+    const consumer = new EventHubConsumerClient(
+      '$Default',
+      emulator.eventHubConnectionString(HUB),
+      eventHubConsumerOptions(emulator),
+    );
+    try {
+      await device.open();
+      await device.sendEvent(new Message('read me back'));
+      const event = await new Promise<ReceivedEventData>((resolve, reject) => {
+        const subscription = consumer.subscribe(
+          {
+            processEvents: async (events) => {
+              const mine = events.find((e) => e.systemProperties?.['iothub-connection-device-id'] === id);
+              if (mine) void subscription.close().then(() => resolve(mine), reject);
+            },
+            processError: async (err) => reject(err),
+          },
+          { startPosition: earliestEventPosition },
+        );
+      });
+      expect(Buffer.from(event.body as Uint8Array).toString()).toBe('read me back');
+    } finally {
+      await consumer.close();
+      await device.close();
+    }
+  });
+
+  it('takes an emulator in another process by its ready file', async () => {
+    const file = join(state.path, 'ready-event-hubs.json');
+    writeFileSync(file, JSON.stringify({ ready: true, pid: process.pid, ...readyDetails(emulator) }));
+    const consumer = new EventHubConsumerClient(
+      '$Default',
+      emulator.eventHubConnectionString(HUB),
+      eventHubConsumerOptions(readyFileTarget(file)),
+    );
+    try {
+      expect(await consumer.getPartitionIds()).toEqual(['0', '1', '2', '3']);
+    } finally {
+      await consumer.close();
     }
   });
 });
@@ -257,6 +308,10 @@ describe('given no target (against Azure), each helper leaves the client as the 
     }
   });
 
+  it('eventHubConsumerOptions gives no option: the connection string decides', () => {
+    expect(eventHubConsumerOptions(undefined)).toEqual({});
+  });
+
   it('createDeviceClient is fromConnectionString: no gateway, no options', async () => {
     const device = await createDeviceClient(
       DeviceClient,
@@ -298,6 +353,10 @@ describe('refusals name the cause', () => {
   });
 
   it('a listener the emulator runs without', async () => {
+    const { mqtt, amqp } = emulator.endpoints;
+    expect(() => eventHubConsumerOptions({ mqtt, amqp, https: null, ca: emulator.caCertPem })).toThrow(
+      '@dpskit/emulator/sdk: EventHubConsumerClient (AMQP over WebSockets) needs https: the emulator runs without HTTPS',
+    );
     expect(() => provisioningTransport(provisioningAmqp.Amqp, noAmqp())).toThrow(
       '@dpskit/emulator/sdk: provisioningTransport(Amqp) needs amqp: the emulator runs without AMQP (amqpPort false or --no-amqp)',
     );
