@@ -6,6 +6,7 @@ import { type FleetSummary, type RegistrationOutcome, runFleet } from '@dpskit/d
 import { afterAll, describe, expect, it } from 'vitest';
 import { type EmulatorProcess, runEmulatorCli, startEmulatorProcess } from './harness/emulator-process.js';
 import { type HoldingWebhook, hubFor, startHoldingWebhook } from './harness/holding-webhook.js';
+import { stablePorts } from './harness/stable-ports.js';
 
 // Issue 8, "crash safety as a property": a fleet over MQTT and HTTPS (device-sim on the official SDK)
 // registers against the emulator's built CLI; the emulator is killed with SIGKILL while allocations
@@ -79,9 +80,10 @@ describe('a crash of the emulator (SIGKILL) in the middle of a fleet', () => {
       return emulator;
     };
 
-    const first = track(
-      await startEmulatorProcess([...common, '--mqtt-port', '0', '--https-port', '0'], join(dir, 'ready-1.json')),
-    );
+    // The restart listens on the same ports: ports no outgoing connection can take meanwhile (see stablePorts).
+    const [mqttPort, httpsPort] = (await stablePorts(2)).map(String) as [string, string];
+    const ports = ['--mqtt-port', mqttPort, '--https-port', httpsPort];
+    const first = track(await startEmulatorProcess([...common, ...ports], join(dir, 'ready-1.json')));
     const { mqtt, https, caCertPath } = first.ready;
     if (!https) throw new Error('the emulator serves no HTTPS');
     const ca = await readFile(caCertPath, 'utf8');
@@ -115,12 +117,7 @@ describe('a crash of the emulator (SIGKILL) in the middle of a fleet', () => {
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
     webhook.release();
 
-    const second = track(
-      await startEmulatorProcess(
-        [...common, '--mqtt-port', String(mqtt.port), '--https-port', String(https.port)],
-        join(dir, 'ready-2.json'),
-      ),
-    );
+    const second = track(await startEmulatorProcess([...common, ...ports], join(dir, 'ready-2.json')));
     const [mqttSummary, httpSummary] = await fleets;
 
     // Every device: exactly one outcome, assigned, to its own hub, with its own payload back.
