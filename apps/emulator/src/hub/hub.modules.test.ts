@@ -225,6 +225,18 @@ describe('module twins through azure-iothub Registry', () => {
     const noDevice = await raw('GET', '/twins/none/modules/filter');
     expect([noDevice.status, noDevice.code]).toEqual([404, 'DeviceNotFound']);
   });
+
+  it('a device twin path naming a module ({deviceId}%2F{moduleId}) is no device: 404 DeviceNotFound, the module twin untouched', async () => {
+    const registry = registryClient(bed.emulator, HUB_B);
+    await registry.create({ deviceId: 'edge-5' });
+    await registry.addModule({ deviceId: 'edge-5', moduleId: 'filter' });
+    const path = `/twins/${encodeURIComponent('edge-5/filter')}`;
+    for (const method of ['GET', 'PATCH', 'PUT']) {
+      const answer = await raw(method, path, method === 'GET' ? undefined : { tags: { via: 'device path' } });
+      expect([method, answer.status, answer.code]).toEqual([method, 404, 'DeviceNotFound']);
+    }
+    expect((await registry.getModuleTwin('edge-5', 'filter')).responseBody).toMatchObject({ version: 1, tags: {} });
+  });
 });
 
 describe('module twin queries through azure-iothub Registry.createQuery', () => {

@@ -456,9 +456,16 @@ export class HubService {
     );
   }
 
-  /** Which twin a registry call names: the device's, or its module's (404 DeviceNotFound first). */
+  /**
+   * Which twin a registry call names: the device's, or its module's (404 DeviceNotFound first). A
+   * device id from a path with a `/` in it (`/twins/{deviceId}%2F{moduleId}`) names no device: the
+   * store reads it as a module's connection name (moduleKey), so it is refused here.
+   */
   #twinKey(hub: string, deviceId: string, moduleId: string | undefined): string {
-    if (moduleId === undefined) return deviceId;
+    if (moduleId === undefined) {
+      if (splitIdentityKey(deviceId).moduleId !== undefined) this.#require(hub, deviceId);
+      return deviceId;
+    }
     this.#require(hub, deviceId);
     return moduleKey(deviceId, moduleId);
   }
