@@ -11,7 +11,7 @@ import { DeviceApi } from '../core/device-api.js';
 import { enrollmentSet } from '../core/model.js';
 import { RegistrationService } from '../core/registrations.js';
 import { MemoryRegistrationStore } from '../core/store.js';
-import { openRheaConnection } from '../testing/raw-amqp.js';
+import { rheaConnect, whenOpen } from '../testing/raw-amqp.js';
 import { ensureCertificates } from '../tls/certificates.js';
 import { type RunningAmqpTransport, startAmqpTransport } from './amqp.js';
 
@@ -50,12 +50,16 @@ afterAll(async () => {
 
 /** A DPS device connection (SASL PLAIN, an unknown enrollment's token) opened, then closed properly. */
 async function openAndClose(id: string): Promise<void> {
-  const connection = await openRheaConnection(transport.port, ca, {
+  const connection = rheaConnect(transport.port, ca, {
     username: `${SCOPE}/registrations/${id}`,
     password: `SharedAccessSignature sr=${SCOPE}%2Fregistrations%2F${id}&sig=c2ln&se=4102444800&skn=registration`,
   });
-  expect(transport.openConnections()).toBeGreaterThan(0);
+  // Listened for before the open: the server answers this unknown device's OPEN with its OPEN and
+  // at once a CLOSE (unauthorized), and when both frames come in one read rhea emits
+  // connection_close in the same turn as connection_open, before an `await` of the open resumes.
   const closed = new Promise<void>((resolve) => connection.once('connection_close', () => resolve()));
+  await whenOpen(connection);
+  expect(transport.openConnections()).toBeGreaterThan(0);
   connection.close();
   await closed;
 }
