@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { groupDeviceKey } from '../testing/fixtures.js';
 import { logClock } from '../testing/log-clock.js';
-import { connectRheaDevice, rawAmqpConversation, rawFrame } from '../testing/raw-amqp.js';
+import { connectRheaDevice, rawAmqpConversation, rawDisposition, rawFrame, rawTransfers } from '../testing/raw-amqp.js';
 import { register } from '../testing/sdk.js';
 import { startTestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -140,11 +140,7 @@ it("takes a rhea client's session END and link DETACH with errors, then register
   const answer = new Promise<unknown>((resolve) =>
     receiver.once('message', (context: EventContext) => resolve(context.message?.correlation_id)),
   );
-  sender.send({
-    correlation_id: 'after-errors',
-    application_properties: { 'iotdps-operation-type': 'iotdps-register' },
-    body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId: id }))),
-  } as never);
+  sender.send(registerRequest(id, 'after-errors'));
   const answered = await Promise.race([answer, device.closed.then((e) => ({ closed: e }))]);
   expect(answered).toBe('after-errors');
   expect(connection.is_open()).toBe(true);
@@ -223,3 +219,88 @@ it('closes with amqp:session:unattached-handle or amqp:illegal-state, not amqp:d
     });
   }
 });
+
+// A client that closes a receiver while the server's next message is on the wire still takes that
+// message (its session lives until the server's END comes back) and rhea settles it: a DISPOSITION
+// after the client's own END, which the server's rhea, having forgotten the session, called
+// "disposition received on invalid channel" and which closed the whole connection. An
+// EventHubConsumerClient closing its partition receivers met it under CPU load, and its close()
+// then hung 60 s on its $cbs link (rhea-promise waits for the link's DETACH, not a peer's CLOSE).
+// Such frames are dropped now (as Microsoft.Azure.Amqp drops frames on a channel with no session);
+// on a channel the client never began they still close the connection.
+it('drops what a client sends on a session it has ended (a message settled after its END) and serves on', async () => {
+  const id = 'amqp-late-frames';
+  const device = await connectRheaDevice(emulator, id, groupDeviceKey('hashed', id));
+  const address = `${emulator.idScope}/registrations/${id}`;
+  const from = logs.length;
+  const connection = device.connection as typeof device.connection & { create_session(): Session };
+  const socket = (connection as unknown as { socket: { write(bytes: Buffer): boolean } }).socket;
+
+  // A session with a device's links and a request whose answer the client holds unsettled.
+  const session = connection.create_session();
+  await new Promise<void>((resolve) => {
+    session.once('session_open', () => resolve());
+    session.begin();
+  });
+  const receiver = session.open_receiver({ source: { address }, autoaccept: false } as never) as Receiver;
+  const sender = session.open_sender({ target: { address } } as never) as Sender;
+  await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+  const answer = new Promise<{ id: number }>((resolve) =>
+    receiver.once('message', (context: EventContext) => resolve(context.delivery as unknown as { id: number })),
+  );
+  sender.send(registerRequest(id, 'before-end'));
+  const held = await answer;
+
+  // The client ends the session and the server's END comes back: both ends are done with it.
+  const ended = new Promise<void>((resolve) => session.once('session_close', () => resolve()));
+  session.close();
+  await ended;
+  // What the client still sends there: the answer settled, a message, its links' DETACH, an END.
+  const accepted = (rhea.message as unknown as { accepted(): { described(): unknown } }).accepted().described();
+  const channel = (session as unknown as { local: { channel: number } }).local.channel;
+  socket.write(
+    Buffer.concat([
+      rawDisposition(receiver, held.id, accepted, undefined, true),
+      rawTransfers(sender, registerRequest(id, 'after-end'))(),
+      rawFrame.detach(channel, 0),
+      rawFrame.end(channel),
+    ]),
+  );
+
+  // The connection serves on: a registration on a new session is answered (the server's CLOSE, had
+  // it closed the connection instead, is what the race below would give).
+  const orClosed = <T>(promise: Promise<T>) => Promise.race([promise, device.closed.then((e) => ({ closed: e }))]);
+  const again = connection.open_receiver({ source: { address }, autoaccept: true } as never) as Receiver;
+  const next = connection.open_sender({ target: { address } } as never) as Sender;
+  expect(await orClosed(new Promise<string>((resolve) => next.once('sendable', () => resolve('sendable'))))).toBe(
+    'sendable',
+  );
+  const answered = new Promise<unknown>((resolve) =>
+    again.once('message', (context: EventContext) => resolve(context.message?.correlation_id)),
+  );
+  next.send(registerRequest(id, 'on-a-new-session'));
+  expect(await orClosed(answered)).toBe('on-a-new-session');
+  expect(connection.is_open()).toBe(true);
+  expect(amqpLines(from)).toEqual([]);
+  // One debug line for the ended channel, not one a frame.
+  expect(logs.slice(from).filter((l) => l.event === 'amqp.session')).toEqual([
+    expect.objectContaining({
+      level: 'debug',
+      channel,
+      msg: expect.stringContaining(`a DISPOSITION on channel ${channel}, whose session the client ended; dropped`),
+    }),
+  ]);
+
+  // A frame on a channel the client never began still closes the connection.
+  socket.write(rawFrame.end(42));
+  expect(await device.closed).toMatchObject({ condition: 'amqp:illegal-state' });
+});
+
+/** A DPS register request (the SDK's application property and body) with `correlationId`. */
+function registerRequest(registrationId: string, correlationId: string): rhea.Message {
+  return {
+    correlation_id: correlationId,
+    application_properties: { 'iotdps-operation-type': 'iotdps-register' },
+    body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId }))),
+  } as never;
+}

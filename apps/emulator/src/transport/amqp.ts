@@ -17,6 +17,7 @@ import { clip } from '../core/client-text.js';
 import { type DeviceApi, type DeviceApiResponse, errorResponse } from '../core/device-api.js';
 import type { DeviceTransport } from '../core/events.js';
 import { type LimitedKind, limitWarnings } from '../core/limited-warnings.js';
+import { EndedChannels, LATE_SESSION_FRAMES } from './amqp-ended-channels.js';
 import { AmqpFrameGuard, type AmqpStreamProblem } from './amqp-frame-guard.js';
 import {
   type AmqpAddress,
@@ -265,6 +266,9 @@ interface ServerConnection extends Connection {
   on_attach(frame: AttachFrame): void;
   /** Where rhea creates a session for each BEGIN. */
   on_begin(frame: BeginFrame): void;
+  /** Where rhea hands each END and DETACH frame to its session (see `lateSessionFrames`). */
+  on_end(frame: { channel: number }): void;
+  on_detach(frame: { channel: number }): void;
   /** rhea's sessions by their local channel. */
   local_channel_map: Record<number, unknown>;
   /** rhea's sessions by the peer's channel, each with its links by the peer's handle. */
@@ -697,6 +701,36 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       }
     };
 
+    // Frames the client sends on a session it has ended (see EndedChannels: rhea settles a message
+    // that crossed its END) are dropped, not taken as a protocol error that closes the connection.
+    // Set after the guards above (it sees each frame first); a BEGIN there starts afresh (on_begin).
+    const endedChannels = new EndedChannels();
+    const onEnd = connection.on_end;
+    connection.on_end = (frame) => {
+      onEnd.call(connection, frame);
+      endedChannels.ended(frame.channel);
+    };
+    const handlers = connection as unknown as Record<string, (frame: { channel: number }) => void>;
+    for (const name of LATE_SESSION_FRAMES) {
+      const take = handlers[`on_${name}`];
+      if (!take) continue;
+      handlers[`on_${name}`] = (frame) => {
+        if (connection.remote_channel_map[frame.channel] === undefined) {
+          const late = endedChannels.drop(frame.channel);
+          if (late.dropped) {
+            if (late.count === 1)
+              log.debug(
+                'amqp.session',
+                `${peer} (${transport}): a ${name.toUpperCase()} on channel ${frame.channel}, whose session the client ended; dropped`,
+                { transport, channel: frame.channel },
+              );
+            return;
+          }
+        }
+        take.call(connection, frame);
+      };
+    }
+
     /** A BEGIN beyond MAX_SESSIONS_PER_CONNECTION sessions at once (see there). */
     const onBegin = connection.on_begin;
     connection.on_begin = (frame: BeginFrame) => {
@@ -708,6 +742,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
           description: `At most ${MAX_SESSIONS_PER_CONNECTION} sessions per connection.`,
         });
       }
+      if (fromPeer) endedChannels.begun(frame.channel);
       onBegin.call(connection, frame);
     };
 
