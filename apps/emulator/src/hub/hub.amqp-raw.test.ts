@@ -14,6 +14,7 @@ import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/tes
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
 import { eventHubName, partitionOf } from './core/eventhub.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
+import { EVENTS_IN_FLIGHT_PER_CONNECTION, SELECTOR_FILTER } from './eventhub.js';
 
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
@@ -59,6 +60,20 @@ async function cbs(connection: Connection) {
       answers.set(id, resolve);
       requests.send({ message_id: id, reply_to: 'cbs', application_properties: properties, body: token });
     });
+}
+
+/** Puts an Event Hubs token for `entity` on `connection`'s `$cbs` (as @azure/core-amqp does) and expects 200. */
+async function putEventHubToken(connection: Connection, entity: string): Promise<void> {
+  // @azure/core-amqp signs with the key's text.
+  const audience = `sb://localhost/${entity}`;
+  const expiry = Math.ceil(Date.now() / 1000) + 3600;
+  const sr = encodeURIComponent(audience);
+  const sig = createHmac('sha256', Buffer.from(WELL_KNOWN_HUB_KEY, 'utf8')).update(`${sr}\n${expiry}`).digest('base64');
+  const token = `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=${HUB_OWNER_POLICY_NAME}`;
+  const put = await cbs(connection);
+  expect(await put({ operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience }, token)).toEqual(
+    { status: 200, description: 'OK' },
+  );
 }
 
 /** An AMQP error's condition (rhea types a peer's error as Error | AmqpError). */
@@ -358,21 +373,7 @@ describe("a client that leaves one of the built-in endpoint's events unsettled",
       connection.once('disconnected', () => resolve(connection.error));
     });
     try {
-      // An Event Hubs token (@azure/core-amqp signs with the key's text) for the endpoint.
-      const audience = `sb://localhost/${entity}`;
-      const expiry = Math.ceil(Date.now() / 1000) + 3600;
-      const sr = encodeURIComponent(audience);
-      const sig = createHmac('sha256', Buffer.from(WELL_KNOWN_HUB_KEY, 'utf8'))
-        .update(`${sr}\n${expiry}`)
-        .digest('base64');
-      const token = `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=${HUB_OWNER_POLICY_NAME}`;
-      const put = await cbs(connection);
-      expect(
-        await put({ operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience }, token),
-      ).toEqual({
-        status: 200,
-        description: 'OK',
-      });
+      await putEventHubToken(connection, entity);
       // A reader of the device's partition (from latest) that settles nothing by itself.
       const reader = connection.open_receiver({
         source: { address: `${entity}/ConsumerGroups/$Default/Partitions/${partitionOf(id)}` },
@@ -423,6 +424,68 @@ describe("a client that leaves one of the built-in endpoint's events unsettled",
       expect(await registryClient(bed.emulator, HUB_A).get(id)).toMatchObject({
         responseBody: { deviceId: id },
       });
+    } finally {
+      connection.close();
+      await device.close();
+    }
+  });
+});
+
+describe('a client that ends a session with a partition reader still attached', () => {
+  it("lets the reader's events go with it: a reader on a new session of the connection is sent events", async () => {
+    const id = 'amqp-raw-ended-reader';
+    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+    const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'mqtt' });
+    await device.open();
+    const entity = eventHubName(HUB_A);
+    const connection = await rawHubConnection();
+    const closed = new Promise<{ closed: unknown }>((resolve) => {
+      connection.once('connection_close', () => resolve({ closed: connection.error }));
+      connection.once('disconnected', () => resolve({ closed: connection.error }));
+    });
+    try {
+      // As many events as a connection may have in flight, all on the device's partition.
+      await Promise.all(
+        Array.from({ length: EVENTS_IN_FLIGHT_PER_CONNECTION }, (_, i) => device.sendEvent(new Message(`e${i}`))),
+      );
+      await putEventHubToken(connection, entity);
+      const address = `${entity}/ConsumerGroups/$Default/Partitions/${partitionOf(id)}`;
+      /** A reader from the earliest event on its own session, settling nothing: resolves once `count` arrived. */
+      const read = async (count: number) => {
+        const session = (connection as Connection & { create_session(): rhea.Session }).create_session();
+        session.begin();
+        const reader = session.open_receiver({
+          source: {
+            address,
+            filter: {
+              [SELECTOR_FILTER]: rhea.types.wrap_described("amqp.annotation.x-opt-offset > '-1'", 0x468c00000004),
+            },
+          },
+          autoaccept: false,
+          credit_window: 0,
+        } as never);
+        // Credit once attached, as @azure/event-hubs gives it.
+        await new Promise((resolve) => reader.once('receiver_open', resolve));
+        reader.add_credit(count);
+        let received = 0;
+        const all = new Promise<string>((resolve) =>
+          reader.on('message', () => {
+            if (++received === count) resolve('all received');
+          }),
+        );
+        return { session, outcome: await Promise.race([all, closed]) };
+      };
+      const first = await read(EVENTS_IN_FLIGHT_PER_CONNECTION);
+      expect(first.outcome).toBe('all received');
+      // The client ends that session without detaching its reader (AMQP: the END detaches it).
+      const ended = new Promise((resolve) => first.session.once('session_close', resolve));
+      first.session.close();
+      await ended;
+      // A reader on a new session is sent events: the ended one's are no longer in flight (they
+      // counted, unsettled, against the connection's 100 and its 128 unsettled, for its whole life).
+      const second = await read(50);
+      expect(second.outcome).toBe('all received');
+      expect(connection.is_open()).toBe(true);
     } finally {
       connection.close();
       await device.close();

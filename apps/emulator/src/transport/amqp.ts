@@ -1090,6 +1090,21 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         delivery.update(true);
       }
     });
+    // A session the client ends takes its links with it, detached or not (Microsoft.Azure.Amqp, IoT
+    // Hub's stack, closes a session's links when it ends), but rhea raises no close for a link the
+    // client did not detach itself. Its close is raised here, so that what is kept per link goes
+    // with it: its unsettled deliveries (above), its credit, and the hubs' handlers (an Event Hubs
+    // partition reader's in-flight events and timer). Without it, a client that ended sessions with
+    // readers attached kept their events counted for the connection's life: one such session with
+    // a reader's 100 events in flight left every later reader on the connection without events.
+    connection.on('session_close', (context: EventContext) => {
+      const session = context.session as unknown as RheaSession | undefined;
+      for (const link of Object.values(session?.links ?? {})) {
+        const peerDetached = (link as { remote?: { detach?: unknown } }).remote?.detach !== undefined;
+        if (peerDetached || !isLink(link)) continue;
+        connection.emit(link.is_receiver() ? 'receiver_close' : 'sender_close', linkContext(link));
+      }
+    });
 
     const respond = (delivery: Delivery, correlationId: unknown, response: DeviceApiResponse) => {
       if (!connection.is_open()) return; // the device left while a poll was held
@@ -1350,6 +1365,16 @@ function terminusAddress(field: unknown): string | undefined {
   const list = (field as { value?: unknown } | null | undefined)?.value;
   const address = Array.isArray(list) ? (list[0] as { value?: unknown } | undefined)?.value : undefined;
   return typeof address === 'string' ? address : undefined;
+}
+
+/** Whether `value` (from rhea's maps) is one of rhea's links. */
+function isLink(value: unknown): value is Sender | Receiver {
+  return typeof (value as Receiver | undefined)?.is_receiver === 'function';
+}
+
+/** The event context rhea gives a link's events (`_context`, left out of its typings). */
+function linkContext(link: Sender | Receiver): EventContext {
+  return (link as unknown as { _context(): EventContext })._context();
 }
 
 /** Whether `link` (from rhea's handles) is one where the server receives: the client sends on it. */
