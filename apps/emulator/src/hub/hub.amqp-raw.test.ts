@@ -2,11 +2,12 @@
 // put-token answers and refusals, links refused without authorization or for addresses nobody
 // serves, the per-connection link bound; the listener keeps serving the official SDK afterwards,
 // and no token reaches a log line.
-import { createHmac } from 'node:crypto';
+import { createHmac, X509Certificate } from 'node:crypto';
 import { createDeviceSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Connection, type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDeviceCertificate } from '../testing/certificates.js';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
 import { openRheaConnection } from '../testing/raw-amqp.js';
@@ -299,6 +300,44 @@ describe('the hubs over AMQP, raw', () => {
     } finally {
       older.close();
       newer.close();
+    }
+  });
+
+  it('ends the sessions of an X.509 device connection too, whose first link made it a hub connection (after its BEGIN)', async () => {
+    const id = 'amqp-raw-x509-disabled';
+    const certificate = await createTestDeviceCertificate(id);
+    const registry = registryClient(bed.emulator, HUB_A);
+    await registry.create({
+      deviceId: id,
+      status: 'enabled',
+      authentication: { x509Thumbprint: { primaryThumbprint: new X509Certificate(certificate.cert).fingerprint } },
+    });
+    // As azure-iot-device-amqp with a certificate: no SASL, an OPEN naming the gateway (not a hub),
+    // so the listener decides at the first link, once the session is open.
+    const port = bed.emulator.endpoints.amqp?.port ?? 0;
+    const connection = await openRheaConnection(port, bed.emulator.caCertPem, {
+      cert: certificate.cert,
+      key: certificate.key,
+    });
+    try {
+      const seen: string[] = [];
+      const gone = new Promise<void>((resolve) => {
+        connection.on('session_error', (context: EventContext) =>
+          seen.push(`end ${conditionOf(context.session?.error)}`),
+        );
+        connection.once('connection_close', () => {
+          seen.push(`close ${conditionOf(connection.error)}`);
+          resolve();
+        });
+        connection.once('disconnected', () => resolve());
+      });
+      const events = connection.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+      await new Promise((resolve) => events.once('sendable', resolve));
+      await registry.update({ deviceId: id, status: 'disabled' });
+      await gone;
+      expect(seen).toEqual(['end amqp:unauthorized-access', 'close amqp:unauthorized-access']);
+    } finally {
+      connection.close();
     }
   });
 });

@@ -420,6 +420,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     };
     // Whose connection this is (see AmqpHubSeam): undecided until its SASL, OPEN or first link says.
     let role: 'undecided' | 'dps' | 'hub' = 'undecided';
+    // Its sessions, for the hubs' close (ended first, see takeAsHub): followed from the start, as a
+    // connection decided at its first link (X.509, no SASL) has begun its session before then.
+    const sessions = new OpenEndpoints<Session>();
     // SASL PLAIN with a hub's username (see AmqpHubSeam.takesSaslPlain): a hub connection.
     let hubPlain: { username: string; password: string } | undefined;
 
@@ -826,10 +829,6 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     const takeAsHub = () => {
       if (!options.hubs || role === 'hub') return;
       role = 'hub';
-      const sessions = new OpenEndpoints<Session>();
-      connection.on('session_open', (context: EventContext) => {
-        if (context.session) sessions.add(context.session);
-      });
       options.hubs.accept({
         connection,
         peer,
@@ -869,6 +868,9 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
       });
     };
 
+    connection.on('session_open', (context: EventContext) => {
+      if (context.session) sessions.add(context.session);
+    });
     connection.on('connection_open', () => {
       if (role === 'undecided' && (saslAnonymous || hubPlain)) takeAsHub();
       else if (role === 'undecided' && options.hubs && !attestation) {
