@@ -6,7 +6,7 @@ import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
-import { moduleKey } from './core/modules.js';
+import { moduleKey, splitIdentityKey } from './core/modules.js';
 import { closesConnection, type HubPush } from './core/pushes.js';
 
 /** The claims-based-security node: the client's put-token requests and their answers (both links' address). */
@@ -44,10 +44,10 @@ export interface HubAmqpConnectionContext {
   /** The device identity authorized for `deviceId` (case-sensitive, as IoT Hub's ids), if any. */
   device(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
   /**
-   * Authorizes `deviceId` by the TLS client certificate (an X.509 device: azure-iot-device-amqp
-   * sends no put-token): on the hub the OPEN names, else on the hub that has the device, its
-   * thumbprint checked as over MQTT. Undefined (logged and reported) when refused or without a
-   * certificate.
+   * Authorizes `deviceId` (a device id, or a module's moduleKey `{deviceId}/{moduleId}`) by the TLS
+   * client certificate (an X.509 device or module: azure-iot-device-amqp sends no put-token): on
+   * the hub the OPEN names, else on the hub that has the device, its thumbprint checked as over
+   * MQTT. Undefined (logged and reported) when refused or without a certificate.
    */
   authorizeCertificate(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
   /** The service authorization (a policy token with ServiceConnect), if any. */
@@ -308,24 +308,36 @@ export function createHubAmqp(
       return authorization;
     };
 
-    const byCertificate = (deviceId: string) => {
+    /** `name`: the device id, or a module's moduleKey (`{deviceId}/{moduleId}`), its links' address names it so. */
+    const byCertificate = (name: string) => {
       const { clientCertificates } = amqp;
       if (clientCertificates.length === 0) return undefined;
+      const { deviceId, moduleId } = splitIdentityKey(name);
       const named = hub.hubNamed(amqp.hostname);
       let refusal: { hub: string; reason: string; detail: string } | undefined;
       for (const hubName of named ? [named] : hub.hubs) {
-        const auth = hub.authenticateDevice({ hub: hubName, deviceId, token: undefined, clientCertificates });
-        if (auth.ok) return context.device(auth.deviceId) ?? authorize(auth.hub, auth.deviceId);
+        const auth = hub.authenticateDevice({
+          hub: hubName,
+          deviceId,
+          ...(moduleId !== undefined ? { moduleId } : {}),
+          token: undefined,
+          clientCertificates,
+        });
+        if (auth.ok) {
+          const key = auth.moduleId === undefined ? auth.deviceId : moduleKey(auth.deviceId, auth.moduleId);
+          return context.device(key) ?? authorize(auth.hub, key);
+        }
         // The most telling refusal: the hub that has the device over one that has not.
         if (!refusal || refusal.reason === 'device-not-found') refusal = { hub: hubName, ...auth };
       }
       if (refusal) {
-        log.debug('hub.auth', `${clip(deviceId)} on ${refusal.hub} over AMQP: ${refusal.reason} (${refusal.detail})`, {
+        log.debug('hub.auth', `${clip(name)} on ${refusal.hub} over AMQP: ${refusal.reason} (${refusal.detail})`, {
           hub: refusal.hub,
           deviceId: clip(deviceId),
+          ...(moduleId !== undefined ? { moduleId: clip(moduleId) } : {}),
           reason: refusal.reason,
         });
-        hub.reportRefused(refusal.hub, deviceId, 'amqp', refusal.reason);
+        hub.reportRefused(refusal.hub, name, 'amqp', refusal.reason);
       }
       return undefined;
     };

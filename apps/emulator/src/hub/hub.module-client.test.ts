@@ -3,9 +3,14 @@
 // connection string, sends telemetry, reads and reports its module twin, gets desired-property
 // pushes, answers direct methods from Client.invokeDeviceMethod(deviceId, moduleId, …), beside
 // its device's own connection; and what the hub refuses or closes.
+import { X509Certificate } from 'node:crypto';
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
+import deviceSdk from 'azure-iot-device';
+import deviceAmqp from 'azure-iot-device-amqp';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventHubConsumerOptions } from '../sdk/index.js';
+import { createDeviceClient, eventHubConsumerOptions } from '../sdk/index.js';
+import { createTestDeviceCertificate } from '../testing/certificates.js';
 import { HUB_A } from '../testing/fixtures.js';
 import { type HubModuleClient, moduleClient } from '../testing/hub-module-sdk.js';
 import {
@@ -19,6 +24,8 @@ import {
 } from '../testing/hub-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { partitionOf } from './core/eventhub.js';
+
+const { ModuleClient } = deviceSdk;
 
 let bed: TestBedWithWebhook;
 let registry: RegistryClient;
@@ -288,6 +295,61 @@ describe.each(['mqtt-ws', 'amqp-ws'] as const)('ModuleClient over WebSockets (%s
       transport,
     });
     await module.close();
+  });
+});
+
+describe('ModuleClient with an X.509 certificate (a selfSigned module)', () => {
+  it('connects over MQTT and AMQP with its certificate, sends telemetry, reads its twin; another certificate is refused', async () => {
+    const deviceId = 'mod-x509-1';
+    const own = await createTestDeviceCertificate(`${deviceId}/m`);
+    const stranger = await createTestDeviceCertificate(`${deviceId}/m`);
+    await registry.create({ deviceId });
+    const thumbprint = new X509Certificate(own.cert).fingerprint;
+    await registry.addModule({
+      deviceId,
+      moduleId: 'm',
+      authentication: {
+        type: 'selfSigned',
+        x509Thumbprint: { primaryThumbprint: thumbprint, secondaryThumbprint: thumbprint },
+      },
+    } as Parameters<RegistryClient['addModule']>[0]);
+    const connectionString = `HostName=${HUB_A};DeviceId=${deviceId};ModuleId=m;x509=true`;
+    for (const [transport, Transport] of [
+      ['mqtt', deviceMqtt.Mqtt],
+      ['amqp', deviceAmqp.Amqp],
+    ] as const) {
+      const module = await createDeviceClient(ModuleClient, connectionString, Transport, bed.emulator, { x509: own });
+      module.on('error', () => {});
+      const connected = nextHubEvent(bed.emulator, (e) => e.kind === 'connected' && e.deviceId === deviceId);
+      await module.open();
+      try {
+        await module.sendEvent(new Message(`over ${transport}`));
+        expect(await connected).toMatchObject({ moduleId: 'm', transport });
+        expect((await module.getTwin()).properties.desired).toMatchObject({ $version: 1 });
+      } finally {
+        await module.close();
+      }
+      // Over AMQP the certificate is checked at the module's first link (no put-token).
+      const impostor = await createDeviceClient(ModuleClient, connectionString, Transport, bed.emulator, {
+        x509: stranger,
+      });
+      impostor.on('error', () => {});
+      const refused = nextHubEvent(bed.emulator, (e) => e.kind === 'connect-refused' && e.deviceId === deviceId);
+      const failed = await impostor
+        .open()
+        .then(() => impostor.sendEvent(new Message('refused?')))
+        .then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      expect(failed?.name).toBe('UnauthorizedError');
+      expect(await refused).toMatchObject({ moduleId: 'm', transport });
+      await impostor.close().catch(() => {});
+    }
+    expect(bed.emulator.telemetry(HUB_A, deviceId).map((m) => [m.moduleId, m.body.toString()])).toEqual([
+      ['m', 'over mqtt'],
+      ['m', 'over amqp'],
+    ]);
   });
 });
 
