@@ -7,6 +7,7 @@
 import { generateSymmetricKey } from '@dpskit/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A, HUB_B } from '../testing/fixtures.js';
+import { moduleClient } from '../testing/hub-module-sdk.js';
 import { createDeviceKey, deviceClient, expectRefused, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { register } from '../testing/sdk.js';
 import { serviceClient } from '../testing/service-sdk.js';
@@ -29,6 +30,24 @@ const disconnectedFrom = (hub: string, deviceId: string) => (e: HubEvent) =>
 
 /** A retry policy that never retries (azure-iot-common's NoRetry, which azure-iot-device does not export). */
 const noRetry = { shouldRetry: () => false, nextRetryTimeout: () => -1 };
+
+/**
+ * Creates or updates the individual enrollment `id` (symmetric key `key`) to assign its device to
+ * `hub` alone; a registration after a change of hub moves the device there (re-provisioning with
+ * its data).
+ */
+async function enrollOn(id: string, key: string, hub: string): Promise<void> {
+  const service = serviceClient(bed.emulator);
+  const existing = await service.getIndividualEnrollment(id).catch(() => undefined);
+  await service.createOrUpdateIndividualEnrollment({
+    registrationId: id,
+    attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: key, secondaryKey: generateSymmetricKey() } },
+    allocationPolicy: 'static',
+    iotHubs: [hub],
+    reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+    ...(existing ? { etag: (existing.responseBody as { etag: string }).etag } : {}),
+  } as never);
+}
 
 const createDevice = (deviceId: string) => createDeviceKey(registryClient(bed.emulator, HUB_A), deviceId);
 
@@ -61,18 +80,7 @@ describe('the hub ends device connections as IoT Hub does', () => {
   it('a device re-provisioned to another hub loses its connection to the old one, not on a re-provisioning to the same hub', async () => {
     const id = 'conn-moved';
     const key = generateSymmetricKey();
-    const service = serviceClient(bed.emulator);
-    const enroll = async (hub: string) => {
-      const existing = await service.getIndividualEnrollment(id).catch(() => undefined);
-      await service.createOrUpdateIndividualEnrollment({
-        registrationId: id,
-        attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: key, secondaryKey: generateSymmetricKey() } },
-        allocationPolicy: 'static',
-        iotHubs: [hub],
-        reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
-        ...(existing ? { etag: (existing.responseBody as { etag: string }).etag } : {}),
-      } as never);
-    };
+    const enroll = (hub: string) => enrollOn(id, key, hub);
     await enroll(HUB_A);
     expect(await register(bed.emulator, id, key)).toMatchObject({ assignedHub: HUB_A });
     const closes: HubEvent[] = [];
@@ -96,6 +104,34 @@ describe('the hub ends device connections as IoT Hub does', () => {
     } finally {
       bed.emulator.off('hub', recordCloses);
       await client.close();
+    }
+  });
+
+  it("a device re-provisioned to another hub: its modules' identities go with it from the old hub, and so do their connections", async () => {
+    const id = 'conn-moved-modules';
+    const key = generateSymmetricKey();
+    await enrollOn(id, key, HUB_A);
+    expect(await register(bed.emulator, id, key)).toMatchObject({ assignedHub: HUB_A });
+    const registry = registryClient(bed.emulator, HUB_A);
+    const added = (await registry.addModule({ deviceId: id, moduleId: 'm' })).responseBody;
+    const module = await moduleClient(bed.emulator, {
+      hub: HUB_A,
+      deviceId: id,
+      moduleId: 'm',
+      key: added.authentication?.symmetricKey?.primaryKey ?? '',
+    });
+    await module.open();
+    try {
+      const closed = nextHubEvent(
+        bed.emulator,
+        (e) => disconnectedFrom(HUB_A, id)(e) && e.kind === 'disconnected' && e.moduleId === 'm',
+      );
+      await enrollOn(id, key, HUB_B);
+      expect(await register(bed.emulator, id, key)).toMatchObject({ assignedHub: HUB_B });
+      await closed;
+      expect(bed.emulator.hubModules(id, HUB_A)).toEqual([]);
+    } finally {
+      await module.close();
     }
   });
 

@@ -9,7 +9,7 @@ import {
 import { type HubEventFields, type PartitionState, partitionStateOf, type StoredHubEvent } from './eventhub.js';
 import type { EventHubStore } from './eventhub-service.js';
 import type { HubDevice } from './identity.js';
-import type { HubModule } from './modules.js';
+import { type HubModule, identityKey } from './modules.js';
 import type { HubPushOutbox } from './pushes.js';
 
 /** A device-to-cloud message as the hub received it. */
@@ -121,9 +121,14 @@ export function applyAssignment(
   const target = store.getDevice(assignment.hub, assignment.deviceId);
   const plan = planAssignment(assignment, { ...(source ? { source } : {}), ...(target ? { target } : {}) }, now);
   for (const write of plan.writes) {
-    if (write.kind === 'put') store.putDevice(write.device);
-    else if (store.deleteDevice(write.hub, write.deviceId))
-      outbox?.add({ kind: 'deleted', hub: write.hub, deviceId: write.deviceId });
+    if (write.kind === 'put') {
+      store.putDevice(write.device);
+      continue;
+    }
+    // The device's modules go with it (deleteDevice), and their connections with theirs.
+    const modules = store.modulesOf(write.hub, write.deviceId).map(identityKey);
+    if (store.deleteDevice(write.hub, write.deviceId))
+      for (const deviceId of [write.deviceId, ...modules]) outbox?.add({ kind: 'deleted', hub: write.hub, deviceId });
   }
   return plan;
 }
