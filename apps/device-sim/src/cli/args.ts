@@ -290,8 +290,9 @@ function parseHubHost(picked: Picked): string {
  * Where the device reaches its hub when `--hub-host` is not given: against real DPS, the assigned
  * hub itself; against a local emulator, the emulator, whose listeners serve the hubs too: the
  * provisioning host itself when DPS and the hub are reached on the same listener (MQTT's, AMQP's,
- * or HTTPS's, which carries HTTP and both WebSocket transports), else the emulator's default port
- * for the hub transport (MQTT 8883, AMQP 5671, HTTPS 8443).
+ * or HTTPS's, which carries HTTP and both WebSocket transports), else the port the hub transport's
+ * listener has where the READMEs start the emulator (MQTT 8883, AMQP 5671: its defaults; HTTPS
+ * 8443: its own default is 443, which needs privileges, so every README starts it on 8443).
  */
 export function defaultHubHost(
   endpoint: { hostname: string; hostWithPort: string },
@@ -300,7 +301,7 @@ export function defaultHubHost(
 ): string | undefined {
   if (/\.azure-devices-provisioning\.net\.?$/i.test(endpoint.hostname)) return undefined;
   if (EMULATOR_LISTENERS[transport] === EMULATOR_LISTENERS[hubTransport]) return endpoint.hostWithPort;
-  const port = EMULATOR_DEFAULT_PORTS[EMULATOR_LISTENERS[hubTransport]];
+  const port = EMULATOR_README_PORTS[EMULATOR_LISTENERS[hubTransport]];
   return `${endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname}:${port}`;
 }
 
@@ -312,7 +313,8 @@ const EMULATOR_LISTENERS: Readonly<Record<TransportName, 'mqtt' | 'amqp' | 'http
   'amqp-ws': 'https',
   http: 'https',
 };
-const EMULATOR_DEFAULT_PORTS = { mqtt: 8883, amqp: 5671, https: 8443 } as const;
+/** The emulator's ports as the READMEs start it (`--mqtt-port 8883 --amqp-port 5671 --https-port 8443`). */
+const EMULATOR_README_PORTS = { mqtt: 8883, amqp: 5671, https: 8443 } as const;
 
 function registerConfig(flags: Flags, env: Env, deps: ConfigDeps): Command {
   if (flags.help === true) return { kind: 'help', topic: 'register' };
