@@ -43,7 +43,7 @@ import { createHubAmqp } from './hub/amqp.js';
 import { createDeviceAmqpEndpoint } from './hub/amqp-device.js';
 import { c2dServiceEndpoint } from './hub/amqp-service.js';
 import { eventHubName } from './hub/core/eventhub.js';
-import { EventHubService } from './hub/core/eventhub-service.js';
+import { EventHubService, eventHubReaderPolicy } from './hub/core/eventhub-service.js';
 import {
   DEFAULT_HUB_POLICIES,
   HUB_OWNER_POLICY_NAME,
@@ -302,7 +302,8 @@ export interface Emulator {
    * The Event Hubs-compatible connection string of an emulated hub's built-in endpoint (default the
    * first linked hub), as the portal's "Built-in endpoints" gives it, for @azure/event-hubs'
    * `EventHubConsumerClient`: `Endpoint=sb://localhost:{amqp port}/;SharedAccessKeyName=iothubowner;
-   * SharedAccessKey=…;EntityPath={hub name}` (TLS, the emulator's CA: see docs/hubs.md).
+   * SharedAccessKey=…;EntityPath={hub name}` (TLS, the emulator's CA: see docs/hubs.md). With your
+   * own `hubPolicies`: the first with ServiceConnect (the endpoint takes no other); throws if none has it.
    */
   eventHubConnectionString(hostName?: string): string;
   /** The device identities (with twins) of one emulated hub, or of all. */
@@ -910,8 +911,11 @@ class EmulatorInstance extends EventEmitter implements Emulator {
     const hub = hostName === undefined ? running.hub.hubs[0] : running.hub.hubNamed(hostName);
     if (!hub)
       throw new Error(`${hostName ?? 'the emulator'} is not one of the linked hubs (${running.hub.hubs.join(', ')})`);
-    const policy = running.hub.policies.find((p) => p.keyName === HUB_OWNER_POLICY_NAME) ?? running.hub.policies[0];
-    if (!policy) throw new Error('the hubs have no shared access policy');
+    const policy = eventHubReaderPolicy(running.hub.policies);
+    if (!policy)
+      throw new Error(
+        `no hub policy has ServiceConnect (hubPolicies: ${running.hub.policies.map((p) => p.keyName).join(', ')}): the built-in endpoint takes only a policy with it`,
+      );
     return `Endpoint=sb://${amqp.provisioningHost}/;SharedAccessKeyName=${policy.keyName};SharedAccessKey=${policy.primaryKey};EntityPath=${eventHubName(hub)}`;
   }
 

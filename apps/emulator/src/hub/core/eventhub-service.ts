@@ -10,7 +10,7 @@ import {
   resourceCovers,
   type StoredHubEvent,
 } from './eventhub.js';
-import type { HubPolicy } from './hub-service.js';
+import { HUB_OWNER_POLICY_NAME, type HubPolicy } from './hub-service.js';
 
 /**
  * The events the store keeps for the built-in endpoint (HubStore extends it): the telemetry
@@ -33,6 +33,17 @@ export interface EventHubStore {
     partition: number,
     where: { offset: number; inclusive: boolean } | { enqueuedAfterMs: number },
   ): number | undefined;
+}
+
+/**
+ * The policy a built-in endpoint's connection string names: `iothubowner` (the portal's "Built-in
+ * endpoints" string is iothubowner's) if it has ServiceConnect, else the first policy that has it;
+ * undefined when none has (the endpoint takes only ServiceConnect: a string of any other policy
+ * would be refused with UnauthorizedError at the first call).
+ */
+export function eventHubReaderPolicy(policies: readonly HubPolicy[]): HubPolicy | undefined {
+  const readers = policies.filter((p) => p.rights.includes('ServiceConnect'));
+  return readers.find((p) => p.keyName === HUB_OWNER_POLICY_NAME) ?? readers[0];
 }
 
 /** Why a put-token or management request for the endpoint was refused (for the log; the client gets 401/404). */

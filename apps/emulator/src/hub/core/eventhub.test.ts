@@ -14,6 +14,8 @@ import {
   resourceCovers,
   type StoredHubEvent,
 } from './eventhub.js';
+import { eventHubReaderPolicy } from './eventhub-service.js';
+import type { HubPolicy } from './hub-service.js';
 
 describe('the built-in endpoint, pure parts', () => {
   it('names a hub by its first label and spreads devices over four partitions, each always on one', () => {
@@ -76,6 +78,21 @@ describe('the built-in endpoint, pure parts', () => {
     ]) {
       expect(at(bad)).toMatchObject({ ok: false, error: expect.any(String) });
     }
+  });
+
+  it("repeats a bad filter's value clipped and with its control characters escaped (it is logged)", () => {
+    const forged = parseEventPosition('amqp.annotation.x-opt-offset > \'x\n{"level":"error"}\r\u0007\'');
+    expect(forged).toEqual({
+      ok: false,
+      error: 'The offset \'x\\u000a{"level":"error"}\\u000d\\u0007\' is not a number.',
+    });
+    const long = parseEventPosition(`amqp.annotation.x-opt-enqueued-time > '${'y'.repeat(200)}'`);
+    expect(long).toEqual({
+      ok: false,
+      error: `The enqueued time '${'y'.repeat(32)}…(168 more characters)' is not milliseconds since 1970.`,
+    });
+    const sequence = parseEventPosition("amqp.annotation.x-opt-sequence-number > '1\t2'");
+    expect(sequence).toMatchObject({ ok: false, error: "The sequence number '1\\u00092' is not a number." });
   });
 
   it('shapes an event as IoT Hub forwards it', () => {
@@ -178,5 +195,16 @@ describe('the built-in endpoint, pure parts', () => {
     expect(audienceEntity(audience)).toBe('hub-a');
     expect(audienceEntity('sb://localhost:5671/')).toBeUndefined();
     expect(audienceEntity('hub-a.azure-devices.net/devices/x')).toBeUndefined();
+  });
+
+  it("names in a connection string only a policy with ServiceConnect, iothubowner's first", () => {
+    const policy = (keyName: string, rights: HubPolicy['rights']): HubPolicy => ({ keyName, primaryKey: 'k', rights });
+    const registry = policy('iothubowner', ['RegistryRead', 'RegistryWrite']);
+    const device = policy('device', ['DeviceConnect']);
+    const service = policy('service', ['ServiceConnect']);
+    const owner = policy('iothubowner', ['RegistryRead', 'ServiceConnect']);
+    expect(eventHubReaderPolicy([registry, device, service])).toBe(service);
+    expect(eventHubReaderPolicy([service, owner])).toBe(owner);
+    expect(eventHubReaderPolicy([registry, device])).toBeUndefined();
   });
 });

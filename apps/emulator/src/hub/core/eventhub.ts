@@ -2,6 +2,8 @@
 // partitions, link addresses, the start-position filter, the events' AMQP shape and the
 // management answers. The AMQP I/O is in hub/eventhub.ts; the events are kept in the store.
 
+import { clip } from '../../core/client-text.js';
+
 /**
  * Partitions of every hub's built-in endpoint: IoT Hub's default (set at creation, 2–128; azure-docs
  * iot-hub-devguide-messages-read-builtin "Partition count"). Ids are "0" … "3".
@@ -107,6 +109,8 @@ export type EventPosition =
 
 /** The longest filter read (the SDK's are under 60 characters). */
 const MAX_FILTER_LENGTH = 256;
+/** The longest part of a filter's value an error repeats (it goes to the client and the debug log). */
+const MAX_FILTER_VALUE_SHOWN = 32;
 
 /** Parses a selector filter; an error names what is wrong (without echoing more than a clip of it). */
 export function parseEventPosition(
@@ -128,20 +132,21 @@ export function parseEventPosition(
     };
   const [, annotation = '', operator, value = ''] = match;
   const inclusive = operator === '>=';
+  // The client's text, clipped and its control characters escaped: the refusal is logged.
+  const shown = clip(value, MAX_FILTER_VALUE_SHOWN);
   switch (annotation.toLowerCase()) {
     case OFFSET_ANNOTATION:
       if (value === '@latest') return { ok: true, position: { kind: 'latest' } };
       if (value === '-1') return { ok: true, position: { kind: 'earliest' } };
-      if (!/^\d{1,15}$/.test(value)) return { ok: false, error: `The offset '${value.slice(0, 32)}' is not a number.` };
+      if (!/^\d{1,15}$/.test(value)) return { ok: false, error: `The offset '${shown}' is not a number.` };
       return { ok: true, position: { kind: 'offset', offset: Number(value), inclusive } };
     case SEQUENCE_NUMBER_ANNOTATION:
-      if (!/^-?\d{1,15}$/.test(value))
-        return { ok: false, error: `The sequence number '${value.slice(0, 32)}' is not a number.` };
+      if (!/^-?\d{1,15}$/.test(value)) return { ok: false, error: `The sequence number '${shown}' is not a number.` };
       if (Number(value) < 0) return { ok: true, position: { kind: 'earliest' } };
       return { ok: true, position: { kind: 'sequence', sequenceNumber: Number(value), inclusive } };
     default:
       if (!/^\d{1,15}$/.test(value))
-        return { ok: false, error: `The enqueued time '${value.slice(0, 32)}' is not milliseconds since 1970.` };
+        return { ok: false, error: `The enqueued time '${shown}' is not milliseconds since 1970.` };
       return { ok: true, position: { kind: 'enqueued', enqueuedMs: Number(value) } };
   }
 }
