@@ -6,9 +6,9 @@ import {
 } from '@azure/event-hubs';
 import type { LogRecord } from '@dpskit/node-kit';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { eventHubName } from '../hub/core/eventhub.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
+import { eventHubConsumerOptions } from '../sdk/index.js';
 import { loggedAll, startCliEmulator } from '../testing/cli-process.js';
 import { closedPortUrl, HUB_A, testConfig } from '../testing/fixtures.js';
 import { createDeviceKey, deviceClient, keptAliveRegistry, Message } from '../testing/hub-sdk.js';
@@ -33,44 +33,36 @@ describe('dps-emulator start --workers: the built-in endpoint across workers', (
     const clients: EventHubConsumerClient[] = [];
     const subscriptions: Subscription[] = [];
     try {
-      const { https, amqp } = child.view.endpoints;
+      const { amqp } = child.view.endpoints;
       const connectionString = `Endpoint=sb://localhost:${amqp?.port}/;SharedAccessKeyName=${HUB_OWNER_POLICY_NAME};SharedAccessKey=${WELL_KNOWN_HUB_KEY};EntityPath=${eventHubName(HUB_A)}`;
-      const received: ReceivedEventData[][] = [];
+      // Each reader's first event.
+      const firsts: Promise<ReceivedEventData>[] = [];
       // Readers (all partitions, from latest) until their links are on both workers.
       const readerWorkers = new Set<unknown>();
+      const isAttachLine = (l: LogRecord) => l.event === 'hub.eventhub' && l.sequenceNumber !== undefined;
       for (let n = 0; n < 6 && readerWorkers.size < 2; n++) {
-        const before = child.log().length;
-        const client = new EventHubConsumerClient('$Default', connectionString, {
-          customEndpointAddress: `https://localhost:${https?.port}`,
-          webSocketOptions: { webSocket: WebSocket, webSocketConstructorOptions: { ca: child.view.caCertPem } },
-        });
+        const client = new EventHubConsumerClient('$Default', connectionString, eventHubConsumerOptions(child.view));
         clients.push(client);
-        const events: ReceivedEventData[] = [];
-        received.push(events);
-        subscriptions.push(
-          client.subscribe(
-            {
-              processEvents: async (batch) => {
-                events.push(...batch);
-              },
-              processError: async () => {},
-            },
-            // A long wait: the SDK's own credit top-ups (each wait's end) would wake the link too.
-            { startPosition: latestEventPosition, maxWaitTimeInSeconds: 300 },
+        firsts.push(
+          new Promise((resolve) =>
+            subscriptions.push(
+              client.subscribe(
+                {
+                  processEvents: async (batch) => {
+                    if (batch[0]) resolve(batch[0]);
+                  },
+                  processError: async () => {},
+                },
+                // A long wait: the SDK's own credit top-ups (each wait's end) would wake the link too.
+                { startPosition: latestEventPosition, maxWaitTimeInSeconds: 300 },
+              ),
+            ),
           ),
         );
-        // Its four links attached (one worker serves a connection).
-        const attached = async () => {
-          for (;;) {
-            const lines = child
-              .log()
-              .slice(before)
-              .filter((l) => l.event === 'hub.eventhub' && l.sequenceNumber !== undefined);
-            if (lines.length >= 4) return lines;
-            await new Promise((resolve) => setTimeout(resolve, 20));
-          }
-        };
-        readerWorkers.add(((await attached())[0] as LogRecord).worker);
+        // Its four links attached (one worker serves a connection; the readers attach one after
+        // another, so the 4n-th to (4n+3)-th attach lines are this one's).
+        const lines = await loggedAll(child, isAttachLine, 4 * (n + 1));
+        readerWorkers.add((lines[4 * n] as LogRecord).worker);
       }
       expect(readerWorkers.size).toBe(2);
 
@@ -89,10 +81,9 @@ describe('dps-emulator start --workers: the built-in endpoint across workers', (
         await device.close();
       }
       // Every reader gets it: those on the worker that did not store it, from the store.
-      for (const events of received) {
-        while (events.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
-        expect(String(events[0]?.body)).toBe('across workers');
-        expect(events[0]?.systemProperties?.['iothub-connection-device-id']).toBe(id);
+      for (const first of await Promise.all(firsts)) {
+        expect(String(first.body)).toBe('across workers');
+        expect(first.systemProperties?.['iothub-connection-device-id']).toBe(id);
       }
     } finally {
       for (const subscription of subscriptions) await subscription.close();

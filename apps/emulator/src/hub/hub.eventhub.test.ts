@@ -37,9 +37,19 @@ import { partitionOf } from './core/eventhub.js';
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
 const clients: ConsumerClient[] = [];
+/** Woken by each log record (waits for a line are event-driven, not polls). */
+const logWaiters = new Set<() => void>();
 
 beforeAll(async () => {
-  bed = await startTestBedWithWebhook({ log: (record) => logs.push(record), logLevel: 'debug' });
+  bed = await startTestBedWithWebhook({
+    log: (record) => {
+      logs.push(record);
+      const waiters = [...logWaiters];
+      logWaiters.clear();
+      for (const wake of waiters) wake();
+    },
+    logLevel: 'debug',
+  });
 });
 afterAll(async () => {
   for (const client of clients) await client.close().catch(() => {});
@@ -71,15 +81,30 @@ async function openedDevice(id: string, transport: HubDeviceTransport, hub = HUB
 
 /** The emulator's line saying a receiver of `partition` is attached (from the logs after `from`). */
 async function attached(partition: number, from: number): Promise<void> {
-  for (;;) {
-    if (
-      logs
-        .slice(from)
-        .some((l) => l.event === 'hub.eventhub' && l.partition === partition && l.sequenceNumber !== undefined)
-    )
-      return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  while (
+    !logs
+      .slice(from)
+      .some((l) => l.event === 'hub.eventhub' && l.partition === partition && l.sequenceNumber !== undefined)
+  )
+    await new Promise<void>((resolve) => logWaiters.add(resolve));
+}
+
+/** The error codes subscriptions report (`processError`), and a wait for one of them. */
+function errorCodes() {
+  const seen = new Set<string>();
+  const waiting = new Map<string, (() => void)[]>();
+  return {
+    processError: async (err: Error) => {
+      const code = (err as MessagingError).code ?? err.name;
+      seen.add(code);
+      for (const wake of waiting.get(code) ?? []) wake();
+      waiting.delete(code);
+    },
+    until: (code: string) =>
+      seen.has(code)
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiting.set(code, [...(waiting.get(code) ?? []), resolve])),
+  };
 }
 
 /** Subscribes to one partition (or all) from `startPosition` until `count` events arrived; rejects on an error. */
@@ -117,24 +142,11 @@ function receive(
 describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs', () => {
   it('applies owner levels (a higher one disconnects the reader) and five readers without one per partition', async () => {
     // One subscriber a partition per client (the SDK's own rule): a client each.
-    const errors: string[] = [];
+    const errors = errorCodes();
     const from = logs.length;
-    const handlers = {
-      processEvents: async () => {},
-      processError: async (err: Error) => {
-        errors.push((err as MessagingError).code ?? err.name);
-      },
-    };
+    const handlers = { processEvents: async () => {}, processError: errors.processError };
     const low = consumer().subscribe('1', handlers, { ownerLevel: 1, startPosition: latestEventPosition });
     await attached(1, from);
-    const stolen = new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (errors.includes('ReceiverDisconnectedError')) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 20);
-    });
     const high = consumer().subscribe(
       '1',
       { ...handlers, processError: async () => {} },
@@ -143,29 +155,21 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
         startPosition: latestEventPosition,
       },
     );
-    await stolen;
+    await errors.until('ReceiverDisconnectedError');
     await low.close();
     await high.close();
 
-    const quota: string[] = [];
+    const quota = errorCodes();
     const readers = [];
     for (let i = 0; i < 6; i++)
       readers.push(
         consumer().subscribe(
           '2',
-          {
-            processEvents: async () => {},
-            processError: async (err: Error) => {
-              quota.push((err as MessagingError).code ?? err.name);
-            },
-          },
+          { processEvents: async () => {}, processError: quota.processError },
           { startPosition: latestEventPosition },
         ),
       );
-    for (;;) {
-      if (quota.includes('QuotaExceededError')) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await quota.until('QuotaExceededError');
     for (const reader of readers) await reader.close();
   });
 

@@ -18,6 +18,11 @@ export interface CliEmulator {
   stateDir: string;
   /** The JSON log lines it wrote so far. */
   log(): LogRecord[];
+  /**
+   * Resolves when it next writes to stdout (a log line may have come); rejects once it has exited,
+   * so that a wait for a line it will never write ends with its stderr instead of hanging.
+   */
+  nextOutput(): Promise<void>;
   /** What it wrote to stderr so far (a failing exit code's cause). */
   stderr(): string;
   /** `dps-emulator <args>` on the same state folder, to its end (e.g. `registrations list --json`). */
@@ -50,8 +55,16 @@ export async function startCliEmulator(
   );
   let stdout = '';
   let stderr = '';
+  // Waits for its next output (nextOutput), woken by each chunk and by its exit.
+  const outputWaiters = new Set<() => void>();
+  const wakeOutputWaiters = () => {
+    const waiters = [...outputWaiters];
+    outputWaiters.clear();
+    for (const wake of waiters) wake();
+  };
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
+    wakeOutputWaiters();
   });
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
@@ -61,6 +74,7 @@ export async function startCliEmulator(
     child.on('close', (code) => {
       exitCode = code;
       resolve(code);
+      wakeOutputWaiters();
     }),
   );
   const deadline = performance.now() + maxWaitMs;
@@ -99,6 +113,15 @@ export async function startCliEmulator(
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as LogRecord),
+    nextOutput: () =>
+      new Promise<void>((resolve, reject) => {
+        const settle = () =>
+          exitCode === undefined
+            ? resolve()
+            : reject(new Error(`dps-emulator exited (${exitCode}) before the output waited for:\n${stderr}`));
+        if (exitCode !== undefined) settle();
+        else outputWaiters.add(settle);
+      }),
     stderr: () => stderr,
     cli: (cliArgs) =>
       new Promise((resolve) => {
@@ -168,7 +191,7 @@ export async function hubRefusal(child: CliEmulator, deviceId: string, n = 1): P
         return { reason, worker, reported };
       }
     }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await child.nextOutput();
   }
 }
 
@@ -177,7 +200,7 @@ export async function loggedAll(child: CliEmulator, match: (line: LogRecord) => 
   for (;;) {
     const lines = child.log().filter(match);
     if (lines.length >= n) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await child.nextOutput();
   }
 }
 
