@@ -622,7 +622,14 @@ class EmulatorInstance extends EventEmitter implements Emulator {
       // is its first endpoint.
       const amqpEnabled = this.#options.amqpPort !== null && this.#options.amqpPort !== false;
       // The hubs' Event Hubs-compatible built-in endpoints (@azure/event-hubs), on the same listener.
-      const eventHubs = new EventHubService({ store: store.hub, hubs: hub.hubs, policies: hub.policies });
+      const eventHubs = new EventHubService({
+        store: store.hub,
+        hubs: hub.hubs,
+        consumerGroups: Object.fromEntries(
+          staticModel.linkedHubs.map((linked) => [linked.hostName, linked.consumerGroups ?? []]),
+        ),
+        policies: hub.policies,
+      });
       const hubAmqp = amqpEnabled
         ? createHubAmqp(hub, { eventHubs, onDevicesConnected: (any) => follow('amqpDevices', any) })
         : undefined;

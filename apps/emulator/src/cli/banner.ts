@@ -1,5 +1,6 @@
 import { type EnrollmentGroup, maskWebhookUrl, type X509Attestation } from '@dpskit/contracts';
 import type { Emulator } from '../emulator.js';
+import { consumerGroupsOf } from '../hub/core/eventhub.js';
 
 /** The startup summary: endpoints, ID scope, the CA to trust, hubs and enrollments with their keys. */
 export function formatBanner(emulator: Emulator): string {
@@ -46,7 +47,11 @@ export function formatBanner(emulator: Emulator): string {
     const notes = [`weight ${hub.allocationWeight}`, ...(hub.applyAllocationPolicy ? [] : ['not in allocation'])];
     lines.push(`  ${hub.hostName} (${notes.join(', ')})`);
     if (https) lines.push(`      registry  ${emulator.hubConnectionString(hub.hostName)}`);
-    if (amqp) lines.push(`      events    ${emulator.eventHubConnectionString(hub.hostName)}  (@azure/event-hubs)`);
+    if (amqp) {
+      lines.push(`      events    ${emulator.eventHubConnectionString(hub.hostName)}  (@azure/event-hubs)`);
+      if (hub.consumerGroups?.length)
+        lines.push(`      consumer groups  ${consumerGroupsOf(hub.consumerGroups).join(', ')}`);
+    }
   }
   lines.push(
     `  Devices: HostName={assignedHub};DeviceId={deviceId};SharedAccessKey={device key};GatewayHostName=${mqtt.provisioningHost} (Node MQTT)`,

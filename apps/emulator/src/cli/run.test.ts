@@ -131,6 +131,7 @@ describe('dps-emulator', () => {
           hostName: hub.hostName,
           connectionString: emulator.hubConnectionString(hub.hostName),
           eventHubConnectionString: `Endpoint=sb://localhost:${emulator.endpoints.amqp?.port}/;SharedAccessKeyName=iothubowner;SharedAccessKey=${emulator.hubConnectionString(hub.hostName).split('SharedAccessKey=')[1]};EntityPath=${hub.hostName.split('.')[0]}`,
+          consumerGroups: ['$Default'],
         })),
         caCertPath: join(state, 'tls', 'ca.pem'),
         stateDir: state,

@@ -11,6 +11,7 @@ import { tutorialConfig } from '../config/defaults.js';
 import { ConfigError } from '../config/load.js';
 import { IssuingCaError } from '../core/issuing-ca.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
+import { consumerGroupsOf } from '../hub/core/eventhub.js';
 import { StateDirInUseError } from '../state-claim.js';
 import { parseCliArgs, USAGE } from './args.js';
 import { formatBanner } from './banner.js';
@@ -184,6 +185,8 @@ export function readyDetails(emulator: Emulator): Record<string, unknown> {
       hostName: hub.hostName,
       connectionString: emulator.hubConnectionString(hub.hostName),
       eventHubConnectionString: amqp ? emulator.eventHubConnectionString(hub.hostName) : null,
+      // The consumer groups its built-in endpoint has (`$Default` and the config's).
+      consumerGroups: consumerGroupsOf(hub.consumerGroups),
     })),
     caCertPath: emulator.caCertPath,
     stateDir: emulator.stateDir,

@@ -221,6 +221,29 @@ describe('config loading', () => {
     ]);
   });
 
+  it("takes a hub's consumer groups as ARM names them and names a bad, repeated or extra one", () => {
+    const hub = (consumerGroups: unknown) => ({ iotHubs: [{ hostName: 'hub-1.net', consumerGroups }] });
+    expect(parseConfig(hub(['analytics', 'Stream.Job_2', 'x'.repeat(50)])).iotHubs[0]?.consumerGroups).toEqual([
+      'analytics',
+      'Stream.Job_2',
+      'x'.repeat(50),
+    ]);
+    expect(parseConfig({ iotHubs: [{ hostName: 'hub-1.net' }] }).iotHubs[0]?.consumerGroups).toBeUndefined();
+    const naming = 'must be 1 to 50 letters, digits, hyphens, periods or underscores';
+    expect(issuesOf(() => parseConfig(hub(['ok', '', 'has space', 'y'.repeat(51), '$default']))).issues).toEqual([
+      { path: 'iotHubs[0].consumerGroups[1]', message: naming },
+      { path: 'iotHubs[0].consumerGroups[2]', message: naming },
+      { path: 'iotHubs[0].consumerGroups[3]', message: naming },
+      { path: 'iotHubs[0].consumerGroups[4]', message: "$Default is every hub's own: leave it out" },
+    ]);
+    expect(issuesOf(() => parseConfig(hub(['ok', 'OK']))).issues).toEqual([
+      { path: 'iotHubs[0].consumerGroups[1]', message: '"OK" is listed twice' },
+    ]);
+    expect(issuesOf(() => parseConfig(hub(Array.from({ length: 20 }, (_, i) => `g${i}`)))).issues).toEqual([
+      { path: 'iotHubs[0].consumerGroups', message: 'at most 19 besides $Default (Event Hubs: 20 a hub)' },
+    ]);
+  });
+
   it('takes an issuing CA for certificate issuance and names a bad validity', () => {
     const hubs = [{ hostName: 'hub-1.net' }];
     const issuingCa = { certificate: '-----BEGIN CERTIFICATE-----…', key: '-----BEGIN PRIVATE KEY-----…', days: 90 };

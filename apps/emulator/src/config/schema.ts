@@ -16,6 +16,7 @@ import {
 import { checkAttestation, initialTwinProblem } from '../core/enrollments/validate.js';
 import { describeCertificate } from '../core/enrollments/x509.js';
 import { SERVICE_RIGHTS } from '../core/service-auth.js';
+import { consumerGroupNameProblem, MAX_CONSUMER_GROUPS } from '../hub/core/eventhub.js';
 
 const hostNameSchema = z
   .string()
@@ -31,6 +32,19 @@ export const linkedHubConfigSchema = z.strictObject({
   applyAllocationPolicy: z.boolean().default(true),
   /** dpskit: the emulated latency `geoLatency` compares. */
   latencyMs: z.number().nonnegative().optional(),
+  /**
+   * The consumer groups of the hub's built-in endpoint besides `$Default` (Azure: created with
+   * `az iot hub consumer-group create`, the portal or ARM). Names case-insensitive.
+   */
+  consumerGroups: z
+    .array(
+      z.string().superRefine((name, ctx) => {
+        const problem = consumerGroupNameProblem(name);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    )
+    .max(MAX_CONSUMER_GROUPS - 1, `at most ${MAX_CONSUMER_GROUPS - 1} besides $Default (Event Hubs: 20 a hub)`)
+    .optional(),
 });
 
 // The enrollment schemas are the service's own (contracts); only `attestation` may be left out of
@@ -132,6 +146,11 @@ export const emulatorConfigSchema = z
       const name = hub.hostName.toLowerCase();
       if (linked.has(name)) issue(['iotHubs', i, 'hostName'], `"${hub.hostName}" is linked twice`);
       linked.add(name);
+      const groups = new Set<string>();
+      hub.consumerGroups?.forEach((group, j) => {
+        if (groups.has(group.toLowerCase())) issue(['iotHubs', i, 'consumerGroups', j], `"${group}" is listed twice`);
+        groups.add(group.toLowerCase());
+      });
     });
 
     const checkEnrollment = (

@@ -9,6 +9,8 @@ export interface LinkedHub {
   applyAllocationPolicy: boolean;
   /** dpskit: the emulated latency that `geoLatency` compares (DPS measures it; the emulator cannot). */
   latencyMs?: number;
+  /** The consumer groups of its built-in endpoint besides `$Default` (config `consumerGroups`). */
+  consumerGroups?: readonly string[];
 }
 
 export interface SymmetricKeys {

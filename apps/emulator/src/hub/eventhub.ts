@@ -3,7 +3,6 @@ import { clip } from '../core/client-text.js';
 import { OpenEndpoints } from '../transport/amqp-open-endpoints.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import {
-  DEFAULT_CONSUMER_GROUP,
   eventHubInfo,
   eventMessage,
   parseEventHubAddress,
@@ -58,8 +57,9 @@ interface PartitionReader {
  * `sb://{host}/{eventHubName}/…` audience and a policy token, then links):
  * - `$management` (request/response, `operation: READ`, `type: com.microsoft:eventhub` or
  *   `com.microsoft:partition`): answered from the store with `status-code`/`status-description`;
- * - `{eventHubName}/ConsumerGroups/$Default/Partitions/{id}`: the partition's events from where the
- *   selector filter says, then each new one as it is stored, as far as the client's credit goes.
+ * - `{eventHubName}/ConsumerGroups/{consumerGroup}/Partitions/{id}` (`$Default` or one the config
+ *   adds): the partition's events from where the selector filter says, then each new one as it is
+ *   stored, as far as the client's credit goes.
  * Refusals are the AMQP conditions @azure/core-amqp translates (`amqp:not-found` →
  * MessagingEntityNotFoundError, `com.microsoft:argument-out-of-range`, `com.microsoft:argument-error`,
  * `amqp:unauthorized-access`, `amqp:link:stolen` → ReceiverDisconnectedError,
@@ -213,10 +213,12 @@ export function eventHubEndpoint(
         'amqp:unauthorized-access',
         `Unauthorized: put a token of a policy with ServiceConnect for '${clip(address.entity)}' on $cbs first.`,
       );
-    if (address.consumerGroup.toLowerCase() !== DEFAULT_CONSUMER_GROUP.toLowerCase())
+    // A consumer group the hub has not got: Event Hubs refuses the link as an entity not found.
+    const consumerGroup = eventHubs.consumerGroupOf(hubName, address.consumerGroup);
+    if (consumerGroup === undefined)
       return refuse(
         'amqp:not-found',
-        `The messaging entity '${clip(address.entity)}/ConsumerGroups/${clip(address.consumerGroup)}' could not be found (the emulated hubs have only ${DEFAULT_CONSUMER_GROUP}).`,
+        `The messaging entity '${clip(address.entity)}/ConsumerGroups/${clip(address.consumerGroup)}' could not be found (${eventHubs.entityOf(hubName)}'s consumer groups: ${eventHubs.consumerGroups(hubName).join(', ')}; the emulator's config adds them: iotHubs[].consumerGroups).`,
       );
     const partition = partitionNumber(address.partition, eventHubs.partitionCount);
     if (partition === undefined)
@@ -232,8 +234,9 @@ export function eventHubEndpoint(
       (sender as unknown as { local: { attach: Record<string, unknown> } }).local.attach.offered_capabilities =
         RUNTIME_METRIC_CAPABILITY;
 
-    // Owner levels (epochs), among this process's readers of the partition and consumer group.
-    const key = `${hubName.toLowerCase()}|${DEFAULT_CONSUMER_GROUP.toLowerCase()}|${partition}`;
+    // Owner levels (epochs), among this process's readers of the partition and consumer group:
+    // each consumer group has its own (Event Hubs applies them per consumer group and partition).
+    const key = `${hubName.toLowerCase()}|${consumerGroup.toLowerCase()}|${partition}`;
     const epoch = epochOf(sender);
     const current = (readers.get(key) ?? []).filter((r) => r.link.is_open());
     const highest = Math.max(-1, ...current.map((r) => r.epoch ?? -1));
@@ -327,8 +330,8 @@ export function eventHubEndpoint(
     });
     amqp.log.debug(
       'hub.eventhub',
-      `${amqp.peer}: a receiver on ${eventHubs.entityOf(hubName)} partition ${partition}, from sequence number ${next}`,
-      { hub: hubName, partition, sequenceNumber: next, ...(epoch === undefined ? {} : { epoch }) },
+      `${amqp.peer}: a receiver on ${eventHubs.entityOf(hubName)} consumer group ${consumerGroup} partition ${partition}, from sequence number ${next}`,
+      { hub: hubName, consumerGroup, partition, sequenceNumber: next, ...(epoch === undefined ? {} : { epoch }) },
     );
     pump();
     return true;

@@ -20,8 +20,9 @@ import { createSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import type { EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatBanner } from '../cli/banner.js';
 import { eventHubConsumerOptions } from '../sdk/index.js';
-import { HUB_A, HUB_B } from '../testing/fixtures.js';
+import { HUB_A, HUB_A_CONSUMER_GROUP, HUB_B } from '../testing/fixtures.js';
 import {
   createDeviceKey,
   type DeviceClient,
@@ -57,8 +58,12 @@ afterAll(async () => {
 });
 
 /** A consumer of `hub`'s built-in endpoint, from the emulator's connection string (configuration only). */
-function consumer(hub = HUB_A, connectionString = bed.emulator.eventHubConnectionString(hub)): ConsumerClient {
-  const client = new EventHubConsumerClient('$Default', connectionString, {
+function consumer(
+  hub = HUB_A,
+  connectionString = bed.emulator.eventHubConnectionString(hub),
+  consumerGroup = '$Default',
+): ConsumerClient {
+  const client = new EventHubConsumerClient(consumerGroup, connectionString, {
     ...reachEmulator(),
     retryOptions: { maxRetries: 0, timeoutInMs: 30_000 },
   });
@@ -171,6 +176,47 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
       );
     await quota.until('QuotaExceededError');
     for (const reader of readers) await reader.close();
+  });
+
+  it('serves the consumer groups the config adds, each with its own readers and owner levels', async () => {
+    const id = 'eh-consumer-groups-device';
+    const partition = String(partitionOf(id));
+    const device = await openedDevice(id, 'mqtt');
+    try {
+      for (const n of [1, 2]) await device.sendEvent(new Message(JSON.stringify({ n })));
+    } finally {
+      await device.close();
+    }
+    // An owner (owner level 1) of the partition in $Default…
+    const errors = errorCodes();
+    const from = logs.length;
+    const owner = consumer().subscribe(
+      partition,
+      { processEvents: async () => {}, processError: errors.processError },
+      { ownerLevel: 1, startPosition: latestEventPosition },
+    );
+    await attached(Number(partition), from);
+    try {
+      // …keeps readers without one off it in $Default only: the configured group (named in any
+      // case) reads the partition from its own position, from earliest.
+      const analytics = consumer(HUB_A, undefined, HUB_A_CONSUMER_GROUP.toUpperCase());
+      const events = await receive(analytics, 2, { partitionId: partition, startPosition: earliestEventPosition });
+      expect(events.map((e) => e.body)).toEqual([{ n: 1 }, { n: 2 }]);
+      const refused = await receive(consumer(), 1, {
+        partitionId: partition,
+        startPosition: earliestEventPosition,
+      }).then(
+        () => 'resolved',
+        (err: MessagingError) => err.code ?? err.name,
+      );
+      expect(refused).toBe('ReceiverDisconnectedError');
+    } finally {
+      await owner.close();
+    }
+    // The banner lists a hub's consumer groups when it has more than $Default.
+    const banner = formatBanner(bed.emulator);
+    expect(banner).toContain(`      consumer groups  $Default, ${HUB_A_CONSUMER_GROUP}\n`);
+    expect(banner.match(/consumer groups/g)).toHaveLength(1);
   });
 
   it('describes the hub and its four partitions', async () => {

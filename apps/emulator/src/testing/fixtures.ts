@@ -9,6 +9,8 @@ import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator
 import type { WebhookAnswer } from './webhook-server.js';
 
 export const HUB_A = 'hub-a.azure-devices.net';
+/** A consumer group of HUB_A's built-in endpoint besides `$Default`. */
+export const HUB_A_CONSUMER_GROUP = 'analytics';
 export const HUB_B = 'hub-b.azure-devices.net';
 export const HUB_C = 'hub-c.azure-devices.net';
 export const ROGUE_HUB = 'rogue-hub.azure-devices.net';
@@ -42,7 +44,11 @@ export function testConfig(webhookUrl: string, unreachableWebhookUrl: string): E
   });
   return {
     idScope: ID_SCOPE,
-    iotHubs: [{ hostName: HUB_A }, { hostName: HUB_B, allocationWeight: 3 }, { hostName: HUB_C }],
+    iotHubs: [
+      { hostName: HUB_A, consumerGroups: [HUB_A_CONSUMER_GROUP] },
+      { hostName: HUB_B, allocationWeight: 3 },
+      { hostName: HUB_C },
+    ],
     enrollmentGroups: [
       {
         enrollmentGroupId: 'hashed-group',

@@ -3,6 +3,7 @@ import { parseSasToken, SasTokenError } from '@dpskit/contracts';
 import type { ServiceAuthFailure } from '../../core/service-auth.js';
 import {
   audienceEntity,
+  consumerGroupsOf,
   EVENT_HUB_PARTITION_COUNT,
   type EventPosition,
   eventHubName,
@@ -60,6 +61,8 @@ export type EventHubAuthResult =
 export class EventHubService {
   readonly #store: EventHubStore;
   readonly #hubs: readonly string[];
+  /** Each hub's consumer groups (`$Default` first), by its lower-cased host name. */
+  readonly #consumerGroups: ReadonlyMap<string, readonly string[]>;
   readonly #policies: readonly HubPolicy[];
   readonly #now: () => Date;
   /** `created_at` of every endpoint: when this service started (the emulator's hubs exist from its start). */
@@ -68,11 +71,16 @@ export class EventHubService {
   constructor(options: {
     store: EventHubStore;
     hubs: readonly string[];
+    /** The consumer groups each hub has besides `$Default`, by host name (none: only `$Default`). */
+    consumerGroups?: Readonly<Record<string, readonly string[]>>;
     policies: readonly HubPolicy[];
     now?: () => Date;
   }) {
     this.#store = options.store;
     this.#hubs = options.hubs;
+    this.#consumerGroups = new Map(
+      options.hubs.map((hub) => [hub.toLowerCase(), consumerGroupsOf(options.consumerGroups?.[hub])]),
+    );
     this.#policies = options.policies;
     this.#now = options.now ?? (() => new Date());
     this.createdAt = this.#now();
@@ -82,6 +90,17 @@ export class EventHubService {
   hubOfEntity(entity: string): string | undefined {
     const wanted = entity.toLowerCase();
     return this.#hubs.find((hub) => eventHubName(hub).toLowerCase() === wanted);
+  }
+
+  /** `hub`'s consumer groups, `$Default` first. */
+  consumerGroups(hub: string): readonly string[] {
+    return this.#consumerGroups.get(hub.toLowerCase()) ?? consumerGroupsOf();
+  }
+
+  /** The consumer group of `hub` that `name` names (any case), as configured; undefined if it has none so named. */
+  consumerGroupOf(hub: string, name: string): string | undefined {
+    const wanted = name.toLowerCase();
+    return this.consumerGroups(hub).find((group) => group.toLowerCase() === wanted);
   }
 
   /** The Event Hubs-compatible name of `hub` (its entity path). */

@@ -10,8 +10,33 @@ import { clip } from '../../core/client-text.js';
  */
 export const EVENT_HUB_PARTITION_COUNT = 4;
 
-/** The one consumer group every built-in endpoint has (IoT Hub creates `$Default`; names are case-insensitive). */
+/** The consumer group every built-in endpoint has (IoT Hub creates `$Default`; names are case-insensitive). */
 export const DEFAULT_CONSUMER_GROUP = '$Default';
+
+/**
+ * The consumer groups a built-in endpoint may have, `$Default` included: Event Hubs Standard's
+ * 20 per event hub (azure-docs time-series-insights "limit of 20 consumer groups per Event Hub"),
+ * the emulator's bound on what `iotHubs[].consumerGroups` adds.
+ */
+export const MAX_CONSUMER_GROUPS = 20;
+
+/**
+ * What is wrong with a consumer group name for a hub's built-in endpoint, or undefined: 1 to 50
+ * letters, digits, hyphens, periods and underscores, as ARM takes them for
+ * `Microsoft.Devices/IotHubs/eventHubEndpoints/ConsumerGroups` (`az iot hub consumer-group create`);
+ * `$Default` is there without being listed.
+ */
+export function consumerGroupNameProblem(name: string): string | undefined {
+  if (name.toLowerCase() === DEFAULT_CONSUMER_GROUP.toLowerCase())
+    return `${DEFAULT_CONSUMER_GROUP} is every hub's own: leave it out`;
+  if (!/^[A-Za-z0-9._-]{1,50}$/.test(name)) return 'must be 1 to 50 letters, digits, hyphens, periods or underscores';
+  return undefined;
+}
+
+/** A hub's consumer groups: `$Default`, then the configured ones in their order. */
+export function consumerGroupsOf(configured: readonly string[] = []): string[] {
+  return [DEFAULT_CONSUMER_GROUP, ...configured];
+}
 
 /** `iothub-message-source` of a device's telemetry message. */
 export const TELEMETRY_MESSAGE_SOURCE = 'Telemetry';
