@@ -643,6 +643,7 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         hubAmqp.addEndpoint(
           eventHubEndpoint(hub, eventHubs, {
             endpointHost: () => this.#running?.amqp && this.endpoints.amqp?.provisioningHost,
+            log: this.#log,
           }),
         );
       }

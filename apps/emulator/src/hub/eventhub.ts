@@ -1,3 +1,4 @@
+import type { Logger } from '@dpskit/node-kit';
 import rhea, { type Message, type Receiver, type Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import { OpenEndpoints } from '../transport/amqp-open-endpoints.js';
@@ -9,10 +10,12 @@ import {
   parseEventPosition,
   partitionInfo,
   partitionNumber,
+  partitionOf,
   runtimeInfo,
 } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
+import { EventHubPoll } from './eventhub-poll.js';
 
 /** The management node's address (@azure/core-amqp `Constants.management`). */
 export const EVENT_HUB_MANAGEMENT_ADDRESS = '$management';
@@ -30,8 +33,8 @@ export const EVENTS_IN_FLIGHT_PER_CONNECTION = 100;
 /** Events read from the store per look (a link with more credit is sent the rest on the next). */
 const EVENTS_PER_READ = 50;
 /**
- * How often an open partition link looks for events another process wrote (`--workers`); this
- * process's own are sent at once (the hub's `telemetry` event wakes the links).
+ * How often the endpoint looks for events another process wrote (`--workers`), while anyone reads;
+ * this process's own are sent at once (the hub's `telemetry` event wakes its partition's readers).
  */
 const EVENTS_POLL_MS = 1000;
 /** Management requests a connection may have unanswered (credit on its request link). */
@@ -71,25 +74,35 @@ export function eventHubEndpoint(
   options: {
     /** Where the endpoint is reached (`localhost:{amqp port}`), for the redirect's `hostname`. */
     endpointHost: () => string | undefined;
+    /** For what happens outside a connection (a poll's store error). */
+    log: Logger;
   },
 ): HubAmqpEndpoint {
   /** Open readers per partition and consumer group of this process (owner levels are kept here). */
   const readers = new Map<string, PartitionReader[]>();
-  /** Per connection: its links that wait for events, and how many events it has in flight. */
-  const connections = new WeakMap<HubAmqpConnectionContext, { inFlight: number; pumps: Set<() => void> }>();
+  /**
+   * Per connection: how many events it has in flight, and its links that stopped for that bound
+   * (woken as the client settles, the others wait for their own credit or events).
+   */
+  const connections = new WeakMap<HubAmqpConnectionContext, { inFlight: number; blocked: Set<() => void> }>();
   const stateOf = (context: HubAmqpConnectionContext) => {
     let state = connections.get(context);
     if (!state) {
-      state = { inFlight: 0, pumps: new Set() };
+      state = { inFlight: 0, blocked: new Set() };
       connections.set(context, state);
     }
     return state;
   };
-  // This process's own telemetry wakes the links of its hub at once.
-  const wakers = new Map<string, Set<() => void>>();
+  /** When the readers look at the store: one poll for the endpoint, for other processes' events. */
+  const poll = new EventHubPoll({
+    everyMs: EVENTS_POLL_MS,
+    lastSequenceNumber: (hubName, partition) => eventHubs.partitionState(hubName, partition).lastSequenceNumber,
+    onError: (hubName, err) =>
+      options.log.error('hub.eventhub', `${hubName}: partitions not read: ${(err as Error).message}`),
+  });
+  // This process's own telemetry wakes the readers of its partition at once.
   hub.subscribe((event) => {
-    if (event.kind !== 'telemetry') return;
-    for (const wake of wakers.get(event.hub.toLowerCase()) ?? []) wake();
+    if (event.kind === 'telemetry') poll.stored(event.hub, partitionOf(event.deviceId, eventHubs.partitionCount));
   });
 
   const authorized = (context: HubAmqpConnectionContext, hubName: string) =>
@@ -274,18 +287,25 @@ export function eventHubEndpoint(
     let closed = false;
     const pump = () => {
       if (closed || !sender.is_open()) return;
-      let room = Math.min(creditOf(sender), EVENTS_IN_FLIGHT_PER_CONNECTION - connection.inFlight, EVENTS_PER_READ);
-      if (room <= 0) return;
+      const credit = creditOf(sender);
+      if (credit <= 0) return; // 'sendable' wakes it
+      const connectionRoom = EVENTS_IN_FLIGHT_PER_CONNECTION - connection.inFlight;
+      if (connectionRoom <= 0) {
+        connection.blocked.add(pump); // a settlement wakes it
+        return;
+      }
+      const wanted = Math.min(credit, connectionRoom, EVENTS_PER_READ);
       let events: ReturnType<EventHubService['eventsFrom']>;
+      let runtime: Record<string, unknown> | undefined;
       try {
-        events = eventHubs.eventsFrom(hubName, partition, next, room);
+        events = eventHubs.eventsFrom(hubName, partition, next, wanted);
+        // The runtime metric, read once a batch (when the receiver asked for it).
+        if (events.length > 0 && withRuntimeMetric) runtime = runtimeInfo(eventHubs.partitionState(hubName, partition));
       } catch (err) {
+        // The next poll (or telemetry) tries again.
         amqp.log.error('hub.eventhub', `${hubName} partition ${partition}: events not read: ${(err as Error).message}`);
         return;
       }
-      // The runtime metric, read once a batch (when the receiver asked for it).
-      const runtime =
-        events.length > 0 && withRuntimeMetric ? runtimeInfo(eventHubs.partitionState(hubName, partition)) : undefined;
       for (const event of events) {
         const shaped = eventMessage(event);
         const delivery = amqp.send(sender, {
@@ -299,29 +319,25 @@ export function eventHubEndpoint(
         next = event.sequenceNumber + 1;
         unsettled += 1;
         connection.inFlight += 1;
-        room -= 1;
       }
-      if (events.length > 0 && room > 0) pump();
+      // A full batch: there may be more (the next look stops at credit, the bound or the end).
+      if (events.length === wanted) pump();
     };
     sender.on('sendable', pump);
     sender.on('settled', () => {
       if (unsettled === 0) return;
       unsettled -= 1;
       connection.inFlight -= 1;
-      for (const other of connection.pumps) other();
+      // Room again on the connection: the links that stopped for it go on.
+      const blocked = [...connection.blocked];
+      connection.blocked.clear();
+      for (const other of blocked) other();
     });
-    connection.pumps.add(pump);
-    const hubKey = hubName.toLowerCase();
-    const wake = wakers.get(hubKey) ?? new Set<() => void>();
-    wake.add(pump);
-    wakers.set(hubKey, wake);
-    const timer = setInterval(pump, EVENTS_POLL_MS);
-    timer.unref();
+    const unpoll = poll.add({ hub: hubName, partition, next: () => next, pump });
     context.onClose(sender, () => {
       closed = true;
-      clearInterval(timer);
-      wake.delete(pump);
-      connection.pumps.delete(pump);
+      unpoll();
+      connection.blocked.delete(pump);
       connection.inFlight -= unsettled;
       unsettled = 0;
       const left = (readers.get(key) ?? []).filter((r) => r !== reader && r.link.is_open());

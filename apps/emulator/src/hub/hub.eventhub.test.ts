@@ -84,6 +84,17 @@ async function openedDevice(id: string, transport: HubDeviceTransport, hub = HUB
   return client;
 }
 
+/** A new device of HUB_A sends `bodies` (JSON) over MQTT; resolves with its partition's id. */
+async function sentOverMqtt(id: string, bodies: object[]): Promise<string> {
+  const device = await openedDevice(id, 'mqtt');
+  try {
+    for (const body of bodies) await device.sendEvent(new Message(JSON.stringify(body)));
+  } finally {
+    await device.close();
+  }
+  return String(partitionOf(id));
+}
+
 /** The emulator's line saying a receiver of `partition` is attached (from the logs after `from`). */
 async function attached(partition: number, from: number): Promise<void> {
   while (
@@ -180,13 +191,7 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
 
   it('serves the consumer groups the config adds, each with its own readers and owner levels', async () => {
     const id = 'eh-consumer-groups-device';
-    const partition = String(partitionOf(id));
-    const device = await openedDevice(id, 'mqtt');
-    try {
-      for (const n of [1, 2]) await device.sendEvent(new Message(JSON.stringify({ n })));
-    } finally {
-      await device.close();
-    }
+    const partition = await sentOverMqtt(id, [{ n: 1 }, { n: 2 }]);
     // An owner (owner level 1) of the partition in $Default…
     const errors = errorCodes();
     const from = logs.length;
@@ -318,13 +323,7 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
 
   it("tracks the partition's last enqueued event for a reader that asks (trackLastEnqueuedEventProperties)", async () => {
     const id = 'eh-runtime-metric-device';
-    const partition = String(partitionOf(id));
-    const device = await openedDevice(id, 'mqtt');
-    try {
-      for (const n of [1, 2]) await device.sendEvent(new Message(JSON.stringify({ n })));
-    } finally {
-      await device.close();
-    }
+    const partition = await sentOverMqtt(id, [{ n: 1 }, { n: 2 }]);
     const client = consumer();
     const last = await client.getPartitionProperties(partition);
     const seen = await new Promise<{ sequenceNumber?: number; offset?: string; enqueuedOn?: Date; retrievedOn?: Date }>(
