@@ -179,17 +179,20 @@ describe('registerDevice connection failures', () => {
     expect(outcome.errorName).toMatch(/CERT|SIGNATURE|ISSUER/);
   });
 
-  it.each(['http', 'mqtt'] as const)('reports a refused connection over %s', async (transport) => {
-    const port = await closedPort();
-    const outcome = await registerDevice({
-      provisioningHost: `127.0.0.1:${port}`,
-      idScope: ID_SCOPE,
-      registrationId: 'contoso-toaster-012',
-      groupKey: GROUP_KEY,
-      transport,
-    });
-    expect(outcome).toMatchObject({ status: 'error', errorName: 'ECONNREFUSED' });
-  });
+  it.each(['http', 'mqtt', 'amqp', 'amqp-ws', 'mqtt-ws'] as const)(
+    'reports a refused connection over %s',
+    async (transport) => {
+      const port = await closedPort();
+      const outcome = await registerDevice({
+        provisioningHost: `127.0.0.1:${port}`,
+        idScope: ID_SCOPE,
+        registrationId: 'contoso-toaster-012',
+        groupKey: GROUP_KEY,
+        transport,
+      });
+      expect(outcome).toMatchObject({ status: 'error', errorName: 'ECONNREFUSED' });
+    },
+  );
 });
 
 describe('registerDevice retries (as a real device retries a transient failure)', () => {

@@ -16,6 +16,19 @@ const UNTRUSTED_CERT = new Set([
   'CERT_UNTRUSTED',
 ]);
 
+/**
+ * The emulator's (and DPS's) listener each transport dials: its name as the emulator's banner prints
+ * it, what it speaks, and the port the SDK dials when --provisioning-host names none (the WebSocket
+ * transports run on the HTTPS listener).
+ */
+const LISTENERS: Record<TransportName, { name: string; protocol: string; defaultPort: number }> = {
+  mqtt: { name: 'MQTT', protocol: 'MQTT over TLS', defaultPort: 8883 },
+  amqp: { name: 'AMQP', protocol: 'AMQP over TLS', defaultPort: 5671 },
+  http: { name: 'HTTPS', protocol: 'HTTPS', defaultPort: 443 },
+  'mqtt-ws': { name: 'HTTPS', protocol: 'HTTPS (MQTT over WebSockets)', defaultPort: 443 },
+  'amqp-ws': { name: 'HTTPS', protocol: 'HTTPS (AMQP over WebSockets)', defaultPort: 443 },
+};
+
 /** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */
 export function hintFor(outcome: RegistrationOutcome, context: HintContext): string | undefined {
   const name = outcome.errorName ?? '';
@@ -29,14 +42,16 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
     return `the server certificate does not name the host in --provisioning-host "${host}"; use a name it was issued for (the local emulator's certificate covers localhost and 127.0.0.1)`;
   }
   if (name === 'CERT_HAS_EXPIRED') return `the server certificate of ${host} has expired`;
+  const listener = LISTENERS[context.transport];
   if (name === 'ECONNREFUSED') {
-    return `nothing accepts connections at ${host}${context.transport === 'mqtt' && !host.includes(':') ? ':8883' : ''}: is the emulator running, and is --provisioning-host the ${context.transport === 'mqtt' ? 'MQTT' : 'HTTPS'} port it printed?`;
+    const dialed = host.includes(':') ? host : `${host}:${listener.defaultPort}`;
+    return `nothing accepts connections at ${dialed}: is the emulator running, and is --provisioning-host the ${listener.name} port it printed?`;
   }
   if (name === 'ENOTFOUND' || name === 'EAI_AGAIN') {
     return `the host name in --provisioning-host "${host}" cannot be resolved`;
   }
   if (name === 'ECONNRESET' || name === 'EPROTO' || name === 'ERR_SSL_WRONG_VERSION_NUMBER') {
-    return `the connection to ${host} broke off: check that the port speaks ${context.transport === 'mqtt' ? 'MQTT over TLS' : 'HTTPS'} for --transport ${context.transport}`;
+    return `the connection to ${host} broke off: check that the port speaks ${listener.protocol} for --transport ${context.transport}`;
   }
   if (
     name === 'UnauthorizedError' ||
@@ -45,7 +60,7 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
     return 'the service rejected the device credentials: check --id-scope, --registration-id and the key (an enrollment group key goes in --group-key, a device key in --device-key)';
   }
   if (name === 'TimeoutError') {
-    return `no final answer in time: check that --provisioning-host points at the ${context.transport === 'mqtt' ? 'MQTT' : 'HTTPS'} port of the service, and the allocation webhook's log`;
+    return `no final answer in time: check that --provisioning-host points at the ${listener.name} port of the service, and the allocation webhook's log`;
   }
   if (outcome.errorCode === 400207) {
     return 'the custom allocation webhook answered with an error status: its log says why';

@@ -211,6 +211,23 @@ describe('hints', () => {
     expect(hintFor(error({ status: 'failed', errorCode: 400207 }), context)).toContain('webhook');
     expect(hintFor({ ...error({}), status: 'assigned' }, context)).toBeUndefined();
   });
+
+  it('names the listener of the transport and the port the SDK dials when none is given', () => {
+    const refused = error({ errorName: 'ECONNREFUSED' });
+    expect(hintFor(refused, { ...context, transport: 'amqp', provisioningHost: 'localhost' })).toBe(
+      'nothing accepts connections at localhost:5671: is the emulator running, and is --provisioning-host the AMQP port it printed?',
+    );
+    expect(hintFor(refused, { ...context, transport: 'amqp-ws', provisioningHost: 'localhost' })).toBe(
+      'nothing accepts connections at localhost:443: is the emulator running, and is --provisioning-host the HTTPS port it printed?',
+    );
+    expect(hintFor(refused, { ...context, transport: 'mqtt', provisioningHost: 'localhost:1' })).toContain(
+      'at localhost:1: is the emulator running, and is --provisioning-host the MQTT port',
+    );
+    expect(hintFor(error({ errorName: 'ECONNRESET' }), { ...context, transport: 'amqp' })).toContain(
+      'speaks AMQP over TLS for --transport amqp',
+    );
+    expect(hintFor(error({ errorName: 'TimeoutError' }), { ...context, transport: 'amqp' })).toContain('the AMQP port');
+  });
 });
 
 function summary(partial: Partial<FleetSummary> = {}): FleetSummary {

@@ -27,18 +27,50 @@ class ObservedAmqpBase extends AmqpBase {
       this.ca === undefined
         ? config
         : { ...config, sslOptions: { ...config.sslOptions, ca: this.ca } as ConnectConfig['sslOptions'] };
+    let socketError: Error | undefined;
     super.connect(withCa, (err, result) => {
       if (!err) this.observer.connected();
+      else attachSocketError(err, socketError);
       done(err, result);
     });
     // rhea opens its socket within connect(): turn Nagle off before the first frame is written.
     noDelay(this);
+    // Prepended, so that it runs before the base's own listener, which fails the connect with a bare
+    // NotConnectedError('rhea: connection disconnected'): the socket's error (ECONNREFUSED, a TLS
+    // failure) is kept for the outcome and its hint, as mqtt-base keeps it. Being a listener, it
+    // also stops rhea printing `[connection-1] disconnected CloseEvent {…}` to the console when a
+    // WebSocket closes after the base has stopped listening.
+    (this as unknown as AmqpBaseInternals)._rheaConnection?.prependListener?.('disconnected', (context) => {
+      socketError ??= errorOf(context?.error);
+    });
   }
 }
 
 /** The rhea connection AmqpBase keeps (private in its typings). */
 interface AmqpBaseInternals {
-  _rheaConnection?: { socket?: { setNoDelay?: (noDelay: boolean) => unknown } };
+  _rheaConnection?: {
+    socket?: { setNoDelay?: (noDelay: boolean) => unknown };
+    prependListener?: (event: 'disconnected', listener: (context?: { error?: unknown }) => void) => unknown;
+  };
+}
+
+/**
+ * The Error in what rhea reports a lost connection with: the socket's Error over TLS, ws's
+ * ErrorEvent (its `error`) over WebSockets; a CloseEvent carries none.
+ */
+function errorOf(value: unknown): Error | undefined {
+  if (value instanceof Error) return value;
+  const inner = typeof value === 'object' && value !== null ? (value as { error?: unknown }).error : undefined;
+  return inner instanceof Error ? inner : undefined;
+}
+
+/**
+ * Gives the base's connect error the socket error behind it as `transportError` (mqtt-base's name
+ * for the same), unless it already has one: `describeRegistrationError` reads its `code`.
+ */
+function attachSocketError(err: Error, socketError: Error | undefined): void {
+  const target = err as Error & { transportError?: unknown };
+  if (socketError && target !== socketError && target.transportError === undefined) target.transportError = socketError;
 }
 
 /**
