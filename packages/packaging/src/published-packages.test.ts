@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -195,6 +195,48 @@ describe('installed from the tarballs with plain npm', () => {
     expect(out.key).toBe('NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=');
     expect(out.toaster).toBe('contoso-toaster-007');
     expect(out.badIsContractError).toBe(true);
+  });
+
+  it('requires every package by name from CommonJS, and serves a CommonJS Functions app that requires @dpskit/allocator', async () => {
+    // A `require`-based project (mocha, node --test, an Azure Functions app without "type": "module"):
+    // Node >= 20.19 loads an ES module with require() as long as it has no top-level await.
+    const app = join(consumer, 'cjs-functions-app');
+    mkdirSync(join(app, 'functions'), { recursive: true });
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'cjs-app', version: '1.0.0', main: 'functions/*.js' }),
+    );
+    writeFileSync(join(app, 'host.json'), JSON.stringify({ version: '2.0' }));
+    writeFileSync(
+      join(app, 'functions', 'allocate.js'),
+      `'use strict';
+const { accept, registerAllocationFunction } = require('@dpskit/allocator');
+registerAllocationFunction('allocate', { policy: (request) => accept({ iotHubHostName: request.linkedHubs[0] }) });
+`,
+    );
+    const script = `
+      const out = {};
+      for (const name of ${JSON.stringify([...publishable.map((p) => p.name), '@dpskit/emulator/sdk', '@dpskit/contracts/allocation'])}) {
+        out[name] = Object.keys(require(name)).length;
+      }
+      const { startAllocatorHost } = require('@dpskit/allocator');
+      const { TOASTER_REQUEST_2021_10_01 } = require('@dpskit/contracts/fixtures');
+      (async () => {
+        const host = await startAllocatorHost({ appDir: ${JSON.stringify(app)}, port: 0, log: () => {} });
+        const res = await fetch(host.webhookUrl, { method: 'POST', body: TOASTER_REQUEST_2021_10_01 });
+        out.answer = { status: res.status, body: await res.json() };
+        await host.close();
+        console.log(JSON.stringify(out));
+      })();`;
+    const result = await run(process.execPath, ['-e', script], { cwd: consumer });
+    expect(result.stderr).toBe('');
+    const out = JSON.parse(result.stdout) as Record<string, unknown>;
+    for (const name of [...publishable.map((p) => p.name), '@dpskit/emulator/sdk'])
+      expect(out[name], name).toBeGreaterThan(0);
+    expect(out.answer).toEqual({
+      status: 200,
+      body: { iotHubHostName: 'contoso-toasters-hub-1098.azure-devices.net' },
+    });
   });
 
   it(
