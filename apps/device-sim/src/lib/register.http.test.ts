@@ -1,5 +1,5 @@
 import { closedPort } from '@dpskit/vitest-config/closed-port';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
 import { createTestPki, type TestPki } from '../testing/tls.js';
 import { type RegisterOptions, registerDevice, retryBackoff } from './register.js';
@@ -165,7 +165,7 @@ describe('registerDevice over HTTPS with the real SDK', () => {
 });
 
 describe('registerDevice connection failures', () => {
-  it.each(['http', 'mqtt'] as const)('reports an untrusted server certificate over %s', async (transport) => {
+  it.each(['http', 'mqtt', 'amqp'] as const)('reports an untrusted server certificate over %s', async (transport) => {
     const outcome = await registerDevice({
       // an HTTPS server is enough here: the TLS handshake fails before any MQTT is spoken
       provisioningHost: dps.host,
@@ -193,6 +193,28 @@ describe('registerDevice connection failures', () => {
       expect(outcome).toMatchObject({ status: 'error', errorName: 'ECONNREFUSED' });
     },
   );
+});
+
+describe('registerDevice at a port of another protocol', () => {
+  it('over AMQP at an HTTPS port: ProtocolError (what the port answered), and rhea prints nothing', async () => {
+    // rhea prints its ProtocolError with the bytes it read, in hex, when nobody listens for it.
+    const printed = [vi.spyOn(console, 'error'), vi.spyOn(console, 'warn'), vi.spyOn(console, 'log')];
+    try {
+      const outcome = await registerDevice({
+        provisioningHost: dps.host,
+        idScope: ID_SCOPE,
+        registrationId: 'contoso-toaster-013',
+        groupKey: GROUP_KEY,
+        transport: 'amqp',
+        ca: pki.caPem,
+      });
+      expect(outcome).toMatchObject({ status: 'error', errorName: 'ProtocolError' });
+      expect(outcome.errorMessage).toContain('Invalid protocol header for AMQP HTTP');
+      for (const spy of printed) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of printed) spy.mockRestore();
+    }
+  });
 });
 
 describe('registerDevice retries (as a real device retries a transient failure)', () => {

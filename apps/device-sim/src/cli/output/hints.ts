@@ -53,6 +53,14 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
   if (name === 'ECONNRESET' || name === 'EPROTO' || name === 'ERR_SSL_WRONG_VERSION_NUMBER') {
     return `the connection to ${host} broke off: check that the port speaks ${listener.protocol} for --transport ${context.transport}`;
   }
+  // Another listener of the emulator (or another server) answered: the port speaks something else.
+  if (
+    name === 'ProtocolError' ||
+    (name === 'NotConnectedError' && context.transport.startsWith('amqp')) ||
+    (context.transport.startsWith('mqtt') && /Unacceptable protocol version/.test(outcome.errorMessage ?? ''))
+  ) {
+    return `${host} does not answer in ${listener.protocol}: is --provisioning-host the ${listener.name} port the emulator printed?`;
+  }
   if (
     name === 'UnauthorizedError' ||
     (outcome.errorCode !== undefined && Math.floor(outcome.errorCode / 1000) === 401)

@@ -228,6 +228,25 @@ describe('hints', () => {
     );
     expect(hintFor(error({ errorName: 'TimeoutError' }), { ...context, transport: 'amqp' })).toContain('the AMQP port');
   });
+
+  it('says the port speaks another protocol when the answer was not the transport’s', () => {
+    const amqp = { ...context, transport: 'amqp' as const, provisioningHost: 'localhost:8443' };
+    const expected =
+      'localhost:8443 does not answer in AMQP over TLS: is --provisioning-host the AMQP port the emulator printed?';
+    expect(hintFor(error({ errorName: 'ProtocolError' }), amqp)).toBe(expected);
+    // A port that closes without a word (an MQTT listener reading an AMQP header).
+    expect(hintFor(error({ errorName: 'NotConnectedError' }), amqp)).toBe(expected);
+    // mqtt.js reading the AMQP listener's protocol header as a CONNACK.
+    expect(
+      hintFor(
+        error({ errorName: 'Error', errorMessage: 'Connection refused: Unacceptable protocol version' }),
+        context,
+      ),
+    ).toBe(
+      'localhost:8883 does not answer in MQTT over TLS: is --provisioning-host the MQTT port the emulator printed?',
+    );
+    expect(hintFor(error({ errorName: 'NotConnectedError' }), context)).toBeUndefined();
+  });
 });
 
 function summary(partial: Partial<FleetSummary> = {}): FleetSummary {

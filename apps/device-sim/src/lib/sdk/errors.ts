@@ -179,6 +179,13 @@ export function describeRegistrationError(error: unknown): ErrorFacts {
     return { status: 'error', errorName: code, errorMessage: str(inner?.message) ?? message };
   }
 
+  // AMQP: rhea could not read the peer's first bytes as AMQP (another protocol's port): its
+  // ProtocolError ("Invalid protocol header for AMQP HTTP") says more than NotConnectedError.
+  const inner = asObject(err.transportError);
+  if (inner && str(inner.name) === 'ProtocolError') {
+    return { status: 'error', errorName: 'ProtocolError', errorMessage: str(inner.message) ?? message };
+  }
+
   if (name === 'TimeoutError') {
     return {
       status: 'error',

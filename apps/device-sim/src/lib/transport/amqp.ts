@@ -40,9 +40,13 @@ class ObservedAmqpBase extends AmqpBase {
     // failure) is kept for the outcome and its hint, as mqtt-base keeps it. Being a listener, it
     // also stops rhea printing `[connection-1] disconnected CloseEvent {…}` to the console when a
     // WebSocket closes after the base has stopped listening.
-    (this as unknown as AmqpBaseInternals)._rheaConnection?.prependListener?.('disconnected', (context) => {
+    const connection = (this as unknown as AmqpBaseInternals)._rheaConnection;
+    connection?.prependListener?.('disconnected', (context) => {
       socketError ??= errorOf(context?.error);
     });
+    // A peer that is no AMQP listener (the HTTPS or MQTT port): rhea prints its ProtocolError with
+    // the bytes it read, in hex, unless someone listens; the `disconnected` above keeps the error.
+    connection?.prependListener?.('protocol_error', () => {});
   }
 }
 
@@ -50,7 +54,10 @@ class ObservedAmqpBase extends AmqpBase {
 interface AmqpBaseInternals {
   _rheaConnection?: {
     socket?: { setNoDelay?: (noDelay: boolean) => unknown };
-    prependListener?: (event: 'disconnected', listener: (context?: { error?: unknown }) => void) => unknown;
+    prependListener?: (
+      event: 'disconnected' | 'protocol_error',
+      listener: (context?: { error?: unknown }) => void,
+    ) => unknown;
   };
 }
 
