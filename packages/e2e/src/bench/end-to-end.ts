@@ -87,14 +87,25 @@ const median = (list: number[]) =>
     50,
   );
 
-/** CPU time (ms) and RSS (MB) of a process, from /proc (Linux; clock ticks of 10 ms, Linux's USER_HZ). */
-function processStats(pid: number): { cpuMs: number; rssMb: number } | null {
+/**
+ * CPU time (ms) and RSS (MB) of a process, from /proc (Linux; clock ticks of 10 ms, Linux's USER_HZ),
+ * and its main thread's voluntary context switches: how often its event loop went to sleep and was
+ * woken by a packet. A client that sends its packets one at a time (the official SDK: issue #13,
+ * stop 34) wakes the server more often per registration, and each wake-up costs the server CPU.
+ */
+function processStats(pid: number): { cpuMs: number; rssMb: number; wakeups: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
-    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { cpuMs, rssMb: rss ? Number(rss[1]) / 1024 : Number.NaN };
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+    const switches = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status);
+    return {
+      cpuMs,
+      rssMb: rss ? Number(rss[1]) / 1024 : Number.NaN,
+      wakeups: switches ? Number(switches[1]) : Number.NaN,
+    };
   } catch {
     return null;
   }
@@ -172,6 +183,8 @@ interface Measured {
   serverCpuMs: number;
   /** The server's RSS after the run. */
   serverRssMb: number;
+  /** Voluntary context switches of the server's main thread(s) per completed operation (its wake-ups). */
+  serverWakeups: number;
   /** CPU of the client process (all its worker threads) per completed operation. */
   clientCpuMs: number;
   /** CPU of the allocator process per completed operation (the custom paths call it; about 0 for the others). */
@@ -283,13 +296,19 @@ async function main(): Promise<void> {
   const serverStats = (pids: number[]) => {
     const stats = pids.map(processStats);
     return stats.every((stat) => stat !== null)
-      ? stats.reduce((sum, stat) => ({ cpuMs: sum.cpuMs + stat.cpuMs, rssMb: sum.rssMb + stat.rssMb }))
+      ? stats.reduce((sum, stat) => ({
+          cpuMs: sum.cpuMs + stat.cpuMs,
+          rssMb: sum.rssMb + stat.rssMb,
+          wakeups: sum.wakeups + stat.wakeups,
+        }))
       : null;
   };
   const measure = async (
     pid: number | number[],
     fn: () => Promise<
-      Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'clientCpuMs' | 'allocatorCpuMs'> & { clientCpuTotalMs: number }
+      Omit<Measured, 'serverCpuMs' | 'serverRssMb' | 'serverWakeups' | 'clientCpuMs' | 'allocatorCpuMs'> & {
+        clientCpuTotalMs: number;
+      }
     >,
   ): Promise<Measured> => {
     const pids = typeof pid === 'number' ? [pid] : pid;
@@ -305,6 +324,7 @@ async function main(): Promise<void> {
       clientCpuMs: clientCpuTotalMs / Math.max(1, result.completed),
       serverCpuMs: before && after ? (after.cpuMs - before.cpuMs) / Math.max(1, result.completed) : Number.NaN,
       serverRssMb: after?.rssMb ?? Number.NaN,
+      serverWakeups: before && after ? (after.wakeups - before.wakeups) / Math.max(1, result.completed) : Number.NaN,
       allocatorCpuMs:
         allocatorBefore && allocatorAfter
           ? (allocatorAfter.cpuMs - allocatorBefore.cpuMs) / Math.max(1, result.completed)
@@ -488,14 +508,15 @@ async function main(): Promise<void> {
 
   const results = new Map<string, Measured[]>(paths.map((p) => [p.key, []]));
   const row = (round: string, path: Path, m: Measured) =>
-    `${round.padStart(5)}  ${path.key.padEnd(14)}  ${String(m.completed).padStart(6)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.clientCpuMs, 2).padStart(10)}  ${fixed(m.serverCpuMs, 2).padStart(10)}  ${fixed(m.serverRssMb).padStart(7)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`;
-  const header = 'round  path            done  regs/s  p50 ms  p99 ms  client CPU  server CPU  RSS MB  load average';
+    `${round.padStart(5)}  ${path.key.padEnd(14)}  ${String(m.completed).padStart(6)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.clientCpuMs, 2).padStart(10)}  ${fixed(m.serverCpuMs, 2).padStart(10)}  ${fixed(m.serverWakeups, 2).padStart(8)}  ${fixed(m.serverRssMb).padStart(7)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`;
+  const header =
+    'round  path            done  regs/s  p50 ms  p99 ms  client CPU  server CPU  wake-ups  RSS MB  load average';
   try {
     if (rounds > 0) {
       for (const path of paths) await path.run('warmup', Math.min(200, devices)); // JIT, caches, SDK module loading
       console.log('');
       console.log(
-        `${header}   (CPU: ms per operation, the client process with its threads; the emulator, or the handshake server)`,
+        `${header}   (CPU: ms per operation, the client process with its threads; the emulator, or the handshake server; wake-ups: the server's voluntary context switches per operation)`,
       );
       for (let round = 1; round <= rounds; round++) {
         const order = round % 2 === 1 ? paths : [...paths].reverse();
@@ -551,6 +572,15 @@ async function main(): Promise<void> {
         ]
           .map((k) => `${k} ${fixed(serverCpu(k), 2)} ms = ${fixed(serverCpu(k) / handshakeCpu, 2)}x`)
           .join(', ')} (handshake ${fixed(handshakeCpu, 2)} ms)`,
+      );
+      // Each time its event loop sleeps and a packet wakes it, a server pays a context switch and cold
+      // caches: a client that sends its packets one at a time (the SDK's SUBSCRIBE, PUBACK, DISCONNECT)
+      // costs it more per registration than one that sends them together, for the same bytes.
+      const wakeups = (key: string) => fixed(median((results.get(key) ?? []).map((m) => m.serverWakeups)), 2);
+      console.log(
+        `server wake-ups per operation (its main thread's voluntary context switches, median of rounds): ${paths
+          .map((p) => `${p.key} ${wakeups(p.key)}`)
+          .join(', ')}`,
       );
       if (fleetWorkersPaths.size > 0) {
         // Each round's ratio of the two fleets (same emulator, same round), then their median.
