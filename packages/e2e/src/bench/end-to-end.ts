@@ -8,7 +8,8 @@
 // and lean-clients.js (the emulator's bench: bare handshakes, a lean MQTT device), both spreading their
 // devices over the same number of worker threads. Then the scale curve: SDK fleets of growing size
 // against the same emulator, its RSS and CPU per registration at each, so that a cost growing with
-// the number of devices or records shows. Only ratios mean anything on a shared machine: the load
+// the number of devices or records shows; each step after bare handshakes of the same count, so
+// that it also gives the SDK's ratio once each process's start and JIT warm-up weigh less. Only ratios mean anything on a shared machine: the load
 // average is printed with every round.
 // Run: npm run bench (this is part of it), or node packages/e2e/dist/bench/end-to-end.js
 //   --devices N (1000) --rounds R (5) --concurrency C (100) --workers W (cores) --scale 1000,10000
@@ -619,15 +620,22 @@ async function main(): Promise<void> {
     if (scaleSteps.length > 0) {
       console.log('');
       console.log(
-        'scale curve: official SDK fleets (hashed) of growing size against the same emulator; records = registrations in its store after the step',
+        'scale curve: official SDK fleets (hashed) of growing size against the same emulator; records = registrations in its store after the step; ' +
+          'each step right after bare TLS handshakes of the same count (the ceiling), so that each client process pays its start and JIT warm-up over as many operations: ' +
+          "ratio = the fleet's registrations/s over those handshakes/s; bound = their CPU per operation (client + server) over the fleet's, what the ratio tends to on saturated cores",
       );
-      console.log('devices  records  regs/s  p50 ms  p99 ms  emulator CPU ms/reg  emulator RSS MB  load average');
+      console.log(
+        'devices  records  regs/s  p50 ms  p99 ms  emulator CPU ms/reg  emulator RSS MB  handshakes/s  ratio  client CPU ms/reg  bound  load average',
+      );
       const perReg: number[] = [];
       for (const [step, count] of scaleSteps.entries()) {
+        const ceilingAtStep = await measure(handshakeServer.child.pid ?? 0, () =>
+          lean('handshake', handshakePort, count),
+        );
         const m = await measure(emulatorInfo.pid, () => sdkFleet(`scale-${step}-{n:6}`, GROUP_KEY, count));
         perReg.push(m.serverCpuMs);
         console.log(
-          `${String(count).padStart(7)}  ${String(registered).padStart(7)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.serverCpuMs, 2).padStart(19)}  ${fixed(m.serverRssMb).padStart(15)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`,
+          `${String(count).padStart(7)}  ${String(registered).padStart(7)}  ${fixed(m.perSecond).padStart(6)}  ${fixed(m.p50).padStart(6)}  ${fixed(m.p99).padStart(6)}  ${fixed(m.serverCpuMs, 2).padStart(19)}  ${fixed(m.serverRssMb).padStart(15)}  ${fixed(ceilingAtStep.perSecond).padStart(12)}  ${fixed(m.perSecond / ceilingAtStep.perSecond, 2).padStart(5)}  ${fixed(m.clientCpuMs, 2).padStart(17)}  ${fixed((ceilingAtStep.clientCpuMs + ceilingAtStep.serverCpuMs) / (m.clientCpuMs + m.serverCpuMs), 2).padStart(5)}  ${load()}${m.failed ? `  ${m.failed} FAILED, e.g. ${m.firstError}` : ''}`,
         );
       }
       if (perReg.length > 1) {
