@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrowserSession, openBrowser } from './harness/browser.js';
 import { runDeviceSim } from './harness/device-sim.js';
+import { emulatorRegistry } from './harness/registry.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
@@ -20,6 +21,8 @@ const FLEET = 200;
 let stack: TutorialStack;
 let session: BrowserSession;
 let page: Page;
+/** The keys of the module identity a test adds: looked for in the DOM and traffic at the end. */
+const moduleKeys: string[] = [];
 
 beforeAll(async () => {
   stack = await startTutorialStack();
@@ -233,6 +236,41 @@ describe('the web view in a browser', () => {
     }
   });
 
+  it("lists the toaster's module identity, live: its connection and module twin", async () => {
+    await page.getByTestId('tab-hubs').click();
+    const device = hubDevice(TUTORIAL.toaster);
+    await device.waitFor();
+    expect(await device.getByTestId('hub-device-modules').textContent()).toBe('—');
+    await device.click();
+    const detail = page.getByTestId('hub-device-detail');
+    await poll(() => detail.getByTestId('hub-modules').locator('h3').textContent()).toBe('Modules (0)');
+    // The service adds a module and sets its twin (azure-iothub Registry, as a back end does).
+    const registry = emulatorRegistry(stack.emulator, TUTORIAL.toasterHub);
+    const added = (
+      await registry.addModule({ deviceId: TUTORIAL.toaster, moduleId: 'thermostat', managedBy: 'line-3' } as never)
+    ).responseBody;
+    moduleKeys.push(added.authentication?.symmetricKey?.primaryKey, added.authentication?.symmetricKey?.secondaryKey);
+    await registry.updateModuleTwin(
+      TUTORIAL.toaster,
+      'thermostat',
+      { tags: { room: 'kitchen' }, properties: { desired: { target: 21 } } },
+      '*',
+    );
+    // The row and the open detail follow without a reload.
+    await poll(() => device.getByTestId('hub-device-modules').textContent()).toBe('1 (0 connected)');
+    const module = detail.locator('[data-testid="hub-module"][data-module-id="thermostat"]');
+    await poll(() => module.getByTestId('module-desired').textContent()).toContain('"target": 21');
+    expect(await module.getAttribute('data-connection')).toBe('Disconnected');
+    expect(await module.locator('summary').textContent()).toContain('managed by line-3');
+    await module.locator('summary').click();
+    expect(JSON.parse((await module.getByTestId('module-tags').textContent()) ?? '')).toEqual({ room: 'kitchen' });
+    expect(JSON.parse((await module.getByTestId('module-desired').textContent()) ?? '')).toEqual({
+      target: 21,
+      $version: 2,
+    });
+    expect(await detail.getByTestId('hub-modules').locator('h3').textContent()).toBe('Modules (1)');
+  });
+
   it('never lets a key, a function key or a token reach the DOM or the network', async () => {
     await page.getByTestId('tab-hubs').click();
     await hubDevice(TUTORIAL.toaster).click();
@@ -254,6 +292,7 @@ describe('the web view in a browser', () => {
       encodeURIComponent(functionKey),
       WELL_KNOWN_SERVICE_KEY,
       WELL_KNOWN_HUB_KEY,
+      ...moduleKeys,
       'SharedAccessSignature',
       'primaryKey',
       'secondaryKey',

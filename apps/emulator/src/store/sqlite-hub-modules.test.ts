@@ -111,3 +111,31 @@ describe.each([
     expect(ids(store.modulesAfter(HUB, ['a-b', 'x'], 10))).toEqual(['b/a']);
   });
 });
+
+describe("the SQLite store's change feed (the web view's)", () => {
+  it("counts a device's modules and connected modules, and a module's write or removal is its device's change", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpskit-modules-feed-'));
+    dirs.push(dir);
+    const sqliteStore = SqliteStore.open(join(dir, 'emulator.db'));
+    stores.push(sqliteStore);
+    const store = sqliteStore.hub;
+    store.putDevice(device('d1'));
+    store.putDevice(device('d2'));
+    expect(store.changedDevice(HUB, 'd1')?.modules).toBeUndefined();
+    const before = store.latestDeviceChange();
+    store.putModule(module('d1', 'a'));
+    store.putModule({ ...module('d1', 'b'), connectionState: 'Connected' });
+    store.putModule(module('d2', 'a', 'other.azure-devices.net')); // another hub's d2: no device row there
+    expect(store.devicesChangedAfter(before, 10).map((c) => [c.device.identity.deviceId, c.modules])).toEqual([
+      ['d1', { count: 2, connected: 1 }],
+    ]);
+    expect(store.latestChangedDevices(HUB, 1)[0]?.modules).toEqual({ count: 2, connected: 1 });
+    const afterPuts = store.latestDeviceChange();
+    expect(store.deleteModule(HUB, 'd1', 'b')).toBe(true);
+    expect(store.devicesChangedAfter(afterPuts, 10).map((c) => c.modules)).toEqual([{ count: 1, connected: 0 }]);
+    // Nothing removed, no change.
+    const afterDelete = store.latestDeviceChange();
+    expect(store.deleteModule(HUB, 'd1', 'b')).toBe(false);
+    expect(store.latestDeviceChange()).toBe(afterDelete);
+  });
+});

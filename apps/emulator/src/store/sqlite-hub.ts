@@ -29,6 +29,8 @@ interface DeviceRow {
 
 interface ChangedDeviceRow extends DeviceRow {
   change_seq: number;
+  module_count: number;
+  modules_connected: number;
 }
 
 interface C2dRow {
@@ -57,6 +59,15 @@ interface TelemetryRow {
   transport: string;
   received_utc: string;
 }
+
+/**
+ * What the change feed reads of a device row (`d`): its record, its change seq, and how many modules
+ * it has and how many of them are connected (the primary key's range of `hub_modules`: at most 20 rows).
+ */
+const CHANGED_COLUMNS = `device_json, change_seq,
+  (SELECT count(*) FROM hub_modules m WHERE m.hub_key = d.hub_key AND m.device_key = d.device_key) AS module_count,
+  (SELECT count(*) FROM hub_modules m WHERE m.hub_key = d.hub_key AND m.device_key = d.device_key
+     AND json_extract(m.module_json, '$.connectionState') = 'Connected') AS modules_connected`;
 
 /**
  * The emulated hubs' state in the emulator's SQLite database (tables `hub_devices`,
@@ -93,13 +104,19 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
            device_json = excluded.device_json, change_seq = excluded.change_seq`,
       ),
       getChanged: db.prepare<[string, string], ChangedDeviceRow>(
-        'SELECT device_json, change_seq FROM hub_devices WHERE hub_key = ? AND device_key = ?',
+        `SELECT ${CHANGED_COLUMNS} FROM hub_devices d WHERE hub_key = ? AND device_key = ?`,
       ),
       changedAfter: db.prepare<[number, number], ChangedDeviceRow>(
-        'SELECT device_json, change_seq FROM hub_devices WHERE change_seq > ? ORDER BY change_seq LIMIT ?',
+        `SELECT ${CHANGED_COLUMNS} FROM hub_devices d WHERE change_seq > ? ORDER BY change_seq LIMIT ?`,
       ),
       latestChanged: db.prepare<[string, number], ChangedDeviceRow>(
-        'SELECT device_json, change_seq FROM hub_devices WHERE hub_key = ? ORDER BY change_seq DESC LIMIT ?',
+        `SELECT ${CHANGED_COLUMNS} FROM hub_devices d WHERE hub_key = ? ORDER BY change_seq DESC LIMIT ?`,
+      ),
+      // A module's write is its device's change for the change feed (the web view lists a device's
+      // modules): the device row takes the next change seq, its JSON untouched.
+      touchDevice: db.prepare<[string, string]>(
+        `UPDATE hub_devices SET change_seq = (SELECT coalesce(max(change_seq), 0) + 1 FROM hub_devices)
+         WHERE hub_key = ? AND device_key = ?`,
       ),
       latestChange: db.prepare<[], { seq: number | null }>('SELECT max(change_seq) AS seq FROM hub_devices'),
       counts: db.prepare<[], { hub_key: string; count: number }>(
@@ -291,10 +308,13 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   putModule(module: HubModule): void {
     const { hub, deviceId, moduleId } = module.identity;
     this.#statements.putModule.run(hub.toLowerCase(), deviceId, moduleId, JSON.stringify(module));
+    this.#statements.touchDevice.run(hub.toLowerCase(), deviceId);
   }
 
   deleteModule(hub: string, deviceId: string, moduleId: string): boolean {
-    return this.#statements.deleteModule.run(hub.toLowerCase(), deviceId, moduleId).changes > 0;
+    const deleted = this.#statements.deleteModule.run(hub.toLowerCase(), deviceId, moduleId).changes > 0;
+    if (deleted) this.#statements.touchDevice.run(hub.toLowerCase(), deviceId);
+    return deleted;
   }
 
   modulesOf(hub: string, deviceId: string): HubModule[] {
@@ -514,7 +534,9 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 
   #changed(row: ChangedDeviceRow): ChangedHubDevice {
-    return { seq: row.change_seq, device: this.#parse(row) };
+    const changed: ChangedHubDevice = { seq: row.change_seq, device: this.#parse(row) };
+    if (row.module_count > 0) changed.modules = { count: row.module_count, connected: row.modules_connected };
+    return changed;
   }
 
   #parse(row: DeviceRow): HubDevice {

@@ -26,6 +26,36 @@ export interface HubDeviceSummary {
   twinVersion: number;
   desiredVersion: number;
   reportedVersion: number;
+  /** How many module identities the device has (absent: none). */
+  moduleCount?: number;
+  /** How many of them are connected (with `moduleCount`). */
+  modulesConnected?: number;
+}
+
+/** The twin sections as the device (or module) reads them, each with its `$version`. */
+export interface TwinSectionsView {
+  tags: JsonObject;
+  desired: JsonObject;
+  reported: JsonObject;
+}
+
+/**
+ * A module identity of a device as the page shows it (allow-listed as the device: no keys): its
+ * connection as the registry records it and its module twin.
+ */
+export interface HubModuleView {
+  moduleId: string;
+  /** Who manages the module (`IoT Edge` for the edge runtime's), when set. */
+  managedBy?: string;
+  authenticationType: HubDeviceSummary['authenticationType'];
+  connectionState: 'Connected' | 'Disconnected';
+  connectionStateUpdatedUtc?: string;
+  lastActivityUtc?: string;
+  createdUtc: string;
+  twinVersion: number;
+  desiredVersion: number;
+  reportedVersion: number;
+  twin: TwinSectionsView;
 }
 
 /** A device-to-cloud message as the page shows it: the body as text, clipped. */
@@ -39,11 +69,15 @@ export interface TelemetryView {
   omittedBytes?: number;
   bytes: number;
   properties: Record<string, string>;
+  /** The module that sent it (`ModuleClient`); absent for the device's own messages. */
+  moduleId?: string;
 }
 
 /** What opening a device shows: its twin as the device reads it (with `$version`s) and its last messages. */
 export interface HubDeviceDetail extends HubDeviceSummary {
-  twin: { tags: JsonObject; desired: JsonObject; reported: JsonObject };
-  /** The newest messages the store keeps of it, oldest first. */
+  twin: TwinSectionsView;
+  /** Its module identities, in module id order (at most 20). */
+  modules: HubModuleView[];
+  /** The newest messages the store keeps of it (its modules' with theirs), oldest first. */
   telemetry: TelemetryView[];
 }

@@ -1,14 +1,21 @@
 import { isUtf8 } from 'node:buffer';
 import type { HubDevice } from '../hub/core/identity.js';
+import type { HubModule } from '../hub/core/modules.js';
 import type { ChangedHubDevice, TelemetryRecord } from '../hub/core/store.js';
-import type { HubDeviceDetail, HubDeviceSummary, TelemetryView } from './hub-view-types.js';
+import type {
+  HubDeviceDetail,
+  HubDeviceSummary,
+  HubModuleView,
+  TelemetryView,
+  TwinSectionsView,
+} from './hub-view-types.js';
 
-export type { HubDeviceDetail, HubDeviceSummary, TelemetryView };
+export type { HubDeviceDetail, HubDeviceSummary, HubModuleView, TelemetryView };
 
 /** Bytes of a message body the page gets at most. */
 export const MAX_TELEMETRY_BODY_BYTES = 4096;
 
-export function hubDeviceSummary({ seq, device }: ChangedHubDevice): HubDeviceSummary {
+export function hubDeviceSummary({ seq, device, modules }: ChangedHubDevice): HubDeviceSummary {
   const { identity } = device;
   const view: HubDeviceSummary = {
     hub: identity.hub,
@@ -26,19 +33,51 @@ export function hubDeviceSummary({ seq, device }: ChangedHubDevice): HubDeviceSu
   if (device.connectionStateUpdatedUtc) view.connectionStateUpdatedUtc = device.connectionStateUpdatedUtc;
   if (device.lastActivityUtc) view.lastActivityUtc = device.lastActivityUtc;
   if (identity.registrationId) view.registrationId = identity.registrationId;
+  if (modules) {
+    view.moduleCount = modules.count;
+    view.modulesConnected = modules.connected;
+  }
   return view;
 }
 
-export function hubDeviceDetail(changed: ChangedHubDevice, telemetry: readonly TelemetryRecord[]): HubDeviceDetail {
-  const { twin } = changed.device;
+export function hubDeviceDetail(
+  changed: ChangedHubDevice,
+  modules: readonly HubModule[],
+  telemetry: readonly TelemetryRecord[],
+): HubDeviceDetail {
   return {
     ...hubDeviceSummary(changed),
-    twin: {
-      tags: twin.tags,
-      desired: { ...twin.desired, $version: twin.desiredVersion },
-      reported: { ...twin.reported, $version: twin.reportedVersion },
-    },
+    twin: twinSections(changed.device),
+    modules: modules.map(hubModuleView),
     telemetry: telemetry.map(telemetryView),
+  };
+}
+
+/** A module as the page shows it: built field by field, as the device (its keys never copied). */
+export function hubModuleView(module: HubModule): HubModuleView {
+  const { identity, twin } = module;
+  const view: HubModuleView = {
+    moduleId: identity.moduleId,
+    authenticationType: identity.authenticationType ?? 'sas',
+    connectionState: module.connectionState,
+    createdUtc: identity.createdUtc,
+    twinVersion: twin.version,
+    desiredVersion: twin.desiredVersion,
+    reportedVersion: twin.reportedVersion,
+    twin: twinSections(module),
+  };
+  if (identity.managedBy) view.managedBy = identity.managedBy;
+  if (module.connectionStateUpdatedUtc) view.connectionStateUpdatedUtc = module.connectionStateUpdatedUtc;
+  if (module.lastActivityUtc) view.lastActivityUtc = module.lastActivityUtc;
+  return view;
+}
+
+/** A twin as the device (or module) reads it: tags, and each property section with its `$version`. */
+function twinSections({ twin }: HubDevice): TwinSectionsView {
+  return {
+    tags: twin.tags,
+    desired: { ...twin.desired, $version: twin.desiredVersion },
+    reported: { ...twin.reported, $version: twin.reportedVersion },
   };
 }
 
@@ -54,6 +93,7 @@ export function telemetryView(message: TelemetryRecord): TelemetryView {
     bytes: message.body.length,
     properties: { ...message.properties },
   };
+  if (message.moduleId !== undefined) view.moduleId = message.moduleId;
   if (message.body.length > shown.length) view.omittedBytes = message.body.length - shown.length;
   return view;
 }

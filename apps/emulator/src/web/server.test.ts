@@ -5,6 +5,7 @@ import type { AttemptEntry, AttemptSummary } from '../core/attempts.js';
 import { WELL_KNOWN_SERVICE_KEY } from '../core/service-auth.js';
 import { WELL_KNOWN_HUB_KEY } from '../hub/core/hub-service.js';
 import { groupDeviceKey, HUB_A, KEYS, WEBHOOK_TWIN } from '../testing/fixtures.js';
+import { moduleClient } from '../testing/hub-module-sdk.js';
 import { deviceClient, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { register, rejectionOf } from '../testing/sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
@@ -14,6 +15,8 @@ import type { EnrollmentView, WebViewOverview } from './views.js';
 let bed: TestBedWithWebhook;
 /** Every body the web view answered in this file, to look for secrets in at the end. */
 const answered: string[] = [];
+/** Keys of the module identities the tests added, looked for in every answer at the end. */
+const moduleKeys: string[] = [];
 
 beforeAll(async () => {
   bed = await startTestBedWithWebhook();
@@ -342,6 +345,72 @@ describe('the web view API', () => {
     for (const text of answered) expect(text).not.toContain(key);
   });
 
+  it("lists a device's module identities: connection, module twin and their messages, live, never a key", async () => {
+    const deviceId = 'web-hub-gateway';
+    const registry = registryClient(bed.emulator, HUB_A);
+    await registry.create({ deviceId });
+    const added = (await registry.addModule({ deviceId, moduleId: 'sensor', managedBy: 'line-3' } as never))
+      .responseBody;
+    await registry.addModule({ deviceId, moduleId: 'idle' });
+    const key = added.authentication?.symmetricKey?.primaryKey ?? '';
+    moduleKeys.push(key, added.authentication?.symmetricKey?.secondaryKey ?? '');
+    const live = openStream('/api/stream');
+    await live.ready;
+    const module = await moduleClient(bed.emulator, { hub: HUB_A, deviceId, moduleId: 'sensor', key });
+    await module.open();
+    try {
+      const twin = await module.getTwin();
+      await new Promise<void>((resolve, reject) =>
+        twin.properties.reported.update({ sampling: 5 }, (err?: Error) => (err ? reject(err) : resolve())),
+      );
+      const seen = nextHubEvent(bed.emulator, (e) => e.kind === 'telemetry' && e.moduleId === 'sensor');
+      await module.sendEvent(new Message('{"t":21.5}'));
+      await seen;
+      // A module's connection and its reported properties are its device's changes on the stream.
+      await live.waitFor((t) =>
+        streamed<{ devices: HubDeviceSummary[] }>(t, 'hub-devices').some((e) =>
+          e.devices.some((d) => d.deviceId === deviceId && d.modulesConnected === 1),
+        ),
+      );
+      const { hubs } = await json<{ hubs: { hostName: string; devices: HubDeviceSummary[] }[] }>('/api/hubs');
+      const listed = hubs.find((h) => h.hostName === HUB_A)?.devices.find((d) => d.deviceId === deviceId);
+      expect(listed).toMatchObject({ connectionState: 'Disconnected', moduleCount: 2, modulesConnected: 1 });
+      const detail = await json<HubDeviceDetail>(`/api/hubs/${HUB_A}/devices/${deviceId}`);
+      expect(detail.modules.map((m) => m.moduleId)).toEqual(['idle', 'sensor']);
+      expect(detail.modules[0]).toMatchObject({ moduleId: 'idle', connectionState: 'Disconnected', twinVersion: 1 });
+      expect(detail.modules[1]).toMatchObject({
+        moduleId: 'sensor',
+        managedBy: 'line-3',
+        authenticationType: 'sas',
+        connectionState: 'Connected',
+        reportedVersion: 2,
+      });
+      expect(detail.modules[1]?.twin).toEqual({
+        tags: {},
+        desired: { $version: 1 },
+        reported: { sampling: 5, $version: 2 },
+      });
+      expect(detail.modules[1]?.lastActivityUtc).toMatch(/^\d{4}-/);
+      expect(detail.telemetry).toEqual([expect.objectContaining({ body: '{"t":21.5}', moduleId: 'sensor' })]);
+    } finally {
+      await module.close();
+    }
+    await live.waitFor((t) =>
+      streamed<{ devices: HubDeviceSummary[] }>(t, 'hub-devices').some((e) =>
+        e.devices.some((d) => d.deviceId === deviceId && d.modulesConnected === 0),
+      ),
+    );
+    // Removing a module is a change of its device too.
+    await registry.removeModule(deviceId, 'idle');
+    await live.waitFor((t) =>
+      streamed<{ devices: HubDeviceSummary[] }>(t, 'hub-devices').some((e) =>
+        e.devices.some((d) => d.deviceId === deviceId && d.moduleCount === 1),
+      ),
+    );
+    live.close();
+    for (const text of answered) expect(text).not.toContain(key);
+  });
+
   it('shows refused devices with their 401, never their token', async () => {
     const wrongKey = groupDeviceKey('hashed', 'someone-else');
     await rejectionOf(register(bed.emulator, 'web-refused', wrongKey));
@@ -402,6 +471,7 @@ describe('the web view API', () => {
       WELL_KNOWN_HUB_KEY,
       groupDeviceKey('custom', 'web-hub-toaster'),
       groupDeviceKey('custom', 'web-hub-toaster', 'secondaryKey'),
+      ...moduleKeys,
     ];
     expect(answered.length).toBeGreaterThan(10);
     for (const text of answered) for (const secret of secrets) expect(text).not.toContain(secret);

@@ -20,8 +20,8 @@ export interface WebViewSource {
   attempts: Pick<AttemptStore, 'attemptsAfter' | 'latestAttempts' | 'getAttempt'>;
   /** The service API's and the hubs' policy keys (only to redact them, should one ever appear). */
   policyKeys(): string[];
-  /** The emulated hubs: their host names and their store (identities, twins, telemetry, change feed). */
-  hubs?: { names(): string[]; store: HubChangeFeed & Pick<HubStore, 'telemetry'> };
+  /** The emulated hubs: their host names and their store (identities, modules, twins, telemetry, change feed). */
+  hubs?: { names(): string[]; store: HubChangeFeed & Pick<HubStore, 'telemetry' | 'modulesOf'> };
 }
 
 export interface WebViewOptions {
@@ -214,11 +214,12 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
     if (!hubs || !hub) return sendError(res, 404, `${hubText.slice(0, 128)} is not one of the emulated hubs.`);
     const changed = hubs.store.changedDevice(hub, deviceText);
     if (!changed) return sendError(res, 404, `No device "${deviceText.slice(0, 128)}" in ${hub}.`);
+    const modules = hubs.store.modulesOf(hub, deviceText);
     const telemetry = hubs.store.telemetry(hub, deviceText, DETAIL_TELEMETRY);
     return sendJsonText(
       res,
       200,
-      redact(JSON.stringify(hubDeviceDetail(changed, telemetry)), deviceKeys([changed.device])),
+      redact(JSON.stringify(hubDeviceDetail(changed, modules, telemetry)), deviceKeys([changed.device, ...modules])),
     );
   };
 

@@ -1,8 +1,16 @@
 import type { AttemptEntry, AttemptSummary } from '../../src/core/attempts.js';
-import type { HubDeviceDetail, HubDeviceSummary, TelemetryView } from '../../src/web/hub-view-types.js';
+import type { HubDeviceDetail, HubDeviceSummary, HubModuleView, TelemetryView } from '../../src/web/hub-view-types.js';
 import type { EnrollmentView, WebViewOverview as Overview } from '../../src/web/views.js';
 
-export type { AttemptEntry, AttemptSummary, EnrollmentView, HubDeviceDetail, HubDeviceSummary, TelemetryView };
+export type {
+  AttemptEntry,
+  AttemptSummary,
+  EnrollmentView,
+  HubDeviceDetail,
+  HubDeviceSummary,
+  HubModuleView,
+  TelemetryView,
+};
 
 /** The overview with the run's epoch (the server adds it). */
 export type WebViewOverview = Overview & { epoch: string };

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, type HubDeviceDetail, type HubDeviceSummary, type TelemetryView } from './api.js';
+import { api, type HubDeviceDetail, type HubDeviceSummary, type HubModuleView, type TelemetryView } from './api.js';
 import { Pane, Section } from './detail.js';
 import { pretty, time } from './format.js';
 
@@ -60,6 +60,7 @@ export function HubsView(props: {
                       <th class="num">Twin version</th>
                       <th class="num">Desired $version</th>
                       <th class="num">Reported $version</th>
+                      <th>Modules</th>
                     </tr>
                   </thead>
                   <tbody>
@@ -91,6 +92,7 @@ export function HubsView(props: {
                         <td class="num">{d.twinVersion}</td>
                         <td class="num">{d.desiredVersion}</td>
                         <td class="num">{d.reportedVersion}</td>
+                        <td data-testid="hub-device-modules">{modulesLabel(d)}</td>
                       </tr>
                     ))}
                   </tbody>
@@ -201,6 +203,12 @@ function DeviceDetail({ detail }: { detail: HubDeviceDetail }) {
       <Section title={`Reported properties ($version ${detail.reportedVersion})`} testId="twin-reported">
         <pre class="body">{JSON.stringify(detail.twin.reported, null, 2)}</pre>
       </Section>
+      <Section title={`Modules (${detail.modules.length})`} testId="hub-modules">
+        {detail.modules.length === 0 ? <p class="meta">No module identities.</p> : null}
+        {detail.modules.map((m) => (
+          <Module key={m.moduleId} module={m} />
+        ))}
+      </Section>
       <Section title={`Last telemetry (${detail.telemetry.length}, newest first)`} testId="telemetry">
         {detail.telemetry.length === 0 ? <p class="meta">No messages yet.</p> : null}
         {[...detail.telemetry].reverse().map((m, index) => (
@@ -211,12 +219,57 @@ function DeviceDetail({ detail }: { detail: HubDeviceDetail }) {
   );
 }
 
+/** One module identity of the open device: its connection and its module twin. */
+function Module({ module }: { module: HubModuleView }) {
+  return (
+    <details
+      class="module"
+      data-testid="hub-module"
+      data-module-id={module.moduleId}
+      data-connection={module.connectionState}
+    >
+      <summary>
+        <span class="mono">{module.moduleId}</span>{' '}
+        <span class={`pill ${module.connectionState === 'Connected' ? 'assigned' : ''}`}>{module.connectionState}</span>
+        <span class="meta">
+          {' '}
+          {module.lastActivityUtc ? `last activity ${time(module.lastActivityUtc)}` : 'no activity yet'}
+          {module.managedBy ? ` · managed by ${module.managedBy}` : ''} · twin version {module.twinVersion}
+        </span>
+      </summary>
+      <dl class="facts">
+        <dt>Authentication</dt>
+        <dd>{authLabel(module.authenticationType)}</dd>
+        <dt>Connection</dt>
+        <dd>
+          {module.connectionState}
+          {module.connectionStateUpdatedUtc ? ` since ${time(module.connectionStateUpdatedUtc)}` : ''}
+        </dd>
+      </dl>
+      <h4>Tags</h4>
+      <pre class="body" data-testid="module-tags">
+        {JSON.stringify(module.twin.tags, null, 2)}
+      </pre>
+      <h4>Desired properties ($version {module.desiredVersion})</h4>
+      <pre class="body" data-testid="module-desired">
+        {JSON.stringify(module.twin.desired, null, 2)}
+      </pre>
+      <h4>Reported properties ($version {module.reportedVersion})</h4>
+      <pre class="body" data-testid="module-reported">
+        {JSON.stringify(module.twin.reported, null, 2)}
+      </pre>
+    </details>
+  );
+}
+
 function Telemetry({ message }: { message: TelemetryView }) {
   const properties = Object.entries(message.properties);
   return (
     <div class="telemetry" data-testid="telemetry-message">
       <p class="meta">
-        {time(message.receivedUtc)} over {message.transport.toUpperCase()}, {message.bytes.toLocaleString('en')} bytes
+        {time(message.receivedUtc)}
+        {message.moduleId ? ` from module ${message.moduleId}` : ''} over {message.transport.toUpperCase()},{' '}
+        {message.bytes.toLocaleString('en')} bytes
         {message.encoding === 'base64' ? ' (not UTF-8: base64)' : ''}
         {properties.length > 0 ? ` · ${properties.map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}
       </p>
@@ -226,6 +279,12 @@ function Telemetry({ message }: { message: TelemetryView }) {
       </pre>
     </div>
   );
+}
+
+/** A device row's module column: how many module identities, how many connected. */
+function modulesLabel(device: HubDeviceSummary): string {
+  const count = device.moduleCount ?? 0;
+  return count === 0 ? '—' : `${count} (${device.modulesConnected ?? 0} connected)`;
 }
 
 function authLabel(type: HubDeviceSummary['authenticationType']): string {

@@ -85,11 +85,14 @@ export const MAX_TELEMETRY_PER_DEVICE = 10;
 export interface ChangedHubDevice {
   seq: number;
   device: HubDevice;
+  /** The device's module identities, when it has any: how many, and how many are connected. */
+  modules?: { count: number; connected: number };
 }
 
 /**
- * What the web view reads of the hubs, live: every device write gets the next change `seq`, so
- * a reader (any process on the same store) follows the writes without holding state of its own.
+ * What the web view reads of the hubs, live: every device write (and every write of one of its
+ * modules) gets the next change `seq`, so a reader (any process on the same store) follows the
+ * writes without holding state of its own.
  */
 export interface HubChangeFeed {
   /** Devices written after `afterSeq`, oldest change first, at most `limit`. */
