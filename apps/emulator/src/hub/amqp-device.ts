@@ -4,7 +4,7 @@ import { clip } from '../core/client-text.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import { attachC2dDeviceLink, type C2dDeviceLink } from './amqp-device-c2d.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
-import { moduleKey } from './core/modules.js';
+import { MODULE_C2D_REFUSAL, moduleKey } from './core/modules.js';
 import type { HubPush } from './core/pushes.js';
 import { refuseOutOfRangeIntegers } from './core/twin.js';
 import { twinErrorBody } from './mqtt.js';
@@ -233,8 +233,16 @@ export function createDeviceAmqpEndpoint(hub: HubService): DeviceAmqpEndpoint {
       const match = DEVICE_ADDRESS.exec(address);
       if (!match) return false;
       const [, owner = '', moduleId, kind] = match;
-      // IoT Hub sends modules no cloud-to-device messages: such a link is not served (amqp:not-found).
-      if (moduleId !== undefined && kind === 'messages/devicebound') return false;
+      // No cloud-to-device messages for modules (docs/hubs.md "Cloud-to-device messages and modules"):
+      // such a link is refused amqp:not-found, saying so.
+      if (moduleId !== undefined && kind === 'messages/devicebound') {
+        context.amqp.log.debug(
+          'hub.amqp',
+          `${context.amqp.peer}: a module's cloud-to-device link ${clip(address)}; refused (modules get no cloud-to-device messages)`,
+        );
+        link.close({ condition: 'amqp:not-found', description: MODULE_C2D_REFUSAL });
+        return true;
+      }
       // A module's links go by its moduleKey, the name its put-token authorized it under.
       const deviceId = moduleId === undefined ? owner : moduleKey(owner, moduleId);
       const device = context.device(deviceId) ?? context.authorizeCertificate(deviceId);

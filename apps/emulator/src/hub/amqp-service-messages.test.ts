@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { c2dOfServiceMessage, rejectionOf } from './amqp-service-messages.js';
 import { C2dError, enqueue, MAX_C2D_MESSAGE_BYTES } from './core/c2d.js';
 import { HubError } from './core/hub-service.js';
+import { MODULE_C2D_REFUSAL } from './core/modules.js';
 import { MemoryHubStore } from './core/store.js';
 
 /** The message azure-iothub's Client.send(deviceId, message) puts on the wire, as the hub decodes it. */
@@ -49,12 +50,19 @@ describe('a cloud-to-device message from azure-iothub over AMQP', () => {
     });
   });
 
-  it('refuses a message without a device address, or with an ack IoT Hub does not know', () => {
+  it('refuses a message without a device address, to a module, or with an ack IoT Hub does not know', () => {
     const nowhere = onTheWire('d', () => {});
     nowhere.to = '/devices/d/messages/events';
     expect(c2dOfServiceMessage(nowhere)).toMatchObject({
       ok: false,
       rejection: { condition: 'com.microsoft:argument-error' },
+    });
+    // A module's address, as the C# service SDK's SendAsync(deviceId, moduleId, message) sets it: refused, saying why.
+    const toModule = onTheWire('d', () => {});
+    toModule.to = '/devices/d/modules/sensor/messages/deviceBound';
+    expect(c2dOfServiceMessage(toModule)).toEqual({
+      ok: false,
+      rejection: { condition: 'com.microsoft:argument-error', description: MODULE_C2D_REFUSAL },
     });
     expect(c2dOfServiceMessage(onTheWire('d', (m) => m.properties.add('iothub-ack', 'always')))).toMatchObject({
       ok: false,

@@ -2,6 +2,7 @@ import rhea, { type Message } from 'rhea';
 import { clip } from '../core/client-text.js';
 import { type C2dAck, C2dError, type OutgoingC2d } from './core/c2d.js';
 import { HubError } from './core/hub-service.js';
+import { MODULE_C2D_REFUSAL } from './core/modules.js';
 
 /** The address `azure-iothub`'s service client sends cloud-to-device messages to (its `_c2dEndpoint`). */
 export const C2D_SERVICE_ADDRESS = '/messages/devicebound';
@@ -28,6 +29,7 @@ export function c2dOfServiceMessage(
     rejection: { condition: 'com.microsoft:argument-error', description },
   });
   const to = typeof message.to === 'string' ? message.to : undefined;
+  if (to !== undefined && MODULE_C2D_ADDRESS.test(to)) return fail(MODULE_C2D_REFUSAL);
   const match = to === undefined ? null : /^\/devices\/([^/]+)\/messages\/devicebound$/i.exec(to);
   let deviceId: string | undefined;
   try {
@@ -68,6 +70,9 @@ export function c2dOfServiceMessage(
   };
   return { ok: true, deviceId, outgoing };
 }
+
+/** A module's cloud-to-device address, as the C# service SDK's `SendAsync(deviceId, moduleId, …)` sets `to`. */
+const MODULE_C2D_ADDRESS = /^\/devices\/[^/]+\/modules\/[^/]+\/messages\/devicebound$/i;
 
 /**
  * IoT Hub's refusal of a cloud-to-device message as the AMQP condition `azure-iothub` translates

@@ -3,7 +3,7 @@
 // serves, the per-connection link bound; the listener keeps serving the official SDK afterwards,
 // and no token reaches a log line.
 import { createHmac, X509Certificate } from 'node:crypto';
-import { createDeviceSasToken } from '@dpskit/contracts';
+import { createDeviceSasToken, createSasToken } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import rhea, { type Connection, type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/tes
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
 import { eventHubName, partitionOf } from './core/eventhub.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
+import { MODULE_C2D_REFUSAL } from './core/modules.js';
 import { EVENTS_IN_FLIGHT_PER_CONNECTION, SELECTOR_FILTER } from './eventhub.js';
 
 let bed: TestBedWithWebhook;
@@ -336,6 +337,57 @@ describe('the hubs over AMQP, raw', () => {
       await registry.update({ deviceId: id, status: 'disabled' });
       await gone;
       expect(seen).toEqual(['end amqp:unauthorized-access', 'close amqp:unauthorized-access']);
+    } finally {
+      connection.close();
+    }
+  });
+});
+
+describe('cloud-to-device messages and modules', () => {
+  it("refuses one addressed to a module (as the C# service SDK's SendAsync(deviceId, moduleId) sends it) and a module's C2D link", async () => {
+    const registry = registryClient(bed.emulator, HUB_A);
+    const id = 'amqp-raw-module-c2d';
+    await createDeviceKey(registry, id);
+    const added = (await registry.addModule({ deviceId: id, moduleId: 'sensor' })).responseBody;
+    const moduleKey = added.authentication?.symmetricKey?.primaryKey ?? '';
+    const connection = await rawHubConnection();
+    try {
+      const put = await cbs(connection);
+      const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+      const expiresAt = Math.ceil(Date.now() / 1000) + 3600;
+      // The service: a policy token (sr={hub}), then a message whose `to` names the module.
+      const service = createSasToken({
+        resource: HUB_A,
+        key: WELL_KNOWN_HUB_KEY,
+        keyName: HUB_OWNER_POLICY_NAME,
+        expiresAt,
+      });
+      expect(await put({ ...sas, name: HUB_A }, service)).toEqual({ status: 200, description: 'OK' });
+      const sender = connection.open_sender({ target: { address: '/messages/devicebound' } });
+      await new Promise((resolve) => sender.once('sendable', resolve));
+      const rejected = new Promise<unknown>((resolve) => {
+        sender.once('rejected', (context: EventContext) => resolve(context.delivery?.remote_state?.error));
+        sender.once('accepted', () => resolve('accepted'));
+      });
+      sender.send({ to: `/devices/${id}/modules/sensor/messages/deviceBound`, body: 'to a module' });
+      expect(await rejected).toMatchObject({
+        condition: 'com.microsoft:argument-error',
+        description: MODULE_C2D_REFUSAL,
+      });
+      expect(bed.emulator.cloudToDeviceQueue(id, HUB_A)).toEqual([]);
+      // The module: its own put-token, then a receiver on its cloud-to-device address.
+      const module = createSasToken({ resource: `${HUB_A}/devices/${id}/modules/sensor`, key: moduleKey, expiresAt });
+      expect(await put({ ...sas, name: `${HUB_A}/devices/${id}/modules/sensor` }, module)).toEqual({
+        status: 200,
+        description: 'OK',
+      });
+      const c2d = connection.open_receiver({
+        source: { address: `/devices/${id}/modules/sensor/messages/devicebound` },
+      });
+      expect(await linkError(c2d)).toMatchObject({ condition: 'amqp:not-found', description: MODULE_C2D_REFUSAL });
+      // The connection serves on: the module's telemetry link attaches.
+      const events = connection.open_sender({ target: { address: `/devices/${id}/modules/sensor/messages/events` } });
+      await new Promise((resolve) => events.once('sendable', resolve));
     } finally {
       connection.close();
     }

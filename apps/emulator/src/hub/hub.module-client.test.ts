@@ -353,6 +353,43 @@ describe('ModuleClient with an X.509 certificate (a selfSigned module)', () => {
   });
 });
 
+describe('ModuleClient over HTTPS', () => {
+  it("is refused as IoT Hub refuses it: 401 IotHubUnauthorizedAccess, the module's token on its device's route", async () => {
+    const key = await addModule('mod-http-1', 'sensor');
+    // azure-iot-device-http sends a module's telemetry to POST /devices/{id}/messages/events with the module's token.
+    const module = await moduleClient(bed.emulator, {
+      hub: HUB_A,
+      deviceId: 'mod-http-1',
+      moduleId: 'sensor',
+      key,
+      transport: 'http',
+    });
+    await module.open();
+    try {
+      const refused = nextHubEvent(bed.emulator, (e) => e.kind === 'connect-refused' && e.deviceId === 'mod-http-1');
+      const err = (await module.sendEvent(new Message('over https')).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { name?: string; response?: { statusCode?: number }; responseBody?: unknown } | undefined;
+      expect(err?.name).toBe('UnauthorizedError');
+      expect(err?.response?.statusCode).toBe(401);
+      // IoT Hub's body for it (azure-iot-sdk-csharp#573: a ModuleClient over HTTP sending an event).
+      expect(JSON.parse(String(err?.responseBody))).toMatchObject({
+        Message: 'ErrorCode:IotHubUnauthorizedAccess;Unauthorized',
+      });
+      expect(await refused).toMatchObject({ hub: HUB_A, transport: 'https', reason: 'module-token' });
+      const batch = (await module.sendEventBatch([new Message('a'), new Message('b')]).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { name?: string } | undefined;
+      expect(batch?.name).toBe('UnauthorizedError');
+      expect(bed.emulator.telemetry(HUB_A, 'mod-http-1')).toEqual([]);
+    } finally {
+      await module.close();
+    }
+  });
+});
+
 describe("a module's telemetry on the built-in endpoint", () => {
   it('is read by EventHubConsumerClient with iothub-connection-device-id and -module-id', async () => {
     const key = await addModule('mod-eh-1', 'sensor');

@@ -3,6 +3,7 @@
 // Client): the module's connection string as against Azure, the emulator as the target.
 import deviceSdk from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
+import deviceHttp from 'azure-iot-device-http';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { createDeviceClient } from '../sdk/index.js';
 import type { HubTarget } from './hub-sdk.js';
@@ -16,6 +17,8 @@ const TRANSPORTS = {
   'mqtt-ws': deviceMqtt.MqttWs,
   amqp: deviceAmqp.Amqp,
   'amqp-ws': deviceAmqp.AmqpWs,
+  // What azure-iot-device-http sends for a module is refused, as by IoT Hub (docs/hubs.md).
+  http: deviceHttp.Http,
 } as const;
 
 export interface HubModuleOptions {
@@ -23,7 +26,7 @@ export interface HubModuleOptions {
   deviceId: string;
   moduleId: string;
   key: string;
-  /** `mqtt` (default), `mqtt-ws`, `amqp` or `amqp-ws`. */
+  /** `mqtt` (default), `mqtt-ws`, `amqp`, `amqp-ws` or `http`. */
   transport?: keyof typeof TRANSPORTS;
 }
 

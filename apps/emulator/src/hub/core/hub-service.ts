@@ -1,4 +1,4 @@
-import { generateSymmetricKey, SasTokenError, verifySasToken } from '@dpskit/contracts';
+import { generateSymmetricKey, parseSasToken, SasTokenError, verifySasToken } from '@dpskit/contracts';
 import { clip } from '../../core/client-text.js';
 import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
 import {
@@ -173,6 +173,8 @@ export type DeviceAuthFailure =
   | 'device-disabled'
   | 'missing-token'
   | 'certificate-authority-not-emulated'
+  /** A module's token where its device's is expected (`ModuleClient` over HTTPS: see isModuleToken). */
+  | 'module-token'
   | CertificateAuthFailure
   | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
   | 'policy-token';
@@ -347,6 +349,11 @@ export class HubService {
         return fail('policy-token', 'tokens of shared access policies are not accepted for devices');
     } catch (err) {
       if (err instanceof SasTokenError) {
+        if (err.reason === 'resource-mismatch' && moduleId === undefined && isModuleToken(input.token, resource))
+          return fail(
+            'module-token',
+            `the token is a module's (sr names a module of device "${input.deviceId}"), not the device's: IoT Hub refuses a module on its device's routes, as ModuleClient over HTTPS sends (401 IotHubUnauthorizedAccess); modules connect over MQTT or AMQP`,
+          );
         return fail(err.reason === 'key-name-mismatch' ? 'malformed' : err.reason, err.message);
       }
       throw err;
@@ -1376,3 +1383,21 @@ function isBase64Key(key: string): boolean {
 }
 
 export { TwinError };
+
+/**
+ * Whether a SAS token that is not for `deviceResource` (`{hub}/devices/{id}`) is one of that device's
+ * modules' (`sr={hub}/devices/{id}/modules/{moduleId}`): what azure-iot-device's ModuleClient over
+ * HTTPS presents, as azure-iot-device-http sends a module's telemetry to its device's route
+ * (`POST /devices/{id}/messages/events`) with the module's token. IoT Hub answers it 401
+ * `IotHubUnauthorizedAccess` (azure-iot-sdk-csharp#573, a ModuleClient over HTTP); so does the
+ * emulator, its log saying why. Only on that refusal's path: the token is parsed again there.
+ */
+function isModuleToken(token: string, deviceResource: string): boolean {
+  try {
+    const { resource } = parseSasToken(token);
+    const prefix = `${deviceResource}/modules/`.toLowerCase();
+    return resource.toLowerCase().startsWith(prefix) && !resource.slice(prefix.length).includes('/');
+  } catch {
+    return false;
+  }
+}

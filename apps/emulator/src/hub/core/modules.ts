@@ -53,6 +53,18 @@ export function splitIdentityKey(key: string): { deviceId: string; moduleId?: st
   return slash === -1 ? { deviceId: key } : { deviceId: key.slice(0, slash), moduleId: key.slice(slash + 1) };
 }
 
+/**
+ * Why a cloud-to-device message to a module, or a module's cloud-to-device link, is refused. The
+ * emulated hubs queue cloud-to-device messages for devices only: the Node SDK's service `Client`
+ * can address none to a module and its `ModuleClient` receives none ("Modules connected to the hub
+ * can do D2C, but not C2D", azure-iot-sdk-node#279; "Officially speaking, modules do not support
+ * C2D", azure-iot-sdk-node#282), though the C# service SDK can send one (`SendAsync(deviceId,
+ * moduleId, message)`, `to: /devices/{id}/modules/{moduleId}/messages/deviceBound`) whose fate IoT
+ * Hub does not document. Named so, a user sees the cause rather than a malformed address.
+ */
+export const MODULE_C2D_REFUSAL =
+  'Cloud-to-device messages to modules are not served: the emulated hub queues them for devices only (ModuleClient receives none; a module gets direct methods and desired properties).';
+
 /** Whether a hub record is a module's. */
 export function isModule(record: HubDevice): record is HubModule {
   return typeof (record.identity as Partial<ModuleIdentity>).moduleId === 'string';
