@@ -33,7 +33,8 @@ const SETTLEMENTS: Readonly<Record<'accepted' | 'rejected' | 'released' | 'modif
  * through the same core as MQTT's PUBACK and HTTPS's DELETE/abandon (SETTLEMENTS). The lock lasts
  * as long as the link holds the delivery unsettled: when the link or its connection closes, the
  * messages it holds are Enqueued again (delivery count unchanged), as an MQTT connection's are.
- * At most MAX_C2D_IN_FLIGHT unsettled, and no more than the device's credit.
+ * At most MAX_C2D_IN_FLIGHT unsettled, no more than the device's credit, and within the places
+ * its connection shares among its devices' links (C2dConnectionShare).
  */
 export function attachC2dDeviceLink(
   hub: HubService,
@@ -53,13 +54,26 @@ export function attachC2dDeviceLink(
     pumping = true;
     try {
       while (sender.sendable() && inFlight.size < MAX_C2D_IN_FLIGHT) {
-        const message = hub.receiveCloudToDevice(device.hub, device.deviceId, 'amqp', holder);
-        const token = message?.lock?.token;
-        if (!message || token === undefined) break;
-        const delivery = context.amqp.send(sender, c2dDeviceMessage(message), lockTokenTag(token));
-        // Undefined: the connection is closing (its unsettled bound); the lock goes with the link.
-        if (!delivery) break;
-        inFlight.set(delivery, token);
+        // A place among the connection's (its other devices' links hold theirs): else in line for one.
+        if (!context.c2d.take(pump)) break;
+        let sent = false;
+        try {
+          const message = hub.receiveCloudToDevice(device.hub, device.deviceId, 'amqp', holder);
+          const token = message?.lock?.token;
+          // Undefined: the connection is closing (its unsettled bound); the lock goes with the link.
+          const delivery =
+            message && token !== undefined
+              ? context.amqp.send(sender, c2dDeviceMessage(message), lockTokenTag(token))
+              : undefined;
+          if (delivery && token !== undefined) {
+            inFlight.set(delivery, token);
+            sent = true;
+          }
+        } finally {
+          // Nothing waited, the connection is closing, or the store failed: the place goes back.
+          if (!sent) context.c2d.give(1);
+        }
+        if (!sent) break;
       }
     } catch (err) {
       context.amqp.log.error('hub.amqp', `${who}: cloud-to-device messages not sent: ${(err as Error).message}`);
@@ -81,6 +95,8 @@ export function attachC2dDeviceLink(
         `${who}: a cloud-to-device disposition not applied: ${(err as Error).message}`,
       );
     }
+    // The place goes to the links in line first (the connection's other devices), then this one.
+    context.c2d.give(1);
     pump();
   };
   for (const outcome of Object.keys(SETTLEMENTS) as (keyof typeof SETTLEMENTS)[]) sender.on(outcome, settle(outcome));
@@ -89,7 +105,10 @@ export function attachC2dDeviceLink(
 
   context.onClose(sender, () => {
     closed = true;
+    context.c2d.leave(pump);
+    const held = inFlight.size;
     inFlight.clear();
+    context.c2d.give(held);
     try {
       hub.releaseCloudToDevice(holder);
     } catch (err) {

@@ -3,6 +3,7 @@ import { parseSasToken } from '@dpskit/contracts';
 import type { EventContext, Message, Receiver, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
+import { C2dConnectionShare } from './amqp-device-c2d-share.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
 import type { HubService } from './core/hub-service.js';
@@ -58,6 +59,8 @@ export interface HubAmqpConnectionContext {
   onClose(link: Sender | Receiver, handler: () => void): void;
   /** Calls `handler` once when the connection is gone. */
   onDisconnected(handler: () => void): void;
+  /** The cloud-to-device deliveries the connection holds unsettled, shared by its devices' links. */
+  readonly c2d: C2dConnectionShare;
 }
 
 /**
@@ -194,6 +197,7 @@ export function createHubAmqp(
       onMessage: (receiver, handler) => messageHandlers.set(receiver, handler),
       onClose: (link, handler) => closeHandlers.set(link, handler),
       onDisconnected: (handler) => disconnectHandlers.push(handler),
+      c2d: new C2dConnectionShare(),
     };
     const who = (deviceId?: string) => `${peer} (${transport}${deviceId ? `, ${clip(deviceId)}` : ''})`;
 

@@ -13,6 +13,7 @@ import { createDeviceKey, deviceClient, Message, registryClient } from '../testi
 import { openRheaConnection } from '../testing/raw-amqp.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
+import { MAX_C2D_IN_FLIGHT_PER_CONNECTION } from './amqp-device-c2d-share.js';
 import { eventHubName, partitionOf } from './core/eventhub.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
 import { MODULE_C2D_REFUSAL } from './core/modules.js';
@@ -388,6 +389,80 @@ describe('cloud-to-device messages and modules', () => {
       // The connection serves on: the module's telemetry link attaches.
       const events = connection.open_sender({ target: { address: `/devices/${id}/modules/sensor/messages/events` } });
       await new Promise((resolve) => events.once('sendable', resolve));
+    } finally {
+      connection.close();
+    }
+  });
+});
+
+describe('several devices on one connection (as the C SDK multiplexes them)', () => {
+  it("share the connection's cloud-to-device places: held unsettled they wait, the connection stays open", async () => {
+    const registry = registryClient(bed.emulator, HUB_A);
+    const ids = ['amqp-raw-mux-1', 'amqp-raw-mux-2', 'amqp-raw-mux-3'];
+    const connection = await rawHubConnection();
+    const closed = new Promise<unknown>((resolve) => {
+      connection.once('connection_close', () => resolve(connection.error));
+      connection.once('disconnected', () => resolve(connection.error ?? 'disconnected'));
+    });
+    try {
+      const put = await cbs(connection);
+      const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+      const held: rhea.Delivery[] = [];
+      const received = new Map(ids.map((id) => [id, 0]));
+      let settleAll = false;
+      let onReceived = () => {};
+      for (const id of ids) {
+        const key = await createDeviceKey(registry, id);
+        const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+        expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, token)).toEqual({
+          status: 200,
+          description: 'OK',
+        });
+        // A full queue each (50), more than the connection's unsettled bound (128) together.
+        for (let n = 0; n < 50; n++) bed.emulator.sendCloudToDevice(id, { body: `${id} #${n}` }, HUB_A);
+        const c2d = connection.open_receiver({
+          source: { address: `/devices/${id}/messages/devicebound` },
+          autoaccept: false,
+          credit_window: 60,
+        });
+        c2d.on('message', (context: EventContext) => {
+          received.set(id, (received.get(id) ?? 0) + 1);
+          if (settleAll) context.delivery?.accept();
+          else if (context.delivery) held.push(context.delivery);
+          onReceived();
+        });
+      }
+      const total = () => [...received.values()].reduce((a, b) => a + b, 0);
+      // Each wait ends early, failing, if the hub closes the connection meanwhile.
+      const open = <T>(waiting: Promise<T>) =>
+        Promise.race([
+          waiting,
+          closed.then((error) => {
+            throw new Error(`connection closed after ${total()}: ${JSON.stringify(error)}`);
+          }),
+        ]);
+      const reached = (count: number) =>
+        new Promise<void>((resolve) => {
+          onReceived = () => total() >= count && resolve();
+          onReceived();
+        });
+      await open(reached(MAX_C2D_IN_FLIGHT_PER_CONNECTION));
+      // A twin round trip on the same connection: had the hub sent more, they would have come before its answer.
+      const replies = connection.open_receiver({ source: { address: `/devices/${ids[0]}/twin` } });
+      const requests = connection.open_sender({ target: { address: `/devices/${ids[0]}/twin` } });
+      await new Promise((resolve) => requests.once('sendable', resolve));
+      const answered = new Promise((resolve) => replies.once('message', resolve));
+      requests.send({ correlation_id: 'get-1', message_annotations: { operation: 'GET' }, body: undefined });
+      await open(answered);
+      expect(total()).toBe(MAX_C2D_IN_FLIGHT_PER_CONNECTION);
+      expect(connection.is_open()).toBe(true);
+      // Settled, the rest comes: every device gets its 50, the connection never closed.
+      settleAll = true;
+      const all = reached(150);
+      for (const delivery of held.splice(0)) delivery.accept();
+      await open(all);
+      expect(Object.fromEntries(received)).toEqual(Object.fromEntries(ids.map((id) => [id, 50])));
+      expect(await Promise.race([closed, Promise.resolve('open')])).toBe('open');
     } finally {
       connection.close();
     }
