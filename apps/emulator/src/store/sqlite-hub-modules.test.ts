@@ -3,12 +3,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HubDevice } from '../hub/core/identity.js';
 import type { HubModule } from '../hub/core/modules.js';
 import { type HubStore, MemoryHubStore } from '../hub/core/store.js';
 import { initialTwinState } from '../hub/core/twin.js';
-import { SqliteStore } from './sqlite.js';
+import { databaseAtSchemaVersion } from '../testing/old-schema.js';
+import { MIGRATIONS, SqliteStore } from './sqlite.js';
 
 const dirs: string[] = [];
 const stores: SqliteStore[] = [];
@@ -137,5 +139,60 @@ describe("the SQLite store's change feed (the web view's)", () => {
     const afterDelete = store.latestDeviceChange();
     expect(store.deleteModule(HUB, 'd1', 'b')).toBe(false);
     expect(store.latestDeviceChange()).toBe(afterDelete);
+  });
+});
+
+describe("a module's message in SQLite", () => {
+  it('keeps its module id in the module_id column, its properties as they were sent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpskit-modules-column-'));
+    dirs.push(dir);
+    const path = join(dir, 'emulator.db');
+    const store = SqliteStore.open(path);
+    stores.push(store);
+    const message = { hub: HUB, deviceId: 'd1', body: Buffer.from('x'), transport: 'mqtt' as const, receivedUtc: '' };
+    store.hub.addTelemetry({ ...message, properties: { a: '1' } });
+    store.hub.addTelemetry(
+      { ...message, moduleId: 'sensor', properties: { b: '2' } },
+      {
+        partition: 0,
+        enqueuedMs: 1,
+        authenticationType: 'sas',
+        generationId: 'g',
+      },
+    );
+    const raw = new Database(path, { readonly: true });
+    try {
+      expect(raw.prepare('SELECT module_id, properties_json FROM hub_telemetry ORDER BY id').all()).toEqual([
+        { module_id: null, properties_json: '{"a":"1"}' },
+        { module_id: 'sensor', properties_json: '{"b":"2"}' },
+      ]);
+    } finally {
+      raw.close();
+    }
+    expect(store.hub.eventsFrom(HUB, 0, 0, 10).map(({ moduleId, properties }) => ({ moduleId, properties }))).toEqual([
+      { moduleId: 'sensor', properties: { b: '2' } },
+    ]);
+  });
+
+  it('takes the module id of a message an older emulator kept as [properties, moduleId] into the column', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpskit-modules-migrate-'));
+    dirs.push(dir);
+    const path = join(dir, 'emulator.db');
+    const column = MIGRATIONS.findIndex((m) => m.includes('hub_telemetry_with_modules'));
+    expect(column).toBeGreaterThan(0);
+    const old = databaseAtSchemaVersion(path, column);
+    const insert = old.prepare(
+      `INSERT INTO hub_telemetry (hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc)
+       VALUES ('h', 'd1', ?, ?, 'H', 'd1', x'00', ?, 'mqtt', '')`,
+    );
+    insert.run(1, 1, '{"a":"1"}');
+    insert.run(2, 2, '[{"b":"2"},"sensor"]');
+    old.close();
+    const store = SqliteStore.open(path);
+    stores.push(store);
+    expect(store.hub.telemetry('h', 'd1').map(({ moduleId, properties }) => ({ moduleId, properties }))).toEqual([
+      { moduleId: undefined, properties: { a: '1' } },
+      { moduleId: 'sensor', properties: { b: '2' } },
+    ]);
   });
 });

@@ -49,6 +49,7 @@ interface EventRow {
   generation_id: string;
   body: Buffer;
   properties_json: string;
+  module_id: string | null;
 }
 
 interface TelemetryRow {
@@ -56,6 +57,7 @@ interface TelemetryRow {
   device_id: string;
   body: Buffer;
   properties_json: string;
+  module_id: string | null;
   transport: string;
   received_utc: string;
 }
@@ -201,6 +203,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
           deviceId: string;
           body: Buffer;
           properties: string;
+          moduleId: string | null;
           transport: string;
           receivedUtc: string;
           partition: number | null;
@@ -215,7 +218,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         // its partition, its offset the partition's last event's next_offset (index seeks: a
         // partition's newest message is its device's newest, which the pruning below always keeps).
         `INSERT INTO hub_telemetry (hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc,
-           partition, partition_seq, byte_offset, next_offset, enqueued_ms, auth_type, generation_id)
+           partition, partition_seq, byte_offset, next_offset, enqueued_ms, auth_type, generation_id, module_id)
          SELECT @hubKey, @deviceKey,
            (SELECT coalesce(max(hub_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey),
            (SELECT coalesce(max(device_seq), 0) + 1 FROM hub_telemetry WHERE hub_key = @hubKey AND device_key = @deviceKey),
@@ -224,7 +227,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
            CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.partition_seq + 1, 0) END,
            CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.next_offset, 0) END,
            CASE WHEN @partition IS NULL THEN NULL ELSE coalesce(last.next_offset, 0) + @size END,
-           @enqueuedMs, @authType, @generationId
+           @enqueuedMs, @authType, @generationId, @moduleId
          FROM (SELECT 1) LEFT JOIN (SELECT partition_seq, next_offset FROM hub_telemetry
                                     WHERE hub_key = @hubKey AND partition = @partition
                                     ORDER BY partition_seq DESC LIMIT 1) last
@@ -254,7 +257,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
              AND m.device_seq = @deviceSeq - @deviceKept AND m.hub_seq <= @hubSeq - @hubKept)`,
       ),
       eventsFrom: db.prepare<[string, number, number, number], EventRow>(
-        `SELECT hub, partition, partition_seq, byte_offset, enqueued_ms, device_id, auth_type, generation_id, body, properties_json
+        `SELECT hub, partition, partition_seq, byte_offset, enqueued_ms, device_id, auth_type, generation_id, body, properties_json, module_id
          FROM hub_telemetry WHERE hub_key = ? AND partition = ? AND partition_seq >= ? ORDER BY partition_seq LIMIT ?`,
       ),
       firstEvent: db.prepare<[string, number], { seq: number }>(
@@ -427,7 +430,8 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
         hub: message.hub,
         deviceId: message.deviceId,
         body: message.body,
-        properties: telemetryPropertiesJson(message),
+        properties: JSON.stringify(message.properties),
+        moduleId: message.moduleId ?? null,
         transport: message.transport,
         receivedUtc: message.receivedUtc,
         partition: event?.partition ?? null,
@@ -464,7 +468,8 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
       authenticationType: row.auth_type,
       generationId: row.generation_id,
       body: Buffer.from(row.body),
-      ...readTelemetryProperties(row.properties_json),
+      properties: readTelemetryProperties(row.properties_json),
+      ...(row.module_id !== null ? { moduleId: row.module_id } : {}),
     }));
   }
 
@@ -505,7 +510,8 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
     return rows.map((row) => ({
       hub: row.hub,
       deviceId: row.device_id,
-      ...readTelemetryProperties(row.properties_json),
+      ...(row.module_id !== null ? { moduleId: row.module_id } : {}),
+      properties: readTelemetryProperties(row.properties_json),
       body: Buffer.from(row.body),
       transport: row.transport === 'https' || row.transport === 'amqp' ? row.transport : 'mqtt',
       receivedUtc: row.received_utc,
@@ -548,16 +554,7 @@ export class SqliteHubStore implements HubStore, HubChangeFeed {
   }
 }
 
-/**
- * A message's properties as `properties_json` keeps them: the object, or for a module's message
- * `[properties, moduleId]` (the module id kept without a column, which `ALTER TABLE … ADD COLUMN`
- * would add in a migration that cannot run twice, as older-schema tests run the later ones again).
- */
-function telemetryPropertiesJson(message: TelemetryRecord): string {
-  return JSON.stringify(message.moduleId === undefined ? message.properties : [message.properties, message.moduleId]);
-}
-
-function readTelemetryProperties(json: string): { properties: Record<string, string>; moduleId?: string } {
-  const parsed = JSON.parse(json) as Record<string, string> | [Record<string, string>, string];
-  return Array.isArray(parsed) ? { properties: parsed[0], moduleId: parsed[1] } : { properties: parsed };
+/** A message's properties as `properties_json` keeps them (an object of strings; the module id has its column). */
+function readTelemetryProperties(json: string): Record<string, string> {
+  return JSON.parse(json) as Record<string, string>;
 }

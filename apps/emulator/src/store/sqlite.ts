@@ -294,6 +294,46 @@ export const MIGRATIONS: readonly string[] = [
      module_json TEXT NOT NULL,
      PRIMARY KEY (hub_key, device_key, module_key)
    );`,
+  // A module's message (ModuleClient) keeps its module id in a column of its own, where the store's
+  // queries and the web view read it; it was the second item of a `[properties, moduleId]` array in
+  // properties_json, which the copy below takes apart. Rebuilt, as the event columns were, so that
+  // it runs again on a file it has upgraded (tests of older schemas set user_version back): a run
+  // again keeps the messages, not their module ids.
+  `CREATE TABLE hub_telemetry_with_modules (
+     id INTEGER PRIMARY KEY,
+     hub_key TEXT NOT NULL,
+     device_key TEXT NOT NULL,
+     hub_seq INTEGER NOT NULL,
+     device_seq INTEGER NOT NULL,
+     hub TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     body BLOB NOT NULL,
+     properties_json TEXT NOT NULL,
+     transport TEXT NOT NULL,
+     received_utc TEXT NOT NULL,
+     partition INTEGER,
+     partition_seq INTEGER,
+     byte_offset INTEGER,
+     next_offset INTEGER,
+     enqueued_ms INTEGER,
+     auth_type TEXT,
+     generation_id TEXT,
+     module_id TEXT
+   );
+   INSERT INTO hub_telemetry_with_modules
+       (id, hub_key, device_key, hub_seq, device_seq, hub, device_id, body, properties_json, transport, received_utc,
+        partition, partition_seq, byte_offset, next_offset, enqueued_ms, auth_type, generation_id, module_id)
+     SELECT id, hub_key, device_key, hub_seq, device_seq, hub, device_id, body,
+       CASE WHEN json_type(properties_json) = 'array' THEN json_extract(properties_json, '$[0]') ELSE properties_json END,
+       transport, received_utc, partition, partition_seq, byte_offset, next_offset, enqueued_ms, auth_type, generation_id,
+       CASE WHEN json_type(properties_json) = 'array' THEN json_extract(properties_json, '$[1]') END
+     FROM hub_telemetry;
+   DROP TABLE hub_telemetry;
+   ALTER TABLE hub_telemetry_with_modules RENAME TO hub_telemetry;
+   CREATE UNIQUE INDEX hub_telemetry_by_hub ON hub_telemetry (hub_key, hub_seq);
+   CREATE UNIQUE INDEX hub_telemetry_by_device ON hub_telemetry (hub_key, device_key, device_seq);
+   CREATE UNIQUE INDEX hub_telemetry_by_partition ON hub_telemetry (hub_key, partition, partition_seq)
+     WHERE partition IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
