@@ -17,7 +17,7 @@ import { MAX_C2D_IN_FLIGHT_PER_CONNECTION } from './amqp-device-c2d-share.js';
 import { eventHubName, partitionOf } from './core/eventhub.js';
 import { HUB_OWNER_POLICY_NAME, WELL_KNOWN_HUB_KEY } from './core/hub-service.js';
 import { MODULE_C2D_REFUSAL } from './core/modules.js';
-import { EVENTS_IN_FLIGHT_PER_CONNECTION, SELECTOR_FILTER } from './eventhub.js';
+import { EVENTS_IN_FLIGHT_PER_CONNECTION, RUNTIME_METRIC_CAPABILITY, SELECTOR_FILTER } from './eventhub.js';
 
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
@@ -597,51 +597,70 @@ describe("a client that leaves one of the built-in endpoint's events unsettled",
   });
 });
 
-describe('a client that ends a session with a partition reader still attached', () => {
-  it("lets the reader's events go with it: a reader on a new session of the connection is sent events", async () => {
-    const id = 'amqp-raw-ended-reader';
-    const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
-    const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'mqtt' });
-    await device.open();
-    const entity = eventHubName(HUB_A);
-    const connection = await rawHubConnection();
-    const closed = new Promise<{ closed: unknown }>((resolve) => {
-      connection.once('connection_close', () => resolve({ closed: connection.error }));
-      connection.once('disconnected', () => resolve({ closed: connection.error }));
-    });
+/** A hub AMQP connection with an Event Hubs token put, and a promise of its end (with the server's error, if any). */
+async function eventHubConnection(entity: string) {
+  const connection = await rawHubConnection();
+  const closed = new Promise<{ closed: unknown }>((resolve) => {
+    connection.once('connection_close', () => resolve({ closed: connection.error }));
+    connection.once('disconnected', () => resolve({ closed: connection.error }));
+  });
+  await putEventHubToken(connection, entity);
+  return { connection, closed };
+}
+
+/**
+ * A reader of `address` from its earliest event on a new session of `connection`, settling none:
+ * its session and 'all received' once `count` events came, or the connection's end. Its credit
+ * goes once the server's ATTACH is in, as @azure/event-hubs gives it, or with its own ATTACH
+ * (`creditWithAttach`: AMQP lets a receiver grant credit at once).
+ */
+async function readEarliest(
+  { connection, closed }: { connection: Connection; closed: Promise<{ closed: unknown }> },
+  address: string,
+  count: number,
+  { creditWithAttach = false, desiredCapability }: { creditWithAttach?: boolean; desiredCapability?: string } = {},
+) {
+  const session = (connection as Connection & { create_session(): rhea.Session }).create_session();
+  session.begin();
+  const reader = session.open_receiver({
+    source: {
+      address,
+      filter: { [SELECTOR_FILTER]: rhea.types.wrap_described("amqp.annotation.x-opt-offset > '-1'", 0x468c00000004) },
+    },
+    autoaccept: false,
+    credit_window: 0,
+    ...(desiredCapability ? { desired_capabilities: desiredCapability } : {}),
+  } as never);
+  if (!creditWithAttach) await new Promise((resolve) => reader.once('receiver_open', resolve));
+  reader.add_credit(count);
+  let received = 0;
+  const all = new Promise<string>((resolve) =>
+    reader.on('message', () => {
+      if (++received === count) resolve('all received');
+    }),
+  );
+  const outcome = await Promise.race([all, closed]);
+  // The capabilities the server's ATTACH offered (rhea reads them from it).
+  const offered = [(reader as unknown as { offered_capabilities?: unknown }).offered_capabilities].flat();
+  return { session, outcome, offered: offered.filter((c) => c !== undefined).map(String) };
+}
+
+/** A device of HUB_A over MQTT that has sent `count` events (all on its partition), and that partition's address. */
+async function deviceWithEvents(id: string, count: number) {
+  const key = await createDeviceKey(registryClient(bed.emulator, HUB_A), id);
+  const device = await deviceClient(bed.emulator, { hub: HUB_A, deviceId: id, key, transport: 'mqtt' });
+  await device.open();
+  await Promise.all(Array.from({ length: count }, (_, i) => device.sendEvent(new Message(`e${i}`))));
+  return { device, address: `${eventHubName(HUB_A)}/ConsumerGroups/$Default/Partitions/${partitionOf(id)}` };
+}
+
+describe('partition readers on raw sessions', () => {
+  it('of a session the client ends go with it: a reader on a new session of the connection is sent events', async () => {
+    // As many events as a connection may have in flight.
+    const { device, address } = await deviceWithEvents('amqp-raw-ended-reader', EVENTS_IN_FLIGHT_PER_CONNECTION);
+    const client = await eventHubConnection(eventHubName(HUB_A));
     try {
-      // As many events as a connection may have in flight, all on the device's partition.
-      await Promise.all(
-        Array.from({ length: EVENTS_IN_FLIGHT_PER_CONNECTION }, (_, i) => device.sendEvent(new Message(`e${i}`))),
-      );
-      await putEventHubToken(connection, entity);
-      const address = `${entity}/ConsumerGroups/$Default/Partitions/${partitionOf(id)}`;
-      /** A reader from the earliest event on its own session, settling nothing: resolves once `count` arrived. */
-      const read = async (count: number) => {
-        const session = (connection as Connection & { create_session(): rhea.Session }).create_session();
-        session.begin();
-        const reader = session.open_receiver({
-          source: {
-            address,
-            filter: {
-              [SELECTOR_FILTER]: rhea.types.wrap_described("amqp.annotation.x-opt-offset > '-1'", 0x468c00000004),
-            },
-          },
-          autoaccept: false,
-          credit_window: 0,
-        } as never);
-        // Credit once attached, as @azure/event-hubs gives it.
-        await new Promise((resolve) => reader.once('receiver_open', resolve));
-        reader.add_credit(count);
-        let received = 0;
-        const all = new Promise<string>((resolve) =>
-          reader.on('message', () => {
-            if (++received === count) resolve('all received');
-          }),
-        );
-        return { session, outcome: await Promise.race([all, closed]) };
-      };
-      const first = await read(EVENTS_IN_FLIGHT_PER_CONNECTION);
+      const first = await readEarliest(client, address, EVENTS_IN_FLIGHT_PER_CONNECTION);
       expect(first.outcome).toBe('all received');
       // The client ends that session without detaching its reader (AMQP: the END detaches it).
       const ended = new Promise((resolve) => first.session.once('session_close', resolve));
@@ -649,11 +668,31 @@ describe('a client that ends a session with a partition reader still attached', 
       await ended;
       // A reader on a new session is sent events: the ended one's are no longer in flight (they
       // counted, unsettled, against the connection's 100 and its 128 unsettled, for its whole life).
-      const second = await read(50);
+      const second = await readEarliest(client, address, 50);
       expect(second.outcome).toBe('all received');
-      expect(connection.is_open()).toBe(true);
+      expect(client.connection.is_open()).toBe(true);
     } finally {
-      connection.close();
+      client.connection.close();
+      await device.close();
+    }
+  });
+
+  it('that grant credit with their ATTACH get the ATTACH answered before their first event', async () => {
+    const { device, address } = await deviceWithEvents('amqp-raw-credit-with-attach', 3);
+    const client = await eventHubConnection(eventHubName(HUB_A));
+    try {
+      // rhea writes a session's transfers before its links' ATTACHes: the events came first and
+      // the client, knowing no link on their handle, dropped the connection ("Invalid handle 0").
+      // The ATTACH is the endpoint's own: a capability the reader asked for is offered back.
+      expect(
+        await readEarliest(client, address, 3, {
+          creditWithAttach: true,
+          desiredCapability: RUNTIME_METRIC_CAPABILITY,
+        }),
+      ).toMatchObject({ outcome: 'all received', offered: [RUNTIME_METRIC_CAPABILITY] });
+      expect(client.connection.is_open()).toBe(true);
+    } finally {
+      client.connection.close();
       await device.close();
     }
   });

@@ -844,6 +844,13 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
         },
         send: (sender, message, tag) => {
           if (!connection.is_open() || overUnsettledBound('messages')) return undefined;
+          // The link's ATTACH answer goes out before its first message. rhea writes a session's
+          // transfers before its links' ATTACHes in one pass, so a client that granted credit
+          // together with its ATTACH (AMQP lets a receiver do so; the SDKs wait for the answer) got
+          // an Event Hubs reader's first events before the ATTACH answering it, on a handle it did
+          // not know yet: rhea's client ended the connection ("Invalid handle 0"). Written here, not
+          // as the link is taken, so that the endpoints' changes to it (offered capabilities) are in.
+          if (attachUnwritten(sender)) connection._process();
           let sent: Delivery;
           try {
             sent = sender.send(message as never, tag);
@@ -1367,6 +1374,12 @@ function terminusAddress(field: unknown): string | undefined {
   const list = (field as { value?: unknown } | null | undefined)?.value;
   const address = Array.isArray(list) ? (list[0] as { value?: unknown } | undefined)?.value : undefined;
   return typeof address === 'string' ? address : undefined;
+}
+
+/** Whether rhea has yet to write the ATTACH of `link` (its open requested, not output). */
+function attachUnwritten(link: Sender | Receiver): boolean {
+  const requests = (link as unknown as { state?: { open_requests?: unknown } }).state?.open_requests;
+  return typeof requests === 'number' && requests > 0;
 }
 
 /** Whether `value` (from rhea's maps) is one of rhea's links. */
