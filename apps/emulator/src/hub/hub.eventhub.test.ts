@@ -252,6 +252,8 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
         message.correlationId = `c-${i}`;
         message.contentType = 'application/json';
         message.contentEncoding = 'utf-8';
+        // An IoT Plug and Play component's telemetry (the Node samples' messageSubjectProperty).
+        if (i === 2) message.properties.add('$.sub', 'thermostat1');
         await device.sendEvent(message);
       }
     } finally {
@@ -277,6 +279,9 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
       },
     });
     expect(first?.enqueuedTimeUtc).toBeInstanceOf(Date);
+    expect(first?.systemProperties?.['dt-subject']).toBeUndefined();
+    expect(events[2]?.systemProperties?.['dt-subject']).toBe('thermostat1');
+    expect(events[2]?.properties).toEqual({ colour: 'red' });
     expect(typeof first?.systemProperties?.['iothub-enqueuedtime']).toBe('number');
     expect(first?.systemProperties?.['iothub-connection-auth-generation-id']).toEqual(
       bed.emulator.hubDevices(HUB_A).find((d) => d.identity.deviceId === id)?.identity.generationId,
@@ -307,7 +312,9 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
       // A long wait: the SDK's own credit top-ups (each wait's end) would wake the links too.
       const events = receive(client, 2, { startPosition: latestEventPosition, maxWaitTimeInSeconds: 300 });
       for (let p = 0; p < 4; p++) await attached(p, from);
-      await devices[0]?.sendEvent(new Message('over amqp'));
+      const overAmqp = new Message('over amqp');
+      overAmqp.properties.add('$.sub', 'thermostat2');
+      await devices[0]?.sendEvent(overAmqp);
       await devices[1]?.sendEvent(new Message('over https'));
       const got = await events;
       // A body that is not JSON reaches the reader as its bytes (the SDK's data transformer).
@@ -316,6 +323,8 @@ describe('the built-in endpoint (Event Hubs-compatible) with @azure/event-hubs',
         ['eh-amqp-device', 'over amqp'],
         ['eh-https-device', 'over https'],
       ]);
+      const amqpEvent = got.find((e) => String(e.body) === 'over amqp');
+      expect(amqpEvent?.systemProperties?.['dt-subject']).toBe('thermostat2');
     } finally {
       for (const device of devices) await device.close();
     }

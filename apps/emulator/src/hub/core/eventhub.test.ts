@@ -113,6 +113,7 @@ describe('the built-in endpoint, pure parts', () => {
         '$.ce': 'utf-8',
         '$.uid': 'user',
         '$.cdid': 'dev-1',
+        '$.sub': 'thermostat1',
         colour: 'red',
       },
     };
@@ -131,6 +132,7 @@ describe('the built-in endpoint, pure parts', () => {
       'iothub-connection-auth-generation-id': '638000000000000001',
       'iothub-enqueuedtime': new Date(1_700_000_000_000),
       'iothub-message-source': 'Telemetry',
+      'dt-subject': 'thermostat1',
       'x-opt-sequence-number': 5,
       'x-opt-offset': '640',
       'x-opt-enqueued-time': new Date(1_700_000_000_000),

@@ -38,6 +38,15 @@ export function consumerGroupsOf(configured: readonly string[] = []): string[] {
   return [DEFAULT_CONSUMER_GROUP, ...configured];
 }
 
+/**
+ * The property an IoT Plug and Play device's component telemetry names its component with over
+ * MQTT (`$.sub` in the topic), and the annotation IoT Hub gives it on the event (azure-docs
+ * iot/concepts-convention "Telemetry": "add the `$.sub` property with the component name …, the
+ * system adds the `dt-subject` property").
+ */
+export const COMPONENT_PROPERTY = '$.sub';
+export const COMPONENT_ANNOTATION = 'dt-subject';
+
 /** `iothub-message-source` of a device's telemetry message. */
 export const TELEMETRY_MESSAGE_SOURCE = 'Telemetry';
 
@@ -278,16 +287,19 @@ export interface EventMessage {
  * `$.cdid`), and the annotations IoT Hub and Event Hubs add (azure-docs
  * iot-hub-devguide-messages-construct "System properties of D2C IoT Hub messages"; the quickstarts'
  * printed events): `iothub-connection-device-id`, `-auth-method` (JSON text),
- * `-auth-generation-id`, `iothub-enqueuedtime`, `iothub-message-source: Telemetry`,
+ * `-auth-generation-id`, `iothub-enqueuedtime`, `iothub-message-source: Telemetry`, `dt-subject`
+ * (an IoT Plug and Play component's name, from its `$.sub`, then no application property),
  * `x-opt-sequence-number`, `x-opt-offset` (a string), `x-opt-enqueued-time`. The timestamps are
  * `Date`s here (AMQP timestamps on the wire).
  */
 export function eventMessage(event: StoredHubEvent): EventMessage {
   const properties: EventMessage['properties'] = {};
   const application: Record<string, string> = {};
+  let component: string | undefined;
   for (const [name, value] of Object.entries(event.properties)) {
     const field = SYSTEM_PROPERTIES[name];
-    if (field === 'user_id') properties.user_id = Buffer.from(value, 'utf8');
+    if (name === COMPONENT_PROPERTY) component = value;
+    else if (field === 'user_id') properties.user_id = Buffer.from(value, 'utf8');
     else if (field) properties[field] = value;
     else application[name] = value;
   }
@@ -304,6 +316,7 @@ export function eventMessage(event: StoredHubEvent): EventMessage {
       'iothub-connection-auth-generation-id': event.generationId,
       'iothub-enqueuedtime': enqueued,
       'iothub-message-source': TELEMETRY_MESSAGE_SOURCE,
+      ...(component !== undefined ? { [COMPONENT_ANNOTATION]: component } : {}),
       [SEQUENCE_NUMBER_ANNOTATION]: event.sequenceNumber,
       [OFFSET_ANNOTATION]: String(event.offset),
       [ENQUEUED_TIME_ANNOTATION]: enqueued,
