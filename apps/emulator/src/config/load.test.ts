@@ -151,6 +151,28 @@ describe('config loading', () => {
     );
   });
 
+  it("refuses two linked hubs of one name (first label): it names each hub's Event Hubs-compatible endpoint", () => {
+    const error = issuesOf(() =>
+      parseConfig(
+        {
+          iotHubs: [
+            { hostName: 'hub-1.azure-devices.net' },
+            { hostName: 'Hub-1.example.net' },
+            { hostName: 'hub-2.net' },
+          ],
+        },
+        'inline',
+      ),
+    );
+    expect(error.issues).toEqual([
+      {
+        path: 'iotHubs[1].hostName',
+        message:
+          '"Hub-1.example.net" has the name "hub-1" of "hub-1.azure-devices.net" (its first label): each linked hub needs its own, which names its Event Hubs-compatible endpoint',
+      },
+    ]);
+  });
+
   it('reports unreadable, empty and unparsable files clearly', () => {
     expect(issuesOf(() => loadConfigFile(join(dir.path, 'missing.yaml'))).message).toContain('the file does not exist');
     expect(issuesOf(() => parseConfigText('', 'empty.yaml')).message).toContain('the file is empty');

@@ -152,6 +152,21 @@ export const emulatorConfigSchema = z
         groups.add(group.toLowerCase());
       });
     });
+    // Each hub's Event Hubs-compatible endpoint is named by its host name's first label (as IoT Hub
+    // names a hub's built-in endpoint by the hub's name; hub/core/eventhub.ts eventHubName): two
+    // hubs of one name would share one endpoint, the second's reading the first's telemetry.
+    const named = new Map<string, string>();
+    config.iotHubs.forEach((hub, i) => {
+      const name = hub.hostName.toLowerCase();
+      const entity = name.split('.')[0] ?? name;
+      const other = named.get(entity);
+      if (other === undefined) named.set(entity, hub.hostName);
+      else if (other.toLowerCase() !== name)
+        issue(
+          ['iotHubs', i, 'hostName'],
+          `"${hub.hostName}" has the name "${entity}" of "${other}" (its first label): each linked hub needs its own, which names its Event Hubs-compatible endpoint`,
+        );
+    });
 
     const checkEnrollment = (
       list: 'enrollmentGroups' | 'individualEnrollments',
