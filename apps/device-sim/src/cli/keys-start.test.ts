@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // `keys derive` starts without the contracts' schema layer: the built CLI, run as a user runs it,
 // with a module hook recording every ES module it resolves. A `keys` command line loads
 // keys-args.ts alone and the keys entry of @dpskit/contracts, never zod (about 60 ms of CPU).
+// Nor do the other commands on the way to an assigned device: zod's classic schemas (the contract's
+// main entry) are loaded only to describe a device's failure (issue #13: 60-80 ms of CPU at every
+// start and in every fleet worker thread).
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
@@ -40,18 +43,26 @@ register(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)}, { data: 
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The ES modules the CLI resolved for `args`, with `stdin` piped in, and its stdout. */
-function modulesLoaded(args: string[], stdin: string): Promise<{ modules: string[]; stdout: string }> {
+/**
+ * The ES modules `node <entry> ...args` resolved (the CLI unless `entry` is given), with `stdin` piped
+ * in, its stdout and exit code.
+ */
+function modulesLoaded(
+  args: string[],
+  stdin: string,
+  entry = CLI,
+): Promise<{ modules: string[]; stdout: string; code: number }> {
   const file = join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, '');
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
-      ['--import', pathToFileURL(preload).href, CLI, ...args],
+      ['--import', pathToFileURL(preload).href, entry, ...args],
       { env: { PATH: process.env.PATH ?? '', MODULES_FILE: file } },
       (err, stdout) => {
-        if (err) reject(err);
-        else resolve({ modules: readFileSync(file, 'utf8').split('\n').filter(Boolean), stdout });
+        const code = err ? err.code : 0;
+        if (typeof code !== 'number') reject(err);
+        else resolve({ modules: readFileSync(file, 'utf8').split('\n').filter(Boolean), stdout, code });
       },
     );
     child.stdin?.end(stdin);
@@ -80,8 +91,40 @@ describe('device-sim keys derive at start-up', () => {
     expect(zod(modules)).toEqual([]);
   });
 
-  it('(control) the hook sees zod where the CLI loads it: register --help', async () => {
-    const { modules } = await modulesLoaded(['register', '--help'], '');
+  it('loads no zod on the way to an assigned device: the command line, the fleet, a registration, its transport', async () => {
+    // A script importing what `fleet` and `register` load before and while a device registers (a
+    // run needs a service; its modules do not), each as the CLI's own modules import them.
+    const script = join(dir, 'import-all.mjs');
+    const built = (path: string) => pathToFileURL(join(dirname(CLI), path)).href;
+    writeFileSync(
+      script,
+      ['cli/args.js', 'cli/commands/fleet.js', 'lib/fleet.js', 'lib/register.js', 'lib/transport/mqtt.js']
+        .map((path) => `await import(${JSON.stringify(built(path))});`)
+        .join('\n'),
+    );
+    const { modules } = await modulesLoaded([], '', script);
+    expect(modules.some((url) => url.includes('azure-iot-provisioning-device'))).toBe(true);
+    expect(modules.filter((url) => url.endsWith('/contracts/dist/index.js'))).toEqual([]);
+    expect(zod(modules)).toEqual([]);
+  });
+
+  it('(control) the hook sees zod where the CLI loads it: a registration that fails is described', async () => {
+    // Port 1 on the loopback: nothing listens, the connection is refused at once.
+    const { modules, code } = await modulesLoaded(
+      [
+        'register',
+        '--id-scope',
+        '0ne00000A0A',
+        '--registration-id',
+        'device-1',
+        '--group-key',
+        GROUP_KEY,
+        '--provisioning-host',
+        '127.0.0.1:1',
+      ],
+      '',
+    );
+    expect(code).toBe(1);
     expect(zod(modules).length).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,5 @@
 import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
-import { registrationIdProblem } from '@dpskit/contracts';
+import { registrationIdProblem } from '@dpskit/contracts/keys';
 import {
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,

@@ -1,4 +1,4 @@
-import { createDeviceKeyDeriver } from '@dpskit/contracts';
+import { createDeviceKeyDeriver } from '@dpskit/contracts/keys';
 import { InvalidOptionError } from './errors.js';
 import { runFleetOnWorkers, workerPlan } from './fleet-workers.js';
 import {

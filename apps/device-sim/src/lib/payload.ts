@@ -1,4 +1,6 @@
-import { devicePayloadSchema, parseJsonWith } from '@dpskit/contracts';
+// The allocation entry (zod/mini): the main entry's classic schemas cost every device-sim start about
+// 60-80 ms of CPU, for a check that is JSON, a depth bound and an object.
+import { decodeJson } from '@dpskit/contracts/allocation';
 
 export type PayloadParse = { ok: true; value: Record<string, unknown> } | { ok: false; message: string };
 
@@ -16,8 +18,8 @@ function kindOf(value: unknown): string {
  * `source` names where the text came from (`--payload`, `DPS_PAYLOAD`) in the error.
  */
 export function parsePayload(text: string, source = '--payload'): PayloadParse {
-  const parsed = parseJsonWith(devicePayloadSchema, text, 'payload');
-  if (parsed.ok) return { ok: true, value: parsed.value };
+  const json = decodeJson(text);
+  if (json.ok && isPlainObject(json.value)) return { ok: true, value: withoutProtoKey(json.value) };
   let decoded: unknown;
   try {
     decoded = JSON.parse(text);
@@ -34,4 +36,16 @@ export function parsePayload(text: string, source = '--payload'): PayloadParse {
 /** True for `{...}` values (not arrays, not null): what `payload` accepts in the library API. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The object without a `__proto__` key of its own, as the contract's record schema gave it before
+ * (JSON.parse makes such a key an own property; kept, the SDK would send it). Nested objects are
+ * left as they are, as the schema left them.
+ */
+function withoutProtoKey(value: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(value, '__proto__')) return value;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) if (key !== '__proto__') copy[key] = value[key];
+  return copy;
 }

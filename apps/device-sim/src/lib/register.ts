@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
-import { type DeviceRegistrationResult, deriveDeviceKey } from '@dpskit/contracts';
+import type { DeviceRegistrationResult } from '@dpskit/contracts';
+import { deriveDeviceKey } from '@dpskit/contracts/keys';
 import { InvalidOptionError } from './errors.js';
 import type { HubConnectOptions, HubSession } from './hub.js';
 import {
@@ -14,7 +15,7 @@ import {
   MAX_RETRIES,
 } from './inputs.js';
 import { isPlainObject } from './payload.js';
-import { describeRegistrationError, type ErrorFacts, isTransientFailure } from './sdk/errors.js';
+import type { ErrorFacts } from './sdk/errors.js';
 import { ProvisioningDeviceClient, SymmetricKeySecurityClient, X509Security } from './sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from './stats.js';
 import { checkStayOptions } from './stay-options.js';
@@ -202,6 +203,9 @@ export async function registerDevice(options: RegisterOptions): Promise<Registra
       }
       return outcome;
     }
+    // Loaded on a device's first failure: the contract's schemas (zod, about 60-80 ms of CPU) that
+    // read the service's error body are not needed by a fleet whose devices are assigned.
+    const { describeRegistrationError, isTransientFailure } = await import('./sdk/errors.js');
     const facts = describeRegistrationError(settled.error);
     if (attempt <= retries && isTransientFailure(facts)) {
       const waitMs = retryBackoff(attempt, options.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS);

@@ -1,4 +1,4 @@
-import { registrationIdProblem } from '@dpskit/contracts';
+import { registrationIdProblem } from '@dpskit/contracts/keys';
 import { InvalidOptionError } from './errors.js';
 import type { Named } from './inputs.js';
 

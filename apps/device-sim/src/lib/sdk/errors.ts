@@ -17,10 +17,7 @@ export interface ErrorFacts {
   serviceStatus?: number;
 }
 
-/** Raised by device-sim when a response would crash the SDK (see protocol notes §0.7). */
-export class InvalidServiceResponseError extends Error {
-  override readonly name = 'InvalidServiceResponseError';
-}
+export { InvalidServiceResponseError } from './invalid-response.js';
 
 type Loose = Record<string, unknown>;
 

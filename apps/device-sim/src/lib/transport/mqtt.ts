@@ -1,5 +1,5 @@
 import type { SecureContext } from 'node:tls';
-import { InvalidServiceResponseError } from '../sdk/errors.js';
+import { InvalidServiceResponseError } from '../sdk/invalid-response.js';
 import { Mqtt, MqttBase, MqttWs } from '../sdk/mqtt.js';
 import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
 import type { Endpoint } from './endpoint.js';

@@ -1,4 +1,4 @@
-import { InvalidServiceResponseError } from '../sdk/errors.js';
+import { InvalidServiceResponseError } from '../sdk/invalid-response.js';
 import type { Mqtt } from '../sdk/mqtt.js';
 import type { RegistrationPhase, StatusUpdate } from '../types.js';
 
