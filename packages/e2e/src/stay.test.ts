@@ -9,6 +9,7 @@ import { createEmulator, type HubEvent } from '@dpskit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionArgs, DEVICE_SIM_CLI } from './harness/device-sim.js';
 import { emulatorHubClient, emulatorRegistry, type HubServiceClient } from './harness/registry.js';
+import { stablePorts } from './harness/stable-ports.js';
 import { startTutorialStack, type TutorialStack } from './harness/stack.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
@@ -473,8 +474,9 @@ describe('register --stay while its hub restarts', () => {
       });
       return emulator.start().then(() => emulator);
     };
-    let emulator = await start(0);
-    const mqttPort = emulator.endpoints.mqtt.port;
+    // The restart listens on the same MQTT port: one no outgoing connection can take meanwhile (see stablePorts).
+    const [mqttPort] = (await stablePorts(1)) as [number];
+    let emulator = await start(mqttPort);
     const id = 'contoso-toaster-stay-restart';
     const device = startDeviceSim(['register', '--registration-id', id, '--json'], connectionArgs(emulator, 'mqtt'));
     try {

@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrowserSession, openBrowser } from './harness/browser.js';
 import { runDeviceSim } from './harness/device-sim.js';
+import { stablePorts } from './harness/stable-ports.js';
 import { TUTORIAL } from './harness/tutorial.js';
 
 // A page left open while the emulator restarts on the same web port, its state folder reset or
@@ -18,9 +19,9 @@ let stateDir: string;
 let session: BrowserSession;
 let page: Page;
 let emulator: Emulator | undefined;
-let webPort = 0;
+let webPort: number;
 
-/** Starts the emulator on the state folder and the page's port (a free one the first time). */
+/** Starts the emulator on the state folder and the page's port. */
 async function start(): Promise<Emulator> {
   const started = createEmulator({
     stateDir,
@@ -32,7 +33,6 @@ async function start(): Promise<Emulator> {
     log: () => {},
   });
   await started.start();
-  webPort = Number(new URL(started.webViewUrl ?? '').port);
   emulator = started;
   return started;
 }
@@ -44,6 +44,9 @@ async function stop(): Promise<void> {
 
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'dpskit-e2e-restart-'));
+  // Each restart listens on this port again: one no outgoing connection can take while nothing
+  // listens there (see stablePorts), which a port-0 port could be.
+  [webPort] = (await stablePorts(1)) as [number];
   session = await openBrowser();
   page = session.page;
 });

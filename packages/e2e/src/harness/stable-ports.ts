@@ -26,7 +26,8 @@ function canListen(port: number): Promise<boolean> {
 
 /**
  * `count` free ports below the kernel's ephemeral range, for a server that must listen on the same
- * port again after it was killed (a crash and restart).
+ * port again after it was stopped or killed (a restart), or that listens on it only later (a
+ * command started after its port was chosen).
  *
  * Why not port 0: a port the kernel picked is in the ephemeral range, from which it also picks the
  * source port of every outgoing connection, this machine's other tests' included. Between the kill

@@ -1,7 +1,7 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import type { Readable } from 'node:stream';
+import { stablePorts } from '../harness/stable-ports.js';
 
 // Running README lines as a reader does: in bash, one session per block (so `export`, `cd` and
 // variables carry over), each command's exit status and output kept apart.
@@ -132,13 +132,13 @@ export async function startServer(
   };
 }
 
-/** A TCP port free right now on the loopback interface (for lines the README lets the reader renumber). */
+/**
+ * A TCP port free right now (for lines the README lets the reader renumber), below the kernel's
+ * ephemeral range: the command that listens on it starts seconds later (`npm run` builds first),
+ * and a port-0 port could meanwhile become some connection's source port (see stablePorts).
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
+  const [port] = await stablePorts(1);
+  if (port === undefined) throw new Error('no free port');
   return port;
 }
