@@ -10,8 +10,10 @@ import { startTestBedWithWebhook } from '../testing/test-bed.js';
 // covers with 250), in this process: every one must come back with its own id, hub and webhook
 // payload, and the emulator must have recorded each once. No timing is asserted, and nothing may
 // time out on a loaded 2-core machine (other suites running beside this one): the webhook gets a
-// minute, and the SDK's per-request timeout (its exported, mutable ProvisioningDeviceConstants
-// .defaultTimeoutInterval, 30 s) two.
+// minute, the TLS handshakes a minute (the default 10 s closed some of 200 handshakes queued at once
+// in this one process: AmqpWs devices failed 'rhea: connection disconnected'), and the SDK's
+// per-request timeout (its exported, mutable ProvisioningDeviceConstants.defaultTimeoutInterval,
+// 30 s) two.
 
 const { ProvisioningDeviceConstants } = provisioningDevice;
 const sdkTimeoutMs = ProvisioningDeviceConstants.defaultTimeoutInterval;
@@ -24,6 +26,7 @@ beforeAll(async () => {
   ProvisioningDeviceConstants.defaultTimeoutInterval = 120_000;
   ({ emulator, events, close } = await startTestBedWithWebhook({
     webhook: { timeoutMs: 60_000, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
+    limits: { handshakeTimeoutMs: 60_000 },
   }));
 });
 
