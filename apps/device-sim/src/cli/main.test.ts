@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closedPort } from '@dpskit/vitest-config/closed-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetSummary } from '../lib/stats.js';
 import { type HttpsDps, startHttpsDps } from '../testing/https-dps.js';
@@ -103,6 +104,60 @@ describe('device-sim register', () => {
     expect(io.err()).toContain('device-sim: --payload is not valid JSON');
     expect(io.err()).toContain('Run "device-sim register --help"');
     expect(dps.registrations.length).toBe(before);
+  });
+});
+
+describe('device-sim register at a wrong --hub-host', () => {
+  // The device is assigned by the in-test DPS, then dials a closed port for its hub with the real
+  // device SDK: the socket's cause and the --hub-host hint, at once (over AMQP the SDK used to retry
+  // until the 60 s hub timeout; over MQTT it said "Not authorized").
+  it.each([
+    ['mqtt', 'MQTT'],
+    ['amqp', 'AMQP'],
+    ['amqp-ws', 'HTTPS'],
+  ])('names the refused connection over %s and says which --hub-host port to use', async (transport, listener) => {
+    const port = await closedPort();
+    const io = captureIo({ env });
+    const code = await main(
+      [
+        'register',
+        '--registration-id',
+        'contoso-toaster-011',
+        '--hub-transport',
+        transport,
+        '--hub-host',
+        `127.0.0.1:${port}`,
+      ],
+      io,
+    );
+    expect(code).toBe(1);
+    expect(io.out()).toContain(`Failure on the hub: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+    expect(io.out()).toContain(
+      `Hint: nothing accepts connections at 127.0.0.1:${port}: is the emulator running, and is --hub-host the ${listener} port it printed?\n`,
+    );
+  });
+
+  it('puts the hint in the --json outcome', async () => {
+    const port = await closedPort();
+    const io = captureIo({ env });
+    const code = await main(
+      [
+        'register',
+        '--registration-id',
+        'contoso-toaster-012',
+        '--connect',
+        '--hub-host',
+        `127.0.0.1:${port}`,
+        '--json',
+      ],
+      io,
+    );
+    expect(code).toBe(1);
+    expect(JSON.parse(io.out())).toMatchObject({
+      status: 'assigned',
+      hubSession: { status: 'error', errorName: 'ECONNREFUSED' },
+      hint: expect.stringContaining('--hub-host the MQTT port'),
+    });
   });
 });
 

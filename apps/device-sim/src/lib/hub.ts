@@ -4,6 +4,7 @@
 import type { EventEmitter } from 'node:events';
 import deviceModule from 'azure-iot-device';
 import { InvalidOptionError } from './errors.js';
+import { type RetryPolicy, watchFirstConnection } from './hub-first-connection.js';
 import {
   type HubTransportName,
   type HubTransportSetup,
@@ -216,8 +217,12 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
   }
   const transport = options.transport ?? 'mqtt';
   const setup = await hubTransportSetup(transport, options.gatewayHost, options.ca);
-  const listening = options.stay ? listeningTransport(setup.transportClass) : undefined;
-  const client = hubClient(options, setup, listening?.transportClass ?? setup.transportClass);
+  const watch = watchFirstConnection(setup.transportClass);
+  const listening = options.stay ? listeningTransport(watch.transportClass) : undefined;
+  const client = hubClient(options, setup, listening?.transportClass ?? watch.transportClass);
+  // The client's own policy (private in the typings: ExponentialBackOffWithJitter), wrapped.
+  const policy = (client as unknown as { _retryPolicy?: RetryPolicy })._retryPolicy;
+  if (policy) client.setRetryPolicy(watch.retryPolicy(policy));
   // Without a listener a connection lost while idle would throw out of the EventEmitter.
   client.on('error', () => {});
   let timer: NodeJS.Timeout | undefined;
@@ -280,8 +285,10 @@ export async function connectToHub(options: HubConnectOptions): Promise<HubSessi
     }
   } catch (err) {
     const error = err instanceof Error ? err : new Error(String(err));
-    session.errorName = error.name === 'Error' ? error.constructor.name : error.name;
-    session.errorMessage = error.message;
+    // At a wrong --hub-host: the socket's error (ECONNREFUSED, …), not what the SDK made of it.
+    const socket = watch.failure();
+    session.errorName = socket?.errorName ?? (error.name === 'Error' ? error.constructor.name : error.name);
+    session.errorMessage = socket?.errorMessage ?? error.message;
   } finally {
     clearTimeout(timer);
     await Promise.race([client.close().catch(() => {}), delay(2000)]);

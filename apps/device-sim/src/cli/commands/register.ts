@@ -1,11 +1,11 @@
-import type { HubEvent } from '../../lib/hub.js';
+import type { HubEvent, HubSession } from '../../lib/hub.js';
 import { registerDevice } from '../../lib/register.js';
 import { sdkVersion } from '../../lib/sdk/modules.js';
 import { CANCELLED_ERROR_NAME } from '../../lib/stats.js';
 import type { RegistrationOutcome } from '../../lib/types.js';
 import type { RegisterConfig } from '../args.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
-import { hintFor } from '../output/hints.js';
+import { hintFor, hubHintFor } from '../output/hints.js';
 import { outcomeJson } from '../output/json.js';
 import { isStopped, stayEndJson, stayEndText, stayEventText } from '../output/stay.js';
 import { TutorialPrinter } from '../output/tutorial.js';
@@ -20,12 +20,20 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
   const unsubscribeTerm = config.stay ? (io.onTerminate?.(() => controller.abort()) ?? (() => {})) : () => {};
   const printer = config.json ? undefined : new TutorialPrinter((text) => io.stdout.write(text));
   printer?.banner(sdkVersion());
+  const hubHintOf = (session: HubSession | undefined) =>
+    session && config.connect
+      ? hubHintFor(session, {
+          hubHost: config.connect.gatewayHost,
+          hubTransport: config.connect.transport,
+          caGiven: config.ca !== undefined,
+        })
+      : undefined;
   const hintOf = (outcome: RegistrationOutcome) =>
     hintFor(outcome, {
       provisioningHost: config.provisioningHost,
       transport: config.transport,
       caGiven: config.ca !== undefined,
-    });
+    }) ?? hubHintOf(outcome.hubSession);
   const shared = sharedOptions(config, controller.signal);
   const print = (outcome: RegistrationOutcome) => {
     if (printer) printer.result(outcome, hintOf(outcome));
@@ -58,7 +66,10 @@ export async function runRegister(config: RegisterConfig, io: CliIo): Promise<nu
     });
     if (!printed) print(outcome);
     else if (outcome.hubSession) {
-      io.stdout.write(`${printer ? stayEndText(outcome.hubSession) : stayEndJson(outcome.hubSession)}\n`);
+      const hint = hubHintOf(outcome.hubSession);
+      io.stdout.write(
+        `${printer ? `${stayEndText(outcome.hubSession)}${hint ? `\nHint: ${hint}` : ''}` : stayEndJson(outcome.hubSession, hint)}\n`,
+      );
     }
     if (outcome.status === 'assigned') {
       // Stopped (Ctrl-C, SIGTERM) after the assignment but before the device listened on its hub:

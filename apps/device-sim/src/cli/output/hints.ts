@@ -1,3 +1,4 @@
+import type { HubSession } from '../../lib/hub.js';
 import type { RegistrationOutcome, TransportName } from '../../lib/types.js';
 
 export interface HintContext {
@@ -29,33 +30,62 @@ const LISTENERS: Record<TransportName, { name: string; protocol: string; default
   'amqp-ws': { name: 'HTTPS', protocol: 'HTTPS (AMQP over WebSockets)', defaultPort: 443 },
 };
 
-/** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */
-export function hintFor(outcome: RegistrationOutcome, context: HintContext): string | undefined {
-  const name = outcome.errorName ?? '';
-  const host = context.provisioningHost;
+/** Where a connection was made to: the host, the option that sets it, and the transport. */
+interface Target {
+  host: string;
+  /** The option naming the host (`--provisioning-host`, `--hub-host`). */
+  option: string;
+  transport: TransportName;
+  /** The option naming the transport (`--transport`, `--hub-transport`). */
+  transportOption: string;
+  caGiven: boolean;
+}
+
+/**
+ * One sentence for a connection that could not be made (the socket's error code, rhea's
+ * ProtocolError): the same causes on the way to DPS and to the hub, each named by its own option.
+ */
+function connectionHint(name: string, target: Target): string | undefined {
+  const { host, option } = target;
   if (UNTRUSTED_CERT.has(name)) {
-    return context.caGiven
+    return target.caGiven
       ? `the server certificate of ${host} was not issued by the CA in --ca; pass the CA that signed it (the local emulator prints its CA file when it starts)`
       : `the server certificate of ${host} is not trusted: pass --ca <file> (or DPS_CA_FILE) with the CA that signed it, e.g. --ca .dpskit/emulator/tls/ca.pem for the local emulator`;
   }
   if (name === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return `the server certificate does not name the host in --provisioning-host "${host}"; use a name it was issued for (the local emulator's certificate covers localhost and 127.0.0.1)`;
+    return `the server certificate does not name the host in ${option} "${host}"; use a name it was issued for (the local emulator's certificate covers localhost and 127.0.0.1)`;
   }
   if (name === 'CERT_HAS_EXPIRED') return `the server certificate of ${host} has expired`;
-  const listener = LISTENERS[context.transport];
+  const listener = LISTENERS[target.transport];
   if (name === 'ECONNREFUSED') {
     const dialed = host.includes(':') ? host : `${host}:${listener.defaultPort}`;
-    return `nothing accepts connections at ${dialed}: is the emulator running, and is --provisioning-host the ${listener.name} port it printed?`;
+    return `nothing accepts connections at ${dialed}: is the emulator running, and is ${option} the ${listener.name} port it printed?`;
   }
-  if (name === 'ENOTFOUND' || name === 'EAI_AGAIN') {
-    return `the host name in --provisioning-host "${host}" cannot be resolved`;
+  if (name === 'ENOTFOUND' || name === 'EAI_AGAIN') return `the host name in ${option} "${host}" cannot be resolved`;
+  if (name === 'ECONNRESET' || name === 'EPROTO' || name.startsWith('ERR_SSL_')) {
+    return `the connection to ${host} broke off: check that the port speaks ${listener.protocol} for ${target.transportOption} ${target.transport}`;
   }
-  if (name === 'ECONNRESET' || name === 'EPROTO' || name === 'ERR_SSL_WRONG_VERSION_NUMBER') {
-    return `the connection to ${host} broke off: check that the port speaks ${listener.protocol} for --transport ${context.transport}`;
+  if (name === 'ProtocolError') {
+    return `${host} does not answer in ${listener.protocol}: is ${option} the ${listener.name} port the emulator printed?`;
   }
+  return undefined;
+}
+
+/** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */
+export function hintFor(outcome: RegistrationOutcome, context: HintContext): string | undefined {
+  const name = outcome.errorName ?? '';
+  const host = context.provisioningHost;
+  const connection = connectionHint(name, {
+    host,
+    option: '--provisioning-host',
+    transport: context.transport,
+    transportOption: '--transport',
+    caGiven: context.caGiven,
+  });
+  if (connection) return connection;
+  const listener = LISTENERS[context.transport];
   // Another listener of the emulator (or another server) answered: the port speaks something else.
   if (
-    name === 'ProtocolError' ||
     (name === 'NotConnectedError' && context.transport.startsWith('amqp')) ||
     (context.transport.startsWith('mqtt') && /Unacceptable protocol version/.test(outcome.errorMessage ?? ''))
   ) {
@@ -78,5 +108,34 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
     return 'the custom allocation webhook refused DPS (401): check the function key (?code=) in the webhook URL';
   }
   if (outcome.status === 'disabled') return 'enable the enrollment (provisioningStatus "enabled") and register again';
+  return undefined;
+}
+
+export interface HubHintContext {
+  /** `--hub-host`; undefined: the device dialed its hub by the hub's own name. */
+  hubHost: string | undefined;
+  hubTransport: TransportName;
+  caGiven: boolean;
+}
+
+/**
+ * The hint for a device that was assigned but could not get onto its hub: a connection that could
+ * not be made (a wrong --hub-host, mostly), or no answer in time.
+ */
+export function hubHintFor(session: HubSession, context: HubHintContext): string | undefined {
+  if (session.status !== 'error') return undefined;
+  const name = session.errorName ?? '';
+  const host = context.hubHost ?? session.hub;
+  const connection = connectionHint(name, {
+    host,
+    option: '--hub-host',
+    transport: context.hubTransport,
+    transportOption: '--hub-transport',
+    caGiven: context.caGiven,
+  });
+  if (connection) return connection;
+  if (name === 'TimeoutError') {
+    return `no answer from the hub in time: check that --hub-host points at the ${LISTENERS[context.hubTransport].name} port of the emulator (or your gateway)`;
+  }
   return undefined;
 }

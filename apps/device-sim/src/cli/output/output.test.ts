@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { HubSession } from '../../lib/hub.js';
 import type { FleetSummary } from '../../lib/stats.js';
 import type { RegistrationOutcome, StatusUpdate } from '../../lib/types.js';
 import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../../testing/tutorial.js';
-import { hintFor } from './hints.js';
+import { hintFor, hubHintFor } from './hints.js';
 import { outcomeJson } from './json.js';
 import { renderProgress } from './progress.js';
 import { stayEndText, stayEventText } from './stay.js';
@@ -246,6 +247,47 @@ describe('hints', () => {
       'localhost:8883 does not answer in MQTT over TLS: is --provisioning-host the MQTT port the emulator printed?',
     );
     expect(hintFor(error({ errorName: 'NotConnectedError' }), context)).toBeUndefined();
+  });
+});
+
+describe('hub hints', () => {
+  const context = { hubHost: 'localhost:5671', hubTransport: 'amqp' as const, caGiven: false };
+  const session = (partial: Partial<HubSession>): HubSession => ({
+    status: 'error',
+    hub: TUTORIAL_HUB,
+    deviceId: 'contoso-toaster-007',
+    telemetrySent: 0,
+    durationMs: 1,
+    ...partial,
+  });
+
+  it('names --hub-host and the hub transport’s listener for a connection that could not be made', () => {
+    expect(hubHintFor(session({ errorName: 'ECONNREFUSED' }), { ...context, hubHost: 'localhost:1' })).toBe(
+      'nothing accepts connections at localhost:1: is the emulator running, and is --hub-host the AMQP port it printed?',
+    );
+    expect(hubHintFor(session({ errorName: 'ECONNREFUSED' }), { ...context, hubTransport: 'mqtt-ws' })).toContain(
+      'is --hub-host the HTTPS port it printed?',
+    );
+    // No --hub-host: the device dialed its hub by name, on the transport's own port.
+    expect(hubHintFor(session({ errorName: 'ECONNREFUSED' }), { ...context, hubHost: undefined })).toContain(
+      `at ${TUTORIAL_HUB}:5671:`,
+    );
+    expect(hubHintFor(session({ errorName: 'ENOTFOUND' }), { ...context, hubHost: 'hub.invalid' })).toBe(
+      'the host name in --hub-host "hub.invalid" cannot be resolved',
+    );
+    expect(hubHintFor(session({ errorName: 'EPROTO' }), context)).toBe(
+      'the connection to localhost:5671 broke off: check that the port speaks AMQP over TLS for --hub-transport amqp',
+    );
+    expect(hubHintFor(session({ errorName: 'ProtocolError' }), { ...context, hubHost: 'localhost:8443' })).toBe(
+      'localhost:8443 does not answer in AMQP over TLS: is --hub-host the AMQP port the emulator printed?',
+    );
+    expect(hubHintFor(session({ errorName: 'SELF_SIGNED_CERT_IN_CHAIN' }), context)).toContain('pass --ca <file>');
+    expect(hubHintFor(session({ errorName: 'TimeoutError' }), context)).toContain('--hub-host points at the AMQP port');
+  });
+
+  it('says nothing for a device on its hub or a refusal of the hub', () => {
+    expect(hubHintFor(session({ status: 'connected' }), context)).toBeUndefined();
+    expect(hubHintFor(session({ errorName: 'UnauthorizedError' }), context)).toBeUndefined();
   });
 });
 

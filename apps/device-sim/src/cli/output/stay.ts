@@ -79,9 +79,9 @@ export function stayEndText(session: HubSession): string {
   return `Left the hub after ${(counts.stayedMs / 1000).toFixed(1)} s: ${plural(counts.methods, 'method call')}, ${plural(counts.desiredChanges, 'desired property change')}, ${plural(counts.messages, 'cloud-to-device message')}, ${plural(session.telemetrySent, 'telemetry message')} sent`;
 }
 
-/** `--json`: the end as one object, `{"event":"left", ...the hub session}`. */
-export function stayEndJson(session: HubSession): string {
-  return JSON.stringify({ event: 'left', atUtc: new Date().toISOString(), ...session });
+/** `--json`: the end as one object, `{"event":"left", ...the hub session[, "hint"]}`. */
+export function stayEndJson(session: HubSession, hint?: string): string {
+  return JSON.stringify({ event: 'left', atUtc: new Date().toISOString(), ...session, ...(hint ? { hint } : {}) });
 }
 
 /**

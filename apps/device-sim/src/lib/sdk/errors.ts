@@ -3,6 +3,7 @@ import {
   parseRegistrationOperationStatus,
   provisioningErrorBodySchema,
 } from '@dpskit/contracts';
+import { socketFailure } from '../transport/socket-error.js';
 import type { OutcomeStatus } from '../types.js';
 
 /** What an SDK error says about a registration, in the terms of `RegistrationOutcome`. */
@@ -38,14 +39,6 @@ function asObject(value: unknown): Loose | undefined {
 
 function str(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
-}
-
-/** Node's error code for socket/TLS failures; mqtt-base wraps them in `NotConnectedError.transportError`. */
-function systemCode(err: Loose): string | undefined {
-  const direct = str(err.code);
-  if (direct) return direct;
-  const inner = asObject(err.transportError);
-  return inner ? str(inner.code) : undefined;
 }
 
 function fromServiceBody(body: unknown): { errorCode?: number; message?: string } {
@@ -170,18 +163,11 @@ export function describeRegistrationError(error: unknown): ErrorFacts {
     return facts;
   }
 
-  const code = systemCode(err);
-  if (code) {
-    const inner = asObject(err.transportError);
-    return { status: 'error', errorName: code, errorMessage: str(inner?.message) ?? message };
-  }
-
-  // AMQP: rhea could not read the peer's first bytes as AMQP (another protocol's port): its
-  // ProtocolError ("Invalid protocol header for AMQP HTTP") says more than NotConnectedError.
-  const inner = asObject(err.transportError);
-  if (inner && str(inner.name) === 'ProtocolError') {
-    return { status: 'error', errorName: 'ProtocolError', errorMessage: str(inner.message) ?? message };
-  }
+  // A connection that could not be made: Node's code (ECONNREFUSED, TLS), or rhea's ProtocolError
+  // ("Invalid protocol header for AMQP HTTP": another protocol's port), which says more than
+  // NotConnectedError.
+  const socket = socketFailure(err);
+  if (socket) return { status: 'error', ...socket, errorMessage: socket.errorMessage || message };
 
   if (name === 'TimeoutError') {
     return {

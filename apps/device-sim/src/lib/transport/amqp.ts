@@ -2,6 +2,7 @@ import { Amqp, AmqpBase, AmqpWs } from '../sdk/amqp.js';
 import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
 import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';
+import { attachSocketError, rheaConnectionOf, watchRheaConnection } from './socket-error.js';
 import type { DeviceTransport } from './types.js';
 
 type AmqpBaseInstance = InstanceType<typeof AmqpBase>;
@@ -35,49 +36,10 @@ class ObservedAmqpBase extends AmqpBase {
     });
     // rhea opens its socket within connect(): turn Nagle off before the first frame is written.
     noDelay(this);
-    // Prepended, so that it runs before the base's own listener, which fails the connect with a bare
-    // NotConnectedError('rhea: connection disconnected'): the socket's error (ECONNREFUSED, a TLS
-    // failure) is kept for the outcome and its hint, as mqtt-base keeps it. Being a listener, it
-    // also stops rhea printing `[connection-1] disconnected CloseEvent {…}` to the console when a
-    // WebSocket closes after the base has stopped listening.
-    const connection = (this as unknown as AmqpBaseInternals)._rheaConnection;
-    connection?.prependListener?.('disconnected', (context) => {
-      socketError ??= errorOf(context?.error);
+    watchRheaConnection(this, (error) => {
+      socketError ??= error;
     });
-    // A peer that is no AMQP listener (the HTTPS or MQTT port): rhea prints its ProtocolError with
-    // the bytes it read, in hex, unless someone listens; the `disconnected` above keeps the error.
-    connection?.prependListener?.('protocol_error', () => {});
   }
-}
-
-/** The rhea connection AmqpBase keeps (private in its typings). */
-interface AmqpBaseInternals {
-  _rheaConnection?: {
-    socket?: { setNoDelay?: (noDelay: boolean) => unknown };
-    prependListener?: (
-      event: 'disconnected' | 'protocol_error',
-      listener: (context?: { error?: unknown }) => void,
-    ) => unknown;
-  };
-}
-
-/**
- * The Error in what rhea reports a lost connection with: the socket's Error over TLS, ws's
- * ErrorEvent (its `error`) over WebSockets; a CloseEvent carries none.
- */
-function errorOf(value: unknown): Error | undefined {
-  if (value instanceof Error) return value;
-  const inner = typeof value === 'object' && value !== null ? (value as { error?: unknown }).error : undefined;
-  return inner instanceof Error ? inner : undefined;
-}
-
-/**
- * Gives the base's connect error the socket error behind it as `transportError` (mqtt-base's name
- * for the same), unless it already has one: `describeRegistrationError` reads its `code`.
- */
-function attachSocketError(err: Error, socketError: Error | undefined): void {
-  const target = err as Error & { transportError?: unknown };
-  if (socketError && target !== socketError && target.transportError === undefined) target.transportError = socketError;
 }
 
 /**
@@ -89,7 +51,7 @@ function attachSocketError(err: Error, socketError: Error | undefined): void {
  * socket is ws's, which turns Nagle off itself (and rhea's wrapper has no setNoDelay).
  */
 function noDelay(base: AmqpBaseInstance): void {
-  (base as unknown as AmqpBaseInternals)._rheaConnection?.socket?.setNoDelay?.(true);
+  rheaConnectionOf(base)?.socket?.setNoDelay?.(true);
 }
 
 /**
