@@ -2,7 +2,7 @@
 // that does not resolve, TLS, a port of another protocol): at a wrong --hub-host the user learns
 // the cause at once instead of a 60 s timeout (AMQP) or "Not authorized" (MQTT).
 import type { SdkTransportClass } from './hub-transport.js';
-import { attachSocketError, socketFailure, watchRheaConnection } from './transport/socket-error.js';
+import { connectKeepingSocketError, socketFailure } from './transport/socket-error.js';
 
 type ConnectDone = (err?: unknown, result?: unknown) => void;
 interface ConnectingBase {
@@ -71,17 +71,11 @@ export function watchFirstConnection(base: SdkTransportClass): FirstConnectionWa
 
 function watchAmqpBase(amqp: ConnectingBase, settle: (err: unknown) => void): void {
   const connect = amqp.connect.bind(amqp);
-  amqp.connect = (config, done) => {
-    let socketError: Error | undefined;
-    connect(config, (err, result) => {
-      if (err) attachSocketError(err, socketError);
+  amqp.connect = (config, done) =>
+    connectKeepingSocketError(amqp, connect, config, (err, result) => {
       settle(err);
       done(err, result);
     });
-    watchRheaConnection(amqp, (error) => {
-      socketError ??= error;
-    });
-  };
 }
 
 function watchMqttBase(mqtt: ConnectingBase, settle: (err: unknown) => void): void {

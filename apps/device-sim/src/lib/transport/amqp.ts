@@ -2,7 +2,7 @@ import { Amqp, AmqpBase, AmqpWs } from '../sdk/amqp.js';
 import { connectedDeviceTransport, webSocketPortAgent } from './connected-transport.js';
 import type { Endpoint } from './endpoint.js';
 import type { RegistrationObserver } from './observer.js';
-import { attachSocketError, rheaConnectionOf, watchRheaConnection } from './socket-error.js';
+import { connectKeepingSocketError, rheaConnectionOf } from './socket-error.js';
 import type { DeviceTransport } from './types.js';
 
 type AmqpBaseInstance = InstanceType<typeof AmqpBase>;
@@ -28,17 +28,12 @@ class ObservedAmqpBase extends AmqpBase {
       this.ca === undefined
         ? config
         : { ...config, sslOptions: { ...config.sslOptions, ca: this.ca } as ConnectConfig['sslOptions'] };
-    let socketError: Error | undefined;
-    super.connect(withCa, (err, result) => {
+    connectKeepingSocketError(this, super.connect.bind(this), withCa, (err, result) => {
       if (!err) this.observer.connected();
-      else attachSocketError(err, socketError);
       done(err, result);
     });
     // rhea opens its socket within connect(): turn Nagle off before the first frame is written.
     noDelay(this);
-    watchRheaConnection(this, (error) => {
-      socketError ??= error;
-    });
   }
 }
 

@@ -24,7 +24,7 @@ export function rheaConnectionOf(base: unknown): RheaConnection | undefined {
  * stops rhea printing `[connection-1] disconnected CloseEvent {…}` to the console when a WebSocket
  * closes after the base has stopped listening.
  */
-export function watchRheaConnection(base: unknown, onError: (error: Error) => void): void {
+function watchRheaConnection(base: unknown, onError: (error: Error) => void): void {
   const connection = rheaConnectionOf(base);
   connection?.prependListener?.('disconnected', (context) => {
     const error = errorOf(context?.error);
@@ -46,10 +46,31 @@ function errorOf(value: unknown): Error | undefined {
 }
 
 /**
+ * Runs `connect` (an azure-iot-amqp-base `connect`, bound to `base`) so that a connect error carries
+ * the socket's error behind it (see watchRheaConnection, attachSocketError): the provisioning
+ * transport's AMQP base and the hub session's both connect through here.
+ */
+export function connectKeepingSocketError<Config, Err, Result>(
+  base: unknown,
+  connect: (config: Config, done: (err: Err, result?: Result) => void) => void,
+  config: Config,
+  done: (err: Err, result?: Result) => void,
+): void {
+  let socketError: Error | undefined;
+  connect(config, (err, result) => {
+    if (err) attachSocketError(err, socketError);
+    done(err, result);
+  });
+  watchRheaConnection(base, (error) => {
+    socketError ??= error;
+  });
+}
+
+/**
  * Gives the base's connect error the socket error behind it as `transportError` (mqtt-base's name
  * for the same), unless it already has one: `socketFailure` reads it.
  */
-export function attachSocketError(err: unknown, socketError: Error | undefined): void {
+function attachSocketError(err: unknown, socketError: Error | undefined): void {
   if (typeof err !== 'object' || err === null) return;
   const target = err as { transportError?: unknown };
   if (socketError && target !== socketError && target.transportError === undefined) target.transportError = socketError;
