@@ -65,31 +65,36 @@ function connectionHint(name: string, target: Target): string | undefined {
   if (name === 'ECONNRESET' || name === 'EPROTO' || name.startsWith('ERR_SSL_')) {
     return `the connection to ${host} broke off: check that the port speaks ${listener.protocol} for ${target.transportOption} ${target.transport}`;
   }
-  if (name === 'ProtocolError') {
-    return `${host} does not answer in ${listener.protocol}: is ${option} the ${listener.name} port the emulator printed?`;
-  }
+  if (name === 'ProtocolError') return wrongProtocolHint(target);
   return undefined;
+}
+
+/** Another listener of the emulator (or another server) answered at the target: its port speaks something else. */
+function wrongProtocolHint({ host, option, transport }: Target): string {
+  const listener = LISTENERS[transport];
+  return `${host} does not answer in ${listener.protocol}: is ${option} the ${listener.name} port the emulator printed?`;
 }
 
 /** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */
 export function hintFor(outcome: RegistrationOutcome, context: HintContext): string | undefined {
   const name = outcome.errorName ?? '';
   const host = context.provisioningHost;
-  const connection = connectionHint(name, {
+  const target: Target = {
     host,
     option: '--provisioning-host',
     transport: context.transport,
     transportOption: '--transport',
     caGiven: context.caGiven,
-  });
+  };
+  const connection = connectionHint(name, target);
   if (connection) return connection;
   const listener = LISTENERS[context.transport];
-  // Another listener of the emulator (or another server) answered: the port speaks something else.
+  // The SDK's own words for a port that speaks something else (no socket error to go on).
   if (
     (name === 'NotConnectedError' && context.transport.startsWith('amqp')) ||
     (context.transport.startsWith('mqtt') && /Unacceptable protocol version/.test(outcome.errorMessage ?? ''))
   ) {
-    return `${host} does not answer in ${listener.protocol}: is --provisioning-host the ${listener.name} port the emulator printed?`;
+    return wrongProtocolHint(target);
   }
   if (
     name === 'UnauthorizedError' ||
