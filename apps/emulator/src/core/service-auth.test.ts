@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   authorizeServiceRequest,
   DEFAULT_SERVICE_POLICIES,
+  resourceCovers,
   type SharedAccessPolicy,
   serviceConnectionString,
 } from './service-auth.js';
@@ -62,5 +63,19 @@ describe('authorizeServiceRequest', () => {
     expect(serviceConnectionString('localhost', owner)).toBe(
       `HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=${owner.primaryKey}`,
     );
+  });
+});
+
+describe('resourceCovers', () => {
+  it("is IoT Hub's prefix by segment: /a/b covers /a/b/c, not /a/bc; any case, a trailing slash ignored", () => {
+    expect(resourceCovers('h.net', 'h.net')).toBe(true);
+    expect(resourceCovers('h.net', 'h.net/devices/d1')).toBe(true);
+    expect(resourceCovers('H.NET/devices/', 'h.net/Devices/d1')).toBe(true);
+    expect(resourceCovers('h.net/messages/events', 'h.net/messages/events/$management')).toBe(true);
+    expect(resourceCovers('h.net/messages/events', 'h.net/messages/devicebound')).toBe(false);
+    expect(resourceCovers('h.net/messages/eventsx', 'h.net/messages/events')).toBe(false);
+    expect(resourceCovers('h.net/messages/events', 'h.net/messages/eventsx')).toBe(false);
+    expect(resourceCovers('h.net/devices/d1', 'h.net')).toBe(false);
+    expect(resourceCovers('h.net', 'h.netx')).toBe(false);
   });
 });

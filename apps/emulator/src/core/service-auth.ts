@@ -43,7 +43,8 @@ export type ServiceAuthFailure =
   | 'missing-right';
 
 export type ServiceAuthResult<R extends string = ServiceRight> =
-  | { ok: true; policy: SharedAccessPolicy<R> }
+  /** `resource`: the token's `sr`, URL-decoded, without scheme or trailing slash, lower case. */
+  | { ok: true; policy: SharedAccessPolicy<R>; resource: string; expiresAt: number }
   | { ok: false; reason: ServiceAuthFailure; detail: string };
 
 export interface ServiceAuthInput<R extends string = ServiceRight> {
@@ -92,12 +93,13 @@ export function authorizeServiceRequest<R extends string = ServiceRight>(
   if (!matches) {
     return fail('resource-mismatch', `the token is for "${resource}", not this service (${input.hosts.join(' or ')})`);
   }
+  let expiresAt: number;
   try {
-    verifySasToken(input.authorization, {
+    ({ expiresAt } = verifySasToken(input.authorization, {
       keys: policy.secondaryKey ? [policy.primaryKey, policy.secondaryKey] : [policy.primaryKey],
       expectedResource: resource,
       now: input.now,
-    });
+    }));
   } catch (err) {
     if (err instanceof SasTokenError) {
       return fail(
@@ -110,7 +112,19 @@ export function authorizeServiceRequest<R extends string = ServiceRight>(
   if (!policy.rights.includes(input.required)) {
     return fail('missing-right', `policy "${policy.keyName}" lacks the ${input.required} right`);
   }
-  return { ok: true, policy };
+  return { ok: true, policy, resource: host, expiresAt };
+}
+
+/**
+ * Whether a token's resource `scope` grants `target` (both `{host}/{path}`, without scheme): IoT
+ * Hub's rule, "URI prefix (by segment) of the endpoints that can be accessed with this token …
+ * `/a/b` is a prefix for `/a/b/c` but not for `/a/bc`" (azure-docs iot-hub-dev-guide-sas, Security
+ * token structure), compared case-insensitively as the hub's host and the SDKs' lower-casing allow.
+ */
+export function resourceCovers(scope: string, target: string): boolean {
+  const s = scope.replace(/\/+$/, '').toLowerCase();
+  const t = target.replace(/\/+$/, '').toLowerCase();
+  return t === s || t.startsWith(`${s}/`);
 }
 
 /** `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`, what `ProvisioningServiceClient.fromConnectionString` takes. */

@@ -40,7 +40,7 @@ export function c2dServiceEndpoint(hub: HubService): HubAmqpEndpoint {
       if (address.toLowerCase() === C2D_FEEDBACK_ADDRESS) return attachFeedback(hub, link, context);
       if (address.toLowerCase() !== C2D_SERVICE_ADDRESS) return false;
       const { amqp } = context;
-      const service = context.service();
+      const service = context.service(C2D_SERVICE_ADDRESS);
       if (!isReceiver(link)) {
         link.close({
           condition: 'amqp:not-allowed',
@@ -52,7 +52,7 @@ export function c2dServiceEndpoint(hub: HubService): HubAmqpEndpoint {
         amqp.log.debug('hub.amqp', `${amqp.peer}: a ${C2D_SERVICE_ADDRESS} link without a service token; refused`);
         link.close({
           condition: 'amqp:unauthorized-access',
-          description: `Sending cloud-to-device messages needs a put-token of a policy with ServiceConnect (sr={hub}) first.`,
+          description: `Sending cloud-to-device messages needs a put-token of a policy with ServiceConnect whose sr reaches it ({hub}, {hub}/messages) first.`,
         });
         return true;
       }
@@ -95,7 +95,7 @@ function attachFeedback(
   context: Parameters<HubAmqpEndpoint['attach']>[2],
 ): boolean {
   const { amqp } = context;
-  const service = context.service();
+  const service = context.service(C2D_FEEDBACK_ADDRESS);
   if (isReceiver(link)) {
     link.close({
       condition: 'amqp:not-allowed',
@@ -106,7 +106,8 @@ function attachFeedback(
   if (!service) {
     link.close({
       condition: 'amqp:unauthorized-access',
-      description: 'Receiving feedback needs a put-token of a policy with ServiceConnect (sr={hub}) first.',
+      description:
+        'Receiving feedback needs a put-token of a policy with ServiceConnect whose sr reaches it ({hub}, {hub}/messages) first.',
     });
     return true;
   }

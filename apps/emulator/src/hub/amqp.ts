@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseSasToken } from '@dpskit/contracts';
 import type { EventContext, Message, Receiver, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
+import { resourceCovers } from '../core/service-auth.js';
 import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
 import { C2dConnectionShare } from './amqp-device-c2d-share.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
@@ -26,7 +27,12 @@ export type HubAmqpAuthorization =
       /** With a shared store: the `seq` of the `connected` push this connection wrote (see HubService.setConnected). */
       connectedSeq?: number;
     }
-  | { kind: 'service'; hub: string; policy: string }
+  /**
+   * A policy's token with ServiceConnect (a put-token `sr={hub}`, or SASL PLAIN
+   * `{policy}@sas.root.{hub}`): `resource` is its `sr` (decoded, no scheme, lower case), the prefix
+   * by segment of what its links may reach (`service(path)`).
+   */
+  | { kind: 'service'; hub: string; policy: string; resource: string }
   /** A token for a hub's Event Hubs-compatible endpoint (`sr=sb://{host}/{eventHubName}…`, ServiceConnect). */
   | { kind: 'eventhub'; hub: string; entity: string };
 
@@ -51,8 +57,11 @@ export interface HubAmqpConnectionContext {
    * MQTT. Undefined (logged and reported) when refused or without a certificate.
    */
   authorizeCertificate(deviceId: string): Extract<HubAmqpAuthorization, { kind: 'device' }> | undefined;
-  /** The service authorization (a policy token with ServiceConnect), if any. */
-  service(): Extract<HubAmqpAuthorization, { kind: 'service' }> | undefined;
+  /**
+   * The service authorization (a policy token with ServiceConnect) whose `sr` reaches `{hub}/{path}`
+   * (`path`: the link's address without a leading slash, `messages/devicebound`), if any.
+   */
+  service(path: string): Extract<HubAmqpAuthorization, { kind: 'service' }> | undefined;
   /** Hands `receiver`'s messages to `handler` (it settles each and grants credit for the next). */
   onMessage(receiver: Receiver, handler: (context: EventContext & { message: Message }) => void): void;
   /** Calls `handler` once when `link` closes (detached by either side, or the connection gone). */
@@ -159,25 +168,11 @@ export function createHubAmqp(
   const accept = (amqp: AmqpHubConnection) => {
     const { connection, peer, transport, log } = amqp;
     const authorizations: HubAmqpAuthorization[] = [];
-    // SASL PLAIN `{policy}@sas.root.{hub name}` with a policy token for the hub (or a path under
-    // it): a service connection, as a CBS put-token of one makes it.
+    // SASL PLAIN `{policy}@sas.root.{hub name}`, checked in its SASL (authorizeSaslPlain): a service
+    // connection for what its token's sr reaches, as a put-token of one makes it.
     if (amqp.saslPlain) {
-      const hubName = sasRootHub(amqp.saslPlain.username);
-      const result = hubName
-        ? hub.authorizeUnderHub(hubName, amqp.saslPlain.password, 'ServiceConnect')
-        : { ok: false as const, reason: 'unknown-hub', detail: 'the username names no hub' };
-      if (hubName && result.ok) authorizations.push({ kind: 'service', hub: hubName, policy: result.policy });
-      else {
-        log.debug(
-          'hub.auth',
-          `${peer} (${transport}): SASL PLAIN for ${hubName ?? 'no hub'}: ${result.ok ? '' : `${result.reason} (${result.detail})`}`,
-          {
-            reason: result.ok ? '' : result.reason,
-          },
-        );
-        amqp.close({ condition: 'amqp:unauthorized-access', description: 'Unauthorized' });
-        return;
-      }
+      const { hub: hubName, policy, resource } = amqp.saslPlain;
+      authorizations.push({ kind: 'service', hub: hubName, policy, resource });
     }
     const messageHandlers = new Map<Receiver, (context: EventContext & { message: Message }) => void>();
     const closeHandlers = new Map<Sender | Receiver, () => void>();
@@ -191,8 +186,11 @@ export function createHubAmqp(
         authorizations.find(
           (a): a is Extract<HubAmqpAuthorization, { kind: 'device' }> => a.kind === 'device' && a.deviceId === deviceId,
         ),
-      service: () =>
-        authorizations.find((a): a is Extract<HubAmqpAuthorization, { kind: 'service' }> => a.kind === 'service'),
+      service: (path) =>
+        authorizations.find(
+          (a): a is Extract<HubAmqpAuthorization, { kind: 'service' }> =>
+            a.kind === 'service' && resourceCovers(a.resource, `${a.hub}/${path.replace(/^\/+/, '')}`),
+        ),
       authorizeCertificate: (deviceId) => byCertificate(deviceId),
       onMessage: (receiver, handler) => messageHandlers.set(receiver, handler),
       onClose: (link, handler) => closeHandlers.set(link, handler),
@@ -229,8 +227,8 @@ export function createHubAmqp(
           });
           return { status: 401, description: 'Unauthorized' };
         }
-        if (!authorizations.some((a) => a.kind === 'service' && a.hub === hubName)) {
-          authorizations.push({ kind: 'service', hub: hubName, policy: policyOf(token) });
+        if (!authorizations.some((a) => a.kind === 'service' && a.resource === result.resource)) {
+          authorizations.push({ kind: 'service', hub: hubName, policy: result.policy, resource: result.resource });
         }
         return { status: 200, description: 'OK' };
       }
@@ -494,9 +492,31 @@ export function createHubAmqp(
     return hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
   };
 
+  /** A `{policy}@sas.root.{hub name}` username's token: the policy named, ServiceConnect, `sr` the hub or under it. */
+  const authorizeSaslPlain: AmqpHubSeam['authorizeSaslPlain'] = (username, password) => {
+    const hubName = sasRootHub(username);
+    const policy = parseSasRootUser(username)?.policy ?? '';
+    if (!hubName) return { ok: false, reason: 'unknown-hub', detail: 'the username names no emulated hub' };
+    const result = hub.authorizeUnderHub(hubName, password, 'ServiceConnect');
+    if (!result.ok) return { ok: false, hub: hubName, reason: result.reason, detail: result.detail };
+    // The username names the policy whose key signs the password's token: a token of another is refused.
+    if (result.policy.toLowerCase() !== policy.toLowerCase())
+      return {
+        ok: false,
+        hub: hubName,
+        reason: 'unknown-policy',
+        detail: `the username names the policy "${clip(policy)}", the token "${result.policy}"`,
+      };
+    return {
+      ok: true,
+      grant: { hub: hubName, policy: result.policy, resource: result.resource, expiresAt: result.expiresAt },
+    };
+  };
+
   return {
     isHubHost: (hostname) => hub.hubNamed(hostname) !== undefined,
     takesSaslPlain: (username) => sasRootHub(username) !== undefined,
+    authorizeSaslPlain,
     accept,
     addEndpoint: (endpoint) => {
       endpoints.push(endpoint);
@@ -522,11 +542,6 @@ function decoded(audience: string): string {
   } catch {
     return audience;
   }
-}
-
-/** The `skn` of a policy token (it was verified). */
-function policyOf(token: string | undefined): string {
-  return /(?:^|[&\s])skn=([^&]*)/.exec(token ?? '')?.[1] ?? '';
 }
 
 /**

@@ -362,12 +362,12 @@ export function eventHubEndpoint(
    * the emulator.
    */
   const redirect = (link: Sender | Receiver, context: HubAmqpConnectionContext): boolean => {
-    const service = context.service();
+    const service = context.service('messages/events');
     if (!service) {
       link.close({
         condition: 'amqp:unauthorized-access',
         description:
-          'Reading messages/events needs a policy with ServiceConnect (SASL PLAIN {policy}@sas.root.{hub name}).',
+          'Reading messages/events needs a policy with ServiceConnect whose sr reaches {hub}/messages/events (SASL PLAIN {policy}@sas.root.{hub name}).',
       });
       return true;
     }

@@ -153,8 +153,8 @@ export interface AmqpHubConnection {
   hostname: string | undefined;
   /** The chain the client presented in the TLS handshake (DER, its own first): X.509 devices. */
   clientCertificates: readonly Uint8Array[];
-  /** The SASL PLAIN credentials of a connection `AmqpHubSeam.takesSaslPlain` took (checked by the hubs). */
-  saslPlain?: { username: string; password: string };
+  /** What the SASL PLAIN token of a connection `AmqpHubSeam.takesSaslPlain` took grants (checked in its SASL). */
+  saslPlain?: SaslPlainGrant;
   /** The listener's warnings limiter's logger (warnings any client can cause go through it). */
   log: Logger;
   /**
@@ -171,6 +171,23 @@ export interface AmqpHubConnection {
   send(sender: Sender, message: Record<string, unknown>, tag?: Buffer): Delivery | undefined;
   /** Closes the connection with `error` (and the socket after a grace). */
   close(error: { condition: string; description: string }): void;
+}
+
+/** What a SASL PLAIN `{policy}@sas.root.{hub}` token grants: the hub's `policy` for `resource` (its `sr`) until `expiresAt` (s). */
+export interface SaslPlainGrant {
+  hub: string;
+  policy: string;
+  /** The token's `sr`, decoded, without scheme, lower case: what its links may reach (a prefix by segment). */
+  resource: string;
+  expiresAt: number;
+}
+
+export interface SaslPlainRefusal {
+  ok: false;
+  /** The hub the username names, if any (for the log line). */
+  hub?: string;
+  reason: string;
+  detail: string;
 }
 
 /**
@@ -193,6 +210,13 @@ export interface AmqpHubSeam {
    * with which the Event Hubs samples ask a hub where its built-in endpoint is (a link redirect).
    */
   takesSaslPlain(username: string): boolean;
+  /**
+   * Checks such a username's token (the SASL PLAIN password) during SASL: refused, the SASL outcome
+   * is `sys` (2), as IoT Hub answers a SASL PLAIN it does not take (azure-uamqp-c#113 and #244,
+   * amqpnetlite#195: "SASL handshake failed with code 02"), and the socket ends; taken, the
+   * connection's `saslPlain` is what it grants. The reason is for the log, never the token.
+   */
+  authorizeSaslPlain(username: string, password: string): { ok: true; grant: SaslPlainGrant } | SaslPlainRefusal;
   /** Takes a hub connection (see AmqpHubConnection). */
   accept(hubConnection: AmqpHubConnection): void;
 }
@@ -424,7 +448,7 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     // connection decided at its first link (X.509, no SASL) has begun its session before then.
     const sessions = new OpenEndpoints<Session>();
     // SASL PLAIN with a hub's username (see AmqpHubSeam.takesSaslPlain): a hub connection.
-    let hubPlain: { username: string; password: string } | undefined;
+    let hubPlain: SaslPlainGrant | undefined;
 
     // A container per connection: rhea hands the SASL callback only the username and password, so
     // the connection they belong to is this closure's.
@@ -433,9 +457,18 @@ export async function startAmqpTransport(options: AmqpTransportOptions): Promise
     if (options.hubs) container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain((username: string, password: string) => {
       if (options.hubs?.takesSaslPlain(username)) {
-        // The hubs check these when they take the connection (its OPEN).
-        hubPlain = { username, password };
-        return true;
+        const checked = options.hubs.authorizeSaslPlain(username, password);
+        if (checked.ok) {
+          hubPlain = checked.grant;
+          return true;
+        }
+        log.debug(
+          'hub.auth',
+          `${peer} (${transport}): SASL PLAIN for ${checked.hub ?? 'no hub'}: ${checked.reason} (${checked.detail}); SASL outcome sys`,
+          { ...(checked.hub ? { hub: checked.hub } : {}), reason: checked.reason, transport },
+        );
+        // A rejected promise is rhea's way to the outcome `sys` (its do_fail), then the socket's end.
+        return Promise.reject(new Error(`SASL PLAIN refused: ${checked.reason}`));
       }
       const address = parseAmqpAddress(username);
       authenticated = address;

@@ -90,7 +90,10 @@ describe('HubService', () => {
   it('authorizes the registry with iothubowner and the well-known key', () => {
     const { hub } = setup();
     const token = createSasToken({ resource: HUB, key: WELL_KNOWN_HUB_KEY, expiresAt, keyName: HUB_OWNER_POLICY_NAME });
-    expect(hub.authorizeRegistry(HUB, token, 'RegistryWrite')).toEqual({ ok: true });
+    expect(hub.authorizeRegistry(HUB, token, 'RegistryWrite')).toMatchObject({
+      ok: true,
+      policy: HUB_OWNER_POLICY_NAME,
+    });
     expect(hub.authorizeRegistry('hub-b.azure-devices.net', token, 'RegistryRead')).toMatchObject({
       ok: false,
       reason: 'resource-mismatch',

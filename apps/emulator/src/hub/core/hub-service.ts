@@ -1,6 +1,11 @@
 import { generateSymmetricKey, parseSasToken, SasTokenError, verifySasToken } from '@dpskit/contracts';
 import { clip } from '../../core/client-text.js';
-import { authorizeServiceRequest, type ServiceAuthFailure, type SharedAccessPolicy } from '../../core/service-auth.js';
+import {
+  authorizeServiceRequest,
+  resourceCovers,
+  type ServiceAuthFailure,
+  type SharedAccessPolicy,
+} from '../../core/service-auth.js';
 import {
   type C2dChange,
   type C2dOutcome,
@@ -361,41 +366,58 @@ export class HubService {
     return authenticated;
   }
 
-  /** Checks a registry request's `SharedAccessSignature sr={hub}&…&skn={policy}` for `right`. */
+  /**
+   * Checks a service request's `SharedAccessSignature sr=…&…&skn={policy}` for `right`: the policy's
+   * key, expiry, and `sr` a prefix by segment of `{hub}/{path}` (IoT Hub's rule, `resourceCovers`: a
+   * registryRead token for `{hub}/devices` reads the devices; one for `{hub}` reaches everything).
+   * `path`: what is asked, without a leading slash (`devices/d1`, `messages/devicebound`); empty: the hub.
+   */
   authorizeRegistry(
     hub: string,
     authorization: string | undefined,
     right: HubRight,
-  ): { ok: true } | { ok: false; reason: ServiceAuthFailure; detail: string } {
+    path = '',
+  ):
+    | { ok: true; policy: string; resource: string; expiresAt: number }
+    | { ok: false; reason: ServiceAuthFailure; detail: string } {
+    const target = path ? `${hub}/${path}` : hub;
     const result = authorizeServiceRequest<HubRight>({
       authorization,
-      hosts: [hub],
+      hosts: [target],
+      resourceMatches: (resource) => resourceCovers(resource, target),
       policies: this.policies,
       required: right,
       now: this.#now(),
     });
-    return result.ok ? { ok: true } : result;
+    return result.ok
+      ? { ok: true, policy: result.policy.keyName, resource: result.resource, expiresAt: result.expiresAt }
+      : result;
   }
 
   /**
-   * `authorizeRegistry` for a token whose `sr` is the hub or a path under it (IoT Hub's
-   * `{hub}/messages/events`, which the Event Hubs samples sign to ask where the built-in endpoint is).
+   * `authorizeRegistry` for a token whose `sr` is the hub or any path under it (SASL PLAIN
+   * `{policy}@sas.root.{hub}`, whose token may be for `{hub}/messages/events`, as the Event Hubs
+   * samples sign it): what the token reaches is its `resource`, which each endpoint checks
+   * (`resourceCovers`) before it serves a link.
    */
   authorizeUnderHub(
     hub: string,
     authorization: string | undefined,
     right: HubRight,
-  ): { ok: true; policy: string } | { ok: false; reason: ServiceAuthFailure; detail: string } {
-    const host = hub.toLowerCase();
+  ):
+    | { ok: true; policy: string; resource: string; expiresAt: number }
+    | { ok: false; reason: ServiceAuthFailure; detail: string } {
     const result = authorizeServiceRequest<HubRight>({
       authorization,
       hosts: [hub],
-      resourceMatches: (resource) => resource === host || resource.startsWith(`${host}/`),
+      resourceMatches: (resource) => resourceCovers(hub, resource),
       policies: this.policies,
       required: right,
       now: this.#now(),
     });
-    return result.ok ? { ok: true, policy: result.policy.keyName } : result;
+    return result.ok
+      ? { ok: true, policy: result.policy.keyName, resource: result.resource, expiresAt: result.expiresAt }
+      : result;
   }
 
   /** The twin document the device gets for `$iothub/twin/GET`. */
