@@ -2,13 +2,20 @@
 // `skn` (whose key, with which rights) — checked on every entry of the emulator, one table: each
 // row opens one path with one token and says what the path answered (an SDK's error code where an
 // official client can express the token, else the raw protocol's answer). One emulator for the file.
-import { createSasToken, generateSymmetricKey } from '@dpskit/contracts';
+import { createDeviceSasToken, createSasToken, generateSymmetricKey } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
+import deviceSdk from 'azure-iot-device';
+import deviceHttp from 'azure-iot-device-http';
+import iothub from 'azure-iothub';
 import type { Connection, EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HUB_POLICIES, type HubPolicy } from './hub/core/hub-service.js';
+import { createDeviceClient, withEmulator } from './sdk/index.js';
 import { HUB_A, HUB_B } from './testing/fixtures.js';
-import { rheaConnect } from './testing/raw-amqp.js';
+import { createDeviceKey, hubAgent, Message, registryClient } from './testing/hub-sdk.js';
+import { hubConnackFor } from './testing/mqtt-bytes.js';
+import { openRheaConnection, rheaConnect } from './testing/raw-amqp.js';
+import { rawRequest } from './testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from './testing/test-bed.js';
 
 /** The hub's policies as a new IoT hub has them (azure-docs iot-hub-dev-guide-sas), each its own key. */
@@ -22,9 +29,15 @@ const policy = (name: string) => POLICIES.find((p) => p.keyName === name) as Hub
 
 let bed: TestBedWithWebhook;
 const logs: LogRecord[] = [];
+/** The hub device of the device rows (and `claims-dx`, whose id has its id as a prefix), with its key. */
+const DEVICE = 'claims-d';
+let deviceKey = '';
 
 beforeAll(async () => {
   bed = await startTestBedWithWebhook({ hubPolicies: POLICIES, log: (record) => logs.push(record) });
+  const registry = registryClient(bed.emulator, HUB_A);
+  deviceKey = await createDeviceKey(registry, DEVICE);
+  await createDeviceKey(registry, `${DEVICE}x`);
 });
 afterAll(async () => {
   await bed?.close();
@@ -86,6 +99,88 @@ function saslRoot(options: { user: string; token: string; link: 'c2d' | 'events'
   });
 }
 
+/** A token signed with the device's own key (no `skn`): `sr` its resource unless given. */
+function deviceToken(options: { resource?: string; expiresAt?: number } = {}): string {
+  if (!options.resource && !options.expiresAt)
+    return createDeviceSasToken({ hubHostName: HUB_A, deviceId: DEVICE, key: deviceKey });
+  return createSasToken({
+    resource: options.resource ?? `${HUB_A}/devices/${DEVICE}`,
+    key: deviceKey,
+    expiresAt: options.expiresAt ?? inAnHour(),
+    encodeResource: true,
+  });
+}
+
+/** The device's MQTT CONNECT with `token` as password: `CONNACK <return code>`. */
+async function mqttConnect(token: string): Promise<string> {
+  const code = await hubConnackFor(bed.emulator, { hub: HUB_A, deviceId: DEVICE, token });
+  return code === undefined ? 'no CONNACK' : `CONNACK ${code}`;
+}
+
+/** An HTTPS request to the hub (`Host` names it) with `token`: `HTTP <status>`. */
+async function https(method: string, path: string, token: string, body = ''): Promise<string> {
+  const response = await rawRequest(bed.emulator, {
+    method,
+    path: `/${path}?api-version=2021-04-12`,
+    headers: { Host: HUB_A, Authorization: token },
+    body,
+  });
+  return `HTTP ${response.status}`;
+}
+
+/** A CBS put-token for `audience` on a new hub AMQP connection (no SASL): `put-token <status-code>`. */
+async function putToken(audience: string, token: string): Promise<string> {
+  const connection = await openRheaConnection(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem);
+  try {
+    const replies = connection.open_receiver({ source: { address: '$cbs' } });
+    const requests = connection.open_sender({ target: { address: '$cbs' } });
+    await new Promise((resolve) => requests.once('sendable', resolve));
+    const answer = new Promise<unknown>((resolve) =>
+      replies.once('message', (context: EventContext) =>
+        resolve((context.message?.application_properties as Record<string, unknown>)['status-code']),
+      ),
+    );
+    requests.send({
+      message_id: 'put-1',
+      reply_to: 'cbs',
+      application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience },
+      body: token,
+    });
+    return `put-token ${await answer}`;
+  } finally {
+    connection.close();
+  }
+}
+
+/** The official device SDK over HTTPS with `token` (its connection string's SharedAccessSignature): sends one message. */
+async function sdkDeviceSend(token: string): Promise<string> {
+  const client = await createDeviceClient(
+    deviceSdk.Client,
+    `HostName=${HUB_A};DeviceId=${DEVICE};SharedAccessSignature=${token}`,
+    deviceHttp.Http,
+    bed.emulator,
+  );
+  try {
+    await client.sendEvent(new Message('claims'));
+    return 'sent';
+  } catch (err) {
+    return (err as Error).name;
+  } finally {
+    await client.close();
+  }
+}
+
+/** The official Registry from a shared access signature (`sr={hub}`): reads the device's twin. */
+async function sdkGetTwin(token: string): Promise<string> {
+  const registry = withEmulator(iothub.Registry.fromSharedAccessSignature(token), bed.emulator, {
+    agent: hubAgent(bed.emulator),
+  });
+  return registry.getTwin(DEVICE).then(
+    () => 'twin read',
+    (err: Error) => err.name,
+  );
+}
+
 interface Row {
   path: string;
   token: string;
@@ -126,6 +221,207 @@ const rows: Row[] = [
     expected: 'sasl 2',
   },
 ];
+
+// A hub device: its own key's token must be for its resource (`{hub}/devices/{id}`); a policy's
+// (`skn`, a token service's or gateway's) needs DeviceConnect and an sr above the device by segment.
+const deviceTokens: [string, () => string, { mqtt: string; https: string; amqp: string }][] = [
+  ['own key', () => deviceToken(), { mqtt: 'CONNACK 0', https: 'HTTP 204', amqp: 'put-token 200' }],
+  [
+    'own key expired',
+    () => deviceToken({ expiresAt: anHourAgo() }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'own key sr={hub}',
+    () => deviceToken({ resource: HUB_A }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'device sr=/devices/{id}',
+    () => policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}` }),
+    { mqtt: 'CONNACK 0', https: 'HTTP 204', amqp: 'put-token 200' },
+  ],
+  [
+    'device sr=/devices',
+    () => policyToken({ policy: 'device', resource: `${HUB_A}/devices` }),
+    { mqtt: 'CONNACK 0', https: 'HTTP 204', amqp: 'put-token 200' },
+  ],
+  [
+    'device sr={hub}',
+    () => policyToken({ policy: 'device', resource: HUB_A }),
+    { mqtt: 'CONNACK 0', https: 'HTTP 204', amqp: 'put-token 200' },
+  ],
+  [
+    'iothubowner sr=/devices/{id}',
+    () => policyToken({ policy: 'iothubowner', resource: `${HUB_A}/devices/${DEVICE}` }),
+    { mqtt: 'CONNACK 0', https: 'HTTP 204', amqp: 'put-token 200' },
+  ],
+  [
+    'device sr=/devices/{id}x',
+    () => policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}x` }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'device sr=/devices/{id} expired',
+    () => policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}`, expiresAt: anHourAgo() }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'device sr=/devices/{id} other key',
+    () => policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}`, key: generateSymmetricKey(32) }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'service sr=/devices/{id}',
+    () => policyToken({ policy: 'service', resource: `${HUB_A}/devices/${DEVICE}` }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+  [
+    'registration (no policy) sr=/devices/{id}',
+    () =>
+      createSasToken({
+        resource: `${HUB_A}/devices/${DEVICE}`,
+        key: deviceKey,
+        keyName: 'registration',
+        expiresAt: inAnHour(),
+      }),
+    { mqtt: 'CONNACK 5', https: 'HTTP 401', amqp: 'put-token 401' },
+  ],
+];
+for (const [what, token, expected] of deviceTokens) {
+  rows.push(
+    { path: 'hub device MQTT', token: what, run: () => mqttConnect(token()), expected: expected.mqtt },
+    {
+      path: 'hub device HTTPS',
+      token: what,
+      run: () => https('POST', `devices/${DEVICE}/messages/events`, token(), '{}'),
+      expected: expected.https,
+    },
+    {
+      path: 'hub device AMQP CBS',
+      token: what,
+      run: () => putToken(`${HUB_A}/devices/${DEVICE}`, token()),
+      expected: expected.amqp,
+    },
+  );
+}
+rows.push(
+  // The official device SDK with a token (its connection string's SharedAccessSignature).
+  {
+    path: 'hub device SDK Http',
+    token: 'device sr=/devices/{id}',
+    run: () => sdkDeviceSend(policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}` })),
+    expected: 'sent',
+  },
+  {
+    path: 'hub device SDK Http',
+    token: 'own key expired',
+    run: () => sdkDeviceSend(deviceToken({ expiresAt: anHourAgo() })),
+    expected: 'UnauthorizedError',
+  },
+  // The registry: sr a prefix by segment of the request's path; twins take RegistryRead or ServiceConnect.
+  {
+    path: 'hub registry HTTPS GET devices/{id}',
+    token: 'registryRead sr={hub}',
+    run: () => https('GET', `devices/${DEVICE}`, policyToken({ policy: 'registryRead', resource: HUB_A })),
+    expected: 'HTTP 200',
+  },
+  {
+    path: 'hub registry HTTPS GET devices/{id}',
+    token: 'registryRead sr=/devices',
+    run: () => https('GET', `devices/${DEVICE}`, policyToken({ policy: 'registryRead', resource: `${HUB_A}/devices` })),
+    expected: 'HTTP 200',
+  },
+  {
+    path: 'hub registry HTTPS GET devices/{id}',
+    token: 'registryRead sr=/devices/{id}x',
+    run: () =>
+      https(
+        'GET',
+        `devices/${DEVICE}`,
+        policyToken({ policy: 'registryRead', resource: `${HUB_A}/devices/${DEVICE}x` }),
+      ),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry HTTPS GET twins/{id}',
+    token: 'registryRead sr=/devices',
+    run: () => https('GET', `twins/${DEVICE}`, policyToken({ policy: 'registryRead', resource: `${HUB_A}/devices` })),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry HTTPS GET devices/{id}',
+    token: 'registryRead expired',
+    run: () =>
+      https(
+        'GET',
+        `devices/${DEVICE}`,
+        policyToken({ policy: 'registryRead', resource: HUB_A, expiresAt: anHourAgo() }),
+      ),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry HTTPS GET devices/{id}',
+    token: 'service sr={hub}',
+    run: () => https('GET', `devices/${DEVICE}`, policyToken({ policy: 'service', resource: HUB_A })),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry HTTPS GET twins/{id}',
+    token: 'service sr={hub}',
+    run: () => https('GET', `twins/${DEVICE}`, policyToken({ policy: 'service', resource: HUB_A })),
+    expected: 'HTTP 200',
+  },
+  {
+    path: 'hub registry HTTPS query',
+    token: 'service sr={hub}',
+    run: () =>
+      https(
+        'POST',
+        'devices/query',
+        policyToken({ policy: 'service', resource: HUB_A }),
+        '{"query":"SELECT * FROM devices"}',
+      ),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry HTTPS GET twins/{id}',
+    token: 'device sr={hub}',
+    run: () => https('GET', `twins/${DEVICE}`, policyToken({ policy: 'device', resource: HUB_A })),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'hub registry SDK getTwin',
+    token: 'service sr={hub}',
+    run: () => sdkGetTwin(policyToken({ policy: 'service', resource: HUB_A })),
+    expected: 'twin read',
+  },
+  {
+    path: 'hub registry SDK getTwin',
+    token: 'registryRead expired',
+    run: () => sdkGetTwin(policyToken({ policy: 'registryRead', resource: HUB_A, expiresAt: anHourAgo() })),
+    expected: 'UnauthorizedError',
+  },
+  // The service's CBS put-token (azure-iothub's Client): audience and sr the hub, ServiceConnect.
+  {
+    path: 'hub service AMQP CBS',
+    token: 'service sr={hub}',
+    run: () => putToken(HUB_A, policyToken({ policy: 'service', resource: HUB_A })),
+    expected: 'put-token 200',
+  },
+  {
+    path: 'hub service AMQP CBS',
+    token: 'service expired',
+    run: () => putToken(HUB_A, policyToken({ policy: 'service', resource: HUB_A, expiresAt: anHourAgo() })),
+    expected: 'put-token 401',
+  },
+  {
+    path: 'hub service AMQP CBS',
+    token: 'registryRead sr={hub}',
+    run: () => putToken(HUB_A, policyToken({ policy: 'registryRead', resource: HUB_A })),
+    expected: 'put-token 401',
+  },
+);
 
 describe('a SAS token is checked for its sr, se and skn on every path', () => {
   it.each(rows)('$path with $token: $expected', async (row) => {

@@ -55,7 +55,8 @@ export interface ServiceAuthInput<R extends string = ServiceRight> {
   /** Instead of `hosts`: whether the token's `sr` (decoded, without scheme) grants what is asked. */
   resourceMatches?: (resource: string) => boolean;
   policies: readonly SharedAccessPolicy<R>[];
-  required: R;
+  /** The right the operation needs, or the rights of which any one will do. */
+  required: R | readonly R[];
   now: Date;
 }
 
@@ -109,8 +110,9 @@ export function authorizeServiceRequest<R extends string = ServiceRight>(
     }
     throw err;
   }
-  if (!policy.rights.includes(input.required)) {
-    return fail('missing-right', `policy "${policy.keyName}" lacks the ${input.required} right`);
+  const required: readonly R[] = typeof input.required === 'string' ? [input.required] : input.required;
+  if (!required.some((right) => policy.rights.includes(right))) {
+    return fail('missing-right', `policy "${policy.keyName}" lacks the ${required.join(' or ')} right`);
   }
   return { ok: true, policy, resource: host, expiresAt };
 }

@@ -560,8 +560,10 @@ function putTokenRefusal(reason: string): string {
       return 'The device is disabled.';
     case 'module-not-found':
       return 'The module is not registered on the device.';
-    case 'policy-token':
-      return 'Tokens of shared access policies are not accepted for devices.';
+    case 'unknown-policy':
+      return 'The token names no shared access policy of the hub.';
+    case 'missing-right':
+      return 'The shared access policy of the token lacks the DeviceConnect permission.';
     default:
       return `Unauthorized (${reason}).`;
   }

@@ -321,14 +321,19 @@ export function authorizeHubRequest(hub: HubService, request: Omit<HubRequest, '
     return { ok: true, kind: 'device', route: r, device: { hub: auth.hub, deviceId: auth.deviceId } };
   }
   // Direct methods need ServiceConnect ("Anyone with service connect permissions on IoT Hub can
-  // invoke a method on a device"), the registry RegistryRead or RegistryWrite.
-  const right: HubRight =
+  // invoke a method on a device"), the registry RegistryRead or RegistryWrite; twins either, as
+  // ServiceConnect "grants permission to access twins to update tags and desired properties, retrieve
+  // reported properties" (azure-docs iot-hub-dev-guide-sas; the service policy reads twins over REST,
+  // Azure/iot#6) while a query with it is refused (MicrosoftLearning/AZ-220…#26): RegistryRead.
+  const registryRight: HubRight = method === 'GET' || r.op === 'query' ? 'RegistryRead' : 'RegistryWrite';
+  const rights: readonly HubRight[] =
     r.op === 'methods' || r.op === 'module-methods' || r.op === 'commands'
-      ? 'ServiceConnect'
-      : method === 'GET' || r.op === 'query' // a query reads, though it is a POST
-        ? 'RegistryRead'
-        : 'RegistryWrite';
-  const auth = hub.authorizeRegistry(hubName, headers.authorization, right);
+      ? ['ServiceConnect']
+      : r.op === 'twin' || r.op === 'module-twin'
+        ? [registryRight, 'ServiceConnect']
+        : [registryRight]; // a query reads, though it is a POST
+  // The token's sr reaches the path by segment (`{hub}/devices` reads the devices, not /twins).
+  const auth = hub.authorizeRegistry(hubName, headers.authorization, rights, decodedPath(url.pathname));
   if (!auth.ok) {
     // A warning, as the service API's refused tokens are (service.auth): no other line says it. The
     // listener's logger limits it to one in full a second, the rest counted by reason (https.ts).
@@ -537,4 +542,14 @@ function json(text: string): unknown {
   const decoded = decodeJson(text, { maxDepth: 32 });
   if (!decoded.ok) throw new HubError(400, 'ArgumentInvalid', `The body is not valid JSON: ${decoded.reason}`);
   return decoded.value;
+}
+
+/** A request path without its leading slash, percent-decoded as a token's `sr` is (as sent if it is not valid percent-encoding). */
+function decodedPath(pathname: string): string {
+  const path = pathname.replace(/^\/+/, '');
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }

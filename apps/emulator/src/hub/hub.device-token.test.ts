@@ -5,11 +5,10 @@
 // for DPS registration tokens): a token naming a policy, which the hub refuses for a device.
 import { createDeviceSasToken, createSasToken, deviceResource, parseSasToken } from '@dpskit/contracts';
 import deviceSdk from 'azure-iot-device';
-import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_A } from '../testing/fixtures.js';
 import { createDeviceKey, registryClient } from '../testing/hub-sdk.js';
-import { DISCONNECT, rawMqttConnection } from '../testing/mqtt-bytes.js';
+import { hubConnackFor } from '../testing/mqtt-bytes.js';
 import { rawRequest } from '../testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -24,24 +23,8 @@ afterAll(async () => {
 });
 
 /** The CONNACK return code the hub's MQTT listener answers a CONNECT with this token with. */
-async function connackFor(deviceId: string, token: string): Promise<number | undefined> {
-  const connection = rawMqttConnection(bed.emulator);
-  await connection.write(
-    mqttPacket.generate({
-      cmd: 'connect',
-      clientId: deviceId,
-      username: `${HUB_A}/${deviceId}/?api-version=2021-04-12`,
-      password: Buffer.from(token),
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-    }),
-  );
-  await connection.packets(1);
-  const [connack] = connection.received;
-  if (connack?.cmd === 'connack' && connack.returnCode === 0) await connection.write(DISCONNECT);
-  await connection.closed;
-  return connack?.cmd === 'connack' ? connack.returnCode : undefined;
+function connackFor(deviceId: string, token: string): Promise<number | undefined> {
+  return hubConnackFor(bed.emulator, { hub: HUB_A, deviceId, token });
 }
 
 /** The status of a telemetry POST over HTTPS with this token. */

@@ -172,3 +172,30 @@ export const TWIN_GET = mqttPacket.generate({
   retain: false,
   dup: false,
 });
+
+/**
+ * The CONNACK return code a hub's MQTT listener answers a device's CONNECT with `token` as password
+ * with (client id the device id, the SDKs' username); an accepted connection is then disconnected.
+ */
+export async function hubConnackFor(
+  emulator: Pick<Emulator, 'endpoints' | 'caCertPem'>,
+  device: { hub: string; deviceId: string; token: string },
+): Promise<number | undefined> {
+  const connection = rawMqttConnection(emulator);
+  await connection.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      clientId: device.deviceId,
+      username: `${device.hub}/${device.deviceId}/?api-version=2021-04-12`,
+      password: Buffer.from(device.token),
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+    }),
+  );
+  await connection.packets(1);
+  const [connack] = connection.received;
+  if (connack?.cmd === 'connack' && connack.returnCode === 0) await connection.write(DISCONNECT);
+  await connection.closed;
+  return connack?.cmd === 'connack' ? connack.returnCode : undefined;
+}

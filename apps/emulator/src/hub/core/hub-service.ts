@@ -182,7 +182,9 @@ export type DeviceAuthFailure =
   | 'module-token'
   | CertificateAuthFailure
   | Exclude<SasTokenError['reason'], 'key-name-mismatch'>
-  | 'policy-token';
+  /** A policy token (`skn`) naming no policy of the hub, or one without DeviceConnect. */
+  | 'unknown-policy'
+  | 'missing-right';
 
 export type DeviceAuthResult =
   | { ok: true; hub: string; deviceId: string; moduleId?: string }
@@ -347,11 +349,13 @@ export class HubService {
     }
     // As DPS's attestation and the registry name a request without credentials (missing-token).
     if (!input.token) return fail('missing-token', 'no SAS token was presented (MQTT password, HTTPS Authorization)');
+    // A token naming a policy (`skn`): a token service's or a protocol gateway's on the device's behalf.
+    if (keyNameOf(input.token) !== undefined) {
+      const checked = this.#authorizeOnBehalf(input.token, resource);
+      return checked.ok ? authenticated : fail(checked.reason, checked.detail);
+    }
     try {
-      const parsed = verifySasToken(input.token, { keys, expectedResource: resource, now: this.#now() });
-      // A token signed with a hub policy (`skn=…`) needs the policy's DeviceConnect right: not emulated.
-      if (parsed.keyName !== undefined)
-        return fail('policy-token', 'tokens of shared access policies are not accepted for devices');
+      verifySasToken(input.token, { keys, expectedResource: resource, now: this.#now() });
     } catch (err) {
       if (err instanceof SasTokenError) {
         if (err.reason === 'resource-mismatch' && moduleId === undefined && isModuleToken(input.token, resource))
@@ -367,6 +371,35 @@ export class HubService {
   }
 
   /**
+   * A device's (or module's) connection with a policy token: "When you create a token from a shared
+   * access policy, set the skn field to the name of the policy. This policy must grant the
+   * DeviceConnect permission" (azure-docs iot-hub-dev-guide-sas, "Use a shared access policy to
+   * access on behalf of a device"); its `sr` a prefix by segment of the device's resource
+   * (`{hub}/devices/{id}`; "a protocol gateway could use the same token for all devices simply
+   * setting the resource URI to myhub.azure-devices.net/devices").
+   */
+  #authorizeOnBehalf(
+    token: string,
+    resource: string,
+  ): { ok: true } | { ok: false; reason: DeviceAuthFailure; detail: string } {
+    const result = authorizeServiceRequest<HubRight>({
+      authorization: token,
+      hosts: [resource],
+      resourceMatches: (sr) => resourceCovers(sr, resource),
+      policies: this.policies,
+      required: 'DeviceConnect',
+      now: this.#now(),
+    });
+    if (result.ok) return { ok: true };
+    // The detail names the policy the token names (its skn), never the token.
+    return {
+      ok: false,
+      reason: result.reason === 'missing-token' ? 'malformed' : result.reason,
+      detail: result.detail,
+    };
+  }
+
+  /**
    * Checks a service request's `SharedAccessSignature sr=…&…&skn={policy}` for `right`: the policy's
    * key, expiry, and `sr` a prefix by segment of `{hub}/{path}` (IoT Hub's rule, `resourceCovers`: a
    * registryRead token for `{hub}/devices` reads the devices; one for `{hub}` reaches everything).
@@ -375,7 +408,7 @@ export class HubService {
   authorizeRegistry(
     hub: string,
     authorization: string | undefined,
-    right: HubRight,
+    right: HubRight | readonly HubRight[],
     path = '',
   ):
     | { ok: true; policy: string; resource: string; expiresAt: number }
@@ -1414,6 +1447,15 @@ export { TwinError };
  * `IotHubUnauthorizedAccess` (azure-iot-sdk-csharp#573, a ModuleClient over HTTP); so does the
  * emulator, its log saying why. Only on that refusal's path: the token is parsed again there.
  */
+/** The `skn` of a token, if it parses and has one (a policy's token); the checks come after. */
+function keyNameOf(token: string): string | undefined {
+  try {
+    return parseSasToken(token).keyName;
+  } catch {
+    return undefined;
+  }
+}
+
 function isModuleToken(token: string, deviceResource: string): boolean {
   try {
     const { resource } = parseSasToken(token);
