@@ -28,9 +28,10 @@ export interface DeviceClientClass<C> {
   fromAuthenticationProvider(authenticationProvider: object, transport: TransportClass): C;
 }
 
-/** What the helper calls on the client it built (azure-iot-device's public `setOptions`). */
+/** What the helper calls on the client it built (azure-iot-device's public `setOptions`, both forms). */
 interface SettableClient {
   setOptions(options: Record<string, unknown>): Promise<unknown>;
+  setOptions(options: Record<string, unknown>, done: (err?: Error) => void): void;
 }
 
 export interface CreateDeviceClientOptions {
@@ -108,12 +109,25 @@ export async function createDeviceClient<C extends SettableClient>(
       await client.setOptions({ amqp: { webSocketAgent: agent() } });
       break;
     case 'Http':
-      // azure-iot-device-http 1.14.4 applies these options at once but never calls back for them
-      // (only for receive-policy options): awaiting would never settle.
-      void client.setOptions({ http: { agent: agent() } });
+      await setHttpOptions(client, { http: { agent: agent() } });
       break;
   }
   return client;
+}
+
+/**
+ * `client.setOptions(options)` over azure-iot-device-http, which (1.14.4) applies these options
+ * within the call but never calls back for them (only for receive-policy options): the promise form
+ * would never settle, and left unawaited, a failure would be an unhandled rejection in the user's
+ * process instead of this function's error. The callback form throws what the transport throws,
+ * which fails this function, as does a callback with an error during the call; once the call has
+ * returned the options are in.
+ */
+function setHttpOptions(client: SettableClient, options: Record<string, unknown>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    client.setOptions(options, (err) => (err ? reject(err) : resolve()));
+    resolve();
+  });
 }
 
 /** azure-iot-device's X509AuthenticationProvider for the connection string's hub and device (and module). */
