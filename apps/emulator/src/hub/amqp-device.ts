@@ -79,9 +79,9 @@ export function createDeviceAmqpEndpoint(hub: HubService): DeviceAmqpEndpoint {
     if (current?.context === context) return current;
     const links: DeviceLinks = { hub: hubName, deviceId, context, desired: false };
     held.set(key, links);
-    context.onDisconnected(() => {
-      // The method calls sent on this connection end now (504101: the device cannot answer them any more).
-      hub.methods.connectionClosed(context.name);
+    context.onLeave(deviceId, () => {
+      // The device's method calls sent on this connection end now (504101: it cannot answer them any more).
+      hub.methods.connectionClosed(context.name, { hub: hubName, deviceId });
       if (held.get(key) === links) held.delete(key);
     });
     return links;
@@ -263,6 +263,8 @@ export function createDeviceAmqpEndpoint(hub: HubService): DeviceAmqpEndpoint {
         return true;
       }
       const links = linksOf(context, device.hub, device.deviceId);
+      // Detached alone if the device leaves a connection that carries other devices too.
+      context.own(link, device.deviceId);
       const receiving = link.is_receiver();
       if (kind === 'messages/events') {
         if (!receiving) return false;

@@ -66,8 +66,25 @@ export interface HubAmqpConnectionContext {
   onMessage(receiver: Receiver, handler: (context: EventContext & { message: Message }) => void): void;
   /** Calls `handler` once when `link` closes (detached by either side, or the connection gone). */
   onClose(link: Sender | Receiver, handler: () => void): void;
-  /** Calls `handler` once when the connection is gone. */
-  onDisconnected(handler: () => void): void;
+  /**
+   * Records `link` as `deviceId`'s (a device id or moduleKey): `endDevice` detaches it when that
+   * device leaves a connection that carries others too.
+   */
+  own(link: Sender | Receiver, deviceId: string): void;
+  /**
+   * Calls `handler` once when `deviceId` leaves the connection: its part ended (`endDevice`) while
+   * the connection stays, or the connection gone.
+   */
+  onLeave(deviceId: string, handler: () => void): void;
+  /**
+   * Ends `deviceId`'s part of the connection (deleted, disabled, connected again elsewhere, its
+   * token expired): alone on the connection, the connection is closed with `error`; on one that
+   * carries other identities too (several devices multiplexed on it, as the C and Java SDKs do),
+   * only its links are detached with `error` and its authorization forgotten, as IoT Hub drops one
+   * device's session and leaves the others (azure-iot-sdk-java's MultiplexingClientTests
+   * `disableDeviceAfterOpenAndAfterRegistration`).
+   */
+  endDevice(deviceId: string, error: { condition: string; description: string }): void;
   /** The cloud-to-device deliveries the connection holds unsettled, shared by its devices' links. */
   readonly c2d: C2dConnectionShare;
 }
@@ -149,12 +166,12 @@ export function createHubAmqp(
           if (mine === undefined || mine > seq) continue;
         }
       }
-      context.amqp.log.debug('hub.amqp', `${clip(push.deviceId)} on ${push.hub}: connection closed (${push.kind})`, {
+      context.amqp.log.debug('hub.amqp', `${clip(push.deviceId)} on ${push.hub}: connection ended (${push.kind})`, {
         hub: push.hub,
         deviceId: clip(push.deviceId),
         reason: push.kind,
       });
-      context.amqp.close({
+      context.endDevice(push.deviceId, {
         condition: 'amqp:unauthorized-access',
         description:
           push.kind === 'connected'
@@ -176,7 +193,9 @@ export function createHubAmqp(
     }
     const messageHandlers = new Map<Receiver, (context: EventContext & { message: Message }) => void>();
     const closeHandlers = new Map<Sender | Receiver, () => void>();
-    const disconnectHandlers: (() => void)[] = [];
+    /** The device (or module) each of the connection's open device links is of (`own`). */
+    const owners = new Map<Sender | Receiver, string>();
+    const leaveHandlers = new Map<string, (() => void)[]>();
     let cbsReplies: Sender | undefined;
     const context: HubAmqpConnectionContext = {
       amqp,
@@ -194,7 +213,13 @@ export function createHubAmqp(
       authorizeCertificate: (deviceId) => byCertificate(deviceId),
       onMessage: (receiver, handler) => messageHandlers.set(receiver, handler),
       onClose: (link, handler) => closeHandlers.set(link, handler),
-      onDisconnected: (handler) => disconnectHandlers.push(handler),
+      own: (link, deviceId) => owners.set(link, deviceId),
+      onLeave: (deviceId, handler) => {
+        const handlers = leaveHandlers.get(deviceId);
+        if (handlers) handlers.push(handler);
+        else leaveHandlers.set(deviceId, [handler]);
+      },
+      endDevice: (deviceId, error) => endDevice(deviceId, error),
       c2d: new C2dConnectionShare(),
     };
     const who = (deviceId?: string) => `${peer} (${transport}${deviceId ? `, ${clip(deviceId)}` : ''})`;
@@ -364,11 +389,11 @@ export function createHubAmqp(
       const timer = setTimeout(
         () => {
           expiries.delete(deviceId);
-          log.debug('hub.auth', `${who(deviceId)}: the device's SAS token expired unrenewed; connection closed`, {
+          log.debug('hub.auth', `${who(deviceId)}: the device's SAS token expired unrenewed; its part ended`, {
             deviceId: clip(deviceId),
             reason: 'expired',
           });
-          amqp.close({
+          endDevice(deviceId, {
             condition: 'amqp:unauthorized-access',
             description: `The SAS token of device ${clip(deviceId)} expired: put a new one on $cbs before it does.`,
           });
@@ -449,6 +474,7 @@ export function createHubAmqp(
     });
     const closed = (link: Sender | Receiver | undefined) => {
       if (!link) return;
+      owners.delete(link);
       messageHandlers.delete(link as Receiver);
       const handler = closeHandlers.get(link);
       closeHandlers.delete(link);
@@ -460,25 +486,52 @@ export function createHubAmqp(
     // The connection's end, once: rhea emits `disconnected` only for a socket that ended without
     // the CLOSE exchange; a client that closes properly (the SDKs' close()) gives connection_close.
     let ended = false;
+    /** A device authorization gone from the connection: out of byDevice, Disconnected, its leave handlers run. */
+    const left = (authorization: Extract<HubAmqpAuthorization, { kind: 'device' }>) => {
+      const key = keyOf(authorization.hub, authorization.deviceId);
+      const contexts = byDevice.get(key);
+      contexts?.delete(context);
+      if (contexts?.size === 0 && byDevice.delete(key) && byDevice.size === 0) options.onDevicesConnected?.(false);
+      try {
+        hub.setConnected(authorization.hub, authorization.deviceId, false, 'amqp', context.name);
+      } catch (err) {
+        log.error('hub.amqp', `${who(authorization.deviceId)}: disconnection not stored: ${(err as Error).message}`);
+      }
+      const handlers = leaveHandlers.get(authorization.deviceId) ?? [];
+      leaveHandlers.delete(authorization.deviceId);
+      for (const handler of handlers) handler();
+    };
+    const endDevice = (deviceId: string, error: { condition: string; description: string }) => {
+      if (ended) return;
+      const index = authorizations.findIndex((a) => a.kind === 'device' && a.deviceId === deviceId);
+      const authorization = authorizations[index];
+      if (authorization?.kind !== 'device') return;
+      // Alone on the connection (the SDKs' one device per connection): the connection goes, as before.
+      if (authorizations.length === 1) {
+        amqp.close(error);
+        return;
+      }
+      authorizations.splice(index, 1);
+      clearTimeout(expiries.get(deviceId));
+      expiries.delete(deviceId);
+      // Its links detached with the error (their close handlers run now: a client that never
+      // answers the DETACH does not keep its messages locked), the other identities' left alone.
+      for (const [link, owner] of [...owners]) {
+        if (owner !== deviceId) continue;
+        link.close(error);
+        closed(link);
+      }
+      left(authorization);
+    };
     const end = () => {
       if (ended) return;
       ended = true;
       for (const timer of expiries.values()) clearTimeout(timer);
       expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);
-      for (const handler of disconnectHandlers) handler();
-      for (const authorization of authorizations) {
-        if (authorization.kind !== 'device') continue;
-        const key = keyOf(authorization.hub, authorization.deviceId);
-        const contexts = byDevice.get(key);
-        contexts?.delete(context);
-        if (contexts?.size === 0 && byDevice.delete(key) && byDevice.size === 0) options.onDevicesConnected?.(false);
-        try {
-          hub.setConnected(authorization.hub, authorization.deviceId, false, 'amqp', context.name);
-        } catch (err) {
-          log.error('hub.amqp', `${who(authorization.deviceId)}: disconnection not stored: ${(err as Error).message}`);
-        }
-      }
+      for (const authorization of authorizations) if (authorization.kind === 'device') left(authorization);
+      // Leave handlers of links whose device was never authorized here cannot be: own follows authorization.
+      leaveHandlers.clear();
     };
     connection.on('connection_close', end);
     connection.on('disconnected', end);

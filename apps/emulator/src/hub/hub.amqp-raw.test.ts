@@ -9,7 +9,7 @@ import rhea, { type Connection, type EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDeviceCertificate } from '../testing/certificates.js';
 import { HUB_A } from '../testing/fixtures.js';
-import { createDeviceKey, deviceClient, Message, registryClient } from '../testing/hub-sdk.js';
+import { createDeviceKey, deviceClient, Message, registryClient, serviceClient } from '../testing/hub-sdk.js';
 import { openRheaConnection } from '../testing/raw-amqp.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import { MAX_HUB_LINKS_PER_CONNECTION } from '../transport/amqp.js';
@@ -465,6 +465,110 @@ describe('several devices on one connection (as the C SDK multiplexes them)', ()
       expect(await Promise.race([closed, Promise.resolve('open')])).toBe('open');
     } finally {
       connection.close();
+    }
+  });
+});
+
+describe('one device of several on a connection leaves it', () => {
+  it('disabled, deleted, connected elsewhere or its token expired: its links are detached, the others serve on', async () => {
+    const registry = registryClient(bed.emulator, HUB_A);
+    const [disabled, deleted, moved, expiring, staying] = ['disabled', 'deleted', 'moved', 'expiring', 'staying'].map(
+      (name) => `amqp-raw-leave-${name}`,
+    );
+    const ids = [disabled, deleted, moved, expiring, staying] as string[];
+    const keys = new Map<string, string>();
+    for (const id of ids) keys.set(id, await createDeviceKey(registry, id));
+    const sas = { operation: 'put-token', type: 'servicebus.windows.net:sastoken' };
+    const connection = await rawHubConnection();
+    const elsewhere = await rawHubConnection();
+    const closed = new Promise<unknown>((resolve) => {
+      connection.once('connection_close', () => resolve(connection.error));
+      connection.once('disconnected', () => resolve(connection.error ?? 'disconnected'));
+    });
+    try {
+      const put = await cbs(connection);
+      const links = new Map<string, rhea.Sender>();
+      for (const id of ids) {
+        const token = createDeviceSasToken({
+          hubHostName: HUB_A,
+          deviceId: id,
+          key: keys.get(id) ?? '',
+          // Not renewed: it runs out while the connection serves the others.
+          ...(id === expiring ? { ttlSeconds: 2 } : {}),
+        });
+        expect(await put({ ...sas, name: `${HUB_A}/devices/${id}` }, token)).toMatchObject({ status: 200 });
+        const events = connection.open_sender({ target: { address: `/devices/${id}/messages/events` } });
+        await new Promise((resolve) => events.once('sendable', resolve));
+        links.set(id, events);
+      }
+      // A direct method call to the staying device, in flight (its request held unanswered) while the others leave.
+      const requests = connection.open_receiver({ source: { address: `/devices/${staying}/methods/devicebound` } });
+      const answers = connection.open_sender({ target: { address: `/devices/${staying}/methods/devicebound` } });
+      await new Promise((resolve) => answers.once('sendable', resolve));
+      const request = new Promise<rhea.Message['correlation_id']>((resolve) =>
+        requests.once('message', (context: EventContext) => resolve(context.message?.correlation_id)),
+      );
+      const call = serviceClient(bed.emulator, HUB_A)
+        .invokeDeviceMethod(staying as string, {
+          methodName: 'hold',
+          responseTimeoutInSeconds: 300,
+          connectTimeoutInSeconds: 30,
+        })
+        .then(
+          (answer) => answer.result,
+          (error: Error) => error.name,
+        );
+      const rid = await request;
+      const detached = (id: string) => linkError(links.get(id) as rhea.Sender);
+      const ends = ids.filter((id) => id !== staying).map(detached);
+      await registry.update({ deviceId: disabled as string, status: 'disabled' });
+      await registry.delete(deleted as string);
+      expect(
+        await (await cbs(elsewhere))(
+          { ...sas, name: `${HUB_A}/devices/${moved}` },
+          createDeviceSasToken({ hubHostName: HUB_A, deviceId: moved as string, key: keys.get(moved as string) ?? '' }),
+        ),
+      ).toMatchObject({ status: 200 });
+      // On a connection the hub closed instead, no link of it would report its end: fail at once.
+      const gone = closed.then((error) => {
+        throw new Error(`the connection was closed: ${JSON.stringify(error)}`);
+      });
+      expect(await Promise.race([Promise.all(ends), gone])).toMatchObject([
+        { condition: 'amqp:unauthorized-access', description: 'The device was disabled.' },
+        { condition: 'amqp:unauthorized-access', description: 'The device was deleted.' },
+        { condition: 'amqp:unauthorized-access', description: 'The device connected again on another connection.' },
+        {
+          condition: 'amqp:unauthorized-access',
+          description: `The SAS token of device ${expiring} expired: put a new one on $cbs before it does.`,
+        },
+      ]);
+      // The connection serves on: the staying device's message is stored, a twin GET answered.
+      const outcome = await new Promise<string>((resolve) => {
+        const events = links.get(staying as string) as rhea.Sender;
+        events.once('accepted', () => resolve('accepted'));
+        events.once('rejected', () => resolve('rejected'));
+        events.send({ body: rhea.message.data_section(Buffer.from('still here')) });
+      });
+      expect(outcome).toBe('accepted');
+      // Its method call went on (the others' leaving ended none of its calls): answered now.
+      answers.send({
+        correlation_id: rid,
+        application_properties: { 'IoThub-status': 200 },
+        body: rhea.message.data_section(Buffer.from('{"held":true}')),
+      });
+      expect(await call).toEqual({ status: 200, payload: { held: true } });
+      expect(await Promise.race([closed, Promise.resolve('open')])).toBe('open');
+      // The one that left is no longer authorized here: a new link of it is refused.
+      const again = connection.open_sender({ target: { address: `/devices/${disabled}/messages/events` } });
+      expect(await linkError(again)).toMatchObject({ condition: 'amqp:unauthorized-access' });
+      const states = async (id: string) => (await registry.get(id)).responseBody.connectionState;
+      expect(await states(disabled as string)).toBe('Disconnected');
+      expect(await states(expiring as string)).toBe('Disconnected');
+      expect(await states(moved as string)).toBe('Connected');
+      expect(await states(staying as string)).toBe('Connected');
+    } finally {
+      connection.close();
+      elsewhere.close();
     }
   });
 });

@@ -480,11 +480,13 @@ export class DirectMethods {
   /**
    * A device connection closed: the calls sent on it end at once with 504101 (IoT Hub's "couldn't
    * confirm if the direct method completed": the device may have run it). Calls still waiting for
-   * the device to connect go on waiting.
+   * the device to connect go on waiting. `device`: only that device's calls (one device of an AMQP
+   * connection that carries several left it; the others' calls on it go on).
    */
-  connectionClosed(connection: string): void {
+  connectionClosed(connection: string, device?: { hub: string; deviceId: string }): void {
+    const key = device === undefined ? undefined : deviceKey(device.hub, device.deviceId);
     for (const call of [...this.#calls.values()]) {
-      if (call.state === 'sent' && call.connection === connection)
+      if (call.state === 'sent' && call.connection === connection && (key === undefined || call.key === key))
         this.#finish(call, {
           kind: 'failed',
           outcome: 'disconnected',
