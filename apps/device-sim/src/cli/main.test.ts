@@ -32,7 +32,10 @@ beforeAll(async () => {
     decide: (id) =>
       id.startsWith('contoso-toaster')
         ? { kind: 'assigned', hub: TUTORIAL_HUB }
-        : { kind: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed with status code: 400' },
+        : id.startsWith('contoso-unreached')
+          ? // DPS's words when the webhook cannot be reached (the Function not running)
+            { kind: 'failed', errorCode: 400207, errorMessage: 'An error occurred while sending the request.' }
+          : { kind: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed with status code: 400' },
   });
   // Secrets and connection through the environment, as the README recommends.
   env = {
@@ -199,6 +202,7 @@ describe('device-sim fleet', () => {
         errorName: 'ProvisioningRegistrationFailedError',
         errorMessage: 'Custom allocation failed with status code: 400',
         count: 3,
+        hint: 'the custom allocation webhook answered with an error status: its log says why',
       },
     ]);
     expect(summary.latencyMs?.count).toBe(6);
@@ -208,6 +212,32 @@ describe('device-sim fleet', () => {
     }
     // not a terminal: no progress bar on stderr
     expect(io.err()).toBe('');
+  });
+
+  it("prints register's hints under the outcomes (and in --json): a webhook DPS could not reach, a closed port", async () => {
+    const io = captureIo({ env });
+    const args = ['fleet', '--count', '4', '--registration-id-template', 'contoso-toaster-h{n},contoso-unreached-{n}'];
+    expect(await main(args, io)).toBe(0);
+    const reach =
+      "Hint: the service could not reach the custom allocation webhook: is your Function running, at the enrollment's webhookUrl (host, port, route)?";
+    expect(io.out()).toContain(`An error occurred while sending the request.\n${reach}\n`);
+    const json = captureIo({ env });
+    expect(await main([...args, '--start', '10', '--json'], json)).toBe(0);
+    const summary = JSON.parse(json.out()) as FleetSummary;
+    expect(summary.outcomes.map((g) => g.hint)).toEqual([undefined, reach.slice('Hint: '.length)]);
+
+    const closed = captureIo({ env });
+    const host = `localhost:${await closedPort()}`;
+    expect(
+      await main(
+        [...args.slice(0, 3), '--provisioning-host', host, '--registration-id-template', 'closed-{n}'],
+        closed,
+      ),
+      closed.err(),
+    ).toBe(1);
+    expect(closed.out()).toContain(
+      `Hint: nothing accepts connections at ${host}: is the emulator running, and is --provisioning-host the HTTPS port it printed?\n`,
+    );
   });
 
   it('stops on Ctrl-C, still prints the summary, and exits 130', async () => {

@@ -9,6 +9,8 @@ export interface OutcomeGroup {
   /** The message of the first outcome in the group, as an example. */
   errorMessage?: string;
   count: number;
+  /** What to change, when the cause is usually on the user's side: `device-sim fleet` fills it in, `runFleet` does not. */
+  hint?: string;
 }
 
 export interface FleetSummary {
@@ -39,7 +41,8 @@ export interface FleetSummary {
     connected: number;
     failed: number;
     telemetrySent: number;
-    errors: Array<{ errorName: string; count: number }>;
+    /** `hint`: as on an outcome group (`device-sim fleet`'s). */
+    errors: Array<{ errorName: string; count: number; hint?: string }>;
     /** With `connect.stay`: what the devices answered and received while they stayed, summed. */
     stay?: { methods: number; desiredChanges: number; messages: number };
   };

@@ -3,6 +3,7 @@ import type { HubEvent } from '../../lib/hub.js';
 import type { FleetConfig } from '../args.js';
 import { expandIdTemplate, readCertificateFiles } from '../certificate-files.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
+import { withHints } from '../output/fleet-hints.js';
 import { ProgressLine } from '../output/progress.js';
 import { stayFleetEventText } from '../output/stay.js';
 import { formatSummary } from '../output/summary.js';
@@ -61,7 +62,18 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
         : undefined,
     });
     progress?.finish(last);
-    io.stdout.write(config.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
+    const hinted = withHints(
+      summary,
+      { provisioningHost: config.provisioningHost, transport: config.transport, caGiven: config.ca !== undefined },
+      config.connect
+        ? {
+            hubHost: config.connect.gatewayHost,
+            hubTransport: config.connect.transport,
+            caGiven: config.ca !== undefined,
+          }
+        : undefined,
+    );
+    io.stdout.write(config.json ? `${JSON.stringify(hinted)}\n` : formatSummary(hinted));
     const failed = summary.byStatus.error > 0 || (summary.hub?.failed ?? 0) > 0;
     // A staying fleet is meant to end by a signal: 0 when every device was on its hub by then.
     if (config.stay && staying === config.count && !failed) return EXIT.ok;

@@ -75,8 +75,29 @@ function wrongProtocolHint({ host, option, transport }: Target): string {
   return `${host} does not answer in ${listener.protocol}: is ${option} the ${listener.name} port the emulator printed?`;
 }
 
+/** What a hint goes on: one device's outcome, or a fleet summary's row of outcomes alike. */
+export type OutcomeFacts = Pick<RegistrationOutcome, 'status' | 'errorCode' | 'errorName' | 'errorMessage'>;
+
+/**
+ * DPS's 400207 message when it could not reach the webhook (refused, reset, DNS): the real service's
+ * text, which the emulator sends too (`@dpskit/contracts`' `DpsErrorMessage.customAllocationConnectionFailed`;
+ * that entry loads zod, which no command loads on the way to an outcome).
+ */
+const WEBHOOK_UNREACHABLE = 'An error occurred while sending the request.';
+
+/** The 400207 hint: the webhook answered an error status, could not be reached, or was too slow. */
+function webhookFailedHint(message: string | undefined): string {
+  if (message === WEBHOOK_UNREACHABLE) {
+    return "the service could not reach the custom allocation webhook: is your Function running, at the enrollment's webhookUrl (host, port, route)?";
+  }
+  if (message?.includes('did not answer within')) {
+    return "the custom allocation webhook did not answer in time: its log says what it was doing (the local emulator's limit is --webhook-timeout)";
+  }
+  return 'the custom allocation webhook answered with an error status: its log says why';
+}
+
 /** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */
-export function hintFor(outcome: RegistrationOutcome, context: HintContext): string | undefined {
+export function hintFor(outcome: OutcomeFacts, context: HintContext): string | undefined {
   const name = outcome.errorName ?? '';
   const host = context.provisioningHost;
   const target: Target = {
@@ -105,9 +126,7 @@ export function hintFor(outcome: RegistrationOutcome, context: HintContext): str
   if (name === 'TimeoutError') {
     return `no final answer in time: check that --provisioning-host points at the ${listener.name} port of the service, and the allocation webhook's log`;
   }
-  if (outcome.errorCode === 400207) {
-    return 'the custom allocation webhook answered with an error status: its log says why';
-  }
+  if (outcome.errorCode === 400207) return webhookFailedHint(outcome.errorMessage);
   if (outcome.errorCode === 400208) return 'the custom allocation webhook returned no iotHubHostName';
   if (outcome.errorCode === 400209) {
     return 'the custom allocation webhook refused DPS (401): check the function key (?code=) in the webhook URL';
@@ -127,7 +146,10 @@ export interface HubHintContext {
  * The hint for a device that was assigned but could not get onto its hub: a connection that could
  * not be made (a wrong --hub-host, mostly), or no answer in time.
  */
-export function hubHintFor(session: HubSession, context: HubHintContext): string | undefined {
+export function hubHintFor(
+  session: Pick<HubSession, 'status' | 'errorName' | 'hub'>,
+  context: HubHintContext,
+): string | undefined {
   if (session.status !== 'error') return undefined;
   const name = session.errorName ?? '';
   const host = context.hubHost ?? session.hub;

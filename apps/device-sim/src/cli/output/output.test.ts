@@ -3,6 +3,7 @@ import type { HubSession } from '../../lib/hub.js';
 import type { FleetSummary } from '../../lib/stats.js';
 import type { RegistrationOutcome, StatusUpdate } from '../../lib/types.js';
 import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../../testing/tutorial.js';
+import { withHints } from './fleet-hints.js';
 import { hintFor, hubHintFor } from './hints.js';
 import { outcomeJson } from './json.js';
 import { renderProgress } from './progress.js';
@@ -206,6 +207,19 @@ describe('hints', () => {
     );
   });
 
+  it('tells a webhook that answered an error from one DPS could not reach or that was too slow', () => {
+    const failed = (errorMessage: string) => ({ status: 'failed' as const, errorCode: 400207, errorMessage });
+    expect(hintFor(failed('Custom allocation failed with status code: 404'), context)).toBe(
+      'the custom allocation webhook answered with an error status: its log says why',
+    );
+    expect(hintFor(failed('An error occurred while sending the request.'), context)).toBe(
+      "the service could not reach the custom allocation webhook: is your Function running, at the enrollment's webhookUrl (host, port, route)?",
+    );
+    expect(
+      hintFor(failed('Custom allocation failed: the webhook did not answer within 30000 ms (timeout).'), context),
+    ).toContain('did not answer in time');
+  });
+
   it('covers refused connections, credentials and the webhook', () => {
     expect(hintFor(error({ errorName: 'ECONNREFUSED' }), context)).toContain('is the emulator running');
     expect(hintFor(error({ errorName: 'UnauthorizedError', errorCode: 401002 }), context)).toContain('--group-key');
@@ -320,6 +334,35 @@ function summary(partial: Partial<FleetSummary> = {}): FleetSummary {
   };
 }
 
+describe('withHints (device-sim fleet)', () => {
+  const context = { provisioningHost: 'localhost:1', transport: 'mqtt' as const, caGiven: true };
+  const hubContext = { hubHost: 'localhost:2', hubTransport: 'amqp' as const, caGiven: true };
+
+  it("puts register's hint on each row a user can act on, and on each error met on the hubs", () => {
+    const hinted = withHints(
+      summary({
+        outcomes: [
+          { status: 'assigned', count: 1 },
+          { status: 'error', errorName: 'ECONNREFUSED', errorMessage: 'connect ECONNREFUSED', count: 2 },
+          { status: 'error', errorName: 'SomethingElse', count: 3 },
+        ],
+        hub: { connected: 0, failed: 1, telemetrySent: 0, errors: [{ errorName: 'ECONNREFUSED', count: 1 }] },
+      }),
+      context,
+      hubContext,
+    );
+    expect(hinted.outcomes.map((g) => g.hint)).toEqual([
+      undefined,
+      'nothing accepts connections at localhost:1: is the emulator running, and is --provisioning-host the MQTT port it printed?',
+      undefined,
+    ]);
+    expect(hinted.hub?.errors[0]?.hint).toBe(
+      'nothing accepts connections at localhost:2: is the emulator running, and is --hub-host the AMQP port it printed?',
+    );
+    expect(withHints(summary(), context, undefined).outcomes[1]?.hint).toContain('webhook');
+  });
+});
+
 describe('formatSummary', () => {
   it('shows totals, rate, percentiles, outcomes by status and code, and hubs', () => {
     const text = formatSummary(summary());
@@ -343,6 +386,24 @@ describe('formatSummary', () => {
       summary({ stoppedEarly: true, completed: 420, cancelled: 35, notStarted: 545, launched: 455 }),
     );
     expect(text).toContain('stopped early: 420 of 1000 devices completed (35 cancelled in flight, 545 not started)');
+  });
+
+  it("prints register's hints under the outcomes, once each", () => {
+    const webhook = 'the custom allocation webhook answered with an error status: its log says why';
+    const text = formatSummary(
+      summary({
+        outcomes: [
+          { status: 'assigned', count: 500 },
+          { status: 'failed', errorCode: 400207, errorMessage: 'status code: 400', count: 300, hint: webhook },
+          { status: 'failed', errorCode: 400207, errorMessage: 'status code: 404', count: 200, hint: webhook },
+        ],
+      }),
+    );
+    const lines = text.split('\n');
+    const hint = lines.indexOf(`Hint: ${webhook}`);
+    expect(hint).toBe(lines.findIndex((l) => l.includes('status code: 404')) + 1);
+    expect(lines.filter((l) => l.startsWith('Hint:'))).toHaveLength(1);
+    expect(formatSummary(summary())).not.toContain('Hint:');
   });
 
   it('handles a run with no outcomes', () => {

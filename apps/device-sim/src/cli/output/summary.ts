@@ -9,6 +9,12 @@ function share(count: number, total: number): string {
   return total === 0 ? '' : `${((count / total) * 100).toFixed(1)} %`;
 }
 
+/** `register`'s `Hint:` line for each hint of the rows, once each (two rows may share one). */
+function hintLines(rows: ReadonlyArray<{ hint?: string }>): string[] {
+  const hints = new Set(rows.flatMap((row) => (row.hint ? [row.hint] : [])));
+  return [...hints].map((hint) => `Hint: ${hint}`);
+}
+
 /** The end-of-run table of `device-sim fleet`, for people. `--json` prints the `FleetSummary` itself. */
 export function formatSummary(summary: FleetSummary): string {
   const out: string[] = [];
@@ -45,6 +51,7 @@ export function formatSummary(summary: FleetSummary): string {
       out.push(`  ${line}`);
     }
   }
+  out.push(...hintLines(summary.outcomes));
   out.push('');
   out.push('Devices per hub');
   if (summary.hubs.length === 0) {
@@ -59,6 +66,7 @@ export function formatSummary(summary: FleetSummary): string {
     out.push(
       `Connected to their hub: ${summary.hub.connected} of ${summary.byStatus.assigned} assigned devices, ${summary.hub.telemetrySent} telemetry messages sent${errors ? ` (failed: ${errors})` : ''}`,
     );
+    out.push(...hintLines(summary.hub.errors));
     const stay = summary.hub.stay;
     if (stay) {
       out.push(
