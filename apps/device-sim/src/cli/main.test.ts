@@ -226,6 +226,23 @@ describe('device-sim fleet', () => {
     const summary = JSON.parse(json.out()) as FleetSummary;
     expect(summary.outcomes.map((g) => g.hint)).toEqual([undefined, reach.slice('Hint: '.length)]);
 
+    // One code, two causes: DPS's messages keep them apart (a row each), as a policy's load test needs.
+    const mixed = captureIo({ env });
+    const templates = 'contoso-unreached-m{n},contoso-heatpump-m{n},contoso-heatpump-n{n}';
+    expect(await main(['fleet', '--count', '6', '--registration-id-template', templates, '--json'], mixed)).toBe(0);
+    expect((JSON.parse(mixed.out()) as FleetSummary).outcomes).toEqual([
+      expect.objectContaining({
+        errorCode: 400207,
+        errorMessage: 'Custom allocation failed with status code: 400',
+        count: 4,
+      }),
+      expect.objectContaining({
+        errorCode: 400207,
+        errorMessage: 'An error occurred while sending the request.',
+        count: 2,
+      }),
+    ]);
+
     const closed = captureIo({ env });
     const host = `localhost:${await closedPort()}`;
     expect(

@@ -6,8 +6,14 @@ export interface OutcomeGroup {
   status: OutcomeStatus;
   errorCode?: number;
   errorName?: string;
-  /** The message of the first outcome in the group, as an example. */
+  /**
+   * The devices' message: outcomes of one status, code and error name are told apart by it (DPS's
+   * 400207 says the webhook's status, or that it could not be reached, or did not answer), up to
+   * `MAX_MESSAGES_PER_KIND` texts; past those, the rest share one row, with `otherMessages`.
+   */
   errorMessage?: string;
+  /** This row also holds devices with messages other than `errorMessage` (the first of them). */
+  otherMessages?: true;
   count: number;
   /** What to change, when the cause is usually on the user's side: `device-sim fleet` fills it in, `runFleet` does not. */
   hint?: string;
@@ -48,6 +54,13 @@ export interface FleetSummary {
   };
 }
 
+/**
+ * Rows of their own per status, code and error name, one per message: enough for DPS's 400207 texts
+ * (each webhook status, unreachable, timeout, a bad answer); a message carrying per-device detail must
+ * not grow the table, or the tally's memory, with the fleet.
+ */
+export const MAX_MESSAGES_PER_KIND = 8;
+
 /** The error name `registerDevice` gives a registration stopped by its AbortSignal. */
 export const CANCELLED_ERROR_NAME = 'AbortError';
 
@@ -58,6 +71,8 @@ export function isCancelled(outcome: RegistrationOutcome): boolean {
 /** Accumulates outcomes as they arrive; `summary` can be taken at any time (progress, Ctrl-C). */
 export class FleetTally {
   private readonly groups = new Map<string, OutcomeGroup>();
+  /** Distinct messages with a row of their own, per status, code and error name. */
+  private readonly messagesPerKind = new Map<string, number>();
   private readonly hubs = new Map<string, number>();
   private readonly latencies: number[] = [];
   readonly byStatus: Record<OutcomeStatus, number> = { assigned: 0, failed: 0, disabled: 0, error: 0 };
@@ -102,18 +117,32 @@ export class FleetTally {
     if (outcome.status === 'assigned' && outcome.assignedHub) {
       this.hubs.set(outcome.assignedHub, (this.hubs.get(outcome.assignedHub) ?? 0) + 1);
     }
-    const key = `${outcome.status}|${outcome.errorCode ?? ''}|${outcome.status === 'assigned' ? '' : (outcome.errorName ?? '')}`;
+    this.count(outcome);
+  }
+
+  /** Adds the outcome to its row: by status, code, error name and message (bounded per kind, see `OutcomeGroup`). */
+  private count(outcome: RegistrationOutcome): void {
+    if (outcome.status === 'assigned') {
+      const assigned = this.groups.get('assigned');
+      if (assigned) assigned.count += 1;
+      else this.groups.set('assigned', { status: 'assigned', count: 1 });
+      return;
+    }
+    const kind = `${outcome.status}|${outcome.errorCode ?? ''}|${outcome.errorName ?? ''}`;
+    const exact = `${kind}|m:${outcome.errorMessage ?? ''}`;
+    const messages = this.messagesPerKind.get(kind) ?? 0;
+    const key = this.groups.has(exact) || messages < MAX_MESSAGES_PER_KIND ? exact : `${kind}|other`;
     const group = this.groups.get(key);
     if (group) {
       group.count += 1;
       return;
     }
     const created: OutcomeGroup = { status: outcome.status, count: 1 };
-    if (outcome.status !== 'assigned') {
-      if (outcome.errorCode !== undefined) created.errorCode = outcome.errorCode;
-      if (outcome.errorName !== undefined) created.errorName = outcome.errorName;
-      if (outcome.errorMessage !== undefined) created.errorMessage = outcome.errorMessage;
-    }
+    if (outcome.errorCode !== undefined) created.errorCode = outcome.errorCode;
+    if (outcome.errorName !== undefined) created.errorName = outcome.errorName;
+    if (outcome.errorMessage !== undefined) created.errorMessage = outcome.errorMessage;
+    if (key === exact) this.messagesPerKind.set(kind, messages + 1);
+    else created.otherMessages = true;
     this.groups.set(key, created);
   }
 
@@ -127,7 +156,10 @@ export class FleetTally {
   }): FleetSummary {
     const statusOrder: OutcomeStatus[] = ['assigned', 'failed', 'disabled', 'error'];
     const outcomes = [...this.groups.values()].sort(
-      (a, b) => statusOrder.indexOf(a.status) - statusOrder.indexOf(b.status) || b.count - a.count,
+      (a, b) =>
+        statusOrder.indexOf(a.status) - statusOrder.indexOf(b.status) ||
+        Number(a.otherMessages ?? false) - Number(b.otherMessages ?? false) ||
+        b.count - a.count,
     );
     const hubs = [...this.hubs.entries()]
       .map(([hub, count]) => ({ hub, count }))

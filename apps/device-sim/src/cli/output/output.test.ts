@@ -381,6 +381,15 @@ describe('formatSummary', () => {
     expect(text).not.toContain('stopped early');
   });
 
+  it('marks a row that also holds other messages', () => {
+    const text = formatSummary(
+      summary({
+        outcomes: [{ status: 'error', errorName: 'Error', errorMessage: 'first', otherMessages: true, count: 7 }],
+      }),
+    );
+    expect(text).toContain('Error: first (and other messages)');
+  });
+
   it('says how a stopped run ended', () => {
     const text = formatSummary(
       summary({ stoppedEarly: true, completed: 420, cancelled: 35, notStarted: 545, launched: 455 }),

@@ -39,7 +39,9 @@ export function formatSummary(summary: FleetSummary): string {
       g.errorCode === undefined ? '' : String(g.errorCode),
       String(g.count),
       share(g.count, summary.completed),
-      g.status === 'assigned' ? '' : [g.errorName, g.errorMessage].filter((x) => x).join(': '),
+      g.status === 'assigned'
+        ? ''
+        : `${[g.errorName, g.errorMessage].filter((x) => x).join(': ')}${g.otherMessages ? ' (and other messages)' : ''}`,
     ]);
     for (const line of renderTable(['status', 'error code', 'devices', 'share', 'detail'], rows, [
       'left',
