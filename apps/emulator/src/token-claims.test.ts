@@ -137,7 +137,7 @@ async function putToken(audience: string, token: string): Promise<string> {
     await new Promise((resolve) => requests.once('sendable', resolve));
     const answer = new Promise<unknown>((resolve) =>
       replies.once('message', (context: EventContext) =>
-        resolve((context.message?.application_properties as Record<string, unknown>)['status-code']),
+        resolve(((context.message?.application_properties ?? {}) as Record<string, unknown>)['status-code']),
       ),
     );
     requests.send({
