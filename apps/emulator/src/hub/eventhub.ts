@@ -284,10 +284,12 @@ export function eventHubEndpoint(
     const connection = stateOf(context);
     let next = start.sequenceNumber;
     let unsettled = 0;
+    /** Events sent on the link (rhea's delivery count catches up as it writes them). */
+    let sent = 0;
     let closed = false;
     const pump = () => {
       if (closed || !sender.is_open()) return;
-      const credit = creditOf(sender);
+      const credit = creditLeft(sender, sent);
       if (credit <= 0) return; // 'sendable' wakes it
       const connectionRoom = EVENTS_IN_FLIGHT_PER_CONNECTION - connection.inFlight;
       if (connectionRoom <= 0) {
@@ -317,6 +319,7 @@ export function eventHubEndpoint(
         });
         if (!delivery) return; // the connection is closed (or closing)
         next = event.sequenceNumber + 1;
+        sent += 1;
         unsettled += 1;
         connection.inFlight += 1;
       }
@@ -438,9 +441,18 @@ function epochOf(link: Sender): number | undefined {
 }
 
 /** The credit the client gave `link` (rhea keeps it on the link; its typings leave it out). */
-function creditOf(link: Sender): number {
-  const credit = (link as unknown as { credit?: unknown }).credit;
-  return typeof credit === 'number' ? credit : 0;
+/**
+ * The credit a sender has left for more messages, `sent` being how many it was given to send. rhea
+ * counts a message against the credit only when it writes it (on its next turn: `credit` down,
+ * `delivery_count` up), so the ones given since are taken off here; read alone, the credit let
+ * one link's pump take the whole connection's budget of events in flight behind credit it did not
+ * have, and its other partitions' readers waited. A drain (the credit spent, delivery count set
+ * past what was sent) leaves none.
+ */
+function creditLeft(link: Sender, sent: number): number {
+  const { credit, delivery_count: written } = link as unknown as { credit?: unknown; delivery_count?: unknown };
+  if (typeof credit !== 'number' || typeof written !== 'number') return 0;
+  return credit - Math.max(0, sent - written);
 }
 
 /** Whether `address` is a hub's own `messages/events` (with or without `amqps://{host}/`, a `$management` tail). */

@@ -781,6 +781,29 @@ describe('partition readers on raw sessions', () => {
     }
   });
 
+  it("take no more of the connection's events in flight than their credit: a reader of another partition is sent its own", async () => {
+    // More events on one partition than a connection may have in flight, one on another partition.
+    const busy = await deviceWithEvents('amqp-raw-credit-busy', EVENTS_IN_FLIGHT_PER_CONNECTION + 10);
+    const quietId = ['amqp-raw-credit-quiet', 'amqp-raw-credit-quiet-2', 'amqp-raw-credit-quiet-3'].find(
+      (id) => partitionOf(id) !== partitionOf('amqp-raw-credit-busy'),
+    );
+    const quiet = await deviceWithEvents(quietId ?? '', 1);
+    const client = await eventHubConnection(eventHubName(HUB_A));
+    try {
+      // A reader with credit for 10 that settles none: 10 events of the connection's 100 in flight.
+      expect((await readEarliest(client, busy.address, 10)).outcome).toBe('all received');
+      // rhea counts a send against the link's credit only as it writes it: read before that, the
+      // credit let the first reader's pump go on until it held all 100 places (10 sent, 90 queued
+      // in rhea behind its credit), and this reader never got an event.
+      expect((await readEarliest(client, quiet.address, 1)).outcome).toBe('all received');
+      expect(client.connection.is_open()).toBe(true);
+    } finally {
+      client.connection.close();
+      await busy.device.close();
+      await quiet.device.close();
+    }
+  });
+
   it('that grant credit with their ATTACH get the ATTACH answered before their first event', async () => {
     const { device, address } = await deviceWithEvents('amqp-raw-credit-with-attach', 3);
     const client = await eventHubConnection(eventHubName(HUB_A));
