@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Delivery, EventContext, Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
+import { creditLeft } from '../transport/amqp-sender-credit.js';
 import type { HubAmqpConnectionContext } from './amqp.js';
 import { c2dDeviceMessage, lockTokenTag } from './amqp-device-c2d-messages.js';
 import { type C2dSettlement, MAX_C2D_IN_FLIGHT } from './core/c2d.js';
@@ -45,6 +46,8 @@ export function attachC2dDeviceLink(
   /** Holds the locks of the messages this link was given (releaseCloudToDevice's connection). */
   const holder = `${context.name}/${randomUUID()}`;
   const inFlight = new Map<Delivery, string>();
+  /** Messages given to rhea on the link (its credit counts them as rhea writes them: see creditLeft). */
+  let given = 0;
   let pumping = false;
   let closed = false;
   const who = `${clip(device.deviceId)} on ${device.hub}`;
@@ -53,7 +56,7 @@ export function attachC2dDeviceLink(
     if (pumping || closed || !sender.is_open()) return;
     pumping = true;
     try {
-      while (sender.sendable() && inFlight.size < MAX_C2D_IN_FLIGHT) {
+      while (sender.sendable() && creditLeft(sender, given) > 0 && inFlight.size < MAX_C2D_IN_FLIGHT) {
         // A place among the connection's (its other devices' links hold theirs): else in line for one.
         if (!context.c2d.take(pump)) break;
         let sent = false;
@@ -67,6 +70,7 @@ export function attachC2dDeviceLink(
               : undefined;
           if (delivery && token !== undefined) {
             inFlight.set(delivery, token);
+            given += 1;
             sent = true;
           }
         } finally {

@@ -2,6 +2,7 @@ import type { Logger } from '@dpskit/node-kit';
 import rhea, { type Message, type Receiver, type Sender } from 'rhea';
 import { clip } from '../core/client-text.js';
 import { OpenEndpoints } from '../transport/amqp-open-endpoints.js';
+import { creditLeft } from '../transport/amqp-sender-credit.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import {
   eventHubInfo,
@@ -441,19 +442,6 @@ function epochOf(link: Sender): number | undefined {
 }
 
 /** The credit the client gave `link` (rhea keeps it on the link; its typings leave it out). */
-/**
- * The credit a sender has left for more messages, `sent` being how many it was given to send. rhea
- * counts a message against the credit only when it writes it (on its next turn: `credit` down,
- * `delivery_count` up), so the ones given since are taken off here; read alone, the credit let
- * one link's pump take the whole connection's budget of events in flight behind credit it did not
- * have, and its other partitions' readers waited. A drain (the credit spent, delivery count set
- * past what was sent) leaves none.
- */
-function creditLeft(link: Sender, sent: number): number {
-  const { credit, delivery_count: written } = link as unknown as { credit?: unknown; delivery_count?: unknown };
-  if (typeof credit !== 'number' || typeof written !== 'number') return 0;
-  return credit - Math.max(0, sent - written);
-}
 
 /** Whether `address` is a hub's own `messages/events` (with or without `amqps://{host}/`, a `$management` tail). */
 function isMessagesEvents(address: string): boolean {

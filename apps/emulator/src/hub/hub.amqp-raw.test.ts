@@ -573,6 +573,46 @@ describe('one device of several on a connection leaves it', () => {
   });
 });
 
+describe('a device link with little credit', () => {
+  it("takes no more of the connection's cloud-to-device places than its credit: the other devices get theirs", async () => {
+    const registry = registryClient(bed.emulator, HUB_A);
+    // Two full queues (50 each: more than the connection's 96 places together), then one message.
+    const queued = { 'amqp-raw-credit-c2d-1': 50, 'amqp-raw-credit-c2d-2': 50, 'amqp-raw-credit-c2d-3': 1 };
+    const connection = await rawHubConnection();
+    try {
+      const put = await cbs(connection);
+      const arrived: Promise<string>[] = [];
+      for (const [id, count] of Object.entries(queued)) {
+        const key = await createDeviceKey(registry, id);
+        const token = createDeviceSasToken({ hubHostName: HUB_A, deviceId: id, key });
+        expect(
+          await put(
+            { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: `${HUB_A}/devices/${id}` },
+            token,
+          ),
+        ).toEqual({ status: 200, description: 'OK' });
+        for (let n = 0; n < count; n++) bed.emulator.sendCloudToDevice(id, { body: `${id} #${n}` }, HUB_A);
+        // Credit for one message, held unsettled: the device takes one of the connection's places.
+        const c2d = connection.open_receiver({
+          source: { address: `/devices/${id}/messages/devicebound` },
+          autoaccept: false,
+          credit_window: 0,
+        });
+        await new Promise((resolve) => c2d.once('receiver_open', resolve));
+        arrived.push(new Promise((resolve) => c2d.once('message', () => resolve(id))));
+        c2d.add_credit(1);
+      }
+      // rhea counts a send against the credit only as it writes it: read before that, the credit
+      // let the first two links each take places up to their 50 (1 sent, the rest queued in rhea
+      // behind credit the device never gave), and the third device's message never came.
+      expect(await Promise.all(arrived)).toEqual(Object.keys(queued));
+      expect(connection.is_open()).toBe(true);
+    } finally {
+      connection.close();
+    }
+  });
+});
+
 describe('deliveries of a link the client detached unsettled', () => {
   it('do not hold up the rest of the session (rhea frees its delivery buffer oldest first)', async () => {
     const id = 'amqp-raw-stuck-delivery';
