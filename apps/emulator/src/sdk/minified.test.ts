@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../emulator.js';
-import { groupDeviceKey, KEYS, tempStateDir, testEmulatorOptions } from '../testing/fixtures.js';
+import { groupDeviceKey, oneHubConfig, tempStateDir, testEmulatorOptions } from '../testing/fixtures.js';
 import { createDeviceClient, provisioningTransport } from './index.js';
 import { type TransportClass, type TransportKind, transportKind } from './transport-kind.js';
 
@@ -55,24 +55,7 @@ beforeAll(async () => {
   const file = join(state.path, 'sdk.min.cjs');
   writeFileSync(file, bundled.outputFiles[0]?.text ?? '');
   sdk = createRequire(import.meta.url)(file) as MinifiedSdk;
-  emulator = createEmulator(
-    testEmulatorOptions(
-      {
-        idScope: '0ne000M1N1F',
-        iotHubs: [{ hostName: HUB }],
-        enrollmentGroups: [
-          {
-            enrollmentGroupId: 'minified-group',
-            attestation: { type: 'symmetricKey', symmetricKey: KEYS.hashed },
-            allocationPolicy: 'hashed',
-            iotHubs: [HUB],
-          },
-        ],
-      },
-      state.path,
-      { webView: false },
-    ),
-  );
+  emulator = createEmulator(testEmulatorOptions(oneHubConfig('0ne000M1N1F', HUB), state.path, { webView: false }));
   await emulator.start();
 }, 120_000);
 afterAll(async () => {

@@ -3,10 +3,18 @@
 // the emulator. Their REST calls always go to `https://{HostName}:443` and take an agent; the
 // hub Client's AMQP connection (`send`, `getFeedbackReceiver`) always goes to `amqps://{HostName}:5671`
 // (or `wss://{HostName}:443` with AmqpWs) and takes nothing: internals.ts has the two ways in.
-import type { Agent } from 'node:https';
+import type { ClientRequestArgs } from 'node:http';
+import { type Agent, Agent as HttpsAgent } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { emulatorAgent } from '../sdk-agent.js';
 import { type AmqpConnectConfig, restApiClientOf, serviceAmqpBaseOf } from './internals.js';
-import { type EmulatorTarget, type ResolvedTarget, requireEndpoint, resolveTarget } from './target.js';
+import {
+  type EmulatorTarget,
+  missingEndpointError,
+  type ResolvedTarget,
+  requireEndpoint,
+  resolveTarget,
+} from './target.js';
 
 type Method = (...args: never[]) => unknown;
 
@@ -75,13 +83,44 @@ export function withEmulator<C extends EmulatorServiceClient>(
   }
   const resolved = resolveTarget(target);
   const rest = restApiClientOf(client, kind, READ_FROM[kind]);
-  const https = requireEndpoint(resolved, 'https', kind);
-  const agent =
-    options.agent ??
-    emulatorAgent({ https, ca: resolved.ca }, kind === 'ProvisioningServiceClient' ? {} : { keepAlive: true });
-  rest.setOptions({ http: { agent } });
+  rest.setOptions({ http: { agent: options.agent ?? restAgent(kind, resolved) } });
   if (kind === 'Client') redirectServiceAmqp(client, resolved);
   return client;
+}
+
+/**
+ * The agent for the client's REST calls: `emulatorAgent` to the HTTPS listener. Without one, the
+ * hub Client (whose `send` and `getFeedbackReceiver` are AMQP) gets an agent that fails each REST
+ * call (`invokeDeviceMethod`) with the error naming the missing listener, and no other client is
+ * taken: the REST client must never be left dialing `{hub}:443`, Azure's address.
+ */
+function restAgent(kind: ServiceKind, target: ResolvedTarget): Agent {
+  if (kind === 'Client' && !target.https) {
+    return new RefusingAgent(() =>
+      missingEndpointError('https', 'azure-iothub Client REST calls (invokeDeviceMethod)'),
+    );
+  }
+  const https = requireEndpoint(target, 'https', kind);
+  return emulatorAgent({ https, ca: target.ca }, kind === 'ProvisioningServiceClient' ? {} : { keepAlive: true });
+}
+
+/** An agent whose every connection fails with `error()` (the request emits it, nothing is dialed). */
+class RefusingAgent extends HttpsAgent {
+  readonly #error: () => Error;
+
+  constructor(error: () => Error) {
+    super();
+    this.#error = error;
+  }
+
+  override createConnection(
+    _options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const error = this.#error();
+    process.nextTick(() => callback?.(error, undefined as unknown as Duplex));
+    return undefined;
+  }
 }
 
 /** The hub Client's AMQP connect, sent to the emulator's AMQP (or, for AmqpWs, HTTPS) listener with its CA. */

@@ -75,8 +75,13 @@ export function requireEndpoint<K extends keyof typeof TURNED_OFF_BY>(
   client: string,
 ): NonNullable<ResolvedTarget[K]> {
   const endpoint = target[listener];
-  if (!endpoint) throw new Error(`@dpskit/emulator/sdk: ${client} needs ${listener}: ${TURNED_OFF_BY[listener]}`);
+  if (!endpoint) throw missingEndpointError(listener, client);
   return endpoint as NonNullable<ResolvedTarget[K]>;
+}
+
+/** The error saying `client` needs `listener`, which the target lacks. */
+export function missingEndpointError(listener: keyof typeof TURNED_OFF_BY, client: string): Error {
+  return new Error(`@dpskit/emulator/sdk: ${client} needs ${listener}: ${TURNED_OFF_BY[listener]}`);
 }
 
 const endpointSchema = z.object({

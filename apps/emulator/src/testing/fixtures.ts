@@ -36,6 +36,22 @@ export const groupDeviceKey = (
   which: 'primaryKey' | 'secondaryKey' = 'primaryKey',
 ) => deriveDeviceKey(KEYS[group][which], registrationId);
 
+/** A config of one hub and one symmetric-key group (KEYS.hashed, `hashed`) allocating to it. */
+export function oneHubConfig(idScope: string, hostName: string): EmulatorConfigInput {
+  return {
+    idScope,
+    iotHubs: [{ hostName }],
+    enrollmentGroups: [
+      {
+        enrollmentGroupId: 'hashed-group',
+        attestation: { type: 'symmetricKey', symmetricKey: KEYS.hashed },
+        allocationPolicy: 'hashed',
+        iotHubs: [hostName],
+      },
+    ],
+  };
+}
+
 /** The emulator config the transport tests share: one group per allocation policy and case. */
 export function testConfig(webhookUrl: string, unreachableWebhookUrl: string): EmulatorConfigInput {
   const symmetricKey = (keys: { primaryKey: string; secondaryKey: string }) => ({
