@@ -118,15 +118,21 @@ export function authorizeServiceRequest<R extends string = ServiceRight>(
 }
 
 /**
- * Whether a token's resource `scope` grants `target` (both `{host}/{path}`, without scheme): IoT
- * Hub's rule, "URI prefix (by segment) of the endpoints that can be accessed with this token …
- * `/a/b` is a prefix for `/a/b/c` but not for `/a/bc`" (azure-docs iot-hub-dev-guide-sas, Security
- * token structure), compared case-insensitively as the hub's host and the SDKs' lower-casing allow.
+ * Whether a token's resource `scope` (its `sr`, decoded) grants `target`: IoT Hub's rule, "URI
+ * prefix (by segment) of the endpoints that can be accessed with this token … `/a/b` is a prefix for
+ * `/a/b/c` but not for `/a/bc`" (azure-docs iot-hub-dev-guide-sas, Security token structure), which
+ * Event Hubs applies to its audiences too (a token for the namespace, the entity or anything above
+ * the audience's path). Compared without case, scheme (`sb://`, `amqps://`) and trailing slashes.
  */
 export function resourceCovers(scope: string, target: string): boolean {
-  const s = scope.replace(/\/+$/, '').toLowerCase();
-  const t = target.replace(/\/+$/, '').toLowerCase();
-  return t === s || t.startsWith(`${s}/`);
+  const normal = (uri: string) =>
+    uri
+      .replace(/^[a-z]+:\/\//i, '')
+      .replace(/\/+$/, '')
+      .toLowerCase();
+  const granted = normal(scope);
+  const wanted = normal(target);
+  return granted.length > 0 && (wanted === granted || wanted.startsWith(`${granted}/`));
 }
 
 /** `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`, what `ProvisioningServiceClient.fromConnectionString` takes. */

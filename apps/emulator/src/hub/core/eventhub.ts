@@ -371,21 +371,8 @@ export function partitionInfo(name: string, partition: number, state: PartitionS
   };
 }
 
-/**
- * Whether a SAS token's resource (`sr`, decoded) grants `audience`: Event Hubs takes a token for
- * the namespace, the entity or anything above the audience's path (compared without case, scheme
- * and trailing slashes, on whole path segments).
- */
-export function resourceCovers(resource: string, audience: string): boolean {
-  const normal = (uri: string) =>
-    uri
-      .replace(/^[a-z]+:\/\//i, '')
-      .replace(/\/+$/, '')
-      .toLowerCase();
-  const granted = normal(resource);
-  const wanted = normal(audience);
-  return granted.length > 0 && (wanted === granted || wanted.startsWith(`${granted}/`));
-}
+/** Whether a SAS token's resource grants an audience: the hubs' rule (core/service-auth), Event Hubs' too. */
+export { resourceCovers } from '../../core/service-auth.js';
 
 /**
  * The entity path of an Event Hubs audience (`sb://{host}/{entity}/…`): the first path segment,
