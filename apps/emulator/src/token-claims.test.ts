@@ -2,6 +2,8 @@
 // `skn` (whose key, with which rights) — checked on every entry of the emulator, one table: each
 // row opens one path with one token and says what the path answered (an SDK's error code where an
 // official client can express the token, else the raw protocol's answer). One emulator for the file.
+import { createHmac } from 'node:crypto';
+import { EventHubConsumerClient } from '@azure/event-hubs';
 import { createDeviceSasToken, createSasToken, generateSymmetricKey } from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import deviceSdk from 'azure-iot-device';
@@ -10,7 +12,7 @@ import iothub from 'azure-iothub';
 import type { Connection, EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HUB_POLICIES, type HubPolicy } from './hub/core/hub-service.js';
-import { createDeviceClient, withEmulator } from './sdk/index.js';
+import { createDeviceClient, eventHubConsumerOptions, withEmulator } from './sdk/index.js';
 import { HUB_A, HUB_B } from './testing/fixtures.js';
 import { createDeviceKey, hubAgent, Message, registryClient } from './testing/hub-sdk.js';
 import { hubConnackFor } from './testing/mqtt-bytes.js';
@@ -128,25 +130,30 @@ async function https(method: string, path: string, token: string, body = ''): Pr
   return `HTTP ${response.status}`;
 }
 
+/** A CBS put-token for `audience` on `connection`: the answer's application properties. */
+async function cbsPut(connection: Connection, audience: string, token: string): Promise<Record<string, unknown>> {
+  const replies = connection.open_receiver({ source: { address: '$cbs' } });
+  const requests = connection.open_sender({ target: { address: '$cbs' } });
+  await new Promise((resolve) => requests.once('sendable', resolve));
+  const answer = new Promise<Record<string, unknown>>((resolve) =>
+    replies.once('message', (context: EventContext) =>
+      resolve((context.message?.application_properties ?? {}) as Record<string, unknown>),
+    ),
+  );
+  requests.send({
+    message_id: 'put-1',
+    reply_to: 'cbs',
+    application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience },
+    body: token,
+  });
+  return answer;
+}
+
 /** A CBS put-token for `audience` on a new hub AMQP connection (no SASL): `put-token <status-code>`. */
 async function putToken(audience: string, token: string): Promise<string> {
   const connection = await openRheaConnection(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem);
   try {
-    const replies = connection.open_receiver({ source: { address: '$cbs' } });
-    const requests = connection.open_sender({ target: { address: '$cbs' } });
-    await new Promise((resolve) => requests.once('sendable', resolve));
-    const answer = new Promise<unknown>((resolve) =>
-      replies.once('message', (context: EventContext) =>
-        resolve(((context.message?.application_properties ?? {}) as Record<string, unknown>)['status-code']),
-      ),
-    );
-    requests.send({
-      message_id: 'put-1',
-      reply_to: 'cbs',
-      application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience },
-      body: token,
-    });
-    return `put-token ${await answer}`;
+    return `put-token ${(await cbsPut(connection, audience, token))['status-code']}`;
   } finally {
     connection.close();
   }
@@ -179,6 +186,74 @@ async function sdkGetTwin(token: string): Promise<string> {
     () => 'twin read',
     (err: Error) => err.name,
   );
+}
+
+/**
+ * An Event Hubs token as @azure/core-amqp signs one: the policy key's **text** as the HMAC key (IoT
+ * Hub's own tokens use its base64-decoded bytes), `sr` the audience URL-encoded.
+ */
+function eventHubToken(options: { policy: string; audience: string; expiresAt?: number; key?: string }): string {
+  const sr = encodeURIComponent(options.audience);
+  const se = options.expiresAt ?? inAnHour();
+  const key = options.key ?? policy(options.policy).primaryKey;
+  const sig = createHmac('sha256', Buffer.from(key, 'utf8')).update(`${sr}\n${se}`).digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=${options.policy}`;
+}
+
+/** The built-in endpoint of HUB_A as the emulator's connection string gives it: `sb://{host}/` and the entity. */
+function eventHubEndpoint(): { namespace: string; entity: string } {
+  const connectionString = bed.emulator.eventHubConnectionString(HUB_A);
+  const namespace = /Endpoint=sb:\/\/([^/;]+)/.exec(connectionString)?.[1] ?? '';
+  const entity = /EntityPath=([^;]+)/.exec(connectionString)?.[1] ?? '';
+  return { namespace, entity };
+}
+
+const partitionPath = (n: number) => `${eventHubEndpoint().entity}/ConsumerGroups/$Default/Partitions/${n}`;
+const partitionAudience = (n: number) => `sb://${eventHubEndpoint().namespace}/${partitionPath(n)}`;
+
+/**
+ * An Event Hubs client's exchange, raw (SASL ANONYMOUS, as @azure/core-amqp connects): a put-token
+ * for `audience`, then (`read`) a receiver on partition `read`. Resolves with the put-token's
+ * `put-token <status>: <description>` when it is refused or nothing is read, else the receiver's
+ * error condition (once the hub detaches it).
+ */
+async function eventHubExchange(audience: string, token: string, read?: number): Promise<string> {
+  const connection = await openRheaConnection(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem, {
+    username: 'iothubowner',
+  });
+  try {
+    const put = await cbsPut(connection, audience, token);
+    const status = `put-token ${put['status-code']}: ${put['status-description']}`;
+    if (read === undefined || put['status-code'] !== 200) return status;
+    const receiver = connection.open_receiver({ source: { address: partitionPath(read) }, credit_window: 0 });
+    return await new Promise<string>((resolve) =>
+      receiver.once('receiver_error', () => resolve(String((receiver.error as { condition?: string })?.condition))),
+    );
+  } finally {
+    connection.close();
+  }
+}
+
+/** The official EventHubConsumerClient with a shared access signature (a SASCredential, as @azure/core-auth's AzureSASCredential is): reads the partition ids. */
+async function sdkPartitionIds(token: string): Promise<string> {
+  const { namespace, entity } = eventHubEndpoint();
+  const client = new EventHubConsumerClient(
+    '$Default',
+    namespace,
+    entity,
+    { signature: token },
+    {
+      ...eventHubConsumerOptions(bed.emulator),
+      retryOptions: { maxRetries: 0 },
+    },
+  );
+  try {
+    return `partitions ${(await client.getPartitionIds()).join(',')}`;
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).name;
+  } finally {
+    await client.close();
+  }
 }
 
 interface Row {
@@ -420,6 +495,106 @@ rows.push(
     token: 'registryRead sr={hub}',
     run: () => putToken(HUB_A, policyToken({ policy: 'registryRead', resource: HUB_A })),
     expected: 'put-token 401',
+  },
+);
+
+// The hubs' Event Hubs-compatible endpoint: a put-token per audience, the token's sr covering it
+// (Event Hubs signs with the key's text), ServiceConnect; a reader needs a token for its address and
+// is force-detached when it expires unrenewed.
+const expiredAt = anHourAgo();
+const expiredTime = new Date(expiredAt * 1000)
+  .toISOString()
+  .replace('T', ' ')
+  .replace(/\.\d{3}Z$/, 'Z');
+rows.push(
+  {
+    path: 'Event Hubs CBS',
+    token: 'service sr={partition}',
+    run: () =>
+      eventHubExchange(partitionAudience(0), eventHubToken({ policy: 'service', audience: partitionAudience(0) })),
+    expected: 'put-token 200: OK',
+  },
+  {
+    path: 'Event Hubs CBS',
+    token: 'service sr={namespace}',
+    run: () =>
+      eventHubExchange(
+        partitionAudience(0),
+        eventHubToken({ policy: 'service', audience: `sb://${eventHubEndpoint().namespace}` }),
+      ),
+    expected: 'put-token 200: OK',
+  },
+  {
+    path: 'Event Hubs CBS',
+    token: 'service sr={partition 1}',
+    run: () =>
+      eventHubExchange(partitionAudience(0), eventHubToken({ policy: 'service', audience: partitionAudience(1) })),
+    expected: 'put-token 401: Unauthorized',
+  },
+  {
+    path: 'Event Hubs CBS',
+    token: 'service expired',
+    run: () =>
+      eventHubExchange(
+        partitionAudience(0),
+        eventHubToken({ policy: 'service', audience: partitionAudience(0), expiresAt: expiredAt }),
+      ),
+    expected: `put-token 401: ExpiredToken: The token is expired. Expiration time: '${expiredTime}'`,
+  },
+  {
+    path: 'Event Hubs CBS',
+    token: 'service other key',
+    run: () =>
+      eventHubExchange(
+        partitionAudience(0),
+        eventHubToken({ policy: 'service', audience: partitionAudience(0), key: generateSymmetricKey(32) }),
+      ),
+    expected: 'put-token 401: Unauthorized',
+  },
+  {
+    path: 'Event Hubs CBS',
+    token: 'registryRead',
+    run: () =>
+      eventHubExchange(partitionAudience(0), eventHubToken({ policy: 'registryRead', audience: partitionAudience(0) })),
+    expected: 'put-token 401: Unauthorized',
+  },
+  {
+    path: 'Event Hubs reader',
+    token: 'service sr={partition 0}, reads 1',
+    run: () =>
+      eventHubExchange(partitionAudience(0), eventHubToken({ policy: 'service', audience: partitionAudience(0) }), 1),
+    expected: 'amqp:unauthorized-access',
+  },
+  {
+    path: 'Event Hubs reader',
+    token: 'service, expires in 3 s',
+    // Detached once its token's se passes (however late the link attaches): no timing asserted.
+    run: () =>
+      eventHubExchange(
+        partitionAudience(2),
+        eventHubToken({
+          policy: 'service',
+          audience: partitionAudience(2),
+          expiresAt: Math.floor(Date.now() / 1000) + 3,
+        }),
+        2,
+      ),
+    expected: 'amqp:link:detach-forced',
+  },
+  {
+    path: 'Event Hubs SDK getPartitionIds',
+    token: 'service sr={namespace}',
+    run: () => sdkPartitionIds(eventHubToken({ policy: 'service', audience: `sb://${eventHubEndpoint().namespace}/` })),
+    expected: 'partitions 0,1,2,3',
+  },
+  {
+    path: 'Event Hubs SDK getPartitionIds',
+    token: 'service expired',
+    run: () =>
+      sdkPartitionIds(
+        eventHubToken({ policy: 'service', audience: `sb://${eventHubEndpoint().namespace}/`, expiresAt: expiredAt }),
+      ),
+    expected: 'UnauthorizedError',
   },
 );
 

@@ -15,6 +15,11 @@ import { closesConnection, type HubPush } from './core/pushes.js';
 export const CBS_ADDRESS = '$cbs';
 /** The token type azure-iot-amqp-base (and the C and C# SDKs) send in a put-token request. */
 export const CBS_SAS_TOKEN_TYPE = 'servicebus.windows.net:sastoken';
+/**
+ * Event Hubs audiences a connection keeps tokens for: the SDK puts one per link (a management link
+ * and a partition's), so a consumer of every partition of two hubs needs 10.
+ */
+const MAX_EVENT_HUB_GRANTS = 64;
 /** The longest put-token audience read (a hub host name and a device id, with room). */
 const MAX_AUDIENCE_LENGTH = 512;
 
@@ -33,8 +38,12 @@ export type HubAmqpAuthorization =
    * by segment of what its links may reach (`service(path)`).
    */
   | { kind: 'service'; hub: string; policy: string; resource: string }
-  /** A token for a hub's Event Hubs-compatible endpoint (`sr=sb://{host}/{eventHubName}…`, ServiceConnect). */
-  | { kind: 'eventhub'; hub: string; entity: string };
+  /**
+   * A token for a hub's Event Hubs-compatible endpoint (`sr=sb://{host}/{eventHubName}…`,
+   * ServiceConnect), one per audience (`EventHubGrant`: a link reads while one covering its address
+   * has not expired; a put-token for the same audience renews it).
+   */
+  | { kind: 'eventhub'; hub: string; entity: string; audience: string; expiresAt: number };
 
 /**
  * One hub AMQP connection as the endpoints see it: the listener's connection (credit, bounded
@@ -308,10 +317,30 @@ export function createHubAmqp(
         });
         return result.reason === 'unknown-entity'
           ? { status: 404, description: `The messaging entity '${clip(audience)}' could not be found.` }
-          : { status: 401, description: 'Unauthorized' };
+          : result.reason === 'expired'
+            ? { status: 401, description: expiredTokenDescription(token) }
+            : { status: 401, description: 'Unauthorized' };
       }
-      if (!authorizations.some((a) => a.kind === 'eventhub' && a.hub === result.hub))
-        authorizations.push({ kind: 'eventhub', hub: result.hub, entity: result.entity });
+      const renewed = authorizations.find(
+        (a): a is Extract<HubAmqpAuthorization, { kind: 'eventhub' }> =>
+          a.kind === 'eventhub' && a.audience === audience,
+      );
+      if (renewed) renewed.expiresAt = Math.max(renewed.expiresAt, result.expiresAt);
+      else {
+        // Bounded: past MAX_EVENT_HUB_GRANTS audiences the one that expires first goes.
+        const grants = authorizations.filter((a) => a.kind === 'eventhub');
+        if (grants.length >= MAX_EVENT_HUB_GRANTS) {
+          const first = grants.reduce((a, b) => (a.expiresAt <= b.expiresAt ? a : b));
+          authorizations.splice(authorizations.indexOf(first), 1);
+        }
+        authorizations.push({
+          kind: 'eventhub',
+          hub: result.hub,
+          entity: result.entity,
+          audience,
+          expiresAt: result.expiresAt,
+        });
+      }
       return { status: 200, description: 'OK' };
     };
 
@@ -620,4 +649,23 @@ function putTokenRefusal(reason: string): string {
     default:
       return `Unauthorized (${reason}).`;
   }
+}
+
+/**
+ * Event Hubs' put-token answer to an expired token, with its expiry as Service Bus writes it
+ * ("ExpiredToken: The token is expired. Expiration time: '2019-04-11 21:12:56Z'", the status
+ * description azure-service-bus-java#354 quotes).
+ */
+function expiredTokenDescription(token: string | undefined): string {
+  let expiresAt: number;
+  try {
+    expiresAt = parseSasToken(token ?? '').expiresAt;
+  } catch {
+    return 'ExpiredToken: The token is expired.';
+  }
+  const time = new Date(expiresAt * 1000)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
+  return `ExpiredToken: The token is expired. Expiration time: '${time}'`;
 }

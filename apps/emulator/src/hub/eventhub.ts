@@ -5,8 +5,10 @@ import { OpenEndpoints } from '../transport/amqp-open-endpoints.js';
 import { creditLeft } from '../transport/amqp-sender-credit.js';
 import type { HubAmqpConnectionContext, HubAmqpEndpoint } from './amqp.js';
 import {
+  type EventHubGrant,
   eventHubInfo,
   eventMessage,
+  grantedUntil,
   parseEventHubAddress,
   parseEventPosition,
   partitionInfo,
@@ -222,7 +224,10 @@ export function eventHubEndpoint(
         "IoT Hub's built-in endpoint takes no events: its telemetry comes from devices.",
       );
     if (!hubName) return refuse('amqp:not-found', `The messaging entity '${clip(address.entity)}' could not be found.`);
-    if (!authorized(context, hubName))
+    // Authorized by a put-token whose audience covers the link's address (the SDK puts one per link).
+    const path = `${address.entity}/ConsumerGroups/${address.consumerGroup}/Partitions/${address.partition}`;
+    const grantedFor = () => grantedUntil(eventHubGrants(context), hubName, path);
+    if (grantedFor() === undefined)
       return refuse(
         'amqp:unauthorized-access',
         `Unauthorized: put a token of a policy with ServiceConnect for '${clip(address.entity)}' on $cbs first.`,
@@ -328,6 +333,19 @@ export function eventHubEndpoint(
       if (events.length === wanted) pump();
     };
     sender.on('sendable', pump);
+    // Its token runs out at its se unless a put-token for its audience renews it (the SDK renews
+    // before): then Event Hubs force-detaches the link, as Service Bus does (RenewToken).
+    const expiry = watchGrant(grantedFor, () => {
+      amqp.log.debug(
+        'hub.eventhub',
+        `${amqp.peer}: a receiver on ${path}: its token expired unrenewed; link detached`,
+        {
+          hub: hubName,
+          reason: 'expired',
+        },
+      );
+      sender.close({ condition: 'amqp:link:detach-forced', description: renewTokenDescription(sender.name, path) });
+    });
     sender.on('settled', () => {
       if (unsettled === 0) return;
       unsettled -= 1;
@@ -340,6 +358,7 @@ export function eventHubEndpoint(
     const unpoll = poll.add({ hub: hubName, partition, next: () => next, pump });
     context.onClose(sender, () => {
       closed = true;
+      expiry.cancel();
       unpoll();
       connection.blocked.delete(pump);
       connection.inFlight -= unsettled;
@@ -458,4 +477,42 @@ function asksFor(link: Sender, capability: string): boolean {
     ?.desired_capabilities;
   const list = Array.isArray(desired) ? desired : desired === undefined ? [] : [desired];
   return list.some((value) => String(value) === capability);
+}
+
+/** The Event Hubs put-tokens of a connection (`EventHubGrant`s). */
+function eventHubGrants(context: HubAmqpConnectionContext): EventHubGrant[] {
+  const grants: EventHubGrant[] = [];
+  for (const a of context.authorizations()) if (a.kind === 'eventhub') grants.push(a);
+  return grants;
+}
+
+/**
+ * Calls `onExpired` once `until()` (seconds since the epoch, re-read at each wake: a renewal moves
+ * it on) is past, or undefined; `cancel` stops it. Timers are unref'd and at most 2^31-1 ms each.
+ */
+function watchGrant(until: () => number | undefined, onExpired: () => void): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    const at = until();
+    const delay = at === undefined ? 0 : at * 1000 - Date.now();
+    if (delay <= 0) {
+      timer = undefined;
+      onExpired();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(delay, 2 ** 31 - 1));
+    timer.unref();
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
+}
+
+/**
+ * The force-detach of a link whose token expired unrenewed, in Service Bus's words ("The link '…' is
+ * force detached. Code: RenewToken. Details: Unauthorized access. 'Listen' claim(s) are required to
+ * perform this operation. Resource: '…'": azure-sdk-for-python#23487, dapr/components-contrib#809;
+ * condition amqp:link:detach-forced), without the TrackingId, SystemTracker and Timestamp it adds.
+ */
+function renewTokenDescription(linkName: string, path: string): string {
+  return `The link '${clip(linkName)}' is force detached. Code: RenewToken. Details: Unauthorized access. 'Listen' claim(s) are required to perform this operation. Resource: '${clip(path)}'.`;
 }

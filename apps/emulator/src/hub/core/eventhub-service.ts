@@ -49,7 +49,8 @@ export function eventHubReaderPolicy(policies: readonly HubPolicy[]): HubPolicy 
 
 /** Why a put-token or management request for the endpoint was refused (for the log; the client gets 401/404). */
 export type EventHubAuthResult =
-  | { ok: true; hub: string; entity: string }
+  /** `expiresAt`: the token's `se` (seconds): links it authorizes are detached then unless renewed. */
+  | { ok: true; hub: string; entity: string; expiresAt: number }
   | { ok: false; reason: ServiceAuthFailure | 'unknown-entity'; detail: string };
 
 /**
@@ -151,7 +152,7 @@ export class EventHubService {
       return fail('signature-mismatch', `token signature does not match the key (policy "${policy.keyName}")`);
     if (!policy.rights.includes('ServiceConnect'))
       return fail('missing-right', `policy "${policy.keyName}" lacks the ServiceConnect right`);
-    return { ok: true, hub, entity: eventHubName(hub) };
+    return { ok: true, hub, entity: eventHubName(hub), expiresAt: parsed.expiresAt };
   }
 
   partitionState(hub: string, partition: number): PartitionState {

@@ -5,6 +5,7 @@ import {
   EVENT_HUB_PARTITION_COUNT,
   eventHubName,
   eventMessage,
+  grantedUntil,
   parseEventHubAddress,
   parseEventPosition,
   parseSasRootUser,
@@ -184,6 +185,33 @@ describe('the built-in endpoint, pure parts', () => {
     expect(parseSasRootUser('iothubowner@sas.root.hub-a')).toEqual({ policy: 'iothubowner', hubName: 'hub-a' });
     for (const other of ['0ne00000A0A/registrations/dev', 'iothubowner@sas.root.', '@sas.root.hub-a', 'x@sas.root.a.b'])
       expect(parseSasRootUser(other)).toBeUndefined();
+  });
+
+  it("knows until when a connection's put-tokens let a partition's link read (the latest covering its address)", () => {
+    const partition0 = 'hub-a/ConsumerGroups/$Default/Partitions/0';
+    const grant = (audience: string, expiresAt: number, hub = 'hub-a.azure-devices.net') => ({
+      hub,
+      audience,
+      expiresAt,
+    });
+    const hubA = 'hub-a.azure-devices.net';
+    expect(grantedUntil([], hubA, partition0)).toBeUndefined();
+    expect(grantedUntil([grant(`sb://localhost:5671/${partition0}`, 10)], hubA, partition0)).toBe(10);
+    expect(
+      grantedUntil(
+        [grant(`sb://localhost:5671/${partition0}`, 10), grant('sb://localhost:5671/hub-a', 20)],
+        hubA,
+        partition0,
+      ),
+    ).toBe(20);
+    // Another partition's token, another hub's, a path that is not above by segment: none.
+    expect(
+      grantedUntil([grant('sb://localhost:5671/hub-a/ConsumerGroups/$Default/Partitions/1', 10)], hubA, partition0),
+    ).toBeUndefined();
+    expect(
+      grantedUntil([grant('sb://localhost:5671/hub-a', 10, 'hub-b.azure-devices.net')], hubA, partition0),
+    ).toBeUndefined();
+    expect(grantedUntil([grant('sb://localhost:5671/hub-a/Consumer', 10)], hubA, partition0)).toBeUndefined();
   });
 
   it('grants an audience to a token for it or for a path above it', () => {

@@ -3,6 +3,7 @@
 // management answers. The AMQP I/O is in hub/eventhub.ts; the events are kept in the store.
 
 import { clip } from '../../core/client-text.js';
+import { resourceCovers } from '../../core/service-auth.js';
 
 /**
  * Partitions of every hub's built-in endpoint: IoT Hub's default (set at creation, 2–128; azure-docs
@@ -372,7 +373,31 @@ export function partitionInfo(name: string, partition: number, state: PartitionS
 }
 
 /** Whether a SAS token's resource grants an audience: the hubs' rule (core/service-auth), Event Hubs' too. */
-export { resourceCovers } from '../../core/service-auth.js';
+export { resourceCovers };
+
+/** A put-token an Event Hubs client made on a connection: its audience and its token's `se` (seconds). */
+export interface EventHubGrant {
+  hub: string;
+  audience: string;
+  expiresAt: number;
+}
+
+/**
+ * Until when (seconds since the epoch) the connection's put-tokens let a link on `address` (a
+ * partition's `{entity}/ConsumerGroups/{group}/Partitions/{n}`) read `hub`: the latest `se` among
+ * the tokens whose audience covers the address by segment (Event Hubs authorizes a link by the
+ * token put for its audience: the SDK puts one per link, `sb://{host}/{entity}/ConsumerGroups/…`,
+ * and renews it before it expires), or undefined when none does.
+ */
+export function grantedUntil(grants: readonly EventHubGrant[], hub: string, address: string): number | undefined {
+  const path = (uri: string) => uri.replace(/^[a-z]+:\/\/[^/]*\/?/i, '').replace(/^\/+/, '');
+  let until: number | undefined;
+  for (const grant of grants) {
+    if (grant.hub !== hub || !resourceCovers(path(grant.audience), path(address))) continue;
+    if (until === undefined || grant.expiresAt > until) until = grant.expiresAt;
+  }
+  return until;
+}
 
 /**
  * The entity path of an Event Hubs audience (`sb://{host}/{entity}/…`): the first path segment,
