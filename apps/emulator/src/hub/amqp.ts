@@ -7,6 +7,7 @@ import type { AmqpHubConnection, AmqpHubSeam } from '../transport/amqp.js';
 import { C2dConnectionShare } from './amqp-device-c2d-share.js';
 import { eventHubName, parseSasRootUser } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
+import { type ExpiryTimer, expiryTimer } from './core/expiry-timer.js';
 import type { HubService } from './core/hub-service.js';
 import { moduleKey, splitIdentityKey } from './core/modules.js';
 import { closesConnection, type HubPush } from './core/pushes.js';
@@ -403,7 +404,7 @@ export function createHubAmqp(
      * token expired unrenewed (azure-iot-amqp-base puts a new one before: `tokenRenewal`), so the
      * connection is closed then, unless a later put-token for the device moved the expiry on.
      */
-    const expiries = new Map<string, NodeJS.Timeout>();
+    const expiries = new Map<string, ExpiryTimer>();
     const expireWith = (deviceId: string, token: string | undefined) => {
       let expiresAtMs: number;
       try {
@@ -411,25 +412,19 @@ export function createHubAmqp(
       } catch {
         return; // verified already: cannot happen
       }
-      clearTimeout(expiries.get(deviceId));
-      const delay = expiresAtMs - Date.now();
-      // Beyond setTimeout's range (~24.8 days) the connection is left to its other ends.
-      if (delay > 2 ** 31 - 1) return;
-      const timer = setTimeout(
-        () => {
-          expiries.delete(deviceId);
-          log.debug('hub.auth', `${who(deviceId)}: the device's SAS token expired unrenewed; its part ended`, {
-            deviceId: clip(deviceId),
-            reason: 'expired',
-          });
-          endDevice(deviceId, {
-            condition: 'amqp:unauthorized-access',
-            description: `The SAS token of device ${clip(deviceId)} expired: put a new one on $cbs before it does.`,
-          });
-        },
-        Math.max(0, delay),
-      );
-      timer.unref();
+      expiries.get(deviceId)?.cancel();
+      // However far ahead (a token valid for a year: beyond setTimeout's ~24.8 days), by the wall clock.
+      const timer = expiryTimer(expiresAtMs, () => {
+        expiries.delete(deviceId);
+        log.debug('hub.auth', `${who(deviceId)}: the device's SAS token expired unrenewed; its part ended`, {
+          deviceId: clip(deviceId),
+          reason: 'expired',
+        });
+        endDevice(deviceId, {
+          condition: 'amqp:unauthorized-access',
+          description: `The SAS token of device ${clip(deviceId)} expired: put a new one on $cbs before it does.`,
+        });
+      });
       expiries.set(deviceId, timer);
     };
 
@@ -541,7 +536,7 @@ export function createHubAmqp(
         return;
       }
       authorizations.splice(index, 1);
-      clearTimeout(expiries.get(deviceId));
+      expiries.get(deviceId)?.cancel();
       expiries.delete(deviceId);
       // Its links detached with the error (their close handlers run now: a client that never
       // answers the DETACH does not keep its messages locked), the other identities' left alone.
@@ -555,7 +550,7 @@ export function createHubAmqp(
     const end = () => {
       if (ended) return;
       ended = true;
-      for (const timer of expiries.values()) clearTimeout(timer);
+      for (const timer of expiries.values()) timer.cancel();
       expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);
       for (const authorization of authorizations) if (authorization.kind === 'device') left(authorization);
