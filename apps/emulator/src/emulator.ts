@@ -42,6 +42,7 @@ import {
 import { createHubAmqp } from './hub/amqp.js';
 import { createDeviceAmqpEndpoint } from './hub/amqp-device.js';
 import { c2dServiceEndpoint } from './hub/amqp-service.js';
+import { disconnectLeftovers } from './hub/core/connection-leftovers.js';
 import { eventHubName } from './hub/core/eventhub.js';
 import { EventHubService, eventHubReaderPolicy } from './hub/core/eventhub-service.js';
 import {
@@ -180,7 +181,9 @@ export interface EmulatorOptions {
    * moved device's connection, or of a device's older connection when it connected again) are written there by the process serving the registry call and delivered by the
    * process holding the device's connection, which looks every 20 ms. Register requests of one
    * registration id run one after another across the processes, as within one (each waits for the
-   * earlier ones in the store, looking every 20 ms).
+   * earlier ones in the store, looking every 20 ms). Only the first process to claim the folder
+   * clears what a previous run left of its connections (devices shown Connected, cloud-to-device
+   * locks): one that joins a running one finds them live.
    */
   sharedStore?: boolean;
   /**
@@ -588,10 +591,21 @@ class EmulatorInstance extends EventEmitter implements Emulator {
         writeSoon: (write) => store.writeSoon(write),
         onMethodsInFlight: (any) => follow('methods', any),
       });
-      // Cloud-to-device messages locked to an MQTT connection of a previous run are Enqueued again
-      // (no connection outlives its process); with --workers, by the first worker only, before any
-      // connection (as it resumes the unfinished registrations).
-      if (this.#options.resumeUnfinished !== false) hub.releaseCloudToDevice();
+      // What a previous run left of its connections (none outlives its process; a killed one never
+      // wrote their end) is cleared by a process that has the store to itself, before any
+      // connection: devices and modules it left Connected are Disconnected, cloud-to-device
+      // messages locked to its connections Enqueued again. With --workers, by the first worker
+      // only (the others start while it serves); the C2D locks as it resumes the registrations.
+      if (claim.alone) {
+        const leftovers = disconnectLeftovers(store.hub, hub.hubs, new Date());
+        if (leftovers > 0)
+          this.#log.info(
+            'hub.connections',
+            `${leftovers} device/module connection(s) a previous run left Connected marked Disconnected`,
+            { count: leftovers },
+          );
+      }
+      if (claim.alone && this.#options.resumeUnfinished !== false) hub.releaseCloudToDevice();
       if (pushOutbox) {
         // A method call for a device connected to another worker goes there through the store, and
         // its end comes back the same way (hub/core/direct-methods.ts).

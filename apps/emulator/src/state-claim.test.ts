@@ -7,10 +7,11 @@ import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EmulatorConfigInput } from './config/schema.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from './emulator.js';
-import { StateDirInUseError } from './state-claim.js';
+import { claimStateDir, StateDirInUseError } from './state-claim.js';
 import { startArgs } from './testing/cli-io.js';
 import { BUILT_CLI } from './testing/cli-process.js';
 import { tempStateDir } from './testing/fixtures.js';
+import { createDeviceKey, deviceClient, registryClient } from './testing/hub-sdk.js';
 
 const config = (group: string): EmulatorConfigInput => ({
   iotHubs: [{ hostName: 'claim-hub.azure-devices.net' }],
@@ -142,6 +143,36 @@ describe('a state folder serves one emulator', () => {
     await b.start();
     const sole = emulatorOn(stateDir, 'shared-group', REFUSED_WAIT);
     await expect(sole.start()).rejects.toThrow(StateDirInUseError);
+  });
+
+  it('tells a claim whether it was the first: a sole one always, a shared one while no other process serves the folder', () => {
+    const stateDir = folder();
+    const first = claimStateDir(stateDir, true);
+    const second = claimStateDir(stateDir, true);
+    expect([first.alone, second.alone]).toEqual([true, false]);
+    first.release();
+    second.release();
+    const sole = claimStateDir(stateDir, false);
+    expect(sole.alone).toBe(true);
+    sole.release();
+  });
+
+  it("a shared emulator that joins a running one leaves its devices' connection states alone", async () => {
+    const stateDir = folder();
+    const a = emulatorOn(stateDir, 'shared-group', { sharedStore: true });
+    await a.start();
+    const hub = 'claim-hub.azure-devices.net';
+    const registry = registryClient(a, hub);
+    const id = 'connected-to-a';
+    const client = await deviceClient(a, { hub, deviceId: id, key: await createDeviceKey(registry, id) });
+    try {
+      await client.open();
+      // B has the store to share: A's connection is live, not a previous run's leftover.
+      await emulatorOn(stateDir, 'shared-group', { sharedStore: true }).start();
+      expect((await registry.get(id)).responseBody.connectionState).toBe('Connected');
+    } finally {
+      await client.close();
+    }
   });
 
   it('does not let a shared emulator join a folder another emulator holds alone', async () => {

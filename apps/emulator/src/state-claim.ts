@@ -48,6 +48,12 @@ export class StateDirInUseError extends Error {
 }
 
 export interface StateClaim {
+  /**
+   * No other process served the folder when this one claimed it (a sole claim always; a shared one
+   * when it was the first): what the store says of live connections is a previous run's, which this
+   * process may clear before it takes any (connection states, cloud-to-device locks).
+   */
+  readonly alone: boolean;
   release(): void;
 }
 
@@ -63,16 +69,36 @@ export function claimStateDir(stateDir: string, shared: boolean, waitMs: number 
     // table lets go within moments: wait that long before calling the folder taken.
     db.pragma(`busy_timeout = ${waitMs}`);
     db.exec('CREATE TABLE IF NOT EXISTS claim (x INTEGER)');
+    let alone = true;
     if (shared) {
+      // Alone if the EXCLUSIVE lock is free at once (no other process holds the folder, shared or
+      // not); then the shared claim, as every process serving the folder together holds it.
+      alone = tryExclusive(db);
       db.exec('BEGIN');
       db.prepare('SELECT count(*) FROM claim').get();
     } else {
       db.exec('BEGIN EXCLUSIVE');
     }
+    return { alone, release: () => db.close() };
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new StateDirInUseError(stateDir, waitMs);
     throw err;
   }
-  return { release: () => db.close() };
+}
+
+/** Takes and lets go of the EXCLUSIVE lock without waiting: whether no other connection held the file. */
+function tryExclusive(db: Database.Database): boolean {
+  const timeout = db.pragma('busy_timeout', { simple: true });
+  db.pragma('busy_timeout = 0');
+  try {
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('COMMIT');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
+    throw err;
+  } finally {
+    db.pragma(`busy_timeout = ${timeout}`);
+  }
 }

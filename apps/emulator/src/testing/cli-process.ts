@@ -29,6 +29,11 @@ export interface CliEmulator {
   cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** SIGTERM, then resolves with its exit code; removes the state folder. */
   stop(): Promise<number | null>;
+  /**
+   * SIGKILL (a crash: nothing of it runs after), then resolves once it has exited; keeps the state
+   * folder, for a start on it again (`startCliEmulator`'s `stateDir`).
+   */
+  kill(): Promise<void>;
 }
 
 /**
@@ -41,12 +46,14 @@ export async function startCliEmulator(
   config: EmulatorConfigInput,
   args: readonly string[] = [],
   maxWaitMs = 120_000,
+  /** `stateDir`: a state folder to start on (one a killed emulator left); its stop() removes it then. */
+  options: { stateDir?: string } = {},
 ): Promise<CliEmulator> {
   if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: build the package first (npm test does)`);
   const dir = mkdtempSync(join(tmpdir(), 'dpskit-cli-emulator-'));
   const configFile = join(dir, 'config.json');
   const readyFile = join(dir, 'ready.json');
-  const stateDir = join(dir, 'state');
+  const stateDir = options.stateDir ?? join(dir, 'state');
   writeFileSync(configFile, JSON.stringify(config));
   const node = (cliArgs: readonly string[]): ChildProcess =>
     spawn(process.execPath, [BUILT_CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -140,7 +147,12 @@ export async function startCliEmulator(
       child.kill('SIGTERM');
       const code = await exited;
       rmSync(dir, { recursive: true, force: true });
+      if (options.stateDir !== undefined) rmSync(options.stateDir, { recursive: true, force: true });
       return code;
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }
