@@ -110,10 +110,11 @@ describe('device-sim (built bin)', () => {
     );
   });
 
-  it('stops a fleet on SIGINT, prints the summary and exits 130', async () => {
+  // SIGTERM: what `timeout`, a cancelled CI job or a stopped container sends (was: no summary, exit 143).
+  it.each(['SIGINT', 'SIGTERM'] as const)('stops a fleet on %s, prints the summary and exits 130', async (signal) => {
     const before = dps.registrations.length;
     const { child, done } = start(
-      ['fleet', '--count', '50', '--concurrency', '5', '--registration-id-template', 'contoso-toaster-sig-{n}'],
+      ['fleet', '--count', '50', '--concurrency', '5', '--registration-id-template', `contoso-toaster-${signal}-{n}`],
       env,
     );
     await new Promise<void>((resolve) => {
@@ -124,7 +125,7 @@ describe('device-sim (built bin)', () => {
         }
       }, 10);
     });
-    child.kill('SIGINT');
+    child.kill(signal);
     const run = await done;
     expect(run.code).toBe(130);
     expect(run.stdout).toContain('Fleet summary');

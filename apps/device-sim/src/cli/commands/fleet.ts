@@ -27,8 +27,10 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
     controller.abort();
   };
   const unsubscribe = interruptible(io, stop);
-  // fleet --stay: SIGTERM leaves as Ctrl-C does; once every device stays, either is the way to end (exit 0).
-  const unsubscribeTerm = config.stay ? (io.onTerminate?.(stop) ?? (() => {})) : () => {};
+  // SIGTERM stops a fleet as Ctrl-C does, summary included: `timeout 600 device-sim fleet …`, a CI
+  // job cancelled, a container stopped would otherwise end it without a word. fleet --stay: once
+  // every device stays, either is the way to end (exit 0).
+  const unsubscribeTerm = io.onTerminate?.(stop) ?? (() => {});
   const shared = sharedOptions(config, controller.signal);
   const progress = config.progress && io.stderr.isTTY === true ? new ProgressLine(io.stderr) : undefined;
   let last: Parameters<ProgressLine['update']>[0] | undefined;
