@@ -154,7 +154,7 @@ ${STAY}
 Output:
   --json                         print the summary as one JSON object (with --stay: one JSON
                                  object a line per event before it, each with its deviceId)
-  --no-progress                  no progress bar (it is only drawn when stderr is a terminal anyway)
+  --no-progress                  no progress: no bar on a terminal, no line every 15 s in a log
   -h, --help                     this help
 
 Ctrl-C stops launching devices, cancels the ones in flight and still prints the summary,

@@ -4,7 +4,7 @@ import type { FleetConfig } from '../args.js';
 import { expandIdTemplate, readCertificateFiles } from '../certificate-files.js';
 import { type CliIo, EXIT, interruptible } from '../io.js';
 import { withHints } from '../output/fleet-hints.js';
-import { ProgressLine } from '../output/progress.js';
+import { ProgressLine, ProgressLog } from '../output/progress.js';
 import { stayFleetEventText } from '../output/stay.js';
 import { formatSummary } from '../output/summary.js';
 import { sharedOptions, stayOptions } from './shared-options.js';
@@ -32,7 +32,9 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
   // every device stays, either is the way to end (exit 0).
   const unsubscribeTerm = io.onTerminate?.(stop) ?? (() => {});
   const shared = sharedOptions(config, controller.signal);
-  const progress = config.progress && io.stderr.isTTY === true ? new ProgressLine(io.stderr) : undefined;
+  const terminal = io.stderr.isTTY === true;
+  const progress = config.progress && terminal ? new ProgressLine(io.stderr) : undefined;
+  const progressLog = config.progress && !terminal ? new ProgressLog(io.stderr) : undefined;
   let last: Parameters<ProgressLine['update']>[0] | undefined;
   try {
     const summary = await runFleet({
@@ -61,7 +63,9 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
             last = p;
             progress.update(p);
           }
-        : undefined,
+        : progressLog
+          ? (p) => progressLog.update(p)
+          : undefined,
     });
     progress?.finish(last);
     const hinted = withHints(

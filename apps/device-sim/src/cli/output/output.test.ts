@@ -6,7 +6,7 @@ import { TUTORIAL_HUB, TUTORIAL_TOASTER_OUTPUT } from '../../testing/tutorial.js
 import { withHints } from './fleet-hints.js';
 import { hintFor, hubHintFor } from './hints.js';
 import { outcomeJson } from './json.js';
-import { renderProgress } from './progress.js';
+import { PROGRESS_LOG_INTERVAL_MS, ProgressLog, renderProgress } from './progress.js';
 import { stayEndText, stayEventText } from './stay.js';
 import { formatSummary } from './summary.js';
 import { TutorialPrinter } from './tutorial.js';
@@ -437,6 +437,41 @@ describe('renderProgress', () => {
         10,
       ),
     ).toBe('[#####.....] 50/100 50%  assigned 40  failed 9  error 1  in flight 10  25.0/s  2.0 s');
+  });
+});
+
+describe('ProgressLog (stderr not a terminal)', () => {
+  const at = (elapsedMs: number, finished: number) => ({
+    requested: 1200,
+    launched: finished + 100,
+    finished,
+    inFlight: 100,
+    byStatus: { assigned: finished, failed: 0, disabled: 0, error: 0 },
+    elapsedMs,
+  });
+
+  it('writes a plain line once per interval of the fleet’s elapsed time, none before the first', () => {
+    let text = '';
+    const log = new ProgressLog({
+      write: (t) => {
+        text += t;
+        return true;
+      },
+    });
+    for (const [ms, n] of [
+      [1_000, 10],
+      [14_999, 300],
+      [15_000, 400],
+      [29_000, 700],
+      [61_000, 1100],
+    ] as const) {
+      log.update(at(ms, n));
+    }
+    expect(text).toBe(
+      'device-sim: 400/1200 33%  assigned 400  failed 0  error 0  in flight 100  26.7/s  15.0 s\n' +
+        'device-sim: 1100/1200 91%  assigned 1100  failed 0  error 0  in flight 100  18.0/s  61.0 s\n',
+    );
+    expect(PROGRESS_LOG_INTERVAL_MS).toBe(15_000);
   });
 });
 

@@ -8,7 +8,7 @@ export function renderProgress(p: FleetProgress, barWidth = 24): string {
   const seconds = p.elapsedMs / 1000;
   const rate = seconds > 0 ? p.finished / seconds : 0;
   const parts = [
-    `[${bar}] ${p.finished}/${p.requested} ${Math.floor(fraction * 100)}%`,
+    `${barWidth > 0 ? `[${bar}] ` : ''}${p.finished}/${p.requested} ${Math.floor(fraction * 100)}%`,
     `assigned ${p.byStatus.assigned}`,
     `failed ${p.byStatus.failed}`,
   ];
@@ -47,5 +47,32 @@ export class ProgressLine {
     if (progress) this.update(progress, true);
     if (this.drawn) this.stream.write('\n');
     this.drawn = false;
+  }
+}
+
+/** Every this often (of the fleet's own elapsed time) a line when stderr is not a terminal. */
+export const PROGRESS_LOG_INTERVAL_MS = 15_000;
+
+/**
+ * Progress where stderr is not a terminal (CI logs, `2> file`): a plain line, no bar and no control
+ * characters, once per interval of the fleet's elapsed time, so a long fleet is not silent until its
+ * summary (a 100,000-device fleet runs for most of an hour). A fleet shorter than one interval prints
+ * none. Driven by the progress events' own `elapsedMs`, so it reads no clock.
+ */
+export class ProgressLog {
+  private next: number;
+
+  constructor(
+    private readonly stream: TtyLike,
+    private readonly intervalMs = PROGRESS_LOG_INTERVAL_MS,
+  ) {
+    this.next = intervalMs;
+  }
+
+  update(progress: FleetProgress): void {
+    if (progress.elapsedMs < this.next) return;
+    // The next line one interval after this one: a pause with no outcomes prints no catch-up lines.
+    this.next = progress.elapsedMs + this.intervalMs;
+    this.stream.write(`device-sim: ${renderProgress(progress, 0)}\n`);
   }
 }
