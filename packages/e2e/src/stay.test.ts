@@ -99,6 +99,25 @@ function startDeviceSim(
   };
 }
 
+/**
+ * Resolves once the hub holds no cloud-to-device message for the device: checked now and at each of
+ * the device's `c2d` hub events (emitted once the store has committed the change).
+ */
+function c2dQueueEmpty(id: string, hub: string): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (stack.emulator.cloudToDeviceQueue(id, hub).length > 0) return;
+      stack.emulator.off('hub', onHub);
+      resolve();
+    };
+    const onHub = (event: HubEvent) => {
+      if (event.kind === 'c2d' && event.deviceId === id) check();
+    };
+    stack.emulator.on('hub', onHub);
+    check();
+  });
+}
+
 const jsonEvent =
   (event: string, match: (e: Record<string, unknown>) => boolean = () => true) =>
   (line: string): boolean => {
@@ -291,7 +310,7 @@ describe('register --stay', () => {
       const second = JSON.parse(await device.line(jsonEvent('message', (e) => e.messageId === 'm-2')));
       expect(second).toMatchObject({ body: '/wAB', bodyEncoding: 'base64', bodyBytes: 3, completed: true });
       // Completed: the hub's queue for the device empties (the PUBACK reaches it after the line may be out).
-      while (stack.emulator.cloudToDeviceQueue(id, hub).length > 0) await new Promise((r) => setTimeout(r, 20));
+      await c2dQueueEmpty(id, hub);
       device.child.kill('SIGTERM');
       expect(await device.exited, device.stderr()).toBe(0);
       expect(JSON.parse(device.lines.at(-1) ?? '')).toMatchObject({ event: 'left', stay: { messages: 3 } });
@@ -384,8 +403,7 @@ describe('register --stay --hub-transport', () => {
         );
         const message = JSON.parse(await device.line(jsonEvent('message')));
         expect(message).toMatchObject({ messageId: `m-${transport}`, body: 'over the hub transport', completed: true });
-        while (stack.emulator.cloudToDeviceQueue(id, TUTORIAL.toasterHub).length > 0)
-          await new Promise((r) => setTimeout(r, 20));
+        await c2dQueueEmpty(id, TUTORIAL.toasterHub);
         // The hub saw the device connect over that transport (WebSockets count as their protocol).
         expect(hubTransports).toContain(transport.startsWith('amqp') ? 'amqp' : 'mqtt');
 

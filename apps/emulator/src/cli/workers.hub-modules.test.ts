@@ -31,10 +31,16 @@ describe('dps-emulator start --workers: modules across workers', () => {
         void response?.send(200, { asked: request?.payload });
       });
       const twin = await module.getTwin();
-      const desired: number[] = [];
+      // Each round the module's twin has seen, and who waits for which round.
+      const desired = new Set<number>();
+      const waiting = new Map<number, () => void>();
       twin.on('properties.desired', (patch: { round?: number }) => {
-        if (typeof patch.round === 'number') desired.push(patch.round);
+        if (typeof patch.round !== 'number') return;
+        desired.add(patch.round);
+        waiting.get(patch.round)?.();
       });
+      const desiredReached = (round: number) =>
+        desired.has(round) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(round, resolve));
       const { worker } = (await loggedAll(child, about('hub.connected', 'edge-w')))[0] as LogRecord;
 
       const service = serviceClient(child.view, HUB_A);
@@ -61,7 +67,7 @@ describe('dps-emulator start --workers: modules across workers', () => {
         if (change.worker !== worker) {
           desiredCrossed = true;
           // The change made on the other worker reaches the module.
-          while (!desired.includes(round)) await new Promise((resolve) => setTimeout(resolve, 20));
+          await desiredReached(round);
         }
       }
       expect(methodCrossed, 'no method call was taken by the other worker').toBe(true);
