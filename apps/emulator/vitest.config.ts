@@ -16,4 +16,12 @@ import { vitestConfig } from '@dpskit/vitest-config';
 // the fake timers and spies it installs and the one SDK constant it raises (the fleet test's
 // request timeout), and none changes process.env or the working folder; module state shared
 // across files (a decoder, caches keyed by object) holds nothing of a test's.
-export default vitestConfig({ test: { maxWorkers: Math.max(2, availableParallelism() - 1), isolate: false } });
+//
+// setupFiles: a failed test prints the log its emulators wrote meanwhile (src/testing/failure-log.ts).
+export default vitestConfig({
+  test: {
+    maxWorkers: Math.max(2, availableParallelism() - 1),
+    isolate: false,
+    setupFiles: ['src/testing/setup-failure-log.ts'],
+  },
+});

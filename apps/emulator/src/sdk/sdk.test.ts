@@ -24,6 +24,7 @@ import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readyDetails } from '../cli/run.js';
 import { createEmulator, type Emulator } from '../emulator.js';
+import { keepForFailure } from '../testing/failure-log.js';
 import { tempStateDir } from '../testing/fixtures.js';
 import {
   createDeviceClient,
@@ -56,7 +57,8 @@ beforeAll(async () => {
     amqpPort: 0,
     webView: false,
     retryAfterSeconds: 0,
-    log: () => {},
+    logLevel: 'debug',
+    log: keepForFailure,
   });
   await emulator.start();
   const service = withEmulator(

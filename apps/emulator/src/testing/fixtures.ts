@@ -6,6 +6,7 @@ import { closedPort } from '@dpskit/vitest-config/closed-port';
 import type { EmulatorConfigInput } from '../config/schema.js';
 import type { RegistrationEvent } from '../core/events.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../emulator.js';
+import { keepForFailure } from './failure-log.js';
 import type { WebhookAnswer } from './webhook-server.js';
 
 export const HUB_A = 'hub-a.azure-devices.net';
@@ -170,7 +171,8 @@ export function testEmulatorOptions(
     retryAfterSeconds: 0,
     webView: { port: 0 },
     webhook: { timeoutMs: WEBHOOK_TIMEOUT_MS, retry: { count: 2, initialIntervalMs: 20, incrementMs: 20 } },
-    log: process.env.EMULATOR_TEST_LOG ? (r) => console.log(JSON.stringify(r)) : () => {},
+    // Kept, and printed for a test that fails; EMULATOR_TEST_LOG prints every record as it comes.
+    log: process.env.EMULATOR_TEST_LOG ? (r) => console.log(JSON.stringify(r)) : keepForFailure,
     logLevel: 'debug',
     ...overrides,
   };
