@@ -39,7 +39,7 @@ export interface CliEmulator {
 /**
  * `dps-emulator start` (the built CLI) in its own process, on free ports, with `config`: for tests
  * whose many SDK clients must not share an event loop with the emulator (on a loaded machine the
- * SDK's fixed 30 s request timeout then measures the test process, not the emulator). Resolves
+ * SDK's 30 s request timeout then measures the test process, not the emulator). Resolves
  * when its `--ready-file` is written; waits at most `maxWaitMs` (a hang bound, not a speed check).
  */
 export async function startCliEmulator(

@@ -8,6 +8,7 @@ import {
   generateSymmetricKey,
   registrationResource,
 } from '@dpskit/contracts';
+import provisioningDevice from 'azure-iot-provisioning-device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pickHashed } from '../core/allocation/hashed.js';
 import type { RegistrationEvent } from '../core/events.js';
@@ -33,6 +34,8 @@ import type { TestWebhook } from '../testing/webhook-server.js';
 
 // Everything here runs the official azure-iot-provisioning-device(-mqtt) packages, unmodified,
 // over real TLS against a running emulator.
+
+const { ProvisioningDeviceConstants } = provisioningDevice;
 
 let emulator: Emulator;
 let events: RegistrationEvent[];
@@ -302,11 +305,22 @@ describe('MQTT: disabled enrollments', () => {
 
 describe('MQTT: many devices at once', () => {
   // The emulator runs as its built CLI in its own process: with 250 SDK clients in the emulator's
-  // process, a loaded machine (load 25+) starved that one event loop past the SDK's fixed 30 s
-  // request timeout. Apart, each device still gets its answer from the emulator, and no retry hides
-  // a lost one: every SDK client registers once and must get its own final answer.
+  // process, a loaded machine (load 25+) starved that one event loop past the SDK's 30 s request
+  // timeout. Apart, each device still gets its answer from the emulator, and no retry hides a lost
+  // one: every SDK client registers once and must get its own final answer.
+  // Nothing may time out on a loaded machine either (a run niced at load ~20 failed at 33.6 s): the
+  // SDK's per-request timeout (its exported, mutable ProvisioningDeviceConstants
+  // .defaultTimeoutInterval, 30 s) is two minutes here and the emulator's TLS handshakes get a minute
+  // (the default 10 s), as in device-transports.fleet.test.ts. Both were needed: with the emulator
+  // stopped (SIGSTOP) for 31 s, the old test failed 250 of 250 (TimeoutError), with the SDK's alone
+  // 113 (ECONNRESET, the handshake timeouts firing first on SIGCONT), with both none.
   it('gives each of 250 concurrent registrations its own outcome, none lost or crossed', async () => {
-    const child = await startCliEmulator(testConfig(webhook.url, await closedPortUrl()));
+    const child = await startCliEmulator(testConfig(webhook.url, await closedPortUrl()), [
+      '--handshake-timeout',
+      '60000',
+    ]);
+    const sdkTimeoutMs = ProvisioningDeviceConstants.defaultTimeoutInterval;
+    ProvisioningDeviceConstants.defaultTimeoutInterval = 120_000;
     try {
       const ids = Array.from({ length: 250 }, (_, i) => `fleet-${String(i).padStart(3, '0')}`);
       const results = await Promise.all(
@@ -335,6 +349,7 @@ describe('MQTT: many devices at once', () => {
       expect(records.map((record) => record.registrationId).sort()).toEqual(ids);
       for (const record of records) expect(record.result).toEqual(results[ids.indexOf(record.registrationId)]);
     } finally {
+      ProvisioningDeviceConstants.defaultTimeoutInterval = sdkTimeoutMs;
       const code = await child.stop();
       expect(code, child.stderr()).toBe(0);
     }
