@@ -10,8 +10,13 @@
 //    @dpskit/contracts, and the rest of the dependencies. `import.meta.url` becomes the entry's
 //    (same folder, so registry.ts' package root is unchanged) and the two dynamic imports (the
 //    app's modules, tinyglobby) the entry's import(): see cached-entry.ts.
-// 2. dist/local-host/cli.js: cached-entry.ts (compiled beside it) bundled alone, which runs
-//    cli-host.cjs with its code cache.
+// 2. dist/local-host/cli.cjs: cached-entry.ts (compiled beside it) bundled alone, as a CommonJS
+//    script, which runs cli-host.cjs with its code cache and loads the app with require where Node
+//    can (cached-entry.ts says why); dist/local-host/cli.js (what tsc wrote, and what
+//    `node dist/local-host/cli.js` and the ES module bin dist/cli.js run) becomes an ES module that
+//    requires it; dist/cli.cjs, the package's bin, is src/cli.ts's dispatch as a CommonJS script:
+//    `start` requires cli.cjs, `package` imports dist/cli.js. Why CommonJS entries: an ES module entry
+//    starts Node's asynchronous ES module loader before the first line runs.
 // 3. dist/local-host/azure-functions.cjs: @azure/functions' file, as the host resolves it, printed by
 //    esbuild in ASCII without its comments, headed by the SHA-256 of the file it was made from. The
 //    entry runs it in place of the file when the file it resolves has that digest (cached-entry.ts).
@@ -41,13 +46,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { dependencies } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const external = Object.keys(dependencies).filter((name) => name !== '@dpskit/node-kit');
 const dir = join(root, 'dist', 'local-host');
-const cli = join(dir, 'cli.js');
+const cli = join(dir, 'cli.cjs');
+const esmCli = join(dir, 'cli.js');
+const bin = join(root, 'dist', 'cli.cjs');
 const host = join(dir, 'cli-host.cjs');
 const entry = join(dir, 'cached-entry.js');
 
 const bundled = await build({
   absWorkingDir: root,
-  entryPoints: [cli],
+  entryPoints: [esmCli],
   write: false,
   outfile: host,
   bundle: true,
@@ -69,21 +76,50 @@ if (dynamicImports !== 2) {
 source = source.replace(/\bimport\(/g, '__cliImport(');
 writeFileSync(host, source);
 
+// `import.meta.url` in the CommonJS entry: its own file's URL, as in the ES module it was compiled as.
+const entryUrl = "require('node:url').pathToFileURL(__filename).href";
 await build({
   absWorkingDir: root,
   entryPoints: [entry],
   outfile: cli,
-  allowOverwrite: true,
   bundle: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external,
+  // "use strict" first: esbuild's own directive comes after the banner.
+  banner: { js: `'use strict';\nconst __cliEntryUrl = ${entryUrl};` },
+  define: { 'import.meta.url': '__cliEntryUrl' },
   sourcemap: false,
   logLevel: 'warning',
 });
+if (/\bimport\.meta\b/.test(readFileSync(cli, 'utf8')))
+  throw new Error('bundle-cli: import.meta left in the CommonJS entry');
+writeFileSync(
+  esmCli,
+  `#!/usr/bin/env node
+// The local host's CLI as an ES module, for \`node dist/local-host/cli.js\`: the CLI is the CommonJS
+// script beside it (scripts/bundle-cli.mjs says why).
+import { createRequire } from 'node:module';
+
+createRequire(import.meta.url)('./cli.cjs');
+`,
+);
+writeFileSync(
+  bin,
+  `#!/usr/bin/env node
+'use strict';
+// dpskit-allocator: src/cli.ts's dispatch (dist/cli.js) as a CommonJS script, so that \`start\` (the
+// default) runs the local host's CommonJS entry without Node's ES module loader (scripts/bundle-cli.mjs).
+const argv = process.argv.slice(2);
+const args = argv[0] === '--' ? argv.slice(1) : argv;
+if (args[0] === 'package') import('./cli.js');
+else require('./local-host/cli.cjs');
+`,
+  { mode: 0o755 },
+);
 for (const file of [
-  `${cli}.map`,
+  `${esmCli}.map`,
   entry,
   `${entry}.map`,
   join(dir, 'cached-entry.d.ts'),

@@ -40,7 +40,8 @@ const coldRounds = wholeArgument(4, 'coldRounds', 7, 0);
 const KEY = 'bench-function-key-0123456789';
 const DIST = fileURLToPath(new URL('../', import.meta.url));
 const BARE = path.join(DIST, 'bench', 'bare-http-server.js');
-const CLI = path.join(DIST, 'local-host', 'cli.js');
+// The bin, as `dpskit-allocator start` runs it (package.json "bin").
+const CLI = path.join(DIST, 'cli.cjs');
 const work = mkdtempSync(path.join(tmpdir(), 'dpskit-allocator-bench-'));
 
 interface Target {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import Module, { createRequire } from 'node:module';
 import type { Script as VmScript } from 'node:vm';
-import * as allocation from '@dpskit/contracts/allocation';
-import { DEFERRED_BY_AZURE_FUNCTIONS, deferringRequire } from './deferred-require.js';
+import { DEFERRED_BY_AZURE_FUNCTIONS, deferredModule, deferringRequire } from './deferred-require.js';
 
 // Node's other modules through require rather than import: an ES module's import of a built-in
 // module makes the ES module loader build a module facade for it (a module job, and every export
 // copied onto a synthetic module). Alone, importing these five cost 1.9 ms of main-thread CPU
-// against 0.4 ms requiring them (load 8.5; issue #13).
+// against 0.4 ms requiring them (load 8.5; issue #13). (The build makes this file a CommonJS script,
+// below; `import.meta.url` is then its own file's URL.)
 const nodeRequire = createRequire(import.meta.url);
 const { createHash } = nodeRequire('node:crypto') as typeof import('node:crypto');
 const { readFileSync, renameSync, writeFileSync } = nodeRequire('node:fs') as typeof import('node:fs');
@@ -16,13 +16,14 @@ const { fileURLToPath } = nodeRequire('node:url') as typeof import('node:url');
 const { Script } = nodeRequire('node:vm') as typeof import('node:vm');
 
 /**
- * The local host's CLI entry after the build (scripts/bundle-cli.mjs writes it as
- * dist/local-host/cli.js): runs the host's bundle (cli-host.cjs, cli.ts and everything of the host's
- * own, as one CommonJS script) with V8's code cache for it, so that a cold start does not compile
- * the host's code again: Node 20 has no compile cache for ES modules, and compiling the bundle and
- * the functions a start runs was ~4 ms of main-thread CPU of the spawn-to-first-answer on the
- * 2-core machine (issue #13). The cache (cli-host.cjs.cache) is made by the build with one real
- * start and request, so it holds the functions a start and a first request compile.
+ * The local host's CLI entry after the build (scripts/bundle-cli.mjs writes it as the CommonJS script
+ * dist/local-host/cli.cjs, which the bin and `node dist/local-host/cli.js` run): runs the host's
+ * bundle (cli-host.cjs, cli.ts and everything of the host's own, as one CommonJS script) with V8's
+ * code cache for it, so that a cold start does not compile the host's code again: Node 20 has no
+ * compile cache for ES modules, and compiling the bundle and the functions a start runs was ~4 ms of
+ * main-thread CPU of the spawn-to-first-answer on the 2-core machine (issue #13). The cache
+ * (cli-host.cjs.cache) is made by the build with one real start and request, so it holds the
+ * functions a start and a first request compile.
  *
  * The cache is used only for the very source it was made from (its SHA-256 is stored with it);
  * V8 itself refuses data from another Node/V8 version or other V8 flags (a profiler, say). Either
@@ -30,18 +31,30 @@ const { Script } = nodeRequire('node:vm') as typeof import('node:vm');
  * Set DPSKIT_ALLOCATOR_WRITE_CODE_CACHE=1 to write a new cache when the process exits (the build
  * does; nothing else needs to).
  *
- * `@dpskit/contracts/allocation` is imported here and handed to the bundle's `require`: it is an ES
- * module, shared with the served app (which imports it itself), and Node 20 cannot require one. Its
- * implementation is a CommonJS script that the entry requires on its first parse; it is preloaded
- * here with its code cache, like `@azure/functions`.
- * The bundle's two dynamic imports (the app's modules, tinyglobby) go through `importModule`, this
- * module's own import(): a vm script of Node 20 has none without an experimental flag.
+ * Why a CommonJS script, and the app's modules loaded with `require` where Node can (loadModule):
+ * Node's asynchronous ES module loader, which an ES module entry and `import()` start, resolves,
+ * reads (through the thread pool) and links each module in promise jobs; Node >= 20.19 loads an ES
+ * module graph with `require` synchronously (the same module instances `import()` gets afterwards).
+ * Spawn to first answer, main-thread CPU: this entry as an ES module importing the app and the
+ * contract entry against this script requiring them, -2.4 ms paired median (lower in 21 of 30
+ * interleaved pairs, load 20; issue #13).
+ *
+ * `@dpskit/contracts/allocation` is what the served app imports; the host's bundle requires it only
+ * for a policy given in code (the library's `startAllocatorHost({ policy })`), never on the CLI's
+ * way, so the bundle gets a stand-in that loads it on first use. Its implementation is a CommonJS
+ * script that the contract entry requires on its first parse; it is preloaded here with its code
+ * cache, like `@azure/functions`.
+ * The bundle's two dynamic imports (the app's modules, tinyglobby) go through `loadModule`, this
+ * module's own require or import(): a vm script of Node 20 has no import() without an experimental flag.
  */
 const HOST = fileURLToPath(new URL('./cli-host.cjs', import.meta.url));
 const DIGEST_BYTES = 32;
 const writeCaches = process.env.DPSKIT_ALLOCATOR_WRITE_CODE_CACHE === '1';
 /** Node's CommonJS module wrapper (Module.wrap's), as the text before and after a module's source. */
 const COMMONJS_WRAPPER = ['(function (exports, require, module, __filename, __dirname) { ', '\n});'] as const;
+/** Node >= 20.19 (and 22.12) requires an ES module graph without top-level await; older Node throws ERR_REQUIRE_ESM. */
+const REQUIRES_ES_MODULES = process.features.require_module === true;
+const CONTRACT = '@dpskit/contracts/allocation';
 
 type HostRequire = ((id: string) => unknown) & Pick<NodeJS.Require, 'resolve' | 'cache'>;
 type HostScript = (
@@ -71,9 +84,13 @@ const host = compile(
   ['(function (exports, require, module, __filename, __dirname, __cliModuleUrl, __cliImport) {', '\n})'],
   `${HOST}.cache`,
 );
+const contract = deferredModule(() => requireFromHost(CONTRACT) as object);
 const hostRequire: HostRequire = Object.assign(
-  (id: string): unknown => (id === '@dpskit/contracts/allocation' ? allocation : requireFromHost(id)),
-  { resolve: requireFromHost.resolve, cache: requireFromHost.cache },
+  (id: string): unknown => (id === CONTRACT ? contract : requireFromHost(id)),
+  {
+    resolve: requireFromHost.resolve,
+    cache: requireFromHost.cache,
+  },
 );
 const hostModule = { exports: {} };
 (host.runInThisContext() as HostScript)(
@@ -83,8 +100,25 @@ const hostModule = { exports: {} };
   HOST,
   path.dirname(HOST),
   import.meta.url,
-  (specifier) => import(specifier),
+  loadModule,
 );
+
+/**
+ * A module for the host: a file's (the app's `main` modules) with `require` where Node can load its
+ * graph that way (REQUIRES_ES_MODULES; one with top-level await it cannot: ERR_REQUIRE_ASYNC_MODULE,
+ * thrown before any of it runs), otherwise, and for a package (tinyglobby), with `import()`, as the
+ * Functions worker imports an app. A module that throws as it loads rejects, as `import()` would.
+ */
+function loadModule(specifier: string): Promise<unknown> {
+  if (REQUIRES_ES_MODULES && specifier.startsWith('file:')) {
+    try {
+      return Promise.resolve(nodeRequire(fileURLToPath(specifier)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException | undefined)?.code !== 'ERR_REQUIRE_ASYNC_MODULE') return Promise.reject(err);
+    }
+  }
+  return import(specifier);
+}
 
 /**
  * `@azure/functions` (one 190 KB CommonJS file, which the host and the app both require) put in
@@ -128,22 +162,22 @@ function asciiLibrary(file: string): { file: string; bytes: Buffer } | undefined
 }
 
 /**
- * `@dpskit/contracts/allocation`'s implementation, webhook-impl.cjs beside the entry (one CommonJS
- * script with zod/mini inside, which the entry requires on its first parse: the contracts README),
- * put in require's cache with its code cache (cli-host.cjs.contracts-allocation.cache). Compiling
- * it and the functions a first request runs is what the cache saves; the contract entry above, an
- * ES module, Node 20 compiles with none. The host and the app share the entry (one module), so
- * they share this too. If the file is not there (another layout of the package), the entry
- * requires whatever it has itself.
+ * `@dpskit/contracts/allocation`'s implementation, dist/allocation/webhook-impl.cjs in the contracts
+ * package (one CommonJS script with zod/mini inside, which the ES module entry beside it requires on
+ * its first parse: the contracts README), put in require's cache with its code cache
+ * (cli-host.cjs.contracts-allocation.cache). Compiling it and the functions a first request runs is
+ * what the cache saves. The package is found through its package.json (exported), so the file is
+ * the one beside the ES module entry that the app imports, whatever `require` of the entry itself
+ * would resolve. If the file is not there (another layout of the package), the entry requires
+ * whatever it has itself; the build fails then, as its cache is not written.
  */
 function preloadAllocationContract(): void {
   let file: string;
   try {
-    // Where the import above found the entry: the ES module loader answers from what it resolved for
-    // that import, where require.resolve resolved the package once more through its exports map and
-    // pnpm's links (~1 ms of main-thread CPU of a cold start at load 7; issue #13).
     file = path.join(
-      path.dirname(fileURLToPath(import.meta.resolve('@dpskit/contracts/allocation'))),
+      path.dirname(requireFromHost.resolve('@dpskit/contracts/package.json')),
+      'dist',
+      'allocation',
       'webhook-impl.cjs',
     );
   } catch {

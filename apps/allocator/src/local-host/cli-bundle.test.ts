@@ -10,20 +10,97 @@ import { spawnNode } from '../testing/process.js';
 import { HEATPUMP_BODY, TOASTER_BODY, TOASTERS_HUB } from '../testing/tutorial-requests.js';
 import { writeUserApp } from '../testing/user-app.js';
 
-/**
- * The build bundles dist/local-host/cli.js (scripts/bundle-cli.mjs) for a faster cold start; cli.test.ts
- * runs a plain tsc build of the CLI, so this holds the bundle itself, as `npm run allocator` and the
- * bench run it, to the same answers.
- */
-describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
-  const cli = path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.js');
+/** The contract entry's implementation script, which the entry preloads (cached-entry.ts): beside the ES module entry. */
+function contractImplementation(from: string): string {
+  const contracts = path.dirname(createRequire(from).resolve('@dpskit/contracts/package.json'));
+  return path.join(contracts, 'dist', 'allocation', 'webhook-impl.cjs');
+}
 
-  it("is one module: only packages and Node's modules are imported", async () => {
+/**
+ * The build bundles the CLI into dist/local-host/cli.cjs (scripts/bundle-cli.mjs) for a faster cold
+ * start; cli.test.ts runs a plain tsc build of the CLI, so this holds the bundle itself, as the bin,
+ * `npm run allocator` and the bench run it, to the same answers.
+ */
+describe('the bundled CLI (dist/local-host/cli.cjs after the build)', () => {
+  const cli = path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.cjs');
+
+  it("is one CommonJS script: only packages and Node's modules are required; the bin and cli.js run it", async () => {
     const source = await readFile(cli, 'utf8');
-    expect(source.startsWith('#!/usr/bin/env node\n')).toBe(true);
-    const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(specifiers).toContain('@dpskit/contracts/allocation');
+    expect(source.startsWith("#!/usr/bin/env node\n'use strict';\n")).toBe(true);
+    const specifiers = [...source.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]);
+    expect(specifiers).toContain('node:module');
     expect(specifiers.filter((s) => s!.startsWith('.') || s === '@dpskit/node-kit')).toEqual([]);
+    expect(source).not.toMatch(/^import /m);
+    const manifest = JSON.parse(await readFile(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    expect(manifest.bin['dpskit-allocator']).toBe('dist/cli.cjs');
+    expect(await readFile(path.join(PACKAGE_DIR, 'dist', 'cli.cjs'), 'utf8')).toContain(
+      "require('./local-host/cli.cjs')",
+    );
+    expect(await readFile(path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.js'), 'utf8')).toContain(
+      "createRequire(import.meta.url)('./cli.cjs')",
+    );
+  });
+
+  // cached-entry.ts: Node's asynchronous ES module loader (an ES module entry, import()) costs a cold
+  // start its promise jobs and thread-pool reads; Node >= 20.19 requires an ES module graph instead.
+  // NODE_DEBUG=module traces CommonJS loads (require), not import(). An older Node imports the app.
+  it("loads the app's modules with require where Node can, the bin and `node dist/local-host/cli.js` alike", async () => {
+    const app = path.join(PACKAGE_DIR, 'dist', 'functions', 'allocate.js');
+    for (const entry of [
+      path.join(PACKAGE_DIR, 'dist', 'cli.cjs'),
+      cli,
+      path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli.js'),
+    ]) {
+      const child = spawnNode([entry, '--port', '0', '--host', '127.0.0.1', '--json'], {
+        env: { ...process.env, NODE_DEBUG: 'module', ALLOCATOR_FUNCTION_KEY: 'require-test-key' },
+      });
+      try {
+        const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+        const required = child.stderr().includes(`Module._load REQUEST ${app} parent: ${cli}`);
+        expect([entry, required]).toEqual([entry, process.features.require_module === true]);
+        const url = `${(JSON.parse(line) as { data: { url: string } }).data.url}/api/allocate?code=require-test-key`;
+        const toaster = await fetch(url, { method: 'POST', body: TOASTER_BODY });
+        expect([toaster.status, await toaster.text()]).toEqual([200, `{"iotHubHostName":"${TOASTERS_HUB}"}`]);
+      } finally {
+        await child.stop();
+      }
+    }
+  });
+
+  // One that Node cannot require (top-level await) is imported, as the Functions worker imports an
+  // app, and runs once; one that throws as it loads is reported as before.
+  it('serves an app module with top-level await, and names the error of one that throws as it loads', async () => {
+    const root = await writeUserApp({
+      files: {
+        'dist/src/functions/later.js': `import functions from '@azure/functions';
+globalThis.laterRuns = (globalThis.laterRuns ?? 0) + 1;
+const answer = await Promise.resolve('registered after an await');
+functions.app.http('later', { methods: ['GET', 'POST'], authLevel: 'anonymous', handler: () => ({
+  jsonBody: { answer, runs: globalThis.laterRuns },
+}) });`,
+      },
+    });
+    const broken = await writeUserApp({
+      files: { 'dist/src/functions/broken.js': `throw new Error('the app refuses to load');` },
+    });
+    const child = spawnNode([cli, root, '--port', '0', '--host', '127.0.0.1', '--json']);
+    const refused = spawnNode([cli, broken, '--port', '0', '--host', '127.0.0.1', '--json']);
+    try {
+      const line = await child.waitForLine((l) => l.includes('"msg":"Listening on'));
+      const response = await fetch(`${(JSON.parse(line) as { data: { url: string } }).data.url}/api/later`);
+      expect(await response.json()).toEqual({ answer: 'registered after an await', runs: 1 });
+      expect(await refused.exited).toBe(1);
+      expect(refused.stderr()).toContain(
+        'could not start: Could not load dist/src/functions/broken.js (from package.json "main"): the app refuses to load',
+      );
+    } finally {
+      await child.stop();
+      await refused.stop();
+      await rm(root, { recursive: true, force: true });
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 
   it("carries V8's code cache for its host bundle, made for that very source", async () => {
@@ -79,8 +156,7 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
   // first parse; the host preloads that script with this cache (cached-entry.ts). The build fails if
   // the cache is not written, so a change to the contract's layout cannot drop the preload silently.
   it("carries V8's code cache for @dpskit/contracts/allocation's implementation script, made for that very file", async () => {
-    const entry = createRequire(import.meta.url).resolve('@dpskit/contracts/allocation');
-    const implementation = await readFile(path.join(path.dirname(entry), 'webhook-impl.cjs'));
+    const implementation = await readFile(contractImplementation(import.meta.url));
     const cache = await readFile(
       path.join(PACKAGE_DIR, 'dist', 'local-host', 'cli-host.cjs.contracts-allocation.cache'),
     );
@@ -94,7 +170,7 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
       const dir = path.join(scratch, 'dist', 'local-host');
       await mkdir(dir, { recursive: true });
       await symlink(path.join(PACKAGE_DIR, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
-      for (const file of ['cli.js', 'cli-host.cjs']) {
+      for (const file of ['cli.cjs', 'cli-host.cjs']) {
         await copyFile(path.join(PACKAGE_DIR, 'dist', 'local-host', file), path.join(dir, file));
       }
       const host = await readFile(path.join(dir, 'cli-host.cjs'));
@@ -104,7 +180,7 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
         Buffer.concat([digest, Buffer.alloc(64, 1)]),
       ]) {
         await writeFile(path.join(dir, 'cli-host.cjs.cache'), cache);
-        const child = spawnNode([path.join(dir, 'cli.js'), '--help']);
+        const child = spawnNode([path.join(dir, 'cli.cjs'), '--help']);
         try {
           await child.waitForLine((line) => line.startsWith('Usage: dpskit-allocator start'));
           expect(await child.exited).toBe(0);
@@ -126,15 +202,14 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
       const dir = path.join(scratch, 'dist', 'local-host');
       await mkdir(dir, { recursive: true });
       await symlink(path.join(PACKAGE_DIR, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
-      for (const file of ['cli.js', 'cli-host.cjs']) {
+      for (const file of ['cli.cjs', 'cli-host.cjs']) {
         await copyFile(path.join(PACKAGE_DIR, 'dist', 'local-host', file), path.join(dir, file));
       }
       const resolve = createRequire(path.join(dir, 'cli-host.cjs')).resolve;
-      const contractEntry = resolve('@dpskit/contracts/allocation');
       const cached: Array<[cache: string, file: string]> = [
         ['cli-host.cjs.cache', path.join(dir, 'cli-host.cjs')],
         ['cli-host.cjs.azure-functions.cache', resolve('@azure/functions')],
-        ['cli-host.cjs.contracts-allocation.cache', path.join(path.dirname(contractEntry), 'webhook-impl.cjs')],
+        ['cli-host.cjs.contracts-allocation.cache', contractImplementation(path.join(dir, 'cli-host.cjs'))],
       ];
       const digests = await Promise.all(
         cached.map(async ([, file]) =>
@@ -159,7 +234,7 @@ describe('the bundled CLI (dist/local-host/cli.js after the build)', () => {
         );
         // The app folder named: the scratch copy's own package root has no app.
         const child = spawnNode(
-          [path.join(dir, 'cli.js'), PACKAGE_DIR, '--port', '0', '--host', '127.0.0.1', '--json'],
+          [path.join(dir, 'cli.cjs'), PACKAGE_DIR, '--port', '0', '--host', '127.0.0.1', '--json'],
           {
             env: { ...process.env, ALLOCATOR_FUNCTION_KEY: 'stale-cache-key' },
           },
