@@ -10,10 +10,12 @@ export interface CliIo {
   /** Subscribes to Ctrl-C (SIGINT); returns the unsubscribe function. */
   onInterrupt?: (handler: () => void) => () => void;
   /**
-   * Subscribes to SIGTERM (a service manager or `kill` stopping it); returns the unsubscribe
-   * function. Only `register --stay` listens: the other commands keep SIGTERM's default.
+   * Subscribes to SIGTERM (a service manager, `timeout` or `kill` stopping it); returns the
+   * unsubscribe function. `register --stay` and `fleet` listen: the other commands keep SIGTERM's default.
    */
   onTerminate?: (handler: () => void) => () => void;
+  /** How often `fleet` logs its progress when stderr is not a terminal; default 15 s (tests shorten it). */
+  progressLogIntervalMs?: number;
 }
 
 export const EXIT = { ok: 0, notAssigned: 1, usage: 2, interrupted: 130 } as const;

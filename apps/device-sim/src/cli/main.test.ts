@@ -257,6 +257,18 @@ describe('device-sim fleet', () => {
     );
   });
 
+  it('logs progress lines on a stderr that is no terminal, but not with --json (2>&1 stays one JSON document)', async () => {
+    const args = ['fleet', '--count', '4', '--concurrency', '2', '--registration-id-template', 'contoso-toaster-p{n}'];
+    const text = captureIo({ env, progressLogIntervalMs: 1 });
+    expect(await main(args, text)).toBe(0);
+    expect(text.err()).toMatch(
+      /^device-sim: \d\/4 \d+% {2}assigned \d {2}failed 0 {2}error 0 {2}in flight \d {2}[\d.]+\/s {2}[\d.]+ s\n/,
+    );
+    const json = captureIo({ env, progressLogIntervalMs: 1 });
+    expect(await main([...args, '--start', '10', '--json'], json)).toBe(0);
+    expect(json.err()).toBe('');
+  });
+
   it('stops on Ctrl-C, still prints the summary, and exits 130', async () => {
     const io = captureIo({ env });
     const before = dps.registrations.length;

@@ -9,7 +9,9 @@ export interface CapturedIo extends CliIo {
 }
 
 /** In-memory stdio for calling `main` in tests, with a Ctrl-C trigger. */
-export function captureIo(options: { env?: Record<string, string>; stdin?: string } = {}): CapturedIo {
+export function captureIo(
+  options: { env?: Record<string, string>; stdin?: string; progressLogIntervalMs?: number } = {},
+): CapturedIo {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
@@ -26,6 +28,7 @@ export function captureIo(options: { env?: Record<string, string>; stdin?: strin
     stderr,
     stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
     env: options.env ?? {},
+    ...(options.progressLogIntervalMs !== undefined ? { progressLogIntervalMs: options.progressLogIntervalMs } : {}),
     onInterrupt: (handler) => {
       handlers.add(handler);
       return () => handlers.delete(handler);

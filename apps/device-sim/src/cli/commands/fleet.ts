@@ -34,7 +34,9 @@ export async function runFleetCommand(config: FleetConfig, io: CliIo): Promise<n
   const shared = sharedOptions(config, controller.signal);
   const terminal = io.stderr.isTTY === true;
   const progress = config.progress && terminal ? new ProgressLine(io.stderr) : undefined;
-  const progressLog = config.progress && !terminal ? new ProgressLog(io.stderr) : undefined;
+  // Not with --json: a script reading `fleet --json 2>&1` gets the one JSON document it always got.
+  const progressLog =
+    config.progress && !terminal && !config.json ? new ProgressLog(io.stderr, io.progressLogIntervalMs) : undefined;
   let last: Parameters<ProgressLine['update']>[0] | undefined;
   try {
     const summary = await runFleet({
