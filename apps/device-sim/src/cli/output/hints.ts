@@ -93,7 +93,12 @@ function webhookFailedHint(message: string | undefined): string {
   if (message?.includes('did not answer within')) {
     return "the custom allocation webhook did not answer in time: its log says what it was doing (the local emulator's limit is --webhook-timeout)";
   }
-  return 'the custom allocation webhook answered with an error status: its log says why';
+  // DPS's own words carry the status ("… with status code: 400"); the emulator's other 400207 texts
+  // say what was wrong with a 2xx answer (not JSON, not an allocation response, a hub not linked).
+  if (message === undefined || /status code: \d+/.test(message)) {
+    return 'the custom allocation webhook answered with an error status: its log says why';
+  }
+  return "the custom allocation webhook answered, but not with an answer the service could use: the message says what was wrong, the webhook's log what it returned";
 }
 
 /** One sentence telling the user what to change, for outcomes where the cause is usually on their side. */

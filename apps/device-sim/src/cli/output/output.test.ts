@@ -218,6 +218,15 @@ describe('hints', () => {
     expect(
       hintFor(failed('Custom allocation failed: the webhook did not answer within 30000 ms (timeout).'), context),
     ).toContain('did not answer in time');
+    // a 2xx answer DPS could not use: the status was fine, the answer was not
+    for (const message of [
+      'Custom allocation failed: the webhook returned iotHubHostName "x.azure-devices.net", which is not one of the linked hubs (a.azure-devices.net).',
+      'Custom allocation failed: the webhook response is not valid JSON (Unexpected end of JSON input).',
+    ]) {
+      expect(hintFor(failed(message), context)).toBe(
+        "the custom allocation webhook answered, but not with an answer the service could use: the message says what was wrong, the webhook's log what it returned",
+      );
+    }
   });
 
   it('covers refused connections, credentials and the webhook', () => {
