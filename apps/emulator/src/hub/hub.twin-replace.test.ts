@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HUB_B } from '../testing/fixtures.js';
-import { deviceClient, registryClient } from '../testing/hub-sdk.js';
+import { deviceClient, registryClient, reporter } from '../testing/hub-sdk.js';
 import { rawRequest, registryToken } from '../testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 
@@ -90,5 +90,72 @@ describe('replacing a twin (PUT /twins/{id})', () => {
     expect(notObject.status).toBe(400);
     expect((await put('replace-none', { tags: {} }, '*')).status).toBe(404);
     expect((await registry.getTwin('replace-2')).responseBody.tags).toEqual({});
+  });
+});
+
+describe('a twin as the C# SDK sends it (a Twin object: reported properties, $metadata and $version in it)', () => {
+  it('PATCH and PUT take it: desired and tags change, the reported properties stay as the device reported them', async () => {
+    const id = 'csharp-twin';
+    const registry = registryClient(bed.emulator, HUB_B);
+    const key = (await registry.create({ deviceId: id })).responseBody.authentication?.symmetricKey
+      ?.primaryKey as string;
+    const client = await deviceClient(bed.emulator, { hub: HUB_B, deviceId: id, key });
+    await client.open();
+    try {
+      expect(await reporter(await client.getTwin())({ firmware: '1.0' })).toBeUndefined();
+      const patch = (body: unknown, ifMatch: string) =>
+        rawRequest(bed.emulator, {
+          method: 'PATCH',
+          path: `/twins/${id}?api-version=2021-04-12`,
+          headers: { Host: HUB_B, Authorization: registryToken(HUB_B), 'If-Match': ifMatch },
+          body: JSON.stringify(body),
+        });
+      // `var twinPatch = new Twin(); twinPatch.Properties.Desired["speed"] = 1; UpdateTwinAsync(id, twinPatch, etag)`
+      // (the docs' sample): TwinJsonConverter writes the empty reported collection too.
+      const fresh = await patch(
+        { deviceId: null, etag: null, version: null, properties: { desired: { speed: 1 }, reported: {} } },
+        '*',
+      );
+      expect(fresh.status).toBe(200);
+      // GetTwinAsync, a desired property set, UpdateTwinAsync(twin.DeviceId, twin, twin.ETag): the twin read,
+      // whole. Its reported properties changed on the way must not reach the twin.
+      // The twin as the hub answers GET (the JSON the SDK's Twin holds).
+      const get = async () =>
+        (
+          await rawRequest(bed.emulator, {
+            method: 'GET',
+            path: `/twins/${id}?api-version=2021-04-12`,
+            headers: { Host: HUB_B, Authorization: registryToken(HUB_B) },
+          })
+        ).json as { etag: string; properties: { desired: Record<string, unknown>; reported: Record<string, unknown> } };
+      const read = await get();
+      const { desired, reported } = read.properties;
+      const whole = await patch(
+        {
+          ...read,
+          tags: { site: 'north' },
+          properties: { desired: { ...desired, speed: 2 }, reported: { ...reported, firmware: 'forged' } },
+        },
+        read.etag,
+      );
+      expect(whole.status).toBe(200);
+      let twin = await get();
+      expect(twin).toMatchObject({ tags: { site: 'north' } });
+      expect(twin.properties.desired).toMatchObject({ speed: 2 });
+      expect(twin.properties.reported).toMatchObject({ firmware: '1.0', $version: reported.$version });
+      // ReplaceTwinAsync with the same kind of body.
+      const replaced = await put(
+        id,
+        { ...twin, properties: { desired: { speed: 3 }, reported: { firmware: 'forged', extra: true } } },
+        twin.etag,
+      );
+      expect(replaced.status).toBe(200);
+      twin = await get();
+      expect(twin.properties.desired).toMatchObject({ speed: 3 });
+      expect(twin.properties.reported).toMatchObject({ firmware: '1.0', $version: reported.$version });
+      expect(twin.properties.reported).not.toHaveProperty('extra');
+    } finally {
+      await client.close();
+    }
   });
 });

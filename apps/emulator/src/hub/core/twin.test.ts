@@ -124,13 +124,24 @@ describe('twin input checks', () => {
     );
   });
 
-  it('a registry patch may change tags and desired, never reported', () => {
+  it("a registry patch may change tags and desired, never reported (a body's reported and $metadata/$version not kept)", () => {
     expect(parseServiceTwinPatch({ tags: { a: 1 }, properties: { desired: { b: null } } })).toEqual({
       tags: { a: 1 },
       desired: { b: null },
     });
-    expect(error(() => parseServiceTwinPatch({ properties: { reported: { a: 1 } } }))).toMatch(
-      /only be changed by the device/,
+    // As the C# SDK sends a Twin: `new Twin()`'s empty reported, or a twin read with GetTwinAsync.
+    expect(parseServiceTwinPatch({ properties: { desired: { b: 1 }, reported: {} } })).toEqual({ desired: { b: 1 } });
+    expect(
+      parseServiceTwinPatch({
+        properties: {
+          desired: { b: 1, $metadata: { $lastUpdated: 'x' }, $version: 4 },
+          reported: { a: 1, $metadata: { $lastUpdated: 'y' }, $version: 7 },
+        },
+      }),
+    ).toEqual({ desired: { b: 1 } });
+    // Nested `$` names are still refused: only the section's own two are the twin's.
+    expect(error(() => parseServiceTwinPatch({ properties: { desired: { b: { $x: 1 } } } }))).toMatch(
+      /contains '.', '\$'/,
     );
     expect(error(() => parseServiceTwinPatch('x'))).toMatch(/must be a JSON object/);
   });

@@ -308,7 +308,17 @@ export interface ServiceTwinPatch {
   desired?: JsonObject;
 }
 
-/** Parses a `PATCH /twins/{id}` body: `{tags?, properties?: {desired?}}` (reported is the device's). */
+/**
+ * Parses a `PATCH /twins/{id}` body: `{tags?, properties?: {desired?}}`. Reported properties are the
+ * device's: a body's `properties.reported` is not kept, nor are the desired section's `$metadata` and
+ * `$version` (the twin's own), as for a replace. The C# SDK sends both whatever the caller set: its
+ * TwinJsonConverter writes `properties.reported` whenever it is not null, and `new Twin()` makes it
+ * an empty collection, so the docs' own sample (`var twinPatch = new Twin(); twinPatch.Properties
+ * .Desired[name] = value; UpdateTwinAsync(id, twinPatch, etag)`) sends `"reported":{}`, and the
+ * docs' get-then-update sample (`GetTwinAsync`, set a desired property, `UpdateTwinAsync(twin
+ * .DeviceId, twin, twin.ETag)`, azure-docs iot-hub-csharp twin how-to) sends the whole twin read,
+ * reported properties and `$metadata`/`$version` included; IoT Hub takes both.
+ */
 export function parseServiceTwinPatch(body: unknown): ServiceTwinPatch {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new TwinError('ArgumentInvalid', 'the twin patch must be a JSON object');
@@ -320,11 +330,9 @@ export function parseServiceTwinPatch(body: unknown): ServiceTwinPatch {
     if (typeof properties !== 'object' || Array.isArray(properties)) {
       throw new TwinError('ArgumentInvalid', 'properties must be a JSON object');
     }
-    const { desired, reported } = properties as { desired?: unknown; reported?: unknown };
-    if (reported !== undefined && reported !== null) {
-      throw new TwinError('ArgumentInvalid', 'properties.reported can only be changed by the device');
-    }
-    if (desired !== undefined && desired !== null) patch.desired = parseTwinSection(desired, 'desired', true);
+    const { desired } = properties as { desired?: unknown };
+    if (desired !== undefined && desired !== null)
+      patch.desired = parseTwinSection(withoutTwinMetadata(desired), 'desired', true);
   }
   return patch;
 }
@@ -375,17 +383,19 @@ export function parseServiceTwinReplacement(body: unknown): { tags: JsonObject; 
   ) {
     throw new TwinError('ArgumentInvalid', 'properties must be a JSON object');
   }
-  const given = (properties as { desired?: unknown } | null | undefined)?.desired;
-  let desired: unknown = given ?? {};
-  if (isObject(desired as JsonValue)) {
-    desired = Object.fromEntries(
-      Object.entries(desired as JsonObject).filter(([key]) => key !== '$metadata' && key !== '$version'),
-    );
-  }
+  const desired = (properties as { desired?: unknown } | null | undefined)?.desired ?? {};
   return {
     tags: tags === undefined || tags === null ? {} : parseTwinSection(tags, 'tags', false),
-    desired: parseTwinSection(desired, 'desired', false),
+    desired: parseTwinSection(withoutTwinMetadata(desired), 'desired', false),
   };
+}
+
+/** A desired section as a twin read from the hub carries it, without the twin's own `$metadata` and `$version`. */
+function withoutTwinMetadata(section: unknown): unknown {
+  if (!isObject(section as JsonValue)) return section;
+  return Object.fromEntries(
+    Object.entries(section as JsonObject).filter(([key]) => key !== '$metadata' && key !== '$version'),
+  );
 }
 
 /**
