@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSymmetricKey, parseAllocationRequestJson } from '@dpskit/contracts';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteStore } from '../store/sqlite.js';
 import { groupEnrollment } from '../testing/enrollments.js';
 import type { WebhookCallOutcome } from './allocation/custom.js';
@@ -75,6 +75,31 @@ const toHub = (hub: string): WebhookCallOutcome => ({
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+describe("a wait for another process's operation (settled)", () => {
+  it('ends with its bound however the wall clock moves (set back an hour: no store reads after)', async () => {
+    const [first, second] = twoProcesses();
+    const earlier = first.service.register(device('waited'), undefined, 'mqtt');
+    await settle();
+    expect(first.calls).toHaveLength(1);
+    const reads = vi.spyOn(second.store, 'getOperation');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const waiting = second.service.settled(earlier.operationId, 50);
+      vi.setSystemTime(Date.now() - 3_600_000);
+      await waiting;
+      await settle();
+      const after = reads.mock.calls.length;
+      await settle();
+      expect(reads.mock.calls.length).toBe(after);
+    } finally {
+      vi.useRealTimers();
+      reads.mockRestore();
+      first.calls[0]?.answer(toHub('a.net'));
+      await first.service.whenIdle();
+    }
+  });
+});
 
 describe('one registration id on two processes sharing the store', () => {
   it("runs the later register request's allocation after the earlier one's, which it then sees", async () => {

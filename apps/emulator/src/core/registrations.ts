@@ -371,10 +371,12 @@ export class RegistrationService {
   /** Resolves once the store has the operation's answer (or it is gone), looking every `storePollMs`, for at most `forMs`. */
   async #finishedInStore(operationId: string, forMs: number): Promise<void> {
     const every = this.#options.storePollMs ?? 20;
-    const until = Date.now() + forMs;
+    // The monotonic clock: a wall clock set back (NTP, a VM resumed) would keep this loop reading
+    // the store for as long as the jump, after the request that waited has been answered.
+    const until = performance.now() + forMs;
     for (;;) {
       const operation = this.#options.store.getOperation(operationId);
-      if (!operation || operation.response || Date.now() >= until || this.#abort.signal.aborted) return;
+      if (!operation || operation.response || performance.now() >= until || this.#abort.signal.aborted) return;
       await abortableSleep(every, this.#abort.signal);
     }
   }
