@@ -1,5 +1,6 @@
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSymmetricKey } from '@dpskit/contracts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { formatBanner } from '../cli/banner.js';
 import type { AttemptEntry, AttemptSummary } from '../core/attempts.js';
 import { WELL_KNOWN_SERVICE_KEY } from '../core/service-auth.js';
@@ -8,6 +9,7 @@ import { groupDeviceKey, HUB_A, KEYS, WEBHOOK_TWIN } from '../testing/fixtures.j
 import { moduleClient } from '../testing/hub-module-sdk.js';
 import { deviceClient, Message, nextHubEvent, registryClient } from '../testing/hub-sdk.js';
 import { register, rejectionOf } from '../testing/sdk.js';
+import { serviceClient as dpsServiceClient } from '../testing/service-sdk.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from '../testing/test-bed.js';
 import type { HubDeviceDetail, HubDeviceSummary } from './hub-views.js';
 import type { EnrollmentView, WebViewOverview } from './views.js';
@@ -198,6 +200,32 @@ describe('the web view API', () => {
       registrations: 0,
     });
     expect(JSON.stringify(groups)).not.toContain('primaryKey');
+  });
+
+  it("masks an enrollment key created after the wall clock was set back (the secrets list's age is monotonic)", async () => {
+    const id = 'web-clock-back';
+    const registry = registryClient(bed.emulator, HUB_A);
+    await registry.create({ deviceId: id });
+    // The masking list, read now; then the wall clock set back an hour (only Date: sockets and
+    // timers run on), and an enrollment created with a key that then shows up in a device's field.
+    await request('/api/hubs');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() - 3_600_000);
+      const key = generateSymmetricKey();
+      await dpsServiceClient(bed.emulator).createOrUpdateIndividualEnrollment({
+        registrationId: 'web-clock-back-enrollment',
+        attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: key, secondaryKey: generateSymmetricKey() } },
+      } as never);
+      await registry.update({ deviceId: id, status: 'enabled', statusReason: key } as never);
+      // Past the list's one-second life, on the real clock.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const text = (await request(`/api/hubs/${HUB_A}/devices/${id}`)).text;
+      expect(text).toContain('"statusReason":"****"');
+      expect(text).not.toContain(key);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('streams new attempts as server-sent events, and resumes after a given seq', async () => {

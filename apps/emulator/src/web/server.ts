@@ -98,7 +98,9 @@ export async function startWebView(options: WebViewOptions): Promise<RunningWebV
 
   let secrets: { list: string[]; at: number } | undefined;
   const currentSecrets = () => {
-    const now = Date.now();
+    // Its age on the monotonic clock: by a wall clock set back (NTP, a VM resumed) a list read
+    // before would have looked new for as long as the jump, and keys created since gone unmasked.
+    const now = performance.now();
     if (!secrets || now - secrets.at > SECRETS_TTL_MS) {
       secrets = { list: collectSecrets(source.enrollments(), source.policyKeys()), at: now };
     }
