@@ -4,20 +4,33 @@
 // official client can express the token, else the raw protocol's answer). One emulator for the file.
 import { createHmac } from 'node:crypto';
 import { EventHubConsumerClient } from '@azure/event-hubs';
-import { createDeviceSasToken, createSasToken, generateSymmetricKey } from '@dpskit/contracts';
+import {
+  createDeviceSasToken,
+  createRegistrationSasToken,
+  createSasToken,
+  generateSymmetricKey,
+} from '@dpskit/contracts';
 import type { LogRecord } from '@dpskit/node-kit';
 import deviceSdk from 'azure-iot-device';
+import deviceAmqp from 'azure-iot-device-amqp';
 import deviceHttp from 'azure-iot-device-http';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import iothub from 'azure-iothub';
+import mqttPacket from 'mqtt-packet';
 import type { Connection, EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HUB_POLICIES, type HubPolicy } from './hub/core/hub-service.js';
-import { createDeviceClient, eventHubConsumerOptions, withEmulator } from './sdk/index.js';
-import { HUB_A, HUB_B } from './testing/fixtures.js';
+import {
+  createDeviceClient,
+  type DeviceTransportArgument,
+  eventHubConsumerOptions,
+  withEmulator,
+} from './sdk/index.js';
+import { groupDeviceKey, HUB_A, HUB_B, ID_SCOPE } from './testing/fixtures.js';
 import { createDeviceKey, hubAgent, Message, registryClient } from './testing/hub-sdk.js';
-import { hubConnackFor } from './testing/mqtt-bytes.js';
-import { openRheaConnection, rheaConnect } from './testing/raw-amqp.js';
-import { rawRequest } from './testing/raw-https.js';
+import { DISCONNECT, DPS_SUBSCRIBE, hubConnackFor, rawMqttConnection } from './testing/mqtt-bytes.js';
+import { connectRheaDevice, openRheaConnection, rheaConnect } from './testing/raw-amqp.js';
+import { rawRequest, serviceToken } from './testing/raw-https.js';
 import { startTestBedWithWebhook, type TestBedWithWebhook } from './testing/test-bed.js';
 
 /** The hub's policies as a new IoT hub has them (azure-docs iot-hub-dev-guide-sas), each its own key. */
@@ -160,11 +173,11 @@ async function putToken(audience: string, token: string): Promise<string> {
 }
 
 /** The official device SDK over HTTPS with `token` (its connection string's SharedAccessSignature): sends one message. */
-async function sdkDeviceSend(token: string): Promise<string> {
+async function sdkDeviceSend(token: string, transport: DeviceTransportArgument = deviceHttp.Http): Promise<string> {
   const client = await createDeviceClient(
     deviceSdk.Client,
     `HostName=${HUB_A};DeviceId=${DEVICE};SharedAccessSignature=${token}`,
-    deviceHttp.Http,
+    transport,
     bed.emulator,
   );
   try {
@@ -254,6 +267,86 @@ async function sdkPartitionIds(token: string): Promise<string> {
   } finally {
     await client.close();
   }
+}
+
+/** A DPS registration id of the fixtures' `hashed` group, and a token for it (`sr={idScope}/registrations/{id}`). */
+const REGISTRATION = 'claims-dps-1';
+function registrationToken(options: { resource?: string; expiresAt?: number; keyName?: string } = {}): string {
+  const key = groupDeviceKey('hashed', REGISTRATION);
+  if (!options.resource && !options.expiresAt && !options.keyName)
+    return createRegistrationSasToken({ idScope: ID_SCOPE, registrationId: REGISTRATION, key });
+  return createSasToken({
+    resource: options.resource ?? `${ID_SCOPE}/registrations/${REGISTRATION}`,
+    key,
+    keyName: options.keyName ?? 'registration',
+    expiresAt: options.expiresAt ?? inAnHour(),
+    encodeResource: true,
+  });
+}
+
+/**
+ * DPS over MQTT: the registration's CONNECT with `token`, SUBSCRIBE and `iotdps-register`: the status
+ * of the answer's topic (`res <status>`; DPS accepts the CONNECT and refuses the first request 401).
+ */
+async function dpsMqttRegister(token: string): Promise<string> {
+  const connection = rawMqttConnection(bed.emulator);
+  await connection.write(
+    Buffer.concat([
+      mqttPacket.generate({
+        cmd: 'connect',
+        clientId: REGISTRATION,
+        username: `${ID_SCOPE}/registrations/${REGISTRATION}/api-version=2019-03-31&ClientVersion=raw`,
+        password: Buffer.from(token),
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 0,
+      }),
+      DPS_SUBSCRIBE,
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: '$dps/registrations/PUT/iotdps-register/?$rid=1',
+        payload: Buffer.from(JSON.stringify({ registrationId: REGISTRATION })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+    ]),
+  );
+  await connection.packets(3);
+  const answer = connection.received.find((packet) => packet.cmd === 'publish');
+  await connection.write(DISCONNECT);
+  await connection.closed;
+  const status = answer?.cmd === 'publish' ? /^\$dps\/registrations\/res\/(\d+)\//.exec(answer.topic)?.[1] : undefined;
+  return status ? `res ${status}` : 'no answer';
+}
+
+/** DPS over HTTPS: the registration's `register` with `token`: `HTTP <status>`. */
+async function dpsRegister(token: string): Promise<string> {
+  const response = await rawRequest(bed.emulator, {
+    method: 'PUT',
+    path: `/${ID_SCOPE}/registrations/${REGISTRATION}/register?api-version=2021-06-01`,
+    headers: { Authorization: token },
+    body: JSON.stringify({ registrationId: REGISTRATION }),
+  });
+  return `HTTP ${response.status}`;
+}
+
+/** DPS over AMQP: SASL PLAIN with the registration's username and `token`: the condition the connection is closed with. */
+async function dpsAmqpRefusal(token: string): Promise<string> {
+  const device = await connectRheaDevice(bed.emulator, REGISTRATION, groupDeviceKey('hashed', REGISTRATION), {
+    password: token,
+  });
+  return String((await device.closed)?.condition);
+}
+
+/** The DPS service API: GET an enrollment group with `token`: `HTTP <status>`. */
+async function dpsService(token: string): Promise<string> {
+  const response = await rawRequest(bed.emulator, {
+    method: 'GET',
+    path: '/enrollmentGroups/hashed-group?api-version=2021-10-01',
+    headers: { Authorization: token },
+  });
+  return `HTTP ${response.status}`;
 }
 
 interface Row {
@@ -594,6 +687,110 @@ rows.push(
       sdkPartitionIds(
         eventHubToken({ policy: 'service', audience: `sb://${eventHubEndpoint().namespace}/`, expiresAt: expiredAt }),
       ),
+    expected: 'UnauthorizedError',
+  },
+);
+
+// DPS, the device API: a registration's token is for `{idScope}/registrations/{id}` exactly (skn
+// `registration` or none), unexpired; the service API's for the service's host, a policy with the right.
+rows.push(
+  { path: 'DPS device MQTT', token: 'own', run: () => dpsMqttRegister(registrationToken()), expected: 'res 202' },
+  {
+    path: 'DPS device MQTT',
+    token: 'expired',
+    run: () => dpsMqttRegister(registrationToken({ expiresAt: anHourAgo() })),
+    expected: 'res 401',
+  },
+  {
+    path: 'DPS device MQTT',
+    token: 'sr={idScope}/registrations',
+    run: () => dpsMqttRegister(registrationToken({ resource: `${ID_SCOPE}/registrations` })),
+    expected: 'res 401',
+  },
+  {
+    path: 'DPS device MQTT',
+    token: 'skn=iothubowner',
+    run: () => dpsMqttRegister(registrationToken({ keyName: 'iothubowner' })),
+    expected: 'res 401',
+  },
+  { path: 'DPS device HTTPS', token: 'own', run: () => dpsRegister(registrationToken()), expected: 'HTTP 202' },
+  {
+    path: 'DPS device HTTPS',
+    token: 'expired',
+    run: () => dpsRegister(registrationToken({ expiresAt: anHourAgo() })),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'DPS device HTTPS',
+    token: 'sr=another registration',
+    run: () => dpsRegister(registrationToken({ resource: `${ID_SCOPE}/registrations/${REGISTRATION}x` })),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'DPS device AMQP',
+    token: 'expired',
+    run: () => dpsAmqpRefusal(registrationToken({ expiresAt: anHourAgo() })),
+    expected: 'amqp:unauthorized-access',
+  },
+  {
+    path: 'DPS device AMQP',
+    token: 'sr={idScope}/registrations',
+    run: () => dpsAmqpRefusal(registrationToken({ resource: `${ID_SCOPE}/registrations` })),
+    expected: 'amqp:unauthorized-access',
+  },
+  {
+    path: 'DPS service HTTPS',
+    token: 'owner sr={host}',
+    run: () => dpsService(serviceToken(bed.emulator)),
+    expected: 'HTTP 200',
+  },
+  {
+    path: 'DPS service HTTPS',
+    token: 'owner expired',
+    run: () =>
+      dpsService(
+        createSasToken({
+          resource: 'localhost',
+          key: bed.emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+          keyName: 'provisioningserviceowner',
+          expiresAt: anHourAgo(),
+        }),
+      ),
+    expected: 'HTTP 401',
+  },
+  {
+    path: 'DPS service HTTPS',
+    token: 'owner sr={host}/enrollmentGroups',
+    run: () =>
+      dpsService(
+        createSasToken({
+          resource: 'localhost/enrollmentGroups',
+          key: bed.emulator.sharedAccessPolicies[0]?.primaryKey ?? '',
+          keyName: 'provisioningserviceowner',
+          expiresAt: inAnHour(),
+        }),
+      ),
+    expected: 'HTTP 401',
+  },
+  // WebSockets: the official device SDK over MqttWs and AmqpWs with a policy token on the device's behalf.
+  {
+    path: 'hub device SDK MqttWs',
+    token: 'device sr=/devices/{id}',
+    run: () =>
+      sdkDeviceSend(policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}` }), deviceMqtt.MqttWs),
+    expected: 'sent',
+  },
+  {
+    path: 'hub device SDK AmqpWs',
+    token: 'device sr=/devices/{id}',
+    run: () =>
+      sdkDeviceSend(policyToken({ policy: 'device', resource: `${HUB_A}/devices/${DEVICE}` }), deviceAmqp.AmqpWs),
+    expected: 'sent',
+  },
+  {
+    path: 'hub device SDK AmqpWs',
+    token: 'own key expired',
+    run: () => sdkDeviceSend(deviceToken({ expiresAt: anHourAgo() }), deviceAmqp.AmqpWs),
     expected: 'UnauthorizedError',
   },
 );

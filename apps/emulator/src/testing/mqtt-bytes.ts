@@ -50,16 +50,16 @@ export function dpsConnect(id: string, keepalive = 0): Buffer {
   });
 }
 
+/** SUBSCRIBE (packet id 1) to DPS's response topics, as the SDK does before its first request. */
+export const DPS_SUBSCRIBE = mqttPacket.generate({
+  cmd: 'subscribe',
+  messageId: 1,
+  subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
+});
+
 /** CONNECT (MQTT 3.1.1, this id's SAS token) and SUBSCRIBE to the response topics, as bytes. */
 export function connectAndSubscribe(id: string): Buffer {
-  return Buffer.concat([
-    dpsConnect(id),
-    mqttPacket.generate({
-      cmd: 'subscribe',
-      messageId: 1,
-      subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
-    }),
-  ]);
+  return Buffer.concat([dpsConnect(id), DPS_SUBSCRIBE]);
 }
 
 export const PINGREQ = Buffer.from([0xc0, 0x00]);

@@ -4,7 +4,7 @@ import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../emulator.js';
 import { closedPortUrl } from '../testing/fixtures.js';
-import { DISCONNECT, dpsConnect } from '../testing/mqtt-bytes.js';
+import { DISCONNECT, DPS_SUBSCRIBE, dpsConnect } from '../testing/mqtt-bytes.js';
 import { startTestBed } from '../testing/test-bed.js';
 
 // How a DPS registration's answers go out on the wire, seen as TLS records between the device and
@@ -139,11 +139,7 @@ describe('DPS MQTT answers on the wire', () => {
       write(
         'register',
         Buffer.concat([
-          mqttPacket.generate({
-            cmd: 'subscribe',
-            messageId: 1,
-            subscriptions: [{ topic: '$dps/registrations/res/#', qos: 1 }],
-          }),
+          DPS_SUBSCRIBE,
           mqttPacket.generate({
             cmd: 'publish',
             topic: '$dps/registrations/PUT/iotdps-register/?$rid=1',
