@@ -349,6 +349,62 @@ async function dpsService(token: string): Promise<string> {
   return `HTTP ${response.status}`;
 }
 
+/**
+ * The device's MQTT CONNECT with a token that expires in `seconds`: `CONNACK <code>, closed` once the
+ * hub closes the connection (at the token's se, as IoT Hub severs it; nothing timed here).
+ */
+async function mqttUntilClosed(seconds: number): Promise<string> {
+  const token = deviceToken({ expiresAt: Math.floor(Date.now() / 1000) + seconds });
+  const connection = rawMqttConnection(bed.emulator);
+  await connection.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      clientId: DEVICE,
+      username: `${HUB_A}/${DEVICE}/?api-version=2021-04-12`,
+      password: Buffer.from(token),
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+    }),
+  );
+  await connection.packets(1);
+  await connection.closed;
+  const [connack] = connection.received;
+  return connack?.cmd === 'connack' ? `CONNACK ${connack.returnCode}, closed` : 'no CONNACK';
+}
+
+/**
+ * SASL PLAIN `iothubowner@sas.root.{hub}` with a token that expires in `seconds`, and a C2D link:
+ * `attached, then <condition>` once the hub closes the connection at the token's se.
+ */
+function saslRootUntilClosed(seconds: number): Promise<string> {
+  const token = policyToken({
+    policy: 'iothubowner',
+    resource: HUB_A,
+    expiresAt: Math.floor(Date.now() / 1000) + seconds,
+  });
+  return new Promise((resolve) => {
+    let attached = false;
+    const connection = rheaConnect(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem, {
+      hostname: HUB_A,
+      username: `iothubowner@sas.root.${HUB_A.split('.')[0]}`,
+      password: token,
+    });
+    const done = (context: EventContext) => {
+      const error = (context.error ?? context.connection.error) as { condition?: string } | undefined;
+      resolve(`${attached ? 'attached' : 'not attached'}, then ${String(error?.condition)}`);
+    };
+    connection.once('connection_close', done);
+    connection.once('disconnected', done);
+    connection.on('connection_open', () => {
+      const sender = connection.open_sender({ target: { address: '/messages/devicebound' } });
+      sender.once('sendable', () => {
+        attached = true;
+      });
+    });
+  });
+}
+
 interface Row {
   path: string;
   token: string;
@@ -792,6 +848,22 @@ rows.push(
     token: 'own key expired',
     run: () => sdkDeviceSend(deviceToken({ expiresAt: anHourAgo() }), deviceAmqp.AmqpWs),
     expected: 'UnauthorizedError',
+  },
+);
+
+// A connection ends when its token does: MQTT (a device's), SASL PLAIN (the connection's one token).
+rows.push(
+  {
+    path: 'hub device MQTT',
+    token: 'own key, expires in 4 s',
+    run: () => mqttUntilClosed(4),
+    expected: 'CONNACK 0, closed',
+  },
+  {
+    path: 'SASL PLAIN sas.root, c2d',
+    token: 'iothubowner, expires in 4 s',
+    run: () => saslRootUntilClosed(4),
+    expected: 'attached, then amqp:unauthorized-access',
   },
 );
 

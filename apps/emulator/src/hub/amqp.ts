@@ -197,9 +197,23 @@ export function createHubAmqp(
     const authorizations: HubAmqpAuthorization[] = [];
     // SASL PLAIN `{policy}@sas.root.{hub name}`, checked in its SASL (authorizeSaslPlain): a service
     // connection for what its token's sr reaches, as a put-token of one makes it.
+    // SASL PLAIN carries one token for the connection's life: "When the token expires, the TCP
+    // connection disconnects from the service" (azure-docs iot-hub-dev-guide-sas, Special
+    // considerations for SASL PLAIN).
+    let saslExpiry: ExpiryTimer | undefined;
     if (amqp.saslPlain) {
-      const { hub: hubName, policy, resource } = amqp.saslPlain;
+      const { hub: hubName, policy, resource, expiresAt } = amqp.saslPlain;
       authorizations.push({ kind: 'service', hub: hubName, policy, resource });
+      saslExpiry = expiryTimer(expiresAt * 1000, () => {
+        log.debug('hub.auth', `${peer} (${transport}): the SASL PLAIN token of ${hubName} expired; connection closed`, {
+          hub: hubName,
+          reason: 'expired',
+        });
+        amqp.close({
+          condition: 'amqp:unauthorized-access',
+          description: 'The SAS token of the connection (SASL PLAIN) expired: connect again with a new one.',
+        });
+      });
     }
     const messageHandlers = new Map<Receiver, (context: EventContext & { message: Message }) => void>();
     const closeHandlers = new Map<Sender | Receiver, () => void>();
@@ -550,6 +564,7 @@ export function createHubAmqp(
     const end = () => {
       if (ended) return;
       ended = true;
+      saslExpiry?.cancel();
       for (const timer of expiries.values()) timer.cancel();
       expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);

@@ -17,6 +17,7 @@ import {
   runtimeInfo,
 } from './core/eventhub.js';
 import type { EventHubService } from './core/eventhub-service.js';
+import { type ExpiryTimer, expiryTimer } from './core/expiry-timer.js';
 import type { HubService } from './core/hub-service.js';
 import { EventHubPoll } from './eventhub-poll.js';
 
@@ -487,24 +488,29 @@ function eventHubGrants(context: HubAmqpConnectionContext): EventHubGrant[] {
 }
 
 /**
- * Calls `onExpired` once `until()` (seconds since the epoch, re-read at each wake: a renewal moves
- * it on) is past, or undefined; `cancel` stops it. Timers are unref'd and at most 2^31-1 ms each.
+ * Calls `onExpired` once `until()` (seconds since the epoch, re-read when it is reached: a renewal
+ * moves it on) is past, or undefined; `cancel` stops it. Each wait is an `expiryTimer`.
  */
 function watchGrant(until: () => number | undefined, onExpired: () => void): { cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: ExpiryTimer | undefined;
+  let cancelled = false;
   const arm = () => {
     const at = until();
-    const delay = at === undefined ? 0 : at * 1000 - Date.now();
-    if (delay <= 0) {
-      timer = undefined;
+    if (at === undefined || at * 1000 <= Date.now()) {
       onExpired();
       return;
     }
-    timer = setTimeout(arm, Math.min(delay, 2 ** 31 - 1));
-    timer.unref();
+    timer = expiryTimer(at * 1000, () => {
+      if (!cancelled) arm();
+    });
   };
   arm();
-  return { cancel: () => clearTimeout(timer) };
+  return {
+    cancel: () => {
+      cancelled = true;
+      timer?.cancel();
+    },
+  };
 }
 
 /**

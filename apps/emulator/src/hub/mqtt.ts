@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { decodeJson } from '@dpskit/contracts';
+import { decodeJson, parseSasToken } from '@dpskit/contracts';
 import type { Logger } from '@dpskit/node-kit';
 import { Aedes, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
@@ -13,6 +13,7 @@ import { MAX_HUB_KEEPALIVE_SECONDS, MAX_MQTT_PACKET_BYTES } from '../transport/m
 import { peerCertificateChain } from '../transport/peer-certificates.js';
 import { closeWebSocketWith, MQTT_WEBSOCKET_CLOSE } from '../transport/websocket-stream.js';
 import { c2dTopic, MAX_C2D_IN_FLIGHT } from './core/c2d.js';
+import { type ExpiryTimer, expiryTimer } from './core/expiry-timer.js';
 import { HubError, type HubService, TwinError } from './core/hub-service.js';
 import { moduleKey, splitIdentityKey } from './core/modules.js';
 import type { HubPush } from './core/pushes.js';
@@ -102,6 +103,9 @@ interface Session {
   c2dPumping?: boolean;
   /** Set while the sending waits for the connection to drain (sendCloudToDevice goes on then). */
   c2dAwaitingDrain?: boolean;
+  /** The SAS token's `se` in ms (none for an X.509 device): the connection is closed then (`expiry`). */
+  tokenExpiresAtMs?: number;
+  expiry?: ExpiryTimer;
 }
 
 /**
@@ -201,7 +205,9 @@ export async function startHubMqtt(
           return done(refusal(3, 'server unavailable'), false);
         }
         if (!auth.ok) return refuse(key, auth.reason, auth.detail, 5, 'not authorized');
+        const tokenExpiresAtMs = password?.length ? sasExpiryMs(password.toString('utf8')) : undefined;
         sessions.set(client, {
+          ...(tokenExpiresAtMs !== undefined ? { tokenExpiresAtMs } : {}),
           hub: auth.hub,
           deviceId: auth.moduleId === undefined ? auth.deviceId : moduleKey(auth.deviceId, auth.moduleId),
           desired: false,
@@ -342,10 +348,27 @@ export async function startHubMqtt(
       }
       connected.add(client);
       if (connected.size === 1) options.onDevicesConnected?.(true);
+      // "When the token expires, the IoT hub severs the device/module connection" (azure-docs
+      // iot-hub-dev-guide-sas; since 2018 over MQTT too, azure-iot-sdk-c#163): the SDKs connect again
+      // with a new token before (azure-iot-device-mqtt's token renewal).
+      if (session.tokenExpiresAtMs !== undefined)
+        session.expiry = expiryTimer(session.tokenExpiresAtMs, () => {
+          log.debug(
+            'hub.auth',
+            `${clip(session.deviceId)} on ${session.hub} over MQTT: expired (the SAS token ran out); connection closed`,
+            {
+              hub: session.hub,
+              deviceId: clip(session.deviceId),
+              reason: 'expired',
+            },
+          );
+          client.close();
+        });
     });
     broker.on('clientDisconnect', (client) => {
       const session = sessions.get(client);
       if (!session) return;
+      session.expiry?.cancel();
       try {
         hub.setConnected(session.hub, session.deviceId, false, 'mqtt', session.connection);
       } catch (err) {
@@ -735,4 +758,13 @@ function parsePatch(payload: Buffer): unknown {
     throw new TwinError('ArgumentInvalid', `the reported properties are not valid JSON: ${decoded.reason}`);
   refuseOutOfRangeIntegers(text, 'reported');
   return decoded.value;
+}
+
+/** A verified SAS token's `se` in ms (authenticateDevice checked it), or undefined if it does not parse. */
+function sasExpiryMs(token: string): number | undefined {
+  try {
+    return parseSasToken(token).expiresAt * 1000;
+  } catch {
+    return undefined;
+  }
 }
