@@ -405,6 +405,20 @@ function saslRootUntilClosed(seconds: number): Promise<string> {
   });
 }
 
+/** A service put-token (`sr={hub}`) that expires in `seconds` on a hub AMQP connection: `put-token <status>, then <condition>` once the hub closes it. */
+async function servicePutUntilClosed(seconds: number): Promise<string> {
+  const token = policyToken({ policy: 'service', resource: HUB_A, expiresAt: Math.floor(Date.now() / 1000) + seconds });
+  const connection = await openRheaConnection(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem);
+  const closed = new Promise<string>((resolve) => {
+    const done = (context: EventContext) =>
+      resolve(String(((context.error ?? context.connection.error) as { condition?: string } | undefined)?.condition));
+    connection.once('connection_close', done);
+    connection.once('disconnected', done);
+  });
+  const put = await cbsPut(connection, HUB_A, token);
+  return `put-token ${put['status-code']}, then ${await closed}`;
+}
+
 interface Row {
   path: string;
   token: string;
@@ -864,6 +878,12 @@ rows.push(
     token: 'iothubowner, expires in 4 s',
     run: () => saslRootUntilClosed(4),
     expected: 'attached, then amqp:unauthorized-access',
+  },
+  {
+    path: 'hub service AMQP CBS',
+    token: 'service, expires in 4 s',
+    run: () => servicePutUntilClosed(4),
+    expected: 'put-token 200, then amqp:unauthorized-access',
   },
 );
 

@@ -201,6 +201,33 @@ export function createHubAmqp(
     // connection disconnects from the service" (azure-docs iot-hub-dev-guide-sas, Special
     // considerations for SASL PLAIN).
     let saslExpiry: ExpiryTimer | undefined;
+    /**
+     * A service put-token's (one per hub: its audience and sr are the hub) runs out at its se unless
+     * a later one renews it (azure-iothub's Amqp puts a new one every 45 minutes): the connection is
+     * closed then, as a lone device's and a SASL PLAIN connection's are (the emulator's choice: IoT
+     * Hub documents only that it severs a connection whose token expired).
+     */
+    const serviceExpiries = new Map<string, ExpiryTimer>();
+    const expireService = (hubName: string, expiresAt: number) => {
+      serviceExpiries.get(hubName)?.cancel();
+      serviceExpiries.set(
+        hubName,
+        expiryTimer(expiresAt * 1000, () => {
+          log.debug(
+            'hub.auth',
+            `${peer} (${transport}): the service token of ${hubName} expired unrenewed; connection closed`,
+            {
+              hub: hubName,
+              reason: 'expired',
+            },
+          );
+          amqp.close({
+            condition: 'amqp:unauthorized-access',
+            description: `The service's SAS token for ${hubName} expired: put a new one on $cbs before it does.`,
+          });
+        }),
+      );
+    };
     if (amqp.saslPlain) {
       const { hub: hubName, policy, resource, expiresAt } = amqp.saslPlain;
       authorizations.push({ kind: 'service', hub: hubName, policy, resource });
@@ -279,6 +306,7 @@ export function createHubAmqp(
         if (!authorizations.some((a) => a.kind === 'service' && a.resource === result.resource)) {
           authorizations.push({ kind: 'service', hub: hubName, policy: result.policy, resource: result.resource });
         }
+        expireService(hubName, result.expiresAt);
         return { status: 200, description: 'OK' };
       }
       // A device's audience `{hub}/devices/{id}`, a module's `{hub}/devices/{id}/modules/{moduleId}`.
@@ -565,6 +593,7 @@ export function createHubAmqp(
       if (ended) return;
       ended = true;
       saslExpiry?.cancel();
+      for (const timer of serviceExpiries.values()) timer.cancel();
       for (const timer of expiries.values()) timer.cancel();
       expiries.clear();
       for (const link of [...closeHandlers.keys()]) closed(link);
