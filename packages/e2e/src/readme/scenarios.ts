@@ -7,7 +7,7 @@ import { firmwareAllocationBody, serveAppFolder } from '../harness/app-host.js';
 import { extractZip } from '../harness/unzip.js';
 import type { ReadmeCommand } from './extract.js';
 import { jsonBlocks } from './extract.js';
-import { type CommandRun, freePort, runSession, startServer } from './shell.js';
+import { type CommandRun, freePort, runSession, startServer, withoutComment } from './shell.js';
 
 /** What a scenario is handed: its README commands, in README order, and where to report. */
 export interface ScenarioContext {
@@ -137,22 +137,22 @@ export async function ownPolicy(ctx: ScenarioContext): Promise<string> {
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as Record<string, unknown>;
   await writeFile(manifestFile, `${JSON.stringify({ ...manifest, ...(change.value as object) }, null, 2)}\n`);
 
+  // Both READMEs show `npm test` and `npm run package` for this app (with different notes): each
+  // runs once, in README order, and is judged for both.
   const steps = [
     ...pick(ctx, /^npm (install|test|run package)\b/),
     ...pick(ctx, /^npm (test|run package)\b/, 'examples/custom-policy/README.md'),
   ];
-  const second = await runSession(
-    steps.map((c) => c.text),
-    { cwd: app, env },
-  );
-  steps.forEach((command, i) => {
+  const distinct = [...new Set(steps.map((c) => withoutComment(c.text)))];
+  const second = await runSession(distinct, { cwd: app, env });
+  for (const command of steps) {
     const expected = /^npm test/.test(command.text)
       ? { output: [/^# fail 0$/m, /assigns firmware 2\.x to the current hub/] }
       : /^npm run package/.test(command.text)
         ? { output: [/allocate: \[POST\] \/api\/allocate \(function\)/] }
         : {};
-    judge(ctx, command, second.runs[i], expected);
-  });
+    judge(ctx, command, second.runs[distinct.indexOf(withoutComment(command.text))], expected);
+  }
 
   // "a deployable package that loads its functions under plain Node": the zip, unpacked as zip
   // deploy does into an empty folder, served by the app's installed dpskit-allocator.
@@ -174,12 +174,14 @@ export async function ownPolicy(ctx: ScenarioContext): Promise<string> {
     await served.stop();
   }
 
-  for (const command of [
+  // `npm start` as both READMEs show it (once for each distinct command).
+  const starts = [
     one(ctx, /^npm start -- --port 7071/),
     one(ctx, /^npm start -- --port 7071/, 'examples/custom-policy/README.md'),
-  ]) {
+  ];
+  for (const text of new Set(starts.map((c) => withoutComment(c.text)))) {
     const port = await freePort();
-    const server = await startServer(renumber(command.text, { '7071': port }), {
+    const server = await startServer(renumber(text, { '7071': port }), {
       cwd: app,
       env,
       ready: /\?code=[^\s"*]+/,
@@ -188,11 +190,13 @@ export async function ownPolicy(ctx: ScenarioContext): Promise<string> {
       const url = /https?:\/\/\S+\?code=[^\s"*]+/.exec(server.output())?.[0] as string;
       const answer = await fetch(url, { method: 'POST', body: firmwareAllocationBody('2.1.0') });
       const body = await answer.text();
-      ctx.report(
-        command,
-        answer.status === 200 && body.includes('contoso-fw-current.azure-devices.net'),
-        `POST ${url.replace(/code=.*/, 'code=…')} → ${answer.status} ${body}`,
-      );
+      for (const command of starts.filter((c) => withoutComment(c.text) === text)) {
+        ctx.report(
+          command,
+          answer.status === 200 && body.includes('contoso-fw-current.azure-devices.net'),
+          `POST ${url.replace(/code=.*/, 'code=…')} → ${answer.status} ${body}`,
+        );
+      }
     } finally {
       await server.stop();
     }
@@ -304,11 +308,6 @@ export async function newWorkFolder(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'dpskit-readme-'));
 }
 
-/** The same command once comments are left out (two READMEs may show one command with different notes). */
-function bare(text: string): string {
-  return text.replace(/\s+#[^'"\n]*$/, '').trim();
-}
-
 /** Allocator and emulator READMEs' commands for this repository, run from its root. */
 export async function inTheRepository(ctx: ScenarioContext): Promise<void> {
   const env = userEnv();
@@ -363,10 +362,10 @@ export async function inTheRepository(ctx: ScenarioContext): Promise<void> {
   // Builds and the tutorial app's deployment package (the same command in two READMEs runs once).
   const builds = pick(ctx, /^npx pnpm --filter/, 'apps/allocator/README.md');
   const packageCommands = [...pick(ctx, /^npx pnpm --filter @dpskit\/allocator package/), ...builds];
-  const distinct = [...new Set(packageCommands.map((c) => bare(c.text)))];
+  const distinct = [...new Set(packageCommands.map((c) => withoutComment(c.text)))];
   const { runs } = await runSession(distinct, { cwd: ctx.root, env });
   for (const command of packageCommands) {
-    const run = runs[distinct.indexOf(bare(command.text))];
+    const run = runs[distinct.indexOf(withoutComment(command.text))];
     judge(ctx, command, run, /package/.test(command.text) ? { output: [/allocator\.zip/] } : {});
   }
 }

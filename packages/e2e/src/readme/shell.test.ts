@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runSession, startServer } from './shell.js';
+import { runSession, startServer, withoutComment } from './shell.js';
 
 describe('runSession: README lines in one bash session', () => {
   it("keeps each command's status and output apart, and what one line sets for the next", async () => {
@@ -65,5 +65,29 @@ describe('startServer', () => {
     await expect(
       startServer('echo "port in use"; exit 1', { cwd: tmpdir(), env: { PATH: process.env.PATH }, ready: /listening/ }),
     ).rejects.toThrow(/exited 1 before it was ready:[\s\S]*port in use/);
+  });
+});
+
+describe('withoutComment: one command shown with different notes', () => {
+  it('leaves out a trailing comment, apostrophes in it included, and keeps quoted # and several lines', () => {
+    expect(
+      [
+        "npm test           # the policy's unit tests, and the emulator, your app and devices end to end",
+        'npm test                  # tsc, then node --test dist/test/',
+        'npx pnpm --filter @dpskit/allocator package      # [-- --out <dir>] [--no-zip]',
+        'echo \'a # b\' "c # d"   # note',
+        'curl http://x/#frag',
+        '  npm run package  ',
+        'npm run a \\\n  --flag   # note',
+      ].map(withoutComment),
+    ).toEqual([
+      'npm test',
+      'npm test',
+      'npx pnpm --filter @dpskit/allocator package',
+      'echo \'a # b\' "c # d"',
+      'curl http://x/#frag',
+      'npm run package',
+      'npm run a \\\n  --flag   # note',
+    ]);
   });
 });

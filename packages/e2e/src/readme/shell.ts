@@ -142,3 +142,22 @@ export async function freePort(): Promise<number> {
   if (port === undefined) throw new Error('no free port');
   return port;
 }
+
+/**
+ * A one-line command without its trailing comment (two READMEs may show one command with different
+ * notes; it then runs once). The comment starts at the first `#` after a blank outside quotes, so a
+ * note may hold an apostrophe ("the policy's unit tests") and a quoted `#` stays. A command of
+ * several lines is returned whole (trimmed): only the same text is the same command.
+ */
+export function withoutComment(text: string): string {
+  if (text.includes('\n')) return text.trim();
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined;
+    } else if (char === "'" || char === '"') quote = char;
+    else if (char === '#' && i > 0 && /\s/.test(text[i - 1] ?? '')) return text.slice(0, i).trim();
+  }
+  return text.trim();
+}
