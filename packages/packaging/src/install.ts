@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -172,8 +172,18 @@ export function workspaceNativePrebuilds(
     const { version } = JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string };
     mkdirSync(folder, { recursive: true });
     const asset = `${name}-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
-    // prebuild-install unpacks the tarball into the package folder.
-    execFileSync('tar', ['-czf', join(folder, asset), '-C', packageDir, binary], { stdio: 'pipe' });
+    // prebuild-install unpacks the tarball into the package folder. tar reads a copy: the binary in
+    // pnpm's store is one inode hard-linked into every install of it, and each link made or removed
+    // meanwhile (another checkout's pnpm install) changes its ctime, which GNU tar reports as "file
+    // changed as we read it" with exit status 1.
+    const staged = join(folder, `.${name}-staged`);
+    mkdirSync(join(staged, dirname(binary)), { recursive: true });
+    copyFileSync(join(packageDir, binary), join(staged, binary));
+    try {
+      execFileSync('tar', ['-czf', join(folder, asset), '-C', staged, binary], { stdio: 'pipe' });
+    } finally {
+      rmSync(staged, { recursive: true, force: true });
+    }
     env[`npm_config_${name.replace(/[^a-zA-Z0-9]/g, '_')}_local_prebuilds`] = folder;
     versions[name] = version;
   }
