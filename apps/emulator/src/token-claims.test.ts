@@ -73,24 +73,21 @@ function policyToken(options: { policy: string; resource: string; expiresAt?: nu
 }
 
 /**
- * SASL PLAIN `{user}@sas.root.{hub name}` with `token`, then one link: a sender on
- * `/messages/devicebound` (cloud-to-device, `attached` once the hub grants it credit) or a receiver
- * on `messages/events` (the Event Hubs samples' redirect). Resolves with what happened: `sasl <code>`
- * (the SASL outcome), `attached`, or the link's error condition.
+ * SASL PLAIN with `username` and `token`, then one link: a sender on `address` (`attached` once the
+ * hub grants it credit) or a receiver (`receive`: its error, as the messages/events redirect's).
+ * Resolves with what happened: `sasl <code>` (the SASL outcome), `attached`, or the link's error condition.
  */
-function saslRoot(options: { user: string; token: string; link: 'c2d' | 'events' }): Promise<string> {
-  const hubName = HUB_A.split('.')[0];
+function saslPlain(username: string, token: string, link: { send: string } | { receive: string }): Promise<string> {
   return new Promise((resolve) => {
-    let connection: Connection | undefined;
+    const connection = rheaConnect(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem, {
+      hostname: HUB_A,
+      username,
+      password: token,
+    });
     const done = (outcome: string) => {
       resolve(outcome);
-      connection?.close();
+      connection.close();
     };
-    connection = rheaConnect(bed.emulator.endpoints.amqp?.port ?? 0, bed.emulator.caCertPem, {
-      hostname: HUB_A,
-      username: `${options.user}@sas.root.${hubName}`,
-      password: options.token,
-    });
     connection.on('connection_error', (context: EventContext) => {
       const error = (context.error ?? context.connection.error) as
         | { description?: string; condition?: string }
@@ -99,19 +96,33 @@ function saslRoot(options: { user: string; token: string; link: 'c2d' | 'events'
       done(sasl ? `sasl ${sasl[1]}` : String(error?.condition));
     });
     connection.on('disconnected', () => done('disconnected'));
-    connection.on('connection_open', (context: EventContext) => {
-      if (options.link === 'c2d') {
-        const sender = context.connection.open_sender({ target: { address: '/messages/devicebound' } });
-        sender.on('sendable', () => done('attached'));
-        sender.on('sender_error', () => done(String((sender.error as { condition?: string })?.condition)));
+    connection.on('connection_open', () => {
+      if ('send' in link) {
+        const sender = connection.open_sender({ target: { address: link.send } });
+        sender.once('sendable', () => done('attached'));
+        sender.once('sender_error', () => done(String((sender.error as { condition?: string })?.condition)));
       } else {
-        const receiver = context.connection.open_receiver({
-          source: { address: `amqps://${HUB_A}/messages/events/$management` },
-        });
-        receiver.on('receiver_error', () => done(String((receiver.error as { condition?: string })?.condition)));
+        const receiver = connection.open_receiver({ source: { address: link.receive } });
+        receiver.once('receiver_error', () => done(String((receiver.error as { condition?: string })?.condition)));
       }
     });
   });
+}
+
+/** `saslPlain` as `{user}@sas.root.{hub name}`: a C2D sender, or a receiver on the hub's messages/events (its redirect). */
+function saslRoot(options: { user: string; token: string; link: 'c2d' | 'events' }): Promise<string> {
+  return saslPlain(
+    `${options.user}@sas.root.${HUB_A.split('.')[0]}`,
+    options.token,
+    options.link === 'c2d'
+      ? { send: '/messages/devicebound' }
+      : { receive: `amqps://${HUB_A}/messages/events/$management` },
+  );
+}
+
+/** `saslPlain` as `{deviceId}@sas.{hub name}` (a device-scoped token's username), the device's telemetry link. */
+function saslDevice(deviceId: string, token: string): Promise<string> {
+  return saslPlain(`${deviceId}@sas.${HUB_A.split('.')[0]}`, token, { send: `/devices/${deviceId}/messages/events` });
 }
 
 /** A token signed with the device's own key (no `skn`): `sr` its resource unless given. */
@@ -884,6 +895,34 @@ rows.push(
     token: 'service, expires in 4 s',
     run: () => servicePutUntilClosed(4),
     expected: 'put-token 200, then amqp:unauthorized-access',
+  },
+);
+
+// SASL PLAIN `{deviceId}@sas.{hub name}`: the device's token checked in SASL as its put-token is.
+rows.push(
+  {
+    path: 'SASL PLAIN {id}@sas, telemetry',
+    token: 'own key',
+    run: () => saslDevice(DEVICE, deviceToken()),
+    expected: 'attached',
+  },
+  {
+    path: 'SASL PLAIN {id}@sas, telemetry',
+    token: 'device sr=/devices',
+    run: () => saslDevice(DEVICE, policyToken({ policy: 'device', resource: `${HUB_A}/devices` })),
+    expected: 'attached',
+  },
+  {
+    path: 'SASL PLAIN {id}@sas, telemetry',
+    token: 'own key expired',
+    run: () => saslDevice(DEVICE, deviceToken({ expiresAt: anHourAgo() })),
+    expected: 'sasl 2',
+  },
+  {
+    path: 'SASL PLAIN {id}@sas, telemetry',
+    token: "{id}x's username",
+    run: () => saslDevice(`${DEVICE}x`, deviceToken()),
+    expected: 'sasl 2',
   },
 );
 

@@ -229,9 +229,12 @@ export function createHubAmqp(
       );
     };
     if (amqp.saslPlain) {
-      const { hub: hubName, policy, resource, expiresAt } = amqp.saslPlain;
-      authorizations.push({ kind: 'service', hub: hubName, policy, resource });
-      saslExpiry = expiryTimer(expiresAt * 1000, () => {
+      const grant = amqp.saslPlain;
+      const hubName = grant.hub;
+      // A device's is authorized below, once `authorize` is (it marks the device Connected).
+      if (grant.kind === 'service')
+        authorizations.push({ kind: 'service', hub: hubName, policy: grant.policy, resource: grant.resource });
+      saslExpiry = expiryTimer(grant.expiresAt * 1000, () => {
         log.debug('hub.auth', `${peer} (${transport}): the SASL PLAIN token of ${hubName} expired; connection closed`, {
           hub: hubName,
           reason: 'expired',
@@ -603,6 +606,8 @@ export function createHubAmqp(
     };
     connection.on('connection_close', end);
     connection.on('disconnected', end);
+    // SASL PLAIN `{deviceId}@sas.{hub}`: the device is authorized for the connection, as a put-token makes it.
+    if (amqp.saslPlain?.kind === 'device') authorize(amqp.saslPlain.hub, amqp.saslPlain.deviceId);
   };
 
   /** The hub a `{policy}@sas.root.{hub name}` username names, if one of the hubs is so named. */
@@ -613,8 +618,32 @@ export function createHubAmqp(
     return hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
   };
 
-  /** A `{policy}@sas.root.{hub name}` username's token: the policy named, ServiceConnect, `sr` the hub or under it. */
+  /** The hub and device a `{deviceId}@sas.{hub name}` username names, if one of the hubs is so named. */
+  const sasDevice = (username: string) => {
+    const match = /^([^/]{1,128})@sas\.([a-z0-9-]{1,64})$/i.exec(username);
+    const name = match?.[2]?.toLowerCase();
+    const hubName = name === undefined ? undefined : hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
+    return hubName && match?.[1] ? { hub: hubName, deviceId: match[1] } : undefined;
+  };
+
+  /**
+   * A hub SASL PLAIN username's token: `{deviceId}@sas.{hub name}`, the device's (as its put-token
+   * is checked: its own key, or a policy's with DeviceConnect); `{policy}@sas.root.{hub name}`, the
+   * policy named, ServiceConnect, `sr` the hub or under it.
+   */
   const authorizeSaslPlain: AmqpHubSeam['authorizeSaslPlain'] = (username, password) => {
+    const device = sasDevice(username);
+    if (device) {
+      const auth = hub.authenticateDevice({ hub: device.hub, deviceId: device.deviceId, token: password });
+      if (!auth.ok) {
+        hub.reportRefused(device.hub, clip(device.deviceId), 'amqp', auth.reason);
+        return { ok: false, hub: device.hub, reason: auth.reason, detail: auth.detail };
+      }
+      return {
+        ok: true,
+        grant: { kind: 'device', hub: auth.hub, deviceId: auth.deviceId, expiresAt: parseSasToken(password).expiresAt },
+      };
+    }
     const hubName = sasRootHub(username);
     const policy = parseSasRootUser(username)?.policy ?? '';
     if (!hubName) return { ok: false, reason: 'unknown-hub', detail: 'the username names no emulated hub' };
@@ -630,13 +659,19 @@ export function createHubAmqp(
       };
     return {
       ok: true,
-      grant: { hub: hubName, policy: result.policy, resource: result.resource, expiresAt: result.expiresAt },
+      grant: {
+        kind: 'service',
+        hub: hubName,
+        policy: result.policy,
+        resource: result.resource,
+        expiresAt: result.expiresAt,
+      },
     };
   };
 
   return {
     isHubHost: (hostname) => hub.hubNamed(hostname) !== undefined,
-    takesSaslPlain: (username) => sasRootHub(username) !== undefined,
+    takesSaslPlain: (username) => sasRootHub(username) !== undefined || sasDevice(username) !== undefined,
     authorizeSaslPlain,
     accept,
     addEndpoint: (endpoint) => {

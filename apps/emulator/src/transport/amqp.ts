@@ -173,14 +173,20 @@ export interface AmqpHubConnection {
   close(error: { condition: string; description: string }): void;
 }
 
-/** What a SASL PLAIN `{policy}@sas.root.{hub}` token grants: the hub's `policy` for `resource` (its `sr`) until `expiresAt` (s). */
-export interface SaslPlainGrant {
-  hub: string;
-  policy: string;
-  /** The token's `sr`, decoded, without scheme, lower case: what its links may reach (a prefix by segment). */
-  resource: string;
-  expiresAt: number;
-}
+/**
+ * What a hub's SASL PLAIN token grants until `expiresAt` (s): `{policy}@sas.root.{hub}`, the hub's
+ * `policy` for `resource` (its `sr`); `{deviceId}@sas.{hub}`, the device.
+ */
+export type SaslPlainGrant =
+  | {
+      kind: 'service';
+      hub: string;
+      policy: string;
+      /** The token's `sr`, decoded, without scheme, lower case: what its links may reach (a prefix by segment). */
+      resource: string;
+      expiresAt: number;
+    }
+  | { kind: 'device'; hub: string; deviceId: string; expiresAt: number };
 
 export interface SaslPlainRefusal {
   ok: false;
@@ -207,7 +213,8 @@ export interface AmqpHubSeam {
   isHubHost(hostname: string | undefined): boolean;
   /**
    * Whether a SASL PLAIN username is a hub's, not DPS's: IoT Hub's `{policy}@sas.root.{hub name}`,
-   * with which the Event Hubs samples ask a hub where its built-in endpoint is (a link redirect).
+   * with which the Event Hubs samples ask a hub where its built-in endpoint is (a link redirect), or
+   * `{deviceId}@sas.{hub name}`, a device's (azure-docs iot-hub-dev-guide-sas, Protocol specifics).
    */
   takesSaslPlain(username: string): boolean;
   /**
