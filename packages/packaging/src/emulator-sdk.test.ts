@@ -1,7 +1,8 @@
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConsumerTsconfig } from './consumer-tsconfig.js';
 import { installTarballs, userEnv } from './install.js';
@@ -13,8 +14,9 @@ import { findWorkspaceRoot, type PackageManifest, withWorkspaceDependencies } fr
 // packages it needs) installed with plain npm, first alone (the SDKs are optional peers: nothing
 // fails until a helper needs one), then beside the official SDKs from the npm registry at the
 // versions the emulator is tested with; a TypeScript test file (strict) using each helper,
-// type-checked and run against an emulator it starts (fixtures/emulator-sdk/consumer.ts).
-// The tests run in order: the first sees no SDK, the second installs them.
+// type-checked and run against an emulator it starts (fixtures/emulator-sdk/consumer.ts); and a
+// CommonJS project whose tests run under a plain `jest` (fixtures/jest-commonjs).
+// The tests run in order: the first sees no SDK, the second installs them, the third uses them.
 
 const root = findWorkspaceRoot();
 const emulatorManifest = JSON.parse(
@@ -33,7 +35,11 @@ let tarballs: PackedPackage[];
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'dpskit-emulator-sdk-'));
-  tarballs = await packPackages(withWorkspaceDependencies(['@dpskit/emulator']), join(work, 'tarballs'), root);
+  tarballs = await packPackages(
+    withWorkspaceDependencies(['@dpskit/emulator', '@dpskit/allocator']),
+    join(work, 'tarballs'),
+    root,
+  );
   consumer = join(work, 'consumer');
   await installTarballs({ dir: consumer, packages: tarballs, dependencies: { '@types/node': TYPES_NODE } }, root);
 }, 15 * 60_000);
@@ -118,5 +124,38 @@ describe('@dpskit/emulator/sdk installed from its tarball', () => {
       });
     },
     15 * 60_000,
+  );
+
+  it(
+    'a CommonJS project runs the emulator, its own allocation Function and the SDKs under a plain jest (no flags, no config)',
+    async () => {
+      // Jest's module loader requires no ES module (before Node 24.9) and has no import() without
+      // --experimental-vm-modules: the packages' CommonJS builds (dist/cjs) are what it loads, and the
+      // local host answers @azure/functions-core inside it (apps/allocator functions-core.ts). Jest
+      // is the workspace's (packages/packaging devDependency), run in the project as `npx jest` would,
+      // so the consumer installs nothing more; every dpskit module comes from the tarballs.
+      const project = join(consumer, 'jest-commonjs');
+      cpSync(join(root, 'packages', 'packaging', 'fixtures', 'jest-commonjs'), project, { recursive: true });
+      const jest = join(dirname(createRequire(import.meta.url).resolve('jest/package.json')), 'bin', 'jest.js');
+      const result = await run(
+        process.execPath,
+        [jest, '--ci', '--json', `--cacheDirectory=${join(work, 'jest-cache')}`],
+        {
+          cwd: project,
+          env: userEnv(),
+        },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as {
+        numPassedTests: number;
+        numTotalTests: number;
+        testResults: { name: string }[];
+      };
+      expect({ passed: report.numPassedTests, total: report.numTotalTests }).toEqual({ passed: 2, total: 2 });
+      // The test file loaded dpskit from the tarballs, not from the workspace.
+      expect(report.testResults.map((r) => r.name)).toEqual([join(project, 'test', 'provisioning.test.js')]);
+      expect(result.stderr).not.toMatch(/experimental-vm-modules|did not exit/);
+    },
+    5 * 60_000,
   );
 });

@@ -50,6 +50,27 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 }, 10 * 60_000);
 
+const TOASTER_ANSWER = { status: 200, body: { iotHubHostName: 'contoso-toasters-hub-1098.azure-devices.net' } };
+
+/** A Functions app without "type": "module" whose one function `require`s @dpskit/allocator, in a new folder of the consumer. */
+function writeCommonJsFunctionsApp(): string {
+  const app = mkdtempSync(join(consumer, 'cjs-functions-app-'));
+  mkdirSync(join(app, 'functions'), { recursive: true });
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'cjs-app', version: '1.0.0', main: 'functions/*.js' }),
+  );
+  writeFileSync(join(app, 'host.json'), JSON.stringify({ version: '2.0' }));
+  writeFileSync(
+    join(app, 'functions', 'allocate.js'),
+    `'use strict';
+const { accept, registerAllocationFunction } = require('@dpskit/allocator');
+registerAllocationFunction('allocate', { policy: (request) => accept({ iotHubHostName: request.linkedHubs[0] }) });
+`,
+  );
+  return app;
+}
+
 function manifestOf(name: string): PackageManifest {
   return JSON.parse(readFileSync(join(unpacked.get(name) as string, 'package.json'), 'utf8')) as PackageManifest;
 }
@@ -103,8 +124,20 @@ describe('the publishable packages', () => {
     expect(rootManifest.homepage).toBe(`${home}#readme`);
     // pnpm pack replaced the workspace ranges with versions
     expect(JSON.stringify(manifest.dependencies ?? {})).not.toContain('workspace:');
-    const rootExport = (manifest.exports as Record<string, unknown>)['.'] as Record<string, string>;
-    expect(rootExport.types).toMatch(/\.d\.ts$/);
+    // Every entry has an ES module build and a CommonJS one (dist/cjs, for require and Jest), each with its types.
+    const entries = Object.entries(manifest.exports as Record<string, unknown>).filter(
+      ([, t]) => typeof t !== 'string',
+    );
+    expect(entries.map(([subpath]) => subpath)).toContain('.');
+    for (const [subpath, target] of entries) {
+      const { import: esm, require: cjs } = target as Record<string, Record<string, string>>;
+      expect(esm?.types, `${subpath} import types`).toMatch(/^\.\/dist\/(?!cjs\/).*\.d\.ts$/);
+      expect(esm?.default, `${subpath} import`).toMatch(/^\.\/dist\/(?!cjs\/).*\.js$/);
+      expect(cjs, `${subpath} require`).toEqual({
+        types: esm?.types?.replace(/^\.\/dist\//, './dist/cjs/'),
+        default: esm?.default?.replace(/^\.\/dist\//, './dist/cjs/'),
+      });
+    }
   });
 
   it.each(publishable.map((p) => [p.name]))('%s ships its README, the LICENSE, and no tests', (name) => {
@@ -197,27 +230,17 @@ describe('installed from the tarballs with plain npm', () => {
     expect(out.badIsContractError).toBe(true);
   });
 
-  it('requires every package by name from CommonJS, and serves a CommonJS Functions app that requires @dpskit/allocator', async () => {
-    // A `require`-based project (mocha, node --test, an Azure Functions app without "type": "module"):
-    // Node >= 20.19 loads an ES module with require() as long as it has no top-level await.
-    const app = join(consumer, 'cjs-functions-app');
-    mkdirSync(join(app, 'functions'), { recursive: true });
-    writeFileSync(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'cjs-app', version: '1.0.0', main: 'functions/*.js' }),
-    );
-    writeFileSync(join(app, 'host.json'), JSON.stringify({ version: '2.0' }));
-    writeFileSync(
-      join(app, 'functions', 'allocate.js'),
-      `'use strict';
-const { accept, registerAllocationFunction } = require('@dpskit/allocator');
-registerAllocationFunction('allocate', { policy: (request) => accept({ iotHubHostName: request.linkedHubs[0] }) });
-`,
-    );
+  it('requires every package by name from CommonJS (its CommonJS build), and serves a CommonJS Functions app that requires @dpskit/allocator', async () => {
+    // A `require`-based project (mocha, node --test, Jest, an Azure Functions app without "type": "module")
+    // gets each package's CommonJS build (dist/cjs): with Node's require(esm) turned off, so that an ES
+    // module anywhere on the way fails (as it does in Jest's loader, which cannot require one).
+    const app = writeCommonJsFunctionsApp();
+    const entries = [...publishable.map((p) => p.name), '@dpskit/emulator/sdk', '@dpskit/contracts/allocation'];
     const script = `
-      const out = {};
-      for (const name of ${JSON.stringify([...publishable.map((p) => p.name), '@dpskit/emulator/sdk', '@dpskit/contracts/allocation'])}) {
+      const out = { files: {} };
+      for (const name of ${JSON.stringify(entries)}) {
         out[name] = Object.keys(require(name)).length;
+        out.files[name] = require.resolve(name);
       }
       const { startAllocatorHost } = require('@dpskit/allocator');
       const { TOASTER_REQUEST_2021_10_01 } = require('@dpskit/contracts/fixtures');
@@ -228,21 +251,54 @@ registerAllocationFunction('allocate', { policy: (request) => accept({ iotHubHos
         await host.close();
         console.log(JSON.stringify(out));
       })();`;
-    const result = await run(process.execPath, ['-e', script], { cwd: consumer });
+    const result = await run(process.execPath, ['--no-experimental-require-module', '-e', script], { cwd: consumer });
     expect(result.stderr).toBe('');
-    const out = JSON.parse(result.stdout) as Record<string, unknown>;
-    for (const name of [...publishable.map((p) => p.name), '@dpskit/emulator/sdk'])
+    const out = JSON.parse(result.stdout) as Record<string, unknown> & { files: Record<string, string> };
+    for (const name of entries) {
       expect(out[name], name).toBeGreaterThan(0);
-    expect(out.answer).toEqual({
-      status: 200,
-      body: { iotHubHostName: 'contoso-toasters-hub-1098.azure-devices.net' },
-    });
+      expect(out.files[name], name).toMatch(/[\\/]dist[\\/]cjs[\\/][^\\/]+/);
+    }
+    expect(out.answer).toEqual(TOASTER_ANSWER);
+  });
+
+  it('serves one CommonJS Functions app from a host of each build in one process (state shared across the two copies)', async () => {
+    // The dual package hazard: an ES module test importing @dpskit/allocator and a CommonJS one
+    // requiring it get two copies of the local host. Node evaluates the app's module once, and
+    // @azure/functions keeps the first core API it is given: what the app registered must reach both.
+    const app = writeCommonJsFunctionsApp();
+    const script = `
+      import { createRequire } from 'node:module';
+      import * as esm from '@dpskit/allocator';
+      import { TOASTER_REQUEST_2021_10_01 } from '@dpskit/contracts/fixtures';
+      const cjs = createRequire(import.meta.url)('@dpskit/allocator');
+      const out = { twoCopies: esm.startAllocatorHost !== cjs.startAllocatorHost };
+      for (const [build, { startAllocatorHost }] of [['cjs', cjs], ['esm', esm]]) {
+        const host = await startAllocatorHost({ appDir: ${JSON.stringify(app)}, port: 0, log: () => {} });
+        const res = await fetch(host.webhookUrl, { method: 'POST', body: TOASTER_REQUEST_2021_10_01 });
+        out[build] = { status: res.status, body: await res.json() };
+        await host.close();
+      }
+      console.log(JSON.stringify(out));`;
+    const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual({ twoCopies: true, cjs: TOASTER_ANSWER, esm: TOASTER_ANSWER });
   });
 
   it(
-    'type-checks a consumer that imports every package (strict, NodeNext, lib ES2023, no skipLibCheck)',
+    'type-checks a consumer that imports every package, from an ES module and from CommonJS (strict, NodeNext, lib ES2023, no skipLibCheck)',
     async () => {
-      writeConsumerTsconfig(consumer, 'consumer.ts', { skipLibCheck: false });
+      writeConsumerTsconfig(consumer, ['consumer.ts', 'consumer-commonjs.cts'], { skipLibCheck: false });
+      // A .cts file is CommonJS: its imports resolve through each entry's `require` condition, to the
+      // declarations of the CommonJS build (dist/cjs), which must be complete on their own.
+      writeFileSync(
+        join(consumer, 'consumer-commonjs.cts'),
+        `${[...publishable.map((p) => p.name), '@dpskit/emulator/sdk', '@dpskit/contracts/allocation']
+          .map((name, i) => `import * as c${i} from '${name}';`)
+          .join('\n')}\n` +
+          `import { createEmulator, type Emulator } from '@dpskit/emulator';\n` +
+          `export const emulator: Emulator | undefined = undefined;\n` +
+          `export const all = [createEmulator, ${publishable.map((_, i) => `c${i}`).join(', ')}];\n`,
+      );
       writeFileSync(
         join(consumer, 'consumer.ts'),
         `${publishable.map((p, i) => `import * as p${i} from '${p.name}';`).join('\n')}\n` +

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { HttpFunctionDefinition } from '../registration/http-function.js';
-import { type CoreLog, type CoreRegistration, collectRegistrations, toHttpDefinition } from './functions-core.js';
+import {
+  type CoreLog,
+  type CoreRegistration,
+  collectRegistrations,
+  registrationsByModule,
+  toHttpDefinition,
+} from './functions-core.js';
 import { matchMainFiles } from './main-files.js';
 
 /** The allocator package root (where its package.json and host.json live), from `src/local-host` or `dist/local-host`. */
@@ -29,12 +35,6 @@ export class FunctionAppError extends Error {
   override name = 'FunctionAppError';
 }
 
-/**
- * Registrations by entry module, for the process's lifetime: a module is evaluated once per
- * process, so a second load of the same app (tests, several hosts) reuses what its first import
- * registered.
- */
-const registrationsByModule = new Map<string, Promise<CoreRegistration[]>>();
 const definitionByRegistration = new WeakMap<CoreRegistration, ReturnType<typeof toHttpDefinition>>();
 
 /**
@@ -49,11 +49,14 @@ export async function loadFunctionApp(root: string = PACKAGE_ROOT, log: CoreLog 
   const modules = await resolveMainModules(appRoot);
   const registrations: CoreRegistration[] = [];
   for (const file of modules) {
+    // registrationsByModule (functions-core.ts, shared by every copy of the host in the process): a
+    // module is evaluated once per process, so a second load of the same app (tests, several hosts)
+    // reuses what its first import registered.
     let registered = registrationsByModule.get(file);
     if (!registered) {
       registered = collectRegistrations(log, async () => {
         try {
-          await import(pathToFileURL(file).href);
+          await loadModule(file);
         } catch (err) {
           throw new FunctionAppError(
             `Could not load ${path.relative(appRoot, file) || file} (from package.json "main"): ${errorMessage(err)}`,
@@ -82,6 +85,18 @@ export async function loadFunctionApp(root: string = PACKAGE_ROOT, log: CoreLog 
     else definitions.push(definition);
   }
   return { root: appRoot, routePrefix, modules, definitions, skipped };
+}
+
+/**
+ * Defined (`true`) in the CommonJS build only (scripts/build-cjs.mjs): there an app's modules are
+ * required, because Jest's module loader, which runs that build, has no import() (without
+ * --experimental-vm-modules); Node >= 20.19 requires an ES module app too (one without top-level
+ * await). The ES module build imports them, as the Functions worker imports an ES module app.
+ */
+declare const DPSKIT_COMMONJS_BUILD: true | undefined;
+
+function loadModule(file: string): unknown {
+  return typeof DPSKIT_COMMONJS_BUILD === 'undefined' ? import(pathToFileURL(file).href) : require(file);
 }
 
 // host.json and package.json are read synchronously: two small files, once per app load, on the way
