@@ -36,12 +36,14 @@ let tarballs: PackedPackage[];
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'dpskit-emulator-sdk-'));
   tarballs = await packPackages(
-    withWorkspaceDependencies(['@dpskit/emulator', '@dpskit/allocator']),
+    withWorkspaceDependencies(['@dpskit/emulator', '@dpskit/allocator', '@dpskit/device-sim']),
     join(work, 'tarballs'),
     root,
   );
   consumer = join(work, 'consumer');
-  await installTarballs({ dir: consumer, packages: tarballs, dependencies: { '@types/node': TYPES_NODE } }, root);
+  // device-sim (for the jest project) depends on the SDKs: it joins with them, in the second test.
+  const withoutSdks = tarballs.filter((p) => p.name !== '@dpskit/device-sim');
+  await installTarballs({ dir: consumer, packages: withoutSdks, dependencies: { '@types/node': TYPES_NODE } }, root);
 }, 15 * 60_000);
 
 afterAll(async () => {
@@ -127,7 +129,7 @@ describe('@dpskit/emulator/sdk installed from its tarball', () => {
   );
 
   it(
-    'a CommonJS project runs the emulator, its own allocation Function and the SDKs under a plain jest (no flags, no config)',
+    'a CommonJS project runs the emulator, its own allocation Function, the SDKs and a device-sim fleet under a plain jest (no flags, no config)',
     async () => {
       // Jest's module loader requires no ES module (before Node 24.9) and has no import() without
       // --experimental-vm-modules: the packages' CommonJS builds (dist/cjs) are what it loads, and the
@@ -151,7 +153,7 @@ describe('@dpskit/emulator/sdk installed from its tarball', () => {
         numTotalTests: number;
         testResults: { name: string }[];
       };
-      expect({ passed: report.numPassedTests, total: report.numTotalTests }).toEqual({ passed: 2, total: 2 });
+      expect({ passed: report.numPassedTests, total: report.numTotalTests }).toEqual({ passed: 3, total: 3 });
       // The test file loaded dpskit from the tarballs, not from the workspace.
       expect(report.testResults.map((r) => r.name)).toEqual([join(project, 'test', 'provisioning.test.js')]);
       expect(result.stderr).not.toMatch(/experimental-vm-modules|did not exit/);
