@@ -169,6 +169,11 @@ describe('the publishable packages', () => {
     for (const target of exportTargets(manifest.exports)) {
       expect(existsSync(join(dir, target)), `exports → ${target}`).toBe(true);
     }
+    // `main`, for tools that read no `exports`: the CommonJS build (the allocator's is its Functions app's glob).
+    if (typeof manifest.main === 'string' && !manifest.main.includes('*')) {
+      expect(manifest.main, 'main').toMatch(/^\.\/dist\/cjs\//);
+      expect(existsSync(join(dir, manifest.main)), `main → ${manifest.main}`).toBe(true);
+    }
     for (const [bin, target] of Object.entries(
       typeof manifest.bin === 'string' ? { [name]: manifest.bin } : (manifest.bin ?? {}),
     )) {
