@@ -150,6 +150,17 @@ describe('deployment package', () => {
     expect(child.lines.at(-1)).toBe('function function');
   });
 
+  it('names in its exports only files it ships, for import and require alike', async () => {
+    // The package's own exports also name the CommonJS build (dist/cjs), which the deployment package
+    // does not compile: each entry maps to its ES module file, which Node >= 20.19 requires too.
+    const manifest = JSON.parse(await readFile(path.join(unpacked, 'package.json'), 'utf8')) as { exports: unknown };
+    expect(manifest.exports).toEqual({ '.': './dist/index.js', './package.json': './package.json' });
+    const script = `const m = require('@dpskit/allocator'); console.log(typeof m.registerAllocationFunction);`;
+    const child = spawnNode(['-e', script], { cwd: unpacked });
+    expect(await child.exited).toBe(0);
+    expect(child.lines.at(-1)).toBe('function');
+  });
+
   it('serves the tutorial toaster from the unpacked folder with production dependencies only', async () => {
     const child = spawnNode(['dist/local-host/cli.js', '--port', '0', '--json'], {
       cwd: unpacked,

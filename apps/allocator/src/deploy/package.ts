@@ -193,14 +193,17 @@ async function tidy(appDir: string): Promise<void> {
 /** The package's exports without `types` conditions: the package ships no declarations. */
 function deployedExports(exports: unknown): unknown {
   if (typeof exports !== 'object' || exports === null) return exports;
+  // Each entry's ES module file: the package's CommonJS build (`require`, dist/cjs) is not compiled
+  // here, and Node >= 20.19 requires the ES module (no top-level await); `types` serve no one on Azure.
   return Object.fromEntries(
-    Object.entries(exports as Record<string, unknown>).map(([key, value]) => [
-      key,
-      typeof value === 'object' && value !== null
-        ? Object.fromEntries(Object.entries(value).filter(([condition]) => condition !== 'types'))
-        : value,
-    ]),
+    Object.entries(exports as Record<string, unknown>).map(([key, value]) => [key, esModuleTarget(value)]),
   );
+}
+
+function esModuleTarget(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const { import: esm, default: fallback } = value as { import?: unknown; default?: unknown };
+  return esModuleTarget(esm ?? fallback);
 }
 
 /** Relative paths of all regular files, sorted; symlinks are refused since zip deploy would lose them. */
