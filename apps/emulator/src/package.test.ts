@@ -22,7 +22,7 @@ describe('the compiled package', () => {
     });
     expect(JSON.parse(out)).toEqual({ start: 'function', idScope: '0ne00000A0A', portError: 'function' });
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
-    expect(readFileSync(`${packageDir}/${pkg.exports['.'].types}`, 'utf8')).toContain('createEmulator');
+    expect(readFileSync(`${packageDir}/${pkg.exports['.'].import.types}`, 'utf8')).toContain('createEmulator');
   });
 
   it('has a dps-emulator bin that prints its usage', () => {

@@ -23,7 +23,7 @@ describe('the compiled package', () => {
     });
     expect(JSON.parse(out)).toEqual({ key: 'NXZgydIn9ntUpXfBsWFfaxJqAYVfgGQsshvA5GboGJI=', ok: false, code: 400207 });
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
-    expect(readFileSync(`${packageDir}/${pkg.exports['.'].types}`, 'utf8')).toContain("from './keys.js'");
+    expect(readFileSync(`${packageDir}/${pkg.exports['.'].import.types}`, 'utf8')).toContain("from './keys.js'");
     expect(readFileSync(`${packageDir}/dist/keys.d.ts`, 'utf8')).toContain('export declare function deriveDeviceKey');
   });
 
@@ -62,15 +62,21 @@ describe('the compiled package', () => {
       const run = (entry: string) =>
         execFileSync(
           process.execPath,
-          [
-            '--input-type=module',
-            '-e',
-            `const m = await import(${JSON.stringify(path.join(work, entry))}); console.log(typeof m.deriveDeviceKey);`,
-          ],
-          { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+          entry.endsWith('.cjs') || entry.includes('/cjs/')
+            ? ['-e', `console.log(typeof require(${JSON.stringify(path.join(work, entry))}).deriveDeviceKey);`]
+            : [
+                '--input-type=module',
+                '-e',
+                `const m = await import(${JSON.stringify(path.join(work, entry))}); console.log(typeof m.deriveDeviceKey);`,
+              ],
+          // Without NODE_PATH, which pnpm's bin shims set to its store: require() would search it (import() does not).
+          { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_PATH: '' } },
         );
-      expect(run(pkg.exports['./keys'].import).trim()).toBe('function');
-      expect(() => run(pkg.exports['.'].import)).toThrow(/zod/);
+      // Both builds: the ES modules (import) and the CommonJS ones (require, dist/cjs).
+      for (const build of ['import', 'require'] as const) {
+        expect(run(pkg.exports['./keys'][build].default).trim(), build).toBe('function');
+        expect(() => run(pkg.exports['.'][build].default), build).toThrow(/zod/);
+      }
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

@@ -130,7 +130,7 @@ describe('@dpskit/contracts/allocation (the built entry)', () => {
   // one file with a code cache; and it is loaded on the first parse, not on import.
   it('loads no classic zod: a small ES module over one CommonJS script with zod/mini inside', () => {
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
-    const file = `${packageDir}/${pkg.exports['./allocation'].import}`;
+    const file = `${packageDir}/${pkg.exports['./allocation'].import.default}`;
     const source = readFileSync(file, 'utf8');
     const specifiers = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
     expect(new Set(specifiers)).toEqual(new Set(['node:module', '../schema/parse.js', '../schema/json-bounds.js']));
@@ -145,7 +145,7 @@ describe('@dpskit/contracts/allocation (the built entry)', () => {
       expect(implementation).not.toContain(`$constructor("${classic}"`);
     }
     expect(implementation.replace(/\brequire_[\w$]+\(/g, '')).not.toMatch(/\brequire\(|\bimport\(|\bimport\.meta/);
-    expect(readFileSync(`${packageDir}/${pkg.exports['./allocation'].types}`, 'utf8')).toContain(
+    expect(readFileSync(`${packageDir}/${pkg.exports['./allocation'].import.types}`, 'utf8')).toContain(
       'parseAllocationRequestJson',
     );
     // At run time: importing the entry loads nothing through require; the first parse loads the
