@@ -52,22 +52,41 @@ describe('the compiled package', () => {
     expect(out.same).toBe(true);
   });
 
-  it('loads no zod through @dpskit/contracts/keys: its files run where zod cannot be found', () => {
+  it('serves the distinguished-name helpers from @dpskit/contracts/x509: the same objects as the main entry', () => {
+    const script = `
+      import * as x509 from '@dpskit/contracts/x509';
+      import * as main from '@dpskit/contracts';
+      console.log(JSON.stringify({
+        ou: x509.distinguishedNameAttribute('CN=device-1, OU=toasters, O=Contoso', 'OU'),
+        names: Object.keys(x509).sort(),
+        same: Object.keys(x509).every((name) => x509[name] === main[name]),
+      }));`;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' }),
+    );
+    expect(out).toEqual({
+      ou: 'toasters',
+      names: ['distinguishedNameAttribute', 'parseDistinguishedName'],
+      same: true,
+    });
+  });
+
+  it('loads no zod through @dpskit/contracts/keys and /x509: their files run where zod cannot be found', () => {
     // dist copied where no node_modules is above it: the keys entry still runs; the main entry
     // (control) fails on its zod import.
     const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'));
     const work = mkdtempSync(path.join(tmpdir(), 'dpskit-contracts-keys-'));
     try {
       cpSync(path.join(packageDir, 'dist'), path.join(work, 'dist'), { recursive: true });
-      const run = (entry: string) =>
+      const run = (entry: string, name = 'deriveDeviceKey') =>
         execFileSync(
           process.execPath,
           entry.endsWith('.cjs') || entry.includes('/cjs/')
-            ? ['-e', `console.log(typeof require(${JSON.stringify(path.join(work, entry))}).deriveDeviceKey);`]
+            ? ['-e', `console.log(typeof require(${JSON.stringify(path.join(work, entry))}).${name});`]
             : [
                 '--input-type=module',
                 '-e',
-                `const m = await import(${JSON.stringify(path.join(work, entry))}); console.log(typeof m.deriveDeviceKey);`,
+                `const m = await import(${JSON.stringify(path.join(work, entry))}); console.log(typeof m.${name});`,
               ],
           // Without NODE_PATH, which pnpm's bin shims set to its store: require() would search it (import() does not).
           { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_PATH: '' } },
@@ -75,6 +94,7 @@ describe('the compiled package', () => {
       // Both builds: the ES modules (import) and the CommonJS ones (require, dist/cjs).
       for (const build of ['import', 'require'] as const) {
         expect(run(pkg.exports['./keys'][build].default).trim(), build).toBe('function');
+        expect(run(pkg.exports['./x509'][build].default, 'distinguishedNameAttribute').trim(), build).toBe('function');
         expect(() => run(pkg.exports['.'][build].default), build).toThrow(/zod/);
       }
     } finally {

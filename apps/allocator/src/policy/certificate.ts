@@ -1,4 +1,7 @@
-import { type AllocationRequest, distinguishedNameAttribute } from '@dpskit/contracts';
+import type { AllocationRequest } from '@dpskit/contracts';
+// The contracts' x509 entry, not their main one: the main entry loads zod and builds every schema, which a
+// Functions app importing @dpskit/allocator (this module is in its index) paid at each cold start (issue #13).
+import { distinguishedNameAttribute } from '@dpskit/contracts/x509';
 import { type AllocationDecision, accept, reject } from './policy.js';
 
 /** The rejection messages of the certificate policy. */

@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { modulesResolved } from '@dpskit/vitest-config/module-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // `keys derive` starts without the contracts' schema layer: the built CLI, run as a user runs it,
@@ -16,29 +16,9 @@ const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'c
 const GROUP_KEY = 'oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==';
 
 let dir: string;
-let preload: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'device-sim-keys-start-'));
-  writeFileSync(
-    join(dir, 'hooks.mjs'),
-    `import { appendFileSync } from 'node:fs';
-let file;
-export function initialize(data) { file = data.file; }
-export async function resolve(specifier, context, next) {
-  const resolved = await next(specifier, context);
-  appendFileSync(file, resolved.url + '\\n');
-  return resolved;
-}
-`,
-  );
-  preload = join(dir, 'register.mjs');
-  writeFileSync(
-    preload,
-    `import { register } from 'node:module';
-register(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)}, { data: { file: process.env.MODULES_FILE } });
-`,
-  );
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,21 +32,7 @@ function modulesLoaded(
   stdin: string,
   entry = CLI,
 ): Promise<{ modules: string[]; stdout: string; code: number }> {
-  const file = join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
-  writeFileSync(file, '');
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      process.execPath,
-      ['--import', pathToFileURL(preload).href, entry, ...args],
-      { env: { PATH: process.env.PATH ?? '', MODULES_FILE: file } },
-      (err, stdout) => {
-        const code = err ? err.code : 0;
-        if (typeof code !== 'number') reject(err);
-        else resolve({ modules: readFileSync(file, 'utf8').split('\n').filter(Boolean), stdout, code });
-      },
-    );
-    child.stdin?.end(stdin);
-  });
+  return modulesResolved([entry, ...args], { stdin, env: { PATH: process.env.PATH ?? '' } });
 }
 
 const zod = (modules: string[]) => modules.filter((url) => /[\\/]zod[\\/]/.test(url));
