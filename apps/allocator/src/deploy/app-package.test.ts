@@ -231,6 +231,37 @@ describe('appFiles', () => {
     }
   });
 
+  it('refuses app files holding keys (the emulator banner in a log, a config with a group key), naming them, not the keys', async () => {
+    const key = 'xHGZEpihJzjogt7rNRfrtwz6XLpBiq363VC2bcDVj8A=';
+    const app = await appWith({
+      // `dps-emulator start … 2> emulator.err`: its banner prints the service and hub keys
+      'emulator.err': `DPS emulator running\n  Service API  HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=${key}\n`,
+      // the README's jq of `az iot dps enrollment-group show --show-keys` into the emulator's config
+      'dps-emulator.yaml': `iotHubs: [{ hostName: a.azure-devices.net }]\nenrollmentGroups:\n  - attestation: { type: symmetricKey, symmetricKey: { primaryKey: ${key} } }\n`,
+      'dist/cs.js': `export const cs = (h, k) => \`HostName=\${h};SharedAccessKey=\${k}\`;`,
+    });
+    try {
+      const refusal = appFiles(app, path.join(app, 'deploy'));
+      await expect(refusal).rejects.toThrow(
+        'These app files hold secrets that a deployment package must not carry:\n' +
+          '  dps-emulator.yaml: an enrollment or device key (primaryKey/secondaryKey), line 3\n' +
+          '  emulator.err: a shared access key (SharedAccessKey=…), line 2\n' +
+          'Move them out of the app folder, or name them in .funcignore (e.g. *.log).',
+      );
+      await expect(refusal).rejects.not.toThrow(key);
+      // Named in .funcignore, they stay out and the rest packs.
+      await writeFile(path.join(app, '.funcignore'), 'emulator.err\ndps-emulator.yaml\n');
+      expect(await appFiles(app, path.join(app, 'deploy'))).toEqual([
+        '.funcignore',
+        'dist/a.js',
+        'dist/cs.js',
+        'host.json',
+      ]);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an app folder that is itself an emulator state folder', async () => {
     const app = await appWith({ 'emulator.db': 'keys', 'package.json': '{}' });
     try {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ignore from 'ignore';
 import { collectProductionDependencies, copyPackages } from './production-dependencies.js';
+import { secretInFile } from './secret-scan.js';
 import type { VerifiedApp } from './verify-app.js';
 import { createZip, type ZipEntry } from './zip.js';
 
@@ -200,6 +201,7 @@ export async function appFiles(
     );
   }
   await walk('');
+  await refuseSecrets(appDir, out);
   if (links.length > 0) {
     const root = await realpath(appDir);
     const packaged = new Set(out);
@@ -223,6 +225,25 @@ export async function appFiles(
     }
   }
   return out;
+}
+
+/**
+ * Refuses app files that hold a key or token (secret-scan.ts): following the docs, a user's app
+ * folder gets the emulator's banner in a log (its service and hub keys), an emulator config with an
+ * enrollment group's key (copied from `az … show --show-keys`), a device's PEM key; zip deploy
+ * would put each in the Function app's wwwroot. Refused rather than left out: the app may need
+ * the file; its owner decides (.funcignore, or move it). The message names the files, never a value.
+ */
+async function refuseSecrets(appDir: string, files: readonly string[]): Promise<void> {
+  const found: string[] = [];
+  for (const rel of files) {
+    const secret = await secretInFile(path.join(appDir, rel));
+    if (secret) found.push(`  ${rel}: ${secret.what}, line ${secret.line}`);
+  }
+  if (found.length === 0) return;
+  throw new AppPackageError(
+    `These app files hold secrets that a deployment package must not carry:\n${found.join('\n')}\nMove them out of the app folder, or name them in .funcignore (e.g. *.log).`,
+  );
 }
 
 /**
