@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +199,16 @@ describe('appFiles', () => {
     return app;
   }
 
+  /** `appWith`'s folder for the length of `use`, removed afterwards. */
+  async function inAppWith(files: Record<string, string>, use: (app: string) => Promise<void>): Promise<void> {
+    const app = await appWith(files);
+    try {
+      await use(app);
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  }
+
   it('leaves out an emulator --state-dir anywhere in the app folder, by what the emulator keeps in it', async () => {
     const app = await appWith({
       // dps-emulator start --state-dir test-state (its lock, database and TLS keys)
@@ -233,14 +243,14 @@ describe('appFiles', () => {
 
   it('refuses app files holding keys (the emulator banner in a log, a config with a group key), naming them, not the keys', async () => {
     const key = 'xHGZEpihJzjogt7rNRfrtwz6XLpBiq363VC2bcDVj8A=';
-    const app = await appWith({
+    const files = {
       // `dps-emulator start … 2> emulator.err`: its banner prints the service and hub keys
       'emulator.err': `DPS emulator running\n  Service API  HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=${key}\n`,
       // the README's jq of `az iot dps enrollment-group show --show-keys` into the emulator's config
       'dps-emulator.yaml': `iotHubs: [{ hostName: a.azure-devices.net }]\nenrollmentGroups:\n  - attestation: { type: symmetricKey, symmetricKey: { primaryKey: ${key} } }\n`,
       'dist/cs.js': `export const cs = (h, k) => \`HostName=\${h};SharedAccessKey=\${k}\`;`,
-    });
-    try {
+    };
+    await inAppWith(files, async (app) => {
       const refusal = appFiles(app, path.join(app, 'deploy'));
       await expect(refusal).rejects.toThrow(
         'These app files hold secrets that a deployment package must not carry:\n' +
@@ -257,9 +267,28 @@ describe('appFiles', () => {
         'dist/cs.js',
         'host.json',
       ]);
-    } finally {
-      await rm(app, { recursive: true, force: true });
-    }
+    });
+  });
+
+  it('warns when a compiled module is older than a source its map names (packaging without the build)', async () => {
+    const files = {
+      'src/policy.ts': 'export const hub = "b";',
+      'dist/src/policy.js': 'export const hub = "a";',
+      'dist/src/policy.js.map': JSON.stringify({ version: 3, sources: ['../../src/policy.ts'], mappings: '' }),
+      'dist/src/fresh.js': '',
+      'dist/src/fresh.js.map': JSON.stringify({ version: 3, sources: ['../../src/fresh.ts'], mappings: '' }),
+      'src/fresh.ts': '',
+    };
+    await inAppWith(files, async (app) => {
+      const past = new Date(Date.now() - 60_000);
+      await utimes(path.join(app, 'dist/src/policy.js'), past, past);
+      await utimes(path.join(app, 'src/fresh.ts'), past, past);
+      const lines: string[] = [];
+      await appFiles(app, path.join(app, 'deploy'), (line) => lines.push(line));
+      expect(lines).toEqual([
+        'warning: dist/src/policy.js is older than src/policy.ts: this package holds the last build, not your latest edit (build first)',
+      ]);
+    });
   });
 
   it('refuses an app folder that is itself an emulator state folder', async () => {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import ignore from 'ignore';
 import { collectProductionDependencies, copyPackages } from './production-dependencies.js';
 import { secretInFile } from './secret-scan.js';
+import { staleModules } from './stale-build.js';
 import type { VerifiedApp } from './verify-app.js';
 import { createZip, type ZipEntry } from './zip.js';
 
@@ -202,6 +203,12 @@ export async function appFiles(
   }
   await walk('');
   await refuseSecrets(appDir, out);
+  // A build older than its sources packs the code as it was: say so (the docs' `npm run package` builds first).
+  for (const { module, source } of await staleModules(appDir, out)) {
+    log(
+      `warning: ${module} is older than ${source}: this package holds the last build, not your latest edit (build first)`,
+    );
+  }
   if (links.length > 0) {
     const root = await realpath(appDir);
     const packaged = new Set(out);
