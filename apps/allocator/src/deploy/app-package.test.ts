@@ -249,6 +249,8 @@ describe('appFiles', () => {
       // the README's jq of `az iot dps enrollment-group show --show-keys` into the emulator's config
       'dps-emulator.yaml': `iotHubs: [{ hostName: a.azure-devices.net }]\nenrollmentGroups:\n  - attestation: { type: symmetricKey, symmetricKey: { primaryKey: ${key} } }\n`,
       'dist/cs.js': `export const cs = (h, k) => \`HostName=\${h};SharedAccessKey=\${k}\`;`,
+      // dependencies are not the app's files: never read (msal-node's typings name a PEM header)
+      'node_modules/@azure/msal-node/Configuration.d.ts': `-----BEGIN PRIVATE KEY-----\n${'A'.repeat(64)}\n`,
     };
     await inAppWith(files, async (app) => {
       const refusal = appFiles(app, path.join(app, 'deploy'));

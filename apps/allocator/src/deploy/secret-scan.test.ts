@@ -30,7 +30,7 @@ describe('secretIn', () => {
         'a SAS token signature (sig=…)',
         1,
       ],
-      ['\n\n-----BEGIN EC PRIVATE KEY-----\nMHcC…\n', 'a private key (PEM)', 3],
+      [`\n\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkQ${'A'.repeat(40)}\n`, 'a private key (PEM)', 3],
     ];
     for (const [text, what, line] of cases) expect(secretIn(text)).toEqual({ what, line });
   });
@@ -42,6 +42,9 @@ describe('secretIn', () => {
       '"webhookUrl":"http://localhost:7071/api/allocate?code=****"',
       '{"msg":"Rejected","data":{"status":404,"reason":"No linked hub"}}',
       '-----BEGIN CERTIFICATE-----',
+      // code and doc comments naming the header (as @azure/msal-node's Configuration.d.ts does)
+      "if (pem.startsWith('-----BEGIN PRIVATE KEY-----')) return pem;",
+      ' * privateKey: "-----BEGIN PRIVATE KEY-----\\n…\\n-----END PRIVATE KEY-----"',
     ]) {
       expect(secretIn(text)).toBeUndefined();
     }

@@ -13,7 +13,8 @@ const SECRET_SHAPES: ReadonlyArray<{ what: string; pattern: RegExp }> = [
     what: 'an enrollment or device key (primaryKey/secondaryKey)',
     pattern: /\b(?:primaryKey|secondaryKey)["']?\s*[:=]\s*["']?[A-Za-z0-9+/]{22,}/,
   },
-  { what: 'a private key (PEM)', pattern: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/ },
+  // With its body: code or docs naming the header (msal-node's typings do) are not a key.
+  { what: 'a private key (PEM)', pattern: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,}/ },
 ];
 
 /** Bytes of a file read for the scan: a key is in a banner, a config or a line of a log, not 16 MiB in. */
