@@ -346,7 +346,7 @@ export function createHubAmqp(
       }
       const authorized = auth.moduleId === undefined ? auth.deviceId : moduleKey(auth.deviceId, auth.moduleId);
       if (!context.device(authorized)) authorize(auth.hub, authorized);
-      expireWith(authorized, token);
+      expireWith(authorized, auth.tokenExpiresAt, token);
       return { status: 200, description: 'OK' };
     };
 
@@ -450,12 +450,14 @@ export function createHubAmqp(
      * connection is closed then, unless a later put-token for the device moved the expiry on.
      */
     const expiries = new Map<string, ExpiryTimer>();
-    const expireWith = (deviceId: string, token: string | undefined) => {
+    const expireWith = (deviceId: string, verifiedExpiresAt: number | undefined, token: string | undefined) => {
+      // The `se` authenticateDevice verified; parsed here only for a device its certificate
+      // authenticated that put a token too (whose expiry ends it, as before).
       let expiresAtMs: number;
       try {
-        expiresAtMs = parseSasToken(token ?? '').expiresAt * 1000;
+        expiresAtMs = (verifiedExpiresAt ?? parseSasToken(token ?? '').expiresAt) * 1000;
       } catch {
-        return; // verified already: cannot happen
+        return; // no token's expiry to keep
       }
       expiries.get(deviceId)?.cancel();
       // However far ahead (a token valid for a year: beyond setTimeout's ~24.8 days), by the wall clock.
@@ -641,7 +643,12 @@ export function createHubAmqp(
       }
       return {
         ok: true,
-        grant: { kind: 'device', hub: auth.hub, deviceId: auth.deviceId, expiresAt: parseSasToken(password).expiresAt },
+        grant: {
+          kind: 'device',
+          hub: auth.hub,
+          deviceId: auth.deviceId,
+          expiresAt: auth.tokenExpiresAt ?? parseSasToken(password).expiresAt,
+        },
       };
     }
     const hubName = sasRootHub(username);

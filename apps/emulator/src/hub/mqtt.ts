@@ -205,7 +205,14 @@ export async function startHubMqtt(
           return done(refusal(3, 'server unavailable'), false);
         }
         if (!auth.ok) return refuse(key, auth.reason, auth.detail, 5, 'not authorized');
-        const tokenExpiresAtMs = password?.length ? sasExpiryMs(password.toString('utf8')) : undefined;
+        // The `se` authenticateDevice verified; parsed here only for a device its certificate
+        // authenticated that sent a token as its password too (whose expiry ends it, as before).
+        const tokenExpiresAtMs =
+          auth.tokenExpiresAt !== undefined
+            ? auth.tokenExpiresAt * 1000
+            : password?.length
+              ? sasExpiryMs(password.toString('utf8'))
+              : undefined;
         sessions.set(client, {
           ...(tokenExpiresAtMs !== undefined ? { tokenExpiresAtMs } : {}),
           hub: auth.hub,
@@ -760,7 +767,7 @@ function parsePatch(payload: Buffer): unknown {
   return decoded.value;
 }
 
-/** A verified SAS token's `se` in ms (authenticateDevice checked it), or undefined if it does not parse. */
+/** A SAS token's `se` in ms, or undefined if it does not parse. */
 function sasExpiryMs(token: string): number | undefined {
   try {
     return parseSasToken(token).expiresAt * 1000;

@@ -43,6 +43,8 @@ describe('HubService', () => {
         ok: true,
         hub: HUB,
         deviceId: 'dev-1',
+        // The verified token's se: the transports time the connection's end by it.
+        tokenExpiresAt: expiresAt,
       },
     );
     const reason = (input: Parameters<HubService['authenticateDevice']>[0]) => {

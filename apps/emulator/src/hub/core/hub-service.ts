@@ -187,7 +187,18 @@ export type DeviceAuthFailure =
   | 'missing-right';
 
 export type DeviceAuthResult =
-  | { ok: true; hub: string; deviceId: string; moduleId?: string }
+  | {
+      ok: true;
+      hub: string;
+      deviceId: string;
+      moduleId?: string;
+      /**
+       * The verified SAS token's `se` (seconds) when a token authenticated the device (its own key or
+       * a policy's on its behalf); none when its certificate did. The transports time the
+       * connection's end by it without parsing the token again.
+       */
+      tokenExpiresAt?: number;
+    }
   | { ok: false; reason: DeviceAuthFailure; detail: string };
 
 /** A device-to-cloud message as a transport hands it to the hub. */
@@ -329,7 +340,7 @@ export class HubService {
       identity = module.identity;
       resource = `${resource}/modules/${moduleId}`;
     }
-    const authenticated: DeviceAuthResult = {
+    const authenticated: Extract<DeviceAuthResult, { ok: true }> = {
       ok: true,
       hub,
       deviceId: device.identity.deviceId,
@@ -352,10 +363,17 @@ export class HubService {
     // A token naming a policy (`skn`): a token service's or a protocol gateway's on the device's behalf.
     if (namesKey(input.token)) {
       const checked = this.#authorizeOnBehalf(input.token, resource);
-      return checked.ok ? authenticated : fail(checked.reason, checked.detail);
+      return checked.ok
+        ? { ...authenticated, tokenExpiresAt: checked.expiresAt }
+        : fail(checked.reason, checked.detail);
     }
+    let tokenExpiresAt: number;
     try {
-      verifySasToken(input.token, { keys, expectedResource: resource, now: this.#now() });
+      ({ expiresAt: tokenExpiresAt } = verifySasToken(input.token, {
+        keys,
+        expectedResource: resource,
+        now: this.#now(),
+      }));
     } catch (err) {
       if (err instanceof SasTokenError) {
         if (err.reason === 'resource-mismatch' && moduleId === undefined && isModuleToken(input.token, resource))
@@ -367,7 +385,7 @@ export class HubService {
       }
       throw err;
     }
-    return authenticated;
+    return { ...authenticated, tokenExpiresAt };
   }
 
   /**
@@ -381,7 +399,7 @@ export class HubService {
   #authorizeOnBehalf(
     token: string,
     resource: string,
-  ): { ok: true } | { ok: false; reason: DeviceAuthFailure; detail: string } {
+  ): { ok: true; expiresAt: number } | { ok: false; reason: DeviceAuthFailure; detail: string } {
     const result = authorizeServiceRequest<HubRight>({
       authorization: token,
       hosts: [resource],
@@ -390,7 +408,7 @@ export class HubService {
       required: 'DeviceConnect',
       now: this.#now(),
     });
-    if (result.ok) return { ok: true };
+    if (result.ok) return { ok: true, expiresAt: result.expiresAt };
     // The detail names the policy the token names (its skn), never the token.
     return {
       ok: false,
