@@ -612,19 +612,19 @@ export function createHubAmqp(
     if (amqp.saslPlain?.kind === 'device') authorize(amqp.saslPlain.hub, amqp.saslPlain.deviceId);
   };
 
+  /** The hub whose name (its host's first label, without case) a SASL PLAIN username gives, if any. */
+  const hubNamed = (name: string) => hub.hubs.find((h) => eventHubName(h).toLowerCase() === name.toLowerCase());
   /** The hub a `{policy}@sas.root.{hub name}` username names, if one of the hubs is so named. */
   const sasRootHub = (username: string) => {
     const parsed = parseSasRootUser(username);
-    if (!parsed) return undefined;
-    const name = parsed.hubName.toLowerCase();
-    return hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
+    return parsed ? hubNamed(parsed.hubName) : undefined;
   };
 
   /** The hub and device a `{deviceId}@sas.{hub name}` username names, if one of the hubs is so named. */
   const sasDevice = (username: string) => {
     const match = /^([^/]{1,128})@sas\.([a-z0-9-]{1,64})$/i.exec(username);
-    const name = match?.[2]?.toLowerCase();
-    const hubName = name === undefined ? undefined : hub.hubs.find((h) => eventHubName(h).toLowerCase() === name);
+    const name = match?.[2];
+    const hubName = name === undefined ? undefined : hubNamed(name);
     return hubName && match?.[1] ? { hub: hubName, deviceId: match[1] } : undefined;
   };
 
